@@ -1,0 +1,185 @@
+"""The `goat` command: import, inspect, doctor, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from graph.settings import Settings, SettingsError, load_settings
+from graph.state import InvalidTurn
+
+EXIT_USAGE = 2
+
+
+def _override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="goat", description="A chat agent with proactive layered memory.")
+    parser.add_argument("--config", help="settings file (default: $GOAT_CONFIG or ./goat.toml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    importer = commands.add_parser("import", help="bulk-load a JSON Lines transcript into L2 and L3")
+    importer.add_argument("file", type=Path)
+
+    inspect = commands.add_parser("inspect", help="show what memory would inject for a message (no model call)")
+    inspect.add_argument("message", nargs="?", help="the message (or use --queries)")
+    inspect.add_argument("--chat", required=True, help="chat id")
+    inspect.add_argument("--user", help="user id (default: the chat id)")
+    inspect.add_argument("--queries", type=Path, help="file with one message per line; one JSON object per line out")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    inspect.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
+                         metavar="KEY=VALUE", help="override a setting for this run, e.g. prefetch.timeout=0.3")
+
+    commands.add_parser("doctor", help="check every backend and say how to fix what is missing")
+
+    demo = commands.add_parser("demo", help="load a bundled conversation and show proactive memory at work")
+    demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config)
+        handler = {"import": cmd_import, "inspect": cmd_inspect, "doctor": cmd_doctor, "demo": cmd_demo}
+        return asyncio.run(handler[args.command](settings, args))
+    except (SettingsError, InvalidTurn) as exc:
+        print(f"goat: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from bot.importer import TranscriptError, import_transcript
+    from graph.services import Services
+
+    if not args.file.is_file():
+        print(f"goat: no such file: {args.file}", file=sys.stderr)
+        return EXIT_USAGE
+    async with Services(settings) as services:
+        with tqdm(unit="turn", desc=f"importing {args.file.name}", file=sys.stderr) as bar:
+            try:
+                stats = await import_transcript(services.memory, args.file, progress=bar.update)
+            except TranscriptError as exc:
+                print(f"goat: {args.file}: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+    print(
+        f"{stats['messages']} messages, {stats['turns']} turns: "
+        f"{stats['imported']} imported, {stats['skipped']} already there"
+    )
+    return 0
+
+
+async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.runner import TurnRunner, turn_report
+
+    if args.queries:
+        messages = [q for q in args.queries.read_text(encoding="utf-8").splitlines() if q.strip()]
+    elif args.message:
+        messages = [args.message]
+    else:
+        print("goat: give a message or --queries FILE", file=sys.stderr)
+        return EXIT_USAGE
+    overrides = dict(args.overrides)
+    settings.with_overrides(overrides)  # fail before any work if an override is bad
+    async with TurnRunner.from_settings(settings) as runner:
+        await runner.services.memory.warm_up()
+        for message in messages:
+            state = await runner.inspect(args.chat, message, user_id=args.user, overrides=overrides)
+            report = turn_report(state)
+            print(json.dumps(report, ensure_ascii=False) if args.json else render_report(report), flush=True)
+    return 0
+
+
+async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from graph.services import Services
+    from memory.embeddings import model_dir
+
+    healthy = True
+    try:
+        path = model_dir()
+        print(f"[ok]   embeddings: all-MiniLM-L6-v2 (NumPy, offline) from {path}")
+    except RuntimeError as exc:
+        healthy = False
+        print(f"[FAIL] embeddings: {exc}")
+    async with Services(settings) as services:
+        for backend in await services.memory.health():
+            healthy &= backend.ok
+            print(f"[{'ok' if backend.ok else 'FAIL':<4}] {backend.name}: {backend.mode} — {backend.detail}")
+            if not backend.ok and backend.fix:
+                print(f"       fix: {backend.fix}")
+        if settings.letta.url:
+            print(f"[note] letta: GOAT_LETTA_URL is set but facts are kept in Redis in this version")
+        llm = settings.llm
+        if llm.model:
+            print(f"[ok]   model: {llm.model} at {llm.base_url or 'api.openai.com'}")
+        else:
+            print("[note] model: none configured — set GOAT_MODEL and OPENAI_API_KEY "
+                  "(and OPENAI_BASE_URL for a non-OpenAI endpoint); memory works without it")
+    return 0 if healthy else 1
+
+
+async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.demo.run import run_demo
+
+    return await run_demo(settings, as_json=args.json)
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """The human table of `goat inspect` and `goat demo`."""
+    prefetch = report.get("prefetch") or {}
+    split, tokens = report.get("split") or {}, report.get("tokens") or {}
+    cache = prefetch.get("cache")
+    found = ", ".join(f"{k} {v}" for k, v in (prefetch.get("found") or {}).items()) or "nothing"
+    lines = [
+        f"» {report['message']}",
+        f"  chat {report['chat_id']} · turn {report['turn']} · budget {report['budget']} "
+        f"(confidence {report['confidence']:.2f}, complexity {report['complexity']:.2f})",
+        f"  budget split: L0+L1 {split.get('l0_l1')} · L2 {split.get('l2')} · L3 {split.get('l3')} tokens;"
+        f" used: L0+L1 {tokens.get('l0_l1')} · L2 {tokens.get('l2')} · L3 {tokens.get('l3')}",
+        f"  prefetch: fired {', '.join(prefetch.get('fired') or []) or 'nothing'} · found {found}"
+        f" · cache {'hit' if cache and cache.get('hit') else 'miss'} · waited {prefetch.get('waited_ms', 0):.0f} ms"
+        + (f" · range {prefetch['range'][0][:10]}…{prefetch['range'][1][:10]}" if prefetch.get("range") else "")
+        + (f" · keys {', '.join(prefetch['keys'])}" if prefetch.get("keys") else ""),
+        f"  gap filter kept {report.get('kept', 0)}; injected {len(report['l3'])}:",
+    ]
+    for entry in report["l3"]:
+        text = entry["content"].replace("\n", " ⏎ ")
+        lines.append(
+            f"    [{_when(entry['timestamp'])}] {entry['mechanism']:<12} d={entry['distance']:.3f} "
+            f"score={entry['blended_score']:.3f}  {text[:110]}{'…' if len(text) > 110 else ''}"
+        )
+    for node, problem in (report.get("degraded") or {}).items():
+        lines.append(f"  degraded: {node}: {problem}")
+    latency = report.get("latency_ms") or {}
+    lines.append("  latency ms: " + " · ".join(f"{k} {v:.1f}" for k, v in latency.items()))
+    if report.get("reply"):
+        lines.append(f"  answer: {report['reply']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

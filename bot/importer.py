@@ -1,0 +1,134 @@
+"""`goat import`: bulk-load a JSON Lines transcript into L2 and L3, exactly as live turns are written.
+
+Each line: {"chat_id": str, "user_id": str?, "role": "user"|"assistant", "content": str,
+"timestamp": ISO-8601 or unix seconds}. Consecutive user→assistant messages of a chat form
+one turn; a lone message is archived alone. Every exchange gets a stable digest and its turn
+number is recorded before anything is written, so an interrupted or repeated import never
+writes a turn twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from graph.state import clean_text
+from memory.layers import Exchange, MemoryLayers, content_digest
+
+BATCH = 256
+ROLES = ("user", "assistant")
+
+
+class TranscriptError(ValueError):
+    """A transcript line is malformed; the message starts with its line number."""
+
+
+@dataclass(frozen=True)
+class TranscriptMessage:
+    chat_id: str
+    user_id: str
+    role: str
+    content: str
+    timestamp: float
+
+
+def parse_timestamp(value: object) -> float:
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be ISO-8601 or unix seconds")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        if parsed.tzinfo is None:  # a naive time is taken as UTC, the archive's clock
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.timestamp()
+    raise ValueError("timestamp must be ISO-8601 or unix seconds")
+
+
+def parse_transcript(lines: Iterable[str]) -> Iterator[TranscriptMessage]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("expected a JSON object")
+            chat_id, role, content = record.get("chat_id"), record.get("role"), record.get("content")
+            if not isinstance(chat_id, (str, int)) or not str(chat_id).strip():
+                raise ValueError("chat_id is missing")
+            if role not in ROLES:
+                raise ValueError(f"role must be 'user' or 'assistant', not {role!r}")
+            if not isinstance(content, str):
+                raise ValueError("content must be a string")
+            if "timestamp" not in record:
+                raise ValueError("timestamp is missing")
+            user_id = record.get("user_id") or chat_id
+            yield TranscriptMessage(
+                str(chat_id), str(user_id), role, clean_text(content), parse_timestamp(record["timestamp"])
+            )
+        except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+            raise TranscriptError(f"line {number}: {exc}") from None
+
+
+def pair_turns(messages: Iterable[TranscriptMessage]) -> dict[str, list[tuple[TranscriptMessage, ...]]]:
+    """Per chat, in file order: (user, assistant) pairs, or a lone message as a 1-tuple."""
+    chats: dict[str, list[tuple[TranscriptMessage, ...]]] = {}
+    for message in messages:
+        turns = chats.setdefault(message.chat_id, [])
+        last = turns[-1] if turns else ()
+        if message.role == "assistant" and len(last) == 1 and last[0].role == "user":
+            turns[-1] = (last[0], message)
+        else:
+            turns.append((message,))
+    return chats
+
+
+def _digest(turn: tuple[TranscriptMessage, ...]) -> str:
+    return content_digest(*(f"{m.role}|{m.timestamp!r}|{m.content}" for m in turn))
+
+
+async def import_transcript(
+    memory: MemoryLayers, path: Path, progress: Callable[[int], None] | None = None
+) -> dict[str, int]:
+    """Load the file; returns {"messages", "turns", "imported", "skipped"}. Parses it whole first,
+    so a malformed line stops the import before anything is written."""
+    with path.open(encoding="utf-8", errors="surrogateescape") as lines:
+        messages = list(parse_transcript(lines))
+    chats = pair_turns(messages)
+    stats = {"messages": len(messages), "turns": sum(map(len, chats.values())), "imported": 0, "skipped": 0}
+    now = time.time()
+    for chat_id, turns in chats.items():
+        numbers = await memory.import_turn_numbers(chat_id, [_digest(t) for t in turns])
+        completed, _ = await memory.working(chat_id, 0)
+        pending = [(n, t) for n, t in zip(numbers, turns) if n > completed]
+        stats["skipped"] += len(turns) - len(pending)
+        if progress and len(turns) > len(pending):
+            progress(len(turns) - len(pending))
+        for start in range(0, len(pending), BATCH):
+            batch = pending[start : start + BATCH]
+            exchanges = [_exchange(chat_id, n, t) for n, t in batch]
+            await memory.archive(exchanges, now)
+            for number, turn in batch:
+                await memory.save_turn(
+                    chat_id, number, [{"role": m.role, "content": m.content, "timestamp": m.timestamp} for m in turn]
+                )
+            stats["imported"] += len(batch)
+            if progress:
+                progress(len(batch))
+    return stats
+
+
+def _exchange(chat_id: str, number: int, turn: tuple[TranscriptMessage, ...]) -> Exchange:
+    by_role = {m.role: m.content for m in turn}
+    return Exchange(
+        chat_id=chat_id,
+        user_id=turn[0].user_id,
+        turn=number,
+        timestamp=turn[0].timestamp,
+        user_text=by_role.get("user"),
+        assistant_text=by_role.get("assistant"),
+    )

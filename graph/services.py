@@ -1,0 +1,69 @@
+"""The services a turn needs, built once per process and handed to the graph in its context."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import ClassVar
+
+from langchain_core.language_models import BaseChatModel
+
+from graph.settings import Settings, load_settings
+from memory.layers import MemoryLayers
+
+
+class ModelNotConfigured(RuntimeError):
+    """Raised by the llm node when no chat model is configured."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no chat model configured: set GOAT_MODEL (e.g. gpt-4o-mini) and OPENAI_API_KEY, "
+            "plus OPENAI_BASE_URL for a non-OpenAI endpoint (DeepSeek, Ollama, vLLM, OpenRouter…)"
+        )
+
+
+class Services:
+    def __init__(self, settings: Settings, memory: MemoryLayers | None = None) -> None:
+        self.settings = settings
+        self.memory = memory or MemoryLayers(settings)
+
+    @cached_property
+    def chat_model(self) -> BaseChatModel:
+        llm = self.settings.llm
+        if not llm.model:
+            raise ModelNotConfigured()
+        from langchain_openai import ChatOpenAI  # imported on first use: it is slow to import
+
+        return ChatOpenAI(
+            model=llm.model,
+            api_key=llm.api_key,
+            base_url=llm.base_url,
+            temperature=llm.temperature,
+            timeout=llm.timeout,
+            max_retries=1,
+        )
+
+    @property
+    def model_configured(self) -> bool:
+        return bool(self.settings.llm.model)
+
+    async def aclose(self) -> None:
+        await self.memory.aclose()
+
+    async def __aenter__(self) -> "Services":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # The LangGraph server (Studio) loads the graph by module attribute and cannot hand
+    # services over in the context; it gets one set per server process, from its settings.
+    _server_instance: ClassVar["Services | None"] = None
+    _server_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def for_server(cls) -> "Services":
+        with cls._server_lock:
+            if cls._server_instance is None:
+                cls._server_instance = cls(load_settings())
+            return cls._server_instance

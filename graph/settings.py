@@ -1,0 +1,204 @@
+"""One typed settings object: defaults < ``goat.toml`` < environment < per-run overrides.
+
+Every knob has a dotted name (``prefetch.timeout``, ``retrieval.gap_significance``).
+The same names are used in the file (``[prefetch] timeout = 0.3``), in the
+environment (``GOAT_PREFETCH__TIMEOUT=0.3``, plus the short aliases in
+``ENV_ALIASES``) and in the graph's run-time context (``{"prefetch.timeout": 0.3}``),
+and all three go through one validation that names the offending key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+DEFAULT_CONFIG_FILE = "goat.toml"
+
+# Well-known variables that do not follow the GOAT_SECTION__KEY pattern.
+ENV_ALIASES: dict[str, str] = {
+    "GOAT_DATA_DIR": "data_dir",
+    "GOAT_REDIS_URL": "redis.url",
+    "GOAT_CHROMA_URL": "chroma.url",
+    "GOAT_LETTA_URL": "letta.url",
+    "GOAT_MODEL": "llm.model",
+    "OPENAI_API_KEY": "llm.api_key",
+    "OPENAI_BASE_URL": "llm.base_url",
+    "TELEGRAM_BOT_TOKEN": "telegram.token",
+}
+
+
+class SettingsError(ValueError):
+    """A setting is malformed; the message names the key and where it came from."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Identity(_Section):
+    base_prompt: str = (
+        "You are GOAT, a helpful assistant with a long memory. Use what you recall "
+        "from earlier conversations when it is relevant, and say so when you are unsure."
+    )
+
+
+class LLM(_Section):
+    model: str = ""
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    temperature: float = Field(0.3, ge=0, le=2)
+    timeout: float = Field(60.0, gt=0)
+
+
+class Redis(_Section):
+    url: str | None = None  # None: start an embedded redis-server under data_dir
+
+
+class Chroma(_Section):
+    url: str | None = None  # None: Chroma's embedded PersistentClient under data_dir
+
+
+class Letta(_Section):
+    url: str | None = None  # None: L1 facts live in Redis
+
+
+class Memory(_Section):
+    scope: Literal["chat", "user", "global"] = "chat"
+    l2_max_messages: int = Field(400, ge=2)  # how far back load_working reads before trimming
+
+
+class Prefetch(_Section):
+    timeout: float = Field(0.5, gt=0, le=30)
+    max_results: int = Field(15, ge=1, le=200)
+    search_k: int = Field(15, ge=1, le=200)
+
+
+class Retrieval(_Section):
+    gap_significance: float = Field(3.0, gt=0)
+    small_result_ceiling: float = Field(1.5, gt=0)  # squared L2 on unit vectors
+    weight_similarity: float = Field(0.6, ge=0)
+    weight_recency: float = Field(0.3, ge=0)
+    weight_popularity: float = Field(0.1, ge=0)
+    recency_window_days: float = Field(30.0, gt=0)
+    popularity_norm: float = Field(10.0, gt=0)
+
+
+class AITS(_Section):
+    base: int = Field(2000, ge=0)
+    confidence_multiplier: int = Field(4000, ge=0)
+    complexity_bonus: int = Field(2000, ge=0)
+    hard_cap: int = Field(12000, gt=0)
+
+
+class Budget(_Section):
+    l3_min_guarantee_tokens: int = Field(1200, ge=0)
+    l2_floor_tokens: int = Field(500, ge=0)
+    l1_facts_max_tokens: int = Field(500, ge=0)
+
+
+class Cache(_Section):
+    ttl_seconds: int = Field(300, ge=1)
+
+
+class Telegram(_Section):
+    token: SecretStr | None = None
+
+
+class Observability(_Section):
+    log_content: bool = False
+
+
+class Settings(_Section):
+    data_dir: Path = Path(".goat")
+    identity: Identity = Identity()
+    llm: LLM = LLM()
+    redis: Redis = Redis()
+    chroma: Chroma = Chroma()
+    letta: Letta = Letta()
+    memory: Memory = Memory()
+    prefetch: Prefetch = Prefetch()
+    retrieval: Retrieval = Retrieval()
+    aits: AITS = AITS()
+    budget: Budget = Budget()
+    cache: Cache = Cache()
+    telegram: Telegram = Telegram()
+    observability: Observability = Observability()
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "Settings":
+        """A copy with dotted-key overrides applied and validated (used for per-run context)."""
+        if not overrides:
+            return self
+        return _overridden(self, tuple(sorted(overrides.items(), key=lambda kv: kv[0])))
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *sections, key = dotted.split(".")
+    node = data
+    for section in sections:
+        child = node.setdefault(section, {})
+        if not isinstance(child, dict):
+            raise SettingsError(f"invalid setting {dotted}: {section} is not a section")
+        node = child
+    node[key] = value
+
+
+def _validate(data: dict[str, Any], origins: Mapping[str, str]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"])
+            origin = next((v for k, v in origins.items() if k == key or k.startswith(key + ".")), None)
+            where = f" (from {origin})" if origin else ""
+            problems.append(f"invalid setting {key}{where}: {error['msg']}")
+        raise SettingsError("; ".join(problems)) from None
+
+
+@lru_cache(maxsize=64)
+def _overridden(base: Settings, items: tuple[tuple[str, Any], ...]) -> Settings:
+    data = base.model_dump()
+    for key, value in items:
+        _set_dotted(data, key, value)
+    return _validate(data, {key: "run-time context" for key, _ in items})
+
+
+def _environment_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """dotted key -> (value, variable name)."""
+    found: dict[str, tuple[str, str]] = {}
+    for name, value in environ.items():
+        if name in ENV_ALIASES:
+            found[ENV_ALIASES[name]] = (value, name)
+        elif name.startswith("GOAT_") and "__" in name:
+            dotted = name[len("GOAT_") :].lower().replace("__", ".")
+            found[dotted] = (value, name)
+    return found
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read ``path`` (or ``$GOAT_CONFIG``, or ``./goat.toml`` if present) and the environment."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    explicit = path or environ.get("GOAT_CONFIG")
+    config_file = Path(explicit) if explicit else Path(DEFAULT_CONFIG_FILE)
+    if explicit or config_file.exists():
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"config file {config_file} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"config file {config_file} is not valid TOML: {exc}") from None
+    for dotted, (value, variable) in _environment_overrides(environ).items():
+        if value == "":
+            continue  # an empty variable means "not set", as shells usually intend
+        _set_dotted(data, dotted, value)
+        origins[dotted] = variable
+    return _validate(data, origins)

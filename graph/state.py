@@ -1,0 +1,104 @@
+"""The typed state of one turn.
+
+Everything here is plain JSON-able data, so a checkpointer can persist it and
+Studio can show it. Keys written by the three fan-out nodes (which run in the
+same superstep) are disjoint, except the per-node bookkeeping dicts, which merge.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, NotRequired, TypedDict
+
+MAX_MESSAGE_CHARS = 200_000
+
+
+def merge_dicts(left: dict | None, right: dict | None) -> dict:
+    """Reducer for per-node dicts: each node overwrites only its own key, every turn."""
+    return {**(left or {}), **(right or {})}
+
+
+class Message(TypedDict):
+    role: str  # "user" | "assistant" | "system"
+    content: str
+    timestamp: NotRequired[float]
+
+
+class Recall(TypedDict):
+    """One L3 entry as retrieved (and, after gap_filter, as injected)."""
+
+    id: str
+    content: str
+    distance: float
+    timestamp: float
+    mechanism: str  # "thematic" | "temporal" | "specific_key"
+    metadata: dict[str, Any]
+    blended_score: NotRequired[float]
+
+
+class TurnInput(TypedDict):
+    chat_id: str
+    message: str
+    user_id: NotRequired[str]  # defaults to chat_id (a private chat)
+    now: NotRequired[float]  # unix seconds the turn happens at; defaults to the wall clock
+
+
+class TurnState(TurnInput, total=False):
+    # load_identity
+    identity: str  # L0: persona + current time
+    facts: dict[str, str]  # L1
+    # load_working
+    turn: int  # this turn's number in the chat, 1-based
+    working: list[Message]  # L2: the pinned first message + the most recent ones
+    # prefetch
+    recalls: dict[str, list[Recall]]  # per mechanism, closest first, unfiltered
+    prefetch: dict[str, Any]  # outcome: fired / succeeded / failed / timed_out / found / cache
+    # gap_filter
+    l3_candidates: list[Recall]  # kept, merged, scored, best first
+    # budget
+    aits: dict[str, float]  # confidence, complexity, budget
+    split: dict[str, int]  # l0_l1, l2, l3 token shares
+    # assemble
+    prompt: list[Message]  # system message + L2 messages + the user message
+    l3: list[Recall]  # what was actually injected
+    tokens: dict[str, int]  # l0_l1, l2, l3 tokens actually used
+    # llm
+    reply: str
+    # archive
+    archive_id: str
+    # bookkeeping, merged across nodes
+    latency_ms: Annotated[dict[str, float], merge_dicts]
+    degraded: Annotated[dict[str, str], merge_dicts]  # node -> what failed ("" when fine)
+
+
+class InvalidTurn(ValueError):
+    """The turn's input cannot be processed; nothing has been written."""
+
+
+def clean_text(text: str) -> str:
+    """Replace lone surrogates (not encodable as UTF-8, e.g. from broken clients) with U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def check_input(state: TurnInput) -> None:
+    message, chat_id = state.get("message"), state.get("chat_id")
+    if not isinstance(chat_id, str) or not chat_id.strip():
+        raise InvalidTurn("chat_id must be a non-empty string")
+    if not isinstance(message, str) or not message.strip():
+        raise InvalidTurn("the message is empty")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise InvalidTurn(f"the message has {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}")
+    if clean_text(message) != message:
+        raise InvalidTurn("the message holds text that is not valid Unicode (lone surrogates)")
+
+
+def turn_input(chat_id: str, message: str, user_id: str | None = None, now: float | None = None) -> TurnInput:
+    """A validated graph input, as every entry point builds it."""
+    turn: TurnInput = {
+        "chat_id": str(chat_id),
+        "user_id": str(user_id or chat_id),
+        "message": clean_text(message) if isinstance(message, str) else message,
+        "now": time.time() if now is None else float(now),
+    }
+    check_input(turn)
+    return turn

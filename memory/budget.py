@@ -1,0 +1,93 @@
+"""Share a turn's token budget between the layers, and fit L2 and L3 into their shares."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+# One recall is one line: line breaks inside it (every archived turn has
+# "user: …\nassistant: …") become a visible marker instead.
+LINE_BREAK_MARKER = " ⏎ "
+_LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
+
+
+@dataclass(frozen=True)
+class Split:
+    l0_l1: int  # identity + time + facts, as measured
+    l2: int  # working memory (the conversation)
+    l3: int  # recalled memories
+
+
+def split_budget(total: int, l0_l1_tokens: int, *, l3_min_guarantee: int = 1200, l2_floor: int = 500) -> Split:
+    """Priority-inverted split: after L0+L1, L3 claims its guarantee first, L2 gets the rest.
+
+    L2's floor wins only when the remainder is too small for both; then L3 gets what is left.
+    How long L2 has grown plays no part, so it can never starve L3.
+
+    >>> split_budget(6000, 800)      # available 5200: L3 its 1200, L2 the other 4000
+    Split(l0_l1=800, l2=4000, l3=1200)
+    >>> split_budget(2000, 400)      # available 1600: 1200 would leave L2 400 < 500
+    Split(l0_l1=400, l2=500, l3=1100)
+    >>> split_budget(1000, 700)      # available 300: all of it to L2's floor
+    Split(l0_l1=700, l2=300, l3=0)
+    >>> split_budget(1000, 1500)     # L0+L1 alone exceed the budget
+    Split(l0_l1=1500, l2=0, l3=0)
+    """
+    l0_l1 = max(0, l0_l1_tokens)
+    available = max(0, total - l0_l1)
+    l3 = min(max(0, l3_min_guarantee), available)
+    l2 = available - l3
+    if l2 < l2_floor:
+        l2 = min(max(0, l2_floor), available)
+        l3 = available - l2
+    return Split(l0_l1=l0_l1, l2=l2, l3=l3)
+
+
+def trim_working(messages: list[dict], budget: int, count: Callable[[str], int]) -> list[dict]:
+    """The conversation messages that fit ``budget`` tokens, in chronological order.
+
+    The newest messages are kept, walking back until the next older one does not fit
+    (the window stays contiguous). The chat's first message (the topic-setter) is
+    pinned when it is smaller than a quarter of the budget: it is taken first and its
+    tokens count against the budget. Only ``content`` is counted.
+    """
+    if not messages or budget <= 0:
+        return []
+    first_size = count(messages[0]["content"])
+    pinned = first_size < budget / 4
+    remaining = budget - first_size if pinned else budget
+    kept: list[dict] = []
+    for message in reversed(messages[1:] if pinned else messages):
+        size = count(message["content"])
+        if size > remaining:
+            break
+        kept.append(message)
+        remaining -= size
+    kept.reverse()
+    return [messages[0], *kept] if pinned else kept
+
+
+def format_recall_line(recall: dict) -> str:
+    """``[YYYY-MM-DD HH:MM] content`` (UTC), on one line: line breaks become `` ⏎ ``."""
+    when = datetime.fromtimestamp(recall["timestamp"], timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return f"[{when}] {_LINE_BREAKS.sub(LINE_BREAK_MARKER, recall['content'].strip())}"
+
+
+def pack_recalls(recalls: list[dict], budget: int, count: Callable[[str], int]) -> tuple[list[dict], int]:
+    """The recalls whose lines fit ``budget`` tokens, in the given (best-first) order, and their tokens.
+
+    A recall whose line does not fit is skipped and the next ones are still tried, so a
+    long entry does not block shorter ones behind it. Tokens are those of
+    :func:`format_recall_line`, i.e. of exactly what is injected; the block header is
+    the caller's.
+    """
+    injected: list[dict] = []
+    used = 0
+    for recall in recalls:
+        size = count(format_recall_line(recall))
+        if used + size <= budget:
+            injected.append(recall)
+            used += size
+    return injected, used

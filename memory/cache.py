@@ -1,0 +1,80 @@
+"""L2.5 session cache: L3 search results kept for a TTL, invalidated per scope.
+
+Every entry key contains its scope's generation number. Invalidating a scope
+increments that number (O(1)): its old entries are never read again and expire
+by their TTL. Keys carry the scope as a hash tag (``goat:cache:{chat:42}:…``) so
+a scope's generation and entries share one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from redis.asyncio import Redis
+
+# Read the scope's generation and get or set the entry under it, in one round trip.
+# KEYS[1]: generation counter. ARGV: entry key stem, digest[, value, ttl seconds].
+_ENTRY = """
+local key = ARGV[1] .. (redis.call('GET', KEYS[1]) or '0') .. ':' .. ARGV[2]
+if ARGV[3] then
+    return redis.call('SET', key, ARGV[3], 'EX', ARGV[4])
+end
+return redis.call('GET', key)
+"""
+
+
+class SearchCache:
+    def __init__(self, redis: Redis, ttl_seconds: int, prefix: str = "goat") -> None:
+        if ttl_seconds < 1:
+            raise ValueError(f"ttl_seconds must be >= 1, got {ttl_seconds}")
+        self._redis = redis
+        self._ttl_seconds = ttl_seconds
+        self._prefix = prefix
+        self._entry = redis.register_script(_ENTRY)
+
+    @staticmethod
+    def digest(query: str, **params: object) -> str:
+        """A stable key for a search: same query and parameters, same digest."""
+        canonical = json.dumps(
+            {"query": query, "params": params},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=str,  # datetimes and the like, by their text
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+    async def get(self, scope_key: str, digest: str) -> list[dict] | None:
+        raw = await self._entry(
+            keys=[self._generation_key(scope_key)],
+            args=[self._entry_stem(scope_key), digest],
+        )
+        return None if raw is None else json.loads(raw)
+
+    async def put(self, scope_key: str, digest: str, value: list[dict]) -> None:
+        await self._entry(
+            keys=[self._generation_key(scope_key)],
+            args=[
+                self._entry_stem(scope_key),
+                digest,
+                json.dumps(value, ensure_ascii=False),
+                self._ttl_seconds,
+            ],
+        )
+
+    async def invalidate(self, *scope_keys: str) -> None:
+        """Forget every cached search of these scopes."""
+        if not scope_keys:
+            return
+        # No MULTI: in a cluster the scopes' counters may live on different nodes.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for scope_key in scope_keys:
+                pipe.incr(self._generation_key(scope_key))
+            await pipe.execute()
+
+    def _generation_key(self, scope_key: str) -> str:
+        return f"{self._prefix}:cache:gen:{{{scope_key}}}"
+
+    def _entry_stem(self, scope_key: str) -> str:
+        return f"{self._prefix}:cache:{{{scope_key}}}:"

@@ -1,0 +1,59 @@
+"""L1 facts: small curated key -> value facts about a user, always in the prompt."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from redis.asyncio import Redis
+
+
+@runtime_checkable
+class FactsStore(Protocol):
+    """Where a user's facts live: Letta's core memory, or Redis when no Letta is set up."""
+
+    async def get_all(self, user_id: str) -> dict[str, str]: ...
+
+    async def upsert(self, user_id: str, key: str, value: str) -> None: ...
+
+    async def delete(self, user_id: str, key: str) -> bool:
+        """True if the fact existed."""
+        ...
+
+    async def clear(self, user_id: str) -> None: ...
+
+
+class RedisFactsStore:
+    """Facts as one Redis hash per user."""
+
+    def __init__(self, redis: Redis, prefix: str = "goat") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def get_all(self, user_id: str) -> dict[str, str]:
+        facts = await self._redis.hgetall(self._key(user_id))
+        return {_text(key): _text(value) for key, value in facts.items()}
+
+    async def upsert(self, user_id: str, key: str, value: str) -> None:
+        await self._redis.hset(
+            self._key(user_id), _clean(key, "fact key"), _clean(value, "fact value")
+        )
+
+    async def delete(self, user_id: str, key: str) -> bool:
+        return bool(await self._redis.hdel(self._key(user_id), _clean(key, "fact key")))
+
+    async def clear(self, user_id: str) -> None:
+        await self._redis.delete(self._key(user_id))
+
+    def _key(self, user_id: str) -> str:
+        return f"{self._prefix}:facts:{user_id}"
+
+
+def _clean(text: str, what: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{what} must be a non-empty string, got {text!r}")
+    return text.strip()
+
+
+def _text(raw: str | bytes) -> str:
+    """Works whether or not the client was created with decode_responses=True."""
+    return raw.decode() if isinstance(raw, bytes) else raw

@@ -1,0 +1,53 @@
+"""Scale-invariant gap filter: keep a result list's head only when it stands out from the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SPECIFIC_KEY = "specific_key"
+
+
+def gap_ratio(distances: Sequence[float]) -> float | None:
+    """Largest gap between consecutive sorted distances over the mean gap.
+
+    None when there are fewer than 3 distances (under 2 gaps there is no "largest"
+    to compare) or when all distances are equal (no gap at all: no structure).
+    Multiplying every distance by a positive constant leaves the ratio unchanged.
+    """
+    if len(distances) < 3:
+        return None
+    ordered = sorted(distances)
+    gaps = [b - a for a, b in zip(ordered, ordered[1:])]
+    mean_gap = sum(gaps) / len(gaps)
+    return max(gaps) / mean_gap if mean_gap > 0 else None
+
+
+def gap_filter(recalls: list[dict], significance: float = 3.0, ceiling: float = 1.5) -> list[dict]:
+    """The recalls worth injecting from one result list, closest first.
+
+    - Exact hits (distance 0 from the specific-key mechanism) always pass and take
+      no part in the gap computation (their 0 would fake a gap).
+    - 3 or more other results: if ``gap_ratio ≥ significance`` keep those before the
+      largest gap (the first one, if several are equally large), else keep none —
+      a flat list, including all-equal distances, has no cluster worth injecting.
+    - Fewer than 3: keep those with ``distance ≤ ceiling`` (1.5 = nearly orthogonal
+      in squared L2 on unit vectors; pass 0.75 for cosine distance).
+
+    Input order does not matter; the input is not mutated.
+    """
+    ordered = sorted(recalls, key=lambda r: r["distance"])
+    exact = [r for r in ordered if _is_exact_hit(r)]
+    ranked = [r for r in ordered if not _is_exact_hit(r)]
+    if len(ranked) < 3:
+        return exact + [r for r in ranked if r["distance"] <= ceiling]
+    distances = [r["distance"] for r in ranked]
+    ratio = gap_ratio(distances)
+    if ratio is None or ratio < significance:
+        return exact
+    gaps = [b - a for a, b in zip(distances, distances[1:])]
+    cut = gaps.index(max(gaps)) + 1
+    return exact + ranked[:cut]
+
+
+def _is_exact_hit(recall: dict) -> bool:
+    return recall["distance"] == 0 and recall.get("mechanism") == SPECIFIC_KEY

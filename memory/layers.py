@@ -1,0 +1,391 @@
+"""MemoryLayers: the one door from the graph to memory.
+
+It maps the logical layers (L1 facts, L2 working, L2.5 cache, L3 episodic) onto
+the physical backends (Redis, Chroma, the facts store), connects each lazily,
+and runs blocking work (Chroma, the embedding model) in its own thread pool so
+that a stuck call can be abandoned by the caller's deadline without blocking
+the event loop or the default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from graph.settings import Settings
+from memory.cache import SearchCache
+from memory.embeddings import MiniLMEmbeddings
+from memory.episodic import EpisodicStore
+from memory.facts import FactsStore, RedisFactsStore
+from memory.redis_server import EmbeddedRedis
+from memory.working import WorkingMemory
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ARCHIVE_TAG = "l2_full_archive"
+PREFIX = "goat"
+_TURN_KEY = re.compile(r"^turn_(\d+)$")
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend could not be reached; the message says which and what to do."""
+
+    def __init__(self, backend: str, detail: str, fix: str = "") -> None:
+        self.backend = backend
+        super().__init__(f"{backend} is unavailable: {detail}" + (f" — {fix}" if fix else ""))
+
+
+def archive_id(chat_id: str, turn: int) -> str:
+    """Deterministic per (chat, turn), so replaying an archive never duplicates it."""
+    return f"{chat_id}:turn_{turn:04d}"
+
+
+def archive_content(user_text: str | None, assistant_text: str | None) -> str:
+    """A turn exactly as archived: verbatim, nothing summarised."""
+    lines = []
+    if user_text is not None:
+        lines.append(f"user: {user_text}")
+    if assistant_text is not None:
+        lines.append(f"assistant: {assistant_text}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One turn to archive in L3: a user message and the reply (either may be missing on import)."""
+
+    chat_id: str
+    user_id: str
+    turn: int
+    timestamp: float
+    user_text: str | None
+    assistant_text: str | None
+
+    @property
+    def id(self) -> str:
+        return archive_id(self.chat_id, self.turn)
+
+    def metadata(self, now: float) -> dict[str, Any]:
+        return {
+            "chat_id": self.chat_id,
+            "user_id": self.user_id,
+            "turn": self.turn,
+            "timestamp": self.timestamp,
+            "time": datetime.fromtimestamp(self.timestamp, timezone.utc).isoformat(),
+            "tags": ARCHIVE_TAG,
+            "access_count": 0,
+            "last_accessed": now,
+        }
+
+
+@dataclass(frozen=True)
+class BackendHealth:
+    name: str
+    mode: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+class MemoryLayers:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        episodic: EpisodicStore | None = None,
+        facts: FactsStore | None = None,
+        embeddings: MiniLMEmbeddings | None = None,
+    ) -> None:
+        self.settings = settings
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="goat-memory")
+        self._background: set[Future] = set()
+        self._redis: aioredis.Redis | None = None
+        self._embedded_redis: EmbeddedRedis | None = None
+        self._redis_lock = asyncio.Lock()
+        self._episodic = episodic
+        self._episodic_lock = asyncio.Lock()
+        self._facts = facts
+        self._embeddings = embeddings
+        self._embeddings_lock = asyncio.Lock()
+
+    # ---- plumbing -------------------------------------------------------------
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` in the memory thread pool (abandonable by a caller's deadline)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def run_in_background(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Best-effort work off the reply path; failures are logged, never raised."""
+        future = self._executor.submit(fn, *args)
+        self._background.add(future)
+
+        def finished(done: Future) -> None:
+            self._background.discard(done)
+            if not done.cancelled() and done.exception() is not None:
+                log.warning("background memory task failed: %s", done.exception())
+
+        future.add_done_callback(finished)
+
+    async def redis(self) -> aioredis.Redis:
+        async with self._redis_lock:
+            if self._redis is None:
+                url = self.settings.redis.url
+                if url is None:
+                    self._embedded_redis = EmbeddedRedis(self.settings.data_dir)
+                    try:
+                        url = await self.run_blocking(self._embedded_redis.start)
+                    except Exception as exc:
+                        raise BackendUnavailable(
+                            "redis", f"the embedded server did not start ({exc})", "run `goat doctor`"
+                        ) from exc
+                client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+                try:
+                    await client.ping()
+                except (RedisError, OSError) as exc:
+                    await client.aclose()
+                    raise BackendUnavailable(
+                        "redis", f"cannot reach {url} ({exc})", "start it or fix GOAT_REDIS_URL"
+                    ) from exc
+                self._redis = client
+            return self._redis
+
+    async def embeddings(self) -> MiniLMEmbeddings:
+        async with self._embeddings_lock:
+            if self._embeddings is None:
+                self._embeddings = await self.run_blocking(MiniLMEmbeddings)
+            return self._embeddings
+
+    async def episodic(self) -> EpisodicStore:
+        async with self._episodic_lock:
+            if self._episodic is None:
+                embeddings = await self.embeddings()
+                self._episodic = await self.run_blocking(self._open_episodic, embeddings)
+            return self._episodic
+
+    def _open_episodic(self, embeddings: MiniLMEmbeddings) -> EpisodicStore:
+        url = self.settings.chroma.url
+        try:
+            if url:
+                store = EpisodicStore.http(url, embeddings)
+                store.heartbeat()
+                return store
+            return EpisodicStore.embedded(Path(self.settings.data_dir) / "chroma", embeddings)
+        except Exception as exc:
+            raise BackendUnavailable(
+                "chroma", f"cannot open {url or 'the embedded store'} ({exc})", "run `goat doctor`"
+            ) from exc
+
+    async def working_memory(self) -> WorkingMemory:
+        return WorkingMemory(await self.redis(), PREFIX)
+
+    async def cache(self) -> SearchCache:
+        return SearchCache(await self.redis(), self.settings.cache.ttl_seconds, PREFIX)
+
+    async def facts_store(self) -> FactsStore:
+        if self._facts is None:
+            self._facts = RedisFactsStore(await self.redis(), PREFIX)
+        return self._facts
+
+    async def warm_up(self) -> None:
+        """Connect every backend and load the model now, so the first turn is not a cold one."""
+        from memory.temporal import warm_up as warm_up_dates  # dateparser's first parse is slow
+        from memory.tokens import count_tokens
+
+        await asyncio.gather(
+            self.redis(), self.episodic(), self.run_blocking(warm_up_dates), self.run_blocking(count_tokens, "")
+        )
+        await self.embed_query("warm-up")  # the first forward pass pages the weights in
+
+    async def aclose(self) -> None:
+        # Stuck searches abandoned by a deadline must not hold shutdown.
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+        if self._embedded_redis is not None:
+            await asyncio.to_thread(self._embedded_redis.stop)
+            self._embedded_redis = None
+
+    # ---- scope ----------------------------------------------------------------
+
+    def _user_chats_key(self, user_id: str) -> str:
+        return f"{PREFIX}:user_chats:{user_id}"
+
+    async def scope_chats(self, chat_id: str, user_id: str, scope: str) -> list[str] | None:
+        """Which chats' L3 a turn may see: its own, its user's, or (None) every chat."""
+        if scope == "chat":
+            return [chat_id]
+        if scope == "user":
+            members = await (await self.redis()).smembers(self._user_chats_key(user_id))
+            return sorted({chat_id, *(m.decode() for m in members)})
+        return None
+
+    @staticmethod
+    def cache_scope_key(chat_id: str, user_id: str, scope: str) -> str:
+        return {"chat": f"chat:{chat_id}", "user": f"user:{user_id}"}.get(scope, "global")
+
+    # ---- L1 ---------------------------------------------------------------------
+
+    async def facts(self, user_id: str) -> dict[str, str]:
+        return await (await self.facts_store()).get_all(user_id)
+
+    # ---- L2 ---------------------------------------------------------------------
+
+    async def working(self, chat_id: str, max_messages: int) -> tuple[int, list[dict]]:
+        """(completed turns, the pinned first message + the most recent messages)."""
+        working = await self.working_memory()
+        return await working.completed_turns(chat_id), await working.load(chat_id, max_messages)
+
+    async def save_turn(self, chat_id: str, turn: int, messages: list[dict]) -> bool:
+        return await (await self.working_memory()).append_turn(chat_id, turn, messages)
+
+    # ---- L3 ---------------------------------------------------------------------
+
+    async def embed_query(self, text: str) -> list[float]:
+        embeddings = await self.embeddings()
+        return await self.run_blocking(embeddings.embed_query, text)
+
+    async def search(
+        self,
+        chats: list[str] | None,
+        vector: list[float],
+        k: int,
+        after: float | None = None,
+        before: float | None = None,
+    ) -> list[dict]:
+        store = await self.episodic()
+        return await self.run_blocking(store.search, chats, vector, k, after, before)
+
+    async def cached_search(
+        self, chats: list[str] | None, scope_key: str, query: str, vector: list[float], k: int
+    ) -> tuple[list[dict], dict[str, Any]]:
+        """The thematic search through the L2.5 cache: (results, {"hit", "key"})."""
+        cache = await self.cache()
+        key = SearchCache.digest(query, k=k)
+        try:
+            cached = await cache.get(scope_key, key)
+        except RedisError:
+            cached = None
+        if cached is not None:
+            return cached, {"hit": True, "key": key}
+        results = await self.search(chats, vector, k)
+        try:
+            await cache.put(scope_key, key, results)
+        except RedisError as exc:
+            log.warning("L2.5 cache write failed: %s", exc)
+        return results, {"hit": False, "key": key}
+
+    async def find_by_keys(self, chats: list[str] | None, keys: list[str], limit: int) -> list[dict]:
+        """Exact lookup of structural keys: id match, then content contains."""
+        store = await self.episodic()
+        ids = list(keys)
+        for key in keys:
+            if match := _TURN_KEY.match(key):
+                ids += [archive_id(chat, int(match.group(1))) for chat in chats or []]
+
+        def lookup() -> list[dict]:
+            found = {hit["id"]: hit for hit in store.get_by_ids(chats, ids)}
+            for key in keys:
+                for hit in store.find_containing(chats, key, limit):
+                    found.setdefault(hit["id"], hit)
+            return list(found.values())[:limit]
+
+        return await self.run_blocking(lookup)
+
+    def bump_access_later(self, hits: list[dict], now: float) -> None:
+        if hits and self._episodic is not None:
+            self.run_in_background(self._episodic.bump_access, hits, now)
+
+    async def archive(self, exchanges: list[Exchange], now: float) -> list[str]:
+        """Write turns verbatim to L3 (idempotent by id) and invalidate the affected caches."""
+        if not exchanges:
+            return []
+        store = await self.episodic()
+        by_chat: dict[str, list[tuple[str, str, dict]]] = {}
+        for ex in exchanges:
+            entry = (ex.id, archive_content(ex.user_text, ex.assistant_text), ex.metadata(now))
+            by_chat.setdefault(ex.chat_id, []).append(entry)
+        for chat_id, entries in by_chat.items():
+            await self.run_blocking(store.upsert, chat_id, entries)
+        redis = await self.redis()
+        cache = await self.cache()
+        for user_id, chat_id in {(ex.user_id, ex.chat_id) for ex in exchanges}:
+            await redis.sadd(self._user_chats_key(user_id), chat_id)
+            await cache.invalidate(f"chat:{chat_id}", f"user:{user_id}", "global")
+        return [ex.id for ex in exchanges]
+
+    async def forget_chat(self, chat_id: str) -> None:
+        """Drop a chat's L2, L3 and import records (its user's L1 facts stay)."""
+        store = await self.episodic()
+        await self.run_blocking(store.delete_chat, chat_id)
+        await (await self.working_memory()).clear(chat_id)
+        redis = await self.redis()
+        await redis.delete(f"{PREFIX}:imported:{chat_id}")
+        await (await self.cache()).invalidate(f"chat:{chat_id}", "global")
+
+    # ---- import bookkeeping -----------------------------------------------------
+
+    async def import_turn_numbers(self, chat_id: str, digests: list[str]) -> list[int]:
+        """The turn number of each imported exchange, allocated once and remembered by digest,
+        so an interrupted or repeated import rewrites the same turns instead of adding new ones."""
+        redis = await self.redis()
+        key = f"{PREFIX}:imported:{chat_id}"
+        known = await redis.hmget(key, digests) if digests else []
+        completed = await (await self.working_memory()).completed_turns(chat_id)
+        planned = [int(n) for n in known if n is not None]
+        next_turn = max([completed, *planned]) + 1
+        numbers, new = [], {}
+        for digest, number in zip(digests, known):
+            if number is None and digest not in new:
+                new[digest] = next_turn
+                next_turn += 1
+            numbers.append(int(number) if number is not None else new[digest])
+        if new:
+            await redis.hset(key, mapping=new)
+        return numbers
+
+    # ---- doctor -------------------------------------------------------------------
+
+    async def health(self) -> list[BackendHealth]:
+        report = []
+        redis_mode = f"server at {self.settings.redis.url}" if self.settings.redis.url else (
+            f"embedded redis-server, data in {Path(self.settings.data_dir) / 'redis'}"
+        )
+        try:
+            info = await (await self.redis()).info("server")
+            report.append(BackendHealth("redis", redis_mode, True, f"redis {info.get('redis_version')}"))
+        except Exception as exc:
+            report.append(BackendHealth("redis", redis_mode, False, str(exc),
+                                        "unset GOAT_REDIS_URL for the embedded server, or start yours"))
+        chroma_mode = f"server at {self.settings.chroma.url}" if self.settings.chroma.url else (
+            f"embedded PersistentClient in {Path(self.settings.data_dir) / 'chroma'}"
+        )
+        try:
+            store = await self.episodic()
+            chats = await self.run_blocking(store.chat_ids)
+            report.append(BackendHealth("chroma", chroma_mode, True, f"{len(chats)} chat(s) archived"))
+        except Exception as exc:
+            report.append(BackendHealth("chroma", chroma_mode, False, str(exc),
+                                        "unset GOAT_CHROMA_URL for the embedded store, or `chroma run`"))
+        facts_mode = "Redis hash per user" if not self.settings.letta.url else f"Letta at {self.settings.letta.url}"
+        try:
+            await self.facts("doctor")
+            report.append(BackendHealth("facts", facts_mode, True, "reachable"))
+        except Exception as exc:
+            report.append(BackendHealth("facts", facts_mode, False, str(exc), "check the Redis line above"))
+        return report
+
+
+def content_digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]

@@ -1,0 +1,129 @@
+"""Find the completed past time range a message names ("yesterday", "pe 3 martie", "last week").
+
+Detection is grammatical: ``dateparser`` finds and resolves the date phrases. On top
+of it, strictness rules keep ambiguous words from firing:
+
+- ``REQUIRE_PARTS=["day"]``: an absolute date must name its day, so a bare month
+  ("may", Romanian "mai" = "still"), a bare year ("in 2024"), a bare weekday
+  ("we" read as Wednesday, "sun", Romanian "vin" = "I come") or a plain number
+  ("1234") is not a date. Relative phrases ("last week", "two days ago") pass.
+- A date written only in digits must be complete (day, month and a four-digit
+  year, "12.03.2025"): "2+2", "1/2", "10-12", "3/12" are not dates.
+- A bare quantity of time is a duration, not a date: "I worked 3 days on it",
+  Romanian "mai am 3 zile" ("I have 3 days left") do not fire; "3 days ago",
+  "acum 3 zile" do. (Judged on dateparser's own translation of the phrase.)
+- Only completed past ranges count: each phrase's range must end before ``now``,
+  so "today", "now", "a second", "tomorrow", "next week" never fire. Phrases that
+  are not completed past are dropped, not allowed to veto the others ("now tell me
+  what we said yesterday" is about yesterday).
+
+Ranges are whole days in ``now``'s time zone. A phrase dateparser resolves to a
+week, month or year ("last week", "luna trecută", "last year") covers that whole
+calendar period (weeks run Monday–Sunday). Several phrases → from the earliest
+start to the latest end.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+
+from dateparser.conf import Settings
+from dateparser.languages.loader import default_loader
+from dateparser.search import search_dates
+
+# Constant for every call; only RELATIVE_BASE changes, so it is swapped into a
+# copy of this (a cheap attribute copy) instead of re-validating a settings dict.
+_BASE_SETTINGS = Settings().replace(
+    PREFER_DATES_FROM="past",
+    REQUIRE_PARTS=["day"],
+    # No unix timestamps from plain numbers.
+    PARSERS=["relative-time", "absolute-time"],
+    # RELATIVE_BASE is `now`'s naive wall-clock time; keep the host's zone out of it.
+    TIMEZONE="UTC",
+    RETURN_AS_TIMEZONE_AWARE=False,
+)
+
+# Romanian words missing from dateparser's locale, rewritten to a phrase it parses.
+_MISSING_WORDS = ((re.compile(r"\balalt[ăa]ieri\b", re.IGNORECASE), "acum 2 zile"),)
+
+# Runs of numbers joined by date separators: "12.03.2025", "2+2", "10-12".
+_NUMBER_RUN = re.compile(r"\d+(?:[-/.+]\d+)*")
+_DATE_SEPARATOR = re.compile(r"[-/.+]")
+# In dateparser's English translation of a phrase: "3 zile" -> "3 day", "acum 3 zile" -> "3 day ago".
+_TIME_QUANTITY = re.compile(r"\b\d+(?:[.,]\d+)? (?:decade|year|month|week|day|hour|minute|second)\b")
+_DIRECTION = re.compile(r"\b(?:ago|in)\b")
+
+
+def completed_past_range(
+    text: str, now: datetime, languages: Sequence[str] = ("en", "ro")
+) -> tuple[datetime, datetime] | None:
+    """The completed past range ``text`` names, as aware datetimes in ``now``'s zone, or None.
+
+    The start is 00:00 of the first day, the end 23:59:59.999999 of the last day.
+    ``now`` must be timezone-aware (a ``zoneinfo`` zone or a fixed offset).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    found = search_dates(
+        _rewrite_missing_words(text),
+        languages=list(languages),
+        settings=_BASE_SETTINGS.replace(RELATIVE_BASE=now.replace(tzinfo=None)),
+        add_period=True,
+        add_detected_language=True,
+    )
+    ranges = [
+        _day_bounds(*_period_days(found_at.date(), period), now)
+        for phrase, found_at, period, language in found or ()
+        if _is_complete_numeric(phrase) and not _is_bare_duration(phrase, language)
+    ]
+    past = [(start, end) for start, end in ranges if end < now]
+    if not past:
+        return None
+    return min(start for start, _ in past), max(end for _, end in past)
+
+
+def warm_up(languages: Sequence[str] = ("en", "ro")) -> None:
+    """Load dateparser's language data now: the first call costs ~250 ms, later ones a few ms."""
+    now = datetime.now().astimezone()
+    for sample in ("3 days ago, on 3 March", "acum 3 zile, pe 3 martie"):
+        completed_past_range(sample, now, languages)
+
+
+def _rewrite_missing_words(text: str) -> str:
+    for pattern, replacement in _MISSING_WORDS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _is_complete_numeric(phrase: str) -> bool:
+    """False for a phrase holding an incomplete all-digit date, e.g. "3/12" or "2+2"."""
+    for run in _NUMBER_RUN.findall(phrase):
+        numbers = _DATE_SEPARATOR.split(run)
+        complete = len(numbers) == 3 and any(len(number) == 4 for number in numbers)
+        if len(numbers) > 1 and not complete:
+            return False
+    return True
+
+
+def _is_bare_duration(phrase: str, language: str) -> bool:
+    translated = default_loader.get_locale(language).translate(phrase, settings=_BASE_SETTINGS)
+    return bool(_TIME_QUANTITY.search(translated)) and not _DIRECTION.search(translated)
+
+
+def _period_days(day: date, period: str | None) -> tuple[date, date]:
+    """First and last day of the calendar period ``day`` stands for."""
+    if period == "week":
+        monday = day - timedelta(days=day.weekday())
+        return monday, monday + timedelta(days=6)
+    if period == "month":
+        return day.replace(day=1), day.replace(day=calendar.monthrange(day.year, day.month)[1])
+    if period == "year":
+        return date(day.year, 1, 1), date(day.year, 12, 31)
+    return day, day
+
+
+def _day_bounds(first: date, last: date, now: datetime) -> tuple[datetime, datetime]:
+    return datetime.combine(first, time.min, now.tzinfo), datetime.combine(last, time.max, now.tzinfo)

@@ -1,0 +1,93 @@
+"""L2 working memory: each chat's conversation as an append-only Redis list.
+
+Keys carry the chat id as a hash tag (``goat:l2:{42}``, ``goat:turns:{42}``) so a
+chat's list and turn counter share one Redis Cluster slot, as the append script needs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal, TypedDict, get_args
+
+from redis.asyncio import Redis
+
+Role = Literal["user", "assistant"]
+
+
+class Message(TypedDict):
+    role: Role
+    content: str
+    timestamp: float  # unix seconds
+
+
+# Append a turn's messages and record its number in one step, unless that turn
+# (or a later one) is already saved: a replayed turn adds nothing.
+_APPEND_TURN = """
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+if last >= tonumber(ARGV[1]) then
+    return 0
+end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+redis.call('SET', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+class WorkingMemory:
+    def __init__(self, redis: Redis, prefix: str = "goat") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._append_turn = redis.register_script(_APPEND_TURN)
+
+    async def completed_turns(self, chat_id: str) -> int:
+        """The number of the last turn saved in this chat (0 for a new chat)."""
+        return int(await self._redis.get(self._turns_key(chat_id)) or 0)
+
+    async def load(self, chat_id: str, max_messages: int) -> list[Message]:
+        """The chat's first message (it set the topic) plus its latest ``max_messages``."""
+        if max_messages < 0:
+            raise ValueError(f"max_messages must be >= 0, got {max_messages}")
+        key = self._messages_key(chat_id)
+        async with self._redis.pipeline(transaction=True) as pipe:  # one consistent snapshot
+            pipe.llen(key)
+            pipe.lindex(key, 0)
+            if max_messages:  # LRANGE -0 -1 would be the whole list
+                pipe.lrange(key, -max_messages, -1)
+            length, first, *tail_reply = await pipe.execute()
+        tail = tail_reply[0] if tail_reply else []
+        if length > len(tail):  # the first message is not among the latest
+            tail = [first, *tail]
+        return [json.loads(raw) for raw in tail]
+
+    async def append_turn(self, chat_id: str, turn: int, messages: list[Message]) -> bool:
+        """Append a turn's messages; False (and nothing written) if it was already saved."""
+        if turn < 1:
+            raise ValueError(f"turn numbers start at 1, got {turn}")
+        if not messages:
+            raise ValueError("a turn needs at least one message")
+        encoded = [_encode(message) for message in messages]
+        keys = [self._messages_key(chat_id), self._turns_key(chat_id)]
+        return bool(await self._append_turn(keys=keys, args=[turn, *encoded]))
+
+    async def length(self, chat_id: str) -> int:
+        return await self._redis.llen(self._messages_key(chat_id))
+
+    async def clear(self, chat_id: str) -> None:
+        await self._redis.delete(self._messages_key(chat_id), self._turns_key(chat_id))
+
+    def _messages_key(self, chat_id: str) -> str:
+        return f"{self._prefix}:l2:{{{chat_id}}}"
+
+    def _turns_key(self, chat_id: str) -> str:
+        return f"{self._prefix}:turns:{{{chat_id}}}"
+
+
+def _encode(message: Message) -> str:
+    if message.get("role") not in get_args(Role):
+        raise ValueError(f"unknown message role {message.get('role')!r}")
+    if not isinstance(message.get("content"), str):
+        raise ValueError("message content must be a string")
+    timestamp = message.get("timestamp")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
+        raise ValueError("message timestamp must be unix seconds (int or float)")
+    return json.dumps(message, ensure_ascii=False)

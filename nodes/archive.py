@@ -1,0 +1,31 @@
+"""archive: the turn, verbatim, into L3 (deterministic id per chat and turn: a replay never duplicates)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context, resolve, turn_time
+from graph.state import TurnState
+from memory.layers import Exchange
+from nodes.timing import timed
+
+
+@timed("archive")
+async def archive(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+    services, _ = resolve(runtime)
+    exchange = Exchange(
+        chat_id=state["chat_id"],
+        user_id=state.get("user_id") or state["chat_id"],
+        turn=state["turn"],
+        timestamp=turn_time(state),
+        user_text=state["message"],
+        assistant_text=state["reply"],
+    )
+    try:
+        [archive_id] = await services.memory.archive([exchange], now=time.time())
+    except Exception as exc:  # the reply is out and L2 holds the turn; L3 alone misses it
+        return {"archive_id": "", "degraded": {"archive": f"L3 write failed ({type(exc).__name__}: {exc})"}}
+    return {"archive_id": archive_id, "degraded": {"archive": ""}}

@@ -1,0 +1,41 @@
+"""assemble: the prompt. L0 + time + L1 + the L3 block in the system message; L2 as real messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context, resolve, turn_time
+from graph.state import TurnState
+from memory.budget import format_recall_line, pack_recalls, trim_working
+from memory.prompt import recall_block, system_header
+from memory.tokens import count_tokens
+from nodes.timing import timed
+
+
+@timed("assemble")
+async def assemble(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+    services, _ = resolve(runtime)
+    now = turn_time(state)
+    split = state["split"]
+    header = system_header(state.get("identity", ""), now, state.get("facts") or {})
+    injected, l3_tokens = pack_recalls(state.get("l3_candidates") or [], split["l3"], count_tokens)
+    system = "\n\n".join(p for p in (header, recall_block([format_recall_line(r) for r in injected])) if p)
+    history = trim_working(state.get("working") or [], split["l2"], count_tokens)
+    prompt = [
+        {"role": "system", "content": system},
+        *({"role": m["role"], "content": m["content"]} for m in history),
+        {"role": "user", "content": state["message"]},
+    ]
+    # Popularity feeds the next turns' scores; it is bookkeeping, off the reply path.
+    services.memory.bump_access_later(injected, now)
+    return {
+        "prompt": prompt,
+        "l3": injected,
+        "tokens": {
+            "l0_l1": count_tokens(header),
+            "l2": sum(count_tokens(m["content"]) for m in history),
+            "l3": l3_tokens,
+        },
+    }

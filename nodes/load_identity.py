@@ -1,0 +1,26 @@
+"""load_identity: L0 (the persona) and L1 (the user's facts). A facts outage costs only L1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context, resolve
+from graph.state import TurnState
+from nodes.timing import timed
+
+
+@timed("load_identity")
+async def load_identity(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+    services, settings = resolve(runtime)
+    degraded = ""
+    try:
+        facts = await services.memory.facts(state.get("user_id") or state["chat_id"])
+    except Exception as exc:  # the facts store fails independently: the turn goes on without L1
+        facts, degraded = {}, f"facts store unavailable ({type(exc).__name__}: {exc})"
+    return {
+        "identity": settings.identity.base_prompt,
+        "facts": facts,
+        "degraded": {"load_identity": degraded},
+    }

@@ -1,0 +1,21 @@
+"""load_working: the chat's L2 (pinned first message + recent ones) and this turn's number."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context, resolve
+from graph.state import TurnState, check_input
+from nodes.timing import timed
+
+
+@timed("load_working")
+async def load_working(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+    check_input(state)  # before anything of this turn is written
+    services, settings = resolve(runtime)
+    # Redis is the one backend a turn cannot do without (L2 and the turn counter live
+    # there): its failure raises, before anything of this turn has been written.
+    completed, working = await services.memory.working(state["chat_id"], settings.memory.l2_max_messages)
+    return {"turn": completed + 1, "working": working}

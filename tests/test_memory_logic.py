@@ -1,0 +1,626 @@
+"""Unit tests of the pure memory rules: temporal ranges, keys, gap filter, merge, AITS, budgets, tokens."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from memory.aits import Assessment, assess, cue_tokens
+from memory.budget import Split, format_recall_line, pack_recalls, split_budget, trim_working
+from memory.gap import gap_filter, gap_ratio
+from memory.keys import structural_keys
+from memory.merge import merge_and_score
+from memory.temporal import completed_past_range, warm_up
+from memory.tokens import count_tokens
+
+BUCHAREST = ZoneInfo("Europe/Bucharest")
+UTC = ZoneInfo("UTC")
+# A Saturday; Bucharest is on winter time (+02:00), October was partly summer time (+03:00).
+NOW = datetime(2026, 11, 21, 15, 0, tzinfo=BUCHAREST)
+NOW_UTC = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
+DAY = 86_400.0
+
+
+def whole_days(first: tuple[int, int, int], last: tuple[int, int, int], tz=BUCHAREST) -> tuple[datetime, datetime]:
+    return (
+        datetime(*first, tzinfo=tz),
+        datetime(*last, 23, 59, 59, 999_999, tzinfo=tz),
+    )
+
+
+# ---------------------------------------------------------------- temporal
+
+
+@pytest.fixture(scope="module", autouse=False)
+def warm_dateparser() -> None:
+    warm_up()
+
+
+@pytest.mark.usefixtures("warm_dateparser")
+class TestCompletedPastRange:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("What did we talk about yesterday?", whole_days((2026, 11, 20), (2026, 11, 20))),
+            ("on 3 March we met", whole_days((2026, 3, 3), (2026, 3, 3))),
+            ("Do you remember what I said on March 3?", whole_days((2026, 3, 3), (2026, 3, 3))),
+            ("two days ago I saw a fox", whole_days((2026, 11, 19), (2026, 11, 19))),
+            ("3 days ago", whole_days((2026, 11, 18), (2026, 11, 18))),
+            ("at 5pm yesterday", whole_days((2026, 11, 20), (2026, 11, 20))),
+            ("on 2026-11-03", whole_days((2026, 11, 3), (2026, 11, 3))),
+            ("I was born on 5 June 1990", whole_days((1990, 6, 5), (1990, 6, 5))),
+            # Romanian
+            ("ieri am vorbit", whole_days((2026, 11, 20), (2026, 11, 20))),
+            ("Ce am discutat ieri?", whole_days((2026, 11, 20), (2026, 11, 20))),
+            ("alaltăieri", whole_days((2026, 11, 19), (2026, 11, 19))),
+            ("Alaltaieri am vorbit despre mașini", whole_days((2026, 11, 19), (2026, 11, 19))),
+            ("acum 3 zile", whole_days((2026, 11, 18), (2026, 11, 18))),
+            ("pe 3 martie", whole_days((2026, 3, 3), (2026, 3, 3))),
+            # Week / month / year phrases cover the whole calendar period (weeks Mon–Sun).
+            ("What did we do last week?", whole_days((2026, 11, 9), (2026, 11, 15))),
+            ("săptămâna trecută", whole_days((2026, 11, 9), (2026, 11, 15))),
+            ("2 weeks ago", whole_days((2026, 11, 2), (2026, 11, 8))),
+            ("last month", whole_days((2026, 10, 1), (2026, 10, 31))),
+            ("luna trecută", whole_days((2026, 10, 1), (2026, 10, 31))),
+            ("last year", whole_days((2025, 1, 1), (2025, 12, 31))),
+            # Two or more dates: earliest start to latest end.
+            ("between 3 March and 5 March", whole_days((2026, 3, 3), (2026, 3, 5))),
+            ("what did we discuss 3 days ago and on 5 November?", whole_days((2026, 11, 5), (2026, 11, 18))),
+            # A present-time word does not veto the past one.
+            ("now tell me what we said yesterday", whole_days((2026, 11, 20), (2026, 11, 20))),
+        ],
+    )
+    def test_fires_with_exact_bounds(self, text: str, expected: tuple[datetime, datetime]) -> None:
+        found = completed_past_range(text, NOW)
+        assert found == expected
+        start, end = found
+        assert start.tzinfo is NOW.tzinfo and end.tzinfo is NOW.tzinfo
+        assert end < NOW
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "today", "What did we do today?", "azi", "astăzi", "tomorrow", "mâine", "next week",
+            "săptămâna viitoare", "this week", "this month", "now", "1 hour ago",
+            "hello there", "Salut!", "", "I may come", "may I ask something?", "mai",
+            "Mai vreau o cafea", "încă mai vreau cafea", "Ce mai faci?", "Ai mai vorbit cu el?",
+            "second", "wait a second", "the second option", "I have 2 cats", "page 3", "in 2024",
+            "my code is 1234", "in May", "March", "what is 2+2", "1/2 cup of sugar", "room 3-4",
+            "on 3/12", "python 3.11.4", "I worked 3 days on it", "mai am 3 zile",
+            "I was there for 2 weeks", "we went there", "ticket-1234",
+        ],
+    )
+    def test_does_not_fire(self, text: str) -> None:
+        assert completed_past_range(text, NOW) is None
+
+    def test_utc_now(self) -> None:
+        assert completed_past_range("yesterday", NOW_UTC) == whole_days((2026, 11, 20), (2026, 11, 20), UTC)
+        assert completed_past_range("today", NOW_UTC) is None
+
+    def test_days_are_those_of_nows_timezone(self) -> None:
+        # 00:30 in Bucharest is still 22:30 of the previous day in UTC.
+        just_after_midnight = datetime(2026, 11, 21, 0, 30, tzinfo=BUCHAREST)
+        assert completed_past_range("yesterday", just_after_midnight) == whole_days((2026, 11, 20), (2026, 11, 20))
+        same_instant_utc = just_after_midnight.astimezone(UTC)
+        assert completed_past_range("yesterday", same_instant_utc) == whole_days((2026, 11, 19), (2026, 11, 19), UTC)
+
+    def test_fixed_offset_timezone(self) -> None:
+        plus_two = timezone(timedelta(hours=2))
+        found = completed_past_range("ieri", NOW.astimezone(plus_two))
+        assert found == whole_days((2026, 11, 20), (2026, 11, 20), plus_two)
+
+    def test_date_later_this_year_is_read_as_last_year(self) -> None:
+        assert completed_past_range("on 5 December", NOW) == whole_days((2025, 12, 5), (2025, 12, 5))
+
+    def test_languages_are_respected(self) -> None:
+        assert completed_past_range("ieri", NOW, languages=("en",)) is None
+        assert completed_past_range("ieri", NOW, languages=("ro",)) == whole_days((2026, 11, 20), (2026, 11, 20))
+
+    def test_naive_now_is_rejected(self) -> None:
+        with pytest.raises(ValueError):
+            completed_past_range("yesterday", datetime(2026, 11, 21, 15, 0))
+
+
+# ---------------------------------------------------------------- keys
+
+UUID = "550e8400-e29b-41d4-a716-446655440000"
+
+
+class TestStructuralKeys:
+    @pytest.mark.parametrize(
+        ("text", "keys"),
+        [
+            (f"what is {UUID}?", [UUID]),
+            (f"id {UUID.upper()}.", [UUID.upper()]),
+            (f"agent agent-{UUID} again", [f"agent-{UUID}"]),
+            ("look up ticket-1234, please", ["ticket-1234"]),
+            ("see turn_0001", ["turn_0001"]),
+            ("task_042 is done", ["task_042"]),
+            ("the value of goat:some_key", ["goat:some_key"]),
+            ("goat:l2:chat.42, ok", ["goat:l2:chat.42"]),
+            ("ticket 1234 and Ticket 5678", ["ticket 1234", "Ticket 5678"]),
+            ("room 10000", ["room 10000"]),
+            ("sarcina-123 și sarcină_0042", ["sarcina-123", "sarcină_0042"]),
+            ("issue-123.", ["issue-123"]),
+        ],
+    )
+    def test_finds_keys_as_written(self, text: str, keys: list[str]) -> None:
+        assert structural_keys(text) == keys
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "I have 2 cats", "page 3", "page 123", "in 2024", "the year 2024", "since 1999",
+            "COVID-19", "x-123", "about 1000.5 euro", "version 1.2.3", "v2", "state-of-the-art-2000",
+            "abc-12345-def", f"{UUID}x", "mygoat:key", "hello there", "",
+        ],
+    )
+    def test_prose_has_no_keys(self, text: str) -> None:
+        assert structural_keys(text) == []
+
+    def test_distinct_in_order_of_appearance(self) -> None:
+        text = f"turn_0002 then goat:k then {UUID} then turn_0002 and goat:k and ticket-999"
+        assert structural_keys(text) == ["turn_0002", "goat:k", UUID, "ticket-999"]
+
+    def test_agent_uuid_is_one_key_but_a_bare_uuid_elsewhere_is_another(self) -> None:
+        assert structural_keys(f"agent-{UUID} / {UUID}") == [f"agent-{UUID}", UUID]
+
+
+# ---------------------------------------------------------------- gap filter
+
+
+def recall(
+    entry_id: str,
+    distance: float,
+    mechanism: str = "thematic",
+    timestamp: float = 0.0,
+    access_count: int | None = None,
+    content: str = "",
+) -> dict:
+    metadata = {} if access_count is None else {"access_count": access_count, "last_accessed": timestamp}
+    return {
+        "id": entry_id,
+        "content": content or f"content of {entry_id}",
+        "distance": distance,
+        "timestamp": timestamp,
+        "mechanism": mechanism,
+        "metadata": metadata,
+    }
+
+
+def ids(recalls: list[dict]) -> list[str]:
+    return [r["id"] for r in recalls]
+
+
+CLUSTER = [0.20, 0.25, 0.30, 1.20, 1.25, 1.30, 1.32]  # gaps .05 .05 .90 .05 .05 .02: ratio ≈ 4.8
+FLAT = [0.50, 0.60, 0.70, 0.80, 0.90]  # equal gaps: ratio 1
+
+
+class TestGapFilter:
+    def test_clear_cluster_is_kept(self) -> None:
+        recalls = [recall(f"r{i}", d) for i, d in enumerate(CLUSTER)]
+        assert ids(gap_filter(recalls)) == ["r0", "r1", "r2"]
+        assert gap_ratio(CLUSTER) == pytest.approx(0.90 / (1.12 / 6))
+
+    def test_flat_list_is_rejected(self) -> None:
+        assert gap_filter([recall(f"r{i}", d) for i, d in enumerate(FLAT)]) == []
+        assert gap_ratio(FLAT) == pytest.approx(1.0)
+
+    def test_input_is_sorted_defensively(self) -> None:
+        recalls = [recall(f"r{i}", d) for i, d in enumerate(CLUSTER)]
+        shuffled = [recalls[i] for i in (5, 2, 0, 6, 3, 1, 4)]
+        assert ids(gap_filter(shuffled)) == ["r0", "r1", "r2"]
+
+    @pytest.mark.parametrize("factor", [0.001, 0.5, 2.0, 1000.0])
+    @pytest.mark.parametrize("distances", [CLUSTER, FLAT, [0.1, 0.2, 0.26, 0.3], [0.3, 0.31, 0.9, 1.0, 1.05, 1.06]])
+    def test_scale_invariance(self, distances: list[float], factor: float) -> None:
+        base = gap_filter([recall(f"r{i}", d) for i, d in enumerate(distances)])
+        scaled = gap_filter([recall(f"r{i}", d * factor) for i, d in enumerate(distances)])
+        assert ids(scaled) == ids(base)
+        assert gap_ratio([d * factor for d in distances]) == pytest.approx(gap_ratio(distances))
+
+    def test_significance_is_inclusive(self) -> None:
+        # Gaps .125 .125 .125 1.125: mean .375, ratio exactly 3.0 (binary-exact values).
+        distances = [1.0, 1.125, 1.25, 1.375, 2.5]
+        assert gap_ratio(distances) == 3.0
+        recalls = [recall(f"r{i}", d) for i, d in enumerate(distances)]
+        assert ids(gap_filter(recalls, significance=3.0)) == ["r0", "r1", "r2", "r3"]
+        assert gap_filter(recalls, significance=3.01) == []
+        assert ids(gap_filter(recalls, significance=2.0)) == ["r0", "r1", "r2", "r3"]
+
+    def test_first_of_equal_largest_gaps_is_the_cut(self) -> None:
+        distances = [0.0, 1.0, 1.125, 1.25, 2.25]  # gaps 1, .125, .125, 1: ratio ≈ 1.78
+        recalls = [recall(f"r{i}", d) for i, d in enumerate(distances)]
+        assert ids(gap_filter(recalls, significance=1.5)) == ["r0"]
+
+    def test_fewer_than_three_use_the_ceiling(self) -> None:
+        assert ids(gap_filter([recall("a", 0.4), recall("b", 1.6)])) == ["a"]
+        assert ids(gap_filter([recall("a", 1.5)])) == ["a"]  # inclusive
+        assert gap_filter([recall("a", 1.51)]) == []
+        assert ids(gap_filter([recall("a", 0.5), recall("b", 0.7)], ceiling=0.6)) == ["a"]
+        assert gap_ratio([0.1, 0.9]) is None
+
+    def test_all_equal_distances_keep_none(self) -> None:
+        assert gap_ratio([0.7, 0.7, 0.7, 0.7]) is None
+        assert gap_filter([recall(f"r{i}", 0.7) for i in range(4)]) == []
+
+    def test_exact_hits_always_pass(self) -> None:
+        flat = [recall(f"r{i}", d) for i, d in enumerate(FLAT)]
+        exact = recall("key", 0.0, mechanism="specific_key")
+        assert ids(gap_filter([*flat, exact])) == ["key"]
+        assert ids(gap_filter([exact, recall("far", 1.9)])) == ["key"]
+        cluster = [recall(f"r{i}", d) for i, d in enumerate(CLUSTER)]
+        assert ids(gap_filter([*cluster, exact])) == ["key", "r0", "r1", "r2"]
+
+    def test_exact_hits_do_not_fake_a_gap(self) -> None:
+        # Without the exemption, 0 → .5 would be the largest gap and keep only the exact hit.
+        exact = [recall(f"k{i}", 0.0, mechanism="specific_key") for i in range(2)]
+        cluster = [recall(f"r{i}", d) for i, d in enumerate(CLUSTER)]
+        assert ids(gap_filter(exact + cluster)) == ["k0", "k1", "r0", "r1", "r2"]
+
+    def test_distance_zero_from_a_semantic_search_is_not_exempt(self) -> None:
+        recalls = [recall("zero", 0.0), *(recall(f"r{i}", d) for i, d in enumerate([0.1, 0.2, 0.3, 0.4]))]
+        assert gap_filter(recalls) == []
+
+    def test_input_is_not_mutated(self) -> None:
+        recalls = [recall(f"r{i}", d) for i, d in enumerate(reversed(CLUSTER))]
+        before = copy.deepcopy(recalls)
+        gap_filter(recalls)
+        assert recalls == before
+
+    def test_empty(self) -> None:
+        assert gap_filter([]) == []
+        assert gap_ratio([]) is None
+
+
+# ---------------------------------------------------------------- merge
+
+NOW_TS = 1_800_000_000.0
+
+
+class TestMergeAndScore:
+    def test_dedupe_keeps_smallest_distance_and_all_mechanisms(self) -> None:
+        thematic = [recall("a", 0.8, "thematic", content="thematic copy"), recall("b", 0.9, "thematic")]
+        temporal = [recall("a", 0.5, "temporal", content="temporal copy")]
+        merged = merge_and_score([thematic, temporal], NOW_TS)
+        a = next(r for r in merged if r["id"] == "a")
+        assert len(merged) == 2
+        assert a["distance"] == 0.5 and a["content"] == "temporal copy"
+        assert a["mechanisms"] == ["temporal", "thematic"]
+        assert a["mechanism"] == "temporal"
+
+    def test_mechanism_priority(self) -> None:
+        merged = merge_and_score(
+            [[recall("a", 0.3, "thematic")], [recall("a", 0.4, "temporal")], [recall("a", 0.0, "specific_key")]],
+            NOW_TS,
+        )
+        assert merged[0]["mechanism"] == "specific_key"
+        assert merged[0]["mechanisms"] == ["specific_key", "temporal", "thematic"]
+        assert merged[0]["distance"] == 0.0
+
+    def test_blended_score_formula(self) -> None:
+        entry = recall("a", 1.0, timestamp=NOW_TS - 15 * DAY, access_count=5)
+        [scored] = merge_and_score([[entry]], NOW_TS)
+        # 0.6·1/(1+1) + 0.3·(1 − 15/30) + 0.1·(5/10)
+        assert scored["blended_score"] == pytest.approx(0.3 + 0.15 + 0.05)
+
+    def test_weights_and_normalisers_are_parameters(self) -> None:
+        entry = recall("a", 0.25, timestamp=NOW_TS - 5 * DAY, access_count=2)
+        [similarity_only] = merge_and_score([[entry]], NOW_TS, weight_similarity=1, weight_recency=0, weight_popularity=0)
+        assert similarity_only["blended_score"] == pytest.approx(1 / 1.25)
+        [recency_only] = merge_and_score(
+            [[entry]], NOW_TS, weight_similarity=0, weight_recency=1, weight_popularity=0, recency_window_days=10
+        )
+        assert recency_only["blended_score"] == pytest.approx(0.5)
+        [popularity_only] = merge_and_score(
+            [[entry]], NOW_TS, weight_similarity=0, weight_recency=0, weight_popularity=1, popularity_norm=4
+        )
+        assert popularity_only["blended_score"] == pytest.approx(0.5)
+
+    @pytest.mark.parametrize(("age_days", "recency"), [(0, 1.0), (7.5, 0.75), (30, 0.0), (400, 0.0), (-3, 1.0)])
+    def test_recency_window(self, age_days: float, recency: float) -> None:
+        entry = recall("a", 0.0, timestamp=NOW_TS - age_days * DAY)
+        [scored] = merge_and_score([[entry]], NOW_TS, weight_similarity=0, weight_recency=1, weight_popularity=0)
+        assert scored["blended_score"] == pytest.approx(recency)
+
+    @pytest.mark.parametrize(("count", "popularity"), [(None, 0.0), (0, 0.0), (3, 0.3), (10, 1.0), (500, 1.0)])
+    def test_popularity_is_capped(self, count: int | None, popularity: float) -> None:
+        entry = recall("a", 0.0, access_count=count)
+        [scored] = merge_and_score([[entry]], NOW_TS, weight_similarity=0, weight_recency=0, weight_popularity=1)
+        assert scored["blended_score"] == pytest.approx(popularity)
+
+    def test_sorted_best_first(self) -> None:
+        entries = [
+            recall("far_old", 1.5, timestamp=NOW_TS - 60 * DAY),
+            recall("close_new", 0.1, timestamp=NOW_TS - 1 * DAY),
+            recall("close_old", 0.1, timestamp=NOW_TS - 40 * DAY),
+            recall("far_new_popular", 1.5, timestamp=NOW_TS, access_count=10),
+        ]
+        merged = merge_and_score([entries], NOW_TS)
+        assert ids(merged) == ["close_new", "far_new_popular", "close_old", "far_old"]
+        scores = [r["blended_score"] for r in merged]
+        assert scores == sorted(scores, reverse=True)
+
+    def test_recency_can_outrank_similarity(self) -> None:
+        # 0.6/(1+0.2) + 0 = 0.5 vs 0.6/(1+0.5) + 0.3 = 0.7
+        merged = merge_and_score(
+            [[recall("similar_old", 0.2, timestamp=NOW_TS - 90 * DAY), recall("recent", 0.5, timestamp=NOW_TS)]],
+            NOW_TS,
+        )
+        assert ids(merged) == ["recent", "similar_old"]
+
+    def test_max_results(self) -> None:
+        entries = [recall(f"r{i:02}", i / 10, timestamp=NOW_TS) for i in range(20)]
+        assert ids(merge_and_score([entries], NOW_TS)) == [f"r{i:02}" for i in range(15)]
+        assert ids(merge_and_score([entries], NOW_TS, max_results=3)) == ["r00", "r01", "r02"]
+
+    def test_inputs_are_not_mutated(self) -> None:
+        lists = [[recall("a", 0.8, access_count=1)], [recall("a", 0.5, "temporal", access_count=1)]]
+        before = copy.deepcopy(lists)
+        [merged] = merge_and_score(lists, NOW_TS)
+        assert lists == before
+        merged["metadata"]["access_count"] = 99
+        assert lists == before
+
+    def test_empty(self) -> None:
+        assert merge_and_score([], NOW_TS) == []
+        assert merge_and_score([[], []], NOW_TS) == []
+
+
+# ---------------------------------------------------------------- AITS
+
+
+class TestAssess:
+    @pytest.mark.parametrize("message", ["", "   ", "?!", "… 🙂"])
+    def test_empty_is_low_confidence(self, message: str) -> None:
+        assert assess(message).confidence == 0.2
+
+    def test_empty_budget(self) -> None:
+        assert assess("") == Assessment(confidence=0.2, complexity=0.0, budget=2800)
+
+    def test_greeting_is_medium(self) -> None:
+        result = assess("hello")
+        assert result.confidence == 0.5
+        assert result.complexity == pytest.approx(5 / 200 * 0.7)
+        assert result.budget == round(2000 + 0.5 * 4000 + 5 / 200 * 0.7 * 2000) == 4035
+
+    def test_two_high_cues_and_a_connector(self) -> None:
+        result = assess("what and why")
+        assert result.confidence == 0.9
+        assert result.complexity == pytest.approx(12 / 200 * 0.7 + 0.3)
+        assert result.budget == 6284
+
+    @pytest.mark.parametrize(
+        ("message", "confidence"),
+        [
+            ("Why?", 0.8),
+            ("Why? Why? WHY?", 0.8),  # distinct cues
+            ("how and where", 0.9),
+            ("what how why", 1.0),
+            ("what how why when where explain describe", 1.0),  # capped
+            ("Summarise the meeting", 0.8),
+            ("what's up", 0.8),  # punctuation separates words
+            ("Când ai fost acolo?", 0.8),
+            ("Cum și unde?", 0.9),
+            ("Dece?", 0.8),
+            ("de ce?", 0.8),  # "ce" is a cue on its own
+            ("Explică-mi asta", 0.8),
+            ("Ca\u0302nd?", 0.8),  # decomposed â
+            ("care este problema", 0.5),  # medium only
+            ("Is it raining?", 0.5),
+            ("I like trains", 0.5),
+            ("Salut!", 0.5),
+        ],
+    )
+    def test_confidence(self, message: str, confidence: float) -> None:
+        assert assess(message).confidence == confidence
+
+    @pytest.mark.parametrize(
+        ("message", "connector"),
+        [
+            ("tea or coffee", True),
+            ("tea and coffee", True),
+            ("two plus two", True),
+            ("first; second", True),
+            ("a, b", True),
+            ("pâine și unt", True),
+            ("pâine şi unt", True),  # cedilla spelling
+            ("ceai sau cafea", True),
+            ("Și?", True),
+            ("orange android", False),
+            ("sistem sausage", False),
+            ("andrei orbits", False),
+        ],
+    )
+    def test_connectors(self, message: str, connector: bool) -> None:
+        length_part = min(len(message) / 200, 1) * 0.7
+        assert assess(message).complexity == pytest.approx(length_part + 0.3 * connector)
+
+    def test_length_saturates(self) -> None:
+        assert assess("x" * 200).complexity == pytest.approx(0.7)
+        assert assess("x" * 5000).complexity == pytest.approx(0.7)
+        assert assess("x" * 5000 + ", and").complexity == pytest.approx(1.0)
+
+    def test_budget_knobs_and_cap(self) -> None:
+        message = "what and why"  # confidence 0.9, complexity 0.342
+        assert assess(message, base=1000, confidence_multiplier=1000, complexity_bonus=1000).budget == round(
+            1000 + 900 + 342
+        )
+        assert assess(message, hard_cap=5000).budget == 5000
+        assert assess(message, confidence_multiplier=100_000).budget == 12000
+        longest = "Explain, compare and summarise what, why and how " * 10
+        assert assess(longest).budget == 2000 + 4000 + 2000
+        assert isinstance(assess(longest).budget, int)
+
+    def test_cue_tokens(self) -> None:
+        assert cue_tokens("  Când?! Explică-mi, TE ROG… ") == ["când", "explică", "mi", "te", "rog"]
+
+
+# ---------------------------------------------------------------- budget split
+
+
+class TestSplitBudget:
+    def test_guarantee_then_rest_to_l2(self) -> None:
+        assert split_budget(6000, 800) == Split(l0_l1=800, l2=4000, l3=1200)
+
+    def test_l3_guarantee_holds_whatever_l2_needs(self) -> None:
+        # The split never sees L2's length: a budget big enough for both always gives L3 its guarantee.
+        for total in range(1700 + 300, 12001, 250):
+            split = split_budget(total, 300)
+            assert split.l3 == 1200
+            assert split.l2 == total - 300 - 1200
+
+    def test_floor_wins_on_tiny_budgets(self) -> None:
+        assert split_budget(2000, 400) == Split(l0_l1=400, l2=500, l3=1100)
+        assert split_budget(1000, 700) == Split(l0_l1=700, l2=300, l3=0)
+        assert split_budget(1700, 0) == Split(l0_l1=0, l2=500, l3=1200)
+        assert split_budget(1699, 0) == Split(l0_l1=0, l2=500, l3=1199)
+
+    def test_custom_guarantee_and_floor(self) -> None:
+        assert split_budget(5000, 1000, l3_min_guarantee=3000, l2_floor=200) == Split(1000, 1000, 3000)
+        assert split_budget(5000, 1000, l3_min_guarantee=3900, l2_floor=200) == Split(1000, 200, 3800)
+
+    @pytest.mark.parametrize("total", [-100, 0, 1, 499, 500, 1199, 1700, 3000, 12000])
+    @pytest.mark.parametrize("l0_l1", [-5, 0, 200, 2000, 20000])
+    def test_never_negative_and_adds_up(self, total: int, l0_l1: int) -> None:
+        split = split_budget(total, l0_l1)
+        assert min(split.l0_l1, split.l2, split.l3) >= 0
+        assert split.l2 + split.l3 == max(0, total - max(0, l0_l1))
+
+
+# ---------------------------------------------------------------- L2 trim
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def message(role: str, n_words: int, tag: str) -> dict:
+    return {"role": role, "content": " ".join([tag] * n_words)}
+
+
+class TestTrimWorking:
+    def conversation(self, first_words: int) -> list[dict]:
+        return [message("user", first_words, "m0")] + [
+            message("user" if i % 2 == 0 else "assistant", 10, f"m{i}") for i in range(1, 10)
+        ]
+
+    def test_newest_kept_in_chronological_order(self) -> None:
+        messages = self.conversation(first_words=10)  # 10 ≥ 35/4: not pinned
+        assert trim_working(messages, 35, words) == messages[7:]
+
+    def test_small_first_message_is_pinned(self) -> None:
+        messages = self.conversation(first_words=5)  # 5 < 35/4
+        kept = trim_working(messages, 35, words)
+        assert kept == [messages[0], *messages[7:]]  # 5 + 30 ≤ 35
+        assert sum(words(m["content"]) for m in kept) <= 35
+
+    def test_pinned_first_message_counts_against_the_budget(self) -> None:
+        messages = self.conversation(first_words=8)  # 8 < 40/4
+        assert trim_working(messages, 40, words) == [messages[0], *messages[7:]]  # 8 + 30; a 4th would be 48
+
+    def test_first_message_of_a_quarter_or_more_is_not_pinned(self) -> None:
+        messages = self.conversation(first_words=10)
+        assert trim_working(messages, 40, words) == messages[6:]  # 10 == 40/4
+
+    def test_everything_fits(self) -> None:
+        messages = self.conversation(first_words=5)
+        assert trim_working(messages, 1000, words) == messages
+        big_first = self.conversation(first_words=400)
+        assert trim_working(big_first, 1000, words) == big_first
+
+    def test_window_stays_contiguous(self) -> None:
+        # "x" would fit after "b" is dropped, but the history would then have a hole.
+        messages = [message("user", 2, "a"), message("user", 3, "x"), message("user", 50, "b")]
+        messages += [message("user", 3, "c"), message("user", 3, "d")]
+        assert trim_working(messages, 40, words) == [messages[0], messages[3], messages[4]]
+
+    def test_nothing_fits(self) -> None:
+        messages = [message("user", 50, "a"), message("user", 60, "b")]
+        assert trim_working(messages, 40, words) == []
+        assert trim_working(messages, 0, words) == []
+        assert trim_working([], 100, words) == []
+
+    def test_input_is_not_mutated(self) -> None:
+        messages = self.conversation(first_words=5)
+        before = copy.deepcopy(messages)
+        trim_working(messages, 35, words)
+        assert messages == before
+
+
+# ---------------------------------------------------------------- L3 packing
+
+
+STAMP = datetime(2026, 11, 20, 13, 5, 59, tzinfo=timezone.utc).timestamp()
+
+
+class TestPackRecalls:
+    def test_format_recall_line(self) -> None:
+        entry = recall("a", 0.1, timestamp=STAMP, content="user: hi\nassistant: hello")
+        assert format_recall_line(entry) == "[2026-11-20 13:05] user: hi ⏎ assistant: hello"
+
+    def test_format_recall_line_is_one_line_in_utc(self) -> None:
+        entry = recall("a", 0.1, timestamp=0.0, content="  one\r\n\r\n  two \n\nthree\u2028four ")
+        line = format_recall_line(entry)
+        assert line == "[1970-01-01 00:00] one ⏎ two ⏎ three ⏎ four"
+        assert "\n" not in line and "\r" not in line
+
+    def test_best_first_and_too_big_is_skipped(self) -> None:
+        entries = [
+            recall("small1", 0.1, content="a b c"),  # 5 words with the 2-word stamp
+            recall("huge", 0.2, content=" ".join(["x"] * 50)),
+            recall("small2", 0.3, content="d e f"),
+            recall("medium", 0.4, content=" ".join(["y"] * 12)),
+        ]
+        injected, used = pack_recalls(entries, 20, words)
+        assert ids(injected) == ["small1", "small2"]
+        assert used == 10
+
+    def test_fills_exactly(self) -> None:
+        entries = [recall("a", 0.1, content="a b c"), recall("b", 0.2, content="d e f")]
+        assert pack_recalls(entries, 10, words) == (entries, 10)
+        assert pack_recalls(entries, 9, words) == (entries[:1], 5)
+
+    def test_tokens_used_are_those_of_the_injected_lines(self) -> None:
+        entries = [
+            recall(f"r{i}", i / 10, timestamp=STAMP + i, content=f"user: question {i}\nassistant: answer number {i}")
+            for i in range(10)
+        ]
+        injected, used = pack_recalls(entries, 100, count_tokens)
+        assert 0 < len(injected) < 10
+        assert used == sum(count_tokens(format_recall_line(r)) for r in injected) <= 100
+        assert used == count_tokens("\n".join(format_recall_line(r) for r in injected))
+
+    def test_zero_budget(self) -> None:
+        assert pack_recalls([recall("a", 0.1)], 0, words) == ([], 0)
+        assert pack_recalls([], 100, words) == ([], 0)
+
+
+# ---------------------------------------------------------------- tokens
+
+
+class TestCountTokens:
+    def test_empty(self) -> None:
+        assert count_tokens("") == 0
+
+    def test_wordpiece_without_special_tokens(self) -> None:
+        assert count_tokens("hello world") == 2
+        assert count_tokens("hello\nworld") == 2
+
+    def test_very_long_text_is_not_truncated(self) -> None:
+        text = "word " * 20_000  # 100 KB
+        assert len(text) == 100_000
+        assert count_tokens(text) == 20_000
+
+    def test_concurrent_first_use(self) -> None:
+        results: list[int] = []
+        threads = [threading.Thread(target=lambda: results.append(count_tokens("a b c d"))) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == [4] * 8

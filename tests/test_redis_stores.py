@@ -1,0 +1,320 @@
+"""The Redis-backed stores against real servers: the embedded one (Redis 6.2)
+and Debian's redis-server (7.x), so the Lua scripts are shown to run on both."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+import redis
+from redis.asyncio import Redis
+
+from memory.cache import SearchCache
+from memory.facts import FactsStore, RedisFactsStore
+from memory.redis_server import EmbeddedRedis, answers_ping
+from memory.working import Message, WorkingMemory
+
+StartEmbedded = Callable[[Path], EmbeddedRedis]
+
+# ---------------------------------------------------------------- embedded server
+
+
+def socket_path(url: str) -> Path:
+    return Path(unquote(url.removeprefix("unix://")))
+
+
+def test_embedded_server_listens_on_a_socket_in_the_data_dir(tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path) as server:
+        assert server.url.startswith("unix://")
+        assert socket_path(server.url).parent == tmp_path / "redis"
+        with redis.Redis.from_url(server.url, decode_responses=True) as client:
+            assert client.info("persistence")["aof_enabled"] == 1
+            assert client.config_get("dir")["dir"] == str(tmp_path / "redis")
+    assert not answers_ping(server.url)
+    assert (tmp_path / "redis" / "redis-server.log").exists()
+
+
+def test_long_data_dir_puts_the_socket_in_the_temp_dir(
+    start_embedded: StartEmbedded, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / ("a-rather-long-folder-name-" * 5)
+
+    server = start_embedded(data_dir)
+
+    assert socket_path(server.url).parent == Path(tempfile.gettempdir())
+    assert answers_ping(server.url)
+    assert (data_dir / "redis" / "appendonly.aof").exists()
+
+
+def test_second_instance_on_the_same_dir_joins_the_running_server(
+    start_embedded: StartEmbedded, tmp_path: Path
+) -> None:
+    first = start_embedded(tmp_path)
+    second = start_embedded(tmp_path)
+
+    assert second.url == first.url
+    assert second.pid == first.pid
+    with redis.Redis.from_url(first.url) as client:
+        client.set("k", "shared")
+    with redis.Redis.from_url(second.url) as client:
+        assert client.get("k") == b"shared"
+
+
+def test_stop_leaves_the_server_running_while_another_holder_is_connected(
+    start_embedded: StartEmbedded, tmp_path: Path
+) -> None:
+    owner = start_embedded(tmp_path)
+    joiner = start_embedded(tmp_path)
+    url = owner.url
+
+    owner.stop()
+    assert answers_ping(url)
+    joiner.stop()  # it did not start the server, so it never shuts it down
+    assert answers_ping(url)
+
+
+def test_stop_leaves_the_server_running_while_a_client_is_connected(
+    start_embedded: StartEmbedded, tmp_path: Path
+) -> None:
+    server = start_embedded(tmp_path)
+    url = server.url
+
+    with redis.Redis.from_url(url, single_connection_client=True) as client:
+        client.ping()
+        server.stop()
+        assert client.ping()
+
+
+def test_data_survives_stop_and_start(start_embedded: StartEmbedded, tmp_path: Path) -> None:
+    first = start_embedded(tmp_path)
+    old_pid = first.pid
+    with redis.Redis.from_url(first.url) as client:
+        client.rpush("list", "a", "b")
+    first.stop()
+    assert not answers_ping(first.url)  # really shut down: nobody else was connected
+
+    second = start_embedded(tmp_path)
+
+    assert second.pid != old_pid
+    with redis.Redis.from_url(second.url) as client:
+        assert client.lrange("list", 0, -1) == [b"a", b"b"]
+
+
+def test_stale_socket_of_a_crashed_server_is_replaced(
+    start_embedded: StartEmbedded, tmp_path: Path
+) -> None:
+    crashed = start_embedded(tmp_path)
+    pid = crashed.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)  # our child: reap it, so it is really gone
+    assert socket_path(crashed.url).exists()  # a killed server leaves its socket behind
+
+    fresh = start_embedded(tmp_path)
+
+    assert fresh.pid not in (None, pid)
+    assert answers_ping(fresh.url)
+
+
+def test_a_server_that_cannot_start_names_its_log(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    (tmp_path / "redis" / "appendonly.aof").write_text("not an append-only file\n")
+
+    with pytest.raises(RuntimeError, match="redis-server.log"):
+        EmbeddedRedis(tmp_path).start()
+
+
+# ------------------------------------------- stores on both Redis 6.2 and 7.x
+
+
+@pytest.fixture(params=["embedded", "system"])
+async def any_redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
+    """The embedded server (6.2) and Debian's (7.x), emptied for this test."""
+    fixture = "redis_url" if request.param == "embedded" else "system_redis_url"
+    url = request.getfixturevalue(fixture)
+    client = Redis.from_url(url, decode_responses=True)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+def message(index: int) -> Message:
+    role = "user" if index % 2 == 0 else "assistant"
+    return {"role": role, "content": f"message {index} ✓", "timestamp": 1_700_000_000.0 + index}
+
+
+async def save_turns(memory: WorkingMemory, chat_id: str, turns: int) -> list[Message]:
+    """Saves ``turns`` user/assistant turns; returns all their messages in order."""
+    messages = [message(index) for index in range(2 * turns)]
+    for turn in range(1, turns + 1):
+        assert await memory.append_turn(chat_id, turn, messages[2 * turn - 2 : 2 * turn])
+    return messages
+
+
+async def test_a_new_chat_is_empty(any_redis: Redis) -> None:
+    memory = WorkingMemory(any_redis)
+
+    assert await memory.load("new", max_messages=10) == []
+    assert await memory.completed_turns("new") == 0
+    assert await memory.length("new") == 0
+
+
+async def test_load_pins_the_first_message_and_keeps_the_latest_in_order(
+    any_redis: Redis,
+) -> None:
+    memory = WorkingMemory(any_redis)
+    messages = await save_turns(memory, "c1", turns=5)
+
+    assert await memory.load("c1", max_messages=4) == [messages[0], *messages[-4:]]
+    assert await memory.load("c1", max_messages=0) == [messages[0]]
+
+
+@pytest.mark.parametrize("max_messages", [9, 10, 25])
+async def test_load_does_not_repeat_the_first_message_when_the_window_reaches_it(
+    any_redis: Redis, max_messages: int
+) -> None:
+    memory = WorkingMemory(any_redis)
+    messages = await save_turns(memory, "c1", turns=5)
+
+    assert await memory.load("c1", max_messages=max_messages) == messages
+
+
+async def test_append_turn_records_the_turn_and_ignores_replays(any_redis: Redis) -> None:
+    memory = WorkingMemory(any_redis)
+    await save_turns(memory, "c1", turns=2)
+
+    assert await memory.completed_turns("c1") == 2
+    assert not await memory.append_turn("c1", 2, [message(98), message(99)])
+    assert not await memory.append_turn("c1", 1, [message(98), message(99)])
+    assert await memory.length("c1") == 4
+    assert await memory.append_turn("c1", 3, [message(4)])
+    assert await memory.completed_turns("c1") == 3
+
+
+async def test_concurrent_saves_of_one_turn_write_it_once(any_redis: Redis) -> None:
+    memory = WorkingMemory(any_redis)
+    turn = [message(0), message(1)]
+
+    results = await asyncio.gather(*(memory.append_turn("c1", 1, turn) for _ in range(10)))
+
+    assert sorted(results) == [False] * 9 + [True]
+    assert await memory.load("c1", max_messages=10) == turn
+
+
+async def test_chats_are_separate_and_clear_forgets_one(any_redis: Redis) -> None:
+    memory = WorkingMemory(any_redis)
+    await save_turns(memory, "c1", turns=2)
+    await save_turns(memory, "c2", turns=1)
+
+    await memory.clear("c1")
+
+    assert await memory.length("c1") == 0
+    assert await memory.completed_turns("c1") == 0
+    assert await memory.length("c2") == 2
+    assert await memory.append_turn("c1", 1, [message(0)])  # numbering starts again
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"role": "system", "content": "hi", "timestamp": 1.0},
+        {"role": "user", "content": ["hi"], "timestamp": 1.0},
+        {"role": "user", "content": None, "timestamp": 1.0},
+        {"role": "user", "content": "hi", "timestamp": "yesterday"},
+    ],
+)
+async def test_invalid_messages_are_refused_before_writing(any_redis: Redis, bad: dict) -> None:
+    memory = WorkingMemory(any_redis)
+
+    with pytest.raises(ValueError):
+        await memory.append_turn("c1", 1, [message(0), bad])  # type: ignore[list-item]
+
+    assert await any_redis.keys("*") == []
+
+
+async def test_search_cache_digest_is_stable_and_parameter_sensitive() -> None:
+    digest = SearchCache.digest("where did I go", k=5, after="2024-01-01")
+
+    assert digest == SearchCache.digest("where did I go", after="2024-01-01", k=5)
+    assert digest != SearchCache.digest("where did I go", k=6, after="2024-01-01")
+    assert digest != SearchCache.digest("where did I go?", k=5, after="2024-01-01")
+    assert len(digest) == 24 and int(digest, 16) >= 0
+
+
+async def test_search_cache_put_get_with_ttl(any_redis: Redis) -> None:
+    cache = SearchCache(any_redis, ttl_seconds=300)
+    digest = SearchCache.digest("hiking", k=5)
+    results = [{"id": "a", "content": "we hiked ✓", "distance": 0.25}]
+
+    assert await cache.get("chat:1", digest) is None
+    await cache.put("chat:1", digest, results)
+
+    assert await cache.get("chat:1", digest) == results
+    [entry_key] = [key async for key in any_redis.scan_iter("*") if digest in key]
+    assert 0 < await any_redis.ttl(entry_key) <= 300
+
+
+async def test_search_cache_invalidate_drops_only_that_scope(any_redis: Redis) -> None:
+    cache = SearchCache(any_redis, ttl_seconds=300)
+    digest = SearchCache.digest("hiking")
+    for scope in ("chat:1", "chat:2", "user:7"):
+        await cache.put(scope, digest, [{"scope": scope}])
+
+    await cache.invalidate("chat:1", "user:7")
+
+    assert await cache.get("chat:1", digest) is None
+    assert await cache.get("user:7", digest) is None
+    assert await cache.get("chat:2", digest) == [{"scope": "chat:2"}]
+    await cache.put("chat:1", digest, [{"fresh": True}])
+    assert await cache.get("chat:1", digest) == [{"fresh": True}]
+
+
+def test_search_cache_needs_a_positive_ttl(aredis: Redis) -> None:
+    with pytest.raises(ValueError):
+        SearchCache(aredis, ttl_seconds=0)
+
+
+# --------------------------------------------------------------------- facts
+
+
+async def test_facts_upsert_get_delete_clear(aredis: Redis) -> None:
+    facts = RedisFactsStore(aredis)
+    assert isinstance(facts, FactsStore)
+
+    await facts.upsert("u1", " city ", " Lisbon ")
+    await facts.upsert("u1", "pet", "cat")
+    await facts.upsert("u1", "pet", "dog")
+    await facts.upsert("u2", "city", "Oslo")
+
+    assert await facts.get_all("u1") == {"city": "Lisbon", "pet": "dog"}
+    assert await facts.delete("u1", "pet")
+    assert not await facts.delete("u1", "pet")
+    await facts.clear("u1")
+    assert await facts.get_all("u1") == {}
+    assert await facts.get_all("u2") == {"city": "Oslo"}
+
+
+@pytest.mark.parametrize(("key", "value"), [("", "x"), ("  ", "x"), ("k", " \n"), ("k", 3)])
+async def test_facts_refuse_empty_keys_and_values(aredis: Redis, key: str, value: str) -> None:
+    facts = RedisFactsStore(aredis)
+
+    with pytest.raises(ValueError):
+        await facts.upsert("u1", key, value)
+
+    assert await facts.get_all("u1") == {}
+
+
+async def test_facts_read_as_text_without_decode_responses(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)  # replies as bytes
+    try:
+        facts = RedisFactsStore(client)
+        await facts.upsert("u1", "name", "Zoë")
+        assert await facts.get_all("u1") == {"name": "Zoë"}
+    finally:
+        await client.aclose()
