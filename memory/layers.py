@@ -137,6 +137,11 @@ class MemoryLayers:
 
         future.add_done_callback(finished)
 
+    async def wait_background(self) -> None:
+        """Wait for the best-effort work started so far (tests and tidy shutdowns)."""
+        if self._background:
+            await asyncio.wait([asyncio.wrap_future(f) for f in list(self._background)])
+
     async def redis(self) -> aioredis.Redis:
         async with self._redis_lock:
             if self._redis is None:

@@ -17,10 +17,12 @@ from nodes.timing import timed
 async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     _, settings = resolve(runtime)
     retrieval = settings.retrieval
-    kept = [
-        filter_by_gap(hits, retrieval.gap_significance, retrieval.small_result_ceiling)
-        for hits in (state.get("recalls") or {}).values()
-    ]
+    kept = []
+    for mechanism, hits in (state.get("recalls") or {}).items():
+        survivors = filter_by_gap(hits, retrieval.gap_significance, retrieval.small_result_ceiling)
+        if mechanism == "temporal" and not survivors:
+            survivors = hits[: retrieval.temporal_fallback_results]
+        kept.append(survivors)
     candidates = merge_and_score(
         kept,
         turn_time(state),

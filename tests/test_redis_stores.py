@@ -310,11 +310,19 @@ async def test_facts_refuse_empty_keys_and_values(aredis: Redis, key: str, value
     assert await facts.get_all("u1") == {}
 
 
-async def test_facts_read_as_text_without_decode_responses(redis_url: str) -> None:
-    client = Redis.from_url(redis_url)  # replies as bytes
+async def test_stores_work_with_a_client_that_replies_in_bytes(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)  # no decode_responses, as the app creates it
     try:
+        memory = WorkingMemory(client)
+        cache = SearchCache(client, ttl_seconds=60)
         facts = RedisFactsStore(client)
+        await memory.append_turn("c1", 1, [message(0)])
+        await cache.put("chat:1", "d", [{"id": "a"}])
         await facts.upsert("u1", "name", "Zoë")
+
+        assert await memory.completed_turns("c1") == 1
+        assert await memory.load("c1", max_messages=5) == [message(0)]
+        assert await cache.get("chat:1", "d") == [{"id": "a"}]
         assert await facts.get_all("u1") == {"name": "Zoë"}
     finally:
         await client.aclose()

@@ -1,0 +1,434 @@
+"""The turn, end to end, on real Redis, real Chroma and real MiniLM embeddings.
+
+The model is the only fake: a loopback server speaking the Chat Completions protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bot.importer import TranscriptError, import_transcript
+from bot.runner import TurnRunner, turn_report
+from fakes import FakeOpenAI
+from graph.graph import build_graph, graph
+from graph.services import ModelNotConfigured, Services
+from graph.settings import Settings
+from graph.state import InvalidTurn, turn_input
+from memory.embeddings import MiniLMEmbeddings
+from memory.episodic import EpisodicStore
+from memory.layers import ARCHIVE_TAG, BackendUnavailable, Exchange, MemoryLayers, archive_id
+
+NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
+PRE_LLM_NODES = {"prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble"}
+
+# (days before NOW, user, assistant) — one chat's history over several sessions.
+HISTORY = [
+    (12, "I planted three San Marzano tomato seedlings on the balcony today.",
+     "San Marzano is a great choice for sauce. Give them a deep pot and full sun."),
+    (12, "Should I prune the suckers on the tomatoes?",
+     "Yes, pinch the suckers below the first flower cluster to get bigger fruit."),
+    (9, "The deployment of service alpha-5675 failed again with a timeout on the database migration.",
+     "A migration timeout usually means a long lock. Run it in batches or raise the statement timeout."),
+    (9, "We rolled alpha-5675 back to version 2.3.1 for now.",
+     "Sensible. Keep 2.3.1 pinned until the migration is split."),
+    (6, "My sister Clara is getting married in Porto in June.",
+     "Congratulations to Clara! June in Porto is lovely."),
+    (4, "I tried a mushroom risotto with porcini and it came out gluey.",
+     "Stir less at the start and add the stock gradually; rinse nothing, the starch matters."),
+    (1, "I refactored the billing module to use a queue for invoice emails.",
+     "A queue decouples sending from billing; make the email job idempotent."),
+    (1, "I also booked flights to Rome for the conference on the 12th.",
+     "Nice. The conference venue is near Termini, so stay around there."),
+    # everyday turns around them, as in a real chat
+    (14, "Can you recommend a sci-fi movie for tonight?", "Try Arrival; it is thoughtful and not too long."),
+    (14, "We watched Arrival, loved the linguistics angle.", "The heptapod writing is based on real linguistics ideas."),
+    (13, "It has been raining all week here.", "Good weather for reading. Do you have a book going?"),
+    (11, "I ran 8 kilometres this morning, my knee feels fine.", "Great, keep the long runs slow for a while."),
+    (10, "My manager wants the quarterly report by Friday.", "Block two mornings for it and draft the charts first."),
+    (8, "What is a good stretch after running?", "Calf and hamstring stretches, 30 seconds each, no bouncing."),
+    (7, "I am thinking of learning Italian before the trip.", "Start with a daily 15-minute app session and podcasts."),
+    (5, "Our team adopted a new code review checklist.", "Checklists help; keep it short so people actually use it."),
+    (3, "I need a gift idea for my dad, he likes woodworking.", "A good Japanese pull saw or a set of chisels."),
+    (2, "The office coffee machine broke again.", "Maybe time for a team French press."),
+]
+
+
+def history_jsonl(chat_id: str, user_id: str = "alice") -> str:
+    lines = []
+    for n, (days, user, assistant) in enumerate(HISTORY):
+        when = NOW - timedelta(days=days, hours=2) + timedelta(minutes=5 * n)
+        for offset, role, content in ((0, "user", user), (1, "assistant", assistant)):
+            stamp = (when + timedelta(seconds=offset)).isoformat()
+            lines.append(json.dumps({"chat_id": chat_id, "user_id": user_id, "role": role,
+                                     "content": content, "timestamp": stamp}))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def embeddings() -> MiniLMEmbeddings:
+    return MiniLMEmbeddings()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(data_dir=tmp_path, redis={"url": redis_url})
+
+
+def make_runner(settings: Settings, embeddings: MiniLMEmbeddings, **memory_parts) -> TurnRunner:
+    return TurnRunner(Services(settings, MemoryLayers(settings, embeddings=embeddings, **memory_parts)))
+
+
+@pytest.fixture
+async def runner(settings: Settings, embeddings: MiniLMEmbeddings):
+    runner = make_runner(settings, embeddings)
+    await runner.services.memory.warm_up()
+    yield runner
+    await runner.aclose()
+
+
+async def load_history(runner: TurnRunner, tmp_path: Path, chat_id: str = "alice-chat") -> dict:
+    path = tmp_path / f"{chat_id}.jsonl"
+    path.write_text(history_jsonl(chat_id), encoding="utf-8")
+    return await import_transcript(runner.services.memory, path)
+
+
+async def inspect(runner: TurnRunner, chat_id: str, message: str, **kwargs) -> dict:
+    return turn_report(await runner.inspect(chat_id, message, now=NOW.timestamp(), **kwargs))
+
+
+# ---- the graph ---------------------------------------------------------------------
+
+
+def test_topology_fans_out_from_start_and_runs_in_a_line_after_the_join():
+    drawn = graph.get_graph()
+    edges = {(e.source, e.target) for e in drawn.edges}
+    fan_out = {"prefetch", "load_identity", "load_working"}
+    assert {(t) for s, t in edges if s == "__start__"} == fan_out
+    assert {s for s, t in edges if t == "gap_filter"} == fan_out
+    chain = ["gap_filter", "budget", "assemble", "llm", "save", "archive", "__end__"]
+    for source, target in zip(chain, chain[1:]):
+        assert (source, target) in edges
+    assert len(edges) == 3 + 3 + len(chain) - 1
+
+
+def test_langgraph_json_names_the_compiled_graph():
+    config = json.loads((Path(__file__).parents[1] / "langgraph.json").read_text())
+    module_path, attribute = config["graphs"]["goat"].split(":")
+    assert module_path == "./graph/graph.py" and attribute == "graph"
+    assert set(graph.get_graph().nodes) >= PRE_LLM_NODES | {"llm", "save", "archive"}
+
+
+# ---- import + inspect: the mechanisms ------------------------------------------------
+
+
+async def test_question_about_the_past_injects_that_exchange(runner, tmp_path):
+    stats = await load_history(runner, tmp_path)
+    assert stats == {"messages": 36, "turns": 18, "imported": 18, "skipped": 0}
+    report = await inspect(runner, "alice-chat", "Which tomato variety did I plant on the balcony?")
+    injected = [entry["content"] for entry in report["l3"]]
+    assert any("San Marzano" in text for text in injected)
+    assert report["l3"][0]["content"].startswith("user: ")
+    assert set(report["latency_ms"]) == PRE_LLM_NODES
+    assert set(report["tokens"]) == {"l0_l1", "l2", "l3"} and report["tokens"]["l3"] > 0
+    assert report["prefetch"]["fired"] == ["thematic"] and report["prefetch"]["succeeded"] == ["thematic"]
+    assert all(set(e) == {"id", "content", "distance", "blended_score", "timestamp", "mechanism"}
+               for e in report["l3"])
+    scores = [e["blended_score"] for e in report["l3"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+async def test_greeting_injects_little_or_nothing(runner, tmp_path):
+    await load_history(runner, tmp_path)
+    report = await inspect(runner, "alice-chat", "hey, good morning!")
+    assert report["tokens"]["l3"] <= 60
+
+
+async def test_structural_key_is_found_by_exact_match(runner, tmp_path):
+    await load_history(runner, tmp_path)
+    report = await inspect(runner, "alice-chat", "status of alpha-5675?")
+    exact = [e for e in report["l3"] if e["mechanism"] == "specific_key"]
+    assert exact and all("alpha-5675" in e["content"] and e["distance"] == 0.0 for e in exact)
+    assert len(exact) == 2
+    assert report["prefetch"]["keys"] == ["alpha-5675"]
+
+
+async def test_yesterday_fires_the_temporal_mechanism(runner, tmp_path):
+    await load_history(runner, tmp_path)
+    report = await inspect(runner, "alice-chat", "what did we discuss yesterday?")
+    assert "temporal" in report["prefetch"]["fired"]
+    start, end = report["prefetch"]["range"]
+    assert start.startswith("2026-11-20T00:00") and end.startswith("2026-11-20T23:59")
+    temporal = [e for e in report["l3"] if e["mechanism"] == "temporal"]
+    assert {("billing" in e["content"]) or ("Rome" in e["content"]) for e in temporal} == {True}
+    assert len(temporal) == 2
+
+
+async def test_another_chat_sees_nothing_of_the_first(runner, tmp_path):
+    await load_history(runner, tmp_path)
+    for question in ("Which tomato variety did I plant?", "status of alpha-5675?",
+                     "what did we discuss yesterday?"):
+        report = await inspect(runner, "bob-chat", question, user_id="alice")
+        assert report["l3"] == [] and report["tokens"]["l3"] == 0
+        assert not any(report["prefetch"]["found"].values())
+
+
+async def test_user_scope_widens_recall_to_the_users_other_chats(runner, tmp_path):
+    await load_history(runner, tmp_path)
+    report = await inspect(runner, "alice-other-chat", "status of alpha-5675?", user_id="alice",
+                           overrides={"memory.scope": "user"})
+    assert any("alpha-5675" in e["content"] for e in report["l3"])
+    stranger = await inspect(runner, "mallory-chat", "status of alpha-5675?", user_id="mallory",
+                             overrides={"memory.scope": "user"})
+    assert stranger["l3"] == []
+
+
+async def test_run_time_overrides_tune_the_gap_filter(runner, tmp_path):
+    await load_history(runner, tmp_path)
+    question = "Which tomato variety did I plant on the balcony?"
+    strict = await inspect(runner, "alice-chat", question, overrides={"retrieval.gap_significance": 1000})
+    assert strict["l3"] == [] and strict["prefetch"]["found"]["thematic"] > 0
+    open_ = await inspect(runner, "alice-chat", question, overrides={"retrieval.gap_significance": 0.01})
+    assert len(open_["l3"]) > len(strict["l3"])
+
+
+async def test_injected_entries_get_their_access_bumped(runner, tmp_path):
+    await load_history(runner, tmp_path)
+    report = await inspect(runner, "alice-chat", "status of alpha-5675?")
+    memory = runner.services.memory
+    await memory.wait_background()
+    store = await memory.episodic()
+    hits = store.get_by_ids(["alice-chat"], [e["id"] for e in report["l3"]])
+    assert hits and all(h["metadata"]["access_count"] == 1 for h in hits)
+    assert all(h["metadata"]["last_accessed"] == NOW.timestamp() for h in hits)
+
+
+async def test_reimport_adds_nothing(runner, tmp_path):
+    await load_history(runner, tmp_path)
+    again = await load_history(runner, tmp_path)
+    assert again["imported"] == 0 and again["skipped"] == 18
+    store = await runner.services.memory.episodic()
+    assert store.count("alice-chat") == 18
+    completed, working = await runner.services.memory.working("alice-chat", 100)
+    assert completed == 18 and len(working) == 36
+
+
+# ---- failure isolation and the deadline ------------------------------------------
+
+
+class StuckSearchStore(EpisodicStore):
+    """A real store whose vector search blocks until released: a search stuck in its thread."""
+
+    release = threading.Event()
+    entered = threading.Event()
+
+    def search(self, *args, **kwargs):
+        self.entered.set()
+        self.release.wait(timeout=60)
+        return super().search(*args, **kwargs)
+
+
+async def test_a_stuck_search_does_not_hold_the_turn(settings, embeddings, tmp_path):
+    store = StuckSearchStore.embedded(tmp_path / "chroma", embeddings)
+    runner = make_runner(settings, embeddings, episodic=store)
+    try:
+        await load_history(runner, tmp_path)
+        report = await inspect(runner, "alice-chat", "status of alpha-5675?",
+                               overrides={"prefetch.timeout": 0.2})
+        # The turn finished while the search was still blocked in its worker thread.
+        assert store.entered.is_set() and not store.release.is_set()
+        assert report["prefetch"]["timed_out"] == ["thematic"]
+        assert "thematic timed out" in report["degraded"]["prefetch"]
+        # The other mechanism was not spoiled by the stuck one.
+        assert report["prefetch"]["succeeded"] == ["specific_key"]
+        assert any(e["mechanism"] == "specific_key" for e in report["l3"])
+    finally:
+        StuckSearchStore.release.set()
+        await runner.aclose()
+
+
+class BrokenContainsStore(EpisodicStore):
+    def find_containing(self, *args, **kwargs):
+        raise RuntimeError("substring index corrupted")
+
+
+async def test_one_failing_mechanism_does_not_spoil_the_others(settings, embeddings, tmp_path):
+    runner = make_runner(settings, embeddings,
+                         episodic=BrokenContainsStore.embedded(tmp_path / "chroma", embeddings))
+    try:
+        await load_history(runner, tmp_path)
+        report = await inspect(runner, "alice-chat", "any news on alpha-5675 since the rollback?")
+        assert "substring index corrupted" in report["prefetch"]["failed"]["specific_key"]
+        assert "thematic" in report["prefetch"]["succeeded"]
+        assert report["l3"] and all(e["mechanism"] == "thematic" for e in report["l3"])
+        assert "specific_key failed" in report["degraded"]["prefetch"]
+    finally:
+        await runner.aclose()
+
+
+class DownFactsStore:
+    async def get_all(self, user_id):
+        raise ConnectionError("letta is down")
+
+
+async def test_facts_store_down_leaves_l1_empty_and_the_turn_goes_on(settings, embeddings, tmp_path):
+    runner = make_runner(settings, embeddings, facts=DownFactsStore())
+    try:
+        await load_history(runner, tmp_path)
+        state = await runner.inspect("alice-chat", "Which tomato variety did I plant?", now=NOW.timestamp())
+        assert state["facts"] == {}
+        assert "letta is down" in state["degraded"]["load_identity"]
+        assert state["l3"]
+    finally:
+        await runner.aclose()
+
+
+async def test_chroma_down_costs_only_l3(settings, embeddings, tmp_path, unused_tcp_port):
+    down = settings.model_copy(update={"chroma": settings.chroma.model_copy(
+        update={"url": f"http://127.0.0.1:{unused_tcp_port}"})})
+    with FakeOpenAI() as fake:
+        fake.reply("Sorry, I cannot recall that right now.")
+        runner = make_runner(with_model(down, fake), embeddings)
+        try:
+            state = await runner.run("alice-chat", "Which tomato variety did I plant?", now=NOW.timestamp())
+            assert state["reply"] == "Sorry, I cannot recall that right now."
+            assert state["l3"] == [] and "failed" in state["degraded"]["prefetch"]
+            assert "chroma" in state["degraded"]["archive"]
+            completed, working = await runner.services.memory.working("alice-chat", 10)
+            assert completed == 1 and [m["role"] for m in working] == ["user", "assistant"]
+        finally:
+            await runner.aclose()
+
+
+async def test_redis_down_at_start_is_a_clear_error(tmp_path, embeddings, unused_tcp_port):
+    settings = Settings(data_dir=tmp_path, redis={"url": f"redis://127.0.0.1:{unused_tcp_port}/0"})
+    runner = make_runner(settings, embeddings)
+    try:
+        with pytest.raises(BackendUnavailable, match=r"redis is unavailable: cannot reach redis://127\.0\.0\.1"):
+            await runner.inspect("alice-chat", "hello")
+    finally:
+        await runner.aclose()
+
+
+# ---- a whole turn, with the model --------------------------------------------------
+
+
+def with_model(settings: Settings, fake: FakeOpenAI) -> Settings:
+    return settings.model_copy(update={"llm": settings.llm.model_copy(
+        update={"model": "fake-model", "api_key": "test-key", "base_url": fake.base_url})})
+
+
+async def test_a_turn_answers_saves_and_archives_verbatim(settings, embeddings, tmp_path):
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            await load_history(runner, tmp_path)
+            fake.reply("You planted San Marzano tomatoes.")
+            state = await runner.run("alice-chat", "Which tomatoes did I plant?", user_id="alice",
+                                     now=NOW.timestamp())
+            assert state["reply"] == "You planted San Marzano tomatoes."
+            turn = len(HISTORY) + 1
+            assert state["turn"] == turn and state["archive_id"] == archive_id("alice-chat", turn)
+
+            request = fake.requests[-1]
+            system = request["messages"][0]
+            assert system["role"] == "system"
+            assert "[Recalled from earlier conversations]" in system["content"]
+            assert "San Marzano" in system["content"]
+            # L2 goes as real messages, oldest first, the new message last.
+            roles = [m["role"] for m in request["messages"][1:]]
+            assert roles[-1] == "user" and request["messages"][-1]["content"] == "Which tomatoes did I plant?"
+            assert roles[:-1] == ["user", "assistant"] * len(HISTORY)
+
+            memory = runner.services.memory
+            completed, working = await memory.working("alice-chat", 100)
+            assert completed == turn and working[-1]["content"] == "You planted San Marzano tomatoes."
+            store = await memory.episodic()
+            [entry] = store.get_by_ids(["alice-chat"], [state["archive_id"]])
+            assert entry["content"] == "user: Which tomatoes did I plant?\nassistant: You planted San Marzano tomatoes."
+            meta = entry["metadata"]
+            assert (meta["tags"], meta["chat_id"], meta["user_id"], meta["turn"]) == (ARCHIVE_TAG, "alice-chat", "alice", turn)
+            assert meta["timestamp"] == NOW.timestamp() and meta["access_count"] == 0 and meta["last_accessed"] > 0
+
+            # Replaying the archive of the same turn never duplicates it.
+            await memory.archive([Exchange("alice-chat", "alice", turn, NOW.timestamp(), "x", "y")], now=NOW.timestamp())
+            assert store.count("alice-chat") == turn
+        finally:
+            await runner.aclose()
+
+
+async def test_a_repeat_question_sees_the_turn_just_archived(settings, embeddings, tmp_path):
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            await load_history(runner, tmp_path)
+            question = "What is the name of my cat?"
+            first = await inspect(runner, "alice-chat", question)
+            again = await inspect(runner, "alice-chat", question)
+            assert again["prefetch"]["cache"]["hit"] is True
+            fake.reply("Noted: your cat is called Pixel.")
+            await runner.run("alice-chat", "My cat is called Pixel, a grey tabby.", now=NOW.timestamp())
+            after = await inspect(runner, "alice-chat", question)
+            assert after["prefetch"]["cache"]["hit"] is False  # the archive invalidated it
+            assert any("Pixel" in e["content"] for e in after["l3"])
+            assert not any("Pixel" in e["content"] for e in first["l3"])
+        finally:
+            await runner.aclose()
+
+
+async def test_no_model_configured_stops_with_the_variables_to_set(runner):
+    with pytest.raises(ModelNotConfigured, match="GOAT_MODEL.*OPENAI_API_KEY"):
+        await runner.run("alice-chat", "hello")
+    _, working = await runner.services.memory.working("alice-chat", 10)
+    assert working == []  # nothing half-written
+
+
+# ---- bad input ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("message", ["", "   \n\t "])
+def test_empty_message_is_refused(message):
+    with pytest.raises(InvalidTurn, match="empty"):
+        turn_input("c", message)
+
+
+async def test_empty_message_reaching_the_graph_directly_writes_nothing(runner):
+    with pytest.raises(InvalidTurn):
+        await build_graph().ainvoke({"chat_id": "c", "message": ""},
+                                    context=runner.context())
+    assert await runner.services.memory.working("c", 10) == (0, [])
+
+
+async def test_huge_and_broken_unicode_messages_are_kept_verbatim(settings, embeddings):
+    huge = ("The quick brown fox jumps over the lazy dog. " * 2400)[:100_000]
+    broken = "caf\udce9 au lait \ud83d"  # lone surrogates, as a bad client may send
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            await runner.services.memory.warm_up()
+            first = await runner.run("c", huge, now=NOW.timestamp())
+            second = await runner.run("c", broken, now=NOW.timestamp())
+            store = await runner.services.memory.episodic()
+            [entry] = store.get_by_ids(["c"], [first["archive_id"]])
+            assert entry["content"] == f"user: {huge}\nassistant: ok"
+            [entry] = store.get_by_ids(["c"], [second["archive_id"]])
+            assert entry["content"] == "user: caf\ufffd au lait \ufffd\nassistant: ok"
+            assert fake.requests[0]["messages"][-1]["content"] == huge
+        finally:
+            await runner.aclose()
+
+
+async def test_malformed_transcript_names_the_line_and_imports_nothing(runner, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps({"chat_id": "c", "role": "user", "content": "hi", "timestamp": 1})
+    path.write_text(good + "\n" + good + "\n{not json\n", encoding="utf-8")
+    with pytest.raises(TranscriptError, match=r"^line 3: "):
+        await import_transcript(runner.services.memory, path)
+    path.write_text(good + "\n" + json.dumps({"chat_id": "c", "role": "robot", "content": "x", "timestamp": 1}) + "\n")
+    with pytest.raises(TranscriptError, match=r"^line 2: role must be"):
+        await import_transcript(runner.services.memory, path)
+    assert await runner.services.memory.working("c", 10) == (0, [])
