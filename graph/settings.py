@@ -15,7 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 DEFAULT_CONFIG_FILE = "goat.toml"
 
@@ -76,6 +78,16 @@ class Prefetch(_Section):
     timeout: float = Field(0.5, gt=0, le=30)
     max_results: int = Field(15, ge=1, le=200)
     search_k: int = Field(15, ge=1, le=200)
+    timezone: str = "UTC"  # the users' clock: what "yesterday" means
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Bucharest)") from None
+        return name
 
 
 class Retrieval(_Section):

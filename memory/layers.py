@@ -279,14 +279,15 @@ class MemoryLayers:
         cache = await self.cache()
         key = SearchCache.digest(query, k=k)
         try:
-            cached = await cache.get(scope_key, key)
+            cached, generation = await cache.lookup(scope_key, key)
         except RedisError:
-            cached = None
+            cached, generation = None, None
         if cached is not None:
             return cached, {"hit": True, "key": key}
         results = await self.search(chats, vector, k)
         try:
-            await cache.put(scope_key, key, results)
+            if generation is not None:
+                await cache.put(scope_key, key, results, generation)
         except RedisError as exc:
             log.warning("L2.5 cache write failed: %s", exc)
         return results, {"hit": False, "key": key}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -60,7 +61,7 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
         return results
 
     async def temporal() -> list[dict] | None:
-        when = datetime.fromtimestamp(now, timezone.utc)
+        when = datetime.fromtimestamp(now, ZoneInfo(settings.prefetch.timezone))
         found = await memory.run_blocking(completed_past_range, message[:_TEMPORAL_SCAN_CHARS], when)
         if found is None:
             return None  # did not fire

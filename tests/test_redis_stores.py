@@ -275,6 +275,21 @@ async def test_search_cache_invalidate_drops_only_that_scope(any_redis: Redis) -
     assert await cache.get("chat:1", digest) == [{"fresh": True}]
 
 
+async def test_search_cache_files_results_of_a_search_raced_by_a_write_under_the_old_generation(
+    any_redis: Redis,
+) -> None:
+    cache = SearchCache(any_redis, ttl_seconds=300)
+    digest = SearchCache.digest("hiking")
+    missing, generation = await cache.lookup("chat:1", digest)
+    assert missing is None
+    await cache.invalidate("chat:1")  # an archive write lands while the search runs
+    await cache.put("chat:1", digest, [{"stale": True}], generation)
+    assert await cache.get("chat:1", digest) is None  # the stale results are never served
+    _, current = await cache.lookup("chat:1", digest)
+    await cache.put("chat:1", digest, [{"fresh": True}], current)
+    assert await cache.get("chat:1", digest) == [{"fresh": True}]
+
+
 def test_search_cache_needs_a_positive_ttl(aredis: Redis) -> None:
     with pytest.raises(ValueError):
         SearchCache(aredis, ttl_seconds=0)
