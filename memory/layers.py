@@ -137,10 +137,10 @@ class MemoryLayers:
 
         future.add_done_callback(finished)
 
-    async def wait_background(self) -> None:
+    async def wait_background(self, timeout: float | None = None) -> None:
         """Wait for the best-effort work started so far (tests and tidy shutdowns)."""
         if self._background:
-            await asyncio.wait([asyncio.wrap_future(f) for f in list(self._background)])
+            await asyncio.wait([asyncio.wrap_future(f) for f in list(self._background)], timeout=timeout)
 
     async def redis(self) -> aioredis.Redis:
         async with self._redis_lock:
@@ -213,6 +213,7 @@ class MemoryLayers:
         await self.embed_query("warm-up")  # the first forward pass pages the weights in
 
     async def aclose(self) -> None:
+        await self.wait_background(timeout=5)  # let access bumps land
         # Stuck searches abandoned by a deadline must not hold shutdown.
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._redis is not None:

@@ -49,14 +49,13 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
     outcome["keys"] = keys
     started = time.perf_counter()
 
-    async def chats() -> list[str] | None:
-        return await memory.scope_chats(chat_id, user_id, scope)
-
+    # Shared by the mechanisms: the query is embedded once, the scope resolved once.
     vector_task = asyncio.ensure_future(memory.embed_query(message))
+    chats_task = asyncio.ensure_future(memory.scope_chats(chat_id, user_id, scope))
 
     async def thematic() -> list[dict]:
         results, outcome["cache"] = await memory.cached_search(
-            await chats(), memory.cache_scope_key(chat_id, user_id, scope), message, await vector_task, k
+            await chats_task, memory.cache_scope_key(chat_id, user_id, scope), message, await vector_task, k
         )
         return results
 
@@ -67,10 +66,10 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
             return None  # did not fire
         after, before = (dt.timestamp() for dt in found)
         outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
-        return await memory.search(await chats(), await vector_task, k, after, before)
+        return await memory.search(await chats_task, await vector_task, k, after, before)
 
     async def specific_key() -> list[dict]:
-        return await memory.find_by_keys(await chats(), keys, settings.prefetch.max_results)
+        return await memory.find_by_keys(await chats_task, keys, settings.prefetch.max_results)
 
     tasks = {"thematic": asyncio.ensure_future(thematic()), "temporal": asyncio.ensure_future(temporal())}
     if keys:
@@ -92,10 +91,11 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
             outcome["succeeded"].append(name)
             outcome["found"][name] = len(hits)
             recalls[name] = hits
-    if not vector_task.done():
-        vector_task.cancel()
-    elif not vector_task.cancelled():
-        vector_task.exception()  # retrieved: reported through the mechanisms that awaited it
+    for shared in (vector_task, chats_task):
+        if not shared.done():
+            shared.cancel()
+        elif not shared.cancelled():
+            shared.exception()  # retrieved here; reported through the mechanisms that awaited it
     outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
     degraded = ""
     if outcome["timed_out"] or outcome["failed"]:
