@@ -93,9 +93,9 @@ class Prefetch(_Section):
 class Retrieval(_Section):
     gap_significance: float = Field(3.0, gt=0)
     small_result_ceiling: float = Field(1.5, gt=0)  # squared L2 on unit vectors
-    # When nothing of a named period stands out ("what did we discuss yesterday?" has no
-    # topic), the period itself is the selection: keep its closest entries, up to this many.
-    temporal_fallback_results: int = Field(5, ge=0)
+    # A named period is a selection in itself ("what did we discuss yesterday?" has no
+    # topic to stand out): at least this many of its closest entries are kept.
+    temporal_min_results: int = Field(5, ge=0)
     weight_similarity: float = Field(0.6, ge=0)
     weight_recency: float = Field(0.3, ge=0)
     weight_popularity: float = Field(0.1, ge=0)

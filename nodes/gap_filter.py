@@ -20,8 +20,8 @@ async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> dict[str, A
     kept = []
     for mechanism, hits in (state.get("recalls") or {}).items():
         survivors = filter_by_gap(hits, retrieval.gap_significance, retrieval.small_result_ceiling)
-        if mechanism == "temporal" and not survivors:
-            survivors = hits[: retrieval.temporal_fallback_results]
+        if mechanism == "temporal" and len(survivors) < retrieval.temporal_min_results:
+            survivors = hits[: retrieval.temporal_min_results]  # closest first, like the gap's
         kept.append(survivors)
     candidates = merge_and_score(
         kept,

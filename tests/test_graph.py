@@ -432,3 +432,12 @@ async def test_malformed_transcript_names_the_line_and_imports_nothing(runner, t
     with pytest.raises(TranscriptError, match=r"^line 2: role must be"):
         await import_transcript(runner.services.memory, path)
     assert await runner.services.memory.working("c", 10) == (0, [])
+
+
+async def test_yesterday_is_read_on_the_users_clock(runner, tmp_path):
+    await load_history(runner, tmp_path)
+    # 15:00 UTC is already 05:00 on the 22nd in Kiritimati (UTC+14): "yesterday" is the 21st there.
+    report = await inspect(runner, "alice-chat", "what did we discuss yesterday?",
+                           overrides={"prefetch.timezone": "Pacific/Kiritimati"})
+    start, end = report["prefetch"]["range"]
+    assert start == "2026-11-21T00:00:00+14:00" and end.startswith("2026-11-21T23:59:59")
