@@ -441,3 +441,27 @@ async def test_yesterday_is_read_on_the_users_clock(runner, tmp_path):
                            overrides={"prefetch.timezone": "Pacific/Kiritimati"})
     start, end = report["prefetch"]["range"]
     assert start == "2026-11-21T00:00:00+14:00" and end.startswith("2026-11-21T23:59:59")
+
+
+async def test_the_served_graph_builds_its_services_from_the_environment(monkeypatch, tmp_path, redis_url):
+    """What `langgraph dev` does: invoke the module's graph with no services in the context."""
+    with FakeOpenAI() as fake:
+        for name, value in {"GOAT_DATA_DIR": str(tmp_path), "GOAT_REDIS_URL": redis_url,
+                            "GOAT_MODEL": "fake-model", "OPENAI_API_KEY": "test-key",
+                            "OPENAI_BASE_URL": fake.base_url}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(Services, "_server_instance", None)
+        fake.reply("hello from the served graph")
+        try:
+            state = await graph.ainvoke({"chat_id": "studio", "message": "hi"},
+                                        context={"overrides": {"prefetch.timeout": 2}})
+            assert state["reply"] == "hello from the served graph" and state["turn"] == 1
+            served = Services._server_instance
+            assert served is not None and served.settings.prefetch.timeout == 0.5
+            completed, working = await served.memory.working("studio", 10)
+            assert completed == 1
+            assert [(m["role"], m["content"]) for m in working] == [
+                ("user", "hi"), ("assistant", "hello from the served graph")]
+        finally:
+            if Services._server_instance is not None:
+                await Services._server_instance.aclose()
