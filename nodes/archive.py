@@ -16,6 +16,9 @@ from nodes.timing import timed
 @timed("archive")
 async def archive(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     services, _ = resolve(runtime)
+    # What was injected into an answered turn gains popularity for later turns' scores
+    # (here, after the reply, so that inspecting a turn changes nothing).
+    services.memory.bump_access_later(state.get("l3") or [], turn_time(state))
     exchange = Exchange(
         chat_id=state["chat_id"],
         user_id=state.get("user_id") or state["chat_id"],

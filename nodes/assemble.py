@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve, turn_time
+from graph.context import Context, turn_time
 from graph.state import TurnState
 from memory.budget import format_recall_line, pack_recalls, trim_working
 from memory.prompt import recall_block, system_header
@@ -16,7 +16,6 @@ from nodes.timing import timed
 
 @timed("assemble")
 async def assemble(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
-    services, _ = resolve(runtime)
     now = turn_time(state)
     split = state["split"]
     header = system_header(state.get("identity", ""), now, state.get("facts") or {})
@@ -28,8 +27,6 @@ async def assemble(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
         *({"role": m["role"], "content": m["content"]} for m in history),
         {"role": "user", "content": state["message"]},
     ]
-    # Popularity feeds the next turns' scores; it is bookkeeping, off the reply path.
-    services.memory.bump_access_later(injected, now)
     return {
         "prompt": prompt,
         "l3": injected,

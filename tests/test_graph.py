@@ -196,15 +196,26 @@ async def test_run_time_overrides_tune_the_gap_filter(runner, tmp_path):
     assert len(open_["l3"]) > len(strict["l3"])
 
 
-async def test_injected_entries_get_their_access_bumped(runner, tmp_path):
-    await load_history(runner, tmp_path)
-    report = await inspect(runner, "alice-chat", "status of alpha-5675?")
-    memory = runner.services.memory
-    await memory.wait_background()
-    store = await memory.episodic()
-    hits = store.get_by_ids(["alice-chat"], [e["id"] for e in report["l3"]])
-    assert hits and all(h["metadata"]["access_count"] == 1 for h in hits)
-    assert all(h["metadata"]["last_accessed"] == NOW.timestamp() for h in hits)
+async def test_entries_injected_into_an_answered_turn_get_their_access_bumped(settings, embeddings, tmp_path):
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            await load_history(runner, tmp_path)
+            memory = runner.services.memory
+            store = await memory.episodic()
+            inspected = await inspect(runner, "alice-chat", "status of alpha-5675?")
+            await memory.wait_background()
+            ids = [e["id"] for e in inspected["l3"]]
+            assert ids and all(h["metadata"]["access_count"] == 0 for h in store.get_by_ids(["alice-chat"], ids))
+
+            state = await runner.run("alice-chat", "status of alpha-5675?", now=NOW.timestamp())
+            await memory.wait_background()
+            assert [e["id"] for e in state["l3"]] == ids
+            hits = store.get_by_ids(["alice-chat"], ids)
+            assert all(h["metadata"]["access_count"] == 1 for h in hits)
+            assert all(h["metadata"]["last_accessed"] == NOW.timestamp() for h in hits)
+        finally:
+            await runner.aclose()
 
 
 async def test_reimport_adds_nothing(runner, tmp_path):
