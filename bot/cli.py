@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from graph.settings import Settings, SettingsError, load_settings
 from graph.state import InvalidTurn
+from memory.errors import BackendUnavailable
 
 EXIT_USAGE = 2
 
@@ -62,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, InvalidTurn) as exc:
         print(f"goat: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BackendUnavailable as exc:
+        print(f"goat: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `goat inspect … | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -69,19 +77,20 @@ def main(argv: list[str] | None = None) -> int:
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from bot.importer import TranscriptError, import_transcript
+    from bot.importer import TranscriptError, import_turns, read_transcript
     from graph.services import Services
 
     if not args.file.is_file():
         print(f"goat: no such file: {args.file}", file=sys.stderr)
         return EXIT_USAGE
+    try:  # read whole first: a malformed file is rejected before any backend starts
+        transcript = read_transcript(args.file)
+    except TranscriptError as exc:
+        print(f"goat: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     async with Services(settings) as services:
-        with tqdm(unit="turn", desc=f"importing {args.file.name}", file=sys.stderr) as bar:
-            try:
-                stats = await import_transcript(services.memory, args.file, progress=bar.update)
-            except TranscriptError as exc:
-                print(f"goat: {args.file}: {exc}", file=sys.stderr)
-                return EXIT_USAGE
+        with tqdm(total=transcript.turns, unit="turn", desc=f"importing {args.file.name}", file=sys.stderr) as bar:
+            stats = await import_turns(services.memory, transcript, progress=bar.update)
     print(
         f"{stats['messages']} messages, {stats['turns']} turns: "
         f"{stats['imported']} imported, {stats['skipped']} already there"
@@ -93,12 +102,16 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
     from bot.runner import TurnRunner, turn_report
 
     if args.queries:
+        if not args.queries.is_file():
+            print(f"goat: no such file: {args.queries}", file=sys.stderr)
+            return EXIT_USAGE
         messages = [q for q in args.queries.read_text(encoding="utf-8").splitlines() if q.strip()]
     elif args.message:
         messages = [args.message]
     else:
         print("goat: give a message or --queries FILE", file=sys.stderr)
         return EXIT_USAGE
+    as_json = args.json or args.queries is not None  # --queries is one JSON object per line (SPEC §10)
     overrides = dict(args.overrides)
     settings.with_overrides(overrides)  # fail before any work if an override is bad
     async with TurnRunner.from_settings(settings) as runner:
@@ -106,7 +119,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
         for message in messages:
             state = await runner.inspect(args.chat, message, user_id=args.user, overrides=overrides)
             report = turn_report(state)
-            print(json.dumps(report, ensure_ascii=False) if args.json else render_report(report), flush=True)
+            print(json.dumps(report, ensure_ascii=False) if as_json else render_report(report), flush=True)
     return 0
 
 
@@ -114,27 +127,29 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     from graph.services import Services
     from memory.embeddings import model_dir
 
+    def report(status: str, text: str) -> None:
+        print(f"[{status}]".ljust(7) + text)
+
     healthy = True
     try:
-        path = model_dir()
-        print(f"[ok]   embeddings: all-MiniLM-L6-v2 (NumPy, offline) from {path}")
+        report("ok", f"embeddings: all-MiniLM-L6-v2 (NumPy, offline) from {model_dir()}")
     except RuntimeError as exc:
         healthy = False
-        print(f"[FAIL] embeddings: {exc}")
+        report("FAIL", f"embeddings: {exc}")
     async with Services(settings) as services:
         for backend in await services.memory.health():
             healthy &= backend.ok
-            print(f"[{'ok' if backend.ok else 'FAIL':<4}] {backend.name}: {backend.mode} — {backend.detail}")
+            report("ok" if backend.ok else "FAIL", f"{backend.name}: {backend.mode} — {backend.detail}")
             if not backend.ok and backend.fix:
-                print(f"       fix: {backend.fix}")
+                print(" " * 7 + f"fix: {backend.fix}")
         if settings.letta.url:
-            print(f"[note] letta: GOAT_LETTA_URL is set but facts are kept in Redis in this version")
+            report("note", "letta: GOAT_LETTA_URL is set but facts are kept in Redis in this version")
         llm = settings.llm
         if llm.model:
-            print(f"[ok]   model: {llm.model} at {llm.base_url or 'api.openai.com'}")
+            report("ok", f"model: {llm.model} at {llm.base_url or 'api.openai.com'}")
         else:
-            print("[note] model: none configured — set GOAT_MODEL and OPENAI_API_KEY "
-                  "(and OPENAI_BASE_URL for a non-OpenAI endpoint); memory works without it")
+            report("note", "model: none configured — set GOAT_MODEL and OPENAI_API_KEY "
+                           "(and OPENAI_BASE_URL for a non-OpenAI endpoint); memory works without it")
     return 0 if healthy else 1
 
 

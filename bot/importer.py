@@ -91,19 +91,38 @@ def _digest(turn: tuple[TranscriptMessage, ...]) -> str:
     return content_digest(*(f"{m.role}|{m.timestamp!r}|{m.content}" for m in turn))
 
 
+@dataclass(frozen=True)
+class Transcript:
+    chats: dict[str, list[tuple[TranscriptMessage, ...]]]  # per chat, its turns in file order
+    messages: int
+
+    @property
+    def turns(self) -> int:
+        return sum(map(len, self.chats.values()))
+
+
+def read_transcript(path: Path) -> Transcript:
+    """Parse and pair the whole file (a malformed line raises before anything is written)."""
+    with path.open(encoding="utf-8", errors="surrogateescape") as lines:
+        messages = list(parse_transcript(lines))
+    return Transcript(pair_turns(messages), len(messages))
+
+
 async def import_transcript(
     memory: MemoryLayers, path: Path, progress: Callable[[int], None] | None = None
 ) -> dict[str, int]:
-    """Load the file; returns {"messages", "turns", "imported", "skipped"}. Parses it whole first,
-    so a malformed line stops the import before anything is written."""
-    with path.open(encoding="utf-8", errors="surrogateescape") as lines:
-        messages = list(parse_transcript(lines))
-    chats = pair_turns(messages)
-    stats = {"messages": len(messages), "turns": sum(map(len, chats.values())), "imported": 0, "skipped": 0}
+    return await import_turns(memory, read_transcript(path), progress)
+
+
+async def import_turns(
+    memory: MemoryLayers, transcript: Transcript, progress: Callable[[int], None] | None = None
+) -> dict[str, int]:
+    """Load a parsed transcript; returns {"messages", "turns", "imported", "skipped"}."""
+    stats = {"messages": transcript.messages, "turns": transcript.turns, "imported": 0, "skipped": 0}
     now = time.time()
-    for chat_id, turns in chats.items():
+    for chat_id, turns in transcript.chats.items():
         numbers = await memory.import_turn_numbers(chat_id, [_digest(t) for t in turns])
-        completed, _ = await memory.working(chat_id, 0)
+        completed = await memory.completed_turns(chat_id)
         pending = [(n, t) for n, t in zip(numbers, turns) if n > completed]
         stats["skipped"] += len(turns) - len(pending)
         if progress and len(turns) > len(pending):

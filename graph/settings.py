@@ -148,7 +148,11 @@ class Settings(_Section):
         """A copy with dotted-key overrides applied and validated (used for per-run context)."""
         if not overrides:
             return self
-        return _overridden(self, tuple(sorted(overrides.items(), key=lambda kv: kv[0])))
+        items = tuple(sorted(overrides.items(), key=lambda kv: kv[0]))
+        try:
+            return _overridden(self, items)  # cached: a run resolves them in every node
+        except TypeError:  # an unhashable value (a list, a dict) cannot be a cache key
+            return _overridden.__wrapped__(self, items)
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -160,6 +164,14 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
             raise SettingsError(f"invalid setting {dotted}: {section} is not a section")
         node = child
     node[key] = value
+
+
+def _dotted_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        keys += _dotted_keys(value, dotted + ".") if isinstance(value, dict) else [dotted]
+    return keys
 
 
 def _validate(data: dict[str, Any], origins: Mapping[str, str]) -> Settings:
@@ -211,6 +223,7 @@ def load_settings(
             raise SettingsError(f"config file {config_file} does not exist") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"config file {config_file} is not valid TOML: {exc}") from None
+        origins.update((key, str(config_file)) for key in _dotted_keys(data))
     for dotted, (value, variable) in _environment_overrides(environ).items():
         if value == "":
             continue  # an empty variable means "not set", as shells usually intend

@@ -26,6 +26,7 @@ from graph.settings import Settings
 from memory.cache import SearchCache
 from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
+from memory.errors import BackendUnavailable
 from memory.facts import FactsStore, RedisFactsStore
 from memory.redis_server import EmbeddedRedis
 from memory.working import WorkingMemory
@@ -36,14 +37,6 @@ T = TypeVar("T")
 ARCHIVE_TAG = "l2_full_archive"
 PREFIX = "goat"
 _TURN_KEY = re.compile(r"^turn_(\d+)$")
-
-
-class BackendUnavailable(RuntimeError):
-    """A backend could not be reached; the message says which and what to do."""
-
-    def __init__(self, backend: str, detail: str, fix: str = "") -> None:
-        self.backend = backend
-        super().__init__(f"{backend} is unavailable: {detail}" + (f" — {fix}" if fix else ""))
 
 
 def archive_id(chat_id: str, turn: int) -> str:
@@ -248,6 +241,9 @@ class MemoryLayers:
 
     # ---- L2 ---------------------------------------------------------------------
 
+    async def completed_turns(self, chat_id: str) -> int:
+        return await (await self.working_memory()).completed_turns(chat_id)
+
     async def working(self, chat_id: str, max_messages: int) -> tuple[int, list[dict]]:
         """(completed turns, the pinned first message + the most recent messages)."""
         working = await self.working_memory()
@@ -349,7 +345,7 @@ class MemoryLayers:
         redis = await self.redis()
         key = f"{PREFIX}:imported:{chat_id}"
         known = await redis.hmget(key, digests) if digests else []
-        completed = await (await self.working_memory()).completed_turns(chat_id)
+        completed = await self.completed_turns(chat_id)
         planned = [int(n) for n in known if n is not None]
         next_turn = max([completed, *planned]) + 1
         numbers, new = [], {}

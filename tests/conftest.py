@@ -1,4 +1,4 @@
-"""Shared fixtures: real Redis servers (embedded 6.2 and Debian's 7.x), no mocks."""
+"""Shared fixtures: real Redis servers (embedded 6.2 and Debian's 7.x) and a real Chroma server, no mocks."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 import redis.asyncio
@@ -120,3 +121,41 @@ def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.kill()
         process.wait()
+
+
+_CHROMA_START_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="session")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``chroma run`` server (the venv's) on a free local port for the whole session."""
+    binary = Path(sysconfig.get_path("scripts")) / "chroma"
+    data_dir: Path = tmp_path_factory.mktemp("chroma-server")
+    log_path = data_dir / "chroma.log"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [str(binary), "run", "--path", str(data_dir / "data"), "--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir,
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + _CHROMA_START_TIMEOUT
+        while True:
+            with suppress(httpx.TransportError):
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1.0).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"chroma did not answer within {_CHROMA_START_TIMEOUT} s; see {log_path}")
+            with suppress(subprocess.TimeoutExpired):  # the pause between polls; returns early if it died
+                process.wait(timeout=0.1)
+                pytest.fail(f"chroma exited with {process.returncode}; see {log_path}")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

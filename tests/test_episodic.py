@@ -337,12 +337,6 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
-def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with chroma_server(tmp_path_factory.mktemp("chroma-server") / "data") as url:
-        yield url
-
-
 @pytest.mark.slow
 def test_http_store_upserts_searches_and_isolates_chats(chroma_url: str, embeddings) -> None:
     store = EpisodicStore.http(chroma_url, embeddings)

@@ -1,0 +1,501 @@
+"""The real `goat` console script, run as a subprocess on real backends (SPEC §10–§11).
+
+Each command runs with a fresh environment: GOAT_DATA_DIR in a temporary folder and no
+OPENAI_*/GOAT_* variable from the outside, so no model is configured and, unless a test
+sets GOAT_REDIS_URL / GOAT_CHROMA_URL, the embedded defaults are used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sysconfig
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import chromadb
+import pytest
+import redis
+from chromadb.config import Settings as ChromaSettings
+
+from memory.episodic import collection_name
+from memory.redis_server import EmbeddedRedis
+from test_graph import HISTORY, history_jsonl
+
+pytestmark = pytest.mark.slow
+
+GOAT = Path(sysconfig.get_path("scripts")) / "goat"
+REPO = Path(__file__).resolve().parents[1]
+DEMO_QUESTIONS = [q for q in (REPO / "bot/demo/questions.txt").read_text("utf-8").splitlines() if q.strip()]
+HANG_GUARD = 300  # seconds; only so that a hung command fails the test instead of the session
+
+CHAT = "alice-chat"
+USER = "alice"
+ALPHA = "What was the problem with the alpha-5675 deployment?"
+TOMATO = "How are my tomato seedlings doing?"
+PORTO = "Who is getting married in Porto?"
+REPORT_KEYS = {"budget", "confidence", "complexity", "l3", "tokens", "latency_ms", "prefetch"}
+L3_ITEM_KEYS = {"id", "content", "distance", "blended_score", "timestamp", "mechanism"}
+PRE_LLM_NODES = {"prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble"}
+IMPORT_SUMMARY = f"{2 * len(HISTORY)} messages, {len(HISTORY)} turns: {len(HISTORY)} imported, 0 already there"
+REIMPORT_SUMMARY = f"{2 * len(HISTORY)} messages, {len(HISTORY)} turns: 0 imported, {len(HISTORY)} already there"
+
+
+def exchange_id(user_text: str, chat_id: str = CHAT) -> str:
+    """The L3 id of the HISTORY exchange whose user message is ``user_text`` (turns follow file order)."""
+    turn = 1 + next(n for n, (_, user, _) in enumerate(HISTORY) if user == user_text)
+    return f"{chat_id}:turn_{turn:04d}"
+
+
+ALPHA_FAILED = exchange_id(HISTORY[2][1])  # "The deployment of service alpha-5675 failed again …"
+ALPHA_ROLLBACK = exchange_id(HISTORY[3][1])  # "We rolled alpha-5675 back to version 2.3.1 …"
+TOMATO_PLANTED = exchange_id(HISTORY[0][1])  # "I planted three San Marzano tomato seedlings …"
+CLARA_WEDDING = exchange_id(HISTORY[4][1])  # "My sister Clara is getting married in Porto …"
+
+
+# ---- running the command -------------------------------------------------------------
+
+
+def goat_env(data_dir: Path, **variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GOAT_", "TQDM_"))}
+    env.update(
+        GOAT_DATA_DIR=str(data_dir),
+        # Generous, so a loaded test machine cannot turn a slow search into a missing result;
+        # what happens at the deadline is tested in-process, not here.
+        GOAT_PREFETCH__TIMEOUT="10",
+        ANONYMIZED_TELEMETRY="False",
+    )
+    env.update(variables)
+    return env
+
+
+def goat(*args: str | Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script (not `python -m`), as a user would."""
+    return subprocess.run(
+        [str(GOAT), *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=HANG_GUARD
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+def json_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in ok(result).stdout.splitlines()]
+
+
+def inspect_json(message: str, *, env: dict[str, str], cwd: Path, chat: str = CHAT) -> dict[str, Any]:
+    [report] = json_lines(goat("inspect", "--chat", chat, "--json", message, env=env, cwd=cwd))
+    return report
+
+
+def embedded_redis_pids(data_dir: Path) -> list[int]:
+    """redis-server processes serving ``data_dir``: redis-server retitles itself to
+    `<binary> unixsocket:<socket>`, so its /proc cmdline names the socket under the data folder
+    (or, for a long path, the hashed socket in /tmp that EmbeddedRedis derives from it)."""
+    socket_path = unquote(urlsplit(EmbeddedRedis(data_dir).url).path)
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:  # exited meanwhile
+            continue
+        if "redis-server" in cmdline and socket_path in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def servers_left(data_dir: Path) -> list[int]:
+    """The pids of redis-servers still serving ``data_dir``, killed so a failing test leaks none."""
+    pids = embedded_redis_pids(data_dir)
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+@dataclass(frozen=True)
+class Imported:
+    data_dir: Path
+    cwd: Path
+    env: dict[str, str]
+    transcript: Path
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Imported]:
+    """HISTORY imported once by `goat import` on embedded defaults, shared by the read-only tests."""
+    root = tmp_path_factory.mktemp("cli-embedded")
+    data_dir, cwd = root / "data", root / "cwd"
+    cwd.mkdir()
+    transcript = cwd / "history.jsonl"
+    transcript.write_text(history_jsonl(CHAT, USER), encoding="utf-8")
+    env = goat_env(data_dir)
+    result = goat("import", transcript.name, env=env, cwd=cwd)
+    yield Imported(data_dir, cwd, env, transcript, result)
+
+
+# ---- import on embedded defaults ---------------------------------------------------------
+
+
+def test_import_on_embedded_defaults_keeps_data_under_the_data_dir_and_stops_its_server(
+    imported: Imported, start_embedded
+) -> None:
+    result = ok(imported.result)
+
+    assert result.stdout.splitlines() == [IMPORT_SUMMARY]
+    # tqdm's bar on stderr, with the turn total known up front
+    assert f"importing {imported.transcript.name}" in result.stderr
+    assert "100%" in result.stderr and f"{len(HISTORY)}/{len(HISTORY)}" in result.stderr
+    assert "Traceback" not in result.stderr
+    redis_files = [p for p in (imported.data_dir / "redis").rglob("*") if p.is_file()]
+    assert any(p.name.startswith("appendonly") for p in redis_files), redis_files
+    assert (imported.data_dir / "chroma" / "chroma.sqlite3").is_file()
+    assert servers_left(imported.data_dir) == []  # the command shut its server down
+
+    # The data really is in that folder: a server started on it again finds the chat
+    # (and is seen by the process scan, so the check above is not vacuous).
+    server = start_embedded(imported.data_dir)
+    assert embedded_redis_pids(imported.data_dir) == [server.pid]
+    with redis.Redis.from_url(server.url) as client:
+        keys = [key.decode() for key in client.keys("goat:*")]
+    assert any(CHAT in key for key in keys), keys
+
+
+# ---- inspect -------------------------------------------------------------------------
+
+
+def test_inspect_json_reports_the_injected_exchange_and_the_turn(imported: Imported) -> None:
+    report = inspect_json(ALPHA, env=imported.env, cwd=imported.cwd)
+
+    assert REPORT_KEYS <= set(report)
+    assert report["chat_id"] == CHAT and report["message"] == ALPHA
+    assert report["turn"] == len(HISTORY) + 1
+    ids = [item["id"] for item in report["l3"]]
+    assert ALPHA_FAILED in ids and ALPHA_ROLLBACK in ids
+    for item in report["l3"]:
+        assert set(item) == L3_ITEM_KEYS
+        assert item["mechanism"] in {"thematic", "temporal", "specific_key"}
+        assert isinstance(item["timestamp"], float) and item["distance"] >= 0
+    failed = next(item for item in report["l3"] if item["id"] == ALPHA_FAILED)
+    assert failed["content"] == f"user: {HISTORY[2][1]}\nassistant: {HISTORY[2][2]}"  # verbatim
+    assert failed["mechanism"] == "specific_key"
+    scores = [item["blended_score"] for item in report["l3"]]
+    assert scores == sorted(scores, reverse=True)  # best first
+
+    assert PRE_LLM_NODES <= set(report["latency_ms"])
+    assert "llm" not in report["latency_ms"]  # inspect stops before the model
+    assert all(isinstance(v, (int, float)) and v >= 0 for v in report["latency_ms"].values())
+    assert set(report["tokens"]) == {"l0_l1", "l2", "l3"}
+    assert report["tokens"]["l3"] > 0 and report["tokens"]["l2"] > 0
+    prefetch = report["prefetch"]
+    assert {"thematic", "specific_key"} <= set(prefetch["fired"])
+    assert prefetch["keys"] == ["alpha-5675"]
+    assert prefetch["timed_out"] == [] and prefetch["failed"] == {}
+    assert prefetch["deadline_ms"] == 10_000  # GOAT_PREFETCH__TIMEOUT reached the graph
+    assert isinstance(report["budget"], int) and report["budget"] > 0
+    assert 0 <= report["confidence"] <= 1 and 0 <= report["complexity"] <= 1
+    assert report["degraded"] == {}
+
+
+def test_inspect_human_output_shows_the_injected_lines(imported: Imported) -> None:
+    result = ok(goat("inspect", "--chat", CHAT, TOMATO, env=imported.env, cwd=imported.cwd))
+
+    out = result.stdout
+    assert out.startswith(f"» {TOMATO}\n")
+    injected = int(re.search(r"injected (\d+):", out).group(1))
+    entries = re.findall(r"^    \[\d{4}-\d\d-\d\d \d\d:\d\d\] (\w+) +d=[\d.]+ score=[\d.]+  (.*)$", out, re.M)
+    assert injected == len(entries) >= 1
+    assert any(text.startswith(f"user: {HISTORY[0][1]}") for _, text in entries), out
+    assert "latency ms: " in out and "prefetch " in out
+
+
+def test_inspect_queries_prints_one_json_object_per_non_empty_line_in_order(imported: Imported) -> None:
+    queries = imported.cwd / "queries.txt"
+    queries.write_text(f"{ALPHA}\n\n{TOMATO}\n   \n{PORTO}\n", encoding="utf-8")
+
+    reports = json_lines(goat("inspect", "--chat", CHAT, "--queries", queries, env=imported.env, cwd=imported.cwd))
+
+    assert [r["message"] for r in reports] == [ALPHA, TOMATO, PORTO]
+    assert all(REPORT_KEYS <= set(r) for r in reports)
+    expected = [ALPHA_FAILED, TOMATO_PLANTED, CLARA_WEDDING]
+    assert [want in [item["id"] for item in r["l3"]] for r, want in zip(reports, expected)] == [True] * 3
+    assert all(r["turn"] == len(HISTORY) + 1 for r in reports)  # inspecting writes nothing
+
+
+def test_inspect_queries_missing_file_is_a_usage_error(imported: Imported) -> None:
+    result = goat("inspect", "--chat", CHAT, "--queries", "no-such.txt", env=imported.env, cwd=imported.cwd)
+
+    assert result.returncode == 2
+    assert "no-such.txt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_inspect_output_cut_short_by_the_reader_exits_without_a_traceback(imported: Imported) -> None:
+    queries = imported.cwd / "many.txt"
+    # Far more than a pipe buffer (64 KiB) of reports after the first, so the command is
+    # still writing when the reader goes away, whatever the scheduling.
+    queries.write_text(f"{ALPHA}\n" * 80, encoding="utf-8")
+    command = [str(GOAT), "inspect", "--chat", CHAT, "--json", "--queries", str(queries)]
+    with subprocess.Popen(command, env=imported.env, cwd=imported.cwd, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:  # fmt: skip
+        first = json.loads(process.stdout.readline())
+        process.stdout.close()  # like `| head -1`
+        stderr = process.stderr.read()
+        returncode = process.wait(timeout=HANG_GUARD)
+
+    assert first["message"] == ALPHA
+    assert returncode == 1
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    assert servers_left(imported.data_dir) == []
+
+
+def test_another_chat_sees_nothing_of_the_first(imported: Imported) -> None:
+    report = inspect_json(ALPHA, env=imported.env, cwd=imported.cwd, chat="other-chat")
+    same_user = json_lines(
+        goat("inspect", "--chat", "other-chat", "--user", USER, "--json", ALPHA, env=imported.env, cwd=imported.cwd)
+    )[0]
+
+    for r in (report, same_user):
+        assert r["chat_id"] == "other-chat"
+        assert r["l3"] == [] and r["tokens"]["l3"] == 0
+        assert r["turn"] == 1 and r["tokens"]["l2"] == 0  # no L2 either
+        assert r["prefetch"]["found"].get("specific_key", 0) == 0
+        assert "specific_key" in r["prefetch"]["fired"]  # it looked, and found nothing
+
+
+def test_reimporting_the_same_file_adds_nothing(imported: Imported) -> None:
+    queries = imported.cwd / "idempotence.txt"
+    queries.write_text(f"{ALPHA}\n{TOMATO}\n{PORTO}\n", encoding="utf-8")
+
+    def snapshot() -> list[tuple[int, list[str], dict]]:
+        reports = json_lines(goat("inspect", "--chat", CHAT, "--queries", queries, env=imported.env, cwd=imported.cwd))
+        return [(r["turn"], sorted(item["id"] for item in r["l3"]), r["tokens"]) for r in reports]
+
+    before = snapshot()
+    again = ok(goat("import", imported.transcript.name, env=imported.env, cwd=imported.cwd))
+    after = snapshot()
+
+    assert again.stdout.splitlines() == [REIMPORT_SUMMARY]
+    assert f"{len(HISTORY)}/{len(HISTORY)}" in again.stderr
+    assert after == before
+    assert before[0][0] == len(HISTORY) + 1
+    store = chromadb.PersistentClient(
+        path=str(imported.data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
+    )
+    assert store.get_collection(collection_name(CHAT)).count() == len(HISTORY)  # L3 has each turn once
+
+
+# ---- errors ---------------------------------------------------------------------------
+
+
+def test_malformed_transcript_is_rejected_with_its_line_and_nothing_is_imported(tmp_path: Path) -> None:
+    chat = "broken-chat"
+    good = [
+        {"chat_id": chat, "role": "user", "content": "The garden shed code is zebra-9911.", "timestamp": 1_700_000_000},
+        {"chat_id": chat, "role": "assistant", "content": "Noted, zebra-9911.", "timestamp": 1_700_000_010},
+    ]
+    later = {"chat_id": chat, "role": "user", "content": "Another zebra-9911 note.", "timestamp": 1_700_000_100}
+    transcript = tmp_path / "broken.jsonl"
+    lines = [json.dumps(good[0]), json.dumps(good[1]), '{"chat_id": "broken-chat", "role": ', json.dumps(later)]
+    transcript.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = goat_env(tmp_path / "data")
+
+    result = goat("import", transcript, env=env, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "line 3" in result.stderr and "Traceback" not in result.stderr
+    report = inspect_json("What is the garden shed code zebra-9911?", env=env, cwd=tmp_path, chat=chat)
+    assert report["l3"] == [] and report["turn"] == 1
+    assert report["prefetch"]["keys"] == ["zebra-9911"]
+    assert servers_left(tmp_path / "data") == []
+
+
+def test_import_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = goat("import", "nowhere.jsonl", env=goat_env(tmp_path / "data"), cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "nowhere.jsonl" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_environment_value_is_rejected_naming_the_key_and_the_variable(tmp_path: Path) -> None:
+    result = goat("doctor", env=goat_env(tmp_path / "data", GOAT_PREFETCH__TIMEOUT="abc"), cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert "prefetch.timeout" in line and "GOAT_PREFETCH__TIMEOUT" in line
+    assert not (tmp_path / "data").exists()  # rejected at start, before any backend
+
+
+@pytest.mark.parametrize(
+    "toml, named",
+    [
+        ("[prefetch]\ntimeot = 0.3\n", "prefetch.timeot"),  # unknown key in a known section
+        ("colour = 'blue'\n", "colour"),  # unknown top-level key
+        ("[prefetch\ntimeout = 0.3\n", "goat.toml"),  # not TOML at all
+    ],
+    ids=["unknown-key", "unknown-top-level-key", "invalid-toml"],
+)
+def test_bad_settings_file_in_the_cwd_is_rejected_naming_the_problem(tmp_path: Path, toml: str, named: str) -> None:
+    (tmp_path / "goat.toml").write_text(toml, encoding="utf-8")
+
+    result = goat("doctor", env=goat_env(tmp_path / "data"), cwd=tmp_path)
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert named in line, line
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+# ---- doctor -------------------------------------------------------------------------
+
+
+def test_doctor_on_embedded_defaults(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+
+    result = ok(goat("doctor", env=goat_env(data_dir), cwd=tmp_path))
+
+    lines = result.stdout.splitlines()
+
+    def line(name: str) -> str:
+        return next(l for l in lines if re.match(rf"\[\w+ *\] +{name}:", l))
+
+    assert line("embeddings").startswith("[ok")
+    assert line("redis").startswith("[ok") and "embedded" in line("redis") and str(data_dir) in line("redis")
+    assert line("chroma").startswith("[ok") and "embedded" in line("chroma") and str(data_dir) in line("chroma")
+    assert line("facts").startswith("[ok")
+    model = line("model")
+    assert model.startswith("[note]") and "GOAT_MODEL" in model and "OPENAI_API_KEY" in model
+    assert not any(l.startswith("[FAIL") for l in lines)
+    assert servers_left(data_dir) == []
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A local port that refuses connections: bound, never listening, held for the test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def test_doctor_fails_on_an_unreachable_redis_and_says_how_to_fix_it(tmp_path: Path, closed_port: int) -> None:
+    env = goat_env(tmp_path / "data", GOAT_REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")
+
+    result = goat("doctor", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    failed = next(n for n, l in enumerate(lines) if l.startswith("[FAIL] redis:"))
+    assert str(closed_port) in lines[failed]
+    assert lines[failed + 1].strip().startswith("fix:") and "GOAT_REDIS_URL" in lines[failed + 1]
+    assert not (tmp_path / "data" / "redis").exists()  # no embedded server behind the user's back
+
+
+def test_import_with_an_unreachable_redis_fails_cleanly(tmp_path: Path, closed_port: int) -> None:
+    transcript = tmp_path / "history.jsonl"
+    transcript.write_text(history_jsonl(CHAT, USER), encoding="utf-8")
+    env = goat_env(tmp_path / "data", GOAT_REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")
+
+    result = goat("import", transcript, env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert re.search(rf"^goat: redis is unavailable: .*127\.0\.0\.1:{closed_port}", result.stderr, re.M)
+
+
+# ---- demo ------------------------------------------------------------------------------
+
+
+def demo_summary(out: str) -> tuple[str, dict[str, tuple[int, list[str], list[str]]]]:
+    """(the 'Loaded …' line, per question: (turn, mechanisms fired, mechanisms of injected lines))."""
+    loaded = next(l for l in out.splitlines() if l.startswith("Loaded the demo conversation"))
+    blocks = {}
+    for block in re.split(r"^(?=» )", out, flags=re.M)[1:]:
+        question = block.splitlines()[0][2:]
+        turn = int(re.search(r"· turn (\d+) ·", block).group(1))
+        fired = re.search(r"prefetch: fired (.+?) ·", block).group(1).split(", ")
+        injected = int(re.search(r"injected (\d+):", block).group(1))
+        mechanisms = re.findall(r"^    \[\d{4}-\d\d-\d\d \d\d:\d\d\] (\w+) ", block, re.M)
+        assert len(mechanisms) == injected, block
+        blocks[question] = (turn, fired, mechanisms)
+    return loaded, blocks
+
+
+def test_demo_without_a_model_shows_each_mechanism_and_resets_its_chat(tmp_path: Path) -> None:
+    env = goat_env(tmp_path / "data")
+
+    first = ok(goat("demo", env=env, cwd=tmp_path))
+    loaded, blocks = demo_summary(first.stdout)
+
+    assert "No model configured" in first.stdout
+    assert list(blocks) == DEMO_QUESTIONS
+    turns = int(re.search(r"(\d+) turns", loaded).group(1))
+    assert turns > 0
+    assert {turn for turn, _, _ in blocks.values()} == {turns + 1}
+    yesterday = blocks[next(q for q in DEMO_QUESTIONS if "yesterday" in q)]
+    assert "temporal" in yesterday[1] and "temporal" in yesterday[2]
+    alpha = blocks[next(q for q in DEMO_QUESTIONS if "alpha-5675" in q)]
+    assert "specific_key" in alpha[1] and "specific_key" in alpha[2]
+    assert first.stdout.count("injected ") == len(DEMO_QUESTIONS)
+    assert "answer:" not in first.stdout
+
+    # Someone chats in the demo chat between two runs; the next demo starts from scratch anyway.
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(json.dumps({"chat_id": "demo", "role": "user", "content": "An unrelated extra note.",
+                                 "timestamp": "2026-01-01T00:00:00Z"}) + "\n", encoding="utf-8")  # fmt: skip
+    ok(goat("import", extra, env=env, cwd=tmp_path))
+    second = ok(goat("demo", env=env, cwd=tmp_path))
+
+    assert demo_summary(second.stdout) == (loaded, blocks)
+    assert "An unrelated extra note" not in second.stdout
+    assert servers_left(tmp_path / "data") == []
+
+
+# ---- server mode ------------------------------------------------------------------------
+
+
+def test_server_mode_uses_the_configured_redis_and_chroma_servers(
+    tmp_path: Path, system_redis_url: str, chroma_url: str
+) -> None:
+    chat = f"server-chat-{uuid.uuid4().hex[:8]}"
+    transcript = tmp_path / "history.jsonl"
+    transcript.write_text(history_jsonl(chat, USER), encoding="utf-8")
+    data_dir = tmp_path / "data"
+    env = goat_env(data_dir, GOAT_REDIS_URL=system_redis_url, GOAT_CHROMA_URL=chroma_url)
+
+    imported = ok(goat("import", transcript, env=env, cwd=tmp_path))
+    report = inspect_json(ALPHA, env=env, cwd=tmp_path, chat=chat)
+    doctor = ok(goat("doctor", env=env, cwd=tmp_path))
+
+    assert imported.stdout.splitlines() == [IMPORT_SUMMARY]
+    assert exchange_id(HISTORY[2][1], chat) in [item["id"] for item in report["l3"]]
+    assert report["turn"] == len(HISTORY) + 1
+    assert re.search(rf"^\[ok\] +redis: server at {re.escape(system_redis_url)}", doctor.stdout, re.M)
+    assert re.search(rf"^\[ok\] +chroma: server at {re.escape(chroma_url)}", doctor.stdout, re.M)
+
+    with redis.Redis.from_url(system_redis_url) as client:
+        keys = [key.decode() for key in client.scan_iter(match=f"*{chat}*")]
+    assert keys and all(key.startswith("goat:") for key in keys), keys
+    server = urlsplit(chroma_url)
+    client = chromadb.HttpClient(
+        host=server.hostname, port=server.port, settings=ChromaSettings(anonymized_telemetry=False)
+    )
+    assert client.get_collection(collection_name(chat)).count() == len(HISTORY)
+    assert collection_name(chat).startswith("l3-")
+    assert not (data_dir / "redis").exists() and not (data_dir / "chroma").exists()
+    assert servers_left(data_dir) == []
