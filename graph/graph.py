@@ -38,9 +38,13 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_node("save", save)
     builder.add_node("archive", archive)
 
-    for node in FAN_OUT:  # one superstep: the L3 search overlaps the L0/L1/L2 loads
+    # One superstep: the L3 search overlaps the L0/L1/L2 loads. A superstep ends when all
+    # its nodes have, so plain edges join them (gap_filter runs once, after all three);
+    # a barrier edge would also work here, but LangGraph's server loses its state
+    # across an interrupt, which breaks stepping a turn in Studio.
+    for node in FAN_OUT:
         builder.add_edge(START, node)
-    builder.add_edge(list(FAN_OUT), "gap_filter")  # join: waits for all three
+        builder.add_edge(node, "gap_filter")
     builder.add_edge("gap_filter", "budget")
     builder.add_edge("budget", "assemble")
     builder.add_edge("assemble", "llm")

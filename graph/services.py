@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 from functools import cached_property
 from typing import ClassVar
@@ -66,4 +67,5 @@ class Services:
         with cls._server_lock:
             if cls._server_instance is None:
                 cls._server_instance = cls(load_settings())
+                atexit.register(cls._server_instance.memory.stop_at_exit)
             return cls._server_instance

@@ -28,7 +28,7 @@ from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
 from memory.errors import BackendUnavailable
 from memory.facts import FactsStore, RedisFactsStore
-from memory.redis_server import EmbeddedRedis
+from memory.redis_server import EmbeddedRedis, process_client_name
 from memory.working import WorkingMemory
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,9 @@ class MemoryLayers:
                         raise BackendUnavailable(
                             "redis", f"the embedded server did not start ({exc})", "run `goat doctor`"
                         ) from exc
-                client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+                client = aioredis.from_url(
+                    url, socket_connect_timeout=2, socket_timeout=5, client_name=process_client_name()
+                )
                 try:
                     await client.ping()
                 except (RedisError, OSError) as exc:
@@ -215,6 +217,12 @@ class MemoryLayers:
         if self._embedded_redis is not None:
             await asyncio.to_thread(self._embedded_redis.stop)
             self._embedded_redis = None
+
+    def stop_at_exit(self) -> None:
+        """Synchronous last resort for processes that never close their services (the
+        LangGraph server): stop the embedded Redis if this process started it."""
+        if self._embedded_redis is not None:
+            self._embedded_redis.stop()
 
     # ---- scope ----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import subprocess
 import tempfile
 import time
@@ -33,6 +34,12 @@ _POLL_INTERVAL = 0.02
 _NO_RETRY = Retry(NoBackoff(), retries=0)
 
 
+def process_client_name() -> str:
+    """The name this process's connections carry (CLIENT SETNAME), so that ``stop()`` can
+    tell them from other processes' connections even when they are not closed yet."""
+    return f"goat-{os.getpid()}"
+
+
 def answers_ping(url: str) -> bool:
     """Whether a Redis server at ``url`` is up and serving."""
     try:
@@ -46,8 +53,9 @@ class EmbeddedRedis:
     """Starts (or joins) the redis-server that owns ``data_dir``.
 
     ``stop()`` shuts the server down only if this object started it and no
-    other client is connected; otherwise the server keeps serving the others.
-    Close your own clients before calling it.
+    other process is connected; otherwise the server keeps serving the others.
+    This process's connections count as its own when they carry
+    ``process_client_name()`` (they need not be closed first, e.g. at exit).
     """
 
     def __init__(self, data_dir: Path, *, startup_timeout: float = 10.0) -> None:
@@ -84,6 +92,7 @@ class EmbeddedRedis:
                 unix_socket_path=str(self._socket),
                 single_connection_client=True,
                 retry=_NO_RETRY,
+                client_name=process_client_name(),
             )
             self._pid = int(self._client.info("server")["process_id"])
         return self.url
@@ -100,7 +109,8 @@ class EmbeddedRedis:
             # A round trip first: the server handles disconnects already pending
             # with it, so CLIENT LIST no longer shows clients that just closed.
             client.ping()
-            if len(client.client_list()) == 1:  # nobody but us
+            others = [c for c in client.client_list() if c.get("name") != process_client_name()]
+            if not others:
                 client.shutdown()
                 process.wait(timeout=self._startup_timeout)
 

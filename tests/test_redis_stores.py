@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,7 +19,7 @@ from redis.asyncio import Redis
 
 from memory.cache import SearchCache
 from memory.facts import FactsStore, RedisFactsStore
-from memory.redis_server import EmbeddedRedis, answers_ping
+from memory.redis_server import EmbeddedRedis, answers_ping, process_client_name
 from memory.working import Message, WorkingMemory
 
 StartEmbedded = Callable[[Path], EmbeddedRedis]
@@ -66,17 +68,36 @@ def test_second_instance_on_the_same_dir_joins_the_running_server(
         assert client.get("k") == b"shared"
 
 
-def test_stop_leaves_the_server_running_while_another_holder_is_connected(
+def test_stop_leaves_the_server_running_while_another_process_holds_it(
     start_embedded: StartEmbedded, tmp_path: Path
 ) -> None:
     owner = start_embedded(tmp_path)
-    joiner = start_embedded(tmp_path)
     url = owner.url
+    joiner_code = (
+        "import sys; from pathlib import Path; from memory.redis_server import EmbeddedRedis\n"
+        "server = EmbeddedRedis(Path(sys.argv[1])); server.start(); print('joined', flush=True)\n"
+        "sys.stdin.read(); server.stop()  # it did not start the server: never shuts it down\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", joiner_code, str(tmp_path)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as joiner:
+        assert joiner.stdout.readline() == "joined\n"
+        owner.stop()
+        assert answers_ping(url)
+        joiner.stdin.close()
+        assert joiner.wait(timeout=30) == 0
+    assert answers_ping(url)
 
-    owner.stop()
-    assert answers_ping(url)
-    joiner.stop()  # it did not start the server, so it never shuts it down
-    assert answers_ping(url)
+
+def test_stop_ignores_this_processs_own_unclosed_connections(
+    start_embedded: StartEmbedded, tmp_path: Path
+) -> None:
+    """At interpreter exit the app's async client may still be open: it must not keep the server up."""
+    server = start_embedded(tmp_path)
+    url = server.url
+    with redis.Redis.from_url(url, client_name=process_client_name()) as own:
+        own.ping()
+        server.stop()
+    assert not answers_ping(url)
 
 
 def test_stop_leaves_the_server_running_while_a_client_is_connected(

@@ -1,0 +1,111 @@
+"""LangGraph Studio's server (`langgraph dev`) serves the graph of langgraph.json offline,
+and a turn can be stepped node by node — the way people debug a turn in Studio."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sysconfig
+import time
+from contextlib import suppress
+from pathlib import Path
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+from fakes import FakeOpenAI
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+READY_TIMEOUT = 90
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def fake_model():
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def studio(tmp_path: Path, redis_server, fake_model: FakeOpenAI):
+    port = free_port()
+    env = {
+        **os.environ,
+        "GOAT_DATA_DIR": str(tmp_path / "data"),
+        "GOAT_REDIS_URL": redis_server.url,
+        "GOAT_MODEL": "fake-model",
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": fake_model.base_url,
+        "LANGSMITH_TRACING": "false",
+        "LANGGRAPH_NO_TELEMETRY": "1",
+    }
+    command = [
+        str(Path(sysconfig.get_path("scripts")) / "langgraph"), "dev", "--host", "127.0.0.1",
+        "--port", str(port), "--no-browser", "--no-reload", "--config", str(REPO / "langgraph.json"),
+    ]  # fmt: skip
+    log = (tmp_path / "studio.log").open("wb")
+    # Run from the repo as a user would (graph paths are relative to the working folder);
+    # its state folder .langgraph_api/ is git-ignored.
+    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            assert server.poll() is None, (tmp_path / "studio.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "langgraph dev did not come up"
+            time.sleep(0.2)  # polling a starting server, not synchronising with our own code
+        yield url
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+async def test_a_turn_steps_node_by_node_in_the_studio_server(studio: str, fake_model: FakeOpenAI):
+    client = get_client(url=studio)
+    assistant = (await client.assistants.search(graph_id="goat"))[0]
+    thread = await client.threads.create()
+    fake_model.reply("Stepped all the way through.")
+
+    turn = {"chat_id": "studio-chat", "user_id": "u1", "message": "what did we discuss yesterday?"}
+    await client.runs.wait(thread["thread_id"], assistant["assistant_id"], input=turn,
+                           interrupt_before="*", context={"overrides": {"prefetch.timeout": 2}})
+    steps = []
+    while (state := await client.threads.get_state(thread["thread_id"]))["next"]:
+        steps.append(sorted(state["next"]))
+        await client.runs.wait(thread["thread_id"], assistant["assistant_id"], input=None,
+                               interrupt_before="*", context={"overrides": {"prefetch.timeout": 2}})
+
+    assert steps == [
+        ["load_identity", "load_working", "prefetch"],  # the fan-out: one superstep
+        ["gap_filter"], ["budget"], ["assemble"], ["llm"], ["save"], ["archive"],
+    ]
+    values = state["values"]
+    assert values["reply"] == "Stepped all the way through."
+    assert values["prefetch"]["deadline_ms"] == 2000  # the run-time override reached the nodes
+    assert "temporal" in values["prefetch"]["fired"]
+    assert set(values["latency_ms"]) == {"prefetch", "load_identity", "load_working", "gap_filter",
+                                         "budget", "assemble", "llm", "save", "archive"}
+    assert values["archive_id"] == "studio-chat:turn_0001"
+    assert fake_model.requests[-1]["messages"][-1]["content"] == turn["message"]
