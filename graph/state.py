@@ -45,7 +45,7 @@ class TurnInput(TypedDict):
 
 class TurnState(TurnInput, total=False):
     # load_identity
-    identity: str  # L0: persona + current time
+    identity: str  # the always-present head of the prompt: L0 persona + time + L1 facts
     facts: dict[str, str]  # L1
     # load_working
     turn: int  # this turn's number in the chat, 1-based

@@ -45,8 +45,8 @@ def split_budget(total: int, l0_l1_tokens: int, *, l3_min_guarantee: int = 1200,
     return Split(l0_l1=l0_l1, l2=l2, l3=l3)
 
 
-def trim_working(messages: list[dict], budget: int, count: Callable[[str], int]) -> list[dict]:
-    """The conversation messages that fit ``budget`` tokens, in chronological order.
+def trim_working(messages: list[dict], budget: int, count: Callable[[str], int]) -> tuple[list[dict], int]:
+    """The conversation messages that fit ``budget`` tokens, in chronological order, and their tokens.
 
     The newest messages are kept, walking back until the next older one does not fit
     (the window stays contiguous). The chat's first message (the topic-setter) is
@@ -54,7 +54,7 @@ def trim_working(messages: list[dict], budget: int, count: Callable[[str], int])
     tokens count against the budget. Only ``content`` is counted.
     """
     if not messages or budget <= 0:
-        return []
+        return [], 0
     first_size = count(messages[0]["content"])
     pinned = first_size < budget / 4
     remaining = budget - first_size if pinned else budget
@@ -66,7 +66,7 @@ def trim_working(messages: list[dict], budget: int, count: Callable[[str], int])
         kept.append(message)
         remaining -= size
     kept.reverse()
-    return [messages[0], *kept] if pinned else kept
+    return ([messages[0], *kept] if pinned else kept), budget - remaining
 
 
 def format_recall_line(recall: dict) -> str:

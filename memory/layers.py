@@ -202,9 +202,12 @@ class MemoryLayers:
         from memory.temporal import warm_up as warm_up_dates  # dateparser's first parse is slow
         from memory.tokens import count_tokens
 
-        await asyncio.gather(
-            self.redis(), self.episodic(), self.run_blocking(warm_up_dates), self.run_blocking(count_tokens, "")
-        )
+        await self.redis()  # the one backend a turn cannot do without: its failure is raised
+        try:
+            await self.episodic()
+        except BackendUnavailable as exc:  # costs only L3, turn by turn, until it is back
+            log.warning("%s", exc)
+        await asyncio.gather(self.run_blocking(warm_up_dates), self.run_blocking(count_tokens, ""))
         await self.embed_query("warm-up")  # the first forward pass pages the weights in
 
     async def aclose(self) -> None:

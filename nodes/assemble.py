@@ -6,22 +6,21 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, turn_time
+from graph.context import Context
 from graph.state import TurnState
 from memory.budget import format_recall_line, pack_recalls, trim_working
-from memory.prompt import recall_block, system_header
+from memory.prompt import recall_block
 from memory.tokens import count_tokens
 from nodes.timing import timed
 
 
 @timed("assemble")
 async def assemble(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
-    now = turn_time(state)
     split = state["split"]
-    header = system_header(state.get("identity", ""), now, state.get("facts") or {})
     injected, l3_tokens = pack_recalls(state.get("l3_candidates") or [], split["l3"], count_tokens)
-    system = "\n\n".join(p for p in (header, recall_block([format_recall_line(r) for r in injected])) if p)
-    history = trim_working(state.get("working") or [], split["l2"], count_tokens)
+    recalled = recall_block([format_recall_line(r) for r in injected])
+    system = "\n\n".join(part for part in (state.get("identity", ""), recalled) if part)
+    history, l2_tokens = trim_working(state.get("working") or [], split["l2"], count_tokens)
     prompt = [
         {"role": "system", "content": system},
         *({"role": m["role"], "content": m["content"]} for m in history),
@@ -30,9 +29,5 @@ async def assemble(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
     return {
         "prompt": prompt,
         "l3": injected,
-        "tokens": {
-            "l0_l1": count_tokens(header),
-            "l2": sum(count_tokens(m["content"]) for m in history),
-            "l3": l3_tokens,
-        },
+        "tokens": {"l0_l1": split["l0_l1"], "l2": l2_tokens, "l3": l3_tokens},
     }

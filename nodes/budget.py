@@ -6,11 +6,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve, turn_time
+from graph.context import Context, resolve
 from graph.state import TurnState
 from memory.aits import assess
 from memory.budget import split_budget
-from memory.prompt import system_header
 from memory.tokens import count_tokens
 from nodes.timing import timed
 
@@ -26,10 +25,9 @@ async def budget(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
         complexity_bonus=aits.complexity_bonus,
         hard_cap=aits.hard_cap,
     )
-    header = system_header(state.get("identity", ""), turn_time(state), state.get("facts") or {})
     split = split_budget(
         assessment.budget,
-        count_tokens(header),
+        count_tokens(state.get("identity", "")),
         l3_min_guarantee=settings.budget.l3_min_guarantee_tokens,
         l2_floor=settings.budget.l2_floor_tokens,
     )

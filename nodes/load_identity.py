@@ -1,4 +1,5 @@
-"""load_identity: L0 (the persona) and L1 (the user's facts). A facts outage costs only L1."""
+"""load_identity: L0 (the persona, the time) and L1 (the user's facts), rendered as the prompt's
+always-present head. A facts outage costs only L1."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve
+from graph.context import Context, resolve, turn_time
 from graph.state import TurnState
+from memory.prompt import system_header
 from nodes.timing import timed
 
 
@@ -20,7 +22,7 @@ async def load_identity(state: TurnState, runtime: Runtime[Context]) -> dict[str
     except Exception as exc:  # the facts store fails independently: the turn goes on without L1
         facts, degraded = {}, f"facts store unavailable ({type(exc).__name__}: {exc})"
     return {
-        "identity": settings.identity.base_prompt,
+        "identity": system_header(settings.identity.base_prompt, turn_time(state), facts),
         "facts": facts,
         "degraded": {"load_identity": degraded},
     }

@@ -511,44 +511,49 @@ class TestTrimWorking:
 
     def test_newest_kept_in_chronological_order(self) -> None:
         messages = self.conversation(first_words=10)  # 10 ≥ 35/4: not pinned
-        assert trim_working(messages, 35, words) == messages[7:]
+        assert trim_working(messages, 35, words)[0] == messages[7:]
 
     def test_small_first_message_is_pinned(self) -> None:
         messages = self.conversation(first_words=5)  # 5 < 35/4
-        kept = trim_working(messages, 35, words)
+        kept = trim_working(messages, 35, words)[0]
         assert kept == [messages[0], *messages[7:]]  # 5 + 30 ≤ 35
         assert sum(words(m["content"]) for m in kept) <= 35
 
     def test_pinned_first_message_counts_against_the_budget(self) -> None:
         messages = self.conversation(first_words=8)  # 8 < 40/4
-        assert trim_working(messages, 40, words) == [messages[0], *messages[7:]]  # 8 + 30; a 4th would be 48
+        assert trim_working(messages, 40, words)[0] == [messages[0], *messages[7:]]  # 8 + 30; a 4th would be 48
+
+    def test_reports_the_tokens_of_what_it_kept(self) -> None:
+        assert trim_working(self.conversation(first_words=8), 40, words)[1] == 38  # pinned 8 + 3 × 10
+        assert trim_working(self.conversation(first_words=10), 35, words)[1] == 30
+        assert trim_working([], 35, words) == ([], 0)
 
     def test_first_message_of_a_quarter_or_more_is_not_pinned(self) -> None:
         messages = self.conversation(first_words=10)
-        assert trim_working(messages, 40, words) == messages[6:]  # 10 == 40/4
+        assert trim_working(messages, 40, words)[0] == messages[6:]  # 10 == 40/4
 
     def test_everything_fits(self) -> None:
         messages = self.conversation(first_words=5)
-        assert trim_working(messages, 1000, words) == messages
+        assert trim_working(messages, 1000, words)[0] == messages
         big_first = self.conversation(first_words=400)
-        assert trim_working(big_first, 1000, words) == big_first
+        assert trim_working(big_first, 1000, words)[0] == big_first
 
     def test_window_stays_contiguous(self) -> None:
         # "x" would fit after "b" is dropped, but the history would then have a hole.
         messages = [message("user", 2, "a"), message("user", 3, "x"), message("user", 50, "b")]
         messages += [message("user", 3, "c"), message("user", 3, "d")]
-        assert trim_working(messages, 40, words) == [messages[0], messages[3], messages[4]]
+        assert trim_working(messages, 40, words)[0] == [messages[0], messages[3], messages[4]]
 
     def test_nothing_fits(self) -> None:
         messages = [message("user", 50, "a"), message("user", 60, "b")]
-        assert trim_working(messages, 40, words) == []
-        assert trim_working(messages, 0, words) == []
-        assert trim_working([], 100, words) == []
+        assert trim_working(messages, 40, words)[0] == []
+        assert trim_working(messages, 0, words)[0] == []
+        assert trim_working([], 100, words)[0] == []
 
     def test_input_is_not_mutated(self) -> None:
         messages = self.conversation(first_words=5)
         before = copy.deepcopy(messages)
-        trim_working(messages, 35, words)
+        trim_working(messages, 35, words)[0]
         assert messages == before
 
 
