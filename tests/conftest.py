@@ -84,7 +84,7 @@ def _system_redis_server() -> str | None:
     return shutil.which("redis-server", path=system_path)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -98,7 +98,7 @@ def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("Debian's redis-server is not installed (apt-get install -y redis-server)")
     data_dir: Path = tmp_path_factory.mktemp("system-redis")
     log_path = data_dir / "redis-server.log"
-    port = _free_port()
+    port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     command = [
         binary,
@@ -126,14 +126,15 @@ def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 _CHROMA_START_TIMEOUT = 60.0
 
 
-@pytest.fixture(scope="session")
-def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``chroma run`` server (the venv's) on a free local port for the whole session."""
-    binary = Path(sysconfig.get_path("scripts")) / "chroma"
-    data_dir: Path = tmp_path_factory.mktemp("chroma-server")
-    log_path = data_dir / "chroma.log"
-    port = _free_port()
+@contextmanager
+def running_chroma(data_dir: Path) -> Iterator[str]:
+    """A real ``chroma run`` server (the venv's) on a free local port; yields its URL and
+    stops it, by its PID, afterwards."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
+    log_path = data_dir / f"chroma-{port}.log"
+    binary = Path(sysconfig.get_path("scripts")) / "chroma"
     command = [str(binary), "run", "--path", str(data_dir / "data"), "--host", "127.0.0.1", "--port", str(port)]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -159,3 +160,10 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One ``chroma run`` server for the whole session."""
+    with running_chroma(tmp_path_factory.mktemp("chroma-server")) as url:
+        yield url

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import chromadb
-import httpx
 import numpy as np
 import pytest
 from chromadb.config import Settings
+from conftest import free_port, running_chroma
 
 from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore, collection_name
 
-CHROMA = Path(sys.executable).parent / "chroma"
-SERVER_START_TIMEOUT = 60.0
 DAY = 86_400.0
 NOW = 1_760_000_000.0  # a fixed "now" keeps timestamps reproducible
 
@@ -282,61 +276,6 @@ def test_http_rejects_urls_that_are_not_chroma_servers(embeddings) -> None:
 # --- Chroma server (client/server path) -------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def chroma_server(path: Path) -> Iterator[str]:
-    """A real ``chroma run`` server on a free port; yields its URL, stops it after."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = path.parent / f"chroma-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=path.parent,
-            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-        )
-        try:
-            wait_until_ready(process, url, log_path)
-            yield url
-        finally:
-            stop(process)
-
-
-def wait_until_ready(process: subprocess.Popen, url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        try:
-            process.wait(timeout=0.1)  # the pause between polls; returns at once if the server died
-        except subprocess.TimeoutExpired:
-            continue
-        raise RuntimeError(f"chroma exited with {process.returncode}:\n{log_path.read_text()}")
-    stop(process)
-    raise RuntimeError(f"chroma not ready after {SERVER_START_TIMEOUT} s:\n{log_path.read_text()}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.mark.slow
 def test_http_store_upserts_searches_and_isolates_chats(chroma_url: str, embeddings) -> None:
     store = EpisodicStore.http(chroma_url, embeddings)
@@ -369,7 +308,7 @@ def test_http_store_upserts_searches_and_isolates_chats(chroma_url: str, embeddi
 
 @pytest.mark.slow
 def test_heartbeat_raises_when_the_server_is_gone(tmp_path: Path, embeddings) -> None:
-    with chroma_server(tmp_path / "data") as url:
+    with running_chroma(tmp_path / "server") as url:
         store = EpisodicStore.http(url, embeddings)
         store.upsert("chat-a", corpus("chat-a")[:1])
         store.heartbeat()
