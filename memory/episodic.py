@@ -147,11 +147,6 @@ class EpisodicStore:
             end = start + batch
             self._add(chat_id, ids[start:end], contents[start:end], metadatas[start:end])
 
-    def existing_ids(self, chat_id: str, ids: list[str]) -> set[str]:
-        if not ids:
-            return set()
-        return self._read(chat_id, lambda chat: set(chat.collection.get(ids=ids, include=[])["ids"]), set())
-
     def search(
         self,
         chat_ids: list[str] | None,
@@ -213,7 +208,6 @@ class EpisodicStore:
 
     def count(self, chat_id: str) -> int:
         return self._read(chat_id, lambda chat: chat.collection.count(), 0)
-
 
     def chat_ids(self) -> list[str]:
         """Every chat that has an L3 collection."""

@@ -69,9 +69,6 @@ class WorkingMemory:
         keys = [self._messages_key(chat_id), self._turns_key(chat_id)]
         return bool(await self._append_turn(keys=keys, args=[turn, *encoded]))
 
-    async def length(self, chat_id: str) -> int:
-        return await self._redis.llen(self._messages_key(chat_id))
-
     async def clear(self, chat_id: str) -> None:
         await self._redis.delete(self._messages_key(chat_id), self._turns_key(chat_id))
 

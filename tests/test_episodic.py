@@ -168,13 +168,6 @@ def test_get_by_ids_and_find_containing_are_exact_hits(store: EpisodicStore) -> 
     assert store.get_by_ids(["chat-b"], ["chat-a:turn_0003"]) == []
 
 
-def test_existing_ids(store: EpisodicStore) -> None:
-    store.upsert("chat-a", corpus("chat-a"))
-
-    assert store.existing_ids("chat-a", ["chat-a:turn_0001", "chat-a:turn_0042"]) == {"chat-a:turn_0001"}
-    assert store.existing_ids("chat-b", ["chat-a:turn_0001"]) == set()
-
-
 def test_bump_access_updates_metadata_without_reembedding(tmp_path: Path, store: EpisodicStore, embeddings) -> None:
     store.upsert("chat-a", corpus("chat-a"))
     client = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False))
@@ -230,7 +223,6 @@ def test_unknown_chat_is_empty_and_reads_create_nothing(store: EpisodicStore, em
     assert store.search(None, query, k=5) == []
     assert store.get_by_ids(["never-seen"], ["x"]) == []
     assert store.find_containing(["never-seen"], "x", limit=5) == []
-    assert store.existing_ids("never-seen", ["x"]) == set()
     assert store.count("never-seen") == 0
     store.bump_access([{"id": "x", "content": "", "distance": 0.0, "timestamp": 0.0, "metadata": {"chat_id": "never-seen"}}], NOW)
     assert store.chat_ids() == []

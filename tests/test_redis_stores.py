@@ -183,7 +183,7 @@ async def test_a_new_chat_is_empty(any_redis: Redis) -> None:
 
     assert await memory.load("new", max_messages=10) == []
     assert await memory.completed_turns("new") == 0
-    assert await memory.length("new") == 0
+    assert len(await memory.load("new", 1000)) == 0
 
 
 async def test_load_pins_the_first_message_and_keeps_the_latest_in_order(
@@ -213,7 +213,7 @@ async def test_append_turn_records_the_turn_and_ignores_replays(any_redis: Redis
     assert await memory.completed_turns("c1") == 2
     assert not await memory.append_turn("c1", 2, [message(98), message(99)])
     assert not await memory.append_turn("c1", 1, [message(98), message(99)])
-    assert await memory.length("c1") == 4
+    assert len(await memory.load("c1", 1000)) == 4
     assert await memory.append_turn("c1", 3, [message(4)])
     assert await memory.completed_turns("c1") == 3
 
@@ -235,9 +235,9 @@ async def test_chats_are_separate_and_clear_forgets_one(any_redis: Redis) -> Non
 
     await memory.clear("c1")
 
-    assert await memory.length("c1") == 0
+    assert len(await memory.load("c1", 1000)) == 0
     assert await memory.completed_turns("c1") == 0
-    assert await memory.length("c2") == 2
+    assert len(await memory.load("c2", 1000)) == 2
     assert await memory.append_turn("c1", 1, [message(0)])  # numbering starts again
 
 
