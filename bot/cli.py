@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +105,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
             print(f"goat: no such file: {args.queries}", file=sys.stderr)
             return EXIT_USAGE
         messages = [q for q in args.queries.read_text(encoding="utf-8").splitlines() if q.strip()]
-    elif args.message:
+    elif args.message is not None:
         messages = [args.message]
     else:
         print("goat: give a message or --queries FILE", file=sys.stderr)
@@ -159,12 +158,10 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return await run_demo(settings, as_json=args.json)
 
 
-def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M")
-
-
 def render_report(report: dict[str, Any]) -> str:
     """The human table of `goat inspect` and `goat demo`."""
+    from memory.budget import format_recall_line
+
     prefetch = report.get("prefetch") or {}
     split, tokens = report.get("split") or {}, report.get("tokens") or {}
     cache = prefetch.get("cache")
@@ -182,9 +179,9 @@ def render_report(report: dict[str, Any]) -> str:
         f"  gap filter kept {report.get('kept', 0)}; injected {len(report['l3'])}:",
     ]
     for entry in report["l3"]:
-        text = entry["content"].replace("\n", " ⏎ ")
+        when, _, text = format_recall_line(entry).partition("] ")  # as the model sees it
         lines.append(
-            f"    [{_when(entry['timestamp'])}] {entry['mechanism']:<12} d={entry['distance']:.3f} "
+            f"    {when}] {entry['mechanism']:<12} d={entry['distance']:.3f} "
             f"score={entry['blended_score']:.3f}  {text[:110]}{'…' if len(text) > 110 else ''}"
         )
     for node, problem in (report.get("degraded") or {}).items():

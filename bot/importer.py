@@ -9,6 +9,7 @@ writes a turn twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from graph.state import clean_text
-from memory.layers import Exchange, MemoryLayers, content_digest
+from memory.layers import Exchange, MemoryLayers
 
 BATCH = 256
 ROLES = ("user", "assistant")
@@ -88,7 +89,9 @@ def pair_turns(messages: Iterable[TranscriptMessage]) -> dict[str, list[tuple[Tr
 
 
 def _digest(turn: tuple[TranscriptMessage, ...]) -> str:
-    return content_digest(*(f"{m.role}|{m.timestamp!r}|{m.content}" for m in turn))
+    """Identifies an exchange across imports of the same file."""
+    parts = "\x1f".join(f"{m.role}|{m.timestamp!r}|{m.content}" for m in turn)
+    return hashlib.sha256(parts.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,11 @@ class Transcript:
 def read_transcript(path: Path) -> Transcript:
     """Parse and pair the whole file (a malformed line raises before anything is written)."""
     with path.open(encoding="utf-8", errors="surrogateescape") as lines:
-        messages = list(parse_transcript(lines))
+        return transcript_of(lines)
+
+
+def transcript_of(lines: Iterable[str]) -> Transcript:
+    messages = list(parse_transcript(lines))
     return Transcript(pair_turns(messages), len(messages))
 
 

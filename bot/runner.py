@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import defaultdict
 from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
@@ -21,6 +23,9 @@ class TurnRunner:
         # Inspection stops before the model: an interrupt needs a checkpointer; a
         # throw-away in-memory one is enough since nothing of it is resumed.
         self._inspect_graph = build_graph(checkpointer=InMemorySaver())
+        # A chat's turns run one after another (its turn number and L2 order depend on it);
+        # different chats run concurrently.
+        self._chat_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TurnRunner":
@@ -32,9 +37,9 @@ class TurnRunner:
     async def run(self, chat_id: str, message: str, *, user_id: str | None = None,
                   now: float | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """One whole turn: prefetch … llm … save … archive. Returns the final state."""
-        return await self.graph.ainvoke(
-            turn_input(chat_id, message, user_id, now), context=self.context(overrides)
-        )
+        turn = turn_input(chat_id, message, user_id, now)
+        async with self._chat_locks[turn["chat_id"]]:
+            return await self.graph.ainvoke(turn, context=self.context(overrides))
 
     async def inspect(self, chat_id: str, message: str, *, user_id: str | None = None,
                       now: float | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

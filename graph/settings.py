@@ -34,6 +34,11 @@ ENV_ALIASES: dict[str, str] = {
 }
 
 
+# What a single run may change: the knobs nodes read per turn. Backends, the model
+# client and the cache are built once per process from the process's settings.
+RUN_TIME_SECTIONS = frozenset({"identity", "memory", "prefetch", "retrieval", "aits", "budget"})
+
+
 class SettingsError(ValueError):
     """A setting is malformed; the message names the key and where it came from."""
 
@@ -148,6 +153,12 @@ class Settings(_Section):
         """A copy with dotted-key overrides applied and validated (used for per-run context)."""
         if not overrides:
             return self
+        for key in overrides:
+            if key.split(".", 1)[0] not in RUN_TIME_SECTIONS:
+                raise SettingsError(
+                    f"setting {key} is fixed for the process (backends, model, cache are built once); "
+                    f"per run only {', '.join(sorted(RUN_TIME_SECTIONS))}.* can change"
+                )
         items = tuple(sorted(overrides.items(), key=lambda kv: kv[0]))
         try:
             return _overridden(self, items)  # cached: a run resolves them in every node

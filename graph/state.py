@@ -75,6 +75,10 @@ class InvalidTurn(ValueError):
     """The turn's input cannot be processed; nothing has been written."""
 
 
+class TurnConflict(RuntimeError):
+    """Two turns of one chat ran at once and this one lost the race for its turn number."""
+
+
 def clean_text(text: str) -> str:
     """Replace lone surrogates (not encodable as UTF-8, e.g. from broken clients) with U+FFFD."""
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -13,16 +13,11 @@ import json
 
 from redis.asyncio import Redis
 
-# Read the scope's generation and get or set the entry under it, in one round trip.
-# KEYS[1]: generation counter. ARGV: entry key stem, digest[, value, ttl seconds].
-# A get returns {generation, value or nil}.
-_ENTRY = """
+# Read the scope's generation and the entry under it, in one round trip.
+# KEYS[1]: generation counter. ARGV: entry key stem, digest. Returns {generation, value or nil}.
+_LOOKUP = """
 local generation = redis.call('GET', KEYS[1]) or '0'
-local key = ARGV[1] .. generation .. ':' .. ARGV[2]
-if ARGV[3] then
-    return redis.call('SET', key, ARGV[3], 'EX', ARGV[4])
-end
-return {generation, redis.call('GET', key)}
+return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
 """
 
 
@@ -33,7 +28,7 @@ class SearchCache:
         self._redis = redis
         self._ttl_seconds = ttl_seconds
         self._prefix = prefix
-        self._entry = redis.register_script(_ENTRY)
+        self._lookup = redis.register_script(_LOOKUP)
 
     @staticmethod
     def digest(query: str, **params: object) -> str:
@@ -47,36 +42,20 @@ class SearchCache:
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
-    async def get(self, scope_key: str, digest: str) -> list[dict] | None:
-        value, _ = await self.lookup(scope_key, digest)
-        return value
-
     async def lookup(self, scope_key: str, digest: str) -> tuple[list[dict] | None, str]:
         """(the cached value or None, the scope's generation it was looked up under)."""
-        reply = await self._entry(
+        generation, raw = await self._lookup(
             keys=[self._generation_key(scope_key)],
             args=[self._entry_stem(scope_key), digest],
         )
-        generation, raw = reply[0], reply[1] if len(reply) > 1 else None
         generation = generation.decode() if isinstance(generation, bytes) else generation
         return (None if raw is None else json.loads(raw)), generation
 
-    async def put(self, scope_key: str, digest: str, value: list[dict], generation: str | None = None) -> None:
-        """Cache ``value``. Pass the generation of the lookup that preceded the search, so that
-        results computed before an invalidation are filed under the old generation (never read)."""
-        if generation is not None:
-            key = f"{self._entry_stem(scope_key)}{generation}:{digest}"
-            await self._redis.set(key, json.dumps(value, ensure_ascii=False), ex=self._ttl_seconds)
-            return
-        await self._entry(
-            keys=[self._generation_key(scope_key)],
-            args=[
-                self._entry_stem(scope_key),
-                digest,
-                json.dumps(value, ensure_ascii=False),
-                self._ttl_seconds,
-            ],
-        )
+    async def put(self, scope_key: str, digest: str, value: list[dict], generation: str) -> None:
+        """Cache ``value`` under the generation its lookup saw: results computed before an
+        invalidation are filed under the old generation, so they are never read."""
+        key = f"{self._entry_stem(scope_key)}{generation}:{digest}"
+        await self._redis.set(key, json.dumps(value, ensure_ascii=False), ex=self._ttl_seconds)
 
     async def invalidate(self, *scope_keys: str) -> None:
         """Forget every cached search of these scopes."""

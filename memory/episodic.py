@@ -224,6 +224,14 @@ class EpisodicStore:
         except NotFoundError:
             pass
 
+    def close(self) -> None:
+        """Release the client (its files and threads); a later call connects again."""
+        with self._lock:
+            client, self._chroma = self._chroma, None
+            self._chats.clear()
+        if client is not None:
+            client.close()
+
     def _client(self) -> chromadb.ClientAPI:
         with self._lock:
             if self._chroma is None:

@@ -22,7 +22,9 @@ def gap_ratio(distances: Sequence[float]) -> float | None:
     return max(gaps) / mean_gap if mean_gap > 0 else None
 
 
-def gap_filter(recalls: list[dict], significance: float = 3.0, ceiling: float = 1.5) -> list[dict]:
+def gap_filter(
+    recalls: list[dict], significance: float = 3.0, ceiling: float = 1.5, min_keep: int = 0
+) -> list[dict]:
     """The recalls worth injecting from one result list, closest first.
 
     - Exact hits (distance 0 from the specific-key mechanism) always pass and take
@@ -33,20 +35,28 @@ def gap_filter(recalls: list[dict], significance: float = 3.0, ceiling: float = 
     - Fewer than 3: keep those with ``distance ≤ ceiling`` (1.5 = nearly orthogonal
       in squared L2 on unit vectors; pass 0.75 for cosine distance).
 
+    - ``min_keep``: at least this many of the closest are kept whatever the test says —
+      for a list that is a selection in itself, such as the entries of a time range the
+      user named ("what did we discuss yesterday?" has no topic to stand out).
+
     Input order does not matter; the input is not mutated.
     """
     ordered = sorted(recalls, key=lambda r: r["distance"])
     exact = [r for r in ordered if _is_exact_hit(r)]
     ranked = [r for r in ordered if not _is_exact_hit(r)]
+    return exact + ranked[: max(min_keep, _kept_count(ranked, significance, ceiling))]
+
+
+def _kept_count(ranked: list[dict], significance: float, ceiling: float) -> int:
+    """How many of the closest non-exact results the gap test keeps (they are a prefix)."""
     if len(ranked) < 3:
-        return exact + [r for r in ranked if r["distance"] <= ceiling]
+        return sum(r["distance"] <= ceiling for r in ranked)
     distances = [r["distance"] for r in ranked]
     ratio = gap_ratio(distances)
     if ratio is None or ratio < significance:
-        return exact
+        return 0
     gaps = [b - a for a, b in zip(distances, distances[1:])]
-    cut = gaps.index(max(gaps)) + 1
-    return exact + ranked[:cut]
+    return gaps.index(max(gaps)) + 1
 
 
 def _is_exact_hit(recall: dict) -> bool:

@@ -10,7 +10,6 @@ the event loop or the default executor.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -106,11 +105,13 @@ class MemoryLayers:
         self._redis: aioredis.Redis | None = None
         self._embedded_redis: EmbeddedRedis | None = None
         self._redis_lock = asyncio.Lock()
+        self._working: WorkingMemory | None = None
+        self._cache: SearchCache | None = None
         self._episodic = episodic
-        self._episodic_lock = asyncio.Lock()
+        self._episodic_load: asyncio.Future[EpisodicStore] | None = None
         self._facts = facts
         self._embeddings = embeddings
-        self._embeddings_lock = asyncio.Lock()
+        self._embeddings_load: asyncio.Future[MiniLMEmbeddings] | None = None
 
     # ---- plumbing -------------------------------------------------------------
 
@@ -160,18 +161,29 @@ class MemoryLayers:
                 self._redis = client
             return self._redis
 
+    # The model and the Chroma store load once, in a task of their own: a turn whose
+    # deadline gives up waiting cancels only its wait (shield), never the load, so the
+    # next turn finds it done instead of starting over.
+
     async def embeddings(self) -> MiniLMEmbeddings:
-        async with self._embeddings_lock:
-            if self._embeddings is None:
-                self._embeddings = await self.run_blocking(MiniLMEmbeddings)
-            return self._embeddings
+        if self._embeddings is None:
+            if self._embeddings_load is None:
+                self._embeddings_load = asyncio.ensure_future(self.run_blocking(MiniLMEmbeddings))
+            self._embeddings = await asyncio.shield(self._embeddings_load)
+        return self._embeddings
 
     async def episodic(self) -> EpisodicStore:
-        async with self._episodic_lock:
-            if self._episodic is None:
-                embeddings = await self.embeddings()
-                self._episodic = await self.run_blocking(self._open_episodic, embeddings)
-            return self._episodic
+        if self._episodic is None:
+            failed = self._episodic_load is not None and self._episodic_load.done() and (
+                self._episodic_load.exception() is not None
+            )
+            if self._episodic_load is None or failed:  # a failed open is retried next time
+                self._episodic_load = asyncio.ensure_future(self._load_episodic())
+            self._episodic = await asyncio.shield(self._episodic_load)
+        return self._episodic
+
+    async def _load_episodic(self) -> EpisodicStore:
+        return await self.run_blocking(self._open_episodic, await self.embeddings())
 
     def _open_episodic(self, embeddings: MiniLMEmbeddings) -> EpisodicStore:
         url = self.settings.chroma.url
@@ -187,10 +199,14 @@ class MemoryLayers:
             ) from exc
 
     async def working_memory(self) -> WorkingMemory:
-        return WorkingMemory(await self.redis(), PREFIX)
+        if self._working is None:
+            self._working = WorkingMemory(await self.redis(), PREFIX)
+        return self._working
 
     async def cache(self) -> SearchCache:
-        return SearchCache(await self.redis(), self.settings.cache.ttl_seconds, PREFIX)
+        if self._cache is None:
+            self._cache = SearchCache(await self.redis(), self.settings.cache.ttl_seconds, PREFIX)
+        return self._cache
 
     async def facts_store(self) -> FactsStore:
         if self._facts is None:
@@ -207,16 +223,18 @@ class MemoryLayers:
             await self.episodic()
         except BackendUnavailable as exc:  # costs only L3, turn by turn, until it is back
             log.warning("%s", exc)
-        await asyncio.gather(self.run_blocking(warm_up_dates), self.run_blocking(count_tokens, ""))
+        await asyncio.gather(self.run_blocking(warm_up_dates), self.run_blocking(count_tokens, "warm-up"))
         await self.embed_query("warm-up")  # the first forward pass pages the weights in
 
     async def aclose(self) -> None:
         await self.wait_background(timeout=5)  # let access bumps land
         # Stuck searches abandoned by a deadline must not hold shutdown.
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._episodic is not None:
+            self._episodic.close()
         if self._redis is not None:
             await self._redis.aclose()
-            self._redis = None
+            self._redis = self._working = self._cache = None
         if self._embedded_redis is not None:
             await asyncio.to_thread(self._embedded_redis.stop)
             self._embedded_redis = None
@@ -232,18 +250,28 @@ class MemoryLayers:
     def _user_chats_key(self, user_id: str) -> str:
         return f"{PREFIX}:user_chats:{user_id}"
 
-    async def scope_chats(self, chat_id: str, user_id: str, scope: str) -> list[str] | None:
-        """Which chats' L3 a turn may see: its own, its user's, or (None) every chat."""
+    def _chat_users_key(self, chat_id: str) -> str:
+        return f"{PREFIX}:chat_users:{chat_id}"
+
+    async def scope_chats(self, chat_id: str, user_id: str, scope: str) -> list[str]:
+        """Which chats' L3 a turn may see: its own, its user's, or every chat."""
         if scope == "chat":
             return [chat_id]
         if scope == "user":
             members = await (await self.redis()).smembers(self._user_chats_key(user_id))
             return sorted({chat_id, *(m.decode() for m in members)})
-        return None
+        store = await self.episodic()
+        return await self.run_blocking(store.chat_ids)
 
     @staticmethod
     def cache_scope_key(chat_id: str, user_id: str, scope: str) -> str:
         return {"chat": f"chat:{chat_id}", "user": f"user:{user_id}"}.get(scope, "global")
+
+    async def _invalidate_searches_of(self, chat_id: str, user_ids: set[str]) -> None:
+        """A write to (or deletion of) a chat's L3 changes the searches of every scope it is in."""
+        scopes = {self.cache_scope_key(chat_id, user_id, scope)
+                  for user_id in user_ids or {""} for scope in ("chat", "user", "global")}
+        await (await self.cache()).invalidate(*sorted(scopes))
 
     # ---- L1 ---------------------------------------------------------------------
 
@@ -271,7 +299,7 @@ class MemoryLayers:
 
     async def search(
         self,
-        chats: list[str] | None,
+        chats: list[str],
         vector: list[float],
         k: int,
         after: float | None = None,
@@ -281,7 +309,7 @@ class MemoryLayers:
         return await self.run_blocking(store.search, chats, vector, k, after, before)
 
     async def cached_search(
-        self, chats: list[str] | None, scope_key: str, query: str, vector: list[float], k: int
+        self, chats: list[str], scope_key: str, query: str, vector: list[float], k: int
     ) -> tuple[list[dict], dict[str, Any]]:
         """The thematic search through the L2.5 cache: (results, {"hit", "key"})."""
         cache = await self.cache()
@@ -300,13 +328,13 @@ class MemoryLayers:
             log.warning("L2.5 cache write failed: %s", exc)
         return results, {"hit": False, "key": key}
 
-    async def find_by_keys(self, chats: list[str] | None, keys: list[str], limit: int) -> list[dict]:
+    async def find_by_keys(self, chats: list[str], keys: list[str], limit: int) -> list[dict]:
         """Exact lookup of structural keys: id match, then content contains."""
         store = await self.episodic()
         ids = list(keys)
         for key in keys:
             if match := _TURN_KEY.match(key):
-                ids += [archive_id(chat, int(match.group(1))) for chat in chats or []]
+                ids += [archive_id(chat, int(match.group(1))) for chat in chats]
 
         def lookup() -> list[dict]:
             found = {hit["id"]: hit for hit in store.get_by_ids(chats, ids)}
@@ -333,10 +361,18 @@ class MemoryLayers:
         for chat_id, entries in by_chat.items():
             await self.run_blocking(store.upsert, chat_id, entries)
         redis = await self.redis()
-        cache = await self.cache()
-        for user_id, chat_id in {(ex.user_id, ex.chat_id) for ex in exchanges}:
-            await redis.sadd(self._user_chats_key(user_id), chat_id)
-            await cache.invalidate(f"chat:{chat_id}", f"user:{user_id}", "global")
+        users_of: dict[str, set[str]] = {}
+        for ex in exchanges:
+            users_of.setdefault(ex.chat_id, set()).add(ex.user_id)
+        for chat_id, user_ids in users_of.items():
+            async with redis.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    pipe.sadd(self._user_chats_key(user_id), chat_id)
+                pipe.sadd(self._chat_users_key(chat_id), *user_ids)
+                await pipe.execute()
+            # Everyone who shares the chat searches it in user scope, not only this turn's user.
+            everyone = {m.decode() for m in await redis.smembers(self._chat_users_key(chat_id))}
+            await self._invalidate_searches_of(chat_id, everyone)
         return [ex.id for ex in exchanges]
 
     async def forget_chat(self, chat_id: str) -> None:
@@ -345,8 +381,13 @@ class MemoryLayers:
         await self.run_blocking(store.delete_chat, chat_id)
         await (await self.working_memory()).clear(chat_id)
         redis = await self.redis()
-        await redis.delete(f"{PREFIX}:imported:{chat_id}")
-        await (await self.cache()).invalidate(f"chat:{chat_id}", "global")
+        users = {m.decode() for m in await redis.smembers(self._chat_users_key(chat_id))}
+        async with redis.pipeline(transaction=False) as pipe:
+            for user_id in users:
+                pipe.srem(self._user_chats_key(user_id), chat_id)
+            pipe.delete(self._chat_users_key(chat_id), f"{PREFIX}:imported:{chat_id}")
+            await pipe.execute()
+        await self._invalidate_searches_of(chat_id, users)
 
     # ---- import bookkeeping -----------------------------------------------------
 
@@ -399,7 +440,3 @@ class MemoryLayers:
         except Exception as exc:
             report.append(BackendHealth("facts", facts_mode, False, str(exc), "check the Redis line above"))
         return report
-
-
-def content_digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve, turn_time
+from graph.context import Context, resolve
 from graph.state import TurnState
 from memory.layers import Exchange
 from nodes.timing import timed
@@ -18,17 +17,17 @@ async def archive(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]
     services, _ = resolve(runtime)
     # What was injected into an answered turn gains popularity for later turns' scores
     # (here, after the reply, so that inspecting a turn changes nothing).
-    services.memory.bump_access_later(state.get("l3") or [], turn_time(state))
+    services.memory.bump_access_later(state.get("l3") or [], state["now"])
     exchange = Exchange(
         chat_id=state["chat_id"],
-        user_id=state.get("user_id") or state["chat_id"],
+        user_id=state["user_id"],
         turn=state["turn"],
-        timestamp=turn_time(state),
+        timestamp=state["now"],
         user_text=state["message"],
         assistant_text=state["reply"],
     )
     try:
-        [archive_id] = await services.memory.archive([exchange], now=time.time())
+        [archive_id] = await services.memory.archive([exchange], now=state["now"])
     except Exception as exc:  # the reply is out and L2 holds the turn; L3 alone misses it
         return {"archive_id": "", "degraded": {"archive": f"L3 write failed ({type(exc).__name__}: {exc})"}}
     return {"archive_id": archive_id, "degraded": {"archive": ""}}

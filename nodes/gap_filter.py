@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve, turn_time
+from graph.context import Context, resolve
 from graph.state import TurnState
 from memory.gap import gap_filter as filter_by_gap
 from memory.merge import merge_and_score
@@ -17,15 +17,18 @@ from nodes.timing import timed
 async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     _, settings = resolve(runtime)
     retrieval = settings.retrieval
-    kept = []
-    for mechanism, hits in (state.get("recalls") or {}).items():
-        survivors = filter_by_gap(hits, retrieval.gap_significance, retrieval.small_result_ceiling)
-        if mechanism == "temporal" and len(survivors) < retrieval.temporal_min_results:
-            survivors = hits[: retrieval.temporal_min_results]  # closest first, like the gap's
-        kept.append(survivors)
+    kept = [
+        filter_by_gap(
+            hits,
+            retrieval.gap_significance,
+            retrieval.small_result_ceiling,
+            min_keep=retrieval.temporal_min_results if mechanism == "temporal" else 0,
+        )
+        for mechanism, hits in (state.get("recalls") or {}).items()
+    ]
     candidates = merge_and_score(
         kept,
-        turn_time(state),
+        state["now"],
         weight_similarity=retrieval.weight_similarity,
         weight_recency=retrieval.weight_recency,
         weight_popularity=retrieval.weight_popularity,

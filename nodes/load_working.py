@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve
+from graph.context import Context, resolve, turn_time
 from graph.state import TurnState, check_input
 from nodes.timing import timed
 
@@ -18,4 +18,11 @@ async def load_working(state: TurnState, runtime: Runtime[Context]) -> dict[str,
     # Redis is the one backend a turn cannot do without (L2 and the turn counter live
     # there): its failure raises, before anything of this turn has been written.
     completed, working = await services.memory.working(state["chat_id"], settings.memory.l2_max_messages)
-    return {"turn": completed + 1, "working": working}
+    return {
+        "turn": completed + 1,
+        "working": working,
+        # Inputs that omit them (Studio) get them fixed here, once: every later node, and
+        # what save and archive write, then agrees on the turn's time and user.
+        "now": turn_time(state),
+        "user_id": state.get("user_id") or state["chat_id"],
+    }

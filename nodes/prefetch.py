@@ -23,10 +23,10 @@ from memory.keys import structural_keys
 from memory.temporal import completed_past_range
 from nodes.timing import timed
 
-# dateparser's cost grows with the text; a date phrase sits in the first lines.
-_TEMPORAL_SCAN_CHARS = 2000
-
-MECHANISMS = ("thematic", "temporal", "specific_key")
+# What the scans read of a message: dateparser's cost grows fast with the text and a date
+# phrase sits in the first lines; the key regex is cheap (~0.2 ms per 1 000 characters).
+_TEMPORAL_SCAN_CHARS = 2_000
+_KEY_SCAN_CHARS = 20_000
 
 
 @timed("prefetch")
@@ -42,11 +42,6 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
         "range": None, "keys": [], "deadline_ms": settings.prefetch.timeout * 1000,
     }
-    if not message.strip():
-        return {"recalls": {}, "prefetch": outcome}
-
-    keys = structural_keys(message)
-    outcome["keys"] = keys
     started = time.perf_counter()
 
     # Shared by the mechanisms: the query is embedded once, the scope resolved once.
@@ -66,44 +61,45 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
         when = datetime.fromtimestamp(now, ZoneInfo(settings.prefetch.timezone))
         found = await memory.run_blocking(completed_past_range, message[:_TEMPORAL_SCAN_CHARS], when)
         if found is None:
-            return None  # did not fire
+            return None  # scored zero: no completed past range named
         after, before = (dt.timestamp() for dt in found)
         outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
         return await memory.search(await chats_task, vector, k, after, before)
 
-    async def specific_key() -> list[dict]:
-        return await memory.find_by_keys(await chats_task, keys, settings.prefetch.max_results)
+    async def specific_key() -> list[dict] | None:
+        outcome["keys"] = structural_keys(message[:_KEY_SCAN_CHARS])
+        if not outcome["keys"]:
+            return None  # scored zero: no structural key
+        return await memory.find_by_keys(await chats_task, outcome["keys"], settings.prefetch.max_results)
 
-    tasks = {"thematic": asyncio.ensure_future(thematic()), "temporal": asyncio.ensure_future(temporal())}
-    if keys:
-        tasks["specific_key"] = asyncio.ensure_future(specific_key())
+    tasks = {
+        "thematic": asyncio.ensure_future(thematic()),
+        "temporal": asyncio.ensure_future(temporal()),
+        "specific_key": asyncio.ensure_future(specific_key()),
+    }
     await asyncio.wait(tasks.values(), timeout=settings.prefetch.timeout)
 
     recalls: dict[str, list[dict]] = {}
     for name, task in tasks.items():
         if not task.done():
             task.cancel()
-            outcome["fired"].append(name)
             outcome["timed_out"].append(name)
         elif task.exception() is not None:
-            outcome["fired"].append(name)
             outcome["failed"][name] = f"{type(task.exception()).__name__}: {task.exception()}"
         elif task.result() is not None:
-            hits = [{**hit, "mechanism": name} for hit in task.result()]
-            outcome["fired"].append(name)
+            recalls[name] = [{**hit, "mechanism": name} for hit in task.result()]
             outcome["succeeded"].append(name)
-            outcome["found"][name] = len(hits)
-            recalls[name] = hits
+            outcome["found"][name] = len(recalls[name])
+    # Fired: scored above zero (as far as it got before the deadline).
+    outcome["fired"] = ["thematic"] + [
+        name for name, scored in (("temporal", outcome["range"]), ("specific_key", outcome["keys"])) if scored
+    ]
     for shared in (vector_task, chats_task):
         if not shared.done():
             shared.cancel()
         elif not shared.cancelled():
             shared.exception()  # retrieved here; reported through the mechanisms that awaited it
     outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    degraded = ""
-    if outcome["timed_out"] or outcome["failed"]:
-        degraded = "; ".join(
-            [f"{n} timed out" for n in outcome["timed_out"]]
-            + [f"{n} failed ({e})" for n, e in outcome["failed"].items()]
-        )
-    return {"recalls": recalls, "prefetch": outcome, "degraded": {"prefetch": degraded}}
+    problems = [f"{n} timed out" for n in outcome["timed_out"]]
+    problems += [f"{n} failed ({e})" for n, e in outcome["failed"].items()]
+    return {"recalls": recalls, "prefetch": outcome, "degraded": {"prefetch": "; ".join(problems)}}

@@ -6,16 +6,16 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve, turn_time
-from graph.state import TurnState
+from graph.context import Context, resolve
+from graph.state import TurnConflict, TurnState
 from nodes.timing import timed
 
 
 @timed("save")
 async def save(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     services, _ = resolve(runtime)
-    now = turn_time(state)
-    await services.memory.save_turn(
+    now = state["now"]
+    saved = await services.memory.save_turn(
         state["chat_id"],
         state["turn"],
         [
@@ -23,4 +23,6 @@ async def save(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
             {"role": "assistant", "content": state["reply"], "timestamp": now},
         ],
     )
+    if not saved:  # another turn of this chat took the number: never let archive overwrite it
+        raise TurnConflict(f"turn {state['turn']} of chat {state['chat_id']} was already saved by another turn")
     return {}

@@ -5,6 +5,7 @@ The model is the only fake: a loopback server speaking the Chat Completions prot
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from datetime import datetime, timedelta, timezone
@@ -17,8 +18,8 @@ from bot.runner import TurnRunner, turn_report
 from fakes import FakeOpenAI
 from graph.graph import build_graph, graph
 from graph.services import ModelNotConfigured, Services
-from graph.settings import Settings
-from graph.state import InvalidTurn, turn_input
+from graph.settings import Settings, SettingsError
+from graph.state import InvalidTurn, TurnConflict, turn_input
 from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
 from memory.layers import ARCHIVE_TAG, BackendUnavailable, Exchange, MemoryLayers, archive_id
@@ -489,3 +490,48 @@ async def test_transcript_bytes_that_are_not_utf8_are_imported_as_replacement_ch
     [entry] = store.get_by_ids(["c"], [archive_id("c", 1)])
     assert entry["content"] == "user: caf\ufffd"
     assert (await runner.services.memory.working("c", 10))[1][0]["content"] == "caf\ufffd"
+
+
+async def test_process_settings_cannot_be_overridden_per_run(runner):
+    for key, value in {"cache.ttl_seconds": 5, "redis.url": "redis://127.0.0.1:1", "llm.model": "x"}.items():
+        with pytest.raises(SettingsError, match=rf"setting {key} is fixed for the process"):
+            await runner.inspect("alice-chat", "hello", overrides={key: value})
+
+
+async def test_turns_of_one_chat_sent_at_once_run_one_after_another(settings, embeddings):
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            await runner.services.memory.warm_up()
+            messages = [f"message number {n}" for n in range(1, 5)]
+            states = await asyncio.gather(*(runner.run("busy", m, now=NOW.timestamp()) for m in messages))
+            assert sorted(s["turn"] for s in states) == [1, 2, 3, 4]
+            completed, working = await runner.services.memory.working("busy", 100)
+            assert completed == 4
+            users = [m["content"] for m in working if m["role"] == "user"]
+            assert sorted(users) == messages and len(set(s["archive_id"] for s in states)) == 4
+            store = await runner.services.memory.episodic()
+            assert store.count("busy") == 4
+        finally:
+            await runner.aclose()
+
+
+async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_winner(settings, embeddings):
+    """Without the runner's ordering (two processes, or Studio), the loser fails instead."""
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            await runner.services.memory.warm_up()
+            first, second = await asyncio.gather(
+                *(runner.graph.ainvoke(turn_input("race", m, now=NOW.timestamp()), context=runner.context())
+                  for m in ("winner or loser one", "winner or loser two")),
+                return_exceptions=True,
+            )
+            outcomes = [first, second]
+            assert sum(isinstance(o, TurnConflict) for o in outcomes) == 1
+            [winner] = [o for o in outcomes if isinstance(o, dict)]
+            store = await runner.services.memory.episodic()
+            [entry] = store.get_by_ids(["race"], [archive_id("race", 1)])
+            assert entry["content"].startswith(f"user: {winner['message']}\n")
+        finally:
+            await runner.aclose()

@@ -210,6 +210,13 @@ class TestGapFilter:
         assert gap_filter([recall(f"r{i}", d) for i, d in enumerate(FLAT)]) == []
         assert gap_ratio(FLAT) == pytest.approx(1.0)
 
+    def test_min_keep_keeps_the_closest_whatever_the_test_says(self) -> None:
+        flat = [recall(f"r{i}", d) for i, d in enumerate(FLAT)]
+        assert ids(gap_filter(flat, min_keep=2)) == ["r0", "r1"]
+        cluster = [recall(f"r{i}", d) for i, d in enumerate(CLUSTER)]
+        assert ids(gap_filter(cluster, min_keep=2)) == ["r0", "r1", "r2"]  # the cluster is larger
+        assert ids(gap_filter([recall("far", 1.9)], min_keep=5)) == ["far"]  # above the ceiling, kept
+
     def test_input_is_sorted_defensively(self) -> None:
         recalls = [recall(f"r{i}", d) for i, d in enumerate(CLUSTER)]
         shuffled = [recalls[i] for i in (5, 2, 0, 6, 3, 1, 4)]

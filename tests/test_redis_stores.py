@@ -268,15 +268,25 @@ async def test_search_cache_digest_is_stable_and_parameter_sensitive() -> None:
     assert len(digest) == 24 and int(digest, 16) >= 0
 
 
+async def cached(cache: SearchCache, scope_key: str, digest: str) -> list[dict] | None:
+    value, _ = await cache.lookup(scope_key, digest)
+    return value
+
+
+async def store(cache: SearchCache, scope_key: str, digest: str, value: list[dict]) -> None:
+    _, generation = await cache.lookup(scope_key, digest)
+    await cache.put(scope_key, digest, value, generation)
+
+
 async def test_search_cache_put_get_with_ttl(any_redis: Redis) -> None:
     cache = SearchCache(any_redis, ttl_seconds=300)
     digest = SearchCache.digest("hiking", k=5)
     results = [{"id": "a", "content": "we hiked ✓", "distance": 0.25}]
 
-    assert await cache.get("chat:1", digest) is None
-    await cache.put("chat:1", digest, results)
+    assert await cached(cache, "chat:1", digest) is None
+    await store(cache, "chat:1", digest, results)
 
-    assert await cache.get("chat:1", digest) == results
+    assert await cached(cache, "chat:1", digest) == results
     [entry_key] = [key async for key in any_redis.scan_iter("*") if digest in key]
     assert 0 < await any_redis.ttl(entry_key) <= 300
 
@@ -285,15 +295,15 @@ async def test_search_cache_invalidate_drops_only_that_scope(any_redis: Redis) -
     cache = SearchCache(any_redis, ttl_seconds=300)
     digest = SearchCache.digest("hiking")
     for scope in ("chat:1", "chat:2", "user:7"):
-        await cache.put(scope, digest, [{"scope": scope}])
+        await store(cache, scope, digest, [{"scope": scope}])
 
     await cache.invalidate("chat:1", "user:7")
 
-    assert await cache.get("chat:1", digest) is None
-    assert await cache.get("user:7", digest) is None
-    assert await cache.get("chat:2", digest) == [{"scope": "chat:2"}]
-    await cache.put("chat:1", digest, [{"fresh": True}])
-    assert await cache.get("chat:1", digest) == [{"fresh": True}]
+    assert await cached(cache, "chat:1", digest) is None
+    assert await cached(cache, "user:7", digest) is None
+    assert await cached(cache, "chat:2", digest) == [{"scope": "chat:2"}]
+    await store(cache, "chat:1", digest, [{"fresh": True}])
+    assert await cached(cache, "chat:1", digest) == [{"fresh": True}]
 
 
 async def test_search_cache_files_results_of_a_search_raced_by_a_write_under_the_old_generation(
@@ -305,10 +315,10 @@ async def test_search_cache_files_results_of_a_search_raced_by_a_write_under_the
     assert missing is None
     await cache.invalidate("chat:1")  # an archive write lands while the search runs
     await cache.put("chat:1", digest, [{"stale": True}], generation)
-    assert await cache.get("chat:1", digest) is None  # the stale results are never served
+    assert await cached(cache, "chat:1", digest) is None  # the stale results are never served
     _, current = await cache.lookup("chat:1", digest)
     await cache.put("chat:1", digest, [{"fresh": True}], current)
-    assert await cache.get("chat:1", digest) == [{"fresh": True}]
+    assert await cached(cache, "chat:1", digest) == [{"fresh": True}]
 
 
 def test_search_cache_needs_a_positive_ttl(aredis: Redis) -> None:
@@ -353,12 +363,12 @@ async def test_stores_work_with_a_client_that_replies_in_bytes(redis_url: str) -
         cache = SearchCache(client, ttl_seconds=60)
         facts = RedisFactsStore(client)
         await memory.append_turn("c1", 1, [message(0)])
-        await cache.put("chat:1", "d", [{"id": "a"}])
+        await store(cache, "chat:1", "d", [{"id": "a"}])
         await facts.upsert("u1", "name", "Zoë")
 
         assert await memory.completed_turns("c1") == 1
         assert await memory.load("c1", max_messages=5) == [message(0)]
-        assert await cache.get("chat:1", "d") == [{"id": "a"}]
+        assert await cached(cache, "chat:1", "d") == [{"id": "a"}]
         assert await facts.get_all("u1") == {"name": "Zoë"}
     finally:
         await client.aclose()

@@ -4,12 +4,10 @@ question what each memory layer contributed (and the model's answer when one is 
 from __future__ import annotations
 
 import json
-import tempfile
-import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from bot.importer import import_transcript, parse_timestamp
+from bot.importer import import_turns, parse_timestamp, transcript_of
 from bot.runner import TurnRunner, turn_report
 from graph.settings import Settings
 
@@ -39,10 +37,8 @@ async def run_demo(settings: Settings, as_json: bool = False) -> int:
         memory = runner.services.memory
         await memory.warm_up()
         await memory.forget_chat(CHAT_ID)  # every demo starts from the same bundled history
-        with tempfile.TemporaryDirectory() as tmp:
-            transcript = Path(tmp) / "demo.jsonl"
-            transcript.write_text(shifted_transcript(datetime.now(timezone.utc).date()), "utf-8")
-            stats = await import_transcript(memory, transcript)
+        lines = shifted_transcript(datetime.now(timezone.utc).date()).splitlines()
+        stats = await import_turns(memory, transcript_of(lines))
         if not as_json:
             print(f"Loaded the demo conversation: {stats['turns']} turns over several sessions, "
                   f"the last one yesterday.\n")
@@ -51,7 +47,7 @@ async def run_demo(settings: Settings, as_json: bool = False) -> int:
                       "inject for each question, without answers.\n")
         for question in questions():
             if runner.services.model_configured:
-                state = await runner.run(CHAT_ID, question, now=time.time())
+                state = await runner.run(CHAT_ID, question)
             else:
                 state = await runner.inspect(CHAT_ID, question)
             report = turn_report(state)
