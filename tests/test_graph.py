@@ -535,3 +535,29 @@ async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_
             assert entry["content"].startswith(f"user: {winner['message']}\n")
         finally:
             await runner.aclose()
+
+
+async def test_a_model_load_cut_short_by_the_deadline_goes_on_for_the_next_turn(settings, monkeypatch):
+    """Studio's server never warms up: the first turns may give up on a cold model, not the load."""
+    import memory.layers
+
+    loads = []
+
+    class CountedEmbeddings(MiniLMEmbeddings):
+        def __init__(self):
+            loads.append(self)
+            super().__init__()
+
+    monkeypatch.setattr(memory.layers, "MiniLMEmbeddings", CountedEmbeddings)
+    runner = TurnRunner(Services(settings))
+    try:
+        quick = {"prefetch.timeout": 0.01}
+        first = await inspect(runner, "cold", "what did I plant?", overrides=quick)
+        second = await inspect(runner, "cold", "what did I plant?", overrides=quick)
+        assert "thematic" in first["prefetch"]["timed_out"]
+        await runner.services.memory.embeddings()  # the one load, still under way or done
+        third = await inspect(runner, "cold", "what did I plant?", overrides={"prefetch.timeout": 5})
+        assert third["prefetch"]["timed_out"] == [] and len(loads) == 1
+        assert second["prefetch"]["deadline_ms"] == 10
+    finally:
+        await runner.aclose()
