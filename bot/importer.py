@@ -128,8 +128,7 @@ async def import_turns(
     stats = {"messages": transcript.messages, "turns": transcript.turns, "imported": 0, "skipped": 0}
     now = time.time()
     for chat_id, turns in transcript.chats.items():
-        numbers = await memory.import_turn_numbers(chat_id, [_digest(t) for t in turns])
-        completed = await memory.completed_turns(chat_id)
+        numbers, completed = await memory.import_turn_numbers(chat_id, [_digest(t) for t in turns])
         pending = [(n, t) for n, t in zip(numbers, turns) if n > completed]
         stats["skipped"] += len(turns) - len(pending)
         if progress and len(turns) > len(pending):

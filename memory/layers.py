@@ -369,10 +369,10 @@ class MemoryLayers:
                 for user_id in user_ids:
                     pipe.sadd(self._user_chats_key(user_id), chat_id)
                 pipe.sadd(self._chat_users_key(chat_id), *user_ids)
-                await pipe.execute()
+                pipe.smembers(self._chat_users_key(chat_id))
+                *_, members = await pipe.execute()
             # Everyone who shares the chat searches it in user scope, not only this turn's user.
-            everyone = {m.decode() for m in await redis.smembers(self._chat_users_key(chat_id))}
-            await self._invalidate_searches_of(chat_id, everyone)
+            await self._invalidate_searches_of(chat_id, {m.decode() for m in members})
         return [ex.id for ex in exchanges]
 
     async def forget_chat(self, chat_id: str) -> None:
@@ -391,9 +391,10 @@ class MemoryLayers:
 
     # ---- import bookkeeping -----------------------------------------------------
 
-    async def import_turn_numbers(self, chat_id: str, digests: list[str]) -> list[int]:
+    async def import_turn_numbers(self, chat_id: str, digests: list[str]) -> tuple[list[int], int]:
         """The turn number of each imported exchange, allocated once and remembered by digest,
-        so an interrupted or repeated import rewrites the same turns instead of adding new ones."""
+        so an interrupted or repeated import rewrites the same turns instead of adding new ones;
+        and the chat's completed turns (those numbers at or below it are already written)."""
         redis = await self.redis()
         key = f"{PREFIX}:imported:{chat_id}"
         known = await redis.hmget(key, digests) if digests else []
@@ -408,7 +409,7 @@ class MemoryLayers:
             numbers.append(int(number) if number is not None else new[digest])
         if new:
             await redis.hset(key, mapping=new)
-        return numbers
+        return numbers, completed
 
     # ---- doctor -------------------------------------------------------------------
 
