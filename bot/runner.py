@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import uuid
-from collections import defaultdict
-from typing import Any
+from typing import Any, Callable
 
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph.state import CompiledStateGraph
 
 from graph.context import Context
 from graph.graph import build_graph
@@ -15,17 +15,23 @@ from graph.services import Services
 from graph.settings import Settings
 from graph.state import turn_input
 
+log = logging.getLogger(__name__)
+
+
+# Nodes whose model output is the reply the user reads, streamed as it is generated.
+REPLY_NODES = frozenset({"llm", "synthesize"})
+# A turn that died after its reply was produced resumes these; one that died earlier had
+# not answered, so it is dropped (the user saw an error or nothing) rather than answered late.
+RESUMABLE_NODES = frozenset({"save", "archive"})
+
 
 class TurnRunner:
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.graph = build_graph()
+        self._graph: CompiledStateGraph | None = None
         # Inspection stops before the model: an interrupt needs a checkpointer; a
         # throw-away in-memory one is enough since nothing of it is resumed.
         self._inspect_graph = build_graph(checkpointer=InMemorySaver())
-        # A chat's turns run one after another (its turn number and L2 order depend on it);
-        # different chats run concurrently.
-        self._chat_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TurnRunner":
@@ -34,12 +40,71 @@ class TurnRunner:
     def context(self, overrides: dict[str, Any] | None = None) -> Context:
         return Context(overrides=overrides or {}, services=self.services)
 
+    async def graph(self) -> CompiledStateGraph:
+        """The turn graph, checkpointed in Redis after every step (thread = chat).
+        Compiled on first use: the embedded Redis starts with the first connection."""
+        if self._graph is None:
+            self._graph = build_graph(checkpointer=InMemorySaver())  # INTERIM until memory/checkpoint.py lands
+        return self._graph
+
     async def run(self, chat_id: str, message: str, *, user_id: str | None = None,
-                  now: float | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One whole turn: prefetch … llm … save … archive. Returns the final state."""
+                  now: float | None = None, overrides: dict[str, Any] | None = None,
+                  on_token: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """One whole turn: prefetch … llm … save … archive. Returns the final state.
+
+        ``on_token`` receives the reply's text chunk by chunk as the model produces it.
+        Turns of one chat run one at a time, in arrival order, also across processes; an
+        earlier turn of the chat that died after its reply is completed first."""
         turn = turn_input(chat_id, message, user_id, now)
-        async with self._chat_locks[turn["chat_id"]]:
-            return await self.graph.ainvoke(turn, context=self.context(overrides))
+        graph = await self.graph()
+        memory = self.services.memory
+        async with (await memory.chat_locks()).hold(turn["chat_id"]):
+            return await self._stream(graph, turn, overrides, on_token)  # INTERIM
+
+    async def recover(self) -> list[str]:
+        """Complete the turns that died between reply and archive (call at start-up).
+        Returns the chats that were looked at."""
+        graph = await self.graph()
+        memory = self.services.memory
+        chats = await memory.unfinished_chats()
+        for chat_id in chats:
+            async with (await memory.chat_locks()).hold(chat_id):
+                await self._finish_unfinished(graph, chat_id)
+                await memory.end_turn(chat_id)
+        return chats
+
+    async def _finish_unfinished(self, graph: CompiledStateGraph, chat_id: str) -> None:
+        config = _thread(chat_id)
+        snapshot = await graph.aget_state(config)
+        if snapshot.next and set(snapshot.next) <= RESUMABLE_NODES and snapshot.values.get("reply"):
+            log.info("completing turn %s of chat %s from its checkpoint (%s)",
+                     snapshot.values.get("turn"), chat_id, ", ".join(snapshot.next))
+            await graph.ainvoke(None, config, context=self.context(), durability="sync")
+
+    async def _stream(self, graph: CompiledStateGraph, turn: dict[str, Any],
+                      overrides: dict[str, Any] | None, on_token: Callable[[str], None] | None) -> dict[str, Any]:
+        final: dict[str, Any] = {}
+        # The thread's state carries the previous turn's bookkeeping; this turn's comes
+        # from the updates of the nodes that ran now.
+        latency: dict[str, float] = {}
+        degraded: dict[str, str] = {}
+        async for mode, payload in graph.astream(
+            turn, _thread(turn["chat_id"]), context=self.context(overrides),
+            stream_mode=["messages", "updates", "values"],
+            durability="sync",  # the reply's checkpoint is written before save runs: a crash cannot lose it
+        ):
+            if mode == "messages":
+                chunk, metadata = payload
+                if on_token is not None and metadata.get("langgraph_node") in REPLY_NODES and chunk.text:
+                    on_token(chunk.text)
+            elif mode == "updates":
+                for update in payload.values():
+                    if isinstance(update, dict):
+                        latency.update(update.get("latency_ms") or {})
+                        degraded.update(update.get("degraded") or {})
+            else:
+                final = payload
+        return {**final, "latency_ms": latency, "degraded": degraded}
 
     async def inspect(self, chat_id: str, message: str, *, user_id: str | None = None,
                       now: float | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -94,3 +159,7 @@ def turn_report(state: dict[str, Any]) -> dict[str, Any]:
         "degraded": {k: v for k, v in (state.get("degraded") or {}).items() if v},
         **({"reply": state["reply"]} if state.get("reply") else {}),
     }
+
+
+def _thread(chat_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": chat_id}}

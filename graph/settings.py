@@ -64,6 +64,10 @@ class LLM(_Section):
 
 class Redis(_Section):
     url: str | None = None  # None: start an embedded redis-server under data_dir
+    # Checkpoints kept per chat: a turn needs its own to resume; older ones only cost memory.
+    checkpoint_keep_turns: int = Field(2, ge=1)
+    # A worker that dies holding a chat's turn lock blocks that chat at most this long.
+    chat_lock_seconds: float = Field(30.0, gt=0)
 
 
 class Chroma(_Section):
@@ -130,7 +134,11 @@ class Telegram(_Section):
 
 
 class Observability(_Section):
-    log_content: bool = False
+    log_content: bool = False  # message and reply text in the per-turn line (secrets never)
+    report_every: int = Field(50, ge=1)  # turns between two latency-percentile reports
+    latency_window: int = Field(1000, ge=1)  # latency samples kept per node for those reports
+    # <data_dir>/logs/turns.jsonl is rotated at this size; one previous file is kept.
+    log_max_bytes: int = Field(10_000_000, ge=10_000)
 
 
 class Settings(_Section):

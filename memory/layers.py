@@ -10,10 +10,11 @@ the event loop or the default executor.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -23,6 +24,7 @@ from redis.exceptions import RedisError
 
 from graph.settings import Settings
 from memory.cache import SearchCache
+from memory.chat_lock import ChatLocks
 from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
 from memory.errors import BackendUnavailable
@@ -35,6 +37,8 @@ T = TypeVar("T")
 
 ARCHIVE_TAG = "l2_full_archive"
 PREFIX = "goat"
+OUTBOX_KEY = f"{PREFIX}:l3_outbox"
+IN_FLIGHT_KEY = f"{PREFIX}:turns_in_flight"
 _TURN_KEY = re.compile(r"^turn_(\d+)$")
 
 
@@ -51,6 +55,10 @@ def archive_content(user_text: str | None, assistant_text: str | None) -> str:
     if assistant_text is not None:
         lines.append(f"assistant: {assistant_text}")
     return "\n".join(lines)
+
+
+def _is_redis_failure(exc: BaseException) -> bool:
+    return isinstance(exc, RedisError) or (isinstance(exc, BackendUnavailable) and exc.backend == "redis")
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,9 @@ class MemoryLayers:
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="goat-memory")
         self._background: set[Future] = set()
         self._redis: aioredis.Redis | None = None
+        self._redis_url: str | None = None
+        self._checkpointer: Any = None  # a RedisCheckpointSaver, built on first use
+        self._chat_locks: ChatLocks | None = None
         self._embedded_redis: EmbeddedRedis | None = None
         self._redis_lock = asyncio.Lock()
         self._working: WorkingMemory | None = None
@@ -158,8 +169,24 @@ class MemoryLayers:
                     raise BackendUnavailable(
                         "redis", f"cannot reach {url} ({exc})", "start it or fix GOAT_REDIS_URL"
                     ) from exc
-                self._redis = client
+                self._redis, self._redis_url = client, url
             return self._redis
+
+    async def checkpointer(self) -> Any:
+        """The graph's checkpointer, on the same Redis as L2 (a turn and its state fail together)."""
+        from memory.checkpoint import RedisCheckpointSaver
+
+        if self._checkpointer is None:
+            await self.redis()
+            self._checkpointer = RedisCheckpointSaver.from_url(
+                self._redis_url, keep_turns=self.settings.redis.checkpoint_keep_turns
+            )
+        return self._checkpointer
+
+    async def chat_locks(self) -> ChatLocks:
+        if self._chat_locks is None:
+            self._chat_locks = ChatLocks(await self.redis(), PREFIX, self.settings.redis.chat_lock_seconds)
+        return self._chat_locks
 
     # The model and the Chroma store load once, in a task of their own: a turn whose
     # deadline gives up waiting cancels only its wait (shield), never the load, so the
@@ -232,9 +259,12 @@ class MemoryLayers:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._episodic is not None:
             self._episodic.close()
+        if self._checkpointer is not None:
+            await self._checkpointer.aclose()
+            self._checkpointer = None
         if self._redis is not None:
             await self._redis.aclose()
-            self._redis = self._working = self._cache = None
+            self._redis = self._working = self._cache = self._chat_locks = None
         if self._embedded_redis is not None:
             await asyncio.to_thread(self._embedded_redis.stop)
             self._embedded_redis = None
@@ -389,6 +419,60 @@ class MemoryLayers:
             await pipe.execute()
         await self._invalidate_searches_of(chat_id, users)
 
+    # ---- outbox: L3 writes that wait for Chroma -------------------------------------
+
+    async def archive_or_queue(self, exchanges: list[Exchange], now: float) -> int:
+        """Archive, or, when L3 is unreachable, park the exchanges in a Redis outbox that
+        ``drain_outbox`` writes later (same ids: nothing lost, nothing written twice).
+        Returns how many exchanges wait in the outbox afterwards."""
+        await self.drain_outbox()
+        try:
+            await self.archive(exchanges, now)
+        except Exception as exc:
+            if _is_redis_failure(exc):  # no outbox without Redis: the turn fails visibly
+                raise
+            log.warning("L3 write failed, queued in the outbox: %s", exc)
+            return await self._queue(exchanges, now)
+        return 0
+
+    async def drain_outbox(self) -> int:
+        """Write what the outbox holds to L3, oldest first; returns how many are left."""
+        redis = await self.redis()
+        parked = await redis.hgetall(OUTBOX_KEY)
+        if not parked:
+            return 0
+        entries = sorted((json.loads(raw) for raw in parked.values()), key=lambda e: (e["now"], e["turn"]))
+        try:
+            await self.archive([Exchange(**{k: v for k, v in e.items() if k != "now"}) for e in entries],
+                               now=max(e["now"] for e in entries))
+        except Exception as exc:
+            if _is_redis_failure(exc):
+                raise
+            log.info("outbox kept %d entr(ies): L3 still unreachable (%s)", len(entries), exc)
+            return len(entries)
+        await redis.hdel(OUTBOX_KEY, *parked.keys())
+        return await redis.hlen(OUTBOX_KEY)
+
+    async def _queue(self, exchanges: list[Exchange], now: float) -> int:
+        redis = await self.redis()
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hset(OUTBOX_KEY, mapping={ex.id: json.dumps({**asdict(ex), "now": now}) for ex in exchanges})
+            pipe.hlen(OUTBOX_KEY)
+            _, waiting = await pipe.execute()
+        return waiting
+
+    # ---- turns in flight (for recovery after a crash) --------------------------------
+
+    async def begin_turn(self, chat_id: str) -> bool:
+        """Note that a turn of this chat is running; True if an earlier one never finished."""
+        return not await (await self.redis()).sadd(IN_FLIGHT_KEY, chat_id)
+
+    async def end_turn(self, chat_id: str) -> None:
+        await (await self.redis()).srem(IN_FLIGHT_KEY, chat_id)
+
+    async def unfinished_chats(self) -> list[str]:
+        return sorted(m.decode() for m in await (await self.redis()).smembers(IN_FLIGHT_KEY))
+
     # ---- import bookkeeping -----------------------------------------------------
 
     async def import_turn_numbers(self, chat_id: str, digests: list[str]) -> tuple[list[int], int]:
@@ -441,3 +525,14 @@ class MemoryLayers:
         except Exception as exc:
             report.append(BackendHealth("facts", facts_mode, False, str(exc), "check the Redis line above"))
         return report
+
+    # ---- chat commands (/forget, /reset) -----------------------------------------------
+
+    async def forget_fact(self, user_id: str, key: str) -> bool:
+        """Delete one of the user's L1 facts; False if there was none by that key."""
+        return await (await self.facts_store()).delete(user_id, key)
+
+    async def reset_working(self, chat_id: str) -> None:
+        """Start the chat's L2 afresh. L3 keeps every turn (later turns recall them from there),
+        and turn numbers go on from where they were, so archive ids never repeat."""
+        await (await self.working_memory()).clear_messages(chat_id)

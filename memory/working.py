@@ -20,11 +20,21 @@ class Message(TypedDict):
     timestamp: float  # unix seconds
 
 
-# Append a turn's messages and record its number in one step, unless that turn
-# (or a later one) is already saved: a replayed turn adds nothing.
+# Append a turn's messages and record its number in one step. A turn resumed after a
+# crash may replay its save: the same messages as the last saved turn add nothing (2);
+# a turn whose number is already taken by other messages is refused (0).
 _APPEND_TURN = """
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-if last >= tonumber(ARGV[1]) then
+local turn = tonumber(ARGV[1])
+if last == turn then
+    local count = #ARGV - 1
+    local saved = redis.call('LRANGE', KEYS[1], -count, -1)
+    for i = 1, count do
+        if saved[i] ~= ARGV[i + 1] then return 0 end
+    end
+    return 2
+end
+if last > turn then
     return 0
 end
 redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
@@ -60,7 +70,8 @@ class WorkingMemory:
         return [json.loads(raw) for raw in tail]
 
     async def append_turn(self, chat_id: str, turn: int, messages: list[Message]) -> bool:
-        """Append a turn's messages; False (and nothing written) if it was already saved."""
+        """Append a turn's messages; True if they are saved (now, or by an earlier replay of
+        this same turn), False (nothing written) if the turn number belongs to other messages."""
         if turn < 1:
             raise ValueError(f"turn numbers start at 1, got {turn}")
         if not messages:
@@ -77,6 +88,11 @@ class WorkingMemory:
 
     def _turns_key(self, chat_id: str) -> str:
         return f"{self._prefix}:turns:{{{chat_id}}}"
+
+    async def clear_messages(self, chat_id: str) -> None:
+        """Empty the chat's conversation but keep its turn counter: turn numbers, and so the
+        archive ids derived from them, go on increasing instead of colliding with old ones."""
+        await self._redis.delete(self._messages_key(chat_id))
 
 
 def _encode(message: Message) -> str:

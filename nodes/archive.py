@@ -1,4 +1,6 @@
-"""archive: the turn, verbatim, into L3 (deterministic id per chat and turn: a replay never duplicates)."""
+"""archive: the turn, verbatim, into L3 (deterministic id per chat and turn: a replay never duplicates).
+
+When Chroma is unreachable the turn goes to a Redis outbox, written by a later archive."""
 
 from __future__ import annotations
 
@@ -27,7 +29,10 @@ async def archive(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]
         assistant_text=state["reply"],
     )
     try:
-        [archive_id] = await services.memory.archive([exchange], now=state["now"])
+        waiting = await services.memory.archive_or_queue([exchange], now=state["now"])
     except Exception as exc:  # the reply is out and L2 holds the turn; L3 alone misses it
         return {"archive_id": "", "degraded": {"archive": f"L3 write failed ({type(exc).__name__}: {exc})"}}
-    return {"archive_id": archive_id, "degraded": {"archive": ""}}
+    if waiting:
+        return {"archive_id": exchange.id,
+                "degraded": {"archive": f"L3 unreachable: queued in the outbox ({waiting} waiting)"}}
+    return {"archive_id": exchange.id, "degraded": {"archive": ""}}

@@ -310,7 +310,7 @@ async def test_chroma_down_costs_only_l3(settings, embeddings, tmp_path, unused_
             state = await runner.run("alice-chat", "Which tomato variety did I plant?", now=NOW.timestamp())
             assert state["reply"] == "Sorry, I cannot recall that right now."
             assert state["l3"] == [] and "failed" in state["degraded"]["prefetch"]
-            assert "chroma" in state["degraded"]["archive"]
+            assert "queued in the outbox (1 waiting)" in state["degraded"]["archive"]
             completed, working = await runner.services.memory.working("alice-chat", 10)
             assert completed == 1 and [m["role"] for m in working] == ["user", "assistant"]
         finally:
@@ -517,13 +517,13 @@ async def test_turns_of_one_chat_sent_at_once_run_one_after_another(settings, em
 
 
 async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_winner(settings, embeddings):
-    """Without the runner's ordering (two processes, or Studio), the loser fails instead."""
+    """Without the runner's turn lock (Studio, or a worker that skips it), the loser fails instead."""
     with FakeOpenAI() as fake:
         runner = make_runner(with_model(settings, fake), embeddings)
         try:
             await runner.services.memory.warm_up()
             first, second = await asyncio.gather(
-                *(runner.graph.ainvoke(turn_input("race", m, now=NOW.timestamp()), context=runner.context())
+                *(build_graph().ainvoke(turn_input("race", m, now=NOW.timestamp()), context=runner.context())
                   for m in ("winner or loser one", "winner or loser two")),
                 return_exceptions=True,
             )

@@ -1,0 +1,93 @@
+"""One chat's turns, one at a time: in arrival order inside a process, exclusive across processes.
+
+Inside a process, a FIFO asyncio lock per chat keeps arrival order (a chat's turn number
+and L2 order depend on it) and lets different chats run concurrently. Across worker
+processes sharing one Redis, a lease (``SET NX PX`` with a random token, renewed while
+the turn runs) keeps two workers off the same chat; a worker that dies stops renewing,
+so its lease expires and the chat is free again after at most ``lease_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+# Delete or extend the lease only if it is still ours (it may have expired and been taken).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_FIRST_RETRY_SECONDS = 0.002
+_LONGEST_RETRY_SECONDS = 0.1
+
+
+class ChatLocks:
+    def __init__(self, redis: Redis, prefix: str, lease_seconds: float) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._lease_ms = int(lease_seconds * 1000)
+        self._local: dict[str, asyncio.Lock] = {}
+        self._waiting: dict[str, int] = {}
+        self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(_RENEW)
+
+    @asynccontextmanager
+    async def hold(self, chat_id: str) -> AsyncIterator[None]:
+        async with self._local_turn(chat_id):
+            token = secrets.token_hex(16)
+            key = f"{self._prefix}:lock:{{{chat_id}}}"
+            await self._acquire(key, token)
+            renewal = asyncio.create_task(self._keep_renewing(key, token))
+            try:
+                yield
+            finally:
+                renewal.cancel()
+                with suppress(asyncio.CancelledError):
+                    await renewal
+                with suppress(Exception):  # an unreleased lease expires on its own
+                    await self._release(keys=[key], args=[token])
+
+    def held_locally(self) -> int:
+        """Chats with a turn running or waiting in this process (a bounded count, for tests)."""
+        return len(self._local)
+
+    @asynccontextmanager
+    async def _local_turn(self, chat_id: str) -> AsyncIterator[None]:
+        # asyncio.Lock wakes waiters first-come first-served; the entry is dropped with its
+        # last user, so the table holds only active chats.
+        lock = self._local.setdefault(chat_id, asyncio.Lock())
+        self._waiting[chat_id] = self._waiting.get(chat_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._waiting[chat_id] -= 1
+            if not self._waiting[chat_id]:
+                del self._waiting[chat_id], self._local[chat_id]
+
+    async def _acquire(self, key: str, token: str) -> None:
+        # Another worker holds the chat: its turn takes as long as a turn does, so
+        # back off from milliseconds towards a tenth of a second.
+        wait = _FIRST_RETRY_SECONDS
+        while not await self._redis.set(key, token, nx=True, px=self._lease_ms):
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, _LONGEST_RETRY_SECONDS)
+
+    async def _keep_renewing(self, key: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            if not await self._renew(keys=[key], args=[token, self._lease_ms]):
+                # Expired (this worker stalled past the lease): another may run the chat now.
+                log.warning("lost the turn lock %s while the turn was still running", key)
+                return
