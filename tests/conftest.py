@@ -11,6 +11,7 @@ import sysconfig
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -126,12 +127,26 @@ def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 _CHROMA_START_TIMEOUT = 60.0
 
 
+@dataclass
+class ChromaServer:
+    url: str
+    process: subprocess.Popen
+
+
 @contextmanager
 def running_chroma(data_dir: Path) -> Iterator[str]:
     """A real ``chroma run`` server (the venv's) on a free local port; yields its URL and
     stops it, by its PID, afterwards."""
+    with chroma_server(data_dir) as server:
+        yield server.url
+
+
+@contextmanager
+def chroma_server(data_dir: Path, port: int | None = None) -> Iterator[ChromaServer]:
+    """``running_chroma`` with the process at hand (to pause or stop it) and a chosen port
+    (to bring a server back at the address its clients know)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = data_dir / f"chroma-{port}.log"
     binary = Path(sysconfig.get_path("scripts")) / "chroma"
@@ -152,7 +167,7 @@ def running_chroma(data_dir: Path) -> Iterator[str]:
             with suppress(subprocess.TimeoutExpired):  # the pause between polls; returns early if it died
                 process.wait(timeout=0.1)
                 pytest.fail(f"chroma exited with {process.returncode}; see {log_path}")
-        yield url
+        yield ChromaServer(url, process)
     finally:
         process.terminate()
         try:

@@ -1,0 +1,170 @@
+"""Durable turns (SPEC §3, §8): ordering, the turn lock across workers, the L3 outbox, and
+what each backend failing mid-way costs — against real Redis and Chroma servers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import redis.asyncio
+
+from conftest import chroma_server, free_port
+from fakes import FakeOpenAI
+from graph.settings import Settings
+from memory.chat_lock import ChatLocks
+from memory.layers import archive_id
+from test_graph import NOW, embeddings, make_runner, settings, with_model  # noqa: F401 (fixtures)
+
+
+def echo(body: dict) -> str:
+    """The fake model answers each message with a reply naming it, so order shows in L2."""
+    return "re: " + body["messages"][-1]["content"]
+
+
+# ---- ordering ----------------------------------------------------------------------
+
+
+async def test_a_burst_to_one_chat_is_answered_in_order_while_other_chats_interleave(settings, embeddings):
+    with FakeOpenAI(responder=echo) as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            await runner.services.memory.warm_up()
+            sent: dict[str, list[str]] = {"busy": [], "quiet-a": [], "quiet-b": []}
+            tasks = []
+            for i in range(10):  # ten messages without waiting for a reply, two other chats in between
+                for chat_id in ("busy", "quiet-a", "quiet-b") if i % 3 == 0 else ("busy",):
+                    text = f"{chat_id} message {i}"
+                    sent[chat_id].append(text)
+                    tasks.append(asyncio.create_task(runner.run(chat_id, text, now=NOW.timestamp() + i)))
+            await asyncio.gather(*tasks)
+
+            for chat_id, messages in sent.items():
+                completed, working = await runner.services.memory.working(chat_id, 100)
+                assert completed == len(messages)
+                assert [m["content"] for m in working] == [t for m in messages for t in (m, f"re: {m}")]
+                store = await runner.services.memory.episodic()
+                archived = store.get_by_ids([chat_id], [archive_id(chat_id, n) for n in range(1, 20)])
+                assert sorted(e["content"] for e in archived) == sorted(
+                    f"user: {m}\nassistant: re: {m}" for m in messages)
+            assert (await runner.services.memory.chat_locks()).held_locally() == 0
+        finally:
+            await runner.aclose()
+
+
+# ---- the turn lock across workers ----------------------------------------------------
+
+
+@pytest.fixture
+async def two_workers(redis_url):
+    """Two lock tables on two connections: what two worker processes sharing one Redis have."""
+    clients = [redis.asyncio.from_url(redis_url) for _ in range(2)]
+    prefix = f"lock-test-{os.urandom(4).hex()}"
+    yield [ChatLocks(client, prefix, lease_seconds=0.5) for client in clients], clients[0], prefix
+    for client in clients:
+        await client.aclose()
+
+
+async def test_a_chat_held_by_one_worker_waits_in_the_other(two_workers):
+    (first, second), client, prefix = two_workers
+    entered = []
+
+    async def take(locks: ChatLocks, name: str) -> None:
+        async with locks.hold("chat"):
+            entered.append(name)
+
+    async with first.hold("chat"):
+        waiter = asyncio.create_task(take(second, "second"))
+        # Longer than the lease: the holder renews it, so the other worker keeps waiting.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=1.2)
+        assert entered == [] and await client.pttl(f"{prefix}:lock:{{chat}}") > 0
+    await waiter
+    assert entered == ["second"]
+    assert not await client.exists(f"{prefix}:lock:{{chat}}")
+
+
+async def test_a_dead_workers_lock_expires(two_workers):
+    (_, second), client, prefix = two_workers
+    key = f"{prefix}:lock:{{chat}}"
+    await client.set(key, "a worker that died mid-turn", px=300)  # nobody renews it
+
+    async with second.hold("chat"):
+        assert (await client.get(key)) != b"a worker that died mid-turn"
+    async with second.hold("another chat"):  # different chats never wait for each other
+        async with second.hold("a third chat"):
+            pass
+
+
+# ---- the outbox ----------------------------------------------------------------------
+
+
+async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_back(settings, embeddings, tmp_path):
+    port = free_port()
+    chroma_dir = tmp_path / "chroma-server"
+    with FakeOpenAI(responder=echo) as fake:
+        with chroma_server(chroma_dir, port) as server:
+            configured = with_model(settings, fake).model_copy(
+                update={"chroma": settings.chroma.model_copy(update={"url": server.url})})
+            runner = make_runner(configured, embeddings)
+            try:
+                await runner.run("c", "first, while chroma is up", now=NOW.timestamp())
+            except BaseException:
+                await runner.aclose()
+                raise
+        try:
+            down = await runner.run("c", "second, chroma is down", now=NOW.timestamp() + 1)
+            assert down["reply"] == "re: second, chroma is down"  # answered without L3
+            assert "failed" in down["degraded"]["prefetch"]
+            assert down["degraded"]["archive"] == "L3 unreachable: queued in the outbox (1 waiting)"
+            with chroma_server(chroma_dir, port):
+                back = await runner.run("c", "third, chroma is back", now=NOW.timestamp() + 2)
+                assert back["degraded"]["archive"] == ""
+                store = await runner.services.memory.episodic()
+                archived = store.get_by_ids(["c"], [archive_id("c", n) for n in range(1, 10)])
+                assert sorted(e["id"] for e in archived) == [archive_id("c", n) for n in (1, 2, 3)]
+                assert store.count("c") == 3
+                [second] = [e for e in archived if e["id"] == archive_id("c", 2)]
+                assert second["content"] == "user: second, chroma is down\nassistant: re: second, chroma is down"
+                assert await runner.services.memory.drain_outbox() == 0
+        finally:
+            await runner.aclose()
+
+
+# ---- Redis lost mid-turn ---------------------------------------------------------------
+
+
+async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works(
+        tmp_path: Path, start_embedded, embeddings):
+    server = start_embedded(tmp_path / "redis")
+    base = Settings(data_dir=tmp_path, redis={"url": server.url})
+
+    def lose_redis_then_answer(body: dict) -> str:
+        # While the model answers, Redis shuts down (persisting what it has): the reply's
+        # checkpoint and the save find it gone.
+        os.kill(server.pid, signal.SIGTERM)
+        os.waitpid(server.pid, 0)
+        return "an answer nobody will see saved"
+
+    with FakeOpenAI(responder=echo) as fake:
+        runner = make_runner(with_model(base, fake), embeddings)
+        try:
+            await runner.run("c", "first turn", now=NOW.timestamp())
+            fake.responder = lose_redis_then_answer
+            with pytest.raises(Exception) as failure:
+                await runner.run("c", "second turn, redis dies", now=NOW.timestamp() + 1)
+            assert "redis" in f"{type(failure.value).__module__} {failure.value}".lower()
+
+            start_embedded(tmp_path / "redis")  # Redis is back, with what it had persisted
+            fake.responder = echo
+            third = await runner.run("c", "third turn", now=NOW.timestamp() + 2)
+            assert third["turn"] == 2  # the failed turn left no number behind
+            completed, working = await runner.services.memory.working("c", 100)
+            assert completed == 2
+            assert [m["content"] for m in working] == ["first turn", "re: first turn", "third turn", "re: third turn"]
+            store = await runner.services.memory.episodic()
+            assert store.count("c") == 2
+        finally:
+            await runner.aclose()
