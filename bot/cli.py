@@ -1,4 +1,4 @@
-"""The `goat` command: import, inspect, doctor, demo."""
+"""The `goat` command: chat, import, inspect, stats, doctor, demo."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.cli import add_arguments as add_bench_arguments
 from graph.settings import Settings, SettingsError, load_settings
 from graph.state import InvalidTurn
 from memory.errors import BackendUnavailable
@@ -50,7 +51,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="load a bundled conversation and show proactive memory at work")
     demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    bench = commands.add_parser("bench", help="measure memory: turn overhead, deadline, import speed, LoCoMo recall")
+    add_bench_arguments(bench)
+
+    chat = commands.add_parser("chat", help="talk to GOAT in the terminal (one message per line from a pipe)")
+    chat.add_argument("--chat", default="terminal", help="chat id (default: terminal)")
+    chat.add_argument("--user", help="user id (default: the chat id)")
+
+    stats = commands.add_parser("stats", help="latency percentiles and memory figures of the recent turns")
+    stats.add_argument("--last", type=_positive, default=1000, metavar="N", help="how many turns (default 1000)")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.config)
-        handler = {"import": cmd_import, "inspect": cmd_inspect, "doctor": cmd_doctor, "demo": cmd_demo}
+        handler = {"import": cmd_import, "inspect": cmd_inspect, "doctor": cmd_doctor, "demo": cmd_demo,
+                   "bench": cmd_bench, "chat": cmd_chat, "stats": cmd_stats}
         return asyncio.run(handler[args.command](settings, args))
     except (SettingsError, InvalidTurn) as exc:
         print(f"goat: {exc}", file=sys.stderr)
@@ -150,6 +173,27 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
             report("note", "model: none configured — set GOAT_MODEL and OPENAI_API_KEY "
                            "(and OPENAI_BASE_URL for a non-OpenAI endpoint); memory works without it")
     return 0 if healthy else 1
+
+
+async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.chat import run_chat
+
+    return await run_chat(settings, args.chat, args.user)
+
+
+async def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.observability import TurnLog, render_stats, summarize, turns_log_path
+
+    path = turns_log_path(settings)
+    summary = summarize(TurnLog(path, settings.observability.log_max_bytes).tail(args.last))
+    print(json.dumps(summary, ensure_ascii=False) if args.json else render_stats(summary, path))
+    return 0
+
+
+async def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from bench.cli import run_bench
+
+    return await run_bench(settings, args)
 
 
 async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:

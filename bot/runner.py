@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any, Callable
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 
+from bot.observability import TurnObserver
 from graph.context import Context
 from graph.graph import build_graph
 from graph.services import Services
@@ -28,6 +30,7 @@ RESUMABLE_NODES = frozenset({"save", "archive"})
 class TurnRunner:
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.observer = TurnObserver(services.settings)
         self._graph: CompiledStateGraph | None = None
         # Inspection stops before the model: an interrupt needs a checkpointer; a
         # throw-away in-memory one is enough since nothing of it is resumed.
@@ -59,7 +62,10 @@ class TurnRunner:
         graph = await self.graph()
         memory = self.services.memory
         async with (await memory.chat_locks()).hold(turn["chat_id"]):
-            return await self._stream(graph, turn, overrides, on_token)  # INTERIM
+            started = time.perf_counter()
+            final = await self._stream(graph, turn, overrides, on_token)  # INTERIM
+            self.observer.record(final, (time.perf_counter() - started) * 1000)
+            return final
 
     async def recover(self) -> list[str]:
         """Complete the turns that died between reply and archive (call at start-up).

@@ -1,0 +1,206 @@
+"""`goat chat`: a conversation in the terminal, through the same graph as the Telegram bot.
+
+At a terminal the reply streams as the model writes it, after a ``you ›`` prompt. With
+standard input from a file or a pipe it reads one message per line and prints one reply
+per message, with no prompts, so it can be scripted. A turn that fails prints one line on
+standard error and the conversation goes on; the exit status is 1 if any turn failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterator, TextIO
+
+from bot.observability import Redactor
+from bot.runner import TurnRunner, turn_report
+from graph.services import ModelNotConfigured
+from graph.settings import Settings
+from graph.state import InvalidTurn, TurnConflict
+from memory.errors import BackendUnavailable
+
+HELP = """\
+commands:
+  /why          what memory was injected for the last turn, and why
+  /facts        the facts kept about you (L1)
+  /forget KEY   delete the fact KEY
+  /reset        start this chat's working memory (L2) afresh; long-term memory (L3) keeps every turn
+  /help         this list
+  /quit         leave (Ctrl-D too)"""
+
+PROMPT = "you › "
+REPLY_PREFIX = "goat › "
+
+
+@dataclass
+class ChatSession:
+    runner: TurnRunner
+    chat_id: str
+    user_id: str
+    interactive: bool  # a person at a terminal: prompts and streamed replies
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    last_turn: dict[str, Any] | None = None
+    failed_turns: int = 0
+
+    def __post_init__(self) -> None:
+        self._redact = Redactor.for_settings(self.runner.services.settings)
+        self._commands: dict[str, Callable[[str], Awaitable[None]]] = {
+            "/why": self.why, "/facts": self.facts, "/forget": self.forget,
+            "/reset": self.reset, "/help": self.help,
+        }  # fmt: skip
+
+    async def handle(self, line: str) -> bool:
+        """One line of input: a command or a message. False when the user asked to leave."""
+        text = line.strip()
+        if not text:
+            return True
+        if not text.startswith("/"):
+            await self.turn(line)
+            return True
+        name, _, argument = text.partition(" ")
+        if name == "/quit":
+            return False
+        command = self._commands.get(name)
+        if command is None:
+            self.say(f"unknown command {name}; /help lists them")
+        else:
+            await command(argument.strip())
+        return True
+
+    async def turn(self, message: str) -> None:
+        streamed: list[str] = []
+
+        def show(chunk: str) -> None:
+            if not streamed:
+                self.out.write(REPLY_PREFIX)
+            streamed.append(chunk)
+            self.out.write(chunk)
+            self.out.flush()
+
+        try:
+            state = await self.runner.run(
+                self.chat_id, message, user_id=self.user_id, on_token=show if self.interactive else None
+            )
+        except Exception as exc:  # one failed turn ends neither the conversation nor its memory
+            if streamed:
+                self.say("")
+            self.failed_turns += 1
+            self.err.write(f"goat: the turn failed: {self._redact(describe_error(exc))}\n")
+            self.err.flush()
+            return
+        self.last_turn = state
+        reply = state.get("reply") or ""
+        if not self.interactive:
+            self.say(reply)
+        elif "".join(streamed) == reply:
+            self.say("")  # end the streamed line
+        else:  # what streamed was not the final answer (tool calls, a correction): show that one
+            self.say(("\n" if streamed else "") + REPLY_PREFIX + reply)
+
+    async def why(self, _: str) -> None:
+        from bot.cli import render_report  # the same table as `goat inspect`
+
+        if self.last_turn is None:
+            self.say("no turn yet in this session: /why explains the last answer")
+        else:
+            self.say(render_report(turn_report(self.last_turn)))
+
+    async def facts(self, _: str) -> None:
+        facts = await self.runner.services.memory.facts(self.user_id)
+        if not facts:
+            self.say(f"no facts kept about user {self.user_id}")
+        for key, value in sorted(facts.items()):
+            self.say(f"{key}: {value}")
+
+    async def forget(self, key: str) -> None:
+        if not key:
+            self.say("usage: /forget KEY (/facts lists the keys)")
+        elif await self.runner.services.memory.forget_fact(self.user_id, key):
+            self.say(f"forgot {key}")
+        else:
+            self.say(f"no fact named {key}; /facts lists them")
+
+    async def reset(self, _: str) -> None:
+        await self.runner.services.memory.reset_working(self.chat_id)
+        self.say("working memory (L2) of this chat cleared; earlier turns stay recallable from long-term memory (L3)")
+
+    async def help(self, _: str) -> None:
+        self.say(HELP)
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed turn: our own errors say what to do; others are named by type."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, ModelNotConfigured | InvalidTurn | TurnConflict | BackendUnavailable):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def read_line(prompt: str) -> str | None:
+    """The next line of standard input (None at its end), read in a daemon thread: a read
+    still waiting must not keep the process alive after /quit or Ctrl-C, as a pool thread would."""
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str | None] = loop.create_future()
+
+    def settle(setter: Callable[[Any], None], value: Any) -> None:
+        if not line.done():  # not cancelled meanwhile (Ctrl-C)
+            setter(value)
+
+    def read() -> None:
+        try:
+            outcome = (line.set_result, input(prompt))
+        except EOFError:
+            outcome = (line.set_result, None)
+        except Exception as exc:
+            outcome = (line.set_exception, exc)
+        with suppress(RuntimeError):  # the loop is gone: the chat has ended
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=read, name="goat-chat-input", daemon=True).start()
+    return await line
+
+
+@contextmanager
+def terminal_restored(interactive: bool) -> Iterator[None]:
+    """Put the terminal's modes back on leaving: a line editor interrupted by Ctrl-C in its
+    thread could otherwise leave it without echo."""
+    if not interactive:
+        yield
+        return
+    import termios
+
+    descriptor = sys.stdin.fileno()
+    saved = termios.tcgetattr(descriptor)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(descriptor, termios.TCSADRAIN, saved)
+
+
+async def run_chat(settings: Settings, chat_id: str, user_id: str | None) -> int:
+    interactive = sys.stdin.isatty()
+    if interactive:
+        import readline  # noqa: F401 — line editing and history for input()
+    async with TurnRunner.from_settings(settings) as runner:
+        session = ChatSession(runner, chat_id, user_id or chat_id, interactive)
+        if interactive:
+            print(f"GOAT · chat {chat_id} · user {session.user_id} · loading memory…", flush=True)
+        await runner.services.memory.warm_up()
+        if interactive:
+            print("ready; /help lists the commands", flush=True)
+        with terminal_restored(interactive):
+            while (line := await read_line(PROMPT if interactive else "")) is not None:
+                if not await session.handle(line):
+                    break
+            else:
+                if interactive:  # Ctrl-D left the cursor after the prompt
+                    session.say("")
+    return 1 if session.failed_turns else 0

@@ -1,0 +1,284 @@
+"""`goat chat` and `goat stats`: the real console script over a pipe (scripted sessions), and the
+terminal session in-process (streaming, failing turns), on real Redis, Chroma and MiniLM; the
+model is the loopback fake."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import chromadb
+import pytest
+from chromadb.config import Settings as ChromaSettings
+
+from bot.chat import REPLY_PREFIX, ChatSession
+from fakes import FakeOpenAI
+from graph.settings import Settings
+from graph.state import MAX_MESSAGE_CHARS
+from memory.embeddings import MiniLMEmbeddings
+from memory.episodic import collection_name
+from memory.layers import MemoryLayers
+from memory.prompt import RECALL_HEADER
+from memory.redis_server import EmbeddedRedis
+from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok
+from test_graph import make_runner, with_model
+
+pytestmark = pytest.mark.slow
+
+CHAT, USER = "shed-chat", "alice"
+FIRST = "The garden shed padlock code is zebra-9911, I changed it this morning."
+SECOND = "Also the greenhouse door sticks when it rains."
+THIRD = "Remind me what we talked about first?"
+RECALL = "What is the padlock code of the garden shed, zebra-9911 or something?"
+REPLIES = ["Got it, zebra-9911 for the shed.", "Try a little wax on the runners.",
+           "First the shed padlock code, then the greenhouse door.", "It is zebra-9911."]  # fmt: skip
+FACTS = {"shed_code": "zebra-9911", "home_city": "Porto"}
+OPENAI_KEY = "sk-goat-test-OPENAIKEY-4f9c2b7e"
+BOT_TOKEN = "987654321:TELEGRAM-TOKEN-8d1e5a"
+NODES = {"prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble", "llm", "save", "archive"}
+# Scripted input of the second session: facts, forgetting, a reset, a question only L3 can answer.
+SECOND_SESSION = [
+    "/facts", "/forget shed_code", "/forget shed_code", "/facts", "/reset", RECALL, "/why", "/quit",
+    "This line comes after /quit and is never sent.",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Sessions:
+    data_dir: Path
+    first: subprocess.CompletedProcess[str]
+    second: subprocess.CompletedProcess[str]
+    requests: list[dict]
+    stats: subprocess.CompletedProcess[str]
+    stats_json: subprocess.CompletedProcess[str]
+    stats_last_two: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis) -> Iterator[Sessions]:
+    """Two scripted `goat chat` sessions of one chat (the second after /reset), then `goat stats`.
+    Redis is the session's server, so the facts can be seeded beforehand; Chroma is embedded."""
+    root = tmp_path_factory.mktemp("chat")
+    data_dir = root / "data"
+    asyncio.run(seed_facts(Settings(data_dir=data_dir, redis={"url": redis_server.url})))
+    with FakeOpenAI(api_key=OPENAI_KEY) as fake:
+        for reply in REPLIES:
+            fake.reply(reply)
+        env = goat_env(data_dir, GOAT_REDIS_URL=redis_server.url, GOAT_MODEL="fake-model",
+                       OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=fake.base_url, TELEGRAM_BOT_TOKEN=BOT_TOKEN)
+
+        def chat(lines: list[str]) -> subprocess.CompletedProcess[str]:
+            return goat_chat(lines, "--chat", CHAT, "--user", USER, env=env, cwd=root)
+
+        first = chat([FIRST, "", SECOND, THIRD])  # a blank line is no message
+        second = chat(SECOND_SESSION)
+        requests = fake.requests
+    yield Sessions(
+        data_dir, first, second, requests,
+        stats=goat("stats", env=env, cwd=root),
+        stats_json=goat("stats", "--json", env=env, cwd=root),
+        stats_last_two=goat("stats", "--json", "--last", "2", env=env, cwd=root),
+    )  # fmt: skip
+
+
+def goat_chat(lines: list[str], *args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`goat chat` with ``lines`` on standard input (a pipe, so the scripted mode)."""
+    return subprocess.run([str(GOAT), "chat", *args], input="\n".join(lines) + "\n", env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=HANG_GUARD)  # fmt: skip
+
+
+async def seed_facts(settings: Settings) -> None:
+    memory = MemoryLayers(settings)
+    try:
+        await (await memory.redis()).flushall()
+        store = await memory.facts_store()
+        for key, value in FACTS.items():
+            await store.upsert(USER, key, value)
+    finally:
+        await memory.aclose()
+
+
+def turn_lines(data_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (data_dir / "logs" / "turns.jsonl").read_text("utf-8").splitlines()]
+
+
+# ---- the scripted sessions ------------------------------------------------------------------
+
+
+def test_a_scripted_session_prints_one_reply_per_message_and_sends_earlier_turns_as_l2(sessions):
+    assert ok(sessions.first).stdout.splitlines() == REPLIES[:3]  # no prompts, nothing else
+    assert sessions.first.stderr == ""
+    third = sessions.requests[2]["messages"]
+    assert [m["role"] for m in third] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert third[1]["content"] == FIRST and third[2]["content"] == REPLIES[0]  # the first turn, as L2
+    assert third[-1]["content"] == THIRD
+    assert all(r["stream"] is True for r in sessions.requests)  # the reply is generated streaming
+
+
+def test_after_reset_the_first_turn_is_recalled_through_l3_and_turn_numbers_go_on(sessions):
+    ok(sessions.second)
+    assert len(sessions.requests) == 4  # nothing after /quit was sent
+    messages = sessions.requests[3]["messages"]
+    assert [m["role"] for m in messages] == ["system", "user"]  # L2 is empty after /reset
+    assert messages[1]["content"] == RECALL
+    recalled = messages[0]["content"].split(RECALL_HEADER, 1)[1]
+    assert f"user: {FIRST} ⏎ assistant: {REPLIES[0]}" in recalled  # the first turn, verbatim, from L3
+    assert "zebra-9911" not in messages[0]["content"].split(RECALL_HEADER)[0]  # not from L1: it was forgotten
+
+    assert [line["turn"] for line in turn_lines(sessions.data_dir)] == [1, 2, 3, 4]
+    store = chromadb.PersistentClient(path=str(sessions.data_dir / "chroma"),
+                                      settings=ChromaSettings(anonymized_telemetry=False))  # fmt: skip
+    archived = store.get_collection(collection_name(CHAT)).get()["ids"]
+    assert sorted(archived) == [f"{CHAT}:turn_{n:04d}" for n in (1, 2, 3, 4)]  # none overwritten
+
+
+def test_facts_forget_reset_and_why_print_what_they_did(sessions):
+    out = ok(sessions.second).stdout.splitlines()
+    reply_at = out.index(REPLIES[3])
+    assert out[:reply_at] == [
+        "home_city: Porto", "shed_code: zebra-9911",
+        "forgot shed_code",
+        "no fact named shed_code; /facts lists them",
+        "home_city: Porto",
+        "working memory (L2) of this chat cleared; earlier turns stay recallable from long-term memory (L3)",
+    ]  # fmt: skip
+    why = "\n".join(out[reply_at + 1:])
+    assert why.startswith(f"» {RECALL}\n  chat {CHAT} · turn 4 · budget ")
+    assert "budget split: L0+L1 " in why and "used: L0+L1 " in why
+    assert "prefetch: fired thematic, specific_key" in why
+    recall_lines = [line for line in why.splitlines() if FIRST[:60] in line]
+    assert len(recall_lines) == 1 and "specific_key" in recall_lines[0] and "score=" in recall_lines[0]
+    assert "latency ms: " in why and f"answer: {REPLIES[3]}" in why
+
+
+def test_stats_prints_percentiles_per_node_for_the_turns_just_run(sessions):
+    text = ok(sessions.stats).stdout
+    assert text.startswith("last 4 turn(s), ")
+    rows = {row.split()[0]: row.split()[1:] for row in text.splitlines()[2:] if len(row.split()) == 4}
+    assert set(rows) >= NODES | {"total"}
+    for p50, p95, maximum in rows.values():
+        assert float(p50) <= float(p95) <= float(maximum)
+    assert "cache: 0 hit(s), 4 miss(es)" in text and "specific_key 1" in text
+
+    summary = json.loads(ok(sessions.stats_json).stdout)
+    assert summary["turns"] == 4 and set(summary["latency_ms"]) == NODES | {"total"}
+    assert all(s["n"] == 4 for s in summary["latency_ms"].values())
+    assert summary["prefetch"]["fired"] == {"thematic": 4, "specific_key": 2}
+    assert all(isinstance(v, int) for v in summary["tokens_p50"].values())
+    assert json.loads(ok(sessions.stats_last_two).stdout)["turns"] == 2
+
+
+def test_no_secret_and_no_message_text_reaches_the_logs_or_the_output(sessions):
+    written = (sessions.data_dir / "logs" / "turns.jsonl").read_text("utf-8")
+    outputs = [sessions.first, sessions.second, sessions.stats, sessions.stats_json, sessions.stats_last_two]
+    for text in [written] + [p.stdout + p.stderr for p in outputs]:
+        assert OPENAI_KEY not in text and BOT_TOKEN not in text
+    assert "padlock" not in written and "greenhouse" not in written and "zebra" not in written
+
+
+def test_stats_before_any_turn_says_so_and_creates_nothing(tmp_path):
+    result = ok(goat("stats", env=goat_env(tmp_path / "data"), cwd=tmp_path))
+
+    assert result.stdout.startswith("no turns recorded yet in ")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_turn_without_a_model_prints_one_line_and_the_chat_goes_on(tmp_path):
+    result = goat_chat(["hello there", "/help"], env=goat_env(tmp_path / "data"), cwd=tmp_path)
+
+    assert result.returncode == 1  # a turn failed
+    [line] = result.stderr.splitlines()
+    assert line.startswith("goat: the turn failed: no chat model configured: set GOAT_MODEL")
+    assert "/forget KEY" in result.stdout  # /help still answered
+
+
+# ---- the terminal session, in-process ----------------------------------------------------------
+
+
+class Recorder(io.StringIO):
+    """Standard output that remembers each write, to see a reply arrive piece by piece."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+@pytest.fixture(scope="module")
+def embeddings() -> MiniLMEmbeddings:
+    return MiniLMEmbeddings()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(data_dir=tmp_path, redis={"url": redis_url})
+
+
+async def test_at_a_terminal_the_reply_streams_chunk_by_chunk(settings, embeddings):
+    reply = "San Marzano tomatoes want a deep pot, full sun and steady water."
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        out = Recorder()
+        session = ChatSession(runner, "stream-chat", "bob", interactive=True, out=out, err=io.StringIO())
+        try:
+            fake.reply(reply)
+            await session.handle("How should I grow tomatoes?")
+            chunks: list[str] = []
+            fake.reply(reply)
+            state = await runner.run("stream-chat", "And on a balcony?", on_token=chunks.append)
+        finally:
+            await runner.aclose()
+
+    assert out.getvalue() == REPLY_PREFIX + reply + "\n"
+    assert out.writes[0] == REPLY_PREFIX and out.writes[-1] == "\n"
+    assert len(out.writes[1:-1]) > 3 and "".join(out.writes[1:-1]) == reply  # piece by piece
+    assert len(chunks) > 3 and "".join(chunks) == state["reply"] == reply
+    assert fake.requests[-1]["stream"] is True
+
+
+async def test_a_failing_turn_prints_one_line_and_the_next_one_answers(settings, embeddings):
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        out, err = io.StringIO(), io.StringIO()
+        session = ChatSession(runner, "flaky-chat", "bob", interactive=False, out=out, err=err)
+        try:
+            fake.fail(503, "The engine is overloaded.").fail(503, "The engine is overloaded.")  # and its retry
+            await session.handle("Are you there?")
+            await session.handle("x" * (MAX_MESSAGE_CHARS + 1))
+            fake.reply("Yes, back again.")
+            await session.handle("Are you there now?")
+            turns, working = await runner.services.memory.working("flaky-chat", 10)
+        finally:
+            await runner.aclose()
+
+    failures = err.getvalue().splitlines()
+    assert len(failures) == 2 and session.failed_turns == 2
+    assert failures[0].startswith("goat: the turn failed: ") and "503 - The engine is overloaded." in failures[0]
+    assert failures[1] == (f"goat: the turn failed: the message has {MAX_MESSAGE_CHARS + 1} characters; "
+                           f"the limit is {MAX_MESSAGE_CHARS}")  # fmt: skip
+    assert out.getvalue() == "Yes, back again.\n"
+    # The failed turns left nothing half-written: the one that answered is turn 1.
+    assert turns == 1 and [m["content"] for m in working] == ["Are you there now?", "Yes, back again."]
+
+
+async def test_reset_empties_l2_but_turn_numbers_go_on(settings, embeddings):
+    memory = MemoryLayers(settings, embeddings=embeddings)
+    try:
+        message = {"role": "user", "content": "hi", "timestamp": 1.0}
+        assert await memory.save_turn("reset-chat", 1, [message])
+        assert await memory.save_turn("reset-chat", 2, [message])
+        await memory.reset_working("reset-chat")
+        assert await memory.working("reset-chat", 10) == (2, [])
+        assert not await memory.save_turn("reset-chat", 2, [{**message, "content": "other"}])  # number taken
+        assert await memory.save_turn("reset-chat", 3, [message])
+        assert await memory.working("reset-chat", 10) == (3, [message])
+    finally:
+        await memory.aclose()
