@@ -1,11 +1,18 @@
 """The whole turn, in one place.
 
 START ─┬─► prefetch ──────┐
-       ├─► load_identity ─┼─► gap_filter ─► budget ─► assemble ─► llm ─► save ─► archive ─► END
-       └─► load_working ──┘
+       ├─► load_identity ─┼─► gap_filter ─► budget ─► assemble ─► llm ─┬───────────────────────────────────┬─► save ─► archive ─► END
+       └─► load_working ──┘                                            │ tool calls                        │
+                                                                       └─► tools ─► synthesize ─┬──────────┤
+                                                                             ungrounded numbers └─► correct ┘
+
+At most three model calls a turn: llm (offered the tools), synthesize (the reply from the
+tool results, made without tools, so no loop), correct (one grounding correction, if needed).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -16,12 +23,15 @@ from graph.state import TurnInput, TurnState
 from nodes.archive import archive
 from nodes.assemble import assemble
 from nodes.budget import budget
+from nodes.correct import correct
 from nodes.gap_filter import gap_filter
 from nodes.llm import llm
 from nodes.load_identity import load_identity
 from nodes.load_working import load_working
 from nodes.prefetch import prefetch
 from nodes.save import save
+from nodes.synthesize import synthesize
+from nodes.tools import tools
 
 FAN_OUT = ("prefetch", "load_identity", "load_working")
 
@@ -35,6 +45,9 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_node("budget", budget)
     builder.add_node("assemble", assemble)
     builder.add_node("llm", llm)
+    builder.add_node("tools", tools)
+    builder.add_node("synthesize", synthesize)
+    builder.add_node("correct", correct)
     builder.add_node("save", save)
     builder.add_node("archive", archive)
 
@@ -48,10 +61,21 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_edge("gap_filter", "budget")
     builder.add_edge("budget", "assemble")
     builder.add_edge("assemble", "llm")
-    builder.add_edge("llm", "save")
+    builder.add_conditional_edges("llm", after_llm, ["tools", "save"])
+    builder.add_edge("tools", "synthesize")
+    builder.add_conditional_edges("synthesize", after_synthesize, ["correct", "save"])
+    builder.add_edge("correct", "save")
     builder.add_edge("save", "archive")
     builder.add_edge("archive", END)
     return builder.compile(checkpointer=checkpointer, name="goat")
+
+
+def after_llm(state: TurnState) -> Literal["tools", "save"]:
+    return "tools" if state.get("tool_calls") else "save"
+
+
+def after_synthesize(state: TurnState) -> Literal["correct", "save"]:
+    return "correct" if state.get("ungrounded") else "save"
 
 
 # What langgraph.json serves (Studio brings its own checkpointer).

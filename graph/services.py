@@ -5,12 +5,15 @@ from __future__ import annotations
 import atexit
 import threading
 from functools import cached_property
+from pathlib import Path
 from typing import ClassVar
 
 from langchain_core.language_models import BaseChatModel
 
+from graph.plugins import PluginRegistry
 from graph.settings import Settings, load_settings
 from memory.layers import MemoryLayers
+from memory.tools import MEMORY_TOOL_NAMES
 
 
 class ModelNotConfigured(RuntimeError):
@@ -43,6 +46,11 @@ class Services:
             timeout=llm.timeout,
             max_retries=1,
         )
+
+    @cached_property
+    def plugins(self) -> PluginRegistry:
+        folder = self.settings.tools.plugins_dir or Path(self.settings.data_dir) / "plugins"
+        return PluginRegistry(folder, reserved=MEMORY_TOOL_NAMES)
 
     @property
     def model_configured(self) -> bool:

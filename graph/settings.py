@@ -129,6 +129,13 @@ class Cache(_Section):
     ttl_seconds: int = Field(300, ge=1)
 
 
+class Tools(_Section):
+    enabled: bool = True  # offer the memory tools and the plugins' tools to the model
+    plugins_dir: Path | None = None  # None: <data_dir>/plugins (a missing folder: no plugins)
+    timeout: float = Field(30.0, gt=0)  # per tool call: a stuck tool costs its call, not the turn
+    max_calls: int = Field(8, ge=1)  # per turn; further requests get an error result instead
+
+
 class Telegram(_Section):
     token: SecretStr | None = None
 
@@ -154,6 +161,7 @@ class Settings(_Section):
     aits: AITS = AITS()
     budget: Budget = Budget()
     cache: Cache = Cache()
+    tools: Tools = Tools()
     telegram: Telegram = Telegram()
     observability: Observability = Observability()
 

@@ -36,6 +36,26 @@ class Recall(TypedDict):
     blended_score: NotRequired[float]
 
 
+class ToolCall(TypedDict):
+    """A tool call the model asked for (native ``tool_calls`` or DSML markup in its text)."""
+
+    id: str
+    name: str
+    args: dict[str, Any]
+    error: NotRequired[str]  # the request itself was unusable (arguments that are not JSON)
+
+
+class ToolResult(TypedDict):
+    """What a tool call returned, as the model reads it."""
+
+    id: str
+    name: str
+    args: dict[str, Any]
+    output: str  # the tool's text, or a JSON ``{"error": …}``; capped in length
+    ok: bool
+    chars: int  # length of the whole output, before any cap
+
+
 class TurnInput(TypedDict):
     chat_id: str
     message: str
@@ -62,8 +82,16 @@ class TurnState(TurnInput, total=False):
     prompt: list[Message]  # system message + L2 messages + the user message
     l3: list[Recall]  # what was actually injected
     tokens: dict[str, int]  # l0_l1, l2, l3 tokens actually used
-    # llm
+    tools_offered: list[str]  # names of the tools the model may call this turn
+    # llm (call 1), synthesize (call 2), correct (call 3): the reply the user reads
     reply: str
+    model_calls: int
+    # llm
+    tool_calls: list[ToolCall]
+    # tools
+    tool_results: list[ToolResult]
+    # synthesize: standalone numbers of its reply found in no tool result
+    ungrounded: list[str]
     # archive
     archive_id: str
     # bookkeeping, merged across nodes

@@ -35,11 +35,11 @@ class RedisFactsStore:
 
     async def upsert(self, user_id: str, key: str, value: str) -> None:
         await self._redis.hset(
-            self._key(user_id), _clean(key, "fact key"), _clean(value, "fact value")
+            self._key(user_id), clean_fact_text(key, "fact key"), clean_fact_text(value, "fact value")
         )
 
     async def delete(self, user_id: str, key: str) -> bool:
-        return bool(await self._redis.hdel(self._key(user_id), _clean(key, "fact key")))
+        return bool(await self._redis.hdel(self._key(user_id), clean_fact_text(key, "fact key")))
 
     async def clear(self, user_id: str) -> None:
         await self._redis.delete(self._key(user_id))
@@ -48,7 +48,12 @@ class RedisFactsStore:
         return f"{self._prefix}:facts:{user_id}"
 
 
-def _clean(text: str, what: str) -> str:
+class FactsFull(ValueError):
+    """A fact was refused: the facts block, shown in every prompt, would pass its token limit."""
+
+
+def clean_fact_text(text: str, what: str) -> str:
+    """``text`` trimmed, or a ValueError naming ``what`` when it is not a non-empty string."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{what} must be a non-empty string, got {text!r}")
     return text.strip()

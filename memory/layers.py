@@ -25,11 +25,14 @@ from redis.exceptions import RedisError
 from graph.settings import Settings
 from memory.cache import SearchCache
 from memory.chat_lock import ChatLocks
+from memory.curated import curated_entry
 from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
 from memory.errors import BackendUnavailable
-from memory.facts import FactsStore, RedisFactsStore
+from memory.facts import FactsFull, FactsStore, RedisFactsStore, clean_fact_text
+from memory.prompt import facts_block
 from memory.redis_server import EmbeddedRedis, process_client_name
+from memory.tokens import count_tokens
 from memory.working import WorkingMemory
 
 log = logging.getLogger(__name__)
@@ -536,3 +539,40 @@ class MemoryLayers:
         """Start the chat's L2 afresh. L3 keeps every turn (later turns recall them from there),
         and turn numbers go on from where they were, so archive ids never repeat."""
         await (await self.working_memory()).clear_messages(chat_id)
+
+    # ---- curated writes (the model's memory tools) ---------------------------------------
+
+    async def remember_fact(self, user_id: str, key: str, value: str, max_tokens: int) -> int:
+        """Upsert one of the user's L1 facts by key; returns the facts block's tokens with it.
+
+        L1 is in every prompt, so a fact that would take the block past ``max_tokens``
+        (memory/tokens.py counts) is refused with ``FactsFull`` and nothing is written."""
+        key, value = clean_fact_text(key, "fact key"), clean_fact_text(value, "fact value")
+        store = await self.facts_store()
+        tokens = count_tokens(facts_block({**await store.get_all(user_id), key: value}))
+        if tokens > max_tokens:
+            raise FactsFull(
+                f"refused: with this fact the known-facts block would take {tokens} tokens, over its "
+                f"limit of {max_tokens}; shorten the value or forget a fact that no longer matters"
+            )
+        await store.upsert(user_id, key, value)
+        return tokens
+
+    async def store_memory(self, chat_id: str, user_id: str, content: str, tags: list[str] | None,
+                           now: float) -> str:
+        """Write a curated entry to the chat's L3 (see memory/curated.py) and return its id.
+        The same content again rewrites the same entry. Invalidates the chat's cached searches."""
+        entry = curated_entry(chat_id, user_id, content, tags, now)
+        store = await self.episodic()
+        await self.run_blocking(store.upsert, chat_id, [entry])
+        await self._invalidate_searches_of(chat_id, await self._add_chat_user(chat_id, user_id))
+        return entry[0]
+
+    async def _add_chat_user(self, chat_id: str, user_id: str) -> set[str]:
+        """Record that the user wrote to the chat's L3; returns every user of the chat."""
+        async with (await self.redis()).pipeline(transaction=False) as pipe:
+            pipe.sadd(self._user_chats_key(user_id), chat_id)
+            pipe.sadd(self._chat_users_key(chat_id), user_id)
+            pipe.smembers(self._chat_users_key(chat_id))
+            *_, members = await pipe.execute()
+        return {member.decode() for member in members}

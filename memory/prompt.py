@@ -1,21 +1,58 @@
-"""The text of the system prompt's memory sections (L0 + time + L1, and the L3 block)."""
+"""The text of the system prompt's sections: L0 + time + L1, the L3 block, and the tool guidance."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 RECALL_HEADER = "[Recalled from earlier conversations]"
 FACTS_HEADER = "[Known facts about the user]"
+TOOLS_HEADER = "[Tools]"
+
+TOOLS_INTRO = (
+    "Memory relevant to each message is recalled for you above; use a tool only when that is not enough."
+)
+# One short line per memory tool, by name (the tools themselves are in memory/tools.py).
+MEMORY_TOOL_GUIDANCE = {
+    "search_memory": "search_memory(query, after?, before?): look further back in this chat's memory than "
+    "the recalled lines; after/before are ISO-8601 dates or times.",
+    "store_memory": "store_memory(content, tags?): keep a note worth finding later, in full (not a summary).",
+    "promote_memory": "promote_memory(key, value): save a lasting fact about the user (name, preference); "
+    "it is shown in every later prompt, so keep it short.",
+    "forget_fact": "forget_fact(key): remove a saved fact that is wrong or that the user wants forgotten.",
+    "list_facts": "list_facts(): the facts saved about the user.",
+}
 
 
 def system_header(base_prompt: str, now: float, facts: dict[str, str]) -> str:
     """L0 identity, the current time, and L1 facts: the part of the prompt that is always there."""
     when = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d %H:%M UTC (%A)")
-    parts = [base_prompt.strip(), f"Current time: {when}"]
-    if facts:
-        parts.append(FACTS_HEADER + "\n" + "\n".join(f"- {k}: {v}" for k, v in sorted(facts.items())))
-    return "\n\n".join(parts)
+    return "\n\n".join(part for part in (base_prompt.strip(), f"Current time: {when}", facts_block(facts)) if part)
+
+
+def facts_block(facts: Mapping[str, str]) -> str:
+    """L1 as the prompt shows it ("" without facts); its size is what ``l1_facts_max_tokens`` limits."""
+    if not facts:
+        return ""
+    return FACTS_HEADER + "\n" + "\n".join(f"- {k}: {v}" for k, v in sorted(facts.items()))
 
 
 def recall_block(lines: list[str]) -> str:
     return RECALL_HEADER + "\n" + "\n".join(lines) if lines else ""
+
+
+def tool_guidance(tools: Mapping[str, str]) -> str:
+    """One line per offered tool (name -> description); "" when none is offered.
+
+    Memory tools get their fixed line; any other tool the first line of its own description."""
+    if not tools:
+        return ""
+    lines = [
+        f"- {MEMORY_TOOL_GUIDANCE.get(name) or _first_line(name, description)}" for name, description in tools.items()
+    ]
+    return "\n".join([TOOLS_HEADER, TOOLS_INTRO, *lines])
+
+
+def _first_line(name: str, description: str) -> str:
+    summary = description.strip().splitlines()[0] if description.strip() else ""
+    return f"{name}: {summary}" if summary else name

@@ -1,23 +1,28 @@
-"""llm: the answer, from any OpenAI-compatible chat model (langchain-openai)."""
+"""llm: model call 1, from any OpenAI-compatible chat model (langchain-openai), offered the turn's tools.
+
+Without tool calls its text is the reply. With them (native, or DSML markup in the text)
+the turn goes on to the tools node; the markup never reaches the reply.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve
 from graph.state import TurnState
+from graph.tool_flow import chat_messages, read_answer, turn_tools
 from nodes.timing import timed
-
-_MESSAGE_TYPES = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
 
 
 @timed("llm")
 async def llm(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
-    services, _ = resolve(runtime)
+    services, settings = resolve(runtime)
     model = services.chat_model  # raises ModelNotConfigured with the variables to set
-    messages = [_MESSAGE_TYPES[m["role"]](content=m["content"]) for m in state["prompt"]]
-    answer = await model.ainvoke(messages)
-    return {"reply": answer.text}
+    tools = turn_tools(services, settings, state)
+    answer = await (model.bind_tools(list(tools.values())) if tools else model).ainvoke(chat_messages(state["prompt"]))
+    reply, calls = read_answer(answer)
+    # The thread's state still holds the previous turn's tool keys: this turn starts them afresh.
+    return {"reply": reply, "tool_calls": calls if tools else [], "tool_results": [], "ungrounded": [],
+            "model_calls": 1}

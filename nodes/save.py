@@ -1,4 +1,7 @@
-"""save: append the exchange to the chat's L2 (O(1), idempotent by turn number)."""
+"""save: append the exchange to the chat's L2 (O(1), idempotent by turn number).
+
+When tools ran, the assistant message starts with one evidence line per call, so later
+turns can see what was looked up and what came back."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve
 from graph.state import TurnConflict, TurnState
+from graph.tool_flow import with_evidence
 from nodes.timing import timed
 
 
@@ -20,7 +24,8 @@ async def save(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
         state["turn"],
         [
             {"role": "user", "content": state["message"], "timestamp": now},
-            {"role": "assistant", "content": state["reply"], "timestamp": now},
+            {"role": "assistant", "content": with_evidence(state["reply"], state.get("tool_results") or []),
+             "timestamp": now},
         ],
     )
     if not saved:  # another turn of this chat took the number: never let archive overwrite it

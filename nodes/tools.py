@@ -1,0 +1,21 @@
+"""tools: run the tool calls the model asked for; each result (or JSON error) is for call 2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graph.context import Context, resolve
+from graph.state import TurnState
+from graph.tool_flow import run_tool_calls, turn_tools
+from nodes.timing import timed
+
+
+@timed("tools")
+async def tools(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+    services, settings = resolve(runtime)
+    results = await run_tool_calls(
+        turn_tools(services, settings, state), state["tool_calls"], settings.tools.timeout, settings.tools.max_calls
+    )
+    return {"tool_results": results}
