@@ -3,7 +3,7 @@
 At a terminal the reply streams as the model writes it, after a ``you ›`` prompt. With
 standard input from a file or a pipe it reads one message per line and prints one reply
 per message, with no prompts, so it can be scripted. A turn that fails prints one line on
-standard error and the conversation goes on; the exit status is 1 if any turn failed.
+standard error and the conversation goes on; the exit status is 1 if anything failed.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterator, TextIO
 
+from bot.cli import render_report
 from bot.observability import Redactor
 from bot.runner import TurnRunner, turn_report
 from graph.services import ModelNotConfigured
@@ -44,7 +45,7 @@ class ChatSession:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     last_turn: dict[str, Any] | None = None
-    failed_turns: int = 0
+    failures: int = 0  # turns and commands that failed
 
     def __post_init__(self) -> None:
         self._redact = Redactor.for_settings(self.runner.services.settings)
@@ -67,8 +68,11 @@ class ChatSession:
         command = self._commands.get(name)
         if command is None:
             self.say(f"unknown command {name}; /help lists them")
-        else:
+            return True
+        try:
             await command(argument.strip())
+        except Exception as exc:  # e.g. Redis gone: say so, keep the session
+            self.report_failure(f"{name} failed", exc)
         return True
 
     async def turn(self, message: str) -> None:
@@ -88,9 +92,7 @@ class ChatSession:
         except Exception as exc:  # one failed turn ends neither the conversation nor its memory
             if streamed:
                 self.say("")
-            self.failed_turns += 1
-            self.err.write(f"goat: the turn failed: {self._redact(describe_error(exc))}\n")
-            self.err.flush()
+            self.report_failure("the turn failed", exc)
             return
         self.last_turn = state
         reply = state.get("reply") or ""
@@ -102,12 +104,10 @@ class ChatSession:
             self.say(("\n" if streamed else "") + REPLY_PREFIX + reply)
 
     async def why(self, _: str) -> None:
-        from bot.cli import render_report  # the same table as `goat inspect`
-
         if self.last_turn is None:
             self.say("no turn yet in this session: /why explains the last answer")
         else:
-            self.say(render_report(turn_report(self.last_turn)))
+            self.say(render_report(turn_report(self.last_turn)))  # the same table as `goat inspect`
 
     async def facts(self, _: str) -> None:
         facts = await self.runner.services.memory.facts(self.user_id)
@@ -134,6 +134,11 @@ class ChatSession:
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
+
+    def report_failure(self, what: str, exc: Exception) -> None:
+        self.failures += 1
+        self.err.write(f"goat: {what}: {self._redact(describe_error(exc))}\n")
+        self.err.flush()
 
 
 def describe_error(exc: BaseException) -> str:
@@ -187,6 +192,7 @@ def terminal_restored(interactive: bool) -> Iterator[None]:
 
 async def run_chat(settings: Settings, chat_id: str, user_id: str | None) -> int:
     interactive = sys.stdin.isatty()
+    sys.stdin.reconfigure(errors="replace")  # bytes that are not UTF-8 become U+FFFD, as on import
     if interactive:
         import readline  # noqa: F401 — line editing and history for input()
     async with TurnRunner.from_settings(settings) as runner:
@@ -203,4 +209,4 @@ async def run_chat(settings: Settings, chat_id: str, user_id: str | None) -> int
             else:
                 if interactive:  # Ctrl-D left the cursor after the prompt
                     session.say("")
-    return 1 if session.failed_turns else 0
+    return 1 if session.failures else 0

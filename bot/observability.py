@@ -226,7 +226,7 @@ class TurnObserver:
         """Log the turn's line and append it to the turns file; returns the line. Never raises
         for the file: observing a turn must not fail it."""
         line = self._redact(observation(state, wall_ms, log_content=self._log_content))
-        text = json.dumps(line, ensure_ascii=False)
+        text = json.dumps(line, ensure_ascii=False, default=str)  # never fail a turn over a stray type
         TURNS_LOGGER.info(text)
         try:
             self.log.append(text)

@@ -89,7 +89,8 @@ def sessions(tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRed
 def goat_chat(lines: list[str], *args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`goat chat` with ``lines`` on standard input (a pipe, so the scripted mode)."""
     return subprocess.run([str(GOAT), "chat", *args], input="\n".join(lines) + "\n", env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=HANG_GUARD)  # fmt: skip
+                          capture_output=True, encoding="utf-8", errors="surrogateescape",  # lone bytes pass
+                          timeout=HANG_GUARD)  # fmt: skip
 
 
 async def seed_facts(settings: Settings) -> None:
@@ -189,11 +190,15 @@ def test_stats_before_any_turn_says_so_and_creates_nothing(tmp_path):
 
 
 def test_a_turn_without_a_model_prints_one_line_and_the_chat_goes_on(tmp_path):
-    result = goat_chat(["hello there", "/help"], env=goat_env(tmp_path / "data"), cwd=tmp_path)
+    not_utf8 = "caf\udce9 au lait"  # the byte 0xE9 alone (Latin-1 é) on standard input
+    # Strict decoding, as under a desktop's UTF-8 locale (this machine's C locale escapes bad bytes).
+    env = goat_env(tmp_path / "data", PYTHONIOENCODING="utf-8:strict")
+    result = goat_chat(["hello there", not_utf8, "/help"], env=env, cwd=tmp_path)
 
     assert result.returncode == 1  # a turn failed
-    [line] = result.stderr.splitlines()
-    assert line.startswith("goat: the turn failed: no chat model configured: set GOAT_MODEL")
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2  # one per message, the undecodable one included, and no traceback
+    assert all(line.startswith("goat: the turn failed: no chat model configured: set GOAT_MODEL") for line in lines)
     assert "/forget KEY" in result.stdout  # /help still answered
 
 
@@ -260,13 +265,33 @@ async def test_a_failing_turn_prints_one_line_and_the_next_one_answers(settings,
             await runner.aclose()
 
     failures = err.getvalue().splitlines()
-    assert len(failures) == 2 and session.failed_turns == 2
+    assert len(failures) == 2 and session.failures == 2
     assert failures[0].startswith("goat: the turn failed: ") and "503 - The engine is overloaded." in failures[0]
     assert failures[1] == (f"goat: the turn failed: the message has {MAX_MESSAGE_CHARS + 1} characters; "
                            f"the limit is {MAX_MESSAGE_CHARS}")  # fmt: skip
     assert out.getvalue() == "Yes, back again.\n"
     # The failed turns left nothing half-written: the one that answered is turn 1.
     assert turns == 1 and [m["content"] for m in working] == ["Are you there now?", "Yes, back again."]
+
+
+async def test_a_failing_command_prints_one_line_and_the_session_goes_on(settings, embeddings):
+    class DownFactsStore:
+        async def get_all(self, user_id):
+            raise ConnectionError("facts backend is down")
+
+    runner = make_runner(settings, embeddings, facts=DownFactsStore())
+    out, err = io.StringIO(), io.StringIO()
+    session = ChatSession(runner, "cmd-chat", "bob", interactive=False, out=out, err=err)
+    try:
+        assert await session.handle("/facts") is True
+        assert await session.handle("/why") is True
+        assert await session.handle("/quit") is False
+    finally:
+        await runner.aclose()
+
+    assert err.getvalue() == "goat: /facts failed: ConnectionError: facts backend is down\n"
+    assert out.getvalue() == "no turn yet in this session: /why explains the last answer\n"
+    assert session.failures == 1
 
 
 async def test_reset_empties_l2_but_turn_numbers_go_on(settings, embeddings):
