@@ -1,0 +1,757 @@
+"""A LangGraph checkpointer on plain Redis (≥ 6.2): hashes and sorted sets, no modules.
+
+One thread's keys, all carrying the thread id as a Redis Cluster hash tag so that they
+share a slot and one MULTI/EXEC can span them (``<ns>`` is the percent-quoted
+checkpoint namespace, ``""`` for the root graph):
+
+    <prefix>:{<thread>}:checkpoints            ZSET, score 0, members ``<ns>:<checkpoint id>``:
+                                              lexicographic order is time order within a namespace
+    <prefix>:{<thread>}:checkpoint:<ns>:<id>   HASH: the checkpoint without its channel values,
+                                              its metadata, parent id, source and run id, and one
+                                              ``write:<task id>:<idx>`` field per pending write
+    <prefix>:{<thread>}:blobs                  HASH ``<ns>:<channel>:<version>`` → channel value
+
+As in the Postgres saver, a channel value is stored once per version, so a checkpoint
+that leaves a channel unchanged costs nothing for it. The thread id, namespaces and
+channel names are percent-quoted (no ``{``, ``}`` or ``:`` left), so every key, member
+and field splits back unambiguously, whatever the ids contain. Values are
+``self.serde`` output, stored as bytes.
+
+Retention: a turn is one run of the graph, started by a root checkpoint whose metadata
+``source`` is ``"input"``. When a turn starts, the checkpoints older than the start of
+the ``keep_turns``-th most recent turn are dropped with their pending writes, and so are
+the channel values no remaining checkpoint refers to. ``keep_turns=None`` keeps all.
+
+Every operation is written once, as a generator of command batches (``_Batch``): the
+sync API runs it on a ``redis.Redis`` client, the async API on a ``redis.asyncio.Redis``.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeAlias, TypeVar
+from urllib.parse import quote, unquote
+
+import redis
+import redis.asyncio
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    SerializerProtocol,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+from redis.asyncio.client import Pipeline as AsyncPipeline
+from redis.client import Pipeline
+from redis.exceptions import WatchError
+
+from memory.redis_server import process_client_name
+
+DEFAULT_PREFIX = "goat:ckpt"
+DEFAULT_KEEP_TURNS = 2
+
+_PAGE_SIZE = 50  # checkpoints read per round trip while listing
+_SCAN_COUNT = 500
+_WRITE_FIELD = b"write:"
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Commands sent in one round trip; the generator that yields it receives their replies.
+
+    ``queue`` adds the commands to a sync or async pipeline (both queue synchronously).
+    ``watch`` WATCHes keys on the operation's own connection before the commands run: a
+    read batch starts afresh (earlier WATCHes are dropped), a transaction batch adds its
+    keys. The next ``transaction`` batch fails if a watched key changed meanwhile; the
+    generator then receives ``None`` instead of the replies.
+    """
+
+    queue: Callable[[Pipeline | AsyncPipeline], object]
+    transaction: bool = False
+    watch: Sequence[str] = ()
+
+
+# An operation yields batches, and its outputs (one, or a stream for list); a query
+# yields only batches and returns its value.
+_Steps: TypeAlias = Generator[_Batch | T, Any, None]
+_Query: TypeAlias = Generator[_Batch, Any, R]
+
+
+@functools.lru_cache(maxsize=4096)  # the same namespaces and channel names, over and over
+def _quoted(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _pack(labels: Sequence[str], data: bytes) -> bytes:
+    """``label:label:…:data`` — the labels are quoted, so the raw data can hold any byte."""
+    return "".join(_quoted(label) + ":" for label in labels).encode() + data
+
+
+def _unpack(raw: bytes, label_count: int) -> tuple[list[str], bytes]:
+    *labels, data = raw.split(b":", label_count)
+    return [unquote(label.decode()) for label in labels], data
+
+
+_EMPTY_VALUE = _pack(["empty"], b"")  # a channel in new_versions without a value (as in the Postgres saver)
+
+
+def _member(ns: str, checkpoint_id: str) -> str:
+    return f"{_quoted(ns)}:{checkpoint_id}"
+
+
+def _parse_member(raw: bytes) -> tuple[str, str]:
+    quoted_ns, _, checkpoint_id = raw.decode().partition(":")
+    return unquote(quoted_ns), checkpoint_id
+
+
+def _namespace_range(ns: str, before_id: str | None = None) -> tuple[str, str]:
+    """ZREVRANGEBYLEX bounds (max, min) of a namespace's members, older than ``before_id``
+    if given. A quoted namespace has no ':', and ';' sorts right after ':'."""
+    quoted = _quoted(ns)
+    newest = f"({quoted}:{before_id}" if before_id is not None else f"({quoted};"
+    return newest, f"[{quoted}:"
+
+
+def _blob_field(ns: str, channel: str, version: str | int | float) -> str:
+    return f"{_quoted(ns)}:{_quoted(channel)}:{version}"
+
+
+def _glob_escaped(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+@dataclass(frozen=True)
+class _Thread:
+    """The key names of one thread."""
+
+    prefix: str
+    thread_id: str
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix}:{{{_quoted(self.thread_id)}}}"
+
+    @property
+    def key_pattern(self) -> str:
+        return f"{_glob_escaped(self._base)}:*"
+
+    @property
+    def index(self) -> str:
+        return f"{self._base}:checkpoints"
+
+    @property
+    def blobs(self) -> str:
+        return f"{self._base}:blobs"
+
+    def checkpoint(self, ns: str, checkpoint_id: str) -> str:
+        return f"{self._base}:checkpoint:{_quoted(ns)}:{checkpoint_id}"
+
+    def config(self, ns: str, checkpoint_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": self.thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A stored checkpoint as pruning sees it: where it is, and the plain metadata it needs."""
+
+    ns: str
+    checkpoint_id: str
+    source: str | None
+    run_id: str | None
+
+
+@dataclass
+class _Stored:
+    """A stored checkpoint as read for get_tuple / list."""
+
+    ns: str
+    checkpoint_id: str
+    record: dict[bytes, bytes]
+    metadata: CheckpointMetadata
+
+
+def _keep_recent_turns(keep_turns: int) -> Callable[[list[_Entry]], list[_Entry]]:
+    def keep(entries: list[_Entry]) -> list[_Entry]:
+        starts = sorted(e.checkpoint_id for e in entries if e.ns == "" and e.source == "input")
+        if len(starts) <= keep_turns:
+            return entries
+        oldest_kept_start = starts[-keep_turns]
+        return [e for e in entries if e.checkpoint_id >= oldest_kept_start]
+
+    return keep
+
+
+def _keep_latest_per_namespace(entries: list[_Entry]) -> list[_Entry]:
+    latest: dict[str, _Entry] = {}
+    for entry in entries:
+        if entry.ns not in latest or entry.checkpoint_id > latest[entry.ns].checkpoint_id:
+            latest[entry.ns] = entry
+    return list(latest.values())
+
+
+def _keep_none(entries: list[_Entry]) -> list[_Entry]:
+    return []
+
+
+_PRUNE_STRATEGIES: dict[str, Callable[[list[_Entry]], list[_Entry]]] = {
+    "keep_latest": _keep_latest_per_namespace,
+    "delete": _keep_none,
+}
+
+
+def _decoded(value: bytes | None) -> str | None:
+    return value.decode() if value else None
+
+
+def _matches(metadata: Mapping[str, Any], wanted: dict[str, Any] | None) -> bool:
+    return not wanted or all(metadata.get(key) == value for key, value in wanted.items())
+
+
+class RedisCheckpointSaver(BaseCheckpointSaver[str]):
+    """Checkpoints, pending writes and channel values of LangGraph threads in plain Redis.
+
+    Build it with ``from_url`` (or pass both clients, made with ``decode_responses=False``);
+    close it with ``close()`` / ``aclose()`` or use it as a (async) context manager.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        async_client: redis.asyncio.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        keep_turns: int | None = DEFAULT_KEEP_TURNS,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(serde=serde)
+        if keep_turns is not None and (isinstance(keep_turns, bool) or keep_turns < 1):
+            raise ValueError(f"keep_turns must be None (keep all) or >= 1, got {keep_turns!r}")
+        for name, candidate in (("client", client), ("async_client", async_client)):
+            if candidate.get_connection_kwargs().get("decode_responses"):
+                raise ValueError(f"{name} must be made with decode_responses=False: values are binary")
+        if not prefix:
+            raise ValueError("prefix must not be empty")
+        self._redis = client
+        self._aredis = async_client
+        self.prefix = prefix
+        self.keep_turns = keep_turns
+
+    @classmethod
+    def from_url(
+        cls,
+        redis_url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        keep_turns: int | None = DEFAULT_KEEP_TURNS,
+        serde: SerializerProtocol | None = None,
+    ) -> RedisCheckpointSaver:
+        """A saver with its own sync and async clients for a ``redis://`` or ``unix://`` URL."""
+        # Named like the process's other connections, so the embedded server's stop() knows them.
+        options: dict[str, Any] = {
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+            "client_name": process_client_name(),
+        }
+        return cls(
+            redis.Redis.from_url(redis_url, **options),
+            redis.asyncio.Redis.from_url(redis_url, **options),
+            prefix=prefix,
+            keep_turns=keep_turns,
+            serde=serde,
+        )
+
+    def close(self) -> None:
+        """Close the sync client (the async one needs ``aclose()``)."""
+        self._redis.close()
+
+    async def aclose(self) -> None:
+        """Close both clients."""
+        await self._aredis.aclose()
+        self._redis.close()
+
+    def __enter__(self) -> RedisCheckpointSaver:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RedisCheckpointSaver:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ public API
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._call(self._get_tuple(config))
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._acall(self._get_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Newest first within each thread; with ``config=None`` every thread, one after another."""
+        return self._stream(self._list(config, filter, before, limit))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        async for item in self._astream(self._list(config, filter, before, limit)):
+            yield item
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self._call(self._put(config, checkpoint, metadata, new_versions))
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._acall(self._put(config, checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        self._call(self._put_writes(config, writes, task_id, task_path))
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        await self._acall(self._put_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._call(self._prune([thread_id], _keep_none))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._acall(self._prune([thread_id], _keep_none))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Scans every thread of this prefix: meant for administration, not for each turn."""
+        self._call(self._delete_for_runs(run_ids))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await self._acall(self._delete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._call(self._copy_thread(source_thread_id, target_thread_id))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await self._acall(self._copy_thread(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._call(self._prune(thread_ids, _prune_strategy(strategy)))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await self._acall(self._prune(thread_ids, _prune_strategy(strategy)))
+
+    def key_pattern(self, thread_id: str) -> str:
+        """A SCAN pattern matching every key of the thread (to measure or inspect it)."""
+        return _Thread(self.prefix, _thread_id(thread_id)).key_pattern
+
+    def get_next_version(self, current: str | int | None, channel: None = None) -> str:
+        """``<counter>.<random>``: ordered like integers, and two forks of one checkpoint
+        never give different values the same version (a channel value is stored per version)."""
+        counter = 0 if current is None else int(str(current).split(".")[0])
+        return f"{counter + 1:032}.{random.random():016}"
+
+    # ------------------------------------------------------------------ operations
+
+    def _get_tuple(self, config: RunnableConfig) -> _Steps[CheckpointTuple | None]:
+        thread, ns = self._thread(config), _config_namespace(config)
+        checkpoint_id = get_checkpoint_id(config)
+        if checkpoint_id is None:
+            (newest,) = yield _Batch(lambda p: p.zrevrangebylex(thread.index, *_namespace_range(ns), start=0, num=1))
+            if not newest:
+                yield None
+                return
+            _, checkpoint_id = _parse_member(newest[0])
+        key = thread.checkpoint(ns, checkpoint_id)
+        (record,) = yield _Batch(lambda p: p.hgetall(key))
+        if b"checkpoint" not in record:
+            yield None
+            return
+        stored = _Stored(ns, checkpoint_id, record, self._load(record[b"metadata"]))
+        (found,) = yield from self._tuples(thread, [stored])
+        yield found
+
+    def _list(
+        self,
+        config: RunnableConfig | None,
+        wanted: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> _Steps[CheckpointTuple]:
+        if limit is not None and limit <= 0:
+            return
+        if config is None:
+            thread_ids = yield from self._all_thread_ids()
+            ns, only_id = None, None
+        else:
+            thread_ids = [self._thread(config).thread_id]
+            ns, only_id = config["configurable"].get("checkpoint_ns"), get_checkpoint_id(config)
+        before_id = get_checkpoint_id(before) if before else None
+        remaining = limit
+        for thread_id in thread_ids:
+            thread = _Thread(self.prefix, thread_id)
+            candidates = yield from self._newest_first(thread, ns, before_id)
+            if only_id is not None:
+                candidates = [c for c in candidates if c[1] == only_id]
+            for start in range(0, len(candidates), _PAGE_SIZE):
+                page = candidates[start : start + _PAGE_SIZE]
+                records = yield _Batch(lambda p, page=page: [p.hgetall(thread.checkpoint(*c)) for c in page])
+                found = [
+                    _Stored(ns_, id_, record, self._load(record[b"metadata"]))
+                    for (ns_, id_), record in zip(page, records)
+                    if b"checkpoint" in record
+                ]
+                found = [s for s in found if _matches(s.metadata, wanted)][:remaining]
+                for item in (yield from self._tuples(thread, found)):
+                    yield item
+                if remaining is not None:
+                    remaining -= len(found)
+                    if remaining == 0:
+                        return
+
+    def _put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> _Steps[RunnableConfig]:
+        thread, ns = self._thread(config), _config_namespace(config)
+        checkpoint_id = checkpoint["id"]
+        values = checkpoint["channel_values"]
+        stored_metadata = get_checkpoint_metadata(config, metadata)
+        run_id = stored_metadata.get("run_id")
+        record = {
+            "checkpoint": self._dump({k: v for k, v in checkpoint.items() if k != "channel_values"}),
+            "metadata": self._dump(stored_metadata),
+            "parent": config["configurable"].get("checkpoint_id") or "",
+            "source": stored_metadata.get("source") or "",
+            "run_id": "" if run_id is None else str(run_id),
+        }
+        blobs = {
+            _blob_field(ns, channel, version): (
+                self._dump(values[channel]) if channel in values else _EMPTY_VALUE
+            )
+            for channel, version in new_versions.items()
+        }
+
+        def queue(p: Pipeline | AsyncPipeline) -> None:
+            p.hset(thread.checkpoint(ns, checkpoint_id), mapping=record)
+            p.zadd(thread.index, {_member(ns, checkpoint_id): 0})
+            if blobs:
+                p.hset(thread.blobs, mapping=blobs)
+
+        yield _Batch(queue, transaction=True)
+        if self.keep_turns is not None and ns == "" and stored_metadata.get("source") == "input":
+            yield from self._prune_thread(thread, _keep_recent_turns(self.keep_turns))
+        yield thread.config(ns, checkpoint_id)
+
+    def _put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+    ) -> _Steps[None]:
+        thread, ns = self._thread(config), _config_namespace(config)
+        checkpoint_id = config["configurable"]["checkpoint_id"]
+        regular: dict[str, bytes] = {}
+        special: dict[str, bytes] = {}  # errors, interrupts...: the latest one wins
+        for position, (channel, value) in enumerate(writes):
+            idx = WRITES_IDX_MAP.get(channel, position)
+            type_, data = self.serde.dumps_typed(value)
+            target = special if idx < 0 else regular
+            target[f"write:{task_id}:{idx}"] = _pack([channel, task_path, type_], data)
+        key = thread.checkpoint(ns, checkpoint_id)
+
+        def queue(p: Pipeline | AsyncPipeline) -> None:
+            for name, raw in regular.items():  # a retried task does not duplicate its writes
+                p.hsetnx(key, name, raw)
+            if special:
+                p.hset(key, mapping=special)
+
+        yield _Batch(queue, transaction=True)
+        yield None
+
+    def _copy_thread(self, source_thread_id: str, target_thread_id: str) -> _Steps[None]:
+        source = _Thread(self.prefix, _thread_id(source_thread_id))
+        target = _Thread(self.prefix, _thread_id(target_thread_id))
+        members, blobs = yield _Batch(lambda p: p.zrange(source.index, 0, -1).hgetall(source.blobs))
+        entries = [_parse_member(m) for m in members]
+        records = yield _Batch(lambda p: [p.hgetall(source.checkpoint(*e)) for e in entries])
+        copied = [(entry, record) for entry, record in zip(entries, records) if record]
+
+        def queue(p: Pipeline | AsyncPipeline) -> None:
+            for (ns, checkpoint_id), record in copied:
+                key = target.checkpoint(ns, checkpoint_id)
+                p.delete(key)
+                p.hset(key, mapping=record)
+            p.zadd(target.index, {_member(*entry): 0 for entry, _ in copied})
+            if blobs:
+                p.hset(target.blobs, mapping=blobs)
+
+        if copied:
+            yield _Batch(queue, transaction=True)
+        yield None
+
+    def _delete_for_runs(self, run_ids: Sequence[str]) -> _Steps[None]:
+        doomed_runs = {str(run_id) for run_id in run_ids}
+        if doomed_runs:
+            thread_ids = yield from self._all_thread_ids()
+            yield from self._prune(thread_ids, lambda entries: [e for e in entries if e.run_id not in doomed_runs])
+        else:
+            yield None
+
+    def _prune(self, thread_ids: Sequence[str], keep: Callable[[list[_Entry]], list[_Entry]]) -> _Steps[None]:
+        for thread_id in thread_ids:
+            yield from self._prune_thread(_Thread(self.prefix, _thread_id(thread_id)), keep)
+        yield None
+
+    # ------------------------------------------------------------------ queries
+
+    def _prune_thread(self, thread: _Thread, keep: Callable[[list[_Entry]], list[_Entry]]) -> _Query[None]:
+        """Drop the checkpoints ``keep`` does not return, their writes, and the channel
+        values no kept checkpoint refers to — atomically, retried if a put intervenes."""
+        while True:
+            members, blob_fields = yield _Batch(
+                lambda p: p.zrange(thread.index, 0, -1).hkeys(thread.blobs), watch=[thread.index]
+            )
+            located = [_parse_member(m) for m in members]
+            labels = yield _Batch(lambda p: [p.hmget(thread.checkpoint(*e), "source", "run_id") for e in located])
+            entries = [
+                _Entry(ns, id_, _decoded(source), _decoded(run_id))
+                for (ns, id_), (source, run_id) in zip(located, labels)
+            ]
+            kept = keep(entries)
+            kept_set = set(kept)
+            doomed = [e for e in entries if e not in kept_set]
+            if not doomed:
+                return
+            records = yield _Batch(
+                lambda p: [p.hget(thread.checkpoint(e.ns, e.checkpoint_id), "checkpoint") for e in kept]
+            )
+            referenced = {
+                _blob_field(entry.ns, channel, version).encode()
+                for entry, raw in zip(kept, records)
+                if raw
+                for channel, version in self._load(raw)["channel_versions"].items()
+            }
+            unreferenced = [name for name in blob_fields if name not in referenced]
+            doomed_keys = [thread.checkpoint(e.ns, e.checkpoint_id) for e in doomed]
+
+            def queue(p: Pipeline | AsyncPipeline) -> None:
+                p.delete(*doomed_keys)
+                p.zrem(thread.index, *(_member(e.ns, e.checkpoint_id) for e in doomed))
+                if unreferenced:
+                    p.hdel(thread.blobs, *unreferenced)
+
+            # Watching the doomed keys too: a write landing on one of them restarts the prune.
+            if (yield _Batch(queue, transaction=True, watch=doomed_keys)) is not None:
+                return
+
+    def _tuples(self, thread: _Thread, stored: list[_Stored]) -> _Query[list[CheckpointTuple]]:
+        """Checkpoint tuples with their channel values, read in one round trip."""
+        checkpoints: list[Checkpoint] = [self._load(s.record[b"checkpoint"]) for s in stored]
+        wanted = sorted(
+            {
+                _blob_field(s.ns, channel, version)
+                for s, checkpoint in zip(stored, checkpoints)
+                for channel, version in checkpoint["channel_versions"].items()
+            }
+        )
+        blobs: dict[str, bytes] = {}
+        if wanted:
+            (raw_values,) = yield _Batch(lambda p: p.hmget(thread.blobs, wanted))
+            blobs = {name: raw for name, raw in zip(wanted, raw_values) if raw is not None}
+        tuples = []
+        for s, checkpoint in zip(stored, checkpoints):
+            values = {}
+            for channel, version in checkpoint["channel_versions"].items():
+                raw = blobs.get(_blob_field(s.ns, channel, version))
+                if raw is not None and raw != _EMPTY_VALUE:
+                    values[channel] = self._load(raw)
+            parent_id = s.record.get(b"parent")
+            tuples.append(
+                CheckpointTuple(
+                    config=thread.config(s.ns, s.checkpoint_id),
+                    checkpoint={**checkpoint, "channel_values": values},
+                    metadata=s.metadata,
+                    parent_config=thread.config(s.ns, parent_id.decode()) if parent_id else None,
+                    pending_writes=self._pending_writes(s.record),
+                )
+            )
+        return tuples
+
+    def _newest_first(self, thread: _Thread, ns: str | None, before_id: str | None) -> _Query[list[tuple[str, str]]]:
+        """(namespace, checkpoint id) of a thread, newest first; all namespaces if ``ns`` is None."""
+        if ns is not None:
+            (members,) = yield _Batch(lambda p: p.zrevrangebylex(thread.index, *_namespace_range(ns, before_id)))
+            return [_parse_member(m) for m in members]
+        (members,) = yield _Batch(lambda p: p.zrange(thread.index, 0, -1))
+        located = sorted((_parse_member(m) for m in members), key=lambda e: e[1], reverse=True)
+        return [e for e in located if before_id is None or e[1] < before_id]
+
+    def _all_thread_ids(self) -> _Query[list[str]]:
+        head, tail = f"{self.prefix}:{{", "}:checkpoints"
+        pattern = f"{_glob_escaped(head)}*{_glob_escaped(tail)}"
+        found: set[str] = set()
+        cursor = 0
+        while True:
+            ((cursor, keys),) = yield _Batch(
+                lambda p, at=cursor: p.scan(at, match=pattern, count=_SCAN_COUNT, _type="zset")
+            )
+            for key in keys:
+                quoted = key.decode()[len(head) : -len(tail)]
+                if not re.search(r"[{}:]", quoted):  # a quoted thread id has none of these
+                    found.add(unquote(quoted))
+            if cursor == 0:
+                return sorted(found)
+
+    # ------------------------------------------------------------------ encoding
+
+    def _thread(self, config: RunnableConfig) -> _Thread:
+        return _Thread(self.prefix, _thread_id(config.get("configurable", {}).get("thread_id")))
+
+    def _dump(self, value: Any) -> bytes:
+        type_, data = self.serde.dumps_typed(value)
+        return _pack([type_], data)
+
+    def _load(self, raw: bytes) -> Any:
+        (type_,), data = _unpack(raw, 1)
+        return self.serde.loads_typed((type_, data))
+
+    def _pending_writes(self, record: dict[bytes, bytes]) -> list[PendingWrite]:
+        """The record's writes in ``writes_sort_key`` order, the order LangGraph applies them."""
+        keyed = []
+        for name, raw in record.items():
+            if not name.startswith(_WRITE_FIELD):
+                continue
+            task_id, _, idx = name[len(_WRITE_FIELD) :].decode().rpartition(":")
+            (channel, task_path, type_), data = _unpack(raw, 3)
+            write = (task_id, channel, self.serde.loads_typed((type_, data)))
+            keyed.append((writes_sort_key(task_path, task_id, int(idx)), write))
+        return [write for _, write in sorted(keyed, key=lambda pair: pair[0])]
+
+    # ------------------------------------------------------------------ drivers
+
+    def _call(self, steps: _Steps[T]) -> T:
+        (result,) = self._stream(steps)
+        return result
+
+    async def _acall(self, steps: _Steps[T]) -> T:
+        (result,) = [item async for item in self._astream(steps)]
+        return result
+
+    def _stream(self, steps: _Steps[T]) -> Iterator[T]:
+        with self._redis.pipeline() as guard:  # the connection that holds WATCHes
+            reply: Any = None
+            while True:
+                try:
+                    item = steps.send(reply)
+                except StopIteration:
+                    return
+                if isinstance(item, _Batch):
+                    reply = self._execute(item, guard)
+                else:
+                    reply = None
+                    yield item
+
+    async def _astream(self, steps: _Steps[T]) -> AsyncIterator[T]:
+        async with self._aredis.pipeline() as guard:
+            reply: Any = None
+            while True:
+                try:
+                    item = steps.send(reply)
+                except StopIteration:
+                    return
+                if isinstance(item, _Batch):
+                    reply = await self._aexecute(item, guard)
+                else:
+                    reply = None
+                    yield item
+
+    def _execute(self, batch: _Batch, guard: Pipeline) -> list[Any] | None:
+        if batch.watch and not batch.transaction and guard.watching:
+            guard.reset()
+        if batch.watch:
+            guard.watch(*batch.watch)
+        if batch.transaction and guard.watching:
+            guard.multi()
+            batch.queue(guard)
+            try:
+                return guard.execute()
+            except WatchError:
+                return None
+        with self._redis.pipeline(transaction=batch.transaction) as pipe:
+            batch.queue(pipe)
+            return pipe.execute()
+
+    async def _aexecute(self, batch: _Batch, guard: AsyncPipeline) -> list[Any] | None:
+        if batch.watch and not batch.transaction and guard.watching:
+            await guard.reset()
+        if batch.watch:
+            await guard.watch(*batch.watch)
+        if batch.transaction and guard.watching:
+            guard.multi()
+            batch.queue(guard)
+            try:
+                return await guard.execute()
+            except WatchError:
+                return None
+        async with self._aredis.pipeline(transaction=batch.transaction) as pipe:
+            batch.queue(pipe)
+            return await pipe.execute()
+
+
+def _thread_id(value: object) -> str:
+    if value is None or str(value) == "":
+        raise ValueError("a checkpoint needs a non-empty thread_id in config['configurable']")
+    return str(value)
+
+
+def _config_namespace(config: RunnableConfig) -> str:
+    return config["configurable"].get("checkpoint_ns") or ""
+
+
+def _prune_strategy(strategy: str) -> Callable[[list[_Entry]], list[_Entry]]:
+    if strategy not in _PRUNE_STRATEGIES:
+        raise ValueError(f"unknown prune strategy {strategy!r}; use one of {sorted(_PRUNE_STRATEGIES)}")
+    return _PRUNE_STRATEGIES[strategy]

@@ -1,0 +1,365 @@
+"""RedisCheckpointSaver against real Redis servers: LangGraph's conformance suite (on the
+embedded 6.2 and on Debian's 7.x, async API and sync API), then what the suite leaves out:
+restarts, binary and Unicode data, namespaces, retention, and real compiled graphs."""
+
+from __future__ import annotations
+
+import operator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Annotated, Any, TypedDict
+
+import pytest
+import redis
+import redis.asyncio
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+from langgraph.checkpoint.conformance.capabilities import Capability
+from langgraph.checkpoint.conformance.report import CapabilityReport
+from langgraph.checkpoint.conformance.test_utils import generate_checkpoint
+from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, interrupt
+from redis.crc import key_slot
+
+from memory.checkpoint import RedisCheckpointSaver
+
+# ---------------------------------------------------------------- conformance
+
+
+class SyncBackedSaver(RedisCheckpointSaver):
+    """The async API answered by the sync one, so that the suite also checks the sync path."""
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self.get_tuple(config)
+
+    async def alist(self, config: RunnableConfig | None, **options: Any) -> AsyncIterator[CheckpointTuple]:
+        for item in self.list(config, **options):
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self.put(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        self.put_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        self.delete_thread(thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self.delete_for_runs(run_ids)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self.copy_thread(source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self.prune(thread_ids, strategy=strategy)
+
+
+async def conformance(make_saver: Callable[[], RedisCheckpointSaver]) -> CapabilityReport:
+    @checkpointer_test(name="RedisCheckpointSaver")
+    async def fresh_saver() -> AsyncIterator[RedisCheckpointSaver]:
+        saver = make_saver()
+        try:
+            yield saver
+        finally:
+            await saver.aclose()
+
+    return await validate(fresh_saver)
+
+
+def assert_full(report: CapabilityReport) -> None:
+    passed = {name for name, result in report.results.items() if result.detected and result.passed}
+    assert passed == {capability.value for capability in Capability}, report.to_dict()
+    assert report.conformance_level() == "FULL"
+
+
+@pytest.fixture(params=["embedded-6.2", "debian-7"])
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue("redis_url" if request.param == "embedded-6.2" else "system_redis_url")
+
+
+async def test_conformance_is_full_with_default_retention(any_redis_url: str) -> None:
+    prefix = f"conformance:{uuid.uuid4().hex}"  # Debian's server is shared by the session
+    report = await conformance(lambda: RedisCheckpointSaver.from_url(any_redis_url, prefix=prefix))
+    assert_full(report)
+
+
+async def test_conformance_of_the_sync_api_is_full(redis_url: str) -> None:
+    report = await conformance(lambda: SyncBackedSaver.from_url(redis_url))
+    assert_full(report)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def checkpoint(versions: dict[str, Any] | None = None, **values: Any) -> Checkpoint:
+    return generate_checkpoint(channel_values=values, channel_versions=versions or {})
+
+
+def stored_keys(client: redis.Redis, saver: RedisCheckpointSaver, thread_id: str) -> list[bytes]:
+    return sorted(client.scan_iter(match=saver.key_pattern(thread_id), count=1000))
+
+
+def stored_entries(client: redis.Redis, keys: list[bytes]) -> int:
+    """Hash fields and sorted-set members under ``keys``: what a thread holds, whatever its sizes."""
+    return sum(client.hlen(key) if client.type(key) == b"hash" else client.zcard(key) for key in keys)
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(redis_url) as plain:
+        yield plain
+
+
+# ---------------------------------------------------------------- restarts, data, namespaces
+
+
+async def test_a_new_saver_sees_the_checkpoint_and_its_pending_writes(redis_url: str) -> None:
+    config = {"configurable": {"thread_id": "chat-1", "checkpoint_ns": ""}}
+    async with RedisCheckpointSaver.from_url(redis_url) as before_restart:
+        saved = await before_restart.aput(
+            config, checkpoint(reply="hello", versions={"reply": "1"}), {"source": "loop", "step": 1}, {"reply": "1"}
+        )
+        await before_restart.aput_writes(saved, [("reply", "next"), ("turn", 2)], "task-b", "~path, b")
+        await before_restart.aput_writes(saved, [(ERROR, "boom"), ("reply", "first")], "task-a", "~path, a")
+
+    expected_writes = [
+        ("task-a", ERROR, "boom"),  # writes_sort_key order: task path, task id, index
+        ("task-a", "reply", "first"),
+        ("task-b", "reply", "next"),
+        ("task-b", "turn", 2),
+    ]
+    async with RedisCheckpointSaver.from_url(redis_url) as after_restart:
+        found = await after_restart.aget_tuple(config)
+    with RedisCheckpointSaver.from_url(redis_url) as sync_after_restart:
+        found_sync = sync_after_restart.get_tuple(config)
+    for tup in (found, found_sync):
+        assert tup is not None
+        assert tup.config["configurable"]["checkpoint_id"] == saved["configurable"]["checkpoint_id"]
+        assert tup.checkpoint["channel_values"] == {"reply": "hello"}
+        assert tup.pending_writes == expected_writes
+
+
+async def test_binary_and_unicode_data_round_trip_and_a_thread_keeps_one_slot(
+    redis_url: str, client: redis.Redis
+) -> None:
+    thread_id = "chat {42}: ș 🐐 *?[x]"  # braces, colons, glob characters, non-ASCII
+    ns = "sub:graph|ț{1}:2"
+    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns}}
+    values = {
+        "every byte": bytes(range(256)),
+        "text": "NUL \x00, CR\r\n, ș, 🐐, \u202e",
+        "nested": {"bytes": b"\x00\xff", "list": [1.5, None, "ü"]},
+        "chan:nel/ü": "a channel name that needs quoting",
+    }
+    versions = {name: "1" for name in values}
+    async with RedisCheckpointSaver.from_url(redis_url) as saver:
+        saved = await saver.aput(config, checkpoint(versions, **values), {"source": "loop", "step": 0}, versions)
+        writes = [("chan:nel/ü", b"\x00write\xff"), (INTERRUPT, {"q": "ș?"})]
+        await saver.aput_writes(saved, writes, "task:ü", "p:ț")
+        found = await saver.aget_tuple(saved)
+        listed = [tup async for tup in saver.alist({"configurable": {"thread_id": thread_id}})]
+        every_thread = [tup async for tup in saver.alist(None)]
+
+    assert found is not None
+    assert found.checkpoint["channel_values"] == values
+    assert found.config == saved == {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns,
+                                                      "checkpoint_id": found.checkpoint["id"]}}  # fmt: skip
+    # The interrupt's index is negative (WRITES_IDX_MAP), so it sorts first.
+    assert found.pending_writes == [("task:ü", INTERRUPT, {"q": "ș?"}), ("task:ü", "chan:nel/ü", b"\x00write\xff")]
+    assert [tup.checkpoint["channel_values"] for tup in listed] == [values]
+    assert [tup.config["configurable"]["thread_id"] for tup in every_thread] == [thread_id]
+    keys = stored_keys(client, saver, thread_id)
+    assert len(keys) == 3  # the index, the checkpoint, the channel values
+    assert len({key_slot(key) for key in keys}) == 1
+
+
+async def test_namespaces_are_kept_apart_even_when_their_names_overlap(redis_url: str) -> None:
+    namespaces = ["", "a", "a:b", "ab", "a|b", "a;"]
+    thread = "chat-ns"
+    saved: dict[str, list[str]] = {ns: [] for ns in namespaces}
+    async with RedisCheckpointSaver.from_url(redis_url) as saver:
+        for round_ in range(2):
+            for ns in namespaces:
+                config = {"configurable": {"thread_id": thread, "checkpoint_ns": ns}}
+                if saved[ns]:
+                    config["configurable"]["checkpoint_id"] = saved[ns][-1]
+                stored = await saver.aput(
+                    config, checkpoint(where=f"{ns}/{round_}", versions={"where": str(round_)}),
+                    {"source": "loop", "step": round_}, {"where": str(round_)},
+                )  # fmt: skip
+                saved[ns].append(stored["configurable"]["checkpoint_id"])
+
+        for ns in namespaces:
+            config = {"configurable": {"thread_id": thread, "checkpoint_ns": ns}}
+            latest = await saver.aget_tuple(config)
+            assert latest is not None and latest.checkpoint["channel_values"] == {"where": f"{ns}/1"}
+            assert latest.parent_config["configurable"]["checkpoint_id"] == saved[ns][0]
+            listed = [tup.checkpoint["id"] async for tup in saver.alist(config)]
+            assert listed == saved[ns][::-1]
+
+        everything = [tup async for tup in saver.alist({"configurable": {"thread_id": thread}})]
+        all_ids = [tup.checkpoint["id"] for tup in everything]
+        assert all_ids == sorted((i for ids in saved.values() for i in ids), reverse=True)
+        assert {tup.config["configurable"]["checkpoint_ns"] for tup in everything} == set(namespaces)
+
+        await saver.aprune([thread], strategy="keep_latest")
+        kept = [tup async for tup in saver.alist({"configurable": {"thread_id": thread}})]
+        assert sorted(tup.checkpoint["id"] for tup in kept) == sorted(ids[-1] for ids in saved.values())
+
+        await saver.adelete_thread(thread)
+        assert [tup async for tup in saver.alist(None)] == []
+
+
+def test_list_filters_and_limits_across_pages(redis_url: str) -> None:
+    config = {"configurable": {"thread_id": "chat-long", "checkpoint_ns": ""}}
+    ids: list[str] = []
+    with RedisCheckpointSaver.from_url(redis_url, keep_turns=None) as saver:
+        for step in range(130):  # several pages of checkpoints
+            parent = {"configurable": {**config["configurable"], "checkpoint_id": ids[-1]}} if ids else config
+            source = "input" if step % 3 == 0 else "loop"
+            saved = saver.put(parent, checkpoint(), {"source": source, "step": step}, {})
+            ids.append(saved["configurable"]["checkpoint_id"])
+        inputs = [i for step, i in enumerate(ids) if step % 3 == 0]
+
+        listed = [tup.checkpoint["id"] for tup in saver.list(config, filter={"source": "input"}, limit=30)]
+        assert listed == inputs[::-1][:30]
+        before = {"configurable": {"checkpoint_id": ids[100]}}
+        listed = [tup.checkpoint["id"] for tup in saver.list(config, filter={"source": "input"}, before=before)]
+        assert listed == [i for i in inputs if i < ids[100]][::-1]
+        assert [tup.checkpoint["id"] for tup in saver.list(config, limit=75)] == ids[::-1][:75]
+
+
+# ---------------------------------------------------------------- graphs
+
+
+class Turn(TypedDict, total=False):
+    message: str
+    persona: str  # written on the first turn only: later turns still need its old value
+    reply: str
+    approved: str
+    log: Annotated[list[str], operator.add]
+
+
+def load_persona(state: Turn) -> dict[str, Any]:
+    return {} if state.get("persona") else {"persona": "a patient goat"}
+
+
+def answer(state: Turn) -> dict[str, Any]:
+    return {"reply": f"{state['persona']} says {state['message'].upper()}", "log": [state["message"]]}
+
+
+def approve(state: Turn) -> dict[str, Any]:
+    return {"approved": interrupt({"question": "send it?", "reply": state["reply"]})}
+
+
+def build(saver: RedisCheckpointSaver, *, ask: bool = False) -> CompiledStateGraph:
+    builder = StateGraph(Turn)
+    builder.add_node("load_persona", load_persona)
+    builder.add_node("answer", answer)
+    builder.add_edge(START, "load_persona")
+    builder.add_edge("load_persona", "answer")
+    if ask:
+        builder.add_node("approve", approve)
+        builder.add_edge("answer", "approve")
+        builder.add_edge("approve", END)
+    else:
+        builder.add_edge("answer", END)
+    return builder.compile(checkpointer=saver)
+
+
+@pytest.mark.parametrize("api", ["async", "sync"])
+async def test_an_interrupted_turn_resumes_with_a_new_saver(redis_url: str, api: str) -> None:
+    config = {"configurable": {"thread_id": f"chat-{api}"}}
+
+    async def run(graph: CompiledStateGraph, graph_input: Any) -> dict[str, Any]:
+        return await graph.ainvoke(graph_input, config) if api == "async" else graph.invoke(graph_input, config)
+
+    async with RedisCheckpointSaver.from_url(redis_url, keep_turns=1) as saver:
+        paused = await run(build(saver, ask=True), {"message": "hi"})
+    assert paused["__interrupt__"][0].value == {"question": "send it?", "reply": "a patient goat says HI"}
+
+    async with RedisCheckpointSaver.from_url(redis_url, keep_turns=1) as restarted:
+        graph = build(restarted, ask=True)
+        assert graph.get_state(config).next == ("approve",)
+        done = await run(graph, Command(resume="yes"))
+        assert done == {"message": "hi", "persona": "a patient goat", "reply": "a patient goat says HI",
+                        "approved": "yes", "log": ["hi"]}  # fmt: skip
+        assert graph.get_state(config).next == ()
+        second = await run(graph, {"message": "again"})
+        assert second["log"] == ["hi", "again"] and "__interrupt__" in second
+
+
+async def test_retention_keeps_the_recent_turns_and_stops_growing(redis_url: str, client: redis.Redis) -> None:
+    config = {"configurable": {"thread_id": "chat-r"}}
+    async with RedisCheckpointSaver.from_url(redis_url, keep_turns=2) as saver:
+        graph = build(saver)
+        held: list[tuple[int, int]] = []
+        for turn in range(1, 9):
+            state = await graph.ainvoke({"message": f"m{turn:02}"}, config)
+            keys = stored_keys(client, saver, "chat-r")
+            held.append((len(keys), stored_entries(client, keys)))
+        history: list[CheckpointTuple] = [tup async for tup in saver.alist(config)]
+
+    # The last turn still reads the persona that only the first turn wrote.
+    assert state["reply"] == "a patient goat says M08"
+    assert state["log"] == [f"m{turn:02}" for turn in range(1, 9)]
+    inputs = [tup for tup in history if tup.metadata["source"] == "input"]
+    assert [tup.checkpoint["channel_values"]["__start__"]["message"] for tup in inputs] == ["m08", "m07"]
+    assert history[-1].checkpoint["id"] == inputs[-1].checkpoint["id"]  # nothing older than turn 7
+    # From turn 3 on the thread holds two turns' keys, and the same fields and members, every turn.
+    assert held[2][0] == held[1][0]
+    assert len(set(held[2:])) == 1, held
+
+
+async def test_without_retention_every_turn_stays(redis_url: str, client: redis.Redis) -> None:
+    config = {"configurable": {"thread_id": "chat-all"}}
+    async with RedisCheckpointSaver.from_url(redis_url, keep_turns=None) as saver:
+        graph = build(saver)
+        for turn in range(1, 5):
+            await graph.ainvoke({"message": f"m{turn}"}, config)
+        inputs = [tup async for tup in saver.alist(config, filter={"source": "input"})]
+    assert len(inputs) == 4
+
+
+def test_a_fork_does_not_overwrite_the_values_of_later_checkpoints(redis_url: str) -> None:
+    config = {"configurable": {"thread_id": "chat-fork"}}
+    with RedisCheckpointSaver.from_url(redis_url, keep_turns=None) as saver:
+        graph = build(saver)
+        graph.invoke({"message": "hi"}, config)
+        latest = graph.get_state(config)
+        before_answer = next(s for s in graph.get_state_history(config) if s.next == ("answer",))
+        graph.update_state(before_answer.config, {"reply": "forked"})  # same channel, same step
+        assert saver.get_tuple(latest.config).checkpoint["channel_values"]["reply"] == "a patient goat says HI"
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_settings_and_arguments_get_clear_errors(redis_url: str) -> None:
+    for keep_turns in (0, -1, True):
+        with pytest.raises(ValueError, match="keep_turns"):
+            RedisCheckpointSaver.from_url(redis_url, keep_turns=keep_turns)
+    with pytest.raises(ValueError, match="decode_responses"):
+        RedisCheckpointSaver(
+            redis.Redis.from_url(redis_url, decode_responses=True), redis.asyncio.Redis.from_url(redis_url)
+        )
+    with RedisCheckpointSaver.from_url(redis_url) as saver:
+        config = {"configurable": {"thread_id": "chat-x", "checkpoint_ns": ""}}
+        saver.put(config, checkpoint(), {"source": "input", "step": -1}, {})
+        with pytest.raises(ValueError, match="thread_id"):
+            saver.get_tuple({"configurable": {"checkpoint_ns": ""}})
+        with pytest.raises(ValueError, match="prune strategy"):
+            saver.prune(["chat-x"], strategy="keep_some")
+        assert saver.get_tuple(config) is not None  # nothing lost
