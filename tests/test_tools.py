@@ -19,7 +19,8 @@ from graph.dsml import DsmlStreamFilter, parse_dsml
 from graph.graph import build_graph
 from graph.grounding import ungrounded_numbers
 from graph.plugins import PluginRegistry
-from graph.settings import Settings
+from graph.services import Services
+from graph.settings import Settings, load_settings
 from graph.state import ToolResult, turn_input
 from graph.tool_flow import FALLBACK_REPLY, evidence_line
 from memory.curated import CURATED_TAG
@@ -246,12 +247,14 @@ async def test_dsml_markup_is_executed_and_never_reaches_the_reply(runner, fake,
 
 async def test_a_tool_that_raises_hands_the_model_a_json_error_and_the_turn_completes(runner, fake, plugins_dir):
     write_plugin(plugins_dir, "failing", FAILING_PLUGIN)
-    fake.reply_tool_calls([{"name": "explode", "arguments": {}}, {"name": "no_such_tool", "arguments": {}}])
+    fake.reply_tool_calls([{"name": "explode", "arguments": {}}, {"name": "no_such_tool", "arguments": {}},
+                           {"name": "list_facts", "arguments": "{not json"}])
     fake.reply("Sorry, that tool is broken.")
     state = await run_turn(runner, "Blow it up.")
-    failed, unknown = state["tool_results"]
+    failed, unknown, garbled = state["tool_results"]
     assert json.loads(failed["output"]) == {"error": "RuntimeError: disk on fire"} and not failed["ok"]
     assert "no tool named 'no_such_tool'" in json.loads(unknown["output"])["error"]
+    assert json.loads(garbled["output"]) == {"error": "the arguments are not valid JSON: '{not json'"}
     assert '{"error": "RuntimeError: disk on fire"}' in system_of(fake.requests[1])
     assert state["reply"] == "Sorry, that tool is broken." and state["archive_id"]
     assert (await saved_reply(runner)).startswith('called explode() → {"error": "RuntimeError: disk on fire"}')
@@ -487,6 +490,18 @@ def test_plugins_that_never_loaded_or_take_a_memory_tool_name_offer_nothing(tmp_
     assert any("has no tools() function" in m for m in messages)
     assert any("SystemExit" in m for m in messages)
     assert any("a tool named list_facts exists already" in m for m in messages)
+
+
+async def test_the_plugins_folder_is_a_setting_with_a_default_under_the_data_folder(tmp_path):
+    configured = Services(load_settings(environ={"GOAT_DATA_DIR": str(tmp_path),
+                                                 "GOAT_TOOLS__PLUGINS_DIR": str(tmp_path / "mine")}))
+    default = Services(Settings(data_dir=tmp_path))
+    try:
+        assert configured.plugins.folder == tmp_path / "mine"
+        assert default.plugins.folder == tmp_path / "plugins"
+    finally:
+        await configured.aclose()
+        await default.aclose()
 
 
 async def test_the_plugins_folder_is_rescanned_once_per_turn(runner, fake, plugins_dir):
