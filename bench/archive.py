@@ -1,0 +1,185 @@
+"""Synthetic archives of N turns, built through `goat import`'s code path and cached on disk.
+
+Texts are LoCoMo utterances recombined (realistic length and vocabulary); one chat holds most
+of the turns and the rest are spread over chats of ``SMALL_CHAT_TURNS``, so one archive serves
+both layouts. Every turn lies in the year before ``ARCHIVE_END``, so "yesterday" or "last week"
+asked just after it names a range with entries. Every ``KEY_EVERY``-th turn of a chat mentions
+a unique label (``ticket-000250``) for specific-key messages to look up.
+
+A build is resumable: the import is idempotent, so an interrupted one carries on where it
+stopped; ``manifest.json`` says what the folder holds and whether it is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import locomo
+from bench.harness import isolated_settings
+from bot.importer import import_turns, transcript_of
+from graph.services import Services
+from graph.settings import Settings
+
+ARCHIVE_END = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
+ARCHIVE_SPAN = timedelta(days=365)
+BIG_CHAT_SHARE = 0.8
+SMALL_CHAT_TURNS = 100
+KEY_EVERY = 25
+KEY_LABELS = ("ticket", "order", "booking", "invoice")
+IMPORT_CHUNK = 1_000  # turns per import call: the unit of progress of a resumed build
+FORMAT_VERSION = 1
+KINDS = ("thematic", "temporal", "specific_key")  # of the messages sent to an archive
+LAYOUTS = ("big chat", "small chats")  # where they are sent
+TURN_INTERVAL_S = 60.0
+
+# Messages naming a completed past range relative to a turn just after ARCHIVE_END.
+TEMPORAL_MESSAGES = (
+    "What did we talk about yesterday?",
+    "What did I say last week about the trip?",
+    "Remind me what we discussed on 3 March.",
+    "ce am vorbit ieri?",
+    "What happened two days ago?",
+    "What did I tell you last month about painting?",
+    "What did we plan on June 12?",
+    "How was the concert on 14 May?",
+    "What did I say 3 weeks ago?",
+    "Remind me what we said on 2 January about the kids.",
+)
+
+
+@dataclass(frozen=True)
+class ChatPlan:
+    chat_id: str
+    first: int  # archive-wide index of its first turn (keys are unique across the archive)
+    turns: int
+
+    def key_of(self, position: int) -> str | None:
+        """The label turn ``position`` (0-based in the chat) mentions, if any."""
+        if position % KEY_EVERY:
+            return None
+        index = self.first + position
+        return f"{KEY_LABELS[index // KEY_EVERY % len(KEY_LABELS)]}-{index:06d}"
+
+    def keys(self) -> list[str]:
+        return [key for p in range(0, self.turns, KEY_EVERY) if (key := self.key_of(p))]
+
+
+def layout(size: int) -> list[ChatPlan]:
+    """One chat with ``BIG_CHAT_SHARE`` of the turns, then chats of ``SMALL_CHAT_TURNS``."""
+    big = max(1, round(size * BIG_CHAT_SHARE))
+    plans = [ChatPlan("bench-big", 0, big)]
+    for number, first in enumerate(range(big, size, SMALL_CHAT_TURNS)):
+        plans.append(ChatPlan(f"bench-small-{number:04d}", first, min(SMALL_CHAT_TURNS, size - first)))
+    return plans
+
+
+class TextPool:
+    """Realistic texts from a LoCoMo file: utterances to compose turns of, questions to ask."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.utterances = locomo.utterances(records)
+        if not self.utterances:
+            raise ValueError("the LoCoMo file holds no utterances to compose archives from")
+        self.questions = [qa["question"] for record in records for qa in record.get("qa", [])] or self.utterances
+        self.digest = hashlib.sha256("\x1f".join(self.utterances).encode()).hexdigest()[:16]
+
+    def turn(self, plan: ChatPlan, position: int) -> tuple[str, str]:
+        """The (user, assistant) texts of a turn: the same for the same turn, every time."""
+        rng = random.Random(plan.first + position)
+        # Mostly one utterance each, sometimes two: about the length of LoCoMo's own turns.
+        user = " ".join(rng.choice(self.utterances) for _ in range(rng.choice((1, 1, 1, 2))))
+        assistant = " ".join(rng.choice(self.utterances) for _ in range(rng.choice((1, 1, 2))))
+        key = plan.key_of(position)
+        if key:
+            user += f" (I filed that as {key}.)"
+        return user, assistant
+
+
+def turn_time(plan: ChatPlan, position: int) -> datetime:
+    """The chat's turns spread evenly over the year before ARCHIVE_END."""
+    return ARCHIVE_END - ARCHIVE_SPAN + ARCHIVE_SPAN * (position + 1) / plan.turns
+
+
+def transcript_lines(plans: list[ChatPlan], pool: TextPool) -> Iterator[str]:
+    """The archive as `goat import` JSON Lines, chat after chat."""
+    for plan in plans:
+        for position in range(plan.turns):
+            user, assistant = pool.turn(plan, position)
+            when = turn_time(plan, position)
+            for role, content, at in (("user", user, when), ("assistant", assistant, when + timedelta(seconds=30))):
+                yield json.dumps({"chat_id": plan.chat_id, "user_id": "bench-user", "role": role,
+                                  "content": content, "timestamp": at.isoformat()}) + "\n"
+
+
+def messages(kind: str, chats: list[ChatPlan], pool: TextPool) -> Iterator[tuple[str, str]]:
+    """Endless (chat id, message) pairs of one kind, rotating over ``chats``."""
+    rotation = itertools.cycle(chats)
+    for n in itertools.count():
+        chat = next(rotation)
+        if kind == "thematic":
+            text = pool.questions[(n * 7919) % len(pool.questions)]  # a stride: spread over the file
+        elif kind == "temporal":
+            text = TEMPORAL_MESSAGES[n % len(TEMPORAL_MESSAGES)]
+        else:
+            keys = chat.keys()
+            text = f"What was {keys[n // len(chats) % len(keys)]} about again?"
+        yield chat.chat_id, text
+
+
+def turn_times() -> Iterator[float]:
+    """A turn a minute, from an hour after the archive's last turn ("yesterday" is in it)."""
+    start = ARCHIVE_END.timestamp() + 3600.0
+    return (start + TURN_INTERVAL_S * n for n in itertools.count())
+
+
+@dataclass(frozen=True)
+class Archive:
+    size: int
+    folder: Path
+    plans: list[ChatPlan]
+
+    def chats(self, layout: str) -> list[ChatPlan]:
+        """The big chat alone, or the small chats (a tiny archive may have none: then the big one)."""
+        return self.plans[:1] if layout == "big chat" else self.plans[1:] or self.plans[:1]
+
+
+async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPool, *, rebuild: bool = False) -> Archive:
+    """The cached archive of ``size`` turns under ``root``, built or completed first if needed."""
+    folder = root / f"archive-{size}"
+    plans = layout(size)
+    spec = {"version": FORMAT_VERSION, "size": size, "texts": pool.digest,
+            "chats": [asdict(plan) for plan in plans]}
+    manifest = folder / "manifest.json"
+    found = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
+    if rebuild or (found is not None and found["spec"] != spec):
+        shutil.rmtree(folder, ignore_errors=True)  # stale (other texts or layout): start over
+        found = None
+    if found is None or not found["complete"]:
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(json.dumps({"spec": spec, "complete": False}), encoding="utf-8")
+        await _import_archive(isolated_settings(settings, folder), plans, pool, f"archive-{size}")
+        manifest.write_text(json.dumps({"spec": spec, "complete": True}), encoding="utf-8")
+    return Archive(size, folder, plans)
+
+
+async def _import_archive(settings: Settings, plans: list[ChatPlan], pool: TextPool, name: str) -> None:
+    from tqdm import tqdm
+
+    lines = transcript_lines(plans, pool)
+    total = sum(plan.turns for plan in plans)
+    async with Services(settings) as services:
+        with tqdm(total=total, unit="turn", desc=f"building {name}", file=sys.stderr) as bar:
+            # Two messages per turn; a chunk may split a chat, which the import resumes correctly
+            # since it numbers a chat's turns after those already there.
+            while chunk := list(itertools.islice(lines, 2 * IMPORT_CHUNK)):
+                await import_turns(services.memory, transcript_of(chunk), progress=bar.update)

@@ -1,0 +1,122 @@
+"""`goat bench`: its options, and running the chosen sections one after another.
+
+Kept light to import: `goat`'s parser is built on every command, the sections load on use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from graph.settings import Settings
+
+if TYPE_CHECKING:
+    from bench.harness import BenchOptions
+
+# Section name -> its module (each has ``async def run(BenchOptions) -> SectionResult``).
+SECTIONS = {
+    "overhead": "bench.overhead",
+    "deadline": "bench.deadline",
+    "import": "bench.throughput",
+    "locomo": "bench.retrieval",
+}
+DEFAULT_SIZES = (1_000, 10_000, 100_000)
+DEFAULT_TURNS = 40
+DEFAULT_IMPORT_TURNS = 1_000
+# --quick: a smoke run, in a minute or two.
+QUICK_SIZES = (40,)
+QUICK_TURNS = 3
+QUICK_IMPORT_TURNS = 30
+EXIT_USAGE = 2
+
+
+def _sections(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown section(s) {', '.join(unknown) or '(none given)'}; choose from {','.join(SECTIONS)}"
+        )
+    return names
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated turn counts like 1000,10000, got {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError(f"archive sizes must be positive, got {text!r}")
+    return sizes
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sections", type=_sections, default=tuple(SECTIONS),
+                        help=f"comma-separated, from {','.join(SECTIONS)} (default: all)")
+    parser.add_argument("--sizes", type=_sizes,
+                        help="archive sizes in turns, e.g. 1000,10000 (default 1000,10000,100000; --quick: 40)")
+    parser.add_argument("--turns", type=_positive,
+                        help=f"measured turns per archive size, chat and message kind (default {DEFAULT_TURNS})")
+    parser.add_argument("--import-turns", type=_positive,
+                        help=f"turns the import section imports (default {DEFAULT_IMPORT_TURNS})")
+    parser.add_argument("--locomo", type=Path,
+                        help="a LoCoMo JSON file (default: $GOAT_LOCOMO, else ../shared/data/locomo-dev.json)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"),
+                        help="folder for <section>.json and the plots (default: bench-results)")
+    parser.add_argument("--quick", action="store_true", help="tiny archive and counts: a smoke run")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached archives under <data_dir>/bench")
+    parser.add_argument("--build-only", action="store_true",
+                        help="only build (or finish building) the archives of --sizes, then stop")
+
+
+async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from bench import locomo
+    from bench.harness import BenchOptions
+    from bench.report import write_json
+
+    if args.locomo is not None and not args.locomo.is_file():
+        print(f"goat: no such LoCoMo file: {args.locomo}", file=sys.stderr)
+        return EXIT_USAGE
+    options = BenchOptions(
+        settings=settings,
+        out=args.out,
+        sizes=args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES),
+        turns=args.turns or (QUICK_TURNS if args.quick else DEFAULT_TURNS),
+        import_turns=args.import_turns or (QUICK_IMPORT_TURNS if args.quick else DEFAULT_IMPORT_TURNS),
+        locomo_path=args.locomo or locomo.data_path()[0],
+        rebuild=args.rebuild,
+    )
+    if args.build_only:
+        return await build_archives(options)
+    for name in args.sections:
+        section = importlib.import_module(SECTIONS[name])
+        print(f"\n## {name}\n", flush=True)
+        result = await section.run(options)
+        for table in result.tables:
+            print(table + "\n", flush=True)
+        written = [write_json(options.out, result), *result.figures]
+        print("wrote " + ", ".join(str(path) for path in written), flush=True)
+    return 0
+
+
+async def build_archives(options: BenchOptions) -> int:
+    from bench.archive import TextPool, ensure_archive
+
+    pool = TextPool(options.locomo_records)
+    for size in options.sizes:
+        archive = await ensure_archive(options.settings, options.root, size, pool, rebuild=options.rebuild)
+        print(f"archive of {size} turns ready in {archive.folder} ({len(archive.plans)} chats)")
+    return 0

@@ -1,0 +1,144 @@
+"""What every section shares: the run's options, isolated backends, and turns timed around an instant model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from bench import locomo
+from bot.runner import TurnRunner
+from graph.services import Services
+from graph.settings import Settings
+from memory.layers import MemoryLayers
+
+# The node that calls the model: its time is the model's, not memory's.
+MODEL_NODE = "llm"
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    settings: Settings  # as loaded (goat.toml, environment): the knobs a turn runs with
+    out: Path  # where the JSON files and plots go
+    sizes: tuple[int, ...]  # archive sizes, in turns
+    turns: int  # measured turns per cell (archive size × chat layout × message kind)
+    import_turns: int  # turns imported by the throughput section
+    locomo_path: Path
+    rebuild: bool  # build the archives again even when a complete one is cached
+
+    @property
+    def root(self) -> Path:
+        """The benchmark's own data: cached archives and scratch copies (``<data_dir>/bench``)."""
+        return Path(self.settings.data_dir).expanduser() / "bench"
+
+    @cached_property
+    def locomo_records(self) -> list[dict[str, Any]]:
+        return locomo.load(self.locomo_path)
+
+
+def isolated_settings(settings: Settings, folder: Path) -> Settings:
+    """The user's knobs, with an embedded Redis and Chroma in ``folder``: a benchmark never
+    writes its archives into servers configured for real use."""
+    return settings.model_copy(update={
+        "data_dir": folder,
+        "redis": settings.redis.model_copy(update={"url": None}),
+        "chroma": settings.chroma.model_copy(update={"url": None}),
+    })
+
+
+class StopwatchChatModel(BaseChatModel):
+    """Answers at once with a fixed reply and notes when it was called, so the benchmark can
+    take the model's time out of the turn and time everything else."""
+
+    reply: str = "Noted, thanks."
+    called_at: float = 0.0
+    returned_at: float = 0.0
+
+    @property
+    def _llm_type(self) -> str:
+        return "goat-bench-instant"
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        self.called_at = time.perf_counter()
+        result = ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.reply))])
+        self.returned_at = time.perf_counter()
+        return result
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                         run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        # Inline rather than in an executor thread, which would add a thread hop to the turn.
+        return self._generate(messages, stop, run_manager, **kwargs)
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> "StopwatchChatModel":
+        """Offered tools, it still just answers: turns are measured on the path without tool calls."""
+        return self
+
+
+@asynccontextmanager
+async def bench_runner(
+    settings: Settings, memory: MemoryLayers | None = None
+) -> AsyncIterator[tuple[TurnRunner, StopwatchChatModel]]:
+    """A TurnRunner on ``settings`` whose model is instant, with every backend warmed up."""
+    services = Services(settings, memory)
+    model = StopwatchChatModel()
+    services.chat_model = model  # fills the cached property: no model client is ever built
+    async with TurnRunner(services) as runner:
+        await services.memory.warm_up()
+        yield runner, model
+
+
+@dataclass(frozen=True)
+class TimedTurn:
+    pre_reply_ms: float  # start of the turn → the model is called (the fan-out overlapping)
+    post_reply_ms: float  # the model has answered → the turn is done (save, archive)
+    total_ms: float  # the whole turn minus the model call
+    state: dict[str, Any]
+
+    @property
+    def nodes_ms(self) -> dict[str, float]:
+        return dict(self.state.get("latency_ms") or {})
+
+
+async def timed_turn(runner: TurnRunner, model: StopwatchChatModel, chat_id: str, message: str,
+                     now: float) -> TimedTurn:
+    """One whole turn (prefetch … llm … save … archive), timed around the model call."""
+    started = time.perf_counter()
+    state = await runner.run(chat_id, message, now=now)
+    ended = time.perf_counter()
+    if not started <= model.called_at <= model.returned_at <= ended:
+        raise RuntimeError("the model was not called during the turn")
+    model_ms = (model.returned_at - model.called_at) * 1000
+    return TimedTurn(
+        pre_reply_ms=(model.called_at - started) * 1000,
+        post_reply_ms=(ended - model.returned_at) * 1000,
+        total_ms=(ended - started) * 1000 - model_ms,
+        state=state,
+    )
+
+
+@contextmanager
+def scratch_copy(source: Path, scratch: Path) -> Iterator[Path]:
+    """A throw-away copy of a cached archive (its Redis and Chroma must be closed): measured
+    turns are saved and archived, and must not grow the cached archive."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(source, scratch, ignore=shutil.ignore_patterns("*.sock", "*.lock", "*.log"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def conditions() -> dict[str, Any]:
+    """The machine's state while measuring: timings are only comparable under similar load."""
+    return {"cpus": os.cpu_count(), "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}

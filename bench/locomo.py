@@ -1,0 +1,233 @@
+"""LoCoMo for `goat bench` and the tuning notebook: load conversations, turn them into a GOAT
+transcript, and map LoCoMo dialog ids (``D3:7``) onto the L3 archive ids the import produces.
+
+The data (Maharana et al., ACL 2024, CC BY-NC 4.0) is read from ``$GOAT_LOCOMO`` or, by
+default, from ``../shared/data/locomo-dev.json`` beside the repository. When that file is
+absent, the small sample bundled in ``notebooks/data/`` is used instead (see its README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from bot.importer import TranscriptMessage, pair_turns
+from memory.layers import archive_id
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_PATH = REPO.parent / "shared" / "data" / "locomo-dev.json"
+SAMPLE_PATH = REPO / "notebooks" / "data" / "locomo-sample.json"
+ENV_VAR = "GOAT_LOCOMO"
+
+__all__ = [
+    "ANSWERABLE", "CATEGORY_NAMES", "DEFAULT_PATH", "ENV_VAR", "SAMPLE_PATH", "Conversation", "Question",
+    "build_conversation", "data_path", "evidence_recall", "load", "make_sample", "message_text",
+    "normalise_evidence", "parse_session_time", "sessions_of", "utterances",
+]
+
+# Categories 1-4 are answerable (multi-hop, temporal, open-domain, single-hop);
+# 5 is adversarial: about things that never happened, so there is no evidence to find.
+ANSWERABLE = (1, 2, 3, 4)
+CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+
+_SESSION = re.compile(r"^session_(\d+)$")
+_DIALOG_ID = re.compile(r"^D:?(\d+):(\d+)$")
+
+
+def data_path() -> tuple[Path, str]:
+    """(the file to read, "full" or "sample"). ``$GOAT_LOCOMO`` wins; the sample is the fallback."""
+    explicit = os.environ.get(ENV_VAR)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_absolute() and not path.is_file():
+            path = REPO / path  # relative to the repository when not to the working folder
+        if not path.is_file():
+            raise FileNotFoundError(f"{ENV_VAR}={explicit} does not name a file")
+        return path, "sample" if path.resolve() == SAMPLE_PATH else "full"
+    if DEFAULT_PATH.is_file():
+        return DEFAULT_PATH, "full"
+    return SAMPLE_PATH, "sample"
+
+
+def load(path: Path | None = None) -> list[dict[str, Any]]:
+    """The raw LoCoMo records (a list of conversations)."""
+    path = path or data_path()[0]
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def parse_session_time(text: str) -> datetime:
+    """LoCoMo's ``"1:56 pm on 8 May, 2023"`` as an aware UTC datetime."""
+    return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=timezone.utc)
+
+
+def message_text(turn: dict[str, Any]) -> str:
+    """The utterance; a shared photo is kept as its caption, as LoCoMo's own baselines do."""
+    text = turn["text"].strip()
+    caption = turn.get("blip_caption")
+    return f"{text} [shares {caption}]" if caption else text
+
+
+def utterances(records: list[dict[str, Any]]) -> list[str]:
+    """Every utterance of every session, in order (realistic text to compose archives from)."""
+    return [
+        message_text(turn)
+        for record in records
+        for number in sessions_of(record)
+        for turn in record["conversation"][f"session_{number}"]
+    ]
+
+
+def normalise_evidence(evidence: list[str]) -> list[str]:
+    """Dialog ids as ``D<session>:<n>``; a few records hold ``"D8:6; D9:17"`` or ``"D:11:26"``."""
+    ids = []
+    for item in evidence:
+        for part in re.split(r"[;,\s]+", str(item)):
+            match = _DIALOG_ID.match(part.strip())
+            if match:
+                ids.append(f"D{match.group(1)}:{match.group(2)}")
+    return list(dict.fromkeys(ids))
+
+
+@dataclass
+class Question:
+    text: str
+    answer: str
+    category: int
+    evidence: list[str]  # dialog ids, e.g. ["D1:3"]
+    evidence_map: dict[str, str] = field(default_factory=dict)  # dialog id -> archive id, imported ones only
+
+    @property
+    def evidence_ids(self) -> set[str]:
+        """The archive entries holding the evidence (two dialog ids may share one turn)."""
+        return set(self.evidence_map.values())
+
+
+@dataclass
+class Conversation:
+    sample_id: str
+    chat_id: str
+    speakers: tuple[str, str]  # (speaker A = "user", speaker B = "assistant")
+    messages: list[dict[str, Any]]  # the JSONL records for `goat import`, in order
+    dialog_to_entry: dict[str, str]  # "D3:7" -> archive id of the turn holding it
+    questions: list[Question]
+    sessions: int
+    last_time: datetime  # timestamp of the last message
+
+    @property
+    def turns(self) -> int:
+        return len(set(self.dialog_to_entry.values()))
+
+    def jsonl(self) -> str:
+        return "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in self.messages)
+
+    def answerable(self) -> list[Question]:
+        """Questions of categories 1-4 with at least one evidence turn in the imported sessions."""
+        return [q for q in self.questions if q.category in ANSWERABLE and q.evidence_map]
+
+
+def sessions_of(record: dict[str, Any]) -> list[int]:
+    conversation = record["conversation"]
+    numbers = [int(m.group(1)) for key in conversation if (m := _SESSION.match(key))]
+    return sorted(n for n in numbers if isinstance(conversation[f"session_{n}"], list) and conversation[f"session_{n}"])
+
+
+def build_conversation(
+    record: dict[str, Any], *, chat_id: str | None = None, max_sessions: int | None = None,
+    user_id: str = "locomo",
+) -> Conversation:
+    """Speaker A as "user", B as "assistant"; each session starts at its LoCoMo date-time and
+    every message is one minute after the previous. Consecutive A→B messages form one turn
+    (exactly as ``goat import`` pairs them), and the turn numbers are those of a fresh chat."""
+    conversation = record["conversation"]
+    speaker_a, speaker_b = conversation["speaker_a"], conversation["speaker_b"]
+    chat_id = chat_id or f"locomo-{record.get('sample_id', 'conversation')}"
+    numbers = sessions_of(record)
+    if max_sessions is not None:
+        numbers = numbers[:max_sessions]
+    messages: list[dict[str, Any]] = []
+    dialog_ids: list[str] = []
+    last_time = None
+    for number in numbers:
+        start = parse_session_time(conversation[f"session_{number}_date_time"])
+        for i, turn in enumerate(conversation[f"session_{number}"]):
+            if turn["speaker"] not in (speaker_a, speaker_b):
+                raise ValueError(f"{turn['dia_id']}: unknown speaker {turn['speaker']!r}")
+            when = start + timedelta(minutes=i)
+            last_time = when
+            messages.append({
+                "chat_id": chat_id,
+                "user_id": user_id,
+                "role": "user" if turn["speaker"] == speaker_a else "assistant",
+                "content": message_text(turn),
+                "timestamp": when.isoformat(),
+            })
+            dialog_ids.append(turn["dia_id"])
+    if last_time is None:
+        raise ValueError(f"{record.get('sample_id')}: no sessions")
+
+    # Pair the messages with the importer's own rule, so the turn numbers are the ones it assigns.
+    parsed = [
+        TranscriptMessage(chat_id, user_id, m["role"], m["content"], datetime.fromisoformat(m["timestamp"]).timestamp())
+        for m in messages
+    ]
+    turns = pair_turns(parsed)[chat_id]
+    dialog_to_entry: dict[str, str] = {}
+    position = 0
+    for number, turn in enumerate(turns, start=1):
+        for _ in turn:
+            dialog_to_entry[dialog_ids[position]] = archive_id(chat_id, number)
+            position += 1
+    assert position == len(dialog_ids)
+
+    questions = []
+    for qa in record.get("qa", []):
+        evidence = normalise_evidence(qa.get("evidence") or [])
+        questions.append(Question(
+            text=qa["question"],
+            answer=str(qa.get("answer", qa.get("adversarial_answer", ""))),
+            category=int(qa["category"]),
+            evidence=evidence,
+            evidence_map={d: dialog_to_entry[d] for d in evidence if d in dialog_to_entry},
+        ))
+    return Conversation(
+        sample_id=str(record.get("sample_id", chat_id)),
+        chat_id=chat_id,
+        speakers=(speaker_a, speaker_b),
+        messages=messages,
+        dialog_to_entry=dialog_to_entry,
+        questions=questions,
+        sessions=len(numbers),
+        last_time=last_time,
+    )
+
+
+def evidence_recall(question: Question, injected_ids: set[str]) -> float:
+    """Share of the question's evidence dialog ids (those in the imported sessions) whose turn
+    is among ``injected_ids``."""
+    if not question.evidence_map:
+        return 0.0
+    return sum(entry in injected_ids for entry in question.evidence_map.values()) / len(question.evidence_map)
+
+
+def make_sample(record: dict[str, Any], sessions: int = 4) -> dict[str, Any]:
+    """One conversation cut down to its first ``sessions`` sessions and the questions whose
+    evidence all lies in them (how ``data/locomo-sample.json`` was made)."""
+    numbers = sessions_of(record)[:sessions]
+    kept_ids = {t["dia_id"] for n in numbers for t in record["conversation"][f"session_{n}"]}
+    conversation = {"speaker_a": record["conversation"]["speaker_a"], "speaker_b": record["conversation"]["speaker_b"]}
+    for n in numbers:
+        conversation[f"session_{n}_date_time"] = record["conversation"][f"session_{n}_date_time"]
+        conversation[f"session_{n}"] = [
+            {k: v for k, v in t.items() if k in ("speaker", "dia_id", "text", "blip_caption")}
+            for t in record["conversation"][f"session_{n}"]
+        ]
+    qa = [
+        q for q in record.get("qa", [])
+        if (ev := normalise_evidence(q.get("evidence") or [])) and set(ev) <= kept_ids
+    ]
+    return {"sample_id": record.get("sample_id"), "conversation": conversation, "qa": qa}

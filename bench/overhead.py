@@ -1,0 +1,131 @@
+"""Section ``overhead``: what a turn costs apart from the model, against the archive's size.
+
+Whole turns (prefetch … llm … save … archive) run on a throw-away copy of each cached archive,
+with an instant model, in the archive's big chat and in its small chats, for three kinds of
+message: thematic only (a LoCoMo question), temporal (names a past range) and specific-key
+(names a label the chat holds). Kinds and layouts alternate turn by turn, so that load on the
+machine spreads evenly over them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench.archive import KINDS, LAYOUTS, Archive, TextPool, ensure_archive, messages, turn_times
+from bench.harness import (
+    MODEL_NODE, BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn,
+)
+from bench.report import SectionResult, distribution, markdown_table
+
+NODES = ("prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble", MODEL_NODE, "save", "archive")
+WARM_UP_TURNS = 2  # per layout, unmeasured: the first search of a collection loads its index
+
+
+async def measure_archive(options: BenchOptions, archive: Archive, pool: TextPool) -> dict[str, Any]:
+    streams = {(layout, kind): messages(kind, archive.chats(layout), pool) for layout in LAYOUTS for kind in KINDS}
+    clock = turn_times()
+    samples: dict[tuple[str, str], list[TimedTurn]] = defaultdict(list)
+    with scratch_copy(archive.folder, options.root / "scratch") as folder:
+        async with bench_runner(isolated_settings(options.settings, folder)) as (runner, model):
+            for layout in LAYOUTS:
+                for _ in range(WARM_UP_TURNS):
+                    chat_id, text = next(streams[(layout, "thematic")])
+                    await timed_turn(runner, model, chat_id, text, next(clock))
+            for _ in range(options.turns):
+                for cell, stream in streams.items():
+                    chat_id, text = next(stream)
+                    turn = await timed_turn(runner, model, chat_id, text, next(clock))
+                    samples[cell].append(turn)
+    return {
+        "turns": archive.size,
+        "chats": len(archive.plans),
+        "chat_turns": {layout: archive.chats(layout)[0].turns for layout in LAYOUTS},
+        "cells": {layout: {kind: summarise(samples[(layout, kind)]) for kind in KINDS} for layout in LAYOUTS},
+    }
+
+
+def summarise(turns: list[TimedTurn]) -> dict[str, Any]:
+    return {
+        "pre_reply_ms": distribution(t.pre_reply_ms for t in turns),
+        "post_reply_ms": distribution(t.post_reply_ms for t in turns),
+        "total_ms": distribution(t.total_ms for t in turns),
+        "nodes_ms": {node: distribution(t.nodes_ms[node] for t in turns if node in t.nodes_ms) for node in NODES},
+        "prefetch_waited_ms": distribution(t.state["prefetch"]["waited_ms"] for t in turns),
+        "prefetch_timed_out": sum(bool(t.state["prefetch"]["timed_out"]) for t in turns),
+        "fired": {kind: sum(kind in t.state["prefetch"]["fired"] for t in turns) for kind in KINDS},
+        "l3_injected_mean": round(sum(len(t.state.get("l3") or []) for t in turns) / max(1, len(turns)), 2),
+    }
+
+
+async def run(options: BenchOptions) -> SectionResult:
+    pool = TextPool(options.locomo_records)
+    archives = {}
+    for size in options.sizes:
+        archive = await ensure_archive(options.settings, options.root, size, pool, rebuild=options.rebuild)
+        archives[str(size)] = await measure_archive(options, archive, pool)
+    data = {
+        "conditions": {**conditions(), "turns_per_cell": options.turns,
+                       "prefetch_timeout_ms": options.settings.prefetch.timeout * 1000},
+        "archives": archives,
+    }
+    figure = plot(data, options.out / "overhead.png")
+    return SectionResult("overhead", data, tables(data), [figure])
+
+
+def _spread(d: dict[str, Any]) -> str:
+    return f"{d['p50']:.1f} / {d['p95']:.1f} / {d['max']:.1f}"
+
+
+def tables(data: dict[str, Any]) -> list[str]:
+    rows = [
+        (size, f"{layout} ({archive['chat_turns'][layout]} turns)",
+         kind, _spread(cell["pre_reply_ms"]), _spread(cell["post_reply_ms"]), _spread(cell["total_ms"]),
+         _spread(cell["prefetch_waited_ms"]), cell["l3_injected_mean"])
+        for size, archive in data["archives"].items()
+        for layout, kinds in archive["cells"].items()
+        for kind, cell in kinds.items()
+    ]
+    headers = ["archive turns", "chat", "message", "pre-reply ms p50 / p95 / max", "post-reply ms",
+               "total ms (all but the model)", "prefetch waited ms", "L3 entries"]
+    result = [markdown_table(headers, rows, "Turn overhead (everything but the model call), ms: p50 / p95 / max")]
+    for size, archive in data["archives"].items():
+        node_rows = [
+            (layout, node, *(_spread(archive["cells"][layout][kind]["nodes_ms"][node]) for kind in KINDS))
+            for layout in LAYOUTS for node in NODES
+        ]
+        result.append(markdown_table(["chat", "node", *KINDS], node_rows,
+                                     f"Per node, archive of {size} turns, ms: p50 / p95 / max"))
+    return result
+
+
+def plot(data: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [int(size) for size in data["archives"]]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, stat, target in zip(axes, ("p50", "p95"), (25, 60)):
+        for layout, style in zip(LAYOUTS, ("-", "--")):
+            for kind, marker in zip(KINDS, ("o", "s", "^")):
+                values = [archive["cells"][layout][kind]["total_ms"][stat] for archive in data["archives"].values()]
+                ax.plot(sizes, values, style, marker=marker, label=f"{kind}, {layout}")
+        ax.axhline(target, color="grey", ls=":", lw=1)
+        ax.annotate(f"target {stat} ≤ {target} ms", (sizes[0], target), textcoords="offset points",
+                    xytext=(2, 3), color="grey", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("archived turns")
+        ax.set_title(f"turn overhead {stat} (all but the model)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("ms")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

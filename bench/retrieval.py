@@ -1,0 +1,211 @@
+"""Section ``locomo``: how much evidence the injected L3 block holds, and what it costs in tokens.
+
+Each LoCoMo conversation is imported as its own chat (speaker A the user, B the assistant, the
+sessions' date-times as timestamps) and every question of categories 1–4 is asked in it, an
+hour after its last session, through ``TurnRunner.inspect`` (the real graph up to the model).
+Side by side, on the same chat and query vector: plain top-k vector search packed into the
+tokens GOAT used for that question, into the whole L3 guarantee, and at fixed k. Off-topic
+messages show what GOAT injects when nothing is relevant.
+
+Recall is a question's share of evidence turns (archived user→assistant pairs) that are in the
+block, averaged over questions; tokens are those of the injected lines, as the prompt counts them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bench import locomo
+from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
+from bench.report import SectionResult, markdown_table, mean, percent
+from bot.importer import import_turns, transcript_of
+from bot.runner import TurnRunner
+from memory.budget import format_recall_line, pack_recalls
+from memory.tokens import count_tokens
+
+FIXED_K = (5, 10, 15)
+SEARCH_K = 60  # plain top-k results fetched: more than fit the L3 guarantee
+# L3 claims its share before L2, so L2's length changes nothing of what is injected; reading
+# only the last messages saves counting the tokens of a long conversation on every question.
+INSPECT_OVERRIDES = {"memory.l2_max_messages": 2}
+OFF_TOPIC = (
+    "hi!",
+    "hey, good morning!",
+    "thanks, that's all for today",
+    "ok bye, talk soon",
+    "lol",
+    "what's the capital of Peru?",
+    "how do I reverse a list in Python?",
+    "what is 17 times 23?",
+    "who won the 1998 football World Cup?",
+    "how many bones are in the human body?",
+    "convert 30 degrees Celsius to Fahrenheit",
+    "what's the boiling point of nitrogen?",
+    "explain how a TCP handshake works",
+    "what's a good name for a sourdough starter?",
+    "how far is the Moon from the Earth?",
+    "can you recommend a sci-fi novel?",
+    "what does HTTP 418 mean?",
+    "how do I convert a string to an int in JavaScript?",
+    "what's the difference between a virus and a bacterium?",
+    "write a haiku about autumn rain",
+)
+
+
+def methods(guarantee: int) -> list[str]:
+    return ["GOAT prefetch", "top-k at GOAT's tokens", f"top-k in {guarantee} tokens (L3 guarantee)",
+            *(f"top-{k}" for k in FIXED_K)]
+
+
+def line_tokens(hit: dict[str, Any]) -> int:
+    return count_tokens(format_recall_line(hit))
+
+
+def retrieved(state: dict[str, Any], ranked: list[dict[str, Any]], guarantee: int) -> dict[str, tuple[list[str], int]]:
+    """Per method: (ids injected, tokens), for one message."""
+    goat_tokens = state["tokens"]["l3"]
+    same_tokens, same_used = pack_recalls(ranked, goat_tokens, count_tokens)
+    whole, whole_used = pack_recalls(ranked, guarantee, count_tokens)
+    found = {
+        "GOAT prefetch": ([r["id"] for r in state.get("l3") or []], goat_tokens),
+        "top-k at GOAT's tokens": ([h["id"] for h in same_tokens], same_used),
+        f"top-k in {guarantee} tokens (L3 guarantee)": ([h["id"] for h in whole], whole_used),
+    }
+    for k in FIXED_K:
+        found[f"top-{k}"] = ([h["id"] for h in ranked[:k]], sum(line_tokens(h) for h in ranked[:k]))
+    return found
+
+
+async def ask(runner: TurnRunner, conversation: locomo.Conversation, text: str,
+              guarantee: int) -> dict[str, tuple[list[str], int]]:
+    """``text`` asked in the conversation's chat an hour after its last session, by every method."""
+    memory = runner.services.memory
+    now = (conversation.last_time + timedelta(hours=1)).timestamp()
+    state = await runner.inspect(conversation.chat_id, text, now=now, overrides=INSPECT_OVERRIDES)
+    ranked = await memory.search([conversation.chat_id], await memory.embed_query(text), SEARCH_K)
+    return retrieved(state, ranked, guarantee)
+
+
+async def run(options: BenchOptions) -> SectionResult:
+    conversations = [locomo.build_conversation(record) for record in options.locomo_records]
+    guarantee = options.settings.budget.l3_min_guarantee_tokens
+    # The import is cached per data file: asking writes nothing, so the archive stays as imported.
+    digest = hashlib.sha256(Path(options.locomo_path).read_bytes()).hexdigest()[:16]
+    folder = options.root / f"locomo-{digest}"
+    questions: list[dict[str, Any]] = []
+    off_topic: list[dict[str, Any]] = []
+    async with bench_runner(isolated_settings(options.settings, folder)) as (runner, _):
+        for conversation in conversations:
+            await import_turns(runner.services.memory, transcript_of(conversation.jsonl().splitlines(keepends=True)))
+            for question in conversation.answerable():
+                found = await ask(runner, conversation, question.text, guarantee)
+                questions.append({
+                    "conversation": conversation.sample_id,
+                    "category": question.category,
+                    "question": question.text,
+                    "evidence": sorted(question.evidence_ids),
+                    "methods": {name: {"recall": locomo.evidence_recall(question, set(ids)), "tokens": tokens,
+                                       "entries": len(ids)} for name, (ids, tokens) in found.items()},
+                })
+            for text in OFF_TOPIC:
+                found = await ask(runner, conversation, text, guarantee)
+                off_topic.append({"conversation": conversation.sample_id, "message": text,
+                                  "methods": {name: {"tokens": tokens, "entries": len(ids)}
+                                              for name, (ids, tokens) in found.items()}})
+    data = summarise(questions, off_topic, methods(guarantee), guarantee)
+    data["conditions"] = {**conditions(), "data": str(options.locomo_path),
+                          "conversations": [c.sample_id for c in conversations],
+                          "turns": sum(c.turns for c in conversations)}
+    figure = plot(data, options.out / "locomo.png")
+    return SectionResult("locomo", data, tables(data), [figure])
+
+
+def summarise(questions: list[dict[str, Any]], off_topic: list[dict[str, Any]], names: list[str],
+              guarantee: int) -> dict[str, Any]:
+    def quality(rows: list[dict[str, Any]], name: str) -> dict[str, float]:
+        recall = mean(r["methods"][name]["recall"] for r in rows)
+        tokens = mean(r["methods"][name]["tokens"] for r in rows)
+        return {
+            "evidence_recall": round(recall, 4),
+            "any_evidence": round(mean(r["methods"][name]["recall"] > 0 for r in rows), 4),
+            "l3_tokens_mean": round(tokens, 1),
+            "recall_per_1k_tokens": round(1000 * recall / tokens, 3) if tokens else None,
+        }
+
+    def cost(name: str) -> dict[str, float]:
+        tokens = [r["methods"][name]["tokens"] for r in off_topic]
+        return {"l3_tokens_mean": round(mean(tokens), 1), "l3_tokens_max": max(tokens, default=0),
+                "injects_any": round(mean(t > 0 for t in tokens), 4)}
+
+    categories = sorted({q["category"] for q in questions})
+    return {
+        "questions": len(questions),
+        "l3_guarantee_tokens": guarantee,
+        "goat_within_guarantee": round(mean(q["methods"]["GOAT prefetch"]["tokens"] <= guarantee for q in questions), 4),
+        "methods": {name: quality(questions, name) for name in names},
+        "by_category": {
+            locomo.CATEGORY_NAMES[c]: {
+                "questions": sum(q["category"] == c for q in questions),
+                **{name: quality([q for q in questions if q["category"] == c], name)["evidence_recall"]
+                   for name in names},
+            }
+            for c in categories
+        },
+        "off_topic": {"messages": len(off_topic), "methods": {name: cost(name) for name in names}},
+        "per_question": questions,
+        "per_off_topic_message": off_topic,
+    }
+
+
+def tables(data: dict[str, Any]) -> list[str]:
+    names = list(data["methods"])
+    overall = markdown_table(
+        ["retrieval", "evidence recall", "≥ 1 evidence turn", "L3 tokens (mean)", "recall per 1k tokens"],
+        [(name, percent(m["evidence_recall"]), percent(m["any_evidence"]), m["l3_tokens_mean"],
+          "–" if m["recall_per_1k_tokens"] is None else f"{m['recall_per_1k_tokens']:.3f}")
+         for name, m in data["methods"].items()],
+        f"LoCoMo, {data['questions']} questions of categories 1–4 (GOAT within the "
+        f"{data['l3_guarantee_tokens']}-token L3 guarantee on {percent(data['goat_within_guarantee'])} of them)",
+    )
+    by_category = markdown_table(
+        ["category", "questions", *names],
+        [(category, row["questions"], *(percent(row[name]) for name in names))
+         for category, row in data["by_category"].items()],
+        "Evidence recall by question category",
+    )
+    off = data["off_topic"]
+    off_topic = markdown_table(
+        ["retrieval", "L3 tokens (mean)", "max", "injects anything"],
+        [(name, m["l3_tokens_mean"], m["l3_tokens_max"], percent(m["injects_any"])) for name, m in off["methods"].items()],
+        f"Off-topic messages ({off['messages']}: greetings, unrelated questions)",
+    )
+    return [overall, by_category, off_topic]
+
+
+def plot(data: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, m in data["methods"].items():
+        is_goat = name == "GOAT prefetch"
+        ax.scatter(m["l3_tokens_mean"], m["evidence_recall"], s=60 if is_goat else 30,
+                   marker="*" if is_goat else "o", color="C3" if is_goat else "C0", zorder=3)
+        ax.annotate(name, (m["l3_tokens_mean"], m["evidence_recall"]), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8)
+    fixed = [data["methods"][f"top-{k}"] for k in FIXED_K]
+    ax.plot([m["l3_tokens_mean"] for m in fixed], [m["evidence_recall"] for m in fixed], "--", color="C0", lw=1)
+    ax.set_xlabel("mean L3 tokens per question")
+    ax.set_ylabel("evidence recall")
+    ax.set_title("LoCoMo: evidence in the injected block vs. its tokens")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,71 @@
+"""Section ``import``: turns per second of `goat import`, embeddings included.
+
+A JSON Lines transcript of LoCoMo-like turns over a few chats is read and imported into empty
+embedded backends with `goat import`'s code (``read_transcript`` + ``import_turns``), the
+model loaded and the backends connected beforehand. The same texts are then embedded alone,
+to show how much of the import the encoder takes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+from bench.archive import ChatPlan, TextPool, transcript_lines
+from bench.harness import BenchOptions, conditions, isolated_settings
+from bench.report import SectionResult, markdown_table
+from bot.importer import import_turns, read_transcript
+from graph.services import Services
+from memory.layers import archive_content
+
+IMPORT_CHATS = 10
+TARGET_TURNS_PER_S = 300
+
+
+def plans(turns: int) -> list[ChatPlan]:
+    per_chat = -(-turns // IMPORT_CHATS)
+    return [ChatPlan(f"import-{n:02d}", first, min(per_chat, turns - first))
+            for n, first in enumerate(range(0, turns, per_chat))]
+
+
+async def run(options: BenchOptions) -> SectionResult:
+    pool = TextPool(options.locomo_records)
+    chats = plans(options.import_turns)
+    folder = options.root / "import-scratch"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        transcript_path = folder / "transcript.jsonl"
+        with transcript_path.open("w", encoding="utf-8") as out:
+            out.writelines(transcript_lines(chats, pool))
+        async with Services(isolated_settings(options.settings, folder / "goat")) as services:
+            await services.memory.warm_up()
+            started = time.perf_counter()
+            stats = await import_turns(services.memory, read_transcript(transcript_path))
+            import_s = time.perf_counter() - started
+            texts = [archive_content(*pool.turn(plan, position)) for plan in chats for position in range(plan.turns)]
+            embeddings = await services.memory.embeddings()
+            started = time.perf_counter()
+            await services.memory.run_blocking(embeddings.embed_documents, texts)
+            embed_s = time.perf_counter() - started
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    data: dict[str, Any] = {
+        "conditions": conditions(),
+        "chats": len(chats),
+        "turns": stats["turns"],
+        "imported": stats["imported"],
+        "seconds": round(import_s, 2),
+        "turns_per_s": round(stats["imported"] / import_s, 1),
+        "embedding_only_docs_per_s": round(len(texts) / embed_s, 1),
+        "embedding_share_of_import": round(embed_s / import_s, 3),
+        "target_turns_per_s": TARGET_TURNS_PER_S,
+    }
+    table = markdown_table(
+        ["turns", "chats", "import s", "turns/s", "embedding alone, docs/s", "embedding's share", "target turns/s"],
+        [(data["imported"], data["chats"], data["seconds"], data["turns_per_s"], data["embedding_only_docs_per_s"],
+          f"{data['embedding_share_of_import']:.0%}", f"≥ {TARGET_TURNS_PER_S}")],
+        "Import throughput (`goat import`: parse, embed, write L3 and L2)",
+    )
+    return SectionResult("import", data, [table])

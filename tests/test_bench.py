@@ -1,0 +1,168 @@
+"""`goat bench` runs end to end on a tiny archive and a tiny LoCoMo-shaped file, on the real
+backends (embedded Redis, embedded Chroma, MiniLM), and writes every section's JSON.
+
+The benchmark is a tool, not a test: nothing here judges the figures it measures.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import chromadb
+import pytest
+from chromadb.config import Settings as ChromaSettings
+
+from bench import locomo
+from bench.archive import KINDS, LAYOUTS, TextPool, layout, messages, turn_times
+from bench.cli import SECTIONS
+from bench.overhead import NODES
+from bench.retrieval import OFF_TOPIC, methods
+from bot.cli import main
+from memory.episodic import collection_name
+from memory.keys import structural_keys
+from memory.temporal import completed_past_range
+
+SIZE = 30
+TURNS = 2  # per archive size, chat layout and message kind
+PNG_MAGIC = b"\x89PNG"
+
+
+@pytest.fixture
+def tiny_locomo(tmp_path: Path) -> Path:
+    """The bundled sample cut to its first two sessions (18 turns) and their questions."""
+    [record] = locomo.load(locomo.SAMPLE_PATH)
+    path = tmp_path / "tiny-locomo.json"
+    path.write_text(json.dumps([locomo.make_sample(record, sessions=2)]), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("GOAT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GOAT_PREFETCH__TIMEOUT", "0.25")  # the deadline section waits up to this per turn
+    for variable in ("GOAT_REDIS_URL", "GOAT_CHROMA_URL", "GOAT_CONFIG"):
+        monkeypatch.delenv(variable, raising=False)
+    return tmp_path / "data"
+
+
+def archived_turns(archive: Path) -> dict[str, int]:
+    client = chromadb.PersistentClient(path=str(archive / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    try:
+        return {plan.chat_id: client.get_collection(collection_name(plan.chat_id)).count() for plan in layout(SIZE)}
+    finally:
+        client.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp_path, capsys):
+    out = tmp_path / "results"
+    code = main(["bench", "--quick", "--sizes", str(SIZE), "--turns", str(TURNS), "--locomo", str(tiny_locomo),
+                 "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert f"building archive-{SIZE}" in printed.err
+    for name in SECTIONS:
+        assert f"## {name}" in printed.out
+    assert "| archive turns | chat | message |" in printed.out
+
+    overhead = json.loads((out / "overhead.json").read_text())
+    archive = overhead["archives"][str(SIZE)]
+    assert archive["turns"] == SIZE and archive["chats"] == len(layout(SIZE))
+    for chat_layout in LAYOUTS:
+        for kind in KINDS:
+            cell = archive["cells"][chat_layout][kind]
+            assert cell["total_ms"]["n"] == TURNS
+            assert all(cell["nodes_ms"][node]["n"] == TURNS for node in NODES)
+    assert (out / "overhead.png").read_bytes().startswith(PNG_MAGIC)
+
+    deadline = json.loads((out / "deadline.json").read_text())
+    assert deadline["deadline_ms"] == pytest.approx(250)
+    assert deadline["all"]["turns"] == len(deadline["turns"]) == TURNS * len(LAYOUTS) * len(KINDS)
+    assert (out / "deadline.png").read_bytes().startswith(PNG_MAGIC)
+
+    imported = json.loads((out / "import.json").read_text())
+    assert imported["imported"] == imported["turns"] == 30  # --quick's count
+    assert imported["turns_per_s"] > 0
+
+    quality = json.loads((out / "locomo.json").read_text())
+    [record] = locomo.load(tiny_locomo)
+    assert quality["questions"] == len(locomo.build_conversation(record).answerable())
+    assert list(quality["methods"]) == methods(1200)
+    assert quality["off_topic"]["messages"] == len(OFF_TOPIC)
+    for question in quality["per_question"]:
+        goat, same = question["methods"]["GOAT prefetch"], question["methods"]["top-k at GOAT's tokens"]
+        assert same["tokens"] <= goat["tokens"] <= 1200
+        assert all(0.0 <= m["recall"] <= 1.0 for m in question["methods"].values())
+
+    # The measured turns ran on a throw-away copy: the cached archive holds exactly what was built.
+    cached = data_dir / "bench" / f"archive-{SIZE}"
+    assert archived_turns(cached) == {plan.chat_id: plan.turns for plan in layout(SIZE)}
+    assert not (data_dir / "bench" / "scratch").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_an_interrupted_archive_build_resumes_without_duplicates(data_dir, tiny_locomo, capsys):
+    arguments = ["bench", "--build-only", "--sizes", str(SIZE), "--locomo", str(tiny_locomo)]
+    assert main(arguments) == 0
+    archive = data_dir / "bench" / f"archive-{SIZE}"
+    manifest = json.loads((archive / "manifest.json").read_text())
+    assert manifest["complete"]
+
+    capsys.readouterr()
+    assert main(arguments) == 0  # complete: reused as it is
+    assert "building" not in capsys.readouterr().err
+
+    (archive / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))  # as if cut short
+    assert main(arguments) == 0
+    assert "building" in capsys.readouterr().err
+    assert json.loads((archive / "manifest.json").read_text())["complete"]
+    assert archived_turns(archive) == {plan.chat_id: plan.turns for plan in layout(SIZE)}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--sections", "overhead,nope"], "unknown section(s) nope"),
+        (["--sizes", "1000,lots"], "expected comma-separated turn counts"),
+        (["--turns", "0"], "expected a positive whole number"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(arguments, message, data_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *arguments])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not data_dir.exists()
+
+
+def test_a_missing_locomo_file_is_refused_before_any_work(data_dir, tmp_path, capsys):
+    assert main(["bench", "--locomo", str(tmp_path / "missing.json")]) == 2
+    assert "no such LoCoMo file" in capsys.readouterr().err
+    assert not data_dir.exists()
+
+
+def test_archive_layout_puts_most_turns_in_one_chat_and_labels_every_chat():
+    plans = layout(10_000)
+    assert sum(plan.turns for plan in plans) == 10_000
+    assert plans[0].turns == 8_000 and all(plan.turns == 100 for plan in plans[1:])
+    starts = [plan.first for plan in plans]
+    assert starts == sorted(starts) and all(a.first + a.turns == b.first for a, b in zip(plans, plans[1:]))
+    keys = [key for plan in plans for key in plan.keys()]
+    assert all(plan.keys() for plan in plans)
+    assert len(keys) == len(set(keys))  # a label names one turn of the whole archive
+
+
+def test_each_kind_of_message_carries_what_its_mechanism_looks_for():
+    pool = TextPool(locomo.load(locomo.SAMPLE_PATH))
+    plans = layout(SIZE)
+    when = datetime.fromtimestamp(next(turn_times()), timezone.utc)
+    for chats in (plans[:1], plans[1:]):
+        temporal = [text for _, (_, text) in zip(range(20), messages("temporal", chats, pool))]
+        assert all(completed_past_range(text, when) for text in temporal)
+        specific = [(chat, text) for _, (chat, text) in zip(range(20), messages("specific_key", chats, pool))]
+        held = {plan.chat_id: set(plan.keys()) for plan in chats}
+        assert all(set(structural_keys(text)) <= held[chat] and structural_keys(text) for chat, text in specific)
