@@ -2,6 +2,7 @@
 
 Sections (each prints Markdown tables and writes ``<out>/<section>.json``):
 ``overhead`` (turn time but the model's, vs. archive size), ``deadline`` (the prefetch deadline
-against a deliberately slowed store), ``import`` (bulk-import throughput) and ``locomo``
-(evidence recall and L3 tokens on LoCoMo, next to plain top-k vector search).
+against a deliberately slowed store), ``import`` (bulk-import throughput), ``locomo``
+(evidence recall and L3 tokens on LoCoMo, next to plain top-k vector search) and
+``checkpoint`` (Redis memory of one chat's checkpoints).
 """

@@ -22,14 +22,17 @@ SECTIONS = {
     "deadline": "bench.deadline",
     "import": "bench.throughput",
     "locomo": "bench.retrieval",
+    "checkpoint": "bench.checkpoint",
 }
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_TURNS = 40
 DEFAULT_IMPORT_TURNS = 1_000
+DEFAULT_CHECKPOINT_TURNS = 200
 # --quick: a smoke run, in a minute or two.
 QUICK_SIZES = (40,)
 QUICK_TURNS = 3
 QUICK_IMPORT_TURNS = 30
+QUICK_CHECKPOINT_TURNS = 10
 EXIT_USAGE = 2
 
 
@@ -72,6 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"measured turns per archive size, chat and message kind (default {DEFAULT_TURNS})")
     parser.add_argument("--import-turns", type=_positive,
                         help=f"turns the import section imports (default {DEFAULT_IMPORT_TURNS})")
+    parser.add_argument("--checkpoint-turns", type=_positive,
+                        help=f"turns of the chat whose checkpoints are measured (default {DEFAULT_CHECKPOINT_TURNS})")
     parser.add_argument("--locomo", type=Path,
                         help="a LoCoMo JSON file (default: $GOAT_LOCOMO, else ../shared/data/locomo-dev.json)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"),
@@ -96,6 +101,7 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         sizes=args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES),
         turns=args.turns or (QUICK_TURNS if args.quick else DEFAULT_TURNS),
         import_turns=args.import_turns or (QUICK_IMPORT_TURNS if args.quick else DEFAULT_IMPORT_TURNS),
+        checkpoint_turns=args.checkpoint_turns or (QUICK_CHECKPOINT_TURNS if args.quick else DEFAULT_CHECKPOINT_TURNS),
         locomo_path=args.locomo or locomo.data_path()[0],
         rebuild=args.rebuild,
     )

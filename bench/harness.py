@@ -33,6 +33,7 @@ class BenchOptions:
     sizes: tuple[int, ...]  # archive sizes, in turns
     turns: int  # measured turns per cell (archive size × chat layout × message kind)
     import_turns: int  # turns imported by the throughput section
+    checkpoint_turns: int  # turns of the chat whose checkpoints are measured
     locomo_path: Path
     rebuild: bool  # build the archives again even when a complete one is cached
 

@@ -20,6 +20,7 @@ from bench.cli import SECTIONS
 from bench.overhead import NODES
 from bench.retrieval import OFF_TOPIC, methods
 from bot.cli import main
+from memory.checkpoint import DEFAULT_KEEP_TURNS
 from memory.episodic import collection_name
 from memory.keys import structural_keys
 from memory.temporal import completed_past_range
@@ -96,6 +97,12 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
         goat, same = question["methods"]["GOAT prefetch"], question["methods"]["top-k at GOAT's tokens"]
         assert same["tokens"] <= goat["tokens"] <= 1200
         assert all(0.0 <= m["recall"] <= 1.0 for m in question["methods"].values())
+
+    checkpoint = json.loads((out / "checkpoint.json").read_text())
+    kept, unbounded = checkpoint["runs"]
+    assert kept["turns"] == unbounded["turns"] == 10  # --quick's count
+    assert kept["keep_turns"] == DEFAULT_KEEP_TURNS and unbounded["keep_turns"] is None
+    assert kept["checkpoints_kept"] < unbounded["checkpoints_kept"]
 
     # The measured turns ran on a throw-away copy: the cached archive holds exactly what was built.
     cached = data_dir / "bench" / f"archive-{SIZE}"

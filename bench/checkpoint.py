@@ -1,0 +1,38 @@
+"""Section ``checkpoint``: Redis memory one chat's checkpoints hold after many turns, with the
+checkpointer's retention and without it (``bench.checkpoint_memory`` does the measuring, on an
+embedded Redis of its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from typing import Any
+
+from bench.checkpoint_memory import measure
+from bench.harness import BenchOptions, conditions
+from bench.report import SectionResult, markdown_table
+from memory.checkpoint import DEFAULT_KEEP_TURNS
+from memory.redis_server import EmbeddedRedis
+
+RETENTIONS: tuple[int | None, ...] = (DEFAULT_KEEP_TURNS, None)  # None: every checkpoint kept
+
+
+async def run(options: BenchOptions) -> SectionResult:
+    folder = options.root / "checkpoint-scratch"
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        with EmbeddedRedis(folder) as server:
+            runs = [await asyncio.to_thread(measure, server.url, options.checkpoint_turns, keep)
+                    for keep in RETENTIONS]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    data: dict[str, Any] = {"conditions": conditions(), "runs": runs}
+    table = markdown_table(
+        ["retention", "turns", "checkpoints kept", "keys", "memory KiB", "bytes per turn", "ms per turn"],
+        [(f"last {run['keep_turns']} turns" if run["keep_turns"] else "none (all kept)", run["turns"],
+          run["checkpoints_kept"], run["keys"], run["memory_usage_bytes"] / 1024,
+          round(run["memory_usage_bytes"] / run["turns"]), run["ms_per_turn"]) for run in runs],
+        "Redis memory of one chat's checkpoints (MEMORY USAGE of its keys)",
+    )
+    return SectionResult("checkpoint", data, [table])
