@@ -200,6 +200,7 @@ async def run_chat(settings: Settings, chat_id: str, user_id: str | None) -> int
         if interactive:
             print(f"GOAT · chat {chat_id} · user {session.user_id} · loading memory…", flush=True)
         await runner.services.memory.warm_up()
+        await runner.recover()  # turns a killed process left between reply and archive
         if interactive:
             print("ready; /help lists the commands", flush=True)
         with terminal_restored(interactive):

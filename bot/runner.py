@@ -12,6 +12,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from bot.observability import TurnObserver
 from graph.context import Context
+from graph.dsml import DsmlStreamFilter
 from graph.graph import build_graph
 from graph.services import Services
 from graph.settings import Settings
@@ -47,7 +48,7 @@ class TurnRunner:
         """The turn graph, checkpointed in Redis after every step (thread = chat).
         Compiled on first use: the embedded Redis starts with the first connection."""
         if self._graph is None:
-            self._graph = build_graph(checkpointer=InMemorySaver())  # INTERIM until memory/checkpoint.py lands
+            self._graph = build_graph(checkpointer=await self.services.memory.checkpointer())
         return self._graph
 
     async def run(self, chat_id: str, message: str, *, user_id: str | None = None,
@@ -63,7 +64,11 @@ class TurnRunner:
         memory = self.services.memory
         async with (await memory.chat_locks()).hold(turn["chat_id"]):
             started = time.perf_counter()
-            final = await self._stream(graph, turn, overrides, on_token)  # INTERIM
+            if await memory.begin_turn(turn["chat_id"]):
+                await self._finish_unfinished(graph, turn["chat_id"])
+            # A failed turn stays marked in flight: the next one decides from its checkpoint.
+            final = await self._stream(graph, turn, overrides, on_token)
+            await memory.end_turn(turn["chat_id"])
             self.observer.record(final, (time.perf_counter() - started) * 1000)
             return final
 
@@ -94,6 +99,8 @@ class TurnRunner:
         # from the updates of the nodes that ran now.
         latency: dict[str, float] = {}
         degraded: dict[str, str] = {}
+        # Markup some models write for tool calls (DSML) is never shown, only executed.
+        visible: dict[str, DsmlStreamFilter] = {}
         async for mode, payload in graph.astream(
             turn, _thread(turn["chat_id"]), context=self.context(overrides),
             stream_mode=["messages", "updates", "values"],
@@ -101,10 +108,14 @@ class TurnRunner:
         ):
             if mode == "messages":
                 chunk, metadata = payload
-                if on_token is not None and metadata.get("langgraph_node") in REPLY_NODES and chunk.text:
-                    on_token(chunk.text)
+                node = metadata.get("langgraph_node")
+                if on_token is not None and node in REPLY_NODES and chunk.text:
+                    if text := visible.setdefault(node, DsmlStreamFilter()).feed(chunk.text):
+                        on_token(text)
             elif mode == "updates":
-                for update in payload.values():
+                for node, update in payload.items():
+                    if node in visible and (text := visible.pop(node).flush()):
+                        on_token(text)
                     if isinstance(update, dict):
                         latency.update(update.get("latency_ms") or {})
                         degraded.update(update.get("degraded") or {})

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from graph.settings import Settings
 from memory.cache import SearchCache
 from memory.chat_lock import ChatLocks
+from memory.checkpoint import RedisCheckpointSaver
 from memory.curated import curated_entry
 from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
@@ -115,7 +116,7 @@ class MemoryLayers:
         self._background: set[Future] = set()
         self._redis: aioredis.Redis | None = None
         self._redis_url: str | None = None
-        self._checkpointer: Any = None  # a RedisCheckpointSaver, built on first use
+        self._checkpointer: RedisCheckpointSaver | None = None
         self._chat_locks: ChatLocks | None = None
         self._embedded_redis: EmbeddedRedis | None = None
         self._redis_lock = asyncio.Lock()
@@ -175,10 +176,8 @@ class MemoryLayers:
                 self._redis, self._redis_url = client, url
             return self._redis
 
-    async def checkpointer(self) -> Any:
+    async def checkpointer(self) -> RedisCheckpointSaver:
         """The graph's checkpointer, on the same Redis as L2 (a turn and its state fail together)."""
-        from memory.checkpoint import RedisCheckpointSaver
-
         if self._checkpointer is None:
             await self.redis()
             self._checkpointer = RedisCheckpointSaver.from_url(

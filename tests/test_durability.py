@@ -4,18 +4,26 @@ what each backend failing mid-way costs — against real Redis and Chroma server
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
+import chromadb
 import pytest
+import redis
 import redis.asyncio
 
 from conftest import chroma_server, free_port
 from fakes import FakeOpenAI
 from graph.settings import Settings
 from memory.chat_lock import ChatLocks
+from memory.episodic import collection_name
 from memory.layers import archive_id
+from test_chat import goat_chat
+from test_cli import GOAT, goat_env
 from test_graph import NOW, embeddings, make_runner, settings, with_model  # noqa: F401 (fixtures)
 
 
@@ -168,3 +176,57 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
             assert store.count("c") == 2
         finally:
             await runner.aclose()
+
+
+# ---- a process killed between reply and archive ------------------------------------------
+
+
+def wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    """Poll a condition another process brings about (there is nothing to await across processes)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_goat_killed_between_reply_and_archive_finishes_the_turn_on_restart(tmp_path, redis_url):
+    chat_id = f"crash-{os.urandom(4).hex()}"
+    client = redis.Redis.from_url(redis_url)
+    with FakeOpenAI(responder=echo) as fake, chroma_server(tmp_path / "chroma") as chroma:
+        env = goat_env(tmp_path / "data", GOAT_REDIS_URL=redis_url, GOAT_CHROMA_URL=chroma.url,
+                       GOAT_MODEL="fake-model", OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake.base_url,
+                       GOAT_PREFETCH__TIMEOUT="0.5", GOAT_REDIS__CHAT_LOCK_SECONDS="2")
+        process = subprocess.Popen([str(GOAT), "chat", "--chat", chat_id], env=env, cwd=tmp_path, text=True,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            process.stdin.write("first message\n")
+            process.stdin.flush()
+            assert process.stdout.readline() == "re: first message\n"  # printed once archived
+            os.kill(chroma.process.pid, signal.SIGSTOP)  # from here, the L3 write hangs
+            process.stdin.write("second message\n")
+            process.stdin.flush()
+            # The reply is produced and saved to L2; archive is stuck on Chroma: kill now.
+            wait_for(lambda: client.get(f"goat:turns:{{{chat_id}}}") == b"2", "turn 2 in L2")
+            process.kill()
+            process.wait()
+        finally:
+            os.kill(chroma.process.pid, signal.SIGCONT)
+            if process.poll() is None:
+                process.kill()
+        chroma_client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma.url.rsplit(":", 1)[1]))
+        collection = chroma_client.get_collection(collection_name(chat_id))
+        assert collection.get()["ids"] == [archive_id(chat_id, 1)]  # turn 2 never reached L3
+
+        restarted = goat_chat(["third message"], "--chat", chat_id, env=env, cwd=tmp_path)
+        assert restarted.returncode == 0, restarted.stderr
+        assert restarted.stdout == "re: third message\n"
+
+        assert sorted(collection.get()["ids"]) == [archive_id(chat_id, n) for n in (1, 2, 3)]
+        [second] = collection.get(ids=[archive_id(chat_id, 2)])["documents"]
+        assert second == "user: second message\nassistant: re: second message"
+        l2 = [json.loads(m)["content"] for m in client.lrange(f"goat:l2:{{{chat_id}}}", 0, -1)]
+        assert l2 == ["first message", "re: first message", "second message", "re: second message",
+                      "third message", "re: third message"]
+        assert not client.sismember("goat:turns_in_flight", chat_id)
+    client.close()

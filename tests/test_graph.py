@@ -105,7 +105,7 @@ async def inspect(runner: TurnRunner, chat_id: str, message: str, **kwargs) -> d
 # ---- the graph ---------------------------------------------------------------------
 
 
-def test_topology_fans_out_from_start_and_runs_in_a_line_after_the_join():
+def test_topology_fans_out_from_start_and_runs_in_a_line_after_the_join_with_the_tool_detour():
     drawn = graph.get_graph()
     edges = {(e.source, e.target) for e in drawn.edges}
     fan_out = {"prefetch", "load_identity", "load_working"}
@@ -114,7 +114,10 @@ def test_topology_fans_out_from_start_and_runs_in_a_line_after_the_join():
     chain = ["gap_filter", "budget", "assemble", "llm", "save", "archive", "__end__"]
     for source, target in zip(chain, chain[1:]):
         assert (source, target) in edges
-    assert len(edges) == 3 + 3 + len(chain) - 1
+    tool_flow = {("llm", "tools"), ("tools", "synthesize"), ("synthesize", "correct"),
+                 ("synthesize", "save"), ("correct", "save")}
+    assert tool_flow <= edges
+    assert len(edges) == 3 + 3 + len(chain) - 1 + len(tool_flow)
 
 
 def test_langgraph_json_names_the_compiled_graph():
