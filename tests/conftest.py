@@ -19,6 +19,8 @@ import pytest
 import redis
 import redis.asyncio
 
+from graph.settings import Settings
+from memory.embeddings import MiniLMEmbeddings
 from memory.redis_server import EmbeddedRedis, answers_ping
 
 _STARTUP_TIMEOUT = 10.0
@@ -175,6 +177,18 @@ def chroma_server(data_dir: Path, port: int | None = None) -> Iterator[ChromaSer
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def embeddings() -> MiniLMEmbeddings:
+    """The real MiniLM model, loaded once."""
+    return MiniLMEmbeddings()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    """Settings for one test: its own data folder, the session's Redis server."""
+    return Settings(data_dir=tmp_path, redis={"url": redis_url})
 
 
 @pytest.fixture(scope="session")

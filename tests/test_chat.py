@@ -20,7 +20,6 @@ from bot.chat import REPLY_PREFIX, ChatSession
 from fakes import FakeOpenAI
 from graph.settings import Settings
 from graph.state import MAX_MESSAGE_CHARS
-from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import collection_name
 from memory.layers import MemoryLayers
 from memory.prompt import RECALL_HEADER
@@ -215,16 +214,6 @@ class Recorder(io.StringIO):
     def write(self, text: str) -> int:
         self.writes.append(text)
         return super().write(text)
-
-
-@pytest.fixture(scope="module")
-def embeddings() -> MiniLMEmbeddings:
-    return MiniLMEmbeddings()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, redis_url: str) -> Settings:
-    return Settings(data_dir=tmp_path, redis={"url": redis_url})
 
 
 async def test_at_a_terminal_the_reply_streams_chunk_by_chunk(settings, embeddings):

@@ -24,7 +24,7 @@ from memory.episodic import collection_name
 from memory.layers import archive_id
 from test_chat import goat_chat
 from test_cli import GOAT, goat_env
-from test_graph import NOW, embeddings, make_runner, settings, with_model  # noqa: F401 (fixtures)
+from test_graph import NOW, make_runner, with_model
 
 
 def echo(body: dict) -> str:

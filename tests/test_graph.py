@@ -70,16 +70,6 @@ def history_jsonl(chat_id: str, user_id: str = "alice") -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture(scope="session")
-def embeddings() -> MiniLMEmbeddings:
-    return MiniLMEmbeddings()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, redis_url: str) -> Settings:
-    return Settings(data_dir=tmp_path, redis={"url": redis_url})
-
-
 def make_runner(settings: Settings, embeddings: MiniLMEmbeddings, **memory_parts) -> TurnRunner:
     return TurnRunner(Services(settings, MemoryLayers(settings, embeddings=embeddings, **memory_parts)))
 

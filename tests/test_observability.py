@@ -37,16 +37,6 @@ OPENAI_KEY = "sk-goat-test-OPENAIKEY-4f9c2b7e"
 BOT_TOKEN = "987654321:TELEGRAM-TOKEN-8d1e5a"
 
 
-@pytest.fixture(scope="module")
-def embeddings() -> MiniLMEmbeddings:
-    return MiniLMEmbeddings()
-
-
-@pytest.fixture
-def settings(tmp_path: Path, redis_url: str) -> Settings:
-    return Settings(data_dir=tmp_path, redis={"url": redis_url})
-
-
 def turn_lines(settings: Settings) -> list[dict]:
     return [json.loads(line) for line in turns_log_path(settings).read_text("utf-8").splitlines()]
 

@@ -29,7 +29,7 @@ from memory.layers import Exchange
 from memory.prompt import FACTS_HEADER, MEMORY_TOOL_GUIDANCE, facts_block
 from memory.tokens import count_tokens
 from memory.tools import MEMORY_TOOL_NAMES, MemoryToolbox
-from test_graph import NOW, embeddings, make_runner, with_model  # noqa: F401 (embeddings is a fixture)
+from test_graph import NOW, make_runner, with_model
 
 PLAIN_GRAPH = build_graph()
 DAY = 86_400.0
