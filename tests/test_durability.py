@@ -141,6 +141,18 @@ async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_b
             await runner.aclose()
 
 
+# ---- Redis down at start ----------------------------------------------------------------
+
+
+def test_goat_chat_with_redis_down_says_which_and_what_to_do(tmp_path):
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = goat_chat(["hello"], env=goat_env(tmp_path / "data", GOAT_REDIS_URL=url), cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"goat: redis is unavailable: cannot reach {url} (")
+    assert line.endswith("— start it or fix GOAT_REDIS_URL")
+
+
 # ---- Redis lost mid-turn ---------------------------------------------------------------
 
 
