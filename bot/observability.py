@@ -225,16 +225,31 @@ class TurnObserver:
     def record(self, state: Mapping[str, Any], wall_ms: float) -> dict[str, Any]:
         """Log the turn's line and append it to the turns file; returns the line. Never raises
         for the file: observing a turn must not fail it."""
-        line = self._redact(observation(state, wall_ms, log_content=self._log_content))
+        line = self._write(observation(state, wall_ms, log_content=self._log_content))
+        self.aggregator.add(line)
+        return line
+
+    def record_failure(self, turn: Mapping[str, Any], error: BaseException, wall_ms: float) -> dict[str, Any]:
+        """Log a turn that raised (its user got an error): which chat, after how long, what failed."""
+        return self._write({
+            "event": "turn_failed",
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "chat_id": turn.get("chat_id"),
+            "user_id": turn.get("user_id"),
+            "wall_ms": round(wall_ms, 3),
+            "error": f"{type(error).__name__}: {error}",
+        })
+
+    def _write(self, line: dict[str, Any]) -> dict[str, Any]:
+        line = self._redact(line)
         text = json.dumps(line, ensure_ascii=False, default=str)  # never fail a turn over a stray type
-        TURNS_LOGGER.info(text)
+        (TURNS_LOGGER.warning if line["event"] == "turn_failed" else TURNS_LOGGER.info)(text)
         try:
             self.log.append(text)
         except OSError as exc:
             if not self._file_failed:  # once: a full disk would otherwise warn every turn
                 log.warning("cannot write the turn log %s: %s", self.log.path, exc)
             self._file_failed = True
-        self.aggregator.add(line)
         return line
 
 

@@ -66,8 +66,12 @@ class TurnRunner:
             started = time.perf_counter()
             if await memory.begin_turn(turn["chat_id"]):
                 await self._finish_unfinished(graph, turn["chat_id"])
-            # A failed turn stays marked in flight: the next one decides from its checkpoint.
-            final = await self._stream(graph, turn, overrides, on_token)
+            try:
+                final = await self._stream(graph, turn, overrides, on_token)
+            except Exception as exc:
+                # It stays marked in flight: the next turn decides from its checkpoint.
+                self.observer.record_failure(turn, exc, (time.perf_counter() - started) * 1000)
+                raise
             await memory.end_turn(turn["chat_id"])
             self.observer.record(final, (time.perf_counter() - started) * 1000)
             return final

@@ -176,6 +176,9 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
             with pytest.raises(Exception) as failure:
                 await runner.run("c", "second turn, redis dies", now=NOW.timestamp() + 1)
             assert "redis" in f"{type(failure.value).__module__} {failure.value}".lower()
+            [failed] = [json.loads(line) for line in (tmp_path / "logs" / "turns.jsonl").read_text().splitlines()
+                        if json.loads(line)["event"] == "turn_failed"]
+            assert failed["chat_id"] == "c" and type(failure.value).__name__ in failed["error"]
 
             start_embedded(tmp_path / "redis")  # Redis is back, with what it had persisted
             fake.responder = echo
