@@ -83,6 +83,10 @@ def layout(size: int) -> list[ChatPlan]:
     return plans
 
 
+class ArchiveMismatch(RuntimeError):
+    """The cached archive was built from other texts or with another layout than asked for."""
+
+
 class TextPool:
     """Realistic texts from a LoCoMo file: utterances to compose turns of, questions to ask."""
 
@@ -153,17 +157,30 @@ class Archive:
         return self.plans[:1] if layout == "big chat" else self.plans[1:] or self.plans[:1]
 
 
-async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPool, *, rebuild: bool = False) -> Archive:
+def archive_folder(root: Path, size: int) -> Path:
+    return root / f"archive-{size}"
+
+
+def discard_archives(root: Path, sizes: tuple[int, ...]) -> None:
+    """Delete the cached archives of these sizes (``--rebuild``), built or half-built."""
+    for size in sizes:
+        shutil.rmtree(archive_folder(root, size), ignore_errors=True)
+
+
+async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPool) -> Archive:
     """The cached archive of ``size`` turns under ``root``, built or completed first if needed."""
-    folder = root / f"archive-{size}"
+    folder = archive_folder(root, size)
     plans = layout(size)
     spec = {"version": FORMAT_VERSION, "size": size, "texts": pool.digest,
             "chats": [asdict(plan) for plan in plans]}
     manifest = folder / "manifest.json"
     found = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
-    if rebuild or (found is not None and found["spec"] != spec):
-        shutil.rmtree(folder, ignore_errors=True)  # stale (other texts or layout): start over
-        found = None
+    if found is not None and found["spec"] != spec:  # a build of hours is not thrown away unasked
+        raise ArchiveMismatch(
+            f"{folder} holds an archive built from other texts or another layout "
+            f"(texts {found['spec'].get('texts')}, here {spec['texts']}); "
+            "pass the LoCoMo file it was built from, or --rebuild to replace it"
+        )
     if found is None or not found["complete"]:
         folder.mkdir(parents=True, exist_ok=True)
         manifest.write_text(json.dumps({"spec": spec, "complete": False}), encoding="utf-8")

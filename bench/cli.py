@@ -89,8 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     from bench import locomo
+    from bench.archive import ArchiveMismatch, discard_archives
     from bench.harness import BenchOptions
-    from bench.report import write_json
 
     if args.locomo is not None and not args.locomo.is_file():
         print(f"goat: no such LoCoMo file: {args.locomo}", file=sys.stderr)
@@ -103,11 +103,25 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         import_turns=args.import_turns or (QUICK_IMPORT_TURNS if args.quick else DEFAULT_IMPORT_TURNS),
         checkpoint_turns=args.checkpoint_turns or (QUICK_CHECKPOINT_TURNS if args.quick else DEFAULT_CHECKPOINT_TURNS),
         locomo_path=args.locomo or locomo.data_path()[0],
-        rebuild=args.rebuild,
     )
-    if args.build_only:
-        return await build_archives(options)
-    for name in args.sections:
+    print(f"LoCoMo data: {options.locomo_path}; benchmark data under {options.root}", flush=True)
+    if args.rebuild:
+        discard_archives(options.root, options.sizes)
+    try:
+        if args.build_only:
+            await build_archives(options)
+        else:
+            await run_sections(options, args.sections)
+    except ArchiveMismatch as exc:
+        print(f"goat: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+async def run_sections(options: BenchOptions, names: tuple[str, ...]) -> None:
+    from bench.report import write_json
+
+    for name in names:
         section = importlib.import_module(SECTIONS[name])
         print(f"\n## {name}\n", flush=True)
         result = await section.run(options)
@@ -115,14 +129,12 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             print(table + "\n", flush=True)
         written = [write_json(options.out, result), *result.figures]
         print("wrote " + ", ".join(str(path) for path in written), flush=True)
-    return 0
 
 
-async def build_archives(options: BenchOptions) -> int:
+async def build_archives(options: BenchOptions) -> None:
     from bench.archive import TextPool, ensure_archive
 
     pool = TextPool(options.locomo_records)
     for size in options.sizes:
-        archive = await ensure_archive(options.settings, options.root, size, pool, rebuild=options.rebuild)
+        archive = await ensure_archive(options.settings, options.root, size, pool)
         print(f"archive of {size} turns ready in {archive.folder} ({len(archive.plans)} chats)")
-    return 0

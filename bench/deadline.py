@@ -94,7 +94,7 @@ class SlowedEpisodicStore(EpisodicStore):
 
 async def run(options: BenchOptions) -> SectionResult:
     pool = TextPool(options.locomo_records)
-    archive = await ensure_archive(options.settings, options.root, min(options.sizes), pool, rebuild=options.rebuild)
+    archive = await ensure_archive(options.settings, options.root, min(options.sizes), pool)
     deadline_ms = options.settings.prefetch.timeout * 1000
     turns = await inspect_slowed(options, archive, pool)
     data = summarise(turns, deadline_ms)

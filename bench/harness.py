@@ -35,7 +35,6 @@ class BenchOptions:
     import_turns: int  # turns imported by the throughput section
     checkpoint_turns: int  # turns of the chat whose checkpoints are measured
     locomo_path: Path
-    rebuild: bool  # build the archives again even when a complete one is cached
 
     @property
     def root(self) -> Path:

@@ -63,7 +63,7 @@ async def run(options: BenchOptions) -> SectionResult:
     pool = TextPool(options.locomo_records)
     archives = {}
     for size in options.sizes:
-        archive = await ensure_archive(options.settings, options.root, size, pool, rebuild=options.rebuild)
+        archive = await ensure_archive(options.settings, options.root, size, pool)
         archives[str(size)] = await measure_archive(options, archive, pool)
     data = {
         "conditions": {**conditions(), "turns_per_cell": options.turns,

@@ -130,6 +130,25 @@ def test_an_interrupted_archive_build_resumes_without_duplicates(data_dir, tiny_
     assert archived_turns(archive) == {plan.chat_id: plan.turns for plan in layout(SIZE)}
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_an_archive_of_other_texts_is_kept_unless_rebuild_is_asked(data_dir, tiny_locomo, capsys):
+    assert main(["bench", "--build-only", "--sizes", str(SIZE), "--locomo", str(tiny_locomo)]) == 0
+    archive = data_dir / "bench" / f"archive-{SIZE}"
+    built = (archive / "manifest.json").read_text()
+    other_texts = ["bench", "--build-only", "--sizes", str(SIZE), "--locomo", str(locomo.SAMPLE_PATH)]
+
+    capsys.readouterr()
+    assert main(other_texts) == 2
+    assert "built from other texts" in capsys.readouterr().err
+    assert (archive / "manifest.json").read_text() == built
+
+    assert main([*other_texts, "--rebuild"]) == 0
+    rebuilt = json.loads((archive / "manifest.json").read_text())
+    assert rebuilt["complete"] and rebuilt["spec"]["texts"] != json.loads(built)["spec"]["texts"]
+    assert archived_turns(archive) == {plan.chat_id: plan.turns for plan in layout(SIZE)}
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
