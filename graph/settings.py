@@ -86,7 +86,9 @@ class Memory(_Section):
 class Prefetch(_Section):
     timeout: float = Field(0.5, gt=0, le=30)
     max_results: int = Field(15, ge=1, le=200)
-    search_k: int = Field(15, ge=1, le=200)
+    # Results each ranked list (semantic, lexical, temporal) contributes before fusion: more than
+    # fit the L3 share, so that fusion and the relevance test have candidates to choose from.
+    search_k: int = Field(50, ge=1, le=200)
     timezone: str = "UTC"  # the users' clock: what "yesterday" means
 
     @field_validator("timezone")
@@ -100,6 +102,18 @@ class Prefetch(_Section):
 
 
 class Retrieval(_Section):
+    # Relevance against the chat's background (the query's mean distance to the chat's entries):
+    # a semantic hit stands out below relevance_ratio × background; a word hit, which the words
+    # already point at, below lexical_relevance_ratio × background.
+    relevance_ratio: float = Field(0.75, gt=0)
+    lexical_relevance_ratio: float = Field(0.85, gt=0)
+    # With each relevant entry, this many more of the next best candidates come as context.
+    context_ratio: float = Field(0.5, ge=0)
+    rrf_k: float = Field(10.0, gt=0)  # reciprocal-rank fusion: 1/(rrf_k + rank) per list
+    neighbour_weight: float = Field(0.25, ge=0)  # share of the adjacent turns' fused scores added
+    # Words in more than this share of a chat's entries are too common to search by.
+    lexical_max_df_share: float = Field(0.1, gt=0, le=1)
+    # Without a background (the chat's centroid not indexed yet): the gap test on each list.
     gap_significance: float = Field(3.0, gt=0)
     small_result_ceiling: float = Field(1.5, gt=0)  # squared L2 on unit vectors
     # A named period is a selection in itself ("what did we discuss yesterday?" has no

@@ -22,6 +22,7 @@ from typing import Any, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings
 from chromadb.errors import NotFoundError
 from langchain_chroma import Chroma
@@ -181,6 +182,18 @@ class EpisodicStore:
             for chat_id in self._scope(chat_ids)
             for hit in self._read(chat_id, lambda chat: _hits_from_get(chat.collection.get(ids=ids)), [])
         ]
+
+    def get_with_vectors(self, chat_ids: list[str] | None, ids: list[str]) -> list[tuple[EpisodicHit, np.ndarray]]:
+        """The entries with these ids, each with its stored vector (the hit's distance is 0.0:
+        the caller measures it against its own query)."""
+        if not ids:
+            return []
+
+        def read(chat: _ChatCollection) -> list[tuple[EpisodicHit, np.ndarray]]:
+            found = chat.collection.get(ids=ids, include=["documents", "metadatas", "embeddings"])
+            return list(zip(_hits_from_get(found), np.asarray(found["embeddings"], dtype=np.float32), strict=True))
+
+        return [pair for chat_id in self._scope(chat_ids) for pair in self._read(chat_id, read, [])]
 
     def find_containing(self, chat_ids: list[str] | None, text: str, limit: int) -> list[EpisodicHit]:
         """Entries whose content contains ``text`` (case-sensitive), at most ``limit``."""

@@ -1,4 +1,16 @@
-"""Scale-invariant gap filter: keep a result list's head only when it stands out from the rest."""
+"""Which recalls stand out: against the chat's background, or (without one) by a gap in the list.
+
+Both tests are scale-invariant: multiplying every distance (and the background) by a constant
+changes nothing.
+
+- ``background_filter``: an entry stands out when it is closer to the query than a share
+  (``ratio``) of the query's mean distance to the chat's entries (the background). It judges
+  each entry on its own, so a plateau of several relevant entries (a multi-part question)
+  passes as well as a lone outlier, and a message about nothing in the chat (a greeting, an
+  unrelated question) finds no entry far enough below the background.
+- ``gap_filter``: the spec's original test, for lists without a background (the chat's
+  centroid is not indexed yet): the head before the largest gap, if that gap dominates.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +57,20 @@ def gap_filter(
     exact = [r for r in ordered if _is_exact_hit(r)]
     ranked = [r for r in ordered if not _is_exact_hit(r)]
     return exact + ranked[: max(min_keep, _kept_count(ranked, significance, ceiling))]
+
+
+def background_filter(
+    recalls: list[dict], background: float, ratio: float, min_keep: int = 0
+) -> list[dict]:
+    """The recalls with ``distance ≤ ratio · background``, closest first.
+
+    ``background`` is the query's mean distance to the chat's entries (same units as the
+    distances). Exact hits always pass; ``min_keep`` closest are kept whatever the test says
+    (as in :func:`gap_filter`). The input is not mutated.
+    """
+    ordered = sorted(recalls, key=lambda r: r["distance"])
+    ceiling = ratio * background
+    return [r for i, r in enumerate(ordered) if _is_exact_hit(r) or i < min_keep or r["distance"] <= ceiling]
 
 
 def _kept_count(ranked: list[dict], significance: float, ceiling: float) -> int:

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -31,6 +32,7 @@ from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
 from memory.errors import BackendUnavailable
 from memory.facts import FactsFull, FactsStore, RedisFactsStore, clean_fact_text
+from memory.lexical import LexicalIndex
 from memory.prompt import facts_block
 from memory.redis_server import EmbeddedRedis, process_client_name
 from memory.tokens import count_tokens
@@ -44,6 +46,10 @@ PREFIX = "goat"
 OUTBOX_KEY = f"{PREFIX}:l3_outbox"
 IN_FLIGHT_KEY = f"{PREFIX}:turns_in_flight"
 _TURN_KEY = re.compile(r"^turn_(\d+)$")
+# Archived turns missing from a chat's word index: up to this many are indexed during the turn
+# (~1 ms per turn read back from Chroma); a longer backlog by a background task, in batches.
+_INDEX_NOW = 64
+_INDEX_BATCH = 512
 
 
 def archive_id(chat_id: str, turn: int) -> str:
@@ -59,6 +65,12 @@ def archive_content(user_text: str | None, assistant_text: str | None) -> str:
     if assistant_text is not None:
         lines.append(f"assistant: {assistant_text}")
     return "\n".join(lines)
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    """Done-callback of background indexing: its failure costs only the word index, so it is logged."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("indexing L3 words failed (retried on a later turn): %s", task.exception())
 
 
 def _is_redis_failure(exc: BaseException) -> bool:
@@ -127,6 +139,8 @@ class MemoryLayers:
         self._facts = facts
         self._embeddings = embeddings
         self._embeddings_load: asyncio.Future[MiniLMEmbeddings] | None = None
+        self._lexical: LexicalIndex | None = None
+        self._indexing: dict[str, asyncio.Task] = {}  # chat -> background catch-up of its word index
 
     # ---- plumbing -------------------------------------------------------------
 
@@ -257,6 +271,10 @@ class MemoryLayers:
 
     async def aclose(self) -> None:
         await self.wait_background(timeout=5)  # let access bumps land
+        for task in self._indexing.values():
+            task.cancel()  # a backlog resumes where it stopped (the index records its progress)
+        await asyncio.gather(*self._indexing.values(), return_exceptions=True)
+        self._indexing.clear()
         # Stuck searches abandoned by a deadline must not hold shutdown.
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._episodic is not None:
@@ -266,7 +284,7 @@ class MemoryLayers:
             self._checkpointer = None
         if self._redis is not None:
             await self._redis.aclose()
-            self._redis = self._working = self._cache = self._chat_locks = None
+            self._redis = self._working = self._cache = self._chat_locks = self._lexical = None
         if self._embedded_redis is not None:
             await asyncio.to_thread(self._embedded_redis.stop)
             self._embedded_redis = None
@@ -377,6 +395,91 @@ class MemoryLayers:
 
         return await self.run_blocking(lookup)
 
+    # ---- L3 by words, and the chat's background ----------------------------------
+
+    async def lexical_index(self) -> LexicalIndex:
+        if self._lexical is None:
+            self._lexical = LexicalIndex(await self.redis(), PREFIX)
+        return self._lexical
+
+    async def index_entries(self, chat_id: str, ids: list[str]) -> int:
+        """Add these L3 entries of a chat to its word index and centroid, read back from Chroma
+        with their vectors; entries already indexed (or not in Chroma) are skipped. Returns how
+        many were added. Archived turns are caught up by :meth:`sync_index` anyway; call this
+        right after writing other entries (curated memories) or to index turns at once."""
+        index = await self.lexical_index()
+        missing = await index.missing(chat_id, ids)
+        if not missing:
+            return 0
+        store = await self.episodic()
+        found = await self.run_blocking(store.get_with_vectors, [chat_id], missing)
+        return await index.add(chat_id, [(hit["id"], hit["content"], vector) for hit, vector in found])
+
+    async def sync_index(self, chats: list[str]) -> bool:
+        """Bring the chats' word index up to their archived turns; True when nothing is left behind.
+
+        A short backlog (usually the one turn archived since the last search) is indexed now; a
+        long one (an import, an archive older than the index) by one background task per chat,
+        and meanwhile searches use what is indexed.
+        """
+        index, working = await self.lexical_index(), await self.working_memory()
+        progress = await asyncio.gather(
+            *(asyncio.gather(index.indexed_turns(chat), working.completed_turns(chat)) for chat in chats)
+        )
+        complete = True
+        for chat, (indexed, archived) in zip(chats, progress):
+            if archived - indexed <= 0:
+                continue
+            if archived - indexed <= _INDEX_NOW:
+                await self._index_turns(chat, indexed, archived)
+            elif chat not in self._indexing or self._indexing[chat].done():
+                complete = False
+                self._indexing[chat] = asyncio.create_task(self._index_turns(chat, indexed, archived))
+                self._indexing[chat].add_done_callback(_log_failure)
+            else:
+                complete = False
+        return complete
+
+    async def wait_indexing(self) -> None:
+        """Wait for the background indexing started so far (tests, benchmarks, after an import)."""
+        await asyncio.gather(*self._indexing.values())
+
+    async def _index_turns(self, chat_id: str, indexed: int, archived: int) -> None:
+        """Index archived turns indexed+1..archived, in batches, recording progress after each.
+        A turn not in Chroma yet (waiting in the outbox) is passed over; it is indexed when the
+        archive that lands it calls :meth:`index_entries`."""
+        for start in range(indexed, archived, _INDEX_BATCH):
+            end = min(archived, start + _INDEX_BATCH)
+            await self.index_entries(chat_id, [archive_id(chat_id, n) for n in range(start + 1, end + 1)])
+            await (await self.lexical_index()).mark_turns_indexed(chat_id, end)
+
+    async def lexical_search(
+        self, chats: list[str], query: str, k: int, max_df_share: float
+    ) -> list[tuple[dict, np.ndarray, float]]:
+        """The chats' ``k`` best entries by the words of ``query`` (BM25), best first, each as
+        (hit, its vector, its word score). Word scores of different chats are compared as they are."""
+        index = await self.lexical_index()
+        per_chat = await asyncio.gather(*(index.search(chat, query, k, max_df_share) for chat in chats))
+        found = sorted((pair for pairs in per_chat for pair in pairs), key=lambda pair: -pair[1])[:k]
+        if not found:
+            return []
+        store = await self.episodic()
+        read = await self.run_blocking(store.get_with_vectors, chats, [entry_id for entry_id, _ in found])
+        by_id = {hit["id"]: (hit, vector) for hit, vector in read}
+        return [(*by_id[entry_id], score) for entry_id, score in found if entry_id in by_id]
+
+    async def background_distance(self, chats: list[str], vector: list[float] | np.ndarray) -> float | None:
+        """The query's mean distance to the chats' indexed entries (squared L2 on unit vectors:
+        2 − 2·q·centroid, exact), or None when nothing of them is indexed yet."""
+        centroid = await (await self.lexical_index()).centroid(chats)
+        return None if centroid is None else float(2.0 - 2.0 * np.dot(np.asarray(vector, dtype=np.float64), centroid))
+
+    async def forget_index(self, chat_id: str) -> None:
+        """Drop the chat's word index and centroid (with the chat's L3: turn numbers restart)."""
+        if (task := self._indexing.pop(chat_id, None)) is not None:
+            task.cancel()
+        await (await self.lexical_index()).drop(chat_id)
+
     def bump_access_later(self, hits: list[dict], now: float) -> None:
         if hits and self._episodic is not None:
             self.run_in_background(self._episodic.bump_access, hits, now)
@@ -411,6 +514,7 @@ class MemoryLayers:
         """Drop a chat's L2, L3 and import records (its user's L1 facts stay)."""
         store = await self.episodic()
         await self.run_blocking(store.delete_chat, chat_id)
+        await self.forget_index(chat_id)
         await (await self.working_memory()).clear(chat_id)
         redis = await self.redis()
         users = {m.decode() for m in await redis.smembers(self._chat_users_key(chat_id))}

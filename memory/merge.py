@@ -1,17 +1,54 @@
-"""Merge the prefetch mechanisms' recalls into one scored, best-first list."""
+"""Fuse the prefetch's ranked lists, choose what to inject, and score it best-first."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 # Which mechanism an entry found by several is reported under (most specific first).
 MECHANISM_PRIORITY = ("specific_key", "temporal", "thematic")
 _SECONDS_PER_DAY = 86_400.0
 
 
+def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float = 10.0, neighbour_weight: float = 0.25) -> dict[str, float]:
+    """Reciprocal-rank fusion of ranked lists, smoothed along the conversation.
+
+    Each list (best first) gives an entry ``1/(rrf_k + rank)``; an entry's score is the sum
+    over the lists it is in. Ranks, not raw scores, are fused: word scores and distances
+    have no common scale. Then every entry gets ``neighbour_weight`` times the fused scores
+    of the turns just before and after it in the same chat, when those are candidates too:
+    a conversation stays on a topic for a few turns, so a turn beside relevant ones is more
+    likely relevant itself. Returns id → score (> 0) for every entry of the lists.
+    """
+    fused: dict[str, float] = {}
+    entries: dict[str, dict] = {}
+    for ranked in ranked_lists:
+        for rank, recall in enumerate(ranked, start=1):
+            fused[recall["id"]] = fused.get(recall["id"], 0.0) + 1.0 / (rrf_k + rank)
+            entries.setdefault(recall["id"], recall)
+    by_place = {place: entry_id for entry_id, recall in entries.items() if (place := _place(recall)) is not None}
+
+    def neighbours(recall: dict) -> float:
+        place = _place(recall)
+        if place is None:
+            return 0.0
+        chat, turn = place
+        return sum(fused.get(by_place.get((chat, turn + step), ""), 0.0) for step in (-1, 1))
+
+    return {entry_id: score + neighbour_weight * neighbours(entries[entry_id]) for entry_id, score in fused.items()}
+
+
+def with_context(relevant: set[str], fused: Mapping[str, float], context_ratio: float = 0.5) -> set[str]:
+    """The relevant entries plus, as context, the next best candidates by fused score:
+    ``⌊context_ratio · |relevant|⌋`` of them. Nothing relevant, nothing added: a message
+    about nothing in the chat injects nothing."""
+    others = sorted((entry_id for entry_id in fused if entry_id not in relevant), key=lambda i: (-fused[i], i))
+    return relevant | set(others[: int(context_ratio * len(relevant))])
+
+
 def merge_and_score(
     lists: Iterable[list[dict]],
     now: float,
+    relevance: Mapping[str, float],
     *,
     weight_similarity: float = 0.6,
     weight_recency: float = 0.3,
@@ -27,12 +64,15 @@ def merge_and_score(
     last) and ``mechanism`` is the first of them. Each returned dict is a copy with
     ``blended_score`` added:
 
-        ws·1/(1+distance) + wr·recency + wp·min(access_count/norm, 1)
+        ws·similarity + wr·recency + wp·min(access_count/norm, 1)
+        similarity = relevance / the highest relevance of the entries (in [0, 1]);
+                     1 for exact hits (distance 0 from the specific-key lookup)
         recency = max(0, 1 − age/window), age = now − timestamp (an entry stamped in
         the future counts as age 0, so recency never exceeds 1)
 
-    Ties are broken by smaller distance, then newer timestamp, then id, so the order
-    is deterministic. ``now`` and timestamps are unix seconds.
+    ``relevance`` maps ids to their fused score (:func:`fuse`); an id it lacks counts 0.
+    Ties are broken by smaller distance, then newer timestamp, then id, so the order is
+    deterministic. ``now`` and timestamps are unix seconds.
     """
     best: dict[str, dict] = {}
     found_by: dict[str, list[str]] = {}
@@ -44,12 +84,14 @@ def merge_and_score(
                 mechanisms.append(recall["mechanism"])
             if entry_id not in best or recall["distance"] < best[entry_id]["distance"]:
                 best[entry_id] = recall
+    top = max((relevance.get(entry_id, 0.0) for entry_id in best), default=0.0)
     window = recency_window_days * _SECONDS_PER_DAY
     scored = []
     for entry_id, recall in best.items():
         mechanisms = sorted(found_by[entry_id], key=_priority)
         metadata = dict(recall.get("metadata") or {})
-        similarity = 1.0 / (1.0 + recall["distance"])
+        exact = recall["distance"] == 0 and mechanisms[0] == "specific_key"
+        similarity = 1.0 if exact else (relevance.get(entry_id, 0.0) / top if top > 0 else 0.0)
         age = max(0.0, now - recall["timestamp"])
         recency = max(0.0, 1.0 - age / window)
         popularity = min(float(metadata.get("access_count") or 0) / popularity_norm, 1.0)
@@ -70,3 +112,10 @@ def merge_and_score(
 
 def _priority(mechanism: str) -> int:
     return MECHANISM_PRIORITY.index(mechanism) if mechanism in MECHANISM_PRIORITY else len(MECHANISM_PRIORITY)
+
+
+def _place(recall: dict) -> tuple[str, int] | None:
+    """(chat, turn number) of an archived turn; None for entries that are not turns."""
+    metadata = recall.get("metadata") or {}
+    turn, chat = metadata.get("turn"), metadata.get("chat_id")
+    return (chat, int(turn)) if isinstance(turn, int) and chat is not None else None

@@ -2,9 +2,13 @@
 
 Three mechanisms run concurrently, each only when it scores above zero:
 thematic (always), temporal (a completed-past range is named) and specific-key
-(structural keys are present). The query is embedded once and shared. The whole
-search is bounded by ``prefetch.timeout``: whatever has not finished by then is
-abandoned (its worker thread may still be running; the turn does not wait).
+(structural keys are present). Thematic searches twice, by meaning (the vector
+search, through the L2.5 cache) and by words (BM25 over the chat's word index),
+and its word half also reads the chat's background (the query's mean distance to
+the chat's entries) that the gap filter judges relevance against. The query is
+embedded once and shared. The whole search is bounded by ``prefetch.timeout``:
+whatever has not finished by then is abandoned (its worker thread may still be
+running; the turn does not wait).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve, turn_time
@@ -27,6 +32,8 @@ from nodes.timing import timed
 # phrase sits in the first lines; the key regex is cheap (~0.2 ms per 1 000 characters).
 _TEMPORAL_SCAN_CHARS = 2_000
 _KEY_SCAN_CHARS = 20_000
+# The word search reads the first lines too: its cost grows with the distinct words asked.
+_LEXICAL_SCAN_CHARS = 2_000
 
 
 @timed("prefetch")
@@ -41,6 +48,7 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
     outcome: dict[str, Any] = {
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
         "range": None, "keys": [], "deadline_ms": settings.prefetch.timeout * 1000,
+        "lexical": {}, "background": None,
     }
     started = time.perf_counter()
 
@@ -53,6 +61,18 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
             await chats_task, memory.cache_scope_key(chat_id, user_id, scope), message, await vector_task, k
         )
         return results
+
+    async def lexical() -> list[dict]:
+        chats = await chats_task
+        outcome["lexical"]["complete"] = await memory.sync_index(chats)
+        found, vector = await asyncio.gather(
+            memory.lexical_search(chats, message[:_LEXICAL_SCAN_CHARS], k, settings.retrieval.lexical_max_df_share),
+            vector_task,
+        )
+        outcome["background"] = await memory.background_distance(chats, vector)
+        query = np.asarray(vector, dtype=np.float32)
+        return [{**hit, "distance": float(np.sum(np.square(stored - query))), "mechanism": "thematic"}
+                for hit, stored, _ in found]
 
     async def temporal() -> list[dict] | None:
         # Parsing is pure-Python CPU work: beside the embedding it slowed both through the
@@ -77,7 +97,9 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
         "temporal": asyncio.ensure_future(temporal()),
         "specific_key": asyncio.ensure_future(specific_key()),
     }
-    await asyncio.wait(tasks.values(), timeout=settings.prefetch.timeout)
+    # Thematic's word half, reported on its own line: a stuck vector search must not take it down.
+    lexical_task = asyncio.ensure_future(lexical())
+    await asyncio.wait([*tasks.values(), lexical_task], timeout=settings.prefetch.timeout)
 
     recalls: dict[str, list[dict]] = {}
     for name, task in tasks.items():
@@ -90,6 +112,9 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
             recalls[name] = [{**hit, "mechanism": name} for hit in task.result()]
             outcome["succeeded"].append(name)
             outcome["found"][name] = len(recalls[name])
+    words_problem = _finish_words(lexical_task, outcome["lexical"])
+    if words_problem is None:
+        recalls["lexical"] = lexical_task.result()
     # Fired: scored above zero (as far as it got before the deadline).
     outcome["fired"] = ["thematic"] + [
         name for name, scored in (("temporal", outcome["range"]), ("specific_key", outcome["keys"])) if scored
@@ -102,4 +127,18 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
     outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
     problems = [f"{n} timed out" for n in outcome["timed_out"]]
     problems += [f"{n} failed ({e})" for n, e in outcome["failed"].items()]
+    problems += [words_problem] if words_problem else []
     return {"recalls": recalls, "prefetch": outcome, "degraded": {"prefetch": "; ".join(problems)}}
+
+
+def _finish_words(task: asyncio.Future, report: dict[str, Any]) -> str | None:
+    """Record how the word search ended in ``report``; the problem to report, None if it succeeded."""
+    if not task.done():
+        task.cancel()
+        report["timed_out"] = True
+        return "thematic (words) timed out"
+    if task.exception() is not None:
+        report["failed"] = f"{type(task.exception()).__name__}: {task.exception()}"
+        return f"thematic (words) failed ({report['failed']})"
+    report["found"] = len(task.result())
+    return None

@@ -168,6 +168,25 @@ def test_get_by_ids_and_find_containing_are_exact_hits(store: EpisodicStore) -> 
     assert store.get_by_ids(["chat-b"], ["chat-a:turn_0003"]) == []
 
 
+def test_get_with_vectors_returns_the_stored_vectors(store: EpisodicStore, embeddings) -> None:
+    store.upsert("chat-a", corpus("chat-a"))
+    store.upsert("chat-b", [entry("chat-b", 1, PASTA)])
+
+    found = store.get_with_vectors(["chat-a", "chat-b"], ["chat-a:turn_0002", "chat-b:turn_0001", "chat-a:turn_0999"])
+
+    assert sorted(hit["id"] for hit, _ in found) == ["chat-a:turn_0002", "chat-b:turn_0001"]
+    expected = np.asarray(embeddings.embed_query(PASTA), dtype=np.float32)
+    for hit, vector in found:
+        assert hit["content"] == PASTA and hit["distance"] == 0.0
+        assert vector.shape == (384,) and np.allclose(vector, expected, atol=1e-5)
+    # The distance a caller measures from them is the one the vector search reports.
+    query = np.asarray(embeddings.embed_query("what pasta do I like?"), dtype=np.float32)
+    [searched] = [h for h in store.search(["chat-a"], query.tolist(), k=4) if h["id"] == "chat-a:turn_0002"]
+    [(_, stored)] = store.get_with_vectors(["chat-a"], ["chat-a:turn_0002"])
+    assert float(np.sum(np.square(stored - query))) == pytest.approx(searched["distance"], abs=1e-4)
+    assert store.get_with_vectors(["chat-a"], []) == [] and store.get_with_vectors(["nobody"], ["x"]) == []
+
+
 def test_bump_access_updates_metadata_without_reembedding(tmp_path: Path, store: EpisodicStore, embeddings) -> None:
     store.upsert("chat-a", corpus("chat-a"))
     client = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False))

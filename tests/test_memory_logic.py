@@ -11,9 +11,9 @@ import pytest
 
 from memory.aits import Assessment, assess, cue_tokens
 from memory.budget import Split, format_recall_line, pack_recalls, split_budget, trim_working
-from memory.gap import gap_filter, gap_ratio
+from memory.gap import background_filter, gap_filter, gap_ratio
 from memory.keys import structural_keys
-from memory.merge import merge_and_score
+from memory.merge import fuse, merge_and_score, with_context
 from memory.temporal import completed_past_range, warm_up
 from memory.tokens import count_tokens
 
@@ -284,16 +284,57 @@ class TestGapFilter:
         assert gap_ratio([]) is None
 
 
+class TestBackgroundFilter:
+    def test_keeps_what_is_well_below_the_background(self) -> None:
+        recalls = [recall(f"r{i}", d) for i, d in enumerate([1.25, 0.5, 1.5, 0.875, 1.75])]
+        assert ids(background_filter(recalls, background=2.0, ratio=0.75)) == ["r1", "r3", "r0", "r2"]  # ≤ 1.5
+        assert ids(background_filter(recalls, background=2.0, ratio=0.5)) == ["r1", "r3"]
+
+    def test_a_plateau_passes_where_the_largest_gap_test_rejects_it(self) -> None:
+        plateau = [recall(f"r{i}", d) for i, d in enumerate([0.80, 0.85, 0.90, 0.95, 1.00, 1.05])]
+        assert gap_filter(plateau) == []  # equal gaps: nothing stands out from its neighbours
+        assert len(background_filter(plateau, background=1.8, ratio=0.75)) == 6  # all well below the rest of the chat
+
+    def test_an_unrelated_message_keeps_nothing(self) -> None:
+        # Everything about as far as the chat's average entry: the closest is only 10 % closer.
+        far = [recall(f"r{i}", d) for i, d in enumerate([1.75, 1.8, 1.85, 1.9])]
+        assert background_filter(far, background=1.95, ratio=0.75) == []
+
+    @pytest.mark.parametrize("factor", [0.001, 0.5, 2.0, 1000.0])
+    def test_scale_invariance(self, factor: float) -> None:
+        distances, background = [0.3, 0.8, 1.19, 1.2, 1.21, 1.7], 1.6
+        base = background_filter([recall(f"r{i}", d) for i, d in enumerate(distances)], background, 0.75)
+        scaled = background_filter(
+            [recall(f"r{i}", d * factor) for i, d in enumerate(distances)], background * factor, 0.75)
+        assert ids(scaled) == ids(base) == ["r0", "r1", "r2", "r3"]
+
+    def test_exact_hits_and_min_keep_pass(self) -> None:
+        recalls = [recall("far", 1.9), recall("key", 0.0, mechanism="specific_key"), recall("farther", 2.0)]
+        assert ids(background_filter(recalls, 1.6, 0.75)) == ["key"]
+        assert ids(background_filter(recalls, 1.6, 0.75, min_keep=2)) == ["key", "far"]
+
+    def test_closest_first_and_input_not_mutated(self) -> None:
+        recalls = [recall("b", 0.5), recall("a", 0.4)]
+        before = copy.deepcopy(recalls)
+        assert ids(background_filter(recalls, 1.6, 0.75)) == ["a", "b"]
+        assert recalls == before
+
+
 # ---------------------------------------------------------------- merge
 
 NOW_TS = 1_800_000_000.0
+
+
+def closeness(*lists: list[dict]) -> dict[str, float]:
+    """A relevance map for merge_and_score in which closer entries are more relevant."""
+    return {r["id"]: 1 / (1 + r["distance"]) for recalls in lists for r in recalls}
 
 
 class TestMergeAndScore:
     def test_dedupe_keeps_smallest_distance_and_all_mechanisms(self) -> None:
         thematic = [recall("a", 0.8, "thematic", content="thematic copy"), recall("b", 0.9, "thematic")]
         temporal = [recall("a", 0.5, "temporal", content="temporal copy")]
-        merged = merge_and_score([thematic, temporal], NOW_TS)
+        merged = merge_and_score([thematic, temporal], NOW_TS, {})
         a = next(r for r in merged if r["id"] == "a")
         assert len(merged) == 2
         assert a["distance"] == 0.5 and a["content"] == "temporal copy"
@@ -304,6 +345,7 @@ class TestMergeAndScore:
         merged = merge_and_score(
             [[recall("a", 0.3, "thematic")], [recall("a", 0.4, "temporal")], [recall("a", 0.0, "specific_key")]],
             NOW_TS,
+            {},
         )
         assert merged[0]["mechanism"] == "specific_key"
         assert merged[0]["mechanisms"] == ["specific_key", "temporal", "thematic"]
@@ -311,33 +353,54 @@ class TestMergeAndScore:
 
     def test_blended_score_formula(self) -> None:
         entry = recall("a", 1.0, timestamp=NOW_TS - 15 * DAY, access_count=5)
-        [scored] = merge_and_score([[entry]], NOW_TS)
-        # 0.6·1/(1+1) + 0.3·(1 − 15/30) + 0.1·(5/10)
-        assert scored["blended_score"] == pytest.approx(0.3 + 0.15 + 0.05)
+        best = recall("b", 0.2, timestamp=NOW_TS - 60 * DAY)
+        scored = {r["id"]: r for r in merge_and_score([[entry, best]], NOW_TS, {"a": 0.02, "b": 0.08})}
+        # a: 0.6·(0.02/0.08) + 0.3·(1 − 15/30) + 0.1·(5/10); b: 0.6·1 + 0 + 0
+        assert scored["a"]["blended_score"] == pytest.approx(0.15 + 0.15 + 0.05)
+        assert scored["b"]["blended_score"] == pytest.approx(0.6)
+
+    def test_similarity_is_relative_so_the_relevance_scale_does_not_matter(self) -> None:
+        entries = [recall("a", 0.5, timestamp=NOW_TS - 3 * DAY), recall("b", 0.9, timestamp=NOW_TS)]
+        small = merge_and_score([entries], NOW_TS, {"a": 0.03, "b": 0.01})
+        large = merge_and_score([entries], NOW_TS, {"a": 300.0, "b": 100.0})
+        assert ids(small) == ids(large) == ["a", "b"]
+        assert [r["blended_score"] for r in small] == pytest.approx([r["blended_score"] for r in large])
+
+    def test_exact_hits_count_as_most_similar(self) -> None:
+        exact = recall("key", 0.0, mechanism="specific_key", timestamp=NOW_TS - 60 * DAY)
+        fused_best = recall("a", 0.4, timestamp=NOW_TS - 60 * DAY)
+        merged = merge_and_score([[fused_best], [exact]], NOW_TS, {"a": 0.2})
+        assert ids(merged) == ["key", "a"]  # equal similarity 1: the distance breaks the tie
+        assert [r["blended_score"] for r in merged] == pytest.approx([0.6, 0.6])
+
+    def test_entries_without_relevance_count_zero(self) -> None:
+        entries = [recall("known", 0.9), recall("unknown", 0.1)]
+        assert ids(merge_and_score([entries], NOW_TS, {"known": 0.5})) == ["known", "unknown"]
 
     def test_weights_and_normalisers_are_parameters(self) -> None:
         entry = recall("a", 0.25, timestamp=NOW_TS - 5 * DAY, access_count=2)
-        [similarity_only] = merge_and_score([[entry]], NOW_TS, weight_similarity=1, weight_recency=0, weight_popularity=0)
-        assert similarity_only["blended_score"] == pytest.approx(1 / 1.25)
+        [similarity_only] = merge_and_score(
+            [[entry]], NOW_TS, {"a": 0.1}, weight_similarity=1, weight_recency=0, weight_popularity=0)
+        assert similarity_only["blended_score"] == pytest.approx(1.0)
         [recency_only] = merge_and_score(
-            [[entry]], NOW_TS, weight_similarity=0, weight_recency=1, weight_popularity=0, recency_window_days=10
+            [[entry]], NOW_TS, {}, weight_similarity=0, weight_recency=1, weight_popularity=0, recency_window_days=10
         )
         assert recency_only["blended_score"] == pytest.approx(0.5)
         [popularity_only] = merge_and_score(
-            [[entry]], NOW_TS, weight_similarity=0, weight_recency=0, weight_popularity=1, popularity_norm=4
+            [[entry]], NOW_TS, {}, weight_similarity=0, weight_recency=0, weight_popularity=1, popularity_norm=4
         )
         assert popularity_only["blended_score"] == pytest.approx(0.5)
 
     @pytest.mark.parametrize(("age_days", "recency"), [(0, 1.0), (7.5, 0.75), (30, 0.0), (400, 0.0), (-3, 1.0)])
     def test_recency_window(self, age_days: float, recency: float) -> None:
         entry = recall("a", 0.0, timestamp=NOW_TS - age_days * DAY)
-        [scored] = merge_and_score([[entry]], NOW_TS, weight_similarity=0, weight_recency=1, weight_popularity=0)
+        [scored] = merge_and_score([[entry]], NOW_TS, {}, weight_similarity=0, weight_recency=1, weight_popularity=0)
         assert scored["blended_score"] == pytest.approx(recency)
 
     @pytest.mark.parametrize(("count", "popularity"), [(None, 0.0), (0, 0.0), (3, 0.3), (10, 1.0), (500, 1.0)])
     def test_popularity_is_capped(self, count: int | None, popularity: float) -> None:
         entry = recall("a", 0.0, access_count=count)
-        [scored] = merge_and_score([[entry]], NOW_TS, weight_similarity=0, weight_recency=0, weight_popularity=1)
+        [scored] = merge_and_score([[entry]], NOW_TS, {}, weight_similarity=0, weight_recency=0, weight_popularity=1)
         assert scored["blended_score"] == pytest.approx(popularity)
 
     def test_sorted_best_first(self) -> None:
@@ -347,35 +410,85 @@ class TestMergeAndScore:
             recall("close_old", 0.1, timestamp=NOW_TS - 40 * DAY),
             recall("far_new_popular", 1.5, timestamp=NOW_TS, access_count=10),
         ]
-        merged = merge_and_score([entries], NOW_TS)
+        merged = merge_and_score([entries], NOW_TS, closeness(entries))
         assert ids(merged) == ["close_new", "far_new_popular", "close_old", "far_old"]
         scores = [r["blended_score"] for r in merged]
         assert scores == sorted(scores, reverse=True)
 
     def test_recency_can_outrank_similarity(self) -> None:
-        # 0.6/(1+0.2) + 0 = 0.5 vs 0.6/(1+0.5) + 0.3 = 0.7
+        # 0.6·1 + 0 = 0.6 vs 0.6·0.6 + 0.3 = 0.66
         merged = merge_and_score(
             [[recall("similar_old", 0.2, timestamp=NOW_TS - 90 * DAY), recall("recent", 0.5, timestamp=NOW_TS)]],
             NOW_TS,
+            {"similar_old": 1.0, "recent": 0.6},
         )
         assert ids(merged) == ["recent", "similar_old"]
 
     def test_max_results(self) -> None:
         entries = [recall(f"r{i:02}", i / 10, timestamp=NOW_TS) for i in range(20)]
-        assert ids(merge_and_score([entries], NOW_TS)) == [f"r{i:02}" for i in range(15)]
-        assert ids(merge_and_score([entries], NOW_TS, max_results=3)) == ["r00", "r01", "r02"]
+        assert ids(merge_and_score([entries], NOW_TS, closeness(entries))) == [f"r{i:02}" for i in range(15)]
+        assert ids(merge_and_score([entries], NOW_TS, closeness(entries), max_results=3)) == ["r00", "r01", "r02"]
 
     def test_inputs_are_not_mutated(self) -> None:
         lists = [[recall("a", 0.8, access_count=1)], [recall("a", 0.5, "temporal", access_count=1)]]
         before = copy.deepcopy(lists)
-        [merged] = merge_and_score(lists, NOW_TS)
+        [merged] = merge_and_score(lists, NOW_TS, {"a": 1.0})
         assert lists == before
         merged["metadata"]["access_count"] = 99
         assert lists == before
 
     def test_empty(self) -> None:
-        assert merge_and_score([], NOW_TS) == []
-        assert merge_and_score([[], []], NOW_TS) == []
+        assert merge_and_score([], NOW_TS, {}) == []
+        assert merge_and_score([[], []], NOW_TS, {"a": 1.0}) == []
+
+
+def turn(entry_id: str, turn_number: int | None, chat: str = "c", distance: float = 0.5) -> dict:
+    entry = recall(entry_id, distance)
+    entry["metadata"] = {"chat_id": chat, **({} if turn_number is None else {"turn": turn_number})}
+    return entry
+
+
+class TestFuse:
+    def test_reciprocal_ranks_add_up_across_lists(self) -> None:
+        semantic = [turn("a", None), turn("b", None)]
+        words = [turn("b", None), turn("c", None)]
+        fused = fuse([semantic, words], rrf_k=10, neighbour_weight=0)
+        assert fused == pytest.approx({"a": 1 / 11, "b": 1 / 12 + 1 / 11, "c": 1 / 12})
+        assert max(fused, key=fused.get) == "b"  # second in both beats first in one
+
+    def test_ranks_not_scores_are_fused(self) -> None:
+        near = [turn("a", None, distance=0.1), turn("b", None, distance=0.2)]
+        far = [turn("a", None, distance=1.1), turn("b", None, distance=1.9)]
+        assert fuse([near], neighbour_weight=0) == fuse([far], neighbour_weight=0)
+
+    def test_neighbouring_turns_lend_each_other_a_share(self) -> None:
+        ranked = [turn("t5", 5), turn("t6", 6), turn("t9", 9)]
+        plain = fuse([ranked], rrf_k=10, neighbour_weight=0)
+        smoothed = fuse([ranked], rrf_k=10, neighbour_weight=0.5)
+        assert smoothed["t5"] == pytest.approx(plain["t5"] + 0.5 * plain["t6"])
+        assert smoothed["t6"] == pytest.approx(plain["t6"] + 0.5 * plain["t5"])
+        assert smoothed["t9"] == pytest.approx(plain["t9"])  # turns 8 and 10 are not candidates
+
+    def test_neighbours_are_turns_of_the_same_chat(self) -> None:
+        ranked = [turn("x5", 5, chat="x"), turn("y6", 6, chat="y"), turn("memory", None)]
+        assert fuse([ranked], neighbour_weight=1.0) == fuse([ranked], neighbour_weight=0)
+
+    def test_empty(self) -> None:
+        assert fuse([]) == {} and fuse([[], []]) == {}
+
+
+class TestWithContext:
+    def test_adds_the_best_others_in_proportion(self) -> None:
+        fused = {"r1": 0.9, "r2": 0.1, "o1": 0.8, "o2": 0.5, "o3": 0.4, "o4": 0.3}
+        assert with_context({"r1", "r2"}, fused, context_ratio=0.5) == {"r1", "r2", "o1"}
+        assert with_context({"r1", "r2"}, fused, context_ratio=1.0) == {"r1", "r2", "o1", "o2"}
+        assert with_context({"r1", "r2"}, fused, context_ratio=0) == {"r1", "r2"}
+
+    def test_nothing_relevant_adds_nothing(self) -> None:
+        assert with_context(set(), {"o1": 0.9, "o2": 0.8}, context_ratio=3.0) == set()
+
+    def test_ties_are_broken_by_id(self) -> None:
+        assert with_context({"r"}, {"r": 1.0, "b": 0.5, "a": 0.5}, context_ratio=1.0) == {"r", "a"}
 
 
 # ---------------------------------------------------------------- AITS

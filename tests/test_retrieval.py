@@ -1,0 +1,282 @@
+"""Hybrid retrieval: the word index in real Redis, the background against real Chroma and MiniLM,
+and what the graph injects with them (relevance against the chat's background, fused lists)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis.asyncio
+
+from bot.importer import import_transcript
+from bot.runner import TurnRunner, turn_report
+from graph.services import Services
+from graph.settings import Settings
+from memory.embeddings import MiniLMEmbeddings
+from memory.layers import MemoryLayers, archive_id
+from memory.lexical import K1, LexicalIndex, terms
+
+NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------- the word index
+
+
+@pytest.fixture
+async def raw_redis(redis_url: str):
+    client = redis.asyncio.Redis.from_url(redis_url)  # bytes: postings are binary
+    yield client
+    await client.aclose()
+
+
+def vector(*values: float) -> list[float]:
+    return list(values)
+
+
+def single_term_score(entries: int, df: int, count: int = 1) -> float:
+    idf = np.log1p((entries - df + 0.5) / (df + 0.5))
+    return float(idf * count * (K1 + 1) / (count + K1))
+
+
+DOCS = [
+    ("e1", "user: we adopted a puppy called Biscuit\nassistant: lovely name", vector(1, 0, 0)),
+    ("e2", "user: the deploy failed again\nassistant: check the migration", vector(0, 1, 0)),
+    ("e3", "user: Biscuit chewed my shoe, Biscuit!\nassistant: puppies do that", vector(0, 0, 1)),
+    ("e4", "user: booked flights to Rome\nassistant: enjoy the trip", vector(1, 1, 0)),
+    ("e5", "user: risotto came out gluey\nassistant: stir less", vector(0, 1, 1)),
+]
+
+
+def test_terms_fold_case_and_diacritics() -> None:
+    assert terms("Când AM fost la Brașov? e-mail_2, ȘI ţara") == ["cand", "am", "fost", "la", "brasov", "e",
+                                                                  "mail_2", "si", "tara"]
+    assert terms("?! …") == []
+
+
+async def test_a_rare_shared_word_ranks_its_entries_by_bm25(raw_redis) -> None:
+    index = LexicalIndex(raw_redis)
+    assert await index.add("chat", DOCS) == 5
+    found = await index.search("chat", "Where is Biscuit?", k=10, max_df_share=0.5)
+    assert [entry_id for entry_id, _ in found] == ["e3", "e1"]  # twice beats once
+    assert found[0][1] == pytest.approx(single_term_score(5, df=2, count=2), rel=1e-6)
+    assert found[1][1] == pytest.approx(single_term_score(5, df=2, count=1), rel=1e-6)
+    assert await index.search("chat", "biscuit", k=1, max_df_share=0.5) == found[:1]
+    assert await index.search("chat", "?!", k=10) == [] and await index.search("chat", "Biscuit", k=0) == []
+    assert await index.search("other-chat", "Biscuit", k=10) == []
+
+
+async def test_words_in_too_many_entries_are_skipped(raw_redis) -> None:
+    index = LexicalIndex(raw_redis)
+    await index.add("chat", DOCS)
+    assert await index.search("chat", "user assistant", k=10, max_df_share=0.5) == []  # in all 5
+    assert len(await index.search("chat", "user", k=10, max_df_share=1.0)) == 5
+    # At least one entry is always allowed, so a tiny chat can still be searched.
+    await index.add("tiny", DOCS[:1])
+    assert [e for e, _ in await index.search("tiny", "puppy", k=10, max_df_share=0.1)] == ["e1"]
+
+
+async def test_adding_again_changes_nothing(raw_redis) -> None:
+    index = LexicalIndex(raw_redis)
+    await index.add("chat", DOCS)
+    before = await index.search("chat", "puppy Biscuit Rome", k=10, max_df_share=0.5)
+    centroid = await index.centroid(["chat"])
+    assert await index.add("chat", DOCS + [DOCS[0]]) == 0
+    assert await index.search("chat", "puppy Biscuit Rome", k=10, max_df_share=0.5) == before
+    assert np.array_equal(await index.centroid(["chat"]), centroid)
+    assert await index.missing("chat", ["e1", "e9", "e9", "e2"]) == ["e9"]
+
+
+async def test_concurrent_adds_of_the_same_entries_index_each_once(redis_url: str) -> None:
+    clients = [redis.asyncio.Redis.from_url(redis_url) for _ in range(4)]
+    try:
+        indexes = [LexicalIndex(client) for client in clients]
+        added = await asyncio.gather(*(index.add("chat", DOCS) for index in indexes))
+        assert sum(added) == len(DOCS)
+        found = dict(await indexes[0].search("chat", "Rome", k=10, max_df_share=1.0))
+        assert found == {"e4": pytest.approx(single_term_score(5, df=1))}  # one posting, not four
+        expected = np.mean([np.asarray(v, dtype=float) for _, _, v in DOCS], axis=0)
+        assert np.allclose(await indexes[0].centroid(["chat"]), expected)
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_the_centroid_is_the_mean_vector_over_the_chats(raw_redis) -> None:
+    index = LexicalIndex(raw_redis)
+    assert await index.centroid(["chat"]) is None
+    await index.add("a", [("x", "one", vector(1, 0)), ("y", "two", vector(0, 1))])
+    await index.add("b", [("z", "three", vector(1, 1))])
+    assert np.allclose(await index.centroid(["a"]), [0.5, 0.5])
+    assert np.allclose(await index.centroid(["a", "b", "nobody"]), [2 / 3, 2 / 3])  # weighted by entries
+
+
+async def test_drop_forgets_the_chat_and_only_it(raw_redis) -> None:
+    index = LexicalIndex(raw_redis)
+    await index.add("gone", DOCS)
+    await index.mark_turns_indexed("gone", 5)
+    await index.add("kept", DOCS)
+    await index.drop("gone")
+    assert await index.search("gone", "Biscuit", k=10, max_df_share=1.0) == []
+    assert await index.centroid(["gone"]) is None and await index.indexed_turns("gone") == 0
+    assert await index.missing("gone", ["e1"]) == ["e1"]
+    assert len(await index.search("kept", "Biscuit", k=10, max_df_share=1.0)) == 2
+
+
+# ---------------------------------------------------------------- through the memory façade
+
+# (days before NOW, user, assistant)
+HISTORY = [
+    (30, "I planted three San Marzano tomato seedlings on the balcony.", "Give them a deep pot and full sun."),
+    (29, "The deployment of service alpha-5675 failed on the database migration.", "Run the migration in batches."),
+    (28, "My neighbour's parrot Zorblax screams every morning at six.", "Parrots are loud at dawn; try a cover."),
+    (27, "Can you recommend a sci-fi movie for tonight?", "Try Arrival; it is thoughtful."),
+    (26, "It has been raining all week here.", "Good weather for reading."),
+    (25, "I ran 8 kilometres this morning, my knee feels fine.", "Keep the long runs slow for a while."),
+    (24, "My manager wants the quarterly report by Friday.", "Draft the charts first."),
+    (23, "I am thinking of learning Italian before the trip.", "A daily 15-minute app session helps."),
+    (22, "Our team adopted a new code review checklist.", "Keep it short so people use it."),
+    (21, "I need a gift idea for my dad, he likes woodworking.", "A Japanese pull saw."),
+    (20, "The office coffee machine broke again.", "Maybe a team French press."),
+    (19, "My sister Clara is getting married in Porto in June.", "June in Porto is lovely."),
+    (18, "I tried a mushroom risotto and it came out gluey.", "Add the stock gradually."),
+    (17, "The tomatoes have their first flowers now.", "Pinch the suckers below the first cluster."),
+    (16, "We rolled alpha-5675 back to version 2.3.1.", "Keep 2.3.1 pinned until the migration is split."),
+    (15, "I started reading Dune again.", "The appendices are worth it."),
+]
+
+
+def history_jsonl(chat_id: str, history: list[tuple[int, str, str]] = HISTORY) -> str:
+    lines = []
+    for n, (days, user, assistant) in enumerate(history):
+        when = NOW - timedelta(days=days) + timedelta(minutes=n)
+        for offset, role, content in ((0, "user", user), (1, "assistant", assistant)):
+            lines.append(json.dumps({"chat_id": chat_id, "user_id": "alice", "role": role, "content": content,
+                                     "timestamp": (when + timedelta(seconds=offset)).isoformat()}))
+    return "\n".join(lines) + "\n"
+
+
+async def load(memory: MemoryLayers, tmp_path: Path, chat_id: str, history=HISTORY) -> None:
+    path = tmp_path / f"{chat_id}.jsonl"
+    path.write_text(history_jsonl(chat_id, history), encoding="utf-8")
+    await import_transcript(memory, path)
+
+
+@pytest.fixture
+async def runner(settings: Settings, embeddings: MiniLMEmbeddings):
+    runner = TurnRunner(Services(settings, MemoryLayers(settings, embeddings=embeddings)))
+    await runner.services.memory.warm_up()
+    yield runner
+    await runner.aclose()
+
+
+async def inspect(runner: TurnRunner, chat_id: str, message: str, **kwargs) -> dict:
+    return turn_report(await runner.inspect(chat_id, message, now=NOW.timestamp(), **kwargs))
+
+
+async def test_a_few_new_turns_are_indexed_at_once_a_backlog_in_the_background(runner, tmp_path) -> None:
+    memory = runner.services.memory
+    index = await memory.lexical_index()
+    await load(memory, tmp_path, "small")
+    assert await memory.sync_index(["small"]) is True
+    assert await index.indexed_turns("small") == len(HISTORY)
+    assert await index.missing("small", [archive_id("small", n) for n in range(1, len(HISTORY) + 1)]) == []
+
+    long_history = [(40 - i / 10, f"note number {i} about topic {i % 7}", "noted") for i in range(150)]
+    await load(memory, tmp_path, "big", long_history)
+    assert await memory.sync_index(["big"]) is False  # 150 turns behind: a background task catches up
+    await memory.wait_indexing()
+    assert await index.indexed_turns("big") == 150 and await memory.sync_index(["big"]) is True
+    found = await memory.lexical_search(["big"], "note 149", k=3, max_df_share=0.1)
+    assert found[0][0]["id"] == archive_id("big", 150)
+
+
+async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, tmp_path) -> None:
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat")
+    await memory.sync_index(["chat"])
+    query = await memory.embed_query("how are my tomatoes doing?")
+    store = await memory.episodic()
+    stored = store.get_with_vectors(["chat"], [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)])
+    exact = np.mean([np.sum(np.square(v - np.asarray(query, dtype=np.float32))) for _, v in stored])
+    assert await memory.background_distance(["chat"], query) == pytest.approx(exact, abs=1e-5)
+    assert await memory.background_distance(["nobody"], query) is None
+
+
+async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat")
+    await memory.sync_index(["chat"])
+    assert await memory.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1)
+    await memory.forget_chat("chat")
+    assert await memory.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1) == []
+    assert await memory.background_distance(["chat"], await memory.embed_query("x")) is None
+    # The chat's turn numbers start again at 1: new turns are indexed with their new words.
+    await load(memory, tmp_path, "chat", [(1, "Our cat Mittens learned to open doors.", "Clever cat.")])
+    await memory.sync_index(["chat"])
+    [(hit, _, _)] = await memory.lexical_search(["chat"], "Mittens", k=5, max_df_share=1.0)
+    assert hit["id"] == archive_id("chat", 1) and await memory.lexical_search(["chat"], "Zorblax", 5, 1.0) == []
+
+
+# ---------------------------------------------------------------- what the graph injects
+
+
+async def test_a_rare_name_is_found_by_its_words(runner, tmp_path) -> None:
+    await load(runner.services.memory, tmp_path, "chat")
+    state = await runner.inspect("chat", "Is Zorblax still at it?", now=NOW.timestamp())
+    parrot = archive_id("chat", 3)
+    assert state["recalls"]["lexical"][0]["id"] == parrot
+    assert all(hit["mechanism"] == "thematic" for hit in state["recalls"]["lexical"])
+    assert parrot in [entry["id"] for entry in state["l3"]]
+    report = turn_report(state)
+    assert report["prefetch"]["fired"] == ["thematic"] and report["prefetch"]["lexical"]["found"] > 0
+    assert 1.0 < report["prefetch"]["background"] < 2.5
+
+
+async def test_a_two_part_question_injects_both_parts(runner, tmp_path) -> None:
+    await load(runner.services.memory, tmp_path, "chat")
+    report = await inspect(runner, "chat", "How are my San Marzano tomatoes, and is the alpha-5675 migration fixed?")
+    injected = " ".join(entry["content"] for entry in report["l3"])
+    assert "San Marzano" in injected and "first flowers" in injected
+    assert "alpha-5675" in injected and "2.3.1" in injected
+
+
+@pytest.mark.parametrize("message", ["what's the boiling point of nitrogen?", "how do I reverse a list in Python?",
+                                     "convert 30 degrees Celsius to Fahrenheit"])
+async def test_an_unrelated_question_injects_nothing(runner, tmp_path, message: str) -> None:
+    await load(runner.services.memory, tmp_path, "chat")
+    report = await inspect(runner, "chat", message)
+    assert report["prefetch"]["background"] is not None and report["prefetch"]["found"]["thematic"] > 0
+    assert report["l3"] == [] and report["tokens"]["l3"] == 0
+
+
+async def test_the_relevance_ratio_is_a_run_time_knob(runner, tmp_path) -> None:
+    await load(runner.services.memory, tmp_path, "chat")
+    question = "Which tomato variety did I plant on the balcony?"
+    none = await inspect(runner, "chat", question, overrides={"retrieval.relevance_ratio": 0.01,
+                                                              "retrieval.lexical_relevance_ratio": 0.01})
+    assert none["l3"] == []
+    default = await inspect(runner, "chat", question)
+    wide = await inspect(runner, "chat", question, overrides={"retrieval.relevance_ratio": 1.0})
+    assert 0 < len(default["l3"]) < len(wide["l3"])
+
+
+class WordlessMemory(MemoryLayers):
+    async def lexical_search(self, *args, **kwargs):
+        raise RuntimeError("word index unreadable")
+
+
+async def test_a_failing_word_search_costs_only_itself(settings, embeddings, tmp_path) -> None:
+    runner = TurnRunner(Services(settings, WordlessMemory(settings, embeddings=embeddings)))
+    try:
+        await load(runner.services.memory, tmp_path, "chat")
+        report = await inspect(runner, "chat", "Which tomato variety did I plant on the balcony?")
+        assert report["prefetch"]["lexical"]["failed"] == "RuntimeError: word index unreadable"
+        assert "thematic (words) failed" in report["degraded"]["prefetch"]
+        assert report["prefetch"]["succeeded"] == ["thematic"]
+        assert any("San Marzano" in entry["content"] for entry in report["l3"])  # the gap test still runs
+    finally:
+        await runner.aclose()
