@@ -22,10 +22,6 @@ from graph.services import Services
 from graph.settings import Settings
 from memory.layers import MemoryLayers
 
-# The node that calls the model: its time is the model's, not memory's.
-MODEL_NODE = "llm"
-
-
 @dataclass(frozen=True)
 class BenchOptions:
     settings: Settings  # as loaded (goat.toml, environment): the knobs a turn runs with

@@ -15,11 +15,12 @@ from typing import Any
 
 from bench.archive import KINDS, LAYOUTS, Archive, TextPool, ensure_archive, messages, turn_times
 from bench.harness import (
-    MODEL_NODE, BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn,
+    BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn,
 )
 from bench.report import SectionResult, distribution, markdown_table
 
-NODES = ("prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble", MODEL_NODE, "save", "archive")
+# The llm node's time includes the (instant) model's and its own handling of the answer.
+NODES = ("prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble", "llm", "save", "archive")
 WARM_UP_TURNS = 2  # per layout, unmeasured: the first search of a collection loads its index
 
 
