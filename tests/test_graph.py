@@ -184,9 +184,10 @@ async def test_user_scope_widens_recall_to_the_users_other_chats(runner, tmp_pat
 async def test_run_time_overrides_tune_the_gap_filter(runner, tmp_path):
     await load_history(runner, tmp_path)
     question = "Which tomato variety did I plant on the balcony?"
-    strict = await inspect(runner, "alice-chat", question, overrides={"retrieval.gap_significance": 1000})
+    strict = await inspect(runner, "alice-chat", question, overrides={
+        "retrieval.relevance_ratio": 0.01, "retrieval.lexical_relevance_ratio": 0.01})
     assert strict["l3"] == [] and strict["prefetch"]["found"]["thematic"] > 0
-    open_ = await inspect(runner, "alice-chat", question, overrides={"retrieval.gap_significance": 0.01})
+    open_ = await inspect(runner, "alice-chat", question, overrides={"retrieval.relevance_ratio": 1.5})
     assert len(open_["l3"]) > len(strict["l3"])
 
 
