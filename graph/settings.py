@@ -86,9 +86,10 @@ class Memory(_Section):
 class Prefetch(_Section):
     timeout: float = Field(0.5, gt=0, le=30)
     max_results: int = Field(15, ge=1, le=200)
-    # Results each ranked list (semantic, lexical, temporal) contributes before fusion: more than
-    # fit the L3 share, so that fusion and the relevance test have candidates to choose from.
-    search_k: int = Field(50, ge=1, le=200)
+    # Results each ranked list (semantic, words, temporal) contributes before fusion: twice what
+    # fits the L3 share, so fusion has candidates to choose from (50 measured no better on LoCoMo
+    # and cost ~6 ms more at 100 000 turns).
+    search_k: int = Field(30, ge=1, le=200)
     timezone: str = "UTC"  # the users' clock: what "yesterday" means
 
     @field_validator("timezone")

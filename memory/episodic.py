@@ -189,8 +189,10 @@ class EpisodicStore:
         if not ids:
             return []
 
+        unique = list(dict.fromkeys(ids))  # Chroma refuses repeated ids
+
         def read(chat: _ChatCollection) -> list[tuple[EpisodicHit, np.ndarray]]:
-            found = chat.collection.get(ids=ids, include=["documents", "metadatas", "embeddings"])
+            found = chat.collection.get(ids=unique, include=["documents", "metadatas", "embeddings"])
             return list(zip(_hits_from_get(found), np.asarray(found["embeddings"], dtype=np.float32), strict=True))
 
         return [pair for chat_id in self._scope(chat_ids) for pair in self._read(chat_id, read, [])]

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -50,6 +50,10 @@ _TURN_KEY = re.compile(r"^turn_(\d+)$")
 # (~1 ms per turn read back from Chroma); a longer backlog by a background task, in batches.
 _INDEX_NOW = 64
 _INDEX_BATCH = 512
+# Per-chat Redis reads of a wide scope ("user", "global") in flight at once: the client's
+# connection pool holds 100.
+_CHATS_AT_ONCE = 32
+_BACKLOGS_AT_ONCE = 4  # chats whose backlog is indexed at the same time, in the background
 
 
 def archive_id(chat_id: str, turn: int) -> str:
@@ -65,6 +69,17 @@ def archive_content(user_text: str | None, assistant_text: str | None) -> str:
     if assistant_text is not None:
         lines.append(f"assistant: {assistant_text}")
     return "\n".join(lines)
+
+
+async def _gather_bounded(awaitables: Iterable[Awaitable[T]], limit: int = _CHATS_AT_ONCE) -> list[T]:
+    """``asyncio.gather`` with at most ``limit`` of them running at once."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(awaitable: Awaitable[T]) -> T:
+        async with semaphore:
+            return await awaitable
+
+    return await asyncio.gather(*(one(a) for a in awaitables))
 
 
 def _log_failure(task: asyncio.Task) -> None:
@@ -141,6 +156,7 @@ class MemoryLayers:
         self._embeddings_load: asyncio.Future[MiniLMEmbeddings] | None = None
         self._lexical: LexicalIndex | None = None
         self._indexing: dict[str, asyncio.Task] = {}  # chat -> background catch-up of its word index
+        self._indexing_slots = asyncio.Semaphore(_BACKLOGS_AT_ONCE)
 
     # ---- plumbing -------------------------------------------------------------
 
@@ -423,9 +439,10 @@ class MemoryLayers:
         and meanwhile searches use what is indexed.
         """
         index, working = await self.lexical_index(), await self.working_memory()
-        progress = await asyncio.gather(
-            *(asyncio.gather(index.indexed_turns(chat), working.completed_turns(chat)) for chat in chats)
-        )
+        async def progress_of(chat: str) -> tuple[int, int]:
+            return await index.indexed_turns(chat), await working.completed_turns(chat)
+
+        progress = await _gather_bounded(progress_of(chat) for chat in chats)
         complete = True
         for chat, (indexed, archived) in zip(chats, progress):
             if archived - indexed <= 0:
@@ -434,7 +451,7 @@ class MemoryLayers:
                 await self._index_turns(chat, indexed, archived)
             elif chat not in self._indexing or self._indexing[chat].done():
                 complete = False
-                self._indexing[chat] = asyncio.create_task(self._index_turns(chat, indexed, archived))
+                self._indexing[chat] = asyncio.create_task(self._index_backlog(chat, indexed, archived))
                 self._indexing[chat].add_done_callback(_log_failure)
             else:
                 complete = False
@@ -443,6 +460,10 @@ class MemoryLayers:
     async def wait_indexing(self) -> None:
         """Wait for the background indexing started so far (tests, benchmarks, after an import)."""
         await asyncio.gather(*self._indexing.values())
+
+    async def _index_backlog(self, chat_id: str, indexed: int, archived: int) -> None:
+        async with self._indexing_slots:
+            await self._index_turns(chat_id, indexed, archived)
 
     async def _index_turns(self, chat_id: str, indexed: int, archived: int) -> None:
         """Index archived turns indexed+1..archived, in batches, recording progress after each.
@@ -459,14 +480,24 @@ class MemoryLayers:
         """The chats' ``k`` best entries by the words of ``query`` (BM25), best first, each as
         (hit, its vector, its word score). Word scores of different chats are compared as they are."""
         index = await self.lexical_index()
-        per_chat = await asyncio.gather(*(index.search(chat, query, k, max_df_share) for chat in chats))
-        found = sorted((pair for pairs in per_chat for pair in pairs), key=lambda pair: -pair[1])[:k]
+        per_chat = await _gather_bounded(index.search(chat, query, k, max_df_share) for chat in chats)
+        found = sorted(
+            ((chat, entry_id, score) for chat, pairs in zip(chats, per_chat) for entry_id, score in pairs),
+            key=lambda found: -found[2],
+        )[:k]
         if not found:
             return []
         store = await self.episodic()
-        read = await self.run_blocking(store.get_with_vectors, chats, [entry_id for entry_id, _ in found])
-        by_id = {hit["id"]: (hit, vector) for hit, vector in read}
-        return [(*by_id[entry_id], score) for entry_id, score in found if entry_id in by_id]
+        ids_by_chat: dict[str, list[str]] = {}
+        for chat, entry_id, _ in found:
+            ids_by_chat.setdefault(chat, []).append(entry_id)
+
+        def read() -> dict[str, tuple[dict, np.ndarray]]:
+            return {hit["id"]: (hit, vector) for chat, ids in ids_by_chat.items()
+                    for hit, vector in store.get_with_vectors([chat], ids)}
+
+        by_id = await self.run_blocking(read)
+        return [(*by_id[entry_id], score) for _, entry_id, score in found if entry_id in by_id]
 
     async def background_distance(self, chats: list[str], vector: list[float] | np.ndarray) -> float | None:
         """The query's mean distance to the chats' indexed entries (squared L2 on unit vectors:

@@ -172,7 +172,8 @@ def test_get_with_vectors_returns_the_stored_vectors(store: EpisodicStore, embed
     store.upsert("chat-a", corpus("chat-a"))
     store.upsert("chat-b", [entry("chat-b", 1, PASTA)])
 
-    found = store.get_with_vectors(["chat-a", "chat-b"], ["chat-a:turn_0002", "chat-b:turn_0001", "chat-a:turn_0999"])
+    asked = ["chat-a:turn_0002", "chat-b:turn_0001", "chat-a:turn_0999", "chat-a:turn_0002"]  # a repeat, a missing one
+    found = store.get_with_vectors(["chat-a", "chat-b"], asked)
 
     assert sorted(hit["id"] for hit, _ in found) == ["chat-a:turn_0002", "chat-b:turn_0001"]
     expected = np.asarray(embeddings.embed_query(PASTA), dtype=np.float32)

@@ -280,3 +280,12 @@ async def test_a_failing_word_search_costs_only_itself(settings, embeddings, tmp
         assert any("San Marzano" in entry["content"] for entry in report["l3"])  # the gap test still runs
     finally:
         await runner.aclose()
+
+
+async def test_a_wide_scope_stays_within_the_redis_connection_pool(runner, tmp_path) -> None:
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat-0")
+    chats = [f"chat-{n}" for n in range(300)]  # more than the client's 100 connections
+    assert await memory.sync_index(chats) is True
+    [(hit, _, _)] = await memory.lexical_search(chats, "Zorblax", k=5, max_df_share=0.5)
+    assert hit["id"] == archive_id("chat-0", 3)
