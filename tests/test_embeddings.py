@@ -1,0 +1,81 @@
+"""The MiniLM encoder (onnxruntime, graph built from the bundled weights) against vectors
+computed by sentence-transformers, and its batching: order, determinism, truncation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memory.embeddings import DIMENSIONS, MAX_TOKENS, MiniLMEmbeddings, MiniLMEncoder, load_tokenizer
+
+REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8"))
+# float32 through six layers: the NumPy forward pass this replaced agreed to ~1e-6 as well.
+TOLERANCE = 1e-5
+
+# Mixed lengths, so a batch spans several runs of different padded lengths on both workers.
+MIXED = [
+    "hi",
+    "",
+    "user: I adopted a dog named Rex last spring.\nassistant: That's wonderful! How is Rex adjusting?",
+    "What did we discuss yesterday about the alpha-5675 deployment?",
+    "Bună ziua, ce mai faci? 今日は良い天気ですね。 🙂",
+    " ".join(f"word{i}" for i in range(400)),
+    "assistant: " + "We talked about the garden, the roses and the new fence. " * 12,
+] * 9
+
+
+@pytest.fixture(scope="module")
+def encoder(embeddings: MiniLMEmbeddings) -> MiniLMEncoder:
+    return embeddings.encoder
+
+
+def test_vectors_match_sentence_transformers(encoder: MiniLMEncoder) -> None:
+    vectors = encoder.encode(REFERENCE["texts"])  # includes "" and a 3 000-character text
+    np.testing.assert_allclose(vectors, np.array(REFERENCE["vectors"], dtype=np.float32), atol=TOLERANCE)
+
+
+def test_vectors_are_unit_norm_float32_rows_in_input_order(encoder: MiniLMEncoder) -> None:
+    vectors = encoder.encode(MIXED[:7])
+    assert vectors.shape == (7, DIMENSIONS) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    # In input order: each row is closest to its own text encoded alone.
+    alone = np.stack([encoder.encode([text])[0] for text in MIXED[:7]])
+    assert ((vectors @ alone.T).argmax(axis=1) == np.arange(7)).all()
+
+
+def test_no_texts_give_no_rows(encoder: MiniLMEncoder) -> None:
+    assert encoder.encode([]).shape == (0, DIMENSIONS)
+
+
+def test_a_text_encodes_the_same_in_a_large_batch_as_alone(encoder: MiniLMEncoder) -> None:
+    batch = encoder.encode(MIXED)
+    for text, vector in zip(MIXED, batch, strict=True):
+        np.testing.assert_allclose(vector, encoder.encode([text])[0], atol=TOLERANCE)
+
+
+def test_encoding_is_deterministic(encoder: MiniLMEncoder) -> None:
+    np.testing.assert_array_equal(encoder.encode(MIXED), encoder.encode(MIXED))
+
+
+def test_text_beyond_the_token_limit_does_not_change_the_vector(encoder: MiniLMEncoder) -> None:
+    head = " ".join(f"topic{i}" for i in range(300))
+    assert len(load_tokenizer(truncate=False).encode(head).ids) > MAX_TOKENS
+    first, second = encoder.encode([head + " about dogs", head + " about tax law and spreadsheets"])
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\n", "\u200b", "?"])
+def test_empty_and_blank_texts_get_finite_unit_vectors(encoder: MiniLMEncoder, text: str) -> None:
+    vector = encoder.encode([text])[0]
+    assert np.isfinite(vector).all()
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_langchain_adapter_gives_query_and_document_vectors_alike(embeddings: MiniLMEmbeddings) -> None:
+    text = "What is my dog called?"
+    query = embeddings.embed_query(text)
+    assert isinstance(query, list) and len(query) == DIMENSIONS and all(isinstance(x, float) for x in query)
+    np.testing.assert_allclose(query, embeddings.embed_documents(["something else", text])[1], atol=TOLERANCE)
