@@ -7,7 +7,8 @@ asked just after it names a range with entries. Every ``KEY_EVERY``-th turn of a
 a unique label (``ticket-000250``) for specific-key messages to look up.
 
 A build is resumable: the import is idempotent, so an interrupted one carries on where it
-stopped; ``manifest.json`` says what the folder holds and whether it is complete.
+stopped; ``manifest.json`` says what the folder holds and whether it is complete. An archive
+built otherwise (other texts, layout or ``FORMAT_VERSION``) is refused until ``--rebuild``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import locomo
-from bench.harness import isolated_settings
+from bench.harness import index_words, isolated_settings
 from bot.importer import import_turns, transcript_of
 from graph.services import Services
 from graph.settings import Settings
@@ -37,7 +38,9 @@ SMALL_CHAT_TURNS = 100
 KEY_EVERY = 25
 KEY_LABELS = ("ticket", "order", "booking", "invoice")
 IMPORT_CHUNK = 1_000  # turns per import call: the unit of progress of a resumed build
-FORMAT_VERSION = 1
+# Bump when what the import writes changes (2: the BM25 word index in Redis), so that archives
+# cached by an older version are not measured as if they were current.
+FORMAT_VERSION = 2
 KINDS = ("thematic", "temporal", "specific_key")  # of the messages sent to an archive
 LAYOUTS = ("big chat", "small chats")  # where they are sent
 TURN_INTERVAL_S = 60.0
@@ -177,8 +180,9 @@ async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPo
     found = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
     if found is not None and found["spec"] != spec:  # a build of hours is not thrown away unasked
         raise ArchiveMismatch(
-            f"{folder} holds an archive built from other texts or another layout "
-            f"(texts {found['spec'].get('texts')}, here {spec['texts']}); "
+            f"{folder} holds an archive built from other texts, another layout or format "
+            f"(texts {found['spec'].get('texts')}, version {found['spec'].get('version')}; asked: "
+            f"texts {spec['texts']}, version {spec['version']}); "
             "pass the LoCoMo file it was built from, or --rebuild to replace it"
         )
     if found is None or not found["complete"]:
@@ -200,3 +204,4 @@ async def _import_archive(settings: Settings, plans: list[ChatPlan], pool: TextP
             # since it numbers a chat's turns after those already there.
             while chunk := list(itertools.islice(lines, 2 * IMPORT_CHUNK)):
                 await import_turns(services.memory, transcript_of(chunk), progress=bar.update)
+        await index_words(services.memory, [plan.chat_id for plan in plans])

@@ -94,6 +94,13 @@ async def bench_runner(
         yield runner, model
 
 
+async def index_words(memory: MemoryLayers, chats: list[str]) -> None:
+    """Bring the chats' word index up to their archived turns now. An import leaves that to
+    the chat's next turns, in the background; measured turns must not carry it."""
+    await memory.sync_index(chats)
+    await memory.wait_indexing()
+
+
 @dataclass(frozen=True)
 class TimedTurn:
     pre_reply_ms: float  # start of the turn → the model is called (the fan-out overlapping)

@@ -13,14 +13,14 @@ block, averaged over questions; tokens are those of the injected lines, as the p
 
 from __future__ import annotations
 
-import hashlib
+import shutil
 import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from bench import locomo
-from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
+from bench.harness import BenchOptions, bench_runner, conditions, index_words, isolated_settings
 from bench.report import SectionResult, markdown_table, mean, percent
 from bot.importer import import_turns, transcript_of
 from bot.runner import TurnRunner
@@ -95,9 +95,9 @@ async def run(options: BenchOptions) -> SectionResult:
 
     conversations = [locomo.build_conversation(record) for record in options.locomo_records]
     guarantee = options.settings.budget.l3_min_guarantee_tokens
-    # The import is cached per data file: asking writes nothing, so the archive stays as imported.
-    digest = hashlib.sha256(Path(options.locomo_path).read_bytes()).hexdigest()[:16]
-    folder = options.root / f"locomo-{digest}"
+    # Imported afresh every run (a minute or two): what the import writes changes with the code.
+    folder = options.root / "locomo-scratch"
+    shutil.rmtree(folder, ignore_errors=True)
     questions: list[dict[str, Any]] = []
     off_topic: list[dict[str, Any]] = []
     async with bench_runner(isolated_settings(options.settings, folder)) as (runner, _):
@@ -106,6 +106,7 @@ async def run(options: BenchOptions) -> SectionResult:
             for conversation in conversations:
                 transcript = transcript_of(conversation.jsonl().splitlines(keepends=True))
                 await import_turns(runner.services.memory, transcript, progress=bar.update)
+        await index_words(runner.services.memory, [c.chat_id for c in conversations])
         with tqdm(total=sum(len(c.answerable()) + len(OFF_TOPIC) for c in conversations), unit="message",
                   desc="asking", file=sys.stderr) as bar:
             for conversation in conversations:
@@ -119,6 +120,7 @@ async def run(options: BenchOptions) -> SectionResult:
                                       "methods": {name: {"tokens": tokens, "entries": len(ids)}
                                                   for name, (ids, tokens) in found.items()}})
                     bar.update()
+    shutil.rmtree(folder, ignore_errors=True)
     data = summarise(questions, off_topic, methods(guarantee), guarantee)
     data["conditions"] = {**conditions(), "data": str(options.locomo_path),
                           "conversations": [c.sample_id for c in conversations],

@@ -6,12 +6,14 @@ The benchmark is a tool, not a test: nothing here judges the figures it measures
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 import chromadb
 import pytest
+import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
 from bench import locomo
@@ -23,6 +25,9 @@ from bot.cli import main
 from memory.checkpoint import DEFAULT_KEEP_TURNS
 from memory.episodic import collection_name
 from memory.keys import structural_keys
+from memory.layers import PREFIX
+from memory.lexical import LexicalIndex
+from memory.redis_server import EmbeddedRedis
 from memory.temporal import completed_past_range
 
 SIZE = 30
@@ -54,6 +59,17 @@ def archived_turns(archive: Path) -> dict[str, int]:
         return {plan.chat_id: client.get_collection(collection_name(plan.chat_id)).count() for plan in layout(SIZE)}
     finally:
         client.close()
+
+
+async def word_indexed_turns(archive: Path) -> dict[str, int]:
+    """Per chat, the archived turns its word index covers (read from the archive's own Redis)."""
+    with EmbeddedRedis(archive) as server:
+        client = redis.asyncio.Redis.from_url(server.url)
+        try:
+            index = LexicalIndex(client, PREFIX)
+            return {plan.chat_id: await index.indexed_turns(plan.chat_id) for plan in layout(SIZE)}
+        finally:
+            await client.aclose()
 
 
 @pytest.mark.slow
@@ -118,6 +134,7 @@ def test_an_interrupted_archive_build_resumes_without_duplicates(data_dir, tiny_
     archive = data_dir / "bench" / f"archive-{SIZE}"
     manifest = json.loads((archive / "manifest.json").read_text())
     assert manifest["complete"]
+    assert asyncio.run(word_indexed_turns(archive)) == {plan.chat_id: plan.turns for plan in layout(SIZE)}
 
     capsys.readouterr()
     assert main(arguments) == 0  # complete: reused as it is
@@ -140,7 +157,7 @@ def test_an_archive_of_other_texts_is_kept_unless_rebuild_is_asked(data_dir, tin
 
     capsys.readouterr()
     assert main(other_texts) == 2
-    assert "built from other texts" in capsys.readouterr().err
+    assert "built from other texts, another layout or format" in capsys.readouterr().err
     assert (archive / "manifest.json").read_text() == built
 
     assert main([*other_texts, "--rebuild"]) == 0
