@@ -4,9 +4,58 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from graph.settings import Retrieval
+from memory.gap import background_filter, gap_filter
+
+# Ranked lists with a role of their own: word hits (BM25 order, judged with the wider
+# lexical ratio) and a named period's entries (a selection in itself: its closest are kept).
+WORDS = "lexical"
+PERIOD = "temporal"
+
 # Which mechanism an entry found by several is reported under (most specific first).
 MECHANISM_PRIORITY = ("specific_key", "temporal", "thematic")
 _SECONDS_PER_DAY = 86_400.0
+
+
+def choose_recalls(
+    lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int
+) -> list[dict]:
+    """What to inject from ranked lists (name -> hits), scored and best first.
+
+    Each list's relevant entries: with a background (the query's mean distance to the chat's
+    entries), those below ``relevance_ratio`` of it (word hits: ``lexical_relevance_ratio``);
+    without one, the spec's gap test (word hits: none, words alone cannot tell relevance). The
+    lists' ranks are fused (:func:`fuse`); the relevant entries plus some context
+    (:func:`with_context`) are scored by :func:`merge_and_score`.
+    """
+    relevant = {recall["id"] for name, hits in lists.items() for recall in _relevant(name, hits, background, retrieval)}
+    fused = fuse(
+        [hits if name == WORDS else sorted(hits, key=lambda r: r["distance"]) for name, hits in lists.items()],
+        rrf_k=retrieval.rrf_k,
+        neighbour_weight=retrieval.neighbour_weight,
+    )
+    kept = with_context(relevant, fused, retrieval.context_ratio)
+    return merge_and_score(
+        [[r for r in hits if r["id"] in kept] for hits in lists.values()],
+        now,
+        fused,
+        weight_similarity=retrieval.weight_similarity,
+        weight_recency=retrieval.weight_recency,
+        weight_popularity=retrieval.weight_popularity,
+        recency_window_days=retrieval.recency_window_days,
+        popularity_norm=retrieval.popularity_norm,
+        max_results=max_results,
+    )
+
+
+def _relevant(name: str, hits: list[dict], background: float | None, retrieval: Retrieval) -> list[dict]:
+    """The entries of one ranked list that stand out on their own."""
+    min_keep = retrieval.temporal_min_results if name == PERIOD else 0
+    if background is None:
+        return [] if name == WORDS else gap_filter(
+            hits, retrieval.gap_significance, retrieval.small_result_ceiling, min_keep=min_keep)
+    ratio = retrieval.lexical_relevance_ratio if name == WORDS else retrieval.relevance_ratio
+    return background_filter(hits, background, ratio, min_keep=min_keep)
 
 
 def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float = 10.0, neighbour_weight: float = 0.25) -> dict[str, float]:
@@ -48,7 +97,7 @@ def with_context(relevant: set[str], fused: Mapping[str, float], context_ratio: 
 def merge_and_score(
     lists: Iterable[list[dict]],
     now: float,
-    relevance: Mapping[str, float],
+    relevance: Mapping[str, float] | None = None,
     *,
     weight_similarity: float = 0.6,
     weight_recency: float = 0.3,
@@ -65,8 +114,9 @@ def merge_and_score(
     ``blended_score`` added:
 
         ws·similarity + wr·recency + wp·min(access_count/norm, 1)
-        similarity = relevance / the highest relevance of the entries (in [0, 1]);
-                     1 for exact hits (distance 0 from the specific-key lookup)
+        similarity = relevance / the highest relevance of the entries (in [0, 1]), 1 for
+                     exact hits (distance 0 from the specific-key lookup); without
+                     ``relevance``, 1/(1 + distance)
         recency = max(0, 1 − age/window), age = now − timestamp (an entry stamped in
         the future counts as age 0, so recency never exceeds 1)
 
@@ -84,14 +134,13 @@ def merge_and_score(
                 mechanisms.append(recall["mechanism"])
             if entry_id not in best or recall["distance"] < best[entry_id]["distance"]:
                 best[entry_id] = recall
-    top = max((relevance.get(entry_id, 0.0) for entry_id in best), default=0.0)
+    top = max((relevance.get(entry_id, 0.0) for entry_id in best), default=0.0) if relevance is not None else 0.0
     window = recency_window_days * _SECONDS_PER_DAY
     scored = []
     for entry_id, recall in best.items():
         mechanisms = sorted(found_by[entry_id], key=_priority)
         metadata = dict(recall.get("metadata") or {})
-        exact = recall["distance"] == 0 and mechanisms[0] == "specific_key"
-        similarity = 1.0 if exact else (relevance.get(entry_id, 0.0) / top if top > 0 else 0.0)
+        similarity = _similarity(recall, mechanisms[0], relevance, top)
         age = max(0.0, now - recall["timestamp"])
         recency = max(0.0, 1.0 - age / window)
         popularity = min(float(metadata.get("access_count") or 0) / popularity_norm, 1.0)
@@ -108,6 +157,14 @@ def merge_and_score(
         )
     scored.sort(key=lambda r: (-r["blended_score"], r["distance"], -r["timestamp"], r["id"]))
     return scored[:max_results]
+
+
+def _similarity(recall: dict, mechanism: str, relevance: Mapping[str, float] | None, top: float) -> float:
+    if relevance is None:
+        return 1.0 / (1.0 + recall["distance"])
+    if recall["distance"] == 0 and mechanism == "specific_key":
+        return 1.0
+    return relevance.get(recall["id"], 0.0) / top if top > 0 else 0.0
 
 
 def _priority(mechanism: str) -> int:

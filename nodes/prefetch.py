@@ -65,10 +65,10 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
     async def lexical() -> list[dict]:
         chats = await chats_task
         outcome["lexical"]["complete"] = await memory.sync_index(chats)
-        found, vector = await asyncio.gather(
-            memory.lexical_search(chats, message[:_LEXICAL_SCAN_CHARS], k, settings.retrieval.lexical_max_df_share),
-            vector_task,
+        found = await memory.lexical_search(
+            chats, message[:_LEXICAL_SCAN_CHARS], k, settings.retrieval.lexical_max_df_share
         )
+        vector = await vector_task  # embedded meanwhile
         outcome["background"] = await memory.background_distance(chats, vector)
         query = np.asarray(vector, dtype=np.float32)
         return [{**hit, "distance": float(np.sum(np.square(stored - query))), "mechanism": "thematic"}

@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from graph.settings import Retrieval
 from memory.aits import Assessment, assess, cue_tokens
 from memory.budget import Split, format_recall_line, pack_recalls, split_budget, trim_working
 from memory.gap import background_filter, gap_filter, gap_ratio
 from memory.keys import structural_keys
-from memory.merge import fuse, merge_and_score, with_context
+from memory.merge import choose_recalls, fuse, merge_and_score, with_context
 from memory.temporal import completed_past_range, warm_up
 from memory.tokens import count_tokens
 
@@ -373,6 +374,12 @@ class TestMergeAndScore:
         assert ids(merged) == ["key", "a"]  # equal similarity 1: the distance breaks the tie
         assert [r["blended_score"] for r in merged] == pytest.approx([0.6, 0.6])
 
+    def test_without_relevance_similarity_comes_from_the_distance(self) -> None:
+        entry = recall("a", 1.0, timestamp=NOW_TS - 15 * DAY, access_count=5)
+        [scored] = merge_and_score([[entry]], NOW_TS)
+        # 0.6·1/(1+1) + 0.3·(1 − 15/30) + 0.1·(5/10)
+        assert scored["blended_score"] == pytest.approx(0.3 + 0.15 + 0.05)
+
     def test_entries_without_relevance_count_zero(self) -> None:
         entries = [recall("known", 0.9), recall("unknown", 0.1)]
         assert ids(merge_and_score([entries], NOW_TS, {"known": 0.5})) == ["known", "unknown"]
@@ -475,6 +482,45 @@ class TestFuse:
 
     def test_empty(self) -> None:
         assert fuse([]) == {} and fuse([[], []]) == {}
+
+
+def hits(prefix: str, distances: list[float], mechanism: str = "thematic") -> list[dict]:
+    return [turn(f"{prefix}{i}", None, distance=d) | {"mechanism": mechanism} for i, d in enumerate(distances)]
+
+
+class TestChooseRecalls:
+    RETRIEVAL = Retrieval(context_ratio=0, neighbour_weight=0)
+
+    def choose(self, lists: dict[str, list[dict]], background: float | None, **knobs) -> list[str]:
+        retrieval = self.RETRIEVAL.model_copy(update=knobs)
+        return ids(choose_recalls(lists, background, NOW_TS, retrieval, max_results=15))
+
+    def test_each_list_is_judged_against_the_background(self) -> None:
+        lists = {"thematic": hits("s", [0.9, 1.3, 1.7]), "lexical": hits("w", [1.55, 1.9])}
+        # 0.75 · 2.0 = 1.5 for semantic hits; 0.85 · 2.0 = 1.7 for word hits
+        assert sorted(self.choose(lists, 2.0)) == ["s0", "s1", "w0"]
+        assert sorted(self.choose(lists, 2.0, lexical_relevance_ratio=0.5)) == ["s0", "s1"]
+
+    def test_without_a_background_the_gap_test_decides_and_words_alone_do_not(self) -> None:
+        lists = {"thematic": hits("s", [0.2, 0.25, 1.2, 1.25, 1.3]), "lexical": hits("w", [0.1, 0.15])}
+        assert sorted(self.choose(lists, None)) == ["s0", "s1"]
+
+    def test_a_named_period_keeps_its_closest(self) -> None:
+        lists = {"temporal": hits("t", [1.8, 1.85, 1.9], mechanism="temporal")}
+        assert sorted(self.choose(lists, 2.0, temporal_min_results=2)) == ["t0", "t1"]
+        assert self.choose({"thematic": lists["temporal"]}, 2.0, temporal_min_results=2) == []
+
+    def test_context_comes_with_relevant_entries_only(self) -> None:
+        lists = {"thematic": hits("s", [0.5, 0.6, 1.9, 1.95])}
+        assert sorted(self.choose(lists, 2.0, context_ratio=0.5)) == ["s0", "s1", "s2"]
+        assert self.choose({"thematic": hits("s", [1.9, 1.95])}, 2.0, context_ratio=5.0) == []
+
+    def test_fused_ranks_order_what_is_kept(self) -> None:
+        # w1 is second by meaning and first by words: it outranks s0, first by meaning only.
+        semantic = hits("s", [0.5]) + [turn("w1", None, distance=0.6)]
+        words = [turn("w1", None, distance=0.6), turn("w2", None, distance=0.7)]
+        ranked = self.choose({"thematic": semantic, "lexical": words}, 2.0, weight_recency=0, weight_popularity=0)
+        assert ranked == ["w1", "s0", "w2"]
 
 
 class TestWithContext:
