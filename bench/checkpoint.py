@@ -29,10 +29,10 @@ async def run(options: BenchOptions) -> SectionResult:
         shutil.rmtree(folder, ignore_errors=True)
     data: dict[str, Any] = {"conditions": conditions(), "runs": runs}
     table = markdown_table(
-        ["retention", "turns", "checkpoints kept", "keys", "memory KiB", "bytes per turn", "ms per turn"],
+        ["retention", "turns", "checkpoints kept", "keys", "memory KiB", "bytes per kept checkpoint", "ms per turn"],
         [(f"last {run['keep_turns']} turns" if run["keep_turns"] else "none (all kept)", run["turns"],
           run["checkpoints_kept"], run["keys"], run["memory_usage_bytes"] / 1024,
-          round(run["memory_usage_bytes"] / run["turns"]), run["ms_per_turn"]) for run in runs],
+          round(run["memory_usage_bytes"] / max(1, run["checkpoints_kept"])), run["ms_per_turn"]) for run in runs],
         "Redis memory of one chat's checkpoints (MEMORY USAGE of its keys)",
     )
     return SectionResult("checkpoint", data, [table])

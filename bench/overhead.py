@@ -126,9 +126,9 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, stat, target in zip(axes, ("p50", "p95"), (25, 60)):
         for layout, style in zip(LAYOUTS, ("-", "--")):
-            for kind, marker in zip(KINDS, ("o", "s", "^")):
+            for number, (kind, marker) in enumerate(zip(KINDS, ("o", "s", "^"))):
                 values = [archive["cells"][layout][kind]["total_ms"][stat] for archive in data["archives"].values()]
-                ax.plot(sizes, values, style, marker=marker, label=f"{kind}, {layout}")
+                ax.plot(sizes, values, style, marker=marker, color=f"C{number}", label=f"{kind}, {layout}")
         ax.axhline(target, color="grey", ls=":", lw=1)
         ax.annotate(f"target {stat} ≤ {target} ms", (sizes[0], target), textcoords="offset points",
                     xytext=(2, 3), color="grey", fontsize=8)
