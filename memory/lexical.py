@@ -39,19 +39,21 @@ POSTING = np.dtype([("entry", "<u4"), ("count", "u1")])
 _MAX_COUNT = 255  # a term's count in one entry saturates here (one byte per posting)
 _WORD = re.compile(r"\w+")
 
-# Adds a vector (packed little-endian doubles) to the stored sum, atomically.
+# Adds vectors to the chat's sum and their number to its count, in one step (a reader never
+# sees one without the other). KEYS: sum, meta. ARGV: the vectors' sum as packed little-endian
+# doubles, how many vectors.
 _ADD_TO_SUM = """
 local current = redis.call('GET', KEYS[1])
-if not current then
+if current then
+  local parts = {}
+  for i = 1, #ARGV[1], 8 do
+    parts[#parts + 1] = struct.pack('<d', struct.unpack('<d', current, i) + struct.unpack('<d', ARGV[1], i))
+  end
+  redis.call('SET', KEYS[1], table.concat(parts))
+else
   redis.call('SET', KEYS[1], ARGV[1])
-  return 1
 end
-local parts = {}
-for i = 1, #ARGV[1], 8 do
-  parts[#parts + 1] = struct.pack('<d', struct.unpack('<d', current, i) + struct.unpack('<d', ARGV[1], i))
-end
-redis.call('SET', KEYS[1], table.concat(parts))
-return 1
+return redis.call('HINCRBY', KEYS[2], 'vectors', ARGV[2])
 """
 
 
@@ -86,8 +88,9 @@ class LexicalIndex:
         """Index (id, content, vector) entries of a chat; those already indexed are skipped.
 
         Safe against concurrent adds of the same entries (by other workers): an entry number
-        is claimed with HSETNX before anything else of the entry is written. Returns how many
-        entries were new.
+        is claimed with HSETNX before anything else of the entry is written. (A process killed
+        between the claim and the writes leaves those entries out of the index; they are still
+        found by meaning.) Returns how many entries were new.
         """
         missing = set(await self.missing(chat_id, [entry_id for entry_id, _, _ in entries]))
         fresh = list({e[0]: e for e in entries if e[0] in missing}.values())
@@ -111,9 +114,11 @@ class LexicalIndex:
             pipe.hset(self._key(chat_id, "id"), mapping={number: entry_id for (entry_id, _, _), number in mine})
             for term, records in postings.items():
                 pipe.append(self._term_key(chat_id, term), np.array(records, dtype=POSTING).tobytes())
-            pipe.hincrby(self._key(chat_id, "meta"), "vectors", len(mine))
             await pipe.execute()
-        await self._add_to_sum(keys=[self._key(chat_id, "sum")], args=[vector_sum.astype("<f8").tobytes()])
+        await self._add_to_sum(
+            keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
+            args=[vector_sum.astype("<f8").tobytes(), len(mine)],
+        )
         return len(mine)
 
     async def missing(self, chat_id: str, ids: Sequence[str]) -> list[str]:
