@@ -50,7 +50,9 @@ def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()}))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated turn counts like 1000,10000, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated turn counts like 1000,10000, got {text!r}"
+        ) from None
     if not sizes or sizes[0] < 1:
         raise argparse.ArgumentTypeError(f"archive sizes must be positive, got {text!r}")
     return sizes

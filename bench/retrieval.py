@@ -162,7 +162,9 @@ def summarise(questions: list[dict[str, Any]], off_topic: list[dict[str, Any]], 
     return {
         "questions": len(questions),
         "l3_guarantee_tokens": guarantee,
-        "goat_within_guarantee": round(mean(q["methods"]["GOAT prefetch"]["tokens"] <= guarantee for q in questions), 4),
+        "goat_within_guarantee": round(
+            mean(q["methods"]["GOAT prefetch"]["tokens"] <= guarantee for q in questions), 4
+        ),
         "methods": {name: quality(questions, name) for name in names},
         "by_category": {
             locomo.CATEGORY_NAMES[c]: {
@@ -197,7 +199,8 @@ def tables(data: dict[str, Any]) -> list[str]:
     off = data["off_topic"]
     off_topic = markdown_table(
         ["retrieval", "L3 tokens (mean)", "max", "injects anything"],
-        [(name, m["l3_tokens_mean"], m["l3_tokens_max"], percent(m["injects_any"])) for name, m in off["methods"].items()],
+        [(name, m["l3_tokens_mean"], m["l3_tokens_max"], percent(m["injects_any"]))
+         for name, m in off["methods"].items()],
         f"Off-topic messages ({off['messages']}: greetings, unrelated questions)",
     )
     return [overall, by_category, off_topic]

@@ -54,7 +54,8 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def archived_turns(archive: Path) -> dict[str, int]:
-    client = chromadb.PersistentClient(path=str(archive / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    client = chromadb.PersistentClient(path=str(archive / "chroma"),
+                                       settings=ChromaSettings(anonymized_telemetry=False))
     try:
         return {plan.chat_id: client.get_collection(collection_name(plan.chat_id)).count() for plan in layout(SIZE)}
     finally:
