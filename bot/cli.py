@@ -154,7 +154,7 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
 
     healthy = True
     try:
-        report("ok", f"embeddings: all-MiniLM-L6-v2 (NumPy, offline) from {model_dir()}")
+        report("ok", f"embeddings: all-MiniLM-L6-v2 (onnxruntime, float32, offline) from {model_dir()}")
     except RuntimeError as exc:
         healthy = False
         report("FAIL", f"embeddings: {exc}")

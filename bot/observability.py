@@ -243,7 +243,7 @@ class TurnObserver:
     def _write(self, line: dict[str, Any]) -> dict[str, Any]:
         line = self._redact(line)
         text = json.dumps(line, ensure_ascii=False, default=str)  # never fail a turn over a stray type
-        (TURNS_LOGGER.warning if line["event"] == "turn_failed" else TURNS_LOGGER.info)(text)
+        TURNS_LOGGER.info(text)  # the user already saw a failed turn's error: no second report on stderr
         try:
             self.log.append(text)
         except OSError as exc:

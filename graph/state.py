@@ -77,12 +77,13 @@ class TurnState(TurnInput, total=False):
     l3_candidates: list[Recall]  # kept, merged, scored, best first
     # budget
     aits: dict[str, float]  # confidence, complexity, budget
-    split: dict[str, int]  # l0_l1, l2, l3 token shares
+    split: dict[str, int]  # l0_l1 (identity, facts, tool guidance), l2, l3 token shares
+    tools_offered: list[str]  # names of the tools the model may call this turn
+    tool_guidance: str  # their lines in the system prompt
     # assemble
     prompt: list[Message]  # system message + L2 messages + the user message
     l3: list[Recall]  # what was actually injected
     tokens: dict[str, int]  # l0_l1, l2, l3 tokens actually used
-    tools_offered: list[str]  # names of the tools the model may call this turn
     # llm (call 1), synthesize (call 2), correct (call 3): the reply the user reads
     reply: str
     model_calls: int

@@ -526,6 +526,8 @@ class MemoryLayers:
             by_chat.setdefault(ex.chat_id, []).append(entry)
         for chat_id, entries in by_chat.items():
             await self.run_blocking(store.upsert, chat_id, entries)
+            # Indexed now, after the reply, rather than caught up by the chat's next search.
+            await self.index_entries(chat_id, [entry[0] for entry in entries])
         redis = await self.redis()
         users_of: dict[str, set[str]] = {}
         for ex in exchanges:
@@ -699,6 +701,7 @@ class MemoryLayers:
         entry = curated_entry(chat_id, user_id, content, tags, now)
         store = await self.episodic()
         await self.run_blocking(store.upsert, chat_id, [entry])
+        await self.index_entries(chat_id, [entry[0]])  # not a turn: sync_index would never catch it up
         await self._invalidate_searches_of(chat_id, await self._add_chat_user(chat_id, user_id))
         return entry[0]
 
