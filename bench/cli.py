@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.arguments import positive_int
 from graph.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,26 +59,16 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sections", type=_sections, default=tuple(SECTIONS),
                         help=f"comma-separated, from {','.join(SECTIONS)} (default: all)")
     parser.add_argument("--sizes", type=_sizes,
                         help="archive sizes in turns, e.g. 1000,10000 (default 1000,10000,100000; --quick: 40)")
-    parser.add_argument("--turns", type=_positive,
+    parser.add_argument("--turns", type=positive_int,
                         help=f"measured turns per archive size, chat and message kind (default {DEFAULT_TURNS})")
-    parser.add_argument("--import-turns", type=_positive,
+    parser.add_argument("--import-turns", type=positive_int,
                         help=f"turns the import section imports (default {DEFAULT_IMPORT_TURNS})")
-    parser.add_argument("--checkpoint-turns", type=_positive,
+    parser.add_argument("--checkpoint-turns", type=positive_int,
                         help=f"turns of the chat whose checkpoints are measured (default {DEFAULT_CHECKPOINT_TURNS})")
     parser.add_argument("--locomo", type=Path,
                         help="a LoCoMo JSON file (default: $GOAT_LOCOMO, else ../shared/data/locomo-dev.json)")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli import add_arguments as add_bench_arguments
+from bot.arguments import positive_int
 from graph.settings import Settings, SettingsError, load_settings
 from graph.state import InvalidTurn
 from memory.errors import BackendUnavailable
@@ -60,19 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--user", help="user id (default: the chat id)")
 
     stats = commands.add_parser("stats", help="latency percentiles and memory figures of the recent turns")
-    stats.add_argument("--last", type=_positive, default=1000, metavar="N", help="how many turns (default 1000)")
+    stats.add_argument("--last", type=positive_int, default=1000, metavar="N", help="how many turns (default 1000)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
