@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from graph.dsml import parse_dsml
 from graph.settings import Settings
 from graph.state import Message, ToolCall, ToolResult, TurnState
-from memory.tools import MEMORY_TOOL_NAMES, memory_tools
+from memory.tools import MEMORY_TOOL_NAMES, MEMORY_TOOLS, MemoryToolbox
 
 if TYPE_CHECKING:
     from graph.services import Services
@@ -42,6 +44,10 @@ EVIDENCE_ARG_CHARS = 60  # of each argument, in an evidence line
 
 _MESSAGE_TYPES = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
 
+# Tool name -> (the tool object, its OpenAI schema). A plugin reloaded from a changed file is
+# a new object under its name, so its schema is made afresh; the memory tools' never change.
+_schemas: dict[str, tuple[BaseTool, dict[str, Any]]] = {}
+
 
 def chat_messages(prompt: list[Message]) -> list[BaseMessage]:
     return [_MESSAGE_TYPES[m["role"]](content=m["content"]) for m in prompt]
@@ -59,13 +65,30 @@ async def tool_offer(services: "Services", settings: Settings) -> dict[str, str]
     return {**dict.fromkeys(MEMORY_TOOL_NAMES, ""), **{t.name: t.description for t in plugins}}
 
 
-def turn_tools(services: "Services", settings: Settings, state: TurnState) -> dict[str, BaseTool]:
-    """The offered tools by name, the memory tools bound to this turn's chat and user."""
+def turn_tools(services: "Services", state: TurnState) -> dict[str, BaseTool]:
+    """The tools offered this turn, by name: process-level objects, none built per turn."""
     offered = set(state.get("tools_offered") or ())
     if not offered:
         return {}
-    bound = memory_tools(services.memory, settings, state["chat_id"], state["user_id"], state["now"])
-    return {t.name: t for t in [*bound, *services.plugins.tools()] if t.name in offered}
+    return {t.name: t for t in [*MEMORY_TOOLS, *services.plugins.tools()] if t.name in offered}
+
+
+def turn_toolbox(services: "Services", settings: Settings, state: TurnState) -> MemoryToolbox:
+    """Whose memory the memory tools act on this turn: the turn's chat and user, never the model's say."""
+    return MemoryToolbox(services.memory, settings, state["chat_id"], state["user_id"], state["now"])
+
+
+def openai_schemas(tools: Iterable[BaseTool]) -> list[dict[str, Any]]:
+    """The tools' OpenAI schemas, to bind to the model: each tool converted once, not every turn
+    (converting builds its pydantic schema, milliseconds per tool)."""
+    return [_openai_schema(tool) for tool in tools]
+
+
+def _openai_schema(tool: BaseTool) -> dict[str, Any]:
+    cached = _schemas.get(tool.name)
+    if cached is None or cached[0] is not tool:
+        cached = _schemas[tool.name] = (tool, convert_to_openai_tool(tool))
+    return cached[1]
 
 
 # ---- what the model asked for -----------------------------------------------------------
@@ -89,23 +112,26 @@ def read_answer(answer: AIMessage) -> tuple[str, list[ToolCall]]:
 
 
 async def run_tool_calls(
-    tools: Mapping[str, BaseTool], calls: list[ToolCall], timeout: float, max_calls: int
+    tools: Mapping[str, BaseTool], calls: list[ToolCall], config: RunnableConfig, timeout: float, max_calls: int
 ) -> list[ToolResult]:
     """Each call's result, in order, one after another (a later call may depend on an
-    earlier one's write). A call that fails yields a JSON error for the model, never raises."""
-    results = [await run_tool_call(tools, call, timeout) for call in calls[:max_calls]]
+    earlier one's write). Every tool is invoked with ``config`` (the memory tools read their
+    turn's toolbox from it). A call that fails yields a JSON error for the model, never raises."""
+    results = [await run_tool_call(tools, call, config, timeout) for call in calls[:max_calls]]
     refused = f"not run: at most {max_calls} tool calls per message"
     return results + [_result(call, _error(refused), ok=False) for call in calls[max_calls:]]
 
 
-async def run_tool_call(tools: Mapping[str, BaseTool], call: ToolCall, timeout: float) -> ToolResult:
+async def run_tool_call(
+    tools: Mapping[str, BaseTool], call: ToolCall, config: RunnableConfig, timeout: float
+) -> ToolResult:
     if "error" in call:
         return _result(call, _error(call["error"]), ok=False)
     tool = tools.get(call["name"])
     if tool is None:
         return _result(call, _error(f"no tool named {call['name']!r}; the tools are: {', '.join(tools)}"), ok=False)
     try:
-        output = await asyncio.wait_for(tool.ainvoke(call["args"]), timeout)
+        output = await asyncio.wait_for(tool.ainvoke(call["args"], config), timeout)
     except TimeoutError:
         log.warning("tool %s gave no result within %s s", call["name"], timeout)
         return _result(call, _error(f"no result within {timeout:g} s"), ok=False)

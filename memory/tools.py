@@ -1,30 +1,33 @@
 """The memory tools offered to the model (SPEC §8): search_memory, store_memory,
 promote_memory, forget_fact, list_facts.
 
-They are built per turn, bound to the turn's chat and user (from graph state): the model
-sees and fills in only the documented arguments, never whose memory it touches. Each
-returns JSON text; a refusal or a bad argument raises, and the tools node hands the
-model a JSON error instead.
+The tools are built once per process. Whose memory a call touches (chat, user), when and
+with which settings come from the turn, as a :class:`MemoryToolbox` in the call's
+RunnableConfig (:meth:`MemoryToolbox.run_config`), never from the model: the model sees
+and fills in only the documented arguments. Each returns JSON text; a refusal or a bad
+argument raises, and the tools node hands the model a JSON error instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 
 from graph.settings import Settings
 from memory.budget import format_recall_line
-from memory.gap import gap_filter
 from memory.layers import MemoryLayers
-from memory.merge import merge_and_score
+from memory.merge import PERIOD, choose_recalls
 
 MEMORY_TOOL_NAMES = ("search_memory", "store_memory", "promote_memory", "forget_fact", "list_facts")
 SEARCH_MECHANISM = "search_memory"
+TOOLBOX_KEY = "memory_toolbox"  # where a call's MemoryToolbox rides in config["configurable"]
 # Per entry in search results, so that several fit in what the model reads.
 RESULT_CHARS = 2_000
 
@@ -40,19 +43,25 @@ class MemoryToolbox:
     now: float
 
     async def search(self, query: str, after: str | None = None, before: str | None = None) -> dict[str, Any]:
-        """L3 on demand, in the turn's memory scope, through the same gap filter and scoring as prefetch."""
+        """L3 on demand, in the turn's memory scope, selected and scored as prefetch's recalls are."""
         if not query.strip():
             raise ValueError("query is empty")
-        zone = ZoneInfo(self.settings.prefetch.timezone)
+        memory, settings = self.memory, self.settings
+        zone = ZoneInfo(settings.prefetch.timezone)
         start, end = iso_bound(after, zone, "after"), iso_bound(before, zone, "before")
         if start is not None and end is not None and start > end:
             raise ValueError(f"after ({after}) is later than before ({before})")
-        memory = self.memory
-        chats = await memory.scope_chats(self.chat_id, self.user_id, self.settings.memory.scope)
+        chats = await memory.scope_chats(self.chat_id, self.user_id, settings.memory.scope)
         vector = await memory.embed_query(query)
-        hits = await memory.search(chats, vector, self.settings.prefetch.search_k, start, end)
+        hits, background = await asyncio.gather(
+            memory.search(chats, vector, settings.prefetch.search_k, start, end),
+            memory.background_distance(chats, vector),
+        )
+        # Selected as prefetch's lists are; a named period is a selection in itself, as for
+        # prefetch's temporal mechanism (its closest entries are kept whatever the test says).
         bounded = start is not None or end is not None
-        found = self._select([{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits], bounded)
+        ranked = {PERIOD if bounded else SEARCH_MECHANISM: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]}
+        found = choose_recalls(ranked, background, self.now, settings.retrieval, settings.prefetch.max_results)
         memory.bump_access_later(found, self.now)
         if not found:
             return {"results": [], "note": "nothing in memory stands out for this query"}
@@ -74,66 +83,66 @@ class MemoryToolbox:
     async def facts(self) -> dict[str, Any]:
         return {"facts": await self.memory.facts(self.user_id)}
 
-    def _select(self, recalls: list[dict], bounded: bool) -> list[dict]:
-        # A named period is a selection in itself, as for prefetch's temporal mechanism.
-        retrieval = self.settings.retrieval
-        kept = gap_filter(recalls, retrieval.gap_significance, retrieval.small_result_ceiling,
-                          min_keep=retrieval.temporal_min_results if bounded else 0)
-        return merge_and_score(
-            [kept],
-            self.now,
-            weight_similarity=retrieval.weight_similarity,
-            weight_recency=retrieval.weight_recency,
-            weight_popularity=retrieval.weight_popularity,
-            recency_window_days=retrieval.recency_window_days,
-            popularity_norm=retrieval.popularity_norm,
-            max_results=self.settings.prefetch.max_results,
-        )
-
-    def tools(self) -> list[BaseTool]:
-        """The LangChain tools, in MEMORY_TOOL_NAMES order."""
-
-        @tool
-        async def search_memory(
-            query: Annotated[str, "what to look for, in words"],
-            after: Annotated[str | None, "only memories from this ISO-8601 date or time on"] = None,
-            before: Annotated[str | None, "only memories up to this ISO-8601 date or time (a date: its whole day)"]
-            = None,
-        ) -> str:
-            """Search this chat's long-term memory (earlier turns and stored notes) beyond what was recalled."""
-            return _json(await self.search(query, after, before))
-
-        @tool
-        async def store_memory(
-            content: Annotated[str, "the note, in full"],
-            tags: Annotated[list[str] | None, "short labels to find it by"] = None,
-        ) -> str:
-            """Keep a note in this chat's long-term memory, verbatim, to be found later."""
-            return _json(await self.store(content, tags))
-
-        @tool
-        async def promote_memory(
-            key: Annotated[str, "a short name for the fact, e.g. 'dog_name'"],
-            value: Annotated[str, "the fact"],
-        ) -> str:
-            """Save or update a lasting fact about the user; it appears in every later prompt."""
-            return _json(await self.promote(key, value))
-
-        @tool
-        async def forget_fact(key: Annotated[str, "the key of the saved fact"]) -> str:
-            """Remove a saved fact about the user."""
-            return _json(await self.forget(key))
-
-        @tool
-        async def list_facts() -> str:
-            """The facts saved about the user, by key."""
-            return _json(await self.facts())
-
-        return [search_memory, store_memory, promote_memory, forget_fact, list_facts]
+    def run_config(self) -> RunnableConfig:
+        """The config to invoke a memory tool with, for it to act for this toolbox's turn."""
+        return {"configurable": {TOOLBOX_KEY: self}}
 
 
-def memory_tools(memory: MemoryLayers, settings: Settings, chat_id: str, user_id: str, now: float) -> list[BaseTool]:
-    return MemoryToolbox(memory, settings, chat_id, user_id, now).tools()
+def _toolbox(config: RunnableConfig) -> MemoryToolbox:
+    toolbox = (config.get("configurable") or {}).get(TOOLBOX_KEY)
+    if not isinstance(toolbox, MemoryToolbox):
+        raise RuntimeError("a memory tool acts for a turn: invoke it with config=MemoryToolbox(...).run_config()")
+    return toolbox
+
+
+@tool
+async def search_memory(
+    query: Annotated[str, "what to look for, in words"],
+    after: Annotated[str | None, "only memories from this ISO-8601 date or time on"] = None,
+    before: Annotated[str | None, "only memories up to this ISO-8601 date or time (a date: its whole day)"] = None,
+    *,
+    config: RunnableConfig,
+) -> str:
+    """Search this chat's long-term memory (earlier turns and stored notes) beyond what was recalled."""
+    return _json(await _toolbox(config).search(query, after, before))
+
+
+@tool
+async def store_memory(
+    content: Annotated[str, "the note, in full"],
+    tags: Annotated[list[str] | None, "short labels to find it by"] = None,
+    *,
+    config: RunnableConfig,
+) -> str:
+    """Keep a note in this chat's long-term memory, verbatim, to be found later."""
+    return _json(await _toolbox(config).store(content, tags))
+
+
+@tool
+async def promote_memory(
+    key: Annotated[str, "a short name for the fact, e.g. 'dog_name'"],
+    value: Annotated[str, "the fact"],
+    *,
+    config: RunnableConfig,
+) -> str:
+    """Save or update a lasting fact about the user; it appears in every later prompt."""
+    return _json(await _toolbox(config).promote(key, value))
+
+
+@tool
+async def forget_fact(key: Annotated[str, "the key of the saved fact"], *, config: RunnableConfig) -> str:
+    """Remove a saved fact about the user."""
+    return _json(await _toolbox(config).forget(key))
+
+
+@tool
+async def list_facts(*, config: RunnableConfig) -> str:
+    """The facts saved about the user, by key."""
+    return _json(await _toolbox(config).facts())
+
+
+# In MEMORY_TOOL_NAMES order.
+MEMORY_TOOLS: tuple[BaseTool, ...] = (search_memory, store_memory, promote_memory, forget_fact, list_facts)
 
 
 def iso_bound(text: str | None, zone: tzinfo, which: str) -> float | None:

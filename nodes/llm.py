@@ -12,16 +12,18 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve
 from graph.state import TurnState
-from graph.tool_flow import chat_messages, read_answer, turn_tools
+from graph.tool_flow import chat_messages, openai_schemas, read_answer, turn_tools
 from nodes.timing import timed
 
 
 @timed("llm")
 async def llm(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
-    services, settings = resolve(runtime)
+    services, _ = resolve(runtime)
     model = services.chat_model  # raises ModelNotConfigured with the variables to set
-    tools = turn_tools(services, settings, state)
-    answer = await (model.bind_tools(list(tools.values())) if tools else model).ainvoke(chat_messages(state["prompt"]))
+    tools = turn_tools(services, state)
+    # Bound as ready schemas, which bind_tools passes through unconverted.
+    offering = model.bind_tools(openai_schemas(tools.values())) if tools else model
+    answer = await offering.ainvoke(chat_messages(state["prompt"]))
     reply, calls = read_answer(answer)
     # The thread's state still holds the previous turn's tool keys: this turn starts them afresh.
     return {"reply": reply, "tool_calls": calls if tools else [], "tool_results": [], "ungrounded": [],

@@ -8,14 +8,15 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve
 from graph.state import TurnState
-from graph.tool_flow import run_tool_calls, turn_tools
+from graph.tool_flow import run_tool_calls, turn_toolbox, turn_tools
 from nodes.timing import timed
 
 
 @timed("tools")
 async def tools(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     services, settings = resolve(runtime)
+    config = turn_toolbox(services, settings, state).run_config()
     results = await run_tool_calls(
-        turn_tools(services, settings, state), state["tool_calls"], settings.tools.timeout, settings.tools.max_calls
+        turn_tools(services, state), state["tool_calls"], config, settings.tools.timeout, settings.tools.max_calls
     )
     return {"tool_results": results}

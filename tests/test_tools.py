@@ -7,6 +7,7 @@ invoked plainly (non-streaming requests) and through the runner, which streams.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from graph.plugins import PluginRegistry
 from graph.services import Services
 from graph.settings import Settings, load_settings
 from graph.state import ToolResult, turn_input
-from graph.tool_flow import FALLBACK_REPLY, evidence_line
+from graph.tool_flow import FALLBACK_REPLY, evidence_line, turn_tools
 from memory.curated import CURATED_TAG
 from memory.facts import FactsFull
 from memory.layers import Exchange
@@ -352,6 +353,16 @@ GARDEN = [
 ]
 
 
+# Other topics of the same chat: against them, the tomatoes stand out.
+ERRANDS = [
+    (8, "My bike chain keeps slipping on the hills.", "Check the derailleur and the chain wear."),
+    (7, "Which documents do I need to renew my passport?", "The old passport, a photo and the form."),
+    (4, "Can you suggest a quick vegetarian lunch?", "A chickpea salad with lemon and herbs."),
+    (3, "My laptop fan is loud when I compile.", "Clean the vents and check the fan curve."),
+    (1, "I need a birthday gift for my sister.", "A book by an author she likes, or a concert ticket."),
+]
+
+
 async def test_search_memory_keeps_to_the_dates_given(runner):
     await archive_days(runner, "chat-a", "alice", GARDEN)
     found = await toolbox(runner).search("tomato seedlings", after="2026-11-10", before="2026-11-12")
@@ -379,6 +390,29 @@ async def test_search_memory_never_returns_another_chats_memories(runner, fake):
     [result] = state["tool_results"]
     assert result["ok"] and "tomato" not in result["output"].lower()
     assert "bike chain" in result["output"]  # its own chat's memory, within the dates
+
+
+async def test_search_memory_finds_what_stands_out_and_nothing_for_an_unrelated_query(runner):
+    await archive_days(runner, "chat-a", "alice", GARDEN + ERRANDS)
+    related = await toolbox(runner).search("How are my tomato seedlings doing?")
+    assert related["results"] and all("tomato" in line.lower() for line in related["results"])
+    unrelated = await toolbox(runner).search("What is the capital of Mongolia?")
+    assert unrelated == {"results": [], "note": "nothing in memory stands out for this query"}
+
+
+async def test_the_memory_tools_are_built_once_and_act_for_the_turn_that_calls_them(runner):
+    await archive_days(runner, "chat-a", "alice", GARDEN)
+    await archive_days(runner, "chat-b", "bob", [(3, "My bike chain keeps slipping.", "Check the derailleur.")])
+    offered = {"tools_offered": ["search_memory"]}
+    search = turn_tools(runner.services, {**offered, "chat_id": "chat-a"})["search_memory"]
+    assert turn_tools(runner.services, {**offered, "chat_id": "chat-b"})["search_memory"] is search
+    question = {"query": "what happened lately", "after": "2026-11-01"}
+    in_a, in_b = await asyncio.gather(search.ainvoke(question, toolbox(runner).run_config()),
+                                      search.ainvoke(question, toolbox(runner, "chat-b", "bob").run_config()))
+    assert "tomato" in in_a and "bike" not in in_a
+    assert "bike" in in_b and "tomato" not in in_b
+    with pytest.raises(RuntimeError, match="a memory tool acts for a turn"):
+        await search.ainvoke(question)
 
 
 async def test_promote_memory_is_refused_past_the_facts_limit(runner, fake):
@@ -447,6 +481,21 @@ async def test_a_plugin_tool_is_offered_with_its_guidance_and_runs(runner, fake,
     assert "- roll_dice: Roll one die with this many sides." in system_of(fake.requests[0])
     assert state["tool_results"][0]["output"] == "rolled a 20 on a 20-sided die"
     assert state["reply"] == "You rolled a 20." and state["ungrounded"] == []
+
+
+async def test_a_reloaded_plugin_is_offered_with_its_new_schema(runner, fake, plugins_dir):
+    write_plugin(plugins_dir, "dice", DICE_PLUGIN, mtime_ns=1_000_000_000)
+    fake.reply("Ready.")
+    await run_turn(runner, "Get the dice ready.")
+    write_plugin(plugins_dir, "dice", DICE_PLUGIN.replace("sides", "faces"), mtime_ns=2_000_000_000)
+    fake.reply("Ready again.")
+    await run_turn(runner, "And now?")
+
+    def dice_arguments(request: dict) -> set[str]:
+        [schema] = [t["function"] for t in request["tools"] if t["function"]["name"] == "roll_dice"]
+        return set(schema["parameters"]["properties"])
+
+    assert [dice_arguments(request) for request in fake.requests] == [{"sides"}, {"faces"}]
 
 
 def test_plugins_reload_when_a_file_changes_and_a_broken_version_keeps_the_last_good_tools(tmp_path, caplog):
