@@ -352,7 +352,7 @@ class MemoryLayers:
     async def working(self, chat_id: str, max_messages: int) -> tuple[int, list[dict]]:
         """(completed turns, the pinned first message + the most recent messages)."""
         working = await self.working_memory()
-        return await working.completed_turns(chat_id), await working.load(chat_id, max_messages)
+        return await working.load(chat_id, max_messages)
 
     async def save_turn(self, chat_id: str, turn: int, messages: list[dict]) -> bool:
         return await (await self.working_memory()).append_turn(chat_id, turn, messages)

@@ -53,21 +53,23 @@ class WorkingMemory:
         """The number of the last turn saved in this chat (0 for a new chat)."""
         return int(await self._redis.get(self._turns_key(chat_id)) or 0)
 
-    async def load(self, chat_id: str, max_messages: int) -> list[Message]:
-        """The chat's first message (it set the topic) plus its latest ``max_messages``."""
+    async def load(self, chat_id: str, max_messages: int) -> tuple[int, list[Message]]:
+        """The chat's completed turns, and its first message (it set the topic) plus its latest
+        ``max_messages`` — one consistent snapshot, in one round trip."""
         if max_messages < 0:
             raise ValueError(f"max_messages must be >= 0, got {max_messages}")
         key = self._messages_key(chat_id)
-        async with self._redis.pipeline(transaction=True) as pipe:  # one consistent snapshot
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._turns_key(chat_id))
             pipe.llen(key)
             pipe.lindex(key, 0)
             if max_messages:  # LRANGE -0 -1 would be the whole list
                 pipe.lrange(key, -max_messages, -1)
-            length, first, *tail_reply = await pipe.execute()
+            turns, length, first, *tail_reply = await pipe.execute()
         tail = tail_reply[0] if tail_reply else []
         if length > len(tail):  # the first message is not among the latest
             tail = [first, *tail]
-        return [json.loads(raw) for raw in tail]
+        return int(turns or 0), [json.loads(raw) for raw in tail]
 
     async def append_turn(self, chat_id: str, turn: int, messages: list[Message]) -> bool:
         """Append a turn's messages; True if they are saved (now, or by an earlier replay of

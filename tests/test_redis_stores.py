@@ -181,9 +181,9 @@ async def save_turns(memory: WorkingMemory, chat_id: str, turns: int) -> list[Me
 async def test_a_new_chat_is_empty(any_redis: Redis) -> None:
     memory = WorkingMemory(any_redis)
 
-    assert await memory.load("new", max_messages=10) == []
+    assert await memory.load("new", max_messages=10) == (0, [])
     assert await memory.completed_turns("new") == 0
-    assert len(await memory.load("new", 1000)) == 0
+    assert len((await memory.load("new", 1000))[1]) == 0
 
 
 async def test_load_pins_the_first_message_and_keeps_the_latest_in_order(
@@ -192,8 +192,8 @@ async def test_load_pins_the_first_message_and_keeps_the_latest_in_order(
     memory = WorkingMemory(any_redis)
     messages = await save_turns(memory, "c1", turns=5)
 
-    assert await memory.load("c1", max_messages=4) == [messages[0], *messages[-4:]]
-    assert await memory.load("c1", max_messages=0) == [messages[0]]
+    assert await memory.load("c1", max_messages=4) == (5, [messages[0], *messages[-4:]])
+    assert await memory.load("c1", max_messages=0) == (5, [messages[0]])
 
 
 @pytest.mark.parametrize("max_messages", [9, 10, 25])
@@ -203,7 +203,7 @@ async def test_load_does_not_repeat_the_first_message_when_the_window_reaches_it
     memory = WorkingMemory(any_redis)
     messages = await save_turns(memory, "c1", turns=5)
 
-    assert await memory.load("c1", max_messages=max_messages) == messages
+    assert (await memory.load("c1", max_messages=max_messages))[1] == messages
 
 
 async def test_append_turn_records_the_turn_and_ignores_replays(any_redis: Redis) -> None:
@@ -214,7 +214,7 @@ async def test_append_turn_records_the_turn_and_ignores_replays(any_redis: Redis
     assert not await memory.append_turn("c1", 2, [message(98), message(99)])
     assert not await memory.append_turn("c1", 1, [message(98), message(99)])
     assert await memory.append_turn("c1", 2, [message(2), message(3)])  # a resumed turn's replay
-    assert len(await memory.load("c1", 1000)) == 4
+    assert len((await memory.load("c1", 1000))[1]) == 4
     assert await memory.append_turn("c1", 3, [message(4)])
     assert await memory.completed_turns("c1") == 3
 
@@ -226,7 +226,7 @@ async def test_concurrent_saves_of_one_turn_write_it_once(any_redis: Redis) -> N
     results = await asyncio.gather(*(memory.append_turn("c1", 1, turn) for _ in range(10)))
 
     assert results == [True] * 10  # one wrote it, the others found it saved
-    assert await memory.load("c1", max_messages=10) == turn
+    assert await memory.load("c1", max_messages=10) == (1, turn)
 
 
 async def test_chats_are_separate_and_clear_forgets_one(any_redis: Redis) -> None:
@@ -236,9 +236,9 @@ async def test_chats_are_separate_and_clear_forgets_one(any_redis: Redis) -> Non
 
     await memory.clear("c1")
 
-    assert len(await memory.load("c1", 1000)) == 0
+    assert len((await memory.load("c1", 1000))[1]) == 0
     assert await memory.completed_turns("c1") == 0
-    assert len(await memory.load("c2", 1000)) == 2
+    assert len((await memory.load("c2", 1000))[1]) == 2
     assert await memory.append_turn("c1", 1, [message(0)])  # numbering starts again
 
 
@@ -368,7 +368,7 @@ async def test_stores_work_with_a_client_that_replies_in_bytes(redis_url: str) -
         await facts.upsert("u1", "name", "Zoë")
 
         assert await memory.completed_turns("c1") == 1
-        assert await memory.load("c1", max_messages=5) == [message(0)]
+        assert (await memory.load("c1", max_messages=5))[1] == [message(0)]
         assert await cached(cache, "chat:1", "d") == [{"id": "a"}]
         assert await facts.get_all("u1") == {"name": "Zoë"}
     finally:
