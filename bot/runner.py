@@ -77,8 +77,9 @@ class TurnRunner:
             return final
 
     async def recover(self) -> list[str]:
-        """Complete the turns that died between reply and archive (call at start-up).
-        Returns the chats that were looked at."""
+        """Complete the turns that died between reply and archive, and have what an earlier
+        process left in the L3 outbox written (call at start-up). Returns the chats that were
+        looked at."""
         graph = await self.graph()
         memory = self.services.memory
         chats = await memory.unfinished_chats()
@@ -86,6 +87,7 @@ class TurnRunner:
             async with (await memory.chat_locks()).hold(chat_id):
                 await self._finish_unfinished(graph, chat_id)
                 await memory.end_turn(chat_id)
+        memory.wake_archiver()
         return chats
 
     async def _finish_unfinished(self, graph: CompiledStateGraph, chat_id: str) -> None:

@@ -32,7 +32,7 @@ from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
 from memory.errors import BackendUnavailable
 from memory.facts import FactsFull, FactsStore, RedisFactsStore, clean_fact_text
-from memory.lexical import LexicalIndex
+from memory.lexical import IndexEntry, LexicalIndex, terms
 from memory.prompt import facts_block
 from memory.redis_server import EmbeddedRedis, process_client_name
 from memory.tokens import count_tokens
@@ -54,6 +54,17 @@ _INDEX_BATCH = 512
 # connection pool holds 100.
 _CHATS_AT_ONCE = 32
 _BACKLOGS_AT_ONCE = 4  # chats whose backlog is indexed at the same time, in the background
+# A time range of at most this many entries is ranked exactly from the index's vectors
+# (~3 ms per 1 000 here); a wider one by a deeper vector search cut to the range.
+_EXACT_RANGE = 4096
+_DEEPER_K = 300
+# The archiver writes at most this many outbox entries per Chroma call; after a failure it
+# retries with a doubling pause (and at every new turn).
+_ARCHIVE_BATCH = 256
+_ARCHIVE_RETRY_FIRST_S = 1.0
+_ARCHIVE_RETRY_MAX_S = 30.0
+_ARCHIVE_SETTLE_S = 30.0  # what closing waits for the archive at most
+_KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the key itself
 
 
 def archive_id(chat_id: str, turn: int) -> str:
@@ -82,10 +93,21 @@ async def _gather_bounded(awaitables: Iterable[Awaitable[T]], limit: int = _CHAT
     return await asyncio.gather(*(one(a) for a in awaitables))
 
 
+def _within(timestamp: float, after: float | None, before: float | None) -> bool:
+    return (after is None or timestamp >= after) and (before is None or timestamp <= before)
+
+
 def _log_failure(task: asyncio.Task) -> None:
     """Done-callback of background indexing: its failure costs only the word index, so it is logged."""
     if not task.cancelled() and task.exception() is not None:
         log.warning("indexing L3 words failed (retried on a later turn): %s", task.exception())
+
+
+def _log_archiver_end(task: asyncio.Task) -> None:
+    """The archiver stops only on a Redis failure (the outbox lives there): the next turn's
+    wake-up starts another, and the outbox still holds what was not written."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the archiver stopped: %s", task.exception())
 
 
 def _is_redis_failure(exc: BaseException) -> bool:
@@ -157,6 +179,13 @@ class MemoryLayers:
         self._lexical: LexicalIndex | None = None
         self._indexing: dict[str, asyncio.Task] = {}  # chat -> background catch-up of its word index
         self._indexing_slots = asyncio.Semaphore(_BACKLOGS_AT_ONCE)
+        self._archiver: asyncio.Task | None = None  # writes the outbox to L3, behind the replies
+        self._archive_wanted = asyncio.Event()
+        self._outbox_lock = asyncio.Lock()
+        self._closing = False
+        # L3's health as last seen by a Chroma call ("" when it worked): what the archive node
+        # reports about the turns it leaves in the outbox.
+        self.l3_problem = ""
 
     # ---- plumbing -------------------------------------------------------------
 
@@ -180,6 +209,16 @@ class MemoryLayers:
         """Wait for the best-effort work started so far (tests and tidy shutdowns)."""
         if self._background:
             await asyncio.wait([asyncio.wrap_future(f) for f in list(self._background)], timeout=timeout)
+
+    async def _l3(self, read: Callable[..., T], *args: Any) -> T:
+        """A Chroma call, in the memory pool; its outcome is L3's health as last seen."""
+        try:
+            result = await self.run_blocking(read, *args)
+        except Exception as exc:
+            self.l3_problem = f"{type(exc).__name__}: {exc}"
+            raise
+        self.l3_problem = ""
+        return result
 
     async def redis(self) -> aioredis.Redis:
         async with self._redis_lock:
@@ -238,7 +277,11 @@ class MemoryLayers:
             )
             if self._episodic_load is None or failed:  # a failed open is retried next time
                 self._episodic_load = asyncio.ensure_future(self._load_episodic())
-            self._episodic = await asyncio.shield(self._episodic_load)
+            try:
+                self._episodic = await asyncio.shield(self._episodic_load)
+            except BackendUnavailable as exc:
+                self.l3_problem = str(exc)
+                raise
         return self._episodic
 
     async def _load_episodic(self) -> EpisodicStore:
@@ -286,6 +329,7 @@ class MemoryLayers:
         await self.embed_query("warm-up")  # the first forward pass pages the weights in
 
     async def aclose(self) -> None:
+        await self._settle_archive()
         await self.wait_background(timeout=5)  # let access bumps land
         for task in self._indexing.values():
             task.cancel()  # a backlog resumes where it stopped (the index records its progress)
@@ -304,6 +348,26 @@ class MemoryLayers:
         if self._embedded_redis is not None:
             await asyncio.to_thread(self._embedded_redis.stop)
             self._embedded_redis = None
+
+    async def _settle_archive(self) -> None:
+        """Write what this process queued before it goes; what L3 cannot take stays in the outbox.
+
+        The archiver is asked to stop rather than cancelled: a cancellation that lands as an
+        awaited call completes can be swallowed (``wait_for``, redis-py), leaving it waiting."""
+        archiver, self._archiver = self._archiver, None
+        if archiver is None:
+            return
+        self._closing = True
+        self._archive_wanted.set()
+        _, running = await asyncio.wait({archiver}, timeout=_ARCHIVE_SETTLE_S)
+        for task in running:  # stuck in a call to L3
+            task.cancel()
+        self._closing = False  # a later turn (the services reopen on use) starts a new archiver
+        try:
+            await asyncio.wait_for(self.flush_archive(), _ARCHIVE_SETTLE_S)
+        except Exception as exc:  # noqa: BLE001 — the outbox keeps the turns for the next start
+            log.warning("the archive did not settle before closing (%s: %s); the outbox keeps it",
+                        type(exc).__name__, exc)
 
     def stop_at_exit(self) -> None:
         """Synchronous last resort for processes that never close their services (the
@@ -364,15 +428,42 @@ class MemoryLayers:
         return await self.run_blocking(embeddings.embed_query, text)
 
     async def search(
-        self,
-        chats: list[str],
-        vector: list[float],
-        k: int,
-        after: float | None = None,
-        before: float | None = None,
+        self, chats: list[str], vector: list[float], k: int, after: float | None = None,
+        before: float | None = None, indexed: bool | None = None,
     ) -> list[dict]:
+        """The chats' ``k`` entries nearest to ``vector``, closest first; with ``after`` or
+        ``before`` (unix seconds, inclusive), among those timed within that range.
+
+        Without a range this is Chroma's vector index. A chat's range is ranked exactly from the
+        vectors in its own index when it holds at most ``_EXACT_RANGE`` entries; a wider one by
+        a deeper vector search cut to the range. Chats whose index is behind (``indexed``: known
+        by the caller, else checked) or older than time indexing are searched with Chroma's
+        metadata filter: exact, but a scan of the whole database.
+        """
         store = await self.episodic()
-        return await self.run_blocking(store.search, chats, vector, k, after, before)
+        if after is None and before is None:
+            return await self._l3(store.search, chats, vector, k)
+        if indexed is None:
+            indexed = await self.sync_index(chats)
+        index = await self.lexical_index()
+        query = np.asarray(vector, dtype=np.float32)
+
+        async def of_chat(chat: str) -> list[dict]:
+            if not (indexed and await index.has_times(chat)):
+                return await self._l3(store.search, [chat], vector, k, after, before)
+            numbers = await index.between(chat, after, before)
+            if len(numbers) > _EXACT_RANGE:
+                deeper = await self._l3(store.search, [chat], vector, _DEEPER_K)
+                return [hit for hit in deeper if _within(hit["timestamp"], after, before)][:k]
+            distances = np.sum(np.square(await index.vectors(chat, numbers) - query), axis=1)
+            nearest = np.argsort(distances, kind="stable")[:k]
+            ids = await index.ids(chat, numbers[nearest])
+            distance_of = {entry_id: float(distances[n]) for entry_id, n in zip(ids, nearest) if entry_id}
+            hits = await self._l3(store.get_by_ids, [chat], list(distance_of))
+            return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
+
+        found = [hit for hits in await _gather_bounded(of_chat(chat) for chat in chats) for hit in hits]
+        return sorted(found, key=lambda hit: hit["distance"])[:k]
 
     async def cached_search(
         self, chats: list[str], scope_key: str, query: str, vector: list[float], k: int
@@ -394,22 +485,30 @@ class MemoryLayers:
             log.warning("L2.5 cache write failed: %s", exc)
         return results, {"hit": False, "key": key}
 
-    async def find_by_keys(self, chats: list[str], keys: list[str], limit: int) -> list[dict]:
-        """Exact lookup of structural keys: id match, then content contains."""
-        store = await self.episodic()
+    async def find_by_keys(self, chats: list[str], keys: list[str], limit: int, indexed: bool = True) -> list[dict]:
+        """Exact lookup of structural keys: id match, then content contains (case-sensitive).
+
+        Content is searched through the word index (the entries holding every word of the key,
+        then checked); chats whose index is behind (``indexed`` false) by Chroma's substring scan.
+        """
+        store, index = await self.episodic(), await self.lexical_index()
         ids = list(keys)
         for key in keys:
             if match := _TURN_KEY.match(key):
                 ids += [archive_id(chat, int(match.group(1))) for chat in chats]
-
-        def lookup() -> list[dict]:
-            found = {hit["id"]: hit for hit in store.get_by_ids(chats, ids)}
-            for key in keys:
-                for hit in store.find_containing(chats, key, limit):
+        found = {hit["id"]: hit for hit in await self._l3(store.get_by_ids, chats, ids)}
+        for key in keys:
+            if not indexed:
+                for hit in await self._l3(store.find_containing, chats, key, limit):
                     found.setdefault(hit["id"], hit)
-            return list(found.values())[:limit]
-
-        return await self.run_blocking(lookup)
+                continue
+            for chat in chats:
+                numbers = await index.with_all_terms(chat, terms(key), _KEY_CANDIDATES)
+                candidates = [i for i in await index.ids(chat, numbers) if i and i not in found]
+                for hit in await self._l3(store.get_by_ids, [chat], candidates):
+                    if key in hit["content"]:
+                        found[hit["id"]] = hit
+        return list(found.values())[:limit]
 
     # ---- L3 by words, and the chat's background ----------------------------------
 
@@ -429,7 +528,9 @@ class MemoryLayers:
             return 0
         store = await self.episodic()
         found = await self.run_blocking(store.get_with_vectors, [chat_id], missing)
-        return await index.add(chat_id, [(hit["id"], hit["content"], vector) for hit, vector in found])
+        return await index.add(
+            chat_id, [IndexEntry(hit["id"], hit["content"], vector, hit["timestamp"]) for hit, vector in found]
+        )
 
     async def sync_index(self, chats: list[str]) -> bool:
         """Bring the chats' word index up to their archived turns; True when nothing is left behind.
@@ -525,7 +626,7 @@ class MemoryLayers:
             entry = (ex.id, archive_content(ex.user_text, ex.assistant_text), ex.metadata(now))
             by_chat.setdefault(ex.chat_id, []).append(entry)
         for chat_id, entries in by_chat.items():
-            await self.run_blocking(store.upsert, chat_id, entries)
+            await self._l3(store.upsert, chat_id, entries)
             # Indexed now, after the reply, rather than caught up by the chat's next search.
             await self.index_entries(chat_id, [entry[0] for entry in entries])
         redis = await self.redis()
@@ -558,47 +659,66 @@ class MemoryLayers:
             await pipe.execute()
         await self._invalidate_searches_of(chat_id, users)
 
-    # ---- outbox: L3 writes that wait for Chroma -------------------------------------
+    # ---- the archive, written behind the replies ------------------------------------
 
-    async def archive_or_queue(self, exchanges: list[Exchange], now: float) -> int:
-        """Archive, or, when L3 is unreachable, park the exchanges in a Redis outbox that
-        ``drain_outbox`` writes later (same ids: nothing lost, nothing written twice).
-        Returns how many exchanges wait in the outbox afterwards."""
-        await self.drain_outbox()
-        try:
-            await self.archive(exchanges, now)
-        except Exception as exc:
-            if _is_redis_failure(exc):  # no outbox without Redis: the turn fails visibly
-                raise
-            log.warning("L3 write failed, queued in the outbox: %s", exc)
-            return await self._queue(exchanges, now)
-        return 0
-
-    async def drain_outbox(self) -> int:
-        """Write what the outbox holds to L3, oldest first; returns how many are left."""
-        redis = await self.redis()
-        parked = await redis.hgetall(OUTBOX_KEY)
-        if not parked:
-            return 0
-        entries = sorted((json.loads(raw) for raw in parked.values()), key=lambda e: (e["now"], e["turn"]))
-        try:
-            await self.archive([Exchange(**{k: v for k, v in e.items() if k != "now"}) for e in entries],
-                               now=max(e["now"] for e in entries))
-        except Exception as exc:
-            if _is_redis_failure(exc):
-                raise
-            log.info("outbox kept %d entr(ies): L3 still unreachable (%s)", len(entries), exc)
-            return len(entries)
-        await redis.hdel(OUTBOX_KEY, *parked.keys())
-        return await redis.hlen(OUTBOX_KEY)
-
-    async def _queue(self, exchanges: list[Exchange], now: float) -> int:
+    async def archive_later(self, exchanges: list[Exchange], now: float) -> int:
+        """Park the turns in the Redis outbox and wake the archiver, which writes them to L3
+        after the reply (embedding and Chroma's write cost ~50 ms a turn at 100 000 entries).
+        Once this returns the turns are durable; the same ids make every rewrite of them
+        harmless. Returns how many entries wait in the outbox."""
         redis = await self.redis()
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hset(OUTBOX_KEY, mapping={ex.id: json.dumps({**asdict(ex), "now": now}) for ex in exchanges})
             pipe.hlen(OUTBOX_KEY)
             _, waiting = await pipe.execute()
+        self.wake_archiver()
         return waiting
+
+    def wake_archiver(self) -> None:
+        """Have the outbox written to L3 soon, by this process's archiver (started if needed)."""
+        loop = asyncio.get_running_loop()
+        if self._archiver is None or self._archiver.done() or self._archiver.get_loop() is not loop:
+            self._archive_wanted = asyncio.Event()
+            self._archiver = loop.create_task(self._archive_behind(), name="goat-archiver")
+            self._archiver.add_done_callback(_log_archiver_end)
+        self._archive_wanted.set()
+
+    async def _archive_behind(self) -> None:
+        retry_in = _ARCHIVE_RETRY_FIRST_S
+        while True:
+            await self._archive_wanted.wait()
+            self._archive_wanted.clear()
+            if self._closing:
+                return
+            if await self.flush_archive() == 0:
+                retry_in = _ARCHIVE_RETRY_FIRST_S
+                continue
+            # L3 unreachable: try again after a while, or at the next turn's wake-up.
+            try:
+                await asyncio.wait_for(self._archive_wanted.wait(), retry_in)
+            except TimeoutError:
+                self._archive_wanted.set()
+            retry_in = min(2 * retry_in, _ARCHIVE_RETRY_MAX_S)
+
+    async def flush_archive(self) -> int:
+        """Write what the outbox holds to L3 now, oldest first, in batches; returns how many
+        entries are left (L3 unreachable). Tests and shutdowns call it to see the archive settled."""
+        async with self._outbox_lock:
+            redis = await self.redis()
+            parked = await redis.hgetall(OUTBOX_KEY)
+            entries = sorted((json.loads(raw) for raw in parked.values()), key=lambda e: (e["now"], e["turn"]))
+            for start in range(0, len(entries), _ARCHIVE_BATCH):
+                batch = entries[start : start + _ARCHIVE_BATCH]
+                try:
+                    await self.archive([Exchange(**{k: v for k, v in e.items() if k != "now"}) for e in batch],
+                                       now=max(e["now"] for e in batch))
+                except Exception as exc:
+                    if _is_redis_failure(exc):
+                        raise
+                    log.warning("the outbox keeps %d entr(ies): L3 unreachable (%s)", len(entries) - start, exc)
+                    return len(entries) - start
+                await redis.hdel(OUTBOX_KEY, *(archive_id(e["chat_id"], e["turn"]) for e in batch))
+            return 0
 
     # ---- turns in flight (for recovery after a crash) --------------------------------
 

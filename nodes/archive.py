@@ -1,6 +1,8 @@
 """archive: the turn, verbatim, into L3 (deterministic id per chat and turn: a replay never duplicates).
 
-When Chroma is unreachable the turn goes to a Redis outbox, written by a later archive."""
+The turn is parked in a Redis outbox, durable at once, and written to Chroma by the archiver
+behind the reply (embedding it and Chroma's write would cost the turn ~50 ms). When L3 was
+unreachable at its last use, the turn says so: its entry waits in the outbox until L3 is back."""
 
 from __future__ import annotations
 
@@ -29,10 +31,10 @@ async def archive(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]
         assistant_text=state["reply"],
     )
     try:
-        waiting = await services.memory.archive_or_queue([exchange], now=state["now"])
+        waiting = await services.memory.archive_later([exchange], now=state["now"])
     except Exception as exc:  # the reply is out and L2 holds the turn; L3 alone misses it
         return {"archive_id": "", "degraded": {"archive": f"L3 write failed ({type(exc).__name__}: {exc})"}}
-    if waiting:
+    if services.memory.l3_problem:
         return {"archive_id": exchange.id,
                 "degraded": {"archive": f"L3 unreachable: queued in the outbox ({waiting} waiting)"}}
     return {"archive_id": exchange.id, "degraded": {"archive": ""}}

@@ -52,9 +52,16 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
     }
     started = time.perf_counter()
 
-    # Shared by the mechanisms: the query is embedded once, the scope resolved once.
+    # Shared by the mechanisms: the query is embedded once, the scope resolved once, and the
+    # chats' own index (words, times, keys) brought up to date once.
     vector_task = asyncio.ensure_future(memory.embed_query(message))
     chats_task = asyncio.ensure_future(memory.scope_chats(chat_id, user_id, scope))
+
+    async def sync_index() -> bool:
+        outcome["lexical"]["complete"] = await memory.sync_index(await chats_task)
+        return outcome["lexical"]["complete"]
+
+    indexed_task = asyncio.ensure_future(sync_index())
 
     async def thematic() -> list[dict]:
         results, outcome["cache"] = await memory.cached_search(
@@ -64,7 +71,7 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
 
     async def lexical() -> list[dict]:
         chats = await chats_task
-        outcome["lexical"]["complete"] = await memory.sync_index(chats)
+        await indexed_task
         found = await memory.lexical_search(
             chats, message[:_LEXICAL_SCAN_CHARS], k, settings.retrieval.lexical_max_df_share
         )
@@ -84,13 +91,15 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
             return None  # scored zero: no completed past range named
         after, before = (dt.timestamp() for dt in found)
         outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
-        return await memory.search(await chats_task, vector, k, after, before)
+        return await memory.search(await chats_task, vector, k, after, before, indexed=await indexed_task)
 
     async def specific_key() -> list[dict] | None:
         outcome["keys"] = structural_keys(message[:_KEY_SCAN_CHARS])
         if not outcome["keys"]:
             return None  # scored zero: no structural key
-        return await memory.find_by_keys(await chats_task, outcome["keys"], settings.prefetch.max_results)
+        return await memory.find_by_keys(
+            await chats_task, outcome["keys"], settings.prefetch.max_results, indexed=await indexed_task
+        )
 
     tasks = {
         "thematic": asyncio.ensure_future(thematic()),
@@ -119,7 +128,7 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
     outcome["fired"] = ["thematic"] + [
         name for name, scored in (("temporal", outcome["range"]), ("specific_key", outcome["keys"])) if scored
     ]
-    for shared in (vector_task, chats_task):
+    for shared in (vector_task, chats_task, indexed_task):
         if not shared.done():
             shared.cancel()
         elif not shared.cancelled():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import chromadb
 import pytest
+from chromadb.errors import NotFoundError
 import redis
 import redis.asyncio
 
@@ -24,6 +25,7 @@ from memory.episodic import collection_name
 from memory.layers import archive_id
 from test_chat import goat_chat
 from test_cli import GOAT, goat_env
+from graph.state import turn_input
 from test_graph import NOW, make_runner, with_model
 
 
@@ -48,6 +50,7 @@ async def test_a_burst_to_one_chat_is_answered_in_order_while_other_chats_interl
                     sent[chat_id].append(text)
                     tasks.append(asyncio.create_task(runner.run(chat_id, text, now=NOW.timestamp() + i)))
             await asyncio.gather(*tasks)
+            assert await runner.services.memory.flush_archive() == 0  # L3 is written behind the replies
 
             for chat_id, messages in sent.items():
                 completed, working = await runner.services.memory.working(chat_id, 100)
@@ -119,6 +122,7 @@ async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_b
             runner = make_runner(configured, embeddings)
             try:
                 await runner.run("c", "first, while chroma is up", now=NOW.timestamp())
+                assert await runner.services.memory.flush_archive() == 0  # written behind the reply
             except BaseException:
                 await runner.aclose()
                 raise
@@ -127,16 +131,17 @@ async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_b
             assert down["reply"] == "re: second, chroma is down"  # answered without L3
             assert "failed" in down["degraded"]["prefetch"]
             assert down["degraded"]["archive"] == "L3 unreachable: queued in the outbox (1 waiting)"
+            assert await runner.services.memory.flush_archive() == 1  # still down: it waits
             with chroma_server(chroma_dir, port):
                 back = await runner.run("c", "third, chroma is back", now=NOW.timestamp() + 2)
                 assert back["degraded"]["archive"] == ""
+                assert await runner.services.memory.flush_archive() == 0
                 store = await runner.services.memory.episodic()
                 archived = store.get_by_ids(["c"], [archive_id("c", n) for n in range(1, 10)])
                 assert sorted(e["id"] for e in archived) == [archive_id("c", n) for n in (1, 2, 3)]
                 assert store.count("c") == 3
                 [second] = [e for e in archived if e["id"] == archive_id("c", 2)]
                 assert second["content"] == "user: second, chroma is down\nassistant: re: second, chroma is down"
-                assert await runner.services.memory.drain_outbox() == 0
         finally:
             await runner.aclose()
 
@@ -187,6 +192,7 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
             completed, working = await runner.services.memory.working("c", 100)
             assert completed == 2
             assert [m["content"] for m in working] == ["first turn", "re: first turn", "third turn", "re: third turn"]
+            assert await runner.services.memory.flush_archive() == 0
             store = await runner.services.memory.episodic()
             assert store.count("c") == 2
         finally:
@@ -204,11 +210,50 @@ def wait_for(condition, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+async def test_a_turn_stopped_after_its_reply_is_saved_and_archived_once_by_the_next_start(settings, embeddings):
+    """The checkpoint path of crash recovery, step by step: the turn stops where a killed process
+    would (its reply checkpointed, save and archive not run); a new process completes it."""
+    with FakeOpenAI(responder=echo) as fake:
+        configured = with_model(settings, fake)
+        first = make_runner(configured, embeddings)
+        try:
+            graph = await first.graph()
+            assert not await first.services.memory.begin_turn("c")
+            await graph.ainvoke(turn_input("c", "said just before the crash", now=NOW.timestamp()),
+                                {"configurable": {"thread_id": "c"}}, context=first.context(),
+                                interrupt_before=["save"], durability="sync")
+        finally:
+            await first.aclose()
+        restarted = make_runner(configured, embeddings)
+        try:
+            assert await restarted.recover() == ["c"]
+            memory = restarted.services.memory
+            assert await memory.flush_archive() == 0
+            completed, working = await memory.working("c", 10)
+            assert completed == 1
+            assert [m["content"] for m in working] == ["said just before the crash", "re: said just before the crash"]
+            store = await memory.episodic()
+            assert [e["id"] for e in store.get_by_ids(["c"], [archive_id("c", n) for n in (1, 2)])] == [
+                archive_id("c", 1)]
+            assert await memory.unfinished_chats() == []
+            assert await restarted.recover() == []  # nothing is done twice
+        finally:
+            await restarted.aclose()
+
+
+def l3_ids(client: chromadb.HttpClient, chat_id: str) -> list[str]:
+    try:
+        return client.get_collection(collection_name(chat_id)).get()["ids"]
+    except NotFoundError:
+        return []
+
+
 @pytest.mark.slow
 def test_a_goat_killed_between_reply_and_archive_finishes_the_turn_on_restart(tmp_path, redis_url):
     chat_id = f"crash-{os.urandom(4).hex()}"
     client = redis.Redis.from_url(redis_url)
     with FakeOpenAI(responder=echo) as fake, chroma_server(tmp_path / "chroma") as chroma:
+        chroma_client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma.url.rsplit(":", 1)[1]))
         env = goat_env(tmp_path / "data", GOAT_REDIS_URL=redis_url, GOAT_CHROMA_URL=chroma.url,
                        GOAT_MODEL="fake-model", OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake.base_url,
                        GOAT_PREFETCH__TIMEOUT="0.5", GOAT_REDIS__CHAT_LOCK_SECONDS="2")
@@ -217,11 +262,13 @@ def test_a_goat_killed_between_reply_and_archive_finishes_the_turn_on_restart(tm
         try:
             process.stdin.write("first message\n")
             process.stdin.flush()
-            assert process.stdout.readline() == "re: first message\n"  # printed once archived
-            os.kill(chroma.process.pid, signal.SIGSTOP)  # from here, the L3 write hangs
+            assert process.stdout.readline() == "re: first message\n"
+            wait_for(lambda: l3_ids(chroma_client, chat_id) == [archive_id(chat_id, 1)], "turn 1 in L3")
+            os.kill(chroma.process.pid, signal.SIGSTOP)  # from here, L3 writes hang
             process.stdin.write("second message\n")
             process.stdin.flush()
-            # The reply is produced and saved to L2; archive is stuck on Chroma: kill now.
+            # The reply is produced and saved to L2; its L3 write (by the archive node or, when
+            # that ran, by the archiver behind it) cannot land: kill now.
             wait_for(lambda: client.get(f"goat:turns:{{{chat_id}}}") == b"2", "turn 2 in L2")
             process.kill()
             process.wait()
@@ -229,7 +276,6 @@ def test_a_goat_killed_between_reply_and_archive_finishes_the_turn_on_restart(tm
             os.kill(chroma.process.pid, signal.SIGCONT)
             if process.poll() is None:
                 process.kill()
-        chroma_client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma.url.rsplit(":", 1)[1]))
         collection = chroma_client.get_collection(collection_name(chat_id))
         assert collection.get()["ids"] == [archive_id(chat_id, 1)]  # turn 2 never reached L3
 

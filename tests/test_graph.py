@@ -257,18 +257,20 @@ async def test_a_stuck_search_does_not_hold_the_turn(settings, embeddings, tmp_p
         await runner.aclose()
 
 
-class BrokenContainsStore(EpisodicStore):
-    def find_containing(self, *args, **kwargs):
-        raise RuntimeError("substring index corrupted")
+class BrokenLookupStore(EpisodicStore):
+    """Reads by id fail: the specific-key mechanism's lookups (thematic never reads by id)."""
+
+    def get_by_ids(self, *args, **kwargs):
+        raise RuntimeError("id lookup corrupted")
 
 
 async def test_one_failing_mechanism_does_not_spoil_the_others(settings, embeddings, tmp_path):
     runner = make_runner(settings, embeddings,
-                         episodic=BrokenContainsStore.embedded(tmp_path / "chroma", embeddings))
+                         episodic=BrokenLookupStore.embedded(tmp_path / "chroma", embeddings))
     try:
         await load_history(runner, tmp_path)
         report = await inspect(runner, "alice-chat", "any news on alpha-5675 since the rollback?")
-        assert "substring index corrupted" in report["prefetch"]["failed"]["specific_key"]
+        assert "id lookup corrupted" in report["prefetch"]["failed"]["specific_key"]
         assert "thematic" in report["prefetch"]["succeeded"]
         assert report["l3"] and all(e["mechanism"] == "thematic" for e in report["l3"])
         assert "specific_key failed" in report["degraded"]["prefetch"]
@@ -354,6 +356,7 @@ async def test_a_turn_answers_saves_and_archives_verbatim(settings, embeddings, 
             memory = runner.services.memory
             completed, working = await memory.working("alice-chat", 100)
             assert completed == turn and working[-1]["content"] == "You planted San Marzano tomatoes."
+            assert await memory.flush_archive() == 0  # the archive is written behind the reply
             store = await memory.episodic()
             [entry] = store.get_by_ids(["alice-chat"], [state["archive_id"]])
             assert entry["content"] == "user: Which tomatoes did I plant?\nassistant: You planted San Marzano tomatoes."
@@ -379,6 +382,7 @@ async def test_a_repeat_question_sees_the_turn_just_archived(settings, embedding
             assert again["prefetch"]["cache"]["hit"] is True
             fake.reply("Noted: your cat is called Pixel.")
             await runner.run("alice-chat", "My cat is called Pixel, a grey tabby.", now=NOW.timestamp())
+            await runner.services.memory.flush_archive()  # written behind the reply
             after = await inspect(runner, "alice-chat", question)
             assert after["prefetch"]["cache"]["hit"] is False  # the archive invalidated it
             assert any("Pixel" in e["content"] for e in after["l3"])
@@ -419,6 +423,7 @@ async def test_huge_and_broken_unicode_messages_are_kept_verbatim(settings, embe
             await runner.services.memory.warm_up()
             first = await runner.run("c", huge, now=NOW.timestamp())
             second = await runner.run("c", broken, now=NOW.timestamp())
+            assert await runner.services.memory.flush_archive() == 0
             store = await runner.services.memory.episodic()
             [entry] = store.get_by_ids(["c"], [first["archive_id"]])
             assert entry["content"] == f"user: {huge}\nassistant: ok"
@@ -504,6 +509,7 @@ async def test_turns_of_one_chat_sent_at_once_run_one_after_another(settings, em
             assert completed == 4
             users = [m["content"] for m in working if m["role"] == "user"]
             assert sorted(users) == messages and len(set(s["archive_id"] for s in states)) == 4
+            assert await runner.services.memory.flush_archive() == 0
             store = await runner.services.memory.episodic()
             assert store.count("busy") == 4
         finally:
@@ -524,6 +530,7 @@ async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_
             outcomes = [first, second]
             assert sum(isinstance(o, TurnConflict) for o in outcomes) == 1
             [winner] = [o for o in outcomes if isinstance(o, dict)]
+            assert await runner.services.memory.flush_archive() == 0
             store = await runner.services.memory.episodic()
             [entry] = store.get_by_ids(["race"], [archive_id("race", 1)])
             assert entry["content"].startswith(f"user: {winner['message']}\n")

@@ -221,6 +221,84 @@ async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:
     assert hit["id"] == archive_id("chat", 1) and await memory.lexical_search(["chat"], "Zorblax", 5, 1.0) == []
 
 
+# ---------------------------------------------------------------- time ranges and keys from the index
+
+
+def days_ago(days: float) -> float:
+    return (NOW - timedelta(days=days)).timestamp()
+
+
+async def test_the_index_keeps_each_entrys_time_and_vector(raw_redis) -> None:
+    index = LexicalIndex(raw_redis)
+    unit = np.eye(384, dtype=np.float32)
+    await index.add("chat", [("a", "first", unit[0], 100.0), ("b", "second", unit[1], 200.0),
+                             ("c", "third", unit[2], 300.0)])
+    assert await index.has_times("chat") and await index.has_times("never-indexed")
+    numbers = await index.between("chat", 150.0, 300.0)  # inclusive bounds
+    assert await index.ids("chat", numbers) == ["b", "c"]
+    assert list(await index.ids("chat", await index.between("chat", None, 100.0))) == ["a"]
+    np.testing.assert_array_equal(await index.vectors("chat", numbers), unit[[1, 2]])
+
+
+async def test_a_time_range_is_ranked_from_the_index_as_chromas_filter_ranks_it(runner, tmp_path) -> None:
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat")
+    assert await memory.sync_index(["chat"])
+    query = await memory.embed_query("how are the tomato plants?")
+    for after, before in ((days_ago(31), days_ago(16.5)), (days_ago(17.5), days_ago(16.5)), (None, days_ago(25.5)),
+                          (days_ago(20), None), (days_ago(3), days_ago(1))):
+        from_index = await memory.search(["chat"], query, 5, after, before, indexed=True)
+        from_chroma = await memory.search(["chat"], query, 5, after, before, indexed=False)
+        assert [h["id"] for h in from_index] == [h["id"] for h in from_chroma]
+        assert [h["distance"] for h in from_index] == pytest.approx([h["distance"] for h in from_chroma], abs=2e-3)
+        assert all(h["content"] and h["metadata"]["chat_id"] == "chat" for h in from_index)
+    [flowers] = await memory.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
+    assert "first flowers" in flowers["content"]
+
+
+async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(runner, tmp_path, monkeypatch) -> None:
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat")
+    await memory.sync_index(["chat"])
+    monkeypatch.setattr("memory.layers._EXACT_RANGE", 3)  # every range of this chat is "wide"
+    query = await memory.embed_query("how are the tomato plants?")
+    after, before = days_ago(29.5), days_ago(16.5)
+    found = await memory.search(["chat"], query, 4, after, before)
+    exact = await memory.search(["chat"], query, 4, after, before, indexed=False)
+    assert [h["id"] for h in found] == [h["id"] for h in exact]
+    assert all(after <= h["timestamp"] <= before for h in found)
+
+
+async def test_an_index_from_before_time_indexing_falls_back_to_chromas_filter(runner, tmp_path, raw_redis) -> None:
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat")
+    await memory.sync_index(["chat"])
+    index = await memory.lexical_index()
+    await raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written by a words-only version
+    await raw_redis.delete(index._key("chat", "time"))
+    assert not await index.has_times("chat")
+    query = await memory.embed_query("how are the tomato plants?")
+    [flowers] = await memory.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
+    assert "first flowers" in flowers["content"]
+
+
+async def test_keys_are_found_through_the_index_exactly_and_case_sensitively(runner, tmp_path) -> None:
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat", [
+        *HISTORY,
+        (10, "Ticket 5675 and alpha were mentioned apart here.", "Noted."),
+        (9, "ALPHA-5675 in capitals is another key.", "Noted."),
+    ])
+    await memory.sync_index(["chat"])
+    for indexed in (True, False):  # the index, and Chroma's substring scan, agree
+        found = await memory.find_by_keys(["chat"], ["alpha-5675"], limit=10, indexed=indexed)
+        assert sorted(h["id"] for h in found) == [archive_id("chat", 2), archive_id("chat", 15)]
+        [by_turn] = await memory.find_by_keys(["chat"], ["turn_0003"], limit=10, indexed=indexed)
+        assert "Zorblax" in by_turn["content"]
+    assert await memory.find_by_keys(["chat"], ["beta-5675"], limit=10) == []
+    assert len(await memory.find_by_keys(["chat"], ["alpha-5675"], limit=1)) == 1
+
+
 # ---------------------------------------------------------------- what the graph injects
 
 

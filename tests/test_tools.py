@@ -287,6 +287,7 @@ def tools():
     assert lines[1].startswith('called summary_of(topic="otters") → otters is interesting. otters')
     assert lines[1].endswith("…") and len(lines[1]) < 200
     assert lines[2:] == ["", "Otters hold hands while sleeping."]
+    assert await runner.services.memory.flush_archive() == 0
     store = await runner.services.memory.episodic()
     [archived] = store.get_by_ids(["chat-a"], ["chat-a:turn_0001"])
     assert archived["content"].endswith("\nassistant: Otters hold hands while sleeping.")
