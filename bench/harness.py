@@ -106,6 +106,9 @@ class TimedTurn:
     pre_reply_ms: float  # start of the turn → the model is called (the fan-out overlapping)
     post_reply_ms: float  # the model has answered → the turn is done (save, archive)
     total_ms: float  # the whole turn minus the model call
+    # The turn is done → its L3 write (embedding, Chroma) has landed: the archiver's work
+    # behind the reply, which the turn does not wait for.
+    archive_behind_ms: float
     state: dict[str, Any]
 
     @property
@@ -115,10 +118,15 @@ class TimedTurn:
 
 async def timed_turn(runner: TurnRunner, model: StopwatchChatModel, chat_id: str, message: str,
                      now: float) -> TimedTurn:
-    """One whole turn (prefetch … llm … save … archive), timed around the model call."""
+    """One whole turn (prefetch … llm … save … archive), timed around the model call, then
+    the wait for its L3 write behind the reply (so that turns do not overlap that write, as
+    a person's turns, seconds apart, do not)."""
     started = time.perf_counter()
     state = await runner.run(chat_id, message, now=now)
     ended = time.perf_counter()
+    if await runner.services.memory.flush_archive():
+        raise RuntimeError("the turn's L3 write failed")
+    settled = time.perf_counter()
     if not started <= model.called_at <= model.returned_at <= ended:
         raise RuntimeError("the model was not called during the turn")
     model_ms = (model.returned_at - model.called_at) * 1000
@@ -126,6 +134,7 @@ async def timed_turn(runner: TurnRunner, model: StopwatchChatModel, chat_id: str
         pre_reply_ms=(model.called_at - started) * 1000,
         post_reply_ms=(ended - model.returned_at) * 1000,
         total_ms=(ended - started) * 1000 - model_ms,
+        archive_behind_ms=(settled - ended) * 1000,
         state=state,
     )
 

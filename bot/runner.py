@@ -62,7 +62,7 @@ class TurnRunner:
         turn = turn_input(chat_id, message, user_id, now)
         graph = await self.graph()
         memory = self.services.memory
-        async with (await memory.chat_locks()).hold(turn["chat_id"]):
+        async with (await memory.chat_locks()).hold(turn["chat_id"]), memory.turn_running():
             started = time.perf_counter()
             if await memory.begin_turn(turn["chat_id"]):
                 await self._finish_unfinished(graph, turn["chat_id"])

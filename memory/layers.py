@@ -13,11 +13,12 @@ import asyncio
 import json
 import logging
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -64,6 +65,7 @@ _ARCHIVE_BATCH = 256
 _ARCHIVE_RETRY_FIRST_S = 1.0
 _ARCHIVE_RETRY_MAX_S = 30.0
 _ARCHIVE_SETTLE_S = 30.0  # what closing waits for the archive at most
+_ARCHIVE_MAX_DELAY_S = 2.0  # what the archiver waits at most for a moment without turns
 _KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the key itself
 
 
@@ -162,7 +164,6 @@ class MemoryLayers:
     ) -> None:
         self.settings = settings
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="goat-memory")
-        self._background: set[Future] = set()
         self._redis: aioredis.Redis | None = None
         self._redis_url: str | None = None
         self._checkpointer: RedisCheckpointSaver | None = None
@@ -183,6 +184,12 @@ class MemoryLayers:
         self._archive_wanted = asyncio.Event()
         self._outbox_lock = asyncio.Lock()
         self._closing = False
+        self._access_bumps: list[tuple[list[dict], float]] = []  # (hits, when), for the archiver
+        # Chroma's embedded client holds the GIL through a write (50-75 ms at 100 000 entries),
+        # stalling every turn of the process: the archiver waits until none is running.
+        self._turns_running = 0
+        self._no_turn_running = asyncio.Event()
+        self._no_turn_running.set()
         # L3's health as last seen by a Chroma call ("" when it worked): what the archive node
         # reports about the turns it leaves in the outbox.
         self.l3_problem = ""
@@ -192,23 +199,6 @@ class MemoryLayers:
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` in the memory thread pool (abandonable by a caller's deadline)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def run_in_background(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Best-effort work off the reply path; failures are logged, never raised."""
-        future = self._executor.submit(fn, *args)
-        self._background.add(future)
-
-        def finished(done: Future) -> None:
-            self._background.discard(done)
-            if not done.cancelled() and done.exception() is not None:
-                log.warning("background memory task failed: %s", done.exception())
-
-        future.add_done_callback(finished)
-
-    async def wait_background(self, timeout: float | None = None) -> None:
-        """Wait for the best-effort work started so far (tests and tidy shutdowns)."""
-        if self._background:
-            await asyncio.wait([asyncio.wrap_future(f) for f in list(self._background)], timeout=timeout)
 
     async def _l3(self, read: Callable[..., T], *args: Any) -> T:
         """A Chroma call, in the memory pool; its outcome is L3's health as last seen."""
@@ -330,7 +320,6 @@ class MemoryLayers:
 
     async def aclose(self) -> None:
         await self._settle_archive()
-        await self.wait_background(timeout=5)  # let access bumps land
         for task in self._indexing.values():
             task.cancel()  # a backlog resumes where it stopped (the index records its progress)
         await asyncio.gather(*self._indexing.values(), return_exceptions=True)
@@ -613,8 +602,11 @@ class MemoryLayers:
         await (await self.lexical_index()).drop(chat_id)
 
     def bump_access_later(self, hits: list[dict], now: float) -> None:
-        if hits and self._episodic is not None:
-            self.run_in_background(self._episodic.bump_access, hits, now)
+        """Count one more access of each hit: best effort, by the archiver between turns (an
+        update is a Chroma write, which stalls the process while it runs)."""
+        if hits:
+            self._access_bumps.append((hits, now))
+            self.wake_archiver()
 
     async def archive(self, exchanges: list[Exchange], now: float) -> list[str]:
         """Write turns verbatim to L3 (idempotent by id) and invalidate the affected caches."""
@@ -690,6 +682,7 @@ class MemoryLayers:
             self._archive_wanted.clear()
             if self._closing:
                 return
+            await self._between_turns()
             if await self.flush_archive() == 0:
                 retry_in = _ARCHIVE_RETRY_FIRST_S
                 continue
@@ -700,25 +693,61 @@ class MemoryLayers:
                 self._archive_wanted.set()
             retry_in = min(2 * retry_in, _ARCHIVE_RETRY_MAX_S)
 
+    @asynccontextmanager
+    async def turn_running(self) -> AsyncIterator[None]:
+        """Mark a turn of this process as running (the archiver writes between turns)."""
+        self._turns_running += 1
+        self._no_turn_running.clear()
+        try:
+            yield
+        finally:
+            self._turns_running -= 1
+            if self._turns_running == 0:
+                self._no_turn_running.set()
+
+    async def _between_turns(self) -> None:
+        """Until no turn of this process runs, or ``_ARCHIVE_MAX_DELAY_S`` at most (a busy
+        process writes anyway rather than let the outbox grow)."""
+        try:
+            await asyncio.wait_for(self._no_turn_running.wait(), _ARCHIVE_MAX_DELAY_S)
+        except TimeoutError:
+            pass
+
     async def flush_archive(self) -> int:
-        """Write what the outbox holds to L3 now, oldest first, in batches; returns how many
-        entries are left (L3 unreachable). Tests and shutdowns call it to see the archive settled."""
+        """Write what the outbox holds to L3 now, oldest first, in batches, then the access
+        bumps waiting; returns how many outbox entries are left (L3 unreachable). Tests and
+        shutdowns call it to see the archive settled."""
         async with self._outbox_lock:
-            redis = await self.redis()
-            parked = await redis.hgetall(OUTBOX_KEY)
-            entries = sorted((json.loads(raw) for raw in parked.values()), key=lambda e: (e["now"], e["turn"]))
-            for start in range(0, len(entries), _ARCHIVE_BATCH):
-                batch = entries[start : start + _ARCHIVE_BATCH]
-                try:
-                    await self.archive([Exchange(**{k: v for k, v in e.items() if k != "now"}) for e in batch],
-                                       now=max(e["now"] for e in batch))
-                except Exception as exc:
-                    if _is_redis_failure(exc):
-                        raise
-                    log.warning("the outbox keeps %d entr(ies): L3 unreachable (%s)", len(entries) - start, exc)
-                    return len(entries) - start
-                await redis.hdel(OUTBOX_KEY, *(archive_id(e["chat_id"], e["turn"]) for e in batch))
-            return 0
+            left = await self._write_outbox()
+            await self._write_access_bumps()
+            return left
+
+    async def _write_access_bumps(self) -> None:
+        bumps, self._access_bumps = self._access_bumps, []
+        if not bumps or self._episodic is None:
+            return
+        try:
+            for hits, now in bumps:  # each turn's hits once, with that turn's time
+                await self._l3(self._episodic.bump_access, hits, now)
+        except Exception as exc:  # noqa: BLE001 — popularity is a soft signal
+            log.warning("access counts not updated: %s", exc)
+
+    async def _write_outbox(self) -> int:
+        redis = await self.redis()
+        parked = await redis.hgetall(OUTBOX_KEY)
+        entries = sorted((json.loads(raw) for raw in parked.values()), key=lambda e: (e["now"], e["turn"]))
+        for start in range(0, len(entries), _ARCHIVE_BATCH):
+            batch = entries[start : start + _ARCHIVE_BATCH]
+            try:
+                await self.archive([Exchange(**{k: v for k, v in e.items() if k != "now"}) for e in batch],
+                                   now=max(e["now"] for e in batch))
+            except Exception as exc:
+                if _is_redis_failure(exc):
+                    raise
+                log.warning("the outbox keeps %d entr(ies): L3 unreachable (%s)", len(entries) - start, exc)
+                return len(entries) - start
+            await redis.hdel(OUTBOX_KEY, *(archive_id(e["chat_id"], e["turn"]) for e in batch))
+        return 0
 
     # ---- turns in flight (for recovery after a crash) --------------------------------
 

@@ -199,12 +199,12 @@ async def test_entries_injected_into_an_answered_turn_get_their_access_bumped(se
             memory = runner.services.memory
             store = await memory.episodic()
             inspected = await inspect(runner, "alice-chat", "status of alpha-5675?")
-            await memory.wait_background()
+            await memory.flush_archive()
             ids = [e["id"] for e in inspected["l3"]]
             assert ids and all(h["metadata"]["access_count"] == 0 for h in store.get_by_ids(["alice-chat"], ids))
 
             state = await runner.run("alice-chat", "status of alpha-5675?", now=NOW.timestamp())
-            await memory.wait_background()
+            await memory.flush_archive()
             assert [e["id"] for e in state["l3"]] == ids
             hits = store.get_by_ids(["alice-chat"], ids)
             assert all(h["metadata"]["access_count"] == 1 for h in hits)
