@@ -174,6 +174,15 @@ class EpisodicStore:
         hits.sort(key=lambda hit: hit["distance"])
         return hits[:k]
 
+    def nearest_ids(self, chat_id: str, vector: list[float], k: int) -> list[tuple[str, float]]:
+        """The chat's ``k`` entries nearest to ``vector`` as (id, distance), closest first: the
+        vector index alone (reading the entries' metadata too costs ~5x at k = 300)."""
+        def nearest(chat: _ChatCollection) -> list[tuple[str, float]]:
+            found = chat.collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
+            return list(zip(found["ids"][0], map(float, found["distances"][0]), strict=True))
+
+        return self._read(chat_id, nearest, []) if k > 0 else []
+
     def get_by_ids(self, chat_ids: list[str] | None, ids: list[str]) -> list[EpisodicHit]:
         if not ids:
             return []

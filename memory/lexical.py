@@ -209,18 +209,32 @@ class LexicalIndex:
             "-inf" if after is None else after,
             "+inf" if before is None else before,
         )
-        return np.array([int(number) for number in found], dtype=np.int64)
+        return np.array(found, dtype=np.int64)
 
-    async def vectors(self, chat_id: str, numbers: Sequence[int]) -> np.ndarray:
+    async def vectors(self, chat_id: str, numbers: Sequence[int] | np.ndarray) -> np.ndarray:
         """The entries' vectors (float32, one row per number; zeros where none was written)."""
+        numbers = np.asarray(numbers, dtype=np.int64)
         if len(numbers) == 0:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        raw = await self._gather_vectors(
-            keys=[self._key(chat_id, "vectors")], args=[_VECTOR_BYTES, *(int(n) for n in numbers)]
-        )
-        # A vector past the end of the string comes back short: only the last ones can be.
-        raw = raw.ljust(len(numbers) * _VECTOR_BYTES, b"\0")
-        return np.frombuffer(raw, dtype=VECTOR).reshape(len(numbers), DIMENSIONS).astype(np.float32)
+        key = self._key(chat_id, "vectors")
+        low, high = int(numbers.min()), int(numbers.max())
+        if high - low + 1 <= 2 * len(numbers):
+            # Mostly consecutive (entries of a period were indexed together): one slice.
+            raw = await self._redis.getrange(key, low * _VECTOR_BYTES, (high + 1) * _VECTOR_BYTES - 1)
+            rows, wanted = high - low + 1, numbers - low
+        else:
+            raw = await self._gather_vectors(keys=[key], args=[_VECTOR_BYTES, *numbers.tolist()])
+            rows, wanted = len(numbers), np.arange(len(numbers))
+        # Vectors past the end of the string come back short: only the last ones can be.
+        raw = raw.ljust(rows * _VECTOR_BYTES, b"\0")
+        return np.frombuffer(raw, dtype=VECTOR).reshape(rows, DIMENSIONS)[wanted].astype(np.float32)
+
+    async def times(self, chat_id: str, ids: Sequence[str]) -> list[float | None]:
+        """Each entry's timestamp, None for an entry not indexed."""
+        numbers = await self._redis.hmget(self._key(chat_id, "number"), list(ids)) if ids else []
+        known = [number for number in numbers if number is not None]
+        found = iter(await self._redis.zmscore(self._key(chat_id, "time"), known) if known else [])
+        return [None if number is None else next(found) for number in numbers]
 
     async def ids(self, chat_id: str, numbers: Sequence[int]) -> list[str | None]:
         if len(numbers) == 0:
