@@ -109,13 +109,14 @@ class TurnRunner:
         visible: dict[str, DsmlStreamFilter] = {}
         async for mode, payload in graph.astream(
             turn, _thread(turn["chat_id"]), context=self.context(overrides),
-            stream_mode=["messages", "updates", "values"],
+            # Token streaming hooks every node's callbacks: only when someone reads the tokens.
+            stream_mode=["messages", "updates", "values"] if on_token is not None else ["updates", "values"],
             durability="sync",  # the reply's checkpoint is written before save runs: a crash cannot lose it
         ):
             if mode == "messages":
                 chunk, metadata = payload
                 node = metadata.get("langgraph_node")
-                if on_token is not None and node in REPLY_NODES and chunk.text:
+                if node in REPLY_NODES and chunk.text:
                     if text := visible.setdefault(node, DsmlStreamFilter()).feed(chunk.text):
                         on_token(text)
             elif mode == "updates":

@@ -117,7 +117,8 @@ def test_a_scripted_session_prints_one_reply_per_message_and_sends_earlier_turns
     assert [m["role"] for m in third] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert third[1]["content"] == FIRST and third[2]["content"] == REPLIES[0]  # the first turn, as L2
     assert third[-1]["content"] == THIRD
-    assert all(r["stream"] is True for r in sessions.requests)  # the reply is generated streaming
+    # Printed whole, one line per reply: nothing reads tokens as they come, so none are streamed.
+    assert all(r["stream"] is False for r in sessions.requests)
 
 
 def test_after_reset_the_first_turn_is_recalled_through_l3_and_turn_numbers_go_on(sessions):
