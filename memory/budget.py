@@ -51,16 +51,21 @@ def trim_working(messages: list[dict], budget: int, count: Callable[[str], int])
     The newest messages are kept, walking back until the next older one does not fit
     (the window stays contiguous). The chat's first message (the topic-setter) is
     pinned when it is smaller than a quarter of the budget: it is taken first and its
-    tokens count against the budget. Only ``content`` is counted.
+    tokens count against the budget. Only ``content`` is counted (a message's ``tokens``,
+    when it has one, is taken as that count).
     """
     if not messages or budget <= 0:
         return [], 0
-    first_size = count(messages[0]["content"])
+
+    def size_of(message: dict) -> int:  # L2 messages carry their count since it was saved
+        return message["tokens"] if "tokens" in message else count(message["content"])
+
+    first_size = size_of(messages[0])
     pinned = first_size < budget / 4
     remaining = budget - first_size if pinned else budget
     kept: list[dict] = []
     for message in reversed(messages[1:] if pinned else messages):
-        size = count(message["content"])
+        size = size_of(message)
         if size > remaining:
             break
         kept.append(message)

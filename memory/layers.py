@@ -309,7 +309,6 @@ class MemoryLayers:
     async def warm_up(self) -> None:
         """Connect every backend and load the model now, so the first turn is not a cold one."""
         from memory.temporal import warm_up as warm_up_dates  # dateparser's first parse is slow
-        from memory.tokens import count_tokens
 
         await self.redis()  # the one backend a turn cannot do without: its failure is raised
         try:
@@ -409,7 +408,10 @@ class MemoryLayers:
         return await working.load(chat_id, max_messages)
 
     async def save_turn(self, chat_id: str, turn: int, messages: list[dict]) -> bool:
-        return await (await self.working_memory()).append_turn(chat_id, turn, messages)
+        """Append a turn's messages to L2, each with its token count (``tokens``): counted once
+        here rather than by every later turn that trims L2 to its budget."""
+        counted = [{**message, "tokens": count_tokens(message["content"])} for message in messages]
+        return await (await self.working_memory()).append_turn(chat_id, turn, counted)
 
     # ---- L3 ---------------------------------------------------------------------
 

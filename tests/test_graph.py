@@ -12,17 +12,24 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from fakes import FakeOpenAI
 
 from bot.importer import TranscriptError, import_transcript
 from bot.runner import TurnRunner, turn_report
-from fakes import FakeOpenAI
 from graph.graph import build_graph, graph
 from graph.services import ModelNotConfigured, Services
 from graph.settings import Settings, SettingsError
 from graph.state import InvalidTurn, TurnConflict, turn_input
 from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
-from memory.layers import ARCHIVE_TAG, BackendUnavailable, Exchange, MemoryLayers, archive_id
+from memory.layers import (
+    ARCHIVE_TAG,
+    BackendUnavailable,
+    Exchange,
+    MemoryLayers,
+    archive_id,
+)
+from memory.tokens import count_tokens
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
 PRE_LLM_NODES = {"prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble"}
@@ -356,6 +363,7 @@ async def test_a_turn_answers_saves_and_archives_verbatim(settings, embeddings, 
             memory = runner.services.memory
             completed, working = await memory.working("alice-chat", 100)
             assert completed == turn and working[-1]["content"] == "You planted San Marzano tomatoes."
+            assert [m["tokens"] for m in working[-2:]] == [count_tokens(m["content"]) for m in working[-2:]]
             assert await memory.flush_archive() == 0  # the archive is written behind the reply
             store = await memory.episodic()
             [entry] = store.get_by_ids(["alice-chat"], [state["archive_id"]])

@@ -795,3 +795,17 @@ class TestCountTokens:
         for thread in threads:
             thread.join()
         assert results == [4] * 8
+
+
+def test_trimming_takes_a_messages_saved_token_count_instead_of_counting_again() -> None:
+    counted: list[str] = []
+
+    def count(text: str) -> int:
+        counted.append(text)
+        return len(text.split())
+
+    saved = [{"role": "user", "content": "one two three", "tokens": 30},
+             {"role": "assistant", "content": "four", "tokens": 5},
+             {"role": "user", "content": "five six"}]  # saved before counts were kept
+    kept, used = trim_working(saved, 10, count)
+    assert kept == saved[1:] and used == 7 and counted == ["five six"]
