@@ -402,10 +402,10 @@ class MemoryLayers:
     async def completed_turns(self, chat_id: str) -> int:
         return await (await self.working_memory()).completed_turns(chat_id)
 
-    async def working(self, chat_id: str, max_messages: int) -> tuple[int, list[dict]]:
+    async def working(self, chat_id: str, max_messages: int, max_tokens: int | None = None) -> tuple[int, list[dict]]:
         """(completed turns, the pinned first message + the most recent messages)."""
         working = await self.working_memory()
-        return await working.load(chat_id, max_messages)
+        return await working.load(chat_id, max_messages, max_tokens)
 
     async def save_turn(self, chat_id: str, turn: int, messages: list[dict]) -> bool:
         """Append a turn's messages to L2, each with its token count (``tokens``): counted once

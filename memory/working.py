@@ -7,9 +7,12 @@ chat's list and turn counter share one Redis Cluster slot, as the append script 
 from __future__ import annotations
 
 import json
-from typing import Literal, TypedDict, get_args
+from typing import Literal, NotRequired, TypedDict, get_args
 
+import orjson
 from redis.asyncio import Redis
+
+from memory.tokens import count_tokens
 
 Role = Literal["user", "assistant"]
 
@@ -18,6 +21,7 @@ class Message(TypedDict):
     role: Role
     content: str
     timestamp: float  # unix seconds
+    tokens: NotRequired[int]  # of ``content`` (memory/tokens.py), counted when it was saved
 
 
 # Append a turn's messages and record its number in one step. A turn resumed after a
@@ -53,9 +57,11 @@ class WorkingMemory:
         """The number of the last turn saved in this chat (0 for a new chat)."""
         return int(await self._redis.get(self._turns_key(chat_id)) or 0)
 
-    async def load(self, chat_id: str, max_messages: int) -> tuple[int, list[Message]]:
+    async def load(self, chat_id: str, max_messages: int, max_tokens: int | None = None) -> tuple[int, list[Message]]:
         """The chat's completed turns, and its first message (it set the topic) plus its latest
-        ``max_messages`` — one consistent snapshot, in one round trip."""
+        ``max_messages`` — one consistent snapshot, in one round trip. With ``max_tokens``, the
+        latest stop before the first (walking back) that would take them past that many tokens:
+        no budget could take more, and what is left out is not decoded."""
         if max_messages < 0:
             raise ValueError(f"max_messages must be >= 0, got {max_messages}")
         key = self._messages_key(chat_id)
@@ -66,10 +72,10 @@ class WorkingMemory:
             if max_messages:  # LRANGE -0 -1 would be the whole list
                 pipe.lrange(key, -max_messages, -1)
             turns, length, first, *tail_reply = await pipe.execute()
-        tail = tail_reply[0] if tail_reply else []
-        if length > len(tail):  # the first message is not among the latest
-            tail = [first, *tail]
-        return int(turns or 0), [json.loads(raw) for raw in tail]
+        latest = _newest_within(tail_reply[0] if tail_reply else [], max_tokens)
+        if length > len(latest):  # the first message is not among the latest
+            latest = [orjson.loads(first), *latest]
+        return int(turns or 0), latest
 
     async def append_turn(self, chat_id: str, turn: int, messages: list[Message]) -> bool:
         """Append a turn's messages; True if they are saved (now, or by an earlier replay of
@@ -95,6 +101,22 @@ class WorkingMemory:
         """Empty the chat's conversation but keep its turn counter: turn numbers, and so the
         archive ids derived from them, go on increasing instead of colliding with old ones."""
         await self._redis.delete(self._messages_key(chat_id))
+
+
+def _newest_within(encoded: list[bytes], max_tokens: int | None) -> list[Message]:
+    """The newest of these messages whose tokens add up to at most ``max_tokens`` (all of
+    them without a limit), decoded, in order."""
+    if max_tokens is None:
+        return [orjson.loads(raw) for raw in encoded]
+    kept: list[Message] = []
+    for raw in reversed(encoded):
+        message = orjson.loads(raw)
+        max_tokens -= message["tokens"] if "tokens" in message else count_tokens(message["content"])
+        if max_tokens < 0:
+            break
+        kept.append(message)
+    kept.reverse()
+    return kept
 
 
 def _encode(message: Message) -> str:

@@ -8,6 +8,8 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve, turn_time
 from graph.state import TurnState, check_input
+from memory.aits import largest_budget
+from memory.budget import split_budget
 from nodes.timing import timed
 
 
@@ -17,7 +19,15 @@ async def load_working(state: TurnState, runtime: Runtime[Context]) -> dict[str,
     services, settings = resolve(runtime)
     # Redis is the one backend a turn cannot do without (L2 and the turn counter live
     # there): its failure raises, before anything of this turn has been written.
-    completed, working = await services.memory.working(state["chat_id"], settings.memory.l2_max_messages)
+    # No turn's budget can give L2 more than what is left of the largest budget after L3's
+    # guarantee: older messages are neither read into the state nor decoded.
+    most_for_l2 = split_budget(
+        largest_budget(**settings.aits.model_dump()), 0,
+        l3_min_guarantee=settings.budget.l3_min_guarantee_tokens, l2_floor=settings.budget.l2_floor_tokens,
+    ).l2
+    completed, working = await services.memory.working(
+        state["chat_id"], settings.memory.l2_max_messages, max_tokens=most_for_l2
+    )
     return {
         "turn": completed + 1,
         "working": working,

@@ -294,6 +294,6 @@ async def test_reset_empties_l2_but_turn_numbers_go_on(settings, embeddings):
         assert await memory.working("reset-chat", 10) == (2, [])
         assert not await memory.save_turn("reset-chat", 2, [{**message, "content": "other"}])  # number taken
         assert await memory.save_turn("reset-chat", 3, [message])
-        assert await memory.working("reset-chat", 10) == (3, [message])
+        assert await memory.working("reset-chat", 10) == (3, [{**message, "tokens": 1}])  # "hi": one token
     finally:
         await memory.aclose()

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from memory.cache import SearchCache
 from memory.facts import FactsStore, RedisFactsStore
 from memory.redis_server import EmbeddedRedis, answers_ping, process_client_name
+from memory.tokens import count_tokens
 from memory.working import Message, WorkingMemory
 
 StartEmbedded = Callable[[Path], EmbeddedRedis]
@@ -204,6 +205,19 @@ async def test_load_does_not_repeat_the_first_message_when_the_window_reaches_it
     messages = await save_turns(memory, "c1", turns=5)
 
     assert (await memory.load("c1", max_messages=max_messages))[1] == messages
+
+
+async def test_load_stops_at_the_tokens_no_budget_could_exceed(any_redis: Redis) -> None:
+    memory = WorkingMemory(any_redis)
+    sized = [{**message(index), "tokens": 10} for index in range(8)]
+    for turn in range(1, 5):
+        assert await memory.append_turn("c1", turn, sized[2 * turn - 2 : 2 * turn])
+    assert await memory.load("c1", 100, max_tokens=35) == (4, [sized[0], *sized[-3:]])  # 30 of 35
+    assert await memory.load("c1", 100, max_tokens=1000) == (4, sized)
+    legacy = [message(index) for index in range(2)]  # saved without counts: counted on load
+    await memory.append_turn("c2", 1, legacy)
+    size = count_tokens(legacy[1]["content"])
+    assert await memory.load("c2", 100, max_tokens=size) == (1, legacy)  # the first one is pinned
 
 
 async def test_append_turn_records_the_turn_and_ignores_replays(any_redis: Redis) -> None:
