@@ -1,20 +1,22 @@
-"""A LangGraph checkpointer on plain Redis (≥ 6.2): hashes and sorted sets, no modules.
+"""A LangGraph checkpointer on plain Redis (≥ 6.2): hashes, sorted sets and Lua, no modules.
 
 One thread's keys, all carrying the thread id as a Redis Cluster hash tag so that they
-share a slot and one MULTI/EXEC can span them (``<ns>`` is the percent-quoted
-checkpoint namespace, ``""`` for the root graph):
+share a slot and one script can span them (``<ns>`` is the percent-quoted checkpoint
+namespace, ``""`` for the root graph):
 
     <prefix>:{<thread>}:checkpoints            ZSET, score 0, members ``<ns>:<checkpoint id>``:
                                               lexicographic order is time order within a namespace
     <prefix>:{<thread>}:checkpoint:<ns>:<id>   HASH: the checkpoint without its channel values,
-                                              its metadata, parent id, source and run id, and one
-                                              ``write:<task id>:<idx>`` field per pending write
+                                              its metadata, parent id, source and run id, the
+                                              ``values`` it refers to (their blob fields, space
+                                              separated), and one ``write:<task id>:<idx>``
+                                              field per pending write
     <prefix>:{<thread>}:blobs                  HASH ``<ns>:<channel>:<version>`` → channel value
 
 As in the Postgres saver, a channel value is stored once per version, so a checkpoint
-that leaves a channel unchanged costs nothing for it. The thread id, namespaces and
-channel names are percent-quoted (no ``{``, ``}`` or ``:`` left), so every key, member
-and field splits back unambiguously, whatever the ids contain. Values are
+that leaves a channel unchanged costs nothing for it. The thread id, namespaces, channel
+names and versions are percent-quoted (no ``{``, ``}``, ``:`` or space left), so every
+key, member and field splits back unambiguously, whatever the ids contain. Values are
 ``self.serde`` output, stored as bytes.
 
 Retention: a turn is one run of the graph, started by a root checkpoint whose metadata
@@ -22,7 +24,13 @@ Retention: a turn is one run of the graph, started by a root checkpoint whose me
 the ``keep_turns``-th most recent turn are dropped with their pending writes, and so are
 the channel values no remaining checkpoint refers to. ``keep_turns=None`` keeps all.
 
-Every operation is written once, as a generator of command batches (``_Batch``): the
+Cost: ``put``, ``put_writes`` and ``get_tuple`` are one Lua script each, so one round trip
+(a turn start's pruning runs inside its ``put``): LangGraph waits for every checkpoint of a
+``durability="sync"`` run, so each round trip saved is saved on every step. A script finds
+a checkpoint's hash from the thread's other keys; all of them share the thread's slot.
+Listing and copying read in pipelined batches.
+
+Every operation is written once, as a generator of round trips (``_Batch``, ``_Call``): the
 sync API runs it on a ``redis.Redis`` client, the async API on a ``redis.asyncio.Redis``.
 """
 
@@ -55,7 +63,7 @@ from langgraph.checkpoint.base import (
 )
 from redis.asyncio.client import Pipeline as AsyncPipeline
 from redis.client import Pipeline
-from redis.exceptions import WatchError
+from redis.commands.core import AsyncScript, Script
 
 from memory.redis_server import process_client_name
 
@@ -69,27 +77,194 @@ _WRITE_FIELD = b"write:"
 T = TypeVar("T")
 R = TypeVar("R")
 
+# ---------------------------------------------------------------------- Lua
+
+# A checkpoint's ``values`` field lists the blob fields of its channel values, space separated
+# (quoted names and versions hold no space). Walked with string.find: gmatch costs 2-3x more.
+_FIELDS = """
+local function each_field(list, visit)
+  local from = 1
+  while from <= #list do
+    local space = string.find(list, ' ', from, true) or #list + 1
+    visit(string.sub(list, from, space - 1))
+    from = space + 1
+  end
+end
+"""
+
+# Retention, for the scripts that prune. A member is ``<quoted ns>:<checkpoint id>`` and its
+# checkpoint's key is ``records .. member``; root members start with ':'. A strategy returns
+# the thread's kept and doomed members (both empty when nothing is doomed).
+_PRUNING = _FIELDS + """
+local function namespace_of(member)
+  return string.sub(member, 1, string.find(member, ':', 1, true) - 1)
+end
+
+local function id_of(member)
+  return string.sub(member, string.find(member, ':', 1, true) + 1)
+end
+
+-- Byte order, as Python and ZRANGEBYLEX compare (Lua's < follows the server's locale).
+local function precedes(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local function split(members, keeps)
+  local kept, doomed = {}, {}
+  for i, member in ipairs(members) do
+    if keeps(i, member) then kept[#kept + 1] = member else doomed[#doomed + 1] = member end
+  end
+  return kept, doomed
+end
+
+local strategies = {}
+
+function strategies.delete(index)
+  return {}, redis.call('ZRANGE', index, 0, -1)
+end
+
+function strategies.keep_latest(index)
+  local members = redis.call('ZRANGE', index, 0, -1)
+  return split(members, function(i, member)
+    return i == #members or namespace_of(members[i + 1]) ~= namespace_of(member)
+  end)
+end
+
+function strategies.delete_runs(index, records, run_ids)
+  local doomed_runs = {}
+  for _, run_id in ipairs(run_ids) do doomed_runs[run_id] = true end
+  return split(redis.call('ZRANGE', index, 0, -1), function(_, member)
+    return not doomed_runs[redis.call('HGET', records .. member, 'run_id')]
+  end)
+end
+
+-- Everything older than the start of the keep_turns-th newest turn, once an older turn exists.
+-- Root members are split by ZRANGEBYLEX; other namespaces' (subgraphs) by their ids' bytes.
+function strategies.keep_turns(index, records, options)
+  local wanted, starts, oldest_kept = tonumber(options[1]), 0, nil
+  local roots = redis.call('ZRANGEBYLEX', index, '[:', '(;')
+  for i = #roots, 1, -1 do
+    if redis.call('HGET', records .. roots[i], 'source') == 'input' then
+      starts = starts + 1
+      if starts == wanted then oldest_kept = roots[i] elseif starts > wanted then break end
+    end
+  end
+  if starts <= wanted then return {}, {} end
+  local kept = redis.call('ZRANGEBYLEX', index, '[' .. oldest_kept, '(;')
+  local doomed = redis.call('ZRANGEBYLEX', index, '[:', '(' .. oldest_kept)
+  local oldest_id = id_of(oldest_kept)
+  for _, range in ipairs({{'-', '(:'}, {'(;', '+'}}) do
+    for _, member in ipairs(redis.call('ZRANGEBYLEX', index, range[1], range[2])) do
+      local list = precedes(id_of(member), oldest_id) and doomed or kept
+      list[#list + 1] = member
+    end
+  end
+  return kept, doomed
+end
+
+-- Drops the doomed checkpoints with their pending writes, then the values no kept one lists.
+local function prune(index, blobs, records, strategy, options)
+  local kept, doomed = strategies[strategy](index, records, options)
+  if #doomed == 0 then return 0 end
+  for _, member in ipairs(doomed) do
+    redis.call('DEL', records .. member)
+    redis.call('ZREM', index, member)
+  end
+  local listed = {}
+  local function list(field) listed[field] = true end
+  for _, member in ipairs(kept) do
+    local fields = redis.call('HGET', records .. member, 'values')
+    -- Saved before checkpoints listed their values: every value stays while it is kept.
+    if not fields then return #doomed end
+    each_field(fields, list)
+  end
+  for _, field in ipairs(redis.call('HKEYS', blobs)) do
+    if not listed[field] then redis.call('HDEL', blobs, field) end
+  end
+  return #doomed
+end
+"""
+
+# KEYS: index, blobs. ARGV: records, strategy, its options.
+_PRUNE = _PRUNING + """
+return prune(KEYS[1], KEYS[2], ARGV[1], ARGV[2], {unpack(ARGV, 3)})
+"""
+
+# KEYS: index, blobs, checkpoint. ARGV: member, records, keep_turns ('' = no pruning), the
+# record's fields (checkpoint, metadata, parent, source, run_id, values), then the new values'
+# field/value items.
+_PUT = _PRUNING + """
+redis.call('HSET', KEYS[3], 'checkpoint', ARGV[4], 'metadata', ARGV[5], 'parent', ARGV[6],
+           'source', ARGV[7], 'run_id', ARGV[8], 'values', ARGV[9])
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+for i = 10, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+if ARGV[3] ~= '' then prune(KEYS[1], KEYS[2], ARGV[2], 'keep_turns', {ARGV[3]}) end
+return 1
+"""
+
+# KEYS: checkpoint. ARGV: how many of the items after it are set only if absent, then the
+# writes' field/value items.
+_PUT_WRITES = """
+local last_if_absent = 1 + tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  redis.call(i <= last_if_absent and 'HSETNX' or 'HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return 1
+"""
+
+# KEYS: index, blobs. ARGV: records, member ('' = the newest within the lex range ARGV[3],
+# ARGV[4]). Returns the member, its record, and the values its record lists, in that order.
+_GET = _FIELDS + """
+local member = ARGV[2]
+if member == '' then
+  member = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[3], ARGV[4], 'LIMIT', 0, 1)[1]
+  if not member then return false end
+end
+local key = ARGV[1] .. member
+local values = {}
+each_field(redis.call('HGET', key, 'values') or '', function(field)
+  values[#values + 1] = redis.call('HGET', KEYS[2], field)
+end)
+return {member, redis.call('HGETALL', key), values}
+"""
+
+_SCRIPTS = (_PRUNE, _PUT, _PUT_WRITES, _GET)
+_PRUNE_STRATEGIES = ("keep_latest", "delete")  # those ``prune`` accepts
+
+# ---------------------------------------------------------------------- round trips
+
 
 @dataclass(frozen=True)
 class _Batch:
     """Commands sent in one round trip; the generator that yields it receives their replies.
 
-    ``queue`` adds the commands to a sync or async pipeline (both queue synchronously).
-    ``watch`` WATCHes keys on the operation's own connection before the commands run: a
-    read batch starts afresh (earlier WATCHes are dropped), a transaction batch adds its
-    keys. The next ``transaction`` batch fails if a watched key changed meanwhile; the
-    generator then receives ``None`` instead of the replies.
+    ``queue`` adds the commands to a sync or async pipeline (both queue synchronously);
+    ``transaction`` wraps them in MULTI/EXEC.
     """
 
     queue: Callable[[Pipeline | AsyncPipeline], object]
     transaction: bool = False
-    watch: Sequence[str] = ()
 
 
-# An operation yields batches, and its outputs (one, or a stream for list); a query
-# yields only batches and returns its value.
-_Steps: TypeAlias = Generator[_Batch | T, Any, None]
-_Query: TypeAlias = Generator[_Batch, Any, R]
+@dataclass(frozen=True)
+class _Call:
+    """One run of a Lua script (one of ``_SCRIPTS``); the generator receives its reply."""
+
+    script: str
+    keys: tuple[str, ...]
+    args: tuple[str | bytes | int, ...]
+
+
+# An operation yields round trips, and its outputs (one, or a stream for list); a query
+# yields only round trips and returns its value.
+_Steps: TypeAlias = Generator[_Batch | _Call | T, Any, None]
+_Query: TypeAlias = Generator[_Batch | _Call, Any, R]
 
 
 @functools.lru_cache(maxsize=4096)  # the same namespaces and channel names, over and over
@@ -127,8 +302,9 @@ def _namespace_range(ns: str, before_id: str | None = None) -> tuple[str, str]:
     return newest, f"[{quoted}:"
 
 
+@functools.lru_cache(maxsize=16384)  # a put lists every channel's field, mostly the previous put's
 def _blob_field(ns: str, channel: str, version: str | int | float) -> str:
-    return f"{_quoted(ns)}:{_quoted(channel)}:{version}"
+    return f"{_quoted(ns)}:{_quoted(channel)}:{quote(str(version), safe='')}"
 
 
 def _glob_escaped(text: str) -> str:
@@ -158,21 +334,16 @@ class _Thread:
     def blobs(self) -> str:
         return f"{self._base}:blobs"
 
+    @property
+    def records(self) -> str:
+        """What a checkpoint's key adds its member to."""
+        return f"{self._base}:checkpoint:"
+
     def checkpoint(self, ns: str, checkpoint_id: str) -> str:
-        return f"{self._base}:checkpoint:{_quoted(ns)}:{checkpoint_id}"
+        return self.records + _member(ns, checkpoint_id)
 
     def config(self, ns: str, checkpoint_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": self.thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """A stored checkpoint as pruning sees it: where it is, and the plain metadata it needs."""
-
-    ns: str
-    checkpoint_id: str
-    source: str | None
-    run_id: str | None
 
 
 @dataclass
@@ -183,39 +354,6 @@ class _Stored:
     checkpoint_id: str
     record: dict[bytes, bytes]
     metadata: CheckpointMetadata
-
-
-def _keep_recent_turns(keep_turns: int) -> Callable[[list[_Entry]], list[_Entry]]:
-    def keep(entries: list[_Entry]) -> list[_Entry]:
-        starts = sorted(e.checkpoint_id for e in entries if e.ns == "" and e.source == "input")
-        if len(starts) <= keep_turns:
-            return entries
-        oldest_kept_start = starts[-keep_turns]
-        return [e for e in entries if e.checkpoint_id >= oldest_kept_start]
-
-    return keep
-
-
-def _keep_latest_per_namespace(entries: list[_Entry]) -> list[_Entry]:
-    latest: dict[str, _Entry] = {}
-    for entry in entries:
-        if entry.ns not in latest or entry.checkpoint_id > latest[entry.ns].checkpoint_id:
-            latest[entry.ns] = entry
-    return list(latest.values())
-
-
-def _keep_none(entries: list[_Entry]) -> list[_Entry]:
-    return []
-
-
-_PRUNE_STRATEGIES: dict[str, Callable[[list[_Entry]], list[_Entry]]] = {
-    "keep_latest": _keep_latest_per_namespace,
-    "delete": _keep_none,
-}
-
-
-def _decoded(value: bytes | None) -> str | None:
-    return value.decode() if value else None
 
 
 def _matches(metadata: Mapping[str, Any], wanted: dict[str, Any] | None) -> bool:
@@ -248,9 +386,11 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             raise ValueError("prefix must not be empty")
         self._redis = client
         self._aredis = async_client
+        # Run by EVALSHA, loaded again when the server has lost them (a restart, SCRIPT FLUSH).
+        self._scripts: dict[str, Script] = {source: client.register_script(source) for source in _SCRIPTS}
+        self._ascripts: dict[str, AsyncScript] = {source: async_client.register_script(source) for source in _SCRIPTS}
         self.prefix = prefix
         self.keep_turns = keep_turns
-
     @classmethod
     def from_url(
         cls,
@@ -359,10 +499,10 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         await self._acall(self._put_writes(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
-        self._call(self._prune([thread_id], _keep_none))
+        self._call(self._prune([thread_id], "delete"))
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._acall(self._prune([thread_id], _keep_none))
+        await self._acall(self._prune([thread_id], "delete"))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Scans every thread of this prefix: meant for administration, not for each turn."""
@@ -398,20 +538,20 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
     def _get_tuple(self, config: RunnableConfig) -> _Steps[CheckpointTuple | None]:
         thread, ns = self._thread(config), _config_namespace(config)
         checkpoint_id = get_checkpoint_id(config)
-        if checkpoint_id is None:
-            (newest,) = yield _Batch(lambda p: p.zrevrangebylex(thread.index, *_namespace_range(ns), start=0, num=1))
-            if not newest:
-                yield None
-                return
-            _, checkpoint_id = _parse_member(newest[0])
-        key = thread.checkpoint(ns, checkpoint_id)
-        (record,) = yield _Batch(lambda p: p.hgetall(key))
+        member = "" if checkpoint_id is None else _member(ns, checkpoint_id)
+        found = yield _Call(_GET, (thread.index, thread.blobs), (thread.records, member, *_namespace_range(ns)))
+        if found is None:
+            yield None
+            return
+        member, items, values = found
+        record = dict(zip(items[::2], items[1::2]))
         if b"checkpoint" not in record:
             yield None
             return
-        stored = _Stored(ns, checkpoint_id, record, self._load(record[b"metadata"]))
-        (found,) = yield from self._tuples(thread, [stored])
-        yield found
+        listed = dict(zip(record.get(b"values", b"").decode().split(), values))
+        stored = _Stored(*_parse_member(member), record, self._load(record[b"metadata"]))
+        (tup,) = yield from self._tuples(thread, [stored], listed)
+        yield tup
 
     def _list(
         self,
@@ -463,29 +603,33 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         values = checkpoint["channel_values"]
         stored_metadata = get_checkpoint_metadata(config, metadata)
         run_id = stored_metadata.get("run_id")
-        record = {
-            "checkpoint": self._dump({k: v for k, v in checkpoint.items() if k != "channel_values"}),
-            "metadata": self._dump(stored_metadata),
-            "parent": config["configurable"].get("checkpoint_id") or "",
-            "source": stored_metadata.get("source") or "",
-            "run_id": "" if run_id is None else str(run_id),
-        }
+        source = stored_metadata.get("source") or ""
         blobs = {
             _blob_field(ns, channel, version): (
                 self._dump(values[channel]) if channel in values else _EMPTY_VALUE
             )
             for channel, version in new_versions.items()
         }
-
-        def queue(p: Pipeline | AsyncPipeline) -> None:
-            p.hset(thread.checkpoint(ns, checkpoint_id), mapping=record)
-            p.zadd(thread.index, {_member(ns, checkpoint_id): 0})
-            if blobs:
-                p.hset(thread.blobs, mapping=blobs)
-
-        yield _Batch(queue, transaction=True)
-        if self.keep_turns is not None and ns == "" and stored_metadata.get("source") == "input":
-            yield from self._prune_thread(thread, _keep_recent_turns(self.keep_turns))
+        starts_turn = self.keep_turns is not None and ns == "" and source == "input"
+        record = (  # in _PUT's order
+            self._dump({k: v for k, v in checkpoint.items() if k != "channel_values"}),
+            self._dump(stored_metadata),
+            config["configurable"].get("checkpoint_id") or "",
+            source,
+            "" if run_id is None else str(run_id),
+            " ".join(_blob_field(ns, channel, version) for channel, version in checkpoint["channel_versions"].items()),
+        )
+        yield _Call(
+            _PUT,
+            (thread.index, thread.blobs, thread.checkpoint(ns, checkpoint_id)),
+            (
+                _member(ns, checkpoint_id),
+                thread.records,
+                str(self.keep_turns) if starts_turn else "",
+                *record,
+                *_items(blobs),
+            ),
+        )
         yield thread.config(ns, checkpoint_id)
 
     def _put_writes(
@@ -493,7 +637,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
     ) -> _Steps[None]:
         thread, ns = self._thread(config), _config_namespace(config)
         checkpoint_id = config["configurable"]["checkpoint_id"]
-        regular: dict[str, bytes] = {}
+        regular: dict[str, bytes] = {}  # a retried task does not duplicate its writes
         special: dict[str, bytes] = {}  # errors, interrupts...: the latest one wins
         for position, (channel, value) in enumerate(writes):
             idx = WRITES_IDX_MAP.get(channel, position)
@@ -501,14 +645,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             target = special if idx < 0 else regular
             target[f"write:{task_id}:{idx}"] = _pack([channel, task_path, type_], data)
         key = thread.checkpoint(ns, checkpoint_id)
-
-        def queue(p: Pipeline | AsyncPipeline) -> None:
-            for name, raw in regular.items():  # a retried task does not duplicate its writes
-                p.hsetnx(key, name, raw)
-            if special:
-                p.hset(key, mapping=special)
-
-        yield _Batch(queue, transaction=True)
+        yield _Call(_PUT_WRITES, (key,), (2 * len(regular), *_items(regular), *_items(special)))
         yield None
 
     def _copy_thread(self, source_thread_id: str, target_thread_id: str) -> _Steps[None]:
@@ -533,74 +670,40 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         yield None
 
     def _delete_for_runs(self, run_ids: Sequence[str]) -> _Steps[None]:
-        doomed_runs = {str(run_id) for run_id in run_ids}
+        doomed_runs = sorted({str(run_id) for run_id in run_ids} - {""})  # "" is stored for "no run"
         if doomed_runs:
             thread_ids = yield from self._all_thread_ids()
-            yield from self._prune(thread_ids, lambda entries: [e for e in entries if e.run_id not in doomed_runs])
+            yield from self._prune(thread_ids, "delete_runs", doomed_runs)
         else:
             yield None
 
-    def _prune(self, thread_ids: Sequence[str], keep: Callable[[list[_Entry]], list[_Entry]]) -> _Steps[None]:
+    def _prune(self, thread_ids: Sequence[str], strategy: str, options: Sequence[str] = ()) -> _Steps[None]:
+        """Each thread pruned by one script (atomic: a put cannot land in the middle)."""
         for thread_id in thread_ids:
-            yield from self._prune_thread(_Thread(self.prefix, _thread_id(thread_id)), keep)
+            thread = _Thread(self.prefix, _thread_id(thread_id))
+            yield _Call(_PRUNE, (thread.index, thread.blobs), (thread.records, strategy, *options))
         yield None
 
     # ------------------------------------------------------------------ queries
 
-    def _prune_thread(self, thread: _Thread, keep: Callable[[list[_Entry]], list[_Entry]]) -> _Query[None]:
-        """Drop the checkpoints ``keep`` does not return, their writes, and the channel
-        values no kept checkpoint refers to — atomically, retried if a put intervenes."""
-        while True:
-            members, blob_fields = yield _Batch(
-                lambda p: p.zrange(thread.index, 0, -1).hkeys(thread.blobs), watch=[thread.index]
-            )
-            located = [_parse_member(m) for m in members]
-            labels = yield _Batch(lambda p: [p.hmget(thread.checkpoint(*e), "source", "run_id") for e in located])
-            entries = [
-                _Entry(ns, id_, _decoded(source), _decoded(run_id))
-                for (ns, id_), (source, run_id) in zip(located, labels)
-            ]
-            kept = keep(entries)
-            kept_set = set(kept)
-            doomed = [e for e in entries if e not in kept_set]
-            if not doomed:
-                return
-            records = yield _Batch(
-                lambda p: [p.hget(thread.checkpoint(e.ns, e.checkpoint_id), "checkpoint") for e in kept]
-            )
-            referenced = {
-                _blob_field(entry.ns, channel, version).encode()
-                for entry, raw in zip(kept, records)
-                if raw
-                for channel, version in self._load(raw)["channel_versions"].items()
-            }
-            unreferenced = [name for name in blob_fields if name not in referenced]
-            doomed_keys = [thread.checkpoint(e.ns, e.checkpoint_id) for e in doomed]
-
-            def queue(p: Pipeline | AsyncPipeline) -> None:
-                p.delete(*doomed_keys)
-                p.zrem(thread.index, *(_member(e.ns, e.checkpoint_id) for e in doomed))
-                if unreferenced:
-                    p.hdel(thread.blobs, *unreferenced)
-
-            # Watching the doomed keys too: a write landing on one of them restarts the prune.
-            if (yield _Batch(queue, transaction=True, watch=doomed_keys)) is not None:
-                return
-
-    def _tuples(self, thread: _Thread, stored: list[_Stored]) -> _Query[list[CheckpointTuple]]:
-        """Checkpoint tuples with their channel values, read in one round trip."""
+    def _tuples(
+        self, thread: _Thread, stored: list[_Stored], listed: Mapping[str, bytes | None] | None = None
+    ) -> _Query[list[CheckpointTuple]]:
+        """Checkpoint tuples with their channel values; those not ``listed`` already are read
+        in one round trip."""
         checkpoints: list[Checkpoint] = [self._load(s.record[b"checkpoint"]) for s in stored]
-        wanted = sorted(
+        blobs = dict(listed or {})
+        missing = sorted(
             {
                 _blob_field(s.ns, channel, version)
                 for s, checkpoint in zip(stored, checkpoints)
                 for channel, version in checkpoint["channel_versions"].items()
             }
+            - blobs.keys()
         )
-        blobs: dict[str, bytes] = {}
-        if wanted:
-            (raw_values,) = yield _Batch(lambda p: p.hmget(thread.blobs, wanted))
-            blobs = {name: raw for name, raw in zip(wanted, raw_values) if raw is not None}
+        if missing:
+            (raw_values,) = yield _Batch(lambda p: p.hmget(thread.blobs, missing))
+            blobs.update(zip(missing, raw_values))
         tuples = []
         for s, checkpoint in zip(stored, checkpoints):
             values = {}
@@ -619,7 +722,6 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
                 )
             )
         return tuples
-
     def _newest_first(self, thread: _Thread, ns: str | None, before_id: str | None) -> _Query[list[tuple[str, str]]]:
         """(namespace, checkpoint id) of a thread, newest first; all namespaces if ``ns`` is None."""
         if ns is not None:
@@ -681,64 +783,49 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         return result
 
     def _stream(self, steps: _Steps[T]) -> Iterator[T]:
-        with self._redis.pipeline() as guard:  # the connection that holds WATCHes
-            reply: Any = None
-            while True:
-                try:
-                    item = steps.send(reply)
-                except StopIteration:
-                    return
-                if isinstance(item, _Batch):
-                    reply = self._execute(item, guard)
-                else:
-                    reply = None
-                    yield item
+        reply: Any = None
+        while True:
+            try:
+                item = steps.send(reply)
+            except StopIteration:
+                return
+            if isinstance(item, (_Batch, _Call)):
+                reply = self._execute(item)
+            else:
+                reply = None
+                yield item
 
     async def _astream(self, steps: _Steps[T]) -> AsyncIterator[T]:
-        async with self._aredis.pipeline() as guard:
-            reply: Any = None
-            while True:
-                try:
-                    item = steps.send(reply)
-                except StopIteration:
-                    return
-                if isinstance(item, _Batch):
-                    reply = await self._aexecute(item, guard)
-                else:
-                    reply = None
-                    yield item
-
-    def _execute(self, batch: _Batch, guard: Pipeline) -> list[Any] | None:
-        if batch.watch and not batch.transaction and guard.watching:
-            guard.reset()
-        if batch.watch:
-            guard.watch(*batch.watch)
-        if batch.transaction and guard.watching:
-            guard.multi()
-            batch.queue(guard)
+        reply: Any = None
+        while True:
             try:
-                return guard.execute()
-            except WatchError:
-                return None
-        with self._redis.pipeline(transaction=batch.transaction) as pipe:
-            batch.queue(pipe)
+                item = steps.send(reply)
+            except StopIteration:
+                return
+            if isinstance(item, (_Batch, _Call)):
+                reply = await self._aexecute(item)
+            else:
+                reply = None
+                yield item
+
+    def _execute(self, step: _Batch | _Call) -> Any:
+        if isinstance(step, _Call):
+            return self._scripts[step.script](keys=step.keys, args=step.args)
+        with self._redis.pipeline(transaction=step.transaction) as pipe:
+            step.queue(pipe)
             return pipe.execute()
 
-    async def _aexecute(self, batch: _Batch, guard: AsyncPipeline) -> list[Any] | None:
-        if batch.watch and not batch.transaction and guard.watching:
-            await guard.reset()
-        if batch.watch:
-            await guard.watch(*batch.watch)
-        if batch.transaction and guard.watching:
-            guard.multi()
-            batch.queue(guard)
-            try:
-                return await guard.execute()
-            except WatchError:
-                return None
-        async with self._aredis.pipeline(transaction=batch.transaction) as pipe:
-            batch.queue(pipe)
+    async def _aexecute(self, step: _Batch | _Call) -> Any:
+        if isinstance(step, _Call):
+            return await self._ascripts[step.script](keys=step.keys, args=step.args)
+        async with self._aredis.pipeline(transaction=step.transaction) as pipe:
+            step.queue(pipe)
             return await pipe.execute()
+
+
+def _items(mapping: Mapping[str, str | bytes]) -> list[str | bytes]:
+    """``field, value, field, value…`` as a script's arguments."""
+    return [item for pair in mapping.items() for item in pair]
 
 
 def _thread_id(value: object) -> str:
@@ -751,7 +838,7 @@ def _config_namespace(config: RunnableConfig) -> str:
     return config["configurable"].get("checkpoint_ns") or ""
 
 
-def _prune_strategy(strategy: str) -> Callable[[list[_Entry]], list[_Entry]]:
+def _prune_strategy(strategy: str) -> str:
     if strategy not in _PRUNE_STRATEGIES:
         raise ValueError(f"unknown prune strategy {strategy!r}; use one of {sorted(_PRUNE_STRATEGIES)}")
-    return _PRUNE_STRATEGIES[strategy]
+    return strategy
