@@ -85,15 +85,17 @@ def archive_content(user_text: str | None, assistant_text: str | None) -> str:
     return "\n".join(lines)
 
 
-async def _gather_bounded(awaitables: Iterable[Awaitable[T]], limit: int = _CHATS_AT_ONCE) -> list[T]:
-    """``asyncio.gather`` with at most ``limit`` of them running at once."""
+async def _gather_bounded(read: Callable[[str], Awaitable[T]], chats: Iterable[str],
+                          limit: int = _CHATS_AT_ONCE) -> list[T]:
+    """``read`` of each chat, as ``asyncio.gather``, with at most ``limit`` running at once.
+    Each call is made when its turn comes, so a cancelled gather leaves none un-awaited."""
     semaphore = asyncio.Semaphore(limit)
 
-    async def one(awaitable: Awaitable[T]) -> T:
+    async def one(chat: str) -> T:
         async with semaphore:
-            return await awaitable
+            return await read(chat)
 
-    return await asyncio.gather(*(one(a) for a in awaitables))
+    return await asyncio.gather(*(one(chat) for chat in chats))
 
 
 def _within(timestamp: float, after: float | None, before: float | None) -> bool:
@@ -457,7 +459,7 @@ class MemoryLayers:
             hits = await self._l3(store.get_by_ids, [chat], list(distance_of))
             return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
 
-        found = [hit for hits in await _gather_bounded(of_chat(chat) for chat in chats) for hit in hits]
+        found = [hit for hits in await _gather_bounded(of_chat, chats) for hit in hits]
         return sorted(found, key=lambda hit: hit["distance"])[:k]
 
     async def cached_search(
@@ -538,7 +540,7 @@ class MemoryLayers:
         async def progress_of(chat: str) -> tuple[int, int]:
             return await index.indexed_turns(chat), await working.completed_turns(chat)
 
-        progress = await _gather_bounded(progress_of(chat) for chat in chats)
+        progress = await _gather_bounded(progress_of, chats)
         complete = True
         for chat, (indexed, archived) in zip(chats, progress):
             if archived - indexed <= 0:
@@ -576,7 +578,7 @@ class MemoryLayers:
         """The chats' ``k`` best entries by the words of ``query`` (BM25), best first, each as
         (hit, its vector, its word score). Word scores of different chats are compared as they are."""
         index = await self.lexical_index()
-        per_chat = await _gather_bounded(index.search(chat, query, k, max_df_share) for chat in chats)
+        per_chat = await _gather_bounded(lambda chat: index.search(chat, query, k, max_df_share), chats)
         found = sorted(
             ((chat, entry_id, score) for chat, pairs in zip(chats, per_chat) for entry_id, score in pairs),
             key=lambda found: -found[2],
