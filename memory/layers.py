@@ -10,6 +10,7 @@ the event loop or the default executor.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import re
@@ -463,9 +464,10 @@ class MemoryLayers:
         return sorted(found, key=lambda hit: hit["distance"])[:k]
 
     async def cached_search(
-        self, chats: list[str], scope_key: str, query: str, vector: list[float], k: int
+        self, chats: list[str], scope_key: str, query: str, vector: list[float] | Awaitable[list[float]], k: int
     ) -> tuple[list[dict], dict[str, Any]]:
-        """The thematic search through the L2.5 cache: (results, {"hit", "key"})."""
+        """The thematic search through the L2.5 cache: (results, {"hit", "key"}). ``vector`` may
+        be one still being computed: the cache is looked up meanwhile, and it is awaited on a miss."""
         cache = await self.cache()
         key = SearchCache.digest(query, k=k)
         try:
@@ -474,7 +476,7 @@ class MemoryLayers:
             cached, generation = None, None
         if cached is not None:
             return cached, {"hit": True, "key": key}
-        results = await self.search(chats, vector, k)
+        results = await self.search(chats, await vector if inspect.isawaitable(vector) else vector, k)
         try:
             if generation is not None:
                 await cache.put(scope_key, key, results, generation)

@@ -65,7 +65,7 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
 
     async def thematic() -> list[dict]:
         results, outcome["cache"] = await memory.cached_search(
-            await chats_task, memory.cache_scope_key(chat_id, user_id, scope), message, await vector_task, k
+            await chats_task, memory.cache_scope_key(chat_id, user_id, scope), message, vector_task, k
         )
         return results
 
