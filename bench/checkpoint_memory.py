@@ -1,11 +1,13 @@
-"""What one chat's checkpoints cost in Redis after many turns, with and without retention.
+"""What one chat's checkpoints cost after many turns, in Redis and in time, with and without retention.
 
 A small StateGraph shaped like GOAT's turn (three loads in one superstep, then gap_filter,
 budget, assemble, llm, save, archive) writes state of TurnState's sizes: a persona head of
 ~1.5 KB, 20 working messages, 3 × 15 recalls, a prompt of several KB, a reply. Every turn's
-input overwrites the channels, as in the real graph. Turns run through the sync API (the
-async one stores the same bytes). The chat's keys are measured with ``MEMORY USAGE …
-SAMPLES 0`` (exact) and against the server's ``used_memory``, then deleted.
+input overwrites the channels, as in the real graph. Turns run as the bot runs them (streamed
+on the async API, durability "sync"), each followed by the same turn of the graph compiled
+without checkpointer: what checkpointing adds to a turn is their difference. The chat's keys
+are measured with ``MEMORY USAGE … SAMPLES 0`` (exact) and against the server's
+``used_memory``, then deleted.
 
     .venv/bin/python -m bench.checkpoint_memory [--turns 1000] [--keep-turns 2|all]
 """
@@ -13,6 +15,7 @@ SAMPLES 0`` (exact) and against the server's ``used_memory``, then deleted.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
 import tempfile
@@ -25,6 +28,7 @@ import redis
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from bench.report import distribution
 from memory.checkpoint import DEFAULT_KEEP_TURNS, RedisCheckpointSaver
 from memory.redis_server import EmbeddedRedis
 
@@ -153,7 +157,7 @@ def archive(state: BenchState) -> dict[str, Any]:
     return {"archive_id": f"{state['chat_id']}:{state['turn']}", **_bookkeeping("archive", rng)}
 
 
-def build_graph(saver: RedisCheckpointSaver) -> CompiledStateGraph:
+def build_graph(saver: RedisCheckpointSaver | None) -> CompiledStateGraph:
     builder = StateGraph(BenchState)
     for node in (prefetch, load_identity, load_working, gap_filter, budget, assemble, llm, save, archive):
         builder.add_node(node.__name__, node)
@@ -166,27 +170,42 @@ def build_graph(saver: RedisCheckpointSaver) -> CompiledStateGraph:
     return builder.compile(checkpointer=saver)
 
 
-def measure(redis_url: str, turns: int = 1000, keep_turns: int | None = DEFAULT_KEEP_TURNS) -> dict[str, Any]:
-    """Run ``turns`` turns of one chat and measure what its checkpoint keys hold in Redis."""
+async def run_turn(graph: CompiledStateGraph, chat_id: str, turn: int) -> float:
+    """One turn, streamed as bot/runner.py streams it; its milliseconds."""
+    turn_input = {"chat_id": chat_id, "message": f"message {turn}: " + prose(random.Random(turn), 200),
+                  "now": 1.7e9 + turn * 60}  # fmt: skip
+    # Without a checkpointer there is nothing to be durable (LangGraph refuses the option).
+    durability: dict[str, Any] = {"durability": "sync"} if graph.checkpointer else {}
+    started = time.perf_counter()
+    async for _ in graph.astream(turn_input, {"configurable": {"thread_id": chat_id}},
+                                 stream_mode=["messages", "updates", "values"], **durability):  # fmt: skip
+        pass
+    return 1000 * (time.perf_counter() - started)
+
+
+async def measure(redis_url: str, turns: int = 1000, keep_turns: int | None = DEFAULT_KEEP_TURNS) -> dict[str, Any]:
+    """Run ``turns`` turns of one chat, each next to the same turn without checkpointer, and
+    measure what the chat's checkpoint keys hold in Redis."""
     prefix = f"bench:ckpt:{uuid.uuid4().hex[:8]}"  # never touches anyone else's keys
     chat_id = "bench-chat"
     config = {"configurable": {"thread_id": chat_id}}
-    with RedisCheckpointSaver.from_url(redis_url, prefix=prefix, keep_turns=keep_turns) as saver, redis.Redis.from_url(
-        redis_url
-    ) as client:
+    unsaved = build_graph(None)
+    async with RedisCheckpointSaver.from_url(redis_url, prefix=prefix, keep_turns=keep_turns) as saver:
         graph = build_graph(saver)
-        used_before = client.info("memory")["used_memory"]
-        started = time.perf_counter()
-        for turn in range(1, turns + 1):
-            graph.invoke({"chat_id": chat_id, "message": f"message {turn}: " + prose(random.Random(turn), 200),
-                          "now": 1.7e9 + turn * 60}, config)  # fmt: skip
-        elapsed = time.perf_counter() - started
-        keys = list(client.scan_iter(match=saver.key_pattern(chat_id), count=1000))
-        key_bytes = sum(client.memory_usage(key, samples=0) or 0 for key in keys)
-        used_after = client.info("memory")["used_memory"]
-        checkpoints = sum(1 for _ in saver.list(config))
-        last_turn = graph.get_state(config).values["message"].split(":")[0]
-        saver.delete_thread(chat_id)
+        with redis.Redis.from_url(redis_url) as client:
+            used_before = client.info("memory")["used_memory"]
+            started = time.perf_counter()
+            checkpointed_ms, added_ms = [], []
+            for turn in range(1, turns + 1):
+                checkpointed_ms.append(await run_turn(graph, chat_id, turn))
+                added_ms.append(checkpointed_ms[-1] - await run_turn(unsaved, chat_id, turn))
+            elapsed = time.perf_counter() - started
+            keys = list(client.scan_iter(match=saver.key_pattern(chat_id), count=1000))
+            key_bytes = sum(client.memory_usage(key, samples=0) or 0 for key in keys)
+            used_after = client.info("memory")["used_memory"]
+        checkpoints = len([tup async for tup in saver.alist(config)])
+        last_turn = (await graph.aget_state(config)).values["message"].split(":")[0]
+        await saver.adelete_thread(chat_id)
     return {
         "turns": turns,
         "keep_turns": keep_turns,
@@ -196,7 +215,8 @@ def measure(redis_url: str, turns: int = 1000, keep_turns: int | None = DEFAULT_
         "memory_usage_bytes": key_bytes,
         "used_memory_delta_bytes": used_after - used_before,
         "seconds": round(elapsed, 2),
-        "ms_per_turn": round(1000 * elapsed / turns, 2),
+        "ms_per_turn": distribution(checkpointed_ms),
+        "ms_added_per_turn": distribution(added_ms),
     }
 
 
@@ -208,10 +228,10 @@ def main() -> None:
     args = parser.parse_args()
     keep_turns = None if args.keep_turns == "all" else int(args.keep_turns)
     if args.redis_url:
-        print(json.dumps(measure(args.redis_url, args.turns, keep_turns), indent=2))
+        print(json.dumps(asyncio.run(measure(args.redis_url, args.turns, keep_turns)), indent=2))
         return
     with tempfile.TemporaryDirectory() as folder, EmbeddedRedis(Path(folder)) as server:
-        print(json.dumps(measure(server.url, args.turns, keep_turns), indent=2))
+        print(json.dumps(asyncio.run(measure(server.url, args.turns, keep_turns)), indent=2))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """RedisCheckpointSaver against real Redis servers: LangGraph's conformance suite (on the
 embedded 6.2 and on Debian's 7.x, async API and sync API), then what the suite leaves out:
-restarts, binary and Unicode data, namespaces, retention, and real compiled graphs."""
+restarts, binary and Unicode data, namespaces, retention, round trips, lost scripts, records
+saved before checkpoints listed their values, and real compiled graphs."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import operator
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -22,9 +26,14 @@ from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
+from redis.backoff import NoBackoff
 from redis.crc import key_slot
+from redis.exceptions import ResponseError
+from redis.retry import Retry
 
+from conftest import StartEmbedded
 from memory.checkpoint import RedisCheckpointSaver
+from memory.redis_server import process_client_name
 
 # ---------------------------------------------------------------- conformance
 
@@ -120,6 +129,44 @@ def stored_entries(client: redis.Redis, keys: list[bytes]) -> int:
 def client(redis_url: str) -> Iterator[redis.Redis]:
     with redis.Redis.from_url(redis_url) as plain:
         yield plain
+
+
+def child_config(saved: RunnableConfig) -> RunnableConfig:
+    """The config a checkpoint that follows ``saved`` is put with."""
+    return {"configurable": {**saved["configurable"]}}
+
+
+def count_round_trips(pool: redis.ConnectionPool | redis.asyncio.ConnectionPool) -> list[int]:
+    """``[n]``: what the pool's connections send from now on, one packet per command or
+    pipeline, so one per round trip. A connection is counted from when it is handed out, so a
+    new one's handshake is not."""
+    sent = [0]
+    counted_connections: set[int] = set()
+
+    def counting(connection: Any) -> Any:
+        if id(connection) not in counted_connections:  # handed out again after a release
+            counted_connections.add(id(connection))
+            send = connection.send_packed_command
+
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                sent[0] += 1
+                return send(*args, **kwargs)
+
+            connection.send_packed_command = counted
+        return connection
+
+    hand_out = pool.get_connection
+    if inspect.iscoroutinefunction(hand_out):
+
+        async def get_connection(*args: Any, **kwargs: Any) -> Any:
+            return counting(await hand_out(*args, **kwargs))
+    else:
+
+        def get_connection(*args: Any, **kwargs: Any) -> Any:
+            return counting(hand_out(*args, **kwargs))
+
+    pool.get_connection = get_connection
+    return sent
 
 
 # ---------------------------------------------------------------- restarts, data, namespaces
@@ -241,6 +288,117 @@ def test_list_filters_and_limits_across_pages(redis_url: str) -> None:
         assert [tup.checkpoint["id"] for tup in saver.list(config, limit=75)] == ids[::-1][:75]
 
 
+def test_retention_drops_the_old_turns_of_every_namespace(redis_url: str) -> None:
+    # Quoted, "0.early" sorts before the root's members (":<id>") and "late" after them.
+    steps = [("", "input"), ("0.early", "loop"), ("late", "loop"), ("", "loop")]
+    thread = "chat-subgraphs"
+    saved: list[list[str]] = []
+    with RedisCheckpointSaver.from_url(redis_url, keep_turns=2) as saver:
+        for turn in range(3):
+            saved.append([])
+            for ns, source in steps:
+                config = {"configurable": {"thread_id": thread, "checkpoint_ns": ns}}
+                versions = {"where": str(turn)}
+                stored = saver.put(config, checkpoint(versions, where=f"{ns}/{turn}"), {"source": source, "step": turn},
+                                   versions)  # fmt: skip
+                saved[-1].append(stored["configurable"]["checkpoint_id"])
+        kept = sorted(tup.checkpoint["id"] for tup in saver.list({"configurable": {"thread_id": thread}}))
+        latest = [saver.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ns}}) for ns, _ in steps]
+    assert kept == sorted(saved[1] + saved[2])  # the third turn's start dropped the first turn, everywhere
+    assert [tup.checkpoint["channel_values"] for tup in latest] == [{"where": f"{ns}/2"} for ns, _ in steps]
+
+
+# ---------------------------------------------------------------- round trips and lost scripts
+
+
+async def test_each_call_is_one_round_trip_and_a_turns_start_prunes_within_its_put(redis_url: str) -> None:
+    config = {"configurable": {"thread_id": "chat-trips", "checkpoint_ns": ""}}
+    client = redis.Redis.from_url(redis_url)
+    async with RedisCheckpointSaver(client, redis.asyncio.Redis.from_url(redis_url), keep_turns=1) as saver:
+        first = saver.put(config, checkpoint({"reply": "1"}, reply="one"), {"source": "input", "step": -1},
+                          {"reply": "1"})  # fmt: skip
+        sent = count_round_trips(client.connection_pool)
+        second = saver.put(child_config(first), checkpoint({"reply": "2"}, reply="two"),
+                           {"source": "input", "step": -1}, {"reply": "2"})  # fmt: skip
+        saver.put_writes(second, [("reply", "three")], "task-1")
+        found = saver.get_tuple(config)
+        assert sent == [3]
+        assert found.checkpoint["channel_values"] == {"reply": "two"}
+        assert found.pending_writes == [("task-1", "reply", "three")]
+        assert [tup.config for tup in saver.list(config)] == [second]  # the first turn was pruned
+
+
+async def test_a_tasks_writes_go_in_one_round_trip_with_the_checkpoint_that_follows(redis_url: str) -> None:
+    config = {"configurable": {"thread_id": "chat-together", "checkpoint_ns": ""}}
+    async_client = redis.asyncio.Redis.from_url(redis_url)
+    async with RedisCheckpointSaver(redis.Redis.from_url(redis_url), async_client) as saver:
+        first = await saver.aput(config, checkpoint(), {"source": "input", "step": -1}, {})
+        sent = count_round_trips(async_client.connection_pool)
+        _, second = await asyncio.gather(  # as LangGraph does: a step's writes, then its checkpoint
+            saver.aput_writes(first, [("reply", "hi"), (ERROR, "boom")], "task-1"),
+            saver.aput(child_config(first), checkpoint({"reply": "1"}, reply="hi"), {"source": "loop", "step": 0},
+                       {"reply": "1"}),
+        )  # fmt: skip
+        assert sent == [1]
+        assert (await saver.aget_tuple(first)).pending_writes == [("task-1", ERROR, "boom"), ("task-1", "reply", "hi")]
+        assert (await saver.aget_tuple(config)).config == second
+
+
+async def test_a_write_that_fails_fails_alone_in_a_shared_round_trip(redis_url: str, client: redis.Redis) -> None:
+    config = {"configurable": {"thread_id": "chat-broken", "checkpoint_ns": ""}}
+    async with RedisCheckpointSaver.from_url(redis_url) as saver:
+        first = await saver.aput(config, checkpoint(), {"source": "input", "step": -1}, {})
+        keys = stored_keys(client, saver, "chat-broken")
+        (record,) = [key for key in keys if client.type(key) == b"hash" and client.hexists(key, "checkpoint")]
+        client.delete(record)
+        client.set(record, "not a hash")  # its writes cannot be stored
+        failed, second = await asyncio.gather(
+            saver.aput_writes(first, [("reply", "lost")], "task-1"),
+            saver.aput(child_config(first), checkpoint(), {"source": "loop", "step": 0}, {}),
+            return_exceptions=True,
+        )
+        assert isinstance(failed, ResponseError) and "WRONGTYPE" in str(failed)
+        assert (await saver.aget_tuple(config)).config == second
+
+
+async def test_when_redis_is_gone_each_caller_of_a_shared_round_trip_gets_the_error(
+    start_embedded: StartEmbedded, tmp_path: Path
+) -> None:
+    server = start_embedded(tmp_path / "short-lived")
+    options: dict[str, Any] = {"retry": Retry(NoBackoff(), retries=0), "client_name": process_client_name()}
+    config = {"configurable": {"thread_id": "chat-gone", "checkpoint_ns": ""}}
+    saver = RedisCheckpointSaver(redis.Redis.from_url(server.url, **options),
+                                 redis.asyncio.Redis.from_url(server.url, **options))  # fmt: skip
+    first = await saver.aput(config, checkpoint(), {"source": "input", "step": -1}, {})
+    server.stop()
+    outcomes = await asyncio.wait_for(  # a guard: a caller left waiting would hang the test
+        asyncio.gather(
+            saver.aput_writes(first, [("reply", "lost")], "task-1"),
+            saver.aput(child_config(first), checkpoint(), {"source": "loop", "step": 0}, {}),
+            return_exceptions=True,
+        ),
+        timeout=60,
+    )
+    await saver.aclose()
+    assert [type(outcome) for outcome in outcomes] == [redis.ConnectionError] * 2, outcomes
+
+
+async def test_scripts_the_server_lost_are_loaded_again(redis_url: str, client: redis.Redis) -> None:
+    config = {"configurable": {"thread_id": "chat-flushed", "checkpoint_ns": ""}}
+    async with RedisCheckpointSaver.from_url(redis_url) as saver:
+        first = await saver.aput(config, checkpoint(), {"source": "input", "step": -1}, {})
+        client.script_flush()  # as after a restart: the next round trip carries a write and a put
+        await asyncio.gather(
+            saver.aput_writes(first, [("reply", "kept")], "task-1"),
+            saver.aput(child_config(first), checkpoint({"reply": "1"}, reply="kept"), {"source": "loop", "step": 0},
+                       {"reply": "1"}),
+        )  # fmt: skip
+        client.script_flush()
+        assert (await saver.aget_tuple(first)).pending_writes == [("task-1", "reply", "kept")]
+        client.script_flush()
+        assert saver.get_tuple(config).checkpoint["channel_values"] == {"reply": "kept"}
+
+
 # ---------------------------------------------------------------- graphs
 
 
@@ -331,6 +489,32 @@ async def test_without_retention_every_turn_stays(redis_url: str, client: redis.
             await graph.ainvoke({"message": f"m{turn}"}, config)
         inputs = [tup async for tup in saver.alist(config, filter={"source": "input"})]
     assert len(inputs) == 4
+
+
+async def test_checkpoints_saved_before_value_lists_keep_their_values(redis_url: str, client: redis.Redis) -> None:
+    """Records without the ``values`` list (an earlier layout) read their values through their
+    channel versions, and pruning keeps every value while one of them is kept."""
+    old, fresh = {"configurable": {"thread_id": "chat-old"}}, {"configurable": {"thread_id": "chat-fresh"}}
+    async with RedisCheckpointSaver.from_url(redis_url, keep_turns=2) as saver:
+        graph = build(saver)
+
+        async def turn(message: str) -> tuple[dict[str, Any], dict[str, Any]]:
+            return await graph.ainvoke({"message": message}, old), await graph.ainvoke({"message": message}, fresh)
+
+        await turn("m1")
+        await turn("m2")
+        for key in stored_keys(client, saver, "chat-old"):
+            if client.type(key) == b"hash":
+                client.hdel(key, "values")
+        assert (await graph.aget_state(old)).values == (await graph.aget_state(fresh)).values
+
+        await turn("m3")  # drops turn 1; turn 2, kept, lists nothing: every value stays
+        history = [[tup.checkpoint["channel_values"] async for tup in saver.alist(config)] for config in (old, fresh)]
+        assert history[0] == history[1]
+        states = await turn("m4")  # drops turn 2: the old records are gone
+        assert states[0] == states[1] and states[0]["persona"] == "a patient goat"
+        held = [stored_entries(client, stored_keys(client, saver, thread)) for thread in ("chat-old", "chat-fresh")]
+        assert held[0] == held[1]
 
 
 def test_a_fork_does_not_overwrite_the_values_of_later_checkpoints(redis_url: str) -> None:
