@@ -832,7 +832,9 @@ class MemoryLayers:
 
     async def reset_working(self, chat_id: str) -> None:
         """Start the chat's L2 afresh. L3 keeps every turn (later turns recall them from there),
-        and turn numbers go on from where they were, so archive ids never repeat."""
+        and turn numbers go on from where they were, so archive ids never repeat. The archive
+        written behind the replies is flushed first: no turn leaves L2 before it is in L3."""
+        await self.flush_archive()
         await (await self.working_memory()).clear_messages(chat_id)
 
     # ---- curated writes (the model's memory tools) ---------------------------------------

@@ -49,6 +49,8 @@ async def run_turns(settings: Settings, embeddings: MiniLMEmbeddings, fake: Fake
         for message, reply in exchanges:
             fake.reply(reply)
             states.append(await runner.run(chat_id, message, user_id="obs-user", now=NOW.timestamp()))
+            # Turns of a person, seconds apart: the archive written behind each reply has landed.
+            assert await runner.services.memory.flush_archive() == 0
         return states
     finally:
         await runner.aclose()
