@@ -361,6 +361,7 @@ async def test_a_write_that_fails_fails_alone_in_a_shared_round_trip(redis_url: 
         assert (await saver.aget_tuple(config)).config == second
 
 
+@pytest.mark.slow
 async def test_when_redis_is_gone_each_caller_of_a_shared_round_trip_gets_the_error(
     start_embedded: StartEmbedded, tmp_path: Path
 ) -> None:
