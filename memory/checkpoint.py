@@ -70,7 +70,7 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from memory.redis_server import process_client_name
+from memory.redis_server import process_client_name, waiting_pool
 
 DEFAULT_PREFIX = "goat:ckpt"
 DEFAULT_KEEP_TURNS = 2
@@ -515,7 +515,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         }
         return cls(
             redis.Redis.from_url(redis_url, **options),
-            redis.asyncio.Redis.from_url(redis_url, **options),
+            redis.asyncio.Redis.from_pool(waiting_pool(redis_url)),
             prefix=prefix,
             keep_turns=keep_turns,
             serde=serde,

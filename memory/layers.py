@@ -36,7 +36,7 @@ from memory.errors import BackendUnavailable
 from memory.facts import FactsFull, FactsStore, RedisFactsStore, clean_fact_text
 from memory.lexical import IndexEntry, LexicalIndex, terms
 from memory.prompt import facts_block
-from memory.redis_server import EmbeddedRedis, process_client_name
+from memory.redis_server import EmbeddedRedis, waiting_pool
 from memory.tokens import count_tokens
 from memory.working import WorkingMemory
 
@@ -226,9 +226,7 @@ class MemoryLayers:
                         raise BackendUnavailable(
                             "redis", f"the embedded server did not start ({exc})", "run `goat doctor`"
                         ) from exc
-                client = aioredis.from_url(
-                    url, socket_connect_timeout=2, socket_timeout=5, client_name=process_client_name()
-                )
+                client = aioredis.Redis.from_pool(waiting_pool(url))
                 try:
                     await client.ping()
                 except (RedisError, OSError) as exc:

