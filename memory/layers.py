@@ -69,6 +69,7 @@ _ARCHIVE_RETRY_MAX_S = 30.0
 _ARCHIVE_SETTLE_S = 30.0  # what closing waits for the archive at most
 _ARCHIVE_MAX_DELAY_S = 2.0  # what the archiver waits at most for a moment without turns
 _KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the key itself
+_EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
 
 
 def archive_id(chat_id: str, turn: int) -> str:
@@ -181,6 +182,7 @@ class MemoryLayers:
         self._facts = facts
         self._embeddings = embeddings
         self._embeddings_load: asyncio.Future[MiniLMEmbeddings] | None = None
+        self._embedding_ahead: dict[str, asyncio.Future[list[float]]] = {}  # message -> its vector
         self._lexical: LexicalIndex | None = None
         self._indexing: dict[str, asyncio.Task] = {}  # chat -> background catch-up of its word index
         self._indexing_slots = asyncio.Semaphore(_BACKLOGS_AT_ONCE)
@@ -416,7 +418,22 @@ class MemoryLayers:
 
     # ---- L3 ---------------------------------------------------------------------
 
+    def embed_ahead(self, text: str) -> None:
+        """Start embedding a message whose turn is about to run: the model works in its thread
+        while the turn waits for the chat's lock and reads its checkpoint (~6 ms), and
+        :meth:`embed_query` then finds the vector ready."""
+        if text in self._embedding_ahead:
+            return
+        while len(self._embedding_ahead) >= _EMBEDDINGS_AHEAD:  # turns that never asked (they failed first)
+            self._embedding_ahead.pop(next(iter(self._embedding_ahead)))
+        ahead = self._embedding_ahead[text] = asyncio.ensure_future(self._embed(text))
+        ahead.add_done_callback(lambda done: done.cancelled() or done.exception())  # read by its turn, if any
+
     async def embed_query(self, text: str) -> list[float]:
+        ahead = self._embedding_ahead.pop(text, None)
+        return await (ahead if ahead is not None else self._embed(text))
+
+    async def _embed(self, text: str) -> list[float]:
         embeddings = await self.embeddings()
         return await self.run_blocking(embeddings.embed_query, text)
 
@@ -537,8 +554,10 @@ class MemoryLayers:
         and meanwhile searches use what is indexed.
         """
         index, working = await self.lexical_index(), await self.working_memory()
+
         async def progress_of(chat: str) -> tuple[int, int]:
-            return await index.indexed_turns(chat), await working.completed_turns(chat)
+            indexed, archived = await asyncio.gather(index.indexed_turns(chat), working.completed_turns(chat))
+            return indexed, archived
 
         progress = await _gather_bounded(progress_of, chats)
         complete = True
@@ -629,6 +648,9 @@ class MemoryLayers:
             await self._l3(store.upsert, chat_id, entries)
             # Indexed now, after the reply, rather than caught up by the chat's next search.
             await self.index_entries(chat_id, [entry[0] for entry in entries])
+            await (await self.lexical_index()).advance_turns_indexed(
+                chat_id, [ex.turn for ex in exchanges if ex.chat_id == chat_id]
+            )
         redis = await self.redis()
         users_of: dict[str, set[str]] = {}
         for ex in exchanges:
@@ -726,6 +748,8 @@ class MemoryLayers:
         bumps waiting; returns how many outbox entries are left (L3 unreachable). Tests and
         shutdowns call it to see the archive settled."""
         async with self._outbox_lock:
+            # What woke the archiver is being written now: it need not run again for it.
+            self._archive_wanted.clear()
             left = await self._write_outbox()
             await self._write_access_bumps()
             return left

@@ -84,6 +84,34 @@ return table.concat(parts)
 """
 
 
+# A search's reads in one round trip. KEYS: id → number hash, meta, then one postings key per
+# term. ARGV: the share of the chat's entries above which a term is too common to read.
+# Returns the chat's entry count, its allocated numbers, then each term's postings (false when
+# the term is absent or too common).
+_READ_POSTINGS = """
+local entries = redis.call('HLEN', KEYS[1])
+local most = math.max(1, tonumber(ARGV[1]) * entries)
+local found = {entries, redis.call('HGET', KEYS[2], 'allocated') or 0}
+for i = 3, #KEYS do
+  local frequency = redis.call('STRLEN', KEYS[i]) / %d
+  found[#found + 1] = frequency > 0 and frequency <= most and redis.call('GET', KEYS[i])
+end
+return found
+"""
+
+# Moves the chat's "turns indexed" mark over the given turns (ascending) as long as they follow
+# it without a gap. KEYS: meta. ARGV: turn numbers.
+_ADVANCE_TURNS = """
+local mark = tonumber(redis.call('HGET', KEYS[1], 'turns') or 0)
+for i = 1, #ARGV do
+  local turn = tonumber(ARGV[i])
+  if turn == mark + 1 then mark = turn end
+end
+redis.call('HSET', KEYS[1], 'turns', mark)
+return mark
+"""
+
+
 class IndexEntry(NamedTuple):
     id: str
     content: str
@@ -116,6 +144,8 @@ class LexicalIndex:
         self._prefix = prefix
         self._add_to_sum = redis.register_script(_ADD_TO_SUM)
         self._gather_vectors = redis.register_script(_GATHER_VECTORS)
+        self._read_postings = redis.register_script(_READ_POSTINGS % POSTING.itemsize)
+        self._advance_turns = redis.register_script(_ADVANCE_TURNS)
 
     # ---- writes ------------------------------------------------------------------
 
@@ -174,6 +204,11 @@ class LexicalIndex:
 
     async def mark_turns_indexed(self, chat_id: str, turns: int) -> None:
         await self._redis.hset(self._key(chat_id, "meta"), "turns", turns)
+
+    async def advance_turns_indexed(self, chat_id: str, turns: Sequence[int]) -> int:
+        """Count these just-indexed turns as indexed, as far as they continue the turns indexed
+        so far without a gap (a gap is left to :meth:`MemoryLayers.sync_index`). Returns the mark."""
+        return int(await self._advance_turns(keys=[self._key(chat_id, "meta")], args=sorted(turns)))
 
     async def drop(self, chat_id: str) -> None:
         """Forget the chat's index (all its keys)."""
@@ -261,23 +296,19 @@ class LexicalIndex:
         wanted = list(dict.fromkeys(terms(query)))
         if not wanted or k <= 0:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hlen(self._key(chat_id, "number"))
-            pipe.hget(self._key(chat_id, "meta"), "allocated")
-            for term in wanted:
-                pipe.strlen(self._term_key(chat_id, term))
-            entries, allocated, *lengths = await pipe.execute()
-        df = np.array(lengths, dtype=np.int64) // POSTING.itemsize
-        usable = (df > 0) & (df <= max(1.0, max_df_share * entries))
-        chosen = [term for term, ok in zip(wanted, usable) if ok]
+        entries, allocated, *raw_postings = await self._read_postings(
+            keys=[self._key(chat_id, "number"), self._key(chat_id, "meta"),
+                  *(self._term_key(chat_id, term) for term in wanted)],
+            args=[max_df_share],
+        )
+        chosen = [raw for raw in raw_postings if raw]
         if not chosen:
             return []
-        raw_postings = await self._redis.mget([self._term_key(chat_id, t) for t in chosen])
-        scores = np.zeros(int(allocated or 0), dtype=np.float32)
-        for raw, weight in zip(raw_postings, bm25_weights(df[usable], entries)):
-            if raw:
-                records = np.frombuffer(raw, dtype=POSTING)
-                scores[records["entry"]] += np.float32(weight) * term_saturation(records["count"])
+        df = np.array([len(raw) // POSTING.itemsize for raw in chosen], dtype=np.int64)
+        scores = np.zeros(int(allocated), dtype=np.float32)
+        for raw, weight in zip(chosen, bm25_weights(df, int(entries))):
+            records = np.frombuffer(raw, dtype=POSTING)
+            scores[records["entry"]] += np.float32(weight) * term_saturation(records["count"])
         best = _top(scores, k)
         ids = await self._redis.hmget(self._key(chat_id, "id"), [int(n) for n in best])
         return [(entry_id.decode(), float(scores[n])) for n, entry_id in zip(best, ids) if entry_id is not None]

@@ -69,15 +69,17 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
         )
         return results
 
+    async def background() -> float | None:
+        return await memory.background_distance(await chats_task, await vector_task)
+
     async def lexical() -> list[dict]:
         chats = await chats_task
         await indexed_task
-        found = await memory.lexical_search(
-            chats, message[:_LEXICAL_SCAN_CHARS], k, settings.retrieval.lexical_max_df_share
+        found, outcome["background"] = await asyncio.gather(
+            memory.lexical_search(chats, message[:_LEXICAL_SCAN_CHARS], k, settings.retrieval.lexical_max_df_share),
+            background(),
         )
-        vector = await vector_task  # embedded meanwhile
-        outcome["background"] = await memory.background_distance(chats, vector)
-        query = np.asarray(vector, dtype=np.float32)
+        query = np.asarray(await vector_task, dtype=np.float32)
         return [{**hit, "distance": float(np.sum(np.square(stored - query))), "mechanism": "thematic"}
                 for hit, stored, _ in found]
 
