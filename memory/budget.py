@@ -80,18 +80,19 @@ def format_recall_line(recall: dict) -> str:
     return f"[{when}] {_LINE_BREAKS.sub(LINE_BREAK_MARKER, recall['content'].strip())}"
 
 
-def pack_recalls(recalls: list[dict], budget: int, count: Callable[[str], int]) -> tuple[list[dict], int]:
+def pack_recalls(
+    recalls: list[dict], budget: int, count_each: Callable[[list[str]], list[int]]
+) -> tuple[list[dict], int]:
     """The recalls whose lines fit ``budget`` tokens, in the given (best-first) order, and their tokens.
 
     A recall whose line does not fit is skipped and the next ones are still tried, so a
     long entry does not block shorter ones behind it. Tokens are those of
-    :func:`format_recall_line`, i.e. of exactly what is injected; the block header is
-    the caller's.
+    :func:`format_recall_line`, i.e. of exactly what is injected (``count_each`` counts a
+    list of lines); the block header is the caller's.
     """
     injected: list[dict] = []
     used = 0
-    for recall in recalls:
-        size = count(format_recall_line(recall))
+    for recall, size in zip(recalls, count_each([format_recall_line(recall) for recall in recalls])):
         if used + size <= budget:
             injected.append(recall)
             used += size

@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
-from functools import cache, lru_cache
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import cache
 
 from tokenizers import Tokenizer
 
 from memory.embeddings import load_tokenizer
 
+# Every turn re-counts the chat's recent messages and its recalled lines while packing the
+# prompt: remembering the counts of recently seen texts makes that a lookup (12 ms → <1 ms
+# per turn at 100 messages).
+_REMEMBERED = 8192
+_counts: OrderedDict[str, int] = OrderedDict()
+_counts_lock = threading.Lock()
 
-# Every turn re-counts the chat's recent messages while trimming L2: remembering the
-# counts of recently seen texts makes that a lookup (12 ms → <1 ms per turn at 100 messages).
-@lru_cache(maxsize=8192)
+
 def count_tokens(text: str) -> int:
     """WordPiece tokens in ``text``, without special tokens and without truncation.
 
     It is MiniLM's tokenizer, not the chat model's: an offline, deterministic measure
     that is the same everywhere, used to share budgets between the layers.
     """
-    if not text:
-        return 0
-    return len(_tokenizer().encode(text, add_special_tokens=False).ids)
+    return count_tokens_each([text])[0]
+
+
+def count_tokens_each(texts: Sequence[str]) -> list[int]:
+    """:func:`count_tokens` of each text. Those not counted recently are counted in one batch:
+    fresh recalled lines cost half as much that way (1.6 against 3.7 ms for 15)."""
+    with _counts_lock:
+        known = {text: _counts[text] for text in texts if text in _counts}
+        for text in known:
+            _counts.move_to_end(text)
+    fresh = list(dict.fromkeys(text for text in texts if text and text not in known))
+    if fresh:
+        encodings = _tokenizer().encode_batch(fresh, add_special_tokens=False)
+        counted = {text: len(encoding.ids) for text, encoding in zip(fresh, encodings)}
+        with _counts_lock:
+            _counts.update(counted)
+            while len(_counts) > _REMEMBERED:
+                _counts.popitem(last=False)
+        known |= counted
+    return [known.get(text, 0) for text in texts]
 
 
 @cache

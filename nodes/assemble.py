@@ -11,7 +11,7 @@ from graph.context import Context
 from graph.state import TurnState
 from memory.budget import format_recall_line, pack_recalls, trim_working
 from memory.prompt import recall_block
-from memory.tokens import count_tokens
+from memory.tokens import count_tokens, count_tokens_each
 from nodes.timing import timed
 
 
@@ -19,7 +19,7 @@ from nodes.timing import timed
 async def assemble(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     split = state["split"]
     guidance = state.get("tool_guidance") or ""
-    injected, l3_tokens = pack_recalls(state.get("l3_candidates") or [], split["l3"], count_tokens)
+    injected, l3_tokens = pack_recalls(state.get("l3_candidates") or [], split["l3"], count_tokens_each)
     recalled = recall_block([format_recall_line(r) for r in injected])
     system = "\n\n".join(part for part in (state.get("identity", ""), recalled, guidance) if part)
     history, l2_tokens = trim_working(state.get("working") or [], split["l2"], count_tokens)

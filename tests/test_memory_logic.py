@@ -16,7 +16,7 @@ from memory.gap import background_filter, gap_filter, gap_ratio
 from memory.keys import structural_keys
 from memory.merge import choose_recalls, fuse, merge_and_score, with_context
 from memory.temporal import completed_past_range, warm_up
-from memory.tokens import count_tokens
+from memory.tokens import count_tokens, count_tokens_each
 
 BUCHAREST = ZoneInfo("Europe/Bucharest")
 UTC = ZoneInfo("UTC")
@@ -665,6 +665,10 @@ def words(text: str) -> int:
     return len(text.split())
 
 
+def each_words(texts: list[str]) -> list[int]:
+    return [words(text) for text in texts]
+
+
 def message(role: str, n_words: int, tag: str) -> dict:
     return {"role": role, "content": " ".join([tag] * n_words)}
 
@@ -747,31 +751,38 @@ class TestPackRecalls:
             recall("small2", 0.3, content="d e f"),
             recall("medium", 0.4, content=" ".join(["y"] * 12)),
         ]
-        injected, used = pack_recalls(entries, 20, words)
+        injected, used = pack_recalls(entries, 20, each_words)
         assert ids(injected) == ["small1", "small2"]
         assert used == 10
 
     def test_fills_exactly(self) -> None:
         entries = [recall("a", 0.1, content="a b c"), recall("b", 0.2, content="d e f")]
-        assert pack_recalls(entries, 10, words) == (entries, 10)
-        assert pack_recalls(entries, 9, words) == (entries[:1], 5)
+        assert pack_recalls(entries, 10, each_words) == (entries, 10)
+        assert pack_recalls(entries, 9, each_words) == (entries[:1], 5)
 
     def test_tokens_used_are_those_of_the_injected_lines(self) -> None:
         entries = [
             recall(f"r{i}", i / 10, timestamp=STAMP + i, content=f"user: question {i}\nassistant: answer number {i}")
             for i in range(10)
         ]
-        injected, used = pack_recalls(entries, 100, count_tokens)
+        injected, used = pack_recalls(entries, 100, count_tokens_each)
         assert 0 < len(injected) < 10
         assert used == sum(count_tokens(format_recall_line(r)) for r in injected) <= 100
         assert used == count_tokens("\n".join(format_recall_line(r) for r in injected))
 
     def test_zero_budget(self) -> None:
-        assert pack_recalls([recall("a", 0.1)], 0, words) == ([], 0)
-        assert pack_recalls([], 100, words) == ([], 0)
+        assert pack_recalls([recall("a", 0.1)], 0, each_words) == ([], 0)
+        assert pack_recalls([], 100, each_words) == ([], 0)
 
 
 # ---------------------------------------------------------------- tokens
+
+
+def len_of(text: str) -> int:
+    """The count straight from the tokenizer, past the remembered counts."""
+    from memory.embeddings import load_tokenizer
+
+    return len(load_tokenizer(truncate=False).encode(text, add_special_tokens=False).ids) if text else 0
 
 
 class TestCountTokens:
@@ -786,6 +797,11 @@ class TestCountTokens:
         text = "word " * 20_000  # 100 KB
         assert len(text) == 100_000
         assert count_tokens(text) == 20_000
+
+    def test_a_batch_counts_like_one_by_one_and_is_remembered(self) -> None:
+        texts = ["alpha beta", "", "gamma delta epsilon", "alpha beta", "naïve café ⏎ 12:30"]
+        assert count_tokens_each(texts) == [len_of(text) for text in texts]
+        assert count_tokens_each(texts[:1]) == [2]
 
     def test_concurrent_first_use(self) -> None:
         results: list[int] = []
