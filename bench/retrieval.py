@@ -25,7 +25,7 @@ from bench.report import SectionResult, markdown_table, mean, percent
 from bot.importer import import_turns, transcript_of
 from bot.runner import TurnRunner
 from memory.budget import format_recall_line, pack_recalls
-from memory.tokens import count_tokens
+from memory.tokens import count_tokens, count_tokens_each
 
 FIXED_K = (5, 10, 15)
 SEARCH_K = 60  # plain top-k results fetched: more than fit the L3 guarantee
@@ -68,8 +68,8 @@ def line_tokens(hit: dict[str, Any]) -> int:
 def retrieved(state: dict[str, Any], ranked: list[dict[str, Any]], guarantee: int) -> dict[str, tuple[list[str], int]]:
     """Per method: (ids injected, tokens), for one message."""
     goat_tokens = state["tokens"]["l3"]
-    same_tokens, same_used = pack_recalls(ranked, goat_tokens, count_tokens)
-    whole, whole_used = pack_recalls(ranked, guarantee, count_tokens)
+    same_tokens, same_used = pack_recalls(ranked, goat_tokens, count_tokens_each)
+    whole, whole_used = pack_recalls(ranked, guarantee, count_tokens_each)
     found = {
         "GOAT prefetch": ([r["id"] for r in state.get("l3") or []], goat_tokens),
         "top-k at GOAT's tokens": ([h["id"] for h in same_tokens], same_used),
