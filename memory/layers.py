@@ -555,9 +555,8 @@ class MemoryLayers:
         """
         index, working = await self.lexical_index(), await self.working_memory()
 
-        async def progress_of(chat: str) -> tuple[int, int]:
-            indexed, archived = await asyncio.gather(index.indexed_turns(chat), working.completed_turns(chat))
-            return indexed, archived
+        async def progress_of(chat: str) -> list[int]:  # turns indexed, turns archived
+            return await asyncio.gather(index.indexed_turns(chat), working.completed_turns(chat))
 
         progress = await _gather_bounded(progress_of, chats)
         complete = True
@@ -589,7 +588,7 @@ class MemoryLayers:
         for start in range(indexed, archived, _INDEX_BATCH):
             end = min(archived, start + _INDEX_BATCH)
             await self.index_entries(chat_id, [archive_id(chat_id, n) for n in range(start + 1, end + 1)])
-            await (await self.lexical_index()).mark_turns_indexed(chat_id, end)
+            await (await self.lexical_index()).advance_turns_indexed(chat_id, range(start + 1, end + 1))
 
     async def lexical_search(
         self, chats: list[str], query: str, k: int, max_df_share: float
@@ -639,23 +638,20 @@ class MemoryLayers:
         """Write turns verbatim to L3 (idempotent by id) and invalidate the affected caches."""
         if not exchanges:
             return []
-        store = await self.episodic()
-        by_chat: dict[str, list[tuple[str, str, dict]]] = {}
+        store, index = await self.episodic(), await self.lexical_index()
+        by_chat: dict[str, list[Exchange]] = {}
         for ex in exchanges:
-            entry = (ex.id, archive_content(ex.user_text, ex.assistant_text), ex.metadata(now))
-            by_chat.setdefault(ex.chat_id, []).append(entry)
-        for chat_id, entries in by_chat.items():
+            by_chat.setdefault(ex.chat_id, []).append(ex)
+        for chat_id, chat_exchanges in by_chat.items():
+            entries = [(ex.id, archive_content(ex.user_text, ex.assistant_text), ex.metadata(now))
+                       for ex in chat_exchanges]
             await self._l3(store.upsert, chat_id, entries)
             # Indexed now, after the reply, rather than caught up by the chat's next search.
-            await self.index_entries(chat_id, [entry[0] for entry in entries])
-            await (await self.lexical_index()).advance_turns_indexed(
-                chat_id, [ex.turn for ex in exchanges if ex.chat_id == chat_id]
-            )
+            await self.index_entries(chat_id, [ex.id for ex in chat_exchanges])
+            await index.advance_turns_indexed(chat_id, [ex.turn for ex in chat_exchanges])
         redis = await self.redis()
-        users_of: dict[str, set[str]] = {}
-        for ex in exchanges:
-            users_of.setdefault(ex.chat_id, set()).add(ex.user_id)
-        for chat_id, user_ids in users_of.items():
+        for chat_id, chat_exchanges in by_chat.items():
+            user_ids = {ex.user_id for ex in chat_exchanges}
             async with redis.pipeline(transaction=False) as pipe:
                 for user_id in user_ids:
                     pipe.sadd(self._user_chats_key(user_id), chat_id)

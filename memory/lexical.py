@@ -202,12 +202,10 @@ class LexicalIndex:
         """Archived turns 1..n of the chat are indexed (as far as they were in L3 when indexed)."""
         return int(await self._redis.hget(self._key(chat_id, "meta"), "turns") or 0)
 
-    async def mark_turns_indexed(self, chat_id: str, turns: int) -> None:
-        await self._redis.hset(self._key(chat_id, "meta"), "turns", turns)
-
     async def advance_turns_indexed(self, chat_id: str, turns: Sequence[int]) -> int:
         """Count these just-indexed turns as indexed, as far as they continue the turns indexed
-        so far without a gap (a gap is left to :meth:`MemoryLayers.sync_index`). Returns the mark."""
+        so far without a gap (a gap is left to :meth:`MemoryLayers.sync_index`; a mark reset by
+        :meth:`drop` meanwhile is not moved past). Returns the mark."""
         return int(await self._advance_turns(keys=[self._key(chat_id, "meta")], args=sorted(turns)))
 
     async def drop(self, chat_id: str) -> None:

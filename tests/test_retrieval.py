@@ -117,7 +117,7 @@ async def test_the_centroid_is_the_mean_vector_over_the_chats(raw_redis) -> None
 async def test_drop_forgets_the_chat_and_only_it(raw_redis) -> None:
     index = LexicalIndex(raw_redis)
     await index.add("gone", DOCS)
-    await index.mark_turns_indexed("gone", 5)
+    assert await index.advance_turns_indexed("gone", range(1, 6)) == 5
     await index.add("kept", DOCS)
     await index.drop("gone")
     assert await index.search("gone", "Biscuit", k=10, max_df_share=1.0) == []
