@@ -25,7 +25,7 @@ from langgraph.runtime import Runtime
 from graph.context import Context, resolve, turn_time
 from graph.state import TurnState
 from memory.keys import structural_keys
-from memory.temporal import completed_past_range
+from memory.temporal import completed_past_range, may_name_a_date
 from nodes.timing import timed
 
 # What the scans read of a message: dateparser's cost grows fast with the text and a date
@@ -84,6 +84,8 @@ async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
                 for hit, stored, _ in found]
 
     async def temporal() -> list[dict] | None:
+        if not may_name_a_date(message[:_TEMPORAL_SCAN_CHARS]):
+            return None  # scored zero: no digit, no date word (most messages; checked in microseconds)
         # Parsing is pure-Python CPU work: beside the embedding it slowed both through the
         # GIL (embed 8 → 19 ms); one after the other is faster, and the search needs the vector anyway.
         vector = await vector_task

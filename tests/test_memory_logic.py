@@ -15,7 +15,8 @@ from memory.budget import Split, format_recall_line, pack_recalls, split_budget,
 from memory.gap import background_filter, gap_filter, gap_ratio
 from memory.keys import structural_keys
 from memory.merge import choose_recalls, fuse, merge_and_score, with_context
-from memory.temporal import completed_past_range, warm_up
+from memory import temporal
+from memory.temporal import completed_past_range, may_name_a_date, warm_up
 from memory.tokens import count_tokens, count_tokens_each
 
 BUCHAREST = ZoneInfo("Europe/Bucharest")
@@ -93,10 +94,49 @@ class TestCompletedPastRange:
             "my code is 1234", "in May", "March", "what is 2+2", "1/2 cup of sugar", "room 3-4",
             "on 3/12", "python 3.11.4", "I worked 3 days on it", "mai am 3 zile",
             "I was there for 2 weeks", "we went there", "ticket-1234",
+            # dateparser reads articles and number words as numbers: "a a" would be 1 January.
+            "they offer a a bunch, like yoga", "one one", "an two",
         ],
     )
     def test_does_not_fire(self, text: str) -> None:
         assert completed_past_range(text, NOW) is None
+
+    def test_a_message_without_digits_or_date_words_is_not_parsed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def parse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("parsed")
+
+        monkeypatch.setattr(temporal, "search_dates", parse)
+        assert completed_past_range("What did Caroline say about the adoption agency?", NOW) is None
+        assert completed_past_range("Ce faci? Am vorbit cu el despre mașini.", NOW) is None
+        with pytest.raises(AssertionError, match="parsed"):
+            completed_past_range("What did we say yesterday?", NOW)
+
+    def test_every_phrase_the_parser_dates_holds_a_digit_or_a_date_word(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The check before parsing loses nothing: phrases built from dateparser's own names (all
+        forms, the one- and two-letter ones too) are parsed with the check off; each one dated
+        passes the check, unless it is only number words and short names ("an two": an artefact)."""
+        from dateparser.languages.loader import default_loader
+
+        units = ("year", "month", "week", "day", "hour")
+        names = ("march", "june", "monday", "friday")
+        forms = {entry: {form for language in ("en", "ro") for form in default_loader.get_locale(language).info[entry]}
+                 for entry in (*units, *names)}
+        numbers = ("a", "an", "one", "two", "o", "un", "două")
+        phrases = {phrase for unit in units for form in forms[unit] for number in numbers
+                   for phrase in (f"{number} {form} ago", f"acum {number} {form}", f"{number} {form} în urmă",
+                                  f"last {form}", f"{form} trecută", f"{number} {form}")}
+        phrases |= {phrase for name in names for form in forms[name] for number in (*numbers, "first", "")
+                    for phrase in (f"on {form}", f"last {form}", f"{number} {form}", f"{form} {number}")}
+        phrases |= {"one one", "a a", "the day before yesterday", "last night", "anul trecut", "alaltăieri"}
+        with monkeypatch.context() as unchecked:
+            unchecked.setattr(temporal, "may_name_a_date", lambda text, languages: True)
+            dated = [phrase for phrase in sorted(phrases) if completed_past_range(phrase, NOW) is not None]
+        assert len(dated) > 100
+        missed = [phrase for phrase in dated if completed_past_range(phrase, NOW) is None]
+        number_words = {"a", "an", "one", "two", "o", "un", "două", "first"}
+        assert "one one" in missed and "a a" in missed
+        assert all(len(word) <= 2 or word in number_words for phrase in missed for word in phrase.split()), missed
+        assert not may_name_a_date("ieri", languages=("en",)) and may_name_a_date("ieri", languages=("ro",))
 
     def test_utc_now(self) -> None:
         assert completed_past_range("yesterday", NOW_UTC) == whole_days((2026, 11, 20), (2026, 11, 20), UTC)
