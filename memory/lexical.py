@@ -86,12 +86,12 @@ return table.concat(parts)
 
 # A search's reads in one round trip. KEYS: id → number hash, meta, then one postings key per
 # term. ARGV: the share of the chat's entries above which a term is too common to read.
-# Returns the chat's entry count, its allocated numbers, then each term's postings (false when
-# the term is absent or too common).
+# Returns the chat's entry count, its allocated numbers, its layout (false before vectors were
+# indexed), then each term's postings (false when the term is absent or too common).
 _READ_POSTINGS = """
 local entries = redis.call('HLEN', KEYS[1])
 local most = math.max(1, tonumber(ARGV[1]) * entries)
-local found = {entries, redis.call('HGET', KEYS[2], 'allocated') or 0}
+local found = {entries, redis.call('HGET', KEYS[2], 'allocated') or 0, redis.call('HGET', KEYS[2], 'layout')}
 for i = 3, #KEYS do
   local frequency = redis.call('STRLEN', KEYS[i]) / %d
   found[#found + 1] = frequency > 0 and frequency <= most and redis.call('GET', KEYS[i])
@@ -258,9 +258,7 @@ class LexicalIndex:
         else:
             raw = await self._gather_vectors(keys=[key], args=[_VECTOR_BYTES, *numbers.tolist()])
             rows, wanted = len(numbers), np.arange(len(numbers))
-        # Vectors past the end of the string come back short: only the last ones can be.
-        raw = raw.ljust(rows * _VECTOR_BYTES, b"\0")
-        return np.frombuffer(raw, dtype=VECTOR).reshape(rows, DIMENSIONS)[wanted].astype(np.float32)
+        return _rows(raw, rows)[wanted]
 
     async def times(self, chat_id: str, ids: Sequence[str]) -> list[float | None]:
         """Each entry's timestamp, None for an entry not indexed."""
@@ -291,10 +289,18 @@ class LexicalIndex:
     async def search(self, chat_id: str, query: str, k: int, max_df_share: float = 0.1) -> list[tuple[str, float]]:
         """The chat's ``k`` best entries for ``query`` by BM25, best first, as (id, score > 0).
         Words found in more than ``max_df_share`` of the chat's entries (at least one) are skipped."""
+        found = await self.search_with_vectors(chat_id, query, k, max_df_share)
+        return [(entry_id, score) for entry_id, score, _ in found]
+
+    async def search_with_vectors(
+        self, chat_id: str, query: str, k: int, max_df_share: float = 0.1
+    ) -> list[tuple[str, float, np.ndarray | None]]:
+        """:meth:`search`, each entry with its vector (float32; None for all of them when the
+        chat's index is older than its vectors), read in the same round trip as the ids."""
         wanted = list(dict.fromkeys(terms(query)))
         if not wanted or k <= 0:
             return []
-        entries, allocated, *raw_postings = await self._read_postings(
+        entries, allocated, layout, *raw_postings = await self._read_postings(
             keys=[self._key(chat_id, "number"), self._key(chat_id, "meta"),
                   *(self._term_key(chat_id, term) for term in wanted)],
             args=[max_df_share],
@@ -307,9 +313,18 @@ class LexicalIndex:
         for raw, weight in zip(chosen, bm25_weights(df, int(entries))):
             records = np.frombuffer(raw, dtype=POSTING)
             scores[records["entry"]] += np.float32(weight) * term_saturation(records["count"])
-        best = _top(scores, k)
-        ids = await self._redis.hmget(self._key(chat_id, "id"), [int(n) for n in best])
-        return [(entry_id.decode(), float(scores[n])) for n, entry_id in zip(best, ids) if entry_id is not None]
+        best = [int(n) for n in _top(scores, k)]
+        if not best:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._key(chat_id, "id"), best)
+            if layout:
+                vectors_key = self._key(chat_id, "vectors")
+                await self._gather_vectors(keys=[vectors_key], args=[_VECTOR_BYTES, *best], client=pipe)
+            ids, *raw_vectors = await pipe.execute()
+        vectors = _rows(raw_vectors[0], len(best)) if raw_vectors else [None] * len(best)
+        return [(entry_id.decode(), float(scores[n]), vector)
+                for n, entry_id, vector in zip(best, ids, vectors) if entry_id is not None]
 
     # ---- keys --------------------------------------------------------------------
 
@@ -319,6 +334,13 @@ class LexicalIndex:
 
     def _term_key(self, chat_id: str, term: str) -> str:
         return self._key(chat_id, f"t:{term}")
+
+
+def _rows(raw: bytes, rows: int) -> np.ndarray:
+    """``rows`` packed float16 vectors as float32 rows; vectors past the end of the stored
+    string come back short (only the last ones can be) and read as zeros."""
+    raw = raw.ljust(rows * _VECTOR_BYTES, b"\0")
+    return np.frombuffer(raw, dtype=VECTOR).reshape(rows, DIMENSIONS).astype(np.float32)
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:

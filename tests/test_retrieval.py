@@ -271,6 +271,31 @@ async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(r
     assert all(after <= h["timestamp"] <= before for h in found)
 
 
+async def test_the_word_search_takes_vectors_from_the_index_or_from_chroma_for_an_older_index(
+    runner, tmp_path, raw_redis
+) -> None:
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat")
+    await memory.sync_index(["chat"])
+    store = await memory.episodic()
+
+    async def found_vs_stored() -> list[tuple[dict, np.ndarray, dict, np.ndarray]]:
+        found = await memory.lexical_search(["chat"], "tomato plants Zorblax", k=5, max_df_share=1.0)
+        ids = [hit["id"] for hit, _, _ in found]
+        stored = {hit["id"]: (hit, vector) for hit, vector in store.get_with_vectors(["chat"], ids)}
+        return [(hit, vector, *stored[hit["id"]]) for hit, vector, _ in found]
+
+    from_index = await found_vs_stored()
+    assert len(from_index) >= 2
+    for hit, vector, stored_hit, stored_vector in from_index:
+        assert hit == stored_hit
+        assert np.allclose(vector, stored_vector, atol=2e-3) and not np.array_equal(vector, stored_vector)  # float16
+    index = await memory.lexical_index()
+    await raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written before it held vectors
+    for hit, vector, stored_hit, stored_vector in await found_vs_stored():
+        assert hit == stored_hit and np.array_equal(vector, stored_vector)
+
+
 async def test_an_index_from_before_time_indexing_falls_back_to_chromas_filter(runner, tmp_path, raw_redis) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
