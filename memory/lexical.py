@@ -71,8 +71,10 @@ return redis.call('HINCRBY', KEYS[2], 'vectors', ARGV[2])
 """
 
 
-# The vectors of some entries, concatenated, in one round trip. KEYS: vectors. ARGV: bytes per
-# vector, then the entry numbers.
+# The vectors of some entries, concatenated, in one round trip; with a second key, their ids
+# too ({ids, vectors}). KEYS: vectors [, number → id hash]. ARGV: bytes per vector, then the
+# entry numbers. (One script rather than a pipeline: redis-py checks a pipeline's scripts with
+# an extra round trip every time.)
 _GATHER_VECTORS = """
 local size = tonumber(ARGV[1])
 local parts = {}
@@ -80,7 +82,8 @@ for i = 2, #ARGV do
   local start = tonumber(ARGV[i]) * size
   parts[#parts + 1] = redis.call('GETRANGE', KEYS[1], start, start + size - 1)
 end
-return table.concat(parts)
+if #KEYS == 1 then return table.concat(parts) end
+return {redis.call('HMGET', KEYS[2], unpack(ARGV, 2)), table.concat(parts)}
 """
 
 
@@ -316,13 +319,13 @@ class LexicalIndex:
         best = [int(n) for n in _top(scores, k)]
         if not best:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(self._key(chat_id, "id"), best)
-            if layout:
-                vectors_key = self._key(chat_id, "vectors")
-                await self._gather_vectors(keys=[vectors_key], args=[_VECTOR_BYTES, *best], client=pipe)
-            ids, *raw_vectors = await pipe.execute()
-        vectors = _rows(raw_vectors[0], len(best)) if raw_vectors else [None] * len(best)
+        if layout:
+            ids, raw = await self._gather_vectors(
+                keys=[self._key(chat_id, "vectors"), self._key(chat_id, "id")], args=[_VECTOR_BYTES, *best]
+            )
+            vectors = _rows(raw, len(best))
+        else:
+            ids, vectors = await self._redis.hmget(self._key(chat_id, "id"), best), [None] * len(best)
         return [(entry_id.decode(), float(scores[n]), vector)
                 for n, entry_id, vector in zip(best, ids, vectors) if entry_id is not None]
 
