@@ -292,7 +292,9 @@ async def test_the_word_search_takes_vectors_from_the_index_or_from_chroma_for_a
         assert np.allclose(vector, stored_vector, atol=2e-3) and not np.array_equal(vector, stored_vector)  # float16
     index = await memory.lexical_index()
     await raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written before it held vectors
-    for hit, vector, stored_hit, stored_vector in await found_vs_stored():
+    from_chroma = await found_vs_stored()
+    assert [hit["id"] for hit, *_ in from_chroma] == [hit["id"] for hit, *_ in from_index]
+    for hit, vector, stored_hit, stored_vector in from_chroma:
         assert hit == stored_hit and np.array_equal(vector, stored_vector)
 
 
