@@ -112,12 +112,18 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_sections(options: BenchOptions, names: tuple[str, ...]) -> None:
+    from bench.harness import HostState
     from bench.report import write_json
 
     for name in names:
         section = importlib.import_module(SECTIONS[name])
         print(f"\n## {name}\n", flush=True)
+        before = HostState.now()
         result = await section.run(options)
+        host = result.data["conditions"]["host"] = before.until(HostState.now())
+        stolen = "n/a" if host["cpu_stolen_share"] is None else f"{host['cpu_stolen_share']:.1%}"
+        print("host: reference workload {} → {} ms, CPU stolen by the hypervisor {}\n".format(
+            *host["reference_workload_ms"], stolen), flush=True)
         for table in result.tables:
             print(table + "\n", flush=True)
         written = [write_json(options.out, result), *result.figures]

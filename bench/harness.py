@@ -154,3 +154,49 @@ def scratch_copy(source: Path, scratch: Path) -> Iterator[Path]:
 def conditions() -> dict[str, Any]:
     """The machine's state while measuring: timings are only comparable under similar load."""
     return {"cpus": os.cpu_count(), "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
+
+
+@dataclass(frozen=True)
+class HostState:
+    """How fast the host runs Python now, and its CPU tick counters: on a shared (virtual)
+    machine the same code measures 20 % apart from one day to the next, and these say why."""
+
+    reference_ms: float  # a fixed pure-Python workload, the best of a few runs
+    ticks: int  # CPU time of the machine since boot, all states (Linux; 0 elsewhere)
+    stolen: int  # of which taken by the hypervisor for other machines
+
+    @classmethod
+    def now(cls) -> "HostState":
+        return cls(_reference_workload_ms(), *_cpu_ticks())
+
+    def until(self, later: "HostState") -> dict[str, Any]:
+        """What changed between two states: the workload's time at both, the share of CPU stolen between."""
+        ticks = later.ticks - self.ticks
+        return {
+            "reference_workload_ms": [self.reference_ms, later.reference_ms],
+            "cpu_stolen_share": round((later.stolen - self.stolen) / ticks, 4) if ticks > 0 else None,
+        }
+
+
+_REFERENCE_STEPS = 200_000
+
+
+def _reference_workload_ms() -> float:
+    def once() -> float:
+        started = time.perf_counter()
+        total = 0
+        for step in range(_REFERENCE_STEPS):
+            total += step % 7
+        return (time.perf_counter() - started) * 1000
+
+    return round(min(once() for _ in range(7)), 2)
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(all, stolen) CPU ticks since boot, from /proc/stat's ``cpu`` line."""
+    try:
+        first_line = Path("/proc/stat").read_text().split("\n", 1)[0]
+    except OSError:
+        return 0, 0
+    ticks = [int(field) for field in first_line.split()[1:]]
+    return sum(ticks), ticks[7] if len(ticks) > 7 else 0

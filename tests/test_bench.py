@@ -84,6 +84,8 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
     assert f"building archive-{SIZE}" in printed.err
     for name in SECTIONS:
         assert f"## {name}" in printed.out
+        host = json.loads((out / f"{name}.json").read_text())["conditions"]["host"]
+        assert all(ms > 0 for ms in host["reference_workload_ms"]) and 0 <= host["cpu_stolen_share"] < 1
     assert "| archive turns | chat | message |" in printed.out
 
     overhead = json.loads((out / "overhead.json").read_text())
