@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import calendar
 import re
-import unicodedata
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -40,6 +39,8 @@ from functools import lru_cache
 from dateparser.conf import Settings
 from dateparser.languages.loader import default_loader
 from dateparser.search import search_dates
+
+from memory.lexical import terms
 
 # Constant for every call; only RELATIVE_BASE changes, so it is swapped into a
 # copy of this (a cheap attribute copy) instead of re-validating a settings dict.
@@ -74,7 +75,6 @@ _DATE_NAME_ENTRIES = (
 # Shorter names ("we" Wednesday, "mo" month, Romanian "an" year) are common words, and
 # name a date only beside a digit or a longer date word.
 _DATE_WORD_MIN_LETTERS = 3
-_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 def completed_past_range(
@@ -122,13 +122,14 @@ def may_name_a_date(text: str, languages: Sequence[str] = ("en", "ro")) -> bool:
     if any(char.isdigit() for char in text):
         return True
     words = _date_words(tuple(languages))
-    return any(word in words for word in _LETTERS.findall(_folded(text)))
+    return any(word in words for word in terms(text))
 
 
 @lru_cache(maxsize=8)
 def _date_words(languages: tuple[str, ...]) -> frozenset[str]:
     """The words of dateparser's date names and relative phrases ("last week", "luna
-    trecută") for these languages, folded, minus the filler words it skips."""
+    trecută") for these languages, folded as the word index folds them ("Săptămâna" →
+    "saptamana"), minus the filler words dateparser skips."""
     names: list[str] = []
     skipped: set[str] = set()
     for language in languages:
@@ -136,14 +137,9 @@ def _date_words(languages: tuple[str, ...]) -> frozenset[str]:
         names += [name for entry in _DATE_NAME_ENTRIES for name in info.get(entry, ())]
         for meaning, phrases in info.get("relative-type", {}).items():
             names += [meaning, *phrases]
-        skipped |= {_folded(word) for word in info.get("skip", ())}
-    words = {word for name in names for word in _LETTERS.findall(_folded(name))}
-    return frozenset(word for word in words - skipped if len(word) >= _DATE_WORD_MIN_LETTERS)
-
-
-def _folded(text: str) -> str:
-    """Case and diacritics folded, as dateparser matches names ("Săptămâna" → "saptamana")."""
-    return "".join(char for char in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(char))
+        skipped |= {word for skip in info.get("skip", ()) for word in terms(skip)}
+    words = {word for name in names for word in terms(name)} - skipped
+    return frozenset(word for word in words if len(word) >= _DATE_WORD_MIN_LETTERS and word.isalpha())
 
 
 def _rewrite_missing_words(text: str) -> str:
