@@ -261,7 +261,7 @@ class LexicalIndex:
         else:
             raw = await self._gather_vectors(keys=[key], args=[_VECTOR_BYTES, *numbers.tolist()])
             rows, wanted = len(numbers), np.arange(len(numbers))
-        return _rows(raw, rows)[wanted]
+        return _rows(raw, rows)[wanted].astype(np.float32)
 
     async def times(self, chat_id: str, ids: Sequence[str]) -> list[float | None]:
         """Each entry's timestamp, None for an entry not indexed."""
@@ -323,7 +323,7 @@ class LexicalIndex:
             ids, raw = await self._gather_vectors(
                 keys=[self._key(chat_id, "vectors"), self._key(chat_id, "id")], args=[_VECTOR_BYTES, *best]
             )
-            vectors = _rows(raw, len(best))
+            vectors = _rows(raw, len(best)).astype(np.float32)
         else:
             ids, vectors = await self._redis.hmget(self._key(chat_id, "id"), best), [None] * len(best)
         return [(entry_id.decode(), float(scores[n]), vector)
@@ -340,10 +340,10 @@ class LexicalIndex:
 
 
 def _rows(raw: bytes, rows: int) -> np.ndarray:
-    """``rows`` packed float16 vectors as float32 rows; vectors past the end of the stored
-    string come back short (only the last ones can be) and read as zeros."""
+    """``rows`` packed float16 vectors, one per row (a view: convert the rows you keep); vectors
+    past the end of the stored string come back short (only the last ones can be) and read as zeros."""
     raw = raw.ljust(rows * _VECTOR_BYTES, b"\0")
-    return np.frombuffer(raw, dtype=VECTOR).reshape(rows, DIMENSIONS).astype(np.float32)
+    return np.frombuffer(raw, dtype=VECTOR).reshape(rows, DIMENSIONS)
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
