@@ -90,7 +90,7 @@ async def bench_runner(
     model = StopwatchChatModel()
     services.chat_model = model  # fills the cached property: no model client is ever built
     async with TurnRunner(services) as runner:
-        await services.memory.warm_up()
+        await runner.warm_up()
         yield runner, model
 
 

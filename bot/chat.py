@@ -199,7 +199,7 @@ async def run_chat(settings: Settings, chat_id: str, user_id: str | None) -> int
         session = ChatSession(runner, chat_id, user_id or chat_id, interactive)
         if interactive:
             print(f"GOAT · chat {chat_id} · user {session.user_id} · loading memory…", flush=True)
-        await runner.services.memory.warm_up()
+        await runner.warm_up()
         await runner.recover()  # turns a killed process left between reply and archive
         if interactive:
             print("ready; /help lists the commands", flush=True)

@@ -128,7 +128,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
     overrides = dict(args.overrides)
     settings.with_overrides(overrides)  # fail before any work if an override is bad
     async with TurnRunner.from_settings(settings) as runner:
-        await runner.services.memory.warm_up()
+        await runner.warm_up()
         for message in messages:
             state = await runner.inspect(args.chat, message, user_id=args.user, overrides=overrides)
             report = turn_report(state)

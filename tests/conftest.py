@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -48,6 +49,14 @@ def _embedded_servers() -> Iterator[StartEmbedded]:
         if answers_ping(server.url):
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen_heap() -> Iterator[None]:
+    """A runner's warm-up freezes the heap for the rest of the process: in the test process
+    that would keep every later test's garbage cycles among the frozen objects forever."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ The model is the only fake: a loopback server speaking the Chat Completions prot
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 from datetime import datetime, timedelta, timezone
@@ -395,6 +396,23 @@ async def test_a_repeat_question_sees_the_turn_just_archived(settings, embedding
             assert after["prefetch"]["cache"]["hit"] is False  # the archive invalidated it
             assert any("Pixel" in e["content"] for e in after["l3"])
             assert not any("Pixel" in e["content"] for e in first["l3"])
+        finally:
+            await runner.aclose()
+
+
+async def test_warm_up_leaves_start_up_objects_out_of_the_collectors_scans(settings, embeddings, tmp_path):
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            await runner.warm_up()
+            graph = await runner.graph()
+            assert gc.get_freeze_count() > 0
+            assert not any(o is graph for o in gc.get_objects())  # frozen: no generation holds it
+            await load_history(runner, tmp_path)
+            fake.reply("Noted.")
+            state = await runner.run("alice-chat", "My cat is called Pixel.", now=NOW.timestamp())
+            assert state["reply"] == "Noted." and state["archive_id"]
+            assert any(o is state for o in gc.get_objects())  # what turns make is still collected
         finally:
             await runner.aclose()
 
