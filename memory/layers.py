@@ -600,7 +600,7 @@ class MemoryLayers:
         the entries' text and metadata, which costs it half as much as with their vectors.
         """
         index = await self.lexical_index()
-        per_chat = await _gather_bounded(lambda chat: index.search_with_vectors(chat, query, k, max_df_share), chats)
+        per_chat = await _gather_bounded(lambda chat: index.search(chat, query, k, max_df_share), chats)
         found = sorted(
             ((chat, entry_id, score, vector)
              for chat, hits in zip(chats, per_chat) for entry_id, score, vector in hits),

@@ -289,17 +289,13 @@ class LexicalIndex:
             common = np.intersect1d(common, np.frombuffer(raw, dtype=POSTING)["entry"])
         return np.sort(common.astype(np.int64))[::-1][:limit]
 
-    async def search(self, chat_id: str, query: str, k: int, max_df_share: float = 0.1) -> list[tuple[str, float]]:
-        """The chat's ``k`` best entries for ``query`` by BM25, best first, as (id, score > 0).
-        Words found in more than ``max_df_share`` of the chat's entries (at least one) are skipped."""
-        found = await self.search_with_vectors(chat_id, query, k, max_df_share)
-        return [(entry_id, score) for entry_id, score, _ in found]
-
-    async def search_with_vectors(
+    async def search(
         self, chat_id: str, query: str, k: int, max_df_share: float = 0.1
     ) -> list[tuple[str, float, np.ndarray | None]]:
-        """:meth:`search`, each entry with its vector (float32; None for all of them when the
-        chat's index is older than its vectors), read in the same round trip as the ids."""
+        """The chat's ``k`` best entries for ``query`` by BM25, best first, as (id, score > 0,
+        vector). Words found in more than ``max_df_share`` of the chat's entries (at least one)
+        are skipped. The vectors (float32; None for all of them when the chat's index is older
+        than its vectors) are read in the same round trip as the ids."""
         wanted = list(dict.fromkeys(terms(query)))
         if not wanted or k <= 0:
             return []

@@ -57,35 +57,40 @@ def test_terms_fold_case_and_diacritics() -> None:
     assert terms("?! …") == []
 
 
+async def scored(index: LexicalIndex, chat_id: str, query: str, **options) -> list[tuple[str, float]]:
+    """The word search's (id, score) pairs; its vectors are checked through MemoryLayers.lexical_search."""
+    return [(entry_id, score) for entry_id, score, _ in await index.search(chat_id, query, **options)]
+
+
 async def test_a_rare_shared_word_ranks_its_entries_by_bm25(raw_redis) -> None:
     index = LexicalIndex(raw_redis)
     assert await index.add("chat", DOCS) == 5
-    found = await index.search("chat", "Where is Biscuit?", k=10, max_df_share=0.5)
+    found = await scored(index, "chat", "Where is Biscuit?", k=10, max_df_share=0.5)
     assert [entry_id for entry_id, _ in found] == ["e3", "e1"]  # twice beats once
     assert found[0][1] == pytest.approx(single_term_score(5, df=2, count=2), rel=1e-6)
     assert found[1][1] == pytest.approx(single_term_score(5, df=2, count=1), rel=1e-6)
-    assert await index.search("chat", "biscuit", k=1, max_df_share=0.5) == found[:1]
-    assert await index.search("chat", "?!", k=10) == [] and await index.search("chat", "Biscuit", k=0) == []
-    assert await index.search("other-chat", "Biscuit", k=10) == []
+    assert await scored(index, "chat", "biscuit", k=1, max_df_share=0.5) == found[:1]
+    assert await scored(index, "chat", "?!", k=10) == [] and await scored(index, "chat", "Biscuit", k=0) == []
+    assert await scored(index, "other-chat", "Biscuit", k=10) == []
 
 
 async def test_words_in_too_many_entries_are_skipped(raw_redis) -> None:
     index = LexicalIndex(raw_redis)
     await index.add("chat", DOCS)
-    assert await index.search("chat", "user assistant", k=10, max_df_share=0.5) == []  # in all 5
-    assert len(await index.search("chat", "user", k=10, max_df_share=1.0)) == 5
+    assert await scored(index, "chat", "user assistant", k=10, max_df_share=0.5) == []  # in all 5
+    assert len(await scored(index, "chat", "user", k=10, max_df_share=1.0)) == 5
     # At least one entry is always allowed, so a tiny chat can still be searched.
     await index.add("tiny", DOCS[:1])
-    assert [e for e, _ in await index.search("tiny", "puppy", k=10, max_df_share=0.1)] == ["e1"]
+    assert [e for e, _ in await scored(index, "tiny", "puppy", k=10, max_df_share=0.1)] == ["e1"]
 
 
 async def test_adding_again_changes_nothing(raw_redis) -> None:
     index = LexicalIndex(raw_redis)
     await index.add("chat", DOCS)
-    before = await index.search("chat", "puppy Biscuit Rome", k=10, max_df_share=0.5)
+    before = await scored(index, "chat", "puppy Biscuit Rome", k=10, max_df_share=0.5)
     centroid = await index.centroid(["chat"])
     assert await index.add("chat", DOCS + [DOCS[0]]) == 0
-    assert await index.search("chat", "puppy Biscuit Rome", k=10, max_df_share=0.5) == before
+    assert await scored(index, "chat", "puppy Biscuit Rome", k=10, max_df_share=0.5) == before
     assert np.array_equal(await index.centroid(["chat"]), centroid)
     assert await index.missing("chat", ["e1", "e9", "e9", "e2"]) == ["e9"]
 
@@ -96,7 +101,7 @@ async def test_concurrent_adds_of_the_same_entries_index_each_once(redis_url: st
         indexes = [LexicalIndex(client) for client in clients]
         added = await asyncio.gather(*(index.add("chat", DOCS) for index in indexes))
         assert sum(added) == len(DOCS)
-        found = dict(await indexes[0].search("chat", "Rome", k=10, max_df_share=1.0))
+        found = dict(await scored(indexes[0], "chat", "Rome", k=10, max_df_share=1.0))
         assert found == {"e4": pytest.approx(single_term_score(5, df=1))}  # one posting, not four
         expected = np.mean([np.asarray(v, dtype=float) for _, _, v in DOCS], axis=0)
         assert np.allclose(await indexes[0].centroid(["chat"]), expected)
@@ -120,10 +125,10 @@ async def test_drop_forgets_the_chat_and_only_it(raw_redis) -> None:
     assert await index.advance_turns_indexed("gone", range(1, 6)) == 5
     await index.add("kept", DOCS)
     await index.drop("gone")
-    assert await index.search("gone", "Biscuit", k=10, max_df_share=1.0) == []
+    assert await scored(index, "gone", "Biscuit", k=10, max_df_share=1.0) == []
     assert await index.centroid(["gone"]) is None and await index.indexed_turns("gone") == 0
     assert await index.missing("gone", ["e1"]) == ["e1"]
-    assert len(await index.search("kept", "Biscuit", k=10, max_df_share=1.0)) == 2
+    assert len(await scored(index, "kept", "Biscuit", k=10, max_df_share=1.0)) == 2
 
 
 # ---------------------------------------------------------------- through the memory façade
