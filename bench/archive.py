@@ -28,8 +28,8 @@ from typing import Any
 from bench import locomo
 from bench.harness import index_words, isolated_settings
 from bot.importer import import_turns, transcript_of
-from graph.services import Services
-from graph.settings import Settings
+from nodes.services import Services
+from memory.settings import Settings
 
 ARCHIVE_END = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
 ARCHIVE_SPAN = timedelta(days=365)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.arguments import positive_int
-from graph.settings import Settings
+from memory.settings import Settings
 
 if TYPE_CHECKING:
     from bench.harness import BenchOptions

@@ -18,8 +18,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from bench import locomo
 from bot.runner import TurnRunner
-from graph.services import Services
-from graph.settings import Settings
+from nodes.services import Services
+from memory.settings import Settings
 from memory.layers import MemoryLayers
 
 @dataclass(frozen=True)

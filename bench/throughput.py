@@ -17,7 +17,7 @@ from bench.archive import ChatPlan, TextPool, transcript_lines
 from bench.harness import BenchOptions, conditions, index_words, isolated_settings
 from bench.report import SectionResult, markdown_table
 from bot.importer import import_turns, read_transcript
-from graph.services import Services
+from nodes.services import Services
 from memory.layers import archive_content
 
 IMPORT_CHATS = 10

@@ -18,9 +18,9 @@ from typing import Any, Awaitable, Callable, Iterator, TextIO
 from bot.cli import render_report
 from bot.observability import Redactor
 from bot.runner import TurnRunner, turn_report
-from graph.services import ModelNotConfigured
-from graph.settings import Settings
-from graph.state import InvalidTurn, TurnConflict
+from nodes.services import ModelNotConfigured
+from memory.settings import Settings
+from nodes.state import InvalidTurn, TurnConflict
 from memory.errors import BackendUnavailable
 
 HELP = """\

@@ -13,8 +13,8 @@ from typing import Any
 
 from bench.cli import add_arguments as add_bench_arguments
 from bot.arguments import positive_int
-from graph.settings import Settings, SettingsError, load_settings
-from graph.state import InvalidTurn
+from memory.settings import Settings, SettingsError, load_settings
+from nodes.state import InvalidTurn
 from memory.errors import BackendUnavailable
 
 EXIT_USAGE = 2
@@ -91,7 +91,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bot.importer import TranscriptError, import_turns, read_transcript
-    from graph.services import Services
+    from nodes.services import Services
 
     if not args.file.is_file():
         print(f"goat: no such file: {args.file}", file=sys.stderr)
@@ -137,7 +137,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
-    from graph.services import Services
+    from nodes.services import Services
     from memory.embeddings import model_dir
 
     def report(status: str, text: str) -> None:

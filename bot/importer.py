@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from graph.state import clean_text
+from nodes.state import clean_text
 from memory.layers import Exchange, MemoryLayers
 
 BATCH = 256

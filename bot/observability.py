@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from graph.settings import Settings
+from memory.settings import Settings
 
 TURNS_LOGGER = logging.getLogger("goat.turns")
 log = logging.getLogger(__name__)

@@ -12,12 +12,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 
 from bot.observability import TurnObserver
-from graph.context import Context
-from graph.dsml import DsmlStreamFilter
+from nodes.context import Context
+from nodes.toolkit.dsml import DsmlStreamFilter
 from graph.graph import build_graph
-from graph.services import Services
-from graph.settings import Settings
-from graph.state import turn_input
+from nodes.services import Services
+from memory.settings import Settings
+from nodes.state import turn_input
 
 log = logging.getLogger(__name__)
 

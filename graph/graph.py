@@ -18,8 +18,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from graph.context import Context
-from graph.state import TurnInput, TurnState
+from nodes.context import Context
+from nodes.state import TurnInput, TurnState
 from nodes.archive import archive
 from nodes.assemble import assemble
 from nodes.budget import budget

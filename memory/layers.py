@@ -25,7 +25,7 @@ import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from graph.settings import Settings
+from memory.settings import Settings
 from memory.cache import SearchCache
 from memory.chat_lock import ChatLocks
 from memory.checkpoint import RedisCheckpointSaver

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from graph.settings import Retrieval
+from memory.settings import Retrieval
 from memory.gap import background_filter, gap_filter
 
 # Ranked lists with a role of their own: word hits (BM25 order, judged with the wider

@@ -12,7 +12,7 @@ TOOLS_HEADER = "[Tools]"
 TOOLS_INTRO = (
     "Memory relevant to each message is recalled for you above; use a tool only when that is not enough."
 )
-# One short line per memory tool, by name (the tools themselves are in memory/tools.py).
+# One short line per memory tool, by name (the tools themselves are in nodes/toolkit/memory_tools.py).
 MEMORY_TOOL_GUIDANCE = {
     "search_memory": "search_memory(query, after?, before?): look further back in this chat's memory than "
     "the recalled lines; after/before are ISO-8601 dates or times.",

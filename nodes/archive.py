@@ -10,8 +10,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve
-from graph.state import TurnState
+from nodes.context import Context, resolve
+from nodes.state import TurnState
 from memory.layers import Exchange
 from nodes.timing import timed
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context
-from graph.state import TurnState
+from nodes.context import Context
+from nodes.state import TurnState
 from memory.budget import format_recall_line, pack_recalls, trim_working
 from memory.prompt import recall_block
 from memory.tokens import count_tokens, count_tokens_each

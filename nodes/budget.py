@@ -9,10 +9,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve
-from graph.state import TurnState
+from nodes.context import Context, resolve
+from nodes.state import TurnState
 from memory.aits import assess
-from graph.tool_flow import tool_offer
+from nodes.toolkit.flow import tool_offer
 from memory.budget import split_budget
 from memory.prompt import tool_guidance
 from memory.tokens import count_tokens

@@ -7,9 +7,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve
-from graph.state import TurnState
-from graph.tool_flow import correction_messages, read_answer
+from nodes.context import Context, resolve
+from nodes.state import TurnState
+from nodes.toolkit.flow import correction_messages, read_answer
 from nodes.timing import timed
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve
-from graph.state import TurnState
+from nodes.context import Context, resolve
+from nodes.state import TurnState
 from memory.merge import choose_recalls
 from nodes.timing import timed
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve
-from graph.state import TurnState
-from graph.tool_flow import chat_messages, openai_schemas, read_answer, turn_tools
+from nodes.context import Context, resolve
+from nodes.state import TurnState
+from nodes.toolkit.flow import chat_messages, openai_schemas, read_answer, turn_tools
 from nodes.timing import timed
 
 

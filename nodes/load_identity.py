@@ -7,8 +7,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve, turn_time
-from graph.state import TurnState
+from nodes.context import Context, resolve, turn_time
+from nodes.state import TurnState
 from memory.prompt import system_header
 from nodes.timing import timed
 

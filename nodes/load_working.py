@@ -6,8 +6,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve, turn_time
-from graph.state import TurnState, check_input
+from nodes.context import Context, resolve, turn_time
+from nodes.state import TurnState, check_input
 from memory.aits import largest_budget
 from memory.budget import split_budget
 from nodes.timing import timed

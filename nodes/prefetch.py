@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve, turn_time
-from graph.state import TurnState
+from nodes.context import Context, resolve, turn_time
+from nodes.state import TurnState
 from memory.keys import structural_keys
 from memory.temporal import completed_past_range, may_name_a_date
 from nodes.timing import timed

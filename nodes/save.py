@@ -9,9 +9,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve
-from graph.state import TurnConflict, TurnState
-from graph.tool_flow import with_evidence
+from nodes.context import Context, resolve
+from nodes.state import TurnConflict, TurnState
+from nodes.toolkit.flow import with_evidence
 from nodes.timing import timed
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve
-from graph.grounding import ungrounded_numbers
-from graph.state import TurnState
-from graph.tool_flow import FALLBACK_REPLY, grounding_sources, read_answer, synthesis_messages
+from nodes.context import Context, resolve
+from nodes.toolkit.grounding import ungrounded_numbers
+from nodes.state import TurnState
+from nodes.toolkit.flow import FALLBACK_REPLY, grounding_sources, read_answer, synthesis_messages
 from nodes.timing import timed
 
 

@@ -20,7 +20,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from graph.settings import Settings
+from memory.settings import Settings
 from memory.embeddings import MiniLMEmbeddings
 from memory.redis_server import EmbeddedRedis, answers_ping
 

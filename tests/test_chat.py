@@ -18,8 +18,8 @@ from chromadb.config import Settings as ChromaSettings
 
 from bot.chat import REPLY_PREFIX, ChatSession
 from fakes import FakeOpenAI
-from graph.settings import Settings
-from graph.state import MAX_MESSAGE_CHARS
+from memory.settings import Settings
+from nodes.state import MAX_MESSAGE_CHARS
 from memory.episodic import collection_name
 from memory.layers import MemoryLayers
 from memory.prompt import RECALL_HEADER

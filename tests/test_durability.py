@@ -19,13 +19,13 @@ import redis.asyncio
 
 from conftest import chroma_server, free_port
 from fakes import FakeOpenAI
-from graph.settings import Settings
+from memory.settings import Settings
 from memory.chat_lock import ChatLocks
 from memory.episodic import collection_name
 from memory.layers import archive_id
 from test_chat import goat_chat
 from test_cli import GOAT, goat_env
-from graph.state import turn_input
+from nodes.state import turn_input
 from test_graph import NOW, make_runner, with_model
 
 

@@ -18,9 +18,9 @@ from fakes import FakeOpenAI
 from bot.importer import TranscriptError, import_transcript
 from bot.runner import TurnRunner, turn_report
 from graph.graph import build_graph, graph
-from graph.services import ModelNotConfigured, Services
-from graph.settings import Settings, SettingsError
-from graph.state import InvalidTurn, TurnConflict, turn_input
+from nodes.services import ModelNotConfigured, Services
+from memory.settings import Settings, SettingsError
+from nodes.state import InvalidTurn, TurnConflict, turn_input
 from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
 from memory.layers import (

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from graph.settings import Retrieval
+from memory.settings import Retrieval
 from memory.aits import Assessment, assess, cue_tokens
 from memory.budget import Split, format_recall_line, pack_recalls, split_budget, trim_working
 from memory.gap import background_filter, gap_filter, gap_ratio

@@ -19,7 +19,7 @@ from bot.observability import (
     turns_log_path,
 )
 from fakes import FakeOpenAI
-from graph.settings import Settings, load_settings
+from memory.settings import Settings, load_settings
 from memory.embeddings import MiniLMEmbeddings
 from test_graph import NOW, make_runner, with_model
 

@@ -14,8 +14,8 @@ import redis.asyncio
 
 from bot.importer import import_transcript
 from bot.runner import TurnRunner, turn_report
-from graph.services import Services
-from graph.settings import Settings
+from nodes.services import Services
+from memory.settings import Settings
 from memory.embeddings import MiniLMEmbeddings
 from memory.layers import MemoryLayers, archive_id
 from memory.lexical import K1, LexicalIndex, terms

@@ -16,20 +16,20 @@ from pathlib import Path
 import pytest
 
 from fakes import FakeOpenAI
-from graph.dsml import DsmlStreamFilter, parse_dsml
+from nodes.toolkit.dsml import DsmlStreamFilter, parse_dsml
 from graph.graph import build_graph
-from graph.grounding import ungrounded_numbers
-from graph.plugins import PluginRegistry
-from graph.services import Services
-from graph.settings import Settings, load_settings
-from graph.state import ToolResult, turn_input
-from graph.tool_flow import FALLBACK_REPLY, evidence_line, turn_tools
+from nodes.toolkit.grounding import ungrounded_numbers
+from nodes.toolkit.plugins import PluginRegistry
+from nodes.services import Services
+from memory.settings import Settings, load_settings
+from nodes.state import ToolResult, turn_input
+from nodes.toolkit.flow import FALLBACK_REPLY, evidence_line, turn_tools
 from memory.curated import CURATED_TAG
 from memory.facts import FactsFull
 from memory.layers import Exchange
 from memory.prompt import FACTS_HEADER, MEMORY_TOOL_GUIDANCE, facts_block
 from memory.tokens import count_tokens
-from memory.tools import MEMORY_TOOL_NAMES, MemoryToolbox
+from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES, MemoryToolbox
 from test_graph import NOW, make_runner, with_model
 
 PLAIN_GRAPH = build_graph()
@@ -510,7 +510,7 @@ def test_plugins_reload_when_a_file_changes_and_a_broken_version_keeps_the_last_
     write_plugin(tmp_path, "dice", DICE_PLUGIN.replace("roll_dice", "roll_two_dice"), mtime_ns=2_000_000_000)
     assert [t.name for t in registry.refresh()] == ["roll_two_dice"]
 
-    caplog.set_level(logging.WARNING, logger="graph.plugins")
+    caplog.set_level(logging.WARNING, logger="nodes.toolkit.plugins")
     write_plugin(tmp_path, "dice", "def tools(:\n", mtime_ns=3_000_000_000)
     for _ in range(3):
         assert [t.name for t in registry.refresh()] == ["roll_two_dice"]
@@ -524,7 +524,7 @@ def test_plugins_reload_when_a_file_changes_and_a_broken_version_keeps_the_last_
 
 
 def test_plugins_that_never_loaded_or_take_a_memory_tool_name_offer_nothing(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="graph.plugins")
+    caplog.set_level(logging.WARNING, logger="nodes.toolkit.plugins")
     registry = PluginRegistry(tmp_path, reserved=MEMORY_TOOL_NAMES)
     write_plugin(tmp_path, "raises", "raise RuntimeError('import-time failure')\n")
     write_plugin(tmp_path, "not_tools", "def tools():\n    return ['not a tool']\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.importer import import_turns, parse_timestamp, transcript_of
 from bot.runner import TurnRunner, turn_report
-from graph.settings import Settings
+from memory.settings import Settings
 
 DEMO_DIR = Path(__file__).parent
 CHAT_ID = "demo"

@@ -10,10 +10,10 @@ from typing import ClassVar
 
 from langchain_core.language_models import BaseChatModel
 
-from graph.plugins import PluginRegistry
-from graph.settings import Settings, load_settings
+from nodes.toolkit.plugins import PluginRegistry
+from memory.settings import Settings, load_settings
 from memory.layers import MemoryLayers
-from memory.tools import MEMORY_TOOL_NAMES
+from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES
 
 
 class ModelNotConfigured(RuntimeError):

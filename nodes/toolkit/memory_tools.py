@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 
-from graph.settings import Settings
+from memory.settings import Settings
 from memory.budget import format_recall_line
 from memory.layers import MemoryLayers
 from memory.merge import PERIOD, choose_recalls

@@ -19,13 +19,13 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from graph.dsml import parse_dsml
-from graph.settings import Settings
-from graph.state import Message, ToolCall, ToolResult, TurnState
-from memory.tools import MEMORY_TOOL_NAMES, MEMORY_TOOLS, MemoryToolbox
+from nodes.toolkit.dsml import parse_dsml
+from memory.settings import Settings
+from nodes.state import Message, ToolCall, ToolResult, TurnState
+from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES, MEMORY_TOOLS, MemoryToolbox
 
 if TYPE_CHECKING:
-    from graph.services import Services
+    from nodes.services import Services
 
 log = logging.getLogger(__name__)
 

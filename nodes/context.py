@@ -12,23 +12,23 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
-from graph.settings import Settings
+from memory.settings import Settings
 
 if TYPE_CHECKING:
-    from graph.services import Services
+    from nodes.services import Services
 
 
 @dataclass
 class Context:
     overrides: dict[str, Any] = field(default_factory=dict)
-    # A graph.services.Services. Typed Any so the context stays JSON-schema-able for
+    # A nodes.services.Services. Typed Any so the context stays JSON-schema-able for
     # Studio, which cannot pass objects: there the graph builds one per process.
     services: Any = None
 
 
 def resolve(runtime: Runtime[Context] | None) -> tuple["Services", Settings]:
     """The services and the effective settings (with this run's overrides) for a node."""
-    from graph.services import Services
+    from nodes.services import Services
 
     context = runtime.context if runtime is not None and runtime.context is not None else Context()
     if isinstance(context, dict):  # the Studio server may hand the context over as JSON
