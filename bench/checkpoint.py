@@ -11,7 +11,7 @@ from typing import Any
 from bench.checkpoint_memory import measure
 from bench.harness import BenchOptions, conditions
 from bench.report import SectionResult, markdown_table
-from memory.checkpoint import DEFAULT_KEEP_TURNS
+from graph.checkpoint import DEFAULT_KEEP_TURNS
 from memory.redis_server import EmbeddedRedis
 
 RETENTIONS: tuple[int | None, ...] = (DEFAULT_KEEP_TURNS, None)  # None: every checkpoint kept

@@ -29,7 +29,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from bench.report import distribution
-from memory.checkpoint import DEFAULT_KEEP_TURNS, RedisCheckpointSaver
+from graph.checkpoint import DEFAULT_KEEP_TURNS, RedisCheckpointSaver
 from memory.redis_server import EmbeddedRedis
 
 FAN_OUT = ("prefetch", "load_identity", "load_working")

@@ -1,6 +1,6 @@
 """`goat bench`: its options, and running the chosen sections one after another.
 
-Kept light to import: `goat`'s parser is built on every command, the sections load on use.
+`goat` imports this only for `goat bench`; the sections load on use.
 """
 
 from __future__ import annotations

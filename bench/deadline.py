@@ -23,7 +23,8 @@ from bench.harness import BenchOptions, bench_runner, conditions, isolated_setti
 from bench.report import SectionResult, distribution, markdown_table
 from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
-from memory.layers import MemoryLayers
+from memory.backends import cache_scope_key
+from memory.facade import Memory
 
 ALLOWANCE_MS = 20.0  # the spec's "deadline plus a few milliseconds"
 # Delays are log-normal with their median at the deadline: half the reads are slower than it,
@@ -114,13 +115,13 @@ async def inspect_slowed(options: BenchOptions, archive: Archive, pool: TextPool
         settings = isolated_settings(options.settings, folder)
         embeddings = MiniLMEmbeddings()
         store = SlowedEpisodicStore.slowed(folder / "chroma", embeddings, reads)
-        memory = MemoryLayers(settings, episodic=store, embeddings=embeddings)
+        memory = Memory(settings, episodic=store, embeddings=embeddings)
         async with bench_runner(settings, memory) as (runner, _):
-            cache = await memory.cache()
+            cache = await memory.backends.cache()
             for n in range(options.turns * len(streams)):
                 kind, stream = streams[n % len(streams)]
                 chat_id, text = next(stream)
-                await cache.invalidate(MemoryLayers.cache_scope_key(chat_id, chat_id, settings.memory.scope))
+                await cache.invalidate(cache_scope_key(chat_id, chat_id, settings.memory.scope))
                 state = await runner.inspect(chat_id, text, now=next(clock))
                 turns.append({
                     "kind": kind,

@@ -20,7 +20,7 @@ from bench import locomo
 from bot.runner import TurnRunner
 from nodes.services import Services
 from memory.settings import Settings
-from memory.layers import MemoryLayers
+from memory.facade import Memory
 
 @dataclass(frozen=True)
 class BenchOptions:
@@ -83,7 +83,7 @@ class StopwatchChatModel(BaseChatModel):
 
 @asynccontextmanager
 async def bench_runner(
-    settings: Settings, memory: MemoryLayers | None = None
+    settings: Settings, memory: Memory | None = None
 ) -> AsyncIterator[tuple[TurnRunner, StopwatchChatModel]]:
     """A TurnRunner on ``settings`` whose model is instant, with every backend warmed up."""
     services = Services(settings, memory)
@@ -94,11 +94,11 @@ async def bench_runner(
         yield runner, model
 
 
-async def index_words(memory: MemoryLayers, chats: list[str]) -> None:
-    """Bring the chats' word index up to their archived turns now. An import leaves that to
-    the chat's next turns, in the background; measured turns must not carry it."""
-    await memory.sync_index(chats)
-    await memory.wait_indexing()
+async def index_words(memory: Memory, chats: list[str]) -> None:
+    """Bring the chats' word index up to their archived turns now: measured turns must not
+    carry a backlog's catch-up behind them."""
+    await memory.archiver.sync_index(chats)
+    await memory.settle()
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ async def timed_turn(runner: TurnRunner, model: StopwatchChatModel, chat_id: str
     started = time.perf_counter()
     state = await runner.run(chat_id, message, now=now)
     ended = time.perf_counter()
-    if await runner.services.memory.flush_archive():
+    if await runner.services.memory.settle():
         raise RuntimeError("the turn's L3 write failed")
     settled = time.perf_counter()
     if not started <= model.called_at <= model.returned_at <= ended:

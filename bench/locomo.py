@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.importer import TranscriptMessage, pair_turns
-from memory.layers import archive_id
+from memory.turns import archive_id
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PATH = REPO.parent / "shared" / "data" / "locomo-dev.json"

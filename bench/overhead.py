@@ -19,7 +19,7 @@ from bench.harness import (
 )
 from bench.report import SectionResult, distribution, markdown_table
 from graph.graph import FAN_OUT
-from memory.layers import MemoryLayers
+from memory.facade import Memory
 
 # The llm node's time includes the (instant) model's and its own handling of the answer.
 NODES = ("prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble", "llm", "save", "archive")
@@ -50,13 +50,13 @@ async def measure_archive(options: BenchOptions, archive: Archive, pool: TextPoo
     }
 
 
-async def load_collections(memory: MemoryLayers, archive: Archive) -> None:
+async def load_collections(memory: Memory, archive: Archive) -> None:
     """Measure the steady state: a chat's first search in a process reads its Chroma index from
     disk (~50-100 ms at this size), once; a server talking to its chats has them loaded."""
-    vector = await memory.embed_query("warm-up")
+    vector = await memory.l3.embed_query("warm-up")
     for layout in LAYOUTS:
         for chat in archive.chats(layout):
-            await memory.search([chat.chat_id], vector, 1)
+            await memory.l3.search([chat.chat_id], vector, 1)
 
 
 def outside_nodes_ms(turn: TimedTurn) -> float:

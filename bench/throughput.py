@@ -18,7 +18,7 @@ from bench.harness import BenchOptions, conditions, index_words, isolated_settin
 from bench.report import SectionResult, markdown_table
 from bot.importer import import_turns, read_transcript
 from nodes.services import Services
-from memory.layers import archive_content
+from memory.turns import archive_content
 
 IMPORT_CHATS = 10
 TARGET_TURNS_PER_S = 300
@@ -41,16 +41,16 @@ async def run(options: BenchOptions) -> SectionResult:
         with transcript_path.open("w", encoding="utf-8") as out:
             out.writelines(transcript_lines(chats, pool))
         async with Services(isolated_settings(options.settings, folder / "goat")) as services:
-            await services.memory.warm_up()
+            await services.memory.connect(warm=True)
             started = time.perf_counter()
             stats = await import_turns(services.memory, read_transcript(transcript_path))
             import_s = time.perf_counter() - started
             await index_words(services.memory, [plan.chat_id for plan in chats])
             index_s = time.perf_counter() - started - import_s
             texts = [archive_content(*pool.turn(plan, position)) for plan in chats for position in range(plan.turns)]
-            embeddings = await services.memory.embeddings()
+            embeddings = await services.memory.backends.embeddings()
             started = time.perf_counter()
-            await services.memory.run_blocking(embeddings.embed_documents, texts)
+            await services.memory.backends.run_blocking(embeddings.embed_documents, texts)
             embed_s = time.perf_counter() - started
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -15,8 +15,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterator, TextIO
 
-from bot.cli import render_report
 from bot.observability import Redactor
+from bot.report import render_report
 from bot.runner import TurnRunner, turn_report
 from nodes.services import ModelNotConfigured
 from memory.settings import Settings
@@ -125,7 +125,7 @@ class ChatSession:
             self.say(f"no fact named {key}; /facts lists them")
 
     async def reset(self, _: str) -> None:
-        await self.runner.services.memory.reset_working(self.chat_id)
+        await self.runner.services.memory.forget_chat(self.chat_id, keep_archive=True)
         self.say("working memory (L2) of this chat cleared; earlier turns stay recallable from long-term memory (L3)")
 
     async def help(self, _: str) -> None:

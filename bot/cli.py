@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.cli import add_arguments as add_bench_arguments
 from bot.arguments import positive_int
+from bot.report import render_check, render_report
 from memory.settings import Settings, SettingsError, load_settings
 from nodes.state import InvalidTurn
 from memory.errors import BackendUnavailable
@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="load a bundled conversation and show proactive memory at work")
     demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    bench = commands.add_parser("bench", help="measure memory: turn overhead, deadline, import speed, LoCoMo recall")
-    add_bench_arguments(bench)
+    # its options, --help included, are parsed by the benchmarks' own parser: see parse_arguments
+    commands.add_parser("bench", add_help=False,
+                        help="measure memory: turn overhead, deadline, import speed, LoCoMo recall")
 
     chat = commands.add_parser("chat", help="talk to GOAT in the terminal (one message per line from a pipe)")
     chat.add_argument("--chat", default="terminal", help="chat id (default: terminal)")
@@ -66,8 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    """`goat`'s arguments; the benchmarks are imported only when the command is `bench`."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "bench":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return args
+    from bench.cli import add_arguments
+
+    bench = argparse.ArgumentParser(prog="goat bench")
+    add_arguments(bench)
+    return bench.parse_args(rest, namespace=args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.config)
@@ -140,29 +156,25 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     from nodes.services import Services
     from memory.embeddings import model_dir
 
-    def report(status: str, text: str) -> None:
-        print(f"[{status}]".ljust(7) + text)
-
     healthy = True
     try:
-        report("ok", f"embeddings: all-MiniLM-L6-v2 (onnxruntime, float32, offline) from {model_dir()}")
+        print(render_check("ok", f"embeddings: all-MiniLM-L6-v2 (onnxruntime, float32, offline) from {model_dir()}"))
     except RuntimeError as exc:
         healthy = False
-        report("FAIL", f"embeddings: {exc}")
+        print(render_check("FAIL", f"embeddings: {exc}"))
     async with Services(settings) as services:
         for backend in await services.memory.health():
             healthy &= backend.ok
-            report("ok" if backend.ok else "FAIL", f"{backend.name}: {backend.mode} — {backend.detail}")
-            if not backend.ok and backend.fix:
-                print(" " * 7 + f"fix: {backend.fix}")
+            print(render_check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend.mode} — {backend.detail}",
+                               fix=None if backend.ok else backend.fix))
         if settings.letta.url:
-            report("note", "letta: GOAT_LETTA_URL is set but facts are kept in Redis in this version")
+            print(render_check("note", "letta: GOAT_LETTA_URL is set but facts are kept in Redis in this version"))
         llm = settings.llm
         if llm.model:
-            report("ok", f"model: {llm.model} at {llm.base_url or 'api.openai.com'}")
+            print(render_check("ok", f"model: {llm.model} at {llm.base_url or 'api.openai.com'}"))
         else:
-            report("note", "model: none configured — set GOAT_MODEL and OPENAI_API_KEY "
-                           "(and OPENAI_BASE_URL for a non-OpenAI endpoint); memory works without it")
+            print(render_check("note", "model: none configured — set GOAT_MODEL and OPENAI_API_KEY "
+                                       "(and OPENAI_BASE_URL for a non-OpenAI endpoint); memory works without it"))
     return 0 if healthy else 1
 
 
@@ -191,41 +203,6 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from bot.demo.run import run_demo
 
     return await run_demo(settings, as_json=args.json)
-
-
-def render_report(report: dict[str, Any]) -> str:
-    """The human table of `goat inspect` and `goat demo`."""
-    from memory.budget import format_recall_line
-
-    prefetch = report.get("prefetch") or {}
-    split, tokens = report.get("split") or {}, report.get("tokens") or {}
-    cache = prefetch.get("cache")
-    found = ", ".join(f"{k} {v}" for k, v in (prefetch.get("found") or {}).items()) or "nothing"
-    lines = [
-        f"» {report['message']}",
-        f"  chat {report['chat_id']} · turn {report['turn']} · budget {report['budget']} "
-        f"(confidence {report['confidence']:.2f}, complexity {report['complexity']:.2f})",
-        f"  budget split: L0+L1 {split.get('l0_l1')} · L2 {split.get('l2')} · L3 {split.get('l3')} tokens;"
-        f" used: L0+L1 {tokens.get('l0_l1')} · L2 {tokens.get('l2')} · L3 {tokens.get('l3')}",
-        f"  prefetch: fired {', '.join(prefetch.get('fired') or []) or 'nothing'} · found {found}"
-        f" · cache {'hit' if cache and cache.get('hit') else 'miss'} · waited {prefetch.get('waited_ms', 0):.0f} ms"
-        + (f" · range {prefetch['range'][0][:10]}…{prefetch['range'][1][:10]}" if prefetch.get("range") else "")
-        + (f" · keys {', '.join(prefetch['keys'])}" if prefetch.get("keys") else ""),
-        f"  gap filter kept {report.get('kept', 0)}; injected {len(report['l3'])}:",
-    ]
-    for entry in report["l3"]:
-        when, _, text = format_recall_line(entry).partition("] ")  # as the model sees it
-        lines.append(
-            f"    {when}] {entry['mechanism']:<12} d={entry['distance']:.3f} "
-            f"score={entry['blended_score']:.3f}  {text[:110]}{'…' if len(text) > 110 else ''}"
-        )
-    for node, problem in (report.get("degraded") or {}).items():
-        lines.append(f"  degraded: {node}: {problem}")
-    latency = report.get("latency_ms") or {}
-    lines.append("  latency ms: " + " · ".join(f"{k} {v:.1f}" for k, v in latency.items()))
-    if report.get("reply"):
-        lines.append(f"  answer: {report['reply']}")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

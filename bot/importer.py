@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from memory.facade import Memory
+from memory.turns import ImportedTurn
 from nodes.state import clean_text
-from memory.layers import Exchange, MemoryLayers
 
-BATCH = 256
 ROLES = ("user", "assistant")
 
 
@@ -116,44 +115,26 @@ def transcript_of(lines: Iterable[str]) -> Transcript:
 
 
 async def import_transcript(
-    memory: MemoryLayers, path: Path, progress: Callable[[int], None] | None = None
+    memory: Memory, path: Path, progress: Callable[[int], None] | None = None
 ) -> dict[str, int]:
     return await import_turns(memory, read_transcript(path), progress)
 
 
 async def import_turns(
-    memory: MemoryLayers, transcript: Transcript, progress: Callable[[int], None] | None = None
+    memory: Memory, transcript: Transcript, progress: Callable[[int], None] | None = None
 ) -> dict[str, int]:
     """Load a parsed transcript; returns {"messages", "turns", "imported", "skipped"}."""
     stats = {"messages": transcript.messages, "turns": transcript.turns, "imported": 0, "skipped": 0}
-    now = time.time()
     for chat_id, turns in transcript.chats.items():
-        numbers, completed = await memory.import_turn_numbers(chat_id, [_digest(t) for t in turns])
-        pending = [(n, t) for n, t in zip(numbers, turns) if n > completed]
-        stats["skipped"] += len(turns) - len(pending)
-        if progress and len(turns) > len(pending):
-            progress(len(turns) - len(pending))
-        for start in range(0, len(pending), BATCH):
-            batch = pending[start : start + BATCH]
-            exchanges = [_exchange(chat_id, n, t) for n, t in batch]
-            await memory.archive(exchanges, now)
-            for number, turn in batch:
-                await memory.save_turn(
-                    chat_id, number, [{"role": m.role, "content": m.content, "timestamp": m.timestamp} for m in turn]
-                )
-            stats["imported"] += len(batch)
-            if progress:
-                progress(len(batch))
+        imported = await memory.import_turns(chat_id, [_imported(turn) for turn in turns], progress)
+        stats["imported"] += imported
+        stats["skipped"] += len(turns) - imported
     return stats
 
 
-def _exchange(chat_id: str, number: int, turn: tuple[TranscriptMessage, ...]) -> Exchange:
-    by_role = {m.role: m.content for m in turn}
-    return Exchange(
-        chat_id=chat_id,
+def _imported(turn: tuple[TranscriptMessage, ...]) -> ImportedTurn:
+    return ImportedTurn(
+        digest=_digest(turn),
         user_id=turn[0].user_id,
-        turn=number,
-        timestamp=turn[0].timestamp,
-        user_text=by_role.get("user"),
-        assistant_text=by_role.get("assistant"),
+        messages=tuple({"role": m.role, "content": m.content, "timestamp": m.timestamp} for m in turn),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -12,12 +13,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 
 from bot.observability import TurnObserver
-from nodes.context import Context
-from nodes.toolkit.dsml import DsmlStreamFilter
+from graph.checkpoint import RedisCheckpointSaver
 from graph.graph import build_graph
-from nodes.services import Services
 from memory.settings import Settings
+from nodes.context import Context
+from nodes.services import Services
 from nodes.state import turn_input
+from nodes.toolkit.dsml import DsmlStreamFilter
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class TurnRunner:
         self.services = services
         self.observer = TurnObserver(services.settings)
         self._graph: CompiledStateGraph | None = None
+        self._compiling = asyncio.Lock()
         # Inspection stops before the model: an interrupt needs a checkpointer; a
         # throw-away in-memory one is enough since nothing of it is resumed.
         self._inspect_graph = build_graph(checkpointer=InMemorySaver())
@@ -52,16 +55,20 @@ class TurnRunner:
         compiled graphs) then lives as long as the process, so it is frozen out of the
         garbage collector: its full collections, one every ~100 turns, stop re-scanning it
         (measured: 103 ms -> 1.4 ms, each one a turn's stall)."""
-        await self.services.memory.warm_up()
+        await self.services.memory.connect(warm=True)
         await self.graph()
         gc.collect()
         gc.freeze()
 
     async def graph(self) -> CompiledStateGraph:
-        """The turn graph, checkpointed in Redis after every step (thread = chat).
-        Compiled on first use: the embedded Redis starts with the first connection."""
-        if self._graph is None:
-            self._graph = build_graph(checkpointer=await self.services.memory.checkpointer())
+        """The turn graph, checkpointed in Redis after every step (thread = chat), on the same
+        Redis as L2 (a turn and its state fail together). Compiled on first use: the embedded
+        Redis starts with the first connection."""
+        async with self._compiling:  # chats' first turns arrive together: one graph, one checkpointer
+            if self._graph is None:
+                connected = await self.services.memory.connect()
+                self._graph = build_graph(checkpointer=RedisCheckpointSaver.from_url(
+                    connected.redis_url, keep_turns=self.services.settings.redis.checkpoint_keep_turns))
         return self._graph
 
     async def run(self, chat_id: str, message: str, *, user_id: str | None = None,
@@ -73,12 +80,11 @@ class TurnRunner:
         Turns of one chat run one at a time, in arrival order, also across processes; an
         earlier turn of the chat that died after its reply is completed first."""
         turn = turn_input(chat_id, message, user_id, now)
-        graph = await self.graph()
-        memory = self.services.memory
-        memory.embed_ahead(turn["message"])
-        async with (await memory.chat_locks()).hold(turn["chat_id"]), memory.turn_running():
+        # The chat is held first: whatever is awaited before could let a later turn overtake.
+        async with self.services.memory.turn(turn["chat_id"], turn["message"]) as unfinished:
+            graph = await self.graph()
             started = time.perf_counter()
-            if await memory.begin_turn(turn["chat_id"]):
+            if unfinished:
                 await self._finish_unfinished(graph, turn["chat_id"])
             try:
                 final = await self._stream(graph, turn, overrides, on_token)
@@ -86,22 +92,18 @@ class TurnRunner:
                 # It stays marked in flight: the next turn decides from its checkpoint.
                 self.observer.record_failure(turn, exc, (time.perf_counter() - started) * 1000)
                 raise
-            await memory.end_turn(turn["chat_id"])
-            self.observer.record(final, (time.perf_counter() - started) * 1000)
-            return final
+        self.observer.record(final, (time.perf_counter() - started) * 1000)
+        return final
 
     async def recover(self) -> list[str]:
         """Complete the turns that died between reply and archive, and have what an earlier
         process left in the L3 outbox written (call at start-up). Returns the chats that were
         looked at."""
         graph = await self.graph()
-        memory = self.services.memory
-        chats = await memory.unfinished_chats()
+        chats = (await self.services.memory.connect()).unfinished_chats
         for chat_id in chats:
-            async with (await memory.chat_locks()).hold(chat_id):
+            async with self.services.memory.turn(chat_id):
                 await self._finish_unfinished(graph, chat_id)
-                await memory.end_turn(chat_id)
-        memory.wake_archiver()
         return chats
 
     async def _finish_unfinished(self, graph: CompiledStateGraph, chat_id: str) -> None:
@@ -165,6 +167,10 @@ class TurnRunner:
         return dict(state.values)
 
     async def aclose(self) -> None:
+        # The checkpointer first: it drains the writes it holds into Redis, which closes after.
+        if self._graph is not None:
+            await self._graph.checkpointer.aclose()
+            self._graph = None
         await self.services.aclose()
 
     async def __aenter__(self) -> "TurnRunner":

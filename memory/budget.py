@@ -7,6 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from memory.aits import largest_budget
+from memory.settings import Settings
+
 # One recall is one line: line breaks inside it (every archived turn has
 # "user: …\nassistant: …") become a visible marker instead.
 LINE_BREAK_MARKER = " ⏎ "
@@ -43,6 +46,18 @@ def split_budget(total: int, l0_l1_tokens: int, *, l3_min_guarantee: int = 1200,
         l2 = min(max(0, l2_floor), available)
         l3 = available - l2
     return Split(l0_l1=l0_l1, l2=l2, l3=l3)
+
+
+def turn_split(total: int, l0_l1_tokens: int, settings: Settings) -> Split:
+    """A turn's split with the settings' L3 guarantee and L2 floor."""
+    return split_budget(total, l0_l1_tokens, l3_min_guarantee=settings.budget.l3_min_guarantee_tokens,
+                        l2_floor=settings.budget.l2_floor_tokens)
+
+
+def l2_ceiling(settings: Settings) -> int:
+    """The most any turn's split gives L2 (the largest budget, nothing taken by L0+L1): L2
+    older than that is neither read into a turn's state nor decoded."""
+    return turn_split(largest_budget(**settings.aits.model_dump()), 0, settings).l2
 
 
 def trim_working(messages: list[dict], budget: int, count: Callable[[str], int]) -> tuple[list[dict], int]:

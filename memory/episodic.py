@@ -44,8 +44,8 @@ class EpisodicHit(TypedDict):
 
 @dataclass(frozen=True)
 class _ChatCollection:
-    vectorstore: Chroma  # embeds on write, queries by vector
-    collection: chromadb.Collection  # metadata-only reads and updates, never embeds
+    vectorstore: Chroma  # queries by vector
+    collection: chromadb.Collection  # writes with the vectors given, reads, metadata updates
 
 
 def collection_name(chat_id: str) -> str:
@@ -135,8 +135,10 @@ class EpisodicStore:
         except Exception as exc:
             raise ConnectionError(f"Chroma is unreachable: {exc}") from exc
 
-    def upsert(self, chat_id: str, entries: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """Embeds and stores (id, content, metadata) entries; an existing id is overwritten."""
+    def upsert(self, chat_id: str, entries: list[tuple[str, str, dict[str, Any]]],
+               vectors: list[list[float]] | None = None) -> None:
+        """Stores (id, content, metadata) entries with their vectors (embedded here when not
+        given); an existing id is overwritten."""
         if not entries:
             return
         ids = [entry_id for entry_id, _, _ in entries]
@@ -146,7 +148,8 @@ class EpisodicStore:
         batch = self._client().get_max_batch_size()
         for start in range(0, len(entries), batch):
             end = start + batch
-            self._add(chat_id, ids[start:end], contents[start:end], metadatas[start:end])
+            chunk = vectors[start:end] if vectors is not None else self._embeddings.embed_documents(contents[start:end])
+            self._add(chat_id, ids[start:end], contents[start:end], metadatas[start:end], chunk)
 
     def search(
         self,
@@ -311,9 +314,13 @@ class EpisodicStore:
             self._forget(chat_id)
             return default
 
-    def _add(self, chat_id: str, ids: list[str], contents: list[str], metadatas: list[dict[str, Any]]) -> None:
+    def _add(self, chat_id: str, ids: list[str], contents: list[str], metadatas: list[dict[str, Any]],
+             vectors: list[list[float]]) -> None:
+        def write(chat: _ChatCollection) -> None:
+            chat.collection.upsert(ids=ids, embeddings=vectors, documents=contents, metadatas=metadatas)
+
         try:
-            self._create(chat_id).vectorstore.add_texts(contents, metadatas, ids=ids)
+            write(self._create(chat_id))
         except NotFoundError:  # deleted (e.g. by another worker) since it was cached: recreate it
             self._forget(chat_id)
-            self._create(chat_id).vectorstore.add_texts(contents, metadatas, ids=ids)
+            write(self._create(chat_id))

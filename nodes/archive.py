@@ -12,16 +12,13 @@ from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
 from nodes.state import TurnState
-from memory.layers import Exchange
+from memory.turns import Exchange
 from nodes.timing import timed
 
 
 @timed("archive")
 async def archive(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     services, _ = resolve(runtime)
-    # What was injected into an answered turn gains popularity for later turns' scores
-    # (here, after the reply, so that inspecting a turn changes nothing).
-    services.memory.bump_access_later(state.get("l3") or [], state["now"])
     exchange = Exchange(
         chat_id=state["chat_id"],
         user_id=state["user_id"],
@@ -31,7 +28,9 @@ async def archive(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]
         assistant_text=state["reply"],
     )
     try:
-        waiting = await services.memory.archive_later([exchange], now=state["now"])
+        # What was injected into an answered turn gains popularity for later turns' scores
+        # (here, after the reply, so that inspecting a turn changes nothing).
+        waiting = await services.memory.archive([exchange], state["now"], accessed=state.get("l3") or [])
     except Exception as exc:  # the reply is out and L2 holds the turn; L3 alone misses it
         return {"archive_id": "", "degraded": {"archive": f"L3 write failed ({type(exc).__name__}: {exc})"}}
     if services.memory.l3_problem:

@@ -9,21 +9,23 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from nodes.context import Context, resolve
-from nodes.state import TurnState
 from memory.aits import assess
-from nodes.toolkit.flow import tool_offer
-from memory.budget import split_budget
+from memory.budget import turn_split
 from memory.prompt import tool_guidance
 from memory.tokens import count_tokens
+from nodes.context import Context, resolve
+from nodes.state import TurnState
 from nodes.timing import timed
+from nodes.toolkit.flow import openai_schemas, tool_offer
+from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES
 
 
 @timed("budget")
 async def budget(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     services, settings = resolve(runtime)
-    offered = await tool_offer(services, settings)
-    guidance = tool_guidance(offered)
+    offered = await tool_offer(services.plugins, settings)
+    # Memory tools have their fixed guidance line; any other tool its own description.
+    guidance = tool_guidance({t.name: "" if t.name in MEMORY_TOOL_NAMES else t.description for t in offered})
     aits = settings.aits
     assessment = assess(
         state["message"],
@@ -32,12 +34,7 @@ async def budget(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
         complexity_bonus=aits.complexity_bonus,
         hard_cap=aits.hard_cap,
     )
-    split = split_budget(
-        assessment.budget,
-        count_tokens(state.get("identity", "")) + count_tokens(guidance),
-        l3_min_guarantee=settings.budget.l3_min_guarantee_tokens,
-        l2_floor=settings.budget.l2_floor_tokens,
-    )
+    split = turn_split(assessment.budget, count_tokens(state.get("identity", "")) + count_tokens(guidance), settings)
     return {
         "aits": {
             "confidence": assessment.confidence,
@@ -45,6 +42,7 @@ async def budget(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
             "budget": assessment.budget,
         },
         "split": {"l0_l1": split.l0_l1, "l2": split.l2, "l3": split.l3},
-        "tools_offered": list(offered),
+        "tools_offered": [t.name for t in offered],
+        "tool_schemas": openai_schemas(offered),
         "tool_guidance": guidance,
     }

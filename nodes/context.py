@@ -8,28 +8,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langgraph.runtime import Runtime
 
 from memory.settings import Settings
-
-if TYPE_CHECKING:
-    from nodes.services import Services
+from nodes.services import Services
 
 
 @dataclass
 class Context:
     overrides: dict[str, Any] = field(default_factory=dict)
-    # A nodes.services.Services. Typed Any so the context stays JSON-schema-able for
+    # A Services. Typed Any so the context stays JSON-schema-able for
     # Studio, which cannot pass objects: there the graph builds one per process.
     services: Any = None
 
 
-def resolve(runtime: Runtime[Context] | None) -> tuple["Services", Settings]:
+def resolve(runtime: Runtime[Context] | None) -> tuple[Services, Settings]:
     """The services and the effective settings (with this run's overrides) for a node."""
-    from nodes.services import Services
-
     context = runtime.context if runtime is not None and runtime.context is not None else Context()
     if isinstance(context, dict):  # the Studio server may hand the context over as JSON
         context = Context(**context)

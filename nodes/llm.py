@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
 from nodes.state import TurnState
-from nodes.toolkit.flow import chat_messages, openai_schemas, read_answer, turn_tools
+from nodes.toolkit.flow import chat_messages, read_answer
 from nodes.timing import timed
 
 
@@ -20,11 +20,11 @@ from nodes.timing import timed
 async def llm(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     services, _ = resolve(runtime)
     model = services.chat_model  # raises ModelNotConfigured with the variables to set
-    tools = turn_tools(services, state)
-    # Bound as ready schemas, which bind_tools passes through unconverted.
-    offering = model.bind_tools(openai_schemas(tools.values())) if tools else model
+    schemas = state.get("tool_schemas") or []
+    # The schemas the budget node offered, which bind_tools passes through unconverted.
+    offering = model.bind_tools(schemas) if schemas else model
     answer = await offering.ainvoke(chat_messages(state["prompt"]))
     reply, calls = read_answer(answer)
     # The thread's state still holds the previous turn's tool keys: this turn starts them afresh.
-    return {"reply": reply, "tool_calls": calls if tools else [], "tool_results": [], "ungrounded": [],
+    return {"reply": reply, "tool_calls": calls if schemas else [], "tool_results": [], "ungrounded": [],
             "model_calls": 1}

@@ -6,10 +6,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from memory.budget import l2_ceiling
 from nodes.context import Context, resolve, turn_time
 from nodes.state import TurnState, check_input
-from memory.aits import largest_budget
-from memory.budget import split_budget
 from nodes.timing import timed
 
 
@@ -19,14 +18,8 @@ async def load_working(state: TurnState, runtime: Runtime[Context]) -> dict[str,
     services, settings = resolve(runtime)
     # Redis is the one backend a turn cannot do without (L2 and the turn counter live
     # there): its failure raises, before anything of this turn has been written.
-    # No turn's budget can give L2 more than what is left of the largest budget after L3's
-    # guarantee: older messages are neither read into the state nor decoded.
-    most_for_l2 = split_budget(
-        largest_budget(**settings.aits.model_dump()), 0,
-        l3_min_guarantee=settings.budget.l3_min_guarantee_tokens, l2_floor=settings.budget.l2_floor_tokens,
-    ).l2
     completed, working = await services.memory.working(
-        state["chat_id"], settings.memory.l2_max_messages, max_tokens=most_for_l2
+        state["chat_id"], settings.memory.l2_max_messages, max_tokens=l2_ceiling(settings)
     )
     return {
         "turn": completed + 1,

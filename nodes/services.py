@@ -10,10 +10,10 @@ from typing import ClassVar
 
 from langchain_core.language_models import BaseChatModel
 
-from nodes.toolkit.plugins import PluginRegistry
+from memory.facade import Memory
 from memory.settings import Settings, load_settings
-from memory.layers import MemoryLayers
 from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES
+from nodes.toolkit.plugins import PluginRegistry
 
 
 class ModelNotConfigured(RuntimeError):
@@ -27,9 +27,9 @@ class ModelNotConfigured(RuntimeError):
 
 
 class Services:
-    def __init__(self, settings: Settings, memory: MemoryLayers | None = None) -> None:
+    def __init__(self, settings: Settings, memory: Memory | None = None) -> None:
         self.settings = settings
-        self.memory = memory or MemoryLayers(settings)
+        self.memory = memory or Memory(settings)
 
     @cached_property
     def chat_model(self) -> BaseChatModel:
@@ -75,5 +75,5 @@ class Services:
         with cls._server_lock:
             if cls._server_instance is None:
                 cls._server_instance = cls(load_settings())
-                atexit.register(cls._server_instance.memory.stop_at_exit)
+                atexit.register(cls._server_instance.memory.backends.stop_at_exit)
             return cls._server_instance

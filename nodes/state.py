@@ -79,6 +79,7 @@ class TurnState(TurnInput, total=False):
     aits: dict[str, float]  # confidence, complexity, budget
     split: dict[str, int]  # l0_l1 (identity, facts, tool guidance), l2, l3 token shares
     tools_offered: list[str]  # names of the tools the model may call this turn
+    tool_schemas: list[dict[str, Any]]  # their OpenAI schemas, bound to the model by the llm node
     tool_guidance: str  # their lines in the system prompt
     # assemble
     prompt: list[Message]  # system message + L2 messages + the user message
@@ -114,6 +115,8 @@ def clean_text(text: str) -> str:
 
 
 def check_input(state: TurnInput) -> None:
+    """Refuse an input that cannot be processed, before anything of its turn is written: the
+    graph's one check (in ``load_working``), whatever the entry point."""
     message, chat_id = state.get("message"), state.get("chat_id")
     if not isinstance(chat_id, str) or not chat_id.strip():
         raise InvalidTurn("chat_id must be a non-empty string")
@@ -126,12 +129,11 @@ def check_input(state: TurnInput) -> None:
 
 
 def turn_input(chat_id: str, message: str, user_id: str | None = None, now: float | None = None) -> TurnInput:
-    """A validated graph input, as every entry point builds it."""
+    """A graph input, as every entry point builds it (the graph checks it)."""
     turn: TurnInput = {
         "chat_id": str(chat_id),
         "user_id": str(user_id or chat_id),
         "message": clean_text(message) if isinstance(message, str) else message,
         "now": time.time() if now is None else float(now),
     }
-    check_input(turn)
     return turn

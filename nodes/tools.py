@@ -15,8 +15,8 @@ from nodes.timing import timed
 @timed("tools")
 async def tools(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     services, settings = resolve(runtime)
-    config = turn_toolbox(services, settings, state).run_config()
+    config = turn_toolbox(services.memory, settings, state).run_config()
     results = await run_tool_calls(
-        turn_tools(services, state), state["tool_calls"], config, settings.tools.timeout, settings.tools.max_calls
+        turn_tools(services.plugins, state), state["tool_calls"], config, settings.tools.timeout, settings.tools.max_calls
     )
     return {"tool_results": results}

@@ -22,10 +22,10 @@ from bench.cli import SECTIONS
 from bench.overhead import NODES
 from bench.retrieval import OFF_TOPIC, methods
 from bot.cli import main
-from memory.checkpoint import DEFAULT_KEEP_TURNS
+from graph.checkpoint import DEFAULT_KEEP_TURNS
 from memory.episodic import collection_name
 from memory.keys import structural_keys
-from memory.layers import PREFIX
+from memory.backends import PREFIX
 from memory.lexical import LexicalIndex
 from memory.redis_server import EmbeddedRedis
 from memory.temporal import completed_past_range

@@ -21,7 +21,7 @@ from fakes import FakeOpenAI
 from memory.settings import Settings
 from nodes.state import MAX_MESSAGE_CHARS
 from memory.episodic import collection_name
-from memory.layers import MemoryLayers
+from memory.facade import Memory
 from memory.prompt import RECALL_HEADER
 from memory.redis_server import EmbeddedRedis
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok
@@ -93,10 +93,10 @@ def goat_chat(lines: list[str], *args: str, env: dict[str, str], cwd: Path) -> s
 
 
 async def seed_facts(settings: Settings) -> None:
-    memory = MemoryLayers(settings)
+    memory = Memory(settings)
     try:
-        await (await memory.redis()).flushall()
-        store = await memory.facts_store()
+        await (await memory.backends.redis()).flushall()
+        store = await memory.backends.facts()
         for key, value in FACTS.items():
             await store.upsert(USER, key, value)
     finally:
@@ -285,12 +285,12 @@ async def test_a_failing_command_prints_one_line_and_the_session_goes_on(setting
 
 
 async def test_reset_empties_l2_but_turn_numbers_go_on(settings, embeddings):
-    memory = MemoryLayers(settings, embeddings=embeddings)
+    memory = Memory(settings, embeddings=embeddings)
     try:
         message = {"role": "user", "content": "hi", "timestamp": 1.0}
         assert await memory.save_turn("reset-chat", 1, [message])
         assert await memory.save_turn("reset-chat", 2, [message])
-        await memory.reset_working("reset-chat")
+        await memory.forget_chat("reset-chat", keep_archive=True)
         assert await memory.working("reset-chat", 10) == (2, [])
         assert not await memory.save_turn("reset-chat", 2, [{**message, "content": "other"}])  # number taken
         assert await memory.save_turn("reset-chat", 3, [message])

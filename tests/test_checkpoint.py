@@ -32,7 +32,7 @@ from redis.exceptions import ResponseError
 from redis.retry import Retry
 
 from conftest import StartEmbedded
-from memory.checkpoint import RedisCheckpointSaver
+from graph.checkpoint import RedisCheckpointSaver
 from memory.redis_server import process_client_name
 
 # ---------------------------------------------------------------- conformance

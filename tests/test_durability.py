@@ -22,7 +22,7 @@ from fakes import FakeOpenAI
 from memory.settings import Settings
 from memory.chat_lock import ChatLocks
 from memory.episodic import collection_name
-from memory.layers import archive_id
+from memory.turns import archive_id
 from test_chat import goat_chat
 from test_cli import GOAT, goat_env
 from nodes.state import turn_input
@@ -41,7 +41,7 @@ async def test_a_burst_to_one_chat_is_answered_in_order_while_other_chats_interl
     with FakeOpenAI(responder=echo) as fake:
         runner = make_runner(with_model(settings, fake), embeddings)
         try:
-            await runner.services.memory.warm_up()
+            await runner.services.memory.connect(warm=True)
             sent: dict[str, list[str]] = {"busy": [], "quiet-a": [], "quiet-b": []}
             tasks = []
             for i in range(10):  # ten messages without waiting for a reply, two other chats in between
@@ -50,17 +50,17 @@ async def test_a_burst_to_one_chat_is_answered_in_order_while_other_chats_interl
                     sent[chat_id].append(text)
                     tasks.append(asyncio.create_task(runner.run(chat_id, text, now=NOW.timestamp() + i)))
             await asyncio.gather(*tasks)
-            assert await runner.services.memory.flush_archive() == 0  # L3 is written behind the replies
+            assert await runner.services.memory.settle() == 0  # L3 is written behind the replies
 
             for chat_id, messages in sent.items():
                 completed, working = await runner.services.memory.working(chat_id, 100)
                 assert completed == len(messages)
                 assert [m["content"] for m in working] == [t for m in messages for t in (m, f"re: {m}")]
-                store = await runner.services.memory.episodic()
+                store = await runner.services.memory.backends.episodic()
                 archived = store.get_by_ids([chat_id], [archive_id(chat_id, n) for n in range(1, 20)])
                 assert sorted(e["content"] for e in archived) == sorted(
                     f"user: {m}\nassistant: re: {m}" for m in messages)
-            assert (await runner.services.memory.chat_locks()).held_locally() == 0
+            assert (await runner.services.memory.backends.chat_locks()).held_locally() == 0
         finally:
             await runner.aclose()
 
@@ -74,7 +74,7 @@ async def test_fifty_chats_of_twenty_turns_at_once_are_each_saved_and_archived_o
     with FakeOpenAI(responder=echo) as fake:
         runner = make_runner(with_model(settings, fake), embeddings)
         try:
-            await runner.services.memory.warm_up()
+            await runner.services.memory.connect(warm=True)
 
             async def converse(chat_id: str) -> None:
                 for turn in range(1, 21):
@@ -82,8 +82,8 @@ async def test_fifty_chats_of_twenty_turns_at_once_are_each_saved_and_archived_o
 
             await asyncio.gather(*(converse(chat_id) for chat_id in chats))
             memory = runner.services.memory
-            assert await memory.flush_archive() == 0
-            store = await memory.episodic()
+            assert await memory.settle() == 0
+            store = await memory.backends.episodic()
             for chat_id in chats:
                 said = [f"{chat_id} says {turn}" for turn in range(1, 21)]
                 completed, working = await memory.working(chat_id, 100)
@@ -155,7 +155,7 @@ async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_b
             runner = make_runner(configured, embeddings)
             try:
                 await runner.run("c", "first, while chroma is up", now=NOW.timestamp())
-                assert await runner.services.memory.flush_archive() == 0  # written behind the reply
+                assert await runner.services.memory.settle() == 0  # written behind the reply
             except BaseException:
                 await runner.aclose()
                 raise
@@ -164,12 +164,12 @@ async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_b
             assert down["reply"] == "re: second, chroma is down"  # answered without L3
             assert "failed" in down["degraded"]["prefetch"]
             assert down["degraded"]["archive"] == "L3 unreachable: queued in the outbox (1 waiting)"
-            assert await runner.services.memory.flush_archive() == 1  # still down: it waits
+            assert await runner.services.memory.settle() == 1  # still down: it waits
             with chroma_server(chroma_dir, port):
                 back = await runner.run("c", "third, chroma is back", now=NOW.timestamp() + 2)
                 assert back["degraded"]["archive"] == ""
-                assert await runner.services.memory.flush_archive() == 0
-                store = await runner.services.memory.episodic()
+                assert await runner.services.memory.settle() == 0
+                store = await runner.services.memory.backends.episodic()
                 archived = store.get_by_ids(["c"], [archive_id("c", n) for n in range(1, 10)])
                 assert sorted(e["id"] for e in archived) == [archive_id("c", n) for n in (1, 2, 3)]
                 assert store.count("c") == 3
@@ -225,8 +225,8 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
             completed, working = await runner.services.memory.working("c", 100)
             assert completed == 2
             assert [m["content"] for m in working] == ["first turn", "re: first turn", "third turn", "re: third turn"]
-            assert await runner.services.memory.flush_archive() == 0
-            store = await runner.services.memory.episodic()
+            assert await runner.services.memory.settle() == 0
+            store = await runner.services.memory.backends.episodic()
             assert store.count("c") == 2
         finally:
             await runner.aclose()
@@ -251,7 +251,7 @@ async def test_a_turn_stopped_after_its_reply_is_saved_and_archived_once_by_the_
         first = make_runner(configured, embeddings)
         try:
             graph = await first.graph()
-            assert not await first.services.memory.begin_turn("c")
+            assert not await first.services.memory.journal.begin("c")
             await graph.ainvoke(turn_input("c", "said just before the crash", now=NOW.timestamp()),
                                 {"configurable": {"thread_id": "c"}}, context=first.context(),
                                 interrupt_before=["save"], durability="sync")
@@ -261,14 +261,14 @@ async def test_a_turn_stopped_after_its_reply_is_saved_and_archived_once_by_the_
         try:
             assert await restarted.recover() == ["c"]
             memory = restarted.services.memory
-            assert await memory.flush_archive() == 0
+            assert await memory.settle() == 0
             completed, working = await memory.working("c", 10)
             assert completed == 1
             assert [m["content"] for m in working] == ["said just before the crash", "re: said just before the crash"]
-            store = await memory.episodic()
+            store = await memory.backends.episodic()
             assert [e["id"] for e in store.get_by_ids(["c"], [archive_id("c", n) for n in (1, 2)])] == [
                 archive_id("c", 1)]
-            assert await memory.unfinished_chats() == []
+            assert await memory.journal.unfinished() == []
             assert await restarted.recover() == []  # nothing is done twice
         finally:
             await restarted.aclose()

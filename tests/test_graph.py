@@ -23,13 +23,9 @@ from memory.settings import Settings, SettingsError
 from nodes.state import InvalidTurn, TurnConflict, turn_input
 from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
-from memory.layers import (
-    ARCHIVE_TAG,
-    BackendUnavailable,
-    Exchange,
-    MemoryLayers,
-    archive_id,
-)
+from memory.errors import BackendUnavailable
+from memory.facade import Memory
+from memory.turns import ARCHIVE_TAG, Exchange, archive_id
 from memory.tokens import count_tokens
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
@@ -79,13 +75,13 @@ def history_jsonl(chat_id: str, user_id: str = "alice") -> str:
 
 
 def make_runner(settings: Settings, embeddings: MiniLMEmbeddings, **memory_parts) -> TurnRunner:
-    return TurnRunner(Services(settings, MemoryLayers(settings, embeddings=embeddings, **memory_parts)))
+    return TurnRunner(Services(settings, Memory(settings, embeddings=embeddings, **memory_parts)))
 
 
 @pytest.fixture
 async def runner(settings: Settings, embeddings: MiniLMEmbeddings):
     runner = make_runner(settings, embeddings)
-    await runner.services.memory.warm_up()
+    await runner.services.memory.connect(warm=True)
     yield runner
     await runner.aclose()
 
@@ -205,14 +201,14 @@ async def test_entries_injected_into_an_answered_turn_get_their_access_bumped(se
         try:
             await load_history(runner, tmp_path)
             memory = runner.services.memory
-            store = await memory.episodic()
+            store = await memory.backends.episodic()
             inspected = await inspect(runner, "alice-chat", "status of alpha-5675?")
-            await memory.flush_archive()
+            await memory.settle()
             ids = [e["id"] for e in inspected["l3"]]
             assert ids and all(h["metadata"]["access_count"] == 0 for h in store.get_by_ids(["alice-chat"], ids))
 
             state = await runner.run("alice-chat", "status of alpha-5675?", now=NOW.timestamp())
-            await memory.flush_archive()
+            await memory.settle()
             assert [e["id"] for e in state["l3"]] == ids
             hits = store.get_by_ids(["alice-chat"], ids)
             assert all(h["metadata"]["access_count"] == 1 for h in hits)
@@ -225,7 +221,7 @@ async def test_reimport_adds_nothing(runner, tmp_path):
     await load_history(runner, tmp_path)
     again = await load_history(runner, tmp_path)
     assert again["imported"] == 0 and again["skipped"] == 18
-    store = await runner.services.memory.episodic()
+    store = await runner.services.memory.backends.episodic()
     assert store.count("alice-chat") == 18
     completed, working = await runner.services.memory.working("alice-chat", 100)
     assert completed == 18 and len(working) == 36
@@ -310,7 +306,7 @@ async def test_chroma_down_costs_only_l3(settings, embeddings, tmp_path, unused_
         fake.reply("Sorry, I cannot recall that right now.")
         runner = make_runner(with_model(down, fake), embeddings)
         try:
-            await runner.services.memory.warm_up()  # Chroma down is not fatal at start either
+            await runner.services.memory.connect(warm=True)  # Chroma down is not fatal at start either
             state = await runner.run("alice-chat", "Which tomato variety did I plant?", now=NOW.timestamp())
             assert state["reply"] == "Sorry, I cannot recall that right now."
             assert state["l3"] == [] and "failed" in state["degraded"]["prefetch"]
@@ -365,8 +361,8 @@ async def test_a_turn_answers_saves_and_archives_verbatim(settings, embeddings, 
             completed, working = await memory.working("alice-chat", 100)
             assert completed == turn and working[-1]["content"] == "You planted San Marzano tomatoes."
             assert [m["tokens"] for m in working[-2:]] == [count_tokens(m["content"]) for m in working[-2:]]
-            assert await memory.flush_archive() == 0  # the archive is written behind the reply
-            store = await memory.episodic()
+            assert await memory.settle() == 0  # the archive is written behind the reply
+            store = await memory.backends.episodic()
             [entry] = store.get_by_ids(["alice-chat"], [state["archive_id"]])
             assert entry["content"] == "user: Which tomatoes did I plant?\nassistant: You planted San Marzano tomatoes."
             meta = entry["metadata"]
@@ -374,7 +370,7 @@ async def test_a_turn_answers_saves_and_archives_verbatim(settings, embeddings, 
             assert meta["timestamp"] == NOW.timestamp() and meta["access_count"] == 0 and meta["last_accessed"] > 0
 
             # Replaying the archive of the same turn never duplicates it.
-            await memory.archive([Exchange("alice-chat", "alice", turn, NOW.timestamp(), "x", "y")], now=NOW.timestamp())
+            await memory.archiver.write([Exchange("alice-chat", "alice", turn, NOW.timestamp(), "x", "y")], now=NOW.timestamp())
             assert store.count("alice-chat") == turn
         finally:
             await runner.aclose()
@@ -391,7 +387,7 @@ async def test_a_repeat_question_sees_the_turn_just_archived(settings, embedding
             assert again["prefetch"]["cache"]["hit"] is True
             fake.reply("Noted: your cat is called Pixel.")
             await runner.run("alice-chat", "My cat is called Pixel, a grey tabby.", now=NOW.timestamp())
-            await runner.services.memory.flush_archive()  # written behind the reply
+            await runner.services.memory.settle()  # written behind the reply
             after = await inspect(runner, "alice-chat", question)
             assert after["prefetch"]["cache"]["hit"] is False  # the archive invalidated it
             assert any("Pixel" in e["content"] for e in after["l3"])
@@ -428,9 +424,10 @@ async def test_no_model_configured_stops_with_the_variables_to_set(runner):
 
 
 @pytest.mark.parametrize("message", ["", "   \n\t "])
-def test_empty_message_is_refused(message):
+async def test_empty_message_is_refused(runner, message):
     with pytest.raises(InvalidTurn, match="empty"):
-        turn_input("c", message)
+        await runner.run("c", message)
+    assert await runner.services.memory.working("c", 10) == (0, [])
 
 
 async def test_empty_message_reaching_the_graph_directly_writes_nothing(runner):
@@ -446,11 +443,11 @@ async def test_huge_and_broken_unicode_messages_are_kept_verbatim(settings, embe
     with FakeOpenAI() as fake:
         runner = make_runner(with_model(settings, fake), embeddings)
         try:
-            await runner.services.memory.warm_up()
+            await runner.services.memory.connect(warm=True)
             first = await runner.run("c", huge, now=NOW.timestamp())
             second = await runner.run("c", broken, now=NOW.timestamp())
-            assert await runner.services.memory.flush_archive() == 0
-            store = await runner.services.memory.episodic()
+            assert await runner.services.memory.settle() == 0
+            store = await runner.services.memory.backends.episodic()
             [entry] = store.get_by_ids(["c"], [first["archive_id"]])
             assert entry["content"] == f"user: {huge}\nassistant: ok"
             [entry] = store.get_by_ids(["c"], [second["archive_id"]])
@@ -511,7 +508,7 @@ async def test_transcript_bytes_that_are_not_utf8_are_imported_as_replacement_ch
     path.write_bytes(line.encode("utf-8").replace("é".encode("utf-8"), b"\xe9") + b"\n")  # a Latin-1 é
     stats = await import_transcript(runner.services.memory, path)
     assert stats["imported"] == 1
-    store = await runner.services.memory.episodic()
+    store = await runner.services.memory.backends.episodic()
     [entry] = store.get_by_ids(["c"], [archive_id("c", 1)])
     assert entry["content"] == "user: caf\ufffd"
     assert (await runner.services.memory.working("c", 10))[1][0]["content"] == "caf\ufffd"
@@ -527,7 +524,7 @@ async def test_turns_of_one_chat_sent_at_once_run_one_after_another(settings, em
     with FakeOpenAI() as fake:
         runner = make_runner(with_model(settings, fake), embeddings)
         try:
-            await runner.services.memory.warm_up()
+            await runner.services.memory.connect(warm=True)
             messages = [f"message number {n}" for n in range(1, 5)]
             states = await asyncio.gather(*(runner.run("busy", m, now=NOW.timestamp()) for m in messages))
             assert sorted(s["turn"] for s in states) == [1, 2, 3, 4]
@@ -535,8 +532,8 @@ async def test_turns_of_one_chat_sent_at_once_run_one_after_another(settings, em
             assert completed == 4
             users = [m["content"] for m in working if m["role"] == "user"]
             assert sorted(users) == messages and len(set(s["archive_id"] for s in states)) == 4
-            assert await runner.services.memory.flush_archive() == 0
-            store = await runner.services.memory.episodic()
+            assert await runner.services.memory.settle() == 0
+            store = await runner.services.memory.backends.episodic()
             assert store.count("busy") == 4
         finally:
             await runner.aclose()
@@ -547,7 +544,7 @@ async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_
     with FakeOpenAI() as fake:
         runner = make_runner(with_model(settings, fake), embeddings)
         try:
-            await runner.services.memory.warm_up()
+            await runner.services.memory.connect(warm=True)
             first, second = await asyncio.gather(
                 *(build_graph().ainvoke(turn_input("race", m, now=NOW.timestamp()), context=runner.context())
                   for m in ("winner or loser one", "winner or loser two")),
@@ -556,8 +553,8 @@ async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_
             outcomes = [first, second]
             assert sum(isinstance(o, TurnConflict) for o in outcomes) == 1
             [winner] = [o for o in outcomes if isinstance(o, dict)]
-            assert await runner.services.memory.flush_archive() == 0
-            store = await runner.services.memory.episodic()
+            assert await runner.services.memory.settle() == 0
+            store = await runner.services.memory.backends.episodic()
             [entry] = store.get_by_ids(["race"], [archive_id("race", 1)])
             assert entry["content"].startswith(f"user: {winner['message']}\n")
         finally:
@@ -566,7 +563,7 @@ async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_
 
 async def test_a_model_load_cut_short_by_the_deadline_goes_on_for_the_next_turn(settings, monkeypatch):
     """Studio's server never warms up: the first turns may give up on a cold model, not the load."""
-    import memory.layers
+    import memory.backends
 
     loads = []
 
@@ -575,14 +572,14 @@ async def test_a_model_load_cut_short_by_the_deadline_goes_on_for_the_next_turn(
             loads.append(self)
             super().__init__()
 
-    monkeypatch.setattr(memory.layers, "MiniLMEmbeddings", CountedEmbeddings)
+    monkeypatch.setattr(memory.backends, "MiniLMEmbeddings", CountedEmbeddings)
     runner = TurnRunner(Services(settings))
     try:
         quick = {"prefetch.timeout": 0.01}
         first = await inspect(runner, "cold", "what did I plant?", overrides=quick)
         second = await inspect(runner, "cold", "what did I plant?", overrides=quick)
         assert "thematic" in first["prefetch"]["timed_out"]
-        await runner.services.memory.embeddings()  # the one load, still under way or done
+        await runner.services.memory.backends.embeddings()  # the one load, still under way or done
         third = await inspect(runner, "cold", "what did I plant?", overrides={"prefetch.timeout": 5})
         assert third["prefetch"]["timed_out"] == [] and len(loads) == 1
         assert second["prefetch"]["deadline_ms"] == 10

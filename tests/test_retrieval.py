@@ -17,7 +17,9 @@ from bot.runner import TurnRunner, turn_report
 from nodes.services import Services
 from memory.settings import Settings
 from memory.embeddings import MiniLMEmbeddings
-from memory.layers import MemoryLayers, archive_id
+from memory.facade import Memory
+from memory.search import L3Search
+from memory.turns import archive_id
 from memory.lexical import K1, LexicalIndex, terms
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
@@ -58,7 +60,7 @@ def test_terms_fold_case_and_diacritics() -> None:
 
 
 async def scored(index: LexicalIndex, chat_id: str, query: str, **options) -> list[tuple[str, float]]:
-    """The word search's (id, score) pairs; its vectors are checked through MemoryLayers.lexical_search."""
+    """The word search's (id, score) pairs; its vectors are checked through L3Search.lexical_search."""
     return [(entry_id, score) for entry_id, score, _ in await index.search(chat_id, query, **options)]
 
 
@@ -164,7 +166,7 @@ def history_jsonl(chat_id: str, history: list[tuple[int, str, str]] = HISTORY) -
     return "\n".join(lines) + "\n"
 
 
-async def load(memory: MemoryLayers, tmp_path: Path, chat_id: str, history=HISTORY) -> None:
+async def load(memory: Memory, tmp_path: Path, chat_id: str, history=HISTORY) -> None:
     path = tmp_path / f"{chat_id}.jsonl"
     path.write_text(history_jsonl(chat_id, history), encoding="utf-8")
     await import_transcript(memory, path)
@@ -172,8 +174,8 @@ async def load(memory: MemoryLayers, tmp_path: Path, chat_id: str, history=HISTO
 
 @pytest.fixture
 async def runner(settings: Settings, embeddings: MiniLMEmbeddings):
-    runner = TurnRunner(Services(settings, MemoryLayers(settings, embeddings=embeddings)))
-    await runner.services.memory.warm_up()
+    runner = TurnRunner(Services(settings, Memory(settings, embeddings=embeddings)))
+    await runner.services.memory.connect(warm=True)
     yield runner
     await runner.aclose()
 
@@ -184,48 +186,48 @@ async def inspect(runner: TurnRunner, chat_id: str, message: str, **kwargs) -> d
 
 async def test_a_few_new_turns_are_indexed_at_once_a_backlog_in_the_background(runner, tmp_path) -> None:
     memory = runner.services.memory
-    index = await memory.lexical_index()
+    index = await memory.backends.lexical_index()
     await load(memory, tmp_path, "small")
-    assert await memory.sync_index(["small"]) is True
+    assert await memory.archiver.sync_index(["small"]) is True
     assert await index.indexed_turns("small") == len(HISTORY)
     assert await index.missing("small", [archive_id("small", n) for n in range(1, len(HISTORY) + 1)]) == []
 
     long_history = [(40 - i / 10, f"note number {i} about topic {i % 7}", "noted") for i in range(150)]
     await load(memory, tmp_path, "big", long_history)
     assert await index.indexed_turns("big") == 150  # the import indexed what it archived
-    await memory.forget_index("big")  # as if the archive were older than its word index
-    assert await memory.sync_index(["big"]) is False  # 150 turns behind: a background task catches up
-    await memory.wait_indexing()
-    assert await index.indexed_turns("big") == 150 and await memory.sync_index(["big"]) is True
-    found = await memory.lexical_search(["big"], "note 149", k=3, max_df_share=0.1)
+    await memory.archiver.forget_index("big")  # as if the archive were older than its word index
+    assert await memory.archiver.sync_index(["big"]) is False  # 150 turns behind: a background task catches up
+    await memory.archiver.wait_indexing()
+    assert await index.indexed_turns("big") == 150 and await memory.archiver.sync_index(["big"]) is True
+    found = await memory.l3.lexical_search(["big"], "note 149", k=3, max_df_share=0.1)
     assert found[0][0]["id"] == archive_id("big", 150)
 
 
 async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory.sync_index(["chat"])
-    query = await memory.embed_query("how are my tomatoes doing?")
-    store = await memory.episodic()
+    await memory.archiver.sync_index(["chat"])
+    query = await memory.l3.embed_query("how are my tomatoes doing?")
+    store = await memory.backends.episodic()
     stored = store.get_with_vectors(["chat"], [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)])
     exact = np.mean([np.sum(np.square(v - np.asarray(query, dtype=np.float32))) for _, v in stored])
-    assert await memory.background_distance(["chat"], query) == pytest.approx(exact, abs=1e-5)
-    assert await memory.background_distance(["nobody"], query) is None
+    assert await memory.l3.background_distance(["chat"], query) == pytest.approx(exact, abs=1e-5)
+    assert await memory.l3.background_distance(["nobody"], query) is None
 
 
 async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory.sync_index(["chat"])
-    assert await memory.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1)
+    await memory.archiver.sync_index(["chat"])
+    assert await memory.l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1)
     await memory.forget_chat("chat")
-    assert await memory.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1) == []
-    assert await memory.background_distance(["chat"], await memory.embed_query("x")) is None
+    assert await memory.l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1) == []
+    assert await memory.l3.background_distance(["chat"], await memory.l3.embed_query("x")) is None
     # The chat's turn numbers start again at 1: new turns are indexed with their new words.
     await load(memory, tmp_path, "chat", [(1, "Our cat Mittens learned to open doors.", "Clever cat.")])
-    await memory.sync_index(["chat"])
-    [(hit, _, _)] = await memory.lexical_search(["chat"], "Mittens", k=5, max_df_share=1.0)
-    assert hit["id"] == archive_id("chat", 1) and await memory.lexical_search(["chat"], "Zorblax", 5, 1.0) == []
+    await memory.archiver.sync_index(["chat"])
+    [(hit, _, _)] = await memory.l3.lexical_search(["chat"], "Mittens", k=5, max_df_share=1.0)
+    assert hit["id"] == archive_id("chat", 1) and await memory.l3.lexical_search(["chat"], "Zorblax", 5, 1.0) == []
 
 
 # ---------------------------------------------------------------- time ranges and keys from the index
@@ -250,28 +252,28 @@ async def test_the_index_keeps_each_entrys_time_and_vector(raw_redis) -> None:
 async def test_a_time_range_is_ranked_from_the_index_as_chromas_filter_ranks_it(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    assert await memory.sync_index(["chat"])
-    query = await memory.embed_query("how are the tomato plants?")
+    assert await memory.archiver.sync_index(["chat"])
+    query = await memory.l3.embed_query("how are the tomato plants?")
     for after, before in ((days_ago(31), days_ago(16.5)), (days_ago(17.5), days_ago(16.5)), (None, days_ago(25.5)),
                           (days_ago(20), None), (days_ago(3), days_ago(1))):
-        from_index = await memory.search(["chat"], query, 5, after, before, indexed=True)
-        from_chroma = await memory.search(["chat"], query, 5, after, before, indexed=False)
+        from_index = await memory.l3.search(["chat"], query, 5, after, before, indexed=True)
+        from_chroma = await memory.l3.search(["chat"], query, 5, after, before, indexed=False)
         assert [h["id"] for h in from_index] == [h["id"] for h in from_chroma]
         assert [h["distance"] for h in from_index] == pytest.approx([h["distance"] for h in from_chroma], abs=2e-3)
         assert all(h["content"] and h["metadata"]["chat_id"] == "chat" for h in from_index)
-    [flowers] = await memory.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
+    [flowers] = await memory.l3.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
     assert "first flowers" in flowers["content"]
 
 
 async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(runner, tmp_path, monkeypatch) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory.sync_index(["chat"])
-    monkeypatch.setattr("memory.layers._EXACT_RANGE", 3)  # every range of this chat is "wide"
-    query = await memory.embed_query("how are the tomato plants?")
+    await memory.archiver.sync_index(["chat"])
+    monkeypatch.setattr("memory.search._EXACT_RANGE", 3)  # every range of this chat is "wide"
+    query = await memory.l3.embed_query("how are the tomato plants?")
     after, before = days_ago(29.5), days_ago(16.5)
-    found = await memory.search(["chat"], query, 4, after, before)
-    exact = await memory.search(["chat"], query, 4, after, before, indexed=False)
+    found = await memory.l3.search(["chat"], query, 4, after, before)
+    exact = await memory.l3.search(["chat"], query, 4, after, before, indexed=False)
     assert [h["id"] for h in found] == [h["id"] for h in exact]
     assert all(after <= h["timestamp"] <= before for h in found)
 
@@ -281,11 +283,11 @@ async def test_the_word_search_takes_vectors_from_the_index_or_from_chroma_for_a
 ) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory.sync_index(["chat"])
-    store = await memory.episodic()
+    await memory.archiver.sync_index(["chat"])
+    store = await memory.backends.episodic()
 
     async def found_vs_stored() -> list[tuple[dict, np.ndarray, dict, np.ndarray]]:
-        found = await memory.lexical_search(["chat"], "tomato plants Zorblax", k=5, max_df_share=1.0)
+        found = await memory.l3.lexical_search(["chat"], "tomato plants Zorblax", k=5, max_df_share=1.0)
         ids = [hit["id"] for hit, _, _ in found]
         stored = {hit["id"]: (hit, vector) for hit, vector in store.get_with_vectors(["chat"], ids)}
         return [(hit, vector, *stored[hit["id"]]) for hit, vector, _ in found]
@@ -295,7 +297,7 @@ async def test_the_word_search_takes_vectors_from_the_index_or_from_chroma_for_a
     for hit, vector, stored_hit, stored_vector in from_index:
         assert hit == stored_hit
         assert np.allclose(vector, stored_vector, atol=2e-3) and not np.array_equal(vector, stored_vector)  # float16
-    index = await memory.lexical_index()
+    index = await memory.backends.lexical_index()
     await raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written before it held vectors
     from_chroma = await found_vs_stored()
     assert [hit["id"] for hit, *_ in from_chroma] == [hit["id"] for hit, *_ in from_index]
@@ -306,13 +308,13 @@ async def test_the_word_search_takes_vectors_from_the_index_or_from_chroma_for_a
 async def test_an_index_from_before_time_indexing_falls_back_to_chromas_filter(runner, tmp_path, raw_redis) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory.sync_index(["chat"])
-    index = await memory.lexical_index()
+    await memory.archiver.sync_index(["chat"])
+    index = await memory.backends.lexical_index()
     await raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written by a words-only version
     await raw_redis.delete(index._key("chat", "time"))
     assert not await index.has_times("chat")
-    query = await memory.embed_query("how are the tomato plants?")
-    [flowers] = await memory.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
+    query = await memory.l3.embed_query("how are the tomato plants?")
+    [flowers] = await memory.l3.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
     assert "first flowers" in flowers["content"]
 
 
@@ -323,14 +325,14 @@ async def test_keys_are_found_through_the_index_exactly_and_case_sensitively(run
         (10, "Ticket 5675 and alpha were mentioned apart here.", "Noted."),
         (9, "ALPHA-5675 in capitals is another key.", "Noted."),
     ])
-    await memory.sync_index(["chat"])
+    await memory.archiver.sync_index(["chat"])
     for indexed in (True, False):  # the index, and Chroma's substring scan, agree
-        found = await memory.find_by_keys(["chat"], ["alpha-5675"], limit=10, indexed=indexed)
+        found = await memory.l3.find_by_keys(["chat"], ["alpha-5675"], limit=10, indexed=indexed)
         assert sorted(h["id"] for h in found) == [archive_id("chat", 2), archive_id("chat", 15)]
-        [by_turn] = await memory.find_by_keys(["chat"], ["turn_0003"], limit=10, indexed=indexed)
+        [by_turn] = await memory.l3.find_by_keys(["chat"], ["turn_0003"], limit=10, indexed=indexed)
         assert "Zorblax" in by_turn["content"]
-    assert await memory.find_by_keys(["chat"], ["beta-5675"], limit=10) == []
-    assert len(await memory.find_by_keys(["chat"], ["alpha-5675"], limit=1)) == 1
+    assert await memory.l3.find_by_keys(["chat"], ["beta-5675"], limit=10) == []
+    assert len(await memory.l3.find_by_keys(["chat"], ["alpha-5675"], limit=1)) == 1
 
 
 # ---------------------------------------------------------------- what the graph injects
@@ -376,13 +378,19 @@ async def test_the_relevance_ratio_is_a_run_time_knob(runner, tmp_path) -> None:
     assert 0 < len(default["l3"]) < len(wide["l3"])
 
 
-class WordlessMemory(MemoryLayers):
+class WordlessSearch(L3Search):
     async def lexical_search(self, *args, **kwargs):
         raise RuntimeError("word index unreadable")
 
 
+def wordless_memory(settings: Settings, embeddings: MiniLMEmbeddings) -> Memory:
+    memory = Memory(settings, embeddings=embeddings)
+    memory.l3 = WordlessSearch(memory.backends)
+    return memory
+
+
 async def test_a_failing_word_search_costs_only_itself(settings, embeddings, tmp_path) -> None:
-    runner = TurnRunner(Services(settings, WordlessMemory(settings, embeddings=embeddings)))
+    runner = TurnRunner(Services(settings, wordless_memory(settings, embeddings)))
     try:
         await load(runner.services.memory, tmp_path, "chat")
         report = await inspect(runner, "chat", "Which tomato variety did I plant on the balcony?")
@@ -398,6 +406,6 @@ async def test_a_wide_scope_stays_within_the_redis_connection_pool(runner, tmp_p
     memory = runner.services.memory
     await load(memory, tmp_path, "chat-0")
     chats = [f"chat-{n}" for n in range(300)]  # more than the client's 100 connections
-    assert await memory.sync_index(chats) is True
-    [(hit, _, _)] = await memory.lexical_search(chats, "Zorblax", k=5, max_df_share=0.5)
+    assert await memory.archiver.sync_index(chats) is True
+    [(hit, _, _)] = await memory.l3.lexical_search(chats, "Zorblax", k=5, max_df_share=0.5)
     assert hit["id"] == archive_id("chat-0", 3)

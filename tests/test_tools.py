@@ -26,7 +26,8 @@ from nodes.state import ToolResult, turn_input
 from nodes.toolkit.flow import FALLBACK_REPLY, evidence_line, turn_tools
 from memory.curated import CURATED_TAG
 from memory.facts import FactsFull
-from memory.layers import Exchange
+from memory.backends import cache_scope_key
+from memory.turns import Exchange
 from memory.prompt import FACTS_HEADER, MEMORY_TOOL_GUIDANCE, facts_block
 from memory.tokens import count_tokens
 from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES, MemoryToolbox
@@ -57,7 +58,7 @@ def plugins_dir(settings: Settings) -> Path:
 @pytest.fixture
 async def runner(settings: Settings, embeddings):  # noqa: F811
     runner = make_runner(settings, embeddings)
-    await runner.services.memory.warm_up()
+    await runner.services.memory.connect(warm=True)
     yield runner
     await runner.aclose()
 
@@ -193,7 +194,7 @@ async def test_tools_asked_for_again_are_ignored_and_a_turn_makes_at_most_three_
 
 
 async def test_an_ungrounded_number_gets_exactly_one_correction_and_a_grounded_one_none(runner, fake):
-    await runner.services.memory.remember_fact("alice", "flat", "number 42", 500)
+    await runner.services.memory.remember("alice", "flat", "number 42", 500)
     fake.reply_tool_calls([{"name": "list_facts", "arguments": {}}])
     fake.reply("Your flat is number 42, on floor 17.")
     fake.reply("Your flat is number 42.")
@@ -287,8 +288,8 @@ def tools():
     assert lines[1].startswith('called summary_of(topic="otters") → otters is interesting. otters')
     assert lines[1].endswith("…") and len(lines[1]) < 200
     assert lines[2:] == ["", "Otters hold hands while sleeping."]
-    assert await runner.services.memory.flush_archive() == 0
-    store = await runner.services.memory.episodic()
+    assert await runner.services.memory.settle() == 0
+    store = await runner.services.memory.backends.episodic()
     [archived] = store.get_by_ids(["chat-a"], ["chat-a:turn_0001"])
     assert archived["content"].endswith("\nassistant: Otters hold hands while sleeping.")
 
@@ -342,7 +343,7 @@ def toolbox(runner, chat_id: str = "chat-a", user_id: str = "alice", settings: S
 async def archive_days(runner, chat_id: str, user_id: str, turns: list[tuple[float, str, str]]) -> None:
     exchanges = [Exchange(chat_id, user_id, n, NOW.timestamp() - days * DAY, user, assistant)
                  for n, (days, user, assistant) in enumerate(turns, 1)]
-    await runner.services.memory.archive(exchanges, now=NOW.timestamp())
+    await runner.services.memory.archiver.write(exchanges, now=NOW.timestamp())
 
 
 GARDEN = [
@@ -405,8 +406,8 @@ async def test_the_memory_tools_are_built_once_and_act_for_the_turn_that_calls_t
     await archive_days(runner, "chat-a", "alice", GARDEN)
     await archive_days(runner, "chat-b", "bob", [(3, "My bike chain keeps slipping.", "Check the derailleur.")])
     offered = {"tools_offered": ["search_memory"]}
-    search = turn_tools(runner.services, {**offered, "chat_id": "chat-a"})["search_memory"]
-    assert turn_tools(runner.services, {**offered, "chat_id": "chat-b"})["search_memory"] is search
+    search = turn_tools(runner.services.plugins, {**offered, "chat_id": "chat-a"})["search_memory"]
+    assert turn_tools(runner.services.plugins, {**offered, "chat_id": "chat-b"})["search_memory"] is search
     question = {"query": "what happened lately", "after": "2026-11-01"}
     in_a, in_b = await asyncio.gather(search.ainvoke(question, toolbox(runner).run_config()),
                                       search.ainvoke(question, toolbox(runner, "chat-b", "bob").run_config()))
@@ -440,19 +441,19 @@ async def test_promote_memory_is_refused_past_the_facts_limit(runner, fake):
 async def test_store_memory_writes_a_curated_entry_once_and_invalidates_cached_searches(runner):
     memory = runner.services.memory
     tools = toolbox(runner)
-    scope = memory.cache_scope_key("chat-a", "alice", "chat")
-    vector = await memory.embed_query("locker code")
-    await memory.cached_search(["chat-a"], scope, "locker code", vector, 15)
-    assert (await memory.cached_search(["chat-a"], scope, "locker code", vector, 15))[1]["hit"] is True
+    scope = cache_scope_key("chat-a", "alice", "chat")
+    vector = await memory.l3.embed_query("locker code")
+    await memory.l3.cached_search(["chat-a"], scope, "locker code", vector, 15)
+    assert (await memory.l3.cached_search(["chat-a"], scope, "locker code", vector, 15))[1]["hit"] is True
 
     first = await tools.store("The gym locker code is kept in the blue notebook.", ["gym", "codes, locker"])
     again = await tools.store("The gym locker code is kept in the blue notebook.  ", ["gym"])
     assert first == again and first["stored"].startswith("chat-a:memory_")
-    store = await memory.episodic()
+    store = await memory.backends.episodic()
     [entry] = store.get_by_ids(["chat-a"], [first["stored"]])
     assert store.count("chat-a") == 1 and entry["content"] == "The gym locker code is kept in the blue notebook."
     assert entry["metadata"]["tags"] == f"{CURATED_TAG},gym" and entry["metadata"]["user_id"] == "alice"
-    results, cache = await memory.cached_search(["chat-a"], scope, "locker code", vector, 15)
+    results, cache = await memory.l3.cached_search(["chat-a"], scope, "locker code", vector, 15)
     assert cache["hit"] is False and [r["id"] for r in results] == [first["stored"]]
     with pytest.raises(ValueError, match="content must be a non-empty string"):
         await tools.store("   ")

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from bot.importer import import_turns, parse_timestamp, transcript_of
+from bot.report import render_report
 from bot.runner import TurnRunner, turn_report
 from memory.settings import Settings
 
@@ -31,11 +32,9 @@ def questions() -> list[str]:
 
 
 async def run_demo(settings: Settings, as_json: bool = False) -> int:
-    from bot.cli import render_report
-
     async with TurnRunner.from_settings(settings) as runner:
         memory = runner.services.memory
-        await memory.warm_up()
+        await memory.connect(warm=True)
         await memory.forget_chat(CHAT_ID)  # every demo starts from the same bundled history
         lines = shifted_transcript(datetime.now(timezone.utc).date()).splitlines()
         stats = await import_turns(memory, transcript_of(lines))

@@ -12,20 +12,19 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from nodes.toolkit.dsml import parse_dsml
+from memory.facade import Memory
 from memory.settings import Settings
 from nodes.state import Message, ToolCall, ToolResult, TurnState
-from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES, MEMORY_TOOLS, MemoryToolbox
-
-if TYPE_CHECKING:
-    from nodes.services import Services
+from nodes.toolkit.dsml import parse_dsml
+from nodes.toolkit.memory_tools import MEMORY_TOOLS, MemoryToolbox
+from nodes.toolkit.plugins import PluginRegistry
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +55,26 @@ def chat_messages(prompt: list[Message]) -> list[BaseMessage]:
 # ---- what is offered ------------------------------------------------------------------
 
 
-async def tool_offer(services: "Services", settings: Settings) -> dict[str, str]:
-    """Name -> description of the tools offered this turn, memory tools first.
-    Rescans the plugins folder (call it once per turn)."""
+async def tool_offer(plugins: PluginRegistry, settings: Settings) -> list[BaseTool]:
+    """The tools offered this turn, memory tools first. Rescans the plugins folder: the budget
+    node calls it, once per turn, and the state keeps the names and schemas it offered."""
     if not settings.tools.enabled:
-        return {}
-    plugins = await asyncio.to_thread(services.plugins.refresh)
-    return {**dict.fromkeys(MEMORY_TOOL_NAMES, ""), **{t.name: t.description for t in plugins}}
+        return []
+    return [*MEMORY_TOOLS, *await asyncio.to_thread(plugins.refresh)]
 
 
-def turn_tools(services: "Services", state: TurnState) -> dict[str, BaseTool]:
-    """The tools offered this turn, by name: process-level objects, none built per turn."""
+def turn_tools(plugins: PluginRegistry, state: TurnState) -> dict[str, BaseTool]:
+    """The tools offered this turn, by name, to run the model's calls: process-level objects,
+    none built per turn."""
     offered = set(state.get("tools_offered") or ())
     if not offered:
         return {}
-    return {t.name: t for t in [*MEMORY_TOOLS, *services.plugins.tools()] if t.name in offered}
+    return {t.name: t for t in [*MEMORY_TOOLS, *plugins.tools()] if t.name in offered}
 
 
-def turn_toolbox(services: "Services", settings: Settings, state: TurnState) -> MemoryToolbox:
+def turn_toolbox(memory: Memory, settings: Settings, state: TurnState) -> MemoryToolbox:
     """Whose memory the memory tools act on this turn: the turn's chat and user, never the model's say."""
-    return MemoryToolbox(services.memory, settings, state["chat_id"], state["user_id"], state["now"])
+    return MemoryToolbox(memory, settings, state["chat_id"], state["user_id"], state["now"])
 
 
 def openai_schemas(tools: Iterable[BaseTool]) -> list[dict[str, Any]]:

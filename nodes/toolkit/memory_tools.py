@@ -10,7 +10,6 @@ argument raises, and the tools node hands the model a JSON error instead.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
@@ -20,10 +19,11 @@ from zoneinfo import ZoneInfo
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 
-from memory.settings import Settings
 from memory.budget import format_recall_line
-from memory.layers import MemoryLayers
+from memory.facade import Memory
 from memory.merge import PERIOD, choose_recalls
+from memory.recall import TEMPORAL, THEMATIC, RecallQuery
+from memory.settings import Settings
 
 MEMORY_TOOL_NAMES = ("search_memory", "store_memory", "promote_memory", "forget_fact", "list_facts")
 SEARCH_MECHANISM = "search_memory"
@@ -36,7 +36,7 @@ RESULT_CHARS = 2_000
 class MemoryToolbox:
     """What the memory tools do for one turn: whose memory (chat, user), when, with which settings."""
 
-    memory: MemoryLayers
+    memory: Memory
     settings: Settings
     chat_id: str
     user_id: str
@@ -51,18 +51,20 @@ class MemoryToolbox:
         start, end = iso_bound(after, zone, "after"), iso_bound(before, zone, "before")
         if start is not None and end is not None and start > end:
             raise ValueError(f"after ({after}) is later than before ({before})")
-        chats = await memory.scope_chats(self.chat_id, self.user_id, settings.memory.scope)
-        vector = await memory.embed_query(query)
-        hits, background = await asyncio.gather(
-            memory.search(chats, vector, settings.prefetch.search_k, start, end),
-            memory.background_distance(chats, vector),
-        )
+        # The search by meaning of prefetch's pipeline, within the period given if any.
+        bounded = start is not None or end is not None
+        recalled = await memory.recall(RecallQuery(
+            query, self.chat_id, self.user_id, self.now, lists={TEMPORAL} if bounded else {THEMATIC},
+            period=(start, end) if bounded else None, deadline=settings.tools.timeout,
+        ), settings)
+        if recalled.problems:
+            raise RuntimeError(f"memory search failed: {'; '.join(recalled.problems)}")
+        hits = next(iter(recalled.lists.values()), [])
         # Selected as prefetch's lists are; a named period is a selection in itself, as for
         # prefetch's temporal mechanism (its closest entries are kept whatever the test says).
-        bounded = start is not None or end is not None
         ranked = {PERIOD if bounded else SEARCH_MECHANISM: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]}
-        found = choose_recalls(ranked, background, self.now, settings.retrieval, settings.prefetch.max_results)
-        memory.bump_access_later(found, self.now)
+        found = choose_recalls(ranked, recalled.background, self.now, settings.retrieval, settings.prefetch.max_results)
+        await memory.archive([], self.now, accessed=found)
         if not found:
             return {"results": [], "note": "nothing in memory stands out for this query"}
         return {"results": [format_recall_line(_capped(hit)) for hit in found]}
@@ -72,7 +74,7 @@ class MemoryToolbox:
 
     async def promote(self, key: str, value: str) -> dict[str, Any]:
         limit = self.settings.budget.l1_facts_max_tokens
-        tokens = await self.memory.remember_fact(self.user_id, key, value, limit)
+        tokens = await self.memory.remember(self.user_id, key, value, limit)
         return {"saved": {key.strip(): value.strip()}, "facts_tokens": tokens, "facts_token_limit": limit}
 
     async def forget(self, key: str) -> dict[str, Any]:

@@ -1,0 +1,314 @@
+"""L3 writes: turns archived verbatim behind the replies (a Redis outbox and an archiver),
+curated entries, access counts, and the word index kept up with what Chroma holds.
+
+Each entry is embedded once; its vector goes both to Chroma and to the chat's word index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import AsyncIterator
+
+from redis.exceptions import RedisError
+
+from memory.backends import PREFIX, Backends
+from memory.curated import curated_entry
+from memory.errors import BackendUnavailable
+from memory.lexical import IndexEntry
+from memory.turns import Exchange, archive_id
+
+log = logging.getLogger(__name__)
+
+OUTBOX_KEY = f"{PREFIX}:l3_outbox"
+# Archived turns missing from a chat's word index: up to this many are indexed at once, by
+# the archiver (~1 ms per turn read back from Chroma); a longer backlog by a background
+# task, in batches.
+INDEX_NOW = 64
+_INDEX_BATCH = 512
+_BACKLOGS_AT_ONCE = 4  # chats whose backlog is indexed at the same time, in the background
+# The archiver writes at most this many outbox entries per Chroma call; after a failure it
+# retries with a doubling pause (and at every new turn).
+_ARCHIVE_BATCH = 256
+_ARCHIVE_RETRY_FIRST_S = 1.0
+_ARCHIVE_RETRY_MAX_S = 30.0
+_ARCHIVE_SETTLE_S = 30.0  # what closing waits for the archive at most
+_ARCHIVE_MAX_DELAY_S = 2.0  # what the archiver waits at most for a moment without turns
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    """Done-callback of background indexing: its failure costs only the word index, so it is logged."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("indexing L3 words failed (retried on a later turn): %s", task.exception())
+
+
+def _log_archiver_end(task: asyncio.Task) -> None:
+    """The archiver stops only on a Redis failure (the outbox lives there): the next turn's
+    wake-up starts another, and the outbox still holds what was not written."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the archiver stopped: %s", task.exception())
+
+
+def _is_redis_failure(exc: BaseException) -> bool:
+    return isinstance(exc, RedisError) or (isinstance(exc, BackendUnavailable) and exc.backend == "redis")
+
+
+class Archive:
+    def __init__(self, backends: Backends) -> None:
+        self.backends = backends
+        self._indexing: dict[str, asyncio.Task] = {}  # chat -> background catch-up of its word index
+        self._indexing_slots = asyncio.Semaphore(_BACKLOGS_AT_ONCE)
+        self._archiver: asyncio.Task | None = None  # writes the outbox to L3, behind the replies
+        self._archive_wanted = asyncio.Event()
+        self._outbox_lock = asyncio.Lock()
+        self._closing = False
+        self._access_bumps: list[tuple[list[dict], float]] = []  # (hits, when), for the archiver
+        # Chroma's embedded client holds the GIL through a write (50-75 ms at 100 000 entries),
+        # stalling every turn of the process: the archiver waits until none is running.
+        self._turns_running = 0
+        self._no_turn_running = asyncio.Event()
+        self._no_turn_running.set()
+
+    # ---- writing now ----------------------------------------------------------------------
+
+    async def write(self, exchanges: list[Exchange], now: float) -> list[str]:
+        """Write turns verbatim to L3 (idempotent by id) and invalidate the affected caches."""
+        if not exchanges:
+            return []
+        index = await self.backends.lexical_index()
+        by_chat: dict[str, list[Exchange]] = {}
+        for ex in exchanges:
+            by_chat.setdefault(ex.chat_id, []).append(ex)
+        for chat_id, chat_exchanges in by_chat.items():
+            entries = [(ex.id, ex.content, ex.metadata(now)) for ex in chat_exchanges]
+            await self._write_entries(chat_id, entries, [ex.timestamp for ex in chat_exchanges])
+            await index.advance_turns_indexed(chat_id, [ex.turn for ex in chat_exchanges])
+        for chat_id, chat_exchanges in by_chat.items():
+            # Everyone who shares the chat searches it in user scope, not only this turn's user.
+            users = await self.backends.add_chat_users(chat_id, {ex.user_id for ex in chat_exchanges})
+            await self.backends.invalidate_searches_of(chat_id, users)
+        return [ex.id for ex in exchanges]
+
+    async def store_curated(self, chat_id: str, user_id: str, content: str, tags: list[str] | None,
+                            now: float) -> str:
+        """Write a curated entry to the chat's L3 (see memory/curated.py) and return its id.
+        The same content again rewrites the same entry. Invalidates the chat's cached searches."""
+        entry = curated_entry(chat_id, user_id, content, tags, now)
+        await self._write_entries(chat_id, [entry], [now])
+        await self.backends.invalidate_searches_of(chat_id, await self.backends.add_chat_users(chat_id, {user_id}))
+        return entry[0]
+
+    async def _write_entries(self, chat_id: str, entries: list[tuple[str, str, dict]], times: list[float]) -> None:
+        """Embed the entries once; store them in Chroma, then index their words and vectors."""
+        backends = self.backends
+        store, index = await backends.episodic(), await backends.lexical_index()
+        vectors = await backends.embed([content for _, content, _ in entries])
+        await backends.l3(store.upsert, chat_id, entries, vectors)
+        # Indexed now, after the reply, rather than caught up by a later search.
+        await index.add(chat_id, [IndexEntry(entry_id, content, vector, timestamp) for (entry_id, content, _), vector,
+                                  timestamp in zip(entries, vectors, times)])
+
+    # ---- the archive, written behind the replies ----------------------------------------
+
+    async def later(self, exchanges: list[Exchange], now: float) -> int:
+        """Park the turns in the Redis outbox and wake the archiver, which writes them to L3
+        after the reply (embedding and Chroma's write cost ~50 ms a turn at 100 000 entries).
+        Once this returns the turns are durable; the same ids make every rewrite of them
+        harmless. Returns how many entries wait in the outbox."""
+        redis = await self.backends.redis()
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hset(OUTBOX_KEY, mapping={ex.id: json.dumps({**asdict(ex), "now": now}) for ex in exchanges})
+            pipe.hlen(OUTBOX_KEY)
+            _, waiting = await pipe.execute()
+        self.wake()
+        return waiting
+
+    def bump_access_later(self, hits: list[dict], now: float) -> None:
+        """Count one more access of each hit: best effort, by the archiver between turns (an
+        update is a Chroma write, which stalls the process while it runs)."""
+        if hits:
+            self._access_bumps.append((hits, now))
+            self.wake()
+
+    def wake(self) -> None:
+        """Have the outbox written to L3 soon, by this process's archiver (started if needed)."""
+        loop = asyncio.get_running_loop()
+        if self._archiver is None or self._archiver.done() or self._archiver.get_loop() is not loop:
+            self._archive_wanted = asyncio.Event()
+            self._archiver = loop.create_task(self._archive_behind(), name="goat-archiver")
+            self._archiver.add_done_callback(_log_archiver_end)
+        self._archive_wanted.set()
+
+    async def _archive_behind(self) -> None:
+        retry_in = _ARCHIVE_RETRY_FIRST_S
+        while True:
+            await self._archive_wanted.wait()
+            self._archive_wanted.clear()
+            if self._closing:
+                return
+            await self._between_turns()
+            if await self.flush() == 0:
+                retry_in = _ARCHIVE_RETRY_FIRST_S
+                continue
+            # L3 unreachable: try again after a while, or at the next turn's wake-up.
+            try:
+                await asyncio.wait_for(self._archive_wanted.wait(), retry_in)
+            except TimeoutError:
+                self._archive_wanted.set()
+            retry_in = min(2 * retry_in, _ARCHIVE_RETRY_MAX_S)
+
+    @asynccontextmanager
+    async def turn_running(self) -> AsyncIterator[None]:
+        """Mark a turn of this process as running (the archiver writes between turns)."""
+        self._turns_running += 1
+        self._no_turn_running.clear()
+        try:
+            yield
+        finally:
+            self._turns_running -= 1
+            if self._turns_running == 0:
+                self._no_turn_running.set()
+
+    async def _between_turns(self) -> None:
+        """Until no turn of this process runs, or ``_ARCHIVE_MAX_DELAY_S`` at most (a busy
+        process writes anyway rather than let the outbox grow)."""
+        try:
+            await asyncio.wait_for(self._no_turn_running.wait(), _ARCHIVE_MAX_DELAY_S)
+        except TimeoutError:
+            pass
+
+    async def flush(self) -> int:
+        """Write what the outbox holds to L3 now, oldest first, in batches, then the access
+        bumps waiting; returns how many outbox entries are left (L3 unreachable)."""
+        async with self._outbox_lock:
+            # What woke the archiver is being written now: it need not run again for it.
+            self._archive_wanted.clear()
+            left = await self._write_outbox()
+            await self._write_access_bumps()
+            return left
+
+    async def _write_access_bumps(self) -> None:
+        bumps, self._access_bumps = self._access_bumps, []
+        if not bumps:
+            return
+        try:
+            store = await self.backends.episodic()
+            for hits, now in bumps:  # each turn's hits once, with that turn's time
+                await self.backends.l3(store.bump_access, hits, now)
+        except Exception as exc:  # noqa: BLE001 — popularity is a soft signal
+            log.warning("access counts not updated: %s", exc)
+
+    async def _write_outbox(self) -> int:
+        redis = await self.backends.redis()
+        parked = await redis.hgetall(OUTBOX_KEY)
+        entries = sorted((json.loads(raw) for raw in parked.values()), key=lambda e: (e["now"], e["turn"]))
+        for start in range(0, len(entries), _ARCHIVE_BATCH):
+            batch = entries[start : start + _ARCHIVE_BATCH]
+            try:
+                await self.write([Exchange(**{k: v for k, v in e.items() if k != "now"}) for e in batch],
+                                 now=max(e["now"] for e in batch))
+            except Exception as exc:
+                if _is_redis_failure(exc):
+                    raise
+                log.warning("the outbox keeps %d entr(ies): L3 unreachable (%s)", len(entries) - start, exc)
+                return len(entries) - start
+            await redis.hdel(OUTBOX_KEY, *(archive_id(e["chat_id"], e["turn"]) for e in batch))
+        if entries:  # turns the index missed (written by an older version, or while it was dropped)
+            await self.sync_index(sorted({e["chat_id"] for e in entries}))
+        return 0
+
+    # ---- the word index, kept up with Chroma --------------------------------------------
+
+    async def index_entries(self, chat_id: str, ids: list[str]) -> int:
+        """Add these L3 entries of a chat to its word index and centroid, read back from Chroma
+        with their vectors; entries already indexed (or not in Chroma) are skipped. Returns how
+        many were added. For entries written before the index held them: what this process
+        writes is indexed as it is written."""
+        index = await self.backends.lexical_index()
+        missing = await index.missing(chat_id, ids)
+        if not missing:
+            return 0
+        store = await self.backends.episodic()
+        found = await self.backends.run_blocking(store.get_with_vectors, [chat_id], missing)
+        return await index.add(
+            chat_id, [IndexEntry(hit["id"], hit["content"], vector, hit["timestamp"]) for hit, vector in found]
+        )
+
+    async def sync_index(self, chats: list[str]) -> bool:
+        """Bring the chats' word index up to their archived turns; True when nothing is left behind.
+
+        A short backlog is indexed now; a long one (an import, an archive older than the index)
+        by one background task per chat, meanwhile searches use what is indexed.
+        """
+        progress = await self.backends.index_progress(chats)
+        complete = True
+        for chat, (indexed, archived) in zip(chats, progress):
+            if archived - indexed <= 0:
+                continue
+            if archived - indexed <= INDEX_NOW:
+                await self._index_turns(chat, indexed, archived)
+                continue
+            complete = False
+            if chat not in self._indexing or self._indexing[chat].done():
+                self._indexing[chat] = asyncio.create_task(self._index_backlog(chat, indexed, archived))
+                self._indexing[chat].add_done_callback(_log_failure)
+        return complete
+
+    def catch_up_later(self, chats: list[str]) -> None:
+        """Have the chats' word index caught up behind the turns (found behind by a search)."""
+        if chats:
+            task = asyncio.ensure_future(self.sync_index(chats))
+            task.add_done_callback(_log_failure)
+
+    async def wait_indexing(self) -> None:
+        """Wait for the background indexing started so far."""
+        await asyncio.gather(*self._indexing.values())
+
+    async def _index_backlog(self, chat_id: str, indexed: int, archived: int) -> None:
+        async with self._indexing_slots:
+            await self._index_turns(chat_id, indexed, archived)
+
+    async def _index_turns(self, chat_id: str, indexed: int, archived: int) -> None:
+        """Index archived turns indexed+1..archived, in batches, recording progress after each.
+        A turn not in Chroma yet (waiting in the outbox) is passed over; it is indexed when the
+        archiver writes it."""
+        index = await self.backends.lexical_index()
+        for start in range(indexed, archived, _INDEX_BATCH):
+            end = min(archived, start + _INDEX_BATCH)
+            await self.index_entries(chat_id, [archive_id(chat_id, n) for n in range(start + 1, end + 1)])
+            await index.advance_turns_indexed(chat_id, range(start + 1, end + 1))
+
+    async def forget_index(self, chat_id: str) -> None:
+        """Drop the chat's word index and centroid (with the chat's L3: turn numbers restart)."""
+        if (task := self._indexing.pop(chat_id, None)) is not None:
+            task.cancel()
+        await (await self.backends.lexical_index()).drop(chat_id)
+
+    # ---- closing ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Write what this process queued before it goes; what L3 cannot take stays in the
+        outbox. Background indexing stops (a backlog resumes where it stopped).
+
+        The archiver is asked to stop rather than cancelled: a cancellation that lands as an
+        awaited call completes can be swallowed (``wait_for``, redis-py), leaving it waiting."""
+        archiver, self._archiver = self._archiver, None
+        if archiver is not None:
+            self._closing = True
+            self._archive_wanted.set()
+            _, running = await asyncio.wait({archiver}, timeout=_ARCHIVE_SETTLE_S)
+            for task in running:  # stuck in a call to L3
+                task.cancel()
+            self._closing = False  # a later turn (the services reopen on use) starts a new archiver
+            try:
+                await asyncio.wait_for(self.flush(), _ARCHIVE_SETTLE_S)
+            except Exception as exc:  # noqa: BLE001 — the outbox keeps the turns for the next start
+                log.warning("the archive did not settle before closing (%s: %s); the outbox keeps it",
+                            type(exc).__name__, exc)
+        for task in self._indexing.values():
+            task.cancel()
+        await asyncio.gather(*self._indexing.values(), return_exceptions=True)
+        self._indexing.clear()

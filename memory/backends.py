@@ -1,0 +1,272 @@
+"""The physical backends behind the layers, each connected lazily and failing on its own.
+
+Redis (embedded unless ``redis.url`` is set) holds L1, L2, L2.5, the word index, the locks,
+the outbox and the turn journal; Chroma (embedded unless ``chroma.url``) holds L3; the
+embedding model runs locally. Blocking work (Chroma, the model) runs in a thread pool of
+its own, so that a stuck call can be abandoned by a caller's deadline without blocking the
+event loop or the default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from memory.cache import SearchCache
+from memory.chat_lock import ChatLocks
+from memory.embeddings import MiniLMEmbeddings
+from memory.episodic import EpisodicStore
+from memory.errors import BackendUnavailable
+from memory.facts import FactsStore, RedisFactsStore
+from memory.lexical import LexicalIndex
+from memory.redis_server import EmbeddedRedis, waiting_pool
+from memory.settings import Settings
+from memory.working import WorkingMemory
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PREFIX = "goat"
+# Per-chat Redis reads of a wide scope ("user", "global") in flight at once: the client's
+# connection pool holds 100.
+_CHATS_AT_ONCE = 32
+
+
+async def gather_bounded(read: Callable[[str], Awaitable[T]], chats: Iterable[str],
+                         limit: int = _CHATS_AT_ONCE) -> list[T]:
+    """``read`` of each chat, as ``asyncio.gather``, with at most ``limit`` running at once.
+    Each call is made when its turn comes, so a cancelled gather leaves none un-awaited."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(chat: str) -> T:
+        async with semaphore:
+            return await read(chat)
+
+    return await asyncio.gather(*(one(chat) for chat in chats))
+
+
+def cache_scope_key(chat_id: str, user_id: str, scope: str) -> str:
+    """The L2.5 cache's scope of a search: what one L3 write invalidates."""
+    return {"chat": f"chat:{chat_id}", "user": f"user:{user_id}"}.get(scope, "global")
+
+
+class Backends:
+    """The connections and stores of one process, opened on first use."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        episodic: EpisodicStore | None = None,
+        facts: FactsStore | None = None,
+        embeddings: MiniLMEmbeddings | None = None,
+    ) -> None:
+        self.settings = settings
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="goat-memory")
+        self._redis: aioredis.Redis | None = None
+        self.redis_url: str | None = None  # once connected: the embedded server's, or the configured one
+        self._embedded_redis: EmbeddedRedis | None = None
+        self._redis_lock = asyncio.Lock()
+        self._working: WorkingMemory | None = None
+        self._cache: SearchCache | None = None
+        self._chat_locks: ChatLocks | None = None
+        self._lexical: LexicalIndex | None = None
+        self._episodic = episodic
+        self._episodic_load: asyncio.Future[EpisodicStore] | None = None
+        self._facts = facts
+        self._embeddings = embeddings
+        self._embeddings_load: asyncio.Future[MiniLMEmbeddings] | None = None
+        # L3's health as last seen by a Chroma call ("" when it worked): what the archive node
+        # reports about the turns it leaves in the outbox.
+        self.l3_problem = ""
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` in the memory thread pool (abandonable by a caller's deadline)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def l3(self, call: Callable[..., T], *args: Any) -> T:
+        """A Chroma call, in the memory pool; its outcome is L3's health as last seen."""
+        try:
+            result = await self.run_blocking(call, *args)
+        except Exception as exc:
+            self.l3_problem = f"{type(exc).__name__}: {exc}"
+            raise
+        self.l3_problem = ""
+        return result
+
+    async def redis(self) -> aioredis.Redis:
+        async with self._redis_lock:
+            if self._redis is None:
+                url = self.settings.redis.url
+                if url is None:
+                    self._embedded_redis = EmbeddedRedis(self.settings.data_dir)
+                    try:
+                        url = await self.run_blocking(self._embedded_redis.start)
+                    except Exception as exc:
+                        raise BackendUnavailable(
+                            "redis", f"the embedded server did not start ({exc})", "run `goat doctor`"
+                        ) from exc
+                client = aioredis.Redis.from_pool(waiting_pool(url))
+                try:
+                    await client.ping()
+                except (RedisError, OSError) as exc:
+                    await client.aclose()
+                    raise BackendUnavailable(
+                        "redis", f"cannot reach {url} ({exc})", "start it or fix GOAT_REDIS_URL"
+                    ) from exc
+                self._redis, self.redis_url = client, url
+            return self._redis
+
+    # The model and the Chroma store load once, in a task of their own: a turn whose
+    # deadline gives up waiting cancels only its wait (shield), never the load, so the
+    # next turn finds it done instead of starting over.
+
+    async def embeddings(self) -> MiniLMEmbeddings:
+        if self._embeddings is None:
+            if self._embeddings_load is None:
+                self._embeddings_load = asyncio.ensure_future(self.run_blocking(MiniLMEmbeddings))
+            self._embeddings = await asyncio.shield(self._embeddings_load)
+        return self._embeddings
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """The texts' vectors, computed once and handed to both Chroma and the word index."""
+        embeddings = await self.embeddings()
+        return await self.run_blocking(embeddings.embed_documents, texts)
+
+    async def episodic(self) -> EpisodicStore:
+        if self._episodic is None:
+            failed = self._episodic_load is not None and self._episodic_load.done() and (
+                self._episodic_load.exception() is not None
+            )
+            if self._episodic_load is None or failed:  # a failed open is retried next time
+                self._episodic_load = asyncio.ensure_future(self._load_episodic())
+            try:
+                self._episodic = await asyncio.shield(self._episodic_load)
+            except BackendUnavailable as exc:
+                self.l3_problem = str(exc)
+                raise
+        return self._episodic
+
+    async def _load_episodic(self) -> EpisodicStore:
+        return await self.run_blocking(self._open_episodic, await self.embeddings())
+
+    def _open_episodic(self, embeddings: MiniLMEmbeddings) -> EpisodicStore:
+        url = self.settings.chroma.url
+        try:
+            if url:
+                store = EpisodicStore.http(url, embeddings)
+                store.heartbeat()
+                return store
+            return EpisodicStore.embedded(Path(self.settings.data_dir) / "chroma", embeddings)
+        except Exception as exc:
+            raise BackendUnavailable(
+                "chroma", f"cannot open {url or 'the embedded store'} ({exc})", "run `goat doctor`"
+            ) from exc
+
+    async def working(self) -> WorkingMemory:
+        if self._working is None:
+            self._working = WorkingMemory(await self.redis(), PREFIX)
+        return self._working
+
+    async def cache(self) -> SearchCache:
+        if self._cache is None:
+            self._cache = SearchCache(await self.redis(), self.settings.cache.ttl_seconds, PREFIX)
+        return self._cache
+
+    async def facts(self) -> FactsStore:
+        if self._facts is None:
+            self._facts = RedisFactsStore(await self.redis(), PREFIX)
+        return self._facts
+
+    async def lexical_index(self) -> LexicalIndex:
+        if self._lexical is None:
+            self._lexical = LexicalIndex(await self.redis(), PREFIX)
+        return self._lexical
+
+    async def chat_locks(self) -> ChatLocks:
+        if self._chat_locks is None:
+            self._chat_locks = ChatLocks(await self.redis(), PREFIX, self.settings.redis.chat_lock_seconds)
+        return self._chat_locks
+
+    async def index_progress(self, chats: list[str]) -> list[tuple[int, int]]:
+        """Per chat: (archived turns its word index holds, archived turns)."""
+        index, working = await self.lexical_index(), await self.working()
+
+        async def progress_of(chat: str) -> tuple[int, int]:
+            indexed, archived = await asyncio.gather(index.indexed_turns(chat), working.completed_turns(chat))
+            return indexed, archived
+
+        return await gather_bounded(progress_of, chats)
+
+    # ---- scope: which chats' L3 a turn sees, and whose searches a write invalidates -----
+
+    async def scope_chats(self, chat_id: str, user_id: str, scope: str) -> list[str]:
+        """Which chats' L3 a turn may see: its own, its user's, or every chat."""
+        if scope == "chat":
+            return [chat_id]
+        if scope == "user":
+            members = await (await self.redis()).smembers(_user_chats_key(user_id))
+            return sorted({chat_id, *(m.decode() for m in members)})
+        store = await self.episodic()
+        return await self.run_blocking(store.chat_ids)
+
+    async def add_chat_users(self, chat_id: str, user_ids: set[str]) -> set[str]:
+        """Record that these users wrote to the chat's L3; returns every user of the chat."""
+        async with (await self.redis()).pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.sadd(_user_chats_key(user_id), chat_id)
+            pipe.sadd(_chat_users_key(chat_id), *user_ids)
+            pipe.smembers(_chat_users_key(chat_id))
+            *_, members = await pipe.execute()
+        return {member.decode() for member in members}
+
+    async def drop_chat_users(self, chat_id: str) -> set[str]:
+        """Forget who wrote to the chat (with its L3 and import records); returns who did."""
+        redis = await self.redis()
+        users = {m.decode() for m in await redis.smembers(_chat_users_key(chat_id))}
+        async with redis.pipeline(transaction=False) as pipe:
+            for user_id in users:
+                pipe.srem(_user_chats_key(user_id), chat_id)
+            pipe.delete(_chat_users_key(chat_id), f"{PREFIX}:imported:{chat_id}")
+            await pipe.execute()
+        return users
+
+    async def invalidate_searches_of(self, chat_id: str, user_ids: set[str]) -> None:
+        """A write to (or deletion of) a chat's L3 changes the searches of every scope it is in."""
+        scopes = {cache_scope_key(chat_id, user_id, scope)
+                  for user_id in user_ids or {""} for scope in ("chat", "user", "global")}
+        await (await self.cache()).invalidate(*sorted(scopes))
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        # Stuck searches abandoned by a deadline must not hold shutdown.
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._episodic is not None:
+            self._episodic.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = self._working = self._cache = self._chat_locks = self._lexical = None
+        if self._embedded_redis is not None:
+            await asyncio.to_thread(self._embedded_redis.stop)
+            self._embedded_redis = None
+
+    def stop_at_exit(self) -> None:
+        """Synchronous last resort for processes that never close their services (the
+        LangGraph server): stop the embedded Redis if this process started it."""
+        if self._embedded_redis is not None:
+            self._embedded_redis.stop()
+
+
+def _user_chats_key(user_id: str) -> str:
+    return f"{PREFIX}:user_chats:{user_id}"
+
+
+def _chat_users_key(chat_id: str) -> str:
+    return f"{PREFIX}:chat_users:{chat_id}"

@@ -1,0 +1,287 @@
+"""Memory: the one door to GOAT's memory, for the graph's nodes, the runner, the tools and the CLI.
+
+Its verbs map the logical layers (L1 facts, L2 working, L2.5 cache, L3 episodic) onto the
+backends (``memory/backends.py``); behind it, retrieval (``search.py``, ``recall.py``),
+L3 writes (``archive.py``) and the turn journal (``journal.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memory.archive import Archive
+from memory.backends import Backends
+from memory.errors import BackendUnavailable
+from memory.facts import FactsFull, clean_fact_text
+from memory.journal import TurnJournal
+from memory.prompt import facts_block
+from memory.recall import Recalled, RecallQuery, recall
+from memory.search import L3Search
+from memory.settings import Settings
+from memory.tokens import count_tokens
+from memory.turns import Exchange, ImportedTurn
+
+log = logging.getLogger(__name__)
+
+_IMPORT_BATCH = 256  # exchanges embedded and written to L3 per call
+
+
+@dataclass(frozen=True)
+class Connected:
+    redis_url: str  # where the graph's checkpointer keeps its state: the same Redis as L2
+    unfinished_chats: list[str]  # chats whose last turn died before it finished
+
+
+@dataclass(frozen=True)
+class BackendHealth:
+    name: str
+    mode: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+class Memory:
+    def __init__(self, settings: Settings, **ready: Any) -> None:
+        """``ready``: backends already open, used instead of opening them (``episodic``,
+        ``facts``, ``embeddings``: see :class:`Backends`)."""
+        self.settings = settings
+        self.backends = Backends(settings, **ready)
+        self.l3 = L3Search(self.backends)
+        self.archiver = Archive(self.backends)
+        self.journal = TurnJournal(self.backends)
+
+    @property
+    def l3_problem(self) -> str:
+        """L3's health as last seen by a Chroma call: "" when it worked."""
+        return self.backends.l3_problem
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def connect(self, *, warm: bool = False) -> Connected:
+        """Connect Redis, the one backend a turn cannot do without (its failure raises), and
+        have whatever an earlier process left in the L3 outbox written. With ``warm``, also
+        open L3 and load the model now, so the first turn is not a cold one.
+
+        Returns:
+            The Redis URL (the embedded server's when none is configured) and the chats
+            whose last turn never finished.
+        """
+        await self.backends.redis()
+        if warm:
+            from memory.temporal import warm_up as warm_up_dates  # dateparser's first parse is slow
+
+            try:
+                await self.backends.episodic()
+            except BackendUnavailable as exc:  # costs only L3, turn by turn, until it is back
+                log.warning("%s", exc)
+            await asyncio.gather(self.backends.run_blocking(warm_up_dates),
+                                 self.backends.run_blocking(count_tokens, "warm-up"))
+            await self.l3.embed_query("warm-up")  # the first forward pass pages the weights in
+        self.archiver.wake()
+        return Connected(self.backends.redis_url or "", await self.journal.unfinished())
+
+    async def aclose(self) -> None:
+        """Write what this process queued to L3 (what L3 cannot take stays in the outbox), then
+        close every backend."""
+        await self.archiver.aclose()
+        await self.backends.aclose()
+
+    # ---- a turn ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def turn(self, chat_id: str, message: str | None = None) -> AsyncIterator[bool]:
+        """Hold the chat for one turn: its turns run one at a time, in arrival order, also
+        across processes. Starts embedding ``message`` while the turn waits for the chat.
+
+        Yields:
+            True if an earlier turn of the chat never finished (it is completed first). The
+            chat is marked in flight until the block ends without an exception.
+        """
+        if message is not None:
+            self.l3.embed_ahead(message)
+        async with (await self.backends.chat_locks()).hold(chat_id), self.archiver.turn_running():
+            yield await self.journal.begin(chat_id)
+            await self.journal.end(chat_id)
+
+    async def recall(self, query: RecallQuery, settings: Settings | None = None) -> Recalled:
+        """What L3 holds for the query: the ranked lists of every mechanism that fired, the
+        background, and the outcome (fired, succeeded, failed, timed out, found, cache).
+
+        Args:
+            query: the text, whose memory (chat and user), when, which lists, the deadline.
+            settings: this run's settings (with its overrides); the process's by default.
+        Returns:
+            A :class:`Recalled`; a mechanism that fails or misses the deadline is reported in
+            its outcome, never raised.
+        """
+        return await recall(self.l3, self.archiver, query, settings or self.settings)
+
+    # ---- L1 -------------------------------------------------------------------------------
+
+    async def facts(self, user_id: str) -> dict[str, str]:
+        """The user's L1 facts, by key."""
+        return await (await self.backends.facts()).get_all(user_id)
+
+    async def remember(self, user_id: str, key: str, value: str, max_tokens: int) -> int:
+        """Upsert one of the user's L1 facts by key.
+
+        L1 is in every prompt, so a fact that would take the block past ``max_tokens`` is
+        refused with ``FactsFull`` and nothing is written.
+
+        Returns:
+            The facts block's tokens with the fact.
+        """
+        key, value = clean_fact_text(key, "fact key"), clean_fact_text(value, "fact value")
+        store = await self.backends.facts()
+        tokens = count_tokens(facts_block({**await store.get_all(user_id), key: value}))
+        if tokens > max_tokens:
+            raise FactsFull(
+                f"refused: with this fact the known-facts block would take {tokens} tokens, over its "
+                f"limit of {max_tokens}; shorten the value or forget a fact that no longer matters"
+            )
+        await store.upsert(user_id, key, value)
+        return tokens
+
+    async def forget_fact(self, user_id: str, key: str) -> bool:
+        """Delete one of the user's L1 facts; False if there was none by that key."""
+        return await (await self.backends.facts()).delete(user_id, key)
+
+    # ---- L2 -------------------------------------------------------------------------------
+
+    async def working(self, chat_id: str, max_messages: int, max_tokens: int | None = None) -> tuple[int, list[dict]]:
+        """The chat's L2 as far back as ``max_messages`` and ``max_tokens`` reach.
+
+        Returns:
+            (completed turns, the pinned first message + the most recent messages).
+        """
+        return await (await self.backends.working()).load(chat_id, max_messages, max_tokens)
+
+    async def save_turn(self, chat_id: str, turn: int, messages: list[dict]) -> bool:
+        """Append a turn's messages to L2 (O(1), idempotent by turn number), each with its token
+        count (``tokens``): counted once here rather than by every later turn that trims L2.
+
+        Returns:
+            False if another turn of the chat already took this number (nothing written).
+        """
+        counted = [{**message, "tokens": count_tokens(message["content"])} for message in messages]
+        return await (await self.backends.working()).append_turn(chat_id, turn, counted)
+
+    # ---- L3 writes ------------------------------------------------------------------------
+
+    async def archive(self, exchanges: list[Exchange], now: float, *, accessed: Iterable[dict] = ()) -> int:
+        """Archive turns verbatim in L3, behind the reply: durable in the Redis outbox once this
+        returns, written to Chroma by the archiver between turns. ``accessed`` are L3 entries
+        the turn used: their access counts are bumped there too (best effort).
+
+        Returns:
+            How many entries wait in the outbox.
+        """
+        self.archiver.bump_access_later(list(accessed), now)
+        return await self.archiver.later(exchanges, now) if exchanges else 0
+
+    async def store_memory(self, chat_id: str, user_id: str, content: str, tags: list[str] | None,
+                           now: float) -> str:
+        """Write a curated entry to the chat's L3 now; the same content rewrites the same entry.
+
+        Returns:
+            The entry's id.
+        """
+        return await self.archiver.store_curated(chat_id, user_id, content, tags, now)
+
+    async def import_turns(self, chat_id: str, turns: list[ImportedTurn],
+                           progress: Callable[[int], None] | None = None) -> int:
+        """Write a chat's imported exchanges to L3 and L2 as live turns are written, numbered
+        once per exchange (by digest): a repeated or interrupted import never writes one twice.
+
+        Returns:
+            How many exchanges were written now (the rest were already).
+        """
+        numbers, completed = await self.journal.import_numbers(chat_id, [t.digest for t in turns])
+        pending = [(n, t) for n, t in zip(numbers, turns) if n > completed]
+        if progress and len(turns) > len(pending):
+            progress(len(turns) - len(pending))
+        now = time.time()
+        for start in range(0, len(pending), _IMPORT_BATCH):
+            batch = pending[start : start + _IMPORT_BATCH]
+            await self.archiver.write([turn.exchange(chat_id, number) for number, turn in batch], now)
+            for number, turn in batch:
+                await self.save_turn(chat_id, number, list(turn.messages))
+            if progress:
+                progress(len(batch))
+        return len(pending)
+
+    async def forget_chat(self, chat_id: str, *, keep_archive: bool = False) -> None:
+        """Drop the chat's L2, L3, word index and import records (its users' L1 facts stay).
+
+        With ``keep_archive`` only L2 starts afresh (``/reset``): L3 keeps every turn, which
+        later turns recall from there, and turn numbers go on, so archive ids never repeat.
+        The archive written behind the replies is flushed first: no turn leaves L2 before it
+        is in L3.
+        """
+        working = await self.backends.working()
+        if keep_archive:
+            await self.archiver.flush()
+            await working.clear_messages(chat_id)
+            return
+        store = await self.backends.episodic()
+        await self.backends.run_blocking(store.delete_chat, chat_id)
+        await self.archiver.forget_index(chat_id)
+        await working.clear(chat_id)
+        await self.backends.invalidate_searches_of(chat_id, await self.backends.drop_chat_users(chat_id))
+
+    async def settle(self) -> int:
+        """Write what the outbox holds to L3 now and finish the word index's background
+        catch-up (tests, benchmarks, after an import).
+
+        Returns:
+            How many outbox entries are left (L3 unreachable).
+        """
+        left = await self.archiver.flush()
+        await self.archiver.wait_indexing()
+        return left
+
+    # ---- doctor ---------------------------------------------------------------------------
+
+    async def health(self) -> list[BackendHealth]:
+        """Each backend: reachable? in which mode? what to do if not."""
+        settings, report = self.settings, []
+        redis_mode = f"server at {settings.redis.url}" if settings.redis.url else (
+            f"embedded redis-server, data in {Path(settings.data_dir) / 'redis'}"
+        )
+        try:
+            info = await (await self.backends.redis()).info("server")
+            report.append(BackendHealth("redis", redis_mode, True, f"redis {info.get('redis_version')}"))
+        except Exception as exc:
+            report.append(BackendHealth("redis", redis_mode, False, str(exc),
+                                        "unset GOAT_REDIS_URL for the embedded server, or start yours"))
+        chroma_mode = f"server at {settings.chroma.url}" if settings.chroma.url else (
+            f"embedded PersistentClient in {Path(settings.data_dir) / 'chroma'}"
+        )
+        try:
+            store = await self.backends.episodic()
+            chats = await self.backends.run_blocking(store.chat_ids)
+            report.append(BackendHealth("chroma", chroma_mode, True, f"{len(chats)} chat(s) archived"))
+        except Exception as exc:
+            report.append(BackendHealth("chroma", chroma_mode, False, str(exc),
+                                        "unset GOAT_CHROMA_URL for the embedded store, or `chroma run`"))
+        facts_mode = "Redis hash per user" if not settings.letta.url else f"Letta at {settings.letta.url}"
+        try:
+            await self.facts("doctor")
+            report.append(BackendHealth("facts", facts_mode, True, "reachable"))
+        except Exception as exc:
+            report.append(BackendHealth("facts", facts_mode, False, str(exc), "check the Redis line above"))
+        return report
+
+    async def __aenter__(self) -> "Memory":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,43 @@
+"""The turn journal in Redis: which chats have a turn in flight (for recovery after a crash),
+and the turn numbers given to imported exchanges (so a repeated import rewrites, never adds)."""
+
+from __future__ import annotations
+
+from memory.backends import PREFIX, Backends
+
+IN_FLIGHT_KEY = f"{PREFIX}:turns_in_flight"
+
+
+class TurnJournal:
+    def __init__(self, backends: Backends) -> None:
+        self.backends = backends
+
+    async def begin(self, chat_id: str) -> bool:
+        """Note that a turn of this chat is running; True if an earlier one never finished."""
+        return not await (await self.backends.redis()).sadd(IN_FLIGHT_KEY, chat_id)
+
+    async def end(self, chat_id: str) -> None:
+        await (await self.backends.redis()).srem(IN_FLIGHT_KEY, chat_id)
+
+    async def unfinished(self) -> list[str]:
+        return sorted(m.decode() for m in await (await self.backends.redis()).smembers(IN_FLIGHT_KEY))
+
+    async def import_numbers(self, chat_id: str, digests: list[str]) -> tuple[list[int], int]:
+        """The turn number of each imported exchange, allocated once and remembered by digest,
+        so an interrupted or repeated import rewrites the same turns instead of adding new ones;
+        and the chat's completed turns (those numbers at or below it are already written)."""
+        redis = await self.backends.redis()
+        key = f"{PREFIX}:imported:{chat_id}"
+        known = await redis.hmget(key, digests) if digests else []
+        completed = await (await self.backends.working()).completed_turns(chat_id)
+        planned = [int(n) for n in known if n is not None]
+        next_turn = max([completed, *planned]) + 1
+        numbers, new = [], {}
+        for digest, number in zip(digests, known):
+            if number is None and digest not in new:
+                new[digest] = next_turn
+                next_turn += 1
+            numbers.append(int(number) if number is not None else new[digest])
+        if new:
+            await redis.hset(key, mapping=new)
+        return numbers, completed

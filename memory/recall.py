@@ -1,0 +1,202 @@
+"""The retrieval pipeline: what L3 holds for a message, found before the model sees it.
+
+Prefetch runs it on every turn, with no confidence gate; the ``search_memory`` tool runs it
+on the model's query. Three mechanisms run concurrently, each only when it scores above zero:
+thematic (always), temporal (a completed-past range is named, or the caller gives one) and
+specific-key (structural keys are present). Thematic searches twice, by meaning (the vector
+search, through the L2.5 cache) and by words (BM25 over the chat's word index), and the
+query's background (its mean distance to the chats' entries) is read for the relevance
+test. The query is embedded once and shared. The whole search is bounded by a deadline:
+whatever has not finished by then is abandoned (its worker thread may still be running;
+the caller does not wait).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from memory.archive import Archive
+from memory.backends import cache_scope_key
+from memory.keys import structural_keys
+from memory.search import L3Search
+from memory.settings import Settings
+from memory.temporal import completed_past_range, may_name_a_date
+
+# What the scans read of a message: dateparser's cost grows fast with the text and a date
+# phrase sits in the first lines; the key regex is cheap (~0.2 ms per 1 000 characters).
+_TEMPORAL_SCAN_CHARS = 2_000
+_KEY_SCAN_CHARS = 20_000
+# The word search reads the first lines too: its cost grows with the distinct words asked.
+_LEXICAL_SCAN_CHARS = 2_000
+
+THEMATIC, WORDS, TEMPORAL, KEYS = "thematic", "lexical", "temporal", "specific_key"
+EVERY_LIST = frozenset({THEMATIC, WORDS, TEMPORAL, KEYS})
+
+
+@dataclass(frozen=True)
+class RecallQuery:
+    """What to recall for: a message (or the model's query), whose memory, and when."""
+
+    text: str
+    chat_id: str
+    user_id: str
+    now: float
+    # The ranked lists to build. A period given by the caller (unix seconds, inclusive;
+    # either end may be None) makes the temporal list that period's, instead of one named
+    # in the text.
+    lists: Collection[str] = EVERY_LIST
+    period: tuple[float | None, float | None] | None = None
+    deadline: float | None = None  # seconds; None: prefetch.timeout
+
+
+@dataclass
+class Recalled:
+    """Ranked lists (name -> hits, closest first; words: best first), the background, and
+    how each mechanism ended (``outcome``, as the turn's observation reports it)."""
+
+    lists: dict[str, list[dict]] = field(default_factory=dict)
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def background(self) -> float | None:
+        return self.outcome.get("background")
+
+    @property
+    def problems(self) -> list[str]:
+        """What went wrong, one phrase each ("" list when everything answered in time)."""
+        outcome = self.outcome
+        words = outcome["lexical"]
+        found = [f"{n} timed out" for n in outcome["timed_out"]]
+        found += [f"{n} failed ({e})" for n, e in outcome["failed"].items()]
+        found += ["thematic (words) timed out"] if words.get("timed_out") else []
+        found += [f"thematic (words) failed ({words['failed']})"] if words.get("failed") else []
+        return found
+
+
+async def recall(search: L3Search, archive: Archive, query: RecallQuery, settings: Settings) -> Recalled:
+    """Run the mechanisms for ``query`` under its deadline; never raises for a mechanism."""
+    backends = search.backends
+    message, chat_id, user_id = query.text, query.chat_id, query.user_id
+    scope, k = settings.memory.scope, settings.prefetch.search_k
+    deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
+    outcome: dict[str, Any] = {
+        "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
+        "range": None, "keys": [], "deadline_ms": deadline * 1000, "lexical": {}, "background": None,
+    }
+    started = time.perf_counter()
+
+    # Shared by the mechanisms: the query is embedded once, the scope resolved once, and the
+    # chats' word-index progress read once (a chat far behind is caught up behind the turns).
+    vector_task = asyncio.ensure_future(search.embed_query(message))
+    chats_task = asyncio.ensure_future(backends.scope_chats(chat_id, user_id, scope))
+
+    async def indexed() -> bool:
+        behind = await search.index_behind(await chats_task)
+        archive.catch_up_later(behind)
+        outcome["lexical"]["complete"] = not behind
+        return not behind
+
+    indexed_task = asyncio.ensure_future(indexed())
+
+    async def thematic() -> list[dict]:
+        results, outcome["cache"] = await search.cached_search(
+            await chats_task, cache_scope_key(chat_id, user_id, scope), message, vector_task, k
+        )
+        return results
+
+    async def background() -> None:
+        outcome["background"] = await search.background_distance(await chats_task, await vector_task)
+
+    async def lexical() -> list[dict]:
+        chats = await chats_task
+        await indexed_task
+        found = await search.lexical_search(chats, message[:_LEXICAL_SCAN_CHARS], k,
+                                            settings.retrieval.lexical_max_df_share)
+        vector = np.asarray(await vector_task, dtype=np.float32)
+        return [{**hit, "distance": float(np.sum(np.square(stored - vector))), "mechanism": THEMATIC}
+                for hit, stored, _ in found]
+
+    async def temporal() -> list[dict] | None:
+        if query.period is not None:
+            after, before = query.period
+            outcome["range"] = [_iso(after, settings), _iso(before, settings)]
+        else:
+            if not may_name_a_date(message[:_TEMPORAL_SCAN_CHARS]):
+                return None  # scored zero: no digit, no date word (most messages; checked in microseconds)
+            # Parsing is pure-Python CPU work: beside the embedding it slowed both through the
+            # GIL (embed 8 → 19 ms); one after the other is faster, and the search needs the vector anyway.
+            await vector_task
+            when = datetime.fromtimestamp(query.now, ZoneInfo(settings.prefetch.timezone))
+            found = await backends.run_blocking(completed_past_range, message[:_TEMPORAL_SCAN_CHARS], when)
+            if found is None:
+                return None  # scored zero: no completed past range named
+            after, before = (dt.timestamp() for dt in found)
+            outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
+        return await search.search(await chats_task, await vector_task, k, after, before, indexed=await indexed_task)
+
+    async def specific_key() -> list[dict] | None:
+        outcome["keys"] = structural_keys(message[:_KEY_SCAN_CHARS])
+        if not outcome["keys"]:
+            return None  # scored zero: no structural key
+        return await search.find_by_keys(
+            await chats_task, outcome["keys"], settings.prefetch.max_results, indexed=await indexed_task
+        )
+
+    mechanisms = {name: make for name, make in ((THEMATIC, thematic), (TEMPORAL, temporal), (KEYS, specific_key))
+                  if name in query.lists}
+    tasks = {name: asyncio.ensure_future(make()) for name, make in mechanisms.items()}
+    # Thematic's word half, reported on its own line: a stuck vector search must not take it down.
+    lexical_task = asyncio.ensure_future(lexical()) if WORDS in query.lists else None
+    background_task = asyncio.ensure_future(background())
+    await asyncio.wait([*tasks.values(), *([lexical_task] if lexical_task else []), background_task],
+                       timeout=deadline)
+
+    lists: dict[str, list[dict]] = {}
+    for name, task in tasks.items():
+        if not task.done():
+            task.cancel()
+            outcome["timed_out"].append(name)
+        elif task.exception() is not None:
+            outcome["failed"][name] = f"{type(task.exception()).__name__}: {task.exception()}"
+        elif task.result() is not None:
+            lists[name] = [{**hit, "mechanism": name} for hit in task.result()]
+            outcome["succeeded"].append(name)
+            outcome["found"][name] = len(lists[name])
+    if lexical_task is not None and _finished_words(lexical_task, outcome["lexical"]):
+        lists[WORDS] = lexical_task.result()
+    # Fired: scored above zero (as far as it got before the deadline).
+    outcome["fired"] = [THEMATIC] * (THEMATIC in tasks) + [
+        name for name, scored in ((TEMPORAL, outcome["range"]), (KEYS, outcome["keys"])) if scored
+    ]
+    for shared in (vector_task, chats_task, indexed_task, background_task):
+        if not shared.done():
+            shared.cancel()
+        elif not shared.cancelled():
+            shared.exception()  # retrieved here; reported through the mechanisms that awaited it
+    outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    return Recalled(lists, outcome)
+
+
+def _finished_words(task: asyncio.Future, report: dict[str, Any]) -> bool:
+    """Record how the word search ended in ``report``; True if it succeeded."""
+    if not task.done():
+        task.cancel()
+        report["timed_out"] = True
+        return False
+    if task.exception() is not None:
+        report["failed"] = f"{type(task.exception()).__name__}: {task.exception()}"
+        return False
+    report["found"] = len(task.result())
+    return True
+
+
+def _iso(moment: float | None, settings: Settings) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, ZoneInfo(settings.prefetch.timezone)).isoformat()

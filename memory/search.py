@@ -1,0 +1,199 @@
+"""L3 reads: by meaning (Chroma's vector index, or a time range ranked from the word index's
+vectors), by words (BM25 over the word index), by structural key, and the chats' background
+(the query's mean distance to their entries). The recall pipeline composes them."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+from typing import Any, Awaitable
+
+import numpy as np
+from redis.exceptions import RedisError
+
+from memory.archive import INDEX_NOW
+from memory.backends import Backends, gather_bounded
+from memory.cache import SearchCache
+from memory.lexical import terms
+from memory.turns import archive_id
+
+log = logging.getLogger(__name__)
+
+_TURN_KEY = re.compile(r"^turn_(\d+)$")
+# A time range of at most this many entries is ranked exactly from the index's vectors
+# (~1.3 ms per 1 000 here, 8 ms for a week of an 80 000-turn chat); a wider one from the
+# 300 nearest by Chroma's vector index (~4 ms), cut to the range by the index's times.
+_EXACT_RANGE = 2048
+_DEEPER_K = 300
+_KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the key itself
+_EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
+
+
+def _within(timestamp: float, after: float | None, before: float | None) -> bool:
+    return (after is None or timestamp >= after) and (before is None or timestamp <= before)
+
+
+class L3Search:
+    def __init__(self, backends: Backends) -> None:
+        self.backends = backends
+        self._embedding_ahead: dict[str, asyncio.Future[list[float]]] = {}  # message -> its vector
+
+    def embed_ahead(self, text: str) -> None:
+        """Start embedding a message whose turn is about to run: the model works in its thread
+        while the turn waits for the chat's lock and reads its checkpoint (~6 ms), and
+        :meth:`embed_query` then finds the vector ready."""
+        if text in self._embedding_ahead:
+            return
+        while len(self._embedding_ahead) >= _EMBEDDINGS_AHEAD:  # turns that never asked (they failed first)
+            self._embedding_ahead.pop(next(iter(self._embedding_ahead)))
+        ahead = self._embedding_ahead[text] = asyncio.ensure_future(self._embed(text))
+        ahead.add_done_callback(lambda done: done.cancelled() or done.exception())  # read by its turn, if any
+
+    async def embed_query(self, text: str) -> list[float]:
+        ahead = self._embedding_ahead.pop(text, None)
+        return await (ahead if ahead is not None else self._embed(text))
+
+    async def _embed(self, text: str) -> list[float]:
+        embeddings = await self.backends.embeddings()
+        return await self.backends.run_blocking(embeddings.embed_query, text)
+
+    async def index_behind(self, chats: list[str]) -> list[str]:
+        """The chats whose word index trails their archived turns by more than ``INDEX_NOW``
+        (an import, an archive older than the index): searched by Chroma's exact filters until
+        the archive catches their backlog up. A shorter lag is turns the archiver is about to
+        write, and index as it writes them. Reads progress only; nothing is indexed here."""
+        progress = await self.backends.index_progress(chats)
+        return [chat for chat, (indexed, archived) in zip(chats, progress) if archived - indexed > INDEX_NOW]
+
+    async def search(
+        self, chats: list[str], vector: list[float], k: int, after: float | None = None,
+        before: float | None = None, indexed: bool | None = None,
+    ) -> list[dict]:
+        """The chats' ``k`` entries nearest to ``vector``, closest first; with ``after`` or
+        ``before`` (unix seconds, inclusive), among those timed within that range.
+
+        Without a range this is Chroma's vector index. A chat's range is ranked exactly from the
+        vectors in its own index when it holds at most ``_EXACT_RANGE`` entries; a wider one by
+        a deeper vector search cut to the range. Chats whose index is behind (``indexed``: known
+        by the caller, else checked) or older than time indexing are searched with Chroma's
+        metadata filter: exact, but a scan of the whole database.
+        """
+        backends = self.backends
+        store = await backends.episodic()
+        if after is None and before is None:
+            return await backends.l3(store.search, chats, vector, k)
+        if indexed is None:
+            indexed = not await self.index_behind(chats)
+        index = await backends.lexical_index()
+        query = np.asarray(vector, dtype=np.float32)
+
+        async def of_chat(chat: str) -> list[dict]:
+            if not (indexed and await index.has_times(chat)):
+                return await backends.l3(store.search, [chat], vector, k, after, before)
+            numbers = await index.between(chat, after, before)
+            if len(numbers) > _EXACT_RANGE:
+                deeper = await backends.l3(store.nearest_ids, chat, vector, _DEEPER_K)
+                times = await index.times(chat, [entry_id for entry_id, _ in deeper])
+                distance_of = dict([pair for pair, timestamp in zip(deeper, times)
+                                    if timestamp is not None and _within(timestamp, after, before)][:k])
+            else:
+                distances = np.sum(np.square(await index.vectors(chat, numbers) - query), axis=1)
+                nearest = np.argsort(distances, kind="stable")[:k]
+                ids = await index.ids(chat, numbers[nearest])
+                distance_of = {entry_id: float(distances[n]) for entry_id, n in zip(ids, nearest) if entry_id}
+            hits = await backends.l3(store.get_by_ids, [chat], list(distance_of))
+            return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
+
+        found = [hit for hits in await gather_bounded(of_chat, chats) for hit in hits]
+        return sorted(found, key=lambda hit: hit["distance"])[:k]
+
+    async def cached_search(
+        self, chats: list[str], scope_key: str, query: str, vector: list[float] | Awaitable[list[float]], k: int
+    ) -> tuple[list[dict], dict[str, Any]]:
+        """The thematic search through the L2.5 cache: (results, {"hit", "key"}). ``vector`` may
+        be one still being computed: the cache is looked up meanwhile, and it is awaited on a miss."""
+        cache = await self.backends.cache()
+        key = SearchCache.digest(query, k=k)
+        try:
+            cached, generation = await cache.lookup(scope_key, key)
+        except RedisError:
+            cached, generation = None, None
+        if cached is not None:
+            return cached, {"hit": True, "key": key}
+        results = await self.search(chats, await vector if inspect.isawaitable(vector) else vector, k)
+        try:
+            if generation is not None:
+                await cache.put(scope_key, key, results, generation)
+        except RedisError as exc:
+            log.warning("L2.5 cache write failed: %s", exc)
+        return results, {"hit": False, "key": key}
+
+    async def find_by_keys(self, chats: list[str], keys: list[str], limit: int, indexed: bool = True) -> list[dict]:
+        """Exact lookup of structural keys: id match, then content contains (case-sensitive).
+
+        Content is searched through the word index (the entries holding every word of the key,
+        then checked); chats whose index is behind (``indexed`` false) by Chroma's substring scan.
+        """
+        backends = self.backends
+        store, index = await backends.episodic(), await backends.lexical_index()
+        ids = list(keys)
+        for key in keys:
+            if match := _TURN_KEY.match(key):
+                ids += [archive_id(chat, int(match.group(1))) for chat in chats]
+        found = {hit["id"]: hit for hit in await backends.l3(store.get_by_ids, chats, ids)}
+        for key in keys:
+            if not indexed:
+                for hit in await backends.l3(store.find_containing, chats, key, limit):
+                    found.setdefault(hit["id"], hit)
+                continue
+            for chat in chats:
+                numbers = await index.with_all_terms(chat, terms(key), _KEY_CANDIDATES)
+                candidates = [i for i in await index.ids(chat, numbers) if i and i not in found]
+                for hit in await backends.l3(store.get_by_ids, [chat], candidates):
+                    if key in hit["content"]:
+                        found[hit["id"]] = hit
+        return list(found.values())[:limit]
+
+    async def lexical_search(
+        self, chats: list[str], query: str, k: int, max_df_share: float
+    ) -> list[tuple[dict, np.ndarray, float]]:
+        """The chats' ``k`` best entries by the words of ``query`` (BM25), best first, each as
+        (hit, its vector, its word score). Word scores of different chats are compared as they are.
+
+        The vectors come from the word index (float16, with the ids); Chroma is asked only for
+        the entries' text and metadata, which costs it half as much as with their vectors.
+        """
+        index = await self.backends.lexical_index()
+        per_chat = await gather_bounded(lambda chat: index.search(chat, query, k, max_df_share), chats)
+        found = sorted(
+            ((chat, entry_id, score, vector)
+             for chat, hits in zip(chats, per_chat) for entry_id, score, vector in hits),
+            key=lambda found: -found[2],
+        )[:k]
+        if not found:
+            return []
+        store = await self.backends.episodic()
+        ids_by_chat: dict[str, list[str]] = {}
+        for chat, entry_id, _, _ in found:
+            ids_by_chat.setdefault(chat, []).append(entry_id)
+        indexed_vector = {entry_id: vector for _, entry_id, _, vector in found if vector is not None}
+
+        def read() -> dict[str, tuple[dict, np.ndarray]]:
+            found_here: dict[str, tuple[dict, np.ndarray]] = {}
+            for chat, ids in ids_by_chat.items():
+                if all(entry_id in indexed_vector for entry_id in ids):
+                    found_here |= {hit["id"]: (hit, indexed_vector[hit["id"]]) for hit in store.get_by_ids([chat], ids)}
+                else:  # an index older than its vectors: Chroma's
+                    found_here |= {hit["id"]: (hit, vector) for hit, vector in store.get_with_vectors([chat], ids)}
+            return found_here
+
+        by_id = await self.backends.run_blocking(read)
+        return [(*by_id[entry_id], score) for _, entry_id, score, _ in found if entry_id in by_id]
+
+    async def background_distance(self, chats: list[str], vector: list[float] | np.ndarray) -> float | None:
+        """The query's mean distance to the chats' indexed entries (squared L2 on unit vectors:
+        2 − 2·q·centroid, exact), or None when nothing of them is indexed yet."""
+        centroid = await (await self.backends.lexical_index()).centroid(chats)
+        return None if centroid is None else float(2.0 - 2.0 * np.dot(np.asarray(vector, dtype=np.float64), centroid))

@@ -1,0 +1,70 @@
+"""A turn as L3 keeps it: its id (deterministic per chat and turn) and its verbatim text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+ARCHIVE_TAG = "l2_full_archive"
+
+
+def archive_id(chat_id: str, turn: int) -> str:
+    """Deterministic per (chat, turn), so replaying an archive never duplicates it."""
+    return f"{chat_id}:turn_{turn:04d}"
+
+
+def archive_content(user_text: str | None, assistant_text: str | None) -> str:
+    """A turn exactly as archived: verbatim, nothing summarised."""
+    lines = []
+    if user_text is not None:
+        lines.append(f"user: {user_text}")
+    if assistant_text is not None:
+        lines.append(f"assistant: {assistant_text}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One turn to archive in L3: a user message and the reply (either may be missing on import)."""
+
+    chat_id: str
+    user_id: str
+    turn: int
+    timestamp: float
+    user_text: str | None
+    assistant_text: str | None
+
+    @property
+    def id(self) -> str:
+        return archive_id(self.chat_id, self.turn)
+
+    @property
+    def content(self) -> str:
+        return archive_content(self.user_text, self.assistant_text)
+
+    def metadata(self, now: float) -> dict[str, Any]:
+        return {
+            "chat_id": self.chat_id,
+            "user_id": self.user_id,
+            "turn": self.turn,
+            "timestamp": self.timestamp,
+            "time": datetime.fromtimestamp(self.timestamp, timezone.utc).isoformat(),
+            "tags": ARCHIVE_TAG,
+            "access_count": 0,
+            "last_accessed": now,
+        }
+
+
+@dataclass(frozen=True)
+class ImportedTurn:
+    """An exchange of an imported transcript: a user message and its reply, or a lone message."""
+
+    digest: str  # identifies the exchange across imports of the same file
+    user_id: str
+    messages: tuple[dict[str, Any], ...]  # {"role", "content", "timestamp"}, as L2 keeps them
+
+    def exchange(self, chat_id: str, turn: int) -> Exchange:
+        by_role = {m["role"]: m["content"] for m in self.messages}
+        return Exchange(chat_id=chat_id, user_id=self.user_id, turn=turn, timestamp=self.messages[0]["timestamp"],
+                        user_text=by_role.get("user"), assistant_text=by_role.get("assistant"))
