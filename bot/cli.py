@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--chat", default="terminal", help="chat id (default: terminal)")
     chat.add_argument("--user", help="user id (default: the chat id)")
 
+    mcp = commands.add_parser("mcp", help="serve this chat's memory to any agent over MCP (stdio, or HTTP)")
+    mcp.add_argument("--chat", required=True, help="the chat whose memory is served (fixed for the server's life)")
+    mcp.add_argument("--user", help="the user whose facts are served (default: the chat id)")
+    mcp.add_argument("--http", action="store_true",
+                     help="serve streamable HTTP at /mcp instead of stdio (needs GOAT_MCP_TOKEN)")
+    mcp.add_argument("--host", default="127.0.0.1", help="with --http: the address to listen on (default 127.0.0.1)")
+    mcp.add_argument("--port", type=positive_int, default=8765, help="with --http: the port (default 8765)")
+
     stats = commands.add_parser("stats", help="latency percentiles and memory figures of the recent turns")
     stats.add_argument("--last", type=positive_int, default=1000, metavar="N", help="how many turns (default 1000)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -88,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         handler = {"import": cmd_import, "inspect": cmd_inspect, "doctor": cmd_doctor, "demo": cmd_demo,
-                   "bench": cmd_bench, "chat": cmd_chat, "stats": cmd_stats}
+                   "bench": cmd_bench, "chat": cmd_chat, "stats": cmd_stats, "mcp": cmd_mcp}
         return asyncio.run(handler[args.command](settings, args))
     except (SettingsError, InvalidTurn) as exc:
         print(f"goat: {exc}", file=sys.stderr)
@@ -163,7 +171,7 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
         healthy = False
         print(render_check("FAIL", f"embeddings: {exc}"))
     async with Services(settings) as services:
-        for backend in await services.memory.health():
+        for backend in (await services.memory.health()).backends:
             healthy &= backend.ok
             print(render_check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend.mode} — {backend.detail}",
                                fix=None if backend.ok else backend.fix))
@@ -207,3 +215,26 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+async def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.mcp_server import MemoryServer, bearer_only, build_server
+    from bot.runner import TurnRunner
+
+    token = settings.mcp.token.get_secret_value() if settings.mcp.token else ""
+    if args.http and not token:
+        print("goat: `goat mcp --http` serves only with a bearer token: set GOAT_MCP_TOKEN (e.g. to the "
+              "output of `openssl rand -hex 32`) and give clients `Authorization: Bearer <token>`", file=sys.stderr)
+        return EXIT_USAGE
+    async with TurnRunner.from_settings(settings) as runner:
+        await runner.warm_up()
+        server = build_server(MemoryServer(runner, args.chat, args.user or args.chat))
+        if not args.http:
+            await server.run_stdio_async()
+            return 0
+        import uvicorn
+
+        app = bearer_only(server.streamable_http_app(host=args.host), token)
+        print(f"goat mcp: serving chat {args.chat} at http://{args.host}:{args.port}/mcp", file=sys.stderr, flush=True)
+        await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve()
+    return 0

@@ -126,7 +126,7 @@ async def import_turns(
     """Load a parsed transcript; returns {"messages", "turns", "imported", "skipped"}."""
     stats = {"messages": transcript.messages, "turns": transcript.turns, "imported": 0, "skipped": 0}
     for chat_id, turns in transcript.chats.items():
-        imported = await memory.import_turns(chat_id, [_imported(turn) for turn in turns], progress)
+        imported = len(await memory.import_turns(chat_id, [_imported(turn) for turn in turns], progress))
         stats["imported"] += imported
         stats["skipped"] += len(turns) - imported
     return stats

@@ -57,7 +57,7 @@ class Redactor:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> "Redactor":
-        keys = (settings.llm.api_key, settings.telegram.token)
+        keys = (settings.llm.api_key, settings.telegram.token, settings.mcp.token)
         # Plain strings too: a settings copy made without validation (model_copy) keeps them so.
         return cls(key.get_secret_value() if isinstance(key, SecretStr) else str(key) for key in keys if key)
 
@@ -137,8 +137,9 @@ class TurnLog:
         finally:
             os.close(fd)
 
-    def tail(self, count: int) -> list[dict[str, Any]]:
-        """The last ``count`` turn lines, oldest first (unreadable lines are passed over)."""
+    def tail(self, count: int, events: tuple[str, ...] = ("turn",)) -> list[dict[str, Any]]:
+        """The last ``count`` lines of these events (finished turns by default), oldest first
+        (unreadable lines are passed over)."""
         raw: deque[str] = deque(maxlen=count)
         for path in (self.rotated, self.path):
             try:
@@ -152,7 +153,7 @@ class TurnLog:
                 line = json.loads(text)
             except json.JSONDecodeError:  # e.g. cut short by a crash mid-write
                 continue
-            if isinstance(line, dict) and line.get("event") == "turn":
+            if isinstance(line, dict) and line.get("event") in events:
                 lines.append(line)
         return lines
 

@@ -126,6 +126,11 @@ class Archive:
         self.wake()
         return waiting
 
+    async def waiting(self, chat_id: str) -> int:
+        """How many of the chat's turns wait in the outbox for L3."""
+        parked = await (await self.backends.redis()).hvals(OUTBOX_KEY)
+        return sum(1 for raw in parked if json.loads(raw)["chat_id"] == chat_id)
+
     def bump_access_later(self, hits: list[dict], now: float) -> None:
         """Count one more access of each hit: best effort, by the archiver between turns (an
         update is a Chroma write, which stalls the process while it runs)."""

@@ -48,6 +48,14 @@ class BackendHealth:
     fix: str = ""
 
 
+@dataclass(frozen=True)
+class Health:
+    backends: list[BackendHealth]
+    # For the chat and user asked about, what each layer holds (a layer whose backend is
+    # down is left out): l1_facts, l2_turns, l3_entries, words_indexed_turns, outbox_waiting.
+    layers: dict[str, int]
+
+
 class Memory:
     def __init__(self, settings: Settings, **ready: Any) -> None:
         """``ready``: backends already open, used instead of opening them (``episodic``,
@@ -197,12 +205,12 @@ class Memory:
         return await self.archiver.store_curated(chat_id, user_id, content, tags, now)
 
     async def import_turns(self, chat_id: str, turns: list[ImportedTurn],
-                           progress: Callable[[int], None] | None = None) -> int:
+                           progress: Callable[[int], None] | None = None) -> list[int]:
         """Write a chat's imported exchanges to L3 and L2 as live turns are written, numbered
         once per exchange (by digest): a repeated or interrupted import never writes one twice.
 
         Returns:
-            How many exchanges were written now (the rest were already).
+            The turn numbers written now (an exchange already written is not among them).
         """
         numbers, completed = await self.journal.import_numbers(chat_id, [t.digest for t in turns])
         pending = [(n, t) for n, t in zip(numbers, turns) if n > completed]
@@ -216,7 +224,7 @@ class Memory:
                 await self.save_turn(chat_id, number, list(turn.messages))
             if progress:
                 progress(len(batch))
-        return len(pending)
+        return [number for number, _ in pending]
 
     async def forget_chat(self, chat_id: str, *, keep_archive: bool = False) -> None:
         """Drop the chat's L2, L3, word index and import records (its users' L1 facts stay).
@@ -250,8 +258,9 @@ class Memory:
 
     # ---- doctor ---------------------------------------------------------------------------
 
-    async def health(self) -> list[BackendHealth]:
-        """Each backend: reachable? in which mode? what to do if not."""
+    async def health(self, chat_id: str | None = None, user_id: str | None = None) -> Health:
+        """Each backend: reachable? in which mode? what to do if not. With a chat and a user,
+        also what each layer holds for them."""
         settings, report = self.settings, []
         redis_mode = f"server at {settings.redis.url}" if settings.redis.url else (
             f"embedded redis-server, data in {Path(settings.data_dir) / 'redis'}"
@@ -278,7 +287,21 @@ class Memory:
             report.append(BackendHealth("facts", facts_mode, True, "reachable"))
         except Exception as exc:
             report.append(BackendHealth("facts", facts_mode, False, str(exc), "check the Redis line above"))
-        return report
+        up = {backend.name for backend in report if backend.ok}
+        return Health(report, await self._layers(chat_id, user_id, up) if chat_id and user_id else {})
+
+    async def _layers(self, chat_id: str, user_id: str, up: set[str]) -> dict[str, int]:
+        layers: dict[str, int] = {}
+        if "facts" in up:
+            layers["l1_facts"] = len(await self.facts(user_id))
+        if "redis" in up:
+            [(indexed, archived)] = await self.backends.index_progress([chat_id])
+            layers["l2_turns"], layers["words_indexed_turns"] = archived, indexed
+            layers["outbox_waiting"] = await self.archiver.waiting(chat_id)
+        if "chroma" in up:
+            store = await self.backends.episodic()
+            layers["l3_entries"] = await self.backends.run_blocking(store.count, chat_id)
+        return layers
 
     async def __aenter__(self) -> "Memory":
         return self

@@ -31,6 +31,7 @@ ENV_ALIASES: dict[str, str] = {
     "OPENAI_API_KEY": "llm.api_key",
     "OPENAI_BASE_URL": "llm.base_url",
     "TELEGRAM_BOT_TOKEN": "telegram.token",
+    "GOAT_MCP_TOKEN": "mcp.token",
 }
 
 
@@ -155,6 +156,10 @@ class Telegram(_Section):
     token: SecretStr | None = None
 
 
+class Mcp(_Section):
+    token: SecretStr | None = None  # the bearer token `goat mcp --http` requires on every request
+
+
 class Observability(_Section):
     log_content: bool = False  # message and reply text in the per-turn line (secrets never)
     report_every: int = Field(50, ge=1)  # turns between two latency-percentile reports
@@ -178,6 +183,7 @@ class Settings(_Section):
     cache: Cache = Cache()
     tools: Tools = Tools()
     telegram: Telegram = Telegram()
+    mcp: Mcp = Mcp()
     observability: Observability = Observability()
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Settings":

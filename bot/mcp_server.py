@@ -1,0 +1,309 @@
+"""`goat mcp`: GOAT's memory for any agent, over the Model Context Protocol.
+
+The tools hand another agent what GOAT's own turns get: the proactive recall (prefetch, gap
+filter and budget, no model call), the verbatim archive, the memory tools and L1 facts,
+plus read-only diagnostics of this chat's turns. Served over stdio (what desktop clients
+spawn) or streamable HTTP behind a bearer token.
+
+The chat and user are fixed when the server starts: no tool takes them as an argument, so
+no call can reach another chat's or user's memory. Message text is logged only with
+``observability.log_content`` on (the SDK itself logs neither arguments nor results).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from bot.importer import parse_timestamp
+from bot.observability import TurnLog, turns_log_path
+from bot.runner import TurnRunner
+from memory.errors import BackendUnavailable
+from memory.facade import Memory
+from memory.facts import FactsFull
+from memory.settings import Settings
+from memory.turns import ImportedTurn, archive_id
+from nodes.toolkit.memory_tools import MemoryToolbox
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = (
+    "GOAT's long-term memory of one conversation: every exchange kept verbatim, plus facts about "
+    "the user. Call recall with the user's message before answering to get what GOAT would recall "
+    "for it; call archive_turn after answering to keep the exchange."
+)
+_ERROR_LINES = 2_000  # of the turn log, read back by recent_errors
+
+
+class MemoryServer:
+    """The tools of one server: one chat and one user, fixed at start."""
+
+    def __init__(self, runner: TurnRunner, chat_id: str, user_id: str) -> None:
+        self.runner = runner
+        self.chat_id = chat_id
+        self.user_id = user_id
+
+    @property
+    def memory(self) -> Memory:
+        return self.runner.services.memory
+
+    @property
+    def settings(self) -> Settings:
+        return self.runner.services.settings
+
+    def toolbox(self) -> MemoryToolbox:
+        return MemoryToolbox(self.memory, self.settings, self.chat_id, self.user_id, time.time())
+
+    async def recall(self, message: str) -> dict[str, Any]:
+        state = await self.runner.inspect(self.chat_id, message, user_id=self.user_id)
+        background = (state.get("prefetch") or {}).get("background")
+        return {
+            "recalled": [_entry(r, why_kept(r, background, self.settings.retrieval.relevance_ratio))
+                         for r in state.get("l3") or []],
+            "facts": state.get("facts") or {},
+            "tokens": state.get("tokens"),
+            "budget": {"total": (state.get("aits") or {}).get("budget"), **(state.get("split") or {})},
+            "mechanisms": _mechanisms(state.get("prefetch") or {}),
+        }
+
+    async def archive_turn(self, user: str, assistant: str, timestamp: str | float | None) -> dict[str, Any]:
+        if not user.strip() and not assistant.strip():
+            raise ValueError("both user and assistant are empty: nothing to archive")
+        try:
+            when = time.time() if timestamp is None else parse_timestamp(timestamp)
+        except ValueError as exc:
+            raise ValueError(f"timestamp {timestamp!r}: {exc} (e.g. 2026-03-01T14:30:00Z)") from None
+        messages = tuple({"role": role, "content": text, "timestamp": when}
+                         for role, text in (("user", user), ("assistant", assistant)))
+        digest = hashlib.sha256(f"{when!r}\x1f{user}\x1f{assistant}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        # Held like a turn: a live turn of the chat cannot take the same turn number meanwhile.
+        async with self.memory.turn(self.chat_id):
+            written = await self.memory.import_turns(self.chat_id, [ImportedTurn(f"mcp:{digest}", self.user_id, messages)])
+        if not written:
+            return {"archived": False, "note": "this exchange, at this time, was archived before"}
+        return {"archived": True, "id": archive_id(self.chat_id, written[0]), "turn": written[0],
+                "time": _iso(when)}
+
+    async def remember_fact(self, key: str, value: str) -> dict[str, Any]:
+        return await self.toolbox().promote(key, value)
+
+    async def forget_fact(self, key: str) -> dict[str, Any]:
+        return await self.toolbox().forget(key)
+
+    async def diagnose_last_turn(self) -> dict[str, Any]:
+        graph = await self.runner.graph()
+        state = (await graph.aget_state({"configurable": {"thread_id": self.chat_id}})).values
+        if not state.get("turn"):
+            return {"turn": None, "note": "no turn of this chat has run through GOAT's graph yet"}
+        prefetch = state.get("prefetch") or {}
+        injected = {r["id"] for r in state.get("l3") or []}
+        kept = {r["id"]: r for r in state.get("l3_candidates") or []}
+        background = prefetch.get("background")
+        ratio = self.settings.retrieval.relevance_ratio
+        candidates = []
+        for name, hits in (state.get("recalls") or {}).items():
+            for hit in hits:
+                if hit["id"] in injected:
+                    verdict = "injected: " + why_kept(kept[hit["id"]], background, ratio)
+                elif hit["id"] in kept:
+                    verdict = "kept, but did not fit the L3 share of the prompt"
+                else:
+                    verdict = "dropped: " + why_dropped(hit, background, ratio)
+                candidates.append({"list": name, "id": hit["id"], "time": _iso(hit["timestamp"]),
+                                   "distance": round(hit["distance"], 4), "verdict": verdict})
+        prompt = state.get("prompt") or []
+        return {
+            "turn": state["turn"],
+            "time": _iso(state.get("now")),
+            "mechanisms": _mechanisms(prefetch),
+            "background": background,
+            "candidates": candidates,
+            "budget": {"aits": state.get("aits"), "split": state.get("split"), "tokens_used": state.get("tokens")},
+            "prompt": {"messages": len(prompt), "chars": sum(len(m["content"]) for m in prompt),
+                       "system_chars": len(prompt[0]["content"]) if prompt else 0},
+            "tools_called": [r["name"] for r in state.get("tool_results") or []],
+            "model_calls": state.get("model_calls"),
+            "latency_ms": state.get("latency_ms"),
+            "degraded": {node: problem for node, problem in (state.get("degraded") or {}).items() if problem},
+        }
+
+    async def memory_snapshot(self) -> dict[str, Any]:
+        health = await self.memory.health(self.chat_id, self.user_id)
+        _, working = await self.memory.working(self.chat_id, 1)
+        last = working[-1]["timestamp"] if working and "timestamp" in working[-1] else None
+        return {
+            "chat_id": self.chat_id,
+            "user_id": self.user_id,
+            "layers": health.layers,
+            "last_write": _iso(last),
+            "backends": [{"name": b.name, "mode": b.mode, "ok": b.ok, "detail": b.detail, **({"fix": b.fix} if b.fix else {})}
+                         for b in health.backends],
+        }
+
+    async def recent_errors(self, minutes: float) -> dict[str, Any]:
+        if minutes <= 0:
+            raise ValueError("minutes must be positive")
+        since = datetime.now(timezone.utc) - timedelta(minutes=minutes)
+        lines = TurnLog(turns_log_path(self.settings), self.settings.observability.log_max_bytes).tail(
+            _ERROR_LINES, events=("turn", "turn_failed"))
+        errors = [
+            {"time": line["timestamp"], "turn": line.get("turn"),
+             **({"error": line["error"]} if line["event"] == "turn_failed" else {"degraded": line["degraded"]})}
+            for line in lines
+            if line.get("chat_id") == self.chat_id and datetime.fromisoformat(line["timestamp"]) >= since
+            and (line["event"] == "turn_failed" or line.get("degraded"))
+        ]
+        return {"minutes": minutes, "errors": errors}
+
+
+def why_kept(recall: dict, background: float | None, ratio: float) -> str:
+    """Why the gap filter kept an entry, in words a model can read."""
+    mechanisms = recall.get("mechanisms") or [recall.get("mechanism")]
+    found = f"found by {', '.join(mechanisms)}; score {recall.get('blended_score', 0):.2f}"
+    if "specific_key" in mechanisms and recall["distance"] == 0:
+        return f"{found}; it holds a key named in the message"
+    if background is not None and recall["distance"] < ratio * background:
+        return f"{found}; stands out: distance {recall['distance']:.3f} below {ratio} × the chat's background {background:.3f}"
+    return f"{found}; context beside what stands out (next best by fused rank)"
+
+
+def why_dropped(hit: dict, background: float | None, ratio: float) -> str:
+    if background is None:
+        return "no significant gap before it in its list (the chat has no background yet)"
+    if hit["distance"] >= ratio * background:
+        return f"not relevant enough: distance {hit['distance']:.3f} ≥ {ratio} × the chat's background {background:.3f}"
+    return "outranked: the injected block holds at most prefetch.max_results entries"
+
+
+def _entry(recall: dict, why: str) -> dict[str, Any]:
+    return {"id": recall["id"], "time": _iso(recall["timestamp"]), "content": recall["content"], "why": why}
+
+
+def _mechanisms(prefetch: dict) -> dict[str, Any]:
+    return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range")}
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")
+
+
+def build_server(memory_server: MemoryServer) -> MCPServer:
+    """The MCP server and its tools, each a thin call into ``memory_server``: a refusal or a
+    backend outage becomes a tool error with its message, never a crashed server."""
+    server = MCPServer("goat", instructions=INSTRUCTIONS, log_level="WARNING")
+    calls = memory_server
+
+    async def guarded(action: Callable[..., Awaitable[dict[str, Any]]], *args: Any) -> dict[str, Any]:
+        try:
+            return await action(*args)
+        except (ValueError, LookupError, FactsFull, BackendUnavailable) as exc:
+            raise ToolError(str(exc)) from None
+        except Exception as exc:  # the client gets what failed, never a dead server
+            log.warning("goat mcp: a tool failed: %s", type(exc).__name__)
+            raise ToolError(f"{type(exc).__name__}: {exc}") from None
+
+    @server.tool()
+    async def recall(message: Annotated[str, Field(description="the user's message, as they wrote it")]) -> dict[str, Any]:
+        """What GOAT recalls for this message right now, before any model answers: the earlier
+        exchanges of this conversation that stand out for it (verbatim, with their time and why
+        each was kept), the facts known about the user, and the tokens they take. Call it with
+        every user message and put what it returns in front of your answer."""
+        return await guarded(calls.recall, message)
+
+    @server.tool()
+    async def search_memory(
+        query: Annotated[str, Field(description="what to look for, in words")],
+        after: Annotated[str | None, Field(description="only memories from this ISO-8601 date or time on")] = None,
+        before: Annotated[str | None, Field(description="only memories up to this ISO-8601 date or time")] = None,
+    ) -> dict[str, Any]:
+        """Search this conversation's long-term memory (earlier exchanges and stored notes)
+        beyond what recall returned, optionally within a period."""
+        return await guarded(calls.toolbox().search, query, after, before)
+
+    @server.tool()
+    async def store_memory(
+        content: Annotated[str, Field(description="the note, in full")],
+        tags: Annotated[list[str] | None, Field(description="short labels to find it by")] = None,
+    ) -> dict[str, Any]:
+        """Keep a note in this conversation's long-term memory, verbatim, to be found later."""
+        return await guarded(calls.toolbox().store, content, tags)
+
+    @server.tool()
+    async def archive_turn(
+        user: Annotated[str, Field(description="the user's message, verbatim")],
+        assistant: Annotated[str, Field(description="your reply, verbatim")],
+        timestamp: Annotated[str | float | None, Field(
+            description="when it was said: ISO-8601 or unix seconds (default: now)")] = None,
+    ) -> dict[str, Any]:
+        """Archive one exchange of your conversation verbatim, as GOAT archives its own turns, so
+        that later recall finds it. The same exchange at the same time is archived once."""
+        return await guarded(calls.archive_turn, user, assistant, timestamp)
+
+    @server.tool()
+    async def list_facts() -> dict[str, Any]:
+        """The facts saved about the user, by key (they are part of every recall)."""
+        return await guarded(calls.toolbox().facts)
+
+    @server.tool()
+    async def remember_fact(
+        key: Annotated[str, Field(description="a short name for the fact, e.g. 'dog_name'")],
+        value: Annotated[str, Field(description="the fact")],
+    ) -> dict[str, Any]:
+        """Save or update a lasting fact about the user. Refused when the facts would grow past
+        their token limit: shorten the value or forget a fact that no longer matters."""
+        return await guarded(calls.remember_fact, key, value)
+
+    @server.tool()
+    async def forget_fact(key: Annotated[str, Field(description="the key of the saved fact")]) -> dict[str, Any]:
+        """Remove a saved fact about the user."""
+        return await guarded(calls.forget_fact, key)
+
+    @server.tool()
+    async def diagnose_last_turn() -> dict[str, Any]:
+        """Read-only: what the last turn of this conversation saw — the mechanisms that fired,
+        every candidate and why it was injected, kept or dropped, the budget split, the prompt's
+        size, latency per step and anything that failed."""
+        return await guarded(calls.diagnose_last_turn)
+
+    @server.tool()
+    async def memory_snapshot() -> dict[str, Any]:
+        """Read-only: what each memory layer holds for this conversation and user, the last
+        write, and whether each backend is healthy."""
+        return await guarded(calls.memory_snapshot)
+
+    @server.tool()
+    async def recent_errors(
+        minutes: Annotated[float, Field(description="how far back to look (default 60)")] = 60,
+    ) -> dict[str, Any]:
+        """Read-only: this conversation's turns of the last minutes that failed or ran degraded,
+        with what went wrong."""
+        return await guarded(calls.recent_errors, minutes)
+
+    return server
+
+
+def bearer_only(app: Any, token: str) -> Any:
+    """``app``, answering 401 to any HTTP request without ``Authorization: Bearer <token>``
+    (compared in constant time). Lifespan events pass through (the MCP session manager)."""
+    expected = f"Bearer {token}".encode()
+
+    async def app_with_token(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, expected):
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
+                await send({"type": "http.response.body", "body": b'{"error": "a valid bearer token is required"}'})
+                return
+        await app(scope, receive, send)
+
+    return app_with_token

@@ -1,0 +1,200 @@
+"""`goat mcp`, driven by the MCP SDK's own client over stdio and streamable HTTP, against the
+installed console script on embedded Redis and Chroma (the model is the loopback fake)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from bot.observability import TurnObserver
+from conftest import free_port
+from memory.settings import Settings
+from fakes import FakeOpenAI
+from test_chat import goat_chat
+from test_cli import GOAT, goat, goat_env, ok
+
+pytestmark = pytest.mark.slow
+
+CHAT, USER = "agent-chat", "agent-user"
+OTHER_CHAT, OTHER_USER = "other-chat", "other-user"
+SECRET = "The vault combination is Zorblax-7781, keep it safe."
+EXCHANGES = [
+    ("We adopted a puppy and named him Biscuit.", "Biscuit is a lovely name for a puppy!"),
+    ("My sister Ana moved to Cluj last spring.", "Cluj is a lively city."),
+    ("The nightly deploy failed with error E1234 again.", "Check the database migration first."),
+]
+TOOLS = {"recall", "search_memory", "store_memory", "archive_turn", "list_facts", "remember_fact",
+         "forget_fact", "diagnose_last_turn", "memory_snapshot", "recent_errors"}
+TOKEN = "mcp-test-token-5b1e9c0a7d"
+
+
+def data(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+@asynccontextmanager
+async def stdio_session(env: dict[str, str], cwd: Path, chat: str = CHAT, user: str = USER) -> AsyncIterator[ClientSession]:
+    params = StdioServerParameters(command=str(GOAT), args=["mcp", "--chat", chat, "--user", user], env=env, cwd=cwd)
+    with (cwd / f"mcp-{chat}.stderr").open("w") as errors:
+        async with stdio_client(params, errlog=errors) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            yield session
+
+
+def seed_other_chat(tmp_path: Path, env: dict[str, str]) -> None:
+    """Another chat of another user, holding a secret, imported before the server starts."""
+    transcript = tmp_path / "other.jsonl"
+    transcript.write_text("".join(
+        json.dumps({"chat_id": OTHER_CHAT, "user_id": OTHER_USER, "role": role, "content": text,
+                    "timestamp": "2026-10-01T09:00:00Z"}) + "\n"
+        for role, text in (("user", SECRET), ("assistant", "Noted."))), encoding="utf-8")
+    ok(goat("import", transcript, env=env, cwd=tmp_path))
+
+
+async def test_an_agent_archives_its_turns_and_recalls_them_over_stdio(tmp_path: Path) -> None:
+    env = goat_env(tmp_path / "data")
+    seed_other_chat(tmp_path, env)
+    async with stdio_session(env, tmp_path) as session:
+        assert {tool.name for tool in (await session.list_tools()).tools} == TOOLS
+        for n, (user, assistant) in enumerate(EXCHANGES):
+            when = f"2026-11-0{n + 1}T10:00:00Z"
+            archived = data(await session.call_tool("archive_turn", {"user": user, "assistant": assistant,
+                                                                     "timestamp": when}))
+            assert archived["archived"] and archived["id"] == f"{CHAT}:turn_{n + 1:04d}"
+        again = data(await session.call_tool("archive_turn", {"user": EXCHANGES[0][0], "assistant": EXCHANGES[0][1],
+                                                              "timestamp": "2026-11-01T10:00:00Z"}))
+        assert again["archived"] is False  # idempotent per content and time
+
+        recalled = data(await session.call_tool("recall", {"message": "What did we call the puppy?"}))
+        assert "Biscuit" in recalled["recalled"][0]["content"]
+        assert recalled["recalled"][0]["time"] == "2026-11-01T10:00:00+00:00"
+        assert "found by" in recalled["recalled"][0]["why"] and recalled["tokens"]["l3"] > 0
+        assert "thematic" in recalled["mechanisms"]["fired"]
+
+        assert data(await session.call_tool("remember_fact", {"key": "dog", "value": "Biscuit"}))["saved"]
+        assert data(await session.call_tool("list_facts", {})) == {"facts": {"dog": "Biscuit"}}
+        refused = await session.call_tool("remember_fact", {"key": "essay", "value": "word " * 600})
+        assert refused.is_error and "refused" in refused.content[0].text
+        missing = await session.call_tool("forget_fact", {"key": "cat"})
+        assert missing.is_error and "no fact is saved under the key 'cat'" in missing.content[0].text
+        bad_time = await session.call_tool("archive_turn", {"user": "x", "assistant": "y", "timestamp": "soonish"})
+        assert bad_time.is_error and "timestamp" in bad_time.content[0].text
+
+        snapshot = data(await session.call_tool("memory_snapshot", {}))
+        assert snapshot["layers"] == {"l1_facts": 1, "l2_turns": 3, "words_indexed_turns": 3, "outbox_waiting": 0,
+                                      "l3_entries": 3}
+        assert all(backend["ok"] for backend in snapshot["backends"])
+
+        # The chat and user are fixed at start: arguments naming another chat reach nothing of it.
+        for tool, arguments in (("search_memory", {"query": "vault combination Zorblax"}),
+                                ("recall", {"message": "What is the vault combination, Zorblax-7781?"}),
+                                ("list_facts", {})):
+            reply = await session.call_tool(tool, {**arguments, "chat_id": OTHER_CHAT, "user_id": OTHER_USER})
+            assert "Zorblax" not in json.dumps(reply.structured_content) + reply.content[0].text
+
+
+async def test_diagnose_last_turn_describes_a_goat_chat_turn(tmp_path: Path) -> None:
+    with FakeOpenAI() as fake:
+        fake.reply("Noted: the shed code is zebra-9911.")
+        env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY="sk-fake-key-123456",
+                       OPENAI_BASE_URL=fake.base_url)
+        ok(goat_chat(["The shed padlock code is zebra-9911."], "--chat", CHAT, "--user", USER, env=env, cwd=tmp_path))
+    # Two failed turns in the turn log, as the runner records them: this chat's, and another's.
+    observer = TurnObserver(Settings(data_dir=tmp_path / "data"))
+    observer.record_failure({"chat_id": CHAT, "user_id": USER}, TimeoutError("the model did not answer"), 60_000)
+    observer.record_failure({"chat_id": OTHER_CHAT, "user_id": OTHER_USER}, RuntimeError("Zorblax"), 5.0)
+    async with stdio_session(env, tmp_path) as session:
+        diagnosis = data(await session.call_tool("diagnose_last_turn", {}))
+        assert diagnosis["turn"] == 1 and diagnosis["model_calls"] == 1
+        # zebra-9911 is a structural key; the chat had nothing in L3 yet, so no candidate
+        assert diagnosis["mechanisms"]["fired"] == ["thematic", "specific_key"] and diagnosis["candidates"] == []
+        assert {"prefetch", "budget", "assemble", "llm", "save", "archive"} <= set(diagnosis["latency_ms"])
+        assert diagnosis["prompt"]["messages"] == 2 and diagnosis["budget"]["split"]["l3"] > 0
+        assert diagnosis["degraded"] == {}
+        [failed] = data(await session.call_tool("recent_errors", {"minutes": 10}))["errors"]
+        assert failed["error"] == "TimeoutError: the model did not answer" and failed["turn"] is None
+        refused = await session.call_tool("recent_errors", {"minutes": -1})
+        assert refused.is_error and "minutes must be positive" in refused.content[0].text
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[str]:
+    """`goat mcp --http` on a free loopback port; stopped by its PID."""
+    port = free_port()
+    env = goat_env(tmp_path / "data", GOAT_MCP_TOKEN=TOKEN)
+    with (tmp_path / "mcp-http.stderr").open("w") as errors:
+        server = subprocess.Popen([str(GOAT), "mcp", "--http", "--port", str(port), "--chat", CHAT, "--user", USER],
+                                  env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=errors)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        wait_until_listening(server, url)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def wait_until_listening(server: subprocess.Popen, url: str) -> None:
+    with httpx.Client(timeout=1.0) as client:
+        for _ in range(600):  # an answer ends the wait; the bound only turns a hang into a failure
+            try:
+                client.get(url)
+                return
+            except httpx.TransportError:
+                pass
+            try:
+                server.wait(timeout=0.1)  # paces the polls, and returns at once if the server died
+            except subprocess.TimeoutExpired:
+                continue
+            pytest.fail(f"goat mcp --http exited with {server.returncode}")
+        pytest.fail("goat mcp --http did not start listening")
+
+
+async def test_streamable_http_serves_with_the_bearer_token_and_refuses_without(http_server: str) -> None:
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        async with streamable_http_client(http_server, http_client=http) as (read, write), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            assert {tool.name for tool in (await session.list_tools()).tools} == TOOLS
+            data(await session.call_tool("remember_fact", {"key": "city", "value": "Porto"}))
+            assert data(await session.call_tool("list_facts", {})) == {"facts": {"city": "Porto"}}
+
+    for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": TOKEN}):
+        refused = httpx.post(http_server, headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert refused.status_code == 401
+    async with httpx.AsyncClient(headers={"Authorization": "Bearer wrong-token"}) as http:
+        async with streamable_http_client(http_server, http_client=http) as (read, write), \
+                ClientSession(read, write) as session:
+            with pytest.raises(MCPError):
+                await session.initialize()
+
+
+def test_http_mode_refuses_to_start_without_a_token(tmp_path: Path) -> None:
+    result = goat("mcp", "--http", "--chat", CHAT, env=goat_env(tmp_path / "data"), cwd=tmp_path)
+    assert result.returncode == 2 and "GOAT_MCP_TOKEN" in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before any backend started
+
+
+async def test_the_readme_snippet_starts_the_server(tmp_path: Path) -> None:
+    """The client configuration in the README, run as a desktop client runs it (its command
+    path and data folder pointed at this installation and a scratch folder)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    snippet = json.loads(readme.split("```json\n", 1)[1].split("```", 1)[0])
+    server = snippet["mcpServers"]["goat"]
+    assert Path(server["command"]).name == "goat" and Path(server["command"]).is_absolute()
+    env = {**goat_env(tmp_path / "data"), **server["env"], "GOAT_DATA_DIR": str(tmp_path / "data")}
+    params = StdioServerParameters(command=str(GOAT), args=server["args"], env=env, cwd=tmp_path)
+    with (tmp_path / "mcp.stderr").open("w") as errors:
+        async with stdio_client(params, errlog=errors) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            assert {tool.name for tool in (await session.list_tools()).tools} == TOOLS
