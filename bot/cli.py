@@ -137,6 +137,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
     from bot.runner import TurnRunner, turn_report
+    from nodes.context import run_context, run_settings
 
     if args.queries:
         if not args.queries.is_file():
@@ -150,7 +151,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     as_json = args.json or args.queries is not None  # --queries is one JSON object per line (SPEC §10)
     overrides = dict(args.overrides)
-    settings.with_overrides(overrides)  # fail before any work if an override is bad
+    run_settings(settings, run_context(overrides))  # fail before any work if an override is bad
     async with TurnRunner.from_settings(settings) as runner:
         await runner.warm_up()
         for message in messages:

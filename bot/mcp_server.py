@@ -65,9 +65,9 @@ class MemoryServer:
 
     async def recall(self, message: str) -> dict[str, Any]:
         state = await self.runner.inspect(self.chat_id, message, user_id=self.user_id)
-        background = (state.get("prefetch") or {}).get("background")
+        why = reasons(state.get("verdicts") or [])
         return {
-            "recalled": [_entry(r, why_kept(r, background, self.settings.retrieval.relevance_ratio))
+            "recalled": [{"id": r["id"], "time": _iso(r["timestamp"]), "content": r["content"], "why": why[r["id"]]}
                          for r in state.get("l3") or []],
             "facts": state.get("facts") or {},
             "tokens": state.get("tokens"),
@@ -106,26 +106,18 @@ class MemoryServer:
             return {"turn": None, "note": "no turn of this chat has run through GOAT's graph yet"}
         prefetch = state.get("prefetch") or {}
         injected = {r["id"] for r in state.get("l3") or []}
-        kept = {r["id"]: r for r in state.get("l3_candidates") or []}
-        background = prefetch.get("background")
-        ratio = self.settings.retrieval.relevance_ratio
-        candidates = []
-        for name, hits in (state.get("recalls") or {}).items():
-            for hit in hits:
-                if hit["id"] in injected:
-                    verdict = "injected: " + why_kept(kept[hit["id"]], background, ratio)
-                elif hit["id"] in kept:
-                    verdict = "kept, but did not fit the L3 share of the prompt"
-                else:
-                    verdict = "dropped: " + why_dropped(hit, background, ratio)
-                candidates.append({"list": name, "id": hit["id"], "time": _iso(hit["timestamp"]),
-                                   "distance": round(hit["distance"], 4), "verdict": verdict})
+        candidates = [
+            {**verdict, "injected": verdict["id"] in injected,
+             **({"why": verdict["why"] + "; did not fit the L3 share of the prompt"}
+                if verdict["kept"] and verdict["id"] not in injected else {})}
+            for verdict in state.get("verdicts") or []
+        ]
         prompt = state.get("prompt") or []
         return {
             "turn": state["turn"],
             "time": _iso(state.get("now")),
             "mechanisms": _mechanisms(prefetch),
-            "background": background,
+            "background": prefetch.get("background"),
             "candidates": candidates,
             "budget": {"aits": state.get("aits"), "split": state.get("split"), "tokens_used": state.get("tokens")},
             "prompt": {"messages": len(prompt), "chars": sum(len(m["content"]) for m in prompt),
@@ -165,27 +157,13 @@ class MemoryServer:
         return {"minutes": minutes, "errors": errors}
 
 
-def why_kept(recall: dict, background: float | None, ratio: float) -> str:
-    """Why the gap filter kept an entry, in words a model can read."""
-    mechanisms = recall.get("mechanisms") or [recall.get("mechanism")]
-    found = f"found by {', '.join(mechanisms)}; score {recall.get('blended_score', 0):.2f}"
-    if "specific_key" in mechanisms and recall["distance"] == 0:
-        return f"{found}; it holds a key named in the message"
-    if background is not None and recall["distance"] < ratio * background:
-        return f"{found}; stands out: distance {recall['distance']:.3f} below {ratio} × the chat's background {background:.3f}"
-    return f"{found}; context beside what stands out (next best by fused rank)"
-
-
-def why_dropped(hit: dict, background: float | None, ratio: float) -> str:
-    if background is None:
-        return "no significant gap before it in its list (the chat has no background yet)"
-    if hit["distance"] >= ratio * background:
-        return f"not relevant enough: distance {hit['distance']:.3f} ≥ {ratio} × the chat's background {background:.3f}"
-    return "outranked: the injected block holds at most prefetch.max_results entries"
-
-
-def _entry(recall: dict, why: str) -> dict[str, Any]:
-    return {"id": recall["id"], "time": _iso(recall["timestamp"]), "content": recall["content"], "why": why}
+def reasons(verdicts: list[dict]) -> dict[str, str]:
+    """Entry id -> why it was kept, by each list that kept it ("thematic: stands out: …")."""
+    found: dict[str, list[str]] = {}
+    for verdict in verdicts:
+        if verdict["kept"]:
+            found.setdefault(verdict["id"], []).append(f"{verdict['list']}: {verdict['why']}")
+    return {entry_id: "; ".join(why) for entry_id, why in found.items()}
 
 
 def _mechanisms(prefetch: dict) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from bot.observability import TurnObserver
 from graph.checkpoint import RedisCheckpointSaver
 from graph.graph import build_graph
 from memory.settings import Settings
-from nodes.context import Context
+from nodes.context import Context, run_context
 from nodes.services import Services
 from nodes.state import turn_input
 from nodes.toolkit.dsml import DsmlStreamFilter
@@ -47,7 +47,8 @@ class TurnRunner:
         return cls(Services(settings))
 
     def context(self, overrides: dict[str, Any] | None = None) -> Context:
-        return Context(overrides=overrides or {}, services=self.services)
+        """A run's context: these knobs by dotted name (``{"prefetch.timeout": 0.3}``)."""
+        return run_context(overrides, self.services)
 
     async def warm_up(self) -> None:
         """Ready every backend, the model and the graph before the first turn of a process

@@ -48,14 +48,57 @@ def choose_recalls(
     )
 
 
+def explain_choice(
+    lists: Mapping[str, list[dict]], background: float | None, retrieval: Retrieval, chosen: Iterable[dict]
+) -> list[dict]:
+    """Why each candidate of each ranked list was kept or dropped (``chosen``: what
+    :func:`choose_recalls` returned): ``{list, id, distance, kept, why}``, list by list, in
+    rank order, without the entries' text."""
+    chosen_ids = {recall["id"] for recall in chosen}
+    relevant = {name: {r["id"] for r in _relevant(name, hits, background, retrieval)} for name, hits in lists.items()}
+    stands_out = set().union(*relevant.values())
+    verdicts = []
+    for name, hits in lists.items():
+        for hit in hits:
+            entry_id, distance = hit["id"], hit["distance"]
+            if entry_id in relevant[name]:
+                why = _why_relevant(name, distance, background, retrieval)
+            elif entry_id in stands_out:
+                why = "stands out in another list"
+            elif entry_id in chosen_ids:
+                why = "context: among the next best by fused rank beside what stands out"
+            elif background is None:
+                why = "not before a significant gap in its list (the chat has no background yet)"
+            else:
+                why = f"not relevant: distance {distance:.3f} > {_ratio(name, retrieval)} × background {background:.3f}"
+            if entry_id in stands_out and entry_id not in chosen_ids:
+                why += f"; outranked: beyond the {len(chosen_ids)} kept"
+            verdicts.append({"list": name, "id": entry_id, "distance": round(distance, 4),
+                             "kept": entry_id in chosen_ids, "why": why})
+    return verdicts
+
+
+def _why_relevant(name: str, distance: float, background: float | None, retrieval: Retrieval) -> str:
+    if distance == 0:
+        return "exact: holds a key the message names"
+    if background is None:
+        return "head of its list, before a significant gap"
+    if name == PERIOD and distance > _ratio(name, retrieval) * background:
+        return "among the closest of the named period"
+    return f"stands out: distance {distance:.3f} ≤ {_ratio(name, retrieval)} × background {background:.3f}"
+
+
+def _ratio(name: str, retrieval: Retrieval) -> float:
+    return retrieval.lexical_relevance_ratio if name == WORDS else retrieval.relevance_ratio
+
+
 def _relevant(name: str, hits: list[dict], background: float | None, retrieval: Retrieval) -> list[dict]:
     """The entries of one ranked list that stand out on their own."""
     min_keep = retrieval.temporal_min_results if name == PERIOD else 0
     if background is None:
         return [] if name == WORDS else gap_filter(
             hits, retrieval.gap_significance, retrieval.small_result_ceiling, min_keep=min_keep)
-    ratio = retrieval.lexical_relevance_ratio if name == WORDS else retrieval.relevance_ratio
-    return background_filter(hits, background, ratio, min_keep=min_keep)
+    return background_filter(hits, background, _ratio(name, retrieval), min_keep=min_keep)
 
 
 def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float = 10.0, neighbour_weight: float = 0.25) -> dict[str, float]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -90,6 +90,7 @@ async def recall(search: L3Search, archive: Archive, query: RecallQuery, setting
     outcome: dict[str, Any] = {
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
         "range": None, "keys": [], "deadline_ms": deadline * 1000, "lexical": {}, "background": None,
+        "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")
     }
     started = time.perf_counter()
 
@@ -156,6 +157,15 @@ async def recall(search: L3Search, archive: Archive, query: RecallQuery, setting
     # Thematic's word half, reported on its own line: a stuck vector search must not take it down.
     lexical_task = asyncio.ensure_future(lexical()) if WORDS in query.lists else None
     background_task = asyncio.ensure_future(background())
+
+    def timed(name: str) -> Callable[[asyncio.Future], None]:
+        def finished(task: asyncio.Future) -> None:
+            if not task.cancelled() and (task.exception() is not None or task.result() is not None):
+                outcome["ms"][name] = round((time.perf_counter() - started) * 1000, 3)
+        return finished
+
+    for name, task in [*tasks.items(), *([(WORDS, lexical_task)] if lexical_task else [])]:
+        task.add_done_callback(timed(name))
     await asyncio.wait([*tasks.values(), *([lexical_task] if lexical_task else []), background_task],
                        timeout=deadline)
 

@@ -37,7 +37,7 @@ ENV_ALIASES: dict[str, str] = {
 
 # What a single run may change: the knobs nodes read per turn. Backends, the model
 # client and the cache are built once per process from the process's settings.
-RUN_TIME_SECTIONS = frozenset({"identity", "memory", "prefetch", "retrieval", "aits", "budget"})
+RUN_TIME_SECTIONS = ("identity", "memory", "prefetch", "retrieval", "aits", "budget")
 
 
 class SettingsError(ValueError):
@@ -48,10 +48,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The sections a run may change (RUN_TIME_SECTIONS) describe each knob: the run-time context
+# (nodes/context.py) shows the descriptions, in Studio's form among other places.
+
+
 class Identity(_Section):
-    base_prompt: str = (
+    base_prompt: str = Field(
         "You are GOAT, a helpful assistant with a long memory. Use what you recall "
-        "from earlier conversations when it is relevant, and say so when you are unsure."
+        "from earlier conversations when it is relevant, and say so when you are unsure.",
+        description="L0: the persona at the head of every prompt",
     )
 
 
@@ -80,18 +85,19 @@ class Letta(_Section):
 
 
 class Memory(_Section):
-    scope: Literal["chat", "user", "global"] = "chat"
-    l2_max_messages: int = Field(400, ge=2)  # how far back load_working reads before trimming
+    scope: Literal["chat", "user", "global"] = Field(
+        "chat", description="whose L3 a turn searches: its chat's, its user's chats', or every chat's")
+    l2_max_messages: int = Field(400, ge=2, description="how far back L2 is read before it is trimmed to its share")
 
 
 class Prefetch(_Section):
-    timeout: float = Field(0.5, gt=0, le=30)
-    max_results: int = Field(15, ge=1, le=200)
-    # Results each ranked list (semantic, words, temporal) contributes before fusion: twice what
-    # fits the L3 share, so fusion has candidates to choose from (50 measured no better on LoCoMo
-    # and cost ~6 ms more at 100 000 turns).
-    search_k: int = Field(30, ge=1, le=200)
-    timezone: str = "UTC"  # the users' clock: what "yesterday" means
+    timeout: float = Field(0.5, gt=0, le=30, description="seconds the turn waits for L3 at most (the hard deadline)")
+    max_results: int = Field(15, ge=1, le=200, description="L3 entries kept after fusion, at most")
+    # Twice what fits the L3 share, so fusion has candidates to choose from (50 measured no
+    # better on LoCoMo and cost ~6 ms more at 100 000 turns).
+    search_k: int = Field(30, ge=1, le=200,
+                          description="results each ranked list (meaning, words, period) brings to fusion")
+    timezone: str = Field("UTC", description="the users' clock (IANA name): what 'yesterday' means")
 
     @field_validator("timezone")
     @classmethod
@@ -104,41 +110,39 @@ class Prefetch(_Section):
 
 
 class Retrieval(_Section):
-    # Relevance against the chat's background (the query's mean distance to the chat's entries):
-    # a semantic hit stands out below relevance_ratio × background; a word hit, which the words
-    # already point at, below lexical_relevance_ratio × background.
-    relevance_ratio: float = Field(0.75, gt=0)
-    lexical_relevance_ratio: float = Field(0.85, gt=0)
-    # With each relevant entry, this many more of the next best candidates come as context.
-    context_ratio: float = Field(0.5, ge=0)
-    rrf_k: float = Field(10.0, gt=0)  # reciprocal-rank fusion: 1/(rrf_k + rank) per list
-    neighbour_weight: float = Field(0.25, ge=0)  # share of the adjacent turns' fused scores added
-    # Words in more than this share of a chat's entries are too common to search by.
-    lexical_max_df_share: float = Field(0.1, gt=0, le=1)
-    # Without a background (the chat's centroid not indexed yet): the gap test on each list.
-    gap_significance: float = Field(3.0, gt=0)
-    small_result_ceiling: float = Field(1.5, gt=0)  # squared L2 on unit vectors
-    # A named period is a selection in itself ("what did we discuss yesterday?" has no
-    # topic to stand out): at least this many of its closest entries are kept.
-    temporal_min_results: int = Field(5, ge=0)
-    weight_similarity: float = Field(0.6, ge=0)
-    weight_recency: float = Field(0.3, ge=0)
-    weight_popularity: float = Field(0.1, ge=0)
-    recency_window_days: float = Field(30.0, gt=0)
-    popularity_norm: float = Field(10.0, gt=0)
+    # Relevance is judged against the chat's background: the query's mean distance to its entries.
+    relevance_ratio: float = Field(0.75, gt=0, description="a hit by meaning stands out below this × the background")
+    lexical_relevance_ratio: float = Field(
+        0.85, gt=0, description="a hit by words stands out below this × the background (the words already point)")
+    context_ratio: float = Field(0.5, ge=0, description="next best candidates added as context, per relevant entry")
+    rrf_k: float = Field(10.0, gt=0, description="reciprocal-rank fusion: each list gives 1/(rrf_k + rank)")
+    neighbour_weight: float = Field(0.25, ge=0, description="share of the adjacent turns' fused scores added")
+    lexical_max_df_share: float = Field(
+        0.1, gt=0, le=1, description="words in more than this share of a chat's entries are not searched by")
+    gap_significance: float = Field(
+        3.0, gt=0, description="before a chat has a background: keep a list's head when max gap / mean gap ≥ this")
+    small_result_ceiling: float = Field(
+        1.5, gt=0, description="before a background, with < 3 results: the distance kept below (squared L2)")
+    # "What did we discuss yesterday?" has no topic to stand out.
+    temporal_min_results: int = Field(5, ge=0, description="a named period's closest entries kept at least")
+    weight_similarity: float = Field(0.6, ge=0, description="blend weight of relevance in an entry's score")
+    weight_recency: float = Field(0.3, ge=0, description="blend weight of recency in an entry's score")
+    weight_popularity: float = Field(0.1, ge=0, description="blend weight of past accesses in an entry's score")
+    recency_window_days: float = Field(30.0, gt=0, description="an entry's recency falls to 0 over this many days")
+    popularity_norm: float = Field(10.0, gt=0, description="accesses that count as fully popular")
 
 
 class AITS(_Section):
-    base: int = Field(2000, ge=0)
-    confidence_multiplier: int = Field(4000, ge=0)
-    complexity_bonus: int = Field(2000, ge=0)
-    hard_cap: int = Field(12000, gt=0)
+    base: int = Field(2000, ge=0, description="AITS: every turn's token budget starts here")
+    confidence_multiplier: int = Field(4000, ge=0, description="AITS: tokens added × the message's question cues (0-1)")
+    complexity_bonus: int = Field(2000, ge=0, description="AITS: tokens added × the message's length and parts (0-1)")
+    hard_cap: int = Field(12000, gt=0, description="AITS: a turn's budget at most")
 
 
 class Budget(_Section):
-    l3_min_guarantee_tokens: int = Field(1200, ge=0)
-    l2_floor_tokens: int = Field(500, ge=0)
-    l1_facts_max_tokens: int = Field(500, ge=0)
+    l3_min_guarantee_tokens: int = Field(1200, ge=0, description="L3's first claim on the budget, before L2")
+    l2_floor_tokens: int = Field(500, ge=0, description="L2's share at least (wins over L3 on tiny budgets)")
+    l1_facts_max_tokens: int = Field(500, ge=0, description="the facts block at most: a fact past it is refused")
 
 
 class Cache(_Section):
@@ -194,7 +198,7 @@ class Settings(_Section):
             if key.split(".", 1)[0] not in RUN_TIME_SECTIONS:
                 raise SettingsError(
                     f"setting {key} is fixed for the process (backends, model, cache are built once); "
-                    f"per run only {', '.join(sorted(RUN_TIME_SECTIONS))}.* can change"
+                    f"per run only {', '.join(RUN_TIME_SECTIONS)}.* can change"
                 )
         items = tuple(sorted(overrides.items(), key=lambda kv: kv[0]))
         try:

@@ -1,36 +1,83 @@
-"""Run-time context of the graph: per-run knob overrides and the process's services.
+"""Run-time context of the graph: this run's knobs, and the process's services.
 
-Studio and notebooks tune a run with ``context={"overrides": {"retrieval.gap_significance": 2.5}}``;
-the same dotted names as ``goat.toml`` and validated the same way.
+Every setting a run may change is a typed field of its own, named after its dotted name
+(``prefetch.timeout`` → ``prefetch_timeout``) and described as the setting is; empty (None)
+means the settings' value. Studio renders the fields as a form; ``goat inspect --set``, the
+bench and the notebooks set the same fields by dotted name (:func:`run_context`), and the
+settings tree validates the values (:func:`run_settings`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import field, fields, make_dataclass
+from typing import Any, Optional
 
 from langgraph.runtime import Runtime
 
-from memory.settings import Settings
+from memory.settings import RUN_TIME_SECTIONS, Settings, SettingsError
 from nodes.services import Services
 
+# Field name -> dotted setting, for every run-time knob, in the settings' order.
+KNOBS: dict[str, str] = {
+    f"{section}_{name}": f"{section}.{name}"
+    for section in RUN_TIME_SECTIONS
+    for name in Settings.model_fields[section].annotation.model_fields
+}
+_FIELD_OF = {dotted: name for name, dotted in KNOBS.items()}
 
-@dataclass
-class Context:
-    overrides: dict[str, Any] = field(default_factory=dict)
-    # A Services. Typed Any so the context stays JSON-schema-able for
-    # Studio, which cannot pass objects: there the graph builds one per process.
-    services: Any = None
+
+def _knob(name: str) -> tuple[str, Any, Any]:
+    section, key = KNOBS[name].split(".")
+    setting = Settings.model_fields[section].annotation.model_fields[key]
+    description = f"{setting.description} (empty: the settings' value; shipped default {setting.default!r})"
+    return name, Optional[setting.annotation], field(default=None, metadata={"description": description})
+
+
+Context = make_dataclass(
+    "Context",
+    [
+        *map(_knob, KNOBS),
+        # Typed Any so the context stays JSON-schema-able for Studio, which cannot pass
+        # objects: there the graph builds one set of services per process.
+        ("services", Any, field(default=None, metadata={"description": "the process's services (not for Studio)"})),
+    ],
+    kw_only=True,
+)
+Context.__module__ = __name__
+Context.__doc__ = "This run's knobs (None: the settings' value) and the process's services."
+
+
+def run_context(overrides: Mapping[str, Any] | None = None, services: Services | None = None) -> Context:
+    """A context setting these knobs by dotted name (``{"prefetch.timeout": 0.3}``).
+
+    Raises:
+        SettingsError: a name that is not a run-time knob (the message lists the knobs).
+    """
+    overrides = dict(overrides or {})
+    for dotted in overrides:
+        if dotted not in _FIELD_OF:
+            what = "is fixed for the process" if dotted.split(".")[0] in Settings.model_fields else "does not exist"
+            raise SettingsError(f"setting {dotted} {what}; a run may set {', '.join(_FIELD_OF)}")
+    return Context(services=services, **{_FIELD_OF[dotted]: value for dotted, value in overrides.items()})
+
+
+def run_settings(settings: Settings, context: Context) -> Settings:
+    """The settings with the knobs this context sets, validated (cached per distinct run)."""
+    return settings.with_overrides({KNOBS[f.name]: value for f in fields(context)
+                                    if f.name in KNOBS and (value := getattr(context, f.name)) is not None})
 
 
 def resolve(runtime: Runtime[Context] | None) -> tuple[Services, Settings]:
-    """The services and the effective settings (with this run's overrides) for a node."""
+    """The services and the effective settings (with this run's knobs) for a node."""
     context = runtime.context if runtime is not None and runtime.context is not None else Context()
-    if isinstance(context, dict):  # the Studio server may hand the context over as JSON
+    if isinstance(context, Mapping):  # the Studio server may hand the context over as JSON
+        if unknown := sorted(set(context) - {f.name for f in fields(Context)}):
+            raise SettingsError(f"unknown context field(s) {', '.join(unknown)}; the knobs are {', '.join(KNOBS)}")
         context = Context(**context)
     services = context.services or Services.for_server()
-    return services, services.settings.with_overrides(context.overrides)
+    return services, run_settings(services.settings, context)
 
 
 def turn_time(state: dict) -> float:

@@ -75,6 +75,7 @@ class TurnState(TurnInput, total=False):
     prefetch: dict[str, Any]  # outcome: fired / succeeded / failed / timed_out / found / cache
     # gap_filter
     l3_candidates: list[Recall]  # kept, merged, scored, best first
+    verdicts: list[dict[str, Any]]  # per candidate of each list: {list, id, distance, kept, why}
     # budget
     aits: dict[str, float]  # confidence, complexity, budget
     split: dict[str, int]  # l0_l1 (identity, facts, tool guidance), l2, l3 token shares

@@ -489,7 +489,7 @@ async def test_the_served_graph_builds_its_services_from_the_environment(monkeyp
         fake.reply("hello from the served graph")
         try:
             state = await graph.ainvoke({"chat_id": "studio", "message": "hi"},
-                                        context={"overrides": {"prefetch.timeout": 2}})
+                                        context={"prefetch_timeout": 2})
             assert state["reply"] == "hello from the served graph" and state["turn"] == 1
             served = Services._server_instance
             assert served is not None and served.settings.prefetch.timeout == 0.5

@@ -78,7 +78,7 @@ async def test_an_agent_archives_its_turns_and_recalls_them_over_stdio(tmp_path:
         recalled = data(await session.call_tool("recall", {"message": "What did we call the puppy?"}))
         assert "Biscuit" in recalled["recalled"][0]["content"]
         assert recalled["recalled"][0]["time"] == "2026-11-01T10:00:00+00:00"
-        assert "found by" in recalled["recalled"][0]["why"] and recalled["tokens"]["l3"] > 0
+        assert "thematic: stands out" in recalled["recalled"][0]["why"] and recalled["tokens"]["l3"] > 0
         assert "thematic" in recalled["mechanisms"]["fired"]
 
         assert data(await session.call_tool("remember_fact", {"key": "dog", "value": "Biscuit"}))["saved"]

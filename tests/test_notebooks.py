@@ -1,9 +1,9 @@
-"""The tuning notebook runs top to bottom, offline and headless, and is committed without outputs.
+"""The tuning notebooks run top to bottom, offline and headless, and are committed without outputs.
 
-It is executed here with nbclient (``testpaths`` is ``tests``, so notebooks are not collected
-by ``--nbmake`` on a plain ``pytest``; ``pytest --nbmake notebooks/tuning.ipynb`` works too),
-on its default subset (``FULL_RUN = False``). It reads the LoCoMo file from ``$GOAT_LOCOMO`` or
-``../shared/data/locomo-dev.json``, or its bundled sample when neither is there.
+They are executed here with nbclient (``testpaths`` is ``tests``, so notebooks are not collected
+by ``--nbmake`` on a plain ``pytest``; ``pytest --nbmake notebooks/`` works too), on their
+default subset (``FULL_RUN = False``). They read the LoCoMo file from ``$GOAT_LOCOMO`` or
+``../shared/data/locomo-dev.json``, or the bundled sample when neither is there.
 """
 
 from __future__ import annotations
@@ -17,12 +17,18 @@ from bench import locomo
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TUNING = NOTEBOOKS / "tuning.ipynb"
+ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 SAMPLE = NOTEBOOKS / "data" / "locomo-sample.json"
 
 
-def test_notebook_is_committed_without_outputs():
+def test_the_four_tuning_notebooks_are_there():
+    assert [path.name for path in ALL] == ["aits_split.ipynb", "blend_weights.ipynb", "deadline.ipynb", "tuning.ipynb"]
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda path: path.stem)
+def test_notebook_is_committed_without_outputs(path: Path):
     nbformat = pytest.importorskip("nbformat")
-    notebook = nbformat.read(TUNING, as_version=4)
+    notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code, "the notebook has no code cells"
@@ -72,30 +78,46 @@ def test_dialog_ids_map_onto_the_importers_turns():
     assert conversation.answerable() == [first]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_tuning_notebook_runs_top_to_bottom():
+def executed(path: Path) -> tuple[str, int]:
+    """Run a notebook in memory (the file stays clean): its standard output, and how many plots."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    notebook = nbformat.read(TUNING, as_version=4)  # executed in memory: the file stays clean
-    client = nbclient.NotebookClient(
+    notebook = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
-    )
-    client.execute()
-    text = "\n".join(
-        output.get("text", "")
-        for cell in notebook.cells if cell.cell_type == "code"
-        for output in cell.outputs if output.output_type == "stream" and output.name == "stdout"
-    )
+    ).execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream" and o.name == "stdout")
+    return text, sum("image/png" in o.get("data", {}) for o in outputs)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_tuning_notebook_runs_top_to_bottom():
+    text, images = executed(TUNING)
     assert "cleaned up" in text
     # Each knob got its table of recall and tokens (the notebook itself asserts that every
     # inspection met a background, i.e. that the ratios are what decided).
     for knob in ("relevance_ratio", "lexical_relevance_ratio", "gap_significance"):
         assert re.search(rf"^\s*{knob}\s+evidence recall\s+.*L3 tokens\s+off-topic L3 tokens", text, re.M), knob
-    images = sum("image/png" in output.get("data", {}) for cell in notebook.cells
-                 if cell.cell_type == "code" for output in cell.outputs)
     assert images >= 1
     # Nothing left behind: the notebook's temporary folder is gone.
     work = re.search(r"embedded Redis and Chroma in (\S+)", text)
     assert work and not Path(work.group(1)).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("name, recommends", [
+    ("aits_split", [r"^budget\.l2_floor_tokens = 500: binds on [\d.]+% ", r"^budget\.l3_min_guarantee_tokens = 1200: costs L2 \d+ tokens"]),
+    ("blend_weights", [r"^the turn's L3 share: defaults .* recall [\d.]+%", r"^recommendation: keep the defaults"]),
+    ("deadline", [r"^slowest prefetch here: [\d.]+ ms", r"^recommendation: keep prefetch\.timeout at 0\.5 s"]),
+])
+def test_each_notebook_ends_in_a_plot_and_a_recommendation(name: str, recommends: list[str]):
+    text, images = executed(NOTEBOOKS / f"{name}.ipynb")
+    assert images >= 1
+    for pattern in recommends:
+        assert re.search(pattern, text, re.M), pattern
+    if work := re.search(r"embedded Redis and Chroma in (\S+)", text):
+        assert "cleaned up" in text and not Path(work.group(1)).exists()

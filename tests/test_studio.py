@@ -3,6 +3,7 @@ and a turn can be stepped node by node — the way people debug a turn in Studio
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from langgraph_sdk import get_client
 
 from conftest import free_port
@@ -76,20 +78,27 @@ def studio(tmp_path: Path, redis_server, fake_model: FakeOpenAI):
         log.close()
 
 
-async def test_a_turn_steps_node_by_node_in_the_studio_server(studio: str, fake_model: FakeOpenAI):
+async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_turn_recalls(
+        studio: str, fake_model: FakeOpenAI, redis_server):
     client = get_client(url=studio)
     assistant = (await client.assistants.search(graph_id="goat"))[0]
+    assert {"prefetch_timeout", "retrieval_relevance_ratio", "retrieval_weight_recency", "aits_base",
+            "budget_l3_min_guarantee_tokens", "budget_l2_floor_tokens", "memory_scope"} <= set(
+        (await client.assistants.get_schemas(assistant["assistant_id"]))["context_schema"]["properties"])
     thread = await client.threads.create()
     fake_model.reply("Stepped all the way through.")
+    knobs = {"prefetch_timeout": 2}  # a field of the context's form
 
-    turn = {"chat_id": "studio-chat", "user_id": "u1", "message": "what did we discuss yesterday?"}
+    turn = {"chat_id": "studio-chat", "user_id": "u1", "message": "Yesterday I put the skis in locker 4471."}
     await client.runs.wait(thread["thread_id"], assistant["assistant_id"], input=turn,
-                           interrupt_before="*", context={"overrides": {"prefetch.timeout": 2}})
+                           interrupt_before="*", context=knobs)
     steps = []
     while (state := await client.threads.get_state(thread["thread_id"]))["next"]:
         steps.append(sorted(state["next"]))
+        if state["next"] == ["assemble"]:  # after the budget node: the split and the verdicts are there
+            assert state["values"]["split"]["l3"] > 0 and state["values"]["verdicts"] == []
         await client.runs.wait(thread["thread_id"], assistant["assistant_id"], input=None,
-                               interrupt_before="*", context={"overrides": {"prefetch.timeout": 2}})
+                               interrupt_before="*", context=knobs)
 
     assert steps == [
         ["load_identity", "load_working", "prefetch"],  # the fan-out: one superstep
@@ -97,9 +106,21 @@ async def test_a_turn_steps_node_by_node_in_the_studio_server(studio: str, fake_
     ]
     values = state["values"]
     assert values["reply"] == "Stepped all the way through."
-    assert values["prefetch"]["deadline_ms"] == 2000  # the run-time override reached the nodes
+    assert values["prefetch"]["deadline_ms"] == 2000  # the knob reached the nodes
     assert "temporal" in values["prefetch"]["fired"]
     assert set(values["latency_ms"]) == {"prefetch", "load_identity", "load_working", "gap_filter",
                                          "budget", "assemble", "llm", "save", "archive"}
     assert values["archive_id"] == "studio-chat:turn_0001"
     assert fake_model.requests[-1]["messages"][-1]["content"] == turn["message"]
+
+    # The archive lands behind the reply: the outbox in the server's Redis empties.
+    outbox = redis.Redis.from_url(redis_server.url)
+    for _ in range(600):  # the outbox emptying ends the wait; the bound turns a hang into a failure
+        if outbox.hlen("goat:l3_outbox") == 0:
+            break
+        await asyncio.sleep(0.05)  # polling another process's work, not synchronising our own
+    fake_model.reply("In locker 4471.")
+    second = await client.runs.wait(thread["thread_id"], assistant["assistant_id"],
+                                    input={**turn, "message": "Which locker 4471 did I mean, what is in it?"})
+    assert [entry["id"] for entry in second["l3"]] == ["studio-chat:turn_0001"]
+    assert "locker 4471" in fake_model.requests[-1]["messages"][0]["content"]  # recalled into the prompt
