@@ -20,7 +20,7 @@ from conftest import free_port
 from memory.settings import Settings
 from fakes import FakeOpenAI
 from test_chat import goat_chat
-from test_cli import GOAT, goat, goat_env, ok
+from test_cli import GOAT, closed_port, goat, goat_env, ok  # noqa: F401 (closed_port: a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -177,6 +177,20 @@ async def test_streamable_http_serves_with_the_bearer_token_and_refuses_without(
                 ClientSession(read, write) as session:
             with pytest.raises(MCPError):
                 await session.initialize()
+
+
+async def test_a_backend_down_is_a_tool_error_and_the_other_layers_serve_on(tmp_path: Path, closed_port: int) -> None:
+    env = goat_env(tmp_path / "data", GOAT_CHROMA_URL=f"http://127.0.0.1:{closed_port}")
+    async with stdio_session(env, tmp_path) as session:
+        searched = await session.call_tool("search_memory", {"query": "the puppy's name"})
+        assert searched.is_error and "chroma" in searched.content[0].text.lower()
+        stored = await session.call_tool("store_memory", {"content": "Biscuit likes carrots."})
+        assert stored.is_error and "chroma" in stored.content[0].text.lower()
+        assert data(await session.call_tool("remember_fact", {"key": "dog", "value": "Biscuit"}))["saved"]
+        assert data(await session.call_tool("list_facts", {})) == {"facts": {"dog": "Biscuit"}}
+        snapshot = data(await session.call_tool("memory_snapshot", {}))
+        assert [b["name"] for b in snapshot["backends"] if not b["ok"]] == ["chroma"]
+        assert "l3_entries" not in snapshot["layers"] and snapshot["layers"]["l1_facts"] == 1
 
 
 def test_http_mode_refuses_to_start_without_a_token(tmp_path: Path) -> None:
