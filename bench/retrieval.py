@@ -158,6 +158,11 @@ def summarise(questions: list[dict[str, Any]], off_topic: list[dict[str, Any]], 
         return {"l3_tokens_mean": round(mean(tokens), 1), "l3_tokens_max": max(tokens, default=0),
                 "injects_any": round(mean(t > 0 for t in tokens), 4)}
 
+    def per_category(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        measured = {name: quality(rows, name) for name in names}
+        return {"questions": len(rows), **{name: m["evidence_recall"] for name, m in measured.items()},
+                "l3_tokens_mean": {name: m["l3_tokens_mean"] for name, m in measured.items()}}
+
     categories = sorted({q["category"] for q in questions})
     return {
         "questions": len(questions),
@@ -167,11 +172,7 @@ def summarise(questions: list[dict[str, Any]], off_topic: list[dict[str, Any]], 
         ),
         "methods": {name: quality(questions, name) for name in names},
         "by_category": {
-            locomo.CATEGORY_NAMES[c]: {
-                "questions": sum(q["category"] == c for q in questions),
-                **{name: quality([q for q in questions if q["category"] == c], name)["evidence_recall"]
-                   for name in names},
-            }
+            locomo.CATEGORY_NAMES[c]: per_category([q for q in questions if q["category"] == c])
             for c in categories
         },
         "off_topic": {"messages": len(off_topic), "methods": {name: cost(name) for name in names}},
@@ -192,9 +193,9 @@ def tables(data: dict[str, Any]) -> list[str]:
     )
     by_category = markdown_table(
         ["category", "questions", *names],
-        [(category, row["questions"], *(percent(row[name]) for name in names))
+        [(category, row["questions"], *(f"{percent(row[name])} @{row['l3_tokens_mean'][name]:.0f}" for name in names))
          for category, row in data["by_category"].items()],
-        "Evidence recall by question category",
+        "Evidence recall by question category (@ mean L3 tokens)",
     )
     off = data["off_topic"]
     off_topic = markdown_table(

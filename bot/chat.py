@@ -119,13 +119,13 @@ class ChatSession:
     async def forget(self, key: str) -> None:
         if not key:
             self.say("usage: /forget KEY (/facts lists the keys)")
-        elif await self.runner.services.memory.forget_fact(self.user_id, key):
+        elif (await self.runner.services.memory.forget(user_id=self.user_id, fact=key)).facts:
             self.say(f"forgot {key}")
         else:
             self.say(f"no fact named {key}; /facts lists them")
 
     async def reset(self, _: str) -> None:
-        await self.runner.services.memory.forget_chat(self.chat_id, keep_archive=True)
+        await self.runner.services.memory.forget(chat_id=self.chat_id, keep_archive=True)
         self.say("working memory (L2) of this chat cleared; earlier turns stay recallable from long-term memory (L3)")
 
     async def help(self, _: str) -> None:

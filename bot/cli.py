@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--chat", default="terminal", help="chat id (default: terminal)")
     chat.add_argument("--user", help="user id (default: the chat id)")
 
+    telegram = commands.add_parser("bot", help="run the Telegram bot (long polling, or a webhook server)")
+    telegram.add_argument("--webhook", metavar="URL",
+                          help="serve a webhook at this public https URL instead of polling (its path is served)")
+    telegram.add_argument("--listen", default="127.0.0.1", help="with --webhook: the address to listen on")
+    telegram.add_argument("--port", type=positive_int, default=8443, help="with --webhook: the port (default 8443)")
+
     mcp = commands.add_parser("mcp", help="serve this chat's memory to any agent over MCP (stdio, or HTTP)")
     mcp.add_argument("--chat", required=True, help="the chat whose memory is served (fixed for the server's life)")
     mcp.add_argument("--user", help="the user whose facts are served (default: the chat id)")
@@ -68,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="serve streamable HTTP at /mcp instead of stdio (needs GOAT_MCP_TOKEN)")
     mcp.add_argument("--host", default="127.0.0.1", help="with --http: the address to listen on (default 127.0.0.1)")
     mcp.add_argument("--port", type=positive_int, default=8765, help="with --http: the port (default 8765)")
+
+    export = commands.add_parser("export", help="everything of a user as one JSON document (facts, L2, L3)")
+    export.add_argument("--user", required=True, help="the user id")
+    export.add_argument("--chat", help="only this chat")
+
+    forget = commands.add_parser("forget-user", help="delete everything of a user: facts, their chats, their part of shared ones")
+    forget.add_argument("user", help="the user id")
+    forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     stats = commands.add_parser("stats", help="latency percentiles and memory figures of the recent turns")
     stats.add_argument("--last", type=positive_int, default=1000, metavar="N", help="how many turns (default 1000)")
@@ -96,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         handler = {"import": cmd_import, "inspect": cmd_inspect, "doctor": cmd_doctor, "demo": cmd_demo,
-                   "bench": cmd_bench, "chat": cmd_chat, "stats": cmd_stats, "mcp": cmd_mcp}
+                   "bench": cmd_bench, "chat": cmd_chat, "stats": cmd_stats, "mcp": cmd_mcp,
+                   "export": cmd_export, "forget-user": cmd_forget_user, "bot": cmd_bot}
         return asyncio.run(handler[args.command](settings, args))
     except (SettingsError, InvalidTurn) as exc:
         print(f"goat: {exc}", file=sys.stderr)
@@ -214,9 +229,6 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return await run_demo(settings, as_json=args.json)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 async def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
     from bot.mcp_server import MemoryServer, bearer_only, build_server
@@ -239,3 +251,57 @@ async def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
         print(f"goat mcp: serving chat {args.chat} at http://{args.host}:{args.port}/mcp", file=sys.stderr, flush=True)
         await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve()
     return 0
+
+
+async def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from nodes.services import Services
+
+    async with Services(settings) as services:
+        document = await services.memory.export(args.user, args.chat)
+    print(json.dumps(document, ensure_ascii=False, indent=2))
+    return 0
+
+
+async def cmd_forget_user(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.runner import TurnRunner
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("goat: forget-user deletes for good; confirm with --yes", file=sys.stderr)
+            return EXIT_USAGE
+        typed = input(f"Delete everything of user {args.user} (facts, their chats, their part of shared chats)? "
+                      "Type the user id to confirm: ")
+        if typed.strip() != args.user:
+            print("goat: not confirmed; nothing deleted", file=sys.stderr)
+            return 1
+    async with TurnRunner.from_settings(settings) as runner:
+        forgotten = await runner.forget_user(args.user)
+    print(f"forgot user {args.user}: {forgotten.facts} fact(s); {len(forgotten.chats)} chat(s) deleted whole"
+          f"{' (' + ', '.join(forgotten.chats) + ')' if forgotten.chats else ''}; from {len(forgotten.shared)} "
+          f"shared chat(s), {forgotten.entries} L3 entr(ies) and {forgotten.messages} L2 message(s)")
+    return 0
+
+
+async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.telegram.token:
+        print("goat: no Telegram bot token: create a bot with @BotFather in Telegram (/newbot) and set "
+              "TELEGRAM_BOT_TOKEN to the token it gives you", file=sys.stderr)
+        return EXIT_USAGE
+    from bot.runner import TurnRunner
+    from bot.telegram import build_application, serve
+
+    if not settings.telegram.allowed_users:
+        print("goat: GOAT_ALLOWED_USERS is empty, so the bot refuses everyone; message it once to learn your "
+              "Telegram user id, then set GOAT_ALLOWED_USERS to it", file=sys.stderr)
+    async with TurnRunner.from_settings(settings) as runner:
+        await runner.warm_up()
+        await runner.recover()
+        print(f"goat bot: {'webhook at ' + args.webhook if args.webhook else 'polling'} "
+              f"({settings.telegram.api_url})", file=sys.stderr, flush=True)
+        await serve(build_application(runner, settings), settings, webhook=args.webhook, listen=args.listen,
+                    port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -136,5 +136,6 @@ def _imported(turn: tuple[TranscriptMessage, ...]) -> ImportedTurn:
     return ImportedTurn(
         digest=_digest(turn),
         user_id=turn[0].user_id,
-        messages=tuple({"role": m.role, "content": m.content, "timestamp": m.timestamp} for m in turn),
+        messages=tuple({"role": m.role, "content": m.content, "timestamp": m.timestamp, "user_id": turn[0].user_id}
+                       for m in turn),
     )

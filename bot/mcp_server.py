@@ -82,7 +82,7 @@ class MemoryServer:
             when = time.time() if timestamp is None else parse_timestamp(timestamp)
         except ValueError as exc:
             raise ValueError(f"timestamp {timestamp!r}: {exc} (e.g. 2026-03-01T14:30:00Z)") from None
-        messages = tuple({"role": role, "content": text, "timestamp": when}
+        messages = tuple({"role": role, "content": text, "timestamp": when, "user_id": self.user_id}
                          for role, text in (("user", user), ("assistant", assistant)))
         digest = hashlib.sha256(f"{when!r}\x1f{user}\x1f{assistant}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
         # Held like a turn: a live turn of the chat cannot take the same turn number meanwhile.

@@ -57,7 +57,7 @@ class Redactor:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> "Redactor":
-        keys = (settings.llm.api_key, settings.telegram.token, settings.mcp.token)
+        keys = (settings.llm.api_key, settings.telegram.token, settings.telegram.webhook_secret, settings.mcp.token)
         # Plain strings too: a settings copy made without validation (model_copy) keeps them so.
         return cls(key.get_secret_value() if isinstance(key, SecretStr) else str(key) for key in keys if key)
 
@@ -137,6 +137,22 @@ class TurnLog:
         finally:
             os.close(fd)
 
+    def drop_user(self, user_id: str) -> int:
+        """Rewrite the files without the user's lines (forgetting a person); returns how many
+        went. A line another process appends during the rewrite may be lost with them."""
+        dropped = 0
+        for path in (self.rotated, self.path):
+            try:
+                lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+            except FileNotFoundError:
+                continue
+            kept = [line for line in lines if not _is_of_user(line, user_id)]
+            dropped += len(lines) - len(kept)
+            spare = path.with_suffix(path.suffix + ".tmp")
+            spare.write_text("".join(kept), encoding="utf-8")
+            os.replace(spare, path)
+        return dropped
+
     def tail(self, count: int, events: tuple[str, ...] = ("turn",)) -> list[dict[str, Any]]:
         """The last ``count`` lines of these events (finished turns by default), oldest first
         (unreadable lines are passed over)."""
@@ -156,6 +172,13 @@ class TurnLog:
             if isinstance(line, dict) and line.get("event") in events:
                 lines.append(line)
         return lines
+
+
+def _is_of_user(line: str, user_id: str) -> bool:
+    try:
+        return json.loads(line).get("user_id") == user_id
+    except (json.JSONDecodeError, AttributeError):
+        return False
 
 
 # ---- percentiles -------------------------------------------------------------------------

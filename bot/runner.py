@@ -7,7 +7,7 @@ import gc
 import logging
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
@@ -15,6 +15,7 @@ from langgraph.graph.state import CompiledStateGraph
 from bot.observability import TurnObserver
 from graph.checkpoint import RedisCheckpointSaver
 from graph.graph import build_graph
+from memory.privacy import Forgotten
 from memory.settings import Settings
 from nodes.context import Context, run_context
 from nodes.services import Services
@@ -74,10 +75,12 @@ class TurnRunner:
 
     async def run(self, chat_id: str, message: str, *, user_id: str | None = None,
                   now: float | None = None, overrides: dict[str, Any] | None = None,
-                  on_token: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  on_token: Callable[[str], None] | None = None,
+                  on_reply: Callable[[str], Awaitable[None]] | None = None) -> dict[str, Any]:
         """One whole turn: prefetch … llm … save … archive. Returns the final state.
 
-        ``on_token`` receives the reply's text chunk by chunk as the model produces it.
+        ``on_token`` receives the reply's text chunk by chunk as the model produces it;
+        ``on_reply`` the whole reply once it is final, before the turn is saved and archived.
         Turns of one chat run one at a time, in arrival order, also across processes; an
         earlier turn of the chat that died after its reply is completed first."""
         turn = turn_input(chat_id, message, user_id, now)
@@ -88,7 +91,7 @@ class TurnRunner:
             if unfinished:
                 await self._finish_unfinished(graph, turn["chat_id"])
             try:
-                final = await self._stream(graph, turn, overrides, on_token)
+                final = await self._stream(graph, turn, overrides, on_token, on_reply)
             except Exception as exc:
                 # It stays marked in flight: the next turn decides from its checkpoint.
                 self.observer.record_failure(turn, exc, (time.perf_counter() - started) * 1000)
@@ -116,7 +119,8 @@ class TurnRunner:
             await graph.ainvoke(None, config, context=self.context(), durability="sync")
 
     async def _stream(self, graph: CompiledStateGraph, turn: dict[str, Any],
-                      overrides: dict[str, Any] | None, on_token: Callable[[str], None] | None) -> dict[str, Any]:
+                      overrides: dict[str, Any] | None, on_token: Callable[[str], None] | None,
+                      on_reply: Callable[[str], Awaitable[None]] | None = None) -> dict[str, Any]:
         final: dict[str, Any] = {}
         # The thread's state carries the previous turn's bookkeeping; this turn's comes
         # from the updates of the nodes that ran now.
@@ -151,7 +155,19 @@ class TurnRunner:
                             degraded.update(update.get("degraded") or {})
                 else:
                     final = payload
+            if stop_before and on_reply is not None and final.get("reply"):  # the reply, before save and archive
+                await on_reply(final["reply"])
         return {**final, "latency_ms": latency, "degraded": degraded}
+
+    async def forget_user(self, user_id: str) -> Forgotten:
+        """Everything of the user out of memory, the graph threads of the chats they were in (a
+        thread's checkpoints hold their turns' state), and their lines of the turn log."""
+        forgotten = await self.services.memory.forget(user_id=user_id)
+        graph = await self.graph()
+        for chat_id in [*forgotten.chats, *forgotten.shared]:
+            await graph.checkpointer.adelete_thread(chat_id)
+        self.observer.log.drop_user(user_id)  # the turn log names the user on each of their turns
+        return forgotten
 
     async def inspect(self, chat_id: str, message: str, *, user_id: str | None = None,
                       now: float | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -286,6 +286,19 @@ class Archive:
             await self.index_entries(chat_id, [archive_id(chat_id, n) for n in range(start + 1, end + 1)])
             await index.advance_turns_indexed(chat_id, range(start + 1, end + 1))
 
+    async def rebuild_index(self, chat_id: str) -> None:
+        """Index the chat's L3 afresh from what Chroma holds (after entries were deleted: the
+        index has no way to take one out)."""
+        await self.forget_index(chat_id)
+        store = await self.backends.episodic()
+        entries = await self.backends.run_blocking(store.entries, chat_id)
+        for start in range(0, len(entries), _INDEX_BATCH):
+            await self.index_entries(chat_id, [hit["id"] for hit in entries[start : start + _INDEX_BATCH]])
+        [(_, archived)] = await self.backends.index_progress([chat_id])
+        index = await self.backends.lexical_index()
+        for start in range(0, archived, _INDEX_BATCH):
+            await index.advance_turns_indexed(chat_id, range(start + 1, min(archived, start + _INDEX_BATCH) + 1))
+
     async def forget_index(self, chat_id: str) -> None:
         """Drop the chat's word index and centroid (with the chat's L3: turn numbers restart)."""
         if (task := self._indexing.pop(chat_id, None)) is not None:

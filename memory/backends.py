@@ -226,6 +226,20 @@ class Backends:
             *_, members = await pipe.execute()
         return {member.decode() for member in members}
 
+    async def chats_of_user(self, user_id: str) -> list[str]:
+        """The chats whose L3 the user wrote to."""
+        return sorted(m.decode() for m in await (await self.redis()).smembers(_user_chats_key(user_id)))
+
+    async def users_of_chat(self, chat_id: str) -> set[str]:
+        return {m.decode() for m in await (await self.redis()).smembers(_chat_users_key(chat_id))}
+
+    async def drop_user_from(self, chat_id: str, user_id: str) -> None:
+        """The user no longer writes to the chat (their part of it was forgotten)."""
+        async with (await self.redis()).pipeline(transaction=False) as pipe:
+            pipe.srem(_user_chats_key(user_id), chat_id)
+            pipe.srem(_chat_users_key(chat_id), user_id)
+            await pipe.execute()
+
     async def drop_chat_users(self, chat_id: str) -> set[str]:
         """Forget who wrote to the chat (with its L3 and import records); returns who did."""
         redis = await self.redis()
@@ -237,11 +251,13 @@ class Backends:
             await pipe.execute()
         return users
 
-    async def invalidate_searches_of(self, chat_id: str, user_ids: set[str]) -> None:
-        """A write to (or deletion of) a chat's L3 changes the searches of every scope it is in."""
-        scopes = {cache_scope_key(chat_id, user_id, scope)
-                  for user_id in user_ids or {""} for scope in ("chat", "user", "global")}
-        await (await self.cache()).invalidate(*sorted(scopes))
+    async def invalidate_searches_of(self, chat_id: str, user_ids: set[str], *, delete: bool = False) -> None:
+        """A write to (or deletion of) a chat's L3 changes the searches of every scope it is in.
+        With ``delete``, the cached results are deleted rather than left to expire."""
+        scopes = sorted({cache_scope_key(chat_id, user_id, scope)
+                         for user_id in user_ids or {""} for scope in ("chat", "user", "global")})
+        cache = await self.cache()
+        await (cache.drop(*scopes) if delete else cache.invalidate(*scopes))
 
     # ---- lifecycle ----------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ import json
 
 from redis.asyncio import Redis
 
+from memory.redis_server import glob_escaped
+
 # Read the scope's generation and the entry under it, in one round trip.
 # KEYS[1]: generation counter. ARGV: entry key stem, digest. Returns {generation, value or nil}.
 _LOOKUP = """
@@ -66,6 +68,13 @@ class SearchCache:
             for scope_key in scope_keys:
                 pipe.incr(self._generation_key(scope_key))
             await pipe.execute()
+
+    async def drop(self, *scope_keys: str) -> None:
+        """Delete every cached search of these scopes (forgetting a person: an invalidation
+        leaves the old entries to expire)."""
+        for scope_key in scope_keys:
+            keys = [key async for key in self._redis.scan_iter(match=f"{glob_escaped(self._entry_stem(scope_key))}*")]
+            await self._redis.unlink(self._generation_key(scope_key), *keys)
 
     def _generation_key(self, scope_key: str) -> str:
         return f"{self._prefix}:cache:gen:{{{scope_key}}}"

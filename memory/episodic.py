@@ -233,6 +233,15 @@ class EpisodicStore:
         for chat_id, ids in ids_by_chat.items():
             self._read(chat_id, lambda chat: _bump(chat.collection, sorted(ids), now), None)
 
+    def entries(self, chat_id: str, user_id: str | None = None) -> list[EpisodicHit]:
+        """Every entry of the chat (of one user's turns and notes, with ``user_id``), in no order."""
+        where = {"user_id": user_id} if user_id is not None else None
+        return self._read(chat_id, lambda chat: _hits_from_get(chat.collection.get(where=where)), [])
+
+    def delete_entries(self, chat_id: str, ids: list[str]) -> None:
+        if ids:
+            self._read(chat_id, lambda chat: chat.collection.delete(ids=ids), None)
+
     def count(self, chat_id: str) -> int:
         return self._read(chat_id, lambda chat: chat.collection.count(), 0)
 

@@ -21,6 +21,7 @@ from memory.backends import Backends
 from memory.errors import BackendUnavailable
 from memory.facts import FactsFull, clean_fact_text
 from memory.journal import TurnJournal
+from memory.privacy import Forgotten, export_user, forget_chat, forget_user
 from memory.prompt import facts_block
 from memory.recall import Recalled, RecallQuery, recall
 from memory.search import L3Search
@@ -158,10 +159,6 @@ class Memory:
         await store.upsert(user_id, key, value)
         return tokens
 
-    async def forget_fact(self, user_id: str, key: str) -> bool:
-        """Delete one of the user's L1 facts; False if there was none by that key."""
-        return await (await self.backends.facts()).delete(user_id, key)
-
     # ---- L2 -------------------------------------------------------------------------------
 
     async def working(self, chat_id: str, max_messages: int, max_tokens: int | None = None) -> tuple[int, list[dict]]:
@@ -226,24 +223,40 @@ class Memory:
                 progress(len(batch))
         return [number for number, _ in pending]
 
-    async def forget_chat(self, chat_id: str, *, keep_archive: bool = False) -> None:
-        """Drop the chat's L2, L3, word index and import records (its users' L1 facts stay).
+    async def forget(self, *, chat_id: str | None = None, user_id: str | None = None, fact: str | None = None,
+                     keep_archive: bool = False) -> Forgotten:
+        """Forget what is named.
 
-        With ``keep_archive`` only L2 starts afresh (``/reset``): L3 keeps every turn, which
-        later turns recall from there, and turn numbers go on, so archive ids never repeat.
-        The archive written behind the replies is flushed first: no turn leaves L2 before it
-        is in L3.
+        - ``user_id`` and ``fact``: that one L1 fact (``facts`` is 0 when there was none).
+        - ``chat_id``: the chat's L2, L3, word index, import records and cached searches (its
+          users' facts stay). With ``keep_archive`` only L2 starts afresh (``/reset``): L3 keeps
+          every turn and turn numbers go on, so archive ids never repeat; the archive written
+          behind the replies is flushed first, so no turn leaves L2 before it is in L3.
+        - ``user_id`` alone: everything of the person (``memory/privacy.py``).
+
+        Returns:
+            What was removed. The graph's checkpoints are not memory's: the caller deletes the
+            threads of ``chats`` and ``shared``.
         """
-        working = await self.backends.working()
-        if keep_archive:
+        if user_id is not None and fact is not None:
+            return Forgotten(facts=int(await (await self.backends.facts()).delete(user_id, fact)))
+        if chat_id is not None and keep_archive:
             await self.archiver.flush()
-            await working.clear_messages(chat_id)
-            return
-        store = await self.backends.episodic()
-        await self.backends.run_blocking(store.delete_chat, chat_id)
-        await self.archiver.forget_index(chat_id)
-        await working.clear(chat_id)
-        await self.backends.invalidate_searches_of(chat_id, await self.backends.drop_chat_users(chat_id))
+            await (await self.backends.working()).clear_messages(chat_id)
+            return Forgotten()
+        if chat_id is not None:
+            await forget_chat(self.backends, self.archiver, chat_id)
+            return Forgotten(chats=[chat_id])
+        if user_id is not None:
+            return await forget_user(self.backends, self.archiver, user_id)
+        raise ValueError("forget what? name a chat_id, a user_id, or a user_id and a fact")
+
+    async def export(self, user_id: str, chat_id: str | None = None) -> dict[str, Any]:
+        """Everything of the user as one JSON-able document: their facts, and per chat (theirs,
+        or only ``chat_id``) their L2 messages and L3 entries, verbatim. The archive written
+        behind the replies is flushed first, so their latest turns are in it."""
+        await self.archiver.flush()
+        return await export_user(self.backends, user_id, chat_id)
 
     async def settle(self) -> int:
         """Write what the outbox holds to L3 now and finish the word index's background

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -61,6 +62,11 @@ def answers_ping(url: str) -> bool:
     except (redis.RedisError, OSError):
         return False
 
+
+
+def glob_escaped(text: str) -> str:
+    """``text`` with the characters SCAN's MATCH pattern reads as wildcards escaped."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 class EmbeddedRedis:
     """Starts (or joins) the redis-server that owns ``data_dir``.

@@ -32,6 +32,9 @@ ENV_ALIASES: dict[str, str] = {
     "OPENAI_BASE_URL": "llm.base_url",
     "TELEGRAM_BOT_TOKEN": "telegram.token",
     "GOAT_MCP_TOKEN": "mcp.token",
+    "GOAT_TELEGRAM_API_URL": "telegram.api_url",
+    "GOAT_ALLOWED_USERS": "telegram.allowed_users",
+    "GOAT_TELEGRAM_WEBHOOK_SECRET": "telegram.webhook_secret",
 }
 
 
@@ -158,6 +161,17 @@ class Tools(_Section):
 
 class Telegram(_Section):
     token: SecretStr | None = None
+    api_url: str = "https://api.telegram.org"  # the Bot API server's root: requests go to {root}/bot{token}/{method}
+    allowed_users: tuple[int, ...] = ()  # Telegram user ids the bot serves; nobody else
+    webhook_secret: SecretStr | None = None  # what Telegram must send in X-Telegram-Bot-Api-Secret-Token
+    edit_interval: float = Field(1.0, gt=0)  # seconds between two edits of a streaming reply, per chat
+
+    @field_validator("allowed_users", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):  # GOAT_ALLOWED_USERS=123,456
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
 
 class Mcp(_Section):

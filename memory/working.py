@@ -47,11 +47,31 @@ return 1
 """
 
 
+# Removes the messages of one user (their ``user_id``) from a chat's L2, keeping the others in order.
+# KEYS: the messages list. ARGV: the user id. Returns how many were removed.
+_REMOVE_USER = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+local kept = {}
+for _, item in ipairs(items) do
+    local ok, message = pcall(cjson.decode, item)
+    if not (ok and type(message) == 'table' and message['user_id'] == ARGV[1]) then
+        kept[#kept + 1] = item
+    end
+end
+redis.call('DEL', KEYS[1])
+for i = 1, #kept, 1000 do
+    redis.call('RPUSH', KEYS[1], unpack(kept, i, math.min(i + 999, #kept)))
+end
+return #items - #kept
+"""
+
+
 class WorkingMemory:
     def __init__(self, redis: Redis, prefix: str = "goat") -> None:
         self._redis = redis
         self._prefix = prefix
         self._append_turn = redis.register_script(_APPEND_TURN)
+        self._remove_user = redis.register_script(_REMOVE_USER)
 
     async def completed_turns(self, chat_id: str) -> int:
         """The number of the last turn saved in this chat (0 for a new chat)."""
@@ -87,6 +107,15 @@ class WorkingMemory:
         encoded = [_encode(message) for message in messages]
         keys = [self._messages_key(chat_id), self._turns_key(chat_id)]
         return bool(await self._append_turn(keys=keys, args=[turn, *encoded]))
+
+    async def messages(self, chat_id: str) -> list[Message]:
+        """The chat's whole L2, oldest first."""
+        return [orjson.loads(raw) for raw in await self._redis.lrange(self._messages_key(chat_id), 0, -1)]
+
+    async def remove_user(self, chat_id: str, user_id: str) -> int:
+        """Take one user's messages out of the chat's L2 (messages saved with their ``user_id``);
+        returns how many. The one rewrite of L2 there is: forgetting a person."""
+        return int(await self._remove_user(keys=[self._messages_key(chat_id)], args=[user_id]))
 
     async def clear(self, chat_id: str) -> None:
         await self._redis.delete(self._messages_key(chat_id), self._turns_key(chat_id))

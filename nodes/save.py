@@ -18,14 +18,15 @@ from nodes.timing import timed
 @timed("save")
 async def save(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     services, _ = resolve(runtime)
-    now = state["now"]
+    now, user_id = state["now"], state["user_id"]
+    # Both messages carry the user whose turn it is: forgetting a person finds them by it.
     saved = await services.memory.save_turn(
         state["chat_id"],
         state["turn"],
         [
-            {"role": "user", "content": state["message"], "timestamp": now},
+            {"role": "user", "content": state["message"], "timestamp": now, "user_id": user_id},
             {"role": "assistant", "content": with_evidence(state["reply"], state.get("tool_results") or []),
-             "timestamp": now},
+             "timestamp": now, "user_id": user_id},
         ],
     )
     if not saved:  # another turn of this chat took the number: never let archive overwrite it

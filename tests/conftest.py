@@ -205,3 +205,11 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One ``chroma run`` server for the whole session."""
     with running_chroma(tmp_path_factory.mktemp("chroma-server")) as url:
         yield url
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A local port that refuses connections: bound, never listening, held for the test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

@@ -290,7 +290,7 @@ async def test_reset_empties_l2_but_turn_numbers_go_on(settings, embeddings):
         message = {"role": "user", "content": "hi", "timestamp": 1.0}
         assert await memory.save_turn("reset-chat", 1, [message])
         assert await memory.save_turn("reset-chat", 2, [message])
-        await memory.forget_chat("reset-chat", keep_archive=True)
+        await memory.forget(chat_id="reset-chat", keep_archive=True)
         assert await memory.working("reset-chat", 10) == (2, [])
         assert not await memory.save_turn("reset-chat", 2, [{**message, "content": "other"}])  # number taken
         assert await memory.save_turn("reset-chat", 3, [message])

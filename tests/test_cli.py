@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sysconfig
 import uuid
@@ -383,14 +382,6 @@ def test_doctor_on_embedded_defaults(tmp_path: Path) -> None:
     assert model.startswith("[note]") and "GOAT_MODEL" in model and "OPENAI_API_KEY" in model
     assert not any(l.startswith("[FAIL") for l in lines)
     assert servers_left(data_dir) == []
-
-
-@pytest.fixture
-def closed_port() -> Iterator[int]:
-    """A local port that refuses connections: bound, never listening, held for the test."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 def test_doctor_fails_on_an_unreachable_redis_and_says_how_to_fix_it(tmp_path: Path, closed_port: int) -> None:

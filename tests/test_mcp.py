@@ -20,7 +20,7 @@ from conftest import free_port
 from memory.settings import Settings
 from fakes import FakeOpenAI
 from test_chat import goat_chat
-from test_cli import GOAT, closed_port, goat, goat_env, ok  # noqa: F401 (closed_port: a fixture)
+from test_cli import GOAT, goat, goat_env, ok
 
 pytestmark = pytest.mark.slow
 

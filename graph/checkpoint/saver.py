@@ -38,7 +38,7 @@ from redis.client import Pipeline
 
 from graph.checkpoint.batching import Batch, Call, Query, RoundTrips, Steps
 from graph.checkpoint.scripts import GET, PRUNE, PUT, PUT_WRITES
-from memory.redis_server import process_client_name, waiting_pool
+from memory.redis_server import glob_escaped, process_client_name, waiting_pool
 
 DEFAULT_PREFIX = "goat:ckpt"
 DEFAULT_KEEP_TURNS = 2
@@ -91,10 +91,6 @@ def _blob_field(ns: str, channel: str, version: str | int | float) -> str:
     return f"{_quoted(ns)}:{_quoted(channel)}:{quote(str(version), safe='')}"
 
 
-def _glob_escaped(text: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
 @dataclass(frozen=True)
 class _Thread:
     """The key names of one thread."""
@@ -108,7 +104,7 @@ class _Thread:
 
     @property
     def key_pattern(self) -> str:
-        return f"{_glob_escaped(self._base)}:*"
+        return f"{glob_escaped(self._base)}:*"
 
     @property
     def index(self) -> str:
@@ -675,7 +671,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
 
     def _all_thread_ids(self) -> Query[list[str]]:
         head, tail = f"{self.prefix}:{{", "}:checkpoints"
-        pattern = f"{_glob_escaped(head)}*{_glob_escaped(tail)}"
+        pattern = f"{glob_escaped(head)}*{glob_escaped(tail)}"
         found: set[str] = set()
         cursor = 0
         while True:

@@ -78,7 +78,7 @@ class MemoryToolbox:
         return {"saved": {key.strip(): value.strip()}, "facts_tokens": tokens, "facts_token_limit": limit}
 
     async def forget(self, key: str) -> dict[str, Any]:
-        if not await self.memory.forget_fact(self.user_id, key):
+        if not (await self.memory.forget(user_id=self.user_id, fact=key)).facts:
             raise LookupError(f"no fact is saved under the key {key!r}")
         return {"forgotten": key}
 

@@ -1,0 +1,436 @@
+"""`goat bot`: GOAT on Telegram, with python-telegram-bot.
+
+Each text message is one turn of the same graph as `goat chat` (thread = the chat, user =
+the Telegram user). The reply streams: sent once its first sentence is there, edited as the
+model writes (at most every ``telegram.edit_interval`` seconds per chat), and finished with
+the whole text before the turn is saved and archived. Turns of one chat run in arrival order
+(the runner's chat lock); different chats run concurrently.
+
+A personal bot: only ``telegram.allowed_users`` are served. Anyone else gets one polite
+refusal telling them their id, and nothing of theirs is stored. In a group the bot answers
+only when mentioned or replied to, and the group's memory is the group's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+import time
+from urllib.parse import urlsplit
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import BotCommand, Message, Update
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest
+from telegram.ext import AIORateLimiter, Application, CommandHandler, ContextTypes, MessageHandler, filters
+
+from bot.observability import TurnLog, render_stats, summarize, turns_log_path
+from bot.runner import TurnRunner
+from memory.budget import format_recall_line
+from memory.facts import FactsFull
+from memory.settings import Settings
+from nodes.state import InvalidTurn
+from nodes.toolkit.memory_tools import MemoryToolbox
+
+log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 4096  # characters Telegram takes in one message
+TYPING_EVERY_S = 4.0  # Telegram shows "typing…" for ~5 s per chat action
+_SENTENCE_END = re.compile(r"[.!?…](\s|$)|\n")
+APOLOGY = "Sorry, something went wrong on my side and I could not answer. Please send that again."
+TEXT_ONLY = "I can only read text for now."
+
+COMMANDS = [
+    ("start", "what this bot is"),
+    ("help", "the commands"),
+    ("facts", "what I keep about you"),
+    ("remember", "key=value: keep a fact about you"),
+    ("forget", "key: drop one of your facts"),
+    ("search", "text: search this chat's memory"),
+    ("why", "what I recalled for your last message"),
+    ("stats", "latency and memory figures"),
+    ("reset", "start this conversation afresh (the archive stays)"),
+    ("export", "everything I keep about you, as a JSON file"),
+    ("forget_me", "delete everything I keep about you"),
+]
+HELP = "\n".join(f"/{name} — {what}" for name, what in COMMANDS)
+
+
+@dataclass
+class Goat:
+    """What the handlers share: the runner, the settings, who was refused, who asked to be forgotten."""
+
+    runner: TurnRunner
+    settings: Settings
+    refused: set[int] = field(default_factory=set)
+    forgetting: set[int] = field(default_factory=set)
+
+    @property
+    def memory(self) -> Any:
+        return self.runner.services.memory
+
+
+def goat_of(context: ContextTypes.DEFAULT_TYPE) -> Goat:
+    return context.bot_data["goat"]
+
+
+def build_application(runner: TurnRunner, settings: Settings) -> Application:
+    """The bot: handlers, rate limiting (a 429 is retried after the delay Telegram advises)."""
+    telegram = settings.telegram
+    root = telegram.api_url.rstrip("/")
+    application = (
+        Application.builder()
+        .token(telegram.token.get_secret_value())
+        .base_url(f"{root}/bot")
+        .base_file_url(f"{root}/file/bot")
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(True)
+        .build()
+    )
+    application.bot_data["goat"] = Goat(runner, settings)
+    for name, handler in (("start", start), ("help", show_help), ("facts", facts), ("remember", remember),
+                          ("forget", forget), ("search", search), ("why", why), ("stats", stats),
+                          ("reset", reset), ("export", export), ("forget_me", forget_me)):
+        application.add_handler(CommandHandler(name, handler))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
+    application.add_handler(MessageHandler(~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL, text_only))
+    application.add_error_handler(on_error)
+    return application
+
+
+async def register_commands(application: Application) -> None:
+    await application.bot.set_my_commands([BotCommand(name, what) for name, what in COMMANDS])
+
+
+# ---- who may talk to it ----------------------------------------------------------------------
+
+
+async def allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Whether the sender is served; a stranger is told once, with their id, and nothing more."""
+    goat, user = goat_of(context), update.effective_user
+    if user is not None and user.id in goat.settings.telegram.allowed_users:
+        return True
+    if user is not None and user.id not in goat.refused and update.effective_message is not None:
+        goat.refused.add(user.id)
+        await update.effective_message.reply_text(
+            f"Sorry, this is a personal assistant and it only talks to its owner. Your Telegram user id is "
+            f"{user.id}: if the owner wants to let you in, they can add it to GOAT_ALLOWED_USERS.")
+    return False
+
+
+def addressed(message: Message, username: str) -> str | None:
+    """The text meant for the bot: all of it in a private chat; in a group, only when the bot is
+    mentioned (the mention taken out) or replied to, else None."""
+    text = message.text or ""
+    if message.chat.type == ChatType.PRIVATE:
+        return text
+    mention = f"@{username}"
+    if mention.lower() in text.lower():
+        return re.sub(re.escape(mention), "", text, flags=re.IGNORECASE).strip()
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.username == username:
+        return text
+    return None
+
+
+# ---- turns -------------------------------------------------------------------------------------
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    text = addressed(message, context.bot.username)
+    if text is None or not await allowed(update, context):
+        return
+    goat, chat_id = goat_of(context), message.chat_id
+    reply = StreamingReply(context.bot, chat_id, goat.settings.telegram.edit_interval)
+    typing = asyncio.create_task(keep_typing(context, chat_id))
+    try:
+        await goat.runner.run(str(chat_id), text, user_id=str(update.effective_user.id),
+                              on_token=reply.feed, on_reply=reply.finish)
+    except InvalidTurn as exc:
+        await message.reply_text(f"I cannot take that message: {exc}.")
+    except Exception as exc:  # the model or a backend failed: the user hears it, the bot goes on
+        log.warning("a turn of chat %s failed: %s", chat_id, type(exc).__name__)
+        await reply.fail(APOLOGY)
+    finally:
+        typing.cancel()
+
+
+async def keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
+    while True:
+        await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+        await asyncio.sleep(TYPING_EVERY_S)  # Telegram's indicator lasts ~5 s: renewed while the turn runs
+
+
+class StreamingReply:
+    """One reply, streamed into a Telegram message: sent at its first sentence, edited at most
+    every ``interval`` seconds, finished with the whole text (split past 4096 characters)."""
+
+    def __init__(self, bot: Any, chat_id: int, interval: float) -> None:
+        self.bot, self.chat_id, self.interval = bot, chat_id, interval
+        self.text = ""
+        self.shown = ""
+        self.message: Message | None = None
+        self.last_edit = 0.0
+        self._lock = asyncio.Lock()
+        self._pending: asyncio.Task | None = None
+        self.done = False
+
+    def feed(self, chunk: str) -> None:
+        """A chunk of the reply as the model writes it (called synchronously by the runner)."""
+        self.text += chunk
+        due = (self.message is None and _SENTENCE_END.search(self.text)) or (
+            self.message is not None and time.monotonic() - self.last_edit >= self.interval)
+        if due and (self._pending is None or self._pending.done()):
+            self._pending = asyncio.ensure_future(self._show(self.text[:MESSAGE_LIMIT]))
+
+    async def _show(self, text: str) -> None:
+        async with self._lock:
+            if self.done or not text.strip() or text == self.shown:
+                return
+            if self.message is None:
+                self.message = await self.bot.send_message(self.chat_id, text)
+            else:
+                await self.message.edit_text(text)
+            self.shown, self.last_edit = text, time.monotonic()
+
+    async def finish(self, text: str) -> None:
+        """The whole reply: the first part into the streamed message, the rest as new messages."""
+        if self._pending is not None:
+            await asyncio.gather(self._pending, return_exceptions=True)
+        async with self._lock:
+            self.done = True
+            first, *rest = split_message(text)
+            if self.message is None:
+                await send_formatted(self.bot, self.chat_id, first)
+            elif first != self.shown:
+                await edit_formatted(self.message, first)
+            for part in rest:
+                await send_formatted(self.bot, self.chat_id, part)
+
+    async def fail(self, apology: str) -> None:
+        if self._pending is not None:
+            await asyncio.gather(self._pending, return_exceptions=True)
+        async with self._lock:
+            if self.done:
+                return
+            self.done = True
+            if self.message is not None:
+                await self.message.edit_text(f"{self.shown}\n\n{apology}"[:MESSAGE_LIMIT])
+            else:
+                await self.bot.send_message(self.chat_id, apology)
+
+
+async def send_formatted(bot: Any, chat_id: int, text: str) -> Message:
+    """Sent as Markdown; if Telegram refuses its formatting, the same text, plain."""
+    try:
+        return await bot.send_message(chat_id, text, parse_mode=ParseMode.MARKDOWN)
+    except BadRequest as exc:
+        if "parse entities" not in str(exc).lower():
+            raise
+        return await bot.send_message(chat_id, text)
+
+
+async def edit_formatted(message: Message, text: str) -> None:
+    try:
+        await message.edit_text(text, parse_mode=ParseMode.MARKDOWN)
+    except BadRequest as exc:
+        if "parse entities" in str(exc).lower():
+            await message.edit_text(text)
+        elif "not modified" not in str(exc).lower():
+            raise
+
+
+def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Parts of at most ``limit`` characters, cut at paragraph, else sentence, else word ends."""
+    parts, rest = [], text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), -1)
+        if cut < limit // 2:
+            sentence = max((m.end() for m in re.finditer(r"[.!?…](\s)", window)), default=-1)
+            cut = sentence if sentence >= limit // 2 else (window.rfind(" ") if window.rfind(" ") > 0 else limit)
+        parts.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    return [*parts, rest] if rest or not parts else parts
+
+
+async def text_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.effective_message is not None and await allowed(update, context):
+        await update.effective_message.reply_text(TEXT_ONLY)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.warning("update failed: %s: %s", type(context.error).__name__, context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await update.effective_message.reply_text(APOLOGY)
+        except Exception:  # noqa: BLE001 — Telegram unreachable: the log line is all there is
+            pass
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+
+def _ids(update: Update) -> tuple[str, str]:
+    return str(update.effective_chat.id), str(update.effective_user.id)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if await allowed(update, context):
+        await update.effective_message.reply_text(
+            "Hi! I am GOAT, an assistant with a long memory: I keep our conversation verbatim and recall "
+            "what matters before I answer. /help lists the commands; /export and /forget_me give you your data.")
+
+
+async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if await allowed(update, context):
+        await update.effective_message.reply_text(HELP)
+
+
+async def facts(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await allowed(update, context):
+        return
+    known = await goat_of(context).memory.facts(_ids(update)[1])
+    await update.effective_message.reply_text(
+        "\n".join(f"{key}: {value}" for key, value in sorted(known.items())) or "I keep no facts about you yet.")
+
+
+async def remember(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await allowed(update, context):
+        return
+    key, sep, value = " ".join(context.args).partition("=")
+    if not sep or not key.strip() or not value.strip():
+        await update.effective_message.reply_text("Usage: /remember key=value, e.g. /remember city=Porto")
+        return
+    goat = goat_of(context)
+    try:
+        await goat.memory.remember(_ids(update)[1], key, value, goat.settings.budget.l1_facts_max_tokens)
+    except (FactsFull, ValueError) as exc:
+        await update.effective_message.reply_text(str(exc))
+        return
+    await update.effective_message.reply_text(f"Noted: {key.strip()} = {value.strip()}")
+
+
+async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await allowed(update, context):
+        return
+    key = " ".join(context.args).strip()
+    if not key:
+        await update.effective_message.reply_text("Usage: /forget key (see /facts)")
+        return
+    gone = (await goat_of(context).memory.forget(user_id=_ids(update)[1], fact=key)).facts
+    await update.effective_message.reply_text(f"Forgot {key}." if gone else f"I keep no fact called {key}.")
+
+
+async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await allowed(update, context):
+        return
+    query = " ".join(context.args).strip()
+    if not query:
+        await update.effective_message.reply_text("Usage: /search what to look for")
+        return
+    goat = goat_of(context)
+    chat_id, user_id = _ids(update)
+    try:
+        found = await MemoryToolbox(goat.memory, goat.settings, chat_id, user_id, time.time()).search(query)
+    except (ValueError, RuntimeError) as exc:
+        await update.effective_message.reply_text(str(exc))
+        return
+    await send_parts(context, update.effective_chat.id, "\n".join(found["results"]) or found.get("note", ""))
+
+
+async def why(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await allowed(update, context):
+        return
+    graph = await goat_of(context).runner.graph()
+    state = (await graph.aget_state({"configurable": {"thread_id": _ids(update)[0]}})).values
+    recalled = state.get("l3") or []
+    text = ("For your last message I recalled:\n" + "\n".join(format_recall_line(r) for r in recalled)) if recalled \
+        else "Nothing from earlier conversations stood out for your last message."
+    await send_parts(context, update.effective_chat.id, text)
+
+
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await allowed(update, context):
+        return
+    settings = goat_of(context).settings
+    path = turns_log_path(settings)
+    await send_parts(context, update.effective_chat.id,
+                     render_stats(summarize(TurnLog(path, settings.observability.log_max_bytes).tail(1000)), path))
+
+
+async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if await allowed(update, context):
+        await goat_of(context).memory.forget(chat_id=_ids(update)[0], keep_archive=True)
+        await update.effective_message.reply_text("Starting afresh. I still remember earlier turns when they matter.")
+
+
+async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await allowed(update, context):
+        return
+    user_id = _ids(update)[1]
+    document = await goat_of(context).memory.export(user_id)
+    data = json.dumps(document, ensure_ascii=False, indent=2).encode()
+    await context.bot.send_document(update.effective_chat.id, document=io.BytesIO(data),
+                                    filename=f"goat-export-{user_id}.json",
+                                    caption="Everything I keep about you: facts, messages and archived turns.")
+
+
+async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await allowed(update, context):
+        return
+    goat, user = goat_of(context), update.effective_user.id
+    if context.args[:1] != ["yes"] or user not in goat.forgetting:
+        goat.forgetting.add(user)
+        await update.effective_message.reply_text(
+            "This deletes everything I keep about you: your facts, your conversations with me, and your "
+            "messages in groups. It cannot be undone. Send /forget_me yes to confirm.")
+        return
+    goat.forgetting.discard(user)
+    forgotten = await goat.runner.forget_user(str(user))
+    await update.effective_message.reply_text(
+        f"Done: I forgot {forgotten.facts} fact(s), {len(forgotten.chats)} conversation(s), and your part of "
+        f"{len(forgotten.shared)} group(s).")
+
+
+async def send_parts(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str) -> None:
+    for part in split_message(text):
+        await context.bot.send_message(chat_id, part)
+
+
+# ---- running it ----------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def running(application: Application, settings: Settings, *, webhook: str | None = None,
+                  listen: str = "127.0.0.1", port: int = 8443, poll_timeout: int = 10) -> AsyncIterator[None]:
+    """The bot receiving updates, by long polling or by a webhook server that checks Telegram's
+    secret token on every update (``telegram.webhook_secret``; PTB answers 403 without it)."""
+    async with application:
+        await application.start()
+        await register_commands(application)
+        if webhook:
+            secret = settings.telegram.webhook_secret
+            await application.updater.start_webhook(
+                listen=listen, port=port, url_path=urlsplit(webhook).path.lstrip("/"), webhook_url=webhook,
+                secret_token=secret.get_secret_value() if secret else None)
+        else:  # a restart resumes from the offset Telegram kept: no update is answered twice
+            await application.updater.start_polling(poll_interval=0.0, timeout=poll_timeout)
+        try:
+            yield
+        finally:
+            await application.updater.stop()
+            await application.stop()
+
+
+async def serve(application: Application, settings: Settings, *, webhook: str | None, listen: str = "127.0.0.1",
+                port: int = 8443) -> None:
+    async with running(application, settings, webhook=webhook, listen=listen, port=port):
+        await asyncio.Event().wait()  # until the process is stopped

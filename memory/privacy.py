@@ -1,0 +1,91 @@
+"""A person's data: everything of a user exported as one document, or forgotten.
+
+What a user wrote is found by their id: L1 facts are theirs; a chat only they wrote to is
+theirs whole (L2, L3, word index, import records, cached searches); in a chat they share,
+their L3 entries carry their ``user_id`` and so do their L2 messages (saved with it), and
+only those are taken out — the word index of such a chat is rebuilt from what remains.
+The graph's checkpoints are the graph's: the caller deletes the threads of the chats named
+in :class:`Forgotten`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from memory.archive import Archive
+from memory.backends import Backends
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What a forget removed."""
+
+    facts: int = 0  # L1 facts deleted
+    chats: list[str] = field(default_factory=list)  # chats dropped whole
+    shared: list[str] = field(default_factory=list)  # chats kept for others, the user's part taken out
+    entries: int = 0  # L3 entries deleted from shared chats
+    messages: int = 0  # L2 messages deleted from shared chats
+
+
+async def forget_chat(backends: Backends, archive: Archive, chat_id: str) -> None:
+    """Drop the chat's L2, L3, word index, import records and cached searches."""
+    store = await backends.episodic()
+    await backends.run_blocking(store.delete_chat, chat_id)
+    await archive.forget_index(chat_id)
+    await (await backends.working()).clear(chat_id)
+    await backends.invalidate_searches_of(chat_id, await backends.drop_chat_users(chat_id), delete=True)
+
+
+async def forget_user(backends: Backends, archive: Archive, user_id: str) -> Forgotten:
+    """Delete everything of the user: see the module's docstring."""
+    await archive.flush()  # a turn of theirs still in the outbox would be written after
+    facts = await backends.facts()
+    deleted_facts = len(await facts.get_all(user_id))
+    await facts.clear(user_id)
+    store, working = await backends.episodic(), await backends.working()
+    whole, shared, entries, messages = [], [], 0, 0
+    for chat_id in await backends.chats_of_user(user_id):
+        others = await backends.users_of_chat(chat_id) - {user_id}
+        if not others:
+            await forget_chat(backends, archive, chat_id)
+            whole.append(chat_id)
+            continue
+        theirs = [hit["id"] for hit in await backends.run_blocking(store.entries, chat_id, user_id)]
+        await backends.run_blocking(store.delete_entries, chat_id, theirs)
+        messages += await working.remove_user(chat_id, user_id)
+        await archive.rebuild_index(chat_id)
+        await backends.drop_user_from(chat_id, user_id)
+        await backends.invalidate_searches_of(chat_id, others | {user_id}, delete=True)
+        shared.append(chat_id)
+        entries += len(theirs)
+    return Forgotten(deleted_facts, whole, shared, entries, messages)
+
+
+async def export_user(backends: Backends, user_id: str, chat_id: str | None = None) -> dict[str, Any]:
+    """The user's facts, and per chat (theirs, or only ``chat_id``) their L2 messages and L3
+    entries verbatim: the whole chat when only they wrote to it, else what is theirs."""
+    store, working = await backends.episodic(), await backends.working()
+    chats = []
+    for chat in [chat_id] if chat_id else await backends.chats_of_user(user_id):
+        alone = await backends.users_of_chat(chat) <= {user_id}
+        l2 = [m for m in await working.messages(chat) if alone or m.get("user_id") == user_id]
+        l3 = await backends.run_blocking(store.entries, chat, None if alone else user_id)
+        chats.append({
+            "chat_id": chat,
+            "l2": [{k: v for k, v in m.items() if k != "tokens"} for m in l2],
+            "l3": [{"id": e["id"], "time": _iso(e["timestamp"]), "content": e["content"], "metadata": e["metadata"]}
+                   for e in sorted(l3, key=lambda e: (e["timestamp"], e["id"]))],
+        })
+    return {
+        "user_id": user_id,
+        "exported_at": _iso(time.time()),
+        "facts": await (await backends.facts()).get_all(user_id),
+        "chats": chats,
+    }
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")

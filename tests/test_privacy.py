@@ -1,0 +1,136 @@
+"""A user's data: `goat export` hands it over, `goat forget-user` deletes it from Redis and
+Chroma (facts, their chats, their part of a shared chat, cached searches, word index, graph
+checkpoints) and leaves everyone else's whole. Real embedded Redis and Chroma, the installed
+console script, a live turn through the graph with the loopback model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import chromadb
+import pytest
+
+from fakes import FakeOpenAI
+from memory.embeddings import MiniLMEmbeddings
+from memory.settings import Settings
+from test_cli import goat, goat_env, ok
+from test_graph import make_runner, with_model
+
+pytestmark = pytest.mark.slow
+
+ANA, BOB = "ana-7731", "bob-4420"
+ANA_SAYS = ["My passport number is AX-99213.", "I am allergic to penicillin.", "Grandma's recipe uses saffron-77."]
+TRANSCRIPT = [
+    ("ana-chat", ANA, ANA_SAYS[0], "Noted."), ("ana-chat", ANA, ANA_SAYS[1], "Understood."),
+    ("bob-chat", BOB, "My bike lock code is 5512.", "Saved."),
+    ("family", ANA, ANA_SAYS[2], "Sounds delicious."), ("family", BOB, "I will bring the cake on Sunday.", "Great."),
+]
+ANA_LIVE = "Remember that my dentist is Dr. Quillfeather."
+
+
+def transcript(tmp_path: Path) -> Path:
+    path = tmp_path / "history.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for n, (chat, user, said, reply) in enumerate(TRANSCRIPT):
+            for role, text in (("user", said), ("assistant", reply)):
+                out.write(json.dumps({"chat_id": chat, "user_id": user, "role": role, "content": text,
+                                      "timestamp": 1_760_000_000 + 60 * n}) + "\n")
+    return path
+
+
+async def seed(settings: Settings, embeddings: MiniLMEmbeddings) -> None:
+    """Facts of both, and a live turn of Ana's in the shared chat (L2 with her id, a checkpoint)."""
+    with FakeOpenAI() as fake:
+        fake.reply("I will remember your dentist.")
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            memory = runner.services.memory
+            await memory.remember(ANA, "blood_type", "AB-negative", 500)
+            await memory.remember(BOB, "team", "Porto", 500)
+            await runner.run("family", ANA_LIVE, user_id=ANA)
+            assert await memory.settle() == 0
+        finally:
+            await runner.aclose()
+
+
+async def redis_dump(settings: Settings) -> dict[bytes, bytes]:
+    """Every key of the data folder's Redis, with its value rendered as bytes."""
+    from memory.facade import Memory
+
+    memory = Memory(settings)
+    try:
+        redis = await memory.backends.redis()
+        dump = {}
+        async for key in redis.scan_iter(count=1000):
+            kind = (await redis.type(key)).decode()
+            value = {"string": lambda: redis.get(key), "list": lambda: redis.lrange(key, 0, -1),
+                     "hash": lambda: redis.hgetall(key), "set": lambda: redis.smembers(key),
+                     "zset": lambda: redis.zrange(key, 0, -1)}[kind]
+            dump[key] = repr(await value()).encode()
+        return dump
+    finally:
+        await memory.aclose()
+
+
+def chroma_dump(data_dir: Path) -> list[tuple[str, dict]]:
+    client = chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=chromadb.Settings(anonymized_telemetry=False))
+    return [(document, metadata) for collection in client.list_collections()
+            for document, metadata in zip(*(lambda got: (got["documents"], got["metadatas"]))(
+                client.get_collection(collection.name).get(include=["documents", "metadatas"])))]
+
+
+def test_export_then_forget_a_user_and_nothing_of_them_is_left(tmp_path: Path, embeddings: MiniLMEmbeddings) -> None:
+    data_dir = tmp_path / "data"
+    env = goat_env(data_dir)
+    ok(goat("import", transcript(tmp_path), env=env, cwd=tmp_path))
+    settings = Settings(data_dir=data_dir)
+    asyncio.run(seed(settings, embeddings))
+
+    exported = json.loads(ok(goat("export", "--user", ANA, env=env, cwd=tmp_path)).stdout)
+    assert exported["user_id"] == ANA and exported["facts"] == {"blood_type": "AB-negative"}
+    chats = {chat["chat_id"]: chat for chat in exported["chats"]}
+    assert set(chats) == {"ana-chat", "family"}
+    assert [m["content"] for m in chats["ana-chat"]["l2"]] == [ANA_SAYS[0], "Noted.", ANA_SAYS[1], "Understood."]
+    assert [e["content"] for e in chats["ana-chat"]["l3"]] == [
+        f"user: {ANA_SAYS[0]}\nassistant: Noted.", f"user: {ANA_SAYS[1]}\nassistant: Understood."]
+    family = json.dumps(chats["family"])
+    assert ANA_SAYS[2] in family and ANA_LIVE in family and "cake" not in family  # her part of the shared chat
+
+    refused = goat("forget-user", ANA, env=env, cwd=tmp_path)  # no terminal to confirm on
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    forgot = ok(goat("forget-user", ANA, "--yes", env=env, cwd=tmp_path))
+    assert "1 fact(s); 1 chat(s) deleted whole (ana-chat); from 1 shared chat(s), 2 L3 entr(ies) and 4 L2 message(s)" \
+        in forgot.stdout
+
+    traces = [ANA, *ANA_SAYS, "AX-99213", "penicillin", "saffron", "Quillfeather", "AB-negative"]
+    dump = asyncio.run(redis_dump(settings))
+    for key, value in dump.items():
+        for trace in traces:
+            assert trace.encode() not in key and trace.encode() not in value, (trace, key)
+    turn_log = data_dir / "logs" / "turns.jsonl"
+    assert turn_log.exists() and ANA not in turn_log.read_text()
+    stored = chroma_dump(data_dir)
+    for document, metadata in stored:
+        assert metadata.get("user_id") != ANA and not any(trace in document for trace in traces), document
+    # Bob's data is whole: his chat, his part of the shared one, his fact.
+    assert sorted(document for document, _ in stored) == [
+        "user: I will bring the cake on Sunday.\nassistant: Great.", "user: My bike lock code is 5512.\nassistant: Saved."]
+    bob = json.loads(ok(goat("export", "--user", BOB, env=env, cwd=tmp_path)).stdout)
+    assert bob["facts"] == {"team": "Porto"}
+    assert {chat["chat_id"]: [m["content"] for m in chat["l2"]] for chat in bob["chats"]} == {
+        "bob-chat": ["My bike lock code is 5512.", "Saved."], "family": ["I will bring the cake on Sunday.", "Great."]}
+    # The shared chat's word index was rebuilt from what remains: Bob's turn is found by its words.
+    assert asyncio.run(found_by_words(settings, "family", "cake Sunday saffron recipe")) == [
+        "user: I will bring the cake on Sunday.\nassistant: Great."]
+
+
+async def found_by_words(settings: Settings, chat_id: str, words: str) -> list[str]:
+    from memory.facade import Memory
+
+    memory = Memory(settings)
+    try:
+        return [hit["content"] for hit, _, _ in await memory.l3.lexical_search([chat_id], words, 10, 1.0)]
+    finally:
+        await memory.aclose()

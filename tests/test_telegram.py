@@ -1,0 +1,294 @@
+"""The Telegram bot: the real python-telegram-bot client against a loopback Bot API server
+(tests/fakes/telegram_server.py) and the loopback model server, on real Redis and Chroma."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import chromadb
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from bot.telegram import MESSAGE_LIMIT, build_application, split_message
+from bot.telegram import running as receiving
+from conftest import free_port
+from fakes import FakeOpenAI
+from fakes.telegram_server import FakeTelegram
+from memory.embeddings import MiniLMEmbeddings
+from memory.settings import Settings, Telegram
+from test_cli import GOAT, goat_env
+from test_graph import make_runner, with_model
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "123456:TEST-TOKEN-telegram-4b2c"
+ALICE, BOB, STRANGER = 111001, 222002, 999009
+
+
+def bot_settings(settings: Settings, fake: FakeOpenAI, telegram: FakeTelegram, allowed=(ALICE, BOB)) -> Settings:
+    return with_model(settings, fake).model_copy(update={"telegram": Telegram(
+        token=TOKEN, api_url=telegram.base_url, allowed_users=tuple(allowed), edit_interval=0.05)})
+
+
+@asynccontextmanager
+async def running(settings: Settings, embeddings: MiniLMEmbeddings, webhook: str | None = None,
+                  port: int = 0) -> AsyncIterator:
+    """The bot of `goat bot` (its runner, its application, its way of receiving updates)."""
+    runner = make_runner(settings, embeddings)
+    await runner.services.memory.connect(warm=True)
+    try:
+        async with receiving(build_application(runner, settings), settings, webhook=webhook, port=port, poll_timeout=1):
+            yield runner
+    finally:
+        await runner.aclose()
+
+
+async def until(telegram: FakeTelegram, predicate) -> None:
+    await asyncio.to_thread(telegram.wait_for, predicate)
+
+
+async def turn_done(runner, chat_id: int) -> None:
+    """The reply is out before its turn is saved: wait for the turn by taking the chat after it."""
+    async with runner.services.memory.turn(str(chat_id)):
+        pass
+
+
+def echo(request: dict) -> str:
+    return f"You said: {request['messages'][-1]['content']}."
+
+
+async def test_messages_are_answered_in_their_own_chats_which_stay_apart(settings, embeddings):
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings):
+            telegram.send(ALICE, ALICE, "My locker number is 4471.")
+            await until(telegram, lambda: telegram.chat(ALICE) == ["You said: My locker number is 4471.."])
+            telegram.send(BOB, BOB, "What is my locker number?")
+            await until(telegram, lambda: telegram.chat(BOB) == ["You said: What is my locker number?."])
+        assert "4471" not in json.dumps(fake.requests[-1])  # Bob's turn saw nothing of Alice's chat
+        assert telegram.methods("sendChatAction") and telegram.methods("setMyCommands")
+        assert {c["command"] for c in telegram.methods("setMyCommands")[0]["commands"]} >= {
+            "start", "help", "facts", "remember", "forget", "search", "why", "stats", "reset", "export", "forget_me"}
+
+
+async def test_a_long_reply_arrives_in_ordered_parts_under_the_limit(settings, embeddings):
+    paragraphs = [f"Paragraph {n}: " + "the quick brown fox jumps over the lazy dog. " * 20 for n in range(11)]
+    long_reply = "\n\n".join(paragraphs)
+    assert len(long_reply) > 10_000
+    with FakeOpenAI() as fake, FakeTelegram(TOKEN) as telegram:
+        fake.reply(long_reply)
+        async with running(bot_settings(settings, fake, telegram), embeddings):
+            telegram.send(ALICE, ALICE, "Tell me a long story.")
+            await until(telegram, lambda: " ".join(" ".join(telegram.chat(ALICE)).split()) == " ".join(long_reply.split()))
+        parts = telegram.chat(ALICE)
+        assert len(parts) == 3 and all(len(part) <= MESSAGE_LIMIT for part in parts)
+        assert all(part.startswith("Paragraph") for part in parts)  # cut between paragraphs
+
+
+def test_split_message_cuts_at_paragraphs_then_sentences():
+    text = ("A sentence here. " * 300).strip()
+    parts = split_message(text, limit=1000)
+    assert all(len(p) <= 1000 and p.endswith(".") for p in parts) and " ".join(parts) == text
+    assert split_message("short") == ["short"]
+
+
+async def test_a_stranger_is_refused_once_with_their_id_and_nothing_of_theirs_is_stored(settings, embeddings, redis_url):
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
+            telegram.send(STRANGER, STRANGER, "Hello, who are you? My secret is zebra-0042.")
+            telegram.send(STRANGER, STRANGER, "/facts")
+            telegram.send(ALICE, ALICE, "Hi there.")
+            await until(telegram, lambda: telegram.chat(ALICE) == ["You said: Hi there.."])
+            data_dir = Path(runner.services.settings.data_dir)
+        [refusal] = telegram.chat(STRANGER)
+        assert str(STRANGER) in refusal and "GOAT_ALLOWED_USERS" in refusal
+        assert not fake.requests or all("zebra-0042" not in json.dumps(r) for r in fake.requests)
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(count=1000):
+        assert str(STRANGER).encode() not in key, key
+    client.close()
+    chroma = chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=chromadb.Settings(anonymized_telemetry=False))
+    assert all(c.metadata.get("chat_id") != str(STRANGER) for c in chroma.list_collections())
+
+
+async def test_remember_then_the_fact_is_in_the_next_prompt_and_export_holds_the_turns(settings, embeddings):
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
+            telegram.send(ALICE, ALICE, "/remember city=Porto")
+            await until(telegram, lambda: telegram.chat(ALICE) == ["Noted: city = Porto"])
+            telegram.send(ALICE, ALICE, "Where do I live?")
+            await until(telegram, lambda: len(telegram.chat(ALICE)) == 2)
+            await turn_done(runner, ALICE)
+            assert "city: Porto" in fake.requests[-1]["messages"][0]["content"]
+            telegram.send(ALICE, ALICE, "/export")
+            await until(telegram, lambda: telegram.documents)
+        [document] = telegram.documents
+        exported = json.loads(document["content"])
+        assert document["filename"] == f"goat-export-{ALICE}.json" and exported["facts"] == {"city": "Porto"}
+        [chat] = exported["chats"]
+        assert [m["content"] for m in chat["l2"]] == ["Where do I live?", "You said: Where do I live?."]
+
+
+async def test_forget_me_asks_then_leaves_nothing_of_the_user(settings, embeddings, redis_url):
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
+            telegram.send(ALICE, ALICE, "My passport is AX-99213.")
+            telegram.send(BOB, BOB, "My bike code is 5512.")
+            await until(telegram, lambda: len(telegram.chat(ALICE)) == 1 and len(telegram.chat(BOB)) == 1)
+            await turn_done(runner, ALICE)
+            await turn_done(runner, BOB)
+            telegram.send(ALICE, ALICE, "/remember blood=AB-negative")
+            telegram.send(ALICE, ALICE, "/forget_me")
+            await until(telegram, lambda: any("/forget_me yes" in m for m in telegram.chat(ALICE)))
+            telegram.send(ALICE, ALICE, "/forget_me yes")
+            await until(telegram, lambda: telegram.chat(ALICE)[-1].startswith("Done"))
+            assert await runner.services.memory.settle() == 0
+            bob = await runner.services.memory.export(str(BOB))
+            data_dir = Path(runner.services.settings.data_dir)
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key).decode()
+        value = {"string": client.get, "list": lambda k: client.lrange(k, 0, -1), "hash": client.hgetall,
+                 "set": client.smembers, "zset": lambda k: client.zrange(k, 0, -1)}[kind](key)
+        assert str(ALICE).encode() not in key and b"AX-99213" not in repr(value).encode(), key
+        assert b"AB-negative" not in repr(value).encode(), key
+    client.close()
+    chroma = chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=chromadb.Settings(anonymized_telemetry=False))
+    for collection in chroma.list_collections():
+        stored = chroma.get_collection(collection.name).get(include=["documents", "metadatas"])
+        assert all(m.get("user_id") != str(ALICE) for m in stored["metadatas"])
+        assert not any("AX-99213" in d for d in stored["documents"])
+    assert [m["content"] for c in bob["chats"] for m in c["l2"]] == ["My bike code is 5512.", "You said: My bike code is 5512.."]
+
+
+async def test_a_failing_model_gets_an_apology_and_the_next_message_works(settings, embeddings):
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        for _ in range(2):  # the client retries once
+            fake.fail(status=500, message="the model is down")
+        async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
+            telegram.send(ALICE, ALICE, "First try.")
+            await until(telegram, lambda: telegram.chat(ALICE) and "Sorry" in telegram.chat(ALICE)[-1])
+            telegram.send(ALICE, ALICE, "Second try.")
+            await until(telegram, lambda: telegram.chat(ALICE)[-1] == "You said: Second try..")
+            await turn_done(runner, ALICE)
+            completed, working = await runner.services.memory.working(str(ALICE), 10)
+        assert completed == 1 and [m["content"] for m in working] == ["Second try.", "You said: Second try.."]
+
+
+async def test_flood_control_and_refused_formatting_are_retried(settings, embeddings):
+    with FakeOpenAI() as fake, FakeTelegram(TOKEN) as telegram:
+        fake.reply("Use *bold for emphasis.")  # an unbalanced Markdown marker: Telegram refuses it
+        telegram.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+        async with running(bot_settings(settings, fake, telegram), embeddings):
+            telegram.send(ALICE, ALICE, "/help")
+            await until(telegram, lambda: telegram.chat(ALICE))  # sent after the advised delay
+            telegram.send(ALICE, ALICE, "How do I emphasise?")
+            await until(telegram, lambda: telegram.chat(ALICE)[-1] == "Use *bold for emphasis.")
+            telegram.send(ALICE, ALICE, sticker={"file_id": "s1", "file_unique_id": "u1", "type": "regular",
+                                                 "width": 512, "height": 512, "is_animated": False, "is_video": False})
+            await until(telegram, lambda: telegram.chat(ALICE)[-1] == "I can only read text for now.")
+
+
+async def test_in_a_group_the_bot_answers_only_when_mentioned(settings, embeddings):
+    group = -100123
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
+            telegram.send(group, ALICE, "Lunch at noon, everyone?", chat_type="group")
+            telegram.send(group, BOB, "@goat_test_bot what time is lunch?", chat_type="group")
+            await until(telegram, lambda: telegram.chat(group) == ["You said: what time is lunch?."])
+            await turn_done(runner, group)
+            completed, _ = await runner.services.memory.working(str(group), 10)
+        assert completed == 1  # the unaddressed message was not a turn
+
+
+async def test_webhook_mode_rejects_an_update_with_a_wrong_secret(settings, embeddings):
+    port = free_port()
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        configured = bot_settings(settings, fake, telegram)
+        configured = configured.model_copy(update={"telegram": configured.telegram.model_copy(
+            update={"webhook_secret": SecretStr("s3cret-hook")})})
+        async with running(configured, embeddings, webhook="https://bot.example/hook", port=port):
+            update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "text": "Hello by webhook.",
+                                                  "chat": {"id": ALICE, "type": "private"},
+                                                  "from": {"id": ALICE, "is_bot": False, "first_name": "a"}}}
+            async with httpx.AsyncClient() as client:
+                wrong = await client.post(f"http://127.0.0.1:{port}/hook", json=update,
+                                          headers={"X-Telegram-Bot-Api-Secret-Token": "guess"})
+                assert wrong.status_code == 403
+                right = await client.post(f"http://127.0.0.1:{port}/hook", json=update,
+                                          headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-hook"})
+                assert right.status_code == 200
+            await until(telegram, lambda: telegram.chat(ALICE) == ["You said: Hello by webhook.."])
+        assert telegram.methods("setWebhook")[0]["secret_token"] == "s3cret-hook"
+
+
+def test_goat_bot_answers_a_message_as_a_new_user_runs_it(tmp_path: Path):
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        env = goat_env(tmp_path / "data", TELEGRAM_BOT_TOKEN=TOKEN, GOAT_TELEGRAM_API_URL=telegram.base_url,
+                       GOAT_ALLOWED_USERS=str(ALICE), GOAT_MODEL="fake-model", OPENAI_API_KEY="sk-fake-123456",
+                       OPENAI_BASE_URL=fake.base_url)
+        with (tmp_path / "bot.stderr").open("w") as errors:
+            bot = subprocess.Popen([str(GOAT), "bot"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            telegram.send(ALICE, ALICE, "Hello from a fresh install.")
+            telegram.wait_for(lambda: telegram.chat(ALICE) == ["You said: Hello from a fresh install.."], timeout=120)
+        finally:
+            bot.terminate()
+            bot.wait(timeout=60)
+        assert TOKEN not in (tmp_path / "bot.stderr").read_text()
+
+
+def test_goat_bot_without_a_token_says_how_to_get_one(tmp_path: Path):
+    result = subprocess.run([str(GOAT), "bot"], env=goat_env(tmp_path / "data"), cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "@BotFather" in result.stderr and "TELEGRAM_BOT_TOKEN" in result.stderr
+
+
+async def test_the_memory_commands(settings, embeddings):
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
+            for text in ("We planted San Marzano tomatoes on the balcony.", "The deploy failed with error E1234."):
+                telegram.send(ALICE, ALICE, text)
+                await until(telegram, lambda text=text: telegram.chat(ALICE)[-1:] == [f"You said: {text}."])
+                await turn_done(runner, ALICE)
+            assert await runner.services.memory.settle() == 0
+
+            async def command(text: str) -> str:
+                sent = len(telegram.chat(ALICE))
+                telegram.send(ALICE, ALICE, text)
+                await until(telegram, lambda: len(telegram.chat(ALICE)) > sent)
+                return telegram.chat(ALICE)[-1]
+
+            assert await command("/facts") == "I keep no facts about you yet."
+            assert (await command("/remember dog=Biscuit")) == "Noted: dog = Biscuit"
+            assert await command("/facts") == "dog: Biscuit"
+            assert await command("/forget dog") == "Forgot dog."
+            assert await command("/forget dog") == "I keep no fact called dog."
+            assert "E1234" in await command("/search deploy error")
+            assert (await command("/why")).startswith(("For your last message I recalled", "Nothing from"))
+            assert "p50" in await command("/stats")
+            assert (await command("/reset")).startswith("Starting afresh")
+            assert await runner.services.memory.working(str(ALICE), 10) == (2, [])
+            assert "/forget_me" in await command("/help")
+
+
+async def test_a_restarted_bot_answers_no_update_twice(settings, embeddings):
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        configured = bot_settings(settings, fake, telegram)
+        async with running(configured, embeddings):
+            telegram.send(ALICE, ALICE, "Before the restart.")
+            await until(telegram, lambda: telegram.chat(ALICE) == ["You said: Before the restart.."])
+        async with running(configured, embeddings):
+            telegram.send(ALICE, ALICE, "After the restart.")
+            await until(telegram, lambda: len(telegram.chat(ALICE)) == 2)
+        assert telegram.chat(ALICE) == ["You said: Before the restart..", "You said: After the restart.."]
+        assert [r["messages"][-1]["content"] for r in fake.requests] == ["Before the restart.", "After the restart."]
