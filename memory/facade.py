@@ -294,7 +294,9 @@ class Memory:
         except Exception as exc:
             report.append(BackendHealth("chroma", chroma_mode, False, str(exc),
                                         "unset GOAT_CHROMA_URL for the embedded store, or `chroma run`"))
-        facts_mode = "Redis hash per user" if not settings.letta.url else f"Letta at {settings.letta.url}"
+        # The facts live in Redis whatever GOAT_LETTA_URL says (no Letta backend yet): the check
+        # names the store it checked, never one it did not.
+        facts_mode = "Redis hash per user"
         try:
             await self.facts("doctor")
             report.append(BackendHealth("facts", facts_mode, True, "reachable"))
