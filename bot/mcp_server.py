@@ -31,7 +31,7 @@ from memory.errors import BackendUnavailable
 from memory.facade import Memory
 from memory.facts import FactsFull
 from memory.settings import Settings
-from memory.turns import ImportedTurn, archive_id
+from memory.turns import ImportedTurn, archive_id, iso_time
 from nodes.toolkit.memory_tools import MemoryToolbox
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,7 @@ class MemoryServer:
         return await self.toolbox().forget(key)
 
     async def diagnose_last_turn(self) -> dict[str, Any]:
-        graph = await self.runner.graph()
-        state = (await graph.aget_state({"configurable": {"thread_id": self.chat_id}})).values
+        state = await self.runner.last_state(self.chat_id)
         if not state.get("turn"):
             return {"turn": None, "note": "no turn of this chat has run through GOAT's graph yet"}
         prefetch = state.get("prefetch") or {}
@@ -171,7 +170,7 @@ def _mechanisms(prefetch: dict) -> dict[str, Any]:
 
 
 def _iso(moment: float | None) -> str | None:
-    return None if moment is None else datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")
+    return None if moment is None else iso_time(moment)
 
 
 def build_server(memory_server: MemoryServer) -> MCPServer:

@@ -159,6 +159,10 @@ class TurnRunner:
                 await on_reply(final["reply"])
         return {**final, "latency_ms": latency, "degraded": degraded}
 
+    async def last_state(self, chat_id: str) -> dict[str, Any]:
+        """The state of the chat's last turn as checkpointed ({} before its first)."""
+        return dict((await (await self.graph()).aget_state(_thread(chat_id))).values)
+
     async def forget_user(self, user_id: str) -> Forgotten:
         """Everything of the user out of memory, the graph threads of the chats they were in (a
         thread's checkpoints hold their turns' state), and their lines of the turn log."""

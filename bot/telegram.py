@@ -349,8 +349,7 @@ async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def why(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not await allowed(update, context):
         return
-    graph = await goat_of(context).runner.graph()
-    state = (await graph.aget_state({"configurable": {"thread_id": _ids(update)[0]}})).values
+    state = await goat_of(context).runner.last_state(_ids(update)[0])
     recalled = state.get("l3") or []
     text = ("For your last message I recalled:\n" + "\n".join(format_recall_line(r) for r in recalled)) if recalled \
         else "Nothing from earlier conversations stood out for your last message."

@@ -211,8 +211,7 @@ class Backends:
         if scope == "chat":
             return [chat_id]
         if scope == "user":
-            members = await (await self.redis()).smembers(_user_chats_key(user_id))
-            return sorted({chat_id, *(m.decode() for m in members)})
+            return sorted({chat_id, *await self.chats_of_user(user_id)})
         store = await self.episodic()
         return await self.run_blocking(store.chat_ids)
 
@@ -242,9 +241,8 @@ class Backends:
 
     async def drop_chat_users(self, chat_id: str) -> set[str]:
         """Forget who wrote to the chat (with its L3 and import records); returns who did."""
-        redis = await self.redis()
-        users = {m.decode() for m in await redis.smembers(_chat_users_key(chat_id))}
-        async with redis.pipeline(transaction=False) as pipe:
+        users = await self.users_of_chat(chat_id)
+        async with (await self.redis()).pipeline(transaction=False) as pipe:
             for user_id in users:
                 pipe.srem(_user_chats_key(user_id), chat_id)
             pipe.delete(_chat_users_key(chat_id), f"{PREFIX}:imported:{chat_id}")

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from memory.archive import Archive
 from memory.backends import Backends
+from memory.turns import iso_time
 
 
 @dataclass(frozen=True)
@@ -76,16 +76,12 @@ async def export_user(backends: Backends, user_id: str, chat_id: str | None = No
         chats.append({
             "chat_id": chat,
             "l2": [{k: v for k, v in m.items() if k != "tokens"} for m in l2],
-            "l3": [{"id": e["id"], "time": _iso(e["timestamp"]), "content": e["content"], "metadata": e["metadata"]}
+            "l3": [{"id": e["id"], "time": iso_time(e["timestamp"]), "content": e["content"], "metadata": e["metadata"]}
                    for e in sorted(l3, key=lambda e: (e["timestamp"], e["id"]))],
         })
     return {
         "user_id": user_id,
-        "exported_at": _iso(time.time()),
+        "exported_at": iso_time(time.time()),
         "facts": await (await backends.facts()).get_all(user_id),
         "chats": chats,
     }
-
-
-def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")

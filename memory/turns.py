@@ -9,6 +9,11 @@ from typing import Any
 ARCHIVE_TAG = "l2_full_archive"
 
 
+def iso_time(moment: float) -> str:
+    """A unix time as people and agents read it: ISO-8601 in UTC, to the second."""
+    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")
+
+
 def archive_id(chat_id: str, turn: int) -> str:
     """Deterministic per (chat, turn), so replaying an archive never duplicates it."""
     return f"{chat_id}:turn_{turn:04d}"
