@@ -1,5 +1,5 @@
 # The two commands of the README. Both create or reuse .venv/ in the repo root.
-.PHONY: demo test setup
+.PHONY: demo test setup letta
 
 setup:
 	scripts/setup.sh
@@ -7,5 +7,9 @@ setup:
 demo: setup
 	.venv/bin/goat demo
 
-test: setup
+# The Letta server the L1-on-Letta tests start: its own environment, kept outside the clone.
+letta:
+	scripts/letta-server.sh >/dev/null
+
+test: setup letta
 	.venv/bin/pytest -q

@@ -24,6 +24,7 @@ SECTIONS = {
     "import": "bench.throughput",
     "locomo": "bench.retrieval",
     "checkpoint": "bench.checkpoint",
+    "facts": "bench.facts",
 }
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_TURNS = 40

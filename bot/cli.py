@@ -191,8 +191,6 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
             healthy &= backend.ok
             print(render_check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend.mode} — {backend.detail}",
                                fix=None if backend.ok else backend.fix))
-        if settings.letta.url:
-            print(render_check("note", "letta: GOAT_LETTA_URL is set but facts are kept in Redis in this version"))
         llm = settings.llm
         if llm.model:
             print(render_check("ok", f"model: {llm.model} at {llm.base_url or 'api.openai.com'}"))

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -24,6 +25,7 @@ from memory.embeddings import MiniLMEmbeddings
 from memory.episodic import EpisodicStore
 from memory.errors import BackendUnavailable
 from memory.facts import FactsStore, RedisFactsStore
+from memory.letta import LettaFactsStore
 from memory.lexical import LexicalIndex
 from memory.redis_server import EmbeddedRedis, waiting_pool
 from memory.settings import Settings
@@ -76,6 +78,7 @@ class Backends:
         self._working: WorkingMemory | None = None
         self._cache: SearchCache | None = None
         self._chat_locks: ChatLocks | None = None
+        self._facts_locks: ChatLocks | None = None
         self._lexical: LexicalIndex | None = None
         self._episodic = episodic
         self._episodic_load: asyncio.Future[EpisodicStore] | None = None
@@ -181,8 +184,24 @@ class Backends:
 
     async def facts(self) -> FactsStore:
         if self._facts is None:
-            self._facts = RedisFactsStore(await self.redis(), PREFIX)
+            letta = self.settings.letta
+            if letta.url:
+                self._facts = LettaFactsStore(
+                    letta.url, token=letta.token.get_secret_value() if letta.token else None,
+                    timeout=letta.timeout, shared=self.settings.memory.scope == "global", lease=self._facts_lease,
+                )
+            else:
+                self._facts = RedisFactsStore(await self.redis(), PREFIX)
         return self._facts
+
+    @asynccontextmanager
+    async def _facts_lease(self, name: str) -> AsyncIterator[None]:
+        # Letta's facts are read, changed and written back: one writer at a time per agent,
+        # across workers (the chat lease's mechanism, on its own keys).
+        if self._facts_locks is None:
+            self._facts_locks = ChatLocks(await self.redis(), f"{PREFIX}:facts", self.settings.redis.chat_lock_seconds)
+        async with self._facts_locks.hold(name):
+            yield
 
     async def lexical_index(self) -> LexicalIndex:
         if self._lexical is None:
@@ -264,9 +283,12 @@ class Backends:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._episodic is not None:
             self._episodic.close()
+        if isinstance(self._facts, LettaFactsStore):
+            await self._facts.aclose()
+            self._facts = None
         if self._redis is not None:
             await self._redis.aclose()
-            self._redis = self._working = self._cache = self._chat_locks = self._lexical = None
+            self._redis = self._working = self._cache = self._chat_locks = self._facts_locks = self._lexical = None
         if self._embedded_redis is not None:
             await asyncio.to_thread(self._embedded_redis.stop)
             self._embedded_redis = None

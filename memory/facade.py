@@ -135,9 +135,15 @@ class Memory:
 
     # ---- L1 -------------------------------------------------------------------------------
 
-    async def facts(self, user_id: str) -> dict[str, str]:
-        """The user's L1 facts, by key."""
-        return await (await self.backends.facts()).get_all(user_id)
+    async def facts(self, user_id: str, deadline: float | None = None) -> dict[str, str]:
+        """The user's L1 facts, by key.
+
+        Args:
+            deadline: seconds to wait for the facts store's answer (connecting to it, which
+                later turns need too, is not counted); ``TimeoutError`` after that.
+        """
+        store = await self.backends.facts()
+        return await asyncio.wait_for(store.get_all(user_id), deadline)
 
     async def remember(self, user_id: str, key: str, value: str, max_tokens: int) -> int:
         """Upsert one of the user's L1 facts by key.
@@ -294,14 +300,16 @@ class Memory:
         except Exception as exc:
             report.append(BackendHealth("chroma", chroma_mode, False, str(exc),
                                         "unset GOAT_CHROMA_URL for the embedded store, or `chroma run`"))
-        # The facts live in Redis whatever GOAT_LETTA_URL says (no Letta backend yet): the check
-        # names the store it checked, never one it did not.
-        facts_mode = "Redis hash per user"
+        if settings.letta.url:
+            agents = "one agent for everyone" if settings.memory.scope == "global" else "an agent per user"
+            facts_mode = f"Letta at {settings.letta.url}, a 'facts' block in {agents}"
+            facts_fix = "start Letta at that address, or unset GOAT_LETTA_URL to keep facts in Redis"
+        else:
+            facts_mode, facts_fix = "Redis hash per user", "check the Redis line above"
         try:
-            await self.facts("doctor")
-            report.append(BackendHealth("facts", facts_mode, True, "reachable"))
+            report.append(BackendHealth("facts", facts_mode, True, await (await self.backends.facts()).check()))
         except Exception as exc:
-            report.append(BackendHealth("facts", facts_mode, False, str(exc), "check the Redis line above"))
+            report.append(BackendHealth("facts", facts_mode, False, f"{type(exc).__name__}: {exc}", facts_fix))
         up = {backend.name for backend in report if backend.ok}
         return Health(report, await self._layers(chat_id, user_id, up) if chat_id and user_id else {})
 

@@ -21,6 +21,10 @@ class FactsStore(Protocol):
 
     async def clear(self, user_id: str) -> None: ...
 
+    async def check(self) -> str:
+        """What the store's server says it is (raises when it is unreachable)."""
+        ...
+
 
 class RedisFactsStore:
     """Facts as one Redis hash per user."""
@@ -43,6 +47,10 @@ class RedisFactsStore:
 
     async def clear(self, user_id: str) -> None:
         await self._redis.delete(self._key(user_id))
+
+    async def check(self) -> str:
+        await self._redis.ping()
+        return "reachable"
 
     def _key(self, user_id: str) -> str:
         return f"{self._prefix}:facts:{user_id}"

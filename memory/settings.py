@@ -27,6 +27,7 @@ ENV_ALIASES: dict[str, str] = {
     "GOAT_REDIS_URL": "redis.url",
     "GOAT_CHROMA_URL": "chroma.url",
     "GOAT_LETTA_URL": "letta.url",
+    "GOAT_LETTA_TOKEN": "letta.token",
     "GOAT_MODEL": "llm.model",
     "OPENAI_API_KEY": "llm.api_key",
     "OPENAI_BASE_URL": "llm.base_url",
@@ -85,6 +86,9 @@ class Chroma(_Section):
 
 class Letta(_Section):
     url: str | None = None  # None: L1 facts live in Redis
+    token: SecretStr | None = None  # a Letta server started with a password wants it as a bearer token
+    # Each request's limit; a turn waits for L1 no longer than its prefetch deadline anyway.
+    timeout: float = Field(5.0, gt=0, le=120)
 
 
 class Memory(_Section):

@@ -1,5 +1,6 @@
 """load_identity: L0 (the persona, the time) and L1 (the user's facts), rendered as the prompt's
-always-present head. A facts outage costs only L1."""
+always-present head. A facts store that is down, or slower than the turn's deadline, costs
+only L1."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from nodes.timing import timed
 async def load_identity(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     services, settings = resolve(runtime)
     degraded = ""
+    deadline = settings.prefetch.timeout
     try:
-        facts = await services.memory.facts(state.get("user_id") or state["chat_id"])
+        facts = await services.memory.facts(state.get("user_id") or state["chat_id"], deadline)
+    except TimeoutError:
+        facts, degraded = {}, f"facts store did not answer within the turn's deadline ({deadline:g} s)"
     except Exception as exc:  # the facts store fails independently: the turn goes on without L1
         facts, degraded = {}, f"facts store unavailable ({type(exc).__name__}: {exc})"
     return {

@@ -1,4 +1,5 @@
-"""Shared fixtures: real Redis servers (embedded 6.2 and Debian's 7.x) and a real Chroma server, no mocks."""
+"""Shared fixtures: real Redis servers (embedded 6.2 and Debian's 7.x), a real Chroma server and a
+real Letta server, no mocks."""
 
 from __future__ import annotations
 
@@ -136,12 +137,23 @@ def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 _CHROMA_START_TIMEOUT = 60.0
+# Letta loads for ~25 s on two cores; more while the rest of the suite runs beside it.
+_LETTA_START_TIMEOUT = 240.0
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass
 class ChromaServer:
     url: str
     process: subprocess.Popen
+
+
+@dataclass
+class LettaServer:
+    url: str
+    process: subprocess.Popen
+    home: Path  # its SQLite database lives in home/.letta: a server started on it again finds its agents
+    port: int
 
 
 @contextmanager
@@ -158,29 +170,59 @@ def chroma_server(data_dir: Path, port: int | None = None) -> Iterator[ChromaSer
     (to bring a server back at the address its clients know)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = data_dir / f"chroma-{port}.log"
     binary = Path(sysconfig.get_path("scripts")) / "chroma"
     command = [str(binary), "run", "--path", str(data_dir / "data"), "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with _server("chroma", command, f"{url}/api/v2/heartbeat", data_dir / f"chroma-{port}.log",
+                 {"ANONYMIZED_TELEMETRY": "False"}, _CHROMA_START_TIMEOUT) as process:
+        yield ChromaServer(url, process)
+
+
+def letta_binary() -> Path:
+    """The Letta server's executable, its environment installed (or reused) by the project's script."""
+    script = REPO / "scripts" / "letta-server.sh"
+    done = subprocess.run([str(script)], capture_output=True, text=True, timeout=1200)
+    if done.returncode:
+        pytest.fail(f"{script} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def letta_server(home: Path, port: int | None = None) -> Iterator[LettaServer]:
+    """A real Letta 0.11.7 server on a local port, its data under ``home``; stopped by its PID."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [str(letta_binary()), "server", "--host", "127.0.0.1", "--port", str(port)]
+    with _server("letta", command, f"{url}/v1/health/", home / f"letta-{port}.log",
+                 {"HOME": str(home), "LETTA_DISABLE_TRACING": "true"}, _LETTA_START_TIMEOUT) as process:
+        yield LettaServer(url, process, home, port)
+
+
+@contextmanager
+def _server(name: str, command: list[str], health_url: str, log_path: Path, env: dict[str, str],
+            start_timeout: float) -> Iterator[subprocess.Popen]:
+    """Start ``command``, wait until ``health_url`` answers 200, and stop it by its PID after."""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir,
-            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-        )  # fmt: skip
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=log_path.parent,
+                                   env={**os.environ, **env})
     try:
-        deadline = time.monotonic() + _CHROMA_START_TIMEOUT
+        deadline = time.monotonic() + start_timeout
         while True:
             with suppress(httpx.TransportError):
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1.0).status_code == 200:
+                if httpx.get(health_url, timeout=1.0).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                pytest.fail(f"chroma did not answer within {_CHROMA_START_TIMEOUT} s; see {log_path}")
+                pytest.fail(f"{name} did not answer within {start_timeout} s; see {log_path}")
             with suppress(subprocess.TimeoutExpired):  # the pause between polls; returns early if it died
                 process.wait(timeout=0.1)
-                pytest.fail(f"chroma exited with {process.returncode}; see {log_path}")
-        yield ChromaServer(url, process)
+                pytest.fail(f"{name} exited with {process.returncode}; see {log_path}")
+        yield process
     finally:
-        process.terminate()
+        if process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGCONT)  # a test may have left it paused
+            process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -205,6 +247,13 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One ``chroma run`` server for the whole session."""
     with running_chroma(tmp_path_factory.mktemp("chroma-server")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def letta_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Letta server for the whole session (tests tell their users apart by id)."""
+    with letta_server(tmp_path_factory.mktemp("letta-server")) as server:
+        yield server.url
 
 
 @pytest.fixture

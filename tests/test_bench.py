@@ -123,6 +123,10 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
     assert kept["keep_turns"] == DEFAULT_KEEP_TURNS and unbounded["keep_turns"] is None
     assert kept["checkpoints_kept"] < unbounded["checkpoints_kept"]
 
+    facts = json.loads((out / "facts.json").read_text())
+    assert list(facts["runs"]) == ["redis"] and facts["runs"]["redis"]["load_identity_ms"]["n"] == TURNS
+    assert "| letta | not run: set GOAT_LETTA_URL |" in printed.out
+
     # The measured turns ran on a throw-away copy: the cached archive holds exactly what was built.
     cached = data_dir / "bench" / f"archive-{SIZE}"
     assert archived_turns(cached) == {plan.chat_id: plan.turns for plan in layout(SIZE)}

@@ -25,7 +25,7 @@ from memory.facade import Memory
 from memory.prompt import RECALL_HEADER
 from memory.redis_server import EmbeddedRedis
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok
-from test_graph import make_runner, with_model
+from test_graph import letta_down, make_runner, with_model
 
 pytestmark = pytest.mark.slow
 
@@ -264,12 +264,8 @@ async def test_a_failing_turn_prints_one_line_and_the_next_one_answers(settings,
     assert turns == 1 and [m["content"] for m in working] == ["Are you there now?", "Yes, back again."]
 
 
-async def test_a_failing_command_prints_one_line_and_the_session_goes_on(settings, embeddings):
-    class DownFactsStore:
-        async def get_all(self, user_id):
-            raise ConnectionError("facts backend is down")
-
-    runner = make_runner(settings, embeddings, facts=DownFactsStore())
+async def test_a_failing_command_prints_one_line_and_the_session_goes_on(settings, embeddings, closed_port):
+    runner = make_runner(letta_down(settings, closed_port), embeddings)
     out, err = io.StringIO(), io.StringIO()
     session = ChatSession(runner, "cmd-chat", "bob", interactive=False, out=out, err=err)
     try:
@@ -279,7 +275,7 @@ async def test_a_failing_command_prints_one_line_and_the_session_goes_on(setting
     finally:
         await runner.aclose()
 
-    assert err.getvalue() == "goat: /facts failed: ConnectionError: facts backend is down\n"
+    assert err.getvalue() == "goat: /facts failed: ConnectError: All connection attempts failed\n"
     assert out.getvalue() == "no turn yet in this session: /why explains the last answer\n"
     assert session.failures == 1
 

@@ -397,15 +397,16 @@ def test_doctor_fails_on_an_unreachable_redis_and_says_how_to_fix_it(tmp_path: P
     assert not (tmp_path / "data" / "redis").exists()  # no embedded server behind the user's back
 
 
-def test_doctor_claims_nothing_of_a_letta_it_did_not_check(tmp_path: Path, closed_port: int) -> None:
-    env = goat_env(tmp_path / "data", GOAT_LETTA_URL=f"http://127.0.0.1:{closed_port}")
+def test_doctor_fails_on_a_letta_that_does_not_answer(tmp_path: Path, closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}"
+    result = goat("doctor", env=goat_env(tmp_path / "data", GOAT_LETTA_URL=url), cwd=tmp_path)
 
-    lines = ok(goat("doctor", env=env, cwd=tmp_path)).stdout.splitlines()
-
-    [facts] = [l for l in lines if re.match(r"\[\w+ *\] +facts:", l)]
-    assert "Redis" in facts and "Letta" not in facts  # the store it checked, not the one configured
-    assert any(l.startswith("[note") and "GOAT_LETTA_URL" in l and "Redis" in l for l in lines)
-    assert not any("reachable" in l and "Letta" in l for l in lines)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    [facts] = [n for n, l in enumerate(lines) if re.match(r"\[\w+ *\] +facts:", l)]
+    assert lines[facts].startswith("[FAIL]") and f"Letta at {url}" in lines[facts]
+    assert "ConnectError" in lines[facts] and "reachable" not in lines[facts]
+    assert lines[facts + 1].strip().startswith("fix:") and "GOAT_LETTA_URL" in lines[facts + 1]
 
 
 def test_import_with_an_unreachable_redis_fails_cleanly(tmp_path: Path, closed_port: int) -> None:

@@ -282,18 +282,18 @@ async def test_one_failing_mechanism_does_not_spoil_the_others(settings, embeddi
         await runner.aclose()
 
 
-class DownFactsStore:
-    async def get_all(self, user_id):
-        raise ConnectionError("letta is down")
+def letta_down(settings: Settings, port: int) -> Settings:
+    """Facts in a Letta at a port where nothing listens."""
+    return settings.model_copy(update={"letta": settings.letta.model_copy(update={"url": f"http://127.0.0.1:{port}"})})
 
 
-async def test_facts_store_down_leaves_l1_empty_and_the_turn_goes_on(settings, embeddings, tmp_path):
-    runner = make_runner(settings, embeddings, facts=DownFactsStore())
+async def test_facts_store_down_leaves_l1_empty_and_the_turn_goes_on(settings, embeddings, tmp_path, closed_port):
+    runner = make_runner(letta_down(settings, closed_port), embeddings)
     try:
         await load_history(runner, tmp_path)
         state = await runner.inspect("alice-chat", "Which tomato variety did I plant?", now=NOW.timestamp())
         assert state["facts"] == {}
-        assert "letta is down" in state["degraded"]["load_identity"]
+        assert "facts store unavailable (ConnectError" in state["degraded"]["load_identity"]
         assert state["l3"]
     finally:
         await runner.aclose()

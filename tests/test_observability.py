@@ -21,7 +21,7 @@ from bot.observability import (
 from fakes import FakeOpenAI
 from memory.settings import Settings, load_settings
 from memory.embeddings import MiniLMEmbeddings
-from test_graph import NOW, make_runner, with_model
+from test_graph import NOW, letta_down, make_runner, with_model
 
 pytestmark = pytest.mark.slow
 
@@ -95,12 +95,8 @@ async def test_each_turn_writes_one_line_with_every_field_to_the_logger_and_the_
     assert "zebra" not in json.dumps(lines)  # neither the messages nor the keys found in them
 
 
-async def test_a_cache_hit_and_a_degraded_backend_are_recorded(settings, embeddings):
-    class DownFactsStore:
-        async def get_all(self, user_id):
-            raise ConnectionError("facts backend is down")
-
-    runner = make_runner(settings, embeddings, facts=DownFactsStore())
+async def test_a_cache_hit_and_a_degraded_backend_are_recorded(settings, embeddings, closed_port):
+    runner = make_runner(letta_down(settings, closed_port), embeddings)
     try:
         question = "What did we decide about the holiday?"
         await runner.inspect("obs-chat", question)
@@ -110,7 +106,7 @@ async def test_a_cache_hit_and_a_degraded_backend_are_recorded(settings, embeddi
         await runner.aclose()
 
     assert line["cache"] == {"hit": True, "key": state["prefetch"]["cache"]["key"]}
-    assert line["degraded"] == {"load_identity": "facts store unavailable (ConnectionError: facts backend is down)"}
+    assert line["degraded"] == {"load_identity": "facts store unavailable (ConnectError: All connection attempts failed)"}
     assert line["wall_ms"] == 12.5
     assert turn_lines(settings) == [line]
 
