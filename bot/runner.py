@@ -69,8 +69,9 @@ class TurnRunner:
         async with self._compiling:  # chats' first turns arrive together: one graph, one checkpointer
             if self._graph is None:
                 connected = await self.services.memory.connect()
+                redis = self.services.settings.redis
                 self._graph = build_graph(checkpointer=RedisCheckpointSaver.from_url(
-                    connected.redis_url, keep_turns=self.services.settings.redis.checkpoint_keep_turns))
+                    connected.redis_url, cluster=redis.cluster, keep_turns=redis.checkpoint_keep_turns))
         return self._graph
 
     async def run(self, chat_id: str, message: str, *, user_id: str | None = None,
@@ -99,12 +100,13 @@ class TurnRunner:
         self.observer.record(final, (time.perf_counter() - started) * 1000)
         return final
 
-    async def recover(self) -> list[str]:
-        """Complete the turns that died between reply and archive, and have what an earlier
-        process left in the L3 outbox written (call at start-up). Returns the chats that were
-        looked at."""
+    async def recover(self, chats: list[str] | None = None) -> list[str]:
+        """Complete the turns that died between reply and archive (of these chats, or of every
+        chat), and have what an earlier process left in the L3 outbox written (call at
+        start-up). Returns the chats that were looked at."""
         graph = await self.graph()
-        chats = (await self.services.memory.connect()).unfinished_chats
+        unfinished = (await self.services.memory.connect()).unfinished_chats
+        chats = unfinished if chats is None else [chat for chat in chats if chat in unfinished]
         for chat_id in chats:
             async with self.services.memory.turn(chat_id):
                 await self._finish_unfinished(graph, chat_id)

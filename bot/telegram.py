@@ -21,18 +21,20 @@ import re
 import time
 from urllib.parse import urlsplit
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import BotCommand, Message, Update
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, CommandHandler, ContextTypes, MessageHandler, filters
 
-from bot.observability import TurnLog, render_stats, summarize, turns_log_path
+from bot.observability import Redactor, TurnLog, render_stats, summarize, turns_log_path
 from bot.runner import TurnRunner
+from bot.webhook import Inbox, WebhookWorker
 from memory.budget import format_recall_line
+from memory.errors import BackendUnavailable
 from memory.facts import FactsFull
 from memory.settings import Settings
 from nodes.state import InvalidTurn
@@ -70,6 +72,7 @@ class Goat:
     settings: Settings
     refused: set[int] = field(default_factory=set)
     forgetting: set[int] = field(default_factory=set)
+    inbox: Inbox | None = None  # webhook mode: where updates wait in Redis until handled
 
     @property
     def memory(self) -> Any:
@@ -82,6 +85,7 @@ def goat_of(context: ContextTypes.DEFAULT_TYPE) -> Goat:
 
 def build_application(runner: TurnRunner, settings: Settings) -> Application:
     """The bot: handlers, rate limiting (a 429 is retried after the delay Telegram advises)."""
+    quiet_library_logs()  # before the bot is built: it logs its URLs, the token in them, as it is
     telegram = settings.telegram
     root = telegram.api_url.rstrip("/")
     application = (
@@ -102,6 +106,20 @@ def build_application(runner: TurnRunner, settings: Settings) -> Application:
     application.add_handler(MessageHandler(~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL, text_only))
     application.add_error_handler(on_error)
     return application
+
+
+# The libraries under the bot log what GOAT never logs: httpx each request's URL at INFO, which
+# holds the token ({api_url}/bot<token>/method); python-telegram-bot, at DEBUG, its URLs and every
+# Bot API call's parameters and result, the users' messages included. Whatever level the process
+# logs at, they log from these levels up (python-telegram-bot's own advice for httpx).
+LIBRARY_LOG_LEVELS = {"httpx": logging.WARNING, "telegram": logging.INFO}
+
+
+def quiet_library_logs() -> None:
+    for name, level in LIBRARY_LOG_LEVELS.items():
+        logger = logging.getLogger(name)
+        if logger.level < level:  # NOTSET (0) included; a stricter level someone set stays
+            logger.setLevel(level)
 
 
 async def register_commands(application: Application) -> None:
@@ -150,9 +168,15 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     goat, chat_id = goat_of(context), message.chat_id
     reply = StreamingReply(context.bot, chat_id, goat.settings.telegram.edit_interval)
     typing = asyncio.create_task(keep_typing(context, chat_id))
+
+    async def finish(text: str) -> None:
+        if goat.inbox is not None:  # before the reply's last edit: a worker taking over won't answer again
+            await goat.inbox.mark_answered(str(chat_id), update.update_id)
+        await reply.finish(text)
+
     try:
         await goat.runner.run(str(chat_id), text, user_id=str(update.effective_user.id),
-                              on_token=reply.feed, on_reply=reply.finish)
+                              on_token=reply.feed, on_reply=finish)
     except InvalidTurn as exc:
         await message.reply_text(f"I cannot take that message: {exc}.")
     except Exception as exc:  # the model or a backend failed: the user hears it, the bot goes on
@@ -207,12 +231,18 @@ class StreamingReply:
         async with self._lock:
             self.done = True
             first, *rest = split_message(text)
-            if self.message is None:
-                await send_formatted(self.bot, self.chat_id, first)
-            elif first != self.shown:
-                await edit_formatted(self.message, first)
-            for part in rest:
-                await send_formatted(self.bot, self.chat_id, part)
+            try:
+                if self.message is None:
+                    self.message = await send_formatted(self.bot, self.chat_id, first)
+                    self.shown = first
+                elif first != self.shown:
+                    await edit_formatted(self.message, first)
+                    self.shown = first
+                for part in rest:
+                    await send_formatted(self.bot, self.chat_id, part)
+            except Exception:
+                self.done = False  # the reply did not get through: fail() still apologises
+                raise
 
     async def fail(self, apology: str) -> None:
         if self._pending is not None:
@@ -267,7 +297,8 @@ async def text_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    log.warning("update failed: %s: %s", type(context.error).__name__, context.error)
+    redact = Redactor.for_settings(goat_of(context).settings)  # Telegram's error texts may echo the token
+    log.warning("update failed: %s: %s", type(context.error).__name__, redact(str(context.error)))
     if isinstance(update, Update) and update.effective_message is not None:
         try:
             await update.effective_message.reply_text(APOLOGY)
@@ -410,23 +441,61 @@ async def send_parts(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str
 @asynccontextmanager
 async def running(application: Application, settings: Settings, *, webhook: str | None = None,
                   listen: str = "127.0.0.1", port: int = 8443, poll_timeout: int = 10) -> AsyncIterator[None]:
-    """The bot receiving updates, by long polling or by a webhook server that checks Telegram's
-    secret token on every update (``telegram.webhook_secret``; PTB answers 403 without it)."""
-    async with application:
+    """The bot receiving updates, by long polling or as one of the workers behind a webhook
+    (which checks Telegram's secret token, ``telegram.webhook_secret``, on every update)."""
+    try:
+        await application.initialize()  # getMe: the server and the token, checked
+    except TelegramError as exc:
+        raise telegram_unavailable(settings, exc) from None
+    async with application, AsyncExitStack() as stack:  # already initialized: on leaving, it is shut down
         await application.start()
-        await register_commands(application)
-        if webhook:
-            secret = settings.telegram.webhook_secret
-            await application.updater.start_webhook(
-                listen=listen, port=port, url_path=urlsplit(webhook).path.lstrip("/"), webhook_url=webhook,
-                secret_token=secret.get_secret_value() if secret else None)
-        else:  # a restart resumes from the offset Telegram kept: no update is answered twice
-            await application.updater.start_polling(poll_interval=0.0, timeout=poll_timeout)
+        stack.push_async_callback(application.stop)
         try:
-            yield
-        finally:
-            await application.updater.stop()
-            await application.stop()
+            await register_commands(application)
+            await stack.enter_async_context(
+                _webhook_worker(application, settings, webhook, listen, port) if webhook
+                else _polling(application, poll_timeout))
+        except TelegramError as exc:
+            raise telegram_unavailable(settings, exc) from None
+        yield
+
+
+@asynccontextmanager
+async def _polling(application: Application, poll_timeout: int) -> AsyncIterator[None]:
+    # A restart resumes from the offset Telegram kept: no update is answered twice.
+    await application.updater.start_polling(poll_interval=0.0, timeout=poll_timeout)
+    try:
+        yield
+    finally:
+        await application.updater.stop()
+
+
+@asynccontextmanager
+async def _webhook_worker(application: Application, settings: Settings, webhook: str, listen: str,
+                          port: int) -> AsyncIterator[None]:
+    """One of the workers behind ``webhook`` (bot/webhook.py): updates queued in Redis, each
+    chat's drained in order by whichever worker holds it."""
+    goat, secret = application.bot_data["goat"], settings.telegram.webhook_secret
+    token = secret.get_secret_value() if secret else None
+    lease = settings.redis.chat_lock_seconds
+    goat.inbox = Inbox(await goat.memory.backends.redis(), lease)
+    worker = WebhookWorker(application, goat.runner, goat.inbox, secret=token, path=urlsplit(webhook).path,
+                           sweep_seconds=lease / 2)
+    await application.bot.set_webhook(webhook, secret_token=token)
+    async with worker.serving(listen, port):
+        yield
+
+
+def telegram_unavailable(settings: Settings, exc: TelegramError) -> BackendUnavailable:
+    """What `goat bot` says when the Bot API cannot be used: one line, never the token (the
+    library's own messages and URLs carry it)."""
+    where = settings.telegram.api_url
+    if isinstance(exc, InvalidToken):
+        return BackendUnavailable("telegram", f"the Bot API at {where} refused the bot token",
+                                  "check TELEGRAM_BOT_TOKEN (@BotFather gives it with /token)")
+    problem = Redactor.for_settings(settings)(f"{type(exc).__name__}: {exc}")
+    return BackendUnavailable("telegram", f"cannot reach the Bot API at {where} ({problem})",
+                              "check the network, or GOAT_TELEGRAM_API_URL")
 
 
 async def serve(application: Application, settings: Settings, *, webhook: str | None, listen: str = "127.0.0.1",

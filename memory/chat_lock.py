@@ -43,14 +43,23 @@ class ChatLocks:
         self._renew = redis.register_script(_RENEW)
 
     @asynccontextmanager
-    async def hold(self, chat_id: str) -> AsyncIterator[None]:
+    async def hold(self, chat_id: str, *, wait: bool = True) -> AsyncIterator[bool]:
+        """Hold the chat for the block. With ``wait=False``, only if nobody holds it now: the
+        block gets False (and holds nothing) when somebody does."""
+        if not wait and chat_id in self._local:
+            yield False
+            return
         async with self._local_turn(chat_id):
             token = secrets.token_hex(16)
             key = f"{self._prefix}:lock:{{{chat_id}}}"
-            await self._acquire(key, token)
+            if wait:
+                await self._acquire(key, token)
+            elif not await self._redis.set(key, token, nx=True, px=self._lease_ms):
+                yield False
+                return
             renewal = asyncio.create_task(self._keep_renewing(key, token))
             try:
-                yield
+                yield True
             finally:
                 renewal.cancel()
                 with suppress(asyncio.CancelledError):

@@ -1,0 +1,209 @@
+"""`goat bot --webhook`: several workers behind one load balancer, sharing Redis.
+
+Telegram allows one ``getUpdates`` consumer per token, so workers past one receive updates
+by webhook. A worker acknowledges an update only once it is in Redis, in its chat's inbox
+(ordered by update id, a repeated delivery ignored), so a worker that dies loses nothing:
+Telegram retries what was not acknowledged, and what was is in the inbox. Whichever worker
+holds a chat's inbox lease drains it in order, one update after the other; a worker that
+dies mid-turn stops renewing its lease, and another worker's sweep takes the chat over once
+the lease has expired. A turn whose reply went out before its worker died is not answered
+again: its update is marked answered before the reply's last edit, and the worker taking
+over completes that turn from its checkpoint instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import uvicorn
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from telegram import Update
+from telegram.ext import Application
+
+from bot.runner import TurnRunner
+from memory.chat_lock import ChatLocks
+
+log = logging.getLogger(__name__)
+
+PREFIX = "goat:inbox"
+PENDING_KEY = f"{PREFIX}:pending"  # chats whose inbox may hold updates: what a sweep looks at
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+NO_CHAT = "-"  # updates without a chat (inline queries, polls) share one inbox
+
+# KEYS: the chat's update ids (sorted set), the updates (hash), the last update done.
+# ARGV: update id, the update's JSON. An update already queued or done is not queued again.
+_ADD = """
+if tonumber(ARGV[1]) <= tonumber(redis.call('GET', KEYS[3]) or '-1') then return 0 end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
+return 1
+"""
+# KEYS: as _ADD, plus the update answered. ARGV: the update id now done.
+_DONE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[3]) or '-1') then redis.call('SET', KEYS[3], ARGV[1]) end
+if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
+return 1
+"""
+
+
+def _keys(chat: str) -> list[str]:
+    # One hash tag per chat: the scripts' keys share a Redis Cluster slot.
+    return [f"{PREFIX}:{{{chat}}}:{part}" for part in ("ids", "updates", "done", "answered")]
+
+
+def chat_of(update: dict[str, Any]) -> str:
+    """The chat an update belongs to, from its JSON (the first object in it that has a chat)."""
+    for value in update.values():
+        if isinstance(value, dict):
+            chat = value.get("chat") or (value.get("message") or {}).get("chat")
+            if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+                return str(chat["id"])
+    return NO_CHAT
+
+
+class Inbox:
+    """Each chat's updates in Redis, in update-id order, until a worker has handled them."""
+
+    def __init__(self, redis: Redis, lease_seconds: float) -> None:
+        self._redis = redis
+        self.leases = ChatLocks(redis, PREFIX, lease_seconds)
+        self._add = redis.register_script(_ADD)
+        self._done = redis.register_script(_DONE)
+
+    async def put(self, update: dict[str, Any]) -> str:
+        """Queue the update in its chat's inbox (once, however often it is delivered).
+
+        Returns:
+            The chat's id.
+        """
+        chat = chat_of(update)
+        await self._add(keys=_keys(chat)[:3], args=[update["update_id"], json.dumps(update)])
+        await self._redis.sadd(PENDING_KEY, chat)  # after the update: a sweep that saw none re-adds it
+        return chat
+
+    async def head(self, chat: str) -> tuple[int, dict[str, Any]] | None:
+        """The chat's oldest update not yet handled, with its id."""
+        ids, updates, *_ = _keys(chat)
+        first = await self._redis.zrange(ids, 0, 0)
+        if not first:
+            return None
+        raw = await self._redis.hget(updates, first[0])
+        return int(first[0]), json.loads(raw)
+
+    async def done(self, chat: str, update_id: int) -> None:
+        await self._done(keys=_keys(chat), args=[update_id])
+
+    async def mark_answered(self, chat: str, update_id: int) -> None:
+        """The update's reply is going out: a worker taking the chat over must not answer it again."""
+        await self._redis.set(_keys(chat)[3], update_id)
+
+    async def answered(self, chat: str, update_id: int) -> bool:
+        return (await self._redis.get(_keys(chat)[3])) == str(update_id).encode()
+
+    async def pending_chats(self) -> list[str]:
+        """Chats that may have updates waiting; those found empty are dropped from the list."""
+        chats = [chat.decode() for chat in await self._redis.smembers(PENDING_KEY)]
+        waiting = []
+        for chat in chats:
+            await self._redis.srem(PENDING_KEY, chat)
+            if await self._redis.zcard(_keys(chat)[0]):  # queued meanwhile: it stays listed
+                await self._redis.sadd(PENDING_KEY, chat)
+                waiting.append(chat)
+        return waiting
+
+
+class WebhookWorker:
+    """One worker: an HTTP endpoint that queues updates, and the draining of chats' inboxes."""
+
+    def __init__(self, application: Application, runner: TurnRunner, inbox: Inbox, *, secret: str | None,
+                 path: str, sweep_seconds: float) -> None:
+        self.application, self.runner, self.inbox = application, runner, inbox
+        self._secret = secret
+        self._sweep_seconds = sweep_seconds
+        self._draining: dict[str, asyncio.Task] = {}
+        self.app = Starlette(routes=[Route(f"/{path.lstrip('/')}", self.receive, methods=["POST"])])
+
+    async def receive(self, request: Request) -> Response:
+        """An update from Telegram: acknowledged (200) once it is in Redis, refused without the
+        secret token (403), or answered 503 when Redis cannot take it, so Telegram retries."""
+        if self._secret is not None and not hmac.compare_digest(
+                request.headers.get(SECRET_HEADER, "").encode(), self._secret.encode()):
+            return Response(status_code=403)
+        try:
+            update = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return Response("the body is not JSON", status_code=400)
+        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+            return Response("not a Telegram update (no integer update_id)", status_code=400)
+        try:
+            chat = await self.inbox.put(update)
+        except Exception as exc:  # noqa: BLE001 — Telegram keeps the update and retries
+            log.warning("could not queue update %s: %s", update["update_id"], type(exc).__name__)
+            return Response(status_code=503)
+        self.drain_soon(chat)
+        return Response(status_code=200)
+
+    def drain_soon(self, chat: str) -> None:
+        if chat not in self._draining:
+            self._draining[chat] = asyncio.create_task(self.drain(chat))
+            self._draining[chat].add_done_callback(lambda _: self._draining.pop(chat, None))
+
+    async def drain(self, chat: str) -> None:
+        """Handle the chat's queued updates in order, unless another worker holds the chat."""
+        # A worker that finds the chat held leaves it to the holder, which looks at the inbox
+        # again after letting go: nothing queued meanwhile is left behind.
+        try:
+            while await self.inbox.head(chat) is not None:
+                async with self.inbox.leases.hold(chat, wait=False) as held:
+                    if not held:
+                        return
+                    while (head := await self.inbox.head(chat)) is not None:
+                        await self._handle(chat, *head)
+        except Exception as exc:  # noqa: BLE001 — the next sweep tries again
+            log.warning("draining chat %s stopped: %s", chat, type(exc).__name__)
+
+    async def _handle(self, chat: str, update_id: int, update: dict[str, Any]) -> None:
+        if await self.inbox.answered(chat, update_id):
+            await self.runner.recover([chat])  # its worker died after the reply: finish that turn
+        else:  # the handlers (bot/telegram.py); a failure there is theirs to report
+            await self.application.process_update(Update.de_json(update, self.application.bot))
+        await self.inbox.done(chat, update_id)
+
+    async def sweep(self) -> None:
+        """Now and then, take over the chats whose worker died (their leases have expired)."""
+        while True:
+            with suppress(Exception):
+                for chat in await self.inbox.pending_chats():
+                    self.drain_soon(chat)
+            await asyncio.sleep(self._sweep_seconds)
+
+    @asynccontextmanager
+    async def serving(self, listen: str, port: int) -> AsyncIterator[None]:
+        """The endpoint listening (bound before this yields: updates sent at once wait in the
+        socket's backlog) and the sweeps running, until the block is left."""
+        sock = socket.create_server((listen, port))
+        server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off"))
+        tasks = [asyncio.create_task(server.serve(sockets=[sock])), asyncio.create_task(self.sweep())]
+        try:
+            yield
+        finally:
+            server.should_exit = True
+            for task in [*tasks[1:], *self._draining.values()]:
+                task.cancel()
+            for task in [*tasks, *self._draining.values()]:
+                with suppress(asyncio.CancelledError):
+                    await task
+            sock.close()
