@@ -98,6 +98,9 @@ async def recall(search: L3Search, archive: Archive, query: RecallQuery, setting
     # chats' word-index progress read once (a chat far behind is caught up behind the turns).
     vector_task = asyncio.ensure_future(search.embed_query(message))
     chats_task = asyncio.ensure_future(backends.scope_chats(chat_id, user_id, scope))
+    # Under "user", whether the chat is one of the user's: only then are its searches cached.
+    users_chats_task = (asyncio.ensure_future(backends.chats_of_user(user_id))
+                        if scope == "user" and THEMATIC in query.lists else None)
 
     async def indexed() -> bool:
         behind = await search.index_behind(await chats_task)
@@ -108,6 +111,12 @@ async def recall(search: L3Search, archive: Archive, query: RecallQuery, setting
     indexed_task = asyncio.ensure_future(indexed())
 
     async def thematic() -> list[dict]:
+        if users_chats_task is not None and chat_id not in await users_chats_task:
+            # A chat the user never wrote to: a "user:" cache entry covers the user's chats only
+            # (their writes and forgets invalidate it), so a search that also covers this one
+            # is not cached, or the user's other chats would be served this chat's entries,
+            # forgotten ones included.
+            return await search.search(await chats_task, await vector_task, k)
         results, outcome["cache"] = await search.cached_search(
             await chats_task, cache_scope_key(chat_id, user_id, scope), message, vector_task, k
         )
@@ -186,7 +195,7 @@ async def recall(search: L3Search, archive: Archive, query: RecallQuery, setting
     outcome["fired"] = [THEMATIC] * (THEMATIC in tasks) + [
         name for name, scored in ((TEMPORAL, outcome["range"]), (KEYS, outcome["keys"])) if scored
     ]
-    for shared in (vector_task, chats_task, indexed_task, background_task):
+    for shared in (vector_task, chats_task, indexed_task, background_task, *filter(None, [users_chats_task])):
         if not shared.done():
             shared.cancel()
         elif not shared.cancelled():
