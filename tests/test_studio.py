@@ -1,5 +1,7 @@
-"""LangGraph Studio's server (`langgraph dev`) serves the graph of langgraph.json offline,
-and a turn can be stepped node by node — the way people debug a turn in Studio."""
+"""LangGraph's server (`langgraph dev`, as Studio uses it; the same langgraph.json deploys to
+LangGraph's own server) serves the graph offline, with memory on a Redis server and a Chroma
+server shared with anything else that uses them, and its own checkpointer for the threads; a
+turn can be stepped node by node — the way people debug a turn in Studio."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import signal
 import subprocess
 import sysconfig
 import time
+import uuid
 from contextlib import suppress
 from pathlib import Path
 
@@ -19,6 +22,8 @@ from langgraph_sdk import get_client
 
 from conftest import free_port
 from fakes import FakeOpenAI
+from memory.facade import Memory
+from memory.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +38,13 @@ def fake_model():
 
 
 @pytest.fixture
-def studio(tmp_path: Path, redis_server, fake_model: FakeOpenAI):
+def studio(tmp_path: Path, system_redis_url: str, chroma_url: str, fake_model: FakeOpenAI):
     port = free_port()
     env = {
         **os.environ,
         "GOAT_DATA_DIR": str(tmp_path / "data"),
-        "GOAT_REDIS_URL": redis_server.url,
+        "GOAT_REDIS_URL": system_redis_url,
+        "GOAT_CHROMA_URL": chroma_url,
         "GOAT_MODEL": "fake-model",
         "OPENAI_API_KEY": "test-key",
         "OPENAI_BASE_URL": fake_model.base_url,
@@ -79,7 +85,8 @@ def studio(tmp_path: Path, redis_server, fake_model: FakeOpenAI):
 
 
 async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_turn_recalls(
-        studio: str, fake_model: FakeOpenAI, redis_server):
+        studio: str, fake_model: FakeOpenAI, system_redis_url: str, chroma_url: str, embeddings, tmp_path: Path):
+    chat = f"studio-{uuid.uuid4().hex[:8]}"  # the servers are the session's: a chat of its own
     client = get_client(url=studio)
     assistant = (await client.assistants.search(graph_id="goat"))[0]
     assert {"prefetch_timeout", "retrieval_relevance_ratio", "retrieval_weight_recency", "aits_base",
@@ -89,7 +96,7 @@ async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_tur
     fake_model.reply("Stepped all the way through.")
     knobs = {"prefetch_timeout": 2}  # a field of the context's form
 
-    turn = {"chat_id": "studio-chat", "user_id": "u1", "message": "Yesterday I put the skis in locker 4471."}
+    turn = {"chat_id": chat, "user_id": "u1", "message": "Yesterday I put the skis in locker 4471."}
     await client.runs.wait(thread["thread_id"], assistant["assistant_id"], input=turn,
                            interrupt_before="*", context=knobs)
     steps = []
@@ -110,11 +117,11 @@ async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_tur
     assert "temporal" in values["prefetch"]["fired"]
     assert set(values["latency_ms"]) == {"prefetch", "load_identity", "load_working", "gap_filter",
                                          "budget", "assemble", "llm", "save", "archive"}
-    assert values["archive_id"] == "studio-chat:turn_0001"
+    assert values["archive_id"] == f"{chat}:turn_0001"
     assert fake_model.requests[-1]["messages"][-1]["content"] == turn["message"]
 
     # The archive lands behind the reply: the outbox in the server's Redis empties.
-    outbox = redis.Redis.from_url(redis_server.url)
+    outbox = redis.Redis.from_url(system_redis_url)
     for _ in range(600):  # the outbox emptying ends the wait; the bound turns a hang into a failure
         if outbox.hlen("goat:l3_outbox") == 0:
             break
@@ -122,5 +129,20 @@ async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_tur
     fake_model.reply("In locker 4471.")
     second = await client.runs.wait(thread["thread_id"], assistant["assistant_id"],
                                     input={**turn, "message": "Which locker 4471 did I mean, what is in it?"})
-    assert [entry["id"] for entry in second["l3"]] == ["studio-chat:turn_0001"]
+    assert [entry["id"] for entry in second["l3"]] == [f"{chat}:turn_0001"]
     assert "locker 4471" in fake_model.requests[-1]["messages"][0]["content"]  # recalled into the prompt
+
+    # Memory is in the shared servers, where any other GOAT process finds it; the threads are
+    # the LangGraph server's (its checkpointer), none in GOAT's Redis.
+    memory = Memory(Settings(data_dir=tmp_path / "reader", redis={"url": system_redis_url},
+                             chroma={"url": chroma_url}), embeddings=embeddings)
+    try:
+        assert await memory.settle() == 0
+        completed, messages = await memory.working(chat, 10)
+        assert completed == 2 and messages[0]["content"] == turn["message"]
+        store = await memory.backends.episodic()
+        assert store.count(chat) == 2
+    finally:
+        await memory.aclose()
+    assert not [key for key in outbox.scan_iter(count=1000) if thread["thread_id"].encode() in key]
+    assert (await client.threads.get_state(thread["thread_id"]))["values"]["turn"] == 2
