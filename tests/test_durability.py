@@ -27,6 +27,8 @@ from test_chat import goat_chat
 from test_cli import GOAT, goat_env
 from nodes.state import turn_input
 from test_graph import NOW, make_runner, with_model
+from test_retrieval import load
+from memory.facade import Memory
 
 
 def echo(body: dict) -> str:
@@ -177,6 +179,28 @@ async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_b
                 assert second["content"] == "user: second, chroma is down\nassistant: re: second, chroma is down"
         finally:
             await runner.aclose()
+
+
+async def test_a_word_index_behind_a_chroma_server_is_caught_up_from_it(settings, embeddings, chroma_url, tmp_path):
+    # An archive older than its word index (a new Redis, an index dropped): the catch-up reads
+    # the chat's turns back from the Chroma server, in the background, while searches go on.
+    chat = f"catch-up-{os.urandom(4).hex()}"
+    memory = Memory(settings.model_copy(update={"chroma": settings.chroma.model_copy(update={"url": chroma_url})}),
+                    embeddings=embeddings)
+    try:
+        history = [(40 - i / 10, f"ticket-{4000 + i} is about topic {i % 7}", "noted") for i in range(150)]
+        await load(memory, tmp_path, chat, history)
+        index = await memory.backends.lexical_index()
+        await memory.archiver.forget_index(chat)
+        assert await index.indexed_turns(chat) == 0
+        assert await memory.archiver.sync_index([chat]) is False  # 150 turns behind: caught up behind the turns
+        await memory.archiver.wait_indexing()
+        assert await index.indexed_turns(chat) == 150
+        found = await memory.l3.lexical_search([chat], "ticket-4149", k=3, max_df_share=0.1)
+        assert found[0][0]["id"] == archive_id(chat, 150)
+        assert (await memory.backends.episodic()).count(chat) == 150  # nothing written twice
+    finally:
+        await memory.aclose()
 
 
 # ---- Redis down at start ----------------------------------------------------------------
