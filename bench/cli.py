@@ -25,6 +25,7 @@ SECTIONS = {
     "locomo": "bench.retrieval",
     "checkpoint": "bench.checkpoint",
     "facts": "bench.facts",
+    "servers": "bench.servers",
 }
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_TURNS = 40

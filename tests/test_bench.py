@@ -123,6 +123,12 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
     assert kept["keep_turns"] == DEFAULT_KEEP_TURNS and unbounded["keep_turns"] is None
     assert kept["checkpoints_kept"] < unbounded["checkpoints_kept"]
 
+    servers = json.loads((out / "servers.json").read_text())["archives"][str(SIZE)]
+    assert servers["redis_url"].startswith("redis://127.0.0.1:") and servers["chroma_url"].startswith("http://127.0.0.1:")
+    for deployment in ("embedded", "servers"):
+        for chat_layout in LAYOUTS:
+            assert all(servers["cells"][deployment][chat_layout][kind]["total_ms"]["n"] == TURNS for kind in KINDS)
+
     facts = json.loads((out / "facts.json").read_text())
     assert list(facts["runs"]) == ["redis"] and facts["runs"]["redis"]["load_identity_ms"]["n"] == TURNS
     assert "| letta | not run: set GOAT_LETTA_URL |" in printed.out
