@@ -47,7 +47,7 @@ def isolated_settings(settings: Settings, folder: Path) -> Settings:
     writes its archives into servers configured for real use."""
     return settings.model_copy(update={
         "data_dir": folder,
-        "redis": settings.redis.model_copy(update={"url": None}),
+        "redis": settings.redis.model_copy(update={"url": None, "cluster": False}),
         "chroma": settings.chroma.model_copy(update={"url": None}),
     })
 

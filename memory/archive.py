@@ -119,7 +119,9 @@ class Archive:
         Once this returns the turns are durable; the same ids make every rewrite of them
         harmless. Returns how many entries wait in the outbox."""
         redis = await self.backends.redis()
-        async with redis.pipeline(transaction=True) as pipe:
+        # No MULTI: one key, and the count is only reported (redis-py's cluster client runs a
+        # transaction's every command through a thread of its own).
+        async with redis.pipeline(transaction=False) as pipe:
             pipe.hset(OUTBOX_KEY, mapping={ex.id: json.dumps({**asdict(ex), "now": now}) for ex in exchanges})
             pipe.hlen(OUTBOX_KEY)
             _, waiting = await pipe.execute()

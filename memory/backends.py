@@ -1,10 +1,10 @@
 """The physical backends behind the layers, each connected lazily and failing on its own.
 
-Redis (embedded unless ``redis.url`` is set) holds L1, L2, L2.5, the word index, the locks,
-the outbox and the turn journal; Chroma (embedded unless ``chroma.url``) holds L3; the
-embedding model runs locally. Blocking work (Chroma, the model) runs in a thread pool of
-its own, so that a stuck call can be abandoned by a caller's deadline without blocking the
-event loop or the default executor.
+Redis (embedded unless ``redis.url`` is set; a Redis Cluster with ``redis.cluster``) holds
+L1, L2, L2.5, the word index, the locks, the outbox and the turn journal; Chroma (embedded
+unless ``chroma.url``) holds L3; the embedding model runs locally. Blocking work (Chroma,
+the model) runs in a thread pool of its own, so that a stuck call can be abandoned by a
+caller's deadline without blocking the event loop or the default executor.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from memory.cache import SearchCache
 from memory.chat_lock import ChatLocks
@@ -27,7 +27,7 @@ from memory.errors import BackendUnavailable
 from memory.facts import FactsStore, RedisFactsStore
 from memory.letta import LettaFactsStore
 from memory.lexical import LexicalIndex
-from memory.redis_server import EmbeddedRedis, waiting_pool
+from memory.redis_server import EmbeddedRedis, async_client
 from memory.settings import Settings
 from memory.working import WorkingMemory
 
@@ -71,7 +71,7 @@ class Backends:
     ) -> None:
         self.settings = settings
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="goat-memory")
-        self._redis: aioredis.Redis | None = None
+        self._redis: aioredis.Redis | aioredis.RedisCluster | None = None
         self.redis_url: str | None = None  # once connected: the embedded server's, or the configured one
         self._embedded_redis: EmbeddedRedis | None = None
         self._redis_lock = asyncio.Lock()
@@ -103,10 +103,11 @@ class Backends:
         self.l3_problem = ""
         return result
 
-    async def redis(self) -> aioredis.Redis:
+    async def redis(self) -> aioredis.Redis | aioredis.RedisCluster:
+        """The Redis client (a cluster client with ``redis.cluster``; either serves every store)."""
         async with self._redis_lock:
             if self._redis is None:
-                url = self.settings.redis.url
+                url, cluster = self.settings.redis.url, self.settings.redis.cluster
                 if url is None:
                     self._embedded_redis = EmbeddedRedis(self.settings.data_dir)
                     try:
@@ -115,14 +116,22 @@ class Backends:
                         raise BackendUnavailable(
                             "redis", f"the embedded server did not start ({exc})", "run `goat doctor`"
                         ) from exc
-                client = aioredis.Redis.from_pool(waiting_pool(url))
+                client = async_client(url, cluster=cluster)
                 try:
                     await client.ping()
-                except (RedisError, OSError) as exc:
+                    # A cluster's node reached as one server answers MOVED for most keys: say so now.
+                    in_cluster = cluster or await _is_cluster_node(client)
+                except (RedisError, RedisClusterException, OSError) as exc:
+                    await client.aclose()
+                    what = f"the Redis Cluster at {url}" if cluster else url
+                    raise BackendUnavailable(
+                        "redis", f"cannot reach {what} ({exc})", "start it or fix GOAT_REDIS_URL"
+                    ) from exc
+                if in_cluster != cluster:
                     await client.aclose()
                     raise BackendUnavailable(
-                        "redis", f"cannot reach {url} ({exc})", "start it or fix GOAT_REDIS_URL"
-                    ) from exc
+                        "redis", f"{url} is a node of a Redis Cluster", "set GOAT_REDIS__CLUSTER=true"
+                    )
                 self._redis, self.redis_url = client, url
             return self._redis
 
@@ -264,7 +273,9 @@ class Backends:
         async with (await self.redis()).pipeline(transaction=False) as pipe:
             for user_id in users:
                 pipe.srem(_user_chats_key(user_id), chat_id)
-            pipe.delete(_chat_users_key(chat_id), f"{PREFIX}:imported:{chat_id}")
+            # One key a command: in a cluster the two live in different slots.
+            pipe.delete(_chat_users_key(chat_id))
+            pipe.delete(f"{PREFIX}:imported:{chat_id}")
             await pipe.execute()
         return users
 
@@ -298,6 +309,14 @@ class Backends:
         LangGraph server): stop the embedded Redis if this process started it."""
         if self._embedded_redis is not None:
             self._embedded_redis.stop()
+
+
+async def _is_cluster_node(client: aioredis.Redis) -> bool:
+    """Whether the server is a node of a Redis Cluster (a server that hides INFO is taken as not)."""
+    try:
+        return bool((await client.info("cluster")).get("cluster_enabled"))
+    except RedisError:
+        return False
 
 
 def _user_chats_key(user_id: str) -> str:

@@ -281,7 +281,8 @@ class Memory:
         """Each backend: reachable? in which mode? what to do if not. With a chat and a user,
         also what each layer holds for them."""
         settings, report = self.settings, []
-        redis_mode = f"server at {settings.redis.url}" if settings.redis.url else (
+        redis_kind = "cluster" if settings.redis.cluster else "server"  # a cluster: any node's URL
+        redis_mode = f"{redis_kind} at {settings.redis.url}" if settings.redis.url else (
             f"embedded redis-server, data in {Path(settings.data_dir) / 'redis'}"
         )
         try:

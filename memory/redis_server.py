@@ -54,6 +54,30 @@ def waiting_pool(url: str) -> redis.asyncio.BlockingConnectionPool:
     )
 
 
+def async_client(url: str, *, cluster: bool = False) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
+    """This process's asyncio client for ``url``: a waiting pool on one server, or with
+    ``cluster`` a Redis Cluster client that finds every node from the one ``url`` names.
+
+    The cluster client keeps up to ``MAX_CONNECTIONS`` connections per node and, at that
+    limit, fails a call at once rather than wait (redis-py's cluster client has no waiting
+    pool); GOAT bounds its own fan-out well below it (``backends.gather_bounded``)."""
+    if cluster:
+        return redis.asyncio.RedisCluster.from_url(url, **_cluster_options())
+    return redis.asyncio.Redis.from_pool(waiting_pool(url))
+
+
+def sync_client(url: str, *, cluster: bool = False) -> redis.Redis | redis.RedisCluster:
+    """This process's synchronous client for ``url`` (the checkpointer's sync API)."""
+    if cluster:
+        return redis.RedisCluster.from_url(url, **_cluster_options())
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, client_name=process_client_name())
+
+
+def _cluster_options() -> dict[str, object]:
+    return {"max_connections": MAX_CONNECTIONS, "socket_connect_timeout": 2, "socket_timeout": 5,
+            "client_name": process_client_name()}
+
+
 def answers_ping(url: str) -> bool:
     """Whether a Redis server at ``url`` is up and serving."""
     try:

@@ -14,10 +14,11 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Mapping
+from urllib.parse import urlsplit
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_FILE = "goat.toml"
 
@@ -74,10 +75,25 @@ class LLM(_Section):
 
 class Redis(_Section):
     url: str | None = None  # None: start an embedded redis-server under data_dir
+    # A Redis Cluster: ``url`` names any of its nodes (redis:// or rediss://); the others are
+    # found from it. The embedded server is a single node, so a cluster needs a URL.
+    cluster: bool = False
     # Checkpoints kept per chat: a turn needs its own to resume; older ones only cost memory.
     checkpoint_keep_turns: int = Field(2, ge=1)
     # A worker that dies holding a chat's turn lock blocks that chat at most this long.
     chat_lock_seconds: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_node(self) -> "Redis":
+        if self.cluster and not self.url:
+            raise ValueError("redis.cluster needs redis.url (GOAT_REDIS_URL) naming any node of the cluster; "
+                             "the embedded server is a single node")
+        if self.cluster and self.url and not self.url.startswith(("redis://", "rediss://")):
+            raise ValueError(f"redis.cluster needs a redis:// or rediss:// URL (a cluster is not reached "
+                             f"over a unix socket), got {self.url.split('://')[0]}://…")
+        if self.cluster and self.url and urlsplit(self.url).path.strip("/") not in ("", "0"):
+            raise ValueError("redis.cluster: a Redis Cluster has database 0 only; drop the /<db> from redis.url")
+        return self
 
 
 class Chroma(_Section):

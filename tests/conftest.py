@@ -1,5 +1,5 @@
-"""Shared fixtures: real Redis servers (embedded 6.2 and Debian's 7.x), a real Chroma server and a
-real Letta server, no mocks."""
+"""Shared fixtures: real Redis servers (embedded 6.2, Debian's 7.x, and a 3-master Redis Cluster of
+Debian's), a real Chroma server and a real Letta server, no mocks."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import pytest
 import redis
 import redis.asyncio
 
+from bench.servers import ServerDidNotStart, free_port, http_ready, server_process
 from memory.settings import Settings
 from memory.embeddings import MiniLMEmbeddings
 from memory.redis_server import EmbeddedRedis, answers_ping
@@ -97,12 +98,6 @@ def _system_redis_server() -> str | None:
     return shutil.which("redis-server", path=system_path)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's redis-server (7.x) on a free local port, without persistence."""
@@ -134,6 +129,99 @@ def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.kill()
         process.wait()
+
+
+@dataclass
+class RedisClusterNodes:
+    """A running Redis Cluster of Debian's redis-server: its nodes' URLs (any one reaches all)
+    and how long it took to start (nodes up, joined, every node reporting ``cluster_state:ok``)."""
+
+    urls: list[str]
+    pids: list[int]
+    started_in: float
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+
+_CLUSTER_MASTERS = 3
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
+    """A real 3-master Redis Cluster (Debian's redis-server 7.x, no replicas, no persistence) on
+    free loopback ports, joined by ``redis-cli --cluster create``; stopped by PID at the end."""
+    binary = _system_redis_server()
+    cli = shutil.which("redis-cli", path=os.path.dirname(binary)) if binary else None
+    if binary is None or cli is None:
+        pytest.skip("Debian's redis-server is not installed (apt-get install -y redis-server)")
+    base: Path = tmp_path_factory.mktemp("redis-cluster")
+    started = time.monotonic()
+    ports: set[int] = set()
+    while len(ports) < 2 * _CLUSTER_MASTERS:  # each node's client port and its cluster bus port
+        ports.add(free_port())
+    client_ports, bus_ports = sorted(ports)[:_CLUSTER_MASTERS], sorted(ports)[_CLUSTER_MASTERS:]
+    processes: list[subprocess.Popen] = []
+    try:
+        for port, bus_port in zip(client_ports, bus_ports):
+            node_dir = base / str(port)
+            node_dir.mkdir()
+            command = [
+                binary,
+                "--bind", "127.0.0.1",
+                "--port", str(port),
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(node_dir / "nodes.conf"),
+                "--cluster-port", str(bus_port),
+                "--dir", str(node_dir),
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+            ]  # fmt: skip
+            with open(node_dir / "redis-server.log", "wb") as log:
+                processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+        urls = [f"redis://127.0.0.1:{port}" for port in client_ports]
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        for url, process in zip(urls, processes):
+            while not answers_ping(url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"a cluster node did not start; see {base}/*/redis-server.log")
+                time.sleep(0.02)
+        created = subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in client_ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, timeout=60,
+        )
+        if created.returncode:
+            pytest.fail(f"redis-cli --cluster create failed:\n{created.stdout}\n{created.stderr}")
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        for url in urls:  # each node must know every slot's owner before serving keys
+            with redis.Redis.from_url(url, socket_timeout=1) as node:
+                while node.execute_command("CLUSTER INFO")["cluster_state"] != "ok":
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"the cluster never reported cluster_state:ok; see {base}/*/redis-server.log")
+                    time.sleep(0.02)
+        yield RedisClusterNodes(urls, [process.pid for process in processes], time.monotonic() - started)
+    finally:
+        for process in processes:
+            with suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisClusterNodes) -> str:
+    """The session's Redis Cluster, every master emptied for this test; the URL of one node."""
+    with redis.RedisCluster.from_url(redis_cluster.url) as client:
+        client.flushall()  # on every primary
+    return redis_cluster.url
+
+
+@pytest.fixture
+def cluster_settings(tmp_path: Path, cluster_url: str) -> Settings:
+    """Settings for one test on the session's Redis Cluster."""
+    return Settings(data_dir=tmp_path, redis={"url": cluster_url, "cluster": True})
 
 
 _CHROMA_START_TIMEOUT = 60.0
@@ -203,31 +291,11 @@ def letta_server(home: Path, port: int | None = None) -> Iterator[LettaServer]:
 def _server(name: str, command: list[str], health_url: str, log_path: Path, env: dict[str, str],
             start_timeout: float) -> Iterator[subprocess.Popen]:
     """Start ``command``, wait until ``health_url`` answers 200, and stop it by its PID after."""
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=log_path.parent,
-                                   env={**os.environ, **env})
     try:
-        deadline = time.monotonic() + start_timeout
-        while True:
-            with suppress(httpx.TransportError):
-                if httpx.get(health_url, timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"{name} did not answer within {start_timeout} s; see {log_path}")
-            with suppress(subprocess.TimeoutExpired):  # the pause between polls; returns early if it died
-                process.wait(timeout=0.1)
-                pytest.fail(f"{name} exited with {process.returncode}; see {log_path}")
-        yield process
-    finally:
-        if process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGCONT)  # a test may have left it paused
-            process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with server_process(name, command, http_ready(health_url), log_path, env, start_timeout) as process:
+            yield process
+    except ServerDidNotStart as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """RedisCheckpointSaver against real Redis servers: LangGraph's conformance suite (on the
-embedded 6.2 and on Debian's 7.x, async API and sync API), then what the suite leaves out:
-restarts, binary and Unicode data, namespaces, retention, round trips, lost scripts, records
-saved before checkpoints listed their values, and real compiled graphs."""
+embedded 6.2, on Debian's 7.x and on a Redis Cluster of Debian's; async API and sync API),
+then what the suite leaves out: restarts, binary and Unicode data, namespaces, retention,
+round trips, lost scripts, records saved before checkpoints listed their values, and real
+compiled graphs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import operator
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NamedTuple, TypedDict
 
 import pytest
 import redis
@@ -93,19 +94,39 @@ def assert_full(report: CapabilityReport) -> None:
     assert report.conformance_level() == "FULL"
 
 
-@pytest.fixture(params=["embedded-6.2", "debian-7"])
-def any_redis_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("redis_url" if request.param == "embedded-6.2" else "system_redis_url")
+class Server(NamedTuple):
+    url: str
+    cluster: bool
 
 
-async def test_conformance_is_full_with_default_retention(any_redis_url: str) -> None:
+_CLUSTER = pytest.param("cluster-7", marks=pytest.mark.slow)
+
+
+def server(request: pytest.FixtureRequest) -> Server:
+    fixture = {"embedded-6.2": "redis_url", "debian-7": "system_redis_url", "cluster-7": "cluster_url"}[request.param]
+    return Server(request.getfixturevalue(fixture), request.param == "cluster-7")
+
+
+@pytest.fixture(params=["embedded-6.2", "debian-7", _CLUSTER])
+def any_redis(request: pytest.FixtureRequest) -> Server:
+    """The embedded server, Debian's, and a 3-master Redis Cluster of Debian's."""
+    return server(request)
+
+
+async def test_conformance_is_full_with_default_retention(any_redis: Server) -> None:
     prefix = f"conformance:{uuid.uuid4().hex}"  # Debian's server is shared by the session
-    report = await conformance(lambda: RedisCheckpointSaver.from_url(any_redis_url, prefix=prefix))
+    report = await conformance(lambda: RedisCheckpointSaver.from_url(any_redis.url, cluster=any_redis.cluster,
+                                                                     prefix=prefix))
     assert_full(report)
 
 
-async def test_conformance_of_the_sync_api_is_full(redis_url: str) -> None:
-    report = await conformance(lambda: SyncBackedSaver.from_url(redis_url))
+@pytest.fixture(params=["embedded-6.2", _CLUSTER])
+def sync_redis(request: pytest.FixtureRequest) -> Server:
+    return server(request)
+
+
+async def test_conformance_of_the_sync_api_is_full(sync_redis: Server) -> None:
+    report = await conformance(lambda: SyncBackedSaver.from_url(sync_redis.url, cluster=sync_redis.cluster))
     assert_full(report)
 
 

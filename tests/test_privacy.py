@@ -1,7 +1,7 @@
 """A user's data: `goat export` hands it over, `goat forget-user` deletes it from Redis and
 Chroma (facts, their chats, their part of a shared chat, cached searches, word index, graph
-checkpoints) and leaves everyone else's whole. Real embedded Redis and Chroma, the installed
-console script, a live turn through the graph with the loopback model."""
+checkpoints) and leaves everyone else's whole. Real Redis (embedded, and a Redis Cluster) and
+Chroma, the installed console script, a live turn through the graph with the loopback model."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from fakes import FakeOpenAI
 from memory.embeddings import MiniLMEmbeddings
-from memory.settings import Settings
+from memory.settings import Settings, load_settings
 from test_cli import goat, goat_env, ok
 from test_graph import make_runner, with_model
 
@@ -81,11 +81,21 @@ def chroma_dump(data_dir: Path) -> list[tuple[str, dict]]:
                 client.get_collection(collection.name).get(include=["documents", "metadatas"])))]
 
 
-def test_export_then_forget_a_user_and_nothing_of_them_is_left(tmp_path: Path, embeddings: MiniLMEmbeddings) -> None:
+@pytest.fixture(params=["embedded", "cluster"])
+def redis_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Where the goat commands keep Redis: the data folder's embedded server, or a Redis Cluster."""
+    if request.param == "embedded":
+        return {}
+    return {"GOAT_REDIS_URL": request.getfixturevalue("cluster_url"), "GOAT_REDIS__CLUSTER": "true"}
+
+
+def test_export_then_forget_a_user_and_nothing_of_them_is_left(
+    tmp_path: Path, embeddings: MiniLMEmbeddings, redis_env: dict[str, str]
+) -> None:
     data_dir = tmp_path / "data"
-    env = goat_env(data_dir)
+    env = goat_env(data_dir, **redis_env)
     ok(goat("import", transcript(tmp_path), env=env, cwd=tmp_path))
-    settings = Settings(data_dir=data_dir)
+    settings = load_settings(environ=env)
     asyncio.run(seed(settings, embeddings))
 
     exported = json.loads(ok(goat("export", "--user", ANA, env=env, cwd=tmp_path)).stdout)

@@ -1,5 +1,6 @@
-"""The Redis-backed stores against real servers: the embedded one (Redis 6.2)
-and Debian's redis-server (7.x), so the Lua scripts are shown to run on both."""
+"""The Redis-backed stores against real servers: the embedded one (Redis 6.2), Debian's
+redis-server (7.x) and a Redis Cluster of three of Debian's, so the Lua scripts are shown to
+run on each."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from urllib.parse import unquote
 
 import pytest
 import redis
-from redis.asyncio import Redis
+from redis.crc import key_slot
+from redis.asyncio import Redis, RedisCluster
 
 from memory.cache import SearchCache
 from memory.facts import FactsStore, RedisFactsStore
@@ -155,13 +157,17 @@ def test_a_server_that_cannot_start_names_its_log(tmp_path: Path) -> None:
 # ------------------------------------------- stores on both Redis 6.2 and 7.x
 
 
-@pytest.fixture(params=["embedded", "system"])
-async def any_redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
-    """The embedded server (6.2) and Debian's (7.x), emptied for this test."""
-    fixture = "redis_url" if request.param == "embedded" else "system_redis_url"
-    url = request.getfixturevalue(fixture)
-    client = Redis.from_url(url, decode_responses=True)
-    await client.flushall()
+@pytest.fixture(params=["embedded", "system", pytest.param("cluster", marks=pytest.mark.slow)])
+async def any_redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis | RedisCluster]:
+    """The embedded server (6.2), Debian's (7.x) and a 3-master Redis Cluster of Debian's,
+    emptied for this test."""
+    if request.param == "cluster":
+        client = RedisCluster.from_url(request.getfixturevalue("cluster_url"), decode_responses=True)
+        await client.initialize()  # its slots learnt before concurrent use (see graph/checkpoint/batching.py)
+    else:
+        url = request.getfixturevalue("redis_url" if request.param == "embedded" else "system_redis_url")
+        client = Redis.from_url(url, decode_responses=True)
+        await client.flushall()
     yield client
     await client.aclose()
 
@@ -256,6 +262,17 @@ async def test_chats_are_separate_and_clear_forgets_one(any_redis: Redis) -> Non
     assert await memory.append_turn("c1", 1, [message(0)])  # numbering starts again
 
 
+@pytest.mark.parametrize("chat_id", ["}", "}{x}", "{x}", "a}b"])
+async def test_a_chat_id_with_braces_keeps_its_keys_in_one_slot(any_redis: Redis, chat_id: str) -> None:
+    memory = WorkingMemory(any_redis)
+    messages = await save_turns(memory, chat_id, 2)
+    assert await memory.load(chat_id, max_messages=10) == (2, messages)
+    assert not await memory.append_turn(chat_id, 1, [message(9)])  # the script reads both keys
+    assert await memory.load("other", max_messages=10) == (0, [])
+    keys = [key async for key in any_redis.scan_iter(match="goat:*")]
+    assert len(keys) == 2 and len({key_slot(key.encode()) for key in keys}) == 1
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -344,8 +361,8 @@ def test_search_cache_needs_a_positive_ttl(aredis: Redis) -> None:
 # --------------------------------------------------------------------- facts
 
 
-async def test_facts_upsert_get_delete_clear(aredis: Redis) -> None:
-    facts = RedisFactsStore(aredis)
+async def test_facts_upsert_get_delete_clear(any_redis: Redis) -> None:
+    facts = RedisFactsStore(any_redis)
     assert isinstance(facts, FactsStore)
 
     await facts.upsert("u1", " city ", " Lisbon ")

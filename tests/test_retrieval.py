@@ -28,9 +28,22 @@ NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
 # ---------------------------------------------------------------- the word index
 
 
+@pytest.fixture(params=["embedded", pytest.param("cluster", marks=pytest.mark.slow)])
+async def raw_redis(request: pytest.FixtureRequest):
+    """The embedded server, and a 3-master Redis Cluster (each chat's keys share one slot)."""
+    if request.param == "cluster":
+        client = redis.asyncio.RedisCluster.from_url(request.getfixturevalue("cluster_url"))
+        await client.initialize()  # its slots learnt before concurrent use (see graph/checkpoint/batching.py)
+    else:  # bytes: postings are binary
+        client = redis.asyncio.Redis.from_url(request.getfixturevalue("redis_url"))
+    yield client
+    await client.aclose()
+
+
 @pytest.fixture
-async def raw_redis(redis_url: str):
-    client = redis.asyncio.Redis.from_url(redis_url)  # bytes: postings are binary
+async def embedded_raw_redis(redis_url: str):
+    """The embedded server the ``runner`` fixture's memory lives on (bytes: postings are binary)."""
+    client = redis.asyncio.Redis.from_url(redis_url)
     yield client
     await client.aclose()
 
@@ -279,7 +292,7 @@ async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(r
 
 
 async def test_the_word_search_takes_vectors_from_the_index_or_from_chroma_for_an_older_index(
-    runner, tmp_path, raw_redis
+    runner, tmp_path, embedded_raw_redis
 ) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
@@ -298,20 +311,22 @@ async def test_the_word_search_takes_vectors_from_the_index_or_from_chroma_for_a
         assert hit == stored_hit
         assert np.allclose(vector, stored_vector, atol=2e-3) and not np.array_equal(vector, stored_vector)  # float16
     index = await memory.backends.lexical_index()
-    await raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written before it held vectors
+    await embedded_raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written before it held vectors
     from_chroma = await found_vs_stored()
     assert [hit["id"] for hit, *_ in from_chroma] == [hit["id"] for hit, *_ in from_index]
     for hit, vector, stored_hit, stored_vector in from_chroma:
         assert hit == stored_hit and np.array_equal(vector, stored_vector)
 
 
-async def test_an_index_from_before_time_indexing_falls_back_to_chromas_filter(runner, tmp_path, raw_redis) -> None:
+async def test_an_index_from_before_time_indexing_falls_back_to_chromas_filter(
+    runner, tmp_path, embedded_raw_redis
+) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await memory.archiver.sync_index(["chat"])
     index = await memory.backends.lexical_index()
-    await raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written by a words-only version
-    await raw_redis.delete(index._key("chat", "time"))
+    await embedded_raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written by a words-only version
+    await embedded_raw_redis.delete(index._key("chat", "time"))
     assert not await index.has_times("chat")
     query = await memory.l3.embed_query("how are the tomato plants?")
     [flowers] = await memory.l3.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))

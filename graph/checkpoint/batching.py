@@ -1,6 +1,7 @@
 """Round trips to Redis: every operation is written once, as a generator of round trips
 (``Batch``, ``Call``), and run either on a ``redis.Redis`` client (the sync API) or on a
-``redis.asyncio.Redis`` client (the async API) by ``RoundTrips``.
+``redis.asyncio.Redis`` client (the async API) by ``RoundTrips`` — or on their Redis Cluster
+counterparts: every key of a thread shares its hash slot, and ``Scan`` visits every primary.
 
 ``put``, ``put_writes`` and ``get_tuple`` are one script call each, so one round trip, and
 each round trip saved is saved on every step: LangGraph waits for every checkpoint of a
@@ -59,10 +60,21 @@ class Call:
     may_wait: bool = False
 
 
+@dataclass(frozen=True)
+class Scan:
+    """Every key matching ``match`` (a SCAN pattern) of ``type``, from every server (each
+    primary of a Redis Cluster), in as many round trips as SCAN takes; the generator receives
+    the keys."""
+
+    match: str
+    type: str
+    count: int
+
+
 # An operation yields round trips, and its outputs (one, or a stream for list); a query
 # yields only round trips and returns its value.
-Steps: TypeAlias = Generator[Batch | Call | T, Any, None]
-Query: TypeAlias = Generator[Batch | Call, Any, R]
+Steps: TypeAlias = Generator[Batch | Call | Scan | T, Any, None]
+Query: TypeAlias = Generator[Batch | Call | Scan, Any, R]
 
 
 @dataclass
@@ -148,7 +160,9 @@ class _AsyncCalls:
     async def _pipelined(self, calls: list[Call]) -> list[Any]:
         async with self._client.pipeline(transaction=False) as pipe:
             for call in calls:
-                pipe.evalsha(self._scripts[call.script].sha, len(call.keys), *call.keys, *call.args)
+                # As a raw command: redis-py's cluster pipeline refuses its evalsha() (a script's
+                # keys could span nodes), but the calls held together are one thread's, one slot.
+                pipe.execute_command("EVALSHA", self._scripts[call.script].sha, len(call.keys), *call.keys, *call.args)
             replies = await pipe.execute(raise_on_error=False)
         lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if lost:  # the server lost the scripts: none of these ran
@@ -165,11 +179,14 @@ class RoundTrips:
     calls go through ``_AsyncCalls``). Scripts run by EVALSHA, loaded again when the server
     has lost them (a restart, SCRIPT FLUSH)."""
 
-    def __init__(self, client: redis.Redis, async_client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: redis.Redis | redis.RedisCluster,
+                 async_client: redis.asyncio.Redis | redis.asyncio.RedisCluster) -> None:
         self._redis = client
         self._aredis = async_client
         self._scripts: dict[str, Script] = {source: client.register_script(source) for source in SCRIPTS}
         self._calls = _AsyncCalls(async_client)
+        self._discovered = not isinstance(async_client, redis.asyncio.RedisCluster)
+        self._discovering = asyncio.Lock()
 
     def close(self) -> None:
         """Close the sync client."""
@@ -199,7 +216,7 @@ class RoundTrips:
                 item = steps.send(reply)
             except StopIteration:
                 return
-            if isinstance(item, (Batch, Call)):
+            if isinstance(item, (Batch, Call, Scan)):
                 reply = self._execute(item)
             else:
                 reply = None
@@ -207,28 +224,44 @@ class RoundTrips:
 
     async def astream(self, steps: Steps[T]) -> AsyncIterator[T]:
         """An operation's outputs as it yields them, its round trips made on the async client."""
+        if not self._discovered:
+            await self._discover()
         reply: Any = None
         while True:
             try:
                 item = steps.send(reply)
             except StopIteration:
                 return
-            if isinstance(item, (Batch, Call)):
+            if isinstance(item, (Batch, Call, Scan)):
                 reply = await self._aexecute(item)
             else:
                 reply = None
                 yield item
 
-    def _execute(self, step: Batch | Call) -> Any:
+    async def _discover(self) -> None:
+        """Learn a Redis Cluster's slots once, before the first round trip. redis-py's async
+        cluster client, used by many callers at once before it knows them, sends each to any
+        node; the MOVED replies make it close every connection, in use or not, every fifth one
+        (a turn's first checkpoints failed so when 50 chats started together)."""
+        async with self._discovering:
+            if not self._discovered:
+                await self._aredis.initialize()
+                self._discovered = True
+
+    def _execute(self, step: Batch | Call | Scan) -> Any:
         if isinstance(step, Call):
             return self._scripts[step.script](keys=step.keys, args=step.args)
+        if isinstance(step, Scan):
+            return list(self._redis.scan_iter(match=step.match, count=step.count, _type=step.type))
         with self._redis.pipeline(transaction=step.transaction) as pipe:
             step.queue(pipe)
             return pipe.execute()
 
-    async def _aexecute(self, step: Batch | Call) -> Any:
+    async def _aexecute(self, step: Batch | Call | Scan) -> Any:
         if isinstance(step, Call):
             return await self._calls.run(step)
+        if isinstance(step, Scan):
+            return [key async for key in self._aredis.scan_iter(match=step.match, count=step.count, _type=step.type)]
         async with self._aredis.pipeline(transaction=step.transaction) as pipe:
             step.queue(pipe)
             return await pipe.execute()

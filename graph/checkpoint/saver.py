@@ -36,9 +36,9 @@ from langgraph.checkpoint.base import (
 from redis.asyncio.client import Pipeline as AsyncPipeline
 from redis.client import Pipeline
 
-from graph.checkpoint.batching import Batch, Call, Query, RoundTrips, Steps
+from graph.checkpoint.batching import Batch, Call, Query, RoundTrips, Scan, Steps
 from graph.checkpoint.scripts import GET, PRUNE, PUT, PUT_WRITES
-from memory.redis_server import glob_escaped, process_client_name, waiting_pool
+from memory.redis_server import async_client, glob_escaped, sync_client
 
 DEFAULT_PREFIX = "goat:ckpt"
 DEFAULT_KEEP_TURNS = 2
@@ -144,11 +144,12 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
     """Checkpoints, pending writes and channel values of LangGraph threads in plain Redis.
 
     Build it with ``from_url`` (or pass both clients, made with ``decode_responses=False``);
-    close it with ``close()`` / ``aclose()`` or use it as a (async) context manager.
+    close it with ``close()`` / ``aclose()`` or use it as a (async) context manager. It works
+    alike on one server and on a Redis Cluster (a thread's keys share a hash slot).
 
     Args:
-        client: The sync client, for the sync API.
-        async_client: The async client, for the async API.
+        client: The sync client, for the sync API (``redis.Redis`` or ``redis.RedisCluster``).
+        async_client: The async client, for the async API (``redis.asyncio.Redis`` or ``RedisCluster``).
         prefix: The start of every key.
         keep_turns: How many of a thread's latest turns to keep; ``None`` keeps all.
         serde: The serializer of checkpoints, metadata, channel values and writes.
@@ -156,8 +157,8 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
 
     def __init__(
         self,
-        client: redis.Redis,
-        async_client: redis.asyncio.Redis,
+        client: redis.Redis | redis.RedisCluster,
+        async_client: redis.asyncio.Redis | redis.asyncio.RedisCluster,
         *,
         prefix: str = DEFAULT_PREFIX,
         keep_turns: int | None = DEFAULT_KEEP_TURNS,
@@ -180,6 +181,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         cls,
         redis_url: str,
         *,
+        cluster: bool = False,
         prefix: str = DEFAULT_PREFIX,
         keep_turns: int | None = DEFAULT_KEEP_TURNS,
         serde: SerializerProtocol | None = None,
@@ -187,7 +189,8 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         """A saver with its own sync and async clients for a ``redis://`` or ``unix://`` URL.
 
         Args:
-            redis_url: The server's URL.
+            redis_url: The server's URL; with ``cluster``, any node of a Redis Cluster.
+            cluster: Connect with redis-py's cluster clients.
             prefix: The start of every key.
             keep_turns: How many of a thread's latest turns to keep; ``None`` keeps all.
             serde: The serializer, LangGraph's default if None.
@@ -196,14 +199,9 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             The saver, to be closed with ``aclose()`` (or ``close()`` if only the sync API ran).
         """
         # Named like the process's other connections, so the embedded server's stop() knows them.
-        options: dict[str, Any] = {
-            "socket_connect_timeout": 2,
-            "socket_timeout": 5,
-            "client_name": process_client_name(),
-        }
         return cls(
-            redis.Redis.from_url(redis_url, **options),
-            redis.asyncio.Redis.from_pool(waiting_pool(redis_url)),
+            sync_client(redis_url, cluster=cluster),
+            async_client(redis_url, cluster=cluster),
             prefix=prefix,
             keep_turns=keep_turns,
             serde=serde,
@@ -673,17 +671,11 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         head, tail = f"{self.prefix}:{{", "}:checkpoints"
         pattern = f"{glob_escaped(head)}*{glob_escaped(tail)}"
         found: set[str] = set()
-        cursor = 0
-        while True:
-            ((cursor, keys),) = yield Batch(
-                lambda p, at=cursor: p.scan(at, match=pattern, count=_SCAN_COUNT, _type="zset")
-            )
-            for key in keys:
-                quoted = key.decode()[len(head) : -len(tail)]
-                if not re.search(r"[{}:]", quoted):  # a quoted thread id has none of these
-                    found.add(unquote(quoted))
-            if cursor == 0:
-                return sorted(found)
+        for key in (yield Scan(pattern, "zset", _SCAN_COUNT)):
+            quoted = key.decode()[len(head) : -len(tail)]
+            if not re.search(r"[{}:]", quoted):  # a quoted thread id has none of these
+                found.add(unquote(quoted))
+        return sorted(found)
 
     # ------------------------------------------------------------------ encoding
 
