@@ -7,11 +7,13 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any
 
-from bot.arguments import positive_int
+from bot.arguments import port_number, positive_int
 from bot.report import render_check, render_report
 from memory.settings import Settings, SettingsError, load_settings
 from nodes.state import InvalidTurn
@@ -26,7 +28,7 @@ def _override(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # not JSON (or nested past reading): the text itself
         value = raw
     return key.strip(), value
 
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     telegram.add_argument("--webhook", metavar="URL",
                           help="serve a webhook at this public https URL instead of polling (its path is served)")
     telegram.add_argument("--listen", default="127.0.0.1", help="with --webhook: the address to listen on")
-    telegram.add_argument("--port", type=positive_int, default=8443, help="with --webhook: the port (default 8443)")
+    telegram.add_argument("--port", type=port_number, default=8443, help="with --webhook: the port (default 8443)")
 
     mcp = commands.add_parser("mcp", help="serve this chat's memory to any agent over MCP (stdio, or HTTP)")
     mcp.add_argument("--chat", required=True, help="the chat whose memory is served (fixed for the server's life)")
@@ -73,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--http", action="store_true",
                      help="serve streamable HTTP at /mcp instead of stdio (needs GOAT_MCP_TOKEN)")
     mcp.add_argument("--host", default="127.0.0.1", help="with --http: the address to listen on (default 127.0.0.1)")
-    mcp.add_argument("--port", type=positive_int, default=8765, help="with --http: the port (default 8765)")
+    mcp.add_argument("--port", type=port_number, default=8765, help="with --http: the port (default 8765)")
 
     export = commands.add_parser("export", help="everything of a user as one JSON document (facts, L2, L3)")
     export.add_argument("--user", required=True, help="the user id")
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         handler = {"import": cmd_import, "inspect": cmd_inspect, "doctor": cmd_doctor, "demo": cmd_demo,
                    "bench": cmd_bench, "chat": cmd_chat, "stats": cmd_stats, "mcp": cmd_mcp,
                    "export": cmd_export, "forget-user": cmd_forget_user, "bot": cmd_bot}
-        return asyncio.run(handler[args.command](settings, args))
+        return asyncio.run(_stopped_by_sigterm(handler[args.command](settings, args)))
     except (SettingsError, InvalidTurn) as exc:
         print(f"goat: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -124,6 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+async def _stopped_by_sigterm(command: Coroutine[Any, Any, int]) -> int:
+    """``command``, stopped by SIGTERM as by Ctrl-C (a web server's graceful shutdown, then the
+    cleanup: the embedded Redis it started is stopped), which SIGTERM's default, killing the
+    process, would skip."""
+    # A plain handler, not the loop's: a web server that takes both signals itself (uvicorn) must
+    # get SIGTERM alone, or it reads the SIGINT that follows as a second Ctrl-C and forces its way out.
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    return await command
 
 
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -158,7 +170,8 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
         if not args.queries.is_file():
             print(f"goat: no such file: {args.queries}", file=sys.stderr)
             return EXIT_USAGE
-        messages = [q for q in args.queries.read_text(encoding="utf-8").splitlines() if q.strip()]
+        # As goat import and goat chat read: bytes that are not UTF-8 become U+FFFD, not a traceback.
+        messages = [q for q in args.queries.read_text(encoding="utf-8", errors="replace").splitlines() if q.strip()]
     elif args.message is not None:
         messages = [args.message]
     else:

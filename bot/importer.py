@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 
 from memory.facade import Memory
 from memory.turns import ImportedTurn
-from nodes.state import clean_text
+from nodes.state import MAX_MESSAGE_CHARS, clean_text
 
 ROLES = ("user", "assistant")
 
@@ -40,6 +40,10 @@ def parse_timestamp(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("timestamp must be ISO-8601 or unix seconds")
     if isinstance(value, (int, float)):
+        try:  # a time the archive can show: finite, within years 1-9999
+            datetime.fromtimestamp(value, timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise ValueError(f"timestamp {value!r} is not a time (unix seconds of years 1-9999)") from None
         return float(value)
     if isinstance(value, str):
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -54,19 +58,27 @@ def parse_transcript(lines: Iterable[str]) -> Iterator[TranscriptMessage]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except RecursionError:
+                raise ValueError("the JSON is nested too deeply to read") from None
             if not isinstance(record, dict):
                 raise ValueError("expected a JSON object")
             chat_id, role, content = record.get("chat_id"), record.get("role"), record.get("content")
             if not isinstance(chat_id, (str, int)) or not str(chat_id).strip():
                 raise ValueError("chat_id is missing")
             if role not in ROLES:
-                raise ValueError(f"role must be 'user' or 'assistant', not {role!r}")
+                raise ValueError(f"role must be 'user' or 'assistant', not {role!r:.100}")
             if not isinstance(content, str):
                 raise ValueError("content must be a string")
+            if len(content) > MAX_MESSAGE_CHARS:  # as a live message
+                raise ValueError(f"content has {len(content)} characters; the limit is {MAX_MESSAGE_CHARS}")
             if "timestamp" not in record:
                 raise ValueError("timestamp is missing")
             user_id = record.get("user_id") or chat_id
+            for name, value in (("chat_id", chat_id), ("user_id", user_id)):
+                if isinstance(value, str) and clean_text(value) != value:  # a key, never silently changed
+                    raise ValueError(f"{name} holds text that is not valid Unicode (lone surrogates)")
             yield TranscriptMessage(
                 str(chat_id), str(user_id), role, clean_text(content), parse_timestamp(record["timestamp"])
             )

@@ -25,13 +25,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from bot.importer import parse_timestamp
-from bot.observability import TurnLog, turns_log_path
+from bot.observability import Redactor, TurnLog, turns_log_path
 from bot.runner import TurnRunner
 from memory.errors import BackendUnavailable
 from memory.facade import Memory
 from memory.facts import FactsFull
 from memory.settings import Settings
 from memory.turns import ImportedTurn, archive_id, iso_time
+from nodes.state import MAX_MESSAGE_CHARS
 from nodes.toolkit.memory_tools import MemoryToolbox
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ class MemoryServer:
     async def archive_turn(self, user: str, assistant: str, timestamp: str | float | None) -> dict[str, Any]:
         if not user.strip() and not assistant.strip():
             raise ValueError("both user and assistant are empty: nothing to archive")
+        for name, text in (("user", user), ("assistant", assistant)):
+            if len(text) > MAX_MESSAGE_CHARS:  # as a live message, or a line of `goat import`
+                raise ValueError(f"{name} has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}")
         try:
             when = time.time() if timestamp is None else parse_timestamp(timestamp)
         except ValueError as exc:
@@ -178,15 +182,17 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
     backend outage becomes a tool error with its message, never a crashed server."""
     server = MCPServer("goat", instructions=INSTRUCTIONS, log_level="WARNING")
     calls = memory_server
+    # What goes back to the client holds no secret: backends' URLs and error texts may carry them.
+    redact = Redactor.for_settings(memory_server.settings)
 
     async def guarded(action: Callable[..., Awaitable[dict[str, Any]]], *args: Any) -> dict[str, Any]:
         try:
-            return await action(*args)
+            return redact(await action(*args))
         except (ValueError, LookupError, FactsFull, BackendUnavailable) as exc:
-            raise ToolError(str(exc)) from None
+            raise ToolError(redact(str(exc))) from None
         except Exception as exc:  # the client gets what failed, never a dead server
             log.warning("goat mcp: a tool failed: %s", type(exc).__name__)
-            raise ToolError(f"{type(exc).__name__}: {exc}") from None
+            raise ToolError(redact(f"{type(exc).__name__}: {exc}")) from None
 
     @server.tool()
     async def recall(message: Annotated[str, Field(description="the user's message, as they wrote it")]) -> dict[str, Any]:

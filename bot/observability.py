@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import os
-import re
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -25,15 +24,14 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from memory.errors import MASK, without_credentials
 from memory.settings import Settings
 
 TURNS_LOGGER = logging.getLogger("goat.turns")
 log = logging.getLogger(__name__)
 
-MASK = "[redacted]"
 TOTAL = "total"  # the turn's wall time, reported beside the nodes
 LAYERS = ("l0_l1", "l2", "l3")
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)")  # scheme://user:password@host
 
 
 def turns_log_path(settings: Settings) -> Path:
@@ -65,7 +63,7 @@ class Redactor:
         if isinstance(value, str):
             for secret in self._secrets:
                 value = value.replace(secret, MASK)
-            return _URL_CREDENTIALS.sub(MASK, value)
+            return without_credentials(value)
         if isinstance(value, Mapping):
             return {k: self(v) for k, v in value.items()}  # the keys are field and node names
         if isinstance(value, list | tuple):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from memory.errors import without_credentials
+
 CHECK_INDENT = 7  # the width of "[FAIL] ", so a check's text and its fix line up
 
 
@@ -45,6 +47,8 @@ def render_report(report: dict[str, Any]) -> str:
 
 
 def render_check(status: str, text: str, fix: str | None = None) -> str:
-    """One line of `goat doctor`, then how to fix it when a fix is given."""
+    """One line of `goat doctor`, then how to fix it when a fix is given; the URLs it names
+    (a backend's, the model's) without their credentials."""
+    text, fix = without_credentials(text), fix and without_credentials(fix)
     line = f"[{status}]".ljust(CHECK_INDENT) + text
     return f"{line}\n{' ' * CHECK_INDENT}fix: {fix}" if fix else line

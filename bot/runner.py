@@ -19,7 +19,7 @@ from memory.privacy import Forgotten
 from memory.settings import Settings
 from nodes.context import Context, run_context
 from nodes.services import Services
-from nodes.state import turn_input
+from nodes.state import check_input, turn_input
 from nodes.toolkit.dsml import DsmlStreamFilter
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class TurnRunner:
         Turns of one chat run one at a time, in arrival order, also across processes; an
         earlier turn of the chat that died after its reply is completed first."""
         turn = turn_input(chat_id, message, user_id, now)
+        check_input(turn)  # before the chat is held: a bad id cannot even name its lock
         # The chat is held first: whatever is awaited before could let a later turn overtake.
         async with self.services.memory.turn(turn["chat_id"], turn["message"]) as unfinished:
             graph = await self.graph()
@@ -179,8 +180,10 @@ class TurnRunner:
                       now: float | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """The turn up to, not including, the model: what memory would inject. Writes nothing."""
         config = {"configurable": {"thread_id": f"inspect-{uuid.uuid4().hex}"}}
+        turn = turn_input(chat_id, message, user_id, now)
+        check_input(turn)  # before prefetch, which runs beside load_working's check, reads the chat
         await self._inspect_graph.ainvoke(
-            turn_input(chat_id, message, user_id, now),
+            turn,
             config=config,
             context=self.context(overrides),
             interrupt_before=["llm"],

@@ -178,7 +178,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await goat.runner.run(str(chat_id), text, user_id=str(update.effective_user.id),
                               on_token=reply.feed, on_reply=finish)
     except InvalidTurn as exc:
-        await message.reply_text(f"I cannot take that message: {exc}.")
+        await message.reply_text(refusal(exc))
     except Exception as exc:  # the model or a backend failed: the user hears it, the bot goes on
         log.warning("a turn of chat %s failed: %s", chat_id, type(exc).__name__)
         await reply.fail(APOLOGY)
@@ -291,9 +291,15 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     return [*parts, rest] if rest or not parts else parts
 
 
+def refusal(problem: InvalidTurn) -> str:
+    return f"I cannot take that message: {problem}."
+
+
 async def text_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if update.effective_message is not None and await allowed(update, context):
-        await update.effective_message.reply_text(TEXT_ONLY)
+    message = update.effective_message
+    if message is not None and await allowed(update, context):
+        # An empty text is no text to the filters; it is a message that cannot be taken, not a sticker.
+        await message.reply_text(TEXT_ONLY if message.text is None else refusal(InvalidTurn("the message is empty")))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -146,6 +146,8 @@ class WebhookWorker:
             update = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
             return Response("the body is not JSON", status_code=400)
+        except RecursionError:
+            return Response("the body is JSON nested too deeply to read", status_code=400)
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             return Response("not a Telegram update (no integer update_id)", status_code=400)
         try:

@@ -18,7 +18,7 @@ from typing import Any
 
 from memory.archive import Archive
 from memory.backends import Backends
-from memory.errors import BackendUnavailable
+from memory.errors import BackendUnavailable, without_credentials
 from memory.facts import FactsFull, clean_fact_text
 from memory.journal import TurnJournal
 from memory.privacy import Forgotten, export_user, forget_chat, forget_user
@@ -282,16 +282,16 @@ class Memory:
         also what each layer holds for them."""
         settings, report = self.settings, []
         redis_kind = "cluster" if settings.redis.cluster else "server"  # a cluster: any node's URL
-        redis_mode = f"{redis_kind} at {settings.redis.url}" if settings.redis.url else (
+        redis_mode = f"{redis_kind} at {without_credentials(settings.redis.url)}" if settings.redis.url else (
             f"embedded redis-server, data in {Path(settings.data_dir) / 'redis'}"
         )
         try:
             info = await (await self.backends.redis()).info("server")
             report.append(BackendHealth("redis", redis_mode, True, f"redis {info.get('redis_version')}"))
         except Exception as exc:
-            report.append(BackendHealth("redis", redis_mode, False, str(exc),
+            report.append(BackendHealth("redis", redis_mode, False, without_credentials(str(exc)),
                                         "unset GOAT_REDIS_URL for the embedded server, or start yours"))
-        chroma_mode = f"server at {settings.chroma.url}" if settings.chroma.url else (
+        chroma_mode = f"server at {without_credentials(settings.chroma.url)}" if settings.chroma.url else (
             f"embedded PersistentClient in {Path(settings.data_dir) / 'chroma'}"
         )
         try:
@@ -299,18 +299,19 @@ class Memory:
             chats = await self.backends.run_blocking(store.chat_ids)
             report.append(BackendHealth("chroma", chroma_mode, True, f"{len(chats)} chat(s) archived"))
         except Exception as exc:
-            report.append(BackendHealth("chroma", chroma_mode, False, str(exc),
+            report.append(BackendHealth("chroma", chroma_mode, False, without_credentials(str(exc)),
                                         "unset GOAT_CHROMA_URL for the embedded store, or `chroma run`"))
         if settings.letta.url:
             agents = "one agent for everyone" if settings.memory.scope == "global" else "an agent per user"
-            facts_mode = f"Letta at {settings.letta.url}, a 'facts' block in {agents}"
+            facts_mode = f"Letta at {without_credentials(settings.letta.url)}, a 'facts' block in {agents}"
             facts_fix = "start Letta at that address, or unset GOAT_LETTA_URL to keep facts in Redis"
         else:
             facts_mode, facts_fix = "Redis hash per user", "check the Redis line above"
         try:
             report.append(BackendHealth("facts", facts_mode, True, await (await self.backends.facts()).check()))
         except Exception as exc:
-            report.append(BackendHealth("facts", facts_mode, False, f"{type(exc).__name__}: {exc}", facts_fix))
+            report.append(BackendHealth("facts", facts_mode, False, without_credentials(f"{type(exc).__name__}: {exc}"),
+                                        facts_fix))
         up = {backend.name for backend in report if backend.ok}
         return Health(report, await self._layers(chat_id, user_id, up) if chat_id and user_id else {})
 

@@ -52,6 +52,15 @@ class SettingsError(ValueError):
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        # Bytes that are not UTF-8 (in a variable, say) arrive as lone surrogates, which every
+        # later encode (the tokenizer, Redis, a log line) refuses: stop them at the start.
+        if isinstance(value, str) and value.encode("utf-16", "surrogatepass").decode("utf-16", "replace") != value:
+            raise ValueError("not valid UTF-8")
+        return value
+
 
 # The sections a run may change (RUN_TIME_SECTIONS) describe each knob: the run-time context
 # (nodes/context.py) shows the descriptions, in Studio's form among other places.
@@ -267,7 +276,9 @@ def _validate(data: dict[str, Any], origins: Mapping[str, str]) -> Settings:
         problems = []
         for error in exc.errors():
             key = ".".join(str(part) for part in error["loc"])
-            origin = next((v for k, v in origins.items() if k == key or k.startswith(key + ".")), None)
+            # The variable a key came from, also for an item of it (telegram.allowed_users.1).
+            origin = next((v for k, v in origins.items()
+                           if k == key or k.startswith(key + ".") or key.startswith(k + ".")), None)
             where = f" (from {origin})" if origin else ""
             problems.append(f"invalid setting {key}{where}: {error['msg']}")
         raise SettingsError("; ".join(problems)) from None
@@ -305,11 +316,13 @@ def load_settings(
     if explicit or config_file.exists():
         try:
             data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+            origins.update((key, str(config_file)) for key in _dotted_keys(data))
         except FileNotFoundError:
             raise SettingsError(f"config file {config_file} does not exist") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"config file {config_file} is not valid TOML: {exc}") from None
-        origins.update((key, str(config_file)) for key in _dotted_keys(data))
+        except RecursionError:
+            raise SettingsError(f"config file {config_file} is nested too deeply to read") from None
     for dotted, (value, variable) in _environment_overrides(environ).items():
         if value == "":
             continue  # an empty variable means "not set", as shells usually intend

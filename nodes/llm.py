@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.runtime import Runtime
+from pydantic import ValidationError
 
 from nodes.context import Context, resolve
+from nodes.services import UnreadableAnswer
 from nodes.state import TurnState
 from nodes.toolkit.flow import chat_messages, read_answer
 from nodes.timing import timed
@@ -23,7 +25,11 @@ async def llm(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     schemas = state.get("tool_schemas") or []
     # The schemas the budget node offered, which bind_tools passes through unconverted.
     offering = model.bind_tools(schemas) if schemas else model
-    answer = await offering.ainvoke(chat_messages(state["prompt"]))
+    try:
+        answer = await offering.ainvoke(chat_messages(state["prompt"]))
+    except ValidationError as exc:  # the client could not build a message of what the model sent
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UnreadableAnswer(f"the model's answer could not be read ({problems})") from None
     reply, calls = read_answer(answer)
     # The thread's state still holds the previous turn's tool keys: this turn starts them afresh.
     return {"reply": reply, "tool_calls": calls if schemas else [], "tool_results": [], "ungrounded": [],

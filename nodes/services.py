@@ -26,6 +26,11 @@ class ModelNotConfigured(RuntimeError):
         )
 
 
+class UnreadableAnswer(RuntimeError):
+    """The model's answer could not be made into a message (e.g. a tool call's arguments that are
+    JSON but not an object); the turn fails before anything of it is written."""
+
+
 class Services:
     def __init__(self, settings: Settings, memory: Memory | None = None) -> None:
         self.settings = settings

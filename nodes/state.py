@@ -117,10 +117,15 @@ def clean_text(text: str) -> str:
 
 def check_input(state: TurnInput) -> None:
     """Refuse an input that cannot be processed, before anything of its turn is written: the
-    graph's one check (in ``load_working``), whatever the entry point."""
+    graph's one check (in ``load_working``), whatever the entry point (the runner also makes it
+    before it takes the chat: an id that is not valid Unicode cannot name a Redis key)."""
     message, chat_id = state.get("message"), state.get("chat_id")
     if not isinstance(chat_id, str) or not chat_id.strip():
         raise InvalidTurn("chat_id must be a non-empty string")
+    for name in ("chat_id", "user_id"):
+        value = state.get(name)
+        if isinstance(value, str) and clean_text(value) != value:  # an id is a key: never silently changed
+            raise InvalidTurn(f"{name} holds text that is not valid Unicode (lone surrogates)")
     if not isinstance(message, str) or not message.strip():
         raise InvalidTurn("the message is empty")
     if len(message) > MAX_MESSAGE_CHARS:

@@ -20,7 +20,7 @@ from conftest import free_port
 from memory.settings import Settings
 from fakes import FakeOpenAI
 from test_chat import goat_chat
-from test_cli import GOAT, goat, goat_env, ok
+from test_cli import GOAT, goat, goat_env, ok, servers_left
 
 pytestmark = pytest.mark.slow
 
@@ -140,8 +140,10 @@ def http_server(tmp_path: Path) -> Iterator[str]:
         wait_until_listening(server, url)
         yield url
     finally:
-        server.terminate()
+        server.terminate()  # SIGTERM: a graceful stop
         server.wait(timeout=60)
+        servers_left(tmp_path / "data")
+    assert "Traceback" not in (tmp_path / "mcp-http.stderr").read_text()
 
 
 def wait_until_listening(server: subprocess.Popen, url: str) -> None:

@@ -22,7 +22,7 @@ from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
 from memory.embeddings import MiniLMEmbeddings
 from memory.settings import Settings, Telegram
-from test_cli import GOAT, goat_env
+from test_cli import GOAT, goat_env, servers_left
 from test_graph import make_runner, with_model
 
 pytestmark = pytest.mark.slow
@@ -242,9 +242,11 @@ def test_goat_bot_answers_a_message_as_a_new_user_runs_it(tmp_path: Path):
             telegram.send(ALICE, ALICE, "Hello from a fresh install.")
             telegram.wait_for(lambda: telegram.chat(ALICE) == ["You said: Hello from a fresh install.."], timeout=120)
         finally:
-            bot.terminate()
+            bot.terminate()  # SIGTERM, as a service manager stops it
             bot.wait(timeout=60)
         assert TOKEN not in (tmp_path / "bot.stderr").read_text()
+        assert "Traceback" not in (tmp_path / "bot.stderr").read_text()
+        assert servers_left(tmp_path / "data") == []  # it stopped the embedded Redis it started
 
 
 def test_goat_bot_without_a_token_says_how_to_get_one(tmp_path: Path):

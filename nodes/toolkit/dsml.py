@@ -75,6 +75,8 @@ def _call(invoke: re.Match[str]) -> DsmlCall:
         return DsmlCall(name=name, args={})
     try:
         args = json.loads(body)
+    except RecursionError:
+        return DsmlCall(name=name, args={}, error="the arguments are nested too deeply to read")
     except ValueError:
         args = None
     if not isinstance(args, dict):
@@ -89,7 +91,7 @@ def _value(raw: str, attrs: str) -> Any:
         return text
     try:  # string="false", or undeclared: a JSON value when it reads as one
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read: the text
         return text
 
 

@@ -21,7 +21,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from memory.facade import Memory
 from memory.settings import Settings
-from nodes.state import Message, ToolCall, ToolResult, TurnState
+from nodes.state import Message, ToolCall, ToolResult, TurnState, clean_text
 from nodes.toolkit.dsml import parse_dsml
 from nodes.toolkit.memory_tools import MEMORY_TOOLS, MemoryToolbox
 from nodes.toolkit.plugins import PluginRegistry
@@ -95,16 +95,42 @@ def _openai_schema(tool: BaseTool) -> dict[str, Any]:
 
 def read_answer(answer: AIMessage) -> tuple[str, list[ToolCall]]:
     """(the text the user may read, the tool calls requested): native ``tool_calls`` when
-    there are any, else those written as DSML markup, which is stripped from the text either way."""
-    text, dsml_calls = parse_dsml(answer.text)
+    there are any, else those written as DSML markup, which is stripped from the text either way.
+
+    Lone surrogates (a broken provider's ``\\ud800`` escapes) become U+FFFD, as in the user's
+    message: text that is not valid Unicode could be neither sent on nor stored."""
+    text, dsml_calls = parse_dsml(clean_text(answer.text))
     calls = [ToolCall(id=c.get("id") or f"call_{n}", name=c["name"], args=c["args"])
              for n, c in enumerate(answer.tool_calls, 1)]
     calls += [ToolCall(id=c.get("id") or f"invalid_{n}", name=c.get("name") or "", args={},
-                       error=f"the arguments are not valid JSON: {c.get('args')!r:.200}")
+                       error=unusable_arguments(c.get("args")))
               for n, c in enumerate(answer.invalid_tool_calls, 1)]
     if not calls:
         calls = [ToolCall(id=f"dsml_{n}", **c) for n, c in enumerate(dsml_calls, 1)]
-    return text.strip(), calls
+    return text.strip(), [_readable(call) for call in calls]
+
+
+def unusable_arguments(args: str | None) -> str:
+    """Why a tool call's arguments (as the model wrote them) cannot be used."""
+    try:
+        parsed = json.loads(args or "")
+    except RecursionError:
+        return "the arguments are nested too deeply to read"
+    except ValueError:
+        parsed = None
+    if parsed is not None and not isinstance(parsed, dict):
+        return f"the arguments are not a JSON object but a {type(parsed).__name__}"
+    return f"the arguments are not valid JSON: {clean_text(args or '')!r:.200}"
+
+
+def _readable(call: ToolCall) -> ToolCall:
+    """The call with valid Unicode in its name and arguments (lone surrogates as U+FFFD)."""
+    try:  # one pass in C over the whole value, whatever its shape
+        args = json.loads(clean_text(json.dumps(call["args"], ensure_ascii=False)))
+    except RecursionError:
+        return ToolCall(id=call["id"], name=clean_text(call["name"]), args={},
+                        error="the arguments are nested too deeply to read")
+    return ToolCall(**{**call, "name": clean_text(call["name"]), "args": args})
 
 
 # ---- running the calls ------------------------------------------------------------------
