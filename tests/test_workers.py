@@ -39,8 +39,8 @@ TOKEN = "123456:TEST-TOKEN-workers-77aa"
 SECRET = "hook-secret-31"
 # The session's Redis and Chroma are shared with other tests: chats of this run's own.
 _BASE = random.randrange(10**6, 10**9)
-ANA, BOB, EVE, ZOE = _BASE + 1, _BASE + 2, _BASE + 3, _BASE + 4
-NAMES = {ANA: "ana", BOB: "bob", EVE: "eve", ZOE: "zoe"}
+ANA, BOB, EVE, ZOE, MAX = (_BASE + n for n in range(1, 6))
+NAMES = {ANA: "ana", BOB: "bob", EVE: "eve", ZOE: "zoe", MAX: "max"}
 CHATS = (ANA, BOB, EVE)  # the two workers' chats
 MESSAGES = ["first", "second", "third", "fourth"]
 VICTIM = (ANA, "third")  # the turn during which its worker is killed
@@ -203,6 +203,30 @@ async def test_an_update_answered_before_its_worker_died_is_completed_not_answer
             assert completed == 2
             assert [m["content"] for m in messages] == [first, reply_to(first), second, reply_to(second)]
             await inbox_after_done_refuses(goat.inbox, chat)
+        finally:
+            await runner.aclose()
+
+
+async def test_an_unreadable_update_is_skipped_not_left_holding_its_chat(settings, embeddings):
+    chat, text = str(MAX), said(MAX, "after the bad one")
+    with FakeOpenAI(responder=lambda request: reply_to(request["messages"][-1]["content"])) as fake, \
+            FakeTelegram(TOKEN) as telegram:
+        configured = with_model(settings, fake).model_copy(update={"telegram": Telegram(
+            token=TOKEN, api_url=telegram.base_url, allowed_users=(MAX,), edit_interval=0.05)})
+        runner = make_runner(configured, embeddings)
+        try:
+            application = build_application(runner, configured)
+            async with application:
+                goat = application.bot_data["goat"]
+                goat.inbox = Inbox(await runner.services.memory.backends.redis(), 30)
+                broken = update(1, MAX, "x")
+                broken["message"]["date"] = "not a date"  # queued by a worker that did not check it
+                await goat.inbox.put(broken)
+                await goat.inbox.put(update(2, MAX, text))
+                await WebhookWorker(application, runner, goat.inbox, secret=None, path="hook",
+                                    sweep_seconds=15).drain(chat)
+            assert await goat.inbox.head(chat) is None
+            assert telegram.chat(MAX) == [reply_to(text)]
         finally:
             await runner.aclose()
 
