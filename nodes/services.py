@@ -6,7 +6,7 @@ import atexit
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 
@@ -35,6 +35,7 @@ class Services:
     def __init__(self, settings: Settings, memory: Memory | None = None) -> None:
         self.settings = settings
         self.memory = memory or Memory(settings)
+        self._model_http: Any = None  # the model client's connection pool, once made
 
     @cached_property
     def chat_model(self) -> BaseChatModel:
@@ -42,7 +43,12 @@ class Services:
         if not llm.model:
             raise ModelNotConfigured()
         from langchain_openai import ChatOpenAI  # imported on first use: it is slow to import
+        from openai import DefaultAsyncHttpxClient
 
+        # A pool of its own, closed with the services: langchain-openai's default is one pool per
+        # base URL for the whole process, whose connections belong to the event loop that opened
+        # them and fail in the next one ("Event loop is closed").
+        self._model_http = DefaultAsyncHttpxClient()
         return ChatOpenAI(
             model=llm.model,
             api_key=llm.api_key,
@@ -50,6 +56,7 @@ class Services:
             temperature=llm.temperature,
             timeout=llm.timeout,
             max_retries=1,
+            http_async_client=self._model_http,
         )
 
     @cached_property
@@ -62,6 +69,8 @@ class Services:
         return bool(self.settings.llm.model)
 
     async def aclose(self) -> None:
+        if self._model_http is not None:
+            await self._model_http.aclose()
         await self.memory.aclose()
 
     async def __aenter__(self) -> "Services":
