@@ -64,16 +64,6 @@ def _keys(chat: str) -> list[str]:
     return [f"{PREFIX}:{{{chat}}}:{part}" for part in ("ids", "updates", "done", "answered")]
 
 
-def chat_of(update: dict[str, Any]) -> str:
-    """The chat an update belongs to, from its JSON (the first object in it that has a chat)."""
-    for value in update.values():
-        if isinstance(value, dict):
-            chat = value.get("chat") or (value.get("message") or {}).get("chat")
-            if isinstance(chat, dict) and isinstance(chat.get("id"), int):
-                return str(chat["id"])
-    return NO_CHAT
-
-
 class Inbox:
     """Each chat's updates in Redis, in update-id order, until a worker has handled them."""
 
@@ -83,16 +73,10 @@ class Inbox:
         self._add = redis.register_script(_ADD)
         self._done = redis.register_script(_DONE)
 
-    async def put(self, update: dict[str, Any]) -> str:
-        """Queue the update in its chat's inbox (once, however often it is delivered).
-
-        Returns:
-            The chat's id.
-        """
-        chat = chat_of(update)
+    async def put(self, update: dict[str, Any], chat: str) -> None:
+        """Queue the update (its JSON) in the chat's inbox, once however often it is delivered."""
         await self._add(keys=_keys(chat)[:3], args=[update["update_id"], json.dumps(update)])
         await self._redis.sadd(PENDING_KEY, chat)  # after the update: a sweep that saw none re-adds it
-        return chat
 
     async def head(self, chat: str) -> tuple[int, dict[str, Any]] | None:
         """The chat's oldest update not yet handled, with its id."""
@@ -151,11 +135,13 @@ class WebhookWorker:
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             return Response("not a Telegram update (no integer update_id)", status_code=400)
         try:
-            Update.de_json(update, self.application.bot)  # what the drain will do with it
+            parsed = Update.de_json(update, self.application.bot)  # what the drain will do with it
         except Exception as exc:  # noqa: BLE001 — the library's error for any malformed field
             return Response(f"not a Telegram update ({type(exc).__name__})", status_code=400)
+        # The chat the handlers see (bot/telegram.py reads the same effective_chat).
+        chat = str(parsed.effective_chat.id) if parsed.effective_chat else NO_CHAT
         try:
-            chat = await self.inbox.put(update)
+            await self.inbox.put(update, chat)
         except Exception as exc:  # noqa: BLE001 — Telegram keeps the update and retries
             log.warning("could not queue update %s: %s", update["update_id"], type(exc).__name__)
             return Response(status_code=503)
