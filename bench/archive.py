@@ -19,14 +19,14 @@ import json
 import random
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from bench import locomo
-from bench.harness import index_words, isolated_settings
+from bench.harness import BenchOptions, index_words, isolated_settings
 from bot.importer import import_turns, transcript_of
 from nodes.services import Services
 from memory.settings import Settings
@@ -206,3 +206,12 @@ async def _import_archive(settings: Settings, plans: list[ChatPlan], pool: TextP
             while chunk := list(itertools.islice(lines, 2 * IMPORT_CHUNK)):
                 await import_turns(services.memory, transcript_of(chunk), progress=bar.update)
         await index_words(services.memory, [plan.chat_id for plan in plans])
+
+
+async def measure_each_size(options: BenchOptions,
+                            measure: Callable[[BenchOptions, Archive, TextPool], Awaitable[dict[str, Any]]]
+                            ) -> dict[str, dict[str, Any]]:
+    """``measure`` of the cached archive of each size the run asks for (built first if missing), by size."""
+    pool = TextPool(options.locomo_records)
+    return {str(size): await measure(options, await ensure_archive(options.settings, options.root, size, pool), pool)
+            for size in options.sizes}

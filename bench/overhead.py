@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.archive import KINDS, LAYOUTS, Archive, TextPool, ensure_archive, messages, turn_times
+from bench.archive import KINDS, LAYOUTS, Archive, TextPool, measure_each_size, messages, turn_times
 from bench.harness import (
     BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn,
 )
@@ -88,11 +88,7 @@ def summarise(turns: list[TimedTurn]) -> dict[str, Any]:
 
 
 async def run(options: BenchOptions) -> SectionResult:
-    pool = TextPool(options.locomo_records)
-    archives = {}
-    for size in options.sizes:
-        archive = await ensure_archive(options.settings, options.root, size, pool)
-        archives[str(size)] = await measure_archive(options, archive, pool)
+    archives = await measure_each_size(options, measure_archive)
     data = {
         "conditions": {**conditions(), "turns_per_cell": options.turns,
                        "prefetch_timeout_ms": options.settings.prefetch.timeout * 1000},

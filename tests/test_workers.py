@@ -15,27 +15,30 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bot.runner import TurnRunner
 from bot.telegram import build_application
 from bot.webhook import Inbox, WebhookWorker
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
 from memory.facade import Memory
-from memory.settings import Settings, Telegram
+from memory.settings import Settings
 from memory.turns import archive_id
 from nodes.state import turn_input
 from test_cli import GOAT, goat_env
 from test_durability import wait_for
-from test_graph import make_runner, with_model
+from test_graph import make_runner
+from test_telegram import TOKEN, bot_settings, echo
 from conftest import free_port
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "123456:TEST-TOKEN-workers-77aa"
 SECRET = "hook-secret-31"
 # The session's Redis and Chroma are shared with other tests: chats of this run's own.
 _BASE = random.randrange(10**6, 10**9)
@@ -164,16 +167,28 @@ async def _every_turn_saved_and_archived_once(tmp_path: Path, redis_url: str, ch
         await memory.aclose()
 
 
+@asynccontextmanager
+async def taking_over(settings: Settings, embeddings) -> AsyncIterator[tuple[TurnRunner, WebhookWorker]]:
+    """A worker as `goat bot --webhook` builds it, without its HTTP endpoint: drained by the test."""
+    runner = make_runner(settings, embeddings)
+    try:
+        application = build_application(runner, settings)
+        async with application:
+            goat = application.bot_data["goat"]
+            goat.inbox = Inbox(await runner.services.memory.backends.redis(), 30)
+            yield runner, WebhookWorker(application, runner, goat.inbox, secret=None, path="hook", sweep_seconds=15)
+    finally:
+        await runner.aclose()
+
+
 async def test_an_update_answered_before_its_worker_died_is_completed_not_answered_again(settings, embeddings):
     # The worker died after its reply went out and before the turn was saved: the reply is in
     # the chat's checkpoint and the update is marked answered. The worker that takes the chat
     # over completes that turn and handles the next update; the model is not asked again.
     chat = str(ZOE)
     first, second = said(ZOE, "first"), said(ZOE, "second")
-    with FakeOpenAI(responder=lambda request: reply_to(request["messages"][-1]["content"])) as fake, \
-            FakeTelegram(TOKEN) as telegram:
-        configured = with_model(settings, fake).model_copy(update={"telegram": Telegram(
-            token=TOKEN, api_url=telegram.base_url, allowed_users=(ZOE,), edit_interval=0.05)})
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        configured = bot_settings(settings, fake, telegram, allowed=(ZOE,))
         dead = make_runner(configured, embeddings)
         try:
             assert not await dead.services.memory.journal.begin(chat)
@@ -181,57 +196,38 @@ async def test_an_update_answered_before_its_worker_died_is_completed_not_answer
                 turn_input(chat, first, str(ZOE)), {"configurable": {"thread_id": chat}}, context=dead.context(),
                 interrupt_before=["save"], durability="sync")
             inbox = Inbox(await dead.services.memory.backends.redis(), 30)
-            await inbox.put(update(1, ZOE, first))
+            await inbox.put(update(1, ZOE, first), chat)
             await inbox.mark_answered(chat, 1)
-            await inbox.put(update(2, ZOE, second))
-            await inbox.put(update(1, ZOE, first))  # delivered again: not queued twice
+            await inbox.put(update(2, ZOE, second), chat)
+            await inbox.put(update(1, ZOE, first), chat)  # delivered again: not queued twice
         finally:
             await dead.aclose()
 
-        runner = make_runner(configured, embeddings)
-        try:
-            application = build_application(runner, configured)
-            async with application:
-                goat = application.bot_data["goat"]
-                goat.inbox = Inbox(await runner.services.memory.backends.redis(), 30)
-                await WebhookWorker(application, runner, goat.inbox, secret=None, path="hook",
-                                    sweep_seconds=15).drain(chat)
-            assert await goat.inbox.head(chat) is None
+        async with taking_over(configured, embeddings) as (runner, worker):
+            await worker.drain(chat)
+            assert await worker.inbox.head(chat) is None
             assert [r["messages"][-1]["content"] for r in fake.requests] == [first, second]
             assert telegram.chat(ZOE) == [reply_to(second)]
             completed, messages = await runner.services.memory.working(chat, 10)
             assert completed == 2
             assert [m["content"] for m in messages] == [first, reply_to(first), second, reply_to(second)]
-            await inbox_after_done_refuses(goat.inbox, chat)
-        finally:
-            await runner.aclose()
+            await inbox_after_done_refuses(worker.inbox, chat)
 
 
 async def test_an_unreadable_update_is_skipped_not_left_holding_its_chat(settings, embeddings):
     chat, text = str(MAX), said(MAX, "after the bad one")
-    with FakeOpenAI(responder=lambda request: reply_to(request["messages"][-1]["content"])) as fake, \
-            FakeTelegram(TOKEN) as telegram:
-        configured = with_model(settings, fake).model_copy(update={"telegram": Telegram(
-            token=TOKEN, api_url=telegram.base_url, allowed_users=(MAX,), edit_interval=0.05)})
-        runner = make_runner(configured, embeddings)
-        try:
-            application = build_application(runner, configured)
-            async with application:
-                goat = application.bot_data["goat"]
-                goat.inbox = Inbox(await runner.services.memory.backends.redis(), 30)
-                broken = update(1, MAX, "x")
-                broken["message"]["date"] = "not a date"  # queued by a worker that did not check it
-                await goat.inbox.put(broken)
-                await goat.inbox.put(update(2, MAX, text))
-                await WebhookWorker(application, runner, goat.inbox, secret=None, path="hook",
-                                    sweep_seconds=15).drain(chat)
-            assert await goat.inbox.head(chat) is None
-            assert telegram.chat(MAX) == [reply_to(text)]
-        finally:
-            await runner.aclose()
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with taking_over(bot_settings(settings, fake, telegram, allowed=(MAX,)), embeddings) as (_, worker):
+            broken = update(1, MAX, "x")
+            broken["message"]["date"] = "not a date"  # queued by a worker that did not check it
+            await worker.inbox.put(broken, chat)
+            await worker.inbox.put(update(2, MAX, text), chat)
+            await worker.drain(chat)
+            assert await worker.inbox.head(chat) is None
+        assert telegram.chat(MAX) == [reply_to(text)]
 
 
 async def inbox_after_done_refuses(inbox: Inbox, chat: str) -> None:
     """An update already handled, delivered once more (Telegram retries what it saw no 200 for)."""
-    await inbox.put(update(2, ZOE, said(ZOE, "second")))
+    await inbox.put(update(2, ZOE, said(ZOE, "second")), chat)
     assert await inbox.head(chat) is None
