@@ -39,9 +39,9 @@ KEY_EVERY = 25
 KEY_LABELS = ("ticket", "order", "booking", "invoice")
 IMPORT_CHUNK = 1_000  # turns per import call: the unit of progress of a resumed build
 # Bump when what the import writes changes (2: the BM25 word index in Redis; 3: times and
-# vectors in that index; 4: L2 messages with their token counts), so that archives cached by
+# vectors in that index; 4: L2 messages with their token counts; 5: stemmed words), so that archives cached by
 # an older version are not measured as if they were current.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 KINDS = ("thematic", "temporal", "specific_key")  # of the messages sent to an archive
 LAYOUTS = ("big chat", "small chats")  # where they are sent
 TURN_INTERVAL_S = 60.0

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from redis.exceptions import RedisError
 
@@ -248,19 +249,24 @@ class Archive:
         """Bring the chats' word index up to their archived turns; True when nothing is left behind.
 
         A short backlog is indexed now; a long one (an import, an archive older than the index)
-        by one background task per chat, meanwhile searches use what is indexed.
+        by one background task per chat, meanwhile searches use what is indexed. An index whose
+        words were folded otherwise (another stemmer, or one older than stemming) is indexed
+        afresh in the background.
         """
+        index = await self.backends.lexical_index()
         progress = await self.backends.index_progress(chats)
         complete = True
         for chat, (indexed, archived) in zip(chats, progress):
             if archived - indexed <= 0:
                 continue
-            if archived - indexed <= INDEX_NOW:
+            outdated = indexed == 0 and await index.outdated(chat)
+            if not outdated and archived - indexed <= INDEX_NOW:
                 await self._index_turns(chat, indexed, archived)
                 continue
             complete = False
             if chat not in self._indexing or self._indexing[chat].done():
-                self._indexing[chat] = asyncio.create_task(self._index_backlog(chat, indexed, archived))
+                work = self._index_afresh(chat, drop=True) if outdated else self._index_turns(chat, indexed, archived)
+                self._indexing[chat] = asyncio.create_task(self._in_background(work))
                 self._indexing[chat].add_done_callback(_log_failure)
         return complete
 
@@ -274,9 +280,9 @@ class Archive:
         """Wait for the background indexing started so far."""
         await asyncio.gather(*self._indexing.values())
 
-    async def _index_backlog(self, chat_id: str, indexed: int, archived: int) -> None:
+    async def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         async with self._indexing_slots:
-            await self._index_turns(chat_id, indexed, archived)
+            await work
 
     async def _index_turns(self, chat_id: str, indexed: int, archived: int) -> None:
         """Index archived turns indexed+1..archived, in batches, recording progress after each.
@@ -292,6 +298,13 @@ class Archive:
         """Index the chat's L3 afresh from what Chroma holds (after entries were deleted: the
         index has no way to take one out)."""
         await self.forget_index(chat_id)
+        await self._index_afresh(chat_id)
+
+    async def _index_afresh(self, chat_id: str, drop: bool = False) -> None:
+        """Index every L3 entry of the chat that Chroma holds (into an empty index: ``drop``
+        empties it first), then count all its archived turns as indexed."""
+        if drop:
+            await (await self.backends.lexical_index()).drop(chat_id)
         store = await self.backends.episodic()
         entries = await self.backends.run_blocking(store.entries, chat_id)
         for start in range(0, len(entries), _INDEX_BATCH):

@@ -26,7 +26,7 @@ from memory.episodic import EpisodicStore
 from memory.errors import BackendUnavailable
 from memory.facts import FactsStore, RedisFactsStore
 from memory.letta import LettaFactsStore
-from memory.lexical import LexicalIndex
+from memory.lexical import LexicalIndex, Words
 from memory.redis_server import EmbeddedRedis, async_client
 from memory.settings import Settings
 from memory.working import WorkingMemory
@@ -214,7 +214,7 @@ class Backends:
 
     async def lexical_index(self) -> LexicalIndex:
         if self._lexical is None:
-            self._lexical = LexicalIndex(await self.redis(), PREFIX)
+            self._lexical = LexicalIndex(await self.redis(), PREFIX, Words(self.settings.words.stemmer))
         return self._lexical
 
     async def chat_locks(self) -> ChatLocks:

@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+import Stemmer
 from redis.asyncio import Redis
 
 K1 = 1.2
@@ -52,6 +54,7 @@ _VECTOR_BYTES = DIMENSIONS * VECTOR.itemsize
 POSTING = np.dtype([("entry", "<u4"), ("count", "u1")])
 _MAX_COUNT = 255  # a term's count in one entry saturates here (one byte per posting)
 _WORD = re.compile(r"\w+")
+NO_STEMMER = "none"
 
 # Adds vectors to the chat's sum and their number to its count, in one step (a reader never
 # sees one without the other). KEYS: sum, meta. ARGV: the vectors' sum as packed little-endian
@@ -129,6 +132,31 @@ def terms(text: str) -> list[str]:
     return _WORD.findall("".join(c for c in folded if not unicodedata.combining(c)))
 
 
+def stemmers() -> list[str]:
+    """The stemmers the word index can fold words with: Snowball's languages, and "none"."""
+    return [*Stemmer.algorithms(), NO_STEMMER]
+
+
+class Words:
+    """What the word index keeps of a text: its :func:`terms`, each folded to its stem by
+    one language's Snowball stemmer ("visited", "visits" → "visit"), so a question finds the
+    turns that use another form of its words. Numbers and keys stay as they are."""
+
+    def __init__(self, stemmer: str = "english") -> None:
+        self.stemmer = stemmer
+        self._per_thread = threading.local()  # a PyStemmer stemmer is not thread-safe
+
+    def __call__(self, text: str) -> list[str]:
+        # The words are stemmed as people often type them, without their diacritics.
+        found = terms(text)
+        if self.stemmer == NO_STEMMER:
+            return found
+        stemmer = getattr(self._per_thread, "stemmer", None)
+        if stemmer is None:  # it caches the stems it made: a chat's vocabulary is stemmed once
+            stemmer = self._per_thread.stemmer = Stemmer.Stemmer(self.stemmer)
+        return stemmer.stemWords(found)
+
+
 def bm25_weights(document_frequencies: np.ndarray, entries: int) -> np.ndarray:
     """Robertson–Spärck Jones idf (smoothed to stay positive) of terms found in so many entries."""
     df = document_frequencies.astype(np.float64)
@@ -142,9 +170,10 @@ def term_saturation(counts: np.ndarray) -> np.ndarray:
 
 
 class LexicalIndex:
-    def __init__(self, redis: Redis, prefix: str = "goat") -> None:
+    def __init__(self, redis: Redis, prefix: str = "goat", words: Words | None = None) -> None:
         self._redis = redis
         self._prefix = prefix
+        self.words = words or Words()
         self._add_to_sum = redis.register_script(_ADD_TO_SUM)
         self._gather_vectors = redis.register_script(_GATHER_VECTORS)
         self._read_postings = redis.register_script(_READ_POSTINGS % POSTING.itemsize)
@@ -173,13 +202,14 @@ class LexicalIndex:
                 pipe.hsetnx(self._key(chat_id, "number"), entry.id, number)
             if end == len(fresh):  # the chat's first entries: its index has every part
                 pipe.hsetnx(meta, "layout", LAYOUT)
+                pipe.hsetnx(meta, "words", self.words.stemmer)
             claimed = await pipe.execute()
         mine = [(entry, number) for entry, number, won in zip(fresh, numbers, claimed) if won]
         if not mine:
             return 0
         postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for entry, number in mine:
-            for term, count in Counter(terms(entry.content)).items():
+            for term, count in Counter(self.words(entry.content)).items():
                 postings[term].append((number, min(count, _MAX_COUNT)))
         vectors = np.array([entry.vector for entry, _ in mine], dtype=np.float64)
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -202,8 +232,16 @@ class LexicalIndex:
         return list(dict.fromkeys(entry_id for entry_id, number in zip(ids, known) if number is None))
 
     async def indexed_turns(self, chat_id: str) -> int:
-        """Archived turns 1..n of the chat are indexed (as far as they were in L3 when indexed)."""
-        return int(await self._redis.hget(self._key(chat_id, "meta"), "turns") or 0)
+        """Archived turns 1..n of the chat are indexed (as far as they were in L3 when indexed);
+        0 when its words were folded otherwise (:meth:`outdated`)."""
+        turns, words, allocated = await self._redis.hmget(self._key(chat_id, "meta"), ["turns", "words", "allocated"])
+        return 0 if _outdated(words, allocated, self.words) else int(turns or 0)
+
+    async def outdated(self, chat_id: str) -> bool:
+        """Whether the chat's index holds its words folded otherwise than this index folds them
+        (another stemmer, or none: an index older than stemming): searched by words, it would
+        miss them, so it is indexed afresh."""
+        return _outdated(*await self._redis.hmget(self._key(chat_id, "meta"), ["words", "allocated"]), self.words)
 
     async def advance_turns_indexed(self, chat_id: str, turns: Sequence[int]) -> int:
         """Count these just-indexed turns as indexed, as far as they continue the turns indexed
@@ -276,9 +314,9 @@ class LexicalIndex:
         found = await self._redis.hmget(self._key(chat_id, "id"), [int(n) for n in numbers])
         return [entry_id.decode() if entry_id is not None else None for entry_id in found]
 
-    async def with_all_terms(self, chat_id: str, words: Sequence[str], limit: int) -> np.ndarray:
-        """Numbers of the chat's newest ``limit`` entries holding every one of ``words``."""
-        wanted = list(dict.fromkeys(words))
+    async def holding_every_word(self, chat_id: str, text: str, limit: int) -> np.ndarray:
+        """Numbers of the chat's newest ``limit`` entries holding every word of ``text``."""
+        wanted = list(dict.fromkeys(self.words(text)))
         if not wanted or limit <= 0:
             return np.zeros(0, dtype=np.int64)
         raw_postings = await self._redis.mget([self._term_key(chat_id, term) for term in wanted])
@@ -296,7 +334,7 @@ class LexicalIndex:
         vector). Words found in more than ``max_df_share`` of the chat's entries (at least one)
         are skipped. The vectors (float32; None for all of them when the chat's index is older
         than its vectors) are read in the same round trip as the ids."""
-        wanted = list(dict.fromkeys(terms(query)))
+        wanted = list(dict.fromkeys(self.words(query)))
         if not wanted or k <= 0:
             return []
         entries, allocated, layout, *raw_postings = await self._read_postings(
@@ -333,6 +371,10 @@ class LexicalIndex:
 
     def _term_key(self, chat_id: str, term: str) -> str:
         return self._key(chat_id, f"t:{term}")
+
+
+def _outdated(words: bytes | None, allocated: bytes | None, current: Words) -> bool:
+    return allocated is not None and (words.decode() if words else NO_STEMMER) != current.stemmer
 
 
 def _rows(raw: bytes, rows: int) -> np.ndarray:

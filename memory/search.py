@@ -16,7 +16,6 @@ from redis.exceptions import RedisError
 from memory.archive import INDEX_NOW
 from memory.backends import Backends, gather_bounded
 from memory.cache import SearchCache
-from memory.lexical import terms
 from memory.turns import archive_id
 
 log = logging.getLogger(__name__)
@@ -149,7 +148,7 @@ class L3Search:
                     found.setdefault(hit["id"], hit)
                 continue
             for chat in chats:
-                numbers = await index.with_all_terms(chat, terms(key), _KEY_CANDIDATES)
+                numbers = await index.holding_every_word(chat, key, _KEY_CANDIDATES)
                 candidates = [i for i in await index.ids(chat, numbers) if i and i not in found]
                 for hit in await backends.l3(store.get_by_ids, [chat], candidates):
                     if key in hit["content"]:

@@ -158,7 +158,9 @@ class Retrieval(_Section):
     # "What did we discuss yesterday?" has no topic to stand out.
     temporal_min_results: int = Field(5, ge=0, description="a named period's closest entries kept at least")
     weight_similarity: float = Field(0.6, ge=0, description="blend weight of relevance in an entry's score")
-    weight_recency: float = Field(0.3, ge=0, description="blend weight of recency in an entry's score")
+    # A tie-breaker: the recent conversation is L2's, and in L3 an older turn on the subject
+    # counts as much as a newer one (each line shows its date); ranked by age, evidence fell out.
+    weight_recency: float = Field(0.05, ge=0, description="blend weight of recency in an entry's score")
     weight_popularity: float = Field(0.1, ge=0, description="blend weight of past accesses in an entry's score")
     recency_window_days: float = Field(30.0, gt=0, description="an entry's recency falls to 0 over this many days")
     popularity_norm: float = Field(10.0, gt=0, description="accesses that count as fully popular")
@@ -179,6 +181,21 @@ class Budget(_Section):
 
 class Cache(_Section):
     ttl_seconds: int = Field(300, ge=1)
+
+
+class Words(_Section):
+    # The word index is written with it: a chat indexed with another one is indexed afresh.
+    stemmer: str = Field("english", description="Snowball stemmer the word index folds word endings with "
+                         "(visited, visits → visit), by language name; \"none\" keeps words whole")
+
+    @field_validator("stemmer")
+    @classmethod
+    def _known_stemmer(cls, name: str) -> str:
+        from memory.lexical import stemmers
+
+        if name not in stemmers():
+            raise ValueError(f"unknown stemmer {name!r} (one of: {', '.join(stemmers())})")
+        return name
 
 
 class Tools(_Section):
@@ -228,6 +245,7 @@ class Settings(_Section):
     aits: AITS = AITS()
     budget: Budget = Budget()
     cache: Cache = Cache()
+    words: Words = Words()
     tools: Tools = Tools()
     telegram: Telegram = Telegram()
     mcp: Mcp = Mcp()

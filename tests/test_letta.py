@@ -199,7 +199,8 @@ async def test_letta_stalling_then_gone_costs_only_l1_and_its_return_brings_it_b
 
             with letta_server(home, port):  # back at the same address, with its data
                 fake.reply("Welcome back.")
-                back = await runner.run("c", "hello again", user_id=user)
+                # A deadline no restarted server misses on a busy host: what comes back is checked here, not how fast.
+                back = await runner.run("c", "hello again", user_id=user, overrides={"prefetch.timeout": 10})
                 assert back["facts"] == {"city": "Porto"} and not back["degraded"]["load_identity"]
         finally:
             if runner is not None:

@@ -20,7 +20,9 @@ from memory.embeddings import MiniLMEmbeddings
 from memory.facade import Memory
 from memory.search import L3Search
 from memory.turns import archive_id
-from memory.lexical import K1, LexicalIndex, terms
+from memory.lexical import K1, LexicalIndex, Words, terms
+from memory.backends import PREFIX
+from memory.settings import SettingsError, load_settings
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
 
@@ -70,6 +72,29 @@ def test_terms_fold_case_and_diacritics() -> None:
     assert terms("Când AM fost la Brașov? e-mail_2, ȘI ţara") == ["cand", "am", "fost", "la", "brasov", "e",
                                                                   "mail_2", "si", "tara"]
     assert terms("?! …") == []
+
+
+def test_words_fold_endings_by_the_chosen_language() -> None:
+    assert Words("english")("She visited Rome; her visits to Rome, ticket-000250") == [
+        "she", "visit", "rome", "her", "visit", "to", "rome", "ticket", "000250"]
+    assert Words("romanian")("Când am vizitat Brașovul cu prietenii") == Words("romanian")(
+        "cand am vizitat brasovul cu prietenii")  # as people type it without diacritics
+    assert Words("none")("She visited Rome") == terms("She visited Rome") == ["she", "visited", "rome"]
+    assert Settings().words.stemmer == "english"
+    assert load_settings(environ={"GOAT_WORDS__STEMMER": "french"}).words.stemmer == "french"
+    with pytest.raises(SettingsError, match="words.stemmer.*unknown stemmer 'klingon'"):
+        load_settings(environ={"GOAT_WORDS__STEMMER": "klingon"})
+
+
+async def test_a_word_finds_the_entries_holding_another_form_of_it(raw_redis) -> None:
+    stemmed, whole = LexicalIndex(raw_redis, "a"), LexicalIndex(raw_redis, "b", Words("none"))
+    for index in (stemmed, whole):
+        await index.add("chat", DOCS)
+    # e3 says "puppies", e1 "puppy": one stem; kept whole, the plural finds only itself.
+    assert {e for e, _ in await scored(stemmed, "chat", "puppies", k=10, max_df_share=0.5)} == {"e1", "e3"}
+    assert {e for e, _ in await scored(whole, "chat", "puppies", k=10, max_df_share=0.5)} == {"e3"}
+    assert {e for e, _ in await scored(stemmed, "chat", "booking flight", k=10, max_df_share=0.5)} == {"e4"}
+    assert await scored(whole, "chat", "booking flight", k=10, max_df_share=0.5) == []
 
 
 async def scored(index: LexicalIndex, chat_id: str, query: str, **options) -> list[tuple[str, float]]:
@@ -214,6 +239,31 @@ async def test_a_few_new_turns_are_indexed_at_once_a_backlog_in_the_background(r
     assert await index.indexed_turns("big") == 150 and await memory.archiver.sync_index(["big"]) is True
     found = await memory.l3.lexical_search(["big"], "note 149", k=3, max_df_share=0.1)
     assert found[0][0]["id"] == archive_id("big", 150)
+
+
+async def test_an_index_of_words_folded_otherwise_is_indexed_afresh(runner, tmp_path, embedded_raw_redis) -> None:
+    """An index written before stemming (words kept whole, no "words" mark) misses "plant" in
+    "I planted…": the chat is indexed again in the background, then found by any form."""
+    memory = runner.services.memory
+    index = await memory.backends.lexical_index()
+    await load(memory, tmp_path, "chat")
+    ids = [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)]
+    store = await memory.backends.episodic()
+    await index.drop("chat")
+    older = LexicalIndex(embedded_raw_redis, PREFIX, Words("none"))
+    await older.add("chat", [(hit["id"], hit["content"], vector, hit["timestamp"])
+                             for hit, vector in store.get_with_vectors(["chat"], ids)])
+    await older.advance_turns_indexed("chat", range(1, len(HISTORY) + 1))
+    await embedded_raw_redis.hdel(older._key("chat", "meta"), "words")
+    assert await index.outdated("chat") and await index.indexed_turns("chat") == 0
+    assert await memory.l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1) == []
+
+    assert await memory.archiver.sync_index(["chat"]) is False  # indexed afresh in the background
+    await memory.archiver.wait_indexing()
+    assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
+    [(hit, _, _)] = await memory.l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
+    assert hit["id"] == archive_id("chat", 1) and await memory.archiver.sync_index(["chat"]) is True
+    assert await index.missing("chat", ids) == []
 
 
 async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, tmp_path) -> None:
