@@ -26,7 +26,7 @@ from memory.backends import Backends
 from memory.errors import BackendUnavailable
 from memory.settings import Settings, SettingsError, load_settings
 from memory.turns import Exchange, archive_id
-from nodes.state import turn_input
+from test_durability import crash_after_the_reply
 from test_graph import HISTORY, NOW, inspect, load_history, make_runner, with_model
 
 CHATS = ("alice-chat", "bob-chat", "dave-chat")  # their L2 keys' slots fall on the three masters
@@ -218,15 +218,7 @@ async def test_the_next_start_completes_a_turn_and_writes_the_outbox_a_dead_proc
 ):
     with FakeOpenAI(responder=echo) as fake:
         settings = configured(cluster_settings, fake)
-        first = make_runner(settings, embeddings)
-        try:  # a turn stopped where a killed process stops: its reply checkpointed, not saved
-            graph = await first.graph()
-            assert not await first.services.memory.journal.begin("dave-chat")
-            await graph.ainvoke(turn_input("dave-chat", "said just before the crash", now=NOW.timestamp()),
-                                {"configurable": {"thread_id": "dave-chat"}}, context=first.context(),
-                                interrupt_before=["save"], durability="sync")
-        finally:
-            await first.aclose()
+        await crash_after_the_reply(settings, embeddings, "dave-chat")
         # …and another chat's turn parked in the outbox, as the dead process left it.
         parked = Exchange("bob-chat", "bob", 1, NOW.timestamp(), "the Zorblax key is under the mat", "noted")
         with redis.RedisCluster.from_url(cluster_settings.redis.url) as client:

@@ -267,20 +267,26 @@ def wait_for(condition, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+async def crash_after_the_reply(settings: Settings, embeddings, chat_id: str) -> None:
+    """A turn of ``chat_id`` stopped where a killed process stops: its reply checkpointed, not
+    saved or archived (the process that ran it is gone)."""
+    first = make_runner(settings, embeddings)
+    try:
+        graph = await first.graph()
+        assert not await first.services.memory.journal.begin(chat_id)
+        await graph.ainvoke(turn_input(chat_id, "said just before the crash", now=NOW.timestamp()),
+                            {"configurable": {"thread_id": chat_id}}, context=first.context(),
+                            interrupt_before=["save"], durability="sync")
+    finally:
+        await first.aclose()
+
+
 async def test_a_turn_stopped_after_its_reply_is_saved_and_archived_once_by_the_next_start(settings, embeddings):
     """The checkpoint path of crash recovery, step by step: the turn stops where a killed process
     would (its reply checkpointed, save and archive not run); a new process completes it."""
     with FakeOpenAI(responder=echo) as fake:
         configured = with_model(settings, fake)
-        first = make_runner(configured, embeddings)
-        try:
-            graph = await first.graph()
-            assert not await first.services.memory.journal.begin("c")
-            await graph.ainvoke(turn_input("c", "said just before the crash", now=NOW.timestamp()),
-                                {"configurable": {"thread_id": "c"}}, context=first.context(),
-                                interrupt_before=["save"], durability="sync")
-        finally:
-            await first.aclose()
+        await crash_after_the_reply(configured, embeddings, "c")
         restarted = make_runner(configured, embeddings)
         try:
             assert await restarted.recover() == ["c"]
