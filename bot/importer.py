@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 
 from memory.facade import Memory
 from memory.turns import ImportedTurn
-from nodes.state import MAX_MESSAGE_CHARS, clean_text
+from nodes.state import MAX_MESSAGE_CHARS, check_ids, clean_text
 
 ROLES = ("user", "assistant")
 
@@ -76,9 +76,7 @@ def parse_transcript(lines: Iterable[str]) -> Iterator[TranscriptMessage]:
             if "timestamp" not in record:
                 raise ValueError("timestamp is missing")
             user_id = record.get("user_id") or chat_id
-            for name, value in (("chat_id", chat_id), ("user_id", user_id)):
-                if isinstance(value, str) and clean_text(value) != value:  # a key, never silently changed
-                    raise ValueError(f"{name} holds text that is not valid Unicode (lone surrogates)")
+            check_ids(chat_id=chat_id, user_id=user_id)  # an InvalidTurn is a ValueError
             yield TranscriptMessage(
                 str(chat_id), str(user_id), role, clean_text(content), parse_timestamp(record["timestamp"])
             )

@@ -115,6 +115,14 @@ def clean_text(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def check_ids(**ids: object) -> None:
+    """Refuse an id (name=value) whose text is not valid Unicode (lone surrogates): an id is a
+    key, so it is never silently changed as a message's text is."""
+    for name, value in ids.items():
+        if isinstance(value, str) and clean_text(value) != value:
+            raise InvalidTurn(f"{name} holds text that is not valid Unicode (lone surrogates)")
+
+
 def check_input(state: TurnInput) -> None:
     """Refuse an input that cannot be processed, before anything of its turn is written: the
     graph's one check (in ``load_working``), whatever the entry point (the runner also makes it
@@ -122,10 +130,7 @@ def check_input(state: TurnInput) -> None:
     message, chat_id = state.get("message"), state.get("chat_id")
     if not isinstance(chat_id, str) or not chat_id.strip():
         raise InvalidTurn("chat_id must be a non-empty string")
-    for name in ("chat_id", "user_id"):
-        value = state.get(name)
-        if isinstance(value, str) and clean_text(value) != value:  # an id is a key: never silently changed
-            raise InvalidTurn(f"{name} holds text that is not valid Unicode (lone surrogates)")
+    check_ids(chat_id=chat_id, user_id=state.get("user_id"))
     if not isinstance(message, str) or not message.strip():
         raise InvalidTurn("the message is empty")
     if len(message) > MAX_MESSAGE_CHARS:
