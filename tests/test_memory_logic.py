@@ -562,6 +562,18 @@ class TestChooseRecalls:
         ranked = self.choose({"thematic": semantic, "lexical": words}, 2.0, weight_recency=0, weight_popularity=0)
         assert ranked == ["w1", "s0", "w2"]
 
+    def test_with_the_shipped_weights_recency_only_breaks_near_ties(self) -> None:
+        def dated(entry_id: str, distance: float, days_ago: float) -> dict:
+            return turn(entry_id, None, distance=distance) | {"timestamp": NOW_TS - days_ago * 86_400}
+
+        shipped = Retrieval()
+        # The best by meaning, two months old, stays ahead of today's third best.
+        lists = {"thematic": [dated("old", 0.5, 60), dated("mid", 0.55, 60), dated("today", 0.6, 0)]}
+        assert ids(choose_recalls(lists, 2.0, NOW_TS, shipped, max_results=15))[0] == "old"
+        # Equal fused scores (each first in one list): the newer comes first, though farther.
+        lists = {"thematic": [dated("older", 0.5, 20)], "lexical": [dated("newer", 0.6, 0)]}
+        assert ids(choose_recalls(lists, 2.0, NOW_TS, shipped, max_results=15)) == ["newer", "older"]
+
 
 class TestWithContext:
     def test_adds_the_best_others_in_proportion(self) -> None:
