@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from memory.aits import largest_budget
+from memory.prompt import one_line
 from memory.settings import Settings
 
-# One recall is one line: line breaks inside it (every archived turn has
-# "user: …\nassistant: …") become a visible marker instead.
-LINE_BREAK_MARKER = " ⏎ "
-_LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
 
 
 @dataclass(frozen=True)
@@ -90,9 +86,9 @@ def trim_working(messages: list[dict], budget: int, count: Callable[[str], int])
 
 
 def format_recall_line(recall: dict) -> str:
-    """``[YYYY-MM-DD HH:MM] content`` (UTC), on one line: line breaks become `` ⏎ ``."""
+    """``[YYYY-MM-DD HH:MM] content`` (UTC), on one line (every archived turn has "user: …\nassistant: …")."""
     when = datetime.fromtimestamp(recall["timestamp"], timezone.utc).strftime("%Y-%m-%d %H:%M")
-    return f"[{when}] {_LINE_BREAKS.sub(LINE_BREAK_MARKER, recall['content'].strip())}"
+    return f"[{when}] {one_line(recall['content'])}"
 
 
 def pack_recalls(

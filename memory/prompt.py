@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
 RECALL_HEADER = "[Recalled from earlier conversations]"
 FACTS_HEADER = "[Known facts about the user]"
 TOOLS_HEADER = "[Tools]"
+
+# What memory puts in the prompt is shown on one line, so a stored text can never start a
+# line, and so a block, of its own: every character that str.splitlines() or a model reads
+# as a line or paragraph break becomes a visible marker, every other control character a space.
+LINE_BREAK_MARKER = " ⏎ "
+_LINE_BREAKS = re.compile(r"\s*[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+\s*")
+_CONTROLS = re.compile(r"[\x00-\x09\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
 
 TOOLS_INTRO = (
     "Memory relevant to each message is recalled for you above; use a tool only when that is not enough."
@@ -34,7 +42,12 @@ def facts_block(facts: Mapping[str, str]) -> str:
     """L1 as the prompt shows it ("" without facts); its size is what ``l1_facts_max_tokens`` limits."""
     if not facts:
         return ""
-    return FACTS_HEADER + "\n" + "\n".join(f"- {k}: {v}" for k, v in sorted(facts.items()))
+    return FACTS_HEADER + "\n" + "\n".join(f"- {one_line(k)}: {one_line(v)}" for k, v in sorted(facts.items()))
+
+
+def one_line(text: str) -> str:
+    """``text`` as memory shows it in a prompt: on one line, breaks as `` ⏎ ``, no control characters."""
+    return _LINE_BREAKS.sub(LINE_BREAK_MARKER, _CONTROLS.sub(" ", text.strip()))
 
 
 def recall_block(lines: list[str]) -> str:

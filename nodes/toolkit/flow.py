@@ -20,6 +20,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from memory.facade import Memory
+from memory.prompt import one_line
 from memory.settings import Settings
 from nodes.state import Message, ToolCall, ToolResult, TurnState, clean_text
 from nodes.toolkit.dsml import parse_dsml
@@ -229,12 +230,13 @@ def with_evidence(reply: str, results: list[ToolResult]) -> str:
 
 
 def evidence_line(result: ToolResult) -> str:
-    """``called name(args…) → result preview``: long results shortened, huge ones as ``[N chars]``."""
+    """``called name(args…) → result preview``, on one line (later prompts show it): long results
+    shortened, huge ones as ``[N chars]``."""
     if result["chars"] >= EVIDENCE_HUGE_CHARS:
         preview = f"[{result['chars']} chars]"
     else:
         preview = _shortened(" ".join(result["output"].split()), EVIDENCE_PREVIEW_CHARS)
-    return f"called {_call_text(result['name'], result['args'], EVIDENCE_ARG_CHARS)} → {preview}"
+    return one_line(f"called {_call_text(result['name'], result['args'], EVIDENCE_ARG_CHARS)} → {preview}")
 
 
 def _shortened(text: str, limit: int | None) -> str:
