@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from memory.errors import MASK, without_credentials
+from memory.errors import MASK, url_secrets, without_credentials
 from memory.settings import Settings
 
 TURNS_LOGGER = logging.getLogger("goat.turns")
@@ -42,7 +42,8 @@ def turns_log_path(settings: Settings) -> Path:
 
 
 class Redactor:
-    """Masks secret values and URL credentials in every string value of a JSON-able value.
+    """Masks secret values and URL credentials (``memory.errors.without_credentials``: userinfo
+    passwords, secret-named query parameters) in every string value of a JSON-able value.
 
     Values shorter than ``MIN_SECRET_CHARS`` are left alone: no real key is that short, and
     masking a placeholder such as ``k`` would shred every word that contains it."""
@@ -55,9 +56,14 @@ class Redactor:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> "Redactor":
-        keys = (settings.llm.api_key, settings.telegram.token, settings.telegram.webhook_secret, settings.mcp.token)
+        keys = (settings.llm.api_key, settings.telegram.token, settings.telegram.webhook_secret, settings.mcp.token,
+                settings.letta.token)
         # Plain strings too: a settings copy made without validation (model_copy) keeps them so.
-        return cls(key.get_secret_value() if isinstance(key, SecretStr) else str(key) for key in keys if key)
+        secrets = [key.get_secret_value() if isinstance(key, SecretStr) else str(key) for key in keys if key]
+        # The passwords and secret parameters inside the configured URLs, should one be echoed bare.
+        urls = (settings.redis.url, settings.chroma.url, settings.letta.url, settings.llm.base_url,
+                settings.telegram.api_url)
+        return cls(secrets + [secret for url in urls for secret in url_secrets(url)])
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -71,8 +77,10 @@ class Redactor:
         return value
 
 
-def observation(state: Mapping[str, Any], wall_ms: float, *, log_content: bool) -> dict[str, Any]:
-    """The line for one finished turn, from its final state (before redaction)."""
+def observation(state: Mapping[str, Any], wall_ms: float, chat_wait_ms: float, *, log_content: bool) -> dict[str, Any]:
+    """The line for one finished turn, from its final state (before redaction). ``wall_ms`` runs
+    from the turn's arrival, ``chat_wait_ms`` of it waiting for the chat's earlier turns (or a
+    lease left by a dead worker)."""
     prefetch = state.get("prefetch") or {}
     cache = prefetch.get("cache") or {}
     injected = state.get("l3") or []
@@ -83,6 +91,7 @@ def observation(state: Mapping[str, Any], wall_ms: float, *, log_content: bool) 
         "user_id": state.get("user_id"),
         "turn": state.get("turn"),
         "wall_ms": round(wall_ms, 3),
+        "chat_wait_ms": round(chat_wait_ms, 3),
         "latency_ms": dict(state.get("latency_ms") or {}),
         "aits": {k: (state.get("aits") or {}).get(k) for k in ("confidence", "complexity", "budget")},
         "split": {k: (state.get("split") or {}).get(k) for k in LAYERS},
@@ -244,14 +253,15 @@ class TurnObserver:
         self.aggregator = LatencyAggregator(config.latency_window, config.report_every)
         self._file_failed = False
 
-    def record(self, state: Mapping[str, Any], wall_ms: float) -> dict[str, Any]:
+    def record(self, state: Mapping[str, Any], wall_ms: float, chat_wait_ms: float = 0.0) -> dict[str, Any]:
         """Log the turn's line and append it to the turns file; returns the line. Never raises
         for the file: observing a turn must not fail it."""
-        line = self._write(observation(state, wall_ms, log_content=self._log_content))
+        line = self._write(observation(state, wall_ms, chat_wait_ms, log_content=self._log_content))
         self.aggregator.add(line)
         return line
 
-    def record_failure(self, turn: Mapping[str, Any], error: BaseException, wall_ms: float) -> dict[str, Any]:
+    def record_failure(self, turn: Mapping[str, Any], error: BaseException, wall_ms: float,
+                       chat_wait_ms: float = 0.0) -> dict[str, Any]:
         """Log a turn that raised (its user got an error): which chat, after how long, what failed."""
         return self._write({
             "event": "turn_failed",
@@ -259,6 +269,7 @@ class TurnObserver:
             "chat_id": turn.get("chat_id"),
             "user_id": turn.get("user_id"),
             "wall_ms": round(wall_ms, 3),
+            "chat_wait_ms": round(chat_wait_ms, 3),
             "error": f"{type(error).__name__}: {error}",
         })
 

@@ -87,18 +87,19 @@ class TurnRunner:
         turn = turn_input(chat_id, message, user_id, now)
         check_input(turn)  # before the chat is held: a bad id cannot even name its lock
         # The chat is held first: whatever is awaited before could let a later turn overtake.
+        arrived = time.perf_counter()
         async with self.services.memory.turn(turn["chat_id"], turn["message"]) as unfinished:
+            chat_wait_ms = (time.perf_counter() - arrived) * 1000
             graph = await self.graph()
-            started = time.perf_counter()
             if unfinished:
                 await self._finish_unfinished(graph, turn["chat_id"])
             try:
                 final = await self._stream(graph, turn, overrides, on_token, on_reply)
             except Exception as exc:
                 # It stays marked in flight: the next turn decides from its checkpoint.
-                self.observer.record_failure(turn, exc, (time.perf_counter() - started) * 1000)
+                self.observer.record_failure(turn, exc, (time.perf_counter() - arrived) * 1000, chat_wait_ms)
                 raise
-        self.observer.record(final, (time.perf_counter() - started) * 1000)
+        self.observer.record(final, (time.perf_counter() - arrived) * 1000, chat_wait_ms)
         return final
 
     async def recover(self, chats: list[str] | None = None) -> list[str]:

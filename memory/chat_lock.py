@@ -2,9 +2,11 @@
 
 Inside a process, a FIFO asyncio lock per chat keeps arrival order (a chat's turn number
 and L2 order depend on it) and lets different chats run concurrently. Across worker
-processes sharing one Redis, a lease (``SET NX PX`` with a random token, renewed while
-the turn runs) keeps two workers off the same chat; a worker that dies stops renewing,
-so its lease expires and the chat is free again after at most ``lease_seconds``.
+processes sharing one Redis, a short lease (``SET NX PX`` with a random token, renewed every
+third of it while the turn runs) keeps two workers off the same chat; a worker that dies
+stops renewing, so its lease expires and the chat is free again after at most
+``lease_seconds``. A lease this process could not release (Redis went away mid-turn and came
+back with it) is released by the process's next turn of the chat instead of waited out.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class ChatLocks:
         self._lease_ms = int(lease_seconds * 1000)
         self._local: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
+        self._unreleased: dict[str, str] = {}  # lock key -> this process's token still on it
         self._release = redis.register_script(_RELEASE)
         self._renew = redis.register_script(_RENEW)
 
@@ -52,6 +55,7 @@ class ChatLocks:
         async with self._local_turn(chat_id):
             token = secrets.token_hex(16)
             key = f"{self._prefix}:lock:{{{chat_id}}}"
+            await self._release_left_over(key)
             if wait:
                 await self._acquire(key, token)
             elif not await self._redis.set(key, token, nx=True, px=self._lease_ms):
@@ -64,8 +68,10 @@ class ChatLocks:
                 renewal.cancel()
                 with suppress(asyncio.CancelledError):
                     await renewal
-                with suppress(Exception):  # an unreleased lease expires on its own
+                try:
                     await self._release(keys=[key], args=[token])
+                except Exception:  # noqa: BLE001 — Redis away: the next turn here releases it
+                    self._unreleased[key] = token
 
     def held_locally(self) -> int:
         """Chats with a turn running or waiting in this process (a bounded count, for tests)."""
@@ -85,6 +91,13 @@ class ChatLocks:
             if not self._waiting[chat_id]:
                 del self._waiting[chat_id], self._local[chat_id]
 
+    async def _release_left_over(self, key: str) -> None:
+        # Called with the chat held in this process: no turn of ours is using that lease.
+        if (token := self._unreleased.get(key)) is not None:
+            with suppress(Exception):  # still unreachable: taking the lease fails next, saying so
+                await self._release(keys=[key], args=[token])
+                del self._unreleased[key]
+
     async def _acquire(self, key: str, token: str) -> None:
         # Another worker holds the chat: its turn takes as long as a turn does, so
         # back off from milliseconds towards a tenth of a second.
@@ -96,7 +109,12 @@ class ChatLocks:
     async def _keep_renewing(self, key: str, token: str) -> None:
         while True:
             await asyncio.sleep(self._lease_ms / 3000)
-            if not await self._renew(keys=[key], args=[token, self._lease_ms]):
+            try:
+                renewed = await self._renew(keys=[key], args=[token, self._lease_ms])
+            except Exception as exc:  # noqa: BLE001 — Redis away for a moment: the turn decides its own fate
+                log.warning("could not renew the turn lock %s: %s", key, type(exc).__name__)
+                continue
+            if not renewed:
                 # Expired (this worker stalled past the lease): another may run the chat now.
                 log.warning("lost the turn lock %s while the turn was still running", key)
                 return

@@ -243,9 +243,18 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
             assert failed["chat_id"] == "c" and type(failure.value).__name__ in failed["error"]
 
             start_embedded(tmp_path / "redis")  # Redis is back, with what it had persisted
+            # The failed turn's lease came back with it: short, and released by this process's
+            # next turn of the chat rather than waited out (here it would last ten minutes).
+            lease = "goat:lock:{c}"
+            async with redis.asyncio.from_url(server.url) as client:
+                assert 0 < await client.pttl(lease) <= base.redis.chat_lock_seconds * 1000 <= 5000
+                await client.pexpire(lease, 600_000)
             fake.responder = echo
-            third = await runner.run("c", "third turn", now=NOW.timestamp() + 2)
+            third = await asyncio.wait_for(runner.run("c", "third turn", now=NOW.timestamp() + 2), 120)
             assert third["turn"] == 2  # the failed turn left no number behind
+            lines = [json.loads(line) for line in (tmp_path / "logs" / "turns.jsonl").read_text().splitlines()]
+            assert [line["event"] for line in lines] == ["turn", "turn_failed", "turn"]
+            assert all(0 <= line["chat_wait_ms"] <= line["wall_ms"] for line in lines)  # the wait is recorded
             completed, working = await runner.services.memory.working("c", 100)
             assert completed == 2
             assert [m["content"] for m in working] == ["first turn", "re: first turn", "third turn", "re: third turn"]
