@@ -276,13 +276,14 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
 
 def bearer_only(app: Any, token: str) -> Any:
     """``app``, answering 401 to any HTTP request without ``Authorization: Bearer <token>``
-    (compared in constant time). Lifespan events pass through (the MCP session manager)."""
-    expected = f"Bearer {token}".encode()
+    (the scheme in any case, as HTTP has it; the token compared in constant time). Lifespan
+    events pass through (the MCP session manager)."""
+    expected = token.encode()
 
     async def app_with_token(scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, expected):
+            scheme, _, given = dict(scope.get("headers") or []).get(b"authorization", b"").partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), expected):
                 await send({"type": "http.response.start", "status": 401,
                             "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
                 await send({"type": "http.response.body", "body": b'{"error": "a valid bearer token is required"}'})

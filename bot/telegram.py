@@ -32,7 +32,7 @@ from telegram.ext import AIORateLimiter, Application, CommandHandler, ContextTyp
 
 from bot.observability import Redactor, TurnLog, render_stats, summarize, turns_log_path
 from bot.runner import TurnRunner
-from bot.webhook import Inbox, WebhookWorker
+from bot.webhook import Inbox, WebhookWorker, shared_secret
 from memory.budget import format_recall_line
 from memory.errors import BackendUnavailable
 from memory.facts import FactsFull
@@ -319,6 +319,18 @@ def _ids(update: Update) -> tuple[str, str]:
     return str(update.effective_chat.id), str(update.effective_user.id)
 
 
+async def shown_privately(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Whether a command that shows the sender's own data (their facts, export, recalled lines,
+    searches, forgetting) may answer here: only in their private chat with the bot. In a group,
+    everyone would read it, so the group is told to ask privately instead."""
+    if update.effective_chat.type == ChatType.PRIVATE:
+        return True
+    await update.effective_message.reply_text(
+        f"That shows your own data, so I answer it only in a private chat: message me at "
+        f"@{context.bot.username} and send it there.")
+    return False
+
+
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if await allowed(update, context):
         await update.effective_message.reply_text(
@@ -332,7 +344,7 @@ async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def facts(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context):
+    if not await allowed(update, context) or not await shown_privately(update, context):
         return
     known = await goat_of(context).memory.facts(_ids(update)[1])
     await update.effective_message.reply_text(
@@ -367,7 +379,7 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context):
+    if not await allowed(update, context) or not await shown_privately(update, context):
         return
     query = " ".join(context.args).strip()
     if not query:
@@ -384,7 +396,7 @@ async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def why(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context):
+    if not await allowed(update, context) or not await shown_privately(update, context):
         return
     state = await goat_of(context).runner.last_state(_ids(update)[0])
     recalled = state.get("l3") or []
@@ -409,7 +421,7 @@ async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context):
+    if not await allowed(update, context) or not await shown_privately(update, context):
         return
     user_id = _ids(update)[1]
     document = await goat_of(context).memory.export(user_id)
@@ -420,7 +432,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context):
+    if not await allowed(update, context) or not await shown_privately(update, context):
         return
     goat, user = goat_of(context), update.effective_user.id
     if context.args[:1] != ["yes"] or user not in goat.forgetting:
@@ -481,10 +493,11 @@ async def _webhook_worker(application: Application, settings: Settings, webhook:
                           port: int) -> AsyncIterator[None]:
     """One of the workers behind ``webhook`` (bot/webhook.py): updates queued in Redis, each
     chat's drained in order by whichever worker holds it."""
-    goat, secret = application.bot_data["goat"], settings.telegram.webhook_secret
-    token = secret.get_secret_value() if secret else None
-    lease = settings.redis.chat_lock_seconds
-    goat.inbox = Inbox(await goat.memory.backends.redis(), lease)
+    goat, configured = application.bot_data["goat"], settings.telegram.webhook_secret
+    redis, lease = await goat.memory.backends.redis(), settings.redis.chat_lock_seconds
+    # Never open: whoever reaches the port could post any user's messages (and their /export).
+    token = configured.get_secret_value() if configured else await shared_secret(redis)
+    goat.inbox = Inbox(redis, lease)
     worker = WebhookWorker(application, goat.runner, goat.inbox, secret=token, path=urlsplit(webhook).path,
                            sweep_seconds=lease / 2)
     await application.bot.set_webhook(webhook, secret_token=token)

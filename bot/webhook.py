@@ -17,7 +17,9 @@ import asyncio
 import hmac
 import json
 import logging
+import secrets
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -39,29 +41,35 @@ log = logging.getLogger(__name__)
 PREFIX = "goat:inbox"
 PENDING_KEY = f"{PREFIX}:pending"  # chats whose inbox may hold updates: what a sweep looks at
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET_KEY = f"{PREFIX}:secret"  # the webhook's secret token when none is configured, shared by every worker
 NO_CHAT = "-"  # updates without a chat (inline queries, polls) share one inbox
 
-# KEYS: the chat's update ids (sorted set), the updates (hash), the last update done.
-# ARGV: update id, the update's JSON. An update already queued or done is not queued again.
+# KEYS: the chat's update ids (sorted set), the updates (hash), the updates handled (sorted set,
+# by when). ARGV: update id, the update's JSON. An update queued or handled is not queued again.
+# Handled updates are remembered by id, not as "the highest id done": an id far ahead of the
+# chat's (a forged one) would make every later real update look done, and the chat fall silent.
 _ADD = """
-if tonumber(ARGV[1]) <= tonumber(redis.call('GET', KEYS[3]) or '-1') then return 0 end
+if redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
 return 1
 """
-# KEYS: as _ADD, plus the update answered. ARGV: the update id now done.
+# KEYS: as _ADD, plus the update answered. ARGV: the update id now handled, now (ms), how long
+# handled ids are remembered (ms): longer than Telegram redelivers an unacknowledged update.
 _DONE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[3]) or '-1') then redis.call('SET', KEYS[3], ARGV[1]) end
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
 if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
 return 1
 """
+HANDLED_KEPT_MS = 48 * 3600 * 1000  # Telegram keeps an unacknowledged update for 24 h
 
 
 def _keys(chat: str) -> list[str]:
     # One hash tag per chat: the scripts' keys share a Redis Cluster slot.
-    return [f"{PREFIX}:{{{chat}}}:{part}" for part in ("ids", "updates", "done", "answered")]
+    return [f"{PREFIX}:{{{chat}}}:{part}" for part in ("ids", "updates", "handled", "answered")]
 
 
 class Inbox:
@@ -88,7 +96,7 @@ class Inbox:
         return int(first[0]), json.loads(raw)
 
     async def done(self, chat: str, update_id: int) -> None:
-        await self._done(keys=_keys(chat), args=[update_id])
+        await self._done(keys=_keys(chat), args=[update_id, int(time.time() * 1000), HANDLED_KEPT_MS])
 
     async def mark_answered(self, chat: str, update_id: int) -> None:
         """The update's reply is going out: a worker taking the chat over must not answer it again."""
@@ -109,10 +117,17 @@ class Inbox:
         return waiting
 
 
+async def shared_secret(redis: Redis) -> str:
+    """The webhook's secret token when the operator set none: made once, strong, and kept in
+    Redis, so every worker behind the webhook checks (and registers) the same one."""
+    await redis.set(SECRET_KEY, secrets.token_urlsafe(32), nx=True)  # Telegram takes [A-Za-z0-9_-]{1,256}
+    return (await redis.get(SECRET_KEY)).decode()
+
+
 class WebhookWorker:
     """One worker: an HTTP endpoint that queues updates, and the draining of chats' inboxes."""
 
-    def __init__(self, application: Application, runner: TurnRunner, inbox: Inbox, *, secret: str | None,
+    def __init__(self, application: Application, runner: TurnRunner, inbox: Inbox, *, secret: str,
                  path: str, sweep_seconds: float) -> None:
         self.application, self.runner, self.inbox = application, runner, inbox
         self._secret = secret
@@ -123,8 +138,7 @@ class WebhookWorker:
     async def receive(self, request: Request) -> Response:
         """An update from Telegram: acknowledged (200) once it is in Redis, refused without the
         secret token (403), or answered 503 when Redis cannot take it, so Telegram retries."""
-        if self._secret is not None and not hmac.compare_digest(
-                request.headers.get(SECRET_HEADER, "").encode(), self._secret.encode()):
+        if not hmac.compare_digest(request.headers.get(SECRET_HEADER, "").encode(), self._secret.encode()):
             return Response(status_code=403)
         try:
             update = json.loads(await request.body())

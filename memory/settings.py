@@ -10,6 +10,7 @@ and all three go through one validation that names the offending key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_FILE = "goat.toml"
+MIN_SECRET_CHARS = 16  # a webhook secret or an MCP token shorter than this could be guessed
 
 # Well-known variables that do not follow the GOAT_SECTION__KEY pattern.
 ENV_ALIASES: dict[str, str] = {
@@ -220,9 +222,24 @@ class Telegram(_Section):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_takes_it(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{%d,256}" % MIN_SECRET_CHARS, value.get_secret_value()):
+            raise ValueError(f"must be {MIN_SECRET_CHARS} to 256 characters of A-Z, a-z, 0-9, _ and - (Telegram's "
+                             "rule), e.g. from `openssl rand -hex 32`; unset, a strong one is made")
+        return value
+
 
 class Mcp(_Section):
     token: SecretStr | None = None  # the bearer token `goat mcp --http` requires on every request
+
+    @field_validator("token")
+    @classmethod
+    def _hard_to_guess(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_CHARS:
+            raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters, e.g. from `openssl rand -hex 32`")
+        return value
 
 
 class Observability(_Section):

@@ -171,9 +171,16 @@ async def test_streamable_http_serves_with_the_bearer_token_and_refuses_without(
             data(await session.call_tool("remember_fact", {"key": "city", "value": "Porto"}))
             assert data(await session.call_tool("list_facts", {})) == {"facts": {"city": "Porto"}}
 
-    for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": TOKEN}):
+    for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": TOKEN},
+                    {"Authorization": f"Basic {TOKEN}"}, {"Authorization": f"Bearer {TOKEN[:-1]}"}):
         refused = httpx.post(http_server, headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
         assert refused.status_code == 401
+    for scheme in ("bearer", "BEARER"):  # HTTP's auth scheme is case-insensitive
+        async with httpx.AsyncClient(headers={"Authorization": f"{scheme} {TOKEN}"}) as http:
+            async with streamable_http_client(http_server, http_client=http) as (read, write), \
+                    ClientSession(read, write) as session:
+                await session.initialize()
+                assert data(await session.call_tool("list_facts", {})) == {"facts": {"city": "Porto"}}
     async with httpx.AsyncClient(headers={"Authorization": "Bearer wrong-token"}) as http:
         async with streamable_http_client(http_server, http_client=http) as (read, write), \
                 ClientSession(read, write) as session:
@@ -199,6 +206,13 @@ def test_http_mode_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     result = goat("mcp", "--http", "--chat", CHAT, env=goat_env(tmp_path / "data"), cwd=tmp_path)
     assert result.returncode == 2 and "GOAT_MCP_TOKEN" in result.stderr
     assert not (tmp_path / "data").exists()  # refused before any backend started
+
+
+def test_http_mode_refuses_a_token_that_could_be_guessed(tmp_path: Path) -> None:
+    result = goat("mcp", "--http", "--chat", CHAT, env=goat_env(tmp_path / "data", GOAT_MCP_TOKEN="12345"),
+                  cwd=tmp_path)
+    assert result.returncode == 2 and "mcp.token" in result.stderr and "at least 16 characters" in result.stderr
+    assert "12345" not in result.stderr and not (tmp_path / "data").exists()
 
 
 async def test_the_readme_snippet_starts_the_server(tmp_path: Path) -> None:

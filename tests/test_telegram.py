@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from bot.telegram import MESSAGE_LIMIT, build_application, split_message
 from bot.telegram import running as receiving
+from bot.webhook import SECRET_HEADER, shared_secret
 from conftest import free_port
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
@@ -210,12 +211,36 @@ async def test_in_a_group_the_bot_answers_only_when_mentioned(settings, embeddin
         assert completed == 1  # the unaddressed message was not a turn
 
 
+async def test_commands_that_show_a_persons_data_never_post_it_into_a_group(settings, embeddings):
+    """Alice's facts, export, recalled lines, searches and forgetting are hers: asked in a group,
+    the bot answers in the group only that she should ask privately; privately, it answers."""
+    group = -100777
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
+            memory = runner.services.memory
+            await memory.remember(str(ALICE), "diagnosis", "private-marker-7781", 500)
+            telegram.send(ALICE, ALICE, "My salary is private-marker-7781 a year.")
+            await until(telegram, lambda: len(telegram.chat(ALICE)) == 1)
+            await turn_done(runner, ALICE)
+            asked = ["/facts", "/export", "/why", "/search salary", "/forget_me", "/forget_me yes",
+                     "/facts@goat_test_bot"]
+            for n, command in enumerate(asked, start=1):
+                telegram.send(group, ALICE, command, chat_type="group")
+                await until(telegram, lambda n=n: len(telegram.chat(group)) == n)
+            assert all(text.startswith("That shows your own data") for text in telegram.chat(group))
+            assert not any("private-marker" in text for text in telegram.chat(group))
+            assert telegram.methods("sendDocument") == []
+            assert await memory.facts(str(ALICE)) == {"diagnosis": "private-marker-7781"}  # nothing forgotten
+            telegram.send(ALICE, ALICE, "/facts")  # the positive control: privately, it answers
+            await until(telegram, lambda: telegram.chat(ALICE)[-1:] == ["diagnosis: private-marker-7781"])
+
+
 async def test_webhook_mode_rejects_an_update_with_a_wrong_secret(settings, embeddings):
     port = free_port()
     with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
         configured = bot_settings(settings, fake, telegram)
         configured = configured.model_copy(update={"telegram": configured.telegram.model_copy(
-            update={"webhook_secret": SecretStr("s3cret-hook")})})
+            update={"webhook_secret": SecretStr("s3cret-hook-0123456789")})})
         async with running(configured, embeddings, webhook="https://bot.example/hook", port=port):
             update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "text": "Hello by webhook.",
                                                   "chat": {"id": ALICE, "type": "private"},
@@ -225,10 +250,60 @@ async def test_webhook_mode_rejects_an_update_with_a_wrong_secret(settings, embe
                                           headers={"X-Telegram-Bot-Api-Secret-Token": "guess"})
                 assert wrong.status_code == 403
                 right = await client.post(f"http://127.0.0.1:{port}/hook", json=update,
-                                          headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-hook"})
+                                          headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-hook-0123456789"})
                 assert right.status_code == 200
             await until(telegram, lambda: telegram.chat(ALICE) == ["You said: Hello by webhook.."])
-        assert telegram.methods("setWebhook")[0]["secret_token"] == "s3cret-hook"
+        assert telegram.methods("setWebhook")[0]["secret_token"] == "s3cret-hook-0123456789"
+
+
+def webhook_update(update_id: int, chat: int, user: int, text: str) -> dict:
+    return {"update_id": update_id, "message": {"message_id": update_id % 10**9, "date": 0, "text": text,
+                                                "chat": {"id": chat, "type": "private"},
+                                                "from": {"id": user, "is_bot": False, "first_name": "a"}}}
+
+
+async def test_webhook_mode_without_a_configured_secret_is_never_open(settings, embeddings):
+    """No GOAT_TELEGRAM_WEBHOOK_SECRET: a strong secret is made, shared through Redis by every
+    worker, and registered with Telegram; a stranger posting an allowed user's /export without
+    it gets 403 and nothing."""
+    port = free_port()
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        configured = bot_settings(settings, fake, telegram)
+        assert configured.telegram.webhook_secret is None
+        async with running(configured, embeddings, webhook="https://bot.example/hook", port=port) as runner:
+            [registered] = telegram.methods("setWebhook")
+            secret = registered["secret_token"]
+            assert len(secret) >= 32
+            assert await shared_secret(await runner.services.memory.backends.redis()) == secret  # another worker's
+            forged = webhook_update(1, STRANGER, ALICE, "/export")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.post("/hook", json=forged)).status_code == 403
+                assert (await client.post("/hook", json=forged, headers={SECRET_HEADER: ""})).status_code == 403
+                hello = webhook_update(2, ALICE, ALICE, "Hello by webhook.")
+                assert (await client.post("/hook", json=hello, headers={SECRET_HEADER: secret})).status_code == 200
+            await until(telegram, lambda: telegram.chat(ALICE) == ["You said: Hello by webhook.."])
+        assert telegram.chat(STRANGER) == [] and telegram.methods("sendDocument") == []
+
+
+async def test_an_update_id_far_ahead_of_the_chats_cannot_silence_it(settings, embeddings):
+    port = free_port()
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings, webhook="https://bot.example/hook",
+                           port=port):
+            secret = telegram.methods("setWebhook")[0].get("secret_token", "")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={SECRET_HEADER: secret}) as client:
+                far = webhook_update(10**15, ALICE, ALICE, "An update id from nowhere.")
+                assert (await client.post("/hook", json=far)).status_code == 200
+                await until(telegram, lambda: len(telegram.chat(ALICE)) == 1)
+                for update_id in (7, 8):
+                    real = webhook_update(update_id, ALICE, ALICE, f"Real message {update_id}.")
+                    assert (await client.post("/hook", json=real)).status_code == 200
+                await until(telegram, lambda: len(telegram.chat(ALICE)) == 3)
+                assert (await client.post("/hook", json=real)).status_code == 200  # a redelivery: not again
+                after = webhook_update(9, ALICE, ALICE, "Real message 9.")
+                assert (await client.post("/hook", json=after)).status_code == 200
+                await until(telegram, lambda: len(telegram.chat(ALICE)) == 4)
+        assert telegram.chat(ALICE)[1:] == [f"You said: Real message {n}.." for n in (7, 8, 9)]
 
 
 def test_goat_bot_answers_a_message_as_a_new_user_runs_it(tmp_path: Path):
