@@ -2,15 +2,16 @@
 
 Each line: {"chat_id": str, "user_id": str?, "role": "user"|"assistant", "content": str,
 "timestamp": ISO-8601 or unix seconds}. Consecutive user→assistant messages of a chat form
-one turn; a lone message is archived alone. Every exchange gets a stable digest and its turn
-number is recorded before anything is written, so an interrupted or repeated import never
-writes a turn twice.
+one turn; a lone message is archived alone. Every exchange gets a stable digest (the same
+exchange repeated at one time is told apart by its occurrence) and its turn number is recorded
+before anything is written, so an interrupted or repeated import never writes a turn twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +22,9 @@ from memory.turns import ImportedTurn
 from nodes.state import MAX_MESSAGE_CHARS, check_ids, clean_text
 
 ROLES = ("user", "assistant")
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc).timestamp()
+LATEST = datetime(2201, 1, 1, tzinfo=timezone.utc).timestamp()  # the first moment refused
+JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
 
 
 class TranscriptError(ValueError):
@@ -37,20 +41,30 @@ class TranscriptMessage:
 
 
 def parse_timestamp(value: object) -> float:
-    if isinstance(value, bool):
+    """Unix seconds of a time in the years 1970–2200 (UTC): anything else is a typo, milliseconds
+    or a placeholder, and past 9999 in UTC no date can show it (checked after the offset)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError("timestamp must be ISO-8601 or unix seconds")
-    if isinstance(value, (int, float)):
-        try:  # a time the archive can show: finite, within years 1-9999
-            datetime.fromtimestamp(value, timezone.utc)
-        except (ValueError, OverflowError, OSError):
-            raise ValueError(f"timestamp {value!r} is not a time (unix seconds of years 1-9999)") from None
-        return float(value)
     if isinstance(value, str):
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         if parsed.tzinfo is None:  # a naive time is taken as UTC, the archive's clock
             parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.timestamp()
-    raise ValueError("timestamp must be ISO-8601 or unix seconds")
+        seconds = parsed.timestamp()
+    else:
+        seconds = value
+    if not EARLIEST <= seconds < LATEST:  # NaN too
+        raise ValueError(f"timestamp {value!r:.100} is not a time in the years 1970–2200 (UTC)")
+    return float(seconds)
+
+
+def _id(record: dict, field: str) -> str:
+    """An id as given: a key is never converted (42 and "42" would become one chat)."""
+    value = record[field]
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be a string, not {JSON_TYPES[type(value)]}")
+    if not value.strip():
+        raise ValueError(f"{field} is empty")
+    return value
 
 
 def parse_transcript(lines: Iterable[str]) -> Iterator[TranscriptMessage]:
@@ -64,22 +78,23 @@ def parse_transcript(lines: Iterable[str]) -> Iterator[TranscriptMessage]:
                 raise ValueError("the JSON is nested too deeply to read") from None
             if not isinstance(record, dict):
                 raise ValueError("expected a JSON object")
-            chat_id, role, content = record.get("chat_id"), record.get("role"), record.get("content")
-            if not isinstance(chat_id, (str, int)) or not str(chat_id).strip():
+            if record.get("chat_id") is None:
                 raise ValueError("chat_id is missing")
+            chat_id = _id(record, "chat_id")
+            user_id = chat_id if record.get("user_id") is None else _id(record, "user_id")
+            check_ids(chat_id=chat_id, user_id=user_id)  # an InvalidTurn is a ValueError
+            role, content = record.get("role"), record.get("content")
             if role not in ROLES:
                 raise ValueError(f"role must be 'user' or 'assistant', not {role!r:.100}")
             if not isinstance(content, str):
                 raise ValueError("content must be a string")
+            if not content.strip():  # refused as a live message is
+                raise ValueError("content is empty")
             if len(content) > MAX_MESSAGE_CHARS:  # as a live message
                 raise ValueError(f"content has {len(content)} characters; the limit is {MAX_MESSAGE_CHARS}")
             if "timestamp" not in record:
                 raise ValueError("timestamp is missing")
-            user_id = record.get("user_id") or chat_id
-            check_ids(chat_id=chat_id, user_id=user_id)  # an InvalidTurn is a ValueError
-            yield TranscriptMessage(
-                str(chat_id), str(user_id), role, clean_text(content), parse_timestamp(record["timestamp"])
-            )
+            yield TranscriptMessage(chat_id, user_id, role, clean_text(content), parse_timestamp(record["timestamp"]))
         except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
             raise TranscriptError(f"line {number}: {exc}") from None
 
@@ -97,10 +112,20 @@ def pair_turns(messages: Iterable[TranscriptMessage]) -> dict[str, list[tuple[Tr
     return chats
 
 
-def _digest(turn: tuple[TranscriptMessage, ...]) -> str:
-    """Identifies an exchange across imports of the same file."""
-    parts = "\x1f".join(f"{m.role}|{m.timestamp!r}|{m.content}" for m in turn)
-    return hashlib.sha256(parts.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+def _digests(turns: list[tuple[TranscriptMessage, ...]]) -> list[str]:
+    """Identify a chat's exchanges across imports of its file: by role, time and text, and an
+    exchange repeated at one time by which occurrence it is. Counting occurrences, not lines,
+    keeps every other exchange's identity when lines are inserted earlier or appended; a first
+    occurrence keeps the digest earlier imports gave it (a repeat's prefix cannot begin a role)."""
+    seen: Counter[str] = Counter()
+    digests = []
+    for turn in turns:
+        parts = "\x1f".join(f"{m.role}|{m.timestamp!r}|{m.content}" for m in turn)
+        occurrence = seen[parts]
+        seen[parts] += 1
+        identity = f"{occurrence}\x1e{parts}" if occurrence else parts
+        digests.append(hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:24])
+    return digests
 
 
 @dataclass(frozen=True)
@@ -114,8 +139,9 @@ class Transcript:
 
 
 def read_transcript(path: Path) -> Transcript:
-    """Parse and pair the whole file (a malformed line raises before anything is written)."""
-    with path.open(encoding="utf-8", errors="surrogateescape") as lines:
+    """Parse and pair the whole file (a malformed line raises before anything is written); a
+    byte-order mark, as some editors write, is not part of the first line."""
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as lines:
         return transcript_of(lines)
 
 
@@ -136,15 +162,16 @@ async def import_turns(
     """Load a parsed transcript; returns {"messages", "turns", "imported", "skipped"}."""
     stats = {"messages": transcript.messages, "turns": transcript.turns, "imported": 0, "skipped": 0}
     for chat_id, turns in transcript.chats.items():
-        imported = len(await memory.import_turns(chat_id, [_imported(turn) for turn in turns], progress))
+        imported = len(await memory.import_turns(
+            chat_id, [_imported(turn, digest) for turn, digest in zip(turns, _digests(turns))], progress))
         stats["imported"] += imported
         stats["skipped"] += len(turns) - imported
     return stats
 
 
-def _imported(turn: tuple[TranscriptMessage, ...]) -> ImportedTurn:
+def _imported(turn: tuple[TranscriptMessage, ...], digest: str) -> ImportedTurn:
     return ImportedTurn(
-        digest=_digest(turn),
+        digest=digest,
         user_id=turn[0].user_id,
         messages=tuple({"role": m.role, "content": m.content, "timestamp": m.timestamp, "user_id": turn[0].user_id}
                        for m in turn),

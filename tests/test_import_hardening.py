@@ -1,0 +1,165 @@
+"""Messy transcripts for `goat import`: the same exchange twice at one time (an export with one date
+per session), times outside 1970–2200, empty messages, ids that are not strings, a byte-order mark.
+
+A repeated exchange is a turn of its own and a re-import adds nothing; a line that cannot be
+archived stops the import, naming it, before any write. Real Redis, Chroma and MiniLM; `goat import`
+itself where what it prints is the point.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_cli import goat, goat_env, ok
+
+from bot.importer import TranscriptError, import_transcript
+from memory.embeddings import MiniLMEmbeddings
+from memory.facade import _IMPORT_BATCH, Memory
+from memory.settings import Settings
+from memory.turns import archive_id
+
+pytestmark = pytest.mark.slow
+
+CHAT, USER = "messy-chat", "messy-user"
+SESSION = "2026-03-02T00:00:00Z"  # the one date the export gives every message of a session
+THANKED = "user: Thanks!\nassistant: You're welcome"
+
+
+def line(role: str = "user", content: str = "Thanks!", timestamp: Any = SESSION, **fields: Any) -> str:
+    record = {"chat_id": CHAT, "user_id": USER, "role": role, "content": content, "timestamp": timestamp, **fields}
+    return json.dumps(record) + "\n"
+
+
+def exchange(user: str, assistant: str, timestamp: Any = SESSION) -> str:
+    return line("user", user, timestamp) + line("assistant", assistant, timestamp)
+
+
+THANKS = exchange("Thanks!", "You're welcome")
+HELLO = exchange("Can you help me plan a trip to Lisbon?", "Of course. When are you going?", "2026-03-01T10:00:00Z")
+TRAMS = exchange("Is tram 28 worth it?", "Yes, early in the morning before the queues.", "2026-03-01T11:00:00Z")
+
+
+@pytest.fixture
+async def memory(settings: Settings, embeddings: MiniLMEmbeddings) -> AsyncIterator[Memory]:
+    memory = Memory(settings, embeddings=embeddings)
+    await memory.connect()
+    yield memory
+    await memory.aclose()
+
+
+async def stored(memory: Memory, chat_id: str = CHAT) -> tuple[list[str], dict[str, str]]:
+    """The chat's L2 messages and its L3 entries by id, once the outbox is written."""
+    await memory.settle()
+    _, working = await memory.working(chat_id, 100_000)
+    store = await memory.backends.episodic()
+    entries = await memory.backends.run_blocking(store.entries, chat_id)
+    return [m["content"] for m in working], {e["id"]: e["content"] for e in entries}
+
+
+def transcript(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "transcript.jsonl"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---- repeated exchanges ---------------------------------------------------------------------------------
+
+
+async def test_the_same_exchange_twice_at_one_time_is_two_turns_and_a_reimport_adds_neither(memory, tmp_path):
+    path = transcript(tmp_path, THANKS + THANKS)
+
+    assert await import_transcript(memory, path) == {"messages": 4, "turns": 2, "imported": 2, "skipped": 0}
+    assert await import_transcript(memory, path) == {"messages": 4, "turns": 2, "imported": 0, "skipped": 2}
+
+    working, archived = await stored(memory)
+    assert working == ["Thanks!", "You're welcome"] * 2
+    assert archived == {archive_id(CHAT, 1): THANKED, archive_id(CHAT, 2): THANKED}
+
+
+async def test_repeats_that_fall_in_different_write_batches_are_each_stored(memory, tmp_path):
+    others = "".join(exchange(f"Question number {n}?", f"Answer number {n}.") for n in range(_IMPORT_BATCH))
+    path = transcript(tmp_path, THANKS + others + THANKS)  # the second THANKS is past the first batch
+
+    stats = await import_transcript(memory, path)
+
+    turns = _IMPORT_BATCH + 2
+    assert stats == {"messages": 2 * turns, "turns": turns, "imported": turns, "skipped": 0}
+    working, archived = await stored(memory)
+    assert len(working) == 2 * turns and working[-2:] == ["Thanks!", "You're welcome"]
+    assert len(archived) == turns and archived[archive_id(CHAT, turns)] == THANKED
+
+
+async def test_a_grown_transcript_imports_only_its_new_exchanges(memory, tmp_path):
+    """An exchange is told apart from an identical one by its occurrence, not its line: an exchange
+    inserted earlier in the file does not make the ones after it new."""
+    assert (await import_transcript(memory, transcript(tmp_path, HELLO + THANKS)))["imported"] == 2
+
+    grown = transcript(tmp_path, HELLO + TRAMS + THANKS + THANKS)  # one inserted, one appended
+
+    assert await import_transcript(memory, grown) == {"messages": 8, "turns": 4, "imported": 2, "skipped": 2}
+    working, archived = await stored(memory)
+    assert working[-4:] == ["Is tram 28 worth it?", "Yes, early in the morning before the queues.",
+                            "Thanks!", "You're welcome"]
+    assert sorted(archived) == [archive_id(CHAT, n) for n in (1, 2, 3, 4)]
+    assert archived[archive_id(CHAT, 2)] == archived[archive_id(CHAT, 4)] == THANKED
+
+
+def test_goat_import_prints_what_it_stored_when_an_exchange_repeats(tmp_path):
+    (tmp_path / "thanks.jsonl").write_text(HELLO + THANKS + THANKS, encoding="utf-8")
+    env = goat_env(tmp_path / "data")
+
+    first = ok(goat("import", "thanks.jsonl", env=env, cwd=tmp_path)).stdout
+    again = ok(goat("import", "thanks.jsonl", env=env, cwd=tmp_path)).stdout
+
+    assert first.startswith("6 messages, 3 turns: 3 imported, 0 already there")
+    assert again.startswith("6 messages, 3 turns: 0 imported, 3 already there")
+
+
+# ---- lines refused before any write ---------------------------------------------------------------------
+
+
+OUTSIDE = "is not a time in the years 1970–2200 (UTC)"
+REFUSED = [  # (the third line, after an exchange of the chat, what the error names)
+    pytest.param(line(timestamp="9999-12-31T23:59:59-14:00"),
+                 f"line 3: timestamp '9999-12-31T23:59:59-14:00' {OUTSIDE}", id="year-10000-in-utc"),
+    pytest.param(line(timestamp="2200-12-31T23:00:00-02:00"),
+                 f"line 3: timestamp '2200-12-31T23:00:00-02:00' {OUTSIDE}", id="year-2201-in-utc"),
+    pytest.param(line(timestamp="1969-12-31T23:59:59Z"), f"line 3: timestamp '1969-12-31T23:59:59Z' {OUTSIDE}",
+                 id="1969"),
+    pytest.param(line(timestamp=-1), f"line 3: timestamp -1 {OUTSIDE}", id="negative-unix-seconds"),
+    pytest.param(line(timestamp=1e12), f"line 3: timestamp 1000000000000.0 {OUTSIDE}", id="unix-milliseconds"),
+    pytest.param(line(content=""), "line 3: content is empty", id="empty-content"),
+    pytest.param(line(content=" \t\n "), "line 3: content is empty", id="whitespace-content"),
+    pytest.param(line(chat_id=42), "line 3: chat_id must be a string, not a number", id="numeric-chat"),
+    pytest.param(line(chat_id=True), "line 3: chat_id must be a string, not a boolean", id="boolean-chat"),
+    pytest.param(line(user_id={"x": 1}), "line 3: user_id must be a string, not an object", id="object-user"),
+    pytest.param(line(user_id=["u"]), "line 3: user_id must be a string, not an array", id="array-user"),
+    pytest.param(line(user_id=7), "line 3: user_id must be a string, not a number", id="numeric-user"),
+    pytest.param(line(user_id="  "), "line 3: user_id is empty", id="blank-user"),
+]
+
+
+@pytest.mark.parametrize("bad, named", REFUSED)
+async def test_a_line_that_cannot_be_archived_stops_the_import_before_any_write(bad, named, memory, tmp_path):
+    path = transcript(tmp_path, HELLO + bad + line(content="After the bad line."))
+
+    with pytest.raises(TranscriptError) as refused:
+        await import_transcript(memory, path)
+
+    assert str(refused.value) == named
+    assert await stored(memory) == ([], {})
+
+
+# ---- encodings ------------------------------------------------------------------------------------------
+
+
+async def test_a_transcript_that_starts_with_a_byte_order_mark_imports(memory, tmp_path):
+    path = tmp_path / "notepad.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + THANKS.encode("utf-8"))
+
+    assert await import_transcript(memory, path) == {"messages": 2, "turns": 1, "imported": 1, "skipped": 0}
+    assert await stored(memory) == (["Thanks!", "You're welcome"], {archive_id(CHAT, 1): THANKED})
