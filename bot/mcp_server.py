@@ -77,9 +77,9 @@ class MemoryServer:
         }
 
     async def archive_turn(self, user: str, assistant: str, timestamp: str | float | None) -> dict[str, Any]:
-        if not user.strip() and not assistant.strip():
-            raise ValueError("both user and assistant are empty: nothing to archive")
         for name, text in (("user", user), ("assistant", assistant)):
+            if not text.strip():  # refused as a live message, or a line of `goat import`
+                raise ValueError(f"{name} is empty: nothing to archive")
             if len(text) > MAX_MESSAGE_CHARS:  # as a live message, or a line of `goat import`
                 raise ValueError(f"{name} has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}")
         try:
@@ -90,7 +90,7 @@ class MemoryServer:
                          for role, text in (("user", user), ("assistant", assistant)))
         digest = hashlib.sha256(f"{when!r}\x1f{user}\x1f{assistant}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
         # Held like a turn: a live turn of the chat cannot take the same turn number meanwhile.
-        async with self.memory.turn(self.chat_id):
+        async with self.memory.turn(self.chat_id, user_id=self.user_id):
             written = await self.memory.import_turns(self.chat_id, [ImportedTurn(f"mcp:{digest}", self.user_id, messages)])
         if not written:
             return {"archived": False, "note": "this exchange, at this time, was archived before"}

@@ -15,6 +15,7 @@ from langgraph.graph.state import CompiledStateGraph
 from bot.observability import TurnObserver
 from graph.checkpoint import RedisCheckpointSaver
 from graph.graph import build_graph
+from memory.errors import ForgetUnfinished
 from memory.privacy import Forgotten
 from memory.settings import Settings
 from nodes.context import Context, run_context
@@ -88,7 +89,7 @@ class TurnRunner:
         check_input(turn)  # before the chat is held: a bad id cannot even name its lock
         # The chat is held first: whatever is awaited before could let a later turn overtake.
         arrived = time.perf_counter()
-        async with self.services.memory.turn(turn["chat_id"], turn["message"]) as unfinished:
+        async with self.services.memory.turn(turn["chat_id"], turn["message"], turn["user_id"]) as unfinished:
             chat_wait_ms = (time.perf_counter() - arrived) * 1000
             graph = await self.graph()
             if unfinished:
@@ -104,14 +105,22 @@ class TurnRunner:
 
     async def recover(self, chats: list[str] | None = None) -> list[str]:
         """Complete the turns that died between reply and archive (of these chats, or of every
-        chat), and have what an earlier process left in the L3 outbox written (call at
-        start-up). Returns the chats that were looked at."""
+        chat, and then the forgets a backend failure interrupted), and have what an earlier
+        process left in the L3 outbox written (call at start-up). Returns the chats that were
+        looked at."""
         graph = await self.graph()
         unfinished = (await self.services.memory.connect()).unfinished_chats
+        start_up = chats is None
         chats = unfinished if chats is None else [chat for chat in chats if chat in unfinished]
         for chat_id in chats:
             async with self.services.memory.turn(chat_id):
                 await self._finish_unfinished(graph, chat_id)
+        if start_up:  # and the forgets a backend failure interrupted
+            for user_id in await self.services.memory.journal.unfinished_forgets():
+                try:
+                    await self.forget_user(user_id)
+                except ForgetUnfinished as exc:
+                    log.warning("%s", exc)
         return chats
 
     async def _finish_unfinished(self, graph: CompiledStateGraph, chat_id: str) -> None:
@@ -169,12 +178,24 @@ class TurnRunner:
 
     async def forget_user(self, user_id: str) -> Forgotten:
         """Everything of the user out of memory, the graph threads of the chats they were in (a
-        thread's checkpoints hold their turns' state), and their lines of the turn log."""
-        forgotten = await self.services.memory.forget(user_id=user_id)
-        graph = await self.graph()
-        for chat_id in [*forgotten.chats, *forgotten.shared]:
-            await graph.checkpointer.adelete_thread(chat_id)
-        self.observer.log.drop_user(user_id)  # the turn log names the user on each of their turns
+        thread's checkpoints hold their turns' state), and their lines of the turn log; in one
+        step with respect to turns: their chats are held meanwhile (see ``Memory.forgetting``).
+
+        Raises:
+            ForgetUnfinished: a backend failed half-way; calling this again finishes the forget.
+        """
+        memory, graph = self.services.memory, await self.graph()
+        try:
+            async with memory.forgetting(user_id) as chats:
+                for chat_id, unfinished in chats:
+                    if unfinished:  # replied to but not saved: saved first, then judged as every turn
+                        await self._finish_unfinished(graph, chat_id)
+                forgotten = await memory.forget(user_id=user_id)
+                for chat_id in [*forgotten.chats, *forgotten.shared]:
+                    await graph.checkpointer.adelete_thread(chat_id)
+                self.observer.log.drop_user(user_id)  # the turn log names the user on each of their turns
+        except Exception as exc:
+            raise ForgetUnfinished(user_id, exc) from exc
         return forgotten
 
     async def inspect(self, chat_id: str, message: str, *, user_id: str | None = None,

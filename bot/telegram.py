@@ -34,7 +34,7 @@ from bot.observability import Redactor, TurnLog, render_stats, summarize, turns_
 from bot.runner import TurnRunner
 from bot.webhook import Inbox, WebhookWorker, shared_secret
 from memory.budget import format_recall_line
-from memory.errors import BackendUnavailable
+from memory.errors import BackendUnavailable, ForgetUnfinished
 from memory.facts import FactsFull
 from memory.settings import Settings
 from nodes.state import InvalidTurn
@@ -442,7 +442,14 @@ async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             "messages in groups. It cannot be undone. Send /forget_me yes to confirm.")
         return
     goat.forgetting.discard(user)
-    forgotten = await goat.runner.forget_user(str(user))
+    try:
+        forgotten = await goat.runner.forget_user(str(user))
+    except ForgetUnfinished as exc:
+        log.warning("%s", exc)
+        await update.effective_message.reply_text(
+            "I could not finish forgetting you: part of my memory is unreachable right now. It is recorded and "
+            "will be finished when it is back; you can also send /forget_me again later.")
+        return
     await update.effective_message.reply_text(
         f"Done: I forgot {forgotten.facts} fact(s), {len(forgotten.chats)} conversation(s), and your part of "
         f"{len(forgotten.shared)} group(s).")

@@ -244,17 +244,22 @@ class Backends:
         return await self.run_blocking(store.chat_ids)
 
     async def add_chat_users(self, chat_id: str, user_ids: set[str]) -> set[str]:
-        """Record that these users wrote to the chat's L3; returns every user of the chat."""
+        """Record that these users wrote to the chat; returns every user of the chat."""
         async with (await self.redis()).pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                pipe.sadd(_user_chats_key(user_id), chat_id)
-            pipe.sadd(_chat_users_key(chat_id), *user_ids)
+            self.add_chat_users_to(pipe, chat_id, user_ids)
             pipe.smembers(_chat_users_key(chat_id))
             *_, members = await pipe.execute()
         return {member.decode() for member in members}
 
+    @staticmethod
+    def add_chat_users_to(pipe: Any, chat_id: str, user_ids: set[str]) -> None:
+        """``add_chat_users``'s writes, queued on a pipeline the caller runs."""
+        for user_id in user_ids:
+            pipe.sadd(_user_chats_key(user_id), chat_id)
+        pipe.sadd(_chat_users_key(chat_id), *user_ids)
+
     async def chats_of_user(self, user_id: str) -> list[str]:
-        """The chats whose L3 the user wrote to."""
+        """The chats the user wrote to (from the start of their first turn there)."""
         return sorted(m.decode() for m in await (await self.redis()).smembers(_user_chats_key(user_id)))
 
     async def users_of_chat(self, chat_id: str) -> set[str]:

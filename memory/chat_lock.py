@@ -77,6 +77,10 @@ class ChatLocks:
         """Chats with a turn running or waiting in this process (a bounded count, for tests)."""
         return len(self._local)
 
+    def holders(self, chat_id: str) -> int:
+        """This process's holders of the chat, the one holding it and those waiting (for tests)."""
+        return self._waiting.get(chat_id, 0)
+
     @asynccontextmanager
     async def _local_turn(self, chat_id: str) -> AsyncIterator[None]:
         # asyncio.Lock wakes waiters first-come first-served; the entry is dropped with its

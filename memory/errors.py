@@ -98,3 +98,15 @@ class BackendUnavailable(RuntimeError):
     def __init__(self, backend: str, detail: str, fix: str = "") -> None:
         self.backend = backend
         super().__init__(without_credentials(f"{backend} is unavailable: {detail}" + (f" — {fix}" if fix else "")))
+
+
+class ForgetUnfinished(BackendUnavailable):
+    """Forgetting a user stopped half-way on a backend failure. The forget is recorded, and
+    running it again (``goat forget-user``, or the next start of the bot or ``goat chat``)
+    finishes it: what is left of the user is found the same way."""
+
+    def __init__(self, user_id: str, cause: BaseException) -> None:
+        super().__init__(getattr(cause, "backend", "a backend"),
+                         f"forgetting user {user_id} stopped half-way ({type(cause).__name__}: {cause})",
+                         f"it is recorded: run `goat forget-user {user_id}` again once it is back "
+                         "(goat bot and goat chat also finish it when they start)")

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,9 +106,10 @@ class Memory:
     # ---- a turn ---------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def turn(self, chat_id: str, message: str | None = None) -> AsyncIterator[bool]:
+    async def turn(self, chat_id: str, message: str | None = None, user_id: str | None = None) -> AsyncIterator[bool]:
         """Hold the chat for one turn: its turns run one at a time, in arrival order, also
-        across processes. Starts embedding ``message`` while the turn waits for the chat.
+        across processes. Starts embedding ``message`` while the turn waits for the chat; the
+        user who speaks is one of the chat's from then on.
 
         Yields:
             True if an earlier turn of the chat never finished (it is completed first). The
@@ -117,8 +118,29 @@ class Memory:
         if message is not None:
             self.l3.embed_ahead(message)
         async with (await self.backends.chat_locks()).hold(chat_id), self.archiver.turn_running():
-            yield await self.journal.begin(chat_id)
+            yield await self.journal.begin(chat_id, user_id)
             await self.journal.end(chat_id)
+
+    @asynccontextmanager
+    async def forgetting(self, user_id: str) -> AsyncIterator[list[tuple[str, bool]]]:
+        """Hold every chat of the user, as a turn holds its chat, while they are forgotten: a turn
+        in flight there finishes first and no other starts until the block ends, so nothing of
+        theirs is written after. The forget is recorded (:meth:`TurnJournal.unfinished_forgets`)
+        until the block ends without an exception.
+
+        Yields:
+            The chats held, each with True if a turn of it died after its reply (to complete
+            before forgetting, whoever wrote it).
+        """
+        await self.journal.forget_begins(user_id)
+        async with AsyncExitStack() as stack:
+            held: dict[str, bool] = {}
+            # Looked up again once held: a turn that finished meanwhile may have added a chat.
+            while missing := sorted(set(await self.backends.chats_of_user(user_id)) - set(held)):
+                for chat_id in missing:
+                    held[chat_id] = await stack.enter_async_context(self.turn(chat_id))
+            yield list(held.items())
+        await self.journal.forget_ends(user_id)
 
     async def recall(self, query: RecallQuery, settings: Settings | None = None) -> Recalled:
         """What L3 holds for the query: the ranked lists of every mechanism that fired, the

@@ -6,21 +6,40 @@ from __future__ import annotations
 from memory.backends import PREFIX, Backends
 
 IN_FLIGHT_KEY = f"{PREFIX}:turns_in_flight"
+FORGETTING_KEY = f"{PREFIX}:users_being_forgotten"  # a forget a backend failure interrupted stays listed
 
 
 class TurnJournal:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
 
-    async def begin(self, chat_id: str) -> bool:
-        """Note that a turn of this chat is running; True if an earlier one never finished."""
-        return not await (await self.backends.redis()).sadd(IN_FLIGHT_KEY, chat_id)
+    async def begin(self, chat_id: str, user_id: str | None = None) -> bool:
+        """Note that a turn of this chat is running, and the user as one of the chat's from now
+        on (so forgetting them waits for it); True if an earlier turn never finished."""
+        redis = await self.backends.redis()
+        if user_id is None:
+            return not await redis.sadd(IN_FLIGHT_KEY, chat_id)
+        async with redis.pipeline(transaction=False) as pipe:  # one round trip, as before
+            pipe.sadd(IN_FLIGHT_KEY, chat_id)
+            self.backends.add_chat_users_to(pipe, chat_id, {user_id})
+            added, *_ = await pipe.execute()
+        return not added
 
     async def end(self, chat_id: str) -> None:
         await (await self.backends.redis()).srem(IN_FLIGHT_KEY, chat_id)
 
     async def unfinished(self) -> list[str]:
         return sorted(m.decode() for m in await (await self.backends.redis()).smembers(IN_FLIGHT_KEY))
+
+    async def forget_begins(self, user_id: str) -> None:
+        await (await self.backends.redis()).sadd(FORGETTING_KEY, user_id)
+
+    async def forget_ends(self, user_id: str) -> None:
+        await (await self.backends.redis()).srem(FORGETTING_KEY, user_id)
+
+    async def unfinished_forgets(self) -> list[str]:
+        """Users whose forget was interrupted (a backend failed): the next forget finishes it."""
+        return sorted(m.decode() for m in await (await self.backends.redis()).smembers(FORGETTING_KEY))
 
     async def import_numbers(self, chat_id: str, digests: list[str]) -> tuple[list[int], int]:
         """The turn number of each imported exchange, allocated once and remembered by digest,

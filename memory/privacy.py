@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from memory.archive import Archive
 from memory.backends import Backends
+from memory.errors import BackendUnavailable
 from memory.turns import iso_time
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,21 +33,28 @@ class Forgotten:
     messages: int = 0  # L2 messages deleted from shared chats
 
 
+async def _chroma(backends: Backends, call: Callable[..., T], *args: Any) -> T:
+    """A Chroma call whose failure says it was Chroma's (its client raises its transport's errors)."""
+    try:
+        return await backends.l3(call, *args)
+    except Exception as exc:
+        raise BackendUnavailable("chroma", f"{type(exc).__name__}: {exc}") from exc
+
+
 async def forget_chat(backends: Backends, archive: Archive, chat_id: str) -> None:
     """Drop the chat's L2, L3, word index, import records and cached searches."""
     store = await backends.episodic()
-    await backends.run_blocking(store.delete_chat, chat_id)
+    await _chroma(backends, store.delete_chat, chat_id)
     await archive.forget_index(chat_id)
     await (await backends.working()).clear(chat_id)
     await backends.invalidate_searches_of(chat_id, await backends.drop_chat_users(chat_id), delete=True)
 
 
 async def forget_user(backends: Backends, archive: Archive, user_id: str) -> Forgotten:
-    """Delete everything of the user: see the module's docstring."""
-    await archive.flush()  # a turn of theirs still in the outbox would be written after
-    facts = await backends.facts()
-    deleted_facts = len(await facts.get_all(user_id))
-    await facts.clear(user_id)
+    """Delete everything of the user: see the module's docstring. Safe to run again after a
+    failure: what is left of the user is found the same way."""
+    if await archive.flush():  # a turn of theirs still in the outbox would be written after
+        raise BackendUnavailable("chroma", f"the archive cannot be written ({backends.l3_problem or 'unreachable'})")
     store, working = await backends.episodic(), await backends.working()
     whole, shared, entries, messages = [], [], 0, 0
     for chat_id in await backends.chats_of_user(user_id):
@@ -53,14 +63,17 @@ async def forget_user(backends: Backends, archive: Archive, user_id: str) -> For
             await forget_chat(backends, archive, chat_id)
             whole.append(chat_id)
             continue
-        theirs = [hit["id"] for hit in await backends.run_blocking(store.entries, chat_id, user_id)]
-        await backends.run_blocking(store.delete_entries, chat_id, theirs)
+        theirs = [hit["id"] for hit in await _chroma(backends, store.entries, chat_id, user_id)]
+        await _chroma(backends, store.delete_entries, chat_id, theirs)
         messages += await working.remove_user(chat_id, user_id)
         await archive.rebuild_index(chat_id)
         await backends.drop_user_from(chat_id, user_id)
         await backends.invalidate_searches_of(chat_id, others | {user_id}, delete=True)
         shared.append(chat_id)
         entries += len(theirs)
+    facts = await backends.facts()
+    deleted_facts = len(await facts.get_all(user_id))
+    await facts.clear(user_id)
     return Forgotten(deleted_facts, whole, shared, entries, messages)
 
 
@@ -72,7 +85,7 @@ async def export_user(backends: Backends, user_id: str, chat_id: str | None = No
     for chat in [chat_id] if chat_id else await backends.chats_of_user(user_id):
         alone = await backends.users_of_chat(chat) <= {user_id}
         l2 = [m for m in await working.messages(chat) if alone or m.get("user_id") == user_id]
-        l3 = await backends.run_blocking(store.entries, chat, None if alone else user_id)
+        l3 = await _chroma(backends, store.entries, chat, None if alone else user_id)
         chats.append({
             "chat_id": chat,
             "l2": [{k: v for k, v in m.items() if k != "tokens"} for m in l2],

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import chromadb
 import pytest
 
+from conftest import chroma_server, free_port
 from fakes import FakeOpenAI
+from memory.errors import ForgetUnfinished
 from memory.embeddings import MiniLMEmbeddings
 from memory.settings import Settings, load_settings
 from test_cli import goat, goat_env, ok
@@ -144,3 +147,104 @@ async def found_by_words(settings: Settings, chat_id: str, words: str) -> list[s
         return [hit["content"] for hit, _, _ in await memory.l3.lexical_search([chat_id], words, 10, 1.0)]
     finally:
         await memory.aclose()
+
+
+# ---- forget against turns in flight ---------------------------------------------------------
+
+
+def until_waiting_or_done(runner, chat_id: str, forget) -> None:
+    """From the model's thread: until the forget started meanwhile has finished, or waits for
+    the turn holding ``chat_id`` (two holders of it: the turn and the forget)."""
+    locks = runner.services.memory.backends._chat_locks
+    while not forget.done() and locks.holders(chat_id) < 2:
+        time.sleep(0.005)  # polling another thread's progress: there is nothing to await here
+
+
+async def test_a_turn_in_flight_when_its_user_is_forgotten_leaves_nothing_of_them(settings, embeddings):
+    """Ana is forgotten while the model writes her answer: her turn finishes first, then is
+    forgotten with the rest; nothing of hers is written back after."""
+    loop = asyncio.get_running_loop()
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            await runner.run("ana-chat", "My passport number is AX-99213.", user_id=ANA)
+            forgets = []
+
+            def forget_meanwhile(_: dict) -> str:
+                forgets.append(asyncio.run_coroutine_threadsafe(runner.forget_user(ANA), loop))
+                until_waiting_or_done(runner, "ana-chat", forgets[0])
+                return "Noted, your new passport AX-55555."
+
+            fake.responder = forget_meanwhile
+            await runner.run("ana-chat", "My new passport is AX-55555.", user_id=ANA)
+            forgotten = await asyncio.wrap_future(forgets[0])
+            memory = runner.services.memory
+            assert forgotten.chats == ["ana-chat"]
+            assert await memory.settle() == 0
+            assert await memory.working("ana-chat", 100) == (0, [])
+            store = await memory.backends.episodic()
+            assert store.count("ana-chat") == 0 and await memory.journal.unfinished_forgets() == []
+            assert (await runner.last_state("ana-chat")) == {}
+        finally:
+            await runner.aclose()
+
+
+async def test_forgetting_one_user_keeps_another_users_turn_in_flight_in_a_shared_chat(settings, embeddings):
+    """Bob's turn in the family chat has its reply when Ana is forgotten: it is saved and
+    archived whole (before, her forget deleted the chat's checkpoints under it)."""
+    loop = asyncio.get_running_loop()
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            fake.reply("Noted.")
+            await runner.run("family", ANA_SAYS[2], user_id=ANA)
+            fake.reply("Great, cake it is.")
+            forgets = []
+
+            async def forget_ana(reply: str) -> None:  # between Bob's reply and its save
+                forgets.append(asyncio.ensure_future(runner.forget_user(ANA)))
+                await asyncio.to_thread(until_waiting_or_done, runner, "family", forgets[0])
+
+            bob = await runner.run("family", "I will bring the cake on Sunday.", user_id=BOB, on_reply=forget_ana)
+            forgotten = await forgets[0]
+            assert forgotten.shared == ["family"] and bob["reply"] == "Great, cake it is."
+            memory = runner.services.memory
+            assert await memory.settle() == 0
+            _, working = await memory.working("family", 100)
+            assert [m["content"] for m in working] == ["I will bring the cake on Sunday.", "Great, cake it is."]
+            store = await memory.backends.episodic()
+            assert [e["content"] for e in store.entries("family", None)] == [
+                "user: I will bring the cake on Sunday.\nassistant: Great, cake it is."]
+        finally:
+            await runner.aclose()
+
+
+async def test_a_forget_cut_short_by_chroma_is_recorded_and_finished_by_the_next(settings, embeddings, tmp_path):
+    port, chroma_dir = free_port(), tmp_path / "chroma-server"
+    with FakeOpenAI() as fake:
+        configured = with_model(settings, fake).model_copy(
+            update={"chroma": settings.chroma.model_copy(update={"url": f"http://127.0.0.1:{port}"})})
+        runner = make_runner(configured, embeddings)
+        try:
+            with chroma_server(chroma_dir, port):
+                await runner.services.memory.remember(ANA, "blood_type", "AB-negative", 500)
+                fake.reply("Noted.")
+                await runner.run("ana-chat", ANA_SAYS[1], user_id=ANA)
+                assert await runner.services.memory.settle() == 0
+            with pytest.raises(ForgetUnfinished) as cut:  # Chroma is gone
+                await runner.forget_user(ANA)
+            assert f"goat forget-user {ANA}" in str(cut.value) and "chroma" in str(cut.value)
+            assert await runner.services.memory.journal.unfinished_forgets() == [ANA]
+        finally:
+            await runner.aclose()
+        with chroma_server(chroma_dir, port):
+            restarted = make_runner(configured, embeddings)  # its start finishes what was recorded
+            try:
+                await restarted.recover()
+                memory = restarted.services.memory
+                assert await memory.journal.unfinished_forgets() == []
+                assert await memory.facts(ANA) == {} and await memory.working("ana-chat", 10) == (0, [])
+                store = await memory.backends.episodic()
+                assert store.count("ana-chat") == 0
+            finally:
+                await restarted.aclose()
