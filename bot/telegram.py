@@ -20,7 +20,7 @@ import logging
 import re
 import time
 from urllib.parse import urlsplit
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,10 +169,11 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     reply = StreamingReply(context.bot, chat_id, goat.settings.telegram.edit_interval)
     typing = asyncio.create_task(keep_typing(context, chat_id))
 
+    async def shown() -> None:  # the reply is in the chat: a worker taking over won't answer again
+        await goat.inbox.mark_answered(str(chat_id), update.update_id)
+
     async def finish(text: str) -> None:
-        if goat.inbox is not None:  # before the reply's last edit: a worker taking over won't answer again
-            await goat.inbox.mark_answered(str(chat_id), update.update_id)
-        await reply.finish(text)
+        await reply.finish(text, shown=shown if goat.inbox is not None else None)
 
     try:
         await goat.runner.run(str(chat_id), text, user_id=str(update.effective_user.id),
@@ -224,8 +225,10 @@ class StreamingReply:
                 await self.message.edit_text(text)
             self.shown, self.last_edit = text, time.monotonic()
 
-    async def finish(self, text: str) -> None:
-        """The whole reply: the first part into the streamed message, the rest as new messages."""
+    async def finish(self, text: str, *, shown: Callable[[], Awaitable[None]] | None = None) -> None:
+        """The whole reply: the first part into the streamed message, the rest as new messages.
+        ``shown`` is awaited once the reply's first message is in the chat (the streamed one
+        delivered, or the first part sent), before its last edit and its other parts."""
         if self._pending is not None:
             await asyncio.gather(self._pending, return_exceptions=True)
         async with self._lock:
@@ -235,7 +238,9 @@ class StreamingReply:
                 if self.message is None:
                     self.message = await send_formatted(self.bot, self.chat_id, first)
                     self.shown = first
-                elif first != self.shown:
+                if shown is not None:
+                    await shown()
+                if first != self.shown:
                     await edit_formatted(self.message, first)
                     self.shown = first
                 for part in rest:

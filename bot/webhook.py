@@ -7,8 +7,8 @@ Telegram retries what was not acknowledged, and what was is in the inbox. Whiche
 holds a chat's inbox lease drains it in order, one update after the other; a worker that
 dies mid-turn stops renewing its lease, and another worker's sweep takes the chat over once
 the lease has expired. A turn whose reply went out before its worker died is not answered
-again: its update is marked answered before the reply's last edit, and the worker taking
-over completes that turn from its checkpoint instead.
+again: its update is marked answered once the reply's first message is in the chat (before
+its last edit), and the worker taking over completes that turn from its checkpoint instead.
 """
 
 from __future__ import annotations
@@ -110,10 +110,14 @@ class Inbox:
         chats = [chat.decode() for chat in await self._redis.smembers(PENDING_KEY)]
         waiting = []
         for chat in chats:
-            await self._redis.srem(PENDING_KEY, chat)
-            if await self._redis.zcard(_keys(chat)[0]):  # queued meanwhile: it stays listed
-                await self._redis.sadd(PENDING_KEY, chat)
-                waiting.append(chat)
+            # A chat with updates is never taken off the list, not even for a moment: a sweep
+            # stopped there (its worker killed, Redis failing) would leave it to nobody.
+            if not await self._redis.zcard(_keys(chat)[0]):
+                await self._redis.srem(PENDING_KEY, chat)
+                if not await self._redis.zcard(_keys(chat)[0]):
+                    continue
+                await self._redis.sadd(PENDING_KEY, chat)  # queued meanwhile: listed again
+            waiting.append(chat)
         return waiting
 
 
