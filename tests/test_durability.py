@@ -24,7 +24,7 @@ from memory.chat_lock import ChatLocks
 from memory.episodic import collection_name
 from memory.turns import archive_id
 from test_chat import goat_chat
-from test_cli import GOAT, goat_env
+from test_cli import GOAT, embedded_redis_pids, goat_env, servers_left
 from nodes.state import turn_input
 from test_graph import NOW, make_runner, with_model
 from test_retrieval import load
@@ -363,3 +363,26 @@ def test_a_goat_killed_between_reply_and_archive_finishes_the_turn_on_restart(tm
                       "third message", "re: third message"]
         assert not client.sismember("goat:turns_in_flight", chat_id)
     client.close()
+
+
+def test_a_killed_goat_leaves_no_embedded_redis_behind(tmp_path: Path) -> None:
+    """`goat chat` on the default data folder (.goat where it runs), SIGKILLed mid-session: its
+    redis-server ends with it instead of holding the data folder for good."""
+    data_dir = tmp_path / ".goat"
+    with FakeOpenAI(responder=echo) as fake:
+        env = goat_env(data_dir, GOAT_MODEL="fake-model", OPENAI_API_KEY="sk-fake-123456", OPENAI_BASE_URL=fake.base_url)
+        del env["GOAT_DATA_DIR"]
+        chat = subprocess.Popen([str(GOAT), "chat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=env, cwd=tmp_path, text=True)
+        try:
+            chat.stdin.write("Hello there.\n")
+            chat.stdin.flush()
+            assert "re: Hello there." in chat.stdout.readline()  # a turn ran: its Redis is up
+            assert len(embedded_redis_pids(data_dir)) == 1
+        finally:
+            chat.kill()
+            chat.wait()
+    try:
+        wait_for(lambda: not embedded_redis_pids(data_dir), "the killed goat's redis-server to end")
+    finally:
+        servers_left(data_dir)
