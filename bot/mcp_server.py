@@ -116,9 +116,10 @@ class MemoryServer:
             for verdict in state.get("verdicts") or []
         ]
         prompt = state.get("prompt") or []
+        _, saved = await self.memory.working(self.chat_id, 1)  # the turn consumed its time; L2 keeps it
         return {
             "turn": state["turn"],
-            "time": _iso(state.get("now")),
+            "time": _iso(saved[-1].get("timestamp") if saved else None),
             "mechanisms": _mechanisms(prefetch),
             "background": prefetch.get("background"),
             "candidates": candidates,

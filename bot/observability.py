@@ -57,7 +57,7 @@ class Redactor:
     @classmethod
     def for_settings(cls, settings: Settings) -> "Redactor":
         keys = (settings.llm.api_key, settings.telegram.token, settings.telegram.webhook_secret, settings.mcp.token,
-                settings.letta.token)
+                settings.letta.token, *settings.server.tokens.values())
         # Plain strings too: a settings copy made without validation (model_copy) keeps them so.
         secrets = [key.get_secret_value() if isinstance(key, SecretStr) else str(key) for key in keys if key]
         # The passwords and secret parameters inside the configured URLs, should one be echoed bare.

@@ -95,7 +95,9 @@ class TurnRunner:
             if unfinished:
                 await self._finish_unfinished(graph, turn["chat_id"])
             try:
-                final = await self._stream(graph, turn, overrides, on_token, on_reply)
+                # The graph consumes the turn's user and time as it ends (nodes/archive.py).
+                final = {**await self._stream(graph, turn, overrides, on_token, on_reply),
+                         "user_id": turn["user_id"], "now": turn["now"]}
             except Exception as exc:
                 # It stays marked in flight: the next turn decides from its checkpoint.
                 self.observer.record_failure(turn, exc, (time.perf_counter() - arrived) * 1000, chat_wait_ms)

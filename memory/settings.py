@@ -39,6 +39,7 @@ ENV_ALIASES: dict[str, str] = {
     "GOAT_TELEGRAM_API_URL": "telegram.api_url",
     "GOAT_ALLOWED_USERS": "telegram.allowed_users",
     "GOAT_TELEGRAM_WEBHOOK_SECRET": "telegram.webhook_secret",
+    "GOAT_SERVER_TOKENS": "server.tokens",
 }
 
 
@@ -242,6 +243,32 @@ class Mcp(_Section):
         return value
 
 
+class Server(_Section):
+    """Who the graph serves on LangGraph's server (``langgraph dev``, LangGraph Platform)."""
+
+    # user id -> bearer token ("alice=<token>,bob=<token>"): every request must carry one, and a
+    # run's user is its token's. Empty: every request is ``developer``'s (one person, on loopback).
+    tokens: dict[str, SecretStr] = {}
+    developer: str = Field("developer", min_length=1)
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _pairs(cls, value: object) -> object:
+        if isinstance(value, str):  # GOAT_SERVER_TOKENS=alice=<token>,bob=<token>
+            pairs = [part.strip().partition("=") for part in value.split(",") if part.strip()]
+            if any(not user.strip() or not sep for user, sep, _ in pairs):
+                raise ValueError("expected user=token pairs separated by commas")
+            return {user.strip(): token.strip() for user, _, token in pairs}
+        return value
+
+    @field_validator("tokens")
+    @classmethod
+    def _hard_to_guess(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        if any(len(token.get_secret_value()) < MIN_SECRET_CHARS for token in value.values()):
+            raise ValueError(f"each token must be at least {MIN_SECRET_CHARS} characters, e.g. from `openssl rand -hex 32`")
+        return value
+
+
 class Observability(_Section):
     log_content: bool = False  # message and reply text in the per-turn line (secrets never)
     report_every: int = Field(50, ge=1)  # turns between two latency-percentile reports
@@ -267,6 +294,7 @@ class Settings(_Section):
     tools: Tools = Tools()
     telegram: Telegram = Telegram()
     mcp: Mcp = Mcp()
+    server: Server = Server()
     observability: Observability = Observability()
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Settings":

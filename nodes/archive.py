@@ -27,6 +27,13 @@ async def archive(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]
         user_text=state["message"],
         assistant_text=state["reply"],
     )
+    outcome = await _archived(services, exchange, state)
+    # The turn's user and time were its inputs: consumed here, so the thread's next turn that
+    # leaves them out (Studio's form may) gets the defaults, never this turn's user and facts.
+    return {**outcome, "user_id": None, "now": None}
+
+
+async def _archived(services: Any, exchange: Exchange, state: TurnState) -> dict[str, Any]:
     try:
         # What was injected into an answered turn gains popularity for later turns' scores
         # (here, after the reply, so that inspecting a turn changes nothing).

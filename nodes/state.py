@@ -7,6 +7,7 @@ same superstep) are disjoint, except the per-node bookkeeping dicts, which merge
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Annotated, Any, NotRequired, TypedDict
 
@@ -127,10 +128,15 @@ def check_input(state: TurnInput) -> None:
     """Refuse an input that cannot be processed, before anything of its turn is written: the
     graph's one check (in ``load_working``), whatever the entry point (the runner also makes it
     before it takes the chat: an id that is not valid Unicode cannot name a Redis key)."""
-    message, chat_id = state.get("message"), state.get("chat_id")
+    message, chat_id, user_id, now = state.get("message"), state.get("chat_id"), state.get("user_id"), state.get("now")
+    # Ids are keys, never converted: a number 7 and the text "7" would be two people to forget.
     if not isinstance(chat_id, str) or not chat_id.strip():
-        raise InvalidTurn("chat_id must be a non-empty string")
-    check_ids(chat_id=chat_id, user_id=state.get("user_id"))
+        raise InvalidTurn(f"chat_id must be a non-empty string, not {_json_type(chat_id)}")
+    if user_id is not None and (not isinstance(user_id, str) or not user_id.strip()):
+        raise InvalidTurn(f"user_id must be a non-empty string, not {_json_type(user_id)}")
+    if now is not None and (isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now)):
+        raise InvalidTurn(f"now must be unix seconds (a finite number), not {_json_type(now)}")
+    check_ids(chat_id=chat_id, user_id=user_id)
     if not isinstance(message, str) or not message.strip():
         raise InvalidTurn("the message is empty")
     if len(message) > MAX_MESSAGE_CHARS:
@@ -139,11 +145,18 @@ def check_input(state: TurnInput) -> None:
         raise InvalidTurn("the message holds text that is not valid Unicode (lone surrogates)")
 
 
+def _json_type(value: object) -> str:
+    if isinstance(value, str):
+        return "an empty string"
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object",
+            type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
 def turn_input(chat_id: str, message: str, user_id: str | None = None, now: float | None = None) -> TurnInput:
     """A graph input, as every entry point builds it (the graph checks it)."""
     turn: TurnInput = {
-        "chat_id": str(chat_id),
-        "user_id": str(user_id or chat_id),
+        "chat_id": chat_id,
+        "user_id": chat_id if user_id is None else user_id,
         "message": clean_text(message) if isinstance(message, str) else message,
         "now": time.time() if now is None else float(now),
     }

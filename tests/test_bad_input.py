@@ -34,6 +34,7 @@ from test_telegram import running as running_bot
 
 from memory.curated import CURATED_TAG
 from memory.embeddings import MiniLMEmbeddings
+from memory.prompt import one_line
 from memory.settings import Settings, SettingsError, load_settings
 from nodes.services import UnreadableAnswer
 
@@ -343,7 +344,7 @@ def test_unusual_but_readable_mcp_arguments_are_taken(mcp: McpWire, tool: str, a
     # A period is a selection of its own: its closest entries come back whether or not they stand out.
     recalled = mcp.call("search_memory", b'{"query": ' + js(kept) + b', "after": "2000-01-01"}')
     recalled = recalled["result"]["structuredContent"]
-    assert any(kept in line for line in recalled["results"]), recalled
+    assert any(one_line(kept) in line for line in recalled["results"]), recalled  # kept, shown on one line
     assert mcp.snapshot() == {**before, "l2_turns": before["l2_turns"] + 1, "l3_entries": before["l3_entries"] + 1,
                               "words_indexed_turns": before["words_indexed_turns"] + 1}  # fmt: skip
 

@@ -32,6 +32,7 @@ from graph.graph import build_graph
 from memory.curated import CURATED_TAG
 from memory.recall import KEYS, TEMPORAL, THEMATIC, WORDS
 from memory.turns import Exchange, archive_id
+from nodes.state import InvalidTurn
 from test_graph import NOW
 from test_tools import DAY, ERRANDS, archive_days, run_turn, system_of
 from test_tools import fake, runner, settings  # noqa: F401  (fixtures: the fake model, a runner on it)
@@ -345,12 +346,10 @@ async def test_mcp_tool_arguments_naming_another_chat_and_user_act_for_the_serve
     assert await memory.working(A_CHAT, 100) == (0, [])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a thread's state keeps the last turn's user_id (and now) for a turn whose input omits them, as Studio's "
-    "may: load_working's default to the chat id never applies"))
 async def test_a_turn_without_a_user_id_does_not_act_as_the_threads_previous_user(seeded, fake):  # noqa: F811
     """The graph as Studio serves it, on a thread (= chat) with a checkpointer: the input's
-    user_id is optional and defaults to the chat id, whoever spoke before in that thread."""
+    user_id is optional and defaults to the chat id, whoever spoke before in that thread (a turn
+    consumes its user and time as it ends); ids that are not strings are refused."""
     graph, thread = build_graph(checkpointer=InMemorySaver()), {"configurable": {"thread_id": "studio-group"}}
     fake.reply("Hello, Alice.")
     await graph.ainvoke({"chat_id": "studio-group", "message": "Hi, Alice here.", "user_id": ALICE}, thread,
@@ -359,7 +358,17 @@ async def test_a_turn_without_a_user_id_does_not_act_as_the_threads_previous_use
     state = await graph.ainvoke({"chat_id": "studio-group", "message": "Hi, who am I?"}, thread,
                                 context=seeded.context())
     assert "Quillfeather" not in system_of(fake.requests[-1])  # Alice's facts, in the next sender's prompt
-    assert (state["user_id"], state["facts"]) == ("studio-group", {})
+    assert state["facts"] == {} and state["user_id"] is None  # consumed by the turn that ended
+    _, working = await seeded.services.memory.working("studio-group", 10)
+    assert [m["user_id"] for m in working] == [ALICE, ALICE, "studio-group", "studio-group"]
+    for bad in (7, {"x": 1}, "", True):
+        with pytest.raises(InvalidTurn, match="user_id must be a non-empty string"):
+            await graph.ainvoke({"chat_id": "studio-group", "message": "Hi.", "user_id": bad}, thread,
+                                context=seeded.context())
+    with pytest.raises(InvalidTurn, match="chat_id must be a non-empty string, not a number"):
+        await graph.ainvoke({"chat_id": 7, "message": "Hi."}, {"configurable": {"thread_id": "7"}},
+                            context=seeded.context())
+    assert await seeded.services.memory.working("studio-group", 10) == (2, working)  # nothing written
 
 
 # ---- forged blocks in stored text -----------------------------------------------------------

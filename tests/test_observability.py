@@ -26,7 +26,7 @@ from test_graph import NOW, letta_down, make_runner, with_model
 pytestmark = pytest.mark.slow
 
 NODES = {"prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble", "llm", "save", "archive"}
-LINE_KEYS = {"event", "timestamp", "chat_id", "user_id", "turn", "wall_ms", "latency_ms", "aits", "split",
+LINE_KEYS = {"event", "timestamp", "chat_id", "user_id", "turn", "wall_ms", "chat_wait_ms", "latency_ms", "aits", "split",
              "tokens", "cache", "prefetch", "degraded"}  # fmt: skip
 PREFETCH_KEYS = {"fired", "succeeded", "timed_out", "failed", "found", "filtered", "injected",
                  "injected_by_mechanism", "keys", "range", "waited_ms", "deadline_ms"}  # fmt: skip

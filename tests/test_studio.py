@@ -38,7 +38,13 @@ def fake_model():
 
 
 @pytest.fixture
-def studio(tmp_path: Path, system_redis_url: str, chroma_url: str, fake_model: FakeOpenAI):
+def server_env() -> dict[str, str]:
+    """Extra environment for the server (a test overrides it)."""
+    return {}
+
+
+@pytest.fixture
+def studio(tmp_path: Path, system_redis_url: str, chroma_url: str, fake_model: FakeOpenAI, server_env: dict[str, str]):
     port = free_port()
     env = {
         **os.environ,
@@ -50,6 +56,7 @@ def studio(tmp_path: Path, system_redis_url: str, chroma_url: str, fake_model: F
         "OPENAI_BASE_URL": fake_model.base_url,
         "LANGSMITH_TRACING": "false",
         "LANGGRAPH_NO_TELEMETRY": "1",
+        **server_env,
     }
     command = [
         str(Path(sysconfig.get_path("scripts")) / "langgraph"), "dev", "--host", "127.0.0.1",
@@ -146,3 +153,43 @@ async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_tur
         await memory.aclose()
     assert not [key for key in outbox.scan_iter(count=1000) if thread["thread_id"].encode() in key]
     assert (await client.threads.get_state(thread["thread_id"]))["values"]["turn"] == 2
+
+
+ALICE_TOKEN, BOB_TOKEN = "alice-token-5c2e9a7b10", "bob-token-81f04d3c6e"
+
+
+@pytest.mark.parametrize("server_env", [{"GOAT_SERVER_TOKENS": f"alice={ALICE_TOKEN},bob={BOB_TOKEN}"}])
+async def test_on_a_shared_server_a_run_is_its_callers_and_a_thread_its_owners(
+        studio: str, fake_model: FakeOpenAI, system_redis_url: str, chroma_url: str, embeddings, tmp_path: Path):
+    """Bearer tokens name the users: a run's user_id is its caller's and its chat its thread,
+    whatever its input names (a number, another user, another person's chat); another user
+    cannot read, run or edit that thread; a request without a token is refused."""
+    assert httpx.post(f"{studio}/threads", json={}).status_code == 401
+    assert httpx.post(f"{studio}/threads", json={}, headers={"Authorization": "Bearer guess"}).status_code == 401
+    alice = get_client(url=studio, headers={"Authorization": f"bearer {ALICE_TOKEN}"})
+    bob = get_client(url=studio, headers={"Authorization": f"Bearer {BOB_TOKEN}"})
+    assistant = (await alice.assistants.search(graph_id="goat"))[0]
+    thread = await alice.threads.create()
+    fake_model.reply("Noted.")
+    forged = {"chat_id": "bobs-private-chat", "user_id": 7, "message": "My locker code is 4471."}
+    state = await alice.runs.wait(thread["thread_id"], assistant["assistant_id"], input=forged)
+    assert state["chat_id"] == thread["thread_id"] and state["archive_id"] == f"{thread['thread_id']}:turn_0001"
+
+    memory = Memory(Settings(data_dir=tmp_path / "reader", redis={"url": system_redis_url},
+                             chroma={"url": chroma_url}), embeddings=embeddings)
+    try:
+        _, saved = await memory.working(thread["thread_id"], 10)
+        assert [m["user_id"] for m in saved] == ["alice", "alice"]
+        assert await memory.working("bobs-private-chat", 10) == (0, [])
+    finally:
+        await memory.aclose()
+
+    for attempt in (bob.threads.get_state(thread["thread_id"]), bob.threads.get(thread["thread_id"]),
+                    bob.runs.wait(thread["thread_id"], assistant["assistant_id"], input={"message": "What is it?"}),
+                    alice.threads.update_state(thread["thread_id"], {"chat_id": "bobs-private-chat"}),
+                    alice.runs.wait(thread["thread_id"], assistant["assistant_id"], input={"message": "hi"},
+                                    context={"memory_scope": "global"})):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await attempt
+        assert refused.value.response.status_code in (403, 404)
+    assert [t["thread_id"] for t in await bob.threads.search()] == []

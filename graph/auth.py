@@ -1,0 +1,102 @@
+"""Who may use the graph on LangGraph's server, and as whom (``langgraph.json`` declares it).
+
+A run's user is the authenticated identity, whatever its input says, and a thread belongs to
+whoever made it. With ``server.tokens`` (``GOAT_SERVER_TOKENS``) every request carries
+``Authorization: Bearer <token>`` and is that token's user, a run's chat is its thread, and
+nothing a run or a state edit sends can change either: no client can name another person's
+user or chat and read their facts or L2. Without tokens, every request is ``server.developer``'s
+(one person on a loopback ``langgraph dev``), who may name any chat to step through its turns.
+"""
+
+from __future__ import annotations
+
+import hmac
+from functools import lru_cache
+
+from langgraph_sdk import Auth
+
+from memory.settings import Server, load_settings
+
+auth = Auth()
+OWNER = "owner"  # the thread metadata naming who made it
+
+
+@lru_cache(maxsize=1)
+def _server() -> Server:
+    return load_settings().server
+
+
+def _refused(status: int, detail: str) -> Auth.exceptions.HTTPException:
+    return Auth.exceptions.HTTPException(status_code=status, detail=detail)
+
+
+@auth.authenticate
+async def authenticate(authorization: str | None) -> str:
+    server = _server()
+    if not server.tokens:
+        return server.developer
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer":
+        for user, token in server.tokens.items():
+            if hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+                return user
+    raise _refused(401, "a valid bearer token is required (Authorization: Bearer <token>)")
+
+
+def _owned(ctx: Auth.types.AuthContext, value: dict) -> dict:
+    # In place: the server keeps using the metadata object it handed over, not the key.
+    value["metadata"][OWNER] = ctx.user.identity
+    return {OWNER: ctx.user.identity}
+
+
+@auth.on.threads.create
+async def own_new_thread(ctx: Auth.types.AuthContext, value: Auth.types.on.threads.create.value) -> dict:
+    return _owned(ctx, value)
+
+
+@auth.on.threads.create_run
+async def run_as_owner(ctx: Auth.types.AuthContext, value: Auth.types.on.threads.create_run.value) -> dict:
+    """The run's user is the caller and its chat the thread, set on its input; what would change
+    them otherwise (a state update in a command, another scope than the operator's) is refused."""
+    if value.get("thread_id") is None:
+        raise _refused(400, "a run needs a thread: the thread is the chat")
+    kwargs, shared = value.get("kwargs") or {}, bool(_server().tokens)
+    command = kwargs.get("command") or {}
+    if shared and isinstance(command, dict) and command.get("update") is not None:
+        raise _refused(403, "a run may not update the thread's state: its chat and user are its owner's")
+    if shared and "memory_scope" in (kwargs.get("context") or {}):
+        raise _refused(403, "memory_scope is the operator's setting: a run may not widen it")
+    if isinstance(run_input := kwargs.get("input"), dict):
+        run_input["user_id"] = ctx.user.identity
+        if shared or not run_input.get("chat_id"):
+            run_input["chat_id"] = str(value["thread_id"])
+    return _owned(ctx, value)
+
+
+@auth.on.threads.update
+async def update_own_thread(ctx: Auth.types.AuthContext, value: Auth.types.on.threads.update.value) -> dict:
+    if _server().tokens and not value.get("metadata") and not value.get("action"):  # a state edit could name another chat
+        raise _refused(403, "the thread's state is written by its runs only")
+    return {OWNER: ctx.user.identity}
+
+
+@auth.on.threads
+async def own_threads(ctx: Auth.types.AuthContext, value: dict) -> dict:
+    return {OWNER: ctx.user.identity}
+
+
+@auth.on.assistants
+async def assistants(ctx: Auth.types.AuthContext, value: dict) -> None:
+    # Assistants carry knobs, memory_scope among them: with several people, only read them.
+    if _server().tokens and ctx.action not in ("read", "search"):
+        raise _refused(403, "assistants are the operator's")
+
+
+@auth.on.store
+async def no_store(ctx: Auth.types.AuthContext, value: dict) -> None:
+    raise _refused(403, "GOAT keeps its memory itself; LangGraph's store is not served")
+
+
+@auth.on.crons
+async def no_crons(ctx: Auth.types.AuthContext, value: dict) -> None:
+    raise _refused(403, "crons are not served")
