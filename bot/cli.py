@@ -14,10 +14,11 @@ from collections.abc import Coroutine
 from typing import Any
 
 from bot.arguments import port_number, positive_int
+from bot.observability import RedactingFilter, Redactor
 from bot.report import render_check, render_report
 from memory.settings import Settings, SettingsError, load_settings
 from nodes.state import InvalidTurn
-from memory.errors import BackendUnavailable
+from memory.errors import BackendUnavailable, without_credentials
 
 EXIT_USAGE = 2
 
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.config)
+        for log_handler in logging.getLogger().handlers:
+            log_handler.addFilter(RedactingFilter(Redactor.for_settings(settings)))
         handler = {"import": cmd_import, "inspect": cmd_inspect, "doctor": cmd_doctor, "demo": cmd_demo,
                    "bench": cmd_bench, "chat": cmd_chat, "stats": cmd_stats, "mcp": cmd_mcp,
                    "export": cmd_export, "forget-user": cmd_forget_user, "bot": cmd_bot}
@@ -307,8 +310,8 @@ async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
     async with TurnRunner.from_settings(settings) as runner:
         await runner.warm_up()
         await runner.recover()
-        print(f"goat bot: {'webhook at ' + args.webhook if args.webhook else 'polling'} "
-              f"({settings.telegram.api_url})", file=sys.stderr, flush=True)
+        print(without_credentials(f"goat bot: {'webhook at ' + args.webhook if args.webhook else 'polling'} "
+                                  f"({settings.telegram.api_url})"), file=sys.stderr, flush=True)
         await serve(build_application(runner, settings), settings, webhook=args.webhook, listen=args.listen,
                     port=args.port)
     return 0

@@ -77,6 +77,19 @@ class Redactor:
         return value
 
 
+class RedactingFilter(logging.Filter):
+    """A log handler's filter that masks secrets and URL credentials in every record it emits,
+    whichever library wrote it (an exception's text may hold a URL with its password)."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self._redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self._redact(record.getMessage()), None
+        return True
+
+
 def observation(state: Mapping[str, Any], wall_ms: float, chat_wait_ms: float, *, log_content: bool) -> dict[str, Any]:
     """The line for one finished turn, from its final state (before redaction). ``wall_ms`` runs
     from the turn's arrival, ``chat_wait_ms`` of it waiting for the chat's earlier turns (or a

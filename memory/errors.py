@@ -9,8 +9,9 @@ from urllib.parse import unquote
 MASK = "[redacted]"
 
 # A URL inside free text: a scheme, "://", then everything up to a space, a quote or a bracket
-# that cannot be part of it (so a URL inside a JSON string or a repr stops at its quote).
-_URL = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*://[^\s"'<>`]+""")
+# that cannot be part of it (so a URL inside a JSON string or a repr stops at its quote), and
+# not on the punctuation of the sentence around it.
+_URL = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*://[^\s"'<>`]*[^\s"'<>`.,;:!?)]""")
 # A query (or fragment) parameter whose name says its value is a secret: password, passwd,
 # pwd, pass, key, api-key, api_key, apikey, token, access_token, auth, secret, client_secret,
 # signature, sig, credential(s)… Over-masking a harmless one (``ssl_keyfile``) is the safe side.

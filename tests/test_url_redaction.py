@@ -19,7 +19,7 @@ from test_cli import goat, goat_env
 from test_mcp import data, stdio_session
 from test_secrecy import leaks, printed, secret_variables
 
-from bot.observability import Redactor
+from bot.observability import RedactingFilter, Redactor
 from memory.backends import Backends
 from memory.errors import MASK, BackendUnavailable, url_secrets, without_credentials
 from memory.settings import Settings, load_settings
@@ -152,3 +152,13 @@ async def test_goat_mcp_memory_snapshot_returns_no_query_password(
     returned = json.dumps(snapshot) + "".join(content.text for content in result.content)
     assert url_leaks(returned) == [], returned
     assert url_leaks((tmp_path / "mcp-agent-chat.stderr").read_text()) == []
+
+
+def test_every_log_record_is_redacted_whichever_library_wrote_it(caplog: pytest.LogCaptureFixture) -> None:
+    """goat installs the filter on the root handlers: a library's record with a URL is masked."""
+    settings = Settings(llm={"api_key": "sk-logged-secret-123456"})
+    caplog.handler.addFilter(RedactingFilter(Redactor.for_settings(settings)))
+    logging.getLogger("chromadb.some.module").warning(
+        "lost %s, key %s", "redis://:p@ss-in-a-log-9@host:6379/0?token=tok-in-a-log-9", "sk-logged-secret-123456")
+    [record] = caplog.records
+    assert record.getMessage() == "lost redis://[redacted]@host:6379/0?token=[redacted], key [redacted]"
