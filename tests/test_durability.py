@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import chromadb
@@ -21,6 +22,7 @@ from conftest import chroma_server, free_port
 from fakes import FakeOpenAI
 from memory.settings import Settings
 from memory.chat_lock import ChatLocks
+from memory.redis_server import answers_ping
 from memory.episodic import collection_name
 from memory.turns import archive_id
 from test_chat import goat_chat
@@ -225,9 +227,10 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
 
     def lose_redis_then_answer(body: dict) -> str:
         # While the model answers, Redis shuts down (persisting what it has): the reply's
-        # checkpoint and the save find it gone.
-        os.kill(server.pid, signal.SIGTERM)
-        os.waitpid(server.pid, 0)
+        # checkpoint and the save find it gone. (Its starting thread reaps it: poll, not waitpid.)
+        with suppress(ProcessLookupError):
+            os.kill(server.pid, signal.SIGTERM)
+        wait_for(lambda: not answers_ping(server.url), "redis to shut down")
         return "an answer nobody will see saved"
 
     with FakeOpenAI(responder=echo) as fake:
@@ -247,7 +250,7 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
             # next turn of the chat rather than waited out (here it would last ten minutes).
             lease = "goat:lock:{c}"
             async with redis.asyncio.from_url(server.url) as client:
-                assert 0 < await client.pttl(lease) <= base.redis.chat_lock_seconds * 1000 <= 5000
+                assert 0 < await client.pttl(lease) <= base.redis.chat_lock_seconds * 1000 <= 10_000
                 await client.pexpire(lease, 600_000)
             fake.responder = echo
             third = await asyncio.wait_for(runner.run("c", "third turn", now=NOW.timestamp() + 2), 120)
