@@ -324,6 +324,14 @@ def letta_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
 
 
+def wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    """Poll a condition another process (or thread) brings about: there is nothing to await."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def closed_port() -> Iterator[int]:
     """A local port that refuses connections: bound, never listening, held for the test."""

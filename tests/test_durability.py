@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from chromadb.errors import NotFoundError
 import redis
 import redis.asyncio
 
-from conftest import chroma_server, free_port
+from conftest import chroma_server, free_port, wait_for
 from fakes import FakeOpenAI
 from memory.settings import Settings
 from memory.chat_lock import ChatLocks
@@ -269,14 +268,6 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
 
 
 # ---- a process killed between reply and archive ------------------------------------------
-
-
-def wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    """Poll a condition another process brings about (there is nothing to await across processes)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 async def crash_after_the_reply(settings: Settings, embeddings, chat_id: str) -> None:

@@ -19,6 +19,7 @@ import redis
 from redis.crc import key_slot
 from redis.asyncio import Redis, RedisCluster
 
+from conftest import wait_for
 from memory.cache import SearchCache
 from memory.facts import FactsStore, RedisFactsStore
 from memory.redis_server import EmbeddedRedis, answers_ping, process_client_name, waiting_pool
@@ -137,7 +138,8 @@ def test_stale_socket_of_a_crashed_server_is_replaced(
     pid = crashed.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)  # our child: reap it, so it is really gone
+    # Reaped by the thread that started it (it waits on its server): gone once its /proc entry is.
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the killed server to be reaped")
     assert socket_path(crashed.url).exists()  # a killed server leaves its socket behind
 
     fresh = start_embedded(tmp_path)

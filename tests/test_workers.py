@@ -33,10 +33,9 @@ from memory.settings import Settings
 from memory.turns import archive_id
 from nodes.state import turn_input
 from test_cli import GOAT, goat_env
-from test_durability import wait_for
 from test_graph import make_runner
 from test_telegram import TOKEN, bot_settings, echo
-from conftest import free_port
+from conftest import free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
