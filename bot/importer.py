@@ -19,12 +19,11 @@ from typing import Callable, Iterable, Iterator
 
 from memory.facade import Memory
 from memory.turns import ImportedTurn
-from nodes.state import MAX_MESSAGE_CHARS, check_ids, clean_text
+from nodes.state import MAX_MESSAGE_CHARS, check_ids, clean_text, json_type
 
 ROLES = ("user", "assistant")
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc).timestamp()
 LATEST = datetime(2201, 1, 1, tzinfo=timezone.utc).timestamp()  # the first moment refused
-JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
 
 
 class TranscriptError(ValueError):
@@ -61,7 +60,7 @@ def _id(record: dict, field: str) -> str:
     """An id as given: a key is never converted (42 and "42" would become one chat)."""
     value = record[field]
     if not isinstance(value, str):
-        raise ValueError(f"{field} must be a string, not {JSON_TYPES[type(value)]}")
+        raise ValueError(f"{field} must be a string, not {json_type(value)}")
     if not value.strip():
         raise ValueError(f"{field} is empty")
     return value

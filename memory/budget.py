@@ -11,7 +11,6 @@ from memory.prompt import one_line
 from memory.settings import Settings
 
 
-
 @dataclass(frozen=True)
 class Split:
     l0_l1: int  # identity + time + facts, as measured

@@ -232,13 +232,17 @@ class Telegram(_Section):
         return value
 
 
+def _guessable(secret: SecretStr) -> bool:
+    return len(secret.get_secret_value().strip()) < MIN_SECRET_CHARS
+
+
 class Mcp(_Section):
     token: SecretStr | None = None  # the bearer token `goat mcp --http` requires on every request
 
     @field_validator("token")
     @classmethod
     def _hard_to_guess(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_CHARS:
+        if value is not None and _guessable(value):
             raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters, e.g. from `openssl rand -hex 32`")
         return value
 
@@ -264,7 +268,7 @@ class Server(_Section):
     @field_validator("tokens")
     @classmethod
     def _hard_to_guess(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        if any(len(token.get_secret_value()) < MIN_SECRET_CHARS for token in value.values()):
+        if any(map(_guessable, value.values())):
             raise ValueError(f"each token must be at least {MIN_SECRET_CHARS} characters, e.g. from `openssl rand -hex 32`")
         return value
 

@@ -131,11 +131,11 @@ def check_input(state: TurnInput) -> None:
     message, chat_id, user_id, now = state.get("message"), state.get("chat_id"), state.get("user_id"), state.get("now")
     # Ids are keys, never converted: a number 7 and the text "7" would be two people to forget.
     if not isinstance(chat_id, str) or not chat_id.strip():
-        raise InvalidTurn(f"chat_id must be a non-empty string, not {_json_type(chat_id)}")
+        raise InvalidTurn(f"chat_id must be a non-empty string, not {json_type(chat_id)}")
     if user_id is not None and (not isinstance(user_id, str) or not user_id.strip()):
-        raise InvalidTurn(f"user_id must be a non-empty string, not {_json_type(user_id)}")
+        raise InvalidTurn(f"user_id must be a non-empty string, not {json_type(user_id)}")
     if now is not None and (isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now)):
-        raise InvalidTurn(f"now must be unix seconds (a finite number), not {_json_type(now)}")
+        raise InvalidTurn(f"now must be unix seconds (a finite number), not {json_type(now)}")
     check_ids(chat_id=chat_id, user_id=user_id)
     if not isinstance(message, str) or not message.strip():
         raise InvalidTurn("the message is empty")
@@ -145,10 +145,11 @@ def check_input(state: TurnInput) -> None:
         raise InvalidTurn("the message holds text that is not valid Unicode (lone surrogates)")
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """What a JSON value is, as an error message names it ("a number", "an object"…)."""
     if isinstance(value, str):
-        return "an empty string"
-    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object",
+        return "an empty string" if not value.strip() else "a string"
+    return {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object",
             type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
