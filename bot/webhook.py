@@ -137,6 +137,7 @@ class WebhookWorker:
         self._secret = secret
         self._sweep_seconds = sweep_seconds
         self._draining: dict[str, asyncio.Task] = {}
+        self._stopping = asyncio.Event()
         self.app = Starlette(routes=[Route(f"/{path.lstrip('/')}", self.receive, methods=["POST"])])
 
     async def receive(self, request: Request) -> Response:
@@ -176,11 +177,11 @@ class WebhookWorker:
         # A worker that finds the chat held leaves it to the holder, which looks at the inbox
         # again after letting go: nothing queued meanwhile is left behind.
         try:
-            while await self.inbox.head(chat) is not None:
+            while not self._stopping.is_set() and await self.inbox.head(chat) is not None:
                 async with self.inbox.leases.hold(chat, wait=False) as held:
                     if not held:
                         return
-                    while (head := await self.inbox.head(chat)) is not None:
+                    while not self._stopping.is_set() and (head := await self.inbox.head(chat)) is not None:
                         await self._handle(chat, *head)
         except Exception as exc:  # noqa: BLE001 — the next sweep tries again
             log.warning("draining chat %s stopped: %s", chat, type(exc).__name__)
@@ -200,11 +201,12 @@ class WebhookWorker:
 
     async def sweep(self) -> None:
         """Now and then, take over the chats whose worker died (their leases have expired)."""
-        while True:
+        while not self._stopping.is_set():
             with suppress(Exception):
                 for chat in await self.inbox.pending_chats():
                     self.drain_soon(chat)
-            await asyncio.sleep(self._sweep_seconds)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._sweep_seconds)
 
     @asynccontextmanager
     async def serving(self, listen: str, port: int) -> AsyncIterator[None]:
@@ -217,6 +219,8 @@ class WebhookWorker:
             yield
         finally:
             server.should_exit = True
+            # The flag ends the sweep even if its cancellation is swallowed (redis-py on 3.11).
+            self._stopping.set()
             for task in [*tasks[1:], *self._draining.values()]:
                 task.cancel()
             for task in [*tasks, *self._draining.values()]:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from asyncio import current_task
 from contextlib import asynccontextmanager, suppress
 
 from redis.asyncio import Redis
@@ -61,13 +62,20 @@ class ChatLocks:
             elif not await self._redis.set(key, token, nx=True, px=self._lease_ms):
                 yield False
                 return
-            renewal = asyncio.create_task(self._keep_renewing(key, token))
+            ended = asyncio.Event()
+            renewal = asyncio.create_task(self._keep_renewing(key, token, ended))
             try:
                 yield True
             finally:
+                # The flag ends the renewals even when the cancellation is swallowed (on Python
+                # 3.11, redis-py's wait_for drops one that lands as a command completes).
+                ended.set()
                 renewal.cancel()
-                with suppress(asyncio.CancelledError):
+                try:
                     await renewal
+                except asyncio.CancelledError:
+                    if current_task().cancelling():  # this turn is cancelled too, not only the renewal
+                        raise
                 try:
                     await self._release(keys=[key], args=[token])
                 except Exception:  # noqa: BLE001 — Redis away: the next turn here releases it
@@ -110,8 +118,8 @@ class ChatLocks:
             await asyncio.sleep(wait)
             wait = min(wait * 2, _LONGEST_RETRY_SECONDS)
 
-    async def _keep_renewing(self, key: str, token: str) -> None:
-        while True:
+    async def _keep_renewing(self, key: str, token: str, ended: asyncio.Event) -> None:
+        while not ended.is_set():
             await asyncio.sleep(self._lease_ms / 3000)
             try:
                 renewed = await self._renew(keys=[key], args=[token, self._lease_ms])

@@ -94,7 +94,7 @@ class Redis(_Section):
     checkpoint_keep_turns: int = Field(2, ge=1)
     # A worker that dies (or loses Redis) holding a chat's turn lock blocks that chat at most
     # this long; a running turn renews its lease every third of it.
-    chat_lock_seconds: float = Field(10.0, gt=0)
+    chat_lock_seconds: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")
     def _cluster_needs_a_node(self) -> "Redis":

@@ -21,7 +21,7 @@ from conftest import chroma_server, free_port, wait_for
 from fakes import FakeOpenAI
 from memory.settings import Settings
 from memory.chat_lock import ChatLocks
-from memory.redis_server import answers_ping
+from memory.redis_server import answers_ping, waiting_pool
 from memory.episodic import collection_name
 from memory.turns import archive_id
 from test_chat import goat_chat
@@ -143,6 +143,22 @@ async def test_a_dead_workers_lock_expires(two_workers):
     async with second.hold("another chat"):  # different chats never wait for each other
         async with second.hold("a third chat"):
             pass
+
+
+@pytest.mark.timeout(60)  # before the fix it hung here
+async def test_a_turn_ends_when_its_lease_renewal_swallows_the_cancellation(redis_url):
+    """Python 3.11's wait_for inside redis-py drops a cancellation that lands as a command
+    completes; the lease's renewals stop anyway, so the turn's end is not held up for good."""
+    client = redis.asyncio.Redis(connection_pool=waiting_pool(redis_url))  # as the stores connect
+    locks = ChatLocks(client, f"lock-test-{os.urandom(4).hex()}", lease_seconds=0.003)  # renewed every ms
+    try:
+        for turn in range(300):
+            async with locks.hold("chat"):
+                for _ in range(20):  # the turn's own calls, while renewals run
+                    await client.get("x")
+        assert locks.held_locally() == 0
+    finally:
+        await client.aclose()
 
 
 # ---- the outbox ----------------------------------------------------------------------
