@@ -18,7 +18,7 @@ from bench.harness import (
     BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn,
 )
 from bench.report import SectionResult, distribution, markdown_table
-from graph.graph import FAN_OUT
+from nodes.state import FAN_OUT
 from memory.facade import Memory
 
 # The llm node's time includes the (instant) model's and its own handling of the answer.

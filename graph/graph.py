@@ -12,14 +12,16 @@ tool results, made without tools, so no loop), correct (one grounding correction
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from pydantic import BaseModel, create_model
 
 from nodes.context import Context
-from nodes.state import TurnInput, TurnState
+from nodes.state import FAN_OUT, TurnInput, TurnState
 from nodes.archive import archive
 from nodes.assemble import assemble
 from nodes.budget import budget
@@ -32,9 +34,6 @@ from nodes.prefetch import prefetch
 from nodes.save import save
 from nodes.synthesize import synthesize
 from nodes.tools import tools
-
-FAN_OUT = ("prefetch", "load_identity", "load_working")
-
 
 def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
     builder = StateGraph(TurnState, context_schema=Context, input_schema=TurnInput)
@@ -67,7 +66,18 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_edge("correct", "save")
     builder.add_edge("save", "archive")
     builder.add_edge("archive", END)
-    return builder.compile(checkpointer=checkpointer, name="goat")
+    compiled = builder.compile(checkpointer=checkpointer, name="goat")
+    # As Pregel.copy() makes one (LangGraph's server copies the graph it serves).
+    return TurnGraph(**{name: value for name, value in vars(compiled).items() if name != "__orig_class__"})
+
+
+class TurnGraph(CompiledStateGraph):
+    """The compiled turn. LangGraph lists a graph's context fields twice: as its context and
+    again as the "configurable" settings of graphs older than the context; GOAT's knobs are
+    the context's alone, so Studio shows each once."""
+
+    def config_schema(self, *, include: Sequence[str] | None = None) -> type[BaseModel]:
+        return create_model(self.get_name("Config"))
 
 
 def after_llm(state: TurnState) -> Literal["tools", "save"]:

@@ -109,9 +109,11 @@ class Backends:
             if self._redis is None:
                 url, cluster = self.settings.redis.url, self.settings.redis.cluster
                 if url is None:
-                    self._embedded_redis = EmbeddedRedis(self.settings.data_dir)
+                    # In a worker thread: resolving a relative data folder reads the working
+                    # directory, a blocking call LangGraph's server refuses on its event loop.
+                    self._embedded_redis = server = await self.run_blocking(EmbeddedRedis, self.settings.data_dir)
                     try:
-                        url = await self.run_blocking(self._embedded_redis.start)
+                        url = await self.run_blocking(server.start)
                     except Exception as exc:
                         raise BackendUnavailable(
                             "redis", f"the embedded server did not start ({exc})", "run `goat doctor`"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import field, fields, make_dataclass
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Optional
 
 from langgraph.runtime import Runtime
@@ -35,18 +35,18 @@ def _knob(name: str) -> tuple[str, Any, Any]:
     return name, Optional[setting.annotation], field(default=None, metadata={"description": description})
 
 
-Context = make_dataclass(
-    "Context",
-    [
-        *map(_knob, KNOBS),
-        # Typed Any so the context stays JSON-schema-able for Studio, which cannot pass
-        # objects: there the graph builds one set of services per process.
-        ("services", Any, field(default=None, metadata={"description": "the process's services (not for Studio)"})),
-    ],
-    kw_only=True,
-)
+Context = make_dataclass("Context", [*map(_knob, KNOBS)], kw_only=True)
 Context.__module__ = __name__
-Context.__doc__ = "This run's knobs (None: the settings' value) and the process's services."
+Context.__doc__ = "This run's knobs (None: the settings' value)."
+
+
+@dataclass(kw_only=True)
+class LocalContext(Context):
+    """A run started in this process (the runner, ``goat inspect``, the bench): its knobs and the
+    process's services. LangGraph's server cannot pass objects and shows the context as a form,
+    so it gets the knobs alone and the graph builds one set of services per server process."""
+
+    services: Services
 
 
 def run_context(overrides: Mapping[str, Any] | None = None, services: Services | None = None) -> Context:
@@ -60,7 +60,8 @@ def run_context(overrides: Mapping[str, Any] | None = None, services: Services |
         if dotted not in _FIELD_OF:
             what = "is fixed for the process" if dotted.split(".")[0] in Settings.model_fields else "does not exist"
             raise SettingsError(f"setting {dotted} {what}; a run may set {', '.join(_FIELD_OF)}")
-    return Context(services=services, **{_FIELD_OF[dotted]: value for dotted, value in overrides.items()})
+    knobs = {_FIELD_OF[dotted]: value for dotted, value in overrides.items()}
+    return Context(**knobs) if services is None else LocalContext(services=services, **knobs)
 
 
 def run_settings(settings: Settings, context: Context) -> Settings:
@@ -76,7 +77,7 @@ def resolve(runtime: Runtime[Context] | None) -> tuple[Services, Settings]:
         if unknown := sorted(set(context) - {f.name for f in fields(Context)}):
             raise SettingsError(f"unknown context field(s) {', '.join(unknown)}; the knobs are {', '.join(KNOBS)}")
         context = Context(**context)
-    services = context.services or Services.for_server()
+    services = context.services if isinstance(context, LocalContext) else Services.for_server()
     return services, run_settings(services.settings, context)
 
 

@@ -1,4 +1,5 @@
-"""load_working: the chat's L2 (pinned first message + recent ones) and this turn's number."""
+"""load_working: the chat's L2 (pinned first message + recent ones) and this turn's number; the
+turn starts here (its input checked, the last turn's results cleared)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from langgraph.runtime import Runtime
 
 from memory.budget import l2_ceiling
 from nodes.context import Context, resolve, turn_time
-from nodes.state import TurnState, check_input
+from nodes.state import TurnState, check_input, last_turns_results
 from nodes.timing import timed
 
 
@@ -22,6 +23,7 @@ async def load_working(state: TurnState, runtime: Runtime[Context]) -> dict[str,
         state["chat_id"], settings.memory.l2_max_messages, max_tokens=l2_ceiling(settings)
     )
     return {
+        **last_turns_results(state),
         "turn": completed + 1,
         "working": working,
         # Inputs that omit them (Studio) get them fixed here, once: every later node, and

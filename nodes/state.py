@@ -9,98 +9,159 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Any
+
+from pydantic import ConfigDict, Field, with_config
+# typing_extensions' TypedDict: pydantic (and so LangGraph's server, for Studio's form) reads
+# typing's only from Python 3.12.
+from typing_extensions import Annotated, NotRequired, TypedDict
 
 MAX_MESSAGE_CHARS = 200_000
+# Each field's docstring is its description in the JSON schemas (Studio's input form, state view).
+_DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
+
+
+# The first superstep: they load the turn's layers side by side.
+FAN_OUT = ("prefetch", "load_identity", "load_working")
 
 
 def merge_dicts(left: dict | None, right: dict | None) -> dict:
-    """Reducer for per-node dicts: each node overwrites only its own key, every turn."""
-    return {**(left or {}), **(right or {})}
+    """Reducer for per-node dicts: each node overwrites only its own key, every turn; a key set
+    to None is dropped (see :func:`last_turns_results`)."""
+    return {key: value for key, value in {**(left or {}), **(right or {})}.items() if value is not None}
 
 
+@with_config(_DOCUMENTED)
 class Message(TypedDict):
-    role: str  # "user" | "assistant" | "system"
+    """One message of the conversation."""
+
+    role: str
+    """"user", "assistant" or "system"."""
     content: str
     timestamp: NotRequired[float]
+    """When it was said (unix seconds)."""
 
 
+@with_config(_DOCUMENTED)
 class Recall(TypedDict):
     """One L3 entry as retrieved (and, after gap_filter, as injected)."""
 
     id: str
     content: str
     distance: float
+    """Cosine distance to the message (or the mechanism's own measure)."""
     timestamp: float
-    mechanism: str  # "thematic" | "temporal" | "specific_key"
+    mechanism: str
+    """"thematic", "temporal", "specific_key" or "words"."""
     metadata: dict[str, Any]
     blended_score: NotRequired[float]
 
 
+@with_config(_DOCUMENTED)
 class ToolCall(TypedDict):
     """A tool call the model asked for (native ``tool_calls`` or DSML markup in its text)."""
 
     id: str
     name: str
     args: dict[str, Any]
-    error: NotRequired[str]  # the request itself was unusable (arguments that are not JSON)
+    error: NotRequired[str]
+    """The request itself was unusable (arguments that are not JSON)."""
 
 
+@with_config(_DOCUMENTED)
 class ToolResult(TypedDict):
     """What a tool call returned, as the model reads it."""
 
     id: str
     name: str
     args: dict[str, Any]
-    output: str  # the tool's text, or a JSON ``{"error": …}``; capped in length
+    output: str
+    """The tool's text, or a JSON ``{"error": …}``; capped in length."""
     ok: bool
-    chars: int  # length of the whole output, before any cap
+    chars: int
+    """Length of the whole output, before any cap."""
 
 
+# The input's descriptions are Field()s: a docstring is not inherited by TurnState's schema.
 class TurnInput(TypedDict):
-    chat_id: str
-    message: str
-    user_id: NotRequired[str]  # defaults to chat_id (a private chat)
-    now: NotRequired[float]  # unix seconds the turn happens at; defaults to the wall clock
+    """One message to the agent: the turn it starts."""
+
+    chat_id: Annotated[str, Field(description="The conversation (a Telegram chat, a terminal session…).")]
+    message: Annotated[str, Field(description="What the user says.")]
+    user_id: NotRequired[Annotated[str, Field(description="Who says it; empty: the chat's id (a private chat).")]]
+    now: NotRequired[Annotated[float, Field(
+        description="When it is said, in unix seconds; empty: now. Set it to replay a conversation.")]]
 
 
+@with_config(_DOCUMENTED)
 class TurnState(TurnInput, total=False):
-    # load_identity
-    identity: str  # the always-present head of the prompt: L0 persona + time + L1 facts
-    facts: dict[str, str]  # L1
-    # load_working
-    turn: int  # this turn's number in the chat, 1-based
-    working: list[Message]  # L2: the pinned first message + the most recent ones
-    # prefetch
-    recalls: dict[str, list[Recall]]  # per mechanism, closest first, unfiltered
-    prefetch: dict[str, Any]  # outcome: fired / succeeded / failed / timed_out / found / cache
-    # gap_filter
-    l3_candidates: list[Recall]  # kept, merged, scored, best first
-    verdicts: list[dict[str, Any]]  # per candidate of each list: {list, id, distance, kept, why}
-    # budget
-    aits: dict[str, float]  # confidence, complexity, budget
-    split: dict[str, int]  # l0_l1 (identity, facts, tool guidance), l2, l3 token shares
-    tools_offered: list[str]  # names of the tools the model may call this turn
-    tool_schemas: list[dict[str, Any]]  # their OpenAI schemas, bound to the model by the llm node
-    tool_guidance: str  # their lines in the system prompt
-    # assemble
-    prompt: list[Message]  # system message + L2 messages + the user message
-    l3: list[Recall]  # what was actually injected
-    tokens: dict[str, int]  # l0_l1, l2, l3 tokens actually used
-    # llm (call 1), synthesize (call 2), correct (call 3): the reply the user reads
+    """The turn as it runs: the input, then what each node adds."""
+
+    identity: str
+    """load_identity: the prompt's head, always present (L0 persona + time + L1 facts)."""
+    facts: dict[str, str]
+    """load_identity: the user's facts (L1)."""
+    turn: int
+    """load_working: this turn's number in the chat, from 1."""
+    working: list[Message]
+    """load_working: L2, the pinned first message and the most recent ones."""
+    recalls: dict[str, list[Recall]]
+    """prefetch: per mechanism, closest first, unfiltered."""
+    prefetch: dict[str, Any]
+    """prefetch: the outcome (fired, succeeded, failed, timed_out, found, cache)."""
+    l3_candidates: list[Recall]
+    """gap_filter: kept, merged, scored, best first."""
+    verdicts: list[dict[str, Any]]
+    """gap_filter: per candidate of each list, kept or not and why."""
+    aits: dict[str, float]
+    """budget: confidence, complexity and the turn's token budget."""
+    split: dict[str, int]
+    """budget: the token shares of l0_l1 (identity, facts, tool guidance), l2 and l3."""
+    tools_offered: list[str]
+    """budget: the tools the model may call this turn."""
+    tool_schemas: list[dict[str, Any]]
+    """budget: their OpenAI schemas, bound to the model by the llm node."""
+    tool_guidance: str
+    """budget: their lines in the system prompt."""
+    prompt: list[Message]
+    """assemble: the system message, the L2 messages and the user's message."""
+    l3: list[Recall]
+    """assemble: what was injected from L3."""
+    tokens: dict[str, int]
+    """assemble: the tokens of l0_l1, l2 and l3 actually used."""
     reply: str
+    """llm, synthesize or correct: the reply the user reads."""
     model_calls: int
-    # llm
+    """How many times the model was called this turn (at most three)."""
     tool_calls: list[ToolCall]
-    # tools
+    """llm: the tool calls the model asked for."""
     tool_results: list[ToolResult]
-    # synthesize: standalone numbers of its reply found in no tool result
+    """tools: what they returned."""
     ungrounded: list[str]
-    # archive
+    """synthesize: standalone numbers of its reply found in no tool result."""
     archive_id: str
-    # bookkeeping, merged across nodes
+    """archive: the L3 entry that holds this turn."""
     latency_ms: Annotated[dict[str, float], merge_dicts]
-    degraded: Annotated[dict[str, str], merge_dicts]  # node -> what failed ("" when fine)
+    """Per node, its time in milliseconds."""
+    degraded: Annotated[dict[str, str], merge_dicts]
+    """Per node, what failed ("" when fine)."""
+
+
+# Written by the fan-out in the turn's first superstep (so never cleared there: two writes of
+# one key in a superstep would race), or kept per node.
+_FIRST_FIELDS = {"identity", "facts", "turn", "working", "recalls", "prefetch"}
+_PER_NODE = ("latency_ms", "degraded")
+# Everything the nodes after the fan-out write.
+LATER_FIELDS = tuple(name for name in TurnState.__annotations__
+                     if name not in TurnInput.__annotations__ and name not in _FIRST_FIELDS | set(_PER_NODE))
+
+
+def last_turns_results(state: TurnState) -> dict[str, Any]:
+    """The update that clears what the chat's last turn left in the thread's state after the
+    fan-out (its split, reply, tool calls… and its later nodes' timings), so that a turn stepped
+    in Studio never shows the last one's as its own."""
+    return {**dict.fromkeys(LATER_FIELDS),
+            **{field: {node: None for node in state.get(field) or {} if node not in FAN_OUT} for field in _PER_NODE}}
 
 
 class InvalidTurn(ValueError):

@@ -18,7 +18,7 @@ def timed(name: str) -> Callable[[NodeFn], NodeFn]:
             started = time.perf_counter()
             update = await fn(*args, **kwargs)
             elapsed = round((time.perf_counter() - started) * 1000, 3)
-            return {**update, "latency_ms": {name: elapsed}}
+            return {**update, "latency_ms": {**update.get("latency_ms", {}), name: elapsed}}
 
         return node
 

@@ -585,3 +585,39 @@ async def test_a_model_load_cut_short_by_the_deadline_goes_on_for_the_next_turn(
         assert second["prefetch"]["deadline_ms"] == 10
     finally:
         await runner.aclose()
+
+
+async def test_a_stepped_turn_shows_none_of_the_last_turns_results_once_it_has_started(settings, embeddings):
+    """Studio steps a turn on the chat's thread, which holds the last turn's state: after the
+    first step, its split, reply, tool calls and later nodes' timings are gone."""
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            fake.reply("first answer")
+            first = await runner.run("stepped", "hello there", now=NOW.timestamp())
+            assert first["split"] and first["reply"] == "first answer"
+            graph, config = await runner.graph(), {"configurable": {"thread_id": "stepped"}}
+            async for _ in graph.astream(turn_input("stepped", "and now?", now=NOW.timestamp() + 60), config,
+                                         context=runner.context(), interrupt_after=["load_working"]):
+                pass
+            values = (await graph.aget_state(config)).values
+            assert values["turn"] == 2 and values["message"] == "and now?"
+            for field in ("split", "reply", "l3", "tokens", "prompt", "verdicts", "archive_id"):
+                assert values.get(field) is None, field
+            assert set(values["latency_ms"]) <= {"prefetch", "load_identity", "load_working"}
+            assert set(values["degraded"]) <= {"prefetch", "load_identity", "load_working"}
+        finally:
+            await runner.aclose()
+
+
+def test_the_served_graph_describes_its_input_output_and_knobs_for_studios_form():
+    schema = graph.get_input_jsonschema()
+    assert schema["required"] == ["chat_id", "message"]
+    assert set(schema["properties"]) == {"chat_id", "message", "user_id", "now"}
+    assert all(field.get("description") for field in schema["properties"].values())
+    output = graph.get_output_jsonschema()["properties"]
+    assert {"reply", "split", "l3", "degraded"} <= set(output)
+    assert all(field.get("description") for field in output.values())
+    knobs = graph.get_context_jsonschema()["properties"]
+    assert "services" not in knobs and "prefetch_timeout" in knobs
+    assert all(field.get("description") for field in knobs.values())

@@ -6,13 +6,15 @@ turn can be stepped node by node — the way people debug a turn in Studio."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sysconfig
 import time
 import uuid
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -20,10 +22,11 @@ import pytest
 import redis
 from langgraph_sdk import get_client
 
-from conftest import free_port
+from conftest import free_port, wait_for
 from fakes import FakeOpenAI
 from memory.facade import Memory
 from memory.settings import Settings
+from test_cli import embedded_redis_pids
 
 pytestmark = pytest.mark.slow
 
@@ -43,35 +46,23 @@ def server_env() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture
-def studio(tmp_path: Path, system_redis_url: str, chroma_url: str, fake_model: FakeOpenAI, server_env: dict[str, str]):
+@contextmanager
+def langgraph_dev(cwd: Path, env: dict[str, str], config: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`langgraph dev` serving ``config`` from ``cwd``, in a process group of its own; its URL
+    once it answers, and its process."""
     port = free_port()
-    env = {
-        **os.environ,
-        "GOAT_DATA_DIR": str(tmp_path / "data"),
-        "GOAT_REDIS_URL": system_redis_url,
-        "GOAT_CHROMA_URL": chroma_url,
-        "GOAT_MODEL": "fake-model",
-        "OPENAI_API_KEY": "test-key",
-        "OPENAI_BASE_URL": fake_model.base_url,
-        "LANGSMITH_TRACING": "false",
-        "LANGGRAPH_NO_TELEMETRY": "1",
-        **server_env,
-    }
     command = [
         str(Path(sysconfig.get_path("scripts")) / "langgraph"), "dev", "--host", "127.0.0.1",
-        "--port", str(port), "--no-browser", "--no-reload", "--config", str(REPO / "langgraph.json"),
+        "--port", str(port), "--no-browser", "--no-reload", "--config", str(config),
     ]  # fmt: skip
-    log = (tmp_path / "studio.log").open("wb")
-    # Run from the repo as a user would (graph paths are relative to the working folder);
-    # its state folder .langgraph_api/ is git-ignored.
-    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    log = log_path.open("wb")
+    server = subprocess.Popen(command, cwd=cwd, env={"LANGSMITH_TRACING": "false", "LANGGRAPH_NO_TELEMETRY": "1", **env},
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
-            assert server.poll() is None, (tmp_path / "studio.log").read_text()[-3000:]
+            assert server.poll() is None, log_path.read_text()[-3000:]
             try:
                 if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
                     break
@@ -79,7 +70,7 @@ def studio(tmp_path: Path, system_redis_url: str, chroma_url: str, fake_model: F
                 pass
             assert time.monotonic() < deadline, "langgraph dev did not come up"
             time.sleep(0.2)  # polling a starting server, not synchronising with our own code
-        yield url
+        yield url, server
     finally:
         with suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
@@ -89,6 +80,68 @@ def studio(tmp_path: Path, system_redis_url: str, chroma_url: str, fake_model: F
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+@pytest.fixture
+def studio(tmp_path: Path, system_redis_url: str, chroma_url: str, fake_model: FakeOpenAI, server_env: dict[str, str]):
+    env = {
+        **os.environ,
+        "GOAT_DATA_DIR": str(tmp_path / "data"),
+        "GOAT_REDIS_URL": system_redis_url,
+        "GOAT_CHROMA_URL": chroma_url,
+        "GOAT_MODEL": "fake-model",
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": fake_model.base_url,
+        **server_env,
+    }
+    # Run from the repo as a user would (graph paths are relative to the working folder);
+    # its state folder .langgraph_api/ is git-ignored.
+    with langgraph_dev(REPO, env, REPO / "langgraph.json", tmp_path / "studio.log") as (url, _):
+        yield url
+
+
+async def test_on_the_embedded_defaults_studio_shows_a_form_steps_a_turn_and_ctrl_c_leaves_nothing_behind(
+        tmp_path: Path, fake_model: FakeOpenAI):
+    """As a newcomer starts it: no GOAT_* variable but the model, so the data folder is the
+    relative default and Redis and Chroma are embedded in it (the project's langgraph.json
+    copied into a folder of its own, so that folder is the working directory)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    config = json.loads((REPO / "langgraph.json").read_text())
+    config = {**config, "dependencies": [str(REPO)],
+              "graphs": {name: str(REPO / path) for name, path in config["graphs"].items()},
+              "auth": {"path": str(REPO / config["auth"]["path"])}}
+    (project / "langgraph.json").write_text(json.dumps(config))
+    env = {name: value for name, value in os.environ.items() if not name.startswith("GOAT_")}
+    env |= {"GOAT_MODEL": "fake-model", "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": fake_model.base_url}
+    with langgraph_dev(project, env, project / "langgraph.json", tmp_path / "studio.log") as (url, server):
+        client = get_client(url=url)
+        assistant = (await client.assistants.search(graph_id="goat"))[0]
+        schemas = await client.assistants.get_schemas(assistant["assistant_id"])
+        assert schemas["input_schema"]["required"] == ["chat_id", "message"]
+        assert schemas["input_schema"]["properties"]["message"]["description"]
+        assert "reply" in schemas["output_schema"]["properties"]
+        assert "services" not in schemas["context_schema"]["properties"]
+        assert "prefetch_timeout" in schemas["context_schema"]["properties"]
+        assert not schemas["config_schema"]  # the knobs are listed once, as the context
+        thread = await client.threads.create()
+        fake_model.reply("Hello from the embedded defaults.")
+        run = {"input": {"chat_id": "newcomer", "message": "Hello, are you there?"}, "interrupt_before": "*"}
+        await client.runs.wait(thread["thread_id"], assistant["assistant_id"], **run)
+        steps = 0
+        while (await client.threads.get_state(thread["thread_id"]))["next"]:
+            steps += 1
+            await client.runs.wait(thread["thread_id"], assistant["assistant_id"], input=None, interrupt_before="*")
+        values = (await client.threads.get_state(thread["thread_id"]))["values"]
+        assert steps == 7 and values["reply"] == "Hello from the embedded defaults." and values["turn"] == 1
+        data = project / ".goat"
+        assert embedded_redis_pids(data) and (data / "chroma").is_dir()
+
+        os.killpg(server.pid, signal.SIGINT)  # Ctrl-C in the terminal signals the whole group
+        server.wait(timeout=60)
+        wait_for(lambda: not embedded_redis_pids(data), what="the embedded Redis to end with the server")
+        with pytest.raises(ProcessLookupError):
+            os.killpg(server.pid, 0)  # nothing of the group is left
 
 
 async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_turn_recalls(
