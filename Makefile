@@ -1,5 +1,5 @@
 # The two commands of the README. Both create or reuse .venv/ in the repo root.
-.PHONY: demo test setup letta
+.PHONY: demo test setup letta notebooks
 
 setup:
 	scripts/setup.sh
@@ -13,3 +13,8 @@ letta:
 
 test: setup letta
 	.venv/bin/pytest -q
+
+# The four tuning notebooks, headless: their tables and recommendations printed, the executed
+# copies in a temporary folder, their figures in notebooks/figures/ (the README shows them).
+notebooks: setup
+	.venv/bin/python notebooks/execute.py

@@ -1,9 +1,11 @@
 """LoCoMo for `goat bench` and the tuning notebook: load conversations, turn them into a GOAT
 transcript, and map LoCoMo dialog ids (``D3:7``) onto the L3 archive ids the import produces.
 
-The data (Maharana et al., ACL 2024, CC BY-NC 4.0) is read from ``$GOAT_LOCOMO`` or, by
-default, from ``../shared/data/locomo-dev.json`` beside the repository. When that file is
-absent, the small sample bundled in ``notebooks/data/`` is used instead (see its README).
+The data (Maharana et al., ACL 2024, CC BY-NC 4.0; https://github.com/snap-research/locomo,
+``data/locomo10.json``) is read from ``$GOAT_LOCOMO`` or, by default, from
+``../shared/data/locomo-dev.json`` beside the repository. When that file is absent, the synthetic
+chats shipped in ``notebooks/data/`` (made by its ``make_dataset.py``, in LoCoMo's format) are
+read instead.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from memory.turns import archive_id
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PATH = REPO.parent / "shared" / "data" / "locomo-dev.json"
-SAMPLE_PATH = REPO / "notebooks" / "data" / "locomo-sample.json"
+SYNTHETIC_PATH = REPO / "notebooks" / "data" / "synthetic-chats.json"
 ENV_VAR = "GOAT_LOCOMO"
 
 __all__ = [
-    "ANSWERABLE", "CATEGORY_NAMES", "DEFAULT_PATH", "ENV_VAR", "SAMPLE_PATH", "Conversation", "Question",
+    "ANSWERABLE", "CATEGORY_NAMES", "DEFAULT_PATH", "ENV_VAR", "SYNTHETIC_PATH", "Conversation", "Question",
     "build_conversation", "data_path", "evidence_recall", "load", "make_sample", "message_text",
     "normalise_evidence", "parse_session_time", "sessions_of", "utterances",
 ]
@@ -39,8 +41,9 @@ _SESSION = re.compile(r"^session_(\d+)$")
 _DIALOG_ID = re.compile(r"^D:?(\d+):(\d+)$")
 
 
-def data_path() -> tuple[Path, str]:
-    """(the file to read, "full" or "sample"). ``$GOAT_LOCOMO`` wins; the sample is the fallback."""
+def data_path(*, shared_copy: bool = True) -> tuple[Path, str]:
+    """(the file to read, "LoCoMo" or "synthetic"). ``$GOAT_LOCOMO`` wins; then, with
+    ``shared_copy``, ``../shared/data/locomo-dev.json``; the synthetic chats are the fallback."""
     explicit = os.environ.get(ENV_VAR)
     if explicit:
         path = Path(explicit).expanduser()
@@ -48,10 +51,10 @@ def data_path() -> tuple[Path, str]:
             path = REPO / path  # relative to the repository when not to the working folder
         if not path.is_file():
             raise FileNotFoundError(f"{ENV_VAR}={explicit} does not name a file")
-        return path, "sample" if path.resolve() == SAMPLE_PATH else "full"
-    if DEFAULT_PATH.is_file():
-        return DEFAULT_PATH, "full"
-    return SAMPLE_PATH, "sample"
+        return path, "synthetic" if path.resolve() == SYNTHETIC_PATH else "LoCoMo"
+    if shared_copy and DEFAULT_PATH.is_file():
+        return DEFAULT_PATH, "LoCoMo"
+    return SYNTHETIC_PATH, "synthetic"
 
 
 def load(path: Path | None = None) -> list[dict[str, Any]]:
@@ -117,6 +120,7 @@ class Conversation:
     questions: list[Question]
     sessions: int
     last_time: datetime  # timestamp of the last message
+    said_at: dict[str, datetime] = field(default_factory=dict)  # dialog id -> when it was said
 
     @property
     def turns(self) -> int:
@@ -151,6 +155,7 @@ def build_conversation(
         numbers = numbers[:max_sessions]
     messages: list[dict[str, Any]] = []
     dialog_ids: list[str] = []
+    said_at: dict[str, datetime] = {}
     last_time = None
     for number in numbers:
         start = parse_session_time(conversation[f"session_{number}_date_time"])
@@ -167,6 +172,7 @@ def build_conversation(
                 "timestamp": when.isoformat(),
             })
             dialog_ids.append(turn["dia_id"])
+            said_at[turn["dia_id"]] = when
     if last_time is None:
         raise ValueError(f"{record.get('sample_id')}: no sessions")
 
@@ -203,6 +209,7 @@ def build_conversation(
         questions=questions,
         sessions=len(numbers),
         last_time=last_time,
+        said_at=said_at,
     )
 
 
@@ -216,7 +223,7 @@ def evidence_recall(question: Question, injected_ids: set[str]) -> float:
 
 def make_sample(record: dict[str, Any], sessions: int = 4) -> dict[str, Any]:
     """One conversation cut down to its first ``sessions`` sessions and the questions whose
-    evidence all lies in them (how ``data/locomo-sample.json`` was made)."""
+    evidence all lies in them (a small file for tests)."""
     numbers = sessions_of(record)[:sessions]
     kept_ids = {t["dia_id"] for n in numbers for t in record["conversation"][f"session_{n}"]}
     conversation = {"speaker_a": record["conversation"]["speaker_a"], "speaker_b": record["conversation"]["speaker_b"]}

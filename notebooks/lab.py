@@ -1,7 +1,9 @@
-"""What the tuning notebooks share: GOAT on a scratch folder, LoCoMo imported into it, messages
-inspected under chosen knobs, and the injected block scored against LoCoMo's evidence.
+"""What the tuning notebooks share: GOAT on a scratch folder, labelled chats imported into it,
+messages inspected under chosen knobs, and the injected block scored against the chats' evidence.
 
-Each notebook runs from this folder (``import lab``) and ends with ``await lab.close()``.
+The chats are the synthetic ones shipped in ``data/`` (``data/make_dataset.py``), or LoCoMo when
+``$GOAT_LOCOMO`` names its file: both in LoCoMo's format, read by ``bench/locomo.py``. Each
+notebook runs from this folder (``import lab``) and ends with ``await lab.close()``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import tempfile
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,26 +89,35 @@ def spread(items: list, n: int | None) -> list:
     return [items[int(i * len(items) / n)] for i in range(n)]
 
 
-async def load_locomo(lab: Lab, conversations: int | None, questions: int | None) -> None:
-    """Import LoCoMo's first ``conversations`` (all: None) as `goat import` does, index their words
-    (as a chat's next turns would), and pick ``questions`` of categories 1-4 per conversation."""
-    path, kind = locomo.data_path()
-    records = locomo.load(path)
+def chat_records() -> tuple[list[dict], str]:
+    """The chats the notebooks run on (LoCoMo's format), and where they come from."""
+    path, kind = locomo.data_path(shared_copy=False)
+    return locomo.load(path), f"{path.name} ({kind})"
+
+
+async def load_chats(lab: Lab, conversations: int | None, questions: int | None) -> None:
+    """Import the first ``conversations`` chats (all: None) as `goat import` does, index their words
+    (as a chat's next turns would), and pick ``questions`` of categories 1-4 per chat."""
+    records, source = chat_records()
     lab.conversations = [locomo.build_conversation(r) for r in records[:conversations]]
     lab.questions = [(c, q) for c in lab.conversations for q in spread(c.answerable(), questions)]
     started = time.perf_counter()
     for conversation in lab.conversations:
         await import_turns(lab.memory, transcript_of(conversation.jsonl().splitlines(keepends=True)))
     await index_words(lab.memory, [c.chat_id for c in lab.conversations])
-    print(f"data: {path} ({kind}): {', '.join(f'{c.sample_id} ({c.turns} turns)' for c in lab.conversations)} "
+    print(f"data: {source}: {', '.join(f'{c.sample_id} ({c.turns} turns)' for c in lab.conversations)} "
           f"imported and indexed in {time.perf_counter() - started:.1f} s; {len(lab.questions)} questions")
 
 
+def asked_at(conversation: locomo.Conversation) -> datetime:
+    """When every message is asked in a conversation's chat: an hour after its last message."""
+    return conversation.last_time + timedelta(hours=1)
+
+
 async def inspect(lab: Lab, conversation: locomo.Conversation, text: str, overrides: dict | None = None) -> dict:
-    """The turn up to the model, an hour after the conversation's last session. Only the last two
-    L2 messages are read: L3 claims its share first, so L2's length changes nothing of L3's."""
-    asked_at = (conversation.last_time + timedelta(hours=1)).timestamp()
-    return await lab.runner.inspect(conversation.chat_id, text, now=asked_at,
+    """The turn up to the model, at :func:`asked_at`. Only the last two L2 messages are read: L3
+    claims its share first, so L2's length changes nothing of L3's."""
+    return await lab.runner.inspect(conversation.chat_id, text, now=asked_at(conversation).timestamp(),
                                     overrides={**INSPECT_OVERRIDES, **(overrides or {})})
 
 
@@ -153,6 +164,27 @@ def outcome(answered: list[tuple[locomo.Question, Injected]], off_topic: list[In
         off_topic_injecting=mean(tokens > 0 for _, tokens in off_topic),
         off_topic_max=max(tokens for _, tokens in off_topic),
     )
+
+
+@dataclass(frozen=True)
+class ByAge:
+    """Evidence turns said before and within a number of days of the question, and their recall."""
+
+    old_recall: float  # share of the older evidence turns injected
+    recent_recall: float
+    old_turns: int
+    recent_turns: int
+
+
+def recall_by_age(lab: Lab, injected: list[Injected], days: float) -> ByAge:
+    """The evidence turns of ``lab.questions`` (``injected``: each question's block, in that order),
+    split by whether they were said more than ``days`` before the question was asked."""
+    hits: dict[bool, list[bool]] = {True: [], False: []}
+    for (conversation, question), (ids, _) in zip(lab.questions, injected):
+        for dialog, entry in question.evidence_map.items():
+            old = asked_at(conversation) - conversation.said_at[dialog] > timedelta(days=days)
+            hits[old].append(entry in ids)
+    return ByAge(mean(hits[True]), mean(hits[False]), len(hits[True]), len(hits[False]))
 
 
 def table(rows: list[tuple], headers: list[str]) -> None:

@@ -37,8 +37,8 @@ PNG_MAGIC = b"\x89PNG"
 
 @pytest.fixture
 def tiny_locomo(tmp_path: Path) -> Path:
-    """The bundled sample cut to its first two sessions (18 turns) and their questions."""
-    [record] = locomo.load(locomo.SAMPLE_PATH)
+    """The first shipped synthetic chat cut to its first two sessions (31 turns) and their questions."""
+    record = locomo.load(locomo.SYNTHETIC_PATH)[0]
     path = tmp_path / "tiny-locomo.json"
     path.write_text(json.dumps([locomo.make_sample(record, sessions=2)]), encoding="utf-8")
     return path
@@ -166,7 +166,7 @@ def test_an_archive_of_other_texts_is_kept_unless_rebuild_is_asked(data_dir, tin
     assert main(["bench", "--build-only", "--sizes", str(SIZE), "--locomo", str(tiny_locomo)]) == 0
     archive = data_dir / "bench" / f"archive-{SIZE}"
     built = (archive / "manifest.json").read_text()
-    other_texts = ["bench", "--build-only", "--sizes", str(SIZE), "--locomo", str(locomo.SAMPLE_PATH)]
+    other_texts = ["bench", "--build-only", "--sizes", str(SIZE), "--locomo", str(locomo.SYNTHETIC_PATH)]
 
     capsys.readouterr()
     assert main(other_texts) == 2
@@ -213,7 +213,7 @@ def test_archive_layout_puts_most_turns_in_one_chat_and_labels_every_chat():
 
 
 def test_each_kind_of_message_carries_what_its_mechanism_looks_for():
-    pool = TextPool(locomo.load(locomo.SAMPLE_PATH))
+    pool = TextPool(locomo.load(locomo.SYNTHETIC_PATH))
     plans = layout(SIZE)
     when = datetime.fromtimestamp(next(turn_times()), timezone.utc)
     for chats in (plans[:1], plans[1:]):
