@@ -2,8 +2,9 @@
 
 The tools hand another agent what GOAT's own turns get: the proactive recall (prefetch, gap
 filter and budget, no model call), the verbatim archive, the memory tools and L1 facts,
-plus read-only diagnostics of this chat's turns. Served over stdio (what desktop clients
-spawn) or streamable HTTP behind a bearer token.
+plus read-only diagnostics of this chat's turns, and its memories listed and deleted by id.
+Each tool is annotated (read-only, destructive, idempotent) as MCP clients expect. Served over
+stdio (what desktop clients spawn) or streamable HTTP behind a bearer token.
 
 The chat and user are fixed when the server starts: no tool takes them as an argument, so
 no call can reach another chat's or user's memory. Message text is logged only with
@@ -18,10 +19,12 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 from collections.abc import Awaitable, Callable
+from importlib.metadata import version
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from bot.importer import parse_timestamp
@@ -30,6 +33,7 @@ from bot.runner import TurnRunner
 from memory.errors import BackendUnavailable
 from memory.facade import Memory
 from memory.facts import FactsFull
+from memory.prompt import one_line
 from memory.settings import Settings
 from memory.turns import ImportedTurn, archive_id, iso_time
 from nodes.state import MAX_MESSAGE_CHARS
@@ -43,6 +47,17 @@ INSTRUCTIONS = (
     "for it; call archive_turn after answering to keep the exchange."
 )
 _ERROR_LINES = 2_000  # of the turn log, read back by recent_errors
+# An exchange archived again without a time or a client id within this many seconds is a
+# client's retry of the same turn, not a new one.
+RETRY_WINDOW_S = 300.0
+PAGE_MAX = 100  # memories a page of list_memories holds at most
+
+# What each tool does to this chat's memory, as MCP clients read it (a client may ask before a
+# destructive call). Every tool acts on GOAT's memory alone: a closed world.
+READS = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+UPSERTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+APPENDS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+DELETES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
 class MemoryServer:
@@ -76,26 +91,47 @@ class MemoryServer:
             "mechanisms": _mechanisms(state.get("prefetch") or {}),
         }
 
-    async def archive_turn(self, user: str, assistant: str, timestamp: str | float | None) -> dict[str, Any]:
+    async def archive_turn(self, user: str, assistant: str, timestamp: str | float | None,
+                           client_id: str | None = None) -> dict[str, Any]:
         for name, text in (("user", user), ("assistant", assistant)):
             if not text.strip():  # refused as a live message, or a line of `goat import`
                 raise ValueError(f"{name} is empty: nothing to archive")
             if len(text) > MAX_MESSAGE_CHARS:  # as a live message, or a line of `goat import`
                 raise ValueError(f"{name} has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}")
-        try:
-            when = time.time() if timestamp is None else parse_timestamp(timestamp)
-        except ValueError as exc:
-            raise ValueError(f"timestamp {timestamp!r}: {exc} (e.g. 2026-03-01T14:30:00Z)") from None
+        if client_id is not None and not client_id.strip():
+            raise ValueError("client_id is empty: leave it out, or name the exchange")
+        if timestamp is not None:
+            try:
+                when = parse_timestamp(timestamp)
+            except ValueError as exc:
+                raise ValueError(f"timestamp {timestamp!r}: {exc} (e.g. 2026-03-01T14:30:00Z)") from None
+        elif client_id is not None:
+            when = time.time()
+        else:  # a retry sends the same exchange again: it is the turn first sent, at that time
+            when = await self.memory.first_seen(f"mcp:{_digest(self.chat_id, self.user_id, user, assistant)}",
+                                                time.time(), RETRY_WINDOW_S)
         messages = tuple({"role": role, "content": text, "timestamp": when, "user_id": self.user_id}
                          for role, text in (("user", user), ("assistant", assistant)))
-        digest = hashlib.sha256(f"{when!r}\x1f{user}\x1f{assistant}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        key = f"mcp-id:{_digest(client_id)}" if client_id is not None else f"mcp:{_digest(repr(when), user, assistant)}"
         # Held like a turn: a live turn of the chat cannot take the same turn number meanwhile.
         async with self.memory.turn(self.chat_id, user_id=self.user_id):
-            written = await self.memory.import_turns(self.chat_id, [ImportedTurn(f"mcp:{digest}", self.user_id, messages)])
+            written = await self.memory.import_turns(self.chat_id, [ImportedTurn(key, self.user_id, messages)])
         if not written:
-            return {"archived": False, "note": "this exchange, at this time, was archived before"}
+            return {"archived": False, "note": f"this exchange{' (by its client_id)' if client_id else ''} was "
+                                               "archived before"}
         return {"archived": True, "id": archive_id(self.chat_id, written[0]), "turn": written[0],
                 "time": _iso(when)}
+
+    async def list_memories(self, limit: int, cursor: str | None) -> dict[str, Any]:
+        entries, following = await self.memory.entries_page(self.chat_id, limit, cursor)
+        return {"memories": [{"id": entry["id"], "time": _iso(entry["timestamp"]), "text": one_line(entry["content"])}
+                             for entry in entries],
+                "next_cursor": following}
+
+    async def delete_memory(self, entry_id: str) -> dict[str, Any]:
+        if not await self.memory.delete_entry(self.chat_id, entry_id):
+            raise LookupError(f"no memory of this conversation has the id {entry_id!r}")
+        return {"deleted": entry_id}
 
     async def remember_fact(self, key: str, value: str) -> dict[str, Any]:
         return await self.toolbox().promote(key, value)
@@ -170,6 +206,10 @@ def reasons(verdicts: list[dict]) -> dict[str, str]:
     return {entry_id: "; ".join(why) for entry_id, why in found.items()}
 
 
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
 def _mechanisms(prefetch: dict) -> dict[str, Any]:
     return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range")}
 
@@ -181,7 +221,7 @@ def _iso(moment: float | None) -> str | None:
 def build_server(memory_server: MemoryServer) -> MCPServer:
     """The MCP server and its tools, each a thin call into ``memory_server``: a refusal or a
     backend outage becomes a tool error with its message, never a crashed server."""
-    server = MCPServer("goat", instructions=INSTRUCTIONS, log_level="WARNING")
+    server = MCPServer("goat", version=version("goat"), instructions=INSTRUCTIONS, log_level="WARNING")
     calls = memory_server
     # What goes back to the client holds no secret: backends' URLs and error texts may carry them.
     redact = Redactor.for_settings(memory_server.settings)
@@ -195,7 +235,7 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
             log.warning("goat mcp: a tool failed: %s", type(exc).__name__)
             raise ToolError(redact(f"{type(exc).__name__}: {exc}")) from None
 
-    @server.tool()
+    @server.tool(annotations=READS)
     async def recall(message: Annotated[str, Field(description="the user's message, as they wrote it")]) -> dict[str, Any]:
         """What GOAT recalls for this message right now, before any model answers: the earlier
         exchanges of this conversation that stand out for it (verbatim, with their time and why
@@ -203,7 +243,7 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
         every user message and put what it returns in front of your answer."""
         return await guarded(calls.recall, message)
 
-    @server.tool()
+    @server.tool(annotations=READS)
     async def search_memory(
         query: Annotated[str, Field(description="what to look for, in words")],
         after: Annotated[str | None, Field(description="only memories from this ISO-8601 date or time on")] = None,
@@ -213,7 +253,7 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
         beyond what recall returned, optionally within a period."""
         return await guarded(calls.toolbox().search, query, after, before)
 
-    @server.tool()
+    @server.tool(annotations=UPSERTS)
     async def store_memory(
         content: Annotated[str, Field(description="the note, in full")],
         tags: Annotated[list[str] | None, Field(description="short labels to find it by")] = None,
@@ -221,23 +261,43 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
         """Keep a note in this conversation's long-term memory, verbatim, to be found later."""
         return await guarded(calls.toolbox().store, content, tags)
 
-    @server.tool()
+    @server.tool(annotations=APPENDS)
     async def archive_turn(
         user: Annotated[str, Field(description="the user's message, verbatim")],
         assistant: Annotated[str, Field(description="your reply, verbatim")],
         timestamp: Annotated[str | float | None, Field(
             description="when it was said: ISO-8601 or unix seconds (default: now)")] = None,
+        client_id: Annotated[str | None, Field(
+            description="your own id for this exchange; sent again, it archives nothing")] = None,
     ) -> dict[str, Any]:
         """Archive one exchange of your conversation verbatim, as GOAT archives its own turns, so
-        that later recall finds it. The same exchange at the same time is archived once."""
-        return await guarded(calls.archive_turn, user, assistant, timestamp)
+        that later recall finds it. Archived once: the same exchange at the same time, the same
+        client_id, or the same exchange sent again without either within a few minutes."""
+        return await guarded(calls.archive_turn, user, assistant, timestamp, client_id)
 
-    @server.tool()
+    @server.tool(annotations=READS)
+    async def list_memories(
+        limit: Annotated[int, Field(ge=1, le=PAGE_MAX, description="memories in the page")] = 20,
+        cursor: Annotated[str | None, Field(
+            description="the next_cursor of the previous page (default: the newest memories)")] = None,
+    ) -> dict[str, Any]:
+        """The memories of this conversation (archived exchanges and stored notes), newest first,
+        a page at a time: each with its id, time and text. next_cursor is null after the last page."""
+        return await guarded(calls.list_memories, limit, cursor)
+
+    @server.tool(annotations=DELETES)
+    async def delete_memory(id: Annotated[str, Field(description="the memory's id, as list_memories gives it")]
+                            ) -> dict[str, Any]:
+        """Delete one memory of this conversation for good: the archived exchange or note, and the
+        exchange's messages in the recent conversation too."""
+        return await guarded(calls.delete_memory, id)
+
+    @server.tool(annotations=READS)
     async def list_facts() -> dict[str, Any]:
         """The facts saved about the user, by key (they are part of every recall)."""
         return await guarded(calls.toolbox().facts)
 
-    @server.tool()
+    @server.tool(annotations=UPSERTS)
     async def remember_fact(
         key: Annotated[str, Field(description="a short name for the fact, e.g. 'dog_name'")],
         value: Annotated[str, Field(description="the fact")],
@@ -246,25 +306,25 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
         their token limit: shorten the value or forget a fact that no longer matters."""
         return await guarded(calls.remember_fact, key, value)
 
-    @server.tool()
+    @server.tool(annotations=DELETES)
     async def forget_fact(key: Annotated[str, Field(description="the key of the saved fact")]) -> dict[str, Any]:
         """Remove a saved fact about the user."""
         return await guarded(calls.forget_fact, key)
 
-    @server.tool()
+    @server.tool(annotations=READS)
     async def diagnose_last_turn() -> dict[str, Any]:
         """Read-only: what the last turn of this conversation saw — the mechanisms that fired,
         every candidate and why it was injected, kept or dropped, the budget split, the prompt's
         size, latency per step and anything that failed."""
         return await guarded(calls.diagnose_last_turn)
 
-    @server.tool()
+    @server.tool(annotations=READS)
     async def memory_snapshot() -> dict[str, Any]:
         """Read-only: what each memory layer holds for this conversation and user, the last
         write, and whether each backend is healthy."""
         return await guarded(calls.memory_snapshot)
 
-    @server.tool()
+    @server.tool(annotations=READS)
     async def recent_errors(
         minutes: Annotated[float, Field(description="how far back to look (default 60)")] = 60,
     ) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any, Awaitable, Callable
 
+from langchain_core.exceptions import ModelError
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 
@@ -18,9 +19,10 @@ from graph.graph import build_graph
 from memory.errors import ForgetUnfinished
 from memory.privacy import Forgotten
 from memory.settings import Settings
+from memory.turns import Exchange
 from nodes.context import Context, run_context
-from nodes.services import Services
-from nodes.state import check_input, turn_input
+from nodes.services import ModelNotConfigured, Services
+from nodes.state import TurnConflict, check_input, turn_input
 from nodes.toolkit.dsml import DsmlStreamFilter
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,17 @@ REPLY_NODES = frozenset({"llm", "synthesize"})
 # not answered, so it is dropped (the user saw an error or nothing) rather than answered late.
 RESUMABLE_NODES = frozenset({"save", "archive"})
 SAVE_NODES = ["save"]  # where a turn's first run stops: its reply exists, nothing is saved yet
+
+
+class ModelUnavailable(Exception):
+    """A turn's model failed (see :func:`model_failed`) and the user's message was kept as a turn
+    of its own. Raised from the model's error."""
+
+
+def model_failed(error: BaseException) -> bool:
+    """Whether a turn failed for its model: unreachable, timed out, refusing the request (LangChain
+    classifies each provider's errors so), or none configured."""
+    return isinstance(error, ModelError | ModelNotConfigured)
 
 
 class TurnRunner:
@@ -78,13 +91,19 @@ class TurnRunner:
     async def run(self, chat_id: str, message: str, *, user_id: str | None = None,
                   now: float | None = None, overrides: dict[str, Any] | None = None,
                   on_token: Callable[[str], None] | None = None,
-                  on_reply: Callable[[str], Awaitable[None]] | None = None) -> dict[str, Any]:
+                  on_reply: Callable[[str], Awaitable[None]] | None = None,
+                  message_ref: str | None = None, keep_unanswered: bool = False) -> dict[str, Any]:
         """One whole turn: prefetch … llm … save … archive. Returns the final state.
 
         ``on_token`` receives the reply's text chunk by chunk as the model produces it;
         ``on_reply`` the whole reply once it is final, before the turn is saved and archived.
         Turns of one chat run one at a time, in arrival order, also across processes; an
-        earlier turn of the chat that died after its reply is completed first."""
+        earlier turn of the chat that died after its reply is completed first.
+
+        ``message_ref`` names the message in its client (a Telegram message id): the turn is
+        linked to it before the chat is let go, so an edit of the message, however soon, finds
+        what it replaces (``Memory.edit_message``). With ``keep_unanswered``, a turn whose model
+        fails keeps the user's message as a turn of its own and raises :class:`ModelUnavailable`."""
         turn = turn_input(chat_id, message, user_id, now)
         check_input(turn)  # before the chat is held: a bad id cannot even name its lock
         # The chat is held first: whatever is awaited before could let a later turn overtake.
@@ -101,9 +120,27 @@ class TurnRunner:
             except Exception as exc:
                 # It stays marked in flight: the next turn decides from its checkpoint.
                 self.observer.record_failure(turn, exc, (time.perf_counter() - arrived) * 1000, chat_wait_ms)
+                if keep_unanswered and model_failed(exc):
+                    kept = await self._keep_unanswered(turn, message_ref)
+                    raise ModelUnavailable(f"the model failed; the message is kept as turn {kept}") from exc
                 raise
+            if message_ref is not None:
+                await self.services.memory.link_message(turn["chat_id"], message_ref, final)
         self.observer.record(final, (time.perf_counter() - arrived) * 1000, chat_wait_ms)
         return final
+
+    async def _keep_unanswered(self, turn: dict[str, Any], message_ref: str | None) -> int:
+        """The user's message of a turn its model could not answer, kept as a turn of its own (in L2,
+        and in L3 behind it): the conversation holds it when the model is back. Returns its number."""
+        memory, chat_id, now = self.services.memory, turn["chat_id"], turn["now"]
+        kept = {**turn, "turn": (await memory.working(chat_id, 0))[0] + 1}
+        message = {"role": "user", "content": turn["message"], "timestamp": now, "user_id": turn["user_id"]}
+        if not await memory.save_turn(chat_id, kept["turn"], [message]):
+            raise TurnConflict(f"turn {kept['turn']} of chat {chat_id} was already saved by another turn")
+        await memory.archive([Exchange(chat_id, turn["user_id"], kept["turn"], now, turn["message"], None)], now)
+        if message_ref is not None:
+            await memory.link_message(chat_id, message_ref, kept)
+        return kept["turn"]
 
     async def recover(self, chats: list[str] | None = None) -> list[str]:
         """Complete the turns that died between reply and archive (of these chats, or of every

@@ -8,12 +8,14 @@ the whole text before the turn is saved and archived. Turns of one chat run in a
 
 A personal bot: only ``telegram.allowed_users`` are served. Anyone else gets one polite
 refusal telling them their id, and nothing of theirs is stored. In a group the bot answers
-only when mentioned or replied to, and the group's memory is the group's.
+only when mentioned or replied to, in a reply to that message, and the group's memory is the
+group's. An edited message runs no turn: its new text replaces what its turn stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import io
 import json
 import logging
@@ -23,21 +25,23 @@ from urllib.parse import urlsplit
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-from telegram import BotCommand, Message, Update
+from telegram import BotCommand, Message, ReplyParameters, Update
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.observability import Redactor, TurnLog, render_stats, summarize, turns_log_path
-from bot.runner import TurnRunner
+from bot.runner import ModelUnavailable, TurnRunner
 from bot.webhook import Inbox, WebhookWorker, shared_secret
 from memory.budget import format_recall_line
 from memory.errors import BackendUnavailable, ForgetUnfinished
 from memory.facts import FactsFull
 from memory.settings import Settings
-from nodes.state import InvalidTurn
+from nodes.state import InvalidTurn, check_input, turn_input
 from nodes.toolkit.memory_tools import MemoryToolbox
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,8 @@ MESSAGE_LIMIT = 4096  # characters Telegram takes in one message
 TYPING_EVERY_S = 4.0  # Telegram shows "typing…" for ~5 s per chat action
 _SENTENCE_END = re.compile(r"[.!?…](\s|$)|\n")
 APOLOGY = "Sorry, something went wrong on my side and I could not answer. Please send that again."
+MODEL_UNREACHABLE = ("My language model cannot be reached right now, so I cannot answer yet. Your message is "
+                     "kept in our conversation: no need to send it again, I will have it in mind when you write next.")
 TEXT_ONLY = "I can only read text for now."
 
 COMMANDS = [
@@ -78,6 +84,11 @@ class Goat:
     def memory(self) -> Any:
         return self.runner.services.memory
 
+    @cached_property
+    def redact(self) -> Redactor:
+        """Masks the secrets in what is logged: errors' texts may echo the token or the API key."""
+        return Redactor.for_settings(self.settings)
+
 
 def goat_of(context: ContextTypes.DEFAULT_TYPE) -> Goat:
     return context.bot_data["goat"]
@@ -85,7 +96,7 @@ def goat_of(context: ContextTypes.DEFAULT_TYPE) -> Goat:
 
 def build_application(runner: TurnRunner, settings: Settings) -> Application:
     """The bot: handlers, rate limiting (a 429 is retried after the delay Telegram advises)."""
-    quiet_library_logs()  # before the bot is built: it logs its URLs, the token in them, as it is
+    set_log_levels()  # before the bot is built: it logs its URLs, the token in them, as it is
     telegram = settings.telegram
     root = telegram.api_url.rstrip("/")
     application = (
@@ -98,12 +109,17 @@ def build_application(runner: TurnRunner, settings: Settings) -> Application:
         .build()
     )
     application.bot_data["goat"] = Goat(runner, settings)
+    # New messages only: an edited command is not run again, an edited text is no new turn.
+    new = filters.UpdateType.MESSAGE
     for name, handler in (("start", start), ("help", show_help), ("facts", facts), ("remember", remember),
                           ("forget", forget), ("search", search), ("why", why), ("stats", stats),
                           ("reset", reset), ("export", export), ("forget_me", forget_me)):
-        application.add_handler(CommandHandler(name, handler))
-    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
-    application.add_handler(MessageHandler(~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL, text_only))
+        application.add_handler(CommandHandler(name, handler, filters=new))
+    application.add_handler(MessageHandler(new & filters.COMMAND, unknown_command))
+    application.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, on_text))
+    application.add_handler(MessageHandler(new & ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL,
+                                           text_only))
+    application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.TEXT, on_edit))
     application.add_error_handler(on_error)
     return application
 
@@ -111,12 +127,13 @@ def build_application(runner: TurnRunner, settings: Settings) -> Application:
 # The libraries under the bot log what GOAT never logs: httpx each request's URL at INFO, which
 # holds the token ({api_url}/bot<token>/method); python-telegram-bot, at DEBUG, its URLs and every
 # Bot API call's parameters and result, the users' messages included. Whatever level the process
-# logs at, they log from these levels up (python-telegram-bot's own advice for httpx).
-LIBRARY_LOG_LEVELS = {"httpx": logging.WARNING, "telegram": logging.INFO}
+# logs at, they log from these levels up (python-telegram-bot's own advice for httpx); so does the
+# bot, whose line at start (INFO) tells the operator what it serves.
+LOG_LEVELS = {"httpx": logging.WARNING, "telegram": logging.INFO, __name__: logging.INFO}
 
 
-def quiet_library_logs() -> None:
-    for name, level in LIBRARY_LOG_LEVELS.items():
+def set_log_levels() -> None:
+    for name, level in LOG_LEVELS.items():
         logger = logging.getLogger(name)
         if logger.level < level:  # NOTSET (0) included; a stricter level someone set stays
             logger.setLevel(level)
@@ -166,7 +183,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if text is None or not await allowed(update, context):
         return
     goat, chat_id = goat_of(context), message.chat_id
-    reply = StreamingReply(context.bot, chat_id, goat.settings.telegram.edit_interval)
+    in_group = message.chat.type != ChatType.PRIVATE
+    reply = StreamingReply(context.bot, chat_id, goat.settings.telegram.edit_interval,
+                           reply_to=message.message_id if in_group else None)
     typing = asyncio.create_task(keep_typing(context, chat_id))
 
     async def shown() -> None:  # the reply is in the chat: a worker taking over won't answer again
@@ -176,15 +195,40 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply.finish(text, shown=shown if goat.inbox is not None else None)
 
     try:
-        await goat.runner.run(str(chat_id), text, user_id=str(update.effective_user.id),
-                              on_token=reply.feed, on_reply=finish)
+        await goat.runner.run(str(chat_id), text, user_id=str(update.effective_user.id), on_token=reply.feed,
+                              on_reply=finish, message_ref=str(message.message_id), keep_unanswered=True)
     except InvalidTurn as exc:
         await message.reply_text(refusal(exc))
-    except Exception as exc:  # the model or a backend failed: the user hears it, the bot goes on
-        log.warning("a turn of chat %s failed: %s", chat_id, type(exc).__name__)
+    except ModelUnavailable as exc:  # the message is kept: sending it again would make it twice
+        log_failure(goat, chat_id, exc.__cause__)
+        await reply.fail(MODEL_UNREACHABLE)
+    except Exception as exc:  # a backend failed: nothing is half-written, sending it again works
+        log_failure(goat, chat_id, exc)
         await reply.fail(APOLOGY)
     finally:
         typing.cancel()
+
+
+def log_failure(goat: Goat, chat_id: int, error: BaseException) -> None:
+    """The operator's line for a failed turn: what failed, in the error's own words, secrets masked."""
+    log.warning("a turn of chat %s failed: %s: %s", chat_id, type(error).__name__, goat.redact(str(error)))
+
+
+async def on_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An edited message: its new text replaces what its turn stored (L2, L3, the word index), and
+    no turn runs. An edit of a message no turn stored (a command, an older message) changes nothing."""
+    message, goat = update.edited_message, goat_of(context)
+    if update.effective_user.id not in goat.settings.telegram.allowed_users:
+        return  # no turn stored it; and a stranger is refused for what they send, not for edits
+    # The text as a turn takes it: in a group, without the bot's mention (an edit may drop it).
+    text = addressed(message, context.bot.username)
+    chat_id, user_id = _ids(update)
+    edit = turn_input(chat_id, message.text if text is None else text, user_id)
+    try:
+        check_input(edit)
+    except InvalidTurn:  # nothing a turn could take (only the mention is left): what is stored stays
+        return
+    await goat.memory.edit_message(chat_id, str(message.message_id), user_id, edit["message"])
 
 
 async def keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
@@ -195,10 +239,13 @@ async def keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
 
 class StreamingReply:
     """One reply, streamed into a Telegram message: sent at its first sentence, edited at most
-    every ``interval`` seconds, finished with the whole text (split past 4096 characters)."""
+    every ``interval`` seconds, finished with the whole text (split past 4096 characters). With
+    ``reply_to``, its first message replies to that message (in a group: which one it answers)."""
 
-    def __init__(self, bot: Any, chat_id: int, interval: float) -> None:
+    def __init__(self, bot: Any, chat_id: int, interval: float, reply_to: int | None = None) -> None:
         self.bot, self.chat_id, self.interval = bot, chat_id, interval
+        # Sent even if the user deleted their message meanwhile.
+        self.reply_parameters = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
         self.text = ""
         self.shown = ""
         self.message: Message | None = None
@@ -220,7 +267,7 @@ class StreamingReply:
             if self.done or not text.strip() or text == self.shown:
                 return
             if self.message is None:
-                self.message = await self.bot.send_message(self.chat_id, text)
+                self.message = await self.bot.send_message(self.chat_id, text, reply_parameters=self.reply_parameters)
             else:
                 await self.message.edit_text(text)
             self.shown, self.last_edit = text, time.monotonic()
@@ -236,7 +283,8 @@ class StreamingReply:
             first, *rest = split_message(text)
             try:
                 if self.message is None:
-                    self.message = await send_formatted(self.bot, self.chat_id, first)
+                    self.message = await send_formatted(self.bot, self.chat_id, first,
+                                                        reply_parameters=self.reply_parameters)
                     self.shown = first
                 if shown is not None:
                     await shown()
@@ -259,17 +307,17 @@ class StreamingReply:
             if self.message is not None:
                 await self.message.edit_text(f"{self.shown}\n\n{apology}"[:MESSAGE_LIMIT])
             else:
-                await self.bot.send_message(self.chat_id, apology)
+                await self.bot.send_message(self.chat_id, apology, reply_parameters=self.reply_parameters)
 
 
-async def send_formatted(bot: Any, chat_id: int, text: str) -> Message:
+async def send_formatted(bot: Any, chat_id: int, text: str, **options: Any) -> Message:
     """Sent as Markdown; if Telegram refuses its formatting, the same text, plain."""
     try:
-        return await bot.send_message(chat_id, text, parse_mode=ParseMode.MARKDOWN)
+        return await bot.send_message(chat_id, text, parse_mode=ParseMode.MARKDOWN, **options)
     except BadRequest as exc:
         if "parse entities" not in str(exc).lower():
             raise
-        return await bot.send_message(chat_id, text)
+        return await bot.send_message(chat_id, text, **options)
 
 
 async def edit_formatted(message: Message, text: str) -> None:
@@ -308,8 +356,7 @@ async def text_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    redact = Redactor.for_settings(goat_of(context).settings)  # Telegram's error texts may echo the token
-    log.warning("update failed: %s: %s", type(context.error).__name__, redact(str(context.error)))
+    log.warning("update failed: %s: %s", type(context.error).__name__, goat_of(context).redact(str(context.error)))
     if isinstance(update, Update) and update.effective_message is not None:
         try:
             await update.effective_message.reply_text(APOLOGY)
@@ -346,6 +393,16 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if await allowed(update, context):
         await update.effective_message.reply_text(HELP)
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A command the bot does not have: the list of those it has. In a group, only a command
+    named for this bot (``/name@bot``) is answered: a bare one may be meant for another bot there."""
+    message = update.effective_message
+    command, _, named = message.text.split(maxsplit=1)[0].partition("@")
+    ours = named.lower() == context.bot.username.lower() if named else message.chat.type == ChatType.PRIVATE
+    if ours and await allowed(update, context):
+        await message.reply_text(f"I have no {command} command. These are mine:\n{HELP}")
 
 
 async def facts(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -397,7 +454,7 @@ async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except (ValueError, RuntimeError) as exc:
         await update.effective_message.reply_text(str(exc))
         return
-    await send_parts(context, update.effective_chat.id, "\n".join(found["results"]) or found.get("note", ""))
+    await answer(update.effective_message, "\n".join(found["results"]) or found.get("note", ""))
 
 
 async def why(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -407,16 +464,16 @@ async def why(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     recalled = state.get("l3") or []
     text = ("For your last message I recalled:\n" + "\n".join(format_recall_line(r) for r in recalled)) if recalled \
         else "Nothing from earlier conversations stood out for your last message."
-    await send_parts(context, update.effective_chat.id, text)
+    await answer(update.effective_message, text)
 
 
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not await allowed(update, context):
         return
     settings = goat_of(context).settings
-    path = turns_log_path(settings)
-    await send_parts(context, update.effective_chat.id,
-                     render_stats(summarize(TurnLog(path, settings.observability.log_max_bytes).tail(1000)), path))
+    turns = TurnLog(turns_log_path(settings), settings.observability.log_max_bytes).tail(1000)
+    # The log is named, not its path: where the server keeps its files is no user's business.
+    await answer(update.effective_message, render_stats(summarize(turns), "the turn log"), table=True)
 
 
 async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -460,9 +517,13 @@ async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         f"{len(forgotten.shared)} group(s).")
 
 
-async def send_parts(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str) -> None:
-    for part in split_message(text):
-        await context.bot.send_message(chat_id, part)
+async def answer(message: Message, text: str, *, table: bool = False) -> None:
+    """``text`` in parts under the limit, the first in reply to ``message`` in a group. A ``table``
+    is sent as a <pre> block, which Telegram shows in a fixed-width font: its columns stay aligned."""
+    for n, part in enumerate(split_message(text)):
+        await message.reply_text(f"<pre>{html.escape(part)}</pre>" if table else part,
+                                 parse_mode=ParseMode.HTML if table else None,
+                                 do_quote=n == 0 and message.chat.type != ChatType.PRIVATE)
 
 
 # ---- running it ----------------------------------------------------------------------------------
@@ -487,6 +548,11 @@ async def running(application: Application, settings: Settings, *, webhook: str 
                 else _polling(application, poll_timeout))
         except TelegramError as exc:
             raise telegram_unavailable(settings, exc) from None
+        # The operator's line at start: what the bot serves, and with what (no token, no URL).
+        log.info("goat bot: %s; model %s; %d allowed user(s); data folder %s",
+                 f"webhook, listening on {listen}:{port}" if webhook else "polling",
+                 settings.llm.model or "none (set GOAT_MODEL)", len(settings.telegram.allowed_users),
+                 Path(settings.data_dir).resolve())
         yield
 
 

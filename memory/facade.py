@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from memory.archive import Archive
-from memory.backends import Backends
+from memory.backends import PREFIX, Backends
 from memory.errors import BackendUnavailable, without_credentials
 from memory.facts import FactsFull, clean_fact_text
 from memory.journal import TurnJournal
@@ -28,6 +28,7 @@ from memory.search import L3Search
 from memory.settings import Settings
 from memory.tokens import count_tokens
 from memory.turns import Exchange, ImportedTurn
+from memory.working import MessageLink
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,98 @@ class Memory:
         left = await self.archiver.flush()
         await self.archiver.wait_indexing()
         return left
+
+    # ---- edited messages ------------------------------------------------------------------
+
+    async def link_message(self, chat_id: str, message_ref: str, turn: dict[str, Any]) -> None:
+        """Record that a turn (its state: ``turn``, ``now``, ``message``, ``user_id``) stored the
+        client's message ``message_ref`` (a Telegram message id), so that an edit of the message can
+        replace what the turn stored (:meth:`edit_message`). Kept beside the chat's L2; forgetting the
+        chat, or the user, drops it."""
+        link = MessageLink(turn["turn"], turn["now"], len(turn["message"]), turn["user_id"])
+        await (await self.backends.working()).link(chat_id, message_ref, link)
+
+    async def edit_message(self, chat_id: str, message_ref: str, user_id: str, text: str) -> bool:
+        """Put the edited ``text`` of the user's message ``message_ref`` where its turn stored it: the
+        user's message in L2, and in the turn's L3 entry (embedded afresh, the reply kept) with the
+        word index. Runs no turn; holds the chat meanwhile, as a turn does, so the chat's next turn
+        sees the edit.
+
+        Returns:
+            False, changing nothing, when no turn of this user stored the message (a command, a
+            message from before links were kept, another user's).
+        """
+        working = await self.backends.working()
+        async with (await self.backends.chat_locks()).hold(chat_id):
+            link = await working.linked(chat_id, message_ref)
+            if link is None or link.user_id != user_id:
+                return False
+            await self.archiver.replace_user_text(chat_id, link.turn, link.chars, text)  # first: L3 may be down
+            await working.replace_user_text(chat_id, link, text)
+            await working.link(chat_id, message_ref, link._replace(chars=len(text)))
+        return True
+
+    # ---- memories by id, and retried requests -------------------------------------------
+
+    async def entries_page(self, chat_id: str, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """A page of the chat's L3 entries (archived turns and stored notes), newest first.
+
+        Args:
+            limit: entries in the page, at most.
+            cursor: where the page starts: the cursor the previous page returned (None: the newest).
+        Returns:
+            The entries (``id``, ``content``, ``timestamp``, ``metadata``) and the next page's
+            cursor, None after the last page.
+        Raises:
+            ValueError: the cursor is not one a page returned.
+        """
+        # Ordered by the word index's times (Chroma cannot order), caught up with L3 first.
+        if not await self.archiver.sync_index([chat_id]):
+            await self.archiver.wait_indexing()
+        index = await self.backends.lexical_index()
+        numbers, following = await index.newest(chat_id, limit, cursor)
+        ids = [entry_id for entry_id in await index.ids(chat_id, numbers) if entry_id]
+        store = await self.backends.episodic()
+        by_id = {hit["id"]: hit for hit in await self.backends.l3(store.get_by_ids, [chat_id], ids)}
+        return [by_id[entry_id] for entry_id in ids if entry_id in by_id], following
+
+    async def delete_entry(self, chat_id: str, entry_id: str) -> bool:
+        """Delete one of the chat's L3 entries by id: from Chroma, from the word index (and the
+        chat's centroid) and, for an archived turn, its messages in L2; the chat's cached searches
+        are dropped. Holds the chat as a turn does, and writes the archive waiting behind the
+        replies first, so a turn just archived can be deleted and is not written back after.
+
+        Returns:
+            False when the chat holds no entry of that id (another chat's id is not this chat's).
+        """
+        async with self.turn(chat_id):
+            if await self.archiver.flush():
+                raise BackendUnavailable("chroma", f"the archive cannot be written ({self.l3_problem or 'unreachable'})")
+            store = await self.backends.episodic()
+            found = await self.backends.l3(store.get_with_vectors, [chat_id], [entry_id])
+            if not found:
+                return False
+            [(entry, vector)] = found
+            await self.backends.l3(store.delete_entries, chat_id, [entry_id])
+            await (await self.backends.lexical_index()).remove(chat_id, entry_id, entry["content"], vector)
+            if "turn" in entry["metadata"]:
+                await (await self.backends.working()).remove_turn(chat_id, entry["timestamp"], entry["content"])
+            await self.backends.invalidate_searches_of(chat_id, await self.backends.users_of_chat(chat_id),
+                                                       delete=True)
+        return True
+
+    async def first_seen(self, key: str, now: float, window: float) -> float:
+        """When ``key`` (naming what a client sent, e.g. a digest of it) was first seen in the last
+        ``window`` seconds: a request retried within the window is known by it.
+
+        Returns:
+            That time; ``now`` when it was not seen (it is seen now, from then on).
+        """
+        redis, name = await self.backends.redis(), f"{PREFIX}:seen:{key}"
+        if await redis.set(name, repr(now), nx=True, px=max(1, round(window * 1000))):
+            return now
+        seen = await redis.get(name)
+        return now if seen is None else float(seen)
 
     # ---- doctor ---------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ point at any entry, and its postings are the longest to read.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import threading
 import unicodedata
@@ -117,6 +118,23 @@ redis.call('HSET', KEYS[1], 'turns', mark)
 return mark
 """
 
+# Takes an entry's record out of term postings (a term's postings hold one record per entry).
+# KEYS: the terms' postings keys. ARGV: the entry number.
+_DROP_POSTINGS = """
+local size, number = %d, tonumber(ARGV[1])
+for _, key in ipairs(KEYS) do
+  local postings = redis.call('GET', key) or ''
+  for at = 1, #postings, size do
+    if struct.unpack('<I4', postings, at) == number then
+      local kept = string.sub(postings, 1, at - 1) .. string.sub(postings, at + size)
+      if #kept == 0 then redis.call('DEL', key) else redis.call('SET', key, kept) end
+      break
+    end
+  end
+end
+return 1
+"""
+
 
 class IndexEntry(NamedTuple):
     id: str
@@ -156,6 +174,12 @@ class Words:
             stemmer = self._per_thread.stemmer = Stemmer.Stemmer(self.stemmer)
         return stemmer.stemWords(found)
 
+    def found_in(self, query: str, text: str) -> list[str]:
+        """The words of ``query`` (as :func:`terms` gives them) that ``text`` holds in some form,
+        each once, in the query's order: what a search by these words matched."""
+        held = set(self(text))
+        return list(dict.fromkeys(word for word, folded in zip(terms(query), self(query)) if folded in held))
+
 
 def bm25_weights(document_frequencies: np.ndarray, entries: int) -> np.ndarray:
     """Robertson–Spärck Jones idf (smoothed to stay positive) of terms found in so many entries."""
@@ -178,6 +202,7 @@ class LexicalIndex:
         self._gather_vectors = redis.register_script(_GATHER_VECTORS)
         self._read_postings = redis.register_script(_READ_POSTINGS % POSTING.itemsize)
         self._advance_turns = redis.register_script(_ADVANCE_TURNS)
+        self._drop_postings = redis.register_script(_DROP_POSTINGS % POSTING.itemsize)
 
     # ---- writes ------------------------------------------------------------------
 
@@ -207,24 +232,55 @@ class LexicalIndex:
         mine = [(entry, number) for entry, number, won in zip(fresh, numbers, claimed) if won]
         if not mine:
             return 0
-        postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for entry, number in mine:
-            for term, count in Counter(self.words(entry.content)).items():
-                postings[term].append((number, min(count, _MAX_COUNT)))
         vectors = np.array([entry.vector for entry, _ in mine], dtype=np.float64)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(self._key(chat_id, "id"), mapping={number: entry.id for entry, number in mine})
             pipe.zadd(self._key(chat_id, "time"), {number: entry.timestamp for entry, number in mine})
             for (_, number), vector in zip(mine, vectors.astype(VECTOR)):
                 pipe.setrange(self._key(chat_id, "vectors"), number * _VECTOR_BYTES, vector.tobytes())
-            for term, records in postings.items():
-                pipe.append(self._term_key(chat_id, term), np.array(records, dtype=POSTING).tobytes())
+            for term, records in self._postings(mine).items():
+                pipe.append(self._term_key(chat_id, term), records)
             await pipe.execute()
         await self._add_to_sum(
             keys=[self._key(chat_id, "sum"), meta],
             args=[vectors.sum(axis=0).astype("<f8").tobytes(), len(mine)],
         )
         return len(mine)
+
+    async def replace(self, chat_id: str, entry: IndexEntry, old_content: str, old_vector: Sequence[float]) -> bool:
+        """Index an entry's new content and vector in place of its old ones (an edited turn): its
+        words' postings, its vector and the chat's sum; its number and time stay. False when the
+        entry is not indexed (its new content is, when the chat's index catches up with L3)."""
+        number = await self._drop_words(chat_id, entry.id, old_content)
+        if number is None:
+            return False
+        vector = np.asarray(entry.vector, dtype=np.float64)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.setrange(self._key(chat_id, "vectors"), number * _VECTOR_BYTES, vector.astype(VECTOR).tobytes())
+            for term, records in self._postings([(entry, number)]).items():
+                pipe.append(self._term_key(chat_id, term), records)
+            await pipe.execute()
+        await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
+                               args=[(vector - np.asarray(old_vector, dtype=np.float64)).astype("<f8").tobytes(), 0])
+        return True
+
+    async def _drop_words(self, chat_id: str, entry_id: str, content: str) -> int | None:
+        """Take an entry's records out of its words' postings (``content``: the entry's, as
+        indexed); returns its number, None when it is not indexed."""
+        number = await self._redis.hget(self._key(chat_id, "number"), entry_id)
+        if number is None:
+            return None
+        if terms_held := list(dict.fromkeys(self.words(content))):
+            await self._drop_postings(keys=[self._term_key(chat_id, term) for term in terms_held], args=[int(number)])
+        return int(number)
+
+    def _postings(self, numbered: Sequence[tuple[IndexEntry, int]]) -> dict[str, bytes]:
+        """The postings records of these entries (each with its number), by term."""
+        postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for entry, number in numbered:
+            for term, count in Counter(self.words(entry.content)).items():
+                postings[term].append((number, min(count, _MAX_COUNT)))
+        return {term: np.array(records, dtype=POSTING).tobytes() for term, records in postings.items()}
 
     async def missing(self, chat_id: str, ids: Sequence[str]) -> list[str]:
         """Those of ``ids`` not indexed yet, in order, without repeats."""
@@ -248,6 +304,28 @@ class LexicalIndex:
         so far without a gap (a gap is left to :meth:`Archive.sync_index`; a mark reset by
         :meth:`drop` meanwhile is not moved past). Returns the mark."""
         return int(await self._advance_turns(keys=[self._key(chat_id, "meta")], args=sorted(turns)))
+
+    async def remove(self, chat_id: str, entry_id: str, content: str, vector: Sequence[float]) -> bool:
+        """Take an entry out of the chat's index (a deleted memory): its words' postings, its ids,
+        its time, and its vector from the chat's sum. Its number is not handed out again. The
+        caller holds the chat (a second removal of the entry meanwhile would subtract it twice).
+
+        Args:
+            content, vector: the entry's, as indexed.
+        Returns:
+            False when the entry is not indexed.
+        """
+        number = await self._drop_words(chat_id, entry_id, content)
+        if number is None:
+            return False
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(self._key(chat_id, "number"), entry_id)
+            pipe.hdel(self._key(chat_id, "id"), number)
+            pipe.zrem(self._key(chat_id, "time"), number)
+            await pipe.execute()
+        await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
+                               args=[(-np.asarray(vector, dtype=np.float64)).astype("<f8").tobytes(), -1])
+        return True
 
     async def drop(self, chat_id: str) -> None:
         """Forget the chat's index (all its keys)."""
@@ -308,14 +386,45 @@ class LexicalIndex:
         found = iter(await self._redis.zmscore(self._key(chat_id, "time"), known) if known else [])
         return [None if number is None else next(found) for number in numbers]
 
+    async def newest(self, chat_id: str, limit: int, cursor: str | None = None) -> tuple[list[int], str | None]:
+        """A page of the chat's entry numbers, newest first (entries of one time in the order
+        Redis keeps them: by number as text, descending), and the cursor of the next page.
+
+        Args:
+            limit: numbers in the page, at most.
+            cursor: where the page starts: a cursor an earlier page returned (None: the newest).
+        Returns:
+            The numbers, and the next page's cursor (None when this page is the last).
+        Raises:
+            ValueError: the cursor is not one this method returned.
+        """
+        key = self._key(chat_id, "time")
+        if cursor is None:
+            found = await self._redis.zrevrangebyscore(key, "+inf", "-inf", start=0, num=limit + 1, withscores=True)
+        else:
+            moment, last = _parse_cursor(cursor)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zrangebyscore(key, moment, moment)  # the cursor's time: a few entries at most
+                pipe.zrevrangebyscore(key, f"({moment!r}", "-inf", start=0, num=limit + 1, withscores=True)
+                same_time, older = await pipe.execute()
+            # Keyed by (time, number as text), not by position: entries written or deleted
+            # meanwhile shift no page onto another.
+            found = [(member, moment) for member in sorted(same_time, reverse=True) if member < last] + older
+        page = found[:limit]
+        following = f"{page[-1][1]!r}/{page[-1][0].decode()}" if len(found) > limit else None
+        return [int(member) for member, _ in page], following
+
     async def ids(self, chat_id: str, numbers: Sequence[int]) -> list[str | None]:
         if len(numbers) == 0:
             return []
         found = await self._redis.hmget(self._key(chat_id, "id"), [int(n) for n in numbers])
         return [entry_id.decode() if entry_id is not None else None for entry_id in found]
 
-    async def holding_every_word(self, chat_id: str, text: str, limit: int) -> np.ndarray:
-        """Numbers of the chat's newest ``limit`` entries holding every word of ``text``."""
+    async def holding_every_word(
+        self, chat_id: str, text: str, limit: int, among: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Numbers of the chat's newest ``limit`` entries holding every word of ``text``,
+        however common; with ``among``, only of those entry numbers."""
         wanted = list(dict.fromkeys(self.words(text)))
         if not wanted or limit <= 0:
             return np.zeros(0, dtype=np.int64)
@@ -325,6 +434,8 @@ class LexicalIndex:
         common = np.frombuffer(raw_postings[0], dtype=POSTING)["entry"]
         for raw in raw_postings[1:]:
             common = np.intersect1d(common, np.frombuffer(raw, dtype=POSTING)["entry"])
+        if among is not None:
+            common = np.intersect1d(common, among)
         return np.sort(common.astype(np.int64))[::-1][:limit]
 
     async def search(
@@ -375,6 +486,18 @@ class LexicalIndex:
 
 def _outdated(words: bytes | None, allocated: bytes | None, current: Words) -> bool:
     return allocated is not None and (words.decode() if words else NO_STEMMER) != current.stemmer
+
+
+def _parse_cursor(cursor: str) -> tuple[float, bytes]:
+    """(time, entry number as text) of a cursor of :meth:`LexicalIndex.newest`."""
+    moment, _, number = cursor.partition("/")
+    try:
+        value = float(moment)
+    except ValueError:
+        value = math.nan
+    if not (number.isdigit() and math.isfinite(value)):
+        raise ValueError(f"cursor {cursor!r} is not one a page of memories gave")
+    return value, number.encode()
 
 
 def _rows(raw: bytes, rows: int) -> np.ndarray:

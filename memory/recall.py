@@ -6,7 +6,8 @@ thematic (always), temporal (a completed-past range is named, or the caller give
 specific-key (structural keys are present). Thematic searches twice, by meaning (the vector
 search, through the L2.5 cache) and by words (BM25 over the chat's word index), and the
 query's background (its mean distance to the chats' entries) is read for the relevance
-test. The query is embedded once and shared. The whole search is bounded by a deadline:
+test. An explicit search also asks for the entries holding every word it names. The query
+is embedded once and shared. The whole search is bounded by a deadline:
 whatever has not finished by then is abandoned (its worker thread may still be running;
 the caller does not wait).
 """
@@ -39,6 +40,9 @@ _LEXICAL_SCAN_CHARS = 2_000
 
 THEMATIC, WORDS, TEMPORAL, KEYS = "thematic", "lexical", "temporal", "specific_key"
 EVERY_LIST = frozenset({THEMATIC, WORDS, TEMPORAL, KEYS})
+# An explicit search's own list, never prefetch's: the entries holding every word searched for,
+# however common (the word list skips common words, and in a small chat a name is common).
+EVERY_WORD = "every_word"
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,13 @@ async def recall(search: L3Search, archive: Archive, query: RecallQuery, setting
             await chats_task, outcome["keys"], settings.prefetch.max_results, indexed=await indexed_task
         )
 
-    mechanisms = {name: make for name, make in ((THEMATIC, thematic), (TEMPORAL, temporal), (KEYS, specific_key))
+    async def every_word() -> list[dict]:
+        after, before = query.period or (None, None)
+        return await search.holding_words(await chats_task, message[:_LEXICAL_SCAN_CHARS], await vector_task,
+                                          settings.prefetch.max_results, after, before)
+
+    mechanisms = {name: make for name, make in ((THEMATIC, thematic), (TEMPORAL, temporal), (KEYS, specific_key),
+                                                (EVERY_WORD, every_word))
                   if name in query.lists}
     tasks = {name: asyncio.ensure_future(make()) for name, make in mechanisms.items()}
     # Thematic's word half, reported on its own line: a stuck vector search must not take it down.

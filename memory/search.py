@@ -27,6 +27,7 @@ _TURN_KEY = re.compile(r"^turn_(\d+)$")
 _EXACT_RANGE = 2048
 _DEEPER_K = 300
 _KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the key itself
+_WORD_CANDIDATES = 256  # newest entries holding a search's every word, ranked by meaning
 _EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
 
 
@@ -92,21 +93,51 @@ class L3Search:
             if not (indexed and await index.has_times(chat)):
                 return await backends.l3(store.search, [chat], vector, k, after, before)
             numbers = await index.between(chat, after, before)
-            if len(numbers) > _EXACT_RANGE:
-                deeper = await backends.l3(store.nearest_ids, chat, vector, _DEEPER_K)
-                times = await index.times(chat, [entry_id for entry_id, _ in deeper])
-                distance_of = dict([pair for pair, timestamp in zip(deeper, times)
-                                    if timestamp is not None and _within(timestamp, after, before)][:k])
-            else:
-                distances = np.sum(np.square(await index.vectors(chat, numbers) - query), axis=1)
-                nearest = np.argsort(distances, kind="stable")[:k]
-                ids = await index.ids(chat, numbers[nearest])
-                distance_of = {entry_id: float(distances[n]) for entry_id, n in zip(ids, nearest) if entry_id}
+            if len(numbers) <= _EXACT_RANGE:
+                return await self._nearest_among(chat, numbers, query, k)
+            deeper = await backends.l3(store.nearest_ids, chat, vector, _DEEPER_K)
+            times = await index.times(chat, [entry_id for entry_id, _ in deeper])
+            distance_of = dict([pair for pair, timestamp in zip(deeper, times)
+                                if timestamp is not None and _within(timestamp, after, before)][:k])
             hits = await backends.l3(store.get_by_ids, [chat], list(distance_of))
             return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
 
         found = [hit for hits in await gather_bounded(of_chat, chats) for hit in hits]
         return sorted(found, key=lambda hit: hit["distance"])[:k]
+
+    async def holding_words(
+        self, chats: list[str], text: str, vector: list[float], k: int,
+        after: float | None = None, before: float | None = None,
+    ) -> list[dict]:
+        """The chats' ``k`` entries nearest to ``vector`` among those holding every word of
+        ``text``, however common (what an explicit search names), closest first; with ``after``
+        or ``before`` (unix seconds, inclusive), among those timed within that range. Each
+        chat's newest ``_WORD_CANDIDATES`` such entries are ranked; entries its word index does
+        not hold yet are not among them."""
+        index = await self.backends.lexical_index()
+        query = np.asarray(vector, dtype=np.float32)
+        bounded = after is not None or before is not None
+
+        async def of_chat(chat: str) -> list[dict]:
+            within = await index.between(chat, after, before) if bounded else None
+            numbers = await index.holding_every_word(chat, text, _WORD_CANDIDATES, among=within)
+            return await self._nearest_among(chat, numbers, query, k)
+
+        found = [hit for hits in await gather_bounded(of_chat, chats) for hit in hits]
+        return sorted(found, key=lambda hit: hit["distance"])[:k]
+
+    async def _nearest_among(self, chat: str, numbers: np.ndarray, query: np.ndarray, k: int) -> list[dict]:
+        """The ``k`` of these indexed entries of the chat nearest to ``query``, ranked exactly
+        from the index's vectors, as hits (Chroma gives their text)."""
+        if len(numbers) == 0:
+            return []
+        index = await self.backends.lexical_index()
+        distances = np.sum(np.square(await index.vectors(chat, numbers) - query), axis=1)
+        nearest = np.argsort(distances, kind="stable")[:k]
+        ids = await index.ids(chat, numbers[nearest])
+        distance_of = {entry_id: float(distances[n]) for entry_id, n in zip(ids, nearest) if entry_id}
+        hits = await self.backends.l3((await self.backends.episodic()).get_by_ids, [chat], list(distance_of))
+        return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
 
     async def cached_search(
         self, chats: list[str], scope_key: str, query: str, vector: list[float] | Awaitable[list[float]], k: int

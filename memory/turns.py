@@ -19,14 +19,27 @@ def archive_id(chat_id: str, turn: int) -> str:
     return f"{chat_id}:turn_{turn:04d}"
 
 
+USER_PREFIX, ASSISTANT_PREFIX = "user: ", "assistant: "
+
+
 def archive_content(user_text: str | None, assistant_text: str | None) -> str:
     """A turn exactly as archived: verbatim, nothing summarised."""
     lines = []
     if user_text is not None:
-        lines.append(f"user: {user_text}")
+        lines.append(f"{USER_PREFIX}{user_text}")
     if assistant_text is not None:
-        lines.append(f"assistant: {assistant_text}")
+        lines.append(f"{ASSISTANT_PREFIX}{assistant_text}")
     return "\n".join(lines)
+
+
+def with_user_text(content: str, user_chars: int, text: str) -> str:
+    """An archived turn's content with its user message, ``user_chars`` characters long, replaced
+    by ``text`` and its reply kept. The length, not a search for the reply's label, finds where
+    the message ends: the user may have written that label themselves."""
+    reply = content[len(USER_PREFIX) + user_chars:]
+    if not content.startswith(USER_PREFIX) or (reply and not reply.startswith(f"\n{ASSISTANT_PREFIX}")):
+        raise ValueError(f"the archived turn holds no user message of {user_chars} characters")
+    return archive_content(text, None) + reply
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal, NotRequired, TypedDict, get_args
+from collections.abc import Callable
+from typing import Literal, NamedTuple, NotRequired, TypedDict, get_args
 
 import orjson
 from redis.asyncio import Redis
 
 from memory.tokens import count_tokens
+from memory.turns import archive_content
 
 Role = Literal["user", "assistant"]
 
@@ -25,6 +27,15 @@ class Message(TypedDict):
     content: str
     timestamp: float  # unix seconds
     tokens: NotRequired[int]  # of ``content`` (memory/tokens.py), counted when it was saved
+
+
+class MessageLink(NamedTuple):
+    """The turn that stored a client's message (a Telegram message): what an edit of it replaces."""
+
+    turn: int
+    at: float  # the turn's time, its user message's timestamp in L2
+    chars: int  # the user's text as stored now, in characters: where the reply starts in the L3 entry
+    user_id: str
 
 
 # Append a turn's messages and record its number in one step. A turn resumed after a
@@ -60,8 +71,9 @@ return {redis.call('GET', KEYS[2]), redis.call('LLEN', KEYS[1]), redis.call('LIN
 """
 
 
-# Removes the messages of one user (their ``user_id``) from a chat's L2, keeping the others in order.
-# KEYS: the messages list. ARGV: the user id. Returns how many were removed.
+# Removes the messages of one user (their ``user_id``) from a chat's L2, keeping the others in order,
+# and the links of their messages. KEYS: the messages list, the links. ARGV: the user id. Returns how
+# many messages were removed.
 _REMOVE_USER = """
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
 local kept = {}
@@ -75,8 +87,22 @@ redis.call('DEL', KEYS[1])
 for i = 1, #kept, 1000 do
     redis.call('RPUSH', KEYS[1], unpack(kept, i, math.min(i + 999, #kept)))
 end
+local links = redis.call('HGETALL', KEYS[2])
+for i = 1, #links, 2 do
+    local ok, link = pcall(cjson.decode, links[i + 1])
+    if ok and type(link) == 'table' and link['user_id'] == ARGV[1] then redis.call('HDEL', KEYS[2], links[i]) end
+end
 return #items - #kept
 """
+
+# Replaces one message if it is still the one read. KEYS: the messages list. ARGV: its index, the
+# message read there, the message to put instead.
+_REPLACE = """
+if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('LSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+_SCAN_PAGE = 256  # messages read at a time, newest first, looking for one (edited, or of a deleted turn)
 
 
 class WorkingMemory:
@@ -86,6 +112,7 @@ class WorkingMemory:
         self._append_turn = redis.register_script(_APPEND_TURN)
         self._load = redis.register_script(_LOAD)
         self._remove_user = redis.register_script(_REMOVE_USER)
+        self._replace = redis.register_script(_REPLACE)
 
     async def completed_turns(self, chat_id: str) -> int:
         """The number of the last turn saved in this chat (0 for a new chat)."""
@@ -123,12 +150,75 @@ class WorkingMemory:
         return [orjson.loads(raw) for raw in await self._redis.lrange(self._messages_key(chat_id), 0, -1)]
 
     async def remove_user(self, chat_id: str, user_id: str) -> int:
-        """Take one user's messages out of the chat's L2 (messages saved with their ``user_id``);
-        returns how many. The one rewrite of L2 there is: forgetting a person."""
-        return int(await self._remove_user(keys=[self._messages_key(chat_id)], args=[user_id]))
+        """Take one user's messages out of the chat's L2 (messages saved with their ``user_id``),
+        and their links; returns how many messages. With an edit (:meth:`replace_user_text`), the
+        one rewrite of L2 there is: forgetting a person."""
+        return int(await self._remove_user(keys=[self._messages_key(chat_id), self._links_key(chat_id)],
+                                           args=[user_id]))
+
+    async def link(self, chat_id: str, message_ref: str, link: MessageLink) -> None:
+        """Record which turn stored the client's message ``message_ref``."""
+        await self._redis.hset(self._links_key(chat_id), message_ref, json.dumps(link._asdict()))
+
+    async def linked(self, chat_id: str, message_ref: str) -> MessageLink | None:
+        """The turn that stored the client's message, if one did."""
+        raw = await self._redis.hget(self._links_key(chat_id), message_ref)
+        return None if raw is None else MessageLink(**orjson.loads(raw))
+
+    async def replace_user_text(self, chat_id: str, link: MessageLink, text: str) -> bool:
+        """Put ``text`` in place of the user message of the linked turn (its tokens counted again);
+        False when L2 no longer holds it (the chat was reset, or the user forgotten). The chat is
+        held by the caller: no turn appends meanwhile. Read newest first: an edit is of a recent
+        message, mostly."""
+        found = await self._newest_matching(chat_id, lambda message: (
+            message["role"], message["timestamp"], message.get("user_id")) == ("user", link.at, link.user_id))
+        if found is None:
+            return False
+        back, raw, message = found
+        edited = _encode({**message, "content": text, "tokens": count_tokens(text)})
+        return bool(await self._replace(keys=[self._messages_key(chat_id)], args=[-back, raw, edited]))
+
+    async def remove_turn(self, chat_id: str, at: float, content: str) -> int:
+        """Take out of the chat's L2 the messages of the turn L3 archived as ``content`` at ``at``
+        (a deleted memory): the message at that time that the archived turn begins with, and the
+        reply after it when the turn holds one. The chat is held by the caller.
+
+        Returns:
+            How many messages were removed: 0 when L2 no longer holds them (the chat was reset,
+            or the user forgotten).
+        """
+        def begins_the_turn(message: dict) -> bool:
+            line = _archived_line(message)
+            return message["timestamp"] == at and (content == line or content.startswith(line + "\n"))
+
+        found = await self._newest_matching(chat_id, begins_the_turn)
+        if found is None:
+            return 0
+        key, (back, raw, message) = self._messages_key(chat_id), found
+        removed = [raw]
+        if content != _archived_line(message) and back > 1:  # the turn holds a reply: the next message
+            [following] = await self._redis.lrange(key, 1 - back, 1 - back)
+            if orjson.loads(following)["role"] == "assistant":
+                removed.append(following)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item in removed:
+                pipe.lrem(key, -1, item)  # by value: nothing appended meanwhile can shift it
+            return sum(await pipe.execute())
+
+    async def _newest_matching(self, chat_id: str, wanted: Callable[[dict], bool]) -> tuple[int, bytes, dict] | None:
+        """The newest message of the chat's L2 that is ``wanted``: (its place from the end, 1 for
+        the last; as stored; decoded), or None. Read newest first, a page at a time: what is
+        looked for (an edited message, a deleted turn) is mostly recent."""
+        key, newer = self._messages_key(chat_id), 0
+        while page := await self._redis.lrange(key, -(newer + _SCAN_PAGE), -(newer + 1)):
+            for back, raw in enumerate(reversed(page), start=newer + 1):
+                if wanted(message := orjson.loads(raw)):
+                    return back, raw, message
+            newer += len(page)
+        return None
 
     async def clear(self, chat_id: str) -> None:
-        await self._redis.delete(self._messages_key(chat_id), self._turns_key(chat_id))
+        await self._redis.delete(self._messages_key(chat_id), self._turns_key(chat_id), self._links_key(chat_id))
 
     def _messages_key(self, chat_id: str) -> str:
         return f"{self._prefix}:l2:{_tag(chat_id)}"
@@ -136,10 +226,20 @@ class WorkingMemory:
     def _turns_key(self, chat_id: str) -> str:
         return f"{self._prefix}:turns:{_tag(chat_id)}"
 
+    def _links_key(self, chat_id: str) -> str:
+        return f"{self._prefix}:l2links:{_tag(chat_id)}"
+
     async def clear_messages(self, chat_id: str) -> None:
         """Empty the chat's conversation but keep its turn counter: turn numbers, and so the
         archive ids derived from them, go on increasing instead of colliding with old ones."""
         await self._redis.delete(self._messages_key(chat_id))
+
+
+def _archived_line(message: dict) -> str:
+    """A message as the archive of its turn shows it (the turn's first line, for its first message)."""
+    if message["role"] == "user":
+        return archive_content(message["content"], None)
+    return archive_content(None, message["content"])
 
 
 def _tag(chat_id: str) -> str:

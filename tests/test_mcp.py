@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from importlib.metadata import version
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from memory.settings import Settings
 from fakes import FakeOpenAI
 from test_chat import goat_chat
 from test_cli import GOAT, goat, goat_env, ok, servers_left
+from test_tools import REX_TURN
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +35,14 @@ EXCHANGES = [
     ("The nightly deploy failed with error E1234 again.", "Check the database migration first."),
 ]
 TOOLS = {"recall", "search_memory", "store_memory", "archive_turn", "list_facts", "remember_fact",
-         "forget_fact", "diagnose_last_turn", "memory_snapshot", "recent_errors"}
+         "forget_fact", "diagnose_last_turn", "memory_snapshot", "recent_errors", "list_memories", "delete_memory"}
+READ_TOOLS = {"recall", "search_memory", "list_facts", "diagnose_last_turn", "memory_snapshot", "recent_errors",
+              "list_memories"}
+UNRELATED = ["Remind me to call the bank on Monday.", "The quarterly numbers look better than expected.",
+             "I need to renew the car insurance.", "What time does the pharmacy close?", "Our meeting moved to 3pm.",
+             "I finished reading the novel last night.", "The train was late again this morning.",
+             "Can you help me draft an email to my landlord?", "The printer at work is jammed.",
+             "I want to learn to bake sourdough bread."]
 TOKEN = "mcp-test-token-5b1e9c0a7d"
 
 
@@ -101,6 +110,84 @@ async def test_an_agent_archives_its_turns_and_recalls_them_over_stdio(tmp_path:
                                 ("list_facts", {})):
             reply = await session.call_tool(tool, {**arguments, "chat_id": OTHER_CHAT, "user_id": OTHER_USER})
             assert "Zorblax" not in json.dumps(reply.structured_content) + reply.content[0].text
+
+
+async def test_the_tools_carry_annotations_and_the_server_its_version(tmp_path: Path) -> None:
+    async with stdio_session(goat_env(tmp_path / "data"), tmp_path) as session:
+        annotations = {tool.name: tool.annotations for tool in (await session.list_tools()).tools}
+        assert all(annotations.values()) and not any(hints.open_world_hint for hints in annotations.values())
+        assert {name for name, hints in annotations.items() if hints.read_only_hint} == READ_TOOLS
+        assert {name for name, hints in annotations.items() if hints.destructive_hint} == {
+            "forget_fact", "delete_memory"}
+        assert {name for name, hints in annotations.items() if hints.idempotent_hint} == READ_TOOLS | {
+            "store_memory", "remember_fact", "forget_fact", "delete_memory"}
+        assert session.server_info.version == version("goat") != ""
+
+
+async def test_memories_are_listed_and_deleted_by_id_and_only_this_chats(tmp_path: Path) -> None:
+    env = goat_env(tmp_path / "data")
+    seed_other_chat(tmp_path, env)
+    async with stdio_session(env, tmp_path) as session:
+        for n, (user, assistant) in enumerate(EXCHANGES):
+            data(await session.call_tool("archive_turn", {"user": user, "assistant": assistant,
+                                                          "timestamp": f"2026-11-0{n + 1}T10:00:00Z"}))
+
+        first = data(await session.call_tool("list_memories", {"limit": 2}))
+        assert [(m["id"], m["time"]) for m in first["memories"]] == [
+            (f"{CHAT}:turn_0003", "2026-11-03T10:00:00+00:00"), (f"{CHAT}:turn_0002", "2026-11-02T10:00:00+00:00")]
+        assert first["memories"][1]["text"] == f"user: {EXCHANGES[1][0]} ⏎ assistant: {EXCHANGES[1][1]}"
+        last = data(await session.call_tool("list_memories", {"limit": 2, "cursor": first["next_cursor"]}))
+        assert [m["id"] for m in last["memories"]] == [f"{CHAT}:turn_0001"] and last["next_cursor"] is None
+        bad_cursor = await session.call_tool("list_memories", {"cursor": "yesterday"})
+        assert bad_cursor.is_error and "cursor 'yesterday' is not one" in bad_cursor.content[0].text
+
+        assert data(await session.call_tool("delete_memory", {"id": f"{CHAT}:turn_0002"})) == {
+            "deleted": f"{CHAT}:turn_0002"}
+        listed = data(await session.call_tool("list_memories", {}))
+        assert [m["id"] for m in listed["memories"]] == [f"{CHAT}:turn_0003", f"{CHAT}:turn_0001"]
+        assert "Cluj" not in json.dumps(data(await session.call_tool("search_memory", {"query": "Cluj"})))
+        # Unknown, whether never this chat's, deleted already, or another chat's (a privacy boundary).
+        for unknown in (f"{CHAT}:turn_0002", f"{CHAT}:turn_0009", f"{OTHER_CHAT}:turn_0001"):
+            refused = await session.call_tool("delete_memory", {"id": unknown})
+            assert refused.is_error
+            assert refused.content[0].text.endswith(f"no memory of this conversation has the id {unknown!r}")
+        assert "Zorblax" not in json.dumps(data(await session.call_tool("list_memories", {"limit": 100})))
+
+    exported = json.loads(ok(goat("export", "--user", USER, "--chat", CHAT, env=env, cwd=tmp_path)).stdout)
+    [chat] = exported["chats"]
+    assert [m["content"] for m in chat["l2"]] == [text for turn in (EXCHANGES[0], EXCHANGES[2]) for text in turn]
+    async with stdio_session(env, tmp_path, chat=OTHER_CHAT, user=OTHER_USER) as session:
+        [kept] = data(await session.call_tool("list_memories", {}))["memories"]
+        assert kept["id"] == f"{OTHER_CHAT}:turn_0001" and SECRET in kept["text"]
+
+
+async def test_an_exchange_sent_again_without_a_time_or_by_its_client_id_is_archived_once(tmp_path: Path) -> None:
+    async with stdio_session(goat_env(tmp_path / "data"), tmp_path) as session:
+        user, assistant = EXCHANGES[0]
+        assert data(await session.call_tool("archive_turn", {"user": user, "assistant": assistant}))["archived"]
+        again = data(await session.call_tool("archive_turn", {"user": user, "assistant": assistant}))  # a retry
+        assert again == {"archived": False, "note": "this exchange was archived before"}
+        user, assistant = EXCHANGES[1]
+        for client_id in ("exchange-1", "exchange-2"):  # the client says these are two exchanges
+            assert data(await session.call_tool("archive_turn", {"user": user, "assistant": assistant,
+                                                                 "client_id": client_id}))["archived"]
+        retried = data(await session.call_tool("archive_turn", {"user": user, "assistant": assistant,
+                                                                "client_id": "exchange-2"}))
+        assert retried == {"archived": False, "note": "this exchange (by its client_id) was archived before"}
+        layers = data(await session.call_tool("memory_snapshot", {}))["layers"]
+        assert layers["l3_entries"] == layers["l2_turns"] == 3
+        recalled = data(await session.call_tool("recall", {"message": "What did we call the puppy?"}))["recalled"]
+        assert sum("Biscuit" in entry["content"] for entry in recalled) == 1
+
+
+async def test_a_search_finds_the_turn_holding_the_word_it_names(tmp_path: Path) -> None:
+    async with stdio_session(goat_env(tmp_path / "data"), tmp_path) as session:
+        for n, (user, assistant) in enumerate([REX_TURN, *((line, "Noted.") for line in UNRELATED)]):
+            data(await session.call_tool("archive_turn", {"user": user, "assistant": assistant,
+                                                          "timestamp": f"2026-11-{n + 1:02d}T10:00:00Z"}))
+        for query, word in (("Rex", "rex"), ("frisbee", "frisbee")):
+            results = data(await session.call_tool("search_memory", {"query": query}))["results"]
+            assert REX_TURN[0] in results[0] and results[0].endswith(f"[words: {word}]")
 
 
 async def test_diagnose_last_turn_describes_a_goat_chat_turn(tmp_path: Path) -> None:

@@ -159,6 +159,45 @@ async def test_the_centroid_is_the_mean_vector_over_the_chats(raw_redis) -> None
     assert np.allclose(await index.centroid(["a", "b", "nobody"]), [2 / 3, 2 / 3])  # weighted by entries
 
 
+async def test_a_removed_entry_is_gone_from_the_words_the_times_and_the_centroid(raw_redis) -> None:
+    index = LexicalIndex(raw_redis)
+    await index.add("chat", [(entry_id, content, vector_, float(n)) for n, (entry_id, content, vector_) in enumerate(DOCS)])
+    _, content, removed_vector = DOCS[2]
+    assert await index.remove("chat", "e3", content, removed_vector)
+    assert not await index.remove("chat", "e3", content, removed_vector)  # once
+    # BM25 counts the entries left: "Biscuit" is now in one of four.
+    assert dict(await scored(index, "chat", "Biscuit", k=10, max_df_share=1.0)) == {
+        "e1": pytest.approx(single_term_score(4, df=1))}
+    assert len(await index.holding_every_word("chat", "shoe", 10)) == 0
+    assert np.allclose(await index.centroid(["chat"]), np.mean([v for e, _, v in DOCS if e != "e3"], axis=0))
+    numbers, _ = await index.newest("chat", 10)
+    assert await index.ids("chat", numbers) == ["e5", "e4", "e2", "e1"] and await index.missing("chat", ["e3"]) == ["e3"]
+
+
+async def test_entries_are_paged_newest_first_each_once(raw_redis) -> None:
+    index = LexicalIndex(raw_redis)
+    # Twelve entries of one time (numbered past 9: Redis orders them as text) between two others.
+    await index.add("chat", [("last", "x", vector(1), 300.0), *((f"same-{n}", "x", vector(1), 200.0) for n in range(12)),
+                             ("first", "x", vector(1), 100.0)])
+
+    async def pages(size: int) -> list[list[str | None]]:
+        found, cursor = [], None
+        while True:
+            numbers, cursor = await index.newest("chat", size, cursor)
+            found.append(await index.ids("chat", numbers))
+            if cursor is None:
+                return found
+
+    every = [entry_id for page in await pages(14) for entry_id in page]
+    assert every[0] == "last" and every[-1] == "first" and sorted(every[1:-1]) == sorted(f"same-{n}" for n in range(12))
+    for size in (1, 5, 13):
+        paged = await pages(size)
+        assert [entry_id for page in paged for entry_id in page] == every and all(len(page) == size for page in paged[:-1])
+    for cursor in ("yesterday", "200.0/", "nan/3", "200/x"):
+        with pytest.raises(ValueError, match="is not one a page of memories gave"):
+            await index.newest("chat", 5, cursor)
+
+
 async def test_drop_forgets_the_chat_and_only_it(raw_redis) -> None:
     index = LexicalIndex(raw_redis)
     await index.add("gone", DOCS)

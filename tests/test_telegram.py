@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import chromadb
 import httpx
+import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from bot.telegram import MESSAGE_LIMIT, build_application, split_message
+from bot.telegram import HELP, MESSAGE_LIMIT, MODEL_UNREACHABLE, build_application, split_message
 from bot.telegram import running as receiving
 from bot.webhook import SECRET_HEADER, shared_secret
 from conftest import free_port
@@ -23,6 +25,7 @@ from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
 from memory.embeddings import MiniLMEmbeddings
 from memory.settings import Settings, Telegram
+from memory.turns import archive_id
 from test_cli import GOAT, goat_env, servers_left
 from test_graph import make_runner, with_model
 
@@ -30,6 +33,7 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "123456:TEST-TOKEN-telegram-4b2c"
 ALICE, BOB, STRANGER = 111001, 222002, 999009
+GROUP = -100555
 
 
 def bot_settings(settings: Settings, fake: FakeOpenAI, telegram: FakeTelegram, allowed=(ALICE, BOB)) -> Settings:
@@ -142,9 +146,11 @@ async def test_forget_me_asks_then_leaves_nothing_of_the_user(settings, embeddin
         async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
             telegram.send(ALICE, ALICE, "My passport is AX-99213.")
             telegram.send(BOB, BOB, "My bike code is 5512.")
-            await until(telegram, lambda: len(telegram.chat(ALICE)) == 1 and len(telegram.chat(BOB)) == 1)
-            await turn_done(runner, ALICE)
-            await turn_done(runner, BOB)
+            telegram.send(GROUP, BOB, "@goat_test_bot I bring the cake.", chat_type="group")
+            telegram.send(GROUP, ALICE, "@goat_test_bot I bring AX-99213 too.", chat_type="group")
+            await until(telegram, lambda: [len(telegram.chat(chat)) for chat in (ALICE, BOB, GROUP)] == [1, 1, 2])
+            for chat in (ALICE, BOB, GROUP):
+                await turn_done(runner, chat)
             telegram.send(ALICE, ALICE, "/remember blood=AB-negative")
             telegram.send(ALICE, ALICE, "/forget_me")
             await until(telegram, lambda: any("/forget_me yes" in m for m in telegram.chat(ALICE)))
@@ -162,27 +168,81 @@ async def test_forget_me_asks_then_leaves_nothing_of_the_user(settings, embeddin
                  "set": client.smembers, "zset": lambda k: client.zrange(k, 0, -1)}[kind](key)
         assert str(ALICE).encode() not in key and b"AX-99213" not in repr(value).encode(), key
         assert b"AB-negative" not in repr(value).encode(), key
+        assert f'"user_id": "{ALICE}"'.encode() not in repr(value).encode(), key  # her messages, their links
     client.close()
     chroma = chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=chromadb.Settings(anonymized_telemetry=False))
     for collection in chroma.list_collections():
         stored = chroma.get_collection(collection.name).get(include=["documents", "metadatas"])
         assert all(m.get("user_id") != str(ALICE) for m in stored["metadatas"])
         assert not any("AX-99213" in d for d in stored["documents"])
-    assert [m["content"] for c in bob["chats"] for m in c["l2"]] == ["My bike code is 5512.", "You said: My bike code is 5512.."]
+    assert {c["chat_id"]: [m["content"] for m in c["l2"]] for c in bob["chats"]} == {
+        str(BOB): ["My bike code is 5512.", "You said: My bike code is 5512.."],
+        str(GROUP): ["I bring the cake.", "You said: I bring the cake.."]}  # the group keeps Bob's part
 
 
-async def test_a_failing_model_gets_an_apology_and_the_next_message_works(settings, embeddings):
+async def test_an_unreachable_model_is_named_and_the_message_is_kept(settings, embeddings, caplog):
+    """The user is told the model cannot be reached and that their message is kept, which it is:
+    the next turn's model sees it; the operator's log names the cause, without the API key."""
+    configured_key = "test-key"  # bot_settings' key (with_model): the model's error echoes it
     with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
         for _ in range(2):  # the client retries once
-            fake.fail(status=500, message="the model is down")
+            fake.fail(status=500, message=f"the model is down (key {configured_key})")
         async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
-            telegram.send(ALICE, ALICE, "First try.")
-            await until(telegram, lambda: telegram.chat(ALICE) and "Sorry" in telegram.chat(ALICE)[-1])
-            telegram.send(ALICE, ALICE, "Second try.")
-            await until(telegram, lambda: telegram.chat(ALICE)[-1] == "You said: Second try..")
+            telegram.send(ALICE, ALICE, "My train leaves at 7:40 from platform 9.")
+            await until(telegram, lambda: telegram.chat(ALICE) == [MODEL_UNREACHABLE])
+            telegram.send(ALICE, ALICE, "When does it leave?")
+            await until(telegram, lambda: telegram.chat(ALICE)[-1] == "You said: When does it leave?.")
             await turn_done(runner, ALICE)
-            completed, working = await runner.services.memory.working(str(ALICE), 10)
-        assert completed == 1 and [m["content"] for m in working] == ["Second try.", "You said: Second try.."]
+            memory = runner.services.memory
+            completed, working = await memory.working(str(ALICE), 10)
+            assert await memory.settle() == 0
+            store = await memory.backends.episodic()
+            archived = [entry["content"] for entry in sorted(store.entries(str(ALICE)), key=lambda e: e["id"])]
+    assert "My train leaves at 7:40 from platform 9." in json.dumps(fake.requests[-1]["messages"])
+    assert completed == 2 and [m["content"] for m in working] == [
+        "My train leaves at 7:40 from platform 9.", "When does it leave?", "You said: When does it leave?."]
+    assert archived == ["user: My train leaves at 7:40 from platform 9.",
+                        "user: When does it leave?\nassistant: You said: When does it leave?."]
+    [failure] = [r.getMessage() for r in caplog.records if r.name == "bot.telegram" and r.levelno == logging.WARNING]
+    assert "OpenAIAPIError: Error code: 500 - the model is down" in failure and configured_key not in failure
+
+
+async def test_an_edit_replaces_what_its_turn_stored_and_runs_no_turn(settings, embeddings):
+    """An edited message is no new turn: its text replaces the stored one in L2, in its turn's L3
+    entry (embedded afresh, the reply kept) and in the word index, before the chat's next turn.
+    An edited command is not run again."""
+    chat = str(ALICE)
+    with FakeOpenAI(responder=lambda request: "Noted.") as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
+            memory = runner.services.memory
+            locker = telegram.send(ALICE, ALICE, "My locker number is 4471.")
+            await until(telegram, lambda: telegram.chat(ALICE) == ["Noted."])
+            await turn_done(runner, ALICE)
+            assert await memory.settle() == 0  # in Chroma and the word index: the edit changes them there
+            command = telegram.send(ALICE, ALICE, "/help")
+            await until(telegram, lambda: len(telegram.chat(ALICE)) == 2)
+            telegram.edit(locker, "My locker number is 5582.")
+            telegram.edit(command, "/facts")
+            telegram.send(ALICE, ALICE, "Which locker is mine?")  # handled after the edits, in arrival order
+            await until(telegram, lambda: len(telegram.chat(ALICE)) == 3)
+            await turn_done(runner, ALICE)
+            assert await memory.settle() == 0
+            _, working = await memory.working(chat, 10)
+            store, index = await memory.backends.episodic(), await memory.backends.lexical_index()
+            (edited, edited_vector), (_, next_vector) = sorted(
+                store.get_with_vectors([chat], [archive_id(chat, 1), archive_id(chat, 2)]), key=lambda e: e[0]["id"])
+            by_old_number, by_new_number = await index.search(chat, "4471", 5), await index.search(chat, "5582", 5)
+            centroid = await index.centroid([chat])
+        [embedded] = embeddings.embed_documents(["user: My locker number is 5582.\nassistant: Noted."])
+    assert len(fake.requests) == 2 and "4471" not in json.dumps(fake.requests[-1]) and "5582" in json.dumps(
+        fake.requests[-1])
+    assert telegram.chat(ALICE) == ["Noted.", HELP, "Noted."]
+    assert [m["content"] for m in working] == ["My locker number is 5582.", "Noted.", "Which locker is mine?", "Noted."]
+    assert edited["content"] == "user: My locker number is 5582.\nassistant: Noted."
+    assert np.allclose(edited_vector, embedded, atol=1e-5)
+    assert by_old_number == [] and [(found, np.allclose(vector, embedded, atol=2e-3))
+                                    for found, _, vector in by_new_number] == [(archive_id(chat, 1), True)]
+    assert np.allclose(centroid, (edited_vector + next_vector) / 2, atol=1e-5)
 
 
 async def test_flood_control_and_refused_formatting_are_retried(settings, embeddings):
@@ -199,16 +259,56 @@ async def test_flood_control_and_refused_formatting_are_retried(settings, embedd
             await until(telegram, lambda: telegram.chat(ALICE)[-1] == "I can only read text for now.")
 
 
-async def test_in_a_group_the_bot_answers_only_when_mentioned(settings, embeddings):
+async def test_in_a_group_the_bot_answers_only_when_mentioned_in_a_reply_to_that_message(settings, embeddings):
     group = -100123
     with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
         async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
             telegram.send(group, ALICE, "Lunch at noon, everyone?", chat_type="group")
-            telegram.send(group, BOB, "@goat_test_bot what time is lunch?", chat_type="group")
+            asked = telegram.send(group, BOB, "@goat_test_bot what time is lunch?", chat_type="group")
             await until(telegram, lambda: telegram.chat(group) == ["You said: what time is lunch?."])
             await turn_done(runner, group)
             completed, _ = await runner.services.memory.working(str(group), 10)
+            command = telegram.send(group, BOB, "/stats", chat_type="group")
+            await until(telegram, lambda: len(telegram.chat(group)) == 2)
         assert completed == 1  # the unaddressed message was not a turn
+        [answer, stats] = telegram.methods("sendMessage")
+        assert answer["reply_parameters"]["message_id"] == asked["message_id"]
+        assert stats["reply_parameters"]["message_id"] == command["message_id"]  # a command's answer too
+
+
+async def test_an_unknown_command_gets_the_command_list(settings, embeddings):
+    group = -100321
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings):
+            telegram.send(ALICE, ALICE, "/frobnicate now")
+            await until(telegram, lambda: len(telegram.chat(ALICE)) == 1)
+            telegram.send(group, ALICE, "/frobnicate@another_bot", chat_type="group")  # not ours to answer
+            telegram.send(group, ALICE, "/frobnicate", chat_type="group")  # may be another bot's: not answered
+            named = telegram.send(group, ALICE, "/frobnicate@goat_test_bot", chat_type="group")
+            await until(telegram, lambda: len(telegram.chat(group)) == 1)
+        listed = f"I have no /frobnicate command. These are mine:\n{HELP}"
+        assert telegram.chat(ALICE) == telegram.chat(group) == [listed]
+        assert telegram.methods("sendMessage")[-1]["reply_parameters"]["message_id"] == named["message_id"]
+        assert fake.requests == []
+
+
+async def test_stats_is_a_table_telegram_renders_and_names_no_server_path(settings, embeddings):
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
+            telegram.send(ALICE, ALICE, "/stats")
+            await until(telegram, lambda: len(telegram.chat(ALICE)) == 1)
+            telegram.send(ALICE, ALICE, "Hello there.")
+            await until(telegram, lambda: len(telegram.chat(ALICE)) == 2)
+            await turn_done(runner, ALICE)
+            telegram.send(ALICE, ALICE, "/stats")
+            await until(telegram, lambda: len(telegram.chat(ALICE)) == 3)
+            data_dir = str(Path(runner.services.settings.data_dir).resolve())
+        empty, _, table = telegram.chat(ALICE)
+        sent = [call for call in telegram.methods("sendMessage") if call["text"].startswith("<pre>")]
+    assert [call["parse_mode"] for call in sent] == ["HTML", "HTML"]  # a fixed-width block: columns aligned
+    assert empty.startswith("no turns recorded yet in the turn log")
+    assert "latency ms" in table and "p50" in table and "total" in table
+    assert data_dir not in empty + table and "turns.jsonl" not in empty + table
 
 
 async def test_commands_that_show_a_persons_data_never_post_it_into_a_group(settings, embeddings):
@@ -235,7 +335,8 @@ async def test_commands_that_show_a_persons_data_never_post_it_into_a_group(sett
             await until(telegram, lambda: telegram.chat(ALICE)[-1:] == ["diagnosis: private-marker-7781"])
 
 
-async def test_webhook_mode_rejects_an_update_with_a_wrong_secret(settings, embeddings):
+async def test_webhook_mode_rejects_an_update_with_a_wrong_secret(settings, embeddings, caplog):
+    caplog.set_level(logging.INFO, logger="bot.telegram")
     port = free_port()
     with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
         configured = bot_settings(settings, fake, telegram)
@@ -254,6 +355,9 @@ async def test_webhook_mode_rejects_an_update_with_a_wrong_secret(settings, embe
                 assert right.status_code == 200
             await until(telegram, lambda: telegram.chat(ALICE) == ["You said: Hello by webhook.."])
         assert telegram.methods("setWebhook")[0]["secret_token"] == "s3cret-hook-0123456789"
+    [started] = [record.getMessage() for record in caplog.records if record.name == "bot.telegram"]
+    assert started == (f"goat bot: webhook, listening on 127.0.0.1:{port}; model fake-model; 2 allowed user(s); "
+                       f"data folder {Path(configured.data_dir).resolve()}")
 
 
 def webhook_update(update_id: int, chat: int, user: int, text: str) -> dict:
@@ -319,9 +423,14 @@ def test_goat_bot_answers_a_message_as_a_new_user_runs_it(tmp_path: Path):
         finally:
             bot.terminate()  # SIGTERM, as a service manager stops it
             bot.wait(timeout=60)
-        assert TOKEN not in (tmp_path / "bot.stderr").read_text()
-        assert "Traceback" not in (tmp_path / "bot.stderr").read_text()
+        logged = (tmp_path / "bot.stderr").read_text()
+        assert TOKEN not in logged and "sk-fake-123456" not in logged
+        assert "Traceback" not in logged
         assert servers_left(tmp_path / "data") == []  # it stopped the embedded Redis it started
+    # One line at start, shown by `goat bot` as it logs (warnings and up, otherwise).
+    assert [line for line in logged.splitlines() if line.startswith("INFO bot.telegram")] == [
+        f"INFO bot.telegram: goat bot: polling; model fake-model; 1 allowed user(s); "
+        f"data folder {(tmp_path / 'data').resolve()}"]
 
 
 def test_goat_bot_without_a_token_says_how_to_get_one(tmp_path: Path):

@@ -30,7 +30,7 @@ from memory.backends import cache_scope_key
 from memory.turns import Exchange
 from memory.prompt import FACTS_HEADER, MEMORY_TOOL_GUIDANCE, facts_block
 from memory.tokens import count_tokens
-from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES, MemoryToolbox
+from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES, MemoryToolbox, with_every_word
 from test_graph import NOW, make_runner, with_model
 
 PLAIN_GRAPH = build_graph()
@@ -400,6 +400,38 @@ async def test_search_memory_finds_what_stands_out_and_nothing_for_an_unrelated_
     assert related["results"] and all("tomato" in line.lower() for line in related["results"])
     unrelated = await toolbox(runner).search("What is the capital of Mongolia?")
     assert unrelated == {"results": [], "note": "nothing in memory stands out for this query"}
+
+
+# A long reply about the dog: by meaning alone, a search for "Rex" or "frisbee" missed this turn.
+REX_TURN = ("Our border collie Rex loves chasing the frisbee.",
+            "That sounds like a lot of fun for both of you. Border collies are one of the most energetic and "
+            "intelligent breeds, originally bred for herding sheep in the hills between Scotland and England. "
+            "They thrive on having a job to do, so games like fetch, agility courses, herding balls and puzzle "
+            "feeders keep them mentally and physically satisfied. Make sure he gets plenty of water on hot days, "
+            "watch his paws on rough ground, and rotate toys so he does not get bored. Regular vet checkups, "
+            "brushing his double coat weekly, and teaching new tricks will keep him healthy and happy for years.")
+
+
+async def test_a_search_finds_every_turn_holding_its_words_however_common_and_says_which(runner):
+    # A small chat: "Rex" is in two of its three turns, far more than lexical_max_df_share of them.
+    await archive_days(runner, "chat-a", "alice", [(12, *REX_TURN),
+                                                   (6, "I need to renew the car insurance.", "Compare quotes first."),
+                                                   (2, "Rex dug up the tulip bulbs again.", "Cover the bed with wire.")])
+    assert runner.services.settings.retrieval.lexical_max_df_share < 2 / 3
+    found = (await toolbox(runner).search("Rex"))["results"]
+    assert {line for line in found if line.endswith(" [words: rex]")} == {
+        line for line in found if "Rex loves" in line or "Rex dug" in line} and len(found) >= 2
+    within = (await toolbox(runner).search("rex frisbees", before="2026-11-15"))["results"]
+    assert REX_TURN[0] in within[0] and within[0].endswith(" [words: rex, frisbees]")
+    assert not any("tulip" in line for line in within)
+
+
+def test_a_result_holding_the_words_goes_before_every_farther_one():
+    holding = [{"id": "rex", "distance": 1.0}]
+    chosen = [{"id": "closer", "distance": 0.5}, {"id": "farther", "distance": 1.2}, {"id": "rex", "distance": 1.0}]
+    assert [hit["id"] for hit in with_every_word(holding, chosen, 15)] == ["closer", "rex", "farther"]
+    assert [hit["id"] for hit in with_every_word(holding, chosen[1:], 15)] == ["rex", "farther"]
+    assert [hit["id"] for hit in with_every_word(holding, chosen, 1)] == ["rex"]
 
 
 async def test_the_memory_tools_are_built_once_and_act_for_the_turn_that_calls_them(runner):

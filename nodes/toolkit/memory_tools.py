@@ -21,8 +21,9 @@ from langchain_core.tools import BaseTool, tool
 
 from memory.budget import format_recall_line
 from memory.facade import Memory
-from memory.merge import PERIOD, choose_recalls
-from memory.recall import TEMPORAL, THEMATIC, RecallQuery
+from memory.lexical import Words
+from memory.merge import choose_recalls
+from memory.recall import EVERY_WORD, TEMPORAL, THEMATIC, RecallQuery
 from memory.settings import Settings
 
 MEMORY_TOOL_NAMES = ("search_memory", "store_memory", "promote_memory", "forget_fact", "list_facts")
@@ -43,7 +44,18 @@ class MemoryToolbox:
     now: float
 
     async def search(self, query: str, after: str | None = None, before: str | None = None) -> dict[str, Any]:
-        """L3 on demand, in the turn's memory scope, selected and scored as prefetch's recalls are."""
+        """L3 on demand, in the turn's memory scope: what stands out for the query by meaning,
+        selected and scored as prefetch's recalls are, and every entry holding all the words
+        searched for (an explicit search is a question about words as well as meaning).
+
+        Args:
+            query: what to look for, in words.
+            after: only entries from this ISO-8601 date or time on.
+            before: only entries up to this ISO-8601 date or time (a date: its whole day).
+        Returns:
+            ``{"results": [line, …]}``, best first, each line as memory shows an entry, followed
+            by the searched words it holds; or no results and a note saying nothing stands out.
+        """
         if not query.strip():
             raise ValueError("query is empty")
         memory, settings = self.memory, self.settings
@@ -51,23 +63,29 @@ class MemoryToolbox:
         start, end = iso_bound(after, zone, "after"), iso_bound(before, zone, "before")
         if start is not None and end is not None and start > end:
             raise ValueError(f"after ({after}) is later than before ({before})")
-        # The search by meaning of prefetch's pipeline, within the period given if any.
+        # The search by meaning of prefetch's pipeline, within the period given if any. (Not its
+        # word list: a word shared by a few entries, "my" or "do", is chance in a small chat.)
         bounded = start is not None or end is not None
         recalled = await memory.recall(RecallQuery(
-            query, self.chat_id, self.user_id, self.now, lists={TEMPORAL} if bounded else {THEMATIC},
+            query, self.chat_id, self.user_id, self.now,
+            lists={TEMPORAL if bounded else THEMATIC, EVERY_WORD},
             period=(start, end) if bounded else None, deadline=settings.tools.timeout,
         ), settings)
         if recalled.problems:
             raise RuntimeError(f"memory search failed: {'; '.join(recalled.problems)}")
-        hits = next(iter(recalled.lists.values()), [])
+        holding = recalled.lists.pop(EVERY_WORD, [])
         # Selected as prefetch's lists are; a named period is a selection in itself, as for
         # prefetch's temporal mechanism (its closest entries are kept whatever the test says).
-        ranked = {PERIOD if bounded else SEARCH_MECHANISM: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]}
-        found = choose_recalls(ranked, recalled.background, self.now, settings.retrieval, settings.prefetch.max_results)
+        ranked = {name: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]
+                  for name, hits in recalled.lists.items()}
+        limit = settings.prefetch.max_results
+        chosen = choose_recalls(ranked, recalled.background, self.now, settings.retrieval, limit)
+        found = with_every_word(holding, chosen, limit)
         await memory.archive([], self.now, accessed=found)
         if not found:
             return {"results": [], "note": "nothing in memory stands out for this query"}
-        return {"results": [format_recall_line(_capped(hit)) for hit in found]}
+        words = Words(settings.words.stemmer)
+        return {"results": [_result_line(hit, words.found_in(query, hit["content"])) for hit in found]}
 
     async def store(self, content: str, tags: list[str] | None = None) -> dict[str, Any]:
         return {"stored": await self.memory.store_memory(self.chat_id, self.user_id, content, tags, self.now)}
@@ -167,9 +185,28 @@ def iso_bound(text: str | None, zone: tzinfo, which: str) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).timestamp()
 
 
-def _capped(hit: dict) -> dict:
+def with_every_word(holding: list[dict], chosen: list[dict], limit: int) -> list[dict]:
+    """The search's results, at most ``limit``: every entry ``holding`` the searched words
+    (closest first; at most ``limit`` of them), and as many others of ``chosen`` as fit, in
+    their order. Each entry holding the words goes before the first of those farther from the
+    query than it: it leads when nothing else is closer."""
+    holding = holding[:limit]
+    held = {hit["id"] for hit in holding}
+    others = [hit for hit in chosen if hit["id"] not in held][: limit - len(holding)]
+    placed: list[dict] = []
+    for hit in holding:
+        while others and others[0]["distance"] < hit["distance"]:
+            placed.append(others.pop(0))
+        placed.append(hit)
+    return placed + others
+
+
+def _result_line(hit: dict, matched: list[str]) -> str:
+    """A search result as memory shows an entry, capped, and the searched words it holds."""
     content = hit["content"]
-    return hit if len(content) <= RESULT_CHARS else {**hit, "content": content[:RESULT_CHARS] + "…"}
+    capped = hit if len(content) <= RESULT_CHARS else {**hit, "content": content[:RESULT_CHARS] + "…"}
+    line = format_recall_line(capped)
+    return f"{line} [words: {', '.join(matched)}]" if matched else line
 
 
 def _json(value: Any) -> str:

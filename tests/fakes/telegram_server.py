@@ -3,15 +3,18 @@
 Requests go to ``{base_url}/bot{token}/{method}`` as PTB sends them (form fields holding JSON
 values, multipart for files) and get ``{"ok": true, "result": …}`` back. The test plays the
 users: :meth:`FakeTelegram.send` queues an incoming text message (or any update) that the
-bot's long poll (``getUpdates``) picks up; everything the bot does is recorded in
-``calls`` and, for messages, in a per-chat transcript (:meth:`chat`), edits applied.
+bot's long poll (``getUpdates``) picks up, :meth:`FakeTelegram.edit` a user's edit of one;
+everything the bot does is recorded in ``calls`` and, for messages, in a per-chat transcript
+(:meth:`chat`), edits applied.
 
 Implemented: getMe, getUpdates (long poll), sendMessage, editMessageText, sendChatAction,
 sendDocument, setMyCommands, deleteWebhook, setWebhook, getWebhookInfo, close/logOut.
 ``fail_next(method, status, description, retry_after=None)`` answers the next call of a
 method with an error (a 429 with ``retry_after``, or a 400 such as a rejected formatting).
 Entities are checked as Telegram does for ``parse_mode="Markdown"``: an unbalanced ``*``
-or ``_`` is refused with "can't parse entities".
+or ``_`` is refused with "can't parse entities". With ``parse_mode="HTML"`` a tag Telegram does
+not support, a tag left open, or a ``<`` or ``&`` that is not escaped is refused the same way,
+and the transcript holds the text as Telegram shows it (tags out, entities decoded).
 
 Stdlib only, served from a daemon thread on 127.0.0.1 (port 0).
 """
@@ -20,8 +23,10 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import html
 import itertools
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -31,6 +36,10 @@ from urllib.parse import parse_qsl
 
 TEXT_FIELDS = {"text", "caption", "parse_mode", "url", "secret_token", "description", "filename"}
 BOT = {"id": 700000001, "is_bot": True, "first_name": "GOAT", "username": "goat_test_bot"}
+HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "tg-emoji",
+             "code", "pre", "blockquote"}
+_HTML_TAG = re.compile(r"<(/?)([^\s<>/]*)[^<>]*>")
+_HTML_ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 
 
 class FakeTelegram:
@@ -76,6 +85,14 @@ class FakeTelegram:
             incoming["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
         self.push({"message": incoming})
         return incoming
+
+    def edit(self, message: dict[str, Any], text: str) -> dict[str, Any]:
+        """Queue the user's edit of a message they sent (as :meth:`send` returned it); returns the edited message."""
+        edited = {**{k: v for k, v in message.items() if k != "entities"}, "text": text, "edit_date": int(time.time())}
+        if text.startswith("/"):
+            edited["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        self.push({"edited_message": edited})
+        return edited
 
     def push(self, update: dict[str, Any]) -> dict[str, Any]:
         update = {"update_id": next(self._update_ids), **update}
@@ -144,13 +161,11 @@ class FakeTelegram:
         return message
 
     def _sendMessage(self, params: dict) -> dict:
-        _check_entities(params)
-        return self._message(int(params["chat_id"]), text=params["text"])
+        return self._message(int(params["chat_id"]), text=_shown(params))
 
     def _editMessageText(self, params: dict) -> dict:
-        _check_entities(params)
         message = self.messages[int(params["chat_id"])][int(params["message_id"])]
-        message["text"] = params["text"]
+        message["text"] = _shown(params)
         return message
 
     def _sendChatAction(self, params: dict) -> bool:
@@ -187,11 +202,38 @@ class _Server(ThreadingHTTPServer):
         """A long poll cut off by the client closing (the bot stopping) is no error."""
 
 
-def _check_entities(params: dict) -> None:
+def _shown(params: dict) -> str:
+    """The message's text as Telegram shows it, its formatting checked as Telegram checks it."""
+    text = params["text"]
     if params.get("parse_mode") in ("Markdown", "MarkdownV2"):
-        text = params["text"]
         if text.count("*") % 2 or text.count("_") % 2:
             raise _Refused("Bad Request: can't parse entities: Can't find end of the entity")
+    if params.get("parse_mode") == "HTML":
+        return _html_shown(text)
+    return text
+
+
+def _html_shown(text: str) -> str:
+    shown, open_tags, at = [], [], 0
+    for tag in [*_HTML_TAG.finditer(text), None]:
+        plain = text[at:tag.start() if tag else len(text)]
+        if "<" in plain or _HTML_ENTITY.sub("", plain).count("&"):
+            raise _Refused("Bad Request: can't parse entities: unescaped '<' or '&' in the text")
+        shown.append(html.unescape(plain))
+        if tag is None:
+            break
+        closing, name = tag.group(1), tag.group(2).lower()
+        if name not in HTML_TAGS:
+            raise _Refused(f'Bad Request: can\'t parse entities: Unsupported start tag "{name}"')
+        if closing and (not open_tags or open_tags.pop() != name):
+            raise _Refused(f'Bad Request: can\'t parse entities: Unmatched end tag "{name}"')
+        if not closing:
+            open_tags.append(name)
+        at = tag.end()
+    if open_tags:
+        raise _Refused(f"Bad Request: can't parse entities: Can't find end tag corresponding to start tag "
+                       f"{open_tags[-1]}")
+    return "".join(shown)
 
 
 class _Refused(Exception):
