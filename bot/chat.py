@@ -1,17 +1,20 @@
 """`goat chat`: a conversation in the terminal, through the same graph as the Telegram bot.
 
-At a terminal the reply streams as the model writes it, after a ``you ›`` prompt. With
-standard input from a file or a pipe it reads one message per line and prints one reply
-per message, with no prompts, so it can be scripted. A turn that fails prints one line on
-standard error and the conversation goes on; the exit status is 1 if anything failed.
+At a terminal the reply streams as the model writes it, after a ``you ›`` prompt; Ctrl-C
+while it streams cancels that answer (nothing of the turn is saved) and Ctrl-C at the prompt
+leaves. With standard input from a file or a pipe it reads one message per line and prints
+one reply per message, with no prompts, so it can be scripted. A turn that fails prints one
+line on standard error and the conversation goes on; the exit status is 1 if anything failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import threading
-from contextlib import contextmanager, suppress
+import time
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterator, TextIO
 
@@ -19,21 +22,28 @@ from bot.observability import Redactor
 from bot.report import render_report
 from bot.runner import TurnRunner, turn_report
 from nodes.services import ModelNotConfigured
+from nodes.toolkit.flow import evidence_line
 from memory.settings import Settings
 from nodes.state import InvalidTurn, TurnConflict
 from memory.errors import BackendUnavailable
 
 HELP = """\
 commands:
-  /why          what memory was injected for the last turn, and why
+  /why          what memory was injected for the chat's last turn, and why; the tools it called
   /facts        the facts kept about you (L1)
   /forget KEY   delete the fact KEY
   /reset        start this chat's working memory (L2) afresh; long-term memory (L3) keeps every turn
   /help         this list
-  /quit         leave (Ctrl-D too)"""
+  /quit         leave (Ctrl-D or Ctrl-C too)
+Ctrl-C while an answer comes cancels it: nothing of that turn is kept."""
 
 PROMPT = "you › "
 REPLY_PREFIX = "goat › "
+CANCELLED = "[cancelled: nothing of this turn was saved; Ctrl-C at the prompt quits]"
+
+
+class TurnCancelled(Exception):
+    """What the turn log records for a turn the user cancelled with Ctrl-C."""
 
 
 @dataclass
@@ -44,7 +54,6 @@ class ChatSession:
     interactive: bool  # a person at a terminal: prompts and streamed replies
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
-    last_turn: dict[str, Any] | None = None
     failures: int = 0  # turns and commands that failed
 
     def __post_init__(self) -> None:
@@ -85,16 +94,33 @@ class ChatSession:
             self.out.write(chunk)
             self.out.flush()
 
+        answered = False
+
+        async def final(_: str) -> None:  # the reply is whole: from here on the turn is saved
+            nonlocal answered
+            answered = True
+
+        arrived = time.perf_counter()
+        running = asyncio.ensure_future(self.runner.run(
+            self.chat_id, message, user_id=self.user_id, on_token=show if self.interactive else None, on_reply=final))
         try:
-            state = await self.runner.run(
-                self.chat_id, message, user_id=self.user_id, on_token=show if self.interactive else None
-            )
+            with ctrl_c_cancels(running, unless=lambda: answered) if self.interactive else nullcontext():
+                state = await running
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # the session itself is stopping
+                raise
+            # Cut before its reply was whole: the runner drops such a turn (its checkpoint stops
+            # before the reply), so nothing of it reaches L2, L3 or the next prompt.
+            self.say((" " if streamed else "") + CANCELLED)
+            self.runner.observer.record_failure({"chat_id": self.chat_id, "user_id": self.user_id},
+                                                TurnCancelled("cancelled with Ctrl-C before its reply was whole"),
+                                                (time.perf_counter() - arrived) * 1000)
+            return
         except Exception as exc:  # one failed turn ends neither the conversation nor its memory
             if streamed:
                 self.say("")
             self.report_failure("the turn failed", exc)
             return
-        self.last_turn = state
         reply = state.get("reply") or ""
         if not self.interactive:
             self.say(reply)
@@ -104,10 +130,15 @@ class ChatSession:
             self.say(("\n" if streamed else "") + REPLY_PREFIX + reply)
 
     async def why(self, _: str) -> None:
-        if self.last_turn is None:
-            self.say("no turn yet in this session: /why explains the last answer")
+        state = await self.runner.last_state(self.chat_id)  # as checkpointed: an earlier session's too
+        if not state:
+            self.say("no turn yet in this chat: /why explains the last answer")
+        elif not state.get("reply"):
+            self.say("the chat's last message got no answer (it failed or was cancelled): /why explains an answer")
         else:
-            self.say(render_report(turn_report(self.last_turn)))  # the same table as `goat inspect`
+            called = [f"    {evidence_line(result)}" for result in state.get("tool_results") or []]
+            self.say("\n".join([render_report(turn_report(state)),  # the same table as `goat inspect`
+                                f"  tools called: {len(called) or 'none'}", *called]))
 
     async def facts(self, _: str) -> None:
         facts = await self.runner.services.memory.facts(self.user_id)
@@ -171,6 +202,26 @@ async def read_line(prompt: str) -> str | None:
 
     threading.Thread(target=read, name="goat-chat-input", daemon=True).start()
     return await line
+
+
+@contextmanager
+def ctrl_c_cancels(task: asyncio.Future[Any], unless: Callable[[], bool]) -> Iterator[None]:
+    """While ``task`` runs, Ctrl-C cancels it instead of ending the session (but not once
+    ``unless()`` holds); SIGTERM, which the CLI turns into a Ctrl-C, still ends the session."""
+    loop = asyncio.get_running_loop()
+    stop_session = signal.getsignal(signal.SIGINT)
+
+    def cancel(*_: object) -> None:
+        if not unless():
+            loop.call_soon_threadsafe(task.cancel)
+
+    signal.signal(signal.SIGINT, cancel)
+    stop_on_sigterm = signal.signal(signal.SIGTERM, stop_session)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, stop_session)
+        signal.signal(signal.SIGTERM, stop_on_sigterm)
 
 
 @contextmanager

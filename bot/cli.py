@@ -17,10 +17,22 @@ from bot.arguments import port_number, positive_int
 from bot.observability import RedactingFilter, Redactor
 from bot.report import render_check, render_report
 from memory.settings import Settings, SettingsError, load_settings
-from nodes.state import InvalidTurn
-from memory.errors import BackendUnavailable, without_credentials
+from nodes.state import MAX_MESSAGE_CHARS, InvalidTurn
+from memory.errors import BackendUnavailable
 
 EXIT_USAGE = 2
+IMPORT_FORMAT = f"""\
+FILE holds one JSON object a line, e.g.
+  {{"chat_id": "family", "user_id": "ana", "role": "user", "content": "Mum's birthday is on 24 January.", "timestamp": "2026-01-06T18:45:00Z"}}
+  {{"chat_id": "family", "user_id": "ana", "role": "assistant", "content": "Noted: 24 January.", "timestamp": 1767725130}}
+fields:
+  chat_id    the chat (a string)
+  user_id    who wrote it (a string; optional, default: the chat id)
+  role       "user" or "assistant"
+  content    the text (not empty, at most {MAX_MESSAGE_CHARS} characters)
+  timestamp  ISO-8601 (without a zone: UTC) or unix seconds, in the years 1970-2200
+A user message and the assistant message after it, in one chat, make one turn; any other
+message is a turn alone. Blank lines are ignored; a UTF-8 byte-order mark is fine."""
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -39,8 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="settings file (default: $GOAT_CONFIG or ./goat.toml)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    importer = commands.add_parser("import", help="bulk-load a JSON Lines transcript into L2 and L3")
-    importer.add_argument("file", type=Path)
+    importer = commands.add_parser(
+        "import", help="bulk-load a JSON Lines transcript into L2 and L3",
+        description="Bulk-load a transcript into memory as live turns are written: each chat's messages into\n"
+                    "its L2, each exchange into its L3. Importing a file again (or grown) adds only what is new.",
+        epilog=IMPORT_FORMAT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    importer.add_argument("file", type=Path, metavar="FILE",
+                          help="the transcript: JSON Lines, one message a line (below)")
+    importer.add_argument("--skip-invalid", action="store_true",
+                          help="import the valid lines and list the others (default: an invalid line stops the "
+                               "import before anything is written)")
 
     inspect = commands.add_parser("inspect", help="show what memory would inject for a message (no model call)")
     inspect.add_argument("message", nargs="?", help="the message (or use --queries)")
@@ -151,9 +171,10 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         print(f"goat: no such file: {args.file}", file=sys.stderr)
         return EXIT_USAGE
     try:  # read whole first: a malformed file is rejected before any backend starts
-        transcript = read_transcript(args.file)
+        transcript = read_transcript(args.file, skip_invalid=args.skip_invalid)
     except TranscriptError as exc:
-        print(f"goat: {args.file}: {exc}", file=sys.stderr)
+        print(f"goat: {args.file}: {exc}; nothing was written (--skip-invalid imports the valid lines)",
+              file=sys.stderr)
         return EXIT_USAGE
     async with Services(settings) as services:
         with tqdm(total=transcript.turns, unit="turn", desc=f"importing {args.file.name}", file=sys.stderr) as bar:
@@ -162,12 +183,15 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         f"{stats['messages']} messages, {stats['turns']} turns: "
         f"{stats['imported']} imported, {stats['skipped']} already there"
     )
+    if transcript.skipped:
+        print(f"skipped {len(transcript.skipped)} invalid line(s):")
+        for refusal in transcript.skipped:
+            print(f"  {refusal}")
     return 0
 
 
 async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
     from bot.runner import TurnRunner, turn_report
-    from nodes.context import run_context, run_settings
 
     if args.queries:
         if not args.queries.is_file():
@@ -182,7 +206,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     as_json = args.json or args.queries is not None  # --queries is one JSON object per line (SPEC §10)
     overrides = dict(args.overrides)
-    run_settings(settings, run_context(overrides))  # fail before any work if an override is bad
+    settings.with_overrides(overrides, origin="--set")  # fail before any work if an override is bad
     async with TurnRunner.from_settings(settings) as runner:
         await runner.warm_up()
         for message in messages:
@@ -193,27 +217,30 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.doctor import Check, check_model, check_telegram
     from nodes.services import Services
     from memory.embeddings import model_dir
 
-    healthy = True
+    redact = Redactor.for_settings(settings)  # an endpoint's error may quote the key or the token
+    failed = False
+
+    def report(check: Check) -> None:
+        nonlocal failed
+        failed |= check.failed
+        print(redact(render_check(check.status, check.text, check.fix)), flush=True)
+
     try:
-        print(render_check("ok", f"embeddings: all-MiniLM-L6-v2 (onnxruntime, float32, offline) from {model_dir()}"))
+        report(Check("ok", f"embeddings: all-MiniLM-L6-v2 (onnxruntime, float32, offline) from {model_dir()}"))
     except RuntimeError as exc:
-        healthy = False
-        print(render_check("FAIL", f"embeddings: {exc}"))
+        report(Check("FAIL", f"embeddings: {exc}"))
     async with Services(settings) as services:
         for backend in (await services.memory.health()).backends:
-            healthy &= backend.ok
-            print(render_check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend.mode} — {backend.detail}",
-                               fix=None if backend.ok else backend.fix))
-        llm = settings.llm
-        if llm.model:
-            print(render_check("ok", f"model: {llm.model} at {llm.base_url or 'api.openai.com'}"))
-        else:
-            print(render_check("note", "model: none configured — set GOAT_MODEL and OPENAI_API_KEY "
-                                       "(and OPENAI_BASE_URL for a non-OpenAI endpoint); memory works without it"))
-    return 0 if healthy else 1
+            report(Check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend.mode} — {backend.detail}",
+                         None if backend.ok else backend.fix))
+    report(await check_model(settings.llm))
+    if settings.telegram.token:
+        report(await check_telegram(settings.telegram.api_url, settings.telegram.token.get_secret_value()))
+    return 1 if failed else 0
 
 
 async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
@@ -301,17 +328,19 @@ async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
         print("goat: no Telegram bot token: create a bot with @BotFather in Telegram (/newbot) and set "
               "TELEGRAM_BOT_TOKEN to the token it gives you", file=sys.stderr)
         return EXIT_USAGE
+    from bot.doctor import missing_model
     from bot.runner import TurnRunner
     from bot.telegram import build_application, serve
 
+    if problem := missing_model(settings.llm):  # else it would start and answer everyone with an apology
+        print(f"goat: the bot needs a model: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if not settings.telegram.allowed_users:
         print("goat: GOAT_ALLOWED_USERS is empty, so the bot refuses everyone; message it once to learn your "
               "Telegram user id, then set GOAT_ALLOWED_USERS to it", file=sys.stderr)
     async with TurnRunner.from_settings(settings) as runner:
         await runner.warm_up()
         await runner.recover()
-        print(without_credentials(f"goat bot: {'webhook at ' + args.webhook if args.webhook else 'polling'} "
-                                  f"({settings.telegram.api_url})"), file=sys.stderr, flush=True)
         await serve(build_application(runner, settings), settings, webhook=args.webhook, listen=args.listen,
                     port=args.port)
     return 0

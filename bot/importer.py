@@ -5,6 +5,8 @@ Each line: {"chat_id": str, "user_id": str?, "role": "user"|"assistant", "conten
 one turn; a lone message is archived alone. Every exchange gets a stable digest (the same
 exchange repeated at one time is told apart by its occurrence) and its turn number is recorded
 before anything is written, so an interrupted or repeated import never writes a turn twice.
+A line that cannot be imported stops the whole file before any write, unless it is skipped
+on request (then the lines around it are imported as if it were not there).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from memory.facade import Memory
 from memory.turns import ImportedTurn
@@ -26,8 +28,26 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc).timestamp()
 LATEST = datetime(2201, 1, 1, tzinfo=timezone.utc).timestamp()  # the first moment refused
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A transcript line that cannot be imported, and why."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
 class TranscriptError(ValueError):
-    """A transcript line is malformed; the message starts with its line number."""
+    """Transcript lines that cannot be imported; the message names the first (it starts with its
+    line number) and counts the others."""
+
+    def __init__(self, refused: list[Refusal]) -> None:
+        self.refused = refused
+        others = len(refused) - 1
+        more = f" (and {others} more invalid {'line' if others == 1 else 'lines'})" if others else ""
+        super().__init__(f"{refused[0]}{more}")
 
 
 @dataclass(frozen=True)
@@ -66,36 +86,31 @@ def _id(record: dict, field: str) -> str:
     return value
 
 
-def parse_transcript(lines: Iterable[str]) -> Iterator[TranscriptMessage]:
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            try:
-                record = json.loads(line)
-            except RecursionError:
-                raise ValueError("the JSON is nested too deeply to read") from None
-            if not isinstance(record, dict):
-                raise ValueError("expected a JSON object")
-            if record.get("chat_id") is None:
-                raise ValueError("chat_id is missing")
-            chat_id = _id(record, "chat_id")
-            user_id = chat_id if record.get("user_id") is None else _id(record, "user_id")
-            check_ids(chat_id=chat_id, user_id=user_id)  # an InvalidTurn is a ValueError
-            role, content = record.get("role"), record.get("content")
-            if role not in ROLES:
-                raise ValueError(f"role must be 'user' or 'assistant', not {role!r:.100}")
-            if not isinstance(content, str):
-                raise ValueError("content must be a string")
-            if not content.strip():  # refused as a live message is
-                raise ValueError("content is empty")
-            if len(content) > MAX_MESSAGE_CHARS:  # as a live message
-                raise ValueError(f"content has {len(content)} characters; the limit is {MAX_MESSAGE_CHARS}")
-            if "timestamp" not in record:
-                raise ValueError("timestamp is missing")
-            yield TranscriptMessage(chat_id, user_id, role, clean_text(content), parse_timestamp(record["timestamp"]))
-        except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
-            raise TranscriptError(f"line {number}: {exc}") from None
+def parse_line(line: str) -> TranscriptMessage:
+    """One transcript line as a message; ValueError (or TypeError) says why it cannot be one."""
+    try:
+        record = json.loads(line)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply to read") from None
+    if not isinstance(record, dict):
+        raise ValueError("expected a JSON object")
+    if record.get("chat_id") is None:
+        raise ValueError("chat_id is missing")
+    chat_id = _id(record, "chat_id")
+    user_id = chat_id if record.get("user_id") is None else _id(record, "user_id")
+    check_ids(chat_id=chat_id, user_id=user_id)  # an InvalidTurn is a ValueError
+    role, content = record.get("role"), record.get("content")
+    if role not in ROLES:
+        raise ValueError(f"role must be 'user' or 'assistant', not {role!r:.100}")
+    if not isinstance(content, str):
+        raise ValueError("content must be a string")
+    if not content.strip():  # refused as a live message is
+        raise ValueError("content is empty")
+    if len(content) > MAX_MESSAGE_CHARS:  # as a live message
+        raise ValueError(f"content has {len(content)} characters; the limit is {MAX_MESSAGE_CHARS}")
+    if "timestamp" not in record:
+        raise ValueError("timestamp is missing")
+    return TranscriptMessage(chat_id, user_id, role, clean_text(content), parse_timestamp(record["timestamp"]))
 
 
 def pair_turns(messages: Iterable[TranscriptMessage]) -> dict[str, list[tuple[TranscriptMessage, ...]]]:
@@ -131,22 +146,34 @@ def _digests(turns: list[tuple[TranscriptMessage, ...]]) -> list[str]:
 class Transcript:
     chats: dict[str, list[tuple[TranscriptMessage, ...]]]  # per chat, its turns in file order
     messages: int
+    skipped: list[Refusal]  # the lines left out (only when asked to skip them)
 
     @property
     def turns(self) -> int:
         return sum(map(len, self.chats.values()))
 
 
-def read_transcript(path: Path) -> Transcript:
-    """Parse and pair the whole file (a malformed line raises before anything is written); a
-    byte-order mark, as some editors write, is not part of the first line."""
+def read_transcript(path: Path, skip_invalid: bool = False) -> Transcript:
+    """Parse and pair the whole file (lines that cannot be imported raise TranscriptError before
+    anything is written, or with ``skip_invalid`` are left out); a byte-order mark, as some
+    editors write, is not part of the first line."""
     with path.open(encoding="utf-8-sig", errors="surrogateescape") as lines:
-        return transcript_of(lines)
+        return transcript_of(lines, skip_invalid)
 
 
-def transcript_of(lines: Iterable[str]) -> Transcript:
-    messages = list(parse_transcript(lines))
-    return Transcript(pair_turns(messages), len(messages))
+def transcript_of(lines: Iterable[str], skip_invalid: bool = False) -> Transcript:
+    messages: list[TranscriptMessage] = []
+    refused: list[Refusal] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            messages.append(parse_line(line))
+        except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+            refused.append(Refusal(number, str(exc)))
+    if refused and not skip_invalid:
+        raise TranscriptError(refused)
+    return Transcript(pair_turns(messages), len(messages), refused)
 
 
 async def import_transcript(

@@ -9,17 +9,19 @@ and all three go through one validation that names the offending key.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, get_origin
 from urllib.parse import urlsplit
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 DEFAULT_CONFIG_FILE = "goat.toml"
 MIN_SECRET_CHARS = 16  # a webhook secret or an MCP token shorter than this could be guessed
@@ -53,7 +55,16 @@ class SettingsError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # nan and inf pass every bound a knob has (nan compares false, inf is above any minimum).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic would take true as 1 and false as 0.
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError("expected a number, not a boolean")
+        return value
 
     @field_validator("*", mode="after")
     @classmethod
@@ -301,10 +312,12 @@ class Settings(_Section):
     server: Server = Server()
     observability: Observability = Observability()
 
-    def with_overrides(self, overrides: Mapping[str, Any]) -> "Settings":
-        """A copy with dotted-key overrides applied and validated (used for per-run context)."""
+    def with_overrides(self, overrides: Mapping[str, Any], origin: str = "run-time context") -> "Settings":
+        """A copy with dotted-key overrides applied and validated (used for per-run context);
+        ``origin`` is where they came from, as errors name it (``--set``)."""
         if not overrides:
             return self
+        _check_names(dict.fromkeys(overrides, origin))
         for key in overrides:
             if key.split(".", 1)[0] not in RUN_TIME_SECTIONS:
                 raise SettingsError(
@@ -313,9 +326,62 @@ class Settings(_Section):
                 )
         items = tuple(sorted(overrides.items(), key=lambda kv: kv[0]))
         try:
-            return _overridden(self, items)  # cached: a run resolves them in every node
+            return _overridden(self, items, origin)  # cached: a run resolves them in every node
         except TypeError:  # an unhashable value (a list, a dict) cannot be a cache key
-            return _overridden.__wrapped__(self, items)
+            return _overridden.__wrapped__(self, items, origin)
+
+
+@cache
+def _setting_types() -> dict[str, Any]:
+    """Every section's and every setting's dotted name -> its type."""
+    names: dict[str, Any] = {}
+
+    def add(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            names[prefix + name] = field.annotation
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                add(field.annotation, f"{prefix}{name}.")
+
+    add(Settings, "")
+    return names
+
+
+def _known(dotted: str) -> bool:
+    """A section, a setting, or an entry of a mapping setting (``server.tokens.alice``)."""
+    types = _setting_types()
+    head = dotted
+    while head not in types:
+        head, dot, _ = head.rpartition(".")
+        if not dot:
+            return False
+    return head == dotted or get_origin(types[head]) is dict
+
+
+def _unknown(dotted: str, origin: str) -> str:
+    """The error for a name no setting has, with the closest names."""
+    types = _setting_types()
+    # A section only for a one-word name: "prefetch.timeot" means a setting, not the section.
+    alike = [name for name in types if "." in dotted or "." not in name]
+    closest = difflib.get_close_matches(dotted, alike, n=3, cutoff=0.8)
+    if closest:
+        hint = f"did you mean {', '.join(closest[:-1]) + ' or ' if closest[1:] else ''}{closest[-1]}?"
+    else:  # nothing alike: what the deepest section it names holds, or the top level
+        section = next((s for s in _prefixes(dotted) if s in types), "")
+        members = [name for name in types if name.rpartition(".")[0] == section]
+        hint = f"{section or 'the top level'} holds {', '.join(members)}"
+    return f"unknown setting {dotted} (from {origin}); {hint}"
+
+
+def _prefixes(dotted: str) -> list[str]:
+    """``a.b.c`` -> ``a.b``, ``a``: the sections a name lies in, deepest first."""
+    parts = dotted.split(".")
+    return [".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)]
+
+
+def _check_names(origins: Mapping[str, str]) -> None:
+    """Refuse names no setting has (dotted name -> where it came from), every one at once."""
+    if unknown := [_unknown(key, origin) for key, origin in origins.items() if not _known(key)]:
+        raise SettingsError("; ".join(unknown))
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -353,11 +419,11 @@ def _validate(data: dict[str, Any], origins: Mapping[str, str]) -> Settings:
 
 
 @lru_cache(maxsize=64)
-def _overridden(base: Settings, items: tuple[tuple[str, Any], ...]) -> Settings:
+def _overridden(base: Settings, items: tuple[tuple[str, Any], ...], origin: str) -> Settings:
     data = base.model_dump()
     for key, value in items:
         _set_dotted(data, key, value)
-    return _validate(data, {key: "run-time context" for key, _ in items})
+    return _validate(data, {key: origin for key, _ in items})
 
 
 def _environment_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
@@ -391,9 +457,10 @@ def load_settings(
             raise SettingsError(f"config file {config_file} is not valid TOML: {exc}") from None
         except RecursionError:
             raise SettingsError(f"config file {config_file} is nested too deeply to read") from None
-    for dotted, (value, variable) in _environment_overrides(environ).items():
-        if value == "":
-            continue  # an empty variable means "not set", as shells usually intend
+    variables = {dotted: (value, variable) for dotted, (value, variable) in _environment_overrides(environ).items()
+                 if value != ""}  # an empty variable means "not set", as shells usually intend
+    _check_names({**origins, **{dotted: variable for dotted, (_, variable) in variables.items()}})
+    for dotted, (value, variable) in variables.items():
         _set_dotted(data, dotted, value)
         origins[dotted] = variable
     return _validate(data, origins)

@@ -1,22 +1,29 @@
-"""`goat chat` and `goat stats`: the real console script over a pipe (scripted sessions), and the
-terminal session in-process (streaming, failing turns), on real Redis, Chroma and MiniLM; the
-model is the loopback fake."""
+"""`goat chat` and `goat stats`: the real console script over a pipe (scripted sessions) and on a
+pseudo-terminal (Ctrl-C), and the terminal session in-process (streaming, failing turns), on real
+Redis, Chroma and MiniLM; the model is the loopback fake."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import json
+import os
+import pty
+import signal
 import subprocess
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
 
-from bot.chat import REPLY_PREFIX, ChatSession
+from bot.chat import CANCELLED, PROMPT, REPLY_PREFIX, ChatSession
+from conftest import wait_for
 from fakes import FakeOpenAI
 from memory.settings import Settings
 from nodes.state import MAX_MESSAGE_CHARS
@@ -24,7 +31,7 @@ from memory.episodic import collection_name
 from memory.facade import Memory
 from memory.prompt import RECALL_HEADER
 from memory.redis_server import EmbeddedRedis
-from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok
+from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok, servers_left
 from test_graph import letta_down, make_runner, with_model
 
 pytestmark = pytest.mark.slow
@@ -202,6 +209,152 @@ def test_a_turn_without_a_model_prints_one_line_and_the_chat_goes_on(tmp_path):
     assert "/forget KEY" in result.stdout  # /help still answered
 
 
+def test_why_in_a_new_session_explains_the_chats_last_turn_and_its_tool_calls(tmp_path):
+    question = "Where did I leave the spare key?"
+    with FakeOpenAI(api_key=OPENAI_KEY) as fake:
+        fake.reply_tool_calls([{"name": "search_memory", "arguments": {"query": "spare key"}}])
+        fake.reply("Nothing about a spare key came up in our chats.")
+        env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY,
+                       OPENAI_BASE_URL=fake.base_url)
+        answered = goat_chat([question], "--chat", CHAT, env=env, cwd=tmp_path)
+        restarted = goat_chat(["/why"], "--chat", CHAT, env=env, cwd=tmp_path)
+
+    assert ok(answered).stdout == "Nothing about a spare key came up in our chats.\n"
+    why = ok(restarted).stdout
+    assert why.startswith(f"» {question}\n  chat {CHAT} · turn 1 · budget ")
+    assert "  answer: Nothing about a spare key came up in our chats.\n" in why
+    *_, count, called = why.splitlines()
+    assert count == "  tools called: 1"
+    assert called.startswith('    called search_memory(query="spare key") → {"results": []')
+
+
+# ---- Ctrl-C at a terminal ----------------------------------------------------------------------
+
+
+class HeldStream(FakeOpenAI):
+    """A model that streams the first words of its next answer, then holds the rest until
+    ``go_on`` is set: a reply caught half-way."""
+
+    HELD_AFTER = 3  # chunks: the role, then two words
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.holding = threading.Event()
+        self.go_on = threading.Event()
+
+    def _chunks(self, body: dict[str, Any], reply: Any) -> Iterator[dict[str, Any]]:
+        for number, chunk in enumerate(super()._chunks(body, reply)):
+            if number == self.HELD_AFTER and not self.go_on.is_set():
+                self.holding.set()
+                self.go_on.wait(HANG_GUARD)
+            yield chunk
+
+
+@dataclass
+class Terminal:
+    """`goat chat` on a pseudo-terminal, as at a real one (it prompts, streams, and Ctrl-C reaches it
+    as SIGINT); what it shows is gathered as it comes."""
+
+    process: subprocess.Popen[bytes]
+    keyboard: int  # the terminal's other end: what is written there is typed, what is read there is shown
+    shown: bytearray
+
+    def type(self, line: str) -> None:
+        os.write(self.keyboard, line.encode() + b"\r")
+
+    @property
+    def screen(self) -> str:
+        return self.shown.decode("utf-8", "replace")
+
+    def wait_for_screen(self, text: str, count: int = 1) -> None:
+        wait_for(lambda: self.screen.count(text) >= count, f"{text!r} on the terminal (so far: {self.screen!r})")
+
+
+@contextmanager
+def terminal_chat(*args: str, env: dict[str, str], cwd: Path) -> Iterator[Terminal]:
+    keyboard, terminal = pty.openpty()
+    process = subprocess.Popen([str(GOAT), "chat", *args], stdin=terminal, stdout=terminal, stderr=terminal,
+                               env=env, cwd=cwd)
+    os.close(terminal)
+    shown = bytearray()
+
+    def show() -> None:
+        with suppress(OSError):  # EIO: every process holding the terminal has ended
+            while chunk := os.read(keyboard, 4096):
+                shown.extend(chunk)
+
+    reader = threading.Thread(target=show, daemon=True)
+    reader.start()
+    try:
+        yield Terminal(process, keyboard, shown)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(HANG_GUARD)
+        reader.join(HANG_GUARD)
+        os.close(keyboard)
+
+
+def test_ctrl_c_while_the_reply_streams_cancels_that_answer_and_a_second_at_the_prompt_quits(tmp_path):
+    cut, answered = "The garden shed code is zebra-9911 and", "Yes, I am here."
+    data_dir = tmp_path / "data"
+    with HeldStream(api_key=OPENAI_KEY) as fake:
+        fake.reply(cut)
+        fake.reply(answered)
+        env = goat_env(data_dir, GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=fake.base_url)
+        with terminal_chat("--chat", CHAT, env=env, cwd=tmp_path) as chat:
+            chat.wait_for_screen(PROMPT)
+            chat.type(FIRST)
+            wait_for(fake.holding.is_set, "the model to hold its answer half-way")
+            chat.wait_for_screen(REPLY_PREFIX + "The garden")
+            chat.process.send_signal(signal.SIGINT)
+            chat.wait_for_screen(CANCELLED)
+            fake.go_on.set()
+            chat.wait_for_screen(PROMPT, count=2)  # back at the prompt, the session alive
+            chat.type("/why")
+            chat.wait_for_screen("the chat's last message got no answer (it failed or was cancelled)")
+            chat.wait_for_screen(PROMPT, count=3)
+            chat.type("Are you still there?")
+            chat.wait_for_screen(f"{REPLY_PREFIX}{answered}")
+            chat.wait_for_screen(PROMPT, count=4)
+            chat.process.send_signal(signal.SIGINT)  # at the prompt: leave
+            returncode = chat.process.wait(HANG_GUARD)
+        requests = fake.requests
+
+    assert returncode == 130
+    assert f"{REPLY_PREFIX}The garden {CANCELLED}\r\n" in chat.screen
+    assert "Traceback" not in chat.screen and "goat:" not in chat.screen  # no error reported
+    # The next turn knows nothing of the cancelled one: not in its prompt, and it is turn 1.
+    assert [(m["role"], m["content"]) for m in requests[1]["messages"][1:]] == [("user", "Are you still there?")]
+    logged = turn_lines(data_dir)
+    assert [line["event"] for line in logged] == ["turn_failed", "turn"]
+    assert logged[0]["error"] == "TurnCancelled: cancelled with Ctrl-C before its reply was whole"
+    assert logged[1]["turn"] == 1
+    store = chromadb.PersistentClient(path=str(data_dir / "chroma"),
+                                      settings=ChromaSettings(anonymized_telemetry=False))
+    [archived] = store.get_collection(collection_name(CHAT)).get()["documents"]
+    assert archived == f"user: Are you still there?\nassistant: {answered}"
+    assert servers_left(data_dir) == []
+
+
+def test_sigterm_while_the_reply_streams_ends_the_session_not_only_the_answer(tmp_path):
+    with HeldStream(api_key=OPENAI_KEY) as fake:
+        fake.reply("The garden shed code is zebra-9911 and")
+        env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY,
+                       OPENAI_BASE_URL=fake.base_url)
+        with terminal_chat("--chat", CHAT, env=env, cwd=tmp_path) as chat:
+            chat.wait_for_screen(PROMPT)
+            chat.type(FIRST)
+            wait_for(fake.holding.is_set, "the model to hold its answer half-way")
+            chat.process.terminate()  # as a service manager or `kill` stops it
+            returncode = chat.process.wait(HANG_GUARD)
+            fake.go_on.set()
+
+    assert returncode == 130
+    assert CANCELLED not in chat.screen and "Traceback" not in chat.screen
+    assert servers_left(tmp_path / "data") == []
+
+
 # ---- the terminal session, in-process ----------------------------------------------------------
 
 
@@ -276,7 +429,7 @@ async def test_a_failing_command_prints_one_line_and_the_session_goes_on(setting
         await runner.aclose()
 
     assert err.getvalue() == "goat: /facts failed: ConnectError: All connection attempts failed\n"
-    assert out.getvalue() == "no turn yet in this session: /why explains the last answer\n"
+    assert out.getvalue() == "no turn yet in this chat: /why explains the last answer\n"
     assert session.failures == 1
 
 

@@ -26,6 +26,8 @@ import pytest
 import redis
 from chromadb.config import Settings as ChromaSettings
 
+from fakes import FakeOpenAI, error_reply
+from fakes.telegram_server import FakeTelegram
 from memory.episodic import collection_name
 from memory.redis_server import EmbeddedRedis
 from test_graph import HISTORY, history_jsonl
@@ -45,6 +47,8 @@ PORTO = "Who is getting married in Porto?"
 REPORT_KEYS = {"budget", "confidence", "complexity", "l3", "tokens", "latency_ms", "prefetch"}
 L3_ITEM_KEYS = {"id", "content", "distance", "blended_score", "timestamp", "mechanism"}
 PRE_LLM_NODES = {"prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble"}
+OPENAI_KEY = "sk-goat-cli-OPENAIKEY-7d3a9e1f"
+BOT_TOKEN = "123456789:GOAT-CLI-TOKEN-b5e2c8"
 IMPORT_SUMMARY = f"{2 * len(HISTORY)} messages, {len(HISTORY)} turns: {len(HISTORY)} imported, 0 already there"
 REIMPORT_SUMMARY = f"{2 * len(HISTORY)} messages, {len(HISTORY)} turns: 0 imported, {len(HISTORY)} already there"
 
@@ -361,6 +365,50 @@ def test_bad_settings_file_in_the_cwd_is_rejected_naming_the_problem(tmp_path: P
     assert not (tmp_path / "data").exists()
 
 
+SETTING_REFUSED = [  # (arguments, variables, goat.toml, the whole error line)
+    pytest.param(["inspect", "--chat", CHAT, "--set", "retrieval.gap_significanse=2", "hello"], {}, None,
+                 "unknown setting retrieval.gap_significanse (from --set); did you mean retrieval.gap_significance?",
+                 id="flag-unknown"),
+    pytest.param(["stats"], {"GOAT_RETRIEVAL__GAP_SIGNIFICANSE": "2"}, None,
+                 "unknown setting retrieval.gap_significanse (from GOAT_RETRIEVAL__GAP_SIGNIFICANSE); "
+                 "did you mean retrieval.gap_significance?", id="variable-unknown"),
+    pytest.param(["stats"], {}, "[retrieval]\ngap_significanse = 2\n",
+                 "unknown setting retrieval.gap_significanse (from goat.toml); "
+                 "did you mean retrieval.gap_significance?",
+                 id="file-unknown"),
+    pytest.param(["stats"], {}, "colour = 'blue'\n",
+                 "unknown setting colour (from goat.toml); the top level holds data_dir, identity, llm, redis, chroma, "
+                 "letta, memory, prefetch, retrieval, aits, budget, cache, words, tools, telegram, mcp, server, "
+                 "observability", id="file-unknown-unlike-any"),
+    pytest.param(["inspect", "--chat", CHAT, "--set", "retrieval.gap_significance=NaN", "hello"], {}, None,
+                 "invalid setting retrieval.gap_significance (from --set): Input should be a finite number",
+                 id="flag-nan"),
+    pytest.param(["stats"], {"GOAT_RETRIEVAL__GAP_SIGNIFICANCE": "inf"}, None,
+                 "invalid setting retrieval.gap_significance (from GOAT_RETRIEVAL__GAP_SIGNIFICANCE): "
+                 "Input should be a finite number", id="variable-inf"),
+    pytest.param(["inspect", "--chat", CHAT, "--set", "retrieval.gap_significance=true", "hello"], {}, None,
+                 "invalid setting retrieval.gap_significance (from --set): Value error, expected a number, "
+                 "not a boolean", id="flag-boolean"),
+    pytest.param(["stats"], {}, "[aits]\nbase = false\n",
+                 "invalid setting aits.base (from goat.toml): Value error, expected a number, not a boolean",
+                 id="file-boolean"),
+]
+
+
+@pytest.mark.parametrize("arguments, variables, toml, error", SETTING_REFUSED)
+def test_a_setting_no_knob_has_or_a_value_no_number_is_refused_naming_its_origin(
+    arguments: list[str], variables: dict[str, str], toml: str | None, error: str, tmp_path: Path
+) -> None:
+    if toml is not None:
+        (tmp_path / "goat.toml").write_text(toml, encoding="utf-8")
+
+    result = goat(*arguments, env=goat_env(tmp_path / "data", **variables), cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"goat: {error}"]
+    assert not (tmp_path / "data").exists()  # refused before any backend started
+
+
 # ---- doctor -------------------------------------------------------------------------
 
 
@@ -407,6 +455,92 @@ def test_doctor_fails_on_a_letta_that_does_not_answer(tmp_path: Path, closed_por
     assert lines[facts].startswith("[FAIL]") and f"Letta at {url}" in lines[facts]
     assert "ConnectError" in lines[facts] and "reachable" not in lines[facts]
     assert lines[facts + 1].strip().startswith("fix:") and "GOAT_LETTA_URL" in lines[facts + 1]
+
+
+def serves_only_fake_model(body: dict[str, Any]) -> Any:
+    """An endpoint that serves one model, answering any other as OpenAI does."""
+    if body["model"] != "fake-model":
+        return error_reply(404, f"The model `{body['model']}` does not exist or you do not have access to it.",
+                           code="model_not_found")
+    return None  # the default answer
+
+
+MODEL_FAILURES = [  # (variables changed from a working model, what the line says, the variable its fix names)
+    pytest.param({"OPENAI_BASE_URL": "http://127.0.0.1:{closed_port}/v1"},
+                 "unreachable: All connection attempts failed", "OPENAI_BASE_URL", id="dead-endpoint"),
+    pytest.param({"OPENAI_API_KEY": None}, "no API key", "OPENAI_API_KEY", id="no-key"),
+    pytest.param({"OPENAI_API_KEY": "sk-goat-cli-WRONGKEY-0c4d2b"}, "the key was refused", "OPENAI_API_KEY",
+                 id="wrong-key"),
+    pytest.param({"GOAT_MODEL": "no-such-model"}, "The model `no-such-model` does not exist", "GOAT_MODEL",
+                 id="unknown-model"),
+]
+
+
+@pytest.mark.parametrize("changed, said, variable", MODEL_FAILURES)
+def test_doctor_fails_on_a_model_it_cannot_use_naming_the_variable_to_fix(
+    changed: dict[str, str | None], said: str, variable: str, tmp_path: Path, closed_port: int, redis_server
+) -> None:
+    with FakeOpenAI(api_key=OPENAI_KEY, responder=serves_only_fake_model) as fake:
+        variables = {"GOAT_REDIS_URL": redis_server.url, "GOAT_MODEL": "fake-model", "OPENAI_API_KEY": OPENAI_KEY,
+                     "OPENAI_BASE_URL": fake.base_url}
+        for name, value in changed.items():
+            if value is None:
+                del variables[name]
+            else:
+                variables[name] = value.format(closed_port=closed_port)
+        result = goat("doctor", env=goat_env(tmp_path / "data", **variables), cwd=tmp_path)
+
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    [model] = [n for n, line in enumerate(lines) if re.match(r"\[\w+ *\] +model:", line)]
+    assert lines[model].startswith("[FAIL] model: ") and said in lines[model]
+    assert lines[model + 1].strip().startswith("fix: ") and variable in lines[model + 1]
+    assert not any(line.startswith("[FAIL") for line in lines[:model])  # the backends are fine
+    assert OPENAI_KEY not in result.stdout + result.stderr
+
+
+def test_doctor_asks_the_model_and_telegram_for_real_and_prints_no_secret(tmp_path: Path, redis_server) -> None:
+    other_token = "987654321:GOAT-CLI-OTHER-TOKEN-1a9f"
+    with FakeOpenAI(api_key=OPENAI_KEY) as fake, FakeTelegram(BOT_TOKEN) as telegram:
+        env = goat_env(tmp_path / "data", GOAT_REDIS_URL=redis_server.url, GOAT_MODEL="fake-model",
+                       OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=fake.base_url, TELEGRAM_BOT_TOKEN=BOT_TOKEN,
+                       GOAT_TELEGRAM_API_URL=telegram.base_url)
+        healthy = goat("doctor", env=env, cwd=tmp_path)
+        refused = goat("doctor", env={**env, "TELEGRAM_BOT_TOKEN": other_token}, cwd=tmp_path)
+        asked = fake.requests
+
+    lines = ok(healthy).stdout.splitlines()
+    assert f"[ok]   model: fake-model at {env['OPENAI_BASE_URL']} — answers" in lines
+    assert f"[ok]   telegram: @goat_test_bot (id 700000001) via {env['GOAT_TELEGRAM_API_URL']}" in lines
+    assert [request["max_completion_tokens"] for request in asked] == [1, 1]  # one token per doctor run
+    assert refused.returncode == 1
+    lines = refused.stdout.splitlines()
+    [telegram_line] = [n for n, line in enumerate(lines) if line.startswith("[FAIL] telegram:")]
+    assert "refused the token: 401 Unauthorized" in lines[telegram_line]
+    assert "TELEGRAM_BOT_TOKEN" in lines[telegram_line + 1]
+    for result in (healthy, refused):
+        for secret in (OPENAI_KEY, BOT_TOKEN, other_token):
+            assert secret not in result.stdout + result.stderr
+
+
+# ---- goat bot ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variables, named", [({}, "GOAT_MODEL"), ({"GOAT_MODEL": "fake-model"}, "OPENAI_API_KEY")],
+                         ids=["no-model", "no-key"])
+def test_bot_without_a_usable_model_refuses_to_start_naming_the_variable(
+    variables: dict[str, str], named: str, tmp_path: Path, closed_port: int
+) -> None:
+    env = goat_env(tmp_path / "data", TELEGRAM_BOT_TOKEN=BOT_TOKEN,
+                   GOAT_TELEGRAM_API_URL=f"http://127.0.0.1:{closed_port}", **variables)
+
+    result = goat("bot", env=env, cwd=tmp_path)
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("goat: the bot needs a model: ") and named in line
+    assert BOT_TOKEN not in result.stdout + result.stderr
+    assert not (tmp_path / "data").exists()  # refused before any backend started
 
 
 def test_import_with_an_unreachable_redis_fails_cleanly(tmp_path: Path, closed_port: int) -> None:
@@ -467,6 +601,32 @@ def test_demo_without_a_model_shows_each_mechanism_and_resets_its_chat(tmp_path:
     assert demo_summary(second.stdout) == (loaded, blocks)
     assert "An unrelated extra note" not in second.stdout
     assert servers_left(tmp_path / "data") == []
+
+
+def test_demo_keeps_the_conversations_dates_and_a_second_run_adds_no_turn(tmp_path: Path) -> None:
+    with FakeOpenAI() as fake:
+        env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY,
+                       OPENAI_BASE_URL=fake.base_url)
+        first = ok(goat("demo", env=env, cwd=tmp_path))
+        second = ok(goat("demo", env=env, cwd=tmp_path))
+        first_prompt = fake.requests[0]["messages"][0]["content"]
+    after = inspect_json("And what else?", env=env, cwd=tmp_path, chat="demo")
+
+    loaded, blocks = demo_summary(first.stdout)
+    assert loaded.endswith("23 December 2025 to 14 January 2026.")  # the dates the conversation speaks of
+    assert "asked on Thursday 15 January 2026, 12:00 UTC" in first.stdout
+    assert "Current time: 2026-01-15 12:00 UTC (Thursday)" in first_prompt  # as the model is told
+    dated = re.findall(r"^    \[(\d{4}-\d\d-\d\d) \d\d:\d\d\] \w+ +d=[\d.]+ score=[\d.]+  user: (.*)$",
+                       first.stdout, re.M)
+    assert {day for day, text in dated if "Bobotează" in text} == {"2026-01-06"}
+    assert {day for day, text in dated if text.startswith("New year")} == {"2026-01-02"}
+    turns = int(re.search(r"(\d+) turns", loaded).group(1))
+    # With a model the questions are turns of the demo chat, one after another; a second run
+    # starts again from the bundled conversation.
+    asked = list(range(turns + 1, turns + 1 + len(DEMO_QUESTIONS)))
+    assert [turn for turn, _, _ in blocks.values()] == asked
+    assert [turn for turn, _, _ in demo_summary(second.stdout)[1].values()] == asked
+    assert after["turn"] == turns + len(DEMO_QUESTIONS) + 1
 
 
 # ---- server mode ------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 per session), times outside 1970–2200, empty messages, ids that are not strings, a byte-order mark.
 
 A repeated exchange is a turn of its own and a re-import adds nothing; a line that cannot be
-archived stops the import, naming it, before any write. Real Redis, Chroma and MiniLM; `goat import`
-itself where what it prints is the point.
+archived stops the import, naming it, before any write, unless `--skip-invalid` asks for the rest.
+Real Redis, Chroma and MiniLM; `goat import` itself where what it prints is the point.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from test_cli import goat, goat_env, ok
 
-from bot.importer import TranscriptError, import_transcript
+from bot.importer import TranscriptError, import_transcript, transcript_of
 from memory.embeddings import MiniLMEmbeddings
 from memory.facade import _IMPORT_BATCH, Memory
 from memory.settings import Settings
@@ -152,6 +153,53 @@ async def test_a_line_that_cannot_be_archived_stops_the_import_before_any_write(
 
     assert str(refused.value) == named
     assert await stored(memory) == ([], {})
+
+
+MIXED = HELLO + line(content="") + TRAMS + "not JSON\n" + line(role="assistant", content="Later.", timestamp=-5)
+
+
+def test_goat_import_refuses_a_file_with_invalid_lines_saying_nothing_was_written(tmp_path):
+    (tmp_path / "mixed.jsonl").write_text(MIXED, encoding="utf-8")
+
+    result = goat("import", "mixed.jsonl", env=goat_env(tmp_path / "data"), cwd=tmp_path)
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "goat: mixed.jsonl: line 3: content is empty (and 2 more invalid lines); nothing was written "
+        "(--skip-invalid imports the valid lines)"]
+    assert not (tmp_path / "data").exists()  # refused before any backend started
+
+
+def test_goat_import_skip_invalid_imports_the_rest_and_lists_what_it_skipped(tmp_path):
+    (tmp_path / "mixed.jsonl").write_text(MIXED, encoding="utf-8")
+    env = goat_env(tmp_path / "data")
+
+    result = ok(goat("import", "--skip-invalid", "mixed.jsonl", env=env, cwd=tmp_path))
+    exported = json.loads(ok(goat("export", "--user", USER, env=env, cwd=tmp_path)).stdout)
+
+    assert result.stdout.splitlines() == [
+        "4 messages, 2 turns: 2 imported, 0 already there",
+        "skipped 3 invalid line(s):",
+        "  line 3: content is empty",
+        "  line 6: Expecting value: line 1 column 1 (char 0)",
+        f"  line 7: timestamp -5 {OUTSIDE}",
+    ]
+    [chat] = exported["chats"]
+    assert [m["content"] for m in chat["l2"]] == [
+        "Can you help me plan a trip to Lisbon?", "Of course. When are you going?",
+        "Is tram 28 worth it?", "Yes, early in the morning before the queues."]
+    assert len(chat["l3"]) == 2
+
+
+def test_goat_import_help_describes_the_file_and_its_format(tmp_path):
+    text = ok(goat("import", "--help", env=goat_env(tmp_path / "data"), cwd=tmp_path)).stdout
+
+    assert text.startswith("usage: goat import [-h] [--skip-invalid] FILE\n")
+    for field in ("chat_id", "user_id", "role", "content", "timestamp"):
+        assert re.search(rf"^  {field} +\S", text, re.M), field  # each field described
+    examples = [example for example in text.splitlines() if example.startswith("  {")]
+    parsed = transcript_of(examples)  # the examples it gives are a valid transcript
+    assert parsed.messages == 2 and parsed.turns == 1
 
 
 # ---- encodings ------------------------------------------------------------------------------------------

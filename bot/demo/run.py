@@ -1,30 +1,28 @@
 """`goat demo`: a bundled multi-session conversation, then follow-up questions, showing per
-question what each memory layer contributed (and the model's answer when one is configured)."""
+question what each memory layer contributed (and the model's answer when one is configured).
+
+The conversation keeps its own dates (it speaks of the new year and of Bobotează on 6 January),
+so the questions are asked as of the day after its last session, whatever today is."""
 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
-from bot.importer import import_turns, parse_timestamp, transcript_of
+from bot.importer import import_turns, transcript_of
 from bot.report import render_report
 from bot.runner import TurnRunner, turn_report
 from memory.settings import Settings
 
 DEMO_DIR = Path(__file__).parent
 CHAT_ID = "demo"
+# Noon UTC: the same calendar day in every time zone a user may set (prefetch.timezone).
+ASKED_AT_HOUR = time(12, tzinfo=timezone.utc)
 
 
-def shifted_transcript(today: date) -> str:
-    """The bundled conversation moved in time so that its last session was yesterday."""
-    records = [json.loads(line) for line in (DEMO_DIR / "conversation.jsonl").read_text("utf-8").splitlines() if line.strip()]
-    last_day = max(datetime.fromtimestamp(parse_timestamp(r["timestamp"]), timezone.utc).date() for r in records)
-    shift = timedelta(days=(today - timedelta(days=1) - last_day).days)
-    for record in records:
-        moved = datetime.fromtimestamp(parse_timestamp(record["timestamp"]), timezone.utc) + shift
-        record["timestamp"] = moved.isoformat()
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+def conversation() -> list[str]:
+    return (DEMO_DIR / "conversation.jsonl").read_text("utf-8").splitlines()
 
 
 def questions() -> list[str]:
@@ -36,19 +34,24 @@ async def run_demo(settings: Settings, as_json: bool = False) -> int:
         memory = runner.services.memory
         await memory.connect(warm=True)
         await memory.forget(chat_id=CHAT_ID)  # every demo starts from the same bundled history
-        lines = shifted_transcript(datetime.now(timezone.utc).date()).splitlines()
-        stats = await import_turns(memory, transcript_of(lines))
+        transcript = transcript_of(conversation())
+        stats = await import_turns(memory, transcript)
+        days = sorted({datetime.fromtimestamp(m.timestamp, timezone.utc).date()
+                       for turns in transcript.chats.values() for turn in turns for m in turn})
+        asked_at = datetime.combine(days[-1] + timedelta(days=1), ASKED_AT_HOUR)
         if not as_json:
-            print(f"Loaded the demo conversation: {stats['turns']} turns over several sessions, "
-                  f"the last one yesterday.\n")
+            print(f"Loaded the demo conversation: {stats['turns']} turns over {len(days)} sessions, "
+                  f"{days[0]:%-d %B %Y} to {days[-1]:%-d %B %Y}.\nThe questions are asked on "
+                  f"{asked_at:%A %-d %B %Y, %H:%M} UTC, the day after the last session.\n")
             if not runner.services.model_configured:
                 print("No model configured (GOAT_MODEL, OPENAI_API_KEY): showing what memory would "
                       "inject for each question, without answers.\n")
-        for question in questions():
+        for minute, question in enumerate(questions()):
+            now = asked_at.timestamp() + 60 * minute  # a minute apart, in order
             if runner.services.model_configured:
-                state = await runner.run(CHAT_ID, question)
+                state = await runner.run(CHAT_ID, question, now=now)
             else:
-                state = await runner.inspect(CHAT_ID, question)
+                state = await runner.inspect(CHAT_ID, question, now=now)
             report = turn_report(state)
             print(json.dumps(report, ensure_ascii=False) if as_json else render_report(report) + "\n", flush=True)
     return 0

@@ -1,0 +1,101 @@
+"""`goat doctor`'s checks beyond the memory backends: the model and the Telegram bot, each asked
+for real with a short timeout, each failure naming the variable to fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from memory.settings import LLM
+from nodes.services import ModelNotConfigured
+
+TIMEOUT = 10.0  # seconds a check waits for an answer: a doctor's question, not a turn's
+OPENAI_API = "https://api.openai.com/v1"  # where the client goes without OPENAI_BASE_URL
+SET_A_KEY = "set OPENAI_API_KEY (any text for a server that takes none, e.g. Ollama)"
+SAID_CHARS = 300  # of an endpoint's error: a proxy may answer with a whole HTML page
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str  # "ok", "FAIL" or "note"
+    text: str
+    fix: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "FAIL"
+
+
+def missing_model(llm: LLM) -> str | None:
+    """Why no turn can reach the model, naming the variable to set; None when it is configured."""
+    if not llm.model:
+        return str(ModelNotConfigured())
+    if llm.api_key is None:
+        return f"no API key for the model {llm.model}: {SET_A_KEY}"
+    return None
+
+
+async def check_model(llm: LLM) -> Check:
+    """A one-token completion: the endpoint, the key and the model answer together."""
+    if not llm.model:
+        return Check("note", "model: none configured — set GOAT_MODEL and OPENAI_API_KEY "
+                             "(and OPENAI_BASE_URL for a non-OpenAI endpoint); memory works without it")
+    endpoint = f"model: {llm.model} at {llm.base_url or OPENAI_API}"
+    if llm.api_key is None:
+        return Check("FAIL", f"{endpoint} — no API key", SET_A_KEY)
+    from openai import (APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI, AuthenticationError,
+                        NotFoundError, PermissionDeniedError)
+
+    reach = ("start the server at OPENAI_BASE_URL, or correct OPENAI_BASE_URL" if llm.base_url
+             else "check the network, or set OPENAI_BASE_URL to your endpoint")
+    try:
+        async with AsyncOpenAI(api_key=llm.api_key.get_secret_value(), base_url=llm.base_url, timeout=TIMEOUT,
+                               max_retries=0) as client:
+            # At the temperature turns ask for: a model that refuses it fails here, not in a turn.
+            await client.chat.completions.create(model=llm.model, messages=[{"role": "user", "content": "ping"}],
+                                                 temperature=llm.temperature, max_completion_tokens=1)
+    except APITimeoutError:
+        return Check("FAIL", f"{endpoint} — no answer within {TIMEOUT:g} s", reach)
+    except APIConnectionError as exc:  # its own text is "Connection error."; the cause says which
+        return Check("FAIL", f"{endpoint} — unreachable: {exc.__cause__ or exc}", reach)
+    except (AuthenticationError, PermissionDeniedError) as exc:
+        return Check("FAIL", f"{endpoint} — the key was refused: {_said(exc.message)}",
+                     "set OPENAI_API_KEY to a key this endpoint accepts")
+    except NotFoundError as exc:  # an unknown model, or a base URL without the API's path
+        fix = ("set GOAT_MODEL to a model this endpoint serves" if "model" in exc.message.lower()
+               else "set OPENAI_BASE_URL to the API's root (it usually ends in /v1)")
+        return Check("FAIL", f"{endpoint} — {_said(exc.message)}", fix)
+    except APIStatusError as exc:  # overloaded, out of credit…: the endpoint's words say what
+        return Check("FAIL", f"{endpoint} — {_said(exc.message)}")
+    return Check("ok", f"{endpoint} — answers")
+
+
+async def check_telegram(api_url: str, token: str) -> Check:
+    """``getMe`` with the bot's token: the Bot API is reachable and knows the bot."""
+    api = api_url.rstrip("/")
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            answer = await client.get(f"{api}/bot{token}/getMe")
+        body = answer.json()
+        if not isinstance(body, dict):
+            raise ValueError(f"the answer is {type(body).__name__}, not a JSON object")
+    except (httpx.HTTPError, ValueError) as exc:  # ValueError: an answer that is not JSON
+        return Check("FAIL", f"telegram: the Bot API at {api} does not answer: {type(exc).__name__}: {exc}",
+                     "check the network, or GOAT_TELEGRAM_API_URL")
+    if answer.status_code in (401, 404):  # Telegram's answers to a wrong token and to a malformed one
+        return Check("FAIL", f"telegram: the Bot API at {api} refused the token: {answer.status_code} "
+                             f"{_said(str(body.get('description', '')))}",
+                     "set TELEGRAM_BOT_TOKEN to the token @BotFather gave you (/mybots → API Token)")
+    if not body.get("ok"):
+        return Check("FAIL",
+                     f"telegram: the Bot API at {api} answered {answer.status_code} "
+                     f"{_said(str(body.get('description', '')))}")
+    bot = body["result"]
+    return Check("ok", f"telegram: @{bot.get('username')} (id {bot.get('id')}) via {api}")
+
+
+def _said(text: str) -> str:
+    """An endpoint's words on one line, cut short."""
+    text = " ".join(text.split())
+    return text if len(text) <= SAID_CHARS else text[: SAID_CHARS - 1] + "…"
