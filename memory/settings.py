@@ -317,7 +317,7 @@ class Settings(_Section):
         ``origin`` is where they came from, as errors name it (``--set``)."""
         if not overrides:
             return self
-        _check_names(dict.fromkeys(overrides, origin))
+        check_names(dict.fromkeys(overrides, origin))
         for key in overrides:
             if key.split(".", 1)[0] not in RUN_TIME_SECTIONS:
                 raise SettingsError(
@@ -378,7 +378,7 @@ def _prefixes(dotted: str) -> list[str]:
     return [".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)]
 
 
-def _check_names(origins: Mapping[str, str]) -> None:
+def check_names(origins: Mapping[str, str]) -> None:
     """Refuse names no setting has (dotted name -> where it came from), every one at once."""
     if unknown := [_unknown(key, origin) for key, origin in origins.items() if not _known(key)]:
         raise SettingsError("; ".join(unknown))
@@ -459,7 +459,7 @@ def load_settings(
             raise SettingsError(f"config file {config_file} is nested too deeply to read") from None
     variables = {dotted: (value, variable) for dotted, (value, variable) in _environment_overrides(environ).items()
                  if value != ""}  # an empty variable means "not set", as shells usually intend
-    _check_names({**origins, **{dotted: variable for dotted, (_, variable) in variables.items()}})
+    check_names({**origins, **{dotted: variable for dotted, (_, variable) in variables.items()}})
     for dotted, (value, variable) in variables.items():
         _set_dotted(data, dotted, value)
         origins[dotted] = variable

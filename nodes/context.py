@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from langgraph.runtime import Runtime
 
-from memory.settings import RUN_TIME_SECTIONS, Settings, SettingsError
+from memory.settings import RUN_TIME_SECTIONS, Settings, SettingsError, check_names
 from nodes.services import Services
 
 # Field name -> dotted setting, for every run-time knob, in the settings' order.
@@ -56,10 +56,10 @@ def run_context(overrides: Mapping[str, Any] | None = None, services: Services |
         SettingsError: a name that is not a run-time knob (the message lists the knobs).
     """
     overrides = dict(overrides or {})
+    check_names(dict.fromkeys(overrides, "the run's overrides"))  # a misspelt name: the closest ones
     for dotted in overrides:
         if dotted not in _FIELD_OF:
-            what = "is fixed for the process" if dotted.split(".")[0] in Settings.model_fields else "does not exist"
-            raise SettingsError(f"setting {dotted} {what}; a run may set {', '.join(_FIELD_OF)}")
+            raise SettingsError(f"setting {dotted} is fixed for the process; a run may set {', '.join(_FIELD_OF)}")
     knobs = {_FIELD_OF[dotted]: value for dotted, value in overrides.items()}
     return Context(**knobs) if services is None else LocalContext(services=services, **knobs)
 

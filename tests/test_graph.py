@@ -518,6 +518,9 @@ async def test_process_settings_cannot_be_overridden_per_run(runner):
     for key, value in {"cache.ttl_seconds": 5, "redis.url": "redis://127.0.0.1:1", "llm.model": "x"}.items():
         with pytest.raises(SettingsError, match=rf"setting {key} is fixed for the process"):
             await runner.inspect("alice-chat", "hello", overrides={key: value})
+    # A misspelt knob is not "fixed": it is unknown, and the closest name is offered.
+    with pytest.raises(SettingsError, match=r"unknown setting retrieval.gap_significanse .*retrieval.gap_significance"):
+        await runner.inspect("alice-chat", "hello", overrides={"retrieval.gap_significanse": 2})
 
 
 async def test_turns_of_one_chat_sent_at_once_run_one_after_another(settings, embeddings):
