@@ -345,8 +345,9 @@ def summarize(lines: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def render_stats(summary: Mapping[str, Any], source: Path) -> str:
-    """The human form of `goat stats`."""
+def render_stats(summary: Mapping[str, Any], source: Path | str) -> str:
+    """The human form of `goat stats`; ``source`` names where the turns were read (a path, or a
+    name for readers who must not see the server's paths)."""
     if not summary["turns"]:
         return f"no turns recorded yet in {source} — talk to GOAT (`goat chat` or the bot) first"
 

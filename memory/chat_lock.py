@@ -15,7 +15,6 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from asyncio import current_task
 from contextlib import asynccontextmanager, suppress
 
 from redis.asyncio import Redis
@@ -74,7 +73,7 @@ class ChatLocks:
                 try:
                     await renewal
                 except asyncio.CancelledError:
-                    if current_task().cancelling():  # this turn is cancelled too, not only the renewal
+                    if asyncio.current_task().cancelling():  # this turn is cancelled too, not only the renewal
                         raise
                 try:
                     await self._release(keys=[key], args=[token])
