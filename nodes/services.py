@@ -56,6 +56,10 @@ class Services:
             temperature=llm.temperature,
             timeout=llm.timeout,
             max_retries=1,
+            # Its per-chunk stall guard wraps each chunk in asyncio.wait_for, which on Python 3.11 can
+            # leave a cancelled stream waiting for the model's next bytes: Ctrl-C or SIGTERM then hung
+            # goat chat until the model went on. The client's read timeout still ends a dead stream.
+            stream_chunk_timeout=None,
             http_async_client=self._model_http,
         )
 

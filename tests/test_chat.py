@@ -297,11 +297,6 @@ def terminal_chat(*args: str, env: dict[str, str], cwd: Path) -> Iterator[Termin
 
 # Known: in one full-suite run on a fresh clone both hung at the end, the goat process not
 # exiting after its last signal (not reproduced in 10 runs of their own); under investigation.
-_EXIT_HANG = pytest.mark.xfail(reason="intermittent: goat chat may not exit after its last signal", strict=False)
-
-
-@_EXIT_HANG
-@pytest.mark.timeout(120)
 def test_ctrl_c_while_the_reply_streams_cancels_that_answer_and_a_second_at_the_prompt_quits(tmp_path):
     cut, answered = "The garden shed code is zebra-9911 and", "Yes, I am here."
     data_dir = tmp_path / "data"
@@ -344,8 +339,6 @@ def test_ctrl_c_while_the_reply_streams_cancels_that_answer_and_a_second_at_the_
     assert servers_left(data_dir) == []
 
 
-@_EXIT_HANG
-@pytest.mark.timeout(120)
 def test_sigterm_while_the_reply_streams_ends_the_session_not_only_the_answer(tmp_path):
     with HeldStream(api_key=OPENAI_KEY) as fake:
         fake.reply("The garden shed code is zebra-9911 and")
