@@ -161,19 +161,20 @@ class Archive:
         return self.plans[:1] if layout == "big chat" else self.plans[1:] or self.plans[:1]
 
 
-def archive_folder(root: Path, size: int) -> Path:
-    return root / f"archive-{size}"
+def archive_folder(root: Path, size: int, encoder: str) -> Path:
+    """Each encoder's archives apart: an archive's vectors are its encoder's."""
+    return root / f"archive-{size}-{encoder}"
 
 
-def discard_archives(root: Path, sizes: tuple[int, ...]) -> None:
+def discard_archives(root: Path, sizes: tuple[int, ...], encoder: str) -> None:
     """Delete the cached archives of these sizes (``--rebuild``), built or half-built."""
     for size in sizes:
-        shutil.rmtree(archive_folder(root, size), ignore_errors=True)
+        shutil.rmtree(archive_folder(root, size, encoder), ignore_errors=True)
 
 
 async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPool) -> Archive:
     """The cached archive of ``size`` turns under ``root``, built or completed first if needed."""
-    folder = archive_folder(root, size)
+    folder = archive_folder(root, size, settings.embeddings.model)
     plans = layout(size)
     spec = {"version": FORMAT_VERSION, "size": size, "texts": pool.digest,
             "chats": [asdict(plan) for plan in plans]}

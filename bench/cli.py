@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.arguments import positive_int
-from memory.settings import Settings
+from memory.settings import ENCODERS, Settings, load_settings
 
 if TYPE_CHECKING:
     from bench.harness import BenchOptions
@@ -61,6 +62,15 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _encoders(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in ENCODERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown encoder(s) {', '.join(unknown) or '(none given)'}; choose from {','.join(ENCODERS)}")
+    return names
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sections", type=_sections, default=tuple(SECTIONS),
                         help=f"comma-separated, from {','.join(SECTIONS)} (default: all)")
@@ -76,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a LoCoMo JSON file (default: $GOAT_LOCOMO, else ../shared/data/locomo-dev.json)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"),
                         help="folder for <section>.json and the plots (default: bench-results)")
+    parser.add_argument("--encoders", type=_encoders, default=None, metavar="NAMES",
+                        help="run every section with each of these encoders, one after the other "
+                        f"(comma-separated: {','.join(ENCODERS)}; default: embeddings.model)")
     parser.add_argument("--quick", action="store_true", help="tiny archive and counts: a smoke run")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached archives under <data_dir>/bench")
     parser.add_argument("--build-only", action="store_true",
@@ -90,26 +103,32 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     if args.locomo is not None and not args.locomo.is_file():
         print(f"goat: no such LoCoMo file: {args.locomo}", file=sys.stderr)
         return EXIT_USAGE
-    options = BenchOptions(
-        settings=settings,
-        out=args.out,
-        sizes=args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES),
-        turns=args.turns or (QUICK_TURNS if args.quick else DEFAULT_TURNS),
-        import_turns=args.import_turns or (QUICK_IMPORT_TURNS if args.quick else DEFAULT_IMPORT_TURNS),
-        checkpoint_turns=args.checkpoint_turns or (QUICK_CHECKPOINT_TURNS if args.quick else DEFAULT_CHECKPOINT_TURNS),
-        locomo_path=args.locomo or locomo.data_path()[0],
-    )
-    print(f"LoCoMo data: {options.locomo_path}; benchmark data under {options.root}", flush=True)
-    if args.rebuild:
-        discard_archives(options.root, options.sizes)
-    try:
-        if args.build_only:
-            await build_archives(options)
-        else:
-            await run_sections(options, args.sections)
-    except ArchiveMismatch as exc:
-        print(f"goat: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    encoders = args.encoders or (settings.embeddings.model,)
+    for encoder in encoders:
+        # Loaded again, as the process would load them with this encoder (its own ratios).
+        with_encoder = load_settings(args.config, environ={**os.environ, "GOAT_EMBEDDINGS__MODEL": encoder})
+        options = BenchOptions(
+            settings=with_encoder,
+            out=args.out / encoder if len(encoders) > 1 else args.out,
+            sizes=args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES),
+            turns=args.turns or (QUICK_TURNS if args.quick else DEFAULT_TURNS),
+            import_turns=args.import_turns or (QUICK_IMPORT_TURNS if args.quick else DEFAULT_IMPORT_TURNS),
+            checkpoint_turns=args.checkpoint_turns or (
+                QUICK_CHECKPOINT_TURNS if args.quick else DEFAULT_CHECKPOINT_TURNS),
+            locomo_path=args.locomo or locomo.data_path()[0],
+        )
+        print(f"\n# encoder {encoder}\n\nLoCoMo data: {options.locomo_path}; benchmark data under {options.root}",
+              flush=True)
+        if args.rebuild:
+            discard_archives(options.root, options.sizes, encoder)
+        try:
+            if args.build_only:
+                await build_archives(options)
+            else:
+                await run_sections(options, args.sections)
+        except ArchiveMismatch as exc:
+            print(f"goat: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     return 0
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from bench.archive import KINDS, LAYOUTS, Archive, TextPool, ensure_archive, messages, turn_times
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings, scratch_copy
 from bench.report import SectionResult, distribution, markdown_table
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.episodic import EpisodicStore
 from memory.backends import cache_scope_key
 from memory.facade import Memory
@@ -75,7 +75,7 @@ class SlowedEpisodicStore(EpisodicStore):
     reads: SlowReads
 
     @classmethod
-    def slowed(cls, path: Path, embeddings: MiniLMEmbeddings, reads: SlowReads) -> "SlowedEpisodicStore":
+    def slowed(cls, path: Path, embeddings: LocalEmbeddings, reads: SlowReads) -> "SlowedEpisodicStore":
         store = cls.embedded(path, embeddings)
         store.reads = reads
         return store
@@ -113,7 +113,7 @@ async def inspect_slowed(options: BenchOptions, archive: Archive, pool: TextPool
     turns: list[dict[str, Any]] = []
     with scratch_copy(archive.folder, options.root / "scratch") as folder:
         settings = isolated_settings(options.settings, folder)
-        embeddings = MiniLMEmbeddings()
+        embeddings = LocalEmbeddings(name=settings.embeddings.model)
         store = SlowedEpisodicStore.slowed(folder / "chroma", embeddings, reads)
         memory = Memory(settings, episodic=store, embeddings=embeddings)
         async with bench_runner(settings, memory) as (runner, _):

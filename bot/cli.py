@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("user", help="the user id")
     forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    commands.add_parser(
+        "reembed", help="re-embed the archive with embeddings.model (after changing the encoder); resumable",
+        description="Compute every L3 entry's vector again with the encoder embeddings.model names "
+        "(GOAT_EMBEDDINGS__MODEL), in place: Chroma and the word index's vectors. Stop GOAT's other "
+        "processes first; none starts until it has finished. Killed, it resumes where it was when run again.")
+
     stats = commands.add_parser("stats", help="latency percentiles and memory figures of the recent turns")
     stats.add_argument("--last", type=positive_int, default=1000, metavar="N", help="how many turns (default 1000)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -136,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             log_handler.addFilter(RedactingFilter(Redactor.for_settings(settings)))
         handler = {"import": cmd_import, "inspect": cmd_inspect, "doctor": cmd_doctor, "demo": cmd_demo,
                    "bench": cmd_bench, "chat": cmd_chat, "stats": cmd_stats, "mcp": cmd_mcp,
-                   "export": cmd_export, "forget-user": cmd_forget_user, "bot": cmd_bot}
+                   "export": cmd_export, "forget-user": cmd_forget_user, "bot": cmd_bot,
+                   "reembed": cmd_reembed}
         return asyncio.run(_stopped_by_sigterm(handler[args.command](settings, args)))
     except (SettingsError, InvalidTurn) as exc:
         print(f"goat: {exc}", file=sys.stderr)
@@ -219,7 +226,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     from bot.doctor import Check, check_model, check_telegram
     from nodes.services import Services
-    from memory.embeddings import model_dir
+    from memory.embeddings import encoder_files
 
     redact = Redactor.for_settings(settings)  # an endpoint's error may quote the key or the token
     failed = False
@@ -230,7 +237,8 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
         print(redact(render_check(check.status, check.text, check.fix)), flush=True)
 
     try:
-        report(Check("ok", f"embeddings: all-MiniLM-L6-v2 (onnxruntime, float32, offline) from {model_dir()}"))
+        model = settings.embeddings.model
+        report(Check("ok", f"embeddings: {model} (onnxruntime, offline) from {encoder_files(model)}"))
     except RuntimeError as exc:
         report(Check("FAIL", f"embeddings: {exc}"))
     async with Services(settings) as services:
@@ -320,6 +328,26 @@ async def cmd_forget_user(settings: Settings, args: argparse.Namespace) -> int:
     print(f"forgot user {args.user}: {forgotten.facts} fact(s); {len(forgotten.chats)} chat(s) deleted whole"
           f"{' (' + ', '.join(forgotten.chats) + ')' if forgotten.chats else ''}; from {len(forgotten.shared)} "
           f"shared chat(s), {forgotten.entries} L3 entr(ies) and {forgotten.messages} L2 message(s)")
+    return 0
+
+
+async def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from nodes.services import Services
+
+    async with Services(settings) as services:
+        with tqdm(unit="entry", desc=f"re-embedding with {settings.embeddings.model}", file=sys.stderr) as bar:
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            done = await services.memory.reembed(progress)
+    if not done.entries and done.previous == done.encoder:
+        print(f"the archive is already embedded with {done.encoder}: nothing to do")
+    else:
+        print(f"re-embedded {done.entries} entries of {done.chats} chat(s) with {done.encoder}"
+              f"{f' (was {done.previous})' if done.previous else ''}")
     return 0
 
 

@@ -21,9 +21,9 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from memory.cache import SearchCache
 from memory.chat_lock import ChatLocks
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.episodic import EpisodicStore
-from memory.errors import BackendUnavailable
+from memory.errors import BackendUnavailable, EncoderMismatch
 from memory.facts import FactsStore, RedisFactsStore
 from memory.letta import LettaFactsStore
 from memory.lexical import LexicalIndex, Words
@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PREFIX = "goat"
+# The encoder whose vectors the archive holds (Chroma and the word index): its name.
+ENCODER_KEY = f"{PREFIX}:encoder"
+# A re-embedding under way (or interrupted): {"to": encoder}, and the chats it has finished.
+REEMBED_KEY = f"{PREFIX}:reembed"
+REEMBED_DONE_KEY = f"{PREFIX}:reembed:done"
+# Archives written before the encoder was recorded hold this one's vectors.
+FIRST_ENCODER = "minilm-l6"
 # Per-chat Redis reads of a wide scope ("user", "global") in flight at once: the client's
 # connection pool holds 100.
 _CHATS_AT_ONCE = 32
@@ -67,7 +74,7 @@ class Backends:
         *,
         episodic: EpisodicStore | None = None,
         facts: FactsStore | None = None,
-        embeddings: MiniLMEmbeddings | None = None,
+        embeddings: LocalEmbeddings | None = None,
     ) -> None:
         self.settings = settings
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="goat-memory")
@@ -84,7 +91,8 @@ class Backends:
         self._episodic_load: asyncio.Future[EpisodicStore] | None = None
         self._facts = facts
         self._embeddings = embeddings
-        self._embeddings_load: asyncio.Future[MiniLMEmbeddings] | None = None
+        self._embeddings_load: asyncio.Future[LocalEmbeddings] | None = None
+        self._encoder_checked = False
         # L3's health as last seen by a Chroma call ("" when it worked): what the archive node
         # reports about the turns it leaves in the outbox.
         self.l3_problem = ""
@@ -141,16 +149,55 @@ class Backends:
     # deadline gives up waiting cancels only its wait (shield), never the load, so the
     # next turn finds it done instead of starting over.
 
-    async def embeddings(self) -> MiniLMEmbeddings:
+    async def embeddings(self, *, checked: bool = True) -> LocalEmbeddings:
+        """The process's encoder. ``checked``: only if the archive holds its vectors (raises
+        :class:`EncoderMismatch` otherwise); only a re-embedding uses one that may not."""
         if self._embeddings is None:
             if self._embeddings_load is None:
-                self._embeddings_load = asyncio.ensure_future(self.run_blocking(MiniLMEmbeddings))
+                name = self.settings.embeddings.model
+                self._embeddings_load = asyncio.ensure_future(self.run_blocking(LocalEmbeddings, None, name))
             self._embeddings = await asyncio.shield(self._embeddings_load)
+        if checked and not self._encoder_checked:
+            await self.check_encoder(self._embeddings.name)
+            self._encoder_checked = True
         return self._embeddings
 
+    async def check_encoder(self, name: str) -> None:
+        """Raises :class:`EncoderMismatch` unless the archive's vectors are ``name``'s. An archive
+        with none yet is recorded as ``name``'s; one from before encoders were recorded is
+        MiniLM's."""
+        redis = await self.redis()
+        unfinished = await redis.hget(REEMBED_KEY, "to")
+        if unfinished is not None:
+            raise EncoderMismatch(await self.archive_encoder(), name, reembedding=unfinished.decode())
+        archive = await self.archive_encoder()
+        if archive is None:
+            await redis.set(ENCODER_KEY, name, nx=True)
+            archive = (await redis.get(ENCODER_KEY)).decode()
+        if archive != name:
+            raise EncoderMismatch(archive, name)
+
+    async def archive_encoder(self) -> str | None:
+        """The encoder of the archive's vectors; None for an archive that holds none yet."""
+        redis = await self.redis()
+        if (recorded := await redis.get(ENCODER_KEY)) is not None:
+            return recorded.decode()
+        async for _ in redis.scan_iter(match=f"{PREFIX}:lex:*:meta", count=1000):
+            return FIRST_ENCODER
+        try:
+            store = await self.episodic()
+            if await self.run_blocking(store.chat_ids):
+                return FIRST_ENCODER
+        except BackendUnavailable:  # Chroma is down: what it holds is looked at next time
+            pass
+        return None
+
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        """The texts' vectors, computed once and handed to both Chroma and the word index."""
+        """The texts' vectors, computed once and handed to both Chroma and the word index.
+        The archive's encoder is checked again on every write: a re-embedding started since
+        this process began stops its writes (they wait in the outbox) instead of mixing encoders."""
         embeddings = await self.embeddings()
+        await self.check_encoder(embeddings.name)
         return await self.run_blocking(embeddings.embed_documents, texts)
 
     async def episodic(self) -> EpisodicStore:
@@ -168,9 +215,9 @@ class Backends:
         return self._episodic
 
     async def _load_episodic(self) -> EpisodicStore:
-        return await self.run_blocking(self._open_episodic, await self.embeddings())
+        return await self.run_blocking(self._open_episodic, await self.embeddings(checked=False))
 
-    def _open_episodic(self, embeddings: MiniLMEmbeddings) -> EpisodicStore:
+    def _open_episodic(self, embeddings: LocalEmbeddings) -> EpisodicStore:
         url = self.settings.chroma.url
         try:
             if url:

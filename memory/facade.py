@@ -24,6 +24,7 @@ from memory.journal import TurnJournal
 from memory.privacy import Forgotten, export_user, forget_chat, forget_user
 from memory.prompt import facts_block
 from memory.recall import Recalled, RecallQuery, recall
+from memory.reembed import Reembedded, reembed
 from memory.search import L3Search
 from memory.settings import Settings
 from memory.tokens import count_tokens
@@ -298,6 +299,18 @@ class Memory:
         await self.archiver.wait_indexing()
         return left
 
+    async def reembed(self, progress: Callable[[int, int], None] | None = None) -> Reembedded:
+        """Re-embed the archive with this process's encoder (``embeddings.model``), in place, or
+        finish a re-embedding that was interrupted. Turns waiting in the outbox hold no vectors
+        yet: the next process embeds them with the new encoder.
+
+        Args:
+            progress: called with (entries done, entries in all) as chats are done.
+        Returns:
+            The archive's encoder before and now, and how much was re-embedded.
+        """
+        return await reembed(self.backends, progress)
+
     # ---- edited messages ------------------------------------------------------------------
 
     async def link_message(self, chat_id: str, message_ref: str, turn: dict[str, Any]) -> None:
@@ -416,6 +429,13 @@ class Memory:
         except Exception as exc:
             report.append(BackendHealth("chroma", chroma_mode, False, without_credentials(str(exc)),
                                         "unset GOAT_CHROMA_URL for the embedded store, or `chroma run`"))
+        if "chroma" in {backend.name for backend in report if backend.ok}:
+            encoder_mode = f"{settings.embeddings.model} (onnxruntime, offline)"
+            try:
+                await self.backends.embeddings()
+                report.append(BackendHealth("encoder", encoder_mode, True, "the archive's vectors are its own"))
+            except BackendUnavailable as exc:
+                report.append(BackendHealth("encoder", encoder_mode, False, exc.detail, exc.fix))
         if settings.letta.url:
             agents = "one agent for everyone" if settings.memory.scope == "global" else "an agent per user"
             facts_mode = f"Letta at {without_credentials(settings.letta.url)}, a 'facts' block in {agents}"

@@ -198,10 +198,34 @@ class Cache(_Section):
     ttl_seconds: int = Field(300, ge=1)
 
 
+ENCODERS = ("minilm-l6", "e5-small")
+Encoder = Literal["minilm-l6", "e5-small"]
+DEFAULT_ENCODER: Encoder = "minilm-l6"
+
+
+# What stands out from the chat's background depends on how an encoder spreads its distances:
+# each encoder's relevance ratios, measured on the LoCoMo dev conversations (README, "Measured").
+# A ratio set anywhere (file, environment, run) wins.
+ENCODER_RATIOS: dict[str, dict[str, float]] = {
+    "minilm-l6": {"relevance_ratio": 0.75, "lexical_relevance_ratio": 0.85},
+    "e5-small": {"relevance_ratio": 0.8, "lexical_relevance_ratio": 0.85},
+}
+
+
+class Embeddings(_Section):
+    # The archive is written with it: a process set to another encoder than the archive's
+    # refuses to start until `goat reembed` has re-embedded it.
+    model: Encoder = Field(
+        DEFAULT_ENCODER, description="the sentence encoder of L3's meaning search: minilm-l6 (English) or "
+        "e5-small (multilingual)")
+
+
 class Words(_Section):
     # The word index is written with it: a chat indexed with another one is indexed afresh.
-    stemmer: str = Field("english", description="Snowball stemmer the word index folds word endings with "
-                         "(visited, visits → visit), by language name; \"none\" keeps words whole")
+    stemmer: str = Field("auto", description="how the word index folds word endings (visited, visits → "
+                         "visit): \"auto\" with each text's language's Snowball stemmer (told per script "
+                         "and text; Chinese, Japanese, Thai… by character pairs), a Snowball language's "
+                         "name for every word, \"none\" keeps words whole")
 
     @field_validator("stemmer")
     @classmethod
@@ -305,12 +329,26 @@ class Settings(_Section):
     aits: AITS = AITS()
     budget: Budget = Budget()
     cache: Cache = Cache()
+    embeddings: Embeddings = Embeddings()
     words: Words = Words()
     tools: Tools = Tools()
     telegram: Telegram = Telegram()
     mcp: Mcp = Mcp()
     server: Server = Server()
     observability: Observability = Observability()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _encoder_ratios(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        embeddings, retrieval = data.get("embeddings") or {}, data.get("retrieval") or {}
+        model = embeddings.model if isinstance(embeddings, Embeddings) else embeddings.get("model", DEFAULT_ENCODER)
+        if isinstance(retrieval, Retrieval):
+            retrieval = retrieval.model_dump(include=retrieval.model_fields_set)
+        if model in ENCODER_RATIOS and isinstance(retrieval, dict):
+            data = {**data, "retrieval": {**ENCODER_RATIOS[model], **retrieval}}
+        return data
 
     def with_overrides(self, overrides: Mapping[str, Any], origin: str = "run-time context") -> "Settings":
         """A copy with dotted-key overrides applied and validated (used for per-run context);

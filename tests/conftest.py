@@ -23,7 +23,7 @@ import redis.asyncio
 
 from bench.servers import ServerDidNotStart, free_port, http_ready, server_process
 from memory.settings import Settings
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.redis_server import EmbeddedRedis, answers_ping
 
 _STARTUP_TIMEOUT = 10.0
@@ -299,9 +299,9 @@ def _server(name: str, command: list[str], health_url: str, log_path: Path, env:
 
 
 @pytest.fixture(scope="session")
-def embeddings() -> MiniLMEmbeddings:
-    """The real MiniLM model, loaded once."""
-    return MiniLMEmbeddings()
+def embeddings() -> LocalEmbeddings:
+    """The real encoder GOAT uses by default, loaded once."""
+    return LocalEmbeddings(name=Settings().embeddings.model)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from test_telegram import ALICE, TOKEN, bot_settings, echo, turn_done, until
 from test_telegram import running as running_bot
 
 from memory.curated import CURATED_TAG
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.prompt import one_line
 from memory.settings import Settings, SettingsError, load_settings
 from nodes.services import UnreadableAnswer
@@ -109,7 +109,7 @@ def tool_cases() -> Iterator[Any]:
 
 @pytest.mark.parametrize("case, streaming", tool_cases())
 async def test_bad_tool_arguments_from_the_model_are_a_tool_error_and_the_turn_completes(
-    case: ToolInput, streaming: bool, settings: Settings, embeddings: MiniLMEmbeddings
+    case: ToolInput, streaming: bool, settings: Settings, embeddings: LocalEmbeddings
 ) -> None:
     with FakeOpenAI(default_reply="I could not keep that note.") as fake:
         runner = make_runner(with_model(settings, fake), embeddings)
@@ -165,7 +165,7 @@ async def test_bad_tool_arguments_from_the_model_are_a_tool_error_and_the_turn_c
     ids=["empty", "blank", "1mb", "lone-surrogates", "nul"],
 )
 async def test_a_bad_telegram_message_is_refused_or_taken_and_the_bot_goes_on(
-    text: str, answer: str, settings: Settings, embeddings: MiniLMEmbeddings
+    text: str, answer: str, settings: Settings, embeddings: LocalEmbeddings
 ) -> None:
     taken = answer.startswith("You said")
     with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
@@ -197,7 +197,7 @@ def update_of(text: str, update_id: int) -> dict[str, Any]:
 
 
 async def test_the_webhook_refuses_bodies_that_are_not_updates_and_answers_the_next_one(
-    settings: Settings, embeddings: MiniLMEmbeddings
+    settings: Settings, embeddings: LocalEmbeddings
 ) -> None:
     port, secret = free_port(), "s3cret-hook"
     refused = [  # (body, what the 400 says)

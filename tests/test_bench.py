@@ -26,11 +26,13 @@ from graph.checkpoint import DEFAULT_KEEP_TURNS
 from memory.episodic import collection_name
 from memory.keys import structural_keys
 from memory.backends import PREFIX
+from memory.settings import Settings
 from memory.lexical import LexicalIndex
 from memory.redis_server import EmbeddedRedis
 from memory.temporal import completed_past_range
 
 SIZE = 30
+ARCHIVE = f"archive-{SIZE}-{Settings().embeddings.model}"  # each encoder's archives apart
 TURNS = 2  # per archive size, chat layout and message kind
 PNG_MAGIC = b"\x89PNG"
 
@@ -134,7 +136,7 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
     assert "| letta | not run: set GOAT_LETTA_URL |" in printed.out
 
     # The measured turns ran on a throw-away copy: the cached archive holds exactly what was built.
-    cached = data_dir / "bench" / f"archive-{SIZE}"
+    cached = data_dir / "bench" / ARCHIVE
     assert archived_turns(cached) == {plan.chat_id: plan.turns for plan in layout(SIZE)}
     assert not (data_dir / "bench" / "scratch").exists()
 
@@ -144,7 +146,7 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
 def test_an_interrupted_archive_build_resumes_without_duplicates(data_dir, tiny_locomo, capsys):
     arguments = ["bench", "--build-only", "--sizes", str(SIZE), "--locomo", str(tiny_locomo)]
     assert main(arguments) == 0
-    archive = data_dir / "bench" / f"archive-{SIZE}"
+    archive = data_dir / "bench" / ARCHIVE
     manifest = json.loads((archive / "manifest.json").read_text())
     assert manifest["complete"]
     assert asyncio.run(word_indexed_turns(archive)) == {plan.chat_id: plan.turns for plan in layout(SIZE)}
@@ -164,7 +166,7 @@ def test_an_interrupted_archive_build_resumes_without_duplicates(data_dir, tiny_
 @pytest.mark.timeout(600)
 def test_an_archive_of_other_texts_is_kept_unless_rebuild_is_asked(data_dir, tiny_locomo, capsys):
     assert main(["bench", "--build-only", "--sizes", str(SIZE), "--locomo", str(tiny_locomo)]) == 0
-    archive = data_dir / "bench" / f"archive-{SIZE}"
+    archive = data_dir / "bench" / ARCHIVE
     built = (archive / "manifest.json").read_text()
     other_texts = ["bench", "--build-only", "--sizes", str(SIZE), "--locomo", str(locomo.SYNTHETIC_PATH)]
 

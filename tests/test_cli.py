@@ -378,7 +378,7 @@ SETTING_REFUSED = [  # (arguments, variables, goat.toml, the whole error line)
                  id="file-unknown"),
     pytest.param(["stats"], {}, "colour = 'blue'\n",
                  "unknown setting colour (from goat.toml); the top level holds data_dir, identity, llm, redis, chroma, "
-                 "letta, memory, prefetch, retrieval, aits, budget, cache, words, tools, telegram, mcp, server, "
+                 "letta, memory, prefetch, retrieval, aits, budget, cache, embeddings, words, tools, telegram, mcp, server, "
                  "observability", id="file-unknown-unlike-any"),
     pytest.param(["inspect", "--chat", CHAT, "--set", "retrieval.gap_significance=NaN", "hello"], {}, None,
                  "invalid setting retrieval.gap_significance (from --set): Input should be a finite number",

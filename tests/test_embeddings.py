@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory.embeddings import DIMENSIONS, MAX_TOKENS, MiniLMEmbeddings, MiniLMEncoder, load_tokenizer
+from memory.embeddings import DIMENSIONS, MAX_TOKENS, LocalEmbeddings, MiniLMEncoder, load_tokenizer
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8"))
 # float32 through six layers: the NumPy forward pass this replaced agreed to ~1e-6 as well.
@@ -28,8 +28,9 @@ MIXED = [
 
 
 @pytest.fixture(scope="module")
-def encoder(embeddings: MiniLMEmbeddings) -> MiniLMEncoder:
-    return embeddings.encoder
+def encoder(embeddings: LocalEmbeddings) -> MiniLMEncoder:
+    # The session's encoder when it is MiniLM (the default), else one of this module's own.
+    return embeddings.encoder if isinstance(embeddings.encoder, MiniLMEncoder) else MiniLMEncoder()
 
 
 def test_vectors_match_sentence_transformers(encoder: MiniLMEncoder) -> None:
@@ -74,7 +75,9 @@ def test_empty_and_blank_texts_get_finite_unit_vectors(encoder: MiniLMEncoder, t
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_langchain_adapter_gives_query_and_document_vectors_alike(embeddings: MiniLMEmbeddings) -> None:
+def test_langchain_adapter_gives_query_and_document_vectors_alike(encoder: MiniLMEncoder) -> None:
+    embeddings = LocalEmbeddings(encoder)
+    assert embeddings.name == "minilm-l6"
     text = "What is my dog called?"
     query = embeddings.embed_query(text)
     assert isinstance(query, list) and len(query) == DIMENSIONS and all(isinstance(x, float) for x in query)

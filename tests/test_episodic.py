@@ -16,7 +16,7 @@ import pytest
 from chromadb.config import Settings
 from conftest import free_port, running_chroma
 
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.episodic import EpisodicStore, collection_name
 
 DAY = 86_400.0
@@ -51,12 +51,12 @@ def corpus(chat_id: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 @pytest.fixture(scope="session")
-def embeddings() -> MiniLMEmbeddings:
-    return MiniLMEmbeddings()
+def embeddings() -> LocalEmbeddings:
+    return LocalEmbeddings()
 
 
 @pytest.fixture
-def store(tmp_path: Path, embeddings: MiniLMEmbeddings) -> EpisodicStore:
+def store(tmp_path: Path, embeddings: LocalEmbeddings) -> EpisodicStore:
     return EpisodicStore.embedded(tmp_path / "chroma", embeddings)
 
 
@@ -216,9 +216,9 @@ def test_data_persists_across_a_new_client(tmp_path: Path, embeddings) -> None:
     reader = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from memory.embeddings import MiniLMEmbeddings\n"
+        "from memory.embeddings import LocalEmbeddings\n"
         "from memory.episodic import EpisodicStore\n"
-        "store = EpisodicStore.embedded(Path(sys.argv[1]), MiniLMEmbeddings())\n"
+        "store = EpisodicStore.embedded(Path(sys.argv[1]), LocalEmbeddings())\n"
         "query = json.load(sys.stdin)\n"
         "print(json.dumps({'chats': store.chat_ids(), 'count': store.count('chat-a'),\n"
         "                  'nearest': store.search(['chat-a'], query, k=1)[0]['id']}))\n"

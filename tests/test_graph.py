@@ -21,7 +21,7 @@ from graph.graph import build_graph, graph
 from nodes.services import ModelNotConfigured, Services
 from memory.settings import Settings, SettingsError
 from nodes.state import InvalidTurn, TurnConflict, turn_input
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.episodic import EpisodicStore
 from memory.errors import BackendUnavailable
 from memory.facade import Memory
@@ -74,12 +74,12 @@ def history_jsonl(chat_id: str, user_id: str = "alice") -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_runner(settings: Settings, embeddings: MiniLMEmbeddings, **memory_parts) -> TurnRunner:
+def make_runner(settings: Settings, embeddings: LocalEmbeddings, **memory_parts) -> TurnRunner:
     return TurnRunner(Services(settings, Memory(settings, embeddings=embeddings, **memory_parts)))
 
 
 @pytest.fixture
-async def runner(settings: Settings, embeddings: MiniLMEmbeddings):
+async def runner(settings: Settings, embeddings: LocalEmbeddings):
     runner = make_runner(settings, embeddings)
     await runner.services.memory.connect(warm=True)
     yield runner
@@ -570,12 +570,12 @@ async def test_a_model_load_cut_short_by_the_deadline_goes_on_for_the_next_turn(
 
     loads = []
 
-    class CountedEmbeddings(MiniLMEmbeddings):
-        def __init__(self):
+    class CountedEmbeddings(LocalEmbeddings):
+        def __init__(self, *args):
             loads.append(self)
-            super().__init__()
+            super().__init__(*args)
 
-    monkeypatch.setattr(memory.backends, "MiniLMEmbeddings", CountedEmbeddings)
+    monkeypatch.setattr(memory.backends, "LocalEmbeddings", CountedEmbeddings)
     runner = TurnRunner(Services(settings))
     try:
         quick = {"prefetch.timeout": 0.01}

@@ -18,7 +18,7 @@ import pytest
 from test_cli import goat, goat_env, ok
 
 from bot.importer import TranscriptError, import_transcript, transcript_of
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.facade import _IMPORT_BATCH, Memory
 from memory.settings import Settings
 from memory.turns import archive_id
@@ -45,7 +45,7 @@ TRAMS = exchange("Is tram 28 worth it?", "Yes, early in the morning before the q
 
 
 @pytest.fixture
-async def memory(settings: Settings, embeddings: MiniLMEmbeddings) -> AsyncIterator[Memory]:
+async def memory(settings: Settings, embeddings: LocalEmbeddings) -> AsyncIterator[Memory]:
     memory = Memory(settings, embeddings=embeddings)
     await memory.connect()
     yield memory

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from fakes import FakeOpenAI
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.facade import Memory
 from memory.facts import FactsFull
 from memory.letta import AGENT_PREFIX, BLOCK, agent_name
@@ -215,7 +215,7 @@ def test_doctor_checks_the_letta_it_is_given(tmp_path: Path, letta_url: str) -> 
 
 
 def test_export_and_forget_user_reach_the_facts_in_letta(tmp_path: Path, letta_url: str,
-                                                         embeddings: MiniLMEmbeddings) -> None:
+                                                         embeddings: LocalEmbeddings) -> None:
     user, other = fresh_user(), fresh_user()
     env = goat_env(tmp_path / "data", GOAT_LETTA_URL=letta_url)
 

@@ -20,7 +20,7 @@ from bot.observability import (
 )
 from fakes import FakeOpenAI
 from memory.settings import Settings, load_settings
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from test_graph import NOW, letta_down, make_runner, with_model
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def turn_lines(settings: Settings) -> list[dict]:
     return [json.loads(line) for line in turns_log_path(settings).read_text("utf-8").splitlines()]
 
 
-async def run_turns(settings: Settings, embeddings: MiniLMEmbeddings, fake: FakeOpenAI,
+async def run_turns(settings: Settings, embeddings: LocalEmbeddings, fake: FakeOpenAI,
                     exchanges: list[tuple[str, str]], chat_id: str = "obs-chat") -> list[dict]:
     runner = make_runner(with_model(settings, fake), embeddings)
     try:

@@ -16,7 +16,7 @@ import pytest
 from conftest import chroma_server, free_port
 from fakes import FakeOpenAI
 from memory.errors import ForgetUnfinished
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.settings import Settings, load_settings
 from test_cli import goat, goat_env, ok
 from test_graph import make_runner, with_model
@@ -43,7 +43,7 @@ def transcript(tmp_path: Path) -> Path:
     return path
 
 
-async def seed(settings: Settings, embeddings: MiniLMEmbeddings) -> None:
+async def seed(settings: Settings, embeddings: LocalEmbeddings) -> None:
     """Facts of both, and a live turn of Ana's in the shared chat (L2 with her id, a checkpoint)."""
     with FakeOpenAI() as fake:
         fake.reply("I will remember your dentist.")
@@ -93,7 +93,7 @@ def redis_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 def test_export_then_forget_a_user_and_nothing_of_them_is_left(
-    tmp_path: Path, embeddings: MiniLMEmbeddings, redis_env: dict[str, str]
+    tmp_path: Path, embeddings: LocalEmbeddings, redis_env: dict[str, str]
 ) -> None:
     data_dir = tmp_path / "data"
     env = goat_env(data_dir, **redis_env)

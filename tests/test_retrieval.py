@@ -16,7 +16,7 @@ from bot.importer import import_transcript
 from bot.runner import TurnRunner, turn_report
 from nodes.services import Services
 from memory.settings import Settings
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.facade import Memory
 from memory.search import L3Search
 from memory.turns import archive_id
@@ -80,7 +80,7 @@ def test_words_fold_endings_by_the_chosen_language() -> None:
     assert Words("romanian")("Când am vizitat Brașovul cu prietenii") == Words("romanian")(
         "cand am vizitat brasovul cu prietenii")  # as people type it without diacritics
     assert Words("none")("She visited Rome") == terms("She visited Rome") == ["she", "visited", "rome"]
-    assert Settings().words.stemmer == "english"
+    assert Settings().words.stemmer == "auto"
     assert load_settings(environ={"GOAT_WORDS__STEMMER": "french"}).words.stemmer == "french"
     with pytest.raises(SettingsError, match="words.stemmer.*unknown stemmer 'klingon'"):
         load_settings(environ={"GOAT_WORDS__STEMMER": "klingon"})
@@ -250,7 +250,7 @@ async def load(memory: Memory, tmp_path: Path, chat_id: str, history=HISTORY) ->
 
 
 @pytest.fixture
-async def runner(settings: Settings, embeddings: MiniLMEmbeddings):
+async def runner(settings: Settings, embeddings: LocalEmbeddings):
     runner = TurnRunner(Services(settings, Memory(settings, embeddings=embeddings)))
     await runner.services.memory.connect(warm=True)
     yield runner
@@ -487,7 +487,7 @@ class WordlessSearch(L3Search):
         raise RuntimeError("word index unreadable")
 
 
-def wordless_memory(settings: Settings, embeddings: MiniLMEmbeddings) -> Memory:
+def wordless_memory(settings: Settings, embeddings: LocalEmbeddings) -> Memory:
     memory = Memory(settings, embeddings=embeddings)
     memory.l3 = WordlessSearch(memory.backends)
     return memory

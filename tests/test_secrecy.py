@@ -32,7 +32,7 @@ from test_telegram import turn_done, until
 from bot.chat import ChatSession
 from bot.observability import turns_log_path
 from bot.telegram import APOLOGY
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.errors import BackendUnavailable
 from memory.settings import Settings, SettingsError, load_settings
 
@@ -98,7 +98,7 @@ def script_failure(fake: FakeOpenAI, failure: str) -> None:
 
 @pytest.mark.parametrize("failure", ["none", "llm-401", "llm-500", "chroma-down"])
 async def test_a_turn_logs_and_records_neither_secrets_nor_the_message(
-    failure: str, tmp_path: Path, redis_url: str, embeddings: MiniLMEmbeddings, closed_port: int,
+    failure: str, tmp_path: Path, redis_url: str, embeddings: LocalEmbeddings, closed_port: int,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, every level
@@ -127,7 +127,7 @@ async def test_a_turn_logs_and_records_neither_secrets_nor_the_message(
 
 
 async def test_redis_down_is_an_error_without_the_urls_password(
-    tmp_path: Path, embeddings: MiniLMEmbeddings, closed_port: int, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, embeddings: LocalEmbeddings, closed_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     settings = secret_settings(tmp_path, f"redis://:{URL_PASSWORD}@127.0.0.1:{closed_port}/0")
@@ -145,7 +145,7 @@ async def test_redis_down_is_an_error_without_the_urls_password(
 
 
 async def test_the_bot_logs_neither_its_token_nor_the_message_even_when_telegram_fails(
-    tmp_path: Path, redis_url: str, embeddings: MiniLMEmbeddings, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, redis_url: str, embeddings: LocalEmbeddings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with FakeOpenAI(api_key=OPENAI_KEY, default_reply="Noted.") as fake, FakeTelegram(BOT_TOKEN) as telegram:

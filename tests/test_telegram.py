@@ -23,7 +23,7 @@ from bot.webhook import SECRET_HEADER, shared_secret
 from conftest import free_port
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
-from memory.embeddings import MiniLMEmbeddings
+from memory.embeddings import LocalEmbeddings
 from memory.settings import Settings, Telegram
 from memory.turns import archive_id
 from test_cli import GOAT, goat_env, servers_left
@@ -42,7 +42,7 @@ def bot_settings(settings: Settings, fake: FakeOpenAI, telegram: FakeTelegram, a
 
 
 @asynccontextmanager
-async def running(settings: Settings, embeddings: MiniLMEmbeddings, webhook: str | None = None,
+async def running(settings: Settings, embeddings: LocalEmbeddings, webhook: str | None = None,
                   port: int = 0) -> AsyncIterator:
     """The bot of `goat bot` (its runner, its application, its way of receiving updates)."""
     runner = make_runner(settings, embeddings)

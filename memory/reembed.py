@@ -1,0 +1,90 @@
+"""Re-embedding the archive with another encoder, in place (``goat reembed``).
+
+Every L3 entry's vector is computed again from its text, chat by chat: in Chroma, and in the
+chat's word index (its vectors and their sum; the words and times stay as they are). While
+it runs, and until it finishes, no process starts on the archive (:class:`EncoderMismatch`):
+searched with one encoder's query against the other's vectors, it would answer nonsense. A
+re-embedding that was killed starts again at the chat it was in; a chat re-embedded twice
+ends the same, so nothing is lost and nothing is mixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from memory.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, Backends
+from memory.embeddings import DIMENSIONS
+
+_BATCH = 256  # entries embedded and written per call
+
+
+@dataclass(frozen=True)
+class Reembedded:
+    encoder: str  # the archive's encoder now
+    previous: str | None  # before (None: the archive held no vectors)
+    chats: int  # chats re-embedded by this run
+    entries: int  # entries re-embedded by this run
+
+
+async def reembed(backends: Backends, progress: Callable[[int, int], None] | None = None) -> Reembedded:
+    """Re-embed the archive with the process's encoder (``embeddings.model``), or finish a
+    re-embedding that was interrupted. Nothing to do when the archive is already the encoder's.
+
+    Args:
+        progress: called with (entries done, entries in all) as chats are done.
+    Returns:
+        What was done.
+    """
+    embeddings = await backends.embeddings(checked=False)
+    target, previous = embeddings.name, await backends.archive_encoder()
+    redis = await backends.redis()
+    unfinished = await redis.hget(REEMBED_KEY, "to")
+    if unfinished is None and previous in (None, target):
+        await backends.check_encoder(target)  # records it on an empty archive
+        return Reembedded(target, previous, 0, 0)
+    if unfinished is not None and unfinished.decode() != target:
+        await redis.delete(REEMBED_DONE_KEY)  # every chat is re-embedded with this one, afresh
+    await redis.hset(REEMBED_KEY, "to", target)
+
+    store = await backends.episodic()
+    done = {member.decode() for member in await redis.smembers(REEMBED_DONE_KEY)}
+    chats = [chat for chat in await backends.l3(store.chat_ids) if chat not in done]
+    sizes = [await backends.l3(store.count, chat) for chat in chats]
+    total, finished = sum(sizes), 0
+    for chat, size in zip(chats, sizes):
+        await _reembed_chat(backends, chat)
+        await redis.sadd(REEMBED_DONE_KEY, chat)
+        finished += size
+        if progress is not None:
+            progress(finished, total)
+
+    async with redis.pipeline(transaction=False) as pipe:  # different slots in a cluster
+        pipe.set(ENCODER_KEY, target)
+        pipe.delete(REEMBED_KEY)
+        pipe.delete(REEMBED_DONE_KEY)
+        await pipe.execute()
+    await (await backends.cache()).clear()  # cached searches were ranked with the old vectors
+    return Reembedded(target, previous, len(chats), total)
+
+
+async def _reembed_chat(backends: Backends, chat_id: str) -> None:
+    embeddings = await backends.embeddings(checked=False)
+    store, index = await backends.episodic(), await backends.lexical_index()
+    entries = await backends.l3(store.entries, chat_id)
+    total, indexed_count = np.zeros(DIMENSIONS, dtype=np.float64), 0
+    for start in range(0, len(entries), _BATCH):
+        batch = entries[start : start + _BATCH]
+        ids = [entry["id"] for entry in batch]
+        vectors = np.asarray(
+            await backends.run_blocking(embeddings.embed_documents, [entry["content"] for entry in batch]),
+            dtype=np.float32,
+        )
+        await backends.l3(store.set_vectors, chat_id, ids, vectors.tolist())
+        indexed = await index.set_vectors(chat_id, ids, vectors)
+        total += vectors[indexed].astype(np.float64).sum(axis=0)
+        indexed_count += int(indexed.sum())
+    if indexed_count:
+        await index.set_sum(chat_id, total, indexed_count)

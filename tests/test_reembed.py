@@ -1,0 +1,209 @@
+"""The archive's encoder: recorded, checked at start, and changed in place by `goat reembed`
+(real Redis, real Chroma, both real encoders)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.importer import import_transcript
+from memory.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY
+from memory.embeddings import LocalEmbeddings
+from memory.errors import EncoderMismatch
+from memory.facade import Memory
+from memory.settings import Settings
+from memory.turns import Exchange, archive_id
+from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok
+from test_retrieval import NOW, history_jsonl
+
+SPANISH = [
+    (9, "Mi perro Toby se escapó del jardín ayer por la tarde.", "Qué susto; ¿ya volvió a casa?"),
+    (8, "Estoy aprendiendo a hacer pan de masa madre.", "Paciencia con la fermentación."),
+    (7, "El tren a Sevilla salió con dos horas de retraso.", "Qué fastidio de viaje."),
+]
+ENGLISH = [
+    (6, "I planted three San Marzano tomato seedlings on the balcony.", "Give them a deep pot and full sun."),
+    (5, "The deployment of service alpha-5675 failed on the database migration.", "Run it in batches."),
+]
+
+
+@pytest.fixture(scope="module")
+def e5() -> LocalEmbeddings:
+    return LocalEmbeddings(name="e5-small")
+
+
+def own_settings(tmp_path: Path, model: str) -> Settings:
+    """Its own embedded Redis: the encoder record is the archive's, not the test session's."""
+    return Settings(data_dir=tmp_path / "data", embeddings={"model": model})
+
+
+async def archive(memory: Memory, tmp_path: Path, chats: dict[str, list]) -> None:
+    for chat_id, history in chats.items():
+        path = tmp_path / f"{chat_id}.jsonl"
+        path.write_text(history_jsonl(chat_id, history), encoding="utf-8")
+        await import_transcript(memory, path)
+    await memory.settle()
+
+
+async def stored_vectors(memory: Memory, chat_id: str, turns: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The chat's entries' texts, their vectors in Chroma and in the word index."""
+    ids = [archive_id(chat_id, n) for n in range(1, turns + 1)]
+    store, index = await memory.backends.episodic(), await memory.backends.lexical_index()
+    found = dict((hit["id"], (hit["content"], vector)) for hit, vector in store.get_with_vectors([chat_id], ids))
+    numbers = await index._redis.hmget(index._key(chat_id, "number"), ids)
+    in_index = await index.vectors(chat_id, np.array([int(n) for n in numbers]))
+    return [found[i][0] for i in ids], np.array([found[i][1] for i in ids]), in_index
+
+
+async def test_an_archive_records_its_encoder_and_another_one_is_refused_naming_goat_reembed(
+        tmp_path, embeddings, e5) -> None:
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=embeddings) as memory:
+        await memory.connect(warm=True)
+        await archive(memory, tmp_path, {"es": SPANISH})
+        assert await (await memory.backends.redis()).get(ENCODER_KEY) == b"minilm-l6"
+    async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
+        with pytest.raises(EncoderMismatch, match="embedded with minilm-l6.*set to e5-small.*goat reembed"):
+            await memory.connect(warm=True)
+        assert (await memory.archiver.flush()) == 0  # nothing was waiting, nothing was written
+
+
+async def test_an_archive_from_before_the_record_is_minilms_and_an_empty_one_takes_the_first_encoder(
+        tmp_path, embeddings, e5) -> None:
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=embeddings) as memory:
+        await archive(memory, tmp_path, {"en": ENGLISH})
+        await (await memory.backends.redis()).delete(ENCODER_KEY)  # as an archive written before this version
+    async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
+        with pytest.raises(EncoderMismatch, match="minilm-l6"):
+            await memory.connect(warm=True)
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    async with Memory(own_settings(fresh, "e5-small"), embeddings=e5) as memory:
+        await memory.connect(warm=True)
+        assert await (await memory.backends.redis()).get(ENCODER_KEY) == b"e5-small"
+
+
+async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_keeps_the_words(
+        tmp_path, embeddings, e5) -> None:
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=embeddings) as memory:
+        await archive(memory, tmp_path, {"es": SPANISH, "en": ENGLISH})
+        before = await memory.l3.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
+    async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
+        seen: list[tuple[int, int]] = []
+        done = await memory.reembed(lambda finished, total: seen.append((finished, total)))
+        assert (done.previous, done.encoder, done.chats, done.entries) == ("minilm-l6", "e5-small", 2, 5)
+        assert seen[-1] == (5, 5)
+        await memory.connect(warm=True)  # no longer refused
+        for chat_id, history in (("es", SPANISH), ("en", ENGLISH)):
+            texts, in_chroma, in_index = await stored_vectors(memory, chat_id, len(history))
+            expected = e5.encoder.encode(texts)
+            np.testing.assert_allclose(in_chroma, expected, atol=1e-5)
+            np.testing.assert_allclose(in_index, expected, atol=2e-3)  # float16 in the index
+            index = await memory.backends.lexical_index()
+            np.testing.assert_allclose(await index.centroid([chat_id]), expected.mean(axis=0), atol=1e-5)
+        after = await memory.l3.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
+        assert [hit["id"] for hit, *_ in after] == [hit["id"] for hit, *_ in before] == [archive_id("es", 3)]
+        # A paraphrase in the chat's language finds its line by meaning now.
+        hits = await memory.l3.search(["es"], await memory.l3.embed_query("¿Qué pasó con mi mascota?"), 3)
+        assert hits[0]["id"] == archive_id("es", 1)
+        assert await (await memory.backends.redis()).exists(REEMBED_KEY, REEMBED_DONE_KEY) == 0
+        again = await memory.reembed()
+        assert (again.previous, again.entries) == ("e5-small", 0)
+
+
+async def test_an_interrupted_reembed_refuses_every_start_and_resumes_where_it_stopped(
+        tmp_path, embeddings, e5) -> None:
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=embeddings) as memory:
+        await archive(memory, tmp_path, {"es": SPANISH, "en": ENGLISH})
+
+    class Killed(Exception):
+        pass
+
+    def stop_after_one_chat(finished: int, total: int) -> None:
+        raise Killed
+
+    async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
+        with pytest.raises(Killed):
+            await memory.reembed(stop_after_one_chat)
+    for model, encoder in (("minilm-l6", embeddings), ("e5-small", e5)):
+        async with Memory(own_settings(tmp_path, model), embeddings=encoder) as memory:
+            with pytest.raises(EncoderMismatch, match="re-embedding of the archive with e5-small is unfinished"):
+                await memory.connect(warm=True)
+    async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
+        done = await memory.reembed()
+        assert done.chats == 1  # the chat finished before the stop is not done again
+        await memory.connect(warm=True)
+        for chat_id, history in (("es", SPANISH), ("en", ENGLISH)):
+            texts, in_chroma, _ = await stored_vectors(memory, chat_id, len(history))
+            np.testing.assert_allclose(in_chroma, e5.encoder.encode(texts), atol=1e-5)
+
+
+async def test_a_process_started_before_a_reembed_keeps_its_writes_in_the_outbox_not_in_the_other_space(
+        tmp_path, embeddings, e5) -> None:
+    older = Memory(own_settings(tmp_path, "minilm-l6"), embeddings=embeddings)
+    await older.connect(warm=True)
+    await archive(older, tmp_path, {"es": SPANISH})
+    async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
+        await memory.reembed()
+    late = "Al final Toby volvió solo a casa por la noche."
+    await older.archive([Exchange("es", "alice", len(SPANISH) + 1, NOW.timestamp(), late, "¡Qué alivio!")],
+                        NOW.timestamp())
+    assert await older.settle() == 1  # refused by the check, kept
+    await older.aclose()
+    async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
+        await memory.connect(warm=True)
+        assert await memory.settle() == 0
+        texts, in_chroma, _ = await stored_vectors(memory, "es", len(SPANISH) + 1)
+        assert late in texts[-1]
+        np.testing.assert_allclose(in_chroma, e5.encoder.encode(texts), atol=1e-5)
+
+
+def chat_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(GOAT), "chat", "--chat", "chat-0"], env=env, cwd=cwd, input="hola\n",
+                          capture_output=True, text=True, timeout=HANG_GUARD)
+
+
+@pytest.mark.slow
+def test_goat_reembed_killed_mid_way_resumes_and_goat_chat_is_refused_until_it_finishes(
+        tmp_path, closed_port) -> None:
+    data_dir = tmp_path / "data"
+    history = [(days - i / 100, f"{user} (nota {i})", reply) for i in range(8) for days, user, reply in SPANISH + ENGLISH]
+    chats = {f"chat-{n}": history for n in range(12)}  # 480 entries: some seconds of encoding
+    model = {"GOAT_MODEL": "fake-model", "OPENAI_API_KEY": "sk-test-0123456789",
+             "OPENAI_BASE_URL": f"http://127.0.0.1:{closed_port}/v1"}
+    minilm = goat_env(data_dir, GOAT_EMBEDDINGS__MODEL="minilm-l6", **model)
+    e5_env = goat_env(data_dir, GOAT_EMBEDDINGS__MODEL="e5-small", **model)
+    for chat_id, history in chats.items():
+        path = tmp_path / f"{chat_id}.jsonl"
+        path.write_text(history_jsonl(chat_id, history), encoding="utf-8")
+        ok(goat("import", path, env=minilm, cwd=tmp_path))
+
+    refused = chat_once(e5_env, tmp_path)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "goat: L3 is unavailable: the archive was embedded with minilm-l6, this process is set to e5-small")
+    assert "goat reembed" in refused.stderr
+
+    # Killed once some chats are done (its progress line says so), with no chance to clean up.
+    process = subprocess.Popen([str(GOAT), "reembed"], env=e5_env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    progress = ""
+    while not (done := re.search(r"\| *([1-9]\d*)/480", progress)):
+        character = process.stderr.read(1)
+        assert character, f"goat reembed ended before it was killed: {progress}"
+        progress += character
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(HANG_GUARD)
+    assert int(done.group(1)) < 480, "killed too late to test resuming"
+
+    assert "re-embedding of the archive with e5-small is unfinished" in chat_once(minilm, tmp_path).stderr
+    resumed = ok(goat("reembed", env=e5_env, cwd=tmp_path))
+    assert "with e5-small (was minilm-l6)" in resumed.stdout
+    assert int(resumed.stdout.split()[1]) < 480  # the chats done before the kill were not done again
+    assert ok(goat("reembed", env=e5_env, cwd=tmp_path)).stdout.strip() == (
+        "the archive is already embedded with e5-small: nothing to do")
