@@ -448,3 +448,21 @@ async def test_reset_empties_l2_but_turn_numbers_go_on(settings, embeddings):
         assert await memory.working("reset-chat", 10) == (3, [{**message, "tokens": 1}])  # "hi": one token
     finally:
         await memory.aclose()
+
+
+def test_ctrl_c_with_a_pipe_for_input_ends_the_session_cleanly(tmp_path):
+    """A read of standard input still waiting when Ctrl-C comes must not abort the interpreter's
+    shutdown ("Fatal Python error: _enter_buffered_busy": a daemon thread inside sys.stdin)."""
+    with FakeOpenAI(api_key=OPENAI_KEY) as fake:
+        fake.reply("pong")
+        env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY,
+                       OPENAI_BASE_URL=fake.base_url)
+        process = subprocess.Popen([str(GOAT), "chat", "--chat", CHAT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=env, cwd=tmp_path, text=True)
+        process.stdin.write("ping\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "pong\n"  # the chat now waits for the next line
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=HANG_GUARD)
+    assert process.returncode == 130, errors
+    assert "Fatal Python error" not in errors and "Traceback" not in errors
