@@ -4,12 +4,15 @@ A JSON Lines transcript of LoCoMo-like turns over a few chats is read and import
 embedded backends with `goat import`'s code (``read_transcript`` + ``import_turns``), the
 model loaded and the backends connected beforehand. The word index, which the chats' next
 turns would catch up in the background, is then brought up to date and timed apart. The same
-texts are finally embedded alone, to show how much of the import the encoder takes.
+texts are finally embedded alone, to show how much of the import the encoder takes, and the
+encoder's resident memory is measured in a process of its own.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -21,6 +24,17 @@ from nodes.services import Services
 from memory.turns import archive_content
 
 IMPORT_CHATS = 10
+# A process that loads the encoder and embeds a batch, printing its resident memory (MB)
+# before and after: what the encoder adds to a process.
+_RESIDENT = """
+import re, sys
+def resident():
+    return int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+from memory.embeddings import load_encoder
+before = resident()
+load_encoder(sys.argv[1]).encode(["a turn of some sixty words about gardens and trips " * 6] * 64)
+print(before, resident())
+"""
 TARGET_TURNS_PER_S = 300
 
 
@@ -66,13 +80,21 @@ async def run(options: BenchOptions) -> SectionResult:
         "embedding_only_docs_per_s": round(len(texts) / embed_s, 1),
         "embedding_share_of_import": round(embed_s / import_s, 3),
         "target_turns_per_s": TARGET_TURNS_PER_S,
+        "encoder_resident_mb": encoder_resident_mb(options.settings.embeddings.model),
     }
     table = markdown_table(
         ["turns", "chats", "import s", "turns/s", "+ word index s", "turns/s, searchable by words",
-         "embedding alone, docs/s", "embedding's share of the import", "target turns/s"],
+         "embedding alone, docs/s", "embedding's share of the import", "encoder's resident MB", "target turns/s"],
         [(data["imported"], data["chats"], data["seconds"], data["turns_per_s"], data["word_index_seconds"],
           data["searchable_turns_per_s"], data["embedding_only_docs_per_s"],
-          f"{data['embedding_share_of_import']:.0%}", f"≥ {TARGET_TURNS_PER_S}")],
+          f"{data['embedding_share_of_import']:.0%}", data["encoder_resident_mb"], f"≥ {TARGET_TURNS_PER_S}")],
         "Import throughput (`goat import`: parse, embed, write L3 and L2; the word index is caught up after)",
     )
     return SectionResult("import", data, [table])
+
+
+def encoder_resident_mb(name: str) -> float:
+    """What loading the encoder and embedding a batch add to a fresh process's resident memory."""
+    printed = subprocess.run([sys.executable, "-c", _RESIDENT, name], capture_output=True, text=True, check=True)
+    before, after = map(float, printed.stdout.split())
+    return round(after - before, 1)

@@ -107,7 +107,7 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
 
     imported = json.loads((out / "import.json").read_text())
     assert imported["imported"] == imported["turns"] == 30  # --quick's count
-    assert imported["turns_per_s"] > 0
+    assert imported["turns_per_s"] > 0 and imported["encoder_resident_mb"] > 10  # the encoder's weights
 
     quality = json.loads((out / "locomo.json").read_text())
     [record] = locomo.load(tiny_locomo)
@@ -187,6 +187,7 @@ def test_an_archive_of_other_texts_is_kept_unless_rebuild_is_asked(data_dir, tin
         (["--sections", "overhead,nope"], "unknown section(s) nope"),
         (["--sizes", "1000,lots"], "expected comma-separated turn counts"),
         (["--turns", "0"], "expected a positive whole number"),
+        (["--encoders", "minilm-l6,bert"], "unknown encoder(s) bert; choose from minilm-l6,e5-small"),
     ],
 )
 def test_bad_options_are_refused_before_any_work(arguments, message, data_dir, capsys):
