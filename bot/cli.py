@@ -343,7 +343,7 @@ async def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
                 bar.update(done - bar.n)
 
             done = await services.memory.reembed(progress)
-    if not done.entries and done.previous == done.encoder:
+    if not done.chats and done.previous in (None, done.encoder):
         print(f"the archive is already embedded with {done.encoder}: nothing to do")
     else:
         print(f"re-embedded {done.entries} entries of {done.chats} chat(s) with {done.encoder}"

@@ -175,22 +175,26 @@ class Backends:
             await redis.set(ENCODER_KEY, name, nx=True)
             archive = (await redis.get(ENCODER_KEY)).decode()
         if archive != name:
-            raise EncoderMismatch(archive, name)
+            if await self._holds_vectors():
+                raise EncoderMismatch(archive, name)
+            await redis.set(ENCODER_KEY, name)  # nothing written with the other one yet
 
     async def archive_encoder(self) -> str | None:
         """The encoder of the archive's vectors; None for an archive that holds none yet."""
-        redis = await self.redis()
-        if (recorded := await redis.get(ENCODER_KEY)) is not None:
+        if (recorded := await (await self.redis()).get(ENCODER_KEY)) is not None:
             return recorded.decode()
-        async for _ in redis.scan_iter(match=f"{PREFIX}:lex:*:meta", count=1000):
-            return FIRST_ENCODER
+        return FIRST_ENCODER if await self._holds_vectors() else None
+
+    async def _holds_vectors(self) -> bool:
+        """Whether the archive holds any vector: a chat in the word index or in Chroma (when
+        Chroma is down, only the word index is looked at)."""
+        async for _ in (await self.redis()).scan_iter(match=f"{PREFIX}:lex:*:meta", count=1000):
+            return True
         try:
             store = await self.episodic()
-            if await self.run_blocking(store.chat_ids):
-                return FIRST_ENCODER
-        except BackendUnavailable:  # Chroma is down: what it holds is looked at next time
-            pass
-        return None
+            return bool(await self.run_blocking(store.chat_ids))
+        except BackendUnavailable:
+            return False
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """The texts' vectors, computed once and handed to both Chroma and the word index.

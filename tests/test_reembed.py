@@ -84,6 +84,10 @@ async def test_an_archive_from_before_the_record_is_minilms_and_an_empty_one_tak
 
     fresh = tmp_path / "fresh"
     fresh.mkdir()
+    async with Memory(own_settings(fresh, "minilm-l6"), embeddings=embeddings) as memory:
+        await memory.connect(warm=True)
+        assert await (await memory.backends.redis()).get(ENCODER_KEY) == b"minilm-l6"
+    # Nothing was written with it: another encoder takes the archive over without a re-embedding.
     async with Memory(own_settings(fresh, "e5-small"), embeddings=e5) as memory:
         await memory.connect(warm=True)
         assert await (await memory.backends.redis()).get(ENCODER_KEY) == b"e5-small"
