@@ -53,6 +53,8 @@ APOLOGY = "Sorry, something went wrong on my side and I could not answer. Please
 MODEL_UNREACHABLE = ("My language model cannot be reached right now, so I cannot answer yet. Your message is "
                      "kept in our conversation: no need to send it again, I will have it in mind when you write next.")
 TEXT_ONLY = "I can only read text for now."
+EDIT_NOT_KEPT = ("I could not take your edit into my memory just now, so I keep the earlier version of that "
+                 "message. Edit it again in a while to update it.")
 
 COMMANDS = [
     ("start", "what this bot is"),
@@ -228,7 +230,11 @@ async def on_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         check_input(edit)
     except InvalidTurn:  # nothing a turn could take (only the mention is left): what is stored stays
         return
-    await goat.memory.edit_message(chat_id, str(message.message_id), user_id, edit["message"])
+    try:
+        await goat.memory.edit_message(chat_id, str(message.message_id), user_id, edit["message"])
+    except BackendUnavailable as exc:  # what was stored stays whole; sending the text again would make a turn
+        log.warning("an edit was not kept: %s", goat.redact(str(exc)))
+        await message.reply_text(EDIT_NOT_KEPT)
 
 
 async def keep_typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:

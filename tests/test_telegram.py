@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from bot.telegram import HELP, MESSAGE_LIMIT, MODEL_UNREACHABLE, build_application, split_message
+from bot.telegram import EDIT_NOT_KEPT, HELP, MESSAGE_LIMIT, MODEL_UNREACHABLE, build_application, split_message
 from bot.telegram import running as receiving
 from bot.webhook import SECRET_HEADER, shared_secret
 from conftest import free_port
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
 from memory.embeddings import LocalEmbeddings
+from memory.facade import Memory
 from memory.settings import Settings, Telegram
 from memory.turns import archive_id
 from test_cli import GOAT, goat_env, servers_left
@@ -205,6 +206,29 @@ async def test_an_unreachable_model_is_named_and_the_message_is_kept(settings, e
                         "user: When does it leave?\nassistant: You said: When does it leave?."]
     [failure] = [r.getMessage() for r in caplog.records if r.name == "bot.telegram" and r.levelno == logging.WARNING]
     assert "OpenAIAPIError: Error code: 500 - the model is down" in failure and configured_key not in failure
+
+
+async def test_an_edit_memory_cannot_take_says_the_earlier_version_stays(tmp_path, embeddings):
+    """An edit that cannot be stored (here: the archive was re-embedded with another encoder since
+    the bot started, so it may no longer write) gets a line saying so, not "send that again",
+    and what its turn stored stays whole."""
+    own = Settings(data_dir=tmp_path / "data")  # its own Redis: the encoder record is the archive's
+    chat = str(ALICE)
+    with FakeOpenAI(responder=lambda request: "Noted.") as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(own, fake, telegram), embeddings) as runner:
+            memory = runner.services.memory
+            locker = telegram.send(ALICE, ALICE, "My locker number is 4471.")
+            await until(telegram, lambda: telegram.chat(ALICE) == ["Noted."])
+            await turn_done(runner, ALICE)
+            assert await memory.settle() == 0
+            e5_settings = Settings(data_dir=tmp_path / "data", embeddings={"model": "e5-small"})
+            async with Memory(e5_settings) as other:
+                await other.reembed()
+            telegram.edit(locker, "My locker number is 5582.")
+            await until(telegram, lambda: len(telegram.chat(ALICE)) == 2)
+            _, working = await memory.working(chat, 10)
+    assert telegram.chat(ALICE) == ["Noted.", EDIT_NOT_KEPT]
+    assert [m["content"] for m in working] == ["My locker number is 4471.", "Noted."]
 
 
 async def test_an_edit_replaces_what_its_turn_stored_and_runs_no_turn(settings, embeddings):
