@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,13 +41,18 @@ QUICK_CHECKPOINT_TURNS = 10
 EXIT_USAGE = 2
 
 
-def _sections(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
-    unknown = [name for name in names if name not in SECTIONS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown section(s) {', '.join(unknown) or '(none given)'}; choose from {','.join(SECTIONS)}"
-        )
+def _names_from(known: Iterable[str], kind: str) -> Callable[[str], tuple[str, ...]]:
+    """An argument type: comma-separated names, each one of ``known`` (a ``kind``), in order, once."""
+    choices = tuple(known)
+
+    def names(text: str) -> tuple[str, ...]:
+        chosen = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+        unknown = [name for name in chosen if name not in choices]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(
+                f"unknown {kind}(s) {', '.join(unknown) or '(none given)'}; choose from {','.join(choices)}")
+        return chosen
+
     return names
 
 
@@ -62,17 +68,8 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _encoders(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
-    unknown = [name for name in names if name not in ENCODERS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown encoder(s) {', '.join(unknown) or '(none given)'}; choose from {','.join(ENCODERS)}")
-    return names
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sections", type=_sections, default=tuple(SECTIONS),
+    parser.add_argument("--sections", type=_names_from(SECTIONS, "section"), default=tuple(SECTIONS),
                         help=f"comma-separated, from {','.join(SECTIONS)} (default: all)")
     parser.add_argument("--sizes", type=_sizes,
                         help="archive sizes in turns, e.g. 1000,10000 (default 1000,10000,100000; --quick: 40)")
@@ -86,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a LoCoMo JSON file (default: $GOAT_LOCOMO, else ../shared/data/locomo-dev.json)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"),
                         help="folder for <section>.json and the plots (default: bench-results)")
-    parser.add_argument("--encoders", type=_encoders, default=None, metavar="NAMES",
+    parser.add_argument("--encoders", type=_names_from(ENCODERS, "encoder"), default=None, metavar="NAMES",
                         help="run every section with each of these encoders, one after the other "
                         f"(comma-separated: {','.join(ENCODERS)}; default: embeddings.model)")
     parser.add_argument("--quick", action="store_true", help="tiny archive and counts: a smoke run")

@@ -169,7 +169,7 @@ class Backends:
         redis = await self.redis()
         unfinished = await redis.hget(REEMBED_KEY, "to")
         if unfinished is not None:
-            raise EncoderMismatch(await self.archive_encoder(), name, reembedding=unfinished.decode())
+            raise EncoderMismatch(None, name, reembedding=unfinished.decode())
         archive = await self.archive_encoder()
         if archive is None:
             await redis.set(ENCODER_KEY, name, nx=True)
@@ -200,7 +200,7 @@ class Backends:
         """The texts' vectors, computed once and handed to both Chroma and the word index.
         The archive's encoder is checked again on every write: a re-embedding started since
         this process began stops its writes (they wait in the outbox) instead of mixing encoders."""
-        embeddings = await self.embeddings()
+        embeddings = await self.embeddings(checked=False)
         await self.check_encoder(embeddings.name)
         return await self.run_blocking(embeddings.embed_documents, texts)
 

@@ -79,8 +79,10 @@ class SearchCache:
     async def clear(self) -> None:
         """Delete every cached search (the archive's vectors changed)."""
         keys = [key async for key in self._redis.scan_iter(match=f"{glob_escaped(self._prefix)}:cache:*", count=1000)]
-        for key in keys:  # one at a time: in a cluster they live in different slots
-            await self._redis.unlink(key)
+        async with self._redis.pipeline(transaction=False) as pipe:  # a key a command: in a cluster, many slots
+            for key in keys:
+                pipe.unlink(key)
+            await pipe.execute()
 
     def _generation_key(self, scope_key: str) -> str:
         return f"{self._prefix}:cache:gen:{{{scope_key}}}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memory.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, Backends
-from memory.embeddings import DIMENSIONS
+from memory.embeddings import DIMENSIONS, LocalEmbeddings
 
 _BATCH = 256  # entries embedded and written per call
 
@@ -55,7 +55,7 @@ async def reembed(backends: Backends, progress: Callable[[int, int], None] | Non
     sizes = [await backends.l3(store.count, chat) for chat in chats]
     total, finished = sum(sizes), 0
     for chat, size in zip(chats, sizes):
-        await _reembed_chat(backends, chat)
+        await _reembed_chat(backends, embeddings, chat)
         await redis.sadd(REEMBED_DONE_KEY, chat)
         finished += size
         if progress is not None:
@@ -70,8 +70,7 @@ async def reembed(backends: Backends, progress: Callable[[int, int], None] | Non
     return Reembedded(target, previous, len(chats), total)
 
 
-async def _reembed_chat(backends: Backends, chat_id: str) -> None:
-    embeddings = await backends.embeddings(checked=False)
+async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id: str) -> None:
     store, index = await backends.episodic(), await backends.lexical_index()
     entries = await backends.l3(store.entries, chat_id)
     total, indexed_count = np.zeros(DIMENSIONS, dtype=np.float64), 0

@@ -15,7 +15,7 @@ import re
 import tomllib
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Literal, Mapping, get_origin
+from typing import Any, Literal, Mapping, get_args, get_origin
 from urllib.parse import urlsplit
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -198,16 +198,16 @@ class Cache(_Section):
     ttl_seconds: int = Field(300, ge=1)
 
 
-ENCODERS = ("minilm-l6", "e5-small")
 Encoder = Literal["minilm-l6", "e5-small"]
+ENCODERS: tuple[str, ...] = get_args(Encoder)
 DEFAULT_ENCODER: Encoder = "minilm-l6"
 
 
 # What stands out from the chat's background depends on how an encoder spreads its distances:
-# each encoder's relevance ratios, measured on the LoCoMo dev conversations (README, "Measured").
-# A ratio set anywhere (file, environment, run) wins.
+# the relevance ratios of an encoder other than MiniLM (whose ratios are Retrieval's defaults),
+# measured on the LoCoMo dev conversations (README, "Measured"). A ratio set anywhere (file,
+# environment, run) wins.
 ENCODER_RATIOS: dict[str, dict[str, float]] = {
-    "minilm-l6": {"relevance_ratio": 0.75, "lexical_relevance_ratio": 0.85},
     "e5-small": {"relevance_ratio": 0.8, "lexical_relevance_ratio": 0.85},
 }
 

@@ -304,6 +304,12 @@ def embeddings() -> LocalEmbeddings:
     return LocalEmbeddings(name=Settings().embeddings.model)
 
 
+@pytest.fixture(scope="session")
+def e5(embeddings: LocalEmbeddings) -> LocalEmbeddings:
+    """The real multilingual-e5-small, loaded once (the session's encoder when it is the default)."""
+    return embeddings if embeddings.name == "e5-small" else LocalEmbeddings(name="e5-small")
+
+
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str) -> Settings:
     """Settings for one test: its own data folder, the session's Redis server."""

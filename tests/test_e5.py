@@ -29,6 +29,7 @@ AGREEMENT = {"": 0.9997}
 DEFAULT_AGREEMENT = 0.9998
 TOLERANCE = 1e-5
 
+# For the batching tests every encoder passes (tests/test_embeddings.py).
 MIXED = [
     "hi",
     "",
@@ -41,9 +42,8 @@ MIXED = [
 
 
 @pytest.fixture(scope="module")
-def encoder(embeddings: LocalEmbeddings) -> E5SmallEncoder:
-    # The session's encoder when it is e5, else one of this module's own.
-    return embeddings.encoder if isinstance(embeddings.encoder, E5SmallEncoder) else E5SmallEncoder()
+def encoder(e5: LocalEmbeddings) -> E5SmallEncoder:
+    return e5.encoder
 
 
 @pytest.fixture(scope="module")
@@ -94,29 +94,6 @@ def test_graph_computes_the_float_model(encoder: E5SmallEncoder) -> None:
             x = norm(x + up @ w[f"down_w{i}"] + w[f"down_b{i}"], f"norm2_gamma{i}", f"norm2_beta{i}")
         expected = x.sum(axis=0) / np.linalg.norm(x.sum(axis=0))
         np.testing.assert_allclose(encoder.encode([text])[0], expected, atol=TOLERANCE)
-
-
-def test_vectors_are_unit_norm_float32_rows_in_input_order(encoder: E5SmallEncoder) -> None:
-    vectors = encoder.encode(MIXED[:7])
-    assert vectors.shape == (7, DIMENSIONS) and vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
-    alone = np.stack([encoder.encode([text])[0] for text in MIXED[:7]])
-    assert ((vectors @ alone.T).argmax(axis=1) == np.arange(7)).all()
-
-
-def test_no_texts_give_no_rows(encoder: E5SmallEncoder) -> None:
-    assert encoder.encode([]).shape == (0, DIMENSIONS)
-    assert encoder.encode([], query=True).shape == (0, DIMENSIONS)
-
-
-def test_a_text_encodes_the_same_in_a_large_batch_as_alone(encoder: E5SmallEncoder) -> None:
-    batch = encoder.encode(MIXED)
-    for text, vector in zip(MIXED, batch, strict=True):
-        np.testing.assert_allclose(vector, encoder.encode([text])[0], atol=TOLERANCE)
-
-
-def test_encoding_is_deterministic(encoder: E5SmallEncoder) -> None:
-    np.testing.assert_array_equal(encoder.encode(MIXED), encoder.encode(MIXED))
 
 
 def test_text_beyond_the_model_positions_is_encoded_whole(encoder: E5SmallEncoder) -> None:

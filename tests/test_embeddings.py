@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory.embeddings import DIMENSIONS, MAX_TOKENS, LocalEmbeddings, MiniLMEncoder, load_tokenizer
+from memory.embeddings import DIMENSIONS, MAX_TOKENS, Encoder, LocalEmbeddings, MiniLMEncoder, load_tokenizer
+from test_e5 import MIXED as E5_MIXED
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8"))
 # float32 through six layers: the NumPy forward pass this replaced agreed to ~1e-6 as well.
@@ -38,27 +39,37 @@ def test_vectors_match_sentence_transformers(encoder: MiniLMEncoder) -> None:
     np.testing.assert_allclose(vectors, np.array(REFERENCE["vectors"], dtype=np.float32), atol=TOLERANCE)
 
 
-def test_vectors_are_unit_norm_float32_rows_in_input_order(encoder: MiniLMEncoder) -> None:
-    vectors = encoder.encode(MIXED[:7])
+@pytest.fixture(params=["minilm-l6", "e5-small"])
+def batching(request: pytest.FixtureRequest, encoder: MiniLMEncoder, e5: LocalEmbeddings) -> tuple[Encoder, list[str]]:
+    """Each encoder, with texts of mixed lengths (and, for e5, languages and windows)."""
+    return (encoder, MIXED) if request.param == "minilm-l6" else (e5.encoder, E5_MIXED)
+
+
+def test_vectors_are_unit_norm_float32_rows_in_input_order(batching: tuple[Encoder, list[str]]) -> None:
+    encoder, mixed = batching
+    vectors = encoder.encode(mixed[:7])
     assert vectors.shape == (7, DIMENSIONS) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
     # In input order: each row is closest to its own text encoded alone.
-    alone = np.stack([encoder.encode([text])[0] for text in MIXED[:7]])
+    alone = np.stack([encoder.encode([text])[0] for text in mixed[:7]])
     assert ((vectors @ alone.T).argmax(axis=1) == np.arange(7)).all()
 
 
-def test_no_texts_give_no_rows(encoder: MiniLMEncoder) -> None:
-    assert encoder.encode([]).shape == (0, DIMENSIONS)
+def test_no_texts_give_no_rows(batching: tuple[Encoder, list[str]]) -> None:
+    encoder, _ = batching
+    assert encoder.encode([]).shape == encoder.encode([], query=True).shape == (0, DIMENSIONS)
 
 
-def test_a_text_encodes_the_same_in_a_large_batch_as_alone(encoder: MiniLMEncoder) -> None:
-    batch = encoder.encode(MIXED)
-    for text, vector in zip(MIXED, batch, strict=True):
+def test_a_text_encodes_the_same_in_a_large_batch_as_alone(batching: tuple[Encoder, list[str]]) -> None:
+    encoder, mixed = batching
+    batch = encoder.encode(mixed)
+    for text, vector in zip(mixed, batch, strict=True):
         np.testing.assert_allclose(vector, encoder.encode([text])[0], atol=TOLERANCE)
 
 
-def test_encoding_is_deterministic(encoder: MiniLMEncoder) -> None:
-    np.testing.assert_array_equal(encoder.encode(MIXED), encoder.encode(MIXED))
+def test_encoding_is_deterministic(batching: tuple[Encoder, list[str]]) -> None:
+    encoder, mixed = batching
+    np.testing.assert_array_equal(encoder.encode(mixed), encoder.encode(mixed))
 
 
 def test_text_beyond_the_token_limit_does_not_change_the_vector(encoder: MiniLMEncoder) -> None:

@@ -70,11 +70,6 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def e5() -> LocalEmbeddings:
-    return LocalEmbeddings(name="e5-small")
-
-
 @pytest.fixture
 async def runner(tmp_path: Path, e5: LocalEmbeddings):
     # Its own embedded Redis: the archive's encoder is recorded per store.

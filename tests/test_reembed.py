@@ -14,7 +14,6 @@ import pytest
 
 from bot.importer import import_transcript
 from memory.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY
-from memory.embeddings import LocalEmbeddings
 from memory.errors import EncoderMismatch
 from memory.facade import Memory
 from memory.settings import Settings
@@ -31,11 +30,6 @@ ENGLISH = [
     (6, "I planted three San Marzano tomato seedlings on the balcony.", "Give them a deep pot and full sun."),
     (5, "The deployment of service alpha-5675 failed on the database migration.", "Run it in batches."),
 ]
-
-
-@pytest.fixture(scope="module")
-def e5() -> LocalEmbeddings:
-    return LocalEmbeddings(name="e5-small")
 
 
 def own_settings(tmp_path: Path, model: str) -> Settings:

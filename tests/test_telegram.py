@@ -208,6 +208,16 @@ async def test_an_unreachable_model_is_named_and_the_message_is_kept(settings, e
     assert "OpenAIAPIError: Error code: 500 - the model is down" in failure and configured_key not in failure
 
 
+async def told_locker_4471(telegram: FakeTelegram, runner):
+    """Alice tells the bot her locker number; returns her message, once its turn is answered
+    and archived (in Chroma and the word index: what an edit changes)."""
+    locker = telegram.send(ALICE, ALICE, "My locker number is 4471.")
+    await until(telegram, lambda: telegram.chat(ALICE) == ["Noted."])
+    await turn_done(runner, ALICE)
+    assert await runner.services.memory.settle() == 0
+    return locker
+
+
 async def test_an_edit_memory_cannot_take_says_the_earlier_version_stays(tmp_path, embeddings):
     """An edit that cannot be stored (here: the archive was re-embedded with another encoder since
     the bot started, so it may no longer write) gets a line saying so, not "send that again",
@@ -217,10 +227,7 @@ async def test_an_edit_memory_cannot_take_says_the_earlier_version_stays(tmp_pat
     with FakeOpenAI(responder=lambda request: "Noted.") as fake, FakeTelegram(TOKEN) as telegram:
         async with running(bot_settings(own, fake, telegram), embeddings) as runner:
             memory = runner.services.memory
-            locker = telegram.send(ALICE, ALICE, "My locker number is 4471.")
-            await until(telegram, lambda: telegram.chat(ALICE) == ["Noted."])
-            await turn_done(runner, ALICE)
-            assert await memory.settle() == 0
+            locker = await told_locker_4471(telegram, runner)
             e5_settings = Settings(data_dir=tmp_path / "data", embeddings={"model": "e5-small"})
             async with Memory(e5_settings) as other:
                 await other.reembed()
@@ -239,10 +246,7 @@ async def test_an_edit_replaces_what_its_turn_stored_and_runs_no_turn(settings, 
     with FakeOpenAI(responder=lambda request: "Noted.") as fake, FakeTelegram(TOKEN) as telegram:
         async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
             memory = runner.services.memory
-            locker = telegram.send(ALICE, ALICE, "My locker number is 4471.")
-            await until(telegram, lambda: telegram.chat(ALICE) == ["Noted."])
-            await turn_done(runner, ALICE)
-            assert await memory.settle() == 0  # in Chroma and the word index: the edit changes them there
+            locker = await told_locker_4471(telegram, runner)
             command = telegram.send(ALICE, ALICE, "/help")
             await until(telegram, lambda: len(telegram.chat(ALICE)) == 2)
             telegram.edit(locker, "My locker number is 5582.")
