@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import locomo
 from bench.harness import BenchOptions, index_words, isolated_settings
-from bot.importer import import_turns, transcript_of
+from graph.importer import import_turns, transcript_of
 from nodes.services import Services
 from memory.settings import Settings
 

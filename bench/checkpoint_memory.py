@@ -171,7 +171,7 @@ def build_graph(saver: RedisCheckpointSaver | None) -> CompiledStateGraph:
 
 
 async def run_turn(graph: CompiledStateGraph, chat_id: str, turn: int) -> float:
-    """One turn, streamed as bot/runner.py streams it; its milliseconds."""
+    """One turn, streamed as graph/runner.py streams it; its milliseconds."""
     turn_input = {"chat_id": chat_id, "message": f"message {turn}: " + prose(random.Random(turn), 200),
                   "now": 1.7e9 + turn * 60}  # fmt: skip
     # Without a checkpointer there is nothing to be durable (LangGraph refuses the option).

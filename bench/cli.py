@@ -1,4 +1,5 @@
-"""`goat bench`: its options, and running the chosen sections one after another.
+"""`goat bench`: running the chosen sections one after another (its options are parsed by
+`goat`, bot/arguments.py).
 
 `goat` imports this only for `goat bench`; the sections load on use.
 """
@@ -9,12 +10,9 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.arguments import positive_int
-from memory.settings import ENCODERS, Settings, load_settings
+from memory.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from bench.harness import BenchOptions
@@ -39,57 +37,6 @@ QUICK_TURNS = 3
 QUICK_IMPORT_TURNS = 30
 QUICK_CHECKPOINT_TURNS = 10
 EXIT_USAGE = 2
-
-
-def _names_from(known: Iterable[str], kind: str) -> Callable[[str], tuple[str, ...]]:
-    """An argument type: comma-separated names, each one of ``known`` (a ``kind``), in order, once."""
-    choices = tuple(known)
-
-    def names(text: str) -> tuple[str, ...]:
-        chosen = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
-        unknown = [name for name in chosen if name not in choices]
-        if unknown or not chosen:
-            raise argparse.ArgumentTypeError(
-                f"unknown {kind}(s) {', '.join(unknown) or '(none given)'}; choose from {','.join(choices)}")
-        return chosen
-
-    return names
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated turn counts like 1000,10000, got {text!r}"
-        ) from None
-    if not sizes or sizes[0] < 1:
-        raise argparse.ArgumentTypeError(f"archive sizes must be positive, got {text!r}")
-    return sizes
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sections", type=_names_from(SECTIONS, "section"), default=tuple(SECTIONS),
-                        help=f"comma-separated, from {','.join(SECTIONS)} (default: all)")
-    parser.add_argument("--sizes", type=_sizes,
-                        help="archive sizes in turns, e.g. 1000,10000 (default 1000,10000,100000; --quick: 40)")
-    parser.add_argument("--turns", type=positive_int,
-                        help=f"measured turns per archive size, chat and message kind (default {DEFAULT_TURNS})")
-    parser.add_argument("--import-turns", type=positive_int,
-                        help=f"turns the import section imports (default {DEFAULT_IMPORT_TURNS})")
-    parser.add_argument("--checkpoint-turns", type=positive_int,
-                        help=f"turns of the chat whose checkpoints are measured (default {DEFAULT_CHECKPOINT_TURNS})")
-    parser.add_argument("--locomo", type=Path,
-                        help="a LoCoMo JSON file (default: $GOAT_LOCOMO, else ../shared/data/locomo-dev.json)")
-    parser.add_argument("--out", type=Path, default=Path("bench-results"),
-                        help="folder for <section>.json and the plots (default: bench-results)")
-    parser.add_argument("--encoders", type=_names_from(ENCODERS, "encoder"), default=None, metavar="NAMES",
-                        help="run every section with each of these encoders, one after the other "
-                        f"(comma-separated: {','.join(ENCODERS)}; default: embeddings.model)")
-    parser.add_argument("--quick", action="store_true", help="tiny archive and counts: a smoke run")
-    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached archives under <data_dir>/bench")
-    parser.add_argument("--build-only", action="store_true",
-                        help="only build (or finish building) the archives of --sizes, then stop")
 
 
 async def run_bench(settings: Settings, args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from bench import locomo
-from bot.runner import TurnRunner
+from graph.runner import TurnRunner
 from nodes.services import Services
 from memory.settings import Settings
 from memory.facade import Memory

@@ -22,8 +22,8 @@ from typing import Any
 from bench import locomo
 from bench.harness import BenchOptions, bench_runner, conditions, index_words, isolated_settings
 from bench.report import SectionResult, markdown_table, mean, percent
-from bot.importer import import_turns, transcript_of
-from bot.runner import TurnRunner
+from graph.importer import import_turns, transcript_of
+from graph.runner import TurnRunner
 from memory.budget import format_recall_line, pack_recalls
 from memory.tokens import count_tokens, count_tokens_each
 

@@ -19,7 +19,7 @@ from typing import Any
 from bench.archive import ChatPlan, TextPool, transcript_lines
 from bench.harness import BenchOptions, conditions, index_words, isolated_settings
 from bench.report import SectionResult, markdown_table
-from bot.importer import import_turns, read_transcript
+from graph.importer import import_turns, read_transcript
 from nodes.services import Services
 from memory.turns import archive_content
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from collections.abc import Coroutine
 from typing import Any
 
-from bot.arguments import port_number, positive_int
-from bot.observability import RedactingFilter, Redactor
+from bot.arguments import add_bench_arguments, port_number, positive_int
+from graph.observability import RedactingFilter, Redactor
 from bot.report import render_check, render_report
 from memory.settings import Settings, SettingsError, load_settings
 from nodes.state import MAX_MESSAGE_CHARS, InvalidTurn
@@ -126,10 +126,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return args
-    from bench.cli import add_arguments
 
     bench = argparse.ArgumentParser(prog="goat bench")
-    add_arguments(bench)
+    add_bench_arguments(bench)
     return bench.parse_args(rest, namespace=args)
 
 
@@ -171,7 +170,7 @@ async def _stopped_by_sigterm(command: Coroutine[Any, Any, int]) -> int:
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from bot.importer import TranscriptError, import_turns, read_transcript
+    from graph.importer import TranscriptError, import_turns, read_transcript
     from nodes.services import Services
 
     if not args.file.is_file():
@@ -198,7 +197,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.runner import TurnRunner, turn_report
+    from graph.runner import TurnRunner, turn_report
 
     if args.queries:
         if not args.queries.is_file():
@@ -258,7 +257,7 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.observability import TurnLog, render_stats, summarize, turns_log_path
+    from graph.observability import TurnLog, render_stats, summarize, turns_log_path
 
     path = turns_log_path(settings)
     summary = summarize(TurnLog(path, settings.observability.log_max_bytes).tail(args.last))
@@ -281,7 +280,7 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
     from bot.mcp_server import MemoryServer, bearer_only, build_server
-    from bot.runner import TurnRunner
+    from graph.runner import TurnRunner
 
     token = settings.mcp.token.get_secret_value() if settings.mcp.token else ""
     if args.http and not token:
@@ -312,7 +311,7 @@ async def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_forget_user(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.runner import TurnRunner
+    from graph.runner import TurnRunner
 
     if not args.yes:
         if not sys.stdin.isatty():
@@ -357,7 +356,7 @@ async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
               "TELEGRAM_BOT_TOKEN to the token it gives you", file=sys.stderr)
         return EXIT_USAGE
     from bot.doctor import missing_model
-    from bot.runner import TurnRunner
+    from graph.runner import TurnRunner
     from bot.telegram import build_application, serve
 
     if problem := missing_model(settings.llm):  # else it would start and answer everyone with an apology

@@ -27,9 +27,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from bot.importer import parse_timestamp
-from bot.observability import Redactor, TurnLog, turns_log_path
-from bot.runner import TurnRunner
+from graph.importer import parse_timestamp
+from graph.observability import Redactor, TurnLog, turns_log_path
+from graph.runner import TurnRunner
 from memory.errors import BackendUnavailable
 from memory.facade import Memory
 from memory.facts import FactsFull

@@ -33,7 +33,7 @@ from starlette.routing import Route
 from telegram import Update
 from telegram.ext import Application
 
-from bot.runner import TurnRunner
+from graph.runner import TurnRunner
 from memory.chat_lock import ChatLocks
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from bench import locomo
 from bench.harness import bench_runner, index_words, isolated_settings
 from bench.report import mean
 from bench.retrieval import INSPECT_OVERRIDES, OFF_TOPIC  # noqa: F401 (OFF_TOPIC: for the notebooks)
-from bot.importer import import_turns, transcript_of
-from bot.runner import TurnRunner
+from graph.importer import import_turns, transcript_of
+from graph.runner import TurnRunner
 from memory.budget import pack_recalls
 from memory.merge import choose_recalls
 from memory.settings import Settings

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from fakes import FakeOpenAI
 
-from bot.importer import TranscriptError, import_transcript
-from bot.runner import TurnRunner, turn_report
+from graph.importer import TranscriptError, import_transcript
+from graph.runner import TurnRunner, turn_report
 from graph.graph import build_graph, graph
 from nodes.services import ModelNotConfigured, Services
 from memory.settings import Settings, SettingsError

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from test_cli import goat, goat_env, ok
 
-from bot.importer import TranscriptError, import_transcript, transcript_of
+from graph.importer import TranscriptError, import_transcript, transcript_of
 from memory.embeddings import LocalEmbeddings
 from memory.facade import _IMPORT_BATCH, Memory
 from memory.settings import Settings

@@ -1,4 +1,4 @@
-"""The packages import one way (bench → bot → graph → nodes → memory): the import-linter
+"""The packages import one way (bot → bench → graph → nodes → memory): the import-linter
 contracts in pyproject.toml, checked on every run of the suite."""
 
 from __future__ import annotations

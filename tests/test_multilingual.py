@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.runner import TurnRunner, turn_report
+from graph.runner import TurnRunner, turn_report
 from memory.embeddings import LocalEmbeddings
 from memory.facade import Memory
 from memory.settings import Settings

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.observability import (
+from graph.observability import (
     MASK,
     LatencyAggregator,
     TurnLog,

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import redis.asyncio
 
-from bot.importer import import_transcript
-from bot.runner import TurnRunner, turn_report
+from graph.importer import import_transcript
+from graph.runner import TurnRunner, turn_report
 from nodes.services import Services
 from memory.settings import Settings
 from memory.embeddings import LocalEmbeddings

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from bot.runner import TurnRunner
+from graph.runner import TurnRunner
 from bot.telegram import build_application
 from bot.webhook import Inbox, WebhookWorker
 from fakes import FakeOpenAI

@@ -10,9 +10,9 @@ import json
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
-from bot.importer import import_turns, transcript_of
+from graph.importer import import_turns, transcript_of
 from bot.report import render_report
-from bot.runner import TurnRunner, turn_report
+from graph.runner import TurnRunner, turn_report
 from memory.settings import Settings
 
 DEMO_DIR = Path(__file__).parent

@@ -13,7 +13,7 @@ from langchain_core.exceptions import ModelError
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 
-from bot.observability import TurnObserver
+from graph.observability import TurnObserver
 from graph.checkpoint import RedisCheckpointSaver
 from graph.graph import build_graph
 from memory.errors import ForgetUnfinished
