@@ -57,7 +57,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """`goat bench`'s options (the benchmarks are imported here, only for that command)."""
-    from bench.cli import (DEFAULT_CHECKPOINT_TURNS, DEFAULT_IMPORT_TURNS, DEFAULT_TURNS, SECTIONS)
+    from bench.cli import DEFAULT_CHECKPOINT_TURNS, DEFAULT_IMPORT_TURNS, DEFAULT_TURNS, SECTIONS
 
     parser.add_argument("--sections", type=_names_from(SECTIONS, "section"), default=tuple(SECTIONS),
                         help=f"comma-separated, from {','.join(SECTIONS)} (default: all)")

@@ -18,8 +18,8 @@ from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterator, TextIO
 
-from graph.observability import Redactor
 from bot.report import render_report
+from graph.observability import Redactor
 from graph.runner import TurnRunner, turn_report
 from nodes.services import ModelNotConfigured
 from nodes.toolkit.flow import evidence_line

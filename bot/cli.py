@@ -14,8 +14,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from bot.arguments import add_bench_arguments, port_number, positive_int
-from graph.observability import RedactingFilter, Redactor
 from bot.report import render_check, render_report
+from graph.observability import RedactingFilter, Redactor
 from memory.settings import Settings, SettingsError, load_settings
 from nodes.state import MAX_MESSAGE_CHARS, InvalidTurn
 from memory.errors import BackendUnavailable

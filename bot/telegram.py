@@ -34,9 +34,9 @@ from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, CommandHandler, ContextTypes, MessageHandler, filters
 
+from bot.webhook import Inbox, WebhookWorker, shared_secret
 from graph.observability import Redactor, TurnLog, render_stats, summarize, turns_log_path
 from graph.runner import ModelUnavailable, TurnRunner
-from bot.webhook import Inbox, WebhookWorker, shared_secret
 from memory.budget import format_recall_line
 from memory.errors import BackendUnavailable, ForgetUnfinished
 from memory.facts import FactsFull

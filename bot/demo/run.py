@@ -10,8 +10,8 @@ import json
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
-from graph.importer import import_turns, transcript_of
 from bot.report import render_report
+from graph.importer import import_turns, transcript_of
 from graph.runner import TurnRunner, turn_report
 from memory.settings import Settings
 
