@@ -16,26 +16,23 @@ import threading
 import time
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterator, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
-from bot.report import render_report
+from bot.commands import COMMANDS, Asker
 from graph.observability import Redactor
-from graph.runner import TurnRunner, turn_report
+from graph.runner import TurnRunner
 from nodes.services import ModelNotConfigured
-from nodes.toolkit.flow import evidence_line
-from memory.settings import Settings
 from nodes.state import InvalidTurn, TurnConflict
 from memory.errors import BackendUnavailable
+from memory.settings import Settings
 
-HELP = """\
-commands:
-  /why          what memory was injected for the chat's last turn, and why; the tools it called
-  /facts        the facts kept about you (L1)
-  /forget KEY   delete the fact KEY
-  /reset        start this chat's working memory (L2) afresh; long-term memory (L3) keeps every turn
-  /help         this list
-  /quit         leave (Ctrl-D or Ctrl-C too)
-Ctrl-C while an answer comes cancels it: nothing of that turn is kept."""
+HELP = "\n".join([
+    "commands:",
+    *(f"  {command.usage:<20} {command.what}" for command in COMMANDS.values()),
+    f"  {'/help':<20} this list",
+    f"  {'/quit':<20} leave (Ctrl-D or Ctrl-C too)",
+    "Ctrl-C while an answer comes cancels it: nothing of that turn is kept.",
+])
 
 PROMPT = "you › "
 REPLY_PREFIX = "goat › "
@@ -58,10 +55,7 @@ class ChatSession:
 
     def __post_init__(self) -> None:
         self._redact = Redactor.for_settings(self.runner.services.settings)
-        self._commands: dict[str, Callable[[str], Awaitable[None]]] = {
-            "/why": self.why, "/facts": self.facts, "/forget": self.forget,
-            "/reset": self.reset, "/help": self.help,
-        }  # fmt: skip
+        self._asker = Asker(self.runner, self.chat_id, self.user_id)
 
     async def handle(self, line: str) -> bool:
         """One line of input: a command or a message. False when the user asked to leave."""
@@ -74,12 +68,15 @@ class ChatSession:
         name, _, argument = text.partition(" ")
         if name == "/quit":
             return False
-        command = self._commands.get(name)
+        if name == "/help":
+            self.say(HELP)
+            return True
+        command = COMMANDS.get(name[1:])
         if command is None:
             self.say(f"unknown command {name}; /help lists them")
             return True
         try:
-            await command(argument.strip())
+            self.say(await command.run(self._asker, argument.strip()))
         except Exception as exc:  # e.g. Redis gone: say so, keep the session
             self.report_failure(f"{name} failed", exc)
         return True
@@ -128,39 +125,6 @@ class ChatSession:
             self.say("")  # end the streamed line
         else:  # what streamed was not the final answer (tool calls, a correction): show that one
             self.say(("\n" if streamed else "") + REPLY_PREFIX + reply)
-
-    async def why(self, _: str) -> None:
-        state = await self.runner.last_state(self.chat_id)  # as checkpointed: an earlier session's too
-        if not state:
-            self.say("no turn yet in this chat: /why explains the last answer")
-        elif not state.get("reply"):
-            self.say("the chat's last message got no answer (it failed or was cancelled): /why explains an answer")
-        else:
-            called = [f"    {evidence_line(result)}" for result in state.get("tool_results") or []]
-            self.say("\n".join([render_report(turn_report(state)),  # the same table as `goat inspect`
-                                f"  tools called: {len(called) or 'none'}", *called]))
-
-    async def facts(self, _: str) -> None:
-        facts = await self.runner.services.memory.facts(self.user_id)
-        if not facts:
-            self.say(f"no facts kept about user {self.user_id}")
-        for key, value in sorted(facts.items()):
-            self.say(f"{key}: {value}")
-
-    async def forget(self, key: str) -> None:
-        if not key:
-            self.say("usage: /forget KEY (/facts lists the keys)")
-        elif (await self.runner.services.memory.forget(user_id=self.user_id, fact=key)).facts:
-            self.say(f"forgot {key}")
-        else:
-            self.say(f"no fact named {key}; /facts lists them")
-
-    async def reset(self, _: str) -> None:
-        await self.runner.services.memory.forget(chat_id=self.chat_id, keep_archive=True)
-        self.say("working memory (L2) of this chat cleared; earlier turns stay recallable from long-term memory (L3)")
-
-    async def help(self, _: str) -> None:
-        self.say(HELP)
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")

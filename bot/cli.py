@@ -210,7 +210,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print("goat: give a message or --queries FILE", file=sys.stderr)
         return EXIT_USAGE
-    as_json = args.json or args.queries is not None  # --queries is one JSON object per line (SPEC §10)
+    as_json = args.json or args.queries is not None  # --queries is one JSON object per line
     overrides = dict(args.overrides)
     settings.with_overrides(overrides, origin="--set")  # fail before any work if an override is bad
     async with TurnRunner.from_settings(settings) as runner:
@@ -223,7 +223,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.doctor import Check, check_model, check_telegram
+    from bot.doctor import Check, backend_fix, check_model, check_telegram
     from nodes.services import Services
     from memory.embeddings import encoder_files
 
@@ -243,7 +243,7 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     async with Services(settings) as services:
         for backend in (await services.memory.health()).backends:
             report(Check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend.mode} — {backend.detail}",
-                         None if backend.ok else backend.fix))
+                         None if backend.ok else backend_fix(backend, settings)))
     report(await check_model(settings.llm))
     if settings.telegram.token:
         report(await check_telegram(settings.telegram.api_url, settings.telegram.token.get_secret_value()))

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from memory.settings import LLM
+from memory.facade import BackendHealth
+from memory.settings import LLM, Settings
 from nodes.services import ModelNotConfigured
 
 TIMEOUT = 10.0  # seconds a check waits for an answer: a doctor's question, not a turn's
@@ -25,6 +26,17 @@ class Check:
     @property
     def failed(self) -> bool:
         return self.status == "FAIL"
+
+
+def backend_fix(backend: BackendHealth, settings: Settings) -> str:
+    """What to do about a memory backend that failed: its own error's advice when it gave any."""
+    if backend.fix:
+        return backend.fix
+    if backend.name == "facts":
+        return ("start Letta at that address, or unset GOAT_LETTA_URL to keep facts in Redis" if settings.letta.url
+                else "check the Redis line above")
+    return {"redis": "unset GOAT_REDIS_URL for the embedded server, or start yours",
+            "chroma": "unset GOAT_CHROMA_URL for the embedded store, or `chroma run`"}.get(backend.name, "")
 
 
 def missing_model(llm: LLM) -> str | None:

@@ -27,13 +27,15 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from bot.doctor import backend_fix
 from graph.importer import parse_timestamp
 from graph.observability import Redactor, TurnLog, turns_log_path
-from graph.runner import TurnRunner
+from graph.runner import TurnRunner, mechanisms
 from memory.errors import BackendUnavailable
 from memory.facade import Memory
 from memory.facts import FactsFull
 from memory.prompt import one_line
+from memory.scope import SearchFailed
 from memory.settings import Settings
 from memory.turns import ImportedTurn, archive_id, iso_time
 from nodes.state import MAX_MESSAGE_CHARS
@@ -77,7 +79,7 @@ class MemoryServer:
         return self.runner.services.settings
 
     def toolbox(self) -> MemoryToolbox:
-        return MemoryToolbox(self.memory, self.settings, self.chat_id, self.user_id, time.time())
+        return MemoryToolbox(self.memory.scope(self.chat_id, self.user_id))
 
     async def recall(self, message: str) -> dict[str, Any]:
         state = await self.runner.inspect(self.chat_id, message, user_id=self.user_id)
@@ -88,7 +90,7 @@ class MemoryServer:
             "facts": state.get("facts") or {},
             "tokens": state.get("tokens"),
             "budget": {"total": (state.get("aits") or {}).get("budget"), **(state.get("split") or {})},
-            "mechanisms": _mechanisms(state.get("prefetch") or {}),
+            "mechanisms": mechanisms(state.get("prefetch") or {}),
         }
 
     async def archive_turn(self, user: str, assistant: str, timestamp: str | float | None,
@@ -140,33 +142,7 @@ class MemoryServer:
         return await self.toolbox().forget(key)
 
     async def diagnose_last_turn(self) -> dict[str, Any]:
-        state = await self.runner.last_state(self.chat_id)
-        if not state.get("turn"):
-            return {"turn": None, "note": "no turn of this chat has run through GOAT's graph yet"}
-        prefetch = state.get("prefetch") or {}
-        injected = {r["id"] for r in state.get("l3") or []}
-        candidates = [
-            {**verdict, "injected": verdict["id"] in injected,
-             **({"why": verdict["why"] + "; did not fit the L3 share of the prompt"}
-                if verdict["kept"] and verdict["id"] not in injected else {})}
-            for verdict in state.get("verdicts") or []
-        ]
-        prompt = state.get("prompt") or []
-        _, saved = await self.memory.working(self.chat_id, 1)  # the turn consumed its time; L2 keeps it
-        return {
-            "turn": state["turn"],
-            "time": _iso(saved[-1].get("timestamp") if saved else None),
-            "mechanisms": _mechanisms(prefetch),
-            "background": prefetch.get("background"),
-            "candidates": candidates,
-            "budget": {"aits": state.get("aits"), "split": state.get("split"), "tokens_used": state.get("tokens")},
-            "prompt": {"messages": len(prompt), "chars": sum(len(m["content"]) for m in prompt),
-                       "system_chars": len(prompt[0]["content"]) if prompt else 0},
-            "tools_called": [r["name"] for r in state.get("tool_results") or []],
-            "model_calls": state.get("model_calls"),
-            "latency_ms": state.get("latency_ms"),
-            "degraded": {node: problem for node, problem in (state.get("degraded") or {}).items() if problem},
-        }
+        return (await self.runner.last_turn(self.chat_id)).diagnosis()
 
     async def memory_snapshot(self) -> dict[str, Any]:
         health = await self.memory.health(self.chat_id, self.user_id)
@@ -177,7 +153,8 @@ class MemoryServer:
             "user_id": self.user_id,
             "layers": health.layers,
             "last_write": _iso(last),
-            "backends": [{"name": b.name, "mode": b.mode, "ok": b.ok, "detail": b.detail, **({"fix": b.fix} if b.fix else {})}
+            "backends": [{"name": b.name, "mode": b.mode, "ok": b.ok, "detail": b.detail,
+                          **({} if b.ok else {"fix": backend_fix(b, self.settings)})}
                          for b in health.backends],
         }
 
@@ -210,10 +187,6 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
-def _mechanisms(prefetch: dict) -> dict[str, Any]:
-    return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range")}
-
-
 def _iso(moment: float | None) -> str | None:
     return None if moment is None else iso_time(moment)
 
@@ -229,7 +202,7 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
     async def guarded(action: Callable[..., Awaitable[dict[str, Any]]], *args: Any) -> dict[str, Any]:
         try:
             return redact(await action(*args))
-        except (ValueError, LookupError, FactsFull, BackendUnavailable) as exc:
+        except (ValueError, LookupError, FactsFull, SearchFailed, BackendUnavailable) as exc:
             raise ToolError(redact(str(exc))) from None
         except Exception as exc:  # the client gets what failed, never a dead server
             log.warning("goat mcp: a tool failed: %s", type(exc).__name__)

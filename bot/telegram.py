@@ -29,20 +29,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from telegram import BotCommand, Message, ReplyParameters, Update
+from telegram import BotCommand, Chat, Message, ReplyParameters, Update
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, InvalidToken, TelegramError
-from telegram.ext import AIORateLimiter, Application, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (AIORateLimiter, Application, ApplicationHandlerStop, CommandHandler, ContextTypes,
+                          MessageHandler, TypeHandler, filters)
 
+from bot.commands import COMMANDS as MEMORY_COMMANDS, Asker, Command
 from bot.webhook import Inbox, WebhookWorker, shared_secret
 from graph.observability import Redactor, TurnLog, render_stats, summarize, turns_log_path
 from graph.runner import ModelUnavailable, TurnRunner
-from memory.budget import format_recall_line
 from memory.errors import BackendUnavailable, ForgetUnfinished
-from memory.facts import FactsFull
 from memory.settings import Settings
 from nodes.state import InvalidTurn, check_input, turn_input
-from nodes.toolkit.memory_tools import MemoryToolbox
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +55,24 @@ TEXT_ONLY = "I can only read text for now."
 EDIT_NOT_KEPT = ("I could not take your edit into my memory just now, so I keep the earlier version of that "
                  "message. Edit it again in a while to update it.")
 
+# The memory commands are goat chat's too (bot/commands.py); these are the bot's own.
 COMMANDS = [
     ("start", "what this bot is"),
     ("help", "the commands"),
-    ("facts", "what I keep about you"),
-    ("remember", "key=value: keep a fact about you"),
-    ("forget", "key: drop one of your facts"),
-    ("search", "text: search this chat's memory"),
-    ("why", "what I recalled for your last message"),
+    *((name, command.what) for name, command in MEMORY_COMMANDS.items()),
     ("stats", "latency and memory figures"),
-    ("reset", "start this conversation afresh (the archive stays)"),
     ("export", "everything I keep about you, as a JSON file"),
     ("forget_me", "delete everything I keep about you"),
 ]
-HELP = "\n".join(f"/{name} — {what}" for name, what in COMMANDS)
+HELP = "\n".join(f"{MEMORY_COMMANDS[name].usage if name in MEMORY_COMMANDS else f'/{name}'} — {what}"
+                 for name, what in COMMANDS)
+COMMAND_NAMES = frozenset(name for name, _ in COMMANDS)
+
+# New messages only: an edited command is not run again, an edited text is no new turn.
+NEW_MESSAGE = filters.UpdateType.MESSAGE
+NEW_COMMAND = NEW_MESSAGE & filters.COMMAND
+NEW_TEXT = NEW_MESSAGE & filters.TEXT & ~filters.COMMAND
+NEW_NOT_TEXT = NEW_MESSAGE & ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL
 
 
 @dataclass
@@ -111,16 +114,14 @@ def build_application(runner: TurnRunner, settings: Settings) -> Application:
         .build()
     )
     application.bot_data["goat"] = Goat(runner, settings)
-    # New messages only: an edited command is not run again, an edited text is no new turn.
-    new = filters.UpdateType.MESSAGE
-    for name, handler in (("start", start), ("help", show_help), ("facts", facts), ("remember", remember),
-                          ("forget", forget), ("search", search), ("why", why), ("stats", stats),
-                          ("reset", reset), ("export", export), ("forget_me", forget_me)):
-        application.add_handler(CommandHandler(name, handler, filters=new))
-    application.add_handler(MessageHandler(new & filters.COMMAND, unknown_command))
-    application.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, on_text))
-    application.add_handler(MessageHandler(new & ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL,
-                                           text_only))
+    application.add_handler(TypeHandler(Update, gate), group=-1)  # before any handler: strangers stop there
+    handlers = {"start": start, "help": show_help, "stats": stats, "export": export, "forget_me": forget_me,
+                **{name: memory_command(command) for name, command in MEMORY_COMMANDS.items()}}
+    for name, handler in handlers.items():
+        application.add_handler(CommandHandler(name, handler, filters=NEW_MESSAGE))
+    application.add_handler(MessageHandler(NEW_COMMAND, unknown_command))
+    application.add_handler(MessageHandler(NEW_TEXT, on_text))
+    application.add_handler(MessageHandler(NEW_NOT_TEXT, text_only))
     application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.TEXT, on_edit))
     application.add_error_handler(on_error)
     return application
@@ -148,17 +149,42 @@ async def register_commands(application: Application) -> None:
 # ---- who may talk to it ----------------------------------------------------------------------
 
 
-async def allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """Whether the sender is served; a stranger is told once, with their id, and nothing more."""
+async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The one way to the handlers (group -1): an allowed user's update goes on; anyone else's stops
+    here, and a stranger the bot would have answered is told once, with their id, and nothing more."""
     goat, user = goat_of(context), update.effective_user
     if user is not None and user.id in goat.settings.telegram.allowed_users:
-        return True
-    if user is not None and user.id not in goat.refused and update.effective_message is not None:
+        return
+    if user is not None and user.id not in goat.refused and would_answer(update, context.bot.username):
         goat.refused.add(user.id)
-        await update.effective_message.reply_text(
-            f"Sorry, this is a personal assistant and it only talks to its owner. Your Telegram user id is "
-            f"{user.id}: if the owner wants to let you in, they can add it to GOAT_ALLOWED_USERS.")
-    return False
+        try:
+            await update.effective_message.reply_text(
+                f"Sorry, this is a personal assistant and it only talks to its owner. Your Telegram user id is "
+                f"{user.id}: if the owner wants to let you in, they can add it to GOAT_ALLOWED_USERS.")
+        except Exception as exc:  # noqa: BLE001 — reported as a handler's failure would be; raised, it
+            await context.application.process_error(update, exc)  # would let the update on to the handlers
+    raise ApplicationHandlerStop
+
+
+def would_answer(update: Update, username: str) -> bool:
+    """Whether the handlers answer this update when its sender is allowed: a new message that is a
+    command for this bot, a text addressed to it, or anything but text that is no status update."""
+    message = update.message
+    if NEW_COMMAND.check_update(update):
+        # As CommandHandler reads it: one of ours runs bare (/name) in any chat, or named for this bot.
+        name, *named = message.text[1:message.entities[0].length].split("@")
+        ours = name.lower() in COMMAND_NAMES and (not named or named[0].lower() == username.lower())
+        return ours or named_for_bot(message.text, message.chat, username)  # else unknown_command's rule
+    if NEW_TEXT.check_update(update):
+        return addressed(message, username) is not None
+    return bool(NEW_NOT_TEXT.check_update(update))
+
+
+def named_for_bot(text: str, chat: Chat, username: str) -> bool:
+    """Whether a command (``text``, its message's) is meant for this bot: named for it (``/name@bot``),
+    or bare in a private chat; in a group, a bare one may be meant for another bot there."""
+    named = text.split(maxsplit=1)[0].partition("@")[2]
+    return named.lower() == username.lower() if named else chat.type == ChatType.PRIVATE
 
 
 def addressed(message: Message, username: str) -> str | None:
@@ -182,7 +208,7 @@ def addressed(message: Message, username: str) -> str | None:
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     text = addressed(message, context.bot.username)
-    if text is None or not await allowed(update, context):
+    if text is None:
         return
     goat, chat_id = goat_of(context), message.chat_id
     in_group = message.chat.type != ChatType.PRIVATE
@@ -220,8 +246,6 @@ async def on_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An edited message: its new text replaces what its turn stored (L2, L3, the word index), and
     no turn runs. An edit of a message no turn stored (a command, an older message) changes nothing."""
     message, goat = update.edited_message, goat_of(context)
-    if update.effective_user.id not in goat.settings.telegram.allowed_users:
-        return  # no turn stored it; and a stranger is refused for what they send, not for edits
     # The text as a turn takes it: in a group, without the bot's mention (an edit may drop it).
     text = addressed(message, context.bot.username)
     chat_id, user_id = _ids(update)
@@ -356,9 +380,8 @@ def refusal(problem: InvalidTurn) -> str:
 
 async def text_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    if message is not None and await allowed(update, context):
-        # An empty text is no text to the filters; it is a message that cannot be taken, not a sticker.
-        await message.reply_text(TEXT_ONLY if message.text is None else refusal(InvalidTurn("the message is empty")))
+    # An empty text is no text to the filters; it is a message that cannot be taken, not a sticker.
+    await message.reply_text(TEXT_ONLY if message.text is None else refusal(InvalidTurn("the message is empty")))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -390,109 +413,50 @@ async def shown_privately(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if await allowed(update, context):
-        await update.effective_message.reply_text(
-            "Hi! I am GOAT, an assistant with a long memory: I keep our conversation verbatim and recall "
-            "what matters before I answer. /help lists the commands; /export and /forget_me give you your data.")
+    await update.effective_message.reply_text(
+        "Hi! I am GOAT, an assistant with a long memory: I keep our conversation verbatim and recall "
+        "what matters before I answer. /help lists the commands; /export and /forget_me give you your data.")
 
 
 async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if await allowed(update, context):
-        await update.effective_message.reply_text(HELP)
+    await update.effective_message.reply_text(HELP)
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A command the bot does not have: the list of those it has. In a group, only a command
     named for this bot (``/name@bot``) is answered: a bare one may be meant for another bot there."""
     message = update.effective_message
-    command, _, named = message.text.split(maxsplit=1)[0].partition("@")
-    ours = named.lower() == context.bot.username.lower() if named else message.chat.type == ChatType.PRIVATE
-    if ours and await allowed(update, context):
+    if named_for_bot(message.text, message.chat, context.bot.username):
+        command = message.text.split(maxsplit=1)[0].partition("@")[0]
         await message.reply_text(f"I have no {command} command. These are mine:\n{HELP}")
 
 
-async def facts(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context) or not await shown_privately(update, context):
-        return
-    known = await goat_of(context).memory.facts(_ids(update)[1])
-    await update.effective_message.reply_text(
-        "\n".join(f"{key}: {value}" for key, value in sorted(known.items())) or "I keep no facts about you yet.")
+def memory_command(command: Command) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
+    """The handler of one of the memory commands goat chat has too; in a group, one that shows
+    the sender's own data answers only privately."""
 
+    async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if command.own_data and not await shown_privately(update, context):
+            return
+        chat_id, user_id = _ids(update)
+        text = await command.run(Asker(goat_of(context).runner, chat_id, user_id), " ".join(context.args))
+        await answer(update.effective_message, text, table=command.table)
 
-async def remember(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context):
-        return
-    key, sep, value = " ".join(context.args).partition("=")
-    if not sep or not key.strip() or not value.strip():
-        await update.effective_message.reply_text("Usage: /remember key=value, e.g. /remember city=Porto")
-        return
-    goat = goat_of(context)
-    try:
-        await goat.memory.remember(_ids(update)[1], key, value, goat.settings.budget.l1_facts_max_tokens)
-    except (FactsFull, ValueError) as exc:
-        await update.effective_message.reply_text(str(exc))
-        return
-    await update.effective_message.reply_text(f"Noted: {key.strip()} = {value.strip()}")
-
-
-async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context):
-        return
-    key = " ".join(context.args).strip()
-    if not key:
-        await update.effective_message.reply_text("Usage: /forget key (see /facts)")
-        return
-    gone = (await goat_of(context).memory.forget(user_id=_ids(update)[1], fact=key)).facts
-    await update.effective_message.reply_text(f"Forgot {key}." if gone else f"I keep no fact called {key}.")
-
-
-async def search(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context) or not await shown_privately(update, context):
-        return
-    query = " ".join(context.args).strip()
-    if not query:
-        await update.effective_message.reply_text("Usage: /search what to look for")
-        return
-    goat = goat_of(context)
-    chat_id, user_id = _ids(update)
-    try:
-        found = await MemoryToolbox(goat.memory, goat.settings, chat_id, user_id, time.time()).search(query)
-    except (ValueError, RuntimeError) as exc:
-        await update.effective_message.reply_text(str(exc))
-        return
-    await answer(update.effective_message, "\n".join(found["results"]) or found.get("note", ""))
-
-
-async def why(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context) or not await shown_privately(update, context):
-        return
-    state = await goat_of(context).runner.last_state(_ids(update)[0])
-    recalled = state.get("l3") or []
-    text = ("For your last message I recalled:\n" + "\n".join(format_recall_line(r) for r in recalled)) if recalled \
-        else "Nothing from earlier conversations stood out for your last message."
-    await answer(update.effective_message, text)
+    return handle
 
 
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context):
-        return
     settings = goat_of(context).settings
     turns = TurnLog(turns_log_path(settings), settings.observability.log_max_bytes).tail(1000)
     # The log is named, not its path: where the server keeps its files is no user's business.
     await answer(update.effective_message, render_stats(summarize(turns), "the turn log"), table=True)
 
 
-async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if await allowed(update, context):
-        await goat_of(context).memory.forget(chat_id=_ids(update)[0], keep_archive=True)
-        await update.effective_message.reply_text("Starting afresh. I still remember earlier turns when they matter.")
-
-
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context) or not await shown_privately(update, context):
+    if not await shown_privately(update, context):
         return
-    user_id = _ids(update)[1]
-    document = await goat_of(context).memory.export(user_id)
+    chat_id, user_id = _ids(update)
+    document = await Asker(goat_of(context).runner, chat_id, user_id).memory().export()
     data = json.dumps(document, ensure_ascii=False, indent=2).encode()
     await context.bot.send_document(update.effective_chat.id, document=io.BytesIO(data),
                                     filename=f"goat-export-{user_id}.json",
@@ -500,7 +464,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if not await allowed(update, context) or not await shown_privately(update, context):
+    if not await shown_privately(update, context):
         return
     goat, user = goat_of(context), update.effective_user.id
     if context.args[:1] != ["yes"] or user not in goat.forgetting:

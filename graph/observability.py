@@ -1,4 +1,4 @@
-"""The per-turn observation (SPEC §9): one JSON line per turn, and what `goat stats` makes of them.
+"""The per-turn observation: one JSON line per turn, and what `goat stats` makes of them.
 
 Each finished turn becomes one line, logged to the ``goat.turns`` logger and appended to
 ``<data_dir>/logs/turns.jsonl`` (rotated at ``observability.log_max_bytes``, one previous

@@ -7,6 +7,7 @@ import gc
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from langchain_core.exceptions import ModelError
@@ -19,7 +20,7 @@ from graph.graph import build_graph
 from memory.errors import ForgetUnfinished
 from memory.privacy import Forgotten
 from memory.settings import Settings
-from memory.turns import Exchange
+from memory.turns import Exchange, iso_time
 from nodes.context import Context, run_context
 from nodes.services import ModelNotConfigured, Services
 from nodes.state import TurnConflict, check_input, turn_input
@@ -215,6 +216,14 @@ class TurnRunner:
         """The state of the chat's last turn as checkpointed ({} before its first)."""
         return dict((await (await self.graph()).aget_state(_thread(chat_id))).values)
 
+    async def last_turn(self, chat_id: str) -> LastTurn:
+        """The chat's last turn, as checkpointed (an earlier process's too): what every face's
+        /why explains."""
+        state = await self.last_state(chat_id)
+        # The turn gives its time up as it ends (nodes/archive.py); L2 keeps it.
+        _, saved = await self.services.memory.working(chat_id, 1) if state.get("turn") else (0, [])
+        return LastTurn(state, saved[-1].get("timestamp") if saved else None)
+
     async def forget_user(self, user_id: str) -> Forgotten:
         """Everything of the user out of memory, the graph threads of the chats they were in (a
         thread's checkpoints hold their turns' state), and their lines of the turn log; in one
@@ -229,7 +238,7 @@ class TurnRunner:
                 for chat_id, unfinished in chats:
                     if unfinished:  # replied to but not saved: saved first, then judged as every turn
                         await self._finish_unfinished(graph, chat_id)
-                forgotten = await memory.forget(user_id=user_id)
+                forgotten = await memory.forget_user(user_id)
                 for chat_id in [*forgotten.chats, *forgotten.shared]:
                     await graph.checkpointer.adelete_thread(chat_id)
                 self.observer.log.drop_user(user_id)  # the turn log names the user on each of their turns
@@ -267,8 +276,58 @@ class TurnRunner:
         await self.aclose()
 
 
+@dataclass(frozen=True)
+class LastTurn:
+    """A chat's last turn: what memory injected for it and why, the tools it called."""
+
+    state: dict[str, Any]  # as checkpointed; {} before the chat's first turn
+    time: float | None  # when its message was said
+
+    @property
+    def answered(self) -> bool:
+        """False when its model failed, or it was cancelled, before the reply was whole."""
+        return bool(self.state.get("reply"))
+
+    def diagnosis(self) -> dict[str, Any]:
+        """Everything it saw, JSON-able: the mechanisms that fired, every candidate and why it
+        was injected, kept or dropped, the budget, the prompt's size, latency per step, the
+        tools called, anything that failed."""
+        state = self.state
+        if not state.get("turn"):
+            return {"turn": None, "note": "no turn of this chat has run through GOAT's graph yet"}
+        prefetch = state.get("prefetch") or {}
+        injected = {r["id"] for r in state.get("l3") or []}
+        candidates = [
+            {**verdict, "injected": verdict["id"] in injected,
+             **({"why": verdict["why"] + "; did not fit the L3 share of the prompt"}
+                if verdict["kept"] and verdict["id"] not in injected else {})}
+            for verdict in state.get("verdicts") or []
+        ]
+        prompt = state.get("prompt") or []
+        return {
+            "turn": state["turn"],
+            "time": None if self.time is None else iso_time(self.time),
+            "answered": self.answered,
+            "mechanisms": mechanisms(prefetch),
+            "background": prefetch.get("background"),
+            "candidates": candidates,
+            "budget": {"aits": state.get("aits"), "split": state.get("split"), "tokens_used": state.get("tokens")},
+            "prompt": {"messages": len(prompt), "chars": sum(len(m["content"]) for m in prompt),
+                       "system_chars": len(prompt[0]["content"]) if prompt else 0},
+            "tools_called": [r["name"] for r in state.get("tool_results") or []],
+            "model_calls": state.get("model_calls"),
+            "latency_ms": state.get("latency_ms"),
+            "degraded": {node: problem for node, problem in (state.get("degraded") or {}).items() if problem},
+        }
+
+
+def mechanisms(prefetch: dict) -> dict[str, Any]:
+    """What a turn's recall did, by mechanism: fired, succeeded, timed out, failed, found."""
+    return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range")}
+
+
 def turn_report(state: dict[str, Any]) -> dict[str, Any]:
-    """The stable `goat inspect --json` shape (SPEC §10), from a turn's state."""
+    """The stable `goat inspect --json` shape, from a turn's state."""
     aits = state.get("aits") or {}
     return {
         "chat_id": state.get("chat_id"),

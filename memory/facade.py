@@ -25,6 +25,7 @@ from memory.privacy import Forgotten, export_user, forget_chat, forget_user
 from memory.prompt import facts_block
 from memory.recall import Recalled, RecallQuery, recall
 from memory.reembed import Reembedded, reembed
+from memory.scope import MemoryScope
 from memory.search import L3Search
 from memory.settings import Settings
 from memory.tokens import count_tokens
@@ -48,7 +49,7 @@ class BackendHealth:
     mode: str
     ok: bool
     detail: str
-    fix: str = ""
+    fix: str = ""  # what the backend's own error advises, when it does
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,12 @@ class Memory:
         """
         return await recall(self.l3, self.archiver, query, settings or self.settings)
 
+    def scope(self, chat_id: str, user_id: str, *, now: float | None = None,
+              settings: Settings | None = None) -> MemoryScope:
+        """The verbs of the user commands (facts, search, a fresh start, export…) for one user
+        in one chat, at ``now`` (the current time by default), with a run's ``settings``."""
+        return MemoryScope(self, settings or self.settings, chat_id, user_id, time.time() if now is None else now)
+
     # ---- L1 -------------------------------------------------------------------------------
 
     async def facts(self, user_id: str, deadline: float | None = None) -> dict[str, str]:
@@ -253,33 +260,31 @@ class Memory:
                 progress(len(batch))
         return [number for number, _ in pending]
 
-    async def forget(self, *, chat_id: str | None = None, user_id: str | None = None, fact: str | None = None,
-                     keep_archive: bool = False) -> Forgotten:
-        """Forget what is named.
+    async def forget_fact(self, user_id: str, key: str) -> bool:
+        """Delete one of the user's L1 facts. Returns False when none had that key."""
+        return bool(await (await self.backends.facts()).delete(user_id, key))
 
-        - ``user_id`` and ``fact``: that one L1 fact (``facts`` is 0 when there was none).
-        - ``chat_id``: the chat's L2, L3, word index, import records and cached searches (its
-          users' facts stay). With ``keep_archive`` only L2 starts afresh (``/reset``): L3 keeps
-          every turn and turn numbers go on, so archive ids never repeat; the archive written
-          behind the replies is flushed first, so no turn leaves L2 before it is in L3.
-        - ``user_id`` alone: everything of the person (``memory/privacy.py``).
+    async def start_afresh(self, chat_id: str) -> None:
+        """Start the chat's L2 afresh (``/reset``): L3 keeps every turn and turn numbers go on,
+        so archive ids never repeat. The archive written behind the replies is flushed first,
+        so no turn leaves L2 before it is in L3."""
+        await self.archiver.flush()
+        await (await self.backends.working()).clear_messages(chat_id)
+
+    async def forget_chat(self, chat_id: str) -> None:
+        """Delete the chat's L2, L3, word index, import records and cached searches (its users'
+        facts stay). The graph's checkpoints are not memory's: the caller deletes the chat's thread."""
+        await forget_chat(self.backends, self.archiver, chat_id)
+
+    async def forget_user(self, user_id: str) -> Forgotten:
+        """Delete everything of the person (``memory/privacy.py``), inside :meth:`forgetting`,
+        which holds their chats meanwhile.
 
         Returns:
             What was removed. The graph's checkpoints are not memory's: the caller deletes the
             threads of ``chats`` and ``shared``.
         """
-        if user_id is not None and fact is not None:
-            return Forgotten(facts=int(await (await self.backends.facts()).delete(user_id, fact)))
-        if chat_id is not None and keep_archive:
-            await self.archiver.flush()
-            await (await self.backends.working()).clear_messages(chat_id)
-            return Forgotten()
-        if chat_id is not None:
-            await forget_chat(self.backends, self.archiver, chat_id)
-            return Forgotten(chats=[chat_id])
-        if user_id is not None:
-            return await forget_user(self.backends, self.archiver, user_id)
-        raise ValueError("forget what? name a chat_id, a user_id, or a user_id and a fact")
+        return await forget_user(self.backends, self.archiver, user_id)
 
     async def export(self, user_id: str, chat_id: str | None = None) -> dict[str, Any]:
         """Everything of the user as one JSON-able document: their facts, and per chat (theirs,
@@ -406,8 +411,8 @@ class Memory:
     # ---- doctor ---------------------------------------------------------------------------
 
     async def health(self, chat_id: str | None = None, user_id: str | None = None) -> Health:
-        """Each backend: reachable? in which mode? what to do if not. With a chat and a user,
-        also what each layer holds for them."""
+        """Each backend: reachable? in which mode? With a chat and a user, also what each layer
+        holds for them."""
         settings, report = self.settings, []
         redis_kind = "cluster" if settings.redis.cluster else "server"  # a cluster: any node's URL
         redis_mode = f"{redis_kind} at {without_credentials(settings.redis.url)}" if settings.redis.url else (
@@ -417,8 +422,7 @@ class Memory:
             info = await (await self.backends.redis()).info("server")
             report.append(BackendHealth("redis", redis_mode, True, f"redis {info.get('redis_version')}"))
         except Exception as exc:
-            report.append(BackendHealth("redis", redis_mode, False, without_credentials(str(exc)),
-                                        "unset GOAT_REDIS_URL for the embedded server, or start yours"))
+            report.append(BackendHealth("redis", redis_mode, False, without_credentials(str(exc))))
         chroma_mode = f"server at {without_credentials(settings.chroma.url)}" if settings.chroma.url else (
             f"embedded PersistentClient in {Path(settings.data_dir) / 'chroma'}"
         )
@@ -427,8 +431,7 @@ class Memory:
             chats = await self.backends.run_blocking(store.chat_ids)
             report.append(BackendHealth("chroma", chroma_mode, True, f"{len(chats)} chat(s) archived"))
         except Exception as exc:
-            report.append(BackendHealth("chroma", chroma_mode, False, without_credentials(str(exc)),
-                                        "unset GOAT_CHROMA_URL for the embedded store, or `chroma run`"))
+            report.append(BackendHealth("chroma", chroma_mode, False, without_credentials(str(exc))))
         if "chroma" in {backend.name for backend in report if backend.ok}:
             encoder_mode = f"{settings.embeddings.model} (onnxruntime, offline)"
             try:
@@ -439,14 +442,13 @@ class Memory:
         if settings.letta.url:
             agents = "one agent for everyone" if settings.memory.scope == "global" else "an agent per user"
             facts_mode = f"Letta at {without_credentials(settings.letta.url)}, a 'facts' block in {agents}"
-            facts_fix = "start Letta at that address, or unset GOAT_LETTA_URL to keep facts in Redis"
         else:
-            facts_mode, facts_fix = "Redis hash per user", "check the Redis line above"
+            facts_mode = "Redis hash per user"
         try:
             report.append(BackendHealth("facts", facts_mode, True, await (await self.backends.facts()).check()))
         except Exception as exc:
-            report.append(BackendHealth("facts", facts_mode, False, without_credentials(f"{type(exc).__name__}: {exc}"),
-                                        facts_fix))
+            report.append(BackendHealth("facts", facts_mode, False,
+                                        without_credentials(f"{type(exc).__name__}: {exc}")))
         up = {backend.name for backend in report if backend.ok}
         return Health(report, await self._layers(chat_id, user_id, up) if chat_id and user_id else {})
 

@@ -29,6 +29,7 @@ from memory.settings import Settings
 from nodes.state import MAX_MESSAGE_CHARS
 from memory.episodic import collection_name
 from memory.facade import Memory
+from memory.turns import Exchange
 from memory.prompt import RECALL_HEADER
 from memory.redis_server import EmbeddedRedis
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok, servers_left
@@ -150,10 +151,10 @@ def test_facts_forget_reset_and_why_print_what_they_did(sessions):
     reply_at = out.index(REPLIES[3])
     assert out[:reply_at] == [
         "home_city: Porto", "shed_code: zebra-9911",
-        "forgot shed_code",
-        "no fact named shed_code; /facts lists them",
+        "Forgot shed_code.",
+        "I keep no fact called shed_code.",
         "home_city: Porto",
-        "working memory (L2) of this chat cleared; earlier turns stay recallable from long-term memory (L3)",
+        "Starting afresh: the recent conversation is cleared; earlier turns are still recalled when they matter.",
     ]  # fmt: skip
     why = "\n".join(out[reply_at + 1:])
     assert why.startswith(f"» {RECALL}\n  chat {CHAT} · turn 4 · budget ")
@@ -206,7 +207,7 @@ def test_a_turn_without_a_model_prints_one_line_and_the_chat_goes_on(tmp_path):
     lines = result.stderr.splitlines()
     assert len(lines) == 2  # one per message, the undecodable one included, and no traceback
     assert all(line.startswith("goat: the turn failed: no chat model configured: set GOAT_MODEL") for line in lines)
-    assert "/forget KEY" in result.stdout  # /help still answered
+    assert "/forget key" in result.stdout  # /help still answered
 
 
 def test_why_in_a_new_session_explains_the_chats_last_turn_and_its_tool_calls(tmp_path):
@@ -314,7 +315,7 @@ def test_ctrl_c_while_the_reply_streams_cancels_that_answer_and_a_second_at_the_
             fake.go_on.set()
             chat.wait_for_screen(PROMPT, count=2)  # back at the prompt, the session alive
             chat.type("/why")
-            chat.wait_for_screen("the chat's last message got no answer (it failed or was cancelled)")
+            chat.wait_for_screen("The chat's last message got no answer (it failed or was cancelled)")
             chat.wait_for_screen(PROMPT, count=3)
             chat.type("Are you still there?")
             chat.wait_for_screen(f"{REPLY_PREFIX}{answered}")
@@ -431,7 +432,7 @@ async def test_a_failing_command_prints_one_line_and_the_session_goes_on(setting
         await runner.aclose()
 
     assert err.getvalue() == "goat: /facts failed: ConnectError: All connection attempts failed\n"
-    assert out.getvalue() == "no turn yet in this chat: /why explains the last answer\n"
+    assert out.getvalue() == "No turn yet in this chat: /why explains the last answer.\n"
     assert session.failures == 1
 
 
@@ -441,7 +442,7 @@ async def test_reset_empties_l2_but_turn_numbers_go_on(settings, embeddings):
         message = {"role": "user", "content": "hi", "timestamp": 1.0}
         assert await memory.save_turn("reset-chat", 1, [message])
         assert await memory.save_turn("reset-chat", 2, [message])
-        await memory.forget(chat_id="reset-chat", keep_archive=True)
+        await memory.start_afresh("reset-chat")
         assert await memory.working("reset-chat", 10) == (2, [])
         assert not await memory.save_turn("reset-chat", 2, [{**message, "content": "other"}])  # number taken
         assert await memory.save_turn("reset-chat", 3, [message])
@@ -466,3 +467,26 @@ def test_ctrl_c_with_a_pipe_for_input_ends_the_session_cleanly(tmp_path):
         _, errors = process.communicate(timeout=HANG_GUARD)
     assert process.returncode == 130, errors
     assert "Fatal Python error" not in errors and "Traceback" not in errors
+
+
+async def test_goat_chat_has_the_bots_memory_commands_and_answers_them_alike(settings, embeddings):
+    runner = make_runner(settings, embeddings)
+    out, err = io.StringIO(), io.StringIO()
+    session = ChatSession(runner, "cmd-chat", "ana", interactive=False, out=out, err=err)
+    await runner.services.memory.archive(
+        [Exchange("cmd-chat", "ana", 1, 1_700_000_000.0, "Our dog Biscuit hates the vacuum cleaner.", "Poor Biscuit.")],
+        1_700_000_000.0)
+    try:
+        assert await runner.services.memory.settle() == 0
+        for line in ("/remember dog=Biscuit", "/remember dog", "/facts", "/search", "/search Biscuit vacuum",
+                     "/search the stock market in Tokyo"):
+            assert await session.handle(line) is True
+    finally:
+        await runner.aclose()
+
+    assert err.getvalue() == "" and session.failures == 0
+    noted, usage, facts, search_usage, found, nothing = out.getvalue().splitlines()
+    assert (noted, usage, facts, search_usage) == ("Noted: dog = Biscuit", "Usage: /remember key=value, e.g. /remember city=Porto",
+                                                   "dog: Biscuit", "Usage: /search what to look for")
+    assert "Our dog Biscuit hates the vacuum cleaner." in found and found.endswith("[words: biscuit, vacuum]")
+    assert nothing == "Nothing in memory stands out for that."

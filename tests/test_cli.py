@@ -1,4 +1,4 @@
-"""The real `goat` console script, run as a subprocess on real backends (SPEC §10–§11).
+"""The real `goat` console script, run as a subprocess on real backends.
 
 Each command runs with a fresh environment: GOAT_DATA_DIR in a temporary folder and no
 OPENAI_*/GOAT_* variable from the outside, so no model is configured and, unless a test

@@ -1,4 +1,4 @@
-"""Durable turns (SPEC §3, §8): ordering, the turn lock across workers, the L3 outbox, and
+"""Durable turns: ordering, the turn lock across workers, the L3 outbox, and
 what each backend failing mid-way costs — against real Redis and Chroma servers."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ async def test_a_burst_to_one_chat_is_answered_in_order_while_other_chats_interl
 
 @pytest.mark.slow
 async def test_fifty_chats_of_twenty_turns_at_once_are_each_saved_and_archived_once(settings, embeddings):
-    """SPEC §12: 50 concurrent chats × 20 turns against a scripted model — every turn saved and
+    """50 concurrent chats × 20 turns against a scripted model — every turn saved and
     archived exactly once, none lost, none crossed between chats (the archive written behind
     the replies, while later turns run)."""
     chats = [f"crowd-{n:02d}" for n in range(50)]

@@ -1,4 +1,4 @@
-"""Adversarial isolation (SPEC §2, §8): a chat — or, under ``memory.scope = "user"``, a user —
+"""Adversarial isolation: a chat — or, under ``memory.scope = "user"``, a user —
 never reaches another's memory, whatever its messages or its model's tool calls say.
 
 Chat A ("alice-notes", Alice) holds exact sentences, codes, an e-mail address, a structural

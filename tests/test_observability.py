@@ -1,4 +1,4 @@
-"""The per-turn observation (SPEC §9) on real turns: real Redis, Chroma and MiniLM, the model faked
+"""The per-turn observation on real turns: real Redis, Chroma and MiniLM, the model faked
 over loopback. Plus the file's rotation, the percentile aggregator and the `goat stats` summary."""
 
 from __future__ import annotations

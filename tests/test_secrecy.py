@@ -1,4 +1,4 @@
-"""Secrets and message text stay out of every log, record and error GOAT writes (SPEC §9).
+"""Secrets and message text stay out of every log, record and error GOAT writes.
 
 The API key, the Telegram bot token, the MCP token, the webhook secret and a password inside a
 backend URL are set the way a user sets them (the environment), content logging is off, and a

@@ -124,6 +124,59 @@ async def test_a_stranger_is_refused_once_with_their_id_and_nothing_of_theirs_is
     assert all(c.metadata.get("chat_id") != str(STRANGER) for c in chroma.list_collections())
 
 
+def refusals(telegram: FakeTelegram, chat_id: int) -> list[str]:
+    return [text for text in telegram.chat(chat_id) if "GOAT_ALLOWED_USERS" in text]
+
+
+async def test_a_stranger_in_a_group_is_refused_once_and_only_for_what_the_bot_would_answer(settings, embeddings):
+    """What the bot would not answer anyone (a message not addressed to it, an edit, a command that
+    may be another bot's) gets a stranger nothing, not even the refusal; addressed, they are refused
+    once. None of it is a turn, while an allowed user's messages in the same group are answered."""
+    group = -100999
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
+            chatter = telegram.send(group, STRANGER, "Lunch at noon? My code is zebra-0042.", chat_type="group")
+            telegram.edit(chatter, "@goat_test_bot lunch at noon? My code is zebra-0042.")
+            telegram.send(group, STRANGER, "/frobnicate zebra-0042", chat_type="group")
+            telegram.send(group, STRANGER, "/facts@another_bot", chat_type="group")
+            telegram.send(group, ALICE, "@goat_test_bot lunch at noon?", chat_type="group")
+            await until(telegram, lambda: "You said: lunch at noon?." in telegram.chat(group))
+            assert telegram.chat(group) == ["You said: lunch at noon?."]
+            first = telegram.send(group, STRANGER, "@goat_test_bot who are you? zebra-0042", chat_type="group")
+            await until(telegram, lambda: refusals(telegram, group))
+            telegram.send(group, STRANGER, "@goat_test_bot hello? zebra-0042", chat_type="group")
+            telegram.send(group, ALICE, "@goat_test_bot and dessert?", chat_type="group")
+            await until(telegram, lambda: telegram.chat(group)[-1:] == ["You said: and dessert?."])
+            await turn_done(runner, group)
+            _, working = await runner.services.memory.working(str(group), 10)
+        [refusal] = refusals(telegram, group)
+        assert str(STRANGER) in refusal
+        [refused] = [call for call in telegram.methods("sendMessage") if call["text"] == refusal]
+        assert refused["reply_parameters"]["message_id"] == first["message_id"]
+        assert telegram.chat(group) == ["You said: lunch at noon?.", refusal, "You said: and dessert?."]
+        assert len(fake.requests) == 2 and all("zebra-0042" not in json.dumps(r) for r in fake.requests)
+    assert [m["content"] for m in working] == [
+        "lunch at noon?", "You said: lunch at noon?.", "and dessert?", "You said: and dessert?."]
+
+
+async def test_a_strangers_command_is_refused_and_no_command_of_theirs_runs(settings, embeddings, redis_url):
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        async with running(bot_settings(settings, fake, telegram), embeddings):
+            telegram.send(STRANGER, STRANGER, "/facts")
+            await until(telegram, lambda: telegram.chat(STRANGER))
+            telegram.send(STRANGER, STRANGER, "/remember city=Oslo")
+            telegram.send(STRANGER, STRANGER, "/facts")
+            telegram.send(ALICE, ALICE, "Hi there.")
+            await until(telegram, lambda: telegram.chat(ALICE) == ["You said: Hi there.."])
+        # Stopped: every update fetched before Alice's was handled by then.
+        [refusal] = telegram.chat(STRANGER)
+        assert str(STRANGER) in refusal and "GOAT_ALLOWED_USERS" in refusal
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        assert not [key for key in client.scan_iter(count=1000) if str(STRANGER).encode() in key]  # no fact kept
+
+
 async def test_remember_then_the_fact_is_in_the_next_prompt_and_export_holds_the_turns(settings, embeddings):
     with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
         async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
@@ -488,7 +541,9 @@ async def test_the_memory_commands(settings, embeddings):
             assert await command("/forget dog") == "Forgot dog."
             assert await command("/forget dog") == "I keep no fact called dog."
             assert "E1234" in await command("/search deploy error")
-            assert (await command("/why")).startswith(("For your last message I recalled", "Nothing from"))
+            why = await command("/why")  # the report goat chat's /why prints, in a fixed-width font
+            assert why.startswith(f"» The deploy failed with error E1234.\n  chat {ALICE} · turn 2 · ")
+            assert why.endswith("\n  tools called: none")
             assert "p50" in await command("/stats")
             assert (await command("/reset")).startswith("Starting afresh")
             assert await runner.services.memory.working(str(ALICE), 10) == (2, [])

@@ -1,4 +1,4 @@
-"""The tool flow (SPEC §7–§8): memory tools, plugins, DSML, grounding, evidence lines.
+"""The tool flow: memory tools, plugins, DSML, grounding, evidence lines.
 
 Real Redis, real Chroma, real MiniLM; the model is the loopback fake OpenAI server, so
 every model call of a turn is a request it records. Turns run both ways: the graph
@@ -30,7 +30,8 @@ from memory.backends import cache_scope_key
 from memory.turns import Exchange
 from memory.prompt import FACTS_HEADER, MEMORY_TOOL_GUIDANCE, facts_block
 from memory.tokens import count_tokens
-from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES, MemoryToolbox, with_every_word
+from memory.scope import with_every_word
+from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES, MemoryToolbox
 from test_graph import NOW, make_runner, with_model
 
 PLAIN_GRAPH = build_graph()
@@ -336,8 +337,7 @@ def tools():
 
 
 def toolbox(runner, chat_id: str = "chat-a", user_id: str = "alice", settings: Settings | None = None) -> MemoryToolbox:
-    return MemoryToolbox(runner.services.memory, settings or runner.services.settings, chat_id, user_id,
-                         NOW.timestamp())
+    return MemoryToolbox(runner.services.memory.scope(chat_id, user_id, now=NOW.timestamp(), settings=settings))
 
 
 async def archive_days(runner, chat_id: str, user_id: str, turns: list[tuple[float, str, str]]) -> None:

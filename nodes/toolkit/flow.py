@@ -1,4 +1,4 @@
-"""The tool flow of a turn (SPEC §7): the tools offered, running the calls, what the second
+"""The tool flow of a turn: the tools offered, running the calls, what the second
 (synthesis) and third (correction) model calls read, and the evidence lines saved to L2.
 
 Tool results reach calls 2 and 3 as a section of the system prompt, not as tool-role
@@ -75,7 +75,7 @@ def turn_tools(plugins: PluginRegistry, state: TurnState) -> dict[str, BaseTool]
 
 def turn_toolbox(memory: Memory, settings: Settings, state: TurnState) -> MemoryToolbox:
     """Whose memory the memory tools act on this turn: the turn's chat and user, never the model's say."""
-    return MemoryToolbox(memory, settings, state["chat_id"], state["user_id"], state["now"])
+    return MemoryToolbox(memory.scope(state["chat_id"], state["user_id"], now=state["now"], settings=settings))
 
 
 def openai_schemas(tools: Iterable[BaseTool]) -> list[dict[str, Any]]:
