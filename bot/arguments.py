@@ -43,6 +43,10 @@ def _names_from(known: Iterable[str], kind: str) -> Callable[[str], tuple[str, .
     return names
 
 
+def _listed(sizes: tuple[int, ...]) -> str:
+    return ",".join(map(str, sizes))
+
+
 def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()}))
@@ -57,12 +61,14 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """`goat bench`'s options (the benchmarks are imported here, only for that command)."""
-    from bench.cli import DEFAULT_CHECKPOINT_TURNS, DEFAULT_IMPORT_TURNS, DEFAULT_TURNS, SECTIONS
+    from bench.cli import (DEFAULT_CHECKPOINT_TURNS, DEFAULT_IMPORT_TURNS, DEFAULT_SIZES, DEFAULT_TURNS,
+                           QUICK_SIZES, SECTIONS)
 
     parser.add_argument("--sections", type=_names_from(SECTIONS, "section"), default=tuple(SECTIONS),
                         help=f"comma-separated, from {','.join(SECTIONS)} (default: all)")
     parser.add_argument("--sizes", type=_sizes,
-                        help="archive sizes in turns, e.g. 1000,10000 (default 1000,10000,100000; --quick: 40)")
+                        help=f"archive sizes in turns, e.g. 1000,10000 (default {_listed(DEFAULT_SIZES)}; "
+                             f"--quick: {_listed(QUICK_SIZES)})")
     parser.add_argument("--turns", type=positive_int,
                         help=f"measured turns per archive size, chat and message kind (default {DEFAULT_TURNS})")
     parser.add_argument("--import-turns", type=positive_int,

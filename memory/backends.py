@@ -167,10 +167,11 @@ class Backends:
         with none yet is recorded as ``name``'s; one from before encoders were recorded is
         MiniLM's."""
         redis = await self.redis()
-        unfinished = await redis.hget(REEMBED_KEY, "to")
+        async with redis.pipeline(transaction=False) as pipe:  # one round trip: it runs before every write
+            unfinished, recorded = await pipe.hget(REEMBED_KEY, "to").get(ENCODER_KEY).execute()
         if unfinished is not None:
             raise EncoderMismatch(None, name, reembedding=unfinished.decode())
-        archive = await self.archive_encoder()
+        archive = recorded.decode() if recorded is not None else await self._unrecorded_encoder()
         if archive is None:
             await redis.set(ENCODER_KEY, name, nx=True)
             archive = (await redis.get(ENCODER_KEY)).decode()
@@ -183,6 +184,10 @@ class Backends:
         """The encoder of the archive's vectors; None for an archive that holds none yet."""
         if (recorded := await (await self.redis()).get(ENCODER_KEY)) is not None:
             return recorded.decode()
+        return await self._unrecorded_encoder()
+
+    async def _unrecorded_encoder(self) -> str | None:
+        """An archive from before encoders were recorded holds MiniLM's vectors, if any."""
         return FIRST_ENCODER if await self._holds_vectors() else None
 
     async def _holds_vectors(self) -> bool:
