@@ -68,12 +68,12 @@ def line_tokens(hit: dict[str, Any]) -> int:
 def retrieved(state: dict[str, Any], ranked: list[dict[str, Any]], guarantee: int) -> dict[str, tuple[list[str], int]]:
     """Per method: (ids injected, tokens), for one message."""
     goat_tokens = state["tokens"]["l3"]
-    same_tokens, same_used = pack_recalls(ranked, goat_tokens, count_tokens_each)
-    whole, whole_used = pack_recalls(ranked, guarantee, count_tokens_each)
+    at_goats_tokens = pack_recalls(ranked, goat_tokens, count_tokens_each)
+    in_guarantee = pack_recalls(ranked, guarantee, count_tokens_each)
     found = {
         "GOAT prefetch": ([r["id"] for r in state.get("l3") or []], goat_tokens),
-        "top-k at GOAT's tokens": ([h["id"] for h in same_tokens], same_used),
-        f"top-k in {guarantee} tokens (L3 guarantee)": ([h["id"] for h in whole], whole_used),
+        "top-k at GOAT's tokens": ([h["id"] for h in at_goats_tokens.recalls], at_goats_tokens.tokens),
+        f"top-k in {guarantee} tokens (L3 guarantee)": ([h["id"] for h in in_guarantee.recalls], in_guarantee.tokens),
     }
     for k in FIXED_K:
         found[f"top-{k}"] = ([h["id"] for h in ranked[:k]], sum(line_tokens(h) for h in ranked[:k]))

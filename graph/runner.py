@@ -22,6 +22,7 @@ from memory.privacy import Forgotten
 from memory.settings import Settings
 from memory.turns import Exchange, iso_time
 from nodes.context import Context, run_context
+from nodes.load_working import CheckedRun
 from nodes.services import ModelNotConfigured, Services
 from nodes.state import TurnConflict, check_input, turn_input
 from nodes.toolkit.dsml import DsmlStreamFilter
@@ -188,7 +189,7 @@ class TurnRunner:
         # and leaving them out spares ~8 Redis round trips a turn.
         for run_input, stop_before in ((turn, SAVE_NODES), (None, None)):
             async for mode, payload in graph.astream(
-                run_input, config, context=self.context(overrides),
+                run_input, config, context=CheckedRun(**vars(self.context(overrides))),  # checked by run()
                 # Token streaming hooks every node's callbacks: only when someone reads the tokens.
                 stream_mode=["messages", "updates", "values"] if on_token is not None else ["updates", "values"],
                 interrupt_before=stop_before, durability="exit",
@@ -251,11 +252,11 @@ class TurnRunner:
         """The turn up to, not including, the model: what memory would inject. Writes nothing."""
         config = {"configurable": {"thread_id": f"inspect-{uuid.uuid4().hex}"}}
         turn = turn_input(chat_id, message, user_id, now)
-        check_input(turn)  # before prefetch, which runs beside load_working's check, reads the chat
+        check_input(turn)  # before prefetch, which runs beside load_working, reads the chat
         await self._inspect_graph.ainvoke(
             turn,
             config=config,
-            context=self.context(overrides),
+            context=CheckedRun(**vars(self.context(overrides))),
             interrupt_before=["llm"],
         )
         state = await self._inspect_graph.aget_state(config)

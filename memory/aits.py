@@ -63,14 +63,17 @@ def largest_budget(*, base: int, confidence_multiplier: int, complexity_bonus: i
 
 
 def assess(
-    message: str,
-    *,
-    base: int = 2000,
-    confidence_multiplier: int = 4000,
-    complexity_bonus: int = 2000,
-    hard_cap: int = 12000,
+    message: str, *, base: int, confidence_multiplier: int, complexity_bonus: int, hard_cap: int
 ) -> Assessment:
-    """``budget = min(hard_cap, round(base + confidence·multiplier + complexity·bonus))``."""
+    """``budget = min(hard_cap, round(base + confidence·multiplier + complexity·bonus))``.
+
+    Args:
+        message: the user's message, the only thing the budget is sized from.
+        base, confidence_multiplier, complexity_bonus, hard_cap: the ``aits`` settings.
+
+    Returns:
+        The message's confidence and complexity (each in [0, 1]) and the turn's token budget.
+    """
     tokens = cue_tokens(message)
     confidence = _confidence(tokens)
     complexity = _complexity(message, tokens)

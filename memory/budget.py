@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, NamedTuple
 
 from memory.aits import largest_budget
 from memory.prompt import one_line
@@ -18,20 +19,30 @@ class Split:
     l3: int  # recalled memories
 
 
-def split_budget(total: int, l0_l1_tokens: int, *, l3_min_guarantee: int = 1200, l2_floor: int = 500) -> Split:
+def split_budget(total: int, l0_l1_tokens: int, *, l3_min_guarantee: int, l2_floor: int) -> Split:
     """Priority-inverted split: after L0+L1, L3 claims its guarantee first, L2 gets the rest.
 
     L2's floor wins only when the remainder is too small for both; then L3 gets what is left.
-    How long L2 has grown plays no part, so it can never starve L3.
+    How long L2 has grown plays no part, so it can never starve L3. With a guarantee of 1200
+    and a floor of 500:
 
-    >>> split_budget(6000, 800)      # available 5200: L3 its 1200, L2 the other 4000
+    >>> split_budget(6000, 800, l3_min_guarantee=1200, l2_floor=500)  # L3 its 1200, L2 the other 4000
     Split(l0_l1=800, l2=4000, l3=1200)
-    >>> split_budget(2000, 400)      # available 1600: 1200 would leave L2 400 < 500
+    >>> split_budget(2000, 400, l3_min_guarantee=1200, l2_floor=500)  # 1200 would leave L2 400 < 500
     Split(l0_l1=400, l2=500, l3=1100)
-    >>> split_budget(1000, 700)      # available 300: all of it to L2's floor
+    >>> split_budget(1000, 700, l3_min_guarantee=1200, l2_floor=500)  # all 300 to L2's floor
     Split(l0_l1=700, l2=300, l3=0)
-    >>> split_budget(1000, 1500)     # L0+L1 alone exceed the budget
+    >>> split_budget(1000, 1500, l3_min_guarantee=1200, l2_floor=500)  # L0+L1 alone exceed it
     Split(l0_l1=1500, l2=0, l3=0)
+
+    Args:
+        total: the turn's token budget (AITS).
+        l0_l1_tokens: what the always-present head takes (identity, time, facts, tool guidance).
+        l3_min_guarantee: ``budget.l3_min_guarantee_tokens``.
+        l2_floor: ``budget.l2_floor_tokens``.
+
+    Returns:
+        The shares of L0+L1 (as measured), L2 and L3.
     """
     l0_l1 = max(0, l0_l1_tokens)
     available = max(0, total - l0_l1)
@@ -58,30 +69,42 @@ def l2_ceiling(settings: Settings) -> int:
 def trim_working(messages: list[dict], budget: int, count: Callable[[str], int]) -> tuple[list[dict], int]:
     """The conversation messages that fit ``budget`` tokens, in chronological order, and their tokens.
 
-    The newest messages are kept, walking back until the next older one does not fit
-    (the window stays contiguous). The chat's first message (the topic-setter) is
-    pinned when it is smaller than a quarter of the budget: it is taken first and its
-    tokens count against the budget. Only ``content`` is counted (a message's ``tokens``,
-    when it has one, is taken as that count).
+    The newest messages are kept, as :func:`newest_within` takes and counts them. The chat's
+    first message (the topic-setter) is pinned when it is smaller than a quarter of the budget:
+    it is taken first and its tokens count against the budget.
     """
     if not messages or budget <= 0:
         return [], 0
+    first_size = _message_tokens(messages[0], count)
+    if first_size < budget / 4:
+        kept, used = newest_within(reversed(messages[1:]), budget - first_size, count)
+        return [messages[0], *kept], first_size + used
+    return newest_within(reversed(messages), budget, count)
 
-    def size_of(message: dict) -> int:  # L2 messages carry their count since it was saved
-        return message["tokens"] if "tokens" in message else count(message["content"])
 
-    first_size = size_of(messages[0])
-    pinned = first_size < budget / 4
-    remaining = budget - first_size if pinned else budget
+def newest_within(newest_first: Iterable[dict], budget: int, count: Callable[[str], int]) -> tuple[list[dict], int]:
+    """The newest conversation messages whose tokens add up to at most ``budget``, in
+    chronological order, and their tokens.
+
+    Messages are taken from ``newest_first`` until the next one does not fit (the window stays
+    contiguous), so none past that one is read: a lazy iterable (L2 as it is decoded) is
+    decoded only that far. Only ``content`` is counted; a message's ``tokens``, counted when it
+    was saved, is taken as that count.
+    """
     kept: list[dict] = []
-    for message in reversed(messages[1:] if pinned else messages):
-        size = size_of(message)
-        if size > remaining:
+    used = 0
+    for message in newest_first:
+        size = _message_tokens(message, count)
+        if used + size > budget:
             break
         kept.append(message)
-        remaining -= size
+        used += size
     kept.reverse()
-    return ([messages[0], *kept] if pinned else kept), budget - remaining
+    return kept, used
+
+
+def _message_tokens(message: Mapping[str, Any], count: Callable[[str], int]) -> int:
+    return message["tokens"] if "tokens" in message else count(message["content"])
 
 
 def format_recall_line(recall: dict) -> str:
@@ -90,20 +113,34 @@ def format_recall_line(recall: dict) -> str:
     return f"[{when}] {one_line(recall['content'])}"
 
 
-def pack_recalls(
-    recalls: list[dict], budget: int, count_each: Callable[[list[str]], list[int]]
-) -> tuple[list[dict], int]:
-    """The recalls whose lines fit ``budget`` tokens, in the given (best-first) order, and their tokens.
+class PackedRecalls(NamedTuple):
+    recalls: list[dict]  # those that fit, best first
+    lines: list[str]  # their lines as injected (format_recall_line), in that order
+    tokens: int  # of those lines
+
+
+def pack_recalls(recalls: list[dict], budget: int, count_each: Callable[[list[str]], list[int]]) -> PackedRecalls:
+    """The recalls whose lines fit ``budget`` tokens, in the given (best-first) order.
 
     A recall whose line does not fit is skipped and the next ones are still tried, so a
     long entry does not block shorter ones behind it. Tokens are those of
-    :func:`format_recall_line`, i.e. of exactly what is injected (``count_each`` counts a
-    list of lines); the block header is the caller's.
+    :func:`format_recall_line`, i.e. of exactly what is injected; the block header is the caller's.
+
+    Args:
+        recalls: the candidates, best first.
+        budget: the L3 share of the prompt, in tokens.
+        count_each: the tokens of each of a list of lines.
+
+    Returns:
+        What fits, with the lines it was counted as (the lines to inject) and their tokens.
     """
+    lines = [format_recall_line(recall) for recall in recalls]
     injected: list[dict] = []
+    injected_lines: list[str] = []
     used = 0
-    for recall, size in zip(recalls, count_each([format_recall_line(recall) for recall in recalls])):
+    for recall, line, size in zip(recalls, lines, count_each(lines)):
         if used + size <= budget:
             injected.append(recall)
+            injected_lines.append(line)
             used += size
-    return injected, used
+    return PackedRecalls(injected, injected_lines, used)

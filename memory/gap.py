@@ -34,9 +34,7 @@ def gap_ratio(distances: Sequence[float]) -> float | None:
     return max(gaps) / mean_gap if mean_gap > 0 else None
 
 
-def gap_filter(
-    recalls: list[dict], significance: float = 3.0, ceiling: float = 1.5, min_keep: int = 0
-) -> list[dict]:
+def gap_filter(recalls: list[dict], significance: float, ceiling: float, min_keep: int = 0) -> list[dict]:
     """The recalls worth injecting from one result list, closest first.
 
     - Exact hits (distance 0 from the specific-key mechanism) always pass and take
@@ -45,13 +43,22 @@ def gap_filter(
       largest gap (the first one, if several are equally large), else keep none —
       a flat list, including all-equal distances, has no cluster worth injecting.
     - Fewer than 3: keep those with ``distance ≤ ceiling`` (1.5 = nearly orthogonal
-      in squared L2 on unit vectors; pass 0.75 for cosine distance).
+      in squared L2 on unit vectors, 0.75 in cosine distance).
 
     - ``min_keep``: at least this many of the closest are kept whatever the test says —
       for a list that is a selection in itself, such as the entries of a time range the
       user named ("what did we discuss yesterday?" has no topic to stand out).
 
     Input order does not matter; the input is not mutated.
+
+    Args:
+        recalls: one mechanism's hits, each with its ``distance``.
+        significance: ``retrieval.gap_significance``.
+        ceiling: ``retrieval.small_result_ceiling``.
+        min_keep: the closest kept at least.
+
+    Returns:
+        The exact hits, then the kept others, closest first.
     """
     ordered = sorted(recalls, key=lambda r: r["distance"])
     exact = [r for r in ordered if _is_exact_hit(r)]

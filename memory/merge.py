@@ -28,13 +28,43 @@ def choose_recalls(
     lists' ranks are fused (:func:`fuse`); the relevant entries plus some context
     (:func:`with_context`) are scored by :func:`merge_and_score`.
     """
-    relevant = {recall["id"] for name, hits in lists.items() for recall in _relevant(name, hits, background, retrieval)}
+    return _choose(lists, _relevant_ids(lists, background, retrieval), now, retrieval, max_results)
+
+
+def choose_and_explain(
+    lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int
+) -> tuple[list[dict], list[dict]]:
+    """What :func:`choose_recalls` chooses, and why each candidate was kept or dropped, from
+    one judgement of each list's relevant entries.
+
+    Args:
+        lists, background, now, retrieval, max_results: as :func:`choose_recalls` takes them.
+
+    Returns:
+        What to inject, scored and best first (as :func:`choose_recalls` returns it); and for
+        each candidate of each ranked list, list by list, in rank order, without the entries'
+        text: ``{list, id, distance, kept, why}``.
+    """
+    relevant = _relevant_ids(lists, background, retrieval)
+    chosen = _choose(lists, relevant, now, retrieval, max_results)
+    return chosen, _verdicts(lists, relevant, background, retrieval, chosen)
+
+
+def _relevant_ids(
+    lists: Mapping[str, list[dict]], background: float | None, retrieval: Retrieval
+) -> dict[str, set[str]]:
+    """Per ranked list, the ids of its entries that stand out on their own."""
+    return {name: {r["id"] for r in _relevant(name, hits, background, retrieval)} for name, hits in lists.items()}
+
+
+def _choose(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], now: float, retrieval: Retrieval,
+            max_results: int) -> list[dict]:
     fused = fuse(
         [hits if name == WORDS else sorted(hits, key=lambda r: r["distance"]) for name, hits in lists.items()],
         rrf_k=retrieval.rrf_k,
         neighbour_weight=retrieval.neighbour_weight,
     )
-    kept = with_context(relevant, fused, retrieval.context_ratio)
+    kept = with_context(set().union(*relevant.values()), fused, retrieval.context_ratio)
     return merge_and_score(
         [[r for r in hits if r["id"] in kept] for hits in lists.values()],
         now,
@@ -48,14 +78,9 @@ def choose_recalls(
     )
 
 
-def explain_choice(
-    lists: Mapping[str, list[dict]], background: float | None, retrieval: Retrieval, chosen: Iterable[dict]
-) -> list[dict]:
-    """Why each candidate of each ranked list was kept or dropped (``chosen``: what
-    :func:`choose_recalls` returned): ``{list, id, distance, kept, why}``, list by list, in
-    rank order, without the entries' text."""
+def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], background: float | None,
+              retrieval: Retrieval, chosen: list[dict]) -> list[dict]:
     chosen_ids = {recall["id"] for recall in chosen}
-    relevant = {name: {r["id"] for r in _relevant(name, hits, background, retrieval)} for name, hits in lists.items()}
     stands_out = set().union(*relevant.values())
     verdicts = []
     for name, hits in lists.items():
@@ -101,7 +126,7 @@ def _relevant(name: str, hits: list[dict], background: float | None, retrieval: 
     return background_filter(hits, background, _ratio(name, retrieval), min_keep=min_keep)
 
 
-def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float = 10.0, neighbour_weight: float = 0.25) -> dict[str, float]:
+def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float, neighbour_weight: float) -> dict[str, float]:
     """Reciprocal-rank fusion of ranked lists, smoothed along the conversation.
 
     Each list (best first) gives an entry ``1/(rrf_k + rank)``; an entry's score is the sum
@@ -109,7 +134,14 @@ def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float = 10.0, neighbour_w
     have no common scale. Then every entry gets ``neighbour_weight`` times the fused scores
     of the turns just before and after it in the same chat, when those are candidates too:
     a conversation stays on a topic for a few turns, so a turn beside relevant ones is more
-    likely relevant itself. Returns id → score (> 0) for every entry of the lists.
+    likely relevant itself.
+
+    Args:
+        ranked_lists: each mechanism's hits, best first.
+        rrf_k, neighbour_weight: ``retrieval.rrf_k`` and ``retrieval.neighbour_weight``.
+
+    Returns:
+        id → score (> 0) for every entry of the lists.
     """
     fused: dict[str, float] = {}
     entries: dict[str, dict] = {}
@@ -129,10 +161,19 @@ def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float = 10.0, neighbour_w
     return {entry_id: score + neighbour_weight * neighbours(entries[entry_id]) for entry_id, score in fused.items()}
 
 
-def with_context(relevant: set[str], fused: Mapping[str, float], context_ratio: float = 0.5) -> set[str]:
+def with_context(relevant: set[str], fused: Mapping[str, float], context_ratio: float) -> set[str]:
     """The relevant entries plus, as context, the next best candidates by fused score:
     ``⌊context_ratio · |relevant|⌋`` of them. Nothing relevant, nothing added: a message
-    about nothing in the chat injects nothing."""
+    about nothing in the chat injects nothing.
+
+    Args:
+        relevant: the ids that stand out.
+        fused: every candidate's fused score (:func:`fuse`).
+        context_ratio: ``retrieval.context_ratio``.
+
+    Returns:
+        The ids to score.
+    """
     others = sorted((entry_id for entry_id in fused if entry_id not in relevant), key=lambda i: (-fused[i], i))
     return relevant | set(others[: int(context_ratio * len(relevant))])
 
@@ -142,12 +183,12 @@ def merge_and_score(
     now: float,
     relevance: Mapping[str, float] | None = None,
     *,
-    weight_similarity: float = 0.6,
-    weight_recency: float = 0.3,
-    weight_popularity: float = 0.1,
-    recency_window_days: float = 30.0,
-    popularity_norm: float = 10.0,
-    max_results: int = 15,
+    weight_similarity: float,
+    weight_recency: float,
+    weight_popularity: float,
+    recency_window_days: float,
+    popularity_norm: float,
+    max_results: int,
 ) -> list[dict]:
     """De-duplicate by id, score, sort best-first, keep ``max_results``.
 
@@ -166,6 +207,17 @@ def merge_and_score(
     ``relevance`` maps ids to their fused score (:func:`fuse`); an id it lacks counts 0.
     Ties are broken by smaller distance, then newer timestamp, then id, so the order is
     deterministic. ``now`` and timestamps are unix seconds.
+
+    Args:
+        lists: the kept entries of each mechanism's list.
+        now: the turn's time.
+        relevance: id → fused score (:func:`fuse`).
+        weight_similarity, weight_recency, weight_popularity, recency_window_days,
+            popularity_norm: the ``retrieval`` settings of those names.
+        max_results: ``prefetch.max_results`` (the ``search_memory`` tool: its own limit).
+
+    Returns:
+        At most ``max_results`` scored copies, best first.
     """
     best: dict[str, dict] = {}
     found_by: dict[str, list[str]] = {}

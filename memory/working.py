@@ -16,6 +16,7 @@ from typing import Literal, NamedTuple, NotRequired, TypedDict, get_args
 import orjson
 from redis.asyncio import Redis
 
+from memory.budget import newest_within
 from memory.tokens import count_tokens
 from memory.turns import archive_content
 
@@ -129,7 +130,10 @@ class WorkingMemory:
         # transaction through a thread of its own (4.5 ms against 0.2 ms for this script).
         turns, length, first, tail = await self._load(
             keys=[self._messages_key(chat_id), self._turns_key(chat_id)], args=[max_messages])
-        latest = _newest_within(tail, max_tokens)
+        if max_tokens is None:
+            latest = [orjson.loads(raw) for raw in tail]
+        else:  # decoded newest first, only as far as the tokens reach
+            latest, _ = newest_within((orjson.loads(raw) for raw in reversed(tail)), max_tokens, count_tokens)
         if length > len(latest):  # the first message is not among the latest
             latest = [orjson.loads(first), *latest]
         return int(turns or 0), latest
@@ -249,22 +253,6 @@ def _tag(chat_id: str) -> str:
     if chat_id and not chat_id.startswith("}"):
         return f"{{{chat_id}}}"
     return f"#{{{hashlib.sha256(chat_id.encode('utf-8', 'surrogatepass')).hexdigest()}}}"
-
-
-def _newest_within(encoded: list[bytes], max_tokens: int | None) -> list[Message]:
-    """The newest of these messages whose tokens add up to at most ``max_tokens`` (all of
-    them without a limit), decoded, in order."""
-    if max_tokens is None:
-        return [orjson.loads(raw) for raw in encoded]
-    kept: list[Message] = []
-    for raw in reversed(encoded):
-        message = orjson.loads(raw)
-        max_tokens -= message["tokens"] if "tokens" in message else count_tokens(message["content"])
-        if max_tokens < 0:
-            break
-        kept.append(message)
-    kept.reverse()
-    return kept
 
 
 def _encode(message: Message) -> str:

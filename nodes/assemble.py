@@ -9,7 +9,7 @@ from langgraph.runtime import Runtime
 
 from nodes.context import Context
 from nodes.state import TurnState
-from memory.budget import format_recall_line, pack_recalls, trim_working
+from memory.budget import pack_recalls, trim_working
 from memory.prompt import recall_block
 from memory.tokens import count_tokens, count_tokens_each
 from nodes.timing import timed
@@ -19,8 +19,8 @@ from nodes.timing import timed
 async def assemble(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     split = state["split"]
     guidance = state.get("tool_guidance") or ""
-    injected, l3_tokens = pack_recalls(state.get("l3_candidates") or [], split["l3"], count_tokens_each)
-    recalled = recall_block([format_recall_line(r) for r in injected])
+    injected = pack_recalls(state.get("l3_candidates") or [], split["l3"], count_tokens_each)
+    recalled = recall_block(injected.lines)
     system = "\n\n".join(part for part in (state.get("identity", ""), recalled, guidance) if part)
     history, l2_tokens = trim_working(state.get("working") or [], split["l2"], count_tokens)
     prompt = [
@@ -30,6 +30,6 @@ async def assemble(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
     ]
     return {
         "prompt": prompt,
-        "l3": injected,
-        "tokens": {"l0_l1": split["l0_l1"], "l2": l2_tokens, "l3": l3_tokens},
+        "l3": injected.recalls,
+        "tokens": {"l0_l1": split["l0_l1"], "l2": l2_tokens, "l3": injected.tokens},
     }

@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
 from nodes.state import TurnState
-from memory.merge import choose_recalls, explain_choice
+from memory.merge import choose_and_explain
 from nodes.timing import timed
 
 
@@ -23,6 +23,7 @@ from nodes.timing import timed
 async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     _, settings = resolve(runtime)
     lists, background = state.get("recalls") or {}, (state.get("prefetch") or {}).get("background")
-    candidates = choose_recalls(lists, background, state["now"], settings.retrieval, settings.prefetch.max_results)
-    # For whoever steps the turn (Studio, goat mcp's diagnose_last_turn): each candidate's verdict.
-    return {"l3_candidates": candidates, "verdicts": explain_choice(lists, background, settings.retrieval, candidates)}
+    # verdicts: for whoever steps the turn (Studio, goat mcp's diagnose_last_turn), each candidate's.
+    candidates, verdicts = choose_and_explain(
+        lists, background, state["now"], settings.retrieval, settings.prefetch.max_results)
+    return {"l3_candidates": candidates, "verdicts": verdicts}

@@ -9,7 +9,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve, turn_time
-from nodes.state import TurnState
+from nodes.state import TurnState, turn_user
 from memory.prompt import system_header
 from nodes.timing import timed
 
@@ -20,7 +20,7 @@ async def load_identity(state: TurnState, runtime: Runtime[Context]) -> dict[str
     degraded = ""
     deadline = settings.prefetch.timeout
     try:
-        facts = await services.memory.facts(state.get("user_id") or state["chat_id"], deadline)
+        facts = await services.memory.facts(turn_user(state), deadline)
     except TimeoutError:
         facts, degraded = {}, f"facts store did not answer within the turn's deadline ({deadline:g} s)"
     except Exception as exc:  # the facts store fails independently: the turn goes on without L1

@@ -3,19 +3,29 @@ turn starts here (its input checked, the last turn's results cleared)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from memory.budget import l2_ceiling
-from nodes.context import Context, resolve, turn_time
-from nodes.state import TurnState, check_input, last_turns_results
+from nodes.context import Context, LocalContext, resolve, turn_time
+from nodes.state import TurnState, check_input, last_turns_results, turn_user
 from nodes.timing import timed
+
+
+@dataclass(kw_only=True)
+class CheckedRun(LocalContext):
+    """The context of a run whose input was checked before it started: the runner checks a
+    turn's input before it takes the chat (a bad id cannot even name its lock), so the graph
+    does not check it again. Only code in this process makes one: an input from LangGraph's
+    server, or from any other caller of the graph, is checked here."""
 
 
 @timed("load_working")
 async def load_working(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
-    check_input(state)  # before anything of this turn is written
+    if not isinstance(runtime.context, CheckedRun):
+        check_input(state)  # before anything of this turn is written
     services, settings = resolve(runtime)
     # Redis is the one backend a turn cannot do without (L2 and the turn counter live
     # there): its failure raises, before anything of this turn has been written.
@@ -26,8 +36,8 @@ async def load_working(state: TurnState, runtime: Runtime[Context]) -> dict[str,
         **last_turns_results(state),
         "turn": completed + 1,
         "working": working,
-        # Inputs that omit them (Studio) get them fixed here, once: every later node, and
-        # what save and archive write, then agrees on the turn's time and user.
+        # An input sent straight to the graph may omit them: written here, every later node,
+        # and what save and archive write, agrees on the turn's time and user.
         "now": turn_time(state),
-        "user_id": state.get("user_id") or state["chat_id"],
+        "user_id": turn_user(state),
     }

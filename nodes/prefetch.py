@@ -11,13 +11,13 @@ from langgraph.runtime import Runtime
 
 from memory.recall import RecallQuery
 from nodes.context import Context, resolve, turn_time
-from nodes.state import TurnState
+from nodes.state import TurnState, turn_user
 from nodes.timing import timed
 
 
 @timed("prefetch")
 async def prefetch(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     services, settings = resolve(runtime)
-    query = RecallQuery(state["message"], state["chat_id"], state.get("user_id") or state["chat_id"], turn_time(state))
+    query = RecallQuery(state["message"], state["chat_id"], turn_user(state), turn_time(state))
     recalled = await services.memory.recall(query, settings)
     return {"recalls": recalled.lists, "prefetch": recalled.outcome, "degraded": {"prefetch": "; ".join(recalled.problems)}}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ConfigDict, Field, with_config
@@ -186,9 +187,9 @@ def check_ids(**ids: object) -> None:
 
 
 def check_input(state: TurnInput) -> None:
-    """Refuse an input that cannot be processed, before anything of its turn is written: the
-    graph's one check (in ``load_working``), whatever the entry point (the runner also makes it
-    before it takes the chat: an id that is not valid Unicode cannot name a Redis key)."""
+    """Refuse an input that cannot be processed, before anything of its turn is written: once
+    per turn, by the runner before it takes the chat (an id that is not valid Unicode cannot name
+    a Redis key), or else by the graph (``load_working``) whatever else started the turn."""
     message, chat_id, user_id, now = state.get("message"), state.get("chat_id"), state.get("user_id"), state.get("now")
     # Ids are keys, never converted: a number 7 and the text "7" would be two people to forget.
     if not isinstance(chat_id, str) or not chat_id.strip():
@@ -214,11 +215,19 @@ def json_type(value: object) -> str:
             type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
+def turn_user(state: Mapping[str, Any]) -> str:
+    """Who says the turn's message: its ``user_id``, or the chat itself (a private chat) when the
+    input names none. :func:`turn_input` names one; an input sent straight to the graph may not
+    (the first superstep's nodes each ask this, and ``load_working`` writes it for the later ones)."""
+    user_id = state.get("user_id")
+    return state["chat_id"] if user_id is None else user_id
+
+
 def turn_input(chat_id: str, message: str, user_id: str | None = None, now: float | None = None) -> TurnInput:
-    """A graph input, as every entry point builds it (the graph checks it)."""
+    """A graph input, as every entry point in this process builds it: its user and time decided."""
     turn: TurnInput = {
         "chat_id": chat_id,
-        "user_id": chat_id if user_id is None else user_id,
+        "user_id": turn_user({"chat_id": chat_id, "user_id": user_id}),
         "message": clean_text(message) if isinstance(message, str) else message,
         "now": time.time() if now is None else float(now),
     }

@@ -20,7 +20,7 @@ from graph.runner import TurnRunner, turn_report
 from graph.graph import build_graph, graph
 from nodes.services import ModelNotConfigured, Services
 from memory.settings import Settings, SettingsError
-from nodes.state import InvalidTurn, TurnConflict, turn_input
+from nodes.state import InvalidTurn, TurnConflict, check_input, turn_input
 from memory.embeddings import LocalEmbeddings
 from memory.episodic import EpisodicStore
 from memory.errors import BackendUnavailable
@@ -435,6 +435,28 @@ async def test_empty_message_reaching_the_graph_directly_writes_nothing(runner):
         await build_graph().ainvoke({"chat_id": "c", "message": ""},
                                     context=runner.context())
     assert await runner.services.memory.working("c", 10) == (0, [])
+
+
+async def test_a_turns_input_is_checked_once_whatever_starts_it(settings, embeddings, monkeypatch):
+    """The runner checks it before it takes the chat, and the graph then does not; the graph
+    checks what anything else hands it (LangGraph's server, a direct call)."""
+    checked: list[str] = []
+
+    def counted(turn):
+        checked.append(turn["message"])
+        check_input(turn)
+
+    monkeypatch.setattr("graph.runner.check_input", counted)
+    monkeypatch.setattr("nodes.load_working.check_input", counted)
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            await runner.run("once", "run", now=NOW.timestamp())
+            await runner.inspect("once", "inspected", now=NOW.timestamp())
+            await build_graph().ainvoke(turn_input("once", "direct", now=NOW.timestamp()), context=runner.context())
+        finally:
+            await runner.aclose()
+    assert checked == ["run", "inspected", "direct"]
 
 
 async def test_huge_and_broken_unicode_messages_are_kept_verbatim(settings, embeddings):

@@ -14,7 +14,7 @@ from memory.aits import Assessment, assess, cue_tokens
 from memory.budget import Split, format_recall_line, pack_recalls, split_budget, trim_working
 from memory.gap import background_filter, gap_filter, gap_ratio
 from memory.keys import structural_keys
-from memory.merge import choose_recalls, fuse, merge_and_score, with_context
+from memory.merge import choose_and_explain, choose_recalls, fuse, merge_and_score, with_context
 from memory import temporal
 from memory.temporal import completed_past_range, may_name_a_date, warm_up
 from memory.tokens import count_tokens, count_tokens_each
@@ -237,6 +237,9 @@ def ids(recalls: list[dict]) -> list[str]:
     return [r["id"] for r in recalls]
 
 
+# The gap test's knobs these lists are built around (the shipped ones).
+SIGNIFICANCE, CEILING = 3.0, 1.5
+GAP = {"significance": SIGNIFICANCE, "ceiling": CEILING}
 CLUSTER = [0.20, 0.25, 0.30, 1.20, 1.25, 1.30, 1.32]  # gaps .05 .05 .90 .05 .05 .02: ratio ≈ 4.8
 FLAT = [0.50, 0.60, 0.70, 0.80, 0.90]  # equal gaps: ratio 1
 
@@ -244,30 +247,30 @@ FLAT = [0.50, 0.60, 0.70, 0.80, 0.90]  # equal gaps: ratio 1
 class TestGapFilter:
     def test_clear_cluster_is_kept(self) -> None:
         recalls = [recall(f"r{i}", d) for i, d in enumerate(CLUSTER)]
-        assert ids(gap_filter(recalls)) == ["r0", "r1", "r2"]
+        assert ids(gap_filter(recalls, **GAP)) == ["r0", "r1", "r2"]
         assert gap_ratio(CLUSTER) == pytest.approx(0.90 / (1.12 / 6))
 
     def test_flat_list_is_rejected(self) -> None:
-        assert gap_filter([recall(f"r{i}", d) for i, d in enumerate(FLAT)]) == []
+        assert gap_filter([recall(f"r{i}", d) for i, d in enumerate(FLAT)], **GAP) == []
         assert gap_ratio(FLAT) == pytest.approx(1.0)
 
     def test_min_keep_keeps_the_closest_whatever_the_test_says(self) -> None:
         flat = [recall(f"r{i}", d) for i, d in enumerate(FLAT)]
-        assert ids(gap_filter(flat, min_keep=2)) == ["r0", "r1"]
+        assert ids(gap_filter(flat, **GAP, min_keep=2)) == ["r0", "r1"]
         cluster = [recall(f"r{i}", d) for i, d in enumerate(CLUSTER)]
-        assert ids(gap_filter(cluster, min_keep=2)) == ["r0", "r1", "r2"]  # the cluster is larger
-        assert ids(gap_filter([recall("far", 1.9)], min_keep=5)) == ["far"]  # above the ceiling, kept
+        assert ids(gap_filter(cluster, **GAP, min_keep=2)) == ["r0", "r1", "r2"]  # the cluster is larger
+        assert ids(gap_filter([recall("far", 1.9)], **GAP, min_keep=5)) == ["far"]  # above the ceiling, kept
 
     def test_input_is_sorted_defensively(self) -> None:
         recalls = [recall(f"r{i}", d) for i, d in enumerate(CLUSTER)]
         shuffled = [recalls[i] for i in (5, 2, 0, 6, 3, 1, 4)]
-        assert ids(gap_filter(shuffled)) == ["r0", "r1", "r2"]
+        assert ids(gap_filter(shuffled, **GAP)) == ["r0", "r1", "r2"]
 
     @pytest.mark.parametrize("factor", [0.001, 0.5, 2.0, 1000.0])
     @pytest.mark.parametrize("distances", [CLUSTER, FLAT, [0.1, 0.2, 0.26, 0.3], [0.3, 0.31, 0.9, 1.0, 1.05, 1.06]])
     def test_scale_invariance(self, distances: list[float], factor: float) -> None:
-        base = gap_filter([recall(f"r{i}", d) for i, d in enumerate(distances)])
-        scaled = gap_filter([recall(f"r{i}", d * factor) for i, d in enumerate(distances)])
+        base = gap_filter([recall(f"r{i}", d) for i, d in enumerate(distances)], **GAP)
+        scaled = gap_filter([recall(f"r{i}", d * factor) for i, d in enumerate(distances)], **GAP)
         assert ids(scaled) == ids(base)
         assert gap_ratio([d * factor for d in distances]) == pytest.approx(gap_ratio(distances))
 
@@ -276,52 +279,52 @@ class TestGapFilter:
         distances = [1.0, 1.125, 1.25, 1.375, 2.5]
         assert gap_ratio(distances) == 3.0
         recalls = [recall(f"r{i}", d) for i, d in enumerate(distances)]
-        assert ids(gap_filter(recalls, significance=3.0)) == ["r0", "r1", "r2", "r3"]
-        assert gap_filter(recalls, significance=3.01) == []
-        assert ids(gap_filter(recalls, significance=2.0)) == ["r0", "r1", "r2", "r3"]
+        assert ids(gap_filter(recalls, significance=3.0, ceiling=CEILING)) == ["r0", "r1", "r2", "r3"]
+        assert gap_filter(recalls, significance=3.01, ceiling=CEILING) == []
+        assert ids(gap_filter(recalls, significance=2.0, ceiling=CEILING)) == ["r0", "r1", "r2", "r3"]
 
     def test_first_of_equal_largest_gaps_is_the_cut(self) -> None:
         distances = [0.0, 1.0, 1.125, 1.25, 2.25]  # gaps 1, .125, .125, 1: ratio ≈ 1.78
         recalls = [recall(f"r{i}", d) for i, d in enumerate(distances)]
-        assert ids(gap_filter(recalls, significance=1.5)) == ["r0"]
+        assert ids(gap_filter(recalls, significance=1.5, ceiling=CEILING)) == ["r0"]
 
     def test_fewer_than_three_use_the_ceiling(self) -> None:
-        assert ids(gap_filter([recall("a", 0.4), recall("b", 1.6)])) == ["a"]
-        assert ids(gap_filter([recall("a", 1.5)])) == ["a"]  # inclusive
-        assert gap_filter([recall("a", 1.51)]) == []
-        assert ids(gap_filter([recall("a", 0.5), recall("b", 0.7)], ceiling=0.6)) == ["a"]
+        assert ids(gap_filter([recall("a", 0.4), recall("b", 1.6)], **GAP)) == ["a"]
+        assert ids(gap_filter([recall("a", 1.5)], **GAP)) == ["a"]  # inclusive
+        assert gap_filter([recall("a", 1.51)], **GAP) == []
+        assert ids(gap_filter([recall("a", 0.5), recall("b", 0.7)], SIGNIFICANCE, ceiling=0.6)) == ["a"]
         assert gap_ratio([0.1, 0.9]) is None
 
     def test_all_equal_distances_keep_none(self) -> None:
         assert gap_ratio([0.7, 0.7, 0.7, 0.7]) is None
-        assert gap_filter([recall(f"r{i}", 0.7) for i in range(4)]) == []
+        assert gap_filter([recall(f"r{i}", 0.7) for i in range(4)], **GAP) == []
 
     def test_exact_hits_always_pass(self) -> None:
         flat = [recall(f"r{i}", d) for i, d in enumerate(FLAT)]
         exact = recall("key", 0.0, mechanism="specific_key")
-        assert ids(gap_filter([*flat, exact])) == ["key"]
-        assert ids(gap_filter([exact, recall("far", 1.9)])) == ["key"]
+        assert ids(gap_filter([*flat, exact], **GAP)) == ["key"]
+        assert ids(gap_filter([exact, recall("far", 1.9)], **GAP)) == ["key"]
         cluster = [recall(f"r{i}", d) for i, d in enumerate(CLUSTER)]
-        assert ids(gap_filter([*cluster, exact])) == ["key", "r0", "r1", "r2"]
+        assert ids(gap_filter([*cluster, exact], **GAP)) == ["key", "r0", "r1", "r2"]
 
     def test_exact_hits_do_not_fake_a_gap(self) -> None:
         # Without the exemption, 0 → .5 would be the largest gap and keep only the exact hit.
         exact = [recall(f"k{i}", 0.0, mechanism="specific_key") for i in range(2)]
         cluster = [recall(f"r{i}", d) for i, d in enumerate(CLUSTER)]
-        assert ids(gap_filter(exact + cluster)) == ["k0", "k1", "r0", "r1", "r2"]
+        assert ids(gap_filter(exact + cluster, **GAP)) == ["k0", "k1", "r0", "r1", "r2"]
 
     def test_distance_zero_from_a_semantic_search_is_not_exempt(self) -> None:
         recalls = [recall("zero", 0.0), *(recall(f"r{i}", d) for i, d in enumerate([0.1, 0.2, 0.3, 0.4]))]
-        assert gap_filter(recalls) == []
+        assert gap_filter(recalls, **GAP) == []
 
     def test_input_is_not_mutated(self) -> None:
         recalls = [recall(f"r{i}", d) for i, d in enumerate(reversed(CLUSTER))]
         before = copy.deepcopy(recalls)
-        gap_filter(recalls)
+        gap_filter(recalls, **GAP)
         assert recalls == before
 
     def test_empty(self) -> None:
-        assert gap_filter([]) == []
+        assert gap_filter([], **GAP) == []
         assert gap_ratio([]) is None
 
 
@@ -333,7 +336,7 @@ class TestBackgroundFilter:
 
     def test_a_plateau_passes_where_the_largest_gap_test_rejects_it(self) -> None:
         plateau = [recall(f"r{i}", d) for i, d in enumerate([0.80, 0.85, 0.90, 0.95, 1.00, 1.05])]
-        assert gap_filter(plateau) == []  # equal gaps: nothing stands out from its neighbours
+        assert gap_filter(plateau, **GAP) == []  # equal gaps: nothing stands out from its neighbours
         assert len(background_filter(plateau, background=1.8, ratio=0.75)) == 6  # all well below the rest of the chat
 
     def test_an_unrelated_message_keeps_nothing(self) -> None:
@@ -366,6 +369,13 @@ class TestBackgroundFilter:
 NOW_TS = 1_800_000_000.0
 
 
+def blend(**changed: float) -> dict[str, float]:
+    """merge_and_score's knobs: the spec's blend, which these cases are worked out with (the
+    shipped recency weight is lower), with these changed."""
+    return {"weight_similarity": 0.6, "weight_recency": 0.3, "weight_popularity": 0.1, "recency_window_days": 30.0,
+            "popularity_norm": 10.0, "max_results": 15, **changed}
+
+
 def closeness(*lists: list[dict]) -> dict[str, float]:
     """A relevance map for merge_and_score in which closer entries are more relevant."""
     return {r["id"]: 1 / (1 + r["distance"]) for recalls in lists for r in recalls}
@@ -375,7 +385,7 @@ class TestMergeAndScore:
     def test_dedupe_keeps_smallest_distance_and_all_mechanisms(self) -> None:
         thematic = [recall("a", 0.8, "thematic", content="thematic copy"), recall("b", 0.9, "thematic")]
         temporal = [recall("a", 0.5, "temporal", content="temporal copy")]
-        merged = merge_and_score([thematic, temporal], NOW_TS, {})
+        merged = merge_and_score([thematic, temporal], NOW_TS, {}, **blend())
         a = next(r for r in merged if r["id"] == "a")
         assert len(merged) == 2
         assert a["distance"] == 0.5 and a["content"] == "temporal copy"
@@ -387,6 +397,7 @@ class TestMergeAndScore:
             [[recall("a", 0.3, "thematic")], [recall("a", 0.4, "temporal")], [recall("a", 0.0, "specific_key")]],
             NOW_TS,
             {},
+            **blend(),
         )
         assert merged[0]["mechanism"] == "specific_key"
         assert merged[0]["mechanisms"] == ["specific_key", "temporal", "thematic"]
@@ -395,59 +406,63 @@ class TestMergeAndScore:
     def test_blended_score_formula(self) -> None:
         entry = recall("a", 1.0, timestamp=NOW_TS - 15 * DAY, access_count=5)
         best = recall("b", 0.2, timestamp=NOW_TS - 60 * DAY)
-        scored = {r["id"]: r for r in merge_and_score([[entry, best]], NOW_TS, {"a": 0.02, "b": 0.08})}
+        scored = {r["id"]: r for r in merge_and_score([[entry, best]], NOW_TS, {"a": 0.02, "b": 0.08}, **blend())}
         # a: 0.6·(0.02/0.08) + 0.3·(1 − 15/30) + 0.1·(5/10); b: 0.6·1 + 0 + 0
         assert scored["a"]["blended_score"] == pytest.approx(0.15 + 0.15 + 0.05)
         assert scored["b"]["blended_score"] == pytest.approx(0.6)
 
     def test_similarity_is_relative_so_the_relevance_scale_does_not_matter(self) -> None:
         entries = [recall("a", 0.5, timestamp=NOW_TS - 3 * DAY), recall("b", 0.9, timestamp=NOW_TS)]
-        small = merge_and_score([entries], NOW_TS, {"a": 0.03, "b": 0.01})
-        large = merge_and_score([entries], NOW_TS, {"a": 300.0, "b": 100.0})
+        small = merge_and_score([entries], NOW_TS, {"a": 0.03, "b": 0.01}, **blend())
+        large = merge_and_score([entries], NOW_TS, {"a": 300.0, "b": 100.0}, **blend())
         assert ids(small) == ids(large) == ["a", "b"]
         assert [r["blended_score"] for r in small] == pytest.approx([r["blended_score"] for r in large])
 
     def test_exact_hits_count_as_most_similar(self) -> None:
         exact = recall("key", 0.0, mechanism="specific_key", timestamp=NOW_TS - 60 * DAY)
         fused_best = recall("a", 0.4, timestamp=NOW_TS - 60 * DAY)
-        merged = merge_and_score([[fused_best], [exact]], NOW_TS, {"a": 0.2})
+        merged = merge_and_score([[fused_best], [exact]], NOW_TS, {"a": 0.2}, **blend())
         assert ids(merged) == ["key", "a"]  # equal similarity 1: the distance breaks the tie
         assert [r["blended_score"] for r in merged] == pytest.approx([0.6, 0.6])
 
     def test_without_relevance_similarity_comes_from_the_distance(self) -> None:
         entry = recall("a", 1.0, timestamp=NOW_TS - 15 * DAY, access_count=5)
-        [scored] = merge_and_score([[entry]], NOW_TS)
+        [scored] = merge_and_score([[entry]], NOW_TS, **blend())
         # 0.6·1/(1+1) + 0.3·(1 − 15/30) + 0.1·(5/10)
         assert scored["blended_score"] == pytest.approx(0.3 + 0.15 + 0.05)
 
     def test_entries_without_relevance_count_zero(self) -> None:
         entries = [recall("known", 0.9), recall("unknown", 0.1)]
-        assert ids(merge_and_score([entries], NOW_TS, {"known": 0.5})) == ["known", "unknown"]
+        assert ids(merge_and_score([entries], NOW_TS, {"known": 0.5}, **blend())) == ["known", "unknown"]
 
     def test_weights_and_normalisers_are_parameters(self) -> None:
         entry = recall("a", 0.25, timestamp=NOW_TS - 5 * DAY, access_count=2)
         [similarity_only] = merge_and_score(
-            [[entry]], NOW_TS, {"a": 0.1}, weight_similarity=1, weight_recency=0, weight_popularity=0)
+            [[entry]], NOW_TS, {"a": 0.1}, **blend(weight_similarity=1, weight_recency=0, weight_popularity=0))
         assert similarity_only["blended_score"] == pytest.approx(1.0)
         [recency_only] = merge_and_score(
-            [[entry]], NOW_TS, {}, weight_similarity=0, weight_recency=1, weight_popularity=0, recency_window_days=10
+            [[entry]], NOW_TS, {}, **blend(weight_similarity=0, weight_recency=1, weight_popularity=0,
+                                           recency_window_days=10)
         )
         assert recency_only["blended_score"] == pytest.approx(0.5)
         [popularity_only] = merge_and_score(
-            [[entry]], NOW_TS, {}, weight_similarity=0, weight_recency=0, weight_popularity=1, popularity_norm=4
+            [[entry]], NOW_TS, {}, **blend(weight_similarity=0, weight_recency=0, weight_popularity=1,
+                                           popularity_norm=4)
         )
         assert popularity_only["blended_score"] == pytest.approx(0.5)
 
     @pytest.mark.parametrize(("age_days", "recency"), [(0, 1.0), (7.5, 0.75), (30, 0.0), (400, 0.0), (-3, 1.0)])
     def test_recency_window(self, age_days: float, recency: float) -> None:
         entry = recall("a", 0.0, timestamp=NOW_TS - age_days * DAY)
-        [scored] = merge_and_score([[entry]], NOW_TS, {}, weight_similarity=0, weight_recency=1, weight_popularity=0)
+        [scored] = merge_and_score(
+            [[entry]], NOW_TS, {}, **blend(weight_similarity=0, weight_recency=1, weight_popularity=0))
         assert scored["blended_score"] == pytest.approx(recency)
 
     @pytest.mark.parametrize(("count", "popularity"), [(None, 0.0), (0, 0.0), (3, 0.3), (10, 1.0), (500, 1.0)])
     def test_popularity_is_capped(self, count: int | None, popularity: float) -> None:
         entry = recall("a", 0.0, access_count=count)
-        [scored] = merge_and_score([[entry]], NOW_TS, {}, weight_similarity=0, weight_recency=0, weight_popularity=1)
+        [scored] = merge_and_score(
+            [[entry]], NOW_TS, {}, **blend(weight_similarity=0, weight_recency=0, weight_popularity=1))
         assert scored["blended_score"] == pytest.approx(popularity)
 
     def test_sorted_best_first(self) -> None:
@@ -457,7 +472,7 @@ class TestMergeAndScore:
             recall("close_old", 0.1, timestamp=NOW_TS - 40 * DAY),
             recall("far_new_popular", 1.5, timestamp=NOW_TS, access_count=10),
         ]
-        merged = merge_and_score([entries], NOW_TS, closeness(entries))
+        merged = merge_and_score([entries], NOW_TS, closeness(entries), **blend())
         assert ids(merged) == ["close_new", "far_new_popular", "close_old", "far_old"]
         scores = [r["blended_score"] for r in merged]
         assert scores == sorted(scores, reverse=True)
@@ -468,25 +483,27 @@ class TestMergeAndScore:
             [[recall("similar_old", 0.2, timestamp=NOW_TS - 90 * DAY), recall("recent", 0.5, timestamp=NOW_TS)]],
             NOW_TS,
             {"similar_old": 1.0, "recent": 0.6},
+            **blend(),
         )
         assert ids(merged) == ["recent", "similar_old"]
 
     def test_max_results(self) -> None:
         entries = [recall(f"r{i:02}", i / 10, timestamp=NOW_TS) for i in range(20)]
-        assert ids(merge_and_score([entries], NOW_TS, closeness(entries))) == [f"r{i:02}" for i in range(15)]
-        assert ids(merge_and_score([entries], NOW_TS, closeness(entries), max_results=3)) == ["r00", "r01", "r02"]
+        assert ids(merge_and_score([entries], NOW_TS, closeness(entries), **blend())) == [f"r{i:02}" for i in range(15)]
+        assert ids(merge_and_score([entries], NOW_TS, closeness(entries), **blend(max_results=3))) == [
+            "r00", "r01", "r02"]
 
     def test_inputs_are_not_mutated(self) -> None:
         lists = [[recall("a", 0.8, access_count=1)], [recall("a", 0.5, "temporal", access_count=1)]]
         before = copy.deepcopy(lists)
-        [merged] = merge_and_score(lists, NOW_TS, {"a": 1.0})
+        [merged] = merge_and_score(lists, NOW_TS, {"a": 1.0}, **blend())
         assert lists == before
         merged["metadata"]["access_count"] = 99
         assert lists == before
 
     def test_empty(self) -> None:
-        assert merge_and_score([], NOW_TS, {}) == []
-        assert merge_and_score([[], []], NOW_TS, {"a": 1.0}) == []
+        assert merge_and_score([], NOW_TS, {}, **blend()) == []
+        assert merge_and_score([[], []], NOW_TS, {"a": 1.0}, **blend()) == []
 
 
 def turn(entry_id: str, turn_number: int | None, chat: str = "c", distance: float = 0.5) -> dict:
@@ -506,7 +523,7 @@ class TestFuse:
     def test_ranks_not_scores_are_fused(self) -> None:
         near = [turn("a", None, distance=0.1), turn("b", None, distance=0.2)]
         far = [turn("a", None, distance=1.1), turn("b", None, distance=1.9)]
-        assert fuse([near], neighbour_weight=0) == fuse([far], neighbour_weight=0)
+        assert fuse([near], rrf_k=10, neighbour_weight=0) == fuse([far], rrf_k=10, neighbour_weight=0)
 
     def test_neighbouring_turns_lend_each_other_a_share(self) -> None:
         ranked = [turn("t5", 5), turn("t6", 6), turn("t9", 9)]
@@ -518,10 +535,10 @@ class TestFuse:
 
     def test_neighbours_are_turns_of_the_same_chat(self) -> None:
         ranked = [turn("x5", 5, chat="x"), turn("y6", 6, chat="y"), turn("memory", None)]
-        assert fuse([ranked], neighbour_weight=1.0) == fuse([ranked], neighbour_weight=0)
+        assert fuse([ranked], rrf_k=10, neighbour_weight=1.0) == fuse([ranked], rrf_k=10, neighbour_weight=0)
 
     def test_empty(self) -> None:
-        assert fuse([]) == {} and fuse([[], []]) == {}
+        assert fuse([], rrf_k=10, neighbour_weight=0.25) == {} and fuse([[], []], rrf_k=10, neighbour_weight=0.25) == {}
 
 
 def hits(prefix: str, distances: list[float], mechanism: str = "thematic") -> list[dict]:
@@ -540,6 +557,15 @@ class TestChooseRecalls:
         # 0.75 · 2.0 = 1.5 for semantic hits; 0.85 · 2.0 = 1.7 for word hits
         assert sorted(self.choose(lists, 2.0)) == ["s0", "s1", "w0"]
         assert sorted(self.choose(lists, 2.0, lexical_relevance_ratio=0.5)) == ["s0", "s1"]
+
+    def test_the_explained_choice_is_the_choice(self) -> None:
+        lists = {"thematic": hits("s", [0.9, 1.3, 1.7]), "lexical": hits("w", [1.55, 1.9])}
+        chosen, verdicts = choose_and_explain(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15)
+        assert chosen == choose_recalls(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15)
+        assert [(v["list"], v["id"], v["kept"]) for v in verdicts] == [
+            ("thematic", "s0", True), ("thematic", "s1", True), ("thematic", "s2", False),
+            ("lexical", "w0", True), ("lexical", "w1", False)]
+        assert verdicts[2]["why"] == "not relevant: distance 1.700 > 0.75 × background 2.000"
 
     def test_without_a_background_the_gap_test_decides_and_words_alone_do_not(self) -> None:
         lists = {"thematic": hits("s", [0.2, 0.25, 1.2, 1.25, 1.3]), "lexical": hits("w", [0.1, 0.15])}
@@ -592,22 +618,27 @@ class TestWithContext:
 # ---------------------------------------------------------------- AITS
 
 
+def aits(**changed: int) -> dict[str, int]:
+    """assess's knobs: the shipped ones, which these budgets are worked out with, with these changed."""
+    return {"base": 2000, "confidence_multiplier": 4000, "complexity_bonus": 2000, "hard_cap": 12000, **changed}
+
+
 class TestAssess:
     @pytest.mark.parametrize("message", ["", "   ", "?!", "… 🙂"])
     def test_empty_is_low_confidence(self, message: str) -> None:
-        assert assess(message).confidence == 0.2
+        assert assess(message, **aits()).confidence == 0.2
 
     def test_empty_budget(self) -> None:
-        assert assess("") == Assessment(confidence=0.2, complexity=0.0, budget=2800)
+        assert assess("", **aits()) == Assessment(confidence=0.2, complexity=0.0, budget=2800)
 
     def test_greeting_is_medium(self) -> None:
-        result = assess("hello")
+        result = assess("hello", **aits())
         assert result.confidence == 0.5
         assert result.complexity == pytest.approx(5 / 200 * 0.7)
         assert result.budget == round(2000 + 0.5 * 4000 + 5 / 200 * 0.7 * 2000) == 4035
 
     def test_two_high_cues_and_a_connector(self) -> None:
-        result = assess("what and why")
+        result = assess("what and why", **aits())
         assert result.confidence == 0.9
         assert result.complexity == pytest.approx(12 / 200 * 0.7 + 0.3)
         assert result.budget == 6284
@@ -635,7 +666,7 @@ class TestAssess:
         ],
     )
     def test_confidence(self, message: str, confidence: float) -> None:
-        assert assess(message).confidence == confidence
+        assert assess(message, **aits()).confidence == confidence
 
     @pytest.mark.parametrize(
         ("message", "connector"),
@@ -656,23 +687,23 @@ class TestAssess:
     )
     def test_connectors(self, message: str, connector: bool) -> None:
         length_part = min(len(message) / 200, 1) * 0.7
-        assert assess(message).complexity == pytest.approx(length_part + 0.3 * connector)
+        assert assess(message, **aits()).complexity == pytest.approx(length_part + 0.3 * connector)
 
     def test_length_saturates(self) -> None:
-        assert assess("x" * 200).complexity == pytest.approx(0.7)
-        assert assess("x" * 5000).complexity == pytest.approx(0.7)
-        assert assess("x" * 5000 + ", and").complexity == pytest.approx(1.0)
+        assert assess("x" * 200, **aits()).complexity == pytest.approx(0.7)
+        assert assess("x" * 5000, **aits()).complexity == pytest.approx(0.7)
+        assert assess("x" * 5000 + ", and", **aits()).complexity == pytest.approx(1.0)
 
     def test_budget_knobs_and_cap(self) -> None:
         message = "what and why"  # confidence 0.9, complexity 0.342
-        assert assess(message, base=1000, confidence_multiplier=1000, complexity_bonus=1000).budget == round(
+        assert assess(message, **aits(base=1000, confidence_multiplier=1000, complexity_bonus=1000)).budget == round(
             1000 + 900 + 342
         )
-        assert assess(message, hard_cap=5000).budget == 5000
-        assert assess(message, confidence_multiplier=100_000).budget == 12000
+        assert assess(message, **aits(hard_cap=5000)).budget == 5000
+        assert assess(message, **aits(confidence_multiplier=100_000)).budget == 12000
         longest = "Explain, compare and summarise what, why and how " * 10
-        assert assess(longest).budget == 2000 + 4000 + 2000
-        assert isinstance(assess(longest).budget, int)
+        assert assess(longest, **aits()).budget == 2000 + 4000 + 2000
+        assert isinstance(assess(longest, **aits()).budget, int)
 
     def test_cue_tokens(self) -> None:
         assert cue_tokens("  Când?! Explică-mi, TE ROG… ") == ["când", "explică", "mi", "te", "rog"]
@@ -681,22 +712,25 @@ class TestAssess:
 # ---------------------------------------------------------------- budget split
 
 
+SPLIT = {"l3_min_guarantee": 1200, "l2_floor": 500}  # the shipped ones, which these shares are worked out with
+
+
 class TestSplitBudget:
     def test_guarantee_then_rest_to_l2(self) -> None:
-        assert split_budget(6000, 800) == Split(l0_l1=800, l2=4000, l3=1200)
+        assert split_budget(6000, 800, **SPLIT) == Split(l0_l1=800, l2=4000, l3=1200)
 
     def test_l3_guarantee_holds_whatever_l2_needs(self) -> None:
         # The split never sees L2's length: a budget big enough for both always gives L3 its guarantee.
         for total in range(1700 + 300, 12001, 250):
-            split = split_budget(total, 300)
+            split = split_budget(total, 300, **SPLIT)
             assert split.l3 == 1200
             assert split.l2 == total - 300 - 1200
 
     def test_floor_wins_on_tiny_budgets(self) -> None:
-        assert split_budget(2000, 400) == Split(l0_l1=400, l2=500, l3=1100)
-        assert split_budget(1000, 700) == Split(l0_l1=700, l2=300, l3=0)
-        assert split_budget(1700, 0) == Split(l0_l1=0, l2=500, l3=1200)
-        assert split_budget(1699, 0) == Split(l0_l1=0, l2=500, l3=1199)
+        assert split_budget(2000, 400, **SPLIT) == Split(l0_l1=400, l2=500, l3=1100)
+        assert split_budget(1000, 700, **SPLIT) == Split(l0_l1=700, l2=300, l3=0)
+        assert split_budget(1700, 0, **SPLIT) == Split(l0_l1=0, l2=500, l3=1200)
+        assert split_budget(1699, 0, **SPLIT) == Split(l0_l1=0, l2=500, l3=1199)
 
     def test_custom_guarantee_and_floor(self) -> None:
         assert split_budget(5000, 1000, l3_min_guarantee=3000, l2_floor=200) == Split(1000, 1000, 3000)
@@ -705,7 +739,7 @@ class TestSplitBudget:
     @pytest.mark.parametrize("total", [-100, 0, 1, 499, 500, 1199, 1700, 3000, 12000])
     @pytest.mark.parametrize("l0_l1", [-5, 0, 200, 2000, 20000])
     def test_never_negative_and_adds_up(self, total: int, l0_l1: int) -> None:
-        split = split_budget(total, l0_l1)
+        split = split_budget(total, l0_l1, **SPLIT)
         assert min(split.l0_l1, split.l2, split.l3) >= 0
         assert split.l2 + split.l3 == max(0, total - max(0, l0_l1))
 
@@ -803,28 +837,30 @@ class TestPackRecalls:
             recall("small2", 0.3, content="d e f"),
             recall("medium", 0.4, content=" ".join(["y"] * 12)),
         ]
-        injected, used = pack_recalls(entries, 20, each_words)
+        injected, _, used = pack_recalls(entries, 20, each_words)
         assert ids(injected) == ["small1", "small2"]
         assert used == 10
 
     def test_fills_exactly(self) -> None:
         entries = [recall("a", 0.1, content="a b c"), recall("b", 0.2, content="d e f")]
-        assert pack_recalls(entries, 10, each_words) == (entries, 10)
-        assert pack_recalls(entries, 9, each_words) == (entries[:1], 5)
+        full, short = pack_recalls(entries, 10, each_words), pack_recalls(entries, 9, each_words)
+        assert (full.recalls, full.tokens) == (entries, 10)
+        assert (short.recalls, short.tokens) == (entries[:1], 5)
 
     def test_tokens_used_are_those_of_the_injected_lines(self) -> None:
         entries = [
             recall(f"r{i}", i / 10, timestamp=STAMP + i, content=f"user: question {i}\nassistant: answer number {i}")
             for i in range(10)
         ]
-        injected, used = pack_recalls(entries, 100, count_tokens_each)
+        injected, lines, used = pack_recalls(entries, 100, count_tokens_each)
+        assert lines == [format_recall_line(r) for r in injected]  # the lines to inject, as counted
         assert 0 < len(injected) < 10
         assert used == sum(count_tokens(format_recall_line(r)) for r in injected) <= 100
         assert used == count_tokens("\n".join(format_recall_line(r) for r in injected))
 
     def test_zero_budget(self) -> None:
-        assert pack_recalls([recall("a", 0.1)], 0, each_words) == ([], 0)
-        assert pack_recalls([], 100, each_words) == ([], 0)
+        assert pack_recalls([recall("a", 0.1)], 0, each_words) == ([], [], 0)
+        assert pack_recalls([], 100, each_words) == ([], [], 0)
 
 
 # ---------------------------------------------------------------- tokens
