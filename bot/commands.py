@@ -9,9 +9,8 @@ from dataclasses import dataclass
 
 from bot.report import render_report
 from graph.runner import LastTurn, TurnRunner, turn_report
-from memory.errors import BackendUnavailable
-from memory.facts import FactsFull
-from memory.scope import MemoryScope, SearchFailed
+from memory.errors import BackendUnavailable, FactsFull, SearchFailed
+from memory.facade import MemoryScope
 from nodes.toolkit.flow import evidence_line
 
 

@@ -31,11 +31,9 @@ from bot.doctor import backend_fix
 from graph.importer import parse_timestamp
 from graph.observability import Redactor, TurnLog, turns_log_path
 from graph.runner import TurnRunner, mechanisms
-from memory.errors import BackendUnavailable
+from memory.errors import BackendUnavailable, FactsFull, SearchFailed
 from memory.facade import Memory
-from memory.facts import FactsFull
 from memory.prompt import one_line
-from memory.scope import SearchFailed
 from memory.settings import Settings
 from memory.turns import ImportedTurn, archive_id, iso_time
 from nodes.state import MAX_MESSAGE_CHARS

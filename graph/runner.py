@@ -18,7 +18,7 @@ from graph.observability import TurnObserver
 from graph.checkpoint import RedisCheckpointSaver
 from graph.graph import build_graph
 from memory.errors import ForgetUnfinished
-from memory.privacy import Forgotten
+from memory.facade import Forgotten
 from memory.settings import Settings
 from memory.turns import Exchange, iso_time
 from nodes.context import Context, run_context

@@ -101,6 +101,14 @@ class BackendUnavailable(RuntimeError):
         super().__init__(without_credentials(f"{backend} is unavailable: {detail}" + (f" — {fix}" if fix else "")))
 
 
+class FactsFull(ValueError):
+    """A fact was refused: the facts block, shown in every prompt, would pass its token limit."""
+
+
+class SearchFailed(RuntimeError):
+    """A search could not look where it had to (a backend failed or missed its deadline)."""
+
+
 class ForgetUnfinished(BackendUnavailable):
     """Forgetting a user stopped half-way on a backend failure. The forget is recorded, and
     running it again (``goat forget-user``, or the next start of the bot or ``goat chat``)

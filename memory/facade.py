@@ -18,8 +18,8 @@ from typing import Any
 
 from memory.archive import Archive
 from memory.backends import PREFIX, Backends
-from memory.errors import BackendUnavailable, without_credentials
-from memory.facts import FactsFull, clean_fact_text
+from memory.errors import BackendUnavailable, FactsFull, without_credentials
+from memory.facts import clean_fact_text
 from memory.journal import TurnJournal
 from memory.privacy import Forgotten, export_user, forget_chat, forget_user
 from memory.prompt import facts_block
@@ -31,6 +31,9 @@ from memory.settings import Settings
 from memory.tokens import count_tokens
 from memory.turns import Exchange, ImportedTurn
 from memory.working import MessageLink
+
+# The door, and the public types that go through it.
+__all__ = ["BackendHealth", "Connected", "Forgotten", "Health", "Memory", "MemoryScope", "RecallQuery", "Recalled"]
 
 log = logging.getLogger(__name__)
 

@@ -56,10 +56,6 @@ class RedisFactsStore:
         return f"{self._prefix}:facts:{user_id}"
 
 
-class FactsFull(ValueError):
-    """A fact was refused: the facts block, shown in every prompt, would pass its token limit."""
-
-
 def clean_fact_text(text: str, what: str) -> str:
     """``text`` trimmed, or a ValueError naming ``what`` when it is not a non-empty string."""
     if not isinstance(text, str) or not text.strip():

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from memory.budget import format_recall_line
+from memory.errors import SearchFailed
 from memory.lexical import Words
 from memory.merge import choose_recalls
 from memory.recall import EVERY_WORD, TEMPORAL, THEMATIC, RecallQuery
@@ -24,10 +25,6 @@ if TYPE_CHECKING:
 
 SEARCH_MECHANISM = "search_memory"  # how an entry found by an explicit search is labelled
 RESULT_CHARS = 2_000  # per search result, so that several fit in what a reader takes in
-
-
-class SearchFailed(RuntimeError):
-    """A search could not look where it had to (a backend failed or missed its deadline)."""
 
 
 @dataclass(frozen=True)

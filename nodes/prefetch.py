@@ -9,7 +9,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from memory.recall import RecallQuery
+from memory.facade import RecallQuery
 from nodes.context import Context, resolve, turn_time
 from nodes.state import TurnState, turn_user
 from nodes.timing import timed

@@ -18,7 +18,7 @@ import pytest
 from fakes import FakeOpenAI
 from memory.embeddings import LocalEmbeddings
 from memory.facade import Memory
-from memory.facts import FactsFull
+from memory.errors import FactsFull
 from memory.letta import AGENT_PREFIX, BLOCK, agent_name
 from memory.settings import Settings
 from test_cli import goat, goat_env, ok

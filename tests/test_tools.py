@@ -25,7 +25,7 @@ from memory.settings import Settings, load_settings
 from nodes.state import ToolResult, turn_input
 from nodes.toolkit.flow import FALLBACK_REPLY, evidence_line, turn_tools
 from memory.curated import CURATED_TAG
-from memory.facts import FactsFull
+from memory.errors import FactsFull
 from memory.backends import cache_scope_key
 from memory.turns import Exchange
 from memory.prompt import FACTS_HEADER, MEMORY_TOOL_GUIDANCE, facts_block

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 
-from memory.scope import MemoryScope
+from memory.facade import MemoryScope
 
 MEMORY_TOOL_NAMES = ("search_memory", "store_memory", "promote_memory", "forget_fact", "list_facts")
 TOOLBOX_KEY = "memory_toolbox"  # where a call's MemoryToolbox rides in config["configurable"]
