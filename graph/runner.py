@@ -7,7 +7,7 @@ import gc
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 
 from langchain_core.exceptions import ModelError
@@ -22,7 +22,6 @@ from memory.facade import Forgotten
 from memory.settings import Settings
 from memory.turns import Exchange, iso_time
 from nodes.context import Context, run_context
-from nodes.load_working import CheckedRun
 from nodes.services import ModelNotConfigured, Services
 from nodes.state import TurnConflict, check_input, turn_input
 from nodes.toolkit.dsml import DsmlStreamFilter
@@ -66,6 +65,10 @@ class TurnRunner:
     def context(self, overrides: dict[str, Any] | None = None) -> Context:
         """A run's context: these knobs by dotted name (``{"prefetch.timeout": 0.3}``)."""
         return run_context(overrides, self.services)
+
+    def _checked_context(self, overrides: dict[str, Any] | None) -> Context:
+        """The context of a turn whose input :meth:`run` or :meth:`inspect` checked."""
+        return replace(self.context(overrides), input_checked=True)
 
     async def warm_up(self) -> None:
         """Ready every backend, the model and the graph before the first turn of a process
@@ -189,7 +192,7 @@ class TurnRunner:
         # and leaving them out spares ~8 Redis round trips a turn.
         for run_input, stop_before in ((turn, SAVE_NODES), (None, None)):
             async for mode, payload in graph.astream(
-                run_input, config, context=CheckedRun(**vars(self.context(overrides))),  # checked by run()
+                run_input, config, context=self._checked_context(overrides),
                 # Token streaming hooks every node's callbacks: only when someone reads the tokens.
                 stream_mode=["messages", "updates", "values"] if on_token is not None else ["updates", "values"],
                 interrupt_before=stop_before, durability="exit",
@@ -256,7 +259,7 @@ class TurnRunner:
         await self._inspect_graph.ainvoke(
             turn,
             config=config,
-            context=CheckedRun(**vars(self.context(overrides))),
+            context=self._checked_context(overrides),
             interrupt_before=["llm"],
         )
         state = await self._inspect_graph.aget_state(config)

@@ -47,6 +47,9 @@ class LocalContext(Context):
     so it gets the knobs alone and the graph builds one set of services per server process."""
 
     services: Services
+    # The runner checks a turn's input before it takes the chat (a bad id cannot even name its
+    # lock), so the graph need not check it again; no input from the server can set this.
+    input_checked: bool = False
 
 
 def run_context(overrides: Mapping[str, Any] | None = None, services: Services | None = None) -> Context:

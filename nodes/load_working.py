@@ -3,7 +3,6 @@ turn starts here (its input checked, the last turn's results cleared)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -14,17 +13,9 @@ from nodes.state import TurnState, check_input, last_turns_results, turn_user
 from nodes.timing import timed
 
 
-@dataclass(kw_only=True)
-class CheckedRun(LocalContext):
-    """The context of a run whose input was checked before it started: the runner checks a
-    turn's input before it takes the chat (a bad id cannot even name its lock), so the graph
-    does not check it again. Only code in this process makes one: an input from LangGraph's
-    server, or from any other caller of the graph, is checked here."""
-
-
 @timed("load_working")
 async def load_working(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
-    if not isinstance(runtime.context, CheckedRun):
+    if not (isinstance(runtime.context, LocalContext) and runtime.context.input_checked):
         check_input(state)  # before anything of this turn is written
     services, settings = resolve(runtime)
     # Redis is the one backend a turn cannot do without (L2 and the turn counter live
