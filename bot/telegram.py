@@ -542,7 +542,7 @@ async def _webhook_worker(application: Application, settings: Settings, webhook:
     """One of the workers behind ``webhook`` (bot/webhook.py): updates queued in Redis, each
     chat's drained in order by whichever worker holds it."""
     goat, configured = application.bot_data["goat"], settings.telegram.webhook_secret
-    redis, lease = await goat.memory.backends.redis(), settings.redis.chat_lock_seconds
+    redis, lease = await goat.memory.redis(), settings.redis.chat_lock_seconds
     # Never open: whoever reaches the port could post any user's messages (and their /export).
     token = configured.get_secret_value() if configured else await shared_secret(redis)
     goat.inbox = Inbox(redis, lease)

@@ -153,14 +153,15 @@ class TurnRunner:
         process left in the L3 outbox written (call at start-up). Returns the chats that were
         looked at."""
         graph = await self.graph()
-        unfinished = (await self.services.memory.connect()).unfinished_chats
+        connected = await self.services.memory.connect()
         start_up = chats is None
+        unfinished = connected.unfinished_chats
         chats = unfinished if chats is None else [chat for chat in chats if chat in unfinished]
         for chat_id in chats:
             async with self.services.memory.turn(chat_id):
                 await self._finish_unfinished(graph, chat_id)
         if start_up:  # and the forgets a backend failure interrupted
-            for user_id in await self.services.memory.journal.unfinished_forgets():
+            for user_id in connected.unfinished_forgets:
                 try:
                     await self.forget_user(user_id)
                 except ForgetUnfinished as exc:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from memory.archive import Archive
 from memory.backends import PREFIX, Backends
 from memory.errors import BackendUnavailable, FactsFull, without_credentials
@@ -44,6 +46,7 @@ _IMPORT_BATCH = 256  # exchanges embedded and written to L3 per call
 class Connected:
     redis_url: str  # where the graph's checkpointer keeps its state: the same Redis as L2
     unfinished_chats: list[str]  # chats whose last turn died before it finished
+    unfinished_forgets: list[str]  # users whose forget a backend failure cut short
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,8 @@ class Memory:
         open L3 and load the model now, so the first turn is not a cold one.
 
         Returns:
-            The Redis URL (the embedded server's when none is configured) and the chats
-            whose last turn never finished.
+            The Redis URL (the embedded server's when none is configured), the chats whose
+            last turn never finished and the users whose forget did not.
         """
         await self.backends.redis()
         if warm:
@@ -101,7 +104,18 @@ class Memory:
                                  self.backends.run_blocking(count_tokens, "warm-up"))
             await self.l3.embed_query("warm-up")  # the first forward pass pages the weights in
         self.archiver.wake()
-        return Connected(self.backends.redis_url or "", await self.journal.unfinished())
+        return Connected(self.backends.redis_url or "", await self.journal.unfinished(),
+                         await self.journal.unfinished_forgets())
+
+    async def redis(self) -> aioredis.Redis | aioredis.RedisCluster:
+        """The Redis client L2 lives on (the embedded server's when none is configured), for a
+        face's own keys beside memory's (the webhook's inbox)."""
+        return await self.backends.redis()
+
+    def stop_at_exit(self) -> None:
+        """Synchronous last resort for processes that never close their memory (the LangGraph
+        server, a notebook's kernel): stop the embedded Redis if this process started it."""
+        self.backends.stop_at_exit()
 
     async def aclose(self) -> None:
         """Write what this process queued to L3 (what L3 cannot take stays in the outbox), then

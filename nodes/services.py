@@ -93,5 +93,5 @@ class Services:
         with cls._server_lock:
             if cls._server_instance is None:
                 cls._server_instance = cls(load_settings())
-                atexit.register(cls._server_instance.memory.backends.stop_at_exit)
+                atexit.register(cls._server_instance.memory.stop_at_exit)
             return cls._server_instance

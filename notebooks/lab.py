@@ -71,7 +71,7 @@ def _emergency_cleanup() -> None:
     # At kernel exit after a failed cell (the last cell closes tidily): stop the embedded Redis
     # a lab started, then delete its folder.
     for lab in _open:
-        lab.memory.backends.stop_at_exit()
+        lab.memory.stop_at_exit()
         shutil.rmtree(lab.work, ignore_errors=True)
 
 
