@@ -30,7 +30,7 @@ from memory.backends import cache_scope_key
 from memory.turns import Exchange
 from memory.prompt import FACTS_HEADER, MEMORY_TOOL_GUIDANCE, facts_block
 from memory.tokens import count_tokens
-from memory.scope import with_every_word
+from memory.explicit_search import with_every_word
 from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES, MemoryToolbox
 from test_graph import NOW, make_runner, with_model
 
