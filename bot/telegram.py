@@ -183,8 +183,15 @@ def would_answer(update: Update, username: str) -> bool:
 def named_for_bot(text: str, chat: Chat, username: str) -> bool:
     """Whether a command (``text``, its message's) is meant for this bot: named for it (``/name@bot``),
     or bare in a private chat; in a group, a bare one may be meant for another bot there."""
-    named = text.split(maxsplit=1)[0].partition("@")[2]
+    named = command_parts(text)[1]
     return named.lower() == username.lower() if named else chat.type == ChatType.PRIVATE
+
+
+def command_parts(text: str) -> tuple[str, str]:
+    """A command message's command and the bot it names: ("/name", "bot") of "/name@bot …"
+    ("" when it names none)."""
+    command, _, named = text.split(maxsplit=1)[0].partition("@")
+    return command, named
 
 
 def addressed(message: Message, username: str) -> str | None:
@@ -427,8 +434,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     named for this bot (``/name@bot``) is answered: a bare one may be meant for another bot there."""
     message = update.effective_message
     if named_for_bot(message.text, message.chat, context.bot.username):
-        command = message.text.split(maxsplit=1)[0].partition("@")[0]
-        await message.reply_text(f"I have no {command} command. These are mine:\n{HELP}")
+        await message.reply_text(f"I have no {command_parts(message.text)[0]} command. These are mine:\n{HELP}")
 
 
 def memory_command(command: Command) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:

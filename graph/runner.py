@@ -153,15 +153,14 @@ class TurnRunner:
         process left in the L3 outbox written (call at start-up). Returns the chats that were
         looked at."""
         graph = await self.graph()
-        connected = await self.services.memory.connect()
+        unfinished = (await self.services.memory.connect()).unfinished_chats
         start_up = chats is None
-        unfinished = connected.unfinished_chats
         chats = unfinished if chats is None else [chat for chat in chats if chat in unfinished]
         for chat_id in chats:
             async with self.services.memory.turn(chat_id):
                 await self._finish_unfinished(graph, chat_id)
         if start_up:  # and the forgets a backend failure interrupted
-            for user_id in connected.unfinished_forgets:
+            for user_id in await self.services.memory.unfinished_forgets():
                 try:
                     await self.forget_user(user_id)
                 except ForgetUnfinished as exc:
@@ -186,14 +185,14 @@ class TurnRunner:
         degraded: dict[str, str] = {}
         # Markup some models write for tool calls (DSML) is never shown, only executed.
         visible: dict[str, DsmlStreamFilter] = {}
-        config = _thread(turn["chat_id"])
+        config, context = _thread(turn["chat_id"]), self._checked_context(overrides)
         # Two runs, checkpointed as each stops: up to the reply (written before save runs, so a
         # crash cannot lose it), then save and archive. The steps before the reply need no
         # checkpoint of their own (a turn that dies there is dropped, see RESUMABLE_NODES),
         # and leaving them out spares ~8 Redis round trips a turn.
         for run_input, stop_before in ((turn, SAVE_NODES), (None, None)):
             async for mode, payload in graph.astream(
-                run_input, config, context=self._checked_context(overrides),
+                run_input, config, context=context,
                 # Token streaming hooks every node's callbacks: only when someone reads the tokens.
                 stream_mode=["messages", "updates", "values"] if on_token is not None else ["updates", "values"],
                 interrupt_before=stop_before, durability="exit",

@@ -55,7 +55,6 @@ _IMPORT_BATCH = 256  # exchanges embedded and written to L3 per call
 class Connected:
     redis_url: str  # where the graph's checkpointer keeps its state: the same Redis as L2
     unfinished_chats: list[str]  # chats whose last turn died before it finished
-    unfinished_forgets: list[str]  # users whose forget a backend failure cut short
 
 
 @dataclass(frozen=True)
@@ -98,8 +97,8 @@ class Memory:
         open L3 and load the model now, so the first turn is not a cold one.
 
         Returns:
-            The Redis URL (the embedded server's when none is configured), the chats whose
-            last turn never finished and the users whose forget did not.
+            The Redis URL (the embedded server's when none is configured) and the chats
+            whose last turn never finished.
         """
         await self.backends.redis()
         if warm:
@@ -113,13 +112,16 @@ class Memory:
                                  self.backends.run_blocking(count_tokens, "warm-up"))
             await self.l3.embed_query("warm-up")  # the first forward pass pages the weights in
         self.archiver.wake()
-        return Connected(self.backends.redis_url or "", await self.journal.unfinished(),
-                         await self.journal.unfinished_forgets())
+        return Connected(self.backends.redis_url or "", await self.journal.unfinished())
 
     async def redis(self) -> aioredis.Redis | aioredis.RedisCluster:
         """The Redis client L2 lives on (the embedded server's when none is configured), for a
         face's own keys beside memory's (the webhook's inbox)."""
         return await self.backends.redis()
+
+    async def unfinished_forgets(self) -> list[str]:
+        """The users whose forget a backend failure cut short: forgetting them again finishes it."""
+        return await self.journal.unfinished_forgets()
 
     def stop_at_exit(self) -> None:
         """Synchronous last resort for processes that never close their memory (the LangGraph
