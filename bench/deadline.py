@@ -88,10 +88,6 @@ class SlowedEpisodicStore(EpisodicStore):
         with self.reads.read():
             return super().get_by_ids(*args, **kwargs)
 
-    def find_containing(self, *args: Any, **kwargs: Any) -> Any:
-        with self.reads.read():
-            return super().find_containing(*args, **kwargs)
-
 
 async def run(options: BenchOptions) -> SectionResult:
     pool = TextPool(options.locomo_records)

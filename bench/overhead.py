@@ -77,11 +77,6 @@ def summarise(turns: list[TimedTurn]) -> dict[str, Any]:
         "nodes_ms": {node: distribution(t.nodes_ms[node] for t in turns if node in t.nodes_ms) for node in NODES},
         "prefetch_waited_ms": distribution(t.state["prefetch"]["waited_ms"] for t in turns),
         "prefetch_timed_out": sum(bool(t.state["prefetch"]["timed_out"]) for t in turns),
-        # Turns that found the word index behind the archive (0 on a built archive: the one turn
-        # archived since the last search is indexed inline, within the measured time).
-        "word_index_behind": sum(
-            (t.state["prefetch"].get("lexical") or {}).get("complete") is False for t in turns
-        ),
         "fired": {kind: sum(kind in t.state["prefetch"]["fired"] for t in turns) for kind in KINDS},
         "l3_injected_mean": round(sum(len(t.state.get("l3") or []) for t in turns) / max(1, len(turns)), 2),
     }

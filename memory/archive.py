@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Coroutine
+import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from redis.exceptions import RedisError
 
@@ -25,12 +25,10 @@ from memory.turns import Exchange, archive_id, with_user_text
 log = logging.getLogger(__name__)
 
 OUTBOX_KEY = f"{PREFIX}:l3_outbox"
-# Archived turns missing from a chat's word index: up to this many are indexed at once, by
-# the archiver (~1 ms per turn read back from Chroma); a longer backlog by a background
-# task, in batches.
-INDEX_NOW = 64
-_INDEX_BATCH = 512
-_BACKLOGS_AT_ONCE = 4  # chats whose backlog is indexed at the same time, in the background
+# The word index's scheme every chat's index was last brought to (see Archive.bring_index_current).
+INDEX_SCHEME_KEY = f"{PREFIX}:lex:scheme"
+_INDEX_BATCH = 512  # archived turns read back from Chroma (~1 ms each) and indexed per call
+_PROGRESS_EVERY_S = 5.0  # how often a long migration of the word index says how far it is
 # The archiver writes at most this many outbox entries per Chroma call; after a failure it
 # retries with a doubling pause (and at every new turn).
 _ARCHIVE_BATCH = 256
@@ -38,12 +36,6 @@ _ARCHIVE_RETRY_FIRST_S = 1.0
 _ARCHIVE_RETRY_MAX_S = 30.0
 _ARCHIVE_SETTLE_S = 30.0  # what closing waits for the archive at most
 _ARCHIVE_MAX_DELAY_S = 2.0  # what the archiver waits at most for a moment without turns
-
-
-def _log_failure(task: asyncio.Task) -> None:
-    """Done-callback of background indexing: its failure costs only the word index, so it is logged."""
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("indexing L3 words failed (retried on a later turn): %s", task.exception())
 
 
 def _log_archiver_end(task: asyncio.Task) -> None:
@@ -60,8 +52,8 @@ def _is_redis_failure(exc: BaseException) -> bool:
 class Archive:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
-        self._indexing: dict[str, asyncio.Task] = {}  # chat -> background catch-up of its word index
-        self._indexing_slots = asyncio.Semaphore(_BACKLOGS_AT_ONCE)
+        self._index_current = False  # every chat's word index was brought to this version's scheme
+        self._bringing_index_current = asyncio.Lock()
         self._archiver: asyncio.Task | None = None  # writes the outbox to L3, behind the replies
         self._archive_wanted = asyncio.Event()
         self._outbox_lock = asyncio.Lock()
@@ -225,7 +217,16 @@ class Archive:
 
     async def flush(self) -> int:
         """Write what the outbox holds to L3 now, oldest first, in batches, then the access
-        bumps waiting; returns how many outbox entries are left (L3 unreachable)."""
+        bumps waiting; returns how many outbox entries are left (L3 unreachable). The first
+        write of a process that never connected (the LangGraph server's) brings the word index
+        up to date before it."""
+        try:
+            await self.bring_index_current()
+        except Exception as exc:
+            if _is_redis_failure(exc):
+                raise
+            log.warning("the word index was not brought up to date (%s: %s); tried again at the next write",
+                        type(exc).__name__, exc)
         async with self._outbox_lock:
             # What woke the archiver is being written now: it need not run again for it.
             self._archive_wanted.clear()
@@ -280,44 +281,51 @@ class Archive:
             chat_id, [IndexEntry(hit["id"], hit["content"], vector, hit["timestamp"]) for hit, vector in found]
         )
 
-    async def sync_index(self, chats: list[str]) -> bool:
-        """Bring the chats' word index up to their archived turns; True when nothing is left behind.
-
-        A short backlog is indexed now; a long one (an import, an archive older than the index)
-        by one background task per chat, meanwhile searches use what is indexed. An index whose
-        words were folded otherwise (another stemmer, or one older than stemming) is indexed
-        afresh in the background.
-        """
+    async def sync_index(self, chats: list[str]) -> None:
+        """Bring the chats' word index up to their archived turns, now: the turns it lacks
+        (written by another process, or past a gap) are read back from Chroma and indexed; an
+        index of another scheme (words folded otherwise, or no times and vectors: an older
+        version's) is indexed afresh."""
         index = await self.backends.lexical_index()
         progress = await self.backends.index_progress(chats)
-        complete = True
         for chat, (indexed, archived) in zip(chats, progress):
-            if archived - indexed <= 0:
-                continue
-            outdated = indexed == 0 and await index.outdated(chat)
-            if not outdated and archived - indexed <= INDEX_NOW:
+            if indexed == 0 and await index.outdated(chat):  # an outdated index counts no turn indexed
+                await self._index_afresh(chat, drop=True)
+            elif archived > indexed:
                 await self._index_turns(chat, indexed, archived)
-                continue
-            complete = False
-            if chat not in self._indexing or self._indexing[chat].done():
-                work = self._index_afresh(chat, drop=True) if outdated else self._index_turns(chat, indexed, archived)
-                self._indexing[chat] = asyncio.create_task(self._in_background(work))
-                self._indexing[chat].add_done_callback(_log_failure)
-        return complete
 
-    def catch_up_later(self, chats: list[str]) -> None:
-        """Have the chats' word index caught up behind the turns (found behind by a search)."""
-        if chats:
-            task = asyncio.ensure_future(self.sync_index(chats))
-            task.add_done_callback(_log_failure)
+    async def bring_index_current(self) -> None:
+        """Bring every chat's word index to this version's scheme and up to its archived turns,
+        once per process (the write path keeps it so from then on, and the read path trusts it).
+        A Redis mark says when a process already did: then this is one read. A long migration
+        logs how far it is every few seconds."""
+        if self._index_current:
+            return
+        async with self._bringing_index_current:
+            if self._index_current:
+                return
+            redis, index = await self.backends.redis(), await self.backends.lexical_index()
+            if (await redis.get(INDEX_SCHEME_KEY) or b"").decode() != index.scheme:
+                store = await self.backends.episodic()
+                await self._migrate_index(await self.backends.l3(store.chat_ids))
+                await redis.set(INDEX_SCHEME_KEY, index.scheme)
+            self._index_current = True
 
-    async def wait_indexing(self) -> None:
-        """Wait for the background indexing started so far."""
-        await asyncio.gather(*self._indexing.values())
-
-    async def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        async with self._indexing_slots:
-            await work
+    async def _migrate_index(self, chats: list[str]) -> None:
+        index = await self.backends.lexical_index()
+        progress = await self.backends.index_progress(chats)
+        behind = [chat for chat, (indexed, archived) in zip(chats, progress)
+                  if archived > indexed or (indexed == 0 and await index.outdated(chat))]
+        if not behind:
+            return
+        started = said = time.monotonic()
+        log.warning("bringing the word index of %d of %d archived chat(s) up to date (an older version "
+                    "wrote them); searches by words and time ranges see them when it is done", len(behind), len(chats))
+        for done, chat in enumerate(behind, 1):
+            await self.sync_index([chat])
+            if time.monotonic() - said >= _PROGRESS_EVERY_S or done == len(behind):
+                said = time.monotonic()
+                log.warning("word index: %d of %d chat(s) done (%.0f s)", done, len(behind), said - started)
 
     async def _index_turns(self, chat_id: str, indexed: int, archived: int) -> None:
         """Index archived turns indexed+1..archived, in batches, recording progress after each.
@@ -351,15 +359,13 @@ class Archive:
 
     async def forget_index(self, chat_id: str) -> None:
         """Drop the chat's word index and centroid (with the chat's L3: turn numbers restart)."""
-        if (task := self._indexing.pop(chat_id, None)) is not None:
-            task.cancel()
         await (await self.backends.lexical_index()).drop(chat_id)
 
     # ---- closing ---------------------------------------------------------------------------
 
     async def aclose(self) -> None:
         """Write what this process queued before it goes; what L3 cannot take stays in the
-        outbox. Background indexing stops (a backlog resumes where it stopped).
+        outbox.
 
         The archiver is asked to stop rather than cancelled: a cancellation that lands as an
         awaited call completes can be swallowed (``wait_for``, redis-py), leaving it waiting."""
@@ -376,7 +382,3 @@ class Archive:
             except Exception as exc:  # noqa: BLE001 — the outbox keeps the turns for the next start
                 log.warning("the archive did not settle before closing (%s: %s); the outbox keeps it",
                             type(exc).__name__, exc)
-        for task in self._indexing.values():
-            task.cancel()
-        await asyncio.gather(*self._indexing.values(), return_exceptions=True)
-        self._indexing.clear()

@@ -71,17 +71,6 @@ def _hits_from_get(result: chromadb.GetResult) -> list[EpisodicHit]:
     ]
 
 
-def _time_range(after: float | None, before: float | None) -> dict[str, Any] | None:
-    bounds = []
-    if after is not None:
-        bounds.append({"timestamp": {"$gte": after}})
-    if before is not None:
-        bounds.append({"timestamp": {"$lte": before}})
-    if len(bounds) == 2:
-        return {"$and": bounds}
-    return bounds[0] if bounds else None
-
-
 def _bump(collection: chromadb.Collection, ids: list[str], now: float) -> None:
     # Counts are re-read rather than taken from the hits, which may come from the
     # session cache and be minutes old. Two concurrent bumps can still lose one
@@ -151,26 +140,14 @@ class EpisodicStore:
             chunk = vectors[start:end] if vectors is not None else self._embeddings.embed_documents(contents[start:end])
             self._add(chat_id, ids[start:end], contents[start:end], metadatas[start:end], chunk)
 
-    def search(
-        self,
-        chat_ids: list[str] | None,
-        vector: list[float],
-        k: int,
-        after: float | None = None,
-        before: float | None = None,
-    ) -> list[EpisodicHit]:
+    def search(self, chat_ids: list[str] | None, vector: list[float], k: int) -> list[EpisodicHit]:
         """The k entries nearest to ``vector``, closest first; ``chat_ids=None`` searches every chat.
-
-        ``after``/``before`` (unix seconds, inclusive) restrict by entry timestamp.
-        """
+        (A time range is ranked from the word index, which holds each entry's time.)"""
         if k <= 0:
             return []
-        # A timestamp range is a metadata filter: ~8 ms per 3k-entry chat, ~40 ms per 20k,
-        # against 2-3 ms unfiltered. Acceptable while temporal turns are the minority.
-        where = _time_range(after, before)
 
         def nearest(chat: _ChatCollection) -> list[EpisodicHit]:
-            found = chat.vectorstore.similarity_search_by_vector_with_relevance_scores(vector, k=k, filter=where)
+            found = chat.vectorstore.similarity_search_by_vector_with_relevance_scores(vector, k=k)
             return [_hit(doc.id, doc.page_content, doc.metadata, distance) for doc, distance in found]
 
         hits = [hit for chat_id in self._scope(chat_ids) for hit in self._read(chat_id, nearest, [])]
@@ -208,22 +185,6 @@ class EpisodicStore:
             return list(zip(_hits_from_get(found), np.asarray(found["embeddings"], dtype=np.float32), strict=True))
 
         return [pair for chat_id in self._scope(chat_ids) for pair in self._read(chat_id, read, [])]
-
-    def find_containing(self, chat_ids: list[str] | None, text: str, limit: int) -> list[EpisodicHit]:
-        """Entries whose content contains ``text`` (case-sensitive), at most ``limit``."""
-        if not text or limit <= 0:
-            return []
-        hits: list[EpisodicHit] = []
-        for chat_id in self._scope(chat_ids):
-            wanted = limit - len(hits)
-            if wanted <= 0:
-                break
-            hits += self._read(
-                chat_id,
-                lambda chat: _hits_from_get(chat.collection.get(where_document={"$contains": text}, limit=wanted)),
-                [],
-            )
-        return hits
 
     def bump_access(self, hits: Iterable[EpisodicHit], now: float) -> None:
         """Counts one more access of each hit, updating metadata only (no re-embedding)."""

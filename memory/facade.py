@@ -92,9 +92,11 @@ class Memory:
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def connect(self, *, warm: bool = False) -> Connected:
-        """Connect Redis, the one backend a turn cannot do without (its failure raises), and
-        have whatever an earlier process left in the L3 outbox written. With ``warm``, also
-        open L3 and load the model now, so the first turn is not a cold one.
+        """Connect Redis, the one backend a turn cannot do without (its failure raises), bring
+        the word index up to this version's scheme and the archived turns (once per process;
+        a long migration logs its progress), and have whatever an earlier process left in the
+        L3 outbox written. With ``warm``, also open L3 and load the model now, so the first
+        turn is not a cold one.
 
         Returns:
             The Redis URL (the embedded server's when none is configured) and the chats
@@ -111,6 +113,10 @@ class Memory:
             await asyncio.gather(self.backends.run_blocking(warm_up_dates),
                                  self.backends.run_blocking(count_tokens, "warm-up"))
             await self.l3.embed_query("warm-up")  # the first forward pass pages the weights in
+        try:
+            await self.archiver.bring_index_current()
+        except BackendUnavailable as exc:  # L3 down: the archiver tries again at its next write
+            log.warning("%s", exc)
         self.archiver.wake()
         return Connected(self.backends.redis_url or "", await self.journal.unfinished())
 
@@ -184,7 +190,7 @@ class Memory:
             A :class:`Recalled`; a mechanism that fails or misses the deadline is reported in
             its outcome, never raised.
         """
-        return await recall(self.l3, self.archiver, query, settings or self.settings)
+        return await recall(self.l3, query, settings or self.settings)
 
     def scope(self, chat_id: str, user_id: str, *, now: float | None = None,
               settings: Settings | None = None) -> MemoryScope:
@@ -322,15 +328,12 @@ class Memory:
         return await export_user(self.backends, user_id, chat_id)
 
     async def settle(self) -> int:
-        """Write what the outbox holds to L3 now and finish the word index's background
-        catch-up (tests, benchmarks, after an import).
+        """Write what the outbox holds to L3 now (tests, benchmarks, after an import).
 
         Returns:
             How many outbox entries are left (L3 unreachable).
         """
-        left = await self.archiver.flush()
-        await self.archiver.wait_indexing()
-        return left
+        return await self.archiver.flush()
 
     async def reembed(self, progress: Callable[[int, int], None] | None = None) -> Reembedded:
         """Re-embed the archive with this process's encoder (``embeddings.model``), in place, or
@@ -389,8 +392,7 @@ class Memory:
             ValueError: the cursor is not one a page returned.
         """
         # Ordered by the word index's times (Chroma cannot order), caught up with L3 first.
-        if not await self.archiver.sync_index([chat_id]):
-            await self.archiver.wait_indexing()
+        await self.archiver.sync_index([chat_id])
         index = await self.backends.lexical_index()
         numbers, following = await index.newest(chat_id, limit, cursor)
         ids = [entry_id for entry_id in await index.ids(chat_id, numbers) if entry_id]

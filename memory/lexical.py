@@ -68,6 +68,7 @@ from memory.stopwords import CUES, LANGUAGES
 
 K1 = 1.2
 LAYOUT = 2  # words, times and vectors (1: words only, before times and vectors were indexed)
+_SCHEME_FIELDS = ["layout", "words", "allocated"]  # of a chat's index meta: is it of this scheme?
 VECTOR = np.dtype("<f2")
 DIMENSIONS = 384
 _VECTOR_BYTES = DIMENSIONS * VECTOR.itemsize
@@ -119,7 +120,7 @@ return {redis.call('HMGET', KEYS[2], unpack(ARGV, 2)), table.concat(parts)}
 _READ_POSTINGS = """
 local entries = redis.call('HLEN', KEYS[1])
 local most = math.max(1, tonumber(ARGV[1]) * entries)
-local found = {entries, redis.call('HGET', KEYS[2], 'allocated') or 0, redis.call('HGET', KEYS[2], 'layout')}
+local found = {entries, redis.call('HGET', KEYS[2], 'allocated') or 0}
 for i = 3, #KEYS do
   local frequency = redis.call('STRLEN', KEYS[i]) / %d
   found[#found + 1] = frequency > 0 and frequency <= most and redis.call('GET', KEYS[i])
@@ -679,14 +680,20 @@ class LexicalIndex:
     async def indexed_turns(self, chat_id: str) -> int:
         """Archived turns 1..n of the chat are indexed (as far as they were in L3 when indexed);
         0 when its words were folded otherwise (:meth:`outdated`)."""
-        turns, words, allocated = await self._redis.hmget(self._key(chat_id, "meta"), ["turns", "words", "allocated"])
-        return 0 if _outdated(words, allocated, self.words) else int(turns or 0)
+        turns, *scheme = await self._redis.hmget(self._key(chat_id, "meta"), ["turns", *_SCHEME_FIELDS])
+        return 0 if _outdated(*scheme, self.words) else int(turns or 0)
 
     async def outdated(self, chat_id: str) -> bool:
-        """Whether the chat's index holds its words folded otherwise than this index folds them
-        (another stemmer, or none: an index older than stemming): searched by words, it would
-        miss them, so it is indexed afresh."""
-        return _outdated(*await self._redis.hmget(self._key(chat_id, "meta"), ["words", "allocated"]), self.words)
+        """Whether the chat's index is of another scheme than this one: words folded otherwise
+        (another stemmer, or none: an index older than stemming), searched by words, would be
+        missed; an index older than times and vectors cannot rank a time range or a word hit by
+        meaning. Either is indexed afresh."""
+        return _outdated(*await self._redis.hmget(self._key(chat_id, "meta"), _SCHEME_FIELDS), self.words)
+
+    @property
+    def scheme(self) -> str:
+        """This index's scheme (its layout and how it folds words), as a migration records it."""
+        return f"{LAYOUT}/{self.words.stemmer}"
 
     async def advance_turns_indexed(self, chat_id: str, turns: Sequence[int]) -> int:
         """Count these just-indexed turns as indexed, as far as they continue the turns indexed
@@ -759,12 +766,6 @@ class LexicalIndex:
         if not sums or count == 0:
             return None
         return np.sum(sums, axis=0) / count
-
-    async def has_times(self, chat_id: str) -> bool:
-        """Whether the chat's index holds times and vectors (true of every index begun by this
-        version; an older one holds words only, and its time ranges are searched in Chroma)."""
-        meta = await self._redis.hmget(self._key(chat_id, "meta"), ["layout", "allocated"])
-        return meta[0] is not None or meta[1] is None
 
     async def between(self, chat_id: str, after: float | None, before: float | None) -> np.ndarray:
         """Numbers of the chat's entries timed within [after, before] (unix seconds, inclusive)."""
@@ -854,16 +855,15 @@ class LexicalIndex:
 
     async def search(
         self, chat_id: str, query: str, k: int, max_df_share: float = 0.1
-    ) -> list[tuple[str, float, np.ndarray | None]]:
+    ) -> list[tuple[str, float, np.ndarray]]:
         """The chat's ``k`` best entries for ``query`` by BM25, best first, as (id, score > 0,
         vector). Words found in more than ``max_df_share`` of the chat's entries (at least one)
-        are skipped. The vectors (float32; None for all of them when the chat's index is older
-        than its vectors) are read in the same round trip as the ids."""
+        are skipped. The vectors (float32) are read in the same round trip as the ids."""
         asked = self.words.query(query)
         wanted = asked.lookups
         if not wanted or k <= 0:
             return []
-        entries, allocated, layout, *raw_postings = await self._read_postings(
+        entries, allocated, *raw_postings = await self._read_postings(
             keys=[self._key(chat_id, "number"), self._key(chat_id, "meta"),
                   *(self._term_key(chat_id, term) for term in wanted)],
             args=[max_df_share],
@@ -880,13 +880,10 @@ class LexicalIndex:
         best = [int(n) for n in _top(scores, k)]
         if not best:
             return []
-        if layout:
-            ids, raw = await self._gather_vectors(
-                keys=[self._key(chat_id, "vectors"), self._key(chat_id, "id")], args=[_VECTOR_BYTES, *best]
-            )
-            vectors = _rows(raw, len(best)).astype(np.float32)
-        else:
-            ids, vectors = await self._redis.hmget(self._key(chat_id, "id"), best), [None] * len(best)
+        ids, raw = await self._gather_vectors(
+            keys=[self._key(chat_id, "vectors"), self._key(chat_id, "id")], args=[_VECTOR_BYTES, *best]
+        )
+        vectors = _rows(raw, len(best)).astype(np.float32)
         return [(entry_id.decode(), float(scores[n]), vector)
                 for n, entry_id, vector in zip(best, ids, vectors) if entry_id is not None]
 
@@ -900,8 +897,9 @@ class LexicalIndex:
         return self._key(chat_id, f"t:{term}")
 
 
-def _outdated(words: bytes | None, allocated: bytes | None, current: Words) -> bool:
-    return allocated is not None and (words.decode() if words else NO_STEMMER) != current.stemmer
+def _outdated(layout: bytes | None, words: bytes | None, allocated: bytes | None, current: Words) -> bool:
+    return allocated is not None and (
+        layout is None or int(layout) != LAYOUT or (words.decode() if words else NO_STEMMER) != current.stemmer)
 
 
 def _parse_cursor(cursor: str) -> tuple[float, bytes]:

@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from memory.archive import Archive
 from memory.backends import cache_scope_key
 from memory.keys import structural_keys
 from memory.search import L3Search
@@ -85,7 +84,7 @@ class Recalled:
         return found
 
 
-async def recall(search: L3Search, archive: Archive, query: RecallQuery, settings: Settings) -> Recalled:
+async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Recalled:
     """Run the mechanisms for ``query`` under its deadline; never raises for a mechanism."""
     backends = search.backends
     message, chat_id, user_id = query.text, query.chat_id, query.user_id
@@ -98,21 +97,12 @@ async def recall(search: L3Search, archive: Archive, query: RecallQuery, setting
     }
     started = time.perf_counter()
 
-    # Shared by the mechanisms: the query is embedded once, the scope resolved once, and the
-    # chats' word-index progress read once (a chat far behind is caught up behind the turns).
+    # Shared by the mechanisms: the query is embedded once and the scope resolved once.
     vector_task = asyncio.ensure_future(search.embed_query(message))
     chats_task = asyncio.ensure_future(backends.scope_chats(chat_id, user_id, scope))
     # Under "user", whether the chat is one of the user's: only then are its searches cached.
     users_chats_task = (asyncio.ensure_future(backends.chats_of_user(user_id))
                         if scope == "user" and THEMATIC in query.lists else None)
-
-    async def indexed() -> bool:
-        behind = await search.index_behind(await chats_task)
-        archive.catch_up_later(behind)
-        outcome["lexical"]["complete"] = not behind
-        return not behind
-
-    indexed_task = asyncio.ensure_future(indexed())
 
     async def thematic() -> list[dict]:
         if users_chats_task is not None and chat_id not in await users_chats_task:
@@ -130,9 +120,7 @@ async def recall(search: L3Search, archive: Archive, query: RecallQuery, setting
         outcome["background"] = await search.background_distance(await chats_task, await vector_task)
 
     async def lexical() -> list[dict]:
-        chats = await chats_task
-        await indexed_task
-        found = await search.lexical_search(chats, message[:_LEXICAL_SCAN_CHARS], k,
+        found = await search.lexical_search(await chats_task, message[:_LEXICAL_SCAN_CHARS], k,
                                             settings.retrieval.lexical_max_df_share)
         vector = np.asarray(await vector_task, dtype=np.float32)
         return [{**hit, "distance": float(np.sum(np.square(stored - vector))), "mechanism": THEMATIC}
@@ -154,15 +142,13 @@ async def recall(search: L3Search, archive: Archive, query: RecallQuery, setting
                 return None  # scored zero: no completed past range named
             after, before = (dt.timestamp() for dt in found)
             outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
-        return await search.search(await chats_task, await vector_task, k, after, before, indexed=await indexed_task)
+        return await search.search(await chats_task, await vector_task, k, after, before)
 
     async def specific_key() -> list[dict] | None:
         outcome["keys"] = structural_keys(message[:_KEY_SCAN_CHARS])
         if not outcome["keys"]:
             return None  # scored zero: no structural key
-        return await search.find_by_keys(
-            await chats_task, outcome["keys"], settings.prefetch.max_results, indexed=await indexed_task
-        )
+        return await search.find_by_keys(await chats_task, outcome["keys"], settings.prefetch.max_results)
 
     async def every_word() -> list[dict]:
         after, before = query.period or (None, None)
@@ -205,7 +191,7 @@ async def recall(search: L3Search, archive: Archive, query: RecallQuery, setting
     outcome["fired"] = [THEMATIC] * (THEMATIC in tasks) + [
         name for name, scored in ((TEMPORAL, outcome["range"]), (KEYS, outcome["keys"])) if scored
     ]
-    for shared in (vector_task, chats_task, indexed_task, background_task, *filter(None, [users_chats_task])):
+    for shared in (vector_task, chats_task, background_task, *filter(None, [users_chats_task])):
         if not shared.done():
             shared.cancel()
         elif not shared.cancelled():

@@ -13,7 +13,6 @@ from typing import Any, Awaitable
 import numpy as np
 from redis.exceptions import RedisError
 
-from memory.archive import INDEX_NOW
 from memory.backends import Backends, gather_bounded
 from memory.cache import SearchCache
 from memory.turns import archive_id
@@ -59,39 +58,25 @@ class L3Search:
         embeddings = await self.backends.embeddings()
         return await self.backends.run_blocking(embeddings.embed_query, text)
 
-    async def index_behind(self, chats: list[str]) -> list[str]:
-        """The chats whose word index trails their archived turns by more than ``INDEX_NOW``
-        (an import, an archive older than the index): searched by Chroma's exact filters until
-        the archive catches their backlog up. A shorter lag is turns the archiver is about to
-        write, and index as it writes them. Reads progress only; nothing is indexed here."""
-        progress = await self.backends.index_progress(chats)
-        return [chat for chat, (indexed, archived) in zip(chats, progress) if archived - indexed > INDEX_NOW]
-
     async def search(
         self, chats: list[str], vector: list[float], k: int, after: float | None = None,
-        before: float | None = None, indexed: bool | None = None,
+        before: float | None = None,
     ) -> list[dict]:
         """The chats' ``k`` entries nearest to ``vector``, closest first; with ``after`` or
         ``before`` (unix seconds, inclusive), among those timed within that range.
 
         Without a range this is Chroma's vector index. A chat's range is ranked exactly from the
         vectors in its own index when it holds at most ``_EXACT_RANGE`` entries; a wider one by
-        a deeper vector search cut to the range. Chats whose index is behind (``indexed``: known
-        by the caller, else checked) or older than time indexing are searched with Chroma's
-        metadata filter: exact, but a scan of the whole database.
+        a deeper vector search cut to the range.
         """
         backends = self.backends
         store = await backends.episodic()
         if after is None and before is None:
             return await backends.l3(store.search, chats, vector, k)
-        if indexed is None:
-            indexed = not await self.index_behind(chats)
         index = await backends.lexical_index()
         query = np.asarray(vector, dtype=np.float32)
 
         async def of_chat(chat: str) -> list[dict]:
-            if not (indexed and await index.has_times(chat)):
-                return await backends.l3(store.search, [chat], vector, k, after, before)
             numbers = await index.between(chat, after, before)
             if len(numbers) <= _EXACT_RANGE:
                 return await self._nearest_among(chat, numbers, query, k)
@@ -160,12 +145,10 @@ class L3Search:
             log.warning("L2.5 cache write failed: %s", exc)
         return results, {"hit": False, "key": key}
 
-    async def find_by_keys(self, chats: list[str], keys: list[str], limit: int, indexed: bool = True) -> list[dict]:
+    async def find_by_keys(self, chats: list[str], keys: list[str], limit: int) -> list[dict]:
         """Exact lookup of structural keys: id match, then content contains (case-sensitive).
-
         Content is searched through the word index (the entries holding every word of the key,
-        then checked); chats whose index is behind (``indexed`` false) by Chroma's substring scan.
-        """
+        then checked)."""
         backends = self.backends
         store, index = await backends.episodic(), await backends.lexical_index()
         ids = list(keys)
@@ -174,10 +157,6 @@ class L3Search:
                 ids += [archive_id(chat, int(match.group(1))) for chat in chats]
         found = {hit["id"]: hit for hit in await backends.l3(store.get_by_ids, chats, ids)}
         for key in keys:
-            if not indexed:
-                for hit in await backends.l3(store.find_containing, chats, key, limit):
-                    found.setdefault(hit["id"], hit)
-                continue
             for chat in chats:
                 numbers = await index.holding_every_word(chat, key, _KEY_CANDIDATES)
                 candidates = [i for i in await index.ids(chat, numbers) if i and i not in found]
@@ -208,16 +187,11 @@ class L3Search:
         ids_by_chat: dict[str, list[str]] = {}
         for chat, entry_id, _, _ in found:
             ids_by_chat.setdefault(chat, []).append(entry_id)
-        indexed_vector = {entry_id: vector for _, entry_id, _, vector in found if vector is not None}
+        vector_of = {entry_id: vector for _, entry_id, _, vector in found}
 
         def read() -> dict[str, tuple[dict, np.ndarray]]:
-            found_here: dict[str, tuple[dict, np.ndarray]] = {}
-            for chat, ids in ids_by_chat.items():
-                if all(entry_id in indexed_vector for entry_id in ids):
-                    found_here |= {hit["id"]: (hit, indexed_vector[hit["id"]]) for hit in store.get_by_ids([chat], ids)}
-                else:  # an index older than its vectors: Chroma's
-                    found_here |= {hit["id"]: (hit, vector) for hit, vector in store.get_with_vectors([chat], ids)}
-            return found_here
+            return {hit["id"]: (hit, vector_of[hit["id"]])
+                    for chat, ids in ids_by_chat.items() for hit in store.get_by_ids([chat], ids)}
 
         by_id = await self.backends.run_blocking(read)
         return [(*by_id[entry_id], score) for _, entry_id, score, _ in found if entry_id in by_id]

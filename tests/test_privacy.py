@@ -192,7 +192,6 @@ async def test_a_turn_in_flight_when_its_user_is_forgotten_leaves_nothing_of_the
 async def test_forgetting_one_user_keeps_another_users_turn_in_flight_in_a_shared_chat(settings, embeddings):
     """Bob's turn in the family chat has its reply when Ana is forgotten: it is saved and
     archived whole (before, her forget deleted the chat's checkpoints under it)."""
-    loop = asyncio.get_running_loop()
     with FakeOpenAI() as fake:
         runner = make_runner(with_model(settings, fake), embeddings)
         try:

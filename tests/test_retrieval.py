@@ -19,8 +19,9 @@ from memory.settings import Settings
 from memory.embeddings import LocalEmbeddings
 from memory.facade import Memory
 from memory.search import L3Search
-from memory.turns import archive_id
+from memory.turns import Exchange, archive_id
 from memory.lexical import K1, LexicalIndex, Words, terms
+from memory.archive import INDEX_SCHEME_KEY
 from memory.backends import PREFIX
 from memory.settings import SettingsError, load_settings
 
@@ -261,48 +262,112 @@ async def inspect(runner: TurnRunner, chat_id: str, message: str, **kwargs) -> d
     return turn_report(await runner.inspect(chat_id, message, now=NOW.timestamp(), **kwargs))
 
 
-async def test_a_few_new_turns_are_indexed_at_once_a_backlog_in_the_background(runner, tmp_path) -> None:
+async def test_the_writer_catches_a_chats_word_index_up_with_its_archived_turns(runner, tmp_path) -> None:
     memory = runner.services.memory
     index = await memory.backends.lexical_index()
     await load(memory, tmp_path, "small")
-    assert await memory.archiver.sync_index(["small"]) is True
-    assert await index.indexed_turns("small") == len(HISTORY)
+    assert await index.indexed_turns("small") == len(HISTORY)  # the import indexed what it archived
     assert await index.missing("small", [archive_id("small", n) for n in range(1, len(HISTORY) + 1)]) == []
 
     long_history = [(40 - i / 10, f"note number {i} about topic {i % 7}", "noted") for i in range(150)]
     await load(memory, tmp_path, "big", long_history)
-    assert await index.indexed_turns("big") == 150  # the import indexed what it archived
-    await memory.archiver.forget_index("big")  # as if the archive were older than its word index
-    assert await memory.archiver.sync_index(["big"]) is False  # 150 turns behind: a background task catches up
-    await memory.archiver.wait_indexing()
-    assert await index.indexed_turns("big") == 150 and await memory.archiver.sync_index(["big"]) is True
+    await memory.archiver.forget_index("big")  # as if another process had archived without indexing
+    assert await index.indexed_turns("big") == 0
+    await memory.archiver.sync_index(["big"])
+    assert await index.indexed_turns("big") == 150
     found = await memory.l3.lexical_search(["big"], "note 149", k=3, max_df_share=0.1)
     assert found[0][0]["id"] == archive_id("big", 150)
 
 
+async def as_an_older_version_left_it(memory: Memory, raw: redis.asyncio.Redis, chat_id: str) -> None:
+    """The chat's word index as a version before stemming wrote it (words kept whole, no
+    "words" mark), without the mark that every chat's index was brought to this scheme."""
+    index = await memory.backends.lexical_index()
+    store = await memory.backends.episodic()
+    entries = store.entries(chat_id)
+    await index.drop(chat_id)
+    older = LexicalIndex(raw, PREFIX, Words("none"))
+    await older.add(chat_id, [(hit["id"], hit["content"], vector, hit["timestamp"])
+                              for hit, vector in store.get_with_vectors([chat_id], [e["id"] for e in entries])])
+    await older.advance_turns_indexed(chat_id, range(1, len(entries) + 1))
+    await raw.hdel(older._key(chat_id, "meta"), "words")
+    await raw.delete(INDEX_SCHEME_KEY)
+
+
 async def test_an_index_of_words_folded_otherwise_is_indexed_afresh(runner, tmp_path, embedded_raw_redis) -> None:
-    """An index written before stemming (words kept whole, no "words" mark) misses "plant" in
-    "I planted…": the chat is indexed again in the background, then found by any form."""
+    """An index written before stemming misses "plant" in "I planted…": the chat is indexed
+    again, then found by any form."""
     memory = runner.services.memory
     index = await memory.backends.lexical_index()
     await load(memory, tmp_path, "chat")
     ids = [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)]
-    store = await memory.backends.episodic()
-    await index.drop("chat")
-    older = LexicalIndex(embedded_raw_redis, PREFIX, Words("none"))
-    await older.add("chat", [(hit["id"], hit["content"], vector, hit["timestamp"])
-                             for hit, vector in store.get_with_vectors(["chat"], ids)])
-    await older.advance_turns_indexed("chat", range(1, len(HISTORY) + 1))
-    await embedded_raw_redis.hdel(older._key("chat", "meta"), "words")
+    await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
     assert await index.outdated("chat") and await index.indexed_turns("chat") == 0
     assert await memory.l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1) == []
 
-    assert await memory.archiver.sync_index(["chat"]) is False  # indexed afresh in the background
-    await memory.archiver.wait_indexing()
+    await memory.archiver.sync_index(["chat"])
     assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
     [(hit, _, _)] = await memory.l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
-    assert hit["id"] == archive_id("chat", 1) and await memory.archiver.sync_index(["chat"]) is True
+    assert hit["id"] == archive_id("chat", 1)
     assert await index.missing("chat", ids) == []
+
+
+async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_connects(
+    runner, settings, embeddings, tmp_path, embedded_raw_redis, caplog
+) -> None:
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat")
+    await load(memory, tmp_path, "behind", [(5, "Our cat Mittens learned to open doors.", "Clever cat.")])
+    await load(memory, tmp_path, "current", [(5, "The boiler was serviced on Monday.", "Good.")])
+    await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
+    await memory.archiver.forget_index("behind")  # archived, never indexed
+    store = await memory.backends.episodic()
+
+    later = Memory(settings, embeddings=embeddings, episodic=store)  # the next process on this archive
+    try:
+        with caplog.at_level("WARNING", logger="memory.archive"):
+            await later.connect()
+        said = [record.getMessage() for record in caplog.records if record.name == "memory.archive"]
+        assert said[0].startswith("bringing the word index of 2 of 3 archived chat(s) up to date")
+        assert said[-1].startswith("word index: 2 of 2 chat(s) done")
+        index = await later.backends.lexical_index()
+        assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
+        assert await index.indexed_turns("behind") == 1
+        [(hit, _, _)] = await later.l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
+        assert hit["id"] == archive_id("chat", 1)
+        [(hit, _, _)] = await later.l3.lexical_search(["behind"], "Mittens", k=3, max_df_share=1.0)
+        assert hit["id"] == archive_id("behind", 1)
+
+        # Marked as done: the process after it reads the mark and looks at no chat.
+        caplog.clear()
+        await memory.archiver.forget_index("behind")
+        last = Memory(settings, embeddings=embeddings, episodic=store)
+        with caplog.at_level("WARNING", logger="memory.archive"):
+            await last.connect()
+        await last.aclose()
+        assert not [record for record in caplog.records if record.name == "memory.archive"]
+        assert await index.indexed_turns("behind") == 0
+    finally:
+        await later.aclose()
+
+
+async def test_a_process_that_never_connects_migrates_before_its_first_write(
+    runner, settings, embeddings, tmp_path, embedded_raw_redis
+) -> None:
+    """The LangGraph server never calls connect(): its archiver brings the index up to date
+    before it writes the first turn."""
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat")
+    await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
+    server = Memory(settings, embeddings=embeddings, episodic=await memory.backends.episodic())
+    try:
+        await server.archiver.later([Exchange("another", "u1", 1, NOW.timestamp(), "hello", "hi")], NOW.timestamp())
+        assert await server.settle() == 0
+        index = await server.backends.lexical_index()
+        assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
+        assert await index.indexed_turns("another") == 1
+    finally:
+        await server.aclose()
 
 
 async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, tmp_path) -> None:
@@ -344,24 +409,34 @@ async def test_the_index_keeps_each_entrys_time_and_vector(raw_redis) -> None:
     unit = np.eye(384, dtype=np.float32)
     await index.add("chat", [("a", "first", unit[0], 100.0), ("b", "second", unit[1], 200.0),
                              ("c", "third", unit[2], 300.0)])
-    assert await index.has_times("chat") and await index.has_times("never-indexed")
     numbers = await index.between("chat", 150.0, 300.0)  # inclusive bounds
     assert await index.ids("chat", numbers) == ["b", "c"]
     assert list(await index.ids("chat", await index.between("chat", None, 100.0))) == ["a"]
     np.testing.assert_array_equal(await index.vectors("chat", numbers), unit[[1, 2]])
 
 
-async def test_a_time_range_is_ranked_from_the_index_as_chromas_filter_ranks_it(runner, tmp_path) -> None:
+async def exactly_within(memory: Memory, chat_id: str, query: list[float], k: int, after: float | None,
+                         before: float | None) -> list[tuple[str, float]]:
+    """The chat's ``k`` entries timed within the range nearest to ``query``, as (id, distance),
+    ranked from every vector Chroma holds."""
+    store = await memory.backends.episodic()
+    stored = store.get_with_vectors([chat_id], [hit["id"] for hit in store.entries(chat_id)])
+    within = [(hit["id"], float(np.sum(np.square(vector - np.asarray(query, dtype=np.float32)))))
+              for hit, vector in stored
+              if (after is None or hit["timestamp"] >= after) and (before is None or hit["timestamp"] <= before)]
+    return sorted(within, key=lambda found: found[1])[:k]
+
+
+async def test_a_time_range_is_ranked_from_the_index_exactly(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    assert await memory.archiver.sync_index(["chat"])
     query = await memory.l3.embed_query("how are the tomato plants?")
     for after, before in ((days_ago(31), days_ago(16.5)), (days_ago(17.5), days_ago(16.5)), (None, days_ago(25.5)),
                           (days_ago(20), None), (days_ago(3), days_ago(1))):
-        from_index = await memory.l3.search(["chat"], query, 5, after, before, indexed=True)
-        from_chroma = await memory.l3.search(["chat"], query, 5, after, before, indexed=False)
-        assert [h["id"] for h in from_index] == [h["id"] for h in from_chroma]
-        assert [h["distance"] for h in from_index] == pytest.approx([h["distance"] for h in from_chroma], abs=2e-3)
+        from_index = await memory.l3.search(["chat"], query, 5, after, before)
+        exact = await exactly_within(memory, "chat", query, 5, after, before)
+        assert [h["id"] for h in from_index] == [entry_id for entry_id, _ in exact]
+        assert [h["distance"] for h in from_index] == pytest.approx([d for _, d in exact], abs=2e-3)
         assert all(h["content"] and h["metadata"]["chat_id"] == "chat" for h in from_index)
     [flowers] = await memory.l3.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
     assert "first flowers" in flowers["content"]
@@ -375,48 +450,33 @@ async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(r
     query = await memory.l3.embed_query("how are the tomato plants?")
     after, before = days_ago(29.5), days_ago(16.5)
     found = await memory.l3.search(["chat"], query, 4, after, before)
-    exact = await memory.l3.search(["chat"], query, 4, after, before, indexed=False)
-    assert [h["id"] for h in found] == [h["id"] for h in exact]
+    exact = await exactly_within(memory, "chat", query, 4, after, before)
+    assert [h["id"] for h in found] == [entry_id for entry_id, _ in exact]
     assert all(after <= h["timestamp"] <= before for h in found)
 
 
-async def test_the_word_search_takes_vectors_from_the_index_or_from_chroma_for_an_older_index(
-    runner, tmp_path, embedded_raw_redis
-) -> None:
+async def test_the_word_search_takes_its_vectors_from_the_index(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory.archiver.sync_index(["chat"])
     store = await memory.backends.episodic()
-
-    async def found_vs_stored() -> list[tuple[dict, np.ndarray, dict, np.ndarray]]:
-        found = await memory.l3.lexical_search(["chat"], "tomato plants Zorblax", k=5, max_df_share=1.0)
-        ids = [hit["id"] for hit, _, _ in found]
-        stored = {hit["id"]: (hit, vector) for hit, vector in store.get_with_vectors(["chat"], ids)}
-        return [(hit, vector, *stored[hit["id"]]) for hit, vector, _ in found]
-
-    from_index = await found_vs_stored()
-    assert len(from_index) >= 2
-    for hit, vector, stored_hit, stored_vector in from_index:
+    found = await memory.l3.lexical_search(["chat"], "tomato plants Zorblax", k=5, max_df_share=1.0)
+    assert len(found) >= 2
+    stored = {hit["id"]: (hit, vector) for hit, vector in store.get_with_vectors(["chat"], [h["id"] for h, _, _ in found])}
+    for hit, vector, _ in found:
+        stored_hit, stored_vector = stored[hit["id"]]
         assert hit == stored_hit
         assert np.allclose(vector, stored_vector, atol=2e-3) and not np.array_equal(vector, stored_vector)  # float16
-    index = await memory.backends.lexical_index()
-    await embedded_raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written before it held vectors
-    from_chroma = await found_vs_stored()
-    assert [hit["id"] for hit, *_ in from_chroma] == [hit["id"] for hit, *_ in from_index]
-    for hit, vector, stored_hit, stored_vector in from_chroma:
-        assert hit == stored_hit and np.array_equal(vector, stored_vector)
 
 
-async def test_an_index_from_before_time_indexing_falls_back_to_chromas_filter(
-    runner, tmp_path, embedded_raw_redis
-) -> None:
+async def test_an_index_from_before_times_and_vectors_is_indexed_afresh(runner, tmp_path, embedded_raw_redis) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory.archiver.sync_index(["chat"])
     index = await memory.backends.lexical_index()
     await embedded_raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written by a words-only version
-    await embedded_raw_redis.delete(index._key("chat", "time"))
-    assert not await index.has_times("chat")
+    await embedded_raw_redis.delete(index._key("chat", "time"), index._key("chat", "vectors"))
+    assert await index.outdated("chat") and await index.indexed_turns("chat") == 0
+    await memory.archiver.sync_index(["chat"])
+    assert not await index.outdated("chat")
     query = await memory.l3.embed_query("how are the tomato plants?")
     [flowers] = await memory.l3.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
     assert "first flowers" in flowers["content"]
@@ -429,12 +489,10 @@ async def test_keys_are_found_through_the_index_exactly_and_case_sensitively(run
         (10, "Ticket 5675 and alpha were mentioned apart here.", "Noted."),
         (9, "ALPHA-5675 in capitals is another key.", "Noted."),
     ])
-    await memory.archiver.sync_index(["chat"])
-    for indexed in (True, False):  # the index, and Chroma's substring scan, agree
-        found = await memory.l3.find_by_keys(["chat"], ["alpha-5675"], limit=10, indexed=indexed)
-        assert sorted(h["id"] for h in found) == [archive_id("chat", 2), archive_id("chat", 15)]
-        [by_turn] = await memory.l3.find_by_keys(["chat"], ["turn_0003"], limit=10, indexed=indexed)
-        assert "Zorblax" in by_turn["content"]
+    found = await memory.l3.find_by_keys(["chat"], ["alpha-5675"], limit=10)
+    assert sorted(h["id"] for h in found) == [archive_id("chat", 2), archive_id("chat", 15)]
+    [by_turn] = await memory.l3.find_by_keys(["chat"], ["turn_0003"], limit=10)
+    assert "Zorblax" in by_turn["content"]
     assert await memory.l3.find_by_keys(["chat"], ["beta-5675"], limit=10) == []
     assert len(await memory.l3.find_by_keys(["chat"], ["alpha-5675"], limit=1)) == 1
 
@@ -510,6 +568,6 @@ async def test_a_wide_scope_stays_within_the_redis_connection_pool(runner, tmp_p
     memory = runner.services.memory
     await load(memory, tmp_path, "chat-0")
     chats = [f"chat-{n}" for n in range(300)]  # more than the client's 100 connections
-    assert await memory.archiver.sync_index(chats) is True
+    await memory.archiver.sync_index(chats)
     [(hit, _, _)] = await memory.l3.lexical_search(chats, "Zorblax", k=5, max_df_share=0.5)
     assert hit["id"] == archive_id("chat-0", 3)
