@@ -12,7 +12,7 @@ from bench.checkpoint_memory import measure
 from bench.harness import BenchOptions, conditions
 from bench.report import SectionResult, markdown_table
 from graph.checkpoint import DEFAULT_KEEP_TURNS
-from memory.redis_server import EmbeddedRedis
+from memory.stores import EmbeddedRedis
 
 RETENTIONS: tuple[int | None, ...] = (DEFAULT_KEEP_TURNS, None)  # None: every checkpoint kept
 

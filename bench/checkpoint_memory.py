@@ -30,7 +30,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from bench.report import distribution
 from graph.checkpoint import DEFAULT_KEEP_TURNS, RedisCheckpointSaver
-from memory.redis_server import EmbeddedRedis
+from memory.stores import EmbeddedRedis
 
 FAN_OUT = ("prefetch", "load_identity", "load_working")
 PIPELINE = ("gap_filter", "budget", "assemble", "llm", "save", "archive")

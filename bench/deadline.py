@@ -21,9 +21,8 @@ from typing import Any
 from bench.archive import KINDS, LAYOUTS, Archive, TextPool, ensure_archive, messages, turn_times
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings, scratch_copy
 from bench.report import SectionResult, distribution, markdown_table
-from memory.embeddings import LocalEmbeddings
-from memory.episodic import EpisodicStore
-from memory.backends import cache_scope_key
+from memory.encoders import LocalEmbeddings
+from memory.stores import EpisodicStore, cache_scope_key
 from memory.facade import Memory
 
 ALLOWANCE_MS = 20.0  # the spec's "deadline plus a few milliseconds"

@@ -94,12 +94,6 @@ async def bench_runner(
         yield runner, model
 
 
-async def index_words(memory: Memory, chats: list[str]) -> None:
-    """Bring the chats' word index up to their archived turns now: measured turns must not
-    carry a backlog's catch-up behind them."""
-    await memory.archiver.sync_index(chats)
-    await memory.settle()
-
 
 @dataclass(frozen=True)
 class TimedTurn:

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import locomo
-from bench.harness import BenchOptions, bench_runner, conditions, index_words, isolated_settings
+from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table, mean, percent
 from graph.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
-from memory.budget import format_recall_line, pack_recalls
-from memory.tokens import count_tokens, count_tokens_each
+from memory.prompt import count_tokens, count_tokens_each, format_recall_line, pack_recalls
 
 FIXED_K = (5, 10, 15)
 SEARCH_K = 60  # plain top-k results fetched: more than fit the L3 guarantee
@@ -106,7 +105,7 @@ async def run(options: BenchOptions) -> SectionResult:
             for conversation in conversations:
                 transcript = transcript_of(conversation.jsonl().splitlines(keepends=True))
                 await import_turns(runner.services.memory, transcript, progress=bar.update)
-        await index_words(runner.services.memory, [c.chat_id for c in conversations])
+        await runner.services.memory.settle()
         with tqdm(total=sum(len(c.answerable()) + len(OFF_TOPIC) for c in conversations), unit="message",
                   desc="asking", file=sys.stderr) as bar:
             for conversation in conversations:

@@ -29,7 +29,7 @@ from bench.archive import KINDS, LAYOUTS, Archive, TextPool, measure_each_size, 
 from bench.harness import BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn
 from bench.overhead import WARM_UP_TURNS, load_collections, summarise
 from bench.report import SectionResult, markdown_table
-from memory.redis_server import answers_ping
+from memory.stores import answers_ping
 
 DEPLOYMENTS = ("embedded", "servers")
 

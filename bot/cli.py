@@ -225,7 +225,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     from bot.doctor import Check, backend_fix, check_model, check_telegram
     from nodes.services import Services
-    from memory.embeddings import encoder_files
+    from memory.encoders import encoder_files
 
     redact = Redactor.for_settings(settings)  # an endpoint's error may quote the key or the token
     failed = False

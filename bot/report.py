@@ -12,7 +12,7 @@ CHECK_INDENT = 7  # the width of "[FAIL] ", so a check's text and its fix line u
 
 def render_report(report: dict[str, Any]) -> str:
     """The human table of `goat inspect`, `goat demo` and `/why` in `goat chat`."""
-    from memory.budget import format_recall_line
+    from memory.prompt import format_recall_line
 
     prefetch = report.get("prefetch") or {}
     split, tokens = report.get("split") or {}, report.get("tokens") or {}

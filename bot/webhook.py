@@ -34,7 +34,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from graph.runner import TurnRunner
-from memory.chat_lock import ChatLocks
+from memory.stores import ChatLocks
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Memory: the one door to GOAT's memory, for the graph's nodes, the runner, the tools and the CLI.
 
 Its verbs map the logical layers (L1 facts, L2 working, L2.5 cache, L3 episodic) onto the
-backends (``memory/backends.py``); behind it, retrieval (``search.py``, ``recall.py``),
-L3 writes (``archive.py``) and the turn journal (``journal.py``).
+backends (``memory/stores/backends.py``); behind it, retrieval (``memory/retrieval/``), L3
+writes (``memory/stores/archive.py``) and the turn journal (``memory/stores/journal.py``).
 
 MemoryScope is the door of one user in one chat: the verbs behind every user command.
 ``goat chat``'s slash commands, the Telegram bot's commands, the MCP tools and the model's
@@ -25,23 +25,23 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
-from memory.archive import Archive
-from memory.backends import PREFIX, Backends
+from memory.stores.archive import Archive
+from memory.stores.backends import PREFIX, Backends
 from memory.errors import BackendUnavailable, FactsFull, SearchFailed, without_credentials
-from memory.explicit_search import SEARCH_MECHANISM, iso_bound, result_line, with_every_word
-from memory.facts import clean_fact_text
-from memory.journal import TurnJournal
-from memory.lexical import Words
-from memory.merge import choose_recalls
-from memory.privacy import Forgotten, export_user, forget_chat, forget_user
-from memory.prompt import facts_block
-from memory.recall import EVERY_WORD, TEMPORAL, THEMATIC, Recalled, RecallQuery, recall
-from memory.reembed import Reembedded, reembed
-from memory.search import L3Search
+from memory.retrieval.explicit_search import SEARCH_MECHANISM, iso_bound, result_line, with_every_word
+from memory.stores.facts import clean_fact_text
+from memory.stores.journal import TurnJournal
+from memory.stores.lexical import Words
+from memory.retrieval.merge import choose_recalls
+from memory.stores.privacy import Forgotten, export_user, forget_chat, forget_user
+from memory.prompt.blocks import facts_block
+from memory.retrieval.recall import EVERY_WORD, TEMPORAL, THEMATIC, Recalled, RecallQuery, recall
+from memory.stores.reembed import Reembedded, reembed
+from memory.retrieval.search import L3Search
 from memory.settings import Settings
-from memory.tokens import count_tokens
+from memory.prompt.tokens import count_tokens
 from memory.turns import Exchange, ImportedTurn
-from memory.working import MessageLink
+from memory.stores.working import MessageLink
 
 # The door, and the public types that go through it.
 __all__ = ["BackendHealth", "Connected", "Forgotten", "Health", "Memory", "MemoryScope", "RecallQuery", "Recalled"]
@@ -104,7 +104,7 @@ class Memory:
         """
         await self.backends.redis()
         if warm:
-            from memory.temporal import warm_up as warm_up_dates  # dateparser's first parse is slow
+            from memory.retrieval.temporal import warm_up as warm_up_dates  # dateparser's first parse is slow
 
             try:
                 await self.backends.episodic()
@@ -311,7 +311,7 @@ class Memory:
         await forget_chat(self.backends, self.archiver, chat_id)
 
     async def forget_user(self, user_id: str) -> Forgotten:
-        """Delete everything of the person (``memory/privacy.py``), inside :meth:`forgetting`,
+        """Delete everything of the person (``memory/stores/privacy.py``), inside :meth:`forgetting`,
         which holds their chats meanwhile.
 
         Returns:

@@ -230,7 +230,7 @@ class Words(_Section):
     @field_validator("stemmer")
     @classmethod
     def _known_stemmer(cls, name: str) -> str:
-        from memory.lexical import stemmers
+        from memory.stores.lexical import stemmers
 
         if name not in stemmers():
             raise ValueError(f"unknown stemmer {name!r} (one of: {', '.join(stemmers())})")

@@ -9,9 +9,7 @@ from langgraph.runtime import Runtime
 
 from nodes.context import Context
 from nodes.state import TurnState
-from memory.budget import pack_recalls, trim_working
-from memory.prompt import recall_block
-from memory.tokens import count_tokens, count_tokens_each
+from memory.prompt import count_tokens, count_tokens_each, pack_recalls, recall_block, trim_working
 from nodes.timing import timed
 
 

@@ -9,10 +9,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from memory.aits import assess
-from memory.budget import turn_split
-from memory.prompt import tool_guidance
-from memory.tokens import count_tokens
+from memory.prompt import assess, count_tokens, tool_guidance, turn_split
 from nodes.context import Context, resolve
 from nodes.state import TurnState
 from nodes.timing import timed

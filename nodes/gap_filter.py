@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
 from nodes.state import TurnState
-from memory.merge import choose_and_explain
+from memory.retrieval import choose_and_explain
 from nodes.timing import timed
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from memory.budget import l2_ceiling
+from memory.prompt import l2_ceiling
 from nodes.context import Context, LocalContext, resolve, turn_time
 from nodes.state import TurnState, check_input, last_turns_results, turn_user
 from nodes.timing import timed

@@ -22,8 +22,8 @@ import redis.asyncio
 
 from bench.servers import ServerDidNotStart, free_port, http_ready, server_process
 from memory.settings import Settings
-from memory.embeddings import LocalEmbeddings
-from memory.redis_server import EmbeddedRedis, answers_ping
+from memory.encoders.embeddings import LocalEmbeddings
+from memory.stores.redis_server import EmbeddedRedis, answers_ping
 
 _STARTUP_TIMEOUT = 10.0
 

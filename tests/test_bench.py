@@ -23,13 +23,13 @@ from bench.overhead import NODES
 from bench.retrieval import OFF_TOPIC, methods
 from bot.cli import main
 from graph.checkpoint import DEFAULT_KEEP_TURNS
-from memory.episodic import collection_name
-from memory.keys import structural_keys
-from memory.backends import PREFIX
+from memory.stores.episodic import collection_name
+from memory.retrieval.keys import structural_keys
+from memory.stores.backends import PREFIX
 from memory.settings import Settings
-from memory.lexical import LexicalIndex
-from memory.redis_server import EmbeddedRedis
-from memory.temporal import completed_past_range
+from memory.stores.lexical import LexicalIndex
+from memory.stores.redis_server import EmbeddedRedis
+from memory.retrieval.temporal import completed_past_range
 
 SIZE = 30
 ARCHIVE = f"archive-{SIZE}-{Settings().embeddings.model}"  # each encoder's archives apart

@@ -27,11 +27,11 @@ from conftest import wait_for
 from fakes import FakeOpenAI
 from memory.settings import Settings
 from nodes.state import MAX_MESSAGE_CHARS
-from memory.episodic import collection_name
+from memory.stores.episodic import collection_name
 from memory.facade import Memory
 from memory.turns import Exchange
-from memory.prompt import RECALL_HEADER
-from memory.redis_server import EmbeddedRedis
+from memory.prompt.blocks import RECALL_HEADER
+from memory.stores.redis_server import EmbeddedRedis
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok, servers_left
 from test_graph import letta_down, make_runner, with_model
 

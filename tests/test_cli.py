@@ -28,8 +28,8 @@ from chromadb.config import Settings as ChromaSettings
 
 from fakes import FakeOpenAI, error_reply
 from fakes.telegram_server import FakeTelegram
-from memory.episodic import collection_name
-from memory.redis_server import EmbeddedRedis
+from memory.stores.episodic import collection_name
+from memory.stores.redis_server import EmbeddedRedis
 from test_graph import HISTORY, history_jsonl
 
 pytestmark = pytest.mark.slow

@@ -21,8 +21,8 @@ from langgraph.checkpoint.conformance.test_utils import generate_checkpoint
 from conftest import RedisClusterNodes
 from fakes import FakeOpenAI
 from graph.checkpoint import RedisCheckpointSaver
-from memory.archive import OUTBOX_KEY
-from memory.backends import Backends
+from memory.stores.archive import OUTBOX_KEY
+from memory.stores.backends import Backends
 from memory.errors import BackendUnavailable
 from memory.settings import Settings, SettingsError, load_settings
 from memory.turns import Exchange, archive_id

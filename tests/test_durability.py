@@ -21,9 +21,9 @@ import redis.asyncio
 from conftest import chroma_server, free_port, wait_for
 from fakes import FakeOpenAI
 from memory.settings import Settings
-from memory.chat_lock import ChatLocks
-from memory.redis_server import answers_ping, waiting_pool
-from memory.episodic import collection_name
+from memory.stores.chat_lock import ChatLocks
+from memory.stores.redis_server import answers_ping, waiting_pool
+from memory.stores.episodic import collection_name
 from memory.turns import archive_id
 from test_chat import goat_chat
 from test_cli import GOAT, embedded_redis_pids, goat_env, servers_left

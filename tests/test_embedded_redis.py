@@ -19,14 +19,14 @@ import pytest
 import redis
 
 from conftest import StartEmbedded, wait_for
-from memory.redis_server import EmbeddedRedis, answers_ping, async_client
+from memory.stores.redis_server import EmbeddedRedis, answers_ping, async_client
 from test_cli import embedded_redis_pids, servers_left
 
 KEEPER_NAME = "goat-embedded-redis"
 
 # Another process that starts the server on a folder, prints its pid, and stops at end of input.
 OWNER = (
-    "import sys; from pathlib import Path; from memory.redis_server import EmbeddedRedis\n"
+    "import sys; from pathlib import Path; from memory.stores.redis_server import EmbeddedRedis\n"
     "server = EmbeddedRedis(Path(sys.argv[1])); server.start(); print(server.pid, flush=True)\n"
     "sys.stdin.read(); server.stop()\n"
 )
@@ -59,14 +59,14 @@ def restarted(server: EmbeddedRedis, ended_pid: int) -> bool:
 
 def restart_warnings(caplog: pytest.LogCaptureFixture, ended_pid: int) -> list[str]:
     return [record.getMessage() for record in caplog.records
-            if record.name == "memory.redis_server" and record.levelno == logging.WARNING
+            if record.name == "memory.stores.redis_server" and record.levelno == logging.WARNING
             and f"(pid {ended_pid})" in record.getMessage()]
 
 
 async def test_a_killed_server_is_started_again_on_the_same_files(
     start_embedded: StartEmbedded, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="memory.redis_server")
+    caplog.set_level(logging.WARNING, logger="memory.stores.redis_server")
     server = start_embedded(tmp_path)
     killed = server.pid
     assert killed is not None
@@ -108,7 +108,7 @@ def test_two_users_of_a_killed_server_share_the_one_started_again(
 def test_a_joiner_takes_over_the_server_when_its_owner_is_killed(
     start_embedded: StartEmbedded, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="memory.redis_server")
+    caplog.set_level(logging.WARNING, logger="memory.stores.redis_server")
     with owner_process(tmp_path) as (owner, owners_server):
         joiner = start_embedded(tmp_path)
         assert joiner.pid == owners_server
@@ -173,7 +173,7 @@ def test_a_joiners_stop_ends_its_keeper_and_leaves_the_owners_server_running(
 def test_a_server_that_cannot_start_again_is_given_up_with_a_warning(
     start_embedded: StartEmbedded, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="memory.redis_server")
+    caplog.set_level(logging.WARNING, logger="memory.stores.redis_server")
     before = keepers()
     server = start_embedded(tmp_path)
     [keeper] = keepers() - before

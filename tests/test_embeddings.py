@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory.embeddings import DIMENSIONS, MAX_TOKENS, Encoder, LocalEmbeddings, MiniLMEncoder, load_tokenizer
+from memory.encoders.embeddings import DIMENSIONS, MAX_TOKENS, Encoder, LocalEmbeddings, MiniLMEncoder, load_tokenizer
 from test_e5 import MIXED as E5_MIXED
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8"))

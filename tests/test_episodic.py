@@ -16,8 +16,8 @@ import pytest
 from chromadb.config import Settings
 from conftest import free_port, running_chroma
 
-from memory.embeddings import LocalEmbeddings
-from memory.episodic import EpisodicStore, collection_name
+from memory.encoders.embeddings import LocalEmbeddings
+from memory.stores.episodic import EpisodicStore, collection_name
 
 DAY = 86_400.0
 NOW = 1_760_000_000.0  # a fixed "now" keeps timestamps reproducible
@@ -195,8 +195,8 @@ def test_data_persists_across_a_new_client(tmp_path: Path, embeddings) -> None:
     reader = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from memory.embeddings import LocalEmbeddings\n"
-        "from memory.episodic import EpisodicStore\n"
+        "from memory.encoders.embeddings import LocalEmbeddings\n"
+        "from memory.stores.episodic import EpisodicStore\n"
         "store = EpisodicStore.embedded(Path(sys.argv[1]), LocalEmbeddings())\n"
         "query = json.load(sys.stdin)\n"
         "print(json.dumps({'chats': store.chat_ids(), 'count': store.count('chat-a'),\n"

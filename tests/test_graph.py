@@ -21,12 +21,12 @@ from graph.graph import build_graph, graph
 from nodes.services import ModelNotConfigured, Services
 from memory.settings import Settings, SettingsError
 from nodes.state import InvalidTurn, TurnConflict, check_input, turn_input
-from memory.embeddings import LocalEmbeddings
-from memory.episodic import EpisodicStore
+from memory.encoders.embeddings import LocalEmbeddings
+from memory.stores.episodic import EpisodicStore
 from memory.errors import BackendUnavailable
 from memory.facade import Memory
 from memory.turns import ARCHIVE_TAG, Exchange, archive_id
-from memory.tokens import count_tokens
+from memory.prompt.tokens import count_tokens
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
 PRE_LLM_NODES = {"prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble"}
@@ -588,7 +588,7 @@ async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_
 
 async def test_a_model_load_cut_short_by_the_deadline_goes_on_for_the_next_turn(settings, monkeypatch):
     """Studio's server never warms up: the first turns may give up on a cold model, not the load."""
-    import memory.backends
+    import memory.stores.backends
 
     loads = []
 
@@ -597,7 +597,7 @@ async def test_a_model_load_cut_short_by_the_deadline_goes_on_for_the_next_turn(
             loads.append(self)
             super().__init__(*args)
 
-    monkeypatch.setattr(memory.backends, "LocalEmbeddings", CountedEmbeddings)
+    monkeypatch.setattr(memory.stores.backends, "LocalEmbeddings", CountedEmbeddings)
     runner = TurnRunner(Services(settings))
     try:
         quick = {"prefetch.timeout": 0.01}

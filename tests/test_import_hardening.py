@@ -18,7 +18,7 @@ import pytest
 from test_cli import goat, goat_env, ok
 
 from graph.importer import TranscriptError, import_transcript, transcript_of
-from memory.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import _IMPORT_BATCH, Memory
 from memory.settings import Settings
 from memory.turns import archive_id

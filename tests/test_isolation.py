@@ -29,8 +29,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from bot.mcp_server import MemoryServer, build_server
 from graph.graph import build_graph
-from memory.curated import CURATED_TAG
-from memory.recall import KEYS, TEMPORAL, THEMATIC, WORDS
+from memory.stores.curated import CURATED_TAG
+from memory.retrieval.recall import KEYS, TEMPORAL, THEMATIC, WORDS
 from memory.turns import Exchange, archive_id
 from nodes.state import InvalidTurn
 from test_graph import NOW

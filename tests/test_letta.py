@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from fakes import FakeOpenAI
-from memory.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory
 from memory.errors import FactsFull
-from memory.letta import AGENT_PREFIX, BLOCK, agent_name
+from memory.stores.letta import AGENT_PREFIX, BLOCK, agent_name
 from memory.settings import Settings
 from test_cli import goat, goat_env, ok
 from test_graph import make_runner, with_model

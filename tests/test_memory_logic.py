@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from memory.settings import Retrieval
-from memory.aits import Assessment, assess, cue_tokens
-from memory.budget import Split, format_recall_line, pack_recalls, split_budget, trim_working
-from memory.gap import background_filter, gap_filter, gap_ratio
-from memory.keys import structural_keys
-from memory.merge import choose_and_explain, choose_recalls, fuse, merge_and_score, with_context
-from memory import temporal
-from memory.temporal import completed_past_range, may_name_a_date, warm_up
-from memory.tokens import count_tokens, count_tokens_each
+from memory.prompt.aits import Assessment, assess, cue_tokens
+from memory.prompt.budget import Split, format_recall_line, pack_recalls, split_budget, trim_working
+from memory.retrieval.gap import background_filter, gap_filter, gap_ratio
+from memory.retrieval.keys import structural_keys
+from memory.retrieval.merge import choose_and_explain, choose_recalls, fuse, merge_and_score, with_context
+from memory.retrieval import temporal
+from memory.retrieval.temporal import completed_past_range, may_name_a_date, warm_up
+from memory.prompt.tokens import count_tokens, count_tokens_each
 
 BUCHAREST = ZoneInfo("Europe/Bucharest")
 UTC = ZoneInfo("UTC")
@@ -868,7 +868,7 @@ class TestPackRecalls:
 
 def len_of(text: str) -> int:
     """The count straight from the tokenizer, past the remembered counts."""
-    from memory.embeddings import load_tokenizer
+    from memory.encoders.embeddings import load_tokenizer
 
     return len(load_tokenizer(truncate=False).encode(text, add_special_tokens=False).ids) if text else 0
 

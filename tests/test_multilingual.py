@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from graph.runner import TurnRunner, turn_report
-from memory.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory
 from memory.settings import Settings
 from memory.turns import archive_id

@@ -20,7 +20,7 @@ from graph.observability import (
 )
 from fakes import FakeOpenAI
 from memory.settings import Settings, load_settings
-from memory.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings
 from test_graph import NOW, letta_down, make_runner, with_model
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import pytest
 from conftest import chroma_server, free_port
 from fakes import FakeOpenAI
 from memory.errors import ForgetUnfinished
-from memory.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings
 from memory.settings import Settings, load_settings
 from test_cli import goat, goat_env, ok
 from test_graph import make_runner, with_model

@@ -21,11 +21,11 @@ from redis.crc import key_slot
 from redis.asyncio import Redis, RedisCluster
 
 from conftest import wait_for
-from memory.cache import SearchCache
-from memory.facts import FactsStore, RedisFactsStore
-from memory.redis_server import EmbeddedRedis, answers_ping, process_client_name, waiting_pool
-from memory.tokens import count_tokens
-from memory.working import Message, WorkingMemory
+from memory.stores.cache import SearchCache
+from memory.stores.facts import FactsStore, RedisFactsStore
+from memory.stores.redis_server import EmbeddedRedis, answers_ping, process_client_name, waiting_pool
+from memory.prompt.tokens import count_tokens
+from memory.stores.working import Message, WorkingMemory
 
 StartEmbedded = Callable[[Path], EmbeddedRedis]
 
@@ -79,7 +79,7 @@ def test_stop_leaves_the_server_running_while_another_process_holds_it(
     owner = start_embedded(tmp_path)
     url = owner.url
     joiner_code = (
-        "import sys; from pathlib import Path; from memory.redis_server import EmbeddedRedis\n"
+        "import sys; from pathlib import Path; from memory.stores.redis_server import EmbeddedRedis\n"
         "server = EmbeddedRedis(Path(sys.argv[1])); server.start(); print('joined', flush=True)\n"
         "sys.stdin.read(); server.stop()  # it did not start the server: never shuts it down\n"
     )
@@ -413,7 +413,7 @@ async def test_stores_work_with_a_client_that_replies_in_bytes(redis_url: str) -
 
 
 async def test_a_call_at_the_connection_limit_waits_for_a_free_connection(redis_url, monkeypatch) -> None:
-    monkeypatch.setattr("memory.redis_server.MAX_CONNECTIONS", 1)
+    monkeypatch.setattr("memory.stores.redis_server.MAX_CONNECTIONS", 1)
     client = Redis.from_pool(waiting_pool(redis_url))
     try:
         # The one connection is busy in a blocking pop for 0.2 s; the GET waits for it (the

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from graph.importer import import_transcript
-from memory.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY
+from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY
 from memory.errors import EncoderMismatch
 from memory.facade import Memory
 from memory.settings import Settings

@@ -16,13 +16,13 @@ from graph.importer import import_transcript
 from graph.runner import TurnRunner, turn_report
 from nodes.services import Services
 from memory.settings import Settings
-from memory.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory
-from memory.search import L3Search
+from memory.retrieval.search import L3Search
 from memory.turns import Exchange, archive_id
-from memory.lexical import K1, LexicalIndex, Words, terms
-from memory.archive import INDEX_SCHEME_KEY
-from memory.backends import PREFIX
+from memory.stores.lexical import K1, LexicalIndex, Words, terms
+from memory.stores.archive import INDEX_SCHEME_KEY
+from memory.stores.backends import PREFIX
 from memory.settings import SettingsError, load_settings
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
@@ -325,9 +325,9 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
 
     later = Memory(settings, embeddings=embeddings, episodic=store)  # the next process on this archive
     try:
-        with caplog.at_level("WARNING", logger="memory.archive"):
+        with caplog.at_level("WARNING", logger="memory.stores.archive"):
             await later.connect()
-        said = [record.getMessage() for record in caplog.records if record.name == "memory.archive"]
+        said = [record.getMessage() for record in caplog.records if record.name == "memory.stores.archive"]
         assert said[0].startswith("bringing the word index of 2 of 3 archived chat(s) up to date")
         assert said[-1].startswith("word index: 2 of 2 chat(s) done")
         index = await later.backends.lexical_index()
@@ -342,10 +342,10 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
         caplog.clear()
         await memory.archiver.forget_index("behind")
         last = Memory(settings, embeddings=embeddings, episodic=store)
-        with caplog.at_level("WARNING", logger="memory.archive"):
+        with caplog.at_level("WARNING", logger="memory.stores.archive"):
             await last.connect()
         await last.aclose()
-        assert not [record for record in caplog.records if record.name == "memory.archive"]
+        assert not [record for record in caplog.records if record.name == "memory.stores.archive"]
         assert await index.indexed_turns("behind") == 0
     finally:
         await later.aclose()
@@ -446,7 +446,7 @@ async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(r
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await memory.archiver.sync_index(["chat"])
-    monkeypatch.setattr("memory.search._EXACT_RANGE", 3)  # every range of this chat is "wide"
+    monkeypatch.setattr("memory.retrieval.search._EXACT_RANGE", 3)  # every range of this chat is "wide"
     query = await memory.l3.embed_query("how are the tomato plants?")
     after, before = days_ago(29.5), days_ago(16.5)
     found = await memory.l3.search(["chat"], query, 4, after, before)

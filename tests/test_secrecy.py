@@ -32,7 +32,7 @@ from test_telegram import turn_done, until
 from bot.chat import ChatSession
 from graph.observability import turns_log_path
 from bot.telegram import APOLOGY
-from memory.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings
 from memory.errors import BackendUnavailable
 from memory.settings import Settings, SettingsError, load_settings
 

@@ -23,7 +23,7 @@ from bot.webhook import SECRET_HEADER, shared_secret
 from conftest import free_port
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
-from memory.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory
 from memory.settings import Settings, Telegram
 from memory.turns import archive_id

@@ -24,13 +24,13 @@ from nodes.services import Services
 from memory.settings import Settings, load_settings
 from nodes.state import ToolResult, turn_input
 from nodes.toolkit.flow import FALLBACK_REPLY, evidence_line, turn_tools
-from memory.curated import CURATED_TAG
+from memory.stores.curated import CURATED_TAG
 from memory.errors import FactsFull
-from memory.backends import cache_scope_key
+from memory.stores.backends import cache_scope_key
 from memory.turns import Exchange
-from memory.prompt import FACTS_HEADER, MEMORY_TOOL_GUIDANCE, facts_block
-from memory.tokens import count_tokens
-from memory.explicit_search import with_every_word
+from memory.prompt.blocks import FACTS_HEADER, MEMORY_TOOL_GUIDANCE, facts_block
+from memory.prompt.tokens import count_tokens
+from memory.retrieval.explicit_search import with_every_word
 from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES, MemoryToolbox
 from test_graph import NOW, make_runner, with_model
 

@@ -20,7 +20,7 @@ from test_mcp import data, stdio_session
 from test_secrecy import leaks, printed, secret_variables
 
 from graph.observability import RedactingFilter, Redactor
-from memory.backends import Backends
+from memory.stores.backends import Backends
 from memory.errors import MASK, BackendUnavailable, url_secrets, without_credentials
 from memory.settings import Settings, load_settings
 

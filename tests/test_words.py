@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio
 import Stemmer
 
-from memory.lexical import AUTO, SCHEME, LexicalIndex, Words, stemmers, terms
+from memory.stores.lexical import AUTO, SCHEME, LexicalIndex, Words, stemmers, terms
 from memory.settings import Settings, SettingsError, load_settings
 
 WORDS = Words()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, tzinfo
 
-from memory.budget import format_recall_line
+from memory.prompt.budget import format_recall_line
 
 SEARCH_MECHANISM = "search_memory"  # how an entry found by an explicit search is labelled
 RESULT_CHARS = 2_000  # per search result, so that several fit in what a reader takes in

@@ -3,7 +3,7 @@ and the turn numbers given to imported exchanges (so a repeated import rewrites,
 
 from __future__ import annotations
 
-from memory.backends import PREFIX, Backends
+from memory.stores.backends import PREFIX, Backends
 
 IN_FLIGHT_KEY = f"{PREFIX}:turns_in_flight"
 FORGETTING_KEY = f"{PREFIX}:users_being_forgotten"  # a forget a backend failure interrupted stays listed

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
-from memory.archive import Archive
-from memory.backends import Backends
+from memory.stores.archive import Archive
+from memory.stores.backends import Backends
 from memory.errors import BackendUnavailable
 from memory.turns import iso_time
 

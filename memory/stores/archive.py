@@ -16,10 +16,10 @@ from typing import AsyncIterator
 
 from redis.exceptions import RedisError
 
-from memory.backends import PREFIX, Backends
-from memory.curated import curated_entry
+from memory.stores.backends import PREFIX, Backends
+from memory.stores.curated import curated_entry
 from memory.errors import BackendUnavailable
-from memory.lexical import IndexEntry
+from memory.stores.lexical import IndexEntry
 from memory.turns import Exchange, archive_id, with_user_text
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Archive:
 
     async def store_curated(self, chat_id: str, user_id: str, content: str, tags: list[str] | None,
                             now: float) -> str:
-        """Write a curated entry to the chat's L3 (see memory/curated.py) and return its id.
+        """Write a curated entry to the chat's L3 (see memory/stores/curated.py) and return its id.
         The same content again rewrites the same entry. Invalidates the chat's cached searches."""
         entry = curated_entry(chat_id, user_id, content, tags, now)
         await self._write_entries(chat_id, [entry], [now])

@@ -13,7 +13,7 @@ import json
 
 from redis.asyncio import Redis
 
-from memory.redis_server import glob_escaped
+from memory.stores.redis_server import glob_escaped
 
 # Read the scope's generation and the entry under it, in one round trip.
 # KEYS[1]: generation counter. ARGV: entry key stem, digest. Returns {generation, value or nil}.

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memory.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, Backends
-from memory.embeddings import DIMENSIONS, LocalEmbeddings
+from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, Backends
+from memory.encoders.embeddings import DIMENSIONS, LocalEmbeddings
 
 _BATCH = 256  # entries embedded and written per call
 

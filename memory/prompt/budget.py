@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from memory.aits import largest_budget
-from memory.prompt import one_line
+from memory.prompt.aits import largest_budget
+from memory.prompt.blocks import one_line
 from memory.settings import Settings
 
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import httpx
 
-from memory.facts import clean_fact_text
+from memory.stores.facts import clean_fact_text
 
 BLOCK = "facts"
 AGENT_PREFIX = "goat-facts"

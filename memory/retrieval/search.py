@@ -13,8 +13,8 @@ from typing import Any, Awaitable
 import numpy as np
 from redis.exceptions import RedisError
 
-from memory.backends import Backends, gather_bounded
-from memory.cache import SearchCache
+from memory.stores.backends import Backends, gather_bounded
+from memory.stores.cache import SearchCache
 from memory.turns import archive_id
 
 log = logging.getLogger(__name__)

@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from memory.backends import cache_scope_key
-from memory.keys import structural_keys
-from memory.search import L3Search
+from memory.stores.backends import cache_scope_key
+from memory.retrieval.keys import structural_keys
+from memory.retrieval.search import L3Search
 from memory.settings import Settings
-from memory.temporal import completed_past_range, may_name_a_date
+from memory.retrieval.temporal import completed_past_range, may_name_a_date
 
 # What the scans read of a message: dateparser's cost grows fast with the text and a date
 # phrase sits in the first lines; the key regex is cheap (~0.2 ms per 1 000 characters).

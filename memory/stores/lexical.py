@@ -37,7 +37,7 @@ Japanese, Thai…; Korean, whose words carry their particles) give overlapping c
 and single characters too for Han and Hangul: a word found inside a sentence matches, and the
 sentence holding the pair outranks those holding its characters apart. Other words are stemmed
 by Snowball in their language, told per text and script from its commonest words and letters
-(``memory.stopwords``), or kept whole in a language Snowball has no stemmer for. An entry is
+(``memory.stores.stopwords``), or kept whole in a language Snowball has no stemmer for. An entry is
 indexed under its likeliest language; a query too short to tell its own (a word or three, no
 stopword) is folded in each language of its script, and the search takes, per script, the
 folding of which the chat's index holds the most words (English first on a tie, so English
@@ -64,7 +64,7 @@ import numpy as np
 import Stemmer
 from redis.asyncio import Redis
 
-from memory.stopwords import CUES, LANGUAGES
+from memory.stores.stopwords import CUES, LANGUAGES
 
 K1 = 1.2
 LAYOUT = 2  # words, times and vectors (1: words only, before times and vectors were indexed)
@@ -233,7 +233,7 @@ class Words:
       single characters too;
     - other words: stemmed by Snowball in their language ("visited", "visits" → "visit";
       "собаку", "собаки" → "собак"), the language told per text and script from its commonest
-      words and letters (``memory.stopwords``); a language Snowball has no stemmer for keeps its
+      words and letters (``memory.stores.stopwords``); a language Snowball has no stemmer for keeps its
       words whole. Numbers and keys stay as they are.
 
     ``stemmer`` "auto" does that; a Snowball language's name folds every spaced word with that
@@ -513,7 +513,7 @@ _FEW = 8  # a query of this many words at most that does not tell: folded in eve
 
 class _Chooser:
     """Tells the language of a script's words in a text from its languages' commonest words and
-    letters (``memory.stopwords``): each such word or letter found counts 1, shared among the
+    letters (``memory.stores.stopwords``): each such word or letter found counts 1, shared among the
     languages that have it."""
 
     def __init__(self, script: str) -> None:

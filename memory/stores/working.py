@@ -16,8 +16,8 @@ from typing import Literal, NamedTuple, NotRequired, TypedDict, get_args
 import orjson
 from redis.asyncio import Redis
 
-from memory.budget import newest_within
-from memory.tokens import count_tokens
+from memory.prompt.budget import newest_within
+from memory.prompt.tokens import count_tokens
 from memory.turns import archive_content
 
 Role = Literal["user", "assistant"]
@@ -27,7 +27,7 @@ class Message(TypedDict):
     role: Role
     content: str
     timestamp: float  # unix seconds
-    tokens: NotRequired[int]  # of ``content`` (memory/tokens.py), counted when it was saved
+    tokens: NotRequired[int]  # of ``content`` (memory/prompt/tokens.py), counted when it was saved
 
 
 class MessageLink(NamedTuple):

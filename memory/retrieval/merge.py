@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from memory.settings import Retrieval
-from memory.gap import background_filter, gap_filter
+from memory.retrieval.gap import background_filter, gap_filter
 
 # Ranked lists with a role of their own: word hits (BM25 order, judged with the wider
 # lexical ratio) and a named period's entries (a selection in itself: its closest are kept).

@@ -9,7 +9,7 @@ from functools import cache
 
 from tokenizers import Tokenizer
 
-from memory.embeddings import load_tokenizer
+from memory.encoders.embeddings import load_tokenizer
 
 # Every turn re-counts the chat's recent messages and its recalled lines while packing the
 # prompt: remembering the counts of recently seen texts makes that a lookup (12 ms → <1 ms

@@ -1,0 +1,7 @@
+"""Recall and selection: the retrieval pipeline a turn runs before the model (the ranked lists
+by meaning, words, time range and key, under a deadline), and the pure functions that fuse
+them and choose what is injected (the scale-invariant gap test)."""
+
+from memory.retrieval.merge import choose_and_explain, choose_recalls
+
+__all__ = ["choose_and_explain", "choose_recalls"]

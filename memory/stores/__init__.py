@@ -1,0 +1,13 @@
+"""Where memory is kept: Redis (L2, the word index, the outbox, the cache, the chat leases,
+the embedded server), Chroma (L3), the facts (Redis or Letta), and what writes, migrates,
+re-embeds and forgets them. The façade opens them (``backends``); outside ``memory/`` only
+these names are used: the embedded Redis and its clients (the checkpoint saver shares its
+server), the chat leases (the webhook's inbox), and what the benchmarks slow down or time."""
+
+from memory.stores.backends import cache_scope_key
+from memory.stores.chat_lock import ChatLocks
+from memory.stores.episodic import EpisodicStore
+from memory.stores.redis_server import EmbeddedRedis, answers_ping, async_client, glob_escaped, sync_client
+
+__all__ = ["ChatLocks", "EmbeddedRedis", "EpisodicStore", "answers_ping", "async_client", "cache_scope_key",
+           "glob_escaped", "sync_client"]
