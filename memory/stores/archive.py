@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_KEY = f"{PREFIX}:l3_outbox"
 # The word index's scheme every chat's index was last brought to (see Archive.bring_index_current).
-INDEX_SCHEME_KEY = f"{PREFIX}:lex:scheme"
+INDEX_SCHEME_KEY = f"{PREFIX}:word_index_scheme"
 _INDEX_BATCH = 512  # archived turns read back from Chroma (~1 ms each) and indexed per call
 _PROGRESS_EVERY_S = 5.0  # how often a long migration of the word index says how far it is
 # The archiver writes at most this many outbox entries per Chroma call; after a failure it
