@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import locomo
-from bench.harness import bench_runner, index_words, isolated_settings
+from bench.harness import bench_runner, isolated_settings
 from bench.report import mean
 from bench.retrieval import INSPECT_OVERRIDES, OFF_TOPIC  # noqa: F401 (OFF_TOPIC: for the notebooks)
 from graph.importer import import_turns, transcript_of
@@ -103,7 +103,6 @@ async def load_chats(lab: Lab, conversations: int | None, questions: int | None)
     started = time.perf_counter()
     for conversation in lab.conversations:
         await import_turns(lab.memory, transcript_of(conversation.jsonl().splitlines(keepends=True)))
-    await index_words(lab.memory, [c.chat_id for c in lab.conversations])
     print(f"data: {source}: {', '.join(f'{c.sample_id} ({c.turns} turns)' for c in lab.conversations)} "
           f"imported and indexed in {time.perf_counter() - started:.1f} s; {len(lab.questions)} questions")
 
