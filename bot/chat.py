@@ -22,7 +22,7 @@ from bot.commands import COMMANDS, Asker
 from graph.observability import Redactor
 from graph.runner import TurnRunner
 from nodes.services import ModelNotConfigured
-from nodes.state import InvalidTurn, TurnConflict
+from nodes.state import InvalidTurn, TurnConflict, turn_user
 from memory.errors import BackendUnavailable
 from memory.settings import Settings
 
@@ -211,7 +211,7 @@ async def run_chat(settings: Settings, chat_id: str, user_id: str | None) -> int
     if interactive:
         import readline  # noqa: F401 — line editing and history for input()
     async with TurnRunner.from_settings(settings) as runner:
-        session = ChatSession(runner, chat_id, user_id or chat_id, interactive)
+        session = ChatSession(runner, chat_id, turn_user({"chat_id": chat_id, "user_id": user_id}), interactive)
         if interactive:
             print(f"GOAT · chat {chat_id} · user {session.user_id} · loading memory…", flush=True)
         await runner.warm_up()
