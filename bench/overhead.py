@@ -53,10 +53,9 @@ async def measure_archive(options: BenchOptions, archive: Archive, pool: TextPoo
 async def load_collections(memory: Memory, archive: Archive) -> None:
     """Measure the steady state: a chat's first search in a process reads its Chroma index from
     disk (~50-100 ms at this size), once; a server talking to its chats has them loaded."""
-    vector = await memory.l3.embed_query("warm-up")
     for layout in LAYOUTS:
         for chat in archive.chats(layout):
-            await memory.l3.search([chat.chat_id], vector, 1)
+            await memory.nearest([chat.chat_id], "warm-up", 1)
 
 
 def outside_nodes_ms(turn: TimedTurn) -> float:

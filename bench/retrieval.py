@@ -85,7 +85,7 @@ async def ask(runner: TurnRunner, conversation: locomo.Conversation, text: str,
     memory = runner.services.memory
     now = (conversation.last_time + timedelta(hours=1)).timestamp()
     state = await runner.inspect(conversation.chat_id, text, now=now, overrides=INSPECT_OVERRIDES)
-    ranked = await memory.l3.search([conversation.chat_id], await memory.l3.embed_query(text), SEARCH_K)
+    ranked = await memory.nearest([conversation.chat_id], text, SEARCH_K)
     return retrieved(state, ranked, guarantee)
 
 

@@ -21,6 +21,7 @@ from bench.harness import BenchOptions, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table
 from graph.importer import import_turns, read_transcript
 from nodes.services import Services
+from memory.encoders import LocalEmbeddings
 from memory.turns import archive_content
 
 IMPORT_CHATS = 10
@@ -60,9 +61,10 @@ async def run(options: BenchOptions) -> SectionResult:
             stats = await import_turns(services.memory, read_transcript(transcript_path))
             import_s = time.perf_counter() - started
             texts = [archive_content(*pool.turn(plan, position)) for plan in chats for position in range(plan.turns)]
-            embeddings = await services.memory.backends.embeddings()
+            encoder = LocalEmbeddings(name=options.settings.embeddings.model)  # the import's encoder, alone
+            encoder.embed_documents(texts[:1])  # its first pass pages the weights in, as the import's warm-up did
             started = time.perf_counter()
-            await services.memory.backends.run_blocking(embeddings.embed_documents, texts)
+            encoder.embed_documents(texts)
             embed_s = time.perf_counter() - started
     finally:
         shutil.rmtree(folder, ignore_errors=True)

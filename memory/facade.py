@@ -192,6 +192,16 @@ class Memory:
         """
         return await recall(self.l3, query, settings or self.settings)
 
+    async def nearest(self, chat_ids: list[str], text: str, k: int) -> list[dict]:
+        """The chats' ``k`` entries nearest to ``text`` by meaning alone: the plain vector search
+        of a top-k memory, which the benchmarks compare recall with (and search once per chat
+        to have its vector index loaded before they time a turn).
+
+        Returns:
+            Hits (``id``, ``content``, ``distance``, ``timestamp``, ``metadata``), closest first.
+        """
+        return await self.l3.search(chat_ids, await self.l3.embed_query(text), k)
+
     def scope(self, chat_id: str, user_id: str, *, now: float | None = None,
               settings: Settings | None = None) -> MemoryScope:
         """The verbs of the user commands (facts, search, a fresh start, export…) for one user
