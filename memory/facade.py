@@ -113,10 +113,7 @@ class Memory:
             await asyncio.gather(self.backends.run_blocking(warm_up_dates),
                                  self.backends.run_blocking(count_tokens, "warm-up"))
             await self.l3.embed_query("warm-up")  # the first forward pass pages the weights in
-        try:
-            await self.archiver.bring_index_current()
-        except BackendUnavailable as exc:  # L3 down: the archiver tries again at its next write
-            log.warning("%s", exc)
+        await self.archiver.bring_index_current()  # L3 down: logged, tried again at the next write
         self.archiver.wake()
         return Connected(self.backends.redis_url or "", await self.journal.unfinished())
 

@@ -328,7 +328,7 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
         with caplog.at_level("WARNING", logger="memory.stores.archive"):
             await later.connect()
         said = [record.getMessage() for record in caplog.records if record.name == "memory.stores.archive"]
-        assert said[0].startswith("bringing the word index of 2 of 3 archived chat(s) up to date")
+        assert said[0].startswith("bringing the word index of up to 2 of 3 archived chat(s) up to date")
         assert said[-1].startswith("word index: 2 of 2 chat(s) done")
         index = await later.backends.lexical_index()
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
@@ -347,6 +347,51 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
         await last.aclose()
         assert not [record for record in caplog.records if record.name == "memory.stores.archive"]
         assert await index.indexed_turns("behind") == 0
+    finally:
+        await later.aclose()
+
+
+async def test_processes_starting_together_migrate_once(runner, settings, embeddings, tmp_path, embedded_raw_redis,
+                                                        caplog) -> None:
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat")
+    await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
+    store = await memory.backends.episodic()
+    workers = [Memory(settings, embeddings=embeddings, episodic=store) for _ in range(3)]
+    try:
+        with caplog.at_level("WARNING", logger="memory.stores.archive"):
+            await asyncio.gather(*(worker.connect() for worker in workers))
+        said = [record.getMessage() for record in caplog.records if record.name == "memory.stores.archive"]
+        assert len([line for line in said if line.startswith("bringing the word index")]) == 1, said
+        index = await memory.backends.lexical_index()
+        assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
+    finally:
+        for worker in workers:
+            await worker.aclose()
+
+
+async def test_a_migration_l3_breaks_off_costs_no_start_and_is_done_at_the_next_write(
+    runner, settings, embeddings, tmp_path, embedded_raw_redis, caplog, monkeypatch
+) -> None:
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat")
+    await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
+    store = await memory.backends.episodic()
+
+    def gone() -> list[str]:
+        raise ConnectionError("the Chroma server went away")
+
+    later = Memory(settings, embeddings=embeddings, episodic=store)
+    try:
+        with monkeypatch.context() as patched, caplog.at_level("WARNING", logger="memory.stores.archive"):
+            patched.setattr(store, "chat_ids", gone)
+            await later.connect()  # Redis answers: the process starts
+        assert any("not brought up to date (ConnectionError: the Chroma server went away)" in record.getMessage()
+                   for record in caplog.records)
+        index = await later.backends.lexical_index()
+        assert await index.outdated("chat")
+        assert await later.settle() == 0  # the next write finishes it
+        assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
     finally:
         await later.aclose()
 

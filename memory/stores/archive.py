@@ -16,7 +16,7 @@ from typing import AsyncIterator
 
 from redis.exceptions import RedisError
 
-from memory.stores.backends import PREFIX, Backends
+from memory.stores.backends import PREFIX, REEMBED_KEY, Backends
 from memory.stores.curated import curated_entry
 from memory.errors import BackendUnavailable
 from memory.stores.lexical import IndexEntry
@@ -29,6 +29,7 @@ OUTBOX_KEY = f"{PREFIX}:l3_outbox"
 INDEX_SCHEME_KEY = f"{PREFIX}:word_index_scheme"
 _INDEX_BATCH = 512  # archived turns read back from Chroma (~1 ms each) and indexed per call
 _PROGRESS_EVERY_S = 5.0  # how often a long migration of the word index says how far it is
+_MIGRATION_LEASE = "word index migration"  # held as a chat's lease is: one migrating process at a time
 # The archiver writes at most this many outbox entries per Chroma call; after a failure it
 # retries with a doubling pause (and at every new turn).
 _ARCHIVE_BATCH = 256
@@ -217,22 +218,16 @@ class Archive:
 
     async def flush(self) -> int:
         """Write what the outbox holds to L3 now, oldest first, in batches, then the access
-        bumps waiting; returns how many outbox entries are left (L3 unreachable). The first
-        write of a process that never connected (the LangGraph server's) brings the word index
-        up to date before it."""
-        try:
-            await self.bring_index_current()
-        except Exception as exc:
-            if _is_redis_failure(exc):
-                raise
-            log.warning("the word index was not brought up to date (%s: %s); tried again at the next write",
-                        type(exc).__name__, exc)
+        bumps waiting; returns how many outbox entries are left (L3 unreachable). A process
+        that never connected (the LangGraph server) brings the word index up to date after its
+        first write (until then, its searches read the index as an older version left it)."""
         async with self._outbox_lock:
             # What woke the archiver is being written now: it need not run again for it.
             self._archive_wanted.clear()
             left = await self._write_outbox()
             await self._write_access_bumps()
-            return left
+        await self.bring_index_current()
+        return left
 
     async def _write_access_bumps(self) -> None:
         bumps, self._access_bumps = self._access_bumps, []
@@ -294,35 +289,65 @@ class Archive:
             elif archived > indexed:
                 await self._index_turns(chat, indexed, archived)
 
-    async def bring_index_current(self) -> None:
+    async def bring_index_current(self) -> bool:
         """Bring every chat's word index to this version's scheme and up to its archived turns,
         once per process (the write path keeps it so from then on, and the read path trusts it).
-        A Redis mark says when a process already did: then this is one read. A long migration
-        logs how far it is every few seconds."""
-        if self._index_current:
-            return
-        async with self._bringing_index_current:
-            if self._index_current:
-                return
-            redis, index = await self.backends.redis(), await self.backends.lexical_index()
-            if (await redis.get(INDEX_SCHEME_KEY) or b"").decode() != index.scheme:
-                store = await self.backends.episodic()
-                await self._migrate_index(await self.backends.l3(store.chat_ids))
-                await redis.set(INDEX_SCHEME_KEY, index.scheme)
-            self._index_current = True
+        A Redis mark says when a process already did: then this is one read. One process
+        migrates at a time (a lease); the others wait for it and find the mark. A long
+        migration logs how far it is every few seconds.
 
-    async def _migrate_index(self, chats: list[str]) -> None:
+        Returns:
+            False when it could not be done now (L3 unreachable, a re-embedding unfinished):
+            logged, and tried again at the next connect or write.
+        Raises:
+            Redis's failures.
+        """
+        if self._index_current:
+            return True
+        async with self._bringing_index_current:
+            if not self._index_current:
+                try:
+                    self._index_current = await self._migrate_index()
+                except Exception as exc:
+                    if _is_redis_failure(exc):
+                        raise
+                    log.warning("the word index was not brought up to date (%s: %s); tried again at the "
+                                "next start or write", type(exc).__name__, exc)
+            return self._index_current
+
+    async def _migrate_index(self) -> bool:
+        redis, index = await self.backends.redis(), await self.backends.lexical_index()
+        if (await redis.get(INDEX_SCHEME_KEY) or b"").decode() == index.scheme:
+            return True
+        async with (await self.backends.chat_locks()).hold(_MIGRATION_LEASE):
+            if (await redis.get(INDEX_SCHEME_KEY) or b"").decode() == index.scheme:
+                return True  # another process did it meanwhile
+            if await redis.exists(REEMBED_KEY):
+                log.warning("the word index is brought up to date once the re-embedding has finished")
+                return False
+            store = await self.backends.episodic()
+            chats = await self.backends.l3(store.chat_ids)
+            progress = await self.backends.index_progress(chats)
+            # Archived turns the index lacks, or nothing counted as indexed: an index of another
+            # scheme, or a chat of saved memories alone, which no turn count tells apart.
+            behind = [(chat, indexed == 0 == archived) for chat, (indexed, archived) in zip(chats, progress)
+                      if archived > indexed or indexed == 0]
+            if behind:
+                await self._index_chats(behind, len(chats))
+            await redis.set(INDEX_SCHEME_KEY, index.scheme)
+            return True
+
+    async def _index_chats(self, behind: list[tuple[str, bool]], archived_chats: int) -> None:
         index = await self.backends.lexical_index()
-        progress = await self.backends.index_progress(chats)
-        behind = [chat for chat, (indexed, archived) in zip(chats, progress)
-                  if archived > indexed or (indexed == 0 and await index.outdated(chat))]
-        if not behind:
-            return
         started = said = time.monotonic()
-        log.warning("bringing the word index of %d of %d archived chat(s) up to date (an older version "
-                    "wrote them); searches by words and time ranges see them when it is done", len(behind), len(chats))
-        for done, chat in enumerate(behind, 1):
-            await self.sync_index([chat])
+        log.warning("bringing the word index of up to %d of %d archived chat(s) up to date (an older version "
+                    "wrote them); searches by words and time ranges see them when it is done",
+                    len(behind), archived_chats)
+        for done, (chat, no_turns) in enumerate(behind, 1):
+            if no_turns and not await index.outdated(chat):
+                await self._index_afresh(chat)  # adds what it lacks: indexed entries are skipped
+            else:
+                await self.sync_index([chat])
             if time.monotonic() - said >= _PROGRESS_EVERY_S or done == len(behind):
                 said = time.monotonic()
                 log.warning("word index: %d of %d chat(s) done (%.0f s)", done, len(behind), said - started)

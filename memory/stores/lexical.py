@@ -115,8 +115,8 @@ return {redis.call('HMGET', KEYS[2], unpack(ARGV, 2)), table.concat(parts)}
 
 # A search's reads in one round trip. KEYS: id → number hash, meta, then one postings key per
 # term. ARGV: the share of the chat's entries above which a term is too common to read.
-# Returns the chat's entry count, its allocated numbers, its layout (false before vectors were
-# indexed), then each term's postings (false when the term is absent or too common).
+# Returns the chat's entry count, its allocated numbers, then each term's postings (false when
+# the term is absent or too common).
 _READ_POSTINGS = """
 local entries = redis.call('HLEN', KEYS[1])
 local most = math.max(1, tonumber(ARGV[1]) * entries)
@@ -640,7 +640,7 @@ class LexicalIndex:
     async def replace(self, chat_id: str, entry: IndexEntry, old_content: str, old_vector: Sequence[float]) -> bool:
         """Index an entry's new content and vector in place of its old ones (an edited turn): its
         words' postings, its vector and the chat's sum; its number and time stay. False when the
-        entry is not indexed (its new content is, when the chat's index catches up with L3)."""
+        entry is not indexed (nothing is changed here)."""
         number = await self._drop_words(chat_id, entry.id, old_content)
         if number is None:
             return False
