@@ -206,7 +206,6 @@ async def _import_archive(settings: Settings, plans: list[ChatPlan], pool: TextP
             # since it numbers a chat's turns after those already there.
             while chunk := list(itertools.islice(lines, 2 * IMPORT_CHUNK)):
                 await import_turns(services.memory, transcript_of(chunk), progress=bar.update)
-        await services.memory.settle()  # an import indexes its words as it writes: nothing trails
 
 
 async def measure_each_size(options: BenchOptions,

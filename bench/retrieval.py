@@ -105,7 +105,6 @@ async def run(options: BenchOptions) -> SectionResult:
             for conversation in conversations:
                 transcript = transcript_of(conversation.jsonl().splitlines(keepends=True))
                 await import_turns(runner.services.memory, transcript, progress=bar.update)
-        await runner.services.memory.settle()
         with tqdm(total=sum(len(c.answerable()) + len(OFF_TOPIC) for c in conversations), unit="message",
                   desc="asking", file=sys.stderr) as bar:
             for conversation in conversations:

@@ -81,9 +81,9 @@ async def run(options: BenchOptions) -> SectionResult:
         "encoder_resident_mb": encoder_resident_mb(options.settings.embeddings.model),
     }
     table = markdown_table(
-        ["turns", "chats", "import s", "turns/s", "embedding alone, docs/s", "embedding's share of the import", "encoder's resident MB", "target turns/s"],
-        [(data["imported"], data["chats"], data["seconds"], data["turns_per_s"],
-          data["embedding_only_docs_per_s"],
+        ["turns", "chats", "import s", "turns/s", "embedding alone, docs/s", "embedding's share of the import",
+         "encoder's resident MB", "target turns/s"],
+        [(data["imported"], data["chats"], data["seconds"], data["turns_per_s"], data["embedding_only_docs_per_s"],
           f"{data['embedding_share_of_import']:.0%}", data["encoder_resident_mb"], f"≥ {TARGET_TURNS_PER_S}")],
         "Import throughput (`goat import`: parse, embed, write L3, the word index and L2)",
     )

@@ -335,7 +335,7 @@ class Memory:
         return await export_user(self.backends, user_id, chat_id)
 
     async def settle(self) -> int:
-        """Write what the outbox holds to L3 now (tests, benchmarks, after an import).
+        """Write what the outbox holds to L3 now (tests, benchmarks).
 
         Returns:
             How many outbox entries are left (L3 unreachable).

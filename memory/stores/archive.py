@@ -344,8 +344,8 @@ class Archive:
                     "wrote them); searches by words and time ranges see them when it is done",
                     len(behind), archived_chats)
         for done, (chat, no_turns) in enumerate(behind, 1):
-            if no_turns and not await index.outdated(chat):
-                await self._index_afresh(chat)  # adds what it lacks: indexed entries are skipped
+            if no_turns:  # nothing counts as indexed: every entry is read, the indexed ones skipped
+                await self._index_afresh(chat, drop=await index.outdated(chat))
             else:
                 await self.sync_index([chat])
             if time.monotonic() - said >= _PROGRESS_EVERY_S or done == len(behind):
