@@ -22,7 +22,7 @@ from memory.retrieval.search import L3Search
 from memory.turns import Exchange, archive_id
 from memory.stores.lexical import K1, LexicalIndex, Words, terms
 from memory.stores.archive import INDEX_SCHEME_KEY
-from memory.stores.backends import PREFIX
+from memory.stores.backends import PREFIX, REEMBED_KEY
 from memory.settings import SettingsError, load_settings
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
@@ -391,6 +391,43 @@ async def test_a_migration_l3_breaks_off_costs_no_start_and_is_done_at_the_next_
         index = await later.backends.lexical_index()
         assert await index.outdated("chat")
         assert await later.settle() == 0  # the next write finishes it
+        assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
+    finally:
+        await later.aclose()
+
+
+async def test_a_chat_of_saved_memories_alone_is_migrated_too(runner, settings, embeddings, embedded_raw_redis) -> None:
+    """No turn count tells such a chat's index apart: it is indexed from what Chroma holds."""
+    memory = runner.services.memory
+    entry_id = await memory.store_memory("notes", "alice", "The spare key is under the blue flowerpot.", None,
+                                         NOW.timestamp())
+    await memory.archiver.forget_index("notes")  # as if an older version had kept no index of it
+    await embedded_raw_redis.delete(INDEX_SCHEME_KEY)
+    later = Memory(settings, embeddings=embeddings, episodic=await memory.backends.episodic())
+    try:
+        await later.connect()
+        [(hit, _, _)] = await later.l3.lexical_search(["notes"], "flowerpot", k=3, max_df_share=1.0)
+        assert hit["id"] == entry_id
+    finally:
+        await later.aclose()
+
+
+async def test_no_migration_runs_while_a_reembedding_is_unfinished(runner, settings, embeddings, tmp_path,
+                                                                   embedded_raw_redis, caplog) -> None:
+    """Its vectors would be copied half re-embedded: the migration waits for the re-embedding."""
+    memory = runner.services.memory
+    await load(memory, tmp_path, "chat")
+    await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
+    await embedded_raw_redis.hset(REEMBED_KEY, "to", "e5-small")
+    later = Memory(settings, embeddings=embeddings, episodic=await memory.backends.episodic())
+    try:
+        with caplog.at_level("WARNING", logger="memory.stores.archive"):
+            assert await later.archiver.bring_index_current() is False
+        assert any("once the re-embedding has finished" in record.getMessage() for record in caplog.records)
+        index = await later.backends.lexical_index()
+        assert await index.outdated("chat") and await embedded_raw_redis.get(INDEX_SCHEME_KEY) is None
+        await embedded_raw_redis.delete(REEMBED_KEY)  # the re-embedding finished
+        assert await later.archiver.bring_index_current() is True
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
     finally:
         await later.aclose()
