@@ -11,6 +11,7 @@ drifting speed falls on both alike.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -101,9 +102,29 @@ def chroma_over_http(folder: Path, port: int) -> Iterator[str]:
         yield url
 
 
+_EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+_FIRST_EPHEMERAL = 32768  # Linux's default, when the range cannot be read
+_FIRST_FREE_PORT = 20000  # where free_port looks, up to the ephemeral range
+
+
 def free_port() -> int:
-    """A loopback port free now (bound and released: good for a server started right after)."""
-    with socket.socket() as sock:
+    """A loopback port free now (bound and released: good for a server started right after),
+    below the kernel's ephemeral range, which the port 0 asks for is taken from: there an
+    outgoing connection made meanwhile (the server's own, to Redis or Chroma, as it starts)
+    could take it first."""
+    try:
+        first_ephemeral = int(Path(_EPHEMERAL_RANGE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = _FIRST_EPHEMERAL
+    candidates = range(_FIRST_FREE_PORT, first_ephemeral)
+    for port in random.sample(candidates, min(64, len(candidates))):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # that range is full: the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 

@@ -341,7 +341,8 @@ class Archive:
         index = await self.backends.lexical_index()
         started = said = time.monotonic()
         log.warning("bringing the word index of up to %d of %d archived chat(s) up to date (an older version "
-                    "wrote them); searches by words and time ranges see them when it is done",
+                    "wrote them, or Redis lost their index); searches by words and time ranges see them when it "
+                    "is done",
                     len(behind), archived_chats)
         for done, (chat, no_turns) in enumerate(behind, 1):
             if no_turns:  # nothing counts as indexed: every entry is read, the indexed ones skipped
