@@ -237,7 +237,7 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         model = settings.embeddings.model
-        report(Check("ok", f"embeddings: {model} (onnxruntime, offline) from {encoder_files(model)}"))
+        report(Check("ok", f"embeddings: {model} (onnxruntime, offline) from {', '.join(map(str, encoder_files(model)))}"))
     except RuntimeError as exc:
         report(Check("FAIL", f"embeddings: {exc}"))
     async with Services(settings) as services:

@@ -198,17 +198,18 @@ class Cache(_Section):
     ttl_seconds: int = Field(300, ge=1)
 
 
-Encoder = Literal["minilm-l6", "e5-small"]
+Encoder = Literal["minilm-l6", "e5-small", "minilm-l6+e5-small"]
 ENCODERS: tuple[str, ...] = get_args(Encoder)
-DEFAULT_ENCODER: Encoder = "minilm-l6"
+DEFAULT_ENCODER: Encoder = "minilm-l6+e5-small"
 
 
 # What stands out from the chat's background depends on how an encoder spreads its distances:
-# the relevance ratios of an encoder other than MiniLM (whose ratios are Retrieval's defaults),
+# the relevance ratios of an encoder other than MiniLM alone (whose ratios are Retrieval's defaults),
 # measured on the LoCoMo dev conversations (README, "Measured"). A ratio set anywhere (file,
 # environment, run) wins.
 ENCODER_RATIOS: dict[str, dict[str, float]] = {
     "e5-small": {"relevance_ratio": 0.8, "lexical_relevance_ratio": 0.85},
+    "minilm-l6+e5-small": {"relevance_ratio": 0.79},
 }
 
 
@@ -216,7 +217,8 @@ class Embeddings(_Section):
     # The archive is written with it: a process set to another encoder than the archive's
     # refuses to start until `goat reembed` has re-embedded it.
     model: Encoder = Field(
-        DEFAULT_ENCODER, description="the sentence encoder of L3's meaning search: minilm-l6 (English) or "
+        DEFAULT_ENCODER, description="the sentence encoder of L3's meaning search: minilm-l6+e5-small (both "
+        "side by side: English compared by both, every other language by e5), minilm-l6 (English only) or "
         "e5-small (multilingual)")
 
 

@@ -15,14 +15,17 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import chromadb
+import chromadb.config
 import pytest
 import redis
 import redis.asyncio
 
 from bench.servers import ServerDidNotStart, free_port, http_ready, server_process
 from memory.settings import Settings
-from memory.encoders.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings, PairedEncoder
 from memory.stores.redis_server import EmbeddedRedis, answers_ping
 
 _STARTUP_TIMEOUT = 10.0
@@ -304,9 +307,27 @@ def embeddings() -> LocalEmbeddings:
 
 
 @pytest.fixture(scope="session")
+def minilm(embeddings: LocalEmbeddings) -> LocalEmbeddings:
+    """all-MiniLM-L6-v2 alone, loaded once (the session's encoder, or its part, when it is the default)."""
+    if isinstance(embeddings.encoder, PairedEncoder):
+        return LocalEmbeddings(embeddings.encoder.minilm)
+    return embeddings if embeddings.name == "minilm-l6" else LocalEmbeddings(name="minilm-l6")
+
+
+@pytest.fixture(scope="session")
 def e5(embeddings: LocalEmbeddings) -> LocalEmbeddings:
-    """The real multilingual-e5-small, loaded once (the session's encoder when it is the default)."""
+    """multilingual-e5-small alone, loaded once (the session's encoder, or its part, when it is the default)."""
+    if isinstance(embeddings.encoder, PairedEncoder):
+        return LocalEmbeddings(embeddings.encoder.e5)
     return embeddings if embeddings.name == "e5-small" else LocalEmbeddings(name="e5-small")
+
+
+@pytest.fixture(scope="session")
+def paired(embeddings: LocalEmbeddings, minilm: LocalEmbeddings, e5: LocalEmbeddings) -> PairedEncoder:
+    """MiniLM and e5-small side by side, from the session's loaded encoders."""
+    if isinstance(embeddings.encoder, PairedEncoder):
+        return embeddings.encoder
+    return PairedEncoder(minilm.encoder, e5.encoder)
 
 
 @pytest.fixture
@@ -316,10 +337,22 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def chroma_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One ``chroma run`` server for the whole session."""
     with running_chroma(tmp_path_factory.mktemp("chroma-server")) as url:
         yield url
+
+
+@pytest.fixture
+def chroma_url(chroma_server_url: str) -> str:
+    """The session's Chroma server, emptied for this test (another test's chats would make an
+    archive of this one's)."""
+    address = urlsplit(chroma_server_url)
+    client = chromadb.HttpClient(host=address.hostname, port=address.port,
+                                 settings=chromadb.config.Settings(anonymized_telemetry=False))
+    for collection in client.list_collections():
+        client.delete_collection(collection.name)
+    return chroma_server_url
 
 
 @pytest.fixture(scope="session")

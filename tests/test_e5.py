@@ -154,6 +154,6 @@ def test_a_missing_weights_package_is_reported(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_encoders_are_loaded_by_name() -> None:
-    assert ENCODERS == ("minilm-l6", "e5-small")
+    assert ENCODERS == ("minilm-l6", "e5-small", "minilm-l6+e5-small")
     with pytest.raises(ValueError, match="unknown encoder 'e5-large'"):
         load_encoder("e5-large")

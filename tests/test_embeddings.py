@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory.encoders.embeddings import DIMENSIONS, MAX_TOKENS, Encoder, LocalEmbeddings, MiniLMEncoder, load_tokenizer
+from memory.encoders.embeddings import (
+    MAX_TOKENS, Encoder, LocalEmbeddings, MiniLMEncoder, PairedEncoder, distances, load_tokenizer,
+)
 from test_e5 import MIXED as E5_MIXED
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8"))
@@ -29,9 +31,8 @@ MIXED = [
 
 
 @pytest.fixture(scope="module")
-def encoder(embeddings: LocalEmbeddings) -> MiniLMEncoder:
-    # The session's encoder when it is MiniLM (the default), else one of this module's own.
-    return embeddings.encoder if isinstance(embeddings.encoder, MiniLMEncoder) else MiniLMEncoder()
+def encoder(minilm: LocalEmbeddings) -> MiniLMEncoder:
+    return minilm.encoder
 
 
 def test_vectors_match_sentence_transformers(encoder: MiniLMEncoder) -> None:
@@ -39,16 +40,18 @@ def test_vectors_match_sentence_transformers(encoder: MiniLMEncoder) -> None:
     np.testing.assert_allclose(vectors, np.array(REFERENCE["vectors"], dtype=np.float32), atol=TOLERANCE)
 
 
-@pytest.fixture(params=["minilm-l6", "e5-small"])
-def batching(request: pytest.FixtureRequest, encoder: MiniLMEncoder, e5: LocalEmbeddings) -> tuple[Encoder, list[str]]:
-    """Each encoder, with texts of mixed lengths (and, for e5, languages and windows)."""
-    return (encoder, MIXED) if request.param == "minilm-l6" else (e5.encoder, E5_MIXED)
+@pytest.fixture(params=["minilm-l6", "e5-small", "minilm-l6+e5-small"])
+def batching(request: pytest.FixtureRequest, encoder: MiniLMEncoder, e5: LocalEmbeddings,
+             paired: PairedEncoder) -> tuple[Encoder, list[str]]:
+    """Each encoder, with texts of mixed lengths (and, with e5, languages and windows)."""
+    return {"minilm-l6": (encoder, MIXED), "e5-small": (e5.encoder, E5_MIXED),
+            "minilm-l6+e5-small": (paired, E5_MIXED)}[request.param]
 
 
 def test_vectors_are_unit_norm_float32_rows_in_input_order(batching: tuple[Encoder, list[str]]) -> None:
     encoder, mixed = batching
     vectors = encoder.encode(mixed[:7])
-    assert vectors.shape == (7, DIMENSIONS) and vectors.dtype == np.float32
+    assert vectors.shape == (7, encoder.dimensions) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
     # In input order: each row is closest to its own text encoded alone.
     alone = np.stack([encoder.encode([text])[0] for text in mixed[:7]])
@@ -57,7 +60,7 @@ def test_vectors_are_unit_norm_float32_rows_in_input_order(batching: tuple[Encod
 
 def test_no_texts_give_no_rows(batching: tuple[Encoder, list[str]]) -> None:
     encoder, _ = batching
-    assert encoder.encode([]).shape == encoder.encode([], query=True).shape == (0, DIMENSIONS)
+    assert encoder.encode([]).shape == encoder.encode([], query=True).shape == (0, encoder.dimensions)
 
 
 def test_a_text_encodes_the_same_in_a_large_batch_as_alone(batching: tuple[Encoder, list[str]]) -> None:
@@ -70,6 +73,33 @@ def test_a_text_encodes_the_same_in_a_large_batch_as_alone(batching: tuple[Encod
 def test_encoding_is_deterministic(batching: tuple[Encoder, list[str]]) -> None:
     encoder, mixed = batching
     np.testing.assert_array_equal(encoder.encode(mixed), encoder.encode(mixed))
+
+
+def test_paired_encoder_scores_english_pairs_by_both_encoders_and_any_other_pair_by_e5(
+    paired: PairedEncoder, encoder: MiniLMEncoder, e5: LocalEmbeddings
+) -> None:
+    english, spanish = ["Where does my sister live?", "The cat sleeps all day."], ["¿Dónde vive mi hermana?",
+                                                                                 "Mi hermana vive en Valencia."]
+    weight = PairedEncoder.MINILM_WEIGHT
+
+    def cosines(model, queries: list[str], passages: list[str]) -> np.ndarray:
+        return model.encode(queries, query=True) @ model.encode(passages).T
+
+    scores = cosines(paired, english + spanish, english + spanish)
+    both = weight * cosines(encoder, english, english) + (1 - weight) * cosines(e5.encoder, english, english)
+    np.testing.assert_allclose(scores[:2, :2], both, atol=1e-5)
+    alone = cosines(e5.encoder, english + spanish, english + spanish)
+    np.testing.assert_allclose(scores[2:, :], alone[2:, :], atol=1e-5)  # a Spanish query: e5's cosine
+    np.testing.assert_allclose(scores[:2, 2:], alone[:2, 2:], atol=1e-5)  # a Spanish passage: e5's cosine
+    # Passages are unit vectors; a query's distance to them is 2 - 2·q·p, as e5's alone would be.
+    np.testing.assert_allclose(np.linalg.norm(paired.encode(english + spanish), axis=1), 1.0, atol=1e-6)
+    query = paired.encode(["¿Dónde vive mi hermana?"], query=True)[0]
+    np.testing.assert_allclose(distances(paired.encode(spanish), query), 2 - 2 * alone[2, 2:], atol=1e-5)
+
+
+def test_distances_are_squared_l2_for_unit_queries(encoder: MiniLMEncoder) -> None:
+    passages, query = encoder.encode(MIXED[:5]), encoder.encode(["what is my dog called"], query=True)[0]
+    np.testing.assert_allclose(distances(passages, query), np.sum(np.square(passages - query), axis=1), atol=1e-5)
 
 
 def test_text_beyond_the_token_limit_does_not_change_the_vector(encoder: MiniLMEncoder) -> None:
@@ -91,5 +121,5 @@ def test_langchain_adapter_gives_query_and_document_vectors_alike(encoder: MiniL
     assert embeddings.name == "minilm-l6"
     text = "What is my dog called?"
     query = embeddings.embed_query(text)
-    assert isinstance(query, list) and len(query) == DIMENSIONS and all(isinstance(x, float) for x in query)
+    assert isinstance(query, list) and len(query) == 384 and all(isinstance(x, float) for x in query)
     np.testing.assert_allclose(query, embeddings.embed_documents(["something else", text])[1], atol=TOLERANCE)

@@ -16,7 +16,7 @@ import pytest
 from chromadb.config import Settings
 from conftest import free_port, running_chroma
 
-from memory.encoders.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings, distances
 from memory.stores.episodic import EpisodicStore, collection_name
 
 DAY = 86_400.0
@@ -48,11 +48,6 @@ def entry(chat_id: str, turn: int, content: str, timestamp: float = NOW) -> tupl
 
 def corpus(chat_id: str) -> list[tuple[str, str, dict[str, Any]]]:
     return [entry(chat_id, turn, content) for turn, content in enumerate([DOG, PASTA, DEPLOY, TRIP], start=1)]
-
-
-@pytest.fixture(scope="session")
-def embeddings() -> LocalEmbeddings:
-    return LocalEmbeddings()
 
 
 @pytest.fixture
@@ -155,15 +150,15 @@ def test_get_with_vectors_returns_the_stored_vectors(store: EpisodicStore, embed
     found = store.get_with_vectors(["chat-a", "chat-b"], asked)
 
     assert sorted(hit["id"] for hit, _ in found) == ["chat-a:turn_0002", "chat-b:turn_0001"]
-    expected = np.asarray(embeddings.embed_query(PASTA), dtype=np.float32)
+    expected = np.asarray(embeddings.embed_documents([PASTA])[0], dtype=np.float32)
     for hit, vector in found:
         assert hit["content"] == PASTA and hit["distance"] == 0.0
-        assert vector.shape == (384,) and np.allclose(vector, expected, atol=1e-5)
+        assert vector.shape == (embeddings.encoder.dimensions,) and np.allclose(vector, expected, atol=1e-5)
     # The distance a caller measures from them is the one the vector search reports.
     query = np.asarray(embeddings.embed_query("what pasta do I like?"), dtype=np.float32)
     [searched] = [h for h in store.search(["chat-a"], query.tolist(), k=4) if h["id"] == "chat-a:turn_0002"]
     [(_, stored)] = store.get_with_vectors(["chat-a"], ["chat-a:turn_0002"])
-    assert float(np.sum(np.square(stored - query))) == pytest.approx(searched["distance"], abs=1e-4)
+    assert float(distances(stored[None], query)[0]) == pytest.approx(searched["distance"], abs=1e-4)
     assert store.get_with_vectors(["chat-a"], []) == [] and store.get_with_vectors(["nobody"], ["x"]) == []
 
 
@@ -187,6 +182,19 @@ def test_bump_access_updates_metadata_without_reembedding(tmp_path: Path, store:
     assert untouched["access_count"] == 0
 
 
+def test_a_collection_rebuilt_elsewhere_is_read_not_taken_for_gone(tmp_path: Path, embeddings) -> None:
+    # A process that cached the chat's collection before `goat reembed` rebuilt it (vectors of
+    # another length go in a new collection of the same name) reads the new one.
+    running, reembedding = (EpisodicStore.embedded(tmp_path / "chroma", embeddings) for _ in range(2))
+    running.upsert("chat-a", corpus("chat-a"))
+    assert running.count("chat-a") == 4
+    entries = reembedding.entries("chat-a")
+    reembedding.rebuild("chat-a", entries, [[0.5, 0.5, 0.5, 0.5]] * len(entries))
+    [(hit, vector)] = running.get_with_vectors(["chat-a"], ["chat-a:turn_0002"])
+    assert hit["content"] == PASTA and vector.tolist() == [0.5, 0.5, 0.5, 0.5]
+    assert running.chat_ids() == ["chat-a"] and reembedding.count("chat-a") == 4
+
+
 def test_data_persists_across_a_new_client(tmp_path: Path, embeddings) -> None:
     path = tmp_path / "chroma"
     EpisodicStore.embedded(path, embeddings).upsert("chat-a", corpus("chat-a"))
@@ -197,13 +205,13 @@ def test_data_persists_across_a_new_client(tmp_path: Path, embeddings) -> None:
         "from pathlib import Path\n"
         "from memory.encoders.embeddings import LocalEmbeddings\n"
         "from memory.stores.episodic import EpisodicStore\n"
-        "store = EpisodicStore.embedded(Path(sys.argv[1]), LocalEmbeddings())\n"
+        "store = EpisodicStore.embedded(Path(sys.argv[1]), LocalEmbeddings(name=sys.argv[2]))\n"
         "query = json.load(sys.stdin)\n"
         "print(json.dumps({'chats': store.chat_ids(), 'count': store.count('chat-a'),\n"
         "                  'nearest': store.search(['chat-a'], query, k=1)[0]['id']}))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", reader, str(path)],
+        [sys.executable, "-c", reader, str(path), embeddings.name],
         input=json.dumps(query),
         capture_output=True,
         text=True,

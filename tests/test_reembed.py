@@ -15,8 +15,9 @@ import pytest
 from graph.importer import import_transcript
 from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY
 from memory.errors import EncoderMismatch
+from memory.encoders.embeddings import LocalEmbeddings, PairedEncoder
 from memory.facade import Memory
-from memory.settings import Settings
+from memory.settings import DEFAULT_ENCODER, Settings
 from memory.turns import Exchange, archive_id
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok
 from test_retrieval import NOW, history_jsonl
@@ -56,8 +57,8 @@ async def stored_vectors(memory: Memory, chat_id: str, turns: int) -> tuple[list
 
 
 async def test_an_archive_records_its_encoder_and_another_one_is_refused_naming_goat_reembed(
-        tmp_path, embeddings, e5) -> None:
-    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=embeddings) as memory:
+        tmp_path, minilm, e5) -> None:
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         await memory.connect(warm=True)
         await archive(memory, tmp_path, {"es": SPANISH})
         assert await (await memory.backends.redis()).get(ENCODER_KEY) == b"minilm-l6"
@@ -68,8 +69,8 @@ async def test_an_archive_records_its_encoder_and_another_one_is_refused_naming_
 
 
 async def test_an_archive_from_before_the_record_is_minilms_and_an_empty_one_takes_the_first_encoder(
-        tmp_path, embeddings, e5) -> None:
-    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=embeddings) as memory:
+        tmp_path, minilm, e5) -> None:
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         await archive(memory, tmp_path, {"en": ENGLISH})
         await (await memory.backends.redis()).delete(ENCODER_KEY)  # as an archive written before this version
     async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
@@ -78,7 +79,7 @@ async def test_an_archive_from_before_the_record_is_minilms_and_an_empty_one_tak
 
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    async with Memory(own_settings(fresh, "minilm-l6"), embeddings=embeddings) as memory:
+    async with Memory(own_settings(fresh, "minilm-l6"), embeddings=minilm) as memory:
         await memory.connect(warm=True)
         assert await (await memory.backends.redis()).get(ENCODER_KEY) == b"minilm-l6"
     # Nothing was written with it: another encoder takes the archive over without a re-embedding.
@@ -87,20 +88,28 @@ async def test_an_archive_from_before_the_record_is_minilms_and_an_empty_one_tak
         assert await (await memory.backends.redis()).get(ENCODER_KEY) == b"e5-small"
 
 
+@pytest.fixture(params=["e5-small", "minilm-l6+e5-small"])
+def to(request: pytest.FixtureRequest, e5: LocalEmbeddings, paired: PairedEncoder) -> tuple[str, LocalEmbeddings]:
+    """The encoder re-embedded to: e5-small (vectors of the same length as MiniLM's) or both
+    side by side (longer: each chat's Chroma collection is rebuilt)."""
+    return (request.param, e5 if request.param == "e5-small" else LocalEmbeddings(paired))
+
+
 async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_keeps_the_words(
-        tmp_path, embeddings, e5) -> None:
-    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=embeddings) as memory:
+        tmp_path, minilm, to) -> None:
+    name, target = to
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         await archive(memory, tmp_path, {"es": SPANISH, "en": ENGLISH})
         before = await memory.l3.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
-    async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
+    async with Memory(own_settings(tmp_path, name), embeddings=target) as memory:
         seen: list[tuple[int, int]] = []
         done = await memory.reembed(lambda finished, total: seen.append((finished, total)))
-        assert (done.previous, done.encoder, done.chats, done.entries) == ("minilm-l6", "e5-small", 2, 5)
+        assert (done.previous, done.encoder, done.chats, done.entries) == ("minilm-l6", name, 2, 5)
         assert seen[-1] == (5, 5)
         await memory.connect(warm=True)  # no longer refused
         for chat_id, history in (("es", SPANISH), ("en", ENGLISH)):
             texts, in_chroma, in_index = await stored_vectors(memory, chat_id, len(history))
-            expected = e5.encoder.encode(texts)
+            expected = target.encoder.encode(texts)
             np.testing.assert_allclose(in_chroma, expected, atol=1e-5)
             np.testing.assert_allclose(in_index, expected, atol=2e-3)  # float16 in the index
             index = await memory.backends.lexical_index()
@@ -112,12 +121,13 @@ async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_ke
         assert hits[0]["id"] == archive_id("es", 1)
         assert await (await memory.backends.redis()).exists(REEMBED_KEY, REEMBED_DONE_KEY) == 0
         again = await memory.reembed()
-        assert (again.previous, again.entries) == ("e5-small", 0)
+        assert (again.previous, again.entries) == (name, 0)
 
 
 async def test_an_interrupted_reembed_refuses_every_start_and_resumes_where_it_stopped(
-        tmp_path, embeddings, e5) -> None:
-    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=embeddings) as memory:
+        tmp_path, minilm, to) -> None:
+    name, target = to
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         await archive(memory, tmp_path, {"es": SPANISH, "en": ENGLISH})
 
     class Killed(Exception):
@@ -126,25 +136,25 @@ async def test_an_interrupted_reembed_refuses_every_start_and_resumes_where_it_s
     def stop_after_one_chat(finished: int, total: int) -> None:
         raise Killed
 
-    async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
+    async with Memory(own_settings(tmp_path, name), embeddings=target) as memory:
         with pytest.raises(Killed):
             await memory.reembed(stop_after_one_chat)
-    for model, encoder in (("minilm-l6", embeddings), ("e5-small", e5)):
+    for model, encoder in (("minilm-l6", minilm), (name, target)):
         async with Memory(own_settings(tmp_path, model), embeddings=encoder) as memory:
-            with pytest.raises(EncoderMismatch, match="re-embedding of the archive with e5-small is unfinished"):
+            with pytest.raises(EncoderMismatch, match=f"re-embedding of the archive with {re.escape(name)} is unfinished"):
                 await memory.connect(warm=True)
-    async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
+    async with Memory(own_settings(tmp_path, name), embeddings=target) as memory:
         done = await memory.reembed()
         assert done.chats == 1  # the chat finished before the stop is not done again
         await memory.connect(warm=True)
         for chat_id, history in (("es", SPANISH), ("en", ENGLISH)):
             texts, in_chroma, _ = await stored_vectors(memory, chat_id, len(history))
-            np.testing.assert_allclose(in_chroma, e5.encoder.encode(texts), atol=1e-5)
+            np.testing.assert_allclose(in_chroma, target.encoder.encode(texts), atol=1e-5)
 
 
 async def test_a_process_started_before_a_reembed_keeps_its_writes_in_the_outbox_not_in_the_other_space(
-        tmp_path, embeddings, e5) -> None:
-    older = Memory(own_settings(tmp_path, "minilm-l6"), embeddings=embeddings)
+        tmp_path, minilm, e5) -> None:
+    older = Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm)
     await older.connect(warm=True)
     await archive(older, tmp_path, {"es": SPANISH})
     async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
@@ -176,20 +186,20 @@ def test_goat_reembed_killed_mid_way_resumes_and_goat_chat_is_refused_until_it_f
     model = {"GOAT_MODEL": "fake-model", "OPENAI_API_KEY": "sk-test-0123456789",
              "OPENAI_BASE_URL": f"http://127.0.0.1:{closed_port}/v1"}
     minilm = goat_env(data_dir, GOAT_EMBEDDINGS__MODEL="minilm-l6", **model)
-    e5_env = goat_env(data_dir, GOAT_EMBEDDINGS__MODEL="e5-small", **model)
+    upgraded = goat_env(data_dir, **model)  # the default encoder, as after an upgrade
     for chat_id, history in chats.items():
         path = tmp_path / f"{chat_id}.jsonl"
         path.write_text(history_jsonl(chat_id, history), encoding="utf-8")
         ok(goat("import", path, env=minilm, cwd=tmp_path))
 
-    refused = chat_once(e5_env, tmp_path)
+    refused = chat_once(upgraded, tmp_path)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1].startswith(
-        "goat: L3 is unavailable: the archive was embedded with minilm-l6, this process is set to e5-small")
+        f"goat: L3 is unavailable: the archive was embedded with minilm-l6, this process is set to {DEFAULT_ENCODER}")
     assert "goat reembed" in refused.stderr
 
     # Killed once some chats are done (its progress line says so), with no chance to clean up.
-    process = subprocess.Popen([str(GOAT), "reembed"], env=e5_env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([str(GOAT), "reembed"], env=upgraded, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     progress = ""
     while not (done := re.search(r"\| *([1-9]\d*)/480", progress)):
         character = process.stderr.read(1)
@@ -199,9 +209,9 @@ def test_goat_reembed_killed_mid_way_resumes_and_goat_chat_is_refused_until_it_f
     process.wait(HANG_GUARD)
     assert int(done.group(1)) < 480, "killed too late to test resuming"
 
-    assert "re-embedding of the archive with e5-small is unfinished" in chat_once(minilm, tmp_path).stderr
-    resumed = ok(goat("reembed", env=e5_env, cwd=tmp_path))
-    assert "with e5-small (was minilm-l6)" in resumed.stdout
+    assert f"re-embedding of the archive with {DEFAULT_ENCODER} is unfinished" in chat_once(minilm, tmp_path).stderr
+    resumed = ok(goat("reembed", env=upgraded, cwd=tmp_path))
+    assert f"with {DEFAULT_ENCODER} (was minilm-l6)" in resumed.stdout
     assert int(resumed.stdout.split()[1]) < 480  # the chats done before the kill were not done again
-    assert ok(goat("reembed", env=e5_env, cwd=tmp_path)).stdout.strip() == (
-        "the archive is already embedded with e5-small: nothing to do")
+    assert ok(goat("reembed", env=upgraded, cwd=tmp_path)).stdout.strip() == (
+        f"the archive is already embedded with {DEFAULT_ENCODER}: nothing to do")

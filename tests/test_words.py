@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio
 import Stemmer
 
-from memory.stores.lexical import AUTO, SCHEME, LexicalIndex, Words, stemmers, terms
+from memory.stores.lexical import AUTO, SCHEME, LexicalIndex, Words, reads_as_english, stemmers, terms
 from memory.settings import Settings, SettingsError, load_settings
 
 WORDS = Words()
@@ -162,6 +162,18 @@ def test_the_scheme_is_named_and_the_setting_takes_a_language_or_auto() -> None:
     # A forced language folds every spaced word with it, as before; runs are cut into pairs.
     assert Words("spanish")("perros dogs собаки") == ["perr", "dogs", "собаки"]
     assert Words("none")("Perros 熊猫") == ["perros", "熊", "熊猫", "猫"]
+
+
+def test_a_text_reads_as_english_only_when_its_words_say_so_or_nothing_tells() -> None:
+    # What MiniLM (English only) is given by the paired encoder.
+    english = ["Hey Mel! How are you?", "user: Where does my sister live?\nassistant: In Valencia.", "hi", "ok",
+               "user: I need a gift idea for my dad, he likes woodworking.\nassistant: A Japanese pull saw.",
+               "12:30", "Caroline", "I went to Valencia with mi amigo", "Where does Лена live?"]
+    others = ["Mi hermana vive en Valencia.", "¿Qué le pasó a mi teléfono?", "gracias", "Ich habe einen Hund",
+              "Je suis allé à Paris", "Vou ao mercado amanhã", "Моя сестра живёт в Валенсии", "妹はバレンシアに住んでいます",
+              "user: Наш пёс Барон порвал диван.\nassistant: Ох, собаки скучают."]
+    assert [text for text in english if not reads_as_english(text)] == []
+    assert [text for text in others if reads_as_english(text)] == []
 
 
 # ---------------------------------------------------------------- BM25 in Redis

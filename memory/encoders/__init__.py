@@ -1,4 +1,4 @@
-"""The sentence encoders (MiniLM, multilingual e5-small), run locally by onnxruntime."""
+"""The sentence encoders (MiniLM, multilingual e5-small, both side by side), run locally by onnxruntime."""
 
 from memory.encoders.embeddings import LocalEmbeddings, encoder_files, load_encoder
 

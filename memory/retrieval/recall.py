@@ -22,8 +22,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
+from memory.encoders.embeddings import distances
 from memory.stores.backends import cache_scope_key
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.search import L3Search
@@ -122,9 +121,11 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     async def lexical() -> list[dict]:
         found = await search.lexical_search(await chats_task, message[:_LEXICAL_SCAN_CHARS], k,
                                             settings.retrieval.lexical_max_df_share)
-        vector = np.asarray(await vector_task, dtype=np.float32)
-        return [{**hit, "distance": float(np.sum(np.square(stored - vector))), "mechanism": THEMATIC}
-                for hit, stored, _ in found]
+        if not found:
+            return []
+        measured = distances([stored for _, stored, _ in found], await vector_task)
+        return [{**hit, "distance": float(distance), "mechanism": THEMATIC}
+                for (hit, _, _), distance in zip(found, measured)]
 
     async def temporal() -> list[dict] | None:
         if query.period is not None:

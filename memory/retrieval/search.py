@@ -13,6 +13,7 @@ from typing import Any, Awaitable
 import numpy as np
 from redis.exceptions import RedisError
 
+from memory.encoders.embeddings import distances as distances_to
 from memory.stores.backends import Backends, gather_bounded
 from memory.stores.cache import SearchCache
 from memory.turns import archive_id
@@ -117,7 +118,7 @@ class L3Search:
         if len(numbers) == 0:
             return []
         index = await self.backends.lexical_index()
-        distances = np.sum(np.square(await index.vectors(chat, numbers) - query), axis=1)
+        distances = distances_to(await index.vectors(chat, numbers), query)
         nearest = np.argsort(distances, kind="stable")[:k]
         ids = await index.ids(chat, numbers[nearest])
         distance_of = {entry_id: float(distances[n]) for entry_id, n in zip(ids, nearest) if entry_id}

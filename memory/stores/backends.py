@@ -21,7 +21,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from memory.stores.cache import SearchCache
 from memory.stores.chat_lock import ChatLocks
-from memory.encoders.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings, encoder_dimensions
 from memory.stores.episodic import EpisodicStore
 from memory.errors import BackendUnavailable, EncoderMismatch
 from memory.stores.facts import FactsStore, RedisFactsStore
@@ -272,7 +272,8 @@ class Backends:
 
     async def lexical_index(self) -> LexicalIndex:
         if self._lexical is None:
-            self._lexical = LexicalIndex(await self.redis(), PREFIX, Words(self.settings.words.stemmer))
+            self._lexical = LexicalIndex(await self.redis(), PREFIX, Words(self.settings.words.stemmer),
+                                         encoder_dimensions(self.settings.embeddings.model))
         return self._lexical
 
     async def chat_locks(self) -> ChatLocks:

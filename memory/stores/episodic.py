@@ -29,6 +29,7 @@ from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
 COLLECTION_PREFIX = "l3-"
+_ASIDE = "-rebuilt"  # a collection being filled to replace its chat's (EpisodicStore.rebuild)
 DEFAULT_PORT = 8000
 
 T = TypeVar("T")
@@ -51,6 +52,12 @@ class _ChatCollection:
 def collection_name(chat_id: str) -> str:
     """A valid Chroma name (3-512 chars of [a-zA-Z0-9._-]) for any chat id."""
     return COLLECTION_PREFIX + hashlib.sha256(chat_id.encode()).hexdigest()[:32]
+
+
+def _offset(query: list[float]) -> float:
+    """What turns Chroma's squared L2 to ``query`` into ``2 − 2·q·p`` (the same for a unit
+    query; a paired encoder's query is longer: :func:`memory.encoders.embeddings.distances`)."""
+    return 1.0 - float(np.dot(query, query))
 
 
 def _hit(entry_id: str, content: str, metadata: dict[str, Any] | None, distance: float) -> EpisodicHit:
@@ -145,10 +152,11 @@ class EpisodicStore:
         (A time range is ranked from the word index, which holds each entry's time.)"""
         if k <= 0:
             return []
+        offset = _offset(vector)
 
         def nearest(chat: _ChatCollection) -> list[EpisodicHit]:
             found = chat.vectorstore.similarity_search_by_vector_with_relevance_scores(vector, k=k)
-            return [_hit(doc.id, doc.page_content, doc.metadata, distance) for doc, distance in found]
+            return [_hit(doc.id, doc.page_content, doc.metadata, distance + offset) for doc, distance in found]
 
         hits = [hit for chat_id in self._scope(chat_ids) for hit in self._read(chat_id, nearest, [])]
         hits.sort(key=lambda hit: hit["distance"])
@@ -157,9 +165,12 @@ class EpisodicStore:
     def nearest_ids(self, chat_id: str, vector: list[float], k: int) -> list[tuple[str, float]]:
         """The chat's ``k`` entries nearest to ``vector`` as (id, distance), closest first: the
         vector index alone (reading the entries' metadata too costs ~5x at k = 300)."""
+        offset = _offset(vector)
+
         def nearest(chat: _ChatCollection) -> list[tuple[str, float]]:
             found = chat.collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
-            return list(zip(found["ids"][0], map(float, found["distances"][0]), strict=True))
+            return [(entry_id, float(distance) + offset)
+                    for entry_id, distance in zip(found["ids"][0], found["distances"][0], strict=True)]
 
         return self._read(chat_id, nearest, []) if k > 0 else []
 
@@ -203,6 +214,45 @@ class EpisodicStore:
         """Replace these entries' vectors (a re-embedding); their text and metadata stay."""
         if ids:
             self._read(chat_id, lambda chat: chat.collection.update(ids=ids, embeddings=vectors), None)
+
+    def rebuild(self, chat_id: str, entries: list[EpisodicHit], vectors: list[list[float]]) -> None:
+        """Replace the chat's collection by one holding ``entries`` with ``vectors`` (a
+        re-embedding to vectors of another length, which a collection cannot take). The new one
+        is filled aside and then put in its place; a kill before that leaves the chat as it was,
+        a kill after :meth:`finish_rebuilds` completes."""
+        name, aside = collection_name(chat_id), collection_name(chat_id) + _ASIDE
+        client = self._client()
+        try:
+            client.delete_collection(aside)  # a rebuild killed while it was filled
+        except NotFoundError:
+            pass
+        # Without a chat id in its metadata, chat_ids() does not list it.
+        collection = client.create_collection(aside, metadata={"rebuilt": chat_id}, embedding_function=None)
+        batch = client.get_max_batch_size()
+        for start in range(0, len(entries), batch):
+            chunk = entries[start : start + batch]
+            collection.add(ids=[entry["id"] for entry in chunk], documents=[entry["content"] for entry in chunk],
+                           metadatas=[entry["metadata"] for entry in chunk], embeddings=vectors[start : start + batch])
+        self._forget(chat_id)
+        try:
+            client.delete_collection(name)
+        except NotFoundError:
+            pass
+        collection.modify(name=name, metadata={"chat_id": chat_id})
+
+    def finish_rebuilds(self) -> None:
+        """Put in place a rebuilt collection whose chat's old one is already gone (a rebuild
+        killed between the two steps); one whose old collection is still there was not filled
+        to the end, and goes."""
+        client = self._client()
+        names = {collection.name: collection for collection in client.list_collections()}
+        for name, collection in names.items():
+            if name.startswith(COLLECTION_PREFIX) and name.endswith(_ASIDE):
+                chat_id = (collection.metadata or {}).get("rebuilt")
+                if chat_id is not None and name.removesuffix(_ASIDE) not in names:
+                    collection.modify(name=name.removesuffix(_ASIDE), metadata={"chat_id": chat_id})
+                else:
+                    client.delete_collection(name)
 
     def delete_entries(self, chat_id: str, ids: list[str]) -> None:
         if ids:
@@ -280,14 +330,15 @@ class EpisodicStore:
 
     def _read(self, chat_id: str, read: Callable[[_ChatCollection], T], default: T) -> T:
         """``read`` on the chat's collection, or ``default`` when the chat has none."""
-        chat = self._existing(chat_id)
-        if chat is None:
-            return default
-        try:
-            return read(chat)
-        except NotFoundError:  # deleted (e.g. by another worker) since it was cached
-            self._forget(chat_id)
-            return default
+        for _ in range(2):
+            chat = self._existing(chat_id)
+            if chat is None:
+                return default
+            try:
+                return read(chat)
+            except NotFoundError:  # deleted since it was cached, or replaced (rebuilt by goat reembed)
+                self._forget(chat_id)
+        return default
 
     def _add(self, chat_id: str, ids: list[str], contents: list[str], metadatas: list[dict[str, Any]],
              vectors: list[list[float]]) -> None:

@@ -70,8 +70,6 @@ K1 = 1.2
 LAYOUT = 2  # words, times and vectors (1: words only, before times and vectors were indexed)
 _SCHEME_FIELDS = ["layout", "words", "allocated"]  # of a chat's index meta: is it of this scheme?
 VECTOR = np.dtype("<f2")
-DIMENSIONS = 384
-_VECTOR_BYTES = DIMENSIONS * VECTOR.itemsize
 POSTING = np.dtype([("entry", "<u4"), ("count", "u1")])
 _MAX_COUNT = 255  # a term's count in one entry saturates here (one byte per posting)
 _WORD = re.compile(r"\w+")
@@ -584,10 +582,14 @@ def term_saturation(counts: np.ndarray) -> np.ndarray:
 
 
 class LexicalIndex:
-    def __init__(self, redis: Redis, prefix: str = "goat", words: Words | None = None) -> None:
+    def __init__(self, redis: Redis, prefix: str = "goat", words: Words | None = None, dimensions: int = 384) -> None:
+        """``dimensions``: the length of the encoder's vectors, which the index keeps (384: MiniLM's
+        or e5-small's alone)."""
         self._redis = redis
         self._prefix = prefix
         self.words = words or Words()
+        self._dimensions = dimensions
+        self._row_bytes = dimensions * VECTOR.itemsize
         self._add_to_sum = redis.register_script(_ADD_TO_SUM)
         self._gather_vectors = redis.register_script(_GATHER_VECTORS)
         self._read_postings = redis.register_script(_READ_POSTINGS % POSTING.itemsize)
@@ -627,7 +629,7 @@ class LexicalIndex:
             pipe.hset(self._key(chat_id, "id"), mapping={number: entry.id for entry, number in mine})
             pipe.zadd(self._key(chat_id, "time"), {number: entry.timestamp for entry, number in mine})
             for (_, number), vector in zip(mine, vectors.astype(VECTOR)):
-                pipe.setrange(self._key(chat_id, "vectors"), number * _VECTOR_BYTES, vector.tobytes())
+                pipe.setrange(self._key(chat_id, "vectors"), number * self._row_bytes, vector.tobytes())
             for term, records in self._postings(mine).items():
                 pipe.append(self._term_key(chat_id, term), records)
             await pipe.execute()
@@ -646,7 +648,7 @@ class LexicalIndex:
             return False
         vector = np.asarray(entry.vector, dtype=np.float64)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.setrange(self._key(chat_id, "vectors"), number * _VECTOR_BYTES, vector.astype(VECTOR).tobytes())
+            pipe.setrange(self._key(chat_id, "vectors"), number * self._row_bytes, vector.astype(VECTOR).tobytes())
             for term, records in self._postings([(entry, number)]).items():
                 pipe.append(self._term_key(chat_id, term), records)
             await pipe.execute()
@@ -735,9 +737,17 @@ class LexicalIndex:
         async with self._redis.pipeline(transaction=False) as pipe:
             for number, vector in zip(numbers, np.asarray(vectors).astype(VECTOR)):
                 if number is not None:
-                    pipe.setrange(self._key(chat_id, "vectors"), int(number) * _VECTOR_BYTES, vector.tobytes())
+                    pipe.setrange(self._key(chat_id, "vectors"), int(number) * self._row_bytes, vector.tobytes())
             await pipe.execute()
         return indexed
+
+    async def clear_vectors(self, chat_id: str) -> None:
+        """Forget the chat's vectors and their sum (before :meth:`set_vectors` writes ones of
+        another length); its words and times stay."""
+        async with self._redis.pipeline(transaction=True) as pipe:  # one hash tag: one slot
+            pipe.unlink(self._key(chat_id, "vectors"), self._key(chat_id, "sum"))
+            pipe.hdel(self._key(chat_id, "meta"), "vectors")
+            await pipe.execute()
 
     async def set_sum(self, chat_id: str, total: np.ndarray, count: int) -> None:
         """Set the chat's sum of vectors and their number (after :meth:`set_vectors` of all its entries)."""
@@ -780,17 +790,17 @@ class LexicalIndex:
         """The entries' vectors (float32, one row per number; zeros where none was written)."""
         numbers = np.asarray(numbers, dtype=np.int64)
         if len(numbers) == 0:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+            return np.zeros((0, self._dimensions), dtype=np.float32)
         key = self._key(chat_id, "vectors")
         low, high = int(numbers.min()), int(numbers.max())
         if high - low + 1 <= 2 * len(numbers):
             # Mostly consecutive (entries of a period were indexed together): one slice.
-            raw = await self._redis.getrange(key, low * _VECTOR_BYTES, (high + 1) * _VECTOR_BYTES - 1)
+            raw = await self._redis.getrange(key, low * self._row_bytes, (high + 1) * self._row_bytes - 1)
             rows, wanted = high - low + 1, numbers - low
         else:
-            raw = await self._gather_vectors(keys=[key], args=[_VECTOR_BYTES, *numbers.tolist()])
+            raw = await self._gather_vectors(keys=[key], args=[self._row_bytes, *numbers.tolist()])
             rows, wanted = len(numbers), np.arange(len(numbers))
-        return _rows(raw, rows)[wanted].astype(np.float32)
+        return self._rows(raw, rows)[wanted].astype(np.float32)
 
     async def times(self, chat_id: str, ids: Sequence[str]) -> list[float | None]:
         """Each entry's timestamp, None for an entry not indexed."""
@@ -881,11 +891,17 @@ class LexicalIndex:
         if not best:
             return []
         ids, raw = await self._gather_vectors(
-            keys=[self._key(chat_id, "vectors"), self._key(chat_id, "id")], args=[_VECTOR_BYTES, *best]
+            keys=[self._key(chat_id, "vectors"), self._key(chat_id, "id")], args=[self._row_bytes, *best]
         )
-        vectors = _rows(raw, len(best)).astype(np.float32)
+        vectors = self._rows(raw, len(best)).astype(np.float32)
         return [(entry_id.decode(), float(scores[n]), vector)
                 for n, entry_id, vector in zip(best, ids, vectors) if entry_id is not None]
+
+    def _rows(self, raw: bytes, rows: int) -> np.ndarray:
+        """``rows`` packed float16 vectors, one per row (a view: convert the rows you keep); vectors
+        past the end of the stored string come back short (only the last ones can be) and read as zeros."""
+        raw = raw.ljust(rows * self._row_bytes, b"\0")
+        return np.frombuffer(raw, dtype=VECTOR).reshape(rows, self._dimensions)
 
     # ---- keys --------------------------------------------------------------------
 
@@ -914,16 +930,28 @@ def _parse_cursor(cursor: str) -> tuple[float, bytes]:
     return value, number.encode()
 
 
-def _rows(raw: bytes, rows: int) -> np.ndarray:
-    """``rows`` packed float16 vectors, one per row (a view: convert the rows you keep); vectors
-    past the end of the stored string come back short (only the last ones can be) and read as zeros."""
-    raw = raw.ljust(rows * _VECTOR_BYTES, b"\0")
-    return np.frombuffer(raw, dtype=VECTOR).reshape(rows, DIMENSIONS)
-
-
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
     """Indexes of the k highest positive scores, highest first (ties: lower index first)."""
     positive = np.flatnonzero(scores > 0)
     if len(positive) > k:
         positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
     return positive[np.lexsort((positive, -scores[positive]))]
+
+
+def reads_as_english(text: str) -> bool:
+    """Whether ``text`` is English as far as its words tell: most of its words are Latin-script
+    words, and English's common words in it weigh at least half what another language's do
+    (the word index's prior for English left out: a short Spanish line is not English for
+    knowing no English word; a text nothing tells, a name or a number, is English)."""
+    if text.isascii():
+        found, cased = _WORD.findall(text.lower()), ""
+        latin = found
+    else:
+        folded, cased = _fold(text)
+        found, kinds = _split(folded)
+        latin = [word for word, kind in zip(found, kinds) if kind == "latin"]
+        if 2 * len(latin) < len(found):
+            return False
+    chooser = _choosers()["latin"]
+    scores = chooser.scores(latin, cased)
+    return 2 * (scores[0] - chooser.prior) >= max(scores[1:]) - 1e-9

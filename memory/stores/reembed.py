@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, Backends
-from memory.encoders.embeddings import DIMENSIONS, LocalEmbeddings
+from memory.encoders.embeddings import LocalEmbeddings, encoder_dimensions
 
 _BATCH = 256  # entries embedded and written per call
 
@@ -50,12 +50,15 @@ async def reembed(backends: Backends, progress: Callable[[int, int], None] | Non
     await redis.hset(REEMBED_KEY, "to", target)
 
     store = await backends.episodic()
+    await backends.l3(store.finish_rebuilds)
+    # Vectors of another length cannot go where the old ones were: each chat's store is rebuilt.
+    resize = previous is not None and encoder_dimensions(previous) != embeddings.encoder.dimensions
     done = {member.decode() for member in await redis.smembers(REEMBED_DONE_KEY)}
     chats = [chat for chat in await backends.l3(store.chat_ids) if chat not in done]
     sizes = [await backends.l3(store.count, chat) for chat in chats]
     total, finished = sum(sizes), 0
     for chat, size in zip(chats, sizes):
-        await _reembed_chat(backends, embeddings, chat)
+        await _reembed_chat(backends, embeddings, chat, resize)
         await redis.sadd(REEMBED_DONE_KEY, chat)
         finished += size
         if progress is not None:
@@ -70,10 +73,13 @@ async def reembed(backends: Backends, progress: Callable[[int, int], None] | Non
     return Reembedded(target, previous, len(chats), total)
 
 
-async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id: str) -> None:
+async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id: str, resize: bool) -> None:
     store, index = await backends.episodic(), await backends.lexical_index()
     entries = await backends.l3(store.entries, chat_id)
-    total, indexed_count = np.zeros(DIMENSIONS, dtype=np.float64), 0
+    total, indexed_count = np.zeros(embeddings.encoder.dimensions, dtype=np.float64), 0
+    if resize:
+        await index.clear_vectors(chat_id)
+    rebuilt: list[list[float]] = []
     for start in range(0, len(entries), _BATCH):
         batch = entries[start : start + _BATCH]
         ids = [entry["id"] for entry in batch]
@@ -81,9 +87,14 @@ async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id
             await backends.run_blocking(embeddings.embed_documents, [entry["content"] for entry in batch]),
             dtype=np.float32,
         )
-        await backends.l3(store.set_vectors, chat_id, ids, vectors.tolist())
+        if resize:
+            rebuilt.extend(vectors.tolist())
+        else:
+            await backends.l3(store.set_vectors, chat_id, ids, vectors.tolist())
         indexed = await index.set_vectors(chat_id, ids, vectors)
         total += vectors[indexed].astype(np.float64).sum(axis=0)
         indexed_count += int(indexed.sum())
+    if resize:
+        await backends.l3(store.rebuild, chat_id, entries, rebuilt)
     if indexed_count:
         await index.set_sum(chat_id, total, indexed_count)
