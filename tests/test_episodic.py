@@ -189,10 +189,24 @@ def test_a_collection_rebuilt_elsewhere_is_read_not_taken_for_gone(tmp_path: Pat
     running.upsert("chat-a", corpus("chat-a"))
     assert running.count("chat-a") == 4
     entries = reembedding.entries("chat-a")
-    reembedding.rebuild("chat-a", entries, [[0.5, 0.5, 0.5, 0.5]] * len(entries))
+    reembedding.rebuild("chat-a", entries, np.full((len(entries), 4), 0.5, dtype=np.float32))
     [(hit, vector)] = running.get_with_vectors(["chat-a"], ["chat-a:turn_0002"])
     assert hit["content"] == PASTA and vector.tolist() == [0.5, 0.5, 0.5, 0.5]
     assert running.chat_ids() == ["chat-a"] and reembedding.count("chat-a") == 4
+
+
+def test_a_rebuild_killed_mid_way_is_finished_or_undone_by_the_next(store: EpisodicStore) -> None:
+    client = store._client()
+    for chat_id in ("swapped", "filled"):
+        store.upsert(chat_id, corpus(chat_id))
+        aside = client.create_collection(collection_name(chat_id) + "-rebuilt", metadata={"rebuilt": chat_id})
+        aside.add(ids=[f"{chat_id}:turn_0001"], documents=[DOG], embeddings=[[0.5, 0.5, 0.5, 0.5]])
+    client.delete_collection(collection_name("swapped"))  # killed between deleting the old and renaming
+    store.finish_rebuilds()
+    # The old one gone: the rebuilt one takes its place. The old one still there: the rebuilt one goes.
+    assert sorted(store.chat_ids()) == ["filled", "swapped"]
+    assert store.count("swapped") == 1 and store.count("filled") == 4
+    assert sorted(c.name for c in client.list_collections()) == sorted(map(collection_name, ["filled", "swapped"]))
 
 
 def test_data_persists_across_a_new_client(tmp_path: Path, embeddings) -> None:

@@ -215,7 +215,7 @@ class EpisodicStore:
         if ids:
             self._read(chat_id, lambda chat: chat.collection.update(ids=ids, embeddings=vectors), None)
 
-    def rebuild(self, chat_id: str, entries: list[EpisodicHit], vectors: list[list[float]]) -> None:
+    def rebuild(self, chat_id: str, entries: list[EpisodicHit], vectors: np.ndarray) -> None:
         """Replace the chat's collection by one holding ``entries`` with ``vectors`` (a
         re-embedding to vectors of another length, which a collection cannot take). The new one
         is filled aside and then put in its place; a kill before that leaves the chat as it was,

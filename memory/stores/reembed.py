@@ -79,7 +79,7 @@ async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id
     total, indexed_count = np.zeros(embeddings.encoder.dimensions, dtype=np.float64), 0
     if resize:
         await index.clear_vectors(chat_id)
-    rebuilt: list[list[float]] = []
+    rebuilt = np.zeros((len(entries) if resize else 0, embeddings.encoder.dimensions), dtype=np.float32)
     for start in range(0, len(entries), _BATCH):
         batch = entries[start : start + _BATCH]
         ids = [entry["id"] for entry in batch]
@@ -87,8 +87,8 @@ async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id
             await backends.run_blocking(embeddings.embed_documents, [entry["content"] for entry in batch]),
             dtype=np.float32,
         )
-        if resize:
-            rebuilt.extend(vectors.tolist())
+        if resize:  # float32 rows, not lists of floats: a long chat's vectors are held until the swap
+            rebuilt[start : start + len(batch)] = vectors
         else:
             await backends.l3(store.set_vectors, chat_id, ids, vectors.tolist())
         indexed = await index.set_vectors(chat_id, ids, vectors)
