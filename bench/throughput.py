@@ -25,15 +25,20 @@ from memory.encoders import LocalEmbeddings
 from memory.turns import archive_content
 
 IMPORT_CHATS = 10
-# A process that loads the encoder and embeds a batch, printing its resident memory (MB)
-# before and after: what the encoder adds to a process.
+# A process that loads the encoder and embeds batches of texts of one to eight lines, printing
+# its resident memory (MB) before and after: what the encoder adds to a process once its
+# buffers have grown to a long batch's needs (one batch of short texts leaves them smaller,
+# and the figure then varies from run to run by a third).
 _RESIDENT = """
 import re, sys
 def resident():
     return int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
 from memory.encoders import load_encoder
 before = resident()
-load_encoder(sys.argv[1]).encode(["a turn of some sixty words about gardens and trips " * 6] * 64)
+encoder = load_encoder(sys.argv[1])
+for batch in range(6):
+    encoder.encode([f"turn {batch}.{i}: a line of some ten words about gardens and trips " * (1 + i % 8)
+                    for i in range(64)])
 print(before, resident())
 """
 TARGET_TURNS_PER_S = 300
@@ -91,7 +96,7 @@ async def run(options: BenchOptions) -> SectionResult:
 
 
 def encoder_resident_mb(name: str) -> float:
-    """What loading the encoder and embedding a batch add to a fresh process's resident memory."""
+    """What loading the encoder and embedding batches add to a fresh process's resident memory."""
     printed = subprocess.run([sys.executable, "-c", _RESIDENT, name], capture_output=True, text=True, check=True)
     before, after = map(float, printed.stdout.split())
     return round(after - before, 1)

@@ -31,7 +31,7 @@ from memory.errors import BackendUnavailable, FactsFull, SearchFailed, without_c
 from memory.retrieval.explicit_search import SEARCH_MECHANISM, iso_bound, result_line, with_every_word
 from memory.stores.facts import clean_fact_text
 from memory.stores.journal import TurnJournal
-from memory.stores.lexical import Words
+from memory.words import Words
 from memory.retrieval.merge import choose_recalls
 from memory.stores.privacy import Forgotten, export_user, forget_chat, forget_user
 from memory.prompt.blocks import facts_block

@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
+from memory.words import stemmers
+
 DEFAULT_CONFIG_FILE = "goat.toml"
 MIN_SECRET_CHARS = 16  # a webhook secret or an MCP token shorter than this could be guessed
 
@@ -232,8 +234,6 @@ class Words(_Section):
     @field_validator("stemmer")
     @classmethod
     def _known_stemmer(cls, name: str) -> str:
-        from memory.stores.lexical import stemmers
-
         if name not in stemmers():
             raise ValueError(f"unknown stemmer {name!r} (one of: {', '.join(stemmers())})")
         return name

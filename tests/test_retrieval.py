@@ -20,7 +20,8 @@ from memory.encoders.embeddings import LocalEmbeddings, distances
 from memory.facade import Memory
 from memory.retrieval.search import L3Search
 from memory.turns import Exchange, archive_id
-from memory.stores.lexical import K1, LexicalIndex, Words, terms
+from memory.stores.lexical import K1, LexicalIndex
+from memory.words import Words, terms
 from memory.stores.archive import INDEX_SCHEME_KEY
 from memory.stores.backends import PREFIX, REEMBED_KEY
 from memory.settings import SettingsError, load_settings

@@ -8,7 +8,8 @@ import pytest
 import redis.asyncio
 import Stemmer
 
-from memory.stores.lexical import AUTO, SCHEME, LexicalIndex, Words, reads_as_english, stemmers, terms
+from memory.stores.lexical import LexicalIndex
+from memory.words import AUTO, SCHEME, Words, reads_as_english, stemmers, terms
 from memory.settings import Settings, SettingsError, load_settings
 
 WORDS = Words()

@@ -49,6 +49,8 @@ from tokenizers import Tokenizer
 
 from memory.encoders.e5_weights import read_weights, weights_file
 from memory.settings import DEFAULT_ENCODER, ENCODERS
+from memory.words import reads_as_english
+
 MAX_TOKENS = 256  # MiniLM's truncation
 _WIDTH = 384  # both models' hidden size and vector length
 _HEADS = 12
@@ -352,15 +354,11 @@ class PairedEncoder(Encoder):
     MINILM_WEIGHT = 0.2  # measured on the LoCoMo dev conversations (README, "Measured")
 
     def __init__(self, minilm: MiniLMEncoder | None = None, e5: E5SmallEncoder | None = None) -> None:
-        # The word index's reading of a text's language (imported here: the stores import encoders).
-        from memory.stores.lexical import reads_as_english
-
-        self._english = reads_as_english
         self.minilm, self.e5 = minilm or MiniLMEncoder(), e5 or E5SmallEncoder()
         self._beside = ThreadPoolExecutor(1, thread_name_prefix="minilm-beside-e5")
 
     def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
-        english = np.array([self._english(text) for text in texts], dtype=bool)
+        english = np.array([reads_as_english(text) for text in texts], dtype=bool)
         # Two cores: MiniLM's pass runs beside e5's, which takes twice as long.
         minilm = self._beside.submit(self.minilm.encode, [text for text, e in zip(texts, english) if e], query=query)
         e5 = self.e5.encode(texts, query=query)

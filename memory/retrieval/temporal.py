@@ -40,7 +40,7 @@ from dateparser.conf import Settings
 from dateparser.languages.loader import default_loader
 from dateparser.search import search_dates
 
-from memory.stores.lexical import terms
+from memory.words import terms
 
 # Constant for every call; only RELATIVE_BASE changes, so it is swapped into a
 # copy of this (a cheap attribute copy) instead of re-validating a settings dict.

@@ -26,10 +26,11 @@ from memory.stores.episodic import EpisodicStore
 from memory.errors import BackendUnavailable, EncoderMismatch
 from memory.stores.facts import FactsStore, RedisFactsStore
 from memory.stores.letta import LettaFactsStore
-from memory.stores.lexical import LexicalIndex, Words
+from memory.stores.lexical import LexicalIndex
 from memory.stores.redis_server import EmbeddedRedis, async_client
 from memory.settings import Settings
 from memory.stores.working import WorkingMemory
+from memory.words import Words
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,5 +1,5 @@
 """Frequent words of languages, by which the word index tells the language of a text's words
-(:mod:`memory.stores.lexical`): for each language, the Snowball stemmer its words are folded with
+(:mod:`memory.words.folding`): for each language, the Snowball stemmer its words are folded with
 ("none": kept whole), the script it is written in, and its commonest words (function words,
 greetings), written as people write them; they are folded as texts are when loaded.
 

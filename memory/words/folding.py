@@ -1,0 +1,458 @@
+"""How texts become the word index's terms, and which language their words are in.
+
+Words are folded by script and language (:class:`Words`), so that a question finds the entries
+holding another form of its words in any language. Scripts written without spaces (Chinese,
+Japanese, Thai…; Korean, whose words carry their particles) give overlapping character pairs,
+and single characters too for Han and Hangul: a word found inside a sentence matches, and the
+sentence holding the pair outranks those holding its characters apart. Other words are stemmed
+by Snowball in their language, told per text and script from its commonest words and letters
+(:mod:`memory.words.stopwords`), or kept whole in a language Snowball has no stemmer for. An entry is
+indexed under its likeliest language; a query too short to tell its own (a word or three, no
+stopword) is folded in each language of its script, and the search takes, per script, the
+folding of which the chat's index holds the most words (English first on a tie, so English
+chats search as before). Each query word stays one term: none is counted twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import re
+import threading
+import unicodedata
+from collections.abc import Collection
+from itertools import chain
+
+import Stemmer
+
+from memory.words.stopwords import CUES, LANGUAGES
+
+_WORD = re.compile(r"\w+")
+NO_STEMMER = "none"
+AUTO = "auto"
+SCHEME = 1  # how words become terms: the index records "<stemmer>-<SCHEME>" (raise it when terms change)
+
+
+def terms(text: str) -> list[str]:
+    """Words of ``text``, case-folded and without diacritics ("Când" and "cand" are one word),
+    in order, repeats kept. A run of a script written without spaces (Chinese, Japanese kana,
+    Thai…) is one word here; a change of script ends a word ("東京2020" → "東京", "2020")."""
+    if text.isascii():
+        return _WORD.findall(text.lower())
+    return _split(_fold(text)[0])[0]
+
+
+def stemmers() -> list[str]:
+    """What the word index can fold words with: "auto" (each script's and language's own
+    stemmer), one of Snowball's languages for every word, or "none"."""
+    return [AUTO, *Stemmer.algorithms(), NO_STEMMER]
+
+
+class QueryTerms:
+    """A query's index terms under each way its words may have been folded: ``lookups`` are all
+    of them (read them all), :meth:`choose` gives the query's terms under the folding the terms
+    found support best. A query that tells its language has one folding: its terms are then
+    exactly :class:`Words`'s of the query."""
+
+    __slots__ = ("_units", "_groups", "lookups")
+
+    def __init__(self, units: list[tuple[str, str, int]], groups: dict[str, list[list[str]]]) -> None:
+        self._units = units  # (word, kind, the word's place in its group's forms, or -1 for a run's grams)
+        self._groups = groups  # kind → one list of terms (one per word of the kind) per folding, likeliest first
+        looked: dict[str, None] = {}
+        for word, kind, place in units:
+            if place < 0:
+                looked.update(dict.fromkeys(_grams(word, kind in _SINGLES)))
+        for forms in groups.values():
+            for form in forms:
+                looked.update(dict.fromkeys(form))
+        self.lookups = list(looked)
+
+    def choose(self, present: Collection[str]) -> list[str]:
+        """The query's terms, each once, in order, under the folding (per script) that finds the
+        most of its words among ``present`` (the terms the index holds); the likeliest on a tie."""
+        picks = self._picks(present)
+        chosen: dict[str, None] = {}
+        for word, kind, place in self._units:
+            if place < 0:
+                chosen.update(dict.fromkeys(_grams(word, kind in _SINGLES)))
+            else:
+                chosen[self._groups[kind][picks[kind]][place]] = None
+        return list(chosen)
+
+    def _picks(self, present: Collection[str]) -> dict[str, int]:
+        picks = {}
+        for kind, forms in self._groups.items():
+            if len(forms) == 1:
+                picks[kind] = 0
+                continue
+            found = [len({place for place, term in enumerate(form) if term in present}) for form in forms]
+            picks[kind] = found.index(max(found))
+        return picks
+
+
+class Words:
+    """What the word index keeps of a text: its words (:func:`terms`) folded so that a question
+    finds the turns holding another form of its words, by script and language:
+
+    - a script written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar), and Korean
+      (whose words carry their particles): each run's overlapping character pairs ("熊猫" in
+      "大熊猫" → "大熊", "熊猫"), and for Han and Hangul, whose single characters are words,
+      single characters too;
+    - other words: stemmed by Snowball in their language ("visited", "visits" → "visit";
+      "собаку", "собаки" → "собак"), the language told per text and script from its commonest
+      words and letters (:mod:`memory.words.stopwords`); a language Snowball has no stemmer for keeps its
+      words whole. Numbers and keys stay as they are.
+
+    ``stemmer`` "auto" does that; a Snowball language's name folds every spaced word with that
+    language's stemmer, "none" keeps them whole. :attr:`stemmer` names the scheme the index is
+    written with (a chat's index written otherwise is indexed afresh)."""
+
+    def __init__(self, stemmer: str = AUTO) -> None:
+        if stemmer not in stemmers():
+            raise ValueError(f"unknown stemmer {stemmer!r} (one of: {', '.join(stemmers())})")
+        self.language = stemmer
+        self.stemmer = f"{stemmer}-{SCHEME}"
+        self._per_thread = threading.local()  # a PyStemmer stemmer is not thread-safe
+
+    def __call__(self, text: str) -> list[str]:
+        """The index terms of ``text``, in order, repeats kept."""
+        # The words are stemmed as people often type them, without their diacritics.
+        if text.isascii():  # most texts: Latin words and numbers only
+            found = _WORD.findall(text.lower())
+            return self._stem(self._reading("latin", found, ""), found)
+        folded, cased = _fold(text)
+        found, kinds = _split(folded)
+        present = set(kinds)
+        if len(present) == 1 and not present & _RUN_KINDS:
+            return self._stem(self._reading(kinds[0], found, cased), found)
+        held = list(found)
+        for kind in present - _RUN_KINDS:  # each script's words stemmed together, put back in place
+            places = [i for i, of in enumerate(kinds) if of == kind]
+            words = [found[i] for i in places]
+            for i, stem in zip(places, self._stem(self._reading(kind, words, cased), words)):
+                held[i] = stem
+        if present & _RUN_KINDS:
+            return [term for kind, word in zip(kinds, held)
+                    for term in (_grams(word, kind in _SINGLES) if kind in _RUN_KINDS else (word,))]
+        return held
+
+    def query(self, text: str) -> QueryTerms:
+        """The terms of ``text`` as a query: a text too short to tell its language by (1-3 words,
+        as a search names them) gets its words folded in each language of their script, and the
+        index's own terms choose among them (:meth:`QueryTerms.choose`)."""
+        if text.isascii():
+            found = _WORD.findall(text.lower())
+            units, cased = zip(["latin"] * len(found), found), ""
+        else:
+            folded, cased = _fold(text)
+            units = zip(*_split(folded)[::-1])
+        by_kind: dict[str, list[str]] = {}
+        placed: list[tuple[str, str, int]] = []
+        for kind, word in units:
+            if kind in _RUN_KINDS:
+                placed.append((word, kind, -1))
+            else:
+                found = by_kind.setdefault(kind, [])
+                placed.append((word, kind, len(found)))
+                found.append(word)
+        groups = {kind: [self._stem(name, found) for name in self._readings(kind, found, cased)]
+                  for kind, found in by_kind.items()}
+        return QueryTerms(placed, groups)
+
+    def found_in(self, query: str, text: str) -> list[str]:
+        """The words of ``query`` (as :func:`terms` gives them) that ``text`` holds in some form,
+        each once, in the query's order: what a search by these words matched. Of a run of a
+        script written without spaces, the longest parts ``text`` holds (a lone character only
+        when it is the whole run)."""
+        held = set(self(text))
+        asked = self.query(query)
+        picks = asked._picks(held)
+        found: dict[str, None] = {}
+        for word, kind, place in asked._units:
+            if place >= 0:
+                if asked._groups[kind][picks[kind]][place] in held:
+                    found[word] = None
+            else:
+                found.update(dict.fromkeys(_held_parts(word, held)))
+        return list(found)
+
+    def _reading(self, kind: str, found: list[str], cased: str) -> str:
+        """The stemmer the words of a kind (``found``) are folded with in this text."""
+        if self.language != AUTO:
+            return self.language
+        chooser = _choosers().get(kind)
+        return chooser.best(found, cased) if chooser else _FIXED.get(kind, NO_STEMMER)
+
+    def _readings(self, kind: str, found: list[str], cased: str) -> list[str]:
+        """The stemmers the words of a kind may have been folded with, likeliest (:meth:`_reading`'s)
+        first; that one only when the text tells its language."""
+        if self.language != AUTO:
+            return [self.language]
+        chooser = _choosers().get(kind)
+        return chooser.readings(found, cased) if chooser else [_FIXED.get(kind, NO_STEMMER)]
+
+    def _stem(self, name: str, found: list[str]) -> list[str]:
+        if name == NO_STEMMER or not found:
+            return found
+        stemmers_here = getattr(self._per_thread, "stemmers", None)
+        if stemmers_here is None:
+            stemmers_here = self._per_thread.stemmers = {}
+        stemmer = stemmers_here.get(name)
+        if stemmer is None:  # it caches the stems it made: a chat's vocabulary is stemmed once
+            stemmer = stemmers_here[name] = Stemmer.Stemmer(name)
+        return stemmer.stemWords(found)
+
+
+# ---- how texts are cut into words --------------------------------------------------------
+
+# Scripts written without spaces between words: a run of one is cut into character pairs.
+_RUNS = {
+    "han": "\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+           "\U00020000-\U0003134f",
+    "hangul": "\u1100-\u11ff\u3131-\u318e\ua960-\ua97f\uac00-\ud7a3\ud7b0-\ud7ff",
+    "hiragana": "\u3041-\u3096\u3099-\u309f",
+    "katakana": "\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff",
+    "thai": "\u0e01-\u0e3a\u0e40-\u0e4e\u0e50-\u0e59",
+    "lao": "\u0e81-\u0eae\u0eb0-\u0edf",
+    "khmer": "\u1780-\u17d3\u17d7\u17dc\u17dd\u17e0-\u17e9\u19e0-\u19ff",
+    "myanmar": "\u1000-\u1049\u1050-\u109f\ua9e0-\ua9fe\uaa60-\uaa7f",
+}
+_RUN_KINDS = frozenset(_RUNS)
+_SINGLES = frozenset({"han", "hangul"})  # their single characters are words too
+# Spaced scripts with a choice of stemmers, or a stemmer of their own. Other words are "latin"
+# (and numbers) or "other" (Georgian, Bengali…: kept whole).
+_SPACED = {
+    "cyrillic": "\u0400-\u0481\u0483-\u052f\u1c80-\u1c8f\u2de0-\u2dff\ua640-\ua69f",
+    "greek": "\u0370-\u0373\u0376\u0377\u037b-\u037d\u037f\u0386\u0388-\u03ff\u1f00-\u1ffe",
+    "arabic": "\u0610-\u061a\u0620-\u0669\u066e-\u06d3\u06d5-\u06dc\u06df-\u06e8\u06ea-\u06ff"
+              "\u0750-\u077f\u08a0-\u08ff",
+    "hebrew": "\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u05d0-\u05ea\u05ef-\u05f2",
+    "armenian": "\u0531-\u0556\u0559\u0560-\u0588",
+    "devanagari": "\u0900-\u0963\u0966-\u096f\u0971-\u097f\ua8e0-\ua8ff",
+    "tamil": "\u0b82-\u0bef",
+}
+_GROUPED = "".join((*_RUNS.values(), *_SPACED.values()))
+_FIXED = {"greek": "greek", "armenian": "armenian", "tamil": "tamil"}
+_LATIN_LETTERS = "\u00aa\u00b5\u00ba\u00c0-\u02af\u1e00-\u1eff\u2c60-\u2c7f\ua720-\ua7ff\uab30-\uab6f"
+_DROPPED = re.compile(  # taken out of words: diacritics, vowel points, joiners, soft hyphens
+    "[\u0300-\u036f\u0483-\u0489\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u0610-\u061a"
+    "\u0640\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed\u1ab0-\u1aff"
+    "\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\u00ad\u200c\u200d\u2060\ufeff]")
+# Characters folding leaves as they are, most of most texts: ASCII, Cyrillic, Greek, Arabic and
+# Hebrew letters, Devanagari, Thai, kana, Hangul, Han. (A text of these only is kept as it is.)
+_FOLDED = re.compile(
+    "[^\x00-\x7f\u0430-\u044f\u03b1-\u03c9\u0620-\u063f\u0641-\u064a\u05d0-\u05ea"
+    "\u0900-\u097f\u0e00-\u0e7f\u3000-\u30ff\u4e00-\u9fff\uac00-\ud7a3]")
+# Cyrillic letters of their own, not letters with a diacritic: kept through the folding.
+_KEPT = (("й", "\ue000"), ("ў", "\ue001"))
+
+
+def _fold(text: str) -> tuple[str, str]:
+    """``text`` case-folded and without diacritics (and vowel points, joiners), and ``text``
+    case-folded only."""
+    cased = unicodedata.normalize("NFKC", text).casefold()
+    if not _FOLDED.search(cased):
+        return cased, cased
+    folded = cased
+    for letter, stand_in in _KEPT:
+        folded = folded.replace(letter, stand_in)
+    folded = unicodedata.normalize("NFC", _DROPPED.sub("", unicodedata.normalize("NFKD", folded)))
+    for letter, stand_in in _KEPT:
+        folded = folded.replace(stand_in, letter)
+    return folded, cased
+
+
+@functools.cache
+def _marks() -> str:
+    """The combining marks ``\\w`` misses (parts of words in Indic scripts and others) but those
+    of the scripts in ``_RUNS`` and ``_SPACED``, as a character class's ranges."""
+    inside = re.compile(f"[{_GROUPED}]")
+    marks: list[list[int]] = []
+    for code in range(0x300, 0x10000):
+        char = chr(code)
+        if (unicodedata.category(char).startswith("M") and not char.isalnum() and not inside.match(char)
+                and not 0xD800 <= code < 0xE000):
+            if marks and marks[-1][1] == code - 1:
+                marks[-1][1] = code
+            else:
+                marks.append([code, code])
+    return "".join(f"{chr(low)}-{chr(high)}" for low, high in marks)
+
+
+def _classes() -> dict[str, str]:
+    """Each kind of word: the pattern of one word of it."""
+    classes = {"latin": f"[0-9_a-z{_LATIN_LETTERS}]+"}
+    classes.update((kind, f"[{chars}]+") for kind, chars in (*_RUNS.items(), *_SPACED.items()))
+    classes["other"] = f"(?:[^\\W{_GROUPED}{_LATIN_LETTERS}0-9_a-z]|[{_marks()}])+"
+    return classes
+
+
+class _Kinds(dict):
+    """A character's kind of word ("" for none: a space, a stop), worked out at first sight."""
+
+    def __missing__(self, char: str) -> str:
+        kind = next((kind for kind, pattern in _kind_patterns().items() if pattern.match(char)), "")
+        self[char] = kind
+        return kind
+
+
+@functools.cache
+def _kind_patterns() -> dict[str, re.Pattern[str]]:
+    return {kind: re.compile(pattern) for kind, pattern in _classes().items()}
+
+
+@functools.lru_cache(maxsize=256)
+def _words_of(kinds: frozenset[str]) -> re.Pattern[str]:
+    """The words of a text holding characters of these kinds, each of one kind (its group)."""
+    classes = _classes()
+    return re.compile("|".join(f"(?P<{kind}>{classes[kind]})" for kind in classes if kind in kinds))
+
+
+@functools.lru_cache(maxsize=64)
+def _foreign(kind: str) -> re.Pattern[str]:
+    """A word character that is neither ASCII nor of this kind (not "other")."""
+    chars = _LATIN_LETTERS if kind == "latin" else _RUNS.get(kind) or _SPACED[kind]
+    return re.compile(f"[^\\W\x00-\x7f{chars}]")
+
+
+_KINDS = _Kinds()
+_ASCII = frozenset(map(chr, range(128)))
+_NON_ASCII_LETTER = re.compile(r"[^\W\x00-\x7f]")
+
+
+def _split(folded: str) -> tuple[list[str], list[str]]:
+    """A folded text's words, in order, and the kind of each: one of ``_RUNS`` or ``_SPACED``,
+    "latin" (with numbers) or "other"."""
+    first = _NON_ASCII_LETTER.search(folded)
+    if first is None:
+        found = _WORD.findall(folded)
+        return found, ["latin"] * len(found)
+    kind = _KINDS[first.group()]
+    if kind != "other" and not _foreign(kind).search(folded, first.end()):  # one script, and ASCII
+        if kind == "latin":
+            found = _words_of(frozenset({kind})).findall(folded)
+            return found, ["latin"] * len(found)
+        pairs = _words_of(frozenset({"latin", kind})).findall(folded)  # groups: latin, then the other
+        return [latin or word for latin, word in pairs], ["latin" if latin else kind for latin, _ in pairs]
+    kinds = frozenset(map(_KINDS.__getitem__, set(folded).difference(_ASCII))) - {""} | {"latin"}
+    matches = list(_words_of(kinds).finditer(folded))
+    return [match.group() for match in matches], [match.lastgroup for match in matches]  # type: ignore[misc]
+
+
+def _grams(run: str, singles: bool) -> list[str]:
+    """A run's overlapping character pairs, and its characters too with ``singles``, in order;
+    a lone character stands for itself."""
+    if len(run) < 2:
+        return [run]
+    pairs = list(map(operator.add, run, run[1:]))
+    if not singles:
+        return pairs
+    grams = list(chain.from_iterable(zip(run, pairs)))
+    grams.append(run[-1])
+    return grams
+
+
+def _held_parts(run: str, held: Collection[str]) -> list[str]:
+    """The longest parts of a run whose character pairs are all ``held``."""
+    if len(run) < 2:
+        return [run] if run in held else []
+    parts, start = [], None
+    for i in range(len(run) - 1):
+        if run[i : i + 2] in held:
+            start = i if start is None else start
+        elif start is not None:
+            parts.append(run[start : i + 1])
+            start = None
+    if start is not None:
+        parts.append(run[start:])
+    return parts
+
+
+# ---- which language a text's words are in ------------------------------------------------
+
+# The score a script's first language starts with: it wins when nothing tells. English's is
+# higher: the commonest, and the one every text was folded in before, so a few words of another
+# language in an English text (names, code: "bin", "see") do not fold it otherwise.
+_PRIOR = {"latin": 1.0}
+_SURE = 2.5  # a text tells its language when it scores this much, twice any other stemmer's
+_FEW = 8  # a query of this many words at most that does not tell: folded in every language of its script
+
+
+class _Chooser:
+    """Tells the language of a script's words in a text from its languages' commonest words and
+    letters (:mod:`memory.words.stopwords`): each such word or letter found counts 1, shared among the
+    languages that have it."""
+
+    def __init__(self, script: str) -> None:
+        self.languages = [name for name, (_, writes, _) in LANGUAGES.items() if writes == script]
+        self.prior = _PRIOR.get(script, 0.5)
+        self.stemmers = [LANGUAGES[name][0] for name in self.languages]
+        index = {name: i for i, name in enumerate(self.languages)}
+        having: dict[str, list[int]] = {}
+        for name in self.languages:
+            for word in dict.fromkeys(_fold(LANGUAGES[name][2])[0].split()):
+                having.setdefault(word, []).append(index[name])
+        self.words = {word: tuple((i, 1 / len(held)) for i in held) for word, held in having.items()}
+        letters = {letter: tuple((index[name], 1 / len(names)) for name in names)
+                   for group, names in CUES.get(script, {}).items() for letter in group}
+        self.letters = letters
+        self.cues = re.compile(f"[{''.join(letters)}]") if letters else None
+
+    def scores(self, found: list[str], cased: str) -> list[float]:
+        scores = [0.0] * len(self.languages)
+        scores[0] = self.prior
+        get = self.words.get
+        for word in found:
+            shares = get(word)
+            if shares is not None:
+                for i, share in shares:
+                    scores[i] += share
+        if cased and self.cues is not None:
+            for letter in self.cues.findall(cased):
+                for i, share in self.letters[letter]:
+                    scores[i] += share
+        return scores
+
+    def best(self, found: list[str], cased: str) -> str:
+        """The stemmer of the likeliest language (the first one's when nothing tells)."""
+        scores = self.scores(found, cased)
+        return self.stemmers[scores.index(max(scores))]
+
+    def readings(self, found: list[str], cased: str) -> list[str]:
+        """The stemmers of the languages the words may be in, likeliest first: the likeliest
+        only when the text tells it (a clear lead over every other stemmer's language); of a
+        longer text that does not (names, code), those of languages with some evidence."""
+        scores = self.scores(found, cased)
+        ranked = sorted(range(len(scores)), key=lambda i: -scores[i])  # stable: first languages on a tie
+        first = self.stemmers[ranked[0]]
+        rival = max((scores[i] for i in ranked if self.stemmers[i] != first), default=0.0)
+        if scores[ranked[0]] >= _SURE and scores[ranked[0]] >= 2 * rival:
+            return [first]
+        few = len(found) <= _FEW
+        return list(dict.fromkeys(self.stemmers[i] for i in ranked if few or scores[i] > 0))
+
+
+@functools.cache
+def _choosers() -> dict[str, _Chooser]:
+    """The scripts whose words' language is told, each with its chooser (made at first use)."""
+    return {script: _Chooser(script) for script in ("latin", "cyrillic", "arabic", "devanagari", "hebrew")}
+
+
+def reads_as_english(text: str) -> bool:
+    """Whether ``text`` is English as far as its words tell: most of its words are Latin-script
+    words, and English's common words in it weigh at least half what another language's do
+    (the word index's prior for English left out: a short Spanish line is not English for
+    knowing no English word; a text nothing tells, a name or a number, is English)."""
+    if text.isascii():
+        found, cased = _WORD.findall(text.lower()), ""
+        latin = found
+    else:
+        folded, cased = _fold(text)
+        found, kinds = _split(folded)
+        latin = [word for word, kind in zip(found, kinds) if kind == "latin"]
+        if 2 * len(latin) < len(found):
+            return False
+    chooser = _choosers()["latin"]
+    scores = chooser.scores(latin, cased)
+    return 2 * (scores[0] - chooser.prior) >= max(scores[1:]) - 1e-9
