@@ -189,7 +189,11 @@ def test_a_collection_rebuilt_elsewhere_is_read_not_taken_for_gone(tmp_path: Pat
     running.upsert("chat-a", corpus("chat-a"))
     assert running.count("chat-a") == 4
     entries = reembedding.entries("chat-a")
-    reembedding.rebuild("chat-a", entries, np.full((len(entries), 4), 0.5, dtype=np.float32))
+    reembedding.begin_rebuild("chat-a")
+    for half in (entries[:2], entries[2:]):
+        reembedding.add_to_rebuild("chat-a", half, np.full((len(half), 4), 0.5, dtype=np.float32))
+    assert running.count("chat-a") == 4 and running.chat_ids() == ["chat-a"]  # the old one until the swap
+    reembedding.swap_in_rebuild("chat-a")
     [(hit, vector)] = running.get_with_vectors(["chat-a"], ["chat-a:turn_0002"])
     assert hit["content"] == PASTA and vector.tolist() == [0.5, 0.5, 0.5, 0.5]
     assert running.chat_ids() == ["chat-a"] and reembedding.count("chat-a") == 4

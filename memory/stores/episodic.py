@@ -29,7 +29,7 @@ from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
 COLLECTION_PREFIX = "l3-"
-_ASIDE = "-rebuilt"  # a collection being filled to replace its chat's (EpisodicStore.rebuild)
+_ASIDE = "-rebuilt"  # a collection being filled to replace its chat's (EpisodicStore.begin_rebuild)
 DEFAULT_PORT = 8000
 
 T = TypeVar("T")
@@ -215,30 +215,35 @@ class EpisodicStore:
         if ids:
             self._read(chat_id, lambda chat: chat.collection.update(ids=ids, embeddings=vectors), None)
 
-    def rebuild(self, chat_id: str, entries: list[EpisodicHit], vectors: np.ndarray) -> None:
-        """Replace the chat's collection by one holding ``entries`` with ``vectors`` (a
-        re-embedding to vectors of another length, which a collection cannot take). The new one
-        is filled aside and then put in its place; a kill before that leaves the chat as it was,
-        a kill after :meth:`finish_rebuilds` completes."""
-        name, aside = collection_name(chat_id), collection_name(chat_id) + _ASIDE
+    def begin_rebuild(self, chat_id: str) -> None:
+        """Start a collection aside to replace the chat's (a re-embedding to vectors of another
+        length, which a collection cannot take): filled by :meth:`add_to_rebuild`, put in place by
+        :meth:`swap_in_rebuild`. A kill before the swap leaves the chat as it was, a kill during
+        it is completed by :meth:`finish_rebuilds`."""
         client = self._client()
         try:
-            client.delete_collection(aside)  # a rebuild killed while it was filled
+            client.delete_collection(self._aside(chat_id))  # a rebuild killed while it was filled
         except NotFoundError:
             pass
         # Without a chat id in its metadata, chat_ids() does not list it.
-        collection = client.create_collection(aside, metadata={"rebuilt": chat_id}, embedding_function=None)
-        batch = client.get_max_batch_size()
-        for start in range(0, len(entries), batch):
-            chunk = entries[start : start + batch]
-            collection.add(ids=[entry["id"] for entry in chunk], documents=[entry["content"] for entry in chunk],
-                           metadatas=[entry["metadata"] for entry in chunk], embeddings=vectors[start : start + batch])
+        client.create_collection(self._aside(chat_id), metadata={"rebuilt": chat_id}, embedding_function=None)
+
+    def add_to_rebuild(self, chat_id: str, entries: list[EpisodicHit], vectors: np.ndarray) -> None:
+        """Add entries, with their new vectors, to the chat's collection being rebuilt."""
+        collection = self._client().get_collection(self._aside(chat_id), embedding_function=None)
+        collection.add(ids=[entry["id"] for entry in entries], documents=[entry["content"] for entry in entries],
+                       metadatas=[entry["metadata"] for entry in entries], embeddings=vectors)
+
+    def swap_in_rebuild(self, chat_id: str) -> None:
+        """Put the chat's rebuilt collection in the place of its old one."""
+        client = self._client()
+        collection = client.get_collection(self._aside(chat_id), embedding_function=None)
         self._forget(chat_id)
         try:
-            client.delete_collection(name)
+            client.delete_collection(collection_name(chat_id))
         except NotFoundError:
             pass
-        collection.modify(name=name, metadata={"chat_id": chat_id})
+        collection.modify(name=collection_name(chat_id), metadata={"chat_id": chat_id})
 
     def finish_rebuilds(self) -> None:
         """Put in place a rebuilt collection whose chat's old one is already gone (a rebuild
@@ -323,6 +328,10 @@ class EpisodicStore:
                 name, metadata={"chat_id": chat_id}, embedding_function=None
             ),
         )
+
+    @staticmethod
+    def _aside(chat_id: str) -> str:
+        return collection_name(chat_id) + _ASIDE
 
     def _forget(self, chat_id: str) -> None:
         with self._lock:

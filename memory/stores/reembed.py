@@ -79,7 +79,7 @@ async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id
     total, indexed_count = np.zeros(embeddings.encoder.dimensions, dtype=np.float64), 0
     if resize:
         await index.clear_vectors(chat_id)
-    rebuilt = np.zeros((len(entries) if resize else 0, embeddings.encoder.dimensions), dtype=np.float32)
+        await backends.l3(store.begin_rebuild, chat_id)
     for start in range(0, len(entries), _BATCH):
         batch = entries[start : start + _BATCH]
         ids = [entry["id"] for entry in batch]
@@ -87,14 +87,14 @@ async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id
             await backends.run_blocking(embeddings.embed_documents, [entry["content"] for entry in batch]),
             dtype=np.float32,
         )
-        if resize:  # float32 rows, not lists of floats: a long chat's vectors are held until the swap
-            rebuilt[start : start + len(batch)] = vectors
+        if resize:
+            await backends.l3(store.add_to_rebuild, chat_id, batch, vectors)
         else:
             await backends.l3(store.set_vectors, chat_id, ids, vectors.tolist())
         indexed = await index.set_vectors(chat_id, ids, vectors)
         total += vectors[indexed].astype(np.float64).sum(axis=0)
         indexed_count += int(indexed.sum())
     if resize:
-        await backends.l3(store.rebuild, chat_id, entries, rebuilt)
+        await backends.l3(store.swap_in_rebuild, chat_id)
     if indexed_count:
         await index.set_sum(chat_id, total, indexed_count)
