@@ -10,6 +10,7 @@ line on standard error and the conversation goes on; the exit status is 1 if any
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -144,8 +145,42 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def read_line(prompt: str) -> str | None:
-    """The next line of standard input (None at its end), read in a daemon thread: a read
+def typed_line() -> str | None:
+    """The next line typed at the terminal, after the prompt, with line editing (None on Ctrl-D)."""
+    try:
+        return input(PROMPT)
+    except EOFError:
+        return None
+
+
+class PipedLines:
+    """Standard input's lines read from its file descriptor, not through ``sys.stdin``: a read
+    still waiting in its daemon thread when the chat ends must hold no lock that the
+    interpreter's shutdown takes (sys.stdin's buffer: "Fatal Python error: _enter_buffered_busy").
+    Bytes that are not UTF-8 become U+FFFD, as on import."""
+
+    def __init__(self, descriptor: int) -> None:
+        self._descriptor = descriptor
+        self._pending = bytearray()
+
+    def next(self) -> str | None:
+        """The next line without its line end; None at the end of the input."""
+        searched = 0
+        while (end := self._pending.find(b"\n", searched)) < 0:
+            searched = len(self._pending)
+            chunk = os.read(self._descriptor, 1 << 16)
+            if not chunk:  # the end: a last line without its newline still counts
+                line = bytes(self._pending)
+                self._pending.clear()
+                return line.decode(errors="replace") if line else None
+            self._pending += chunk
+        line = bytes(self._pending[:end]).removesuffix(b"\r")  # a Windows line end too
+        del self._pending[:end + 1]
+        return line.decode(errors="replace")
+
+
+async def read_line(read: Callable[[], str | None]) -> str | None:
+    """The next line of standard input (None at its end), ``read`` in a daemon thread: a read
     still waiting must not keep the process alive after /quit or Ctrl-C, as a pool thread would."""
     loop = asyncio.get_running_loop()
     line: asyncio.Future[str | None] = loop.create_future()
@@ -154,17 +189,15 @@ async def read_line(prompt: str) -> str | None:
         if not line.done():  # not cancelled meanwhile (Ctrl-C)
             setter(value)
 
-    def read() -> None:
+    def read_in_thread() -> None:
         try:
-            outcome = (line.set_result, input(prompt))
-        except EOFError:
-            outcome = (line.set_result, None)
+            outcome = (line.set_result, read())
         except Exception as exc:
             outcome = (line.set_exception, exc)
         with suppress(RuntimeError):  # the loop is gone: the chat has ended
             loop.call_soon_threadsafe(settle, *outcome)
 
-    threading.Thread(target=read, name="goat-chat-input", daemon=True).start()
+    threading.Thread(target=read_in_thread, name="goat-chat-input", daemon=True).start()
     return await line
 
 
@@ -207,9 +240,13 @@ def terminal_restored(interactive: bool) -> Iterator[None]:
 
 async def run_chat(settings: Settings, chat_id: str, user_id: str | None) -> int:
     interactive = sys.stdin.isatty()
-    sys.stdin.reconfigure(errors="replace")  # bytes that are not UTF-8 become U+FFFD, as on import
     if interactive:
         import readline  # noqa: F401 — line editing and history for input()
+
+        sys.stdin.reconfigure(errors="replace")  # bytes that are not UTF-8 become U+FFFD, as on import
+        next_line = typed_line
+    else:
+        next_line = PipedLines(sys.stdin.fileno()).next
     async with TurnRunner.from_settings(settings) as runner:
         session = ChatSession(runner, chat_id, turn_user({"chat_id": chat_id, "user_id": user_id}), interactive)
         if interactive:
@@ -219,7 +256,7 @@ async def run_chat(settings: Settings, chat_id: str, user_id: str | None) -> int
         if interactive:
             print("ready; /help lists the commands", flush=True)
         with terminal_restored(interactive):
-            while (line := await read_line(PROMPT if interactive else "")) is not None:
+            while (line := await read_line(next_line)) is not None:
                 if not await session.handle(line):
                     break
             else:

@@ -5,6 +5,7 @@ Redis, Chroma and MiniLM; the model is the loopback fake."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import io
 import json
 import os
@@ -22,7 +23,7 @@ import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
 
-from bot.chat import CANCELLED, PROMPT, REPLY_PREFIX, ChatSession
+from bot.chat import CANCELLED, PROMPT, REPLY_PREFIX, ChatSession, PipedLines
 from conftest import wait_for
 from fakes import FakeOpenAI
 from memory.settings import Settings
@@ -46,6 +47,7 @@ REPLIES = ["Got it, zebra-9911 for the shed.", "Try a little wax on the runners.
            "First the shed padlock code, then the greenhouse door.", "It is zebra-9911."]  # fmt: skip
 FACTS = {"shed_code": "zebra-9911", "home_city": "Porto"}
 OPENAI_KEY = "sk-goat-test-OPENAIKEY-4f9c2b7e"
+SYS_TGKILL, SYS_EPOLL_WAIT, SYS_EPOLL_PWAIT = 234, "232", "281"  # x86-64
 BOT_TOKEN = "987654321:TELEGRAM-TOKEN-8d1e5a"
 NODES = {"prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble", "llm", "save", "archive"}
 # Scripted input of the second session: facts, forgetting, a reset, a question only L3 can answer.
@@ -451,22 +453,88 @@ async def test_reset_empties_l2_but_turn_numbers_go_on(settings, embeddings):
         await memory.aclose()
 
 
-def test_ctrl_c_with_a_pipe_for_input_ends_the_session_cleanly(tmp_path):
-    """A read of standard input still waiting when Ctrl-C comes must not abort the interpreter's
-    shutdown ("Fatal Python error: _enter_buffered_busy": a daemon thread inside sys.stdin)."""
+@contextmanager
+def chat_waiting_on_a_pipe(tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """`goat chat` reading a pipe held open, once it answered the first line: it waits for the next."""
     with FakeOpenAI(api_key=OPENAI_KEY) as fake:
         fake.reply("pong")
         env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY,
                        OPENAI_BASE_URL=fake.base_url)
         process = subprocess.Popen([str(GOAT), "chat", "--chat", CHAT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, env=env, cwd=tmp_path, text=True)
-        process.stdin.write("ping\n")
-        process.stdin.flush()
-        assert process.stdout.readline() == "pong\n"  # the chat now waits for the next line
+        try:
+            process.stdin.write("ping\n")
+            process.stdin.flush()
+            assert process.stdout.readline() == "pong\n"
+            yield process
+        finally:
+            process.kill()
+            process.communicate()
+
+
+def test_ctrl_c_with_a_pipe_for_input_ends_the_session_cleanly(tmp_path):
+    """A read of standard input still waiting when Ctrl-C comes must not abort the interpreter's
+    shutdown ("Fatal Python error: _enter_buffered_busy": a daemon thread inside sys.stdin)."""
+    with chat_waiting_on_a_pipe(tmp_path) as process:
         process.send_signal(signal.SIGINT)
-        _, errors = process.communicate(timeout=HANG_GUARD)
-    assert process.returncode == 130, errors
+        returncode = process.wait(HANG_GUARD)  # standard input stays open: no end of file ends it
+        errors = process.stderr.read()
+    assert returncode == 130, errors
     assert "Fatal Python error" not in errors and "Traceback" not in errors
+
+
+def test_piped_lines_are_read_whole_and_bytes_that_are_not_utf8_become_replacement_characters():
+    long_line = "é" * 40_000  # 80 000 bytes: two reads, one of them ending inside a character
+    reading, writing = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(writing, b"first\r\n\xffbad\n\n" + long_line.encode()
+                                                       + b"\nlast without its newline"), os.close(writing)))
+    writer.start()
+    lines = PipedLines(reading)
+    try:
+        assert [lines.next() for _ in range(6)] == [
+            "first", "\ufffdbad", "", long_line, "last without its newline", None]
+        assert lines.next() is None
+    finally:
+        writer.join()
+        os.close(reading)
+
+
+def threads_taking_sigint(pid: int) -> list[int]:
+    """The process's threads other than its main one that do not block SIGINT: any of them may
+    be the one the kernel hands a Ctrl-C meant for the whole process."""
+    taking = []
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        fields = dict(line.split(":\t", 1) for line in (task / "status").read_text().splitlines() if ":\t" in line)
+        if int(task.name) != pid and not int(fields["SigBlk"], 16) & (1 << (signal.SIGINT - 1)):
+            taking.append(int(task.name))
+    return taking
+
+
+def asleep_with_nothing_due(pid: int) -> bool:
+    """The process's main thread waits in epoll_wait(2) with no timeout: its event loop has
+    nothing scheduled and sleeps until a file descriptor it watches wakes it."""
+    call, *arguments = Path(f"/proc/{pid}/syscall").read_text().split()
+    return call in (SYS_EPOLL_WAIT, SYS_EPOLL_PWAIT) and int(arguments[3], 16) in (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
+
+
+def send_to_thread(pid: int, thread_id: int, signum: int) -> None:
+    """tgkill(2): a signal for one thread of a process, as the kernel may route a process's own."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SYS_TGKILL, pid, thread_id, signum) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+def test_ctrl_c_caught_by_another_thread_than_the_main_one_still_ends_the_session(tmp_path):
+    """Python runs signal handlers in the main thread alone; with the event loop asleep there
+    waiting for input, a Ctrl-C the kernel gave to another thread (the input reader, a pool
+    thread) must still wake it, not wait for the next line."""
+    with chat_waiting_on_a_pipe(tmp_path) as process:
+        wait_for(lambda: asleep_with_nothing_due(process.pid), "the chat's event loop to fall asleep")
+        send_to_thread(process.pid, threads_taking_sigint(process.pid)[0], signal.SIGINT)
+        returncode = process.wait(HANG_GUARD)
+        errors = process.stderr.read()
+    assert returncode == 130, errors
+    assert "Traceback" not in errors
 
 
 async def test_goat_chat_has_the_bots_memory_commands_and_answers_them_alike(settings, embeddings):
