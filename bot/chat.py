@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TextIO
 
 from bot.commands import COMMANDS, Asker
+from bot.signals import stop_as_ctrl_c
 from graph.observability import Redactor
 from graph.runner import TurnRunner
 from nodes.services import ModelNotConfigured
@@ -207,13 +208,16 @@ def ctrl_c_cancels(task: asyncio.Future[Any], unless: Callable[[], bool]) -> Ite
     ``unless()`` holds); SIGTERM, which the CLI turns into a Ctrl-C, still ends the session."""
     loop = asyncio.get_running_loop()
     stop_session = signal.getsignal(signal.SIGINT)
+    if not callable(stop_session):  # Ctrl-C ignored (a script's background job): it cancels nothing
+        yield
+        return
 
     def cancel(*_: object) -> None:
         if not unless():
             loop.call_soon_threadsafe(task.cancel)
 
     signal.signal(signal.SIGINT, cancel)
-    stop_on_sigterm = signal.signal(signal.SIGTERM, stop_session)
+    stop_on_sigterm = signal.signal(signal.SIGTERM, stop_as_ctrl_c(stop_session))
     try:
         yield
     finally:

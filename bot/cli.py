@@ -8,15 +8,14 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Coroutine
 from typing import Any
 
 from bot.arguments import add_bench_arguments, port_number, positive_int
 from bot.report import render_check, render_report
+from bot.signals import signals_wake_the_loop, stop_as_ctrl_c
 from graph.observability import RedactingFilter, Redactor
 from memory.settings import Settings, SettingsError, load_settings
 from nodes.state import MAX_MESSAGE_CHARS, InvalidTurn
@@ -164,34 +163,10 @@ async def _stopped_by_sigterm(command: Coroutine[Any, Any, int]) -> int:
     cleanup: the embedded Redis it started is stopped), which SIGTERM's default, killing the
     process, would skip."""
     # A plain handler, not the loop's: a web server that takes both signals itself (uvicorn) must
-    # get SIGTERM alone, or it reads the SIGINT that follows as a second Ctrl-C and forces its way out.
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
-    with _signals_wake_the_loop(asyncio.get_running_loop()):
+    # get SIGTERM alone, or it reads a second Ctrl-C into it and forces its way out.
+    signal.signal(signal.SIGTERM, stop_as_ctrl_c(signal.getsignal(signal.SIGINT)))
+    with signals_wake_the_loop(asyncio.get_running_loop()):
         return await command
-
-
-@contextmanager
-def _signals_wake_the_loop(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
-    """Python runs a signal's handler in the main thread alone, and the kernel may hand the signal
-    to any thread (the chat's input reader, a pool thread): a byte on a socket the loop watches
-    wakes the main thread then, or a Ctrl-C at an idle prompt would wait for the next event."""
-    woken, waker = socket.socketpair()
-    woken.setblocking(False)
-    waker.setblocking(False)
-
-    def drain() -> None:
-        with suppress(BlockingIOError):
-            woken.recv(4096)
-
-    loop.add_reader(woken.fileno(), drain)
-    previous = signal.set_wakeup_fd(waker.fileno(), warn_on_full_buffer=False)
-    try:
-        yield
-    finally:
-        signal.set_wakeup_fd(previous)
-        loop.remove_reader(woken.fileno())
-        woken.close()
-        waker.close()
 
 
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:

@@ -454,13 +454,15 @@ async def test_reset_empties_l2_but_turn_numbers_go_on(settings, embeddings):
 
 
 @contextmanager
-def chat_waiting_on_a_pipe(tmp_path: Path) -> Iterator[subprocess.Popen]:
-    """`goat chat` reading a pipe held open, once it answered the first line: it waits for the next."""
+def chat_waiting_on_a_pipe(tmp_path: Path, ctrl_c_ignored: bool = False) -> Iterator[subprocess.Popen]:
+    """`goat chat` reading a pipe held open, once it answered the first line: it waits for the next.
+    ``ctrl_c_ignored``: started as a shell starts a script's background job, SIGINT ignored."""
+    ignoring_ctrl_c = ["sh", "-c", 'trap "" INT; exec "$@"', "sh"] if ctrl_c_ignored else []
     with FakeOpenAI(api_key=OPENAI_KEY) as fake:
         fake.reply("pong")
         env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY,
                        OPENAI_BASE_URL=fake.base_url)
-        process = subprocess.Popen([str(GOAT), "chat", "--chat", CHAT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        process = subprocess.Popen([*ignoring_ctrl_c, str(GOAT), "chat", "--chat", CHAT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, env=env, cwd=tmp_path, text=True)
         try:
             process.stdin.write("ping\n")
@@ -481,6 +483,18 @@ def test_ctrl_c_with_a_pipe_for_input_ends_the_session_cleanly(tmp_path):
         errors = process.stderr.read()
     assert returncode == 130, errors
     assert "Fatal Python error" not in errors and "Traceback" not in errors
+
+
+def test_sigterm_ends_a_chat_that_ignores_ctrl_c(tmp_path):
+    """A shell starts a script's background jobs with Ctrl-C ignored: SIGTERM, which the CLI
+    turns into a Ctrl-C, must still end the chat and stop what it started."""
+    with chat_waiting_on_a_pipe(tmp_path, ctrl_c_ignored=True) as process:
+        process.terminate()
+        returncode = process.wait(HANG_GUARD)
+        errors = process.stderr.read()
+    assert returncode == 130, errors
+    assert "Traceback" not in errors
+    assert servers_left(tmp_path / "data") == []
 
 
 def test_piped_lines_are_read_whole_and_bytes_that_are_not_utf8_become_replacement_characters():

@@ -1,0 +1,46 @@
+"""How goat's commands stop: SIGTERM as Ctrl-C does, whichever thread the kernel hands a signal to."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+
+def stop_as_ctrl_c(on_ctrl_c: Any) -> Callable[[int, Any], None]:
+    """A SIGTERM handler that stops as ``on_ctrl_c``, SIGINT's handler, stops (asyncio's cancels
+    the command, whose cleanup runs), and raises KeyboardInterrupt where Ctrl-C is ignored: a
+    shell ignores it in a script's background jobs, and SIGTERM must still end them."""
+    stop = on_ctrl_c if callable(on_ctrl_c) else signal.default_int_handler
+
+    def handler(_: int, frame: Any) -> None:
+        stop(signal.SIGINT, frame)
+
+    return handler
+
+
+@contextmanager
+def signals_wake_the_loop(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Python runs a signal's handler in the main thread alone, and the kernel may hand the signal
+    to any thread (the chat's input reader, a pool thread): a byte on a socket the loop watches
+    wakes the main thread then, or a Ctrl-C at an idle prompt would wait for the next event."""
+    woken, waker = socket.socketpair()
+    woken.setblocking(False)
+    waker.setblocking(False)
+
+    def drain() -> None:
+        with suppress(BlockingIOError):
+            woken.recv(4096)
+
+    loop.add_reader(woken.fileno(), drain)
+    previous = signal.set_wakeup_fd(waker.fileno(), warn_on_full_buffer=False)
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        loop.remove_reader(woken.fileno())
+        woken.close()
+        waker.close()
