@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TextIO
 
 from bot.commands import COMMANDS, Asker
-from bot.signals import stop_as_ctrl_c
 from graph.observability import Redactor
 from graph.runner import TurnRunner
 from nodes.services import ModelNotConfigured
@@ -217,7 +216,7 @@ def ctrl_c_cancels(task: asyncio.Future[Any], unless: Callable[[], bool]) -> Ite
             loop.call_soon_threadsafe(task.cancel)
 
     signal.signal(signal.SIGINT, cancel)
-    stop_on_sigterm = signal.signal(signal.SIGTERM, stop_as_ctrl_c(stop_session))
+    stop_on_sigterm = signal.signal(signal.SIGTERM, stop_session)
     try:
         yield
     finally:

@@ -7,15 +7,13 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
-from collections.abc import Coroutine
 from typing import Any
 
 from bot.arguments import add_bench_arguments, port_number, positive_int
 from bot.report import render_check, render_report
-from bot.signals import signals_wake_the_loop, stop_as_ctrl_c
+from bot.signals import stopped_by_sigterm
 from graph.observability import RedactingFilter, Redactor
 from memory.settings import Settings, SettingsError, load_settings
 from nodes.state import MAX_MESSAGE_CHARS, InvalidTurn
@@ -144,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                    "bench": cmd_bench, "chat": cmd_chat, "stats": cmd_stats, "mcp": cmd_mcp,
                    "export": cmd_export, "forget-user": cmd_forget_user, "bot": cmd_bot,
                    "reembed": cmd_reembed}
-        return asyncio.run(_stopped_by_sigterm(handler[args.command](settings, args)))
+        return asyncio.run(stopped_by_sigterm(handler[args.command](settings, args)))
     except (SettingsError, InvalidTurn) as exc:
         print(f"goat: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -156,17 +154,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-async def _stopped_by_sigterm(command: Coroutine[Any, Any, int]) -> int:
-    """``command``, stopped by SIGTERM as by Ctrl-C (a web server's graceful shutdown, then the
-    cleanup: the embedded Redis it started is stopped), which SIGTERM's default, killing the
-    process, would skip."""
-    # A plain handler, not the loop's: a web server that takes both signals itself (uvicorn) must
-    # get SIGTERM alone, or it reads a second Ctrl-C into it and forces its way out.
-    signal.signal(signal.SIGTERM, stop_as_ctrl_c(signal.getsignal(signal.SIGINT)))
-    with signals_wake_the_loop(asyncio.get_running_loop()):
-        return await command
 
 
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:

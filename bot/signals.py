@@ -5,12 +5,23 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
 
-def stop_as_ctrl_c(on_ctrl_c: Any) -> Callable[[int, Any], None]:
+async def stopped_by_sigterm(command: Coroutine[Any, Any, int]) -> int:
+    """``command``, stopped by SIGTERM as by Ctrl-C (a web server's graceful shutdown, then the
+    cleanup: the embedded Redis it started is stopped), which SIGTERM's default, killing the
+    process, would skip."""
+    # A plain handler, not the loop's: a web server that takes both signals itself (uvicorn) must
+    # get SIGTERM alone, or it reads a second Ctrl-C into it and forces its way out.
+    signal.signal(signal.SIGTERM, _stop_as_ctrl_c(signal.getsignal(signal.SIGINT)))
+    with _signals_wake_the_loop(asyncio.get_running_loop()):
+        return await command
+
+
+def _stop_as_ctrl_c(on_ctrl_c: Any) -> Callable[[int, Any], None]:
     """A SIGTERM handler that stops as ``on_ctrl_c``, SIGINT's handler, stops (asyncio's cancels
     the command, whose cleanup runs), and raises KeyboardInterrupt where Ctrl-C is ignored: a
     shell ignores it in a script's background jobs, and SIGTERM must still end them."""
@@ -23,7 +34,7 @@ def stop_as_ctrl_c(on_ctrl_c: Any) -> Callable[[int, Any], None]:
 
 
 @contextmanager
-def signals_wake_the_loop(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+def _signals_wake_the_loop(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
     """Python runs a signal's handler in the main thread alone, and the kernel may hand the signal
     to any thread (the chat's input reader, a pool thread): a byte on a socket the loop watches
     wakes the main thread then, or a Ctrl-C at an idle prompt would wait for the next event."""
