@@ -462,8 +462,8 @@ def chat_waiting_on_a_pipe(tmp_path: Path, ctrl_c_ignored: bool = False) -> Iter
         fake.reply("pong")
         env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY,
                        OPENAI_BASE_URL=fake.base_url)
-        process = subprocess.Popen([*ignoring_ctrl_c, str(GOAT), "chat", "--chat", CHAT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, env=env, cwd=tmp_path, text=True)
+        process = subprocess.Popen([*ignoring_ctrl_c, str(GOAT), "chat", "--chat", CHAT], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path, text=True)
         try:
             process.stdin.write("ping\n")
             process.stdin.flush()
