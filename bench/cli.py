@@ -23,6 +23,7 @@ SECTIONS = {
     "deadline": "bench.deadline",
     "import": "bench.throughput",
     "locomo": "bench.retrieval",
+    "bilingual": "bench.bilingual",
     "checkpoint": "bench.checkpoint",
     "facts": "bench.facts",
     "servers": "bench.servers",

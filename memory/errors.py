@@ -126,10 +126,19 @@ class EncoderMismatch(BackendUnavailable):
     its vectors, the archive would answer nonsense, and written with them, it would mix two
     vector spaces. ``goat reembed`` re-embeds it (and finishes an interrupted re-embedding)."""
 
-    def __init__(self, archive: str | None, configured: str, reembedding: str | None = None) -> None:
+    def __init__(self, archive: str | None, configured: str, reembedding: str | None = None,
+                 running: bool = False) -> None:
+        # Records name the encoder first (``minilm-l6+e5-small (reading 1a2b…)``).
+        model, configured_model = (archive or "").split(" ", 1)[0], configured.split(" ", 1)[0]
         if reembedding is not None:
-            super().__init__("L3", f"a re-embedding of the archive with {reembedding} is unfinished",
-                             f"run `goat reembed` with embeddings.model={reembedding} to finish it")
+            to = reembedding.split(" ", 1)[0]
+            super().__init__("L3", f"a re-embedding of the archive with {to} is unfinished",
+                             "`goat reembed` is running it: wait for it to finish" if running else
+                             f"run `goat reembed` with embeddings.model={to} to finish it")
+        elif model == configured_model:
+            super().__init__("L3", f"the archive's {model} vectors were made by an older version ({archive}; "
+                             f"now {configured})", "run `goat reembed` to re-embed it")
         else:
-            super().__init__("L3", f"the archive was embedded with {archive}, this process is set to {configured}",
-                             f"run `goat reembed` to re-embed it with {configured}, or set embeddings.model={archive}")
+            super().__init__("L3", f"the archive was embedded with {model}, this process is set to {configured_model}",
+                             f"run `goat reembed` to re-embed it with {configured_model}, or set "
+                             f"embeddings.model={model}")

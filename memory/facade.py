@@ -590,7 +590,7 @@ class MemoryScope:
                   for name, hits in recalled.lists.items()}
         limit = settings.prefetch.max_results
         found = with_every_word(holding, choose_recalls(ranked, recalled.background, self.now,
-                                                        settings.retrieval, limit), limit)
+                                                        settings.retrieval, limit, recalled.ceiling), limit)
         await self.memory.archive([], self.now, accessed=found)
         words = Words(settings.words.stemmer)
         return [result_line(hit, words.found_in(query, hit["content"])) for hit in found]

@@ -22,8 +22,9 @@ from nodes.timing import timed
 @timed("gap_filter")
 async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     _, settings = resolve(runtime)
-    lists, background = state.get("recalls") or {}, (state.get("prefetch") or {}).get("background")
+    lists, prefetched = state.get("recalls") or {}, state.get("prefetch") or {}
     # verdicts: for whoever steps the turn (Studio, goat mcp's diagnose_last_turn), each candidate's.
     candidates, verdicts = choose_and_explain(
-        lists, background, state["now"], settings.retrieval, settings.prefetch.max_results)
+        lists, prefetched.get("background"), state["now"], settings.retrieval, settings.prefetch.max_results,
+        prefetched.get("ceiling"))
     return {"l3_candidates": candidates, "verdicts": verdicts}

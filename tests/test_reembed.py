@@ -113,7 +113,7 @@ async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_ke
             np.testing.assert_allclose(in_chroma, expected, atol=1e-5)
             np.testing.assert_allclose(in_index, expected, atol=2e-3)  # float16 in the index
             index = await memory.backends.lexical_index()
-            np.testing.assert_allclose(await index.centroid([chat_id]), expected.mean(axis=0), atol=1e-5)
+            np.testing.assert_allclose((await index.centroid([chat_id])).mean, expected.mean(axis=0), atol=1e-5)
         after = await memory.l3.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
         assert [hit["id"] for hit, *_ in after] == [hit["id"] for hit, *_ in before] == [archive_id("es", 3)]
         # A paraphrase in the chat's language finds its line by meaning now.

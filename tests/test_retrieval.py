@@ -130,10 +130,10 @@ async def test_adding_again_changes_nothing(raw_redis) -> None:
     index = LexicalIndex(raw_redis)
     await index.add("chat", DOCS)
     before = await scored(index, "chat", "puppy Biscuit Rome", k=10, max_df_share=0.5)
-    centroid = await index.centroid(["chat"])
+    centroid = (await index.centroid(["chat"])).mean
     assert await index.add("chat", DOCS + [DOCS[0]]) == 0
     assert await scored(index, "chat", "puppy Biscuit Rome", k=10, max_df_share=0.5) == before
-    assert np.array_equal(await index.centroid(["chat"]), centroid)
+    assert np.array_equal((await index.centroid(["chat"])).mean, centroid)
     assert await index.missing("chat", ["e1", "e9", "e9", "e2"]) == ["e9"]
 
 
@@ -146,7 +146,7 @@ async def test_concurrent_adds_of_the_same_entries_index_each_once(redis_url: st
         found = dict(await scored(indexes[0], "chat", "Rome", k=10, max_df_share=1.0))
         assert found == {"e4": pytest.approx(single_term_score(5, df=1))}  # one posting, not four
         expected = np.mean([np.asarray(v, dtype=float) for _, _, v in DOCS], axis=0)
-        assert np.allclose(await indexes[0].centroid(["chat"]), expected)
+        assert np.allclose((await indexes[0].centroid(["chat"])).mean, expected)
     finally:
         for client in clients:
             await client.aclose()
@@ -157,8 +157,8 @@ async def test_the_centroid_is_the_mean_vector_over_the_chats(raw_redis) -> None
     assert await index.centroid(["chat"]) is None
     await index.add("a", [("x", "one", vector(1, 0)), ("y", "two", vector(0, 1))])
     await index.add("b", [("z", "three", vector(1, 1))])
-    assert np.allclose(await index.centroid(["a"]), [0.5, 0.5])
-    assert np.allclose(await index.centroid(["a", "b", "nobody"]), [2 / 3, 2 / 3])  # weighted by entries
+    assert np.allclose((await index.centroid(["a"])).mean, [0.5, 0.5])
+    assert np.allclose((await index.centroid(["a", "b", "nobody"])).mean, [2 / 3, 2 / 3])  # weighted by entries
 
 
 async def test_a_removed_entry_is_gone_from_the_words_the_times_and_the_centroid(raw_redis) -> None:
@@ -171,7 +171,7 @@ async def test_a_removed_entry_is_gone_from_the_words_the_times_and_the_centroid
     assert dict(await scored(index, "chat", "Biscuit", k=10, max_df_share=1.0)) == {
         "e1": pytest.approx(single_term_score(4, df=1))}
     assert len(await index.holding_every_word("chat", "shoe", 10)) == 0
-    assert np.allclose(await index.centroid(["chat"]), np.mean([v for e, _, v in DOCS if e != "e3"], axis=0))
+    assert np.allclose((await index.centroid(["chat"])).mean, np.mean([v for e, _, v in DOCS if e != "e3"], axis=0))
     numbers, _ = await index.newest("chat", 10)
     assert await index.ids("chat", numbers) == ["e5", "e4", "e2", "e1"] and await index.missing("chat", ["e3"]) == ["e3"]
 
@@ -461,8 +461,8 @@ async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, 
     store = await memory.backends.episodic()
     stored = store.get_with_vectors(["chat"], [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)])
     exact = np.mean(distances(np.array([v for _, v in stored]), query))
-    assert await memory.l3.background_distance(["chat"], query) == pytest.approx(exact, abs=1e-5)
-    assert await memory.l3.background_distance(["nobody"], query) is None
+    assert (await memory.l3.scale(["chat"], query)).background == pytest.approx(exact, abs=1e-5)
+    assert (await memory.l3.scale(["nobody"], query)).background is None
 
 
 async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:
@@ -472,7 +472,7 @@ async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:
     assert await memory.l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1)
     await memory.forget_chat("chat")
     assert await memory.l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1) == []
-    assert await memory.l3.background_distance(["chat"], await memory.l3.embed_query("x")) is None
+    assert (await memory.l3.scale(["chat"], await memory.l3.embed_query("x"))).background is None
     # The chat's turn numbers start again at 1: new turns are indexed with their new words.
     await load(memory, tmp_path, "chat", [(1, "Our cat Mittens learned to open doors.", "Clever cat.")])
     await memory.archiver.sync_index(["chat"])

@@ -163,34 +163,13 @@ class _Cursor:
 def read_weights(path: Path | None = None) -> E5Model:
     """Reads and checks the file: the transformer's weights dequantised to float32, the
     vocabulary matrix left quantised."""
-    path = path or weights_file()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise RuntimeError(f"{path} is missing: run the README's set-up command") from exc
-    if hashlib.sha256(data).hexdigest() != WEIGHTS_SHA256:
-        raise RuntimeError(
-            f"{path} is not the multilingual-e5-small file this code reads (its SHA-256 differs): "
-            "run the README's set-up command"
-        )
+    data = _checked(path or weights_file())
     cursor = _Cursor(data)
     cursor.read("4sI")
     hidden, layers, _heads, feed_forward, _rows, positions, _types = cursor.read("7i")
     _epsilon, block = cursor.read("fi")
     assert block == _BLOCK and hidden % _BLOCK == 0
-
-    piece_count, bos, eos, _pad, unk = cursor.read("5i")
-    (piece_bytes,) = cursor.read("Q")
-    offsets = cursor.array(np.uint32, piece_count + 1).tolist()
-    scores = cursor.array(np.float32, piece_count).tolist()
-    blob = cursor.bytes(piece_bytes)
-    pieces = [blob[start:end].decode("utf-8") for start, end in zip(offsets[:-1], offsets[1:])]
-
-    entries, _entry_bytes = cursor.read("iI")
-    normalisation = {}
-    for _ in range(entries):
-        code_point, count = cursor.read("IB")
-        normalisation[code_point] = "".join(map(chr, cursor.read(f"{count}I")))
+    tokenizer = _read_tokenizer(cursor)
 
     tensors: dict[str, np.ndarray] = {}
     (count,) = cursor.read("i")
@@ -209,8 +188,43 @@ def read_weights(path: Path | None = None) -> E5Model:
         positions=positions,
         word=QuantisedRows(tensors["emb.word"].reshape(-1, hidden // _BLOCK, _BLOCK_BYTES)),
         graph=_graph_weights(tensors, layers, hidden, feed_forward),
-        tokenizer=E5Tokenizer(pieces, scores, normalisation, bos, eos, unk),
+        tokenizer=tokenizer,
     )
+
+
+def read_tokenizer(path: Path | None = None) -> E5Tokenizer:
+    """The file's tokenizer alone (what counting a text's tokens needs)."""
+    cursor = _Cursor(_checked(path or weights_file()))
+    cursor.read("4sI7ifi")
+    return _read_tokenizer(cursor)
+
+
+def _checked(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"{path} is missing: run the README's set-up command") from exc
+    if hashlib.sha256(data).hexdigest() != WEIGHTS_SHA256:
+        raise RuntimeError(
+            f"{path} is not the multilingual-e5-small file this code reads (its SHA-256 differs): "
+            "run the README's set-up command"
+        )
+    return data
+
+
+def _read_tokenizer(cursor: _Cursor) -> E5Tokenizer:
+    piece_count, bos, eos, _pad, unk = cursor.read("5i")
+    (piece_bytes,) = cursor.read("Q")
+    offsets = cursor.array(np.uint32, piece_count + 1).tolist()
+    scores = cursor.array(np.float32, piece_count).tolist()
+    blob = cursor.bytes(piece_bytes)
+    pieces = [blob[start:end].decode("utf-8") for start, end in zip(offsets[:-1], offsets[1:])]
+    entries, _entry_bytes = cursor.read("iI")
+    normalisation = {}
+    for _ in range(entries):
+        code_point, count = cursor.read("IB")
+        normalisation[code_point] = "".join(map(chr, cursor.read(f"{count}I")))
+    return E5Tokenizer(pieces, scores, normalisation, bos, eos, unk)
 
 
 def _graph_weights(

@@ -37,6 +37,7 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +50,7 @@ from tokenizers import Tokenizer
 
 from memory.encoders.e5_weights import read_weights, weights_file
 from memory.settings import DEFAULT_ENCODER, ENCODERS
-from memory.words import reads_as_english
+from memory.words import reading_version, reads_as_english
 
 MAX_TOKENS = 256  # MiniLM's truncation
 _WIDTH = 384  # both models' hidden size and vector length
@@ -225,16 +226,44 @@ def _padded(batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     return ids, mask
 
 
+@dataclass(frozen=True)
+class Space:
+    """Where a query's distances to some passages are measured: one model's cosines, or the
+    paired encoder's blend of two. Each space spreads its distances its own way (a query's mean
+    distance to a chat: ~1.68 with MiniLM, ~0.48 with e5, ~0.72 for the blend, on LoCoMo), so
+    distances of two spaces are compared only through each space's background
+    (:mod:`memory.retrieval.scale`)."""
+
+    name: str
+    query: np.ndarray  # the query's vector with only this space's part (zeros elsewhere)
+    passages: Literal["all", "english", "other"]  # those compared here (English: by the paired encoder's reading)
+    typical_background: float  # a query's mean distance to a chat's passages here, on LoCoMo (a chat with none yet)
+
+
 class Encoder(ABC):
     """Encodes texts to float32 vectors of :attr:`dimensions`. Thread-safe; load once per process."""
 
     name: str
     dimensions: int
+    typical_background: float
+    # The leading values that only English passages have (0: no passage is told apart).
+    english_block = 0
+
+    @property
+    def record(self) -> str:
+        """What the archive records of the encoder its vectors came from: its name, and whatever
+        else the vectors depend on."""
+        return self.name
 
     @abstractmethod
     def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
         """One row per text, in input order. ``query`` marks search queries, as opposed to the
         passages searched, which are unit vectors; a query's distance to them is :func:`distances`."""
+
+    def spaces(self, query: np.ndarray) -> list[Space]:
+        """Where the query (a vector of :meth:`encode` with ``query=True``) is compared with the
+        passages, the space its own language is compared in first."""
+        return [Space(self.name, np.asarray(query, dtype=np.float32), "all", self.typical_background)]
 
 
 class BertEncoder(Encoder):
@@ -284,6 +313,7 @@ class MiniLMEncoder(BertEncoder):
     """all-MiniLM-L6-v2: English, no prefixes (queries and passages alike), 256-token truncation."""
 
     name = "minilm-l6"
+    typical_background = 1.68
 
     def __init__(self, path: Path | None = None, workers: int | None = None) -> None:
         weights = graph_weights(path or model_dir())
@@ -307,6 +337,7 @@ class E5SmallEncoder(BertEncoder):
     """multilingual-e5-small, with its "query: " and "passage: " prefixes."""
 
     name = "e5-small"
+    typical_background = 0.48
 
     def __init__(self, path: Path | None = None, workers: int | None = None) -> None:
         model = read_weights(path)
@@ -351,6 +382,8 @@ class PairedEncoder(Encoder):
 
     name = "minilm-l6+e5-small"
     dimensions = 3 * _WIDTH
+    typical_background = 0.72
+    english_block = _WIDTH
     MINILM_WEIGHT = 0.2  # measured on the LoCoMo dev conversations (README, "Measured")
 
     def __init__(self, minilm: MiniLMEncoder | None = None, e5: E5SmallEncoder | None = None) -> None:
@@ -374,6 +407,23 @@ class PairedEncoder(Encoder):
         out[english, :_WIDTH] = minilm.result() * np.float32(np.sqrt(weight))
         return out
 
+    @property
+    def record(self) -> str:
+        # Which passages are English decides where their vectors lie: how texts are read is recorded too.
+        return f"{self.name} (reading {reading_version()})"
+
+    def spaces(self, query: np.ndarray) -> list[Space]:
+        """An English query: English passages by both models, the others by e5 (two spaces); a
+        query in another language: every passage by e5."""
+        query = np.asarray(query, dtype=np.float32)
+        if not query[:_WIDTH].any():
+            return [Space(E5SmallEncoder.name, query, "all", E5SmallEncoder.typical_background)]
+        both, e5 = query.copy(), np.zeros_like(query)
+        both[2 * _WIDTH:] = 0
+        e5[2 * _WIDTH:] = query[2 * _WIDTH:]
+        return [Space(self.name, both, "english", self.typical_background),
+                Space(E5SmallEncoder.name, e5, "other", E5SmallEncoder.typical_background)]
+
 
 _ENCODER_CLASSES: dict[str, type[Encoder]] = {
     "minilm-l6": MiniLMEncoder, "e5-small": E5SmallEncoder, "minilm-l6+e5-small": PairedEncoder,
@@ -387,9 +437,21 @@ def distances(passages: np.ndarray, query: np.ndarray) -> np.ndarray:
     return 2.0 - 2.0 * (np.asarray(passages, dtype=np.float32) @ np.asarray(query, dtype=np.float32))
 
 
-def encoder_dimensions(name: str) -> int:
-    """The length of the named encoder's vectors (without loading it)."""
-    return _ENCODER_CLASSES[name].dimensions
+def english_passages(passages: np.ndarray, english_block: int) -> np.ndarray:
+    """Which passages are English ones (a paired encoder's: its leading ``english_block`` values
+    are not all zero); none when the encoder tells none apart (``english_block`` 0)."""
+    passages = np.asarray(passages)
+    return np.any(passages[..., :english_block] != 0, axis=-1)
+
+
+def encoder_of(record: str) -> str:
+    """The encoder's name in what an archive records of it (:attr:`Encoder.record`)."""
+    return record.split(" ", 1)[0]
+
+
+def encoder_class(name: str) -> type[Encoder]:
+    """The named encoder's class: its vectors' layout, known without loading it."""
+    return _ENCODER_CLASSES[name]
 
 
 def encoder_files(name: str) -> list[Path]:
@@ -411,7 +473,7 @@ class LocalEmbeddings(Embeddings):
 
     def __init__(self, encoder: Encoder | None = None, name: str = DEFAULT_ENCODER) -> None:
         self.encoder = encoder or load_encoder(name)
-        self.name = self.encoder.name
+        self.name, self.record = self.encoder.name, self.encoder.record
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encoder.encode(texts).tolist()

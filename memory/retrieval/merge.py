@@ -18,43 +18,48 @@ _SECONDS_PER_DAY = 86_400.0
 
 
 def choose_recalls(
-    lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int
+    lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
+    ceiling: float | None = None,
 ) -> list[dict]:
-    """What to inject from ranked lists (name -> hits), scored and best first.
+    """What to inject from ranked lists (name -> hits, distances on the query's scale), scored
+    and best first.
 
     Each list's relevant entries: with a background (the query's mean distance to the chat's
-    entries), those below ``relevance_ratio`` of it (word hits: ``lexical_relevance_ratio``);
-    without one, the spec's gap test (word hits: none, words alone cannot tell relevance). The
-    lists' ranks are fused (:func:`fuse`); the relevant entries plus some context
-    (:func:`with_context`) are scored by :func:`merge_and_score`.
+    entries, on the scale), those below ``relevance_ratio`` of it (word hits:
+    ``lexical_relevance_ratio``); without one, the spec's gap test with ``ceiling`` (on the
+    scale; None: ``small_result_ceiling``) for short lists (word hits: none, words alone cannot
+    tell relevance). The lists' ranks are fused (:func:`fuse`); the relevant entries plus some
+    context (:func:`with_context`) are scored by :func:`merge_and_score`.
     """
-    return _choose(lists, _relevant_ids(lists, background, retrieval), now, retrieval, max_results)
+    return _choose(lists, _relevant_ids(lists, background, retrieval, ceiling), now, retrieval, max_results)
 
 
 def choose_and_explain(
-    lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int
+    lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
+    ceiling: float | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """What :func:`choose_recalls` chooses, and why each candidate was kept or dropped, from
     one judgement of each list's relevant entries.
 
     Args:
-        lists, background, now, retrieval, max_results: as :func:`choose_recalls` takes them.
+        lists, background, now, retrieval, max_results, ceiling: as :func:`choose_recalls` takes them.
 
     Returns:
         What to inject, scored and best first (as :func:`choose_recalls` returns it); and for
         each candidate of each ranked list, list by list, in rank order, without the entries'
         text: ``{list, id, distance, kept, why}``.
     """
-    relevant = _relevant_ids(lists, background, retrieval)
+    relevant = _relevant_ids(lists, background, retrieval, ceiling)
     chosen = _choose(lists, relevant, now, retrieval, max_results)
     return chosen, _verdicts(lists, relevant, background, retrieval, chosen)
 
 
 def _relevant_ids(
-    lists: Mapping[str, list[dict]], background: float | None, retrieval: Retrieval
+    lists: Mapping[str, list[dict]], background: float | None, retrieval: Retrieval, ceiling: float | None
 ) -> dict[str, set[str]]:
     """Per ranked list, the ids of its entries that stand out on their own."""
-    return {name: {r["id"] for r in _relevant(name, hits, background, retrieval)} for name, hits in lists.items()}
+    return {name: {r["id"] for r in _relevant(name, hits, background, retrieval, ceiling)}
+            for name, hits in lists.items()}
 
 
 def _choose(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], now: float, retrieval: Retrieval,
@@ -117,12 +122,14 @@ def _ratio(name: str, retrieval: Retrieval) -> float:
     return retrieval.lexical_relevance_ratio if name == WORDS else retrieval.relevance_ratio
 
 
-def _relevant(name: str, hits: list[dict], background: float | None, retrieval: Retrieval) -> list[dict]:
+def _relevant(name: str, hits: list[dict], background: float | None, retrieval: Retrieval,
+              ceiling: float | None) -> list[dict]:
     """The entries of one ranked list that stand out on their own."""
     min_keep = retrieval.temporal_min_results if name == PERIOD else 0
     if background is None:
         return [] if name == WORDS else gap_filter(
-            hits, retrieval.gap_significance, retrieval.small_result_ceiling, min_keep=min_keep)
+            hits, retrieval.gap_significance, retrieval.small_result_ceiling if ceiling is None else ceiling,
+            min_keep=min_keep)
     return background_filter(hits, background, _ratio(name, retrieval), min_keep=min_keep)
 
 

@@ -7,7 +7,8 @@ specific-key (structural keys are present). Thematic searches twice, by meaning 
 search, through the L2.5 cache) and by words (BM25 over the chat's word index), and the
 query's background (its mean distance to the chats' entries) is read for the relevance
 test. An explicit search also asks for the entries holding every word it names. The query
-is embedded once and shared. The whole search is bounded by a deadline:
+is embedded once and shared, and so is its scale (its spaces and their backgrounds): every
+list's distances are on it. The whole search is bounded by a deadline:
 whatever has not finished by then is abandoned (its worker thread may still be running;
 the caller does not wait).
 """
@@ -16,15 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from memory.encoders.embeddings import distances
+import numpy as np
+
 from memory.stores.backends import cache_scope_key
 from memory.retrieval.keys import structural_keys
+from memory.retrieval.scale import Scale
 from memory.retrieval.search import L3Search
 from memory.settings import Settings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
@@ -72,6 +75,11 @@ class Recalled:
         return self.outcome.get("background")
 
     @property
+    def ceiling(self) -> float | None:
+        """The gap test's ceiling on the query's scale (for a chat without a background)."""
+        return self.outcome.get("ceiling")
+
+    @property
     def problems(self) -> list[str]:
         """What went wrong, one phrase each ("" list when everything answered in time)."""
         outcome = self.outcome
@@ -99,6 +107,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     # Shared by the mechanisms: the query is embedded once and the scope resolved once.
     vector_task = asyncio.ensure_future(search.embed_query(message))
     chats_task = asyncio.ensure_future(backends.scope_chats(chat_id, user_id, scope))
+    scale_task = asyncio.ensure_future(_scale(search, chats_task, vector_task))
     # Under "user", whether the chat is one of the user's: only then are its searches cached.
     users_chats_task = (asyncio.ensure_future(backends.chats_of_user(user_id))
                         if scope == "user" and THEMATIC in query.lists else None)
@@ -109,21 +118,24 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
             # (their writes and forgets invalidate it), so a search that also covers this one
             # is not cached, or the user's other chats would be served this chat's entries,
             # forgotten ones included.
-            return await search.search(await chats_task, await vector_task, k)
+            return await search.search(await chats_task, await vector_task, k, scale=await scale_task)
         results, outcome["cache"] = await search.cached_search(
-            await chats_task, cache_scope_key(chat_id, user_id, scope), message, vector_task, k
+            await chats_task, cache_scope_key(chat_id, user_id, scope), message, vector_task, k, scale_task
         )
         return results
 
     async def background() -> None:
-        outcome["background"] = await search.background_distance(await chats_task, await vector_task)
+        scale = await scale_task
+        outcome["background"] = scale.background
+        outcome["backgrounds"] = scale.backgrounds
+        outcome["ceiling"] = scale.ceiling(settings.retrieval.small_result_ceiling)
 
     async def lexical() -> list[dict]:
         found = await search.lexical_search(await chats_task, message[:_LEXICAL_SCAN_CHARS], k,
                                             settings.retrieval.lexical_max_df_share)
         if not found:
             return []
-        measured = distances([stored for _, stored, _ in found], await vector_task)
+        measured = (await scale_task).of_passages(np.array([stored for _, stored, _ in found]))
         return [{**hit, "distance": float(distance), "mechanism": THEMATIC}
                 for (hit, _, _), distance in zip(found, measured)]
 
@@ -143,7 +155,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
                 return None  # scored zero: no completed past range named
             after, before = (dt.timestamp() for dt in found)
             outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
-        return await search.search(await chats_task, await vector_task, k, after, before)
+        return await search.search(await chats_task, await vector_task, k, after, before, await scale_task)
 
     async def specific_key() -> list[dict] | None:
         outcome["keys"] = structural_keys(message[:_KEY_SCAN_CHARS])
@@ -154,7 +166,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     async def every_word() -> list[dict]:
         after, before = query.period or (None, None)
         return await search.holding_words(await chats_task, message[:_LEXICAL_SCAN_CHARS], await vector_task,
-                                          settings.prefetch.max_results, after, before)
+                                          settings.prefetch.max_results, after, before, await scale_task)
 
     mechanisms = {name: make for name, make in ((THEMATIC, thematic), (TEMPORAL, temporal), (KEYS, specific_key),
                                                 (EVERY_WORD, every_word))
@@ -192,13 +204,17 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     outcome["fired"] = [THEMATIC] * (THEMATIC in tasks) + [
         name for name, scored in ((TEMPORAL, outcome["range"]), (KEYS, outcome["keys"])) if scored
     ]
-    for shared in (vector_task, chats_task, background_task, *filter(None, [users_chats_task])):
+    for shared in (vector_task, chats_task, scale_task, background_task, *filter(None, [users_chats_task])):
         if not shared.done():
             shared.cancel()
         elif not shared.cancelled():
             shared.exception()  # retrieved here; reported through the mechanisms that awaited it
     outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return Recalled(lists, outcome)
+
+
+async def _scale(search: L3Search, chats: Awaitable[list[str]], vector: Awaitable[list[float]]) -> Scale:
+    return await search.scale(await chats, await vector)
 
 
 def _finished_words(task: asyncio.Future, report: dict[str, Any]) -> bool:

@@ -1,6 +1,7 @@
 """L3 reads: by meaning (Chroma's vector index, or a time range ranked from the word index's
-vectors), by words (BM25 over the word index), by structural key, and the chats' background
-(the query's mean distance to their entries). The recall pipeline composes them."""
+vectors), by words (BM25 over the word index), by structural key, and the query's scale (its
+spaces and their backgrounds: the query's mean distance to the chats' entries in each), which
+every distance read here is put on. The recall pipeline composes them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any, Awaitable
 import numpy as np
 from redis.exceptions import RedisError
 
-from memory.encoders.embeddings import distances as distances_to
+from memory.encoders.embeddings import Space
+from memory.retrieval.scale import Scale
 from memory.stores.backends import Backends, gather_bounded
 from memory.stores.cache import SearchCache
 from memory.turns import archive_id
@@ -29,6 +31,14 @@ _DEEPER_K = 300
 _KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the key itself
 _WORD_CANDIDATES = 256  # newest entries holding a search's every word, ranked by meaning
 _EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
+# A space's query shares nothing with the passages of another space: their distance is 2 (no
+# dot product), which the space's own passages never come near (e5 is in both: its cosines > 0.5).
+_UNRELATED = 1.99
+
+
+def _of_space(space: Space, distance: float) -> bool:
+    """Whether a passage found searching ``space`` is one of its own (not another space's, at 2)."""
+    return space.passages == "all" or distance < _UNRELATED
 
 
 def _within(timestamp: float, after: float | None, before: float | None) -> bool:
@@ -59,29 +69,46 @@ class L3Search:
         embeddings = await self.backends.embeddings()
         return await self.backends.run_blocking(embeddings.embed_query, text)
 
+    async def scale(self, chats: list[str], vector: list[float] | np.ndarray) -> Scale:
+        """The query's spaces and their backgrounds in these chats: what puts every distance to
+        it on one scale."""
+        encoder = (await self.backends.embeddings()).encoder
+        centroid = await (await self.backends.lexical_index()).centroid(chats)
+        return Scale.measure(encoder.spaces(np.asarray(vector, dtype=np.float32)), centroid, encoder.english_block)
+
     async def search(
         self, chats: list[str], vector: list[float], k: int, after: float | None = None,
-        before: float | None = None,
+        before: float | None = None, scale: Scale | None = None,
     ) -> list[dict]:
-        """The chats' ``k`` entries nearest to ``vector``, closest first; with ``after`` or
-        ``before`` (unix seconds, inclusive), among those timed within that range.
+        """The chats' ``k`` entries nearest to ``vector``, closest first on its ``scale`` (measured
+        here when not given); with ``after`` or ``before`` (unix seconds, inclusive), among those
+        timed within that range.
 
-        Without a range this is Chroma's vector index. A chat's range is ranked exactly from the
-        vectors in its own index when it holds at most ``_EXACT_RANGE`` entries; a wider one by
-        a deeper vector search cut to the range.
+        Without a range this is Chroma's vector index, searched in each space the chats hold
+        passages in. A chat's range is ranked exactly from the vectors in its own index when it
+        holds at most ``_EXACT_RANGE`` entries; a wider one by a deeper vector search cut to the
+        range.
         """
         backends = self.backends
+        scale = scale or await self.scale(chats, vector)
         store = await backends.episodic()
         if after is None and before is None:
-            return await backends.l3(store.search, chats, vector, k)
+            found = [{**hit, "distance": float(scale.calibrate(space, hit["distance"]))}
+                     for space in scale.searched()
+                     for hit in await backends.l3(store.search, chats, space.query.tolist(), k)
+                     if _of_space(space, hit["distance"])]
+            return sorted(found, key=lambda hit: hit["distance"])[:k]
         index = await backends.lexical_index()
-        query = np.asarray(vector, dtype=np.float32)
 
         async def of_chat(chat: str) -> list[dict]:
             numbers = await index.between(chat, after, before)
             if len(numbers) <= _EXACT_RANGE:
-                return await self._nearest_among(chat, numbers, query, k)
-            deeper = await backends.l3(store.nearest_ids, chat, vector, _DEEPER_K)
+                return await self._nearest_among(chat, numbers, scale, k)
+            deeper = sorted([(entry_id, float(scale.calibrate(space, distance)))
+                             for space in scale.searched()
+                             for entry_id, distance in await backends.l3(
+                                 store.nearest_ids, chat, space.query.tolist(), _DEEPER_K)
+                             if _of_space(space, distance)], key=lambda pair: pair[1])
             times = await index.times(chat, [entry_id for entry_id, _ in deeper])
             distance_of = dict([pair for pair, timestamp in zip(deeper, times)
                                 if timestamp is not None and _within(timestamp, after, before)][:k])
@@ -93,32 +120,32 @@ class L3Search:
 
     async def holding_words(
         self, chats: list[str], text: str, vector: list[float], k: int,
-        after: float | None = None, before: float | None = None,
+        after: float | None = None, before: float | None = None, scale: Scale | None = None,
     ) -> list[dict]:
-        """The chats' ``k`` entries nearest to ``vector`` among those holding every word of
-        ``text``, however common (what an explicit search names), closest first; with ``after``
-        or ``before`` (unix seconds, inclusive), among those timed within that range. Each
-        chat's newest ``_WORD_CANDIDATES`` such entries are ranked; entries its word index does
-        not hold yet are not among them."""
+        """The chats' ``k`` entries nearest to ``vector`` (on its ``scale``) among those holding
+        every word of ``text``, however common (what an explicit search names), closest first;
+        with ``after`` or ``before`` (unix seconds, inclusive), among those timed within that
+        range. Each chat's newest ``_WORD_CANDIDATES`` such entries are ranked; entries its word
+        index does not hold yet are not among them."""
         index = await self.backends.lexical_index()
-        query = np.asarray(vector, dtype=np.float32)
+        scale = scale or await self.scale(chats, vector)
         bounded = after is not None or before is not None
 
         async def of_chat(chat: str) -> list[dict]:
             within = await index.between(chat, after, before) if bounded else None
             numbers = await index.holding_every_word(chat, text, _WORD_CANDIDATES, among=within)
-            return await self._nearest_among(chat, numbers, query, k)
+            return await self._nearest_among(chat, numbers, scale, k)
 
         found = [hit for hits in await gather_bounded(of_chat, chats) for hit in hits]
         return sorted(found, key=lambda hit: hit["distance"])[:k]
 
-    async def _nearest_among(self, chat: str, numbers: np.ndarray, query: np.ndarray, k: int) -> list[dict]:
-        """The ``k`` of these indexed entries of the chat nearest to ``query``, ranked exactly
-        from the index's vectors, as hits (Chroma gives their text)."""
+    async def _nearest_among(self, chat: str, numbers: np.ndarray, scale: Scale, k: int) -> list[dict]:
+        """The ``k`` of these indexed entries of the chat nearest to the query of ``scale``, ranked
+        exactly from the index's vectors, as hits (Chroma gives their text)."""
         if len(numbers) == 0:
             return []
         index = await self.backends.lexical_index()
-        distances = distances_to(await index.vectors(chat, numbers), query)
+        distances = scale.of_passages(await index.vectors(chat, numbers))
         nearest = np.argsort(distances, kind="stable")[:k]
         ids = await index.ids(chat, numbers[nearest])
         distance_of = {entry_id: float(distances[n]) for entry_id, n in zip(ids, nearest) if entry_id}
@@ -126,10 +153,12 @@ class L3Search:
         return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
 
     async def cached_search(
-        self, chats: list[str], scope_key: str, query: str, vector: list[float] | Awaitable[list[float]], k: int
+        self, chats: list[str], scope_key: str, query: str, vector: list[float] | Awaitable[list[float]], k: int,
+        scale: Scale | Awaitable[Scale] | None = None,
     ) -> tuple[list[dict], dict[str, Any]]:
-        """The thematic search through the L2.5 cache: (results, {"hit", "key"}). ``vector`` may
-        be one still being computed: the cache is looked up meanwhile, and it is awaited on a miss."""
+        """The thematic search through the L2.5 cache: (results, {"hit", "key"}). ``vector`` and
+        its ``scale`` may be still being computed: the cache is looked up meanwhile, and they are
+        awaited on a miss."""
         cache = await self.backends.cache()
         key = SearchCache.digest(query, k=k)
         try:
@@ -138,7 +167,8 @@ class L3Search:
             cached, generation = None, None
         if cached is not None:
             return cached, {"hit": True, "key": key}
-        results = await self.search(chats, await vector if inspect.isawaitable(vector) else vector, k)
+        results = await self.search(chats, await vector if inspect.isawaitable(vector) else vector, k,
+                                    scale=await scale if inspect.isawaitable(scale) else scale)
         try:
             if generation is not None:
                 await cache.put(scope_key, key, results, generation)
@@ -196,9 +226,3 @@ class L3Search:
 
         by_id = await self.backends.run_blocking(read)
         return [(*by_id[entry_id], score) for _, entry_id, score, _ in found if entry_id in by_id]
-
-    async def background_distance(self, chats: list[str], vector: list[float] | np.ndarray) -> float | None:
-        """The query's mean distance to the chats' indexed entries (squared L2 on unit vectors:
-        2 − 2·q·centroid, exact), or None when nothing of them is indexed yet."""
-        centroid = await (await self.backends.lexical_index()).centroid(chats)
-        return None if centroid is None else float(2.0 - 2.0 * np.dot(np.asarray(vector, dtype=np.float64), centroid))

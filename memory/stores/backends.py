@@ -21,7 +21,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from memory.stores.cache import SearchCache
 from memory.stores.chat_lock import ChatLocks
-from memory.encoders.embeddings import LocalEmbeddings, encoder_dimensions
+from memory.encoders.embeddings import LocalEmbeddings, encoder_class
 from memory.stores.episodic import EpisodicStore
 from memory.errors import BackendUnavailable, EncoderMismatch
 from memory.stores.facts import FactsStore, RedisFactsStore
@@ -36,11 +36,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PREFIX = "goat"
-# The encoder whose vectors the archive holds (Chroma and the word index): its name.
+# The encoder whose vectors the archive holds (Chroma and the word index): its record
+# (the encoder's name, and whatever else its vectors depend on: Encoder.record).
 ENCODER_KEY = f"{PREFIX}:encoder"
-# A re-embedding under way (or interrupted): {"to": encoder}, and the chats it has finished.
+# A re-embedding under way (or interrupted): {"to": encoder record}, and the chats it has finished.
 REEMBED_KEY = f"{PREFIX}:reembed"
 REEMBED_DONE_KEY = f"{PREFIX}:reembed:done"
+REEMBED_LEASE = "goat reembed"  # held, as a chat's lease is, by the one re-embedding that runs
 # Archives written before the encoder was recorded hold this one's vectors.
 FIRST_ENCODER = "minilm-l6"
 # Per-chat Redis reads of a wide scope ("user", "global") in flight at once: the client's
@@ -159,19 +161,20 @@ class Backends:
                 self._embeddings_load = asyncio.ensure_future(self.run_blocking(LocalEmbeddings, None, name))
             self._embeddings = await asyncio.shield(self._embeddings_load)
         if checked and not self._encoder_checked:
-            await self.check_encoder(self._embeddings.name)
+            await self.check_encoder(self._embeddings.record)
             self._encoder_checked = True
         return self._embeddings
 
     async def check_encoder(self, name: str) -> None:
-        """Raises :class:`EncoderMismatch` unless the archive's vectors are ``name``'s. An archive
-        with none yet is recorded as ``name``'s; one from before encoders were recorded is
-        MiniLM's."""
+        """Raises :class:`EncoderMismatch` unless the archive's vectors are those of the encoder
+        recorded as ``name`` (:attr:`Encoder.record`). An archive with none yet is recorded as
+        ``name``'s; one from before encoders were recorded is MiniLM's."""
         redis = await self.redis()
         async with redis.pipeline(transaction=False) as pipe:  # one round trip: it runs before every write
             unfinished, recorded = await pipe.hget(REEMBED_KEY, "to").get(ENCODER_KEY).execute()
         if unfinished is not None:
-            raise EncoderMismatch(None, name, reembedding=unfinished.decode())
+            running = await (await self.chat_locks()).held(REEMBED_LEASE)
+            raise EncoderMismatch(None, name, reembedding=unfinished.decode(), running=running)
         archive = recorded.decode() if recorded is not None else await self._unrecorded_encoder()
         if archive is None:
             await redis.set(ENCODER_KEY, name, nx=True)
@@ -207,7 +210,7 @@ class Backends:
         The archive's encoder is checked again on every write: a re-embedding started since
         this process began stops its writes (they wait in the outbox) instead of mixing encoders."""
         embeddings = await self.embeddings(checked=False)
-        await self.check_encoder(embeddings.name)
+        await self.check_encoder(embeddings.record)
         return await self.run_blocking(embeddings.embed_documents, texts)
 
     async def episodic(self) -> EpisodicStore:
@@ -273,8 +276,9 @@ class Backends:
 
     async def lexical_index(self) -> LexicalIndex:
         if self._lexical is None:
+            encoder = encoder_class(self.settings.embeddings.model)
             self._lexical = LexicalIndex(await self.redis(), PREFIX, Words(self.settings.words.stemmer),
-                                         encoder_dimensions(self.settings.embeddings.model))
+                                         encoder.dimensions, encoder.english_block)
         return self._lexical
 
     async def chat_locks(self) -> ChatLocks:

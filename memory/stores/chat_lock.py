@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -46,19 +47,19 @@ class ChatLocks:
         self._renew = redis.register_script(_RENEW)
 
     @asynccontextmanager
-    async def hold(self, chat_id: str, *, wait: bool = True) -> AsyncIterator[bool]:
-        """Hold the chat for the block. With ``wait=False``, only if nobody holds it now: the
-        block gets False (and holds nothing) when somebody does."""
-        if not wait and chat_id in self._local:
+    async def hold(self, chat_id: str, *, wait: bool | float = True) -> AsyncIterator[bool]:
+        """Hold the chat for the block. With ``wait=False``, only if nobody holds it now; with a
+        number, if it is free within that many seconds (a dead holder's lease runs out in
+        ``lease_seconds``): otherwise the block gets False (and holds nothing)."""
+        if wait is False and chat_id in self._local:
             yield False
             return
         async with self._local_turn(chat_id):
             token = secrets.token_hex(16)
-            key = f"{self._prefix}:lock:{{{chat_id}}}"
+            key = self._key(chat_id)
             await self._release_left_over(key)
-            if wait:
-                await self._acquire(key, token)
-            elif not await self._redis.set(key, token, nx=True, px=self._lease_ms):
+            patience = None if wait is True else float(wait)
+            if not await self._acquire(key, token, patience):
                 yield False
                 return
             ended = asyncio.Event()
@@ -79,6 +80,13 @@ class ChatLocks:
                     await self._release(keys=[key], args=[token])
                 except Exception:  # noqa: BLE001 — Redis away: the next turn here releases it
                     self._unreleased[key] = token
+
+    async def held(self, chat_id: str) -> bool:
+        """Whether some process holds the chat now."""
+        return bool(await self._redis.exists(self._key(chat_id)))
+
+    def _key(self, chat_id: str) -> str:
+        return f"{self._prefix}:lock:{{{chat_id}}}"
 
     def held_locally(self) -> int:
         """Chats with a turn running or waiting in this process (a bounded count, for tests)."""
@@ -109,13 +117,16 @@ class ChatLocks:
                 await self._release(keys=[key], args=[token])
                 del self._unreleased[key]
 
-    async def _acquire(self, key: str, token: str) -> None:
+    async def _acquire(self, key: str, token: str, patience: float | None) -> bool:
         # Another worker holds the chat: its turn takes as long as a turn does, so
         # back off from milliseconds towards a tenth of a second.
-        wait = _FIRST_RETRY_SECONDS
+        wait, give_up = _FIRST_RETRY_SECONDS, None if patience is None else time.monotonic() + patience
         while not await self._redis.set(key, token, nx=True, px=self._lease_ms):
+            if give_up is not None and time.monotonic() >= give_up:
+                return False
             await asyncio.sleep(wait)
             wait = min(wait * 2, _LONGEST_RETRY_SECONDS)
+        return True
 
     async def _keep_renewing(self, key: str, token: str, ended: asyncio.Event) -> None:
         while not ended.is_set():

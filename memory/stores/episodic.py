@@ -210,11 +210,6 @@ class EpisodicStore:
         where = {"user_id": user_id} if user_id is not None else None
         return self._read(chat_id, lambda chat: _hits_from_get(chat.collection.get(where=where)), [])
 
-    def set_vectors(self, chat_id: str, ids: list[str], vectors: list[list[float]]) -> None:
-        """Replace these entries' vectors (a re-embedding); their text and metadata stay."""
-        if ids:
-            self._read(chat_id, lambda chat: chat.collection.update(ids=ids, embeddings=vectors), None)
-
     def begin_rebuild(self, chat_id: str) -> None:
         """Start a collection aside to replace the chat's (a re-embedding to vectors of another
         length, which a collection cannot take): filled by :meth:`add_to_rebuild`, put in place by

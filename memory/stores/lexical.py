@@ -12,11 +12,12 @@ Per chat, under one hash tag (a digest of the chat id: one cluster slot per chat
   appended as entries are indexed;
 - ``…:number`` entry id → entry number, ``…:id`` entry number → entry id;
 - ``…:sum``: the sum of the entries' vectors, ``…:meta`` {``allocated``: entry numbers
-  handed out, ``vectors``: vectors summed, ``turns``: archived turns indexed so far,
+  handed out, ``vectors``: vectors summed, ``english``: those of English passages among them
+  (a paired encoder's, which tells them apart), ``turns``: archived turns indexed so far,
   ``layout``: 2 once the chat's index holds times and vectors (older ones hold words only)}.
-  Their ratio is the chat's centroid: a query's mean distance to the chat's entries follows
-  from it exactly (``2 − 2·q·centroid`` on unit vectors), which is the background the gap
-  filter measures relevance against;
+  A query's mean distance to the chat's entries (of each space it is compared in) follows
+  from them exactly (``2 − 2·q·sum / count``), which is the background the gap filter
+  measures relevance against;
 - ``…:time``: entry number → the entry's timestamp (a sorted set), and ``…:vectors``: every
   entry's vector as float16 at ``number × 768`` bytes. Together they rank the entries of a
   time range exactly by meaning without Chroma's metadata filter, which scans the whole
@@ -47,6 +48,7 @@ from typing import NamedTuple
 import numpy as np
 from redis.asyncio import Redis
 
+from memory.encoders.embeddings import english_passages
 from memory.words import NO_STEMMER, Words
 
 K1 = 1.2
@@ -56,9 +58,9 @@ VECTOR = np.dtype("<f2")
 POSTING = np.dtype([("entry", "<u4"), ("count", "u1")])
 _MAX_COUNT = 255  # a term's count in one entry saturates here (one byte per posting)
 
-# Adds vectors to the chat's sum and their number to its count, in one step (a reader never
+# Adds vectors to the chat's sum and their number to its counts, in one step (a reader never
 # sees one without the other). KEYS: sum, meta. ARGV: the vectors' sum as packed little-endian
-# doubles, how many vectors.
+# doubles, how many vectors, how many of them are English passages.
 _ADD_TO_SUM = """
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -70,6 +72,7 @@ if current then
 else
   redis.call('SET', KEYS[1], ARGV[1])
 end
+redis.call('HINCRBY', KEYS[2], 'english', ARGV[3])
 return redis.call('HINCRBY', KEYS[2], 'vectors', ARGV[2])
 """
 
@@ -135,6 +138,18 @@ return 1
 """
 
 
+class Centroid(NamedTuple):
+    """What a query's mean distance to some chats' entries is computed from."""
+
+    total: np.ndarray  # the entries' vectors summed (float64)
+    count: int  # the vectors summed
+    english: int  # of them, English passages (a paired encoder's)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.total / self.count
+
+
 class IndexEntry(NamedTuple):
     id: str
     content: str
@@ -153,13 +168,16 @@ def term_saturation(counts: np.ndarray) -> np.ndarray:
 
 
 class LexicalIndex:
-    def __init__(self, redis: Redis, prefix: str = "goat", words: Words | None = None, dimensions: int = 384) -> None:
+    def __init__(self, redis: Redis, prefix: str = "goat", words: Words | None = None, dimensions: int = 384,
+                 english_block: int = 0) -> None:
         """``dimensions``: the length of the encoder's vectors, which the index keeps (384: MiniLM's
-        or e5-small's alone)."""
+        or e5-small's alone); ``english_block``: the leading values only English passages have
+        (the encoder's; they are counted apart)."""
         self._redis = redis
         self._prefix = prefix
         self.words = words or Words()
         self._dimensions = dimensions
+        self._english_block = english_block
         self._row_bytes = dimensions * VECTOR.itemsize
         self._add_to_sum = redis.register_script(_ADD_TO_SUM)
         self._gather_vectors = redis.register_script(_GATHER_VECTORS)
@@ -206,7 +224,7 @@ class LexicalIndex:
             await pipe.execute()
         await self._add_to_sum(
             keys=[self._key(chat_id, "sum"), meta],
-            args=[vectors.sum(axis=0).astype("<f8").tobytes(), len(mine)],
+            args=[vectors.sum(axis=0).astype("<f8").tobytes(), len(mine), self._english(vectors)],
         )
         return len(mine)
 
@@ -223,8 +241,10 @@ class LexicalIndex:
             for term, records in self._postings([(entry, number)]).items():
                 pipe.append(self._term_key(chat_id, term), records)
             await pipe.execute()
+        old_vector = np.asarray(old_vector, dtype=np.float64)
         await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
-                               args=[(vector - np.asarray(old_vector, dtype=np.float64)).astype("<f8").tobytes(), 0])
+                               args=[(vector - old_vector).astype("<f8").tobytes(), 0,
+                                     self._english(vector[None]) - self._english(old_vector[None])])
         return True
 
     async def _drop_words(self, chat_id: str, entry_id: str, content: str) -> int | None:
@@ -292,13 +312,15 @@ class LexicalIndex:
             pipe.hdel(self._key(chat_id, "id"), number)
             pipe.zrem(self._key(chat_id, "time"), number)
             await pipe.execute()
+        vector = np.asarray(vector, dtype=np.float64)
         await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
-                               args=[(-np.asarray(vector, dtype=np.float64)).astype("<f8").tobytes(), -1])
+                               args=[(-vector).astype("<f8").tobytes(), -1, -self._english(vector[None])])
         return True
 
     async def set_vectors(self, chat_id: str, ids: Sequence[str], vectors: np.ndarray) -> np.ndarray:
         """Replace the vectors of these entries (a re-embedding); their words and times stay.
-        The chat's sum is the caller's to set once all its entries are replaced (:meth:`set_sum`).
+        The chat's sum is the caller's to set once all its entries are replaced (:meth:`set_sum`,
+        with :meth:`english` of the vectors summed).
 
         Returns:
             Which of ``ids`` are indexed (a boolean per id): those whose vectors the sum holds.
@@ -317,15 +339,20 @@ class LexicalIndex:
         another length); its words and times stay."""
         async with self._redis.pipeline(transaction=True) as pipe:  # one hash tag: one slot
             pipe.unlink(self._key(chat_id, "vectors"), self._key(chat_id, "sum"))
-            pipe.hdel(self._key(chat_id, "meta"), "vectors")
+            pipe.hdel(self._key(chat_id, "meta"), "vectors", "english")
             await pipe.execute()
 
-    async def set_sum(self, chat_id: str, total: np.ndarray, count: int) -> None:
-        """Set the chat's sum of vectors and their number (after :meth:`set_vectors` of all its entries)."""
+    async def set_sum(self, chat_id: str, total: np.ndarray, count: int, english: int) -> None:
+        """Set the chat's sum of vectors, their number and how many are English passages (after
+        :meth:`set_vectors` of all its entries)."""
         async with self._redis.pipeline(transaction=True) as pipe:  # one hash tag: one slot
             pipe.set(self._key(chat_id, "sum"), np.asarray(total, dtype="<f8").tobytes())
-            pipe.hset(self._key(chat_id, "meta"), "vectors", count)
+            pipe.hset(self._key(chat_id, "meta"), mapping={"vectors": count, "english": english})
             await pipe.execute()
+
+    def english(self, vectors: np.ndarray) -> int:
+        """How many of these vectors are English passages (0 for an encoder that tells none apart)."""
+        return self._english(vectors)
 
     async def drop(self, chat_id: str) -> None:
         """Forget the chat's index (all its keys)."""
@@ -335,18 +362,18 @@ class LexicalIndex:
 
     # ---- reads -------------------------------------------------------------------
 
-    async def centroid(self, chat_ids: Sequence[str]) -> np.ndarray | None:
-        """The mean vector of the chats' indexed entries; None when none is indexed."""
+    async def centroid(self, chat_ids: Sequence[str]) -> Centroid | None:
+        """The chats' indexed entries' vectors summed and counted; None when none is indexed."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for chat_id in chat_ids:
                 pipe.get(self._key(chat_id, "sum"))
-                pipe.hget(self._key(chat_id, "meta"), "vectors")
+                pipe.hmget(self._key(chat_id, "meta"), ["vectors", "english"])
             found = await pipe.execute()
         sums = [np.frombuffer(raw, dtype="<f8") for raw in found[0::2] if raw]
-        count = sum(int(n or 0) for n in found[1::2])
+        count = sum(int(n or 0) for n, _ in found[1::2])
         if not sums or count == 0:
             return None
-        return np.sum(sums, axis=0) / count
+        return Centroid(np.sum(sums, axis=0), count, sum(int(english or 0) for _, english in found[1::2]))
 
     async def between(self, chat_id: str, after: float | None, before: float | None) -> np.ndarray:
         """Numbers of the chat's entries timed within [after, before] (unix seconds, inclusive)."""
@@ -467,6 +494,9 @@ class LexicalIndex:
         vectors = self._rows(raw, len(best)).astype(np.float32)
         return [(entry_id.decode(), float(scores[n]), vector)
                 for n, entry_id, vector in zip(best, ids, vectors) if entry_id is not None]
+
+    def _english(self, vectors: np.ndarray) -> int:
+        return int(english_passages(vectors, self._english_block).sum())
 
     def _rows(self, raw: bytes, rows: int) -> np.ndarray:
         """``rows`` packed float16 vectors, one per row (a view: convert the rows you keep); vectors

@@ -1,11 +1,13 @@
 """Re-embedding the archive with another encoder, in place (``goat reembed``).
 
-Every L3 entry's vector is computed again from its text, chat by chat: in Chroma, and in the
-chat's word index (its vectors and their sum; the words and times stay as they are). While
-it runs, and until it finishes, no process starts on the archive (:class:`EncoderMismatch`):
-searched with one encoder's query against the other's vectors, it would answer nonsense. A
-re-embedding that was killed starts again at the chat it was in; a chat re-embedded twice
-ends the same, so nothing is lost and nothing is mixed.
+Every L3 entry's vector is computed again from its text, chat by chat: in Chroma (each chat's
+collection rebuilt aside and swapped in: vectors of another length, or laid out otherwise,
+cannot go where the old ones were), and in the chat's word index (its vectors and their sum;
+the words and times stay as they are). While it runs, and until it finishes, no process
+starts on the archive (:class:`EncoderMismatch`): searched with one encoder's query against
+the other's vectors, it would answer nonsense. One re-embedding runs at a time; one that was
+killed starts again at the chat it was in, with whatever encoder it is run with then (going
+back included); a chat re-embedded twice ends the same, so nothing is lost and nothing is mixed.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, Backends
-from memory.encoders.embeddings import LocalEmbeddings, encoder_dimensions
+from memory.encoders.embeddings import LocalEmbeddings, encoder_of
+from memory.errors import BackendUnavailable
+from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, REEMBED_LEASE, Backends
 
 _BATCH = 256  # entries embedded and written per call
 
@@ -37,28 +40,38 @@ async def reembed(backends: Backends, progress: Callable[[int, int], None] | Non
         progress: called with (entries done, entries in all) as chats are done.
     Returns:
         What was done.
+    Raises:
+        BackendUnavailable: another re-embedding runs now.
     """
+    # A killed re-embedding's lease runs out within the lease time: then this one takes over.
+    patience = 1.5 * backends.settings.redis.chat_lock_seconds
+    async with (await backends.chat_locks()).hold(REEMBED_LEASE, wait=patience) as alone:
+        if not alone:
+            raise BackendUnavailable("L3", "another `goat reembed` is re-embedding the archive now",
+                                     "wait for it to finish (its progress bar says how far it is)")
+        return await _reembed(backends, progress)
+
+
+async def _reembed(backends: Backends, progress: Callable[[int, int], None] | None) -> Reembedded:
     embeddings = await backends.embeddings(checked=False)
-    target, previous = embeddings.name, await backends.archive_encoder()
+    target, previous = embeddings.record, await backends.archive_encoder()
     redis = await backends.redis()
     unfinished = await redis.hget(REEMBED_KEY, "to")
     if unfinished is None and previous in (None, target):
         await backends.check_encoder(target)  # records it on an empty archive
-        return Reembedded(target, previous, 0, 0)
+        return Reembedded(embeddings.name, previous and encoder_of(previous), 0, 0)
     if unfinished is not None and unfinished.decode() != target:
         await redis.delete(REEMBED_DONE_KEY)  # every chat is re-embedded with this one, afresh
     await redis.hset(REEMBED_KEY, "to", target)
 
     store = await backends.episodic()
     await backends.l3(store.finish_rebuilds)
-    # Vectors of another length cannot go where the old ones were: each chat's store is rebuilt.
-    resize = previous is not None and encoder_dimensions(previous) != embeddings.encoder.dimensions
     done = {member.decode() for member in await redis.smembers(REEMBED_DONE_KEY)}
     chats = [chat for chat in await backends.l3(store.chat_ids) if chat not in done]
     sizes = [await backends.l3(store.count, chat) for chat in chats]
     total, finished = sum(sizes), 0
     for chat, size in zip(chats, sizes):
-        await _reembed_chat(backends, embeddings, chat, resize)
+        await _reembed_chat(backends, embeddings, chat)
         await redis.sadd(REEMBED_DONE_KEY, chat)
         finished += size
         if progress is not None:
@@ -70,16 +83,15 @@ async def reembed(backends: Backends, progress: Callable[[int, int], None] | Non
         pipe.delete(REEMBED_DONE_KEY)
         await pipe.execute()
     await (await backends.cache()).clear()  # cached searches were ranked with the old vectors
-    return Reembedded(target, previous, len(chats), total)
+    return Reembedded(embeddings.name, previous and encoder_of(previous), len(chats), total)
 
 
-async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id: str, resize: bool) -> None:
+async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id: str) -> None:
     store, index = await backends.episodic(), await backends.lexical_index()
     entries = await backends.l3(store.entries, chat_id)
-    total, indexed_count = np.zeros(embeddings.encoder.dimensions, dtype=np.float64), 0
-    if resize:
-        await index.clear_vectors(chat_id)
-        await backends.l3(store.begin_rebuild, chat_id)
+    total, indexed_count, english = np.zeros(embeddings.encoder.dimensions, dtype=np.float64), 0, 0
+    await index.clear_vectors(chat_id)
+    await backends.l3(store.begin_rebuild, chat_id)
     for start in range(0, len(entries), _BATCH):
         batch = entries[start : start + _BATCH]
         ids = [entry["id"] for entry in batch]
@@ -87,14 +99,11 @@ async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id
             await backends.run_blocking(embeddings.embed_documents, [entry["content"] for entry in batch]),
             dtype=np.float32,
         )
-        if resize:
-            await backends.l3(store.add_to_rebuild, chat_id, batch, vectors)
-        else:
-            await backends.l3(store.set_vectors, chat_id, ids, vectors.tolist())
+        await backends.l3(store.add_to_rebuild, chat_id, batch, vectors)
         indexed = await index.set_vectors(chat_id, ids, vectors)
         total += vectors[indexed].astype(np.float64).sum(axis=0)
         indexed_count += int(indexed.sum())
-    if resize:
-        await backends.l3(store.swap_in_rebuild, chat_id)
+        english += index.english(vectors[indexed])
+    await backends.l3(store.swap_in_rebuild, chat_id)
     if indexed_count:
-        await index.set_sum(chat_id, total, indexed_count)
+        await index.set_sum(chat_id, total, indexed_count, english)

@@ -16,6 +16,8 @@ chats search as before). Each query word stays one term: none is counted twice.
 from __future__ import annotations
 
 import functools
+import hashlib
+import inspect
 import operator
 import re
 import threading
@@ -455,4 +457,19 @@ def reads_as_english(text: str) -> bool:
             return False
     chooser = _choosers()["latin"]
     scores = chooser.scores(latin, cased)
-    return 2 * (scores[0] - chooser.prior) >= max(scores[1:]) - 1e-9
+    english = scores[0] - chooser.prior + sum(word in _ALSO_ENGLISH for word in latin)
+    return 2 * english >= max(scores[1:]) - 1e-9
+
+
+# Everyday English words the word index's tables leave out (other languages have them too, so
+# they tell no stemmer apart) but whose absence made English lines read as another language's
+# ("I finished Dune", "Might need cleaning", "Take care!").
+_ALSO_ENGLISH = frozenset({"i", "need", "take", "care"})
+
+
+def reading_version() -> str:
+    """A digest of everything :func:`reads_as_english` decides by (its tables and this module's
+    rule): vectors that depend on how texts were read record it, and a change is caught."""
+    rule = inspect.getsource(reads_as_english) + inspect.getsource(_Chooser) + repr(sorted(_ALSO_ENGLISH))
+    tables = repr((sorted(LANGUAGES.items()), sorted((k, sorted(v.items())) for k, v in CUES.items())))
+    return hashlib.sha256((rule + tables).encode()).hexdigest()[:12]

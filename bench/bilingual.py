@@ -1,0 +1,190 @@
+"""A bilingual user: an English LoCoMo conversation with forty lines in Russian and Spanish told
+between its sessions, measured against the same conversation alone (`goat bench --sections
+bilingual`, and tests/test_bilingual.py).
+
+What it asks of memory: English questions recall what they recall without the other lines,
+at about the same L3 tokens, and draw almost none of them; an off-topic message injects
+little; a question in Russian or Spanish, paraphrased, finds its line among the three best
+injected.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from bench.harness import BenchOptions
+from bench.locomo import Conversation, build_conversation, evidence_recall, sessions_of
+from bench.report import SectionResult
+
+# (language, the user's line, the reply): twenty in each language, each about something of its
+# own, told at the end of the conversation's sessions.
+LINES: list[tuple[str, str, str]] = [
+    ("ru", "Мой брат Костя наконец купил себе мотоцикл, красный «Иж» семидесятых годов.", "Классика! Пусть ездит осторожно."),
+    ("ru", "Бабушка научила меня печь пирожки с капустой по её старому рецепту.", "Вкусно, наверное, получилось."),
+    ("ru", "На даче у нас поселился ёжик, каждую ночь шуршит под крыльцом.", "Какой милый сосед."),
+    ("ru", "Я записался в бассейн и плаваю по утрам три раза в неделю.", "Отличная привычка."),
+    ("ru", "Соседи сверху опять затопили нашу ванную, пришлось вызывать сантехника.", "Какая неприятность."),
+    ("ru", "Мы с друзьями сплавлялись на байдарках по Карелии целую неделю.", "Звучит как приключение."),
+    ("ru", "Моя кошка Муся родила четырёх котят, двоих мы уже раздали.", "Поздравляю с пополнением!"),
+    ("ru", "Я перечитываю «Мастера и Маргариту», в третий раз нахожу новое.", "Великая книга."),
+    ("ru", "На работе меня назначили ответственным за переезд офиса на новое место.", "Большая ответственность."),
+    ("ru", "Племянник сдал экзамен по вождению только с третьей попытки.", "Главное, что сдал."),
+    ("ru", "Я купил старую гитару на барахолке и учусь играть по видеоурокам.", "Удачи в учёбе!"),
+    ("ru", "У мамы юбилей в марте, мы собираем всю семью в ресторане.", "Прекрасный повод собраться."),
+    ("ru", "Я сломал палец на ноге, когда споткнулся о табуретку в темноте.", "Выздоравливай скорее."),
+    ("ru", "Мы посадили на балконе помидоры черри и базилик в ящиках.", "Летом будет свой урожай."),
+    ("ru", "Дядя Миша подарил мне старинные карманные часы своего отца.", "Ценный подарок."),
+    ("ru", "Я начал вести дневник расходов, чтобы копить на новую машину.", "Разумный подход."),
+    ("ru", "В подъезде поставили новый лифт, и он уже дважды застревал.", "Надеюсь, починят."),
+    ("ru", "Сестра переехала в Новосибирск и работает там в больнице медсестрой.", "Пусть ей там будет хорошо."),
+    ("ru", "Я выиграл в лотерею пятьсот рублей и купил на них мороженое всем коллегам.", "Щедро!"),
+    ("ru", "Зимой мы ездили в Суздаль и катались на санях с лошадьми.", "Очень атмосферно."),
+    ("es", "Mi prima Carmen abrió una pastelería pequeña en el centro de Granada.", "¡Qué valiente! Mucho éxito."),
+    ("es", "Mi abuelo me enseñó a jugar al mus durante las vacaciones.", "Es un juego muy divertido."),
+    ("es", "Se me quemó la paella del domingo porque me quedé dormido en el sofá.", "Le pasa a cualquiera."),
+    ("es", "Estoy entrenando para correr la media maratón de Valencia en diciembre.", "¡Mucho ánimo con los entrenamientos!"),
+    ("es", "Mi vecina tiene un loro que dice mi nombre cada mañana.", "¡Qué gracioso!"),
+    ("es", "Compré una furgoneta vieja y la estoy convirtiendo en una casa rodante.", "Un proyecto precioso."),
+    ("es", "Mi hijo pequeño perdió su primer diente y lo dejó debajo de la almohada.", "¡Vendrá el Ratoncito Pérez!"),
+    ("es", "Me apunté a clases de flamenco los jueves por la tarde.", "¡Olé! Disfrútalo."),
+    ("es", "La caldera del piso se estropeó y pasamos tres días sin agua caliente.", "Qué incomodidad."),
+    ("es", "Mi tía Rosa cumple noventa años y le preparamos una fiesta sorpresa.", "¡Qué bonito!"),
+    ("es", "Encontré en el desván las cartas que mis padres se escribían de novios.", "Un tesoro familiar."),
+    ("es", "Me han regalado una cafetera italiana y ahora hago el café como en Nápoles.", "¡Buen provecho!"),
+    ("es", "Mi perra Luna aprendió a abrir la puerta de la nevera ella sola.", "¡Qué lista!"),
+    ("es", "En el trabajo nos cambiaron a todos a la oficina nueva junto al puerto.", "Las vistas serán bonitas."),
+    ("es", "Plantamos un limonero en el patio en memoria de mi abuela.", "Un homenaje muy bonito."),
+    ("es", "Me robaron la bicicleta delante de la biblioteca aunque tenía candado.", "Qué rabia."),
+    ("es", "Mi hermano se casa en Menorca el próximo verano y yo seré el padrino.", "¡Enhorabuena!"),
+    ("es", "Estoy aprendiendo a tejer y ya terminé mi primera bufanda de lana.", "¡Qué habilidad!"),
+    ("es", "Fuimos a ver las Fallas y los petardos asustaron muchísimo al bebé.", "Es mucho ruido para un bebé."),
+    ("es", "Mi compañero de piso se va a vivir a Berlín y busco a alguien nuevo.", "Ojalá encuentres a alguien majo."),
+]
+
+# (line number in LINES, a question about it in its own language, in other words).
+QUESTIONS: list[tuple[int, str]] = [
+    (0, "Какой транспорт приобрёл мой брат?"),
+    (2, "Какое животное живёт у нас за городом?"),
+    (6, "Сколько детёнышей появилось у моей кошки?"),
+    (12, "Что случилось с моей ногой?"),
+    (17, "Куда переехала моя сестра и кем она работает?"),
+    (20, "¿Qué negocio puso mi prima?"),
+    (23, "¿Para qué carrera me estoy preparando?"),
+    (26, "¿Qué le pasó a mi hijo con un diente?"),
+    (32, "¿Qué truco aprendió mi perra?"),
+    (36, "¿Dónde será la boda de mi hermano?"),
+]
+
+# Messages about nothing in the chat.
+OFF_TOPIC = ["hi, how are you?", "What is the capital of Mongolia?", "Tell me a joke about penguins.",
+             "Can you explain how a transistor works?", "thanks, that's all for now"]
+
+
+def with_other_languages(record: dict[str, Any], lines: list[tuple[str, str, str]] = LINES) -> dict[str, Any]:
+    """The LoCoMo record with ``lines`` told by its first speaker (and answered by the second)
+    at the ends of its sessions, spread evenly over them; their dialog ids are ``X<n>:<m>``."""
+    told = copy.deepcopy(record)
+    conversation = told["conversation"]
+    speaker_a, speaker_b = conversation["speaker_a"], conversation["speaker_b"]
+    numbers = sessions_of(told)
+    for n, (_, line, reply) in enumerate(lines):
+        session = conversation[f"session_{numbers[n * len(numbers) // len(lines)]}"]
+        session += [{"speaker": speaker_a, "dia_id": f"X{n}:1", "text": line},
+                    {"speaker": speaker_b, "dia_id": f"X{n}:2", "text": reply}]
+    return told
+
+
+@dataclass
+class Measured:
+    """One chat's answers to the English questions and the other messages."""
+
+    recall: float  # evidence recall over the English questions (mean)
+    l3_tokens: float  # L3 tokens a question (mean)
+    other_language_lines: float  # lines in Russian or Spanish injected a question (mean)
+    off_topic_tokens: float  # L3 tokens an off-topic message (mean)
+    found_in_own_language: int  # own-language questions whose line is among the three best injected
+    asked_in_own_language: int
+
+
+def other_language_ids(conversation: Conversation) -> set[str]:
+    """The archive ids of the lines in Russian and Spanish."""
+    return {entry for dialog, entry in conversation.dialog_to_entry.items() if dialog.startswith("X")}
+
+
+async def measure(inspect, conversation: Conversation, bilingual: bool) -> Measured:
+    """Ask ``conversation``'s English questions, the off-topic messages and (``bilingual``) the
+    Russian and Spanish ones through ``inspect(chat_id, message) -> turn report``."""
+    others = other_language_ids(conversation)
+    recalls, tokens, drawn = [], [], []
+    for question in conversation.answerable():
+        report = await inspect(conversation.chat_id, question.text)
+        injected = {entry["id"] for entry in report["l3"]}
+        recalls.append(evidence_recall(question, injected))
+        tokens.append(report["tokens"]["l3"])
+        drawn.append(len(injected & others))
+    off_topic = [(await inspect(conversation.chat_id, message))["tokens"]["l3"] for message in OFF_TOPIC]
+    found = 0
+    for line, question in QUESTIONS if bilingual else []:
+        report = await inspect(conversation.chat_id, question)
+        best = sorted(report["l3"], key=lambda entry: -entry["blended_score"])[:3]
+        found += conversation.dialog_to_entry[f"X{line}:1"] in {entry["id"] for entry in best}
+    return Measured(_mean(recalls), _mean(tokens), _mean(drawn), _mean(off_topic), found,
+                    len(QUESTIONS) if bilingual else 0)
+
+
+def conversations(record: dict[str, Any]) -> tuple[Conversation, Conversation]:
+    """The conversation alone and told with the other languages' lines, as two chats."""
+    sample = record.get("sample_id", "conversation")
+    alone = build_conversation(record, chat_id=f"alone-{sample}")
+    return alone, build_conversation(with_other_languages(record), chat_id=f"bilingual-{sample}")
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+async def run(options: BenchOptions) -> SectionResult:
+    """The section: every LoCoMo conversation alone and told with the other languages' lines,
+    each pair imported afresh and asked the same questions."""
+    import shutil
+    import sys
+    from datetime import timedelta
+
+    from tqdm import tqdm
+
+    from bench.harness import bench_runner, conditions, isolated_settings
+    from bench.report import markdown_table, percent
+    from graph.importer import import_turns, transcript_of
+    from graph.runner import turn_report
+
+    folder = options.root / "bilingual-scratch"
+    shutil.rmtree(folder, ignore_errors=True)
+    rows = []
+    async with bench_runner(isolated_settings(options.settings, folder)) as (runner, _):
+        for record in options.locomo_records:
+            alone, both = conversations(record)
+            for conversation in (alone, both):
+                with tqdm(total=conversation.turns, unit="turn", desc=f"importing {conversation.chat_id}",
+                          file=sys.stderr) as bar:
+                    await import_turns(runner.services.memory, transcript_of(conversation.jsonl().splitlines(True)),
+                                       progress=bar.update)
+            now = (both.last_time + timedelta(hours=1)).timestamp()
+
+            async def inspect(chat_id: str, message: str) -> dict:
+                return turn_report(await runner.inspect(chat_id, message, now=now))
+
+            rows.append((alone.sample_id, await measure(inspect, alone, False), await measure(inspect, both, True)))
+    shutil.rmtree(folder, ignore_errors=True)
+    data = {"conversations": [{"sample": sample, "alone": vars(a), "bilingual": vars(b)} for sample, a, b in rows],
+            "conditions": {**conditions(), "data": str(options.locomo_path)}}
+    table = markdown_table(
+        ["conversation", "recall alone → bilingual", "L3 tokens alone → bilingual", "other-language lines a question",
+         "off-topic L3 tokens", "own-language questions: line among the 3 best"],
+        [(sample, f"{percent(a.recall)} → {percent(b.recall)}", f"{a.l3_tokens:.0f} → {b.l3_tokens:.0f}",
+          f"{b.other_language_lines:.2f}", f"{a.off_topic_tokens:.0f} → {b.off_topic_tokens:.0f}",
+          f"{b.found_in_own_language}/{b.asked_in_own_language}") for sample, a, b in rows],
+        "A bilingual user: each conversation alone, and with 40 lines in Russian and Spanish told between its sessions",
+    )
+    return SectionResult("bilingual", data, [table])

@@ -1,0 +1,101 @@
+"""One scale for every distance a query meets, whatever space it was measured in (pure).
+
+A query is compared with the passages in one space or two (:meth:`Encoder.spaces`): with the
+paired encoder, an English question meets English lines through MiniLM and e5 together, and
+lines in other languages through e5 alone. Each space spreads its distances its own way
+(e5's cosines sit between ~0.7 and 1.0 for any two texts, MiniLM's start near 0), so a raw
+distance says nothing across spaces: a Romanian line about soup would look closer to "hi, how
+are you?" than any English line does.
+
+So each space is judged against its own background, the query's mean distance to the chats'
+passages in that space, and every distance is put on the scale of the reference space (the
+first one the chats hold passages in, the query's own language's first):
+``raw × background(reference) / background(space)``. An entry stands out in any space when it
+is as much closer than that space's average entry as an entry of the reference space must be;
+ranking, the background test, the gap test and its ceiling all read these distances. A chat
+with only the reference space's passages keeps its raw distances. Chats with nothing indexed
+yet are measured against each space's typical background.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from memory.encoders.embeddings import MiniLMEncoder, Space, distances, english_passages
+from memory.stores.lexical import Centroid
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A query's spaces and backgrounds: how far any passage is from it, on one scale.
+
+    Args:
+        spaces: where the query is compared, its own language's space first.
+        backgrounds: per space, the query's mean distance to the chats' passages there (None
+            when the chats hold none there).
+        english_block: the encoder's leading values that only English passages have.
+    """
+
+    spaces: list[Space]
+    backgrounds: dict[str, float | None]
+    english_block: int = 0
+
+    @classmethod
+    def measure(cls, spaces: list[Space], centroid: Centroid | None, english_block: int = 0) -> Scale:
+        """The scale of a query compared in ``spaces`` with chats whose passages sum to ``centroid``
+        (None: nothing indexed)."""
+        backgrounds: dict[str, float | None] = {}
+        for space in spaces:
+            count = 0 if centroid is None else {
+                "all": centroid.count, "english": centroid.english, "other": centroid.count - centroid.english,
+            }[space.passages]
+            backgrounds[space.name] = (
+                float(distances(centroid.total / count, space.query)) if centroid is not None and count else None)
+        return cls(spaces, backgrounds, english_block)
+
+    @property
+    def reference(self) -> Space:
+        """The space whose distances the scale keeps: the first one the chats hold passages in."""
+        return next((space for space in self.spaces if self.backgrounds[space.name] is not None), self.spaces[0])
+
+    @property
+    def background(self) -> float | None:
+        """The reference space's background: the unit of the scale, what the relevance tests
+        measure against (None: the chats hold nothing indexed yet, and the gap test decides)."""
+        return self.backgrounds[self.reference.name]
+
+    def searched(self) -> list[Space]:
+        """The spaces worth searching: those the chats hold passages in (all of them, when the
+        chats hold nothing indexed yet)."""
+        held = [space for space in self.spaces if self.backgrounds[space.name] is not None]
+        return held or self.spaces
+
+    def calibrate(self, space: Space, raw: float | np.ndarray) -> float | np.ndarray:
+        """Distances measured in ``space`` put on the scale."""
+        reference = self.reference
+        if space.name == reference.name:
+            return raw
+        return raw * self._unit(reference) / self._unit(space)
+
+    def of_passages(self, passages: np.ndarray) -> np.ndarray:
+        """Each passage's distance to the query on the scale, measured in the space it belongs to
+        (the query's own-language space for English passages, e5's for the others)."""
+        passages = np.asarray(passages, dtype=np.float32)
+        if len(self.spaces) == 1 or len(passages) == 0:
+            return distances(passages, self.spaces[0].query) if len(passages) else np.zeros(0, dtype=np.float32)
+        english = english_passages(passages, self.english_block)
+        out = np.empty(len(passages), dtype=np.float32)
+        for space in self.spaces:
+            members = english if space.passages == "english" else ~english
+            out[members] = self.calibrate(space, distances(passages[members], space.query))
+        return out
+
+    def ceiling(self, minilm_ceiling: float) -> float:
+        """``retrieval.small_result_ceiling`` (a distance as MiniLM spreads them) on the scale."""
+        return minilm_ceiling * self._unit(self.reference) / MiniLMEncoder.typical_background
+
+    def _unit(self, space: Space) -> float:
+        background = self.backgrounds[space.name]
+        return space.typical_background if background is None else background
