@@ -152,6 +152,33 @@ async def test_an_interrupted_reembed_refuses_every_start_and_resumes_where_it_s
             np.testing.assert_allclose(in_chroma, target.encoder.encode(texts), atol=1e-5)
 
 
+async def test_a_reembed_killed_half_way_to_longer_vectors_goes_back_to_the_first_encoder(
+        tmp_path, minilm, paired) -> None:
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
+        await archive(memory, tmp_path, {"es": SPANISH, "en": ENGLISH})
+
+    class Killed(Exception):
+        pass
+
+    def stop_after_one_chat(finished: int, total: int) -> None:
+        raise Killed
+
+    pair = LocalEmbeddings(paired)
+    async with Memory(own_settings(tmp_path, pair.name), embeddings=pair) as memory:
+        with pytest.raises(Killed):  # one chat's collection now holds 1 152-d vectors
+            await memory.reembed(stop_after_one_chat)
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
+        done = await memory.reembed()
+        assert (done.encoder, done.chats, done.entries) == ("minilm-l6", 2, 5)
+        await memory.connect(warm=True)
+        for chat_id, history in (("es", SPANISH), ("en", ENGLISH)):
+            texts, in_chroma, in_index = await stored_vectors(memory, chat_id, len(history))
+            np.testing.assert_allclose(in_chroma, minilm.encoder.encode(texts), atol=1e-5)
+            np.testing.assert_allclose(in_index, minilm.encoder.encode(texts), atol=2e-3)  # float16
+        [hit] = await memory.l3.search(["en"], await memory.l3.embed_query("tomato seedlings"), 1)
+        assert hit["id"] == archive_id("en", 1)
+
+
 async def test_a_process_started_before_a_reembed_keeps_its_writes_in_the_outbox_not_in_the_other_space(
         tmp_path, minilm, e5) -> None:
     older = Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm)
@@ -181,12 +208,13 @@ def chat_once(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str
 def test_goat_reembed_killed_mid_way_resumes_and_goat_chat_is_refused_until_it_finishes(
         tmp_path, closed_port) -> None:
     data_dir = tmp_path / "data"
-    history = [(days - i / 100, f"{user} (nota {i})", reply) for i in range(8) for days, user, reply in SPANISH + ENGLISH]
-    chats = {f"chat-{n}": history for n in range(12)}  # 480 entries: some seconds of encoding
+    history = [(days - i / 100, f"{user} (nota {i})", reply) for i in range(12) for days, user, reply in SPANISH + ENGLISH]
+    chats = {f"chat-{n}": history for n in range(12)}  # 720 entries: half a minute of encoding
     model = {"GOAT_MODEL": "fake-model", "OPENAI_API_KEY": "sk-test-0123456789",
              "OPENAI_BASE_URL": f"http://127.0.0.1:{closed_port}/v1"}
-    minilm = goat_env(data_dir, GOAT_EMBEDDINGS__MODEL="minilm-l6", **model)
-    upgraded = goat_env(data_dir, **model)  # the default encoder, as after an upgrade
+    # A lease of a second: a killed re-embedding's runs out quickly.
+    minilm = goat_env(data_dir, GOAT_EMBEDDINGS__MODEL="minilm-l6", GOAT_REDIS__CHAT_LOCK_SECONDS="1", **model)
+    upgraded = goat_env(data_dir, GOAT_REDIS__CHAT_LOCK_SECONDS="1", **model)  # the default encoder, as after an upgrade
     for chat_id, history in chats.items():
         path = tmp_path / f"{chat_id}.jsonl"
         path.write_text(history_jsonl(chat_id, history), encoding="utf-8")
@@ -201,17 +229,25 @@ def test_goat_reembed_killed_mid_way_resumes_and_goat_chat_is_refused_until_it_f
     # Killed once some chats are done (its progress line says so), with no chance to clean up.
     process = subprocess.Popen([str(GOAT), "reembed"], env=upgraded, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     progress = ""
-    while not (done := re.search(r"\| *([1-9]\d*)/480", progress)):
+    while not (done := re.search(r"\| *([1-9]\d*)/720", progress)):
         character = process.stderr.read(1)
         assert character, f"goat reembed ended before it was killed: {progress}"
         progress += character
+    # One re-embedding at a time: a second is refused, a start is told to wait (side by side).
+    second = subprocess.Popen([str(GOAT), "reembed"], env=upgraded, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    third = chat_once(minilm, tmp_path)
+    second_told = second.communicate(timeout=HANG_GUARD)[1]
     os.kill(process.pid, signal.SIGKILL)
     process.wait(HANG_GUARD)
-    assert int(done.group(1)) < 480, "killed too late to test resuming"
+    assert int(done.group(1)) < 720, "killed too late to test resuming"
+    assert second.returncode == 1 and second_told.strip().splitlines()[-1] == (
+        "goat: L3 is unavailable: another `goat reembed` is re-embedding the archive now — wait for it to finish "
+        "(its progress bar says how far it is)"), second_told
+    assert "`goat reembed` is running it: wait for it to finish" in third.stderr, third.stderr
 
     assert f"re-embedding of the archive with {DEFAULT_ENCODER} is unfinished" in chat_once(minilm, tmp_path).stderr
     resumed = ok(goat("reembed", env=upgraded, cwd=tmp_path))
     assert f"with {DEFAULT_ENCODER} (was minilm-l6)" in resumed.stdout
-    assert int(resumed.stdout.split()[1]) < 480  # the chats done before the kill were not done again
+    assert int(resumed.stdout.split()[1]) < 720  # the chats done before the kill were not done again
     assert ok(goat("reembed", env=upgraded, cwd=tmp_path)).stdout.strip() == (
         f"the archive is already embedded with {DEFAULT_ENCODER}: nothing to do")
