@@ -102,6 +102,14 @@ def test_text_beyond_the_model_positions_is_encoded_whole(encoder: E5SmallEncode
     assert first @ second < 0.999
 
 
+def test_a_huge_text_is_read_as_far_as_its_first_two_windows(encoder: E5SmallEncoder) -> None:
+    # Bounded work whatever the length: 200 000 characters cost what its first ~1 000 tokens do.
+    head = " ".join(f"topic{i}" for i in range(600))  # > 1 020 tokens: past the second window
+    tail = " and then about dogs" * 10_000
+    np.testing.assert_allclose(encoder.encode([head + tail])[0], encoder.encode([head + " about tax law"])[0],
+                               atol=TOLERANCE)
+
+
 def test_queries_and_passages_are_encoded_with_their_prefixes(encoder: E5SmallEncoder) -> None:
     text = "¿Cómo se llama mi perro?"
     query, passage = encoder.encode([text], query=True)[0], encoder.encode([text])[0]
