@@ -15,9 +15,9 @@ from bot.arguments import add_bench_arguments, port_number, positive_int
 from bot.report import render_check, render_report
 from bot.signals import stopped_by_sigterm
 from graph.observability import RedactingFilter, Redactor
-from memory.settings import Settings, SettingsError, load_settings
+from memory.settings import Settings, SettingsError, load_settings, load_settings_leaving_out_invalid
 from nodes.state import MAX_MESSAGE_CHARS, InvalidTurn
-from memory.errors import BackendUnavailable
+from memory.errors import BackendUnavailable, disk_full
 
 EXIT_USAGE = 2
 IMPORT_FORMAT = f"""\
@@ -135,7 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(args.config)
+        if args.command == "doctor":  # it reports invalid settings among its checks, and goes on
+            settings, args.invalid_settings = load_settings_leaving_out_invalid(args.config)
+        else:
+            settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"goat: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         for log_handler in logging.getLogger().handlers:
             log_handler.addFilter(RedactingFilter(Redactor.for_settings(settings)))
         handler = {"import": cmd_import, "inspect": cmd_inspect, "doctor": cmd_doctor, "demo": cmd_demo,
@@ -147,13 +154,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"goat: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BackendUnavailable as exc:
-        print(f"goat: {exc}", file=sys.stderr)
+        print(f"goat: {disk_full(exc, settings) or exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `goat inspect … | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if (full := disk_full(exc, settings)) is None:
+            raise
+        print(f"goat: {full}", file=sys.stderr)
+        return 1
 
 
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -212,7 +224,8 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.doctor import Check, backend_fix, check_model, check_telegram
+    from bot.doctor import (Check, backend_fix, check_data_folder, check_model, check_telegram, invalid_sections,
+                            unchecked_backends)
     from nodes.services import Services
     from memory.encoders import encoder_files
 
@@ -224,17 +237,25 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
         failed |= check.failed
         print(redact(render_check(check.status, check.text, check.fix)), flush=True)
 
-    try:
-        model = settings.embeddings.model
-        report(Check("ok", f"embeddings: {model} (onnxruntime, offline) from {', '.join(map(str, encoder_files(model)))}"))
-    except RuntimeError as exc:
-        report(Check("FAIL", f"embeddings: {exc}"))
+    invalid = invalid_sections(args.invalid_settings)
+    if args.invalid_settings:
+        report(Check("FAIL", f"settings: {args.invalid_settings}",
+                     "correct it: what depends on it is not checked until then"))
+    if "embeddings" not in invalid:
+        try:
+            model = settings.embeddings.model
+            report(Check("ok", f"embeddings: {model} (onnxruntime, offline) from "
+                               f"{', '.join(map(str, encoder_files(model)))}"))
+        except RuntimeError as exc:
+            report(Check("FAIL", f"embeddings: {exc}"))
+    report(check_data_folder(settings))
     async with Services(settings) as services:
-        for backend in (await services.memory.health()).backends:
+        for backend in (await services.memory.health(unchecked=unchecked_backends(invalid))).backends:
             report(Check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend.mode} — {backend.detail}",
                          None if backend.ok else backend_fix(backend, settings)))
-    report(await check_model(settings.llm))
-    if settings.telegram.token:
+    if "llm" not in invalid:
+        report(await check_model(settings.llm))
+    if settings.telegram.token and "telegram" not in invalid:
         report(await check_telegram(settings.telegram.api_url, settings.telegram.token.get_secret_value()))
     return 1 if failed else 0
 

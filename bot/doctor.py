@@ -4,11 +4,13 @@ for real with a short timeout, each failure naming the variable to fix."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
+from memory.errors import FULL_DISK_BYTES, free_bytes, readable_size
 from memory.facade import BackendHealth
-from memory.settings import LLM, Settings
+from memory.settings import LLM, Settings, SettingsError
 from nodes.services import ModelNotConfigured
 
 TIMEOUT = 10.0  # seconds a check waits for an answer: a doctor's question, not a turn's
@@ -26,6 +28,31 @@ class Check:
     @property
     def failed(self) -> bool:
         return self.status == "FAIL"
+
+
+# The memory backend checked with each section's settings: one not checked while its section is invalid.
+_BACKEND_OF_SECTION = {"redis": "redis", "chroma": "chroma", "letta": "facts", "embeddings": "encoder"}
+
+
+def invalid_sections(invalid: SettingsError | None) -> set[str]:
+    """The sections holding the values ``invalid`` names (left at their defaults): what is checked
+    with them would be checked with values the user did not give."""
+    return {key.partition(".")[0] for key in invalid.keys} if invalid else set()
+
+
+def unchecked_backends(sections: set[str]) -> set[str]:
+    """The memory backends not to check while these sections are invalid."""
+    return {_BACKEND_OF_SECTION[section] for section in sections if section in _BACKEND_OF_SECTION}
+
+
+def check_data_folder(settings: Settings) -> Check:
+    """Room on the disk of the data folder, where the embedded stores and the turn log write."""
+    folder = Path(settings.data_dir).expanduser().resolve()
+    free = free_bytes(folder)
+    if free < FULL_DISK_BYTES:
+        return Check("FAIL", f"data folder: {folder} — its disk is full ({readable_size(free)} free)",
+                     "free space on that disk")
+    return Check("ok", f"data folder: {folder} — {readable_size(free)} free")
 
 
 def backend_fix(backend: BackendHealth, settings: Settings) -> str:

@@ -65,6 +65,8 @@ if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
 return 1
 """
 HANDLED_KEPT_MS = 48 * 3600 * 1000  # Telegram keeps an unacknowledged update for 24 h
+# An inbox orders its updates by a sorted set's score, a double: exact for integers up to 2**53.
+MAX_UPDATE_ID = 2**53
 
 
 def _keys(chat: str) -> list[str]:
@@ -142,7 +144,8 @@ class WebhookWorker:
 
     async def receive(self, request: Request) -> Response:
         """An update from Telegram: acknowledged (200) once it is in Redis, refused without the
-        secret token (403), or answered 503 when Redis cannot take it, so Telegram retries."""
+        secret token (403) or when it is no Telegram update (400), or answered 503 when Redis
+        cannot take it, so Telegram retries."""
         if not hmac.compare_digest(request.headers.get(SECRET_HEADER, "").encode(), self._secret.encode()):
             return Response(status_code=403)
         try:
@@ -151,8 +154,10 @@ class WebhookWorker:
             return Response("the body is not JSON", status_code=400)
         except RecursionError:
             return Response("the body is JSON nested too deeply to read", status_code=400)
-        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
-            return Response("not a Telegram update (no integer update_id)", status_code=400)
+        update_id = update.get("update_id") if isinstance(update, dict) else None
+        # Refused here: queuing it would fail, and the 503 that says so would make Telegram retry it forever.
+        if isinstance(update_id, bool) or not isinstance(update_id, int) or not 0 <= update_id <= MAX_UPDATE_ID:
+            return Response(f"not a Telegram update (no update_id from 0 to {MAX_UPDATE_ID})", status_code=400)
         try:
             parsed = Update.de_json(update, self.application.bot)  # what the drain will do with it
         except Exception as exc:  # noqa: BLE001 — the library's error for any malformed field

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -447,47 +447,83 @@ class Memory:
 
     # ---- doctor ---------------------------------------------------------------------------
 
-    async def health(self, chat_id: str | None = None, user_id: str | None = None) -> Health:
+    async def health(self, chat_id: str | None = None, user_id: str | None = None, *,
+                     unchecked: Collection[str] = ()) -> Health:
         """Each backend: reachable? in which mode? With a chat and a user, also what each layer
-        holds for them."""
-        settings, report = self.settings, []
-        redis_kind = "cluster" if settings.redis.cluster else "server"  # a cluster: any node's URL
-        redis_mode = f"{redis_kind} at {without_credentials(settings.redis.url)}" if settings.redis.url else (
-            f"embedded redis-server, data in {Path(settings.data_dir) / 'redis'}"
-        )
-        try:
-            info = await (await self.backends.redis()).info("server")
-            report.append(BackendHealth("redis", redis_mode, True, f"redis {info.get('redis_version')}"))
-        except Exception as exc:
-            report.append(BackendHealth("redis", redis_mode, False, without_credentials(str(exc))))
-        chroma_mode = f"server at {without_credentials(settings.chroma.url)}" if settings.chroma.url else (
-            f"embedded PersistentClient in {Path(settings.data_dir) / 'chroma'}"
-        )
-        try:
-            store = await self.backends.episodic()
-            chats = await self.backends.run_blocking(store.chat_ids)
-            report.append(BackendHealth("chroma", chroma_mode, True, f"{len(chats)} chat(s) archived"))
-        except Exception as exc:
-            report.append(BackendHealth("chroma", chroma_mode, False, without_credentials(str(exc))))
-        if "chroma" in {backend.name for backend in report if backend.ok}:
+        holds for them.
+
+        Args:
+            chat_id: the chat whose layers to count (with ``user_id``).
+            user_id: the user whose facts to count.
+            unchecked: backends not to check ("redis", "chroma", "encoder", "facts"): their settings
+                are invalid. What needs one of them is not checked either: the encoder needs Redis
+                and Chroma, facts kept in Redis need Redis.
+
+        Returns:
+            The backends checked, and the layers' counts.
+        """
+        settings, skipped = self.settings, set(unchecked)
+        if "redis" in skipped:
+            skipped |= {"encoder"} if settings.letta.url else {"encoder", "facts"}
+        if "chroma" in skipped:
+            skipped.add("encoder")
+        report = []
+        if "redis" not in skipped:
+            report.append(await self._redis_health())
+        if "chroma" not in skipped:
+            report.append(await self._chroma_health())
+        if "encoder" not in skipped and "chroma" in {backend.name for backend in report if backend.ok}:
             encoder_mode = f"{settings.embeddings.model} (onnxruntime, offline)"
             try:
                 await self.backends.embeddings()
                 report.append(BackendHealth("encoder", encoder_mode, True, "the archive's vectors are its own"))
             except BackendUnavailable as exc:
                 report.append(BackendHealth("encoder", encoder_mode, False, exc.detail, exc.fix))
+        if "facts" not in skipped:
+            report.append(await self._facts_health())
+        up = {backend.name for backend in report if backend.ok}
+        return Health(report, await self._layers(chat_id, user_id, up) if chat_id and user_id else {})
+
+    async def _redis_health(self) -> BackendHealth:
+        settings = self.settings
+        redis_kind = "cluster" if settings.redis.cluster else "server"  # a cluster: any node's URL
+        redis_folder = Path(settings.data_dir) / "redis"
+        redis_mode = f"{redis_kind} at {without_credentials(settings.redis.url)}" if settings.redis.url else (
+            f"embedded redis-server, data in {redis_folder}"
+        )
+        try:
+            info = await (await self.backends.redis()).info("server")
+            if unkept := await self.backends.persistence_problem():
+                disk = "the server's disk (its log says why)" if settings.redis.url else f"the disk of {redis_folder}"
+                return BackendHealth("redis", redis_mode, False, f"cannot keep what is written: {unkept}",
+                                     f"free space on {disk}")
+            return BackendHealth("redis", redis_mode, True, f"redis {info.get('redis_version')}")
+        except Exception as exc:
+            return BackendHealth("redis", redis_mode, False, without_credentials(str(exc)))
+
+    async def _chroma_health(self) -> BackendHealth:
+        settings = self.settings
+        chroma_mode = f"server at {without_credentials(settings.chroma.url)}" if settings.chroma.url else (
+            f"embedded PersistentClient in {Path(settings.data_dir) / 'chroma'}"
+        )
+        try:
+            store = await self.backends.episodic()
+            chats = await self.backends.run_blocking(store.chat_ids)
+            return BackendHealth("chroma", chroma_mode, True, f"{len(chats)} chat(s) archived")
+        except Exception as exc:
+            return BackendHealth("chroma", chroma_mode, False, without_credentials(str(exc)))
+
+    async def _facts_health(self) -> BackendHealth:
+        settings = self.settings
         if settings.letta.url:
             agents = "one agent for everyone" if settings.memory.scope == "global" else "an agent per user"
             facts_mode = f"Letta at {without_credentials(settings.letta.url)}, a 'facts' block in {agents}"
         else:
             facts_mode = "Redis hash per user"
         try:
-            report.append(BackendHealth("facts", facts_mode, True, await (await self.backends.facts()).check()))
+            return BackendHealth("facts", facts_mode, True, await (await self.backends.facts()).check())
         except Exception as exc:
-            report.append(BackendHealth("facts", facts_mode, False,
-                                        without_credentials(f"{type(exc).__name__}: {exc}")))
-        up = {backend.name for backend in report if backend.ok}
-        return Health(report, await self._layers(chat_id, user_id, up) if chat_id and user_id else {})
+            return BackendHealth("facts", facts_mode, False, without_credentials(f"{type(exc).__name__}: {exc}"))
 
     async def _layers(self, chat_id: str, user_id: str, up: set[str]) -> dict[str, int]:
         layers: dict[str, int] = {}

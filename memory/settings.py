@@ -53,7 +53,12 @@ RUN_TIME_SECTIONS = ("identity", "memory", "prefetch", "retrieval", "aits", "bud
 
 
 class SettingsError(ValueError):
-    """A setting is malformed; the message names the key and where it came from."""
+    """A setting is malformed; the message names the key and where it came from. ``keys``: the
+    dotted names of the values refused (none when the file cannot be read or a name is unknown)."""
+
+    def __init__(self, message: str, keys: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.keys = keys
 
 
 class _Section(BaseModel):
@@ -98,6 +103,9 @@ class LLM(_Section):
     timeout: float = Field(60.0, gt=0)
 
 
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 class Redis(_Section):
     url: str | None = None  # None: start an embedded redis-server under data_dir
     # A Redis Cluster: ``url`` names any of its nodes (redis:// or rediss://); the others are
@@ -108,6 +116,28 @@ class Redis(_Section):
     # A worker that dies (or loses Redis) holding a chat's turn lock blocks that chat at most
     # this long; a running turn renews its lease every third of it.
     chat_lock_seconds: float = Field(5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _a_redis_url(cls, url: str | None) -> str | None:
+        # Checked here, so that every command says it in one line, as for any setting.
+        if url is None:
+            return url
+        if not url.startswith(REDIS_URL_SCHEMES):
+            raise ValueError("not a Redis URL: use redis://host:port/db (user:password@ before the host when it "
+                             "wants them), rediss://… over TLS, or unix:///path/to/redis.sock")
+        from redis.connection import parse_url  # what the client reads it with; imported only for a URL set
+
+        try:
+            parse_url(url)
+        except ValueError as exc:  # the parser's own words may quote the URL's userinfo: only safe ones are kept
+            said = str(exc)
+            reason = (said if said.startswith("Invalid value for") else
+                      "its port is not a number from 0 to 65535 (a / ? # or @ in the password must be "
+                      "percent-encoded)" if said.startswith("Port") else
+                      "its host part cannot be read")
+            raise ValueError(f"not a valid Redis URL: {reason}") from None
+        return url
 
     @model_validator(mode="after")
     def _cluster_needs_a_node(self) -> "Redis":
@@ -447,7 +477,7 @@ def _validate(data: dict[str, Any], origins: Mapping[str, str]) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems, keys = [], []
         for error in exc.errors():
             key = ".".join(str(part) for part in error["loc"])
             # The variable a key came from, also for an item of it (telegram.allowed_users.1).
@@ -455,7 +485,8 @@ def _validate(data: dict[str, Any], origins: Mapping[str, str]) -> Settings:
                            if k == key or k.startswith(key + ".") or key.startswith(k + ".")), None)
             where = f" (from {origin})" if origin else ""
             problems.append(f"invalid setting {key}{where}: {error['msg']}")
-        raise SettingsError("; ".join(problems)) from None
+            keys.append(key)
+        raise SettingsError("; ".join(problems), tuple(keys)) from None
 
 
 @lru_cache(maxsize=64)
@@ -482,6 +513,53 @@ def load_settings(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Read ``path`` (or ``$GOAT_CONFIG``, or ``./goat.toml`` if present) and the environment."""
+    return _validate(*_read(path, environ))
+
+
+def load_settings_leaving_out_invalid(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[Settings, SettingsError | None]:
+    """As :func:`load_settings`, but a value refused is left at its default instead of stopping the
+    load: for `goat doctor`, which reports it among its checks and goes on with the others.
+
+    Returns:
+        The settings, and the error naming every value left out (None when none was).
+
+    Raises:
+        SettingsError: the file cannot be read, or a name is no setting's.
+    """
+    data, origins = _read(path, environ)
+    refused: list[SettingsError] = []
+    while True:  # each round drops at least one value: it ends
+        try:
+            settings = _validate(data, origins)
+        except SettingsError as exc:
+            if not [key for key in exc.keys if _drop_dotted(data, key)]:
+                raise
+            refused.append(exc)
+            continue
+        if not refused:
+            return settings, None
+        return settings, SettingsError("; ".join(map(str, refused)), tuple(k for exc in refused for k in exc.keys))
+
+
+def _drop_dotted(data: dict[str, Any], dotted: str) -> bool:
+    """Remove ``dotted``'s value from ``data``, or the deepest section or setting holding it (for
+    an item of a list: the list). Returns whether there was one."""
+    holder, name, node = None, "", data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            break
+        holder, name, node = node, part, node[part]
+    if holder is None:
+        return False
+    del holder[name]
+    return True
+
+
+def _read(path: str | Path | None, environ: Mapping[str, str] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The settings given by the file and the environment (dotted key -> value), and where each
+    came from; names no setting has are refused."""
     environ = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     origins: dict[str, str] = {}
@@ -503,4 +581,4 @@ def load_settings(
     for dotted, (value, variable) in variables.items():
         _set_dotted(data, dotted, value)
         origins[dotted] = variable
-    return _validate(data, origins)
+    return data, origins

@@ -335,7 +335,7 @@ def test_import_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_bad_environment_value_is_rejected_naming_the_key_and_the_variable(tmp_path: Path) -> None:
-    result = goat("doctor", env=goat_env(tmp_path / "data", GOAT_PREFETCH__TIMEOUT="abc"), cwd=tmp_path)
+    result = goat("stats", env=goat_env(tmp_path / "data", GOAT_PREFETCH__TIMEOUT="abc"), cwd=tmp_path)
 
     assert result.returncode == 2
     assert result.stdout == ""
@@ -365,6 +365,8 @@ def test_bad_settings_file_in_the_cwd_is_rejected_naming_the_problem(tmp_path: P
     assert not (tmp_path / "data").exists()
 
 
+REDIS_URL_FORMS = ("not a Redis URL: use redis://host:port/db (user:password@ before the host when it wants them), "
+                   "rediss://… over TLS, or unix:///path/to/redis.sock")
 SETTING_REFUSED = [  # (arguments, variables, goat.toml, the whole error line)
     pytest.param(["inspect", "--chat", CHAT, "--set", "retrieval.gap_significanse=2", "hello"], {}, None,
                  "unknown setting retrieval.gap_significanse (from --set); did you mean retrieval.gap_significance?",
@@ -392,6 +394,19 @@ SETTING_REFUSED = [  # (arguments, variables, goat.toml, the whole error line)
     pytest.param(["stats"], {}, "[aits]\nbase = false\n",
                  "invalid setting aits.base (from goat.toml): Value error, expected a number, not a boolean",
                  id="file-boolean"),
+    pytest.param(["export", "--user", USER], {"GOAT_REDIS_URL": "htp://ana:s3cret-pw@cache:6379/0"}, None,
+                 f"invalid setting redis.url (from GOAT_REDIS_URL): Value error, {REDIS_URL_FORMS}",
+                 id="variable-redis-scheme"),
+    pytest.param(["stats"], {"GOAT_REDIS_URL": "localhost:6379"}, None,
+                 f"invalid setting redis.url (from GOAT_REDIS_URL): Value error, {REDIS_URL_FORMS}",
+                 id="variable-redis-no-scheme"),
+    pytest.param(["import", "history.jsonl"], {}, "[redis]\nurl = 'redis://:s3cret-pw@cache:637900/0'\n",
+                 "invalid setting redis.url (from goat.toml): Value error, not a valid Redis URL: its port is not a "
+                 "number from 0 to 65535 (a / ? # or @ in the password must be percent-encoded)",
+                 id="file-redis-port"),
+    pytest.param(["inspect", "--chat", CHAT, "hello"], {"GOAT_REDIS_URL": "redis://cache:6379/0?socket_timeout=s3cret"},
+                 None, "invalid setting redis.url (from GOAT_REDIS_URL): Value error, not a valid Redis URL: Invalid "
+                 "value for 'socket_timeout' in connection URL.", id="variable-redis-query"),
 ]
 
 
@@ -401,6 +416,8 @@ def test_a_setting_no_knob_has_or_a_value_no_number_is_refused_naming_its_origin
 ) -> None:
     if toml is not None:
         (tmp_path / "goat.toml").write_text(toml, encoding="utf-8")
+
+    (tmp_path / "history.jsonl").write_text(history_jsonl(CHAT, USER), encoding="utf-8")
 
     result = goat(*arguments, env=goat_env(tmp_path / "data", **variables), cwd=tmp_path)
 
@@ -429,6 +446,35 @@ def test_doctor_on_embedded_defaults(tmp_path: Path) -> None:
     model = line("model")
     assert model.startswith("[note]") and "GOAT_MODEL" in model and "OPENAI_API_KEY" in model
     assert not any(l.startswith("[FAIL") for l in lines)
+    assert servers_left(data_dir) == []
+
+
+@pytest.mark.parametrize("variables, unchecked", [
+    ({"GOAT_REDIS_URL": "htp://ana:s3cret-pw@cache:6379/0"}, {"redis", "encoder", "facts"}),
+    ({"GOAT_REDIS_URL": "localhost:6379", "GOAT_PREFETCH__TIMEOUT": "abc"}, {"redis", "encoder", "facts"}),
+    ({"GOAT_PREFETCH__TIMEOUT": "abc"}, set()),
+], ids=["redis-scheme", "redis-no-scheme-and-a-number", "a-number"])
+def test_doctor_reports_an_invalid_setting_as_a_failed_check_and_checks_the_rest(
+    tmp_path: Path, variables: dict[str, str], unchecked: set[str]
+) -> None:
+    data_dir = tmp_path / "data"
+
+    result = goat("doctor", env=goat_env(data_dir, **variables), cwd=tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "s3cret-pw" not in result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    [settings] = [line for line in lines if line.startswith("[FAIL] settings:")]
+    for variable in variables:
+        assert f"(from {variable})" in settings
+    if "GOAT_REDIS_URL" in variables:
+        assert REDIS_URL_FORMS in settings
+    checked = {match.group(1) for line in lines if (match := re.match(r"\[\w+ *\] +(\w[\w ]*):", line))}
+    every_check = {"settings", "embeddings", "data folder", "redis", "chroma", "encoder", "facts", "model"}
+    assert checked == every_check - unchecked
+    assert [line for line in lines if line.startswith("[FAIL")] == [settings]  # the others are fine
+    # An invalid Redis URL is not replaced by the embedded server behind the user's back.
+    assert (data_dir / "redis").exists() == ("redis" not in unchecked)
     assert servers_left(data_dir) == []
 
 

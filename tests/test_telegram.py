@@ -470,25 +470,48 @@ async def test_webhook_mode_without_a_configured_secret_is_never_open(settings, 
         assert telegram.chat(STRANGER) == [] and telegram.methods("sendDocument") == []
 
 
-async def test_an_update_id_far_ahead_of_the_chats_cannot_silence_it(settings, embeddings):
+@asynccontextmanager
+async def posting_as_telegram(settings: Settings, embeddings: LocalEmbeddings
+                              ) -> AsyncIterator[tuple[FakeTelegram, httpx.AsyncClient]]:
+    """The bot served by webhook, and a client that posts to it as Telegram does (its secret)."""
     port = free_port()
     with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
         async with running(bot_settings(settings, fake, telegram), embeddings, webhook="https://bot.example/hook",
                            port=port):
             secret = telegram.methods("setWebhook")[0].get("secret_token", "")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={SECRET_HEADER: secret}) as client:
-                far = webhook_update(10**15, ALICE, ALICE, "An update id from nowhere.")
-                assert (await client.post("/hook", json=far)).status_code == 200
-                await until(telegram, lambda: len(telegram.chat(ALICE)) == 1)
-                for update_id in (7, 8):
-                    real = webhook_update(update_id, ALICE, ALICE, f"Real message {update_id}.")
-                    assert (await client.post("/hook", json=real)).status_code == 200
-                await until(telegram, lambda: len(telegram.chat(ALICE)) == 3)
-                assert (await client.post("/hook", json=real)).status_code == 200  # a redelivery: not again
-                after = webhook_update(9, ALICE, ALICE, "Real message 9.")
-                assert (await client.post("/hook", json=after)).status_code == 200
-                await until(telegram, lambda: len(telegram.chat(ALICE)) == 4)
-        assert telegram.chat(ALICE)[1:] == [f"You said: Real message {n}.." for n in (7, 8, 9)]
+                yield telegram, client
+
+
+async def test_an_update_id_far_ahead_of_the_chats_cannot_silence_it(settings, embeddings):
+    async with posting_as_telegram(settings, embeddings) as (telegram, client):
+        far = webhook_update(10**15, ALICE, ALICE, "An update id from nowhere.")
+        assert (await client.post("/hook", json=far)).status_code == 200
+        await until(telegram, lambda: len(telegram.chat(ALICE)) == 1)
+        for update_id in (7, 8):
+            real = webhook_update(update_id, ALICE, ALICE, f"Real message {update_id}.")
+            assert (await client.post("/hook", json=real)).status_code == 200
+        await until(telegram, lambda: len(telegram.chat(ALICE)) == 3)
+        assert (await client.post("/hook", json=real)).status_code == 200  # a redelivery: not again
+        after = webhook_update(9, ALICE, ALICE, "Real message 9.")
+        assert (await client.post("/hook", json=after)).status_code == 200
+        await until(telegram, lambda: len(telegram.chat(ALICE)) == 4)
+    assert telegram.chat(ALICE)[1:] == [f"You said: Real message {n}.." for n in (7, 8, 9)]
+
+
+async def test_an_update_id_no_inbox_can_hold_is_refused_not_retried_forever(settings, embeddings):
+    """A 503 makes Telegram deliver the update again and again: an update id that is no integer,
+    or one past what an inbox orders exactly, is refused with 400, and the chat goes on."""
+    async with posting_as_telegram(settings, embeddings) as (telegram, client):
+        for update_id in (True, 10**400, -1, 2**53 + 1, "7", 7.0):
+            unusable = {**webhook_update(1, ALICE, ALICE, "Never queued."), "update_id": update_id}
+            answer = await client.post("/hook", content=json.dumps(unusable),
+                                       headers={"Content-Type": "application/json"})
+            assert answer.status_code == 400, (update_id, answer.status_code)
+        real = webhook_update(2**53, ALICE, ALICE, "The largest update id an inbox holds.")
+        assert (await client.post("/hook", json=real)).status_code == 200
+        await until(telegram, lambda: len(telegram.chat(ALICE)) == 1)
+    assert telegram.chat(ALICE) == ["You said: The largest update id an inbox holds.."]
 
 
 def test_goat_bot_answers_a_message_as_a_new_user_runs_it(tmp_path: Path):

@@ -7,7 +7,9 @@ append-only file, and the server listens on a unix socket only. Several
 processes on the same data folder share one server; it lives as long as the
 process that started it, however that process ends. A process still using it
 when it ends (killed, crashed, or its owner gone) starts it again on the same
-files, or joins whichever process restarted it first.
+files, or joins whichever process restarted it first. The append-only file is its
+only copy of the data: it takes no RDB snapshots, whose final one, failing on a full
+disk, would keep the server from ending at all.
 """
 
 from __future__ import annotations
@@ -93,10 +95,14 @@ def _cluster_options() -> dict[str, object]:
 
 
 def answers_ping(url: str) -> bool:
-    """Whether a Redis server at ``url`` is up and serving."""
+    """Whether a Redis server at ``url`` is up and serving. A refusal counts as an answer: a
+    server that cannot write to its disk refuses even PING (MISCONF), yet it is there, and
+    another one must not be started on its files."""
     try:
         with redis.Redis.from_url(url, socket_timeout=1, retry=_NO_RETRY) as client:
             return bool(client.ping())
+    except redis.ResponseError:
+        return True
     except (redis.RedisError, OSError):
         return False
 
@@ -109,8 +115,8 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _ended_with_parent(parent_pid: int) -> Callable[[], None]:
-    """Run in the child between fork and exec: SIGTERM (redis-server saves and exits) when the
-    thread that forked it ends; and if the parent is already gone, exit at once."""
+    """Run in the child between fork and exec: SIGTERM (redis-server flushes its file and exits)
+    when the thread that forked it ends; and if the parent is already gone, exit at once."""
     libc = ctypes.CDLL(None, use_errno=True)
 
     def end_with_parent() -> None:
@@ -248,12 +254,13 @@ class EmbeddedRedis:
         with client, suppress(redis.ConnectionError):  # already gone
             if process is None or process.returncode is not None:
                 return False  # not started by us, or already ended
-            # A round trip first: the server handles disconnects already pending
-            # with it, so CLIENT LIST no longer shows clients that just closed.
-            client.ping()
+            # A round trip first: the server handles disconnects already pending with it, so
+            # CLIENT LIST no longer shows clients that just closed. ECHO, not PING, which a
+            # server that cannot write to its disk refuses.
+            client.echo("")
             others = [c for c in client.client_list() if c.get("name") != process_client_name()]
             if not others:
-                client.shutdown()
+                client.shutdown(nosave=True)  # the append-only file is flushed all the same
                 process.wait(timeout=self._startup_timeout)
                 return True
         return False
@@ -373,6 +380,7 @@ class EmbeddedRedis:
             "--dir", str(self._dir),
             "--appendonly", "yes",
             "--appendfsync", "everysec",
+            "--save", "",
         ]  # fmt: skip
         with open(self._log, "ab") as log_file:
             # A session of its own: Ctrl-C in the terminal must not kill a shared server.
