@@ -327,10 +327,10 @@ class Memory:
 
     async def forget_chat(self, chat_id: str) -> None:
         """Delete the chat's L2, L3, word index, import records and cached searches (its users'
-        facts stay), and erase them from the data folder's files. The graph's checkpoints are not
-        memory's: the caller deletes the chat's thread."""
+        facts stay): the demo's fresh start, so not erased from the files (a person's forget is,
+        :meth:`forgetting`). The graph's checkpoints are not memory's: the caller deletes the
+        chat's thread."""
         await forget_chat(self.backends, self.archiver, chat_id)
-        await self.backends.erase_deleted(l3=True)
 
     async def forget_user(self, user_id: str) -> Forgotten:
         """Delete everything of the person (``memory/stores/privacy.py``), inside :meth:`forgetting`,
