@@ -380,6 +380,8 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
+            # Its AOF's RDB preamble uncompressed: what a forget erased can be checked by a search of the files.
+            "--rdbcompression", "no",
         ]  # fmt: skip
         with open(self._log, "ab") as log_file:
             # A session of its own: Ctrl-C in the terminal must not kill a shared server.
