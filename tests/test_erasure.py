@@ -1,0 +1,186 @@
+"""Forgotten means gone from disk: after each kind of forget (`goat forget-user`, `/forget` of a fact,
+MCP `delete_memory`, `/reset`), the forgotten text is in no file of the data folder, embedded Redis
+and Chroma alike (their append-only file, snapshot, write-ahead log, freed pages…); with a Redis
+server and a Chroma server, what the README promises there. Real servers, the real encoder; the
+model is the loopback fake."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import chromadb
+import pytest
+
+from bot import commands
+from bot.commands import Asker
+from conftest import system_redis, wait_for
+from fakes import FakeOpenAI
+from memory.encoders.embeddings import LocalEmbeddings
+from memory.settings import Settings, load_settings
+from memory.turns import ImportedTurn
+from test_cli import goat, goat_env, ok
+from test_graph import make_runner, with_model
+from test_mcp import data, stdio_session
+
+pytestmark = pytest.mark.slow
+
+MARKER = "zebracorn-4711"  # the forgotten text
+KEPT = "quokkaferry-2208"  # someone else's, or what the forget keeps: still there after
+ANA, BOB = "ana-5150", "bob-3344"
+
+
+def files_holding(folder: Path, text: str = MARKER) -> list[str]:
+    """The files under ``folder`` whose bytes hold ``text`` (UTF-8), relative to it."""
+    needle = text.encode()
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")
+                  if path.is_file() and needle in path.read_bytes())
+
+
+def exchange(user_id: str, key: str, said: str, at: int) -> ImportedTurn:
+    return ImportedTurn(key, user_id, tuple({"role": role, "content": text, "timestamp": at, "user_id": user_id}
+                                            for role, text in (("user", said), ("assistant", "Noted."))))
+
+
+def test_forget_user_leaves_nothing_of_theirs_in_any_file(tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+    """Ana's own chat, her part of a shared chat (imported, and a live turn: a checkpoint), her fact
+    and a snapshot Redis wrote before (as servers of earlier versions did): all gone from disk."""
+    data_dir = tmp_path / "data"
+    env = goat_env(data_dir)
+    transcript = tmp_path / "history.jsonl"
+    lines = [("ana-chat", ANA, f"My locker code is {MARKER}."), ("family", ANA, f"Grandma's {MARKER} recipe."),
+             ("family", BOB, f"My bike is a {KEPT}.")]
+    transcript.write_text("".join(
+        json.dumps({"chat_id": chat, "user_id": user, "role": role, "content": text, "timestamp": 1_760_000_000 + n})
+        + "\n" for n, (chat, user, said) in enumerate(lines) for role, text in (("user", said), ("assistant", "Ok."))))
+    ok(goat("import", transcript, env=env, cwd=tmp_path))
+
+    async def live_turn_and_snapshot() -> None:
+        with FakeOpenAI() as fake:
+            fake.reply(f"I will remember {MARKER}.")
+            runner = make_runner(with_model(load_settings(environ=env), fake), embeddings)
+            try:
+                await runner.services.memory.remember(ANA, "locker", MARKER, 500)
+                await runner.run("family", f"Again: {MARKER}.", user_id=ANA)
+                assert await runner.services.memory.settle() == 0
+                await (await runner.services.memory.redis()).save()
+            finally:
+                await runner.aclose()
+
+    asyncio.run(live_turn_and_snapshot())
+    assert {"redis/appendonly.aof", "redis/dump.rdb", "chroma/chroma.sqlite3"} <= set(files_holding(data_dir))
+
+    ok(goat("forget-user", ANA, "--yes", env=env, cwd=tmp_path))
+    assert files_holding(data_dir) == []
+    # Bob's turn is kept, and found where it is: the search sees through the rewritten files.
+    assert {"redis/appendonly.aof", "chroma/chroma.sqlite3"} <= set(files_holding(data_dir, KEPT))
+    assert files_holding(data_dir, ANA) == []  # nor is her id anywhere
+
+
+async def test_forget_of_a_fact_leaves_it_in_no_file(tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+    data_dir = tmp_path / "data"
+    runner = make_runner(Settings(data_dir=data_dir), embeddings)  # embedded Redis and Chroma
+    try:
+        asker = Asker(runner, "ana-chat", ANA)
+        assert await commands.remember(asker, f"locker={MARKER}") == f"Noted: locker = {MARKER}"
+        assert await commands.remember(asker, f"bike={KEPT}") == f"Noted: bike = {KEPT}"
+        wait_for(lambda: files_holding(data_dir) == ["redis/appendonly.aof"], "the fact in Redis's append-only file")
+        assert await commands.forget(asker, "locker") == "Forgot locker."
+        assert files_holding(data_dir) == []  # when the command answers, with Redis still running
+        assert files_holding(data_dir, KEPT) == ["redis/appendonly.aof"]
+    finally:
+        await runner.aclose()
+    assert files_holding(data_dir) == []
+
+
+async def test_reset_leaves_the_conversation_in_no_file_of_redis(tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+    """/reset clears L2: its copy of the turns leaves Redis's files; the archive keeps every turn
+    (as /reset says: earlier turns are still recalled)."""
+    data_dir = tmp_path / "data"
+    runner = make_runner(Settings(data_dir=data_dir), embeddings)
+    try:
+        memory = runner.services.memory
+        await memory.import_turns("ana-chat", [exchange(ANA, "k1", f"My locker code is {MARKER}.", 1_760_000_000)])
+        assert await memory.settle() == 0
+        wait_for(lambda: "redis/appendonly.aof" in files_holding(data_dir), "the turn in Redis's append-only file")
+        await commands.reset(Asker(runner, "ana-chat", ANA), "")
+        assert files_holding(data_dir / "redis") == []
+        assert files_holding(data_dir) == ["chroma/chroma.sqlite3"]
+    finally:
+        await runner.aclose()
+
+
+async def test_a_memory_deleted_over_mcp_is_in_no_file(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = goat_env(data_dir)
+    async with stdio_session(env, tmp_path) as session:
+        for n, (user, assistant) in enumerate([(f"My locker code is {MARKER}.", "Noted."),
+                                               (f"My bike is a {KEPT}.", "Nice.")]):
+            data(await session.call_tool("archive_turn", {"user": user, "assistant": assistant,
+                                                          "timestamp": f"2026-11-0{n + 1}T10:00:00Z"}))
+        wait_for(lambda: {"redis/appendonly.aof", "chroma/chroma.sqlite3"} <= set(files_holding(data_dir)),
+                 "the exchange in Redis's and Chroma's files")
+        [forgotten] = [memory["id"] for memory in data(await session.call_tool("list_memories", {}))["memories"]
+                       if MARKER in memory["text"]]
+        assert data(await session.call_tool("delete_memory", {"id": forgotten})) == {"deleted": forgotten}
+        assert files_holding(data_dir) == []  # when the call returns, the server still running
+        assert {"redis/appendonly.aof", "chroma/chroma.sqlite3"} <= set(files_holding(data_dir, KEPT))
+
+
+async def test_on_servers_redis_rewrites_its_append_only_file_and_chroma_serves_nothing_of_it(
+        tmp_path: Path, embeddings: LocalEmbeddings, chroma_url: str) -> None:
+    """The README's promise for servers one runs: a Redis server that keeps an append-only file has
+    it rewritten before the forget returns; a Chroma server no longer returns what was deleted (its
+    files are its operator's)."""
+    redis_dir = tmp_path / "redis-server"
+    redis_dir.mkdir()
+    # Uncompressed, as the embedded server keeps it: a string the rewrite kept is found by a search.
+    with system_redis(redis_dir, "--appendonly", "yes", "--rdbcompression", "no") as redis_url:
+        settings = Settings(data_dir=tmp_path / "data", redis={"url": redis_url}, chroma={"url": chroma_url})
+        runner = make_runner(settings, embeddings)
+        try:
+            memory = runner.services.memory
+            asker = Asker(runner, "ana-chat", ANA)
+            await commands.remember(asker, f"locker={MARKER}")
+            await commands.remember(asker, f"bike={KEPT}")
+            await memory.import_turns("ana-chat", [exchange(ANA, "k1", f"Bike lock {MARKER}.", 1_760_000_000),
+                                                   exchange(ANA, "k2", f"My bike is a {KEPT}.", 1_760_000_060)])
+            assert await memory.settle() == 0
+            wait_for(lambda: files_holding(redis_dir), "the fact and the turn in the server's append-only file")
+
+            assert await commands.forget(asker, "locker") == "Forgot locker."
+            entries, _ = await memory.entries_page("ana-chat", 10)
+            [forgotten] = [entry["id"] for entry in entries if MARKER in entry["content"]]
+            assert await memory.delete_entry("ana-chat", forgotten)
+            assert files_holding(redis_dir) == []
+            assert files_holding(redis_dir, KEPT)  # the rest stays
+            address = chroma_url.rsplit(":", 1)
+            chroma = chromadb.HttpClient(host=address[0].removeprefix("http://"), port=int(address[1]),
+                                         settings=chromadb.config.Settings(anonymized_telemetry=False))
+            served = [document for collection in chroma.list_collections()
+                      for document in chroma.get_collection(collection.name).get()["documents"]]
+            assert served and not [document for document in served if MARKER in document]
+        finally:
+            await runner.aclose()
+
+
+async def test_a_forget_beside_another_process_on_the_data_folder_is_finished_by_the_next(tmp_path: Path) -> None:
+    """Chroma's SQLite takes no file locks: its files are not rewritten under another process using
+    the embedded data folder (here `goat mcp`). The forget says so in one line and is recorded; the
+    next one, alone, erases."""
+    data_dir = tmp_path / "data"
+    env = goat_env(data_dir)
+    transcript = tmp_path / "history.jsonl"
+    transcript.write_text("".join(json.dumps({"chat_id": "ana-chat", "user_id": ANA, "role": role, "content": text,
+                                              "timestamp": 1_760_000_000}) + "\n"
+                                  for role, text in (("user", f"My locker code is {MARKER}."), ("assistant", "Ok."))))
+    ok(goat("import", transcript, env=env, cwd=tmp_path))
+    async with stdio_session(env, tmp_path) as session:
+        data(await session.call_tool("list_facts", {}))  # connected to the data folder's Redis
+        refused = await asyncio.to_thread(goat, "forget-user", ANA, "--yes", env=env, cwd=tmp_path)
+    assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "other processes use this data folder" in refused.stderr
+    assert f"goat forget-user {ANA}" in refused.stderr
+    ok(goat("forget-user", ANA, "--yes", env=env, cwd=tmp_path))
+    assert files_holding(data_dir) == []
