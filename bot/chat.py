@@ -10,6 +10,7 @@ line on standard error and the conversation goes on; the exit status is 1 if any
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -23,7 +24,7 @@ from bot.commands import COMMANDS, Asker
 from graph.observability import Redactor
 from graph.runner import TurnRunner
 from nodes.services import ModelNotConfigured
-from nodes.state import InvalidTurn, TurnConflict, turn_user
+from nodes.state import InvalidTurn, TurnConflict, is_blank, turn_user
 from memory.errors import BackendUnavailable
 from memory.settings import Settings
 
@@ -57,12 +58,14 @@ class ChatSession:
     def __post_init__(self) -> None:
         self._redact = Redactor.for_settings(self.runner.services.settings)
         self._asker = Asker(self.runner, self.chat_id, self.user_id)
+        self._writing = threading.RLock()  # a log line from another thread waits for a chunk's write
+        self._line_open = False  # a streamed reply's line is not ended yet
 
     async def handle(self, line: str) -> bool:
         """One line of input: a command or a message. False when the user asked to leave."""
-        text = line.strip()
-        if not text:
+        if is_blank(line):  # nothing to see: no message, as an empty line
             return True
+        text = line.strip()
         if not text.startswith("/"):
             await self.turn(line)
             return True
@@ -86,11 +89,13 @@ class ChatSession:
         streamed: list[str] = []
 
         def show(chunk: str) -> None:
-            if not streamed:
-                self.out.write(REPLY_PREFIX)
-            streamed.append(chunk)
-            self.out.write(chunk)
-            self.out.flush()
+            with self._writing:
+                if not streamed:
+                    self.out.write(REPLY_PREFIX)
+                streamed.append(chunk)
+                self.out.write(chunk)
+                self.out.flush()
+                self._line_open = True
 
         answered = False
 
@@ -128,8 +133,20 @@ class ChatSession:
             self.say(("\n" if streamed else "") + REPLY_PREFIX + reply)
 
     def say(self, text: str) -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
+        with self._writing:
+            self.out.write(text + "\n")
+            self.out.flush()
+            self._line_open = False
+
+    def log_line(self, text: str) -> int:
+        """Write a log line (standard error's, at a terminal the same screen as the reply's): while a
+        reply streams, below the reply's line so far, which goes on under it."""
+        with self._writing:
+            if self._line_open:
+                self.out.write("\n")
+                self.out.flush()
+                self._line_open = False
+            return self.err.write(text)
 
     def report_failure(self, what: str, exc: Exception) -> None:
         self.failures += 1
@@ -224,6 +241,29 @@ def ctrl_c_cancels(task: asyncio.Future[Any], unless: Callable[[], bool]) -> Ite
         signal.signal(signal.SIGTERM, stop_on_sigterm)
 
 
+class _LogStream:
+    """The stream the log's handlers write to during a chat: through :meth:`ChatSession.log_line`."""
+
+    def __init__(self, session: ChatSession) -> None:
+        self.write = session.log_line
+        self.flush = session.err.flush
+
+
+@contextmanager
+def logs_on_their_own_lines(session: ChatSession) -> Iterator[None]:
+    """While the block runs, what the log prints on standard error (a Redis restarted under the
+    chat, from its keeper thread) starts on a line of its own, never inside a streaming reply."""
+    handlers = [handler for handler in logging.getLogger().handlers
+                if isinstance(handler, logging.StreamHandler) and handler.stream is session.err]
+    for handler in handlers:
+        handler.setStream(_LogStream(session))
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.setStream(session.err)
+
+
 @contextmanager
 def terminal_restored(interactive: bool) -> Iterator[None]:
     """Put the terminal's modes back on leaving: a line editor interrupted by Ctrl-C in its
@@ -258,7 +298,7 @@ async def run_chat(settings: Settings, chat_id: str, user_id: str | None) -> int
         await runner.recover()  # turns a killed process left between reply and archive
         if interactive:
             print("ready; /help lists the commands", flush=True)
-        with terminal_restored(interactive):
+        with terminal_restored(interactive), logs_on_their_own_lines(session):
             while (line := await read_line(next_line)) is not None:
                 if not await session.handle(line):
                     break

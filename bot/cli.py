@@ -13,13 +13,15 @@ from typing import Any
 
 from bot.arguments import add_bench_arguments, port_number, positive_int
 from bot.report import render_check, render_report
-from bot.signals import stopped_by_sigterm
+from bot.signals import stop_requests, stopped_by_sigterm
 from graph.observability import RedactingFilter, Redactor
 from memory.settings import Settings, SettingsError, load_settings, load_settings_leaving_out_invalid
 from nodes.state import MAX_MESSAGE_CHARS, InvalidTurn
 from memory.errors import BackendUnavailable, disk_full
 
 EXIT_USAGE = 2
+EXIT_STOPPED = 130  # as a shell reports a command Ctrl-C ended
+BENCH = "measure memory: turn overhead, deadline, import speed, LoCoMo recall"
 IMPORT_FORMAT = f"""\
 FILE holds one JSON object a line, e.g.
   {{"chat_id": "family", "user_id": "ana", "role": "user", "content": "Mum's birthday is on 24 January.", "timestamp": "2026-01-06T18:45:00Z"}}
@@ -28,8 +30,9 @@ fields:
   chat_id    the chat (a string)
   user_id    who wrote it (a string; optional, default: the chat id)
   role       "user" or "assistant"
-  content    the text (not empty, at most {MAX_MESSAGE_CHARS} characters)
-  timestamp  ISO-8601 (without a zone: UTC) or unix seconds, in the years 1970-2200
+  content    the text (UTF-8, not empty, at most {MAX_MESSAGE_CHARS} characters)
+  timestamp  ISO-8601 (without a zone: UTC) or unix seconds (a number, or one in a string), in the
+             years 1970-2200
 A user message and the assistant message after it, in one chat, make one turn; any other
 message is a turn alone. Blank lines are ignored; a UTF-8 byte-order mark is fine."""
 
@@ -50,8 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="settings file (default: $GOAT_CONFIG or ./goat.toml)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    importer = commands.add_parser(
-        "import", help="bulk-load a JSON Lines transcript into L2 and L3",
+    def command(name: str, what: str, **options: Any) -> argparse.ArgumentParser:
+        """A subcommand, ``what`` it does its line in `goat --help`; its own --help begins with its
+        description, or that line."""
+        options.setdefault("description", f"{what[0].upper()}{what[1:]}.")
+        return commands.add_parser(name, help=what, **options)
+
+    importer = command(
+        "import", "bulk-load a JSON Lines transcript into L2 and L3",
         description="Bulk-load a transcript into memory as live turns are written: each chat's messages into\n"
                     "its L2, each exchange into its L3. Importing a file again (or grown) adds only what is new.",
         epilog=IMPORT_FORMAT, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="import the valid lines and list the others (default: an invalid line stops the "
                                "import before anything is written)")
 
-    inspect = commands.add_parser("inspect", help="show what memory would inject for a message (no model call)")
+    inspect = command("inspect", "show what memory would inject for a message (no model call)")
     inspect.add_argument("message", nargs="?", help="the message (or use --queries)")
     inspect.add_argument("--chat", required=True, help="chat id")
     inspect.add_argument("--user", help="user id (default: the chat id)")
@@ -70,26 +79,32 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                          metavar="KEY=VALUE", help="override a setting for this run, e.g. prefetch.timeout=0.3")
 
-    commands.add_parser("doctor", help="check every backend and say how to fix what is missing")
+    command("doctor", "check every backend and say how to fix what is missing",
+                        description="Check every backend GOAT uses (the encoder, Redis, Chroma, the facts store, "
+                        "the model and the Telegram Bot API when configured), each asked for real, and say how "
+                        "to fix what fails. Exit status 1 when a check fails.")
 
-    demo = commands.add_parser("demo", help="load a bundled conversation and show proactive memory at work")
+    demo = command("demo", "load a bundled conversation and show proactive memory at work")
     demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     # its options, --help included, are parsed by the benchmarks' own parser: see parse_arguments
-    commands.add_parser("bench", add_help=False,
-                        help="measure memory: turn overhead, deadline, import speed, LoCoMo recall")
+    command("bench", BENCH, add_help=False)
 
-    chat = commands.add_parser("chat", help="talk to GOAT in the terminal (one message per line from a pipe)")
+    chat = command(
+        "chat", "talk to GOAT in the terminal (one message per line from a pipe)",
+        description="Talk to GOAT in the terminal, through the same graph as the Telegram bot: at a terminal the "
+        "reply streams as it is written (Ctrl-C cancels it; at the prompt, leaves); from a pipe, one message a "
+        "line and one reply a line. /help lists the memory commands. Needs a model (GOAT_MODEL, OPENAI_API_KEY).")
     chat.add_argument("--chat", default="terminal", help="chat id (default: terminal)")
     chat.add_argument("--user", help="user id (default: the chat id)")
 
-    telegram = commands.add_parser("bot", help="run the Telegram bot (long polling, or a webhook server)")
+    telegram = command("bot", "run the Telegram bot (long polling, or a webhook server)")
     telegram.add_argument("--webhook", metavar="URL",
                           help="serve a webhook at this public https URL instead of polling (its path is served)")
     telegram.add_argument("--listen", default="127.0.0.1", help="with --webhook: the address to listen on")
     telegram.add_argument("--port", type=port_number, default=8443, help="with --webhook: the port (default 8443)")
 
-    mcp = commands.add_parser("mcp", help="serve this chat's memory to any agent over MCP (stdio, or HTTP)")
+    mcp = command("mcp", "serve this chat's memory to any agent over MCP (stdio, or HTTP)")
     mcp.add_argument("--chat", required=True, help="the chat whose memory is served (fixed for the server's life)")
     mcp.add_argument("--user", help="the user whose facts are served (default: the chat id)")
     mcp.add_argument("--http", action="store_true",
@@ -97,21 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--host", default="127.0.0.1", help="with --http: the address to listen on (default 127.0.0.1)")
     mcp.add_argument("--port", type=port_number, default=8765, help="with --http: the port (default 8765)")
 
-    export = commands.add_parser("export", help="everything of a user as one JSON document (facts, L2, L3)")
+    export = command("export", "everything of a user as one JSON document (facts, L2, L3)")
     export.add_argument("--user", required=True, help="the user id")
     export.add_argument("--chat", help="only this chat")
 
-    forget = commands.add_parser("forget-user", help="delete everything of a user: facts, their chats, their part of shared ones")
+    forget = command("forget-user", "delete everything of a user: facts, their chats, their part of shared ones")
     forget.add_argument("user", help="the user id")
     forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
-    commands.add_parser(
-        "reembed", help="re-embed the archive with embeddings.model (after changing the encoder); resumable",
+    command(
+        "reembed", "re-embed the archive with embeddings.model (after changing the encoder); resumable",
         description="Compute every L3 entry's vector again with the encoder embeddings.model names "
         "(GOAT_EMBEDDINGS__MODEL), in place: Chroma and the word index's vectors. Stop GOAT's other "
         "processes first; none starts until it has finished. Killed, it resumes where it was when run again.")
 
-    stats = commands.add_parser("stats", help="latency percentiles and memory figures of the recent turns")
+    stats = command(
+        "stats", "latency percentiles and memory figures of the recent turns",
+        description="Latency percentiles per node and memory figures (prefetch mechanisms, cache hits, tokens) "
+        "of the recent turns, from the turn log in <data_dir>/logs.")
     stats.add_argument("--last", type=positive_int, default=1000, metavar="N", help="how many turns (default 1000)")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
@@ -126,7 +144,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return args
 
-    bench = argparse.ArgumentParser(prog="goat bench")
+    bench = argparse.ArgumentParser(prog="goat bench", description=f"{BENCH[0].upper()}{BENCH[1:]}.")
     add_bench_arguments(bench)
     return bench.parse_args(rest, namespace=args)
 
@@ -160,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 1
     except KeyboardInterrupt:
-        return 130
+        return EXIT_STOPPED
     except Exception as exc:
         if (full := disk_full(exc, settings)) is None:
             raise
@@ -171,21 +189,36 @@ def main(argv: list[str] | None = None) -> int:
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from graph.importer import TranscriptError, import_turns, read_transcript
+    from graph.importer import ImportStopped, TranscriptChanged, TranscriptError, import_turns, read_transcript
     from nodes.services import Services
 
     if not args.file.is_file():
         print(f"goat: no such file: {args.file}", file=sys.stderr)
         return EXIT_USAGE
-    try:  # read whole first: a malformed file is rejected before any backend starts
-        transcript = read_transcript(args.file, skip_invalid=args.skip_invalid)
+    try:  # every line checked first: a malformed file is rejected before any backend starts
+        with stop_requests() as stopped:
+            transcript = read_transcript(args.file, skip_invalid=args.skip_invalid, stopped=stopped)
     except TranscriptError as exc:
         print(f"goat: {args.file}: {exc}; nothing was written (--skip-invalid imports the valid lines)",
               file=sys.stderr)
         return EXIT_USAGE
-    async with Services(settings) as services:
-        with tqdm(total=transcript.turns, unit="turn", desc=f"importing {args.file.name}", file=sys.stderr) as bar:
-            stats = await import_turns(services.memory, transcript, progress=bar.update)
+    except ImportStopped:
+        print("goat: stopped while the file was being checked; nothing was written", file=sys.stderr)
+        return EXIT_STOPPED
+    try:
+        async with Services(settings) as services:
+            with stop_requests() as stopped, tqdm(total=transcript.turns, unit="turn",
+                                                  desc=f"importing {args.file.name}", file=sys.stderr) as bar:
+                stats = await import_turns(services.memory, transcript, progress=bar.update, stopped=stopped)
+    except ImportStopped as stop:
+        print(f"goat: stopped: {stop.imported} turn(s) imported, {stop.skipped} already there, of "
+              f"{transcript.turns}; what was written is whole: run the same command again to import the rest",
+              file=sys.stderr)
+        return EXIT_STOPPED
+    except TranscriptChanged as exc:
+        print(f"goat: {args.file}: {exc}; the turns before it were imported: run the import again",
+              file=sys.stderr)
+        return 1
     print(
         f"{stats['messages']} messages, {stats['turns']} turns: "
         f"{stats['imported']} imported, {stats['skipped']} already there"
@@ -262,7 +295,12 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     from bot.chat import run_chat
+    from bot.doctor import missing_model
 
+    if problem := missing_model(settings.llm):  # else it would say "ready", then fail every message
+        print(f"goat: the chat needs a model: {problem} (without one, `goat inspect`, `goat export` and "
+              "`goat mcp` reach the memory)", file=sys.stderr)
+        return EXIT_USAGE
     return await run_chat(settings, args.chat, args.user)
 
 

@@ -62,8 +62,12 @@ def backend_fix(backend: BackendHealth, settings: Settings) -> str:
     if backend.name == "facts":
         return ("start Letta at that address, or unset GOAT_LETTA_URL to keep facts in Redis" if settings.letta.url
                 else "check the Redis line above")
+    chroma = ("start the Chroma server at GOAT_CHROMA_URL (`chroma run --path DIR --port PORT`), or unset "
+              "GOAT_CHROMA_URL for the embedded store" if settings.chroma.url else
+              "make the folder above readable and writable, with space free, or set GOAT_CHROMA_URL to a "
+              "Chroma server")
     return {"redis": "unset GOAT_REDIS_URL for the embedded server, or start yours",
-            "chroma": "unset GOAT_CHROMA_URL for the embedded store, or `chroma run`"}.get(backend.name, "")
+            "chroma": chroma}.get(backend.name, "")
 
 
 def missing_model(llm: LLM) -> str | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import time
 from datetime import datetime, timedelta, timezone
 from collections.abc import Awaitable, Callable
@@ -36,7 +37,7 @@ from memory.facade import Memory
 from memory.prompt import one_line
 from memory.settings import Settings
 from memory.turns import ImportedTurn, archive_id, iso_time
-from nodes.state import MAX_MESSAGE_CHARS
+from nodes.state import message_problem
 from nodes.toolkit.memory_tools import MemoryToolbox
 
 log = logging.getLogger(__name__)
@@ -94,17 +95,12 @@ class MemoryServer:
     async def archive_turn(self, user: str, assistant: str, timestamp: str | float | None,
                            client_id: str | None = None) -> dict[str, Any]:
         for name, text in (("user", user), ("assistant", assistant)):
-            if not text.strip():  # refused as a live message, or a line of `goat import`
-                raise ValueError(f"{name} is empty: nothing to archive")
-            if len(text) > MAX_MESSAGE_CHARS:  # as a live message, or a line of `goat import`
-                raise ValueError(f"{name} has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}")
+            if problem := message_problem(text):  # refused as a live message, or a line of `goat import`
+                raise ValueError(f"{name} {problem}")
         if client_id is not None and not client_id.strip():
             raise ValueError("client_id is empty: leave it out, or name the exchange")
         if timestamp is not None:
-            try:
-                when = parse_timestamp(timestamp)
-            except ValueError as exc:
-                raise ValueError(f"timestamp {timestamp!r}: {exc} (e.g. 2026-03-01T14:30:00Z)") from None
+            when = parse_timestamp(timestamp)
         elif client_id is not None:
             when = time.time()
         else:  # a retry sends the same exchange again: it is the turn first sent, at that time
@@ -112,7 +108,11 @@ class MemoryServer:
                                                 time.time(), RETRY_WINDOW_S)
         messages = tuple({"role": role, "content": text, "timestamp": when, "user_id": self.user_id}
                          for role, text in (("user", user), ("assistant", assistant)))
-        key = f"mcp-id:{_digest(client_id)}" if client_id is not None else f"mcp:{_digest(repr(when), user, assistant)}"
+        # The same exchange at a time that shows the same (to the second, as memories are listed) is
+        # one exchange: a resend whose clock moved a millisecond is no second turn at an identical
+        # time. (A whole second gives the key it gave before times were rounded here.)
+        shown = repr(float(math.floor(when)))
+        key = f"mcp-id:{_digest(client_id)}" if client_id is not None else f"mcp:{_digest(shown, user, assistant)}"
         # Held like a turn: a live turn of the chat cannot take the same turn number meanwhile.
         async with self.memory.turn(self.chat_id, user_id=self.user_id):
             written = await self.memory.import_turns(self.chat_id, [ImportedTurn(key, self.user_id, messages)])
@@ -242,8 +242,9 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
             description="your own id for this exchange; sent again, it archives nothing")] = None,
     ) -> dict[str, Any]:
         """Archive one exchange of your conversation verbatim, as GOAT archives its own turns, so
-        that later recall finds it. Archived once: the same exchange at the same time, the same
-        client_id, or the same exchange sent again without either within a few minutes."""
+        that later recall finds it. Archived once: the same exchange at the same time (to the
+        second), the same client_id, or the same exchange sent again without either within a few
+        minutes. A memory deleted with delete_memory can be archived again."""
         return await guarded(calls.archive_turn, user, assistant, timestamp, client_id)
 
     @server.tool(annotations=READS)

@@ -34,6 +34,32 @@ def _stop_as_ctrl_c(on_ctrl_c: Any) -> Callable[[int, Any], None]:
 
 
 @contextmanager
+def stop_requests() -> Iterator[Callable[[], bool]]:
+    """While the block runs, Ctrl-C and SIGTERM do not cancel the command wherever it is: they ask
+    it to stop, and it stops at its next safe point (an import between two batches) once it sees
+    the request, with what it wrote whole. A cancelled write would leave its worker thread
+    computing on, which the interpreter's exit waits for, and a second Ctrl-C then aborts it.
+
+    Yields:
+        A call that says whether a stop was asked for.
+    """
+    asked = False
+
+    def ask(*_: object) -> None:
+        nonlocal asked
+        asked = True
+
+    # Where Ctrl-C is ignored (a shell's background job) it stays ignored; SIGTERM still stops.
+    taken = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) != signal.SIG_IGN else [])
+    previous = {signum: signal.signal(signum, ask) for signum in taken}
+    try:
+        yield lambda: asked
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
 def _signals_wake_the_loop(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
     """Python runs a signal's handler in the main thread alone, and the kernel may hand the signal
     to any thread (the chat's input reader, a pool thread): a byte on a socket the loop watches

@@ -7,25 +7,42 @@ exchange repeated at one time is told apart by its occurrence) and its turn numb
 before anything is written, so an interrupted or repeated import never writes a turn twice.
 A line that cannot be imported stops the whole file before any write, unless it is skipped
 on request (then the lines around it are imported as if it were not there).
+
+The file is read twice and never held whole: a first pass checks every line and counts the
+turns, a second imports them a batch at a time. Between two batches an import asked to stop
+(Ctrl-C) stops: what it wrote is whole, and importing the file again adds the rest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
+from itertools import islice
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
 
 from memory.facade import Memory
 from memory.turns import ImportedTurn
-from nodes.state import MAX_MESSAGE_CHARS, check_ids, clean_text, json_type
+from nodes.state import check_ids, clean_text, json_type, message_problem
 
 ROLES = ("user", "assistant")
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc).timestamp()
 LATEST = datetime(2201, 1, 1, tzinfo=timezone.utc).timestamp()  # the first moment refused
+# Exchanges written at a time. A stop asked for waits for the batch being written, so a batch is
+# sized to take about BATCH_SECONDS whatever the encoder, the machine and the texts: it starts
+# small, grows (at most doubling) while batches are quick and shrinks when they are slow. Its
+# text is bounded too, for memory (an exchange longer than that is a batch alone).
+FIRST_BATCH, MAX_BATCH = 8, 256
+BATCH_SECONDS = 0.5
+BATCH_CHARS = 1_000_000
+_SECONDS = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # a JSON number, as text
+_BOM = "\ufeff"  # some editors begin a file with it: it is not part of the first line
 
 
 @dataclass(frozen=True)
@@ -43,11 +60,24 @@ class TranscriptError(ValueError):
     """Transcript lines that cannot be imported; the message names the first (it starts with its
     line number) and counts the others."""
 
-    def __init__(self, refused: list[Refusal]) -> None:
-        self.refused = refused
-        others = len(refused) - 1
+    def __init__(self, first: Refusal, others: int = 0) -> None:
+        self.first = first
         more = f" (and {others} more invalid {'line' if others == 1 else 'lines'})" if others else ""
-        super().__init__(f"{refused[0]}{more}")
+        super().__init__(f"{first}{more}")
+
+
+class TranscriptChanged(ValueError):
+    """A line that was valid when the file was checked no longer is: the file changed while it was
+    imported (what came before the line is imported)."""
+
+
+class ImportStopped(Exception):
+    """The import was asked to stop and stopped between two batches (or before any): what it wrote
+    is whole. ``imported`` turns were written now, ``skipped`` were there already."""
+
+    def __init__(self, imported: int, skipped: int) -> None:
+        super().__init__(f"stopped with {imported} turn(s) imported")
+        self.imported, self.skipped = imported, skipped
 
 
 @dataclass(frozen=True)
@@ -61,14 +91,23 @@ class TranscriptMessage:
 
 def parse_timestamp(value: object) -> float:
     """Unix seconds of a time in the years 1970–2200 (UTC): anything else is a typo, milliseconds
-    or a placeholder, and past 9999 in UTC no date can show it (checked after the offset)."""
+    or a placeholder, and past 9999 in UTC no date can show it (checked after the offset). A
+    number written as a string ("1700000000", as some exports write it) is unix seconds too."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError("timestamp must be ISO-8601 or unix seconds")
     if isinstance(value, str):
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        if parsed.tzinfo is None:  # a naive time is taken as UTC, the archive's clock
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        seconds = parsed.timestamp()
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            if not _SECONDS.fullmatch(text):
+                raise ValueError(f"timestamp {value!r:.100} is neither ISO-8601 (e.g. 2026-03-01T14:30:00Z) nor "
+                                 f"unix seconds ({exc})") from None
+            seconds = float(text)
+        else:
+            if parsed.tzinfo is None:  # a naive time is taken as UTC, the archive's clock
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            seconds = parsed.timestamp()
     else:
         seconds = value
     if not EARLIEST <= seconds < LATEST:  # NaN too
@@ -104,76 +143,178 @@ def parse_line(line: str) -> TranscriptMessage:
         raise ValueError(f"role must be 'user' or 'assistant', not {role!r:.100}")
     if not isinstance(content, str):
         raise ValueError("content must be a string")
-    if not content.strip():  # refused as a live message is
-        raise ValueError("content is empty")
-    if len(content) > MAX_MESSAGE_CHARS:  # as a live message
-        raise ValueError(f"content has {len(content)} characters; the limit is {MAX_MESSAGE_CHARS}")
+    if problem := message_problem(content):  # refused as a live message is
+        raise ValueError(f"content {problem}")
     if "timestamp" not in record:
         raise ValueError("timestamp is missing")
     return TranscriptMessage(chat_id, user_id, role, clean_text(content), parse_timestamp(record["timestamp"]))
 
 
+def _read(number: int, start: int, raw: bytes | str) -> TranscriptMessage | Refusal | None:
+    """Line ``number`` (``start``: its byte offset in the file) as a message, or why it cannot be
+    one; None for a blank line. Bytes that are not UTF-8 are refused, not guessed at."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Refusal(number, f"not UTF-8: the byte 0x{raw[exc.start]:02x} at byte offset "
+                                   f"{start + exc.start} of the file")
+    if number == 1:
+        raw = raw.removeprefix(_BOM)
+    if not raw.strip():
+        return None
+    try:
+        return parse_line(raw)
+    except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        return Refusal(number, str(exc))
+
+
+def _read_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, TranscriptMessage | Refusal | None]]:
+    """Each line's number and what it reads as (:func:`_read`), in order."""
+    start = 0
+    for number, raw in enumerate(lines, start=1):
+        yield number, _read(number, start, raw)
+        start += len(raw)
+
+
+class Pairing:
+    """Messages paired into turns as they come: in a chat, a user message and the assistant message
+    after it, or any other message alone. Holds one message per chat at most: a user's, until the
+    next message of the chat shows whether it was answered."""
+
+    def __init__(self) -> None:
+        self._asking: dict[str, TranscriptMessage] = {}
+
+    def add(self, message: TranscriptMessage) -> tuple[TranscriptMessage, ...] | None:
+        """The turn ``message`` completes, if any (the chat's unanswered user message, alone)."""
+        asking = self._asking.pop(message.chat_id, None)
+        if message.role == "assistant":
+            return (asking, message) if asking else (message,)
+        self._asking[message.chat_id] = message
+        return (asking,) if asking else None
+
+    def rest(self) -> list[tuple[TranscriptMessage, ...]]:
+        """At the end: the user messages no reply followed, each a turn alone."""
+        return [(message,) for message in self._asking.values()]
+
+
 def pair_turns(messages: Iterable[TranscriptMessage]) -> dict[str, list[tuple[TranscriptMessage, ...]]]:
     """Per chat, in file order: (user, assistant) pairs, or a lone message as a 1-tuple."""
     chats: dict[str, list[tuple[TranscriptMessage, ...]]] = {}
+    pairing = Pairing()
     for message in messages:
-        turns = chats.setdefault(message.chat_id, [])
-        last = turns[-1] if turns else ()
-        if message.role == "assistant" and len(last) == 1 and last[0].role == "user":
-            turns[-1] = (last[0], message)
-        else:
-            turns.append((message,))
+        chats.setdefault(message.chat_id, [])
+        if turn := pairing.add(message):
+            chats[message.chat_id].append(turn)
+    for turn in pairing.rest():
+        chats[turn[0].chat_id].append(turn)
     return chats
 
 
-def _digests(turns: list[tuple[TranscriptMessage, ...]]) -> list[str]:
+class Occurrences:
     """Identify a chat's exchanges across imports of its file: by role, time and text, and an
     exchange repeated at one time by which occurrence it is. Counting occurrences, not lines,
     keeps every other exchange's identity when lines are inserted earlier or appended; a first
-    occurrence keeps the digest earlier imports gave it (a repeat's prefix cannot begin a role)."""
-    seen: Counter[str] = Counter()
-    digests = []
-    for turn in turns:
+    occurrence keeps the digest earlier imports gave it (a repeat's prefix cannot begin a role).
+    Holds 12 bytes per distinct exchange, not its text."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Counter[bytes]] = {}
+
+    def digest(self, turn: tuple[TranscriptMessage, ...]) -> str:
         parts = "\x1f".join(f"{m.role}|{m.timestamp!r}|{m.content}" for m in turn)
-        occurrence = seen[parts]
-        seen[parts] += 1
-        identity = f"{occurrence}\x1e{parts}" if occurrence else parts
-        digests.append(hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:24])
-    return digests
+        first = _sha256(parts)
+        seen = self._seen.setdefault(turn[0].chat_id, Counter())
+        occurrence = seen[first[:12]]
+        seen[first[:12]] += 1
+        return (_sha256(f"{occurrence}\x1e{parts}") if occurrence else first)[:12].hex()
+
+
+def _sha256(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 @dataclass(frozen=True)
 class Transcript:
-    chats: dict[str, list[tuple[TranscriptMessage, ...]]]  # per chat, its turns in file order
+    """A transcript whose every line was checked, by a pass that held none of it: how many lines,
+    messages and turns it has and the lines left out. Importing it reads its lines again."""
+
+    lines: Callable[[], Iterator[bytes | str]]  # its lines from the first, read anew at each call
+    read: int  # lines checked: a line added to the file since waits for the next import
     messages: int
+    turns: int
     skipped: list[Refusal]  # the lines left out (only when asked to skip them)
 
-    @property
-    def turns(self) -> int:
-        return sum(map(len, self.chats.values()))
+    def imported_turns(self) -> Iterator[tuple[str, ImportedTurn]]:
+        """Each turn of the transcript (its chat, the turn), a chat's in file order, read anew."""
+        left_out = {refusal.line for refusal in self.skipped}
+        pairing, occurrences = Pairing(), Occurrences()
+        with closing(self.lines()) as lines:
+            for _, read in _read_lines(islice(lines, self.read)):
+                if read is None:
+                    continue
+                if isinstance(read, Refusal):
+                    if read.line in left_out:
+                        continue
+                    raise TranscriptChanged(f"{read}: the file changed since its lines were checked")
+                if turn := pairing.add(read):
+                    yield turn[0].chat_id, _imported(turn, occurrences.digest(turn))
+        for turn in pairing.rest():
+            yield turn[0].chat_id, _imported(turn, occurrences.digest(turn))
 
 
-def read_transcript(path: Path, skip_invalid: bool = False) -> Transcript:
-    """Parse and pair the whole file (lines that cannot be imported raise TranscriptError before
-    anything is written, or with ``skip_invalid`` are left out); a byte-order mark, as some
-    editors write, is not part of the first line."""
-    with path.open(encoding="utf-8-sig", errors="surrogateescape") as lines:
-        return transcript_of(lines, skip_invalid)
+def read_transcript(path: Path, skip_invalid: bool = False, stopped: Callable[[], bool] | None = None) -> Transcript:
+    """Check every line of the file (:func:`checked`), reading it line by line; a byte-order mark,
+    as some editors write, is not part of the first line."""
+
+    def lines() -> Iterator[bytes]:
+        with path.open("rb") as file:
+            yield from file
+
+    return checked(lines, skip_invalid, stopped)
 
 
 def transcript_of(lines: Iterable[str], skip_invalid: bool = False) -> Transcript:
-    messages: list[TranscriptMessage] = []
+    """Check lines held in memory (:func:`checked`)."""
+    held = list(lines)
+
+    def again() -> Iterator[str]:
+        yield from held
+
+    return checked(again, skip_invalid)
+
+
+def checked(lines: Callable[[], Iterator[bytes | str]], skip_invalid: bool = False,
+            stopped: Callable[[], bool] | None = None) -> Transcript:
+    """The first pass: every line read and paired, none kept.
+
+    Args:
+        lines: opens the transcript's lines (bytes, read as UTF-8, or text), from the first.
+        skip_invalid: leave out the lines that cannot be imported, instead of refusing the file.
+        stopped: asked before each line; true, the pass stops with ImportStopped.
+    Returns:
+        The checked transcript, to import with :func:`import_turns`.
+    Raises:
+        TranscriptError: lines cannot be imported (without ``skip_invalid``): it names the first.
+    """
+    count = messages = turns = others = 0
     refused: list[Refusal] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            messages.append(parse_line(line))
-        except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
-            refused.append(Refusal(number, str(exc)))
+    pairing = Pairing()
+    with closing(lines()) as source:
+        for count, read in _read_lines(source):
+            if stopped and stopped():
+                raise ImportStopped(0, 0)
+            if isinstance(read, Refusal):
+                if skip_invalid or not refused:
+                    refused.append(read)
+                else:  # only the first is named
+                    others += 1
+            elif read is not None:
+                messages += 1
+                turns += pairing.add(read) is not None
     if refused and not skip_invalid:
-        raise TranscriptError(refused)
-    return Transcript(pair_turns(messages), len(messages), refused)
+        raise TranscriptError(refused[0], others)
+    return Transcript(lines, count, messages, turns + len(pairing.rest()), refused)
 
 
 async def import_transcript(
@@ -182,16 +323,50 @@ async def import_transcript(
     return await import_turns(memory, read_transcript(path), progress)
 
 
-async def import_turns(
-    memory: Memory, transcript: Transcript, progress: Callable[[int], None] | None = None
-) -> dict[str, int]:
-    """Load a parsed transcript; returns {"messages", "turns", "imported", "skipped"}."""
+async def import_turns(memory: Memory, transcript: Transcript, progress: Callable[[int], None] | None = None,
+                       stopped: Callable[[], bool] | None = None) -> dict[str, int]:
+    """The second pass: load a checked transcript, a batch at a time.
+
+    Args:
+        progress: called with how many more turns are done (written, or there already).
+        stopped: asked before each batch; true, the import stops with ImportStopped, what it
+            wrote whole.
+    Returns:
+        {"messages", "turns", "imported", "skipped"}: skipped are the turns there already.
+    Raises:
+        TranscriptChanged: a line that was checked no longer reads (the turns before it are written).
+    """
     stats = {"messages": transcript.messages, "turns": transcript.turns, "imported": 0, "skipped": 0}
-    for chat_id, turns in transcript.chats.items():
-        imported = len(await memory.import_turns(
-            chat_id, [_imported(turn, digest) for turn, digest in zip(turns, _digests(turns))], progress))
-        stats["imported"] += imported
-        stats["skipped"] += len(turns) - imported
+    batch: dict[str, list[ImportedTurn]] = {}
+    size, held, chars = FIRST_BATCH, 0, 0
+
+    async def write() -> None:
+        nonlocal size, held, chars
+        if stopped and stopped():
+            raise ImportStopped(stats["imported"], stats["skipped"])
+        started, written = time.perf_counter(), 0
+        for chat_id, turns in batch.items():
+            imported = len(await memory.import_turns(chat_id, turns, progress))
+            written += imported
+            stats["skipped"] += len(turns) - imported
+        stats["imported"] += written
+        if written:  # turns already there cost next to nothing: they say nothing of a batch's time
+            per_turn = max(time.perf_counter() - started, 1e-6) / written
+            size = max(1, min(2 * size, MAX_BATCH, int(BATCH_SECONDS / per_turn)))
+        batch.clear()
+        held = chars = 0
+
+    try:
+        for chat_id, turn in transcript.imported_turns():
+            batch.setdefault(chat_id, []).append(turn)
+            held += 1
+            chars += sum(len(message["content"]) for message in turn.messages)
+            if held >= size or chars >= BATCH_CHARS:
+                await write()
+    except TranscriptChanged:  # the turns read before the line are written, whole
+        await write()
+        raise
+    await write()
     return stats
 
 

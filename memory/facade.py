@@ -425,9 +425,10 @@ class Memory:
     async def delete_entry(self, chat_id: str, entry_id: str) -> bool:
         """Delete one of the chat's L3 entries by id: from Chroma, from the word index (and the
         chat's centroid) and, for an archived turn, its messages in L2; the chat's cached searches
-        are dropped. Holds the chat as a turn does, and writes the archive waiting behind the
-        replies first, so a turn just archived can be deleted and is not written back after. Then
-        the entry is erased from the data folder's files.
+        are dropped; an exchange deleted so can be imported or archived again. Holds the chat as
+        a turn does, and writes the archive waiting behind the replies first, so a turn just
+        archived can be deleted and is not written back after. Then the entry is erased from the
+        data folder's files.
 
         Returns:
             False when the chat holds no entry of that id (another chat's id is not this chat's).
@@ -444,6 +445,7 @@ class Memory:
             await (await self.backends.lexical_index()).remove(chat_id, entry_id, entry["content"], vector)
             if "turn" in entry["metadata"]:
                 await (await self.backends.working()).remove_turn(chat_id, entry["timestamp"], entry["content"])
+                await self.journal.forget_imported(chat_id, entry["metadata"]["turn"])
             await self.backends.invalidate_searches_of(chat_id, await self.backends.users_of_chat(chat_id),
                                                        delete=True)
         await self.backends.erase_deleted(l3=True)  # the chat is free meanwhile
@@ -527,6 +529,8 @@ class Memory:
             store = await self.backends.episodic()
             chats = await self.backends.run_blocking(store.chat_ids)
             return BackendHealth("chroma", chroma_mode, True, f"{len(chats)} chat(s) archived")
+        except BackendUnavailable as exc:  # its detail alone: its advice, to run this check, is no fix here
+            return BackendHealth("chroma", chroma_mode, False, exc.detail)
         except Exception as exc:
             return BackendHealth("chroma", chroma_mode, False, without_credentials(str(exc)))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -199,12 +200,29 @@ def check_input(state: TurnInput) -> None:
     if now is not None and (isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now)):
         raise InvalidTurn(f"now must be unix seconds (a finite number), not {json_type(now)}")
     check_ids(chat_id=chat_id, user_id=user_id)
-    if not isinstance(message, str) or not message.strip():
+    if not isinstance(message, str):
         raise InvalidTurn("the message is empty")
-    if len(message) > MAX_MESSAGE_CHARS:
-        raise InvalidTurn(f"the message has {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}")
+    if problem := message_problem(message):
+        raise InvalidTurn(f"the message {problem}")
     if clean_text(message) != message:
         raise InvalidTurn("the message holds text that is not valid Unicode (lone surrogates)")
+
+
+def is_blank(text: str) -> bool:
+    """Whether a text shows nothing: only white space and invisible format characters (zero-width
+    spaces and joiners, a byte-order mark, direction marks), which look empty wherever it is read."""
+    return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
+
+
+def message_problem(text: str) -> str | None:
+    """Why a message cannot be taken, as every way in refuses it (a live turn, a line of `goat
+    import`, MCP's archive_turn): "is empty" or "has N characters; the limit is …"; None when
+    it can."""
+    if is_blank(text):
+        return "is empty"
+    if len(text) > MAX_MESSAGE_CHARS:
+        return f"has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}"
+    return None
 
 
 def json_type(value: object) -> str:

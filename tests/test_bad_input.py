@@ -6,7 +6,8 @@ nested 100 000 levels deep, where the entry point reads JSON.
 Expected everywhere: refused with a clear error naming what was wrong, nothing half-written
 (the layers' counts are compared before and after), and the process alive: the next good input
 works. Input that is merely unusual (a NUL byte, bytes that are not UTF-8 in free text) is taken,
-the bad bytes as U+FFFD. Real Redis, Chroma and MiniLM; the model and the Bot API are the
+the bad bytes as U+FFFD, except in a transcript to import, where they are refused (a bulk load
+must not change what it stores unseen). Real Redis, Chroma and MiniLM; the model and the Bot API are the
 loopback fakes. One known gap is ``xfail(strict=True)``: streamed, LangChain completes cut-off
 tool-call JSON before GOAT sees it.
 """
@@ -46,6 +47,7 @@ LONE = "caf\udce9 au lait \ud83d"  # lone surrogates, as a broken client sends t
 LONE_JSON = json.dumps(LONE)  # the same as JSON escapes: "caf\udce9 au lait \ud83d"
 CLEANED = "caf\ufffd au lait \ufffd"
 NUL = "gate\x00code 4417"
+INVISIBLE = "\ufeff\u200b \u200d\u2060"  # a byte-order mark, zero-width characters: nothing to see
 CHAT, USER = "bad-chat", "bad-user"
 
 
@@ -158,11 +160,12 @@ async def test_bad_tool_arguments_from_the_model_are_a_tool_error_and_the_turn_c
     [
         ("", "I cannot take that message: the message is empty."),
         ("   \n\t ", "I cannot take that message: the message is empty."),
+        (INVISIBLE, "I cannot take that message: the message is empty."),
         (BIG, "I cannot take that message: the message has 1000000 characters; the limit is 200000."),
         (LONE, f"You said: {CLEANED}."),
         (NUL, f"You said: {NUL}."),
     ],
-    ids=["empty", "blank", "1mb", "lone-surrogates", "nul"],
+    ids=["empty", "blank", "zero-width", "1mb", "lone-surrogates", "nul"],
 )
 async def test_a_bad_telegram_message_is_refused_or_taken_and_the_bot_goes_on(
     text: str, answer: str, settings: Settings, embeddings: LocalEmbeddings
@@ -305,6 +308,8 @@ MCP_REFUSED = [  # (tool, arguments as sent, what the tool error says)
     ("archive_turn", b'{"user": "", "assistant": " "}', "user is empty"),
     ("archive_turn", b'{"user": "Thanks!", "assistant": " \\n\\t"}', "assistant is empty"),
     ("archive_turn", b'{"user": "\\u3000", "assistant": "You are welcome."}', "user is empty"),
+    ("archive_turn", b'{"user": "Thanks!", "assistant": ' + js(INVISIBLE) + b"}", "assistant is empty"),
+    ("recall", b'{"message": ' + js(INVISIBLE) + b"}", "the message is empty"),
     ("archive_turn", b'{"user": ' + js(BIG) + b', "assistant": "ok"}', "user has 1000000 characters; the limit is"),
     ("archive_turn", b'{"user": "a", "assistant": "b", "timestamp": "\\u0000"}', "timestamp"),
     ("store_memory", b'{"content": ""}', "content must be a non-empty string"),
@@ -400,6 +405,7 @@ CLI_REFUSED = [  # (argv, what stderr's last line names); files are made in the 
     pytest.param(["inspect", "--chat", "", "hello"], "chat_id must be a non-empty string", id="empty-chat"),
     pytest.param(["inspect", "--chat", CHAT, ""], "the message is empty", id="empty-message"),
     pytest.param(["inspect", "--chat", CHAT, " \t "], "the message is empty", id="blank-message"),
+    pytest.param(["inspect", "--chat", CHAT, INVISIBLE], "the message is empty", id="zero-width-message"),
     pytest.param(["inspect", "--chat", "\udcff\udcfe", "hello"], "chat_id holds text that is not valid Unicode",
                  id="chat-not-utf8"),
     pytest.param(["inspect", "--chat", CHAT, "--user", "u\udcff", "hello"], "user_id holds text that is not valid",
@@ -466,13 +472,17 @@ IMPORT_REFUSED = [  # (the file after two good lines, what the error names)
     pytest.param(line(content=BIG), "line 3: content has 1000000 characters; the limit is 200000", id="1mb-content"),
     pytest.param(b"x" * 1_000_000 + b"\n", "line 3: Expecting value", id="1mb-garbage"),
     pytest.param(b'{"chat_id": "c\xff", "role": "user", "content": "hi", "timestamp": 1}\n',
-                 "line 3: chat_id holds text that is not valid Unicode", id="chat-not-utf8"),
+                 f"line 3: not UTF-8: the byte 0xff at byte offset {len(GOOD) + 14} of the file", id="chat-not-utf8"),
+    pytest.param(line(content="caf\xe9").replace(b"caf\\u00e9", b"caf\xe9 \xff"),
+                 f"line 3: not UTF-8: the byte 0xe9 at byte offset {len(GOOD) + 78} of the file",
+                 id="content-not-utf8"),
     pytest.param(line(chat_id="c\ud800"), "line 3: chat_id holds text that is not valid Unicode",
                  id="chat-lone-surrogate"),
     pytest.param(line(user_id="u\udce9"), "line 3: user_id holds text that is not valid Unicode",
                  id="user-lone-surrogate"),
     pytest.param(b'{"chat_id": "c", "role": "user", "content": "a\x00b", "timestamp": 1}\n',
                  "line 3: Invalid control character", id="raw-nul"),
+    pytest.param(line(content=INVISIBLE), "line 3: content is empty", id="zero-width-content"),
     pytest.param(DEEP.encode() + b"\n", "line 3: the JSON is nested too deeply to read", id="deep-line"),
     pytest.param(line(content="x")[:-3] + b", \"extra\": " + DEEP.encode() + b"}\n",
                  "line 3: the JSON is nested too deeply to read", id="deep-field"),
@@ -503,11 +513,10 @@ def test_a_bad_transcript_line_stops_the_import_before_anything_is_written(
     [
         (b"", "0 messages, 0 turns: 0 imported, 0 already there", None),
         (b"\n  \n\n", "0 messages, 0 turns: 0 imported, 0 already there", None),
-        (line(content="caf\xe9").replace(b"caf\\u00e9", b"caf\xe9 \xff"), "1 messages, 1 turns: 1 imported", "caf\ufffd \ufffd"),
         (line(content=LONE), "1 messages, 1 turns: 1 imported", CLEANED),
         (line(content=NUL), "1 messages, 1 turns: 1 imported", NUL),
     ],
-    ids=["empty-file", "blank-lines", "content-not-utf8", "content-lone-surrogates", "content-nul"],
+    ids=["empty-file", "blank-lines", "content-lone-surrogates", "content-nul"],
 )
 def test_unusual_but_readable_transcripts_are_imported(data: bytes, summary: str, kept: str | None,
                                                          tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from memory.facade import Memory
 from memory.turns import Exchange
 from memory.prompt.blocks import RECALL_HEADER
 from memory.stores.redis_server import EmbeddedRedis
-from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok, servers_left
+from test_cli import GOAT, HANG_GUARD, embedded_redis_pids, goat, goat_env, ok, servers_left
 from test_graph import letta_down, make_runner, with_model
 
 pytestmark = pytest.mark.slow
@@ -199,17 +199,15 @@ def test_stats_before_any_turn_says_so_and_creates_nothing(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
-def test_a_turn_without_a_model_prints_one_line_and_the_chat_goes_on(tmp_path):
-    not_utf8 = "caf\udce9 au lait"  # the byte 0xE9 alone (Latin-1 é) on standard input
-    # Strict decoding, as under a desktop's UTF-8 locale (this machine's C locale escapes bad bytes).
-    env = goat_env(tmp_path / "data", PYTHONIOENCODING="utf-8:strict")
-    result = goat_chat(["hello there", not_utf8, "/help"], env=env, cwd=tmp_path)
+@pytest.mark.parametrize("variables, named", [({}, "GOAT_MODEL"), ({"GOAT_MODEL": "fake-model"}, "OPENAI_API_KEY")],
+                         ids=["no-model", "no-key"])
+def test_chat_without_a_usable_model_refuses_to_start_naming_the_variable(variables, named, tmp_path):
+    result = goat_chat(["hello there", "/help"], env=goat_env(tmp_path / "data", **variables), cwd=tmp_path)
 
-    assert result.returncode == 1  # a turn failed
-    lines = result.stderr.splitlines()
-    assert len(lines) == 2  # one per message, the undecodable one included, and no traceback
-    assert all(line.startswith("goat: the turn failed: no chat model configured: set GOAT_MODEL") for line in lines)
-    assert "/forget key" in result.stdout  # /help still answered
+    assert result.returncode == 2 and result.stdout == ""  # no "ready", no answer
+    [line] = result.stderr.splitlines()
+    assert line.startswith("goat: the chat needs a model: ") and named in line
+    assert not (tmp_path / "data").exists()  # refused before any backend started
 
 
 def test_why_in_a_new_session_explains_the_chats_last_turn_and_its_tool_calls(tmp_path):
@@ -298,32 +296,40 @@ def terminal_chat(*args: str, env: dict[str, str], cwd: Path) -> Iterator[Termin
         os.close(keyboard)
 
 
+@contextmanager
+def reply_held_half_way(data_dir: Path, cwd: Path, *replies: str) -> Iterator[tuple[HeldStream, Terminal]]:
+    """`goat chat` on a pseudo-terminal, FIRST typed, and the model's answer to it (the first of
+    ``replies``, which begins "The garden") held after its first words, which are on the screen."""
+    with HeldStream(api_key=OPENAI_KEY) as fake:
+        for reply in replies:
+            fake.reply(reply)
+        env = goat_env(data_dir, GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=fake.base_url)
+        with terminal_chat("--chat", CHAT, env=env, cwd=cwd) as chat:
+            chat.wait_for_screen(PROMPT)
+            chat.type(FIRST)
+            wait_for(fake.holding.is_set, "the model to hold its answer half-way")
+            chat.wait_for_screen(REPLY_PREFIX + "The garden")
+            yield fake, chat
+
+
 # Known: in one full-suite run on a fresh clone both hung at the end, the goat process not
 # exiting after its last signal (not reproduced in 10 runs of their own); under investigation.
 def test_ctrl_c_while_the_reply_streams_cancels_that_answer_and_a_second_at_the_prompt_quits(tmp_path):
     cut, answered = "The garden shed code is zebra-9911 and", "Yes, I am here."
     data_dir = tmp_path / "data"
-    with HeldStream(api_key=OPENAI_KEY) as fake:
-        fake.reply(cut)
-        fake.reply(answered)
-        env = goat_env(data_dir, GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=fake.base_url)
-        with terminal_chat("--chat", CHAT, env=env, cwd=tmp_path) as chat:
-            chat.wait_for_screen(PROMPT)
-            chat.type(FIRST)
-            wait_for(fake.holding.is_set, "the model to hold its answer half-way")
-            chat.wait_for_screen(REPLY_PREFIX + "The garden")
-            chat.process.send_signal(signal.SIGINT)
-            chat.wait_for_screen(CANCELLED)
-            fake.go_on.set()
-            chat.wait_for_screen(PROMPT, count=2)  # back at the prompt, the session alive
-            chat.type("/why")
-            chat.wait_for_screen("The chat's last message got no answer (it failed or was cancelled)")
-            chat.wait_for_screen(PROMPT, count=3)
-            chat.type("Are you still there?")
-            chat.wait_for_screen(f"{REPLY_PREFIX}{answered}")
-            chat.wait_for_screen(PROMPT, count=4)
-            chat.process.send_signal(signal.SIGINT)  # at the prompt: leave
-            returncode = chat.process.wait(HANG_GUARD)
+    with reply_held_half_way(data_dir, tmp_path, cut, answered) as (fake, chat):
+        chat.process.send_signal(signal.SIGINT)
+        chat.wait_for_screen(CANCELLED)
+        fake.go_on.set()
+        chat.wait_for_screen(PROMPT, count=2)  # back at the prompt, the session alive
+        chat.type("/why")
+        chat.wait_for_screen("The chat's last message got no answer (it failed or was cancelled)")
+        chat.wait_for_screen(PROMPT, count=3)
+        chat.type("Are you still there?")
+        chat.wait_for_screen(f"{REPLY_PREFIX}{answered}")
+        chat.wait_for_screen(PROMPT, count=4)
+        chat.process.send_signal(signal.SIGINT)  # at the prompt: leave
+        returncode = chat.process.wait(HANG_GUARD)
         requests = fake.requests
 
     assert returncode == 130
@@ -343,21 +349,37 @@ def test_ctrl_c_while_the_reply_streams_cancels_that_answer_and_a_second_at_the_
 
 
 def test_sigterm_while_the_reply_streams_ends_the_session_not_only_the_answer(tmp_path):
-    with HeldStream(api_key=OPENAI_KEY) as fake:
-        fake.reply("The garden shed code is zebra-9911 and")
-        env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY,
-                       OPENAI_BASE_URL=fake.base_url)
-        with terminal_chat("--chat", CHAT, env=env, cwd=tmp_path) as chat:
-            chat.wait_for_screen(PROMPT)
-            chat.type(FIRST)
-            wait_for(fake.holding.is_set, "the model to hold its answer half-way")
-            chat.process.terminate()  # as a service manager or `kill` stops it
-            returncode = chat.process.wait(HANG_GUARD)
-            fake.go_on.set()
+    with reply_held_half_way(tmp_path / "data", tmp_path, "The garden shed code is zebra-9911 and") as (fake, chat):
+        chat.process.terminate()  # as a service manager or `kill` stops it
+        returncode = chat.process.wait(HANG_GUARD)
+        fake.go_on.set()
 
     assert returncode == 130
     assert CANCELLED not in chat.screen and "Traceback" not in chat.screen
     assert servers_left(tmp_path / "data") == []
+
+
+def test_a_warning_while_the_reply_streams_is_printed_on_a_line_of_its_own(tmp_path):
+    """The embedded Redis killed under a chat whose reply is streaming: the warning that it was
+    started again comes between the reply's words, on its own line, and the reply goes on."""
+    data_dir = tmp_path / "data"
+    said = "The garden shed code is zebra-9911 and the greenhouse key is under the pot."
+    with reply_held_half_way(data_dir, tmp_path, said) as (fake, chat):
+        [server] = embedded_redis_pids(data_dir)
+        os.kill(server, signal.SIGKILL)
+        chat.wait_for_screen("started it again")
+        fake.go_on.set()
+        chat.wait_for_screen(PROMPT, count=2)
+        chat.process.send_signal(signal.SIGINT)  # at the prompt: leave
+        assert chat.process.wait(HANG_GUARD) == 130
+
+    shown = chat.screen.replace("\r\n", "\n")
+    warning = next(line for line in shown.splitlines() if "started it again" in line)
+    assert warning.startswith("WARNING memory.stores.redis_server: the embedded redis-server of ")
+    reply = shown[shown.index(REPLY_PREFIX):shown.index(PROMPT, shown.index(REPLY_PREFIX))]
+    assert reply == (f"{REPLY_PREFIX}The garden\n{warning}\n"
+                     " shed code is zebra-9911 and the greenhouse key is under the pot.\n")
+    assert servers_left(data_dir) == []
 
 
 # ---- the terminal session, in-process ----------------------------------------------------------
@@ -420,6 +442,20 @@ async def test_a_failing_turn_prints_one_line_and_the_next_one_answers(settings,
     assert out.getvalue() == "Yes, back again.\n"
     # The failed turns left nothing half-written: the one that answered is turn 1.
     assert turns == 1 and [m["content"] for m in working] == ["Are you there now?", "Yes, back again."]
+
+
+async def test_a_line_that_shows_nothing_is_no_message(settings, embeddings):
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        out, err = io.StringIO(), io.StringIO()
+        session = ChatSession(runner, "blank-chat", "bob", interactive=False, out=out, err=err)
+        try:
+            for line in ("", " \t", "\u200b", "\ufeff", "\u200d \u2060\u200c"):
+                assert await session.handle(line) is True
+        finally:
+            await runner.aclose()
+
+    assert fake.requests == [] and out.getvalue() == err.getvalue() == "" and session.failures == 0
 
 
 async def test_a_failing_command_prints_one_line_and_the_session_goes_on(settings, embeddings, closed_port):

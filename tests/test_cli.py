@@ -491,6 +491,48 @@ def test_doctor_fails_on_an_unreachable_redis_and_says_how_to_fix_it(tmp_path: P
     assert not (tmp_path / "data" / "redis").exists()  # no embedded server behind the user's back
 
 
+def test_doctor_fails_on_a_chroma_server_it_cannot_reach_and_says_what_to_do(tmp_path: Path, closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}"
+
+    result = goat("doctor", env=goat_env(tmp_path / "data", GOAT_CHROMA_URL=url), cwd=tmp_path)
+
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    failed = next(n for n, l in enumerate(lines) if l.startswith("[FAIL] chroma:"))
+    assert lines[failed].startswith(f"[FAIL] chroma: server at {url} — cannot open {url} (")
+    assert "goat doctor" not in result.stdout  # says what to do, not to run what is running
+    assert lines[failed + 1].strip() == ("fix: start the Chroma server at GOAT_CHROMA_URL (`chroma run --path DIR "
+                                         "--port PORT`), or unset GOAT_CHROMA_URL for the embedded store")
+
+
+def test_doctor_fails_on_an_embedded_chroma_it_cannot_open_and_says_what_to_do(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "chroma").write_text("a file where the store's folder should be")
+
+    result = goat("doctor", env=goat_env(data_dir), cwd=tmp_path)
+
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    failed = next(n for n, l in enumerate(lines) if l.startswith("[FAIL] chroma:"))
+    assert f"embedded PersistentClient in {data_dir / 'chroma'}" in lines[failed]
+    assert lines[failed + 1].strip() == ("fix: make the folder above readable and writable, with space free, or set "
+                                         "GOAT_CHROMA_URL to a Chroma server")  # not "unset" what is not set
+    assert servers_left(data_dir) == []
+
+
+def test_every_command_s_help_begins_with_what_it_does(tmp_path: Path) -> None:
+    env = goat_env(tmp_path / "data")
+    usage = ok(goat("--help", env=env, cwd=tmp_path)).stdout
+    names = re.search(r"\{([a-z,-]+)\}", usage).group(1).split(",")
+    assert {"chat", "stats", "doctor"} <= set(names)
+    for name in names:
+        text = ok(goat(name, "--help", env=env, cwd=tmp_path)).stdout
+        description = text.split("\n\n")[1]  # after the usage lines
+        assert not description.startswith(("options:", "positional arguments:")), (name, text)
+        assert len(description.split()) >= 4, (name, description)
+
+
 def test_doctor_fails_on_a_letta_that_does_not_answer(tmp_path: Path, closed_port: int) -> None:
     url = f"http://127.0.0.1:{closed_port}"
     result = goat("doctor", env=goat_env(tmp_path / "data", GOAT_LETTA_URL=url), cwd=tmp_path)

@@ -225,7 +225,8 @@ async def test_a_word_index_behind_a_chroma_server_is_caught_up_from_it(settings
 
 def test_goat_chat_with_redis_down_says_which_and_what_to_do(tmp_path):
     url = f"redis://127.0.0.1:{free_port()}/0"
-    result = goat_chat(["hello"], env=goat_env(tmp_path / "data", GOAT_REDIS_URL=url), cwd=tmp_path)
+    env = goat_env(tmp_path / "data", GOAT_REDIS_URL=url, GOAT_MODEL="fake-model", OPENAI_API_KEY="sk-never-asked")
+    result = goat_chat(["hello"], env=env, cwd=tmp_path)
     assert result.returncode == 1 and result.stdout == ""
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"goat: redis is unavailable: cannot reach {url} (")

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from test_cli import goat, goat_env, ok
 
-from graph.importer import TranscriptError, import_transcript, transcript_of
+from graph.importer import (MAX_BATCH, TranscriptChanged, TranscriptError, import_transcript, import_turns,
+                            read_transcript, transcript_of)
 from memory.encoders.embeddings import LocalEmbeddings
-from memory.facade import _IMPORT_BATCH, Memory
+from memory.facade import Memory
 from memory.settings import Settings
 from memory.turns import archive_id
 
@@ -82,12 +83,12 @@ async def test_the_same_exchange_twice_at_one_time_is_two_turns_and_a_reimport_a
 
 
 async def test_repeats_that_fall_in_different_write_batches_are_each_stored(memory, tmp_path):
-    others = "".join(exchange(f"Question number {n}?", f"Answer number {n}.") for n in range(_IMPORT_BATCH))
+    others = "".join(exchange(f"Question number {n}?", f"Answer number {n}.") for n in range(MAX_BATCH))
     path = transcript(tmp_path, THANKS + others + THANKS)  # the second THANKS is past the first batch
 
     stats = await import_transcript(memory, path)
 
-    turns = _IMPORT_BATCH + 2
+    turns = MAX_BATCH + 2
     assert stats == {"messages": 2 * turns, "turns": turns, "imported": turns, "skipped": 0}
     working, archived = await stored(memory)
     assert len(working) == 2 * turns and working[-2:] == ["Thanks!", "You're welcome"]
@@ -135,6 +136,11 @@ REFUSED = [  # (the third line, after an exchange of the chat, what the error na
     pytest.param(line(timestamp=1e12), f"line 3: timestamp 1000000000000.0 {OUTSIDE}", id="unix-milliseconds"),
     pytest.param(line(content=""), "line 3: content is empty", id="empty-content"),
     pytest.param(line(content=" \t\n "), "line 3: content is empty", id="whitespace-content"),
+    pytest.param(line(content="\u200b\u200d\u2060"), "line 3: content is empty", id="zero-width-content"),
+    pytest.param(line(content="\ufeff"), "line 3: content is empty", id="byte-order-mark-content"),
+    pytest.param(line(timestamp="next Tuesday"),
+                 "line 3: timestamp 'next Tuesday' is neither ISO-8601 (e.g. 2026-03-01T14:30:00Z) nor unix seconds "
+                 "(Invalid isoformat string: 'next Tuesday')", id="words-for-a-time"),
     pytest.param(line(chat_id=42), "line 3: chat_id must be a string, not a number", id="numeric-chat"),
     pytest.param(line(chat_id=True), "line 3: chat_id must be a string, not a boolean", id="boolean-chat"),
     pytest.param(line(user_id={"x": 1}), "line 3: user_id must be a string, not an object", id="object-user"),
@@ -189,6 +195,47 @@ def test_goat_import_skip_invalid_imports_the_rest_and_lists_what_it_skipped(tmp
         "Can you help me plan a trip to Lisbon?", "Of course. When are you going?",
         "Is tram 28 worth it?", "Yes, early in the morning before the queues."]
     assert len(chat["l3"]) == 2
+
+
+def test_goat_import_skip_invalid_skips_a_line_that_is_not_utf8_naming_its_byte(tmp_path):
+    bad = line(content="caf\u00e9").replace("caf\\u00e9", "caf\udce9")  # the byte E9 alone (Latin-1 é)
+    (tmp_path / "latin1.jsonl").write_bytes((HELLO + bad + TRAMS).encode("utf-8", "surrogateescape"))
+    env = goat_env(tmp_path / "data")
+    offset = len(HELLO.encode()) + bad.encode("utf-8", "surrogateescape").index(b"\xe9")
+
+    refused = goat("import", "latin1.jsonl", env=env, cwd=tmp_path)
+    skipped = ok(goat("import", "--skip-invalid", "latin1.jsonl", env=env, cwd=tmp_path))
+    exported = json.loads(ok(goat("export", "--user", USER, env=env, cwd=tmp_path)).stdout)
+
+    said = f"line 3: not UTF-8: the byte 0xe9 at byte offset {offset} of the file"
+    assert refused.returncode == 2 and refused.stderr.startswith(f"goat: latin1.jsonl: {said}; nothing was written")
+    assert skipped.stdout.splitlines() == ["4 messages, 2 turns: 2 imported, 0 already there",
+                                           "skipped 1 invalid line(s):", f"  {said}"]
+    [chat] = exported["chats"]
+    assert "\ufffd" not in json.dumps(chat, ensure_ascii=False) and len(chat["l2"]) == 4
+
+
+async def test_a_line_changed_between_the_check_and_the_import_stops_it_there(memory, tmp_path):
+    path = transcript(tmp_path, HELLO + TRAMS)
+    checked = read_transcript(path)
+    path.write_text(HELLO + "not JSON any more\n" + TRAMS, encoding="utf-8")
+
+    with pytest.raises(TranscriptChanged, match=r"^line 3: Expecting value: .*: the file changed since its lines "
+                                                r"were checked$"):
+        await import_turns(memory, checked)
+
+    working, archived = await stored(memory)
+    assert working == ["Can you help me plan a trip to Lisbon?", "Of course. When are you going?"]
+    assert list(archived) == [archive_id(CHAT, 1)]  # what came before it, imported
+
+
+async def test_unix_seconds_written_as_a_string_are_unix_seconds(memory, tmp_path):
+    path = transcript(tmp_path, exchange("When did we talk?", "Just now.", "1700000000") +
+                      line(content="And a moment later?", timestamp=" 1700000000.25 "))
+
+    assert await import_transcript(memory, path) == {"messages": 3, "turns": 2, "imported": 2, "skipped": 0}
+    _, working = await memory.working(CHAT, 10)
+    assert [m["timestamp"] for m in working] == [1_700_000_000.0, 1_700_000_000.0, 1_700_000_000.25]
 
 
 def test_goat_import_help_describes_the_file_and_its_format(tmp_path):

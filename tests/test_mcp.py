@@ -180,6 +180,39 @@ async def test_an_exchange_sent_again_without_a_time_or_by_its_client_id_is_arch
         assert sum("Biscuit" in entry["content"] for entry in recalled) == 1
 
 
+async def test_a_deleted_exchange_can_be_archived_again(tmp_path: Path) -> None:
+    async with stdio_session(goat_env(tmp_path / "data"), tmp_path) as session:
+        for arguments in ({}, {"timestamp": "2026-11-02T10:00:00Z"}, {"client_id": "exchange-1"}):
+            user, assistant = EXCHANGES[0]
+            first = data(await session.call_tool("archive_turn", {"user": user, "assistant": assistant, **arguments}))
+            assert data(await session.call_tool("delete_memory", {"id": first["id"]})) == {"deleted": first["id"]}
+            assert data(await session.call_tool("list_memories", {}))["memories"] == []
+
+            again = data(await session.call_tool("archive_turn", {"user": user, "assistant": assistant, **arguments}))
+
+            assert again["archived"], (arguments, again)
+            [listed] = data(await session.call_tool("list_memories", {}))["memories"]
+            assert listed["id"] == again["id"] != first["id"] and user in listed["text"]
+            assert data(await session.call_tool("delete_memory", {"id": again["id"]}))["deleted"]
+
+
+async def test_an_exchange_sent_again_at_a_time_that_shows_the_same_is_archived_once(tmp_path: Path) -> None:
+    async with stdio_session(goat_env(tmp_path / "data"), tmp_path) as session:
+        user, assistant = EXCHANGES[0]
+        sent = data(await session.call_tool("archive_turn", {"user": user, "assistant": assistant,
+                                                             "timestamp": "2026-11-02T10:00:00.250Z"}))
+        a_millisecond_later = data(await session.call_tool("archive_turn", {
+            "user": user, "assistant": assistant, "timestamp": 1_793_613_600.251}))  # 10:00:00.251
+        a_second_later = data(await session.call_tool("archive_turn", {
+            "user": user, "assistant": assistant, "timestamp": "2026-11-02T10:00:01Z"}))
+        listed = data(await session.call_tool("list_memories", {}))["memories"]
+
+    assert sent["archived"] and sent["time"] == "2026-11-02T10:00:00+00:00"
+    assert a_millisecond_later == {"archived": False, "note": "this exchange was archived before"}
+    assert a_second_later["archived"]  # a time that shows apart: another exchange
+    assert [m["time"] for m in listed] == ["2026-11-02T10:00:01+00:00", "2026-11-02T10:00:00+00:00"]
+
+
 async def test_a_search_finds_the_turn_holding_the_word_it_names(tmp_path: Path) -> None:
     async with stdio_session(goat_env(tmp_path / "data"), tmp_path) as session:
         for n, (user, assistant) in enumerate([REX_TURN, *((line, "Noted.") for line in UNRELATED)]):

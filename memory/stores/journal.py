@@ -46,7 +46,7 @@ class TurnJournal:
         so an interrupted or repeated import rewrites the same turns instead of adding new ones;
         and the chat's completed turns (those numbers at or below it are already written)."""
         redis = await self.backends.redis()
-        key = f"{PREFIX}:imported:{chat_id}"
+        key = _imported_key(chat_id)
         known = await redis.hmget(key, digests) if digests else []
         completed = await (await self.backends.working()).completed_turns(chat_id)
         planned = [int(n) for n in known if n is not None]
@@ -60,3 +60,15 @@ class TurnJournal:
         if new:
             await redis.hset(key, mapping=new)
         return numbers, completed
+
+    async def forget_imported(self, chat_id: str, turn: int) -> None:
+        """Drop what numbered ``turn`` (an entry deleted by id): the exchange, imported or archived
+        again, is written again rather than taken as written before."""
+        redis, key = await self.backends.redis(), _imported_key(chat_id)
+        numbering = [digest async for digest, given in redis.hscan_iter(key) if int(given) == turn]
+        if numbering:
+            await redis.hdel(key, *numbering)
+
+
+def _imported_key(chat_id: str) -> str:
+    return f"{PREFIX}:imported:{chat_id}"
