@@ -124,14 +124,15 @@ async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_ke
         assert (again.previous, again.entries) == (name, 0)
 
 
-async def test_an_interrupted_reembed_refuses_every_start_and_resumes_where_it_stopped(
-        tmp_path, minilm, to) -> None:
-    name, target = to
+class Killed(Exception):
+    pass
+
+
+async def reembed_stopped_after_one_chat(tmp_path: Path, minilm: LocalEmbeddings, name: str,
+                                         target: LocalEmbeddings) -> None:
+    """Two chats archived with MiniLM, then a re-embedding with ``target`` stopped once one chat is done."""
     async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         await archive(memory, tmp_path, {"es": SPANISH, "en": ENGLISH})
-
-    class Killed(Exception):
-        pass
 
     def stop_after_one_chat(finished: int, total: int) -> None:
         raise Killed
@@ -139,6 +140,12 @@ async def test_an_interrupted_reembed_refuses_every_start_and_resumes_where_it_s
     async with Memory(own_settings(tmp_path, name), embeddings=target) as memory:
         with pytest.raises(Killed):
             await memory.reembed(stop_after_one_chat)
+
+
+async def test_an_interrupted_reembed_refuses_every_start_and_resumes_where_it_stopped(
+        tmp_path, minilm, to) -> None:
+    name, target = to
+    await reembed_stopped_after_one_chat(tmp_path, minilm, name, target)
     for model, encoder in (("minilm-l6", minilm), (name, target)):
         async with Memory(own_settings(tmp_path, model), embeddings=encoder) as memory:
             with pytest.raises(EncoderMismatch, match=f"re-embedding of the archive with {re.escape(name)} is unfinished"):
@@ -154,19 +161,8 @@ async def test_an_interrupted_reembed_refuses_every_start_and_resumes_where_it_s
 
 async def test_a_reembed_killed_half_way_to_longer_vectors_goes_back_to_the_first_encoder(
         tmp_path, minilm, paired) -> None:
-    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
-        await archive(memory, tmp_path, {"es": SPANISH, "en": ENGLISH})
-
-    class Killed(Exception):
-        pass
-
-    def stop_after_one_chat(finished: int, total: int) -> None:
-        raise Killed
-
     pair = LocalEmbeddings(paired)
-    async with Memory(own_settings(tmp_path, pair.name), embeddings=pair) as memory:
-        with pytest.raises(Killed):  # one chat's collection now holds 1 152-d vectors
-            await memory.reembed(stop_after_one_chat)
+    await reembed_stopped_after_one_chat(tmp_path, minilm, pair.name, pair)  # one chat now holds 1 152-d vectors
     async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         done = await memory.reembed()
         assert (done.encoder, done.chats, done.entries) == ("minilm-l6", 2, 5)
