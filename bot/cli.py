@@ -48,6 +48,11 @@ def _override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def _sentence(what: str) -> str:
+    """A command's one-line help as the sentence its --help begins with."""
+    return f"{what[0].upper()}{what[1:]}."
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="goat", description="A chat agent with proactive layered memory.")
     parser.add_argument("--config", help="settings file (default: $GOAT_CONFIG or ./goat.toml)")
@@ -56,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, what: str, **options: Any) -> argparse.ArgumentParser:
         """A subcommand, ``what`` it does its line in `goat --help`; its own --help begins with its
         description, or that line."""
-        options.setdefault("description", f"{what[0].upper()}{what[1:]}.")
+        options.setdefault("description", _sentence(what))
         return commands.add_parser(name, help=what, **options)
 
     importer = command(
@@ -80,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                          metavar="KEY=VALUE", help="override a setting for this run, e.g. prefetch.timeout=0.3")
 
     command("doctor", "check every backend and say how to fix what is missing",
-                        description="Check every backend GOAT uses (the encoder, Redis, Chroma, the facts store, "
-                        "the model and the Telegram Bot API when configured), each asked for real, and say how "
-                        "to fix what fails. Exit status 1 when a check fails.")
+            description="Check every backend GOAT uses (the encoder, Redis, Chroma, the facts store, the model "
+            "and the Telegram Bot API when configured), each asked for real, and say how to fix what fails. "
+            "Exit status 1 when a check fails.")
 
     demo = command("demo", "load a bundled conversation and show proactive memory at work")
     demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -144,7 +149,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return args
 
-    bench = argparse.ArgumentParser(prog="goat bench", description=f"{BENCH[0].upper()}{BENCH[1:]}.")
+    bench = argparse.ArgumentParser(prog="goat bench", description=_sentence(BENCH))
     add_bench_arguments(bench)
     return bench.parse_args(rest, namespace=args)
 

@@ -524,16 +524,13 @@ async def test_the_served_graph_builds_its_services_from_the_environment(monkeyp
                 await Services._server_instance.aclose()
 
 
-async def test_transcript_bytes_that_are_not_utf8_are_imported_as_replacement_characters(runner, tmp_path):
+async def test_transcript_bytes_that_are_not_utf8_are_refused_not_stored_as_replacement_characters(runner, tmp_path):
     path = tmp_path / "latin1.jsonl"
     line = json.dumps({"chat_id": "c", "role": "user", "content": "café", "timestamp": 1}, ensure_ascii=False)
     path.write_bytes(line.encode("utf-8").replace("é".encode("utf-8"), b"\xe9") + b"\n")  # a Latin-1 é
-    stats = await import_transcript(runner.services.memory, path)
-    assert stats["imported"] == 1
-    store = await runner.services.memory.backends.episodic()
-    [entry] = store.get_by_ids(["c"], [archive_id("c", 1)])
-    assert entry["content"] == "user: caf\ufffd"
-    assert (await runner.services.memory.working("c", 10))[1][0]["content"] == "caf\ufffd"
+    with pytest.raises(TranscriptError, match=r"^line 1: not UTF-8: the byte 0xe9 at byte offset 48 of the file$"):
+        await import_transcript(runner.services.memory, path)
+    assert (await runner.services.memory.working("c", 10))[1] == []
 
 
 async def test_process_settings_cannot_be_overridden_per_run(runner):

@@ -36,8 +36,8 @@ async def run_demo(settings: Settings, as_json: bool = False) -> int:
         await memory.forget_chat(CHAT_ID)  # every demo starts from the same bundled history
         transcript = transcript_of(conversation())
         stats = await import_turns(memory, transcript)
-        days = sorted({datetime.fromtimestamp(m.timestamp, timezone.utc).date()
-                       for turns in transcript.chats.values() for turn in turns for m in turn})
+        days = sorted({datetime.fromtimestamp(m["timestamp"], timezone.utc).date()
+                       for _, turn in transcript.imported_turns() for m in turn.messages})
         asked_at = datetime.combine(days[-1] + timedelta(days=1), ASKED_AT_HOUR)
         if not as_json:
             print(f"Loaded the demo conversation: {stats['turns']} turns over {len(days)} sessions, "
