@@ -106,6 +106,7 @@ class Measured:
     off_topic_tokens: float  # L3 tokens an off-topic message (mean)
     found_in_own_language: int  # own-language questions whose line is among the three best injected
     asked_in_own_language: int
+    questions: int  # English questions asked
 
 
 def other_language_ids(conversation: Conversation) -> set[str]:
@@ -131,7 +132,7 @@ async def measure(inspect, conversation: Conversation, bilingual: bool) -> Measu
         best = sorted(report["l3"], key=lambda entry: -entry["blended_score"])[:3]
         found += conversation.dialog_to_entry[f"X{line}:1"] in {entry["id"] for entry in best}
     return Measured(_mean(recalls), _mean(tokens), _mean(drawn), _mean(off_topic), found,
-                    len(QUESTIONS) if bilingual else 0)
+                    len(QUESTIONS) if bilingual else 0, len(recalls))
 
 
 def conversations(record: dict[str, Any]) -> tuple[Conversation, Conversation]:
