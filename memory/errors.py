@@ -9,11 +9,9 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-if TYPE_CHECKING:
-    from memory.settings import Settings
+from memory.settings import Settings, encoder_of
 
 MASK = "[redacted]"
 
@@ -137,10 +135,9 @@ class EncoderMismatch(BackendUnavailable):
 
     def __init__(self, archive: str | None, configured: str, reembedding: str | None = None,
                  running: bool = False) -> None:
-        # Records name the encoder first (``minilm-l6+e5-small (reading 1a2b…)``).
-        model, configured_model = (archive or "").split(" ", 1)[0], configured.split(" ", 1)[0]
+        model, configured_model = encoder_of(archive or ""), encoder_of(configured)
         if reembedding is not None:
-            to = reembedding.split(" ", 1)[0]
+            to = encoder_of(reembedding)
             super().__init__("L3", f"a re-embedding of the archive with {to} is unfinished",
                              "`goat reembed` is running it: wait for it to finish" if running else
                              f"run `goat reembed` with embeddings.model={to} to finish it")

@@ -235,6 +235,12 @@ ENCODERS: tuple[str, ...] = get_args(Encoder)
 DEFAULT_ENCODER: Encoder = "minilm-l6+e5-small"
 
 
+def encoder_of(record: str) -> str:
+    """The encoder's name in what an archive records of the encoder its vectors came from (its
+    name, then what else they depend on: ``minilm-l6+e5-small (reading 1a2b…)``)."""
+    return record.split(" ", 1)[0]
+
+
 # What stands out from the chat's background depends on how an encoder spreads its distances:
 # the relevance ratios of an encoder other than MiniLM alone (whose ratios are Retrieval's defaults),
 # measured on the LoCoMo dev conversations (README, "Measured"). A ratio set anywhere (file,

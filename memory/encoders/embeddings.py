@@ -449,11 +449,6 @@ def english_passages(passages: np.ndarray, english_block: int) -> np.ndarray:
     return np.any(passages[..., :english_block] != 0, axis=-1)
 
 
-def encoder_of(record: str) -> str:
-    """The encoder's name in what an archive records of it (:attr:`Encoder.record`)."""
-    return record.split(" ", 1)[0]
-
-
 def encoder_class(name: str) -> type[Encoder]:
     """The named encoder's class: its vectors' layout, known without loading it."""
     return _ENCODER_CLASSES[name]

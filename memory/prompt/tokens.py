@@ -43,8 +43,9 @@ def count_tokens_each(texts: Sequence[str]) -> list[int]:
             _counts.move_to_end(text)
     fresh = list(dict.fromkeys(text for text in texts if text and text not in known))
     if fresh:
-        english = [text for text in fresh if reads_as_english(text)]
-        others = [text for text in fresh if not reads_as_english(text)] if len(english) < len(fresh) else []
+        read_as_english = [reads_as_english(text) for text in fresh]
+        english = [text for text, yes in zip(fresh, read_as_english) if yes]
+        others = [text for text, yes in zip(fresh, read_as_english) if not yes]
         encodings = _tokenizer().encode_batch(english, add_special_tokens=False)
         counted = {text: len(encoding.ids) for text, encoding in zip(english, encodings)}
         counted |= {text: len(ids) for text, ids in zip(others, _multilingual_tokenizer().content_ids(others))}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -107,7 +107,11 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     # Shared by the mechanisms: the query is embedded once and the scope resolved once.
     vector_task = asyncio.ensure_future(search.embed_query(message))
     chats_task = asyncio.ensure_future(backends.scope_chats(chat_id, user_id, scope))
-    scale_task = asyncio.ensure_future(_scale(search, chats_task, vector_task))
+
+    async def measure_scale() -> Scale:
+        return await search.scale(await chats_task, await vector_task)
+
+    scale_task = asyncio.ensure_future(measure_scale())
     # Under "user", whether the chat is one of the user's: only then are its searches cached.
     users_chats_task = (asyncio.ensure_future(backends.chats_of_user(user_id))
                         if scope == "user" and THEMATIC in query.lists else None)
@@ -123,12 +127,6 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
             await chats_task, cache_scope_key(chat_id, user_id, scope), message, vector_task, k, scale_task
         )
         return results
-
-    async def background() -> None:
-        scale = await scale_task
-        outcome["background"] = scale.background
-        outcome["backgrounds"] = scale.backgrounds
-        outcome["ceiling"] = scale.ceiling(settings.retrieval.small_result_ceiling)
 
     async def lexical() -> list[dict]:
         found = await search.lexical_search(await chats_task, message[:_LEXICAL_SCAN_CHARS], k,
@@ -174,7 +172,6 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     tasks = {name: asyncio.ensure_future(make()) for name, make in mechanisms.items()}
     # Thematic's word half, reported on its own line: a stuck vector search must not take it down.
     lexical_task = asyncio.ensure_future(lexical()) if WORDS in query.lists else None
-    background_task = asyncio.ensure_future(background())
 
     def timed(name: str) -> Callable[[asyncio.Future], None]:
         def finished(task: asyncio.Future) -> None:
@@ -184,7 +181,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
 
     for name, task in [*tasks.items(), *([(WORDS, lexical_task)] if lexical_task else [])]:
         task.add_done_callback(timed(name))
-    await asyncio.wait([*tasks.values(), *([lexical_task] if lexical_task else []), background_task],
+    await asyncio.wait([*tasks.values(), *([lexical_task] if lexical_task else []), scale_task],
                        timeout=deadline)
 
     lists: dict[str, list[dict]] = {}
@@ -204,17 +201,17 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     outcome["fired"] = [THEMATIC] * (THEMATIC in tasks) + [
         name for name, scored in ((TEMPORAL, outcome["range"]), (KEYS, outcome["keys"])) if scored
     ]
-    for shared in (vector_task, chats_task, scale_task, background_task, *filter(None, [users_chats_task])):
+    if scale_task.done() and not scale_task.cancelled() and scale_task.exception() is None:
+        scale = scale_task.result()
+        outcome["background"], outcome["backgrounds"] = scale.background, scale.backgrounds
+        outcome["ceiling"] = scale.ceiling(settings.retrieval.small_result_ceiling)
+    for shared in (vector_task, chats_task, scale_task, *filter(None, [users_chats_task])):
         if not shared.done():
             shared.cancel()
         elif not shared.cancelled():
             shared.exception()  # retrieved here; reported through the mechanisms that awaited it
     outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return Recalled(lists, outcome)
-
-
-async def _scale(search: L3Search, chats: Awaitable[list[str]], vector: Awaitable[list[float]]) -> Scale:
-    return await search.scale(await chats, await vector)
 
 
 def _finished_words(task: asyncio.Future, report: dict[str, Any]) -> bool:

@@ -82,13 +82,11 @@ class Scale:
     def of_passages(self, passages: np.ndarray) -> np.ndarray:
         """Each passage's distance to the query on the scale, measured in the space it belongs to
         (the query's own-language space for English passages, e5's for the others)."""
-        passages = np.asarray(passages, dtype=np.float32)
-        if len(self.spaces) == 1 or len(passages) == 0:
-            return distances(passages, self.spaces[0].query) if len(passages) else np.zeros(0, dtype=np.float32)
+        passages = np.asarray(passages, dtype=np.float32).reshape(-1, len(self.spaces[0].query))
         english = english_passages(passages, self.english_block)
         out = np.empty(len(passages), dtype=np.float32)
         for space in self.spaces:
-            members = english if space.passages == "english" else ~english
+            members = {"all": slice(None), "english": english, "other": ~english}[space.passages]
             out[members] = self.calibrate(space, distances(passages[members], space.query))
         return out
 

@@ -224,7 +224,7 @@ class LexicalIndex:
             await pipe.execute()
         await self._add_to_sum(
             keys=[self._key(chat_id, "sum"), meta],
-            args=[vectors.sum(axis=0).astype("<f8").tobytes(), len(mine), self._english(vectors)],
+            args=[vectors.sum(axis=0).astype("<f8").tobytes(), len(mine), self.english(vectors)],
         )
         return len(mine)
 
@@ -244,7 +244,7 @@ class LexicalIndex:
         old_vector = np.asarray(old_vector, dtype=np.float64)
         await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
                                args=[(vector - old_vector).astype("<f8").tobytes(), 0,
-                                     self._english(vector[None]) - self._english(old_vector[None])])
+                                     self.english(vector[None]) - self.english(old_vector[None])])
         return True
 
     async def _drop_words(self, chat_id: str, entry_id: str, content: str) -> int | None:
@@ -314,7 +314,7 @@ class LexicalIndex:
             await pipe.execute()
         vector = np.asarray(vector, dtype=np.float64)
         await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
-                               args=[(-vector).astype("<f8").tobytes(), -1, -self._english(vector[None])])
+                               args=[(-vector).astype("<f8").tobytes(), -1, -self.english(vector[None])])
         return True
 
     async def set_vectors(self, chat_id: str, ids: Sequence[str], vectors: np.ndarray) -> np.ndarray:
@@ -352,7 +352,7 @@ class LexicalIndex:
 
     def english(self, vectors: np.ndarray) -> int:
         """How many of these vectors are English passages (0 for an encoder that tells none apart)."""
-        return self._english(vectors)
+        return int(english_passages(vectors, self._english_block).sum())
 
     async def drop(self, chat_id: str) -> None:
         """Forget the chat's index (all its keys)."""
@@ -494,9 +494,6 @@ class LexicalIndex:
         vectors = self._rows(raw, len(best)).astype(np.float32)
         return [(entry_id.decode(), float(scores[n]), vector)
                 for n, entry_id, vector in zip(best, ids, vectors) if entry_id is not None]
-
-    def _english(self, vectors: np.ndarray) -> int:
-        return int(english_passages(vectors, self._english_block).sum())
 
     def _rows(self, raw: bytes, rows: int) -> np.ndarray:
         """``rows`` packed float16 vectors, one per row (a view: convert the rows you keep); vectors

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memory.encoders.embeddings import LocalEmbeddings, encoder_of
+from memory.encoders.embeddings import LocalEmbeddings
 from memory.errors import BackendUnavailable
+from memory.settings import encoder_of
 from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, REEMBED_LEASE, Backends
 
 _BATCH = 256  # entries embedded and written per call
