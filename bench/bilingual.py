@@ -11,12 +11,18 @@ injected.
 from __future__ import annotations
 
 import copy
+import shutil
+import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from bench.harness import BenchOptions
+from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
 from bench.locomo import Conversation, build_conversation, evidence_recall, sessions_of
-from bench.report import SectionResult
+from bench.report import SectionResult, markdown_table, percent
+from graph.importer import import_turns, transcript_of
+from graph.runner import turn_report
 
 # (language, the user's line, the reply): twenty in each language, each about something of its
 # own, told at the end of the conversation's sessions.
@@ -114,7 +120,8 @@ def other_language_ids(conversation: Conversation) -> set[str]:
     return {entry for dialog, entry in conversation.dialog_to_entry.items() if dialog.startswith("X")}
 
 
-async def measure(inspect, conversation: Conversation, bilingual: bool) -> Measured:
+async def measure(inspect: Callable[[str, str], Awaitable[dict]], conversation: Conversation,
+                  bilingual: bool) -> Measured:
     """Ask ``conversation``'s English questions, the off-topic messages and (``bilingual``) the
     Russian and Spanish ones through ``inspect(chat_id, message) -> turn report``."""
     others = other_language_ids(conversation)
@@ -149,16 +156,7 @@ def _mean(values: list[float]) -> float:
 async def run(options: BenchOptions) -> SectionResult:
     """The section: every LoCoMo conversation alone and told with the other languages' lines,
     each pair imported afresh and asked the same questions."""
-    import shutil
-    import sys
-    from datetime import timedelta
-
     from tqdm import tqdm
-
-    from bench.harness import bench_runner, conditions, isolated_settings
-    from bench.report import markdown_table, percent
-    from graph.importer import import_turns, transcript_of
-    from graph.runner import turn_report
 
     folder = options.root / "bilingual-scratch"
     shutil.rmtree(folder, ignore_errors=True)
