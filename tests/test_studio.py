@@ -135,7 +135,9 @@ async def test_on_the_embedded_defaults_studio_shows_a_form_steps_a_turn_and_ctr
         values = (await client.threads.get_state(thread["thread_id"]))["values"]
         assert steps == 7 and values["reply"] == "Hello from the embedded defaults." and values["turn"] == 1
         data = project / ".goat"
-        assert embedded_redis_pids(data) and (data / "chroma").is_dir()
+        assert embedded_redis_pids(data)
+        # A first chat has nothing to search: Chroma opens when the archiver writes the turn behind the reply.
+        wait_for(lambda: (data / "chroma").is_dir(), what="the turn to be archived in the embedded Chroma")
 
         os.killpg(server.pid, signal.SIGINT)  # Ctrl-C in the terminal signals the whole group
         server.wait(timeout=60)
