@@ -112,7 +112,7 @@ class Memory:
                 log.warning("%s", exc)
             await asyncio.gather(self.backends.run_blocking(warm_up_dates),
                                  self.backends.run_blocking(count_tokens, "warm-up"))
-            await self.l3.embed_query("warm-up")  # the first forward pass pages the weights in
+            await self.l3.warm_up()
         await self.archiver.bring_index_current()  # L3 down: logged, tried again at the next write
         self.archiver.wake()
         return Connected(self.backends.redis_url or "", await self.journal.unfinished())
@@ -204,7 +204,7 @@ class Memory:
         Returns:
             Hits (``id``, ``content``, ``distance``, ``timestamp``, ``metadata``), closest first.
         """
-        return await self.l3.search(chat_ids, await self.l3.embed_query(text), k)
+        return await self.l3.search(chat_ids, await self.l3.measure(text, chat_ids), k)
 
     def scope(self, chat_id: str, user_id: str, *, now: float | None = None,
               settings: Settings | None = None) -> MemoryScope:
@@ -350,12 +350,16 @@ class Memory:
         return await export_user(self.backends, user_id, chat_id)
 
     async def settle(self) -> int:
-        """Write what the outbox holds to L3 now (tests, benchmarks).
+        """Write what the outbox holds to L3 now, and give the English entries of chats of every
+        language the e5 block they wait for (tests, benchmarks).
 
         Returns:
             How many outbox entries are left (L3 unreachable).
         """
-        return await self.archiver.flush()
+        left = await self.archiver.flush()
+        while not left and await self.archiver.fill_step(wait=True):
+            pass
+        return left
 
     async def reembed(self, progress: Callable[[int, int], None] | None = None) -> Reembedded:
         """Re-embed the archive with this process's encoder (``embeddings.model``), in place, or

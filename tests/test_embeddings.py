@@ -48,11 +48,12 @@ def batching(request: pytest.FixtureRequest, encoder: MiniLMEncoder, e5: LocalEm
             "minilm-l6+e5-small": (paired, E5_MIXED)}[request.param]
 
 
-def test_vectors_are_unit_norm_float32_rows_in_input_order(batching: tuple[Encoder, list[str]]) -> None:
+def test_vectors_are_float32_rows_of_unit_blocks_in_input_order(batching: tuple[Encoder, list[str]]) -> None:
     encoder, mixed = batching
     vectors = encoder.encode(mixed[:7])
     assert vectors.shape == (7, encoder.dimensions) and vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    blocks = np.linalg.norm(vectors.reshape(7, -1, 384), axis=2)  # the pair's: MiniLM, e5, e5
+    np.testing.assert_allclose(blocks[blocks > 0], 1.0, atol=1e-6)
     # In input order: each row is closest to its own text encoded alone.
     alone = np.stack([encoder.encode([text])[0] for text in mixed[:7]])
     assert ((vectors @ alone.T).argmax(axis=1) == np.arange(7)).all()
@@ -75,26 +76,41 @@ def test_encoding_is_deterministic(batching: tuple[Encoder, list[str]]) -> None:
     np.testing.assert_array_equal(encoder.encode(mixed), encoder.encode(mixed))
 
 
-def test_paired_encoder_scores_english_pairs_by_both_encoders_and_any_other_pair_by_e5(
+def test_paired_encoder_scores_english_pairs_by_minilm_and_any_other_pair_by_e5(
     paired: PairedEncoder, encoder: MiniLMEncoder, e5: LocalEmbeddings
 ) -> None:
     english, spanish = ["Where does my sister live?", "The cat sleeps all day."], ["¿Dónde vive mi hermana?",
                                                                                  "Mi hermana vive en Valencia."]
-    weight = PairedEncoder.MINILM_WEIGHT
 
     def cosines(model, queries: list[str], passages: list[str]) -> np.ndarray:
         return model.encode(queries, query=True) @ model.encode(passages).T
 
     scores = cosines(paired, english + spanish, english + spanish)
-    both = weight * cosines(encoder, english, english) + (1 - weight) * cosines(e5.encoder, english, english)
-    np.testing.assert_allclose(scores[:2, :2], both, atol=1e-5)
+    np.testing.assert_allclose(scores[:2, :2], cosines(encoder, english, english), atol=1e-5)
     alone = cosines(e5.encoder, english + spanish, english + spanish)
     np.testing.assert_allclose(scores[2:, :], alone[2:, :], atol=1e-5)  # a Spanish query: e5's cosine
     np.testing.assert_allclose(scores[:2, 2:], alone[:2, 2:], atol=1e-5)  # a Spanish passage: e5's cosine
-    # Passages are unit vectors; a query's distance to them is 2 - 2·q·p, as e5's alone would be.
-    np.testing.assert_allclose(np.linalg.norm(paired.encode(english + spanish), axis=1), 1.0, atol=1e-6)
     query = paired.encode(["¿Dónde vive mi hermana?"], query=True)[0]
     np.testing.assert_allclose(distances(paired.encode(spanish), query), 2 - 2 * alone[2, 2:], atol=1e-5)
+
+
+def test_for_a_chat_of_english_alone_the_pair_runs_minilm_alone_and_fills_e5_in_later(
+    paired: PairedEncoder, encoder: MiniLMEncoder, e5: LocalEmbeddings
+) -> None:
+    english, spanish = ["Where does my sister live?", "The cat sleeps all day."], ["¿Dónde vive mi hermana?"]
+    bare = paired.encode(english, every_language=False)
+    np.testing.assert_array_equal(bare[:, :384], encoder.encode(english))
+    assert not bare[:, 384:].any()  # no e5 block: e5 was not run for them
+    query = paired.encode(["Where is my sister's home?"], query=True, every_language=False)[0]
+    assert not query[384:].any() and [space.passages for space in paired.spaces(query)] == ["english"]
+    # A Spanish question meets them only once e5's block is filled in, as a chat of every language needs.
+    spanish_query = paired.encode(spanish, query=True, every_language=False)[0]
+    np.testing.assert_array_equal(distances(bare, spanish_query), 2.0)
+    filled = paired.fill(english, bare)
+    np.testing.assert_allclose(filled, paired.encode(english), atol=1e-6)
+    np.testing.assert_allclose(distances(filled, spanish_query),
+                               2 - 2 * (e5.encoder.encode(spanish, query=True) @ e5.encoder.encode(english).T)[0],
+                               atol=1e-5)
 
 
 def test_distances_are_squared_l2_for_unit_queries(encoder: MiniLMEncoder) -> None:

@@ -105,3 +105,70 @@ async def test_an_off_topic_message_in_another_language_injects_little(runner) -
     for chat_id, message in (("ru", "Какая столица Перу?"), ("es", "¿Cuánto es 17 por 23?"), ("ja", "こんにちは！")):
         report = turn_report(await runner.inspect(chat_id, message, now=NOW.timestamp()))
         assert len(report["l3"]) <= 2, (message, [entry["content"] for entry in report["l3"]])
+
+
+# A chat told in English, then a Russian question about it.
+ENGLISH = [
+    (30, "My sister Lucy moved to Lisbon last spring.", "Lovely city."),
+    (28, "I finally fixed the leaking kitchen tap myself.", "Well done!"),
+    (26, "Our team ships the billing service next Tuesday.", "Good luck with the launch."),
+    (24, "The vet says our dog Max needs a lighter diet.", "Poor Max."),
+    (22, "I started reading a novel about lighthouse keepers.", "Sounds atmospheric."),
+]
+RUSSIAN = [
+    (20, "Вчера мы ходили в театр на «Чайку» Чехова.", "Как вам постановка?"),
+    (19, "Купил зимние шины для машины, старые совсем стёрлись.", "Разумно перед зимой."),
+    (18, "Мама прислала банку малинового варенья из деревни.", "Как мило с её стороны."),
+]
+
+
+@pytest.fixture
+async def lazy_pair(tmp_path: Path, minilm: LocalEmbeddings):
+    """A runner on the default encoder whose e5 is loaded only when a text needs it."""
+    encoder = PairedEncoder(minilm.encoder)
+    # The first text in another language loads e5 (seconds): a turn waits for it here.
+    settings = Settings(data_dir=tmp_path / "data", prefetch={"timeout": 30})
+    runner = TurnRunner(Services(settings, Memory(settings, embeddings=LocalEmbeddings(encoder))))
+    await runner.services.memory.connect(warm=True)
+    yield runner, encoder
+    await runner.aclose()
+
+
+def first_by_meaning(state: dict) -> str | None:
+    return next(iter(hit["id"] for hit in state["recalls"].get("thematic") or []), None)
+
+
+async def test_an_english_chat_pays_for_minilm_alone_until_a_question_in_another_language(lazy_pair, tmp_path) -> None:
+    runner, encoder = lazy_pair
+    memory, index = runner.services.memory, await runner.services.memory.backends.lexical_index()
+    await load(memory, tmp_path, "en", ENGLISH)
+    state = await runner.inspect("en", "Where does my sister live now?", now=NOW.timestamp())
+    assert first_by_meaning(state) == archive_id("en", 1)
+    assert not encoder.e5_loaded  # the import, the warm-up and the English question needed MiniLM alone
+    assert await index.languages("en") == (False, len(ENGLISH))  # English lines without e5's block
+
+    # A question in Russian brings e5 in: before the English lines have its block, they are not
+    # compared with it (the line is not found by meaning); once given it, behind the turns, they are.
+    question = "В каком городе теперь живёт моя сестра?"
+    assert first_by_meaning(await runner.inspect("en", question, now=NOW.timestamp())) != archive_id("en", 1)
+    assert encoder.e5_loaded and await index.languages("en") == (True, len(ENGLISH))
+    assert await memory.settle() == 0
+    assert await index.languages("en") == (True, 0)
+    assert first_by_meaning(await runner.inspect("en", question, now=NOW.timestamp())) == archive_id("en", 1)
+
+
+async def test_a_line_in_another_language_gives_the_chats_english_lines_e5s_block(lazy_pair, tmp_path) -> None:
+    runner, encoder = lazy_pair
+    memory, index = runner.services.memory, await runner.services.memory.backends.lexical_index()
+    await load(memory, tmp_path, "mixed", ENGLISH)
+    await load(memory, tmp_path, "mixed", [*ENGLISH, *RUSSIAN])  # the English lines are not imported twice
+    assert await index.languages("mixed") == (True, len(ENGLISH))
+    assert await memory.settle() == 0
+    assert await index.languages("mixed") == (True, 0)
+    store = await memory.backends.episodic()
+    vectors = [vector for _, vector in store.get_with_vectors(["mixed"], [archive_id("mixed", n) for n in range(1, 9)])]
+    assert all(vector[384:768].any() for vector in vectors[:5])  # every English line has e5's block now
+    asked = {"What play did we see at the theatre?": 6, "What did my mother send me from the village?": 8,
+             "Куда переехала моя сестра?": 1, "Which city did Lucy move to?": 1}
+    for question, turn in asked.items():
+        assert first_by_meaning(await runner.inspect("mixed", question, now=NOW.timestamp())) == archive_id("mixed", turn)

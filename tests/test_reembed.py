@@ -117,7 +117,7 @@ async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_ke
         after = await memory.l3.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
         assert [hit["id"] for hit, *_ in after] == [hit["id"] for hit, *_ in before] == [archive_id("es", 3)]
         # A paraphrase in the chat's language finds its line by meaning now.
-        hits = await memory.l3.search(["es"], await memory.l3.embed_query("¿Qué pasó con mi mascota?"), 3)
+        hits = await memory.l3.search(["es"], await memory.l3.measure("¿Qué pasó con mi mascota?", ["es"]), 3)
         assert hits[0]["id"] == archive_id("es", 1)
         assert await (await memory.backends.redis()).exists(REEMBED_KEY, REEMBED_DONE_KEY) == 0
         again = await memory.reembed()
@@ -171,7 +171,7 @@ async def test_a_reembed_killed_half_way_to_longer_vectors_goes_back_to_the_firs
             texts, in_chroma, in_index = await stored_vectors(memory, chat_id, len(history))
             np.testing.assert_allclose(in_chroma, minilm.encoder.encode(texts), atol=1e-5)
             np.testing.assert_allclose(in_index, minilm.encoder.encode(texts), atol=2e-3)  # float16
-        [hit] = await memory.l3.search(["en"], await memory.l3.embed_query("tomato seedlings"), 1)
+        [hit] = await memory.l3.search(["en"], await memory.l3.measure("tomato seedlings", ["en"]), 1)
         assert hit["id"] == archive_id("en", 1)
 
 

@@ -18,6 +18,7 @@ from nodes.services import Services
 from memory.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings, distances
 from memory.facade import Memory
+from memory.retrieval.scale import Scale
 from memory.retrieval.search import L3Search
 from memory.turns import Exchange, archive_id
 from memory.stores.lexical import K1, LexicalIndex
@@ -457,12 +458,12 @@ async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, 
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await memory.archiver.sync_index(["chat"])
-    query = await memory.l3.embed_query("how are my tomatoes doing?")
+    scale = await memory.l3.measure("how are my tomatoes doing?", ["chat"])
     store = await memory.backends.episodic()
     stored = store.get_with_vectors(["chat"], [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)])
-    exact = np.mean(distances(np.array([v for _, v in stored]), query))
-    assert (await memory.l3.scale(["chat"], query)).background == pytest.approx(exact, abs=1e-5)
-    assert (await memory.l3.scale(["nobody"], query)).background is None
+    exact = np.mean(distances(np.array([v for _, v in stored]), scale.reference.query))
+    assert scale.background == pytest.approx(exact, abs=1e-5)
+    assert (await memory.l3.measure("how are my tomatoes doing?", ["nobody"])).background is None
 
 
 async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:
@@ -472,7 +473,7 @@ async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:
     assert await memory.l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1)
     await memory.forget_chat("chat")
     assert await memory.l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1) == []
-    assert (await memory.l3.scale(["chat"], await memory.l3.embed_query("x"))).background is None
+    assert (await memory.l3.measure("x", ["chat"])).background is None
     # The chat's turn numbers start again at 1: new turns are indexed with their new words.
     await load(memory, tmp_path, "chat", [(1, "Our cat Mittens learned to open doors.", "Clever cat.")])
     await memory.archiver.sync_index(["chat"])
@@ -498,13 +499,13 @@ async def test_the_index_keeps_each_entrys_time_and_vector(raw_redis) -> None:
     np.testing.assert_array_equal(await index.vectors("chat", numbers), unit[[1, 2]])
 
 
-async def exactly_within(memory: Memory, chat_id: str, query: list[float], k: int, after: float | None,
+async def exactly_within(memory: Memory, chat_id: str, query: Scale, k: int, after: float | None,
                          before: float | None) -> list[tuple[str, float]]:
-    """The chat's ``k`` entries timed within the range nearest to ``query``, as (id, distance),
-    ranked from every vector Chroma holds."""
+    """The chat's ``k`` entries timed within the range nearest to the query of ``query``, as
+    (id, distance on its scale), ranked from every vector Chroma holds."""
     store = await memory.backends.episodic()
     stored = store.get_with_vectors([chat_id], [hit["id"] for hit in store.entries(chat_id)])
-    within = [(hit["id"], float(distances(vector[None], query)[0]))
+    within = [(hit["id"], float(query.of_passages(vector[None])[0]))
               for hit, vector in stored
               if (after is None or hit["timestamp"] >= after) and (before is None or hit["timestamp"] <= before)]
     return sorted(within, key=lambda found: found[1])[:k]
@@ -513,7 +514,7 @@ async def exactly_within(memory: Memory, chat_id: str, query: list[float], k: in
 async def test_a_time_range_is_ranked_from_the_index_exactly(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    query = await memory.l3.embed_query("how are the tomato plants?")
+    query = await memory.l3.measure("how are the tomato plants?", ["chat"])
     for after, before in ((days_ago(31), days_ago(16.5)), (days_ago(17.5), days_ago(16.5)), (None, days_ago(25.5)),
                           (days_ago(20), None), (days_ago(3), days_ago(1))):
         from_index = await memory.l3.search(["chat"], query, 5, after, before)
@@ -530,7 +531,7 @@ async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(r
     await load(memory, tmp_path, "chat")
     await memory.archiver.sync_index(["chat"])
     monkeypatch.setattr("memory.retrieval.search._EXACT_RANGE", 3)  # every range of this chat is "wide"
-    query = await memory.l3.embed_query("how are the tomato plants?")
+    query = await memory.l3.measure("how are the tomato plants?", ["chat"])
     after, before = days_ago(29.5), days_ago(16.5)
     found = await memory.l3.search(["chat"], query, 4, after, before)
     exact = await exactly_within(memory, "chat", query, 4, after, before)
@@ -560,7 +561,7 @@ async def test_an_index_from_before_times_and_vectors_is_indexed_afresh(runner, 
     assert await index.outdated("chat") and await index.indexed_turns("chat") == 0
     await memory.archiver.sync_index(["chat"])
     assert not await index.outdated("chat")
-    query = await memory.l3.embed_query("how are the tomato plants?")
+    query = await memory.l3.measure("how are the tomato plants?", ["chat"])
     [flowers] = await memory.l3.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
     assert "first flowers" in flowers["content"]
 

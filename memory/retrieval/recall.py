@@ -7,8 +7,8 @@ specific-key (structural keys are present). Thematic searches twice, by meaning 
 search, through the L2.5 cache) and by words (BM25 over the chat's word index), and the
 query's background (its mean distance to the chats' entries) is read for the relevance
 test. An explicit search also asks for the entries holding every word it names. The query
-is embedded once and shared, and so is its scale (its spaces and their backgrounds): every
-list's distances are on it. The whole search is bounded by a deadline:
+is embedded once, as the chats need it, with its scale (its spaces and their backgrounds),
+shared: every list's distances are on it. The whole search is bounded by a deadline:
 whatever has not finished by then is abandoned (its worker thread may still be running;
 the caller does not wait).
 """
@@ -104,12 +104,11 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     }
     started = time.perf_counter()
 
-    # Shared by the mechanisms: the query is embedded once and the scope resolved once.
-    vector_task = asyncio.ensure_future(search.embed_query(message))
+    # Shared by the mechanisms: the scope resolved once, and the query embedded once, with its scale.
     chats_task = asyncio.ensure_future(backends.scope_chats(chat_id, user_id, scope))
 
     async def measure_scale() -> Scale:
-        return await search.scale(await chats_task, await vector_task)
+        return await search.measure(message, await chats_task)
 
     scale_task = asyncio.ensure_future(measure_scale())
     # Under "user", whether the chat is one of the user's: only then are its searches cached.
@@ -122,9 +121,9 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
             # (their writes and forgets invalidate it), so a search that also covers this one
             # is not cached, or the user's other chats would be served this chat's entries,
             # forgotten ones included.
-            return await search.search(await chats_task, await vector_task, k, scale=await scale_task)
+            return await search.search(await chats_task, await scale_task, k)
         results, outcome["cache"] = await search.cached_search(
-            await chats_task, cache_scope_key(chat_id, user_id, scope), message, vector_task, k, scale_task
+            await chats_task, cache_scope_key(chat_id, user_id, scope), message, scale_task, k
         )
         return results
 
@@ -146,14 +145,14 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
                 return None  # scored zero: no digit, no date word (most messages; checked in microseconds)
             # Parsing is pure-Python CPU work: beside the embedding it slowed both through the
             # GIL (embed 8 → 19 ms); one after the other is faster, and the search needs the vector anyway.
-            await vector_task
+            await scale_task
             when = datetime.fromtimestamp(query.now, ZoneInfo(settings.prefetch.timezone))
             found = await backends.run_blocking(completed_past_range, message[:_TEMPORAL_SCAN_CHARS], when)
             if found is None:
                 return None  # scored zero: no completed past range named
             after, before = (dt.timestamp() for dt in found)
             outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
-        return await search.search(await chats_task, await vector_task, k, after, before, await scale_task)
+        return await search.search(await chats_task, await scale_task, k, after, before)
 
     async def specific_key() -> list[dict] | None:
         outcome["keys"] = structural_keys(message[:_KEY_SCAN_CHARS])
@@ -163,8 +162,8 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
 
     async def every_word() -> list[dict]:
         after, before = query.period or (None, None)
-        return await search.holding_words(await chats_task, message[:_LEXICAL_SCAN_CHARS], await vector_task,
-                                          settings.prefetch.max_results, after, before, await scale_task)
+        return await search.holding_words(await chats_task, message[:_LEXICAL_SCAN_CHARS], await scale_task,
+                                          settings.prefetch.max_results, after, before)
 
     mechanisms = {name: make for name, make in ((THEMATIC, thematic), (TEMPORAL, temporal), (KEYS, specific_key),
                                                 (EVERY_WORD, every_word))
@@ -205,7 +204,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         scale = scale_task.result()
         outcome["background"], outcome["backgrounds"] = scale.background, scale.backgrounds
         outcome["ceiling"] = scale.ceiling(settings.retrieval.small_result_ceiling)
-    for shared in (vector_task, chats_task, scale_task, *filter(None, [users_chats_task])):
+    for shared in (chats_task, scale_task, *filter(None, [users_chats_task])):
         if not shared.done():
             shared.cancel()
         elif not shared.cancelled():

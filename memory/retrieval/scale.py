@@ -1,8 +1,8 @@
 """One scale for every distance a query meets, whatever space it was measured in (pure).
 
 A query is compared with the passages in one space or two (:meth:`Encoder.spaces`): with the
-paired encoder, an English question meets English lines through MiniLM and e5 together, and
-lines in other languages through e5 alone. Each space spreads its distances its own way
+paired encoder, an English question meets English lines through MiniLM, and lines in other
+languages through e5. Each space spreads its distances its own way
 (e5's cosines sit between ~0.7 and 1.0 for any two texts, MiniLM's start near 0), so a raw
 distance says nothing across spaces: a Romanian line about soup would look closer to "hi, how
 are you?" than any English line does.
@@ -48,8 +48,10 @@ class Scale:
         (None: nothing indexed)."""
         backgrounds: dict[str, float | None] = {}
         for space in spaces:
+            # English passages without e5's block yet are not compared in e5's space: not counted.
             count = 0 if centroid is None else {
-                "all": centroid.count, "english": centroid.english, "other": centroid.count - centroid.english,
+                "all": centroid.count - centroid.bare, "english": centroid.english,
+                "other": centroid.count - centroid.english,
             }[space.passages]
             backgrounds[space.name] = (
                 float(distances(centroid.total / count, space.query)) if centroid is not None and count else None)
@@ -84,7 +86,8 @@ class Scale:
         (the query's own-language space for English passages, e5's for the others)."""
         passages = np.asarray(passages, dtype=np.float32).reshape(-1, len(self.spaces[0].query))
         english = english_passages(passages, self.english_block)
-        out = np.empty(len(passages), dtype=np.float32)
+        # A passage of no space searched shares nothing with the query: 2, as Chroma would say.
+        out = np.full(len(passages), 2.0, dtype=np.float32)
         for space in self.spaces:
             members = {"all": slice(None), "english": english, "other": ~english}[space.passages]
             out[members] = self.calibrate(space, distances(passages[members], space.query))

@@ -9,6 +9,7 @@ import asyncio
 import inspect
 import logging
 import re
+from functools import partial
 from typing import Any, Awaitable
 
 import numpy as np
@@ -19,6 +20,7 @@ from memory.retrieval.scale import Scale
 from memory.stores.backends import Backends, gather_bounded
 from memory.stores.cache import SearchCache
 from memory.turns import archive_id
+from memory.words import reads_as_english
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +33,11 @@ _DEEPER_K = 300
 _KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the key itself
 _WORD_CANDIDATES = 256  # newest entries holding a search's every word, ranked by meaning
 _EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
-# A space's query shares nothing with the passages of another space: their distance is 2 (no
-# dot product), which the space's own passages never come near (e5 is in both: its cosines > 0.5).
-_UNRELATED = 1.99
 
 
 def _of_space(space: Space, distance: float) -> bool:
-    """Whether a passage found searching ``space`` is one of its own (not another space's, at 2)."""
-    return space.passages == "all" or distance < _UNRELATED
+    """Whether a passage found searching ``space`` is one of its own (not one it shares no block with)."""
+    return distance < space.outside
 
 
 def _within(timestamp: float, after: float | None, before: float | None) -> bool:
@@ -53,36 +52,50 @@ class L3Search:
     def embed_ahead(self, text: str) -> None:
         """Start embedding a message whose turn is about to run: the model works in its thread
         while the turn waits for the chat's lock and reads its checkpoint (~6 ms), and
-        :meth:`embed_query` then finds the vector ready."""
+        :meth:`measure` then finds the vector ready."""
         if text in self._embedding_ahead:
             return
         while len(self._embedding_ahead) >= _EMBEDDINGS_AHEAD:  # turns that never asked (they failed first)
             self._embedding_ahead.pop(next(iter(self._embedding_ahead)))
-        ahead = self._embedding_ahead[text] = asyncio.ensure_future(self._embed(text))
+        ahead = self._embedding_ahead[text] = asyncio.ensure_future(self._embed(text, every_language=False))
         ahead.add_done_callback(lambda done: done.cancelled() or done.exception())  # read by its turn, if any
 
-    async def embed_query(self, text: str) -> list[float]:
-        ahead = self._embedding_ahead.pop(text, None)
-        return await (ahead if ahead is not None else self._embed(text))
+    async def warm_up(self) -> None:
+        """A first forward pass, which pages the model's weights in: MiniLM's, and e5's too when
+        some chat is one of every language."""
+        await self._embed("warm-up", await (await self.backends.lexical_index()).any_every_language())
 
-    async def _embed(self, text: str) -> list[float]:
-        embeddings = await self.backends.embeddings()
-        return await self.backends.run_blocking(embeddings.embed_query, text)
-
-    async def scale(self, chats: list[str], vector: list[float] | np.ndarray) -> Scale:
-        """The query's spaces and their backgrounds in these chats: what puts every distance to
-        it on one scale."""
+    async def _embed(self, text: str, every_language: bool) -> np.ndarray:
         encoder = (await self.backends.embeddings()).encoder
-        centroid = await (await self.backends.lexical_index()).centroid(chats)
-        return Scale.measure(encoder.spaces(np.asarray(vector, dtype=np.float32)), centroid, encoder.english_block)
+        return (await self.backends.run_blocking(
+            partial(encoder.encode, query=True, every_language=every_language), [text]))[0]
+
+    async def measure(self, text: str, chats: list[str]) -> Scale:
+        """The query, embedded as these chats need it, with its spaces and their backgrounds:
+        what puts every distance to it on one scale. An English query is compared with the
+        chats' other languages (in e5's space) only when they hold some; a query in another
+        language marks the chats as ones of every language (their English entries are then
+        given e5's block, behind the turns)."""
+        ahead = self._embedding_ahead.pop(text, None)
+        index = await self.backends.lexical_index()
+        encoder = (await self.backends.embeddings()).encoder
+        centroid = await index.centroid(chats)
+        every_language = centroid is not None and centroid.every_language
+        english = reads_as_english(text)
+        if index.tells_english_apart and not english and not every_language:
+            await gather_bounded(index.hold_every_language, chats)  # now: loading e5 may outlast the turn
+        if index.tells_english_apart and english and every_language:
+            vector = await self._embed(text, True)
+        else:
+            vector = await (ahead or self._embed(text, False))
+        return Scale.measure(encoder.spaces(vector), centroid, encoder.english_block)
 
     async def search(
-        self, chats: list[str], vector: list[float], k: int, after: float | None = None,
-        before: float | None = None, scale: Scale | None = None,
+        self, chats: list[str], scale: Scale, k: int, after: float | None = None, before: float | None = None,
     ) -> list[dict]:
-        """The chats' ``k`` entries nearest to ``vector``, closest first on its ``scale`` (measured
-        here when not given); with ``after`` or ``before`` (unix seconds, inclusive), among those
-        timed within that range.
+        """The chats' ``k`` entries nearest to the query of ``scale`` (:meth:`measure`), closest
+        first on it; with ``after`` or ``before`` (unix seconds, inclusive), among those timed
+        within that range.
 
         Without a range this is Chroma's vector index, searched in each space the chats hold
         passages in. A chat's range is ranked exactly from the vectors in its own index when it
@@ -90,7 +103,6 @@ class L3Search:
         range.
         """
         backends = self.backends
-        scale = scale or await self.scale(chats, vector)
         store = await backends.episodic()
         if after is None and before is None:
             found = [{**hit, "distance": float(scale.calibrate(space, hit["distance"]))}
@@ -119,16 +131,15 @@ class L3Search:
         return sorted(found, key=lambda hit: hit["distance"])[:k]
 
     async def holding_words(
-        self, chats: list[str], text: str, vector: list[float], k: int,
-        after: float | None = None, before: float | None = None, scale: Scale | None = None,
+        self, chats: list[str], text: str, scale: Scale, k: int, after: float | None = None,
+        before: float | None = None,
     ) -> list[dict]:
-        """The chats' ``k`` entries nearest to ``vector`` (on its ``scale``) among those holding
+        """The chats' ``k`` entries nearest to the query of ``scale`` (on it) among those holding
         every word of ``text``, however common (what an explicit search names), closest first;
         with ``after`` or ``before`` (unix seconds, inclusive), among those timed within that
         range. Each chat's newest ``_WORD_CANDIDATES`` such entries are ranked; entries its word
         index does not hold yet are not among them."""
         index = await self.backends.lexical_index()
-        scale = scale or await self.scale(chats, vector)
         bounded = after is not None or before is not None
 
         async def of_chat(chat: str) -> list[dict]:
@@ -153,11 +164,10 @@ class L3Search:
         return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
 
     async def cached_search(
-        self, chats: list[str], scope_key: str, query: str, vector: list[float] | Awaitable[list[float]], k: int,
-        scale: Scale | Awaitable[Scale] | None = None,
+        self, chats: list[str], scope_key: str, query: str, scale: Scale | Awaitable[Scale], k: int,
     ) -> tuple[list[dict], dict[str, Any]]:
-        """The thematic search through the L2.5 cache: (results, {"hit", "key"}). ``vector`` and
-        its ``scale`` may be still being computed: the cache is looked up meanwhile, and they are
+        """The thematic search through the L2.5 cache: (results, {"hit", "key"}). The query's
+        ``scale`` may be still being measured: the cache is looked up meanwhile, and it is
         awaited on a miss."""
         cache = await self.backends.cache()
         key = SearchCache.digest(query, k=k)
@@ -167,8 +177,7 @@ class L3Search:
             cached, generation = None, None
         if cached is not None:
             return cached, {"hit": True, "key": key}
-        results = await self.search(chats, await vector if inspect.isawaitable(vector) else vector, k,
-                                    scale=await scale if inspect.isawaitable(scale) else scale)
+        results = await self.search(chats, await scale if inspect.isawaitable(scale) else scale, k)
         try:
             if generation is not None:
                 await cache.put(scope_key, key, results, generation)

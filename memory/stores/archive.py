@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import AsyncIterator
 
+import numpy as np
 from redis.exceptions import RedisError
 
 from memory.stores.backends import PREFIX, REEMBED_KEY, Backends
@@ -21,10 +22,12 @@ from memory.stores.curated import curated_entry
 from memory.errors import BackendUnavailable
 from memory.stores.lexical import IndexEntry
 from memory.turns import Exchange, archive_id, with_user_text
+from memory.words import reads_as_english
 
 log = logging.getLogger(__name__)
 
 OUTBOX_KEY = f"{PREFIX}:l3_outbox"
+_FILL_BATCH = 64  # entries given e5's block per step between turns (~0.5-1 s of e5 here)
 # The word index's scheme every chat's index was last brought to (see Archive.bring_index_current).
 INDEX_SCHEME_KEY = f"{PREFIX}:word_index_scheme"
 _INDEX_BATCH = 512  # archived turns read back from Chroma (~1 ms each) and indexed per call
@@ -115,11 +118,66 @@ class Archive:
             return
         [(archived, old_vector)] = found
         content = with_user_text(archived["content"], user_chars, text)
-        [vector] = await self.backends.embed([content])
+        [vector] = await self.backends.embed([content], await self._of_every_language(chat_id, [content]))
         await self.backends.l3(store.upsert, chat_id, [(entry_id, content, archived["metadata"])], [vector])
         await (await self.backends.lexical_index()).replace(
             chat_id, IndexEntry(entry_id, content, vector, archived["timestamp"]), archived["content"], old_vector)
         await self.backends.invalidate_searches_of(chat_id, await self.backends.users_of_chat(chat_id))
+
+    # ---- a chat's languages --------------------------------------------------------------
+
+    async def _of_every_language(self, chat_id: str, contents: list[str]) -> bool:
+        """Whether the chat's entries get e5's block: once it holds, or was asked in, another
+        language than English. Its first such line marks it (and its English lines are filled)."""
+        index = await self.backends.lexical_index()
+        if not index.tells_english_apart:
+            return True
+        every, _ = await index.languages(chat_id)
+        if not every and not all(map(reads_as_english, contents)):
+            await index.hold_every_language(chat_id)
+            every = True
+        return every
+
+    async def _fill_behind(self) -> bool:
+        """One :meth:`fill_step`; False also when it failed (L3 unreachable: the next wake-up tries again)."""
+        try:
+            return await self.fill_step()
+        except Exception as exc:
+            if _is_redis_failure(exc):
+                raise
+            log.warning("e5's block not added to English entries now: %s", exc)
+            return False
+
+    async def fill_step(self, wait: bool = False) -> bool:
+        """Give one batch of a chat's bare English entries e5's block, in Chroma and in the word
+        index (the chat held while it is written: a forget of one of them waits; without
+        ``wait``, a chat held by a turn is left for next time). Returns False when no chat waits
+        for it."""
+        backends = self.backends
+        index = await backends.lexical_index()
+        if (waiting := await index.to_fill()) is None:
+            return False
+        chat_id, start = waiting
+        async with (await backends.chat_locks()).hold(chat_id, wait=wait) as alone:
+            if not alone:
+                return True  # a turn or a forget has the chat: next time
+            ids, next_start = await index.bare_ids(chat_id, start, _FILL_BATCH)
+            if ids:
+                store, embeddings = await backends.episodic(), await backends.embeddings()
+                found = await backends.l3(store.get_with_vectors, [chat_id], ids)
+                found_ids = [hit["id"] for hit, _ in found]
+                old = np.array([vector for _, vector in found], dtype=np.float32)
+                vectors = await backends.run_blocking(embeddings.encoder.fill, [hit["content"] for hit, _ in found], old)
+                await backends.l3(store.set_vectors, chat_id, found_ids, vectors)
+                await index.fill_vectors(chat_id, found_ids, vectors, old)
+            # Every entry looked at: done, unless more were written bare meanwhile (then again
+            # from the start; a pass that found none ends it whatever the count says).
+            if next_start == 0 and not (ids and (await index.languages(chat_id))[1]):
+                await index.done_filling(chat_id)
+                await backends.invalidate_searches_of(chat_id, await backends.users_of_chat(chat_id))
+            else:
+                await index.filled_to(chat_id, next_start)
+        return True
 
     async def _replace_parked(self, entry_id: str, text: str) -> bool:
         """The user's text of a turn waiting in the outbox, replaced; False when it is not there."""
@@ -134,7 +192,8 @@ class Archive:
         """Embed the entries once; store them in Chroma, then index their words and vectors."""
         backends = self.backends
         store, index = await backends.episodic(), await backends.lexical_index()
-        vectors = await backends.embed([content for _, content, _ in entries])
+        contents = [content for _, content, _ in entries]
+        vectors = await backends.embed(contents, await self._of_every_language(chat_id, contents))
         await backends.l3(store.upsert, chat_id, entries, vectors)
         # Indexed now, after the reply, rather than caught up by a later search.
         await index.add(chat_id, [IndexEntry(entry_id, content, vector, timestamp) for (entry_id, content, _), vector,
@@ -188,6 +247,8 @@ class Archive:
             await self._between_turns()
             if await self.flush() == 0:
                 retry_in = _ARCHIVE_RETRY_FIRST_S
+                if await self._fill_behind():
+                    self._archive_wanted.set()  # more to fill: again, between turns
                 continue
             # L3 unreachable: try again after a while, or at the next turn's wake-up.
             try:

@@ -13,9 +13,11 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
+import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
@@ -242,13 +244,14 @@ class Backends:
         except BackendUnavailable:
             return False
 
-    async def embed(self, texts: list[str]) -> list[list[float]]:
-        """The texts' vectors, computed once and handed to both Chroma and the word index.
+    async def embed(self, texts: list[str], every_language: bool = True) -> np.ndarray:
+        """The texts' vectors, computed once and handed to both Chroma and the word index
+        (``every_language`` False: for a chat that holds English only, see :meth:`Encoder.encode`).
         The archive's encoder is checked again on every write: a re-embedding started since
         this process began stops its writes (they wait in the outbox) instead of mixing encoders."""
         embeddings = await self.embeddings(checked=False)
         await self.check_encoder(embeddings.record)
-        return await self.run_blocking(embeddings.embed_documents, texts)
+        return await self.run_blocking(partial(embeddings.encoder.encode, every_language=every_language), texts)
 
     async def episodic(self) -> EpisodicStore:
         if self._episodic is None:

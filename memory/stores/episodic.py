@@ -2,8 +2,9 @@
 
 One collection per chat. Chroma's metadata filters are its expensive part (a
 ``chat_id`` equality filter costs ~5x an unfiltered query over 20k entries), so
-chats are partitioned physically instead of filtered. Collections use Chroma's
-default space, squared L2, which on unit vectors is ``2 - 2·cos``.
+chats are partitioned physically instead of filtered. Collections compare vectors in
+the encoder's space (:attr:`Encoder.collection_space`): squared L2, which on unit
+vectors is ``2 − 2·q·p``, or the inner product ``1 − q·p`` (doubled here).
 
 All methods are synchronous and thread-safe; the memory façade runs them in a
 thread pool. The client connects lazily, so a Chroma server that is down at
@@ -47,17 +48,19 @@ class EpisodicHit(TypedDict):
 class _ChatCollection:
     vectorstore: Chroma  # queries by vector
     collection: chromadb.Collection  # writes with the vectors given, reads, metadata updates
+    space: str  # how Chroma compares its vectors: "l2" or "ip"
+
+    def distance(self, found: float, query: list[float]) -> float:
+        """Chroma's distance of a passage to ``query`` as ``2 − 2·q·p``: squared L2 less what a
+        query longer than 1 adds (a paired encoder's), or the inner-product distance doubled."""
+        if self.space == "ip":
+            return 2.0 * float(found)
+        return float(found) + 1.0 - float(np.dot(query, query))
 
 
 def collection_name(chat_id: str) -> str:
     """A valid Chroma name (3-512 chars of [a-zA-Z0-9._-]) for any chat id."""
     return COLLECTION_PREFIX + hashlib.sha256(chat_id.encode()).hexdigest()[:32]
-
-
-def _offset(query: list[float]) -> float:
-    """What turns Chroma's squared L2 to ``query`` into ``2 − 2·q·p`` (the same for a unit
-    query; a paired encoder's query is longer: :func:`memory.encoders.embeddings.distances`)."""
-    return 1.0 - float(np.dot(query, query))
 
 
 def _hit(entry_id: str, content: str, metadata: dict[str, Any] | None, distance: float) -> EpisodicHit:
@@ -101,6 +104,10 @@ class EpisodicStore:
         self._chroma: chromadb.ClientAPI | None = None
         self._chats: dict[str, _ChatCollection] = {}
         self._lock = threading.Lock()
+        # New collections compare vectors as the encoder's are meant to be (langchain's own
+        # embeddings, without one, are unit vectors).
+        space = getattr(getattr(embeddings, "encoder", None), "collection_space", "l2")
+        self._configuration = {"hnsw": {"space": space}}
 
     @classmethod
     def embedded(cls, path: Path, embeddings: Embeddings) -> EpisodicStore:
@@ -152,11 +159,11 @@ class EpisodicStore:
         (A time range is ranked from the word index, which holds each entry's time.)"""
         if k <= 0:
             return []
-        offset = _offset(vector)
 
         def nearest(chat: _ChatCollection) -> list[EpisodicHit]:
             found = chat.vectorstore.similarity_search_by_vector_with_relevance_scores(vector, k=k)
-            return [_hit(doc.id, doc.page_content, doc.metadata, distance + offset) for doc, distance in found]
+            return [_hit(doc.id, doc.page_content, doc.metadata, chat.distance(distance, vector))
+                    for doc, distance in found]
 
         hits = [hit for chat_id in self._scope(chat_ids) for hit in self._read(chat_id, nearest, [])]
         hits.sort(key=lambda hit: hit["distance"])
@@ -165,11 +172,10 @@ class EpisodicStore:
     def nearest_ids(self, chat_id: str, vector: list[float], k: int) -> list[tuple[str, float]]:
         """The chat's ``k`` entries nearest to ``vector`` as (id, distance), closest first: the
         vector index alone (reading the entries' metadata too costs ~5x at k = 300)."""
-        offset = _offset(vector)
 
         def nearest(chat: _ChatCollection) -> list[tuple[str, float]]:
             found = chat.collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
-            return [(entry_id, float(distance) + offset)
+            return [(entry_id, chat.distance(distance, vector))
                     for entry_id, distance in zip(found["ids"][0], found["distances"][0], strict=True)]
 
         return self._read(chat_id, nearest, []) if k > 0 else []
@@ -197,6 +203,11 @@ class EpisodicStore:
 
         return [pair for chat_id in self._scope(chat_ids) for pair in self._read(chat_id, read, [])]
 
+    def set_vectors(self, chat_id: str, ids: list[str], vectors: np.ndarray) -> None:
+        """Replace these entries' vectors (their text and metadata stay)."""
+        if ids:
+            self._read(chat_id, lambda chat: chat.collection.update(ids=ids, embeddings=vectors), None)
+
     def bump_access(self, hits: Iterable[EpisodicHit], now: float) -> None:
         """Counts one more access of each hit, updating metadata only (no re-embedding)."""
         ids_by_chat: dict[str, set[str]] = defaultdict(set)
@@ -221,7 +232,8 @@ class EpisodicStore:
         except NotFoundError:
             pass
         # Without a chat id in its metadata, chat_ids() does not list it.
-        client.create_collection(self._aside(chat_id), metadata={"rebuilt": chat_id}, embedding_function=None)
+        client.create_collection(self._aside(chat_id), metadata={"rebuilt": chat_id}, embedding_function=None,
+                                 configuration=self._configuration)
 
     def add_to_rebuild(self, chat_id: str, entries: list[EpisodicHit], vectors: np.ndarray) -> None:
         """Add entries, with their new vectors, to the chat's collection being rebuilt."""
@@ -307,7 +319,8 @@ class EpisodicStore:
                     client=client,
                     create_collection_if_not_exists=False,
                 )
-                self._chats[chat_id] = _ChatCollection(vectorstore, collection)
+                space = (collection.configuration.get("hnsw") or {}).get("space", "l2")
+                self._chats[chat_id] = _ChatCollection(vectorstore, collection, space)
             return self._chats[chat_id]
 
     def _existing(self, chat_id: str) -> _ChatCollection | None:
@@ -320,7 +333,7 @@ class EpisodicStore:
         return self._cached(
             chat_id,
             lambda client, name: client.get_or_create_collection(
-                name, metadata={"chat_id": chat_id}, embedding_function=None
+                name, metadata={"chat_id": chat_id}, embedding_function=None, configuration=self._configuration
             ),
         )
 

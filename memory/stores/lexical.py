@@ -13,7 +13,9 @@ Per chat, under one hash tag (a digest of the chat id: one cluster slot per chat
 - ``…:number`` entry id → entry number, ``…:id`` entry number → entry id;
 - ``…:sum``: the sum of the entries' vectors, ``…:meta`` {``allocated``: entry numbers
   handed out, ``vectors``: vectors summed, ``english``: those of English passages among them
-  (a paired encoder's, which tells them apart), ``turns``: archived turns indexed so far,
+  (a paired encoder's, which tells them apart), ``bare``: English passages without their e5
+  block yet, ``every_language``: 1 once the chat holds or was asked in another language
+  (its English passages then get e5's block), ``turns``: archived turns indexed so far,
   ``layout``: 2 once the chat's index holds times and vectors (older ones hold words only)}.
   A query's mean distance to the chat's entries (of each space it is compared in) follows
   from them exactly (``2 − 2·q·sum / count``), which is the background the gap filter
@@ -48,7 +50,7 @@ from typing import NamedTuple
 import numpy as np
 from redis.asyncio import Redis
 
-from memory.encoders.embeddings import english_passages
+from memory.encoders.embeddings import bare_passages, english_passages
 from memory.words import NO_STEMMER, Words
 
 K1 = 1.2
@@ -57,10 +59,11 @@ _SCHEME_FIELDS = ["layout", "words", "allocated"]  # of a chat's index meta: is 
 VECTOR = np.dtype("<f2")
 POSTING = np.dtype([("entry", "<u4"), ("count", "u1")])
 _MAX_COUNT = 255  # a term's count in one entry saturates here (one byte per posting)
+_SCAN_ROWS = 2048  # vectors read per call looking for bare ones (4.7 MB of a paired encoder's)
 
 # Adds vectors to the chat's sum and their number to its counts, in one step (a reader never
 # sees one without the other). KEYS: sum, meta. ARGV: the vectors' sum as packed little-endian
-# doubles, how many vectors, how many of them are English passages.
+# doubles, how many vectors, how many of them are English passages, how many are bare ones.
 _ADD_TO_SUM = """
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -73,6 +76,7 @@ else
   redis.call('SET', KEYS[1], ARGV[1])
 end
 redis.call('HINCRBY', KEYS[2], 'english', ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'bare', ARGV[4])
 return redis.call('HINCRBY', KEYS[2], 'vectors', ARGV[2])
 """
 
@@ -144,6 +148,8 @@ class Centroid(NamedTuple):
     total: np.ndarray  # the entries' vectors summed (float64)
     count: int  # the vectors summed
     english: int  # of them, English passages (a paired encoder's)
+    bare: int = 0  # of those, passages without their e5 block yet
+    every_language: bool = False  # some of the chats hold, or were asked in, another language than English
 
     @property
     def mean(self) -> np.ndarray:
@@ -179,6 +185,9 @@ class LexicalIndex:
         self._dimensions = dimensions
         self._english_block = english_block
         self._row_bytes = dimensions * VECTOR.itemsize
+        self._every_language_key = f"{prefix}:lex-every-language"  # the chats of every language
+        self._to_fill_key = f"{prefix}:lex-to-fill"  # of them, those with English entries to fill
+        self._fill_cursor_key = f"{prefix}:lex-fill-cursor"  # chat -> the entry number filled up to
         self._add_to_sum = redis.register_script(_ADD_TO_SUM)
         self._gather_vectors = redis.register_script(_GATHER_VECTORS)
         self._read_postings = redis.register_script(_READ_POSTINGS % POSTING.itemsize)
@@ -224,7 +233,7 @@ class LexicalIndex:
             await pipe.execute()
         await self._add_to_sum(
             keys=[self._key(chat_id, "sum"), meta],
-            args=[vectors.sum(axis=0).astype("<f8").tobytes(), len(mine), self.english(vectors)],
+            args=[vectors.sum(axis=0).astype("<f8").tobytes(), len(mine), *self.kinds(vectors)],
         )
         return len(mine)
 
@@ -244,7 +253,7 @@ class LexicalIndex:
         old_vector = np.asarray(old_vector, dtype=np.float64)
         await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
                                args=[(vector - old_vector).astype("<f8").tobytes(), 0,
-                                     self.english(vector[None]) - self.english(old_vector[None])])
+                                     *np.subtract(self.kinds(vector[None]), self.kinds(old_vector[None])).tolist()])
         return True
 
     async def _drop_words(self, chat_id: str, entry_id: str, content: str) -> int | None:
@@ -314,13 +323,13 @@ class LexicalIndex:
             await pipe.execute()
         vector = np.asarray(vector, dtype=np.float64)
         await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
-                               args=[(-vector).astype("<f8").tobytes(), -1, -self.english(vector[None])])
+                               args=[(-vector).astype("<f8").tobytes(), -1, *(-n for n in self.kinds(vector[None]))])
         return True
 
     async def set_vectors(self, chat_id: str, ids: Sequence[str], vectors: np.ndarray) -> np.ndarray:
         """Replace the vectors of these entries (a re-embedding); their words and times stay.
         The chat's sum is the caller's to set once all its entries are replaced (:meth:`set_sum`,
-        with :meth:`english` of the vectors summed).
+        with :meth:`kinds` of the vectors summed).
 
         Returns:
             Which of ``ids`` are indexed (a boolean per id): those whose vectors the sum holds.
@@ -339,26 +348,90 @@ class LexicalIndex:
         another length); its words and times stay."""
         async with self._redis.pipeline(transaction=True) as pipe:  # one hash tag: one slot
             pipe.unlink(self._key(chat_id, "vectors"), self._key(chat_id, "sum"))
-            pipe.hdel(self._key(chat_id, "meta"), "vectors", "english")
+            pipe.hdel(self._key(chat_id, "meta"), "vectors", "english", "bare")
             await pipe.execute()
 
-    async def set_sum(self, chat_id: str, total: np.ndarray, count: int, english: int) -> None:
-        """Set the chat's sum of vectors, their number and how many are English passages (after
-        :meth:`set_vectors` of all its entries)."""
+    async def set_sum(self, chat_id: str, total: np.ndarray, count: int, english: int, bare: int) -> None:
+        """Set the chat's sum of vectors, their number, how many are English passages and how
+        many of those are bare (after :meth:`set_vectors` of all its entries)."""
         async with self._redis.pipeline(transaction=True) as pipe:  # one hash tag: one slot
             pipe.set(self._key(chat_id, "sum"), np.asarray(total, dtype="<f8").tobytes())
-            pipe.hset(self._key(chat_id, "meta"), mapping={"vectors": count, "english": english})
+            pipe.hset(self._key(chat_id, "meta"), mapping={"vectors": count, "english": english, "bare": bare})
             await pipe.execute()
 
-    def english(self, vectors: np.ndarray) -> int:
-        """How many of these vectors are English passages (0 for an encoder that tells none apart)."""
-        return int(english_passages(vectors, self._english_block).sum())
+    async def fill_vectors(self, chat_id: str, ids: Sequence[str], vectors: np.ndarray, old: np.ndarray) -> None:
+        """Put the vectors of these entries, filled with e5's block, in place of their bare ones
+        (``old``), in the index and the chat's sum. Entries not indexed are left alone."""
+        numbers = await self._redis.hmget(self._key(chat_id, "number"), list(ids)) if len(ids) else []
+        indexed = np.array([number is not None for number in numbers], dtype=bool)
+        if not indexed.any():
+            return
+        vectors, old = np.asarray(vectors, dtype=np.float64)[indexed], np.asarray(old, dtype=np.float64)[indexed]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for number, vector in zip([n for n in numbers if n is not None], vectors.astype(VECTOR)):
+                pipe.setrange(self._key(chat_id, "vectors"), int(number) * self._row_bytes, vector.tobytes())
+            await pipe.execute()
+        await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
+                               args=[(vectors - old).sum(axis=0).astype("<f8").tobytes(), 0,
+                                     *np.subtract(self.kinds(vectors), self.kinds(old)).tolist()])
+
+    async def languages(self, chat_id: str) -> tuple[bool, int]:
+        """Whether the chat is one of every language (it holds, or was asked in, a language other
+        than English), and how many of its English passages lack e5's block."""
+        held, english, every, bare = await self._redis.hmget(
+            self._key(chat_id, "meta"), ["vectors", "english", "every_language", "bare"])
+        return bool(every) or int(held or 0) > int(english or 0), int(bare or 0)
+
+    async def hold_every_language(self, chat_id: str) -> None:
+        """Mark the chat as one of every language: its English entries without e5's block wait
+        for it (:meth:`to_fill`)."""
+        async with self._redis.pipeline(transaction=False) as pipe:  # three slots in a cluster
+            pipe.hsetnx(self._key(chat_id, "meta"), "every_language", 1)
+            pipe.sadd(self._every_language_key, chat_id)
+            pipe.sadd(self._to_fill_key, chat_id)
+            await pipe.execute()
+
+    async def any_every_language(self) -> bool:
+        """Whether any chat is one of every language (a process then loads e5 as it starts)."""
+        return bool(await self._redis.scard(self._every_language_key))
+
+    async def to_fill(self) -> tuple[str, int] | None:
+        """A chat whose English entries wait for e5's block, and the entry number its filling
+        has got to; None when none waits."""
+        chat = await self._redis.srandmember(self._to_fill_key)
+        if chat is None:
+            return None
+        return chat.decode(), int(await self._redis.hget(self._fill_cursor_key, chat) or 0)
+
+    async def filled_to(self, chat_id: str, number: int) -> None:
+        """Where the chat's filling has got to (an entry number)."""
+        await self._redis.hset(self._fill_cursor_key, chat_id, number)
+
+    async def done_filling(self, chat_id: str) -> None:
+        """The chat's English entries all have e5's block: it waits no more."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.srem(self._to_fill_key, chat_id)
+            pipe.hdel(self._fill_cursor_key, chat_id)
+            await pipe.execute()
+
+    @property
+    def tells_english_apart(self) -> bool:
+        """Whether the encoder lays English passages out apart (a paired encoder)."""
+        return bool(self._english_block)
+
+    def kinds(self, vectors: np.ndarray) -> tuple[int, int]:
+        """How many of these vectors are English passages, and how many of those are bare (both
+        0 for an encoder that tells none apart)."""
+        return (int(english_passages(vectors, self._english_block).sum()),
+                int(bare_passages(vectors, self._english_block).sum()))
 
     async def drop(self, chat_id: str) -> None:
         """Forget the chat's index (all its keys)."""
         keys = [key async for key in self._redis.scan_iter(match=self._key(chat_id, "*"), count=1000)]
         for start in range(0, len(keys), 1000):
             await self._redis.unlink(*keys[start : start + 1000])
+        await self._redis.srem(self._every_language_key, chat_id)
+        await self.done_filling(chat_id)
 
     # ---- reads -------------------------------------------------------------------
 
@@ -367,13 +440,13 @@ class LexicalIndex:
         async with self._redis.pipeline(transaction=False) as pipe:
             for chat_id in chat_ids:
                 pipe.get(self._key(chat_id, "sum"))
-                pipe.hmget(self._key(chat_id, "meta"), ["vectors", "english"])
+                pipe.hmget(self._key(chat_id, "meta"), ["vectors", "english", "bare", "every_language"])
             found = await pipe.execute()
         sums = [np.frombuffer(raw, dtype="<f8") for raw in found[0::2] if raw]
-        count = sum(int(n or 0) for n, _ in found[1::2])
+        count, english, bare, marked = (sum(int(n or 0) for n in column) for column in zip(*found[1::2]))
         if not sums or count == 0:
             return None
-        return Centroid(np.sum(sums, axis=0), count, sum(int(english or 0) for _, english in found[1::2]))
+        return Centroid(np.sum(sums, axis=0), count, english, bare, bool(marked) or count > english)
 
     async def between(self, chat_id: str, after: float | None, before: float | None) -> np.ndarray:
         """Numbers of the chat's entries timed within [after, before] (unix seconds, inclusive)."""
@@ -434,6 +507,20 @@ class LexicalIndex:
         page = found[:limit]
         following = f"{page[-1][1]!r}/{page[-1][0].decode()}" if len(found) > limit else None
         return [int(member) for member, _ in page], following
+
+    async def bare_ids(self, chat_id: str, start: int, limit: int) -> tuple[list[str], int]:
+        """Ids of the chat's entries without e5's block (:func:`bare_passages`), by entry number
+        from ``start``: at most ``limit``, and the number to go on from (0 once every number was
+        looked at)."""
+        allocated = int(await self._redis.hget(self._key(chat_id, "meta"), "allocated") or 0)
+        found: list[int] = []
+        while start < allocated and len(found) < limit:
+            numbers = np.arange(start, min(start + _SCAN_ROWS, allocated))
+            bare = numbers[bare_passages(await self.vectors(chat_id, numbers), self._english_block)]
+            found += bare[: limit - len(found)].tolist()
+            start = found[-1] + 1 if len(found) == limit else int(numbers[-1]) + 1
+        ids = [entry_id for entry_id in await self.ids(chat_id, found) if entry_id is not None]
+        return ids, start if start < allocated else 0
 
     async def ids(self, chat_id: str, numbers: Sequence[int]) -> list[str | None]:
         if len(numbers) == 0:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from memory.encoders.embeddings import LocalEmbeddings
 from memory.errors import BackendUnavailable
 from memory.settings import encoder_of
 from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, REEMBED_LEASE, Backends
+from memory.words import reads_as_english
 
 _BATCH = 256  # entries embedded and written per call
 
@@ -90,21 +92,24 @@ async def _reembed(backends: Backends, progress: Callable[[int, int], None] | No
 async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id: str) -> None:
     store, index = await backends.episodic(), await backends.lexical_index()
     entries = await backends.l3(store.entries, chat_id)
-    total, indexed_count, english = np.zeros(embeddings.encoder.dimensions, dtype=np.float64), 0, 0
+    total, indexed_count, kinds = np.zeros(embeddings.encoder.dimensions, dtype=np.float64), 0, np.zeros(2, int)
+    # A chat that holds, or was asked in, another language than English: every entry gets e5's block.
+    every_language = not index.tells_english_apart or (await index.languages(chat_id))[0] or not all(
+        reads_as_english(entry["content"]) for entry in entries)
+    if every_language and index.tells_english_apart:
+        await index.hold_every_language(chat_id)
+    encode = partial(embeddings.encoder.encode, every_language=every_language)
     await index.clear_vectors(chat_id)
     await backends.l3(store.begin_rebuild, chat_id)
     for start in range(0, len(entries), _BATCH):
         batch = entries[start : start + _BATCH]
         ids = [entry["id"] for entry in batch]
-        vectors = np.asarray(
-            await backends.run_blocking(embeddings.embed_documents, [entry["content"] for entry in batch]),
-            dtype=np.float32,
-        )
+        vectors = await backends.run_blocking(encode, [entry["content"] for entry in batch])
         await backends.l3(store.add_to_rebuild, chat_id, batch, vectors)
         indexed = await index.set_vectors(chat_id, ids, vectors)
         total += vectors[indexed].astype(np.float64).sum(axis=0)
         indexed_count += int(indexed.sum())
-        english += index.english(vectors[indexed])
+        kinds += index.kinds(vectors[indexed])
     await backends.l3(store.swap_in_rebuild, chat_id)
     if indexed_count:
-        await index.set_sum(chat_id, total, indexed_count, english)
+        await index.set_sum(chat_id, total, indexed_count, *kinds.tolist())
