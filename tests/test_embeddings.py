@@ -12,6 +12,7 @@ import pytest
 from memory.encoders.embeddings import (
     MAX_TOKENS, Encoder, LocalEmbeddings, MiniLMEncoder, PairedEncoder, distances, load_tokenizer,
 )
+from memory.words import reads_as_english
 from test_e5 import MIXED as E5_MIXED
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8"))
@@ -97,19 +98,23 @@ def test_paired_encoder_scores_english_pairs_by_minilm_and_any_other_pair_by_e5(
 def test_for_a_chat_of_english_alone_the_pair_runs_minilm_alone_and_fills_e5_in_later(
     paired: PairedEncoder, encoder: MiniLMEncoder, e5: LocalEmbeddings
 ) -> None:
-    english, spanish = ["Where does my sister live?", "The cat sleeps all day."], ["¿Dónde vive mi hermana?"]
+    english, russian = ["Where does my sister live?", "The cat sleeps all day."], ["Где живёт моя сестра?"]
     bare = paired.encode(english, every_language=False)
     np.testing.assert_array_equal(bare[:, :384], encoder.encode(english))
     assert not bare[:, 384:].any()  # no e5 block: e5 was not run for them
     query = paired.encode(["Where is my sister's home?"], query=True, every_language=False)[0]
     assert not query[384:].any() and [space.passages for space in paired.spaces(query)] == ["english"]
-    # A Spanish question meets them only once e5's block is filled in, as a chat of every language needs.
-    spanish_query = paired.encode(spanish, query=True, every_language=False)[0]
-    np.testing.assert_array_equal(distances(bare, spanish_query), 2.0)
+    # A short question in Latin script that reads as another language's is asked as English there.
+    assert not reads_as_english("dog vet")
+    np.testing.assert_array_equal(paired.encode(["dog vet"], query=True, every_language=False)[0][:384],
+                                  encoder.encode(["dog vet"], query=True)[0])
+    # A Russian question meets them only once e5's block is filled in, as a chat of every language needs.
+    russian_query = paired.encode(russian, query=True, every_language=False)[0]
+    np.testing.assert_array_equal(distances(bare, russian_query), 2.0)
     filled = paired.fill(english, bare)
     np.testing.assert_allclose(filled, paired.encode(english), atol=1e-6)
-    np.testing.assert_allclose(distances(filled, spanish_query),
-                               2 - 2 * (e5.encoder.encode(spanish, query=True) @ e5.encoder.encode(english).T)[0],
+    np.testing.assert_allclose(distances(filled, russian_query),
+                               2 - 2 * (e5.encoder.encode(russian, query=True) @ e5.encoder.encode(english).T)[0],
                                atol=1e-5)
 
 

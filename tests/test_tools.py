@@ -474,9 +474,9 @@ async def test_store_memory_writes_a_curated_entry_once_and_invalidates_cached_s
     memory = runner.services.memory
     tools = toolbox(runner)
     scope = cache_scope_key("chat-a", "alice", "chat")
-    vector = await memory.l3.embed_query("locker code")
-    await memory.l3.cached_search(["chat-a"], scope, "locker code", vector, 15)
-    assert (await memory.l3.cached_search(["chat-a"], scope, "locker code", vector, 15))[1]["hit"] is True
+    query = await memory.l3.measure("locker code", ["chat-a"])
+    await memory.l3.cached_search(["chat-a"], scope, "locker code", query, 15)
+    assert (await memory.l3.cached_search(["chat-a"], scope, "locker code", query, 15))[1]["hit"] is True
 
     first = await tools.store("The gym locker code is kept in the blue notebook.", ["gym", "codes, locker"])
     again = await tools.store("The gym locker code is kept in the blue notebook.  ", ["gym"])
@@ -485,7 +485,7 @@ async def test_store_memory_writes_a_curated_entry_once_and_invalidates_cached_s
     [entry] = store.get_by_ids(["chat-a"], [first["stored"]])
     assert store.count("chat-a") == 1 and entry["content"] == "The gym locker code is kept in the blue notebook."
     assert entry["metadata"]["tags"] == f"{CURATED_TAG},gym" and entry["metadata"]["user_id"] == "alice"
-    results, cache = await memory.l3.cached_search(["chat-a"], scope, "locker code", vector, 15)
+    results, cache = await memory.l3.cached_search(["chat-a"], scope, "locker code", query, 15)
     assert cache["hit"] is False and [r["id"] for r in results] == [first["stored"]]
     with pytest.raises(ValueError, match="content must be a non-empty string"):
         await tools.store("   ")

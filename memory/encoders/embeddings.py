@@ -42,6 +42,7 @@ import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -54,7 +55,7 @@ from tokenizers import Tokenizer
 
 from memory.encoders.e5_weights import read_weights, weights_file
 from memory.settings import DEFAULT_ENCODER, ENCODERS
-from memory.words import reading_version, reads_as_english
+from memory.words import in_latin_script, reading_version, reads_as_english
 
 MAX_TOKENS = 256  # MiniLM's truncation
 _WIDTH = 384  # both models' hidden size and vector length
@@ -432,7 +433,8 @@ class PairedEncoder(Encoder):
         return self._e5 is not None
 
     def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
-        english = np.array([reads_as_english(text) for text in texts], dtype=bool)
+        read = partial(asked_in_english, every_language=every_language) if query else reads_as_english
+        english = np.array([read(text) for text in texts], dtype=bool)
         with_e5 = np.ones(len(texts), dtype=bool) if every_language else ~english
         # Two cores: MiniLM's pass runs beside e5's, which takes twice as long.
         minilm = self._beside.submit(self.minilm.encode, [text for text, e in zip(texts, english) if e], query=query)
@@ -481,6 +483,13 @@ class PairedEncoder(Encoder):
 _ENCODER_CLASSES: dict[str, type[Encoder]] = {
     "minilm-l6": MiniLMEncoder, "e5-small": E5SmallEncoder, "minilm-l6+e5-small": PairedEncoder,
 }
+
+
+def asked_in_english(text: str, every_language: bool) -> bool:
+    """Whether a query is compared as English: it reads as English, or its chats hold English
+    alone and it is in Latin script (a short English question, "dog vet", may read as another
+    language's; in such a chat there is nothing else for it to meet)."""
+    return reads_as_english(text) or (not every_language and in_latin_script(text))
 
 
 def distances(passages: np.ndarray, query: np.ndarray) -> np.ndarray:

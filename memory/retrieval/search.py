@@ -15,12 +15,11 @@ from typing import Any, Awaitable
 import numpy as np
 from redis.exceptions import RedisError
 
-from memory.encoders.embeddings import Space
+from memory.encoders.embeddings import Space, asked_in_english
 from memory.retrieval.scale import Scale
 from memory.stores.backends import Backends, gather_bounded
 from memory.stores.cache import SearchCache
 from memory.turns import archive_id
-from memory.words import reads_as_english
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +79,16 @@ class L3Search:
         index = await self.backends.lexical_index()
         encoder = (await self.backends.embeddings()).encoder
         centroid = await index.centroid(chats)
-        every_language = centroid is not None and centroid.every_language
-        english = reads_as_english(text)
-        if index.tells_english_apart and not english and not every_language:
-            await gather_bounded(index.hold_every_language, chats)  # now: loading e5 may outlast the turn
-        if index.tells_english_apart and english and every_language:
-            vector = await self._embed(text, True)
-        else:
+        of_english_alone = not index.tells_english_apart or centroid is None or not centroid.every_language
+        if of_english_alone or not asked_in_english(text, False):
+            # As the vector ahead was made: for chats of English alone, or a query in another
+            # script (e5's alone either way). Such a query marks the chats now: loading e5 may
+            # outlast the turn.
+            if index.tells_english_apart and of_english_alone and not asked_in_english(text, False):
+                await gather_bounded(index.hold_every_language, chats)
             vector = await (ahead or self._embed(text, False))
+        else:
+            vector = await self._embed(text, True)
         return Scale.measure(encoder.spaces(vector), centroid, encoder.english_block)
 
     async def search(

@@ -446,19 +446,29 @@ def reads_as_english(text: str) -> bool:
     words, and English's common words in it weigh at least half what another language's do
     (the word index's prior for English left out: a short Spanish line is not English for
     knowing no English word; a text nothing tells, a name or a number, is English)."""
-    if text.isascii():
-        found, cased = _WORD.findall(text.lower()), ""
-        latin = found
-    else:
-        folded, cased = _fold(text)
-        found, kinds = _split(folded)
-        latin = [word for word, kind in zip(found, kinds) if kind == "latin"]
-        if 2 * len(latin) < len(found):
-            return False
+    latin, cased = _latin_words(text)
+    if latin is None:
+        return False
     chooser = _choosers()["latin"]
     scores = chooser.scores(latin, cased)
     english = scores[0] - chooser.prior + sum(word in _ALSO_ENGLISH for word in latin)
     return 2 * english >= max(scores[1:]) - 1e-9
+
+
+def in_latin_script(text: str) -> bool:
+    """Whether most of ``text``'s words are Latin-script words (a text without words is)."""
+    return _latin_words(text)[0] is not None
+
+
+def _latin_words(text: str) -> tuple[list[str] | None, str]:
+    """The Latin-script words of ``text``, lower-cased, and its folded text with case (empty for
+    ASCII text); None for the words when most of them are of another script."""
+    if text.isascii():
+        return _WORD.findall(text.lower()), ""
+    folded, cased = _fold(text)
+    found, kinds = _split(folded)
+    latin = [word for word, kind in zip(found, kinds) if kind == "latin"]
+    return (None if 2 * len(latin) < len(found) else latin), cased
 
 
 # Everyday English words the word index's tables leave out (other languages have them too, so
@@ -470,6 +480,7 @@ _ALSO_ENGLISH = frozenset({"i", "need", "take", "care"})
 def reading_version() -> str:
     """A digest of everything :func:`reads_as_english` decides by (its tables and this module's
     rule): vectors that depend on how texts were read record it, and a change is caught."""
-    rule = inspect.getsource(reads_as_english) + inspect.getsource(_Chooser) + repr(sorted(_ALSO_ENGLISH))
+    rule = (inspect.getsource(reads_as_english) + inspect.getsource(_latin_words) + inspect.getsource(_Chooser)
+            + repr(sorted(_ALSO_ENGLISH)))
     tables = repr((sorted(LANGUAGES.items()), sorted((k, sorted(v.items())) for k, v in CUES.items())))
     return hashlib.sha256((rule + tables).encode()).hexdigest()[:12]
