@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from langgraph.store.base import GetOp, ListNamespacesOp, MatchCondition, PutOp, SearchOp
 
+from graph.runner import TurnRunner
 from graph.store import GoatStore
 from memory.errors import FactsFull
 from memory.facade import Memory
 from memory.settings import Settings
 from memory.turns import ImportedTurn, archive_id
+from nodes.services import Services
 
 DAY = 86_400
 START = 1_760_000_000  # 2025-10-09T08:53:20Z
@@ -116,6 +118,14 @@ async def test_a_note_is_put_rewritten_and_deleted_everywhere(store: GoatStore, 
         with pytest.raises(ValueError):
             await store.aput(CHAT, "note-2", bad)
     assert await store.aget(CHAT, "note-2") is None
+
+
+async def test_a_note_put_through_the_store_is_injected_by_the_chats_next_turn(store: GoatStore,
+                                                                               memory: Memory) -> None:
+    await store.aput(CHAT, "3f0c1a52", {"content": "Ana keeps the spare house key under the blue flower pot."})
+    runner = TurnRunner(Services(memory.settings, memory))
+    state = await runner.inspect("c1", "Where is the spare house key?", user_id="ana", now=START + 10 * DAY)
+    assert "3f0c1a52" in [recalled["id"] for recalled in state["l3"]]
 
 
 async def test_deleting_a_turn_removes_it_where_delete_memory_does(store: GoatStore, memory: Memory) -> None:
