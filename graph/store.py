@@ -236,7 +236,7 @@ class EntryFilter:
         times = {op: iso_bound(str(text), zone, _TIME_OPERATORS[op]) for op, text in time_filter.items()}
         after = time_filter.get("$gte", time_filter.get("$gt", time_filter.get("$eq")))
         before = time_filter.get("$lte", time_filter.get("$lt", time_filter.get("$eq")))
-        return cls(role, times, after, before)
+        return cls(role, times, None if after is None else str(after), None if before is None else str(before))
 
     def holds(self, entry: dict) -> bool:
         """Whether the entry (as the façade gives it) passes."""

@@ -6,7 +6,6 @@ user commands' verbs, the chat's L2)."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from langgraph.store.base import GetOp, ListNamespacesOp, MatchCondition, PutOp, SearchOp
