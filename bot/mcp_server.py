@@ -34,6 +34,7 @@ from graph.observability import Redactor, TurnLog, turns_log_path
 from graph.runner import TurnRunner, mechanisms
 from memory.errors import BackendUnavailable, FactsFull, SearchFailed
 from memory.facade import Memory
+from memory.retrieval import why_kept
 from memory.prompt import one_line
 from memory.settings import Settings
 from memory.turns import ImportedTurn, archive_id, iso_time
@@ -82,7 +83,7 @@ class MemoryServer:
 
     async def recall(self, message: str) -> dict[str, Any]:
         state = await self.runner.inspect(self.chat_id, message, user_id=self.user_id)
-        why = reasons(state.get("verdicts") or [])
+        why = why_kept(state.get("verdicts") or [])
         return {
             "recalled": [{"id": r["id"], "time": _iso(r["timestamp"]), "content": r["content"], "why": why[r["id"]]}
                          for r in state.get("l3") or []],
@@ -170,15 +171,6 @@ class MemoryServer:
             and (line["event"] == "turn_failed" or line.get("degraded"))
         ]
         return {"minutes": minutes, "errors": errors}
-
-
-def reasons(verdicts: list[dict]) -> dict[str, str]:
-    """Entry id -> why it was kept, by each list that kept it ("thematic: stands out: …")."""
-    found: dict[str, list[str]] = {}
-    for verdict in verdicts:
-        if verdict["kept"]:
-            found.setdefault(verdict["id"], []).append(f"{verdict['list']}: {verdict['why']}")
-    return {entry_id: "; ".join(why) for entry_id, why in found.items()}
 
 
 def _digest(*parts: str) -> str:

@@ -15,7 +15,9 @@ from functools import lru_cache
 
 from langgraph_sdk import Auth
 
+from graph.store import CHATS, FACTS, MEMORIES, USERS
 from memory.settings import Server, load_settings
+from nodes.services import Services
 
 auth = Auth()
 OWNER = "owner"  # the thread metadata naming who made it
@@ -93,8 +95,24 @@ async def assistants(ctx: Auth.types.AuthContext, value: dict) -> None:
 
 
 @auth.on.store
-async def no_store(ctx: Auth.types.AuthContext, value: dict) -> None:
-    raise _refused(403, "GOAT keeps its memory itself; LangGraph's store is not served")
+async def own_namespaces(ctx: Auth.types.AuthContext, value: dict) -> None:
+    """With tokens, a store call names the caller's own namespace: ``("users", <them>, …)`` or
+    ``("chats", <a chat of theirs>, …)`` (a chat no one wrote to yet becomes theirs by a put), and
+    a note put is kept as theirs. The store (``graph/store.py``) refuses what is not GOAT's."""
+    if not _server().tokens:
+        return
+    identity, namespace = ctx.user.identity, tuple(value.get("namespace") or ())
+    memory = Services.for_server().memory
+    if namespace[:2] == (USERS, identity):
+        return
+    if namespace[:1] == (CHATS,) and len(namespace) > 1:
+        chat_id = namespace[1]
+        if chat_id in await memory.chats_of(identity) or (ctx.action == "put" and not await memory.users_of(chat_id)):
+            if ctx.action == "put" and isinstance(value.get("value"), dict):
+                value["value"]["user_id"] = identity
+            return
+    raise _refused(403, f"a store call names your own namespace: ({USERS!r}, {identity!r}, {FACTS!r}) or "
+                        f"({CHATS!r}, <a chat of yours>, {MEMORIES!r})")
 
 
 @auth.on.crons

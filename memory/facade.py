@@ -28,11 +28,11 @@ import redis.asyncio as aioredis
 from memory.stores.archive import Archive
 from memory.stores.backends import PREFIX, Backends
 from memory.errors import BackendUnavailable, FactsFull, SearchFailed, without_credentials
-from memory.retrieval.explicit_search import SEARCH_MECHANISM, iso_bound, result_line, with_every_word
+from memory.retrieval.explicit_search import EVERY_WORD_KEPT, SEARCH_MECHANISM, iso_bound, result_line, with_every_word
 from memory.stores.facts import RedisFactsStore, clean_fact_text
 from memory.stores.journal import TurnJournal
 from memory.words import Words
-from memory.retrieval.merge import choose_recalls
+from memory.retrieval.merge import choose_and_explain, why_kept
 from memory.stores.privacy import Forgotten, export_user, forget_chat, forget_user
 from memory.prompt.blocks import facts_block
 from memory.retrieval.recall import EVERY_WORD, TEMPORAL, THEMATIC, Recalled, RecallQuery, recall
@@ -44,7 +44,7 @@ from memory.turns import Exchange, ImportedTurn
 from memory.stores.working import MessageLink
 
 # The door, and the public types that go through it.
-__all__ = ["BackendHealth", "Connected", "Forgotten", "Health", "Memory", "MemoryScope", "RecallQuery", "Recalled"]
+__all__ = ["BackendHealth", "Connected", "Forgotten", "Found", "Health", "Memory", "MemoryScope", "RecallQuery", "Recalled"]
 
 log = logging.getLogger(__name__)
 
@@ -278,13 +278,19 @@ class Memory:
         return await self.archiver.later(exchanges, now) if exchanges else 0
 
     async def store_memory(self, chat_id: str, user_id: str, content: str, tags: list[str] | None,
-                           now: float) -> str:
+                           now: float, entry_id: str | None = None) -> str:
         """Write a curated entry to the chat's L3 now; the same content rewrites the same entry.
 
+        Args:
+            entry_id: the entry's id, when the caller names it (a store's key); by default one
+                made of the content. An id the chat already holds is not rewritten here: delete
+                it first (:meth:`delete_entry`).
         Returns:
             The entry's id.
         """
-        return await self.archiver.store_curated(chat_id, user_id, content, tags, now)
+        if entry_id is not None:
+            await self.archiver.flush()  # a turn waiting to be archived is found under its id
+        return await self.archiver.store_curated(chat_id, user_id, content, tags, now, entry_id)
 
     async def import_turns(self, chat_id: str, turns: list[ImportedTurn],
                            progress: Callable[[int], None] | None = None) -> list[int]:
@@ -426,6 +432,18 @@ class Memory:
         by_id = {hit["id"]: hit for hit in await self.backends.l3(store.get_by_ids, [chat_id], ids)}
         return [by_id[entry_id] for entry_id in ids if entry_id in by_id], following
 
+    async def entries(self, chat_id: str, ids: list[str]) -> list[dict]:
+        """The chat's L3 entries of these ids (the archive written behind the replies first, so a
+        turn just answered is among them).
+
+        Returns:
+            The entries found (``id``, ``content``, ``timestamp``, ``metadata``), in no set order;
+            an id the chat does not hold is left out.
+        """
+        await self.archiver.flush()
+        store = await self.backends.episodic()
+        return await self.backends.l3(store.get_by_ids, [chat_id], ids)
+
     async def delete_entry(self, chat_id: str, entry_id: str) -> bool:
         """Delete one of the chat's L3 entries by id: from Chroma, from the word index (and the
         chat's centroid) and, for an archived turn, its messages in L2; the chat's cached searches
@@ -454,6 +472,27 @@ class Memory:
                                                        delete=True)
         await self.backends.erase_deleted(l3=True)  # the chat is free meanwhile
         return True
+
+    # ---- who memory knows ---------------------------------------------------------------
+
+    async def users_and_chats(self) -> tuple[list[str], list[str]]:
+        """Every user memory knows (who wrote to a chat, or keeps facts in Redis; facts kept in
+        Letta alone do not name their user) and every chat (with a user, or with L3 entries).
+
+        Returns:
+            The users and the chats, each sorted.
+        """
+        users, chats = await self.backends.users_and_chats()
+        store = await self.backends.episodic()
+        return users, sorted({*chats, *await self.backends.run_blocking(store.chat_ids)})
+
+    async def chats_of(self, user_id: str) -> list[str]:
+        """The chats the user wrote to (a turn, a note, an import), sorted."""
+        return await self.backends.chats_of_user(user_id)
+
+    async def users_of(self, chat_id: str) -> set[str]:
+        """The users who wrote to the chat."""
+        return await self.backends.users_of_chat(chat_id)
 
     async def first_seen(self, key: str, now: float, window: float) -> float:
         """When ``key`` (naming what a client sent, e.g. a digest of it) was first seen in the last
@@ -571,6 +610,15 @@ class Memory:
 
 
 @dataclass(frozen=True)
+class Found:
+    """An entry an explicit search found, with the searched words it holds and why it was kept."""
+
+    hit: dict  # id, content, distance, timestamp, metadata; blended_score when the selection scored it
+    words: list[str]
+    why: str
+
+
+@dataclass(frozen=True)
 class MemoryScope:
     """The memory of one user in one chat, at one time, with one run's settings."""
 
@@ -612,9 +660,7 @@ class MemoryScope:
         return await self.memory.store_memory(self.chat_id, self.user_id, content, tags, self.now)
 
     async def search(self, query: str, after: str | None = None, before: str | None = None) -> list[str]:
-        """The chat's archive searched on demand: what stands out for the query by meaning,
-        selected as a turn's recalls are, and every entry holding all the words searched for
-        (an explicit search is a question about words as well as meaning).
+        """The chat's archive searched on demand (:meth:`found`), as lines.
 
         Args:
             query: what to look for, in words.
@@ -626,6 +672,21 @@ class MemoryScope:
         Raises:
             ValueError: an empty query, or dates that are not ISO-8601 or out of order.
             SearchFailed: a backend failed or missed ``tools.timeout``.
+        """
+        return [result_line(found.hit, found.words) for found in await self.found(query, after, before)]
+
+    async def found(self, query: str, after: str | None = None, before: str | None = None) -> list[Found]:
+        """The chat's archive searched on demand: what stands out for the query by meaning,
+        selected as a turn's recalls are, and every entry holding all the words searched for
+        (an explicit search is a question about words as well as meaning).
+
+        Args:
+            query, after, before: as :meth:`search` takes them.
+        Returns:
+            The entries found, best first, at most ``prefetch.max_results``: each with the
+            searched words it holds and why it was kept.
+        Raises:
+            ValueError, SearchFailed: as :meth:`search` raises them.
         """
         if not query.strip():
             raise ValueError("query is empty")
@@ -650,11 +711,13 @@ class MemoryScope:
         ranked = {name: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]
                   for name, hits in recalled.lists.items()}
         limit = settings.prefetch.max_results
-        found = with_every_word(holding, choose_recalls(ranked, recalled.background, self.now,
-                                                        settings.retrieval, limit, recalled.ceiling), limit)
+        chosen, verdicts = choose_and_explain(ranked, recalled.background, self.now, settings.retrieval, limit,
+                                              recalled.ceiling)
+        found = with_every_word(holding, chosen, limit)
         await self.memory.archive([], self.now, accessed=found)
-        words = Words(settings.words.stemmer)
-        return [result_line(hit, words.found_in(query, hit["content"])) for hit in found]
+        words, why = Words(settings.words.stemmer), why_kept(verdicts)
+        return [Found(hit, words.found_in(query, hit["content"]), why.get(hit["id"], EVERY_WORD_KEPT))
+                for hit in found]
 
     # ---- the person's data ----------------------------------------------------------------
 

@@ -110,7 +110,7 @@ async def test_on_the_embedded_defaults_studio_shows_a_form_steps_a_turn_and_ctr
     config = json.loads((REPO / "langgraph.json").read_text())
     config = {**config, "dependencies": [str(REPO)],
               "graphs": {name: str(REPO / path) for name, path in config["graphs"].items()},
-              "auth": {"path": str(REPO / config["auth"]["path"])}}
+              "auth": {"path": str(REPO / config["auth"]["path"])}, "store": {"path": str(REPO / config["store"]["path"])}}
     (project / "langgraph.json").write_text(json.dumps(config))
     env = {name: value for name, value in os.environ.items() if not name.startswith("GOAT_")}
     env |= {"GOAT_MODEL": "fake-model", "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": fake_model.base_url}
@@ -134,6 +134,13 @@ async def test_on_the_embedded_defaults_studio_shows_a_form_steps_a_turn_and_ctr
             await client.runs.wait(thread["thread_id"], assistant["assistant_id"], input=None, interrupt_before="*")
         values = (await client.threads.get_state(thread["thread_id"]))["values"]
         assert steps == 7 and values["reply"] == "Hello from the embedded defaults." and values["turn"] == 1
+        # The store view shows the chat's memories and the user's facts.
+        await client.store.put_item(("users", "developer", "facts"), "dog", {"value": "Rex"})
+        assert (await client.store.get_item(("users", "developer", "facts"), "dog"))["value"] == {"value": "Rex"}
+        assert (await client.store.get_item(("chats", "newcomer", "memories"), "newcomer:turn_0001"))["value"]["text"] \
+            == "user: Hello, are you there?\nassistant: Hello from the embedded defaults."
+        assert {tuple(ns) for ns in (await client.store.list_namespaces())["namespaces"]} \
+            >= {("users", "developer", "facts"), ("chats", "newcomer", "memories")}
         data = project / ".goat"
         assert embedded_redis_pids(data)
         # A first chat has nothing to search: Chroma opens when the archiver writes the turn behind the reply.
@@ -248,3 +255,45 @@ async def test_on_a_shared_server_a_run_is_its_callers_and_a_thread_its_owners(
             await attempt
         assert refused.value.response.status_code in (403, 404)
     assert [t["thread_id"] for t in await bob.threads.search()] == []
+
+
+@pytest.mark.parametrize("server_env", [{"GOAT_SERVER_TOKENS": f"alice={ALICE_TOKEN},bob={BOB_TOKEN}"}])
+async def test_the_served_store_is_goats_memory_and_each_caller_reaches_only_their_own(
+        studio: str, fake_model: FakeOpenAI, system_redis_url: str, chroma_url: str, embeddings, tmp_path: Path):
+    """The SDK's store calls on the served store: a fact put is the user's fact (/facts), a turn
+    is found by its word, a delete takes it out of the search; another user is refused."""
+    alice = get_client(url=studio, headers={"Authorization": f"Bearer {ALICE_TOKEN}"})
+    bob = get_client(url=studio, headers={"Authorization": f"Bearer {BOB_TOKEN}"})
+    await alice.store.put_item(("users", "alice", "facts"), "dog", {"value": "Rex"})
+    assistant = (await alice.assistants.search(graph_id="goat"))[0]
+    thread = await alice.threads.create()
+    chat = ("chats", thread["thread_id"], "memories")
+    for said in ("We played frisbee at the beach all afternoon.", "My sister moved to Porto last spring."):
+        fake_model.reply("Noted.")
+        await alice.runs.wait(thread["thread_id"], assistant["assistant_id"], input={"message": said})
+    turn = f"{thread['thread_id']}:turn_0001"
+    assert (await alice.store.get_item(chat, turn))["value"]["role"] == "turn"  # the archive behind the reply is written
+    [first, *_] = (await alice.store.search_items(chat, query="frisbee"))["items"]
+    assert first["key"] == turn and first["value"]["words"] == ["frisbee"] and first["score"] is not None
+    assert (await alice.store.list_namespaces(prefix=["users", "alice"]))["namespaces"] == [["users", "alice", "facts"]]
+
+    memory = Memory(Settings(data_dir=tmp_path / "reader", redis={"url": system_redis_url},
+                             chroma={"url": chroma_url}), embeddings=embeddings)
+    try:
+        assert await memory.scope(thread["thread_id"], "alice").facts() == {"dog": "Rex"}  # what /facts shows
+    finally:
+        await memory.aclose()
+
+    for attempt in (bob.store.get_item(("users", "alice", "facts"), "dog"),
+                    bob.store.search_items(chat, query="frisbee"),
+                    bob.store.put_item(chat, "note", {"text": "Bob was here."}),
+                    bob.store.delete_item(chat, turn),
+                    bob.store.list_namespaces(),
+                    bob.store.search_items(["chats"])):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await attempt
+        assert refused.value.response.status_code == 403
+
+    await alice.store.delete_item(chat, turn)
+    assert turn not in {item["key"] for item in (await alice.store.search_items(chat, query="frisbee"))["items"]}
+    assert await alice.store.get_item(chat, turn) is None

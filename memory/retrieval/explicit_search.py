@@ -9,6 +9,7 @@ from datetime import date, datetime, time, tzinfo
 from memory.prompt.budget import format_recall_line
 
 SEARCH_MECHANISM = "search_memory"  # how an entry found by an explicit search is labelled
+EVERY_WORD_KEPT = "holds every word searched for"  # why an entry the selection did not keep is found
 RESULT_CHARS = 2_000  # per search result, so that several fit in what a reader takes in
 
 

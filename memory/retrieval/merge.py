@@ -54,6 +54,16 @@ def choose_and_explain(
     return chosen, _verdicts(lists, relevant, background, retrieval, chosen)
 
 
+def why_kept(verdicts: list[dict]) -> dict[str, str]:
+    """Entry id -> why it was kept, by each list that kept it ("thematic: stands out: …"), from
+    :func:`choose_and_explain`'s verdicts."""
+    found: dict[str, list[str]] = {}
+    for verdict in verdicts:
+        if verdict["kept"]:
+            found.setdefault(verdict["id"], []).append(f"{verdict['list']}: {verdict['why']}")
+    return {entry_id: "; ".join(why) for entry_id, why in found.items()}
+
+
 def _relevant_ids(
     lists: Mapping[str, list[dict]], background: float | None, retrieval: Retrieval, ceiling: float | None
 ) -> dict[str, set[str]]:

@@ -12,6 +12,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from collections.abc import Sequence
 from typing import AsyncIterator
 
 import numpy as np
@@ -90,11 +91,26 @@ class Archive:
         return [ex.id for ex in exchanges]
 
     async def store_curated(self, chat_id: str, user_id: str, content: str, tags: list[str] | None,
-                            now: float) -> str:
-        """Write a curated entry to the chat's L3 (see memory/stores/curated.py) and return its id.
-        The same content again rewrites the same entry. Invalidates the chat's cached searches."""
-        entry = curated_entry(chat_id, user_id, content, tags, now)
-        await self._write_entries(chat_id, [entry], [now])
+                            now: float, entry_id: str | None = None) -> str:
+        """Write a curated entry to the chat's L3 (see memory/stores/curated.py) and return its id
+        (``entry_id`` when given). The same content again rewrites the same entry. Invalidates the
+        chat's cached searches. A note kept under ``entry_id`` before is rewritten in place (its time
+        kept); an archived turn is not.
+
+        Raises:
+            ValueError: empty or overlong content, or ``entry_id`` is an archived turn's.
+        """
+        entry = curated_entry(chat_id, user_id, content, tags, now, entry_id)
+        store = await self.backends.episodic()
+        kept = await self.backends.l3(store.get_with_vectors, [chat_id], [entry_id]) if entry_id else []
+        if not kept:
+            await self._write_entries(chat_id, [entry], [now])
+        elif "turn" in kept[0][0]["metadata"]:
+            raise ValueError(f"{entry_id!r} is an archived turn, kept verbatim: delete it, or edit the message")
+        else:
+            [(old, old_vector)] = kept
+            await self._rewrite(chat_id, curated_entry(chat_id, user_id, content, tags, old["timestamp"], entry_id),
+                                old, old_vector)
         await self.backends.invalidate_searches_of(chat_id, await self.backends.add_chat_users(chat_id, {user_id}))
         return entry[0]
 
@@ -118,11 +134,17 @@ class Archive:
             return
         [(archived, old_vector)] = found
         content = with_user_text(archived["content"], user_chars, text)
-        [vector] = await self.backends.embed([content], await self._of_every_language(chat_id, [content]))
-        await self.backends.l3(store.upsert, chat_id, [(entry_id, content, archived["metadata"])], [vector])
-        await (await self.backends.lexical_index()).replace(
-            chat_id, IndexEntry(entry_id, content, vector, archived["timestamp"]), archived["content"], old_vector)
+        await self._rewrite(chat_id, (entry_id, content, archived["metadata"]), archived, old_vector)
         await self.backends.invalidate_searches_of(chat_id, await self.backends.users_of_chat(chat_id))
+
+    async def _rewrite(self, chat_id: str, entry: tuple[str, str, dict], old: dict, old_vector: Sequence[float]) -> None:
+        """An entry L3 holds (``old``, with its stored vector), rewritten as ``entry`` (id, content,
+        metadata): embedded afresh in Chroma, and in the word index at its old number and time."""
+        entry_id, content, metadata = entry
+        [vector] = await self.backends.embed([content], await self._of_every_language(chat_id, [content]))
+        await self.backends.l3((await self.backends.episodic()).upsert, chat_id, [entry], [vector])
+        await (await self.backends.lexical_index()).replace(
+            chat_id, IndexEntry(entry_id, content, vector, old["timestamp"]), old["content"], old_vector)
 
     # ---- a chat's languages --------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from memory.errors import BackendUnavailable, EncoderMismatch, refuses_writes
 from memory.stores.facts import FactsStore, RedisFactsStore
 from memory.stores.letta import LettaFactsStore
 from memory.stores.lexical import LexicalIndex
-from memory.stores.redis_server import EmbeddedRedis, async_client
+from memory.stores.redis_server import EmbeddedRedis, async_client, named_after
 from memory.settings import Settings
 from memory.stores.working import WorkingMemory
 from memory.words import Words
@@ -365,6 +365,15 @@ class Backends:
     async def chats_of_user(self, user_id: str) -> list[str]:
         """The chats the user wrote to (from the start of their first turn there)."""
         return sorted(m.decode() for m in await (await self.redis()).smembers(_user_chats_key(user_id)))
+
+    async def users_and_chats(self) -> tuple[list[str], list[str]]:
+        """The users who wrote to a chat or keep facts in Redis, and the chats with a user: each
+        sorted (L3's chats are Chroma's to tell)."""
+        redis = await self.redis()
+        users = await named_after(redis, _user_chats_key(""))
+        if isinstance(facts := await self.facts(), RedisFactsStore):
+            users |= await facts.users()
+        return sorted(users), sorted(await named_after(redis, _chat_users_key("")))
 
     async def users_of_chat(self, chat_id: str) -> set[str]:
         return {m.decode() for m in await (await self.redis()).smembers(_chat_users_key(chat_id))}

@@ -18,13 +18,16 @@ def curated_id(chat_id: str, content: str) -> str:
 
 
 def curated_entry(
-    chat_id: str, user_id: str, content: str, tags: list[str] | None, now: float
+    chat_id: str, user_id: str, content: str, tags: list[str] | None, now: float, entry_id: str | None = None
 ) -> tuple[str, str, dict[str, Any]]:
-    """(id, content, metadata) of a curated entry, as EpisodicStore.upsert takes it.
+    """(id, content, metadata) of a curated entry, as EpisodicStore.upsert takes it: its id is
+    ``entry_id`` when given (a store's key), else :func:`curated_id`'s.
 
     The content is kept verbatim (only surrounding whitespace is dropped). Tags are stored
     as one comma-separated string (Chroma metadata is scalar), ``curated_memory`` first.
     """
+    if entry_id is not None and (not isinstance(entry_id, str) or not entry_id.strip()):
+        raise ValueError(f"a memory's id must be a non-empty string, got {entry_id!r}")
     text = content.strip() if isinstance(content, str) else ""
     if not text:
         raise ValueError("content must be a non-empty string")
@@ -39,7 +42,7 @@ def curated_entry(
         "access_count": 0,
         "last_accessed": now,
     }
-    return curated_id(chat_id, text), text, metadata
+    return entry_id or curated_id(chat_id, text), text, metadata
 
 
 def clean_tags(tags: list[str] | None) -> list[str]:

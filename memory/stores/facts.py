@@ -6,6 +6,8 @@ from typing import Protocol, runtime_checkable
 
 from redis.asyncio import Redis
 
+from memory.stores.redis_server import named_after
+
 
 @runtime_checkable
 class FactsStore(Protocol):
@@ -47,6 +49,10 @@ class RedisFactsStore:
 
     async def clear(self, user_id: str) -> None:
         await self._redis.delete(self._key(user_id))
+
+    async def users(self) -> set[str]:
+        """The users who keep facts here."""
+        return await named_after(self._redis, self._key(""))
 
     async def check(self) -> str:
         await self._redis.ping()

@@ -112,6 +112,11 @@ def glob_escaped(text: str) -> str:
     """``text`` with the characters SCAN's MATCH pattern reads as wildcards escaped."""
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
+
+async def named_after(client: redis.asyncio.Redis | redis.asyncio.RedisCluster, stem: str) -> set[str]:
+    """What follows ``stem`` in the names of the keys that start with it (SCAN: no server stalls)."""
+    return {key.decode()[len(stem):] async for key in client.scan_iter(match=f"{glob_escaped(stem)}*", count=1000)}
+
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
