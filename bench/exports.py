@@ -27,13 +27,13 @@ from bench.archive import ChatPlan, TextPool, turn_time
 BENCH_OWNER = 5_550_001  # the account the benchmark's Telegram export is of
 
 
-def telegram_message(message_id: int, when: float, sender: int, text: str | list[Any] = "",
+def telegram_message(number: int, when: float, sender: int, text: str | list[Any] = "",
                      name: str = "", **fields: Any) -> dict[str, Any]:
     """A message as Telegram Desktop writes it, from user ``sender``; ``fields`` add media,
     ``forwarded_from``, ``edited``… (``type="service"`` with ``action`` makes a service message)."""
     parts = [text] if isinstance(text, str) else text
     date = datetime.fromtimestamp(when, timezone.utc).replace(tzinfo=None).isoformat()
-    message = {"id": message_id, "type": "message", "date": date, "date_unixtime": str(int(when))}
+    message = {"id": number, "type": "message", "date": date, "date_unixtime": str(int(when))}
     if fields.get("type") == "service":
         message.update(actor=name or f"User {sender}", actor_id=f"user{sender}")
     else:

@@ -280,7 +280,10 @@ def _chat_where(chat: dict[str, Any]) -> str:
 
 def _broken(where: str, exc: Exception) -> Refusal:
     """Why nothing after ``where`` can be read: the document breaks off or is not JSON there."""
-    return Refusal(f"after {where}", f"the file cannot be read past this point ({exc}): nothing after it is imported")
+    said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__  # yajl adds a drawing
+    if "premature EOF" in said:
+        said = "the file ends before its JSON does: cut short while downloading or copying?"
+    return Refusal(f"after {where}", f"the file cannot be read past this point ({said}): nothing after it is imported")
 
 
 def telegram_message(chat: dict[str, Any], record: dict[str, Any], owner: str) -> Read:
@@ -410,11 +413,12 @@ def chatgpt_message(where: str, message: object, chat_id: str, user_id: str, sta
             raise ValueError("expected a JSON object")
         role = (message.get("author") or {}).get("role")
         content = message.get("content") or {}
-        if (role not in _SPOKEN or message.get("recipient", "all") != "all"
-                or content.get("content_type") not in ("text", "multimodal_text")):
+        if role not in _SPOKEN:
             return Omitted("system or tool message")
         if (message.get("metadata") or {}).get("is_visually_hidden_from_conversation"):
             return Omitted("hidden message")  # e.g. the custom instructions, sent as the user's
+        if message.get("recipient", "all") != "all" or content.get("content_type") not in ("text", "multimodal_text"):
+            return Omitted("system or tool message")  # ChatGPT calling a tool, its code, its reasoning
         text = "\n".join(filter(None, map(_part, content.get("parts") or [])))
         if not text.strip():
             return Omitted("empty message")
