@@ -44,6 +44,7 @@ _MESSAGE_LISTS = {f"{base}messages" for base in _CHATS}
 _MESSAGES = {f"{base}messages.item" for base in _CHATS}
 # The Bot API's chat ids: a basic group's is its id negated, a supergroup's or channel's
 # -(10^12 + id); a private chat's is the person's user id (for a bot, the one talking to it).
+_PRIVATE = {"personal_chat", "bot_chat"}
 _GROUPS = {"private_group"}
 _CHANNELS = {"private_supergroup", "public_supergroup", "private_channel", "public_channel"}
 _CHANNEL_BASE = 1_000_000_000_000
@@ -188,27 +189,27 @@ def telegram_owner(export: ExportFile) -> str:
         ExportError: the export does not say it (a group's, or an account's without its
             personal information): --me must.
     """
-    kind = peer = None
+    chat: dict[str, Any] = {}  # a one-chat export's "type" and "id"
     with export.open() as file:
         try:
             for prefix, event, value in ijson.parse(file):
                 if prefix == "personal_information.user_id":
                     return str(value)
                 if prefix in ("type", "id"):
-                    kind, peer = (value, peer) if prefix == "type" else (kind, value)
-                elif prefix == "messages" and kind == "saved_messages":
-                    return str(peer)
-                elif prefix == "messages.item.from_id" and kind in ("personal_chat", "bot_chat"):
-                    if (sender := _sender_id(value)) != str(peer):
+                    chat[prefix] = value
+                elif prefix == "messages" and chat.get("type") == "saved_messages":
+                    return str(chat.get("id"))
+                elif prefix == "messages.item.from_id" and chat.get("type") in _PRIVATE:
+                    if (sender := _sender_id(value)) != str(chat.get("id")):
                         return sender
                 elif prefix == "chats" or prefix == "messages" and event == "end_array":
                     break  # an account's export reached its chats, or a chat's its end, none saying it
-        except ijson.JSONError as exc:
-            raise ExportError(f"not valid JSON before whose export it is was said ({exc})") from None
-    what = {None: "this export", "personal_chat": "this chat's export", "bot_chat": "this chat's export"}
-    raise ExportError(f"{what.get(kind, 'a group’s or channel’s export')} does not say which account exported it: "
-                      f"give yours with --me ID (your Telegram user id: the number in the \"from_id\": "
-                      f"\"user…\" of your messages)")
+        except (ijson.JSONError, ValueError) as exc:
+            raise ExportError(f"cannot tell whose export it is: {_said(exc)}") from None
+    what = ("this export" if "type" not in chat else "this chat's export" if chat["type"] in _PRIVATE
+            else "a group's or channel's export")
+    raise ExportError(f"{what} does not say which account exported it: give yours with --me ID (your Telegram "
+                      f"user id: the number in the \"from_id\": \"user…\" of your messages)")
 
 
 def _telegram_id(me: str) -> str:
@@ -280,10 +281,17 @@ def _chat_where(chat: dict[str, Any]) -> str:
 
 def _broken(where: str, exc: Exception) -> Refusal:
     """Why nothing after ``where`` can be read: the document breaks off or is not JSON there."""
-    said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__  # yajl adds a drawing
-    if "premature EOF" in said:
-        said = "the file ends before its JSON does: cut short while downloading or copying?"
-    return Refusal(f"after {where}", f"the file cannot be read past this point ({said}): nothing after it is imported")
+    return Refusal(f"after {where}", f"the file cannot be read past this point ({_said(exc)}): nothing after it is "
+                                     f"imported")
+
+
+def _said(exc: Exception) -> str:
+    """What the parser says went wrong, in a line (yajl's message adds a drawing of the spot)."""
+    raw = exc.args[0] if exc.args else ""
+    text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
+    if "premature EOF" in text:
+        return "the file ends before its JSON does: cut short while downloading or copying?"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def telegram_message(chat: dict[str, Any], record: dict[str, Any], owner: str) -> Read:

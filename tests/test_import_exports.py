@@ -132,6 +132,12 @@ def test_an_export_that_breaks_off_says_after_which_message_and_the_rest_can_be_
         read_export(path)
     assert [text for *_, text, _ in read(read_export(path, skip_invalid=True))] == [m[2] for m in SEEN[:4]]
 
+    path.write_bytes(text.replace("Plumber says", "Plombier d\u00e9j\u00e0").encode("utf-8").replace(
+        "\u00e9".encode("utf-8"), b"\xe9"))  # Latin-1, not UTF-8
+    with pytest.raises(TranscriptError, match=rf"^after chat {BO} \(Bo\), message 5: the file cannot be read past "
+                                              r"this point \(lexical error: invalid bytes in UTF8 string\.\)"):
+        read_export(path)
+
 
 # ---- ChatGPT --------------------------------------------------------------------------------------------
 
