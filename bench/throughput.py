@@ -1,9 +1,11 @@
 """Section ``import``: turns per second of `goat import`, embeddings included.
 
 A JSON Lines transcript of LoCoMo-like turns over a few chats is read and imported into empty
-embedded backends with `goat import`'s code (``read_transcript`` + ``import_turns``), the
+embedded backends with `goat import`'s code (``read_export`` + ``import_turns``), the
 model loaded and the backends connected beforehand (the import indexes the words as it
-writes, so the turns/s are those of turns searchable every way). The same texts are finally
+writes, so the turns/s are those of turns searchable every way). The same turns are imported
+again, each time into empty backends, as a Telegram Desktop export and as a ChatGPT export
+(bench/exports.py writes them). The same texts are finally
 embedded alone, to show how much of the import the encoder takes, and the
 encoder's resident memory is measured in a process of its own.
 """
@@ -14,17 +16,23 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.archive import ChatPlan, TextPool, transcript_lines
+from bench.exports import BENCH_OWNER, chatgpt_conversations, telegram_chats, write_chatgpt, write_telegram
 from bench.harness import BenchOptions, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table
-from graph.importer import import_turns, read_transcript
+from graph.exports import read_export
+from graph.importer import import_turns
+from memory.settings import Settings
 from nodes.services import Services
 from memory.encoders import LocalEmbeddings
 from memory.turns import archive_content
 
 IMPORT_CHATS = 10
+FORMAT_NAMES = {"jsonl": "JSON Lines", "telegram": "Telegram Desktop (result.json)",
+                "chatgpt": "ChatGPT (conversations.json)"}
 # A process that loads the encoder and embeds batches of texts of one to eight lines, printing
 # its resident memory (MB) before and after: what the encoder adds to a process once its
 # buffers have grown to a long batch's needs (one batch of short texts leaves them smaller,
@@ -60,28 +68,27 @@ async def run(options: BenchOptions) -> SectionResult:
         transcript_path = folder / "transcript.jsonl"
         with transcript_path.open("w", encoding="utf-8") as out:
             out.writelines(transcript_lines(chats, pool))
-        async with Services(isolated_settings(options.settings, folder / "goat")) as services:
-            await services.memory.connect(warm=True)
-            started = time.perf_counter()
-            stats = await import_turns(services.memory, read_transcript(transcript_path))
-            import_s = time.perf_counter() - started
-            texts = [archive_content(*pool.turn(plan, position)) for plan in chats for position in range(plan.turns)]
-            encoder = LocalEmbeddings(name=options.settings.embeddings.model)  # the import's encoder, alone
-            encoder.embed_documents(texts[:1])  # its first pass pages the weights in, as the import's warm-up did
-            started = time.perf_counter()
-            encoder.embed_documents(texts)
-            embed_s = time.perf_counter() - started
+        files = {"jsonl": transcript_path,
+                 "telegram": write_telegram(folder / "result.json", telegram_chats(chats, pool), owner=BENCH_OWNER),
+                 "chatgpt": write_chatgpt(folder / "conversations.json", chatgpt_conversations(chats, pool))}
+        formats = {name: await timed_import(options.settings, folder / f"goat-{name}", path)
+                   for name, path in files.items()}
+        texts = [archive_content(*pool.turn(plan, position)) for plan in chats for position in range(plan.turns)]
+        encoder = LocalEmbeddings(name=options.settings.embeddings.model)  # the import's encoder, alone
+        encoder.embed_documents(texts[:1])  # its first pass pages the weights in, as the imports' warm-up did
+        started = time.perf_counter()
+        encoder.embed_documents(texts)
+        embed_s = time.perf_counter() - started
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    jsonl = formats["jsonl"]
     data: dict[str, Any] = {
         "conditions": conditions(),
         "chats": len(chats),
-        "turns": stats["turns"],
-        "imported": stats["imported"],
-        "seconds": round(import_s, 2),
-        "turns_per_s": round(stats["imported"] / import_s, 1),
+        **jsonl,
+        "formats": formats,
         "embedding_only_docs_per_s": round(len(texts) / embed_s, 1),
-        "embedding_share_of_import": round(embed_s / import_s, 3),
+        "embedding_share_of_import": round(embed_s / jsonl["seconds"], 3),
         "target_turns_per_s": TARGET_TURNS_PER_S,
         "encoder_resident_mb": encoder_resident_mb(options.settings.embeddings.model),
     }
@@ -92,7 +99,25 @@ async def run(options: BenchOptions) -> SectionResult:
           f"{data['embedding_share_of_import']:.0%}", data["encoder_resident_mb"], f"≥ {TARGET_TURNS_PER_S}")],
         "Import throughput (`goat import`: parse, embed, write L3, the word index and L2)",
     )
-    return SectionResult("import", data, [table])
+    by_format = markdown_table(
+        ["format", "turns", "import s", "turns/s"],
+        [(FORMAT_NAMES[name], result["imported"], result["seconds"], result["turns_per_s"])
+         for name, result in formats.items()],
+        "The same turns from each format `goat import` reads (each into empty backends)",
+    )
+    return SectionResult("import", data, [table, by_format])
+
+
+async def timed_import(settings: Settings, folder: Path, path: Path) -> dict[str, Any]:
+    """Turns/s of `goat import` of ``path`` into empty backends in ``folder``, its checking pass
+    included; the model loaded and the backends connected first."""
+    async with Services(isolated_settings(settings, folder)) as services:
+        await services.memory.connect(warm=True)
+        started = time.perf_counter()
+        stats = await import_turns(services.memory, read_export(path))
+        seconds = time.perf_counter() - started
+    return {"turns": stats["turns"], "imported": stats["imported"], "seconds": round(seconds, 2),
+            "turns_per_s": round(stats["imported"] / seconds, 1)}
 
 
 def encoder_resident_mb(name: str) -> float:

@@ -21,9 +21,12 @@ from memory.errors import BackendUnavailable, disk_full
 
 EXIT_USAGE = 2
 EXIT_STOPPED = 130  # as a shell reports a command Ctrl-C ended
+IMPORT_FORMATS = ("jsonl", "telegram", "chatgpt")  # graph.exports reads them (loaded only to import)
 BENCH = "measure memory: turn overhead, deadline, import speed, LoCoMo recall"
 IMPORT_FORMAT = f"""\
-FILE holds one JSON object a line, e.g.
+FILE is a Telegram Desktop export (result.json: one chat, or the whole account), a ChatGPT
+export (conversations.json), either as the zip it came in, or GOAT's own JSON Lines: the format
+is told by the content (or --format). JSON Lines holds one JSON object a line, e.g.
   {{"chat_id": "family", "user_id": "ana", "role": "user", "content": "Mum's birthday is on 24 January.", "timestamp": "2026-01-06T18:45:00Z"}}
   {{"chat_id": "family", "user_id": "ana", "role": "assistant", "content": "Noted: 24 January.", "timestamp": 1767725130}}
 fields:
@@ -34,7 +37,11 @@ fields:
   timestamp  ISO-8601 (without a zone: UTC) or unix seconds (a number, or one in a string), in the
              years 1970-2200
 A user message and the assistant message after it, in one chat, make one turn; any other
-message is a turn alone. Blank lines are ignored; a UTF-8 byte-order mark is fine."""
+message is a turn alone. Blank lines are ignored; a UTF-8 byte-order mark is fine.
+Telegram: each chat under its id as the Bot API gives it (a group's -id, a supergroup's
+-100…; a chat with a bot under yours); your messages are the user's, everyone else's the
+assistant's; service messages are left out, media become [photo], [voice message]… before
+the caption. ChatGPT: each conversation's branch in view, its user and assistant messages."""
 
 
 def _override(text: str) -> tuple[str, Any]:
@@ -65,15 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
         return commands.add_parser(name, help=what, **options)
 
     importer = command(
-        "import", "bulk-load a JSON Lines transcript into L2 and L3",
+        "import", "bulk-load a transcript, a Telegram or a ChatGPT export into L2 and L3",
         description="Bulk-load a transcript into memory as live turns are written: each chat's messages into\n"
                     "its L2, each exchange into its L3. Importing a file again (or grown) adds only what is new.",
         epilog=IMPORT_FORMAT, formatter_class=argparse.RawDescriptionHelpFormatter)
     importer.add_argument("file", type=Path, metavar="FILE",
-                          help="the transcript: JSON Lines, one message a line (below)")
+                          help="the transcript or export (below)")
     importer.add_argument("--skip-invalid", action="store_true",
-                          help="import the valid lines and list the others (default: an invalid line stops the "
-                               "import before anything is written)")
+                          help="import the valid lines (messages) and list the others (default: an invalid one stops "
+                               "the import before anything is written)")
+    importer.add_argument("--format", choices=IMPORT_FORMATS, help="the file's format (default: told by its content)")
+    importer.add_argument("--me", metavar="ID",
+                          help="Telegram: your user id, whose messages are the user's (default: the exporting "
+                               "account's); ChatGPT: the user id to keep your messages under (default: the chat id)")
+    importer.add_argument("--into", metavar="CHAT", help="import every chat or conversation into this one chat")
 
     inspect = command("inspect", "show what memory would inject for a message (no model call)")
     inspect.add_argument("message", nargs="?", help="the message (or use --queries)")
@@ -194,18 +206,23 @@ def main(argv: list[str] | None = None) -> int:
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from graph.importer import ImportStopped, TranscriptChanged, TranscriptError, import_turns, read_transcript
+    from graph.exports import ExportError, read_export
+    from graph.importer import ImportStopped, TranscriptChanged, TranscriptError, import_turns
     from nodes.services import Services
 
     if not args.file.is_file():
         print(f"goat: no such file: {args.file}", file=sys.stderr)
         return EXIT_USAGE
-    try:  # every line checked first: a malformed file is rejected before any backend starts
+    try:  # every message checked first: a malformed file is rejected before any backend starts
         with stop_requests() as stopped:
-            transcript = read_transcript(args.file, skip_invalid=args.skip_invalid, stopped=stopped)
+            transcript = read_export(args.file, args.format, me=args.me, into=args.into,
+                                     skip_invalid=args.skip_invalid, stopped=stopped)
     except TranscriptError as exc:
-        print(f"goat: {args.file}: {exc}; nothing was written (--skip-invalid imports the valid lines)",
+        print(f"goat: {args.file}: {exc}; nothing was written (--skip-invalid imports the valid {exc.unit}s)",
               file=sys.stderr)
+        return EXIT_USAGE
+    except (ExportError, InvalidTurn) as exc:  # InvalidTurn: --into names no chat GOAT can keep
+        print(f"goat: {args.file}: {exc}; nothing was written", file=sys.stderr)
         return EXIT_USAGE
     except ImportStopped:
         print("goat: stopped while the file was being checked; nothing was written", file=sys.stderr)
@@ -228,8 +245,11 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         f"{stats['messages']} messages, {stats['turns']} turns: "
         f"{stats['imported']} imported, {stats['skipped']} already there"
     )
+    if transcript.omitted:
+        print("left out: " + ", ".join(f"{count} {kind}{'' if count == 1 else 's'}"
+                                       for kind, count in transcript.omitted.items()))
     if transcript.skipped:
-        print(f"skipped {len(transcript.skipped)} invalid line(s):")
+        print(f"skipped {len(transcript.skipped)} invalid {transcript.unit}(s):")
         for refusal in transcript.skipped:
             print(f"  {refusal}")
     return 0

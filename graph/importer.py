@@ -6,9 +6,10 @@ one turn; a lone message is archived alone. Every exchange gets a stable digest 
 exchange repeated at one time is told apart by its occurrence) and its turn number is recorded
 before anything is written, so an interrupted or repeated import never writes a turn twice.
 A line that cannot be imported stops the whole file before any write, unless it is skipped
-on request (then the lines around it are imported as if it were not there).
+on request (then the lines around it are imported as if it were not there). Exports of other
+apps (:mod:`graph.exports`) are read as the same messages: a source of them, as lines are.
 
-The file is read twice and never held whole: a first pass checks every line and counts the
+The file is read twice and never held whole: a first pass checks every message and counts the
 turns, a second imports them a batch at a time. Between two batches an import asked to stop
 (Ctrl-C) stops: what it wrote is whole, and importing the file again adds the rest.
 """
@@ -22,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,24 +46,15 @@ _SECONDS = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # a JSON number
 _BOM = "\ufeff"  # some editors begin a file with it: it is not part of the first line
 
 
-@dataclass(frozen=True)
-class Refusal:
-    """A transcript line that cannot be imported, and why."""
-
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
 
 
 class TranscriptError(ValueError):
-    """Transcript lines that cannot be imported; the message names the first (it starts with its
-    line number) and counts the others."""
+    """Transcript messages that cannot be imported; the message names the first (it starts with
+    where it is) and counts the others."""
 
-    def __init__(self, first: Refusal, others: int = 0) -> None:
-        self.first = first
-        more = f" (and {others} more invalid {'line' if others == 1 else 'lines'})" if others else ""
+    def __init__(self, first: Refusal, others: int = 0, unit: str = "line") -> None:
+        self.first, self.unit = first, unit
+        more = f" (and {others} more invalid {unit}{'' if others == 1 else 's'})" if others else ""
         super().__init__(f"{first}{more}")
 
 
@@ -87,6 +79,29 @@ class TranscriptMessage:
     role: str
     content: str
     timestamp: float
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A message of a transcript that cannot be imported: where it is ("line 3", "chat 42,
+    message 7") and why."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Omitted:
+    """A message an export holds that is not a message to remember (a service message, a tool's
+    output), left out and counted by ``kind``."""
+
+    kind: str
+
+
+Read = TranscriptMessage | Refusal | Omitted | None  # what a message of a source reads as; None: nothing (a blank line)
 
 
 def parse_timestamp(value: object) -> float:
@@ -150,15 +165,15 @@ def parse_line(line: str) -> TranscriptMessage:
     return TranscriptMessage(chat_id, user_id, role, clean_text(content), parse_timestamp(record["timestamp"]))
 
 
-def _read(number: int, start: int, raw: bytes | str) -> TranscriptMessage | Refusal | None:
+def _read(number: int, start: int, raw: bytes | str) -> Read:
     """Line ``number`` (``start``: its byte offset in the file) as a message, or why it cannot be
     one; None for a blank line. Bytes that are not UTF-8 are refused, not guessed at."""
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return Refusal(number, f"not UTF-8: the byte 0x{raw[exc.start]:02x} at byte offset "
-                                   f"{start + exc.start} of the file")
+            return Refusal(f"line {number}", f"not UTF-8: the byte 0x{raw[exc.start]:02x} at byte offset "
+                                             f"{start + exc.start} of the file")
     if number == 1:
         raw = raw.removeprefix(_BOM)
     if not raw.strip():
@@ -166,15 +181,20 @@ def _read(number: int, start: int, raw: bytes | str) -> TranscriptMessage | Refu
     try:
         return parse_line(raw)
     except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
-        return Refusal(number, str(exc))
+        return Refusal(f"line {number}", str(exc))
 
 
-def _read_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, TranscriptMessage | Refusal | None]]:
-    """Each line's number and what it reads as (:func:`_read`), in order."""
-    start = 0
-    for number, raw in enumerate(lines, start=1):
-        yield number, _read(number, start, raw)
-        start += len(raw)
+def _read_lines(lines: Callable[[], Iterator[bytes | str]]) -> Callable[[], Iterator[Read]]:
+    """A source of the lines ``lines`` opens: each line's message, or what it reads as (:func:`_read`)."""
+
+    def reads() -> Iterator[Read]:
+        start = 0
+        with closing(lines()) as source:
+            for number, raw in enumerate(source, start=1):
+                yield _read(number, start, raw)
+                start += len(raw)
+
+    return reads
 
 
 class Pairing:
@@ -236,27 +256,30 @@ def _sha256(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class Transcript:
-    """A transcript whose every line was checked, by a pass that held none of it: how many lines,
-    messages and turns it has and the lines left out. Importing it reads its lines again."""
+    """A transcript whose every message was checked, by a pass that held none of it: how many
+    messages and turns it has, the messages left out and those skipped. Importing it reads its
+    source again."""
 
-    lines: Callable[[], Iterator[bytes | str]]  # its lines from the first, read anew at each call
-    read: int  # lines checked: a line added to the file since waits for the next import
+    reads: Callable[[], Iterator[Read]]  # its messages from the first, read anew at each call
+    read: int  # reads checked: a line added to the file since waits for the next import
     messages: int
     turns: int
-    skipped: list[Refusal]  # the lines left out (only when asked to skip them)
+    skipped: list[Refusal]  # the messages that cannot be imported, left out (only when asked to)
+    omitted: dict[str, int] = field(default_factory=dict)  # messages left out as no messages to remember, by kind
+    unit: str = "line"  # what its refusals name
 
     def imported_turns(self) -> Iterator[tuple[str, ImportedTurn]]:
         """Each turn of the transcript (its chat, the turn), a chat's in file order, read anew."""
-        left_out = {refusal.line for refusal in self.skipped}
+        left_out = set(map(str, self.skipped))
         pairing, occurrences = Pairing(), Occurrences()
-        with closing(self.lines()) as lines:
-            for _, read in _read_lines(islice(lines, self.read)):
-                if read is None:
+        with closing(self.reads()) as reads:
+            for read in islice(reads, self.read):
+                if read is None or isinstance(read, Omitted):
                     continue
                 if isinstance(read, Refusal):
-                    if read.line in left_out:
+                    if str(read) in left_out:
                         continue
-                    raise TranscriptChanged(f"{read}: the file changed since its lines were checked")
+                    raise TranscriptChanged(f"{read}: the file changed since its {self.unit}s were checked")
                 if turn := pairing.add(read):
                     yield turn[0].chat_id, _imported(turn, occurrences.digest(turn))
         for turn in pairing.rest():
@@ -267,11 +290,17 @@ def read_transcript(path: Path, skip_invalid: bool = False, stopped: Callable[[]
     """Check every line of the file (:func:`checked`), reading it line by line; a byte-order mark,
     as some editors write, is not part of the first line."""
 
+    return checked(file_reads(path), skip_invalid, stopped)
+
+
+def file_reads(path: Path) -> Callable[[], Iterator[Read]]:
+    """A source of the file's lines, read line by line (:func:`_read`)."""
+
     def lines() -> Iterator[bytes]:
         with path.open("rb") as file:
             yield from file
 
-    return checked(lines, skip_invalid, stopped)
+    return _read_lines(lines)
 
 
 def transcript_of(lines: Iterable[str], skip_invalid: bool = False) -> Transcript:
@@ -281,27 +310,29 @@ def transcript_of(lines: Iterable[str], skip_invalid: bool = False) -> Transcrip
     def again() -> Iterator[str]:
         yield from held
 
-    return checked(again, skip_invalid)
+    return checked(_read_lines(again), skip_invalid)
 
 
-def checked(lines: Callable[[], Iterator[bytes | str]], skip_invalid: bool = False,
-            stopped: Callable[[], bool] | None = None) -> Transcript:
-    """The first pass: every line read and paired, none kept.
+def checked(reads: Callable[[], Iterator[Read]], skip_invalid: bool = False,
+            stopped: Callable[[], bool] | None = None, unit: str = "line") -> Transcript:
+    """The first pass: every message read and paired, none kept.
 
     Args:
-        lines: opens the transcript's lines (bytes, read as UTF-8, or text), from the first.
-        skip_invalid: leave out the lines that cannot be imported, instead of refusing the file.
-        stopped: asked before each line; true, the pass stops with ImportStopped.
+        reads: opens the transcript's source: what each of its messages (or lines) reads as, from the first.
+        skip_invalid: leave out the messages that cannot be imported, instead of refusing the file.
+        stopped: asked before each message; true, the pass stops with ImportStopped.
+        unit: what a source's refusals name ("line", "message"), to count them.
     Returns:
         The checked transcript, to import with :func:`import_turns`.
     Raises:
-        TranscriptError: lines cannot be imported (without ``skip_invalid``): it names the first.
+        TranscriptError: messages cannot be imported (without ``skip_invalid``): it names the first.
     """
     count = messages = turns = others = 0
     refused: list[Refusal] = []
+    omitted: Counter[str] = Counter()
     pairing = Pairing()
-    with closing(lines()) as source:
-        for count, read in _read_lines(source):
+    with closing(reads()) as source:
+        for count, read in enumerate(source, start=1):
             if stopped and stopped():
                 raise ImportStopped(0, 0)
             if isinstance(read, Refusal):
@@ -309,12 +340,14 @@ def checked(lines: Callable[[], Iterator[bytes | str]], skip_invalid: bool = Fal
                     refused.append(read)
                 else:  # only the first is named
                     others += 1
+            elif isinstance(read, Omitted):
+                omitted[read.kind] += 1
             elif read is not None:
                 messages += 1
                 turns += pairing.add(read) is not None
     if refused and not skip_invalid:
-        raise TranscriptError(refused[0], others)
-    return Transcript(lines, count, messages, turns + len(pairing.rest()), refused)
+        raise TranscriptError(refused[0], others, unit)
+    return Transcript(reads, count, messages, turns + len(pairing.rest()), refused, dict(omitted), unit)
 
 
 async def import_transcript(

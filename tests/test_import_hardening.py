@@ -241,7 +241,7 @@ async def test_unix_seconds_written_as_a_string_are_unix_seconds(memory, tmp_pat
 def test_goat_import_help_describes_the_file_and_its_format(tmp_path):
     text = ok(goat("import", "--help", env=goat_env(tmp_path / "data"), cwd=tmp_path)).stdout
 
-    assert text.startswith("usage: goat import [-h] [--skip-invalid] FILE\n")
+    assert text.startswith("usage: goat import [-h] [--skip-invalid] [--format {jsonl,telegram,chatgpt}]\n")
     for field in ("chat_id", "user_id", "role", "content", "timestamp"):
         assert re.search(rf"^  {field} +\S", text, re.M), field  # each field described
     examples = [example for example in text.splitlines() if example.startswith("  {")]

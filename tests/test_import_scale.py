@@ -1,8 +1,9 @@
 """Big transcripts and stopped imports: the real `goat import`, run as a user runs it.
 
 A transcript is read twice and never held: the memory an import takes does not grow with its
-file. Ctrl-C or SIGTERM stops an import between two batches, soon, with what it wrote whole,
-and the same command imports the rest: every turn once. Real Redis, Chroma and encoder.
+file, a Telegram or ChatGPT export's (one JSON document) no more than JSON Lines'. Ctrl-C or
+SIGTERM stops an import between two batches, soon, with what it wrote whole, and the same
+command imports the rest: every turn once, after a SIGKILL too. Real Redis, Chroma and encoder.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 import pytest
 from conftest import wait_for
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok, servers_left
+
+from bench.exports import TelegramChat, chatgpt_chain, telegram_message, write_chatgpt, write_telegram, zipped
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +67,8 @@ class Running:
 
 
 @contextmanager
-def importing(path: Path, env: dict[str, str], cwd: Path) -> Iterator[Running]:
-    process = subprocess.Popen([str(GOAT), "import", str(path)], env=env, cwd=cwd,
+def importing(path: Path, env: dict[str, str], cwd: Path, *options: str) -> Iterator[Running]:
+    process = subprocess.Popen([str(GOAT), "import", str(path), *options], env=env, cwd=cwd,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     running = Running(process, bytearray())
 
@@ -129,17 +132,63 @@ def test_ctrl_c_and_sigterm_stop_an_import_soon_and_the_same_command_imports_the
     assert archived == [f"{CHAT}:turn_{n:04d}" for n in range(1, 401)]  # each turn once
 
 
+def first_batch_peak(path: Path, data_dir: Path, cwd: Path) -> int:
+    """`goat import`'s peak resident memory (kB) once it has read the whole file and written a
+    batch; then it is stopped."""
+    with importing(path, goat_env(data_dir), cwd) as running:
+        wait_for(lambda: running.imported() > 0 or running.process.poll() is not None,
+                 "the import's first batch", timeout=HANG_GUARD)
+        peak = running.peak_rss_kb()
+        running.process.send_signal(signal.SIGINT)
+        assert running.process.wait(timeout=STOPPED_WITHIN) == 130, running.stderr[-3000:]
+    return peak
+
+
 def test_the_memory_an_import_takes_does_not_grow_with_its_file(tmp_path):
     """Its peak resident memory once it writes, for a transcript and one ten times as long: the
     whole file was read (every line is checked before anything is written), and is not held."""
     peaks = []
     for turns in (8_000, 80_000):
         path = transcript(tmp_path / f"{turns}.jsonl", turns, chats=50)
-        with importing(path, goat_env(tmp_path / f"data-{turns}"), tmp_path) as running:
-            wait_for(lambda: running.imported() > 0 or running.process.poll() is not None,
-                     "the import's first batch", timeout=HANG_GUARD)
-            peaks.append(running.peak_rss_kb())
-            running.process.send_signal(signal.SIGINT)
-            assert running.process.wait(timeout=STOPPED_WITHIN) == 130, running.stderr[-3000:]
+        peaks.append(first_batch_peak(path, tmp_path / f"data-{turns}", tmp_path))
 
     assert peaks[1] - peaks[0] < 16_000, peaks  # reading 72 000 more turns held none of them (before this was streamed: +70 MB)
+
+
+def test_a_200_000_message_telegram_export_is_read_in_the_memory_of_one_ten_times_smaller(tmp_path):
+    """One chat's export is one JSON array of messages: Telegram Desktop writes it as a document,
+    and parsed whole, 200 000 messages would take some 300 MB more than 20 000 do."""
+    peaks = []
+    for messages in (20_000, 200_000):
+        said = (telegram_message(n + 1, 1_600_000_000 + n, 1001 if n % 2 == 0 else 2002,
+                                 f"Note {n}: the meter read {n * 7} units.") for n in range(messages))
+        path = write_telegram(tmp_path / f"result-{messages}.json", [TelegramChat("Meters", "personal_chat", 2002, said)])
+        peaks.append(first_batch_peak(path, tmp_path / f"data-{messages}", tmp_path))
+
+    assert peaks[1] - peaks[0] < 16_000, peaks  # 180 000 more messages read, none of them held
+
+
+def test_a_chatgpt_export_killed_mid_import_is_finished_by_the_same_command_every_turn_once(tmp_path):
+    turns = 400
+    conversation = chatgpt_chain(CHAT, "Meters", ((f"Note {n}: the meter read {n * 7} units.", f"Noted, {n}.",
+                                                   1_700_000_000 + 60 * n) for n in range(turns)))
+    path = zipped(write_chatgpt(tmp_path / "conversations.json", [conversation]), tmp_path / "chatgpt.zip")
+    env = goat_env(tmp_path / "data")
+
+    with importing(path, env, tmp_path, "--me", USER) as running:
+        wait_for(lambda: running.imported() > 0 or running.process.poll() is not None,
+                 "the import's first batch", timeout=HANG_GUARD)
+        running.process.send_signal(signal.SIGKILL)  # no handler: it stops wherever it is
+        assert running.process.wait(timeout=STOPPED_WITHIN) == -signal.SIGKILL
+    killed_at = running.imported()
+    finished = ok(goat("import", path, "--me", USER, env=env, cwd=tmp_path)).stdout.splitlines()
+
+    imported, there = map(int, re.fullmatch(rf"{2 * turns} messages, {turns} turns: (\d+) imported, (\d+) already "
+                                            r"there", finished[0]).groups())
+    assert there >= killed_at > 0 and imported + there == turns and imported > 0
+    assert finished[1] == "left out: 1 system or tool message"
+    working, archived = exported_turns(env, tmp_path)
+    assert working == [text for n in range(turns) for text in (f"Note {n}: the meter read {n * 7} units.",
+                                                                f"Noted, {n}.")]
+    assert archived == [f"{CHAT}:turn_{n:04d}" for n in range(1, turns + 1)]  # each turn once
+    servers_left(tmp_path / "data")

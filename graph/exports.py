@@ -1,0 +1,453 @@
+"""`goat import` of the exports people can download: Telegram Desktop's and ChatGPT's.
+
+Telegram Desktop ("Export chat history", or Settings → Advanced → "Export Telegram data", as JSON)
+writes ``result.json``: one chat ``{"name", "type", "id", "messages": [...]}``, or the whole
+account ``{"personal_information": {"user_id"}, "chats": {"list": [chat...]}, "left_chats": ...}``.
+ChatGPT (Settings → Data controls → Export) mails a zip whose ``conversations.json`` is a list of
+conversations, each a tree of messages under ``mapping`` whose branch in view ends at
+``current_node``. Either may be given as the zip it came in.
+
+Both are single JSON documents, of gigabytes for years of chats: they are parsed as a stream
+(ijson, in C), a message (Telegram) or a conversation (ChatGPT) held at a time, and read as
+the same messages a JSON Lines transcript gives, so :mod:`graph.importer` checks, pairs,
+numbers and imports them as it does its lines: twice read, resumable, nothing written twice.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import ijson
+from ijson.common import ObjectBuilder
+
+from graph.importer import (Omitted, Read, Refusal, Transcript, TranscriptMessage, checked, file_reads,
+                            parse_timestamp)
+from nodes.state import check_ids, clean_text, message_problem
+
+DOCUMENTS = {"telegram": "result.json", "chatgpt": "conversations.json"}  # the file each export's zip holds
+_BOM = b"\xef\xbb\xbf"
+_SNIFF_BYTES = 65_536
+# A Telegram export's first key: "about" (the whole account) or one chat's ("name"; Saved Messages
+# has none, so "type"); a JSON Lines transcript's objects have none of these.
+_TELEGRAM_KEYS = {"about", "personal_information", "name", "type", "id", "messages", "chats"}
+# Where an export's chats are: one chat's export is the chat; an account's lists them twice.
+_CHATS = ("", "chats.list.item.", "left_chats.list.item.")
+_CHAT_STARTS = {base.removesuffix(".") for base in _CHATS}
+_CHAT_FIELDS = {f"{base}{name}": name for base in _CHATS for name in ("name", "type", "id")}
+_MESSAGE_LISTS = {f"{base}messages" for base in _CHATS}
+_MESSAGES = {f"{base}messages.item" for base in _CHATS}
+# The Bot API's chat ids: a basic group's is its id negated, a supergroup's or channel's
+# -(10^12 + id); a private chat's is the person's user id (for a bot, the one talking to it).
+_PRIVATE = {"personal_chat", "bot_chat"}
+_GROUPS = {"private_group"}
+_CHANNELS = {"private_supergroup", "public_supergroup", "private_channel", "public_channel"}
+_CHANNEL_BASE = 1_000_000_000_000
+_MEDIA = {"sticker": "sticker", "video_message": "video message", "voice_message": "voice message",
+          "animation": "GIF", "video_file": "video", "audio_file": "audio"}
+_SPOKEN = ("user", "assistant")
+
+
+class ExportError(ValueError):
+    """A file that cannot be read as the transcript or export it should be, as a whole: what to do
+    about it, in a sentence (before anything is written)."""
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A file to import, its format, and the document inside it when it is a zip."""
+
+    path: Path
+    format: str  # "jsonl", "telegram" or "chatgpt"
+    member: str | None = None  # the zip's member that holds the document
+
+    @contextmanager
+    def open(self) -> Iterator[IO[bytes]]:
+        """The document's bytes, a UTF-8 byte-order mark skipped, read from the start."""
+        with ExitStack() as stack:
+            if self.member:
+                file = stack.enter_context(stack.enter_context(zipfile.ZipFile(self.path)).open(self.member))
+            else:
+                file = stack.enter_context(self.path.open("rb"))
+            if file.peek(len(_BOM))[:len(_BOM)] == _BOM:
+                file.read(len(_BOM))
+            yield file
+
+
+def find_export(path: Path, format: str | None = None) -> ExportFile:
+    """The file's format: ``format`` when given, else what its content shows (a zip holding a
+    ``result.json`` or ``conversations.json``; a document that begins as Telegram's or ChatGPT's
+    does; else JSON Lines).
+
+    Raises:
+        ExportError: a zip that holds no export, or both kinds without ``format`` to choose.
+    """
+    if zipfile.is_zipfile(path):
+        if format == "jsonl":
+            raise ExportError("a zip is read for the Telegram or ChatGPT export it holds, not JSON Lines")
+        with zipfile.ZipFile(path) as archive:
+            found = {kind: min((name for name in archive.namelist() if PurePosixPath(name).name == document),
+                               key=lambda name: (name.count("/"), name), default=None)
+                     for kind, document in DOCUMENTS.items() if format in (None, kind)}
+        found = {kind: name for kind, name in found.items() if name}
+        if not found:
+            wanted = " or ".join(DOCUMENTS[kind] for kind in DOCUMENTS if format in (None, kind))
+            raise ExportError(f"the zip holds no {wanted}: is it the export as downloaded?")
+        if len(found) > 1:
+            raise ExportError("the zip holds both a Telegram export (result.json) and a ChatGPT one "
+                              "(conversations.json): say which with --format")
+        [(kind, member)] = found.items()
+        return ExportFile(path, kind, member)
+    if format:
+        return ExportFile(path, format)
+    with path.open("rb") as file:
+        head = file.read(_SNIFF_BYTES).removeprefix(_BOM).lstrip()
+    if head.startswith(b"["):
+        return ExportFile(path, "chatgpt")
+    if head.startswith(b"<"):
+        raise ExportError("it is HTML: export the chat as JSON (Telegram Desktop: Format \"Machine-readable JSON\"; "
+                          "ChatGPT: the conversations.json in the zip)")
+    return ExportFile(path, "telegram" if _first_key(head) in _TELEGRAM_KEYS else "jsonl")
+
+
+def _first_key(head: bytes) -> str | None:
+    """The first key of the JSON object ``head`` begins, if it begins one."""
+    try:
+        for prefix, event, value in ijson.parse(io.BytesIO(head)):
+            if event == "map_key":
+                return value
+            if event != "start_map":
+                return None
+    except ijson.JSONError:  # the line is not JSON: JSON Lines' reader says where and why
+        pass
+    return None
+
+
+def read_export(path: Path, format: str | None = None, *, me: str | None = None, into: str | None = None,
+                skip_invalid: bool = False, stopped: Callable[[], bool] | None = None) -> Transcript:
+    """Check every message of a transcript or export (:func:`graph.importer.checked`).
+
+    Args:
+        format: "jsonl", "telegram" or "chatgpt"; None: told by the content (:func:`find_export`).
+        me: whose messages are the user's: a Telegram user id (default: the exporting account); for
+            ChatGPT, the user id its messages are kept under (default: the chat's id).
+        into: one chat to import every message into (default: each chat or conversation its own).
+        skip_invalid, stopped: as :func:`graph.importer.checked` takes them.
+    Returns:
+        The checked transcript, to import with :func:`graph.importer.import_turns`.
+    Raises:
+        ExportError: the file cannot be read as that format at all, or whose it is is not known.
+        TranscriptError: messages cannot be imported (without ``skip_invalid``).
+    """
+    for option, value in (("--me", me), ("--into", into)):
+        if value is not None and not value.strip():
+            raise ExportError(f"{option} is empty")
+    export = find_export(path, format)
+    if export.format == "telegram" and me is not None and not _telegram_id(me).isdigit():
+        raise ExportError(f"--me {me!r:.40} is not a Telegram user id (a number: the 42 of a from_id \"user42\")")
+    if export.format == "jsonl":
+        if me is not None:
+            raise ExportError("--me is for Telegram and ChatGPT exports: a JSON Lines transcript names "
+                              "each message's role and user_id")
+        reads, unit = file_reads(path), "line"
+    elif export.format == "telegram":
+        reads, unit = telegram_reads(export, _telegram_id(me) if me else telegram_owner(export)), "message"
+    else:
+        reads, unit = chatgpt_reads(export, me), "message"
+    transcript = checked(_into(reads, into) if into else reads, skip_invalid, stopped, unit)
+    if export.format != "jsonl" and not transcript.read:
+        name = {"telegram": "Telegram Desktop's", "chatgpt": "ChatGPT's"}[export.format]
+        raise ExportError(f"it holds no messages: is it {name} {DOCUMENTS[export.format]} (or the zip it came in)?")
+    return transcript
+
+
+def _into(reads: Callable[[], Iterator[Read]], chat_id: str) -> Callable[[], Iterator[Read]]:
+    """``reads`` with every message in the chat ``chat_id``."""
+    check_ids(chat_id=chat_id)
+
+    def moved() -> Iterator[Read]:
+        with closing(reads()) as source:
+            for read in source:
+                yield replace(read, chat_id=chat_id) if isinstance(read, TranscriptMessage) else read
+
+    return moved
+
+
+# ---- Telegram Desktop -----------------------------------------------------------------------------------
+
+
+def telegram_owner(export: ExportFile) -> str:
+    """The exporting account's user id: an account's export gives it; a private chat's is the
+    sender who is not the other person; Saved Messages' the chat's own. Read until it is known.
+
+    Raises:
+        ExportError: the export does not say it (a group's, or an account's without its
+            personal information): --me must.
+    """
+    chat: dict[str, Any] = {}  # a one-chat export's "type" and "id"
+    with export.open() as file:
+        try:
+            for prefix, event, value in ijson.parse(file):
+                if prefix == "personal_information.user_id":
+                    return str(value)
+                if prefix in ("type", "id"):
+                    chat[prefix] = value
+                elif prefix == "messages" and chat.get("type") == "saved_messages":
+                    return str(chat.get("id"))
+                elif prefix == "messages.item.from_id" and chat.get("type") in _PRIVATE:
+                    if (sender := _sender_id(value)) != str(chat.get("id")):
+                        return sender
+                elif prefix == "chats" or prefix == "messages" and event == "end_array":
+                    break  # an account's export reached its chats, or a chat's its end, none saying it
+        except (ijson.JSONError, ValueError) as exc:
+            raise ExportError(f"cannot tell whose export it is: {_said(exc)}") from None
+    what = ("this export" if "type" not in chat else "this chat's export" if chat["type"] in _PRIVATE
+            else "a group's or channel's export")
+    raise ExportError(f"{what} does not say which account exported it: give yours with --me ID (your Telegram "
+                      f"user id: the number in the \"from_id\": \"user…\" of your messages)")
+
+
+def _telegram_id(me: str) -> str:
+    """A user id given as Telegram Desktop writes it ("user42") or as a number ("42")."""
+    return me.strip().removeprefix("user")
+
+
+def _sender_id(from_id: object) -> str:
+    """A sender as the Bot API numbers it: a user by their id, a group or channel (posting as
+    itself) by its chat id. Exports before 2021 gave a user's id as a number."""
+    if isinstance(from_id, int) and not isinstance(from_id, bool):
+        return str(from_id)
+    if not isinstance(from_id, str):
+        raise ValueError(f"from_id must be a string like \"user42\", not {from_id!r:.40}")
+    for kind, bot_api in (("user", lambda n: n), ("chat", lambda n: -n), ("channel", lambda n: -_CHANNEL_BASE - n)):
+        if from_id.startswith(kind) and from_id[len(kind):].isdigit():
+            return str(bot_api(int(from_id[len(kind):])))
+    raise ValueError(f"from_id {from_id!r:.40} is not a user, chat or channel")
+
+
+def telegram_chat_id(kind: object, bare: object, owner: str) -> str:
+    """The chat's id as the Bot API (and so `goat bot`) gives it, from the export's type and id:
+    a private chat with a bot is the chat of the person talking to it, the account's owner."""
+    if isinstance(bare, bool) or not isinstance(bare, int):
+        raise ValueError(f"the chat's id must be a number, not {bare!r:.40}")
+    if kind == "bot_chat":
+        return owner
+    return str(-bare if kind in _GROUPS else -_CHANNEL_BASE - bare if kind in _CHANNELS else bare)
+
+
+def telegram_reads(export: ExportFile, owner: str) -> Callable[[], Iterator[Read]]:
+    """The messages of a Telegram Desktop export, chat after chat, ``owner``'s the user's and every
+    other sender's the assistant's; each message built alone from the parser's events."""
+
+    def reads() -> Iterator[Read]:
+        chat: dict[str, Any] = {}
+        where, building = "the start of the file", None
+        with export.open() as file:
+            try:
+                for prefix, event, value in ijson.parse(file, use_float=True):
+                    if building is not None:
+                        building.event(event, value)
+                        if event == "end_map" and prefix in _MESSAGES:
+                            read = telegram_message(chat, building.value, owner)
+                            where, building = f"{_chat_where(chat)}, message {building.value.get('id')}", None
+                            yield read
+                    elif prefix in _MESSAGES and event == "start_map":
+                        building = ObjectBuilder()
+                        building.event(event, value)
+                    elif prefix in _CHAT_STARTS and event == "start_map":
+                        chat = {}
+                    elif prefix in _CHAT_FIELDS:
+                        chat[_CHAT_FIELDS[prefix]] = value
+                    elif prefix in _MESSAGE_LISTS and event == "start_array":
+                        try:
+                            chat["chat_id"] = telegram_chat_id(chat.get("type"), chat.get("id"), owner)
+                        except ValueError as exc:  # each of its messages is refused, saying why
+                            chat["problem"] = str(exc)
+                        where = f"{_chat_where(chat)}, before its first message"
+            except (ijson.JSONError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as exc:
+                yield _broken(where, exc)
+
+    return reads
+
+
+def _chat_where(chat: dict[str, Any]) -> str:
+    return f"chat {chat.get('chat_id', chat.get('id'))} ({chat.get('name') or chat.get('type')})"
+
+
+def _broken(where: str, exc: Exception) -> Refusal:
+    """Why nothing after ``where`` can be read: the document breaks off or is not JSON there."""
+    return Refusal(f"after {where}", f"the file cannot be read past this point ({_said(exc)}): nothing after it is "
+                                     f"imported")
+
+
+def _said(exc: Exception) -> str:
+    """What the parser says went wrong, in a line (yajl's message adds a drawing of the spot)."""
+    raw = exc.args[0] if exc.args else ""
+    text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
+    if "premature EOF" in text:
+        return "the file ends before its JSON does: cut short while downloading or copying?"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def telegram_message(chat: dict[str, Any], record: dict[str, Any], owner: str) -> Read:
+    """A message of an exported chat as the user saw it: its text parts joined, a placeholder for
+    its media (before the caption), [forwarded from …] when forwarded; an edited message as
+    edited (Telegram keeps only that text), at the time it was sent. Service messages (joins,
+    pins, calls) are left out."""
+    where = f"{_chat_where(chat)}, message {record.get('id')}"
+    try:
+        if "problem" in chat:
+            raise ValueError(chat["problem"])
+        if record.get("type") != "message":
+            return Omitted(f"{record.get('type', 'untyped')} message")
+        shown = [part for part in (_media(record), _text(record.get("text", ""))) if part and part.strip()]
+        if not shown:
+            return Omitted("empty message")
+        if "forwarded_from" in record:
+            shown.insert(0, f"[forwarded from {record['forwarded_from']}]" if record["forwarded_from"] else "[forwarded]")
+        content = " ".join(shown)
+        sender = _sender_id(record["from_id"]) if record.get("from_id") is not None else chat["chat_id"]
+        check_ids(chat_id=chat["chat_id"], user_id=sender)
+        if problem := message_problem(content):
+            raise ValueError(f"its text {problem}")
+        when = record["date_unixtime"] if "date_unixtime" in record else record.get("date")
+        if when is None:
+            raise ValueError("date is missing")
+        return TranscriptMessage(chat["chat_id"], sender, "user" if sender == owner else "assistant",
+                                 clean_text(content), parse_timestamp(when))
+    except (ValueError, TypeError) as exc:
+        return Refusal(where, str(exc))
+
+
+def _text(text: object) -> str:
+    """Telegram's text: a string, or its parts (strings, and entities such as links and bold
+    text as {"type", "text"}) joined as they were shown."""
+    if isinstance(text, str):
+        return text
+    if not isinstance(text, list):
+        raise ValueError(f"text must be a string or a list of parts, not {text!r:.40}")
+    return "".join(part if isinstance(part, str) else str(part.get("text", "")) if isinstance(part, dict) else ""
+                   for part in text)
+
+
+def _media(record: dict[str, Any]) -> str | None:
+    """A short placeholder for what a message carries besides text."""
+    if "photo" in record:
+        return "[photo]"
+    if kind := record.get("media_type"):
+        name = _MEDIA.get(kind, kind.replace("_", " "))
+        detail = {"sticker": record.get("sticker_emoji"),
+                  "audio_file": " – ".join(filter(None, (record.get("performer"), record.get("title"))))}.get(kind)
+        return f"[{name}: {detail}]" if detail else f"[{name}]"
+    if "file" in record:
+        name = record.get("file_name") or PurePosixPath(str(record["file"])).name
+        return f"[file: {name}]" if name and not str(record["file"]).startswith("(") else "[file]"
+    if contact := record.get("contact_information"):
+        return f"[contact: {' '.join(filter(None, (contact.get('first_name'), contact.get('last_name'))))}]"
+    if place := record.get("place_name"):
+        return f"[place: {', '.join(filter(None, (place, record.get('address'))))}]"
+    if "location_information" in record:
+        return "[location]"
+    if poll := record.get("poll"):
+        return f"[poll: {poll.get('question', '')}]"
+    if game := record.get("game_title"):
+        return f"[game: {game}]"
+    if invoice := record.get("invoice_information"):
+        return f"[invoice: {invoice.get('title', '')}]"
+    return None
+
+
+# ---- ChatGPT --------------------------------------------------------------------------------------------
+
+
+def chatgpt_reads(export: ExportFile, me: str | None) -> Callable[[], Iterator[Read]]:
+    """The messages of a ChatGPT export, conversation after conversation, each its own chat (its
+    id); a conversation held whole while read (its tree is walked from ``current_node``)."""
+
+    def reads() -> Iterator[Read]:
+        where = "the start of the file"
+        with export.open() as file:
+            try:
+                for number, conversation in enumerate(ijson.items(file, "item", use_float=True), start=1):
+                    where = f"conversation {number}"
+                    if isinstance(conversation, dict):
+                        where = f"conversation {number} ({str(conversation.get('title'))[:60]!r})"
+                    yield from chatgpt_conversation(where, conversation, me)
+            except (ijson.JSONError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as exc:
+                yield _broken(where, exc)
+
+    return reads
+
+
+def chatgpt_conversation(where: str, conversation: object, me: str | None) -> Iterator[Read]:
+    """The messages on a conversation's current branch, from its first: the path from
+    ``current_node`` up to the root, reversed (a regenerated answer or an edited question left
+    the other branches behind)."""
+    if not isinstance(conversation, dict):
+        yield Refusal(where, "expected a JSON object")
+        return
+    chat_id = conversation.get("conversation_id") or conversation.get("id")
+    mapping, node_id = conversation.get("mapping"), conversation.get("current_node")
+    if not isinstance(chat_id, str) or not chat_id.strip():
+        yield Refusal(where, "it has no conversation_id")
+        return
+    if not isinstance(mapping, dict) or not isinstance(node_id, str) or node_id not in mapping:
+        yield Refusal(where, "its current_node is not a node of its mapping")
+        return
+    branch: list[dict[str, Any]] = []
+    while node_id is not None:
+        node = mapping.get(node_id)
+        if not isinstance(node, dict) or len(branch) == len(mapping):
+            yield Refusal(where, f"the path from current_node up breaks at node {node_id!r:.60}")
+            return
+        branch.append(node)
+        node_id = node.get("parent")
+    started = conversation.get("create_time")
+    for node in reversed(branch):
+        if (message := node.get("message")) is not None:
+            yield chatgpt_message(f"{where}, message {node.get('id')}", message, chat_id, me or chat_id, started)
+
+
+def chatgpt_message(where: str, message: object, chat_id: str, user_id: str, started: object) -> Read:
+    """A user's or ChatGPT's message; the system's, tools' (and ChatGPT's calls to them) and hidden
+    context are left out. Its time is its create_time, else its conversation's."""
+    try:
+        if not isinstance(message, dict):
+            raise ValueError("expected a JSON object")
+        role = (message.get("author") or {}).get("role")
+        content = message.get("content") or {}
+        if role not in _SPOKEN:
+            return Omitted("system or tool message")
+        if (message.get("metadata") or {}).get("is_visually_hidden_from_conversation"):
+            return Omitted("hidden message")  # e.g. the custom instructions, sent as the user's
+        if message.get("recipient", "all") != "all" or content.get("content_type") not in ("text", "multimodal_text"):
+            return Omitted("system or tool message")  # ChatGPT calling a tool, its code, its reasoning
+        text = "\n".join(filter(None, map(_part, content.get("parts") or [])))
+        if not text.strip():
+            return Omitted("empty message")
+        check_ids(chat_id=chat_id, user_id=user_id)
+        if problem := message_problem(text):
+            raise ValueError(f"its text {problem}")
+        when = message.get("create_time") if message.get("create_time") is not None else started
+        if when is None:
+            raise ValueError("it has no create_time, nor has its conversation")
+        return TranscriptMessage(chat_id, user_id, role, clean_text(text), parse_timestamp(when))
+    except (ValueError, TypeError, AttributeError) as exc:
+        return Refusal(where, str(exc))
+
+
+def _part(part: object) -> str:
+    """A part of a message: its text, or a placeholder for an image or a file."""
+    if isinstance(part, str):
+        return part
+    if isinstance(part, dict):
+        kind = str(part.get("content_type", "attachment"))
+        if isinstance(part.get("text"), str):  # an audio message's transcription
+            return part["text"]
+        return "[image]" if "image" in kind else f"[{kind.removesuffix('_asset_pointer').replace('_', ' ')}]"
+    return ""
