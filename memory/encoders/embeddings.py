@@ -54,7 +54,7 @@ from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
 from memory.encoders.e5_weights import read_weights, weights_file
-from memory.settings import DEFAULT_ENCODER, ENCODERS
+from memory.settings import DEFAULT_ENCODER, ENCODER_RATIOS, ENCODERS, Retrieval
 from memory.words import in_latin_script, reading_version, reads_as_english
 
 MAX_TOKENS = 256  # MiniLM's truncation
@@ -71,6 +71,9 @@ _E5_QUERY, _E5_PASSAGE = "query: ", "passage: "
 # a 50 000-character message took 4.4 s whole, and what a line is about is in its start.
 _E5_MOST_WINDOWS = 2
 
+# e5-small's relevance ratio over MiniLM's, both measured on LoCoMo (memory/settings.py), for a
+# question judged in e5's space: one in another language, or any in a chat of other languages alone.
+_E5_LOOSENESS = ENCODER_RATIOS["e5-small"]["relevance_ratio"] / Retrieval.model_fields["relevance_ratio"].default
 # Where a paired query's distance says "no block shared" (2: no dot product); a passage of the
 # query's own space this far is unrelated to it anyway (a cosine of 0.005 or less).
 _UNSHARED = 1.99
@@ -253,6 +256,10 @@ class Space:
     # A passage this far or farther shares no block with the query: it is not compared here
     # (another space's, or an English passage without its e5 block yet), though Chroma finds it.
     outside: float = math.inf
+    # How much looser than MiniLM's this space's relevance test is, for a question judged here
+    # (retrieval.relevance_ratio is MiniLM's): e5's cosines are bunched, and its lines stand
+    # out at a larger share of the background.
+    looseness: float = 1.0
 
 
 class Encoder(ABC):
@@ -471,12 +478,14 @@ class PairedEncoder(Encoder):
         e5's block); a query in another language: every passage by e5."""
         query = np.asarray(query, dtype=np.float32)
         if not query[:_WIDTH].any():
-            return [Space(E5SmallEncoder.name, query, "all", E5SmallEncoder.typical_background, _UNSHARED)]
+            return [Space(E5SmallEncoder.name, query, "all", E5SmallEncoder.typical_background, _UNSHARED,
+                          _E5_LOOSENESS)]
         minilm, e5 = np.zeros_like(query), np.zeros_like(query)
         minilm[:_WIDTH], e5[2 * _WIDTH:] = query[:_WIDTH], query[2 * _WIDTH:]
         spaces = [Space(MiniLMEncoder.name, minilm, "english", MiniLMEncoder.typical_background, _UNSHARED)]
         if e5.any():
-            spaces.append(Space(E5SmallEncoder.name, e5, "other", E5SmallEncoder.typical_background, _UNSHARED))
+            spaces.append(Space(E5SmallEncoder.name, e5, "other", E5SmallEncoder.typical_background, _UNSHARED,
+                                _E5_LOOSENESS))
         return spaces
 
 

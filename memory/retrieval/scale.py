@@ -12,7 +12,9 @@ passages in that space, and every distance is put on the scale of the reference 
 first one the chats hold passages in, the query's own language's first):
 ``raw × background(reference) / background(space)``. An entry stands out in any space when it
 is as much closer than that space's average entry as an entry of the reference space must be;
-ranking, the background test, the gap test and its ceiling all read these distances. A chat
+ranking, the background test, the gap test and its ceiling all read these distances. The
+relevance ratio is MiniLM's: a question judged in e5's space has its distances divided by that
+space's looseness (e5's lines stand out at 0.8 of the background where MiniLM's do at 0.75). A chat
 with only the reference space's passages keeps its raw distances. Chats with nothing indexed
 yet are measured against each space's typical background.
 """
@@ -75,11 +77,12 @@ class Scale:
         return held or self.spaces
 
     def calibrate(self, space: Space, raw: float | np.ndarray) -> float | np.ndarray:
-        """Distances measured in ``space`` put on the scale."""
+        """Distances measured in ``space`` put on the scale (and by the reference space's
+        looseness: the relevance ratio is MiniLM's)."""
         reference = self.reference
         if space.name == reference.name:
-            return raw
-        return raw * self._unit(reference) / self._unit(space)
+            return raw / reference.looseness if reference.looseness != 1.0 else raw
+        return raw * self._unit(reference) / self._unit(space) / reference.looseness
 
     def of_passages(self, passages: np.ndarray) -> np.ndarray:
         """Each passage's distance to the query on the scale, measured in the space it belongs to
