@@ -265,7 +265,8 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
         # As goat import and goat chat read: bytes that are not UTF-8 become U+FFFD, not a traceback.
         messages = [q for q in args.queries.read_text(encoding="utf-8", errors="replace").splitlines() if q.strip()]
     elif args.message is not None:
-        messages = [args.message]
+        # Bytes of the argument that are not UTF-8 (Python keeps them as lone surrogates) become U+FFFD too.
+        messages = [os.fsencode(args.message).decode("utf-8", errors="replace")]
     else:
         print("goat: give a message or --queries FILE", file=sys.stderr)
         return EXIT_USAGE

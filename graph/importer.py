@@ -30,7 +30,7 @@ from pathlib import Path
 
 from memory.facade import Memory
 from memory.turns import ImportedTurn
-from nodes.state import check_ids, clean_text, json_type, message_problem
+from nodes.state import check_ids, json_type, message_problem
 
 ROLES = ("user", "assistant")
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc).timestamp()
@@ -162,7 +162,7 @@ def parse_line(line: str) -> TranscriptMessage:
         raise ValueError(f"content {problem}")
     if "timestamp" not in record:
         raise ValueError("timestamp is missing")
-    return TranscriptMessage(chat_id, user_id, role, clean_text(content), parse_timestamp(record["timestamp"]))
+    return TranscriptMessage(chat_id, user_id, role, content, parse_timestamp(record["timestamp"]))
 
 
 def _read(number: int, start: int, raw: bytes | str) -> Read:

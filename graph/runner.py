@@ -35,6 +35,8 @@ REPLY_NODES = frozenset({"llm", "synthesize"})
 # not answered, so it is dropped (the user saw an error or nothing) rather than answered late.
 RESUMABLE_NODES = frozenset({"save", "archive"})
 SAVE_NODES = ["save"]  # where a turn's first run stops: its reply exists, nothing is saved yet
+# Channels no forget cuts a text out of: ids, which a cut would turn into another chat's or user's.
+ID_CHANNELS = ("chat_id", "user_id")
 
 
 class ModelUnavailable(Exception):
@@ -57,6 +59,7 @@ class TurnRunner:
         # Inspection stops before the model: an interrupt needs a checkpointer; a
         # throw-away in-memory one is enough since nothing of it is resumed.
         self._inspect_graph = build_graph(checkpointer=InMemorySaver())
+        services.memory.redact_copies_with(self._redact_checkpoints)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TurnRunner":
@@ -146,6 +149,13 @@ class TurnRunner:
         if message_ref is not None:
             await memory.link_message(chat_id, message_ref, kept)
         return kept["turn"]
+
+    async def _redact_checkpoints(self, chats: list[str], texts: list[str]) -> None:
+        """What a forget took out of memory, cut out of the chats' checkpoints too: their turns'
+        state holds what the turns read (facts, the prompt, recalls, the messages)."""
+        checkpointer = (await self.graph()).checkpointer
+        for chat_id in chats:
+            await checkpointer.aredact_thread(chat_id, texts, kept=ID_CHANNELS)
 
     async def recover(self, chats: list[str] | None = None) -> list[str]:
         """Complete the turns that died between reply and archive (of these chats, or of every

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,19 +28,22 @@ import redis.asyncio as aioredis
 from memory.stores.archive import Archive
 from memory.stores.backends import PREFIX, Backends
 from memory.errors import BackendUnavailable, FactsFull, SearchFailed, without_credentials
-from memory.retrieval.explicit_search import EVERY_WORD_KEPT, SEARCH_MECHANISM, iso_bound, result_line, with_every_word
-from memory.stores.facts import RedisFactsStore, clean_fact_text
+from memory.retrieval.explicit_search import (EVERY_WORD_KEPT, RESULT_CHARS, SEARCH_MECHANISM, iso_bound, result_line,
+                                              with_every_word)
+from memory.retrieval.keys import structural_keys
+from memory.stores.facts import clean_fact_text
 from memory.stores.journal import TurnJournal
 from memory.words import Words
 from memory.retrieval.merge import choose_and_explain, why_kept
 from memory.stores.privacy import Forgotten, export_user, forget_chat, forget_user
-from memory.prompt.blocks import facts_block
+from memory.prompt.blocks import facts_block, one_line
 from memory.retrieval.recall import EVERY_WORD, TEMPORAL, THEMATIC, Recalled, RecallQuery, recall
 from memory.stores.reembed import Reembedded, reembed
 from memory.retrieval.search import L3Search
 from memory.settings import Settings
 from memory.prompt.tokens import count_tokens
-from memory.turns import Exchange, ImportedTurn
+from memory.turns import Exchange, ImportedTurn, archived_texts
+from memory.stores.erasure import NotErased
 from memory.stores.working import MessageLink
 
 # The door, and the public types that go through it.
@@ -49,6 +52,9 @@ __all__ = ["BackendHealth", "Connected", "Forgotten", "Found", "Health", "Memory
 log = logging.getLogger(__name__)
 
 _IMPORT_BATCH = 256  # exchanges embedded and written to L3 per call
+
+# Cuts texts out of the copies kept outside memory of what chats' turns read: (chats, texts).
+CopiesRedactor = Callable[[list[str], list[str]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,10 @@ class Memory:
         self.l3 = L3Search(self.backends)
         self.archiver = Archive(self.backends)
         self.journal = TurnJournal(self.backends)
+        self._redact_copies: CopiesRedactor | None = None
+        # The chats with a turn running in this process, and the texts forgotten meanwhile: cut
+        # out of their copies once the turn has written its last (it may have read them before).
+        self._forgotten_in_turn: dict[str, set[str]] = {}
 
     @property
     def l3_problem(self) -> str:
@@ -126,6 +136,13 @@ class Memory:
         """The users whose forget a backend failure cut short: forgetting them again finishes it."""
         return await self.journal.unfinished_forgets()
 
+    def redact_copies_with(self, redact: CopiesRedactor) -> None:
+        """Have every forget of a text (a fact, an entry, a message's edited text) cut it out of
+        the copies kept outside memory of what the chats' turns read (the graph's checkpoints):
+        ``redact(chats, texts)`` is awaited before the forget erases the files; for a chat with a
+        turn running in this process, once that turn ends."""
+        self._redact_copies = redact
+
     def stop_at_exit(self) -> None:
         """Synchronous last resort for processes that never close their memory (the LangGraph
         server, a notebook's kernel): stop the embedded Redis if this process started it."""
@@ -152,8 +169,15 @@ class Memory:
         if message is not None:
             self.l3.embed_ahead(message)
         async with (await self.backends.chat_locks()).hold(chat_id), self.archiver.turn_running():
-            yield await self.journal.begin(chat_id, user_id)
-            await self.journal.end(chat_id)
+            forgotten = self._forgotten_in_turn[chat_id] = set()
+            try:
+                yield await self.journal.begin(chat_id, user_id)
+                await self.journal.end(chat_id)
+            finally:
+                del self._forgotten_in_turn[chat_id]
+                if forgotten and self._redact_copies is not None:
+                    await self._redact_copies([chat_id], sorted(forgotten))
+                    await self.backends.erase_deleted(l3=False)
 
     @asynccontextmanager
     async def forgetting(self, user_id: str) -> AsyncIterator[list[tuple[str, bool]]]:
@@ -315,13 +339,32 @@ class Memory:
         return [number for number, _ in pending]
 
     async def forget_fact(self, user_id: str, key: str) -> bool:
-        """Delete one of the user's L1 facts, and erase it from Redis's files when it was kept there.
-        Returns False when none had that key."""
+        """Delete one of the user's L1 facts, cut its value out of the copies the turns of their
+        chats keep (:meth:`redact_copies_with`), and erase both from Redis's files. Returns False
+        when none had that key."""
         facts = await self.backends.facts()
-        deleted = bool(await facts.delete(user_id, key))
-        if deleted and isinstance(facts, RedisFactsStore):
-            await self.backends.erase_deleted(l3=False)
-        return deleted
+        value = (await facts.get_all(user_id)).get(clean_fact_text(key, "fact key"))
+        if value is None or not await facts.delete(user_id, key):
+            return False
+        await self._forget_copies(await self.backends.chats_of_user(user_id), [value])
+        await self.backends.erase_deleted(l3=False)
+        return True
+
+    async def _forget_copies(self, chats: list[str], texts: Iterable[str]) -> None:
+        """Cut the texts out of the chats' copies kept outside memory, in every form a turn's state
+        holds them: as stored, on one line (a prompt), cut to a search result's length, and the
+        structural keys recall read from them. Of a chat with a turn running here, once the turn
+        ends (:meth:`turn`)."""
+        if self._redact_copies is None:
+            return
+        shown = {form for text in texts
+                 for form in (text, one_line(text), one_line(text[:RESULT_CHARS]), *structural_keys(text))
+                 if form.strip()}
+        for chat_id in chats:
+            if chat_id in self._forgotten_in_turn:
+                self._forgotten_in_turn[chat_id] |= shown
+        if now := [chat_id for chat_id in chats if chat_id not in self._forgotten_in_turn]:
+            await self._redact_copies(now, sorted(shown))
 
     async def start_afresh(self, chat_id: str) -> None:
         """Start the chat's L2 afresh (``/reset``): L3 keeps every turn and turn numbers go on,
@@ -393,7 +436,8 @@ class Memory:
         """Put the edited ``text`` of the user's message ``message_ref`` where its turn stored it: the
         user's message in L2, and in the turn's L3 entry (embedded afresh, the reply kept) with the
         word index. Runs no turn; holds the chat meanwhile, as a turn does, so the chat's next turn
-        sees the edit.
+        sees the edit. Then the text replaced is cut out of the chat's copies (the graph's
+        checkpoints) and erased from the data folder's files, as a forget is.
 
         Returns:
             False, changing nothing, when no turn of this user stored the message (a command, a
@@ -404,9 +448,17 @@ class Memory:
             link = await working.linked(chat_id, message_ref)
             if link is None or link.user_id != user_id:
                 return False
-            await self.archiver.replace_user_text(chat_id, link.turn, link.chars, text)  # first: L3 may be down
-            await working.replace_user_text(chat_id, link, text)
+            # L3 first: it may be down.
+            archived = await self.archiver.replace_user_text(chat_id, link.turn, link.chars, text)
+            saved = await working.replace_user_text(chat_id, link, text)
             await working.link(chat_id, message_ref, link._replace(chars=len(text)))
+        # The text it replaced is erased from the files as a forget erases (the new one may hold it).
+        if replaced := [old for old in {archived, saved} if old and old not in text]:
+            await self._forget_copies([chat_id], replaced)
+            try:
+                await self.backends.erase_deleted(l3=True)
+            except NotErased as exc:  # the edit is kept all the same
+                log.warning("%s", exc)
         return True
 
     # ---- memories by id, and retried requests -------------------------------------------
@@ -470,7 +522,9 @@ class Memory:
                 await self.journal.forget_imported(chat_id, entry["metadata"]["turn"])
             await self.backends.invalidate_searches_of(chat_id, await self.backends.users_of_chat(chat_id),
                                                        delete=True)
-        await self.backends.erase_deleted(l3=True)  # the chat is free meanwhile
+        # Once the chat is free: inside, the cut would wait for the hold to end and erase once more.
+        await self._forget_copies([chat_id], archived_texts(entry["content"]))
+        await self.backends.erase_deleted(l3=True)
         return True
 
     # ---- who memory knows ---------------------------------------------------------------
@@ -560,6 +614,8 @@ class Memory:
                 return BackendHealth("redis", redis_mode, False, f"cannot keep what is written: {unkept}",
                                      f"free space on {disk}")
             return BackendHealth("redis", redis_mode, True, f"redis {info.get('redis_version')}")
+        except BackendUnavailable as exc:
+            return BackendHealth("redis", redis_mode, False, exc.detail, exc.fix)
         except Exception as exc:
             return BackendHealth("redis", redis_mode, False, without_credentials(str(exc)))
 

@@ -32,6 +32,15 @@ def archive_content(user_text: str | None, assistant_text: str | None) -> str:
     return "\n".join(lines)
 
 
+def archived_texts(content: str) -> list[str]:
+    """The texts an archived turn's content holds, as a turn's state keeps them too: the content,
+    the user's message and the reply (split at the first reply label)."""
+    user, labelled, reply = content.partition(f"\n{ASSISTANT_PREFIX}")
+    parts = [user.removeprefix(USER_PREFIX), reply] if labelled else [content.removeprefix(USER_PREFIX)
+                                                                     .removeprefix(ASSISTANT_PREFIX)]
+    return [content, *parts]
+
+
 def with_user_text(content: str, user_chars: int, text: str) -> str:
     """An archived turn's content with its user message, ``user_chars`` characters long, replaced
     by ``text`` and its reply kept. The length, not a search for the reply's label, finds where

@@ -174,6 +174,9 @@ class TurnConflict(RuntimeError):
     """Two turns of one chat ran at once and this one lost the race for its turn number."""
 
 
+NOT_UNICODE = "holds text that is not valid Unicode (lone surrogates)"
+
+
 def clean_text(text: str) -> str:
     """Replace lone surrogates (not encodable as UTF-8, e.g. from broken clients) with U+FFFD."""
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
@@ -184,7 +187,7 @@ def check_ids(**ids: object) -> None:
     key, so it is never silently changed as a message's text is."""
     for name, value in ids.items():
         if isinstance(value, str) and clean_text(value) != value:
-            raise InvalidTurn(f"{name} holds text that is not valid Unicode (lone surrogates)")
+            raise InvalidTurn(f"{name} {NOT_UNICODE}")
 
 
 def check_input(state: TurnInput) -> None:
@@ -204,8 +207,6 @@ def check_input(state: TurnInput) -> None:
         raise InvalidTurn("the message is empty")
     if problem := message_problem(message):
         raise InvalidTurn(f"the message {problem}")
-    if clean_text(message) != message:
-        raise InvalidTurn("the message holds text that is not valid Unicode (lone surrogates)")
 
 
 def is_blank(text: str) -> bool:
@@ -216,12 +217,15 @@ def is_blank(text: str) -> bool:
 
 def message_problem(text: str) -> str | None:
     """Why a message cannot be taken, as every way in refuses it (a live turn, a line of `goat
-    import`, MCP's archive_turn): "is empty" or "has N characters; the limit is …"; None when
+    import`, MCP's archive_turn): "is empty", "has N characters; the limit is …" or "holds text
+    that is not valid Unicode (lone surrogates)" (a broken client's, never guessed at); None when
     it can."""
     if is_blank(text):
         return "is empty"
     if len(text) > MAX_MESSAGE_CHARS:
         return f"has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}"
+    if clean_text(text) != text:
+        return NOT_UNICODE
     return None
 
 
@@ -246,7 +250,7 @@ def turn_input(chat_id: str, message: str, user_id: str | None = None, now: floa
     turn: TurnInput = {
         "chat_id": chat_id,
         "user_id": turn_user({"chat_id": chat_id, "user_id": user_id}),
-        "message": clean_text(message) if isinstance(message, str) else message,
+        "message": message,
         "now": time.time() if now is None else float(now),
     }
     return turn

@@ -491,6 +491,23 @@ def test_doctor_fails_on_an_unreachable_redis_and_says_how_to_fix_it(tmp_path: P
     assert not (tmp_path / "data" / "redis").exists()  # no embedded server behind the user's back
 
 
+def test_doctor_fails_on_an_embedded_redis_that_cannot_start_and_says_what_to_do(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "redis").write_text("a file where the server's folder should be")
+
+    result = goat("doctor", env=goat_env(data_dir), cwd=tmp_path)
+
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stdout.splitlines()
+    failed = next(n for n, l in enumerate(lines) if l.startswith("[FAIL] redis:"))
+    assert f"embedded redis-server, data in {data_dir / 'redis'}" in lines[failed]
+    assert "goat doctor" not in result.stdout  # says what to do, not to run what is running
+    assert lines[failed + 1].strip() == (f"fix: make {data_dir / 'redis'} readable and writable, with space free, "
+                                         "or set GOAT_REDIS_URL to a Redis server")
+    assert servers_left(data_dir) == []
+
+
 def test_doctor_fails_on_a_chroma_server_it_cannot_reach_and_says_what_to_do(tmp_path: Path, closed_port: int) -> None:
     url = f"http://127.0.0.1:{closed_port}"
 

@@ -15,11 +15,14 @@ import pytest
 
 from bot import commands
 from bot.commands import Asker
+from bot.mcp_server import MemoryServer
 from conftest import system_redis, wait_for
 from fakes import FakeOpenAI
+from graph.checkpoint import DEFAULT_PREFIX
+from graph.runner import TurnRunner
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.settings import Settings, load_settings
-from memory.turns import ImportedTurn
+from memory.turns import ImportedTurn, archive_id
 from test_cli import goat, goat_env, ok
 from test_graph import make_runner, with_model
 from test_mcp import data, stdio_session
@@ -92,6 +95,114 @@ async def test_forget_of_a_fact_leaves_it_in_no_file(tmp_path: Path, embeddings:
     finally:
         await runner.aclose()
     assert files_holding(data_dir) == []
+
+
+async def redis_holding(runner: TurnRunner, text: str = MARKER) -> list[str]:
+    """The Redis keys whose name or any value (of every type GOAT writes) holds ``text``."""
+    redis, needle = await runner.services.memory.redis(), text.encode()
+    read = {b"string": lambda key: redis.get(key), b"list": lambda key: redis.lrange(key, 0, -1),
+            b"hash": lambda key: redis.hgetall(key), b"set": lambda key: redis.smembers(key),
+            b"zset": lambda key: redis.zrange(key, 0, -1), b"none": lambda key: redis.get(key)}  # gone meanwhile
+    holding = []
+    async for key in redis.scan_iter(count=1000):
+        value = await read[await redis.type(key)](key)
+        items = [value] if isinstance(value, bytes) else [*value.items()] if isinstance(value, dict) else value or []
+        flat = [part for item in items for part in (item if isinstance(item, tuple) else (item,))]
+        if needle in key or any(needle in part for part in flat):
+            holding.append(key.decode())
+    return sorted(holding)
+
+
+def checkpoint_keys(keys: list[str]) -> list[str]:
+    return [key for key in keys if key.startswith(f"{DEFAULT_PREFIX}:")]
+
+
+async def test_forget_of_a_fact_the_last_turn_used_leaves_it_in_no_checkpoint(
+        tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+    """The last turns' checkpoints hold the facts and the prompt they read: /forget cuts the fact out
+    of them, and so out of Redis's files; /why of the last turn still answers."""
+    data_dir = tmp_path / "data"
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(Settings(data_dir=data_dir), fake), embeddings)
+        try:
+            asker = Asker(runner, "ana-chat", ANA)
+            await commands.remember(asker, f"locker={MARKER}")
+            await commands.remember(asker, f"bike={KEPT}")
+            await runner.run("ana-chat", "What do you know about me?", user_id=ANA)
+            await runner.run("ana-chat", "Thanks.", user_id=ANA)
+            assert checkpoint_keys(await redis_holding(runner)), "the turns' state holds the fact"
+            assert await commands.forget(asker, "locker") == "Forgot locker."
+            assert await redis_holding(runner) == []
+            assert files_holding(data_dir) == []
+            assert checkpoint_keys(await redis_holding(runner, KEPT))  # the fact kept stays in them
+            assert (await runner.last_turn("ana-chat")).diagnosis()["turn"] == 2
+        finally:
+            await runner.aclose()
+
+
+async def test_a_fact_the_model_forgets_in_a_turn_is_cut_from_that_turns_checkpoints(
+        tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+    """The model's forget_fact runs inside a turn that read the fact and checkpoints after: the cut
+    waits for the turn to end."""
+    data_dir = tmp_path / "data"
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(Settings(data_dir=data_dir), fake), embeddings)
+        try:
+            await commands.remember(Asker(runner, "ana-chat", ANA), f"locker={MARKER}")
+            fake.reply_tool_calls([{"name": "forget_fact", "arguments": {"key": "locker"}}])
+            fake.reply("Forgotten.")
+            final = await runner.run("ana-chat", "Please forget my locker code.", user_id=ANA)
+            assert [result["name"] for result in final["tool_results"]] == ["forget_fact"]
+            assert await runner.services.memory.facts(ANA) == {}
+            assert await redis_holding(runner) == []
+            assert files_holding(data_dir) == []
+        finally:
+            await runner.aclose()
+
+
+async def test_a_memory_deleted_over_mcp_is_cut_from_the_checkpoints_of_the_turns_that_read_it(
+        tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+    """The deleted turn is the chat's last but one: its own checkpoints hold its message, the last
+    turn's its L2 copy and prompt. MCP's delete_memory leaves it in no key and no file."""
+    data_dir = tmp_path / "data"
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(Settings(data_dir=data_dir), fake), embeddings)
+        try:
+            await runner.run("ana-chat", f"My locker code is {MARKER}.", user_id=ANA)
+            await runner.run("ana-chat", f"My bike is a {KEPT}.", user_id=ANA)
+            assert await runner.services.memory.settle() == 0
+            assert checkpoint_keys(await redis_holding(runner))
+            server = MemoryServer(runner, "ana-chat", ANA)
+            assert await server.delete_memory(archive_id("ana-chat", 1)) == {"deleted": archive_id("ana-chat", 1)}
+            assert await redis_holding(runner) == []
+            assert files_holding(data_dir) == []
+            assert (await runner.last_turn("ana-chat")).diagnosis()["turn"] == 2
+            assert "redis/appendonly.aof" in files_holding(data_dir, KEPT)
+        finally:
+            await runner.aclose()
+
+
+async def test_an_edited_message_leaves_its_earlier_text_in_no_file(tmp_path: Path,
+                                                                    embeddings: LocalEmbeddings) -> None:
+    """An edit replaces the message where its turn stored it (L2, L3, the word index) and the
+    checkpoints that hold it: the earlier text is erased from the files as a forget erases it."""
+    data_dir = tmp_path / "data"
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(Settings(data_dir=data_dir), fake), embeddings)
+        try:
+            memory = runner.services.memory
+            await runner.run("ana-chat", f"My locker code is {MARKER}.", user_id=ANA, message_ref="41")
+            assert await memory.settle() == 0
+            wait_for(lambda: {"redis/appendonly.aof", "chroma/chroma.sqlite3"} <= set(files_holding(data_dir)),
+                     "the message in Redis's and Chroma's files")
+            assert await memory.edit_message("ana-chat", "41", ANA, f"My locker code is {KEPT}.")
+            assert await redis_holding(runner) == []
+            assert files_holding(data_dir) == []
+            assert {"redis/appendonly.aof", "chroma/chroma.sqlite3"} <= set(files_holding(data_dir, KEPT))
+            [entry], _ = await memory.entries_page("ana-chat", 10)
+            assert KEPT in entry["content"]
+        finally:
+            await runner.aclose()
 
 
 async def test_reset_leaves_the_conversation_in_no_file_of_redis(tmp_path: Path, embeddings: LocalEmbeddings) -> None:

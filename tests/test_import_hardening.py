@@ -258,3 +258,24 @@ async def test_a_transcript_that_starts_with_a_byte_order_mark_imports(memory, t
 
     assert await import_transcript(memory, path) == {"messages": 2, "turns": 1, "imported": 1, "skipped": 0}
     assert await stored(memory) == (["Thanks!", "You're welcome"], {archive_id(CHAT, 1): THANKED})
+
+
+def test_goat_import_refuses_a_line_of_lone_surrogates_and_skip_invalid_skips_it(tmp_path):
+    """JSON escapes of lone surrogates ("\\ud800") decode to text that is not valid Unicode: refused as
+    bytes that are not UTF-8 are, never stored as U+FFFD."""
+    bad = line(content="caf\ud800 au lait")
+    assert "\\ud800" in bad  # as the JSON Lines file holds it
+    (tmp_path / "escaped.jsonl").write_text(HELLO + bad + TRAMS, encoding="utf-8")
+    env = goat_env(tmp_path / "data")
+
+    refused = goat("import", "escaped.jsonl", env=env, cwd=tmp_path)
+    skipped = ok(goat("import", "--skip-invalid", "escaped.jsonl", env=env, cwd=tmp_path))
+    exported = json.loads(ok(goat("export", "--user", USER, env=env, cwd=tmp_path)).stdout)
+
+    said = "line 3: content holds text that is not valid Unicode (lone surrogates)"
+    assert refused.returncode == 2 and refused.stderr.startswith(f"goat: escaped.jsonl: {said}; nothing was written")
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert skipped.stdout.splitlines() == ["4 messages, 2 turns: 2 imported, 0 already there",
+                                           "skipped 1 invalid line(s):", f"  {said}"]
+    [chat] = exported["chats"]
+    assert "\ufffd" not in json.dumps(chat, ensure_ascii=False) and len(chat["l2"]) == 4

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import random
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -37,7 +37,7 @@ from redis.asyncio.client import Pipeline as AsyncPipeline
 from redis.client import Pipeline
 
 from graph.checkpoint.batching import Batch, Call, Query, RoundTrips, Scan, Steps
-from graph.checkpoint.scripts import GET, PRUNE, PUT, PUT_WRITES
+from graph.checkpoint.scripts import GET, PRUNE, PUT, PUT_WRITES, REWRITE
 from memory.stores import async_client, glob_escaped, sync_client
 
 DEFAULT_PREFIX = "goat:ckpt"
@@ -384,6 +384,21 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         """
         await self._trips.arun(self._prune([thread_id], "delete"))
 
+    async def aredact_thread(self, thread_id: str, texts: Sequence[str], *, kept: Collection[str] = ()) -> int:
+        """Cut every occurrence of the texts out of the strings a thread's channel values and
+        pending writes hold (within dicts, lists and tuples; dict keys are names, left alone), each
+        changed value stored again in place: what a forget removed leaves no copy in the thread.
+
+        Args:
+            thread_id: The thread.
+            texts: The texts to cut out (empty ones are ignored).
+            kept: Channels left whole (ids, which a cut would turn into other ids).
+
+        Returns:
+            How many stored values changed.
+        """
+        return await self._trips.arun(self._redact(thread_id, [text for text in texts if text], kept))
+
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) of the given runs. Scans every thread of
         this prefix: meant for administration, not for each turn.
@@ -604,6 +619,29 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             yield Batch(queue, transaction=True)
         yield None
 
+    def _redact(self, thread_id: str, texts: Sequence[str], kept: Collection[str]) -> Steps[int]:
+        thread = _Thread(self.prefix, _thread_id(thread_id))
+        members, blobs = yield Batch(lambda p: p.zrange(thread.index, 0, -1).hgetall(thread.blobs))
+        keys = [thread.blobs, *(thread.records + member.decode() for member in members)]
+        records = yield Batch(lambda p: [p.hgetall(key) for key in keys[1:]])
+        # Channel values (labelled with their type) and writes (with their channel, task path and
+        # type); a record's checkpoint and metadata hold ids and versions, never a channel's text.
+        values = [(1, field, raw, 1, _unpack(field, 2)[0][1]) for field, raw in blobs.items() if raw != _EMPTY_VALUE]
+        values += [(place, field, raw, 3, _unpack(raw, 3)[0][0]) for place, record in enumerate(records, start=2)
+                   for field, raw in record.items() if field.startswith(_WRITE_FIELD)]
+        changes: list[str | bytes | int] = []
+        for place, field, raw, labels, channel in values:
+            if channel in kept:
+                continue
+            head, data = _unpack(raw, labels)
+            value = self.serde.loads_typed((head[-1], data))
+            if (redacted := _without(value, texts)) != value:
+                type_, dumped = self.serde.dumps_typed(redacted)
+                changes += [place, field, _pack([*head[:-1], type_], dumped)]
+        if changes:
+            yield Call(REWRITE, thread.index, tuple(keys), tuple(changes))
+        yield len(changes) // 3
+
     def _delete_for_runs(self, run_ids: Sequence[str]) -> Steps[None]:
         doomed_runs = sorted({str(run_id) for run_id in run_ids} - {""})  # "" is stored for "no run"
         if doomed_runs:
@@ -703,6 +741,21 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         return [write for _, write in sorted(keyed, key=lambda pair: pair[0])]
 
     # ------------------------------------------------------------------ drivers
+
+
+def _without(value: Any, texts: Sequence[str]) -> Any:
+    """``value`` with every occurrence of the texts cut out of its strings, until none is left (a
+    cut can join two halves into one more)."""
+    if isinstance(value, str):
+        while any(text in value for text in texts):
+            for text in texts:
+                value = value.replace(text, "")
+        return value
+    if type(value) is dict:
+        return {key: _without(item, texts) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_without(item, texts) for item in value)
+    return value
 
 
 def _items(mapping: Mapping[str, str | bytes]) -> list[str | bytes]:

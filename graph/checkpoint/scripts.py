@@ -184,4 +184,15 @@ end)
 return {member, redis.call('HGETALL', key), values}
 """
 
-SCRIPTS = (PRUNE, PUT, PUT_WRITES, GET)
+# KEYS: the thread's hashes holding values (its blobs, checkpoint records). ARGV: triples of a
+# key's place in KEYS, a field and its new value, set only where the field still is (a turn's
+# pruning may have dropped it since it was read: no partial record is made again).
+REWRITE = """
+for i = 1, #ARGV, 3 do
+  local key = KEYS[tonumber(ARGV[i])]
+  if redis.call('HEXISTS', key, ARGV[i + 1]) == 1 then redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2]) end
+end
+return 1
+"""
+
+SCRIPTS = (PRUNE, PUT, PUT_WRITES, GET, REWRITE)

@@ -22,7 +22,7 @@ from memory.stores.backends import PREFIX, REEMBED_KEY, Backends
 from memory.stores.curated import curated_entry
 from memory.errors import BackendUnavailable
 from memory.stores.lexical import IndexEntry
-from memory.turns import Exchange, archive_id, with_user_text
+from memory.turns import USER_PREFIX, Exchange, archive_id, with_user_text
 from memory.words import reads_as_english
 
 log = logging.getLogger(__name__)
@@ -114,28 +114,32 @@ class Archive:
         await self.backends.invalidate_searches_of(chat_id, await self.backends.add_chat_users(chat_id, {user_id}))
         return entry[0]
 
-    async def replace_user_text(self, chat_id: str, turn: int, user_chars: int, text: str) -> None:
+    async def replace_user_text(self, chat_id: str, turn: int, user_chars: int, text: str) -> str | None:
         """Put ``text`` in place of the user's message in an archived turn (an edit), its reply kept:
-        in Chroma, embedded afresh, with the word index and the chat's cached searches; in the outbox
-        while the turn waits there for L3. A turn L3 does not hold (forgotten) is left alone.
+        in Chroma, embedded afresh, with the word index; in the outbox while the turn waits there
+        for L3. The chat's cached searches, which may quote the turn, are deleted. A turn L3 does not
+        hold (forgotten) is left alone.
 
         Args:
             user_chars: the length of the user's message as archived now.
+        Returns:
+            The user's text replaced; None when the turn was left alone.
         Raises:
             L3's error, when it is unreachable and holds the turn.
         """
         entry_id = archive_id(chat_id, turn)
         async with self._outbox_lock:  # the archiver neither writes nor drops the parked turn meanwhile
-            if await self._write_outbox() and await self._replace_parked(entry_id, text):
-                return
+            if await self._write_outbox() and (replaced := await self._replace_parked(entry_id, text)) is not None:
+                return replaced
         store = await self.backends.episodic()
         found = await self.backends.l3(store.get_with_vectors, [chat_id], [entry_id])
         if not found:
-            return
+            return None
         [(archived, old_vector)] = found
         content = with_user_text(archived["content"], user_chars, text)
         await self._rewrite(chat_id, (entry_id, content, archived["metadata"]), archived, old_vector)
-        await self.backends.invalidate_searches_of(chat_id, await self.backends.users_of_chat(chat_id))
+        await self.backends.invalidate_searches_of(chat_id, await self.backends.users_of_chat(chat_id), delete=True)
+        return archived["content"][len(USER_PREFIX):][:user_chars]
 
     async def _rewrite(self, chat_id: str, entry: tuple[str, str, dict], old: dict, old_vector: Sequence[float]) -> None:
         """An entry L3 holds (``old``, with its stored vector), rewritten as ``entry`` (id, content,
@@ -201,14 +205,16 @@ class Archive:
                 await index.filled_to(chat_id, next_start)
         return True
 
-    async def _replace_parked(self, entry_id: str, text: str) -> bool:
-        """The user's text of a turn waiting in the outbox, replaced; False when it is not there."""
+    async def _replace_parked(self, entry_id: str, text: str) -> str | None:
+        """The user's text of a turn waiting in the outbox, replaced; returns the text replaced,
+        None when the turn is not there."""
         redis = await self.backends.redis()
         parked = await redis.hget(OUTBOX_KEY, entry_id)
         if parked is None:
-            return False
-        await redis.hset(OUTBOX_KEY, entry_id, json.dumps({**json.loads(parked), "user_text": text}))
-        return True
+            return None
+        parked_turn = json.loads(parked)
+        await redis.hset(OUTBOX_KEY, entry_id, json.dumps({**parked_turn, "user_text": text}))
+        return parked_turn["user_text"]
 
     async def _write_entries(self, chat_id: str, entries: list[tuple[str, str, dict]], times: list[float]) -> None:
         """Embed the entries once; store them in Chroma, then index their words and vectors."""

@@ -146,8 +146,8 @@ class Backends:
                         url = await self.run_blocking(server.start)
                     except Exception as exc:
                         raise BackendUnavailable(
-                            "redis", f"the embedded server did not start ({exc})", "run `goat doctor`"
-                        ) from exc
+                            "redis", f"the embedded server did not start ({exc})", f"make {server.folder} readable "
+                            "and writable, with space free, or set GOAT_REDIS_URL to a Redis server") from exc
                 client = async_client(url, cluster=cluster)
                 try:
                     # ECHO, not PING: a server that cannot write to its disk refuses PING, yet serves reads.

@@ -41,16 +41,20 @@ _POLL_S = 0.02  # INFO polled while Redis rewrites its append-only file (Redis h
 _LONGEST_POLL_S = 0.5
 _SQLITE_BUSY_S = 60.0  # waiting for another connection that does lock (a tool, an earlier erase) to end
 _SQLITE_CACHE = "-65536"  # KiB: a VACUUM of a 450 MB database takes ~25 % less than with the default 2 MB
-_DELETE = 3  # Chroma's code of a delete in its write-ahead log (chromadb's SqlEmbeddingsQueue)
+# Chroma's codes of operations in its write-ahead log (chromadb's SqlEmbeddingsQueue).
+_ADD, _UPSERT, _DELETE = 0, 2, 3
 _SEGMENT_FOLDER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-# Every write of an entry that a later delete of it supersedes. Replaying the log (Chroma does,
-# from where the vector index was last saved) then deletes an entry it never added: a no-op.
-_PURGE_DELETED = f"""
+# Every write of an entry that a later delete of it, or a later whole write of it (vector and
+# document: an edited turn), supersedes. Replaying the log (Chroma does, from where the vector
+# index was last saved) then deletes an entry it never added (a no-op), or writes it whole.
+_PURGE_SUPERSEDED = f"""
 DELETE FROM embeddings_queue WHERE seq_id IN (
-    SELECT written.seq_id FROM embeddings_queue AS deleted
-    JOIN embeddings_queue AS written ON written.topic = deleted.topic AND written.id = deleted.id
-    WHERE deleted.operation = {_DELETE} AND written.operation != {_DELETE} AND written.seq_id < deleted.seq_id)
+    SELECT written.seq_id FROM embeddings_queue AS later
+    JOIN embeddings_queue AS written ON written.topic = later.topic AND written.id = later.id
+    WHERE written.operation != {_DELETE} AND written.seq_id < later.seq_id
+      AND (later.operation = {_DELETE} OR (later.operation IN ({_ADD}, {_UPSERT}) AND later.vector IS NOT NULL
+           AND json_extract(later.metadata, '$."chroma:document"') IS NOT NULL)))
 """
 
 
@@ -158,9 +162,10 @@ async def _persistence(redis: aioredis.Redis | aioredis.RedisCluster, target: di
 
 
 def erase_chroma_files(folder: Path) -> None:
-    """Erase deleted entries from embedded Chroma's files: their writes in its write-ahead log, the
-    full-text index merged into one segment without them, the database rewritten without freed
-    space (VACUUM), and the vector index folders of deleted collections removed. Blocking; Chroma's
+    """Erase deleted and rewritten entries from embedded Chroma's files: their superseded writes in
+    its write-ahead log, the full-text index merged into one segment without them, the database
+    rewritten without freed space (VACUUM), and the vector index folders of deleted collections
+    removed. Blocking; Chroma's
     own calls (another process's too) wait while the database is rewritten.
 
     Raises:
@@ -175,7 +180,7 @@ def erase_chroma_files(folder: Path) -> None:
         with closing(sqlite3.connect(database, timeout=_SQLITE_BUSY_S, isolation_level=None)) as db:
             db.execute(f"PRAGMA cache_size = {_SQLITE_CACHE}")
             db.execute("BEGIN IMMEDIATE")
-            db.execute(_PURGE_DELETED)
+            db.execute(_PURGE_SUPERSEDED)
             db.execute("COMMIT")
             db.execute("INSERT INTO embedding_fulltext_search(embedding_fulltext_search) VALUES ('optimize')")
             db.execute("VACUUM")

@@ -104,6 +104,7 @@ redis.call('LSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 _SCAN_PAGE = 256  # messages read at a time, newest first, looking for one (edited, or of a deleted turn)
+_SAME_TIME_S = 1e-3  # an archived turn's time, as L3 hands it back, and its L2 messages' time
 
 
 class WorkingMemory:
@@ -169,18 +170,19 @@ class WorkingMemory:
         raw = await self._redis.hget(self._links_key(chat_id), message_ref)
         return None if raw is None else MessageLink(**orjson.loads(raw))
 
-    async def replace_user_text(self, chat_id: str, link: MessageLink, text: str) -> bool:
+    async def replace_user_text(self, chat_id: str, link: MessageLink, text: str) -> str | None:
         """Put ``text`` in place of the user message of the linked turn (its tokens counted again);
-        False when L2 no longer holds it (the chat was reset, or the user forgotten). The chat is
-        held by the caller: no turn appends meanwhile. Read newest first: an edit is of a recent
-        message, mostly."""
+        returns the text replaced, None when L2 no longer holds it (the chat was reset, or the user
+        forgotten). The chat is held by the caller: no turn appends meanwhile. Read newest first: an
+        edit is of a recent message, mostly."""
         found = await self._newest_matching(chat_id, lambda message: (
             message["role"], message["timestamp"], message.get("user_id")) == ("user", link.at, link.user_id))
         if found is None:
-            return False
+            return None
         back, raw, message = found
         edited = _encode({**message, "content": text, "tokens": count_tokens(text)})
-        return bool(await self._replace(keys=[self._messages_key(chat_id)], args=[-back, raw, edited]))
+        replaced = await self._replace(keys=[self._messages_key(chat_id)], args=[-back, raw, edited])
+        return message["content"] if replaced else None
 
     async def remove_turn(self, chat_id: str, at: float, content: str) -> int:
         """Take out of the chat's L2 the messages of the turn L3 archived as ``content`` at ``at``
@@ -193,7 +195,9 @@ class WorkingMemory:
         """
         def begins_the_turn(message: dict) -> bool:
             line = _archived_line(message)
-            return message["timestamp"] == at and (content == line or content.startswith(line + "\n"))
+            # Chroma may hand a time back an ulp off (1795478214.2426763 as …65): the text decides.
+            return abs(message["timestamp"] - at) < _SAME_TIME_S and (
+                content == line or content.startswith(line + "\n"))
 
         found = await self._newest_matching(chat_id, begins_the_turn)
         if found is None:

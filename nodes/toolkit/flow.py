@@ -98,8 +98,8 @@ def read_answer(answer: AIMessage) -> tuple[str, list[ToolCall]]:
     """(the text the user may read, the tool calls requested): native ``tool_calls`` when
     there are any, else those written as DSML markup, which is stripped from the text either way.
 
-    Lone surrogates (a broken provider's ``\\ud800`` escapes) become U+FFFD, as in the user's
-    message: text that is not valid Unicode could be neither sent on nor stored."""
+    Lone surrogates (a broken provider's ``\\ud800`` escapes) become U+FFFD (a user's message
+    holding them is refused): text that is not valid Unicode could be neither sent on nor stored."""
     text, dsml_calls = parse_dsml(clean_text(answer.text))
     calls = [ToolCall(id=c.get("id") or f"call_{n}", name=c["name"], args=c["args"])
              for n, c in enumerate(answer.tool_calls, 1)]
