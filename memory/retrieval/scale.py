@@ -81,7 +81,7 @@ class Scale:
         looseness: the relevance ratio is MiniLM's)."""
         reference = self.reference
         if space.name == reference.name:
-            return raw / reference.looseness if reference.looseness != 1.0 else raw
+            return raw / reference.looseness
         return raw * self._unit(reference) / self._unit(space) / reference.looseness
 
     def of_passages(self, passages: np.ndarray) -> np.ndarray:

@@ -80,15 +80,12 @@ class L3Search:
         encoder = (await self.backends.embeddings()).encoder
         centroid = await index.centroid(chats)
         of_english_alone = not index.tells_english_apart or centroid is None or not centroid.every_language
-        if of_english_alone or not asked_in_english(text, False):
-            # As the vector ahead was made: for chats of English alone, or a query in another
-            # script (e5's alone either way). Such a query marks the chats now: loading e5 may
-            # outlast the turn.
-            if index.tells_english_apart and of_english_alone and not asked_in_english(text, False):
-                await gather_bounded(index.hold_every_language, chats)
-            vector = await (ahead or self._embed(text, False))
-        else:
-            vector = await self._embed(text, True)
+        other_script = not asked_in_english(text, False)  # e5's alone, whatever the chats hold
+        if index.tells_english_apart and of_english_alone and other_script:
+            await gather_bounded(index.hold_every_language, chats)  # now: loading e5 may outlast the turn
+        # The vector ahead was made for chats of English alone; it serves a query in another script too.
+        vector = await (ahead or self._embed(text, False)) if of_english_alone or other_script else (
+            await self._embed(text, True))
         return Scale.measure(encoder.spaces(vector), centroid, encoder.english_block)
 
     async def search(

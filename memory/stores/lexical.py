@@ -362,15 +362,10 @@ class LexicalIndex:
     async def fill_vectors(self, chat_id: str, ids: Sequence[str], vectors: np.ndarray, old: np.ndarray) -> None:
         """Put the vectors of these entries, filled with e5's block, in place of their bare ones
         (``old``), in the index and the chat's sum. Entries not indexed are left alone."""
-        numbers = await self._redis.hmget(self._key(chat_id, "number"), list(ids)) if len(ids) else []
-        indexed = np.array([number is not None for number in numbers], dtype=bool)
+        indexed = await self.set_vectors(chat_id, ids, vectors)
         if not indexed.any():
             return
         vectors, old = np.asarray(vectors, dtype=np.float64)[indexed], np.asarray(old, dtype=np.float64)[indexed]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for number, vector in zip([n for n in numbers if n is not None], vectors.astype(VECTOR)):
-                pipe.setrange(self._key(chat_id, "vectors"), int(number) * self._row_bytes, vector.tobytes())
-            await pipe.execute()
         await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
                                args=[(vectors - old).sum(axis=0).astype("<f8").tobytes(), 0,
                                      *np.subtract(self.kinds(vectors), self.kinds(old)).tolist()])
@@ -378,9 +373,9 @@ class LexicalIndex:
     async def languages(self, chat_id: str) -> tuple[bool, int]:
         """Whether the chat is one of every language (it holds, or was asked in, a language other
         than English), and how many of its English passages lack e5's block."""
-        held, english, every, bare = await self._redis.hmget(
-            self._key(chat_id, "meta"), ["vectors", "english", "every_language", "bare"])
-        return bool(every) or int(held or 0) > int(english or 0), int(bare or 0)
+        held, english, marked, bare = (int(n or 0) for n in await self._redis.hmget(
+            self._key(chat_id, "meta"), ["vectors", "english", "every_language", "bare"]))
+        return _of_every_language(marked, held, english), bare
 
     async def hold_every_language(self, chat_id: str) -> None:
         """Mark the chat as one of every language: its English entries without e5's block wait
@@ -446,7 +441,7 @@ class LexicalIndex:
         count, english, bare, marked = (sum(int(n or 0) for n in column) for column in zip(*found[1::2]))
         if not sums or count == 0:
             return None
-        return Centroid(np.sum(sums, axis=0), count, english, bare, bool(marked) or count > english)
+        return Centroid(np.sum(sums, axis=0), count, english, bare, _of_every_language(marked, count, english))
 
     async def between(self, chat_id: str, after: float | None, before: float | None) -> np.ndarray:
         """Numbers of the chat's entries timed within [after, before] (unix seconds, inclusive)."""
@@ -596,6 +591,11 @@ class LexicalIndex:
 
     def _term_key(self, chat_id: str, term: str) -> str:
         return self._key(chat_id, f"t:{term}")
+
+
+def _of_every_language(marked: int, held: int, english: int) -> bool:
+    """Whether chats are of every language: marked so, or holding more passages than English ones."""
+    return bool(marked) or held > english
 
 
 def _outdated(layout: bytes | None, words: bytes | None, allocated: bytes | None, current: Words) -> bool:
