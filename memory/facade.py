@@ -354,17 +354,23 @@ class Memory:
         """Cut the texts out of the chats' copies kept outside memory, in every form a turn's state
         holds them: as stored, on one line (a prompt), cut to a search result's length, and the
         structural keys recall read from them. Of a chat with a turn running here, once the turn
-        ends (:meth:`turn`)."""
+        ends (:meth:`turn`); of another, holding it as a turn does, so that a turn running in
+        another process, which may have read them, writes its last copies first."""
         if self._redact_copies is None:
             return
         shown = {form for text in texts
                  for form in (text, one_line(text), one_line(text[:RESULT_CHARS]), *structural_keys(text))
                  if form.strip()}
+        locks = await self.backends.chat_locks()
+        # From inside a turn (the model's forget_fact), a bounded wait: that turn's process may be
+        # the one another process's forget waits for.
+        wait = self.settings.redis.chat_lock_seconds if self._forgotten_in_turn else True
         for chat_id in chats:
             if chat_id in self._forgotten_in_turn:
                 self._forgotten_in_turn[chat_id] |= shown
-        if now := [chat_id for chat_id in chats if chat_id not in self._forgotten_in_turn]:
-            await self._redact_copies(now, sorted(shown))
+                continue
+            async with locks.hold(chat_id, wait=wait):  # a turn of another process that read them ends first
+                await self._redact_copies([chat_id], sorted(shown))
 
     async def start_afresh(self, chat_id: str) -> None:
         """Start the chat's L2 afresh (``/reset``): L3 keeps every turn and turn numbers go on,
@@ -453,7 +459,7 @@ class Memory:
             saved = await working.replace_user_text(chat_id, link, text)
             await working.link(chat_id, message_ref, link._replace(chars=len(text)))
         # The text it replaced is erased from the files as a forget erases (the new one may hold it).
-        if replaced := [old for old in {archived, saved} if old and old not in text]:
+        if replaced := [old for old in {*archived, saved} if old and old not in text]:
             await self._forget_copies([chat_id], replaced)
             try:
                 await self.backends.erase_deleted(l3=True)

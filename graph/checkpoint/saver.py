@@ -397,7 +397,9 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         Returns:
             How many stored values changed.
         """
-        return await self._trips.arun(self._redact(thread_id, [text for text in texts if text], kept))
+        # Longest first: a text's start, cut first, would leave the rest of a whole copy behind.
+        longest_first = sorted({text for text in texts if text}, key=len, reverse=True)
+        return await self._trips.arun(self._redact(thread_id, longest_first, kept))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) of the given runs. Scans every thread of

@@ -114,7 +114,7 @@ class Archive:
         await self.backends.invalidate_searches_of(chat_id, await self.backends.add_chat_users(chat_id, {user_id}))
         return entry[0]
 
-    async def replace_user_text(self, chat_id: str, turn: int, user_chars: int, text: str) -> str | None:
+    async def replace_user_text(self, chat_id: str, turn: int, user_chars: int, text: str) -> list[str]:
         """Put ``text`` in place of the user's message in an archived turn (an edit), its reply kept:
         in Chroma, embedded afresh, with the word index; in the outbox while the turn waits there
         for L3. The chat's cached searches, which may quote the turn, are deleted. A turn L3 does not
@@ -123,23 +123,24 @@ class Archive:
         Args:
             user_chars: the length of the user's message as archived now.
         Returns:
-            The user's text replaced; None when the turn was left alone.
+            The texts replaced: the user's message, and the turn as L3 held it (a search result
+            quotes its start); none when the turn was left alone.
         Raises:
             L3's error, when it is unreachable and holds the turn.
         """
         entry_id = archive_id(chat_id, turn)
         async with self._outbox_lock:  # the archiver neither writes nor drops the parked turn meanwhile
             if await self._write_outbox() and (replaced := await self._replace_parked(entry_id, text)) is not None:
-                return replaced
+                return [replaced]
         store = await self.backends.episodic()
         found = await self.backends.l3(store.get_with_vectors, [chat_id], [entry_id])
         if not found:
-            return None
+            return []
         [(archived, old_vector)] = found
         content = with_user_text(archived["content"], user_chars, text)
         await self._rewrite(chat_id, (entry_id, content, archived["metadata"]), archived, old_vector)
         await self.backends.invalidate_searches_of(chat_id, await self.backends.users_of_chat(chat_id), delete=True)
-        return archived["content"][len(USER_PREFIX):][:user_chars]
+        return [archived["content"][len(USER_PREFIX):][:user_chars], archived["content"]]
 
     async def _rewrite(self, chat_id: str, entry: tuple[str, str, dict], old: dict, old_vector: Sequence[float]) -> None:
         """An entry L3 holds (``old``, with its stored vector), rewritten as ``entry`` (id, content,
