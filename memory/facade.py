@@ -412,9 +412,28 @@ class Memory:
             How many outbox entries are left (L3 unreachable).
         """
         left = await self.archiver.flush()
-        while not left and await self.archiver.fill_step(wait=True):
-            pass
+        if not left:
+            await self.fill_languages()
         return left
+
+    async def fill_languages(self, progress: Callable[[int], None] | None = None,
+                             stopped: Callable[[], bool] | None = None) -> int:
+        """Give the English entries of chats of every language e5's block now (after an import),
+        rather than behind the turns of the next process that serves them. What a stop leaves is
+        done by the next call, or behind the turns.
+
+        Args:
+            progress: called with how many more entries have the block.
+            stopped: asked before each batch; true, the call returns.
+        Returns:
+            How many entries were given the block.
+        """
+        filled = 0
+        while not (stopped and stopped()) and (step := await self.archiver.fill_step(wait=True)) is not None:
+            filled += step
+            if progress and step:
+                progress(step)
+        return filled
 
     async def reembed(self, progress: Callable[[int, int], None] | None = None) -> Reembedded:
         """Re-embed the archive with this process's encoder (``embeddings.model``), in place, or

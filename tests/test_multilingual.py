@@ -16,7 +16,8 @@ from memory.facade import Memory
 from memory.settings import Settings
 from memory.turns import archive_id
 from nodes.services import Services
-from test_retrieval import NOW, load
+from test_cli import goat, goat_env, ok
+from test_retrieval import NOW, history_jsonl, load
 
 CHATS = {
     "ru": [
@@ -172,3 +173,23 @@ async def test_a_line_in_another_language_gives_the_chats_english_lines_e5s_bloc
              "Куда переехала моя сестра?": 1, "Which city did Lucy move to?": 1}
     for question, turn in asked.items():
         assert first_by_meaning(await runner.inspect("mixed", question, now=NOW.timestamp())) == archive_id("mixed", turn)
+
+
+async def test_goat_import_gives_the_english_lines_of_a_chat_in_two_languages_e5s_block(
+        tmp_path: Path, minilm: LocalEmbeddings) -> None:
+    """The import itself, not the next bot's turns, compares a mixed chat's English lines across
+    languages: asked in Russian right after it, the English line is found first by meaning. (Into
+    a fresh data folder: the chat's mark, written before the archive's encoder was recorded, read
+    as an archive of MiniLM's vectors, and the import failed.)"""
+    transcript = tmp_path / "mixed.jsonl"
+    transcript.write_text(history_jsonl("mixed", [*ENGLISH, *RUSSIAN]), encoding="utf-8")
+    ok(goat("import", transcript, env=goat_env(tmp_path / "data"), cwd=tmp_path))  # a fresh data folder
+    settings = Settings(data_dir=tmp_path / "data", prefetch={"timeout": 30})
+    runner = TurnRunner(Services(settings, Memory(settings, embeddings=LocalEmbeddings(PairedEncoder(minilm.encoder)))))
+    try:
+        index = await runner.services.memory.backends.lexical_index()
+        assert await index.languages("mixed") == (True, 0)
+        state = await runner.inspect("mixed", "Куда переехала моя сестра?", now=NOW.timestamp())
+        assert first_by_meaning(state) == archive_id("mixed", 1)
+    finally:
+        await runner.aclose()

@@ -161,6 +161,9 @@ class Archive:
             return True
         every, _ = await index.languages(chat_id)
         if not every and not all(map(reads_as_english, contents)):
+            # The archive's encoder recorded first: a fresh archive holding a chat's mark and no
+            # record would read as one of MiniLM's vectors.
+            await self.backends.embeddings()
             await index.hold_every_language(chat_id)
             every = True
         return every
@@ -168,26 +171,30 @@ class Archive:
     async def _fill_behind(self) -> bool:
         """One :meth:`fill_step`; False also when it failed (L3 unreachable: the next wake-up tries again)."""
         try:
-            return await self.fill_step()
+            return await self.fill_step() is not None
         except Exception as exc:
             if _is_redis_failure(exc):
                 raise
             log.warning("e5's block not added to English entries now: %s", exc)
             return False
 
-    async def fill_step(self, wait: bool = False) -> bool:
+    async def fill_step(self, wait: bool = False) -> int | None:
         """Give one batch of a chat's bare English entries e5's block, in Chroma and in the word
         index (the chat held while it is written: a forget of one of them waits; without
-        ``wait``, a chat held by a turn is left for next time). Returns False when no chat waits
-        for it."""
+        ``wait``, a chat held by a turn is left for next time).
+
+        Returns:
+            How many entries were given it; None when no chat waits for it.
+        """
         backends = self.backends
         index = await backends.lexical_index()
         if (waiting := await index.to_fill()) is None:
-            return False
+            return None
         chat_id, start = waiting
+        found_ids: list[str] = []
         async with (await backends.chat_locks()).hold(chat_id, wait=wait) as alone:
             if not alone:
-                return True  # a turn or a forget has the chat: next time
+                return 0  # a turn or a forget has the chat: next time
             ids, next_start = await index.bare_ids(chat_id, start, _FILL_BATCH)
             if ids:
                 store, embeddings = await backends.episodic(), await backends.embeddings()
@@ -204,7 +211,7 @@ class Archive:
                 await backends.invalidate_searches_of(chat_id, await backends.users_of_chat(chat_id))
             else:
                 await index.filled_to(chat_id, next_start)
-        return True
+        return len(found_ids)
 
     async def _replace_parked(self, entry_id: str, text: str) -> str | None:
         """The user's text of a turn waiting in the outbox, replaced; returns the text replaced,
