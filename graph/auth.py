@@ -97,8 +97,10 @@ async def assistants(ctx: Auth.types.AuthContext, value: dict) -> None:
 @auth.on.store
 async def own_namespaces(ctx: Auth.types.AuthContext, value: dict) -> None:
     """With tokens, a store call names the caller's own namespace: ``("users", <them>, …)`` or
-    ``("chats", <a chat of theirs>, …)`` (a chat no one wrote to yet becomes theirs by a put), and
-    a note put is kept as theirs. The store (``graph/store.py``) refuses what is not GOAT's."""
+    ``("chats", <a chat they wrote to>, …)``, and a note put is kept as theirs. A chat no one
+    wrote to yet is no one's: a put there would let its caller read what the chat's real user
+    writes later (a Telegram chat's id is its user's). The store (``graph/store.py``) refuses
+    what is not GOAT's."""
     if not _server().tokens:
         return
     identity, namespace = ctx.user.identity, tuple(value.get("namespace") or ())
@@ -107,7 +109,7 @@ async def own_namespaces(ctx: Auth.types.AuthContext, value: dict) -> None:
         return
     if namespace[:1] == (CHATS,) and len(namespace) > 1:
         chat_id = namespace[1]
-        if chat_id in await memory.chats_of(identity) or (ctx.action == "put" and not await memory.users_of(chat_id)):
+        if chat_id in await memory.chats_of(identity):
             if ctx.action == "put" and isinstance(value.get("value"), dict):
                 value["value"]["user_id"] = identity
             return

@@ -284,9 +284,12 @@ async def test_the_served_store_is_goats_memory_and_each_caller_reaches_only_the
     finally:
         await memory.aclose()
 
+    unused = ("chats", (await alice.threads.create())["thread_id"], "memories")  # no turn yet: no one's
     for attempt in (bob.store.get_item(("users", "alice", "facts"), "dog"),
                     bob.store.search_items(chat, query="frisbee"),
                     bob.store.put_item(chat, "note", {"text": "Bob was here."}),
+                    bob.store.put_item(unused, "note", {"text": "Bob claims it."}),
+                    alice.store.put_item(unused, "note", {"text": "Before any turn."}),
                     bob.store.delete_item(chat, turn),
                     bob.store.list_namespaces(),
                     bob.store.search_items(["chats"])):
