@@ -193,3 +193,22 @@ async def test_goat_import_gives_the_english_lines_of_a_chat_in_two_languages_e5
         assert first_by_meaning(state) == archive_id("mixed", 1)
     finally:
         await runner.aclose()
+
+
+async def test_the_first_question_in_another_script_is_searched_not_timed_out_while_e5_loads(
+        tmp_path: Path, minilm: LocalEmbeddings) -> None:
+    """A process whose chats hold English alone has not loaded e5 (~1.7 s); the first question in
+    another script loads it before the search's deadline starts (0.3 s here: the load took 0.7 s on
+    this host), so it is searched in time."""
+    encoder = PairedEncoder(minilm.encoder)
+    settings = Settings(data_dir=tmp_path / "data", prefetch={"timeout": 0.3})
+    runner = TurnRunner(Services(settings, Memory(settings, embeddings=LocalEmbeddings(encoder))))
+    try:
+        await runner.services.memory.connect(warm=True)
+        await load(runner.services.memory, tmp_path, "en", ENGLISH)
+        assert not encoder.e5_loaded
+        state = await runner.inspect("en", "Где теперь живёт моя сестра?", now=NOW.timestamp())
+        assert encoder.e5_loaded and state["prefetch"]["timed_out"] == []
+        assert "thematic" in state["prefetch"]["succeeded"]
+    finally:
+        await runner.aclose()

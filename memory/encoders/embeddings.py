@@ -292,6 +292,11 @@ class Encoder(ABC):
         a chat holding other languages needs them."""
         return np.asarray(passages, dtype=np.float32)
 
+    def loads_for(self, query: str) -> bool:
+        """Whether encoding ``query`` for a chat of English alone would first load a model (a
+        cheap check of the text, no model run)."""
+        return False
+
     def spaces(self, query: np.ndarray) -> list[Space]:
         """Where the query (a vector of :meth:`encode` with ``query=True``) is compared with the
         passages, the space its own language is compared in first."""
@@ -438,6 +443,9 @@ class PairedEncoder(Encoder):
     @property
     def e5_loaded(self) -> bool:
         return self._e5 is not None
+
+    def loads_for(self, query: str) -> bool:
+        return not self.e5_loaded and not asked_in_english(query, False)
 
     def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
         read = partial(asked_in_english, every_language=every_language) if query else reads_as_english

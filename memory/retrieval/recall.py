@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Collection
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -97,6 +98,8 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     message, chat_id, user_id = query.text, query.chat_id, query.user_id
     scope, k = settings.memory.scope, settings.prefetch.search_k
     deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
+    with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
+        await search.load_for(message)
     outcome: dict[str, Any] = {
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
         "range": None, "keys": [], "deadline_ms": deadline * 1000, "lexical": {}, "background": None,

@@ -59,6 +59,15 @@ class L3Search:
         ahead = self._embedding_ahead[text] = asyncio.ensure_future(self._embed(text, every_language=False))
         ahead.add_done_callback(lambda done: done.cancelled() or done.exception())  # read by its turn, if any
 
+    async def load_for(self, text: str) -> None:
+        """Load what embedding ``text`` needs that this process has not loaded yet (e5, ~1.7 s, at
+        the first question in another script it meets), so that a search's deadline starts once
+        it is loaded: that question is searched, not timed out. The vector made on the way
+        waits for :meth:`measure`."""
+        if (await self.backends.embeddings()).encoder.loads_for(text):
+            self.embed_ahead(text)
+            await asyncio.shield(self._embedding_ahead[text])
+
     async def warm_up(self) -> None:
         """A first forward pass, which pages the model's weights in: MiniLM's, and e5's too when
         some chat is one of every language."""
