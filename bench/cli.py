@@ -27,6 +27,7 @@ SECTIONS = {
     "checkpoint": "bench.checkpoint",
     "facts": "bench.facts",
     "servers": "bench.servers",
+    "seed": "bench.seed",
 }
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_TURNS = 40

@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
-from bench import locomo
+from bench import locomo, seed
 from bench.archive import KINDS, LAYOUTS, TextPool, layout, messages, turn_times
 from bench.cli import SECTIONS
 from bench.overhead import NODES
@@ -77,7 +77,8 @@ async def word_indexed_turns(archive: Path) -> dict[str, int]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp_path, capsys):
+def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(seed.ENV_VAR, raising=False)
     out = tmp_path / "results"
     code = main(["bench", "--quick", "--sizes", str(SIZE), "--turns", str(TURNS), "--locomo", str(tiny_locomo),
                  "--out", str(out)])
@@ -134,6 +135,8 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
     facts = json.loads((out / "facts.json").read_text())
     assert list(facts["runs"]) == ["redis"] and facts["runs"]["redis"]["load_identity_ms"]["n"] == TURNS
     assert "| letta | not run: set GOAT_LETTA_URL |" in printed.out
+    assert "seed: skipped: set GOAT_SEED_DIR to a tree of the seed" in printed.out
+    assert json.loads((out / "seed.json").read_text())["skipped"].startswith("skipped: set GOAT_SEED_DIR")
 
     # The measured turns ran on a throw-away copy: the cached archive holds exactly what was built.
     cached = data_dir / "bench" / ARCHIVE
@@ -225,3 +228,14 @@ def test_each_kind_of_message_carries_what_its_mechanism_looks_for():
         specific = [(chat, text) for _, (chat, text) in zip(range(20), messages("specific_key", chats, pool))]
         held = {plan.chat_id: set(plan.keys()) for plan in chats}
         assert all(set(structural_keys(text)) <= held[chat] and structural_keys(text) for chat, text in specific)
+
+
+def test_the_seed_side_by_side_runs_only_on_a_tree_of_the_seed(tmp_path, monkeypatch):
+    monkeypatch.delenv(seed.ENV_VAR, raising=False)
+    assert seed.seed_tree() is None
+    monkeypatch.setenv(seed.ENV_VAR, str(tmp_path))  # a folder, but not the seed's
+    assert seed.seed_tree() is None
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "layers.py").write_text("")
+    (tmp_path / "orchestrator").mkdir()
+    assert seed.seed_tree() == tmp_path
