@@ -30,6 +30,11 @@ from memory.stores.redis_server import EmbeddedRedis, answers_ping
 
 _STARTUP_TIMEOUT = 10.0
 
+# A suite started as a shell script's background job has Ctrl-C ignored, and every process it
+# starts would inherit that: the tests that press Ctrl-C mean a process a terminal started.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 StartEmbedded = Callable[[Path], EmbeddedRedis]
 
 
