@@ -63,8 +63,9 @@ class L3Search:
         """Load what embedding ``text`` needs that this process has not loaded yet (e5, ~1.7 s, at
         the first question in another script it meets), so that a search's deadline starts once
         it is loaded: that question is searched, not timed out. The vector made on the way
-        waits for :meth:`measure`."""
-        if (await self.backends.embeddings()).encoder.loads_for(text):
+        waits for :meth:`measure`. No backend is asked (the archive's encoder is checked within
+        the deadline, by :meth:`measure`): a store that does not answer cannot hold the turn here."""
+        if (await self.backends.embeddings(checked=False)).encoder.loads_for(text):
             self.embed_ahead(text)
             await asyncio.shield(self._embedding_ahead[text])
 
