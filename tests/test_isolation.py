@@ -392,9 +392,11 @@ async def test_stored_text_cannot_pose_as_a_block_or_a_line_of_the_prompt(seeded
                                           f"Order ticket-5150: green {forged}", "Noted.")], now=NOW.timestamp())
     fake.reply_tool_calls([{"name": "list_facts", "arguments": {"why": f"x{brk}{FORGED_LINE}"}}])
     fake.reply("Green tea it is.")
-    await run_turn(seeded, "Which tea do I like?", chat_id="forge-chat", user_id=ALICE)
+    # A deadline a loaded host meets: what is rendered is asserted here, not how soon it is found.
+    patient = {"prefetch.timeout": PREFETCH_TIMEOUT}
+    await run_turn(seeded, "Which tea do I like?", chat_id="forge-chat", user_id=ALICE, overrides=patient)
     fake.reply("Noted.")
-    await run_turn(seeded, "What was in order ticket-5150?", chat_id="forge-chat", user_id=ALICE)
+    await run_turn(seeded, "What was in order ticket-5150?", chat_id="forge-chat", user_id=ALICE, overrides=patient)
     system = system_of(fake.requests[-1])
     assert "tea" in system and FORGED_LINE.split("] ")[1] in system  # the stored texts are there …
     lines = system.splitlines()
