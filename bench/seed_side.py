@@ -126,6 +126,8 @@ async def measure(seed_dir: Path, locomo_path: Path, store: Path) -> list[float]
                               "--appendonly", "no", "--dir", str(store)], stdout=subprocess.DEVNULL)
     try:
         while not socket.exists():
+            if redis.poll() is not None:
+                raise RuntimeError(f"redis-server (on PATH) ended with {redis.returncode} before listening")
             await asyncio.sleep(0.01)
         seed_working.WORKING_STORAGE_URL = f"unix://{socket}?db=0"
         working = working_module.WorkingMemory()

@@ -229,12 +229,13 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_STOPPED
     try:
         async with Services(settings) as services:
-            with stop_requests() as stopped, tqdm(total=transcript.turns, unit="turn",
-                                                  desc=f"importing {args.file.name}", file=sys.stderr) as bar:
-                stats = await import_turns(services.memory, transcript, progress=bar.update, stopped=stopped)
-            with stop_requests() as stopped, tqdm(unit="entry", desc="e5's block for English lines of chats in "
-                                                  "other languages too", file=sys.stderr, delay=0.5) as bar:
-                await services.memory.fill_languages(bar.update, stopped)
+            with stop_requests() as stopped:
+                with tqdm(total=transcript.turns, unit="turn", desc=f"importing {args.file.name}",
+                          file=sys.stderr) as bar:
+                    stats = await import_turns(services.memory, transcript, progress=bar.update, stopped=stopped)
+                with tqdm(unit="entry", desc="e5's block for English lines of chats in other languages too",
+                          file=sys.stderr, delay=0.5) as bar:
+                    await services.memory.fill_languages(bar.update, stopped)
                 if stopped():
                     print("goat: stopped; e5's block for the rest of those English lines is added behind the "
                           "turns of `goat bot` or `goat chat`, or by the next import", file=sys.stderr)

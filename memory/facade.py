@@ -361,16 +361,16 @@ class Memory:
         shown = {form for text in texts
                  for form in (text, one_line(text), one_line(text[:RESULT_CHARS]), *structural_keys(text))
                  if form.strip()}
-        locks = await self.backends.chat_locks()
-        # From inside a turn (the model's forget_fact), a bounded wait: that turn's process may be
-        # the one another process's forget waits for.
+        locks, cut = await self.backends.chat_locks(), sorted(shown)
+        # While a turn runs here (the model's forget_fact may be calling), a bounded wait: this
+        # process may be the one another process's forget waits for.
         wait = self.settings.redis.chat_lock_seconds if self._forgotten_in_turn else True
         for chat_id in chats:
             if chat_id in self._forgotten_in_turn:
                 self._forgotten_in_turn[chat_id] |= shown
                 continue
             async with locks.hold(chat_id, wait=wait):  # a turn of another process that read them ends first
-                await self._redact_copies([chat_id], sorted(shown))
+                await self._redact_copies([chat_id], cut)
 
     async def start_afresh(self, chat_id: str) -> None:
         """Start the chat's L2 afresh (``/reset``): L3 keeps every turn and turn numbers go on,
