@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 import threading
 from pathlib import Path
 
@@ -35,16 +36,31 @@ KEPT = "quokkaferry-2208"  # someone else's, or what the forget keeps: still the
 ANA, BOB = "ana-5150", "bob-3344"
 
 
-# hnswlib writes these from memory it never clears: their unused bytes may hold anything the process
-# freed before, a forgotten text too (the README says a forget promises nothing of them).
-UNCLEARED_BY_HNSWLIB = {"data_level0.bin", "length.bin"}
-
-
 def files_holding(folder: Path, text: str = MARKER) -> list[str]:
-    """The files under ``folder`` whose bytes hold ``text`` (UTF-8), relative to it, but hnswlib's."""
+    """The files under ``folder`` whose bytes hold ``text`` (UTF-8), relative to it."""
     needle = text.encode()
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")
-                  if path.is_file() and path.name not in UNCLEARED_BY_HNSWLIB and needle in path.read_bytes())
+                  if path.is_file() and needle in path.read_bytes())
+
+
+def write_where_hnswlib_sets_nothing(chroma: Path, text: str = MARKER) -> list[str]:
+    """Write ``text`` over the bytes hnswlib writes without setting them, in every vector index
+    under ``chroma``: each vector's length (GOAT's spaces, l2 and ip, keep none) and the slots past
+    the last entry. That is where its files held fragments of whatever the process had freed (a
+    repeated word was in ``length.bin`` in 5 of 6 runs). Returns the files written, as
+    :func:`files_holding` names them."""
+    written = []
+    for header in chroma.glob("*/header.bin"):
+        _, _, _, entries, entry_bytes = struct.unpack("<iQQQQ", header.read_bytes()[:36])
+        for name, start in (("length.bin", 0), ("data_level0.bin", entries * entry_bytes)):
+            path = header.parent / name
+            unset = path.stat().st_size - start
+            if unset >= len(text):
+                with path.open("r+b") as file:
+                    file.seek(start)
+                    file.write((text.encode() * unset)[:unset])
+                written.append(str(path.relative_to(chroma.parent)))
+    return sorted(written)
 
 
 def exchange(user_id: str, key: str, said: str, at: int) -> ImportedTurn:
@@ -100,6 +116,47 @@ async def test_forget_of_a_fact_leaves_it_in_no_file(tmp_path: Path, embeddings:
         assert files_holding(data_dir, KEPT) == ["redis/appendonly.aof"]
     finally:
         await runner.aclose()
+    assert files_holding(data_dir) == []
+
+
+async def test_a_forget_zeroes_what_hnswlib_wrote_without_setting_it_and_the_index_still_answers(
+        tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+    data_dir = tmp_path / "data"
+    env = goat_env(data_dir)
+    transcript = tmp_path / "history.jsonl"
+    transcript.write_text("".join(
+        json.dumps({"chat_id": chat, "user_id": user, "role": role, "content": text, "timestamp": 1_760_000_000 + n})
+        + "\n" for n, (chat, user, said) in enumerate([("ana-chat", ANA, "My locker is by the gym."),
+                                                         ("family", BOB, f"My bike is a {KEPT}.")])
+        for role, text in (("user", said), ("assistant", "Ok."))))
+    ok(goat("import", transcript, env=env, cwd=tmp_path))
+    stray = write_where_hnswlib_sets_nothing(data_dir / "chroma")
+    assert len(stray) == 4 and set(stray) <= set(files_holding(data_dir)), stray  # two chats, two files each
+
+    ok(goat("forget-user", ANA, "--yes", env=env, cwd=tmp_path))
+    assert files_holding(data_dir) == []
+    runner = make_runner(Settings(data_dir=data_dir), embeddings)
+    try:  # Bob's chat is read from the files just zeroed
+        assert KEPT in await commands.search(Asker(runner, "family", BOB), "bike")
+    finally:
+        await runner.aclose()
+
+
+async def test_a_process_zeroes_what_hnswlib_wrote_without_setting_it_when_it_closes(
+        tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+    """What the index writes after a forget may hold a fragment of the forgotten text that the
+    process freed before: the process that wrote it zeroes it when it closes."""
+    data_dir = tmp_path / "data"
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(Settings(data_dir=data_dir), fake), embeddings)
+        try:
+            await runner.run("ana-chat", "My locker is by the gym.", user_id=ANA)
+            assert await runner.services.memory.settle() == 0
+            assert write_where_hnswlib_sets_nothing(data_dir / "chroma") == [
+                str(path.relative_to(data_dir)) for path in sorted((data_dir / "chroma").glob("*/*.bin"))
+                if path.name in ("data_level0.bin", "length.bin")]
+        finally:
+            await runner.aclose()
     assert files_holding(data_dir) == []
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
@@ -25,8 +27,8 @@ from memory.stores.cache import SearchCache
 from memory.stores.chat_lock import ChatLocks
 from memory.encoders.embeddings import LocalEmbeddings, encoder_class
 from memory.stores.episodic import EpisodicStore
-from memory.stores.erasure import (NotErased, SharedOrAlone, erase_chroma_files, other_processes,
-                                   rewrite_append_only_files)
+from memory.stores.erasure import (NotErased, SharedOrAlone, clear_unset_index_bytes, erase_chroma_files,
+                                   other_processes, rewrite_append_only_files)
 from memory.errors import BackendUnavailable, EncoderMismatch, refuses_writes
 from memory.stores.facts import FactsStore, RedisFactsStore
 from memory.stores.letta import LettaFactsStore
@@ -102,6 +104,7 @@ class Backends:
         self._lexical: LexicalIndex | None = None
         self._episodic = episodic
         self._episodic_load: asyncio.Future[EpisodicStore] | None = None
+        self._embedded_chroma_since: float | None = None  # when this process opened the embedded Chroma
         self._facts = facts
         self._embeddings = embeddings
         self._embeddings_load: asyncio.Future[LocalEmbeddings] | None = None
@@ -277,6 +280,7 @@ class Backends:
                 store = EpisodicStore.http(url, embeddings)
                 store.heartbeat()
                 return store
+            self._embedded_chroma_since = time.time()
             return EpisodicStore.embedded(Path(self.settings.data_dir) / "chroma", embeddings)
         except Exception as exc:
             raise BackendUnavailable(
@@ -438,6 +442,7 @@ class Backends:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._episodic is not None:
             self._episodic.close()
+            await self._clear_unset_index_bytes()
         if isinstance(self._facts, LettaFactsStore):
             await self._facts.aclose()
             self._facts = None
@@ -447,6 +452,20 @@ class Backends:
         if self._embedded_redis is not None:
             await asyncio.to_thread(self._embedded_redis.stop)
             self._embedded_redis = None
+
+    async def _clear_unset_index_bytes(self) -> None:
+        """hnswlib's unset bytes in the vector index files this process wrote, zeroed as it closes
+        them (``erasure.clear_unset_index_bytes``): what it wrote after a forget may hold a fragment
+        of the forgotten text. Not while another process may be writing them."""
+        if self._embedded_chroma_since is None:
+            return
+        try:
+            if self._embedded_redis is not None and await other_processes(await self.redis()):
+                return
+            await asyncio.to_thread(clear_unset_index_bytes, Path(self.settings.data_dir) / "chroma",
+                                    since=self._embedded_chroma_since)
+        except (OSError, sqlite3.Error, RedisError, BackendUnavailable) as exc:
+            log.warning("hnswlib's unset bytes in the vector index files were not cleared: %s", exc)
 
     def stop_at_exit(self) -> None:
         """Synchronous last resort for processes that never close their services (the
