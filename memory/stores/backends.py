@@ -459,12 +459,15 @@ class Backends:
         of the forgotten text. Not while another process may be writing them."""
         if self._embedded_chroma_since is None:
             return
+        embedded = self.settings.redis.url is None
+        if embedded and (self._embedded_redis is None or self._redis is None):
+            return  # the embedded Redis never answered here: other processes cannot be told
         try:
-            if self._embedded_redis is not None and await other_processes(await self.redis()):
+            if embedded and await other_processes(self._redis):
                 return
             await asyncio.to_thread(clear_unset_index_bytes, Path(self.settings.data_dir) / "chroma",
                                     since=self._embedded_chroma_since)
-        except (OSError, sqlite3.Error, RedisError, BackendUnavailable) as exc:
+        except (OSError, sqlite3.Error, RedisError) as exc:
             log.warning("hnswlib's unset bytes in the vector index files were not cleared: %s", exc)
 
     def stop_at_exit(self) -> None:
