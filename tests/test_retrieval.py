@@ -613,6 +613,26 @@ async def test_an_unrelated_question_injects_nothing(runner, tmp_path, message: 
     assert report["l3"] == [] and report["tokens"]["l3"] == 0
 
 
+# A chat whose sessions open with greetings, as people's do (LoCoMo's conv-43: "hi, how are you?"
+# injected ten of its greetings, 970 L3 tokens).
+GREETINGS = [(14 - n, f"Hey! {opening}", reply) for n, (opening, reply) in enumerate([
+    ("How are you doing today?", "Hi! I'm good, thanks for asking. How about you?"),
+    ("Long time no see, how have you been?", "Hey! Been well, busy week. You?"),
+    ("How's it going?", "All good here! How are things with you?"),
+    ("Hope you're doing well!", "Doing great, thanks! And you?"),
+])]
+
+
+@pytest.mark.parametrize("message", ["hi, how are you?", "how's it going?", "thanks, that's all for now"])
+async def test_a_message_naming_nothing_recalls_nothing_even_among_greetings(runner, tmp_path, message: str) -> None:
+    await load(runner.services.memory, tmp_path, "chat", HISTORY + GREETINGS)
+    report = await inspect(runner, "chat", message)
+    assert report["l3"] == [] and "thematic" not in report["prefetch"]["fired"], report["l3"]
+    # The same greetings still stand out for a message that names something.
+    about = await inspect(runner, "chat", "How was the busy week you had?")
+    assert any("busy week" in entry["content"] for entry in about["l3"])
+
+
 async def test_the_relevance_ratio_is_a_run_time_knob(runner, tmp_path) -> None:
     await load(runner.services.memory, tmp_path, "chat")
     question = "Which tomato variety did I plant on the balcony?"

@@ -9,7 +9,7 @@ import redis.asyncio
 import Stemmer
 
 from memory.stores.lexical import LexicalIndex
-from memory.words import AUTO, SCHEME, Words, reads_as_english, stemmers, terms
+from memory.words import AUTO, SCHEME, Words, names_nothing, reads_as_english, stemmers, terms
 from memory.settings import Settings, SettingsError, load_settings
 
 WORDS = Words()
@@ -175,6 +175,15 @@ def test_a_text_reads_as_english_only_when_its_words_say_so_or_nothing_tells() -
               "user: Наш пёс Барон порвал диван.\nassistant: Ох, собаки скучают."]
     assert [text for text in english if not reads_as_english(text)] == []
     assert [text for text in others if reads_as_english(text)] == []
+
+
+def test_a_message_names_nothing_when_its_words_are_all_its_languages_commonest() -> None:
+    nothing = ["hi, how are you?", "thanks, that's all for now", "what about you?", "ok", "👍", "?", "Danke schön",
+               "и что?"]
+    # "war" and "men" are German's and Danish's commonest words, but these read as English.
+    something = ["war?", "men", "how was your day?", "hola, ¿qué tal?", "42", "Zorblax?", "привет, как дела?"]
+    assert [text for text in nothing if not names_nothing(text)] == []
+    assert [text for text in something if names_nothing(text)] == []
 
 
 # ---------------------------------------------------------------- BM25 in Redis

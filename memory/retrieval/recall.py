@@ -2,7 +2,8 @@
 
 Prefetch runs it on every turn, with no confidence gate; the ``search_memory`` tool runs it
 on the model's query. Three mechanisms run concurrently, each only when it scores above zero:
-thematic (always), temporal (a completed-past range is named, or the caller gives one) and
+thematic (unless the message names nothing: only its language's commonest words, as "hi, how
+are you?", whose closest lines are only the chat's other greetings), temporal (a completed-past range is named, or the caller gives one) and
 specific-key (structural keys are present). Thematic searches twice, by meaning (the vector
 search, through the L2.5 cache) and by words (BM25 over the chat's word index), and the
 query's background (its mean distance to the chats' entries) is read for the relevance
@@ -32,6 +33,7 @@ from memory.retrieval.scale import Scale
 from memory.retrieval.search import L3Search
 from memory.settings import Settings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
+from memory.words import names_nothing
 
 # What the scans read of a message: dateparser's cost grows fast with the text and a date
 # phrase sits in the first lines; the key regex is cheap (~0.2 ms per 1 000 characters).
@@ -168,12 +170,13 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         return await search.holding_words(await chats_task, message[:_LEXICAL_SCAN_CHARS], await scale_task,
                                           settings.prefetch.max_results, after, before)
 
+    topical = not names_nothing(message[:_LEXICAL_SCAN_CHARS])
     mechanisms = {name: make for name, make in ((THEMATIC, thematic), (TEMPORAL, temporal), (KEYS, specific_key),
                                                 (EVERY_WORD, every_word))
-                  if name in query.lists}
+                  if name in query.lists and (topical or name != THEMATIC)}
     tasks = {name: asyncio.ensure_future(make()) for name, make in mechanisms.items()}
     # Thematic's word half, reported on its own line: a stuck vector search must not take it down.
-    lexical_task = asyncio.ensure_future(lexical()) if WORDS in query.lists else None
+    lexical_task = asyncio.ensure_future(lexical()) if WORDS in query.lists and topical else None
 
     def timed(name: str) -> Callable[[asyncio.Future], None]:
         def finished(task: asyncio.Future) -> None:

@@ -2,8 +2,8 @@
 and language, and whether a text reads as English (which the paired encoder asks)."""
 
 from memory.words.folding import (
-    AUTO, NO_STEMMER, SCHEME, QueryTerms, Words, in_latin_script, reading_version, reads_as_english, stemmers, terms,
+    AUTO, NO_STEMMER, SCHEME, QueryTerms, Words, in_latin_script, names_nothing, reading_version, reads_as_english, stemmers, terms,
 )
 
-__all__ = ["AUTO", "NO_STEMMER", "SCHEME", "QueryTerms", "Words", "in_latin_script", "reading_version", "reads_as_english",
-           "stemmers", "terms"]
+__all__ = ["AUTO", "NO_STEMMER", "SCHEME", "QueryTerms", "Words", "in_latin_script", "names_nothing", "reading_version",
+           "reads_as_english", "stemmers", "terms"]

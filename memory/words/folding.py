@@ -455,6 +455,36 @@ def reads_as_english(text: str) -> bool:
     return 2 * english >= max(scores[1:]) - 1e-9
 
 
+def names_nothing(text: str) -> bool:
+    """Whether ``text`` names no topic: each script's words in it are all among the commonest of
+    the language they read as (function words, greetings: "hi, how are you?", "thanks, that's all
+    for now"), or it has no word at all. A contraction's letter ("that's") is no word of a topic."""
+    folded, cased = (text.lower(), "") if text.isascii() else _fold(text)
+    found, kinds = _split(folded)
+    by_script: dict[str, list[str]] = {}
+    for word, kind in zip(found, kinds):
+        if not (len(word) == 1 and word.isascii() and word.isalpha()):
+            by_script.setdefault(kind, []).append(word)
+    commonest, choosers = _commonest(), _choosers()
+    for script, words in by_script.items():
+        chooser = choosers.get(script)
+        if chooser is None:  # a script whose words' language is not told: any of its languages'
+            common = frozenset().union(*(commonest[name] for name, (_, writes, _) in LANGUAGES.items()
+                                         if writes == script))
+        else:
+            scores = chooser.scores(words, cased)
+            common = commonest[chooser.languages[scores.index(max(scores))]]
+        if not common.issuperset(words):
+            return False
+    return True
+
+
+@functools.cache
+def _commonest() -> dict[str, frozenset[str]]:
+    """Each language's commonest words, folded as texts are."""
+    return {name: frozenset(_fold(words)[0].split()) for name, (_, _, words) in LANGUAGES.items()}
+
+
 def in_latin_script(text: str) -> bool:
     """Whether most of ``text``'s words are Latin-script words (a text without words is)."""
     return _latin_words(text)[0] is not None
