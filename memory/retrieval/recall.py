@@ -3,8 +3,9 @@
 Prefetch runs it on every turn, with no confidence gate; the ``search_memory`` tool runs it
 on the model's query. Three mechanisms run concurrently, each only when it scores above zero:
 thematic (unless the message names nothing: only its language's commonest words, as "hi, how
-are you?", whose closest lines are only the chat's other greetings), temporal (a completed-past range is named, or the caller gives one) and
-specific-key (structural keys are present). Thematic searches twice, by meaning (the vector
+are you?", whose closest lines are only the chat's other greetings), temporal (a
+completed-past range is named, or the caller gives one) and specific-key (structural keys are
+present). Thematic searches twice, by meaning (the vector
 search, through the L2.5 cache) and by words (BM25 over the chat's word index), and the
 query's background (its mean distance to the chats' entries) is read for the relevance
 test. An explicit search also asks for the entries holding every word it names. The query

@@ -460,7 +460,7 @@ class Backends:
         if self._embedded_chroma_since is None:
             return
         embedded = self.settings.redis.url is None
-        if embedded and (self._embedded_redis is None or self._redis is None):
+        if embedded and self._redis is None:
             return  # the embedded Redis never answered here: other processes cannot be told
         try:
             if embedded and await other_processes(self._redis):

@@ -13,12 +13,12 @@ when the space normalizes none (``length.bin``) and the slots past the last entr
 
 :func:`rewrite_append_only_files` and :func:`erase_chroma_files` do what each needs, once every
 delete of a forget is done (``Backends.erase_deleted``); :func:`clear_unset_index_bytes` zeroes
-hnswlib's unset bytes, then and when a process that wrote to the index closes it. Several processes may share the embedded
-Redis: it rewrites one file at a time (a rewrite already under way may have begun before these
-deletes: it is waited out and asked for again). Chroma's SQLite takes no file locks, so nothing
-may use the embedded Chroma while its database is rewritten: in this process its calls wait
-(``Backends.run_blocking``); another process on the data folder (which the embedded defaults do
-not allow) makes the erase refuse.
+hnswlib's unset bytes, then and when a process that wrote to the index closes it. Several
+processes may share the embedded Redis: it rewrites one file at a time (a rewrite already under
+way may have begun before these deletes: it is waited out and asked for again). Chroma's SQLite
+takes no file locks, so nothing may use the embedded Chroma while its database is rewritten: in
+this process its calls wait (``Backends.run_blocking``); another process on the data folder
+(which the embedded defaults do not allow) makes the erase refuse.
 """
 
 from __future__ import annotations
