@@ -183,7 +183,9 @@ def checkpoint_keys(keys: list[str]) -> list[str]:
 async def test_forget_of_a_fact_the_last_turn_used_leaves_it_in_no_checkpoint(
         tmp_path: Path, embeddings: LocalEmbeddings) -> None:
     """The last turns' checkpoints hold the facts and the prompt they read: /forget cuts the fact out
-    of them, and so out of Redis's files; /why of the last turn still answers."""
+    of them, and so out of Redis's files; /why of the last turn still answers. The process held the
+    fact in memory while its archive wrote the vector index: the bytes hnswlib wrote there without
+    setting them are zeroed too (a new index held the fact in a full run of the suite)."""
     data_dir = tmp_path / "data"
     with FakeOpenAI() as fake:
         runner = make_runner(with_model(Settings(data_dir=data_dir), fake), embeddings)
@@ -194,6 +196,8 @@ async def test_forget_of_a_fact_the_last_turn_used_leaves_it_in_no_checkpoint(
             await runner.run("ana-chat", "What do you know about me?", user_id=ANA)
             await runner.run("ana-chat", "Thanks.", user_id=ANA)
             assert checkpoint_keys(await redis_holding(runner)), "the turns' state holds the fact"
+            assert await runner.services.memory.settle() == 0
+            assert write_where_hnswlib_sets_nothing(data_dir / "chroma")
             assert await commands.forget(asker, "locker") == "Forgot locker."
             assert await redis_holding(runner) == []
             assert files_holding(data_dir) == []

@@ -28,7 +28,7 @@ from memory.stores.chat_lock import ChatLocks
 from memory.encoders.embeddings import LocalEmbeddings, encoder_class
 from memory.stores.episodic import EpisodicStore
 from memory.stores.erasure import (NotErased, SharedOrAlone, clear_unset_index_bytes, erase_chroma_files,
-                                   other_processes, rewrite_append_only_files)
+                                   erase_unset_index_bytes, other_processes, rewrite_append_only_files)
 from memory.errors import BackendUnavailable, EncoderMismatch, refuses_writes
 from memory.stores.facts import FactsStore, RedisFactsStore
 from memory.stores.letta import LettaFactsStore
@@ -413,26 +413,31 @@ class Backends:
 
     async def erase_deleted(self, *, l3: bool) -> None:
         """Erase from the data folder's files what deletes took out (``memory/stores/erasure.py``):
-        Redis's append-only file rewritten (the embedded server's snapshot dropped) and, with ``l3``,
-        embedded Chroma's files cleaned, side by side. Of a Redis server, only its append-only file
-        is rewritten (when it keeps one and allows it); a Chroma server's files are its own.
+        Redis's append-only file rewritten (the embedded server's snapshot dropped) and, side by
+        side, embedded Chroma's files cleaned with ``l3``, else only hnswlib's unset bytes zeroed
+        (they may hold a fragment of any text this process held, a forgotten fact's too). Of a
+        Redis server, only its append-only file is rewritten (when it keeps one and allows it); a
+        Chroma server's files are its own.
 
         Raises:
-            NotErased: a rewrite failed, or another process uses the embedded Chroma (its files
-                are erased by the next forget made alone); what was deleted may still be in a file.
+            NotErased: a rewrite failed, or, with ``l3``, another process uses the embedded Chroma
+                (its files are erased by the next forget made alone); what was deleted may still
+                be in a file.
         """
         server, redis = self._embedded_redis, await self.redis()
         redis_files = rewrite_append_only_files(redis, server.folder if server else None)
-        if not l3 or self.settings.chroma.url:
+        if self.settings.chroma.url:
             await redis_files
             return
-        others = await other_processes(redis) if server else []
-        if others:
+        if others := await other_processes(redis) if server else []:
             await redis_files
-            raise NotErased("chroma", f"other processes use this data folder ({', '.join(others)}), and Chroma's "
-                                      "files cannot be rewritten under them")
+            if l3:
+                raise NotErased("chroma", f"other processes use this data folder ({', '.join(others)}), and "
+                                          "Chroma's files cannot be rewritten under them")
+            return
         chroma_files = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._alone, erase_chroma_files, (Path(self.settings.data_dir) / "chroma",))
+            self._executor, self._alone, erase_chroma_files if l3 else erase_unset_index_bytes,
+            (Path(self.settings.data_dir) / "chroma",))
         await asyncio.gather(redis_files, chroma_files)
 
     # ---- lifecycle ----------------------------------------------------------------------

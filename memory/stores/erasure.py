@@ -13,7 +13,8 @@ when the space normalizes none (``length.bin``) and the slots past the last entr
 
 :func:`rewrite_append_only_files` and :func:`erase_chroma_files` do what each needs, once every
 delete of a forget is done (``Backends.erase_deleted``); :func:`clear_unset_index_bytes` zeroes
-hnswlib's unset bytes, then and when a process that wrote to the index closes it. Several
+hnswlib's unset bytes, then (a forget of a fact too) and when a process that wrote to the index
+closes it. Several
 processes may share the embedded Redis: it rewrites one file at a time (a rewrite already under
 way may have begun before these deletes: it is waited out and asked for again). Chroma's SQLite
 takes no file locks, so nothing may use the embedded Chroma while its database is rewritten: in
@@ -214,6 +215,19 @@ def erase_chroma_files(folder: Path) -> None:
         _clear_unset_bytes(folder, vector_segments, since=0.0)
     except OSError as exc:
         raise NotErased("chroma", f"{folder}: {exc}") from exc
+
+
+def erase_unset_index_bytes(folder: Path) -> None:
+    """:func:`clear_unset_index_bytes` of every vector index, for a forget that deleted nothing
+    from Chroma (the text was only ever in this process's memory).
+
+    Raises:
+        NotErased: a file or Chroma's database could not be read or written.
+    """
+    try:
+        clear_unset_index_bytes(folder)
+    except (OSError, sqlite3.Error) as exc:
+        raise NotErased("chroma", f"{folder}: {type(exc).__name__}: {exc}") from exc
 
 
 def clear_unset_index_bytes(folder: Path, *, since: float = 0.0) -> None:
