@@ -4,7 +4,10 @@ Texts are LoCoMo utterances recombined (realistic length and vocabulary); one ch
 of the turns and the rest are spread over chats of ``SMALL_CHAT_TURNS``, so one archive serves
 both layouts. Every turn lies in the year before ``ARCHIVE_END``, so "yesterday" or "last week"
 asked just after it names a range with entries. Every ``KEY_EVERY``-th turn of a chat mentions
-a unique label (``ticket-000250``) for specific-key messages to look up.
+a unique label (``ticket-000250``) for specific-key messages to look up. A bilingual archive
+(``goat bench --bilingual``, a folder of its own) is the same but for every
+``OTHER_LANGUAGE_EVERY``-th turn of each chat, said in Russian or Spanish (the bilingual
+section's lines): every chat then holds two languages, as a bilingual user's do.
 
 A build is resumable: the import is idempotent, so an interrupted one carries on where it
 stopped; ``manifest.json`` says what the folder holds and whether it is complete. An archive
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import locomo
+from bench.bilingual import LINES as OTHER_LANGUAGE_LINES
 from bench.harness import BenchOptions, isolated_settings
 from graph.importer import import_turns, transcript_of
 from nodes.services import Services
@@ -42,6 +46,9 @@ IMPORT_CHUNK = 1_000  # turns per import call: the unit of progress of a resumed
 # vectors in that index; 4: L2 messages with their token counts; 5: stemmed words), so that archives cached by
 # an older version are not measured as if they were current.
 FORMAT_VERSION = 5
+# Turns 3, 13, 23… of a chat in a bilingual archive: never a labelled one (0, 25, 50, 75…).
+OTHER_LANGUAGE_EVERY = 10
+OTHER_LANGUAGE_AT = 3
 KINDS = ("thematic", "temporal", "specific_key")  # of the messages sent to an archive
 LAYOUTS = ("big chat", "small chats")  # where they are sent
 TURN_INTERVAL_S = 60.0
@@ -92,9 +99,11 @@ class ArchiveMismatch(RuntimeError):
 
 
 class TextPool:
-    """Realistic texts from a LoCoMo file: utterances to compose turns of, questions to ask."""
+    """Realistic texts from a LoCoMo file: utterances to compose turns of, questions to ask; with
+    ``bilingual``, some turns said in Russian or Spanish."""
 
-    def __init__(self, records: list[dict[str, Any]]) -> None:
+    def __init__(self, records: list[dict[str, Any]], *, bilingual: bool = False) -> None:
+        self.bilingual = bilingual
         self.utterances = locomo.utterances(records)
         if not self.utterances:
             raise ValueError("the LoCoMo file holds no utterances to compose archives from")
@@ -104,6 +113,10 @@ class TextPool:
     def turn(self, plan: ChatPlan, position: int) -> tuple[str, str]:
         """The (user, assistant) texts of a turn: the same for the same turn, every time."""
         rng = random.Random(plan.first + position)
+        if self.bilingual and position % OTHER_LANGUAGE_EVERY == OTHER_LANGUAGE_AT:
+            language = rng.choice(("ru", "es"))
+            said = rng.sample([line for line in OTHER_LANGUAGE_LINES if line[0] == language], rng.choice((1, 1, 2)))
+            return " ".join(user for _, user, _ in said), " ".join(reply for _, _, reply in said)
         # Mostly one utterance each, sometimes two: about the length of LoCoMo's own turns.
         user = " ".join(rng.choice(self.utterances) for _ in range(rng.choice((1, 1, 1, 2))))
         assistant = " ".join(rng.choice(self.utterances) for _ in range(rng.choice((1, 1, 2))))
@@ -155,29 +168,34 @@ class Archive:
     size: int
     folder: Path
     plans: list[ChatPlan]
+    bilingual: bool = False
 
     def chats(self, layout: str) -> list[ChatPlan]:
         """The big chat alone, or the small chats (a tiny archive may have none: then the big one)."""
         return self.plans[:1] if layout == "big chat" else self.plans[1:] or self.plans[:1]
 
 
-def archive_folder(root: Path, size: int, encoder: str) -> Path:
+def archive_folder(root: Path, size: int, encoder: str, *, bilingual: bool = False) -> Path:
     """Each encoder's archives apart: an archive's vectors are its encoder's."""
-    return root / f"archive-{size}-{encoder}"
+    return root / f"archive-{size}-{encoder}{'-bilingual' if bilingual else ''}"
 
 
 def discard_archives(root: Path, sizes: tuple[int, ...], encoder: str) -> None:
-    """Delete the cached archives of these sizes (``--rebuild``), built or half-built."""
+    """Delete the cached archives of these sizes (``--rebuild``), built or half-built, bilingual too."""
     for size in sizes:
-        shutil.rmtree(archive_folder(root, size, encoder), ignore_errors=True)
+        for bilingual in (False, True):
+            shutil.rmtree(archive_folder(root, size, encoder, bilingual=bilingual), ignore_errors=True)
 
 
 async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPool) -> Archive:
     """The cached archive of ``size`` turns under ``root``, built or completed first if needed."""
-    folder = archive_folder(root, size, settings.embeddings.model)
+    folder = archive_folder(root, size, settings.embeddings.model, bilingual=pool.bilingual)
     plans = layout(size)
     spec = {"version": FORMAT_VERSION, "size": size, "texts": pool.digest,
             "chats": [asdict(plan) for plan in plans]}
+    if pool.bilingual:
+        spec["other_languages"] = {"every": OTHER_LANGUAGE_EVERY, "at": OTHER_LANGUAGE_AT,
+                                   "lines": len(OTHER_LANGUAGE_LINES)}
     manifest = folder / "manifest.json"
     found = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
     if found is not None and found["spec"] != spec:  # a build of hours is not thrown away unasked
@@ -190,9 +208,9 @@ async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPo
     if found is None or not found["complete"]:
         folder.mkdir(parents=True, exist_ok=True)
         manifest.write_text(json.dumps({"spec": spec, "complete": False}), encoding="utf-8")
-        await _import_archive(isolated_settings(settings, folder), plans, pool, f"archive-{size}")
+        await _import_archive(isolated_settings(settings, folder), plans, pool, folder.name)
         manifest.write_text(json.dumps({"spec": spec, "complete": True}), encoding="utf-8")
-    return Archive(size, folder, plans)
+    return Archive(size, folder, plans, pool.bilingual)
 
 
 async def _import_archive(settings: Settings, plans: list[ChatPlan], pool: TextPool, name: str) -> None:
@@ -209,9 +227,9 @@ async def _import_archive(settings: Settings, plans: list[ChatPlan], pool: TextP
 
 
 async def measure_each_size(options: BenchOptions,
-                            measure: Callable[[BenchOptions, Archive, TextPool], Awaitable[dict[str, Any]]]
-                            ) -> dict[str, dict[str, Any]]:
+                            measure: Callable[[BenchOptions, Archive, TextPool], Awaitable[dict[str, Any]]],
+                            *, bilingual: bool = False) -> dict[str, dict[str, Any]]:
     """``measure`` of the cached archive of each size the run asks for (built first if missing), by size."""
-    pool = TextPool(options.locomo_records)
+    pool = TextPool(options.locomo_records, bilingual=bilingual)
     return {str(size): await measure(options, await ensure_archive(options.settings, options.root, size, pool), pool)
             for size in options.sizes}

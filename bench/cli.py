@@ -62,6 +62,7 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             checkpoint_turns=args.checkpoint_turns or (
                 QUICK_CHECKPOINT_TURNS if args.quick else DEFAULT_CHECKPOINT_TURNS),
             locomo_path=args.locomo or locomo.data_path()[0],
+            bilingual=args.bilingual,
         )
         print(f"\n# encoder {encoder}\n\nLoCoMo data: {options.locomo_path}; benchmark data under {options.root}",
               flush=True)
@@ -100,7 +101,8 @@ async def run_sections(options: BenchOptions, names: tuple[str, ...]) -> None:
 async def build_archives(options: BenchOptions) -> None:
     from bench.archive import TextPool, ensure_archive
 
-    pool = TextPool(options.locomo_records)
-    for size in options.sizes:
-        archive = await ensure_archive(options.settings, options.root, size, pool)
-        print(f"archive of {size} turns ready in {archive.folder} ({len(archive.plans)} chats)")
+    for bilingual in (False, True) if options.bilingual else (False,):
+        pool = TextPool(options.locomo_records, bilingual=bilingual)
+        for size in options.sizes:
+            archive = await ensure_archive(options.settings, options.root, size, pool)
+            print(f"archive of {size} turns ready in {archive.folder} ({len(archive.plans)} chats)")

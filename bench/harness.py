@@ -31,6 +31,7 @@ class BenchOptions:
     import_turns: int  # turns imported by the throughput section
     checkpoint_turns: int  # turns of the chat whose checkpoints are measured
     locomo_path: Path
+    bilingual: bool = False  # the overhead section also measures bilingual archives
 
     @property
     def root(self) -> Path:

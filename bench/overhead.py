@@ -4,7 +4,9 @@ Whole turns (prefetch … llm … save … archive) run on a throw-away copy of 
 with an instant model, in the archive's big chat and in its small chats, for three kinds of
 message: thematic only (a LoCoMo question), temporal (names a past range) and specific-key
 (names a label the chat holds). Kinds and layouts alternate turn by turn, so that load on the
-machine spreads evenly over them.
+machine spreads evenly over them. With ``--bilingual``, archives whose every chat holds lines in
+Russian and Spanish too are measured the same way (``bilingual_archives``), asked the same
+English messages: a chat of two languages searches both encoders' spaces.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ async def run(options: BenchOptions) -> SectionResult:
                        "prefetch_timeout_ms": options.settings.prefetch.timeout * 1000},
         "archives": archives,
     }
+    if options.bilingual:
+        data["bilingual_archives"] = await measure_each_size(options, measure_archive, bilingual=True)
     figure = plot(data, options.out / "overhead.png")
     return SectionResult("overhead", data, tables(data), [figure])
 
@@ -96,20 +100,26 @@ def _spread(d: dict[str, Any]) -> str:
     return f"{d['p50']:.1f} / {d['p95']:.1f} / {d['max']:.1f}"
 
 
+def _measured(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(archive label, its figures): the English archives, then the bilingual ones."""
+    return [*data["archives"].items(),
+            *((f"{size}, bilingual", archive) for size, archive in data.get("bilingual_archives", {}).items())]
+
+
 def tables(data: dict[str, Any]) -> list[str]:
     rows = [
         (size, f"{layout} ({archive['chat_turns'][layout]} turns)",
          kind, _spread(cell["pre_reply_ms"]), _spread(cell["post_reply_ms"]), _spread(cell["total_ms"]),
          _spread(cell["outside_nodes_ms"]), _spread(cell["prefetch_waited_ms"]), _spread(cell["archive_behind_ms"]),
          cell["l3_injected_mean"])
-        for size, archive in data["archives"].items()
+        for size, archive in _measured(data)
         for layout, kinds in archive["cells"].items()
         for kind, cell in kinds.items()
     ]
     headers = ["archive turns", "chat", "message", "pre-reply", "post-reply", "total (all but the model)",
                "outside the nodes", "prefetch waited", "L3 write behind the reply (not in the turn)", "L3 entries"]
     result = [markdown_table(headers, rows, "Turn overhead (everything but the model call), ms: p50 / p95 / max")]
-    for size, archive in data["archives"].items():
+    for size, archive in _measured(data):
         node_rows = [
             (layout, node, *(_spread(archive["cells"][layout][kind]["nodes_ms"][node]) for kind in KINDS))
             for layout in LAYOUTS for node in NODES

@@ -82,6 +82,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoders", type=_names_from(ENCODERS, "encoder"), default=None, metavar="NAMES",
                         help="run every section with each of these encoders, one after the other "
                         f"(comma-separated: {','.join(ENCODERS)}; default: embeddings.model)")
+    parser.add_argument("--bilingual", action="store_true",
+                        help="overhead: also measure archives of bilingual chats (every tenth turn in Russian "
+                             "or Spanish), built and cached beside the English ones")
     parser.add_argument("--quick", action="store_true", help="tiny archive and counts: a smoke run")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached archives under <data_dir>/bench")
     parser.add_argument("--build-only", action="store_true",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,7 +18,9 @@ import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
 from bench import locomo, seed
-from bench.archive import KINDS, LAYOUTS, TextPool, layout, messages, turn_times
+from bench.archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool, layout,
+                           messages, turn_times)
+from bench.bilingual import LINES
 from bench.cli import SECTIONS
 from bench.overhead import NODES
 from bench.retrieval import OFF_TOPIC, methods
@@ -35,6 +38,7 @@ SIZE = 30
 ARCHIVE = f"archive-{SIZE}-{Settings().embeddings.model}"  # each encoder's archives apart
 TURNS = 2  # per archive size, chat layout and message kind
 PNG_MAGIC = b"\x89PNG"
+CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
 
 
 @pytest.fixture
@@ -64,6 +68,16 @@ def archived_turns(archive: Path) -> dict[str, int]:
         client.close()
 
 
+def archived_texts(archive: Path) -> list[str]:
+    client = chromadb.PersistentClient(path=str(archive / "chroma"),
+                                       settings=ChromaSettings(anonymized_telemetry=False))
+    try:
+        return [text for plan in layout(SIZE)
+                for text in client.get_collection(collection_name(plan.chat_id)).get(include=["documents"])["documents"]]
+    finally:
+        client.close()
+
+
 async def word_indexed_turns(archive: Path) -> dict[str, int]:
     """Per chat, the archived turns its word index covers (read from the archive's own Redis)."""
     with EmbeddedRedis(archive) as server:
@@ -81,7 +95,7 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
     monkeypatch.delenv(seed.ENV_VAR, raising=False)
     out = tmp_path / "results"
     code = main(["bench", "--quick", "--sizes", str(SIZE), "--turns", str(TURNS), "--locomo", str(tiny_locomo),
-                 "--out", str(out)])
+                 "--out", str(out), "--bilingual"])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert f"building archive-{SIZE}" in printed.err
@@ -100,6 +114,12 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
             assert cell["total_ms"]["n"] == TURNS
             assert all(cell["nodes_ms"][node]["n"] == TURNS for node in NODES)
     assert (out / "overhead.png").read_bytes().startswith(PNG_MAGIC)
+    bilingual = overhead["bilingual_archives"][str(SIZE)]
+    assert all(bilingual["cells"][chat_layout][kind]["total_ms"]["n"] == TURNS
+               for chat_layout in LAYOUTS for kind in KINDS)
+    assert f"| {SIZE}, bilingual | big chat" in printed.out
+    said = archived_texts(data_dir / "bench" / f"{ARCHIVE}-bilingual")
+    assert any(CYRILLIC.search(text) for text in said) and any("ñ" in text or "á" in text for text in said)
 
     deadline = json.loads((out / "deadline.json").read_text())
     assert deadline["deadline_ms"] == pytest.approx(250)
@@ -216,6 +236,19 @@ def test_archive_layout_puts_most_turns_in_one_chat_and_labels_every_chat():
     keys = [key for plan in plans for key in plan.keys()]
     assert all(plan.keys() for plan in plans)
     assert len(keys) == len(set(keys))  # a label names one turn of the whole archive
+
+
+def test_a_bilingual_archive_differs_from_the_english_one_only_in_its_other_language_turns():
+    records = locomo.load(locomo.SYNTHETIC_PATH)
+    english, bilingual = TextPool(records), TextPool(records, bilingual=True)
+    plan = layout(10_000)[0]
+    other = [position for position in range(200) if english.turn(plan, position) != bilingual.turn(plan, position)]
+    assert other == list(range(OTHER_LANGUAGE_AT, 200, OTHER_LANGUAGE_EVERY))
+    said = [bilingual.turn(plan, position)[0] for position in other]
+    assert all(text.startswith(tuple(line for _, line, _ in LINES)) for text in said)
+    assert any(CYRILLIC.search(text) for text in said) and any(not CYRILLIC.search(text) for text in said)
+    assert all(key in bilingual.turn(plan, position)[0] for position in range(0, 200, KEY_EVERY)
+               if (key := plan.key_of(position)))  # labelled turns stay English, labels and all
 
 
 def test_each_kind_of_message_carries_what_its_mechanism_looks_for():
