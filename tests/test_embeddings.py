@@ -144,3 +144,27 @@ def test_langchain_adapter_gives_query_and_document_vectors_alike(encoder: MiniL
     query = embeddings.embed_query(text)
     assert isinstance(query, list) and len(query) == 384 and all(isinstance(x, float) for x in query)
     np.testing.assert_allclose(query, embeddings.embed_documents(["something else", text])[1], atol=TOLERANCE)
+
+
+def test_a_question_embedded_ahead_lends_its_minilm_block_when_its_chat_holds_every_language(
+    encoder: MiniLMEncoder, e5: LocalEmbeddings
+) -> None:
+    """A turn's message is embedded ahead for a chat of English alone; when the chat holds other
+    languages too it is embedded again with e5's block, and MiniLM is not run a second time."""
+    asked: list[list[str]] = []
+
+    class CountedMiniLM:
+        def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
+            asked.append(list(texts))
+            return encoder.encode(texts, query=query)
+
+    paired = PairedEncoder(CountedMiniLM(), e5.encoder)  # type: ignore[arg-type]
+    question = "Where does my sister live now?"
+    ahead = paired.encode([question], query=True, every_language=False)[0]
+    both = paired.encode([question], query=True, every_language=True)[0]
+    assert asked == [[question]]
+    np.testing.assert_array_equal(both[:384], ahead[:384])
+    np.testing.assert_array_equal(both, PairedEncoder(encoder, e5.encoder).encode([question], query=True)[0])
+    # Passages are not queries: each is encoded as a passage, every time.
+    paired.encode([question])
+    assert asked == [[question], [question]]

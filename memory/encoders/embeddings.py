@@ -40,6 +40,7 @@ import math
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -59,6 +60,7 @@ from memory.words import in_latin_script, reading_version, reads_as_english
 
 MAX_TOKENS = 256  # MiniLM's truncation
 _WIDTH = 384  # both models' hidden size and vector length
+_REMEMBERED_QUERIES = 64
 _HEADS = 12
 _MINILM_LAYERS = 6
 _LAYER_NORM_EPS = 1e-12
@@ -431,6 +433,10 @@ class PairedEncoder(Encoder):
         self.minilm = minilm or MiniLMEncoder()
         self._e5, self._e5_lock = e5, threading.Lock()
         self._beside = ThreadPoolExecutor(1, thread_name_prefix="minilm-beside-e5")
+        # The last English queries' MiniLM blocks: a turn's message is embedded ahead for a chat
+        # of English alone, and again with e5's block when its chat turns out to hold more.
+        self._minilm_queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._minilm_queries_lock = threading.Lock()
 
     @property
     def e5(self) -> E5SmallEncoder:
@@ -452,7 +458,8 @@ class PairedEncoder(Encoder):
         english = np.array([read(text) for text in texts], dtype=bool)
         with_e5 = np.ones(len(texts), dtype=bool) if every_language else ~english
         # Two cores: MiniLM's pass runs beside e5's, which takes twice as long.
-        minilm = self._beside.submit(self.minilm.encode, [text for text, e in zip(texts, english) if e], query=query)
+        encode_minilm = self._encode_minilm_queries if query else self.minilm.encode
+        minilm = self._beside.submit(encode_minilm, [text for text, e in zip(texts, english) if e])
         e5 = self.e5.encode([text for text, e in zip(texts, with_e5) if e], query=query) if with_e5.any() else None
         first, middle, last = slice(None, _WIDTH), slice(_WIDTH, 2 * _WIDTH), slice(2 * _WIDTH, None)
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
@@ -466,6 +473,20 @@ class PairedEncoder(Encoder):
                 out[with_e5 & english, middle] = e5[e5_english]
                 out[with_e5 & ~english, last] = e5[~e5_english]
         return out
+
+    def _encode_minilm_queries(self, texts: list[str]) -> np.ndarray:
+        """MiniLM's query vectors, each made once among the last ``_REMEMBERED_QUERIES``."""
+        with self._minilm_queries_lock:
+            known = {text: self._minilm_queries[text] for text in texts if text in self._minilm_queries}
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        if missing:
+            known.update(zip(missing, self.minilm.encode(missing, query=True)))
+            with self._minilm_queries_lock:
+                for text in missing:
+                    self._minilm_queries[text] = known[text]
+                while len(self._minilm_queries) > _REMEMBERED_QUERIES:
+                    self._minilm_queries.popitem(last=False)
+        return np.array([known[text] for text in texts], dtype=np.float32).reshape(len(texts), _WIDTH)
 
     def fill(self, texts: list[str], passages: np.ndarray) -> np.ndarray:
         """The passages with the e5 block each English one lacks (:func:`bare_passages`) added,

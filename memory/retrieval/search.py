@@ -85,17 +85,24 @@ class L3Search:
         chats' other languages (in e5's space) only when they hold some; a query in another
         language marks the chats as ones of every language (their English entries are then
         given e5's block, behind the turns)."""
-        ahead = self._embedding_ahead.pop(text, None)
         index = await self.backends.lexical_index()
         encoder = (await self.backends.embeddings()).encoder
-        centroid = await index.centroid(chats)
+        # Made for chats of English alone (most), while the chats' centroid is read.
+        ahead = self._embedding_ahead.pop(text, None) or asyncio.ensure_future(self._embed(text, False))
+        try:
+            centroid = await index.centroid(chats)
+        except BaseException:
+            ahead.cancel()
+            raise
         of_english_alone = not index.tells_english_apart or centroid is None or not centroid.every_language
         other_script = not asked_in_english(text, False)  # e5's alone, whatever the chats hold
         if index.tells_english_apart and of_english_alone and other_script:
             await gather_bounded(index.hold_every_language, chats)  # now: loading e5 may outlast the turn
-        # The vector ahead was made for chats of English alone; it serves a query in another script too.
-        vector = await (ahead or self._embed(text, False)) if of_english_alone or other_script else (
-            await self._embed(text, True))
+        if of_english_alone or other_script:  # the vector ahead serves a query in another script too
+            vector = await ahead
+        else:  # the encoder keeps the MiniLM block it made ahead: e5's is added
+            ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
+            vector = await self._embed(text, True)
         return Scale.measure(encoder.spaces(vector), centroid, encoder.english_block)
 
     async def search(
