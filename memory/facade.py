@@ -167,7 +167,7 @@ class Memory:
             chat is marked in flight until the block ends without an exception.
         """
         if message is not None:
-            self.l3.embed_ahead(message)
+            self.l3.embed_ahead(message, chat_id)
         async with (await self.backends.chat_locks()).hold(chat_id), self.archiver.turn_running():
             forgotten = self._forgotten_in_turn[chat_id] = set()
             try:

@@ -12,7 +12,7 @@ import pytest
 
 from graph.runner import TurnRunner, turn_report
 from memory.encoders.embeddings import LocalEmbeddings, PairedEncoder
-from memory.facade import Memory
+from memory.facade import Memory, RecallQuery
 from memory.settings import Settings
 from memory.turns import archive_id
 from nodes.services import Services
@@ -173,6 +173,36 @@ async def test_a_line_in_another_language_gives_the_chats_english_lines_e5s_bloc
              "Куда переехала моя сестра?": 1, "Which city did Lucy move to?": 1}
     for question, turn in asked.items():
         assert first_by_meaning(await runner.inspect("mixed", question, now=NOW.timestamp())) == archive_id("mixed", turn)
+
+
+async def test_a_chats_next_message_is_embedded_ahead_as_its_last_question_needed(
+        lazy_pair, tmp_path, monkeypatch) -> None:
+    """A turn's message is embedded while the turn waits for its chat: with e5's block when the
+    chat's last question met other languages' lines, so that e5 runs once, ahead, for it."""
+    runner, encoder = lazy_pair
+    memory = runner.services.memory
+    await load(memory, tmp_path, "mixed", [*ENGLISH, *RUSSIAN])
+    await load(memory, tmp_path, "en", ENGLISH)
+    assert await memory.settle() == 0
+    queries: list[tuple[str, bool]] = []
+    encode = encoder.encode
+
+    def counted(texts: list[str], *, query: bool = False, every_language: bool = True):
+        if query:
+            queries.extend((text, every_language) for text in texts)
+        return encode(texts, query=query, every_language=every_language)
+
+    monkeypatch.setattr(encoder, "encode", counted)
+    asked = {"mixed": {"What play did we see at the theatre?": 6, "What did my mother send me from the village?": 8},
+             "en": {"Where does my sister live now?": 1, "Where is my sister's home?": 1}}
+    for chat, questions in asked.items():
+        for question, turn in questions.items():
+            async with memory.turn(chat, question, chat):
+                recalled = await memory.recall(RecallQuery(question, chat, chat, NOW.timestamp()))
+            assert recalled.lists["thematic"][0]["id"] == archive_id(chat, turn)
+    first, second = asked["mixed"]
+    assert queries == [(first, False), (first, True), (second, True),  # the first learnt the chat's languages
+                       *((question, False) for question in asked["en"])]
 
 
 async def test_goat_import_gives_the_english_lines_of_a_chat_in_two_languages_e5s_block(

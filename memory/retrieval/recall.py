@@ -114,7 +114,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     chats_task = asyncio.ensure_future(backends.scope_chats(chat_id, user_id, scope))
 
     async def measure_scale() -> Scale:
-        return await search.measure(message, await chats_task)
+        return await search.measure(message, await chats_task, chat_id)
 
     scale_task = asyncio.ensure_future(measure_scale())
     # Under "user", whether the chat is one of the user's: only then are its searches cached.

@@ -32,6 +32,7 @@ _DEEPER_K = 300
 _KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the key itself
 _WORD_CANDIDATES = 256  # newest entries holding a search's every word, ranked by meaning
 _EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
+_CHATS_SEEN = 4096  # chats whose last question's languages are remembered, at most
 
 
 def _of_space(space: Space, distance: float) -> bool:
@@ -46,17 +47,23 @@ def _within(timestamp: float, after: float | None, before: float | None) -> bool
 class L3Search:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
-        self._embedding_ahead: dict[str, asyncio.Future[list[float]]] = {}  # message -> its vector
+        # message -> its vector, and whether it was made for chats holding other languages
+        self._embedding_ahead: dict[str, tuple[asyncio.Future[np.ndarray], bool]] = {}
+        # chat -> whether its last question met other languages' lines (a chat's languages seldom change)
+        self._met_every_language: dict[str, bool] = {}
 
-    def embed_ahead(self, text: str) -> None:
+    def embed_ahead(self, text: str, chat_id: str | None = None) -> None:
         """Start embedding a message whose turn is about to run: the model works in its thread
         while the turn waits for the chat's lock and reads its checkpoint (~6 ms), and
-        :meth:`measure` then finds the vector ready."""
+        :meth:`measure` then finds the vector ready. It is made as the chat's last question
+        needed it: for chats of English alone (most), or with e5's block too."""
         if text in self._embedding_ahead:
             return
         while len(self._embedding_ahead) >= _EMBEDDINGS_AHEAD:  # turns that never asked (they failed first)
             self._embedding_ahead.pop(next(iter(self._embedding_ahead)))
-        ahead = self._embedding_ahead[text] = asyncio.ensure_future(self._embed(text, every_language=False))
+        every_language = self._met_every_language.get(chat_id, False) if chat_id is not None else False
+        ahead = asyncio.ensure_future(self._embed(text, every_language))
+        self._embedding_ahead[text] = ahead, every_language
         ahead.add_done_callback(lambda done: done.cancelled() or done.exception())  # read by its turn, if any
 
     async def load_for(self, text: str) -> None:
@@ -67,7 +74,7 @@ class L3Search:
         the deadline, by :meth:`measure`): a store that does not answer cannot hold the turn here."""
         if (await self.backends.embeddings(checked=False)).encoder.loads_for(text):
             self.embed_ahead(text)
-            await asyncio.shield(self._embedding_ahead[text])
+            await asyncio.shield(self._embedding_ahead[text][0])
 
     async def warm_up(self) -> None:
         """A first forward pass, which pages the model's weights in: MiniLM's, and e5's too when
@@ -79,16 +86,18 @@ class L3Search:
         return (await self.backends.run_blocking(
             partial(encoder.encode, query=True, every_language=every_language), [text]))[0]
 
-    async def measure(self, text: str, chats: list[str]) -> Scale:
+    async def measure(self, text: str, chats: list[str], asked_in: str | None = None) -> Scale:
         """The query, embedded as these chats need it, with its spaces and their backgrounds:
         what puts every distance to it on one scale. An English query is compared with the
         chats' other languages (in e5's space) only when they hold some; a query in another
         language marks the chats as ones of every language (their English entries are then
-        given e5's block, behind the turns)."""
+        given e5's block, behind the turns). ``asked_in``: the chat the question was asked in,
+        whose next message is embedded ahead as this one needed."""
         index = await self.backends.lexical_index()
         encoder = (await self.backends.embeddings()).encoder
-        # Made for chats of English alone (most), while the chats' centroid is read.
-        ahead = self._embedding_ahead.pop(text, None) or asyncio.ensure_future(self._embed(text, False))
+        # Made ahead, or now for chats of English alone (most), while the chats' centroid is read.
+        ahead, ahead_every_language = self._embedding_ahead.pop(text, None) or (
+            asyncio.ensure_future(self._embed(text, False)), False)
         try:
             centroid = await index.centroid(chats)
         except BaseException:
@@ -98,11 +107,17 @@ class L3Search:
         other_script = not asked_in_english(text, False)  # e5's alone, whatever the chats hold
         if index.tells_english_apart and of_english_alone and other_script:
             await gather_bounded(index.hold_every_language, chats)  # now: loading e5 may outlast the turn
-        if of_english_alone or other_script:  # the vector ahead serves a query in another script too
+        every_language = not of_english_alone and not other_script
+        if asked_in is not None:
+            self._met_every_language.pop(asked_in, None)
+            self._met_every_language[asked_in] = every_language
+            while len(self._met_every_language) > _CHATS_SEEN:
+                self._met_every_language.pop(next(iter(self._met_every_language)))
+        if ahead_every_language == every_language or other_script:  # a query in another script: e5's alone either way
             vector = await ahead
-        else:  # the encoder keeps the MiniLM block it made ahead: e5's is added
+        else:  # the encoder keeps the MiniLM block it made ahead: whatever is missing is added
             ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
-            vector = await self._embed(text, True)
+            vector = await self._embed(text, every_language)
         return Scale.measure(encoder.spaces(vector), centroid, encoder.english_block)
 
     async def search(
