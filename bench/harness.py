@@ -7,7 +7,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from bench import locomo
+from bench.spans import TurnSpans, phases
 from graph.runner import TurnRunner
 from nodes.services import Services
 from memory.settings import Settings
@@ -105,6 +106,7 @@ class TimedTurn:
     # behind the reply, which the turn does not wait for.
     archive_behind_ms: float
     state: dict[str, Any]
+    phases_ms: dict[str, float] = field(default_factory=dict)  # with spans: see bench/spans.py
 
     @property
     def nodes_ms(self) -> dict[str, float]:
@@ -112,10 +114,13 @@ class TimedTurn:
 
 
 async def timed_turn(runner: TurnRunner, model: StopwatchChatModel, chat_id: str, message: str,
-                     now: float) -> TimedTurn:
+                     now: float, spans: TurnSpans | None = None) -> TimedTurn:
     """One whole turn (prefetch … llm … save … archive), timed around the model call, then
     the wait for its L3 write behind the reply (so that turns do not overlap that write, as
-    a person's turns, seconds apart, do not)."""
+    a person's turns, seconds apart, do not). With ``spans`` hooked onto the runner, its
+    phases too."""
+    if spans is not None:
+        spans.take()
     started = time.perf_counter()
     state = await runner.run(chat_id, message, now=now)
     ended = time.perf_counter()
@@ -131,6 +136,8 @@ async def timed_turn(runner: TurnRunner, model: StopwatchChatModel, chat_id: str
         total_ms=(ended - started) * 1000 - model_ms,
         archive_behind_ms=(settled - ended) * 1000,
         state=state,
+        phases_ms=phases(spans.take(), dict(state.get("latency_ms") or {}), started, model.called_at,
+                         model.returned_at, ended) if spans is not None else {},
     )
 
 

@@ -20,6 +20,7 @@ from bench.harness import (
     BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn,
 )
 from bench.report import SectionResult, distribution, markdown_table
+from bench.spans import PHASES, TurnSpans
 from nodes.state import FAN_OUT
 from memory.facade import Memory
 
@@ -34,6 +35,8 @@ async def measure_archive(options: BenchOptions, archive: Archive, pool: TextPoo
     samples: dict[tuple[str, str], list[TimedTurn]] = defaultdict(list)
     with scratch_copy(archive.folder, options.root / "scratch") as folder:
         async with bench_runner(isolated_settings(options.settings, folder)) as (runner, model):
+            spans = TurnSpans()
+            await spans.hook(runner)
             await load_collections(runner.services.memory, archive)
             for layout in LAYOUTS:
                 for _ in range(WARM_UP_TURNS):
@@ -42,7 +45,7 @@ async def measure_archive(options: BenchOptions, archive: Archive, pool: TextPoo
             for _ in range(options.turns):
                 for cell, stream in streams.items():
                     chat_id, text = next(stream)
-                    turn = await timed_turn(runner, model, chat_id, text, next(clock))
+                    turn = await timed_turn(runner, model, chat_id, text, next(clock), spans)
                     samples[cell].append(turn)
     return {
         "turns": archive.size,
@@ -76,6 +79,7 @@ def summarise(turns: list[TimedTurn]) -> dict[str, Any]:
         "outside_nodes_ms": distribution(outside_nodes_ms(t) for t in turns),
         "archive_behind_ms": distribution(t.archive_behind_ms for t in turns),
         "nodes_ms": {node: distribution(t.nodes_ms[node] for t in turns if node in t.nodes_ms) for node in NODES},
+        "phases_ms": {phase: distribution(t.phases_ms[phase] for t in turns if t.phases_ms) for phase in PHASES},
         "prefetch_waited_ms": distribution(t.state["prefetch"]["waited_ms"] for t in turns),
         "prefetch_timed_out": sum(bool(t.state["prefetch"]["timed_out"]) for t in turns),
         "fired": {kind: sum(kind in t.state["prefetch"]["fired"] for t in turns) for kind in KINDS},
@@ -126,6 +130,12 @@ def tables(data: dict[str, Any]) -> list[str]:
         ]
         result.append(markdown_table(["chat", "node", *KINDS], node_rows,
                                      f"Per node, archive of {size} turns, ms: p50 / p95 / max"))
+        phase_rows = [
+            (layout, phase, *(_spread(archive["cells"][layout][kind]["phases_ms"][phase]) for kind in KINDS))
+            for layout in LAYOUTS for phase in PHASES
+        ]
+        result.append(markdown_table(["chat", "phase", *KINDS], phase_rows,
+                                     f"Where the turn's time goes, archive of {size} turns, ms: p50 / p95 / max"))
     return result
 
 

@@ -104,6 +104,7 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
         host = json.loads((out / f"{name}.json").read_text())["conditions"]["host"]
         assert all(ms > 0 for ms in host["reference_workload_ms"]) and 0 <= host["cpu_stolen_share"] < 1
     assert "| archive turns | chat | message |" in printed.out
+    assert "| big chat | pre: read the checkpoint |" in printed.out
 
     overhead = json.loads((out / "overhead.json").read_text())
     archive = overhead["archives"][str(SIZE)]
@@ -113,6 +114,14 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
             cell = archive["cells"][chat_layout][kind]
             assert cell["total_ms"]["n"] == TURNS
             assert all(cell["nodes_ms"][node]["n"] == TURNS for node in NODES)
+            # Each turn's phases add up to its time (so their means do), and the hooked calls were timed.
+            for side in ("pre", "post"):
+                phases = {name: d for name, d in cell["phases_ms"].items() if name.startswith(f"{side}: ")}
+                assert all(d["n"] == TURNS for d in phases.values())
+                assert sum(d["mean"] for d in phases.values()) == pytest.approx(cell[f"{side}_reply_ms"]["mean"], abs=0.1)
+            assert all(cell["phases_ms"][name]["p50"] > 0 for name in (
+                "pre: hold the chat", "pre: read the checkpoint", "post: write the checkpoints",
+                "post: read the checkpoint again", "post: let the chat go"))
     assert (out / "overhead.png").read_bytes().startswith(PNG_MAGIC)
     bilingual = overhead["bilingual_archives"][str(SIZE)]
     assert all(bilingual["cells"][chat_layout][kind]["total_ms"]["n"] == TURNS
