@@ -16,12 +16,12 @@ from graph.importer import import_transcript
 from graph.runner import TurnRunner, turn_report
 from nodes.services import Services
 from memory.settings import Settings
-from memory.encoders.embeddings import LocalEmbeddings, distances
+from memory.encoders.embeddings import LocalEmbeddings, Space, distances
 from memory.facade import Memory
 from memory.retrieval.scale import Scale
 from memory.retrieval.search import L3Search
 from memory.turns import Exchange, archive_id
-from memory.stores.lexical import K1, LexicalIndex
+from memory.stores.lexical import K1, IndexEntry, LexicalIndex
 from memory.words import Words, terms
 from memory.stores.archive import INDEX_SCHEME_KEY
 from memory.stores.backends import PREFIX, REEMBED_KEY
@@ -675,3 +675,25 @@ async def test_a_wide_scope_stays_within_the_redis_connection_pool(runner, tmp_p
     await memory.archiver.sync_index(chats)
     [(hit, _, _)] = await memory.l3.lexical_search(chats, "Zorblax", k=5, max_df_share=0.5)
     assert hit["id"] == archive_id("chat-0", 3)
+
+
+async def test_a_time_ranges_vectors_are_widened_only_where_its_query_reads_them(raw_redis) -> None:
+    """A time range is ranked from its entries' stored vectors, widened from half precision only
+    where some space's query is not zero, and in the English block: the very same distances."""
+    rng = np.random.default_rng(7)
+    english = np.hstack([rng.normal(size=(6, 6)), np.zeros((6, 3))])  # a paired encoder's [MiniLM, e5, 0]
+    other = np.hstack([np.zeros((4, 6)), rng.normal(size=(4, 3))])  # and its [0, 0, e5]
+    vectors = np.vstack([english, other])
+    index = LexicalIndex(raw_redis, dimensions=9, english_block=3)
+    await index.add("chat", [IndexEntry(f"e{n}", f"line {n}", vector, float(n)) for n, vector in enumerate(vectors)])
+    numbers = await index.between("chat", 0.0, 9.0)
+    query = rng.normal(size=9)
+    minilm = Space("minilm-l6", np.r_[query[:3], np.zeros(6)], "english", 1.6)
+    e5 = Space("e5-small", np.r_[np.zeros(6), query[6:]], "other", 0.5)
+    whole = await index.vectors("chat", numbers)
+    for spaces, widened in (([minilm], 3), ([minilm, e5], 6)):
+        scale = Scale(spaces, {space.name: 1.0 for space in spaces}, english_block=3)
+        read = await index.vectors("chat", numbers, scale.columns)
+        assert scale.columns.sum() == widened and not read[:, ~scale.columns].any()
+        assert np.array_equal(read[:, scale.columns], whole[:, scale.columns])
+        assert np.array_equal(scale.of_passages(read), scale.of_passages(whole))

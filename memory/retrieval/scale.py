@@ -22,6 +22,7 @@ yet are measured against each space's typical background.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -95,6 +96,14 @@ class Scale:
             members = {"all": slice(None), "english": english, "other": ~english}[space.passages]
             out[members] = self.calibrate(space, distances(passages[members], space.query))
         return out
+
+    @cached_property
+    def columns(self) -> np.ndarray:
+        """The passages' values :meth:`of_passages` reads (a mask): those some space's query
+        does not zero out, and the English block; the others change no distance."""
+        read = np.any([np.asarray(space.query) != 0 for space in self.spaces], axis=0)
+        read[: self.english_block] = True
+        return read
 
     def ceiling(self, minilm_ceiling: float) -> float:
         """``retrieval.small_result_ceiling`` (a distance as MiniLM spreads them) on the scale."""

@@ -24,9 +24,9 @@ from memory.turns import archive_id
 log = logging.getLogger(__name__)
 
 _TURN_KEY = re.compile(r"^turn_(\d+)$")
-# A time range of at most this many entries is ranked exactly from the index's vectors
-# (~1.3 ms per 1 000 here, 8 ms for a week of an 80 000-turn chat); a wider one from the
-# 300 nearest by Chroma's vector index (~4 ms), cut to the range by the index's times.
+# A time range of at most this many entries is ranked exactly from the index's vectors, whose
+# cost grows with the range; a wider one from the 300 nearest by Chroma's vector index, whose
+# cost does not, cut to the range by the index's times (the README has both costs).
 _EXACT_RANGE = 2048
 _DEEPER_K = 300
 _KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the key itself
@@ -186,7 +186,7 @@ class L3Search:
         if len(numbers) == 0:
             return []
         index = await self.backends.lexical_index()
-        distances = scale.of_passages(await index.vectors(chat, numbers))
+        distances = scale.of_passages(await index.vectors(chat, numbers, scale.columns))
         nearest = np.argsort(distances, kind="stable")[:k]
         ids = await index.ids(chat, numbers[nearest])
         distance_of = {entry_id: float(distances[n]) for entry_id, n in zip(ids, nearest) if entry_id}

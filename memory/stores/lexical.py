@@ -452,8 +452,12 @@ class LexicalIndex:
         )
         return np.array(found, dtype=np.int64)
 
-    async def vectors(self, chat_id: str, numbers: Sequence[int] | np.ndarray) -> np.ndarray:
-        """The entries' vectors (float32, one row per number; zeros where none was written)."""
+    async def vectors(
+        self, chat_id: str, numbers: Sequence[int] | np.ndarray, columns: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The entries' vectors (float32, one row per number; zeros where none was written). With
+        ``columns`` (a mask of the values wanted), only those are read out and the others are
+        zeros: widening the stored half-precision values is most of a long time range's cost."""
         numbers = np.asarray(numbers, dtype=np.int64)
         if len(numbers) == 0:
             return np.zeros((0, self._dimensions), dtype=np.float32)
@@ -466,7 +470,13 @@ class LexicalIndex:
         else:
             raw = await self._gather_vectors(keys=[key], args=[self._row_bytes, *numbers.tolist()])
             rows, wanted = len(numbers), np.arange(len(numbers))
-        return self._rows(raw, rows)[wanted].astype(np.float32)
+        stored = self._rows(raw, rows)
+        if columns is None:
+            return stored[wanted].astype(np.float32)
+        read = np.zeros((len(wanted), self._dimensions), dtype=np.float32)
+        for start, stop in _runs(columns):
+            read[:, start:stop] = stored[wanted, start:stop]
+        return read
 
     async def times(self, chat_id: str, ids: Sequence[str]) -> list[float | None]:
         """Each entry's timestamp, None for an entry not indexed."""
@@ -621,3 +631,9 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     if len(positive) > k:
         positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
     return positive[np.lexsort((positive, -scores[positive]))]
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The (start, stop) of each run of True in ``mask``."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], np.asarray(mask, dtype=np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
