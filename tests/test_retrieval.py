@@ -678,22 +678,27 @@ async def test_a_wide_scope_stays_within_the_redis_connection_pool(runner, tmp_p
 
 
 async def test_a_time_ranges_vectors_are_widened_only_where_its_query_reads_them(raw_redis) -> None:
-    """A time range is ranked from its entries' stored vectors, widened from half precision only
-    where some space's query is not zero, and in the English block: the very same distances."""
+    """A time range is ranked from its entries' stored vectors, read and widened from half
+    precision only where some space's query is not zero, and in the English block: the very
+    same distances."""
     rng = np.random.default_rng(7)
     english = np.hstack([rng.normal(size=(6, 6)), np.zeros((6, 3))])  # a paired encoder's [MiniLM, e5, 0]
     other = np.hstack([np.zeros((4, 6)), rng.normal(size=(4, 3))])  # and its [0, 0, e5]
     vectors = np.vstack([english, other])
     index = LexicalIndex(raw_redis, dimensions=9, english_block=3)
     await index.add("chat", [IndexEntry(f"e{n}", f"line {n}", vector, float(n)) for n, vector in enumerate(vectors)])
-    numbers = await index.between("chat", 0.0, 9.0)
     query = rng.normal(size=9)
     minilm = Space("minilm-l6", np.r_[query[:3], np.zeros(6)], "english", 1.6)
     e5 = Space("e5-small", np.r_[np.zeros(6), query[6:]], "other", 0.5)
-    whole = await index.vectors("chat", numbers)
-    for spaces, widened in (([minilm], 3), ([minilm, e5], 6)):
-        scale = Scale(spaces, {space.name: 1.0 for space in spaces}, english_block=3)
-        read = await index.vectors("chat", numbers, scale.columns)
-        assert scale.columns.sum() == widened and not read[:, ~scale.columns].any()
-        assert np.array_equal(read[:, scale.columns], whole[:, scale.columns])
-        assert np.array_equal(scale.of_passages(read), scale.of_passages(whole))
+    # A time range's entries (consecutive: read as one span), scattered ones, and entries
+    # past the last one written (zeros).
+    for numbers in (await index.between("chat", 0.0, 9.0), np.array([0, 5, 9]), np.array([7, 8, 9, 10, 11])):
+        whole = await index.vectors("chat", numbers)
+        assert np.allclose(whole[numbers < 10], vectors[numbers[numbers < 10]], atol=1e-2)
+        assert not whole[numbers >= 10].any()
+        for spaces, widened in (([minilm], 3), ([minilm, e5], 6)):
+            scale = Scale(spaces, {space.name: 1.0 for space in spaces}, english_block=3)
+            read = await index.vectors("chat", numbers, scale.columns)
+            assert scale.columns.sum() == widened and not read[:, ~scale.columns].any()
+            assert np.array_equal(read[:, scale.columns], whole[:, scale.columns])
+            assert np.array_equal(scale.of_passages(read), scale.of_passages(whole))
