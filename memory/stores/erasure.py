@@ -245,7 +245,8 @@ def clear_unset_index_bytes(folder: Path, *, since: float = 0.0) -> None:
     database = folder / "chroma.sqlite3"
     if not database.is_file():
         return
-    with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=_SQLITE_BUSY_S)) as db:
+    # A file URI needs an absolute path; the default data folder is relative.
+    with closing(sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True, timeout=_SQLITE_BUSY_S)) as db:
         vector_segments = db.execute(_VECTOR_SEGMENTS).fetchall()
     _clear_unset_bytes(folder, vector_segments, since=since)
 
