@@ -4,8 +4,9 @@ hooked onto one runner's instances, so that nothing of the product times itself 
 
 A turn's pre-reply time splits into holding the chat, reading its checkpoint, the memory nodes
 (the fan-out by its slowest branch), the llm node but the model call (its few lines after the
-call counted here too), and what is left: the graph's own steps between them. Its post-reply time into the checkpoint writes, the second
-run's checkpoint read, save and archive, letting the chat go, and the graph's steps.
+call counted here too), and what is left: the graph's own steps between them. Its post-reply
+time splits into the checkpoint writes, the second run's checkpoint read, save and archive,
+letting the chat go, and the graph's steps.
 """
 
 from __future__ import annotations

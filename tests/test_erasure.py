@@ -160,7 +160,6 @@ async def test_a_process_zeroes_what_hnswlib_wrote_without_setting_it_when_it_cl
     assert files_holding(data_dir) == []
 
 
-
 def test_in_the_default_data_folder_an_import_and_a_forget_end_cleanly_and_erase(tmp_path: Path) -> None:
     """With nothing set, the data folder is ``.goat`` under the working directory, a relative
     path: the commands that write or forget, and their closing, end without an error, and what
@@ -176,6 +175,7 @@ def test_in_the_default_data_folder_an_import_and_a_forget_end_cleanly_and_erase
     forgotten = ok(goat("forget-user", ANA, "--yes", env=env, cwd=tmp_path))
     assert "Traceback" not in forgotten.stderr, forgotten.stderr
     assert (tmp_path / ".goat" / "chroma").is_dir() and files_holding(tmp_path / ".goat") == []
+
 
 async def redis_holding(runner: TurnRunner, text: str = MARKER) -> list[str]:
     """The Redis keys whose name or any value (of every type GOAT writes) holds ``text``."""
