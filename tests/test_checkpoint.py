@@ -569,3 +569,28 @@ def test_bad_settings_and_arguments_get_clear_errors(redis_url: str) -> None:
         with pytest.raises(ValueError, match="prune strategy"):
             saver.prune(["chat-x"], strategy="keep_some")
         assert saver.get_tuple(config) is not None  # nothing lost
+
+
+async def test_a_run_resumed_within_resuming_reads_its_own_checkpoint_without_a_round_trip(redis_url: str) -> None:
+    """What ``resuming`` serves is what Redis holds; a write through the saver sends reads back to Redis."""
+    config = {"configurable": {"thread_id": "resumed"}}
+    pool = redis.asyncio.Redis.from_url(redis_url)
+    async with RedisCheckpointSaver(redis.Redis.from_url(redis_url), pool) as saver:
+        graph = build(saver)
+        await graph.ainvoke({"message": "first"}, config)  # a previous turn, read from Redis
+        with saver.resuming("resumed"):
+            await graph.ainvoke({"message": "hi"}, config, interrupt_before=["answer"], durability="exit")
+            sent = count_round_trips(pool.connection_pool)
+            served = await saver.aget_tuple(config)
+            assert sent == [0]
+            async with RedisCheckpointSaver.from_url(redis_url) as other:
+                stored = await other.aget_tuple(config)
+            assert served == stored and served is not stored
+            done = await graph.ainvoke(None, config, durability="exit")
+            assert done["reply"] == "a patient goat says HI" and done["log"] == ["first", "hi"]
+            latest = (await saver.aget_tuple(config)).config
+            assert sent == [1]  # the final checkpoint's put alone
+            await saver.aput_writes(latest, [("reply", "edited")], "a-task")
+            assert (await saver.aget_tuple(config)).pending_writes == [("a-task", "reply", "edited")]
+            assert sent == [3]
+        assert (await saver.aget_tuple(config)).checkpoint["channel_values"]["reply"] == "a patient goat says HI"

@@ -12,6 +12,7 @@ import functools
 import random
 import re
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -175,6 +176,9 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         self._trips = RoundTrips(client, async_client)
         self.prefix = prefix
         self.keep_turns = keep_turns
+        # thread -> its latest checkpoint as this saver put it, while a caller holding the
+        # thread resumes its own runs (see ``resuming``); None until the first put.
+        self._own_latest: dict[str, CheckpointTuple | None] = {}
 
     @classmethod
     def from_url(
@@ -242,7 +246,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         Returns:
             The checkpoint tuple, its pending writes in ``writes_sort_key`` order, or None.
         """
-        return self._trips.run(self._get_tuple(config))
+        return self._own(config) or self._trips.run(self._get_tuple(config))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Asynchronously fetch a checkpoint tuple (see ``get_tuple``).
@@ -253,7 +257,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         Returns:
             The checkpoint tuple, its pending writes in ``writes_sort_key`` order, or None.
         """
-        return await self._trips.arun(self._get_tuple(config))
+        return self._own(config) or await self._trips.arun(self._get_tuple(config))
 
     def list(
         self,
@@ -318,7 +322,9 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         Returns:
             The stored checkpoint's config.
         """
-        return self._trips.run(self._put(config, checkpoint, metadata, new_versions))
+        stored = self._trips.run(self._put(config, checkpoint, metadata, new_versions))
+        self._keep_own(config, stored, checkpoint, metadata)
+        return stored
 
     async def aput(
         self,
@@ -338,7 +344,27 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         Returns:
             The stored checkpoint's config.
         """
-        return await self._trips.arun(self._put(config, checkpoint, metadata, new_versions))
+        stored = await self._trips.arun(self._put(config, checkpoint, metadata, new_versions))
+        self._keep_own(config, stored, checkpoint, metadata)
+        return stored
+
+    @contextmanager
+    def resuming(self, thread_id: str) -> Iterator[None]:
+        """Within the block, the thread's latest checkpoint, once this saver has put it, is read
+        back from memory instead of Redis: for a caller that holds the thread, so that no one
+        else writes it meanwhile, and resumes its own run (a turn's second run, after the
+        reply's checkpoint). Any other change to the thread through this saver (writes, a
+        redaction, a deletion) sends reads to Redis again.
+
+        Args:
+            thread_id: The thread the caller holds.
+        """
+        thread_id = _thread_id(thread_id)
+        self._own_latest[thread_id] = None
+        try:
+            yield
+        finally:
+            self._own_latest.pop(thread_id, None)
 
     def put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
@@ -352,6 +378,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             task_id: The task that made them.
             task_path: The task's path.
         """
+        self._forget_own(_thread_id(config["configurable"].get("thread_id")))
         self._trips.run(self._put_writes(config, writes, task_id, task_path))
 
     async def aput_writes(
@@ -366,6 +393,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             task_id: The task that made them.
             task_path: The task's path.
         """
+        self._forget_own(_thread_id(config["configurable"].get("thread_id")))
         await self._trips.arun(self._put_writes(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
@@ -374,6 +402,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         Args:
             thread_id: The thread to delete.
         """
+        self._forget_own(thread_id)
         self._trips.run(self._prune([thread_id], "delete"))
 
     async def adelete_thread(self, thread_id: str) -> None:
@@ -382,6 +411,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         Args:
             thread_id: The thread to delete.
         """
+        self._forget_own(thread_id)
         await self._trips.arun(self._prune([thread_id], "delete"))
 
     async def aredact_thread(self, thread_id: str, texts: Sequence[str], *, kept: Collection[str] = ()) -> int:
@@ -399,6 +429,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         """
         # Longest first: a text's start, cut first, would leave the rest of a whole copy behind.
         longest_first = sorted({text for text in texts if text}, key=len, reverse=True)
+        self._forget_own(thread_id)
         return await self._trips.arun(self._redact(thread_id, longest_first, kept))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
@@ -408,6 +439,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         Args:
             run_ids: The runs whose checkpoints to delete.
         """
+        self._forget_own()
         self._trips.run(self._delete_for_runs(run_ids))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
@@ -416,6 +448,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         Args:
             run_ids: The runs whose checkpoints to delete.
         """
+        self._forget_own()
         await self._trips.arun(self._delete_for_runs(run_ids))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
@@ -425,6 +458,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             source_thread_id: The thread to copy from.
             target_thread_id: The thread to copy to.
         """
+        self._forget_own(target_thread_id)
         self._trips.run(self._copy_thread(source_thread_id, target_thread_id))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
@@ -434,6 +468,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             source_thread_id: The thread to copy from.
             target_thread_id: The thread to copy to.
         """
+        self._forget_own(target_thread_id)
         await self._trips.arun(self._copy_thread(source_thread_id, target_thread_id))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
@@ -443,6 +478,8 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             thread_ids: The threads to prune.
             strategy: ``"keep_latest"`` keeps each namespace's latest checkpoint, ``"delete"`` none.
         """
+        for thread_id in thread_ids:
+            self._forget_own(thread_id)
         self._trips.run(self._prune(thread_ids, _prune_strategy(strategy)))
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
@@ -452,6 +489,8 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
             thread_ids: The threads to prune.
             strategy: ``"keep_latest"`` keeps each namespace's latest checkpoint, ``"delete"`` none.
         """
+        for thread_id in thread_ids:
+            self._forget_own(thread_id)
         await self._trips.arun(self._prune(thread_ids, _prune_strategy(strategy)))
 
     def key_pattern(self, thread_id: str) -> str:
@@ -717,6 +756,46 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
                 found.add(unquote(quoted))
         return sorted(found)
 
+    # ------------------------------------------------------------------ own checkpoints
+
+    def _own(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The thread's latest checkpoint as this saver put it, if the config asks for it within
+        ``resuming`` (a copy: LangGraph updates the one it resumes from in place)."""
+        if not self._own_latest:
+            return None
+        configurable = config.get("configurable", {})
+        own = self._own_latest.get(_thread_id(configurable.get("thread_id")))
+        if own is None or _config_namespace(config) != "" or get_checkpoint_id(config) not in (
+                None, own.checkpoint["id"]):
+            return None
+        return own._replace(checkpoint=_copied(own.checkpoint), metadata=dict(own.metadata))
+
+    def _keep_own(self, config: RunnableConfig, stored: RunnableConfig, checkpoint: Checkpoint,
+                  metadata: CheckpointMetadata) -> None:
+        thread_id = _thread_id(config["configurable"].get("thread_id"))
+        if thread_id not in self._own_latest:
+            return
+        if _config_namespace(config) != "":
+            self._own_latest[thread_id] = None  # a subgraph's: the thread's reads go to Redis
+            return
+        parent_id = config["configurable"].get("checkpoint_id")
+        # As get_tuple would read it: its values (those of channels with a version), no pending writes.
+        values = {channel: checkpoint["channel_values"][channel]
+                  for channel in checkpoint["channel_versions"] if channel in checkpoint["channel_values"]}
+        self._own_latest[thread_id] = CheckpointTuple(
+            config=stored,
+            checkpoint=_copied({**checkpoint, "channel_values": values}),
+            metadata=get_checkpoint_metadata(config, metadata),
+            parent_config=_Thread(self.prefix, thread_id).config("", parent_id) if parent_id else None,
+            pending_writes=[],
+        )
+
+    def _forget_own(self, thread_id: str | None = None) -> None:
+        """Reads of the thread (of every thread, with None) go to Redis until its next put."""
+        for held in self._own_latest if thread_id is None else [_thread_id(thread_id)]:
+            if held in self._own_latest:
+                self._own_latest[held] = None
+
     # ------------------------------------------------------------------ encoding
 
     def _thread(self, config: RunnableConfig) -> _Thread:
@@ -769,6 +848,16 @@ def _thread_id(value: object) -> str:
     if value is None or str(value) == "":
         raise ValueError("a checkpoint needs a non-empty thread_id in config['configurable']")
     return str(value)
+
+
+def _copied(checkpoint: Checkpoint) -> Checkpoint:
+    """A copy as LangGraph's own ``copy_checkpoint`` makes one, with the same keys as the original."""
+    copied = {**checkpoint, "channel_values": dict(checkpoint["channel_values"]),
+              "channel_versions": dict(checkpoint["channel_versions"]),
+              "versions_seen": {node: dict(seen) for node, seen in checkpoint["versions_seen"].items()}}
+    if isinstance(checkpoint.get("updated_channels"), list):
+        copied["updated_channels"] = list(checkpoint["updated_channels"])
+    return copied  # type: ignore[return-value]
 
 
 def _config_namespace(config: RunnableConfig) -> str:
