@@ -365,7 +365,7 @@ class MiniLMEncoder(BertEncoder):
         if not texts:
             return np.zeros((0, _WIDTH), dtype=np.float32)
         with self._tokenizer_lock:
-            encodings = self._tokenizer.encode_batch(list(texts))
+            encodings = self._tokenizer.encode_batch_fast(list(texts))
         return self._rows([encoding.ids for encoding in encodings])
 
     def _feed(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:

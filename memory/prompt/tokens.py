@@ -46,7 +46,7 @@ def count_tokens_each(texts: Sequence[str]) -> list[int]:
         read_as_english = [reads_as_english(text) for text in fresh]
         english = [text for text, yes in zip(fresh, read_as_english) if yes]
         others = [text for text, yes in zip(fresh, read_as_english) if not yes]
-        encodings = _tokenizer().encode_batch(english, add_special_tokens=False)
+        encodings = _tokenizer().encode_batch_fast(english, add_special_tokens=False)
         counted = {text: len(encoding.ids) for text, encoding in zip(english, encodings)}
         counted |= {text: len(ids) for text, ids in zip(others, _multilingual_tokenizer().content_ids(others))}
         with _counts_lock:
