@@ -170,10 +170,13 @@ class Memory:
             self.l3.embed_ahead(message, chat_id)
         async with (await self.backends.chat_locks()).hold(chat_id), self.archiver.turn_running():
             forgotten = self._forgotten_in_turn[chat_id] = set()
+            if message is not None and self.settings.memory.scope == "chat":
+                self.l3.read_centroid_ahead(chat_id)
             try:
                 yield await self.journal.begin(chat_id, user_id)
                 await self.journal.end(chat_id)
             finally:
+                self.l3.drop_centroid_ahead(chat_id)
                 del self._forgotten_in_turn[chat_id]
                 if forgotten and self._redact_copies is not None:
                     await self._redact_copies([chat_id], sorted(forgotten))

@@ -702,3 +702,38 @@ async def test_a_time_ranges_vectors_are_widened_only_where_its_query_reads_them
             assert scale.columns.sum() == widened and not read[:, ~scale.columns].any()
             assert np.array_equal(read[:, scale.columns], whole[:, scale.columns])
             assert np.array_equal(scale.of_passages(read), scale.of_passages(whole))
+
+
+async def test_a_turn_reads_its_chats_centroid_as_it_takes_the_chat(runner: TurnRunner, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The centroid a turn's question is measured against is read once, when the turn holds its
+    chat (beside its checkpoint's read), not after the question's embedding; it is the one a
+    recall outside a turn reads, and a turn that ends without asking leaves none behind."""
+    from memory.facade import RecallQuery
+
+    memory = runner.services.memory
+    await load(memory, tmp_path, "c1")
+    assert await memory.settle() == 0
+    index = await memory.backends.lexical_index()
+    reads: list[list[str]] = []
+    centroid = index.centroid
+
+    async def counted(chats):
+        reads.append(list(chats))
+        return await centroid(chats)
+
+    monkeypatch.setattr(index, "centroid", counted)
+    question = RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp())
+    outside = await memory.recall(question)
+    assert reads == [["c1"]]
+    async with memory.turn("c1", question.text, "alice"):
+        await asyncio.sleep(0)  # the turn's own first step: the read has started
+        assert reads == [["c1"], ["c1"]]
+        inside = await memory.recall(question)
+    assert reads == [["c1"], ["c1"]]  # no second read for the question
+    assert inside.background == outside.background and inside.lists == outside.lists
+    async with memory.turn("c1", "a message never asked", "alice"):
+        await asyncio.sleep(0)
+    assert len(reads) == 3
+    await memory.recall(question)
+    assert len(reads) == 4  # the unused read was dropped with its turn: the recall read afresh

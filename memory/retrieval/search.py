@@ -19,6 +19,7 @@ from memory.encoders.embeddings import Space, asked_in_english
 from memory.retrieval.scale import Scale
 from memory.stores.backends import Backends, gather_bounded
 from memory.stores.cache import SearchCache
+from memory.stores.lexical import Centroid
 from memory.turns import archive_id
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class L3Search:
         self._embedding_ahead: dict[str, tuple[asyncio.Future[np.ndarray], bool]] = {}
         # chat -> whether its last question met other languages' lines (a chat's languages seldom change)
         self._met_every_language: dict[str, bool] = {}
+        # chat -> its centroid, read as its turn started (see read_centroid_ahead)
+        self._centroid_ahead: dict[str, asyncio.Future[Centroid | None]] = {}
 
     def embed_ahead(self, text: str, chat_id: str | None = None) -> None:
         """Start embedding a message whose turn is about to run: the model works in its thread
@@ -65,6 +68,24 @@ class L3Search:
         ahead = asyncio.ensure_future(self._embed(text, every_language))
         self._embedding_ahead[text] = ahead, every_language
         ahead.add_done_callback(lambda done: done.cancelled() or done.exception())  # read by its turn, if any
+
+    def read_centroid_ahead(self, chat_id: str) -> None:
+        """Start reading the chat's centroid for its turn, which holds the chat from now until
+        :meth:`drop_centroid_ahead`: it is read while the turn reads its checkpoint, and
+        :meth:`measure` of a question searching that chat alone finds it ready instead of
+        waiting for it beside the question's embedding. Nothing is written to the chat's index
+        meanwhile (the archiver writes between turns), so it is the centroid measure would read."""
+        self.drop_centroid_ahead(chat_id)
+        self._centroid_ahead[chat_id] = ahead = asyncio.ensure_future(self._read_centroid([chat_id]))
+        ahead.add_done_callback(lambda done: done.cancelled() or done.exception())  # read by the turn, if any
+
+    def drop_centroid_ahead(self, chat_id: str) -> None:
+        """The chat's turn has ended: a centroid read for it and not used is not kept."""
+        if (ahead := self._centroid_ahead.pop(chat_id, None)) is not None:
+            ahead.cancel()
+
+    async def _read_centroid(self, chats: list[str]) -> Centroid | None:
+        return await (await self.backends.lexical_index()).centroid(chats)
 
     async def load_for(self, text: str) -> None:
         """Load what embedding ``text`` needs that this process has not loaded yet (e5, ~1.7 s, at
@@ -98,8 +119,9 @@ class L3Search:
         # Made ahead, or now for chats of English alone (most), while the chats' centroid is read.
         ahead, ahead_every_language = self._embedding_ahead.pop(text, None) or (
             asyncio.ensure_future(self._embed(text, False)), False)
+        centroid_ahead = self._centroid_ahead.pop(asked_in, None) if chats == [asked_in] else None
         try:
-            centroid = await index.centroid(chats)
+            centroid = await (centroid_ahead if centroid_ahead is not None else index.centroid(chats))
         except BaseException:
             ahead.cancel()
             raise
