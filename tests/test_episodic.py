@@ -18,6 +18,8 @@ from conftest import free_port, running_chroma
 
 from memory.encoders.embeddings import LocalEmbeddings, distances
 from memory.stores.episodic import EpisodicStore, collection_name
+from memory.prompt.budget import LINE_TOKENS, format_recall_line, line_tokens_stamp, stamped_tokens
+from memory.prompt.tokens import count_tokens
 
 DAY = 86_400.0
 NOW = 1_760_000_000.0  # a fixed "now" keeps timestamps reproducible
@@ -332,3 +334,20 @@ def test_heartbeat_raises_when_the_server_is_gone(tmp_path: Path, embeddings) ->
     never_there = EpisodicStore.http(f"http://127.0.0.1:{free_port()}", embeddings)  # connects lazily
     with pytest.raises(ConnectionError, match="Chroma is unreachable"):
         never_there.heartbeat()
+
+
+def test_an_entry_stores_the_tokens_of_the_line_it_is_recalled_as(store: EpisodicStore) -> None:
+    """Counted as it is written, so that a turn packing it need not; rewritten with its content."""
+    store.upsert("c", [("a", "user: where is the vet?\nassistant: on Elm street", {"timestamp": 1_700_000_000.0}),
+                       ("b", "user: Где ветеринар?", {"timestamp": 1_700_000_060.0}), ("c", "no time", {})])
+    hits = {hit["id"]: hit for hit in store.get_by_ids(["c"], ["a", "b", "c"])}
+    for entry_id in ("a", "b"):
+        line = format_recall_line(hits[entry_id])
+        assert hits[entry_id]["metadata"][LINE_TOKENS] == line_tokens_stamp(line, count_tokens(line))
+    assert LINE_TOKENS not in hits["c"]["metadata"]
+    store.upsert("c", [("a", "user: where is the vet now?", {"timestamp": 1_700_000_000.0})])
+    [edited] = store.get_by_ids(["c"], ["a"])
+    assert stamped_tokens(edited, format_recall_line(edited)) == count_tokens(format_recall_line(edited))
+    store.upsert("c", [("c", "no time, rewritten", {LINE_TOKENS: hits["a"]["metadata"][LINE_TOKENS]})])
+    [untimed] = store.get_by_ids(["c"], ["c"])
+    assert LINE_TOKENS not in untimed["metadata"]

@@ -11,7 +11,8 @@ import pytest
 
 from memory.settings import Retrieval
 from memory.prompt.aits import Assessment, assess, cue_tokens
-from memory.prompt.budget import Split, format_recall_line, pack_recalls, split_budget, trim_working
+from memory.prompt.budget import (LINE_TOKENS, Split, format_recall_line, line_tokens_stamp, pack_recalls, split_budget,
+                                  stamped_tokens, trim_working)
 from memory.retrieval.gap import background_filter, gap_filter, gap_ratio
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.merge import choose_and_explain, choose_recalls, fuse, merge_and_score, with_context
@@ -857,6 +858,25 @@ class TestPackRecalls:
         assert 0 < len(injected) < 10
         assert used == sum(count_tokens(format_recall_line(r)) for r in injected) <= 100
         assert used == count_tokens("\n".join(format_recall_line(r) for r in injected))
+
+    def test_a_line_is_taken_at_the_tokens_its_entry_stored_unless_stored_for_another_line(self) -> None:
+        """An entry counts its recall line as it is written (LINE_TOKENS): packing takes that count
+        and counts only the others; a count stored for other content or another time is ignored."""
+        entries = [recall(f"r{i}", i / 10, timestamp=STAMP + 3600 * i, content=f"user: question {i}") for i in range(4)]
+        lines = [format_recall_line(entry) for entry in entries]
+        stamped = [{**entry, "metadata": {LINE_TOKENS: line_tokens_stamp(line, 7)}} for entry, line in zip(entries, lines)]
+        stale = {**stamped[2], "content": "user: question 2, edited"}
+        moved = {**stamped[3], "timestamp": STAMP}
+        asked: list[str] = []
+
+        def counting(texts: list[str]) -> list[int]:
+            asked.extend(texts)
+            return each_words(texts)
+
+        packed = pack_recalls([stamped[0], stamped[1], stale, moved], 100, counting)
+        assert asked == [format_recall_line(stale), format_recall_line(moved)]
+        assert packed.tokens == 7 + 7 + len(format_recall_line(stale).split()) + len(format_recall_line(moved).split())
+        assert stamped_tokens({"metadata": {LINE_TOKENS: "x:00000000"}}, lines[0]) is None
 
     def test_zero_budget(self) -> None:
         assert pack_recalls([recall("a", 0.1)], 0, each_words) == ([], [], 0)

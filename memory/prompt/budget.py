@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -10,6 +11,10 @@ from typing import Any, NamedTuple
 from memory.prompt.aits import largest_budget
 from memory.prompt.blocks import one_line
 from memory.settings import Settings
+
+# The metadata field of an L3 entry holding its recall line's tokens (``line_tokens_stamp``):
+# counted as the entry is written, behind the reply, not when a turn packs its prompt.
+LINE_TOKENS = "line_tokens"
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,23 @@ def format_recall_line(recall: dict) -> str:
     return f"[{when}] {one_line(recall['content'])}"
 
 
+def line_tokens_stamp(line: str, tokens: int) -> str:
+    """What an L3 entry stores of its :func:`format_recall_line` (``LINE_TOKENS``): the line's
+    tokens, and its checksum, so that a line stored otherwise, or rendered otherwise since, is
+    counted again rather than taken at a stale count."""
+    return f"{tokens}:{zlib.crc32(line.encode('utf-8', 'surrogatepass')):08x}"
+
+
+def stamped_tokens(recall: dict, line: str) -> int | None:
+    """The tokens of ``line``, the recall's line, as its entry stored them (None: not stored, or
+    stored for another line)."""
+    stamp = (recall.get("metadata") or {}).get(LINE_TOKENS)
+    if not isinstance(stamp, str):
+        return None
+    tokens = stamp.partition(":")[0]
+    return int(tokens) if tokens.isdigit() and line_tokens_stamp(line, int(tokens)) == stamp else None
+
+
 class PackedRecalls(NamedTuple):
     recalls: list[dict]  # those that fit, best first
     lines: list[str]  # their lines as injected (format_recall_line), in that order
@@ -135,10 +157,13 @@ def pack_recalls(recalls: list[dict], budget: int, count_each: Callable[[list[st
         What fits, with the lines it was counted as (the lines to inject) and their tokens.
     """
     lines = [format_recall_line(recall) for recall in recalls]
+    stored = [stamped_tokens(recall, line) for recall, line in zip(recalls, lines)]
+    counted = iter(count_each([line for line, tokens in zip(lines, stored) if tokens is None]))
+    sizes = [next(counted) if tokens is None else tokens for tokens in stored]
     injected: list[dict] = []
     injected_lines: list[str] = []
     used = 0
-    for recall, line, size in zip(recalls, lines, count_each(lines)):
+    for recall, line, size in zip(recalls, lines, sizes):
         if used + size <= budget:
             injected.append(recall)
             injected_lines.append(line)

@@ -43,18 +43,24 @@ def count_tokens_each(texts: Sequence[str]) -> list[int]:
             _counts.move_to_end(text)
     fresh = list(dict.fromkeys(text for text in texts if text and text not in known))
     if fresh:
-        read_as_english = [reads_as_english(text) for text in fresh]
-        english = [text for text, yes in zip(fresh, read_as_english) if yes]
-        others = [text for text, yes in zip(fresh, read_as_english) if not yes]
-        encodings = _tokenizer().encode_batch_fast(english, add_special_tokens=False)
-        counted = {text: len(encoding.ids) for text, encoding in zip(english, encodings)}
-        counted |= {text: len(ids) for text, ids in zip(others, _multilingual_tokenizer().content_ids(others))}
+        counted = dict(zip(fresh, count_unremembered(fresh)))
         with _counts_lock:
             _counts.update(counted)
             while len(_counts) > _REMEMBERED:
                 _counts.popitem(last=False)
         known |= counted
     return [known.get(text, 0) for text in texts]
+
+
+def count_unremembered(texts: Sequence[str]) -> list[int]:
+    """:func:`count_tokens` of each text, in one batch, none of them remembered: for texts
+    counted once as they are stored (an import's thousands would push a turn's out)."""
+    read_as_english = [reads_as_english(text) for text in texts]
+    english = [text for text, yes in zip(texts, read_as_english) if yes]
+    others = [text for text, yes in zip(texts, read_as_english) if not yes]
+    counts = iter(len(encoding.ids) for encoding in _tokenizer().encode_batch_fast(english, add_special_tokens=False))
+    other_counts = iter(len(ids) for ids in _multilingual_tokenizer().content_ids(others)) if others else iter(())
+    return [(next(counts) if yes else next(other_counts)) if text else 0 for text, yes in zip(texts, read_as_english)]
 
 
 @cache

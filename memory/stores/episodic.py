@@ -29,6 +29,9 @@ from chromadb.errors import NotFoundError
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
+from memory.prompt.budget import LINE_TOKENS, format_recall_line, line_tokens_stamp
+from memory.prompt.tokens import count_unremembered
+
 COLLECTION_PREFIX = "l3-"
 _ASIDE = "-rebuilt"  # a collection being filled to replace its chat's (EpisodicStore.begin_rebuild)
 DEFAULT_PORT = 8000
@@ -72,6 +75,18 @@ def _hit(entry_id: str, content: str, metadata: dict[str, Any] | None, distance:
         timestamp=float(metadata.get("timestamp", 0.0)),
         metadata=metadata,
     )
+
+
+def with_line_tokens(metadatas: list[dict[str, Any]], contents: list[str]) -> list[dict[str, Any]]:
+    """The entries' metadata with the tokens of the line each is recalled as (``LINE_TOKENS``),
+    counted here, as they are written, so that a turn packing them into its prompt need not."""
+    timed = [n for n, metadata in enumerate(metadatas) if isinstance(metadata.get("timestamp"), int | float)]
+    for n in set(range(len(metadatas))) - set(timed):  # a stamp carried over from a rewritten entry's old text
+        metadatas[n] = {key: value for key, value in metadatas[n].items() if key != LINE_TOKENS}
+    lines = [format_recall_line({"timestamp": metadatas[n]["timestamp"], "content": contents[n]}) for n in timed]
+    for n, line, tokens in zip(timed, lines, count_unremembered(lines)):
+        metadatas[n] = {**metadatas[n], LINE_TOKENS: line_tokens_stamp(line, tokens)}
+    return metadatas
 
 
 def _hits_from_get(result: chromadb.GetResult) -> list[EpisodicHit]:
@@ -147,7 +162,7 @@ class EpisodicStore:
         ids = [entry_id for entry_id, _, _ in entries]
         contents = [content for _, content, _ in entries]
         # The chat id comes from the caller's scope, never from entry data.
-        metadatas = [{**metadata, "chat_id": chat_id} for _, _, metadata in entries]
+        metadatas = with_line_tokens([{**metadata, "chat_id": chat_id} for _, _, metadata in entries], contents)
         batch = self._client().get_max_batch_size()
         for start in range(0, len(entries), batch):
             end = start + batch
