@@ -177,6 +177,7 @@ class Memory:
                 await self.journal.end(chat_id)
             finally:
                 self.l3.drop_centroid_ahead(chat_id)
+                await self.backends.searches_cached()
                 del self._forgotten_in_turn[chat_id]
                 if forgotten and self._redact_copies is not None:
                     await self._redact_copies([chat_id], sorted(forgotten))

@@ -359,6 +359,37 @@ async def test_search_cache_files_results_of_a_search_raced_by_a_write_under_the
     assert await cached(cache, "chat:1", digest) == [{"fresh": True}]
 
 
+async def test_search_cache_written_behind_is_read_by_the_same_search_and_never_outlives_a_drop(
+    any_redis: Redis, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A search's results are cached behind it (the turn goes on meanwhile); the same search asked
+    again reads them, and a drop (forgetting a person) lets such a write land before it deletes,
+    so none lands after it."""
+    cache = SearchCache(any_redis, ttl_seconds=300)
+    digest = SearchCache.digest("hiking")
+    _, generation = await cache.lookup("chat:1", digest)
+    cache.put_behind("chat:1", digest, [{"id": "a"}], generation)
+    assert await cached(cache, "chat:1", digest) == [{"id": "a"}]
+
+    gate, put = asyncio.Event(), cache.put
+
+    async def slow_put(*args) -> None:
+        await gate.wait()  # a write still under way as the drop starts: many round trips
+        for _ in range(20):
+            await any_redis.ping()
+        await put(*args)
+
+    monkeypatch.setattr(cache, "put", slow_put)
+    other = SearchCache.digest("swimming")
+    _, generation = await cache.lookup("chat:1", other)
+    cache.put_behind("chat:1", other, [{"id": "b"}], generation)
+    dropping = asyncio.ensure_future(cache.drop("chat:1"))
+    gate.set()
+    await dropping
+    await cache.written()
+    assert [key async for key in any_redis.scan_iter("goat:cache:*")] == []
+
+
 def test_search_cache_needs_a_positive_ttl(aredis: Redis) -> None:
     with pytest.raises(ValueError):
         SearchCache(aredis, ttl_seconds=0)

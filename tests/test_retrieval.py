@@ -737,3 +737,37 @@ async def test_a_turn_reads_its_chats_centroid_as_it_takes_the_chat(runner: Turn
     assert len(reads) == 3
     await memory.recall(question)
     assert len(reads) == 4  # the unused read was dropped with its turn: the recall read afresh
+
+
+async def test_a_turn_lets_its_chat_go_once_its_searchs_cache_write_has_landed(
+        runner: TurnRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search cache is written behind the search, off the turn's path, but before the turn
+    lets its chat go: whoever holds the chat next (a forget, in any process) finds it landed."""
+    from memory.facade import RecallQuery
+
+    memory = runner.services.memory
+    await load(memory, tmp_path, "c1")
+    assert await memory.settle() == 0
+    cache, redis = await memory.backends.cache(), await memory.backends.redis()
+    ending, put, landed = asyncio.Event(), cache.put, []
+    drop_centroid_ahead = memory.l3.drop_centroid_ahead
+
+    def turn_ends(chat_id: str) -> None:
+        ending.set()
+        drop_centroid_ahead(chat_id)
+
+    async def slow_put(*args) -> None:
+        await ending.wait()  # a write still under way as the turn ends: many round trips
+        for _ in range(20):
+            await redis.ping()
+        await put(*args)
+        landed.append(args[1])
+
+    monkeypatch.setattr(cache, "put", slow_put)
+    monkeypatch.setattr(memory.l3, "drop_centroid_ahead", turn_ends)
+    question = RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp())
+    async with memory.turn("c1", question.text, "alice"):
+        recalled = await memory.recall(question)
+        assert recalled.outcome["cache"]["hit"] is False and landed == []
+    assert landed == [recalled.outcome["cache"]["key"]]
+    assert (await memory.recall(question)).outcome["cache"]["hit"] is True

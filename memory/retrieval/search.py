@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 import re
 from functools import partial
 from typing import Any, Awaitable
@@ -21,8 +20,6 @@ from memory.stores.backends import Backends, gather_bounded
 from memory.stores.cache import SearchCache
 from memory.stores.lexical import Centroid
 from memory.turns import archive_id
-
-log = logging.getLogger(__name__)
 
 _TURN_KEY = re.compile(r"^turn_(\d+)$")
 # A time range of at most this many entries is ranked exactly from the index's vectors, whose
@@ -230,11 +227,8 @@ class L3Search:
         if cached is not None:
             return cached, {"hit": True, "key": key}
         results = await self.search(chats, await scale if inspect.isawaitable(scale) else scale, k)
-        try:
-            if generation is not None:
-                await cache.put(scope_key, key, results, generation)
-        except RedisError as exc:
-            log.warning("L2.5 cache write failed: %s", exc)
+        if generation is not None:
+            cache.put_behind(scope_key, key, results, generation)  # off the turn's path
         return results, {"hit": False, "key": key}
 
     async def find_by_keys(self, chats: list[str], keys: list[str], limit: int) -> list[dict]:

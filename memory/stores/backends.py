@@ -297,6 +297,12 @@ class Backends:
             self._cache = SearchCache(await self.redis(), self.settings.cache.ttl_seconds, PREFIX)
         return self._cache
 
+    async def searches_cached(self) -> None:
+        """Wait for this process's writes to the search cache under way (a turn's, before it lets
+        its chat go: a forget that holds the chat next, here or in another process, finds them landed)."""
+        if self._cache is not None:
+            await self._cache.written()
+
     async def facts(self) -> FactsStore:
         if self._facts is None:
             letta = self.settings.letta
@@ -452,6 +458,7 @@ class Backends:
             await self._facts.aclose()
             self._facts = None
         if self._redis is not None:
+            await self.searches_cached()
             await self._redis.aclose()
             self._redis = self._working = self._cache = self._chat_locks = self._facts_locks = self._lexical = None
         if self._embedded_redis is not None:

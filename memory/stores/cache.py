@@ -8,12 +8,16 @@ a scope's generation and entries share one Redis Cluster slot.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 
 from redis.asyncio import Redis
 
 from memory.stores.redis_server import glob_escaped
+
+log = logging.getLogger(__name__)
 
 # Read the scope's generation and the entry under it, in one round trip.
 # KEYS[1]: generation counter. ARGV: entry key stem, digest. Returns {generation, value or nil}.
@@ -31,6 +35,8 @@ class SearchCache:
         self._ttl_seconds = ttl_seconds
         self._prefix = prefix
         self._lookup = redis.register_script(_LOOKUP)
+        # (scope, digest) -> its write under way (put_behind), until it has landed
+        self._writing: dict[tuple[str, str], asyncio.Future[None]] = {}
 
     @staticmethod
     def digest(query: str, **params: object) -> str:
@@ -45,7 +51,10 @@ class SearchCache:
         return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
     async def lookup(self, scope_key: str, digest: str) -> tuple[list[dict] | None, str]:
-        """(the cached value or None, the scope's generation it was looked up under)."""
+        """(the cached value or None, the scope's generation it was looked up under); a write of
+        the same search this process started is waited for first."""
+        if (writing := self._writing.get((scope_key, digest))) is not None:
+            await asyncio.wait([writing])
         generation, raw = await self._lookup(
             keys=[self._generation_key(scope_key)],
             args=[self._entry_stem(scope_key), digest],
@@ -59,6 +68,30 @@ class SearchCache:
         key = f"{self._entry_stem(scope_key)}{generation}:{digest}"
         await self._redis.set(key, json.dumps(value, ensure_ascii=False), ex=self._ttl_seconds)
 
+    def put_behind(self, scope_key: str, digest: str, value: list[dict], generation: str) -> None:
+        """:meth:`put`, without waiting for it: the search that found ``value`` goes on meanwhile.
+        A failed write is logged. Whoever must know it landed (a turn before it lets its chat go,
+        :meth:`drop` and :meth:`clear` before they delete) waits with :meth:`written`."""
+        writing = asyncio.ensure_future(self._put_logged(scope_key, digest, value, generation))
+        self._writing[(scope_key, digest)] = writing
+
+        def landed(_: asyncio.Future[None]) -> None:
+            if self._writing.get((scope_key, digest)) is writing:
+                del self._writing[(scope_key, digest)]
+
+        writing.add_done_callback(landed)
+
+    async def written(self) -> None:
+        """Wait for the writes this process started with :meth:`put_behind` to land (or fail)."""
+        if self._writing:
+            await asyncio.wait(list(self._writing.values()))
+
+    async def _put_logged(self, scope_key: str, digest: str, value: list[dict], generation: str) -> None:
+        try:
+            await self.put(scope_key, digest, value, generation)
+        except Exception as exc:  # nobody waits for the outcome: a lost write costs a search later
+            log.warning("L2.5 cache write failed: %s", exc)
+
     async def invalidate(self, *scope_keys: str) -> None:
         """Forget every cached search of these scopes."""
         if not scope_keys:
@@ -71,7 +104,8 @@ class SearchCache:
 
     async def drop(self, *scope_keys: str) -> None:
         """Delete every cached search of these scopes (forgetting a person: an invalidation
-        leaves the old entries to expire)."""
+        leaves the old entries to expire), once this process's writes under way have landed."""
+        await self.written()
         for scope_key in scope_keys:
             # SCAN's default of 10 keys a call took 18 s at 100 000 archived turns (220 000 keys).
             keys = [key async for key in self._redis.scan_iter(match=f"{glob_escaped(self._entry_stem(scope_key))}*",
@@ -79,7 +113,9 @@ class SearchCache:
             await self._redis.unlink(self._generation_key(scope_key), *keys)
 
     async def clear(self) -> None:
-        """Delete every cached search (the archive's vectors changed)."""
+        """Delete every cached search (the archive's vectors changed), once this process's writes
+        under way have landed."""
+        await self.written()
         keys = [key async for key in self._redis.scan_iter(match=f"{glob_escaped(self._prefix)}:cache:*", count=1000)]
         async with self._redis.pipeline(transaction=False) as pipe:  # a key a command: in a cluster, many slots
             for key in keys:
