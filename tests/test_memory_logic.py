@@ -18,7 +18,7 @@ from memory.retrieval.keys import structural_keys
 from memory.retrieval.merge import choose_and_explain, choose_recalls, fuse, merge_and_score, with_context
 from memory.retrieval import temporal
 from memory.retrieval.temporal import completed_past_range, may_name_a_date, warm_up
-from memory.prompt.tokens import count_tokens, count_tokens_each
+from memory.prompt.tokens import count_tokens, count_tokens_each, count_unremembered
 
 BUCHAREST = ZoneInfo("Europe/Bucharest")
 UTC = ZoneInfo("UTC")
@@ -910,6 +910,11 @@ class TestCountTokens:
         texts = ["alpha beta", "", "gamma delta epsilon", "alpha beta", "naïve café ⏎ 12:30"]
         assert count_tokens_each(texts) == [len_of(text) for text in texts]
         assert count_tokens_each(texts[:1]) == [2]
+
+    def test_counting_texts_as_they_are_stored_matches_counting_them_one_by_one(self) -> None:
+        """An empty text among them counts 0 and shifts no other text's count."""
+        texts = ["", "alpha beta", "Где ветеринар?", "", "gamma delta epsilon", "naïve café ⏎ 12:30"]
+        assert count_unremembered(texts) == [count_tokens(text) for text in texts]
 
     def test_concurrent_first_use(self) -> None:
         results: list[int] = []

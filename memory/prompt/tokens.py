@@ -56,8 +56,8 @@ def count_unremembered(texts: Sequence[str]) -> list[int]:
     """:func:`count_tokens` of each text, in one batch, none of them remembered: for texts
     counted once as they are stored (an import's thousands would push a turn's out)."""
     read_as_english = [reads_as_english(text) for text in texts]
-    english = [text for text, yes in zip(texts, read_as_english) if yes]
-    others = [text for text, yes in zip(texts, read_as_english) if not yes]
+    english = [text for text, yes in zip(texts, read_as_english) if yes and text]
+    others = [text for text, yes in zip(texts, read_as_english) if not yes and text]
     counts = iter(len(encoding.ids) for encoding in _tokenizer().encode_batch_fast(english, add_special_tokens=False))
     other_counts = iter(len(ids) for ids in _multilingual_tokenizer().content_ids(others)) if others else iter(())
     return [(next(counts) if yes else next(other_counts)) if text else 0 for text, yes in zip(texts, read_as_english)]
