@@ -75,6 +75,9 @@ class TestCompletedPastRange:
             ("what did we discuss 3 days ago and on 5 November?", whole_days((2026, 11, 5), (2026, 11, 18))),
             # A present-time word does not veto the past one.
             ("now tell me what we said yesterday", whole_days((2026, 11, 20), (2026, 11, 20))),
+            # A structural key beside a date is an identifier: its digits are not read into it.
+            ("task_1203 from yesterday", whole_days((2026, 11, 20), (2026, 11, 20))),
+            ("goat:l2:chat.42 on 3 March", whole_days((2026, 3, 3), (2026, 3, 3))),
         ],
     )
     def test_fires_with_exact_bounds(self, text: str, expected: tuple[datetime, datetime]) -> None:
@@ -111,6 +114,17 @@ class TestCompletedPastRange:
         assert completed_past_range("Ce faci? Am vorbit cu el despre mașini.", NOW) is None
         with pytest.raises(AssertionError, match="parsed"):
             completed_past_range("What did we say yesterday?", NOW)
+
+    def test_a_message_whose_only_digits_are_a_keys_is_not_parsed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def parse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("parsed")
+
+        monkeypatch.setattr(temporal, "search_dates", parse)
+        for text in ("What was ticket-000250 about again?", "invoice 03122025?", f"agent-{UUID} said what?"):
+            assert not may_name_a_date(text)
+            assert completed_past_range(text, NOW) is None
+        with pytest.raises(AssertionError, match="parsed"):
+            completed_past_range("What was ticket-000250 about on 3 March?", NOW)
 
     def test_every_phrase_the_parser_dates_holds_a_digit_or_a_date_word(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The check before parsing loses nothing: phrases built from dateparser's own names (all

@@ -457,13 +457,17 @@ class PairedEncoder(Encoder):
         read = partial(asked_in_english, every_language=every_language) if query else reads_as_english
         english = np.array([read(text) for text in texts], dtype=bool)
         with_e5 = np.ones(len(texts), dtype=bool) if every_language else ~english
-        # Two cores: MiniLM's pass runs beside e5's, which takes twice as long.
         encode_minilm = self._encode_minilm_queries if query else self.minilm.encode
-        minilm = self._beside.submit(encode_minilm, [text for text, e in zip(texts, english) if e])
-        e5 = self.e5.encode([text for text, e in zip(texts, with_e5) if e], query=query) if with_e5.any() else None
+        english_texts = [text for text, e in zip(texts, english) if e]
+        if with_e5.any():  # two cores: MiniLM's pass runs beside e5's, which takes twice as long
+            minilm = self._beside.submit(encode_minilm, english_texts)
+            e5 = self.e5.encode([text for text, e in zip(texts, with_e5) if e], query=query)
+            minilm_vectors = minilm.result()
+        else:  # English alone (most turns): no hand-over to another thread, whose waking waits for the GIL
+            minilm_vectors, e5 = encode_minilm(english_texts), None
         first, middle, last = slice(None, _WIDTH), slice(_WIDTH, 2 * _WIDTH), slice(2 * _WIDTH, None)
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        out[english, first] = minilm.result()
+        out[english, first] = minilm_vectors
         if e5 is not None:
             e5_english = english[with_e5]
             if query:

@@ -44,3 +44,9 @@ def structural_keys(text: str) -> list[str]:
     number followed by a decimal part ("about 1000.5") is not a key.
     """
     return list(dict.fromkeys(match.group() for match in _KEY.finditer(text)))
+
+
+def without_keys(text: str) -> str:
+    """``text`` with its structural keys blanked out: an identifier names no date, yet its
+    digits would send a message to the date parser, which reads some of them as years."""
+    return _KEY.sub(" ", text)

@@ -14,6 +14,9 @@ of it, strictness rules keep ambiguous words from firing:
   letters or more). dateparser reads articles and number words as numbers ("they offer
   a a bunch" → 1 January, "one one"); without either, nothing fires. Checking this first
   also spares most messages the parse (~3 ms of pure Python).
+- A structural key (``ticket-000250``, ``goat:l2:chat.42``) is an identifier, not a date:
+  it is blanked out before anything else, so a message naming only a key is not parsed,
+  and a key's digits are not read into a phrase beside it ("chat.42 on 3 March" is not 1942).
 - A bare quantity of time is a duration, not a date: "I worked 3 days on it",
   Romanian "mai am 3 zile" ("I have 3 days left") do not fire; "3 days ago",
   "acum 3 zile" do. (Judged on dateparser's own translation of the phrase.)
@@ -40,6 +43,7 @@ from dateparser.conf import Settings
 from dateparser.languages.loader import default_loader
 from dateparser.search import search_dates
 
+from memory.retrieval.keys import without_keys
 from memory.words import terms
 
 # Constant for every call; only RELATIVE_BASE changes, so it is swapped into a
@@ -90,7 +94,7 @@ def completed_past_range(
     if not may_name_a_date(text, languages):
         return None
     found = search_dates(
-        _rewrite_missing_words(text),
+        _rewrite_missing_words(without_keys(text)),
         languages=list(languages),
         settings=_BASE_SETTINGS.replace(RELATIVE_BASE=now.replace(tzinfo=None)),
         add_period=True,
@@ -117,8 +121,9 @@ def warm_up(languages: Sequence[str] = ("en", "ro")) -> None:
 
 def may_name_a_date(text: str, languages: Sequence[str] = ("en", "ro")) -> bool:
     """Whether ``text`` holds a digit or a date word of these languages: what every phrase
-    :func:`completed_past_range` accepts holds (checked in microseconds, before parsing)."""
-    text = _rewrite_missing_words(text)
+    :func:`completed_past_range` accepts holds, outside its structural keys (checked in
+    microseconds, before parsing)."""
+    text = _rewrite_missing_words(without_keys(text))
     if any(char.isdigit() for char in text):
         return True
     words = _date_words(tuple(languages))
