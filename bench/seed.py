@@ -5,7 +5,9 @@ Runs when ``GOAT_SEED_DIR`` names a tree of the seed (``git archive 7efb48f`` of
 takashikiari/GOAT2-General-Orchestrated-Agent-Topology); says in one line that it is skipped
 otherwise. The seed runs in a process of its own (``bench/seed_side.py``); GOAT's side is
 ``inspect`` in this one, timed as the seed's is: from the message to the assembled prompt (the
-slowest of prefetch and the L0-L2 loads, then gap_filter, budget and assemble).
+slowest of prefetch and the L0-L2 loads, then gap_filter, budget and assemble). Each round
+both sides' search caches start empty, and every question is asked first, then again: a
+person's new question, and the same one repeated (each side's cache hits).
 """
 
 from __future__ import annotations
@@ -54,27 +56,35 @@ async def run(options: BenchOptions) -> SectionResult:
             await import_turns(runner.services.memory, transcript_of(conversation.jsonl().splitlines(keepends=True)))
         for number in range(1, ROUNDS + 1):
             seed_ms = seed_side(tree, options)
-            goat_ms = [await goat_pre_reply_ms(runner, conversation, question.text)
-                       for conversation in conversations for question in conversation.answerable()]
-            rounds.append({"round": number, "seed": distribution(seed_ms), "goat": distribution(goat_ms)})
-            print(f"round {number}: seed p50 {rounds[-1]['seed']['p50']} ms, GOAT p50 {rounds[-1]['goat']['p50']} ms",
-                  flush=True)
-    for row in rounds:
-        row["ratio_p50"] = round(row["goat"]["p50"] / row["seed"]["p50"], 2)
+            # Both sides start each round with an empty search cache (the seed's Redis is new):
+            # each question asked first, as a person asks it, then again (the caches' hits).
+            await (await runner.services.memory.backends.cache()).clear()
+            goat_ms = {asked: [await goat_pre_reply_ms(runner, conversation, question.text)
+                               for conversation in conversations for question in conversation.answerable()]
+                       for asked in ("first", "repeated")}
+            row: dict[str, Any] = {"round": number}
+            for asked in ("first", "repeated"):
+                row[asked] = {"seed": distribution(seed_ms[asked]), "goat": distribution(goat_ms[asked])}
+                row[asked]["ratio_p50"] = round(row[asked]["goat"]["p50"] / row[asked]["seed"]["p50"], 2)
+            rounds.append(row)
+            print(f"round {number}: " + "; ".join(
+                f"asked {asked}: seed p50 {row[asked]['seed']['p50']} ms, GOAT p50 {row[asked]['goat']['p50']} ms"
+                for asked in ("first", "repeated")), flush=True)
     data = {"conditions": {**conditions(), "seed": str(tree), "data": str(options.locomo_path),
                            "conversations": [c.sample_id for c in conversations]},
             "rounds": rounds}
     return SectionResult("seed", data, tables(data))
 
 
-def seed_side(tree: Path, options: BenchOptions) -> list[float]:
-    """One round of the seed's side: its pre-reply milliseconds per question."""
+def seed_side(tree: Path, options: BenchOptions) -> dict[str, list[float]]:
+    """One round of the seed's side: its pre-reply milliseconds per question, asked first and
+    asked again."""
     done = subprocess.run([sys.executable, "-m", "bench.seed_side", str(tree), str(options.locomo_path),
                            str(options.root / "seed-store")], capture_output=True, text=True, check=False,
                           cwd=Path(__file__).resolve().parents[1])
     if done.returncode != 0:
         raise RuntimeError(f"the seed's side failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["pre_reply_ms"]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 async def goat_pre_reply_ms(runner: Any, conversation: locomo.Conversation, text: str) -> float:
@@ -85,8 +95,10 @@ async def goat_pre_reply_ms(runner: Any, conversation: locomo.Conversation, text
 
 
 def tables(data: dict[str, Any]) -> list[str]:
-    rows = [(row["round"], row["seed"]["n"], row["seed"]["p50"], row["seed"]["p95"], row["goat"]["p50"],
-             row["goat"]["p95"], row["ratio_p50"]) for row in data["rounds"]]
-    return [markdown_table(("round", "questions", "seed p50 ms", "seed p95", "GOAT p50 ms", "GOAT p95",
+    rows = [(row["round"], asked, row[asked]["seed"]["n"], row[asked]["seed"]["p50"], row[asked]["seed"]["p95"],
+             row[asked]["goat"]["p50"], row[asked]["goat"]["p95"], row[asked]["ratio_p50"])
+            for row in data["rounds"] for asked in ("first", "repeated")]
+    return [markdown_table(("round", "asked", "questions", "seed p50 ms", "seed p95", "GOAT p50 ms", "GOAT p95",
                             "GOAT / seed (p50)"), rows,
-                           "pre-reply path, message to assembled prompt, same conversations, alternating")]
+                           "pre-reply path, message to assembled prompt, same conversations, alternating; "
+                           "each question asked first (both search caches empty), then again")]
