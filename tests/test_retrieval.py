@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from memory.turns import Exchange, archive_id
 from memory.stores.lexical import K1, IndexEntry, LexicalIndex
 from memory.words import Words, terms
 from memory.stores.archive import INDEX_SCHEME_KEY
-from memory.stores.backends import PREFIX, REEMBED_KEY
+from memory.stores.backends import PREFIX, REEMBED_KEY, cache_scope_key
 from memory.settings import SettingsError, load_settings
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
@@ -726,6 +727,7 @@ async def test_a_turn_reads_its_chats_centroid_as_it_takes_the_chat(runner: Turn
     question = RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp())
     outside = await memory.recall(question)
     assert reads == [["c1"]]
+    await (await memory.backends.cache()).clear()  # asked again, the question would be a hit: nothing read
     async with memory.turn("c1", question.text, "alice"):
         await asyncio.sleep(0)  # the turn's own first step: the read has started
         assert reads == [["c1"], ["c1"]]
@@ -735,7 +737,7 @@ async def test_a_turn_reads_its_chats_centroid_as_it_takes_the_chat(runner: Turn
     async with memory.turn("c1", "a message never asked", "alice"):
         await asyncio.sleep(0)
     assert len(reads) == 3
-    await memory.recall(question)
+    await memory.recall(replace(question, text="Who came on the Lisbon trip?"))
     assert len(reads) == 4  # the unused read was dropped with its turn: the recall read afresh
 
 
@@ -771,3 +773,73 @@ async def test_a_turn_lets_its_chat_go_once_its_searchs_cache_write_has_landed(
         assert recalled.outcome["cache"]["hit"] is False and landed == []
     assert landed == [recalled.outcome["cache"]["key"]]
     assert (await memory.recall(question)).outcome["cache"]["hit"] is True
+
+
+async def test_a_question_asked_again_is_not_searched_again_nor_waits_for_its_embedding(
+        runner: TurnRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The L2.5 cache keeps what a question's thematic searches found and its scale: asked again,
+    it recalls the same lists on the same background without Chroma's search, the word search
+    or waiting for its embedding; a write to the chat has it searched and measured afresh."""
+    import threading
+
+    from memory.facade import RecallQuery
+
+    memory = runner.services.memory
+    await load(memory, tmp_path, "c1")
+    assert await memory.settle() == 0
+    encoder, index = (await memory.backends.embeddings()).encoder, await memory.backends.lexical_index()
+    store = await memory.backends.episodic()
+    calls: list[str] = []
+    encode, by_words, by_meaning = encoder.encode, index.search, store.search
+    encoder_free = threading.Event()
+
+    def counted(name, call):
+        def count(*args, **kwargs):
+            calls.append(name)
+            return call(*args, **kwargs)
+        return count
+
+    def held_encode(*args, **kwargs):
+        calls.append("embedded")
+        assert encoder_free.wait(timeout=30)
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(index, "search", counted("by words", by_words))
+    monkeypatch.setattr(store, "search", counted("by meaning", by_meaning))
+    question = RecallQuery("How are my San Marzano tomatoes doing?", "c1", "alice", NOW.timestamp(), deadline=10.0)
+    monkeypatch.setattr(encoder, "encode", counted("embedded", encode))
+    first = await memory.recall(question)
+    assert first.outcome["cache"]["hit"] is False and sorted(calls) == ["by meaning", "by words", "embedded"]
+    assert first.lists["thematic"] and first.lists["lexical"]
+    monkeypatch.setattr(encoder, "encode", held_encode)  # an embedding that never ends, until released
+    try:
+        again = await memory.recall(question)
+    finally:
+        encoder_free.set()
+    assert again.outcome["cache"]["hit"] is True and again.outcome["timed_out"] == []
+    assert "by words" not in calls[3:] and "by meaning" not in calls[3:]
+    assert again.lists == first.lists and again.outcome["backgrounds"] == first.outcome["backgrounds"]
+    assert again.ceiling == first.ceiling
+    await memory.store_memory("c1", "alice", "The San Marzano tomatoes got blight in July.", None, NOW.timestamp())
+    del calls[:]
+    afresh = await memory.recall(question)
+    assert afresh.outcome["cache"]["hit"] is False and {"by meaning", "by words"} <= set(calls)
+    assert afresh.outcome["backgrounds"] != first.outcome["backgrounds"]  # measured against the chat as it is now
+
+
+async def test_a_cached_search_written_otherwise_is_searched_and_written_again(runner: TurnRunner, tmp_path: Path) -> None:
+    """An entry of the L2.5 cache this version cannot read (another version's) is a miss: the
+    question is searched, and its entry written again as this version reads it."""
+    from memory.facade import RecallQuery
+
+    memory = runner.services.memory
+    await load(memory, tmp_path, "c1")
+    question = RecallQuery("How are my San Marzano tomatoes doing?", "c1", "alice", NOW.timestamp())
+    first = await memory.recall(question)
+    cache, scope = await memory.backends.cache(), cache_scope_key("c1", "alice", memory.settings.memory.scope)
+    _, generation = await cache.lookup(scope, first.outcome["cache"]["key"])
+    for written_otherwise in ([{"id": "c1:turn_1", "content": "old"}], {"thematic": []}):
+        await cache.put(scope, first.outcome["cache"]["key"], written_otherwise, generation)
+        again = await memory.recall(question)
+        assert again.outcome["cache"]["hit"] is False and again.lists == first.lists
+        assert (await memory.recall(question)).outcome["cache"]["hit"] is True

@@ -26,7 +26,7 @@ from nodes.state import ToolResult, turn_input
 from nodes.toolkit.flow import FALLBACK_REPLY, evidence_line, turn_tools
 from memory.stores.curated import CURATED_TAG
 from memory.errors import FactsFull
-from memory.stores.backends import cache_scope_key
+from memory.retrieval.recall import RecallQuery
 from memory.turns import Exchange
 from memory.prompt.blocks import FACTS_HEADER, MEMORY_TOOL_GUIDANCE, facts_block
 from memory.prompt.tokens import count_tokens
@@ -473,10 +473,9 @@ async def test_promote_memory_is_refused_past_the_facts_limit(runner, fake):
 async def test_store_memory_writes_a_curated_entry_once_and_invalidates_cached_searches(runner):
     memory = runner.services.memory
     tools = toolbox(runner)
-    scope = cache_scope_key("chat-a", "alice", "chat")
-    query = await memory.l3.measure("locker code", ["chat-a"])
-    await memory.l3.cached_search(["chat-a"], scope, "locker code", query, 15)
-    assert (await memory.l3.cached_search(["chat-a"], scope, "locker code", query, 15))[1]["hit"] is True
+    question = RecallQuery("locker code", "chat-a", "alice", NOW.timestamp())
+    assert (await memory.recall(question)).outcome["cache"]["hit"] is False
+    assert (await memory.recall(question)).outcome["cache"]["hit"] is True
 
     first = await tools.store("The gym locker code is kept in the blue notebook.", ["gym", "codes, locker"])
     again = await tools.store("The gym locker code is kept in the blue notebook.  ", ["gym"])
@@ -485,8 +484,8 @@ async def test_store_memory_writes_a_curated_entry_once_and_invalidates_cached_s
     [entry] = store.get_by_ids(["chat-a"], [first["stored"]])
     assert store.count("chat-a") == 1 and entry["content"] == "The gym locker code is kept in the blue notebook."
     assert entry["metadata"]["tags"] == f"{CURATED_TAG},gym" and entry["metadata"]["user_id"] == "alice"
-    results, cache = await memory.l3.cached_search(["chat-a"], scope, "locker code", query, 15)
-    assert cache["hit"] is False and [r["id"] for r in results] == [first["stored"]]
+    recalled = await memory.recall(question)
+    assert recalled.outcome["cache"]["hit"] is False and [r["id"] for r in recalled.lists["thematic"]] == [first["stored"]]
     with pytest.raises(ValueError, match="content must be a non-empty string"):
         await tools.store("   ")
 

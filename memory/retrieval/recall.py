@@ -6,11 +6,13 @@ thematic (unless the message names nothing: only its language's commonest words,
 are you?", whose closest lines are only the chat's other greetings), temporal (a
 completed-past range is named, or the caller gives one) and specific-key (structural keys are
 present). Thematic searches twice, by meaning (the vector
-search, through the L2.5 cache) and by words (BM25 over the chat's word index), and the
+search) and by words (BM25 over the chat's word index), and the
 query's background (its mean distance to the chats' entries) is read for the relevance
 test. An explicit search also asks for the entries holding every word it names. The query
 is embedded once, as the chats need it, with its scale (its spaces and their backgrounds),
-shared: every list's distances are on it. The whole search is bounded by a deadline:
+shared: every list's distances are on it. A question the scope was asked before (the L2.5
+cache holds what its thematic searches found, and its scale) is neither embedded nor
+searched again, until a write or a forget in the scope. The whole search is bounded by a deadline:
 whatever has not finished by then is abandoned (its worker thread may still be running;
 the caller does not wait).
 """
@@ -29,9 +31,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from memory.stores.backends import cache_scope_key
+from memory.stores.cache import SearchCache
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.scale import Scale
-from memory.retrieval.search import L3Search
+from memory.retrieval.search import L3Search, Searched
 from memory.settings import Settings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
 from memory.words import names_nothing
@@ -110,30 +113,59 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     }
     started = time.perf_counter()
 
-    # Shared by the mechanisms: the scope resolved once, and the query embedded once, with its scale.
+    topical = not names_nothing(message[:_LEXICAL_SCAN_CHARS])
+    by_meaning, by_words = THEMATIC in query.lists and topical, WORDS in query.lists and topical
+    # Shared by the mechanisms: the scope resolved once, the question's earlier search looked up
+    # in the L2.5 cache, and the query embedded once, with its scale (unless it was asked before).
     chats_task = asyncio.ensure_future(backends.scope_chats(chat_id, user_id, scope))
-
-    async def measure_scale() -> Scale:
-        return await search.measure(message, await chats_task, chat_id)
-
-    scale_task = asyncio.ensure_future(measure_scale())
     # Under "user", whether the chat is one of the user's: only then are its searches cached.
     users_chats_task = (asyncio.ensure_future(backends.chats_of_user(user_id))
-                        if scope == "user" and THEMATIC in query.lists else None)
+                        if scope == "user" and by_meaning else None)
+    scope_key = cache_scope_key(chat_id, user_id, scope)
+    digest = SearchCache.digest(message, k=k, words=settings.retrieval.lexical_max_df_share if by_words else None)
 
-    async def thematic() -> list[dict]:
+    async def look_up() -> tuple[Searched | None, str | None]:
+        if not by_meaning:
+            return None, None
         if users_chats_task is not None and chat_id not in await users_chats_task:
             # A chat the user never wrote to: a "user:" cache entry covers the user's chats only
             # (their writes and forgets invalidate it), so a search that also covers this one
             # is not cached, or the user's other chats would be served this chat's entries,
             # forgotten ones included.
-            return await search.search(await chats_task, await scale_task, k)
-        results, outcome["cache"] = await search.cached_search(
-            await chats_task, cache_scope_key(chat_id, user_id, scope), message, scale_task, k
-        )
-        return results
+            return None, None
+        searched, generation = await search.look_up(scope_key, digest)
+        outcome["cache"] = {"hit": searched is not None, "key": digest}
+        return searched, generation
+
+    lookup_task = asyncio.ensure_future(look_up())
+
+    async def asked_before() -> Searched | None:
+        with suppress(Exception):  # reported by the thematic search, which awaits the lookup too
+            return (await lookup_task)[0]
+        return None
+
+    async def measure_scale() -> Scale:
+        return await search.measure(message, await chats_task, chat_id)
+
+    measuring = asyncio.ensure_future(measure_scale())
+
+    async def question_scale() -> Scale:
+        if (searched := await asked_before()) is not None:
+            measuring.cancel()
+            return searched.scale
+        return await measuring
+
+    scale_task = asyncio.ensure_future(question_scale())
+
+    async def thematic() -> list[dict]:
+        searched, _ = await lookup_task
+        if searched is not None:
+            return searched.thematic
+        return await search.search(await chats_task, await scale_task, k)
 
     async def lexical() -> list[dict]:
+        if (searched := await asked_before()) is not None and searched.words is not None:
+            return searched.words
         found = await search.lexical_search(await chats_task, message[:_LEXICAL_SCAN_CHARS], k,
                                             settings.retrieval.lexical_max_df_share)
         if not found:
@@ -171,13 +203,12 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         return await search.holding_words(await chats_task, message[:_LEXICAL_SCAN_CHARS], await scale_task,
                                           settings.prefetch.max_results, after, before)
 
-    topical = not names_nothing(message[:_LEXICAL_SCAN_CHARS])
     mechanisms = {name: make for name, make in ((THEMATIC, thematic), (TEMPORAL, temporal), (KEYS, specific_key),
                                                 (EVERY_WORD, every_word))
-                  if name in query.lists and (topical or name != THEMATIC)}
+                  if name in query.lists and (by_meaning or name != THEMATIC)}
     tasks = {name: asyncio.ensure_future(make()) for name, make in mechanisms.items()}
     # Thematic's word half, reported on its own line: a stuck vector search must not take it down.
-    lexical_task = asyncio.ensure_future(lexical()) if WORDS in query.lists and topical else None
+    lexical_task = asyncio.ensure_future(lexical()) if by_words else None
 
     def timed(name: str) -> Callable[[asyncio.Future], None]:
         def finished(task: asyncio.Future) -> None:
@@ -211,7 +242,11 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         scale = scale_task.result()
         outcome["background"], outcome["backgrounds"] = scale.background, scale.backgrounds
         outcome["ceiling"] = scale.ceiling(settings.retrieval.small_result_ceiling)
-    for shared in (chats_task, scale_task, *filter(None, [users_chats_task])):
+        missed = outcome["cache"] is not None and not outcome["cache"]["hit"]
+        if THEMATIC in lists and missed and (generation := lookup_task.result()[1]) is not None:
+            words = lists[WORDS] if WORDS in lists else None  # None: a question asked again searches them
+            await search.remember(scope_key, digest, Searched(tasks[THEMATIC].result(), words, scale), generation)
+    for shared in (chats_task, lookup_task, measuring, scale_task, *filter(None, [users_chats_task])):
         if not shared.done():
             shared.cancel()
         elif not shared.cancelled():

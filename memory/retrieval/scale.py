@@ -21,12 +21,13 @@ yet are measured against each space's typical background.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from memory.encoders.embeddings import MiniLMEncoder, Space, distances, english_passages
+from memory.encoders.embeddings import Encoder, MiniLMEncoder, Space, distances, english_passages
 from memory.stores.lexical import Centroid
 
 
@@ -39,16 +40,19 @@ class Scale:
         backgrounds: per space, the query's mean distance to the chats' passages there (None
             when the chats hold none there).
         english_block: the encoder's leading values that only English passages have.
+        query: the query's vector as the encoder made it (what :meth:`record` keeps).
     """
 
     spaces: list[Space]
     backgrounds: dict[str, float | None]
     english_block: int = 0
+    query: np.ndarray | None = None
 
     @classmethod
-    def measure(cls, spaces: list[Space], centroid: Centroid | None, english_block: int = 0) -> Scale:
-        """The scale of a query compared in ``spaces`` with chats whose passages sum to ``centroid``
-        (None: nothing indexed)."""
+    def measure(cls, encoder: Encoder, query: np.ndarray, centroid: Centroid | None) -> Scale:
+        """The scale of ``query`` (the encoder's vector of a query) with chats whose passages sum to
+        ``centroid`` (None: nothing indexed)."""
+        spaces = encoder.spaces(query)
         backgrounds: dict[str, float | None] = {}
         for space in spaces:
             # English passages without e5's block yet are not compared in e5's space: not counted.
@@ -58,7 +62,20 @@ class Scale:
             }[space.passages]
             backgrounds[space.name] = (
                 float(distances(centroid.total / count, space.query)) if centroid is not None and count else None)
-        return cls(spaces, backgrounds, english_block)
+        return cls(spaces, backgrounds, encoder.english_block, np.asarray(query, dtype=np.float32))
+
+    def record(self) -> dict:
+        """The scale as JSON keeps it (a measured one: its query is known); :meth:`of_record` makes
+        it again, exactly. The query's values as their bytes: a thousand floats written as text
+        cost a turn's event loop a millisecond."""
+        query = np.asarray(self.query, dtype="<f4").tobytes()
+        return {"query": base64.b64encode(query).decode("ascii"), "backgrounds": self.backgrounds}
+
+    @classmethod
+    def of_record(cls, record: dict, encoder: Encoder) -> Scale:
+        """The scale :meth:`record` kept, as :meth:`measure` made it, without encoding the query again."""
+        query = np.frombuffer(base64.b64decode(record["query"]), dtype="<f4").astype(np.float32)
+        return cls(encoder.spaces(query), dict(record["backgrounds"]), encoder.english_block, query)
 
     @property
     def reference(self) -> Space:

@@ -6,18 +6,16 @@ every distance read here is put on. The recall pipeline composes them."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Awaitable
 
 import numpy as np
 from redis.exceptions import RedisError
 
-from memory.encoders.embeddings import Space, asked_in_english
+from memory.encoders.embeddings import Encoder, Space, asked_in_english
 from memory.retrieval.scale import Scale
 from memory.stores.backends import Backends, gather_bounded
-from memory.stores.cache import SearchCache
 from memory.stores.lexical import Centroid
 from memory.turns import archive_id
 
@@ -31,6 +29,26 @@ _KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the ke
 _WORD_CANDIDATES = 256  # newest entries holding a search's every word, ranked by meaning
 _EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
 _CHATS_SEEN = 4096  # chats whose last question's languages are remembered, at most
+
+
+@dataclass(frozen=True)
+class Searched:
+    """What a question's search found, as the L2.5 cache keeps it: the nearest entries by meaning,
+    those by words (None: not searched by words), both with their distances on the question's
+    scale, and the scale itself, so that a question asked again is neither encoded nor searched.
+    The scope's writes and forgets invalidate it with the entries it names (access counts
+    excepted: they may be as old as the cache's TTL)."""
+
+    thematic: list[dict]
+    words: list[dict] | None
+    scale: Scale
+
+    def record(self) -> dict:
+        return {"thematic": self.thematic, "words": self.words, "scale": self.scale.record()}
+
+    @classmethod
+    def of_record(cls, record: dict, encoder: Encoder) -> Searched:
+        return cls(record["thematic"], record["words"], Scale.of_record(record["scale"], encoder))
 
 
 def _of_space(space: Space, distance: float) -> bool:
@@ -137,7 +155,7 @@ class L3Search:
         else:  # the encoder keeps the MiniLM block it made ahead: whatever is missing is added
             ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
             vector = await self._embed(text, every_language)
-        return Scale.measure(encoder.spaces(vector), centroid, encoder.english_block)
+        return Scale.measure(encoder, vector, centroid)
 
     async def search(
         self, chats: list[str], scale: Scale, k: int, after: float | None = None, before: float | None = None,
@@ -212,24 +230,25 @@ class L3Search:
         hits = await self.backends.l3((await self.backends.episodic()).get_by_ids, [chat], list(distance_of))
         return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
 
-    async def cached_search(
-        self, chats: list[str], scope_key: str, query: str, scale: Scale | Awaitable[Scale], k: int,
-    ) -> tuple[list[dict], dict[str, Any]]:
-        """The thematic search through the L2.5 cache: (results, {"hit", "key"}). The query's
-        ``scale`` may be still being measured: the cache is looked up meanwhile, and it is
-        awaited on a miss."""
+    async def look_up(self, scope_key: str, digest: str) -> tuple[Searched | None, str | None]:
+        """What the question of ``digest`` found when it was last searched in this scope, if the
+        L2.5 cache holds it, and the scope's generation it was looked up under (None: the cache
+        did not answer, and nothing is to be written to it)."""
         cache = await self.backends.cache()
-        key = SearchCache.digest(query, k=k)
         try:
-            cached, generation = await cache.lookup(scope_key, key)
+            record, generation = await cache.lookup(scope_key, digest)
         except RedisError:
-            cached, generation = None, None
-        if cached is not None:
-            return cached, {"hit": True, "key": key}
-        results = await self.search(chats, await scale if inspect.isawaitable(scale) else scale, k)
-        if generation is not None:
-            cache.put_behind(scope_key, key, results, generation)  # off the turn's path
-        return results, {"hit": False, "key": key}
+            return None, None
+        encoder = (await self.backends.embeddings()).encoder
+        try:
+            return (None if record is None else Searched.of_record(record, encoder)), generation
+        except (KeyError, TypeError, ValueError):  # written by another version: searched, and written again
+            return None, generation
+
+    async def remember(self, scope_key: str, digest: str, searched: Searched, generation: str) -> None:
+        """File what a question's search found in the L2.5 cache, under the generation its
+        lookup saw, off the turn's path."""
+        (await self.backends.cache()).put_behind(scope_key, digest, searched.record(), generation)
 
     async def find_by_keys(self, chats: list[str], keys: list[str], limit: int) -> list[dict]:
         """Exact lookup of structural keys: id match, then content contains (case-sensitive).
