@@ -390,6 +390,27 @@ async def test_search_cache_written_behind_is_read_by_the_same_search_and_never_
     assert [key async for key in any_redis.scan_iter("goat:cache:*")] == []
 
 
+async def test_a_search_that_outlives_an_invalidation_or_a_drop_writes_nothing(any_redis: Redis) -> None:
+    """A search's results go to the cache only while its scope's generation is the one it was
+    looked up under: a write or a forget in the scope meanwhile (in another process, or in a
+    chat the search did not hold) leaves nothing to read, and a forget nothing in Redis."""
+    cache = SearchCache(any_redis, ttl_seconds=300)
+    digest = SearchCache.digest("hiking")
+    await cache.invalidate("chat:1")  # a scope that has been written to
+    _, before = await cache.lookup("chat:1", digest)
+    await cache.invalidate("chat:1")
+    await cache.put("chat:1", digest, [{"id": "stale"}], before)
+    _, now = await cache.lookup("chat:1", digest)
+    assert await cached(cache, "chat:1", digest) is None
+    await cache.drop("chat:1")
+    await cache.put("chat:1", digest, [{"id": "forgotten"}], now)
+    assert [key async for key in any_redis.scan_iter("goat:cache:*")] == []
+    _, untouched = await cache.lookup("chat:2", digest)  # a scope never written to, then forgotten
+    await cache.drop("chat:2")
+    await cache.put("chat:2", digest, [{"id": "forgotten"}], untouched)
+    assert [key async for key in any_redis.scan_iter("goat:cache:*")] == []
+
+
 def test_search_cache_needs_a_positive_ttl(aredis: Redis) -> None:
     with pytest.raises(ValueError):
         SearchCache(aredis, ttl_seconds=0)

@@ -143,7 +143,10 @@ class L3Search:
         of_english_alone = not index.tells_english_apart or centroid is None or not centroid.every_language
         other_script = not asked_in_english(text, False)  # e5's alone, whatever the chats hold
         if index.tells_english_apart and of_english_alone and other_script:
-            await gather_bounded(index.hold_every_language, chats)  # now: loading e5 may outlast the turn
+            marked = await gather_bounded(index.hold_every_language, chats)  # now: loading e5 may outlast the turn
+            for chat, newly in zip(chats, marked):  # its questions are now compared in e5's space too
+                if newly:
+                    await self.backends.invalidate_searches_of(chat, await self.backends.users_of_chat(chat))
         every_language = not of_english_alone and not other_script
         if asked_in is not None:
             self._met_every_language.pop(asked_in, None)

@@ -208,9 +208,10 @@ class Archive:
             # from the start; a pass that found none ends it whatever the count says).
             if next_start == 0 and not (ids and (await index.languages(chat_id))[1]):
                 await index.done_filling(chat_id)
-                await backends.invalidate_searches_of(chat_id, await backends.users_of_chat(chat_id))
             else:
                 await index.filled_to(chat_id, next_start)
+            if found_ids or next_start == 0:  # its entries' vectors changed: the searches cached read the old ones
+                await backends.invalidate_searches_of(chat_id, await backends.users_of_chat(chat_id))
         return len(found_ids)
 
     async def _replace_parked(self, entry_id: str, text: str) -> str | None:

@@ -2,7 +2,8 @@
 
 Every entry key contains its scope's generation number. Invalidating a scope
 increments that number (O(1)): its old entries are never read again and expire
-by their TTL. Keys carry the scope as a hash tag (``goat:cache:{chat:42}:…``) so
+by their TTL. A scope's first generation is a random number, so a scope dropped
+and met again never returns to a generation a search under way still holds. Keys carry the scope as a hash tag (``goat:cache:{chat:42}:…``) so
 a scope's generation and entries share one Redis Cluster slot.
 """
 
@@ -12,6 +13,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import secrets
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -19,11 +22,26 @@ from memory.stores.redis_server import glob_escaped
 
 log = logging.getLogger(__name__)
 
-# Read the scope's generation and the entry under it, in one round trip.
-# KEYS[1]: generation counter. ARGV: entry key stem, digest. Returns {generation, value or nil}.
+# Read the scope's generation (starting it at ARGV[3] if it has none) and the entry under it,
+# in one round trip. KEYS[1]: generation counter. ARGV: entry key stem, digest, first generation.
+# Returns {generation, value or nil}.
 _LOOKUP = """
-local generation = redis.call('GET', KEYS[1]) or '0'
+local generation = redis.call('GET', KEYS[1])
+if not generation then
+  generation = ARGV[3]
+  redis.call('SET', KEYS[1], generation)
+end
 return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
+"""
+
+# Write an entry only while its scope's generation is still the one its search was looked up
+# under: a search that outlives an invalidation or a drop (another process's, or one that did
+# not hold the chat, such as a search in another user's chat under a wider scope) writes nothing.
+# KEYS[1]: generation counter, KEYS[2]: entry. ARGV: generation, value, TTL. Returns 1 if written.
+_PUT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
 """
 
 
@@ -35,6 +53,7 @@ class SearchCache:
         self._ttl_seconds = ttl_seconds
         self._prefix = prefix
         self._lookup = redis.register_script(_LOOKUP)
+        self._put = redis.register_script(_PUT)
         # (scope, digest) -> its write under way (put_behind), until it has landed
         self._writing: dict[tuple[str, str], asyncio.Future[None]] = {}
 
@@ -50,25 +69,25 @@ class SearchCache:
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
-    async def lookup(self, scope_key: str, digest: str) -> tuple[list[dict] | None, str]:
-        """(the cached value or None, the scope's generation it was looked up under); a write of
+    async def lookup(self, scope_key: str, digest: str) -> tuple[Any, str]:
+        """(the cached value, as JSON read it, or None; the scope's generation it was looked up under); a write of
         the same search this process started is waited for first."""
         if (writing := self._writing.get((scope_key, digest))) is not None:
             await asyncio.wait([writing])
         generation, raw = await self._lookup(
             keys=[self._generation_key(scope_key)],
-            args=[self._entry_stem(scope_key), digest],
+            args=[self._entry_stem(scope_key), digest, secrets.randbelow(1 << 62)],
         )
         generation = generation.decode() if isinstance(generation, bytes) else generation
         return (None if raw is None else json.loads(raw)), generation
 
-    async def put(self, scope_key: str, digest: str, value: list[dict], generation: str) -> None:
-        """Cache ``value`` under the generation its lookup saw: results computed before an
-        invalidation are filed under the old generation, so they are never read."""
-        key = f"{self._entry_stem(scope_key)}{generation}:{digest}"
-        await self._redis.set(key, json.dumps(value, ensure_ascii=False), ex=self._ttl_seconds)
+    async def put(self, scope_key: str, digest: str, value: Any, generation: str) -> None:
+        """Cache ``value`` under the generation its lookup saw, if that is still the scope's:
+        results computed before an invalidation or a drop are not written."""
+        await self._put(keys=[self._generation_key(scope_key), f"{self._entry_stem(scope_key)}{generation}:{digest}"],
+                        args=[generation, json.dumps(value, ensure_ascii=False), self._ttl_seconds])
 
-    def put_behind(self, scope_key: str, digest: str, value: list[dict], generation: str) -> None:
+    def put_behind(self, scope_key: str, digest: str, value: Any, generation: str) -> None:
         """:meth:`put`, without waiting for it: the search that found ``value`` goes on meanwhile.
         A failed write is logged. Whoever must know it landed (a turn before it lets its chat go,
         :meth:`drop` and :meth:`clear` before they delete) waits with :meth:`written`."""
@@ -86,7 +105,7 @@ class SearchCache:
         if self._writing:
             await asyncio.wait(list(self._writing.values()))
 
-    async def _put_logged(self, scope_key: str, digest: str, value: list[dict], generation: str) -> None:
+    async def _put_logged(self, scope_key: str, digest: str, value: Any, generation: str) -> None:
         try:
             await self.put(scope_key, digest, value, generation)
         except Exception as exc:  # nobody waits for the outcome: a lost write costs a search later

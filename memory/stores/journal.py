@@ -22,7 +22,9 @@ class TurnJournal:
         async with redis.pipeline(transaction=False) as pipe:  # one round trip, as before
             pipe.sadd(IN_FLIGHT_KEY, chat_id)
             self.backends.add_chat_users_to(pipe, chat_id, {user_id})
-            added, *_ = await pipe.execute()
+            added, joined, *_ = await pipe.execute()
+        if joined:  # the user's first turn here: their scope's cached searches did not cover this chat
+            await self.backends.invalidate_searches_of(chat_id, {user_id})
         return not added
 
     async def end(self, chat_id: str) -> None:

@@ -377,14 +377,15 @@ class LexicalIndex:
             self._key(chat_id, "meta"), ["vectors", "english", "every_language", "bare"]))
         return _of_every_language(marked, held, english), bare
 
-    async def hold_every_language(self, chat_id: str) -> None:
+    async def hold_every_language(self, chat_id: str) -> bool:
         """Mark the chat as one of every language: its English entries without e5's block wait
-        for it (:meth:`to_fill`)."""
+        for it (:meth:`to_fill`). True if it was not marked yet."""
         async with self._redis.pipeline(transaction=False) as pipe:  # three slots in a cluster
             pipe.hsetnx(self._key(chat_id, "meta"), "every_language", 1)
             pipe.sadd(self._every_language_key, chat_id)
             pipe.sadd(self._to_fill_key, chat_id)
-            await pipe.execute()
+            marked, *_ = await pipe.execute()
+        return bool(marked)
 
     async def any_every_language(self) -> bool:
         """Whether any chat is one of every language (a process then loads e5 as it starts)."""
