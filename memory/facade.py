@@ -3,12 +3,8 @@
 Its verbs map the logical layers (L1 facts, L2 working, L2.5 cache, L3 episodic) onto the
 backends (``memory/stores/backends.py``); behind it, retrieval (``memory/retrieval/``), L3
 writes (``memory/stores/archive.py``) and the turn journal (``memory/stores/journal.py``).
-
-MemoryScope is the door of one user in one chat: the verbs behind every user command.
-``goat chat``'s slash commands, the Telegram bot's commands, the MCP tools and the model's
-memory tools all call them, so a search, a fact kept or forgotten, or a fresh start means the
-same thing wherever it is asked for. Its chat, user, time and settings are fixed by whoever
-builds it (a turn, a face's session): no verb takes another chat or user.
+:meth:`Memory.scope` opens the door of one user in one chat (``memory/scope.py``), the
+verbs behind every user command.
 """
 
 from __future__ import annotations
@@ -19,32 +15,29 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
+from memory.errors import BackendUnavailable, FactsFull
+from memory.health import BackendHealth, Health, check_health
+from memory.prompt.blocks import facts_block, one_line
+from memory.prompt.tokens import count_tokens
+from memory.retrieval.explicit_search import RESULT_CHARS
+from memory.retrieval.keys import structural_keys
+from memory.retrieval.recall import Recalled, RecallQuery, recall
+from memory.retrieval.search import L3Search
+from memory.scope import Found, MemoryScope
+from memory.settings import Settings
 from memory.stores.archive import Archive
 from memory.stores.backends import PREFIX, Backends
-from memory.errors import BackendUnavailable, FactsFull, SearchFailed, without_credentials
-from memory.retrieval.explicit_search import (EVERY_WORD_KEPT, RESULT_CHARS, SEARCH_MECHANISM, iso_bound, result_line,
-                                              with_every_word)
-from memory.retrieval.keys import structural_keys
+from memory.stores.erasure import NotErased
 from memory.stores.facts import clean_fact_text
 from memory.stores.journal import TurnJournal
-from memory.words import Words
-from memory.retrieval.merge import choose_and_explain, why_kept
 from memory.stores.privacy import Forgotten, export_user, forget_chat, forget_user
-from memory.prompt.blocks import facts_block, one_line
-from memory.retrieval.recall import EVERY_WORD, TEMPORAL, THEMATIC, Recalled, RecallQuery, recall
 from memory.stores.reembed import Reembedded, reembed
-from memory.retrieval.search import L3Search
-from memory.settings import Settings
-from memory.prompt.tokens import count_tokens
-from memory.turns import Exchange, ImportedTurn, archived_texts
-from memory.stores.erasure import NotErased
 from memory.stores.working import MessageLink
+from memory.turns import Exchange, ImportedTurn, archived_texts
 
 # The door, and the public types that go through it.
 __all__ = ["BackendHealth", "Connected", "Forgotten", "Found", "Health", "Memory", "MemoryScope", "RecallQuery", "Recalled"]
@@ -61,23 +54,6 @@ CopiesRedactor = Callable[[list[str], list[str]], Awaitable[None]]
 class Connected:
     redis_url: str  # where the graph's checkpointer keeps its state: the same Redis as L2
     unfinished_chats: list[str]  # chats whose last turn died before it finished
-
-
-@dataclass(frozen=True)
-class BackendHealth:
-    name: str
-    mode: str
-    ok: bool
-    detail: str
-    fix: str = ""  # what the backend's own error advises, when it does
-
-
-@dataclass(frozen=True)
-class Health:
-    backends: list[BackendHealth]
-    # For the chat and user asked about, what each layer holds (a layer whose backend is
-    # down is left out): l1_facts, l2_turns, l3_entries, words_indexed_turns, outbox_waiting.
-    layers: dict[str, int]
 
 
 class Memory:
@@ -590,222 +566,23 @@ class Memory:
         seen = await redis.get(name)
         return now if seen is None else float(seen)
 
-    # ---- doctor ---------------------------------------------------------------------------
-
     async def health(self, chat_id: str | None = None, user_id: str | None = None, *,
                      unchecked: Collection[str] = ()) -> Health:
         """Each backend: reachable? in which mode? With a chat and a user, also what each layer
-        holds for them.
+        holds for them (``memory/health.py``).
 
         Args:
             chat_id: the chat whose layers to count (with ``user_id``).
             user_id: the user whose facts to count.
             unchecked: backends not to check ("redis", "chroma", "encoder", "facts"): their settings
-                are invalid. What needs one of them is not checked either: the encoder needs Redis
-                and Chroma, facts kept in Redis need Redis.
-
+                are invalid.
         Returns:
             The backends checked, and the layers' counts.
         """
-        settings, skipped = self.settings, set(unchecked)
-        if "redis" in skipped:
-            skipped |= {"encoder"} if settings.letta.url else {"encoder", "facts"}
-        if "chroma" in skipped:
-            skipped.add("encoder")
-        report = []
-        if "redis" not in skipped:
-            report.append(await self._redis_health())
-        if "chroma" not in skipped:
-            report.append(await self._chroma_health())
-        if "encoder" not in skipped and "chroma" in {backend.name for backend in report if backend.ok}:
-            encoder_mode = f"{settings.embeddings.model} (onnxruntime, offline)"
-            try:
-                await self.backends.embeddings()
-                report.append(BackendHealth("encoder", encoder_mode, True, "the archive's vectors are its own"))
-            except BackendUnavailable as exc:
-                report.append(BackendHealth("encoder", encoder_mode, False, exc.detail, exc.fix))
-        if "facts" not in skipped:
-            report.append(await self._facts_health())
-        up = {backend.name for backend in report if backend.ok}
-        return Health(report, await self._layers(chat_id, user_id, up) if chat_id and user_id else {})
-
-    async def _redis_health(self) -> BackendHealth:
-        settings = self.settings
-        redis_kind = "cluster" if settings.redis.cluster else "server"  # a cluster: any node's URL
-        redis_folder = Path(settings.data_dir) / "redis"
-        redis_mode = f"{redis_kind} at {without_credentials(settings.redis.url)}" if settings.redis.url else (
-            f"embedded redis-server, data in {redis_folder}"
-        )
-        try:
-            info = await (await self.backends.redis()).info("server")
-            if unkept := await self.backends.persistence_problem():
-                disk = "the server's disk (its log says why)" if settings.redis.url else f"the disk of {redis_folder}"
-                return BackendHealth("redis", redis_mode, False, f"cannot keep what is written: {unkept}",
-                                     f"free space on {disk}")
-            return BackendHealth("redis", redis_mode, True, f"redis {info.get('redis_version')}")
-        except BackendUnavailable as exc:
-            return BackendHealth("redis", redis_mode, False, exc.detail, exc.fix)
-        except Exception as exc:
-            return BackendHealth("redis", redis_mode, False, without_credentials(str(exc)))
-
-    async def _chroma_health(self) -> BackendHealth:
-        settings = self.settings
-        chroma_mode = f"server at {without_credentials(settings.chroma.url)}" if settings.chroma.url else (
-            f"embedded PersistentClient in {Path(settings.data_dir) / 'chroma'}"
-        )
-        try:
-            store = await self.backends.episodic()
-            chats = await self.backends.run_blocking(store.chat_ids)
-            return BackendHealth("chroma", chroma_mode, True, f"{len(chats)} chat(s) archived")
-        except BackendUnavailable as exc:  # its detail alone: its advice, to run this check, is no fix here
-            return BackendHealth("chroma", chroma_mode, False, exc.detail)
-        except Exception as exc:
-            return BackendHealth("chroma", chroma_mode, False, without_credentials(str(exc)))
-
-    async def _facts_health(self) -> BackendHealth:
-        settings = self.settings
-        if settings.letta.url:
-            agents = "one agent for everyone" if settings.memory.scope == "global" else "an agent per user"
-            facts_mode = f"Letta at {without_credentials(settings.letta.url)}, a 'facts' block in {agents}"
-        else:
-            facts_mode = "Redis hash per user"
-        try:
-            return BackendHealth("facts", facts_mode, True, await (await self.backends.facts()).check())
-        except Exception as exc:
-            return BackendHealth("facts", facts_mode, False, without_credentials(f"{type(exc).__name__}: {exc}"))
-
-    async def _layers(self, chat_id: str, user_id: str, up: set[str]) -> dict[str, int]:
-        layers: dict[str, int] = {}
-        if "facts" in up:
-            layers["l1_facts"] = len(await self.facts(user_id))
-        if "redis" in up:
-            [(indexed, archived)] = await self.backends.index_progress([chat_id])
-            layers["l2_turns"], layers["words_indexed_turns"] = archived, indexed
-            layers["outbox_waiting"] = await self.archiver.waiting(chat_id)
-        if "chroma" in up:
-            store = await self.backends.episodic()
-            layers["l3_entries"] = await self.backends.run_blocking(store.count, chat_id)
-        return layers
+        return await check_health(self.backends, self.archiver, chat_id, user_id, unchecked=unchecked)
 
     async def __aenter__(self) -> "Memory":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-@dataclass(frozen=True)
-class Found:
-    """An entry an explicit search found, with the searched words it holds and why it was kept."""
-
-    hit: dict  # id, content, distance, timestamp, metadata; blended_score when the selection scored it
-    words: list[str]
-    why: str
-
-
-@dataclass(frozen=True)
-class MemoryScope:
-    """The memory of one user in one chat, at one time, with one run's settings."""
-
-    memory: Memory
-    settings: Settings
-    chat_id: str
-    user_id: str
-    now: float
-
-    # ---- L1 -------------------------------------------------------------------------------
-
-    async def facts(self) -> dict[str, str]:
-        """The user's facts, by key."""
-        return await self.memory.facts(self.user_id)
-
-    async def remember(self, key: str, value: str) -> int:
-        """Keep (or update) one of the user's facts.
-
-        Returns:
-            The facts block's tokens with it.
-        Raises:
-            FactsFull: the facts would grow past ``budget.l1_facts_max_tokens`` (nothing written).
-            ValueError: an empty or malformed key or value.
-        """
-        return await self.memory.remember(self.user_id, key, value, self.settings.budget.l1_facts_max_tokens)
-
-    async def forget_fact(self, key: str) -> bool:
-        """Delete one of the user's facts. Returns False when none had that key."""
-        return await self.memory.forget_fact(self.user_id, key)
-
-    # ---- L2 and L3 ------------------------------------------------------------------------
-
-    async def start_afresh(self) -> None:
-        """Start the chat's recent conversation (L2) afresh; the archive (L3) keeps every turn."""
-        await self.memory.start_afresh(self.chat_id)
-
-    async def store(self, content: str, tags: list[str] | None = None) -> str:
-        """Keep a note in the chat's archive, verbatim. Returns its id."""
-        return await self.memory.store_memory(self.chat_id, self.user_id, content, tags, self.now)
-
-    async def search(self, query: str, after: str | None = None, before: str | None = None) -> list[str]:
-        """The chat's archive searched on demand (:meth:`found`), as lines.
-
-        Args:
-            query: what to look for, in words.
-            after: only entries from this ISO-8601 date or time on.
-            before: only entries up to this ISO-8601 date or time (a date: its whole day).
-        Returns:
-            One line per entry found, best first, as a prompt shows it (capped), followed by
-            the searched words it holds; empty when nothing stands out.
-        Raises:
-            ValueError: an empty query, or dates that are not ISO-8601 or out of order.
-            SearchFailed: a backend failed or missed ``tools.timeout``.
-        """
-        return [result_line(found.hit, found.words) for found in await self.found(query, after, before)]
-
-    async def found(self, query: str, after: str | None = None, before: str | None = None) -> list[Found]:
-        """The chat's archive searched on demand: what stands out for the query by meaning,
-        selected as a turn's recalls are, and every entry holding all the words searched for
-        (an explicit search is a question about words as well as meaning).
-
-        Args:
-            query, after, before: as :meth:`search` takes them.
-        Returns:
-            The entries found, best first, at most ``prefetch.max_results``: each with the
-            searched words it holds and why it was kept.
-        Raises:
-            ValueError, SearchFailed: as :meth:`search` raises them.
-        """
-        if not query.strip():
-            raise ValueError("query is empty")
-        settings = self.settings
-        zone = ZoneInfo(settings.prefetch.timezone)
-        start, end = iso_bound(after, zone, "after"), iso_bound(before, zone, "before")
-        if start is not None and end is not None and start > end:
-            raise ValueError(f"after ({after}) is later than before ({before})")
-        # The search by meaning of a turn's recall, within the period given if any. (Not its
-        # word list: a word shared by a few entries, "my" or "do", is chance in a small chat.)
-        bounded = start is not None or end is not None
-        recalled = await self.memory.recall(RecallQuery(
-            query, self.chat_id, self.user_id, self.now,
-            lists={TEMPORAL if bounded else THEMATIC, EVERY_WORD},
-            period=(start, end) if bounded else None, deadline=settings.tools.timeout,
-        ), settings)
-        if recalled.problems:
-            raise SearchFailed(f"memory search failed: {'; '.join(recalled.problems)}")
-        holding = recalled.lists.pop(EVERY_WORD, [])
-        # Selected as a turn's lists are; a named period is a selection in itself, as for the
-        # turn's temporal mechanism (its closest entries are kept whatever the test says).
-        ranked = {name: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]
-                  for name, hits in recalled.lists.items()}
-        limit = settings.prefetch.max_results
-        chosen, verdicts = choose_and_explain(ranked, recalled.background, self.now, settings.retrieval, limit,
-                                              recalled.ceiling)
-        found = with_every_word(holding, chosen, limit)
-        await self.memory.archive([], self.now, accessed=found)
-        words, why = Words(settings.words.stemmer), why_kept(verdicts)
-        return [Found(hit, words.found_in(query, hit["content"]), why.get(hit["id"], EVERY_WORD_KEPT))
-                for hit in found]
-
-    # ---- the person's data ----------------------------------------------------------------
-
-    async def export(self) -> dict[str, Any]:
-        """Everything kept of the user, in every chat, as one JSON-able document."""
-        return await self.memory.export(self.user_id)

@@ -1,0 +1,139 @@
+"""MemoryScope: the door of one user in one chat, the verbs behind every user command.
+
+``goat chat``'s slash commands, the Telegram bot's commands, the MCP tools and the model's
+memory tools all call them, so a search, a fact kept or forgotten, or a fresh start means the
+same thing wherever it is asked for. Its chat, user, time and settings are fixed by whoever
+builds it (a turn, a face's session): no verb takes another chat or user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from memory.errors import SearchFailed
+from memory.retrieval.explicit_search import EVERY_WORD_KEPT, SEARCH_MECHANISM, iso_bound, result_line, with_every_word
+from memory.retrieval.merge import choose_and_explain, why_kept
+from memory.retrieval.recall import EVERY_WORD, TEMPORAL, THEMATIC, RecallQuery
+from memory.settings import Settings
+from memory.words import Words
+
+if TYPE_CHECKING:
+    from memory.facade import Memory
+
+@dataclass(frozen=True)
+class Found:
+    """An entry an explicit search found, with the searched words it holds and why it was kept."""
+
+    hit: dict  # id, content, distance, timestamp, metadata; blended_score when the selection scored it
+    words: list[str]
+    why: str
+
+
+@dataclass(frozen=True)
+class MemoryScope:
+    """The memory of one user in one chat, at one time, with one run's settings."""
+
+    memory: Memory
+    settings: Settings
+    chat_id: str
+    user_id: str
+    now: float
+
+    # ---- L1 -------------------------------------------------------------------------------
+
+    async def facts(self) -> dict[str, str]:
+        """The user's facts, by key."""
+        return await self.memory.facts(self.user_id)
+
+    async def remember(self, key: str, value: str) -> int:
+        """Keep (or update) one of the user's facts.
+
+        Returns:
+            The facts block's tokens with it.
+        Raises:
+            FactsFull: the facts would grow past ``budget.l1_facts_max_tokens`` (nothing written).
+            ValueError: an empty or malformed key or value.
+        """
+        return await self.memory.remember(self.user_id, key, value, self.settings.budget.l1_facts_max_tokens)
+
+    async def forget_fact(self, key: str) -> bool:
+        """Delete one of the user's facts. Returns False when none had that key."""
+        return await self.memory.forget_fact(self.user_id, key)
+
+    # ---- L2 and L3 ------------------------------------------------------------------------
+
+    async def start_afresh(self) -> None:
+        """Start the chat's recent conversation (L2) afresh; the archive (L3) keeps every turn."""
+        await self.memory.start_afresh(self.chat_id)
+
+    async def store(self, content: str, tags: list[str] | None = None) -> str:
+        """Keep a note in the chat's archive, verbatim. Returns its id."""
+        return await self.memory.store_memory(self.chat_id, self.user_id, content, tags, self.now)
+
+    async def search(self, query: str, after: str | None = None, before: str | None = None) -> list[str]:
+        """The chat's archive searched on demand (:meth:`found`), as lines.
+
+        Args:
+            query: what to look for, in words.
+            after: only entries from this ISO-8601 date or time on.
+            before: only entries up to this ISO-8601 date or time (a date: its whole day).
+        Returns:
+            One line per entry found, best first, as a prompt shows it (capped), followed by
+            the searched words it holds; empty when nothing stands out.
+        Raises:
+            ValueError: an empty query, or dates that are not ISO-8601 or out of order.
+            SearchFailed: a backend failed or missed ``tools.timeout``.
+        """
+        return [result_line(found.hit, found.words) for found in await self.found(query, after, before)]
+
+    async def found(self, query: str, after: str | None = None, before: str | None = None) -> list[Found]:
+        """The chat's archive searched on demand: what stands out for the query by meaning,
+        selected as a turn's recalls are, and every entry holding all the words searched for
+        (an explicit search is a question about words as well as meaning).
+
+        Args:
+            query, after, before: as :meth:`search` takes them.
+        Returns:
+            The entries found, best first, at most ``prefetch.max_results``: each with the
+            searched words it holds and why it was kept.
+        Raises:
+            ValueError, SearchFailed: as :meth:`search` raises them.
+        """
+        if not query.strip():
+            raise ValueError("query is empty")
+        settings = self.settings
+        zone = ZoneInfo(settings.prefetch.timezone)
+        start, end = iso_bound(after, zone, "after"), iso_bound(before, zone, "before")
+        if start is not None and end is not None and start > end:
+            raise ValueError(f"after ({after}) is later than before ({before})")
+        # The search by meaning of a turn's recall, within the period given if any. (Not its
+        # word list: a word shared by a few entries, "my" or "do", is chance in a small chat.)
+        bounded = start is not None or end is not None
+        recalled = await self.memory.recall(RecallQuery(
+            query, self.chat_id, self.user_id, self.now,
+            lists={TEMPORAL if bounded else THEMATIC, EVERY_WORD},
+            period=(start, end) if bounded else None, deadline=settings.tools.timeout,
+        ), settings)
+        if recalled.problems:
+            raise SearchFailed(f"memory search failed: {'; '.join(recalled.problems)}")
+        holding = recalled.lists.pop(EVERY_WORD, [])
+        # Selected as a turn's lists are; a named period is a selection in itself, as for the
+        # turn's temporal mechanism (its closest entries are kept whatever the test says).
+        ranked = {name: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]
+                  for name, hits in recalled.lists.items()}
+        limit = settings.prefetch.max_results
+        chosen, verdicts = choose_and_explain(ranked, recalled.background, self.now, settings.retrieval, limit,
+                                              recalled.ceiling)
+        found = with_every_word(holding, chosen, limit)
+        await self.memory.archive([], self.now, accessed=found)
+        words, why = Words(settings.words.stemmer), why_kept(verdicts)
+        return [Found(hit, words.found_in(query, hit["content"]), why.get(hit["id"], EVERY_WORD_KEPT))
+                for hit in found]
+
+    # ---- the person's data ----------------------------------------------------------------
+
+    async def export(self) -> dict[str, Any]:
+        """Everything kept of the user, in every chat, as one JSON-able document."""
+        return await self.memory.export(self.user_id)
