@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from langgraph.runtime import Runtime
 
-from memory.settings import RUN_TIME_SECTIONS, Settings, SettingsError, check_names
+from memory.settings import ENCODER_RATIOS, RUN_TIME_SECTIONS, Settings, SettingsError, check_names
 from nodes.services import Services
 
 # Field name -> dotted setting, for every run-time knob, in the settings' order.
@@ -31,7 +31,12 @@ _FIELD_OF = {dotted: name for name, dotted in KNOBS.items()}
 def _knob(name: str) -> tuple[str, Any, Any]:
     section, key = KNOBS[name].split(".")
     setting = Settings.model_fields[section].annotation.model_fields[key]
-    description = f"{setting.description} (empty: the settings' value; shipped default {setting.default!r})"
+    # An encoder's own default, as the settings apply it when none is set (ENCODER_RATIOS).
+    of_encoders = "".join(f", with embeddings.model {model} {defaults[key]!r}"
+                          for model, defaults in ENCODER_RATIOS.items()
+                          if section == "retrieval" and defaults.get(key, setting.default) != setting.default)
+    description = (f"{setting.description} (empty: the settings' value; shipped default "
+                   f"{setting.default!r}{of_encoders})")
     return name, Optional[setting.annotation], field(default=None, metadata={"description": description})
 
 

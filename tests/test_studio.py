@@ -158,9 +158,13 @@ async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_tur
     chat = f"studio-{uuid.uuid4().hex[:8]}"  # the servers are the session's: a chat of its own
     client = get_client(url=studio)
     assistant = (await client.assistants.search(graph_id="goat"))[0]
+    form = (await client.assistants.get_schemas(assistant["assistant_id"]))["context_schema"]["properties"]
     assert {"prefetch_timeout", "retrieval_relevance_ratio", "retrieval_weight_recency", "aits_base",
-            "budget_l3_min_guarantee_tokens", "budget_l2_floor_tokens", "memory_scope"} <= set(
-        (await client.assistants.get_schemas(assistant["assistant_id"]))["context_schema"]["properties"])
+            "budget_l3_min_guarantee_tokens", "budget_l2_floor_tokens", "memory_scope"} <= set(form)
+    # The ratio an encoder has of its own is the one its settings apply, and the form says so.
+    e5_ratio = Settings(embeddings={"model": "e5-small"}).retrieval.relevance_ratio
+    assert e5_ratio != Settings().retrieval.relevance_ratio
+    assert f"with embeddings.model e5-small {e5_ratio!r}" in form["retrieval_relevance_ratio"]["description"]
     thread = await client.threads.create()
     fake_model.reply("Stepped all the way through.")
     knobs = {"prefetch_timeout": 2}  # a field of the context's form
