@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,128 +98,157 @@ class Recalled:
         return found
 
 
-async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Recalled:
-    """Run the mechanisms for ``query`` under its deadline; never raises for a mechanism."""
-    backends = search.backends
-    message, chat_id, user_id = query.text, query.chat_id, query.user_id
-    scope, k = settings.memory.scope, settings.prefetch.search_k
-    deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
-    with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
-        await search.load_for(message)
-    outcome: dict[str, Any] = {
-        "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
-        "range": None, "keys": [], "deadline_ms": deadline * 1000, "lexical": {}, "background": None,
-        "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")
-    }
-    started = time.perf_counter()
+class _Recall:
+    """One recall under way: its query, and what its mechanisms share (the scope's chats, the
+    question's earlier search looked up in the L2.5 cache, its scale), each started once."""
 
-    topical = not names_nothing(message[:_LEXICAL_SCAN_CHARS])
-    by_meaning, by_words = THEMATIC in query.lists and topical, WORDS in query.lists and topical
-    # Shared by the mechanisms: the scope resolved once, the question's earlier search looked up
-    # in the L2.5 cache, and the query embedded once, with its scale (unless it was asked before).
-    chats_task = asyncio.ensure_future(backends.scope_chats(chat_id, user_id, scope))
-    # Under "user", whether the chat is one of the user's: only then are its searches cached.
-    users_chats_task = (asyncio.ensure_future(backends.chats_of_user(user_id))
-                        if scope == "user" and by_meaning else None)
-    scope_key = cache_scope_key(chat_id, user_id, scope)
-    digest = SearchCache.digest(message, k=k, words=settings.retrieval.lexical_max_df_share if by_words else None)
+    def __init__(self, search: L3Search, query: RecallQuery, settings: Settings) -> None:
+        backends = search.backends
+        self.search, self.query, self.settings = search, query, settings
+        self.message, self.k = query.text, settings.prefetch.search_k
+        scope, chat_id, user_id = settings.memory.scope, query.chat_id, query.user_id
+        self.outcome: dict[str, Any] = {
+            "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
+            "range": None, "keys": [], "deadline_ms": self.deadline * 1000, "lexical": {}, "background": None,
+            "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")
+        }
+        self.started = time.perf_counter()
+        topical = not names_nothing(self.message[:_LEXICAL_SCAN_CHARS])
+        self.by_meaning, self.by_words = THEMATIC in query.lists and topical, WORDS in query.lists and topical
+        self.chats = asyncio.ensure_future(backends.scope_chats(chat_id, user_id, scope))
+        # Under "user", whether the chat is one of the user's: only then are its searches cached.
+        self.users_chats = (asyncio.ensure_future(backends.chats_of_user(user_id))
+                            if scope == "user" and self.by_meaning else None)
+        self.scope_key = cache_scope_key(chat_id, user_id, scope)
+        self.digest = SearchCache.digest(self.message, k=self.k,
+                                         words=settings.retrieval.lexical_max_df_share if self.by_words else None)
+        self.lookup = asyncio.ensure_future(self._look_up())
+        self.measuring = asyncio.ensure_future(self._measure())
+        self.scale = asyncio.ensure_future(self._question_scale())
 
-    async def look_up() -> tuple[Searched | None, str | None]:
-        if not by_meaning:
+    @property
+    def deadline(self) -> float:
+        return self.settings.prefetch.timeout if self.query.deadline is None else self.query.deadline
+
+    async def _look_up(self) -> tuple[Searched | None, str | None]:
+        if not self.by_meaning:
             return None, None
-        if users_chats_task is not None and chat_id not in await users_chats_task:
+        if self.users_chats is not None and self.query.chat_id not in await self.users_chats:
             # A chat the user never wrote to: a "user:" cache entry covers the user's chats only
             # (their writes and forgets invalidate it), so a search that also covers this one
             # is not cached, or the user's other chats would be served this chat's entries,
             # forgotten ones included.
             return None, None
-        searched, generation = await search.look_up(scope_key, digest)
-        outcome["cache"] = {"hit": searched is not None, "key": digest}
+        searched, generation = await self.search.look_up(self.scope_key, self.digest)
+        self.outcome["cache"] = {"hit": searched is not None, "key": self.digest}
         return searched, generation
 
-    lookup_task = asyncio.ensure_future(look_up())
-
-    async def asked_before() -> Searched | None:
+    async def asked_before(self) -> Searched | None:
         with suppress(Exception):  # reported by the thematic search, which awaits the lookup too
-            return (await lookup_task)[0]
+            return (await self.lookup)[0]
         return None
 
-    async def measure_scale() -> Scale:
-        return await search.measure(message, await chats_task, chat_id)
+    async def _measure(self) -> Scale:
+        return await self.search.measure(self.message, await self.chats, self.query.chat_id)
 
-    measuring = asyncio.ensure_future(measure_scale())
-
-    async def question_scale() -> Scale:
-        if (searched := await asked_before()) is not None:
-            measuring.cancel()
+    async def _question_scale(self) -> Scale:
+        if (searched := await self.asked_before()) is not None:
+            self.measuring.cancel()
             return searched.scale
-        return await measuring
+        return await self.measuring
 
-    scale_task = asyncio.ensure_future(question_scale())
+    async def remember(self, lists: dict[str, list[dict]], thematic: asyncio.Future | None) -> None:
+        """On a cache miss, keep what the thematic searches found, with the scale, for the
+        question asked again."""
+        missed = self.outcome["cache"] is not None and not self.outcome["cache"]["hit"]
+        if thematic is not None and THEMATIC in lists and missed and (generation := self.lookup.result()[1]) is not None:
+            words = lists[WORDS] if WORDS in lists else None  # None: a question asked again searches them
+            await self.search.remember(self.scope_key, self.digest,
+                                       Searched(thematic.result(), words, self.scale.result()), generation)
 
-    async def thematic() -> list[dict]:
-        searched, _ = await lookup_task
-        if searched is not None:
-            return searched.thematic
-        return await search.search(await chats_task, await scale_task, k)
+    def let_go(self) -> None:
+        """Cancel the shared work nobody waited for; retrieve the errors of the rest (reported
+        through the mechanisms that awaited it)."""
+        for shared in (self.chats, self.lookup, self.measuring, self.scale, *filter(None, [self.users_chats])):
+            if not shared.done():
+                shared.cancel()
+            elif not shared.cancelled():
+                shared.exception()
 
-    async def lexical() -> list[dict]:
-        if (searched := await asked_before()) is not None and searched.words is not None:
-            return searched.words
-        found = await search.lexical_search(await chats_task, message[:_LEXICAL_SCAN_CHARS], k,
-                                            settings.retrieval.lexical_max_df_share)
-        if not found:
-            return []
-        measured = (await scale_task).of_passages(np.array([stored for _, stored, _ in found]))
-        return [{**hit, "distance": float(distance), "mechanism": THEMATIC}
-                for (hit, _, _), distance in zip(found, measured)]
 
-    async def temporal() -> list[dict] | None:
-        if query.period is not None:
-            after, before = query.period
-            outcome["range"] = [_iso(after, settings), _iso(before, settings)]
-        else:
-            if not may_name_a_date(message[:_TEMPORAL_SCAN_CHARS]):
-                return None  # scored zero: no digit, no date word (most messages; checked in microseconds)
-            # Parsing is pure-Python CPU work: beside the embedding it slowed both through the
-            # GIL (embed 8 → 19 ms); one after the other is faster, and the search needs the vector anyway.
-            await scale_task
-            when = datetime.fromtimestamp(query.now, ZoneInfo(settings.prefetch.timezone))
-            found = await backends.run_blocking(completed_past_range, message[:_TEMPORAL_SCAN_CHARS], when)
-            if found is None:
-                return None  # scored zero: no completed past range named
-            after, before = (dt.timestamp() for dt in found)
-            outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
-        return await search.search(await chats_task, await scale_task, k, after, before)
+# ---- the mechanisms: each a list of hits, or None when it scored zero for the message -------
 
-    async def specific_key() -> list[dict] | None:
-        outcome["keys"] = structural_keys(message[:_KEY_SCAN_CHARS])
-        if not outcome["keys"]:
-            return None  # scored zero: no structural key
-        return await search.find_by_keys(await chats_task, outcome["keys"], settings.prefetch.max_results)
+async def _by_meaning(run: _Recall) -> list[dict]:
+    searched, _ = await run.lookup
+    if searched is not None:
+        return searched.thematic
+    return await run.search.search(await run.chats, await run.scale, run.k)
 
-    async def every_word() -> list[dict]:
-        after, before = query.period or (None, None)
-        return await search.holding_words(await chats_task, message[:_LEXICAL_SCAN_CHARS], await scale_task,
-                                          settings.prefetch.max_results, after, before)
 
-    mechanisms = {name: make for name, make in ((THEMATIC, thematic), (TEMPORAL, temporal), (KEYS, specific_key),
-                                                (EVERY_WORD, every_word))
-                  if name in query.lists and (by_meaning or name != THEMATIC)}
-    tasks = {name: asyncio.ensure_future(make()) for name, make in mechanisms.items()}
+async def _by_words(run: _Recall) -> list[dict]:
+    """Thematic's word half: BM25 over the chats' word index, its hits put on the query's scale."""
+    if (searched := await run.asked_before()) is not None and searched.words is not None:
+        return searched.words
+    found = await run.search.lexical_search(await run.chats, run.message[:_LEXICAL_SCAN_CHARS], run.k,
+                                            run.settings.retrieval.lexical_max_df_share)
+    if not found:
+        return []
+    measured = (await run.scale).of_passages(np.array([stored for _, stored, _ in found]))
+    return [{**hit, "distance": float(distance), "mechanism": THEMATIC}
+            for (hit, _, _), distance in zip(found, measured)]
+
+
+async def _by_time(run: _Recall) -> list[dict] | None:
+    settings, outcome = run.settings, run.outcome
+    if run.query.period is not None:
+        after, before = run.query.period
+        outcome["range"] = [_iso(after, settings), _iso(before, settings)]
+    else:
+        scanned = run.message[:_TEMPORAL_SCAN_CHARS]
+        if not may_name_a_date(scanned):
+            return None  # scored zero: no digit, no date word (most messages; checked in microseconds)
+        # Parsing is pure-Python CPU work: beside the embedding it slowed both through the
+        # GIL (embed 8 → 19 ms); one after the other is faster, and the search needs the vector anyway.
+        await run.scale
+        when = datetime.fromtimestamp(run.query.now, ZoneInfo(settings.prefetch.timezone))
+        found = await run.search.backends.run_blocking(completed_past_range, scanned, when)
+        if found is None:
+            return None  # scored zero: no completed past range named
+        after, before = (dt.timestamp() for dt in found)
+        outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
+    return await run.search.search(await run.chats, await run.scale, run.k, after, before)
+
+
+async def _by_keys(run: _Recall) -> list[dict] | None:
+    run.outcome["keys"] = structural_keys(run.message[:_KEY_SCAN_CHARS])
+    if not run.outcome["keys"]:
+        return None  # scored zero: no structural key
+    return await run.search.find_by_keys(await run.chats, run.outcome["keys"], run.settings.prefetch.max_results)
+
+
+async def _holding_every_word(run: _Recall) -> list[dict]:
+    after, before = run.query.period or (None, None)
+    return await run.search.holding_words(await run.chats, run.message[:_LEXICAL_SCAN_CHARS], await run.scale,
+                                          run.settings.prefetch.max_results, after, before)
+
+
+_MECHANISMS: dict[str, Callable[[_Recall], Awaitable[list[dict] | None]]] = {
+    THEMATIC: _by_meaning, TEMPORAL: _by_time, KEYS: _by_keys, EVERY_WORD: _holding_every_word}
+
+
+async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Recalled:
+    """Run the mechanisms for ``query`` under its deadline; never raises for a mechanism."""
+    with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
+        await search.load_for(query.text)
+    run = _Recall(search, query, settings)
+    outcome = run.outcome
+    tasks = {name: asyncio.ensure_future(mechanism(run)) for name, mechanism in _MECHANISMS.items()
+             if name in query.lists and (run.by_meaning or name != THEMATIC)}
     # Thematic's word half, reported on its own line: a stuck vector search must not take it down.
-    lexical_task = asyncio.ensure_future(lexical()) if by_words else None
-
-    def timed(name: str) -> Callable[[asyncio.Future], None]:
-        def finished(task: asyncio.Future) -> None:
-            if not task.cancelled() and (task.exception() is not None or task.result() is not None):
-                outcome["ms"][name] = round((time.perf_counter() - started) * 1000, 3)
-        return finished
-
-    for name, task in [*tasks.items(), *([(WORDS, lexical_task)] if lexical_task else [])]:
-        task.add_done_callback(timed(name))
-    await asyncio.wait([*tasks.values(), *([lexical_task] if lexical_task else []), scale_task],
-                       timeout=deadline)
+    words_task = asyncio.ensure_future(_by_words(run)) if run.by_words else None
+    for name, task in [*tasks.items(), *([(WORDS, words_task)] if words_task else [])]:
+        task.add_done_callback(_timed(name, run))
+    await asyncio.wait([*tasks.values(), *([words_task] if words_task else []), run.scale], timeout=run.deadline)
 
     lists: dict[str, list[dict]] = {}
     for name, task in tasks.items():
@@ -232,27 +261,28 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
             lists[name] = [{**hit, "mechanism": name} for hit in task.result()]
             outcome["succeeded"].append(name)
             outcome["found"][name] = len(lists[name])
-    if lexical_task is not None and _finished_words(lexical_task, outcome["lexical"]):
-        lists[WORDS] = lexical_task.result()
+    if words_task is not None and _finished_words(words_task, outcome["lexical"]):
+        lists[WORDS] = words_task.result()
     # Fired: scored above zero (as far as it got before the deadline).
     outcome["fired"] = [THEMATIC] * (THEMATIC in tasks) + [
         name for name, scored in ((TEMPORAL, outcome["range"]), (KEYS, outcome["keys"])) if scored
     ]
-    if scale_task.done() and not scale_task.cancelled() and scale_task.exception() is None:
-        scale = scale_task.result()
+    if run.scale.done() and not run.scale.cancelled() and run.scale.exception() is None:
+        scale = run.scale.result()
         outcome["background"], outcome["backgrounds"] = scale.background, scale.backgrounds
         outcome["ceiling"] = scale.ceiling(settings.retrieval.small_result_ceiling)
-        missed = outcome["cache"] is not None and not outcome["cache"]["hit"]
-        if THEMATIC in lists and missed and (generation := lookup_task.result()[1]) is not None:
-            words = lists[WORDS] if WORDS in lists else None  # None: a question asked again searches them
-            await search.remember(scope_key, digest, Searched(tasks[THEMATIC].result(), words, scale), generation)
-    for shared in (chats_task, lookup_task, measuring, scale_task, *filter(None, [users_chats_task])):
-        if not shared.done():
-            shared.cancel()
-        elif not shared.cancelled():
-            shared.exception()  # retrieved here; reported through the mechanisms that awaited it
-    outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        await run.remember(lists, tasks.get(THEMATIC))
+    run.let_go()
+    outcome["waited_ms"] = round((time.perf_counter() - run.started) * 1000, 3)
     return Recalled(lists, outcome)
+
+
+def _timed(name: str, run: _Recall) -> Callable[[asyncio.Future], None]:
+    """A done-callback noting when a mechanism that fired finished, after the recall's start."""
+    def finished(task: asyncio.Future) -> None:
+        if not task.cancelled() and (task.exception() is not None or task.result() is not None):
+            run.outcome["ms"][name] = round((time.perf_counter() - run.started) * 1000, 3)
+    return finished
 
 
 def _finished_words(task: asyncio.Future, report: dict[str, Any]) -> bool:
