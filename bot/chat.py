@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TextIO
 
 from bot.commands import COMMANDS, Asker
-from graph.observability import Redactor
+from graph.redaction import Redactor
 from graph.runner import TurnRunner
 from nodes.services import ModelNotConfigured
 from nodes.state import InvalidTurn, TurnConflict, is_blank, turn_user

@@ -8,162 +8,17 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
-from typing import Any
 
-from bot.arguments import add_bench_arguments, port_number, positive_int
+from bot.arguments import parse_arguments
 from bot.report import render_check, render_report
 from bot.signals import stop_requests, stopped_by_sigterm
-from graph.observability import RedactingFilter, Redactor
+from graph.redaction import RedactingFilter, Redactor
 from memory.settings import Settings, SettingsError, load_settings, load_settings_leaving_out_invalid
-from nodes.state import MAX_MESSAGE_CHARS, InvalidTurn
+from nodes.state import InvalidTurn
 from memory.errors import BackendUnavailable, disk_full
 
 EXIT_USAGE = 2
 EXIT_STOPPED = 130  # as a shell reports a command Ctrl-C ended
-IMPORT_FORMATS = ("jsonl", "telegram", "chatgpt")  # graph.exports reads them (loaded only to import)
-BENCH = "measure memory: turn overhead, deadline, import speed, LoCoMo recall"
-IMPORT_FORMAT = f"""\
-FILE is a Telegram Desktop export (result.json: one chat, or the whole account), a ChatGPT
-export (conversations.json), either as the zip it came in, or GOAT's own JSON Lines: the format
-is told by the content (or --format). JSON Lines holds one JSON object a line, e.g.
-  {{"chat_id": "family", "user_id": "ana", "role": "user", "content": "Mum's birthday is on 24 January.", "timestamp": "2026-01-06T18:45:00Z"}}
-  {{"chat_id": "family", "user_id": "ana", "role": "assistant", "content": "Noted: 24 January.", "timestamp": 1767725130}}
-fields:
-  chat_id    the chat (a string)
-  user_id    who wrote it (a string; optional, default: the chat id)
-  role       "user" or "assistant"
-  content    the text (UTF-8, not empty, at most {MAX_MESSAGE_CHARS} characters)
-  timestamp  ISO-8601 (without a zone: UTC) or unix seconds (a number, or one in a string), in the
-             years 1970-2200
-A user message and the assistant message after it, in one chat, make one turn; any other
-message is a turn alone. Blank lines are ignored; a UTF-8 byte-order mark is fine.
-Telegram: each chat under its id as the Bot API gives it (a group's -id, a supergroup's
--100…; a chat with a bot under yours); your messages are the user's, everyone else's the
-assistant's; service messages are left out, media become [photo], [voice message]… before
-the caption. ChatGPT: each conversation's branch in view, its user and assistant messages."""
-
-
-def _override(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):  # not JSON (or nested past reading): the text itself
-        value = raw
-    return key.strip(), value
-
-
-def _sentence(what: str) -> str:
-    """A command's one-line help as the sentence its --help begins with."""
-    return f"{what[0].upper()}{what[1:]}."
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="goat", description="A chat agent with proactive layered memory.")
-    parser.add_argument("--config", help="settings file (default: $GOAT_CONFIG or ./goat.toml)")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    def command(name: str, what: str, **options: Any) -> argparse.ArgumentParser:
-        """A subcommand, ``what`` it does its line in `goat --help`; its own --help begins with its
-        description, or that line."""
-        options.setdefault("description", _sentence(what))
-        return commands.add_parser(name, help=what, **options)
-
-    importer = command(
-        "import", "bulk-load a transcript, a Telegram or a ChatGPT export into L2 and L3",
-        description="Bulk-load a transcript into memory as live turns are written: each chat's messages into\n"
-                    "its L2, each exchange into its L3. Importing a file again (or grown) adds only what is new.",
-        epilog=IMPORT_FORMAT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    importer.add_argument("file", type=Path, metavar="FILE",
-                          help="the transcript or export (below)")
-    importer.add_argument("--skip-invalid", action="store_true",
-                          help="import the valid lines (messages) and list the others (default: an invalid one stops "
-                               "the import before anything is written)")
-    importer.add_argument("--format", choices=IMPORT_FORMATS, help="the file's format (default: told by its content)")
-    importer.add_argument("--me", metavar="ID",
-                          help="Telegram: your user id, whose messages are the user's (default: the exporting "
-                               "account's); ChatGPT: the user id to keep your messages under (default: the chat id)")
-    importer.add_argument("--into", metavar="CHAT", help="import every chat or conversation into this one chat")
-
-    inspect = command("inspect", "show what memory would inject for a message (no model call)")
-    inspect.add_argument("message", nargs="?", help="the message (or use --queries)")
-    inspect.add_argument("--chat", required=True, help="chat id")
-    inspect.add_argument("--user", help="user id (default: the chat id)")
-    inspect.add_argument("--queries", type=Path, help="file with one message per line; one JSON object per line out")
-    inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    inspect.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
-                         metavar="KEY=VALUE", help="override a setting for this run, e.g. prefetch.timeout=0.3")
-
-    command("doctor", "check every backend and say how to fix what is missing",
-            description="Check every backend GOAT uses (the encoder, Redis, Chroma, the facts store, the model "
-            "and the Telegram Bot API when configured), each asked for real, and say how to fix what fails. "
-            "Exit status 1 when a check fails.")
-
-    demo = command("demo", "load a bundled conversation and show proactive memory at work")
-    demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-    # its options, --help included, are parsed by the benchmarks' own parser: see parse_arguments
-    command("bench", BENCH, add_help=False)
-
-    chat = command(
-        "chat", "talk to GOAT in the terminal (one message per line from a pipe)",
-        description="Talk to GOAT in the terminal, through the same graph as the Telegram bot: at a terminal the "
-        "reply streams as it is written (Ctrl-C cancels it; at the prompt, leaves); from a pipe, one message a "
-        "line and one reply a line. /help lists the memory commands. Needs a model (GOAT_MODEL, OPENAI_API_KEY).")
-    chat.add_argument("--chat", default="terminal", help="chat id (default: terminal)")
-    chat.add_argument("--user", help="user id (default: the chat id)")
-
-    telegram = command("bot", "run the Telegram bot (long polling, or a webhook server)")
-    telegram.add_argument("--webhook", metavar="URL",
-                          help="serve a webhook at this public https URL instead of polling (its path is served)")
-    telegram.add_argument("--listen", default="127.0.0.1", help="with --webhook: the address to listen on")
-    telegram.add_argument("--port", type=port_number, default=8443, help="with --webhook: the port (default 8443)")
-
-    mcp = command("mcp", "serve this chat's memory to any agent over MCP (stdio, or HTTP)")
-    mcp.add_argument("--chat", required=True, help="the chat whose memory is served (fixed for the server's life)")
-    mcp.add_argument("--user", help="the user whose facts are served (default: the chat id)")
-    mcp.add_argument("--http", action="store_true",
-                     help="serve streamable HTTP at /mcp instead of stdio (needs GOAT_MCP_TOKEN)")
-    mcp.add_argument("--host", default="127.0.0.1", help="with --http: the address to listen on (default 127.0.0.1)")
-    mcp.add_argument("--port", type=port_number, default=8765, help="with --http: the port (default 8765)")
-
-    export = command("export", "everything of a user as one JSON document (facts, L2, L3)")
-    export.add_argument("--user", required=True, help="the user id")
-    export.add_argument("--chat", help="only this chat")
-
-    forget = command("forget-user", "delete everything of a user: facts, their chats, their part of shared ones")
-    forget.add_argument("user", help="the user id")
-    forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-
-    command(
-        "reembed", "re-embed the archive with embeddings.model (after changing the encoder); resumable",
-        description="Compute every L3 entry's vector again with the encoder embeddings.model names "
-        "(GOAT_EMBEDDINGS__MODEL), in place: Chroma and the word index's vectors. Stop GOAT's other "
-        "processes first; none starts until it has finished. Killed, it resumes where it was when run again.")
-
-    stats = command(
-        "stats", "latency percentiles and memory figures of the recent turns",
-        description="Latency percentiles per node and memory figures (prefetch mechanisms, cache hits, tokens) "
-        "of the recent turns, from the turn log in <data_dir>/logs.")
-    stats.add_argument("--last", type=positive_int, default=1000, metavar="N", help="how many turns (default 1000)")
-    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    return parser
-
-
-def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    """`goat`'s arguments; the benchmarks are imported only when the command is `bench`."""
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    if args.command != "bench":
-        if rest:
-            parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        return args
-
-    bench = argparse.ArgumentParser(prog="goat bench", description=_sentence(BENCH))
-    add_bench_arguments(bench)
-    return bench.parse_args(rest, namespace=args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from graph.exports import ExportError, read_export
+    from graph.export_files import ExportError
+    from graph.exports import read_export
     from graph.importer import ImportStopped, TranscriptChanged, TranscriptError, import_turns
     from nodes.services import Services
 
@@ -263,7 +119,8 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
-    from graph.runner import TurnRunner, turn_report
+    from graph.runner import TurnRunner
+    from graph.why_report import turn_report
 
     if args.queries:
         if not args.queries.is_file():
@@ -338,7 +195,8 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
-    from graph.observability import TurnLog, render_stats, summarize, turns_log_path
+    from graph.stats import render_stats, summarize
+    from graph.turn_log import TurnLog, turns_log_path
 
     path = turns_log_path(settings)
     summary = summarize(TurnLog(path, settings.observability.log_max_bytes).tail(args.last))

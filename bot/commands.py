@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.report import render_report
-from graph.runner import LastTurn, TurnRunner, turn_report
+from graph.runner import TurnRunner
+from graph.why_report import LastTurn, turn_report
 from memory.errors import BackendUnavailable, FactsFull, SearchFailed
 from memory.facade import MemoryScope
 from nodes.toolkit.flow import evidence_line

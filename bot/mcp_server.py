@@ -30,8 +30,10 @@ from pydantic import Field
 
 from bot.doctor import backend_fix
 from graph.importer import parse_timestamp
-from graph.observability import Redactor, TurnLog, turns_log_path
-from graph.runner import TurnRunner, mechanisms
+from graph.redaction import Redactor
+from graph.runner import TurnRunner
+from graph.turn_log import TurnLog, turns_log_path
+from graph.why_report import mechanisms
 from memory.errors import BackendUnavailable, FactsFull, SearchFailed
 from memory.facade import Memory
 from memory.retrieval import why_kept
@@ -60,6 +62,9 @@ READS = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hi
 UPSERTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 APPENDS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 DELETES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+
+# A tool's call into the memory server: ``guarded(action, *args)``, the result redacted.
+Guarded = Callable[..., Awaitable[dict[str, Any]]]
 
 
 class MemoryServer:
@@ -185,9 +190,17 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
     """The MCP server and its tools, each a thin call into ``memory_server``: a refusal or a
     backend outage becomes a tool error with its message, never a crashed server."""
     server = MCPServer("goat", version=version("goat"), instructions=INSTRUCTIONS, log_level="WARNING")
-    calls = memory_server
     # What goes back to the client holds no secret: backends' URLs and error texts may carry them.
-    redact = Redactor.for_settings(memory_server.settings)
+    guarded = _guard(Redactor.for_settings(memory_server.settings))
+    _add_recall_tools(server, memory_server, guarded)
+    _add_memory_list_tools(server, memory_server, guarded)
+    _add_fact_tools(server, memory_server, guarded)
+    _add_diagnostic_tools(server, memory_server, guarded)
+    return server
+
+
+def _guard(redact: Redactor) -> Guarded:
+    """How every tool calls into the memory server: its result redacted, a failure a tool error."""
 
     async def guarded(action: Callable[..., Awaitable[dict[str, Any]]], *args: Any) -> dict[str, Any]:
         try:
@@ -197,6 +210,12 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
         except Exception as exc:  # the client gets what failed, never a dead server
             log.warning("goat mcp: a tool failed: %s", type(exc).__name__)
             raise ToolError(redact(f"{type(exc).__name__}: {exc}")) from None
+
+    return guarded
+
+
+def _add_recall_tools(server: MCPServer, calls: MemoryServer, guarded: Guarded) -> None:
+    """Recall for a message, search and store notes, archive an exchange."""
 
     @server.tool(annotations=READS)
     async def recall(message: Annotated[str, Field(description="the user's message, as they wrote it")]) -> dict[str, Any]:
@@ -239,6 +258,10 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
         minutes. A memory deleted with delete_memory can be archived again."""
         return await guarded(calls.archive_turn, user, assistant, timestamp, client_id)
 
+
+def _add_memory_list_tools(server: MCPServer, calls: MemoryServer, guarded: Guarded) -> None:
+    """The conversation's memories listed a page at a time, and deleted by id."""
+
     @server.tool(annotations=READS)
     async def list_memories(
         limit: Annotated[int, Field(ge=1, le=PAGE_MAX, description="memories in the page")] = 20,
@@ -255,6 +278,10 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
         """Delete one memory of this conversation for good: the archived exchange or note, and the
         exchange's messages in the recent conversation too."""
         return await guarded(calls.delete_memory, id)
+
+
+def _add_fact_tools(server: MCPServer, calls: MemoryServer, guarded: Guarded) -> None:
+    """The facts about the user: listed, saved, forgotten."""
 
     @server.tool(annotations=READS)
     async def list_facts() -> dict[str, Any]:
@@ -274,6 +301,10 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
     async def forget_fact(key: Annotated[str, Field(description="the key of the saved fact")]) -> dict[str, Any]:
         """Remove a saved fact about the user."""
         return await guarded(calls.forget_fact, key)
+
+
+def _add_diagnostic_tools(server: MCPServer, calls: MemoryServer, guarded: Guarded) -> None:
+    """Read-only diagnostics: the last turn, what each layer holds, the recent failures."""
 
     @server.tool(annotations=READS)
     async def diagnose_last_turn() -> dict[str, Any]:
@@ -295,8 +326,6 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
         """Read-only: this conversation's turns of the last minutes that failed or ran degraded,
         with what went wrong."""
         return await guarded(calls.recent_errors, minutes)
-
-    return server
 
 
 def bearer_only(app: Any, token: str) -> Any:

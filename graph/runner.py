@@ -7,20 +7,21 @@ import gc
 import logging
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
 from langchain_core.exceptions import ModelError
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 
-from graph.observability import TurnObserver
 from graph.checkpoint import RedisCheckpointSaver
 from graph.graph import build_graph
+from graph.turn_log import TurnObserver
+from graph.why_report import LastTurn
 from memory.errors import ForgetUnfinished
 from memory.facade import Forgotten
 from memory.settings import Settings
-from memory.turns import Exchange, iso_time
+from memory.turns import Exchange
 from nodes.context import Context, run_context
 from nodes.services import ModelNotConfigured, Services
 from nodes.state import TurnConflict, check_input, turn_input
@@ -290,87 +291,6 @@ class TurnRunner:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-@dataclass(frozen=True)
-class LastTurn:
-    """A chat's last turn: what memory injected for it and why, the tools it called."""
-
-    state: dict[str, Any]  # as checkpointed; {} before the chat's first turn
-    time: float | None  # when its message was said
-
-    @property
-    def answered(self) -> bool:
-        """False when its model failed, or it was cancelled, before the reply was whole."""
-        return bool(self.state.get("reply"))
-
-    def diagnosis(self) -> dict[str, Any]:
-        """Everything it saw, JSON-able: the mechanisms that fired, every candidate and why it
-        was injected, kept or dropped, the budget, the prompt's size, latency per step, the
-        tools called, anything that failed."""
-        state = self.state
-        if not state.get("turn"):
-            return {"turn": None, "note": "no turn of this chat has run through GOAT's graph yet"}
-        prefetch = state.get("prefetch") or {}
-        injected = {r["id"] for r in state.get("l3") or []}
-        candidates = [
-            {**verdict, "injected": verdict["id"] in injected,
-             **({"why": verdict["why"] + "; did not fit the L3 share of the prompt"}
-                if verdict["kept"] and verdict["id"] not in injected else {})}
-            for verdict in state.get("verdicts") or []
-        ]
-        prompt = state.get("prompt") or []
-        return {
-            "turn": state["turn"],
-            "time": None if self.time is None else iso_time(self.time),
-            "answered": self.answered,
-            "mechanisms": mechanisms(prefetch),
-            "background": prefetch.get("background"),
-            "candidates": candidates,
-            "budget": {"aits": state.get("aits"), "split": state.get("split"), "tokens_used": state.get("tokens")},
-            "prompt": {"messages": len(prompt), "chars": sum(len(m["content"]) for m in prompt),
-                       "system_chars": len(prompt[0]["content"]) if prompt else 0},
-            "tools_called": [r["name"] for r in state.get("tool_results") or []],
-            "model_calls": state.get("model_calls"),
-            "latency_ms": state.get("latency_ms"),
-            "degraded": {node: problem for node, problem in (state.get("degraded") or {}).items() if problem},
-        }
-
-
-def mechanisms(prefetch: dict) -> dict[str, Any]:
-    """What a turn's recall did, by mechanism: fired, succeeded, timed out, failed, found."""
-    return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range")}
-
-
-def turn_report(state: dict[str, Any]) -> dict[str, Any]:
-    """The stable `goat inspect --json` shape, from a turn's state."""
-    aits = state.get("aits") or {}
-    return {
-        "chat_id": state.get("chat_id"),
-        "message": state.get("message"),
-        "turn": state.get("turn"),
-        "budget": aits.get("budget"),
-        "confidence": aits.get("confidence"),
-        "complexity": aits.get("complexity"),
-        "split": state.get("split"),
-        "kept": len(state.get("l3_candidates") or []),
-        "l3": [
-            {
-                "id": r["id"],
-                "content": r["content"],
-                "distance": r["distance"],
-                "blended_score": r.get("blended_score"),
-                "timestamp": r["timestamp"],
-                "mechanism": r["mechanism"],
-            }
-            for r in state.get("l3") or []
-        ],
-        "tokens": state.get("tokens"),
-        "latency_ms": state.get("latency_ms"),
-        "prefetch": state.get("prefetch"),
-        "degraded": {k: v for k, v in (state.get("degraded") or {}).items() if v},
-        **({"reply": state["reply"]} if state.get("reply") else {}),
-    }
 
 
 def _thread(chat_id: str) -> dict[str, Any]:

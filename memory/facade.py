@@ -12,25 +12,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from memory.copies import CopiesRedactor, TurnCopies
 from memory.errors import BackendUnavailable, FactsFull
 from memory.health import BackendHealth, Health, check_health
-from memory.prompt.blocks import facts_block, one_line
+from memory.prompt.blocks import facts_block
 from memory.prompt.tokens import count_tokens
-from memory.retrieval.explicit_search import RESULT_CHARS
-from memory.retrieval.keys import structural_keys
+from memory.retrieval.explicit_search import Found
 from memory.retrieval.recall import Recalled, RecallQuery, recall
 from memory.retrieval.search import L3Search
-from memory.scope import Found, MemoryScope
+from memory.scope import MemoryScope
 from memory.settings import Settings
 from memory.stores.archive import Archive
 from memory.stores.backends import PREFIX, Backends
+from memory.stores.chat_users import chats_of_user, users_and_chats, users_of_chat
 from memory.stores.erasure import NotErased
 from memory.stores.facts import clean_fact_text
 from memory.stores.journal import TurnJournal
@@ -45,10 +46,6 @@ __all__ = ["BackendHealth", "Connected", "Forgotten", "Found", "Health", "Memory
 log = logging.getLogger(__name__)
 
 _IMPORT_BATCH = 256  # exchanges embedded and written to L3 per call
-
-# Cuts texts out of the copies kept outside memory of what chats' turns read: (chats, texts).
-CopiesRedactor = Callable[[list[str], list[str]], Awaitable[None]]
-
 
 @dataclass(frozen=True)
 class Connected:
@@ -65,10 +62,7 @@ class Memory:
         self.l3 = L3Search(self.backends)
         self.archiver = Archive(self.backends)
         self.journal = TurnJournal(self.backends)
-        self._redact_copies: CopiesRedactor | None = None
-        # The chats with a turn running in this process, and the texts forgotten meanwhile: cut
-        # out of their copies once the turn has written its last (it may have read them before).
-        self._forgotten_in_turn: dict[str, set[str]] = {}
+        self._copies = TurnCopies(self.backends)
 
     @property
     def l3_problem(self) -> str:
@@ -99,7 +93,7 @@ class Memory:
             await asyncio.gather(self.backends.run_blocking(warm_up_dates),
                                  self.backends.run_blocking(count_tokens, "warm-up"))
             await self.l3.warm_up()
-        await self.archiver.bring_index_current()  # L3 down: logged, tried again at the next write
+        await self.archiver.migration.bring_index_current()  # L3 down: logged, tried again at the next write
         self.archiver.wake()
         return Connected(self.backends.redis_url or "", await self.journal.unfinished())
 
@@ -117,7 +111,7 @@ class Memory:
         the copies kept outside memory of what the chats' turns read (the graph's checkpoints):
         ``redact(chats, texts)`` is awaited before the forget erases the files; for a chat with a
         turn running in this process, once that turn ends."""
-        self._redact_copies = redact
+        self._copies.redact_with(redact)
 
     def stop_at_exit(self) -> None:
         """Synchronous last resort for processes that never close their memory (the LangGraph
@@ -145,7 +139,7 @@ class Memory:
         if message is not None:
             self.l3.embed_ahead(message, chat_id)
         async with (await self.backends.chat_locks()).hold(chat_id), self.archiver.turn_running():
-            forgotten = self._forgotten_in_turn[chat_id] = set()
+            self._copies.turn_started(chat_id)
             if message is not None and self.settings.memory.scope == "chat":
                 self.l3.read_centroid_ahead(chat_id)
             try:
@@ -154,10 +148,7 @@ class Memory:
             finally:
                 self.l3.drop_centroid_ahead(chat_id)
                 await self.backends.searches_cached()
-                del self._forgotten_in_turn[chat_id]
-                if forgotten and self._redact_copies is not None:
-                    await self._redact_copies([chat_id], sorted(forgotten))
-                    await self.backends.erase_deleted(l3=False)
+                await self._copies.turn_ended(chat_id)
 
     @asynccontextmanager
     async def forgetting(self, user_id: str) -> AsyncIterator[list[tuple[str, bool]]]:
@@ -175,7 +166,7 @@ class Memory:
         async with AsyncExitStack() as stack:
             held: dict[str, bool] = {}
             # Looked up again once held: a turn that finished meanwhile may have added a chat.
-            while missing := sorted(set(await self.backends.chats_of_user(user_id)) - set(held)):
+            while missing := sorted(set(await chats_of_user(self.backends, user_id)) - set(held)):
                 for chat_id in missing:
                     held[chat_id] = await stack.enter_async_context(self.turn(chat_id))
             yield list(held.items())
@@ -326,31 +317,9 @@ class Memory:
         value = (await facts.get_all(user_id)).get(clean_fact_text(key, "fact key"))
         if value is None or not await facts.delete(user_id, key):
             return False
-        await self._forget_copies(await self.backends.chats_of_user(user_id), [value])
+        await self._copies.cut(await chats_of_user(self.backends, user_id), [value])
         await self.backends.erase_deleted(l3=False)
         return True
-
-    async def _forget_copies(self, chats: list[str], texts: Iterable[str]) -> None:
-        """Cut the texts out of the chats' copies kept outside memory, in every form a turn's state
-        holds them: as stored, on one line (a prompt), cut to a search result's length, and the
-        structural keys recall read from them. Of a chat with a turn running here, once the turn
-        ends (:meth:`turn`); of another, holding it as a turn does, so that a turn running in
-        another process, which may have read them, writes its last copies first."""
-        if self._redact_copies is None:
-            return
-        shown = {form for text in texts
-                 for form in (text, one_line(text), one_line(text[:RESULT_CHARS]), *structural_keys(text))
-                 if form.strip()}
-        locks, cut = await self.backends.chat_locks(), sorted(shown)
-        # While a turn runs here (the model's forget_fact may be calling), a bounded wait: this
-        # process may be the one another process's forget waits for.
-        wait = self.settings.redis.chat_lock_seconds if self._forgotten_in_turn else True
-        for chat_id in chats:
-            if chat_id in self._forgotten_in_turn:
-                self._forgotten_in_turn[chat_id] |= shown
-                continue
-            async with locks.hold(chat_id, wait=wait):  # a turn of another process that read them ends first
-                await self._redact_copies([chat_id], cut)
 
     async def start_afresh(self, chat_id: str) -> None:
         """Start the chat's L2 afresh (``/reset``): L3 keeps every turn and turn numbers go on,
@@ -459,7 +428,7 @@ class Memory:
             await working.link(chat_id, message_ref, link._replace(chars=len(text)))
         # The text it replaced is erased from the files as a forget erases (the new one may hold it).
         if replaced := [old for old in {*archived, saved} if old and old not in text]:
-            await self._forget_copies([chat_id], replaced)
+            await self._copies.cut([chat_id], replaced)
             try:
                 await self.backends.erase_deleted(l3=True)
             except NotErased as exc:  # the edit is kept all the same
@@ -482,7 +451,7 @@ class Memory:
         """
         # Ordered by the word index's times (Chroma cannot order), caught up with L3 first.
         await self.archiver.sync_index([chat_id])
-        index = await self.backends.lexical_index()
+        index = await self.backends.entry_index()
         numbers, following = await index.newest(chat_id, limit, cursor)
         ids = [entry_id for entry_id in await index.ids(chat_id, numbers) if entry_id]
         store = await self.backends.episodic()
@@ -525,10 +494,10 @@ class Memory:
             if "turn" in entry["metadata"]:
                 await (await self.backends.working()).remove_turn(chat_id, entry["timestamp"], entry["content"])
                 await self.journal.forget_imported(chat_id, entry["metadata"]["turn"])
-            await self.backends.invalidate_searches_of(chat_id, await self.backends.users_of_chat(chat_id),
+            await self.backends.invalidate_searches_of(chat_id, await users_of_chat(self.backends, chat_id),
                                                        delete=True)
         # Once the chat is free: inside, the cut would wait for the hold to end and erase once more.
-        await self._forget_copies([chat_id], archived_texts(entry["content"]))
+        await self._copies.cut([chat_id], archived_texts(entry["content"]))
         await self.backends.erase_deleted(l3=True)
         return True
 
@@ -541,17 +510,17 @@ class Memory:
         Returns:
             The users and the chats, each sorted.
         """
-        users, chats = await self.backends.users_and_chats()
+        users, chats = await users_and_chats(self.backends)
         store = await self.backends.episodic()
         return users, sorted({*chats, *await self.backends.run_blocking(store.chat_ids)})
 
     async def chats_of(self, user_id: str) -> list[str]:
         """The chats the user wrote to (a turn, a note, an import), sorted."""
-        return await self.backends.chats_of_user(user_id)
+        return await chats_of_user(self.backends, user_id)
 
     async def users_of(self, chat_id: str) -> set[str]:
         """The users who wrote to the chat."""
-        return await self.backends.users_of_chat(chat_id)
+        return await users_of_chat(self.backends, chat_id)
 
     async def first_seen(self, key: str, now: float, window: float) -> float:
         """When ``key`` (naming what a client sent, e.g. a digest of it) was first seen in the last

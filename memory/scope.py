@@ -10,25 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
-from memory.errors import SearchFailed
-from memory.retrieval.explicit_search import EVERY_WORD_KEPT, SEARCH_MECHANISM, iso_bound, result_line, with_every_word
-from memory.retrieval.merge import choose_and_explain, why_kept
-from memory.retrieval.recall import EVERY_WORD, TEMPORAL, THEMATIC, RecallQuery
+from memory.retrieval.explicit_search import Found, result_line, search_on_demand
+from memory.retrieval.recall import RecallQuery
 from memory.settings import Settings
-from memory.words import Words
 
 if TYPE_CHECKING:
     from memory.facade import Memory
-
-@dataclass(frozen=True)
-class Found:
-    """An entry an explicit search found, with the searched words it holds and why it was kept."""
-
-    hit: dict  # id, content, distance, timestamp, metadata; blended_score when the selection scored it
-    words: list[str]
-    why: str
 
 
 @dataclass(frozen=True)
@@ -91,7 +79,8 @@ class MemoryScope:
     async def found(self, query: str, after: str | None = None, before: str | None = None) -> list[Found]:
         """The chat's archive searched on demand: what stands out for the query by meaning,
         selected as a turn's recalls are, and every entry holding all the words searched for
-        (an explicit search is a question about words as well as meaning).
+        (an explicit search is a question about words as well as meaning). What it finds
+        counts as used (its popularity in later turns' scores).
 
         Args:
             query, after, before: as :meth:`search` takes them.
@@ -101,36 +90,10 @@ class MemoryScope:
         Raises:
             ValueError, SearchFailed: as :meth:`search` raises them.
         """
-        if not query.strip():
-            raise ValueError("query is empty")
-        settings = self.settings
-        zone = ZoneInfo(settings.prefetch.timezone)
-        start, end = iso_bound(after, zone, "after"), iso_bound(before, zone, "before")
-        if start is not None and end is not None and start > end:
-            raise ValueError(f"after ({after}) is later than before ({before})")
-        # The search by meaning of a turn's recall, within the period given if any. (Not its
-        # word list: a word shared by a few entries, "my" or "do", is chance in a small chat.)
-        bounded = start is not None or end is not None
-        recalled = await self.memory.recall(RecallQuery(
-            query, self.chat_id, self.user_id, self.now,
-            lists={TEMPORAL if bounded else THEMATIC, EVERY_WORD},
-            period=(start, end) if bounded else None, deadline=settings.tools.timeout,
-        ), settings)
-        if recalled.problems:
-            raise SearchFailed(f"memory search failed: {'; '.join(recalled.problems)}")
-        holding = recalled.lists.pop(EVERY_WORD, [])
-        # Selected as a turn's lists are; a named period is a selection in itself, as for the
-        # turn's temporal mechanism (its closest entries are kept whatever the test says).
-        ranked = {name: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]
-                  for name, hits in recalled.lists.items()}
-        limit = settings.prefetch.max_results
-        chosen, verdicts = choose_and_explain(ranked, recalled.background, self.now, settings.retrieval, limit,
-                                              recalled.ceiling)
-        found = with_every_word(holding, chosen, limit)
-        await self.memory.archive([], self.now, accessed=found)
-        words, why = Words(settings.words.stemmer), why_kept(verdicts)
-        return [Found(hit, words.found_in(query, hit["content"]), why.get(hit["id"], EVERY_WORD_KEPT))
-                for hit in found]
+        found = await search_on_demand(self.memory.recall, RecallQuery(query, self.chat_id, self.user_id, self.now),
+                                       after, before, self.settings)
+        await self.memory.archive([], self.now, accessed=[each.hit for each in found])
+        return found
 
     # ---- the person's data ----------------------------------------------------------------
 

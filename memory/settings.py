@@ -3,62 +3,33 @@
 Every knob has a dotted name (``prefetch.timeout``, ``retrieval.gap_significance``).
 The same names are used in the file (``[prefetch] timeout = 0.3``), in the
 environment (``GOAT_PREFETCH__TIMEOUT=0.3``, plus the short aliases in
-``ENV_ALIASES``) and in the graph's run-time context (``{"prefetch.timeout": 0.3}``),
-and all three go through one validation that names the offending key.
+:data:`memory.settings_sources.ENV_ALIASES`) and in the graph's run-time context
+(``{"prefetch.timeout": 0.3}``), and all three go through one validation that names the
+offending key (:mod:`memory.settings_sources` reads them; this module holds the settings' tree).
 """
 
 from __future__ import annotations
 
-import difflib
-import os
 import re
-import tomllib
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Mapping, get_args, get_origin
+from typing import Any, Literal, Mapping, get_args
 from urllib.parse import urlsplit
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from memory.settings_sources import (SettingsError, drop_dotted, read_sources, refuse_unknown_names, set_dotted,
+                                     validated)
 from memory.words import stemmers
 
-DEFAULT_CONFIG_FILE = "goat.toml"
 MIN_SECRET_CHARS = 16  # a webhook secret or an MCP token shorter than this could be guessed
-
-# Well-known variables that do not follow the GOAT_SECTION__KEY pattern.
-ENV_ALIASES: dict[str, str] = {
-    "GOAT_DATA_DIR": "data_dir",
-    "GOAT_REDIS_URL": "redis.url",
-    "GOAT_CHROMA_URL": "chroma.url",
-    "GOAT_LETTA_URL": "letta.url",
-    "GOAT_LETTA_TOKEN": "letta.token",
-    "GOAT_MODEL": "llm.model",
-    "OPENAI_API_KEY": "llm.api_key",
-    "OPENAI_BASE_URL": "llm.base_url",
-    "TELEGRAM_BOT_TOKEN": "telegram.token",
-    "GOAT_MCP_TOKEN": "mcp.token",
-    "GOAT_TELEGRAM_API_URL": "telegram.api_url",
-    "GOAT_ALLOWED_USERS": "telegram.allowed_users",
-    "GOAT_TELEGRAM_WEBHOOK_SECRET": "telegram.webhook_secret",
-    "GOAT_SERVER_TOKENS": "server.tokens",
-}
 
 
 # What a single run may change: the knobs nodes read per turn. Backends, the model
 # client and the cache are built once per process from the process's settings.
 RUN_TIME_SECTIONS = ("identity", "memory", "prefetch", "retrieval", "aits", "budget")
-
-
-class SettingsError(ValueError):
-    """A setting is malformed; the message names the key and where it came from. ``keys``: the
-    dotted names of the values refused (none when the file cannot be read or a name is unknown)."""
-
-    def __init__(self, message: str, keys: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.keys = keys
 
 
 class _Section(BaseModel):
@@ -406,119 +377,24 @@ class Settings(_Section):
             return _overridden.__wrapped__(self, items, origin)
 
 
-@cache
-def _setting_types() -> dict[str, Any]:
-    """Every section's and every setting's dotted name -> its type."""
-    names: dict[str, Any] = {}
-
-    def add(model: type[BaseModel], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            names[prefix + name] = field.annotation
-            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-                add(field.annotation, f"{prefix}{name}.")
-
-    add(Settings, "")
-    return names
-
-
-def _known(dotted: str) -> bool:
-    """A section, a setting, or an entry of a mapping setting (``server.tokens.alice``)."""
-    types = _setting_types()
-    head = dotted
-    while head not in types:
-        head, dot, _ = head.rpartition(".")
-        if not dot:
-            return False
-    return head == dotted or get_origin(types[head]) is dict
-
-
-def _unknown(dotted: str, origin: str) -> str:
-    """The error for a name no setting has, with the closest names."""
-    types = _setting_types()
-    # A section only for a one-word name: "prefetch.timeot" means a setting, not the section.
-    alike = [name for name in types if "." in dotted or "." not in name]
-    closest = difflib.get_close_matches(dotted, alike, n=3, cutoff=0.8)
-    if closest:
-        hint = f"did you mean {', '.join(closest[:-1]) + ' or ' if closest[1:] else ''}{closest[-1]}?"
-    else:  # nothing alike: what the deepest section it names holds, or the top level
-        section = next((s for s in _prefixes(dotted) if s in types), "")
-        members = [name for name in types if name.rpartition(".")[0] == section]
-        hint = f"{section or 'the top level'} holds {', '.join(members)}"
-    return f"unknown setting {dotted} (from {origin}); {hint}"
-
-
-def _prefixes(dotted: str) -> list[str]:
-    """``a.b.c`` -> ``a.b``, ``a``: the sections a name lies in, deepest first."""
-    parts = dotted.split(".")
-    return [".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)]
-
-
 def check_names(origins: Mapping[str, str]) -> None:
     """Refuse names no setting has (dotted name -> where it came from), every one at once."""
-    if unknown := [_unknown(key, origin) for key, origin in origins.items() if not _known(key)]:
-        raise SettingsError("; ".join(unknown))
-
-
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
-    *sections, key = dotted.split(".")
-    node = data
-    for section in sections:
-        child = node.setdefault(section, {})
-        if not isinstance(child, dict):
-            raise SettingsError(f"invalid setting {dotted}: {section} is not a section")
-        node = child
-    node[key] = value
-
-
-def _dotted_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        keys += _dotted_keys(value, dotted + ".") if isinstance(value, dict) else [dotted]
-    return keys
-
-
-def _validate(data: dict[str, Any], origins: Mapping[str, str]) -> Settings:
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        problems, keys = [], []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"])
-            # The variable a key came from, also for an item of it (telegram.allowed_users.1).
-            origin = next((v for k, v in origins.items()
-                           if k == key or k.startswith(key + ".") or key.startswith(k + ".")), None)
-            where = f" (from {origin})" if origin else ""
-            problems.append(f"invalid setting {key}{where}: {error['msg']}")
-            keys.append(key)
-        raise SettingsError("; ".join(problems), tuple(keys)) from None
+    refuse_unknown_names(Settings, origins)
 
 
 @lru_cache(maxsize=64)
 def _overridden(base: Settings, items: tuple[tuple[str, Any], ...], origin: str) -> Settings:
     data = base.model_dump()
     for key, value in items:
-        _set_dotted(data, key, value)
-    return _validate(data, {key: origin for key, _ in items})
-
-
-def _environment_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """dotted key -> (value, variable name)."""
-    found: dict[str, tuple[str, str]] = {}
-    for name, value in environ.items():
-        if name in ENV_ALIASES:
-            found[ENV_ALIASES[name]] = (value, name)
-        elif name.startswith("GOAT_") and "__" in name:
-            dotted = name[len("GOAT_") :].lower().replace("__", ".")
-            found[dotted] = (value, name)
-    return found
+        set_dotted(data, key, value)
+    return validated(Settings, data, {key: origin for key, _ in items})
 
 
 def load_settings(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Read ``path`` (or ``$GOAT_CONFIG``, or ``./goat.toml`` if present) and the environment."""
-    return _validate(*_read(path, environ))
+    return validated(Settings, *read_sources(Settings, path, environ))
 
 
 def load_settings_leaving_out_invalid(
@@ -533,57 +409,16 @@ def load_settings_leaving_out_invalid(
     Raises:
         SettingsError: the file cannot be read, or a name is no setting's.
     """
-    data, origins = _read(path, environ)
+    data, origins = read_sources(Settings, path, environ)
     refused: list[SettingsError] = []
     while True:  # each round drops at least one value: it ends
         try:
-            settings = _validate(data, origins)
+            settings = validated(Settings, data, origins)
         except SettingsError as exc:
-            if not [key for key in exc.keys if _drop_dotted(data, key)]:
+            if not [key for key in exc.keys if drop_dotted(data, key)]:
                 raise
             refused.append(exc)
             continue
         if not refused:
             return settings, None
         return settings, SettingsError("; ".join(map(str, refused)), tuple(k for exc in refused for k in exc.keys))
-
-
-def _drop_dotted(data: dict[str, Any], dotted: str) -> bool:
-    """Remove ``dotted``'s value from ``data``, or the deepest section or setting holding it (for
-    an item of a list: the list). Returns whether there was one."""
-    holder, name, node = None, "", data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            break
-        holder, name, node = node, part, node[part]
-    if holder is None:
-        return False
-    del holder[name]
-    return True
-
-
-def _read(path: str | Path | None, environ: Mapping[str, str] | None) -> tuple[dict[str, Any], dict[str, str]]:
-    """The settings given by the file and the environment (dotted key -> value), and where each
-    came from; names no setting has are refused."""
-    environ = os.environ if environ is None else environ
-    data: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    explicit = path or environ.get("GOAT_CONFIG")
-    config_file = Path(explicit) if explicit else Path(DEFAULT_CONFIG_FILE)
-    if explicit or config_file.exists():
-        try:
-            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
-            origins.update((key, str(config_file)) for key in _dotted_keys(data))
-        except FileNotFoundError:
-            raise SettingsError(f"config file {config_file} does not exist") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise SettingsError(f"config file {config_file} is not valid TOML: {exc}") from None
-        except RecursionError:
-            raise SettingsError(f"config file {config_file} is nested too deeply to read") from None
-    variables = {dotted: (value, variable) for dotted, (value, variable) in _environment_overrides(environ).items()
-                 if value != ""}  # an empty variable means "not set", as shells usually intend
-    check_names({**origins, **{dotted: variable for dotted, (_, variable) in variables.items()}})
-    for dotted, (value, variable) in variables.items():
-        _set_dotted(data, dotted, value)
-        origins[dotted] = variable
-    return data, origins

@@ -51,10 +51,12 @@ class Recall(TypedDict):
     id: str
     content: str
     distance: float
-    """Cosine distance to the message (or the mechanism's own measure)."""
+    """Distance to the message on the query's scale: squared L2 between unit vectors, 2 − 2·cosine,
+    in the space the two were compared in (0 for a key the message names)."""
     timestamp: float
     mechanism: str
-    """"thematic", "temporal", "specific_key" or "words"."""
+    """The list that found it: "thematic" (by meaning), "lexical" (by words), "temporal",
+    "specific_key", or "search_memory" (an explicit search)."""
     metadata: dict[str, Any]
     blended_score: NotRequired[float]
 

@@ -25,7 +25,8 @@ import redis.asyncio
 
 from bench.servers import ServerDidNotStart, free_port, http_ready, server_process
 from memory.settings import Settings
-from memory.encoders.embeddings import LocalEmbeddings, PairedEncoder
+from memory.encoders.embeddings import LocalEmbeddings
+from memory.encoders.paired import PairedEncoder
 from memory.stores.redis_server import EmbeddedRedis, answers_ping
 
 _STARTUP_TIMEOUT = 10.0

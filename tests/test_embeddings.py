@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory.encoders.embeddings import (
-    MAX_TOKENS, Encoder, LocalEmbeddings, MiniLMEncoder, PairedEncoder, distances, load_tokenizer,
-)
+from memory.encoders.bert_encoders import MiniLMEncoder
+from memory.encoders.embeddings import LocalEmbeddings
+from memory.encoders.encoder import Encoder, distances
+from memory.encoders.minilm_weights import MAX_TOKENS, load_tokenizer
+from memory.encoders.paired import PairedEncoder
 from memory.words import reads_as_english
 from test_e5 import MIXED as E5_MIXED
 

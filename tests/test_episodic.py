@@ -16,7 +16,8 @@ import pytest
 from chromadb.config import Settings
 from conftest import free_port, running_chroma
 
-from memory.encoders.embeddings import LocalEmbeddings, distances
+from memory.encoders.embeddings import LocalEmbeddings
+from memory.encoders.encoder import distances
 from memory.stores.episodic import EpisodicStore, collection_name
 from memory.prompt.budget import LINE_TOKENS, format_recall_line, line_tokens_stamp, stamped_tokens
 from memory.prompt.tokens import count_tokens

@@ -18,7 +18,8 @@ from bench.exports import (TelegramChat, chatgpt_chain, chatgpt_conversation, ch
                            write_chatgpt, write_telegram, zipped)
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
-from graph.exports import ExportError, find_export, read_export
+from graph.export_files import ExportError, find_export
+from graph.exports import read_export
 from graph.importer import Transcript, TranscriptError, TranscriptMessage, import_turns
 
 ANA, BO, CARLA = 111_001, 222_002, 333_003

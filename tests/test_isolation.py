@@ -29,6 +29,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from bot.mcp_server import MemoryServer, build_server
 from graph.graph import build_graph
+from memory.stores.chat_users import chats_of_user, users_of_chat
 from memory.stores.curated import CURATED_TAG
 from memory.retrieval.recall import KEYS, TEMPORAL, THEMATIC, WORDS
 from memory.turns import Exchange, archive_id
@@ -295,8 +296,8 @@ async def test_tool_calls_naming_another_chat_and_user_act_for_the_turns_own(see
     completed, working = await memory.working(B_CHAT, 100)
     assert completed == 1 and working[0]["content"] == "Keep a note about the spare key."
     assert await seeded.last_state(A_CHAT) == {}  # no graph thread of A was run
-    assert await memory.backends.users_of_chat(A_CHAT) == {ALICE}
-    assert await memory.backends.chats_of_user(ALICE) == sorted([A_CHAT, ALICE_OTHER_CHAT])
+    assert await users_of_chat(memory.backends, A_CHAT) == {ALICE}
+    assert await chats_of_user(memory.backends, ALICE) == sorted([A_CHAT, ALICE_OTHER_CHAT])
 
     # Alice's own turns do not see the planted note; Bob's do (it was written, to his chat).
     alice = await inspect_turn(seeded, scope, A_CHAT, ALICE, "Where is the spare key?")

@@ -902,7 +902,7 @@ class TestPackRecalls:
 
 def len_of(text: str) -> int:
     """The count straight from the tokenizer, past the remembered counts."""
-    from memory.encoders.embeddings import load_tokenizer
+    from memory.encoders.minilm_weights import load_tokenizer
 
     return len(load_tokenizer(truncate=False).encode(text, add_special_tokens=False).ids) if text else 0
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from graph.runner import TurnRunner, turn_report
-from memory.encoders.embeddings import LocalEmbeddings, PairedEncoder
+from graph.runner import TurnRunner
+from graph.why_report import turn_report
+from memory.encoders.embeddings import LocalEmbeddings
+from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory, RecallQuery
 from memory.settings import Settings
 from memory.turns import archive_id
@@ -141,7 +143,7 @@ def first_by_meaning(state: dict) -> str | None:
 
 async def test_an_english_chat_pays_for_minilm_alone_until_a_question_in_another_language(lazy_pair, tmp_path) -> None:
     runner, encoder = lazy_pair
-    memory, index = runner.services.memory, await runner.services.memory.backends.lexical_index()
+    memory, index = runner.services.memory, await runner.services.memory.backends.entry_index()
     await load(memory, tmp_path, "en", ENGLISH)
     state = await runner.inspect("en", "Where does my sister live now?", now=NOW.timestamp())
     assert first_by_meaning(state) == archive_id("en", 1)
@@ -160,7 +162,7 @@ async def test_an_english_chat_pays_for_minilm_alone_until_a_question_in_another
 
 async def test_a_line_in_another_language_gives_the_chats_english_lines_e5s_block(lazy_pair, tmp_path) -> None:
     runner, encoder = lazy_pair
-    memory, index = runner.services.memory, await runner.services.memory.backends.lexical_index()
+    memory, index = runner.services.memory, await runner.services.memory.backends.entry_index()
     await load(memory, tmp_path, "mixed", ENGLISH)
     await load(memory, tmp_path, "mixed", [*ENGLISH, *RUSSIAN])  # the English lines are not imported twice
     assert await index.languages("mixed") == (True, len(ENGLISH))
@@ -217,7 +219,7 @@ async def test_goat_import_gives_the_english_lines_of_a_chat_in_two_languages_e5
     settings = Settings(data_dir=tmp_path / "data", prefetch={"timeout": 30})
     runner = TurnRunner(Services(settings, Memory(settings, embeddings=LocalEmbeddings(PairedEncoder(minilm.encoder)))))
     try:
-        index = await runner.services.memory.backends.lexical_index()
+        index = await runner.services.memory.backends.entry_index()
         assert await index.languages("mixed") == (True, 0)
         state = await runner.inspect("mixed", "Куда переехала моя сестра?", now=NOW.timestamp())
         assert first_by_meaning(state) == archive_id("mixed", 1)

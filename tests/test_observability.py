@@ -10,15 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from graph.observability import (
-    MASK,
-    LatencyAggregator,
-    TurnLog,
-    render_stats,
-    summarize,
-    turns_log_path,
-)
+from graph.stats import render_stats, summarize
+from graph.turn_log import LatencyAggregator, TurnLog, turns_log_path
 from fakes import FakeOpenAI
+from memory.errors import MASK
 from memory.settings import Settings, load_settings
 from memory.encoders.embeddings import LocalEmbeddings
 from test_graph import NOW, letta_down, make_runner, with_model

@@ -14,17 +14,20 @@ import pytest
 import redis.asyncio
 
 from graph.importer import import_transcript
-from graph.runner import TurnRunner, turn_report
+from graph.runner import TurnRunner
+from graph.why_report import turn_report
 from nodes.services import Services
 from memory.settings import Settings
-from memory.encoders.embeddings import LocalEmbeddings, Space, distances
+from memory.encoders.embeddings import LocalEmbeddings
+from memory.encoders.encoder import Space, distances
 from memory.facade import Memory
 from memory.retrieval.scale import Scale
 from memory.retrieval.search import L3Search
 from memory.turns import Exchange, archive_id
-from memory.stores.lexical import K1, IndexEntry, LexicalIndex
+from memory.stores.entry_index import IndexEntry
+from memory.stores.lexical import K1, LexicalIndex
 from memory.words import Words, terms
-from memory.stores.archive import INDEX_SCHEME_KEY
+from memory.stores.index_migration import INDEX_SCHEME_KEY
 from memory.stores.backends import PREFIX, REEMBED_KEY, cache_scope_key
 from memory.settings import SettingsError, load_settings
 
@@ -132,11 +135,11 @@ async def test_adding_again_changes_nothing(raw_redis) -> None:
     index = LexicalIndex(raw_redis)
     await index.add("chat", DOCS)
     before = await scored(index, "chat", "puppy Biscuit Rome", k=10, max_df_share=0.5)
-    centroid = (await index.centroid(["chat"])).mean
+    centroid = (await index.entries.centroid(["chat"])).mean
     assert await index.add("chat", DOCS + [DOCS[0]]) == 0
     assert await scored(index, "chat", "puppy Biscuit Rome", k=10, max_df_share=0.5) == before
-    assert np.array_equal((await index.centroid(["chat"])).mean, centroid)
-    assert await index.missing("chat", ["e1", "e9", "e9", "e2"]) == ["e9"]
+    assert np.array_equal((await index.entries.centroid(["chat"])).mean, centroid)
+    assert await index.entries.missing("chat", ["e1", "e9", "e9", "e2"]) == ["e9"]
 
 
 async def test_concurrent_adds_of_the_same_entries_index_each_once(redis_url: str) -> None:
@@ -148,7 +151,7 @@ async def test_concurrent_adds_of_the_same_entries_index_each_once(redis_url: st
         found = dict(await scored(indexes[0], "chat", "Rome", k=10, max_df_share=1.0))
         assert found == {"e4": pytest.approx(single_term_score(5, df=1))}  # one posting, not four
         expected = np.mean([np.asarray(v, dtype=float) for _, _, v in DOCS], axis=0)
-        assert np.allclose((await indexes[0].centroid(["chat"])).mean, expected)
+        assert np.allclose((await indexes[0].entries.centroid(["chat"])).mean, expected)
     finally:
         for client in clients:
             await client.aclose()
@@ -156,11 +159,11 @@ async def test_concurrent_adds_of_the_same_entries_index_each_once(redis_url: st
 
 async def test_the_centroid_is_the_mean_vector_over_the_chats(raw_redis) -> None:
     index = LexicalIndex(raw_redis)
-    assert await index.centroid(["chat"]) is None
+    assert await index.entries.centroid(["chat"]) is None
     await index.add("a", [("x", "one", vector(1, 0)), ("y", "two", vector(0, 1))])
     await index.add("b", [("z", "three", vector(1, 1))])
-    assert np.allclose((await index.centroid(["a"])).mean, [0.5, 0.5])
-    assert np.allclose((await index.centroid(["a", "b", "nobody"])).mean, [2 / 3, 2 / 3])  # weighted by entries
+    assert np.allclose((await index.entries.centroid(["a"])).mean, [0.5, 0.5])
+    assert np.allclose((await index.entries.centroid(["a", "b", "nobody"])).mean, [2 / 3, 2 / 3])  # weighted by entries
 
 
 async def test_a_removed_entry_is_gone_from_the_words_the_times_and_the_centroid(raw_redis) -> None:
@@ -173,9 +176,11 @@ async def test_a_removed_entry_is_gone_from_the_words_the_times_and_the_centroid
     assert dict(await scored(index, "chat", "Biscuit", k=10, max_df_share=1.0)) == {
         "e1": pytest.approx(single_term_score(4, df=1))}
     assert len(await index.holding_every_word("chat", "shoe", 10)) == 0
-    assert np.allclose((await index.centroid(["chat"])).mean, np.mean([v for e, _, v in DOCS if e != "e3"], axis=0))
-    numbers, _ = await index.newest("chat", 10)
-    assert await index.ids("chat", numbers) == ["e5", "e4", "e2", "e1"] and await index.missing("chat", ["e3"]) == ["e3"]
+    kept = np.mean([v for e, _, v in DOCS if e != "e3"], axis=0)
+    assert np.allclose((await index.entries.centroid(["chat"])).mean, kept)
+    numbers, _ = await index.entries.newest("chat", 10)
+    assert await index.entries.ids("chat", numbers) == ["e5", "e4", "e2", "e1"]
+    assert await index.entries.missing("chat", ["e3"]) == ["e3"]
 
 
 async def test_entries_are_paged_newest_first_each_once(raw_redis) -> None:
@@ -187,8 +192,8 @@ async def test_entries_are_paged_newest_first_each_once(raw_redis) -> None:
     async def pages(size: int) -> list[list[str | None]]:
         found, cursor = [], None
         while True:
-            numbers, cursor = await index.newest("chat", size, cursor)
-            found.append(await index.ids("chat", numbers))
+            numbers, cursor = await index.entries.newest("chat", size, cursor)
+            found.append(await index.entries.ids("chat", numbers))
             if cursor is None:
                 return found
 
@@ -199,7 +204,7 @@ async def test_entries_are_paged_newest_first_each_once(raw_redis) -> None:
         assert [entry_id for page in paged for entry_id in page] == every and all(len(page) == size for page in paged[:-1])
     for cursor in ("yesterday", "200.0/", "nan/3", "200/x"):
         with pytest.raises(ValueError, match="is not one a page of memories gave"):
-            await index.newest("chat", 5, cursor)
+            await index.entries.newest("chat", 5, cursor)
 
 
 async def test_drop_forgets_the_chat_and_only_it(raw_redis) -> None:
@@ -207,10 +212,10 @@ async def test_drop_forgets_the_chat_and_only_it(raw_redis) -> None:
     await index.add("gone", DOCS)
     assert await index.advance_turns_indexed("gone", range(1, 6)) == 5
     await index.add("kept", DOCS)
-    await index.drop("gone")
+    await index.entries.drop("gone")
     assert await scored(index, "gone", "Biscuit", k=10, max_df_share=1.0) == []
-    assert await index.centroid(["gone"]) is None and await index.indexed_turns("gone") == 0
-    assert await index.missing("gone", ["e1"]) == ["e1"]
+    assert await index.entries.centroid(["gone"]) is None and await index.indexed_turns("gone") == 0
+    assert await index.entries.missing("gone", ["e1"]) == ["e1"]
     assert len(await scored(index, "kept", "Biscuit", k=10, max_df_share=1.0)) == 2
 
 
@@ -270,7 +275,7 @@ async def test_the_writer_catches_a_chats_word_index_up_with_its_archived_turns(
     index = await memory.backends.lexical_index()
     await load(memory, tmp_path, "small")
     assert await index.indexed_turns("small") == len(HISTORY)  # the import indexed what it archived
-    assert await index.missing("small", [archive_id("small", n) for n in range(1, len(HISTORY) + 1)]) == []
+    assert await index.entries.missing("small", [archive_id("small", n) for n in range(1, len(HISTORY) + 1)]) == []
 
     long_history = [(40 - i / 10, f"note number {i} about topic {i % 7}", "noted") for i in range(150)]
     await load(memory, tmp_path, "big", long_history)
@@ -285,7 +290,7 @@ async def test_the_writer_catches_a_chats_word_index_up_with_its_archived_turns(
 async def as_an_older_version_left_it(memory: Memory, raw: redis.asyncio.Redis, chat_id: str) -> None:
     """The chat's word index as a version before stemming wrote it (words kept whole, no
     "words" mark), without the mark that every chat's index was brought to this scheme."""
-    index = await memory.backends.lexical_index()
+    index = await memory.backends.entry_index()
     store = await memory.backends.episodic()
     entries = store.entries(chat_id)
     await index.drop(chat_id)
@@ -293,7 +298,7 @@ async def as_an_older_version_left_it(memory: Memory, raw: redis.asyncio.Redis, 
     await older.add(chat_id, [(hit["id"], hit["content"], vector, hit["timestamp"])
                               for hit, vector in store.get_with_vectors([chat_id], [e["id"] for e in entries])])
     await older.advance_turns_indexed(chat_id, range(1, len(entries) + 1))
-    await raw.hdel(older._key(chat_id, "meta"), "words")
+    await raw.hdel(older.entries.key(chat_id, "meta"), "words")
     await raw.delete(INDEX_SCHEME_KEY)
 
 
@@ -312,7 +317,7 @@ async def test_an_index_of_words_folded_otherwise_is_indexed_afresh(runner, tmp_
     assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
     [(hit, _, _)] = await memory.l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
     assert hit["id"] == archive_id("chat", 1)
-    assert await index.missing("chat", ids) == []
+    assert await index.entries.missing("chat", ids) == []
 
 
 async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_connects(
@@ -328,9 +333,9 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
 
     later = Memory(settings, embeddings=embeddings, episodic=store)  # the next process on this archive
     try:
-        with caplog.at_level("WARNING", logger="memory.stores.archive"):
+        with caplog.at_level("WARNING", logger="memory.stores.index_migration"):
             await later.connect()
-        said = [record.getMessage() for record in caplog.records if record.name == "memory.stores.archive"]
+        said = [record.getMessage() for record in caplog.records if record.name == "memory.stores.index_migration"]
         assert said[0].startswith("bringing the word index of up to 2 of 3 archived chat(s) up to date")
         assert said[-1].startswith("word index: 2 of 2 chat(s) done")
         index = await later.backends.lexical_index()
@@ -345,10 +350,10 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
         caplog.clear()
         await memory.archiver.forget_index("behind")
         last = Memory(settings, embeddings=embeddings, episodic=store)
-        with caplog.at_level("WARNING", logger="memory.stores.archive"):
+        with caplog.at_level("WARNING", logger="memory.stores.index_migration"):
             await last.connect()
         await last.aclose()
-        assert not [record for record in caplog.records if record.name == "memory.stores.archive"]
+        assert not [record for record in caplog.records if record.name == "memory.stores.index_migration"]
         assert await index.indexed_turns("behind") == 0
     finally:
         await later.aclose()
@@ -362,9 +367,9 @@ async def test_processes_starting_together_migrate_once(runner, settings, embedd
     store = await memory.backends.episodic()
     workers = [Memory(settings, embeddings=embeddings, episodic=store) for _ in range(3)]
     try:
-        with caplog.at_level("WARNING", logger="memory.stores.archive"):
+        with caplog.at_level("WARNING", logger="memory.stores.index_migration"):
             await asyncio.gather(*(worker.connect() for worker in workers))
-        said = [record.getMessage() for record in caplog.records if record.name == "memory.stores.archive"]
+        said = [record.getMessage() for record in caplog.records if record.name == "memory.stores.index_migration"]
         assert len([line for line in said if line.startswith("bringing the word index")]) == 1, said
         index = await memory.backends.lexical_index()
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
@@ -386,7 +391,7 @@ async def test_a_migration_l3_breaks_off_costs_no_start_and_is_done_at_the_next_
 
     later = Memory(settings, embeddings=embeddings, episodic=store)
     try:
-        with monkeypatch.context() as patched, caplog.at_level("WARNING", logger="memory.stores.archive"):
+        with monkeypatch.context() as patched, caplog.at_level("WARNING", logger="memory.stores.index_migration"):
             patched.setattr(store, "chat_ids", gone)
             await later.connect()  # Redis answers: the process starts
         assert any("not brought up to date (ConnectionError: the Chroma server went away)" in record.getMessage()
@@ -424,13 +429,13 @@ async def test_no_migration_runs_while_a_reembedding_is_unfinished(runner, setti
     await embedded_raw_redis.hset(REEMBED_KEY, "to", "e5-small")
     later = Memory(settings, embeddings=embeddings, episodic=await memory.backends.episodic())
     try:
-        with caplog.at_level("WARNING", logger="memory.stores.archive"):
-            assert await later.archiver.bring_index_current() is False
+        with caplog.at_level("WARNING", logger="memory.stores.index_migration"):
+            assert await later.archiver.migration.bring_index_current() is False
         assert any("once the re-embedding has finished" in record.getMessage() for record in caplog.records)
         index = await later.backends.lexical_index()
         assert await index.outdated("chat") and await embedded_raw_redis.get(INDEX_SCHEME_KEY) is None
         await embedded_raw_redis.delete(REEMBED_KEY)  # the re-embedding finished
-        assert await later.archiver.bring_index_current() is True
+        assert await later.archiver.migration.bring_index_current() is True
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
     finally:
         await later.aclose()
@@ -494,10 +499,10 @@ async def test_the_index_keeps_each_entrys_time_and_vector(raw_redis) -> None:
     unit = np.eye(384, dtype=np.float32)
     await index.add("chat", [("a", "first", unit[0], 100.0), ("b", "second", unit[1], 200.0),
                              ("c", "third", unit[2], 300.0)])
-    numbers = await index.between("chat", 150.0, 300.0)  # inclusive bounds
-    assert await index.ids("chat", numbers) == ["b", "c"]
-    assert list(await index.ids("chat", await index.between("chat", None, 100.0))) == ["a"]
-    np.testing.assert_array_equal(await index.vectors("chat", numbers), unit[[1, 2]])
+    numbers = await index.entries.between("chat", 150.0, 300.0)  # inclusive bounds
+    assert await index.entries.ids("chat", numbers) == ["b", "c"]
+    assert list(await index.entries.ids("chat", await index.entries.between("chat", None, 100.0))) == ["a"]
+    np.testing.assert_array_equal(await index.entries.vectors("chat", numbers), unit[[1, 2]])
 
 
 async def exactly_within(memory: Memory, chat_id: str, query: Scale, k: int, after: float | None,
@@ -557,8 +562,9 @@ async def test_an_index_from_before_times_and_vectors_is_indexed_afresh(runner, 
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     index = await memory.backends.lexical_index()
-    await embedded_raw_redis.hdel(index._key("chat", "meta"), "layout")  # as an index written by a words-only version
-    await embedded_raw_redis.delete(index._key("chat", "time"), index._key("chat", "vectors"))
+    # As an index written by a words-only version.
+    await embedded_raw_redis.hdel(index.entries.key("chat", "meta"), "layout")
+    await embedded_raw_redis.delete(index.entries.key("chat", "time"), index.entries.key("chat", "vectors"))
     assert await index.outdated("chat") and await index.indexed_turns("chat") == 0
     await memory.archiver.sync_index(["chat"])
     assert not await index.outdated("chat")
@@ -590,7 +596,7 @@ async def test_a_rare_name_is_found_by_its_words(runner, tmp_path) -> None:
     state = await runner.inspect("chat", "Is Zorblax still at it?", now=NOW.timestamp())
     parrot = archive_id("chat", 3)
     assert state["recalls"]["lexical"][0]["id"] == parrot
-    assert all(hit["mechanism"] == "thematic" for hit in state["recalls"]["lexical"])
+    assert all(hit["mechanism"] == "lexical" for hit in state["recalls"]["lexical"])
     assert parrot in [entry["id"] for entry in state["l3"]]
     report = turn_report(state)
     assert report["prefetch"]["fired"] == ["thematic"] and report["prefetch"]["lexical"]["found"] > 0
@@ -693,13 +699,13 @@ async def test_a_time_ranges_vectors_are_widened_only_where_its_query_reads_them
     e5 = Space("e5-small", np.r_[np.zeros(6), query[6:]], "other", 0.5)
     # A time range's entries (consecutive: read as one span), scattered ones, and entries
     # past the last one written (zeros).
-    for numbers in (await index.between("chat", 0.0, 9.0), np.array([0, 5, 9]), np.array([7, 8, 9, 10, 11])):
-        whole = await index.vectors("chat", numbers)
+    for numbers in (await index.entries.between("chat", 0.0, 9.0), np.array([0, 5, 9]), np.array([7, 8, 9, 10, 11])):
+        whole = await index.entries.vectors("chat", numbers)
         assert np.allclose(whole[numbers < 10], vectors[numbers[numbers < 10]], atol=1e-2)
         assert not whole[numbers >= 10].any()
         for spaces, widened in (([minilm], 3), ([minilm, e5], 6)):
             scale = Scale(spaces, {space.name: 1.0 for space in spaces}, english_block=3)
-            read = await index.vectors("chat", numbers, scale.columns)
+            read = await index.entries.vectors("chat", numbers, scale.columns)
             assert scale.columns.sum() == widened and not read[:, ~scale.columns].any()
             assert np.array_equal(read[:, scale.columns], whole[:, scale.columns])
             assert np.array_equal(scale.of_passages(read), scale.of_passages(whole))
@@ -715,7 +721,7 @@ async def test_a_turn_reads_its_chats_centroid_as_it_takes_the_chat(runner: Turn
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
     assert await memory.settle() == 0
-    index = await memory.backends.lexical_index()
+    index = await memory.backends.entry_index()
     reads: list[list[str]] = []
     centroid = index.centroid
 

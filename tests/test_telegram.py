@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from bot.telegram import EDIT_NOT_KEPT, HELP, MESSAGE_LIMIT, MODEL_UNREACHABLE, build_application, split_message
+from bot.telegram import EDIT_NOT_KEPT, HELP, MODEL_UNREACHABLE, build_application
 from bot.telegram import running as receiving
+from bot.telegram_messages import MESSAGE_LIMIT, split_message
 from bot.webhook import SECRET_HEADER, shared_secret
 from conftest import free_port
 from fakes import FakeOpenAI
@@ -315,7 +316,7 @@ async def test_an_edit_replaces_what_its_turn_stored_and_runs_no_turn(settings, 
             (edited, edited_vector), (_, next_vector) = sorted(await memory.backends.run_blocking(
                 store.get_with_vectors, [chat], [archive_id(chat, 1), archive_id(chat, 2)]), key=lambda e: e[0]["id"])
             by_old_number, by_new_number = await index.search(chat, "4471", 5), await index.search(chat, "5582", 5)
-            centroid = (await index.centroid([chat])).mean
+            centroid = (await index.entries.centroid([chat])).mean
         # As the line of a chat that holds English alone is embedded.
         [embedded] = embeddings.encoder.encode(["user: My locker number is 5582.\nassistant: Noted."],
                                                every_language=False)

@@ -228,7 +228,7 @@ async def test_the_entry_holding_the_words_ranks_first(index: LexicalIndex, quer
 
 
 async def test_the_words_mark_and_every_word_search(index: LexicalIndex) -> None:
-    meta = await index._redis.hget(index._key("chat", "meta"), "words")
+    meta = await index._redis.hget(index.entries.key("chat", "meta"), "words")
     assert meta.decode() == f"auto-{SCHEME}" and not await index.outdated("chat")
     assert await LexicalIndex(index._redis, "words", Words("english")).outdated("chat")
     ids = [entry_id for entry_id, _ in CHAT]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from bot.report import render_report
 from graph.importer import import_turns, transcript_of
-from graph.runner import TurnRunner, turn_report
+from graph.runner import TurnRunner
+from graph.why_report import turn_report
 from memory.settings import Settings
 
 DEMO_DIR = Path(__file__).parent

@@ -13,7 +13,7 @@ from functools import cache
 from tokenizers import Tokenizer
 
 from memory.encoders.e5_weights import E5Tokenizer, read_tokenizer
-from memory.encoders.embeddings import load_tokenizer
+from memory.encoders.minilm_weights import load_tokenizer
 from memory.words import reads_as_english
 
 # Every turn re-counts the chat's recent messages and its recalled lines while packing the

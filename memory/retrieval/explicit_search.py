@@ -1,16 +1,76 @@
-"""What an explicit search (a user's /search, the model's search_memory tool) adds to a turn's
-recall: a period named in ISO-8601, the entries holding every word searched for, and its
-results as lines (``MemoryScope.search`` in the façade runs it)."""
+"""An explicit search (a user's /search, the model's search_memory tool, the Store's search):
+a turn's recall and selection, plus a period named in ISO-8601 and the entries holding every
+word searched for; its results as lines."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, tzinfo
+from zoneinfo import ZoneInfo
 
+from memory.errors import SearchFailed
 from memory.prompt.budget import format_recall_line
+from memory.retrieval.lists import EVERY_WORD, TEMPORAL, THEMATIC
+from memory.retrieval.merge import choose_and_explain, why_kept
+from memory.retrieval.recall import Recalled, RecallQuery
+from memory.settings import Settings
+from memory.words import Words
 
 SEARCH_MECHANISM = "search_memory"  # how an entry found by an explicit search is labelled
 EVERY_WORD_KEPT = "holds every word searched for"  # why an entry the selection did not keep is found
 RESULT_CHARS = 2_000  # per search result, so that several fit in what a reader takes in
+
+
+@dataclass(frozen=True)
+class Found:
+    """An entry an explicit search found, with the searched words it holds and why it was kept."""
+
+    hit: dict  # id, content, distance, timestamp, metadata; blended_score when the selection scored it
+    words: list[str]
+    why: str
+
+
+async def search_on_demand(recall: Callable[[RecallQuery, Settings], Awaitable[Recalled]], query: RecallQuery,
+                           after: str | None, before: str | None, settings: Settings) -> list[Found]:
+    """What stands out for the query's text by meaning, selected as a turn's recalls are, and
+    every entry holding all the words searched for.
+
+    Args:
+        recall: the memory's recall.
+        query: the text, whose memory and when (its lists and period are set here).
+        after, before: ISO-8601 dates or times bounding the entries searched (a date: its whole day).
+    Returns:
+        The entries found, best first, at most ``prefetch.max_results``.
+    Raises:
+        ValueError: an empty query, or dates that are not ISO-8601 or out of order.
+        SearchFailed: a backend failed or missed ``tools.timeout``.
+    """
+    if not query.text.strip():
+        raise ValueError("query is empty")
+    zone = ZoneInfo(settings.prefetch.timezone)
+    start, end = iso_bound(after, zone, "after"), iso_bound(before, zone, "before")
+    if start is not None and end is not None and start > end:
+        raise ValueError(f"after ({after}) is later than before ({before})")
+    # The search by meaning of a turn's recall, within the period given if any. (Not its
+    # word list: a word shared by a few entries, "my" or "do", is chance in a small chat.)
+    bounded = start is not None or end is not None
+    recalled = await recall(replace(query, lists={TEMPORAL if bounded else THEMATIC, EVERY_WORD},
+                                    period=(start, end) if bounded else None, deadline=settings.tools.timeout),
+                            settings)
+    if recalled.problems:
+        raise SearchFailed(f"memory search failed: {'; '.join(recalled.problems)}")
+    holding = recalled.lists.pop(EVERY_WORD, [])
+    # Selected as a turn's lists are; a named period is a selection in itself, as for the
+    # turn's temporal mechanism (its closest entries are kept whatever the test says).
+    ranked = {name: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]
+              for name, hits in recalled.lists.items()}
+    limit = settings.prefetch.max_results
+    chosen, verdicts = choose_and_explain(ranked, recalled.background, query.now, settings.retrieval, limit,
+                                          recalled.ceiling)
+    words, why = Words(settings.words.stemmer), why_kept(verdicts)
+    return [Found(hit, words.found_in(query.text, hit["content"]), why.get(hit["id"], EVERY_WORD_KEPT))
+            for hit in with_every_word(holding, chosen, limit)]
 
 
 def iso_bound(text: str | None, zone: tzinfo, which: str) -> float | None:

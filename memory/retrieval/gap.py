@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-SPECIFIC_KEY = "specific_key"
-
+from memory.retrieval.lists import is_exact_hit
 
 def gap_ratio(distances: Sequence[float]) -> float | None:
     """Largest gap between consecutive sorted distances over the mean gap.
@@ -61,8 +60,8 @@ def gap_filter(recalls: list[dict], significance: float, ceiling: float, min_kee
         The exact hits, then the kept others, closest first.
     """
     ordered = sorted(recalls, key=lambda r: r["distance"])
-    exact = [r for r in ordered if _is_exact_hit(r)]
-    ranked = [r for r in ordered if not _is_exact_hit(r)]
+    exact = [r for r in ordered if is_exact_hit(r["distance"], r.get("mechanism"))]
+    ranked = [r for r in ordered if not is_exact_hit(r["distance"], r.get("mechanism"))]
     return exact + ranked[: max(min_keep, _kept_count(ranked, significance, ceiling))]
 
 
@@ -77,7 +76,8 @@ def background_filter(
     """
     ordered = sorted(recalls, key=lambda r: r["distance"])
     ceiling = ratio * background
-    return [r for i, r in enumerate(ordered) if _is_exact_hit(r) or i < min_keep or r["distance"] <= ceiling]
+    return [r for i, r in enumerate(ordered)
+            if is_exact_hit(r["distance"], r.get("mechanism")) or i < min_keep or r["distance"] <= ceiling]
 
 
 def _kept_count(ranked: list[dict], significance: float, ceiling: float) -> int:
@@ -90,7 +90,3 @@ def _kept_count(ranked: list[dict], significance: float, ceiling: float) -> int:
         return 0
     gaps = [b - a for a, b in zip(distances, distances[1:])]
     return gaps.index(max(gaps)) + 1
-
-
-def _is_exact_hit(recall: dict) -> bool:
-    return recall["distance"] == 0 and recall.get("mechanism") == SPECIFIC_KEY

@@ -6,14 +6,8 @@ from collections.abc import Iterable, Mapping
 
 from memory.settings import Retrieval
 from memory.retrieval.gap import background_filter, gap_filter
+from memory.retrieval.lists import MECHANISM_PRIORITY, TEMPORAL, WORDS, is_exact_hit
 
-# Ranked lists with a role of their own: word hits (BM25 order, judged with the wider
-# lexical ratio) and a named period's entries (a selection in itself: its closest are kept).
-WORDS = "lexical"
-PERIOD = "temporal"
-
-# Which mechanism an entry found by several is reported under (most specific first).
-MECHANISM_PRIORITY = ("specific_key", "temporal", "thematic")
 _SECONDS_PER_DAY = 86_400.0
 
 
@@ -119,11 +113,11 @@ def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]],
 
 
 def _why_relevant(name: str, distance: float, background: float | None, retrieval: Retrieval) -> str:
-    if distance == 0:
+    if is_exact_hit(distance, name):
         return "exact: holds a key the message names"
     if background is None:
         return "head of its list, before a significant gap"
-    if name == PERIOD and distance > _ratio(name, retrieval) * background:
+    if name == TEMPORAL and distance > _ratio(name, retrieval) * background:
         return "among the closest of the named period"
     return f"stands out: distance {distance:.3f} ≤ {_ratio(name, retrieval)} × background {background:.3f}"
 
@@ -135,7 +129,7 @@ def _ratio(name: str, retrieval: Retrieval) -> float:
 def _relevant(name: str, hits: list[dict], background: float | None, retrieval: Retrieval,
               ceiling: float | None) -> list[dict]:
     """The entries of one ranked list that stand out on their own."""
-    min_keep = retrieval.temporal_min_results if name == PERIOD else 0
+    min_keep = retrieval.temporal_min_results if name == TEMPORAL else 0
     if background is None:
         return [] if name == WORDS else gap_filter(
             hits, retrieval.gap_significance, retrieval.small_result_ceiling if ceiling is None else ceiling,
@@ -274,7 +268,7 @@ def merge_and_score(
 def _similarity(recall: dict, mechanism: str, relevance: Mapping[str, float] | None, top: float) -> float:
     if relevance is None:
         return 1.0 / (1.0 + recall["distance"])
-    if recall["distance"] == 0 and mechanism == "specific_key":
+    if is_exact_hit(recall["distance"], mechanism):
         return 1.0
     return relevance.get(recall["id"], 0.0) / top if top > 0 else 0.0
 

@@ -32,7 +32,9 @@ import numpy as np
 
 from memory.stores.backends import cache_scope_key
 from memory.stores.cache import SearchCache
+from memory.stores.chat_users import chats_of_user, scope_chats
 from memory.retrieval.keys import structural_keys
+from memory.retrieval.lists import EVERY_LIST, EVERY_WORD, KEYS, TEMPORAL, THEMATIC, WORDS
 from memory.retrieval.scale import Scale
 from memory.retrieval.search import L3Search, Searched
 from memory.settings import Settings
@@ -45,12 +47,6 @@ _TEMPORAL_SCAN_CHARS = 2_000
 _KEY_SCAN_CHARS = 20_000
 # The word search reads the first lines too: its cost grows with the distinct words asked.
 _LEXICAL_SCAN_CHARS = 2_000
-
-THEMATIC, WORDS, TEMPORAL, KEYS = "thematic", "lexical", "temporal", "specific_key"
-EVERY_LIST = frozenset({THEMATIC, WORDS, TEMPORAL, KEYS})
-# An explicit search's own list, never prefetch's: the entries holding every word searched for,
-# however common (the word list skips common words, and in a small chat a name is common).
-EVERY_WORD = "every_word"
 
 
 @dataclass(frozen=True)
@@ -115,9 +111,9 @@ class _Recall:
         self.started = time.perf_counter()
         topical = not names_nothing(self.message[:_LEXICAL_SCAN_CHARS])
         self.by_meaning, self.by_words = THEMATIC in query.lists and topical, WORDS in query.lists and topical
-        self.chats = asyncio.ensure_future(backends.scope_chats(chat_id, user_id, scope))
+        self.chats = asyncio.ensure_future(scope_chats(backends, chat_id, user_id, scope))
         # Under "user", whether the chat is one of the user's: only then are its searches cached.
-        self.users_chats = (asyncio.ensure_future(backends.chats_of_user(user_id))
+        self.users_chats = (asyncio.ensure_future(chats_of_user(backends, user_id))
                             if scope == "user" and self.by_meaning else None)
         self.scope_key = cache_scope_key(chat_id, user_id, scope)
         self.digest = SearchCache.digest(self.message, k=self.k,
@@ -194,7 +190,7 @@ async def _by_words(run: _Recall) -> list[dict]:
     if not found:
         return []
     measured = (await run.scale).of_passages(np.array([stored for _, stored, _ in found]))
-    return [{**hit, "distance": float(distance), "mechanism": THEMATIC}
+    return [{**hit, "distance": float(distance), "mechanism": WORDS}
             for (hit, _, _), distance in zip(found, measured)]
 
 

@@ -27,8 +27,9 @@ from functools import cached_property
 
 import numpy as np
 
-from memory.encoders.embeddings import Encoder, MiniLMEncoder, Space, distances, english_passages
-from memory.stores.lexical import Centroid
+from memory.encoders.bert_encoders import MiniLMEncoder
+from memory.encoders.encoder import Encoder, Space, distances, english_passages
+from memory.stores.entry_index import Centroid
 
 
 @dataclass(frozen=True)

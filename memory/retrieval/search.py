@@ -13,10 +13,12 @@ from functools import partial
 import numpy as np
 from redis.exceptions import RedisError
 
-from memory.encoders.embeddings import Encoder, Space, asked_in_english
+from memory.encoders.encoder import Encoder, Space
+from memory.encoders.paired import asked_in_english
 from memory.retrieval.scale import Scale
 from memory.stores.backends import Backends, gather_bounded
-from memory.stores.lexical import Centroid
+from memory.stores.chat_users import users_of_chat
+from memory.stores.entry_index import Centroid
 from memory.turns import archive_id
 
 _TURN_KEY = re.compile(r"^turn_(\d+)$")
@@ -100,7 +102,7 @@ class L3Search:
             ahead.cancel()
 
     async def _read_centroid(self, chats: list[str]) -> Centroid | None:
-        return await (await self.backends.lexical_index()).centroid(chats)
+        return await (await self.backends.entry_index()).centroid(chats)
 
     async def load_for(self, text: str) -> None:
         """Load what embedding ``text`` needs that this process has not loaded yet (e5, ~1.7 s, at
@@ -115,7 +117,7 @@ class L3Search:
     async def warm_up(self) -> None:
         """A first forward pass, which pages the model's weights in: MiniLM's, and e5's too when
         some chat is one of every language."""
-        await self._embed("warm-up", await (await self.backends.lexical_index()).any_every_language())
+        await self._embed("warm-up", await (await self.backends.entry_index()).any_every_language())
 
     async def _embed(self, text: str, every_language: bool) -> np.ndarray:
         encoder = (await self.backends.embeddings()).encoder
@@ -129,7 +131,7 @@ class L3Search:
         language marks the chats as ones of every language (their English entries are then
         given e5's block, behind the turns). ``asked_in``: the chat the question was asked in,
         whose next message is embedded ahead as this one needed."""
-        index = await self.backends.lexical_index()
+        index = await self.backends.entry_index()
         encoder = (await self.backends.embeddings()).encoder
         # Made ahead, or now for chats of English alone (most), while the chats' centroid is read.
         ahead, ahead_every_language = self._embedding_ahead.pop(text, None) or (
@@ -146,7 +148,7 @@ class L3Search:
             marked = await gather_bounded(index.hold_every_language, chats)  # now: loading e5 may outlast the turn
             for chat, newly in zip(chats, marked):  # its questions are now compared in e5's space too
                 if newly:
-                    await self.backends.invalidate_searches_of(chat, await self.backends.users_of_chat(chat))
+                    await self.backends.invalidate_searches_of(chat, await users_of_chat(self.backends, chat))
         every_language = not of_english_alone and not other_script
         if asked_in is not None:
             self._met_every_language.pop(asked_in, None)
@@ -180,7 +182,7 @@ class L3Search:
                      for hit in await backends.l3(store.search, chats, space.query.tolist(), k)
                      if _of_space(space, hit["distance"])]
             return sorted(found, key=lambda hit: hit["distance"])[:k]
-        index = await backends.lexical_index()
+        index = await backends.entry_index()
 
         async def of_chat(chat: str) -> list[dict]:
             numbers = await index.between(chat, after, before)
@@ -213,7 +215,7 @@ class L3Search:
         bounded = after is not None or before is not None
 
         async def of_chat(chat: str) -> list[dict]:
-            within = await index.between(chat, after, before) if bounded else None
+            within = await index.entries.between(chat, after, before) if bounded else None
             numbers = await index.holding_every_word(chat, text, _WORD_CANDIDATES, among=within)
             return await self._nearest_among(chat, numbers, scale, k)
 
@@ -225,7 +227,7 @@ class L3Search:
         exactly from the index's vectors, as hits (Chroma gives their text)."""
         if len(numbers) == 0:
             return []
-        index = await self.backends.lexical_index()
+        index = await self.backends.entry_index()
         distances = scale.of_passages(await index.vectors(chat, numbers, scale.columns))
         nearest = np.argsort(distances, kind="stable")[:k]
         ids = await index.ids(chat, numbers[nearest])
@@ -267,7 +269,7 @@ class L3Search:
         for key in keys:
             for chat in chats:
                 numbers = await index.holding_every_word(chat, key, _KEY_CANDIDATES)
-                candidates = [i for i in await index.ids(chat, numbers) if i and i not in found]
+                candidates = [i for i in await index.entries.ids(chat, numbers) if i and i not in found]
                 for hit in await backends.l3(store.get_by_ids, [chat], candidates):
                     if key in hit["content"]:
                         found[hit["id"]] = hit

@@ -1,8 +1,9 @@
-"""Where memory is kept: Redis (L2, the word index, the outbox, the cache, the chat leases,
-the embedded server), Chroma (L3), the facts (Redis or Letta), and what writes, migrates,
-re-embeds and forgets them. The façade opens them (``backends``); outside ``memory/`` only
-these names are used: the embedded Redis and its clients (the checkpoint saver shares its
-server), the chat leases (the webhook's inbox), and what the benchmarks slow down or time."""
+"""Where memory is kept: Redis (L2, the word and entry indexes, the outbox, the cache, the chat
+leases, who wrote to which chat, the embedded server), Chroma (L3), the facts (Redis or Letta),
+and what writes, migrates, re-embeds and forgets them. The façade opens them (``backends``);
+outside ``memory/`` only these names are used: the embedded Redis and its clients (the
+checkpoint saver shares its server), the chat leases (the webhook's inbox), and what the
+benchmarks slow down or time."""
 
 from memory.stores.backends import cache_scope_key
 from memory.stores.chat_lock import ChatLocks

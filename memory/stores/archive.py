@@ -9,19 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from collections.abc import Sequence
 from typing import AsyncIterator
 
 import numpy as np
-from redis.exceptions import RedisError
 
-from memory.stores.backends import PREFIX, REEMBED_KEY, Backends
+from memory.stores.backends import PREFIX, Backends, is_redis_failure
+from memory.stores.chat_users import add_chat_users, users_of_chat
 from memory.stores.curated import curated_entry
-from memory.errors import BackendUnavailable
-from memory.stores.lexical import IndexEntry
+from memory.stores.entry_index import IndexEntry
+from memory.stores.index_migration import IndexMigration
 from memory.turns import USER_PREFIX, Exchange, archive_id, with_user_text
 from memory.words import reads_as_english
 
@@ -29,11 +28,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_KEY = f"{PREFIX}:l3_outbox"
 _FILL_BATCH = 64  # entries given e5's block per step between turns (~0.5-1 s of e5 here)
-# The word index's scheme every chat's index was last brought to (see Archive.bring_index_current).
-INDEX_SCHEME_KEY = f"{PREFIX}:word_index_scheme"
 _INDEX_BATCH = 512  # archived turns read back from Chroma (~1 ms each) and indexed per call
-_PROGRESS_EVERY_S = 5.0  # how often a long migration of the word index says how far it is
-_MIGRATION_LEASE = "word index migration"  # held as a chat's lease is: one migrating process at a time
 # The archiver writes at most this many outbox entries per Chroma call; after a failure it
 # retries with a doubling pause (and at every new turn).
 _ARCHIVE_BATCH = 256
@@ -50,15 +45,10 @@ def _log_archiver_end(task: asyncio.Task) -> None:
         log.warning("the archiver stopped: %s", task.exception())
 
 
-def _is_redis_failure(exc: BaseException) -> bool:
-    return isinstance(exc, RedisError) or (isinstance(exc, BackendUnavailable) and exc.backend == "redis")
-
-
 class Archive:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
-        self._index_current = False  # every chat's word index was brought to this version's scheme
-        self._bringing_index_current = asyncio.Lock()
+        self.migration = IndexMigration(self)  # every chat's word index brought to this version's scheme
         self._archiver: asyncio.Task | None = None  # writes the outbox to L3, behind the replies
         self._archive_wanted = asyncio.Event()
         self._outbox_lock = asyncio.Lock()
@@ -86,7 +76,7 @@ class Archive:
             await index.advance_turns_indexed(chat_id, [ex.turn for ex in chat_exchanges])
         for chat_id, chat_exchanges in by_chat.items():
             # Everyone who shares the chat searches it in user scope, not only this turn's user.
-            users = await self.backends.add_chat_users(chat_id, {ex.user_id for ex in chat_exchanges})
+            users = await add_chat_users(self.backends, chat_id, {ex.user_id for ex in chat_exchanges})
             await self.backends.invalidate_searches_of(chat_id, users)
         return [ex.id for ex in exchanges]
 
@@ -111,7 +101,7 @@ class Archive:
             [(old, old_vector)] = kept
             await self._rewrite(chat_id, curated_entry(chat_id, user_id, content, tags, old["timestamp"], entry_id),
                                 old, old_vector)
-        await self.backends.invalidate_searches_of(chat_id, await self.backends.add_chat_users(chat_id, {user_id}))
+        await self.backends.invalidate_searches_of(chat_id, await add_chat_users(self.backends, chat_id, {user_id}))
         return entry[0]
 
     async def replace_user_text(self, chat_id: str, turn: int, user_chars: int, text: str) -> list[str]:
@@ -139,7 +129,7 @@ class Archive:
         [(archived, old_vector)] = found
         content = with_user_text(archived["content"], user_chars, text)
         await self._rewrite(chat_id, (entry_id, content, archived["metadata"]), archived, old_vector)
-        await self.backends.invalidate_searches_of(chat_id, await self.backends.users_of_chat(chat_id), delete=True)
+        await self.backends.invalidate_searches_of(chat_id, await users_of_chat(self.backends, chat_id), delete=True)
         return [archived["content"][len(USER_PREFIX):][:user_chars], archived["content"]]
 
     async def _rewrite(self, chat_id: str, entry: tuple[str, str, dict], old: dict, old_vector: Sequence[float]) -> None:
@@ -156,7 +146,7 @@ class Archive:
     async def _of_every_language(self, chat_id: str, contents: list[str]) -> bool:
         """Whether the chat's entries get e5's block: once it holds, or was asked in, another
         language than English. Its first such line marks it (and its English lines are filled)."""
-        index = await self.backends.lexical_index()
+        index = await self.backends.entry_index()
         if not index.tells_english_apart:
             return True
         every, _ = await index.languages(chat_id)
@@ -173,7 +163,7 @@ class Archive:
         try:
             return await self.fill_step() is not None
         except Exception as exc:
-            if _is_redis_failure(exc):
+            if is_redis_failure(exc):
                 raise
             log.warning("e5's block not added to English entries now: %s", exc)
             return False
@@ -187,7 +177,7 @@ class Archive:
             How many entries were given it; None when no chat waits for it.
         """
         backends = self.backends
-        index = await backends.lexical_index()
+        index = await backends.entry_index()
         if (waiting := await index.to_fill()) is None:
             return None
         chat_id, start = waiting
@@ -211,7 +201,7 @@ class Archive:
             else:
                 await index.filled_to(chat_id, next_start)
             if found_ids or next_start == 0:  # its entries' vectors changed: the searches cached read the old ones
-                await backends.invalidate_searches_of(chat_id, await backends.users_of_chat(chat_id))
+                await backends.invalidate_searches_of(chat_id, await users_of_chat(backends, chat_id))
         return len(found_ids)
 
     async def _replace_parked(self, entry_id: str, text: str) -> str | None:
@@ -324,7 +314,7 @@ class Archive:
             self._archive_wanted.clear()
             left = await self._write_outbox()
             await self._write_access_bumps()
-        await self.bring_index_current()
+        await self.migration.bring_index_current()
         return left
 
     async def _write_access_bumps(self) -> None:
@@ -348,7 +338,7 @@ class Archive:
                 await self.write([Exchange(**{k: v for k, v in e.items() if k != "now"}) for e in batch],
                                  now=max(e["now"] for e in batch))
             except Exception as exc:
-                if _is_redis_failure(exc):
+                if is_redis_failure(exc):
                     raise
                 log.warning("the outbox keeps %d entr(ies): L3 unreachable (%s)", len(entries) - start, exc)
                 return len(entries) - start
@@ -365,7 +355,7 @@ class Archive:
         many were added. For entries written before the index held them: what this process
         writes is indexed as it is written."""
         index = await self.backends.lexical_index()
-        missing = await index.missing(chat_id, ids)
+        missing = await index.entries.missing(chat_id, ids)
         if not missing:
             return 0
         store = await self.backends.episodic()
@@ -383,73 +373,9 @@ class Archive:
         progress = await self.backends.index_progress(chats)
         for chat, (indexed, archived) in zip(chats, progress):
             if indexed == 0 and await index.outdated(chat):  # an outdated index counts no turn indexed
-                await self._index_afresh(chat, drop=True)
+                await self.index_afresh(chat, drop=True)
             elif archived > indexed:
                 await self._index_turns(chat, indexed, archived)
-
-    async def bring_index_current(self) -> bool:
-        """Bring every chat's word index to this version's scheme and up to its archived turns,
-        once per process (the write path keeps it so from then on, and the read path trusts it).
-        A Redis mark says when a process already did: then this is one read. One process
-        migrates at a time (a lease); the others wait for it and find the mark. A long
-        migration logs how far it is every few seconds.
-
-        Returns:
-            False when it could not be done now (L3 unreachable, a re-embedding unfinished):
-            logged, and tried again at the next connect or write.
-        Raises:
-            Redis's failures.
-        """
-        if self._index_current:
-            return True
-        async with self._bringing_index_current:
-            if not self._index_current:
-                try:
-                    self._index_current = await self._migrate_index()
-                except Exception as exc:
-                    if _is_redis_failure(exc):
-                        raise
-                    log.warning("the word index was not brought up to date (%s: %s); tried again at the "
-                                "next start or write", type(exc).__name__, exc)
-            return self._index_current
-
-    async def _migrate_index(self) -> bool:
-        redis, index = await self.backends.redis(), await self.backends.lexical_index()
-        if (await redis.get(INDEX_SCHEME_KEY) or b"").decode() == index.scheme:
-            return True
-        async with (await self.backends.chat_locks()).hold(_MIGRATION_LEASE):
-            if (await redis.get(INDEX_SCHEME_KEY) or b"").decode() == index.scheme:
-                return True  # another process did it meanwhile
-            if await redis.exists(REEMBED_KEY):
-                log.warning("the word index is brought up to date once the re-embedding has finished")
-                return False
-            store = await self.backends.episodic()
-            chats = await self.backends.l3(store.chat_ids)
-            progress = await self.backends.index_progress(chats)
-            # Archived turns the index lacks, or nothing counted as indexed: an index of another
-            # scheme, or a chat of saved memories alone, which no turn count tells apart.
-            behind = [(chat, indexed == 0 == archived) for chat, (indexed, archived) in zip(chats, progress)
-                      if archived > indexed or indexed == 0]
-            if behind:
-                await self._index_chats(behind, len(chats))
-            await redis.set(INDEX_SCHEME_KEY, index.scheme)
-            return True
-
-    async def _index_chats(self, behind: list[tuple[str, bool]], archived_chats: int) -> None:
-        index = await self.backends.lexical_index()
-        started = said = time.monotonic()
-        log.warning("bringing the word index of up to %d of %d archived chat(s) up to date (an older version "
-                    "wrote them, or Redis lost their index); searches by words and time ranges see them when it "
-                    "is done",
-                    len(behind), archived_chats)
-        for done, (chat, no_turns) in enumerate(behind, 1):
-            if no_turns:  # nothing counts as indexed: every entry is read, the indexed ones skipped
-                await self._index_afresh(chat, drop=await index.outdated(chat))
-            else:
-                await self.sync_index([chat])
-            if time.monotonic() - said >= _PROGRESS_EVERY_S or done == len(behind):
-                said = time.monotonic()
-                log.warning("word index: %d of %d chat(s) done (%.0f s)", done, len(behind), said - started)
 
     async def _index_turns(self, chat_id: str, indexed: int, archived: int) -> None:
         """Index archived turns indexed+1..archived, in batches, recording progress after each.
@@ -465,13 +391,13 @@ class Archive:
         """Index the chat's L3 afresh from what Chroma holds (after entries were deleted: the
         index has no way to take one out)."""
         await self.forget_index(chat_id)
-        await self._index_afresh(chat_id)
+        await self.index_afresh(chat_id)
 
-    async def _index_afresh(self, chat_id: str, drop: bool = False) -> None:
+    async def index_afresh(self, chat_id: str, drop: bool = False) -> None:
         """Index every L3 entry of the chat that Chroma holds (into an empty index: ``drop``
         empties it first), then count all its archived turns as indexed."""
         if drop:
-            await (await self.backends.lexical_index()).drop(chat_id)
+            await (await self.backends.entry_index()).drop(chat_id)
         store = await self.backends.episodic()
         entries = await self.backends.run_blocking(store.entries, chat_id)
         for start in range(0, len(entries), _INDEX_BATCH):
@@ -483,7 +409,7 @@ class Archive:
 
     async def forget_index(self, chat_id: str) -> None:
         """Drop the chat's word index and centroid (with the chat's L3: turn numbers restart)."""
-        await (await self.backends.lexical_index()).drop(chat_id)
+        await (await self.backends.entry_index()).drop(chat_id)
 
     # ---- closing ---------------------------------------------------------------------------
 

@@ -32,8 +32,9 @@ from memory.stores.erasure import (NotErased, SharedOrAlone, clear_unset_index_b
 from memory.errors import BackendUnavailable, EncoderMismatch, refuses_writes
 from memory.stores.facts import FactsStore, RedisFactsStore
 from memory.stores.letta import LettaFactsStore
+from memory.stores.entry_index import EntryIndex
 from memory.stores.lexical import LexicalIndex
-from memory.stores.redis_server import EmbeddedRedis, async_client, named_after
+from memory.stores.redis_server import EmbeddedRedis, async_client
 from memory.settings import Settings
 from memory.stores.working import WorkingMemory
 from memory.words import Words
@@ -71,6 +72,11 @@ async def gather_bounded(read: Callable[[str], Awaitable[T]], chats: Iterable[st
             return await read(chat)
 
     return await asyncio.gather(*(one(chat) for chat in chats))
+
+
+def is_redis_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis's failure: its own error, or Redis found unavailable."""
+    return isinstance(exc, RedisError) or (isinstance(exc, BackendUnavailable) and exc.backend == "redis")
 
 
 def cache_scope_key(chat_id: str, user_id: str, scope: str) -> str:
@@ -331,6 +337,10 @@ class Backends:
                                          encoder.dimensions, encoder.english_block)
         return self._lexical
 
+    async def entry_index(self) -> EntryIndex:
+        """The chats' entry index (ids, times, vectors, centroids): the one the word index writes."""
+        return (await self.lexical_index()).entries
+
     async def chat_locks(self) -> ChatLocks:
         if self._chat_locks is None:
             self._chat_locks = ChatLocks(await self.redis(), PREFIX, self.settings.redis.chat_lock_seconds)
@@ -346,66 +356,7 @@ class Backends:
 
         return await gather_bounded(progress_of, chats)
 
-    # ---- scope: which chats' L3 a turn sees, and whose searches a write invalidates -----
-
-    async def scope_chats(self, chat_id: str, user_id: str, scope: str) -> list[str]:
-        """Which chats' L3 a turn may see: its own, its user's, or every chat."""
-        if scope == "chat":
-            return [chat_id]
-        if scope == "user":
-            return sorted({chat_id, *await self.chats_of_user(user_id)})
-        store = await self.episodic()
-        return await self.run_blocking(store.chat_ids)
-
-    async def add_chat_users(self, chat_id: str, user_ids: set[str]) -> set[str]:
-        """Record that these users wrote to the chat; returns every user of the chat."""
-        async with (await self.redis()).pipeline(transaction=False) as pipe:
-            self.add_chat_users_to(pipe, chat_id, user_ids)
-            pipe.smembers(_chat_users_key(chat_id))
-            *_, members = await pipe.execute()
-        return {member.decode() for member in members}
-
-    @staticmethod
-    def add_chat_users_to(pipe: Any, chat_id: str, user_ids: set[str]) -> None:
-        """``add_chat_users``'s writes, queued on a pipeline the caller runs."""
-        for user_id in user_ids:
-            pipe.sadd(_user_chats_key(user_id), chat_id)
-        pipe.sadd(_chat_users_key(chat_id), *user_ids)
-
-    async def chats_of_user(self, user_id: str) -> list[str]:
-        """The chats the user wrote to (from the start of their first turn there)."""
-        return sorted(m.decode() for m in await (await self.redis()).smembers(_user_chats_key(user_id)))
-
-    async def users_and_chats(self) -> tuple[list[str], list[str]]:
-        """The users who wrote to a chat or keep facts in Redis, and the chats with a user: each
-        sorted (L3's chats are Chroma's to tell)."""
-        redis = await self.redis()
-        users = await named_after(redis, _user_chats_key(""))
-        if isinstance(facts := await self.facts(), RedisFactsStore):
-            users |= await facts.users()
-        return sorted(users), sorted(await named_after(redis, _chat_users_key("")))
-
-    async def users_of_chat(self, chat_id: str) -> set[str]:
-        return {m.decode() for m in await (await self.redis()).smembers(_chat_users_key(chat_id))}
-
-    async def drop_user_from(self, chat_id: str, user_id: str) -> None:
-        """The user no longer writes to the chat (their part of it was forgotten)."""
-        async with (await self.redis()).pipeline(transaction=False) as pipe:
-            pipe.srem(_user_chats_key(user_id), chat_id)
-            pipe.srem(_chat_users_key(chat_id), user_id)
-            await pipe.execute()
-
-    async def drop_chat_users(self, chat_id: str) -> set[str]:
-        """Forget who wrote to the chat (with its L3 and import records); returns who did."""
-        users = await self.users_of_chat(chat_id)
-        async with (await self.redis()).pipeline(transaction=False) as pipe:
-            for user_id in users:
-                pipe.srem(_user_chats_key(user_id), chat_id)
-            # One key a command: in a cluster the two live in different slots.
-            pipe.delete(_chat_users_key(chat_id))
-            pipe.delete(f"{PREFIX}:imported:{chat_id}")
-            await pipe.execute()
-        return users
+    # ---- the cached searches a write invalidates ----------------------------------------
 
     async def invalidate_searches_of(self, chat_id: str, user_ids: set[str], *, delete: bool = False) -> None:
         """A write to (or deletion of) a chat's L3 changes the searches of every scope it is in.
@@ -495,11 +446,3 @@ async def _is_cluster_node(client: aioredis.Redis) -> bool:
         return bool((await client.info("cluster")).get("cluster_enabled"))
     except RedisError:
         return False
-
-
-def _user_chats_key(user_id: str) -> str:
-    return f"{PREFIX}:user_chats:{user_id}"
-
-
-def _chat_users_key(chat_id: str) -> str:
-    return f"{PREFIX}:chat_users:{chat_id}"

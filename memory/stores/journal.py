@@ -4,6 +4,7 @@ and the turn numbers given to imported exchanges (so a repeated import rewrites,
 from __future__ import annotations
 
 from memory.stores.backends import PREFIX, Backends
+from memory.stores.chat_users import add_chat_users_to
 
 IN_FLIGHT_KEY = f"{PREFIX}:turns_in_flight"
 FORGETTING_KEY = f"{PREFIX}:users_being_forgotten"  # a forget a backend failure interrupted stays listed
@@ -21,7 +22,7 @@ class TurnJournal:
             return not await redis.sadd(IN_FLIGHT_KEY, chat_id)
         async with redis.pipeline(transaction=False) as pipe:  # one round trip, as before
             pipe.sadd(IN_FLIGHT_KEY, chat_id)
-            self.backends.add_chat_users_to(pipe, chat_id, {user_id})
+            add_chat_users_to(pipe, chat_id, {user_id})
             added, joined, *_ = await pipe.execute()
         if joined:  # the user's first turn here: their scope's cached searches did not cover this chat
             await self.backends.invalidate_searches_of(chat_id, {user_id})

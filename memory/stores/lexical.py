@@ -1,4 +1,5 @@
-"""L3's own indexes in Redis: words (BM25), time and vectors of each chat's entries, and its centroid.
+"""L3's word index in Redis (BM25): the words of each chat's entries, numbered by its entry
+index (:mod:`memory.stores.entry_index`), which this index writes as it indexes entries.
 
 Chroma in embedded mode cannot rank by words: its hybrid Search API (sparse vectors, RRF)
 raises ``NotImplementedError`` locally and ``where_document`` only filters by substring. So
@@ -6,24 +7,13 @@ the words of every L3 entry are indexed here, in Redis beside L2: shared by ever
 kept across restarts, written incrementally (never rebuilt from Chroma, which reads a
 100 000-entry chat in 6-10 s), and searched in three round trips.
 
-Per chat, under one hash tag (a digest of the chat id: one cluster slot per chat):
+Per chat, under the entry index's hash tag (one cluster slot per chat):
 
 - ``…:t:<term>``: the term's postings, fixed-size records (entry number, count in the entry)
   appended as entries are indexed;
-- ``…:number`` entry id → entry number, ``…:id`` entry number → entry id;
-- ``…:sum``: the sum of the entries' vectors, ``…:meta`` {``allocated``: entry numbers
-  handed out, ``vectors``: vectors summed, ``english``: those of English passages among them
-  (a paired encoder's, which tells them apart), ``bare``: English passages without their e5
-  block yet, ``every_language``: 1 once the chat holds or was asked in another language
-  (its English passages then get e5's block), ``turns``: archived turns indexed so far,
-  ``layout``: 2 once the chat's index holds times and vectors (older ones hold words only)}.
-  A query's mean distance to the chat's entries (of each space it is compared in) follows
-  from them exactly (``2 − 2·q·sum / count``), which is the background the gap filter
-  measures relevance against;
-- ``…:time``: entry number → the entry's timestamp (a sorted set), and ``…:vectors``: every
-  entry's vector as float16 at ``number × 768`` bytes. Together they rank the entries of a
-  time range exactly by meaning without Chroma's metadata filter, which scans the whole
-  database (110-180 ms per query at 100 000 entries, against ~3 ms for 1 000 vectors here).
+- in the entry index's ``…:meta``: ``turns``: archived turns indexed so far, ``layout``: 2 once
+  the chat's index holds times and vectors (older ones hold words only), ``words``: how its
+  words were folded.
 
 Structural keys (``ticket-000250``) are looked up through the word postings too: the entries
 holding every word of the key, verified by the caller against the content (Chroma's
@@ -41,61 +31,20 @@ indexed afresh.
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 from redis.asyncio import Redis
 
-from memory.encoders.embeddings import bare_passages, english_passages
+from memory.stores.entry_index import EntryIndex, IndexEntry
 from memory.words import NO_STEMMER, Words
 
 K1 = 1.2
 LAYOUT = 2  # words, times and vectors (1: words only, before times and vectors were indexed)
 _SCHEME_FIELDS = ["layout", "words", "allocated"]  # of a chat's index meta: is it of this scheme?
-VECTOR = np.dtype("<f2")
 POSTING = np.dtype([("entry", "<u4"), ("count", "u1")])
 _MAX_COUNT = 255  # a term's count in one entry saturates here (one byte per posting)
-_SCAN_ROWS = 2048  # vectors read per call looking for bare ones (4.7 MB of a paired encoder's)
-
-# Adds vectors to the chat's sum and their number to its counts, in one step (a reader never
-# sees one without the other). KEYS: sum, meta. ARGV: the vectors' sum as packed little-endian
-# doubles, how many vectors, how many of them are English passages, how many are bare ones.
-_ADD_TO_SUM = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local parts = {}
-  for i = 1, #ARGV[1], 8 do
-    parts[#parts + 1] = struct.pack('<d', struct.unpack('<d', current, i) + struct.unpack('<d', ARGV[1], i))
-  end
-  redis.call('SET', KEYS[1], table.concat(parts))
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-redis.call('HINCRBY', KEYS[2], 'english', ARGV[3])
-redis.call('HINCRBY', KEYS[2], 'bare', ARGV[4])
-return redis.call('HINCRBY', KEYS[2], 'vectors', ARGV[2])
-"""
-
-
-# The vectors of some entries, concatenated, in one round trip; with a second key, their ids
-# too ({ids, vectors}). KEYS: vectors [, number → id hash]. ARGV: bytes per vector, then the
-# entry numbers. (One script rather than a pipeline: redis-py checks a pipeline's scripts with
-# an extra round trip every time.)
-_GATHER_VECTORS = """
-local size = tonumber(ARGV[1])
-local parts = {}
-for i = 2, #ARGV do
-  local start = tonumber(ARGV[i]) * size
-  parts[#parts + 1] = redis.call('GETRANGE', KEYS[1], start, start + size - 1)
-end
-if #KEYS == 1 then return table.concat(parts) end
-return {redis.call('HMGET', KEYS[2], unpack(ARGV, 2)), table.concat(parts)}
-"""
-
 
 # A search's reads in one round trip. KEYS: id → number hash, meta, then one postings key per
 # term. ARGV: the share of the chat's entries above which a term is too common to read.
@@ -142,25 +91,6 @@ return 1
 """
 
 
-class Centroid(NamedTuple):
-    """What a query's mean distance to some chats' entries is computed from."""
-
-    total: np.ndarray  # the entries' vectors summed (float64)
-    count: int  # the vectors summed
-    english: int  # of them, English passages (a paired encoder's)
-    bare: int = 0  # of those, passages without their e5 block yet
-    every_language: bool = False  # some of the chats hold, or were asked in, another language than English
-
-    @property
-    def mean(self) -> np.ndarray:
-        return self.total / self.count
-
-
-class IndexEntry(NamedTuple):
-    id: str
-    content: str
-    vector: Sequence[float]
-    timestamp: float = 0.0  # unix seconds
 def bm25_weights(document_frequencies: np.ndarray, entries: int) -> np.ndarray:
     """Robertson–Spärck Jones idf (smoothed to stay positive) of terms found in so many entries."""
     df = document_frequencies.astype(np.float64)
@@ -176,20 +106,12 @@ def term_saturation(counts: np.ndarray) -> np.ndarray:
 class LexicalIndex:
     def __init__(self, redis: Redis, prefix: str = "goat", words: Words | None = None, dimensions: int = 384,
                  english_block: int = 0) -> None:
-        """``dimensions``: the length of the encoder's vectors, which the index keeps (384: MiniLM's
-        or e5-small's alone); ``english_block``: the leading values only English passages have
-        (the encoder's; they are counted apart)."""
+        """``dimensions``: the length of the encoder's vectors, which the entry index keeps (384:
+        MiniLM's or e5-small's alone); ``english_block``: the leading values only English passages
+        have (the encoder's; they are counted apart)."""
         self._redis = redis
-        self._prefix = prefix
         self.words = words or Words()
-        self._dimensions = dimensions
-        self._english_block = english_block
-        self._row_bytes = dimensions * VECTOR.itemsize
-        self._every_language_key = f"{prefix}:lex-every-language"  # the chats of every language
-        self._to_fill_key = f"{prefix}:lex-to-fill"  # of them, those with English entries to fill
-        self._fill_cursor_key = f"{prefix}:lex-fill-cursor"  # chat -> the entry number filled up to
-        self._add_to_sum = redis.register_script(_ADD_TO_SUM)
-        self._gather_vectors = redis.register_script(_GATHER_VECTORS)
+        self.entries = EntryIndex(redis, prefix, dimensions, english_block)  # what the postings number
         self._read_postings = redis.register_script(_READ_POSTINGS % POSTING.itemsize)
         self._advance_turns = redis.register_script(_ADVANCE_TURNS)
         self._drop_postings = redis.register_script(_DROP_POSTINGS % POSTING.itemsize)
@@ -197,44 +119,23 @@ class LexicalIndex:
     # ---- writes ------------------------------------------------------------------
 
     async def add(self, chat_id: str, entries: Sequence[IndexEntry | tuple]) -> int:
-        """Index entries of a chat (``IndexEntry`` or its tuple); those already indexed are skipped.
+        """Index entries of a chat (``IndexEntry`` or its tuple): their words, and their ids,
+        times and vectors in the entry index; those already indexed are skipped.
 
-        Safe against concurrent adds of the same entries (by other workers): an entry number
-        is claimed with HSETNX before anything else of the entry is written. (A process killed
-        between the claim and the writes leaves those entries out of the index; they are still
-        found by meaning.) Returns how many entries were new.
+        Safe against concurrent adds of the same entries (by other workers): see
+        :meth:`EntryIndex.claim`. Returns how many entries were new.
         """
-        given = [IndexEntry(*entry) for entry in entries]
-        missing = set(await self.missing(chat_id, [entry.id for entry in given]))
-        fresh = list({entry.id: entry for entry in given if entry.id in missing}.values())
-        if not fresh:
-            return 0
-        meta = self._key(chat_id, "meta")
-        end = await self._redis.hincrby(meta, "allocated", len(fresh))
-        numbers = range(end - len(fresh), end)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entry, number in zip(fresh, numbers):
-                pipe.hsetnx(self._key(chat_id, "number"), entry.id, number)
-            if end == len(fresh):  # the chat's first entries: its index has every part
-                pipe.hsetnx(meta, "layout", LAYOUT)
-                pipe.hsetnx(meta, "words", self.words.stemmer)
-            claimed = await pipe.execute()
-        mine = [(entry, number) for entry, number, won in zip(fresh, numbers, claimed) if won]
+        mine = await self.entries.claim(chat_id, [IndexEntry(*entry) for entry in entries],
+                                        {"layout": LAYOUT, "words": self.words.stemmer})
         if not mine:
             return 0
         vectors = np.array([entry.vector for entry, _ in mine], dtype=np.float64)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self._key(chat_id, "id"), mapping={number: entry.id for entry, number in mine})
-            pipe.zadd(self._key(chat_id, "time"), {number: entry.timestamp for entry, number in mine})
-            for (_, number), vector in zip(mine, vectors.astype(VECTOR)):
-                pipe.setrange(self._key(chat_id, "vectors"), number * self._row_bytes, vector.tobytes())
+            self.entries.write(pipe, chat_id, mine, vectors)
             for term, records in self._postings(mine).items():
                 pipe.append(self._term_key(chat_id, term), records)
             await pipe.execute()
-        await self._add_to_sum(
-            keys=[self._key(chat_id, "sum"), meta],
-            args=[vectors.sum(axis=0).astype("<f8").tobytes(), len(mine), *self.kinds(vectors)],
-        )
+        await self.entries.add_to_sum(chat_id, vectors.sum(axis=0), len(mine), *self.entries.kinds(vectors))
         return len(mine)
 
     async def replace(self, chat_id: str, entry: IndexEntry, old_content: str, old_vector: Sequence[float]) -> bool:
@@ -246,62 +147,14 @@ class LexicalIndex:
             return False
         vector = np.asarray(entry.vector, dtype=np.float64)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.setrange(self._key(chat_id, "vectors"), number * self._row_bytes, vector.astype(VECTOR).tobytes())
+            self.entries.write_vector(pipe, chat_id, number, vector)
             for term, records in self._postings([(entry, number)]).items():
                 pipe.append(self._term_key(chat_id, term), records)
             await pipe.execute()
         old_vector = np.asarray(old_vector, dtype=np.float64)
-        await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
-                               args=[(vector - old_vector).astype("<f8").tobytes(), 0,
-                                     *np.subtract(self.kinds(vector[None]), self.kinds(old_vector[None])).tolist()])
+        kinds = np.subtract(self.entries.kinds(vector[None]), self.entries.kinds(old_vector[None])).tolist()
+        await self.entries.add_to_sum(chat_id, vector - old_vector, 0, *kinds)
         return True
-
-    async def _drop_words(self, chat_id: str, entry_id: str, content: str) -> int | None:
-        """Take an entry's records out of its words' postings (``content``: the entry's, as
-        indexed); returns its number, None when it is not indexed."""
-        number = await self._redis.hget(self._key(chat_id, "number"), entry_id)
-        if number is None:
-            return None
-        if terms_held := list(dict.fromkeys(self.words(content))):
-            await self._drop_postings(keys=[self._term_key(chat_id, term) for term in terms_held], args=[int(number)])
-        return int(number)
-
-    def _postings(self, numbered: Sequence[tuple[IndexEntry, int]]) -> dict[str, bytes]:
-        """The postings records of these entries (each with its number), by term."""
-        postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for entry, number in numbered:
-            for term, count in Counter(self.words(entry.content)).items():
-                postings[term].append((number, min(count, _MAX_COUNT)))
-        return {term: np.array(records, dtype=POSTING).tobytes() for term, records in postings.items()}
-
-    async def missing(self, chat_id: str, ids: Sequence[str]) -> list[str]:
-        """Those of ``ids`` not indexed yet, in order, without repeats."""
-        known = await self._redis.hmget(self._key(chat_id, "number"), list(ids)) if ids else []
-        return list(dict.fromkeys(entry_id for entry_id, number in zip(ids, known) if number is None))
-
-    async def indexed_turns(self, chat_id: str) -> int:
-        """Archived turns 1..n of the chat are indexed (as far as they were in L3 when indexed);
-        0 when its words were folded otherwise (:meth:`outdated`)."""
-        turns, *scheme = await self._redis.hmget(self._key(chat_id, "meta"), ["turns", *_SCHEME_FIELDS])
-        return 0 if _outdated(*scheme, self.words) else int(turns or 0)
-
-    async def outdated(self, chat_id: str) -> bool:
-        """Whether the chat's index is of another scheme than this one: words folded otherwise
-        (another stemmer, or none: an index older than stemming), searched by words, would be
-        missed; an index older than times and vectors cannot rank a time range or a word hit by
-        meaning. Either is indexed afresh."""
-        return _outdated(*await self._redis.hmget(self._key(chat_id, "meta"), _SCHEME_FIELDS), self.words)
-
-    @property
-    def scheme(self) -> str:
-        """This index's scheme (its layout and how it folds words), as a migration records it."""
-        return f"{LAYOUT}/{self.words.stemmer}"
-
-    async def advance_turns_indexed(self, chat_id: str, turns: Sequence[int]) -> int:
-        """Count these just-indexed turns as indexed, as far as they continue the turns indexed
-        so far without a gap (a gap is left to :meth:`Archive.sync_index`; a mark reset by
-        :meth:`drop` meanwhile is not moved past). Returns the mark."""
-        return int(await self._advance_turns(keys=[self._key(chat_id, "meta")], args=sorted(turns)))
 
     async def remove(self, chat_id: str, entry_id: str, content: str, vector: Sequence[float]) -> bool:
         """Take an entry out of the chat's index (a deleted memory): its words' postings, its ids,
@@ -316,223 +169,52 @@ class LexicalIndex:
         number = await self._drop_words(chat_id, entry_id, content)
         if number is None:
             return False
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hdel(self._key(chat_id, "number"), entry_id)
-            pipe.hdel(self._key(chat_id, "id"), number)
-            pipe.zrem(self._key(chat_id, "time"), number)
-            await pipe.execute()
-        vector = np.asarray(vector, dtype=np.float64)
-        await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
-                               args=[(-vector).astype("<f8").tobytes(), -1, *(-n for n in self.kinds(vector[None]))])
+        await self.entries.remove(chat_id, entry_id, number, vector)
         return True
 
-    async def set_vectors(self, chat_id: str, ids: Sequence[str], vectors: np.ndarray) -> np.ndarray:
-        """Replace the vectors of these entries (a re-embedding); their words and times stay.
-        The chat's sum is the caller's to set once all its entries are replaced (:meth:`set_sum`,
-        with :meth:`kinds` of the vectors summed).
-
-        Returns:
-            Which of ``ids`` are indexed (a boolean per id): those whose vectors the sum holds.
-        """
-        numbers = await self._redis.hmget(self._key(chat_id, "number"), list(ids)) if len(ids) else []
-        indexed = np.array([number is not None for number in numbers], dtype=bool)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for number, vector in zip(numbers, np.asarray(vectors).astype(VECTOR)):
-                if number is not None:
-                    pipe.setrange(self._key(chat_id, "vectors"), int(number) * self._row_bytes, vector.tobytes())
-            await pipe.execute()
-        return indexed
-
-    async def clear_vectors(self, chat_id: str) -> None:
-        """Forget the chat's vectors and their sum (before :meth:`set_vectors` writes ones of
-        another length); its words and times stay."""
-        async with self._redis.pipeline(transaction=True) as pipe:  # one hash tag: one slot
-            pipe.unlink(self._key(chat_id, "vectors"), self._key(chat_id, "sum"))
-            pipe.hdel(self._key(chat_id, "meta"), "vectors", "english", "bare")
-            await pipe.execute()
-
-    async def set_sum(self, chat_id: str, total: np.ndarray, count: int, english: int, bare: int) -> None:
-        """Set the chat's sum of vectors, their number, how many are English passages and how
-        many of those are bare (after :meth:`set_vectors` of all its entries)."""
-        async with self._redis.pipeline(transaction=True) as pipe:  # one hash tag: one slot
-            pipe.set(self._key(chat_id, "sum"), np.asarray(total, dtype="<f8").tobytes())
-            pipe.hset(self._key(chat_id, "meta"), mapping={"vectors": count, "english": english, "bare": bare})
-            await pipe.execute()
-
-    async def fill_vectors(self, chat_id: str, ids: Sequence[str], vectors: np.ndarray, old: np.ndarray) -> None:
-        """Put the vectors of these entries, filled with e5's block, in place of their bare ones
-        (``old``), in the index and the chat's sum. Entries not indexed are left alone."""
-        indexed = await self.set_vectors(chat_id, ids, vectors)
-        if not indexed.any():
-            return
-        vectors, old = np.asarray(vectors, dtype=np.float64)[indexed], np.asarray(old, dtype=np.float64)[indexed]
-        await self._add_to_sum(keys=[self._key(chat_id, "sum"), self._key(chat_id, "meta")],
-                               args=[(vectors - old).sum(axis=0).astype("<f8").tobytes(), 0,
-                                     *np.subtract(self.kinds(vectors), self.kinds(old)).tolist()])
-
-    async def languages(self, chat_id: str) -> tuple[bool, int]:
-        """Whether the chat is one of every language (it holds, or was asked in, a language other
-        than English), and how many of its English passages lack e5's block."""
-        held, english, marked, bare = (int(n or 0) for n in await self._redis.hmget(
-            self._key(chat_id, "meta"), ["vectors", "english", "every_language", "bare"]))
-        return _of_every_language(marked, held, english), bare
-
-    async def hold_every_language(self, chat_id: str) -> bool:
-        """Mark the chat as one of every language: its English entries without e5's block wait
-        for it (:meth:`to_fill`). True if it was not marked yet."""
-        async with self._redis.pipeline(transaction=False) as pipe:  # three slots in a cluster
-            pipe.hsetnx(self._key(chat_id, "meta"), "every_language", 1)
-            pipe.sadd(self._every_language_key, chat_id)
-            pipe.sadd(self._to_fill_key, chat_id)
-            marked, *_ = await pipe.execute()
-        return bool(marked)
-
-    async def any_every_language(self) -> bool:
-        """Whether any chat is one of every language (a process then loads e5 as it starts)."""
-        return bool(await self._redis.scard(self._every_language_key))
-
-    async def to_fill(self) -> tuple[str, int] | None:
-        """A chat whose English entries wait for e5's block, and the entry number its filling
-        has got to; None when none waits."""
-        chat = await self._redis.srandmember(self._to_fill_key)
-        if chat is None:
+    async def _drop_words(self, chat_id: str, entry_id: str, content: str) -> int | None:
+        """Take an entry's records out of its words' postings (``content``: the entry's, as
+        indexed); returns its number, None when it is not indexed."""
+        number = await self.entries.number(chat_id, entry_id)
+        if number is None:
             return None
-        return chat.decode(), int(await self._redis.hget(self._fill_cursor_key, chat) or 0)
+        if terms_held := list(dict.fromkeys(self.words(content))):
+            await self._drop_postings(keys=[self._term_key(chat_id, term) for term in terms_held], args=[number])
+        return number
 
-    async def filled_to(self, chat_id: str, number: int) -> None:
-        """Where the chat's filling has got to (an entry number)."""
-        await self._redis.hset(self._fill_cursor_key, chat_id, number)
+    def _postings(self, numbered: Sequence[tuple[IndexEntry, int]]) -> dict[str, bytes]:
+        """The postings records of these entries (each with its number), by term."""
+        postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for entry, number in numbered:
+            for term, count in Counter(self.words(entry.content)).items():
+                postings[term].append((number, min(count, _MAX_COUNT)))
+        return {term: np.array(records, dtype=POSTING).tobytes() for term, records in postings.items()}
 
-    async def done_filling(self, chat_id: str) -> None:
-        """The chat's English entries all have e5's block: it waits no more."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.srem(self._to_fill_key, chat_id)
-            pipe.hdel(self._fill_cursor_key, chat_id)
-            await pipe.execute()
+    async def indexed_turns(self, chat_id: str) -> int:
+        """Archived turns 1..n of the chat are indexed (as far as they were in L3 when indexed);
+        0 when its words were folded otherwise (:meth:`outdated`)."""
+        turns, *scheme = await self._redis.hmget(self.entries.key(chat_id, "meta"), ["turns", *_SCHEME_FIELDS])
+        return 0 if _outdated(*scheme, self.words) else int(turns or 0)
+
+    async def outdated(self, chat_id: str) -> bool:
+        """Whether the chat's index is of another scheme than this one: words folded otherwise
+        (another stemmer, or none: an index older than stemming), searched by words, would be
+        missed; an index older than times and vectors cannot rank a time range or a word hit by
+        meaning. Either is indexed afresh."""
+        return _outdated(*await self._redis.hmget(self.entries.key(chat_id, "meta"), _SCHEME_FIELDS), self.words)
 
     @property
-    def tells_english_apart(self) -> bool:
-        """Whether the encoder lays English passages out apart (a paired encoder)."""
-        return bool(self._english_block)
+    def scheme(self) -> str:
+        """This index's scheme (its layout and how it folds words), as a migration records it."""
+        return f"{LAYOUT}/{self.words.stemmer}"
 
-    def kinds(self, vectors: np.ndarray) -> tuple[int, int]:
-        """How many of these vectors are English passages, and how many of those are bare (both
-        0 for an encoder that tells none apart)."""
-        return (int(english_passages(vectors, self._english_block).sum()),
-                int(bare_passages(vectors, self._english_block).sum()))
-
-    async def drop(self, chat_id: str) -> None:
-        """Forget the chat's index (all its keys)."""
-        keys = [key async for key in self._redis.scan_iter(match=self._key(chat_id, "*"), count=1000)]
-        for start in range(0, len(keys), 1000):
-            await self._redis.unlink(*keys[start : start + 1000])
-        await self._redis.srem(self._every_language_key, chat_id)
-        await self.done_filling(chat_id)
+    async def advance_turns_indexed(self, chat_id: str, turns: Sequence[int]) -> int:
+        """Count these just-indexed turns as indexed, as far as they continue the turns indexed
+        so far without a gap (a gap is left to :meth:`Archive.sync_index`; a mark reset by
+        :meth:`EntryIndex.drop` meanwhile is not moved past). Returns the mark."""
+        return int(await self._advance_turns(keys=[self.entries.key(chat_id, "meta")], args=sorted(turns)))
 
     # ---- reads -------------------------------------------------------------------
-
-    async def centroid(self, chat_ids: Sequence[str]) -> Centroid | None:
-        """The chats' indexed entries' vectors summed and counted; None when none is indexed."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for chat_id in chat_ids:
-                pipe.get(self._key(chat_id, "sum"))
-                pipe.hmget(self._key(chat_id, "meta"), ["vectors", "english", "bare", "every_language"])
-            found = await pipe.execute()
-        sums = [np.frombuffer(raw, dtype="<f8") for raw in found[0::2] if raw]
-        count, english, bare, marked = (sum(int(n or 0) for n in column) for column in zip(*found[1::2]))
-        if not sums or count == 0:
-            return None
-        return Centroid(np.sum(sums, axis=0), count, english, bare, _of_every_language(marked, count, english))
-
-    async def between(self, chat_id: str, after: float | None, before: float | None) -> np.ndarray:
-        """Numbers of the chat's entries timed within [after, before] (unix seconds, inclusive)."""
-        found = await self._redis.zrangebyscore(
-            self._key(chat_id, "time"),
-            "-inf" if after is None else after,
-            "+inf" if before is None else before,
-        )
-        return np.array(found, dtype=np.int64)
-
-    async def vectors(
-        self, chat_id: str, numbers: Sequence[int] | np.ndarray, columns: np.ndarray | None = None
-    ) -> np.ndarray:
-        """The entries' vectors (float32, one row per number; zeros where none was written). With
-        ``columns`` (a mask of the values wanted), only those are read out and the others are
-        zeros: widening the stored half-precision values is most of a long time range's cost."""
-        numbers = np.asarray(numbers, dtype=np.int64)
-        if len(numbers) == 0:
-            return np.zeros((0, self._dimensions), dtype=np.float32)
-        key = self._key(chat_id, "vectors")
-        low, high = int(numbers.min()), int(numbers.max())
-        if high - low + 1 <= 2 * len(numbers):
-            # Mostly consecutive (entries of a period were indexed together): one slice.
-            raw = await self._redis.getrange(key, low * self._row_bytes, (high + 1) * self._row_bytes - 1)
-            rows, wanted = high - low + 1, numbers - low
-        else:
-            raw = await self._gather_vectors(keys=[key], args=[self._row_bytes, *numbers.tolist()])
-            rows, wanted = len(numbers), np.arange(len(numbers))
-        stored = self._rows(raw, rows)
-        if columns is None:
-            return stored[wanted].astype(np.float32)
-        read = np.zeros((len(wanted), self._dimensions), dtype=np.float32)
-        for start, stop in _runs(columns):
-            read[:, start:stop] = stored[wanted, start:stop]
-        return read
-
-    async def times(self, chat_id: str, ids: Sequence[str]) -> list[float | None]:
-        """Each entry's timestamp, None for an entry not indexed."""
-        numbers = await self._redis.hmget(self._key(chat_id, "number"), list(ids)) if ids else []
-        known = [number for number in numbers if number is not None]
-        found = iter(await self._redis.zmscore(self._key(chat_id, "time"), known) if known else [])
-        return [None if number is None else next(found) for number in numbers]
-
-    async def newest(self, chat_id: str, limit: int, cursor: str | None = None) -> tuple[list[int], str | None]:
-        """A page of the chat's entry numbers, newest first (entries of one time in the order
-        Redis keeps them: by number as text, descending), and the cursor of the next page.
-
-        Args:
-            limit: numbers in the page, at most.
-            cursor: where the page starts: a cursor an earlier page returned (None: the newest).
-        Returns:
-            The numbers, and the next page's cursor (None when this page is the last).
-        Raises:
-            ValueError: the cursor is not one this method returned.
-        """
-        key = self._key(chat_id, "time")
-        if cursor is None:
-            found = await self._redis.zrevrangebyscore(key, "+inf", "-inf", start=0, num=limit + 1, withscores=True)
-        else:
-            moment, last = _parse_cursor(cursor)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zrangebyscore(key, moment, moment)  # the cursor's time: a few entries at most
-                pipe.zrevrangebyscore(key, f"({moment!r}", "-inf", start=0, num=limit + 1, withscores=True)
-                same_time, older = await pipe.execute()
-            # Keyed by (time, number as text), not by position: entries written or deleted
-            # meanwhile shift no page onto another.
-            found = [(member, moment) for member in sorted(same_time, reverse=True) if member < last] + older
-        page = found[:limit]
-        following = f"{page[-1][1]!r}/{page[-1][0].decode()}" if len(found) > limit else None
-        return [int(member) for member, _ in page], following
-
-    async def bare_ids(self, chat_id: str, start: int, limit: int) -> tuple[list[str], int]:
-        """Ids of the chat's entries without e5's block (:func:`bare_passages`), by entry number
-        from ``start``: at most ``limit``, and the number to go on from (0 once every number was
-        looked at)."""
-        allocated = int(await self._redis.hget(self._key(chat_id, "meta"), "allocated") or 0)
-        found: list[int] = []
-        while start < allocated and len(found) < limit:
-            numbers = np.arange(start, min(start + _SCAN_ROWS, allocated))
-            bare = numbers[bare_passages(await self.vectors(chat_id, numbers), self._english_block)]
-            found += bare[: limit - len(found)].tolist()
-            start = found[-1] + 1 if len(found) == limit else int(numbers[-1]) + 1
-        ids = [entry_id for entry_id in await self.ids(chat_id, found) if entry_id is not None]
-        return ids, start if start < allocated else 0
-
-    async def ids(self, chat_id: str, numbers: Sequence[int]) -> list[str | None]:
-        if len(numbers) == 0:
-            return []
-        found = await self._redis.hmget(self._key(chat_id, "id"), [int(n) for n in numbers])
-        return [entry_id.decode() if entry_id is not None else None for entry_id in found]
 
     async def holding_every_word(
         self, chat_id: str, text: str, limit: int, among: np.ndarray | None = None
@@ -565,7 +247,7 @@ class LexicalIndex:
         if not wanted or k <= 0:
             return []
         entries, allocated, *raw_postings = await self._read_postings(
-            keys=[self._key(chat_id, "number"), self._key(chat_id, "meta"),
+            keys=[self.entries.key(chat_id, "number"), self.entries.key(chat_id, "meta"),
                   *(self._term_key(chat_id, term) for term in wanted)],
             args=[max_df_share],
         )
@@ -581,49 +263,19 @@ class LexicalIndex:
         best = [int(n) for n in _top(scores, k)]
         if not best:
             return []
-        ids, raw = await self._gather_vectors(
-            keys=[self._key(chat_id, "vectors"), self._key(chat_id, "id")], args=[self._row_bytes, *best]
-        )
-        vectors = self._rows(raw, len(best)).astype(np.float32)
-        return [(entry_id.decode(), float(scores[n]), vector)
+        ids, vectors = await self.entries.ids_and_vectors(chat_id, best)
+        return [(entry_id, float(scores[n]), vector)
                 for n, entry_id, vector in zip(best, ids, vectors) if entry_id is not None]
-
-    def _rows(self, raw: bytes, rows: int) -> np.ndarray:
-        """``rows`` packed float16 vectors, one per row (a view: convert the rows you keep); vectors
-        past the end of the stored string come back short (only the last ones can be) and read as zeros."""
-        raw = raw.ljust(rows * self._row_bytes, b"\0")
-        return np.frombuffer(raw, dtype=VECTOR).reshape(rows, self._dimensions)
 
     # ---- keys --------------------------------------------------------------------
 
-    def _key(self, chat_id: str, part: str) -> str:
-        tag = hashlib.sha256(chat_id.encode("utf-8", "surrogatepass")).hexdigest()[:24]
-        return f"{self._prefix}:lex:{{{tag}}}:{part}"
-
     def _term_key(self, chat_id: str, term: str) -> str:
-        return self._key(chat_id, f"t:{term}")
-
-
-def _of_every_language(marked: int, held: int, english: int) -> bool:
-    """Whether chats are of every language: marked so, or holding more passages than English ones."""
-    return bool(marked) or held > english
+        return self.entries.key(chat_id, f"t:{term}")
 
 
 def _outdated(layout: bytes | None, words: bytes | None, allocated: bytes | None, current: Words) -> bool:
     return allocated is not None and (
         layout is None or int(layout) != LAYOUT or (words.decode() if words else NO_STEMMER) != current.stemmer)
-
-
-def _parse_cursor(cursor: str) -> tuple[float, bytes]:
-    """(time, entry number as text) of a cursor of :meth:`LexicalIndex.newest`."""
-    moment, _, number = cursor.partition("/")
-    try:
-        value = float(moment)
-    except ValueError:
-        value = math.nan
-    if not (number.isdigit() and math.isfinite(value)):
-        raise ValueError(f"cursor {cursor!r} is not one a page of memories gave")
-    return value, number.encode()
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -632,9 +284,3 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     if len(positive) > k:
         positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
     return positive[np.lexsort((positive, -scores[positive]))]
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """The (start, stop) of each run of True in ``mask``."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], np.asarray(mask, dtype=np.int8), [0]))))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))

@@ -16,6 +16,7 @@ from typing import Any, Callable, TypeVar
 
 from memory.stores.archive import Archive
 from memory.stores.backends import Backends
+from memory.stores.chat_users import chats_of_user, drop_chat_users, drop_user_from, users_of_chat
 from memory.errors import BackendUnavailable
 from memory.turns import iso_time
 
@@ -47,7 +48,7 @@ async def forget_chat(backends: Backends, archive: Archive, chat_id: str) -> Non
     await _chroma(backends, store.delete_chat, chat_id)
     await archive.forget_index(chat_id)
     await (await backends.working()).clear(chat_id)
-    await backends.invalidate_searches_of(chat_id, await backends.drop_chat_users(chat_id), delete=True)
+    await backends.invalidate_searches_of(chat_id, await drop_chat_users(backends, chat_id), delete=True)
 
 
 async def forget_user(backends: Backends, archive: Archive, user_id: str) -> Forgotten:
@@ -57,8 +58,8 @@ async def forget_user(backends: Backends, archive: Archive, user_id: str) -> For
         raise BackendUnavailable("chroma", f"the archive cannot be written ({backends.l3_problem or 'unreachable'})")
     store, working = await backends.episodic(), await backends.working()
     whole, shared, entries, messages = [], [], 0, 0
-    for chat_id in await backends.chats_of_user(user_id):
-        others = await backends.users_of_chat(chat_id) - {user_id}
+    for chat_id in await chats_of_user(backends, user_id):
+        others = await users_of_chat(backends, chat_id) - {user_id}
         if not others:
             await forget_chat(backends, archive, chat_id)
             whole.append(chat_id)
@@ -67,7 +68,7 @@ async def forget_user(backends: Backends, archive: Archive, user_id: str) -> For
         await _chroma(backends, store.delete_entries, chat_id, theirs)
         messages += await working.remove_user(chat_id, user_id)
         await archive.rebuild_index(chat_id)
-        await backends.drop_user_from(chat_id, user_id)
+        await drop_user_from(backends, chat_id, user_id)
         await backends.invalidate_searches_of(chat_id, others | {user_id}, delete=True)
         shared.append(chat_id)
         entries += len(theirs)
@@ -82,8 +83,8 @@ async def export_user(backends: Backends, user_id: str, chat_id: str | None = No
     entries verbatim: the whole chat when only they wrote to it, else what is theirs."""
     store, working = await backends.episodic(), await backends.working()
     chats = []
-    for chat in [chat_id] if chat_id else await backends.chats_of_user(user_id):
-        alone = await backends.users_of_chat(chat) <= {user_id}
+    for chat in [chat_id] if chat_id else await chats_of_user(backends, user_id):
+        alone = await users_of_chat(backends, chat) <= {user_id}
         l2 = [m for m in await working.messages(chat) if alone or m.get("user_id") == user_id]
         l3 = await _chroma(backends, store.entries, chat, None if alone else user_id)
         chats.append({

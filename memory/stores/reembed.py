@@ -90,7 +90,7 @@ async def _reembed(backends: Backends, progress: Callable[[int, int], None] | No
 
 
 async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id: str) -> None:
-    store, index = await backends.episodic(), await backends.lexical_index()
+    store, index = await backends.episodic(), await backends.entry_index()
     entries = await backends.l3(store.entries, chat_id)
     total, indexed_count, kinds = np.zeros(embeddings.encoder.dimensions, dtype=np.float64), 0, np.zeros(2, int)
     # A chat that holds, or was asked in, another language than English: every entry gets e5's block.

@@ -1,0 +1,94 @@
+"""The ONNX graph of a BERT encoder with mean pooling, built in memory with onnxruntime's fused
+kernels (Attention, SkipLayerNormalization, BiasGelu); its weights are handed to the session
+as they are, so no model file exists anywhere."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from onnx import TensorProto, helper
+
+WIDTH = 384  # both models' hidden size and vector length
+_HEADS = 12
+_LAYER_NORM_EPS = 1e-12
+_CONTRIB = "com.microsoft"  # onnxruntime's own operator domain
+
+FrontEnd = Literal["input_ids", "word_vectors"]
+
+
+def _in_memory(name: str, tensor: np.ndarray) -> TensorProto:
+    """An initializer whose data the session receives separately (add_external_initializers)."""
+    proto = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=tensor.shape)
+    proto.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "in-memory"), ("offset", "0"), ("length", str(tensor.nbytes))):
+        entry = proto.external_data.add()
+        entry.key, entry.value = key, value
+    return proto
+
+
+def build_graph(weights: dict[str, np.ndarray], *, layers: int, front_end: FrontEnd, name: str) -> bytes:
+    """BERT encoder + pooling, as a serialised ONNX model without its weights.
+
+    Inputs: ``attention_mask`` int32 [batch, length] (padding on the right) and, by
+    ``front_end``, either ``input_ids`` int32 [batch, length] (the graph looks the words up
+    in ``weights["word"]``) or ``word_vectors`` float [batch, length, 384] (looked up by the
+    caller). Outputs: ``summed`` [batch, 384], the sum of the real tokens' final states, and
+    ``embedding``, its L2 normalisation (mean pooling's divisor cancels in it).
+    """
+    nodes = []
+
+    def node(op: str, inputs: list[str], output: str, domain: str = "", **attributes: object) -> str:
+        nodes.append(helper.make_node(op, inputs, [output], domain=domain, **attributes))
+        return output
+
+    norm = {"domain": _CONTRIB, "epsilon": _LAYER_NORM_EPS}
+    constants = [helper.make_tensor("last_axis", TensorProto.INT64, [1], [2]),
+                 helper.make_tensor("token_axis", TensorProto.INT64, [1], [1])]
+    hidden = "embedded"
+    if front_end == "input_ids":
+        # Its second output, each row's token count, is the Attention mask.
+        nodes.append(helper.make_node(
+            "EmbedLayerNormalization",
+            ["input_ids", "", "word", "position", "", "embed_gamma", "embed_beta", "attention_mask"],
+            [hidden, "lengths"], domain=_CONTRIB, epsilon=_LAYER_NORM_EPS,
+        ))
+        tokens = helper.make_tensor_value_info("input_ids", TensorProto.INT32, ["batch", "length"])
+    else:
+        constants.append(helper.make_tensor("zero", TensorProto.INT64, [1], [0]))
+        length = node("Shape", ["word_vectors"], "length", start=1, end=2)
+        positions = node("Slice", ["position", "zero", length, "zero"], "positions")
+        # A [length, 384] skip input is added to every row of the batch.
+        node("SkipLayerNormalization", ["word_vectors", positions, "embed_gamma", "embed_beta"], hidden, **norm)
+        # Padding is on the right: each row's token count is the Attention mask.
+        node("ReduceSum", ["attention_mask", "token_axis"], "lengths", keepdims=0)
+        tokens = helper.make_tensor_value_info("word_vectors", TensorProto.FLOAT, ["batch", "length", WIDTH])
+    for i in range(layers):
+        attended = node("Attention", [hidden, f"qkv_w{i}", f"qkv_b{i}", "lengths"], f"attended{i}",
+                        domain=_CONTRIB, num_heads=_HEADS)
+        projected = node("MatMul", [attended, f"out_w{i}"], f"projected{i}")
+        mid = node("SkipLayerNormalization", [projected, hidden, f"norm1_gamma{i}", f"norm1_beta{i}", f"out_b{i}"],
+                   f"mid{i}", **norm)
+        up = node("MatMul", [mid, f"up_w{i}"], f"up{i}")
+        activated = node("BiasGelu", [up, f"up_b{i}"], f"activated{i}", domain=_CONTRIB)
+        down = node("MatMul", [activated, f"down_w{i}"], f"down{i}")
+        hidden = node("SkipLayerNormalization", [down, mid, f"norm2_gamma{i}", f"norm2_beta{i}", f"down_b{i}"],
+                      f"hidden{i}", **norm)
+    mask = node("Unsqueeze", [node("Cast", ["attention_mask"], "mask", to=TensorProto.FLOAT), "last_axis"],
+                "mask_column")
+    summed = node("ReduceSum", [node("Mul", [hidden, mask], "masked"), "token_axis"], "summed", keepdims=0)
+    node("LpNormalization", [summed], "embedding", axis=-1, p=2)
+
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [tokens, helper.make_tensor_value_info("attention_mask", TensorProto.INT32, ["batch", "length"])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", WIDTH])
+         for output in ("summed", "embedding")],
+        constants + [_in_memory(key, tensor) for key, tensor in weights.items()],
+    )
+    # IR 8 / opset 17: what this onnxruntime reads (the onnx package writes newer by default).
+    model = helper.make_model(
+        graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(_CONTRIB, 1)]
+    )
+    return model.SerializeToString()

@@ -1,0 +1,148 @@
+"""MiniLM and e5-small side by side (:class:`PairedEncoder`, the default): two English texts are
+compared by MiniLM, any other pair by e5-small; e5 is loaded and run only for chats that hold
+another language."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import numpy as np
+
+from memory.encoders.bert_encoders import E5SmallEncoder, MiniLMEncoder
+from memory.encoders.bert_graph import WIDTH
+from memory.encoders.encoder import Encoder, Space, bare_passages
+from memory.settings import ENCODER_RATIOS, Retrieval
+from memory.words import in_latin_script, reading_version, reads_as_english
+
+_REMEMBERED_QUERIES = 64
+# e5-small's relevance ratio over MiniLM's, both measured on LoCoMo (memory/settings.py), for a
+# question judged in e5's space: one in another language, or any in a chat of other languages alone.
+_E5_LOOSENESS = ENCODER_RATIOS["e5-small"]["relevance_ratio"] / Retrieval.model_fields["relevance_ratio"].default
+# Where a paired query's distance says "no block shared" (2: no dot product); a passage of the
+# query's own space this far is unrelated to it anyway (a cosine of 0.005 or less).
+_UNSHARED = 1.99
+
+
+class PairedEncoder(Encoder):
+    """MiniLM beside e5-small: two English texts are compared by MiniLM, any other pair by e5
+    (MiniLM reads English only). A chat pays for the languages it holds: an English line of a
+    chat that holds no other language is encoded by MiniLM alone, and e5 is loaded only when a
+    text in another language, or a chat that holds one, needs it.
+
+    Three 384-d blocks. A passage in English is [MiniLM, e5, 0], its e5 block left at zero
+    until its chat holds another language (:meth:`fill` adds it, behind the turns); any other
+    passage is [0, 0, e5]. A query in English is [MiniLM, 0, e5] (its e5 block only for chats
+    that hold another language), any other [0, e5, e5]. So a query's dot product with a passage
+    is MiniLM's cosine when both are English and e5's otherwise, and 0 with an English passage
+    whose e5 block is not there yet. Passages are of length 1 or √2: Chroma compares them in
+    inner-product space, and a distance is ``2 − 2·q·p`` (:func:`memory.encoders.encoder.distances`).
+    """
+
+    name = "minilm-l6+e5-small"
+    dimensions = 3 * WIDTH
+    english_block = WIDTH
+    collection_space = "ip"
+    # How the vectors are laid out; part of the archive's record (an earlier layout is re-embedded).
+    LAYOUT = 2
+
+    def __init__(self, minilm: MiniLMEncoder | None = None, e5: E5SmallEncoder | None = None) -> None:
+        self.minilm = minilm or MiniLMEncoder()
+        self._e5, self._e5_lock = e5, threading.Lock()
+        self._beside = ThreadPoolExecutor(1, thread_name_prefix="minilm-beside-e5")
+        # The last English queries' MiniLM blocks: a turn's message is embedded ahead for a chat
+        # of English alone, and again with e5's block when its chat turns out to hold more.
+        self._minilm_queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._minilm_queries_lock = threading.Lock()
+
+    @property
+    def e5(self) -> E5SmallEncoder:
+        """e5-small, loaded at its first use (an English chat never needs it)."""
+        with self._e5_lock:
+            if self._e5 is None:
+                self._e5 = E5SmallEncoder()
+            return self._e5
+
+    @property
+    def e5_loaded(self) -> bool:
+        return self._e5 is not None
+
+    def loads_for(self, query: str) -> bool:
+        return not self.e5_loaded and not asked_in_english(query, False)
+
+    def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
+        read = partial(asked_in_english, every_language=every_language) if query else reads_as_english
+        english = np.array([read(text) for text in texts], dtype=bool)
+        with_e5 = np.ones(len(texts), dtype=bool) if every_language else ~english
+        encode_minilm = self._encode_minilm_queries if query else self.minilm.encode
+        english_texts = [text for text, e in zip(texts, english) if e]
+        if with_e5.any():  # two cores: MiniLM's pass runs beside e5's, which takes twice as long
+            minilm = self._beside.submit(encode_minilm, english_texts)
+            e5 = self.e5.encode([text for text, e in zip(texts, with_e5) if e], query=query)
+            minilm_vectors = minilm.result()
+        else:  # English alone (most turns): no hand-over to another thread, whose waking waits for the GIL
+            minilm_vectors, e5 = encode_minilm(english_texts), None
+        first, middle, last = slice(None, WIDTH), slice(WIDTH, 2 * WIDTH), slice(2 * WIDTH, None)
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        out[english, first] = minilm_vectors
+        if e5 is not None:
+            e5_english = english[with_e5]
+            if query:
+                out[with_e5 & ~english, middle] = e5[~e5_english]
+                out[with_e5, last] = e5
+            else:
+                out[with_e5 & english, middle] = e5[e5_english]
+                out[with_e5 & ~english, last] = e5[~e5_english]
+        return out
+
+    def _encode_minilm_queries(self, texts: list[str]) -> np.ndarray:
+        """MiniLM's query vectors, each made once among the last ``_REMEMBERED_QUERIES``."""
+        with self._minilm_queries_lock:
+            known = {text: self._minilm_queries[text] for text in texts if text in self._minilm_queries}
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        if missing:
+            known.update(zip(missing, self.minilm.encode(missing, query=True)))
+            with self._minilm_queries_lock:
+                for text in missing:
+                    self._minilm_queries[text] = known[text]
+                while len(self._minilm_queries) > _REMEMBERED_QUERIES:
+                    self._minilm_queries.popitem(last=False)
+        return np.array([known[text] for text in texts], dtype=np.float32).reshape(len(texts), WIDTH)
+
+    def fill(self, texts: list[str], passages: np.ndarray) -> np.ndarray:
+        """The passages with the e5 block each English one lacks (:func:`bare_passages`) added,
+        from its text."""
+        passages = np.array(passages, dtype=np.float32)
+        bare = bare_passages(passages, self.english_block)
+        if bare.any():
+            passages[bare, WIDTH: 2 * WIDTH] = self.e5.encode([text for text, b in zip(texts, bare) if b])
+        return passages
+
+    @property
+    def record(self) -> str:
+        # Which passages are English decides where their vectors lie: how texts are read is recorded too.
+        return f"{self.name} (layout {self.LAYOUT}, reading {reading_version()})"
+
+    def spaces(self, query: np.ndarray) -> list[Space]:
+        """An English query: English passages by MiniLM, the others by e5 (when the query has
+        e5's block); a query in another language: every passage by e5."""
+        query = np.asarray(query, dtype=np.float32)
+        if not query[:WIDTH].any():
+            return [Space(E5SmallEncoder.name, query, "all", E5SmallEncoder.typical_background, _UNSHARED,
+                          _E5_LOOSENESS)]
+        minilm, e5 = np.zeros_like(query), np.zeros_like(query)
+        minilm[:WIDTH], e5[2 * WIDTH:] = query[:WIDTH], query[2 * WIDTH:]
+        spaces = [Space(MiniLMEncoder.name, minilm, "english", MiniLMEncoder.typical_background, _UNSHARED)]
+        if e5.any():
+            spaces.append(Space(E5SmallEncoder.name, e5, "other", E5SmallEncoder.typical_background, _UNSHARED,
+                                _E5_LOOSENESS))
+        return spaces
+
+
+def asked_in_english(text: str, every_language: bool) -> bool:
+    """Whether a query is compared as English: it reads as English, or its chats hold English
+    alone and it is in Latin script (a short English question, "dog vet", may read as another
+    language's; in such a chat there is nothing else for it to meet)."""
+    return reads_as_english(text) or (not every_language and in_latin_script(text))
