@@ -169,7 +169,7 @@ async def run(options: BenchOptions) -> SectionResult:
                           file=sys.stderr) as bar:
                     await import_turns(runner.services.memory, transcript_of(conversation.jsonl().splitlines(True)),
                                        progress=bar.update)
-            await runner.services.memory.settle()  # the English lines given e5's block, as a running bot does
+            await runner.services.memory.measuring.settle()  # the English lines given e5's block, as a running bot does
             now = (both.last_time + timedelta(hours=1)).timestamp()
 
             async def inspect(chat_id: str, message: str) -> dict:

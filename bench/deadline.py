@@ -22,7 +22,7 @@ from bench.archive import KINDS, LAYOUTS, Archive, TextPool, ensure_archive, mes
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings, scratch_copy
 from bench.report import SectionResult, distribution, markdown_table
 from memory.encoders import LocalEmbeddings
-from memory.stores import EpisodicStore, cache_scope_key
+from memory.stores import EpisodicStore
 from memory.facade import Memory
 
 ALLOWANCE_MS = 20.0  # the spec's "deadline plus a few milliseconds"
@@ -112,11 +112,10 @@ async def inspect_slowed(options: BenchOptions, archive: Archive, pool: TextPool
         store = SlowedEpisodicStore.slowed(folder / "chroma", embeddings, reads)
         memory = Memory(settings, episodic=store, embeddings=embeddings)
         async with bench_runner(settings, memory) as (runner, _):
-            cache = await memory.backends.cache()
             for n in range(options.turns * len(streams)):
                 kind, stream = streams[n % len(streams)]
                 chat_id, text = next(stream)
-                await cache.invalidate(cache_scope_key(chat_id, chat_id, settings.memory.scope))
+                await memory.measuring.forget_searches(chat_id)
                 state = await runner.inspect(chat_id, text, now=next(clock))
                 turns.append({
                     "kind": kind,

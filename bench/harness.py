@@ -124,7 +124,7 @@ async def timed_turn(runner: TurnRunner, model: StopwatchChatModel, chat_id: str
     started = time.perf_counter()
     state = await runner.run(chat_id, message, now=now)
     ended = time.perf_counter()
-    if await runner.services.memory.settle():
+    if await runner.services.memory.measuring.settle():
         raise RuntimeError("the turn's L3 write failed")
     settled = time.perf_counter()
     if not started <= model.called_at <= model.returned_at <= ended:

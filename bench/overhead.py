@@ -60,7 +60,7 @@ async def load_collections(memory: Memory, archive: Archive) -> None:
     disk (~50-100 ms at this size), once; a server talking to its chats has them loaded."""
     for layout in LAYOUTS:
         for chat in archive.chats(layout):
-            await memory.nearest([chat.chat_id], "warm-up", 1)
+            await memory.measuring.nearest([chat.chat_id], "warm-up", 1)
 
 
 def outside_nodes_ms(turn: TimedTurn) -> float:

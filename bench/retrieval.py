@@ -85,7 +85,7 @@ async def ask(runner: TurnRunner, conversation: locomo.Conversation, text: str,
     memory = runner.services.memory
     now = (conversation.last_time + timedelta(hours=1)).timestamp()
     state = await runner.inspect(conversation.chat_id, text, now=now, overrides=INSPECT_OVERRIDES)
-    ranked = await memory.nearest([conversation.chat_id], text, SEARCH_K)
+    ranked = await memory.measuring.nearest([conversation.chat_id], text, SEARCH_K)
     return retrieved(state, ranked, guarantee)
 
 

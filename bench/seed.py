@@ -58,7 +58,7 @@ async def run(options: BenchOptions) -> SectionResult:
             seed_ms = seed_side(tree, options)
             # Both sides start each round with an empty search cache (the seed's Redis is new):
             # each question asked first, as a person asks it, then again (the caches' hits).
-            await (await runner.services.memory.backends.cache()).clear()
+            await runner.services.memory.measuring.forget_searches()
             goat_ms = {asked: [await goat_pre_reply_ms(runner, conversation, question.text)
                                for conversation in conversations for question in conversation.answerable()]
                        for asked in ("first", "repeated")}

@@ -147,8 +147,8 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.doctor import (Check, backend_fix, check_data_folder, check_model, check_telegram, invalid_sections,
-                            unchecked_backends)
+    from bot.doctor import (Check, backend_fix, backend_mode, check_data_folder, check_model, check_telegram,
+                            invalid_sections, unchecked_backends)
     from nodes.services import Services
     from memory.encoders import encoder_files
 
@@ -174,7 +174,7 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     report(check_data_folder(settings))
     async with Services(settings) as services:
         for backend in (await services.memory.health(unchecked=unchecked_backends(invalid))).backends:
-            report(Check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend.mode} — {backend.detail}",
+            report(Check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend_mode(backend.name, settings)} — {backend.detail}",
                          None if backend.ok else backend_fix(backend, settings)))
     if "llm" not in invalid:
         report(await check_model(settings.llm))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from memory.errors import FULL_DISK_BYTES, free_bytes, readable_size
+from memory.errors import FULL_DISK_BYTES, free_bytes, readable_size, without_credentials
 from memory.facade import BackendHealth
 from memory.settings import LLM, Settings, SettingsError
 from nodes.services import ModelNotConfigured
@@ -53,6 +53,23 @@ def check_data_folder(settings: Settings) -> Check:
         return Check("FAIL", f"data folder: {folder} — its disk is full ({readable_size(free)} free)",
                      "free space on that disk")
     return Check("ok", f"data folder: {folder} — {readable_size(free)} free")
+
+
+def backend_mode(name: str, settings: Settings) -> str:
+    """How a memory backend (redis, chroma, encoder, facts) is set up, in words."""
+    if name == "redis":
+        kind = "cluster" if settings.redis.cluster else "server"  # a cluster: any node's URL
+        return (f"{kind} at {without_credentials(settings.redis.url)}" if settings.redis.url
+                else f"embedded redis-server, data in {Path(settings.data_dir) / 'redis'}")
+    if name == "chroma":
+        return (f"server at {without_credentials(settings.chroma.url)}" if settings.chroma.url
+                else f"embedded PersistentClient in {Path(settings.data_dir) / 'chroma'}")
+    if name == "encoder":
+        return f"{settings.embeddings.model} (onnxruntime, offline)"
+    if settings.letta.url:
+        agents = "one agent for everyone" if settings.memory.scope == "global" else "an agent per user"
+        return f"Letta at {without_credentials(settings.letta.url)}, a 'facts' block in {agents}"
+    return "Redis hash per user"
 
 
 def backend_fix(backend: BackendHealth, settings: Settings) -> str:

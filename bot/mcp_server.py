@@ -28,7 +28,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from bot.doctor import backend_fix
+from bot.doctor import backend_fix, backend_mode
 from graph.importer import parse_timestamp
 from graph.redaction import Redactor
 from graph.runner import TurnRunner
@@ -157,7 +157,7 @@ class MemoryServer:
             "user_id": self.user_id,
             "layers": health.layers,
             "last_write": _iso(last),
-            "backends": [{"name": b.name, "mode": b.mode, "ok": b.ok, "detail": b.detail,
+            "backends": [{"name": b.name, "mode": backend_mode(b.name, self.settings), "ok": b.ok, "detail": b.detail,
                           **({} if b.ok else {"fix": backend_fix(b, self.settings)})}
                          for b in health.backends],
         }

@@ -1,5 +1,5 @@
-"""The doctor's checks: each backend reachable or not, in which mode, and what each layer
-holds for a chat and a user."""
+"""The doctor's checks: each backend reachable or not, and what each layer holds for a chat
+and a user. How each backend is set up, in words, is the faces' (``bot/doctor.py``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from memory.errors import BackendUnavailable, without_credentials
 from memory.stores.archive import Archive
 from memory.stores.backends import Backends
 
+
 @dataclass(frozen=True)
 class BackendHealth:
-    name: str
-    mode: str
+    name: str  # redis, chroma, encoder or facts
     ok: bool
     detail: str
     fix: str = ""  # what the backend's own error advises, when it does
@@ -28,10 +28,9 @@ class Health:
     layers: dict[str, int]
 
 
-async def check_health(backends: Backends, archiver: Archive, chat_id: str | None = None, user_id: str | None = None, *,
-                 unchecked: Collection[str] = ()) -> Health:
-    """Each backend: reachable? in which mode? With a chat and a user, also what each layer
-    holds for them.
+async def check_health(backends: Backends, archiver: Archive, chat_id: str | None = None,
+                       user_id: str | None = None, *, unchecked: Collection[str] = ()) -> Health:
+    """Each backend: reachable? With a chat and a user, also what each layer holds for them.
 
     Args:
         chat_id: the chat whose layers to count (with ``user_id``).
@@ -54,61 +53,49 @@ async def check_health(backends: Backends, archiver: Archive, chat_id: str | Non
     if "chroma" not in skipped:
         report.append(await _chroma_health(backends))
     if "encoder" not in skipped and "chroma" in {backend.name for backend in report if backend.ok}:
-        encoder_mode = f"{settings.embeddings.model} (onnxruntime, offline)"
         try:
             await backends.embeddings()
-            report.append(BackendHealth("encoder", encoder_mode, True, "the archive's vectors are its own"))
+            report.append(BackendHealth("encoder", True, "the archive's vectors are its own"))
         except BackendUnavailable as exc:
-            report.append(BackendHealth("encoder", encoder_mode, False, exc.detail, exc.fix))
+            report.append(BackendHealth("encoder", False, exc.detail, exc.fix))
     if "facts" not in skipped:
         report.append(await _facts_health(backends))
     up = {backend.name for backend in report if backend.ok}
     return Health(report, await _layers(backends, archiver, chat_id, user_id, up) if chat_id and user_id else {})
 
+
 async def _redis_health(backends: Backends) -> BackendHealth:
     settings = backends.settings
-    redis_kind = "cluster" if settings.redis.cluster else "server"  # a cluster: any node's URL
-    redis_folder = Path(settings.data_dir) / "redis"
-    redis_mode = f"{redis_kind} at {without_credentials(settings.redis.url)}" if settings.redis.url else (
-        f"embedded redis-server, data in {redis_folder}"
-    )
     try:
         info = await (await backends.redis()).info("server")
         if unkept := await backends.persistence_problem():
-            disk = "the server's disk (its log says why)" if settings.redis.url else f"the disk of {redis_folder}"
-            return BackendHealth("redis", redis_mode, False, f"cannot keep what is written: {unkept}",
-                                 f"free space on {disk}")
-        return BackendHealth("redis", redis_mode, True, f"redis {info.get('redis_version')}")
+            disk = ("the server's disk (its log says why)" if settings.redis.url
+                    else f"the disk of {Path(settings.data_dir) / 'redis'}")
+            return BackendHealth("redis", False, f"cannot keep what is written: {unkept}", f"free space on {disk}")
+        return BackendHealth("redis", True, f"redis {info.get('redis_version')}")
     except BackendUnavailable as exc:
-        return BackendHealth("redis", redis_mode, False, exc.detail, exc.fix)
+        return BackendHealth("redis", False, exc.detail, exc.fix)
     except Exception as exc:
-        return BackendHealth("redis", redis_mode, False, without_credentials(str(exc)))
+        return BackendHealth("redis", False, without_credentials(str(exc)))
+
 
 async def _chroma_health(backends: Backends) -> BackendHealth:
-    settings = backends.settings
-    chroma_mode = f"server at {without_credentials(settings.chroma.url)}" if settings.chroma.url else (
-        f"embedded PersistentClient in {Path(settings.data_dir) / 'chroma'}"
-    )
     try:
         store = await backends.episodic()
         chats = await backends.run_blocking(store.chat_ids)
-        return BackendHealth("chroma", chroma_mode, True, f"{len(chats)} chat(s) archived")
+        return BackendHealth("chroma", True, f"{len(chats)} chat(s) archived")
     except BackendUnavailable as exc:  # its detail alone: its advice, to run this check, is no fix here
-        return BackendHealth("chroma", chroma_mode, False, exc.detail)
+        return BackendHealth("chroma", False, exc.detail)
     except Exception as exc:
-        return BackendHealth("chroma", chroma_mode, False, without_credentials(str(exc)))
+        return BackendHealth("chroma", False, without_credentials(str(exc)))
+
 
 async def _facts_health(backends: Backends) -> BackendHealth:
-    settings = backends.settings
-    if settings.letta.url:
-        agents = "one agent for everyone" if settings.memory.scope == "global" else "an agent per user"
-        facts_mode = f"Letta at {without_credentials(settings.letta.url)}, a 'facts' block in {agents}"
-    else:
-        facts_mode = "Redis hash per user"
     try:
-        return BackendHealth("facts", facts_mode, True, await (await backends.facts()).check())
+        return BackendHealth("facts", True, await (await backends.facts()).check())
     except Exception as exc:
-        return BackendHealth("facts", facts_mode, False, without_credentials(f"{type(exc).__name__}: {exc}"))
+        return BackendHealth("facts", False, without_credentials(f"{type(exc).__name__}: {exc}"))
+
 
 async def _layers(backends: Backends, archiver: Archive, chat_id: str, user_id: str, up: set[str]) -> dict[str, int]:
     layers: dict[str, int] = {}

@@ -11,7 +11,7 @@ offending key (:mod:`memory.settings_sources` reads them; this module holds the 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import lru_cache, reduce
 from pathlib import Path
 from typing import Any, Literal, Mapping, get_args
 from urllib.parse import urlsplit
@@ -385,9 +385,11 @@ def check_names(origins: Mapping[str, str]) -> None:
 @lru_cache(maxsize=64)
 def _overridden(base: Settings, items: tuple[tuple[str, Any], ...], origin: str) -> Settings:
     data = base.model_dump()
+    in_force = {}
     for key, value in items:
+        in_force[key] = reduce(getattr, key.split("."), base)  # an encoder's own default shows
         set_dotted(data, key, value)
-    return validated(Settings, data, {key: origin for key, _ in items})
+    return validated(Settings, data, {key: origin for key, _ in items}, in_force)
 
 
 def load_settings(

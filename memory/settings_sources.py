@@ -117,9 +117,10 @@ def _dotted_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
     return keys
 
 
-def validated(model: type[Model], data: dict[str, Any], origins: Mapping[str, str]) -> Model:
-    """``data`` as ``model``, or a :class:`SettingsError` naming each value refused and where it
-    came from."""
+def validated(model: type[Model], data: dict[str, Any], origins: Mapping[str, str],
+              in_force: Mapping[str, Any] | None = None) -> Model:
+    """``data`` as ``model``, or a :class:`SettingsError` naming each value refused, where it
+    came from and, for a value that would override one, the value ``in_force`` meanwhile."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -130,7 +131,8 @@ def validated(model: type[Model], data: dict[str, Any], origins: Mapping[str, st
             origin = next((v for k, v in origins.items()
                            if k == key or k.startswith(key + ".") or key.startswith(k + ".")), None)
             where = f" (from {origin})" if origin else ""
-            problems.append(f"invalid setting {key}{where}: {error['msg']}")
+            kept = f" (in force: {in_force[key]!r})" if in_force and key in in_force else ""
+            problems.append(f"invalid setting {key}{where}: {error['msg']}{kept}")
             keys.append(key)
         raise SettingsError("; ".join(problems), tuple(keys)) from None
 

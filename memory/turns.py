@@ -84,6 +84,14 @@ class Exchange:
 
 
 @dataclass(frozen=True)
+class Archived:
+    """What archiving turns did: they wait in the outbox until the archiver writes them to L3."""
+
+    waiting: int  # entries in the outbox
+    l3_problem: str  # what failed in L3's latest call ("" when it answered)
+
+
+@dataclass(frozen=True)
 class ImportedTurn:
     """An exchange of an imported transcript: a user message and its reply, or a lone message."""
 

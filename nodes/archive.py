@@ -37,10 +37,10 @@ async def _archived(services: Any, exchange: Exchange, state: TurnState) -> dict
     try:
         # What was injected into an answered turn gains popularity for later turns' scores
         # (here, after the reply, so that inspecting a turn changes nothing).
-        waiting = await services.memory.archive([exchange], state["now"], accessed=state.get("l3") or [])
+        archived = await services.memory.archive([exchange], state["now"], accessed=state.get("l3") or [])
     except Exception as exc:  # the reply is out and L2 holds the turn; L3 alone misses it
         return {"archive_id": "", "degraded": {"archive": f"L3 write failed ({type(exc).__name__}: {exc})"}}
-    if services.memory.l3_problem:
+    if archived.l3_problem:
         return {"archive_id": exchange.id,
-                "degraded": {"archive": f"L3 unreachable: queued in the outbox ({waiting} waiting)"}}
+                "degraded": {"archive": f"L3 unreachable: queued in the outbox ({archived.waiting} waiting)"}}
     return {"archive_id": exchange.id, "degraded": {"archive": ""}}

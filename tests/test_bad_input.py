@@ -66,7 +66,7 @@ def cli_refused(result: subprocess.CompletedProcess[str], named: str) -> None:
 
 async def layers(memory: Any, chat_id: str = CHAT, user_id: str = USER) -> dict[str, int]:
     """What each layer holds for the chat and user (after writing what the outbox holds)."""
-    await memory.settle()
+    await memory.measuring.settle()
     counts = dict((await memory.health(chat_id, user_id)).layers)
     counts["l2_messages"] = len((await memory.working(chat_id, 100_000))[1])
     return counts
@@ -143,7 +143,7 @@ async def test_bad_tool_arguments_from_the_model_are_a_tool_error_and_the_turn_c
                     assert not result["ok"] and case.refused in json.loads(result["output"])["error"]
                 else:
                     assert result["ok"], result["output"]
-                    store = await memory.backends.episodic()
+                    store = await memory._backends.episodic()
                     [note] = store.get_by_ids([CHAT], [json.loads(result["output"])["stored"]])
                     assert note["content"] == case.stored and note["metadata"]["tags"] == CURATED_TAG
             fake.reply("Back to normal.")

@@ -105,8 +105,8 @@ def goat_chat(lines: list[str], *args: str, env: dict[str, str], cwd: Path) -> s
 async def seed_facts(settings: Settings) -> None:
     memory = Memory(settings)
     try:
-        await (await memory.backends.redis()).flushall()
-        store = await memory.backends.facts()
+        await (await memory._backends.redis()).flushall()
+        store = await memory._backends.facts()
         for key, value in FACTS.items():
             await store.upsert(USER, key, value)
     finally:
@@ -598,7 +598,7 @@ async def test_goat_chat_has_the_bots_memory_commands_and_answers_them_alike(set
         [Exchange("cmd-chat", "ana", 1, 1_700_000_000.0, "Our dog Biscuit hates the vacuum cleaner.", "Poor Biscuit.")],
         1_700_000_000.0)
     try:
-        assert await runner.services.memory.settle() == 0
+        assert await runner.services.memory.measuring.settle() == 0
         for line in ("/remember dog=Biscuit", "/remember dog", "/facts", "/search", "/search Biscuit vacuum",
                      "/search the stock market in Tokyo"):
             assert await session.handle(line) is True

@@ -383,14 +383,18 @@ SETTING_REFUSED = [  # (arguments, variables, goat.toml, the whole error line)
                  "letta, memory, prefetch, retrieval, aits, budget, cache, embeddings, words, tools, telegram, mcp, server, "
                  "observability", id="file-unknown-unlike-any"),
     pytest.param(["inspect", "--chat", CHAT, "--set", "retrieval.gap_significance=NaN", "hello"], {}, None,
-                 "invalid setting retrieval.gap_significance (from --set): Input should be a finite number",
-                 id="flag-nan"),
+                 "invalid setting retrieval.gap_significance (from --set): Input should be a finite number "
+                 "(in force: 3.0)", id="flag-nan"),
+    pytest.param(["inspect", "--chat", CHAT, "--set", "retrieval.relevance_ratio=0", "hello"],
+                 {"GOAT_EMBEDDINGS__MODEL": "e5-small"}, None,  # the encoder's own ratio is the one in force
+                 "invalid setting retrieval.relevance_ratio (from --set): Input should be greater than 0 "
+                 "(in force: 0.8)", id="flag-encoder-default"),
     pytest.param(["stats"], {"GOAT_RETRIEVAL__GAP_SIGNIFICANCE": "inf"}, None,
                  "invalid setting retrieval.gap_significance (from GOAT_RETRIEVAL__GAP_SIGNIFICANCE): "
                  "Input should be a finite number", id="variable-inf"),
     pytest.param(["inspect", "--chat", CHAT, "--set", "retrieval.gap_significance=true", "hello"], {}, None,
                  "invalid setting retrieval.gap_significance (from --set): Value error, expected a number, "
-                 "not a boolean", id="flag-boolean"),
+                 "not a boolean (in force: 3.0)", id="flag-boolean"),
     pytest.param(["stats"], {}, "[aits]\nbase = false\n",
                  "invalid setting aits.base (from goat.toml): Value error, expected a number, not a boolean",
                  id="file-boolean"),

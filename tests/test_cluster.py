@@ -18,6 +18,7 @@ import pytest
 import redis
 from langgraph.checkpoint.conformance.test_utils import generate_checkpoint
 
+from bot.doctor import backend_mode
 from conftest import RedisClusterNodes
 from fakes import FakeOpenAI
 from graph.checkpoint import RedisCheckpointSaver
@@ -137,7 +138,7 @@ async def test_whole_turns_across_chats_on_every_master(cluster_settings, embedd
             # Import (graph/importer → Memory.import_turns): L3, the word index and L2; again, nothing.
             assert (await load_history(runner, tmp_path))["imported"] == len(HISTORY)
             assert (await load_history(runner, tmp_path))["imported"] == 0
-            await memory.settle()
+            await memory.measuring.settle()
             # The word index recalls a structural key exactly.
             keyed = await inspect(runner, "alice-chat", "status of alpha-5675?")
             assert keyed["degraded"] == {} and not keyed["prefetch"]["failed"]
@@ -171,9 +172,9 @@ async def test_whole_turns_across_chats_on_every_master(cluster_settings, embedd
                 user = next(u for u in ("alice", "bob", "dave") if request["messages"][-1]["content"] in
                             sent[f"{u}-chat"])
                 assert f"{user}ville" in request["messages"][0]["content"]
-            assert await memory.settle() == 0  # the outbox written to L3 behind the replies
+            assert await memory.measuring.settle() == 0  # the outbox written to L3 behind the replies
 
-            store = await memory.backends.episodic()
+            store = await memory._backends.episodic()
             for chat, texts in sent.items():
                 completed, working = await memory.working(chat, 100)
                 earlier = len(HISTORY) if chat == "alice-chat" else 0
@@ -183,14 +184,14 @@ async def test_whole_turns_across_chats_on_every_master(cluster_settings, embedd
                 assert (await runner.last_state(chat))["reply"] == f"re: {texts[-1]}"  # the checkpointer's
             # The archive invalidated the chat's cached search, and is found by its words.
             assert (await inspect(runner, "alice-chat", question))["prefetch"]["cache"]["hit"] is False
-            [(hit, _, _)] = await memory.l3.lexical_search(["bob-chat"], "ticket-000250", 5, 1.0)
+            [(hit, _, _)] = await memory._l3.lexical_search(["bob-chat"], "ticket-000250", 5, 1.0)
             assert hit["id"] == archive_id("bob-chat", 2)
-            assert await memory.journal.unfinished() == []
-            assert (await memory.backends.chat_locks()).held_locally() == 0
+            assert await memory._journal.unfinished() == []
+            assert (await memory._backends.chat_locks()).held_locally() == 0
             # goat doctor's view: the cluster, and what each layer holds for a chat.
             health = await memory.health("bob-chat", "bob")
-            assert (health.backends[0].name, health.backends[0].mode, health.backends[0].ok) == (
-                "redis", f"cluster at {url}", True)
+            assert (health.backends[0].name, health.backends[0].ok) == ("redis", True)
+            assert backend_mode("redis", memory.settings) == f"cluster at {url}"
             assert health.layers == {"l1_facts": 1, "l2_turns": 3, "words_indexed_turns": 3, "outbox_waiting": 0,
                                      "l3_entries": 3}
         finally:
@@ -228,17 +229,17 @@ async def test_the_next_start_completes_a_turn_and_writes_the_outbox_a_dead_proc
         try:
             assert await restarted.recover() == ["dave-chat"]
             memory = restarted.services.memory
-            assert await memory.settle() == 0
+            assert await memory.measuring.settle() == 0
             completed, working = await memory.working("dave-chat", 10)
             assert completed == 1 and [m["content"] for m in working] == [
                 "said just before the crash", "re: said just before the crash"]
-            store = await memory.backends.episodic()
+            store = await memory._backends.episodic()
             assert [e["id"] for e in store.get_by_ids(["dave-chat"], [archive_id("dave-chat", 1)])] == [
                 archive_id("dave-chat", 1)]
-            [(hit, _, _)] = await memory.l3.lexical_search(["bob-chat"], "Zorblax mat", 5, 1.0)
+            [(hit, _, _)] = await memory._l3.lexical_search(["bob-chat"], "Zorblax mat", 5, 1.0)
             assert hit["id"] == parked.id and hit["content"].startswith("user: the Zorblax key")
-            assert await memory.journal.unfinished() == [] and await restarted.recover() == []
-            assert await (await memory.backends.redis()).hlen(OUTBOX_KEY) == 0
+            assert await memory._journal.unfinished() == [] and await restarted.recover() == []
+            assert await (await memory._backends.redis()).hlen(OUTBOX_KEY) == 0
         finally:
             await restarted.aclose()
     assert warnings_seen() == []

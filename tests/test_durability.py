@@ -54,17 +54,17 @@ async def test_a_burst_to_one_chat_is_answered_in_order_while_other_chats_interl
                     sent[chat_id].append(text)
                     tasks.append(asyncio.create_task(runner.run(chat_id, text, now=NOW.timestamp() + i)))
             await asyncio.gather(*tasks)
-            assert await runner.services.memory.settle() == 0  # L3 is written behind the replies
+            assert await runner.services.memory.measuring.settle() == 0  # L3 is written behind the replies
 
             for chat_id, messages in sent.items():
                 completed, working = await runner.services.memory.working(chat_id, 100)
                 assert completed == len(messages)
                 assert [m["content"] for m in working] == [t for m in messages for t in (m, f"re: {m}")]
-                store = await runner.services.memory.backends.episodic()
+                store = await runner.services.memory._backends.episodic()
                 archived = store.get_by_ids([chat_id], [archive_id(chat_id, n) for n in range(1, 20)])
                 assert sorted(e["content"] for e in archived) == sorted(
                     f"user: {m}\nassistant: re: {m}" for m in messages)
-            assert (await runner.services.memory.backends.chat_locks()).held_locally() == 0
+            assert (await runner.services.memory._backends.chat_locks()).held_locally() == 0
         finally:
             await runner.aclose()
 
@@ -86,8 +86,8 @@ async def test_fifty_chats_of_twenty_turns_at_once_are_each_saved_and_archived_o
 
             await asyncio.gather(*(converse(chat_id) for chat_id in chats))
             memory = runner.services.memory
-            assert await memory.settle() == 0
-            store = await memory.backends.episodic()
+            assert await memory.measuring.settle() == 0
+            store = await memory._backends.episodic()
             for chat_id in chats:
                 said = [f"{chat_id} says {turn}" for turn in range(1, 21)]
                 completed, working = await memory.working(chat_id, 100)
@@ -175,7 +175,7 @@ async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_b
             runner = make_runner(configured, embeddings)
             try:
                 await runner.run("c", "first, while chroma is up", now=NOW.timestamp())
-                assert await runner.services.memory.settle() == 0  # written behind the reply
+                assert await runner.services.memory.measuring.settle() == 0  # written behind the reply
             except BaseException:
                 await runner.aclose()
                 raise
@@ -184,12 +184,12 @@ async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_b
             assert down["reply"] == "re: second, chroma is down"  # answered without L3
             assert "failed" in down["degraded"]["prefetch"]
             assert down["degraded"]["archive"] == "L3 unreachable: queued in the outbox (1 waiting)"
-            assert await runner.services.memory.settle() == 1  # still down: it waits
+            assert await runner.services.memory.measuring.settle() == 1  # still down: it waits
             with chroma_server(chroma_dir, port):
                 back = await runner.run("c", "third, chroma is back", now=NOW.timestamp() + 2)
                 assert back["degraded"]["archive"] == ""
-                assert await runner.services.memory.settle() == 0
-                store = await runner.services.memory.backends.episodic()
+                assert await runner.services.memory.measuring.settle() == 0
+                store = await runner.services.memory._backends.episodic()
                 archived = store.get_by_ids(["c"], [archive_id("c", n) for n in range(1, 10)])
                 assert sorted(e["id"] for e in archived) == [archive_id("c", n) for n in (1, 2, 3)]
                 assert store.count("c") == 3
@@ -208,14 +208,14 @@ async def test_a_word_index_behind_a_chroma_server_is_caught_up_from_it(settings
     try:
         history = [(40 - i / 10, f"ticket-{4000 + i} is about topic {i % 7}", "noted") for i in range(150)]
         await load(memory, tmp_path, chat, history)
-        index = await memory.backends.lexical_index()
-        await memory.archiver.forget_index(chat)
+        index = await memory._backends.lexical_index()
+        await memory._archiver.forget_index(chat)
         assert await index.indexed_turns(chat) == 0
-        await memory.archiver.sync_index([chat])
+        await memory._archiver.sync_index([chat])
         assert await index.indexed_turns(chat) == 150
-        found = await memory.l3.lexical_search([chat], "ticket-4149", k=3, max_df_share=0.1)
+        found = await memory._l3.lexical_search([chat], "ticket-4149", k=3, max_df_share=0.1)
         assert found[0][0]["id"] == archive_id(chat, 150)
-        assert (await memory.backends.episodic()).count(chat) == 150  # nothing written twice
+        assert (await memory._backends.episodic()).count(chat) == 150  # nothing written twice
     finally:
         await memory.aclose()
 
@@ -282,8 +282,8 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
             completed, working = await runner.services.memory.working("c", 100)
             assert completed == 2
             assert [m["content"] for m in working] == ["first turn", "re: first turn", "third turn", "re: third turn"]
-            assert await runner.services.memory.settle() == 0
-            store = await runner.services.memory.backends.episodic()
+            assert await runner.services.memory.measuring.settle() == 0
+            store = await runner.services.memory._backends.episodic()
             assert store.count("c") == 2
         finally:
             await runner.aclose()
@@ -298,7 +298,7 @@ async def crash_after_the_reply(settings: Settings, embeddings, chat_id: str) ->
     first = make_runner(settings, embeddings)
     try:
         graph = await first.graph()
-        assert not await first.services.memory.journal.begin(chat_id)
+        assert not await first.services.memory._journal.begin(chat_id)
         await graph.ainvoke(turn_input(chat_id, "said just before the crash", now=NOW.timestamp()),
                             {"configurable": {"thread_id": chat_id}}, context=first.context(),
                             interrupt_before=["save"], durability="sync")
@@ -316,14 +316,14 @@ async def test_a_turn_stopped_after_its_reply_is_saved_and_archived_once_by_the_
         try:
             assert await restarted.recover() == ["c"]
             memory = restarted.services.memory
-            assert await memory.settle() == 0
+            assert await memory.measuring.settle() == 0
             completed, working = await memory.working("c", 10)
             assert completed == 1
             assert [m["content"] for m in working] == ["said just before the crash", "re: said just before the crash"]
-            store = await memory.backends.episodic()
+            store = await memory._backends.episodic()
             assert [e["id"] for e in store.get_by_ids(["c"], [archive_id("c", n) for n in (1, 2)])] == [
                 archive_id("c", 1)]
-            assert await memory.journal.unfinished() == []
+            assert await memory._journal.unfinished() == []
             assert await restarted.recover() == []  # nothing is done twice
         finally:
             await restarted.aclose()

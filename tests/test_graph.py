@@ -202,14 +202,14 @@ async def test_entries_injected_into_an_answered_turn_get_their_access_bumped(se
         try:
             await load_history(runner, tmp_path)
             memory = runner.services.memory
-            store = await memory.backends.episodic()
+            store = await memory._backends.episodic()
             inspected = await inspect(runner, "alice-chat", "status of alpha-5675?")
-            await memory.settle()
+            await memory.measuring.settle()
             ids = [e["id"] for e in inspected["l3"]]
             assert ids and all(h["metadata"]["access_count"] == 0 for h in store.get_by_ids(["alice-chat"], ids))
 
             state = await runner.run("alice-chat", "status of alpha-5675?", now=NOW.timestamp())
-            await memory.settle()
+            await memory.measuring.settle()
             assert [e["id"] for e in state["l3"]] == ids
             hits = store.get_by_ids(["alice-chat"], ids)
             assert all(h["metadata"]["access_count"] == 1 for h in hits)
@@ -222,7 +222,7 @@ async def test_reimport_adds_nothing(runner, tmp_path):
     await load_history(runner, tmp_path)
     again = await load_history(runner, tmp_path)
     assert again["imported"] == 0 and again["skipped"] == 18
-    store = await runner.services.memory.backends.episodic()
+    store = await runner.services.memory._backends.episodic()
     assert store.count("alice-chat") == 18
     completed, working = await runner.services.memory.working("alice-chat", 100)
     assert completed == 18 and len(working) == 36
@@ -362,8 +362,8 @@ async def test_a_turn_answers_saves_and_archives_verbatim(settings, embeddings, 
             completed, working = await memory.working("alice-chat", 100)
             assert completed == turn and working[-1]["content"] == "You planted San Marzano tomatoes."
             assert [m["tokens"] for m in working[-2:]] == [count_tokens(m["content"]) for m in working[-2:]]
-            assert await memory.settle() == 0  # the archive is written behind the reply
-            store = await memory.backends.episodic()
+            assert await memory.measuring.settle() == 0  # the archive is written behind the reply
+            store = await memory._backends.episodic()
             [entry] = store.get_by_ids(["alice-chat"], [state["archive_id"]])
             assert entry["content"] == "user: Which tomatoes did I plant?\nassistant: You planted San Marzano tomatoes."
             meta = entry["metadata"]
@@ -371,7 +371,7 @@ async def test_a_turn_answers_saves_and_archives_verbatim(settings, embeddings, 
             assert meta["timestamp"] == NOW.timestamp() and meta["access_count"] == 0 and meta["last_accessed"] > 0
 
             # Replaying the archive of the same turn never duplicates it.
-            await memory.archiver.write([Exchange("alice-chat", "alice", turn, NOW.timestamp(), "x", "y")], now=NOW.timestamp())
+            await memory._archiver.write([Exchange("alice-chat", "alice", turn, NOW.timestamp(), "x", "y")], now=NOW.timestamp())
             assert store.count("alice-chat") == turn
         finally:
             await runner.aclose()
@@ -388,7 +388,7 @@ async def test_a_repeat_question_sees_the_turn_just_archived(settings, embedding
             assert again["prefetch"]["cache"]["hit"] is True
             fake.reply("Noted: your cat is called Pixel.")
             await runner.run("alice-chat", "My cat is called Pixel, a grey tabby.", now=NOW.timestamp())
-            await runner.services.memory.settle()  # written behind the reply
+            await runner.services.memory.measuring.settle()  # written behind the reply
             after = await inspect(runner, "alice-chat", question)
             assert after["prefetch"]["cache"]["hit"] is False  # the archive invalidated it
             assert any("Pixel" in e["content"] for e in after["l3"])
@@ -470,8 +470,8 @@ async def test_a_huge_message_is_kept_verbatim_and_broken_unicode_is_refused(set
             first = await runner.run("c", huge, now=NOW.timestamp())
             with pytest.raises(InvalidTurn, match=r"^the message holds text that is not valid Unicode"):
                 await runner.run("c", broken, now=NOW.timestamp())
-            assert await runner.services.memory.settle() == 0
-            store = await runner.services.memory.backends.episodic()
+            assert await runner.services.memory.measuring.settle() == 0
+            store = await runner.services.memory._backends.episodic()
             [entry] = store.get_by_ids(["c"], [first["archive_id"]])
             assert entry["content"] == f"user: {huge}\nassistant: ok"
             assert store.count("c") == 1  # nothing of the broken one written
@@ -555,8 +555,8 @@ async def test_turns_of_one_chat_sent_at_once_run_one_after_another(settings, em
             assert completed == 4
             users = [m["content"] for m in working if m["role"] == "user"]
             assert sorted(users) == messages and len(set(s["archive_id"] for s in states)) == 4
-            assert await runner.services.memory.settle() == 0
-            store = await runner.services.memory.backends.episodic()
+            assert await runner.services.memory.measuring.settle() == 0
+            store = await runner.services.memory._backends.episodic()
             assert store.count("busy") == 4
         finally:
             await runner.aclose()
@@ -576,8 +576,8 @@ async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_
             outcomes = [first, second]
             assert sum(isinstance(o, TurnConflict) for o in outcomes) == 1
             [winner] = [o for o in outcomes if isinstance(o, dict)]
-            assert await runner.services.memory.settle() == 0
-            store = await runner.services.memory.backends.episodic()
+            assert await runner.services.memory.measuring.settle() == 0
+            store = await runner.services.memory._backends.episodic()
             [entry] = store.get_by_ids(["race"], [archive_id("race", 1)])
             assert entry["content"].startswith(f"user: {winner['message']}\n")
         finally:
@@ -602,7 +602,7 @@ async def test_a_model_load_cut_short_by_the_deadline_goes_on_for_the_next_turn(
         first = await inspect(runner, "cold", "what did I plant?", overrides=quick)
         second = await inspect(runner, "cold", "what did I plant?", overrides=quick)
         assert "thematic" in first["prefetch"]["timed_out"]
-        await runner.services.memory.backends.embeddings()  # the one load, still under way or done
+        await runner.services.memory._backends.embeddings()  # the one load, still under way or done
         third = await inspect(runner, "cold", "what did I plant?", overrides={"prefetch.timeout": 5})
         assert third["prefetch"]["timed_out"] == [] and len(loads) == 1
         assert second["prefetch"]["deadline_ms"] == 10

@@ -55,10 +55,10 @@ async def memory(settings: Settings, embeddings: LocalEmbeddings) -> AsyncIterat
 
 async def stored(memory: Memory, chat_id: str = CHAT) -> tuple[list[str], dict[str, str]]:
     """The chat's L2 messages and its L3 entries by id, once the outbox is written."""
-    await memory.settle()
+    await memory.measuring.settle()
     _, working = await memory.working(chat_id, 100_000)
-    store = await memory.backends.episodic()
-    entries = await memory.backends.run_blocking(store.entries, chat_id)
+    store = await memory._backends.episodic()
+    entries = await memory._backends.run_blocking(store.entries, chat_id)
     return [m["content"] for m in working], {e["id"]: e["content"] for e in entries}
 
 

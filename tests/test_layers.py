@@ -3,6 +3,7 @@ contracts in pyproject.toml, checked on every run of the suite."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import tomllib
@@ -31,3 +32,39 @@ def test_code_outside_memory_enters_it_through_few_doors():
              if imported == "memory" or imported.startswith("memory.")}
     assert doors == {"memory.facade", "memory.settings", "memory.errors", "memory.turns",
                      "memory.stores", "memory.encoders", "memory.retrieval", "memory.prompt"}
+
+
+NAMED_TUPLE_API = {"_asdict", "_fields", "_make", "_replace"}
+
+
+def _private_names_of_memory() -> set[str]:
+    """The private names memory/ defines: its modules' ``_names``, its classes' ``_methods`` and
+    the ``self._attributes`` they set."""
+    names: set[str] = set()
+    for path in (ROOT / "memory").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+    # A named tuple's own API is spelt with an underscore and is public.
+    return {name for name in names if name.startswith("_") and not name.startswith("__")} - NAMED_TUPLE_API
+
+
+def test_code_outside_memory_reaches_no_private_name_of_it():
+    """What memory keeps to itself (its stores, its search, its archiver, its helpers) is
+    reached through the façade's verbs only: no import of a private name from memory, and no
+    attribute of that name read off anything but the code's own ``self``."""
+    private = _private_names_of_memory()
+    reached = []
+    for package in ("bench", "bot", "graph", "nodes", "notebooks"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("memory"):
+                    reached += [f"{path.relative_to(ROOT)}: import {a.name}" for a in node.names if a.name in private]
+                elif (isinstance(node, ast.Attribute) and node.attr in private
+                      and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                    reached.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert reached == []

@@ -45,7 +45,7 @@ async def run_turns(settings: Settings, embeddings: LocalEmbeddings, fake: FakeO
             fake.reply(reply)
             states.append(await runner.run(chat_id, message, user_id="obs-user", now=NOW.timestamp()))
             # Turns of a person, seconds apart: the archive written behind each reply has landed.
-            assert await runner.services.memory.settle() == 0
+            assert await runner.services.memory.measuring.settle() == 0
         return states
     finally:
         await runner.aclose()

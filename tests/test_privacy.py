@@ -53,7 +53,7 @@ async def seed(settings: Settings, embeddings: LocalEmbeddings) -> None:
             await memory.remember(ANA, "blood_type", "AB-negative", 500)
             await memory.remember(BOB, "team", "Porto", 500)
             await runner.run("family", ANA_LIVE, user_id=ANA)
-            assert await memory.settle() == 0
+            assert await memory.measuring.settle() == 0
         finally:
             await runner.aclose()
 
@@ -64,7 +64,7 @@ async def redis_dump(settings: Settings) -> dict[bytes, bytes]:
 
     memory = Memory(settings)
     try:
-        redis = await memory.backends.redis()
+        redis = await memory._backends.redis()
         dump = {}
         async for key in redis.scan_iter(count=1000):
             kind = (await redis.type(key)).decode()
@@ -144,7 +144,7 @@ async def found_by_words(settings: Settings, chat_id: str, words: str) -> list[s
 
     memory = Memory(settings)
     try:
-        return [hit["content"] for hit, _, _ in await memory.l3.lexical_search([chat_id], words, 10, 1.0)]
+        return [hit["content"] for hit, _, _ in await memory._l3.lexical_search([chat_id], words, 10, 1.0)]
     finally:
         await memory.aclose()
 
@@ -155,7 +155,7 @@ async def found_by_words(settings: Settings, chat_id: str, words: str) -> list[s
 def until_waiting_or_done(runner, chat_id: str, forget) -> None:
     """From the model's thread: until the forget started meanwhile has finished, or waits for
     the turn holding ``chat_id`` (two holders of it: the turn and the forget)."""
-    locks = runner.services.memory.backends._chat_locks
+    locks = runner.services.memory._backends._chat_locks
     while not forget.done() and locks.holders(chat_id) < 2:
         time.sleep(0.005)  # polling another thread's progress: there is nothing to await here
 
@@ -180,10 +180,10 @@ async def test_a_turn_in_flight_when_its_user_is_forgotten_leaves_nothing_of_the
             forgotten = await asyncio.wrap_future(forgets[0])
             memory = runner.services.memory
             assert forgotten.chats == ["ana-chat"]
-            assert await memory.settle() == 0
+            assert await memory.measuring.settle() == 0
             assert await memory.working("ana-chat", 100) == (0, [])
-            store = await memory.backends.episodic()
-            assert store.count("ana-chat") == 0 and await memory.journal.unfinished_forgets() == []
+            store = await memory._backends.episodic()
+            assert store.count("ana-chat") == 0 and await memory._journal.unfinished_forgets() == []
             assert (await runner.last_state("ana-chat")) == {}
         finally:
             await runner.aclose()
@@ -208,10 +208,10 @@ async def test_forgetting_one_user_keeps_another_users_turn_in_flight_in_a_share
             forgotten = await forgets[0]
             assert forgotten.shared == ["family"] and bob["reply"] == "Great, cake it is."
             memory = runner.services.memory
-            assert await memory.settle() == 0
+            assert await memory.measuring.settle() == 0
             _, working = await memory.working("family", 100)
             assert [m["content"] for m in working] == ["I will bring the cake on Sunday.", "Great, cake it is."]
-            store = await memory.backends.episodic()
+            store = await memory._backends.episodic()
             assert [e["content"] for e in store.entries("family", None)] == [
                 "user: I will bring the cake on Sunday.\nassistant: Great, cake it is."]
         finally:
@@ -229,11 +229,11 @@ async def test_a_forget_cut_short_by_chroma_is_recorded_and_finished_by_the_next
                 await runner.services.memory.remember(ANA, "blood_type", "AB-negative", 500)
                 fake.reply("Noted.")
                 await runner.run("ana-chat", ANA_SAYS[1], user_id=ANA)
-                assert await runner.services.memory.settle() == 0
+                assert await runner.services.memory.measuring.settle() == 0
             with pytest.raises(ForgetUnfinished) as cut:  # Chroma is gone
                 await runner.forget_user(ANA)
             assert f"goat forget-user {ANA}" in str(cut.value) and "chroma" in str(cut.value)
-            assert await runner.services.memory.journal.unfinished_forgets() == [ANA]
+            assert await runner.services.memory._journal.unfinished_forgets() == [ANA]
         finally:
             await runner.aclose()
         with chroma_server(chroma_dir, port):
@@ -241,9 +241,9 @@ async def test_a_forget_cut_short_by_chroma_is_recorded_and_finished_by_the_next
             try:
                 await restarted.recover()
                 memory = restarted.services.memory
-                assert await memory.journal.unfinished_forgets() == []
+                assert await memory._journal.unfinished_forgets() == []
                 assert await memory.facts(ANA) == {} and await memory.working("ana-chat", 10) == (0, [])
-                store = await memory.backends.episodic()
+                store = await memory._backends.episodic()
                 assert store.count("ana-chat") == 0
             finally:
                 await restarted.aclose()

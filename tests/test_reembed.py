@@ -44,13 +44,13 @@ async def archive(memory: Memory, tmp_path: Path, chats: dict[str, list]) -> Non
         path = tmp_path / f"{chat_id}.jsonl"
         path.write_text(history_jsonl(chat_id, history), encoding="utf-8")
         await import_transcript(memory, path)
-    await memory.settle()
+    await memory.measuring.settle()
 
 
 async def stored_vectors(memory: Memory, chat_id: str, turns: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The chat's entries' texts, their vectors in Chroma and in the word index."""
     ids = [archive_id(chat_id, n) for n in range(1, turns + 1)]
-    store, index = await memory.backends.episodic(), await memory.backends.entry_index()
+    store, index = await memory._backends.episodic(), await memory._backends.entry_index()
     found = dict((hit["id"], (hit["content"], vector)) for hit, vector in store.get_with_vectors([chat_id], ids))
     numbers = await index._redis.hmget(index.key(chat_id, "number"), ids)
     in_index = await index.vectors(chat_id, np.array([int(n) for n in numbers]))
@@ -62,18 +62,18 @@ async def test_an_archive_records_its_encoder_and_another_one_is_refused_naming_
     async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         await memory.connect(warm=True)
         await archive(memory, tmp_path, {"es": SPANISH})
-        assert await (await memory.backends.redis()).get(ENCODER_KEY) == b"minilm-l6"
+        assert await (await memory._backends.redis()).get(ENCODER_KEY) == b"minilm-l6"
     async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
         with pytest.raises(EncoderMismatch, match="embedded with minilm-l6.*set to e5-small.*goat reembed"):
             await memory.connect(warm=True)
-        assert (await memory.archiver.flush()) == 0  # nothing was waiting, nothing was written
+        assert (await memory._archiver.flush()) == 0  # nothing was waiting, nothing was written
 
 
 async def test_an_archive_from_before_the_record_is_minilms_and_an_empty_one_takes_the_first_encoder(
         tmp_path, minilm, e5) -> None:
     async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         await archive(memory, tmp_path, {"en": ENGLISH})
-        await (await memory.backends.redis()).delete(ENCODER_KEY)  # as an archive written before this version
+        await (await memory._backends.redis()).delete(ENCODER_KEY)  # as an archive written before this version
     async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
         with pytest.raises(EncoderMismatch, match="minilm-l6"):
             await memory.connect(warm=True)
@@ -82,11 +82,11 @@ async def test_an_archive_from_before_the_record_is_minilms_and_an_empty_one_tak
     fresh.mkdir()
     async with Memory(own_settings(fresh, "minilm-l6"), embeddings=minilm) as memory:
         await memory.connect(warm=True)
-        assert await (await memory.backends.redis()).get(ENCODER_KEY) == b"minilm-l6"
+        assert await (await memory._backends.redis()).get(ENCODER_KEY) == b"minilm-l6"
     # Nothing was written with it: another encoder takes the archive over without a re-embedding.
     async with Memory(own_settings(fresh, "e5-small"), embeddings=e5) as memory:
         await memory.connect(warm=True)
-        assert await (await memory.backends.redis()).get(ENCODER_KEY) == b"e5-small"
+        assert await (await memory._backends.redis()).get(ENCODER_KEY) == b"e5-small"
 
 
 @pytest.fixture(params=["e5-small", "minilm-l6+e5-small"])
@@ -101,7 +101,7 @@ async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_ke
     name, target = to
     async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         await archive(memory, tmp_path, {"es": SPANISH, "en": ENGLISH})
-        before = await memory.l3.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
+        before = await memory._l3.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
     async with Memory(own_settings(tmp_path, name), embeddings=target) as memory:
         seen: list[tuple[int, int]] = []
         done = await memory.reembed(lambda finished, total: seen.append((finished, total)))
@@ -113,14 +113,14 @@ async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_ke
             expected = target.encoder.encode(texts)
             np.testing.assert_allclose(in_chroma, expected, atol=1e-5)
             np.testing.assert_allclose(in_index, expected, atol=2e-3)  # float16 in the index
-            index = await memory.backends.entry_index()
+            index = await memory._backends.entry_index()
             np.testing.assert_allclose((await index.centroid([chat_id])).mean, expected.mean(axis=0), atol=1e-5)
-        after = await memory.l3.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
+        after = await memory._l3.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
         assert [hit["id"] for hit, *_ in after] == [hit["id"] for hit, *_ in before] == [archive_id("es", 3)]
         # A paraphrase in the chat's language finds its line by meaning now.
-        hits = await memory.l3.search(["es"], await memory.l3.measure("¿Qué pasó con mi mascota?", ["es"]), 3)
+        hits = await memory._l3.search(["es"], await memory._l3.measure("¿Qué pasó con mi mascota?", ["es"]), 3)
         assert hits[0]["id"] == archive_id("es", 1)
-        assert await (await memory.backends.redis()).exists(REEMBED_KEY, REEMBED_DONE_KEY) == 0
+        assert await (await memory._backends.redis()).exists(REEMBED_KEY, REEMBED_DONE_KEY) == 0
         again = await memory.reembed()
         assert (again.previous, again.entries) == (name, 0)
 
@@ -172,7 +172,7 @@ async def test_a_reembed_killed_half_way_to_longer_vectors_goes_back_to_the_firs
             texts, in_chroma, in_index = await stored_vectors(memory, chat_id, len(history))
             np.testing.assert_allclose(in_chroma, minilm.encoder.encode(texts), atol=1e-5)
             np.testing.assert_allclose(in_index, minilm.encoder.encode(texts), atol=2e-3)  # float16
-        [hit] = await memory.l3.search(["en"], await memory.l3.measure("tomato seedlings", ["en"]), 1)
+        [hit] = await memory._l3.search(["en"], await memory._l3.measure("tomato seedlings", ["en"]), 1)
         assert hit["id"] == archive_id("en", 1)
 
 
@@ -186,11 +186,11 @@ async def test_a_process_started_before_a_reembed_keeps_its_writes_in_the_outbox
     late = "Al final Toby volvió solo a casa por la noche."
     await older.archive([Exchange("es", "alice", len(SPANISH) + 1, NOW.timestamp(), late, "¡Qué alivio!")],
                         NOW.timestamp())
-    assert await older.settle() == 1  # refused by the check, kept
+    assert await older.measuring.settle() == 1  # refused by the check, kept
     await older.aclose()
     async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
         await memory.connect(warm=True)
-        assert await memory.settle() == 0
+        assert await memory.measuring.settle() == 0
         texts, in_chroma, _ = await stored_vectors(memory, "es", len(SPANISH) + 1)
         assert late in texts[-1]
         np.testing.assert_allclose(in_chroma, e5.encoder.encode(texts), atol=1e-5)

@@ -272,26 +272,26 @@ async def inspect(runner: TurnRunner, chat_id: str, message: str, **kwargs) -> d
 
 async def test_the_writer_catches_a_chats_word_index_up_with_its_archived_turns(runner, tmp_path) -> None:
     memory = runner.services.memory
-    index = await memory.backends.lexical_index()
+    index = await memory._backends.lexical_index()
     await load(memory, tmp_path, "small")
     assert await index.indexed_turns("small") == len(HISTORY)  # the import indexed what it archived
     assert await index.entries.missing("small", [archive_id("small", n) for n in range(1, len(HISTORY) + 1)]) == []
 
     long_history = [(40 - i / 10, f"note number {i} about topic {i % 7}", "noted") for i in range(150)]
     await load(memory, tmp_path, "big", long_history)
-    await memory.archiver.forget_index("big")  # as if another process had archived without indexing
+    await memory._archiver.forget_index("big")  # as if another process had archived without indexing
     assert await index.indexed_turns("big") == 0
-    await memory.archiver.sync_index(["big"])
+    await memory._archiver.sync_index(["big"])
     assert await index.indexed_turns("big") == 150
-    found = await memory.l3.lexical_search(["big"], "note 149", k=3, max_df_share=0.1)
+    found = await memory._l3.lexical_search(["big"], "note 149", k=3, max_df_share=0.1)
     assert found[0][0]["id"] == archive_id("big", 150)
 
 
 async def as_an_older_version_left_it(memory: Memory, raw: redis.asyncio.Redis, chat_id: str) -> None:
     """The chat's word index as a version before stemming wrote it (words kept whole, no
     "words" mark), without the mark that every chat's index was brought to this scheme."""
-    index = await memory.backends.entry_index()
-    store = await memory.backends.episodic()
+    index = await memory._backends.entry_index()
+    store = await memory._backends.episodic()
     entries = store.entries(chat_id)
     await index.drop(chat_id)
     older = LexicalIndex(raw, PREFIX, Words("none"))
@@ -306,16 +306,16 @@ async def test_an_index_of_words_folded_otherwise_is_indexed_afresh(runner, tmp_
     """An index written before stemming misses "plant" in "I planted…": the chat is indexed
     again, then found by any form."""
     memory = runner.services.memory
-    index = await memory.backends.lexical_index()
+    index = await memory._backends.lexical_index()
     await load(memory, tmp_path, "chat")
     ids = [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)]
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
     assert await index.outdated("chat") and await index.indexed_turns("chat") == 0
-    assert await memory.l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1) == []
+    assert await memory._l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1) == []
 
-    await memory.archiver.sync_index(["chat"])
+    await memory._archiver.sync_index(["chat"])
     assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
-    [(hit, _, _)] = await memory.l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
+    [(hit, _, _)] = await memory._l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
     assert hit["id"] == archive_id("chat", 1)
     assert await index.entries.missing("chat", ids) == []
 
@@ -328,8 +328,8 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
     await load(memory, tmp_path, "behind", [(5, "Our cat Mittens learned to open doors.", "Clever cat.")])
     await load(memory, tmp_path, "current", [(5, "The boiler was serviced on Monday.", "Good.")])
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
-    await memory.archiver.forget_index("behind")  # archived, never indexed
-    store = await memory.backends.episodic()
+    await memory._archiver.forget_index("behind")  # archived, never indexed
+    store = await memory._backends.episodic()
 
     later = Memory(settings, embeddings=embeddings, episodic=store)  # the next process on this archive
     try:
@@ -338,17 +338,17 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
         said = [record.getMessage() for record in caplog.records if record.name == "memory.stores.index_migration"]
         assert said[0].startswith("bringing the word index of up to 2 of 3 archived chat(s) up to date")
         assert said[-1].startswith("word index: 2 of 2 chat(s) done")
-        index = await later.backends.lexical_index()
+        index = await later._backends.lexical_index()
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
         assert await index.indexed_turns("behind") == 1
-        [(hit, _, _)] = await later.l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
+        [(hit, _, _)] = await later._l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
         assert hit["id"] == archive_id("chat", 1)
-        [(hit, _, _)] = await later.l3.lexical_search(["behind"], "Mittens", k=3, max_df_share=1.0)
+        [(hit, _, _)] = await later._l3.lexical_search(["behind"], "Mittens", k=3, max_df_share=1.0)
         assert hit["id"] == archive_id("behind", 1)
 
         # Marked as done: the process after it reads the mark and looks at no chat.
         caplog.clear()
-        await memory.archiver.forget_index("behind")
+        await memory._archiver.forget_index("behind")
         last = Memory(settings, embeddings=embeddings, episodic=store)
         with caplog.at_level("WARNING", logger="memory.stores.index_migration"):
             await last.connect()
@@ -364,14 +364,14 @@ async def test_processes_starting_together_migrate_once(runner, settings, embedd
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
-    store = await memory.backends.episodic()
+    store = await memory._backends.episodic()
     workers = [Memory(settings, embeddings=embeddings, episodic=store) for _ in range(3)]
     try:
         with caplog.at_level("WARNING", logger="memory.stores.index_migration"):
             await asyncio.gather(*(worker.connect() for worker in workers))
         said = [record.getMessage() for record in caplog.records if record.name == "memory.stores.index_migration"]
         assert len([line for line in said if line.startswith("bringing the word index")]) == 1, said
-        index = await memory.backends.lexical_index()
+        index = await memory._backends.lexical_index()
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
     finally:
         for worker in workers:
@@ -384,7 +384,7 @@ async def test_a_migration_l3_breaks_off_costs_no_start_and_is_done_at_the_next_
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
-    store = await memory.backends.episodic()
+    store = await memory._backends.episodic()
 
     def gone() -> list[str]:
         raise ConnectionError("the Chroma server went away")
@@ -396,9 +396,9 @@ async def test_a_migration_l3_breaks_off_costs_no_start_and_is_done_at_the_next_
             await later.connect()  # Redis answers: the process starts
         assert any("not brought up to date (ConnectionError: the Chroma server went away)" in record.getMessage()
                    for record in caplog.records)
-        index = await later.backends.lexical_index()
+        index = await later._backends.lexical_index()
         assert await index.outdated("chat")
-        assert await later.settle() == 0  # the next write finishes it
+        assert await later.measuring.settle() == 0  # the next write finishes it
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
     finally:
         await later.aclose()
@@ -409,12 +409,12 @@ async def test_a_chat_of_saved_memories_alone_is_migrated_too(runner, settings, 
     memory = runner.services.memory
     entry_id = await memory.store_memory("notes", "alice", "The spare key is under the blue flowerpot.", None,
                                          NOW.timestamp())
-    await memory.archiver.forget_index("notes")  # as if an older version had kept no index of it
+    await memory._archiver.forget_index("notes")  # as if an older version had kept no index of it
     await embedded_raw_redis.delete(INDEX_SCHEME_KEY)
-    later = Memory(settings, embeddings=embeddings, episodic=await memory.backends.episodic())
+    later = Memory(settings, embeddings=embeddings, episodic=await memory._backends.episodic())
     try:
         await later.connect()
-        [(hit, _, _)] = await later.l3.lexical_search(["notes"], "flowerpot", k=3, max_df_share=1.0)
+        [(hit, _, _)] = await later._l3.lexical_search(["notes"], "flowerpot", k=3, max_df_share=1.0)
         assert hit["id"] == entry_id
     finally:
         await later.aclose()
@@ -427,15 +427,15 @@ async def test_no_migration_runs_while_a_reembedding_is_unfinished(runner, setti
     await load(memory, tmp_path, "chat")
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
     await embedded_raw_redis.hset(REEMBED_KEY, "to", "e5-small")
-    later = Memory(settings, embeddings=embeddings, episodic=await memory.backends.episodic())
+    later = Memory(settings, embeddings=embeddings, episodic=await memory._backends.episodic())
     try:
         with caplog.at_level("WARNING", logger="memory.stores.index_migration"):
-            assert await later.archiver.migration.bring_index_current() is False
+            assert await later._archiver.migration.bring_index_current() is False
         assert any("once the re-embedding has finished" in record.getMessage() for record in caplog.records)
-        index = await later.backends.lexical_index()
+        index = await later._backends.lexical_index()
         assert await index.outdated("chat") and await embedded_raw_redis.get(INDEX_SCHEME_KEY) is None
         await embedded_raw_redis.delete(REEMBED_KEY)  # the re-embedding finished
-        assert await later.archiver.migration.bring_index_current() is True
+        assert await later._archiver.migration.bring_index_current() is True
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
     finally:
         await later.aclose()
@@ -449,11 +449,11 @@ async def test_a_process_that_never_connects_migrates_before_its_first_write(
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
-    server = Memory(settings, embeddings=embeddings, episodic=await memory.backends.episodic())
+    server = Memory(settings, embeddings=embeddings, episodic=await memory._backends.episodic())
     try:
-        await server.archiver.later([Exchange("another", "u1", 1, NOW.timestamp(), "hello", "hi")], NOW.timestamp())
-        assert await server.settle() == 0
-        index = await server.backends.lexical_index()
+        await server._archiver.later([Exchange("another", "u1", 1, NOW.timestamp(), "hello", "hi")], NOW.timestamp())
+        assert await server.measuring.settle() == 0
+        index = await server._backends.lexical_index()
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
         assert await index.indexed_turns("another") == 1
     finally:
@@ -463,28 +463,28 @@ async def test_a_process_that_never_connects_migrates_before_its_first_write(
 async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory.archiver.sync_index(["chat"])
-    scale = await memory.l3.measure("how are my tomatoes doing?", ["chat"])
-    store = await memory.backends.episodic()
+    await memory._archiver.sync_index(["chat"])
+    scale = await memory._l3.measure("how are my tomatoes doing?", ["chat"])
+    store = await memory._backends.episodic()
     stored = store.get_with_vectors(["chat"], [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)])
     exact = np.mean(distances(np.array([v for _, v in stored]), scale.reference.query))
     assert scale.background == pytest.approx(exact, abs=1e-5)
-    assert (await memory.l3.measure("how are my tomatoes doing?", ["nobody"])).background is None
+    assert (await memory._l3.measure("how are my tomatoes doing?", ["nobody"])).background is None
 
 
 async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory.archiver.sync_index(["chat"])
-    assert await memory.l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1)
+    await memory._archiver.sync_index(["chat"])
+    assert await memory._l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1)
     await memory.forget_chat("chat")
-    assert await memory.l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1) == []
-    assert (await memory.l3.measure("x", ["chat"])).background is None
+    assert await memory._l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1) == []
+    assert (await memory._l3.measure("x", ["chat"])).background is None
     # The chat's turn numbers start again at 1: new turns are indexed with their new words.
     await load(memory, tmp_path, "chat", [(1, "Our cat Mittens learned to open doors.", "Clever cat.")])
-    await memory.archiver.sync_index(["chat"])
-    [(hit, _, _)] = await memory.l3.lexical_search(["chat"], "Mittens", k=5, max_df_share=1.0)
-    assert hit["id"] == archive_id("chat", 1) and await memory.l3.lexical_search(["chat"], "Zorblax", 5, 1.0) == []
+    await memory._archiver.sync_index(["chat"])
+    [(hit, _, _)] = await memory._l3.lexical_search(["chat"], "Mittens", k=5, max_df_share=1.0)
+    assert hit["id"] == archive_id("chat", 1) and await memory._l3.lexical_search(["chat"], "Zorblax", 5, 1.0) == []
 
 
 # ---------------------------------------------------------------- time ranges and keys from the index
@@ -509,7 +509,7 @@ async def exactly_within(memory: Memory, chat_id: str, query: Scale, k: int, aft
                          before: float | None) -> list[tuple[str, float]]:
     """The chat's ``k`` entries timed within the range nearest to the query of ``query``, as
     (id, distance on its scale), ranked from every vector Chroma holds."""
-    store = await memory.backends.episodic()
+    store = await memory._backends.episodic()
     stored = store.get_with_vectors([chat_id], [hit["id"] for hit in store.entries(chat_id)])
     within = [(hit["id"], float(query.of_passages(vector[None])[0]))
               for hit, vector in stored
@@ -520,26 +520,26 @@ async def exactly_within(memory: Memory, chat_id: str, query: Scale, k: int, aft
 async def test_a_time_range_is_ranked_from_the_index_exactly(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    query = await memory.l3.measure("how are the tomato plants?", ["chat"])
+    query = await memory._l3.measure("how are the tomato plants?", ["chat"])
     for after, before in ((days_ago(31), days_ago(16.5)), (days_ago(17.5), days_ago(16.5)), (None, days_ago(25.5)),
                           (days_ago(20), None), (days_ago(3), days_ago(1))):
-        from_index = await memory.l3.search(["chat"], query, 5, after, before)
+        from_index = await memory._l3.search(["chat"], query, 5, after, before)
         exact = await exactly_within(memory, "chat", query, 5, after, before)
         assert [h["id"] for h in from_index] == [entry_id for entry_id, _ in exact]
         assert [h["distance"] for h in from_index] == pytest.approx([d for _, d in exact], abs=2e-3)
         assert all(h["content"] and h["metadata"]["chat_id"] == "chat" for h in from_index)
-    [flowers] = await memory.l3.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
+    [flowers] = await memory._l3.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
     assert "first flowers" in flowers["content"]
 
 
 async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(runner, tmp_path, monkeypatch) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory.archiver.sync_index(["chat"])
+    await memory._archiver.sync_index(["chat"])
     monkeypatch.setattr("memory.retrieval.search._EXACT_RANGE", 3)  # every range of this chat is "wide"
-    query = await memory.l3.measure("how are the tomato plants?", ["chat"])
+    query = await memory._l3.measure("how are the tomato plants?", ["chat"])
     after, before = days_ago(29.5), days_ago(16.5)
-    found = await memory.l3.search(["chat"], query, 4, after, before)
+    found = await memory._l3.search(["chat"], query, 4, after, before)
     exact = await exactly_within(memory, "chat", query, 4, after, before)
     assert [h["id"] for h in found] == [entry_id for entry_id, _ in exact]
     assert all(after <= h["timestamp"] <= before for h in found)
@@ -548,8 +548,8 @@ async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(r
 async def test_the_word_search_takes_its_vectors_from_the_index(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    store = await memory.backends.episodic()
-    found = await memory.l3.lexical_search(["chat"], "tomato plants Zorblax", k=5, max_df_share=1.0)
+    store = await memory._backends.episodic()
+    found = await memory._l3.lexical_search(["chat"], "tomato plants Zorblax", k=5, max_df_share=1.0)
     assert len(found) >= 2
     stored = {hit["id"]: (hit, vector) for hit, vector in store.get_with_vectors(["chat"], [h["id"] for h, _, _ in found])}
     for hit, vector, _ in found:
@@ -561,15 +561,15 @@ async def test_the_word_search_takes_its_vectors_from_the_index(runner, tmp_path
 async def test_an_index_from_before_times_and_vectors_is_indexed_afresh(runner, tmp_path, embedded_raw_redis) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    index = await memory.backends.lexical_index()
+    index = await memory._backends.lexical_index()
     # As an index written by a words-only version.
     await embedded_raw_redis.hdel(index.entries.key("chat", "meta"), "layout")
     await embedded_raw_redis.delete(index.entries.key("chat", "time"), index.entries.key("chat", "vectors"))
     assert await index.outdated("chat") and await index.indexed_turns("chat") == 0
-    await memory.archiver.sync_index(["chat"])
+    await memory._archiver.sync_index(["chat"])
     assert not await index.outdated("chat")
-    query = await memory.l3.measure("how are the tomato plants?", ["chat"])
-    [flowers] = await memory.l3.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
+    query = await memory._l3.measure("how are the tomato plants?", ["chat"])
+    [flowers] = await memory._l3.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
     assert "first flowers" in flowers["content"]
 
 
@@ -580,12 +580,12 @@ async def test_keys_are_found_through_the_index_exactly_and_case_sensitively(run
         (10, "Ticket 5675 and alpha were mentioned apart here.", "Noted."),
         (9, "ALPHA-5675 in capitals is another key.", "Noted."),
     ])
-    found = await memory.l3.find_by_keys(["chat"], ["alpha-5675"], limit=10)
+    found = await memory._l3.find_by_keys(["chat"], ["alpha-5675"], limit=10)
     assert sorted(h["id"] for h in found) == [archive_id("chat", 2), archive_id("chat", 15)]
-    [by_turn] = await memory.l3.find_by_keys(["chat"], ["turn_0003"], limit=10)
+    [by_turn] = await memory._l3.find_by_keys(["chat"], ["turn_0003"], limit=10)
     assert "Zorblax" in by_turn["content"]
-    assert await memory.l3.find_by_keys(["chat"], ["beta-5675"], limit=10) == []
-    assert len(await memory.l3.find_by_keys(["chat"], ["alpha-5675"], limit=1)) == 1
+    assert await memory._l3.find_by_keys(["chat"], ["beta-5675"], limit=10) == []
+    assert len(await memory._l3.find_by_keys(["chat"], ["alpha-5675"], limit=1)) == 1
 
 
 # ---------------------------------------------------------------- what the graph injects
@@ -658,7 +658,7 @@ class WordlessSearch(L3Search):
 
 def wordless_memory(settings: Settings, embeddings: LocalEmbeddings) -> Memory:
     memory = Memory(settings, embeddings=embeddings)
-    memory.l3 = WordlessSearch(memory.backends)
+    memory._l3 = WordlessSearch(memory._backends)
     return memory
 
 
@@ -679,8 +679,8 @@ async def test_a_wide_scope_stays_within_the_redis_connection_pool(runner, tmp_p
     memory = runner.services.memory
     await load(memory, tmp_path, "chat-0")
     chats = [f"chat-{n}" for n in range(300)]  # more than the client's 100 connections
-    await memory.archiver.sync_index(chats)
-    [(hit, _, _)] = await memory.l3.lexical_search(chats, "Zorblax", k=5, max_df_share=0.5)
+    await memory._archiver.sync_index(chats)
+    [(hit, _, _)] = await memory._l3.lexical_search(chats, "Zorblax", k=5, max_df_share=0.5)
     assert hit["id"] == archive_id("chat-0", 3)
 
 
@@ -720,8 +720,8 @@ async def test_a_turn_reads_its_chats_centroid_as_it_takes_the_chat(runner: Turn
 
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
-    assert await memory.settle() == 0
-    index = await memory.backends.entry_index()
+    assert await memory.measuring.settle() == 0
+    index = await memory._backends.entry_index()
     reads: list[list[str]] = []
     centroid = index.centroid
 
@@ -733,7 +733,7 @@ async def test_a_turn_reads_its_chats_centroid_as_it_takes_the_chat(runner: Turn
     question = RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp())
     outside = await memory.recall(question)
     assert reads == [["c1"]]
-    await (await memory.backends.cache()).clear()  # asked again, the question would be a hit: nothing read
+    await (await memory._backends.cache()).clear()  # asked again, the question would be a hit: nothing read
     async with memory.turn("c1", question.text, "alice"):
         await asyncio.sleep(0)  # the turn's own first step: the read has started
         assert reads == [["c1"], ["c1"]]
@@ -755,10 +755,10 @@ async def test_a_turn_lets_its_chat_go_once_its_searchs_cache_write_has_landed(
 
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
-    assert await memory.settle() == 0
-    cache, redis = await memory.backends.cache(), await memory.backends.redis()
+    assert await memory.measuring.settle() == 0
+    cache, redis = await memory._backends.cache(), await memory._backends.redis()
     ending, put, landed = asyncio.Event(), cache.put, []
-    drop_centroid_ahead = memory.l3.drop_centroid_ahead
+    drop_centroid_ahead = memory._l3.drop_centroid_ahead
 
     def turn_ends(chat_id: str) -> None:
         ending.set()
@@ -772,7 +772,7 @@ async def test_a_turn_lets_its_chat_go_once_its_searchs_cache_write_has_landed(
         landed.append(args[1])
 
     monkeypatch.setattr(cache, "put", slow_put)
-    monkeypatch.setattr(memory.l3, "drop_centroid_ahead", turn_ends)
+    monkeypatch.setattr(memory._l3, "drop_centroid_ahead", turn_ends)
     question = RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp())
     async with memory.turn("c1", question.text, "alice"):
         recalled = await memory.recall(question)
@@ -792,9 +792,9 @@ async def test_a_question_asked_again_is_not_searched_again_nor_waits_for_its_em
 
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
-    assert await memory.settle() == 0
-    encoder, index = (await memory.backends.embeddings()).encoder, await memory.backends.lexical_index()
-    store = await memory.backends.episodic()
+    assert await memory.measuring.settle() == 0
+    encoder, index = (await memory._backends.embeddings()).encoder, await memory._backends.lexical_index()
+    store = await memory._backends.episodic()
     calls: list[str] = []
     encode, by_words, by_meaning = encoder.encode, index.search, store.search
     encoder_free = threading.Event()
@@ -842,7 +842,7 @@ async def test_a_cached_search_written_otherwise_is_searched_and_written_again(r
     await load(memory, tmp_path, "c1")
     question = RecallQuery("How are my San Marzano tomatoes doing?", "c1", "alice", NOW.timestamp())
     first = await memory.recall(question)
-    cache, scope = await memory.backends.cache(), cache_scope_key("c1", "alice", memory.settings.memory.scope)
+    cache, scope = await memory._backends.cache(), cache_scope_key("c1", "alice", memory.settings.memory.scope)
     _, generation = await cache.lookup(scope, first.outcome["cache"]["key"])
     for written_otherwise in ([{"id": "c1:turn_1", "content": "old"}], {"thematic": []}):
         await cache.put(scope, first.outcome["cache"]["key"], written_otherwise, generation)

@@ -111,7 +111,7 @@ async def test_a_turn_logs_and_records_neither_secrets_nor_the_message(
         session = ChatSession(runner, "secrecy-chat", "secrecy-user", interactive=False, out=io.StringIO(), err=err)
         try:
             await session.handle(MESSAGE)  # the way `goat chat` runs a turn and reports its failure
-            await runner.services.memory.settle()
+            await runner.services.memory.measuring.settle()
         finally:
             await runner.aclose()
         assert fake.requests and fake.request_headers[0]["authorization"] == f"Bearer {OPENAI_KEY}"  # in use

@@ -35,7 +35,7 @@ def exchange(key: str, said: str, at: float, user_id: str = "ana") -> ImportedTu
 async def memory(settings: Settings, embeddings):
     memory = Memory(settings, embeddings=embeddings)
     await memory.import_turns("c1", [exchange(f"k{n}", said, START + n * DAY) for n, said in enumerate(SAID)])
-    assert await memory.settle() == 0
+    assert await memory.measuring.settle() == 0
     yield memory
     await memory.aclose()
 

@@ -210,10 +210,10 @@ async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_tur
     memory = Memory(Settings(data_dir=tmp_path / "reader", redis={"url": system_redis_url},
                              chroma={"url": chroma_url}), embeddings=embeddings)
     try:
-        assert await memory.settle() == 0
+        assert await memory.measuring.settle() == 0
         completed, messages = await memory.working(chat, 10)
         assert completed == 2 and messages[0]["content"] == turn["message"]
-        store = await memory.backends.episodic()
+        store = await memory._backends.episodic()
         assert store.count(chat) == 2
     finally:
         await memory.aclose()

@@ -211,7 +211,7 @@ async def test_forget_me_asks_then_leaves_nothing_of_the_user(settings, embeddin
             await until(telegram, lambda: any("/forget_me yes" in m for m in telegram.chat(ALICE)))
             telegram.send(ALICE, ALICE, "/forget_me yes")
             await until(telegram, lambda: telegram.chat(ALICE)[-1].startswith("Done"))
-            assert await runner.services.memory.settle() == 0
+            assert await runner.services.memory.measuring.settle() == 0
             bob = await runner.services.memory.export(str(BOB))
             data_dir = Path(runner.services.settings.data_dir)
     import redis
@@ -250,8 +250,8 @@ async def test_an_unreachable_model_is_named_and_the_message_is_kept(settings, e
             await turn_done(runner, ALICE)
             memory = runner.services.memory
             completed, working = await memory.working(str(ALICE), 10)
-            assert await memory.settle() == 0
-            store = await memory.backends.episodic()
+            assert await memory.measuring.settle() == 0
+            store = await memory._backends.episodic()
             archived = [entry["content"] for entry in sorted(store.entries(str(ALICE)), key=lambda e: e["id"])]
     assert "My train leaves at 7:40 from platform 9." in json.dumps(fake.requests[-1]["messages"])
     assert completed == 2 and [m["content"] for m in working] == [
@@ -268,7 +268,7 @@ async def told_locker_4471(telegram: FakeTelegram, runner):
     locker = telegram.send(ALICE, ALICE, "My locker number is 4471.")
     await until(telegram, lambda: telegram.chat(ALICE) == ["Noted."])
     await turn_done(runner, ALICE)
-    assert await runner.services.memory.settle() == 0
+    assert await runner.services.memory.measuring.settle() == 0
     return locker
 
 
@@ -308,12 +308,12 @@ async def test_an_edit_replaces_what_its_turn_stored_and_runs_no_turn(settings, 
             telegram.send(ALICE, ALICE, "Which locker is mine?")  # handled after the edits, in arrival order
             await until(telegram, lambda: len(telegram.chat(ALICE)) == 3)
             await turn_done(runner, ALICE)
-            assert await memory.settle() == 0
+            assert await memory.measuring.settle() == 0
             _, working = await memory.working(chat, 10)
-            store, index = await memory.backends.episodic(), await memory.backends.lexical_index()
+            store, index = await memory._backends.episodic(), await memory._backends.lexical_index()
             # Through the memory's pool, as the bot reads: the edit's erasure of Chroma's files
             # may still be running, and holds them alone.
-            (edited, edited_vector), (_, next_vector) = sorted(await memory.backends.run_blocking(
+            (edited, edited_vector), (_, next_vector) = sorted(await memory._backends.run_blocking(
                 store.get_with_vectors, [chat], [archive_id(chat, 1), archive_id(chat, 2)]), key=lambda e: e[0]["id"])
             by_old_number, by_new_number = await index.search(chat, "4471", 5), await index.search(chat, "5582", 5)
             centroid = (await index.entries.centroid([chat])).mean
@@ -464,7 +464,7 @@ async def test_webhook_mode_without_a_configured_secret_is_never_open(settings, 
             [registered] = telegram.methods("setWebhook")
             secret = registered["secret_token"]
             assert len(secret) >= 32
-            assert await shared_secret(await runner.services.memory.backends.redis()) == secret  # another worker's
+            assert await shared_secret(await runner.services.memory._backends.redis()) == secret  # another worker's
             forged = webhook_update(1, STRANGER, ALICE, "/export")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 assert (await client.post("/hook", json=forged)).status_code == 403
@@ -555,7 +555,7 @@ async def test_the_memory_commands(settings, embeddings):
                 telegram.send(ALICE, ALICE, text)
                 await until(telegram, lambda text=text: telegram.chat(ALICE)[-1:] == [f"You said: {text}."])
                 await turn_done(runner, ALICE)
-            assert await runner.services.memory.settle() == 0
+            assert await runner.services.memory.measuring.settle() == 0
 
             async def command(text: str) -> str:
                 sent = len(telegram.chat(ALICE))

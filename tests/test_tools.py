@@ -289,8 +289,8 @@ def tools():
     assert lines[1].startswith('called summary_of(topic="otters") → otters is interesting. otters')
     assert lines[1].endswith("…") and len(lines[1]) < 200
     assert lines[2:] == ["", "Otters hold hands while sleeping."]
-    assert await runner.services.memory.settle() == 0
-    store = await runner.services.memory.backends.episodic()
+    assert await runner.services.memory.measuring.settle() == 0
+    store = await runner.services.memory._backends.episodic()
     [archived] = store.get_by_ids(["chat-a"], ["chat-a:turn_0001"])
     assert archived["content"].endswith("\nassistant: Otters hold hands while sleeping.")
 
@@ -343,7 +343,7 @@ def toolbox(runner, chat_id: str = "chat-a", user_id: str = "alice", settings: S
 async def archive_days(runner, chat_id: str, user_id: str, turns: list[tuple[float, str, str]]) -> None:
     exchanges = [Exchange(chat_id, user_id, n, NOW.timestamp() - days * DAY, user, assistant)
                  for n, (days, user, assistant) in enumerate(turns, 1)]
-    await runner.services.memory.archiver.write(exchanges, now=NOW.timestamp())
+    await runner.services.memory._archiver.write(exchanges, now=NOW.timestamp())
 
 
 GARDEN = [
@@ -480,7 +480,7 @@ async def test_store_memory_writes_a_curated_entry_once_and_invalidates_cached_s
     first = await tools.store("The gym locker code is kept in the blue notebook.", ["gym", "codes, locker"])
     again = await tools.store("The gym locker code is kept in the blue notebook.  ", ["gym"])
     assert first == again and first["stored"].startswith("chat-a:memory_")
-    store = await memory.backends.episodic()
+    store = await memory._backends.episodic()
     [entry] = store.get_by_ids(["chat-a"], [first["stored"]])
     assert store.count("chat-a") == 1 and entry["content"] == "The gym locker code is kept in the blue notebook."
     assert entry["metadata"]["tags"] == f"{CURATED_TAG},gym" and entry["metadata"]["user_id"] == "alice"

@@ -168,8 +168,8 @@ async def _every_turn_saved_and_archived_once(tmp_path: Path, redis_url: str, ch
     memory = Memory(Settings(data_dir=tmp_path / "check", redis={"url": redis_url}, chroma={"url": chroma_url}),
                     embeddings=embeddings)
     try:
-        assert await memory.settle() == 0
-        store = await memory.backends.episodic()
+        assert await memory.measuring.settle() == 0
+        store = await memory._backends.episodic()
         for chat in CHATS:
             completed, messages = await memory.working(str(chat), 100)
             assert completed == len(MESSAGES)
@@ -190,7 +190,7 @@ async def taking_over(settings: Settings, embeddings) -> AsyncIterator[tuple[Tur
         application = build_application(runner, settings)
         async with application:
             goat = application.bot_data["goat"]
-            goat.inbox = Inbox(await runner.services.memory.backends.redis(), 30)
+            goat.inbox = Inbox(await runner.services.memory._backends.redis(), 30)
             yield runner, WebhookWorker(application, runner, goat.inbox, secret=None, path="hook", sweep_seconds=15)
     finally:
         await runner.aclose()
@@ -206,11 +206,11 @@ async def test_an_update_answered_before_its_worker_died_is_completed_not_answer
         configured = bot_settings(settings, fake, telegram, allowed=(ZOE,))
         dead = make_runner(configured, embeddings)
         try:
-            assert not await dead.services.memory.journal.begin(chat)
+            assert not await dead.services.memory._journal.begin(chat)
             await (await dead.graph()).ainvoke(
                 turn_input(chat, first, str(ZOE)), {"configurable": {"thread_id": chat}}, context=dead.context(),
                 interrupt_before=["save"], durability="sync")
-            inbox = Inbox(await dead.services.memory.backends.redis(), 30)
+            inbox = Inbox(await dead.services.memory._backends.redis(), 30)
             await inbox.put(update(1, ZOE, first), chat)
             await inbox.mark_answered(chat, 1)
             await inbox.put(update(2, ZOE, second), chat)

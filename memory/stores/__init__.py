@@ -5,10 +5,9 @@ outside ``memory/`` only these names are used: the embedded Redis and its client
 checkpoint saver shares its server), the chat leases (the webhook's inbox), and what the
 benchmarks slow down or time."""
 
-from memory.stores.backends import cache_scope_key
 from memory.stores.chat_lock import ChatLocks
 from memory.stores.episodic import EpisodicStore
 from memory.stores.redis_server import EmbeddedRedis, answers_ping, async_client, glob_escaped, sync_client
 
-__all__ = ["ChatLocks", "EmbeddedRedis", "EpisodicStore", "answers_ping", "async_client", "cache_scope_key",
-           "glob_escaped", "sync_client"]
+__all__ = ["ChatLocks", "EmbeddedRedis", "EpisodicStore", "answers_ping", "async_client", "glob_escaped",
+           "sync_client"]

@@ -11,7 +11,7 @@ import json
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import AsyncIterator
 
 import numpy as np
@@ -167,6 +167,16 @@ class Archive:
                 raise
             log.warning("e5's block not added to English entries now: %s", exc)
             return False
+
+    async def fill_all(self, progress: Callable[[int], None] | None, stopped: Callable[[], bool] | None) -> int:
+        """:meth:`fill_step` until no entry waits, or ``stopped()``; ``progress(entries)`` after each
+        batch. Returns how many entries were given the block."""
+        filled = 0
+        while not (stopped and stopped()) and (step := await self.fill_step(wait=True)) is not None:
+            filled += step
+            if progress and step:
+                progress(step)
+        return filled
 
     async def fill_step(self, wait: bool = False) -> int | None:
         """Give one batch of a chat's bare English entries e5's block, in Chroma and in the word

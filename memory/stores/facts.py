@@ -6,6 +6,9 @@ from typing import Protocol, runtime_checkable
 
 from redis.asyncio import Redis
 
+from memory.errors import FactsFull
+from memory.prompt.blocks import facts_block
+from memory.prompt.tokens import count_tokens
 from memory.stores.redis_server import named_after
 
 
@@ -60,6 +63,20 @@ class RedisFactsStore:
 
     def _key(self, user_id: str) -> str:
         return f"{self._prefix}:facts:{user_id}"
+
+
+async def upsert_within(store: FactsStore, user_id: str, key: str, value: str, max_tokens: int) -> int:
+    """Upsert one of the user's facts, unless the facts block would then take more than
+    ``max_tokens`` (``FactsFull``, nothing written). Returns the block's tokens with it."""
+    key, value = clean_fact_text(key, "fact key"), clean_fact_text(value, "fact value")
+    tokens = count_tokens(facts_block({**await store.get_all(user_id), key: value}))
+    if tokens > max_tokens:
+        raise FactsFull(
+            f"refused: with this fact the known-facts block would take {tokens} tokens, over its "
+            f"limit of {max_tokens}; shorten the value or forget a fact that no longer matters"
+        )
+    await store.upsert(user_id, key, value)
+    return tokens
 
 
 def clean_fact_text(text: str, what: str) -> str:

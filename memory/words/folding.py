@@ -18,15 +18,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import operator
 import re
 import threading
 import unicodedata
 from collections.abc import Collection
-from itertools import chain
 
 import Stemmer
 
+from memory.words.scripts import KIND_OF, OWN_STEMMER, RUN_KINDS, SINGLES, foreign, grams, held_parts, words_of
 from memory.words.stopwords import CUES, LANGUAGES
 
 _WORD = re.compile(r"\w+")
@@ -64,7 +63,7 @@ class QueryTerms:
         looked: dict[str, None] = {}
         for word, kind, place in units:
             if place < 0:
-                looked.update(dict.fromkeys(_grams(word, kind in _SINGLES)))
+                looked.update(dict.fromkeys(grams(word, kind in SINGLES)))
         for forms in groups.values():
             for form in forms:
                 looked.update(dict.fromkeys(form))
@@ -77,7 +76,7 @@ class QueryTerms:
         chosen: dict[str, None] = {}
         for word, kind, place in self._units:
             if place < 0:
-                chosen.update(dict.fromkeys(_grams(word, kind in _SINGLES)))
+                chosen.update(dict.fromkeys(grams(word, kind in SINGLES)))
             else:
                 chosen[self._groups[kind][picks[kind]][place]] = None
         return list(chosen)
@@ -126,17 +125,17 @@ class Words:
         folded, cased = _fold(text)
         found, kinds = _split(folded)
         present = set(kinds)
-        if len(present) == 1 and not present & _RUN_KINDS:
+        if len(present) == 1 and not present & RUN_KINDS:
             return self._stem(self._reading(kinds[0], found, cased), found)
         held = list(found)
-        for kind in present - _RUN_KINDS:  # each script's words stemmed together, put back in place
+        for kind in present - RUN_KINDS:  # each script's words stemmed together, put back in place
             places = [i for i, of in enumerate(kinds) if of == kind]
             words = [found[i] for i in places]
             for i, stem in zip(places, self._stem(self._reading(kind, words, cased), words)):
                 held[i] = stem
-        if present & _RUN_KINDS:
+        if present & RUN_KINDS:
             return [term for kind, word in zip(kinds, held)
-                    for term in (_grams(word, kind in _SINGLES) if kind in _RUN_KINDS else (word,))]
+                    for term in (grams(word, kind in SINGLES) if kind in RUN_KINDS else (word,))]
         return held
 
     def query(self, text: str) -> QueryTerms:
@@ -152,7 +151,7 @@ class Words:
         by_kind: dict[str, list[str]] = {}
         placed: list[tuple[str, str, int]] = []
         for kind, word in units:
-            if kind in _RUN_KINDS:
+            if kind in RUN_KINDS:
                 placed.append((word, kind, -1))
             else:
                 found = by_kind.setdefault(kind, [])
@@ -176,7 +175,7 @@ class Words:
                 if asked._groups[kind][picks[kind]][place] in held:
                     found[word] = None
             else:
-                found.update(dict.fromkeys(_held_parts(word, held)))
+                found.update(dict.fromkeys(held_parts(word, held)))
         return list(found)
 
     def _reading(self, kind: str, found: list[str], cased: str) -> str:
@@ -184,7 +183,7 @@ class Words:
         if self.language != AUTO:
             return self.language
         chooser = _choosers().get(kind)
-        return chooser.best(found, cased) if chooser else _FIXED.get(kind, NO_STEMMER)
+        return chooser.best(found, cased) if chooser else OWN_STEMMER.get(kind, NO_STEMMER)
 
     def _readings(self, kind: str, found: list[str], cased: str) -> list[str]:
         """The stemmers the words of a kind may have been folded with, likeliest (:meth:`_reading`'s)
@@ -192,7 +191,7 @@ class Words:
         if self.language != AUTO:
             return [self.language]
         chooser = _choosers().get(kind)
-        return chooser.readings(found, cased) if chooser else [_FIXED.get(kind, NO_STEMMER)]
+        return chooser.readings(found, cased) if chooser else [OWN_STEMMER.get(kind, NO_STEMMER)]
 
     def _stem(self, name: str, found: list[str]) -> list[str]:
         if name == NO_STEMMER or not found:
@@ -208,35 +207,6 @@ class Words:
 
 # ---- how texts are cut into words --------------------------------------------------------
 
-# Scripts written without spaces between words: a run of one is cut into character pairs.
-_RUNS = {
-    "han": "\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-           "\U00020000-\U0003134f",
-    "hangul": "\u1100-\u11ff\u3131-\u318e\ua960-\ua97f\uac00-\ud7a3\ud7b0-\ud7ff",
-    "hiragana": "\u3041-\u3096\u3099-\u309f",
-    "katakana": "\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff",
-    "thai": "\u0e01-\u0e3a\u0e40-\u0e4e\u0e50-\u0e59",
-    "lao": "\u0e81-\u0eae\u0eb0-\u0edf",
-    "khmer": "\u1780-\u17d3\u17d7\u17dc\u17dd\u17e0-\u17e9\u19e0-\u19ff",
-    "myanmar": "\u1000-\u1049\u1050-\u109f\ua9e0-\ua9fe\uaa60-\uaa7f",
-}
-_RUN_KINDS = frozenset(_RUNS)
-_SINGLES = frozenset({"han", "hangul"})  # their single characters are words too
-# Spaced scripts with a choice of stemmers, or a stemmer of their own. Other words are "latin"
-# (and numbers) or "other" (Georgian, Bengali…: kept whole).
-_SPACED = {
-    "cyrillic": "\u0400-\u0481\u0483-\u052f\u1c80-\u1c8f\u2de0-\u2dff\ua640-\ua69f",
-    "greek": "\u0370-\u0373\u0376\u0377\u037b-\u037d\u037f\u0386\u0388-\u03ff\u1f00-\u1ffe",
-    "arabic": "\u0610-\u061a\u0620-\u0669\u066e-\u06d3\u06d5-\u06dc\u06df-\u06e8\u06ea-\u06ff"
-              "\u0750-\u077f\u08a0-\u08ff",
-    "hebrew": "\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u05d0-\u05ea\u05ef-\u05f2",
-    "armenian": "\u0531-\u0556\u0559\u0560-\u0588",
-    "devanagari": "\u0900-\u0963\u0966-\u096f\u0971-\u097f\ua8e0-\ua8ff",
-    "tamil": "\u0b82-\u0bef",
-}
-_GROUPED = "".join((*_RUNS.values(), *_SPACED.values()))
-_FIXED = {"greek": "greek", "armenian": "armenian", "tamil": "tamil"}
-_LATIN_LETTERS = "\u00aa\u00b5\u00ba\u00c0-\u02af\u1e00-\u1eff\u2c60-\u2c7f\ua720-\ua7ff\uab30-\uab6f"
 _DROPPED = re.compile(  # taken out of words: diacritics, vowel points, joiners, soft hyphens
     "[\u0300-\u036f\u0483-\u0489\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u0610-\u061a"
     "\u0640\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed\u1ab0-\u1aff"
@@ -265,110 +235,27 @@ def _fold(text: str) -> tuple[str, str]:
     return folded, cased
 
 
-@functools.cache
-def _marks() -> str:
-    """The combining marks ``\\w`` misses (parts of words in Indic scripts and others) but those
-    of the scripts in ``_RUNS`` and ``_SPACED``, as a character class's ranges."""
-    inside = re.compile(f"[{_GROUPED}]")
-    marks: list[list[int]] = []
-    for code in range(0x300, 0x10000):
-        char = chr(code)
-        if (unicodedata.category(char).startswith("M") and not char.isalnum() and not inside.match(char)
-                and not 0xD800 <= code < 0xE000):
-            if marks and marks[-1][1] == code - 1:
-                marks[-1][1] = code
-            else:
-                marks.append([code, code])
-    return "".join(f"{chr(low)}-{chr(high)}" for low, high in marks)
-
-
-def _classes() -> dict[str, str]:
-    """Each kind of word: the pattern of one word of it."""
-    classes = {"latin": f"[0-9_a-z{_LATIN_LETTERS}]+"}
-    classes.update((kind, f"[{chars}]+") for kind, chars in (*_RUNS.items(), *_SPACED.items()))
-    classes["other"] = f"(?:[^\\W{_GROUPED}{_LATIN_LETTERS}0-9_a-z]|[{_marks()}])+"
-    return classes
-
-
-class _Kinds(dict):
-    """A character's kind of word ("" for none: a space, a stop), worked out at first sight."""
-
-    def __missing__(self, char: str) -> str:
-        kind = next((kind for kind, pattern in _kind_patterns().items() if pattern.match(char)), "")
-        self[char] = kind
-        return kind
-
-
-@functools.cache
-def _kind_patterns() -> dict[str, re.Pattern[str]]:
-    return {kind: re.compile(pattern) for kind, pattern in _classes().items()}
-
-
-@functools.lru_cache(maxsize=256)
-def _words_of(kinds: frozenset[str]) -> re.Pattern[str]:
-    """The words of a text holding characters of these kinds, each of one kind (its group)."""
-    classes = _classes()
-    return re.compile("|".join(f"(?P<{kind}>{classes[kind]})" for kind in classes if kind in kinds))
-
-
-@functools.lru_cache(maxsize=64)
-def _foreign(kind: str) -> re.Pattern[str]:
-    """A word character that is neither ASCII nor of this kind (not "other")."""
-    chars = _LATIN_LETTERS if kind == "latin" else _RUNS.get(kind) or _SPACED[kind]
-    return re.compile(f"[^\\W\x00-\x7f{chars}]")
-
-
-_KINDS = _Kinds()
 _ASCII = frozenset(map(chr, range(128)))
 _NON_ASCII_LETTER = re.compile(r"[^\W\x00-\x7f]")
 
 
 def _split(folded: str) -> tuple[list[str], list[str]]:
-    """A folded text's words, in order, and the kind of each: one of ``_RUNS`` or ``_SPACED``,
-    "latin" (with numbers) or "other"."""
+    """A folded text's words, in order, and the kind of each: one of :mod:`memory.words.scripts`'s
+    kinds."""
     first = _NON_ASCII_LETTER.search(folded)
     if first is None:
         found = _WORD.findall(folded)
         return found, ["latin"] * len(found)
-    kind = _KINDS[first.group()]
-    if kind != "other" and not _foreign(kind).search(folded, first.end()):  # one script, and ASCII
+    kind = KIND_OF[first.group()]
+    if kind != "other" and not foreign(kind).search(folded, first.end()):  # one script, and ASCII
         if kind == "latin":
-            found = _words_of(frozenset({kind})).findall(folded)
+            found = words_of(frozenset({kind})).findall(folded)
             return found, ["latin"] * len(found)
-        pairs = _words_of(frozenset({"latin", kind})).findall(folded)  # groups: latin, then the other
+        pairs = words_of(frozenset({"latin", kind})).findall(folded)  # groups: latin, then the other
         return [latin or word for latin, word in pairs], ["latin" if latin else kind for latin, _ in pairs]
-    kinds = frozenset(map(_KINDS.__getitem__, set(folded).difference(_ASCII))) - {""} | {"latin"}
-    matches = list(_words_of(kinds).finditer(folded))
+    kinds = frozenset(map(KIND_OF.__getitem__, set(folded).difference(_ASCII))) - {""} | {"latin"}
+    matches = list(words_of(kinds).finditer(folded))
     return [match.group() for match in matches], [match.lastgroup for match in matches]  # type: ignore[misc]
-
-
-def _grams(run: str, singles: bool) -> list[str]:
-    """A run's overlapping character pairs, and its characters too with ``singles``, in order;
-    a lone character stands for itself."""
-    if len(run) < 2:
-        return [run]
-    pairs = list(map(operator.add, run, run[1:]))
-    if not singles:
-        return pairs
-    grams = list(chain.from_iterable(zip(run, pairs)))
-    grams.append(run[-1])
-    return grams
-
-
-def _held_parts(run: str, held: Collection[str]) -> list[str]:
-    """The longest parts of a run whose character pairs are all ``held``."""
-    if len(run) < 2:
-        return [run] if run in held else []
-    parts, start = [], None
-    for i in range(len(run) - 1):
-        if run[i : i + 2] in held:
-            start = i if start is None else start
-        elif start is not None:
-            parts.append(run[start : i + 1])
-            start = None
-    if start is not None:
-        parts.append(run[start:])
-    return parts
 
 
 # ---- which language a text's words are in ------------------------------------------------

@@ -1,0 +1,48 @@
+"""What the tests and benchmarks measure memory with, beside the verbs every caller uses
+(``Memory.measuring``): the plain vector search recall is compared with, the archive settled
+before what is timed, the search cache emptied so that every question is searched."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from memory.retrieval.search import L3Search
+from memory.stores.archive import Archive
+from memory.stores.backends import Backends, cache_scope_key
+
+
+class Measuring:
+    def __init__(self, backends: Backends, l3: L3Search, archiver: Archive,
+                 fill_languages: Callable[[], Awaitable[int]]) -> None:
+        self._backends, self._l3, self._archiver, self._fill_languages = backends, l3, archiver, fill_languages
+
+    async def nearest(self, chat_ids: list[str], text: str, k: int) -> list[dict]:
+        """The chats' ``k`` entries nearest to ``text`` by meaning alone: the plain vector search
+        of a top-k memory, which the benchmarks compare recall with (and search once per chat
+        to have its vector index loaded before they time a turn).
+
+        Returns:
+            Hits (``id``, ``content``, ``distance``, ``timestamp``, ``metadata``), closest first.
+        """
+        return await self._l3.search(chat_ids, await self._l3.measure(text, chat_ids), k)
+
+    async def settle(self) -> int:
+        """Write what the outbox holds to L3 now, and give the English entries of chats of every
+        language the e5 block they wait for.
+
+        Returns:
+            How many outbox entries are left (L3 unreachable).
+        """
+        left = await self._archiver.flush()
+        if not left:
+            await self._fill_languages()
+        return left
+
+    async def forget_searches(self, chat_id: str | None = None, user_id: str | None = None) -> None:
+        """Forget the cached searches of the chat's scope as ``memory.scope`` sets it (for
+        ``user_id``, the chat's id by default), or of every scope without a chat."""
+        cache = await self._backends.cache()
+        if chat_id is None:
+            await cache.clear()
+        else:
+            await cache.invalidate(cache_scope_key(chat_id, user_id or chat_id, self._backends.settings.memory.scope))
