@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from memory.settings import ENCODERS
-from nodes.state import MAX_MESSAGE_CHARS
+from memory.turns import MAX_MESSAGE_CHARS
 
 IMPORT_FORMATS = ("jsonl", "telegram", "chatgpt")  # graph.exports reads them (loaded only to import)
 BENCH = "measure memory: turn overhead, deadline, import speed, LoCoMo recall"

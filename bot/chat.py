@@ -24,7 +24,8 @@ from bot.commands import COMMANDS, Asker
 from graph.redaction import Redactor
 from graph.runner import TurnRunner
 from nodes.services import ModelNotConfigured
-from nodes.state import InvalidTurn, TurnConflict, is_blank, turn_user
+from memory.turns import is_blank
+from nodes.state import InvalidTurn, TurnConflict, turn_user
 from memory.errors import BackendUnavailable
 from memory.settings import Settings
 

@@ -39,8 +39,7 @@ from memory.facade import Memory
 from memory.retrieval import why_kept
 from memory.prompt import one_line
 from memory.settings import Settings
-from memory.turns import ImportedTurn, archive_id, iso_time
-from nodes.state import message_problem
+from memory.turns import ImportedTurn, archive_id, iso_time, message_problem
 from nodes.toolkit.memory_tools import MemoryToolbox
 
 log = logging.getLogger(__name__)

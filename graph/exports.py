@@ -29,7 +29,8 @@ from ijson.common import ObjectBuilder
 from graph.export_files import DOCUMENTS, ExportError, ExportFile, find_export
 from graph.importer import (Omitted, Read, Refusal, Transcript, TranscriptMessage, checked, file_reads,
                             parse_timestamp)
-from nodes.state import check_ids, clean_text, message_problem
+from memory.turns import clean_text, message_problem
+from nodes.state import check_ids
 
 # Where an export's chats are: one chat's export is the chat; an account's lists them twice.
 _CHATS = ("", "chats.list.item.", "left_chats.list.item.")

@@ -29,8 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from memory.facade import Memory
-from memory.turns import ImportedTurn
-from nodes.state import check_ids, json_type, message_problem
+from memory.turns import ImportedTurn, message_problem
+from nodes.state import check_ids, json_type
 
 ROLES = ("user", "assistant")
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc).timestamp()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -51,6 +52,40 @@ def with_user_text(content: str, user_chars: int, text: str) -> str:
     return archive_content(text, None) + reply
 
 
+# What every way in refuses of a message (a live turn, a line of `goat import`, MCP's archive_turn),
+# and what an imported turn checks again.
+MAX_MESSAGE_CHARS = 200_000
+NOT_UNICODE = "holds text that is not valid Unicode (lone surrogates)"
+
+
+def clean_text(text: str) -> str:
+    """Replace lone surrogates (not encodable as UTF-8, e.g. from broken clients) with U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+
+def is_blank(text: str) -> bool:
+    """Whether a text shows nothing: only white space and invisible format characters (zero-width
+    spaces and joiners, a byte-order mark, direction marks), which look empty wherever it is read."""
+    return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
+
+
+
+def message_problem(text: str) -> str | None:
+    """Why a message cannot be taken, as every way in refuses it (a live turn, a line of `goat
+    import`, MCP's archive_turn): "is empty", "has N characters; the limit is …" or "holds text
+    that is not valid Unicode (lone surrogates)" (a broken client's, never guessed at); None when
+    it can."""
+    if is_blank(text):
+        return "is empty"
+    if len(text) > MAX_MESSAGE_CHARS:
+        return f"has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}"
+    if clean_text(text) != text:
+        return NOT_UNICODE
+    return None
+
+
+
 @dataclass(frozen=True)
 class Exchange:
     """One turn to archive in L3: a user message and the reply (either may be missing on import)."""
@@ -98,6 +133,11 @@ class ImportedTurn:
     digest: str  # identifies the exchange across imports of the same file
     user_id: str
     messages: tuple[dict[str, Any], ...]  # {"role", "content", "timestamp"}, as L2 keeps them
+
+    def __post_init__(self) -> None:
+        for message in self.messages:
+            if problem := message_problem(message["content"]):
+                raise ValueError(f"an imported {message['role']} message {problem}")
 
     def exchange(self, chat_id: str, turn: int) -> Exchange:
         by_role = {m["role"]: m["content"] for m in self.messages}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +17,8 @@ from pydantic import ConfigDict, Field, with_config
 # typing's only from Python 3.12.
 from typing_extensions import Annotated, NotRequired, TypedDict
 
-MAX_MESSAGE_CHARS = 200_000
+from memory.turns import NOT_UNICODE, clean_text, message_problem
+
 # Each field's docstring is its description in the JSON schemas (Studio's input form, state view).
 _DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
 
@@ -176,14 +176,6 @@ class TurnConflict(RuntimeError):
     """Two turns of one chat ran at once and this one lost the race for its turn number."""
 
 
-NOT_UNICODE = "holds text that is not valid Unicode (lone surrogates)"
-
-
-def clean_text(text: str) -> str:
-    """Replace lone surrogates (not encodable as UTF-8, e.g. from broken clients) with U+FFFD."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
 def check_ids(**ids: object) -> None:
     """Refuse an id (name=value) whose text is not valid Unicode (lone surrogates): an id is a
     key, so it is never silently changed as a message's text is."""
@@ -209,26 +201,6 @@ def check_input(state: TurnInput) -> None:
         raise InvalidTurn("the message is empty")
     if problem := message_problem(message):
         raise InvalidTurn(f"the message {problem}")
-
-
-def is_blank(text: str) -> bool:
-    """Whether a text shows nothing: only white space and invisible format characters (zero-width
-    spaces and joiners, a byte-order mark, direction marks), which look empty wherever it is read."""
-    return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
-
-
-def message_problem(text: str) -> str | None:
-    """Why a message cannot be taken, as every way in refuses it (a live turn, a line of `goat
-    import`, MCP's archive_turn): "is empty", "has N characters; the limit is …" or "holds text
-    that is not valid Unicode (lone surrogates)" (a broken client's, never guessed at); None when
-    it can."""
-    if is_blank(text):
-        return "is empty"
-    if len(text) > MAX_MESSAGE_CHARS:
-        return f"has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}"
-    if clean_text(text) != text:
-        return NOT_UNICODE
-    return None
 
 
 def json_type(value: object) -> str:

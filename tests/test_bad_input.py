@@ -37,6 +37,7 @@ from memory.stores.curated import CURATED_TAG
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.prompt.blocks import one_line
 from memory.settings import Settings, SettingsError, load_settings
+from memory.turns import MAX_MESSAGE_CHARS, ImportedTurn
 from nodes.services import UnreadableAnswer
 
 pytestmark = pytest.mark.slow
@@ -588,3 +589,13 @@ def test_unusual_but_valid_settings_are_taken(toml: bytes | None, variables: dic
     if toml is not None:
         (tmp_path / "goat.toml").write_bytes(toml)
     assert cli_ok(goat("stats", env=goat_env(tmp_path / "data", **variables), cwd=tmp_path)).startswith("no turns")
+
+
+@pytest.mark.parametrize("text, problem", [("  \u200b ", "is empty"), ("x" * (MAX_MESSAGE_CHARS + 1), "characters"),
+                                           ("half a pair \ud800", "not valid Unicode")])
+def test_memory_refuses_an_imported_message_no_way_in_would_take(text: str, problem: str) -> None:
+    """Memory holds its own rule on messages: a caller that forgot to check (every way in checks
+    first, with its own words) still cannot have one stored."""
+    for role in ("user", "assistant"):
+        with pytest.raises(ValueError, match=f"an imported {role} message .*{problem}"):
+            ImportedTurn("key", "ana", ({"role": role, "content": text, "timestamp": 0.0},))

@@ -27,7 +27,7 @@ from bot.chat import CANCELLED, PROMPT, REPLY_PREFIX, ChatSession, PipedLines
 from conftest import wait_for
 from fakes import FakeOpenAI
 from memory.settings import Settings
-from nodes.state import MAX_MESSAGE_CHARS
+from memory.turns import MAX_MESSAGE_CHARS
 from memory.stores.episodic import collection_name
 from memory.facade import Memory
 from memory.turns import Exchange

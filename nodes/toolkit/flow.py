@@ -22,7 +22,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from memory.facade import Memory
 from memory.prompt import one_line
 from memory.settings import Settings
-from nodes.state import Message, ToolCall, ToolResult, TurnState, clean_text
+from memory.turns import clean_text
+from nodes.state import Message, ToolCall, ToolResult, TurnState
 from nodes.toolkit.dsml import parse_dsml
 from nodes.toolkit.memory_tools import MEMORY_TOOLS, MemoryToolbox
 from nodes.toolkit.plugins import PluginRegistry
