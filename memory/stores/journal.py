@@ -20,7 +20,7 @@ class TurnJournal:
         redis = await self.backends.redis()
         if user_id is None:
             return not await redis.sadd(IN_FLIGHT_KEY, chat_id)
-        async with redis.pipeline(transaction=False) as pipe:  # one round trip, as before
+        async with redis.pipeline(transaction=False) as pipe:  # one round trip for both
             pipe.sadd(IN_FLIGHT_KEY, chat_id)
             add_chat_users_to(pipe, chat_id, {user_id})
             added, joined, *_ = await pipe.execute()
