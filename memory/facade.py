@@ -44,6 +44,7 @@ __all__ = ["Archived", "BackendHealth", "Connected", "Forgotten", "Found", "Heal
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Connected:
     redis_url: str  # where the graph's checkpointer keeps its state: the same Redis as L2
@@ -438,7 +439,7 @@ class Memory:
 
     async def health(self, chat_id: str | None = None, user_id: str | None = None, *,
                      unchecked: Collection[str] = ()) -> Health:
-        """Each backend: reachable? in which mode? With a chat and a user, also what each layer
+        """Each backend: reachable? With a chat and a user, also what each layer
         holds for them (:func:`memory.health.check_health` says how)."""
         return await check_health(self._backends, self._archiver, chat_id, user_id, unchecked=unchecked)
 

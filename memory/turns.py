@@ -63,12 +63,10 @@ def clean_text(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-
 def is_blank(text: str) -> bool:
     """Whether a text shows nothing: only white space and invisible format characters (zero-width
     spaces and joiners, a byte-order mark, direction marks), which look empty wherever it is read."""
     return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
-
 
 
 def message_problem(text: str) -> str | None:
@@ -83,7 +81,6 @@ def message_problem(text: str) -> str | None:
     if clean_text(text) != text:
         return NOT_UNICODE
     return None
-
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from memory.retrieval.lists import is_exact_hit
 
+
 def gap_ratio(distances: Sequence[float]) -> float | None:
     """Largest gap between consecutive sorted distances over the mean gap.
 

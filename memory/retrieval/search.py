@@ -1,4 +1,4 @@
-"""L3 reads: by meaning (Chroma's vector index, or a time range ranked from the word index's
+"""L3 reads: by meaning (Chroma's vector index, or a time range ranked from the entry index's
 vectors), by words (BM25 over the word index), by structural key, and the query's scale (its
 spaces and their backgrounds: the query's mean distance to the chats' entries in each), which
 every distance read here is put on. The recall pipeline composes them."""
@@ -281,7 +281,7 @@ class L3Search:
         """The chats' ``k`` best entries by the words of ``query`` (BM25), best first, each as
         (hit, its vector, its word score). Word scores of different chats are compared as they are.
 
-        The vectors come from the word index (float16, with the ids); Chroma is asked only for
+        The vectors come from the entry index (float16, with the ids); Chroma is asked only for
         the entries' text and metadata, which costs it half as much as with their vectors.
         """
         index = await self.backends.lexical_index()

@@ -1,6 +1,6 @@
 """Where memory is kept: Redis (L2, the word and entry indexes, the outbox, the cache, the chat
 leases, who wrote to which chat, the embedded server), Chroma (L3), the facts (Redis or Letta),
-and what writes, migrates, re-embeds and forgets them. The façade opens them (``backends``);
+and what writes, migrates, re-embeds and forgets them. The façade opens them (a ``Backends``);
 outside ``memory/`` only these names are used: the embedded Redis and its clients (the
 checkpoint saver shares its server), the chat leases (the webhook's inbox), and what the
 benchmarks slow down or time."""

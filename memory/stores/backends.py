@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PREFIX = "goat"
-# The encoder whose vectors the archive holds (Chroma and the word index): its record
+# The encoder whose vectors the archive holds (Chroma and the entry index): its record
 # (the encoder's name, and whatever else its vectors depend on: Encoder.record).
 ENCODER_KEY = f"{PREFIX}:encoder"
 # A re-embedding under way (or interrupted): {"to": encoder record}, and the chats it has finished.
@@ -243,8 +243,8 @@ class Backends:
         return FIRST_ENCODER if await self._holds_vectors() else None
 
     async def _holds_vectors(self) -> bool:
-        """Whether the archive holds any vector: a chat in the word index or in Chroma (when
-        Chroma is down, only the word index is looked at)."""
+        """Whether the archive holds any vector: a chat in the entry index or in Chroma (when
+        Chroma is down, only the entry index is looked at)."""
         async for _ in (await self.redis()).scan_iter(match=f"{PREFIX}:lex:*:meta", count=1000):
             return True
         try:
@@ -254,7 +254,7 @@ class Backends:
             return False
 
     async def embed(self, texts: list[str], every_language: bool = True) -> np.ndarray:
-        """The texts' vectors, computed once and handed to both Chroma and the word index
+        """The texts' vectors, computed once and handed to both Chroma and the entry index
         (``every_language`` False: for a chat that holds English only, see :meth:`Encoder.encode`).
         The archive's encoder is checked again on every write: a re-embedding started since
         this process began stops its writes (they wait in the outbox) instead of mixing encoders."""

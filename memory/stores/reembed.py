@@ -2,7 +2,7 @@
 
 Every L3 entry's vector is computed again from its text, chat by chat: in Chroma (each chat's
 collection rebuilt aside and swapped in: vectors of another length, or laid out otherwise,
-cannot go where the old ones were), and in the chat's word index (its vectors and their sum;
+cannot go where the old ones were), and in the chat's entry index (its vectors and their sum;
 the words and times stay as they are). While it runs, and until it finishes, no process
 starts on the archive (:class:`EncoderMismatch`): searched with one encoder's query against
 the other's vectors, it would answer nonsense. One re-embedding runs at a time; one that was

@@ -39,10 +39,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # its templates beside it, also when loaded from its file
-from life_events import FAMILY, HOME, INJURY, JOB, PET  # noqa: E402
-from pastimes import BOOK, CONCERT, COOKING, CRAFT, GARDEN, RACE, TRIP, VOLUNTEER  # noqa: E402
-from small_talk import CLOSERS, OPENERS, PROMPTS, REPLY_TAILS, SMALL_TALK  # noqa: E402
-from topic import MULTI_HOP, TEMPORAL, Topic  # noqa: E402
+from synthetic_life_events import FAMILY, HOME, INJURY, JOB, PET  # noqa: E402
+from synthetic_pastimes import BOOK, CONCERT, COOKING, CRAFT, GARDEN, RACE, TRIP, VOLUNTEER  # noqa: E402
+from synthetic_small_talk import CLOSERS, OPENERS, PROMPTS, REPLY_TAILS, SMALL_TALK  # noqa: E402
+from synthetic_topic import MULTI_HOP, TEMPORAL, Topic  # noqa: E402
 
 OUTPUT = Path(__file__).with_name("synthetic-chats.json")
 SEED = 26

@@ -3,7 +3,7 @@ a recipe, a book, a garden, volunteering, a concert (:class:`topic.Topic`)."""
 
 from __future__ import annotations
 
-from topic import MULTI_HOP, OPEN_DOMAIN, SINGLE_HOP, TEMPORAL, Ask, Topic
+from synthetic_topic import MULTI_HOP, OPEN_DOMAIN, SINGLE_HOP, TEMPORAL, Ask, Topic
 
 
 TRIP = Topic(

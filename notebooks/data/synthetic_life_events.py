@@ -3,7 +3,7 @@ a move, a family occasion, an injury (:class:`topic.Topic`)."""
 
 from __future__ import annotations
 
-from topic import MULTI_HOP, OPEN_DOMAIN, SINGLE_HOP, TEMPORAL, Ask, Topic
+from synthetic_topic import MULTI_HOP, OPEN_DOMAIN, SINGLE_HOP, TEMPORAL, Ask, Topic
 
 
 PET = Topic(
