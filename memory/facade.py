@@ -64,7 +64,7 @@ class Memory:
         self._entries = ChatEntries(self._backends, self._archiver, self._journal, self._copies, self.turn,
                                     self.save_turn)
         # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).
-        self.measuring = Measuring(self._backends, self._l3, self._archiver, self.fill_languages)
+        self.measuring = Measuring(self._backends, self._l3, self._archiver)
 
     # ---- lifecycle ------------------------------------------------------------------------
 

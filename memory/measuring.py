@@ -4,17 +4,14 @@ before what is timed, the search cache emptied so that every question is searche
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from memory.retrieval.search import L3Search
 from memory.stores.archive import Archive
 from memory.stores.backends import Backends, cache_scope_key
 
 
 class Measuring:
-    def __init__(self, backends: Backends, l3: L3Search, archiver: Archive,
-                 fill_languages: Callable[[], Awaitable[int]]) -> None:
-        self._backends, self._l3, self._archiver, self._fill_languages = backends, l3, archiver, fill_languages
+    def __init__(self, backends: Backends, l3: L3Search, archiver: Archive) -> None:
+        self._backends, self._l3, self._archiver = backends, l3, archiver
 
     async def nearest(self, chat_ids: list[str], text: str, k: int) -> list[dict]:
         """The chats' ``k`` entries nearest to ``text`` by meaning alone: the plain vector search
@@ -35,7 +32,7 @@ class Measuring:
         """
         left = await self._archiver.flush()
         if not left:
-            await self._fill_languages()
+            await self._archiver.fill_all(None, None)
         return left
 
     async def forget_searches(self, chat_id: str | None = None, user_id: str | None = None) -> None:

@@ -3,8 +3,9 @@
 Every entry key contains its scope's generation number. Invalidating a scope
 increments that number (O(1)): its old entries are never read again and expire
 by their TTL. A scope's first generation is a random number, so a scope dropped
-and met again never returns to a generation a search under way still holds. Keys carry the scope as a hash tag (``goat:cache:{chat:42}:…``) so
-a scope's generation and entries share one Redis Cluster slot.
+and met again never returns to a generation a search under way still holds.
+Keys carry the scope as a hash tag (``goat:cache:{chat:42}:…``) so a scope's
+generation and entries share one Redis Cluster slot.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ class SearchCache:
         return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
     async def lookup(self, scope_key: str, digest: str) -> tuple[Any, str]:
-        """(the cached value, as JSON read it, or None; the scope's generation it was looked up under); a write of
-        the same search this process started is waited for first."""
+        """(the cached value, as JSON read it, or None; the scope's generation it was looked up
+        under); a write of the same search this process started is waited for first."""
         if (writing := self._writing.get((scope_key, digest))) is not None:
             await asyncio.wait([writing])
         generation, raw = await self._lookup(
