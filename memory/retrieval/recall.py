@@ -24,19 +24,14 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
-from memory.stores.backends import cache_scope_key
-from memory.stores.cache import SearchCache
-from memory.stores.chat_users import chats_of_user, scope_chats
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.lists import EVERY_LIST, EVERY_WORD, KEYS, TEMPORAL, THEMATIC, WORDS
-from memory.retrieval.scale import Scale
-from memory.retrieval.search import L3Search, Searched
+from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question
 from memory.settings import Settings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
 from memory.words import names_nothing
@@ -45,8 +40,6 @@ from memory.words import names_nothing
 # phrase sits in the first lines; the key regex is cheap (~0.2 ms per 1 000 characters).
 _TEMPORAL_SCAN_CHARS = 2_000
 _KEY_SCAN_CHARS = 20_000
-# The word search reads the first lines too: its cost grows with the distinct words asked.
-_LEXICAL_SCAN_CHARS = 2_000
 
 
 @dataclass(frozen=True)
@@ -94,104 +87,24 @@ class Recalled:
         return found
 
 
+@dataclass
 class _Recall:
-    """One recall under way: its query, and what its mechanisms share (the scope's chats, the
-    question's earlier search looked up in the L2.5 cache, its scale), each started once."""
+    """One recall under way: its query, what its question's search shares, and how it went."""
 
-    def __init__(self, search: L3Search, query: RecallQuery, settings: Settings) -> None:
-        backends = search.backends
-        self.search, self.query, self.settings = search, query, settings
-        self.message, self.k = query.text, settings.prefetch.search_k
-        scope, chat_id, user_id = settings.memory.scope, query.chat_id, query.user_id
-        self.outcome: dict[str, Any] = {
-            "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
-            "range": None, "keys": [], "deadline_ms": self.deadline * 1000, "lexical": {}, "background": None,
-            "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")
-        }
-        self.started = time.perf_counter()
-        topical = not names_nothing(self.message[:_LEXICAL_SCAN_CHARS])
-        self.by_meaning, self.by_words = THEMATIC in query.lists and topical, WORDS in query.lists and topical
-        self.chats = asyncio.ensure_future(scope_chats(backends, chat_id, user_id, scope))
-        # Under "user", whether the chat is one of the user's: only then are its searches cached.
-        self.users_chats = (asyncio.ensure_future(chats_of_user(backends, user_id))
-                            if scope == "user" and self.by_meaning else None)
-        self.scope_key = cache_scope_key(chat_id, user_id, scope)
-        self.digest = SearchCache.digest(self.message, k=self.k,
-                                         words=settings.retrieval.lexical_max_df_share if self.by_words else None)
-        self.lookup = asyncio.ensure_future(self._look_up())
-        self.measuring = asyncio.ensure_future(self._measure())
-        self.scale = asyncio.ensure_future(self._question_scale())
+    query: RecallQuery
+    settings: Settings
+    question: Question
+    outcome: dict[str, Any]
 
     @property
-    def deadline(self) -> float:
-        return self.settings.prefetch.timeout if self.query.deadline is None else self.query.deadline
-
-    async def _look_up(self) -> tuple[Searched | None, str | None]:
-        if not self.by_meaning:
-            return None, None
-        if self.users_chats is not None and self.query.chat_id not in await self.users_chats:
-            # A chat the user never wrote to: a "user:" cache entry covers the user's chats only
-            # (their writes and forgets invalidate it), so a search that also covers this one
-            # is not cached, or the user's other chats would be served this chat's entries,
-            # forgotten ones included.
-            return None, None
-        searched, generation = await self.search.look_up(self.scope_key, self.digest)
-        self.outcome["cache"] = {"hit": searched is not None, "key": self.digest}
-        return searched, generation
-
-    async def asked_before(self) -> Searched | None:
-        with suppress(Exception):  # reported by the thematic search, which awaits the lookup too
-            return (await self.lookup)[0]
-        return None
-
-    async def _measure(self) -> Scale:
-        return await self.search.measure(self.message, await self.chats, self.query.chat_id)
-
-    async def _question_scale(self) -> Scale:
-        if (searched := await self.asked_before()) is not None:
-            self.measuring.cancel()
-            return searched.scale
-        return await self.measuring
-
-    async def remember(self, lists: dict[str, list[dict]], thematic: asyncio.Future | None) -> None:
-        """On a cache miss, keep what the thematic searches found, with the scale, for the
-        question asked again."""
-        missed = self.outcome["cache"] is not None and not self.outcome["cache"]["hit"]
-        if thematic is not None and THEMATIC in lists and missed and (generation := self.lookup.result()[1]) is not None:
-            words = lists[WORDS] if WORDS in lists else None  # None: a question asked again searches them
-            await self.search.remember(self.scope_key, self.digest,
-                                       Searched(thematic.result(), words, self.scale.result()), generation)
-
-    def let_go(self) -> None:
-        """Cancel the shared work nobody waited for; retrieve the errors of the rest (reported
-        through the mechanisms that awaited it)."""
-        for shared in (self.chats, self.lookup, self.measuring, self.scale, *filter(None, [self.users_chats])):
-            if not shared.done():
-                shared.cancel()
-            elif not shared.cancelled():
-                shared.exception()
+    def message(self) -> str:
+        return self.query.text
 
 
 # ---- the mechanisms: each a list of hits, or None when it scored zero for the message -------
 
-async def _by_meaning(run: _Recall) -> list[dict]:
-    searched, _ = await run.lookup
-    if searched is not None:
-        return searched.thematic
-    return await run.search.search(await run.chats, await run.scale, run.k)
-
-
-async def _by_words(run: _Recall) -> list[dict]:
-    """Thematic's word half: BM25 over the chats' word index, its hits put on the query's scale."""
-    if (searched := await run.asked_before()) is not None and searched.words is not None:
-        return searched.words
-    found = await run.search.lexical_search(await run.chats, run.message[:_LEXICAL_SCAN_CHARS], run.k,
-                                            run.settings.retrieval.lexical_max_df_share)
-    if not found:
-        return []
-    measured = (await run.scale).of_passages(np.array([stored for _, stored, _ in found]))
-    return [{**hit, "distance": float(distance), "mechanism": WORDS}
-            for (hit, _, _), distance in zip(found, measured)]
+def _by_meaning(run: _Recall) -> asyncio.Future[list[dict]]:
+    return run.question.by_meaning  # the question's own search: the L2.5 cache's, or Chroma's
 
 
 async def _by_time(run: _Recall) -> list[dict] | None:
@@ -205,27 +118,30 @@ async def _by_time(run: _Recall) -> list[dict] | None:
             return None  # scored zero: no digit, no date word (most messages; checked in microseconds)
         # Parsing is pure-Python CPU work: beside the embedding it slowed both through the
         # GIL (embed 8 → 19 ms); one after the other is faster, and the search needs the vector anyway.
-        await run.scale
+        await run.question.scale
         when = datetime.fromtimestamp(run.query.now, ZoneInfo(settings.prefetch.timezone))
-        found = await run.search.backends.run_blocking(completed_past_range, scanned, when)
+        found = await run.question.search.backends.run_blocking(completed_past_range, scanned, when)
         if found is None:
             return None  # scored zero: no completed past range named
         after, before = (dt.timestamp() for dt in found)
         outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
-    return await run.search.search(await run.chats, await run.scale, run.k, after, before)
+    question = run.question
+    return await question.search.search(await question.chats, await question.scale, question.k, after, before)
 
 
 async def _by_keys(run: _Recall) -> list[dict] | None:
     run.outcome["keys"] = structural_keys(run.message[:_KEY_SCAN_CHARS])
     if not run.outcome["keys"]:
         return None  # scored zero: no structural key
-    return await run.search.find_by_keys(await run.chats, run.outcome["keys"], run.settings.prefetch.max_results)
+    question = run.question
+    return await question.search.find_by_keys(await question.chats, run.outcome["keys"], run.settings.prefetch.max_results)
 
 
 async def _holding_every_word(run: _Recall) -> list[dict]:
     after, before = run.query.period or (None, None)
-    return await run.search.holding_words(await run.chats, run.message[:_LEXICAL_SCAN_CHARS], await run.scale,
-                                          run.settings.prefetch.max_results, after, before)
+    question = run.question
+    return await question.search.holding_words(await question.chats, run.message[:WORD_SCAN_CHARS],
+                                               await question.scale, run.settings.prefetch.max_results, after, before)
 
 
 _MECHANISMS: dict[str, Callable[[_Recall], Awaitable[list[dict] | None]]] = {
@@ -234,17 +150,28 @@ _MECHANISMS: dict[str, Callable[[_Recall], Awaitable[list[dict] | None]]] = {
 
 async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Recalled:
     """Run the mechanisms for ``query`` under its deadline; never raises for a mechanism."""
+    started = time.perf_counter()
+    deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
+    outcome: dict[str, Any] = {
+        "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
+        "range": None, "keys": [], "deadline_ms": deadline * 1000, "lexical": {}, "background": None,
+        "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")
+    }
+    finished = _timer(started, outcome)
     with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
         await search.load_for(query.text)
-    run = _Recall(search, query, settings)
-    outcome = run.outcome
+    topical = not names_nothing(query.text[:WORD_SCAN_CHARS])
+    by_meaning = THEMATIC in query.lists and topical
+    words_share = settings.retrieval.lexical_max_df_share if WORDS in query.lists and topical else None
+    question = Question(search, query.text, query.chat_id, query.user_id,
+                        settings.memory.scope, settings.prefetch.search_k, by_meaning, words_share)
+    run = _Recall(query, settings, question, outcome)
     tasks = {name: asyncio.ensure_future(mechanism(run)) for name, mechanism in _MECHANISMS.items()
-             if name in query.lists and (run.by_meaning or name != THEMATIC)}
+             if name in query.lists and (by_meaning or name != THEMATIC)}
     # Thematic's word half, reported on its own line: a stuck vector search must not take it down.
-    words_task = asyncio.ensure_future(_by_words(run)) if run.by_words else None
-    for name, task in [*tasks.items(), *([(WORDS, words_task)] if words_task else [])]:
-        task.add_done_callback(_timed(name, run))
-    await asyncio.wait([*tasks.values(), *([words_task] if words_task else []), run.scale], timeout=run.deadline)
+    for name, task in [*tasks.items(), *([(WORDS, question.by_words)] if question.by_words else [])]:
+        task.add_done_callback(partial(finished, name))
+    await asyncio.wait([*tasks.values(), *filter(None, [question.by_words]), question.scale], timeout=deadline)
 
     lists: dict[str, list[dict]] = {}
     for name, task in tasks.items():
@@ -257,41 +184,35 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
             lists[name] = [{**hit, "mechanism": name} for hit in task.result()]
             outcome["succeeded"].append(name)
             outcome["found"][name] = len(lists[name])
-    if words_task is not None and _finished_words(words_task, outcome["lexical"]):
-        lists[WORDS] = words_task.result()
+    if (words := question.by_words) is not None and not words.done():
+        words.cancel()
+        outcome["lexical"]["timed_out"] = True
+    elif words is not None and words.exception() is not None:
+        outcome["lexical"]["failed"] = f"{type(words.exception()).__name__}: {words.exception()}"
+    elif words is not None:
+        lists[WORDS] = words.result()
+        outcome["lexical"]["found"] = len(lists[WORDS])
     # Fired: scored above zero (as far as it got before the deadline).
     outcome["fired"] = [THEMATIC] * (THEMATIC in tasks) + [
         name for name, scored in ((TEMPORAL, outcome["range"]), (KEYS, outcome["keys"])) if scored
     ]
-    if run.scale.done() and not run.scale.cancelled() and run.scale.exception() is None:
-        scale = run.scale.result()
+    outcome["cache"] = question.cache
+    if question.scale.done() and not question.scale.cancelled() and question.scale.exception() is None:
+        scale = question.scale.result()
         outcome["background"], outcome["backgrounds"] = scale.background, scale.backgrounds
         outcome["ceiling"] = scale.ceiling(settings.retrieval.small_result_ceiling)
-        await run.remember(lists, tasks.get(THEMATIC))
-    run.let_go()
-    outcome["waited_ms"] = round((time.perf_counter() - run.started) * 1000, 3)
+    await question.finish()
+    outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return Recalled(lists, outcome)
 
 
-def _timed(name: str, run: _Recall) -> Callable[[asyncio.Future], None]:
-    """A done-callback noting when a mechanism that fired finished, after the recall's start."""
-    def finished(task: asyncio.Future) -> None:
+def _timer(started: float, outcome: dict[str, Any]) -> Callable[[str, asyncio.Future], None]:
+    """A done-callback (given the mechanism's name) noting when a mechanism that fired finished,
+    after the recall's start."""
+    def finished(name: str, task: asyncio.Future) -> None:
         if not task.cancelled() and (task.exception() is not None or task.result() is not None):
-            run.outcome["ms"][name] = round((time.perf_counter() - run.started) * 1000, 3)
+            outcome["ms"][name] = round((time.perf_counter() - started) * 1000, 3)
     return finished
-
-
-def _finished_words(task: asyncio.Future, report: dict[str, Any]) -> bool:
-    """Record how the word search ended in ``report``; True if it succeeded."""
-    if not task.done():
-        task.cancel()
-        report["timed_out"] = True
-        return False
-    if task.exception() is not None:
-        report["failed"] = f"{type(task.exception()).__name__}: {task.exception()}"
-        return False
-    report["found"] = len(task.result())
-    return True
 
 
 def _iso(moment: float | None, settings: Settings) -> str | None:

@@ -1,11 +1,14 @@
 """L3 reads: by meaning (Chroma's vector index, or a time range ranked from the entry index's
 vectors), by words (BM25 over the word index), by structural key, and the query's scale (its
 spaces and their backgrounds: the query's mean distance to the chats' entries in each), which
-every distance read here is put on. The recall pipeline composes them."""
+every distance read here is put on; and one question's search under way (:class:`Question`),
+whose shared parts and thematic searches the recall pipeline's mechanisms await, filed in the
+L2.5 cache for the question asked again. The recall pipeline composes them."""
 
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 import re
 from dataclasses import dataclass
 from functools import partial
@@ -15,9 +18,11 @@ from redis.exceptions import RedisError
 
 from memory.encoders.encoder import Encoder, Space
 from memory.encoders.paired import asked_in_english
+from memory.retrieval.lists import WORDS
 from memory.retrieval.scale import Scale
-from memory.stores.backends import Backends, gather_bounded
-from memory.stores.chat_users import users_of_chat
+from memory.stores.backends import Backends, cache_scope_key, gather_bounded
+from memory.stores.cache import SearchCache
+from memory.stores.chat_users import chats_of_user, scope_chats, users_of_chat
 from memory.stores.entry_index import Centroid
 from memory.turns import archive_id
 
@@ -29,6 +34,8 @@ _EXACT_RANGE = 2048
 _DEEPER_K = 300
 _KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the key itself
 _WORD_CANDIDATES = 256  # newest entries holding a search's every word, ranked by meaning
+# The word search reads a message's first lines: its cost grows with the distinct words asked.
+WORD_SCAN_CHARS = 2_000
 _EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
 _CHATS_SEEN = 4096  # chats whose last question's languages are remembered, at most
 
@@ -250,11 +257,6 @@ class L3Search:
         except (KeyError, TypeError, ValueError):  # written by another version: searched, and written again
             return None, generation
 
-    async def remember(self, scope_key: str, digest: str, searched: Searched, generation: str) -> None:
-        """File what a question's search found in the L2.5 cache, under the generation its
-        lookup saw, off the turn's path."""
-        (await self.backends.cache()).put_behind(scope_key, digest, searched.record(), generation)
-
     async def find_by_keys(self, chats: list[str], keys: list[str], limit: int) -> list[dict]:
         """Exact lookup of structural keys: id match, then content contains (case-sensitive).
         Content is searched through the word index (the entries holding every word of the key,
@@ -305,3 +307,102 @@ class L3Search:
 
         by_id = await self.backends.run_blocking(read)
         return [(*by_id[entry_id], score) for _, entry_id, score, _ in found if entry_id in by_id]
+
+
+class Question:
+    """One question's search under way, which the recall's mechanisms share: the scope's chats,
+    the question's earlier search looked up in the L2.5 cache, its scale, and its thematic
+    searches (by meaning and by words), each started once. A question the scope was asked before
+    is neither embedded nor searched again; one that was not has its findings filed by
+    :meth:`finish`, for the question asked again.
+
+    Args:
+        search: the L3 reads.
+        text: the question.
+        chat_id, user_id, scope: whose memory (``memory.scope``).
+        k: how many entries each search keeps.
+        by_meaning: whether it is searched by meaning (it names something).
+        words_share: the word search's ``lexical_max_df_share``; None: not searched by words.
+    """
+
+    def __init__(self, search: L3Search, text: str, chat_id: str, user_id: str, scope: str, k: int,
+                 by_meaning: bool, words_share: float | None) -> None:
+        backends = search.backends
+        self.search, self.text, self.chat_id, self.k, self.words_share = search, text, chat_id, k, words_share
+        self.cache: dict | None = None  # {"hit", "key"} once looked up; None: not looked up
+        self.chats = asyncio.ensure_future(scope_chats(backends, chat_id, user_id, scope))
+        # Under "user", whether the chat is one of the user's: only then are its searches cached.
+        self._users_chats = (asyncio.ensure_future(chats_of_user(backends, user_id))
+                             if scope == "user" and by_meaning else None)
+        self._scope_key = cache_scope_key(chat_id, user_id, scope)
+        self._digest = SearchCache.digest(text, k=k, words=words_share)
+        self._lookup = asyncio.ensure_future(self._look_up(by_meaning))
+        self._measuring = asyncio.ensure_future(self._measure())
+        self.scale = asyncio.ensure_future(self._question_scale())
+        self.by_meaning = asyncio.ensure_future(self._by_meaning()) if by_meaning else None
+        self.by_words = asyncio.ensure_future(self._by_words()) if words_share is not None else None
+
+    async def _look_up(self, cached: bool) -> tuple[Searched | None, str | None]:
+        if not cached:
+            return None, None
+        if self._users_chats is not None and self.chat_id not in await self._users_chats:
+            # A chat the user never wrote to: a "user:" cache entry covers the user's chats only
+            # (their writes and forgets invalidate it), so a search that also covers this one
+            # is not cached, or the user's other chats would be served this chat's entries,
+            # forgotten ones included.
+            return None, None
+        searched, generation = await self.search.look_up(self._scope_key, self._digest)
+        self.cache = {"hit": searched is not None, "key": self._digest}
+        return searched, generation
+
+    async def _asked_before(self) -> Searched | None:
+        with suppress(Exception):  # reported by the thematic search, which awaits the lookup too
+            return (await self._lookup)[0]
+        return None
+
+    async def _measure(self) -> Scale:
+        return await self.search.measure(self.text, await self.chats, self.chat_id)
+
+    async def _question_scale(self) -> Scale:
+        if (searched := await self._asked_before()) is not None:
+            self._measuring.cancel()
+            return searched.scale
+        return await self._measuring
+
+    async def _by_meaning(self) -> list[dict]:
+        searched, _ = await self._lookup
+        if searched is not None:
+            return searched.thematic
+        return await self.search.search(await self.chats, await self.scale, self.k)
+
+    async def _by_words(self) -> list[dict]:
+        """BM25 over the chats' word index, its hits put on the query's scale."""
+        if (searched := await self._asked_before()) is not None and searched.words is not None:
+            return searched.words
+        found = await self.search.lexical_search(await self.chats, self.text[:WORD_SCAN_CHARS], self.k,
+                                                self.words_share)
+        if not found:
+            return []
+        measured = (await self.scale).of_passages(np.array([stored for _, stored, _ in found]))
+        return [{**hit, "distance": float(distance), "mechanism": WORDS}
+                for (hit, _, _), distance in zip(found, measured)]
+
+    async def finish(self) -> None:
+        """Cancel the shared work nobody waited for, and retrieve the errors of the rest (reported
+        through the mechanisms that awaited it); on a cache miss, file what the thematic searches
+        found, with the scale, for the question asked again (the words too if they finished)."""
+        shared = (self.chats, self._lookup, self._measuring, self.scale, *filter(None, [self._users_chats]))
+        for future in shared:
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()
+        generation = None if self.cache is None or self.cache["hit"] else self._lookup.result()[1]
+        if generation is not None and _succeeded(self.by_meaning) and _succeeded(self.scale):
+            words = self.by_words.result() if _succeeded(self.by_words) else None  # None: searched when asked again
+            searched = Searched(self.by_meaning.result(), words, self.scale.result())
+            (await self.search.backends.cache()).put_behind(self._scope_key, self._digest, searched.record(), generation)
+
+
+def _succeeded(future: asyncio.Future | None) -> bool:
+    return future is not None and future.done() and not future.cancelled() and future.exception() is None
