@@ -32,7 +32,7 @@ from memory.scope import MemoryScope
 from memory.settings import Settings
 from memory.stores.archive import Archive
 from memory.stores.backends import Backends
-from memory.stores.chat_users import chats_of_user, users_and_chats, users_of_chat
+from memory.stores.chat_users import chats_of_user, users_and_chats
 from memory.stores.facts import clean_fact_text, upsert_within
 from memory.stores.journal import TurnJournal
 from memory.stores.privacy import Forgotten, export_user, forget_chat, forget_user
@@ -423,10 +423,6 @@ class Memory:
     async def chats_of(self, user_id: str) -> list[str]:
         """The chats the user wrote to (a turn, a note, an import), sorted."""
         return await chats_of_user(self._backends, user_id)
-
-    async def users_of(self, chat_id: str) -> set[str]:
-        """The users who wrote to the chat."""
-        return await users_of_chat(self._backends, chat_id)
 
     async def first_seen(self, key: str, now: float, window: float) -> float:
         """When ``key`` (naming what a client sent, e.g. a digest of it) was first seen in the last
