@@ -849,3 +849,30 @@ async def test_a_cached_search_written_otherwise_is_searched_and_written_again(r
         again = await memory.recall(question)
         assert again.outcome["cache"]["hit"] is False and again.lists == first.lists
         assert (await memory.recall(question)).outcome["cache"]["hit"] is True
+
+
+async def test_loading_an_encoder_is_not_counted_in_the_recalls_own_times(
+        runner: TurnRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A question that has to load an encoder first (e5, at the first question in another script)
+    starts its deadline once it is loaded: its waited time and its mechanisms' times count from
+    there too, or a turn would be reported as over its deadline when it was not."""
+    import memory.retrieval.recall as recall_module
+    from memory.facade import RecallQuery
+
+    memory = runner.services.memory
+    await load(memory, tmp_path, "c1")
+    clock = [1000.0]
+
+    class Clock:
+        @staticmethod
+        def perf_counter() -> float:
+            return clock[0]
+
+    async def load_for(text: str) -> None:
+        clock[0] += 5.0  # as long as the recall's whole deadline
+
+    monkeypatch.setattr(recall_module, "time", Clock)
+    monkeypatch.setattr(memory._l3, "load_for", load_for)
+    recalled = await memory.recall(RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp()))
+    assert recalled.outcome["succeeded"] == ["thematic"]
+    assert recalled.outcome["waited_ms"] == 0 and set(recalled.outcome["ms"].values()) == {0}

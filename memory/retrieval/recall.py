@@ -150,16 +150,21 @@ _MECHANISMS: dict[str, Callable[[_Recall], Awaitable[list[dict] | None]]] = {
 
 async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Recalled:
     """Run the mechanisms for ``query`` under its deadline; never raises for a mechanism."""
-    started = time.perf_counter()
     deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
     outcome: dict[str, Any] = {
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
         "range": None, "keys": [], "deadline_ms": deadline * 1000, "lexical": {}, "background": None,
         "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")
     }
-    finished = _timer(started, outcome)
     with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
         await search.load_for(query.text)
+    started = time.perf_counter()  # loading an encoder is not the recall's: its deadline starts here
+
+    def finished(name: str, task: asyncio.Future) -> None:
+        """Note when a mechanism that fired finished, after the recall's start."""
+        if not task.cancelled() and (task.exception() is not None or task.result() is not None):
+            outcome["ms"][name] = round((time.perf_counter() - started) * 1000, 3)
+
     topical = not names_nothing(query.text[:WORD_SCAN_CHARS])
     by_meaning = THEMATIC in query.lists and topical
     words_share = settings.retrieval.lexical_max_df_share if WORDS in query.lists and topical else None
@@ -204,15 +209,6 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     await question.finish()
     outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return Recalled(lists, outcome)
-
-
-def _timer(started: float, outcome: dict[str, Any]) -> Callable[[str, asyncio.Future], None]:
-    """A done-callback (given the mechanism's name) noting when a mechanism that fired finished,
-    after the recall's start."""
-    def finished(name: str, task: asyncio.Future) -> None:
-        if not task.cancelled() and (task.exception() is not None or task.result() is not None):
-            outcome["ms"][name] = round((time.perf_counter() - started) * 1000, 3)
-    return finished
 
 
 def _iso(moment: float | None, settings: Settings) -> str | None:
