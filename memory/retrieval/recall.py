@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.lists import EVERY_LIST, EVERY_WORD, KEYS, TEMPORAL, THEMATIC, WORDS
-from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question
+from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question, succeeded
 from memory.settings import Settings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
 from memory.words import names_nothing
@@ -189,20 +189,21 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
             lists[name] = [{**hit, "mechanism": name} for hit in task.result()]
             outcome["succeeded"].append(name)
             outcome["found"][name] = len(lists[name])
-    if (words := question.by_words) is not None and not words.done():
-        words.cancel()
-        outcome["lexical"]["timed_out"] = True
-    elif words is not None and words.exception() is not None:
-        outcome["lexical"]["failed"] = f"{type(words.exception()).__name__}: {words.exception()}"
-    elif words is not None:
-        lists[WORDS] = words.result()
-        outcome["lexical"]["found"] = len(lists[WORDS])
+    if (words := question.by_words) is not None:
+        if not words.done():
+            words.cancel()
+            outcome["lexical"]["timed_out"] = True
+        elif words.exception() is not None:
+            outcome["lexical"]["failed"] = f"{type(words.exception()).__name__}: {words.exception()}"
+        else:
+            lists[WORDS] = words.result()
+            outcome["lexical"]["found"] = len(lists[WORDS])
     # Fired: scored above zero (as far as it got before the deadline).
     outcome["fired"] = [THEMATIC] * (THEMATIC in tasks) + [
         name for name, scored in ((TEMPORAL, outcome["range"]), (KEYS, outcome["keys"])) if scored
     ]
     outcome["cache"] = question.cache
-    if question.scale.done() and not question.scale.cancelled() and question.scale.exception() is None:
+    if succeeded(question.scale):
         scale = question.scale.result()
         outcome["background"], outcome["backgrounds"] = scale.background, scale.backgrounds
         outcome["ceiling"] = scale.ceiling(settings.retrieval.small_result_ceiling)

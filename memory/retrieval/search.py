@@ -8,8 +8,8 @@ L2.5 cache for the question asked again. The recall pipeline composes them."""
 from __future__ import annotations
 
 import asyncio
-from contextlib import suppress
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 
@@ -398,11 +398,12 @@ class Question:
             elif not future.cancelled():
                 future.exception()
         generation = None if self.cache is None or self.cache["hit"] else self._lookup.result()[1]
-        if generation is not None and _succeeded(self.by_meaning) and _succeeded(self.scale):
-            words = self.by_words.result() if _succeeded(self.by_words) else None  # None: searched when asked again
+        if generation is not None and succeeded(self.by_meaning) and succeeded(self.scale):
+            words = self.by_words.result() if succeeded(self.by_words) else None  # None: searched when asked again
             searched = Searched(self.by_meaning.result(), words, self.scale.result())
             (await self.search.backends.cache()).put_behind(self._scope_key, self._digest, searched.record(), generation)
 
 
-def _succeeded(future: asyncio.Future | None) -> bool:
+def succeeded(future: asyncio.Future | None) -> bool:
+    """Whether the future has finished with a result (not cancelled, no error)."""
     return future is not None and future.done() and not future.cancelled() and future.exception() is None
