@@ -186,7 +186,7 @@ class L3Search:
         if after is None and before is None:
             found = [{**hit, "distance": float(scale.calibrate(space, hit["distance"]))}
                      for space in scale.searched()
-                     for hit in await backends.l3(store.search, chats, space.query.tolist(), k)
+                     for hit in await backends.l3(store.search, chats, space.query, k)
                      if _of_space(space, hit["distance"])]
             return sorted(found, key=lambda hit: hit["distance"])[:k]
         index = await backends.entry_index()
@@ -198,7 +198,7 @@ class L3Search:
             deeper = sorted([(entry_id, float(scale.calibrate(space, distance)))
                              for space in scale.searched()
                              for entry_id, distance in await backends.l3(
-                                 store.nearest_ids, chat, space.query.tolist(), _DEEPER_K)
+                                 store.nearest_ids, chat, space.query, _DEEPER_K)
                              if _of_space(space, distance)], key=lambda pair: pair[1])
             times = await index.times(chat, [entry_id for entry_id, _ in deeper])
             distance_of = dict([pair for pair, timestamp in zip(deeper, times)

@@ -26,7 +26,6 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings
 from chromadb.errors import NotFoundError
-from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
 from memory.prompt.budget import LINE_TOKENS, format_recall_line, line_tokens_stamp
@@ -49,16 +48,18 @@ class EpisodicHit(TypedDict):
 
 @dataclass(frozen=True)
 class _ChatCollection:
-    vectorstore: Chroma  # queries by vector
-    collection: chromadb.Collection  # writes with the vectors given, reads, metadata updates
+    collection: chromadb.Collection
     space: str  # how Chroma compares its vectors: "l2" or "ip"
 
-    def distance(self, found: float, query: list[float]) -> float:
-        """Chroma's distance of a passage to ``query`` as ``2 − 2·q·p``: squared L2 less what a
-        query longer than 1 adds (a paired encoder's), or the inner-product distance doubled."""
+    def nearest(self, query: np.ndarray | list[float], k: int, include: list[str]) -> tuple[chromadb.QueryResult, list[float]]:
+        """Chroma's ``k`` nearest entries to ``query`` with ``include``, and their distances as
+        ``2 − 2·q·p``: squared L2 less what a query longer than 1 adds (a paired encoder's), or
+        the inner-product distance doubled."""
+        found = self.collection.query(query_embeddings=[query], n_results=k, include=[*include, "distances"])
         if self.space == "ip":
-            return 2.0 * float(found)
-        return float(found) + 1.0 - float(np.dot(query, query))
+            return found, [2.0 * float(distance) for distance in found["distances"][0]]
+        excess = 1.0 - float(np.dot(query, query))
+        return found, [float(distance) + excess for distance in found["distances"][0]]
 
 
 def collection_name(chat_id: str) -> str:
@@ -169,29 +170,30 @@ class EpisodicStore:
             chunk = vectors[start:end] if vectors is not None else self._embeddings.embed_documents(contents[start:end])
             self._add(chat_id, ids[start:end], contents[start:end], metadatas[start:end], chunk)
 
-    def search(self, chat_ids: list[str] | None, vector: list[float], k: int) -> list[EpisodicHit]:
+    def search(self, chat_ids: list[str] | None, vector: np.ndarray | list[float], k: int) -> list[EpisodicHit]:
         """The k entries nearest to ``vector``, closest first; ``chat_ids=None`` searches every chat.
         (A time range is ranked from the word index, which holds each entry's time.)"""
         if k <= 0:
             return []
 
         def nearest(chat: _ChatCollection) -> list[EpisodicHit]:
-            found = chat.vectorstore.similarity_search_by_vector_with_relevance_scores(vector, k=k)
-            return [_hit(doc.id, doc.page_content, doc.metadata, chat.distance(distance, vector))
-                    for doc, distance in found]
+            found, distances = chat.nearest(vector, k, ["documents", "metadatas"])
+            return [_hit(entry_id, content, metadata, distance)
+                    for entry_id, content, metadata, distance in zip(
+                        found["ids"][0], found["documents"][0], found["metadatas"][0], distances, strict=True)
+                    if content is not None]
 
         hits = [hit for chat_id in self._scope(chat_ids) for hit in self._read(chat_id, nearest, [])]
         hits.sort(key=lambda hit: hit["distance"])
         return hits[:k]
 
-    def nearest_ids(self, chat_id: str, vector: list[float], k: int) -> list[tuple[str, float]]:
+    def nearest_ids(self, chat_id: str, vector: np.ndarray | list[float], k: int) -> list[tuple[str, float]]:
         """The chat's ``k`` entries nearest to ``vector`` as (id, distance), closest first: the
         vector index alone (reading the entries' metadata too costs ~5x at k = 300)."""
 
         def nearest(chat: _ChatCollection) -> list[tuple[str, float]]:
-            found = chat.collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
-            return [(entry_id, chat.distance(distance, vector))
-                    for entry_id, distance in zip(found["ids"][0], found["distances"][0], strict=True)]
+            found, distances = chat.nearest(vector, k, [])
+            return list(zip(found["ids"][0], distances, strict=True))
 
         return self._read(chat_id, nearest, []) if k > 0 else []
 
@@ -328,14 +330,8 @@ class EpisodicStore:
             if chat_id not in self._chats:
                 name = collection_name(chat_id)
                 collection = get_collection(client, name)
-                vectorstore = Chroma(
-                    collection_name=name,
-                    embedding_function=self._embeddings,
-                    client=client,
-                    create_collection_if_not_exists=False,
-                )
                 space = (collection.configuration.get("hnsw") or {}).get("space", "l2")
-                self._chats[chat_id] = _ChatCollection(vectorstore, collection, space)
+                self._chats[chat_id] = _ChatCollection(collection, space)
             return self._chats[chat_id]
 
     def _existing(self, chat_id: str) -> _ChatCollection | None:
