@@ -260,20 +260,33 @@ class L3Search:
     async def find_by_keys(self, chats: list[str], keys: list[str], limit: int) -> list[dict]:
         """Exact lookup of structural keys: id match, then content contains (case-sensitive).
         Content is searched through the word index (the entries holding every word of the key,
-        then checked)."""
+        then checked). Each chat's entries are read from Chroma in one call, its id matches and
+        its candidates together."""
         backends = self.backends
         store, index = await backends.episodic(), await backends.lexical_index()
         ids = list(keys)
         for key in keys:
             if match := _TURN_KEY.match(key):
                 ids += [archive_id(chat, int(match.group(1))) for chat in chats]
-        found = {hit["id"]: hit for hit in await backends.l3(store.get_by_ids, chats, ids)}
+
+        async def holding(key: str, chat: str) -> list[str]:
+            numbers = await index.holding_every_word(chat, key, _KEY_CANDIDATES)
+            return [entry_id for entry_id in await index.entries.ids(chat, numbers) if entry_id]
+
+        candidates = {key: dict(zip(chats, await gather_bounded(partial(holding, key), chats))) for key in keys}
+
+        async def read(chat: str) -> list[dict]:
+            wanted = dict.fromkeys([*ids, *(entry_id for key in keys for entry_id in candidates[key][chat])])
+            return await backends.l3(store.get_by_ids, [chat], list(wanted))
+
+        read_in = dict(zip(chats, await gather_bounded(read, chats)))
+        named = set(ids)
+        found = {hit["id"]: hit for chat in chats for hit in read_in[chat] if hit["id"] in named}
         for key in keys:
             for chat in chats:
-                numbers = await index.holding_every_word(chat, key, _KEY_CANDIDATES)
-                candidates = [i for i in await index.entries.ids(chat, numbers) if i and i not in found]
-                for hit in await backends.l3(store.get_by_ids, [chat], candidates):
-                    if key in hit["content"]:
+                held = set(candidates[key][chat])
+                for hit in read_in[chat]:
+                    if hit["id"] in held and hit["id"] not in found and key in hit["content"]:
                         found[hit["id"]] = hit
         return list(found.values())[:limit]
 
