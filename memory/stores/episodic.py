@@ -51,7 +51,8 @@ class _ChatCollection:
     collection: chromadb.Collection
     space: str  # how Chroma compares its vectors: "l2" or "ip"
 
-    def nearest(self, query: np.ndarray | list[float], k: int, include: list[str]) -> tuple[chromadb.QueryResult, list[float]]:
+    def nearest(self, query: np.ndarray | list[float], k: int,
+                include: list[str]) -> tuple[chromadb.QueryResult, list[float]]:
         """Chroma's ``k`` nearest entries to ``query`` with ``include``, and their distances as
         ``2 − 2·q·p``: squared L2 less what a query longer than 1 adds (a paired encoder's), or
         the inner-product distance doubled."""
