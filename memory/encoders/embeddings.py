@@ -40,9 +40,9 @@ def load_encoder(name: str) -> Encoder:
 
 
 class LocalEmbeddings(Embeddings):
-    """LangChain adapter over an :class:`Encoder` (what the L3 store embeds entries written
-    without vectors with): documents are encoded as passages, queries as queries. Without an encoder, loads the one ``name``
-    names."""
+    """LangChain adapter over an :class:`Encoder`, which the L3 store embeds entries written
+    without their vectors with: documents are encoded as passages, queries as queries. Without
+    an encoder, loads the one ``name`` names."""
 
     def __init__(self, encoder: Encoder | None = None, name: str = DEFAULT_ENCODER) -> None:
         self.encoder = encoder or load_encoder(name)

@@ -59,7 +59,8 @@ class _ChatCollection:
         found = self.collection.query(query_embeddings=[query], n_results=k, include=[*include, "distances"])
         if self.space == "ip":
             return found, [2.0 * float(distance) for distance in found["distances"][0]]
-        excess = 1.0 - float(np.dot(query, query))
+        in_double = np.asarray(query, dtype=np.float64)  # a float32 sum drifts by ~1e-7
+        excess = 1.0 - float(in_double @ in_double)
         return found, [float(distance) + excess for distance in found["distances"][0]]
 
 
