@@ -149,24 +149,52 @@ def test_langchain_adapter_gives_query_and_document_vectors_alike(encoder: MiniL
 
 
 def test_a_question_embedded_ahead_lends_its_minilm_block_when_its_chat_holds_every_language(
-    encoder: MiniLMEncoder, e5: LocalEmbeddings
+    encoder: MiniLMEncoder, e5: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A turn's message is embedded ahead for a chat of English alone; when the chat holds other
     languages too it is embedded again with e5's block, and MiniLM is not run a second time."""
     asked: list[list[str]] = []
+    run = encoder._encode
 
-    class CountedMiniLM:
-        def encode(self, texts: list[str], *, query: bool = False) -> np.ndarray:
-            asked.append(list(texts))
-            return encoder.encode(texts, query=query)
+    def counted(texts: list[str], query: bool) -> np.ndarray:
+        asked.append(list(texts))
+        return run(texts, query)
 
-    paired = PairedEncoder(CountedMiniLM(), e5.encoder)  # type: ignore[arg-type]
-    question = "Where does my sister live now?"
+    monkeypatch.setattr(encoder, "_encode", counted)
+    paired = PairedEncoder(encoder, e5.encoder)
+    question = "Where does my sister Ioana live now?"
     ahead = paired.encode([question], query=True, every_language=False)[0]
     both = paired.encode([question], query=True, every_language=True)[0]
     assert asked == [[question]]
     np.testing.assert_array_equal(both[:384], ahead[:384])
-    np.testing.assert_array_equal(both, PairedEncoder(encoder, e5.encoder).encode([question], query=True)[0])
+    np.testing.assert_array_equal(both[:384], run([question], True)[0])
     # Passages are not queries: each is encoded as a passage, every time.
     paired.encode([question])
     assert asked == [[question], [question]]
+
+
+@pytest.mark.parametrize("name", ["minilm-l6", "e5-small"])
+def test_every_encoder_runs_a_query_said_again_once_and_a_passage_every_time(
+    name: str, encoder: MiniLMEncoder, e5: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message said again ("thanks", a question repeated) is not run through the model again,
+    under every encoder; what is remembered is a copy, which a caller cannot change."""
+    model = {"minilm-l6": encoder, "e5-small": e5.encoder}[name]
+    asked: list[list[str]] = []
+    run = model._encode
+
+    def counted(texts: list[str], query: bool) -> np.ndarray:
+        asked.append(list(texts))
+        return run(texts, query)
+
+    monkeypatch.setattr(model, "_encode", counted)
+    said = f"Thanks a lot, that settles it ({name})"
+    first = model.encode([said], query=True)
+    first[0, :] = 0.0  # the caller's copy
+    again = model.encode([said, said], query=True)
+    assert asked == [[said]]
+    np.testing.assert_array_equal(again[0], again[1])
+    np.testing.assert_array_equal(again[0], run([said], True)[0])
+    model.encode([said])
+    model.encode([said])
+    assert asked == [[said], [said], [said]]

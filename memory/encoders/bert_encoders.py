@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import threading
 from abc import abstractmethod
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from memory.encoders.minilm_weights import MINILM_LAYERS, graph_weights, load_to
 # Token rows (texts x padded length) per run: from 256 to 2 048 the speed is the same
 # here; fewer keep a long batch's buffers (attention scores: 12 x length² per text) small.
 _BATCH_TOKENS = 1024
+_REMEMBERED_QUERIES = 64
 _E5_QUERY, _E5_PASSAGE = "query: ", "passage: "
 # e5 reads a long text's first windows only (~1 000 tokens, some 4 000 characters of prose):
 # a 50 000-character message took 4.4 s whole, and what a line is about is in its start.
@@ -102,6 +104,33 @@ class BertEncoder(Encoder):
         self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self._output = output
         self._batches = ThreadPoolExecutor(workers or _usable_cores(), thread_name_prefix=self.name)
+        # The last queries' vectors: a message said again ("thanks", a question repeated), or
+        # embedded ahead and then again with another encoder's block beside it, is not run again.
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries_lock = threading.Lock()
+
+    def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, WIDTH), dtype=np.float32)
+        if not query:
+            return self._encode(texts, query=False)
+        with self._queries_lock:
+            known = {text: self._queries[text] for text in texts if text in self._queries}
+            for text in known:
+                self._queries.move_to_end(text)
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        if missing:
+            known.update(zip(missing, self._encode(missing, query=True)))
+            with self._queries_lock:
+                for text in missing:
+                    self._queries[text] = known[text]
+                while len(self._queries) > _REMEMBERED_QUERIES:
+                    self._queries.popitem(last=False)
+        return np.array([known[text] for text in texts], dtype=np.float32)
+
+    @abstractmethod
+    def _encode(self, texts: list[str], query: bool) -> np.ndarray:
+        """The texts' vectors (``texts`` not empty), as queries or as passages."""
 
     @abstractmethod
     def _feed(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -135,9 +164,7 @@ class MiniLMEncoder(BertEncoder):
         self._tokenizer = load_tokenizer(truncate=True)
         self._tokenizer_lock = threading.Lock()
 
-    def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, WIDTH), dtype=np.float32)
+    def _encode(self, texts: list[str], query: bool) -> np.ndarray:
         with self._tokenizer_lock:
             encodings = self._tokenizer.encode_batch_fast(list(texts))
         return self._rows([encoding.ids for encoding in encodings])
@@ -160,9 +187,7 @@ class E5SmallEncoder(BertEncoder):
         self._tokenizer = model.tokenizer
         self._window = model.positions - 2  # room for <s> and </s>
 
-    def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, WIDTH), dtype=np.float32)
+    def _encode(self, texts: list[str], query: bool) -> np.ndarray:
         prefix = _E5_QUERY if query else _E5_PASSAGE
         contents = self._tokenizer.content_ids([prefix + text for text in texts])
         windows: list[list[int]] = []

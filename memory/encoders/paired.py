@@ -5,7 +5,6 @@ another language."""
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -17,7 +16,6 @@ from memory.encoders.encoder import Encoder, Space, bare_passages
 from memory.settings import ENCODER_RATIOS, Retrieval
 from memory.words import in_latin_script, reading_version, reads_as_english
 
-_REMEMBERED_QUERIES = 64
 # e5-small's relevance ratio over MiniLM's, both measured on LoCoMo (memory/settings.py), for a
 # question judged in e5's space: one in another language, or any in a chat of other languages alone.
 _E5_LOOSENESS = ENCODER_RATIOS["e5-small"]["relevance_ratio"] / Retrieval.model_fields["relevance_ratio"].default
@@ -52,10 +50,6 @@ class PairedEncoder(Encoder):
         self.minilm = minilm or MiniLMEncoder()
         self._e5, self._e5_lock = e5, threading.Lock()
         self._beside = ThreadPoolExecutor(1, thread_name_prefix="minilm-beside-e5")
-        # The last English queries' MiniLM blocks: a turn's message is embedded ahead for a chat
-        # of English alone, and again with e5's block when its chat turns out to hold more.
-        self._minilm_queries: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._minilm_queries_lock = threading.Lock()
 
     @property
     def e5(self) -> E5SmallEncoder:
@@ -76,7 +70,9 @@ class PairedEncoder(Encoder):
         read = partial(asked_in_english, every_language=every_language) if query else reads_as_english
         english = np.array([read(text) for text in texts], dtype=bool)
         with_e5 = np.ones(len(texts), dtype=bool) if every_language else ~english
-        encode_minilm = self._encode_minilm_queries if query else self.minilm.encode
+        # A query's MiniLM block is remembered (BertEncoder.encode): a turn's message is embedded
+        # ahead for a chat of English alone, and again with e5's block when its chat holds more.
+        encode_minilm = partial(self.minilm.encode, query=query)
         english_texts = [text for text, e in zip(texts, english) if e]
         if with_e5.any():  # two cores: MiniLM's pass runs beside e5's, which takes twice as long
             minilm = self._beside.submit(encode_minilm, english_texts)
@@ -96,20 +92,6 @@ class PairedEncoder(Encoder):
                 out[with_e5 & english, middle] = e5[e5_english]
                 out[with_e5 & ~english, last] = e5[~e5_english]
         return out
-
-    def _encode_minilm_queries(self, texts: list[str]) -> np.ndarray:
-        """MiniLM's query vectors, each made once among the last ``_REMEMBERED_QUERIES``."""
-        with self._minilm_queries_lock:
-            known = {text: self._minilm_queries[text] for text in texts if text in self._minilm_queries}
-        missing = [text for text in dict.fromkeys(texts) if text not in known]
-        if missing:
-            known.update(zip(missing, self.minilm.encode(missing, query=True)))
-            with self._minilm_queries_lock:
-                for text in missing:
-                    self._minilm_queries[text] = known[text]
-                while len(self._minilm_queries) > _REMEMBERED_QUERIES:
-                    self._minilm_queries.popitem(last=False)
-        return np.array([known[text] for text in texts], dtype=np.float32).reshape(len(texts), WIDTH)
 
     def fill(self, texts: list[str], passages: np.ndarray) -> np.ndarray:
         """The passages with the e5 block each English one lacks (:func:`bare_passages`) added,
