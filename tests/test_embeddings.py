@@ -4,12 +4,13 @@ computed by sentence-transformers, and its batching: order, determinism, truncat
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from memory.encoders.bert_encoders import MiniLMEncoder
+from memory.encoders.bert_encoders import BertEncoder, MiniLMEncoder
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.encoder import Encoder, distances
 from memory.encoders.minilm_weights import MAX_TOKENS, load_tokenizer
@@ -148,19 +149,25 @@ def test_langchain_adapter_gives_query_and_document_vectors_alike(encoder: MiniL
     np.testing.assert_allclose(query, embeddings.embed_documents(["something else", text])[1], atol=TOLERANCE)
 
 
-def test_a_question_embedded_ahead_lends_its_minilm_block_when_its_chat_holds_every_language(
-    encoder: MiniLMEncoder, e5: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A turn's message is embedded ahead for a chat of English alone; when the chat holds other
-    languages too it is embedded again with e5's block, and MiniLM is not run a second time."""
+def counted_runs(model: BertEncoder, monkeypatch: pytest.MonkeyPatch) -> tuple[list[list[str]], Callable]:
+    """The texts the model is run on from now on, one list per run, and its run uncounted."""
     asked: list[list[str]] = []
-    run = encoder._encode
+    run = model._encode
 
     def counted(texts: list[str], query: bool) -> np.ndarray:
         asked.append(list(texts))
         return run(texts, query)
 
-    monkeypatch.setattr(encoder, "_encode", counted)
+    monkeypatch.setattr(model, "_encode", counted)
+    return asked, run
+
+
+def test_a_question_embedded_ahead_lends_its_minilm_block_when_its_chat_holds_every_language(
+    encoder: MiniLMEncoder, e5: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn's message is embedded ahead for a chat of English alone; when the chat holds other
+    languages too it is embedded again with e5's block, and MiniLM is not run a second time."""
+    asked, run = counted_runs(encoder, monkeypatch)
     paired = PairedEncoder(encoder, e5.encoder)
     question = "Where does my sister Ioana live now?"
     ahead = paired.encode([question], query=True, every_language=False)[0]
@@ -180,14 +187,7 @@ def test_every_encoder_runs_a_query_said_again_once_and_a_passage_every_time(
     """A message said again ("thanks", a question repeated) is not run through the model again,
     under every encoder; what is remembered is a copy, which a caller cannot change."""
     model = {"minilm-l6": encoder, "e5-small": e5.encoder}[name]
-    asked: list[list[str]] = []
-    run = model._encode
-
-    def counted(texts: list[str], query: bool) -> np.ndarray:
-        asked.append(list(texts))
-        return run(texts, query)
-
-    monkeypatch.setattr(model, "_encode", counted)
+    asked, run = counted_runs(model, monkeypatch)
     said = f"Thanks a lot, that settles it ({name})"
     first = model.encode([said], query=True)
     first[0, :] = 0.0  # the caller's copy
