@@ -175,6 +175,7 @@ def test_a_question_embedded_ahead_lends_its_minilm_block_when_its_chat_holds_ev
     assert asked == [[question]]
     np.testing.assert_array_equal(both[:384], ahead[:384])
     np.testing.assert_array_equal(both[:384], run([question], True)[0])
+    np.testing.assert_array_equal(both, PairedEncoder(encoder, e5.encoder).encode([question], query=True)[0])
     # Passages are not queries: each is encoded as a passage, every time.
     paired.encode([question])
     assert asked == [[question], [question]]
