@@ -21,7 +21,7 @@ async def load_working(state: TurnState, runtime: Runtime[Context]) -> dict[str,
     # Redis is the one backend a turn cannot do without (L2 and the turn counter live
     # there): its failure raises, before anything of this turn has been written.
     completed, working = await services.memory.working(
-        state["chat_id"], settings.memory.l2_max_messages, max_tokens=l2_ceiling(settings)
+        state["chat_id"], settings.memory.l2_max_messages, max_tokens=l2_ceiling(state["message"], settings)
     )
     return {
         **last_turns_results(state),

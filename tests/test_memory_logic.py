@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from memory.settings import Retrieval
+from memory.settings import Retrieval, Settings
 from memory.prompt.aits import Assessment, assess, cue_tokens
-from memory.prompt.budget import (LINE_TOKENS, Split, format_recall_line, line_tokens_stamp, pack_recalls, split_budget,
-                                  stamped_tokens, trim_working)
+from memory.prompt.budget import (LINE_TOKENS, Split, format_recall_line, l2_ceiling, line_tokens_stamp, newest_within,
+                                  pack_recalls, split_budget, stamped_tokens, trim_working, turn_split)
 from memory.retrieval.gap import background_filter, gap_filter, gap_ratio
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.merge import choose_and_explain, choose_recalls, fuse, merge_and_score, with_context
@@ -826,6 +826,24 @@ class TestTrimWorking:
         before = copy.deepcopy(messages)
         trim_working(messages, 35, words)[0]
         assert messages == before
+
+
+@pytest.mark.parametrize("text", ["hi", "ok thanks", "What did I say about the vet?",
+                                  "Compare how, why and when we moved; list the reasons, and explain each. " * 6,
+                                  "x" * 5000 + ", and"])
+def test_l2_read_for_a_turn_holds_whatever_its_split_can_give_l2(text: str) -> None:
+    # load_working reads L2 only up to l2_ceiling(message): no L0+L1 size may leave L2 more.
+    settings = Settings()
+    ceiling = l2_ceiling(text, settings)
+    budget = assess(text, **settings.aits.model_dump()).budget
+    assert max(turn_split(budget, head, settings).l2 for head in range(0, budget + 200, 50)) == ceiling
+    conversation = [message("user" if n % 2 else "assistant", 1 + n % 17, f"m{n}") for n in range(4000)]
+    latest, _ = newest_within(reversed(conversation[1:]), ceiling, words)
+    read = [conversation[0], *latest]  # as WorkingMemory.load gives them: the first one pinned
+    assert len(read) < len(conversation)
+    for head in (0, 300, 1500):
+        l2 = turn_split(budget, head, settings).l2
+        assert trim_working(read, l2, words) == trim_working(conversation, l2, words)
 
 
 # ---------------------------------------------------------------- L3 packing

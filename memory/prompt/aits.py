@@ -57,11 +57,6 @@ class Assessment:
     budget: int  # tokens for the whole prompt context this turn
 
 
-def largest_budget(*, base: int, confidence_multiplier: int, complexity_bonus: int, hard_cap: int) -> int:
-    """The most :func:`assess` gives any message (confidence and complexity at most 1 each)."""
-    return min(hard_cap, base + confidence_multiplier + complexity_bonus)
-
-
 def assess(
     message: str, *, base: int, confidence_multiplier: int, complexity_bonus: int, hard_cap: int
 ) -> Assessment:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from memory.prompt.aits import largest_budget
+from memory.prompt.aits import assess
 from memory.prompt.blocks import one_line
 from memory.settings import Settings
 
@@ -65,10 +65,10 @@ def turn_split(total: int, l0_l1_tokens: int, settings: Settings) -> Split:
                         l2_floor=settings.budget.l2_floor_tokens)
 
 
-def l2_ceiling(settings: Settings) -> int:
-    """The most any turn's split gives L2 (the largest budget, nothing taken by L0+L1): L2
-    older than that is neither read into a turn's state nor decoded."""
-    return turn_split(largest_budget(**settings.aits.model_dump()), 0, settings).l2
+def l2_ceiling(message: str, settings: Settings) -> int:
+    """The most the split of this message's turn can give L2 (its AITS budget, nothing taken by
+    L0+L1): L2 older than that is neither read into the turn's state nor decoded."""
+    return turn_split(assess(message, **settings.aits.model_dump()).budget, 0, settings).l2
 
 
 def trim_working(messages: list[dict], budget: int, count: Callable[[str], int]) -> tuple[list[dict], int]:
