@@ -58,14 +58,6 @@ def store(tmp_path: Path, embeddings: LocalEmbeddings) -> EpisodicStore:
     return EpisodicStore.embedded(tmp_path / "chroma", embeddings)
 
 
-def search(store: EpisodicStore, chat_ids: list[str] | None, query: Any, k: int) -> list[dict[str, Any]]:
-    """The store's ``k`` nearest entries, closest first, with their text and metadata read by id."""
-    found = store.nearest(chat_ids, query, k)
-    by_id = {hit["id"]: hit for chat in dict.fromkeys(chat for chat, _, _ in found)
-             for hit in store.get_by_ids([chat], [entry_id for of, entry_id, _ in found if of == chat])}
-    return [{**by_id[entry_id], "distance": distance} for _, entry_id, distance in found]
-
-
 def ids(hits: list[dict[str, Any]]) -> list[str]:
     return [hit["id"] for hit in hits]
 
@@ -77,7 +69,7 @@ def test_search_finds_closest_first_with_squared_l2_distances(store: EpisodicSto
     store.upsert("chat-a", corpus("chat-a"))
     query = embeddings.embed_query("What is my dog called?")
 
-    hits = search(store, ["chat-a"], query, k=4)
+    hits = store.search(["chat-a"], query, k=4)
 
     assert ids(hits)[0] == "chat-a:turn_0001"
     assert hits[0]["content"] == DOG
@@ -95,9 +87,9 @@ def test_search_returns_at_most_k(store: EpisodicStore, embeddings) -> None:
     store.upsert("chat-a", corpus("chat-a"))
     query = embeddings.embed_query("food")
 
-    assert len(search(store, ["chat-a"], query, k=2)) == 2
-    assert len(search(store, ["chat-a"], query, k=50)) == 4
-    assert search(store, ["chat-a"], query, k=0) == []
+    assert len(store.search(["chat-a"], query, k=2)) == 2
+    assert len(store.search(["chat-a"], query, k=50)) == 4
+    assert store.search(["chat-a"], query, k=0) == []
 
 
 def test_upserting_an_id_again_replaces_it(store: EpisodicStore, embeddings) -> None:
@@ -107,7 +99,7 @@ def test_upserting_an_id_again_replaces_it(store: EpisodicStore, embeddings) -> 
 
     assert store.count("chat-a") == 1
     assert store.get_by_ids(["chat-a"], [entry_id])[0]["content"] == PASTA
-    hit = search(store, ["chat-a"], embeddings.embed_query("carbonara"), k=5)[0]
+    hit = store.search(["chat-a"], embeddings.embed_query("carbonara"), k=5)[0]
     assert hit["content"] == PASTA  # the stored vector was replaced too
 
 
@@ -117,13 +109,13 @@ def test_chats_are_isolated(store: EpisodicStore, embeddings) -> None:
     store.upsert(private, [entry(private, 1, PASTA), entry(private, 2, TRIP)])
     query = embeddings.embed_query("my dog Biscuit")
 
-    assert ids(search(store, [group], query, k=10)) == [f"{group}:turn_0001"]
-    assert all(hit["metadata"]["chat_id"] == private for hit in search(store, [private], query, k=10))
-    assert len(search(store, [private], query, k=10)) == 2
-    everywhere = search(store, None, query, k=10)
+    assert ids(store.search([group], query, k=10)) == [f"{group}:turn_0001"]
+    assert all(hit["metadata"]["chat_id"] == private for hit in store.search([private], query, k=10))
+    assert len(store.search([private], query, k=10)) == 2
+    everywhere = store.search(None, query, k=10)
     assert ids(everywhere)[0] == f"{group}:turn_0001"
     assert {hit["metadata"]["chat_id"] for hit in everywhere} == {group, private}
-    assert ids(search(store, [group, private], query, k=10)) == ids(everywhere)
+    assert ids(store.search([group, private], query, k=10)) == ids(everywhere)
     assert [hit["distance"] for hit in everywhere] == sorted(hit["distance"] for hit in everywhere)
     assert store.chat_ids() == sorted([group, private])
 
@@ -167,19 +159,10 @@ def test_get_with_vectors_returns_the_stored_vectors(store: EpisodicStore, embed
         assert vector.shape == (embeddings.encoder.dimensions,) and np.allclose(vector, expected, atol=1e-5)
     # The distance a caller measures from them is the one the vector search reports.
     query = np.asarray(embeddings.embed_query("what pasta do I like?"), dtype=np.float32)
-    [searched] = [h for h in search(store, ["chat-a"], query.tolist(), k=4) if h["id"] == "chat-a:turn_0002"]
+    [searched] = [h for h in store.search(["chat-a"], query.tolist(), k=4) if h["id"] == "chat-a:turn_0002"]
     [(_, stored)] = store.get_with_vectors(["chat-a"], ["chat-a:turn_0002"])
     assert float(distances(stored[None], query)[0]) == pytest.approx(searched["distance"], abs=1e-4)
     assert store.get_with_vectors(["chat-a"], []) == [] and store.get_with_vectors(["nobody"], ["x"]) == []
-
-
-def test_upsert_returns_the_metadata_chroma_gives_back(store: EpisodicStore) -> None:
-    # Read back as stored, these two floats came back a unit off in their 17th digit.
-    metadata = {**entry("chat-a", 1, DOG)[2], "timestamp": 1795646110.7627773, "last_accessed": 23.308445025757262}
-    [stored] = store.upsert("chat-a", [("chat-a:turn_0001", DOG, metadata)])
-    [hit] = store.get_by_ids(["chat-a"], ["chat-a:turn_0001"])
-    assert hit["metadata"] == stored and hit["timestamp"] == stored["timestamp"] == 1795646110.76278
-    assert stored["chat_id"] == "chat-a" and LINE_TOKENS in stored
 
 
 def test_bump_access_updates_metadata_without_reembedding(tmp_path: Path, store: EpisodicStore, embeddings) -> None:
@@ -187,11 +170,10 @@ def test_bump_access_updates_metadata_without_reembedding(tmp_path: Path, store:
     client = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False))
     raw = client.get_collection(collection_name("chat-a"))
     before = raw.get(ids=["chat-a:turn_0001"], include=["embeddings", "documents"])
-    hits = search(store, ["chat-a"], embeddings.embed_query("dog"), k=1)
+    hits = store.search(["chat-a"], embeddings.embed_query("dog"), k=1)
 
     store.bump_access(hits + hits, now=NOW + 10)  # one entry found twice in a turn counts once
-    counted = store.bump_access(hits, now=NOW + 20)  # the hit's own (stale) count is not trusted
-    assert counted == {"chat-a": {"chat-a:turn_0001": (2, NOW + 20)}}  # what the entry index records
+    store.bump_access(hits, now=NOW + 20)  # the hit's own (stale) count is not trusted
 
     after = raw.get(ids=["chat-a:turn_0001"], include=["embeddings", "documents", "metadatas"])
     assert after["metadatas"][0]["access_count"] == 2
@@ -247,7 +229,7 @@ def test_data_persists_across_a_new_client(tmp_path: Path, embeddings) -> None:
         "store = EpisodicStore.embedded(Path(sys.argv[1]), LocalEmbeddings(name=sys.argv[2]))\n"
         "query = json.load(sys.stdin)\n"
         "print(json.dumps({'chats': store.chat_ids(), 'count': store.count('chat-a'),\n"
-        "                  'nearest': store.nearest(['chat-a'], query, k=1)[0][1]}))\n"
+        "                  'nearest': store.search(['chat-a'], query, k=1)[0]['id']}))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", reader, str(path), embeddings.name],
@@ -265,8 +247,8 @@ def test_data_persists_across_a_new_client(tmp_path: Path, embeddings) -> None:
 def test_unknown_chat_is_empty_and_reads_create_nothing(store: EpisodicStore, embeddings) -> None:
     query = embeddings.embed_query("anything")
 
-    assert search(store, ["never-seen"], query, k=5) == []
-    assert search(store, None, query, k=5) == []
+    assert store.search(["never-seen"], query, k=5) == []
+    assert store.search(None, query, k=5) == []
     assert store.get_by_ids(["never-seen"], ["x"]) == []
     assert store.count("never-seen") == 0
     store.bump_access([{"id": "x", "content": "", "distance": 0.0, "timestamp": 0.0, "metadata": {"chat_id": "never-seen"}}], NOW)
@@ -278,11 +260,11 @@ def test_chat_deleted_by_another_store_is_gone_and_can_be_rewritten(tmp_path: Pa
     worker_b = EpisodicStore.embedded(tmp_path / "chroma", embeddings)
     worker_a.upsert("chat-a", corpus("chat-a"))
     query = embeddings.embed_query("dog")
-    assert search(worker_a, ["chat-a"], query, k=1)  # worker_a now holds the collection
+    assert worker_a.search(["chat-a"], query, k=1)  # worker_a now holds the collection
 
     worker_b.delete_chat("chat-a")
 
-    assert search(worker_a, ["chat-a"], query, k=1) == []
+    assert worker_a.search(["chat-a"], query, k=1) == []
     assert worker_a.count("chat-a") == 0
     worker_a.upsert("chat-a", [entry("chat-a", 9, TRIP)])
     assert worker_b.count("chat-a") == 1
@@ -321,13 +303,13 @@ def test_http_store_upserts_searches_and_isolates_chats(chroma_url: str, embeddi
     store.upsert("http-b", [entry("http-b", 1, "user: alpha-5675 is mine\nassistant: ok", NOW - DAY)])
     query = embeddings.embed_query("What is my dog called?")
 
-    hits = search(store, ["http-a"], query, k=4)
+    hits = store.search(["http-a"], query, k=4)
 
     assert ids(hits)[0] == "http-a:turn_0001"
     vectors = np.array(embeddings.embed_documents([hit["content"] for hit in hits]))
     np.testing.assert_allclose([hit["distance"] for hit in hits], 2 - 2 * vectors @ np.array(query), atol=1e-4)
     assert {hit["metadata"]["chat_id"] for hit in hits} == {"http-a"}
-    assert {hit["metadata"]["chat_id"] for hit in search(store, None, query, k=10)} >= {"http-a", "http-b"}
+    assert {hit["metadata"]["chat_id"] for hit in store.search(None, query, k=10)} >= {"http-a", "http-b"}
     assert ids(store.get_by_ids(["http-a", "http-b"], ["http-a:turn_0003", "http-b:turn_0001"])) == [
         "http-a:turn_0003",
         "http-b:turn_0001",
@@ -338,7 +320,7 @@ def test_http_store_upserts_searches_and_isolates_chats(chroma_url: str, embeddi
     reconnected = EpisodicStore.http(chroma_url, embeddings)
     assert reconnected.count("http-a") == 4
     reconnected.delete_chat("http-a")
-    assert search(store, ["http-a"], query, k=4) == []
+    assert store.search(["http-a"], query, k=4) == []
 
 
 @pytest.mark.slow

@@ -237,10 +237,10 @@ class StuckSearchStore(EpisodicStore):
     release = threading.Event()
     entered = threading.Event()
 
-    def nearest(self, *args, **kwargs):
+    def search(self, *args, **kwargs):
         self.entered.set()
         self.release.wait(timeout=60)
-        return super().nearest(*args, **kwargs)
+        return super().search(*args, **kwargs)
 
 
 async def test_a_stuck_search_does_not_hold_the_turn(settings, embeddings, tmp_path):

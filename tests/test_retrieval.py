@@ -558,91 +558,6 @@ async def test_the_word_search_takes_its_vectors_from_the_index(runner, tmp_path
         assert np.allclose(vector, stored_vector, atol=2e-3) and not np.array_equal(vector, stored_vector)  # float16
 
 
-async def records_and_chromas(memory: Memory, chat_id: str) -> tuple[dict, dict]:
-    """The chat's entries as the entry index records them, and as Chroma holds them."""
-    store, index = await memory._backends.episodic(), await memory._backends.entry_index()
-    held = await memory._backends.l3(store.entries, chat_id)
-    recorded = await index.records(chat_id, [hit["id"] for hit in held])
-    return recorded, {hit["id"]: (hit["content"], hit["metadata"]) for hit in held}
-
-
-async def test_hits_are_read_from_the_entry_index_records_which_follow_every_change_of_chroma(
-        runner, tmp_path, embedded_raw_redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A hit's text and metadata come from the entry index's records, not from Chroma (which is
-    asked for the nearest ids alone); the records are Chroma's, whatever changed it: a write, an
-    access count, an edit, a delete."""
-    memory = runner.services.memory
-    await load(memory, tmp_path, "chat")
-    await load(memory, tmp_path, "shared", [(5, "Our cat Mittens learned to open doors.", "Clever cat.")])
-    await memory.store_memory("shared", "bob", "Bob keeps the spare key under the blue pot.", None, NOW.timestamp())
-    assert await memory.measuring.settle() == 0
-    recorded, held = await records_and_chromas(memory, "chat")
-    assert recorded == held and len(held) == len(HISTORY)
-
-    store = await memory._backends.episodic()
-    read_by_id: list[list[str]] = []
-    get_by_ids = store.get_by_ids
-    monkeypatch.setattr(store, "get_by_ids", lambda chats, ids: read_by_id.append(ids) or get_by_ids(chats, ids))
-    query = await memory._l3.measure("how are the tomato plants?", ["chat"])
-    by_meaning = await memory._l3.search(["chat"], query, 5)
-    in_range = await memory._l3.search(["chat"], query, 5, days_ago(31), days_ago(20))
-    by_words = await memory._l3.lexical_search(["chat"], "tomato seedlings balcony", k=3, max_df_share=1.0)
-    assert read_by_id == []
-    assert "San Marzano" in by_meaning[0]["content"] and by_meaning == sorted(by_meaning, key=lambda h: h["distance"])
-    assert in_range and all(days_ago(31) <= hit["timestamp"] <= days_ago(20) for hit in in_range)
-    assert by_words[0][0]["id"] == archive_id("chat", 1)
-    for hit in [*by_meaning, *in_range, *(hit for hit, _, _ in by_words)]:
-        assert (hit["content"], hit["metadata"]) == held[hit["id"]] and hit["timestamp"] == held[hit["id"]][1]["timestamp"]
-
-    memory._archiver.bump_access_later(by_meaning[:2], NOW.timestamp() + 5)  # as a turn's recall counts them
-    memory._archiver.bump_access_later(by_meaning[:1], NOW.timestamp() + 9)
-    assert await memory._archiver.flush() == 0
-    recorded, held = await records_and_chromas(memory, "chat")
-    assert recorded == held and held[by_meaning[0]["id"]][1]["access_count"] == 2
-    assert (await memory._l3.search(["chat"], query, 1))[0]["metadata"]["last_accessed"] == NOW.timestamp() + 9
-
-    user_text = HISTORY[0][1]
-    assert await memory._archiver.replace_user_text("chat", 1, len(user_text), "I planted three Roma tomatoes.")
-    recorded, held = await records_and_chromas(memory, "chat")
-    assert recorded == held and "Roma tomatoes" in held[archive_id("chat", 1)][0]
-
-    assert await memory.delete_entry("chat", archive_id("chat", 2))
-    recorded, held = await records_and_chromas(memory, "chat")
-    assert recorded == held and archive_id("chat", 2) not in held
-    index = await memory._backends.entry_index()
-    assert await index.records("chat", [archive_id("chat", 2)]) == {}
-    assert await embedded_raw_redis.hlen(index.key("chat", "records")) == len(held)  # its text not left there
-
-    await memory.forget_user("bob")  # a shared chat: his note out of Chroma, the index rebuilt
-    recorded, held = await records_and_chromas(memory, "shared")
-    assert recorded == held and len(held) == 1 and "Mittens" in held[archive_id("shared", 1)][0]
-    assert read_by_id == []
-
-
-async def test_an_index_without_records_is_read_through_chroma_until_indexed_afresh(
-        runner, tmp_path, embedded_raw_redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    memory = runner.services.memory
-    await load(memory, tmp_path, "chat")
-    index = await memory._backends.lexical_index()
-    query = await memory._l3.measure("how are the tomato plants?", ["chat"])
-    current = await memory._l3.search(["chat"], query, 5)
-    # As an index written by a version that kept no records.
-    await embedded_raw_redis.hset(index.entries.key("chat", "meta"), "layout", 2)
-    await embedded_raw_redis.delete(index.entries.key("chat", "records"))
-    assert await index.outdated("chat")
-    store = await memory._backends.episodic()
-    read_by_id: list[list[str]] = []
-    get_by_ids = store.get_by_ids
-    monkeypatch.setattr(store, "get_by_ids", lambda chats, ids: read_by_id.append(ids) or get_by_ids(chats, ids))
-    assert await memory._l3.search(["chat"], query, 5) == current  # Chroma gives what the index lacks
-    assert read_by_id == [[hit["id"] for hit in current]]
-    await memory._archiver.sync_index(["chat"])
-    assert not await index.outdated("chat")
-    recorded, held = await records_and_chromas(memory, "chat")
-    assert recorded == held and len(held) == len(HISTORY)
-    assert await memory._l3.search(["chat"], query, 5) == current and len(read_by_id) == 1
-
-
 async def test_an_index_from_before_times_and_vectors_is_indexed_afresh(runner, tmp_path, embedded_raw_redis) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
@@ -881,7 +796,7 @@ async def test_a_question_asked_again_is_not_searched_again_nor_waits_for_its_em
     encoder, index = (await memory._backends.embeddings()).encoder, await memory._backends.lexical_index()
     store = await memory._backends.episodic()
     calls: list[str] = []
-    encode, by_words, by_meaning = encoder.encode, index.search, store.nearest
+    encode, by_words, by_meaning = encoder.encode, index.search, store.search
     encoder_free = threading.Event()
 
     def counted(name, call):
@@ -896,7 +811,7 @@ async def test_a_question_asked_again_is_not_searched_again_nor_waits_for_its_em
         return encode(*args, **kwargs)
 
     monkeypatch.setattr(index, "search", counted("by words", by_words))
-    monkeypatch.setattr(store, "nearest", counted("by meaning", by_meaning))
+    monkeypatch.setattr(store, "search", counted("by meaning", by_meaning))
     question = RecallQuery("How are my San Marzano tomatoes doing?", "c1", "alice", NOW.timestamp(), deadline=10.0)
     monkeypatch.setattr(encoder, "encode", counted("embedded", encode))
     first = await memory.recall(question)

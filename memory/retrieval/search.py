@@ -24,7 +24,6 @@ from memory.stores.backends import Backends, cache_scope_key, gather_bounded
 from memory.stores.cache import SearchCache
 from memory.stores.chat_users import chats_of_user, scope_chats, users_of_chat
 from memory.stores.entry_index import Centroid
-from memory.stores.episodic import EpisodicHit, as_hit
 from memory.turns import archive_id
 
 _TURN_KEY = re.compile(r"^turn_(\d+)$")
@@ -185,11 +184,11 @@ class L3Search:
         backends = self.backends
         store = await backends.episodic()
         if after is None and before is None:
-            nearest = [(chat, entry_id, float(scale.calibrate(space, distance)))
-                       for space in scale.searched()
-                       for chat, entry_id, distance in await backends.l3(store.nearest, chats, space.query, k)
-                       if _of_space(space, distance)]
-            return await self._hits(sorted(nearest, key=lambda found: found[2])[:k])
+            found = [{**hit, "distance": float(scale.calibrate(space, hit["distance"]))}
+                     for space in scale.searched()
+                     for hit in await backends.l3(store.search, chats, space.query, k)
+                     if _of_space(space, hit["distance"])]
+            return sorted(found, key=lambda hit: hit["distance"])[:k]
         index = await backends.entry_index()
 
         async def of_chat(chat: str) -> list[dict]:
@@ -198,13 +197,14 @@ class L3Search:
                 return await self._nearest_among(chat, numbers, scale, k)
             deeper = sorted([(entry_id, float(scale.calibrate(space, distance)))
                              for space in scale.searched()
-                             for _, entry_id, distance in await backends.l3(
-                                 store.nearest, [chat], space.query, _DEEPER_K)
+                             for entry_id, distance in await backends.l3(
+                                 store.nearest_ids, chat, space.query, _DEEPER_K)
                              if _of_space(space, distance)], key=lambda pair: pair[1])
             times = await index.times(chat, [entry_id for entry_id, _ in deeper])
             distance_of = dict([pair for pair, timestamp in zip(deeper, times)
                                 if timestamp is not None and _within(timestamp, after, before)][:k])
-            return await self._hits([(chat, entry_id, distance) for entry_id, distance in distance_of.items()])
+            hits = await backends.l3(store.get_by_ids, [chat], list(distance_of))
+            return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
 
         found = [hit for hits in await gather_bounded(of_chat, chats) for hit in hits]
         return sorted(found, key=lambda hit: hit["distance"])[:k]
@@ -239,35 +239,8 @@ class L3Search:
         nearest = np.argsort(distances, kind="stable")[:k]
         ids = await index.ids(chat, numbers[nearest])
         distance_of = {entry_id: float(distances[n]) for entry_id, n in zip(ids, nearest) if entry_id}
-        return await self._hits([(chat, entry_id, distance) for entry_id, distance in distance_of.items()])
-
-    async def _hits(self, found: list[tuple[str, str, float]]) -> list[dict]:
-        """These entries (chat, id, distance) as hits, in this order: their text and metadata
-        from the entry index's records, those it holds none of (not indexed yet, or by an older
-        version) from Chroma; an entry neither holds (deleted meanwhile) is left out."""
-        ids_by_chat: dict[str, list[str]] = {}
-        for chat, entry_id, _ in found:
-            ids_by_chat.setdefault(chat, []).append(entry_id)
-        records = await self._records(ids_by_chat)
-        return [{**records[entry_id], "distance": distance} for _, entry_id, distance in found if entry_id in records]
-
-    async def _records(self, ids_by_chat: dict[str, list[str]]) -> dict[str, dict]:
-        """The entries' hits by id (distance 0): what the entry index records, then Chroma the rest."""
-        index = await self.backends.entry_index()
-        chats = list(ids_by_chat)
-        recorded = dict(zip(chats, await gather_bounded(lambda chat: index.records(chat, ids_by_chat[chat]), chats)))
-        hits = {entry_id: as_hit(entry_id, content, metadata, 0.0)
-                for chat in chats for entry_id, (content, metadata) in recorded[chat].items()}
-        unrecorded = {chat: missing for chat, ids in ids_by_chat.items()
-                      if (missing := list(dict.fromkeys(entry_id for entry_id in ids if entry_id not in hits)))}
-        if unrecorded:
-            store = await self.backends.episodic()
-
-            def read() -> list[EpisodicHit]:
-                return [hit for chat, ids in unrecorded.items() for hit in store.get_by_ids([chat], ids)]
-
-            hits.update((hit["id"], hit) for hit in await self.backends.l3(read))
-        return hits
+        hits = await self.backends.l3((await self.backends.episodic()).get_by_ids, [chat], list(distance_of))
+        return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
 
     async def look_up(self, scope_key: str, digest: str) -> tuple[Searched | None, str | None]:
         """What the question of ``digest`` found when it was last searched in this scope, if the
@@ -323,8 +296,8 @@ class L3Search:
         """The chats' ``k`` best entries by the words of ``query`` (BM25), best first, each as
         (hit, its vector, its word score). Word scores of different chats are compared as they are.
 
-        The vectors come from the entry index (float16, with the ids), and so do the entries' text
-        and metadata (its records): Chroma is not asked.
+        The vectors come from the entry index (float16, with the ids); Chroma is asked only for
+        the entries' text and metadata, which costs it half as much as with their vectors.
         """
         index = await self.backends.lexical_index()
         per_chat = await gather_bounded(lambda chat: index.search(chat, query, k, max_df_share), chats)
@@ -335,11 +308,18 @@ class L3Search:
         )[:k]
         if not found:
             return []
+        store = await self.backends.episodic()
         ids_by_chat: dict[str, list[str]] = {}
         for chat, entry_id, _, _ in found:
             ids_by_chat.setdefault(chat, []).append(entry_id)
-        records = await self._records(ids_by_chat)
-        return [(records[entry_id], vector, score) for _, entry_id, score, vector in found if entry_id in records]
+        vector_of = {entry_id: vector for _, entry_id, _, vector in found}
+
+        def read() -> dict[str, tuple[dict, np.ndarray]]:
+            return {hit["id"]: (hit, vector_of[hit["id"]])
+                    for chat, ids in ids_by_chat.items() for hit in store.get_by_ids([chat], ids)}
+
+        by_id = await self.backends.run_blocking(read)
+        return [(*by_id[entry_id], score) for _, entry_id, score, _ in found if entry_id in by_id]
 
 
 class Question:

@@ -137,9 +137,9 @@ class Archive:
         metadata): embedded afresh in Chroma, and in the word index at its old number and time."""
         entry_id, content, metadata = entry
         [vector] = await self.backends.embed([content], await self._of_every_language(chat_id, [content]))
-        [stored] = await self.backends.l3((await self.backends.episodic()).upsert, chat_id, [entry], [vector])
+        await self.backends.l3((await self.backends.episodic()).upsert, chat_id, [entry], [vector])
         await (await self.backends.lexical_index()).replace(
-            chat_id, IndexEntry(entry_id, content, vector, old["timestamp"], stored), old["content"], old_vector)
+            chat_id, IndexEntry(entry_id, content, vector, old["timestamp"]), old["content"], old_vector)
 
     # ---- a chat's languages --------------------------------------------------------------
 
@@ -231,11 +231,10 @@ class Archive:
         store, index = await backends.episodic(), await backends.lexical_index()
         contents = [content for _, content, _ in entries]
         vectors = await backends.embed(contents, await self._of_every_language(chat_id, contents))
-        stored = await backends.l3(store.upsert, chat_id, entries, vectors)
+        await backends.l3(store.upsert, chat_id, entries, vectors)
         # Indexed now, after the reply, rather than caught up by a later search.
-        await index.add(chat_id, [IndexEntry(entry_id, content, vector, timestamp, metadata)
-                                  for (entry_id, content, _), vector, timestamp, metadata
-                                  in zip(entries, vectors, times, stored)])
+        await index.add(chat_id, [IndexEntry(entry_id, content, vector, timestamp) for (entry_id, content, _), vector,
+                                  timestamp in zip(entries, vectors, times)])
 
     # ---- the archive, written behind the replies ----------------------------------------
 
@@ -333,10 +332,9 @@ class Archive:
         if not bumps:
             return
         try:
-            store, index = await self.backends.episodic(), await self.backends.entry_index()
+            store = await self.backends.episodic()
             for hits, now in bumps:  # each turn's hits once, with that turn's time
-                for chat_id, counts in (await self.backends.l3(store.bump_access, hits, now)).items():
-                    await index.set_accessed(chat_id, counts)
+                await self.backends.l3(store.bump_access, hits, now)
         except Exception as exc:  # noqa: BLE001 — popularity is a soft signal
             log.warning("access counts not updated: %s", exc)
 
@@ -373,8 +371,7 @@ class Archive:
         store = await self.backends.episodic()
         found = await self.backends.run_blocking(store.get_with_vectors, [chat_id], missing)
         return await index.add(
-            chat_id, [IndexEntry(hit["id"], hit["content"], vector, hit["timestamp"], hit["metadata"])
-                      for hit, vector in found]
+            chat_id, [IndexEntry(hit["id"], hit["content"], vector, hit["timestamp"]) for hit, vector in found]
         )
 
     async def sync_index(self, chats: list[str]) -> None:

@@ -1,5 +1,5 @@
 """L3's own index of each chat's entries in Redis: their numbers and ids, their times, their
-vectors, their records (text and metadata), and the chat's centroid.
+vectors, and the chat's centroid.
 
 Beside L2: shared by every worker, kept across restarts, written incrementally (never rebuilt
 from Chroma, which reads a 100 000-entry chat in 6-10 s). The word index
@@ -18,11 +18,7 @@ same hash tag. Per chat, under one hash tag (a digest of the chat id: one cluste
 - ``…:time``: entry number → the entry's timestamp (a sorted set), and ``…:vectors``: every
   entry's vector as float16 at ``number × 768`` bytes. Together they rank the entries of a
   time range exactly by meaning without Chroma's metadata filter, which scans the whole
-  database (110-180 ms per query at 100 000 entries, against ~3 ms for 1 000 vectors here);
-- ``…:records``: entry number → the entry's text and metadata as Chroma holds them, and
-  ``…:accessed``: entry number → its access count and time, once counted after it was
-  recorded. A hit's text is read here rather than from Chroma, whose every read of records
-  costs a fixed ~1.5 ms and more beside other work: Chroma is asked for the nearest ids alone.
+  database (110-180 ms per query at 100 000 entries, against ~3 ms for 1 000 vectors here).
 """
 
 from __future__ import annotations
@@ -33,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-import orjson
 from redis.asyncio import Redis
 
 from memory.encoders.encoder import bare_passages, english_passages
@@ -77,25 +72,6 @@ return {redis.call('HMGET', KEYS[2], unpack(ARGV, 2)), table.concat(parts)}
 """
 
 
-# The records of some entries and their access counts, in one round trip: per id, its record
-# and its count (nil, nil for an entry not indexed, or indexed without its record). KEYS:
-# number hash, records, accessed. ARGV: the ids.
-_READ_RECORDS = """
-local found = {}
-for i = 1, #ARGV do
-  local number = redis.call('HGET', KEYS[1], ARGV[i])
-  if number then
-    found[2 * i - 1] = redis.call('HGET', KEYS[2], number)
-    found[2 * i] = redis.call('HGET', KEYS[3], number)
-  else
-    found[2 * i - 1] = false
-    found[2 * i] = false
-  end
-end
-return found
-"""
-
-
 class Centroid(NamedTuple):
     """What a query's mean distance to some chats' entries is computed from."""
 
@@ -115,7 +91,6 @@ class IndexEntry(NamedTuple):
     content: str
     vector: Sequence[float]
     timestamp: float = 0.0  # unix seconds
-    metadata: Mapping[str, Any] | None = None  # as Chroma holds it; None: no record is written
 
 
 class EntryIndex:
@@ -133,7 +108,6 @@ class EntryIndex:
         self._fill_cursor_key = f"{prefix}:lex-fill-cursor"  # chat -> the entry number filled up to
         self._add_to_sum = redis.register_script(_ADD_TO_SUM)
         self._gather_vectors = redis.register_script(_GATHER_VECTORS)
-        self._read_records = redis.register_script(_READ_RECORDS)
 
     # ---- writes ------------------------------------------------------------------
 
@@ -174,34 +148,6 @@ class EntryIndex:
         pipe.zadd(self.key(chat_id, "time"), {number: entry.timestamp for entry, number in numbered})
         for (_, number), vector in zip(numbered, vectors.astype(VECTOR)):
             self.write_vector(pipe, chat_id, number, vector)
-        self.write_records(pipe, chat_id, numbered)
-
-    def write_records(self, pipe: Any, chat_id: str, numbered: Sequence[tuple[IndexEntry, int]]) -> None:
-        """Queue on ``pipe`` (run by the caller) the records of these entries (those given with
-        their metadata), in place of any they had: access counts then are the metadata's."""
-        recorded = {number: orjson.dumps([entry.content, dict(entry.metadata)])
-                    for entry, number in numbered if entry.metadata is not None}
-        if recorded:
-            pipe.hset(self.key(chat_id, "records"), mapping=recorded)
-            pipe.hdel(self.key(chat_id, "accessed"), *recorded)
-
-    async def rewrite_records(self, chat_id: str, entries: Sequence[IndexEntry]) -> None:
-        """Write the records of these entries where they are indexed (written to Chroma again:
-        their records follow what it holds now); others are left alone."""
-        numbers = await self._redis.hmget(self.key(chat_id, "number"), [entry.id for entry in entries])
-        numbered = [(entry, int(number)) for entry, number in zip(entries, numbers) if number is not None]
-        if numbered:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                self.write_records(pipe, chat_id, numbered)
-                await pipe.execute()
-
-    async def set_accessed(self, chat_id: str, counts: Mapping[str, tuple[int, float]]) -> None:
-        """Record the entries' access counts and times (as Chroma now holds them), those indexed."""
-        numbers = await self._redis.hmget(self.key(chat_id, "number"), list(counts))
-        accessed = {int(number): orjson.dumps(list(counts[entry_id]))
-                    for entry_id, number in zip(counts, numbers) if number is not None}
-        if accessed:
-            await self._redis.hset(self.key(chat_id, "accessed"), mapping=accessed)
 
     def write_vector(self, pipe: Any, chat_id: str, number: int, vector: np.ndarray) -> None:
         """Queue on ``pipe`` (run by the caller) the entry's vector, in place of the one it had."""
@@ -221,8 +167,6 @@ class EntryIndex:
             pipe.hdel(self.key(chat_id, "number"), entry_id)
             pipe.hdel(self.key(chat_id, "id"), number)
             pipe.zrem(self.key(chat_id, "time"), number)
-            pipe.hdel(self.key(chat_id, "records"), number)
-            pipe.hdel(self.key(chat_id, "accessed"), number)
             await pipe.execute()
         vector = np.asarray(vector, dtype=np.float64)
         await self.add_to_sum(chat_id, -vector, -1, *(-n for n in self.kinds(vector[None])))
@@ -335,22 +279,6 @@ class EntryIndex:
         """Those of ``ids`` not indexed yet, in order, without repeats."""
         known = await self._redis.hmget(self.key(chat_id, "number"), list(ids)) if ids else []
         return list(dict.fromkeys(entry_id for entry_id, number in zip(ids, known) if number is None))
-
-    async def records(self, chat_id: str, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-        """The text and metadata (access counts current) of those of these entries that hold a
-        record, by id; an entry not indexed yet, or indexed by an older version, holds none."""
-        if not ids:
-            return {}
-        found = await self._read_records(
-            keys=[self.key(chat_id, part) for part in ("number", "records", "accessed")], args=list(ids))
-        records: dict[str, tuple[str, dict[str, Any]]] = {}
-        for entry_id, record, accessed in zip(ids, found[0::2], found[1::2]):
-            if record is not None:
-                content, metadata = orjson.loads(record)
-                if accessed is not None:
-                    metadata["access_count"], metadata["last_accessed"] = orjson.loads(accessed)
-                records[entry_id] = content, metadata
-        return records
 
     async def number(self, chat_id: str, entry_id: str) -> int | None:
         """The entry's number; None when it is not indexed."""

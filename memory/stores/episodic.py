@@ -18,7 +18,6 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 from urllib.parse import urlsplit
@@ -70,7 +69,7 @@ def collection_name(chat_id: str) -> str:
     return COLLECTION_PREFIX + hashlib.sha256(chat_id.encode()).hexdigest()[:32]
 
 
-def as_hit(entry_id: str, content: str, metadata: dict[str, Any] | None, distance: float) -> EpisodicHit:
+def _hit(entry_id: str, content: str, metadata: dict[str, Any] | None, distance: float) -> EpisodicHit:
     metadata = dict(metadata or {})
     return EpisodicHit(
         id=entry_id,
@@ -79,13 +78,6 @@ def as_hit(entry_id: str, content: str, metadata: dict[str, Any] | None, distanc
         timestamp=float(metadata.get("timestamp", 0.0)),
         metadata=metadata,
     )
-
-
-def _as_chroma_keeps(value: Any) -> Any:
-    """A metadata value as Chroma gives it back: it keeps a float's 15 significant digits
-    exactly, and not always the 16th and 17th (about one value in ten comes back a unit off
-    there). A float is written at that precision, so that the entry index's copy is the same."""
-    return float(f"{value:.15g}") if isinstance(value, float) else value
 
 
 def with_line_tokens(metadatas: list[dict[str, Any]], contents: list[str]) -> list[dict[str, Any]]:
@@ -102,23 +94,24 @@ def with_line_tokens(metadatas: list[dict[str, Any]], contents: list[str]) -> li
 
 def _hits_from_get(result: chromadb.GetResult) -> list[EpisodicHit]:
     return [
-        as_hit(entry_id, content, metadata, 0.0)
+        _hit(entry_id, content, metadata, 0.0)
         for entry_id, content, metadata in zip(result["ids"], result["documents"], result["metadatas"], strict=True)
     ]
 
 
-def _bump(collection: chromadb.Collection, ids: list[str], now: float) -> dict[str, tuple[int, float]]:
+def _bump(collection: chromadb.Collection, ids: list[str], now: float) -> None:
     # Counts are re-read rather than taken from the hits, which may come from the
     # session cache and be minutes old. Two concurrent bumps can still lose one
     # increment; popularity is a soft signal, so that is accepted.
     current = collection.get(ids=ids, include=["metadatas"])
-    now = _as_chroma_keeps(now)
-    counts = {entry_id: (int(metadata.get("access_count", 0)) + 1, now)
-              for entry_id, metadata in zip(current["ids"], current["metadatas"])}
-    if counts:
-        collection.update(ids=list(counts), metadatas=[{"access_count": count, "last_accessed": last}
-                                                       for count, last in counts.values()])
-    return counts
+    if current["ids"]:
+        collection.update(
+            ids=current["ids"],
+            metadatas=[
+                {"access_count": int(metadata.get("access_count", 0)) + 1, "last_accessed": now}
+                for metadata in current["metadatas"]
+            ],
+        )
 
 
 class EpisodicStore:
@@ -164,39 +157,47 @@ class EpisodicStore:
             raise ConnectionError(f"Chroma is unreachable: {exc}") from exc
 
     def upsert(self, chat_id: str, entries: list[tuple[str, str, dict[str, Any]]],
-               vectors: list[list[float]] | None = None) -> list[dict[str, Any]]:
+               vectors: list[list[float]] | None = None) -> None:
         """Stores (id, content, metadata) entries with their vectors (embedded here when not
-        given); an existing id is overwritten. Returns each entry's metadata as stored."""
+        given); an existing id is overwritten."""
         if not entries:
-            return []
+            return
         ids = [entry_id for entry_id, _, _ in entries]
         contents = [content for _, content, _ in entries]
         # The chat id comes from the caller's scope, never from entry data.
-        metadatas = [{key: _as_chroma_keeps(value) for key, value in metadata.items()} for metadata in
-                     with_line_tokens([{**metadata, "chat_id": chat_id} for _, _, metadata in entries], contents)]
+        metadatas = with_line_tokens([{**metadata, "chat_id": chat_id} for _, _, metadata in entries], contents)
         batch = self._client().get_max_batch_size()
         for start in range(0, len(entries), batch):
             end = start + batch
             chunk = vectors[start:end] if vectors is not None else self._embeddings.embed_documents(contents[start:end])
             self._add(chat_id, ids[start:end], contents[start:end], metadatas[start:end], chunk)
-        return metadatas
 
-    def nearest(self, chat_ids: list[str] | None, vector: np.ndarray | list[float], k: int) -> list[tuple[str, str, float]]:
-        """The ``k`` entries nearest to ``vector`` as (chat id, entry id, distance), closest first;
-        ``chat_ids=None`` searches every chat. The vector index alone: the entries' records are
-        the entry index's to give (reading them here costs a fixed ~1.5 ms a call, and more at
-        k = 300)."""
+    def search(self, chat_ids: list[str] | None, vector: np.ndarray | list[float], k: int) -> list[EpisodicHit]:
+        """The k entries nearest to ``vector``, closest first; ``chat_ids=None`` searches every chat.
+        (A time range is ranked from the word index, which holds each entry's time.)"""
         if k <= 0:
             return []
 
-        def nearest(chat_id: str, chat: _ChatCollection) -> list[tuple[str, str, float]]:
-            found, distances = chat.nearest(vector, k, [])
-            return [(chat_id, entry_id, distance) for entry_id, distance in zip(found["ids"][0], distances, strict=True)]
+        def nearest(chat: _ChatCollection) -> list[EpisodicHit]:
+            found, distances = chat.nearest(vector, k, ["documents", "metadatas"])
+            return [_hit(entry_id, content, metadata, distance)
+                    for entry_id, content, metadata, distance in zip(
+                        found["ids"][0], found["documents"][0], found["metadatas"][0], distances, strict=True)
+                    if content is not None]
 
-        found = [hit for chat_id in self._scope(chat_ids)
-                 for hit in self._read(chat_id, partial(nearest, chat_id), [])]
-        found.sort(key=lambda hit: hit[2])
-        return found[:k]
+        hits = [hit for chat_id in self._scope(chat_ids) for hit in self._read(chat_id, nearest, [])]
+        hits.sort(key=lambda hit: hit["distance"])
+        return hits[:k]
+
+    def nearest_ids(self, chat_id: str, vector: np.ndarray | list[float], k: int) -> list[tuple[str, float]]:
+        """The chat's ``k`` entries nearest to ``vector`` as (id, distance), closest first: the
+        vector index alone (reading the entries' metadata too costs ~5x at k = 300)."""
+
+        def nearest(chat: _ChatCollection) -> list[tuple[str, float]]:
+            found, distances = chat.nearest(vector, k, [])
+            return list(zip(found["ids"][0], distances, strict=True))
+
+        return self._read(chat_id, nearest, []) if k > 0 else []
 
     def get_by_ids(self, chat_ids: list[str] | None, ids: list[str]) -> list[EpisodicHit]:
         if not ids:
@@ -226,17 +227,13 @@ class EpisodicStore:
         if ids:
             self._read(chat_id, lambda chat: chat.collection.update(ids=ids, embeddings=vectors), None)
 
-    def bump_access(self, hits: Iterable[EpisodicHit], now: float) -> dict[str, dict[str, tuple[int, float]]]:
-        """Counts one more access of each hit, updating metadata only (no re-embedding).
-
-        Returns:
-            Per chat, each entry's access count and time as now stored.
-        """
+    def bump_access(self, hits: Iterable[EpisodicHit], now: float) -> None:
+        """Counts one more access of each hit, updating metadata only (no re-embedding)."""
         ids_by_chat: dict[str, set[str]] = defaultdict(set)
         for hit in hits:
             ids_by_chat[hit["metadata"]["chat_id"]].add(hit["id"])
-        return {chat_id: self._read(chat_id, lambda chat: _bump(chat.collection, sorted(ids), now), {})
-                for chat_id, ids in ids_by_chat.items()}
+        for chat_id, ids in ids_by_chat.items():
+            self._read(chat_id, lambda chat: _bump(chat.collection, sorted(ids), now), None)
 
     def entries(self, chat_id: str, user_id: str | None = None) -> list[EpisodicHit]:
         """Every entry of the chat (of one user's turns and notes, with ``user_id``), in no order."""

@@ -41,7 +41,7 @@ from memory.stores.entry_index import EntryIndex, IndexEntry
 from memory.words import NO_STEMMER, Words
 
 K1 = 1.2
-LAYOUT = 3  # words, times, vectors and records (2: no records; 1: words only)
+LAYOUT = 2  # words, times and vectors (1: words only, before times and vectors were indexed)
 _SCHEME_FIELDS = ["layout", "words", "allocated"]  # of a chat's index meta: is it of this scheme?
 POSTING = np.dtype([("entry", "<u4"), ("count", "u1")])
 _MAX_COUNT = 255  # a term's count in one entry saturates here (one byte per posting)
@@ -125,11 +125,8 @@ class LexicalIndex:
         Safe against concurrent adds of the same entries (by other workers): see
         :meth:`EntryIndex.claim`. Returns how many entries were new.
         """
-        given = [IndexEntry(*entry) for entry in entries]
-        mine = await self.entries.claim(chat_id, given, {"layout": LAYOUT, "words": self.words.stemmer})
-        claimed = {entry.id for entry, _ in mine}
-        if again := [entry for entry in given if entry.id not in claimed and entry.metadata is not None]:
-            await self.entries.rewrite_records(chat_id, again)  # written to Chroma again: as it holds them now
+        mine = await self.entries.claim(chat_id, [IndexEntry(*entry) for entry in entries],
+                                        {"layout": LAYOUT, "words": self.words.stemmer})
         if not mine:
             return 0
         vectors = np.array([entry.vector for entry, _ in mine], dtype=np.float64)
@@ -151,7 +148,6 @@ class LexicalIndex:
         vector = np.asarray(entry.vector, dtype=np.float64)
         async with self._redis.pipeline(transaction=False) as pipe:
             self.entries.write_vector(pipe, chat_id, number, vector)
-            self.entries.write_records(pipe, chat_id, [(entry, number)])
             for term, records in self._postings([(entry, number)]).items():
                 pipe.append(self._term_key(chat_id, term), records)
             await pipe.execute()
