@@ -18,6 +18,7 @@ from conftest import free_port, running_chroma
 
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.encoder import distances
+from memory.stores.chroma_file import ChromaFile
 from memory.stores.episodic import EpisodicStore, collection_name
 from memory.prompt.budget import LINE_TOKENS, format_recall_line, line_tokens_stamp, stamped_tokens
 from memory.prompt.tokens import count_tokens
@@ -284,6 +285,78 @@ def test_concurrent_writes_from_many_threads(store: EpisodicStore) -> None:
 
     assert store.chat_ids() == chats
     assert [store.count(chat) for chat in chats] == [len(contents)] * len(chats)
+
+
+# --- records read from embedded Chroma's file ---------------------------------------------
+
+
+def chroma_alone(folder: Path, embeddings) -> EpisodicStore:
+    """A store on the same data that asks Chroma for every record, as a Chroma server is asked."""
+    return EpisodicStore(chromadb.PersistentClient(path=str(folder), settings=Settings(anonymized_telemetry=False)),
+                         embeddings)
+
+
+def test_records_read_from_the_file_are_the_ones_chroma_returns(tmp_path: Path, store: EpisodicStore, embeddings,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kind of value GOAT stores, after each kind of write: the file's reading and Chroma's
+    are equal, hit for hit and in the same order, and the file was read (Chroma was not asked)."""
+    curated = ("chat-a:memory_1", "Ключ: 金庫 ✓ — 'quoted' \"x\"\n<end>",
+               {"user_id": "u1", "timestamp": 1_760_000_000.123456789, "time": "", "tags": "curated_memory,a,b",
+                "access_count": 0, "last_accessed": 0.1 + 0.2, "flag": True, "off": False, "big": 2**62})
+    store.upsert("chat-a", [*corpus("chat-a"), curated])
+    store.upsert("chat-a", [entry("chat-a", 2, PASTA + " (edited)")])  # an upsert merges metadata
+    store.bump_access(store.get_by_ids(["chat-a"], ["chat-a:turn_0001"]), now=NOW + 5)
+    store.delete_entries("chat-a", ["chat-a:turn_0003"])
+    reference = chroma_alone(tmp_path / "chroma", embeddings)
+    asked = ["chat-a:memory_1", "chat-a:turn_0004", "chat-a:turn_0003", "chat-a:turn_0001", "chat-a:turn_0002",
+             "chat-a:turn_0001", "chat-b:turn_0001"]
+    vectors = [embeddings.embed_query(query) for query in ("dog", "a key in a safe", "pasta edited")]
+    expected = [reference.search(["chat-a"], vector, k=10) for vector in vectors]
+    expected_by_id = reference.get_by_ids(["chat-a"], asked)
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("Chroma was asked for records")
+
+    monkeypatch.setattr(chromadb.Collection, "get", refused)
+    assert [store.search(["chat-a"], vector, k=10) for vector in vectors] == expected
+    read = store.get_by_ids(["chat-a"], asked)
+    monkeypatch.undo()
+    assert read == expected_by_id
+    assert ids(read) == ["chat-a:turn_0001", "chat-a:turn_0002", "chat-a:turn_0004", "chat-a:memory_1"]
+    by_id = {hit["id"]: hit for hit in read}
+    assert by_id["chat-a:turn_0001"]["metadata"]["access_count"] == 1
+    assert by_id["chat-a:turn_0002"]["content"].endswith("(edited)")
+    assert by_id["chat-a:memory_1"]["metadata"]["flag"] is True and by_id["chat-a:memory_1"]["metadata"]["off"] is False
+
+    file = ChromaFile(tmp_path / "chroma")
+    collection = chroma_alone(tmp_path / "chroma", embeddings)._existing("chat-a").collection
+    records = file.records(str(collection.id), asked[:5])
+    assert records is not None and list(records) == ids(read)
+    assert [records[hit["id"]] for hit in read] == [(hit["content"], hit["metadata"]) for hit in read]
+    file.close()
+
+
+def test_a_record_the_file_cannot_give_as_chroma_would_is_asked_of_chroma(tmp_path: Path, store: EpisodicStore,
+                                                                           embeddings) -> None:
+    """A write of this process under way (the two SQLite libraries do not see each other's locks),
+    or an array in an entry's metadata (GOAT writes none, another tool might): Chroma is asked."""
+    store.upsert("chat-a", corpus("chat-a"))
+    reference = chroma_alone(tmp_path / "chroma", embeddings)
+    reference._existing("chat-a").collection.update(ids=["chat-a:turn_0002"], metadatas=[{"labels": ["x", "y"]}])
+    asked = ["chat-a:turn_0001", "chat-a:turn_0002"]
+    file = ChromaFile(tmp_path / "chroma")
+    collection_id = str(reference._existing("chat-a").collection.id)
+
+    assert file.records(collection_id, asked)["chat-a:turn_0002"] is None
+    read = store.get_by_ids(["chat-a"], asked)
+    assert read == reference.get_by_ids(["chat-a"], asked) and read[1]["metadata"]["labels"] == ["x", "y"]
+    with file.access.writing():  # the same file's one lock, whichever store holds it
+        assert file.records(collection_id, asked) is None
+        assert store.get_by_ids(["chat-a"], asked) == read
+        vector = embeddings.embed_query("pasta")
+        assert store.search(["chat-a"], vector, k=4) == reference.search(["chat-a"], vector, k=4)
+    assert file.records(collection_id, asked) is not None
+    file.close()
 
 
 def test_http_rejects_urls_that_are_not_chroma_servers(embeddings) -> None:

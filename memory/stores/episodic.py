@@ -13,10 +13,12 @@ start-up costs only L3, and only until it is back.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
@@ -29,6 +31,7 @@ from chromadb.errors import NotFoundError
 from langchain_core.embeddings import Embeddings
 
 from memory.prompt.budget import LINE_TOKENS, format_recall_line, line_tokens_stamp
+from memory.stores.chroma_file import ChromaFile, Record
 from memory.prompt.tokens import count_unremembered
 
 COLLECTION_PREFIX = "l3-"
@@ -99,6 +102,11 @@ def _hits_from_get(result: chromadb.GetResult) -> list[EpisodicHit]:
     ]
 
 
+def _records_from_get(result: chromadb.GetResult) -> dict[str, Record]:
+    return {entry_id: (content, metadata or {})
+            for entry_id, content, metadata in zip(result["ids"], result["documents"], result["metadatas"], strict=True)}
+
+
 def _bump(collection: chromadb.Collection, ids: list[str], now: float) -> None:
     # Counts are re-read rather than taken from the hits, which may come from the
     # session cache and be minutes old. Two concurrent bumps can still lose one
@@ -114,10 +122,24 @@ def _bump(collection: chromadb.Collection, ids: list[str], now: float) -> None:
         )
 
 
+def _writes(method: Callable[..., T]) -> Callable[..., T]:
+    """A method that writes to Chroma: never beside a read of its file (``ChromaFile``)."""
+
+    @functools.wraps(method)
+    def write(self: EpisodicStore, *args: Any, **kwargs: Any) -> T:
+        with self._file.access.writing() if self._file is not None else nullcontext():
+            return method(self, *args, **kwargs)
+
+    return write
+
+
 class EpisodicStore:
-    def __init__(self, client: chromadb.ClientAPI | Callable[[], chromadb.ClientAPI], embeddings: Embeddings) -> None:
-        """``client`` is a Chroma client or a function that connects one on first use."""
+    def __init__(self, client: chromadb.ClientAPI | Callable[[], chromadb.ClientAPI], embeddings: Embeddings,
+                 file: ChromaFile | None = None) -> None:
+        """``client`` is a Chroma client or a function that connects one on first use; ``file``, an
+        embedded client's database, which records are read from when it can be."""
         self._connect = client if callable(client) else lambda: client
+        self._file = file
         self._embeddings = embeddings
         self._chroma: chromadb.ClientAPI | None = None
         self._chats: dict[str, _ChatCollection] = {}
@@ -130,7 +152,7 @@ class EpisodicStore:
     @classmethod
     def embedded(cls, path: Path, embeddings: Embeddings) -> EpisodicStore:
         settings = Settings(anonymized_telemetry=False)
-        return cls(lambda: chromadb.PersistentClient(path=str(path), settings=settings), embeddings)
+        return cls(lambda: chromadb.PersistentClient(path=str(path), settings=settings), embeddings, ChromaFile(path))
 
     @classmethod
     def http(cls, url: str, embeddings: Embeddings) -> EpisodicStore:
@@ -156,6 +178,7 @@ class EpisodicStore:
         except Exception as exc:
             raise ConnectionError(f"Chroma is unreachable: {exc}") from exc
 
+    @_writes
     def upsert(self, chat_id: str, entries: list[tuple[str, str, dict[str, Any]]],
                vectors: list[list[float]] | None = None) -> None:
         """Stores (id, content, metadata) entries with their vectors (embedded here when not
@@ -179,10 +202,15 @@ class EpisodicStore:
             return []
 
         def nearest(chat: _ChatCollection) -> list[EpisodicHit]:
-            found, distances = chat.nearest(vector, k, ["documents", "metadatas"])
+            if self._file is None:
+                found, distances = chat.nearest(vector, k, ["documents", "metadatas"])
+                records = zip(found["documents"][0], found["metadatas"][0], strict=True)
+            else:  # an entry deleted since the vector index found it is in no record
+                found, distances = chat.nearest(vector, k, [])
+                by_id = self._records(chat, found["ids"][0])
+                records = (by_id.get(entry_id, (None, None)) for entry_id in found["ids"][0])
             return [_hit(entry_id, content, metadata, distance)
-                    for entry_id, content, metadata, distance in zip(
-                        found["ids"][0], found["documents"][0], found["metadatas"][0], distances, strict=True)
+                    for entry_id, (content, metadata), distance in zip(found["ids"][0], records, distances, strict=True)
                     if content is not None]
 
         hits = [hit for chat_id in self._scope(chat_ids) for hit in self._read(chat_id, nearest, [])]
@@ -200,13 +228,15 @@ class EpisodicStore:
         return self._read(chat_id, nearest, []) if k > 0 else []
 
     def get_by_ids(self, chat_ids: list[str] | None, ids: list[str]) -> list[EpisodicHit]:
+        """The entries with these ids, in the order they are stored (the hits' distance is 0.0)."""
         if not ids:
             return []
-        return [
-            hit
-            for chat_id in self._scope(chat_ids)
-            for hit in self._read(chat_id, lambda chat: _hits_from_get(chat.collection.get(ids=ids)), [])
-        ]
+
+        def read(chat: _ChatCollection) -> list[EpisodicHit]:
+            return [_hit(entry_id, content, metadata, 0.0)
+                    for entry_id, (content, metadata) in self._records(chat, ids).items()]
+
+        return [hit for chat_id in self._scope(chat_ids) for hit in self._read(chat_id, read, [])]
 
     def get_with_vectors(self, chat_ids: list[str] | None, ids: list[str]) -> list[tuple[EpisodicHit, np.ndarray]]:
         """The entries with these ids, each with its stored vector (the hit's distance is 0.0:
@@ -222,11 +252,13 @@ class EpisodicStore:
 
         return [pair for chat_id in self._scope(chat_ids) for pair in self._read(chat_id, read, [])]
 
+    @_writes
     def set_vectors(self, chat_id: str, ids: list[str], vectors: np.ndarray) -> None:
         """Replace these entries' vectors (their text and metadata stay)."""
         if ids:
             self._read(chat_id, lambda chat: chat.collection.update(ids=ids, embeddings=vectors), None)
 
+    @_writes
     def bump_access(self, hits: Iterable[EpisodicHit], now: float) -> None:
         """Counts one more access of each hit, updating metadata only (no re-embedding)."""
         ids_by_chat: dict[str, set[str]] = defaultdict(set)
@@ -240,6 +272,7 @@ class EpisodicStore:
         where = {"user_id": user_id} if user_id is not None else None
         return self._read(chat_id, lambda chat: _hits_from_get(chat.collection.get(where=where)), [])
 
+    @_writes
     def begin_rebuild(self, chat_id: str) -> None:
         """Start a collection aside to replace the chat's (a re-embedding to vectors of another
         length, which a collection cannot take): filled by :meth:`add_to_rebuild`, put in place by
@@ -254,12 +287,14 @@ class EpisodicStore:
         client.create_collection(self._aside(chat_id), metadata={"rebuilt": chat_id}, embedding_function=None,
                                  configuration=self._configuration)
 
+    @_writes
     def add_to_rebuild(self, chat_id: str, entries: list[EpisodicHit], vectors: np.ndarray) -> None:
         """Add entries, with their new vectors, to the chat's collection being rebuilt."""
         collection = self._client().get_collection(self._aside(chat_id), embedding_function=None)
         collection.add(ids=[entry["id"] for entry in entries], documents=[entry["content"] for entry in entries],
                        metadatas=[entry["metadata"] for entry in entries], embeddings=vectors)
 
+    @_writes
     def swap_in_rebuild(self, chat_id: str) -> None:
         """Put the chat's rebuilt collection in the place of its old one."""
         client = self._client()
@@ -271,6 +306,7 @@ class EpisodicStore:
             pass
         collection.modify(name=collection_name(chat_id), metadata={"chat_id": chat_id})
 
+    @_writes
     def finish_rebuilds(self) -> None:
         """Put in place a rebuilt collection whose chat's old one is already gone (a rebuild
         killed between the two steps); one whose old collection is still there was not filled
@@ -285,6 +321,7 @@ class EpisodicStore:
                 else:
                     client.delete_collection(name)
 
+    @_writes
     def delete_entries(self, chat_id: str, ids: list[str]) -> None:
         if ids:
             self._read(chat_id, lambda chat: chat.collection.delete(ids=ids), None)
@@ -300,6 +337,7 @@ class EpisodicStore:
             if collection.name.startswith(COLLECTION_PREFIX) and "chat_id" in (collection.metadata or {})
         )
 
+    @_writes
     def delete_chat(self, chat_id: str) -> None:
         self._forget(chat_id)
         try:
@@ -312,6 +350,8 @@ class EpisodicStore:
         with self._lock:
             client, self._chroma = self._chroma, None
             self._chats.clear()
+        if self._file is not None:
+            self._file.close()
         if client is not None:
             client.close()
 
@@ -369,6 +409,17 @@ class EpisodicStore:
             except NotFoundError:  # deleted since it was cached, or replaced (rebuilt by goat reembed)
                 self._forget(chat_id)
         return default
+
+    def _records(self, chat: _ChatCollection, ids: list[str]) -> dict[str, Record]:
+        """The chat's entries with these ids, by id: read from the file, else (a write under way,
+        an entry the file does not show as Chroma would) asked of Chroma."""
+        unique = list(dict.fromkeys(ids))  # Chroma refuses repeated ids
+        found = self._file.records(str(chat.collection.id), unique) if self._file is not None else None
+        if found is None:
+            return _records_from_get(chat.collection.get(ids=unique))
+        if asked := [entry_id for entry_id, record in found.items() if record is None]:
+            found.update(_records_from_get(chat.collection.get(ids=asked)))
+        return {entry_id: record for entry_id, record in found.items() if record is not None}
 
     def _add(self, chat_id: str, ids: list[str], contents: list[str], metadatas: list[dict[str, Any]],
              vectors: list[list[float]]) -> None:
