@@ -17,6 +17,7 @@ import logging
 import secrets
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from memory.stores.redis_server import glob_escaped
@@ -80,13 +81,13 @@ class SearchCache:
             args=[self._entry_stem(scope_key), digest, secrets.randbelow(1 << 62)],
         )
         generation = generation.decode() if isinstance(generation, bytes) else generation
-        return (None if raw is None else json.loads(raw)), generation
+        return (None if raw is None else orjson.loads(raw)), generation
 
     async def put(self, scope_key: str, digest: str, value: Any, generation: str) -> None:
         """Cache ``value`` under the generation its lookup saw, if that is still the scope's:
         results computed before an invalidation or a drop are not written."""
         await self._put(keys=[self._generation_key(scope_key), f"{self._entry_stem(scope_key)}{generation}:{digest}"],
-                        args=[generation, json.dumps(value, ensure_ascii=False), self._ttl_seconds])
+                        args=[generation, orjson.dumps(value), self._ttl_seconds])
 
     def put_behind(self, scope_key: str, digest: str, value: Any, generation: str) -> None:
         """:meth:`put`, without waiting for it: the search that found ``value`` goes on meanwhile.
