@@ -265,6 +265,10 @@ def test_chat_deleted_by_another_store_is_gone_and_can_be_rewritten(tmp_path: Pa
 
     worker_b.delete_chat("chat-a")
 
+    assert worker_a.get_by_ids(["chat-a"], ["chat-a:turn_0001"]) == []
+    worker_b.upsert("chat-a", [entry("chat-a", 1, TRIP)])  # a new collection under the chat's name
+    assert [hit["content"] for hit in worker_a.get_by_ids(["chat-a"], ["chat-a:turn_0001"])] == [TRIP]
+    worker_b.delete_chat("chat-a")
     assert worker_a.search(["chat-a"], query, k=1) == []
     assert worker_a.count("chat-a") == 0
     worker_a.upsert("chat-a", [entry("chat-a", 9, TRIP)])
@@ -356,6 +360,26 @@ def test_a_record_the_file_cannot_give_as_chroma_would_is_asked_of_chroma(tmp_pa
         vector = embeddings.embed_query("pasta")
         assert store.search(["chat-a"], vector, k=4) == reference.search(["chat-a"], vector, k=4)
     assert file.records(collection_id, asked) is not None
+    file.close()
+
+
+def test_closing_the_file_while_threads_read_it_waits_for_their_reads(tmp_path: Path, store: EpisodicStore) -> None:
+    """A connection closed under a read in another thread would crash the process (SQLite's);
+    reads after a close connect again."""
+    store.upsert("chat-a", corpus("chat-a"))
+    file = ChromaFile(tmp_path / "chroma")
+    collection_id = str(chroma_alone(tmp_path / "chroma", None)._existing("chat-a").collection.id)
+    asked = [identifier for identifier, _, _ in corpus("chat-a")]
+
+    def read(_: int) -> int:
+        return sum(len(file.records(collection_id, asked) or {}) for _ in range(200))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        reads = pool.map(read, range(4))
+        for _ in range(100):
+            file.close()
+        assert sum(reads) > 0
+    assert list(file.records(collection_id, asked)) == asked
     file.close()
 
 

@@ -422,8 +422,8 @@ async def test_on_servers_redis_rewrites_its_append_only_file_and_chroma_serves_
 
 
 async def test_a_forget_beside_another_process_on_the_data_folder_is_finished_by_the_next(tmp_path: Path) -> None:
-    """Chroma's SQLite takes no file locks: its files are not rewritten under another process using
-    the embedded data folder (here `goat mcp`). The forget says so in one line and is recorded; the
+    """Chroma's files are not rewritten under another process using the embedded data folder
+    (here `goat mcp`). The forget says so in one line and is recorded; the
     next one, alone, erases."""
     data_dir = tmp_path / "data"
     env = goat_env(data_dir)

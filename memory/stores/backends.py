@@ -97,7 +97,7 @@ class Backends:
     ) -> None:
         self.settings = settings
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="goat-memory")
-        # Chroma's embedded SQLite takes no file locks: its calls wait while its files are erased.
+        # Chroma's SQLite does not see the locks of Python's: its calls wait while the erasure rewrites its files.
         self._chroma_files = SharedOrAlone()
         self._redis: aioredis.Redis | aioredis.RedisCluster | None = None
         self.redis_url: str | None = None  # once connected: the embedded server's, or the configured one

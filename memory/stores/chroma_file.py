@@ -5,19 +5,22 @@ threads it shares the process with (a question's encoding): a turn asks it twice
 nearest entries' records and for its word hits'. The same rows read with Python's sqlite3
 cost a third of that. The file stays Chroma's: connections here are read-only, the tables
 are those of the pinned chromadb (the erasure reads them too), and an entry they do not
-show as expected (an array in its metadata, a table not known here, an id not found) is
-asked of Chroma.
+show as expected (an array in its metadata, a table not known here) is asked of Chroma,
+as is a collection the file no longer holds (so that Chroma's "not found" refreshes it).
 
-Chroma's SQLite and Python's are two libraries in one process: they do not see each
-other's file locks. So a read here never runs beside a write of this process's Chroma
-(:class:`FileReads`, one per file, whatever the stores on it); the embedded Chroma has no
-other process.
+Chroma's SQLite is a library of its own in this process: neither sees the other's file
+locks, and as POSIX locks belong to the process, an unlock by one would drop the other's.
+So connections here take no locks at all (``nolock``), and a read never runs beside a write
+of this process's Chroma (:class:`FileReads`, one per file, whatever the stores on it).
+Another process writing the same embedded data folder, which the embedded defaults do not
+support, could be read mid-write: what fails there is asked of Chroma.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,20 +29,20 @@ from typing import Any
 # Chroma keeps a document as its entry's metadata under this key.
 _DOCUMENT = "chroma:document"
 _METADATA_SEGMENT = "SELECT id FROM segments WHERE collection = ? AND scope = 'METADATA'"
-# Each row a metadata value of an entry, in the order Chroma returns entries (as stored); a row
-# with key NULL marks an entry with an array value (embedding_metadata_array), asked of Chroma.
+# Each row a metadata value of an entry (NULLs: it has none), in the order Chroma returns
+# entries (as stored); a row marked ``array`` is an entry with an array value
+# (embedding_metadata_array), asked of Chroma.
 _RECORDS = """
 SELECT embeddings.id, embeddings.embedding_id, embedding_metadata.key, embedding_metadata.string_value,
-       embedding_metadata.int_value, embedding_metadata.float_value, embedding_metadata.bool_value
-FROM embeddings JOIN embedding_metadata ON embedding_metadata.id = embeddings.id
+       embedding_metadata.int_value, embedding_metadata.float_value, embedding_metadata.bool_value, 0 AS array
+FROM embeddings LEFT JOIN embedding_metadata ON embedding_metadata.id = embeddings.id
 WHERE embeddings.segment_id = ? AND embeddings.embedding_id IN ({ids})
 UNION ALL
-SELECT DISTINCT embeddings.id, embeddings.embedding_id, NULL, NULL, NULL, NULL, NULL
+SELECT DISTINCT embeddings.id, embeddings.embedding_id, NULL, NULL, NULL, NULL, NULL, 1
 FROM embeddings JOIN embedding_metadata_array ON embedding_metadata_array.id = embeddings.id
 WHERE embeddings.segment_id = ? AND embeddings.embedding_id IN ({ids})
 ORDER BY 1
 """
-_BUSY_S = 5.0
 
 Record = tuple[str | None, dict[str, Any]]  # an entry's document (None without one) and metadata
 
@@ -70,24 +73,37 @@ class FileReads:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        with self._state:
-            self._writing += 1
-            self._state.wait_for(lambda: not self._reading)
+        """Held while this process writes the file (or closes its connections to it): reads
+        under way finish first, and none starts meanwhile."""
         try:
+            with self._state:
+                self._writing += 1
+                self._state.wait_for(lambda: not self._reading)
             yield
         finally:
             with self._state:
                 self._writing -= 1
 
 
-_ACCESS: dict[Path, FileReads] = {}
+_ACCESS: weakref.WeakValueDictionary[Path, FileReads] = weakref.WeakValueDictionary()
 _ACCESS_LOCK = threading.Lock()
 
 
 def file_access(database: Path) -> FileReads:
-    """The one :class:`FileReads` of this process for the database at ``database``."""
+    """The :class:`FileReads` of the database at ``database``: one in this process for as long
+    as some store on it holds it.
+
+    Args:
+        database: the path of Chroma's ``chroma.sqlite3``.
+
+    Returns:
+        The same object for every store on that file.
+    """
     with _ACCESS_LOCK:
-        return _ACCESS.setdefault(database.resolve(), FileReads())
+        access = _ACCESS.get(database.resolve())
+        if access is None:
+            access = _ACCESS[database.resolve()] = FileReads()
+        return access
 
 
 class ChromaFile:
@@ -95,79 +111,70 @@ class ChromaFile:
 
     def __init__(self, folder: Path) -> None:
         database = folder / "chroma.sqlite3"
-        # A file URI needs an absolute path; the default data folder is relative.
-        self._uri = f"{database.absolute().as_uri()}?mode=ro"
+        # A file URI needs an absolute path (the default data folder is relative); no locks (above).
+        self._uri = f"{database.absolute().as_uri()}?mode=ro&nolock=1"
         self.access = file_access(database)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        self._segments: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def records(self, collection_id: str, ids: list[str]) -> dict[str, Record | None] | None:
-        """The entries of the collection with these ids that the file shows as Chroma would, by
-        id; None when the file cannot be read now (a write of this process under way, a schema
-        not known here): then Chroma is to be asked.
+        """The entries of the collection with these ids, as the file shows them.
 
         Args:
             collection_id: the Chroma collection's id.
             ids: entry ids, without repeats.
 
         Returns:
-            id → (document, metadata) of the entries found, in the order Chroma stores them;
-            id → None for those to be asked of Chroma. An id missing is not in the collection.
+            id → (document, metadata) of the entries found, in the order Chroma stores them,
+            and id → None for those to be asked of Chroma; an id missing is not in the
+            collection. None when Chroma is to be asked for all: a write of this process under
+            way, a collection the file does not hold, tables not known here.
         """
         with self.access.reading() as free:
             if not free:
                 return None
             try:
                 connection = self._connection()
-                segment = self._segment(connection, collection_id)
+                segment = connection.execute(_METADATA_SEGMENT, (collection_id,)).fetchone()
                 if segment is None:
                     return None
                 marks = ",".join("?" * len(ids))
-                rows = connection.execute(_RECORDS.format(ids=marks), (segment, *ids, segment, *ids)).fetchall()
+                rows = connection.execute(_RECORDS.format(ids=marks), (segment[0], *ids, segment[0], *ids)).fetchall()
             except sqlite3.Error:
                 return None
         return _records(rows)
 
     def close(self) -> None:
-        with self._lock:
+        """Close every thread's connection, once the reads under way have finished; a later read
+        connects again."""
+        with self.access.writing(), self._lock:
             connections, self._connections = self._connections, []
             self._local = threading.local()
-            self._segments.clear()
-        for connection in connections:
-            connection.close()
+            for connection in connections:
+                connection.close()
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self._uri, uri=True, timeout=_BUSY_S, isolation_level=None,
-                                         check_same_thread=False)  # closed by close(), from any thread
+            # Several threads use the same file; close() closes them all, from its own thread.
+            connection = sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA temp_store = MEMORY")  # a sort never spills records to a file
             with self._lock:
                 self._connections.append(connection)
             self._local.connection = connection
         return connection
 
-    def _segment(self, connection: sqlite3.Connection, collection_id: str) -> str | None:
-        segment = self._segments.get(collection_id)
-        if segment is None:
-            row = connection.execute(_METADATA_SEGMENT, (collection_id,)).fetchone()
-            if row is None:
-                return None
-            segment = self._segments[collection_id] = row[0]
-        return segment
-
 
 def _records(rows: list[tuple]) -> dict[str, Record | None]:
     metadatas: dict[str, dict[str, Any]] = {}
     with_arrays = set()
-    for _, entry_id, key, text, integer, real, boolean in rows:
+    for _, entry_id, key, text, integer, real, boolean, array in rows:
         metadata = metadatas.setdefault(entry_id, {})
-        if key is None:
+        if array:
             with_arrays.add(entry_id)
-            continue
-        metadata[key] = (
-            text if text is not None else integer if integer is not None else real if real is not None
-            else bool(boolean))
+        elif key is not None:
+            metadata[key] = (text if text is not None else integer if integer is not None
+                             else real if real is not None else bool(boolean))
     return {entry_id: None if entry_id in with_arrays else (metadata.pop(_DOCUMENT, None), metadata)
             for entry_id, metadata in metadatas.items()}

@@ -18,7 +18,7 @@ import hashlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
@@ -103,8 +103,8 @@ def _hits_from_get(result: chromadb.GetResult) -> list[EpisodicHit]:
 
 
 def _records_from_get(result: chromadb.GetResult) -> dict[str, Record]:
-    return {entry_id: (content, metadata or {})
-            for entry_id, content, metadata in zip(result["ids"], result["documents"], result["metadatas"], strict=True)}
+    found = zip(result["ids"], result["documents"], result["metadatas"], strict=True)
+    return {entry_id: (content, metadata or {}) for entry_id, content, metadata in found}
 
 
 def _bump(collection: chromadb.Collection, ids: list[str], now: float) -> None:
@@ -127,7 +127,7 @@ def _writes(method: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(method)
     def write(self: EpisodicStore, *args: Any, **kwargs: Any) -> T:
-        with self._file.access.writing() if self._file is not None else nullcontext():
+        with self._writing():
             return method(self, *args, **kwargs)
 
     return write
@@ -178,7 +178,6 @@ class EpisodicStore:
         except Exception as exc:
             raise ConnectionError(f"Chroma is unreachable: {exc}") from exc
 
-    @_writes
     def upsert(self, chat_id: str, entries: list[tuple[str, str, dict[str, Any]]],
                vectors: list[list[float]] | None = None) -> None:
         """Stores (id, content, metadata) entries with their vectors (embedded here when not
@@ -358,8 +357,13 @@ class EpisodicStore:
     def _client(self) -> chromadb.ClientAPI:
         with self._lock:
             if self._chroma is None:
-                self._chroma = self._connect()
+                with self._writing():
+                    self._chroma = self._connect()  # opening an embedded database writes to it
             return self._chroma
+
+    def _writing(self) -> AbstractContextManager[None]:
+        """Held while this process's Chroma writes: no read of its file meanwhile (``ChromaFile``)."""
+        return self._file.access.writing() if self._file is not None else nullcontext()
 
     def _scope(self, chat_ids: list[str] | None) -> list[str]:
         return self.chat_ids() if chat_ids is None else list(dict.fromkeys(chat_ids))
@@ -421,6 +425,7 @@ class EpisodicStore:
             found.update(_records_from_get(chat.collection.get(ids=asked)))
         return {entry_id: record for entry_id, record in found.items() if record is not None}
 
+    @_writes
     def _add(self, chat_id: str, ids: list[str], contents: list[str], metadatas: list[dict[str, Any]],
              vectors: list[list[float]]) -> None:
         def write(chat: _ChatCollection) -> None:

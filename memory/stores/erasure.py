@@ -17,9 +17,10 @@ hnswlib's unset bytes, then (a forget of a fact too) and when a process that wro
 closes it. Several
 processes may share the embedded Redis: it rewrites one file at a time (a rewrite already under
 way may have begun before these deletes: it is waited out and asked for again). Chroma's SQLite
-takes no file locks, so nothing may use the embedded Chroma while its database is rewritten: in
-this process its calls wait (``Backends.run_blocking``); another process on the data folder
-(which the embedded defaults do not allow) makes the erase refuse.
+is a library of its own in this process, which does not see the file locks Python's takes, so
+nothing may use the embedded Chroma while its database is rewritten: in this process its calls
+wait (``Backends.run_blocking``); another process on the data folder (which the embedded
+defaults do not allow) makes the erase refuse.
 """
 
 from __future__ import annotations
