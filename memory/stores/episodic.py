@@ -31,8 +31,8 @@ from chromadb.errors import NotFoundError
 from langchain_core.embeddings import Embeddings
 
 from memory.prompt.budget import LINE_TOKENS, format_recall_line, line_tokens_stamp
-from memory.stores.chroma_file import ChromaFile, Record
 from memory.prompt.tokens import count_unremembered
+from memory.stores.chroma_file import ChromaFile, Record
 
 COLLECTION_PREFIX = "l3-"
 _ASIDE = "-rebuilt"  # a collection being filled to replace its chat's (EpisodicStore.begin_rebuild)
