@@ -196,3 +196,31 @@ def test_a_server_that_cannot_start_again_is_given_up_with_a_warning(
     with pytest.raises(redis.ConnectionError), redis.Redis.from_url(url) as client:
         client.ping()
     server.stop()
+
+
+def test_a_server_started_again_rewrites_an_append_only_file_grown_over_short_runs(
+    start_embedded: StartEmbedded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis rewrites the file once it doubles within one run; short runs (a command each) never
+    see that, so the file would keep every run's writes and be read whole at every start."""
+    monkeypatch.setattr("memory.stores.redis_server._AOF_REWRITE_MIN_BYTES", 1 << 20)
+    aof = tmp_path / "redis" / "appendonly.aof"
+    for run in range(3):  # each run rewrites one small value many times: ~1.3 MB of log
+        server = start_embedded(tmp_path)
+        with redis.Redis.from_url(server.url) as client:
+            for start in range(0, 100, 25):
+                with client.pipeline(transaction=False) as pipe:
+                    for n in range(start, start + 25):
+                        pipe.set("note", f"run {run}, write {n} ".ljust(13_000, "."))
+                    pipe.execute()
+        server.stop()
+    grown = aof.stat().st_size
+    assert grown > 3 << 20
+
+    server = start_embedded(tmp_path)
+    with redis.Redis.from_url(server.url) as client:
+        wait_for(lambda: not any(client.info("persistence")[key] for key in
+                                 ("aof_rewrite_in_progress", "aof_rewrite_scheduled")), "the rewrite to end")
+        assert client.get("note").startswith(b"run 2, write 99 ")
+    server.stop()
+    assert aof.stat().st_size < 100_000 < grown

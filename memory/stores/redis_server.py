@@ -51,6 +51,11 @@ MAX_CONNECTIONS = 100  # per pool
 _CONNECTION_WAIT_S = 10.0  # for a free connection, before the call fails
 # A server that keeps ending right after each restart is given up on rather than restarted forever.
 _MAX_RESTARTS_PER_MINUTE = 5
+_SERVING, _LOADING, _DOWN = "serving", "loading", "down"
+# A server just started rewrites its append-only file when the file outgrows its data by this
+# much (and this size, Redis's own floor for rewriting it).
+_AOF_REWRITE_FACTOR = 4
+_AOF_REWRITE_MIN_BYTES = 64 << 20
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +101,35 @@ def _cluster_options() -> dict[str, object]:
 
 
 def answers_ping(url: str) -> bool:
-    """Whether a Redis server at ``url`` is up and serving. A refusal counts as an answer: a
-    server that cannot write to its disk refuses even PING (MISCONF), yet it is there, and
-    another one must not be started on its files."""
+    """Whether a Redis server at ``url`` is up. A refusal counts as an answer: a server that
+    cannot write to its disk refuses even PING (MISCONF), and one still reading its files
+    answers LOADING, yet it is there, and another one must not be started on its files."""
+    return _ping(url) != _DOWN
+
+
+def _ping(url: str) -> str:
     try:
         with redis.Redis.from_url(url, socket_timeout=1, retry=_NO_RETRY) as client:
-            return bool(client.ping())
+            client.ping()
+            return _SERVING
+    except redis.BusyLoadingError:  # before ConnectionError, which it is
+        return _LOADING
     except redis.ResponseError:
-        return True
+        return _SERVING
     except (redis.RedisError, OSError):
-        return False
+        return _DOWN
+
+
+def _rewrite_if_outgrown(client: redis.Redis) -> None:
+    """Rewrite the append-only file, in the background, when it has outgrown the data. Redis
+    does so itself once the file doubles within one run, which a server started for each short
+    run (a command, a session) never sees: every run's writes would pile up, and the file, read
+    whole at each start, would take ever longer to read."""
+    written = client.info("persistence")["aof_current_size"]
+    if written > max(_AOF_REWRITE_MIN_BYTES, _AOF_REWRITE_FACTOR * client.info("memory")["used_memory_dataset"]):
+        log.info("rewriting the embedded Redis's append-only file (%d MB, grown over its runs)", written >> 20)
+        with suppress(redis.ResponseError):  # a rewrite under way already
+            client.bgrewriteaof()
 
 
 def glob_escaped(text: str) -> str:
@@ -339,6 +363,8 @@ class EmbeddedRedis:
             )
             try:
                 pid = int(client.info("server")["process_id"])
+                if process is not None:
+                    _rewrite_if_outgrown(client)
             except BaseException:
                 client.close()
                 raise
@@ -403,13 +429,17 @@ class EmbeddedRedis:
             )
 
     def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
+        """Until the server serves; for as long as it reads its files (a large append-only file
+        takes a while), then ``startup_timeout`` for it to answer at all."""
         deadline = time.monotonic() + self._startup_timeout
-        while not answers_ping(self.url):
+        while (state := _ping(self.url)) != _SERVING:
             if process.poll() is not None:
                 raise RuntimeError(
                     f"redis-server exited with code {process.returncode}; see {self._log}"
                 )
-            if time.monotonic() > deadline:
+            if state == _LOADING:
+                deadline = time.monotonic() + self._startup_timeout
+            elif time.monotonic() > deadline:
                 process.kill()
                 process.wait()
                 raise RuntimeError(
