@@ -99,10 +99,11 @@ def file_access(database: Path) -> FileReads:
     Returns:
         The same object for every store on that file.
     """
+    path = database.resolve()
     with _ACCESS_LOCK:
-        access = _ACCESS.get(database.resolve())
+        access = _ACCESS.get(path)
         if access is None:
-            access = _ACCESS[database.resolve()] = FileReads()
+            access = _ACCESS[path] = FileReads()
         return access
 
 

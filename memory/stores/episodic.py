@@ -95,16 +95,18 @@ def with_line_tokens(metadatas: list[dict[str, Any]], contents: list[str]) -> li
     return metadatas
 
 
-def _hits_from_get(result: chromadb.GetResult) -> list[EpisodicHit]:
-    return [
-        _hit(entry_id, content, metadata, 0.0)
-        for entry_id, content, metadata in zip(result["ids"], result["documents"], result["metadatas"], strict=True)
-    ]
-
-
 def _records_from_get(result: chromadb.GetResult) -> dict[str, Record]:
     found = zip(result["ids"], result["documents"], result["metadatas"], strict=True)
     return {entry_id: (content, metadata or {}) for entry_id, content, metadata in found}
+
+
+def _exact_hits(records: dict[str, Record]) -> list[EpisodicHit]:
+    """Entries read by id, as hits at distance 0.0, in the records' order."""
+    return [_hit(entry_id, content, metadata, 0.0) for entry_id, (content, metadata) in records.items()]
+
+
+def _hits_from_get(result: chromadb.GetResult) -> list[EpisodicHit]:
+    return _exact_hits(_records_from_get(result))
 
 
 def _bump(collection: chromadb.Collection, ids: list[str], now: float) -> None:
@@ -231,11 +233,8 @@ class EpisodicStore:
         if not ids:
             return []
 
-        def read(chat: _ChatCollection) -> list[EpisodicHit]:
-            return [_hit(entry_id, content, metadata, 0.0)
-                    for entry_id, (content, metadata) in self._records(chat, ids).items()]
-
-        return [hit for chat_id in self._scope(chat_ids) for hit in self._read(chat_id, read, [])]
+        return [hit for chat_id in self._scope(chat_ids)
+                for hit in self._read(chat_id, lambda chat: _exact_hits(self._records(chat, ids)), [])]
 
     def get_with_vectors(self, chat_ids: list[str] | None, ids: list[str]) -> list[tuple[EpisodicHit, np.ndarray]]:
         """The entries with these ids, each with its stored vector (the hit's distance is 0.0:
