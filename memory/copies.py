@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from memory.prompt.blocks import one_line
 from memory.retrieval.explicit_search import RESULT_CHARS
 from memory.retrieval.keys import structural_keys
+from memory.stores.archive import Archive
 from memory.stores.backends import Backends
 
 # Cuts texts out of the copies kept outside memory of what chats' turns read: (chats, texts).
@@ -18,8 +19,9 @@ class TurnCopies:
     """Who cuts the copies, and the texts forgotten meanwhile in the chats with a turn running
     in this process: cut once the turn has written its last (it may have read them before)."""
 
-    def __init__(self, backends: Backends) -> None:
+    def __init__(self, backends: Backends, archiver: Archive) -> None:
         self._backends = backends
+        self._archiver = archiver
         self._redact: CopiesRedactor | None = None
         self._forgotten_in_turn: dict[str, set[str]] = {}
 
@@ -30,10 +32,13 @@ class TurnCopies:
         self._forgotten_in_turn[chat_id] = set()
 
     async def turn_ended(self, chat_id: str) -> None:
-        """Cut what was forgotten during the chat's turn, and erase it from Redis's files."""
+        """Cut what was forgotten during the chat's turn, and erase it from the data folder's
+        files. The turn's archive is written first: the vector index files it writes may hold
+        a fragment of the forgotten text (``memory/stores/erasure.py``), zeroed by the erase."""
         forgotten = self._forgotten_in_turn.pop(chat_id)
         if forgotten and self._redact is not None:
             await self._redact([chat_id], sorted(forgotten))
+            await self._archiver.flush()
             await self._backends.erase_deleted(l3=False)
 
     async def cut(self, chats: list[str], texts: Iterable[str]) -> None:

@@ -60,7 +60,7 @@ class Memory:
         self._l3 = L3Search(self._backends)
         self._archiver = Archive(self._backends)
         self._journal = TurnJournal(self._backends)
-        self._copies = TurnCopies(self._backends)
+        self._copies = TurnCopies(self._backends, self._archiver)
         self._entries = ChatEntries(self._backends, self._archiver, self._journal, self._copies, self.turn,
                                     self.save_turn)
         # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).
@@ -285,6 +285,7 @@ class Memory:
         if value is None or not await facts.delete(user_id, key):
             return False
         await self._copies.cut(await chats_of_user(self._backends, user_id), [value])
+        await self._archiver.flush()  # turns waiting for L3 write their vector index before the erase
         await self._backends.erase_deleted(l3=False)
         return True
 

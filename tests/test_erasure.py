@@ -24,6 +24,7 @@ from graph.checkpoint import DEFAULT_PREFIX
 from graph.runner import TurnRunner
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.settings import Settings, load_settings
+from memory.stores.episodic import EpisodicStore
 from memory.turns import ImportedTurn, archive_id
 from test_cli import goat, goat_env, ok
 from test_graph import make_runner, with_model
@@ -225,10 +226,20 @@ async def test_forget_of_a_fact_the_last_turn_used_leaves_it_in_no_checkpoint(
 
 
 async def test_a_fact_the_model_forgets_in_a_turn_is_cut_from_that_turns_checkpoints(
-        tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+        tmp_path: Path, embeddings: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch) -> None:
     """The model's forget_fact runs inside a turn that read the fact and checkpoints after: the cut
-    waits for the turn to end."""
+    waits for the turn to end, and the erase for the turn's archive, whose first write made the
+    vector index with whatever the process had freed in its unset bytes (the fact was there in a
+    full run of the suite): here the marker is put there as each archive write ends."""
     data_dir = tmp_path / "data"
+    written_after_archive: list[str] = []
+    write_entries = EpisodicStore._add
+
+    def write_entries_leaving_the_marker(store: EpisodicStore, *args, **kwargs) -> None:
+        write_entries(store, *args, **kwargs)
+        written_after_archive.extend(write_where_hnswlib_sets_nothing(data_dir / "chroma"))
+
+    monkeypatch.setattr(EpisodicStore, "_add", write_entries_leaving_the_marker)
     with FakeOpenAI() as fake:
         runner = make_runner(with_model(Settings(data_dir=data_dir), fake), embeddings)
         try:
@@ -238,6 +249,8 @@ async def test_a_fact_the_model_forgets_in_a_turn_is_cut_from_that_turns_checkpo
             final = await runner.run("ana-chat", "Please forget my locker code.", user_id=ANA)
             assert [result["name"] for result in final["tool_results"]] == ["forget_fact"]
             assert await runner.services.memory.facts(ANA) == {}
+            assert await runner.services.memory.measuring.settle() == 0
+            assert written_after_archive, "the turn's archive made the vector index"
             assert await redis_holding(runner) == []
             assert files_holding(data_dir) == []
         finally:
