@@ -14,6 +14,7 @@ from pathlib import Path
 
 import chromadb
 import pytest
+from chromadb.api.models.Collection import Collection
 
 from bot import commands
 from bot.commands import Asker
@@ -24,7 +25,6 @@ from graph.checkpoint import DEFAULT_PREFIX
 from graph.runner import TurnRunner
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.settings import Settings, load_settings
-from memory.stores.episodic import EpisodicStore
 from memory.turns import ImportedTurn, archive_id
 from test_cli import goat, goat_env, ok
 from test_graph import make_runner, with_model
@@ -198,12 +198,30 @@ def checkpoint_keys(keys: list[str]) -> list[str]:
     return [key for key in keys if key.startswith(f"{DEFAULT_PREFIX}:")]
 
 
+def leave_the_marker_at_each_index_write(monkeypatch: pytest.MonkeyPatch, chroma: Path) -> list[str]:
+    """Have each write of entries to Chroma leave the marker where hnswlib sets nothing, as soon
+    as Chroma's write returns (a chat's first write made its vector index, and in a full run of
+    the suite that index held a fact forgotten meanwhile). Returns the files written, as writes
+    come."""
+    written: list[str] = []
+    upsert = Collection.upsert
+
+    def upsert_leaving_the_marker(collection: Collection, *args, **kwargs) -> None:
+        upsert(collection, *args, **kwargs)
+        written.extend(write_where_hnswlib_sets_nothing(chroma))
+
+    monkeypatch.setattr(Collection, "upsert", upsert_leaving_the_marker)
+    return written
+
+
 async def test_forget_of_a_fact_the_last_turn_used_leaves_it_in_no_checkpoint(
-        tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+        tmp_path: Path, embeddings: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch) -> None:
     """The last turns' checkpoints hold the facts and the prompt they read: /forget cuts the fact out
     of them, and so out of Redis's files; /why of the last turn still answers. The process held the
     fact in memory while its archive wrote the vector index: the bytes hnswlib wrote there without
-    setting them are zeroed too (a new index held the fact in a full run of the suite)."""
+    setting them are zeroed too (a new index held the fact in a full run of the suite), and so are
+    those of an index it makes after the forget (a chat's first write), by its archive's write,
+    while the process runs on."""
     data_dir = tmp_path / "data"
     with FakeOpenAI() as fake:
         runner = make_runner(with_model(Settings(data_dir=data_dir), fake), embeddings)
@@ -221,6 +239,13 @@ async def test_forget_of_a_fact_the_last_turn_used_leaves_it_in_no_checkpoint(
             assert files_holding(data_dir) == []
             assert checkpoint_keys(await redis_holding(runner, KEPT))  # the fact kept stays in them
             assert (await runner.last_turn("ana-chat")).diagnosis()["turn"] == 2
+
+            written = leave_the_marker_at_each_index_write(monkeypatch, data_dir / "chroma")
+            await runner.run("ana-notes", "Let me start a new list.", user_id=ANA)
+            assert await runner.services.memory.measuring.settle() == 0
+            assert written, "the new chat's first write made its vector index"
+            assert files_holding(data_dir) == []
+            assert "new list" in await commands.search(Asker(runner, "ana-notes", ANA), "list")  # the zeroed index answers
         finally:
             await runner.aclose()
 
@@ -228,18 +253,10 @@ async def test_forget_of_a_fact_the_last_turn_used_leaves_it_in_no_checkpoint(
 async def test_a_fact_the_model_forgets_in_a_turn_is_cut_from_that_turns_checkpoints(
         tmp_path: Path, embeddings: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch) -> None:
     """The model's forget_fact runs inside a turn that read the fact and checkpoints after: the cut
-    waits for the turn to end, and the erase for the turn's archive, whose first write made the
-    vector index with whatever the process had freed in its unset bytes (the fact was there in a
-    full run of the suite): here the marker is put there as each archive write ends."""
+    waits for the turn to end, and the erase for the turn's archive, whose write made the vector
+    index."""
     data_dir = tmp_path / "data"
-    written_after_archive: list[str] = []
-    write_entries = EpisodicStore._add
-
-    def write_entries_leaving_the_marker(store: EpisodicStore, *args, **kwargs) -> None:
-        write_entries(store, *args, **kwargs)
-        written_after_archive.extend(write_where_hnswlib_sets_nothing(data_dir / "chroma"))
-
-    monkeypatch.setattr(EpisodicStore, "_add", write_entries_leaving_the_marker)
+    written = leave_the_marker_at_each_index_write(monkeypatch, data_dir / "chroma")
     with FakeOpenAI() as fake:
         runner = make_runner(with_model(Settings(data_dir=data_dir), fake), embeddings)
         try:
@@ -248,9 +265,8 @@ async def test_a_fact_the_model_forgets_in_a_turn_is_cut_from_that_turns_checkpo
             fake.reply("Forgotten.")
             final = await runner.run("ana-chat", "Please forget my locker code.", user_id=ANA)
             assert [result["name"] for result in final["tool_results"]] == ["forget_fact"]
+            assert written, "the turn's archive made the vector index"
             assert await runner.services.memory.facts(ANA) == {}
-            assert await runner.services.memory.measuring.settle() == 0
-            assert written_after_archive, "the turn's archive made the vector index"
             assert await redis_holding(runner) == []
             assert files_holding(data_dir) == []
         finally:

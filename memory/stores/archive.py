@@ -316,7 +316,9 @@ class Archive:
 
     async def flush(self) -> int:
         """Write what the outbox holds to L3 now, oldest first, in batches, then the access
-        bumps waiting; returns how many outbox entries are left (L3 unreachable). A process
+        bumps waiting, and after a forget in this process zero the vector index files' unset
+        bytes (``Backends.clear_unset_bytes_after_forget``); returns how many outbox entries are
+        left (L3 unreachable). A process
         that never connected (the LangGraph server) brings the word index up to date after its
         first write (until then, its searches read the index as an older version left it)."""
         async with self._outbox_lock:
@@ -324,6 +326,7 @@ class Archive:
             self._archive_wanted.clear()
             left = await self._write_outbox()
             await self._write_access_bumps()
+            await self.backends.clear_unset_bytes_after_forget()
         await self.migration.bring_index_current()
         return left
 

@@ -111,6 +111,9 @@ class Backends:
         self._episodic = episodic
         self._episodic_load: asyncio.Future[EpisodicStore] | None = None
         self._embedded_chroma_since: float | None = None  # when this process opened the embedded Chroma
+        # Set by a forget in this process: the vector index files changed since are zeroed
+        # after each archive write (what the process freed may hold the forgotten text).
+        self._unset_bytes_since: float | None = None
         self._facts = facts
         self._embeddings = embeddings
         self._embeddings_load: asyncio.Future[LocalEmbeddings] | None = None
@@ -392,10 +395,25 @@ class Backends:
                 raise NotErased("chroma", f"other processes use this data folder ({', '.join(others)}), and "
                                           "Chroma's files cannot be rewritten under them")
             return
+        erasing_since = time.time()
         chroma_files = asyncio.get_running_loop().run_in_executor(
             self._executor, self._alone, erase_chroma_files if l3 else erase_unset_index_bytes,
             (Path(self.settings.data_dir) / "chroma",))
         await asyncio.gather(redis_files, chroma_files)
+        if self._unset_bytes_since is None:
+            self._unset_bytes_since = erasing_since
+
+    async def clear_unset_bytes_after_forget(self) -> None:
+        """Once this process has forgotten something, hnswlib's unset bytes in the vector index
+        files written since the last time are zeroed (``erasure.clear_unset_index_bytes``): an
+        index made or grown after the forget may hold a fragment of the forgotten text, which
+        the process held in memory. Called after each archive write; nothing else may use the
+        embedded Chroma meanwhile, and not while another process may be writing the indexes."""
+        if self._unset_bytes_since is None:
+            return
+        since = self._unset_bytes_since
+        self._unset_bytes_since = time.time()
+        await self._clear_unset_index_bytes(since, alone=True)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -404,7 +422,8 @@ class Backends:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._episodic is not None:
             self._episodic.close()
-            await self._clear_unset_index_bytes()
+            if self._embedded_chroma_since is not None:
+                await self._clear_unset_index_bytes(self._embedded_chroma_since, alone=False)
         if isinstance(self._facts, LettaFactsStore):
             await self._facts.aclose()
             self._facts = None
@@ -416,20 +435,23 @@ class Backends:
             await asyncio.to_thread(self._embedded_redis.stop)
             self._embedded_redis = None
 
-    async def _clear_unset_index_bytes(self) -> None:
-        """hnswlib's unset bytes in the vector index files this process wrote, zeroed as it closes
-        them (``erasure.clear_unset_index_bytes``): what it wrote after a forget may hold a fragment
-        of the forgotten text. Not while another process may be writing them."""
-        if self._embedded_chroma_since is None:
-            return
+    async def _clear_unset_index_bytes(self, since: float, *, alone: bool) -> None:
+        """hnswlib's unset bytes in the vector index files changed since ``since``, zeroed
+        (``erasure.clear_unset_index_bytes``): as this process closes them (what it wrote after a
+        forget may hold a fragment of the forgotten text), or, ``alone``, in the memory pool with
+        nothing else using the embedded Chroma. Not while another process may be writing them."""
         embedded = self.settings.redis.url is None
         if embedded and self._redis is None:
             return  # the embedded Redis never answered here: other processes cannot be told
+        folder = Path(self.settings.data_dir) / "chroma"
         try:
             if embedded and await other_processes(self._redis):
                 return
-            await asyncio.to_thread(clear_unset_index_bytes, Path(self.settings.data_dir) / "chroma",
-                                    since=self._embedded_chroma_since)
+            if alone:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._alone, partial(clear_unset_index_bytes, since=since), (folder,))
+            else:
+                await asyncio.to_thread(clear_unset_index_bytes, folder, since=since)
         except (OSError, sqlite3.Error, RedisError) as exc:
             log.warning("hnswlib's unset bytes in the vector index files were not cleared: %s", exc)
 

@@ -13,8 +13,9 @@ when the space normalizes none (``length.bin``) and the slots past the last entr
 
 :func:`rewrite_append_only_files` and :func:`erase_chroma_files` do what each needs, once every
 delete of a forget is done (``Backends.erase_deleted``); :func:`clear_unset_index_bytes` zeroes
-hnswlib's unset bytes, then (a forget of a fact too) and when a process that wrote to the index
-closes it. Several
+hnswlib's unset bytes, then (a forget of a fact too), after each archive write of a process that
+has forgotten something (in the indexes written since), and when a process that wrote to the
+index closes it. Several
 processes may share the embedded Redis: it rewrites one file at a time (a rewrite already under
 way may have begun before these deletes: it is waited out and asked for again). Chroma's SQLite
 is a library of its own in this process, which does not see the file locks Python's takes, so
