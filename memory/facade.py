@@ -285,7 +285,6 @@ class Memory:
         if value is None or not await facts.delete(user_id, key):
             return False
         await self._copies.cut(await chats_of_user(self._backends, user_id), [value])
-        await self._archiver.flush()  # turns waiting for L3 write their vector index before the erase
         await self._backends.erase_deleted(l3=False)
         return True
 

@@ -40,6 +40,9 @@ from memory.stores.working import WorkingMemory
 from memory.words import Words
 
 log = logging.getLogger(__name__)
+# A file's modification time lags the clock by up to a tick (a few ms on Linux, 2 s on FAT):
+# an index changed this long before the last zeroing started is looked at again.
+_MTIME_SLACK_S = 2.0
 T = TypeVar("T")
 
 PREFIX = "goat"
@@ -395,13 +398,12 @@ class Backends:
                 raise NotErased("chroma", f"other processes use this data folder ({', '.join(others)}), and "
                                           "Chroma's files cannot be rewritten under them")
             return
-        erasing_since = time.time()
+        if self._unset_bytes_since is None:  # whether or not this erase succeeds
+            self._unset_bytes_since = time.time() - _MTIME_SLACK_S
         chroma_files = asyncio.get_running_loop().run_in_executor(
             self._executor, self._alone, erase_chroma_files if l3 else erase_unset_index_bytes,
             (Path(self.settings.data_dir) / "chroma",))
         await asyncio.gather(redis_files, chroma_files)
-        if self._unset_bytes_since is None:
-            self._unset_bytes_since = erasing_since
 
     async def clear_unset_bytes_after_forget(self) -> None:
         """Once this process has forgotten something, hnswlib's unset bytes in the vector index
@@ -411,9 +413,9 @@ class Backends:
         embedded Chroma meanwhile, and not while another process may be writing the indexes."""
         if self._unset_bytes_since is None:
             return
-        since = self._unset_bytes_since
-        self._unset_bytes_since = time.time()
-        await self._clear_unset_index_bytes(since, alone=True)
+        started = time.time() - _MTIME_SLACK_S
+        if await self._clear_unset_index_bytes(self._unset_bytes_since, alone=True):
+            self._unset_bytes_since = started
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -435,18 +437,22 @@ class Backends:
             await asyncio.to_thread(self._embedded_redis.stop)
             self._embedded_redis = None
 
-    async def _clear_unset_index_bytes(self, since: float, *, alone: bool) -> None:
+    async def _clear_unset_index_bytes(self, since: float, *, alone: bool) -> bool:
         """hnswlib's unset bytes in the vector index files changed since ``since``, zeroed
         (``erasure.clear_unset_index_bytes``): as this process closes them (what it wrote after a
         forget may hold a fragment of the forgotten text), or, ``alone``, in the memory pool with
-        nothing else using the embedded Chroma. Not while another process may be writing them."""
+        nothing else using the embedded Chroma. Not while another process may be writing them.
+
+        Returns:
+            Whether they were zeroed (False: skipped, or failed and logged).
+        """
         embedded = self.settings.redis.url is None
         if embedded and self._redis is None:
-            return  # the embedded Redis never answered here: other processes cannot be told
+            return False  # the embedded Redis never answered here: other processes cannot be told
         folder = Path(self.settings.data_dir) / "chroma"
         try:
             if embedded and await other_processes(self._redis):
-                return
+                return False
             if alone:
                 await asyncio.get_running_loop().run_in_executor(
                     self._executor, self._alone, partial(clear_unset_index_bytes, since=since), (folder,))
@@ -454,6 +460,8 @@ class Backends:
                 await asyncio.to_thread(clear_unset_index_bytes, folder, since=since)
         except (OSError, sqlite3.Error, RedisError) as exc:
             log.warning("hnswlib's unset bytes in the vector index files were not cleared: %s", exc)
+            return False
+        return True
 
     def stop_at_exit(self) -> None:
         """Synchronous last resort for processes that never close their services (the

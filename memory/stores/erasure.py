@@ -257,11 +257,12 @@ def _clear_unset_bytes(folder: Path, vector_segments: list[tuple[str, int]], *, 
     for segment, keeps_lengths in vector_segments:
         index = folder / segment
         try:
+            if max((index / name).stat().st_mtime for name in ("data_level0.bin", "length.bin")) < since:
+                continue
             header = (index / "header.bin").read_bytes()[:_HNSW_HEADER.size]
-            changed = max((index / name).stat().st_mtime for name in ("data_level0.bin", "length.bin"))
         except FileNotFoundError:  # not written yet: the index lives in memory and the log
             continue
-        if len(header) < _HNSW_HEADER.size or changed < since:
+        if len(header) < _HNSW_HEADER.size:
             continue
         version, _, _, entries, entry_bytes = _HNSW_HEADER.unpack(header)
         if version != _HNSW_FORMAT:
