@@ -25,6 +25,7 @@ from graph.checkpoint import DEFAULT_PREFIX
 from graph.runner import TurnRunner
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.settings import Settings, load_settings
+from memory.stores.erasure import SharedOrAlone
 from memory.turns import ImportedTurn, archive_id
 from test_cli import goat, goat_env, ok
 from test_graph import make_runner, with_model
@@ -196,6 +197,30 @@ async def redis_holding(runner: TurnRunner, text: str = MARKER) -> list[str]:
 
 def checkpoint_keys(keys: list[str]) -> list[str]:
     return [key for key in keys if key.startswith(f"{DEFAULT_PREFIX}:")]
+
+
+def test_holding_alone_gives_up_after_its_timeout_and_those_waiting_to_share_go_on() -> None:
+    """The close's zeroing waits for a Chroma call a deadline abandoned, for a while: zeroing
+    beside a write could zero its new entries."""
+    lock = SharedOrAlone()
+    sharing, release = threading.Event(), threading.Event()
+
+    def share() -> None:
+        with lock.shared():
+            sharing.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=share)
+    holder.start()
+    assert sharing.wait(60)
+    with pytest.raises(TimeoutError), lock.alone(timeout=0.05):
+        pass
+    with lock.shared():  # not held back by the one that gave up
+        pass
+    release.set()
+    holder.join()
+    with lock.alone(timeout=60):
+        pass
 
 
 def leave_the_marker_at_each_index_write(monkeypatch: pytest.MonkeyPatch, chroma: Path) -> list[str]:

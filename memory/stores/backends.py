@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 # A file's modification time lags the clock by up to a tick (a few ms on Linux, 2 s on FAT):
 # an index changed this long before the last zeroing started is looked at again.
 _MTIME_SLACK_S = 2.0
+_CLOSE_WAIT_S = 10.0  # for a Chroma call still running as the process closes (abandoned by a deadline)
 T = TypeVar("T")
 
 PREFIX = "goat"
@@ -134,8 +135,8 @@ class Backends:
         with self._chroma_files.shared():  # held by the pool's thread for as long as fn runs
             return fn(*args)
 
-    def _alone(self, fn: Callable[..., T], args: tuple) -> T:
-        with self._chroma_files.alone():
+    def _alone(self, fn: Callable[..., T], args: tuple, timeout: float | None = None) -> T:
+        with self._chroma_files.alone(timeout):
             return fn(*args)
 
     async def l3(self, call: Callable[..., T], *args: Any) -> T:
@@ -439,9 +440,11 @@ class Backends:
 
     async def _clear_unset_index_bytes(self, since: float, *, alone: bool) -> bool:
         """hnswlib's unset bytes in the vector index files changed since ``since``, zeroed
-        (``erasure.clear_unset_index_bytes``): as this process closes them (what it wrote after a
-        forget may hold a fragment of the forgotten text), or, ``alone``, in the memory pool with
-        nothing else using the embedded Chroma. Not while another process may be writing them.
+        (``erasure.clear_unset_index_bytes``) with nothing else of this process using the embedded
+        Chroma (beside a write, they could be its new entries): in the memory pool, or, not
+        ``alone``, as this process closes them (what it wrote after a forget may hold a fragment
+        of the forgotten text), once the calls a deadline abandoned are done (skipped if they
+        outlast ``_CLOSE_WAIT_S``). Not while another process may be writing them.
 
         Returns:
             Whether they were zeroed (False: skipped, or failed and logged).
@@ -457,8 +460,9 @@ class Backends:
                 await asyncio.get_running_loop().run_in_executor(
                     self._executor, self._alone, partial(clear_unset_index_bytes, since=since), (folder,))
             else:
-                await asyncio.to_thread(clear_unset_index_bytes, folder, since=since)
-        except (OSError, sqlite3.Error, RedisError) as exc:
+                await asyncio.to_thread(self._alone, partial(clear_unset_index_bytes, since=since), (folder,),
+                                        _CLOSE_WAIT_S)
+        except (OSError, sqlite3.Error, RedisError, TimeoutError) as exc:
             log.warning("hnswlib's unset bytes in the vector index files were not cleared: %s", exc)
             return False
         return True

@@ -112,11 +112,19 @@ class SharedOrAlone:
                 self._state.notify_all()
 
     @contextmanager
-    def alone(self) -> Iterator[None]:
+    def alone(self, timeout: float | None = None) -> Iterator[None]:
+        """Held alone, once those sharing it are done.
+
+        Raises:
+            TimeoutError: they were not done within ``timeout`` seconds (None: no limit).
+        """
         with self._state:
             self._waiting_alone += 1
-            self._state.wait_for(lambda: not self._alone and not self._sharing)
+            free = self._state.wait_for(lambda: not self._alone and not self._sharing, timeout)
             self._waiting_alone -= 1
+            if not free:
+                self._state.notify_all()  # those waiting to share behind this one go on
+                raise TimeoutError(f"the lock was still shared after {timeout} s")
             self._alone = True
         try:
             yield
