@@ -415,7 +415,7 @@ class Backends:
         if self._unset_bytes_since is None:
             return
         started = time.time() - _MTIME_SLACK_S
-        if await self._clear_unset_index_bytes(self._unset_bytes_since, alone=True):
+        if await self._clear_unset_index_bytes(self._unset_bytes_since):
             self._unset_bytes_since = started
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -426,7 +426,7 @@ class Backends:
         if self._episodic is not None:
             self._episodic.close()
             if self._embedded_chroma_since is not None:
-                await self._clear_unset_index_bytes(self._embedded_chroma_since, alone=False)
+                await self._clear_unset_index_bytes(self._embedded_chroma_since, wait=_CLOSE_WAIT_S)
         if isinstance(self._facts, LettaFactsStore):
             await self._facts.aclose()
             self._facts = None
@@ -438,13 +438,12 @@ class Backends:
             await asyncio.to_thread(self._embedded_redis.stop)
             self._embedded_redis = None
 
-    async def _clear_unset_index_bytes(self, since: float, *, alone: bool) -> bool:
+    async def _clear_unset_index_bytes(self, since: float, *, wait: float | None = None) -> bool:
         """hnswlib's unset bytes in the vector index files changed since ``since``, zeroed
-        (``erasure.clear_unset_index_bytes``) with nothing else of this process using the embedded
-        Chroma (beside a write, they could be its new entries): in the memory pool, or, not
-        ``alone``, as this process closes them (what it wrote after a forget may hold a fragment
-        of the forgotten text), once the calls a deadline abandoned are done (skipped if they
-        outlast ``_CLOSE_WAIT_S``). Not while another process may be writing them.
+        (``erasure.clear_unset_index_bytes``) once nothing else of this process uses the embedded
+        Chroma (beside a write, they could be its new entries); skipped if its calls outlast
+        ``wait`` seconds (None: no limit), as at close, where a call a deadline abandoned may
+        still run. Not while another process may be writing them.
 
         Returns:
             Whether they were zeroed (False: skipped, or failed and logged).
@@ -456,12 +455,7 @@ class Backends:
         try:
             if embedded and await other_processes(self._redis):
                 return False
-            if alone:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._alone, partial(clear_unset_index_bytes, since=since), (folder,))
-            else:
-                await asyncio.to_thread(self._alone, partial(clear_unset_index_bytes, since=since), (folder,),
-                                        _CLOSE_WAIT_S)
+            await asyncio.to_thread(self._alone, partial(clear_unset_index_bytes, since=since), (folder,), wait)
         except (OSError, sqlite3.Error, RedisError, TimeoutError) as exc:
             log.warning("hnswlib's unset bytes in the vector index files were not cleared: %s", exc)
             return False
