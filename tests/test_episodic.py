@@ -323,9 +323,14 @@ def test_records_read_from_the_file_are_the_ones_chroma_returns(tmp_path: Path, 
 
     monkeypatch.setattr(chromadb.Collection, "get", refused)
     assert [store.search(["chat-a"], vector, k=10) for vector in vectors] == expected
+    # A query's spaces in one Chroma query: each vector's hits as if asked alone.
+    assert store.search_each(["chat-a"], vectors, k=10) == expected
+    assert store.nearest_ids("chat-a", vectors, 10) == [[(hit["id"], hit["distance"]) for hit in hits]
+                                                        for hits in expected]
     read = store.get_by_ids(["chat-a"], asked)
     monkeypatch.undo()
     assert read == expected_by_id
+    assert reference.search_each(["chat-a"], vectors, k=10) == expected
     assert ids(read) == ["chat-a:turn_0001", "chat-a:turn_0002", "chat-a:turn_0004", "chat-a:memory_1"]
     by_id = {hit["id"]: hit for hit in read}
     assert by_id["chat-a:turn_0001"]["metadata"]["access_count"] == 1

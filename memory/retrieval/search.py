@@ -183,11 +183,12 @@ class L3Search:
         """
         backends = self.backends
         store = await backends.episodic()
+        spaces = scale.searched()
+        queries = [space.query for space in spaces]
         if after is None and before is None:
             found = [{**hit, "distance": float(scale.calibrate(space, hit["distance"]))}
-                     for space in scale.searched()
-                     for hit in await backends.l3(store.search, chats, space.query, k)
-                     if _of_space(space, hit["distance"])]
+                     for space, hits in zip(spaces, await backends.l3(store.search_each, chats, queries, k))
+                     for hit in hits if _of_space(space, hit["distance"])]
             return sorted(found, key=lambda hit: hit["distance"])[:k]
         index = await backends.entry_index()
 
@@ -196,9 +197,9 @@ class L3Search:
             if len(numbers) <= _EXACT_RANGE:
                 return await self._nearest_among(chat, numbers, scale, k)
             deeper = sorted([(entry_id, float(scale.calibrate(space, distance)))
-                             for space in scale.searched()
-                             for entry_id, distance in await backends.l3(
-                                 store.nearest_ids, chat, space.query, _DEEPER_K)
+                             for space, pairs in zip(spaces, await backends.l3(
+                                 store.nearest_ids, chat, queries, _DEEPER_K))
+                             for entry_id, distance in pairs
                              if _of_space(space, distance)], key=lambda pair: pair[1])
             times = await index.times(chat, [entry_id for entry_id, _ in deeper])
             distance_of = dict([pair for pair, timestamp in zip(deeper, times)

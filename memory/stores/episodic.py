@@ -54,17 +54,21 @@ class _ChatCollection:
     collection: chromadb.Collection
     space: str  # how Chroma compares its vectors: "l2" or "ip"
 
-    def nearest(self, query: np.ndarray | list[float], k: int,
-                include: list[str]) -> tuple[chromadb.QueryResult, list[float]]:
-        """Chroma's ``k`` nearest entries to ``query`` with ``include``, and their distances as
+    def nearest(self, queries: list[np.ndarray | list[float]], k: int,
+                include: list[str]) -> tuple[chromadb.QueryResult, list[list[float]]]:
+        """Chroma's ``k`` nearest entries to each of ``queries`` with ``include``, in one call
+        (a query's two spaces cost less than two calls), and their distances as
         ``2 − 2·q·p``: squared L2 less what a query longer than 1 adds (a paired encoder's), or
         the inner-product distance doubled."""
-        found = self.collection.query(query_embeddings=[query], n_results=k, include=[*include, "distances"])
+        found = self.collection.query(query_embeddings=list(queries), n_results=k, include=[*include, "distances"])
         if self.space == "ip":
-            return found, [2.0 * float(distance) for distance in found["distances"][0]]
-        in_double = np.asarray(query, dtype=np.float64)  # a float32 sum drifts by ~1e-7
-        excess = 1.0 - float(in_double @ in_double)
-        return found, [float(distance) + excess for distance in found["distances"][0]]
+            return found, [[2.0 * float(distance) for distance in row] for row in found["distances"]]
+        corrected = []
+        for query, row in zip(queries, found["distances"], strict=True):
+            in_double = np.asarray(query, dtype=np.float64)  # a float32 sum drifts by ~1e-7
+            excess = 1.0 - float(in_double @ in_double)
+            corrected.append([float(distance) + excess for distance in row])
+        return found, corrected
 
 
 def collection_name(chat_id: str) -> str:
@@ -199,34 +203,46 @@ class EpisodicStore:
     def search(self, chat_ids: list[str] | None, vector: np.ndarray | list[float], k: int) -> list[EpisodicHit]:
         """The k entries nearest to ``vector``, closest first; ``chat_ids=None`` searches every chat.
         (A time range is ranked from the word index, which holds each entry's time.)"""
+        return self.search_each(chat_ids, [vector], k)[0]
+
+    def search_each(self, chat_ids: list[str] | None, vectors: list[np.ndarray | list[float]],
+                    k: int) -> list[list[EpisodicHit]]:
+        """:meth:`search` of each of ``vectors`` (a query's spaces), one Chroma query a chat."""
         if k <= 0:
-            return []
+            return [[] for _ in vectors]
 
-        def nearest(chat: _ChatCollection) -> list[EpisodicHit]:
+        def nearest(chat: _ChatCollection) -> list[list[EpisodicHit]]:
             if self._file is None:
-                found, distances = chat.nearest(vector, k, ["documents", "metadatas"])
-                records = zip(found["documents"][0], found["metadatas"][0], strict=True)
+                found, distances = chat.nearest(vectors, k, ["documents", "metadatas"])
+                records = [list(zip(documents, metadatas, strict=True))
+                           for documents, metadatas in zip(found["documents"], found["metadatas"], strict=True)]
             else:  # an entry deleted since the vector index found it is in no record
-                found, distances = chat.nearest(vector, k, [])
-                by_id = self._records(chat, found["ids"][0])
-                records = (by_id.get(entry_id, (None, None)) for entry_id in found["ids"][0])
-            return [_hit(entry_id, content, metadata, distance)
-                    for entry_id, (content, metadata), distance in zip(found["ids"][0], records, distances, strict=True)
-                    if content is not None]
+                found, distances = chat.nearest(vectors, k, [])
+                by_id = self._records(chat, [entry_id for ids in found["ids"] for entry_id in ids])
+                records = [[by_id.get(entry_id, (None, None)) for entry_id in ids] for ids in found["ids"]]
+            return [[_hit(entry_id, content, metadata, distance)
+                     for entry_id, (content, metadata), distance in zip(ids, found_records, row, strict=True)
+                     if content is not None]
+                    for ids, found_records, row in zip(found["ids"], records, distances, strict=True)]
 
-        hits = [hit for chat_id in self._scope(chat_ids) for hit in self._read(chat_id, nearest, [])]
-        hits.sort(key=lambda hit: hit["distance"])
-        return hits[:k]
+        each: list[list[EpisodicHit]] = [[] for _ in vectors]
+        for chat_id in self._scope(chat_ids):
+            for hits, found in zip(each, self._read(chat_id, nearest, [[] for _ in vectors]), strict=True):
+                hits += found
+        for hits in each:
+            hits.sort(key=lambda hit: hit["distance"])
+        return [hits[:k] for hits in each]
 
-    def nearest_ids(self, chat_id: str, vector: np.ndarray | list[float], k: int) -> list[tuple[str, float]]:
-        """The chat's ``k`` entries nearest to ``vector`` as (id, distance), closest first: the
-        vector index alone (reading the entries' metadata too costs ~5x at k = 300)."""
+    def nearest_ids(self, chat_id: str, vectors: list[np.ndarray | list[float]],
+                    k: int) -> list[list[tuple[str, float]]]:
+        """The chat's ``k`` entries nearest to each of ``vectors`` as (id, distance), closest
+        first: the vector index alone (reading the entries' metadata too costs ~5x at k = 300)."""
 
-        def nearest(chat: _ChatCollection) -> list[tuple[str, float]]:
-            found, distances = chat.nearest(vector, k, [])
-            return list(zip(found["ids"][0], distances, strict=True))
+        def nearest(chat: _ChatCollection) -> list[list[tuple[str, float]]]:
+            found, distances = chat.nearest(vectors, k, [])
+            return [list(zip(ids, row, strict=True)) for ids, row in zip(found["ids"], distances, strict=True)]
 
-        return self._read(chat_id, nearest, []) if k > 0 else []
+        return self._read(chat_id, nearest, [[] for _ in vectors]) if k > 0 else [[] for _ in vectors]
 
     def get_by_ids(self, chat_ids: list[str] | None, ids: list[str]) -> list[EpisodicHit]:
         """The entries with these ids, in the order they are stored (the hits' distance is 0.0)."""
