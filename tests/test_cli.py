@@ -682,6 +682,12 @@ def demo_summary(out: str) -> tuple[str, dict[str, tuple[int, list[str], list[st
     return loaded, blocks
 
 
+def injected_lines(out: str) -> dict[str, list[str]]:
+    """Per question, the injected lines' shown text, in the order shown."""
+    return {block.splitlines()[0][2:]: re.findall(r"^    \[\d{4}-\d\d-\d\d \d\d:\d\d\] .*?  user: (.*)$", block, re.M)
+            for block in re.split(r"^(?=» )", out, flags=re.M)[1:]}
+
+
 def test_demo_without_a_model_shows_each_mechanism_and_resets_its_chat(tmp_path: Path) -> None:
     env = goat_env(tmp_path / "data")
 
@@ -699,6 +705,16 @@ def test_demo_without_a_model_shows_each_mechanism_and_resets_its_chat(tmp_path:
     assert "specific_key" in alpha[1] and "specific_key" in alpha[2]
     assert first.stdout.count("injected ") == len(DEMO_QUESTIONS)
     assert "answer:" not in first.stdout
+    # The demo chat is bilingual: a greeting injects nothing, an English question none of the
+    # Romanian evening's lines (each opens with Romanian letters), the Romanian question them first.
+    lines = injected_lines(first.stdout)
+    assert lines["hi, how are you?"] == []
+    romanian = re.compile("[ăâîșțĂÂÎȘȚ]")
+    asked_in_romanian = next(q for q in DEMO_QUESTIONS if romanian.search(q))
+    for question in DEMO_QUESTIONS:
+        if question != asked_in_romanian:
+            assert not [line for line in lines[question] if romanian.search(line)], question
+    assert all(romanian.search(line) for line in lines[asked_in_romanian][:2])
 
     # Someone chats in the demo chat between two runs; the next demo starts from scratch anyway.
     extra = tmp_path / "extra.jsonl"
