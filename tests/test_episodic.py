@@ -70,7 +70,7 @@ def test_search_finds_closest_first_with_squared_l2_distances(store: EpisodicSto
     store.upsert("chat-a", corpus("chat-a"))
     query = embeddings.embed_query("What is my dog called?")
 
-    hits = store.search(["chat-a"], query, k=4)
+    hits = store.search(["chat-a"], [query], k=4)[0]
 
     assert ids(hits)[0] == "chat-a:turn_0001"
     assert hits[0]["content"] == DOG
@@ -88,9 +88,9 @@ def test_search_returns_at_most_k(store: EpisodicStore, embeddings) -> None:
     store.upsert("chat-a", corpus("chat-a"))
     query = embeddings.embed_query("food")
 
-    assert len(store.search(["chat-a"], query, k=2)) == 2
-    assert len(store.search(["chat-a"], query, k=50)) == 4
-    assert store.search(["chat-a"], query, k=0) == []
+    assert len(store.search(["chat-a"], [query], k=2)[0]) == 2
+    assert len(store.search(["chat-a"], [query], k=50)[0]) == 4
+    assert store.search(["chat-a"], [query], k=0)[0] == []
 
 
 def test_upserting_an_id_again_replaces_it(store: EpisodicStore, embeddings) -> None:
@@ -100,7 +100,7 @@ def test_upserting_an_id_again_replaces_it(store: EpisodicStore, embeddings) -> 
 
     assert store.count("chat-a") == 1
     assert store.get_by_ids(["chat-a"], [entry_id])[0]["content"] == PASTA
-    hit = store.search(["chat-a"], embeddings.embed_query("carbonara"), k=5)[0]
+    hit = store.search(["chat-a"], [embeddings.embed_query("carbonara")], k=5)[0][0]
     assert hit["content"] == PASTA  # the stored vector was replaced too
 
 
@@ -110,13 +110,13 @@ def test_chats_are_isolated(store: EpisodicStore, embeddings) -> None:
     store.upsert(private, [entry(private, 1, PASTA), entry(private, 2, TRIP)])
     query = embeddings.embed_query("my dog Biscuit")
 
-    assert ids(store.search([group], query, k=10)) == [f"{group}:turn_0001"]
-    assert all(hit["metadata"]["chat_id"] == private for hit in store.search([private], query, k=10))
-    assert len(store.search([private], query, k=10)) == 2
-    everywhere = store.search(None, query, k=10)
+    assert ids(store.search([group], [query], k=10)[0]) == [f"{group}:turn_0001"]
+    assert all(hit["metadata"]["chat_id"] == private for hit in store.search([private], [query], k=10)[0])
+    assert len(store.search([private], [query], k=10)[0]) == 2
+    everywhere = store.search(None, [query], k=10)[0]
     assert ids(everywhere)[0] == f"{group}:turn_0001"
     assert {hit["metadata"]["chat_id"] for hit in everywhere} == {group, private}
-    assert ids(store.search([group, private], query, k=10)) == ids(everywhere)
+    assert ids(store.search([group, private], [query], k=10)[0]) == ids(everywhere)
     assert [hit["distance"] for hit in everywhere] == sorted(hit["distance"] for hit in everywhere)
     assert store.chat_ids() == sorted([group, private])
 
@@ -160,7 +160,7 @@ def test_get_with_vectors_returns_the_stored_vectors(store: EpisodicStore, embed
         assert vector.shape == (embeddings.encoder.dimensions,) and np.allclose(vector, expected, atol=1e-5)
     # The distance a caller measures from them is the one the vector search reports.
     query = np.asarray(embeddings.embed_query("what pasta do I like?"), dtype=np.float32)
-    [searched] = [h for h in store.search(["chat-a"], query.tolist(), k=4) if h["id"] == "chat-a:turn_0002"]
+    [searched] = [h for h in store.search(["chat-a"], [query.tolist()], k=4)[0] if h["id"] == "chat-a:turn_0002"]
     [(_, stored)] = store.get_with_vectors(["chat-a"], ["chat-a:turn_0002"])
     assert float(distances(stored[None], query)[0]) == pytest.approx(searched["distance"], abs=1e-4)
     assert store.get_with_vectors(["chat-a"], []) == [] and store.get_with_vectors(["nobody"], ["x"]) == []
@@ -171,7 +171,7 @@ def test_bump_access_updates_metadata_without_reembedding(tmp_path: Path, store:
     client = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False))
     raw = client.get_collection(collection_name("chat-a"))
     before = raw.get(ids=["chat-a:turn_0001"], include=["embeddings", "documents"])
-    hits = store.search(["chat-a"], embeddings.embed_query("dog"), k=1)
+    hits = store.search(["chat-a"], [embeddings.embed_query("dog")], k=1)[0]
 
     store.bump_access(hits + hits, now=NOW + 10)  # one entry found twice in a turn counts once
     store.bump_access(hits, now=NOW + 20)  # the hit's own (stale) count is not trusted
@@ -230,7 +230,7 @@ def test_data_persists_across_a_new_client(tmp_path: Path, embeddings) -> None:
         "store = EpisodicStore.embedded(Path(sys.argv[1]), LocalEmbeddings(name=sys.argv[2]))\n"
         "query = json.load(sys.stdin)\n"
         "print(json.dumps({'chats': store.chat_ids(), 'count': store.count('chat-a'),\n"
-        "                  'nearest': store.search(['chat-a'], query, k=1)[0]['id']}))\n"
+        "                  'nearest': store.search(['chat-a'], [query], k=1)[0][0]['id']}))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", reader, str(path), embeddings.name],
@@ -248,8 +248,8 @@ def test_data_persists_across_a_new_client(tmp_path: Path, embeddings) -> None:
 def test_unknown_chat_is_empty_and_reads_create_nothing(store: EpisodicStore, embeddings) -> None:
     query = embeddings.embed_query("anything")
 
-    assert store.search(["never-seen"], query, k=5) == []
-    assert store.search(None, query, k=5) == []
+    assert store.search(["never-seen"], [query], k=5)[0] == []
+    assert store.search(None, [query], k=5)[0] == []
     assert store.get_by_ids(["never-seen"], ["x"]) == []
     assert store.count("never-seen") == 0
     store.bump_access([{"id": "x", "content": "", "distance": 0.0, "timestamp": 0.0, "metadata": {"chat_id": "never-seen"}}], NOW)
@@ -261,7 +261,7 @@ def test_chat_deleted_by_another_store_is_gone_and_can_be_rewritten(tmp_path: Pa
     worker_b = EpisodicStore.embedded(tmp_path / "chroma", embeddings)
     worker_a.upsert("chat-a", corpus("chat-a"))
     query = embeddings.embed_query("dog")
-    assert worker_a.search(["chat-a"], query, k=1)  # worker_a now holds the collection
+    assert worker_a.search(["chat-a"], [query], k=1)[0]  # worker_a now holds the collection
 
     worker_b.delete_chat("chat-a")
 
@@ -269,7 +269,7 @@ def test_chat_deleted_by_another_store_is_gone_and_can_be_rewritten(tmp_path: Pa
     worker_b.upsert("chat-a", [entry("chat-a", 1, TRIP)])  # a new collection under the chat's name
     assert [hit["content"] for hit in worker_a.get_by_ids(["chat-a"], ["chat-a:turn_0001"])] == [TRIP]
     worker_b.delete_chat("chat-a")
-    assert worker_a.search(["chat-a"], query, k=1) == []
+    assert worker_a.search(["chat-a"], [query], k=1)[0] == []
     assert worker_a.count("chat-a") == 0
     worker_a.upsert("chat-a", [entry("chat-a", 9, TRIP)])
     assert worker_b.count("chat-a") == 1
@@ -315,22 +315,22 @@ def test_records_read_from_the_file_are_the_ones_chroma_returns(tmp_path: Path, 
     asked = ["chat-a:memory_1", "chat-a:turn_0004", "chat-a:turn_0003", "chat-a:turn_0001", "chat-a:turn_0002",
              "chat-a:turn_0001", "chat-b:turn_0001"]
     vectors = [embeddings.embed_query(query) for query in ("dog", "a key in a safe", "pasta edited")]
-    expected = [reference.search(["chat-a"], vector, k=10) for vector in vectors]
+    expected = [reference.search(["chat-a"], [vector], k=10)[0] for vector in vectors]
     expected_by_id = reference.get_by_ids(["chat-a"], asked)
 
     def refused(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("Chroma was asked for records")
 
     monkeypatch.setattr(chromadb.Collection, "get", refused)
-    assert [store.search(["chat-a"], vector, k=10) for vector in vectors] == expected
+    assert [store.search(["chat-a"], [vector], k=10)[0] for vector in vectors] == expected
     # A query's spaces in one Chroma query: each vector's hits as if asked alone.
-    assert store.search_each(["chat-a"], vectors, k=10) == expected
+    assert store.search(["chat-a"], vectors, k=10) == expected
     assert store.nearest_ids("chat-a", vectors, 10) == [[(hit["id"], hit["distance"]) for hit in hits]
                                                         for hits in expected]
     read = store.get_by_ids(["chat-a"], asked)
     monkeypatch.undo()
     assert read == expected_by_id
-    assert reference.search_each(["chat-a"], vectors, k=10) == expected
+    assert reference.search(["chat-a"], vectors, k=10) == expected
     assert ids(read) == ["chat-a:turn_0001", "chat-a:turn_0002", "chat-a:turn_0004", "chat-a:memory_1"]
     by_id = {hit["id"]: hit for hit in read}
     assert by_id["chat-a:turn_0001"]["metadata"]["access_count"] == 1
@@ -363,7 +363,7 @@ def test_a_record_the_file_cannot_give_as_chroma_would_is_asked_of_chroma(tmp_pa
         assert file.records(collection_id, asked) is None
         assert store.get_by_ids(["chat-a"], asked) == read
         vector = embeddings.embed_query("pasta")
-        assert store.search(["chat-a"], vector, k=4) == reference.search(["chat-a"], vector, k=4)
+        assert store.search(["chat-a"], [vector], k=4)[0] == reference.search(["chat-a"], [vector], k=4)[0]
     assert file.records(collection_id, asked) is not None
     file.close()
 
@@ -405,13 +405,13 @@ def test_http_store_upserts_searches_and_isolates_chats(chroma_url: str, embeddi
     store.upsert("http-b", [entry("http-b", 1, "user: alpha-5675 is mine\nassistant: ok", NOW - DAY)])
     query = embeddings.embed_query("What is my dog called?")
 
-    hits = store.search(["http-a"], query, k=4)
+    hits = store.search(["http-a"], [query], k=4)[0]
 
     assert ids(hits)[0] == "http-a:turn_0001"
     vectors = np.array(embeddings.embed_documents([hit["content"] for hit in hits]))
     np.testing.assert_allclose([hit["distance"] for hit in hits], 2 - 2 * vectors @ np.array(query), atol=1e-4)
     assert {hit["metadata"]["chat_id"] for hit in hits} == {"http-a"}
-    assert {hit["metadata"]["chat_id"] for hit in store.search(None, query, k=10)} >= {"http-a", "http-b"}
+    assert {hit["metadata"]["chat_id"] for hit in store.search(None, [query], k=10)[0]} >= {"http-a", "http-b"}
     assert ids(store.get_by_ids(["http-a", "http-b"], ["http-a:turn_0003", "http-b:turn_0001"])) == [
         "http-a:turn_0003",
         "http-b:turn_0001",
@@ -422,7 +422,7 @@ def test_http_store_upserts_searches_and_isolates_chats(chroma_url: str, embeddi
     reconnected = EpisodicStore.http(chroma_url, embeddings)
     assert reconnected.count("http-a") == 4
     reconnected.delete_chat("http-a")
-    assert store.search(["http-a"], query, k=4) == []
+    assert store.search(["http-a"], [query], k=4)[0] == []
 
 
 @pytest.mark.slow

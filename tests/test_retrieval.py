@@ -796,7 +796,7 @@ async def test_a_question_asked_again_is_not_searched_again_nor_waits_for_its_em
     encoder, index = (await memory._backends.embeddings()).encoder, await memory._backends.lexical_index()
     store = await memory._backends.episodic()
     calls: list[str] = []
-    encode, by_words, by_meaning = encoder.encode, index.search, store.search_each
+    encode, by_words, by_meaning = encoder.encode, index.search, store.search
     encoder_free = threading.Event()
 
     def counted(name, call):
@@ -811,7 +811,7 @@ async def test_a_question_asked_again_is_not_searched_again_nor_waits_for_its_em
         return encode(*args, **kwargs)
 
     monkeypatch.setattr(index, "search", counted("by words", by_words))
-    monkeypatch.setattr(store, "search_each", counted("by meaning", by_meaning))
+    monkeypatch.setattr(store, "search", counted("by meaning", by_meaning))
     question = RecallQuery("How are my San Marzano tomatoes doing?", "c1", "alice", NOW.timestamp(), deadline=10.0)
     monkeypatch.setattr(encoder, "encode", counted("embedded", encode))
     first = await memory.recall(question)

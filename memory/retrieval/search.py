@@ -187,7 +187,7 @@ class L3Search:
         queries = [space.query for space in spaces]
         if after is None and before is None:
             found = [{**hit, "distance": float(scale.calibrate(space, hit["distance"]))}
-                     for space, hits in zip(spaces, await backends.l3(store.search_each, chats, queries, k))
+                     for space, hits in zip(spaces, await backends.l3(store.search, chats, queries, k))
                      for hit in hits if _of_space(space, hit["distance"])]
             return sorted(found, key=lambda hit: hit["distance"])[:k]
         index = await backends.entry_index()

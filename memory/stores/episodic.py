@@ -200,14 +200,11 @@ class EpisodicStore:
             chunk = vectors[start:end] if vectors is not None else self._embeddings.embed_documents(contents[start:end])
             self._add(chat_id, ids[start:end], contents[start:end], metadatas[start:end], chunk)
 
-    def search(self, chat_ids: list[str] | None, vector: np.ndarray | list[float], k: int) -> list[EpisodicHit]:
-        """The k entries nearest to ``vector``, closest first; ``chat_ids=None`` searches every chat.
-        (A time range is ranked from the word index, which holds each entry's time.)"""
-        return self.search_each(chat_ids, [vector], k)[0]
-
-    def search_each(self, chat_ids: list[str] | None, vectors: list[np.ndarray | list[float]],
-                    k: int) -> list[list[EpisodicHit]]:
-        """:meth:`search` of each of ``vectors`` (a query's spaces), one Chroma query a chat."""
+    def search(self, chat_ids: list[str] | None, vectors: list[np.ndarray | list[float]],
+               k: int) -> list[list[EpisodicHit]]:
+        """For each of ``vectors`` (a query's spaces), the k entries nearest to it, closest first,
+        each as if it were asked alone; one Chroma query a chat. ``chat_ids=None`` searches every
+        chat. (A time range is ranked from the word index, which holds each entry's time.)"""
         if k <= 0:
             return [[] for _ in vectors]
 
