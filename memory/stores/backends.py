@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -27,8 +26,7 @@ from memory.stores.cache import SearchCache
 from memory.stores.chat_lock import ChatLocks
 from memory.encoders.embeddings import LocalEmbeddings, encoder_class
 from memory.stores.episodic import EpisodicStore
-from memory.stores.erasure import (NotErased, SharedOrAlone, clear_unset_index_bytes, erase_chroma_files,
-                                   erase_unset_index_bytes, other_processes, rewrite_append_only_files)
+from memory.stores.erasure import DataFolderErasure, SharedOrAlone
 from memory.errors import BackendUnavailable, EncoderMismatch, refuses_writes
 from memory.stores.facts import FactsStore, RedisFactsStore
 from memory.stores.letta import LettaFactsStore
@@ -40,10 +38,6 @@ from memory.stores.working import WorkingMemory
 from memory.words import Words
 
 log = logging.getLogger(__name__)
-# A file's modification time lags the clock by up to a tick (a few ms on Linux, 2 s on FAT):
-# an index changed this long before the last zeroing started is looked at again.
-_MTIME_SLACK_S = 2.0
-_CLOSE_WAIT_S = 10.0  # for a Chroma call still running as the process closes (abandoned by a deadline)
 T = TypeVar("T")
 
 PREFIX = "goat"
@@ -114,10 +108,7 @@ class Backends:
         self._lexical: LexicalIndex | None = None
         self._episodic = episodic
         self._episodic_load: asyncio.Future[EpisodicStore] | None = None
-        self._embedded_chroma_since: float | None = None  # when this process opened the embedded Chroma
-        # Set by a forget in this process: the vector index files changed since are zeroed
-        # after each archive write (what the process freed may hold the forgotten text).
-        self._unset_bytes_since: float | None = None
+        self._erasure = DataFolderErasure(settings, self._chroma_files, self._executor)
         self._facts = facts
         self._embeddings = embeddings
         self._embeddings_load: asyncio.Future[LocalEmbeddings] | None = None
@@ -133,10 +124,6 @@ class Backends:
 
     def _sharing(self, fn: Callable[..., T], args: tuple) -> T:
         with self._chroma_files.shared():  # held by the pool's thread for as long as fn runs
-            return fn(*args)
-
-    def _alone(self, fn: Callable[..., T], args: tuple, timeout: float | None = None) -> T:
-        with self._chroma_files.alone(timeout):
             return fn(*args)
 
     async def l3(self, call: Callable[..., T], *args: Any) -> T:
@@ -293,7 +280,7 @@ class Backends:
                 store = EpisodicStore.http(url, embeddings)
                 store.heartbeat()
                 return store
-            self._embedded_chroma_since = time.time()
+            self._erasure.chroma_opened_at = time.time()
             return EpisodicStore.embedded(Path(self.settings.data_dir) / "chroma", embeddings)
         except Exception as exc:
             raise BackendUnavailable(
@@ -376,47 +363,19 @@ class Backends:
     # ---- erasing from disk ----------------------------------------------------------------
 
     async def erase_deleted(self, *, l3: bool) -> None:
-        """Erase from the data folder's files what deletes took out (``memory/stores/erasure.py``):
-        Redis's append-only file rewritten (the embedded server's snapshot dropped) and, side by
-        side, embedded Chroma's files cleaned with ``l3``, else only hnswlib's unset bytes zeroed
-        (they may hold a fragment of any text this process held, a forgotten fact's too). Of a
-        Redis server, only its append-only file is rewritten (when it keeps one and allows it); a
-        Chroma server's files are its own.
+        """Erase from the data folder's files what deletes took out (:meth:`DataFolderErasure.erase_deleted`).
 
         Raises:
-            NotErased: a rewrite failed, or, with ``l3``, another process uses the embedded Chroma
-                (its files are erased by the next forget made alone); what was deleted may still
-                be in a file.
+            NotErased: a rewrite failed, or, with ``l3``, another process uses the embedded Chroma;
+                what was deleted may still be in a file.
         """
-        server, redis = self._embedded_redis, await self.redis()
-        redis_files = rewrite_append_only_files(redis, server.folder if server else None)
-        if self.settings.chroma.url:
-            await redis_files
-            return
-        if others := await other_processes(redis) if server else []:
-            await redis_files
-            if l3:
-                raise NotErased("chroma", f"other processes use this data folder ({', '.join(others)}), and "
-                                          "Chroma's files cannot be rewritten under them")
-            return
-        if self._unset_bytes_since is None:  # whether or not this erase succeeds
-            self._unset_bytes_since = time.time() - _MTIME_SLACK_S
-        chroma_files = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._alone, erase_chroma_files if l3 else erase_unset_index_bytes,
-            (Path(self.settings.data_dir) / "chroma",))
-        await asyncio.gather(redis_files, chroma_files)
+        server = self._embedded_redis
+        await self._erasure.erase_deleted(await self.redis(), server.folder if server else None, l3=l3)
 
     async def clear_unset_bytes_after_forget(self) -> None:
-        """Once this process has forgotten something, hnswlib's unset bytes in the vector index
-        files written since the last time are zeroed (``erasure.clear_unset_index_bytes``): an
-        index made or grown after the forget may hold a fragment of the forgotten text, which
-        the process held in memory. Called after each archive write; nothing else may use the
-        embedded Chroma meanwhile, and not while another process may be writing the indexes."""
-        if self._unset_bytes_since is None:
-            return
-        started = time.time() - _MTIME_SLACK_S
-        if await self._clear_unset_index_bytes(self._unset_bytes_since):
-            self._unset_bytes_since = started
+        """After each archive write of a process that has forgotten something: the vector index
+        files written since, their unset bytes zeroed (:meth:`DataFolderErasure.clear_after_forget`)."""
+        await self._erasure.clear_after_forget(self._redis)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -425,8 +384,7 @@ class Backends:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._episodic is not None:
             self._episodic.close()
-            if self._embedded_chroma_since is not None:
-                await self._clear_unset_index_bytes(self._embedded_chroma_since, wait=_CLOSE_WAIT_S)
+            await self._erasure.clear_at_close(self._redis)
         if isinstance(self._facts, LettaFactsStore):
             await self._facts.aclose()
             self._facts = None
@@ -437,29 +395,6 @@ class Backends:
         if self._embedded_redis is not None:
             await asyncio.to_thread(self._embedded_redis.stop)
             self._embedded_redis = None
-
-    async def _clear_unset_index_bytes(self, since: float, *, wait: float | None = None) -> bool:
-        """hnswlib's unset bytes in the vector index files changed since ``since``, zeroed
-        (``erasure.clear_unset_index_bytes``) once nothing else of this process uses the embedded
-        Chroma (beside a write, they could be its new entries); skipped if its calls outlast
-        ``wait`` seconds (None: no limit), as at close, where a call a deadline abandoned may
-        still run. Not while another process may be writing them.
-
-        Returns:
-            Whether they were zeroed (False: skipped, or failed and logged).
-        """
-        embedded = self.settings.redis.url is None
-        if embedded and self._redis is None:
-            return False  # the embedded Redis never answered here: other processes cannot be told
-        folder = Path(self.settings.data_dir) / "chroma"
-        try:
-            if embedded and await other_processes(self._redis):
-                return False
-            await asyncio.to_thread(self._alone, partial(clear_unset_index_bytes, since=since), (folder,), wait)
-        except (OSError, sqlite3.Error, RedisError, TimeoutError) as exc:
-            log.warning("hnswlib's unset bytes in the vector index files were not cleared: %s", exc)
-            return False
-        return True
 
     def stop_at_exit(self) -> None:
         """Synchronous last resort for processes that never close their services (the

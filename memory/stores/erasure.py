@@ -12,7 +12,7 @@ when the space normalizes none (``length.bin``) and the slots past the last entr
 (``data_level0.bin``). They hold whatever the process had freed there, a fragment of any text.
 
 :func:`rewrite_append_only_files` and :func:`erase_chroma_files` do what each needs, once every
-delete of a forget is done (``Backends.erase_deleted``); :func:`clear_unset_index_bytes` zeroes
+delete of a forget is done (:meth:`DataFolderErasure.erase_deleted`); :func:`clear_unset_index_bytes` zeroes
 hnswlib's unset bytes, then (a forget of a fact too), after each archive write of a process that
 has forgotten something (in the indexes written since), and when a process that wrote to the
 index closes it. Several
@@ -33,18 +33,26 @@ import shutil
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import closing, contextmanager
+from functools import partial
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from memory.errors import BackendUnavailable
+from memory.settings import Settings
 from memory.stores.redis_server import process_client_name
 
 log = logging.getLogger(__name__)
 
+# A file's modification time lags the clock by up to a tick (a few ms on Linux, 2 s on FAT):
+# an index changed this long before the last zeroing started is looked at again.
+_MTIME_SLACK_S = 2.0
+_CLOSE_WAIT_S = 10.0  # for a Chroma call still running as the process closes (abandoned by a deadline)
 _POLL_S = 0.02  # INFO polled while Redis rewrites its append-only file (Redis has no wait for it)
 _LONGEST_POLL_S = 0.5
 _SQLITE_BUSY_S = 60.0  # waiting for another connection that does lock (a tool, an earlier erase) to end
@@ -132,6 +140,97 @@ class SharedOrAlone:
             with self._state:
                 self._alone = False
                 self._state.notify_all()
+
+
+class DataFolderErasure:
+    """One process's erasing of its data folder's files: what a forget's deletes took out, and,
+    from its first forget on, hnswlib's unset bytes of the vector indexes written since (after
+    each archive write, and at close for every index written while the embedded Chroma was open).
+    Chroma's calls of the process share ``files``; the erasing holds it alone."""
+
+    def __init__(self, settings: Settings, files: SharedOrAlone, executor: Executor) -> None:
+        self.settings = settings
+        self._files = files
+        self._executor = executor
+        self.chroma_opened_at: float | None = None  # when this process opened the embedded Chroma
+        # Set by the first forget: the vector index files changed since are zeroed after each
+        # archive write (what the process freed may hold the forgotten text).
+        self._unset_bytes_since: float | None = None
+
+    async def erase_deleted(self, redis: aioredis.Redis | aioredis.RedisCluster, redis_folder: Path | None, *,
+                            l3: bool) -> None:
+        """Redis's append-only file rewritten (the embedded server's snapshot, in ``redis_folder``,
+        dropped) and, side by side, embedded Chroma's files cleaned with ``l3``, else only hnswlib's
+        unset bytes zeroed (they may hold a fragment of any text this process held, a forgotten
+        fact's too). Of a Redis server, only its append-only file is rewritten (when it keeps one
+        and allows it); a Chroma server's files are its own.
+
+        Raises:
+            NotErased: a rewrite failed, or, with ``l3``, another process uses the embedded Chroma
+                (its files are erased by the next forget made alone); what was deleted may still
+                be in a file.
+        """
+        redis_files = rewrite_append_only_files(redis, redis_folder)
+        if self.settings.chroma.url:
+            await redis_files
+            return
+        if others := await other_processes(redis) if redis_folder else []:
+            await redis_files
+            if l3:
+                raise NotErased("chroma", f"other processes use this data folder ({', '.join(others)}), and "
+                                          "Chroma's files cannot be rewritten under them")
+            return
+        if self._unset_bytes_since is None:  # whether or not this erase succeeds
+            self._unset_bytes_since = time.time() - _MTIME_SLACK_S
+        chroma_files = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._alone, erase_chroma_files if l3 else erase_unset_index_bytes,
+            (Path(self.settings.data_dir) / "chroma",))
+        await asyncio.gather(redis_files, chroma_files)
+
+    async def clear_after_forget(self, redis: aioredis.Redis | None) -> None:
+        """Once this process has forgotten something, the unset bytes of the vector index files
+        written since the last time, zeroed: an index made or grown after the forget may hold a
+        fragment of the forgotten text, which the process held in memory. Nothing else may use
+        the embedded Chroma meanwhile, and not while another process may be writing the indexes."""
+        if self._unset_bytes_since is None:
+            return
+        started = time.time() - _MTIME_SLACK_S
+        if await self._clear_unset_index_bytes(redis, self._unset_bytes_since):
+            self._unset_bytes_since = started
+
+    async def clear_at_close(self, redis: aioredis.Redis | None) -> None:
+        """As the process closes the embedded Chroma it opened: the unset bytes of every index
+        written since, zeroed, waiting at most ``_CLOSE_WAIT_S`` for Chroma calls still running."""
+        if self.chroma_opened_at is not None:
+            await self._clear_unset_index_bytes(redis, self.chroma_opened_at, wait=_CLOSE_WAIT_S)
+
+    async def _clear_unset_index_bytes(self, redis: aioredis.Redis | None, since: float, *,
+                                       wait: float | None = None) -> bool:
+        """hnswlib's unset bytes in the vector index files changed since ``since``, zeroed
+        (:func:`clear_unset_index_bytes`) once nothing else of this process uses the embedded
+        Chroma (beside a write, they could be its new entries); skipped if its calls outlast
+        ``wait`` seconds (None: no limit), as at close, where a call a deadline abandoned may
+        still run. Not while another process may be writing them.
+
+        Returns:
+            Whether they were zeroed (False: skipped, or failed and logged).
+        """
+        embedded = self.settings.redis.url is None
+        if embedded and redis is None:
+            return False  # the embedded Redis never answered here: other processes cannot be told
+        folder = Path(self.settings.data_dir) / "chroma"
+        try:
+            if embedded and await other_processes(redis):
+                return False
+            await asyncio.to_thread(self._alone, partial(clear_unset_index_bytes, since=since), (folder,), wait)
+        except (OSError, sqlite3.Error, RedisError, TimeoutError) as exc:
+            log.warning("hnswlib's unset bytes in the vector index files were not cleared: %s", exc)
+            return False
+        return True
+
+    def _alone(self, erase: Callable[..., None], args: tuple, timeout: float | None = None) -> None:
+        with self._files.alone(timeout):
+            erase(*args)
 
 
 async def other_processes(redis: aioredis.Redis) -> list[str]:
