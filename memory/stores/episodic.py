@@ -205,7 +205,7 @@ class EpisodicStore:
         """For each of ``vectors`` (a query's spaces), the k entries nearest to it, closest first,
         each as if it were asked alone; one Chroma query a chat. ``chat_ids=None`` searches every
         chat. (A time range is ranked from the word index, which holds each entry's time.)"""
-        if k <= 0:
+        if k <= 0 or not vectors:
             return [[] for _ in vectors]
 
         def nearest(chat: _ChatCollection) -> list[list[EpisodicHit]]:
@@ -239,7 +239,7 @@ class EpisodicStore:
             found, distances = chat.nearest(vectors, k, [])
             return [list(zip(ids, row, strict=True)) for ids, row in zip(found["ids"], distances, strict=True)]
 
-        return self._read(chat_id, nearest, [[] for _ in vectors]) if k > 0 else [[] for _ in vectors]
+        return self._read(chat_id, nearest, [[] for _ in vectors]) if k > 0 and vectors else [[] for _ in vectors]
 
     def get_by_ids(self, chat_ids: list[str] | None, ids: list[str]) -> list[EpisodicHit]:
         """The entries with these ids, in the order they are stored (the hits' distance is 0.0)."""

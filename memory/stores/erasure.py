@@ -159,11 +159,13 @@ class DataFolderErasure:
 
     async def erase_deleted(self, redis: aioredis.Redis | aioredis.RedisCluster, redis_folder: Path | None, *,
                             l3: bool) -> None:
-        """Redis's append-only file rewritten (the embedded server's snapshot, in ``redis_folder``,
-        dropped) and, side by side, embedded Chroma's files cleaned with ``l3``, else only hnswlib's
-        unset bytes zeroed (they may hold a fragment of any text this process held, a forgotten
-        fact's too). Of a Redis server, only its append-only file is rewritten (when it keeps one
-        and allows it); a Chroma server's files are its own.
+        """Redis's append-only file rewritten and, side by side, embedded Chroma's files cleaned
+        with ``l3``, else only hnswlib's unset bytes zeroed (they may hold a fragment of any text
+        this process held, a forgotten fact's too). ``redis_folder`` is the folder of the embedded
+        Redis this process started: its snapshot there is dropped, and while other processes use
+        that server Chroma's files are left as they are. None for a Redis server, of which only
+        the append-only file is rewritten (when it keeps one and allows it). A Chroma server's
+        files are its own.
 
         Raises:
             NotErased: a rewrite failed, or, with ``l3``, another process uses the embedded Chroma
@@ -187,7 +189,7 @@ class DataFolderErasure:
             (Path(self.settings.data_dir) / "chroma",))
         await asyncio.gather(redis_files, chroma_files)
 
-    async def clear_after_forget(self, redis: aioredis.Redis | None) -> None:
+    async def clear_after_forget(self, redis: aioredis.Redis | aioredis.RedisCluster | None) -> None:
         """Once this process has forgotten something, the unset bytes of the vector index files
         written since the last time, zeroed: an index made or grown after the forget may hold a
         fragment of the forgotten text, which the process held in memory. Nothing else may use
@@ -198,13 +200,13 @@ class DataFolderErasure:
         if await self._clear_unset_index_bytes(redis, self._unset_bytes_since):
             self._unset_bytes_since = started
 
-    async def clear_at_close(self, redis: aioredis.Redis | None) -> None:
+    async def clear_at_close(self, redis: aioredis.Redis | aioredis.RedisCluster | None) -> None:
         """As the process closes the embedded Chroma it opened: the unset bytes of every index
         written since, zeroed, waiting at most ``_CLOSE_WAIT_S`` for Chroma calls still running."""
         if self.chroma_opened_at is not None:
             await self._clear_unset_index_bytes(redis, self.chroma_opened_at, wait=_CLOSE_WAIT_S)
 
-    async def _clear_unset_index_bytes(self, redis: aioredis.Redis | None, since: float, *,
+    async def _clear_unset_index_bytes(self, redis: aioredis.Redis | aioredis.RedisCluster | None, since: float, *,
                                        wait: float | None = None) -> bool:
         """hnswlib's unset bytes in the vector index files changed since ``since``, zeroed
         (:func:`clear_unset_index_bytes`) once nothing else of this process uses the embedded
