@@ -126,6 +126,32 @@ async def test_a_fresh_checkpointer_serves_many_threads_at_once(cluster_url: str
 
 
 @pytest.mark.slow
+async def check_what_each_layer_holds(runner, sent: dict[str, list[str]], question: str, url: str) -> None:
+    """After the turns: each chat's L2, L3 and checkpoint, the cache and word index, the journal,
+    the locks, and goat doctor's view of the cluster."""
+    memory = runner.services.memory
+    store = await memory._backends.episodic()
+    for chat, texts in sent.items():
+        completed, working = await memory.working(chat, 100)
+        earlier = len(HISTORY) if chat == "alice-chat" else 0
+        assert completed == earlier + len(texts)
+        assert [m["content"] for m in working[2 * earlier:]] == [t for m in texts for t in (m, f"re: {m}")]
+        assert store.count(chat) == completed
+        assert (await runner.last_state(chat))["reply"] == f"re: {texts[-1]}"  # the checkpointer's
+    # The archive invalidated the chat's cached search, and is found by its words.
+    assert (await inspect(runner, "alice-chat", question))["prefetch"]["cache"]["hit"] is False
+    [(hit, _, _)] = await memory._l3.lexical_search(["bob-chat"], "ticket-000250", 5, 1.0)
+    assert hit["id"] == archive_id("bob-chat", 2)
+    assert await memory._journal.unfinished() == []
+    assert (await memory._backends.chat_locks()).held_locally() == 0
+    # goat doctor's view: the cluster, and what each layer holds for a chat.
+    health = await memory.health("bob-chat", "bob")
+    assert (health.backends[0].name, health.backends[0].ok) == ("redis", True)
+    assert backend_mode("redis", memory.settings) == f"cluster at {url}"
+    assert health.layers == {"l1_facts": 1, "l2_turns": 3, "words_indexed_turns": 3, "outbox_waiting": 0,
+                             "l3_entries": 3}
+
+
 async def test_whole_turns_across_chats_on_every_master(cluster_settings, embeddings, tmp_path, warnings_seen):
     url = cluster_settings.redis.url
     with redis.RedisCluster.from_url(url) as client:
@@ -174,26 +200,7 @@ async def test_whole_turns_across_chats_on_every_master(cluster_settings, embedd
                 assert f"{user}ville" in request["messages"][0]["content"]
             assert await memory.measuring.settle() == 0  # the outbox written to L3 behind the replies
 
-            store = await memory._backends.episodic()
-            for chat, texts in sent.items():
-                completed, working = await memory.working(chat, 100)
-                earlier = len(HISTORY) if chat == "alice-chat" else 0
-                assert completed == earlier + len(texts)
-                assert [m["content"] for m in working[2 * earlier:]] == [t for m in texts for t in (m, f"re: {m}")]
-                assert store.count(chat) == completed
-                assert (await runner.last_state(chat))["reply"] == f"re: {texts[-1]}"  # the checkpointer's
-            # The archive invalidated the chat's cached search, and is found by its words.
-            assert (await inspect(runner, "alice-chat", question))["prefetch"]["cache"]["hit"] is False
-            [(hit, _, _)] = await memory._l3.lexical_search(["bob-chat"], "ticket-000250", 5, 1.0)
-            assert hit["id"] == archive_id("bob-chat", 2)
-            assert await memory._journal.unfinished() == []
-            assert (await memory._backends.chat_locks()).held_locally() == 0
-            # goat doctor's view: the cluster, and what each layer holds for a chat.
-            health = await memory.health("bob-chat", "bob")
-            assert (health.backends[0].name, health.backends[0].ok) == ("redis", True)
-            assert backend_mode("redis", memory.settings) == f"cluster at {url}"
-            assert health.layers == {"l1_facts": 1, "l2_turns": 3, "words_indexed_turns": 3, "outbox_waiting": 0,
-                                     "l3_entries": 3}
+            await check_what_each_layer_holds(runner, sent, question, url)
         finally:
             await runner.aclose()
 
