@@ -351,7 +351,6 @@ class Question:
         self._scope_key = cache_scope_key(chat_id, user_id, scope)
         self._digest = SearchCache.digest(text, k=k, words=words_share)
         self._lookup = asyncio.ensure_future(self._look_up(by_meaning))
-        self._measuring = asyncio.ensure_future(self._measure())
         self.scale = asyncio.ensure_future(self._question_scale())
         self.by_meaning = asyncio.ensure_future(self._by_meaning()) if by_meaning else None
         self.by_words = asyncio.ensure_future(self._by_words()) if words_share is not None else None
@@ -374,14 +373,12 @@ class Question:
             return (await self._lookup)[0]
         return None
 
-    async def _measure(self) -> Scale:
-        return await self.search.measure(self.text, await self.chats, self.chat_id)
-
     async def _question_scale(self) -> Scale:
+        # Embedded only once the L2.5 cache has missed: a question asked again spends no encoding
+        # (~5 ms of a core, beside the turn's other work) on a vector it would not use.
         if (searched := await self._asked_before()) is not None:
-            self._measuring.cancel()
             return searched.scale
-        return await self._measuring
+        return await self.search.measure(self.text, await self.chats, self.chat_id)
 
     async def _by_meaning(self) -> list[dict]:
         searched, _ = await self._lookup
@@ -405,7 +402,7 @@ class Question:
         """Cancel the shared work nobody waited for, and retrieve the errors of the rest (reported
         through the mechanisms that awaited it); on a cache miss, file what the thematic searches
         found, with the scale, for the question asked again (the words too if they finished)."""
-        shared = (self.chats, self._lookup, self._measuring, self.scale, *filter(None, [self._users_chats]))
+        shared = (self.chats, self._lookup, self.scale, *filter(None, [self._users_chats]))
         for future in shared:
             if not future.done():
                 future.cancel()
