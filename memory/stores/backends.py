@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import numpy as np
@@ -280,8 +278,7 @@ class Backends:
                 store = EpisodicStore.http(url, embeddings)
                 store.heartbeat()
                 return store
-            self._erasure.chroma_opened_at = time.time()
-            return EpisodicStore.embedded(Path(self.settings.data_dir) / "chroma", embeddings)
+            return EpisodicStore.embedded(self._erasure.opening_chroma(), embeddings)
         except Exception as exc:
             raise BackendUnavailable(
                 "chroma", f"cannot open {url or 'the embedded store'} ({exc})", "run `goat doctor`"

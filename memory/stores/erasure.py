@@ -152,10 +152,21 @@ class DataFolderErasure:
         self.settings = settings
         self._files = files
         self._executor = executor
-        self.chroma_opened_at: float | None = None  # when this process opened the embedded Chroma
+        self._chroma_opened_at: float | None = None  # when this process opened the embedded Chroma
         # Set by the first forget: the vector index files changed since are zeroed after each
         # archive write (what the process freed may hold the forgotten text).
         self._unset_bytes_since: float | None = None
+
+    @property
+    def chroma_folder(self) -> Path:
+        """The embedded Chroma's folder in the data folder."""
+        return Path(self.settings.data_dir) / "chroma"
+
+    def opening_chroma(self) -> Path:
+        """The embedded Chroma's folder, which this process opens now: every vector index written
+        from now on has its unset bytes zeroed at close (:meth:`clear_at_close`)."""
+        self._chroma_opened_at = time.time()
+        return self.chroma_folder
 
     async def erase_deleted(self, redis: aioredis.Redis | aioredis.RedisCluster, redis_folder: Path | None, *,
                             l3: bool) -> None:
@@ -186,7 +197,7 @@ class DataFolderErasure:
             self._unset_bytes_since = time.time() - _MTIME_SLACK_S
         chroma_files = asyncio.get_running_loop().run_in_executor(
             self._executor, self._alone, erase_chroma_files if l3 else erase_unset_index_bytes,
-            (Path(self.settings.data_dir) / "chroma",))
+            (self.chroma_folder,))
         await asyncio.gather(redis_files, chroma_files)
 
     async def clear_after_forget(self, redis: aioredis.Redis | aioredis.RedisCluster | None) -> None:
@@ -203,8 +214,8 @@ class DataFolderErasure:
     async def clear_at_close(self, redis: aioredis.Redis | aioredis.RedisCluster | None) -> None:
         """As the process closes the embedded Chroma it opened: the unset bytes of every index
         written since, zeroed, waiting at most ``_CLOSE_WAIT_S`` for Chroma calls still running."""
-        if self.chroma_opened_at is not None:
-            await self._clear_unset_index_bytes(redis, self.chroma_opened_at, wait=_CLOSE_WAIT_S)
+        if self._chroma_opened_at is not None:
+            await self._clear_unset_index_bytes(redis, self._chroma_opened_at, wait=_CLOSE_WAIT_S)
 
     async def _clear_unset_index_bytes(self, redis: aioredis.Redis | aioredis.RedisCluster | None, since: float, *,
                                        wait: float | None = None) -> bool:
@@ -220,7 +231,7 @@ class DataFolderErasure:
         embedded = self.settings.redis.url is None
         if embedded and redis is None:
             return False  # the embedded Redis never answered here: other processes cannot be told
-        folder = Path(self.settings.data_dir) / "chroma"
+        folder = self.chroma_folder
         try:
             if embedded and await other_processes(redis):
                 return False
