@@ -86,7 +86,8 @@ class L3Search:
         needed it: for chats of English alone (most), or with e5's block too."""
         if text in self._embedding_ahead:
             return
-        while len(self._embedding_ahead) >= _EMBEDDINGS_AHEAD:  # turns that never asked (they failed first)
+        # Messages whose turn never measured them: it failed first, or the L2.5 cache answered.
+        while len(self._embedding_ahead) >= _EMBEDDINGS_AHEAD:
             self._embedding_ahead.pop(next(iter(self._embedding_ahead)))
         every_language = self._met_every_language.get(chat_id, False) if chat_id is not None else False
         ahead = asyncio.ensure_future(self._embed(text, every_language))
@@ -115,8 +116,9 @@ class L3Search:
         """Load what embedding ``text`` needs that this process has not loaded yet (e5, ~1.7 s, at
         the first question in another script it meets), so that a search's deadline starts once
         it is loaded: that question is searched, not timed out. The vector made on the way
-        waits for :meth:`measure`. No backend is asked (the archive's encoder is checked within
-        the deadline, by :meth:`measure`): a store that does not answer cannot hold the turn here."""
+        waits for :meth:`measure` (unused if the L2.5 cache answers). No backend is asked (the
+        archive's encoder is checked within the deadline, by :meth:`measure`): a store that does
+        not answer cannot hold the turn here."""
         if (await self.backends.embeddings(checked=False)).encoder.loads_for(text):
             self.embed_ahead(text)
             await asyncio.shield(self._embedding_ahead[text][0])
@@ -374,8 +376,9 @@ class Question:
         return None
 
     async def _question_scale(self) -> Scale:
-        # Embedded only once the L2.5 cache has missed: a question asked again spends no encoding
-        # (~5 ms of a core, beside the turn's other work) on a vector it would not use.
+        # Measured only once the L2.5 cache has missed: a hit spends no encoding (~5 ms of a core,
+        # beside the turn's other work) on a vector it would not use. A turn's message may still
+        # have been embedded ahead, before the lookup could tell.
         if (searched := await self._asked_before()) is not None:
             return searched.scale
         return await self.search.measure(self.text, await self.chats, self.chat_id)
