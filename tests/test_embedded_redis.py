@@ -224,3 +224,33 @@ def test_a_server_started_again_rewrites_an_append_only_file_grown_over_short_ru
         assert client.get("note").startswith(b"run 2, write 99 ")
     server.stop()
     assert aof.stat().st_size < 100_000 < grown
+
+
+@pytest.mark.slow
+def test_a_server_still_reading_a_large_append_only_file_is_waited_for(
+    start_embedded: StartEmbedded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large archive's append-only file takes seconds to read at start, longer than the start
+    is given to answer at all: the server answers LOADING meanwhile, and is waited for, not
+    killed as one that never started."""
+    from memory.stores import redis_server
+
+    keys = 2_000_000  # ~3 s to read back here, in scripts of 20 000 writes (as GOAT writes: many small ones)
+    server = start_embedded(tmp_path)
+    with redis.Redis.from_url(server.url) as client:
+        for first in range(0, keys, 20_000):
+            client.eval("for n = tonumber(ARGV[1]), tonumber(ARGV[2]) do redis.call('SET', 'k' .. n, n) end",
+                        0, first, first + 19_999)
+    server.stop()
+
+    seen: list[str] = []
+    ping = redis_server._ping
+    monkeypatch.setattr(redis_server, "_ping", lambda url: seen.append(ping(url)) or seen[-1])
+    reading = EmbeddedRedis(tmp_path, startup_timeout=0.5)
+    reading.start()
+    try:
+        assert redis_server._LOADING in seen  # it was read while being asked, past the 0.5 s
+        with redis.Redis.from_url(reading.url) as client:
+            assert client.dbsize() == keys and client.get(f"k{keys - 1}") == str(keys - 1).encode()
+    finally:
+        reading.stop()
