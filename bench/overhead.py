@@ -45,6 +45,9 @@ async def measure_archive(options: BenchOptions, archive: Archive, pool: TextPoo
             for _ in range(options.turns):
                 for cell, stream in streams.items():
                     chat_id, text = next(stream)
+                    # The cells' texts recur (the temporal messages, the thematic questions in
+                    # both layouts): each is embedded as a new message is, not remembered.
+                    await runner.services.memory.measuring.forget_encodings()
                     turn = await timed_turn(runner, model, chat_id, text, next(clock), spans)
                     samples[cell].append(turn)
     return {

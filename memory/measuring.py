@@ -1,6 +1,7 @@
 """What the tests and benchmarks measure memory with, beside the verbs every caller uses
 (``Memory.measuring``): the plain vector search recall is compared with, the archive settled
-before what is timed, the search cache emptied so that every question is searched."""
+before what is timed, the search cache emptied so that every question is searched, and the
+encoder's remembered queries so that every message is embedded."""
 
 from __future__ import annotations
 
@@ -43,3 +44,8 @@ class Measuring:
             await cache.clear()
         else:
             await cache.invalidate(cache_scope_key(chat_id, user_id or chat_id, self._backends.settings.memory.scope))
+
+    async def forget_encodings(self) -> None:
+        """Forget the vectors the encoder remembers of the last queries: a message timed next is
+        embedded as a new one is, even if a benchmark said it before."""
+        (await self._backends.embeddings()).encoder.forget_queries()

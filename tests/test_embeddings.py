@@ -199,3 +199,20 @@ def test_every_encoder_runs_a_query_said_again_once_and_a_passage_every_time(
     model.encode([said])
     model.encode([said])
     assert asked == [[said], [said], [said]]
+
+
+def test_forgotten_queries_are_run_again_under_the_pair(
+    encoder: MiniLMEncoder, e5: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a benchmark of new messages asks before each turn: the pair's remembered queries,
+    MiniLM's and e5's, forgotten, so a message said before is run through both models again."""
+    paired = PairedEncoder(encoder, e5.encoder)
+    minilm_asked, _ = counted_runs(encoder, monkeypatch)
+    e5_asked, _ = counted_runs(e5.encoder, monkeypatch)
+    said = "What did we talk about yesterday? (forgotten queries)"
+    remembered = paired.encode([said], query=True)
+    paired.encode([said], query=True)
+    assert minilm_asked == e5_asked == [[said]]
+    paired.forget_queries()
+    np.testing.assert_allclose(paired.encode([said], query=True), remembered, atol=1e-6)
+    assert minilm_asked == e5_asked == [[said], [said]]

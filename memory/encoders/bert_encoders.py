@@ -128,6 +128,10 @@ class BertEncoder(Encoder):
                     self._queries.popitem(last=False)
         return np.array([known[text] for text in texts], dtype=np.float32)
 
+    def forget_queries(self) -> None:
+        with self._queries_lock:
+            self._queries.clear()
+
     @abstractmethod
     def _encode(self, texts: list[str], query: bool) -> np.ndarray:
         """The texts' vectors (``texts`` not empty), as queries or as passages."""

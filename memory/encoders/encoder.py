@@ -63,6 +63,10 @@ class Encoder(ABC):
         a chat holding other languages needs them."""
         return np.asarray(passages, dtype=np.float32)
 
+    def forget_queries(self) -> None:
+        """Forget the vectors of the last queries, if the encoder remembers them: each query is
+        then run again, as a new message would be (what a benchmark of new messages needs)."""
+
     def loads_for(self, query: str) -> bool:
         """Whether encoding ``query`` for a chat of English alone would first load a model (a
         cheap check of the text, no model run)."""

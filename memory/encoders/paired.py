@@ -63,6 +63,11 @@ class PairedEncoder(Encoder):
     def e5_loaded(self) -> bool:
         return self._e5 is not None
 
+    def forget_queries(self) -> None:
+        self.minilm.forget_queries()
+        if self.e5_loaded:
+            self.e5.forget_queries()
+
     def loads_for(self, query: str) -> bool:
         return not self.e5_loaded and not asked_in_english(query, False)
 
