@@ -1,9 +1,10 @@
 """Section ``deadline``: does a turn ever wait for L3 longer than ``prefetch.timeout`` (+ 20 ms)?
 
 The real store of the smallest archive is slowed on purpose: every read (vector search, the
-nearest ids a wide time range is cut from, id and substring lookups) first sleeps a delay drawn around and beyond the deadline, in its
-worker thread, as a stuck search would. Turns are inspected (the graph up to the model) with
-the L2.5 cache emptied first, so that every thematic search reaches the slowed store.
+nearest ids a wide time range is cut from, id and substring lookups) first sleeps a delay drawn
+around and beyond the deadline, in its worker thread, as a stuck search would. Turns are
+inspected (the graph up to the model) with the L2.5 cache emptied first, so that every thematic
+search reaches the slowed store.
 """
 
 from __future__ import annotations

@@ -231,11 +231,11 @@ class DataFolderErasure:
         embedded = self.settings.redis.url is None
         if embedded and redis is None:
             return False  # the embedded Redis never answered here: other processes cannot be told
-        folder = self.chroma_folder
         try:
             if embedded and await other_processes(redis):
                 return False
-            await asyncio.to_thread(self._alone, partial(clear_unset_index_bytes, since=since), (folder,), wait)
+            await asyncio.to_thread(self._alone, partial(clear_unset_index_bytes, since=since), (self.chroma_folder,),
+                                    wait)
         except (OSError, sqlite3.Error, RedisError, TimeoutError) as exc:
             log.warning("hnswlib's unset bytes in the vector index files were not cleared: %s", exc)
             return False
