@@ -50,7 +50,7 @@ class Scale:
     query: np.ndarray | None = None
 
     @classmethod
-    def measure(cls, encoder: Encoder, query: np.ndarray, centroid: Centroid | None) -> Scale:
+    def of_query(cls, encoder: Encoder, query: np.ndarray, centroid: Centroid | None) -> Scale:
         """The scale of ``query`` (the encoder's vector of a query) with chats whose passages sum to
         ``centroid`` (None: nothing indexed)."""
         spaces = encoder.spaces(query)
@@ -74,7 +74,7 @@ class Scale:
 
     @classmethod
     def of_record(cls, record: dict, encoder: Encoder) -> Scale:
-        """The scale :meth:`record` kept, as :meth:`measure` made it, without encoding the query again."""
+        """The scale :meth:`record` kept, as :meth:`of_query` made it, without encoding the query again."""
         query = np.frombuffer(base64.b64decode(record["query"]), dtype="<f4").astype(np.float32)
         return cls(encoder.spaces(query), dict(record["backgrounds"]), encoder.english_block, query)
 

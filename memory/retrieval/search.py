@@ -169,7 +169,7 @@ class L3Search:
         else:  # the encoder keeps the MiniLM block it made ahead: whatever is missing is added
             ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
             vector = await self._embed(text, every_language)
-        return Scale.measure(encoder, vector, centroid)
+        return Scale.of_query(encoder, vector, centroid)
 
     async def search(
         self, chats: list[str], scale: Scale, k: int, after: float | None = None, before: float | None = None,
