@@ -5,6 +5,8 @@ while it streams cancels that answer (nothing of the turn is saved) and Ctrl-C a
 leaves. With standard input from a file or a pipe it reads one message per line and prints
 one reply per message, with no prompts, so it can be scripted. A turn that fails prints one
 line on standard error and the conversation goes on; the exit status is 1 if anything failed.
+A turn whose model fails keeps the message as a turn of its own, as the bot does: the next
+turn's model sees it, and sending it again would make it twice.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Callable, Iterator, TextIO
 
 from bot.commands import COMMANDS, Asker
 from graph.redaction import Redactor
-from graph.runner import TurnRunner
+from graph.runner import ModelUnavailable, TurnRunner
 from nodes.services import ModelNotConfigured
 from memory.turns import is_blank
 from nodes.state import InvalidTurn, TurnConflict, turn_user
@@ -106,7 +108,8 @@ class ChatSession:
 
         arrived = time.perf_counter()
         running = asyncio.ensure_future(self.runner.run(
-            self.chat_id, message, user_id=self.user_id, on_token=show if self.interactive else None, on_reply=final))
+            self.chat_id, message, user_id=self.user_id, on_token=show if self.interactive else None, on_reply=final,
+            keep_unanswered=True))
         try:
             with ctrl_c_cancels(running, unless=lambda: answered) if self.interactive else nullcontext():
                 state = await running
@@ -119,6 +122,12 @@ class ChatSession:
             self.runner.observer.record_failure({"chat_id": self.chat_id, "user_id": self.user_id},
                                                 TurnCancelled("cancelled with Ctrl-C before its reply was whole"),
                                                 (time.perf_counter() - arrived) * 1000)
+            return
+        except ModelUnavailable as exc:  # as the bot does: the next turn's model sees the message
+            if streamed:
+                self.say("")
+            self.report_failure("the model failed", exc.__cause__ or exc,
+                                f"the message is kept as turn {exc.kept_as}: no need to send it again")
             return
         except Exception as exc:  # one failed turn ends neither the conversation nor its memory
             if streamed:
@@ -149,9 +158,9 @@ class ChatSession:
                 self._line_open = False
             return self.err.write(text)
 
-    def report_failure(self, what: str, exc: Exception) -> None:
+    def report_failure(self, what: str, exc: BaseException, then: str = "") -> None:
         self.failures += 1
-        self.err.write(f"goat: {what}: {self._redact(describe_error(exc))}\n")
+        self.err.write(f"goat: {what}: {self._redact(describe_error(exc))}{f'; {then}' if then else ''}\n")
         self.err.flush()
 
 

@@ -42,7 +42,11 @@ ID_CHANNELS = ("chat_id", "user_id")
 
 class ModelUnavailable(Exception):
     """A turn's model failed (see :func:`model_failed`) and the user's message was kept as a turn
-    of its own. Raised from the model's error."""
+    of its own, number ``kept_as``. Raised from the model's error."""
+
+    def __init__(self, kept_as: int) -> None:
+        super().__init__(f"the model failed; the message is kept as turn {kept_as}")
+        self.kept_as = kept_as
 
 
 def model_failed(error: BaseException) -> bool:
@@ -131,7 +135,7 @@ class TurnRunner:
                 self.observer.record_failure(turn, exc, (time.perf_counter() - arrived) * 1000, chat_wait_ms)
                 if keep_unanswered and model_failed(exc):
                     kept = await self._keep_unanswered(turn, message_ref)
-                    raise ModelUnavailable(f"the model failed; the message is kept as turn {kept}") from exc
+                    raise ModelUnavailable(kept) from exc
                 raise
             if message_ref is not None:
                 await self.services.memory.link_message(turn["chat_id"], message_ref, final)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,6 +250,17 @@ class Memory:
         self._archiver.bump_access_later(list(accessed), now)
         waiting = await self._archiver.later(exchanges, now) if exchanges else 0
         return Archived(waiting, self._backends.l3_problem)
+
+    async def write_archive_through(self, deadline: float) -> None:
+        """Write the turns waiting behind the replies to L3 now, for up to ``deadline`` seconds
+        (the writing goes on behind after that): an explicit search then finds the turn just
+        answered. What L3 cannot take stays in the outbox.
+
+        Raises:
+            redis.exceptions.RedisError: Redis, where the outbox lives, failed.
+        """
+        with suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._archiver.flush()), deadline)
 
     async def store_memory(self, chat_id: str, user_id: str, content: str, tags: list[str] | None,
                            now: float, entry_id: str | None = None) -> str:

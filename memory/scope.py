@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from memory.errors import SearchFailed
 from memory.retrieval.explicit_search import Found, result_line, search_on_demand
 from memory.retrieval.recall import RecallQuery
 from memory.settings import Settings
@@ -80,7 +81,9 @@ class MemoryScope:
         """The chat's archive searched on demand: what stands out for the query by meaning,
         selected as a turn's recalls are, and every entry holding all the words searched for
         (an explicit search is a question about words as well as meaning). What it finds
-        counts as used (its popularity in later turns' scores).
+        counts as used (its popularity in later turns' scores). The turns waiting to be
+        archived behind their replies are written first (for up to ``tools.timeout``), so the
+        turn just answered is found.
 
         Args:
             query, after, before: as :meth:`search` takes them.
@@ -90,6 +93,11 @@ class MemoryScope:
         Raises:
             ValueError, SearchFailed: as :meth:`search` raises them.
         """
+        try:  # the turn just answered is archived behind its reply: written first, it is found
+            await self.memory.write_archive_through(self.settings.tools.timeout)
+        except Exception as exc:
+            raise SearchFailed(f"memory search failed: the turns waiting for the archive could not be read "
+                               f"({type(exc).__name__}: {exc})") from exc
         found = await search_on_demand(self.memory.recall, RecallQuery(query, self.chat_id, self.user_id, self.now),
                                        after, before, self.settings)
         await self.memory.archive([], self.now, accessed=[each.hit for each in found])

@@ -439,12 +439,34 @@ async def test_a_failing_turn_prints_one_line_and_the_next_one_answers(settings,
 
     failures = err.getvalue().splitlines()
     assert len(failures) == 2 and session.failures == 2
-    assert failures[0].startswith("goat: the turn failed: ") and "503 - The engine is overloaded." in failures[0]
+    assert failures[0].startswith("goat: the model failed: ") and "503 - The engine is overloaded." in failures[0]
+    assert failures[0].endswith("; the message is kept as turn 1: no need to send it again")
     assert failures[1] == (f"goat: the turn failed: the message has {MAX_MESSAGE_CHARS + 1} characters; "
                            f"the limit is {MAX_MESSAGE_CHARS}")  # fmt: skip
     assert out.getvalue() == "Yes, back again.\n"
-    # The failed turns left nothing half-written: the one that answered is turn 1.
-    assert turns == 1 and [m["content"] for m in working] == ["Are you there now?", "Yes, back again."]
+    # The message the model could not answer is a turn of its own, as the bot keeps it; the
+    # refused one left nothing: the turn that answered is turn 2, and its model saw turn 1.
+    assert turns == 2 and [m["content"] for m in working] == ["Are you there?", "Are you there now?", "Yes, back again."]
+    assert "Are you there?" in str(fake.requests[-1]["messages"])
+
+
+async def test_search_right_after_a_turn_finds_that_turn(settings, embeddings):
+    # The turn is archived behind its reply; the search must not run ahead of that write.
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        out, err = io.StringIO(), io.StringIO()
+        session = ChatSession(runner, "just-said-chat", "erin", interactive=False, out=out, err=err)
+        try:
+            fake.reply("Miso is a lovely name.")
+            await session.handle("My cat is called Miso.")
+            await session.handle("/search Miso")
+        finally:
+            await runner.aclose()
+
+    assert err.getvalue() == ""
+    reply, found, *rest = out.getvalue().splitlines()
+    assert reply == "Miso is a lovely name." and rest == []
+    assert "My cat is called Miso." in found and found.endswith("[words: miso]")
 
 
 async def test_a_line_that_shows_nothing_is_no_message(settings, embeddings):
