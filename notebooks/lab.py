@@ -135,7 +135,8 @@ def repacked(lab: Lab, state: dict, background: float | None, share: int | None 
     ``share`` tokens instead of the turn's): the gap filter's and the packing's own code, run
     again on what the prefetch found."""
     knobs = lab.settings.retrieval.model_copy(update=retrieval)
-    candidates = choose_recalls(state["recalls"], background, state["now"], knobs, lab.settings.prefetch.max_results)
+    candidates = choose_recalls(state["recalls"], background, state["now"], knobs, lab.settings.prefetch.max_results,
+                                passages=state["prefetch"].get("background_passages"))
     injected = pack_recalls(candidates, state["split"]["l3"] if share is None else share, count_tokens_each)
     return {r["id"] for r in injected.recalls}, injected.tokens
 

@@ -98,10 +98,10 @@ async def test_each_question_finds_its_line_first_by_meaning_and_most_inject_it_
         if wanted not in [entry["id"] for entry in best]:
             not_injected.append((chat_id, question))
     assert not closest_elsewhere, closest_elsewhere
-    # The two left out (the same with both encoders) stand out less than the relevance ratio
-    # asks (0.87 and 0.80 of the background, against 0.8 and 0.79): a paraphrase with no word
-    # in common in an eight-turn chat.
-    assert len(not_injected) <= 2, not_injected
+    # The one left out (the same with both encoders) stands out less than the relevance ratio
+    # asks: a paraphrase with no word in common in an eight-turn chat. (A second one stood out
+    # too little while each line was judged against a mean that counted it.)
+    assert len(not_injected) <= 1, not_injected
 
 
 async def test_an_off_topic_message_in_another_language_injects_little(runner) -> None:

@@ -21,7 +21,7 @@ from memory.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.encoder import Space, distances
 from memory.facade import Memory
-from memory.retrieval.scale import Scale
+from memory.retrieval.scale import FEWEST_FOR_A_BACKGROUND, Scale
 from memory.retrieval.search import L3Search
 from memory.turns import Exchange, archive_id
 from memory.stores.entry_index import IndexEntry
@@ -468,8 +468,24 @@ async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, 
     store = await memory._backends.episodic()
     stored = store.get_with_vectors(["chat"], [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)])
     exact = np.mean(distances(np.array([v for _, v in stored]), scale.reference.query))
-    assert scale.background == pytest.approx(exact, abs=1e-5)
+    assert scale.backgrounds[scale.reference.name] == pytest.approx(exact, abs=1e-5)
+    assert scale.passages[scale.reference.name] == len(HISTORY)
+    # A mean of too few passages is no background yet: the gap test decides.
+    assert scale.background == (exact if len(HISTORY) >= FEWEST_FOR_A_BACKGROUND else None)
     assert (await memory._l3.measure("how are my tomatoes doing?", ["nobody"])).background is None
+
+
+async def test_a_new_chats_only_turn_is_recalled_for_a_question_about_it(runner) -> None:
+    """Against a background that is the mean of one passage, that passage could never stand
+    out: until a chat holds enough for one, the gap test and its ceiling decide."""
+    memory = runner.services.memory
+    await memory.archive([Exchange("new-chat", "erin", 1, 1_700_000_000.0, "My cat is called Miso.", "A lovely name.")],
+                         1_700_000_000.0)
+    assert await memory.measuring.settle() == 0
+    for question, recalled in (("what is my cat called?", True), ("how far is the Moon from the Earth?", False)):
+        state = await runner.inspect("new-chat", question, user_id="erin", now=1_700_000_100.0)
+        assert state["prefetch"]["background"] is None
+        assert [r["id"] for r in state["l3"]] == ([archive_id("new-chat", 1)] if recalled else [])
 
 
 async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:

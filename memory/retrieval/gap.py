@@ -4,7 +4,9 @@ Both tests are scale-invariant: multiplying every distance (and the background) 
 changes nothing.
 
 - ``background_filter``: an entry stands out when it is closer to the query than a share
-  (``ratio``) of the query's mean distance to the chat's entries (the background). It judges
+  (``ratio``) of the query's mean distance to the chat's other entries (the background, its
+  own distance taken out: against a mean that counts it, a chat's only entry, or one of a
+  few, could never stand out). It judges
   each entry on its own, so a plateau of several relevant entries (a multi-part question)
   passes as well as a lone outlier, and a message about nothing in the chat (a greeting, an
   unrelated question) finds no entry far enough below the background.
@@ -67,18 +69,29 @@ def gap_filter(recalls: list[dict], significance: float, ceiling: float, min_kee
 
 
 def background_filter(
-    recalls: list[dict], background: float, ratio: float, min_keep: int = 0
+    recalls: list[dict], background: float, ratio: float, min_keep: int = 0, passages: int | None = None
 ) -> list[dict]:
-    """The recalls with ``distance ≤ ratio · background``, closest first.
+    """The recalls with ``distance ≤ ratio · others_mean``, closest first.
 
-    ``background`` is the query's mean distance to the chat's entries (same units as the
-    distances). Exact hits always pass; ``min_keep`` closest are kept whatever the test says
-    (as in :func:`gap_filter`). The input is not mutated.
+    ``background`` is the query's mean distance to the chat's ``passages`` entries (same units
+    as the distances; ``passages`` None: as many as make the entry's own share negligible).
+    Exact hits always pass; ``min_keep`` closest are kept whatever the test says (as in
+    :func:`gap_filter`). The input is not mutated.
     """
     ordered = sorted(recalls, key=lambda r: r["distance"])
-    ceiling = ratio * background
     return [r for i, r in enumerate(ordered)
-            if is_exact_hit(r["distance"], r.get("mechanism")) or i < min_keep or r["distance"] <= ceiling]
+            if is_exact_hit(r["distance"], r.get("mechanism")) or i < min_keep
+            or r["distance"] <= ratio * others_mean(background, passages, r["distance"])]
+
+
+def others_mean(background: float, passages: int | None, distance: float) -> float:
+    """The query's mean distance to the chat's other entries than one at ``distance``, from the
+    mean over all ``passages`` of them (``background``). An entry of another encoder's space than
+    the background's is not in that mean: for it this is a slightly looser bound, which only a
+    chat of a few entries notices."""
+    if passages is None or passages < 2:
+        return background
+    return (passages * background - distance) / (passages - 1)
 
 
 def _kept_count(ranked: list[dict], significance: float, ceiling: float) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from memory.settings import Retrieval
-from memory.retrieval.gap import background_filter, gap_filter
+from memory.retrieval.gap import background_filter, gap_filter, others_mean
 from memory.retrieval.lists import MECHANISM_PRIORITY, TEMPORAL, WORDS, is_exact_hit
 
 _SECONDS_PER_DAY = 86_400.0
@@ -13,39 +13,40 @@ _SECONDS_PER_DAY = 86_400.0
 
 def choose_recalls(
     lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
-    ceiling: float | None = None,
+    ceiling: float | None = None, passages: int | None = None,
 ) -> list[dict]:
     """What to inject from ranked lists (name -> hits, distances on the query's scale), scored
     and best first.
 
     Each list's relevant entries: with a background (the query's mean distance to the chat's
-    entries, on the scale), those below ``relevance_ratio`` of it (word hits:
-    ``lexical_relevance_ratio``); without one, the spec's gap test with ``ceiling`` (on the
+    ``passages`` entries, on the scale), those below ``relevance_ratio`` of the mean over the
+    others (word hits: ``lexical_relevance_ratio``); without one, the spec's gap test with ``ceiling`` (on the
     scale; None: ``small_result_ceiling``) for short lists (word hits: none, words alone cannot
     tell relevance). The lists' ranks are fused (:func:`fuse`); the relevant entries plus some
     context (:func:`with_context`) are scored by :func:`merge_and_score`.
     """
-    return _choose(lists, _relevant_ids(lists, background, retrieval, ceiling), now, retrieval, max_results)
+    return _choose(lists, _relevant_ids(lists, background, retrieval, ceiling, passages), now, retrieval, max_results)
 
 
 def choose_and_explain(
     lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
-    ceiling: float | None = None,
+    ceiling: float | None = None, passages: int | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """What :func:`choose_recalls` chooses, and why each candidate was kept or dropped, from
     one judgement of each list's relevant entries.
 
     Args:
-        lists, background, now, retrieval, max_results, ceiling: as :func:`choose_recalls` takes them.
+        lists, background, now, retrieval, max_results, ceiling, passages: as :func:`choose_recalls`
+            takes them.
 
     Returns:
         What to inject, scored and best first (as :func:`choose_recalls` returns it); and for
         each candidate of each ranked list, list by list, in rank order, without the entries'
         text: ``{list, id, distance, kept, why}``.
     """
-    relevant = _relevant_ids(lists, background, retrieval, ceiling)
+    relevant = _relevant_ids(lists, background, retrieval, ceiling, passages)
     chosen = _choose(lists, relevant, now, retrieval, max_results)
-    return chosen, _verdicts(lists, relevant, background, retrieval, chosen)
+    return chosen, _verdicts(lists, relevant, background, retrieval, chosen, passages)
 
 
 def why_kept(verdicts: list[dict]) -> dict[str, str]:
@@ -59,10 +60,11 @@ def why_kept(verdicts: list[dict]) -> dict[str, str]:
 
 
 def _relevant_ids(
-    lists: Mapping[str, list[dict]], background: float | None, retrieval: Retrieval, ceiling: float | None
+    lists: Mapping[str, list[dict]], background: float | None, retrieval: Retrieval, ceiling: float | None,
+    passages: int | None,
 ) -> dict[str, set[str]]:
     """Per ranked list, the ids of its entries that stand out on their own."""
-    return {name: {r["id"] for r in _relevant(name, hits, background, retrieval, ceiling)}
+    return {name: {r["id"] for r in _relevant(name, hits, background, retrieval, ceiling, passages)}
             for name, hits in lists.items()}
 
 
@@ -88,7 +90,7 @@ def _choose(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], n
 
 
 def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], background: float | None,
-              retrieval: Retrieval, chosen: list[dict]) -> list[dict]:
+              retrieval: Retrieval, chosen: list[dict], passages: int | None) -> list[dict]:
     chosen_ids = {recall["id"] for recall in chosen}
     stands_out = set().union(*relevant.values())
     verdicts = []
@@ -96,7 +98,7 @@ def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]],
         for hit in hits:
             entry_id, distance = hit["id"], hit["distance"]
             if entry_id in relevant[name]:
-                why = _why_relevant(name, distance, background, retrieval)
+                why = _why_relevant(name, distance, background, retrieval, passages)
             elif entry_id in stands_out:
                 why = "stands out in another list"
             elif entry_id in chosen_ids:
@@ -104,7 +106,8 @@ def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]],
             elif background is None:
                 why = "not before a significant gap in its list (the chat has no background yet)"
             else:
-                why = f"not relevant: distance {distance:.3f} > {_ratio(name, retrieval)} × background {background:.3f}"
+                why = (f"not relevant: distance {distance:.3f} > {_ratio(name, retrieval)} × background "
+                       f"{others_mean(background, passages, distance):.3f}")
             if entry_id in stands_out and entry_id not in chosen_ids:
                 why += f"; outranked: beyond the {len(chosen_ids)} kept"
             verdicts.append({"list": name, "id": entry_id, "distance": round(distance, 4),
@@ -112,14 +115,16 @@ def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]],
     return verdicts
 
 
-def _why_relevant(name: str, distance: float, background: float | None, retrieval: Retrieval) -> str:
+def _why_relevant(name: str, distance: float, background: float | None, retrieval: Retrieval,
+                  passages: int | None) -> str:
     if is_exact_hit(distance, name):
         return "exact: holds a key the message names"
     if background is None:
         return "head of its list, before a significant gap"
-    if name == TEMPORAL and distance > _ratio(name, retrieval) * background:
+    others = others_mean(background, passages, distance)
+    if name == TEMPORAL and distance > _ratio(name, retrieval) * others:
         return "among the closest of the named period"
-    return f"stands out: distance {distance:.3f} ≤ {_ratio(name, retrieval)} × background {background:.3f}"
+    return f"stands out: distance {distance:.3f} ≤ {_ratio(name, retrieval)} × background {others:.3f}"
 
 
 def _ratio(name: str, retrieval: Retrieval) -> float:
@@ -127,14 +132,14 @@ def _ratio(name: str, retrieval: Retrieval) -> float:
 
 
 def _relevant(name: str, hits: list[dict], background: float | None, retrieval: Retrieval,
-              ceiling: float | None) -> list[dict]:
+              ceiling: float | None, passages: int | None) -> list[dict]:
     """The entries of one ranked list that stand out on their own."""
     min_keep = retrieval.temporal_min_results if name == TEMPORAL else 0
     if background is None:
         return [] if name == WORDS else gap_filter(
             hits, retrieval.gap_significance, retrieval.small_result_ceiling if ceiling is None else ceiling,
             min_keep=min_keep)
-    return background_filter(hits, background, _ratio(name, retrieval), min_keep=min_keep)
+    return background_filter(hits, background, _ratio(name, retrieval), min_keep=min_keep, passages=passages)
 
 
 def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float, neighbour_weight: float) -> dict[str, float]:

@@ -71,6 +71,11 @@ class Recalled:
         return self.outcome.get("background")
 
     @property
+    def background_passages(self) -> int | None:
+        """How many passages the background is the mean of (each entry is judged against the others')."""
+        return self.outcome.get("background_passages")
+
+    @property
     def ceiling(self) -> float | None:
         """The gap test's ceiling on the query's scale (for a chat without a background)."""
         return self.outcome.get("ceiling")
@@ -207,6 +212,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         scale = question.scale.result()
         outcome["background"], outcome["backgrounds"] = scale.background, scale.backgrounds
         outcome["ceiling"] = scale.ceiling(settings.retrieval.small_result_ceiling)
+        outcome["background_passages"] = scale.background_passages
     await question.finish()
     outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return Recalled(lists, outcome)

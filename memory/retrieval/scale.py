@@ -17,6 +17,12 @@ relevance ratio is MiniLM's: a question judged in e5's space has its distances d
 space's looseness (e5's lines stand out at 0.8 of the background where MiniLM's do at 0.75). A chat
 with only the reference space's passages keeps its raw distances. Chats with nothing indexed
 yet are measured against each space's typical background.
+
+An entry is judged against the other passages' mean distance (its own taken out: the
+relevance tests are given how many passages the background is the mean of), so a chat of one
+passage has no background yet: the gap test decides, under the ceiling as the space typically
+spreads its distances (against a mean of itself, a new chat's "My cat is Miso." was never
+recalled for "what is my cat called?").
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ from memory.encoders.bert_encoders import MiniLMEncoder
 from memory.encoders.encoder import Encoder, Space, distances, english_passages
 from memory.stores.entry_index import Centroid
 
+# Passages a background is the mean of, at least: an entry is compared with the others' mean.
+FEWEST_FOR_A_BACKGROUND = 2
+
 
 @dataclass(frozen=True)
 class Scale:
@@ -42,12 +51,14 @@ class Scale:
             when the chats hold none there).
         english_block: the encoder's leading values that only English passages have.
         query: the query's vector as the encoder made it (what :meth:`record` keeps).
+        passages: per space, how many passages its background is the mean of (None: enough).
     """
 
     spaces: list[Space]
     backgrounds: dict[str, float | None]
     english_block: int = 0
     query: np.ndarray | None = None
+    passages: dict[str, int] | None = None
 
     @classmethod
     def of_query(cls, encoder: Encoder, query: np.ndarray, centroid: Centroid | None) -> Scale:
@@ -55,6 +66,7 @@ class Scale:
         ``centroid`` (None: nothing indexed)."""
         spaces = encoder.spaces(query)
         backgrounds: dict[str, float | None] = {}
+        passages: dict[str, int] = {}
         for space in spaces:
             # English passages without e5's block yet are not compared in e5's space: not counted.
             count = 0 if centroid is None else {
@@ -63,20 +75,24 @@ class Scale:
             }[space.passages]
             backgrounds[space.name] = (
                 float(distances(centroid.total / count, space.query)) if centroid is not None and count else None)
-        return cls(spaces, backgrounds, encoder.english_block, np.asarray(query, dtype=np.float32))
+            passages[space.name] = count
+        return cls(spaces, backgrounds, encoder.english_block, np.asarray(query, dtype=np.float32), passages)
 
     def record(self) -> dict:
         """The scale as JSON keeps it (a measured one: its query is known); :meth:`of_record` makes
         it again, exactly. The query's values as their bytes: a thousand floats written as text
         cost a turn's event loop a millisecond."""
         query = np.asarray(self.query, dtype="<f4").tobytes()
-        return {"query": base64.b64encode(query).decode("ascii"), "backgrounds": self.backgrounds}
+        return {"query": base64.b64encode(query).decode("ascii"), "backgrounds": self.backgrounds,
+                "passages": self.passages}
 
     @classmethod
     def of_record(cls, record: dict, encoder: Encoder) -> Scale:
         """The scale :meth:`record` kept, as :meth:`of_query` made it, without encoding the query again."""
         query = np.frombuffer(base64.b64decode(record["query"]), dtype="<f4").astype(np.float32)
-        return cls(encoder.spaces(query), dict(record["backgrounds"]), encoder.english_block, query)
+        passages = record["passages"]
+        return cls(encoder.spaces(query), dict(record["backgrounds"]), encoder.english_block, query,
+                   None if passages is None else dict(passages))
 
     @property
     def reference(self) -> Space:
@@ -85,9 +101,21 @@ class Scale:
 
     @property
     def background(self) -> float | None:
-        """The reference space's background: the unit of the scale, what the relevance tests
-        measure against (None: the chats hold nothing indexed yet, and the gap test decides)."""
-        return self.backgrounds[self.reference.name]
+        """The reference space's background: what the relevance tests measure against (None: the
+        chats hold too few passages for one yet, and the gap test decides). An entry is judged
+        against the mean over the others (:attr:`background_passages` tells them apart)."""
+        reference = self.reference
+        return self.backgrounds[reference.name] if self._measured(reference) else None
+
+    @property
+    def background_passages(self) -> int | None:
+        """How many passages :attr:`background` is the mean of (None: not counted)."""
+        return None if self.passages is None else self.passages.get(self.reference.name)
+
+    def _measured(self, space: Space) -> bool:
+        """Whether the space's background is the mean of enough passages to measure against."""
+        return self.backgrounds[space.name] is not None and (
+            self.passages is None or self.passages.get(space.name, 0) >= FEWEST_FOR_A_BACKGROUND)
 
     def searched(self) -> list[Space]:
         """The spaces worth searching: those the chats hold passages in (all of them, when the
@@ -124,8 +152,11 @@ class Scale:
         return read
 
     def ceiling(self, minilm_ceiling: float) -> float:
-        """``retrieval.small_result_ceiling`` (a distance as MiniLM spreads them) on the scale."""
-        return minilm_ceiling * self._unit(self.reference) / MiniLMEncoder.typical_background
+        """``retrieval.small_result_ceiling`` (a distance as MiniLM spreads them) on the scale: as
+        the reference space typically spreads them until its background is measured."""
+        reference = self.reference
+        unit = self.backgrounds[reference.name] if self._measured(reference) else reference.typical_background
+        return minilm_ceiling * unit / MiniLMEncoder.typical_background
 
     def _unit(self, space: Space) -> float:
         background = self.backgrounds[space.name]
