@@ -67,7 +67,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from nodes.services import Services
 
     if not args.file.is_file():
-        print(f"goat: no such file: {args.file}", file=sys.stderr)
+        print(f"goat: {'a folder, not a file' if args.file.is_dir() else 'no such file'}: {args.file}", file=sys.stderr)
         return EXIT_USAGE
     try:  # every message checked first: a malformed file is rejected before any backend starts
         with stop_requests() as stopped:
@@ -124,7 +124,8 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.queries:
         if not args.queries.is_file():
-            print(f"goat: no such file: {args.queries}", file=sys.stderr)
+            print(f"goat: {'a folder, not a file' if args.queries.is_dir() else 'no such file'}: {args.queries}",
+                  file=sys.stderr)
             return EXIT_USAGE
         # As goat import and goat chat read: bytes that are not UTF-8 become U+FFFD, not a traceback.
         messages = [q for q in args.queries.read_text(encoding="utf-8", errors="replace").splitlines() if q.strip()]
@@ -171,7 +172,8 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
                                f"{', '.join(map(str, encoder_files(model)))}"))
         except RuntimeError as exc:
             report(Check("FAIL", f"embeddings: {exc}"))
-    report(check_data_folder(settings))
+    if "data_dir" not in invalid:
+        report(check_data_folder(settings))
     async with Services(settings) as services:
         for backend in (await services.memory.health(unchecked=unchecked_backends(invalid))).backends:
             report(Check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend_mode(backend.name, settings)} — {backend.detail}",
@@ -275,7 +277,9 @@ async def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
     from nodes.services import Services
 
     async with Services(settings) as services:
-        with tqdm(unit="entry", desc=f"re-embedding with {settings.embeddings.model}", file=sys.stderr) as bar:
+        # Shown once it has run a second: a re-embedding with nothing to do draws no empty bar.
+        with tqdm(unit="entry", desc=f"re-embedding with {settings.embeddings.model}", file=sys.stderr,
+                  delay=1) as bar:
             def progress(done: int, total: int) -> None:
                 bar.total = total
                 bar.update(done - bar.n)
@@ -290,17 +294,19 @@ async def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
-    if not settings.telegram.token:
-        print("goat: no Telegram bot token: create a bot with @BotFather in Telegram (/newbot) and set "
-              "TELEGRAM_BOT_TOKEN to the token it gives you", file=sys.stderr)
-        return EXIT_USAGE
     from bot.doctor import missing_model
+
+    missing = [] if settings.telegram.token else [
+        "no Telegram bot token: create a bot with @BotFather in Telegram (/newbot) and set TELEGRAM_BOT_TOKEN to "
+        "the token it gives you"]
+    if problem := missing_model(settings.llm):  # else it would start and answer everyone with an apology
+        missing.append(f"the bot needs a model: {problem}")
+    if missing:  # each named at once: a newcomer fixes both before trying again
+        print("\n".join(f"goat: {line}" for line in missing), file=sys.stderr)
+        return EXIT_USAGE
     from graph.runner import TurnRunner
     from bot.telegram import build_application, serve
 
-    if problem := missing_model(settings.llm):  # else it would start and answer everyone with an apology
-        print(f"goat: the bot needs a model: {problem}", file=sys.stderr)
-        return EXIT_USAGE
     if not settings.telegram.allowed_users:
         print("goat: GOAT_ALLOWED_USERS is empty, so the bot refuses everyone; message it once to learn your "
               "Telegram user id, then set GOAT_ALLOWED_USERS to it", file=sys.stderr)

@@ -41,8 +41,10 @@ def invalid_sections(invalid: SettingsError | None) -> set[str]:
 
 
 def unchecked_backends(sections: set[str]) -> set[str]:
-    """The memory backends not to check while these sections are invalid."""
-    return {_BACKEND_OF_SECTION[section] for section in sections if section in _BACKEND_OF_SECTION}
+    """The memory backends not to check while these sections are invalid (an invalid ``data_dir``:
+    those whose embedded servers keep their data in it)."""
+    unchecked = {_BACKEND_OF_SECTION[section] for section in sections if section in _BACKEND_OF_SECTION}
+    return unchecked | ({"redis", "chroma", "facts"} if "data_dir" in sections else set())
 
 
 def check_data_folder(settings: Settings) -> Check:

@@ -298,7 +298,8 @@ def chatgpt_reads(export: ExportFile, me: str | None) -> Callable[[], Iterator[R
                 for number, conversation in enumerate(ijson.items(file, "item", use_float=True), start=1):
                     where = f"conversation {number}"
                     if isinstance(conversation, dict):
-                        where = f"conversation {number} ({str(conversation.get('title'))[:60]!r})"
+                        if isinstance(title := conversation.get("title"), str) and title.strip():
+                            where = f"conversation {number} ({title[:60]!r})"
                     yield from chatgpt_conversation(where, conversation, me)
             except (ijson.JSONError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as exc:
                 yield _broken(where, exc)

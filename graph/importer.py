@@ -146,6 +146,9 @@ def parse_line(line: str) -> TranscriptMessage:
         record = json.loads(line)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply to read") from None
+    except json.JSONDecodeError as exc:  # its own words ("Expecting value") do not say the line is not JSON
+        raise ValueError(f"not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno}; a JSON Lines "
+                         f"file holds one object per line)") from None
     if not isinstance(record, dict):
         raise ValueError("expected a JSON object")
     if record.get("chat_id") is None:

@@ -132,9 +132,19 @@ def validated(model: type[Model], data: dict[str, Any], origins: Mapping[str, st
                            if k == key or k.startswith(key + ".") or key.startswith(k + ".")), None)
             where = f" (from {origin})" if origin else ""
             kept = f" (in force: {in_force[key]!r})" if in_force and key in in_force else ""
-            problems.append(f"invalid setting {key}{where}: {error['msg']}{kept}")
+            problems.append(f"invalid setting {key}{where}: {_said(error)}{kept}")
             keys.append(key)
         raise SettingsError("; ".join(problems), tuple(keys)) from None
+
+
+def _said(error: Any) -> str:
+    """What a refused value is told, in the user's terms: without pydantic's "Value error, " before
+    our own validators' words, or its Python type names."""
+    if error["type"] == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "path_type":
+        return "expected a path, as text"
+    return str(error["msg"])
 
 
 def _environment_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:

@@ -426,7 +426,9 @@ CLI_REFUSED = [  # (argv, what stderr's last line names); files are made in the 
     pytest.param(["stats", "--last", "9" * 30], "expected a positive whole number", id="last-huge"),
     pytest.param(["stats", "--last", "9" * 100_000], "expected a positive whole number", id="last-100k-digits"),
     pytest.param(["mcp", "--chat", CHAT, "--http", "--port", "70000"], "port", id="port-out-of-range"),
-    pytest.param(["import", ""], "no such file", id="import-empty-path"),
+    pytest.param(["import", ""], "a folder, not a file", id="import-empty-path"),
+    pytest.param(["import", "/"], "a folder, not a file: /", id="import-a-folder"),
+    pytest.param(["import", "/nonexistent/export.json"], "no such file: /nonexistent/export.json", id="import-missing"),
 ]
 
 
@@ -472,7 +474,7 @@ def line(**fields: Any) -> bytes:
 GOOD = line() + line(role="assistant", content="Noted: 4417.", timestamp=1_700_000_010)
 IMPORT_REFUSED = [  # (the file after two good lines, what the error names)
     pytest.param(line(content=BIG), "line 3: content has 1000000 characters; the limit is 200000", id="1mb-content"),
-    pytest.param(b"x" * 1_000_000 + b"\n", "line 3: Expecting value", id="1mb-garbage"),
+    pytest.param(b"x" * 1_000_000 + b"\n", "line 3: not valid JSON (Expecting value at column 1; a JSON Lines file holds one object per line)", id="1mb-garbage"),
     pytest.param(b'{"chat_id": "c\xff", "role": "user", "content": "hi", "timestamp": 1}\n',
                  f"line 3: not UTF-8: the byte 0xff at byte offset {len(GOOD) + 14} of the file", id="chat-not-utf8"),
     pytest.param(line(content="caf\xe9").replace(b"caf\\u00e9", b"caf\xe9 \xff"),
@@ -485,7 +487,7 @@ IMPORT_REFUSED = [  # (the file after two good lines, what the error names)
     pytest.param(line(content=LONE), "line 3: content holds text that is not valid Unicode (lone surrogates)",
                  id="content-lone-surrogate"),
     pytest.param(b'{"chat_id": "c", "role": "user", "content": "a\x00b", "timestamp": 1}\n',
-                 "line 3: Invalid control character", id="raw-nul"),
+                 "line 3: not valid JSON (Invalid control character at column 47;", id="raw-nul"),
     pytest.param(line(content=INVISIBLE), "line 3: content is empty", id="zero-width-content"),
     pytest.param(DEEP.encode() + b"\n", "line 3: the JSON is nested too deeply to read", id="deep-line"),
     pytest.param(line(content="x")[:-3] + b", \"extra\": " + DEEP.encode() + b"}\n",

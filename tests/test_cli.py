@@ -393,23 +393,23 @@ SETTING_REFUSED = [  # (arguments, variables, goat.toml, the whole error line)
                  "invalid setting retrieval.gap_significance (from GOAT_RETRIEVAL__GAP_SIGNIFICANCE): "
                  "Input should be a finite number", id="variable-inf"),
     pytest.param(["inspect", "--chat", CHAT, "--set", "retrieval.gap_significance=true", "hello"], {}, None,
-                 "invalid setting retrieval.gap_significance (from --set): Value error, expected a number, "
+                 "invalid setting retrieval.gap_significance (from --set): expected a number, "
                  "not a boolean (in force: 3.0)", id="flag-boolean"),
     pytest.param(["stats"], {}, "[aits]\nbase = false\n",
-                 "invalid setting aits.base (from goat.toml): Value error, expected a number, not a boolean",
+                 "invalid setting aits.base (from goat.toml): expected a number, not a boolean",
                  id="file-boolean"),
     pytest.param(["export", "--user", USER], {"GOAT_REDIS_URL": "htp://ana:s3cret-pw@cache:6379/0"}, None,
-                 f"invalid setting redis.url (from GOAT_REDIS_URL): Value error, {REDIS_URL_FORMS}",
+                 f"invalid setting redis.url (from GOAT_REDIS_URL): {REDIS_URL_FORMS}",
                  id="variable-redis-scheme"),
     pytest.param(["stats"], {"GOAT_REDIS_URL": "localhost:6379"}, None,
-                 f"invalid setting redis.url (from GOAT_REDIS_URL): Value error, {REDIS_URL_FORMS}",
+                 f"invalid setting redis.url (from GOAT_REDIS_URL): {REDIS_URL_FORMS}",
                  id="variable-redis-no-scheme"),
     pytest.param(["import", "history.jsonl"], {}, "[redis]\nurl = 'redis://:s3cret-pw@cache:637900/0'\n",
-                 "invalid setting redis.url (from goat.toml): Value error, not a valid Redis URL: its port is not a "
+                 "invalid setting redis.url (from goat.toml): not a valid Redis URL: its port is not a "
                  "number from 0 to 65535 (a / ? # or @ in the password must be percent-encoded)",
                  id="file-redis-port"),
     pytest.param(["inspect", "--chat", CHAT, "hello"], {"GOAT_REDIS_URL": "redis://cache:6379/0?socket_timeout=s3cret"},
-                 None, "invalid setting redis.url (from GOAT_REDIS_URL): Value error, not a valid Redis URL: Invalid "
+                 None, "invalid setting redis.url (from GOAT_REDIS_URL): not a valid Redis URL: Invalid "
                  "value for 'socket_timeout' in connection URL.", id="variable-redis-query"),
 ]
 
@@ -480,6 +480,23 @@ def test_doctor_reports_an_invalid_setting_as_a_failed_check_and_checks_the_rest
     # An invalid Redis URL is not replaced by the embedded server behind the user's back.
     assert (data_dir / "redis").exists() == ("redis" not in unchecked)
     assert servers_left(data_dir) == []
+
+
+def test_doctor_does_not_check_the_default_data_folder_for_one_it_cannot_read(tmp_path: Path) -> None:
+    (tmp_path / "goat.toml").write_text("data_dir = 5\n", encoding="utf-8")
+    env = goat_env(tmp_path / "unused")
+    del env["GOAT_DATA_DIR"]
+
+    result = goat("doctor", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    [settings] = [line for line in lines if line.startswith("[FAIL] settings:")]
+    assert "invalid setting data_dir (from goat.toml): expected a path, as text" in settings and "<class" not in settings
+    # What keeps its data in the data folder is not checked in another one instead.
+    checked = {match.group(1) for line in lines if (match := re.match(r"\[\w+ *\] +(\w[\w ]*):", line))}
+    assert checked == {"settings", "embeddings", "model"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["goat.toml"]
 
 
 def test_doctor_fails_on_an_unreachable_redis_and_says_how_to_fix_it(tmp_path: Path, closed_port: int) -> None:
@@ -650,6 +667,16 @@ def test_bot_without_a_usable_model_refuses_to_start_naming_the_variable(
     assert line.startswith("goat: the bot needs a model: ") and named in line
     assert BOT_TOKEN not in result.stdout + result.stderr
     assert not (tmp_path / "data").exists()  # refused before any backend started
+
+
+def test_bot_without_a_token_or_a_model_names_both(tmp_path: Path) -> None:
+    result = goat("bot", env=goat_env(tmp_path / "data"), cwd=tmp_path)
+
+    assert result.returncode == 2
+    token, model = result.stderr.splitlines()
+    assert token.startswith("goat: no Telegram bot token: ") and "TELEGRAM_BOT_TOKEN" in token
+    assert model.startswith("goat: the bot needs a model: ") and "GOAT_MODEL" in model
+    assert not (tmp_path / "data").exists()
 
 
 def test_import_with_an_unreachable_redis_fails_cleanly(tmp_path: Path, closed_port: int) -> None:

@@ -187,7 +187,7 @@ def test_goat_import_skip_invalid_imports_the_rest_and_lists_what_it_skipped(tmp
         "4 messages, 2 turns: 2 imported, 0 already there",
         "skipped 3 invalid line(s):",
         "  line 3: content is empty",
-        "  line 6: Expecting value: line 1 column 1 (char 0)",
+        "  line 6: not valid JSON (Expecting value at column 1; a JSON Lines file holds one object per line)",
         f"  line 7: timestamp -5 {OUTSIDE}",
     ]
     [chat] = exported["chats"]
@@ -220,7 +220,7 @@ async def test_a_line_changed_between_the_check_and_the_import_stops_it_there(me
     checked = read_transcript(path)
     path.write_text(HELLO + "not JSON any more\n" + TRAMS, encoding="utf-8")
 
-    with pytest.raises(TranscriptChanged, match=r"^line 3: Expecting value: .*: the file changed since its lines "
+    with pytest.raises(TranscriptChanged, match=r"^line 3: not valid JSON .*: the file changed since its lines "
                                                 r"were checked$"):
         await import_turns(memory, checked)
 

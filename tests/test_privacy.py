@@ -110,6 +110,10 @@ def test_export_then_forget_a_user_and_nothing_of_them_is_left(
         f"user: {ANA_SAYS[0]}\nassistant: Noted.", f"user: {ANA_SAYS[1]}\nassistant: Understood."]
     family = json.dumps(chats["family"])
     assert ANA_SAYS[2] in family and ANA_LIVE in family and "cake" not in family  # her part of the shared chat
+    only_family = json.loads(ok(goat("export", "--user", ANA, "--chat", "family", env=env, cwd=tmp_path)).stdout)
+    assert only_family["chats"] == [chats["family"]]
+    # A chat she never wrote to is not hers to export, not even as an empty one.
+    assert json.loads(ok(goat("export", "--user", ANA, "--chat", "bob-chat", env=env, cwd=tmp_path)).stdout)["chats"] == []
 
     refused = goat("forget-user", ANA, env=env, cwd=tmp_path)  # no terminal to confirm on
     assert refused.returncode == 2 and "--yes" in refused.stderr

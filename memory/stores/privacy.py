@@ -79,12 +79,16 @@ async def forget_user(backends: Backends, archive: Archive, user_id: str) -> For
 
 
 async def export_user(backends: Backends, user_id: str, chat_id: str | None = None) -> dict[str, Any]:
-    """The user's facts, and per chat (theirs, or only ``chat_id``) their L2 messages and L3
-    entries verbatim: the whole chat when only they wrote to it, else what is theirs."""
+    """The user's facts, and per chat (theirs, or only ``chat_id`` if it is one of theirs) their
+    L2 messages and L3 entries verbatim: the whole chat when only they wrote to it, else what is
+    theirs."""
     store, working = await backends.episodic(), await backends.working()
     chats = []
     for chat in [chat_id] if chat_id else await chats_of_user(backends, user_id):
-        alone = await users_of_chat(backends, chat) <= {user_id}
+        users = await users_of_chat(backends, chat)
+        if user_id not in users:  # a chat they never wrote to holds nothing of theirs
+            continue
+        alone = users == {user_id}
         l2 = [m for m in await working.messages(chat) if alone or m.get("user_id") == user_id]
         l3 = await _chroma(backends, store.entries, chat, None if alone else user_id)
         chats.append({
