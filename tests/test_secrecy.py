@@ -185,7 +185,8 @@ def test_goat_chat_prints_and_logs_no_secret_on_success_401_and_500(tmp_path: Pa
 
     assert result.returncode == 1 and result.stdout.splitlines() == ["Noted."]
     failures = result.stderr.splitlines()
-    assert len(failures) == 2 and all(line.startswith("goat: the turn failed: ") for line in failures)
+    assert len(failures) == 2 and all(line.startswith("goat: the model failed: ") for line in failures)
+    assert failures[0].endswith("; the message is kept as turn 2: no need to send it again")
     assert "401" in failures[0] and "500" in failures[1]
     assert "Traceback" not in result.stderr
     written = (data_dir / "logs" / "turns.jsonl").read_text("utf-8")
