@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from bot.arguments import parse_arguments
 from bot.report import render_check, render_report
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def not_a_file(path: Path) -> str:
+    """Why a path named as a file to read is not one."""
+    return f"{'a folder, not a file' if path.is_dir() else 'no such file'}: {path}"
+
+
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -67,7 +73,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from nodes.services import Services
 
     if not args.file.is_file():
-        print(f"goat: {'a folder, not a file' if args.file.is_dir() else 'no such file'}: {args.file}", file=sys.stderr)
+        print(f"goat: {not_a_file(args.file)}", file=sys.stderr)
         return EXIT_USAGE
     try:  # every message checked first: a malformed file is rejected before any backend starts
         with stop_requests() as stopped:
@@ -124,8 +130,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.queries:
         if not args.queries.is_file():
-            print(f"goat: {'a folder, not a file' if args.queries.is_dir() else 'no such file'}: {args.queries}",
-                  file=sys.stderr)
+            print(f"goat: {not_a_file(args.queries)}", file=sys.stderr)
             return EXIT_USAGE
         # As goat import and goat chat read: bytes that are not UTF-8 become U+FFFD, not a traceback.
         messages = [q for q in args.queries.read_text(encoding="utf-8", errors="replace").splitlines() if q.strip()]

@@ -20,9 +20,9 @@ def choose_recalls(
 
     Each list's relevant entries: with a background (the query's mean distance to the chat's
     ``passages`` entries, on the scale), those below ``relevance_ratio`` of the mean over the
-    others (word hits: ``lexical_relevance_ratio``); without one, the spec's gap test with ``ceiling`` (on the
-    scale; None: ``small_result_ceiling``) for short lists (word hits: none, words alone cannot
-    tell relevance). The lists' ranks are fused (:func:`fuse`); the relevant entries plus some
+    others (word hits: ``lexical_relevance_ratio``); without one, the spec's gap test with
+    ``ceiling`` (on the scale; None: ``small_result_ceiling``) for short lists (word hits:
+    none, words alone cannot tell relevance). The lists' ranks are fused (:func:`fuse`); the relevant entries plus some
     context (:func:`with_context`) are scored by :func:`merge_and_score`.
     """
     return _choose(lists, _relevant_ids(lists, background, retrieval, ceiling, passages), now, retrieval, max_results)

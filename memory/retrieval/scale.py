@@ -154,8 +154,8 @@ class Scale:
     def ceiling(self, minilm_ceiling: float) -> float:
         """``retrieval.small_result_ceiling`` (a distance as MiniLM spreads them) on the scale: as
         the reference space typically spreads them until its background is measured."""
-        reference = self.reference
-        unit = self.backgrounds[reference.name] if self._measured(reference) else reference.typical_background
+        background = self.background
+        unit = self.reference.typical_background if background is None else background
         return minilm_ceiling * unit / MiniLMEncoder.typical_background
 
     def _unit(self, space: Space) -> float:
