@@ -185,6 +185,22 @@ def test_a_chatgpt_conversation_imports_its_branch_in_view_user_and_assistant_on
     assert {(chat, user) for chat, _, user, *_ in together} == {("chatgpt", "ana")} and len(together) == 5
 
 
+def test_a_chatgpt_conversation_that_cannot_be_read_is_named_by_its_number_and_title_if_it_has_one(tmp_path):
+    broken = {**chatgpt_chain("gone", "Trip to Oslo", [("Ferry times?", "Hourly.", T0)]), "current_node": "lost"}
+    untitled = {**broken, "title": None, "conversation_id": "gone-2", "id": "gone-2"}
+    path = write_chatgpt(tmp_path / "conversations.json", [
+        chatgpt_chain("fine", "Fine", [("Hi", "Hello.", T0)]), broken, untitled])
+
+    with pytest.raises(TranscriptError, match=r"^conversation 2 \('Trip to Oslo'\): its current_node is not a node"):
+        read(read_export(path))
+    skipping = read_export(path, skip_invalid=True)
+
+    assert [text for *_, text, _ in read(skipping)] == ["Hi", "Hello."]
+    assert [str(refusal) for refusal in skipping.skipped] == [
+        "conversation 2 ('Trip to Oslo'): its current_node is not a node of its mapping",
+        "conversation 3: its current_node is not a node of its mapping"]  # no "(None)" for a missing title
+
+
 def test_zips_as_downloaded_are_opened_and_the_format_is_told_by_the_content(tmp_path):
     chatgpt = write_chatgpt(tmp_path / "conversations.json", [branched()])
     telegram = bo_chat(tmp_path)
