@@ -180,7 +180,7 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     if "data_dir" not in invalid:
         report(check_data_folder(settings))
     async with Services(settings) as services:
-        for backend in (await services.memory.health(unchecked=unchecked_backends(invalid))).backends:
+        for backend in (await services.memory.health(unchecked=unchecked_backends(invalid, settings))).backends:
             report(Check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend_mode(backend.name, settings)} — {backend.detail}",
                          None if backend.ok else backend_fix(backend, settings)))
     if "llm" not in invalid:

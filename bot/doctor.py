@@ -40,11 +40,15 @@ def invalid_sections(invalid: SettingsError | None) -> set[str]:
     return {key.partition(".")[0] for key in invalid.keys} if invalid else set()
 
 
-def unchecked_backends(sections: set[str]) -> set[str]:
+def unchecked_backends(sections: set[str], settings: Settings) -> set[str]:
     """The memory backends not to check while these sections are invalid (an invalid ``data_dir``:
-    those whose embedded servers keep their data in it)."""
+    those whose embedded servers keep their data in it; a server named by its URL is checked)."""
     unchecked = {_BACKEND_OF_SECTION[section] for section in sections if section in _BACKEND_OF_SECTION}
-    return unchecked | ({"redis", "chroma", "facts"} if "data_dir" in sections else set())
+    if "data_dir" in sections:
+        embedded = {"redis": not settings.redis.url, "chroma": not settings.chroma.url}
+        embedded["facts"] = embedded["redis"] and not settings.letta.url  # facts in Redis, or in Letta
+        unchecked |= {name for name, in_data_dir in embedded.items() if in_data_dir}
+    return unchecked
 
 
 def check_data_folder(settings: Settings) -> Check:

@@ -499,6 +499,22 @@ def test_doctor_does_not_check_the_default_data_folder_for_one_it_cannot_read(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["goat.toml"]
 
 
+def test_doctor_with_an_invalid_data_folder_still_checks_a_redis_server_named_by_its_url(
+        tmp_path: Path, redis_url: str) -> None:
+    (tmp_path / "goat.toml").write_text("data_dir = 5\n", encoding="utf-8")
+    env = goat_env(tmp_path / "unused", GOAT_REDIS_URL=redis_url)
+    del env["GOAT_DATA_DIR"]
+
+    result = goat("doctor", env=env, cwd=tmp_path)
+
+    lines = result.stdout.splitlines()
+    checked = {match.group(1) for line in lines if (match := re.match(r"\[\w+ *\] +(\w[\w ]*):", line))}
+    assert checked == {"settings", "embeddings", "redis", "facts", "model"}  # facts live in that Redis
+    assert [line for line in lines if line.startswith("[FAIL")] == [
+        line for line in lines if line.startswith("[FAIL] settings:")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["goat.toml"]
+
+
 def test_doctor_fails_on_an_unreachable_redis_and_says_how_to_fix_it(tmp_path: Path, closed_port: int) -> None:
     env = goat_env(tmp_path / "data", GOAT_REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")
 

@@ -177,6 +177,21 @@ async def test_a_line_in_another_language_gives_the_chats_english_lines_e5s_bloc
         assert first_by_meaning(await runner.inspect("mixed", question, now=NOW.timestamp())) == archive_id("mixed", turn)
 
 
+async def test_a_chats_single_english_line_is_judged_against_its_russian_lines_background(lazy_pair, tmp_path) -> None:
+    """An English question in a Russian chat holding one English line: that line alone is no
+    background, the Russian lines' is (before, the chat had none, and the gap test injected the
+    Russian line about cat hair for "what is my cat called?" instead of the English one)."""
+    runner, _ = lazy_pair
+    await load(runner.services.memory, tmp_path, "ru", [*CHATS["ru"], (14, "My cat is called Miso.", "Cute name!")])
+    assert await runner.services.memory.measuring.settle() == 0
+    for question, injected in (("What is my cat called?", [archive_id("ru", 9)]),
+                               ("What did our dog do to the sofa?", [archive_id("ru", 8)]),
+                               ("What's the capital of Peru?", []), ("hi, how are you?", [])):
+        state = await runner.inspect("ru", question, now=NOW.timestamp())
+        assert state["prefetch"]["background_passages"] == len(CHATS["ru"]), question
+        assert [entry["id"] for entry in turn_report(state)["l3"]] == injected, question
+
+
 async def test_a_chats_next_message_is_embedded_ahead_as_its_last_question_needed(
         lazy_pair, tmp_path, monkeypatch) -> None:
     """A turn's message is embedded while the turn waits for its chat: with e5's block when the

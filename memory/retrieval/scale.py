@@ -9,8 +9,9 @@ are you?" than any English line does.
 
 So each space is judged against its own background, the query's mean distance to the chats'
 passages in that space, and every distance is put on the scale of the reference space (the
-first one the chats hold passages in, the query's own language's first):
-``raw × background(reference) / background(space)``. An entry stands out in any space when it
+first one whose background is measured, the query's own language's first):
+``raw × background(reference) / background(space)``, a space of too few passages for a
+background counting by its typical one. An entry stands out in any space when it
 is as much closer than that space's average entry as an entry of the reference space must be;
 ranking, the background test, the gap test and its ceiling all read these distances. The
 relevance ratio is MiniLM's: a question judged in e5's space has its distances divided by that
@@ -96,8 +97,11 @@ class Scale:
 
     @property
     def reference(self) -> Space:
-        """The space whose distances the scale keeps: the first one the chats hold passages in."""
-        return next((space for space in self.spaces if self.backgrounds[space.name] is not None), self.spaces[0])
+        """The space whose distances the scale keeps: the first one whose background is measured,
+        else the first one the chats hold passages in (a chat's single English line does not
+        take the background away from its fifty Russian ones)."""
+        held = [space for space in self.spaces if self.backgrounds[space.name] is not None]
+        return next((space for space in held if self._measured(space)), held[0] if held else self.spaces[0])
 
     @property
     def background(self) -> float | None:
@@ -159,5 +163,6 @@ class Scale:
         return minilm_ceiling * unit / MiniLMEncoder.typical_background
 
     def _unit(self, space: Space) -> float:
-        background = self.backgrounds[space.name]
-        return space.typical_background if background is None else background
+        """The space's background, or how it typically spreads distances until that is measured
+        (one passage's own distance would put it at the background, never standing out)."""
+        return self.backgrounds[space.name] if self._measured(space) else space.typical_background
