@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,8 +259,7 @@ class Memory:
         Raises:
             redis.exceptions.RedisError: Redis, where the outbox lives, failed.
         """
-        with suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._archiver.flush()), deadline)
+        await self._archiver.write_through(deadline)
 
     async def store_memory(self, chat_id: str, user_id: str, content: str, tags: list[str] | None,
                            now: float, entry_id: str | None = None) -> str:

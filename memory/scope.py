@@ -82,7 +82,8 @@ class MemoryScope:
         selected as a turn's recalls are, and every entry holding all the words searched for
         (an explicit search is a question about words as well as meaning). What it finds
         counts as used (its popularity in later turns' scores). The turns waiting to be
-        archived behind their replies are written first (for up to ``tools.timeout``), so the
+        archived behind their replies are written first, for up to half of ``tools.timeout``
+        (the search has the other half: a tool call is given ``tools.timeout`` in all), so the
         turn just answered is found.
 
         Args:
@@ -94,7 +95,7 @@ class MemoryScope:
             ValueError, SearchFailed: as :meth:`search` raises them.
         """
         try:  # the turn just answered is archived behind its reply: written first, it is found
-            await self.memory.write_archive_through(self.settings.tools.timeout)
+            await self.memory.write_archive_through(self.settings.tools.timeout / 2)
         except Exception as exc:
             raise SearchFailed(f"memory search failed: the turns waiting for the archive could not be read "
                                f"({type(exc).__name__}: {exc})") from exc

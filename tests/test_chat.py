@@ -28,7 +28,7 @@ from conftest import wait_for
 from fakes import FakeOpenAI
 from memory.settings import Settings
 from memory.turns import MAX_MESSAGE_CHARS
-from memory.stores.episodic import collection_name
+from memory.stores.episodic import EpisodicStore, collection_name
 from memory.facade import Memory
 from memory.turns import Exchange
 from memory.prompt.blocks import RECALL_HEADER
@@ -467,6 +467,61 @@ async def test_search_right_after_a_turn_finds_that_turn(settings, embeddings):
     reply, found, *rest = out.getvalue().splitlines()
     assert reply == "Miso is a lovely name." and rest == []
     assert "My cat is called Miso." in found and found.endswith("[words: miso]")
+
+
+class StuckWriteStore(EpisodicStore):
+    """A real store whose writes block until released: L3 stuck in a write."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.release, self.entered = threading.Event(), threading.Event()
+
+    def upsert(self, *args, **kwargs):
+        self.entered.set()
+        self.release.wait(timeout=60)
+        return super().upsert(*args, **kwargs)
+
+
+async def test_searches_while_l3_is_stuck_share_one_write_and_find_the_turn_once_it_lands(
+        settings, embeddings, tmp_path, monkeypatch):
+    """Each search writes the waiting turns first, for half its time: with L3 stuck, the searches
+    meanwhile wait on one write (none piles up behind it), and still answer; once L3 takes the
+    write, the turn is found."""
+    store = StuckWriteStore.embedded(tmp_path / "chroma", embeddings)
+    with FakeOpenAI() as fake:
+        tools = settings.tools.model_copy(update={"timeout": 4.0})
+        runner = make_runner(with_model(settings, fake).model_copy(update={"tools": tools}), embeddings,
+                             episodic=store)
+        archive = runner.services.memory._archiver
+        flushes = 0
+        flush = archive.flush
+
+        async def counted() -> int:
+            nonlocal flushes
+            flushes += 1
+            return await flush()
+
+        monkeypatch.setattr(archive, "flush", counted)
+        out, err = io.StringIO(), io.StringIO()
+        session = ChatSession(runner, "stuck-chat", "erin", interactive=False, out=out, err=err)
+        try:
+            fake.reply("Miso is a lovely name.")
+            await session.handle("My cat is called Miso.")
+            assert await asyncio.to_thread(store.entered.wait, 30)  # the archiver's write is stuck
+            before = flushes
+            await session.handle("/search Miso")
+            await session.handle("/search Miso")
+            assert flushes == before + 1  # the second search waited on the first one's write
+            store.release.set()
+            await session.handle("/search Miso")
+        finally:
+            store.release.set()
+            await runner.aclose()
+
+    reply, *searches = out.getvalue().splitlines()
+    assert reply == "Miso is a lovely name." and err.getvalue() == ""
+    assert "Miso" not in searches[0] and "Miso" not in searches[1]
+    assert "My cat is called Miso." in searches[-1]
 
 
 async def test_a_line_that_shows_nothing_is_no_message(settings, embeddings):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict
 from collections.abc import Callable, Sequence
 from typing import AsyncIterator
@@ -38,6 +38,13 @@ _ARCHIVE_SETTLE_S = 30.0  # what closing waits for the archive at most
 _ARCHIVE_MAX_DELAY_S = 2.0  # what the archiver waits at most for a moment without turns
 
 
+def _log_write_through_end(task: asyncio.Task) -> None:
+    """A write a search asked for goes on behind the search's deadline: its failure is logged
+    (the search that waited for it, if any, has raised it too)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the archive's write for a search failed: %s", task.exception())
+
+
 def _log_archiver_end(task: asyncio.Task) -> None:
     """The archiver stops only on a Redis failure (the outbox lives there): the next turn's
     wake-up starts another, and the outbox still holds what was not written."""
@@ -50,6 +57,7 @@ class Archive:
         self.backends = backends
         self.migration = IndexMigration(self)  # every chat's word index brought to this version's scheme
         self._archiver: asyncio.Task | None = None  # writes the outbox to L3, behind the replies
+        self._writing_through: asyncio.Task | None = None  # the outbox written now, for a search
         self._archive_wanted = asyncio.Event()
         self._outbox_lock = asyncio.Lock()
         self._closing = False
@@ -330,6 +338,21 @@ class Archive:
         await self.migration.bring_index_current()
         return left
 
+    async def write_through(self, deadline: float) -> None:
+        """Write the outbox to L3 now, for up to ``deadline`` seconds (the write goes on behind
+        after that): one write at a time, which every search meanwhile waits for.
+
+        Raises:
+            redis.exceptions.RedisError: Redis, where the outbox lives, failed.
+        """
+        loop = asyncio.get_running_loop()
+        task = self._writing_through
+        if task is None or task.done() or task.get_loop() is not loop:
+            task = self._writing_through = loop.create_task(self.flush(), name="goat-write-through")
+            task.add_done_callback(_log_write_through_end)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), deadline)
+
     async def _write_access_bumps(self) -> None:
         bumps, self._access_bumps = self._access_bumps, []
         if not bumps:
@@ -433,12 +456,14 @@ class Archive:
         The archiver is asked to stop rather than cancelled: a cancellation that lands as an
         awaited call completes can be swallowed (``wait_for``, redis-py), leaving it waiting."""
         archiver, self._archiver = self._archiver, None
-        if archiver is not None:
+        writing, self._writing_through = self._writing_through, None
+        if archiver is not None or writing is not None:
             self._closing = True
             self._archive_wanted.set()
-            _, running = await asyncio.wait({archiver}, timeout=_ARCHIVE_SETTLE_S)
-            for task in running:  # stuck in a call to L3
-                task.cancel()
+            if writers := {task for task in (archiver, writing) if task is not None and not task.done()}:
+                _, running = await asyncio.wait(writers, timeout=_ARCHIVE_SETTLE_S)
+                for task in running:  # stuck in a call to L3
+                    task.cancel()
             self._closing = False  # a later turn (the services reopen on use) starts a new archiver
             try:
                 await asyncio.wait_for(self.flush(), _ARCHIVE_SETTLE_S)
