@@ -72,8 +72,8 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from graph.importer import ImportStopped, TranscriptChanged, TranscriptError, import_turns
     from nodes.services import Services
 
-    if not args.file.is_file():
-        print(f"goat: {not_a_file(args.file)}", file=sys.stderr)
+    if not args.file.exists():  # a folder is read for the export it holds
+        print(f"goat: no such file: {args.file}", file=sys.stderr)
         return EXIT_USAGE
     try:  # every message checked first: a malformed file is rejected before any backend starts
         with stop_requests() as stopped:

@@ -50,11 +50,15 @@ class ExportFile:
 def find_export(path: Path, format: str | None = None) -> ExportFile:
     """The file's format: ``format`` when given, else what its content shows (a zip holding a
     ``result.json`` or ``conversations.json``; a document that begins as Telegram's or ChatGPT's
-    does; else JSON Lines).
+    does; else JSON Lines). A folder is read for the export document it holds: Telegram
+    Desktop's ChatExport folder, or a ChatGPT zip unpacked.
 
     Raises:
-        ExportError: a zip that holds no export, or both kinds without ``format`` to choose.
+        ExportError: a zip or folder that holds no export, or both kinds without ``format`` to choose.
     """
+    if path.is_dir():
+        kind, document = _export_in(path, format)
+        return ExportFile(document, kind)
     if zipfile.is_zipfile(path):
         if format == "jsonl":
             raise ExportError("a zip is read for the Telegram or ChatGPT export it holds, not JSON Lines")
@@ -94,3 +98,17 @@ def _first_key(head: bytes) -> str | None:
     except ijson.JSONError:  # the line is not JSON: JSON Lines' reader says where and why
         pass
     return None
+
+
+
+def _export_in(folder: Path, format: str | None) -> tuple[str, Path]:
+    """The export document directly in ``folder`` (``format``'s when given), and its kind."""
+    found = [(kind, folder / document) for kind, document in DOCUMENTS.items()
+             if format in (None, kind) and (folder / document).is_file()]
+    if not found:
+        wanted = " or ".join(DOCUMENTS[kind] for kind in DOCUMENTS if format in (None, kind)) or "export"
+        raise ExportError(f"a folder, not a file, and it holds no {wanted}: name the file to import")
+    if len(found) > 1:
+        raise ExportError("the folder holds both a Telegram export (result.json) and a ChatGPT one "
+                          "(conversations.json): say which with --format")
+    return found[0]

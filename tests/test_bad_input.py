@@ -427,7 +427,8 @@ CLI_REFUSED = [  # (argv, what stderr's last line names); files are made in the 
     pytest.param(["stats", "--last", "9" * 100_000], "expected a positive whole number", id="last-100k-digits"),
     pytest.param(["mcp", "--chat", CHAT, "--http", "--port", "70000"], "port", id="port-out-of-range"),
     pytest.param(["import", ""], "a folder, not a file", id="import-empty-path"),
-    pytest.param(["import", "/"], "a folder, not a file: /", id="import-a-folder"),
+    pytest.param(["import", "/"], "/: a folder, not a file, and it holds no result.json or conversations.json",
+                 id="import-a-folder"),
     pytest.param(["import", "/nonexistent/export.json"], "no such file: /nonexistent/export.json", id="import-missing"),
 ]
 

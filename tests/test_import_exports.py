@@ -225,6 +225,29 @@ def test_zips_as_downloaded_are_opened_and_the_format_is_told_by_the_content(tmp
         read_export(telegram, "chatgpt")
 
 
+def test_folders_as_unpacked_are_read_for_the_export_they_hold(tmp_path):
+    (tmp_path / "ChatExport_2024-05-01").mkdir()
+    telegram = bo_chat(tmp_path / "ChatExport_2024-05-01").parent  # as Telegram Desktop writes it
+    (telegram / "photos").mkdir()
+    chatgpt = tmp_path / "chatgpt-export"  # the mailed zip, unpacked
+    chatgpt.mkdir()
+    write_chatgpt(chatgpt / "conversations.json", [branched()])
+    for beside in ("chat.html", "user.json"):
+        (chatgpt / beside).write_text("{}", "utf-8")
+
+    assert find_export(telegram) == find_export(telegram / "result.json")
+    assert find_export(chatgpt) == find_export(chatgpt / "conversations.json")
+    assert read(read_export(telegram)) == read(read_export(telegram / "result.json"))
+    with pytest.raises(ExportError, match="^a folder, not a file, and it holds no result.json: name the file"):
+        find_export(chatgpt, "telegram")
+    with pytest.raises(ExportError, match="holds no result.json or conversations.json"):
+        find_export(telegram / "photos")
+    write_chatgpt(telegram / "conversations.json", [branched()])
+    with pytest.raises(ExportError, match="holds both a Telegram export .* say which with --format"):
+        find_export(telegram)
+    assert find_export(telegram, "chatgpt") == find_export(telegram / "conversations.json")
+
+
 # ---- imported, as a user does it --------------------------------------------------------------------------
 
 
@@ -241,10 +264,11 @@ def chat_with_bo(path: Path) -> Path:
 
 @pytest.mark.slow
 def test_goat_import_of_a_telegram_export_then_inspect_in_that_chat_recalls_a_line_of_it(tmp_path):
-    path = chat_with_bo(tmp_path / "result.json")
+    (tmp_path / "ChatExport_2024-05-01").mkdir()
+    path = chat_with_bo(tmp_path / "ChatExport_2024-05-01" / "result.json")
     env = goat_env(tmp_path / "data")
 
-    first = ok(goat("import", path, env=env, cwd=tmp_path))
+    first = ok(goat("import", path.parent, env=env, cwd=tmp_path))  # the folder Telegram Desktop wrote
     again = ok(goat("import", path, env=env, cwd=tmp_path))
     [report] = [json.loads(line) for line in ok(goat("inspect", "--chat", str(BO), "--user", str(ANA), "--json",
                                                      "what food does the cat eat now?", env=env,
@@ -253,7 +277,7 @@ def test_goat_import_of_a_telegram_export_then_inspect_in_that_chat_recalls_a_li
     assert first.stdout.splitlines() == ["6 messages, 3 turns: 3 imported, 0 already there",
                                          "left out: 1 service message"]
     assert again.stdout.splitlines()[0] == "6 messages, 3 turns: 0 imported, 3 already there"
-    assert "importing result.json" in first.stderr and "3/3" in first.stderr  # the same progress bar
+    assert "importing ChatExport_2024-05-01" in first.stderr and "3/3" in first.stderr  # the same progress bar
     assert any("Miso needs the kidney diet food" in item["content"] for item in report["l3"]), report["l3"]
 
 
