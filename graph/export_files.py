@@ -16,6 +16,9 @@ import ijson
 DOCUMENTS = {"telegram": "result.json", "chatgpt": "conversations.json"}  # the file each export's zip holds
 _BOM = b"\xef\xbb\xbf"
 _SNIFF_BYTES = 65_536
+# What to do about an export made as HTML.
+_AS_JSON = ("export the chat as JSON (Telegram Desktop: Format \"Machine-readable JSON\"; ChatGPT: the "
+            "conversations.json in the zip)")
 # A Telegram export's first key: "about" (the whole account) or one chat's ("name"; Saved Messages
 # has none, so "type"); a JSON Lines transcript's objects have none of these.
 _TELEGRAM_KEYS = {"about", "personal_information", "name", "type", "id", "messages", "chats"}
@@ -82,8 +85,7 @@ def find_export(path: Path, format: str | None = None) -> ExportFile:
     if head.startswith(b"["):
         return ExportFile(path, "chatgpt")
     if head.startswith(b"<"):
-        raise ExportError("it is HTML: export the chat as JSON (Telegram Desktop: Format \"Machine-readable JSON\"; "
-                          "ChatGPT: the conversations.json in the zip)")
+        raise ExportError(f"it is HTML: {_AS_JSON}")
     return ExportFile(path, "telegram" if _first_key(head) in _TELEGRAM_KEYS else "jsonl")
 
 
@@ -105,6 +107,8 @@ def _export_in(folder: Path, format: str | None) -> tuple[str, Path]:
     """The export document directly in ``folder`` (``format``'s when given), and its kind."""
     found = [(kind, folder / document) for kind, document in DOCUMENTS.items()
              if format in (None, kind) and (folder / document).is_file()]
+    if not found and format in (None, "telegram") and (folder / "messages.html").is_file():
+        raise ExportError(f"a Telegram export as HTML (messages.html): {_AS_JSON}")
     if not found:
         wanted = " or ".join(DOCUMENTS[kind] for kind in DOCUMENTS if format in (None, kind)) or "export"
         raise ExportError(f"a folder, not a file, and it holds no {wanted}: name the file to import")

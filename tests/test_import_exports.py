@@ -242,6 +242,9 @@ def test_folders_as_unpacked_are_read_for_the_export_they_hold(tmp_path):
         find_export(chatgpt, "telegram")
     with pytest.raises(ExportError, match="holds no result.json or conversations.json"):
         find_export(telegram / "photos")
+    (telegram / "photos" / "messages.html").write_text("<!DOCTYPE html>\n<html>", "utf-8")  # exported as HTML
+    with pytest.raises(ExportError, match=r"^a Telegram export as HTML \(messages.html\): export the chat as JSON"):
+        find_export(telegram / "photos")
     write_chatgpt(telegram / "conversations.json", [branched()])
     with pytest.raises(ExportError, match="holds both a Telegram export .* say which with --format"):
         find_export(telegram)
