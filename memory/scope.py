@@ -8,12 +8,13 @@ builds it (a turn, a face's session): no verb takes another chat or user.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from memory.errors import SearchFailed
 from memory.retrieval.explicit_search import Found, result_line, search_on_demand
-from memory.retrieval.recall import RecallQuery
+from memory.retrieval.recall import RecallQuery, Recalled
 from memory.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,8 +84,8 @@ class MemoryScope:
         (an explicit search is a question about words as well as meaning). What it finds
         counts as used (its popularity in later turns' scores). The turns waiting to be
         archived behind their replies are written first, for up to half of ``tools.timeout``
-        (the search has the other half: a tool call is given ``tools.timeout`` in all), so the
-        turn just answered is found.
+        (the search has the rest: a tool call is given ``tools.timeout`` in all), so the turn
+        just answered is found.
 
         Args:
             query, after, before: as :meth:`search` takes them.
@@ -94,15 +95,22 @@ class MemoryScope:
         Raises:
             ValueError, SearchFailed: as :meth:`search` raises them.
         """
-        try:  # the turn just answered is archived behind its reply: written first, it is found
-            await self.memory.write_archive_through(self.settings.tools.timeout / 2)
+        found = await search_on_demand(self._recall_written_through, RecallQuery(
+            query, self.chat_id, self.user_id, self.now), after, before, self.settings)
+        await self.memory.archive([], self.now, accessed=[each.hit for each in found])
+        return found
+
+    async def _recall_written_through(self, query: RecallQuery, settings: Settings) -> Recalled:
+        """The memory's recall, once the turns waiting behind their replies are written (the
+        turn just answered is found), within the query's deadline all told."""
+        started, deadline = time.monotonic(), settings.tools.timeout if query.deadline is None else query.deadline
+        try:
+            await self.memory.write_archive_through(deadline / 2)
         except Exception as exc:
             raise SearchFailed(f"memory search failed: the turns waiting for the archive could not be read "
                                f"({type(exc).__name__}: {exc})") from exc
-        found = await search_on_demand(self.memory.recall, RecallQuery(query, self.chat_id, self.user_id, self.now),
-                                       after, before, self.settings)
-        await self.memory.archive([], self.now, accessed=[each.hit for each in found])
-        return found
+        left = deadline - (time.monotonic() - started)
+        return await self.memory.recall(replace(query, deadline=left), settings)
 
     # ---- the person's data ----------------------------------------------------------------
 

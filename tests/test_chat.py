@@ -512,6 +512,9 @@ async def test_searches_while_l3_is_stuck_share_one_write_and_find_the_turn_once
             await session.handle("/search Miso")
             await session.handle("/search Miso")
             assert flushes == before + 1  # the second search waited on the first one's write
+            with pytest.raises(ValueError, match="after"):  # refused before any write or wait
+                await runner.services.memory.scope("stuck-chat", "erin").found("Miso", after="last week")
+            assert flushes == before + 1
             store.release.set()
             await session.handle("/search Miso")
         finally:
