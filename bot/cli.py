@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 from bot.arguments import parse_arguments
 from bot.report import render_check, render_report
@@ -57,11 +56,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"goat: {full}", file=sys.stderr)
         return 1
-
-
-def not_a_file(path: Path) -> str:
-    """Why a path named as a file to read is not one."""
-    return f"{'a folder, not a file' if path.is_dir() else 'no such file'}: {path}"
 
 
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -130,7 +124,8 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.queries:
         if not args.queries.is_file():
-            print(f"goat: {not_a_file(args.queries)}", file=sys.stderr)
+            print(f"goat: {'a folder, not a file' if args.queries.is_dir() else 'no such file'}: {args.queries}",
+                  file=sys.stderr)
             return EXIT_USAGE
         # As goat import and goat chat read: bytes that are not UTF-8 become U+FFFD, not a traceback.
         messages = [q for q in args.queries.read_text(encoding="utf-8", errors="replace").splitlines() if q.strip()]

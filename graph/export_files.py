@@ -102,7 +102,6 @@ def _first_key(head: bytes) -> str | None:
     return None
 
 
-
 def _export_in(folder: Path, format: str | None) -> tuple[str, Path]:
     """The export document directly in ``folder`` (``format``'s when given), and its kind."""
     found = [(kind, folder / document) for kind, document in DOCUMENTS.items()

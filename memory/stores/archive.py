@@ -38,18 +38,14 @@ _ARCHIVE_SETTLE_S = 30.0  # what closing waits for the archive at most
 _ARCHIVE_MAX_DELAY_S = 2.0  # what the archiver waits at most for a moment without turns
 
 
-def _log_write_through_end(task: asyncio.Task) -> None:
-    """A write a search asked for goes on behind the search's deadline: its failure is logged
-    (the search that waited for it, if any, has raised it too)."""
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("the archive's write for a search failed: %s", task.exception())
+def _logs_failure(what: str) -> Callable[[asyncio.Task], None]:
+    """A done callback logging the task's failure as ``what`` (a writer no one awaits to the end)."""
 
+    def log_failure(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s: %s", what, task.exception())
 
-def _log_archiver_end(task: asyncio.Task) -> None:
-    """The archiver stops only on a Redis failure (the outbox lives there): the next turn's
-    wake-up starts another, and the outbox still holds what was not written."""
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("the archiver stopped: %s", task.exception())
+    return log_failure
 
 
 class Archive:
@@ -279,7 +275,9 @@ class Archive:
         if self._archiver is None or self._archiver.done() or self._archiver.get_loop() is not loop:
             self._archive_wanted = asyncio.Event()
             self._archiver = loop.create_task(self._archive_behind(), name="goat-archiver")
-            self._archiver.add_done_callback(_log_archiver_end)
+            # It stops only on a Redis failure (the outbox lives there): the next turn's wake-up
+            # starts another, and the outbox still holds what was not written.
+            self._archiver.add_done_callback(_logs_failure("the archiver stopped"))
         self._archive_wanted.set()
 
     async def _archive_behind(self) -> None:
@@ -349,7 +347,8 @@ class Archive:
         task = self._writing_through
         if task is None or task.done() or task.get_loop() is not loop:
             task = self._writing_through = loop.create_task(self.flush(), name="goat-write-through")
-            task.add_done_callback(_log_write_through_end)
+            # It goes on behind the search's deadline (a search that waited to its end raised it too).
+            task.add_done_callback(_logs_failure("the archive's write for a search failed"))
         with suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(task), deadline)
 
