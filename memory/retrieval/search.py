@@ -38,6 +38,7 @@ _WORD_CANDIDATES = 256  # newest entries holding a search's every word, ranked b
 WORD_SCAN_CHARS = 2_000
 _EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
 _CHATS_SEEN = 4096  # chats whose last question's languages are remembered, at most
+_QUESTIONS_CACHED = 4096  # questions this process last found in the L2.5 cache or filed there, at most
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,10 @@ class L3Search:
         self._met_every_language: dict[str, bool] = {}
         # chat -> its centroid, read as its turn started (see read_centroid_ahead)
         self._centroid_ahead: dict[str, asyncio.Future[Centroid | None]] = {}
+        # Questions (their text's hash: a message may be long) whose last lookup in the L2.5 cache
+        # found them, or whose search was filed there: asked again, they are likely found there
+        # again, and are not embedded ahead of the lookup.
+        self._likely_cached: dict[int, None] = {}
 
     def embed_ahead(self, text: str, chat_id: str | None = None) -> None:
         """Start embedding a message whose turn is about to run: the model works in its thread
@@ -93,6 +98,23 @@ class L3Search:
         ahead = asyncio.ensure_future(self._embed(text, every_language))
         self._embedding_ahead[text] = ahead, every_language
         ahead.add_done_callback(lambda done: done.cancelled() or done.exception())  # read by its turn, if any
+
+    def likely_cached(self, text: str) -> bool:
+        """Whether the question ``text`` was last found in the L2.5 cache, or filed there, by this
+        process: a hint (another process's writes may have invalidated it since)."""
+        return hash(text) in self._likely_cached
+
+    def note_cached(self, text: str, cached: bool) -> None:
+        """Record whether the question ``text`` was found in (or filed to) the L2.5 cache."""
+        self._likely_cached.pop(hash(text), None)
+        if cached:
+            self._likely_cached[hash(text)] = None
+            while len(self._likely_cached) > _QUESTIONS_CACHED:
+                self._likely_cached.pop(next(iter(self._likely_cached)))
+
+    def forget_cached_questions(self) -> None:
+        """The L2.5 cache was emptied: no question is likely found there any more."""
+        self._likely_cached.clear()
 
     def read_centroid_ahead(self, chat_id: str) -> None:
         """Start reading the chat's centroid for its turn, which holds the chat from now until
@@ -352,6 +374,8 @@ class Question:
                              if scope == "user" and by_meaning else None)
         self._scope_key = cache_scope_key(chat_id, user_id, scope)
         self._digest = SearchCache.digest(text, k=k, words=words_share)
+        if by_meaning and not search.likely_cached(text):  # most questions: embedded beside the lookup
+            search.embed_ahead(text, chat_id)
         self._lookup = asyncio.ensure_future(self._look_up(by_meaning))
         self.scale = asyncio.ensure_future(self._question_scale())
         self.by_meaning = asyncio.ensure_future(self._by_meaning()) if by_meaning else None
@@ -368,6 +392,8 @@ class Question:
             return None, None
         searched, generation = await self.search.look_up(self._scope_key, self._digest)
         self.cache = {"hit": searched is not None, "key": self._digest}
+        if generation is not None:
+            self.search.note_cached(self.text, searched is not None)
         return searched, generation
 
     async def _asked_before(self) -> Searched | None:
@@ -377,8 +403,8 @@ class Question:
 
     async def _question_scale(self) -> Scale:
         # Measured only once the L2.5 cache has missed: a hit spends no encoding (~5 ms of a core,
-        # beside the turn's other work) on a vector it would not use. A turn's message may still
-        # have been embedded ahead, before the lookup could tell.
+        # beside the turn's other work) on a vector it would not use. A question this process did
+        # not find or file there lately is embedded ahead all the same, beside the lookup.
         if (searched := await self._asked_before()) is not None:
             return searched.scale
         return await self.search.measure(self.text, await self.chats, self.chat_id)
@@ -416,6 +442,7 @@ class Question:
             words = self.by_words.result() if succeeded(self.by_words) else None  # None: searched when asked again
             searched = Searched(self.by_meaning.result(), words, self.scale.result())
             (await self.search.backends.cache()).put_behind(self._scope_key, self._digest, searched.record(), generation)
+            self.search.note_cached(self.text, True)
 
 
 def succeeded(future: asyncio.Future | None) -> bool:
