@@ -602,6 +602,31 @@ async def test_the_plugins_folder_is_rescanned_once_per_turn(runner, fake, plugi
     assert state["tool_results"][0]["ok"] and CountedRegistry.refreshes == 1
 
 
+
+async def test_without_a_plugins_folder_the_rescan_wakes_no_thread_and_a_new_folder_is_read(
+        tmp_path, monkeypatch):
+    """The default has no plugins folder: a turn's rescan is one stat on the event loop, not a
+    thread's work. A folder made while the process runs is read (in a thread) from the next turn."""
+    import nodes.toolkit.flow as flow
+
+    settings = Settings(data_dir=tmp_path)
+    registry = PluginRegistry(tmp_path / "plugins", reserved=MEMORY_TOOL_NAMES)
+    threaded: list[object] = []
+    to_thread = asyncio.to_thread
+
+    async def noted(fn, *args, **kwargs):
+        threaded.append(fn)
+        return await to_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(flow.asyncio, "to_thread", noted)
+    offered = await flow.tool_offer(registry, settings)
+    assert [t.name for t in offered] == list(MEMORY_TOOL_NAMES) and threaded == []
+    (tmp_path / "plugins").mkdir()
+    write_plugin(tmp_path / "plugins", "dice", DICE_PLUGIN)
+    offered = await flow.tool_offer(registry, settings)
+    assert "roll_dice" in [t.name for t in offered] and threaded == [registry.refresh]
+
+
 # ---- pure parts ------------------------------------------------------------------------
 
 

@@ -62,7 +62,8 @@ async def tool_offer(plugins: PluginRegistry, settings: Settings) -> list[BaseTo
     node calls it, once per turn, and the state keeps the names and schemas it offered."""
     if not settings.tools.enabled:
         return []
-    return [*MEMORY_TOOLS, *await asyncio.to_thread(plugins.refresh)]
+    # Without a plugins folder (the default) there is nothing to read: no thread is woken.
+    return [*MEMORY_TOOLS, *(await asyncio.to_thread(plugins.refresh) if plugins.has_folder() else plugins.refresh())]
 
 
 def turn_tools(plugins: PluginRegistry, state: TurnState) -> dict[str, BaseTool]:

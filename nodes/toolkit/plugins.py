@@ -1,6 +1,6 @@
 """Tool plugins: ``*.py`` files in a folder, each with a ``tools()`` function returning LangChain tools.
 
-The folder is rescanned on request (by the assemble node, once per turn): a file whose
+The folder is rescanned on request (by the budget node, once per turn): a file whose
 modification time or size changed is loaded again, a deleted file's tools go, files
 named ``_*.py`` are helpers and skipped. A file that fails to load (a syntax error, an
 exception, ``tools()`` returning something else than tools) keeps the tools of its last
@@ -42,12 +42,17 @@ class PluginRegistry:
         self._tools: tuple[BaseTool, ...] = ()
         self._lock = threading.Lock()
 
+    def has_folder(self) -> bool:
+        """Whether the plugins folder exists (one stat)."""
+        return self.folder is not None and self.folder.is_dir()
+
     def tools(self) -> list[BaseTool]:
         """The plugins' tools as last loaded (file-name order), without rescanning."""
         return list(self._tools)
 
     def refresh(self) -> list[BaseTool]:
-        """Rescan the folder, load what changed, return the tools. Blocking: run it in a thread."""
+        """Rescan the folder, load what changed, return the tools. Blocking where the folder exists
+        (it may load files): run it in a thread then."""
         with self._lock:
             stamps = _stamps(self.folder)
             changed = False
