@@ -852,10 +852,11 @@ async def test_a_question_asked_again_is_neither_searched_nor_embedded_again(
 
 async def test_a_question_asked_first_is_embedded_beside_its_cache_lookup(
         runner: TurnRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A question this process has not lately found in the L2.5 cache starts its embedding as
-    its search starts, not once the cache has answered (the lookup's round trip is not spent
-    in front of the encoder); one found there is not embedded ahead (the test above)."""
+    """A question this process has not lately found in the L2.5 cache starts its embedding and
+    its word search as its search starts, not once the cache has answered (the lookup's round
+    trip is not spent in front of them); one found there is neither (the test above)."""
     import asyncio
+    import contextlib
     import threading
 
     from memory.facade import RecallQuery
@@ -864,24 +865,33 @@ async def test_a_question_asked_first_is_embedded_beside_its_cache_lookup(
     await load(memory, tmp_path, "c1")
     assert await memory.measuring.settle() == 0
     encoder, cache = (await memory._backends.embeddings()).encoder, await memory._backends.cache()
-    encode, lookup = encoder.encode, cache.lookup
-    encoding = threading.Event()
+    index = await memory._backends.lexical_index()
+    encode, lookup, by_words = encoder.encode, cache.lookup, index.search
+    encoding, searching_words = threading.Event(), asyncio.Event()
     seen_by_lookup: list[bool] = []
 
     def noted_encode(*args, **kwargs):
         encoding.set()
         return encode(*args, **kwargs)
 
+    async def noted_by_words(*args, **kwargs):
+        searching_words.set()
+        return await by_words(*args, **kwargs)
+
     async def lookup_after_the_encoding_starts(*args, **kwargs):
         seen_by_lookup.append(await asyncio.to_thread(encoding.wait, 10))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(searching_words.wait(), 10)
+        seen_by_lookup.append(searching_words.is_set())
         return await lookup(*args, **kwargs)
 
     monkeypatch.setattr(encoder, "encode", noted_encode)
+    monkeypatch.setattr(index, "search", noted_by_words)
     monkeypatch.setattr(cache, "lookup", lookup_after_the_encoding_starts)
     question = RecallQuery("Which seeds did I order for the balcony?", "c1", "alice", NOW.timestamp(), deadline=30.0)
     first = await memory.recall(question)
-    assert seen_by_lookup == [True]
-    assert first.outcome["cache"]["hit"] is False and first.lists["thematic"]
+    assert seen_by_lookup == [True, True]
+    assert first.outcome["cache"]["hit"] is False and first.lists["thematic"] and first.lists["lexical"]
 
 
 async def test_a_cached_search_written_otherwise_is_searched_and_written_again(runner: TurnRunner, tmp_path: Path) -> None:

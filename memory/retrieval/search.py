@@ -374,7 +374,9 @@ class Question:
                              if scope == "user" and by_meaning else None)
         self._scope_key = cache_scope_key(chat_id, user_id, scope)
         self._digest = SearchCache.digest(text, k=k, words=words_share)
-        if by_meaning and not search.likely_cached(text):  # most questions: embedded beside the lookup
+        # Most questions: embedded and searched by words beside the lookup, not after it.
+        self._ahead = by_meaning and not search.likely_cached(text)
+        if self._ahead:
             search.embed_ahead(text, chat_id)
         self._lookup = asyncio.ensure_future(self._look_up(by_meaning))
         self.scale = asyncio.ensure_future(self._question_scale())
@@ -415,12 +417,18 @@ class Question:
             return searched.thematic
         return await self.search.search(await self.chats, await self.scale, self.k)
 
+    async def _words_found(self) -> list[tuple[dict, np.ndarray, float]]:
+        return await self.search.lexical_search(await self.chats, self.text[:WORD_SCAN_CHARS], self.k,
+                                                self.words_share)
+
     async def _by_words(self) -> list[dict]:
         """BM25 over the chats' word index, its hits put on the query's scale."""
+        ahead = asyncio.ensure_future(self._words_found()) if self._ahead else None
         if (searched := await self._asked_before()) is not None and searched.words is not None:
+            if ahead is not None:
+                ahead.cancel()
             return searched.words
-        found = await self.search.lexical_search(await self.chats, self.text[:WORD_SCAN_CHARS], self.k,
-                                                self.words_share)
+        found = await (ahead if ahead is not None else self._words_found())
         if not found:
             return []
         measured = (await self.scale).of_passages(np.array([stored for _, stored, _ in found]))
