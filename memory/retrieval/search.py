@@ -97,7 +97,7 @@ class L3Search:
         every_language = self._met_every_language.get(chat_id, False) if chat_id is not None else False
         ahead = asyncio.ensure_future(self._embed(text, every_language))
         self._embedding_ahead[text] = ahead, every_language
-        ahead.add_done_callback(lambda done: done.cancelled() or done.exception())  # read by its turn, if any
+        may_go_unread(ahead)  # read by its turn, if any
 
     def likely_cached(self, text: str) -> bool:
         """Whether the question ``text`` was last found in the L2.5 cache, or filed there, by this
@@ -124,7 +124,7 @@ class L3Search:
         meanwhile (the archiver writes between turns), so it is the centroid measure would read."""
         self.drop_centroid_ahead(chat_id)
         self._centroid_ahead[chat_id] = ahead = asyncio.ensure_future(self._read_centroid([chat_id]))
-        ahead.add_done_callback(lambda done: done.cancelled() or done.exception())  # read by the turn, if any
+        may_go_unread(ahead)  # read by the turn, if any
 
     def drop_centroid_ahead(self, chat_id: str) -> None:
         """The chat's turn has ended: a centroid read for it and not used is not kept."""
@@ -189,7 +189,7 @@ class L3Search:
         if ahead_every_language == every_language or other_script:  # a query in another script: e5's alone either way
             vector = await ahead
         else:  # the encoder keeps the MiniLM block it made ahead: whatever is missing is added
-            ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
+            may_go_unread(ahead)
             vector = await self._embed(text, every_language)
         return Scale.of_query(encoder, vector, centroid)
 
@@ -423,12 +423,15 @@ class Question:
 
     async def _by_words(self) -> list[dict]:
         """BM25 over the chats' word index, its hits put on the query's scale."""
-        ahead = asyncio.ensure_future(self._words_found()) if self._ahead else None
-        if (searched := await self._asked_before()) is not None and searched.words is not None:
+        # Its failure is this list's only when it is waited for (below).
+        ahead = may_go_unread(asyncio.ensure_future(self._words_found())) if self._ahead else None
+        try:
+            if (searched := await self._asked_before()) is not None and searched.words is not None:
+                return searched.words
+            found = await (ahead if ahead is not None else self._words_found())
+        finally:
             if ahead is not None:
-                ahead.cancel()
-            return searched.words
-        found = await (ahead if ahead is not None else self._words_found())
+                ahead.cancel()  # found in the cache after all, or this search was abandoned
         if not found:
             return []
         measured = (await self.scale).of_passages(np.array([stored for _, stored, _ in found]))
@@ -451,6 +454,13 @@ class Question:
             searched = Searched(self.by_meaning.result(), words, self.scale.result())
             (await self.search.backends.cache()).put_behind(self._scope_key, self._digest, searched.record(), generation)
             self.search.note_cached(self.text, True)
+
+
+def may_go_unread(future: asyncio.Future) -> asyncio.Future:
+    """``future``, whose outcome nobody may wait for: its failure is retrieved as it ends (no
+    "exception was never retrieved" in the log); whoever waits for it still gets it."""
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return future
 
 
 def succeeded(future: asyncio.Future | None) -> bool:
