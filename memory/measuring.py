@@ -40,7 +40,7 @@ class Measuring:
         """Forget the cached searches of the chat's scope as ``memory.scope`` sets it (for
         ``user_id``, the chat's id by default), or of every scope without a chat."""
         cache = await self._backends.cache()
-        self._l3.forget_cached_questions()  # each question is then embedded ahead of its lookup again
+        self._l3.forget_cached_questions()  # each question is then embedded and searched by words beside its lookup again
         if chat_id is None:
             await cache.clear()
         else:

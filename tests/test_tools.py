@@ -602,7 +602,6 @@ async def test_the_plugins_folder_is_rescanned_once_per_turn(runner, fake, plugi
     assert state["tool_results"][0]["ok"] and CountedRegistry.refreshes == 1
 
 
-
 async def test_without_a_plugins_folder_the_rescan_wakes_no_thread_and_a_new_folder_is_read(
         tmp_path, monkeypatch):
     """The default has no plugins folder: a turn's rescan is one stat on the event loop, not a

@@ -81,7 +81,7 @@ class L3Search:
         self._centroid_ahead: dict[str, asyncio.Future[Centroid | None]] = {}
         # Questions (their text's hash: a message may be long) whose last lookup in the L2.5 cache
         # found them, or whose search was filed there: asked again, they are likely found there
-        # again, and are not embedded ahead of the lookup.
+        # again, and are neither embedded nor searched by words ahead of the lookup.
         self._likely_cached: dict[int, None] = {}
 
     def embed_ahead(self, text: str, chat_id: str | None = None) -> None:
@@ -106,9 +106,10 @@ class L3Search:
 
     def note_cached(self, text: str, cached: bool) -> None:
         """Record whether the question ``text`` was found in (or filed to) the L2.5 cache."""
-        self._likely_cached.pop(hash(text), None)
+        key = hash(text)
+        self._likely_cached.pop(key, None)
         if cached:
-            self._likely_cached[hash(text)] = None
+            self._likely_cached[key] = None
             while len(self._likely_cached) > _QUESTIONS_CACHED:
                 self._likely_cached.pop(next(iter(self._likely_cached)))
 
