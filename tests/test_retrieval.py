@@ -852,9 +852,10 @@ async def test_a_question_asked_again_is_neither_searched_nor_embedded_again(
 
 async def test_a_question_asked_first_is_embedded_beside_its_cache_lookup(
         runner: TurnRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A question this process has not lately found in the L2.5 cache starts its embedding and
-    its word search as its search starts, not once the cache has answered (the lookup's round
-    trip is not spent in front of them); one found there is neither (the test above)."""
+    """A question this process has not lately found in the L2.5 cache starts its embedding, its
+    word search and its search by meaning as its search starts, not once the cache has answered
+    (the lookup's round trip is not spent in front of them); one found there is none of them (the
+    test above)."""
     import asyncio
     import contextlib
     import threading
@@ -866,8 +867,8 @@ async def test_a_question_asked_first_is_embedded_beside_its_cache_lookup(
     assert await memory.measuring.settle() == 0
     encoder, cache = (await memory._backends.embeddings()).encoder, await memory._backends.cache()
     index = await memory._backends.lexical_index()
-    encode, lookup, by_words = encoder.encode, cache.lookup, index.search
-    encoding, searching_words = threading.Event(), asyncio.Event()
+    encode, lookup, by_words, by_meaning = encoder.encode, cache.lookup, index.search, memory._l3.search
+    encoding, searching_words, searching_by_meaning = threading.Event(), asyncio.Event(), asyncio.Event()
     seen_by_lookup: list[bool] = []
 
     def noted_encode(*args, **kwargs):
@@ -878,20 +879,63 @@ async def test_a_question_asked_first_is_embedded_beside_its_cache_lookup(
         searching_words.set()
         return await by_words(*args, **kwargs)
 
+    async def noted_by_meaning(*args, **kwargs):
+        searching_by_meaning.set()
+        return await by_meaning(*args, **kwargs)
+
     async def lookup_after_the_encoding_starts(*args, **kwargs):
         seen_by_lookup.append(await asyncio.to_thread(encoding.wait, 10))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(searching_words.wait(), 10)
-        seen_by_lookup.append(searching_words.is_set())
+        for started in (searching_words, searching_by_meaning):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(started.wait(), 10)
+            seen_by_lookup.append(started.is_set())
         return await lookup(*args, **kwargs)
 
     monkeypatch.setattr(encoder, "encode", noted_encode)
     monkeypatch.setattr(index, "search", noted_by_words)
+    monkeypatch.setattr(memory._l3, "search", noted_by_meaning)
     monkeypatch.setattr(cache, "lookup", lookup_after_the_encoding_starts)
     question = RecallQuery("Which seeds did I order for the balcony?", "c1", "alice", NOW.timestamp(), deadline=30.0)
     first = await memory.recall(question)
-    assert seen_by_lookup == [True, True]
+    assert seen_by_lookup == [True, True, True]
     assert first.outcome["cache"]["hit"] is False and first.lists["thematic"] and first.lists["lexical"]
+
+
+async def test_searches_started_ahead_and_found_cached_after_all_leave_the_others_theirs(
+        runner: TurnRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A question the cache holds though this process's hint says otherwise (another process
+    filed it) starts its searches ahead, and drops them when the lookup hits. Dropping them must
+    not cancel what the other mechanisms wait for: here the scope's chats, read only once the
+    search by time has parsed its dates (after the hit), which that search then needs."""
+    import memory.retrieval.recall as recall_module
+    import memory.retrieval.search as search_module
+    from memory.facade import RecallQuery
+
+    memory = runner.services.memory
+    await load(memory, tmp_path, "c1")
+    assert await memory.measuring.settle() == 0
+    question = RecallQuery("What did I order for the balcony yesterday?", "c1", "alice", NOW.timestamp(),
+                           deadline=30.0)
+    first = await memory.recall(question)
+    assert first.outcome["cache"]["hit"] is False and "temporal" in first.outcome["fired"]
+    memory._l3.forget_cached_questions()  # as in a process that did not file it
+    loop, parsed = asyncio.get_running_loop(), asyncio.Event()
+    parse, scope_chats = recall_module.completed_past_range, search_module.scope_chats
+
+    def noted_parse(*args, **kwargs):  # in a worker thread
+        loop.call_soon_threadsafe(parsed.set)
+        return parse(*args, **kwargs)
+
+    async def chats_read_after_the_parse(*args, **kwargs):
+        await parsed.wait()
+        return await scope_chats(*args, **kwargs)
+
+    monkeypatch.setattr(recall_module, "completed_past_range", noted_parse)
+    monkeypatch.setattr(search_module, "scope_chats", chats_read_after_the_parse)
+    again = await memory.recall(question)
+    assert again.outcome["cache"]["hit"] is True
+    assert again.outcome["failed"] == {} and again.outcome["timed_out"] == []
+    assert again.lists == first.lists
 
 
 async def test_a_cached_search_written_otherwise_is_searched_and_written_again(runner: TurnRunner, tmp_path: Path) -> None:

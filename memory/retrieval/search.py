@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
@@ -380,6 +381,9 @@ class Question:
         if self._ahead:
             search.embed_ahead(text, chat_id)
         self._lookup = asyncio.ensure_future(self._look_up(by_meaning))
+        # Measured beside the lookup too, and searched by meaning as soon as measured: the lookup's
+        # round trip then waits in front of neither. A hit after all leaves both unused.
+        self._measured = may_go_unread(asyncio.ensure_future(self._measure())) if self._ahead else None
         self.scale = asyncio.ensure_future(self._question_scale())
         self.by_meaning = asyncio.ensure_future(self._by_meaning()) if by_meaning else None
         self.by_words = asyncio.ensure_future(self._by_words()) if words_share is not None else None
@@ -407,20 +411,34 @@ class Question:
     async def _question_scale(self) -> Scale:
         # Measured only once the L2.5 cache has missed: a hit spends no encoding (~5 ms of a core,
         # beside the turn's other work) on a vector it would not use. A question this process did
-        # not find or file there lately is embedded ahead all the same, beside the lookup.
+        # not find or file there lately is measured ahead all the same, beside the lookup.
         if (searched := await self._asked_before()) is not None:
             return searched.scale
+        return await (self._measured if self._measured is not None else self._measure())
+
+    async def _measure(self) -> Scale:
         return await self.search.measure(self.text, await self.chats, self.chat_id)
 
+    async def _nearest(self, scale: Awaitable[Scale]) -> list[dict]:
+        # Shielded: cancelling a search started ahead must not cancel what the others share.
+        return await self.search.search(await asyncio.shield(self.chats), await asyncio.shield(scale), self.k)
+
     async def _by_meaning(self) -> list[dict]:
-        searched, _ = await self._lookup
-        if searched is not None:
-            return searched.thematic
-        return await self.search.search(await self.chats, await self.scale, self.k)
+        # Its failure is this list's only when it is waited for (below).
+        ahead = (may_go_unread(asyncio.ensure_future(self._nearest(self._measured)))
+                 if self._measured is not None else None)
+        try:
+            searched, _ = await self._lookup
+            if searched is not None:
+                return searched.thematic
+            return await (ahead if ahead is not None else self._nearest(self.scale))
+        finally:
+            if ahead is not None:
+                ahead.cancel()  # found in the cache after all, or this search was abandoned
 
     async def _words_found(self) -> list[tuple[dict, np.ndarray, float]]:
-        return await self.search.lexical_search(await self.chats, self.text[:WORD_SCAN_CHARS], self.k,
-                                                self.words_share)
+        return await self.search.lexical_search(await asyncio.shield(self.chats), self.text[:WORD_SCAN_CHARS],
+                                                self.k, self.words_share)
 
     async def _by_words(self) -> list[dict]:
         """BM25 over the chats' word index, its hits put on the query's scale."""
@@ -443,7 +461,7 @@ class Question:
         """Cancel the shared work nobody waited for, and retrieve the errors of the rest (reported
         through the mechanisms that awaited it); on a cache miss, file what the thematic searches
         found, with the scale, for the question asked again (the words too if they finished)."""
-        shared = (self.chats, self._lookup, self.scale, *filter(None, [self._users_chats]))
+        shared = (self.chats, self._lookup, self.scale, *filter(None, [self._users_chats, self._measured]))
         for future in shared:
             if not future.done():
                 future.cancel()
