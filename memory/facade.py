@@ -126,8 +126,9 @@ class Memory:
     @asynccontextmanager
     async def turn(self, chat_id: str, message: str | None = None, user_id: str | None = None) -> AsyncIterator[bool]:
         """Hold the chat for one turn: its turns run one at a time, in arrival order, also
-        across processes. Starts embedding ``message`` while the turn waits for the chat; the
-        user who speaks is one of the chat's from then on.
+        across processes. Starts embedding ``message`` while the turn waits for the chat, and
+        searching it by words once the chat is held; the user who speaks is one of the chat's
+        from then on.
 
         Yields:
             True if an earlier turn of the chat never finished (it is completed first). The
@@ -138,12 +139,13 @@ class Memory:
         async with (await self._backends.chat_locks()).hold(chat_id), self._archiver.turn_running():
             self._copies.turn_started(chat_id)
             if message is not None and self.settings.memory.scope == "chat":
-                self._l3.read_centroid_ahead(chat_id)
+                self._l3.read_ahead(chat_id, message, self.settings.prefetch.search_k,
+                                    self.settings.retrieval.lexical_max_df_share)
             try:
                 yield await self._journal.begin(chat_id, user_id)
                 await self._journal.end(chat_id)
             finally:
-                self._l3.drop_centroid_ahead(chat_id)
+                self._l3.drop_ahead(chat_id)
                 await self._backends.searches_cached()
                 await self._copies.turn_ended(chat_id)
 

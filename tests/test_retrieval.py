@@ -774,11 +774,11 @@ async def test_a_turn_lets_its_chat_go_once_its_searchs_cache_write_has_landed(
     assert await memory.measuring.settle() == 0
     cache, redis = await memory._backends.cache(), await memory._backends.redis()
     ending, put, landed = asyncio.Event(), cache.put, []
-    drop_centroid_ahead = memory._l3.drop_centroid_ahead
+    drop_ahead = memory._l3.drop_ahead
 
     def turn_ends(chat_id: str) -> None:
         ending.set()
-        drop_centroid_ahead(chat_id)
+        drop_ahead(chat_id)
 
     async def slow_put(*args) -> None:
         await ending.wait()  # a write still under way as the turn ends: many round trips
@@ -788,7 +788,7 @@ async def test_a_turn_lets_its_chat_go_once_its_searchs_cache_write_has_landed(
         landed.append(args[1])
 
     monkeypatch.setattr(cache, "put", slow_put)
-    monkeypatch.setattr(memory._l3, "drop_centroid_ahead", turn_ends)
+    monkeypatch.setattr(memory._l3, "drop_ahead", turn_ends)
     question = RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp())
     async with memory.turn("c1", question.text, "alice"):
         recalled = await memory.recall(question)
@@ -899,6 +899,47 @@ async def test_a_question_asked_first_is_embedded_beside_its_cache_lookup(
     first = await memory.recall(question)
     assert seen_by_lookup == [True, True, True]
     assert first.outcome["cache"]["hit"] is False and first.lists["thematic"] and first.lists["lexical"]
+
+
+async def test_a_turns_message_is_searched_by_words_as_the_turn_takes_its_chat(
+        runner: TurnRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn's message is searched by words as soon as the turn holds its chat, not once its
+    prefetch asks: the question's word search then takes that search over (no second one),
+    and finds what a search of its own finds. A question searched with other settings (a run's
+    overrides) does not take it."""
+    import contextlib
+
+    from memory.facade import RecallQuery
+
+    memory = runner.services.memory
+    await load(memory, tmp_path, "c1")
+    assert await memory.measuring.settle() == 0
+    question = RecallQuery("Which seeds did I order for the balcony?", "c1", "alice", NOW.timestamp(), deadline=30.0)
+    alone = await memory.recall(question)
+    index = await memory._backends.lexical_index()
+    by_words, searched = index.search, asyncio.Event()
+    calls: list[str] = []
+
+    async def noted_by_words(chat_id, *args, **kwargs):
+        calls.append(chat_id)
+        searched.set()
+        return await by_words(chat_id, *args, **kwargs)
+
+    monkeypatch.setattr(index, "search", noted_by_words)
+    deeper = memory.settings.with_overrides({"prefetch.search_k": memory.settings.prefetch.search_k + 1})
+    for settings, searches in ((memory.settings, 1), (deeper, 2)):
+        await memory.measuring.forget_searches()
+        calls.clear()
+        searched.clear()
+        async with memory.turn("c1", question.text, "alice"):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(searched.wait(), 10)
+            assert calls == ["c1"], "not searched by words as the turn took its chat"
+            in_turn = await memory.recall(question, settings)
+        assert calls == ["c1"] * searches
+        assert in_turn.outcome["cache"]["hit"] is False
+        if searches == 1:
+            assert in_turn.lists == alone.lists
 
 
 async def test_searches_started_ahead_and_found_cached_after_all_leave_the_others_theirs(

@@ -26,6 +26,7 @@ from memory.stores.cache import SearchCache
 from memory.stores.chat_users import chats_of_user, scope_chats, users_of_chat
 from memory.stores.entry_index import Centroid
 from memory.turns import archive_id
+from memory.words import names_nothing
 
 _TURN_KEY = re.compile(r"^turn_(\d+)$")
 # A time range of at most this many entries is ranked exactly from the index's vectors, whose
@@ -37,6 +38,8 @@ _KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the ke
 _WORD_CANDIDATES = 256  # newest entries holding a search's every word, ranked by meaning
 # The word search reads a message's first lines: its cost grows with the distinct words asked.
 WORD_SCAN_CHARS = 2_000
+# A word search's hit: the entry, its vector as the entry index holds it, its word score.
+WordHit = tuple[dict, np.ndarray, float]
 _EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
 _CHATS_SEEN = 4096  # chats whose last question's languages are remembered, at most
 _QUESTIONS_CACHED = 4096  # questions this process last found in the L2.5 cache or filed there, at most
@@ -78,8 +81,10 @@ class L3Search:
         self._embedding_ahead: dict[str, tuple[asyncio.Future[np.ndarray], bool]] = {}
         # chat -> whether its last question met other languages' lines (a chat's languages seldom change)
         self._met_every_language: dict[str, bool] = {}
-        # chat -> its centroid, read as its turn started (see read_centroid_ahead)
+        # chat -> its centroid, and its message searched by words (with the search's text, k and
+        # share), read as its turn started (see read_ahead)
         self._centroid_ahead: dict[str, asyncio.Future[Centroid | None]] = {}
+        self._words_ahead: dict[str, tuple[tuple[str, int, float], asyncio.Future[list[WordHit]]]] = {}
         # Questions (their text's hash: a message may be long) whose last lookup in the L2.5 cache
         # found them, or whose search was filed there: asked again, they are likely found there
         # again, and are neither embedded nor searched by words ahead of the lookup.
@@ -118,20 +123,37 @@ class L3Search:
         """The L2.5 cache was emptied: no question is likely found there any more."""
         self._likely_cached.clear()
 
-    def read_centroid_ahead(self, chat_id: str) -> None:
-        """Start reading the chat's centroid for its turn, which holds the chat from now until
-        :meth:`drop_centroid_ahead`: it is read while the turn reads its checkpoint, and
-        :meth:`measure` of a question searching that chat alone finds it ready instead of
-        waiting for it beside the question's embedding. Nothing is written to the chat's index
-        meanwhile (the archiver writes between turns), so it is the centroid measure would read."""
-        self.drop_centroid_ahead(chat_id)
-        self._centroid_ahead[chat_id] = ahead = asyncio.ensure_future(self._read_centroid([chat_id]))
-        may_go_unread(ahead)  # read by the turn, if any
+    def read_ahead(self, chat_id: str, message: str, k: int, max_df_share: float) -> None:
+        """Start reading, for the chat's turn, what its message's search of that chat alone
+        needs besides the message's vector: the chat's centroid, and the ``k`` entries best
+        matching the message's words (its word search). The turn holds the chat from now until
+        :meth:`drop_ahead`. Both are read while the turn reads its checkpoint and the encoder
+        embeds the message. The word search's Python then runs while the encoder leaves the
+        interpreter free, not beside Chroma's query, which needs it. :meth:`measure` and the
+        question's word search (with the same ``k`` and share) find them ready. Nothing is
+        written to the chat's index meanwhile (the archiver writes between turns), so they
+        are what the question would read."""
+        self.drop_ahead(chat_id)
+        self._centroid_ahead[chat_id] = may_go_unread(asyncio.ensure_future(self._read_centroid([chat_id])))
+        text = message[:WORD_SCAN_CHARS]
+        if not names_nothing(text):
+            searched = asyncio.ensure_future(self.lexical_search([chat_id], text, k, max_df_share))
+            self._words_ahead[chat_id] = (text, k, max_df_share), may_go_unread(searched)
 
-    def drop_centroid_ahead(self, chat_id: str) -> None:
-        """The chat's turn has ended: a centroid read for it and not used is not kept."""
-        if (ahead := self._centroid_ahead.pop(chat_id, None)) is not None:
-            ahead.cancel()
+    def drop_ahead(self, chat_id: str) -> None:
+        """The chat's turn has ended: what was read for it and not used is not kept."""
+        _, words = self._words_ahead.pop(chat_id, (None, None))
+        for ahead in (self._centroid_ahead.pop(chat_id, None), words):
+            if ahead is not None:
+                ahead.cancel()
+
+    def words_found_ahead(self, chats: list[str], text: str, k: int,
+                          max_df_share: float) -> asyncio.Future[list[WordHit]] | None:
+        """The word search :meth:`read_ahead` started for this search, if it did (taken: it
+        serves one question)."""
+        if len(chats) == 1 and (ahead := self._words_ahead.get(chats[0])) and ahead[0] == (text, k, max_df_share):
+            return self._words_ahead.pop(chats[0])[1]
+        return None
 
     async def _read_centroid(self, chats: list[str]) -> Centroid | None:
         return await (await self.backends.entry_index()).centroid(chats)
@@ -319,7 +341,7 @@ class L3Search:
 
     async def lexical_search(
         self, chats: list[str], query: str, k: int, max_df_share: float
-    ) -> list[tuple[dict, np.ndarray, float]]:
+    ) -> list[WordHit]:
         """The chats' ``k`` best entries by the words of ``query`` (BM25), best first, each as
         (hit, its vector, its word score). Word scores of different chats are compared as they are.
 
@@ -436,9 +458,11 @@ class Question:
             if ahead is not None:
                 ahead.cancel()  # found in the cache after all, or this search was abandoned
 
-    async def _words_found(self) -> list[tuple[dict, np.ndarray, float]]:
-        return await self.search.lexical_search(await asyncio.shield(self.chats), self.text[:WORD_SCAN_CHARS],
-                                                self.k, self.words_share)
+    async def _words_found(self) -> list[WordHit]:
+        chats, text = await asyncio.shield(self.chats), self.text[:WORD_SCAN_CHARS]
+        if (ahead := self.search.words_found_ahead(chats, text, self.k, self.words_share)) is not None:
+            return await ahead
+        return await self.search.lexical_search(chats, text, self.k, self.words_share)
 
     async def _by_words(self) -> list[dict]:
         """BM25 over the chats' word index, its hits put on the query's scale."""
