@@ -31,10 +31,9 @@ from zoneinfo import ZoneInfo
 
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.lists import EVERY_LIST, EVERY_WORD, KEYS, TEMPORAL, THEMATIC, WORDS
-from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question, succeeded
+from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question, names_something, succeeded
 from memory.settings import Settings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
-from memory.words import names_nothing
 
 # What the scans read of a message: dateparser's cost grows fast with the text and a date
 # phrase sits in the first lines; the key regex is cheap (~0.2 ms per 1 000 characters).
@@ -170,7 +169,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         if not task.cancelled() and (task.exception() is not None or task.result() is not None):
             outcome["ms"][name] = round((time.perf_counter() - started) * 1000, 3)
 
-    topical = not names_nothing(query.text[:WORD_SCAN_CHARS])
+    topical = names_something(query.text)
     by_meaning = THEMATIC in query.lists and topical
     words_share = settings.retrieval.lexical_max_df_share if WORDS in query.lists and topical else None
     question = Question(search, query.text, query.chat_id, query.user_id,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import numpy as np
 from redis.exceptions import RedisError
@@ -27,6 +28,8 @@ from memory.stores.chat_users import chats_of_user, scope_chats, users_of_chat
 from memory.stores.entry_index import Centroid
 from memory.turns import archive_id
 from memory.words import names_nothing
+
+T = TypeVar("T")
 
 _TURN_KEY = re.compile(r"^turn_(\d+)$")
 # A time range of at most this many entries is ranked exactly from the index's vectors, whose
@@ -136,7 +139,7 @@ class L3Search:
         self.drop_ahead(chat_id)
         self._centroid_ahead[chat_id] = may_go_unread(asyncio.ensure_future(self._read_centroid([chat_id])))
         text = message[:WORD_SCAN_CHARS]
-        if not names_nothing(text):
+        if names_something(text):
             searched = asyncio.ensure_future(self.lexical_search([chat_id], text, k, max_df_share))
             self._words_ahead[chat_id] = (text, k, max_df_share), may_go_unread(searched)
 
@@ -445,18 +448,28 @@ class Question:
         # Shielded: cancelling a search started ahead must not cancel what the others share.
         return await self.search.search(await asyncio.shield(self.chats), await asyncio.shield(scale), self.k)
 
-    async def _by_meaning(self) -> list[dict]:
+    async def _unless_found_before(self, found_before: Callable[[], Awaitable[T | None]],
+                                   search: Callable[[], Awaitable[T]]) -> T:
+        """What the question's earlier search found (``found_before``, None: nothing), else
+        ``search``'s; for a question likely not asked before, started beside the lookup and
+        dropped if found there after all."""
         # Its failure is this list's only when it is waited for (below).
-        ahead = (may_go_unread(asyncio.ensure_future(self._nearest(self._measured)))
-                 if self._measured is not None else None)
+        ahead = may_go_unread(asyncio.ensure_future(search())) if self._ahead else None
         try:
-            searched, _ = await self._lookup
-            if searched is not None:
-                return searched.thematic
-            return await (ahead if ahead is not None else self._nearest(self.scale))
+            if (found := await found_before()) is not None:
+                return found
+            return await (ahead if ahead is not None else search())
         finally:
             if ahead is not None:
                 ahead.cancel()  # found in the cache after all, or this search was abandoned
+
+    async def _by_meaning(self) -> list[dict]:
+        async def found_before() -> list[dict] | None:
+            searched, _ = await self._lookup  # its failure is this list's
+            return None if searched is None else searched.thematic
+
+        scale = self._measured if self._measured is not None else self.scale
+        return await self._unless_found_before(found_before, lambda: self._nearest(scale))
 
     async def _words_found(self) -> list[WordHit]:
         chats, text = await asyncio.shield(self.chats), self.text[:WORD_SCAN_CHARS]
@@ -466,18 +479,16 @@ class Question:
 
     async def _by_words(self) -> list[dict]:
         """BM25 over the chats' word index, its hits put on the query's scale."""
-        # Its failure is this list's only when it is waited for (below).
-        ahead = may_go_unread(asyncio.ensure_future(self._words_found())) if self._ahead else None
-        try:
-            if (searched := await self._asked_before()) is not None and searched.words is not None:
-                return searched.words
-            found = await (ahead if ahead is not None else self._words_found())
-        finally:
-            if ahead is not None:
-                ahead.cancel()  # found in the cache after all, or this search was abandoned
-        if not found:
+        async def found_before() -> list[dict] | None:
+            return None if (searched := await self._asked_before()) is None else searched.words
+
+        return await self._unless_found_before(found_before, self._words_on_scale)
+
+    async def _words_on_scale(self) -> list[dict]:
+        if not (found := await self._words_found()):
             return []
-        measured = (await self.scale).of_passages(np.array([stored for _, stored, _ in found]))
+        # Shielded: cancelling a search started ahead must not cancel what the others share.
+        measured = (await asyncio.shield(self.scale)).of_passages(np.array([stored for _, stored, _ in found]))
         return [{**hit, "distance": float(distance), "mechanism": WORDS}
                 for (hit, _, _), distance in zip(found, measured)]
 
@@ -497,6 +508,12 @@ class Question:
             searched = Searched(self.by_meaning.result(), words, self.scale.result())
             (await self.search.backends.cache()).put_behind(self._scope_key, self._digest, searched.record(), generation)
             self.search.note_cached(self.text, True)
+
+
+def names_something(text: str) -> bool:
+    """Whether a question is searched at all, by meaning or by words: its first lines name a
+    topic (not only function words and greetings)."""
+    return not names_nothing(text[:WORD_SCAN_CHARS])
 
 
 def may_go_unread(future: asyncio.Future) -> asyncio.Future:
