@@ -24,6 +24,7 @@ SECTIONS = {
     "import": "bench.throughput",
     "locomo": "bench.retrieval",
     "bilingual": "bench.bilingual",
+    "implicit": "bench.implicit",
     "checkpoint": "bench.checkpoint",
     "facts": "bench.facts",
     "servers": "bench.servers",

@@ -100,11 +100,7 @@ async def run(options: BenchOptions) -> SectionResult:
     questions: list[dict[str, Any]] = []
     off_topic: list[dict[str, Any]] = []
     async with bench_runner(isolated_settings(options.settings, folder)) as (runner, _):
-        with tqdm(total=sum(c.turns for c in conversations), unit="turn", desc="importing LoCoMo",
-                  file=sys.stderr) as bar:
-            for conversation in conversations:
-                transcript = transcript_of(conversation.jsonl().splitlines(keepends=True))
-                await import_turns(runner.services.memory, transcript, progress=bar.update)
+        await import_conversations(runner, conversations)
         with tqdm(total=sum(len(c.answerable()) + len(OFF_TOPIC) for c in conversations), unit="message",
                   desc="asking", file=sys.stderr) as bar:
             for conversation in conversations:
@@ -125,6 +121,16 @@ async def run(options: BenchOptions) -> SectionResult:
                           "turns": sum(c.turns for c in conversations)}
     figure = plot(data, options.out / "locomo.png")
     return SectionResult("locomo", data, tables(data), [figure])
+
+
+async def import_conversations(runner: TurnRunner, conversations: list[locomo.Conversation]) -> None:
+    """Each conversation into its own chat, as `goat import` would, with a progress bar."""
+    from tqdm import tqdm
+
+    with tqdm(total=sum(c.turns for c in conversations), unit="turn", desc="importing", file=sys.stderr) as bar:
+        for conversation in conversations:
+            transcript = transcript_of(conversation.jsonl().splitlines(keepends=True))
+            await import_turns(runner.services.memory, transcript, progress=bar.update)
 
 
 def question_row(conversation: locomo.Conversation, question: locomo.Question,

@@ -56,8 +56,10 @@ class LastTurn:
 
 
 def mechanisms(prefetch: dict) -> dict[str, Any]:
-    """What a turn's recall did, by mechanism: fired, succeeded, timed out, failed, found."""
-    return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range")}
+    """What a turn's recall did, by mechanism: fired, succeeded, timed out, failed, found; and
+    whether the message was judged as a statement about its speaker (by meaning first)."""
+    return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range",
+                                               "statement")}
 
 
 def turn_report(state: dict[str, Any]) -> dict[str, Any]:

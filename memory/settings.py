@@ -164,6 +164,12 @@ class Retrieval(_Section):
     relevance_ratio: float = Field(0.75, gt=0, description="a hit by meaning stands out below this × the background")
     lexical_relevance_ratio: float = Field(
         0.85, gt=0, description="a hit by words stands out below this × the background (the words already point)")
+    # A statement about oneself bears on what the person said before more by meaning than by
+    # words ("they talked me into the weekend rota" ~ "I started turning down shifts"): meaning first.
+    statement_relevance_ratio: float = Field(
+        0.82, gt=0, description="a statement about oneself: a hit by meaning stands out below this × the background")
+    statement_words_weight: float = Field(
+        0.0, ge=0, description="a statement about oneself: the weight of the word list's ranks in fusion (others 1)")
     context_ratio: float = Field(0.5, ge=0, description="next best candidates added as context, per relevant entry")
     rrf_k: float = Field(10.0, gt=0, description="reciprocal-rank fusion: each list gives 1/(rrf_k + rank)")
     neighbour_weight: float = Field(0.25, ge=0, description="share of the adjacent turns' fused scores added")

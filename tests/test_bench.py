@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import chromadb
@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
-from bench import locomo, seed
+from bench import implicit, locomo, seed
 from bench.archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool, layout,
                            messages, turn_times)
 from bench.bilingual import LINES
@@ -47,6 +47,27 @@ def tiny_locomo(tmp_path: Path) -> Path:
     record = locomo.load(locomo.SYNTHETIC_PATH)[0]
     path = tmp_path / "tiny-locomo.json"
     path.write_text(json.dumps([locomo.make_sample(record, sessions=2)]), encoding="utf-8")
+    return path
+
+
+# Pairs in LoCoMo-Plus's shape, in phrasings of our own: (relation, cue, trigger, time gap).
+TINY_PAIRS = [
+    ("causal", "A: Since I started turning down extra shifts, my evenings feel like mine.\nB: Good for you.",
+     "A: They talked me into the weekend rota and now I never get a night off.", "two months later"),
+    ("state", "A: I've been sleeping badly since the neighbours got a dog.\nB: That's rough.",
+     "A: The dog next door finally moved away with its owners.", "about six weeks later"),
+    ("goal", "A: I want to swim a full kilometre without stopping by summer.\nB: You can do it.",
+     "A: I bought a season pass for the lake.", "a few weeks later"),
+    ("value", "A: Honesty matters more to me than being liked.",
+     "A: I told my manager the launch date was not realistic.", "one year later"),
+]
+
+
+@pytest.fixture
+def tiny_pairs(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny-plus.json"
+    path.write_text(json.dumps([{"relation_type": relation, "cue_dialogue": cue, "trigger_query": trigger,
+                                 "time_gap": gap} for relation, cue, trigger, gap in TINY_PAIRS]), encoding="utf-8")
     return path
 
 
@@ -89,10 +110,38 @@ async def word_indexed_turns(archive: Path) -> dict[str, int]:
             await client.aclose()
 
 
+def test_each_cue_is_told_in_time_order_its_gap_before_the_triggers(tiny_locomo, tiny_pairs, monkeypatch):
+    monkeypatch.setenv(implicit.ENV_VAR, str(tiny_pairs))
+    [record] = locomo.load(tiny_locomo)
+    pairs = implicit.load_pairs(implicit.data_path())
+    conversation = locomo.build_conversation(implicit.splice(record, pairs))
+    sent_at = implicit.trigger_time(record)
+    assert conversation.last_time + timedelta(hours=1) == sent_at  # the cues are all told before it
+    times = [datetime.fromisoformat(message["timestamp"]) for message in conversation.messages]
+    assert times == sorted(times)
+    for pair in pairs:
+        told = conversation.said_at[f"P{pair.number}:1"]
+        assert sent_at - pair.gap <= told < sent_at - pair.gap + timedelta(hours=2)  # or just after a session
+        told_as = conversation.messages[list(conversation.dialog_to_entry).index(f"P{pair.number}:1")]
+        assert (told_as["role"], told_as["content"]) == ("user", pair.cue[0][1])
+    assert [p.gap.days for p in pairs] == [60, 42, 21, 365]
+    assert [p.half for p in pairs] == ["tuning", "held-back", "tuning", "held-back"]
+
+
+def test_the_implicit_section_is_skipped_in_one_line_without_its_pairs(data_dir, tiny_locomo, tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.setattr(implicit, "DEFAULT_PATH", tmp_path / "absent.json")
+    monkeypatch.delenv(implicit.ENV_VAR, raising=False)
+    assert main(["bench", "--sections", "implicit", "--locomo", str(tiny_locomo), "--out", str(tmp_path)]) == 0
+    assert "implicit: skipped (no " in capsys.readouterr().out
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp_path, capsys, monkeypatch):
+def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tiny_pairs, tmp_path, capsys,
+                                                     monkeypatch):
     monkeypatch.delenv(seed.ENV_VAR, raising=False)
+    monkeypatch.setenv(implicit.ENV_VAR, str(tiny_pairs))
     out = tmp_path / "results"
     code = main(["bench", "--quick", "--sizes", str(SIZE), "--turns", str(TURNS), "--locomo", str(tiny_locomo),
                  "--out", str(out), "--bilingual"])
@@ -148,6 +197,13 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tmp
         goat, same = question["methods"]["GOAT prefetch"], question["methods"]["top-k at GOAT's tokens"]
         assert same["tokens"] <= goat["tokens"] <= 1200
         assert all(0.0 <= m["recall"] <= 1.0 for m in question["methods"].values())
+
+    bearings = json.loads((out / "implicit.json").read_text())
+    assert [row["pair"] for row in bearings["per_trigger"]] == list(range(len(TINY_PAIRS)))
+    assert {half: groups["all"]["triggers"] for half, groups in bearings["halves"].items()} == {
+        "tuning": 2, "held-back": 2}
+    assert bearings["off_topic"]["messages"] == len(OFF_TOPIC)
+    assert "| held-back | all | 2 |" in printed.out
 
     checkpoint = json.loads((out / "checkpoint.json").read_text())
     kept, unbounded = checkpoint["runs"]

@@ -16,6 +16,7 @@ from memory.prompt.budget import (LINE_TOKENS, Split, format_recall_line, l2_cei
 from memory.retrieval.gap import background_filter, gap_filter, gap_ratio
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.merge import choose_and_explain, choose_recalls, fuse, merge_and_score, with_context
+from memory.retrieval.statements import speaks_of_oneself
 from memory.retrieval import temporal
 from memory.retrieval.temporal import completed_past_range, may_name_a_date, warm_up
 from memory.prompt.tokens import count_tokens, count_tokens_each, count_unremembered
@@ -603,6 +604,18 @@ class TestChooseRecalls:
         ranked = self.choose({"thematic": semantic, "lexical": words}, 2.0, weight_recency=0, weight_popularity=0)
         assert ranked == ["w1", "s0", "w2"]
 
+    def test_a_statement_about_oneself_is_judged_by_meaning_first(self) -> None:
+        # s1 at 0.8 × the background: too far for a question, near enough for a statement; w0 is
+        # first by words, and the words' ranks do not lift it above the meaning's for a statement.
+        lists = {"thematic": hits("s", [1.4, 1.6, 1.9]), "lexical": [turn("w0", None, distance=1.65)]
+                 + hits("s", [1.4])}
+        question = ids(choose_recalls(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15))
+        statement = ids(choose_recalls(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15, statement=True))
+        assert sorted(question) == ["s0", "w0"]
+        assert statement == ["s0", "s1", "w0"]
+        _, verdicts = choose_and_explain(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15, statement=True)
+        assert verdicts[1]["why"] == "stands out: distance 1.600 ≤ 0.82 × background 2.000"
+
     def test_with_the_shipped_weights_recency_only_breaks_near_ties(self) -> None:
         def dated(entry_id: str, distance: float, days_ago: float) -> dict:
             return turn(entry_id, None, distance=distance) | {"timestamp": NOW_TS - days_ago * 86_400}
@@ -614,6 +627,28 @@ class TestChooseRecalls:
         # Equal fused scores (each first in one list): the newer comes first, though farther.
         lists = {"thematic": [dated("older", 0.5, 20)], "lexical": [dated("newer", 0.6, 0)]}
         assert ids(choose_recalls(lists, 2.0, NOW_TS, shipped, max_results=15)) == ["newer", "older"]
+
+
+class TestSpeaksOfOneself:
+    @pytest.mark.parametrize("text", [
+        "I ended up taking on the night shifts, and now I'm exhausted all the time.",
+        "My knee finally stopped hurting after the physio",
+        "When I was packing the boxes, I found our old wedding photos.",
+        "Мы наконец-то переехали в новую квартиру.",
+        "Mi hermana empezó a trabajar en Lisboa.",
+        "J'ai perdu mes clés dans le train.",
+    ])
+    def test_statements_about_the_speaker(self, text: str) -> None:
+        assert speaks_of_oneself(text)
+
+    @pytest.mark.parametrize("text", [
+        "When did I start the new job?", "when did I start the new job", "how many cats do I have",
+        "Remind me of my sister's address", "Did my parcel arrive", "hi!", "what's the capital of Peru",
+        "The weather has been awful all week.", "Когда я купил машину?", "¿Dónde vive mi hermana?",
+        "You know what's funny? I've read more this year.",
+    ])
+    def test_questions_requests_and_remarks_about_nobody(self, text: str) -> None:
+        assert not speaks_of_oneself(text)
 
 
 class TestWithContext:

@@ -667,6 +667,27 @@ async def test_the_relevance_ratio_is_a_run_time_knob(runner, tmp_path) -> None:
     assert 0 < len(default["l3"]) < len(wide["l3"])
 
 
+# Remarks that a later statement bears on while sharing few of its words (what LoCoMo-Plus
+# measures, in phrasings of our own): (the remark, months before; the statement, today).
+BEARINGS = [
+    ("Since I started turning down extra shifts, my evenings finally feel like my own again.",
+     "My boss talked me into covering the whole weekend rota, and now I barely get a night off."),
+    ("Ever since the break-in downstairs I double-check the front door lock every night.",
+     "Our building finally installed cameras in the entrance hall."),
+]
+
+
+@pytest.mark.parametrize("remark, statement", BEARINGS)
+async def test_a_statement_brings_back_the_remark_it_bears_on(runner, tmp_path, remark: str, statement: str) -> None:
+    told = (120, remark, "That sounds like a real change for you.")
+    await load(runner.services.memory, tmp_path, "chat", [told, *HISTORY])
+    report = await inspect(runner, "chat", statement)
+    assert report["prefetch"]["statement"]
+    assert remark in [entry["content"].split("\n")[0].removeprefix("user: ") for entry in report["l3"]], report["l3"]
+    greeting = await inspect(runner, "chat", "hi, how are you?")
+    assert greeting["l3"] == [] and greeting["tokens"]["l3"] == 0
+
+
 class WordlessSearch(L3Search):
     async def lexical_search(self, *args, **kwargs):
         raise RuntimeError("word index unreadable")

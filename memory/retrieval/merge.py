@@ -6,14 +6,14 @@ from collections.abc import Iterable, Mapping
 
 from memory.settings import Retrieval
 from memory.retrieval.gap import background_filter, gap_filter, others_mean
-from memory.retrieval.lists import MECHANISM_PRIORITY, TEMPORAL, WORDS, is_exact_hit
+from memory.retrieval.lists import MECHANISM_PRIORITY, TEMPORAL, THEMATIC, WORDS, is_exact_hit
 
 _SECONDS_PER_DAY = 86_400.0
 
 
 def choose_recalls(
     lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
-    ceiling: float | None = None, passages: int | None = None,
+    ceiling: float | None = None, passages: int | None = None, statement: bool = False,
 ) -> list[dict]:
     """What to inject from ranked lists (name -> hits, distances on the query's scale), scored
     and best first.
@@ -23,30 +23,34 @@ def choose_recalls(
     others (word hits: ``lexical_relevance_ratio``); without one, the spec's gap test with
     ``ceiling`` (on the scale; None: ``small_result_ceiling``) for short lists (word hits:
     none, words alone cannot tell relevance). The lists' ranks are fused (:func:`fuse`); the relevant entries plus some
-    context (:func:`with_context`) are scored by :func:`merge_and_score`.
+    context (:func:`with_context`) are scored by :func:`merge_and_score`. A ``statement`` about
+    the speaker (:func:`memory.retrieval.statements.speaks_of_oneself`) is judged by meaning
+    first: its hits by meaning stand out below ``statement_relevance_ratio``, and the word list's
+    ranks weigh ``statement_words_weight`` in the fusion.
     """
-    return _choose(lists, _relevant_ids(lists, background, retrieval, ceiling, passages), now, retrieval, max_results)
+    relevant = _relevant_ids(lists, background, retrieval, ceiling, passages, statement)
+    return _choose(lists, relevant, now, retrieval, max_results, statement)
 
 
 def choose_and_explain(
     lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
-    ceiling: float | None = None, passages: int | None = None,
+    ceiling: float | None = None, passages: int | None = None, statement: bool = False,
 ) -> tuple[list[dict], list[dict]]:
     """What :func:`choose_recalls` chooses, and why each candidate was kept or dropped, from
     one judgement of each list's relevant entries.
 
     Args:
-        lists, background, now, retrieval, max_results, ceiling, passages: as :func:`choose_recalls`
-            takes them.
+        lists, background, now, retrieval, max_results, ceiling, passages, statement: as
+            :func:`choose_recalls` takes them.
 
     Returns:
         What to inject, scored and best first (as :func:`choose_recalls` returns it); and for
         each candidate of each ranked list, list by list, in rank order, without the entries'
         text: ``{list, id, distance, kept, why}``.
     """
-    relevant = _relevant_ids(lists, background, retrieval, ceiling, passages)
-    chosen = _choose(lists, relevant, now, retrieval, max_results)
-    return chosen, _verdicts(lists, relevant, background, retrieval, chosen, passages)
+    relevant = _relevant_ids(lists, background, retrieval, ceiling, passages, statement)
+    chosen = _choose(lists, relevant, now, retrieval, max_results, statement)
+    return chosen, _verdicts(lists, relevant, background, retrieval, chosen, passages, statement)
 
 
 def why_kept(verdicts: list[dict]) -> dict[str, str]:
@@ -61,19 +65,21 @@ def why_kept(verdicts: list[dict]) -> dict[str, str]:
 
 def _relevant_ids(
     lists: Mapping[str, list[dict]], background: float | None, retrieval: Retrieval, ceiling: float | None,
-    passages: int | None,
+    passages: int | None, statement: bool,
 ) -> dict[str, set[str]]:
     """Per ranked list, the ids of its entries that stand out on their own."""
-    return {name: {r["id"] for r in _relevant(name, hits, background, retrieval, ceiling, passages)}
+    return {name: {r["id"] for r in _relevant(name, hits, background, retrieval, ceiling, passages, statement)}
             for name, hits in lists.items()}
 
 
 def _choose(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], now: float, retrieval: Retrieval,
-            max_results: int) -> list[dict]:
+            max_results: int, statement: bool) -> list[dict]:
+    words_weight = retrieval.statement_words_weight if statement else 1.0
     fused = fuse(
         [hits if name == WORDS else sorted(hits, key=lambda r: r["distance"]) for name, hits in lists.items()],
         rrf_k=retrieval.rrf_k,
         neighbour_weight=retrieval.neighbour_weight,
+        weights=[words_weight if name == WORDS else 1.0 for name in lists],
     )
     kept = with_context(set().union(*relevant.values()), fused, retrieval.context_ratio)
     return merge_and_score(
@@ -90,7 +96,7 @@ def _choose(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], n
 
 
 def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], background: float | None,
-              retrieval: Retrieval, chosen: list[dict], passages: int | None) -> list[dict]:
+              retrieval: Retrieval, chosen: list[dict], passages: int | None, statement: bool) -> list[dict]:
     chosen_ids = {recall["id"] for recall in chosen}
     stands_out = set().union(*relevant.values())
     verdicts = []
@@ -98,7 +104,7 @@ def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]],
         for hit in hits:
             entry_id, distance = hit["id"], hit["distance"]
             if entry_id in relevant[name]:
-                why = _why_relevant(name, distance, background, retrieval, passages)
+                why = _why_relevant(name, distance, background, retrieval, passages, statement)
             elif entry_id in stands_out:
                 why = "stands out in another list"
             elif entry_id in chosen_ids:
@@ -106,7 +112,7 @@ def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]],
             elif background is None:
                 why = "not before a significant gap in its list (the chat has no background yet)"
             else:
-                why = (f"not relevant: distance {distance:.3f} > {_ratio(name, retrieval)} × background "
+                why = (f"not relevant: distance {distance:.3f} > {_ratio(name, retrieval, statement)} × background "
                        f"{others_mean(background, passages, distance):.3f}")
             if entry_id in stands_out and entry_id not in chosen_ids:
                 why += f"; outranked: beyond the {len(chosen_ids)} kept"
@@ -116,37 +122,42 @@ def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]],
 
 
 def _why_relevant(name: str, distance: float, background: float | None, retrieval: Retrieval,
-                  passages: int | None) -> str:
+                  passages: int | None, statement: bool) -> str:
     if is_exact_hit(distance, name):
         return "exact: holds a key the message names"
     if background is None:
         return "head of its list, before a significant gap"
     others = others_mean(background, passages, distance)
-    if name == TEMPORAL and distance > _ratio(name, retrieval) * others:
+    ratio = _ratio(name, retrieval, statement)
+    if name == TEMPORAL and distance > ratio * others:
         return "among the closest of the named period"
-    return f"stands out: distance {distance:.3f} ≤ {_ratio(name, retrieval)} × background {others:.3f}"
+    return f"stands out: distance {distance:.3f} ≤ {ratio} × background {others:.3f}"
 
 
-def _ratio(name: str, retrieval: Retrieval) -> float:
-    return retrieval.lexical_relevance_ratio if name == WORDS else retrieval.relevance_ratio
+def _ratio(name: str, retrieval: Retrieval, statement: bool) -> float:
+    if name == WORDS:
+        return retrieval.lexical_relevance_ratio
+    return retrieval.statement_relevance_ratio if statement and name == THEMATIC else retrieval.relevance_ratio
 
 
 def _relevant(name: str, hits: list[dict], background: float | None, retrieval: Retrieval,
-              ceiling: float | None, passages: int | None) -> list[dict]:
+              ceiling: float | None, passages: int | None, statement: bool) -> list[dict]:
     """The entries of one ranked list that stand out on their own."""
     min_keep = retrieval.temporal_min_results if name == TEMPORAL else 0
     if background is None:
         return [] if name == WORDS else gap_filter(
             hits, retrieval.gap_significance, retrieval.small_result_ceiling if ceiling is None else ceiling,
             min_keep=min_keep)
-    return background_filter(hits, background, _ratio(name, retrieval), min_keep=min_keep, passages=passages)
+    return background_filter(hits, background, _ratio(name, retrieval, statement), min_keep=min_keep,
+                             passages=passages)
 
 
-def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float, neighbour_weight: float) -> dict[str, float]:
+def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float, neighbour_weight: float,
+         weights: Iterable[float] | None = None) -> dict[str, float]:
     """Reciprocal-rank fusion of ranked lists, smoothed along the conversation.
 
-    Each list (best first) gives an entry ``1/(rrf_k + rank)``; an entry's score is the sum
-    over the lists it is in. Ranks, not raw scores, are fused: word scores and distances
+    Each list (best first) gives an entry ``weight/(rrf_k + rank)`` (its weight 1 unless
+    ``weights`` says otherwise); an entry's score is the sum over the lists it is in. Ranks, not raw scores, are fused: word scores and distances
     have no common scale. Then every entry gets ``neighbour_weight`` times the fused scores
     of the turns just before and after it in the same chat, when those are candidates too:
     a conversation stays on a topic for a few turns, so a turn beside relevant ones is more
@@ -155,15 +166,17 @@ def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float, neighbour_weight: 
     Args:
         ranked_lists: each mechanism's hits, best first.
         rrf_k, neighbour_weight: ``retrieval.rrf_k`` and ``retrieval.neighbour_weight``.
+        weights: each list's weight, in the lists' order (None: 1 each).
 
     Returns:
-        id → score (> 0) for every entry of the lists.
+        id → score (≥ 0) for every entry of the lists.
     """
+    ranked_lists = list(ranked_lists)
     fused: dict[str, float] = {}
     entries: dict[str, dict] = {}
-    for ranked in ranked_lists:
+    for ranked, weight in zip(ranked_lists, weights or [1.0] * len(ranked_lists)):
         for rank, recall in enumerate(ranked, start=1):
-            fused[recall["id"]] = fused.get(recall["id"], 0.0) + 1.0 / (rrf_k + rank)
+            fused[recall["id"]] = fused.get(recall["id"], 0.0) + weight / (rrf_k + rank)
             entries.setdefault(recall["id"], recall)
     by_place = {place: entry_id for entry_id, recall in entries.items() if (place := _place(recall)) is not None}
 

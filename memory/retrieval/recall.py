@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.lists import EVERY_LIST, EVERY_WORD, KEYS, TEMPORAL, THEMATIC, WORDS
+from memory.retrieval.statements import speaks_of_oneself
 from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question, names_something, succeeded
 from memory.settings import Settings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
@@ -159,6 +160,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
         "range": None, "keys": [], "deadline_ms": deadline * 1000, "lexical": {}, "background": None,
         "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")
+        "statement": speaks_of_oneself(query.text[:WORD_SCAN_CHARS]),  # judged by meaning first
     }
     with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
         await search.load_for(query.text)
