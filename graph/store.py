@@ -240,7 +240,7 @@ class EntryFilter:
 
     def holds(self, entry: dict) -> bool:
         """Whether the entry (as the façade gives it) passes."""
-        return (all(_COMPARE[op](_role(entry), role) for op, role in self.role.items())
+        return (all(_COMPARE[op](role_of(entry), role) for op, role in self.role.items())
                 and all(_COMPARE[op](entry["timestamp"], moment) for op, moment in self.times.items()))
 
 
@@ -266,7 +266,8 @@ def _matches(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:
     return all(want in ("*", have) for want, have in zip(path, ends))
 
 
-def _role(entry: dict) -> str:
+def role_of(entry: dict) -> str:
+    """An entry's role (as the façade gives it): an archived exchange, or a note."""
     return TURN if "turn" in entry["metadata"] else NOTE
 
 
@@ -275,7 +276,7 @@ def _moment(entry: dict) -> datetime:
 
 
 def _memory_value(entry: dict) -> dict[str, Any]:
-    return {"text": entry["content"], "role": _role(entry), "time": iso_time(entry["timestamp"])}
+    return {"text": entry["content"], "role": role_of(entry), "time": iso_time(entry["timestamp"])}
 
 
 def _memory_item(chat_id: str, entry: dict) -> SearchItem:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from langgraph_sdk import get_client
@@ -61,6 +62,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             yield Served(url, data_dir)
 
 
+def refusal(error: pytest.ExceptionInfo[httpx.HTTPStatusError]) -> tuple[int, str]:
+    """A refused call's status and its reason, which is one line."""
+    response = error.value.response
+    detail = response.json()["detail"]
+    assert "\n" not in detail.strip(), detail
+    return response.status_code, detail
+
+
 async def a_turn(served: Served, client: LangGraphClient, message: str) -> tuple[str, ...]:
     """The namespace of a new chat (a thread) of the caller's, after one turn saying ``message``
     and its archiving behind the reply (which makes the chat its user's on the Store)."""
@@ -87,3 +96,26 @@ async def test_a_delete_through_the_store_answers_and_leaves_the_words_in_no_fil
     await alice.store.delete_item(facts, "bike")
     assert await alice.store.get_item(facts, "bike") is None
     assert files_holding(served.data_dir, PIN) == []
+
+
+async def test_in_a_shared_chat_a_note_is_its_putters_and_a_turn_its_speakers(served: Served) -> None:
+    alice, bob = served.client(ALICE_TOKEN), served.client(BOB_TOKEN)
+    chat = ("chats", SHARED, "memories")
+    await bob.store.put_item(chat, "gate", {"text": "The gate code is 1234."})
+    bobs_turn, alices_turn = f"{SHARED}:turn_0002", f"{SHARED}:turn_0001"
+    for attempt in (alice.store.put_item(chat, "gate", {"text": "The gate code is 0000."}),
+                    alice.store.delete_item(chat, "gate"),
+                    alice.store.delete_item(chat, bobs_turn)):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await attempt
+        status, reason = refusal(refused)
+        assert status == 403 and "bob" in reason
+    assert (await bob.store.get_item(chat, "gate"))["value"]["text"] == "The gate code is 1234."
+    assert "garden gate" in (await bob.store.get_item(chat, bobs_turn))["value"]["text"]
+
+    # Each still rewrites and deletes what is theirs.
+    await bob.store.put_item(chat, "gate", {"text": "The gate code is 5678."})
+    assert (await alice.store.get_item(chat, "gate"))["value"]["text"] == "The gate code is 5678."
+    await bob.store.delete_item(chat, "gate")
+    await alice.store.delete_item(chat, alices_turn)
+    assert await alice.store.get_item(chat, "gate") is None and await alice.store.get_item(chat, alices_turn) is None
