@@ -119,3 +119,18 @@ async def test_in_a_shared_chat_a_note_is_its_putters_and_a_turn_its_speakers(se
     await bob.store.delete_item(chat, "gate")
     await alice.store.delete_item(chat, alices_turn)
     assert await alice.store.get_item(chat, "gate") is None and await alice.store.get_item(chat, alices_turn) is None
+
+
+async def test_what_the_store_does_not_support_is_a_4xx_and_the_connection_lives_on(served: Served) -> None:
+    alice = served.client(ALICE_TOKEN)
+    facts, chat = ("users", "alice", "facts"), ("chats", SHARED, "memories")
+    await alice.store.put_item(facts, "city", {"value": "Porto"})
+    for attempt, says in ((alice.store.put_item(facts, "dog", {"value": "Rex"}, ttl=5), "TTL"),
+                          (alice.store.search_items(facts, filter={"value": "Porto"}), "filter"),
+                          (alice.store.put_item(chat, "tagged", {"text": "A tagged note.", "tags": 5}), "tags")):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await attempt
+        status, reason = refusal(refused)
+        assert 400 <= status < 500 and says in reason
+        assert (await alice.store.get_item(facts, "city"))["value"] == {"value": "Porto"}  # the same client goes on
+    assert await alice.store.get_item(facts, "dog") is None and await alice.store.get_item(chat, "tagged") is None
