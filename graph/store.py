@@ -182,6 +182,7 @@ class GoatStore(BaseStore):
         await self.memory.store_memory(chat_id, str(user_id), texts[0], value.get("tags"), time.time(), entry_id=key)
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
+        _refuse_negative(limit=op.limit, offset=op.offset)
         if len(op.namespace_prefix) != 3:
             raise ValueError(f"a search names one namespace, {_SHAPES}, not {op.namespace_prefix!r}: "
                              "list_namespaces finds them")
@@ -223,6 +224,8 @@ class GoatStore(BaseStore):
         return items
 
     async def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
+        # max_depth cuts as LangGraph's InMemoryStore does (0: the empty namespace, once).
+        _refuse_negative(limit=op.limit, offset=op.offset, max_depth=op.max_depth)
         users, chats = await self.memory.users_and_chats()
         every = sorted([(USERS, user, FACTS) for user in users] + [(CHATS, chat, MEMORIES) for chat in chats])
         matching = [ns for ns in every if all(_matches(condition, ns) for condition in op.match_conditions or ())]
@@ -279,6 +282,12 @@ def _parse(namespace: tuple[str, ...]) -> tuple[str, str]:
 def _refuse_ttl(ttl: float | None | NotProvided) -> None:
     if ttl not in (NOT_PROVIDED, None):
         raise NotSupported("GOAT keeps a memory until it is deleted or forgotten: a TTL is not supported")
+
+
+def _refuse_negative(**paging: int | None) -> None:
+    # A negative one would slice from the end: a page of something other than what was asked.
+    if negative := [f"{name}={value}" for name, value in paging.items() if value is not None and value < 0]:
+        raise ValueError(f"{', '.join(negative)}: limit, offset and max_depth are not negative")
 
 
 def _matches(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from langgraph.store.memory import InMemoryStore
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
@@ -134,3 +135,30 @@ async def test_what_the_store_does_not_support_is_a_4xx_and_the_connection_lives
         assert 400 <= status < 500 and says in reason
         assert (await alice.store.get_item(facts, "city"))["value"] == {"value": "Porto"}  # the same client goes on
     assert await alice.store.get_item(facts, "dog") is None and await alice.store.get_item(chat, "tagged") is None
+
+
+async def test_paging_refuses_negatives_and_max_depth_means_what_langgraphs_stores_make_it(served: Served) -> None:
+    alice = served.client(ALICE_TOKEN)
+    facts, chat = ("users", "alice", "facts"), ("chats", SHARED, "memories")
+    for key in ("a", "b", "c"):
+        await alice.store.put_item(facts, key, {"value": key.upper()})
+    for attempt in (alice.store.search_items(facts, limit=-1), alice.store.search_items(facts, offset=-2),
+                    alice.store.search_items(chat, limit=-1), alice.store.search_items(chat, offset=-3),
+                    alice.store.search_items(chat, query="lasagna", offset=-1),
+                    alice.store.search_items(chat, query="lasagna", limit=-1),
+                    alice.store.list_namespaces(prefix=facts[:2], max_depth=-1),
+                    alice.store.list_namespaces(prefix=facts[:2], limit=-1),
+                    alice.store.list_namespaces(prefix=facts[:2], offset=-1)):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await attempt
+        status, reason = refusal(refused)
+        assert status == 400 and "negative" in reason
+
+    # Listing alice's own namespaces, max_depth cuts them as LangGraph's in-memory store does.
+    mine = [tuple(ns) for ns in (await alice.store.list_namespaces(prefix=facts[:2]))["namespaces"]]
+    assert mine == [facts]
+    reference = InMemoryStore()
+    reference.put(facts, "a", {"value": "A"})
+    for depth in (0, 1, 2, 3, 4):
+        listed = (await alice.store.list_namespaces(prefix=facts[:2], max_depth=depth))["namespaces"]
+        assert [tuple(ns) for ns in listed] == reference.list_namespaces(prefix=facts[:2], max_depth=depth)
