@@ -15,7 +15,8 @@ from functools import lru_cache
 
 from langgraph_sdk import Auth
 
-from graph.store import CHATS, FACTS, MEMORIES, USERS
+from graph.store import CHATS, FACTS, MEMORIES, NOTE, USERS, role_of
+from memory.facade import Memory
 from memory.settings import Server, load_settings
 from nodes.services import Services
 
@@ -97,10 +98,10 @@ async def assistants(ctx: Auth.types.AuthContext, value: dict) -> None:
 @auth.on.store
 async def own_namespaces(ctx: Auth.types.AuthContext, value: dict) -> None:
     """With tokens, a store call names the caller's own namespace: ``("users", <them>, …)`` or
-    ``("chats", <a chat they wrote to>, …)``, and a note put is kept as theirs. A chat no one
-    wrote to yet is no one's: a put there would let its caller read what the chat's real user
-    writes later (a Telegram chat's id is its user's). The store (``graph/store.py``) refuses
-    what is not GOAT's."""
+    ``("chats", <a chat they wrote to>, …)``, and a note put is kept as theirs (another's note or
+    turn there is not theirs to rewrite or delete). A chat no one wrote to yet is no one's: a put
+    there would let its caller read what the chat's real user writes later (a Telegram chat's id
+    is its user's). The store (``graph/store.py``) refuses what is not GOAT's."""
     if not _server().tokens:
         return
     identity, namespace = ctx.user.identity, tuple(value.get("namespace") or ())
@@ -110,11 +111,23 @@ async def own_namespaces(ctx: Auth.types.AuthContext, value: dict) -> None:
     if namespace[:1] == (CHATS,) and len(namespace) > 1:
         chat_id = namespace[1]
         if chat_id in await memory.chats_of(identity):
+            if ctx.action in ("put", "delete"):
+                await _refuse_anothers_entry(memory, identity, chat_id, value["key"])
             if ctx.action == "put" and isinstance(value.get("value"), dict):
                 value["value"]["user_id"] = identity
             return
     raise _refused(403, f"a store call names your own namespace: ({USERS!r}, {identity!r}, {FACTS!r}) or "
                         f"({CHATS!r}, <a chat of yours>, {MEMORIES!r})")
+
+
+async def _refuse_anothers_entry(memory: Memory, identity: str, chat_id: str, key: str) -> None:
+    """In a chat several people wrote to, a note is whoever put it's and a turn whoever said it's:
+    no one else rewrites or deletes it."""
+    for entry in await memory.entries(chat_id, [key]):
+        owner = entry["metadata"].get("user_id")
+        if owner != identity:
+            whose = "a note belongs to whoever put it" if role_of(entry) == NOTE else "a turn to whoever said it"
+            raise _refused(403, f"{key!r} is {owner}'s, not yours to rewrite or delete: {whose}")
 
 
 @auth.on.crons

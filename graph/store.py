@@ -25,11 +25,11 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from langgraph.store.base import (BaseStore, GetOp, Item, ListNamespacesOp, MatchCondition, Op, PutOp, Result,
-                                  SearchItem, SearchOp)
+from langgraph.store.base import (NOT_PROVIDED, BaseStore, GetOp, Item, ListNamespacesOp, MatchCondition, NotProvided,
+                                  Op, PutOp, Result, SearchItem, SearchOp)
 
 from memory.facade import Found, Memory
 from memory.retrieval import iso_bound
@@ -46,6 +46,12 @@ _TIME_OPERATORS = {"$gt": "before", "$gte": "after", "$lt": "after", "$lte": "be
 _COMPARE = {"$eq": lambda have, want: have == want if isinstance(have, str) else iso_time(have) == iso_time(want),
             "$ne": operator.ne, "$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
 _SHAPES = f'("{USERS}", <user id>, "{FACTS}") and ("{CHATS}", <chat id>, "{MEMORIES}")'
+
+
+class NotSupported(NotImplementedError, ValueError):
+    """What the Store API allows and GOAT does not do: a NotImplementedError, as LangGraph's own
+    stores raise, and a ValueError, which LangGraph's server answers with a 400 and this reason
+    (any other error is an empty 500 that drops the connection)."""
 
 
 class GoatStore(BaseStore):
@@ -71,7 +77,7 @@ class GoatStore(BaseStore):
         Returns:
             One result per operation, in their order.
         Raises:
-            ValueError, NotImplementedError: an operation GOAT's memory cannot do (nothing after it runs).
+            ValueError, NotSupported: an operation GOAT's memory cannot do (nothing after it runs).
         """
         running = asyncio.get_running_loop()
         if self._loop is None:
@@ -111,6 +117,19 @@ class GoatStore(BaseStore):
             self._own_loop.call_soon_threadsafe(self._own_loop.stop)
             self._own_loop = None
 
+    async def aput(self, namespace: tuple[str, ...], key: str, value: dict[str, Any],
+                   index: Literal[False] | list[str] | None = None, *,
+                   ttl: float | None | NotProvided = NOT_PROVIDED) -> None:
+        """BaseStore's ``aput``, which LangGraph's server calls, with a TTL refused as GOAT refuses
+        what it does not do (BaseStore refuses it with a bare NotImplementedError).
+
+        Args:
+            namespace, key, value, index: as BaseStore's.
+            ttl: refused unless None or not given.
+        """
+        _refuse_ttl(ttl)
+        await super().aput(namespace, key, value, index)
+
     # ---- one operation ------------------------------------------------------------------
 
     async def _run(self, op: Op) -> Result:
@@ -122,7 +141,7 @@ class GoatStore(BaseStore):
             return await self._search(op)
         if isinstance(op, ListNamespacesOp):
             return await self._list_namespaces(op)
-        raise NotImplementedError(f"GOAT's store does not run {type(op).__name__}")
+        raise NotSupported(f"GOAT's store does not run {type(op).__name__}")
 
     async def _get(self, op: GetOp) -> Item | None:
         kind, owner = _parse(op.namespace)
@@ -134,11 +153,10 @@ class GoatStore(BaseStore):
 
     async def _put(self, op: PutOp) -> None:
         kind, owner = _parse(op.namespace)
-        if op.ttl is not None:
-            raise NotImplementedError("GOAT keeps a memory until it is deleted or forgotten: a TTL is not supported")
+        _refuse_ttl(op.ttl)
         if op.index is not None:
-            raise NotImplementedError("GOAT indexes every memory by its text, words and meaning: "
-                                      "index fields (or index=False) are not supported")
+            raise NotSupported("GOAT indexes every memory by its text, words and meaning: "
+                               "index fields (or index=False) are not supported")
         if kind == USERS:
             await self._put_fact(owner, op.key, op.value)
         else:
@@ -164,13 +182,14 @@ class GoatStore(BaseStore):
         await self.memory.store_memory(chat_id, str(user_id), texts[0], value.get("tags"), time.time(), entry_id=key)
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
+        _refuse_negative(limit=op.limit, offset=op.offset)
         if len(op.namespace_prefix) != 3:
             raise ValueError(f"a search names one namespace, {_SHAPES}, not {op.namespace_prefix!r}: "
                              "list_namespaces finds them")
         kind, owner = _parse(op.namespace_prefix)
         if kind == USERS:
             if op.query or op.filter:
-                raise NotImplementedError("facts are listed whole, by key: a query or a filter is not supported")
+                raise NotSupported("facts are listed whole, by key: a query or a filter is not supported")
             facts = sorted((await self.memory.facts(owner)).items())[op.offset : op.offset + op.limit]
             return [_fact_item(owner, key, value) for key, value in facts]
         wanted = EntryFilter.of(op.filter or {}, ZoneInfo(self.memory.settings.prefetch.timezone))
@@ -205,6 +224,8 @@ class GoatStore(BaseStore):
         return items
 
     async def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
+        # max_depth cuts as LangGraph's InMemoryStore does (0: the empty namespace, once).
+        _refuse_negative(limit=op.limit, offset=op.offset, max_depth=op.max_depth)
         users, chats = await self.memory.users_and_chats()
         every = sorted([(USERS, user, FACTS) for user in users] + [(CHATS, chat, MEMORIES) for chat in chats])
         matching = [ns for ns in every if all(_matches(condition, ns) for condition in op.match_conditions or ())]
@@ -240,7 +261,7 @@ class EntryFilter:
 
     def holds(self, entry: dict) -> bool:
         """Whether the entry (as the façade gives it) passes."""
-        return (all(_COMPARE[op](_role(entry), role) for op, role in self.role.items())
+        return (all(_COMPARE[op](role_of(entry), role) for op, role in self.role.items())
                 and all(_COMPARE[op](entry["timestamp"], moment) for op, moment in self.times.items()))
 
 
@@ -258,6 +279,17 @@ def _parse(namespace: tuple[str, ...]) -> tuple[str, str]:
     raise ValueError(f"GOAT's store holds {_SHAPES}, not {namespace!r}")
 
 
+def _refuse_ttl(ttl: float | None | NotProvided) -> None:
+    if ttl not in (NOT_PROVIDED, None):
+        raise NotSupported("GOAT keeps a memory until it is deleted or forgotten: a TTL is not supported")
+
+
+def _refuse_negative(**paging: int | None) -> None:
+    # A negative one would slice from the end: a page of something other than what was asked.
+    if negative := [f"{name}={value}" for name, value in paging.items() if value is not None and value < 0]:
+        raise ValueError(f"{', '.join(negative)}: limit, offset and max_depth are not negative")
+
+
 def _matches(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:
     path = condition.path
     if len(path) > len(namespace):
@@ -266,7 +298,8 @@ def _matches(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:
     return all(want in ("*", have) for want, have in zip(path, ends))
 
 
-def _role(entry: dict) -> str:
+def role_of(entry: dict) -> str:
+    """An entry's role (as the façade gives it): an archived exchange, or a note."""
     return TURN if "turn" in entry["metadata"] else NOTE
 
 
@@ -275,7 +308,7 @@ def _moment(entry: dict) -> datetime:
 
 
 def _memory_value(entry: dict) -> dict[str, Any]:
-    return {"text": entry["content"], "role": _role(entry), "time": iso_time(entry["timestamp"])}
+    return {"text": entry["content"], "role": role_of(entry), "time": iso_time(entry["timestamp"])}
 
 
 def _memory_item(chat_id: str, entry: dict) -> SearchItem:

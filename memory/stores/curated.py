@@ -49,7 +49,7 @@ def clean_tags(tags: list[str] | None) -> list[str]:
     """Distinct, trimmed tags in the given order; commas split a tag, reserved tags are dropped."""
     if tags is None:
         return []
-    if isinstance(tags, str) or not all(isinstance(tag, str) for tag in tags):
+    if not isinstance(tags, list | tuple) or not all(isinstance(tag, str) for tag in tags):
         raise ValueError(f"tags must be a list of strings, got {tags!r}")
     parts = (part.strip() for tag in tags for part in tag.split(","))
     return list(dict.fromkeys(part for part in parts if part and part not in _RESERVED_TAGS))

@@ -267,7 +267,7 @@ async def rewrite_append_only_files(redis: aioredis.Redis | aioredis.RedisCluste
             await redis.execute_command("CONFIG SET", "save", "", **target)
         await _rewrite_append_only_file(redis, target)
     if folder is not None:  # after the rewrite: it waits for a snapshot being written to end
-        (folder / "dump.rdb").unlink(missing_ok=True)
+        await asyncio.to_thread((folder / "dump.rdb").unlink, missing_ok=True)  # off the loop: other turns go on
 
 
 async def _rewrite_append_only_file(redis: aioredis.Redis | aioredis.RedisCluster, target: dict) -> None:

@@ -1,0 +1,164 @@
+"""GOAT's Store as `langgraph dev` serves it (graph/store.py behind graph/auth.py), reached with
+langgraph_sdk over loopback as a LangGraph developer reaches it: on the embedded defaults of a
+fresh data folder, with two users' tokens and a chat both of them wrote to (imported before the
+server starts). The model is the loopback fake."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from langgraph.store.memory import InMemoryStore
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from conftest import wait_for
+from fakes import FakeOpenAI
+from memory.stores.archive import OUTBOX_KEY
+from memory.stores.redis_server import EmbeddedRedis
+from test_cli import goat, goat_env, ok
+from test_erasure import files_holding
+from test_studio import REPO, langgraph_dev
+
+pytestmark = pytest.mark.slow
+
+ALICE_TOKEN, BOB_TOKEN = "alice-token-3f9d2c71", "bob-token-8e06a4b5"
+SHARED = "family"  # the chat both wrote to
+LOCKER = "7781-omega"  # what a deleted turn said
+PIN = "pin-5093-kestrel"  # a deleted fact's value
+
+
+@dataclass
+class Served:
+    """The running server and its data folder."""
+
+    url: str
+    data_dir: Path
+
+    def client(self, token: str) -> LangGraphClient:
+        return get_client(url=self.url, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One server for the module (each test keeps to chats and keys of its own, but the shared chat)."""
+    folder = tmp_path_factory.mktemp("served")
+    data_dir = folder / "data"
+    transcript = folder / "family.jsonl"
+    said = [("alice", "Alice brought the lasagna on Sunday."), ("bob", "Bob fixed the garden gate.")]
+    transcript.write_text("".join(
+        json.dumps({"chat_id": SHARED, "user_id": user, "role": role, "content": content,
+                    "timestamp": 1_760_000_000 + n}) + "\n"
+        for n, (user, text) in enumerate(said) for role, content in (("user", text), ("assistant", "Noted."))))
+    with FakeOpenAI(default_reply="Noted.") as fake:
+        env = goat_env(data_dir, GOAT_SERVER_TOKENS=f"alice={ALICE_TOKEN},bob={BOB_TOKEN}", GOAT_MODEL="fake-model",
+                       OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake.base_url)
+        ok(goat("import", transcript, env=env, cwd=folder))
+        with langgraph_dev(REPO, env, REPO / "langgraph.json", folder / "studio.log") as (url, _):
+            yield Served(url, data_dir)
+
+
+def refusal(error: pytest.ExceptionInfo[httpx.HTTPStatusError]) -> tuple[int, str]:
+    """A refused call's status and its reason, which is one line."""
+    response = error.value.response
+    detail = response.json()["detail"]
+    assert "\n" not in detail.strip(), detail
+    return response.status_code, detail
+
+
+async def a_turn(served: Served, client: LangGraphClient, message: str) -> tuple[str, ...]:
+    """The namespace of a new chat (a thread) of the caller's, after one turn saying ``message``
+    and its archiving behind the reply (which makes the chat its user's on the Store)."""
+    assistant = (await client.assistants.search(graph_id="goat"))[0]
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], assistant["assistant_id"], input={"message": message})
+    with redis.Redis.from_url(EmbeddedRedis(served.data_dir).url) as server:
+        wait_for(lambda: server.hlen(OUTBOX_KEY) == 0, "the turn to be archived behind the reply")
+    return ("chats", thread["thread_id"], "memories")
+
+
+async def test_a_delete_through_the_store_answers_and_leaves_the_words_in_no_file(served: Served) -> None:
+    alice = served.client(ALICE_TOKEN)
+    chat = await a_turn(served, alice, f"My locker code is {LOCKER}.")
+    turn = f"{chat[1]}:turn_0001"
+    assert LOCKER in (await alice.store.get_item(chat, turn))["value"]["text"]  # archived behind the reply
+    facts = ("users", "alice", "facts")
+    await alice.store.put_item(facts, "bike", {"value": PIN})
+    assert files_holding(served.data_dir, LOCKER) and files_holding(served.data_dir, PIN)
+
+    await alice.store.delete_item(chat, turn)
+    assert await alice.store.get_item(chat, turn) is None
+    assert files_holding(served.data_dir, LOCKER) == []
+    await alice.store.delete_item(facts, "bike")
+    assert await alice.store.get_item(facts, "bike") is None
+    assert files_holding(served.data_dir, PIN) == []
+
+
+async def test_in_a_shared_chat_a_note_is_its_putters_and_a_turn_its_speakers(served: Served) -> None:
+    alice, bob = served.client(ALICE_TOKEN), served.client(BOB_TOKEN)
+    chat = ("chats", SHARED, "memories")
+    await bob.store.put_item(chat, "gate", {"text": "The gate code is 1234."})
+    bobs_turn, alices_turn = f"{SHARED}:turn_0002", f"{SHARED}:turn_0001"
+    for attempt in (alice.store.put_item(chat, "gate", {"text": "The gate code is 0000."}),
+                    alice.store.delete_item(chat, "gate"),
+                    alice.store.delete_item(chat, bobs_turn)):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await attempt
+        status, reason = refusal(refused)
+        assert status == 403 and "bob" in reason
+    assert (await bob.store.get_item(chat, "gate"))["value"]["text"] == "The gate code is 1234."
+    assert "garden gate" in (await bob.store.get_item(chat, bobs_turn))["value"]["text"]
+
+    # Each still rewrites and deletes what is theirs.
+    await bob.store.put_item(chat, "gate", {"text": "The gate code is 5678."})
+    assert (await alice.store.get_item(chat, "gate"))["value"]["text"] == "The gate code is 5678."
+    await bob.store.delete_item(chat, "gate")
+    await alice.store.delete_item(chat, alices_turn)
+    assert await alice.store.get_item(chat, "gate") is None and await alice.store.get_item(chat, alices_turn) is None
+
+
+async def test_what_the_store_does_not_support_is_a_4xx_and_the_connection_lives_on(served: Served) -> None:
+    alice = served.client(ALICE_TOKEN)
+    facts, chat = ("users", "alice", "facts"), ("chats", SHARED, "memories")
+    await alice.store.put_item(facts, "city", {"value": "Porto"})
+    for attempt, says in ((alice.store.put_item(facts, "dog", {"value": "Rex"}, ttl=5), "TTL"),
+                          (alice.store.search_items(facts, filter={"value": "Porto"}), "filter"),
+                          (alice.store.put_item(chat, "tagged", {"text": "A tagged note.", "tags": 5}), "tags")):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await attempt
+        status, reason = refusal(refused)
+        assert 400 <= status < 500 and says in reason
+        assert (await alice.store.get_item(facts, "city"))["value"] == {"value": "Porto"}  # the same client goes on
+    assert await alice.store.get_item(facts, "dog") is None and await alice.store.get_item(chat, "tagged") is None
+
+
+async def test_paging_refuses_negatives_and_max_depth_means_what_langgraphs_stores_make_it(served: Served) -> None:
+    alice = served.client(ALICE_TOKEN)
+    facts, chat = ("users", "alice", "facts"), ("chats", SHARED, "memories")
+    for key in ("a", "b", "c"):
+        await alice.store.put_item(facts, key, {"value": key.upper()})
+    for attempt in (alice.store.search_items(facts, limit=-1), alice.store.search_items(facts, offset=-2),
+                    alice.store.search_items(chat, limit=-1), alice.store.search_items(chat, offset=-3),
+                    alice.store.search_items(chat, query="lasagna", offset=-1),
+                    alice.store.search_items(chat, query="lasagna", limit=-1),
+                    alice.store.list_namespaces(prefix=facts[:2], max_depth=-1),
+                    alice.store.list_namespaces(prefix=facts[:2], limit=-1),
+                    alice.store.list_namespaces(prefix=facts[:2], offset=-1)):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await attempt
+        status, reason = refusal(refused)
+        assert status == 400 and "negative" in reason
+
+    # Listing alice's own namespaces, max_depth cuts them as LangGraph's in-memory store does.
+    mine = [tuple(ns) for ns in (await alice.store.list_namespaces(prefix=facts[:2]))["namespaces"]]
+    assert mine == [facts]
+    reference = InMemoryStore()
+    reference.put(facts, "a", {"value": "A"})
+    for depth in (0, 1, 2, 3, 4):
+        listed = (await alice.store.list_namespaces(prefix=facts[:2], max_depth=depth))["namespaces"]
+        assert [tuple(ns) for ns in listed] == reference.list_namespaces(prefix=facts[:2], max_depth=depth)
