@@ -1,5 +1,5 @@
 # The two commands of the README. Both create or reuse .venv/ in the repo root.
-.PHONY: demo test setup letta notebooks
+.PHONY: demo test setup letta notebooks docs
 
 setup:
 	scripts/setup.sh
@@ -15,6 +15,11 @@ test: setup letta
 	.venv/bin/pytest -q
 
 # The four tuning notebooks, headless: their tables and recommendations printed, the executed
-# copies in a temporary folder, their figures in notebooks/figures/ (the README shows them).
+# copies in a temporary folder, their figures in notebooks/figures/ (docs/benchmarks.md shows them).
 notebooks: setup
 	.venv/bin/python notebooks/execute.py
+
+# The generated docs: docs/settings.md from memory/settings.py, and README.md's figures table from
+# docs/benchmarks.md. tests/test_docs.py fails until this has been run after either changes.
+docs: setup
+	.venv/bin/python scripts/docs.py

@@ -67,26 +67,29 @@ class Identity(_Section):
 
 
 class LLM(_Section):
-    model: str = ""
-    api_key: SecretStr | None = None
-    base_url: str | None = None
-    temperature: float = Field(0.3, ge=0, le=2)
-    timeout: float = Field(60.0, gt=0)
+    model: str = Field("", description="the chat model's name at the endpoint (empty: no model; every memory "
+                       "command still works)")
+    api_key: SecretStr | None = Field(None, description="the endpoint's API key")
+    base_url: str | None = Field(None, description="an OpenAI-compatible endpoint (DeepSeek, Ollama, vLLM, "
+                                 "OpenRouter…); unset: OpenAI's")
+    temperature: float = Field(0.3, ge=0, le=2, description="the model's sampling temperature")
+    timeout: float = Field(60.0, gt=0, description="seconds a model call may take")
 
 
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class Redis(_Section):
-    url: str | None = None  # None: start an embedded redis-server under data_dir
-    # A Redis Cluster: ``url`` names any of its nodes (redis:// or rediss://); the others are
-    # found from it. The embedded server is a single node, so a cluster needs a URL.
-    cluster: bool = False
-    # Checkpoints kept per chat: a turn needs its own to resume; older ones only cost memory.
-    checkpoint_keep_turns: int = Field(2, ge=1)
-    # A worker that dies (or loses Redis) holding a chat's turn lock blocks that chat at most
-    # this long; a running turn renews its lease every third of it.
-    chat_lock_seconds: float = Field(5.0, gt=0)
+    url: str | None = Field(None, description="redis://host:port/db (user:password@ before the host when it "
+                            "wants them), rediss://… (TLS) or unix:///path/to/redis.sock; unset: an embedded "
+                            "redis-server in the data folder")
+    # The embedded server is a single node, so a cluster needs a URL.
+    cluster: bool = Field(False, description="redis.url names any node of a Redis Cluster; the others are "
+                          "found from it")
+    # A turn needs its own checkpoint to resume; older ones only cost memory.
+    checkpoint_keep_turns: int = Field(2, ge=1, description="turns whose checkpoints each chat keeps")
+    chat_lock_seconds: float = Field(5.0, gt=0, description="a chat's turn lease: a running turn renews it "
+                                     "every third of this; a dead worker's chats wait this long at most")
 
     @field_validator("url")
     @classmethod
@@ -124,14 +127,16 @@ class Redis(_Section):
 
 
 class Chroma(_Section):
-    url: str | None = None  # None: Chroma's embedded PersistentClient under data_dir
+    url: str | None = Field(None, description="a Chroma server, http://host:8000; unset: Chroma's embedded "
+                            "PersistentClient in the data folder")
 
 
 class Letta(_Section):
-    url: str | None = None  # None: L1 facts live in Redis
-    token: SecretStr | None = None  # a Letta server started with a password wants it as a bearer token
-    # Each request's limit; a turn waits for L1 no longer than its prefetch deadline anyway.
-    timeout: float = Field(5.0, gt=0, le=120)
+    url: str | None = Field(None, description="a Letta server keeping L1's facts; unset: facts in Redis")
+    token: SecretStr | None = Field(None, description="a Letta server started with a password wants it as a "
+                                    "bearer token")
+    timeout: float = Field(5.0, gt=0, le=120, description="seconds a request to Letta may take (a turn waits "
+                           "for L1 no longer than prefetch.timeout anyway)")
 
 
 class Memory(_Section):
@@ -204,7 +209,7 @@ class Budget(_Section):
 
 
 class Cache(_Section):
-    ttl_seconds: int = Field(300, ge=1)
+    ttl_seconds: int = Field(300, ge=1, description="seconds a question's searches stay in the L2.5 cache")
 
 
 Encoder = Literal["minilm-l6", "e5-small", "minilm-l6+e5-small"]
@@ -220,7 +225,7 @@ def encoder_of(record: str) -> str:
 
 # What stands out from the chat's background depends on how an encoder spreads its distances:
 # the relevance ratios of e5-small alone (MiniLM's are Retrieval's defaults, and the pair's, which
-# compares English by MiniLM), measured on the LoCoMo dev conversations (README, "Measured"). A
+# compares English by MiniLM), measured on the LoCoMo dev conversations (docs/benchmarks.md). A
 # ratio set anywhere (file, environment, run) wins.
 ENCODER_RATIOS: dict[str, dict[str, float]] = {
     "e5-small": {"relevance_ratio": 0.8, "lexical_relevance_ratio": 0.85},
@@ -232,7 +237,7 @@ class Embeddings(_Section):
     # refuses to start until `goat reembed` has re-embedded it.
     model: Encoder = Field(
         DEFAULT_ENCODER, description="the sentence encoder of L3's meaning search: minilm-l6+e5-small (both "
-        "side by side: English compared by both, every other language by e5), minilm-l6 (English only) or "
+        "side by side: English compared by MiniLM, every other language by e5), minilm-l6 (English only) or "
         "e5-small (multilingual)")
 
 
@@ -252,18 +257,24 @@ class Words(_Section):
 
 
 class Tools(_Section):
-    enabled: bool = True  # offer the memory tools and the plugins' tools to the model
-    plugins_dir: Path | None = None  # None: <data_dir>/plugins (a missing folder: no plugins)
-    timeout: float = Field(30.0, gt=0)  # per tool call: a stuck tool costs its call, not the turn
-    max_calls: int = Field(8, ge=1)  # per turn; further requests get an error result instead
+    enabled: bool = Field(True, description="offer the memory tools and the plugins' tools to the model")
+    plugins_dir: Path | None = Field(None, description="the plugins' folder; unset: <data_dir>/plugins (a "
+                                     "missing folder: no plugins)")
+    timeout: float = Field(30.0, gt=0, description="seconds per tool call: a stuck tool costs its call, not "
+                           "the turn")
+    max_calls: int = Field(8, ge=1, description="tool calls per turn; further requests get an error result")
 
 
 class Telegram(_Section):
-    token: SecretStr | None = None
-    api_url: str = "https://api.telegram.org"  # the Bot API server's root: requests go to {root}/bot{token}/{method}
-    allowed_users: tuple[int, ...] = ()  # Telegram user ids the bot serves; nobody else
-    webhook_secret: SecretStr | None = None  # what Telegram must send in X-Telegram-Bot-Api-Secret-Token
-    edit_interval: float = Field(1.0, gt=0)  # seconds between two edits of a streaming reply, per chat
+    token: SecretStr | None = Field(None, description="the bot's token, from @BotFather")
+    api_url: str = Field("https://api.telegram.org", description="the Bot API server's root (requests go to "
+                         "{root}/bot{token}/{method}): a self-hosted telegram-bot-api, say")
+    allowed_users: tuple[int, ...] = Field((), description="Telegram user ids the bot serves, comma-separated; "
+                                           "nobody else")
+    webhook_secret: SecretStr | None = Field(None, description="what Telegram must send in "
+                                             "X-Telegram-Bot-Api-Secret-Token (16–256 characters of A-Z a-z 0-9 _ "
+                                             "-); unset: a strong one is made once in Redis")
+    edit_interval: float = Field(1.0, gt=0, description="seconds between two edits of a streaming reply, per chat")
 
     @field_validator("allowed_users", mode="before")
     @classmethod
@@ -286,7 +297,8 @@ def _guessable(secret: SecretStr) -> bool:
 
 
 class Mcp(_Section):
-    token: SecretStr | None = None  # the bearer token `goat mcp --http` requires on every request
+    token: SecretStr | None = Field(None, description="the bearer token `goat mcp --http` requires on every "
+                                    "request, at least 16 characters (unset: it refuses to start)")
 
     @field_validator("token")
     @classmethod
@@ -299,10 +311,12 @@ class Mcp(_Section):
 class Server(_Section):
     """Who the graph serves on LangGraph's server (``langgraph dev``, LangGraph Platform)."""
 
-    # user id -> bearer token ("alice=<token>,bob=<token>"): every request must carry one, and a
-    # run's user is its token's. Empty: every request is ``developer``'s (one person, on loopback).
-    tokens: dict[str, SecretStr] = {}
-    developer: str = Field("developer", min_length=1)
+    tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description="user id → bearer token (alice=<token>,bob=<token>): every request "
+        "carries one (each at least 16 characters) and a run's user is its token's; empty: every request is "
+        "server.developer's")
+    developer: str = Field("developer", min_length=1, description="who every request is when server.tokens is "
+                           "empty (langgraph dev on loopback)")
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -323,15 +337,16 @@ class Server(_Section):
 
 
 class Observability(_Section):
-    log_content: bool = False  # message and reply text in the per-turn line (secrets never)
-    report_every: int = Field(50, ge=1)  # turns between two latency-percentile reports
-    latency_window: int = Field(1000, ge=1)  # latency samples kept per node for those reports
-    # <data_dir>/logs/turns.jsonl is rotated at this size; one previous file is kept.
-    log_max_bytes: int = Field(10_000_000, ge=10_000)
+    log_content: bool = Field(False, description="message and reply text in the per-turn line (secrets never)")
+    report_every: int = Field(50, ge=1, description="turns between two latency-percentile reports")
+    latency_window: int = Field(1000, ge=1, description="latency samples kept per node for those reports")
+    log_max_bytes: int = Field(10_000_000, ge=10_000, description="<data_dir>/logs/turns.jsonl is rotated at this "
+                               "size; one previous file is kept")
 
 
 class Settings(_Section):
-    data_dir: Path = Path(".goat")
+    data_dir: Path = Field(Path(".goat"), description="the data folder: the embedded Redis and Chroma, the "
+                           "turn log, the plugins")
     identity: Identity = Identity()
     llm: LLM = LLM()
     redis: Redis = Redis()

@@ -3,7 +3,7 @@
 Each notebook runs top to bottom in a fresh kernel in this folder, on an in-memory copy: the
 committed ``.ipynb`` keeps no outputs. What it printed (its tables and recommendation) is shown
 here, the executed copy (tables and plots) is written to ``--out`` (a new temporary folder by
-default), and its figure to ``figures/<name>.png`` (``--figures``), the PNGs the README shows::
+default), and its figure to ``figures/<name>.png`` (``--figures``), the PNGs docs/benchmarks.md shows::
 
     .venv/bin/python notebooks/execute.py [NAME ...] [--out DIR] [--figures DIR]
 """

@@ -335,10 +335,10 @@ def test_http_mode_refuses_a_token_that_could_be_guessed(tmp_path: Path) -> None
     assert "12345" not in result.stderr and not (tmp_path / "data").exists()
 
 
-async def test_the_readme_snippet_starts_the_server(tmp_path: Path) -> None:
-    """The client configuration in the README, run as a desktop client runs it (its command
+async def test_the_documented_snippet_starts_the_server(tmp_path: Path) -> None:
+    """The client configuration docs/mcp.md shows, run as a desktop client runs it (its command
     path and data folder pointed at this installation and a scratch folder)."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "mcp.md").read_text(encoding="utf-8")
     snippet = json.loads(readme.split("```json\n", 1)[1].split("```", 1)[0])
     server = snippet["mcpServers"]["goat"]
     assert Path(server["command"]).name == "goat" and Path(server["command"]).is_absolute()

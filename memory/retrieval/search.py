@@ -34,7 +34,7 @@ T = TypeVar("T")
 _TURN_KEY = re.compile(r"^turn_(\d+)$")
 # A time range of at most this many entries is ranked exactly from the index's vectors, whose
 # cost grows with the range; a wider one from the 300 nearest by Chroma's vector index, whose
-# cost does not, cut to the range by the index's times (the README has both costs).
+# cost does not, cut to the range by the index's times (docs/design.md has both costs).
 _EXACT_RANGE = 2048
 _DEEPER_K = 300
 _KEY_CANDIDATES = 64  # newest entries holding a key's words, checked for the key itself
