@@ -27,6 +27,9 @@ from graph.runner import TurnRunner
 from memory.prompt import count_tokens, count_tokens_each, format_recall_line, pack_recalls
 
 FIXED_K = (5, 10, 15)
+# Defaults are chosen on the first conversations (the tuning half); the last two of five are
+# held back and decide whether a change stays.
+HELD_BACK_CONVERSATIONS = 2
 SEARCH_K = 60  # plain top-k results fetched: more than fit the L3 guarantee
 # L3 claims its share before L2, so L2's length changes nothing of what is injected; reading
 # only the last messages saves counting the tokens of a long conversation on every question.
@@ -103,9 +106,10 @@ async def run(options: BenchOptions) -> SectionResult:
         await import_conversations(runner, conversations)
         with tqdm(total=sum(len(c.answerable()) + len(OFF_TOPIC) for c in conversations), unit="message",
                   desc="asking", file=sys.stderr) as bar:
-            for conversation in conversations:
+            for number, conversation in enumerate(conversations):
+                half = half_of(number, len(conversations))
                 for question in conversation.answerable():
-                    questions.append(question_row(conversation, question,
+                    questions.append(question_row(conversation, question, half,
                                                   await ask(runner, conversation, question.text, guarantee)))
                     bar.update()
                 for text in OFF_TOPIC:
@@ -133,10 +137,17 @@ async def import_conversations(runner: TurnRunner, conversations: list[locomo.Co
             await import_turns(runner.services.memory, transcript, progress=bar.update)
 
 
-def question_row(conversation: locomo.Conversation, question: locomo.Question,
+def half_of(number: int, conversations: int) -> str:
+    """"tuning" or "held-back": the last ``HELD_BACK_CONVERSATIONS`` of five or more are held back."""
+    held_back = number >= conversations - HELD_BACK_CONVERSATIONS and conversations >= 5
+    return "held-back" if held_back else "tuning"
+
+
+def question_row(conversation: locomo.Conversation, question: locomo.Question, half: str,
                  found: dict[str, tuple[list[str], int]]) -> dict[str, Any]:
     return {
         "conversation": conversation.sample_id,
+        "half": half,
         "category": question.category,
         "question": question.text,
         "evidence": sorted(question.evidence_ids),
@@ -179,6 +190,9 @@ def summarise(questions: list[dict[str, Any]], off_topic: list[dict[str, Any]], 
             locomo.CATEGORY_NAMES[c]: per_category([q for q in questions if q["category"] == c])
             for c in categories
         },
+        "halves": {half: {"all": per_category(rows), **{
+            locomo.CATEGORY_NAMES[c]: per_category([q for q in rows if q["category"] == c]) for c in categories}}
+            for half in ("tuning", "held-back") if (rows := [q for q in questions if q["half"] == half])},
         "off_topic": {"messages": len(off_topic), "methods": {name: cost(name) for name in names}},
         "per_question": questions,
         "per_off_topic_message": off_topic,
@@ -201,6 +215,14 @@ def tables(data: dict[str, Any]) -> list[str]:
          for category, row in data["by_category"].items()],
         "Evidence recall by question category (@ mean L3 tokens)",
     )
+    goat, plain = names[0], names[1]
+    halves = markdown_table(
+        ["half", "questions", *(f"{group}: GOAT / {plain}" for group in ("all", *data["by_category"]))],
+        [(half, groups["all"]["questions"], *(
+            f"{percent(row[goat])} @{row['l3_tokens_mean'][goat]:.0f} / {percent(row[plain])}"
+            for row in groups.values())) for half, groups in data["halves"].items()],
+        "Evidence recall by half: the tuning conversations and those held back (@ GOAT's mean L3 tokens)",
+    )
     off = data["off_topic"]
     off_topic = markdown_table(
         ["retrieval", "L3 tokens (mean)", "max", "injects anything"],
@@ -208,7 +230,7 @@ def tables(data: dict[str, Any]) -> list[str]:
          for name, m in off["methods"].items()],
         f"Off-topic messages ({off['messages']}: greetings, unrelated questions)",
     )
-    return [overall, by_category, off_topic]
+    return [overall, by_category, halves, off_topic]
 
 
 def plot(data: dict[str, Any], path: Path) -> Path:
