@@ -18,6 +18,7 @@ import pytest
 from fakes import FakeOpenAI
 from nodes.toolkit.dsml import DsmlStreamFilter, parse_dsml
 from graph.graph import build_graph
+from graph.store import GoatStore
 from nodes.toolkit.grounding import ungrounded_numbers
 from nodes.toolkit.plugins import PluginRegistry
 from nodes.services import Services
@@ -468,6 +469,18 @@ async def test_promote_memory_is_refused_past_the_facts_limit(runner, fake):
                            overrides={"budget.l1_facts_max_tokens": 5})
     assert "refused" in json.loads(state["tool_results"][0]["output"])["error"]
     assert await runner.services.memory.facts("carol") == {}
+
+
+
+async def test_a_fact_of_long_words_is_counted_by_what_it_sends_through_the_tool_and_the_store(runner):
+    # WordPiece reads a word of over 100 characters as one [UNK]: counted so, a megabyte would
+    # pass as a token and be sent in every later prompt.
+    store = GoatStore(runner.services.memory)
+    with pytest.raises(FactsFull, match=r"^refused: with this fact the known-facts block would take 125\d{3} tokens"):
+        await store.aput(("users", "alice", "facts"), "huge", {"value": "x" * 1_000_000})
+    with pytest.raises(FactsFull, match=r"would take 37\d{3} tokens, over its limit of 500"):
+        await toolbox(runner).promote("huge", "x" * 300_000)
+    assert await toolbox(runner).facts() == {"facts": {}}
 
 
 async def test_store_memory_writes_a_curated_entry_once_and_invalidates_cached_searches(runner):

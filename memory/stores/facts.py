@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from memory.errors import FactsFull
 from memory.prompt.blocks import facts_block
-from memory.prompt.tokens import count_tokens
+from memory.prompt.tokens import count_unremembered
 from memory.stores.redis_server import named_after
 
 
@@ -69,7 +69,8 @@ async def upsert_within(store: FactsStore, user_id: str, key: str, value: str, m
     """Upsert one of the user's facts, unless the facts block would then take more than
     ``max_tokens`` (``FactsFull``, nothing written). Returns the block's tokens with it."""
     key, value = clean_fact_text(key, "fact key"), clean_fact_text(value, "fact value")
-    tokens = count_tokens(facts_block({**await store.get_all(user_id), key: value}))
+    # Not remembered among the counts of turns' texts: a refused block may be megabytes.
+    [tokens] = count_unremembered([facts_block({**await store.get_all(user_id), key: value})])
     if tokens > max_tokens:
         raise FactsFull(
             f"refused: with this fact the known-facts block would take {tokens} tokens, over its "
