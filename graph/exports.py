@@ -219,8 +219,9 @@ def _said(exc: Exception) -> str:
 def telegram_message(chat: dict[str, Any], record: dict[str, Any], owner: str) -> Read:
     """A message of an exported chat as the user saw it: its text parts joined, a placeholder for
     its media (before the caption), [forwarded from …] when forwarded; an edited message as
-    edited (Telegram keeps only that text), at the time it was sent. Service messages (joins,
-    pins, calls) are left out."""
+    edited (Telegram keeps only that text), at the time it was sent, known by its chat and id
+    (``ref``: a re-import of it edited since rewrites it). Service messages (joins, pins, calls)
+    are left out."""
     where = f"{_chat_where(chat)}, message {record.get('id')}"
     try:
         if "problem" in chat:
@@ -241,7 +242,8 @@ def telegram_message(chat: dict[str, Any], record: dict[str, Any], owner: str) -
         if when is None:
             raise ValueError("date is missing")
         return TranscriptMessage(chat["chat_id"], sender, "user" if sender == owner else "assistant",
-                                 clean_text(content), parse_timestamp(when))
+                                 clean_text(content), parse_timestamp(when),
+                                 ref=f"telegram:{chat['chat_id']}/{record.get('id')}")
     except (ValueError, TypeError) as exc:
         return Refusal(where, str(exc))
 
