@@ -316,6 +316,25 @@ def test_goat_import_again_after_a_message_was_edited_rewrites_its_turn_in_l2_an
     assert holding == []  # the first import's text is erased from every file
 
 
+
+@pytest.mark.slow
+def test_goat_import_refuses_the_one_message_holding_a_lone_surrogate_and_imports_the_rest(tmp_path):
+    said = [telegram_message(n, T0 + 60 * n, ANA if n % 2 else BO, f"Message {n} of the boat log") for n in range(1, 61)]
+    path = write_telegram(tmp_path / "result.json", [TelegramChat("Bo", "personal_chat", BO, said)])
+    path.write_text(path.read_text("utf-8").replace("Message 8 of", "Message 8 \\udc80 of"), "utf-8")  # as JSON escapes it
+    env = goat_env(tmp_path / "data")
+
+    refused = goat("import", path, env=env, cwd=tmp_path)
+    skipping = ok(goat("import", path, "--skip-invalid", env=env, cwd=tmp_path))
+    [chat] = json.loads(ok(goat("export", "--user", str(ANA), env=env, cwd=tmp_path)).stdout)["chats"]
+
+    why = f"chat {BO} (Bo), message 8: its text holds text that is not valid Unicode (lone surrogates)"
+    assert refused.returncode != 0 and why in refused.stderr and "cannot be read past" not in refused.stderr
+    assert skipping.stdout.splitlines()[0] == "59 messages, 30 turns: 30 imported, 0 already there"
+    assert why in skipping.stdout + skipping.stderr
+    assert [m["content"] for m in chat["l2"]] == [f"Message {n} of the boat log" for n in range(1, 61) if n != 8]
+
+
 @pytest.mark.slow
 def test_goat_import_of_a_branched_chatgpt_zip_imports_only_the_branch_in_view(tmp_path):
     path = zipped(write_chatgpt(tmp_path / "conversations.json", [branched()]), tmp_path / "export.zip")
