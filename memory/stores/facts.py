@@ -10,6 +10,7 @@ from memory.errors import FactsFull
 from memory.prompt.blocks import facts_block
 from memory.prompt.tokens import count_unremembered
 from memory.stores.redis_server import named_after
+from memory.turns import is_blank
 
 
 @runtime_checkable
@@ -81,8 +82,9 @@ async def upsert_within(store: FactsStore, user_id: str, key: str, value: str, m
 
 
 def clean_fact_text(text: str, what: str) -> str:
-    """``text`` trimmed, or a ValueError naming ``what`` when it is not a non-empty string."""
-    if not isinstance(text, str) or not text.strip():
+    """``text`` trimmed, or a ValueError naming ``what`` when it is not a string that shows
+    something (only white space or zero-width characters show nothing)."""
+    if not isinstance(text, str) or is_blank(text):
         raise ValueError(f"{what} must be a non-empty string, got {text!r}")
     return text.strip()
 
