@@ -15,7 +15,7 @@ from bot.signals import stop_requests, stopped_by_sigterm
 from graph.redaction import RedactingFilter, Redactor
 from memory.settings import Settings, SettingsError, load_settings, load_settings_leaving_out_invalid
 from nodes.state import InvalidTurn
-from memory.errors import BackendUnavailable, disk_full
+from memory.errors import BackendUnavailable, disk_unwritable
 
 EXIT_USAGE = 2
 EXIT_STOPPED = 130  # as a shell reports a command Ctrl-C ended
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"goat: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BackendUnavailable as exc:
-        print(f"goat: {disk_full(exc, settings) or exc}", file=sys.stderr)
+        print(f"goat: {disk_unwritable(exc, settings) or exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `goat inspect … | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_STOPPED
     except Exception as exc:
-        if (full := disk_full(exc, settings)) is None:
+        if (unwritable := disk_unwritable(exc, settings)) is None:
             raise
-        print(f"goat: {full}", file=sys.stderr)
+        print(f"goat: {unwritable}", file=sys.stderr)
         return 1
 
 

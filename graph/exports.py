@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import replace
+from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -47,6 +48,7 @@ _CHANNEL_BASE = 1_000_000_000_000
 _MEDIA = {"sticker": "sticker", "video_message": "video message", "voice_message": "voice message",
           "animation": "GIF", "video_file": "video", "audio_file": "audio"}
 _SPOKEN = ("user", "assistant")
+_PYTHON_PARSER = ijson.get_backend("python")
 
 
 def read_export(path: Path, format: str | None = None, *, me: str | None = None, into: str | None = None,
@@ -164,37 +166,60 @@ def telegram_chat_id(kind: object, bare: object, owner: str) -> str:
 
 def telegram_reads(export: ExportFile, owner: str) -> Callable[[], Iterator[Read]]:
     """The messages of a Telegram Desktop export, chat after chat, ``owner``'s the user's and every
-    other sender's the assistant's; each message built alone from the parser's events."""
+    other sender's the assistant's; each message built alone from the parser's events.
+
+    yajl, ijson's parser in C, cannot hand back a lone surrogate (a "\\udc80" escape): it stops
+    there. The file is then read again by ijson's parser in Python (ten times slower), which
+    hands it back, past the messages read: that message is refused as one of JSON Lines is.
+    """
 
     def reads() -> Iterator[Read]:
-        chat: dict[str, Any] = {}
-        where, building = "the start of the file", None
-        with export.open() as file:
-            try:
-                for prefix, event, value in ijson.parse(file, use_float=True):
-                    if building is not None:
-                        building.event(event, value)
-                        if event == "end_map" and prefix in _MESSAGES:
-                            read = telegram_message(chat, building.value, owner)
-                            where, building = f"{_chat_where(chat)}, message {building.value.get('id')}", None
-                            yield read
-                    elif prefix in _MESSAGES and event == "start_map":
-                        building = ObjectBuilder()
-                        building.event(event, value)
-                    elif prefix in _CHAT_STARTS and event == "start_map":
-                        chat = {}
-                    elif prefix in _CHAT_FIELDS:
-                        chat[_CHAT_FIELDS[prefix]] = value
-                    elif prefix in _MESSAGE_LISTS and event == "start_array":
-                        try:
-                            chat["chat_id"] = telegram_chat_id(chat.get("type"), chat.get("id"), owner)
-                        except ValueError as exc:  # each of its messages is refused, saying why
-                            chat["problem"] = str(exc)
-                        where = f"{_chat_where(chat)}, before its first message"
-            except (ijson.JSONError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as exc:
-                yield _broken(where, exc)
+        read = 0
+        try:
+            for message in _telegram_messages(export, owner, ijson.parse):
+                yield message
+                read += 1
+        except _LoneSurrogate:
+            yield from islice(_telegram_messages(export, owner, _PYTHON_PARSER.parse), read, None)
 
     return reads
+
+
+class _LoneSurrogate(Exception):
+    """yajl met a lone surrogate escape, which it cannot hand back."""
+
+
+def _telegram_messages(export: ExportFile, owner: str, parse: Callable[..., Iterator[tuple]]) -> Iterator[Read]:
+    chat: dict[str, Any] = {}
+    where, building = "the start of the file", None
+    with export.open() as file:
+        try:
+            for prefix, event, value in parse(file, use_float=True):
+                if building is not None:
+                    building.event(event, value)
+                    if event == "end_map" and prefix in _MESSAGES:
+                        read = telegram_message(chat, building.value, owner)
+                        where, building = f"{_chat_where(chat)}, message {building.value.get('id')}", None
+                        yield read
+                elif prefix in _MESSAGES and event == "start_map":
+                    building = ObjectBuilder()
+                    building.event(event, value)
+                elif prefix in _CHAT_STARTS and event == "start_map":
+                    chat = {}
+                elif prefix in _CHAT_FIELDS:
+                    chat[_CHAT_FIELDS[prefix]] = value
+                elif prefix in _MESSAGE_LISTS and event == "start_array":
+                    try:
+                        chat["chat_id"] = telegram_chat_id(chat.get("type"), chat.get("id"), owner)
+                    except ValueError as exc:  # each of its messages is refused, saying why
+                        chat["problem"] = str(exc)
+                    where = f"{_chat_where(chat)}, before its first message"
+        except UnicodeDecodeError as exc:  # raw bytes that are not UTF-8 are yajl's JSONError
+            if parse is ijson.parse:
+                raise _LoneSurrogate() from exc
+            yield _broken(where, exc)
+        except (ijson.JSONError, zipfile.BadZipFile, EOFError) as exc:
+            yield _broken(where, exc)
 
 
 def _chat_where(chat: dict[str, Any]) -> str:
@@ -219,8 +244,9 @@ def _said(exc: Exception) -> str:
 def telegram_message(chat: dict[str, Any], record: dict[str, Any], owner: str) -> Read:
     """A message of an exported chat as the user saw it: its text parts joined, a placeholder for
     its media (before the caption), [forwarded from …] when forwarded; an edited message as
-    edited (Telegram keeps only that text), at the time it was sent. Service messages (joins,
-    pins, calls) are left out."""
+    edited (Telegram keeps only that text), at the time it was sent, known by its chat and id
+    (``ref``: a re-import of it edited since rewrites it). Service messages (joins, pins, calls)
+    are left out."""
     where = f"{_chat_where(chat)}, message {record.get('id')}"
     try:
         if "problem" in chat:
@@ -241,7 +267,8 @@ def telegram_message(chat: dict[str, Any], record: dict[str, Any], owner: str) -
         if when is None:
             raise ValueError("date is missing")
         return TranscriptMessage(chat["chat_id"], sender, "user" if sender == owner else "assistant",
-                                 clean_text(content), parse_timestamp(when))
+                                 clean_text(content), parse_timestamp(when),
+                                 ref=f"telegram:{chat['chat_id']}/{record.get('id')}")
     except (ValueError, TypeError) as exc:
         return Refusal(where, str(exc))
 

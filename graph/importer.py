@@ -79,6 +79,7 @@ class TranscriptMessage:
     role: str
     content: str
     timestamp: float
+    ref: str | None = None  # which message of its export it is, when the export says (an edit keeps it)
 
 
 @dataclass(frozen=True)
@@ -409,6 +410,7 @@ async def import_turns(memory: Memory, transcript: Transcript, progress: Callabl
 def _imported(turn: tuple[TranscriptMessage, ...], digest: str) -> ImportedTurn:
     return ImportedTurn(
         digest=digest,
+        ref=turn[0].ref,
         user_id=turn[0].user_id,
         messages=tuple({"role": m.role, "content": m.content, "timestamp": m.timestamp, "user_id": turn[0].user_id}
                        for m in turn),

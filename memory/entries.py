@@ -36,10 +36,15 @@ class ChatEntries:
 
     async def import_turns(self, chat_id: str, turns: list[ImportedTurn],
                            progress: Callable[[int], None] | None) -> list[int]:
-        numbers, completed = await self._journal.import_numbers(chat_id, [t.digest for t in turns])
+        numbers, completed, edited = await self._journal.import_numbers(chat_id, turns)
         pending = [(n, t) for n, t in zip(numbers, turns) if n > completed]
-        if progress and len(turns) > len(pending):
-            progress(len(turns) - len(pending))
+        rewritten = [(numbers[index], turns[index]) for index in edited]
+        if progress and len(turns) > len(pending) + len(rewritten):
+            progress(len(turns) - len(pending) - len(rewritten))
+        if rewritten:
+            await self._rewrite_imported(chat_id, rewritten)
+            if progress:
+                progress(len(rewritten))
         now = time.time()
         for start in range(0, len(pending), _IMPORT_BATCH):
             batch = pending[start : start + _IMPORT_BATCH]
@@ -48,7 +53,22 @@ class ChatEntries:
                 await self._save_turn(chat_id, number, list(turn.messages))
             if progress:
                 progress(len(batch))
-        return [number for number, _ in pending]
+        return [number for number, _ in [*rewritten, *pending]]
+
+    async def _rewrite_imported(self, chat_id: str, turns: list[tuple[int, ImportedTurn]]) -> None:
+        """Imported turns whose message was edited since, each rewritten where the first import
+        wrote it (L3, its words and vector, and L2), then known by its new digest; the texts they
+        replaced erased from the files as an edit's are."""
+        replaced: list[str] = []
+        async with self._hold(chat_id):
+            working = await self._backends.working()
+            for number, turn in turns:
+                exchange = turn.exchange(chat_id, number)
+                if (old := await self._archiver.rewrite_turn(exchange)) is not None:
+                    await working.replace_turn(chat_id, exchange.timestamp, old, list(turn.messages))
+                    replaced += [text for text in archived_texts(old) if text and text not in exchange.content]
+            await self._journal.record_imported(chat_id, {turn.digest: number for number, turn in turns})
+        await self._erase_replaced(chat_id, replaced)
 
     async def link(self, chat_id: str, message_ref: str, turn: dict[str, Any]) -> None:
         link = MessageLink(turn["turn"], turn["now"], len(turn["message"]), turn["user_id"])
@@ -66,13 +86,19 @@ class ChatEntries:
             saved = await working.replace_user_text(chat_id, link, text)
             await working.link(chat_id, message_ref, link._replace(chars=len(text)))
         # The text it replaced is erased from the files as a forget erases (the new one may hold it).
-        if replaced := [old for old in {*archived, saved} if old and old not in text]:
-            await self._copies.cut([chat_id], replaced)
-            try:
-                await backends.erase_deleted(l3=True)
-            except NotErased as exc:  # the edit is kept all the same
-                log.warning("%s", exc)
+        await self._erase_replaced(chat_id, [old for old in {*archived, saved} if old and old not in text])
         return True
+
+    async def _erase_replaced(self, chat_id: str, replaced: list[str]) -> None:
+        """Cut texts an edit replaced out of the chat's copies and erase them from the files
+        (when that fails, the edit is kept all the same)."""
+        if not replaced:
+            return
+        await self._copies.cut([chat_id], replaced)
+        try:
+            await self._backends.erase_deleted(l3=True)
+        except NotErased as exc:
+            log.warning("%s", exc)
 
     async def page(self, chat_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         backends = self._backends

@@ -157,6 +157,45 @@ FULL_DISK_BYTES = 8 * 2**20
 _STORAGE_PACKAGES = ("redis", "chromadb", "sqlite3")
 # How a store says it found no room: the OS's ENOSPC as Redis words it, SQLite's SQLITE_FULL.
 _NO_SPACE_WORDS = ("No space left on device", "database or disk is full")
+# How a store says its files cannot be written at all: the OS's EROFS, SQLite's SQLITE_READONLY.
+_READ_ONLY_WORDS = ("Read-only file system", "readonly database")
+
+
+def disk_unwritable(exc: BaseException, settings: Settings) -> str | None:
+    """What to tell the user when ``exc`` is a store's write failing on a disk that is read-only
+    (:func:`read_only_disk`) or full (:func:`disk_full`); None when it is neither.
+
+    Args:
+        exc: what a command failed with (the exceptions it came from are read too).
+        settings: where the stores keep their data.
+
+    Returns:
+        One line, or None.
+    """
+    return read_only_disk(exc, settings) or disk_full(exc, settings)
+
+
+def read_only_disk(exc: BaseException, settings: Settings) -> str | None:
+    """What to tell the user when ``exc`` is a store's write refused by a read-only filesystem:
+    which data folder, and what to do, with the store's own words; None when it is not that.
+    Checked before :func:`disk_full`: a small read-only disk has little room free, too.
+
+    Args:
+        exc: what a command failed with (the exceptions it came from are read too).
+        settings: where the stores keep their data.
+
+    Returns:
+        One line, or None.
+    """
+    chain = list(_causes(exc))
+    if settings.redis.url and any(refuses_writes(e) for e in chain):
+        return None  # a Redis server's own disk, not the data folder's: :func:`disk_full` names it
+    if not any(isinstance(e, OSError) and e.errno == errno.EROFS or any(words in str(e) for words in _READ_ONLY_WORDS)
+               for e in chain):
+        return None
+    data_dir = Path(settings.data_dir).expanduser().resolve()
+    return (f"the data folder {data_dir} is on a read-only filesystem; make it writable (or set GOAT_DATA_DIR to a "
+            f"folder that is), then run the command again ({_said(exc)})")
 
 
 def disk_full(exc: BaseException, settings: Settings) -> str | None:
@@ -171,9 +210,7 @@ def disk_full(exc: BaseException, settings: Settings) -> str | None:
     Returns:
         One line, or None.
     """
-    chain = list(_causes(exc))
-    said = " ".join((str(exc) if isinstance(exc, BackendUnavailable) else f"{type(exc).__name__}: {exc}").split())
-    said = without_credentials(said)
+    chain, said = list(_causes(exc)), _said(exc)
     if settings.redis.url and any(refuses_writes(e) for e in chain):  # the server's disk, not the data folder's
         return (f"the Redis server at {without_credentials(settings.redis.url)} cannot write to its disk (full, "
                 f"most often: see its log); free space there, then run the command again ({said})")
@@ -188,6 +225,12 @@ def disk_full(exc: BaseException, settings: Settings) -> str | None:
         return (f"the disk holding the data folder {data_dir} is full ({readable_size(free)} free); free space "
                 f"there, then run the command again ({said})")
     return None
+
+
+def _said(exc: BaseException) -> str:
+    """What a store said of its failed write, on one line, without credentials."""
+    said = " ".join((str(exc) if isinstance(exc, BackendUnavailable) else f"{type(exc).__name__}: {exc}").split())
+    return without_credentials(said)
 
 
 def free_bytes(folder: Path) -> int:

@@ -282,9 +282,11 @@ class Memory:
                            progress: Callable[[int], None] | None = None) -> list[int]:
         """Write a chat's imported exchanges to L3 and L2 as live turns are written, numbered
         once per exchange (by digest): a repeated or interrupted import never writes one twice.
+        An exchange of a new digest whose ``ref`` was imported before (a message edited since)
+        rewrites that turn in place, and the text it replaced is erased from the files.
 
         Returns:
-            The turn numbers written now (an exchange already written is not among them).
+            The turn numbers written (or rewritten) now; an exchange already written is not among them.
         """
         return await self._entries.import_turns(chat_id, turns, progress)
 

@@ -130,6 +130,9 @@ class ImportedTurn:
     digest: str  # identifies the exchange across imports of the same file
     user_id: str
     messages: tuple[dict[str, Any], ...]  # {"role", "content", "timestamp"}, as L2 keeps them
+    # Its first message's id in the export, when the export gives one: an exchange imported again
+    # under another digest (a message edited since) rewrites the turn this ref was imported as.
+    ref: str | None = None
 
     def __post_init__(self) -> None:
         for message in self.messages:

@@ -32,8 +32,9 @@ from memory.stores.episodic import EpisodicStore, collection_name
 from memory.facade import Memory
 from memory.turns import Exchange
 from memory.prompt.blocks import RECALL_HEADER
+from memory.prompt.tokens import MAX_CHARS_PER_TOKEN
 from memory.stores.redis_server import EmbeddedRedis
-from test_cli import GOAT, HANG_GUARD, embedded_redis_pids, goat, goat_env, ok, servers_left
+from test_cli import GOAT, HANG_GUARD, embedded_redis_pids, goat, goat_env, inspect_json, ok, servers_left
 from test_graph import letta_down, make_runner, with_model
 
 pytestmark = pytest.mark.slow
@@ -227,6 +228,32 @@ def test_why_in_a_new_session_explains_the_chats_last_turn_and_its_tool_calls(tm
     *_, count, called = why.splitlines()
     assert count == "  tools called: 1"
     assert called.startswith('    called search_memory(query="spare key") → {"results": []')
+
+
+def test_what_the_model_is_sent_is_counted_long_words_and_all(tmp_path):
+    # WordPiece reads a word of over 100 characters as one [UNK]: a fact or a message made of
+    # such words must count for what it sends, not pass every budget as a token or two.
+    question = "What did I tell you about the garden?"
+    huge_fact, long_word = "x" * 300_000, "y" * 150_000
+    with FakeOpenAI(api_key=OPENAI_KEY) as fake:
+        fake.reply("That is a long word.")
+        fake.reply("Nothing about the garden.")
+        env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY=OPENAI_KEY,
+                       OPENAI_BASE_URL=fake.base_url)
+        told = goat_chat([f"/remember huge={huge_fact}", long_word], "--chat", CHAT, env=env, cwd=tmp_path)
+        report = inspect_json(question, env=env, cwd=tmp_path, chat=CHAT)  # the next turn, before it runs
+        asked = goat_chat([question], "--chat", CHAT, env=env, cwd=tmp_path)
+        sent = fake.requests[-1]["messages"]
+
+    refused, _ = ok(told).stdout.splitlines()
+    assert refused.startswith("refused: with this fact the known-facts block would take 37")  # 300 000 / 8
+    assert refused.endswith("no longer matters") and "over its limit of 500" in refused
+    assert ok(asked).stdout == "Nothing about the garden.\n"
+    # Every token inspect reports stands for at most MAX_CHARS_PER_TOKEN characters sent: the
+    # long word, over the whole budget, is left out of the prompt rather than counted as one.
+    layers = sum(report["tokens"].values())
+    assert long_word not in str(sent) and huge_fact not in str(sent)
+    assert sum(len(m["content"]) for m in sent[:-1]) <= MAX_CHARS_PER_TOKEN * layers + len(RECALL_HEADER) + 4
 
 
 # ---- Ctrl-C at a terminal ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ import select
 import signal
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,12 +41,27 @@ FILLING = "The greenhouse log, row by row: " + "seedlings watered, vents opened,
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 20 MB tmpfs mounted for the test."""
-    disk = tmp_path / "disk"
+    with tmpfs(tmp_path / "disk", DISK_SIZE) as disk:
+        yield disk
+
+
+@pytest.fixture
+def read_only_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs holding an empty data folder, mounted again read-only."""
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        (disk / "data").mkdir()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        yield disk
+
+
+@contextmanager
+def tmpfs(disk: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``disk`` (made here), unmounted after."""
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE}", "tmpfs", str(disk)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip(f"a full disk is simulated with a tmpfs, which this user cannot mount "
+        pytest.skip(f"a small disk is simulated with a tmpfs, which this user cannot mount "
                     f"(needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
     try:
         yield disk
@@ -223,3 +239,17 @@ def test_a_refusal_for_want_of_space_is_told_in_one_line_naming_the_full_disk(
         "log); free space there, then run the command again (ResponseError: MISCONF Errors writing to the AOF "
         "file: No space left on device)")
     assert disk_full(RuntimeError("a bug of ours"), Settings(data_dir=small_disk.parent)) is None
+
+
+def test_a_read_only_disk_is_named_read_only_not_full(read_only_disk: Path, tmp_path: Path) -> None:
+    data_dir = read_only_disk / "data"
+    transcript = tmp_path / "history.jsonl"
+    transcript.write_text(history_jsonl(CHAT), "utf-8")
+
+    result = goat("import", transcript, env=goat_env(data_dir), cwd=tmp_path)
+
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("goat: ")]
+    assert line.startswith(f"goat: the data folder {data_dir.resolve()} is on a read-only filesystem; make it "
+                           "writable (or set GOAT_DATA_DIR to a folder that is), then run the command again ("), line
+    assert "Read-only file system" in line and " is full" not in line

@@ -284,6 +284,57 @@ def test_goat_import_of_a_telegram_export_then_inspect_in_that_chat_recalls_a_li
     assert any("Miso needs the kidney diet food" in item["content"] for item in report["l3"]), report["l3"]
 
 
+
+@pytest.mark.slow
+def test_goat_import_again_after_a_message_was_edited_rewrites_its_turn_in_l2_and_l3(tmp_path):
+    said = [telegram_message(1, T0, ANA, "Which slip is the boat in?"),
+            telegram_message(2, T0 + 60, BO, "Slip 42C, by the fuel dock."),
+            telegram_message(3, T0 + 120, ANA, "And the gate code?"),
+            telegram_message(4, T0 + 180, BO, "The gate code is 5521.")]
+    path = write_telegram(tmp_path / "result.json", [TelegramChat("Bo", "personal_chat", BO, said[:3])])
+    env = goat_env(tmp_path / "data")
+    ok(goat("import", path, env=env, cwd=tmp_path))  # the gate code was not answered yet
+    said[1] = telegram_message(2, T0 + 60, BO, "Slip 43C, by the fuel dock.", edited="2023-11-14T22:50:00",
+                               edited_unixtime=str(T0 + 1800))
+    write_telegram(path, [TelegramChat("Bo", "personal_chat", BO, said)])
+
+    again = ok(goat("import", path, env=env, cwd=tmp_path))
+    [chat] = json.loads(ok(goat("export", "--user", str(ANA), env=env, cwd=tmp_path)).stdout)["chats"]
+    [report] = [json.loads(line) for line in ok(goat("inspect", "--chat", str(BO), "--user", str(ANA), "--json",
+                                                     "which slip is the boat in, 43C?", env=env,
+                                                     cwd=tmp_path)).stdout.splitlines()]
+
+    assert again.stdout.splitlines()[0] == "4 messages, 2 turns: 2 imported, 0 already there"  # both rewritten
+    assert [m["content"] for m in chat["l2"]] == [said[0]["text"], "Slip 43C, by the fuel dock.",
+                                                  said[2]["text"], said[3]["text"]]
+    assert [(e["id"], e["content"]) for e in chat["l3"]] == [
+        (f"{BO}:turn_0001", "user: Which slip is the boat in?\nassistant: Slip 43C, by the fuel dock."),
+        (f"{BO}:turn_0002", "user: And the gate code?\nassistant: The gate code is 5521.")]
+    assert [item["content"] for item in report["l3"]].count(chat["l3"][0]["content"]) == 1
+    assert report["prefetch"]["found"]  # found by its words and meaning, as edited
+    holding = [str(file) for file in (tmp_path / "data").rglob("*") if file.is_file() and b"42C" in file.read_bytes()]
+    assert holding == []  # the first import's text is erased from every file
+
+
+
+@pytest.mark.slow
+def test_goat_import_refuses_the_one_message_holding_a_lone_surrogate_and_imports_the_rest(tmp_path):
+    said = [telegram_message(n, T0 + 60 * n, ANA if n % 2 else BO, f"Message {n} of the boat log") for n in range(1, 61)]
+    path = write_telegram(tmp_path / "result.json", [TelegramChat("Bo", "personal_chat", BO, said)])
+    path.write_text(path.read_text("utf-8").replace("Message 8 of", "Message 8 \\udc80 of"), "utf-8")  # as JSON escapes it
+    env = goat_env(tmp_path / "data")
+
+    refused = goat("import", path, env=env, cwd=tmp_path)
+    skipping = ok(goat("import", path, "--skip-invalid", env=env, cwd=tmp_path))
+    [chat] = json.loads(ok(goat("export", "--user", str(ANA), env=env, cwd=tmp_path)).stdout)["chats"]
+
+    why = f"chat {BO} (Bo), message 8: its text holds text that is not valid Unicode (lone surrogates)"
+    assert refused.returncode != 0 and why in refused.stderr and "cannot be read past" not in refused.stderr
+    assert skipping.stdout.splitlines()[0] == "59 messages, 30 turns: 30 imported, 0 already there"
+    assert why in skipping.stdout + skipping.stderr
+    assert [m["content"] for m in chat["l2"]] == [f"Message {n} of the boat log" for n in range(1, 61) if n != 8]
+
+
 @pytest.mark.slow
 def test_goat_import_of_a_branched_chatgpt_zip_imports_only_the_branch_in_view(tmp_path):
     path = zipped(write_chatgpt(tmp_path / "conversations.json", [branched()]), tmp_path / "export.zip")

@@ -18,6 +18,9 @@ import pytest
 from fakes import FakeOpenAI
 from nodes.toolkit.dsml import DsmlStreamFilter, parse_dsml
 from graph.graph import build_graph
+from bot import commands
+from bot.commands import Asker
+from graph.store import GoatStore
 from nodes.toolkit.grounding import ungrounded_numbers
 from nodes.toolkit.plugins import PluginRegistry
 from nodes.services import Services
@@ -468,6 +471,30 @@ async def test_promote_memory_is_refused_past_the_facts_limit(runner, fake):
                            overrides={"budget.l1_facts_max_tokens": 5})
     assert "refused" in json.loads(state["tool_results"][0]["output"])["error"]
     assert await runner.services.memory.facts("carol") == {}
+
+
+
+async def test_a_fact_of_long_words_is_counted_by_what_it_sends_through_the_tool_and_the_store(runner):
+    # WordPiece reads a word of over 100 characters as one [UNK]: counted so, a megabyte would
+    # pass as a token and be sent in every later prompt.
+    store = GoatStore(runner.services.memory)
+    with pytest.raises(FactsFull, match=r"^refused: with this fact the known-facts block would take 125\d{3} tokens"):
+        await store.aput(("users", "alice", "facts"), "huge", {"value": "x" * 1_000_000})
+    with pytest.raises(FactsFull, match=r"would take 37\d{3} tokens, over its limit of 500"):
+        await toolbox(runner).promote("huge", "x" * 300_000)
+    assert await toolbox(runner).facts() == {"facts": {}}
+
+
+
+async def test_a_fact_of_zero_width_characters_is_refused_as_a_blank_one_is(runner):
+    store, said = GoatStore(runner.services.memory), Asker(runner, "chat-a", "alice")
+    for blank in ("\u200b\u200b", "\u200d\ufeff \u2060"):
+        assert await commands.remember(said, f"note={blank}") == f"fact value must be a non-empty string, got {blank!r}"
+        with pytest.raises(ValueError, match="^fact value must be a non-empty string"):
+            await store.aput(("users", "alice", "facts"), "note", {"value": blank})
+        with pytest.raises(ValueError, match="^fact key must be a non-empty string"):
+            await toolbox(runner).promote(blank, "a value")
+    assert await toolbox(runner).facts() == {"facts": {}}
 
 
 async def test_store_memory_writes_a_curated_entry_once_and_invalidates_cached_searches(runner):

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from memory.prompt.aits import assess
 from memory.prompt.blocks import one_line
+from memory.prompt.tokens import tokens_at_least
 from memory.settings import Settings
 
 # The metadata field of an L3 entry holding its recall line's tokens (``line_tokens_stamp``):
@@ -109,7 +110,9 @@ def newest_within(newest_first: Iterable[dict], budget: int, count: Callable[[st
 
 
 def _message_tokens(message: Mapping[str, Any], count: Callable[[str], int]) -> int:
-    return message["tokens"] if "tokens" in message else count(message["content"])
+    if "tokens" not in message:
+        return count(message["content"])
+    return tokens_at_least(message["content"], message["tokens"])  # it may have been saved before the floor
 
 
 def format_recall_line(recall: dict) -> str:
@@ -132,7 +135,9 @@ def stamped_tokens(recall: dict, line: str) -> int | None:
     if not isinstance(stamp, str):
         return None
     tokens = stamp.partition(":")[0]
-    return int(tokens) if tokens.isdigit() and line_tokens_stamp(line, int(tokens)) == stamp else None
+    if not tokens.isdigit() or line_tokens_stamp(line, int(tokens)) != stamp:
+        return None
+    return tokens_at_least(line, int(tokens))  # it may have been stamped before the floor
 
 
 class PackedRecalls(NamedTuple):

@@ -22,11 +22,18 @@ from memory.words import reads_as_english
 _REMEMBERED = 8192
 _counts: OrderedDict[str, int] = OrderedDict()
 _counts_lock = threading.Lock()
+# No text counts as fewer tokens than one per MAX_CHARS_PER_TOKEN characters: WordPiece reads a
+# word of over 100 characters as one [UNK] and drops zero-width characters, so a text built of
+# them would pass every budget while the model is sent all of it. Ordinary text in any script
+# takes 3 to 6 characters a token (the README's densest paragraph, a drawing, 6.0): the floor
+# counts up only such texts.
+MAX_CHARS_PER_TOKEN = 8
 
 
 def count_tokens(text: str) -> int:
     """Tokens in ``text``, without special tokens and without truncation: MiniLM's WordPiece
-    for an English text, e5's SentencePiece for any other.
+    for an English text, e5's SentencePiece for any other; never fewer than
+    :func:`tokens_at_least` allows.
 
     Not the chat model's tokenizer: an offline, deterministic measure that is the same
     everywhere, used to share budgets between the layers.
@@ -60,7 +67,21 @@ def count_unremembered(texts: Sequence[str]) -> list[int]:
     others = [text for text, yes in zip(texts, read_as_english) if not yes and text]
     counts = iter(len(encoding.ids) for encoding in _tokenizer().encode_batch_fast(english, add_special_tokens=False))
     other_counts = iter(len(ids) for ids in _multilingual_tokenizer().content_ids(others)) if others else iter(())
-    return [(next(counts) if yes else next(other_counts)) if text else 0 for text, yes in zip(texts, read_as_english)]
+    return [tokens_at_least(text, next(counts) if yes else next(other_counts)) if text else 0
+            for text, yes in zip(texts, read_as_english)]
+
+
+def tokens_at_least(text: str, tokens: int) -> int:
+    """A count of ``text`` raised to the floor its length sets (``MAX_CHARS_PER_TOKEN``); a count
+    stored before the floor is taken through it too.
+
+    Args:
+        text: what was counted.
+        tokens: its count by the tokenizer (or as stored).
+    Returns:
+        ``tokens``, or one token per ``MAX_CHARS_PER_TOKEN`` characters of ``text`` when that is more.
+    """
+    return max(tokens, -(-len(text) // MAX_CHARS_PER_TOKEN))
 
 
 @cache

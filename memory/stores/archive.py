@@ -126,15 +126,34 @@ class Archive:
         async with self._outbox_lock:  # the archiver neither writes nor drops the parked turn meanwhile
             if await self._write_outbox() and (replaced := await self._replace_parked(entry_id, text)) is not None:
                 return [replaced]
+        old = await self._rewrite_held(chat_id, entry_id, lambda held: with_user_text(held, user_chars, text))
+        return [] if old is None else [old[len(USER_PREFIX):][:user_chars], old]
+
+    async def rewrite_turn(self, exchange: Exchange) -> str | None:
+        """Put ``exchange`` in place of the turn L3 archived under its id (an imported exchange
+        whose message was edited since), as :meth:`replace_user_text` puts an edit. A turn L3 does
+        not hold (forgotten) is left alone.
+
+        Returns:
+            The content replaced; None when the turn was left alone.
+        Raises:
+            L3's error, when it is unreachable.
+        """
+        return await self._rewrite_held(exchange.chat_id, exchange.id, lambda _: exchange.content)
+
+    async def _rewrite_held(self, chat_id: str, entry_id: str, rewritten: Callable[[str], str]) -> str | None:
+        """The entry L3 holds under ``entry_id`` given the content ``rewritten(its content)`` (its
+        metadata kept) by :meth:`_rewrite`; the chat's cached searches, which may quote it, deleted.
+        Returns the content replaced, None when L3 does not hold it."""
         store = await self.backends.episodic()
         found = await self.backends.l3(store.get_with_vectors, [chat_id], [entry_id])
         if not found:
-            return []
+            return None
         [(archived, old_vector)] = found
-        content = with_user_text(archived["content"], user_chars, text)
-        await self._rewrite(chat_id, (entry_id, content, archived["metadata"]), archived, old_vector)
+        entry = (entry_id, rewritten(archived["content"]), archived["metadata"])
+        await self._rewrite(chat_id, entry, archived, old_vector)
         await self.backends.invalidate_searches_of(chat_id, await users_of_chat(self.backends, chat_id), delete=True)
-        return [archived["content"][len(USER_PREFIX):][:user_chars], archived["content"]]
+        return archived["content"]
 
     async def _rewrite(self, chat_id: str, entry: tuple[str, str, dict], old: dict, old_vector: Sequence[float]) -> None:
         """An entry L3 holds (``old``, with its stored vector), rewritten as ``entry`` (id, content,

@@ -8,8 +8,9 @@ from redis.asyncio import Redis
 
 from memory.errors import FactsFull
 from memory.prompt.blocks import facts_block
-from memory.prompt.tokens import count_tokens
+from memory.prompt.tokens import count_unremembered
 from memory.stores.redis_server import named_after
+from memory.turns import is_blank
 
 
 @runtime_checkable
@@ -69,7 +70,8 @@ async def upsert_within(store: FactsStore, user_id: str, key: str, value: str, m
     """Upsert one of the user's facts, unless the facts block would then take more than
     ``max_tokens`` (``FactsFull``, nothing written). Returns the block's tokens with it."""
     key, value = clean_fact_text(key, "fact key"), clean_fact_text(value, "fact value")
-    tokens = count_tokens(facts_block({**await store.get_all(user_id), key: value}))
+    # Not remembered among the counts of turns' texts: a refused block may be megabytes.
+    [tokens] = count_unremembered([facts_block({**await store.get_all(user_id), key: value})])
     if tokens > max_tokens:
         raise FactsFull(
             f"refused: with this fact the known-facts block would take {tokens} tokens, over its "
@@ -80,8 +82,9 @@ async def upsert_within(store: FactsStore, user_id: str, key: str, value: str, m
 
 
 def clean_fact_text(text: str, what: str) -> str:
-    """``text`` trimmed, or a ValueError naming ``what`` when it is not a non-empty string."""
-    if not isinstance(text, str) or not text.strip():
+    """``text`` trimmed, or a ValueError naming ``what`` when it is not a string that shows
+    something (only white space or zero-width characters show nothing)."""
+    if not isinstance(text, str) or is_blank(text):
         raise ValueError(f"{what} must be a non-empty string, got {text!r}")
     return text.strip()
 

@@ -3,11 +3,20 @@ and the turn numbers given to imported exchanges (so a repeated import rewrites,
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from memory.stores.backends import PREFIX, Backends
 from memory.stores.chat_users import add_chat_users_to
+from memory.turns import ImportedTurn
 
 IN_FLIGHT_KEY = f"{PREFIX}:turns_in_flight"
 FORGETTING_KEY = f"{PREFIX}:users_being_forgotten"  # a forget a backend failure interrupted stays listed
+
+
+class ImportNumbers(NamedTuple):
+    numbers: list[int]  # each exchange's turn
+    completed: int  # the chat's completed turns: those at or below it are written
+    edited: list[int]  # which exchanges (their index) rewrite a written turn
 
 
 class TurnJournal:
@@ -44,25 +53,46 @@ class TurnJournal:
         """Users whose forget was interrupted (a backend failed): the next forget finishes it."""
         return sorted(m.decode() for m in await (await self.backends.redis()).smembers(FORGETTING_KEY))
 
-    async def import_numbers(self, chat_id: str, digests: list[str]) -> tuple[list[int], int]:
+    async def import_numbers(self, chat_id: str, turns: list[ImportedTurn]) -> ImportNumbers:
         """The turn number of each imported exchange, allocated once and remembered by digest,
         so an interrupted or repeated import rewrites the same turns instead of adding new ones;
-        and the chat's completed turns (those numbers at or below it are already written)."""
+        an exchange of a new digest whose ref was imported before is that turn, edited since.
+
+        Returns:
+            The numbers, the chat's completed turns (those numbers at or below it are already
+            written) and the edited exchanges among them (their digest is recorded once the
+            turn is rewritten: :meth:`record_imported`).
+        """
         redis = await self.backends.redis()
         key = _imported_key(chat_id)
-        known = await redis.hmget(key, digests) if digests else []
+        fields = list(dict.fromkeys([*(t.digest for t in turns), *(_ref_field(t.ref) for t in turns if t.ref)]))
+        given = dict(zip(fields, await redis.hmget(key, fields))) if fields else {}
         completed = await (await self.backends.working()).completed_turns(chat_id)
-        planned = [int(n) for n in known if n is not None]
-        next_turn = max([completed, *planned]) + 1
-        numbers, new = [], {}
-        for digest, number in zip(digests, known):
-            if number is None and digest not in new:
-                new[digest] = next_turn
-                next_turn += 1
-            numbers.append(int(number) if number is not None else new[digest])
+        next_turn = max([completed, *(int(n) for n in given.values() if n is not None)]) + 1
+        numbers, edited, new = [], [], {}
+        for index, turn in enumerate(turns):
+            ref = _ref_field(turn.ref) if turn.ref else None
+            if (known := given[turn.digest] or new.get(turn.digest)) is not None:
+                number = int(known)
+            elif ref and given[ref] is not None:  # a message of it was edited since it was imported
+                number = int(given[ref])
+            else:
+                number, next_turn = next_turn, next_turn + 1
+            if known is None and number <= completed:
+                edited.append(index)
+            elif known is None:
+                new[turn.digest] = number
+            if ref and given[ref] is None:
+                new[ref] = number
+            numbers.append(number)
         if new:
             await redis.hset(key, mapping=new)
-        return numbers, completed
+        return ImportNumbers(numbers, completed, edited)
+
+    async def record_imported(self, chat_id: str, turns: dict[str, int]) -> None:
+        """Remember imported exchanges' turn numbers by digest (``turns``: digest -> number)."""
+        if turns:
+            await (await self.backends.redis()).hset(_imported_key(chat_id), mapping=turns)
 
     async def forget_imported(self, chat_id: str, turn: int) -> None:
         """Drop what numbered ``turn`` (an entry deleted by id): the exchange, imported or archived
@@ -84,3 +114,8 @@ class TurnJournal:
 
 def _imported_key(chat_id: str) -> str:
     return f"{PREFIX}:imported:{chat_id}"
+
+
+def _ref_field(ref: str) -> str:
+    """Where an exchange's ref is kept beside the digests (hexadecimal: none begins with "@")."""
+    return f"@{ref}"

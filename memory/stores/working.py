@@ -103,6 +103,29 @@ if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('LSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
+# Replaces the messages of one turn, if they are still those read, by others (as many: each in
+# place; else the messages after them are moved up behind the new ones). KEYS: the messages list.
+# ARGV: the index of the turn's first message (from the end: negative), how many it has, them as
+# read, the messages to put instead. Returns how many were replaced, -1 when they were not those.
+_REPLACE_TURN = """
+local key, first, held = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local given = #ARGV - 2 - held
+for i = 1, held do
+    if redis.call('LINDEX', key, first + i - 1) ~= ARGV[2 + i] then return -1 end
+end
+if given == held then
+    for i = 1, given do redis.call('LSET', key, first + i - 1, ARGV[2 + held + i]) end
+    return held
+end
+local after = {}
+if first + held < 0 then after = redis.call('LRANGE', key, first + held, -1) end
+redis.call('LTRIM', key, 0, first - 1)
+for i = 3 + held, #ARGV do redis.call('RPUSH', key, ARGV[i]) end
+for i = 1, #after, 1000 do
+    redis.call('RPUSH', key, unpack(after, i, math.min(i + 999, #after)))
+end
+return held
+"""
 _SCAN_PAGE = 256  # messages read at a time, newest first, looking for one (edited, or of a deleted turn)
 _SAME_TIME_S = 1e-3  # an archived turn's time, as L3 hands it back, and its L2 messages' time
 
@@ -115,6 +138,7 @@ class WorkingMemory:
         self._load = redis.register_script(_LOAD)
         self._remove_user = redis.register_script(_REMOVE_USER)
         self._replace = redis.register_script(_REPLACE)
+        self._replace_turn = redis.register_script(_REPLACE_TURN)
 
     async def completed_turns(self, chat_id: str) -> int:
         """The number of the last turn saved in this chat (0 for a new chat)."""
@@ -193,6 +217,31 @@ class WorkingMemory:
             How many messages were removed: 0 when L2 no longer holds them (the chat was reset,
             or the user forgotten).
         """
+        key, (_, held) = self._messages_key(chat_id), await self._turn_messages(chat_id, at, content)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item in held:
+                pipe.lrem(key, -1, item)  # by value: nothing appended meanwhile can shift it
+            return sum(await pipe.execute())
+
+    async def replace_turn(self, chat_id: str, at: float, content: str, messages: list[Message]) -> int:
+        """Put ``messages`` (their tokens counted again) where L2 holds the messages of the turn L3
+        archived as ``content`` at ``at`` (those :meth:`remove_turn` takes): an imported exchange
+        edited since. The chat is held by the caller.
+
+        Returns:
+            How many messages were replaced: 0 when L2 no longer holds them (nothing written).
+        """
+        back, held = await self._turn_messages(chat_id, at, content)
+        if not held:
+            return 0
+        counted = [_encode({**message, "tokens": count_tokens(message["content"])}) for message in messages]
+        return max(0, await self._replace_turn(keys=[self._messages_key(chat_id)],
+                                               args=[-back, len(held), *held, *counted]))
+
+    async def _turn_messages(self, chat_id: str, at: float, content: str) -> tuple[int, list[bytes]]:
+        """The messages of L2, as stored, of the turn L3 archived as ``content`` at ``at`` (the
+        message at that time the archived turn begins with, and the reply after it when the turn
+        holds one), and the first one's place from the end; none when L2 no longer holds them."""
         def begins_the_turn(message: dict) -> bool:
             line = _archived_line(message)
             # Chroma may hand a time back an ulp off (1795478214.2426763 as …65): the text decides.
@@ -201,17 +250,14 @@ class WorkingMemory:
 
         found = await self._newest_matching(chat_id, begins_the_turn)
         if found is None:
-            return 0
-        key, (back, raw, message) = self._messages_key(chat_id), found
-        removed = [raw]
+            return 0, []
+        back, raw, message = found
+        held = [raw]
         if content != _archived_line(message) and back > 1:  # the turn holds a reply: the next message
-            [following] = await self._redis.lrange(key, 1 - back, 1 - back)
+            [following] = await self._redis.lrange(self._messages_key(chat_id), 1 - back, 1 - back)
             if orjson.loads(following)["role"] == "assistant":
-                removed.append(following)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for item in removed:
-                pipe.lrem(key, -1, item)  # by value: nothing appended meanwhile can shift it
-            return sum(await pipe.execute())
+                held.append(following)
+        return back, held
 
     async def _newest_matching(self, chat_id: str, wanted: Callable[[dict], bool]) -> tuple[int, bytes, dict] | None:
         """The newest message of the chat's L2 that is ``wanted``: (its place from the end, 1 for
