@@ -1,11 +1,12 @@
-"""A bilingual user: an English LoCoMo conversation with forty lines in Russian and Spanish told
-between its sessions, measured against the same conversation alone (`goat bench --sections
-bilingual`, and tests/test_bilingual.py).
+"""A bilingual user: an English LoCoMo conversation with sixty-one lines in Russian, Spanish and
+German told between its sessions, measured against the same conversation alone (`goat bench
+--sections bilingual`, and tests/test_bilingual.py).
 
 What it asks of memory: English questions recall what they recall without the other lines,
 at about the same L3 tokens, and draw almost none of them; an off-topic message injects
-little; a question in Russian or Spanish, paraphrased, finds its line among the three best
-injected.
+little; a question in the line's own language, in other words, finds its line among the three
+best injected. Those questions come in two halves: the tuning one (Russian and Spanish), and a
+held-back one, in topics and phrasings the first lacks and in German too, which decides.
 """
 
 from __future__ import annotations
@@ -83,12 +84,60 @@ QUESTIONS: list[tuple[int, str]] = [
     (36, "¿Dónde será la boda de mi hermano?"),
 ]
 
+# The held-back half: lines in topics the tuning half lacks, in Russian, Spanish and German (a
+# language the tuning half does not use), and questions about them phrased otherwise (requests,
+# questions without their mark, indirect ones). Nothing was chosen or tuned on them.
+HELD_BACK_LINES: list[tuple[str, str, str]] = [
+    ("ru", "Стоматолог поставил мне коронку на верхний зуб, жевать пока больно.", "Скоро привыкнешь."),
+    ("ru", "Дочка записалась в музыкальную школу по классу скрипки.", "Пусть занимается с удовольствием!"),
+    ("ru", "В субботу ездили на зимнюю рыбалку, поймали двух окуней через лунку.", "Улов есть улов."),
+    ("ru", "Я вступил в шахматный клуб при библиотеке, играем по средам.", "Отличное хобби для ума."),
+    ("ru", "Мы взяли ипотеку на двухкомнатную квартиру у парка.", "Поздравляю с новосельем!"),
+    ("ru", "По выходным я теперь помогаю в приюте для собак, выгуливаю их.", "Собаки будут рады."),
+    ("ru", "Весной у меня сильная аллергия на пыльцу берёзы.", "Тяжёлое время года."),
+    ("ru", "Сын собрал скворечник на уроке труда и повесил его на яблоню.", "Молодец, пусть птицы живут."),
+    ("es", "Me compré un telescopio pequeño y anoche vi los anillos de Saturno.", "¡Qué emoción!"),
+    ("es", "Tomé mi primera clase de surf en Cantabria y me caí veinte veces.", "Así se aprende."),
+    ("es", "Ayudé a mi abuelo con la recogida de aceitunas en su finca de Jaén.", "Trabajo duro pero bonito."),
+    ("es", "Se me rompió la pantalla del móvil al bajar del autobús.", "Qué mala suerte."),
+    ("es", "Entré en un coro de la parroquia y cantamos en Navidad.", "¡Qué bonito!"),
+    ("es", "Adoptamos una tortuga que se llama Manolita.", "¡Qué nombre tan gracioso!"),
+    ("es", "Estoy haciendo un curso de cerámica y ya torneé mi primer cuenco.", "¡Enhorabuena!"),
+    ("de", "Ich habe endlich meinen Motorradführerschein bestanden.", "Glückwunsch, fahr vorsichtig!"),
+    ("de", "Unsere Waschmaschine ist ausgelaufen und hat den Keller überschwemmt.", "Ärgerlich!"),
+    ("de", "Meine Oma hat mir beigebracht, wie man Pflaumenkuchen backt.", "Lecker!"),
+    ("de", "Ich bin dem Ruderverein am See beigetreten und trainiere zweimal pro Woche.", "Toller Sport."),
+    ("de", "Mein Bruder zieht nach Hamburg, weil er dort eine Stelle im Hafen bekommen hat.", "Spannend für ihn."),
+    ("de", "Wir haben im Garten ein Hochbeet für Kräuter gebaut.", "Frische Kräuter sind super."),
+]
+# (line number in HELD_BACK_LINES, a question about it in its own language).
+HELD_BACK_QUESTIONS: list[tuple[int, str]] = [
+    (0, "Напомни, что мне сделали у зубного врача"),
+    (1, "На каком инструменте учится играть моя дочь?"),
+    (3, "Подскажи, по каким дням у меня шахматы"),
+    (5, "Где я провожу выходные последнее время?"),
+    (8, "Recuérdame qué planeta vi por el telescopio"),
+    (10, "No me acuerdo dónde está la finca del abuelo"),
+    (13, "¿Cómo se llama nuestra mascota nueva?"),
+    (15, "Welchen Führerschein habe ich gemacht?"),
+    (16, "Erinnere mich, was mit dem Keller passiert ist"),
+    (18, "In welchem Verein bin ich jetzt Mitglied?"),
+    (19, "Warum zieht mein Bruder um?"),
+]
+
 # Messages about nothing in the chat.
 OFF_TOPIC = ["hi, how are you?", "What is the capital of Mongolia?", "Tell me a joke about penguins.",
              "Can you explain how a transistor works?", "thanks, that's all for now"]
 
 
-def with_other_languages(record: dict[str, Any], lines: list[tuple[str, str, str]] = LINES) -> dict[str, Any]:
+# Every line told in the bilingual chat (the held-back ones after the tuning ones: ``X40``…), and
+# per half, the questions asked about them: (dialog id of the line, the question).
+TOLD = LINES + HELD_BACK_LINES
+ASKED = {"tuning": [(f"X{line}:1", question) for line, question in QUESTIONS],
+         "held-back": [(f"X{len(LINES) + line}:1", question) for line, question in HELD_BACK_QUESTIONS]}
+
+
+def with_other_languages(record: dict[str, Any], lines: list[tuple[str, str, str]] = TOLD) -> dict[str, Any]:
     """The LoCoMo record with ``lines`` told by its first speaker (and answered by the second)
     at the ends of its sessions, spread evenly over them; their dialog ids are ``X<n>:<m>``."""
     told = copy.deepcopy(record)
@@ -110,20 +159,21 @@ class Measured:
     l3_tokens: float  # L3 tokens a question (mean)
     other_language_lines: float  # lines in Russian or Spanish injected a question (mean)
     off_topic_tokens: float  # L3 tokens an off-topic message (mean)
-    found_in_own_language: int  # own-language questions whose line is among the three best injected
-    asked_in_own_language: int
+    # per half: own-language questions whose line is among the three best injected, of those asked
+    found_in_own_language: dict[str, int]
+    asked_in_own_language: dict[str, int]
     questions: int  # English questions asked
 
 
 def other_language_ids(conversation: Conversation) -> set[str]:
-    """The archive ids of the lines in Russian and Spanish."""
+    """The archive ids of the lines in other languages than English."""
     return {entry for dialog, entry in conversation.dialog_to_entry.items() if dialog.startswith("X")}
 
 
 async def measure(inspect: Callable[[str, str], Awaitable[dict]], conversation: Conversation,
                   bilingual: bool) -> Measured:
     """Ask ``conversation``'s English questions, the off-topic messages and (``bilingual``) the
-    Russian and Spanish ones through ``inspect(chat_id, message) -> turn report``."""
+    other languages' ones, per half, through ``inspect(chat_id, message) -> turn report``."""
     others = other_language_ids(conversation)
     recalls, tokens, drawn = [], [], []
     for question in conversation.answerable():
@@ -133,13 +183,15 @@ async def measure(inspect: Callable[[str, str], Awaitable[dict]], conversation: 
         tokens.append(report["tokens"]["l3"])
         drawn.append(len(injected & others))
     off_topic = [(await inspect(conversation.chat_id, message))["tokens"]["l3"] for message in OFF_TOPIC]
-    found = 0
-    for line, question in QUESTIONS if bilingual else []:
-        report = await inspect(conversation.chat_id, question)
-        best = sorted(report["l3"], key=lambda entry: -entry["blended_score"])[:3]
-        found += conversation.dialog_to_entry[f"X{line}:1"] in {entry["id"] for entry in best}
+    asked = ASKED if bilingual else {}
+    found = {half: 0 for half in asked}
+    for half, questions in asked.items():
+        for line, question in questions:
+            report = await inspect(conversation.chat_id, question)
+            best = sorted(report["l3"], key=lambda entry: -entry["blended_score"])[:3]
+            found[half] += conversation.dialog_to_entry[line] in {entry["id"] for entry in best}
     return Measured(_mean(recalls), _mean(tokens), _mean(drawn), _mean(off_topic), found,
-                    len(QUESTIONS) if bilingual else 0, len(recalls))
+                    {half: len(questions) for half, questions in asked.items()}, len(recalls))
 
 
 def conversations(record: dict[str, Any]) -> tuple[Conversation, Conversation]:
@@ -181,10 +233,12 @@ async def run(options: BenchOptions) -> SectionResult:
             "conditions": {**conditions(), "data": str(options.locomo_path)}}
     table = markdown_table(
         ["conversation", "recall alone → bilingual", "L3 tokens alone → bilingual", "other-language lines a question",
-         "off-topic L3 tokens", "own-language questions: line among the 3 best"],
+         "off-topic L3 tokens", "own-language questions: line among the 3 best, tuning / held-back"],
         [(sample, f"{percent(a.recall)} → {percent(b.recall)}", f"{a.l3_tokens:.0f} → {b.l3_tokens:.0f}",
           f"{b.other_language_lines:.2f}", f"{a.off_topic_tokens:.0f} → {b.off_topic_tokens:.0f}",
-          f"{b.found_in_own_language}/{b.asked_in_own_language}") for sample, a, b in rows],
-        "A bilingual user: each conversation alone, and with 40 lines in Russian and Spanish told between its sessions",
+          " / ".join(f"{b.found_in_own_language[half]}/{b.asked_in_own_language[half]}" for half in ASKED))
+         for sample, a, b in rows],
+        f"A bilingual user: each conversation alone, and with {len(TOLD)} lines in Russian, Spanish and German told "
+        "between its sessions",
     )
     return SectionResult("bilingual", data, [table])

@@ -1,7 +1,7 @@
 """A bilingual user, through the real graph with the default encoder (MiniLM beside e5): an
 English conversation (LoCoMo's first dev conversation, or the shipped synthetic one when the
-data is not beside the repository) with forty lines in Russian and Spanish told between its
-sessions, against the same conversation alone (bench/bilingual.py builds both).
+data is not beside the repository) with sixty-one lines in Russian, Spanish and German told
+between its sessions, against the same conversation alone (bench/bilingual.py builds both).
 
 Distances measured in e5's space (the other languages' lines) and in the English space are
 judged each against its own background (memory/retrieval/scale.py): without that, every
@@ -68,6 +68,8 @@ async def test_an_off_topic_message_injects_little(measured) -> None:
     assert both.off_topic_tokens <= 120, both
 
 
-async def test_a_paraphrased_question_in_russian_or_spanish_finds_its_line_among_the_three_best(measured) -> None:
+async def test_a_paraphrased_question_in_another_language_finds_its_line_among_the_three_best(measured) -> None:
     _, both = measured
-    assert both.found_in_own_language == both.asked_in_own_language, both
+    assert both.found_in_own_language["tuning"] == both.asked_in_own_language["tuning"], both
+    # The held-back half (other topics and phrasings, German too): nine in ten at least.
+    assert both.found_in_own_language["held-back"] >= 0.9 * both.asked_in_own_language["held-back"], both

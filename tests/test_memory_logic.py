@@ -95,8 +95,8 @@ class TestCompletedPastRange:
             "săptămâna viitoare", "this week", "this month", "now", "1 hour ago",
             "hello there", "Salut!", "", "I may come", "may I ask something?", "mai",
             "Mai vreau o cafea", "încă mai vreau cafea", "Ce mai faci?", "Ai mai vorbit cu el?",
-            "second", "wait a second", "the second option", "I have 2 cats", "page 3", "in 2024",
-            "my code is 1234", "in May", "March", "what is 2+2", "1/2 cup of sugar", "room 3-4",
+            "second", "wait a second", "the second option", "I have 2 cats", "page 3", "page 2024",
+            "my code is 1234", "March", "what is 2+2", "1/2 cup of sugar", "room 3-4", "in 2027", "next summer",
             "on 3/12", "python 3.11.4", "I worked 3 days on it", "mai am 3 zile",
             "I was there for 2 weeks", "we went there", "ticket-1234",
             # dateparser reads articles and number words as numbers: "a a" would be 1 January.
@@ -105,6 +105,30 @@ class TestCompletedPastRange:
     )
     def test_does_not_fire(self, text: str) -> None:
         assert completed_past_range(text, NOW) is None
+
+    @pytest.mark.parametrize(("text", "first", "last"), [
+        ("What did I buy during March?", (2026, 3, 1), (2026, 3, 31)),
+        ("in May", (2026, 5, 1), (2026, 5, 31)),
+        ("What was I up to in 2024?", (2024, 1, 1), (2024, 12, 31)),
+        ("What did we do the first weekend of August?", (2026, 8, 1), (2026, 8, 2)),  # 1 August 2026: a Saturday
+        ("the last weekend of July", (2026, 7, 25), (2026, 7, 26)),
+        ("Where did I go in early June?", (2026, 6, 1), (2026, 6, 10)),
+        ("what did I tell you in mid-August?", (2026, 8, 11), (2026, 8, 20)),
+        ("what did I do at the end of May?", (2026, 5, 21), (2026, 5, 31)),
+        ("in the first week of July 2025", (2025, 7, 1), (2025, 7, 7)),
+        ("What did I do last spring?", (2026, 3, 1), (2026, 5, 31)),
+        ("what did I do over the summer?", (2026, 6, 1), (2026, 8, 31)),
+        ("in the fall of 2025", (2025, 9, 1), (2025, 11, 30)),
+        ("last winter", (2025, 12, 1), (2026, 2, 28)),
+        ("what happened last weekend?", (2026, 11, 14), (2026, 11, 15)),  # NOW is a Saturday: not today's
+        ("What did I cook on Monday?", (2026, 11, 16), (2026, 11, 16)),
+        ("what did I do the week before last?", (2026, 11, 2), (2026, 11, 8)),
+        ("What did I do in early 2025?", (2025, 1, 1), (2025, 4, 30)),
+        ("What happened in November?", (2026, 11, 1), (2026, 11, 20)),  # under way: its days before today
+        ("In March 2025, on the 3rd", (2025, 3, 3), (2025, 3, 3)),  # a day named wins over its month
+    ])
+    def test_a_period_named_with_a_preposition_or_a_part_is_its_days(self, text: str, first: tuple, last: tuple) -> None:
+        assert completed_past_range(text, NOW) == (whole_days(first, first)[0], whole_days(last, last)[1])
 
     def test_a_message_without_digits_or_date_words_is_not_parsed(self, monkeypatch: pytest.MonkeyPatch) -> None:
         def parse(*args: object, **kwargs: object) -> None:
@@ -645,7 +669,8 @@ class TestSpeaksOfOneself:
         "When did I start the new job?", "when did I start the new job", "how many cats do I have",
         "Remind me of my sister's address", "Did my parcel arrive", "hi!", "what's the capital of Peru",
         "The weather has been awful all week.", "Когда я купил машину?", "¿Dónde vive mi hermana?",
-        "You know what's funny? I've read more this year.",
+        "You know what's funny? I've read more this year.", "Erinnere mich, was mit dem Keller war",
+        "Подскажи, по каким дням у меня шахматы",
     ])
     def test_questions_requests_and_remarks_about_nobody(self, text: str) -> None:
         assert not speaks_of_oneself(text)

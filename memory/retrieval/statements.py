@@ -28,10 +28,12 @@ _FIRST_PERSON = frozenset("""
 _ASKING_VERBS = frozenset("""
     is are am was were do does did can could will would should shall may might must have has had
     tell show give find list remind explain write describe
-    расскажи напомни покажи скажи найди
-    dime recuérdame muestra cuéntame
-    sag zeig erzähl
-    dis montre rappelle
+    расскажи напомни покажи скажи найди подскажи объясни
+    dime recuérdame recuerda muestra cuéntame busca explica
+    sag sage zeig zeige erzähl erzähle erinnere erinner nenne finde erkläre
+    dis montre rappelle explique trouve
+    diga mostra lembra explica
+    dimmi ricordami mostra spiega
 """.split())
 _QUESTION_WORDS = frozenset("""
     what when where who whom whose which why how

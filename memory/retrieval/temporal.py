@@ -4,9 +4,12 @@ Detection is grammatical: ``dateparser`` finds and resolves the date phrases. On
 of it, strictness rules keep ambiguous words from firing:
 
 - ``REQUIRE_PARTS=["day"]``: an absolute date must name its day, so a bare month
-  ("may", Romanian "mai" = "still"), a bare year ("in 2024"), a bare weekday
+  ("may", Romanian "mai" = "still"), a bare year ("2024"), a bare weekday
   ("we" read as Wednesday, "sun", Romanian "vin" = "I come") or a plain number
-  ("1234") is not a date. Relative phrases ("last week", "two days ago") pass.
+  ("1234") is not a date to dateparser. Relative phrases ("last week", "two days ago")
+  pass. A month, a year, a season or a weekday named with a preposition or a part ("during
+  March", "in 2022", "early June", "last spring", "on Monday") is a period all the same:
+  :mod:`memory.retrieval.named_periods` finds those (English).
 - A date written only in digits must be complete (day, month and a four-digit
   year, "12.03.2025"): "2+2", "1/2", "10-12", "3/12" are not dates.
 - A date needs a digit or a date word: a month, a weekday, a unit of time, "ago",
@@ -44,6 +47,7 @@ from dateparser.languages.loader import default_loader
 from dateparser.search import search_dates
 
 from memory.retrieval.keys import without_keys
+from memory.retrieval.named_periods import PERIOD_WORDS, named_periods
 from memory.words import terms
 
 # Constant for every call; only RELATIVE_BASE changes, so it is swapped into a
@@ -105,6 +109,8 @@ def completed_past_range(
         for phrase, found_at, period, language in found or ()
         if _is_complete_numeric(phrase) and not _is_bare_duration(phrase, language)
     ]
+    if not ranges and "en" in languages:  # the periods dateparser leaves out ("during March", "last spring")
+        ranges = [_day_bounds(first, last, now) for first, last in named_periods(without_keys(text), now.date())]
     past = [(start, end) for start, end in ranges if end < now]
     if not past:
         return None
@@ -126,8 +132,14 @@ def may_name_a_date(text: str, languages: Sequence[str] = ("en", "ro")) -> bool:
     text = _rewrite_missing_words(without_keys(text))
     if any(char.isdigit() for char in text):
         return True
-    words = _date_words(tuple(languages))
+    words = _date_words(tuple(languages)) | (_period_words() if "en" in languages else frozenset())
     return any(word in words for word in terms(text))
+
+
+@lru_cache(maxsize=1)
+def _period_words() -> frozenset[str]:
+    """The named periods' own words ("summer", "weekend"), folded as the word index folds them."""
+    return frozenset(word for name in PERIOD_WORDS for word in terms(name))
 
 
 @lru_cache(maxsize=8)
