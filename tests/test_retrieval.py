@@ -688,6 +688,45 @@ async def test_a_statement_brings_back_the_remark_it_bears_on(runner, tmp_path, 
     assert greeting["l3"] == [] and greeting["tokens"]["l3"] == 0
 
 
+# One topic told over months (a dog's life: walks, food, the vet, training), one event a question.
+DOG_DAYS = [
+    "Took Biscuit for a long walk along the river, he loved it.",
+    "Biscuit has been pulling on the leash again during our walks.",
+    "Fed Biscuit the new salmon kibble, he likes it more than the chicken one.",
+    "Biscuit barked at the mailman for ten minutes straight today.",
+    "We went to the dog park and Biscuit played with a husky.",
+    "Biscuit chewed one of my sneakers while I was at work.",
+    "Brushed Biscuit's coat, there was so much fur everywhere.",
+    "Biscuit finally learned to sit and stay for a treat.",
+    "The vet said Biscuit is a healthy weight now, 14 kilos.",
+    "Biscuit got his rabies booster shot at the clinic on Elm Street.",
+    "Biscuit slept on the couch all afternoon after the walk.",
+    "We bought Biscuit a new orthopedic dog bed.",
+    "Biscuit dug a hole under the fence in the backyard.",
+    "Biscuit passed the canine good citizen test at the training club!",
+    "Biscuit has a new favourite squeaky toy, a rubber duck.",
+    "Long walk with Biscuit in the rain, we both got soaked.",
+    "Took Biscuit swimming at the lake for the first time, he was scared at first.",
+    "Biscuit's nails were trimmed at the groomer, he hated it.",
+    "Biscuit started the six-week agility course on Saturdays.",
+    "Biscuit stole a sandwich off the kitchen counter.",
+    "Biscuit was limping a bit, turns out a thorn in his paw.",
+    "Biscuit wore his new red harness to the park.",
+]
+
+
+@pytest.mark.parametrize("event, question", [
+    (13, "When did Biscuit pass the good citizen test?"), (18, "What course did Biscuit start?"),
+    (9, "Which clinic gave Biscuit his booster?"), (20, "Why was Biscuit limping?"),
+    (8, "How much does Biscuit weigh according to the vet?"),
+])
+async def test_an_event_in_a_crowded_topic_is_found_by_what_it_names(runner, tmp_path, event: int, question: str) -> None:
+    history = [(120 - 5 * n, line, "Sounds good!") for n, line in enumerate(DOG_DAYS)]
+    await load(runner.services.memory, tmp_path, "chat", history + HISTORY)
+    report = await inspect(runner, "chat", question)
+    assert report["l3"] and report["l3"][0]["id"] == archive_id("chat", event + 1), report["l3"]
+
+
 class WordlessSearch(L3Search):
     async def lexical_search(self, *args, **kwargs):
         raise RuntimeError("word index unreadable")

@@ -26,7 +26,7 @@ from collections.abc import Collection
 import Stemmer
 
 from memory.words.scripts import KIND_OF, OWN_STEMMER, RUN_KINDS, SINGLES, foreign, grams, held_parts, words_of
-from memory.words.stopwords import CUES, LANGUAGES
+from memory.words.stopwords import CUES, GREETINGS, LANGUAGES
 
 _WORD = re.compile(r"\w+")
 NO_STEMMER = "none"
@@ -368,8 +368,9 @@ def names_nothing(text: str) -> bool:
 
 @functools.cache
 def _commonest() -> dict[str, frozenset[str]]:
-    """Each language's commonest words, folded as texts are."""
-    return {name: frozenset(_fold(words)[0].split()) for name, (_, _, words) in LANGUAGES.items()}
+    """Each language's commonest words and its greetings, folded as texts are."""
+    return {name: frozenset(_fold(f"{words} {GREETINGS.get(name, '')}")[0].split())
+            for name, (_, _, words) in LANGUAGES.items()}
 
 
 def in_latin_script(text: str) -> bool:
