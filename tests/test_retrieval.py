@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -725,6 +725,18 @@ async def test_an_event_in_a_crowded_topic_is_found_by_what_it_names(runner, tmp
     await load(runner.services.memory, tmp_path, "chat", history + HISTORY)
     report = await inspect(runner, "chat", question)
     assert report["l3"] and report["l3"][0]["id"] == archive_id("chat", event + 1), report["l3"]
+
+
+@pytest.mark.parametrize("question", ["What did we get up to the first weekend of August?",
+                                      "Remind me what happened in early August", "what did I do over the summer?"])
+async def test_the_days_of_a_named_period_are_injected(runner, tmp_path, question: str) -> None:
+    cabin = (NOW.date() - date(2026, 8, 1)).days  # a Saturday
+    told = [(cabin, "We drove up to the lake cabin and grilled the trout we caught.", "What a day!"),
+            (cabin + 40, "I repainted the hallway a pale green.", "Fresh!")]
+    await load(runner.services.memory, tmp_path, "chat", told + HISTORY)
+    report = await inspect(runner, "chat", question)
+    assert report["prefetch"]["range"] is not None
+    assert archive_id("chat", 1) in [entry["id"] for entry in report["l3"]], report["l3"]
 
 
 class WordlessSearch(L3Search):
