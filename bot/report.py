@@ -28,7 +28,7 @@ def render_report(report: dict[str, Any]) -> str:
         f" · cache {'hit' if cache and cache.get('hit') else 'miss'} · waited {prefetch.get('waited_ms', 0):.0f} ms"
         + (f" · range {prefetch['range'][0][:10]}…{prefetch['range'][1][:10]}" if prefetch.get("range") else "")
         + (f" · keys {', '.join(prefetch['keys'])}" if prefetch.get("keys") else "")
-        + (" · a statement about the speaker: judged by meaning first" if prefetch.get("statement") else ""),
+        + (f" · judged by meaning first: {prefetch['meaning_first']}" if prefetch.get("meaning_first") else ""),
         f"  gap filter kept {report.get('kept', 0)}; injected {len(report['l3'])}:",
     ]
     for entry in report["l3"]:

@@ -57,9 +57,9 @@ class LastTurn:
 
 def mechanisms(prefetch: dict) -> dict[str, Any]:
     """What a turn's recall did, by mechanism: fired, succeeded, timed out, failed, found; and
-    whether the message was judged as a statement about its speaker (by meaning first)."""
+    why the message was judged by meaning first, if it was."""
     return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range",
-                                               "statement")}
+                                               "meaning_first")}
 
 
 def turn_report(state: dict[str, Any]) -> dict[str, Any]:

@@ -170,11 +170,15 @@ class Retrieval(_Section):
     lexical_relevance_ratio: float = Field(
         0.85, gt=0, description="a hit by words stands out below this × the background (the words already point)")
     # A statement about oneself bears on what the person said before more by meaning than by
-    # words ("they talked me into the weekend rota" ~ "I started turning down shifts"): meaning first.
-    statement_relevance_ratio: float = Field(
-        0.82, gt=0, description="a statement about oneself: a hit by meaning stands out below this × the background")
-    statement_words_weight: float = Field(
-        0.0, ge=0, description="a statement about oneself: the weight of the word list's ranks in fusion (others 1)")
+    # words ("they talked me into the weekend rota" ~ "I started turning down shifts"), and in a
+    # chat mostly of another language a question's function words are rare there, so a search by
+    # words ranks the lines sharing them first: both are judged by meaning first.
+    meaning_first_relevance_ratio: float = Field(
+        0.82, gt=0, description="a statement about oneself, or a question in another language than English: a "
+        "hit by meaning stands out below this × the background")
+    meaning_first_words_weight: float = Field(
+        0.0, ge=0, description="a statement about oneself, or a question in another language than English: the "
+        "weight of the word list's ranks in fusion (the others' 1)")
     context_ratio: float = Field(0.5, ge=0, description="next best candidates added as context, per relevant entry")
     rrf_k: float = Field(10.0, gt=0, description="reciprocal-rank fusion: each list gives 1/(rrf_k + rank)")
     neighbour_weight: float = Field(0.25, ge=0, description="share of the adjacent turns' fused scores added")

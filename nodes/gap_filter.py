@@ -26,5 +26,5 @@ async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> dict[str, A
     # verdicts: for whoever steps the turn (Studio, goat mcp's diagnose_last_turn), each candidate's.
     candidates, verdicts = choose_and_explain(
         lists, prefetched.get("background"), state["now"], settings.retrieval, settings.prefetch.max_results,
-        prefetched.get("ceiling"), prefetched.get("background_passages"), bool(prefetched.get("statement")))
+        prefetched.get("ceiling"), prefetched.get("background_passages"), bool(prefetched.get("meaning_first")))
     return {"l3_candidates": candidates, "verdicts": verdicts}

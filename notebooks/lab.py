@@ -136,7 +136,8 @@ def repacked(lab: Lab, state: dict, background: float | None, share: int | None 
     again on what the prefetch found."""
     knobs = lab.settings.retrieval.model_copy(update=retrieval)
     candidates = choose_recalls(state["recalls"], background, state["now"], knobs, lab.settings.prefetch.max_results,
-                                passages=state["prefetch"].get("background_passages"))
+                                passages=state["prefetch"].get("background_passages"),
+                                meaning_first=bool(state["prefetch"].get("meaning_first")))
     injected = pack_recalls(candidates, state["split"]["l3"] if share is None else share, count_tokens_each)
     return {r["id"] for r in injected.recalls}, injected.tokens
 

@@ -634,10 +634,10 @@ class TestChooseRecalls:
         lists = {"thematic": hits("s", [1.4, 1.6, 1.9]), "lexical": [turn("w0", None, distance=1.65)]
                  + hits("s", [1.4])}
         question = ids(choose_recalls(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15))
-        statement = ids(choose_recalls(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15, statement=True))
+        statement = ids(choose_recalls(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15, meaning_first=True))
         assert sorted(question) == ["s0", "w0"]
         assert statement == ["s0", "s1", "w0"]
-        _, verdicts = choose_and_explain(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15, statement=True)
+        _, verdicts = choose_and_explain(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15, meaning_first=True)
         assert verdicts[1]["why"] == "stands out: distance 1.600 ≤ 0.82 × background 2.000"
 
     def test_with_the_shipped_weights_recency_only_breaks_near_ties(self) -> None:

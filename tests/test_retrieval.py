@@ -682,7 +682,7 @@ async def test_a_statement_brings_back_the_remark_it_bears_on(runner, tmp_path, 
     told = (120, remark, "That sounds like a real change for you.")
     await load(runner.services.memory, tmp_path, "chat", [told, *HISTORY])
     report = await inspect(runner, "chat", statement)
-    assert report["prefetch"]["statement"]
+    assert report["prefetch"]["meaning_first"] == "a statement about its speaker"
     assert remark in [entry["content"].split("\n")[0].removeprefix("user: ") for entry in report["l3"]], report["l3"]
     greeting = await inspect(runner, "chat", "hi, how are you?")
     assert greeting["l3"] == [] and greeting["tokens"]["l3"] == 0
@@ -737,6 +737,24 @@ async def test_the_days_of_a_named_period_are_injected(runner, tmp_path, questio
     report = await inspect(runner, "chat", question)
     assert report["prefetch"]["range"] is not None
     assert archive_id("chat", 1) in [entry["id"] for entry in report["l3"]], report["l3"]
+
+
+# A mostly English chat with a few lines in Russian, which share their function words ("у меня",
+# "по") more than their topics.
+RUSSIAN_DAYS = [
+    (40, "У меня на даче поселился ёжик, каждую ночь шуршит под крыльцом.", "Какой милый сосед."),
+    (38, "Весной у меня сильная аллергия на пыльцу берёзы.", "Тяжёлое время года."),
+    (36, "Я вступил в шахматный клуб при библиотеке, играем по средам.", "Отличное хобби."),
+    (34, "По выходным я теперь помогаю в приюте для собак.", "Собаки будут рады."),
+    (32, "Я записался в бассейн и плаваю по утрам три раза в неделю.", "Отличная привычка."),
+]
+
+
+async def test_a_question_in_another_language_is_judged_by_meaning_first(runner, tmp_path) -> None:
+    await load(runner.services.memory, tmp_path, "chat", RUSSIAN_DAYS + HISTORY)
+    report = await inspect(runner, "chat", "Подскажи, по каким дням у меня шахматы", overrides={"prefetch.timeout": 30})
+    assert report["prefetch"]["meaning_first"] == "asked in another language than English"
+    assert report["l3"][0]["id"] == archive_id("chat", 3), report["l3"]
 
 
 class WordlessSearch(L3Search):

@@ -13,7 +13,7 @@ _SECONDS_PER_DAY = 86_400.0
 
 def choose_recalls(
     lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
-    ceiling: float | None = None, passages: int | None = None, statement: bool = False,
+    ceiling: float | None = None, passages: int | None = None, meaning_first: bool = False,
 ) -> list[dict]:
     """What to inject from ranked lists (name -> hits, distances on the query's scale), scored
     and best first.
@@ -23,24 +23,25 @@ def choose_recalls(
     others (word hits: ``lexical_relevance_ratio``); without one, the spec's gap test with
     ``ceiling`` (on the scale; None: ``small_result_ceiling``) for short lists (word hits:
     none, words alone cannot tell relevance). The lists' ranks are fused (:func:`fuse`); the relevant entries plus some
-    context (:func:`with_context`) are scored by :func:`merge_and_score`. A ``statement`` about
-    the speaker (:func:`memory.retrieval.statements.speaks_of_oneself`) is judged by meaning
-    first: its hits by meaning stand out below ``statement_relevance_ratio``, and the word list's
-    ranks weigh ``statement_words_weight`` in the fusion.
+    context (:func:`with_context`) are scored by :func:`merge_and_score`. A message judged
+    ``meaning_first`` (a meaning_first about its speaker, or one asked in another language than
+    English: recall's ``outcome["meaning_first"]``) has its hits by meaning stand out below
+    ``meaning_first_relevance_ratio``, and the word list's ranks weigh
+    ``meaning_first_words_weight`` in the fusion.
     """
-    relevant = _relevant_ids(lists, background, retrieval, ceiling, passages, statement)
-    return _choose(lists, relevant, now, retrieval, max_results, statement)
+    relevant = _relevant_ids(lists, background, retrieval, ceiling, passages, meaning_first)
+    return _choose(lists, relevant, now, retrieval, max_results, meaning_first)
 
 
 def choose_and_explain(
     lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
-    ceiling: float | None = None, passages: int | None = None, statement: bool = False,
+    ceiling: float | None = None, passages: int | None = None, meaning_first: bool = False,
 ) -> tuple[list[dict], list[dict]]:
     """What :func:`choose_recalls` chooses, and why each candidate was kept or dropped, from
     one judgement of each list's relevant entries.
 
     Args:
-        lists, background, now, retrieval, max_results, ceiling, passages, statement: as
+        lists, background, now, retrieval, max_results, ceiling, passages, meaning_first: as
             :func:`choose_recalls` takes them.
 
     Returns:
@@ -48,9 +49,9 @@ def choose_and_explain(
         each candidate of each ranked list, list by list, in rank order, without the entries'
         text: ``{list, id, distance, kept, why}``.
     """
-    relevant = _relevant_ids(lists, background, retrieval, ceiling, passages, statement)
-    chosen = _choose(lists, relevant, now, retrieval, max_results, statement)
-    return chosen, _verdicts(lists, relevant, background, retrieval, chosen, passages, statement)
+    relevant = _relevant_ids(lists, background, retrieval, ceiling, passages, meaning_first)
+    chosen = _choose(lists, relevant, now, retrieval, max_results, meaning_first)
+    return chosen, _verdicts(lists, relevant, background, retrieval, chosen, passages, meaning_first)
 
 
 def why_kept(verdicts: list[dict]) -> dict[str, str]:
@@ -65,16 +66,16 @@ def why_kept(verdicts: list[dict]) -> dict[str, str]:
 
 def _relevant_ids(
     lists: Mapping[str, list[dict]], background: float | None, retrieval: Retrieval, ceiling: float | None,
-    passages: int | None, statement: bool,
+    passages: int | None, meaning_first: bool,
 ) -> dict[str, set[str]]:
     """Per ranked list, the ids of its entries that stand out on their own."""
-    return {name: {r["id"] for r in _relevant(name, hits, background, retrieval, ceiling, passages, statement)}
+    return {name: {r["id"] for r in _relevant(name, hits, background, retrieval, ceiling, passages, meaning_first)}
             for name, hits in lists.items()}
 
 
 def _choose(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], now: float, retrieval: Retrieval,
-            max_results: int, statement: bool) -> list[dict]:
-    words_weight = retrieval.statement_words_weight if statement else 1.0
+            max_results: int, meaning_first: bool) -> list[dict]:
+    words_weight = retrieval.meaning_first_words_weight if meaning_first else 1.0
     fused = fuse(
         [hits if name == WORDS else sorted(hits, key=lambda r: r["distance"]) for name, hits in lists.items()],
         rrf_k=retrieval.rrf_k,
@@ -96,7 +97,7 @@ def _choose(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], n
 
 
 def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], background: float | None,
-              retrieval: Retrieval, chosen: list[dict], passages: int | None, statement: bool) -> list[dict]:
+              retrieval: Retrieval, chosen: list[dict], passages: int | None, meaning_first: bool) -> list[dict]:
     chosen_ids = {recall["id"] for recall in chosen}
     stands_out = set().union(*relevant.values())
     verdicts = []
@@ -104,7 +105,7 @@ def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]],
         for hit in hits:
             entry_id, distance = hit["id"], hit["distance"]
             if entry_id in relevant[name]:
-                why = _why_relevant(name, distance, background, retrieval, passages, statement)
+                why = _why_relevant(name, distance, background, retrieval, passages, meaning_first)
             elif entry_id in stands_out:
                 why = "stands out in another list"
             elif entry_id in chosen_ids:
@@ -112,7 +113,7 @@ def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]],
             elif background is None:
                 why = "not before a significant gap in its list (the chat has no background yet)"
             else:
-                why = (f"not relevant: distance {distance:.3f} > {_ratio(name, retrieval, statement)} × background "
+                why = (f"not relevant: distance {distance:.3f} > {_ratio(name, retrieval, meaning_first)} × background "
                        f"{others_mean(background, passages, distance):.3f}")
             if entry_id in stands_out and entry_id not in chosen_ids:
                 why += f"; outranked: beyond the {len(chosen_ids)} kept"
@@ -122,33 +123,33 @@ def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]],
 
 
 def _why_relevant(name: str, distance: float, background: float | None, retrieval: Retrieval,
-                  passages: int | None, statement: bool) -> str:
+                  passages: int | None, meaning_first: bool) -> str:
     if is_exact_hit(distance, name):
         return "exact: holds a key the message names"
     if background is None:
         return "head of its list, before a significant gap"
     others = others_mean(background, passages, distance)
-    ratio = _ratio(name, retrieval, statement)
+    ratio = _ratio(name, retrieval, meaning_first)
     if name == TEMPORAL and distance > ratio * others:
         return "among the closest of the named period"
     return f"stands out: distance {distance:.3f} ≤ {ratio} × background {others:.3f}"
 
 
-def _ratio(name: str, retrieval: Retrieval, statement: bool) -> float:
+def _ratio(name: str, retrieval: Retrieval, meaning_first: bool) -> float:
     if name == WORDS:
         return retrieval.lexical_relevance_ratio
-    return retrieval.statement_relevance_ratio if statement and name == THEMATIC else retrieval.relevance_ratio
+    return retrieval.meaning_first_relevance_ratio if meaning_first and name == THEMATIC else retrieval.relevance_ratio
 
 
 def _relevant(name: str, hits: list[dict], background: float | None, retrieval: Retrieval,
-              ceiling: float | None, passages: int | None, statement: bool) -> list[dict]:
+              ceiling: float | None, passages: int | None, meaning_first: bool) -> list[dict]:
     """The entries of one ranked list that stand out on their own."""
     min_keep = retrieval.temporal_min_results if name == TEMPORAL else 0
     if background is None:
         return [] if name == WORDS else gap_filter(
             hits, retrieval.gap_significance, retrieval.small_result_ceiling if ceiling is None else ceiling,
             min_keep=min_keep)
-    return background_filter(hits, background, _ratio(name, retrieval, statement), min_keep=min_keep,
+    return background_filter(hits, background, _ratio(name, retrieval, meaning_first), min_keep=min_keep,
                              passages=passages)
 
 

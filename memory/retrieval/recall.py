@@ -36,6 +36,10 @@ from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question, names_s
 from memory.settings import Settings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
 
+# Why a message is judged by meaning first (merge.choose_recalls): a statement about oneself bears
+# on what was said before more by meaning than by words; a question in another language than
+# English, in a chat mostly of English, shares its function words with its language's few lines.
+STATEMENT, ANOTHER_LANGUAGE = "a statement about its speaker", "asked in another language than English"
 # What the scans read of a message: dateparser's cost grows fast with the text and a date
 # phrase sits in the first lines; the key regex is cheap (~0.2 ms per 1 000 characters).
 _TEMPORAL_SCAN_CHARS = 2_000
@@ -160,7 +164,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
         "range": None, "keys": [], "deadline_ms": deadline * 1000, "lexical": {}, "background": None,
         "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")
-        "statement": speaks_of_oneself(query.text[:WORD_SCAN_CHARS]),  # judged by meaning first
+        "meaning_first": STATEMENT if speaks_of_oneself(query.text[:WORD_SCAN_CHARS]) else None,  # or below
     }
     with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
         await search.load_for(query.text)
@@ -214,6 +218,8 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         outcome["background"], outcome["backgrounds"] = scale.background, scale.backgrounds
         outcome["ceiling"] = scale.ceiling(settings.retrieval.small_result_ceiling)
         outcome["background_passages"] = scale.background_passages
+        if scale.asked_in_another_language and not outcome["meaning_first"]:
+            outcome["meaning_first"] = ANOTHER_LANGUAGE
     await question.finish()
     outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return Recalled(lists, outcome)

@@ -104,6 +104,12 @@ class Scale:
         return next((space for space in held if self._measured(space)), held[0] if held else self.spaces[0])
 
     @property
+    def asked_in_another_language(self) -> bool:
+        """Whether the query is compared as a language other than English: an encoder that tells
+        English apart gave it no English block, so every passage is compared in e5's space."""
+        return bool(self.english_block) and self.spaces[0].passages == "all"
+
+    @property
     def background(self) -> float | None:
         """The reference space's background: what the relevance tests measure against (None: the
         chats hold too few passages for one yet, and the gap test decides). An entry is judged
