@@ -33,6 +33,8 @@ from bench.bilingual import LINES as OTHER_LANGUAGE_LINES
 from bench.harness import BenchOptions, isolated_settings
 from graph.importer import import_turns, transcript_of
 from nodes.services import Services
+from memory.encoders import Encoder, LocalEmbeddings
+from memory.facade import Memory
 from memory.settings import Settings
 
 ARCHIVE_END = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
@@ -153,9 +155,13 @@ def messages(kind: str, chats: list[ChatPlan], pool: TextPool) -> Iterator[tuple
         elif kind == "temporal":
             text = TEMPORAL_MESSAGES[n % len(TEMPORAL_MESSAGES)]
         else:
-            keys = chat.keys()
-            text = f"What was {keys[n // len(chats) % len(keys)]} about again?"
+            text = key_question(chat.keys()[n // len(chats) % len(chat.keys())])
         yield chat.chat_id, text
+
+
+def key_question(key: str) -> str:
+    """A specific-key message: it names a label the chat holds."""
+    return f"What was {key} about again?"
 
 
 def turn_times() -> Iterator[float]:
@@ -192,11 +198,23 @@ async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPo
     """The cached archive of ``size`` turns under ``root``, built or completed first if needed."""
     folder = archive_folder(root, size, settings.embeddings.model, bilingual=pool.bilingual)
     plans = layout(size)
-    spec = {"version": FORMAT_VERSION, "size": size, "texts": pool.digest,
-            "chats": [asdict(plan) for plan in plans]}
+    spec: dict[str, Any] = {"version": FORMAT_VERSION, "size": size, "texts": pool.digest,
+                            "chats": [asdict(plan) for plan in plans]}
     if pool.bilingual:
         spec["other_languages"] = {"every": OTHER_LANGUAGE_EVERY, "at": OTHER_LANGUAGE_AT,
                                    "lines": len(OTHER_LANGUAGE_LINES)}
+    await ensure_built(settings, folder, spec, [(plans, None)], pool)
+    return Archive(size, folder, plans, pool.bilingual)
+
+
+# Chats imported together, and the encoder that embeds them (None: the settings' own).
+ChatGroup = tuple[list[ChatPlan], Encoder | None]
+
+
+async def ensure_built(settings: Settings, folder: Path, spec: dict[str, Any], groups: list[ChatGroup],
+                       pool: TextPool) -> None:
+    """The archive ``spec`` describes in ``folder``, its chats imported group by group (a build
+    cut short carries on); refused when the folder holds another archive."""
     manifest = folder / "manifest.json"
     found = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
     if found is not None and found["spec"] != spec:  # a build of hours is not thrown away unasked
@@ -209,17 +227,19 @@ async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPo
     if found is None or not found["complete"]:
         folder.mkdir(parents=True, exist_ok=True)
         manifest.write_text(json.dumps({"spec": spec, "complete": False}), encoding="utf-8")
-        await _import_archive(isolated_settings(settings, folder), plans, pool, folder.name)
+        for plans, encoder in groups:
+            await _import_archive(isolated_settings(settings, folder), plans, pool, folder.name, encoder)
         manifest.write_text(json.dumps({"spec": spec, "complete": True}), encoding="utf-8")
-    return Archive(size, folder, plans, pool.bilingual)
 
 
-async def _import_archive(settings: Settings, plans: list[ChatPlan], pool: TextPool, name: str) -> None:
+async def _import_archive(settings: Settings, plans: list[ChatPlan], pool: TextPool, name: str,
+                          encoder: Encoder | None = None) -> None:
     from tqdm import tqdm
 
     lines = transcript_lines(plans, pool)
     total = sum(plan.turns for plan in plans)
-    async with Services(settings) as services:
+    memory = None if encoder is None else Memory(settings, embeddings=LocalEmbeddings(encoder))
+    async with Services(settings, memory) as services:
         with tqdm(total=total, unit="turn", desc=f"building {name}", file=sys.stderr) as bar:
             # Two messages per turn; a chunk may split a chat, which the import resumes correctly
             # since it numbers a chat's turns after those already there.

@@ -29,16 +29,23 @@ SECTIONS = {
     "facts": "bench.facts",
     "servers": "bench.servers",
     "seed": "bench.seed",
+    "load": "bench.load",
 }
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_TURNS = 40
 DEFAULT_IMPORT_TURNS = 1_000
 DEFAULT_CHECKPOINT_TURNS = 200
+DEFAULT_LOAD_CHATS = (1, 10, 40, 100)
+DEFAULT_LOAD_CHAT_TURNS = 1_000
+DEFAULT_LOAD_BIG_CHAT = 80_000
 # --quick: a smoke run, in a minute or two.
 QUICK_SIZES = (40,)
 QUICK_TURNS = 3
 QUICK_IMPORT_TURNS = 30
 QUICK_CHECKPOINT_TURNS = 10
+QUICK_LOAD_CHATS = (1, 3)
+QUICK_LOAD_CHAT_TURNS = 20
+QUICK_LOAD_BIG_CHAT = 0
 EXIT_USAGE = 2
 
 
@@ -64,6 +71,10 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
                 QUICK_CHECKPOINT_TURNS if args.quick else DEFAULT_CHECKPOINT_TURNS),
             locomo_path=args.locomo or locomo.data_path()[0],
             bilingual=args.bilingual,
+            load_chats=args.load_chats or (QUICK_LOAD_CHATS if args.quick else DEFAULT_LOAD_CHATS),
+            load_chat_turns=args.load_chat_turns or (QUICK_LOAD_CHAT_TURNS if args.quick else DEFAULT_LOAD_CHAT_TURNS),
+            load_big_chat=(args.load_big_chat if args.load_big_chat is not None
+                           else QUICK_LOAD_BIG_CHAT if args.quick else DEFAULT_LOAD_BIG_CHAT),
         )
         print(f"\n# encoder {encoder}\n\nLoCoMo data: {options.locomo_path}; benchmark data under {options.root}",
               flush=True)

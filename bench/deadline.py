@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.archive import KINDS, LAYOUTS, Archive, TextPool, ensure_archive, messages, turn_times
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings, scratch_copy
-from bench.report import SectionResult, distribution, markdown_table
+from bench.report import SectionResult, distribution, markdown_table, save_figure
 from memory.encoders import LocalEmbeddings
 from memory.stores import EpisodicStore
 from memory.facade import Memory
@@ -183,8 +183,4 @@ def plot(turns: list[dict[str, Any]], deadline_ms: float, path: Path) -> Path:
     ax.set_title("Prefetch deadline against a slowed store")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -33,6 +33,9 @@ class BenchOptions:
     checkpoint_turns: int  # turns of the chat whose checkpoints are measured
     locomo_path: Path
     bilingual: bool = False  # the overhead section also measures bilingual archives
+    load_chats: tuple[int, ...] = (1, 10, 40, 100)  # the load section: chats whose turns start at once
+    load_chat_turns: int = 1_000  # the load section: turns each chat holds
+    load_big_chat: int = 0  # the load section: turns of one more chat, a big one (0: none)
 
     @property
     def root(self) -> Path:
@@ -88,13 +91,20 @@ async def bench_runner(
     settings: Settings, memory: Memory | None = None
 ) -> AsyncIterator[tuple[TurnRunner, StopwatchChatModel]]:
     """A TurnRunner on ``settings`` whose model is instant, with every backend warmed up."""
-    services = Services(settings, memory)
     model = StopwatchChatModel()
+    async with runner_with_model(settings, model, memory) as runner:
+        yield runner, model
+
+
+@asynccontextmanager
+async def runner_with_model(settings: Settings, model: BaseChatModel,
+                            memory: Memory | None = None) -> AsyncIterator[TurnRunner]:
+    """A TurnRunner on ``settings`` answering with ``model``, with every backend warmed up."""
+    services = Services(settings, memory)
     services.chat_model = model  # fills the cached property: no model client is ever built
     async with TurnRunner(services) as runner:
         await runner.warm_up()
-        yield runner, model
-
+        yield runner
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from bench.archive import KINDS, LAYOUTS, Archive, TextPool, measure_each_size, 
 from bench.harness import (
     BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn,
 )
-from bench.report import SectionResult, distribution, markdown_table
+from bench.report import SectionResult, distribution, markdown_table, save_figure
 from bench.spans import PHASES, TurnSpans
 from nodes.state import FAN_OUT
 from memory.facade import Memory
@@ -166,8 +166,4 @@ def plot(data: dict[str, Any], path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("ms")
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

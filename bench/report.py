@@ -49,6 +49,17 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], title:
     return "\n".join(lines)
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write a matplotlib figure to ``path`` (its folder made if missing), and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def percent(share: float) -> str:
     return "–" if math.isnan(share) else f"{share:.1%}"
 

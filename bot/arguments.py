@@ -69,6 +69,10 @@ def _names_from(known: Iterable[str], kind: str) -> Callable[[str], tuple[str, .
     return names
 
 
+def _non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else positive_int(text)
+
+
 def _listed(sizes: tuple[int, ...]) -> str:
     return ",".join(map(str, sizes))
 
@@ -217,8 +221,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """`goat bench`'s options (the benchmarks are imported here, only for that command)."""
-    from bench.cli import (DEFAULT_CHECKPOINT_TURNS, DEFAULT_IMPORT_TURNS, DEFAULT_SIZES, DEFAULT_TURNS,
-                           QUICK_SIZES, SECTIONS)
+    from bench.cli import (DEFAULT_CHECKPOINT_TURNS, DEFAULT_IMPORT_TURNS, DEFAULT_LOAD_BIG_CHAT, DEFAULT_LOAD_CHATS,
+                           DEFAULT_LOAD_CHAT_TURNS, DEFAULT_SIZES, DEFAULT_TURNS, QUICK_LOAD_CHATS, QUICK_SIZES, SECTIONS)
 
     parser.add_argument("--sections", type=_names_from(SECTIONS, "section"), default=tuple(SECTIONS),
                         help=f"comma-separated, from {','.join(SECTIONS)} (default: all)")
@@ -231,6 +235,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"turns the import section imports (default {DEFAULT_IMPORT_TURNS})")
     parser.add_argument("--checkpoint-turns", type=positive_int,
                         help=f"turns of the chat whose checkpoints are measured (default {DEFAULT_CHECKPOINT_TURNS})")
+    parser.add_argument("--load-chats", type=_sizes,
+                        help=f"load: how many chats speak at once, e.g. 1,10,40 (default {_listed(DEFAULT_LOAD_CHATS)}; "
+                             f"--quick: {_listed(QUICK_LOAD_CHATS)})")
+    parser.add_argument("--load-chat-turns", type=positive_int,
+                        help=f"load: turns each of those chats holds (default {DEFAULT_LOAD_CHAT_TURNS})")
+    parser.add_argument("--load-big-chat", type=_non_negative_int, metavar="TURNS",
+                        help=f"load: turns of a big chat, the first of every burst's chats; 0: none (default "
+                             f"{DEFAULT_LOAD_BIG_CHAT}; --quick: 0)")
     parser.add_argument("--locomo", type=Path,
                         help="a LoCoMo JSON file (default: $GOAT_LOCOMO, else ../shared/data/locomo-dev.json)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"),

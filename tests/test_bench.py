@@ -13,11 +13,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import chromadb
+import numpy as np
 import pytest
 import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
-from bench import implicit, locomo, seed
+from bench import implicit, load, locomo, seed
 from bench.archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool, layout,
                            messages, turn_times)
 from bench.bilingual import LINES
@@ -26,6 +27,7 @@ from bench.overhead import NODES
 from bench.retrieval import OFF_TOPIC, methods
 from bot.cli import main
 from graph.checkpoint import DEFAULT_KEEP_TURNS
+from memory.encoders.paired import PairedEncoder
 from memory.stores.episodic import collection_name
 from memory.retrieval.keys import structural_keys
 from memory.stores.backends import PREFIX
@@ -136,6 +138,42 @@ def test_the_implicit_section_is_skipped_in_one_line_without_its_pairs(data_dir,
     assert "implicit: skipped (no " in capsys.readouterr().out
 
 
+def test_the_load_section_starts_every_chats_turn_together_and_reports_each_count(data_dir, tiny_locomo, tmp_path,
+                                                                                  capsys):
+    out = tmp_path / "results"
+    code = main(["bench", "--sections", "load", "--load-chats", "1,2", "--load-chat-turns", "10", "--load-big-chat",
+                 "0", "--turns", "1", "--locomo", str(tiny_locomo), "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "| chats at once | turns in bursts | pre-reply |" in printed.out
+    data = json.loads((out / "load.json").read_text())
+    assert data["conditions"]["chat_turns"] == 10 and data["conditions"]["big_chat_turns"] == 0
+    for chats, cell in data["by_chats"].items():
+        assert cell["bursts"] == load.MIN_BURSTS and cell["turns"] == int(chats) * load.MIN_BURSTS
+        assert cell["pre_reply_ms"]["n"] == cell["turns"] and cell["loop_lag_ms"]["n"] > 0
+        # Every turn's reply came back once; which came first is measured, not judged.
+        assert [sorted(order) for order in cell["finish_order"]] == [list(range(int(chats)))] * load.MIN_BURSTS
+        assert 0.0 <= cell["degraded_share"] <= 1.0 and cell["turns_per_second"] > 0
+    assert (out / "load.png").read_bytes().startswith(PNG_MAGIC)
+    cached = data_dir / "bench" / f"load-2x10-big0-{Settings().embeddings.model}"
+    assert json.loads((cached / "manifest.json").read_text())["complete"]
+
+
+def test_chats_that_share_their_texts_have_them_encoded_once():
+    inner = PairedEncoder()
+    encoder = load.TextsEncodedOnce(inner)
+    texts = ["My cat is called Miso.", "We went hiking."]
+    first = encoder.encode(texts, every_language=False)
+    assert np.allclose(first, inner.encode(texts, every_language=False), atol=1e-6)
+
+    def encoded_again(*args, **kwargs):
+        raise AssertionError("a passage was encoded twice")
+
+    inner.encode = encoded_again
+    assert np.array_equal(encoder.encode(texts[::-1], every_language=False), first[::-1])
+    assert (encoder.name, encoder.record, encoder.dimensions) == (inner.name, inner.record, inner.dimensions)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tiny_pairs, tmp_path, capsys,
@@ -222,6 +260,8 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tin
     assert "| letta | not run: set GOAT_LETTA_URL |" in printed.out
     assert "seed: skipped: set GOAT_SEED_DIR to a tree of the seed" in printed.out
     assert json.loads((out / "seed.json").read_text())["skipped"].startswith("skipped: set GOAT_SEED_DIR")
+
+    assert list(json.loads((out / "load.json").read_text())["by_chats"]) == ["1", "3"]  # --quick's counts
 
     # The measured turns ran on a throw-away copy: the cached archive holds exactly what was built.
     cached = data_dir / "bench" / ARCHIVE
