@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import math
 import time
 from collections import Counter
@@ -108,10 +109,15 @@ async def ensure_load_archive(options: BenchOptions, pool: TextPool) -> LoadArch
     """The cached archive of ``max(load_chats)`` chats of ``load_chat_turns`` turns sharing their
     texts, and the big chat of ``load_big_chat`` turns (0: none), built first if missing."""
     settings, chat_turns, big = options.settings, options.load_chat_turns, options.load_big_chat
+    name = f"x{chat_turns}-big{big}-{settings.embeddings.model}"
+    # One built for more chats serves too (its first ones speak).
+    built = [int(folder.name.split("x")[0].removeprefix("load-")) for folder in options.root.glob(f"load-*{name}")
+             if (folder / "manifest.json").is_file() and json.loads((folder / "manifest.json").read_text())["complete"]]
+    chats = min([count for count in built if count >= max(options.load_chats)], default=max(options.load_chats))
     # The same `first` for every chat: the same texts (and keys) in each.
-    small = [ChatPlan(f"{LOAD_CHAT_PREFIX}{n:04d}", 0, chat_turns) for n in range(max(options.load_chats))]
+    small = [ChatPlan(f"{LOAD_CHAT_PREFIX}{n:04d}", 0, chat_turns) for n in range(chats)]
     big_chat = [ChatPlan(BIG_CHAT, chat_turns, big)] if big else []
-    folder = options.root / f"load-{len(small)}x{chat_turns}-big{big}-{settings.embeddings.model}"
+    folder = options.root / f"load-{chats}{name}"
     spec = {"version": FORMAT_VERSION, "texts": pool.digest, "chats": [asdict(plan) for plan in big_chat + small]}
     shared = TextsEncodedOnce(load_encoder(settings.embeddings.model))
     await ensure_built(settings, folder, spec, [(small, shared), *([(big_chat, None)] if big_chat else [])], pool)
@@ -245,11 +251,13 @@ async def measure(options: BenchOptions, archive: LoadArchive, pool: TextPool) -
 
 async def warm_up(runner: TurnRunner, chats: list[ChatPlan], pool: TextPool, now: float) -> None:
     """Each chat's vector index read from disk and one turn of it run, unmeasured: a bot's chats
-    have spoken before (a chat's first search in a process reads its index, 50-100 ms)."""
+    have spoken before (a chat's first search in a process reads its index, 50-100 ms). The turns
+    run together: each waits for the model."""
     memory = runner.services.memory
-    for number, chat in enumerate(chats):
+    for chat in chats:
         await memory.measuring.nearest([chat.chat_id], "warm-up", 1)
-        await runner.run(chat.chat_id, pool.questions[number % len(pool.questions)], now=now)
+    await asyncio.gather(*(runner.run(chat.chat_id, pool.questions[number % len(pool.questions)], now=now)
+                           for number, chat in enumerate(chats)))
     await memory.measuring.settle()
 
 
