@@ -207,8 +207,8 @@ async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPo
     return Archive(size, folder, plans, pool.bilingual)
 
 
-# Chats imported together, and the encoder that embeds them (None: the settings' own).
-ChatGroup = tuple[list[ChatPlan], Encoder | None]
+# Chats imported together, and what makes the encoder that embeds them (None: the settings' own).
+ChatGroup = tuple[list[ChatPlan], Callable[[], Encoder] | None]
 
 
 async def ensure_built(settings: Settings, folder: Path, spec: dict[str, Any], groups: list[ChatGroup],
@@ -227,8 +227,9 @@ async def ensure_built(settings: Settings, folder: Path, spec: dict[str, Any], g
     if found is None or not found["complete"]:
         folder.mkdir(parents=True, exist_ok=True)
         manifest.write_text(json.dumps({"spec": spec, "complete": False}), encoding="utf-8")
-        for plans, encoder in groups:
-            await _import_archive(isolated_settings(settings, folder), plans, pool, folder.name, encoder)
+        for plans, make_encoder in groups:
+            await _import_archive(isolated_settings(settings, folder), plans, pool, folder.name,
+                                  make_encoder() if make_encoder else None)
         manifest.write_text(json.dumps({"spec": spec, "complete": True}), encoding="utf-8")
 
 

@@ -19,6 +19,7 @@ import asyncio
 import contextvars
 import json
 import math
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -106,22 +107,31 @@ class LoadArchive:
 
 
 async def ensure_load_archive(options: BenchOptions, pool: TextPool) -> LoadArchive:
-    """The cached archive of ``max(load_chats)`` chats of ``load_chat_turns`` turns sharing their
-    texts, and the big chat of ``load_big_chat`` turns (0: none), built first if missing."""
+    """The cached archive of ``max(load_chats)`` chats (or more, if one is built) of
+    ``load_chat_turns`` turns sharing their texts, and the big chat of ``load_big_chat`` turns
+    (0: none), built first if missing."""
     settings, chat_turns, big = options.settings, options.load_chat_turns, options.load_big_chat
     name = f"x{chat_turns}-big{big}-{settings.embeddings.model}"
-    # One built for more chats serves too (its first ones speak).
-    built = [int(folder.name.split("x")[0].removeprefix("load-")) for folder in options.root.glob(f"load-*{name}")
-             if (folder / "manifest.json").is_file() and json.loads((folder / "manifest.json").read_text())["complete"]]
-    chats = min([count for count in built if count >= max(options.load_chats)], default=max(options.load_chats))
+    chats = min([count for count in _built_chat_counts(options.root, name) if count >= max(options.load_chats)],
+                default=max(options.load_chats))
     # The same `first` for every chat: the same texts (and keys) in each.
     small = [ChatPlan(f"{LOAD_CHAT_PREFIX}{n:04d}", 0, chat_turns) for n in range(chats)]
     big_chat = [ChatPlan(BIG_CHAT, chat_turns, big)] if big else []
-    folder = options.root / f"load-{chats}{name}"
     spec = {"version": FORMAT_VERSION, "texts": pool.digest, "chats": [asdict(plan) for plan in big_chat + small]}
-    shared = TextsEncodedOnce(load_encoder(settings.embeddings.model))
-    await ensure_built(settings, folder, spec, [(small, shared), *([(big_chat, None)] if big_chat else [])], pool)
+    groups = [(small, lambda: TextsEncodedOnce(load_encoder(settings.embeddings.model)))]
+    folder = options.root / f"load-{chats}{name}"
+    await ensure_built(settings, folder, spec, [*groups, *([(big_chat, None)] if big_chat else [])], pool)
     return LoadArchive(folder, big_chat + small)
+
+
+def _built_chat_counts(root: Path, name: str) -> list[int]:
+    """How many chats each complete load archive of this kind holds (one built for more serves too)."""
+    counts = []
+    for manifest in root.glob("load-*/manifest.json"):
+        named = re.fullmatch(rf"load-(\d+){re.escape(name)}", manifest.parent.name)
+        if named and json.loads(manifest.read_text(encoding="utf-8"))["complete"]:
+            counts.append(int(named.group(1)))
+    return counts
 
 
 def burst_messages(chats: list[ChatPlan], burst: int, pool: TextPool) -> list[str]:
@@ -277,20 +287,25 @@ def _spread(d: dict[str, Any]) -> str:
     return f"{d['p50']:.0f} / {d['p95']:.0f} / {d['max']:.0f}"
 
 
+def _rho_range(rhos: list[float]) -> str:
+    measured = [rho for rho in rhos if not math.isnan(rho)]
+    return f"{min(measured):.2f} to {max(measured):.2f}" if measured else "–"
+
+
 def table(data: dict[str, Any]) -> str:
     rows = [
         (n, f"{cell['turns']} in {cell['bursts']}", _spread(cell["pre_reply_ms"]), _spread(cell["prefetch_ms"]),
          percent(cell["degraded_share"]),
          ", ".join(f"{what} {count}" for what, count in sorted(cell["degraded_by"].items())) or "–",
          _spread(cell["loop_lag_ms"]), cell["turns_per_second"], _spread(cell["reply_ms"]),
-         " ".join("–" if math.isnan(rho) else f"{rho:.2f}" for rho in cell["in_start_order"]))
+         _rho_range(cell["in_start_order"]))
         for n, cell in data["by_chats"].items()
     ]
     conditions = data["conditions"]
     big = f" and one of {conditions['big_chat_turns']:,}" if conditions["big_chat_turns"] else ""
     return markdown_table(
         ["chats at once", "turns in bursts", "pre-reply", "prefetch node", "degraded", "what timed out",
-         "event-loop lag", "turns/s", "reply (model included)", "replies in start order (ρ per burst)"],
+         "event-loop lag", "turns/s", "reply (model included)", "replies in start order (ρ, bursts' range)"],
         rows, f"Many chats at once: chats of {conditions['chat_turns']:,} turns{big}, a "
               f"{conditions['model_seconds']:.1f} s model that uses no CPU; ms: p50 / p95 / max")
 
