@@ -18,6 +18,7 @@ from typing import TypeVar
 import numpy as np
 from redis.exceptions import RedisError
 
+from memory.encoders.batches import QueryBatches
 from memory.encoders.encoder import Encoder, Space
 from memory.encoders.paired import asked_in_english
 from memory.retrieval.lists import WORDS
@@ -92,6 +93,8 @@ class L3Search:
         # found them, or whose search was filed there: asked again, they are likely found there
         # again, and are neither embedded nor searched by words ahead of the lookup.
         self._likely_cached: dict[int, None] = {}
+        # Messages of chats that speak at once are encoded together (memory/encoders/batches.py).
+        self._queries = QueryBatches(backends.run_blocking)
 
     def embed_ahead(self, text: str, chat_id: str | None = None) -> None:
         """Start embedding a message whose turn is about to run: the model works in its thread
@@ -167,10 +170,14 @@ class L3Search:
         it is loaded: that question is searched, not timed out. The vector made on the way
         waits for :meth:`measure` (unused if the L2.5 cache answers). No backend is asked (the
         archive's encoder is checked within the deadline, by :meth:`measure`): a store that does
-        not answer cannot hold the turn here."""
+        not answer cannot hold the turn here. Likewise, when many chats speak at once, until the
+        message's vector, queued behind theirs (:class:`QueryBatches`), is made: the deadline then
+        times the search's own work, not the queue before it."""
         if (await self.backends.embeddings(checked=False)).encoder.loads_for(text):
             self.embed_ahead(text)
             await asyncio.shield(self._embedding_ahead[text][0])
+        elif self._queries.queued(text) and (ahead := self._embedding_ahead.get(text)) is not None:
+            await asyncio.wait([ahead[0]])  # however it ends: its failure is the search's to report
 
     async def warm_up(self) -> None:
         """A first forward pass, which pages the model's weights in: MiniLM's, and e5's too when
@@ -179,8 +186,7 @@ class L3Search:
 
     async def _embed(self, text: str, every_language: bool) -> np.ndarray:
         encoder = (await self.backends.embeddings()).encoder
-        return (await self.backends.run_blocking(
-            partial(encoder.encode, query=True, every_language=every_language), [text]))[0]
+        return await self._queries.encode(encoder, text, every_language)
 
     async def measure(self, text: str, chats: list[str], asked_in: str | None = None) -> Scale:
         """The query, embedded as these chats need it, with its spaces and their backgrounds:
