@@ -38,8 +38,8 @@ HALVES = ("tuning", "held-back")
 RELATIONS = ("causal", "state", "goal", "value")
 GOAT, PLAIN = "GOAT prefetch", "top-k at GOAT's tokens"
 
-_NUMBERS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-            "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "few": 3, "several": 4}
+_NUMBERS = {"a": 1, "an": 1, "a few": 3, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+            "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "several": 4}
 _UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
 _GAP = re.compile(r"\b(a few|several|a|an|\w+)\s+(day|week|month|year)s?\b")
 _SPEAKER = re.compile(r"^([AB]):\s*(.*)$")
@@ -71,9 +71,7 @@ def parse_gap(text: str) -> timedelta:
     match = _GAP.search(text.lower())
     if match is None:
         raise ValueError(f"no time gap in {text!r}")
-    count = _NUMBERS.get(match.group(1).removeprefix("a ").strip(), None)
-    if count is None:
-        count = 1 if match.group(1) == "an" else int(match.group(1))
+    count = _NUMBERS.get(match.group(1)) or int(match.group(1))
     return timedelta(days=count * _UNIT_DAYS[match.group(2)])
 
 

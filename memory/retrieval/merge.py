@@ -24,7 +24,7 @@ def choose_recalls(
     ``ceiling`` (on the scale; None: ``small_result_ceiling``) for short lists (word hits:
     none, words alone cannot tell relevance). The lists' ranks are fused (:func:`fuse`); the relevant entries plus some
     context (:func:`with_context`) are scored by :func:`merge_and_score`. A message judged
-    ``meaning_first`` (a meaning_first about its speaker, or one asked in another language than
+    ``meaning_first`` (a statement about its speaker, or one asked in another language than
     English: recall's ``outcome["meaning_first"]``) has its hits by meaning stand out below
     ``meaning_first_relevance_ratio``, and the word list's ranks weigh
     ``meaning_first_words_weight`` in the fusion.
@@ -158,8 +158,8 @@ def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float, neighbour_weight: 
     """Reciprocal-rank fusion of ranked lists, smoothed along the conversation.
 
     Each list (best first) gives an entry ``weight/(rrf_k + rank)`` (its weight 1 unless
-    ``weights`` says otherwise); an entry's score is the sum over the lists it is in. Ranks, not raw scores, are fused: word scores and distances
-    have no common scale. Then every entry gets ``neighbour_weight`` times the fused scores
+    ``weights`` says otherwise); an entry's score is the sum over the lists it is in. Ranks, not
+    raw scores, are fused: word scores and distances have no common scale. Then every entry gets ``neighbour_weight`` times the fused scores
     of the turns just before and after it in the same chat, when those are candidates too:
     a conversation stays on a topic for a few turns, so a turn beside relevant ones is more
     likely relevant itself.

@@ -164,7 +164,8 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
         "range": None, "keys": [], "deadline_ms": deadline * 1000, "lexical": {}, "background": None,
         "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")
-        "meaning_first": STATEMENT if speaks_of_oneself(query.text[:WORD_SCAN_CHARS]) else None,  # or below
+        # Why it is judged by meaning first: a statement now; ANOTHER_LANGUAGE once its scale is known.
+        "meaning_first": STATEMENT if speaks_of_oneself(query.text[:WORD_SCAN_CHARS]) else None,
     }
     with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
         await search.load_for(query.text)

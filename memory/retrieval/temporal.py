@@ -132,22 +132,17 @@ def may_name_a_date(text: str, languages: Sequence[str] = ("en", "ro")) -> bool:
     text = _rewrite_missing_words(without_keys(text))
     if any(char.isdigit() for char in text):
         return True
-    words = _date_words(tuple(languages)) | (_period_words() if "en" in languages else frozenset())
+    words = _date_words(tuple(languages))
     return any(word in words for word in terms(text))
-
-
-@lru_cache(maxsize=1)
-def _period_words() -> frozenset[str]:
-    """The named periods' own words ("summer", "weekend"), folded as the word index folds them."""
-    return frozenset(word for name in PERIOD_WORDS for word in terms(name))
 
 
 @lru_cache(maxsize=8)
 def _date_words(languages: tuple[str, ...]) -> frozenset[str]:
     """The words of dateparser's date names and relative phrases ("last week", "luna
     trecută") for these languages, folded as the word index folds them ("Săptămâna" →
-    "saptamana"), minus the filler words dateparser skips."""
-    names: list[str] = []
+    "saptamana"), minus the filler words dateparser skips; with English, the named periods' own
+    words too ("summer", "weekend": :mod:`memory.retrieval.named_periods`)."""
+    names: list[str] = list(PERIOD_WORDS) if "en" in languages else []
     skipped: set[str] = set()
     for language in languages:
         info = default_loader.get_locale(language).info
