@@ -195,6 +195,9 @@ class Retrieval(_Section):
     # counts as much as a newer one (each line shows its date); ranked by age, evidence fell out.
     weight_recency: float = Field(0.05, ge=0, description="blend weight of recency in an entry's score")
     weight_popularity: float = Field(0.1, ge=0, description="blend weight of past accesses in an entry's score")
+    # Chosen on LoCoMo's tuning conversations: the largest share losing under a point of recall there.
+    min_score_share: float = Field(
+        0.4, ge=0, le=1, description="an entry is injected only when its score is at least this share of the best's")
     recency_window_days: float = Field(30.0, gt=0, description="an entry's recency falls to 0 over this many days")
     popularity_norm: float = Field(10.0, gt=0, description="accesses that count as fully popular")
 

@@ -15,7 +15,8 @@ from memory.prompt.budget import (LINE_TOKENS, Split, format_recall_line, l2_cei
                                   pack_recalls, split_budget, stamped_tokens, trim_working, turn_split)
 from memory.retrieval.gap import background_filter, gap_filter, gap_ratio
 from memory.retrieval.keys import structural_keys
-from memory.retrieval.merge import choose_and_explain, choose_recalls, fuse, merge_and_score, with_context
+from memory.retrieval.merge import (choose_and_explain, choose_recalls, fuse, merge_and_score, scoring_near_the_best,
+                                    with_context)
 from memory.retrieval.statements import speaks_of_oneself
 from memory.retrieval import temporal
 from memory.retrieval.temporal import completed_past_range, may_name_a_date, warm_up
@@ -633,12 +634,32 @@ class TestChooseRecalls:
         # first by words, and the words' ranks do not lift it above the meaning's for a statement.
         lists = {"thematic": hits("s", [1.4, 1.6, 1.9]), "lexical": [turn("w0", None, distance=1.65)]
                  + hits("s", [1.4])}
-        question = ids(choose_recalls(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15))
-        statement = ids(choose_recalls(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15, meaning_first=True))
+        # Every entry that stands out, however low it scores (w0's words weigh nothing here).
+        retrieval = self.RETRIEVAL.model_copy(update={"min_score_share": 0})
+        question = ids(choose_recalls(lists, 2.0, NOW_TS, retrieval, max_results=15))
+        statement = ids(choose_recalls(lists, 2.0, NOW_TS, retrieval, max_results=15, meaning_first=True))
         assert sorted(question) == ["s0", "w0"]
         assert statement == ["s0", "s1", "w0"]
         _, verdicts = choose_and_explain(lists, 2.0, NOW_TS, self.RETRIEVAL, max_results=15, meaning_first=True)
         assert verdicts[1]["why"] == "stands out: distance 1.600 ≤ 0.82 × background 2.000"
+
+    def test_entries_scoring_far_below_the_best_are_left_out(self) -> None:
+        # By meaning alone, the fifth scores 1/15 against the first's 1/11 (0.73 of it); when the
+        # first two are also the word list's, the fourth and fifth score under 0.4 of the best.
+        semantic = hits("s", [0.5, 0.6, 0.7, 0.8, 0.9])
+        assert self.choose({"thematic": semantic}, 2.0, weight_recency=0, weight_popularity=0) == [
+            "s0", "s1", "s2", "s3", "s4"]
+        words = hits("s", [0.5, 0.6])
+        both = self.choose({"thematic": semantic, "lexical": words}, 2.0, weight_recency=0, weight_popularity=0)
+        assert both == ["s0", "s1", "s2"]
+        assert self.choose({"thematic": semantic, "lexical": words}, 2.0, weight_recency=0, weight_popularity=0,
+                           min_score_share=0) == ["s0", "s1", "s2", "s3", "s4"]
+
+    def test_scoring_near_the_best_keeps_the_leading_entries(self) -> None:
+        scored = [{"id": name, "blended_score": score} for name, score in [("a", 1.0), ("b", 0.5), ("c", 0.39)]]
+        assert ids(scoring_near_the_best(scored, 0.4)) == ["a", "b"]
+        assert ids(scoring_near_the_best(scored, 0)) == ["a", "b", "c"]
+        assert scoring_near_the_best([], 0.4) == []
 
     def test_with_the_shipped_weights_recency_only_breaks_near_ties(self) -> None:
         def dated(entry_id: str, distance: float, days_ago: float) -> dict:
