@@ -31,7 +31,7 @@ from typing import Any
 from bench import locomo
 from bench.bilingual import LINES as OTHER_LANGUAGE_LINES
 from bench.harness import BenchOptions, isolated_settings
-from graph.importer import import_turns, transcript_of
+from graph.importing.importer import import_turns, transcript_of
 from nodes.services import Services
 from memory.encoders import Encoder, LocalEmbeddings
 from memory.facade import Memory

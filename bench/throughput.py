@@ -24,8 +24,8 @@ from bench.archive import ChatPlan, TextPool, transcript_lines
 from bench.exports import BENCH_OWNER, chatgpt_conversations, telegram_chats, write_chatgpt, write_telegram
 from bench.harness import BenchOptions, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table
-from graph.exports import read_export
-from graph.importer import import_turns
+from graph.importing.exports import read_export
+from graph.importing.importer import import_turns
 from memory.settings import Settings
 from nodes.services import Services
 from memory.encoders import LocalEmbeddings

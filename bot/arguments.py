@@ -13,7 +13,7 @@ from typing import Any
 from memory.settings import ENCODERS
 from memory.turns import MAX_MESSAGE_CHARS
 
-IMPORT_FORMATS = ("jsonl", "telegram", "chatgpt")  # graph.exports reads them (loaded only to import)
+IMPORT_FORMATS = ("jsonl", "telegram", "chatgpt")  # graph.importing.exports reads them (loaded only to import)
 BENCH = "measure memory: turn overhead, deadline, import speed, LoCoMo recall"
 IMPORT_FORMAT = f"""\
 FILE is a Telegram Desktop export (result.json: one chat, or the whole account), a ChatGPT

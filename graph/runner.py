@@ -16,8 +16,8 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph.checkpoint import RedisCheckpointSaver
 from graph.graph import build_graph
-from graph.turn_log import TurnObserver
-from graph.why_report import LastTurn
+from graph.observability.turn_log import TurnObserver
+from graph.observability.why_report import LastTurn
 from memory.errors import ForgetUnfinished
 from memory.facade import Forgotten
 from memory.settings import Settings
