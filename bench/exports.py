@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.archive import ChatPlan, TextPool, turn_time
+from bench.synthetic_archive import ChatPlan, TextPool, turn_time
 
 BENCH_OWNER = 5_550_001  # the account the benchmark's Telegram export is of
 

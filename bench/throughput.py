@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.archive import ChatPlan, TextPool, transcript_lines
+from bench.synthetic_archive import ChatPlan, TextPool, transcript_lines
 from bench.exports import BENCH_OWNER, chatgpt_conversations, telegram_chats, write_chatgpt, write_telegram
 from bench.harness import BenchOptions, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table
