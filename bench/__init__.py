@@ -5,4 +5,7 @@ Sections (each prints Markdown tables and writes ``<out>/<section>.json``):
 against a deliberately slowed store), ``import`` (bulk-import throughput), ``locomo``
 (evidence recall and L3 tokens on LoCoMo, next to plain top-k vector search) and
 ``checkpoint`` (Redis memory of one chat's checkpoints).
+
+A developer's tool, not in the package: it runs from a clone (``make setup`` puts the clone on the
+environment's path).
 """

@@ -22,8 +22,8 @@ from typing import Any
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
 from bench.locomo import Conversation, build_conversation, evidence_recall, sessions_of
 from bench.report import SectionResult, markdown_table, percent
-from graph.importer import import_turns, transcript_of
-from graph.why_report import turn_report
+from graph.importing.importer import import_turns, transcript_of
+from graph.observability.why_report import turn_report
 
 # (language, the user's line, the reply): twenty in each language, each about something of its
 # own, told at the end of the conversation's sessions.

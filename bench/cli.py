@@ -51,7 +51,7 @@ EXIT_USAGE = 2
 
 async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     from bench import locomo
-    from bench.archive import ArchiveMismatch, discard_archives
+    from bench.synthetic_archive import ArchiveMismatch, discard_archives
     from bench.harness import BenchOptions
 
     if args.locomo is not None and not args.locomo.is_file():
@@ -111,7 +111,7 @@ async def run_sections(options: BenchOptions, names: tuple[str, ...]) -> None:
 
 
 async def build_archives(options: BenchOptions) -> None:
-    from bench.archive import TextPool, ensure_archive
+    from bench.synthetic_archive import TextPool, ensure_archive
 
     for bilingual in (False, True) if options.bilingual else (False,):
         pool = TextPool(options.locomo_records, bilingual=bilingual)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.archive import KINDS, LAYOUTS, Archive, TextPool, ensure_archive, messages, turn_times
+from bench.synthetic_archive import KINDS, LAYOUTS, SyntheticArchive, TextPool, ensure_archive, messages, turn_times
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings, scratch_copy
 from bench.report import SectionResult, distribution, markdown_table, save_figure
 from memory.encoders import LocalEmbeddings
@@ -105,7 +105,7 @@ async def run(options: BenchOptions) -> SectionResult:
     return SectionResult("deadline", data, [table(data)], [figure])
 
 
-async def inspect_slowed(options: BenchOptions, archive: Archive, pool: TextPool) -> list[dict[str, Any]]:
+async def inspect_slowed(options: BenchOptions, archive: SyntheticArchive, pool: TextPool) -> list[dict[str, Any]]:
     """Per turn: its kind of message, how long it waited for L3, and its slowest store read."""
     reads = SlowReads(options.settings.prefetch.timeout)
     streams = [(kind, messages(kind, archive.chats(layout), pool)) for layout in LAYOUTS for kind in KINDS]

@@ -15,16 +15,11 @@ conversations ``{"title", "create_time", "mapping": {id: {"id", "message", "pare
 from __future__ import annotations
 
 import json
-import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-from bench.archive import ChatPlan, TextPool, turn_time
-
-BENCH_OWNER = 5_550_001  # the account the benchmark's Telegram export is of
 
 
 def telegram_message(number: int, when: float, sender: int, text: str | list[Any] = "",
@@ -134,40 +129,3 @@ def write_chatgpt(path: Path, conversations: Iterable[dict[str, Any]]) -> Path:
             out.write(json.dumps(conversation, ensure_ascii=False))
         out.write("]")
     return path
-
-
-def zipped(document: Path, zip_path: Path, folder: str = "", beside: tuple[str, ...] = ("chat.html",)) -> Path:
-    """``document`` in a zip as downloaded, in ``folder`` (a Telegram export's folder zipped whole),
-    with empty files named ``beside`` (ChatGPT's zip has chat.html, user.json, images…)."""
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.write(document, f"{folder}{document.name}")
-        for name in beside:
-            archive.writestr(f"{folder}{name}", "")
-    return zip_path
-
-
-# ---- the benchmark's archives, as each app would have exported them ------------------------------------
-
-
-def telegram_chats(plans: list[ChatPlan], pool: TextPool) -> Iterator[TelegramChat]:
-    """Each chat of ``plans`` as a private chat of BENCH_OWNER with one person, their turns
-    alternating (the owner asks, the other answers)."""
-    for number, plan in enumerate(plans):
-        peer = BENCH_OWNER + 1 + number
-        yield TelegramChat(f"Friend {number}", "personal_chat", peer, _telegram_turns(plan, pool, peer))
-
-
-def _telegram_turns(plan: ChatPlan, pool: TextPool, peer: int) -> Iterator[dict[str, Any]]:
-    for position in range(plan.turns):
-        asked, answer = pool.turn(plan, position)
-        when = turn_time(plan, position).timestamp()
-        yield telegram_message(2 * position + 1, when, BENCH_OWNER, asked, name="Ana")
-        yield telegram_message(2 * position + 2, when + 30, peer, answer)
-
-
-def chatgpt_conversations(plans: list[ChatPlan], pool: TextPool) -> Iterator[dict[str, Any]]:
-    """Each chat of ``plans`` as a ChatGPT conversation without branches."""
-    for plan in plans:
-        yield chatgpt_chain(plan.chat_id, plan.chat_id, (
-            (*pool.turn(plan, position), turn_time(plan, position).timestamp())
-            for position in range(plan.turns)))

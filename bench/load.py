@@ -31,8 +31,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from bench.archive import (FORMAT_VERSION, KINDS, TEMPORAL_MESSAGES, ChatPlan, TextPool, ensure_built, key_question,
-                           turn_times)
+from bench.synthetic_archive import (FORMAT_VERSION, KINDS, TEMPORAL_MESSAGES, ChatPlan, TextPool, ensure_built,
+                                     key_question, turn_times)
 from bench.harness import BenchOptions, conditions, isolated_settings, runner_with_model, scratch_copy
 from bench.report import SectionResult, distribution, markdown_table, percent, save_figure
 from graph.runner import TurnRunner

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from graph.importer import TranscriptMessage, pair_turns
+from graph.importing.importer import TranscriptMessage, pair_turns
 from memory.turns import archive_id
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.archive import KINDS, LAYOUTS, Archive, TextPool, measure_each_size, messages, turn_times
+from bench.synthetic_archive import KINDS, LAYOUTS, SyntheticArchive, TextPool, measure_each_size, messages, turn_times
 from bench.harness import (
     BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn,
 )
@@ -29,7 +29,7 @@ NODES = ("prefetch", "load_identity", "load_working", "gap_filter", "budget", "a
 WARM_UP_TURNS = 2  # per layout, unmeasured
 
 
-async def measure_archive(options: BenchOptions, archive: Archive, pool: TextPool) -> dict[str, Any]:
+async def measure_archive(options: BenchOptions, archive: SyntheticArchive, pool: TextPool) -> dict[str, Any]:
     streams = {(layout, kind): messages(kind, archive.chats(layout), pool) for layout in LAYOUTS for kind in KINDS}
     clock = turn_times()
     samples: dict[tuple[str, str], list[TimedTurn]] = defaultdict(list)
@@ -58,7 +58,7 @@ async def measure_archive(options: BenchOptions, archive: Archive, pool: TextPoo
     }
 
 
-async def load_collections(memory: Memory, archive: Archive) -> None:
+async def load_collections(memory: Memory, archive: SyntheticArchive) -> None:
     """Measure the steady state: a chat's first search in a process reads its Chroma index from
     disk (~50-100 ms at this size), once; a server talking to its chats has them loaded."""
     for layout in LAYOUTS:

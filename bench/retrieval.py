@@ -22,7 +22,7 @@ from typing import Any
 from bench import locomo
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table, mean, percent
-from graph.importer import import_turns, transcript_of
+from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
 from memory.prompt import count_tokens, count_tokens_each, format_recall_line, pack_recalls
 

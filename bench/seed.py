@@ -23,7 +23,7 @@ from typing import Any
 from bench import locomo
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
 from bench.report import SectionResult, distribution, markdown_table
-from graph.importer import import_turns, transcript_of
+from graph.importing.importer import import_turns, transcript_of
 from nodes.state import FAN_OUT
 
 ENV_VAR = "GOAT_SEED_DIR"

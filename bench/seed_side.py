@@ -33,7 +33,7 @@ import chromadb
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
 from bench import locomo
-from graph.importer import TranscriptMessage, pair_turns
+from graph.importing.importer import TranscriptMessage, pair_turns
 from memory.encoders import LocalEmbeddings
 
 ENCODER = LocalEmbeddings(name="minilm-l6")  # loaded before the seed's ``memory`` takes the name

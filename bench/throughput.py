@@ -16,16 +16,17 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.archive import ChatPlan, TextPool, transcript_lines
-from bench.exports import BENCH_OWNER, chatgpt_conversations, telegram_chats, write_chatgpt, write_telegram
+from bench.exports import TelegramChat, chatgpt_chain, telegram_message, write_chatgpt, write_telegram
 from bench.harness import BenchOptions, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table
-from graph.exports import read_export
-from graph.importer import import_turns
+from bench.synthetic_archive import ChatPlan, TextPool, transcript_lines, turn_time
+from graph.importing.exports import read_export
+from graph.importing.importer import import_turns
 from memory.settings import Settings
 from nodes.services import Services
 from memory.encoders import LocalEmbeddings
@@ -51,12 +52,37 @@ for batch in range(6):
 print(before, resident())
 """
 TARGET_TURNS_PER_S = 300
+BENCH_OWNER = 5_550_001  # the account the benchmark's Telegram export is of
 
 
 def plans(turns: int) -> list[ChatPlan]:
     per_chat = -(-turns // IMPORT_CHATS)
     return [ChatPlan(f"import-{n:02d}", first, min(per_chat, turns - first))
             for n, first in enumerate(range(0, turns, per_chat))]
+
+
+def telegram_chats(chats: list[ChatPlan], pool: TextPool) -> Iterator[TelegramChat]:
+    """Each of ``chats`` as a private chat of BENCH_OWNER with one person, their turns
+    alternating (the owner asks, the other answers)."""
+    for number, plan in enumerate(chats):
+        peer = BENCH_OWNER + 1 + number
+        yield TelegramChat(f"Friend {number}", "personal_chat", peer, _telegram_turns(plan, pool, peer))
+
+
+def _telegram_turns(plan: ChatPlan, pool: TextPool, peer: int) -> Iterator[dict[str, Any]]:
+    for position in range(plan.turns):
+        asked, answer = pool.turn(plan, position)
+        when = turn_time(plan, position).timestamp()
+        yield telegram_message(2 * position + 1, when, BENCH_OWNER, asked, name="Ana")
+        yield telegram_message(2 * position + 2, when + 30, peer, answer)
+
+
+def chatgpt_conversations(chats: list[ChatPlan], pool: TextPool) -> Iterator[dict[str, Any]]:
+    """Each of ``chats`` as a ChatGPT conversation without branches."""
+    for plan in chats:
+        yield chatgpt_chain(plan.chat_id, plan.chat_id, (
+            (*pool.turn(plan, position), turn_time(plan, position).timestamp())
+            for position in range(plan.turns)))
 
 
 async def run(options: BenchOptions) -> SectionResult:

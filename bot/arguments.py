@@ -13,8 +13,11 @@ from typing import Any
 from memory.settings import ENCODERS
 from memory.turns import MAX_MESSAGE_CHARS
 
-IMPORT_FORMATS = ("jsonl", "telegram", "chatgpt")  # graph.exports reads them (loaded only to import)
+IMPORT_FORMATS = ("jsonl", "telegram", "chatgpt")  # graph.importing.exports reads them (loaded only to import)
 BENCH = "measure memory: turn overhead, deadline, import speed, LoCoMo recall"
+# bench/ is not in the package: `make setup` makes it importable in a clone's environment.
+NO_BENCH = ("goat bench is a developer's tool, not in the package: run it from a clone of GOAT's repository, "
+            "set up there with `make setup`")
 IMPORT_FORMAT = f"""\
 FILE is a Telegram Desktop export (result.json: one chat, or the whole account), a ChatGPT
 export (conversations.json), either as the zip it came in, or GOAT's own JSON Lines: the format
@@ -215,7 +218,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         return args
 
     bench = argparse.ArgumentParser(prog="goat bench", description=_sentence(BENCH))
-    add_bench_arguments(bench)
+    try:
+        add_bench_arguments(bench)
+    except ModuleNotFoundError as missing:
+        if missing.name != "bench":
+            raise
+        parser.error(NO_BENCH)
     return bench.parse_args(rest, namespace=args)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TextIO
 
 from bot.commands import COMMANDS, Asker
-from graph.redaction import Redactor
+from graph.observability.redaction import Redactor
 from graph.runner import ModelUnavailable, TurnRunner
 from nodes.services import ModelNotConfigured
 from memory.turns import is_blank

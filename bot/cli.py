@@ -12,7 +12,7 @@ import sys
 from bot.arguments import parse_arguments
 from bot.report import render_check, render_report
 from bot.signals import stop_requests, stopped_by_sigterm
-from graph.redaction import RedactingFilter, Redactor
+from graph.observability.redaction import RedactingFilter, Redactor
 from memory.settings import Settings, SettingsError, load_settings, load_settings_leaving_out_invalid
 from nodes.state import InvalidTurn
 from memory.errors import BackendUnavailable, disk_unwritable
@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from graph.export_files import ExportError
-    from graph.exports import read_export
-    from graph.importer import ImportStopped, TranscriptChanged, TranscriptError, import_turns
+    from graph.importing.export_files import ExportError
+    from graph.importing.exports import read_export
+    from graph.importing.importer import ImportStopped, TranscriptChanged, TranscriptError, import_turns
     from nodes.services import Services
 
     if not args.file.exists():  # a folder is read for the export it holds
@@ -120,7 +120,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
     from graph.runner import TurnRunner
-    from graph.why_report import turn_report
+    from graph.observability.why_report import turn_report
 
     if args.queries:
         if not args.queries.is_file():
@@ -197,8 +197,8 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
-    from graph.stats import render_stats, summarize
-    from graph.turn_log import TurnLog, turns_log_path
+    from graph.observability.stats import render_stats, summarize
+    from graph.observability.turn_log import TurnLog, turns_log_path
 
     path = turns_log_path(settings)
     summary = summarize(TurnLog(path, settings.observability.log_max_bytes).tail(args.last))

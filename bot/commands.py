@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bot.report import render_report
 from graph.runner import TurnRunner
-from graph.why_report import LastTurn, turn_report
+from graph.observability.why_report import LastTurn, turn_report
 from memory.errors import BackendUnavailable, FactsFull, SearchFailed
 from memory.facade import MemoryScope
 from nodes.toolkit.flow import evidence_line

@@ -29,11 +29,11 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from bot.doctor import backend_fix, backend_mode
-from graph.importer import parse_timestamp
-from graph.redaction import Redactor
+from graph.importing.importer import parse_timestamp
+from graph.observability.redaction import Redactor
 from graph.runner import TurnRunner
-from graph.turn_log import TurnLog, turns_log_path
-from graph.why_report import mechanisms
+from graph.observability.turn_log import TurnLog, turns_log_path
+from graph.observability.why_report import mechanisms
 from memory.errors import BackendUnavailable, FactsFull, SearchFailed
 from memory.facade import Memory
 from memory.retrieval import why_kept

@@ -35,10 +35,10 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationHandlerStop, C
 from bot.commands import COMMANDS as MEMORY_COMMANDS, Asker, Command
 from bot.telegram_messages import StreamingReply, addressed, answer, command_parts, keep_typing, named_for_bot
 from bot.webhook import Inbox, WebhookWorker, shared_secret
-from graph.redaction import Redactor
+from graph.observability.redaction import Redactor
 from graph.runner import ModelUnavailable, TurnRunner
-from graph.stats import render_stats, summarize
-from graph.turn_log import TurnLog, turns_log_path
+from graph.observability.stats import render_stats, summarize
+from graph.observability.turn_log import TurnLog, turns_log_path
 from memory.errors import BackendUnavailable, ForgetUnfinished
 from memory.settings import Settings
 from nodes.state import InvalidTurn, check_input, turn_input

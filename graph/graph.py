@@ -22,7 +22,7 @@ from pydantic import BaseModel, create_model
 
 from nodes.context import Context
 from nodes.state import FAN_OUT, TurnInput, TurnState
-from nodes.archive import archive
+from nodes.archive_turn import archive_turn
 from nodes.assemble import assemble
 from nodes.budget import budget
 from nodes.correct import correct
@@ -48,7 +48,7 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_node("synthesize", synthesize)
     builder.add_node("correct", correct)
     builder.add_node("save", save)
-    builder.add_node("archive", archive)
+    builder.add_node("archive", archive_turn)
 
     # One superstep: the L3 search overlaps the L0/L1/L2 loads. A superstep ends when all
     # its nodes have, so plain edges join them (gap_filter runs once, after all three);

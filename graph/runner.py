@@ -16,8 +16,8 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph.checkpoint import RedisCheckpointSaver
 from graph.graph import build_graph
-from graph.turn_log import TurnObserver
-from graph.why_report import LastTurn
+from graph.observability.turn_log import TurnObserver
+from graph.observability.why_report import LastTurn
 from memory.errors import ForgetUnfinished
 from memory.facade import Forgotten
 from memory.settings import Settings
@@ -127,7 +127,7 @@ class TurnRunner:
             if unfinished:
                 await self._finish_unfinished(graph, turn["chat_id"])
             try:
-                # The graph consumes the turn's user and time as it ends (nodes/archive.py).
+                # The graph consumes the turn's user and time as it ends (nodes/archive_turn.py).
                 final = {**await self._stream(graph, turn, overrides, on_token, on_reply),
                          "user_id": turn["user_id"], "now": turn["now"]}
             except Exception as exc:
@@ -241,7 +241,7 @@ class TurnRunner:
         """The chat's last turn, as checkpointed (an earlier process's too): what every face's
         /why explains."""
         state = await self.last_state(chat_id)
-        # The turn gives its time up as it ends (nodes/archive.py); L2 keeps it.
+        # The turn gives its time up as it ends (nodes/archive_turn.py); L2 keeps it.
         _, saved = await self.services.memory.working(chat_id, 1) if state.get("turn") else (0, [])
         return LastTurn(state, saved[-1].get("timestamp") if saved else None)
 

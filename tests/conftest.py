@@ -23,7 +23,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from bench.servers import ServerDidNotStart, free_port, http_ready, server_process
+from bench.processes import ServerDidNotStart, free_port, http_ready, server_process
 from memory.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder

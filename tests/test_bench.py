@@ -19,8 +19,8 @@ import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
 from bench import implicit, load, locomo, seed
-from bench.archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool, layout,
-                           messages, turn_times)
+from bench.synthetic_archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool,
+                                     layout, messages, turn_times)
 from bench.bilingual import LINES
 from bench.cli import SECTIONS
 from bench.overhead import NODES

@@ -15,9 +15,9 @@ import pytest_asyncio
 
 from bench import bilingual
 from bench.locomo import data_path, load
-from graph.importer import import_transcript
+from graph.importing.importer import import_transcript
 from graph.runner import TurnRunner
-from graph.why_report import turn_report
+from graph.observability.why_report import turn_report
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory

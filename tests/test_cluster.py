@@ -161,7 +161,7 @@ async def test_whole_turns_across_chats_on_every_master(cluster_settings, embedd
         try:
             memory = runner.services.memory
             await memory.connect(warm=True)
-            # Import (graph/importer → Memory.import_turns): L3, the word index and L2; again, nothing.
+            # Import (graph/importing/importer → Memory.import_turns): L3, the word index and L2; again, nothing.
             assert (await load_history(runner, tmp_path))["imported"] == len(HISTORY)
             assert (await load_history(runner, tmp_path))["imported"] == 0
             await memory.measuring.settle()

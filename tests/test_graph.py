@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from fakes import FakeOpenAI
 
-from graph.importer import TranscriptError, import_transcript
+from graph.importing.importer import TranscriptError, import_transcript
 from graph.runner import TurnRunner
-from graph.why_report import turn_report
+from graph.observability.why_report import turn_report
 from graph.graph import build_graph, graph
 from nodes.services import ModelNotConfigured, Services
 from memory.settings import Settings, SettingsError

@@ -15,12 +15,13 @@ from test_cli import goat, goat_env, ok
 from test_telegram import ALICE, TOKEN, bot_settings, echo, running, turn_done, until
 
 from bench.exports import (TelegramChat, chatgpt_chain, chatgpt_conversation, chatgpt_node, telegram_message,
-                           write_chatgpt, write_telegram, zipped)
+                           write_chatgpt, write_telegram)
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
-from graph.export_files import ExportError, find_export
-from graph.exports import read_export
-from graph.importer import Transcript, TranscriptError, TranscriptMessage, import_turns
+from support.exports import zipped
+from graph.importing.export_files import ExportError, find_export
+from graph.importing.exports import read_export
+from graph.importing.importer import Transcript, TranscriptError, TranscriptMessage, import_turns
 
 ANA, BO, CARLA = 111_001, 222_002, 333_003
 T0 = 1_700_000_000

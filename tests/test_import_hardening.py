@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from test_cli import goat, goat_env, ok
 
-from graph.importer import (MAX_BATCH, TranscriptChanged, TranscriptError, import_transcript, import_turns,
-                            read_transcript, transcript_of)
+from graph.importing.importer import (MAX_BATCH, TranscriptChanged, TranscriptError, import_transcript,
+                                      import_turns, read_transcript, transcript_of)
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory
 from memory.settings import Settings

@@ -16,7 +16,7 @@ import pytest
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from graph.turn_log import TurnObserver
+from graph.observability.turn_log import TurnObserver
 from conftest import free_port
 from memory.settings import Settings
 from fakes import FakeOpenAI

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from graph.runner import TurnRunner
-from graph.why_report import turn_report
+from graph.observability.why_report import turn_report
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory, RecallQuery

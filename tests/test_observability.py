@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from graph.stats import render_stats, summarize
-from graph.turn_log import LatencyAggregator, TurnLog, turns_log_path
+from graph.observability.stats import render_stats, summarize
+from graph.observability.turn_log import LatencyAggregator, TurnLog, turns_log_path
 from fakes import FakeOpenAI
 from memory.errors import MASK
 from memory.settings import Settings, load_settings

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graph.importer import import_transcript
+from graph.importing.importer import import_transcript
 from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY
 from memory.errors import EncoderMismatch
 from memory.encoders.embeddings import LocalEmbeddings

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import redis.asyncio
 
-from graph.importer import import_transcript
+from graph.importing.importer import import_transcript
 from graph.runner import TurnRunner
-from graph.why_report import turn_report
+from graph.observability.why_report import turn_report
 from nodes.services import Services
 from memory.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings

@@ -30,7 +30,7 @@ from test_telegram import running as running_bot
 from test_telegram import turn_done, until
 
 from bot.chat import ChatSession
-from graph.turn_log import turns_log_path
+from graph.observability.turn_log import turns_log_path
 from bot.telegram import APOLOGY
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.errors import BackendUnavailable

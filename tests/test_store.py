@@ -1,4 +1,4 @@
-"""GOAT's memory as LangGraph's Store (graph/store.py), on real Redis and Chroma with the real
+"""GOAT's memory as LangGraph's Store (graph/server/store.py), on real Redis and Chroma with the real
 encoder: LangGraph's own store cases (put, get, search, delete, list_namespaces; batches; sync and
 async) in GOAT's two namespaces, and each answer checked against the memory's other doors (the
 user commands' verbs, the chat's L2)."""
@@ -11,7 +11,7 @@ import pytest
 from langgraph.store.base import GetOp, ListNamespacesOp, MatchCondition, PutOp, SearchOp
 
 from graph.runner import TurnRunner
-from graph.store import GoatStore
+from graph.server.store import GoatStore
 from memory.errors import FactsFull
 from memory.facade import Memory
 from memory.settings import Settings

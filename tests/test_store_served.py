@@ -1,4 +1,4 @@
-"""GOAT's Store as `langgraph dev` serves it (graph/store.py behind graph/auth.py), reached with
+"""GOAT's Store as `langgraph dev` serves it (graph/server/store.py behind graph/server/auth.py), reached with
 langgraph_sdk over loopback as a LangGraph developer reaches it: on the embedded defaults of a
 fresh data folder, with two users' tokens and a chat both of them wrote to (imported before the
 server starts). The model is the loopback fake."""

@@ -20,7 +20,7 @@ from nodes.toolkit.dsml import DsmlStreamFilter, parse_dsml
 from graph.graph import build_graph
 from bot import commands
 from bot.commands import Asker
-from graph.store import GoatStore
+from graph.server.store import GoatStore
 from nodes.toolkit.grounding import ungrounded_numbers
 from nodes.toolkit.plugins import PluginRegistry
 from nodes.services import Services

@@ -19,7 +19,7 @@ from test_cli import goat, goat_env
 from test_mcp import data, stdio_session
 from test_secrecy import leaks, printed, secret_variables
 
-from graph.redaction import RedactingFilter, Redactor
+from graph.observability.redaction import RedactingFilter, Redactor
 from memory.stores.backends import Backends
 from memory.errors import MASK, BackendUnavailable, url_secrets, without_credentials
 from memory.settings import Settings, load_settings

@@ -11,9 +11,9 @@ from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
 from bot.report import render_report
-from graph.importer import import_turns, transcript_of
+from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
-from graph.why_report import turn_report
+from graph.observability.why_report import turn_report
 from memory.settings import Settings
 
 DEMO_DIR = Path(__file__).parent

@@ -7,7 +7,7 @@ latencies and logs their percentiles every ``observability.report_every`` turns.
 
 Message and reply text appear only with ``observability.log_content`` on. Secrets never
 appear: the configured API key and bot token, and credentials inside URLs, are masked in
-every string of the line (error texts of degraded backends included; ``graph.redaction``).
+every string of the line (error texts of degraded backends included; ``graph.observability.redaction``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from graph.redaction import Redactor
-from graph.stats import LAYERS, latency_samples, latency_summary
+from graph.observability.redaction import Redactor
+from graph.observability.stats import LAYERS, latency_samples, latency_summary
 from memory.settings import Settings
 
 TURNS_LOGGER = logging.getLogger("goat.turns")

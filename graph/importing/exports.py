@@ -9,9 +9,9 @@ conversations, each a tree of messages under ``mapping`` whose branch in view en
 
 Both are single JSON documents, of gigabytes for years of chats: they are parsed as a stream
 (ijson, in C), a message (Telegram) or a conversation (ChatGPT) held at a time, and read as
-the same messages a JSON Lines transcript gives, so :mod:`graph.importer` checks, pairs,
+the same messages a JSON Lines transcript gives, so :mod:`graph.importing.importer` checks, pairs,
 numbers and imports them as it does its lines: twice read, resumable, nothing written twice.
-Which kind a file is, and how its document is opened: :mod:`graph.export_files`.
+Which kind a file is, and how its document is opened: :mod:`graph.importing.export_files`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import Any
 import ijson
 from ijson.common import ObjectBuilder
 
-from graph.export_files import DOCUMENTS, ExportError, ExportFile, find_export
-from graph.importer import (Omitted, Read, Refusal, Transcript, TranscriptMessage, checked, file_reads,
-                            parse_timestamp)
+from graph.importing.export_files import DOCUMENTS, ExportError, ExportFile, find_export
+from graph.importing.importer import (Omitted, Read, Refusal, Transcript, TranscriptMessage, checked,
+                                      file_reads, parse_timestamp)
 from memory.turns import clean_text, message_problem
 from nodes.state import check_ids
 
@@ -53,17 +53,17 @@ _PYTHON_PARSER = ijson.get_backend("python")
 
 def read_export(path: Path, format: str | None = None, *, me: str | None = None, into: str | None = None,
                 skip_invalid: bool = False, stopped: Callable[[], bool] | None = None) -> Transcript:
-    """Check every message of a transcript or export (:func:`graph.importer.checked`).
+    """Check every message of a transcript or export (:func:`graph.importing.importer.checked`).
 
     Args:
         format: "jsonl", "telegram" or "chatgpt"; None: told by the content
-            (:func:`graph.export_files.find_export`).
+            (:func:`graph.importing.export_files.find_export`).
         me: whose messages are the user's: a Telegram user id (default: the exporting account); for
             ChatGPT, the user id its messages are kept under (default: the chat's id).
         into: one chat to import every message into (default: each chat or conversation its own).
-        skip_invalid, stopped: as :func:`graph.importer.checked` takes them.
+        skip_invalid, stopped: as :func:`graph.importing.importer.checked` takes them.
     Returns:
-        The checked transcript, to import with :func:`graph.importer.import_turns`.
+        The checked transcript, to import with :func:`graph.importing.importer.import_turns`.
     Raises:
         ExportError: the file cannot be read as that format at all, or whose it is is not known.
         TranscriptError: messages cannot be imported (without ``skip_invalid``).

@@ -7,7 +7,7 @@ exchange repeated at one time is told apart by its occurrence) and its turn numb
 before anything is written, so an interrupted or repeated import never writes a turn twice.
 A line that cannot be imported stops the whole file before any write, unless it is skipped
 on request (then the lines around it are imported as if it were not there). Exports of other
-apps (:mod:`graph.exports`) are read as the same messages: a source of them, as lines are.
+apps (:mod:`graph.importing.exports`) are read as the same messages: a source of them, as lines are.
 
 The file is read twice and never held whole: a first pass checks every message and counts the
 turns, a second imports them a batch at a time. Between two batches an import asked to stop

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from langgraph_sdk import Auth
 
-from graph.store import CHATS, FACTS, MEMORIES, NOTE, USERS, role_of
+from graph.server.store import CHATS, FACTS, MEMORIES, NOTE, USERS, role_of
 from memory.facade import Memory
 from memory.settings import Server, load_settings
 from nodes.services import Services
@@ -101,7 +101,7 @@ async def own_namespaces(ctx: Auth.types.AuthContext, value: dict) -> None:
     ``("chats", <a chat they wrote to>, …)``, and a note put is kept as theirs (another's note or
     turn there is not theirs to rewrite or delete). A chat no one wrote to yet is no one's: a put
     there would let its caller read what the chat's real user writes later (a Telegram chat's id
-    is its user's). The store (``graph/store.py``) refuses what is not GOAT's."""
+    is its user's). The store (``graph/server/store.py``) refuses what is not GOAT's."""
     if not _server().tokens:
         return
     identity, namespace = ctx.user.identity, tuple(value.get("namespace") or ())

@@ -1,4 +1,5 @@
-"""archive: the turn, verbatim, into L3 (deterministic id per chat and turn: a replay never duplicates).
+"""archive_turn, the graph's node "archive": the turn, verbatim, into L3 (deterministic id per chat
+and turn: a replay never duplicates).
 
 The turn is parked in a Redis outbox, durable at once, and written to Chroma by the archiver
 behind the reply (embedding it and Chroma's write would cost the turn ~50 ms). When L3 was
@@ -17,7 +18,7 @@ from nodes.timing import timed
 
 
 @timed("archive")
-async def archive(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def archive_turn(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     services, _ = resolve(runtime)
     exchange = Exchange(
         chat_id=state["chat_id"],

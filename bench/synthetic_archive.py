@@ -31,7 +31,7 @@ from typing import Any
 from bench import locomo
 from bench.bilingual import LINES as OTHER_LANGUAGE_LINES
 from bench.harness import BenchOptions, isolated_settings
-from graph.importer import import_turns, transcript_of
+from graph.importing.importer import import_turns, transcript_of
 from nodes.services import Services
 from memory.encoders import Encoder, LocalEmbeddings
 from memory.facade import Memory
@@ -171,7 +171,7 @@ def turn_times() -> Iterator[float]:
 
 
 @dataclass(frozen=True)
-class Archive:
+class SyntheticArchive:
     size: int
     folder: Path
     plans: list[ChatPlan]
@@ -194,7 +194,7 @@ def discard_archives(root: Path, sizes: tuple[int, ...], encoder: str) -> None:
             shutil.rmtree(archive_folder(root, size, encoder, bilingual=bilingual), ignore_errors=True)
 
 
-async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPool) -> Archive:
+async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPool) -> SyntheticArchive:
     """The cached archive of ``size`` turns under ``root``, built or completed first if needed."""
     folder = archive_folder(root, size, settings.embeddings.model, bilingual=pool.bilingual)
     plans = layout(size)
@@ -204,7 +204,7 @@ async def ensure_archive(settings: Settings, root: Path, size: int, pool: TextPo
         spec["other_languages"] = {"every": OTHER_LANGUAGE_EVERY, "at": OTHER_LANGUAGE_AT,
                                    "lines": len(OTHER_LANGUAGE_LINES)}
     await ensure_built(settings, folder, spec, [(plans, None)], pool)
-    return Archive(size, folder, plans, pool.bilingual)
+    return SyntheticArchive(size, folder, plans, pool.bilingual)
 
 
 # Chats imported together, and what makes the encoder that embeds them (None: the settings' own).
@@ -249,7 +249,7 @@ async def _import_archive(settings: Settings, plans: list[ChatPlan], pool: TextP
 
 
 async def measure_each_size(options: BenchOptions,
-                            measure: Callable[[BenchOptions, Archive, TextPool], Awaitable[dict[str, Any]]],
+                            measure: Callable[[BenchOptions, SyntheticArchive, TextPool], Awaitable[dict[str, Any]]],
                             *, bilingual: bool = False) -> dict[str, dict[str, Any]]:
     """``measure`` of the cached archive of each size the run asks for (built first if missing), by size."""
     pool = TextPool(options.locomo_records, bilingual=bilingual)
