@@ -139,8 +139,12 @@ class Letta(_Section):
                            "for L1 no longer than prefetch.timeout anyway)")
 
 
-class Memory(_Section):
-    scope: Literal["chat", "user", "global"] = Field(
+# Whose L3 a turn searches.
+Scope = Literal["chat", "user", "global"]
+
+
+class MemorySection(_Section):  # the section named memory (the façade is memory.facade.Memory)
+    scope: Scope = Field(
         "chat", description="whose L3 a turn searches: its chat's, its user's chats', or every chat's")
     l2_max_messages: int = Field(400, ge=2, description="how far back L2 is read before it is trimmed to its share")
 
@@ -359,7 +363,7 @@ class Settings(_Section):
     redis: Redis = Redis()
     chroma: Chroma = Chroma()
     letta: Letta = Letta()
-    memory: Memory = Memory()
+    memory: MemorySection = MemorySection()
     prefetch: Prefetch = Prefetch()
     retrieval: Retrieval = Retrieval()
     aits: AITS = AITS()

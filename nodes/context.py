@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, make_dataclass
-from typing import Any, Optional
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from langgraph.runtime import Runtime
 
-from memory.settings import ENCODER_RATIOS, RUN_TIME_SECTIONS, Settings, SettingsError, check_names
+from memory.settings import ENCODER_RATIOS, RUN_TIME_SECTIONS, Scope, Settings, SettingsError, check_names
 from nodes.services import Services
 
 # Field name -> dotted setting, for every run-time knob, in the settings' order.
@@ -28,21 +28,63 @@ KNOBS: dict[str, str] = {
 _FIELD_OF = {dotted: name for name, dotted in KNOBS.items()}
 
 
-def _knob(name: str) -> tuple[str, Any, Any]:
-    section, key = KNOBS[name].split(".")
+def knob_description(dotted: str) -> str:
+    """What Studio's form says of a knob: the setting's description and its shipped default."""
+    section, key = dotted.split(".")
     setting = Settings.model_fields[section].annotation.model_fields[key]
     # An encoder's own default, as the settings apply it when none is set (ENCODER_RATIOS).
     of_encoders = "".join(f", with embeddings.model {model} {defaults[key]!r}"
                           for model, defaults in ENCODER_RATIOS.items()
                           if section == "retrieval" and defaults.get(key, setting.default) != setting.default)
-    description = (f"{setting.description} (empty: the settings' value; shipped default "
-                   f"{setting.default!r}{of_encoders})")
-    return name, Optional[setting.annotation], field(default=None, metadata={"description": description})
+    return (f"{setting.description} (empty: the settings' value; shipped default "
+            f"{setting.default!r}{of_encoders})")
 
 
-Context = make_dataclass("Context", [*map(_knob, KNOBS)], kw_only=True)
-Context.__module__ = __name__
-Context.__doc__ = "This run's knobs (None: the settings' value)."
+def _knob(dotted: str) -> Any:
+    return field(default=None, metadata={"description": knob_description(dotted)})
+
+
+# One field per knob of KNOBS, named and typed as its setting (tests/test_context.py keeps the two
+# lists the same).
+@dataclass(kw_only=True)
+class Context:
+    """This run's knobs (None: the settings' value)."""
+
+    identity_base_prompt: str | None = _knob("identity.base_prompt")
+
+    memory_scope: Scope | None = _knob("memory.scope")
+    memory_l2_max_messages: int | None = _knob("memory.l2_max_messages")
+
+    prefetch_timeout: float | None = _knob("prefetch.timeout")
+    prefetch_max_results: int | None = _knob("prefetch.max_results")
+    prefetch_search_k: int | None = _knob("prefetch.search_k")
+    prefetch_timezone: str | None = _knob("prefetch.timezone")
+
+    retrieval_relevance_ratio: float | None = _knob("retrieval.relevance_ratio")
+    retrieval_lexical_relevance_ratio: float | None = _knob("retrieval.lexical_relevance_ratio")
+    retrieval_meaning_first_relevance_ratio: float | None = _knob("retrieval.meaning_first_relevance_ratio")
+    retrieval_meaning_first_words_weight: float | None = _knob("retrieval.meaning_first_words_weight")
+    retrieval_context_ratio: float | None = _knob("retrieval.context_ratio")
+    retrieval_rrf_k: float | None = _knob("retrieval.rrf_k")
+    retrieval_neighbour_weight: float | None = _knob("retrieval.neighbour_weight")
+    retrieval_lexical_max_df_share: float | None = _knob("retrieval.lexical_max_df_share")
+    retrieval_gap_significance: float | None = _knob("retrieval.gap_significance")
+    retrieval_small_result_ceiling: float | None = _knob("retrieval.small_result_ceiling")
+    retrieval_temporal_min_results: int | None = _knob("retrieval.temporal_min_results")
+    retrieval_weight_similarity: float | None = _knob("retrieval.weight_similarity")
+    retrieval_weight_recency: float | None = _knob("retrieval.weight_recency")
+    retrieval_weight_popularity: float | None = _knob("retrieval.weight_popularity")
+    retrieval_recency_window_days: float | None = _knob("retrieval.recency_window_days")
+    retrieval_popularity_norm: float | None = _knob("retrieval.popularity_norm")
+
+    aits_base: int | None = _knob("aits.base")
+    aits_confidence_multiplier: int | None = _knob("aits.confidence_multiplier")
+    aits_complexity_bonus: int | None = _knob("aits.complexity_bonus")
+    aits_hard_cap: int | None = _knob("aits.hard_cap")
+
+    budget_l3_min_guarantee_tokens: int | None = _knob("budget.l3_min_guarantee_tokens")
+    budget_l2_floor_tokens: int | None = _knob("budget.l2_floor_tokens")
+    budget_l1_facts_max_tokens: int | None = _knob("budget.l1_facts_max_tokens")
 
 
 @dataclass(kw_only=True)
