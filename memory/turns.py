@@ -1,4 +1,5 @@
-"""A turn as L3 keeps it: its id (deterministic per chat and turn) and its verbatim text."""
+"""A turn as L3 keeps it: its id (deterministic per chat and turn) and its verbatim text; and an
+L3 entry as a read or a search finds it (:class:`Hit`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,35 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from pydantic import ConfigDict, with_config
+# typing_extensions' TypedDict: pydantic (and so LangGraph's server, for Studio's state view) reads
+# typing's only from Python 3.12.
+from typing_extensions import NotRequired, TypedDict
+
 ARCHIVE_TAG = "l2_full_archive"
+
+
+# Each field's docstring is its description in the turn state's JSON schema (Studio's state view).
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class Hit(TypedDict):
+    """One L3 entry as retrieved (and, after gap_filter, as injected)."""
+
+    id: str
+    content: str
+    distance: float
+    """Distance to the message on the query's scale: squared L2 between unit vectors, 2 − 2·cosine,
+    in the space the two were compared in (0 for a key the message names, or an entry read by id)."""
+    timestamp: float
+    metadata: dict[str, Any]
+    """As archived (chat_id, user_id, turn, time, tags, access_count…)."""
+    mechanism: NotRequired[str]
+    """The list that found it: "thematic" (by meaning), "lexical" (by words), "temporal",
+    "specific_key", "every_word" or "search_memory" (an explicit search); set by recall (an entry
+    read from the store has none)."""
+    mechanisms: NotRequired[list[str]]
+    """Every list that found it, most specific first (once the lists are merged)."""
+    blended_score: NotRequired[float]
+    """Its score once the lists are merged: similarity, recency and popularity, weighted."""
 
 
 def iso_time(moment: float) -> str:

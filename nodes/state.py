@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, with_config
 # typing's only from Python 3.12.
 from typing_extensions import Annotated, NotRequired, TypedDict
 
-from memory.turns import NOT_UNICODE, clean_text, message_problem
+from memory.turns import NOT_UNICODE, Hit, clean_text, message_problem
 
 # Each field's docstring is its description in the JSON schemas (Studio's input form, state view).
 _DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
@@ -42,23 +42,6 @@ class Message(TypedDict):
     content: str
     timestamp: NotRequired[float]
     """When it was said (unix seconds)."""
-
-
-@with_config(_DOCUMENTED)
-class Recall(TypedDict):
-    """One L3 entry as retrieved (and, after gap_filter, as injected)."""
-
-    id: str
-    content: str
-    distance: float
-    """Distance to the message on the query's scale: squared L2 between unit vectors, 2 − 2·cosine,
-    in the space the two were compared in (0 for a key the message names)."""
-    timestamp: float
-    mechanism: str
-    """The list that found it: "thematic" (by meaning), "lexical" (by words), "temporal",
-    "specific_key", or "search_memory" (an explicit search)."""
-    metadata: dict[str, Any]
-    blended_score: NotRequired[float]
 
 
 @with_config(_DOCUMENTED)
@@ -109,11 +92,11 @@ class TurnState(TurnInput, total=False):
     """load_working: this turn's number in the chat, from 1."""
     working: list[Message]
     """load_working: L2, the pinned first message and the most recent ones."""
-    recalls: dict[str, list[Recall]]
+    recalls: dict[str, list[Hit]]
     """prefetch: per mechanism, closest first, unfiltered."""
     prefetch: dict[str, Any]
     """prefetch: the outcome (fired, succeeded, failed, timed_out, found, cache)."""
-    l3_candidates: list[Recall]
+    l3_candidates: list[Hit]
     """gap_filter: kept, merged, scored, best first."""
     verdicts: list[dict[str, Any]]
     """gap_filter: per candidate of each list, kept or not and why."""
@@ -129,7 +112,7 @@ class TurnState(TurnInput, total=False):
     """budget: their lines in the system prompt."""
     prompt: list[Message]
     """assemble: the system message, the L2 messages and the user's message."""
-    l3: list[Recall]
+    l3: list[Hit]
     """assemble: what was injected from L3."""
     tokens: dict[str, int]
     """assemble: the tokens of l0_l1, l2 and l3 actually used."""

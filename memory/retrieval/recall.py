@@ -35,6 +35,7 @@ from memory.retrieval.statements import speaks_of_oneself
 from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question, names_something, succeeded
 from memory.settings import Settings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
+from memory.turns import Hit
 
 # Why a message is judged by meaning first (merge.choose_recalls): a statement about oneself bears
 # on what was said before more by meaning than by words; a question in another language than
@@ -67,7 +68,7 @@ class Recalled:
     """Ranked lists (name -> hits, closest first; words: best first), the background, and
     how each mechanism ended (``outcome``, as the turn's observation reports it)."""
 
-    lists: dict[str, list[dict]] = field(default_factory=dict)
+    lists: dict[str, list[Hit]] = field(default_factory=dict)
     outcome: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -112,11 +113,11 @@ class _Recall:
 
 # ---- the mechanisms: each a list of hits, or None when it scored zero for the message -------
 
-def _by_meaning(run: _Recall) -> asyncio.Future[list[dict]]:
+def _by_meaning(run: _Recall) -> asyncio.Future[list[Hit]]:
     return run.question.by_meaning  # the question's own search: the L2.5 cache's, or Chroma's
 
 
-async def _by_time(run: _Recall) -> list[dict] | None:
+async def _by_time(run: _Recall) -> list[Hit] | None:
     settings, outcome = run.settings, run.outcome
     if run.query.period is not None:
         after, before = run.query.period
@@ -138,7 +139,7 @@ async def _by_time(run: _Recall) -> list[dict] | None:
     return await question.search.search(await question.chats, await question.scale, question.k, after, before)
 
 
-async def _by_keys(run: _Recall) -> list[dict] | None:
+async def _by_keys(run: _Recall) -> list[Hit] | None:
     run.outcome["keys"] = structural_keys(run.message[:_KEY_SCAN_CHARS])
     if not run.outcome["keys"]:
         return None  # scored zero: no structural key
@@ -146,14 +147,14 @@ async def _by_keys(run: _Recall) -> list[dict] | None:
     return await question.search.find_by_keys(await question.chats, run.outcome["keys"], run.settings.prefetch.max_results)
 
 
-async def _holding_every_word(run: _Recall) -> list[dict]:
+async def _holding_every_word(run: _Recall) -> list[Hit]:
     after, before = run.query.period or (None, None)
     question = run.question
     return await question.search.holding_words(await question.chats, run.message[:WORD_SCAN_CHARS],
                                                await question.scale, run.settings.prefetch.max_results, after, before)
 
 
-_MECHANISMS: dict[str, Callable[[_Recall], Awaitable[list[dict] | None]]] = {
+_MECHANISMS: dict[str, Callable[[_Recall], Awaitable[list[Hit] | None]]] = {
     THEMATIC: _by_meaning, TEMPORAL: _by_time, KEYS: _by_keys, EVERY_WORD: _holding_every_word}
 
 
@@ -189,7 +190,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         task.add_done_callback(partial(finished, name))
     await asyncio.wait([*tasks.values(), *filter(None, [question.by_words]), question.scale], timeout=deadline)
 
-    lists: dict[str, list[dict]] = {}
+    lists: dict[str, list[Hit]] = {}
     for name, task in tasks.items():
         if not task.done():
             task.cancel()
