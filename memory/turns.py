@@ -39,6 +39,66 @@ class Hit(TypedDict):
     """Its score once the lists are merged: similarity, recency and popularity, weighted."""
 
 
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class CacheLookup(TypedDict):
+    """A question looked up in the L2.5 cache."""
+
+    hit: bool
+    """Whether its earlier search was found there (then it is neither embedded nor searched)."""
+    key: str
+    """The question's digest, its key in the cache."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class WordsOutcome(TypedDict, total=False):
+    """How thematic's search by words ended; empty when it did not run."""
+
+    found: int
+    """How many entries it found."""
+    timed_out: bool
+    failed: str
+    """The error ("Type: message")."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class RecallOutcome(TypedDict):
+    """How a recall went, mechanism by mechanism (a turn's ``prefetch``; the turn log, ``/why`` and
+    ``goat inspect`` report it). A mechanism fires when it scores above zero for the message."""
+
+    fired: list[str]
+    """The mechanisms that scored above zero (as far as they got before the deadline)."""
+    succeeded: list[str]
+    failed: dict[str, str]
+    """Per mechanism, its error ("Type: message")."""
+    timed_out: list[str]
+    found: dict[str, int]
+    """Per mechanism that succeeded, how many entries it found (before the gap filter)."""
+    cache: CacheLookup | None
+    """The L2.5 cache's answer; None: not looked up."""
+    range: list[str | None] | None
+    """The temporal period searched, [after, before] in ISO-8601 (an end the caller left open:
+    None); None: none named or given."""
+    keys: list[str]
+    """The structural keys the message names."""
+    deadline_ms: float
+    lexical: WordsOutcome
+    background: float | None
+    """The query's mean distance to the chats' entries, on its scale; None: too few entries yet."""
+    ms: dict[str, float]
+    """Per mechanism that fired and finished (words: "lexical"), when, after the recall's start."""
+    meaning_first: str | None
+    """Why the message is judged by meaning first (a statement about its speaker, or asked in
+    another language than English); None: it is not."""
+    backgrounds: NotRequired[dict[str, float | None]]
+    """Per space, the background (None: no passage there); with the query's scale only."""
+    ceiling: NotRequired[float]
+    """The gap test's ceiling on the query's scale; with its scale only."""
+    background_passages: NotRequired[int | None]
+    """How many passages the background is the mean of (None: enough); with its scale only."""
+    waited_ms: NotRequired[float]
+    """How long the recall took, from its start (written last, as it returns)."""
+
+
 def iso_time(moment: float) -> str:
     """A unix time as people and agents read it: ISO-8601 in UTC, to the second."""
     return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, with_config
 # typing's only from Python 3.12.
 from typing_extensions import Annotated, NotRequired, TypedDict
 
-from memory.turns import NOT_UNICODE, Hit, clean_text, message_problem
+from memory.turns import NOT_UNICODE, Hit, RecallOutcome, clean_text, message_problem
 
 # Each field's docstring is its description in the JSON schemas (Studio's input form, state view).
 _DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
@@ -94,8 +94,8 @@ class TurnState(TurnInput, total=False):
     """load_working: L2, the pinned first message and the most recent ones."""
     recalls: dict[str, list[Hit]]
     """prefetch: per mechanism, closest first, unfiltered."""
-    prefetch: dict[str, Any]
-    """prefetch: the outcome (fired, succeeded, failed, timed_out, found, cache)."""
+    prefetch: RecallOutcome
+    """prefetch: how its recall went, mechanism by mechanism."""
     l3_candidates: list[Hit]
     """gap_filter: kept, merged, scored, best first."""
     verdicts: list[dict[str, Any]]

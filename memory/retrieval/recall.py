@@ -23,10 +23,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from memory.retrieval.keys import structural_keys
@@ -35,7 +34,7 @@ from memory.retrieval.statements import speaks_of_oneself
 from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question, names_something, succeeded
 from memory.settings import Settings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
-from memory.turns import Hit
+from memory.turns import Hit, RecallOutcome
 
 # Why a message is judged by meaning first (merge.choose_recalls): a statement about oneself bears
 # on what was said before more by meaning than by words; a question in another language than
@@ -68,8 +67,8 @@ class Recalled:
     """Ranked lists (name -> hits, closest first; words: best first), the background, and
     how each mechanism ended (``outcome``, as the turn's observation reports it)."""
 
-    lists: dict[str, list[Hit]] = field(default_factory=dict)
-    outcome: dict[str, Any] = field(default_factory=dict)
+    lists: dict[str, list[Hit]]
+    outcome: RecallOutcome
 
     @property
     def background(self) -> float | None:
@@ -104,7 +103,7 @@ class _Recall:
     query: RecallQuery
     settings: Settings
     question: Question
-    outcome: dict[str, Any]
+    outcome: RecallOutcome
 
     @property
     def message(self) -> str:
@@ -161,7 +160,7 @@ _MECHANISMS: dict[str, Callable[[_Recall], Awaitable[list[Hit] | None]]] = {
 async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Recalled:
     """Run the mechanisms for ``query`` under its deadline; never raises for a mechanism."""
     deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
-    outcome: dict[str, Any] = {
+    outcome: RecallOutcome = {
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
         "range": None, "keys": [], "deadline_ms": deadline * 1000, "lexical": {}, "background": None,
         "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")

@@ -27,7 +27,7 @@ from memory.stores.backends import Backends, cache_scope_key, gather_bounded
 from memory.stores.cache import SearchCache
 from memory.stores.chat_users import chats_of_user, scope_chats, users_of_chat
 from memory.stores.entry_index import Centroid
-from memory.turns import Hit, archive_id
+from memory.turns import CacheLookup, Hit, archive_id
 from memory.words import names_nothing
 
 T = TypeVar("T")
@@ -400,7 +400,7 @@ class Question:
                  by_meaning: bool, words_share: float | None) -> None:
         backends = search.backends
         self.search, self.text, self.chat_id, self.k, self.words_share = search, text, chat_id, k, words_share
-        self.cache: dict | None = None  # {"hit", "key"} once looked up; None: not looked up
+        self.cache: CacheLookup | None = None  # None: not looked up
         self.chats = asyncio.ensure_future(scope_chats(backends, chat_id, user_id, scope))
         # Under "user", whether the chat is one of the user's: only then are its searches cached.
         self._users_chats = (asyncio.ensure_future(chats_of_user(backends, user_id))
