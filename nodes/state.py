@@ -82,7 +82,10 @@ class TurnInput(TypedDict):
 
 @with_config(_DOCUMENTED)
 class TurnState(TurnInput, total=False):
-    """The turn as it runs: the input, then what each node adds."""
+    """The turn as it runs: the input, then what each node adds (each field's docstring names the
+    node that writes it). Of the input, load_working writes ``user_id`` and ``now`` as decided (the
+    chat's id, the time now, where the input left them out), and archive clears both as the turn
+    ends (L2 keeps them)."""
 
     identity: str
     """load_identity: the prompt's head, always present (L0 persona + time + L1 facts)."""
@@ -119,19 +122,19 @@ class TurnState(TurnInput, total=False):
     reply: str
     """llm, synthesize or correct: the reply the user reads."""
     model_calls: int
-    """How many times the model was called this turn (at most three)."""
+    """llm (1), synthesize (2) or correct (3): how many times the model was called this turn."""
     tool_calls: list[ToolCall]
     """llm: the tool calls the model asked for."""
     tool_results: list[ToolResult]
-    """tools: what they returned."""
+    """tools: what they returned (llm empties it)."""
     ungrounded: list[str]
-    """synthesize: standalone numbers of its reply found in no tool result."""
+    """synthesize: standalone numbers of its reply found in no tool result (llm empties it)."""
     archive_id: str
     """archive: the L3 entry that holds this turn."""
     latency_ms: Annotated[dict[str, float], merge_dicts]
-    """Per node, its time in milliseconds."""
+    """Every node (its ``timed`` wrapper): per node, its time in milliseconds."""
     degraded: Annotated[dict[str, str], merge_dicts]
-    """Per node, what failed ("" when fine)."""
+    """prefetch, load_identity, correct and archive: per node, what failed ("" when fine)."""
 
 
 # Written by the fan-out in the turn's first superstep (so never cleared there: two writes of
