@@ -40,6 +40,21 @@ class Hit(TypedDict):
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))
+class Verdict(TypedDict):
+    """Why a candidate of one ranked list was kept or dropped (an entry found by several lists has
+    a verdict in each); without the entry's text."""
+
+    list: str
+    """The ranked list (its mechanism's name)."""
+    id: str
+    distance: float
+    """On the query's scale, to four decimals."""
+    kept: bool
+    """Whether the selection chose it (it may still not fit the L3 share of the prompt)."""
+    why: str
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
 class CacheLookup(TypedDict):
     """A question looked up in the L2.5 cache."""
 

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, with_config
 # typing's only from Python 3.12.
 from typing_extensions import Annotated, NotRequired, TypedDict
 
-from memory.turns import NOT_UNICODE, Hit, RecallOutcome, clean_text, message_problem
+from memory.turns import NOT_UNICODE, Hit, RecallOutcome, Verdict, clean_text, message_problem
 
 # Each field's docstring is its description in the JSON schemas (Studio's input form, state view).
 _DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
@@ -101,7 +101,7 @@ class TurnState(TurnInput, total=False):
     """prefetch: how its recall went, mechanism by mechanism."""
     l3_candidates: list[Hit]
     """gap_filter: kept, merged, scored, best first."""
-    verdicts: list[dict[str, Any]]
+    verdicts: list[Verdict]
     """gap_filter: per candidate of each list, kept or not and why."""
     aits: dict[str, float]
     """budget: confidence, complexity and the turn's token budget."""

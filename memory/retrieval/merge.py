@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from memory.settings import Retrieval
 from memory.retrieval.gap import background_filter, gap_filter, others_mean
 from memory.retrieval.lists import MECHANISM_PRIORITY, TEMPORAL, THEMATIC, WORDS, is_exact_hit
-from memory.turns import Hit
+from memory.turns import Hit, Verdict
 
 _SECONDS_PER_DAY = 86_400.0
 
@@ -37,7 +37,7 @@ def choose_recalls(
 def choose_and_explain(
     lists: Mapping[str, list[Hit]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
     ceiling: float | None = None, passages: int | None = None, meaning_first: bool = False,
-) -> tuple[list[Hit], list[dict]]:
+) -> tuple[list[Hit], list[Verdict]]:
     """What :func:`choose_recalls` chooses, and why each candidate was kept or dropped, from
     one judgement of each list's relevant entries.
 
@@ -48,14 +48,14 @@ def choose_and_explain(
     Returns:
         What to inject, scored and best first (as :func:`choose_recalls` returns it); and for
         each candidate of each ranked list, list by list, in rank order, without the entries'
-        text: ``{list, id, distance, kept, why}``.
+        text (:class:`Verdict`).
     """
     relevant = _relevant_ids(lists, background, retrieval, ceiling, passages, meaning_first)
     chosen = _choose(lists, relevant, now, retrieval, max_results, meaning_first)
     return chosen, _verdicts(lists, relevant, background, retrieval, chosen, passages, meaning_first)
 
 
-def why_kept(verdicts: list[dict]) -> dict[str, str]:
+def why_kept(verdicts: list[Verdict]) -> dict[str, str]:
     """Entry id -> why it was kept, by each list that kept it ("thematic: stands out: …"), from
     :func:`choose_and_explain`'s verdicts."""
     found: dict[str, list[str]] = {}
@@ -98,10 +98,10 @@ def _choose(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], no
 
 
 def _verdicts(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], background: float | None,
-              retrieval: Retrieval, chosen: list[Hit], passages: int | None, meaning_first: bool) -> list[dict]:
+              retrieval: Retrieval, chosen: list[Hit], passages: int | None, meaning_first: bool) -> list[Verdict]:
     chosen_ids = {recall["id"] for recall in chosen}
     stands_out = set().union(*relevant.values())
-    verdicts = []
+    verdicts: list[Verdict] = []
     for name, hits in lists.items():
         for hit in hits:
             entry_id, distance = hit["id"], hit["distance"]
