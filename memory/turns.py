@@ -1,5 +1,8 @@
-"""A turn as L3 keeps it: its id (deterministic per chat and turn) and its verbatim text; and an
-L3 entry as a read or a search finds it (:class:`Hit`)."""
+"""A turn as L3 keeps it: its id (deterministic per chat and turn) and its verbatim text; and the
+records a recall of L3 hands out, as a turn's state keeps them: an entry found (:class:`Hit`), how
+the recall went (:class:`RecallOutcome`), why a candidate was kept or not (:class:`Verdict`).
+They are here, in a door that imports nothing heavy, because the turn state's schema needs them
+wherever the state is imported (the ``goat`` command's start included)."""
 
 from __future__ import annotations
 
