@@ -23,7 +23,7 @@ from bench.harness import BenchOptions, bench_runner, conditions, isolated_setti
 from bench.locomo import Conversation, build_conversation, evidence_recall, sessions_of
 from bench.report import SectionResult, markdown_table, percent
 from graph.importing.importer import import_turns, transcript_of
-from graph.observability.why_report import turn_report
+from graph.observability.why_report import TurnReport, turn_report
 
 # (language, the user's line, the reply): twenty in each language, each about something of its
 # own, told at the end of the conversation's sessions.
@@ -170,7 +170,7 @@ def other_language_ids(conversation: Conversation) -> set[str]:
     return {entry for dialog, entry in conversation.dialog_to_entry.items() if dialog.startswith("X")}
 
 
-async def measure(inspect: Callable[[str, str], Awaitable[dict]], conversation: Conversation,
+async def measure(inspect: Callable[[str, str], Awaitable[TurnReport]], conversation: Conversation,
                   bilingual: bool) -> Measured:
     """Ask ``conversation``'s English questions, the off-topic messages and (``bilingual``) the
     other languages' ones, per half, through ``inspect(chat_id, message) -> turn report``."""
@@ -224,7 +224,7 @@ async def run(options: BenchOptions) -> SectionResult:
             await runner.services.memory.measuring.settle()  # the English lines given e5's block, as a running bot does
             now = (both.last_time + timedelta(hours=1)).timestamp()
 
-            async def inspect(chat_id: str, message: str) -> dict:
+            async def inspect(chat_id: str, message: str) -> TurnReport:
                 return turn_report(await runner.inspect(chat_id, message, now=now))
 
             rows.append((alone.sample_id, await measure(inspect, alone, False), await measure(inspect, both, True)))

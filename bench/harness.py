@@ -20,6 +20,7 @@ from bench import locomo
 from bench.spans import TurnSpans, phases
 from graph.runner import TurnRunner
 from nodes.services import Services
+from nodes.state import TurnState
 from memory.settings import Settings
 from memory.facade import Memory
 
@@ -115,7 +116,7 @@ class TimedTurn:
     # The turn is done → its L3 write (embedding, Chroma) has landed: the archiver's work
     # behind the reply, which the turn does not wait for.
     archive_behind_ms: float
-    state: dict[str, Any]
+    state: TurnState
     phases_ms: dict[str, float] = field(default_factory=dict)  # with spans: see bench/spans.py
 
     @property

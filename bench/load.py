@@ -22,6 +22,7 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from bench.harness import BenchOptions, conditions, isolated_settings, runner_wi
 from bench.report import SectionResult, distribution, markdown_table, percent, save_figure
 from graph.runner import TurnRunner
 from memory.encoders import Encoder, load_encoder
+from nodes.state import TurnState
 
 MODEL_SECONDS = 1.0  # the scripted model's time per reply
 TICK_SECONDS = 0.005  # the event loop's ticker: how late it wakes is the loop's lag
@@ -157,12 +159,12 @@ class BurstTurn:
     pre_reply_ms: float  # the burst's start → the model is called
     reply_ms: float  # the burst's start → the reply is final (the model's time included)
     done_ms: float  # the burst's start → the turn has ended (saved, archived)
-    state: dict[str, Any]
+    state: TurnState
 
     @property
     def degraded(self) -> list[str]:
         """What timed out or failed: the prefetch's mechanisms by name, any other node by its own."""
-        outcome = self.state.get("prefetch") or {}
+        outcome: Mapping[str, Any] = self.state.get("prefetch") or {}  # a RecallOutcome, when prefetch ran
         words = outcome.get("lexical") or {}
         found = [f"{name} timed out" for name in outcome.get("timed_out", [])]
         found += ["words timed out"] * bool(words.get("timed_out")) + ["words failed"] * bool(words.get("failed"))

@@ -25,6 +25,8 @@ from bench.report import SectionResult, markdown_table, mean, percent
 from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
 from memory.prompt import count_tokens, count_tokens_each, format_recall_line, pack_recalls
+from memory.turns import Hit
+from nodes.state import TurnState
 
 FIXED_K = (5, 10, 15)
 # Defaults are chosen on the first conversations (the tuning half); the last two of five are
@@ -63,11 +65,11 @@ def methods(guarantee: int) -> list[str]:
             *(f"top-{k}" for k in FIXED_K)]
 
 
-def line_tokens(hit: dict[str, Any]) -> int:
+def line_tokens(hit: Hit) -> int:
     return count_tokens(format_recall_line(hit))
 
 
-def retrieved(state: dict[str, Any], ranked: list[dict[str, Any]], guarantee: int) -> dict[str, tuple[list[str], int]]:
+def retrieved(state: TurnState, ranked: list[Hit], guarantee: int) -> dict[str, tuple[list[str], int]]:
     """Per method: (ids injected, tokens), for one message."""
     goat_tokens = state["tokens"]["l3"]
     at_goats_tokens = pack_recalls(ranked, goat_tokens, count_tokens_each)

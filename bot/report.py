@@ -3,18 +3,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from graph.observability.why_report import TurnReport
 from memory.errors import without_credentials
 
 CHECK_INDENT = 7  # the width of "[FAIL] ", so a check's text and its fix line up
 
 
-def render_report(report: dict[str, Any]) -> str:
+def render_report(report: TurnReport) -> str:
     """The human table of `goat inspect`, `goat demo` and `/why` in `goat chat`."""
     from memory.prompt import format_recall_line
 
-    prefetch = report.get("prefetch") or {}
+    prefetch: Mapping[str, Any] = report.get("prefetch") or {}  # a RecallOutcome, when the turn ran it
     split, tokens = report.get("split") or {}, report.get("tokens") or {}
     cache = prefetch.get("cache")
     found = ", ".join(f"{k} {v}" for k, v in (prefetch.get("found") or {}).items()) or "nothing"

@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from dataclasses import replace
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, cast
 
 from langchain_core.exceptions import ModelError
 from langgraph.checkpoint.memory import InMemorySaver
@@ -24,7 +24,7 @@ from memory.settings import Settings
 from memory.turns import Exchange
 from nodes.context import Context, run_context
 from nodes.services import ModelNotConfigured, Services
-from nodes.state import TurnConflict, check_input, turn_input
+from nodes.state import TurnConflict, TurnState, check_input, turn_input
 from nodes.toolkit.dsml import DsmlStreamFilter
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class TurnRunner:
                   now: float | None = None, overrides: dict[str, Any] | None = None,
                   on_token: Callable[[str], None] | None = None,
                   on_reply: Callable[[str], Awaitable[None]] | None = None,
-                  message_ref: str | None = None, keep_unanswered: bool = False) -> dict[str, Any]:
+                  message_ref: str | None = None, keep_unanswered: bool = False) -> TurnState:
         """One whole turn: prefetch … llm … save … archive. Returns the final state.
 
         ``on_token`` receives the reply's text chunk by chunk as the model produces it;
@@ -128,7 +128,7 @@ class TurnRunner:
                 await self._finish_unfinished(graph, turn["chat_id"])
             try:
                 # The graph consumes the turn's user and time as it ends (nodes/archive_turn.py).
-                final = {**await self._stream(graph, turn, overrides, on_token, on_reply),
+                final: TurnState = {**await self._stream(graph, turn, overrides, on_token, on_reply),
                          "user_id": turn["user_id"], "now": turn["now"]}
             except Exception as exc:
                 # It stays marked in flight: the next turn decides from its checkpoint.
@@ -192,7 +192,7 @@ class TurnRunner:
 
     async def _stream(self, graph: CompiledStateGraph, turn: dict[str, Any],
                       overrides: dict[str, Any] | None, on_token: Callable[[str], None] | None,
-                      on_reply: Callable[[str], Awaitable[None]] | None = None) -> dict[str, Any]:
+                      on_reply: Callable[[str], Awaitable[None]] | None = None) -> TurnState:
         final: dict[str, Any] = {}
         # The thread's state carries the previous turn's bookkeeping; this turn's comes
         # from the updates of the nodes that ran now.
@@ -231,11 +231,12 @@ class TurnRunner:
                         final = payload
                 if stop_before and on_reply is not None and final.get("reply"):  # the reply, before save and archive
                     await on_reply(final["reply"])
-        return {**final, "latency_ms": latency, "degraded": degraded}
+        # LangGraph hands the state's values over untyped: they are the graph's TurnState.
+        return cast(TurnState, {**final, "latency_ms": latency, "degraded": degraded})
 
-    async def last_state(self, chat_id: str) -> dict[str, Any]:
+    async def last_state(self, chat_id: str) -> TurnState:
         """The state of the chat's last turn as checkpointed ({} before its first)."""
-        return dict((await (await self.graph()).aget_state(_thread(chat_id))).values)
+        return cast(TurnState, dict((await (await self.graph()).aget_state(_thread(chat_id))).values))
 
     async def last_turn(self, chat_id: str) -> LastTurn:
         """The chat's last turn, as checkpointed (an earlier process's too): what every face's
@@ -268,7 +269,7 @@ class TurnRunner:
         return forgotten
 
     async def inspect(self, chat_id: str, message: str, *, user_id: str | None = None,
-                      now: float | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+                      now: float | None = None, overrides: dict[str, Any] | None = None) -> TurnState:
         """The turn up to, not including, the model: what memory would inject. Writes nothing."""
         config = {"configurable": {"thread_id": f"inspect-{uuid.uuid4().hex}"}}
         turn = turn_input(chat_id, message, user_id, now)
@@ -281,7 +282,7 @@ class TurnRunner:
         )
         state = await self._inspect_graph.aget_state(config)
         await self._inspect_graph.checkpointer.adelete_thread(config["configurable"]["thread_id"])
-        return dict(state.values)
+        return cast(TurnState, dict(state.values))
 
     async def aclose(self) -> None:
         # The checkpointer first: it drains the writes it holds into Redis, which closes after.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -18,7 +18,7 @@ from memory.stores.chat_users import users_of_chat
 from memory.stores.erasure import NotErased
 from memory.stores.journal import TurnJournal
 from memory.stores.working import MessageLink
-from memory.turns import ImportedTurn, archived_texts
+from memory.turns import Hit, ImportedTurn, archived_texts
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class ChatEntries:
             await self._journal.record_imported(chat_id, {turn.digest: number for number, turn in turns})
         await self._erase_replaced(chat_id, replaced)
 
-    async def link(self, chat_id: str, message_ref: str, turn: dict[str, Any]) -> None:
+    async def link(self, chat_id: str, message_ref: str, turn: Mapping[str, Any]) -> None:
         link = MessageLink(turn["turn"], turn["now"], len(turn["message"]), turn["user_id"])
         await (await self._backends.working()).link(chat_id, message_ref, link)
 
@@ -100,7 +100,7 @@ class ChatEntries:
         except NotErased as exc:
             log.warning("%s", exc)
 
-    async def page(self, chat_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    async def page(self, chat_id: str, limit: int, cursor: str | None) -> tuple[list[Hit], str | None]:
         backends = self._backends
         # Ordered by the entry index's times (Chroma cannot order), caught up with L3 first.
         await self._archiver.sync_index([chat_id])
@@ -111,7 +111,7 @@ class ChatEntries:
         by_id = {hit["id"]: hit for hit in await backends.l3(store.get_by_ids, [chat_id], ids)}
         return [by_id[entry_id] for entry_id in ids if entry_id in by_id], following
 
-    async def of_ids(self, chat_id: str, ids: list[str]) -> list[dict]:
+    async def of_ids(self, chat_id: str, ids: list[str]) -> list[Hit]:
         await self._archiver.flush()
         store = await self._backends.episodic()
         return await self._backends.l3(store.get_by_ids, [chat_id], ids)

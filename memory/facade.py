@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +37,7 @@ from memory.stores.facts import clean_fact_text, upsert_within
 from memory.stores.journal import TurnJournal
 from memory.stores.privacy import Forgotten, export_user, forget_chat, forget_user
 from memory.stores.reembed import Reembedded, reembed
-from memory.turns import Archived, Exchange, ImportedTurn
+from memory.turns import Archived, Exchange, Hit, ImportedTurn
 
 # The door, and the public types that go through it.
 __all__ = ["Archived", "BackendHealth", "Connected", "Forgotten", "Found", "Health", "Memory", "MemoryScope", "RecallQuery", "Recalled"]
@@ -241,7 +241,7 @@ class Memory:
 
     # ---- L3 writes ------------------------------------------------------------------------
 
-    async def archive(self, exchanges: list[Exchange], now: float, *, accessed: Iterable[dict] = ()) -> Archived:
+    async def archive(self, exchanges: list[Exchange], now: float, *, accessed: Iterable[Hit] = ()) -> Archived:
         """Archive turns verbatim in L3, behind the reply: durable in the Redis outbox once this
         returns, written to Chroma by the archiver between turns. ``accessed`` are L3 entries
         the turn used: their access counts are bumped there too (best effort).
@@ -362,7 +362,7 @@ class Memory:
 
     # ---- edited messages ------------------------------------------------------------------
 
-    async def link_message(self, chat_id: str, message_ref: str, turn: dict[str, Any]) -> None:
+    async def link_message(self, chat_id: str, message_ref: str, turn: Mapping[str, Any]) -> None:
         """Record that a turn (its state: ``turn``, ``now``, ``message``, ``user_id``) stored the
         client's message ``message_ref`` (a Telegram message id), so that an edit of the message can
         replace what the turn stored (:meth:`edit_message`). Kept beside the chat's L2; forgetting the
@@ -384,27 +384,27 @@ class Memory:
 
     # ---- memories by id, and retried requests -------------------------------------------
 
-    async def entries_page(self, chat_id: str, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    async def entries_page(self, chat_id: str, limit: int, cursor: str | None = None) -> tuple[list[Hit], str | None]:
         """A page of the chat's L3 entries (archived turns and stored notes), newest first.
 
         Args:
             limit: entries in the page, at most.
             cursor: where the page starts: the cursor the previous page returned (None: the newest).
         Returns:
-            The entries (``id``, ``content``, ``timestamp``, ``metadata``) and the next page's
-            cursor, None after the last page.
+            The entries (as hits at distance 0) and the next page's cursor, None after the
+            last page.
         Raises:
             ValueError: the cursor is not one a page returned.
         """
         return await self._entries.page(chat_id, limit, cursor)
 
-    async def entries(self, chat_id: str, ids: list[str]) -> list[dict]:
+    async def entries(self, chat_id: str, ids: list[str]) -> list[Hit]:
         """The chat's L3 entries of these ids (the archive written behind the replies first, so a
         turn just answered is among them).
 
         Returns:
-            The entries found (``id``, ``content``, ``timestamp``, ``metadata``), in no set order;
-            an id the chat does not hold is left out.
+            The entries found (as hits at distance 0), in no set order; an id the chat does not
+            hold is left out.
         """
         return await self._entries.of_ids(chat_id, ids)
 

@@ -8,19 +8,20 @@ from __future__ import annotations
 from memory.retrieval.search import L3Search
 from memory.stores.archive import Archive
 from memory.stores.backends import Backends, cache_scope_key
+from memory.turns import Hit
 
 
 class Measuring:
     def __init__(self, backends: Backends, l3: L3Search, archiver: Archive) -> None:
         self._backends, self._l3, self._archiver = backends, l3, archiver
 
-    async def nearest(self, chat_ids: list[str], text: str, k: int) -> list[dict]:
+    async def nearest(self, chat_ids: list[str], text: str, k: int) -> list[Hit]:
         """The chats' ``k`` entries nearest to ``text`` by meaning alone: the plain vector search
         of a top-k memory, which the benchmarks compare recall with (and search once per chat
         to have its vector index loaded before they time a turn).
 
         Returns:
-            Hits (``id``, ``content``, ``distance``, ``timestamp``, ``metadata``), closest first.
+            Hits (without a mechanism), closest first.
         """
         return await self._l3.search(chat_ids, await self._l3.measure(text, chat_ids), k)
 

@@ -1,4 +1,8 @@
-"""A turn as L3 keeps it: its id (deterministic per chat and turn) and its verbatim text."""
+"""A turn as L3 keeps it: its id (deterministic per chat and turn) and its verbatim text; and the
+records a recall of L3 hands out, as a turn's state keeps them: an entry found (:class:`Hit`), how
+the recall went (:class:`RecallOutcome`), why a candidate was kept or not (:class:`Verdict`).
+They are here, in a door that imports nothing heavy, because the turn state's schema needs them
+wherever the state is imported (the ``goat`` command's start included)."""
 
 from __future__ import annotations
 
@@ -7,7 +11,110 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from pydantic import ConfigDict, with_config
+# typing_extensions' TypedDict: pydantic (and so LangGraph's server, for Studio's state view) reads
+# typing's only from Python 3.12.
+from typing_extensions import NotRequired, TypedDict
+
 ARCHIVE_TAG = "l2_full_archive"
+
+
+# Each field's docstring is its description in the turn state's JSON schema (Studio's state view).
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class Hit(TypedDict):
+    """One L3 entry as retrieved (and, after gap_filter, as injected)."""
+
+    id: str
+    content: str
+    distance: float
+    """Distance to the message on the query's scale: squared L2 between unit vectors, 2 − 2·cosine,
+    in the space the two were compared in (0 for a key the message names, or an entry read by id)."""
+    timestamp: float
+    metadata: dict[str, Any]
+    """As archived (chat_id, user_id, turn, time, tags, access_count…)."""
+    mechanism: NotRequired[str]
+    """The list that found it: "thematic" (by meaning), "lexical" (by words), "temporal",
+    "specific_key", "every_word" or "search_memory" (an explicit search); set by recall (an entry
+    read from the store has none)."""
+    mechanisms: NotRequired[list[str]]
+    """Every list that found it, most specific first (once the lists are merged)."""
+    blended_score: NotRequired[float]
+    """Its score once the lists are merged: similarity, recency and popularity, weighted."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class Verdict(TypedDict):
+    """Why a candidate of one ranked list was kept or dropped (an entry found by several lists has
+    a verdict in each); without the entry's text."""
+
+    list: str
+    """The ranked list (its mechanism's name)."""
+    id: str
+    distance: float
+    """On the query's scale, to four decimals."""
+    kept: bool
+    """Whether the selection chose it (it may still not fit the L3 share of the prompt)."""
+    why: str
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class CacheLookup(TypedDict):
+    """A question looked up in the L2.5 cache."""
+
+    hit: bool
+    """Whether its earlier search was found there (then it is neither embedded nor searched)."""
+    key: str
+    """The question's digest, its key in the cache."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class WordsOutcome(TypedDict, total=False):
+    """How thematic's search by words ended; empty when it did not run."""
+
+    found: int
+    """How many entries it found."""
+    timed_out: bool
+    failed: str
+    """The error ("Type: message")."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class RecallOutcome(TypedDict):
+    """How a recall went, mechanism by mechanism (a turn's ``prefetch``; the turn log, ``/why`` and
+    ``goat inspect`` report it). A mechanism fires when it scores above zero for the message."""
+
+    fired: list[str]
+    """The mechanisms that scored above zero (as far as they got before the deadline)."""
+    succeeded: list[str]
+    failed: dict[str, str]
+    """Per mechanism, its error ("Type: message")."""
+    timed_out: list[str]
+    found: dict[str, int]
+    """Per mechanism that succeeded, how many entries it found (before the gap filter)."""
+    cache: CacheLookup | None
+    """The L2.5 cache's answer; None: not looked up."""
+    range: list[str | None] | None
+    """The temporal period searched, [after, before] in ISO-8601 (an end the caller left open:
+    None); None: none named or given."""
+    keys: list[str]
+    """The structural keys the message names."""
+    deadline_ms: float
+    lexical: WordsOutcome
+    background: float | None
+    """The query's mean distance to the chats' entries, on its scale; None: too few entries yet."""
+    ms: dict[str, float]
+    """Per mechanism that fired and finished (words: "lexical"), when, after the recall's start."""
+    meaning_first: str | None
+    """Why the message is judged by meaning first (a statement about its speaker, or asked in
+    another language than English); None: it is not."""
+    backgrounds: NotRequired[dict[str, float | None]]
+    """Per space, the background (None: no passage there); with the query's scale only."""
+    ceiling: NotRequired[float]
+    """The gap test's ceiling on the query's scale; with its scale only."""
+    background_passages: NotRequired[int | None]
+    """How many passages the background is the mean of (None: enough); with its scale only."""
+    waited_ms: NotRequired[float]
+    """How long the recall took, from its start (written last, as it returns)."""
 
 
 def iso_time(moment: float) -> str:

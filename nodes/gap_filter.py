@@ -9,6 +9,7 @@ of the next best by fused rank as context, are scored and ordered for the L3 blo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -22,7 +23,8 @@ from nodes.timing import timed
 @timed("gap_filter")
 async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
     _, settings = resolve(runtime)
-    lists, prefetched = state.get("recalls") or {}, state.get("prefetch") or {}
+    lists = state.get("recalls") or {}
+    prefetched: Mapping[str, Any] = state.get("prefetch") or {}  # a RecallOutcome, when prefetch ran
     # verdicts: for whoever steps the turn (Studio, goat mcp's diagnose_last_turn), each candidate's.
     candidates, verdicts = choose_and_explain(
         lists, prefetched.get("background"), state["now"], settings.retrieval, settings.prefetch.max_results,

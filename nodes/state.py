@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, with_config
 # typing's only from Python 3.12.
 from typing_extensions import Annotated, NotRequired, TypedDict
 
-from memory.turns import NOT_UNICODE, clean_text, message_problem
+from memory.turns import NOT_UNICODE, Hit, RecallOutcome, Verdict, clean_text, message_problem
 
 # Each field's docstring is its description in the JSON schemas (Studio's input form, state view).
 _DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
@@ -42,23 +42,6 @@ class Message(TypedDict):
     content: str
     timestamp: NotRequired[float]
     """When it was said (unix seconds)."""
-
-
-@with_config(_DOCUMENTED)
-class Recall(TypedDict):
-    """One L3 entry as retrieved (and, after gap_filter, as injected)."""
-
-    id: str
-    content: str
-    distance: float
-    """Distance to the message on the query's scale: squared L2 between unit vectors, 2 − 2·cosine,
-    in the space the two were compared in (0 for a key the message names)."""
-    timestamp: float
-    mechanism: str
-    """The list that found it: "thematic" (by meaning), "lexical" (by words), "temporal",
-    "specific_key", or "search_memory" (an explicit search)."""
-    metadata: dict[str, Any]
-    blended_score: NotRequired[float]
 
 
 @with_config(_DOCUMENTED)
@@ -99,7 +82,10 @@ class TurnInput(TypedDict):
 
 @with_config(_DOCUMENTED)
 class TurnState(TurnInput, total=False):
-    """The turn as it runs: the input, then what each node adds."""
+    """The turn as it runs: the input, then what each node adds (each field's docstring names the
+    node that writes it). Of the input, load_working writes ``user_id`` and ``now`` as decided (the
+    chat's id, the time now, where the input left them out), and archive clears both as the turn
+    ends (L2 keeps them)."""
 
     identity: str
     """load_identity: the prompt's head, always present (L0 persona + time + L1 facts)."""
@@ -109,13 +95,13 @@ class TurnState(TurnInput, total=False):
     """load_working: this turn's number in the chat, from 1."""
     working: list[Message]
     """load_working: L2, the pinned first message and the most recent ones."""
-    recalls: dict[str, list[Recall]]
+    recalls: dict[str, list[Hit]]
     """prefetch: per mechanism, closest first, unfiltered."""
-    prefetch: dict[str, Any]
-    """prefetch: the outcome (fired, succeeded, failed, timed_out, found, cache)."""
-    l3_candidates: list[Recall]
+    prefetch: RecallOutcome
+    """prefetch: how its recall went, mechanism by mechanism."""
+    l3_candidates: list[Hit]
     """gap_filter: kept, merged, scored, best first."""
-    verdicts: list[dict[str, Any]]
+    verdicts: list[Verdict]
     """gap_filter: per candidate of each list, kept or not and why."""
     aits: dict[str, float]
     """budget: confidence, complexity and the turn's token budget."""
@@ -129,26 +115,26 @@ class TurnState(TurnInput, total=False):
     """budget: their lines in the system prompt."""
     prompt: list[Message]
     """assemble: the system message, the L2 messages and the user's message."""
-    l3: list[Recall]
+    l3: list[Hit]
     """assemble: what was injected from L3."""
     tokens: dict[str, int]
     """assemble: the tokens of l0_l1, l2 and l3 actually used."""
     reply: str
     """llm, synthesize or correct: the reply the user reads."""
     model_calls: int
-    """How many times the model was called this turn (at most three)."""
+    """llm (1), synthesize (2) or correct (3): how many times the model was called this turn."""
     tool_calls: list[ToolCall]
     """llm: the tool calls the model asked for."""
     tool_results: list[ToolResult]
-    """tools: what they returned."""
+    """tools: what they returned (llm empties it)."""
     ungrounded: list[str]
-    """synthesize: standalone numbers of its reply found in no tool result."""
+    """synthesize: standalone numbers of its reply found in no tool result (llm empties it)."""
     archive_id: str
     """archive: the L3 entry that holds this turn."""
     latency_ms: Annotated[dict[str, float], merge_dicts]
-    """Per node, its time in milliseconds."""
+    """Every node (its ``timed`` wrapper): per node, its time in milliseconds."""
     degraded: Annotated[dict[str, str], merge_dicts]
-    """Per node, what failed ("" when fine)."""
+    """prefetch, load_identity, correct and archive: per node, what failed ("" when fine)."""
 
 
 # Written by the fan-out in the turn's first superstep (so never cleared there: two writes of

@@ -24,6 +24,7 @@ from typing import Any
 from graph.observability.redaction import Redactor
 from graph.observability.stats import LAYERS, latency_samples, latency_summary
 from memory.settings import Settings
+from nodes.state import TurnState
 
 TURNS_LOGGER = logging.getLogger("goat.turns")
 log = logging.getLogger(__name__)
@@ -36,11 +37,11 @@ def turns_log_path(settings: Settings) -> Path:
 # ---- the line ------------------------------------------------------------------------
 
 
-def observation(state: Mapping[str, Any], wall_ms: float, chat_wait_ms: float, *, log_content: bool) -> dict[str, Any]:
+def observation(state: TurnState, wall_ms: float, chat_wait_ms: float, *, log_content: bool) -> dict[str, Any]:
     """The line for one finished turn, from its final state (before redaction). ``wall_ms`` runs
     from the turn's arrival, ``chat_wait_ms`` of it waiting for the chat's earlier turns (or a
     lease left by a dead worker)."""
-    prefetch = state.get("prefetch") or {}
+    prefetch: Mapping[str, Any] = state.get("prefetch") or {}  # a RecallOutcome, when the turn ran it
     cache = prefetch.get("cache") or {}
     injected = state.get("l3") or []
     line: dict[str, Any] = {
@@ -185,7 +186,7 @@ class TurnObserver:
         self.aggregator = LatencyAggregator(config.latency_window, config.report_every)
         self._file_failed = False
 
-    def record(self, state: Mapping[str, Any], wall_ms: float, chat_wait_ms: float = 0.0) -> dict[str, Any]:
+    def record(self, state: TurnState, wall_ms: float, chat_wait_ms: float = 0.0) -> dict[str, Any]:
         """Log the turn's line and append it to the turns file; returns the line. Never raises
         for the file: observing a turn must not fail it."""
         line = self._write(observation(state, wall_ms, chat_wait_ms, log_content=self._log_content))

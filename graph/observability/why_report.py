@@ -4,17 +4,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
-from memory.turns import iso_time
+from memory.turns import RecallOutcome, iso_time
+from nodes.state import TurnState
 
 
 @dataclass(frozen=True)
 class LastTurn:
     """A chat's last turn: what memory injected for it and why, the tools it called."""
 
-    state: dict[str, Any]  # as checkpointed; {} before the chat's first turn
+    state: TurnState  # as checkpointed; {} before the chat's first turn
     time: float | None  # when its message was said
 
     @property
@@ -29,7 +31,7 @@ class LastTurn:
         state = self.state
         if not state.get("turn"):
             return {"turn": None, "note": "no turn of this chat has run through GOAT's graph yet"}
-        prefetch = state.get("prefetch") or {}
+        prefetch: Mapping[str, Any] = state.get("prefetch") or {}  # a RecallOutcome, when the turn ran it
         injected = {r["id"] for r in state.get("l3") or []}
         candidates = [
             {**verdict, "injected": verdict["id"] in injected,
@@ -55,17 +57,55 @@ class LastTurn:
         }
 
 
-def mechanisms(prefetch: dict) -> dict[str, Any]:
-    """What a turn's recall did, by mechanism: fired, succeeded, timed out, failed, found; and
-    why the message was judged by meaning first, if it was."""
+def mechanisms(prefetch: Mapping[str, Any]) -> dict[str, Any]:
+    """What a turn's recall did (its :class:`RecallOutcome`), by mechanism: fired, succeeded,
+    timed out, failed, found; and why the message was judged by meaning first, if it was."""
     return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range",
                                                "meaning_first")}
 
 
-def turn_report(state: dict[str, Any]) -> dict[str, Any]:
+class ReportedEntry(TypedDict):
+    """An injected L3 entry as a turn's report shows it: its metadata left out."""
+
+    id: str
+    content: str
+    distance: float
+    blended_score: float | None
+    timestamp: float
+    mechanism: str
+
+
+class TurnReport(TypedDict):
+    """What a turn's memory did, as `goat inspect --json` prints it (a stable shape) and every
+    face's memory report renders it (``bot/report.py``). A key the turn did not reach is None."""
+
+    chat_id: str | None
+    message: str | None
+    turn: int | None
+    budget: float | None
+    """The turn's token budget (aits)."""
+    confidence: float | None
+    complexity: float | None
+    split: dict[str, int] | None
+    """The budget's token shares: l0_l1, l2, l3."""
+    kept: int
+    """How many entries the gap filter kept."""
+    l3: list[ReportedEntry]
+    """What was injected, best first."""
+    tokens: dict[str, int] | None
+    """The tokens of l0_l1, l2 and l3 actually used."""
+    latency_ms: dict[str, float] | None
+    prefetch: RecallOutcome | None
+    degraded: dict[str, str]
+    """Per node, what failed (only nodes that failed)."""
+    reply: NotRequired[str]
+    """Once the model answered (not in `goat inspect`, which stops before it)."""
+
+
+def turn_report(state: TurnState) -> TurnReport:
     """The stable `goat inspect --json` shape, from a turn's state."""
     aits = state.get("aits") or {}
-    return {
+    report: TurnReport = {
         "chat_id": state.get("chat_id"),
         "message": state.get("message"),
         "turn": state.get("turn"),
@@ -89,5 +129,7 @@ def turn_report(state: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": state.get("latency_ms"),
         "prefetch": state.get("prefetch"),
         "degraded": {k: v for k, v in (state.get("degraded") or {}).items() if v},
-        **({"reply": state["reply"]} if state.get("reply") else {}),
     }
+    if state.get("reply"):
+        report["reply"] = state["reply"]
+    return report

@@ -33,7 +33,7 @@ from langgraph.store.base import (NOT_PROVIDED, BaseStore, GetOp, Item, ListName
 
 from memory.facade import Found, Memory
 from memory.retrieval import iso_bound
-from memory.turns import iso_time
+from memory.turns import Hit, iso_time
 from nodes.services import Services
 
 USERS, FACTS = "users", "facts"
@@ -259,7 +259,7 @@ class EntryFilter:
         before = time_filter.get("$lte", time_filter.get("$lt", time_filter.get("$eq")))
         return cls(role, times, None if after is None else str(after), None if before is None else str(before))
 
-    def holds(self, entry: dict) -> bool:
+    def holds(self, entry: Hit) -> bool:
         """Whether the entry (as the façade gives it) passes."""
         return (all(_COMPARE[op](role_of(entry), role) for op, role in self.role.items())
                 and all(_COMPARE[op](entry["timestamp"], moment) for op, moment in self.times.items()))
@@ -298,20 +298,20 @@ def _matches(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:
     return all(want in ("*", have) for want, have in zip(path, ends))
 
 
-def role_of(entry: dict) -> str:
+def role_of(entry: Hit) -> str:
     """An entry's role (as the façade gives it): an archived exchange, or a note."""
     return TURN if "turn" in entry["metadata"] else NOTE
 
 
-def _moment(entry: dict) -> datetime:
+def _moment(entry: Hit) -> datetime:
     return datetime.fromtimestamp(entry["timestamp"], timezone.utc)
 
 
-def _memory_value(entry: dict) -> dict[str, Any]:
+def _memory_value(entry: Hit) -> dict[str, Any]:
     return {"text": entry["content"], "role": role_of(entry), "time": iso_time(entry["timestamp"])}
 
 
-def _memory_item(chat_id: str, entry: dict) -> SearchItem:
+def _memory_item(chat_id: str, entry: Hit) -> SearchItem:
     return SearchItem((CHATS, chat_id, MEMORIES), entry["id"], _memory_value(entry), _moment(entry), _moment(entry))
 
 

@@ -12,6 +12,7 @@ from memory.prompt.aits import assess
 from memory.prompt.blocks import one_line
 from memory.prompt.tokens import tokens_at_least
 from memory.settings import Settings
+from memory.turns import Hit
 
 # The metadata field of an L3 entry holding its recall line's tokens (``line_tokens_stamp``):
 # counted as the entry is written, behind the reply, not when a turn packs its prompt.
@@ -115,7 +116,7 @@ def _message_tokens(message: Mapping[str, Any], count: Callable[[str], int]) -> 
     return tokens_at_least(message["content"], message["tokens"])  # it may have been saved before the floor
 
 
-def format_recall_line(recall: dict) -> str:
+def format_recall_line(recall: Mapping[str, Any]) -> str:
     """``[YYYY-MM-DD HH:MM] content`` (UTC), on one line (every archived turn has "user: …\nassistant: …")."""
     when = datetime.fromtimestamp(recall["timestamp"], timezone.utc).strftime("%Y-%m-%d %H:%M")
     return f"[{when}] {one_line(recall['content'])}"
@@ -128,7 +129,7 @@ def line_tokens_stamp(line: str, tokens: int) -> str:
     return f"{tokens}:{zlib.crc32(line.encode('utf-8', 'surrogatepass')):08x}"
 
 
-def stamped_tokens(recall: dict, line: str) -> int | None:
+def stamped_tokens(recall: Mapping[str, Any], line: str) -> int | None:
     """The tokens of ``line``, the recall's line, as its entry stored them (None: not stored, or
     stored for another line)."""
     stamp = (recall.get("metadata") or {}).get(LINE_TOKENS)
@@ -141,12 +142,12 @@ def stamped_tokens(recall: dict, line: str) -> int | None:
 
 
 class PackedRecalls(NamedTuple):
-    recalls: list[dict]  # those that fit, best first
+    recalls: list[Hit]  # those that fit, best first
     lines: list[str]  # their lines as injected (format_recall_line), in that order
     tokens: int  # of those lines
 
 
-def pack_recalls(recalls: list[dict], budget: int, count_each: Callable[[list[str]], list[int]]) -> PackedRecalls:
+def pack_recalls(recalls: list[Hit], budget: int, count_each: Callable[[list[str]], list[int]]) -> PackedRecalls:
     """The recalls whose lines fit ``budget`` tokens, in the given (best-first) order.
 
     A recall whose line does not fit is skipped and the next ones are still tried, so a
@@ -165,7 +166,7 @@ def pack_recalls(recalls: list[dict], budget: int, count_each: Callable[[list[st
     stored = [stamped_tokens(recall, line) for recall, line in zip(recalls, lines)]
     counted = iter(count_each([line for line, tokens in zip(lines, stored) if tokens is None]))
     sizes = [next(counted) if tokens is None else tokens for tokens in stored]
-    injected: list[dict] = []
+    injected: list[Hit] = []
     injected_lines: list[str] = []
     used = 0
     for recall, line, size in zip(recalls, lines, sizes):

@@ -15,6 +15,7 @@ from memory.retrieval.lists import EVERY_WORD, TEMPORAL, THEMATIC
 from memory.retrieval.merge import choose_and_explain, why_kept
 from memory.retrieval.recall import Recalled, RecallQuery
 from memory.settings import Settings
+from memory.turns import Hit
 from memory.words import Words
 
 SEARCH_MECHANISM = "search_memory"  # how an entry found by an explicit search is labelled
@@ -26,7 +27,7 @@ RESULT_CHARS = 2_000  # per search result, so that several fit in what a reader 
 class Found:
     """An entry an explicit search found, with the searched words it holds and why it was kept."""
 
-    hit: dict  # id, content, distance, timestamp, metadata; blended_score when the selection scored it
+    hit: Hit  # blended_score when the selection scored it
     words: list[str]
     why: str
 
@@ -63,7 +64,7 @@ async def search_on_demand(recall: Callable[[RecallQuery, Settings], Awaitable[R
     holding = recalled.lists.pop(EVERY_WORD, [])
     # Selected as a turn's lists are; a named period is a selection in itself, as for the
     # turn's temporal mechanism (its closest entries are kept whatever the test says).
-    ranked = {name: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]
+    ranked: dict[str, list[Hit]] = {name: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]
               for name, hits in recalled.lists.items()}
     limit = settings.prefetch.max_results
     chosen, verdicts = choose_and_explain(ranked, recalled.background, query.now, settings.retrieval, limit,
@@ -93,7 +94,7 @@ def iso_bound(text: str | None, zone: tzinfo, which: str) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).timestamp()
 
 
-def with_every_word(holding: list[dict], chosen: list[dict], limit: int) -> list[dict]:
+def with_every_word(holding: list[Hit], chosen: list[Hit], limit: int) -> list[Hit]:
     """The search's results, at most ``limit``: every entry ``holding`` the searched words
     (closest first; at most ``limit`` of them), and as many others of ``chosen`` as fit, in
     their order. Each entry holding the words goes before the first of those farther from the
@@ -101,7 +102,7 @@ def with_every_word(holding: list[dict], chosen: list[dict], limit: int) -> list
     holding = holding[:limit]
     held = {hit["id"] for hit in holding}
     others = [hit for hit in chosen if hit["id"] not in held][: limit - len(holding)]
-    placed: list[dict] = []
+    placed: list[Hit] = []
     for hit in holding:
         while others and others[0]["distance"] < hit["distance"]:
             placed.append(others.pop(0))
@@ -109,7 +110,7 @@ def with_every_word(holding: list[dict], chosen: list[dict], limit: int) -> list
     return placed + others
 
 
-def result_line(hit: dict, matched: list[str]) -> str:
+def result_line(hit: Hit, matched: list[str]) -> str:
     """A search result as a prompt shows an entry, capped, and the searched words it holds."""
     content = hit["content"]
     capped = hit if len(content) <= RESULT_CHARS else {**hit, "content": content[:RESULT_CHARS] + "…"}

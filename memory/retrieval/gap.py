@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from memory.retrieval.lists import is_exact_hit
+from memory.turns import Hit
 
 
 def gap_ratio(distances: Sequence[float]) -> float | None:
@@ -36,7 +37,7 @@ def gap_ratio(distances: Sequence[float]) -> float | None:
     return max(gaps) / mean_gap if mean_gap > 0 else None
 
 
-def gap_filter(recalls: list[dict], significance: float, ceiling: float, min_keep: int = 0) -> list[dict]:
+def gap_filter(recalls: list[Hit], significance: float, ceiling: float, min_keep: int = 0) -> list[Hit]:
     """The recalls worth injecting from one result list, closest first.
 
     - Exact hits (distance 0 from the specific-key mechanism) always pass and take
@@ -69,8 +70,8 @@ def gap_filter(recalls: list[dict], significance: float, ceiling: float, min_kee
 
 
 def background_filter(
-    recalls: list[dict], background: float, ratio: float, min_keep: int = 0, passages: int | None = None
-) -> list[dict]:
+    recalls: list[Hit], background: float, ratio: float, min_keep: int = 0, passages: int | None = None
+) -> list[Hit]:
     """The recalls with ``distance ≤ ratio · others_mean``, closest first.
 
     ``background`` is the query's mean distance to the chat's ``passages`` entries (same units
@@ -94,7 +95,7 @@ def others_mean(background: float, passages: int | None, distance: float) -> flo
     return (passages * background - distance) / (passages - 1)
 
 
-def _kept_count(ranked: list[dict], significance: float, ceiling: float) -> int:
+def _kept_count(ranked: list[Hit], significance: float, ceiling: float) -> int:
     """How many of the closest non-exact results the gap test keeps (they are a prefix)."""
     if len(ranked) < 3:
         return sum(r["distance"] <= ceiling for r in ranked)

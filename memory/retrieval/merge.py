@@ -7,14 +7,15 @@ from collections.abc import Iterable, Mapping
 from memory.settings import Retrieval
 from memory.retrieval.gap import background_filter, gap_filter, others_mean
 from memory.retrieval.lists import MECHANISM_PRIORITY, TEMPORAL, THEMATIC, WORDS, is_exact_hit
+from memory.turns import Hit, Verdict
 
 _SECONDS_PER_DAY = 86_400.0
 
 
 def choose_recalls(
-    lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
+    lists: Mapping[str, list[Hit]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
     ceiling: float | None = None, passages: int | None = None, meaning_first: bool = False,
-) -> list[dict]:
+) -> list[Hit]:
     """What to inject from ranked lists (name -> hits, distances on the query's scale), scored
     and best first.
 
@@ -34,9 +35,9 @@ def choose_recalls(
 
 
 def choose_and_explain(
-    lists: Mapping[str, list[dict]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
+    lists: Mapping[str, list[Hit]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
     ceiling: float | None = None, passages: int | None = None, meaning_first: bool = False,
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[Hit], list[Verdict]]:
     """What :func:`choose_recalls` chooses, and why each candidate was kept or dropped, from
     one judgement of each list's relevant entries.
 
@@ -47,14 +48,14 @@ def choose_and_explain(
     Returns:
         What to inject, scored and best first (as :func:`choose_recalls` returns it); and for
         each candidate of each ranked list, list by list, in rank order, without the entries'
-        text: ``{list, id, distance, kept, why}``.
+        text (:class:`Verdict`).
     """
     relevant = _relevant_ids(lists, background, retrieval, ceiling, passages, meaning_first)
     chosen = _choose(lists, relevant, now, retrieval, max_results, meaning_first)
     return chosen, _verdicts(lists, relevant, background, retrieval, chosen, passages, meaning_first)
 
 
-def why_kept(verdicts: list[dict]) -> dict[str, str]:
+def why_kept(verdicts: list[Verdict]) -> dict[str, str]:
     """Entry id -> why it was kept, by each list that kept it ("thematic: stands out: …"), from
     :func:`choose_and_explain`'s verdicts."""
     found: dict[str, list[str]] = {}
@@ -65,7 +66,7 @@ def why_kept(verdicts: list[dict]) -> dict[str, str]:
 
 
 def _relevant_ids(
-    lists: Mapping[str, list[dict]], background: float | None, retrieval: Retrieval, ceiling: float | None,
+    lists: Mapping[str, list[Hit]], background: float | None, retrieval: Retrieval, ceiling: float | None,
     passages: int | None, meaning_first: bool,
 ) -> dict[str, set[str]]:
     """Per ranked list, the ids of its entries that stand out on their own."""
@@ -73,8 +74,8 @@ def _relevant_ids(
             for name, hits in lists.items()}
 
 
-def _choose(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], now: float, retrieval: Retrieval,
-            max_results: int, meaning_first: bool) -> list[dict]:
+def _choose(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], now: float, retrieval: Retrieval,
+            max_results: int, meaning_first: bool) -> list[Hit]:
     words_weight = retrieval.meaning_first_words_weight if meaning_first else 1.0
     fused = fuse(
         [hits if name == WORDS else sorted(hits, key=lambda r: r["distance"]) for name, hits in lists.items()],
@@ -97,7 +98,7 @@ def _choose(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], n
     return scoring_near_the_best(scored, retrieval.min_score_share)
 
 
-def scoring_near_the_best(scored: list[dict], min_share: float) -> list[dict]:
+def scoring_near_the_best(scored: list[Hit], min_share: float) -> list[Hit]:
     """The scored entries (best first) whose ``blended_score`` is at least ``min_share`` of the
     best's. An entry scoring far below the best is rarely what the message asks about (on
     LoCoMo's tuning conversations, 3 of the 431 injected below 0.4 × the best were evidence),
@@ -116,11 +117,11 @@ def scoring_near_the_best(scored: list[dict], min_share: float) -> list[dict]:
     return [recall for recall in scored if recall["blended_score"] >= floor]
 
 
-def _verdicts(lists: Mapping[str, list[dict]], relevant: Mapping[str, set[str]], background: float | None,
-              retrieval: Retrieval, chosen: list[dict], passages: int | None, meaning_first: bool) -> list[dict]:
+def _verdicts(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], background: float | None,
+              retrieval: Retrieval, chosen: list[Hit], passages: int | None, meaning_first: bool) -> list[Verdict]:
     chosen_ids = {recall["id"] for recall in chosen}
     stands_out = set().union(*relevant.values())
-    verdicts = []
+    verdicts: list[Verdict] = []
     for name, hits in lists.items():
         for hit in hits:
             entry_id, distance = hit["id"], hit["distance"]
@@ -162,8 +163,8 @@ def _ratio(name: str, retrieval: Retrieval, meaning_first: bool) -> float:
     return retrieval.meaning_first_relevance_ratio if meaning_first and name == THEMATIC else retrieval.relevance_ratio
 
 
-def _relevant(name: str, hits: list[dict], background: float | None, retrieval: Retrieval,
-              ceiling: float | None, passages: int | None, meaning_first: bool) -> list[dict]:
+def _relevant(name: str, hits: list[Hit], background: float | None, retrieval: Retrieval,
+              ceiling: float | None, passages: int | None, meaning_first: bool) -> list[Hit]:
     """The entries of one ranked list that stand out on their own."""
     min_keep = retrieval.temporal_min_results if name == TEMPORAL else 0
     if background is None:
@@ -174,7 +175,7 @@ def _relevant(name: str, hits: list[dict], background: float | None, retrieval: 
                              passages=passages)
 
 
-def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float, neighbour_weight: float,
+def fuse(ranked_lists: Iterable[list[Hit]], *, rrf_k: float, neighbour_weight: float,
          weights: Iterable[float] | None = None) -> dict[str, float]:
     """Reciprocal-rank fusion of ranked lists, smoothed along the conversation.
 
@@ -195,14 +196,14 @@ def fuse(ranked_lists: Iterable[list[dict]], *, rrf_k: float, neighbour_weight: 
     """
     ranked_lists = list(ranked_lists)
     fused: dict[str, float] = {}
-    entries: dict[str, dict] = {}
+    entries: dict[str, Hit] = {}
     for ranked, weight in zip(ranked_lists, weights or [1.0] * len(ranked_lists)):
         for rank, recall in enumerate(ranked, start=1):
             fused[recall["id"]] = fused.get(recall["id"], 0.0) + weight / (rrf_k + rank)
             entries.setdefault(recall["id"], recall)
     by_place = {place: entry_id for entry_id, recall in entries.items() if (place := _place(recall)) is not None}
 
-    def neighbours(recall: dict) -> float:
+    def neighbours(recall: Hit) -> float:
         place = _place(recall)
         if place is None:
             return 0.0
@@ -230,7 +231,7 @@ def with_context(relevant: set[str], fused: Mapping[str, float], context_ratio: 
 
 
 def merge_and_score(
-    lists: Iterable[list[dict]],
+    lists: Iterable[list[Hit]],
     now: float,
     relevance: Mapping[str, float] | None = None,
     *,
@@ -240,7 +241,7 @@ def merge_and_score(
     recency_window_days: float,
     popularity_norm: float,
     max_results: int,
-) -> list[dict]:
+) -> list[Hit]:
     """De-duplicate by id, score, sort best-first, keep ``max_results``.
 
     An entry found by several mechanisms keeps the copy with the smallest distance;
@@ -270,7 +271,7 @@ def merge_and_score(
     Returns:
         At most ``max_results`` scored copies, best first.
     """
-    best: dict[str, dict] = {}
+    best: dict[str, Hit] = {}
     found_by: dict[str, list[str]] = {}
     for recalls in lists:
         for recall in recalls:
@@ -282,7 +283,7 @@ def merge_and_score(
                 best[entry_id] = recall
     top = max((relevance.get(entry_id, 0.0) for entry_id in best), default=0.0) if relevance is not None else 0.0
     window = recency_window_days * _SECONDS_PER_DAY
-    scored = []
+    scored: list[Hit] = []
     for entry_id, recall in best.items():
         mechanisms = sorted(found_by[entry_id], key=_priority)
         metadata = dict(recall.get("metadata") or {})
@@ -305,7 +306,7 @@ def merge_and_score(
     return scored[:max_results]
 
 
-def _similarity(recall: dict, mechanism: str, relevance: Mapping[str, float] | None, top: float) -> float:
+def _similarity(recall: Hit, mechanism: str, relevance: Mapping[str, float] | None, top: float) -> float:
     if relevance is None:
         return 1.0 / (1.0 + recall["distance"])
     if is_exact_hit(recall["distance"], mechanism):
@@ -317,7 +318,7 @@ def _priority(mechanism: str) -> int:
     return MECHANISM_PRIORITY.index(mechanism) if mechanism in MECHANISM_PRIORITY else len(MECHANISM_PRIORITY)
 
 
-def _place(recall: dict) -> tuple[str, int] | None:
+def _place(recall: Hit) -> tuple[str, int] | None:
     """(chat, turn number) of an archived turn; None for entries that are not turns."""
     metadata = recall.get("metadata") or {}
     turn, chat = metadata.get("turn"), metadata.get("chat_id")

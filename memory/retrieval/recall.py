@@ -23,10 +23,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from memory.retrieval.keys import structural_keys
@@ -35,6 +34,7 @@ from memory.retrieval.statements import speaks_of_oneself
 from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question, names_something, succeeded
 from memory.settings import Settings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
+from memory.turns import Hit, RecallOutcome
 
 # Why a message is judged by meaning first (merge.choose_recalls): a statement about oneself bears
 # on what was said before more by meaning than by words; a question in another language than
@@ -67,8 +67,8 @@ class Recalled:
     """Ranked lists (name -> hits, closest first; words: best first), the background, and
     how each mechanism ended (``outcome``, as the turn's observation reports it)."""
 
-    lists: dict[str, list[dict]] = field(default_factory=dict)
-    outcome: dict[str, Any] = field(default_factory=dict)
+    lists: dict[str, list[Hit]]
+    outcome: RecallOutcome
 
     @property
     def background(self) -> float | None:
@@ -103,7 +103,7 @@ class _Recall:
     query: RecallQuery
     settings: Settings
     question: Question
-    outcome: dict[str, Any]
+    outcome: RecallOutcome
 
     @property
     def message(self) -> str:
@@ -112,11 +112,11 @@ class _Recall:
 
 # ---- the mechanisms: each a list of hits, or None when it scored zero for the message -------
 
-def _by_meaning(run: _Recall) -> asyncio.Future[list[dict]]:
+def _by_meaning(run: _Recall) -> asyncio.Future[list[Hit]]:
     return run.question.by_meaning  # the question's own search: the L2.5 cache's, or Chroma's
 
 
-async def _by_time(run: _Recall) -> list[dict] | None:
+async def _by_time(run: _Recall) -> list[Hit] | None:
     settings, outcome = run.settings, run.outcome
     if run.query.period is not None:
         after, before = run.query.period
@@ -138,7 +138,7 @@ async def _by_time(run: _Recall) -> list[dict] | None:
     return await question.search.search(await question.chats, await question.scale, question.k, after, before)
 
 
-async def _by_keys(run: _Recall) -> list[dict] | None:
+async def _by_keys(run: _Recall) -> list[Hit] | None:
     run.outcome["keys"] = structural_keys(run.message[:_KEY_SCAN_CHARS])
     if not run.outcome["keys"]:
         return None  # scored zero: no structural key
@@ -146,21 +146,21 @@ async def _by_keys(run: _Recall) -> list[dict] | None:
     return await question.search.find_by_keys(await question.chats, run.outcome["keys"], run.settings.prefetch.max_results)
 
 
-async def _holding_every_word(run: _Recall) -> list[dict]:
+async def _holding_every_word(run: _Recall) -> list[Hit]:
     after, before = run.query.period or (None, None)
     question = run.question
     return await question.search.holding_words(await question.chats, run.message[:WORD_SCAN_CHARS],
                                                await question.scale, run.settings.prefetch.max_results, after, before)
 
 
-_MECHANISMS: dict[str, Callable[[_Recall], Awaitable[list[dict] | None]]] = {
+_MECHANISMS: dict[str, Callable[[_Recall], Awaitable[list[Hit] | None]]] = {
     THEMATIC: _by_meaning, TEMPORAL: _by_time, KEYS: _by_keys, EVERY_WORD: _holding_every_word}
 
 
 async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Recalled:
     """Run the mechanisms for ``query`` under its deadline; never raises for a mechanism."""
     deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
-    outcome: dict[str, Any] = {
+    outcome: RecallOutcome = {
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
         "range": None, "keys": [], "deadline_ms": deadline * 1000, "lexical": {}, "background": None,
         "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")
@@ -189,7 +189,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
         task.add_done_callback(partial(finished, name))
     await asyncio.wait([*tasks.values(), *filter(None, [question.by_words]), question.scale], timeout=deadline)
 
-    lists: dict[str, list[dict]] = {}
+    lists: dict[str, list[Hit]] = {}
     for name, task in tasks.items():
         if not task.done():
             task.cancel()

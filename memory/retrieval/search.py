@@ -27,7 +27,7 @@ from memory.stores.backends import Backends, cache_scope_key, gather_bounded
 from memory.stores.cache import SearchCache
 from memory.stores.chat_users import chats_of_user, scope_chats, users_of_chat
 from memory.stores.entry_index import Centroid
-from memory.turns import archive_id
+from memory.turns import CacheLookup, Hit, archive_id
 from memory.words import names_nothing
 
 T = TypeVar("T")
@@ -43,7 +43,7 @@ _WORD_CANDIDATES = 256  # newest entries holding a search's every word, ranked b
 # The word search reads a message's first lines: its cost grows with the distinct words asked.
 WORD_SCAN_CHARS = 2_000
 # A word search's hit: the entry, its vector as the entry index holds it, its word score.
-WordHit = tuple[dict, np.ndarray, float]
+WordHit = tuple[Hit, np.ndarray, float]
 _EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
 _CHATS_SEEN = 4096  # chats whose last question's languages are remembered, at most
 _QUESTIONS_CACHED = 4096  # questions this process last found in the L2.5 cache or filed there, at most
@@ -57,8 +57,8 @@ class Searched:
     The scope's writes and forgets invalidate it with the entries it names (access counts
     excepted: they may be as old as the cache's TTL)."""
 
-    thematic: list[dict]
-    words: list[dict] | None
+    thematic: list[Hit]
+    words: list[Hit] | None
     scale: Scale
 
     def record(self) -> dict:
@@ -228,7 +228,7 @@ class L3Search:
 
     async def search(
         self, chats: list[str], scale: Scale, k: int, after: float | None = None, before: float | None = None,
-    ) -> list[dict]:
+    ) -> list[Hit]:
         """The chats' ``k`` entries nearest to the query of ``scale`` (:meth:`measure`), closest
         first on it; with ``after`` or ``before`` (unix seconds, inclusive), among those timed
         within that range.
@@ -243,13 +243,13 @@ class L3Search:
         spaces = scale.searched()
         queries = [space.query for space in spaces]
         if after is None and before is None:
-            found = [{**hit, "distance": float(scale.calibrate(space, hit["distance"]))}
+            found: list[Hit] = [{**hit, "distance": float(scale.calibrate(space, hit["distance"]))}
                      for space, hits in zip(spaces, await backends.l3(store.search, chats, queries, k))
                      for hit in hits if _of_space(space, hit["distance"])]
             return sorted(found, key=lambda hit: hit["distance"])[:k]
         index = await backends.entry_index()
 
-        async def of_chat(chat: str) -> list[dict]:
+        async def of_chat(chat: str) -> list[Hit]:
             numbers = await index.between(chat, after, before)
             if len(numbers) <= _EXACT_RANGE:
                 return await self._nearest_among(chat, numbers, scale, k)
@@ -270,7 +270,7 @@ class L3Search:
     async def holding_words(
         self, chats: list[str], text: str, scale: Scale, k: int, after: float | None = None,
         before: float | None = None,
-    ) -> list[dict]:
+    ) -> list[Hit]:
         """The chats' ``k`` entries nearest to the query of ``scale`` (on it) among those holding
         every word of ``text``, however common (what an explicit search names), closest first;
         with ``after`` or ``before`` (unix seconds, inclusive), among those timed within that
@@ -279,7 +279,7 @@ class L3Search:
         index = await self.backends.lexical_index()
         bounded = after is not None or before is not None
 
-        async def of_chat(chat: str) -> list[dict]:
+        async def of_chat(chat: str) -> list[Hit]:
             within = await index.entries.between(chat, after, before) if bounded else None
             numbers = await index.holding_every_word(chat, text, _WORD_CANDIDATES, among=within)
             return await self._nearest_among(chat, numbers, scale, k)
@@ -287,7 +287,7 @@ class L3Search:
         found = [hit for hits in await gather_bounded(of_chat, chats) for hit in hits]
         return sorted(found, key=lambda hit: hit["distance"])[:k]
 
-    async def _nearest_among(self, chat: str, numbers: np.ndarray, scale: Scale, k: int) -> list[dict]:
+    async def _nearest_among(self, chat: str, numbers: np.ndarray, scale: Scale, k: int) -> list[Hit]:
         """The ``k`` of these indexed entries of the chat nearest to the query of ``scale``, ranked
         exactly from the index's vectors, as hits (Chroma gives their text)."""
         if len(numbers) == 0:
@@ -315,7 +315,7 @@ class L3Search:
         except (KeyError, TypeError, ValueError):  # written by another version: searched, and written again
             return None, generation
 
-    async def find_by_keys(self, chats: list[str], keys: list[str], limit: int) -> list[dict]:
+    async def find_by_keys(self, chats: list[str], keys: list[str], limit: int) -> list[Hit]:
         """Exact lookup of structural keys: id match, then content contains (case-sensitive).
         Content is searched through the word index (the entries holding every word of the key,
         then checked). Each chat's entries are read from Chroma in one call, its id matches and
@@ -333,7 +333,7 @@ class L3Search:
 
         candidates = {key: dict(zip(chats, await gather_bounded(partial(holding, key), chats))) for key in keys}
 
-        async def read(chat: str) -> list[dict]:
+        async def read(chat: str) -> list[Hit]:
             wanted = dict.fromkeys([*ids, *(entry_id for key in keys for entry_id in candidates[key][chat])])
             return await backends.l3(store.get_by_ids, [chat], list(wanted))
 
@@ -372,7 +372,7 @@ class L3Search:
             ids_by_chat.setdefault(chat, []).append(entry_id)
         vector_of = {entry_id: vector for _, entry_id, _, vector in found}
 
-        def read() -> dict[str, tuple[dict, np.ndarray]]:
+        def read() -> dict[str, tuple[Hit, np.ndarray]]:
             return {hit["id"]: (hit, vector_of[hit["id"]])
                     for chat, ids in ids_by_chat.items() for hit in store.get_by_ids([chat], ids)}
 
@@ -400,7 +400,7 @@ class Question:
                  by_meaning: bool, words_share: float | None) -> None:
         backends = search.backends
         self.search, self.text, self.chat_id, self.k, self.words_share = search, text, chat_id, k, words_share
-        self.cache: dict | None = None  # {"hit", "key"} once looked up; None: not looked up
+        self.cache: CacheLookup | None = None  # None: not looked up
         self.chats = asyncio.ensure_future(scope_chats(backends, chat_id, user_id, scope))
         # Under "user", whether the chat is one of the user's: only then are its searches cached.
         self._users_chats = (asyncio.ensure_future(chats_of_user(backends, user_id))
@@ -450,7 +450,7 @@ class Question:
     async def _measure(self) -> Scale:
         return await self.search.measure(self.text, await self.chats, self.chat_id)
 
-    async def _nearest(self, scale: Awaitable[Scale]) -> list[dict]:
+    async def _nearest(self, scale: Awaitable[Scale]) -> list[Hit]:
         # Shielded: cancelling a search started ahead must not cancel what the others share.
         return await self.search.search(await asyncio.shield(self.chats), await asyncio.shield(scale), self.k)
 
@@ -469,8 +469,8 @@ class Question:
             if ahead is not None:
                 ahead.cancel()  # found in the cache after all, or this search was abandoned
 
-    async def _by_meaning(self) -> list[dict]:
-        async def found_before() -> list[dict] | None:
+    async def _by_meaning(self) -> list[Hit]:
+        async def found_before() -> list[Hit] | None:
             searched, _ = await self._lookup  # its failure is this list's
             return None if searched is None else searched.thematic
 
@@ -483,14 +483,14 @@ class Question:
             return await ahead
         return await self.search.lexical_search(chats, text, self.k, self.words_share)
 
-    async def _by_words(self) -> list[dict]:
+    async def _by_words(self) -> list[Hit]:
         """BM25 over the chats' word index, its hits put on the query's scale."""
-        async def found_before() -> list[dict] | None:
+        async def found_before() -> list[Hit] | None:
             return None if (searched := await self._asked_before()) is None else searched.words
 
         return await self._unless_found_before(found_before, self._words_on_scale)
 
-    async def _words_on_scale(self) -> list[dict]:
+    async def _words_on_scale(self) -> list[Hit]:
         if not (found := await self._words_found()):
             return []
         # Shielded: cancelling a search started ahead must not cancel what the others share.

@@ -21,7 +21,7 @@ from memory.stores.chat_users import add_chat_users, users_of_chat
 from memory.stores.curated import curated_entry
 from memory.stores.entry_index import IndexEntry
 from memory.stores.index_migration import IndexMigration
-from memory.turns import USER_PREFIX, Exchange, archive_id, with_user_text
+from memory.turns import USER_PREFIX, Exchange, Hit, archive_id, with_user_text
 from memory.words import reads_as_english
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Archive:
         self._archive_wanted = asyncio.Event()
         self._outbox_lock = asyncio.Lock()
         self._closing = False
-        self._access_bumps: list[tuple[list[dict], float]] = []  # (hits, when), for the archiver
+        self._access_bumps: list[tuple[list[Hit], float]] = []  # (hits, when), for the archiver
         # Chroma's embedded client holds the GIL through a write (50-75 ms at 100 000 entries),
         # stalling every turn of the process: the archiver waits until none is running.
         self._turns_running = 0
@@ -281,7 +281,7 @@ class Archive:
         parked = await (await self.backends.redis()).hvals(OUTBOX_KEY)
         return sum(1 for raw in parked if json.loads(raw)["chat_id"] == chat_id)
 
-    def bump_access_later(self, hits: list[dict], now: float) -> None:
+    def bump_access_later(self, hits: list[Hit], now: float) -> None:
         """Count one more access of each hit: best effort, by the archiver between turns (an
         update is a Chroma write, which stalls the process while it runs)."""
         if hits:

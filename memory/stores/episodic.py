@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import chromadb
@@ -33,20 +33,13 @@ from langchain_core.embeddings import Embeddings
 from memory.prompt.budget import LINE_TOKENS, format_recall_line, line_tokens_stamp
 from memory.prompt.tokens import count_unremembered
 from memory.stores.chroma_file import ChromaFile, Record
+from memory.turns import Hit
 
 COLLECTION_PREFIX = "l3-"
 _ASIDE = "-rebuilt"  # a collection being filled to replace its chat's (EpisodicStore.begin_rebuild)
 DEFAULT_PORT = 8000
 
 T = TypeVar("T")
-
-
-class EpisodicHit(TypedDict):
-    id: str
-    content: str
-    distance: float  # squared L2; 0.0 for exact (id / substring) hits
-    timestamp: float
-    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -76,9 +69,9 @@ def collection_name(chat_id: str) -> str:
     return COLLECTION_PREFIX + hashlib.sha256(chat_id.encode()).hexdigest()[:32]
 
 
-def _hit(entry_id: str, content: str, metadata: dict[str, Any] | None, distance: float) -> EpisodicHit:
+def _hit(entry_id: str, content: str, metadata: dict[str, Any] | None, distance: float) -> Hit:
     metadata = dict(metadata or {})
-    return EpisodicHit(
+    return Hit(
         id=entry_id,
         content=content,
         distance=float(distance),
@@ -104,12 +97,12 @@ def _records_from_get(result: chromadb.GetResult) -> dict[str, Record]:
     return {entry_id: (content, metadata or {}) for entry_id, content, metadata in found}
 
 
-def _exact_hits(records: dict[str, Record]) -> list[EpisodicHit]:
+def _exact_hits(records: dict[str, Record]) -> list[Hit]:
     """Entries read by id, as hits at distance 0.0, in the records' order."""
     return [_hit(entry_id, content, metadata, 0.0) for entry_id, (content, metadata) in records.items()]
 
 
-def _hits_from_get(result: chromadb.GetResult) -> list[EpisodicHit]:
+def _hits_from_get(result: chromadb.GetResult) -> list[Hit]:
     return _exact_hits(_records_from_get(result))
 
 
@@ -201,14 +194,14 @@ class EpisodicStore:
             self._add(chat_id, ids[start:end], contents[start:end], metadatas[start:end], chunk)
 
     def search(self, chat_ids: list[str] | None, vectors: list[np.ndarray | list[float]],
-               k: int) -> list[list[EpisodicHit]]:
+               k: int) -> list[list[Hit]]:
         """For each of ``vectors`` (a query's spaces), the k entries nearest to it, closest first,
         each as if it were asked alone; one Chroma query a chat. ``chat_ids=None`` searches every
         chat. (A time range is ranked from the word index, which holds each entry's time.)"""
         if k <= 0 or not vectors:
             return [[] for _ in vectors]
 
-        def nearest(chat: _ChatCollection) -> list[list[EpisodicHit]]:
+        def nearest(chat: _ChatCollection) -> list[list[Hit]]:
             if self._file is None:
                 found, distances = chat.nearest(vectors, k, ["documents", "metadatas"])
                 records = [list(zip(documents, metadatas, strict=True))
@@ -222,7 +215,7 @@ class EpisodicStore:
                      if content is not None]
                     for ids, found_records, row in zip(found["ids"], records, distances, strict=True)]
 
-        each: list[list[EpisodicHit]] = [[] for _ in vectors]
+        each: list[list[Hit]] = [[] for _ in vectors]
         for chat_id in self._scope(chat_ids):
             for hits, found in zip(each, self._read(chat_id, nearest, [[] for _ in vectors]), strict=True):
                 hits += found
@@ -241,7 +234,7 @@ class EpisodicStore:
 
         return self._read(chat_id, nearest, [[] for _ in vectors]) if k > 0 and vectors else [[] for _ in vectors]
 
-    def get_by_ids(self, chat_ids: list[str] | None, ids: list[str]) -> list[EpisodicHit]:
+    def get_by_ids(self, chat_ids: list[str] | None, ids: list[str]) -> list[Hit]:
         """The entries with these ids, in the order they are stored (the hits' distance is 0.0)."""
         if not ids:
             return []
@@ -249,7 +242,7 @@ class EpisodicStore:
         return [hit for chat_id in self._scope(chat_ids)
                 for hit in self._read(chat_id, lambda chat: _exact_hits(self._records(chat, ids)), [])]
 
-    def get_with_vectors(self, chat_ids: list[str] | None, ids: list[str]) -> list[tuple[EpisodicHit, np.ndarray]]:
+    def get_with_vectors(self, chat_ids: list[str] | None, ids: list[str]) -> list[tuple[Hit, np.ndarray]]:
         """The entries with these ids, each with its stored vector (the hit's distance is 0.0:
         the caller measures it against its own query)."""
         if not ids:
@@ -257,7 +250,7 @@ class EpisodicStore:
 
         unique = list(dict.fromkeys(ids))  # Chroma refuses repeated ids
 
-        def read(chat: _ChatCollection) -> list[tuple[EpisodicHit, np.ndarray]]:
+        def read(chat: _ChatCollection) -> list[tuple[Hit, np.ndarray]]:
             found = chat.collection.get(ids=unique, include=["documents", "metadatas", "embeddings"])
             return list(zip(_hits_from_get(found), np.asarray(found["embeddings"], dtype=np.float32), strict=True))
 
@@ -270,7 +263,7 @@ class EpisodicStore:
             self._read(chat_id, lambda chat: chat.collection.update(ids=ids, embeddings=vectors), None)
 
     @_writes
-    def bump_access(self, hits: Iterable[EpisodicHit], now: float) -> None:
+    def bump_access(self, hits: Iterable[Hit], now: float) -> None:
         """Counts one more access of each hit, updating metadata only (no re-embedding)."""
         ids_by_chat: dict[str, set[str]] = defaultdict(set)
         for hit in hits:
@@ -278,7 +271,7 @@ class EpisodicStore:
         for chat_id, ids in ids_by_chat.items():
             self._read(chat_id, lambda chat: _bump(chat.collection, sorted(ids), now), None)
 
-    def entries(self, chat_id: str, user_id: str | None = None) -> list[EpisodicHit]:
+    def entries(self, chat_id: str, user_id: str | None = None) -> list[Hit]:
         """Every entry of the chat (of one user's turns and notes, with ``user_id``), in no order."""
         where = {"user_id": user_id} if user_id is not None else None
         return self._read(chat_id, lambda chat: _hits_from_get(chat.collection.get(where=where)), [])
@@ -299,7 +292,7 @@ class EpisodicStore:
                                  configuration=self._configuration)
 
     @_writes
-    def add_to_rebuild(self, chat_id: str, entries: list[EpisodicHit], vectors: np.ndarray) -> None:
+    def add_to_rebuild(self, chat_id: str, entries: list[Hit], vectors: np.ndarray) -> None:
         """Add entries, with their new vectors, to the chat's collection being rebuilt."""
         collection = self._client().get_collection(self._aside(chat_id), embedding_function=None)
         collection.add(ids=[entry["id"] for entry in entries], documents=[entry["content"] for entry in entries],
