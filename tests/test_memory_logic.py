@@ -102,6 +102,7 @@ class TestCompletedPastRange:
             "I was there for 2 weeks", "we went there", "ticket-1234",
             # dateparser reads articles and number words as numbers: "a a" would be 1 January.
             "they offer a a bunch, like yoga", "one one", "an two",
+            "what should I get her for Christmas?", "the difference between a latte and a flat white",
         ],
     )
     def test_does_not_fire(self, text: str) -> None:
@@ -127,6 +128,15 @@ class TestCompletedPastRange:
         ("What did I do in early 2025?", (2025, 1, 1), (2025, 4, 30)),
         ("What happened in November?", (2026, 11, 1), (2026, 11, 20)),  # under way: its days before today
         ("In March 2025, on the 3rd", (2025, 3, 3), (2025, 3, 3)),  # a day named wins over its month
+        ("and the weekend before last?", (2026, 11, 7), (2026, 11, 8)),
+        ("what did we talk about around Christmas?", (2025, 12, 21), (2025, 12, 29)),
+        ("What did I cook on New Year’s Eve", (2025, 12, 31), (2025, 12, 31)),
+        ("at Halloween", (2026, 10, 31), (2026, 10, 31)),
+        # A span of months wins over the month a parser reads in it ("July 2025" alone).
+        ("What did I read between May and July 2025?", (2025, 5, 1), (2025, 7, 31)),
+        ("from March to June, what did I paint", (2026, 3, 1), (2026, 6, 30)),
+        ("between November and February", (2025, 11, 1), (2026, 2, 28)),
+        ("between March 2024 and May 2025", (2024, 3, 1), (2025, 5, 31)),
     ])
     def test_a_period_named_with_a_preposition_or_a_part_is_its_days(self, text: str, first: tuple, last: tuple) -> None:
         assert completed_past_range(text, NOW) == (whole_days(first, first)[0], whole_days(last, last)[1])

@@ -728,7 +728,8 @@ async def test_an_event_in_a_crowded_topic_is_found_by_what_it_names(runner, tmp
 
 
 @pytest.mark.parametrize("question", ["What did we get up to the first weekend of August?",
-                                      "Remind me what happened in early August", "what did I do over the summer?"])
+                                      "Remind me what happened in early August", "what did I do over the summer?",
+                                      "what did I do between July and September?"])
 async def test_the_days_of_a_named_period_are_injected(runner, tmp_path, question: str) -> None:
     cabin = (NOW.date() - date(2026, 8, 1)).days  # a Saturday
     told = [(cabin, "We drove up to the lake cabin and grilled the trout we caught.", "What a day!"),

@@ -14,7 +14,11 @@ periods all the same, and a question about them is about their days:
   hemisphere's: spring March–May, summer June–August, autumn September–November, winter
   December–February);
 - a weekend: "last weekend", "this past weekend", "over the weekend";
-- a weekday: "on Monday", "last Friday"; and "the week before last".
+- a weekday: "on Monday", "last Friday"; "the week before last", "the weekend before last";
+- a holiday: "at Christmas", "on New Year's Eve", "on Valentine's Day", "at Halloween" (its day or
+  days; "around" it: three days either side);
+- a span of months: "between May and July 2023", "from March to June" (:func:`spans_of_months`,
+  which win over the days a parser reads in them: "between May and July 2023" is not July).
 
 A period named without its year is its latest one begun before today; only days before today
 count (the range is cut at yesterday's end), as a completed past range must be.
@@ -32,6 +36,10 @@ _MONTHS |= {name[:3].lower(): number for name, number in list(_MONTHS.items())} 
 _WEEKDAYS = {name.lower(): number for number, name in enumerate(calendar.day_name)}
 _SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}  # first month; three months each
 _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3, "last": -1}
+# A holiday's (month, first day, last day); fixed dates only (Easter's moves).
+_HOLIDAYS = {"christmas eve": (12, 24, 24), "christmas": (12, 24, 26), "new year's eve": (12, 31, 31),
+             "new year's day": (1, 1, 1), "valentine's day": (2, 14, 14), "halloween": (10, 31, 31)}
+_AROUND_DAYS = 3
 _PARTS = {"early": (1, 10), "beginning of": (1, 10), "start of": (1, 10), "mid": (11, 20), "middle of": (11, 20),
           "late": (21, 31), "end of": (21, 31)}
 
@@ -57,6 +65,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern, re.IG
     ("weekday", r"\b(?:on|last|this\s+past|past)\s+(?P<weekday>monday|tuesday|wednesday|thursday|friday|saturday|"
                 r"sunday)\b"),
     ("week_before_last", r"\bthe\s+week\s+before\s+last\b"),
+    ("weekend_before_last", r"\bthe\s+weekend\s+before\s+last\b"),
+    ("holiday", r"\b(?P<around>around|at|on|over|during)\s+(?:the\s+)?(?P<holiday>christmas\s+eve|christmas|"
+                r"new\s+year[’']?s\s+eve|new\s+year[’']?s\s+day|valentine[’']?s\s+day|halloween)\b"),
     ("month", rf"\b{_PERIOD_PREPOSITION}\s+(?:the\s+month\s+of\s+)?{_NOT_A_DAY_BEFORE}{_MONTH}{_NOT_A_DAY_AFTER}"
               rf"{_OF_YEAR}\b"),
     ("month", rf"{_NOT_A_DAY_BEFORE}\b{_MONTH}\s+{_YEAR}\b"),
@@ -65,7 +76,35 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern, re.IG
 
 # The words of these periods that are not dateparser's date words (months, weekdays, "week" are):
 # for the check that a message may name a date at all.
-PERIOD_WORDS = frozenset({*_SEASONS, "weekend"})
+PERIOD_WORDS = frozenset({*_SEASONS, "weekend", "christmas", "valentine", "halloween"})
+
+_SPAN = re.compile(
+    rf"\b(?:between|from)\s+{_MONTH.replace('month', 'first')}(?:,?\s+(?P<first_year>(?:19|20)\d\d))?\s+"
+    rf"(?:and|to|until|till|through)\s+{_MONTH.replace('month', 'last')}{_NOT_A_DAY_AFTER}{_OF_YEAR}\b",
+    re.IGNORECASE)
+
+
+def spans_of_months(text: str, today: date) -> list[tuple[date, date]]:
+    """The spans of months ``text`` names ("between May and July 2023", "from March to June"),
+    from the first month's first day to the last's last day, cut at yesterday.
+
+    Args:
+        text: a message (English).
+        today: the message's day, in the users' time zone.
+
+    Returns:
+        Each span found that starts before today, as (first day, last day).
+    """
+    found = []
+    for match in _SPAN.finditer(text):
+        last_year = int(match["year"]) if match["year"] else None
+        first_month, last_month = _MONTHS[match["first"].lower()], _MONTHS[match["last"].lower()]
+        _, last = _month(last_month, last_year, today)
+        first_year = int(match["first_year"]) if match["first_year"] else last.year - (first_month > last_month)
+        first = date(first_year, first_month, 1)
+        if first < today and first <= last:
+            found.append((first, min(last, today - timedelta(days=1))))
+    return found
 
 
 def named_periods(text: str, today: date) -> list[tuple[date, date]]:
@@ -116,6 +155,12 @@ def _days(kind: str, match: re.Match[str], today: date) -> Iterator[tuple[date, 
     elif kind == "weekday":
         day = today - timedelta(days=(today.weekday() - _WEEKDAYS[named["weekday"].lower()]) % 7 or 7)
         yield day, day
+    elif kind == "weekend_before_last":
+        saturday = today - timedelta(days=((today.weekday() - 5) % 7 or 7) + 7)
+        yield saturday, saturday + timedelta(days=1)
+    elif kind == "holiday":
+        yield _holiday(re.sub(r"\s+", " ", named["holiday"].lower().replace("’", "'")), today,
+                       _AROUND_DAYS if named["around"].lower() == "around" else 0)
     else:  # the week before last: the calendar week (Monday to Sunday) two weeks back
         monday = today - timedelta(days=today.weekday() + 14)
         yield monday, monday + timedelta(days=6)
@@ -152,3 +197,11 @@ def _season(name: str, year: int | None, today: date, before_this_one: bool) -> 
 def _season_end(year: int, start_month: int) -> date:
     end_year, end_month = (year + 1, 2) if start_month == 12 else (year, start_month + 2)
     return date(end_year, end_month, calendar.monthrange(end_year, end_month)[1])
+
+
+def _holiday(name: str, today: date, around: int) -> tuple[date, date]:
+    """A holiday's days (widened by ``around`` days either side), its latest begun before today."""
+    month, first_day, last_day = _HOLIDAYS[name]
+    year = today.year if date(today.year, month, first_day) - timedelta(days=around) < today else today.year - 1
+    return (date(year, month, first_day) - timedelta(days=around),
+            date(year, month, last_day) + timedelta(days=around))

@@ -47,7 +47,7 @@ from dateparser.languages.loader import default_loader
 from dateparser.search import search_dates
 
 from memory.retrieval.keys import without_keys
-from memory.retrieval.named_periods import PERIOD_WORDS, named_periods
+from memory.retrieval.named_periods import PERIOD_WORDS, named_periods, spans_of_months
 from memory.words import terms
 
 # Constant for every call; only RELATIVE_BASE changes, so it is swapped into a
@@ -97,6 +97,8 @@ def completed_past_range(
         raise ValueError("now must be timezone-aware")
     if not may_name_a_date(text, languages):
         return None
+    if "en" in languages and (spans := spans_of_months(without_keys(text), now.date())):
+        return _hull([_day_bounds(first, last, now) for first, last in spans], now)
     found = search_dates(
         _rewrite_missing_words(without_keys(text)),
         languages=list(languages),
@@ -111,6 +113,11 @@ def completed_past_range(
     ]
     if not ranges and "en" in languages:  # the periods dateparser leaves out ("during March", "last spring")
         ranges = [_day_bounds(first, last, now) for first, last in named_periods(without_keys(text), now.date())]
+    return _hull(ranges, now)
+
+
+def _hull(ranges: list[tuple[datetime, datetime]], now: datetime) -> tuple[datetime, datetime] | None:
+    """From the first start to the last end of the ranges that end before ``now``; None without any."""
     past = [(start, end) for start, end in ranges if end < now]
     if not past:
         return None
