@@ -96,6 +96,9 @@ class RecallOutcome(TypedDict):
     range: list[str | None] | None
     """The temporal period searched, [after, before] in ISO-8601 (an end the caller left open:
     None); None: none named or given."""
+    range_from_event: NotRequired[str]
+    """With a period named by its distance from an event ("two weeks after the wedding"): the
+    entry whose day the period is counted from ("<id> (<day>)"), or why none was."""
     keys: list[str]
     """The structural keys the message names."""
     deadline_ms: float

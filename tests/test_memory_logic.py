@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +14,7 @@ from memory.prompt.aits import Assessment, assess, cue_tokens
 from memory.prompt.budget import (LINE_TOKENS, Split, format_recall_line, l2_ceiling, line_tokens_stamp, newest_within,
                                   pack_recalls, split_budget, stamped_tokens, trim_working, turn_split)
 from memory.retrieval.gap import background_filter, gap_filter, gap_ratio
+from memory.retrieval.event_dates import from_event
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.merge import (choose_and_explain, choose_recalls, fuse, merge_and_score, scoring_near_the_best,
                                     with_context)
@@ -220,6 +221,27 @@ class TestCompletedPastRange:
 # ---------------------------------------------------------------- keys
 
 UUID = "550e8400-e29b-41d4-a716-446655440000"
+
+
+class TestFromEvent:
+    @pytest.mark.parametrize(("text", "event", "first", "last"), [
+        ("What did I do two weeks after the wedding?", "the wedding", 11, 17),
+        ("the day before her exam", "her exam", -1, -1),
+        ("What happened the week after we moved in?", "we moved in", 1, 7),
+        ("a couple of days after the party, what did Jo say", "the party", 2, 2),
+        ("3 months before the trip to Peru", "the trip to Peru", -105, -75),
+        ("A month after I started the job", "I started the job", 15, 45),
+    ])
+    def test_a_period_counted_from_an_event(self, text: str, event: str, first: int, last: int) -> None:
+        named = from_event(text)
+        assert named is not None and (named.event, named.first_offset, named.last_offset) == (event, first, last)
+        assert named.days(date(2026, 6, 10)) == (date(2026, 6, 10) + timedelta(days=first),
+                                                  date(2026, 6, 10) + timedelta(days=last))
+
+    @pytest.mark.parametrize("text", ["the day after tomorrow", "the week before last", "two weeks ago",
+                                      "I waited two weeks for the parcel", "the day before yesterday"])
+    def test_dates_of_their_own_and_durations_are_not(self, text: str) -> None:
+        assert from_event(text) is None
 
 
 class TestStructuralKeys:

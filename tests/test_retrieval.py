@@ -740,6 +740,22 @@ async def test_the_days_of_a_named_period_are_injected(runner, tmp_path, questio
     assert archive_id("chat", 1) in [entry["id"] for entry in report["l3"]], report["l3"]
 
 
+async def test_a_period_counted_from_an_event_is_the_days_from_the_entry_that_tells_it(runner, tmp_path) -> None:
+    wedding = 60
+    told = [(wedding, "My cousin Dana got married in a barn, we danced until 2am.", "Sounds magical!"),
+            (wedding - 14, "I finally fixed the leaking kitchen tap with a new washer.", "Handy!"),
+            (wedding - 40, "I fixed the squeaky bedroom door hinge with some oil.", "Nice.")]
+    await load(runner.services.memory, tmp_path, "chat", told + HISTORY)
+    report = await inspect(runner, "chat", "What did I fix two weeks after the wedding?")
+    assert report["prefetch"]["range_from_event"].startswith(archive_id("chat", 1))
+    injected = [entry["id"] for entry in report["l3"]]
+    assert archive_id("chat", 2) in injected and archive_id("chat", 3) not in injected, report["l3"]
+    # No entry tells the event: no period, and inspect says why.
+    report = await inspect(runner, "chat", "What did I fix two weeks after the quantum chromodynamics exam?")
+    assert report["prefetch"]["range"] is None
+    assert report["prefetch"]["range_from_event"].startswith("no entry stands out for")
+
+
 # A mostly English chat with a few lines in Russian, which share their function words ("у меня",
 # "по") more than their topics.
 RUSSIAN_DAYS = [

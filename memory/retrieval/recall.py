@@ -28,6 +28,7 @@ from functools import partial
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from memory.retrieval.event_dates import FromEvent, from_event
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.lists import EVERY_LIST, EVERY_WORD, KEYS, TEMPORAL, THEMATIC, WORDS
 from memory.retrieval.statements import speaks_of_oneself
@@ -129,13 +130,42 @@ async def _by_time(run: _Recall) -> list[Hit] | None:
         # GIL (embed 8 → 19 ms); one after the other is faster, and the search needs the vector anyway.
         await run.question.scale
         when = datetime.fromtimestamp(run.query.now, ZoneInfo(settings.prefetch.timezone))
-        found = await run.question.search.backends.run_blocking(completed_past_range, scanned, when)
+        # A period counted from an event is read first: dateparser reads "a month before the
+        # trip" as last month. One counted from a date ("the week before August 3") is read as
+        # before: what is told of that week is stamped on the days around the date.
+        blocking = run.question.search.backends.run_blocking
+        named = from_event(scanned)
+        if named is not None and await blocking(completed_past_range, named.event, when) is not None:
+            named = None
+        found = None if named is None else await _counted_from_an_event(run, named, when)
+        if found is None:
+            rest = scanned if named is None else scanned.replace(named.phrase, " ")
+            found = await blocking(completed_past_range, rest, when)
         if found is None:
             return None  # scored zero: no completed past range named
         after, before = (dt.timestamp() for dt in found)
         outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
     question = run.question
     return await question.search.search(await question.chats, await question.scale, question.k, after, before)
+
+
+async def _counted_from_an_event(run: _Recall, named: FromEvent, when: datetime) -> tuple[datetime, datetime] | None:
+    """The completed past days of a period named by its distance from an event ("two weeks after
+    the wedding"), counted from the day of the entry closest to the event's words, when that
+    entry stands out (as a hit by meaning must); None otherwise."""
+    search, chats = run.question.search, await run.question.chats
+    scale = await search.measure(named.event, chats)
+    nearest = await search.search(chats, scale, 1)
+    ratio = run.settings.retrieval.relevance_ratio
+    if not nearest or scale.background is None or nearest[0]["distance"] > ratio * scale.background:
+        run.outcome["range_from_event"] = f"no entry stands out for {named.event!r}"
+        return None
+    event_day = datetime.fromtimestamp(nearest[0]["timestamp"], when.tzinfo).date()
+    run.outcome["range_from_event"] = f"{nearest[0]['id']} ({event_day.isoformat()})"
+    first, last = named.days(event_day)
+    start = datetime.combine(first, datetime.min.time(), when.tzinfo)
+    end = min(datetime.combine(last, datetime.max.time(), when.tzinfo), when)
+    return (start, end) if start < when else None
 
 
 async def _by_keys(run: _Recall) -> list[Hit] | None:
