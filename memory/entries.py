@@ -103,7 +103,7 @@ class ChatEntries:
     async def page(self, chat_id: str, limit: int, cursor: str | None) -> tuple[list[Hit], str | None]:
         backends = self._backends
         # Ordered by the entry index's times (Chroma cannot order), caught up with L3 first.
-        await self._archiver.sync_index([chat_id])
+        await self._archiver.indexer.sync_index([chat_id])
         index = await backends.entry_index()
         numbers, following = await index.newest(chat_id, limit, cursor)
         ids = [entry_id for entry_id in await index.ids(chat_id, numbers) if entry_id]
