@@ -22,7 +22,8 @@ from conftest import chroma_server, free_port, wait_for
 from fakes import FakeOpenAI
 from memory.settings import Settings
 from memory.stores.chat_lock import ChatLocks
-from memory.stores.redis_server import answers_ping, waiting_pool
+from memory.redis_clients import waiting_pool
+from memory.stores.redis_server import answers_ping
 from memory.stores.episodic import collection_name
 from memory.turns import archive_id
 from test_chat import goat_chat

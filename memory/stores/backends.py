@@ -30,7 +30,8 @@ from memory.stores.facts import FactsStore, RedisFactsStore
 from memory.stores.letta import LettaFactsStore
 from memory.stores.entry_index import EntryIndex
 from memory.stores.lexical import LexicalIndex
-from memory.stores.redis_server import EmbeddedRedis, async_client
+from memory.redis_clients import async_client
+from memory.stores.redis_server import EmbeddedRedis
 from memory.settings import Settings
 from memory.stores.working import WorkingMemory
 from memory.words import Words
