@@ -493,7 +493,7 @@ async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:
     await load(memory, tmp_path, "chat")
     await memory._archiver.indexer.sync_index(["chat"])
     assert await memory._l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1)
-    await memory.forget_chat("chat")
+    await memory.admin.forget_chat("chat")
     assert await memory._l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1) == []
     assert (await memory._l3.measure("x", ["chat"])).background is None
     # The chat's turn numbers start again at 1: new turns are indexed with their new words.

@@ -52,7 +52,8 @@ class Archive:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
         self.indexer = IndexSync(backends)  # the word index kept up with what Chroma holds
-        self.migration = IndexMigration(backends, self.indexer)  # every chat's word index brought to this version's scheme
+        # Every chat's word index brought to this version's scheme.
+        self.migration = IndexMigration(backends, self.indexer)
         self._archiver: asyncio.Task | None = None  # writes the outbox to L3, behind the replies
         self._writing_through: asyncio.Task | None = None  # the outbox written now, for a search
         self._archive_wanted = asyncio.Event()
