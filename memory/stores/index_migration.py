@@ -65,7 +65,7 @@ class IndexMigration:
                 return False
             store = await backends.episodic()
             chats = await backends.l3(store.chat_ids)
-            progress = await backends.index_progress(chats)
+            progress = await self._indexer.index_progress(chats)
             # Archived turns the index lacks, or nothing counted as indexed: an index of another
             # scheme, or a chat of saved memories alone, which no turn count tells apart.
             behind = [(chat, indexed == 0 == archived) for chat, (indexed, archived) in zip(chats, progress)

@@ -3,7 +3,9 @@ and indexed, a chat's index caught up with its archived turns, or built afresh."
 
 from __future__ import annotations
 
-from memory.stores.backends import Backends
+import asyncio
+
+from memory.stores.backends import Backends, gather_bounded
 from memory.stores.entry_index import IndexEntry
 from memory.turns import archive_id
 
@@ -35,7 +37,7 @@ class IndexSync:
         index of another scheme (words folded otherwise, or no times and vectors: an older
         version's) is indexed afresh."""
         index = await self._backends.lexical_index()
-        progress = await self._backends.index_progress(chats)
+        progress = await self.index_progress(chats)
         for chat, (indexed, archived) in zip(chats, progress):
             if indexed == 0 and await index.outdated(chat):  # an outdated index counts no turn indexed
                 await self.index_afresh(chat, drop=True)
@@ -67,7 +69,7 @@ class IndexSync:
         entries = await self._backends.run_blocking(store.entries, chat_id)
         for start in range(0, len(entries), _INDEX_BATCH):
             await self.index_entries(chat_id, [hit["id"] for hit in entries[start : start + _INDEX_BATCH]])
-        [(_, archived)] = await self._backends.index_progress([chat_id])
+        [(_, archived)] = await self.index_progress([chat_id])
         index = await self._backends.lexical_index()
         for start in range(0, archived, _INDEX_BATCH):
             await index.advance_turns_indexed(chat_id, range(start + 1, min(archived, start + _INDEX_BATCH) + 1))
@@ -75,3 +77,13 @@ class IndexSync:
     async def forget_index(self, chat_id: str) -> None:
         """Drop the chat's word index and centroid (with the chat's L3: turn numbers restart)."""
         await (await self._backends.entry_index()).drop(chat_id)
+
+    async def index_progress(self, chats: list[str]) -> list[tuple[int, int]]:
+        """Per chat: (archived turns its word index holds, archived turns)."""
+        index, working = await self._backends.lexical_index(), await self._backends.working()
+
+        async def progress_of(chat: str) -> tuple[int, int]:
+            indexed, archived = await asyncio.gather(index.indexed_turns(chat), working.completed_turns(chat))
+            return indexed, archived
+
+        return await gather_bounded(progress_of, chats)
