@@ -65,7 +65,7 @@ async def _measure(settings: Settings, turns: int) -> dict[str, Any]:
             if any(turn.state["degraded"].get("load_identity") for turn in timed):
                 raise RuntimeError(f"L1 failed during the benchmark: {timed[-1].state['degraded']}")
         finally:
-            await memory.forget_user(user)
+            await memory.admin.forget_user(user)
     return {
         "turns": turns,
         "load_identity_ms": distribution(turn.nodes_ms["load_identity"] for turn in timed),

@@ -91,7 +91,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
                     stats = await import_turns(services.memory, transcript, progress=bar.update, stopped=stopped)
                 with tqdm(unit="entry", desc="e5's block for English lines of chats in other languages too",
                           file=sys.stderr, delay=0.5) as bar:
-                    await services.memory.fill_languages(bar.update, stopped)
+                    await services.memory.admin.fill_languages(bar.update, stopped)
                 if stopped():
                     print("goat: stopped; e5's block for the rest of those English lines is added behind the "
                           "turns of `goat bot` or `goat chat`, or by the next import", file=sys.stderr)
@@ -175,7 +175,7 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     if "data_dir" not in invalid:
         report(check_data_folder(settings))
     async with Services(settings) as services:
-        for backend in (await services.memory.health(unchecked=unchecked_backends(invalid, settings))).backends:
+        for backend in (await services.memory.admin.health(unchecked=unchecked_backends(invalid, settings))).backends:
             report(Check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend_mode(backend.name, settings)} — {backend.detail}",
                          None if backend.ok else backend_fix(backend, settings)))
     if "llm" not in invalid:
@@ -230,15 +230,20 @@ async def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     async with TurnRunner.from_settings(settings) as runner:
         await runner.warm_up()
-        server = build_server(MemoryServer(runner, args.chat, args.user or args.chat))
-        if not args.http:
-            await server.run_stdio_async()
-            return 0
-        import uvicorn
+        memory_server = MemoryServer(runner, args.chat, args.user or args.chat)
+        server = build_server(memory_server)
+        try:
+            if not args.http:
+                await server.run_stdio_async()
+                return 0
+            import uvicorn
 
-        app = bearer_only(server.streamable_http_app(host=args.host), token)
-        print(f"goat mcp: serving chat {args.chat} at http://{args.host}:{args.port}/mcp", file=sys.stderr, flush=True)
-        await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve()
+            app = bearer_only(server.streamable_http_app(host=args.host), token)
+            print(f"goat mcp: serving chat {args.chat} at http://{args.host}:{args.port}/mcp", file=sys.stderr,
+                  flush=True)
+            await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve()
+        finally:
+            await memory_server.aclose()
     return 0
 
 
@@ -246,7 +251,7 @@ async def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from nodes.services import Services
 
     async with Services(settings) as services:
-        document = await services.memory.export(args.user, args.chat)
+        document = await services.memory.admin.export(args.user, args.chat)
     print(json.dumps(document, ensure_ascii=False, indent=2))
     return 0
 
@@ -284,7 +289,7 @@ async def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
                 bar.total = total
                 bar.update(done - bar.n)
 
-            done = await services.memory.reembed(progress)
+            done = await services.memory.admin.reembed(progress)
     if not done.chats and done.previous in (None, done.encoder):
         print(f"the archive is already embedded with {done.encoder}: nothing to do")
     else:

@@ -27,6 +27,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
+from redis.asyncio import Redis, RedisCluster
 
 from bot.doctor import backend_fix, backend_mode
 from graph.importing.importer import parse_timestamp
@@ -35,7 +36,7 @@ from graph.runner import TurnRunner
 from graph.observability.turn_log import TurnLog, turns_log_path
 from graph.observability.why_report import mechanisms
 from memory.errors import BackendUnavailable, FactsFull, SearchFailed
-from memory.facade import Memory
+from memory.facade import Memory, async_client
 from memory.retrieval import why_kept
 from memory.prompt import one_line
 from memory.settings import Settings
@@ -53,6 +54,7 @@ _ERROR_LINES = 2_000  # of the turn log, read back by recent_errors
 # An exchange archived again without a time or a client id within this many seconds is a
 # client's retry of the same turn, not a new one.
 RETRY_WINDOW_S = 300.0
+SEEN_PREFIX = "goat:seen"  # where an exchange sent without a time or a client id is marked, on memory's Redis
 PAGE_MAX = 100  # memories a page of list_memories holds at most
 
 # What each tool does to this chat's memory, as MCP clients read it (a client may ask before a
@@ -73,6 +75,7 @@ class MemoryServer:
         self.runner = runner
         self.chat_id = chat_id
         self.user_id = user_id
+        self._redis: Redis | RedisCluster | None = None  # the retries' marks: opened on the first, closed by aclose
 
     @property
     def memory(self) -> Memory:
@@ -109,8 +112,8 @@ class MemoryServer:
         elif client_id is not None:
             when = time.time()
         else:  # a retry sends the same exchange again: it is the turn first sent, at that time
-            when = await self.memory.first_seen(f"mcp:{_digest(self.chat_id, self.user_id, user, assistant)}",
-                                                time.time(), RETRY_WINDOW_S)
+            when = await self.first_seen(f"mcp:{_digest(self.chat_id, self.user_id, user, assistant)}",
+                                         time.time(), RETRY_WINDOW_S)
         messages = tuple({"role": role, "content": text, "timestamp": when, "user_id": self.user_id}
                          for role, text in (("user", user), ("assistant", assistant)))
         # The same exchange at a time that shows the same (to the second, as memories are listed) is
@@ -120,21 +123,42 @@ class MemoryServer:
         key = f"mcp-id:{_digest(client_id)}" if client_id is not None else f"mcp:{_digest(shown, user, assistant)}"
         # Held like a turn: a live turn of the chat cannot take the same turn number meanwhile.
         async with self.memory.turn(self.chat_id, user_id=self.user_id):
-            written = await self.memory.import_turns(self.chat_id, [ImportedTurn(key, self.user_id, messages)])
+            written = await self.memory.entries.import_turns(self.chat_id, [ImportedTurn(key, self.user_id, messages)])
         if not written:
             return {"archived": False, "note": f"this exchange{' (by its client_id)' if client_id else ''} was "
                                                "archived before"}
         return {"archived": True, "id": archive_id(self.chat_id, written[0]), "turn": written[0],
                 "time": _iso(when)}
 
+    async def first_seen(self, key: str, now: float, window: float) -> float:
+        """When ``key`` (naming what a client sent, e.g. a digest of it) was first seen in the last
+        ``window`` seconds: a request retried within the window is known by it. Marked on memory's
+        Redis, so every server of the chat (and the next one) knows it.
+
+        Returns:
+            That time; ``now`` when it was not seen (it is seen now, from then on).
+        """
+        if self._redis is None:
+            self._redis = async_client((await self.memory.connect()).redis_url, cluster=self.settings.redis.cluster)
+        name = f"{SEEN_PREFIX}:{key}"
+        if await self._redis.set(name, repr(now), nx=True, px=max(1, round(window * 1000))):
+            return now
+        seen = await self._redis.get(name)
+        return now if seen is None else float(seen)
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
     async def list_memories(self, limit: int, cursor: str | None) -> dict[str, Any]:
-        entries, following = await self.memory.entries_page(self.chat_id, limit, cursor)
+        entries, following = await self.memory.entries.page(self.chat_id, limit, cursor)
         return {"memories": [{"id": entry["id"], "time": _iso(entry["timestamp"]), "text": one_line(entry["content"])}
                              for entry in entries],
                 "next_cursor": following}
 
     async def delete_memory(self, entry_id: str) -> dict[str, Any]:
-        if not await self.memory.delete_entry(self.chat_id, entry_id):
+        if not await self.memory.entries.delete(self.chat_id, entry_id):
             raise LookupError(f"no memory of this conversation has the id {entry_id!r}")
         return {"deleted": entry_id}
 
@@ -148,7 +172,7 @@ class MemoryServer:
         return (await self.runner.last_turn(self.chat_id)).diagnosis()
 
     async def memory_snapshot(self) -> dict[str, Any]:
-        health = await self.memory.health(self.chat_id, self.user_id)
+        health = await self.memory.admin.health(self.chat_id, self.user_id)
         _, working = await self.memory.working(self.chat_id, 1)
         last = working[-1]["timestamp"] if working and "timestamp" in working[-1] else None
         return {

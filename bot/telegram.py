@@ -40,6 +40,7 @@ from graph.runner import ModelUnavailable, TurnRunner
 from graph.observability.stats import render_stats, summarize
 from graph.observability.turn_log import TurnLog, turns_log_path
 from memory.errors import BackendUnavailable, ForgetUnfinished
+from memory.facade import async_client
 from memory.settings import Settings
 from nodes.state import InvalidTurn, check_input, turn_input
 
@@ -230,7 +231,7 @@ async def on_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except InvalidTurn:  # nothing a turn could take (only the mention is left): what is stored stays
         return
     try:
-        await goat.memory.edit_message(chat_id, str(message.message_id), user_id, edit["message"])
+        await goat.memory.entries.edit_message(chat_id, str(message.message_id), user_id, edit["message"])
     except BackendUnavailable as exc:  # what was stored stays whole; sending the text again would make a turn
         log.warning("an edit was not kept: %s", goat.redact(str(exc)))
         await message.reply_text(EDIT_NOT_KEPT)
@@ -394,15 +395,20 @@ async def _webhook_worker(application: Application, settings: Settings, webhook:
     """One of the workers behind ``webhook`` (bot/webhook.py): updates queued in Redis, each
     chat's drained in order by whichever worker holds it."""
     goat, configured = application.bot_data["goat"], settings.telegram.webhook_secret
-    redis, lease = await goat.memory.redis(), settings.redis.chat_lock_seconds
-    # Never open: whoever reaches the port could post any user's messages (and their /export).
-    token = configured.get_secret_value() if configured else await shared_secret(redis)
-    goat.inbox = Inbox(redis, lease)
-    worker = WebhookWorker(application, goat.runner, goat.inbox, secret=token, path=urlsplit(webhook).path,
-                           sweep_seconds=lease / 2)
-    await application.bot.set_webhook(webhook, secret_token=token)
-    async with worker.serving(listen, port):
-        yield
+    lease = settings.redis.chat_lock_seconds
+    # The inbox's keys live beside memory's, on the same Redis, through a client of the worker's own.
+    redis = async_client((await goat.memory.connect()).redis_url, cluster=settings.redis.cluster)
+    try:
+        # Never open: whoever reaches the port could post any user's messages (and their /export).
+        token = configured.get_secret_value() if configured else await shared_secret(redis)
+        goat.inbox = Inbox(redis, lease)
+        worker = WebhookWorker(application, goat.runner, goat.inbox, secret=token, path=urlsplit(webhook).path,
+                               sweep_seconds=lease / 2)
+        await application.bot.set_webhook(webhook, secret_token=token)
+        async with worker.serving(listen, port):
+            yield
+    finally:
+        await redis.aclose()
 
 
 def telegram_unavailable(settings: Settings, exc: TelegramError) -> BackendUnavailable:

@@ -115,7 +115,7 @@ class TurnRunner:
 
         ``message_ref`` names the message in its client (a Telegram message id): the turn is
         linked to it before the chat is let go, so an edit of the message, however soon, finds
-        what it replaces (``Memory.edit_message``). With ``keep_unanswered``, a turn whose model
+        what it replaces (``ChatEntries.edit_message``). With ``keep_unanswered``, a turn whose model
         fails keeps the user's message as a turn of its own and raises :class:`ModelUnavailable`."""
         turn = turn_input(chat_id, message, user_id, now)
         check_input(turn)  # before the chat is held: a bad id cannot even name its lock
@@ -138,7 +138,7 @@ class TurnRunner:
                     raise ModelUnavailable(kept) from exc
                 raise
             if message_ref is not None:
-                await self.services.memory.link_message(turn["chat_id"], message_ref, final)
+                await self.services.memory.entries.link_message(turn["chat_id"], message_ref, final)
         self.observer.record(final, (time.perf_counter() - arrived) * 1000, chat_wait_ms)
         return final
 
@@ -152,7 +152,7 @@ class TurnRunner:
             raise TurnConflict(f"turn {kept['turn']} of chat {chat_id} was already saved by another turn")
         await memory.archive([Exchange(chat_id, turn["user_id"], kept["turn"], now, turn["message"], None)], now)
         if message_ref is not None:
-            await memory.link_message(chat_id, message_ref, kept)
+            await memory.entries.link_message(chat_id, message_ref, kept)
         return kept["turn"]
 
     async def _redact_checkpoints(self, chats: list[str], texts: list[str]) -> None:
@@ -175,7 +175,7 @@ class TurnRunner:
             async with self.services.memory.turn(chat_id):
                 await self._finish_unfinished(graph, chat_id)
         if start_up:  # and the forgets a backend failure interrupted
-            for user_id in await self.services.memory.unfinished_forgets():
+            for user_id in await self.services.memory.admin.unfinished_forgets():
                 try:
                     await self.forget_user(user_id)
                 except ForgetUnfinished as exc:
@@ -249,18 +249,18 @@ class TurnRunner:
     async def forget_user(self, user_id: str) -> Forgotten:
         """Everything of the user out of memory, the graph threads of the chats they were in (a
         thread's checkpoints hold their turns' state), and their lines of the turn log; in one
-        step with respect to turns: their chats are held meanwhile (see ``Memory.forgetting``).
+        step with respect to turns: their chats are held meanwhile (see ``MemoryAdmin.forgetting``).
 
         Raises:
             ForgetUnfinished: a backend failed half-way; calling this again finishes the forget.
         """
         memory, graph = self.services.memory, await self.graph()
         try:
-            async with memory.forgetting(user_id) as chats:
+            async with memory.admin.forgetting(user_id) as chats:
                 for chat_id, unfinished in chats:
                     if unfinished:  # replied to but not saved: saved first, then judged as every turn
                         await self._finish_unfinished(graph, chat_id)
-                forgotten = await memory.forget_user(user_id)
+                forgotten = await memory.admin.forget_user(user_id)
                 for chat_id in [*forgotten.chats, *forgotten.shared]:
                     await graph.checkpointer.adelete_thread(chat_id)
                 self.observer.log.drop_user(user_id)  # the turn log names the user on each of their turns

@@ -1,6 +1,7 @@
-"""What a chat holds, written and reached otherwise than by its turns: exchanges imported, its
-L3 entries read, paged and deleted by id, and a user's message edited where its turn stored it
-(the façade's verbs of those names say what each promises)."""
+"""ChatEntries: memory's door for what a chat holds, written and reached otherwise than by its
+turns (``Memory.entries``): exchanges imported, its L3 entries read, paged and deleted by id, and
+a user's message edited where its turn stored it. The faces that reach a chat's records call it:
+MCP's tools, the LangGraph Store, ``goat import``, the Telegram bot's edited messages."""
 
 from __future__ import annotations
 
@@ -35,7 +36,15 @@ class ChatEntries:
         self._hold, self._save_turn = hold, save_turn
 
     async def import_turns(self, chat_id: str, turns: list[ImportedTurn],
-                           progress: Callable[[int], None] | None) -> list[int]:
+                           progress: Callable[[int], None] | None = None) -> list[int]:
+        """Write a chat's imported exchanges to L3 and L2 as live turns are written, numbered
+        once per exchange (by digest): a repeated or interrupted import never writes one twice.
+        An exchange of a new digest whose ``ref`` was imported before (a message edited since)
+        rewrites that turn in place, and the text it replaced is erased from the files.
+
+        Returns:
+            The turn numbers written (or rewritten) now; an exchange already written is not among them.
+        """
         numbers, completed, edited = await self._journal.import_numbers(chat_id, turns)
         pending = [(n, t) for n, t in zip(numbers, turns) if n > completed]
         rewritten = [(numbers[index], turns[index]) for index in edited]
@@ -70,11 +79,25 @@ class ChatEntries:
             await self._journal.record_imported(chat_id, {turn.digest: number for number, turn in turns})
         await self._erase_replaced(chat_id, replaced)
 
-    async def link(self, chat_id: str, message_ref: str, turn: Mapping[str, Any]) -> None:
+    async def link_message(self, chat_id: str, message_ref: str, turn: Mapping[str, Any]) -> None:
+        """Record that a turn (its state: ``turn``, ``now``, ``message``, ``user_id``) stored the
+        client's message ``message_ref`` (a Telegram message id), so that an edit of the message can
+        replace what the turn stored (:meth:`edit_message`). Kept beside the chat's L2; forgetting the
+        chat, or the user, drops it."""
         link = MessageLink(turn["turn"], turn["now"], len(turn["message"]), turn["user_id"])
         await (await self._backends.working()).link(chat_id, message_ref, link)
 
-    async def edit(self, chat_id: str, message_ref: str, user_id: str, text: str) -> bool:
+    async def edit_message(self, chat_id: str, message_ref: str, user_id: str, text: str) -> bool:
+        """Put the edited ``text`` of the user's message ``message_ref`` where its turn stored it: the
+        user's message in L2, and in the turn's L3 entry (embedded afresh, the reply kept) with the
+        word index. Runs no turn; holds the chat meanwhile, as a turn does, so the chat's next turn
+        sees the edit. Then the text replaced is cut out of the chat's copies (the graph's
+        checkpoints) and erased from the data folder's files, as a forget is.
+
+        Returns:
+            False, changing nothing, when no turn of this user stored the message (a command, a
+            message from before links were kept, another user's).
+        """
         backends = self._backends
         working = await backends.working()
         async with (await backends.chat_locks()).hold(chat_id):
@@ -100,10 +123,21 @@ class ChatEntries:
         except NotErased as exc:
             log.warning("%s", exc)
 
-    async def page(self, chat_id: str, limit: int, cursor: str | None) -> tuple[list[Hit], str | None]:
+    async def page(self, chat_id: str, limit: int, cursor: str | None = None) -> tuple[list[Hit], str | None]:
+        """A page of the chat's L3 entries (archived turns and stored notes), newest first.
+
+        Args:
+            limit: entries in the page, at most.
+            cursor: where the page starts: the cursor the previous page returned (None: the newest).
+        Returns:
+            The entries (as hits at distance 0) and the next page's cursor, None after the
+            last page.
+        Raises:
+            ValueError: the cursor is not one a page returned.
+        """
         backends = self._backends
         # Ordered by the entry index's times (Chroma cannot order), caught up with L3 first.
-        await self._archiver.sync_index([chat_id])
+        await self._archiver.indexer.sync_index([chat_id])
         index = await backends.entry_index()
         numbers, following = await index.newest(chat_id, limit, cursor)
         ids = [entry_id for entry_id in await index.ids(chat_id, numbers) if entry_id]
@@ -112,11 +146,28 @@ class ChatEntries:
         return [by_id[entry_id] for entry_id in ids if entry_id in by_id], following
 
     async def of_ids(self, chat_id: str, ids: list[str]) -> list[Hit]:
+        """The chat's L3 entries of these ids (the archive written behind the replies first, so a
+        turn just answered is among them).
+
+        Returns:
+            The entries found (as hits at distance 0), in no set order; an id the chat does not
+            hold is left out.
+        """
         await self._archiver.flush()
         store = await self._backends.episodic()
         return await self._backends.l3(store.get_by_ids, [chat_id], ids)
 
     async def delete(self, chat_id: str, entry_id: str) -> bool:
+        """Delete one of the chat's L3 entries by id: from Chroma, from the word index (and the
+        chat's centroid) and, for an archived turn, its messages in L2; the chat's cached searches
+        are dropped; an exchange deleted so can be imported or archived again. Holds the chat as
+        a turn does, and writes the archive waiting behind the replies first, so a turn just
+        archived can be deleted and is not written back after. Then the entry is erased from the
+        data folder's files.
+
+        Returns:
+            False when the chat holds no entry of that id (another chat's id is not this chat's).
+        """
         backends = self._backends
         async with self._hold(chat_id):
             if await self._archiver.flush():

@@ -1,10 +1,14 @@
-"""Memory: the one door to GOAT's memory, for the graph's nodes, the runner, the tools and the CLI.
+"""Memory's doors, by who calls them. :class:`Memory`: a turn's verbs (what the graph's nodes,
+the runner and the faces call every turn) and the lifecycle; :class:`MemoryScope` (``Memory.scope``):
+one user's memory in one chat, the verbs behind every user command; ``Memory.admin``
+(``memory/admin.py``): the operator's jobs and a person's data; ``Memory.entries``
+(``memory/entries.py``): a chat's records reached by id, imported or edited.
 
-Its verbs map the logical layers (L1 facts, L2 working, L2.5 cache, L3 episodic) onto the
-backends (``memory/stores/backends.py``); behind it, retrieval (``memory/retrieval/``), L3
+The verbs map the logical layers (L1 facts, L2 working, L2.5 cache, L3 episodic) onto the
+backends (``memory/stores/backends.py``); behind them, retrieval (``memory/retrieval/``), L3
 writes (``memory/stores/archive.py``) and the turn journal (``memory/stores/journal.py``).
-:meth:`Memory.scope` opens the door of one user in one chat (``memory/scope.py``), the
-verbs behind every user command.
+Whoever keeps keys of their own on memory's Redis (the checkpointer, the webhook's inbox)
+connects with the same clients (``memory/redis_clients.py``) to ``Connected.redis_url``.
 """
 
 from __future__ import annotations
@@ -12,42 +16,40 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from memory.admin import MemoryAdmin
 from memory.copies import CopiesRedactor, TurnCopies
 from memory.entries import ChatEntries
-from memory.errors import BackendUnavailable
-from memory.health import BackendHealth, Health, check_health
+from memory.errors import BackendUnavailable, SearchFailed
+from memory.health import BackendHealth, Health
 from memory.measuring import Measuring
 from memory.prompt.tokens import count_tokens
-from memory.retrieval.explicit_search import Found
+from memory.redis_clients import async_client, glob_escaped, sync_client
+from memory.retrieval.explicit_search import Found, result_line, search_on_demand
 from memory.retrieval.recall import Recalled, RecallQuery, recall
 from memory.retrieval.search import L3Search
-from memory.scope import MemoryScope
 from memory.settings import Settings
 from memory.stores.archive import Archive
 from memory.stores.backends import Backends
-from memory.stores.chat_users import chats_of_user, users_and_chats
-from memory.stores.facts import clean_fact_text, upsert_within
+from memory.stores.facts import upsert_within
 from memory.stores.journal import TurnJournal
-from memory.stores.privacy import Forgotten, export_user, forget_chat, forget_user
-from memory.stores.reembed import Reembedded, reembed
-from memory.turns import Archived, Exchange, Hit, ImportedTurn
+from memory.stores.privacy import Forgotten
+from memory.turns import Archived, Exchange, Hit
 
-# The door, and the public types that go through it.
-__all__ = ["Archived", "BackendHealth", "Connected", "Forgotten", "Found", "Health", "Memory", "MemoryScope", "RecallQuery", "Recalled"]
+# The doors, the public types that go through them, and the Redis clients everyone on memory's Redis uses.
+__all__ = ["Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Found", "Health", "Memory",
+           "MemoryAdmin", "MemoryScope", "RecallQuery", "Recalled", "async_client", "glob_escaped", "sync_client"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Connected:
-    redis_url: str  # where the graph's checkpointer keeps its state: the same Redis as L2
+    redis_url: str  # the Redis L2 lives on, where who keeps keys beside memory's connects (the checkpointer)
     unfinished_chats: list[str]  # chats whose last turn died before it finished
 
 
@@ -61,8 +63,10 @@ class Memory:
         self._archiver = Archive(self._backends)
         self._journal = TurnJournal(self._backends)
         self._copies = TurnCopies(self._backends, self._archiver)
-        self._entries = ChatEntries(self._backends, self._archiver, self._journal, self._copies, self.turn,
-                                    self.save_turn)
+        # The doors of a chat's records and of the operator's jobs (memory/entries.py, memory/admin.py).
+        self.entries = ChatEntries(self._backends, self._archiver, self._journal, self._copies, self.turn,
+                                   self.save_turn)
+        self.admin = MemoryAdmin(self._backends, self._archiver, self._journal, self._copies, self.turn)
         # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).
         self.measuring = Measuring(self._backends, self._l3, self._archiver)
 
@@ -93,15 +97,6 @@ class Memory:
         await self._archiver.migration.bring_index_current()  # L3 down: logged, tried again at the next write
         self._archiver.wake()
         return Connected(self._backends.redis_url or "", await self._journal.unfinished())
-
-    async def redis(self) -> aioredis.Redis | aioredis.RedisCluster:
-        """The Redis client L2 lives on (the embedded server's when none is configured), for a
-        face's own keys beside memory's (the webhook's inbox)."""
-        return await self._backends.redis()
-
-    async def unfinished_forgets(self) -> list[str]:
-        """The users whose forget a backend failure cut short: forgetting them again finishes it."""
-        return await self._journal.unfinished_forgets()
 
     def redact_copies_with(self, redact: CopiesRedactor) -> None:
         """Have every forget of a text (a fact, an entry, a message's edited text) cut it out of
@@ -148,34 +143,6 @@ class Memory:
                 self._l3.drop_ahead(chat_id)
                 await self._backends.searches_cached()
                 await self._copies.turn_ended(chat_id)
-
-    @asynccontextmanager
-    async def forgetting(self, user_id: str) -> AsyncIterator[list[tuple[str, bool]]]:
-        """Hold every chat of the user, as a turn holds its chat, while they are forgotten: a turn
-        in flight there finishes first and no other starts until the block ends, so nothing of
-        theirs is written after. When the block ends, what it deleted is erased from the data
-        folder's files (``memory/stores/erasure.py``). The forget is recorded
-        (:meth:`TurnJournal.unfinished_forgets`) until both are done without an exception.
-
-        Yields:
-            The chats held, each with True if a turn of it died after its reply (to complete
-            before forgetting, whoever wrote it).
-        """
-        await self._journal.forget_begins(user_id)
-        async with AsyncExitStack() as stack:
-            held: dict[str, bool] = {}
-            # Looked up again once held: a turn that finished meanwhile may have added a chat.
-            while missing := sorted(set(await chats_of_user(self._backends, user_id)) - set(held)):
-                for chat_id in missing:
-                    held[chat_id] = await stack.enter_async_context(self.turn(chat_id))
-            yield list(held.items())
-        # Erased once the chats are free, and once the record naming the user is gone too.
-        await self._journal.forget_ends(user_id)
-        try:
-            await self._backends.erase_deleted(l3=True)
-        except BaseException:
-            await self._journal.forget_begins(user_id)  # the next forget of theirs erases
-            raise
 
     async def recall(self, query: RecallQuery, settings: Settings | None = None) -> Recalled:
         """What L3 holds for the query: the ranked lists of every mechanism that fired, the
@@ -270,37 +237,13 @@ class Memory:
         Args:
             entry_id: the entry's id, when the caller names it (a store's key); by default one
                 made of the content. An id the chat already holds is not rewritten here: delete
-                it first (:meth:`delete_entry`).
+                it first (:meth:`ChatEntries.delete`).
         Returns:
             The entry's id.
         """
         if entry_id is not None:
             await self._archiver.flush()  # a turn waiting to be archived is found under its id
         return await self._archiver.store_curated(chat_id, user_id, content, tags, now, entry_id)
-
-    async def import_turns(self, chat_id: str, turns: list[ImportedTurn],
-                           progress: Callable[[int], None] | None = None) -> list[int]:
-        """Write a chat's imported exchanges to L3 and L2 as live turns are written, numbered
-        once per exchange (by digest): a repeated or interrupted import never writes one twice.
-        An exchange of a new digest whose ``ref`` was imported before (a message edited since)
-        rewrites that turn in place, and the text it replaced is erased from the files.
-
-        Returns:
-            The turn numbers written (or rewritten) now; an exchange already written is not among them.
-        """
-        return await self._entries.import_turns(chat_id, turns, progress)
-
-    async def forget_fact(self, user_id: str, key: str) -> bool:
-        """Delete one of the user's L1 facts, cut its value out of the copies the turns of their
-        chats keep (:meth:`redact_copies_with`), and erase both from Redis's files. Returns False
-        when none had that key."""
-        facts = await self._backends.facts()
-        value = (await facts.get_all(user_id)).get(clean_fact_text(key, "fact key"))
-        if value is None or not await facts.delete(user_id, key):
-            return False
-        await self._copies.cut(await chats_of_user(self._backends, user_id), [value])
-        await self._backends.erase_deleted(l3=False)
-        return True
 
     async def start_afresh(self, chat_id: str) -> None:
         """Start the chat's L2 afresh (``/reset``): L3 keeps every turn and turn numbers go on,
@@ -310,151 +253,110 @@ class Memory:
         await (await self._backends.working()).clear_messages(chat_id)
         await self._backends.erase_deleted(l3=False)
 
-    async def forget_chat(self, chat_id: str) -> None:
-        """Delete the chat's L2, L3, word index, import records and cached searches (its users'
-        facts stay): the demo's fresh start, so not erased from the files (a person's forget is,
-        :meth:`forgetting`). The graph's checkpoints are not memory's: the caller deletes the
-        chat's thread."""
-        await forget_chat(self._backends, self._archiver, chat_id)
-
-    async def forget_user(self, user_id: str) -> Forgotten:
-        """Delete everything of the person (``memory/stores/privacy.py``), inside :meth:`forgetting`,
-        which holds their chats meanwhile.
-
-        Returns:
-            What was removed. The graph's checkpoints are not memory's: the caller deletes the
-            threads of ``chats`` and ``shared``.
-        """
-        return await forget_user(self._backends, self._archiver, user_id)
-
-    async def export(self, user_id: str, chat_id: str | None = None) -> dict[str, Any]:
-        """Everything of the user as one JSON-able document: their facts, and per chat (theirs,
-        or only ``chat_id``) their L2 messages and L3 entries, verbatim. The archive written
-        behind the replies is flushed first, so their latest turns are in it."""
-        await self._archiver.flush()
-        return await export_user(self._backends, user_id, chat_id)
-
-    async def fill_languages(self, progress: Callable[[int], None] | None = None,
-                             stopped: Callable[[], bool] | None = None) -> int:
-        """Give the English entries of chats of every language e5's block now (after an import),
-        rather than behind the turns of the next process that serves them. What a stop leaves is
-        done by the next call, or behind the turns.
-
-        Args:
-            progress: called with how many more entries have the block.
-            stopped: asked before each batch; true, the call returns.
-        Returns:
-            How many entries were given the block.
-        """
-        return await self._archiver.fill_all(progress, stopped)
-
-    async def reembed(self, progress: Callable[[int, int], None] | None = None) -> Reembedded:
-        """Re-embed the archive with this process's encoder (``embeddings.model``), in place, or
-        finish a re-embedding that was interrupted. Turns waiting in the outbox hold no vectors
-        yet: the next process embeds them with the new encoder.
-
-        Args:
-            progress: called with (entries done, entries in all) as chats are done.
-        Returns:
-            The archive's encoder before and now, and how much was re-embedded.
-        """
-        return await reembed(self._backends, progress)
-
-    # ---- edited messages ------------------------------------------------------------------
-
-    async def link_message(self, chat_id: str, message_ref: str, turn: Mapping[str, Any]) -> None:
-        """Record that a turn (its state: ``turn``, ``now``, ``message``, ``user_id``) stored the
-        client's message ``message_ref`` (a Telegram message id), so that an edit of the message can
-        replace what the turn stored (:meth:`edit_message`). Kept beside the chat's L2; forgetting the
-        chat, or the user, drops it."""
-        await self._entries.link(chat_id, message_ref, turn)
-
-    async def edit_message(self, chat_id: str, message_ref: str, user_id: str, text: str) -> bool:
-        """Put the edited ``text`` of the user's message ``message_ref`` where its turn stored it: the
-        user's message in L2, and in the turn's L3 entry (embedded afresh, the reply kept) with the
-        word index. Runs no turn; holds the chat meanwhile, as a turn does, so the chat's next turn
-        sees the edit. Then the text replaced is cut out of the chat's copies (the graph's
-        checkpoints) and erased from the data folder's files, as a forget is.
-
-        Returns:
-            False, changing nothing, when no turn of this user stored the message (a command, a
-            message from before links were kept, another user's).
-        """
-        return await self._entries.edit(chat_id, message_ref, user_id, text)
-
-    # ---- memories by id, and retried requests -------------------------------------------
-
-    async def entries_page(self, chat_id: str, limit: int, cursor: str | None = None) -> tuple[list[Hit], str | None]:
-        """A page of the chat's L3 entries (archived turns and stored notes), newest first.
-
-        Args:
-            limit: entries in the page, at most.
-            cursor: where the page starts: the cursor the previous page returned (None: the newest).
-        Returns:
-            The entries (as hits at distance 0) and the next page's cursor, None after the
-            last page.
-        Raises:
-            ValueError: the cursor is not one a page returned.
-        """
-        return await self._entries.page(chat_id, limit, cursor)
-
-    async def entries(self, chat_id: str, ids: list[str]) -> list[Hit]:
-        """The chat's L3 entries of these ids (the archive written behind the replies first, so a
-        turn just answered is among them).
-
-        Returns:
-            The entries found (as hits at distance 0), in no set order; an id the chat does not
-            hold is left out.
-        """
-        return await self._entries.of_ids(chat_id, ids)
-
-    async def delete_entry(self, chat_id: str, entry_id: str) -> bool:
-        """Delete one of the chat's L3 entries by id: from Chroma, from the word index (and the
-        chat's centroid) and, for an archived turn, its messages in L2; the chat's cached searches
-        are dropped; an exchange deleted so can be imported or archived again. Holds the chat as
-        a turn does, and writes the archive waiting behind the replies first, so a turn just
-        archived can be deleted and is not written back after. Then the entry is erased from the
-        data folder's files.
-
-        Returns:
-            False when the chat holds no entry of that id (another chat's id is not this chat's).
-        """
-        return await self._entries.delete(chat_id, entry_id)
-
-    # ---- who memory knows ---------------------------------------------------------------
-
-    async def users_and_chats(self) -> tuple[list[str], list[str]]:
-        """Every user memory knows (who wrote to a chat, or keeps facts in Redis; facts kept in
-        Letta alone do not name their user) and every chat (with a user, or with L3 entries).
-
-        Returns:
-            The users and the chats, each sorted.
-        """
-        users, chats = await users_and_chats(self._backends)
-        store = await self._backends.episodic()
-        return users, sorted({*chats, *await self._backends.run_blocking(store.chat_ids)})
-
-    async def chats_of(self, user_id: str) -> list[str]:
-        """The chats the user wrote to (a turn, a note, an import), sorted."""
-        return await chats_of_user(self._backends, user_id)
-
-    async def first_seen(self, key: str, now: float, window: float) -> float:
-        """When ``key`` (naming what a client sent, e.g. a digest of it) was first seen in the last
-        ``window`` seconds: a request retried within the window is known by it.
-
-        Returns:
-            That time; ``now`` when it was not seen (it is seen now, from then on).
-        """
-        return await self._journal.first_seen(key, now, window)
-
-    async def health(self, chat_id: str | None = None, user_id: str | None = None, *,
-                     unchecked: Collection[str] = ()) -> Health:
-        """Each backend: reachable? With a chat and a user, also what each layer
-        holds for them (:func:`memory.health.check_health` says how)."""
-        return await check_health(self._backends, self._archiver, chat_id, user_id, unchecked=unchecked)
-
     async def __aenter__(self) -> "Memory":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+@dataclass(frozen=True)
+class MemoryScope:
+    """The memory of one user in one chat, at one time, with one run's settings: the verbs behind
+    every user command. ``goat chat``'s slash commands, the Telegram bot's commands, the MCP tools
+    and the model's memory tools all call them, so a search, a fact kept or forgotten, or a fresh
+    start means the same thing wherever it is asked for. Its chat, user, time and settings are
+    fixed by whoever builds it (a turn, a face's session): no verb takes another chat or user."""
+
+    memory: Memory
+    settings: Settings
+    chat_id: str
+    user_id: str
+    now: float
+
+    # ---- L1 -------------------------------------------------------------------------------
+
+    async def facts(self) -> dict[str, str]:
+        """The user's facts, by key."""
+        return await self.memory.facts(self.user_id)
+
+    async def remember(self, key: str, value: str) -> int:
+        """Keep (or update) one of the user's facts.
+
+        Returns:
+            The facts block's tokens with it.
+        Raises:
+            FactsFull: the facts would grow past ``budget.l1_facts_max_tokens`` (nothing written).
+            ValueError: an empty or malformed key or value.
+        """
+        return await self.memory.remember(self.user_id, key, value, self.settings.budget.l1_facts_max_tokens)
+
+    async def forget_fact(self, key: str) -> bool:
+        """Delete one of the user's facts. Returns False when none had that key."""
+        return await self.memory.admin.forget_fact(self.user_id, key)
+
+    # ---- L2 and L3 ------------------------------------------------------------------------
+
+    async def start_afresh(self) -> None:
+        """Start the chat's recent conversation (L2) afresh; the archive (L3) keeps every turn."""
+        await self.memory.start_afresh(self.chat_id)
+
+    async def store(self, content: str, tags: list[str] | None = None) -> str:
+        """Keep a note in the chat's archive, verbatim. Returns its id."""
+        return await self.memory.store_memory(self.chat_id, self.user_id, content, tags, self.now)
+
+    async def search(self, query: str, after: str | None = None, before: str | None = None) -> list[str]:
+        """The chat's archive searched on demand (:meth:`found`), as lines.
+
+        Args:
+            query: what to look for, in words.
+            after: only entries from this ISO-8601 date or time on.
+            before: only entries up to this ISO-8601 date or time (a date: its whole day).
+        Returns:
+            One line per entry found, best first, as a prompt shows it (capped), followed by
+            the searched words it holds; empty when nothing stands out.
+        Raises:
+            ValueError: an empty query, or dates that are not ISO-8601 or out of order.
+            SearchFailed: a backend failed or missed ``tools.timeout``.
+        """
+        return [result_line(found.hit, found.words) for found in await self.found(query, after, before)]
+
+    async def found(self, query: str, after: str | None = None, before: str | None = None) -> list[Found]:
+        """The chat's archive searched on demand: what stands out for the query by meaning,
+        selected as a turn's recalls are, and every entry holding all the words searched for
+        (an explicit search is a question about words as well as meaning). What it finds
+        counts as used (its popularity in later turns' scores). The turns waiting to be
+        archived behind their replies are written first, for up to half of ``tools.timeout``
+        (the search has the rest: a tool call is given ``tools.timeout`` in all), so the turn
+        just answered is found.
+
+        Args:
+            query, after, before: as :meth:`search` takes them.
+        Returns:
+            The entries found, best first, at most ``prefetch.max_results``: each with the
+            searched words it holds and why it was kept.
+        Raises:
+            ValueError, SearchFailed: as :meth:`search` raises them.
+        """
+        found = await search_on_demand(self._recall_written_through, RecallQuery(
+            query, self.chat_id, self.user_id, self.now), after, before, self.settings)
+        await self.memory.archive([], self.now, accessed=[each.hit for each in found])
+        return found
+
+    async def _recall_written_through(self, query: RecallQuery, settings: Settings) -> Recalled:
+        """The memory's recall, once the turns waiting behind their replies are written (the
+        turn just answered is found), within the query's deadline all told."""
+        started, deadline = time.monotonic(), settings.tools.timeout if query.deadline is None else query.deadline
+        try:
+            await self.memory.write_archive_through(deadline / 2)
+        except Exception as exc:
+            raise SearchFailed(f"memory search failed: the turns waiting for the archive could not be read "
+                               f"({type(exc).__name__}: {exc})") from exc
+        left = deadline - (time.monotonic() - started)
+        return await self.memory.recall(replace(query, deadline=left), settings)
+
+    # ---- the person's data ----------------------------------------------------------------
+
+    async def export(self) -> dict[str, Any]:
+        """Everything kept of the user, in every chat, as one JSON-able document."""
+        return await self.memory.admin.export(self.user_id)

@@ -7,9 +7,17 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from memory.errors import BackendUnavailable, without_credentials
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import ResponseError
+
+from memory.errors import BackendUnavailable, refuses_writes, without_credentials
 from memory.stores.archive import Archive
-from memory.stores.backends import Backends
+from memory.stores.backends import PREFIX, Backends
+
+# What `goat doctor` writes (and deletes) to see that Redis keeps writes: larger than a memory
+# page, since on a full disk a short append may still fit in the last page of Redis's file.
+_PROBE_KEY = f"{PREFIX}:doctor:probe"
+_PROBE_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,9 @@ async def check_health(backends: Backends, archiver: Archive, chat_id: str | Non
 async def _redis_health(backends: Backends) -> BackendHealth:
     settings = backends.settings
     try:
-        info = await (await backends.redis()).info("server")
-        if unkept := await backends.persistence_problem():
+        redis = await backends.redis()
+        info = await redis.info("server")
+        if unkept := await _persistence_problem(redis):
             disk = ("the server's disk (its log says why)" if settings.redis.url
                     else f"the disk of {Path(settings.data_dir) / 'redis'}")
             return BackendHealth("redis", False, f"cannot keep what is written: {unkept}", f"free space on {disk}")
@@ -77,6 +86,25 @@ async def _redis_health(backends: Backends) -> BackendHealth:
         return BackendHealth("redis", False, exc.detail, exc.fix)
     except Exception as exc:
         return BackendHealth("redis", False, without_credentials(str(exc)))
+
+
+async def _persistence_problem(redis: Redis | RedisCluster) -> str:
+    """Why Redis does not keep what is written to it ("" when it does): writes refused
+    because it could not write to its files (MISCONF), or its last write to its append-only
+    file or RDB snapshot failed. Any other error of the probe write is raised."""
+    try:
+        await redis.set(_PROBE_KEY, b"\0" * _PROBE_BYTES)
+        await redis.delete(_PROBE_KEY)
+        persistence = await redis.info("persistence")
+    except ResponseError as exc:
+        if refuses_writes(exc):
+            return str(exc)
+        raise
+    if persistence.get("aof_last_write_status") == "err":
+        return "its last write to its append-only file failed"
+    if persistence.get("rdb_last_bgsave_status") == "err":
+        return "its last RDB snapshot failed"
+    return ""
 
 
 async def _chroma_health(backends: Backends) -> BackendHealth:
@@ -102,7 +130,7 @@ async def _layers(backends: Backends, archiver: Archive, chat_id: str, user_id: 
     if "facts" in up:
         layers["l1_facts"] = len(await (await backends.facts()).get_all(user_id))
     if "redis" in up:
-        [(indexed, archived)] = await backends.index_progress([chat_id])
+        [(indexed, archived)] = await archiver.indexer.index_progress([chat_id])
         layers["l2_turns"], layers["words_indexed_turns"] = archived, indexed
         layers["outbox_waiting"] = await archiver.waiting(chat_id)
     if "chroma" in up:

@@ -12,7 +12,7 @@ import subprocess
 import sysconfig
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +24,7 @@ import redis
 import redis.asyncio
 
 from bench.processes import ServerDidNotStart, free_port, http_ready, server_process
+from memory.facade import Memory, async_client
 from memory.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
@@ -37,6 +38,17 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 StartEmbedded = Callable[[Path], EmbeddedRedis]
+
+
+@asynccontextmanager
+async def memorys_redis(memory: Memory) -> AsyncIterator[redis.asyncio.Redis | redis.asyncio.RedisCluster]:
+    """A client of the Redis memory lives on, opened as the faces open theirs (the door's clients,
+    to ``Connected.redis_url``): to look at what memory keeps there, or to keep what a face keeps."""
+    client = async_client((await memory.connect()).redis_url, cluster=memory.settings.redis.cluster)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from redis.retry import Retry
 
 from conftest import StartEmbedded
 from graph.checkpoint import RedisCheckpointSaver
-from memory.stores.redis_server import process_client_name
+from memory.redis_clients import process_client_name
 
 # ---------------------------------------------------------------- conformance
 

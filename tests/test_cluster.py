@@ -19,7 +19,7 @@ import redis
 from langgraph.checkpoint.conformance.test_utils import generate_checkpoint
 
 from bot.doctor import backend_mode
-from conftest import RedisClusterNodes
+from conftest import RedisClusterNodes, memorys_redis
 from fakes import FakeOpenAI
 from graph.checkpoint import RedisCheckpointSaver
 from memory.stores.archive import OUTBOX_KEY
@@ -145,7 +145,7 @@ async def check_what_each_layer_holds(runner, sent: dict[str, list[str]], questi
     assert await memory._journal.unfinished() == []
     assert (await memory._backends.chat_locks()).held_locally() == 0
     # goat doctor's view: the cluster, and what each layer holds for a chat.
-    health = await memory.health("bob-chat", "bob")
+    health = await memory.admin.health("bob-chat", "bob")
     assert (health.backends[0].name, health.backends[0].ok) == ("redis", True)
     assert backend_mode("redis", memory.settings) == f"cluster at {url}"
     assert health.layers == {"l1_facts": 1, "l2_turns": 3, "words_indexed_turns": 3, "outbox_waiting": 0,
@@ -246,7 +246,8 @@ async def test_the_next_start_completes_a_turn_and_writes_the_outbox_a_dead_proc
             [(hit, _, _)] = await memory._l3.lexical_search(["bob-chat"], "Zorblax mat", 5, 1.0)
             assert hit["id"] == parked.id and hit["content"].startswith("user: the Zorblax key")
             assert await memory._journal.unfinished() == [] and await restarted.recover() == []
-            assert await (await memory._backends.redis()).hlen(OUTBOX_KEY) == 0
+            async with memorys_redis(memory) as client:
+                assert await client.hlen(OUTBOX_KEY) == 0
         finally:
             await restarted.aclose()
     assert warnings_seen() == []

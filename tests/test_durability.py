@@ -22,7 +22,8 @@ from conftest import chroma_server, free_port, wait_for
 from fakes import FakeOpenAI
 from memory.settings import Settings
 from memory.stores.chat_lock import ChatLocks
-from memory.stores.redis_server import answers_ping, waiting_pool
+from memory.redis_clients import waiting_pool
+from memory.stores.redis_server import answers_ping
 from memory.stores.episodic import collection_name
 from memory.turns import archive_id
 from test_chat import goat_chat
@@ -209,9 +210,9 @@ async def test_a_word_index_behind_a_chroma_server_is_caught_up_from_it(settings
         history = [(40 - i / 10, f"ticket-{4000 + i} is about topic {i % 7}", "noted") for i in range(150)]
         await load(memory, tmp_path, chat, history)
         index = await memory._backends.lexical_index()
-        await memory._archiver.forget_index(chat)
+        await memory._archiver.indexer.forget_index(chat)
         assert await index.indexed_turns(chat) == 0
-        await memory._archiver.sync_index([chat])
+        await memory._archiver.indexer.sync_index([chat])
         assert await index.indexed_turns(chat) == 150
         found = await memory._l3.lexical_search([chat], "ticket-4149", k=3, max_df_share=0.1)
         assert found[0][0]["id"] == archive_id(chat, 150)

@@ -19,7 +19,8 @@ import pytest
 import redis
 
 from conftest import StartEmbedded, wait_for
-from memory.stores.redis_server import EmbeddedRedis, answers_ping, async_client
+from memory.redis_clients import async_client
+from memory.stores.redis_server import EmbeddedRedis, answers_ping
 from test_cli import embedded_redis_pids, servers_left
 
 KEEPER_NAME = "goat-embedded-redis"

@@ -19,7 +19,7 @@ from chromadb.api.models.Collection import Collection
 from bot import commands
 from bot.commands import Asker
 from bot.mcp_server import MemoryServer
-from conftest import system_redis, wait_for
+from conftest import memorys_redis, system_redis, wait_for
 from fakes import FakeOpenAI
 from graph.checkpoint import DEFAULT_PREFIX
 from graph.runner import TurnRunner
@@ -91,7 +91,8 @@ def test_forget_user_leaves_nothing_of_theirs_in_any_file(tmp_path: Path, embedd
                 await runner.services.memory.remember(ANA, "locker", MARKER, 500)
                 await runner.run("family", f"Again: {MARKER}.", user_id=ANA)
                 assert await runner.services.memory.measuring.settle() == 0
-                await (await runner.services.memory.redis()).save()
+                async with memorys_redis(runner.services.memory) as redis:
+                    await redis.save()
             finally:
                 await runner.aclose()
 
@@ -181,17 +182,17 @@ def test_in_the_default_data_folder_an_import_and_a_forget_end_cleanly_and_erase
 
 async def redis_holding(runner: TurnRunner, text: str = MARKER) -> list[str]:
     """The Redis keys whose name or any value (of every type GOAT writes) holds ``text``."""
-    redis, needle = await runner.services.memory.redis(), text.encode()
-    read = {b"string": lambda key: redis.get(key), b"list": lambda key: redis.lrange(key, 0, -1),
-            b"hash": lambda key: redis.hgetall(key), b"set": lambda key: redis.smembers(key),
-            b"zset": lambda key: redis.zrange(key, 0, -1), b"none": lambda key: redis.get(key)}  # gone meanwhile
-    holding = []
-    async for key in redis.scan_iter(count=1000):
-        value = await read[await redis.type(key)](key)
-        items = [value] if isinstance(value, bytes) else [*value.items()] if isinstance(value, dict) else value or []
-        flat = [part for item in items for part in (item if isinstance(item, tuple) else (item,))]
-        if needle in key or any(needle in part for part in flat):
-            holding.append(key.decode())
+    needle, holding = text.encode(), []
+    async with memorys_redis(runner.services.memory) as redis:
+        read = {b"string": lambda key: redis.get(key), b"list": lambda key: redis.lrange(key, 0, -1),
+                b"hash": lambda key: redis.hgetall(key), b"set": lambda key: redis.smembers(key),
+                b"zset": lambda key: redis.zrange(key, 0, -1), b"none": lambda key: redis.get(key)}  # gone meanwhile
+        async for key in redis.scan_iter(count=1000):
+            value = await read[await redis.type(key)](key)
+            items = [value] if isinstance(value, bytes) else [*value.items()] if isinstance(value, dict) else value or []
+            flat = [part for item in items for part in (item if isinstance(item, tuple) else (item,))]
+            if needle in key or any(needle in part for part in flat):
+                holding.append(key.decode())
     return sorted(holding)
 
 
@@ -351,7 +352,7 @@ async def test_a_long_message_edited_leaves_no_copy_a_search_result_shortened(
             final = await runner.run("ana-chat", "What was my locker code?", user_id=ANA)
             [found] = json.loads(final["tool_results"][0]["output"])["results"]
             assert MARKER in found and "…" in found  # shortened
-            assert await memory.edit_message("ana-chat", "41", ANA, "My locker code is secret.")
+            assert await memory.entries.edit_message("ana-chat", "41", ANA, "My locker code is secret.")
             for forgotten in (MARKER, "quiet and long"):  # a key (cut wherever it is), and plain words
                 assert await redis_holding(runner, forgotten) == []
                 assert files_holding(data_dir, forgotten) == []
@@ -394,11 +395,11 @@ async def test_an_edited_message_leaves_its_earlier_text_in_no_file(tmp_path: Pa
             assert await memory.measuring.settle() == 0
             wait_for(lambda: {"redis/appendonly.aof", "chroma/chroma.sqlite3"} <= set(files_holding(data_dir)),
                      "the message in Redis's and Chroma's files")
-            assert await memory.edit_message("ana-chat", "41", ANA, f"My locker code is {KEPT}.")
+            assert await memory.entries.edit_message("ana-chat", "41", ANA, f"My locker code is {KEPT}.")
             assert await redis_holding(runner) == []
             assert files_holding(data_dir) == []
             assert {"redis/appendonly.aof", "chroma/chroma.sqlite3"} <= set(files_holding(data_dir, KEPT))
-            [entry], _ = await memory.entries_page("ana-chat", 10)
+            [entry], _ = await memory.entries.page("ana-chat", 10)
             assert KEPT in entry["content"]
         finally:
             await runner.aclose()
@@ -411,7 +412,7 @@ async def test_reset_leaves_the_conversation_in_no_file_of_redis(tmp_path: Path,
     runner = make_runner(Settings(data_dir=data_dir), embeddings)
     try:
         memory = runner.services.memory
-        await memory.import_turns("ana-chat", [exchange(ANA, "k1", f"My locker code is {MARKER}.", 1_760_000_000)])
+        await memory.entries.import_turns("ana-chat", [exchange(ANA, "k1", f"My locker code is {MARKER}.", 1_760_000_000)])
         assert await memory.measuring.settle() == 0
         wait_for(lambda: "redis/appendonly.aof" in files_holding(data_dir), "the turn in Redis's append-only file")
         await commands.reset(Asker(runner, "ana-chat", ANA), "")
@@ -455,15 +456,15 @@ async def test_on_servers_redis_rewrites_its_append_only_file_and_chroma_serves_
             asker = Asker(runner, "ana-chat", ANA)
             await commands.remember(asker, f"locker={MARKER}")
             await commands.remember(asker, f"bike={KEPT}")
-            await memory.import_turns("ana-chat", [exchange(ANA, "k1", f"Bike lock {MARKER}.", 1_760_000_000),
+            await memory.entries.import_turns("ana-chat", [exchange(ANA, "k1", f"Bike lock {MARKER}.", 1_760_000_000),
                                                    exchange(ANA, "k2", f"My bike is a {KEPT}.", 1_760_000_060)])
             assert await memory.measuring.settle() == 0
             wait_for(lambda: files_holding(redis_dir), "the fact and the turn in the server's append-only file")
 
             assert await commands.forget(asker, "locker") == "Forgot locker."
-            entries, _ = await memory.entries_page("ana-chat", 10)
+            entries, _ = await memory.entries.page("ana-chat", 10)
             [forgotten] = [entry["id"] for entry in entries if MARKER in entry["content"]]
-            assert await memory.delete_entry("ana-chat", forgotten)
+            assert await memory.entries.delete("ana-chat", forgotten)
             assert files_holding(redis_dir) == []
             assert files_holding(redis_dir, KEPT)  # the rest stays
             address = chroma_url.rsplit(":", 1)

@@ -53,18 +53,66 @@ def _private_names_of_memory() -> set[str]:
     return {name for name in names if name.startswith("_") and not name.startswith("__")} - NAMED_TUPLE_API
 
 
+# Tests that look at what memory keeps, deliberately, past its doors: the stores' own contents
+# (Chroma's entries and vectors, the word index, the journal, the chat leases) or a part run alone
+# (the archiver, the search). Every other test reaches memory as the code outside it does.
+TESTS_OF_MEMORYS_INSIDES = {
+    "test_bad_input.py", "test_chat.py", "test_cluster.py", "test_durability.py", "test_e5.py",
+    "test_embedded_redis.py", "test_embeddings.py", "test_episodic.py", "test_erasure.py", "test_graph.py",
+    "test_import_hardening.py", "test_isolation.py", "test_multilingual.py", "test_privacy.py", "test_reembed.py",
+    "test_retrieval.py", "test_studio.py", "test_telegram.py", "test_tools.py", "test_words.py", "test_workers.py",
+}
+
+
+def _private_names_reached(path: Path, private: set[str]) -> list[str]:
+    """Where the module at ``path`` imports a private name from memory, or reads an attribute of
+    that name off anything but its own ``self``."""
+    reached = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("memory"):
+            reached += [f"{path.relative_to(ROOT)}: import {a.name}" for a in node.names if a.name in private]
+        elif (isinstance(node, ast.Attribute) and node.attr in private
+              and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            reached.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    return reached
+
+
 def test_code_outside_memory_reaches_no_private_name_of_it():
     """What memory keeps to itself (its stores, its search, its archiver, its helpers) is
-    reached through the façade's verbs only: no import of a private name from memory, and no
-    attribute of that name read off anything but the code's own ``self``."""
+    reached through its doors only: no import of a private name from memory, and no attribute of
+    that name read off anything but the code's own ``self``. The tests too, but those that look
+    at memory's insides on purpose (``TESTS_OF_MEMORYS_INSIDES``)."""
     private = _private_names_of_memory()
-    reached = []
-    for package in ("bench", "bot", "graph", "nodes", "notebooks"):
-        for path in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("memory"):
-                    reached += [f"{path.relative_to(ROOT)}: import {a.name}" for a in node.names if a.name in private]
-                elif (isinstance(node, ast.Attribute) and node.attr in private
-                      and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
-                    reached.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
-    assert reached == []
+    code = [path for package in ("bench", "bot", "graph", "nodes", "notebooks")
+            for path in (ROOT / package).rglob("*.py")]
+    tests = [path for path in (ROOT / "tests").rglob("*.py") if path.name not in TESTS_OF_MEMORYS_INSIDES]
+    assert [where for path in code + tests for where in _private_names_reached(path, private)] == []
+    # A test taken off its insides is taken off the list too.
+    assert {name for name in TESTS_OF_MEMORYS_INSIDES
+            if not _private_names_reached(ROOT / "tests" / name, private)} == set()
+
+
+def test_memory_imports_no_module_that_imports_it_back():
+    """No import circle among memory's modules (TYPE_CHECKING imports included): each module
+    can be read, and tested, from what it imports."""
+    import grimp
+
+    graph = grimp.build_graph("memory", cache_dir=None)
+    circles = {tuple(sorted((module, imported))) for module in graph.modules
+               for imported in graph.find_modules_directly_imported_by(module)
+               if graph.chain_exists(importer=imported, imported=module)}
+    assert circles == set()
+
+
+def test_memorys_door_holds_a_turns_verbs_and_hands_out_no_client():
+    """``Memory`` keeps what a turn calls and the lifecycle; the operator's jobs and a chat's
+    records have doors of their own (``Memory.admin``, ``Memory.entries``), and none hands out
+    memory's Redis client: whoever keeps keys beside memory's opens a client of their own."""
+    from memory.facade import ChatEntries, Memory, MemoryAdmin, MemoryScope
+
+    verbs = [name for name, value in vars(Memory).items() if callable(value) and not name.startswith("_")]
+    assert len(verbs) <= 15, verbs
+    for door in (Memory, MemoryAdmin, ChatEntries, MemoryScope):
+        returns = [f"{door.__name__}.{name}" for name, value in vars(door).items()
+                   if "Redis" in str(getattr(value, "__annotations__", {}).get("return", ""))]
+        assert returns == []

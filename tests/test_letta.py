@@ -76,8 +76,8 @@ async def test_a_users_facts_live_in_the_facts_block_of_their_own_agent(settings
             await memory.remember(ana, "essay", "word " * 600, max_tokens=500)
         assert "essay" not in block_of(letta_url, agent)
 
-        assert await memory.forget_fact(ana, "dog") is True
-        assert await memory.forget_fact(ana, "dog") is False
+        assert await memory.admin.forget_fact(ana, "dog") is True
+        assert await memory.admin.forget_fact(ana, "dog") is False
         assert block_of(letta_url, agent) == {"city": "Lisbon"}
         assert await memory.facts(bob) == {"city": "Brașov"}
     finally:
@@ -111,7 +111,7 @@ async def test_global_scope_keeps_every_user_in_one_shared_agent_and_apart(setti
         block = block_of(letta_url, shared)
         assert block[ana] == {"city": "Porto"} and block[bob] == {"city": "Brașov"}
 
-        await memory.forget_user(ana)
+        await memory.admin.forget_user(ana)
         assert ana not in block_of(letta_url, shared) and await memory.facts(bob) == {"city": "Brașov"}
     finally:
         await memory.aclose()
@@ -122,7 +122,7 @@ async def test_an_agent_deleted_by_another_worker_is_looked_up_again(settings, l
     first, second = (Memory(on_letta(settings, letta_url), embeddings=embeddings) for _ in range(2))
     try:
         await first.remember(user, "city", "Porto", 500)  # the first worker now knows the agent's id
-        await second.forget_user(user)
+        await second.admin.forget_user(user)
         assert agents_named(letta_url, agent_name(user)) == []
         assert await first.facts(user) == {}
         await second.remember(user, "city", "Lisbon", 500)  # a new agent under the same name

@@ -13,7 +13,7 @@ from pathlib import Path
 import chromadb
 import pytest
 
-from conftest import chroma_server, free_port
+from conftest import chroma_server, free_port, memorys_redis
 from fakes import FakeOpenAI
 from memory.errors import ForgetUnfinished
 from memory.encoders.embeddings import LocalEmbeddings
@@ -64,14 +64,14 @@ async def redis_dump(settings: Settings) -> dict[bytes, bytes]:
 
     memory = Memory(settings)
     try:
-        redis = await memory._backends.redis()
-        dump = {}
-        async for key in redis.scan_iter(count=1000):
-            kind = (await redis.type(key)).decode()
-            value = {"string": lambda: redis.get(key), "list": lambda: redis.lrange(key, 0, -1),
-                     "hash": lambda: redis.hgetall(key), "set": lambda: redis.smembers(key),
-                     "zset": lambda: redis.zrange(key, 0, -1)}[kind]
-            dump[key] = repr(await value()).encode()
+        async with memorys_redis(memory) as redis:
+            dump = {}
+            async for key in redis.scan_iter(count=1000):
+                kind = (await redis.type(key)).decode()
+                value = {"string": lambda: redis.get(key), "list": lambda: redis.lrange(key, 0, -1),
+                         "hash": lambda: redis.hgetall(key), "set": lambda: redis.smembers(key),
+                         "zset": lambda: redis.zrange(key, 0, -1)}[kind]
+                dump[key] = repr(await value()).encode()
         return dump
     finally:
         await memory.aclose()
@@ -187,7 +187,7 @@ async def test_a_turn_in_flight_when_its_user_is_forgotten_leaves_nothing_of_the
             assert await memory.measuring.settle() == 0
             assert await memory.working("ana-chat", 100) == (0, [])
             store = await memory._backends.episodic()
-            assert store.count("ana-chat") == 0 and await memory._journal.unfinished_forgets() == []
+            assert store.count("ana-chat") == 0 and await memory.admin.unfinished_forgets() == []
             assert (await runner.last_state("ana-chat")) == {}
         finally:
             await runner.aclose()
@@ -237,7 +237,7 @@ async def test_a_forget_cut_short_by_chroma_is_recorded_and_finished_by_the_next
             with pytest.raises(ForgetUnfinished) as cut:  # Chroma is gone
                 await runner.forget_user(ANA)
             assert f"goat forget-user {ANA}" in str(cut.value) and "chroma" in str(cut.value)
-            assert await runner.services.memory._journal.unfinished_forgets() == [ANA]
+            assert await runner.services.memory.admin.unfinished_forgets() == [ANA]
         finally:
             await runner.aclose()
         with chroma_server(chroma_dir, port):
@@ -245,7 +245,7 @@ async def test_a_forget_cut_short_by_chroma_is_recorded_and_finished_by_the_next
             try:
                 await restarted.recover()
                 memory = restarted.services.memory
-                assert await memory._journal.unfinished_forgets() == []
+                assert await memory.admin.unfinished_forgets() == []
                 assert await memory.facts(ANA) == {} and await memory.working("ana-chat", 10) == (0, [])
                 store = await memory._backends.episodic()
                 assert store.count("ana-chat") == 0

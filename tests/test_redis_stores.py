@@ -23,7 +23,8 @@ from redis.asyncio import Redis, RedisCluster
 from conftest import wait_for
 from memory.stores.cache import SearchCache
 from memory.stores.facts import FactsStore, RedisFactsStore
-from memory.stores.redis_server import EmbeddedRedis, answers_ping, process_client_name, waiting_pool
+from memory.redis_clients import process_client_name, waiting_pool
+from memory.stores.redis_server import EmbeddedRedis, answers_ping
 from memory.prompt.tokens import count_tokens
 from memory.stores.working import Message, WorkingMemory
 
@@ -465,7 +466,7 @@ async def test_stores_work_with_a_client_that_replies_in_bytes(redis_url: str) -
 
 
 async def test_a_call_at_the_connection_limit_waits_for_a_free_connection(redis_url, monkeypatch) -> None:
-    monkeypatch.setattr("memory.stores.redis_server.MAX_CONNECTIONS", 1)
+    monkeypatch.setattr("memory.redis_clients.MAX_CONNECTIONS", 1)
     client = Redis.from_pool(waiting_pool(redis_url))
     try:
         # The one connection is busy in a blocking pop for 0.2 s; the GET waits for it (the

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import memorys_redis
 from graph.importing.importer import import_transcript
 from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY
 from memory.errors import EncoderMismatch
@@ -62,7 +63,8 @@ async def test_an_archive_records_its_encoder_and_another_one_is_refused_naming_
     async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         await memory.connect(warm=True)
         await archive(memory, tmp_path, {"es": SPANISH})
-        assert await (await memory._backends.redis()).get(ENCODER_KEY) == b"minilm-l6"
+        async with memorys_redis(memory) as redis:
+            assert await redis.get(ENCODER_KEY) == b"minilm-l6"
     async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
         with pytest.raises(EncoderMismatch, match="embedded with minilm-l6.*set to e5-small.*goat reembed"):
             await memory.connect(warm=True)
@@ -73,7 +75,8 @@ async def test_an_archive_from_before_the_record_is_minilms_and_an_empty_one_tak
         tmp_path, minilm, e5) -> None:
     async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         await archive(memory, tmp_path, {"en": ENGLISH})
-        await (await memory._backends.redis()).delete(ENCODER_KEY)  # as an archive written before this version
+        async with memorys_redis(memory) as redis:
+            await redis.delete(ENCODER_KEY)  # as an archive written before this version
     async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
         with pytest.raises(EncoderMismatch, match="minilm-l6"):
             await memory.connect(warm=True)
@@ -82,11 +85,13 @@ async def test_an_archive_from_before_the_record_is_minilms_and_an_empty_one_tak
     fresh.mkdir()
     async with Memory(own_settings(fresh, "minilm-l6"), embeddings=minilm) as memory:
         await memory.connect(warm=True)
-        assert await (await memory._backends.redis()).get(ENCODER_KEY) == b"minilm-l6"
+        async with memorys_redis(memory) as redis:
+            assert await redis.get(ENCODER_KEY) == b"minilm-l6"
     # Nothing was written with it: another encoder takes the archive over without a re-embedding.
     async with Memory(own_settings(fresh, "e5-small"), embeddings=e5) as memory:
         await memory.connect(warm=True)
-        assert await (await memory._backends.redis()).get(ENCODER_KEY) == b"e5-small"
+        async with memorys_redis(memory) as redis:
+            assert await redis.get(ENCODER_KEY) == b"e5-small"
 
 
 @pytest.fixture(params=["e5-small", "minilm-l6+e5-small"])
@@ -104,7 +109,7 @@ async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_ke
         before = await memory._l3.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
     async with Memory(own_settings(tmp_path, name), embeddings=target) as memory:
         seen: list[tuple[int, int]] = []
-        done = await memory.reembed(lambda finished, total: seen.append((finished, total)))
+        done = await memory.admin.reembed(lambda finished, total: seen.append((finished, total)))
         assert (done.previous, done.encoder, done.chats, done.entries) == ("minilm-l6", name, 2, 5)
         assert seen[-1] == (5, 5)
         await memory.connect(warm=True)  # no longer refused
@@ -120,8 +125,9 @@ async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_ke
         # A paraphrase in the chat's language finds its line by meaning now.
         hits = await memory._l3.search(["es"], await memory._l3.measure("¿Qué pasó con mi mascota?", ["es"]), 3)
         assert hits[0]["id"] == archive_id("es", 1)
-        assert await (await memory._backends.redis()).exists(REEMBED_KEY, REEMBED_DONE_KEY) == 0
-        again = await memory.reembed()
+        async with memorys_redis(memory) as redis:
+            assert await redis.exists(REEMBED_KEY, REEMBED_DONE_KEY) == 0
+        again = await memory.admin.reembed()
         assert (again.previous, again.entries) == (name, 0)
 
 
@@ -140,7 +146,7 @@ async def reembed_stopped_after_one_chat(tmp_path: Path, minilm: LocalEmbeddings
 
     async with Memory(own_settings(tmp_path, name), embeddings=target) as memory:
         with pytest.raises(Killed):
-            await memory.reembed(stop_after_one_chat)
+            await memory.admin.reembed(stop_after_one_chat)
 
 
 async def test_an_interrupted_reembed_refuses_every_start_and_resumes_where_it_stopped(
@@ -152,7 +158,7 @@ async def test_an_interrupted_reembed_refuses_every_start_and_resumes_where_it_s
             with pytest.raises(EncoderMismatch, match=f"re-embedding of the archive with {re.escape(name)} is unfinished"):
                 await memory.connect(warm=True)
     async with Memory(own_settings(tmp_path, name), embeddings=target) as memory:
-        done = await memory.reembed()
+        done = await memory.admin.reembed()
         assert done.chats == 1  # the chat finished before the stop is not done again
         await memory.connect(warm=True)
         for chat_id, history in (("es", SPANISH), ("en", ENGLISH)):
@@ -165,7 +171,7 @@ async def test_a_reembed_killed_half_way_to_longer_vectors_goes_back_to_the_firs
     pair = LocalEmbeddings(paired)
     await reembed_stopped_after_one_chat(tmp_path, minilm, pair.name, pair)  # one chat now holds 1 152-d vectors
     async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
-        done = await memory.reembed()
+        done = await memory.admin.reembed()
         assert (done.encoder, done.chats, done.entries) == ("minilm-l6", 2, 5)
         await memory.connect(warm=True)
         for chat_id, history in (("es", SPANISH), ("en", ENGLISH)):
@@ -182,7 +188,7 @@ async def test_a_process_started_before_a_reembed_keeps_its_writes_in_the_outbox
     await older.connect(warm=True)
     await archive(older, tmp_path, {"es": SPANISH})
     async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
-        await memory.reembed()
+        await memory.admin.reembed()
     late = "Al final Toby volvió solo a casa por la noche."
     await older.archive([Exchange("es", "alice", len(SPANISH) + 1, NOW.timestamp(), late, "¡Qué alivio!")],
                         NOW.timestamp())

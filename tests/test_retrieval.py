@@ -279,9 +279,9 @@ async def test_the_writer_catches_a_chats_word_index_up_with_its_archived_turns(
 
     long_history = [(40 - i / 10, f"note number {i} about topic {i % 7}", "noted") for i in range(150)]
     await load(memory, tmp_path, "big", long_history)
-    await memory._archiver.forget_index("big")  # as if another process had archived without indexing
+    await memory._archiver.indexer.forget_index("big")  # as if another process had archived without indexing
     assert await index.indexed_turns("big") == 0
-    await memory._archiver.sync_index(["big"])
+    await memory._archiver.indexer.sync_index(["big"])
     assert await index.indexed_turns("big") == 150
     found = await memory._l3.lexical_search(["big"], "note 149", k=3, max_df_share=0.1)
     assert found[0][0]["id"] == archive_id("big", 150)
@@ -313,7 +313,7 @@ async def test_an_index_of_words_folded_otherwise_is_indexed_afresh(runner, tmp_
     assert await index.outdated("chat") and await index.indexed_turns("chat") == 0
     assert await memory._l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1) == []
 
-    await memory._archiver.sync_index(["chat"])
+    await memory._archiver.indexer.sync_index(["chat"])
     assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
     [(hit, _, _)] = await memory._l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
     assert hit["id"] == archive_id("chat", 1)
@@ -328,7 +328,7 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
     await load(memory, tmp_path, "behind", [(5, "Our cat Mittens learned to open doors.", "Clever cat.")])
     await load(memory, tmp_path, "current", [(5, "The boiler was serviced on Monday.", "Good.")])
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
-    await memory._archiver.forget_index("behind")  # archived, never indexed
+    await memory._archiver.indexer.forget_index("behind")  # archived, never indexed
     store = await memory._backends.episodic()
 
     later = Memory(settings, embeddings=embeddings, episodic=store)  # the next process on this archive
@@ -348,7 +348,7 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
 
         # Marked as done: the process after it reads the mark and looks at no chat.
         caplog.clear()
-        await memory._archiver.forget_index("behind")
+        await memory._archiver.indexer.forget_index("behind")
         last = Memory(settings, embeddings=embeddings, episodic=store)
         with caplog.at_level("WARNING", logger="memory.stores.index_migration"):
             await last.connect()
@@ -409,7 +409,7 @@ async def test_a_chat_of_saved_memories_alone_is_migrated_too(runner, settings, 
     memory = runner.services.memory
     entry_id = await memory.store_memory("notes", "alice", "The spare key is under the blue flowerpot.", None,
                                          NOW.timestamp())
-    await memory._archiver.forget_index("notes")  # as if an older version had kept no index of it
+    await memory._archiver.indexer.forget_index("notes")  # as if an older version had kept no index of it
     await embedded_raw_redis.delete(INDEX_SCHEME_KEY)
     later = Memory(settings, embeddings=embeddings, episodic=await memory._backends.episodic())
     try:
@@ -463,7 +463,7 @@ async def test_a_process_that_never_connects_migrates_before_its_first_write(
 async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory._archiver.sync_index(["chat"])
+    await memory._archiver.indexer.sync_index(["chat"])
     scale = await memory._l3.measure("how are my tomatoes doing?", ["chat"])
     store = await memory._backends.episodic()
     stored = store.get_with_vectors(["chat"], [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)])
@@ -491,14 +491,14 @@ async def test_a_new_chats_only_turn_is_recalled_for_a_question_about_it(runner)
 async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory._archiver.sync_index(["chat"])
+    await memory._archiver.indexer.sync_index(["chat"])
     assert await memory._l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1)
-    await memory.forget_chat("chat")
+    await memory.admin.forget_chat("chat")
     assert await memory._l3.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1) == []
     assert (await memory._l3.measure("x", ["chat"])).background is None
     # The chat's turn numbers start again at 1: new turns are indexed with their new words.
     await load(memory, tmp_path, "chat", [(1, "Our cat Mittens learned to open doors.", "Clever cat.")])
-    await memory._archiver.sync_index(["chat"])
+    await memory._archiver.indexer.sync_index(["chat"])
     [(hit, _, _)] = await memory._l3.lexical_search(["chat"], "Mittens", k=5, max_df_share=1.0)
     assert hit["id"] == archive_id("chat", 1) and await memory._l3.lexical_search(["chat"], "Zorblax", 5, 1.0) == []
 
@@ -551,7 +551,7 @@ async def test_a_time_range_is_ranked_from_the_index_exactly(runner, tmp_path) -
 async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(runner, tmp_path, monkeypatch) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    await memory._archiver.sync_index(["chat"])
+    await memory._archiver.indexer.sync_index(["chat"])
     monkeypatch.setattr("memory.retrieval.search._EXACT_RANGE", 3)  # every range of this chat is "wide"
     query = await memory._l3.measure("how are the tomato plants?", ["chat"])
     after, before = days_ago(29.5), days_ago(16.5)
@@ -582,7 +582,7 @@ async def test_an_index_from_before_times_and_vectors_is_indexed_afresh(runner, 
     await embedded_raw_redis.hdel(index.entries.key("chat", "meta"), "layout")
     await embedded_raw_redis.delete(index.entries.key("chat", "time"), index.entries.key("chat", "vectors"))
     assert await index.outdated("chat") and await index.indexed_turns("chat") == 0
-    await memory._archiver.sync_index(["chat"])
+    await memory._archiver.indexer.sync_index(["chat"])
     assert not await index.outdated("chat")
     query = await memory._l3.measure("how are the tomato plants?", ["chat"])
     [flowers] = await memory._l3.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
@@ -802,7 +802,7 @@ async def test_a_wide_scope_stays_within_the_redis_connection_pool(runner, tmp_p
     memory = runner.services.memory
     await load(memory, tmp_path, "chat-0")
     chats = [f"chat-{n}" for n in range(300)]  # more than the client's 100 connections
-    await memory._archiver.sync_index(chats)
+    await memory._archiver.indexer.sync_index(chats)
     [(hit, _, _)] = await memory._l3.lexical_search(chats, "Zorblax", k=5, max_df_share=0.5)
     assert hit["id"] == archive_id("chat-0", 3)
 

@@ -34,7 +34,7 @@ def exchange(key: str, said: str, at: float, user_id: str = "ana") -> ImportedTu
 @pytest.fixture
 async def memory(settings: Settings, embeddings):
     memory = Memory(settings, embeddings=embeddings)
-    await memory.import_turns("c1", [exchange(f"k{n}", said, START + n * DAY) for n, said in enumerate(SAID)])
+    await memory.entries.import_turns("c1", [exchange(f"k{n}", said, START + n * DAY) for n, said in enumerate(SAID)])
     assert await memory.measuring.settle() == 0
     yield memory
     await memory.aclose()
@@ -108,7 +108,7 @@ async def test_a_note_is_put_rewritten_and_deleted_everywhere(store: GoatStore, 
     assert not [hit for hit in await store.asearch(CHAT, query="4471") if "4471" in hit.value["words"]]
 
     await store.adelete(CHAT, key)
-    assert await store.aget(CHAT, key) is None and await memory.entries("c1", [key]) == []
+    assert await store.aget(CHAT, key) is None and await memory.entries.of_ids("c1", [key]) == []
     assert key not in {hit.key for hit in await store.asearch(CHAT, query="bike lock")}
 
     with pytest.raises(ValueError, match="archived turn"):  # a turn is kept verbatim
@@ -150,7 +150,7 @@ async def test_namespaces_are_listed_with_prefix_suffix_depth_and_paging(store: 
     assert await store.alist_namespaces(max_depth=1) == [("chats",), ("users",)]
     assert await store.alist_namespaces(prefix=("users",), max_depth=2) == [("users", "ana"), ("users", "bo")]
     assert await store.alist_namespaces(limit=2, offset=1) == every[1:3]
-    assert await memory.chats_of("bo") == ["c2"]  # the note's user wrote to the chat
+    assert await memory.admin.chats_of("bo") == ["c2"]  # the note's user wrote to the chat
 
 
 async def test_what_goat_does_not_hold_is_refused_not_ignored(store: GoatStore, memory: Memory) -> None:

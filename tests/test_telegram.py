@@ -21,7 +21,7 @@ from bot.telegram import EDIT_NOT_KEPT, HELP, MODEL_UNREACHABLE, build_applicati
 from bot.telegram import running as receiving
 from bot.telegram_messages import MESSAGE_LIMIT, split_message
 from bot.webhook import SECRET_HEADER, shared_secret
-from conftest import free_port
+from conftest import free_port, memorys_redis
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
 from memory.encoders.embeddings import LocalEmbeddings
@@ -212,7 +212,7 @@ async def test_forget_me_asks_then_leaves_nothing_of_the_user(settings, embeddin
             telegram.send(ALICE, ALICE, "/forget_me yes")
             await until(telegram, lambda: telegram.chat(ALICE)[-1].startswith("Done"))
             assert await runner.services.memory.measuring.settle() == 0
-            bob = await runner.services.memory.export(str(BOB))
+            bob = await runner.services.memory.admin.export(str(BOB))
             data_dir = Path(runner.services.settings.data_dir)
     import redis
 
@@ -284,7 +284,7 @@ async def test_an_edit_memory_cannot_take_says_the_earlier_version_stays(tmp_pat
             locker = await told_locker_4471(telegram, runner)
             e5_settings = Settings(data_dir=tmp_path / "data", embeddings={"model": "e5-small"})
             async with Memory(e5_settings) as other:
-                await other.reembed()
+                await other.admin.reembed()
             telegram.edit(locker, "My locker number is 5582.")
             await until(telegram, lambda: len(telegram.chat(ALICE)) == 2)
             _, working = await memory.working(chat, 10)
@@ -464,7 +464,8 @@ async def test_webhook_mode_without_a_configured_secret_is_never_open(settings, 
             [registered] = telegram.methods("setWebhook")
             secret = registered["secret_token"]
             assert len(secret) >= 32
-            assert await shared_secret(await runner.services.memory._backends.redis()) == secret  # another worker's
+            async with memorys_redis(runner.services.memory) as redis:
+                assert await shared_secret(redis) == secret  # another worker's
             forged = webhook_update(1, STRANGER, ALICE, "/export")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 assert (await client.post("/hook", json=forged)).status_code == 403

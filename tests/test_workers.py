@@ -35,7 +35,7 @@ from nodes.state import turn_input
 from test_cli import GOAT, goat_env
 from test_graph import make_runner
 from test_telegram import TOKEN, bot_settings, echo
-from conftest import free_port, wait_for
+from conftest import free_port, memorys_redis, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -188,9 +188,9 @@ async def taking_over(settings: Settings, embeddings) -> AsyncIterator[tuple[Tur
     runner = make_runner(settings, embeddings)
     try:
         application = build_application(runner, settings)
-        async with application:
+        async with application, memorys_redis(runner.services.memory) as redis:
             goat = application.bot_data["goat"]
-            goat.inbox = Inbox(await runner.services.memory._backends.redis(), 30)
+            goat.inbox = Inbox(redis, 30)
             yield runner, WebhookWorker(application, runner, goat.inbox, secret=None, path="hook", sweep_seconds=15)
     finally:
         await runner.aclose()
@@ -210,11 +210,12 @@ async def test_an_update_answered_before_its_worker_died_is_completed_not_answer
             await (await dead.graph()).ainvoke(
                 turn_input(chat, first, str(ZOE)), {"configurable": {"thread_id": chat}}, context=dead.context(),
                 interrupt_before=["save"], durability="sync")
-            inbox = Inbox(await dead.services.memory._backends.redis(), 30)
-            await inbox.put(update(1, ZOE, first), chat)
-            await inbox.mark_answered(chat, 1)
-            await inbox.put(update(2, ZOE, second), chat)
-            await inbox.put(update(1, ZOE, first), chat)  # delivered again: not queued twice
+            async with memorys_redis(dead.services.memory) as redis:
+                inbox = Inbox(redis, 30)
+                await inbox.put(update(1, ZOE, first), chat)
+                await inbox.mark_answered(chat, 1)
+                await inbox.put(update(2, ZOE, second), chat)
+                await inbox.put(update(1, ZOE, first), chat)  # delivered again: not queued twice
         finally:
             await dead.aclose()
 

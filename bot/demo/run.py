@@ -34,7 +34,7 @@ async def run_demo(settings: Settings, as_json: bool = False) -> int:
     async with TurnRunner.from_settings(settings) as runner:
         memory = runner.services.memory
         await memory.connect(warm=True)
-        await memory.forget_chat(CHAT_ID)  # every demo starts from the same bundled history
+        await memory.admin.forget_chat(CHAT_ID)  # every demo starts from the same bundled history
         transcript = transcript_of(conversation())
         stats = await import_turns(memory, transcript)
         days = sorted({datetime.fromtimestamp(m["timestamp"], timezone.utc).date()

@@ -39,7 +39,7 @@ from redis.client import Pipeline
 
 from graph.checkpoint.batching import Batch, Call, Query, RoundTrips, Scan, Steps
 from graph.checkpoint.scripts import GET, PRUNE, PUT, PUT_WRITES, REWRITE
-from memory.stores import async_client, glob_escaped, sync_client
+from memory.facade import async_client, glob_escaped, sync_client
 
 DEFAULT_PREFIX = "goat:ckpt"
 DEFAULT_KEEP_TURNS = 2

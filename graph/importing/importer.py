@@ -383,7 +383,7 @@ async def import_turns(memory: Memory, transcript: Transcript, progress: Callabl
             raise ImportStopped(stats["imported"], stats["skipped"])
         started, written = time.perf_counter(), 0
         for chat_id, turns in batch.items():
-            imported = len(await memory.import_turns(chat_id, turns, progress))
+            imported = len(await memory.entries.import_turns(chat_id, turns, progress))
             written += imported
             stats["skipped"] += len(turns) - imported
         stats["imported"] += written

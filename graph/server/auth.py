@@ -110,7 +110,7 @@ async def own_namespaces(ctx: Auth.types.AuthContext, value: dict) -> None:
         return
     if namespace[:1] == (CHATS,) and len(namespace) > 1:
         chat_id = namespace[1]
-        if chat_id in await memory.chats_of(identity):
+        if chat_id in await memory.admin.chats_of(identity):
             if ctx.action in ("put", "delete"):
                 await _refuse_anothers_entry(memory, identity, chat_id, value["key"])
             if ctx.action == "put" and isinstance(value.get("value"), dict):
@@ -123,7 +123,7 @@ async def own_namespaces(ctx: Auth.types.AuthContext, value: dict) -> None:
 async def _refuse_anothers_entry(memory: Memory, identity: str, chat_id: str, key: str) -> None:
     """In a chat several people wrote to, a note is whoever put it's and a turn whoever said it's:
     no one else rewrites or deletes it."""
-    for entry in await memory.entries(chat_id, [key]):
+    for entry in await memory.entries.of_ids(chat_id, [key]):
         owner = entry["metadata"].get("user_id")
         if owner != identity:
             whose = "a note belongs to whoever put it" if role_of(entry) == NOTE else "a turn to whoever said it"

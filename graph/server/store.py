@@ -148,7 +148,7 @@ class GoatStore(BaseStore):
         if kind == USERS:
             facts = await self.memory.facts(owner)
             return _fact_item(owner, op.key, facts[op.key]) if op.key in facts else None
-        found = await self.memory.entries(owner, [op.key])
+        found = await self.memory.entries.of_ids(owner, [op.key])
         return _memory_item(owner, found[0]) if found else None
 
     async def _put(self, op: PutOp) -> None:
@@ -164,7 +164,7 @@ class GoatStore(BaseStore):
 
     async def _put_fact(self, user_id: str, key: str, value: dict[str, Any] | None) -> None:
         if value is None:
-            await self.memory.forget_fact(user_id, key)
+            await self.memory.admin.forget_fact(user_id, key)
             return
         if set(value) != {"value"} or not isinstance(value["value"], str):
             raise ValueError(f'a fact\'s value is {{"value": "<text>"}}, got {value!r}')
@@ -172,7 +172,7 @@ class GoatStore(BaseStore):
 
     async def _put_note(self, chat_id: str, key: str, value: dict[str, Any] | None) -> None:
         if value is None:
-            await self.memory.delete_entry(chat_id, key)
+            await self.memory.entries.delete(chat_id, key)
             return
         texts = [value[name] for name in ("text", "content") if name in value]
         if set(value) - NOTE_FIELDS or len(texts) != 1 or not isinstance(texts[0], str):
@@ -213,7 +213,7 @@ class GoatStore(BaseStore):
         cursor: str | None = None
         skip = offset
         while len(items) < limit:
-            entries, cursor = await self.memory.entries_page(chat_id, _PAGE, cursor)
+            entries, cursor = await self.memory.entries.page(chat_id, _PAGE, cursor)
             for entry in filter(wanted.holds, entries):
                 if skip:
                     skip -= 1
@@ -226,7 +226,7 @@ class GoatStore(BaseStore):
     async def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         # max_depth cuts as LangGraph's InMemoryStore does (0: the empty namespace, once).
         _refuse_negative(limit=op.limit, offset=op.offset, max_depth=op.max_depth)
-        users, chats = await self.memory.users_and_chats()
+        users, chats = await self.memory.admin.users_and_chats()
         every = sorted([(USERS, user, FACTS) for user in users] + [(CHATS, chat, MEMORIES) for chat in chats])
         matching = [ns for ns in every if all(_matches(condition, ns) for condition in op.match_conditions or ())]
         if op.max_depth is not None:

@@ -21,6 +21,7 @@ from memory.stores.chat_users import add_chat_users, users_of_chat
 from memory.stores.curated import curated_entry
 from memory.stores.entry_index import IndexEntry
 from memory.stores.index_migration import IndexMigration
+from memory.stores.index_sync import IndexSync
 from memory.turns import USER_PREFIX, Exchange, Hit, archive_id, with_user_text
 from memory.words import reads_as_english
 
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 
 OUTBOX_KEY = f"{PREFIX}:l3_outbox"
 _FILL_BATCH = 64  # entries given e5's block per step between turns (~0.5-1 s of e5 here)
-_INDEX_BATCH = 512  # archived turns read back from Chroma (~1 ms each) and indexed per call
 # The archiver writes at most this many outbox entries per Chroma call; after a failure it
 # retries with a doubling pause (and at every new turn).
 _ARCHIVE_BATCH = 256
@@ -51,7 +51,9 @@ def _logs_failure(what: str) -> Callable[[asyncio.Task], None]:
 class Archive:
     def __init__(self, backends: Backends) -> None:
         self.backends = backends
-        self.migration = IndexMigration(self)  # every chat's word index brought to this version's scheme
+        self.indexer = IndexSync(backends)  # the word index kept up with what Chroma holds
+        # Every chat's word index brought to this version's scheme.
+        self.migration = IndexMigration(backends, self.indexer)
         self._archiver: asyncio.Task | None = None  # writes the outbox to L3, behind the replies
         self._writing_through: asyncio.Task | None = None  # the outbox written now, for a search
         self._archive_wanted = asyncio.Event()
@@ -398,72 +400,8 @@ class Archive:
                 return len(entries) - start
             await redis.hdel(OUTBOX_KEY, *(archive_id(e["chat_id"], e["turn"]) for e in batch))
         if entries:  # turns the index missed (written by an older version, or while it was dropped)
-            await self.sync_index(sorted({e["chat_id"] for e in entries}))
+            await self.indexer.sync_index(sorted({e["chat_id"] for e in entries}))
         return 0
-
-    # ---- the word index, kept up with Chroma --------------------------------------------
-
-    async def index_entries(self, chat_id: str, ids: list[str]) -> int:
-        """Add these L3 entries of a chat to its word index and centroid, read back from Chroma
-        with their vectors; entries already indexed (or not in Chroma) are skipped. Returns how
-        many were added. For entries written before the index held them: what this process
-        writes is indexed as it is written."""
-        index = await self.backends.lexical_index()
-        missing = await index.entries.missing(chat_id, ids)
-        if not missing:
-            return 0
-        store = await self.backends.episodic()
-        found = await self.backends.run_blocking(store.get_with_vectors, [chat_id], missing)
-        return await index.add(
-            chat_id, [IndexEntry(hit["id"], hit["content"], vector, hit["timestamp"]) for hit, vector in found]
-        )
-
-    async def sync_index(self, chats: list[str]) -> None:
-        """Bring the chats' word index up to their archived turns, now: the turns it lacks
-        (written by another process, or past a gap) are read back from Chroma and indexed; an
-        index of another scheme (words folded otherwise, or no times and vectors: an older
-        version's) is indexed afresh."""
-        index = await self.backends.lexical_index()
-        progress = await self.backends.index_progress(chats)
-        for chat, (indexed, archived) in zip(chats, progress):
-            if indexed == 0 and await index.outdated(chat):  # an outdated index counts no turn indexed
-                await self.index_afresh(chat, drop=True)
-            elif archived > indexed:
-                await self._index_turns(chat, indexed, archived)
-
-    async def _index_turns(self, chat_id: str, indexed: int, archived: int) -> None:
-        """Index archived turns indexed+1..archived, in batches, recording progress after each.
-        A turn not in Chroma yet (waiting in the outbox) is passed over; it is indexed when the
-        archiver writes it."""
-        index = await self.backends.lexical_index()
-        for start in range(indexed, archived, _INDEX_BATCH):
-            end = min(archived, start + _INDEX_BATCH)
-            await self.index_entries(chat_id, [archive_id(chat_id, n) for n in range(start + 1, end + 1)])
-            await index.advance_turns_indexed(chat_id, range(start + 1, end + 1))
-
-    async def rebuild_index(self, chat_id: str) -> None:
-        """Index the chat's L3 afresh from what Chroma holds (after entries were deleted: the
-        index has no way to take one out)."""
-        await self.forget_index(chat_id)
-        await self.index_afresh(chat_id)
-
-    async def index_afresh(self, chat_id: str, drop: bool = False) -> None:
-        """Index every L3 entry of the chat that Chroma holds (into an empty index: ``drop``
-        empties it first), then count all its archived turns as indexed."""
-        if drop:
-            await (await self.backends.entry_index()).drop(chat_id)
-        store = await self.backends.episodic()
-        entries = await self.backends.run_blocking(store.entries, chat_id)
-        for start in range(0, len(entries), _INDEX_BATCH):
-            await self.index_entries(chat_id, [hit["id"] for hit in entries[start : start + _INDEX_BATCH]])
-        [(_, archived)] = await self.backends.index_progress([chat_id])
-        index = await self.backends.lexical_index()
-        for start in range(0, archived, _INDEX_BATCH):
-            await index.advance_turns_indexed(chat_id, range(start + 1, min(archived, start + _INDEX_BATCH) + 1))
-
-    async def forget_index(self, chat_id: str) -> None:
-        """Drop the chat's word index and centroid (with the chat's L3: turn numbers restart)."""
-        await (await self.backends.entry_index()).drop(chat_id)
 
     # ---- closing ---------------------------------------------------------------------------
 

@@ -18,19 +18,20 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import numpy as np
 import redis.asyncio as aioredis
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError
 
 from memory.stores.cache import SearchCache
 from memory.stores.chat_lock import ChatLocks
 from memory.encoders.embeddings import LocalEmbeddings, encoder_class
 from memory.stores.episodic import EpisodicStore
 from memory.stores.erasure import DataFolderErasure, SharedOrAlone
-from memory.errors import BackendUnavailable, EncoderMismatch, refuses_writes
+from memory.errors import BackendUnavailable, EncoderMismatch
 from memory.stores.facts import FactsStore, RedisFactsStore
 from memory.stores.letta import LettaFactsStore
 from memory.stores.entry_index import EntryIndex
 from memory.stores.lexical import LexicalIndex
-from memory.stores.redis_server import EmbeddedRedis, async_client
+from memory.redis_clients import async_client
+from memory.stores.redis_server import EmbeddedRedis
 from memory.settings import Settings
 from memory.stores.working import WorkingMemory
 from memory.words import Words
@@ -48,10 +49,6 @@ REEMBED_DONE_KEY = f"{PREFIX}:reembed:done"
 REEMBED_LEASE = "goat reembed"  # held, as a chat's lease is, by the one re-embedding that runs
 # Archives written before the encoder was recorded hold this one's vectors.
 FIRST_ENCODER = "minilm-l6"
-# What `goat doctor` writes (and deletes) to see that Redis keeps writes: larger than a memory
-# page, since on a full disk a short append may still fit in the last page of Redis's file.
-_PROBE_KEY = f"{PREFIX}:doctor:probe"
-_PROBE_BYTES = 16 * 1024
 # Per-chat Redis reads of a wide scope ("user", "global") in flight at once: the client's
 # connection pool holds 100.
 _CHATS_AT_ONCE = 32
@@ -168,25 +165,6 @@ class Backends:
                     )
                 self._redis, self.redis_url = client, url
             return self._redis
-
-    async def persistence_problem(self) -> str:
-        """Why Redis does not keep what is written to it ("" when it does): writes refused
-        because it could not write to its files (MISCONF), or its last write to its append-only
-        file or RDB snapshot failed. Any other error of the probe write is raised."""
-        redis = await self.redis()
-        try:
-            await redis.set(_PROBE_KEY, b"\0" * _PROBE_BYTES)
-            await redis.delete(_PROBE_KEY)
-            persistence = await redis.info("persistence")
-        except ResponseError as exc:
-            if refuses_writes(exc):
-                return str(exc)
-            raise
-        if persistence.get("aof_last_write_status") == "err":
-            return "its last write to its append-only file failed"
-        if persistence.get("rdb_last_bgsave_status") == "err":
-            return "its last RDB snapshot failed"
-        return ""
 
     # The model and the Chroma store load once, in a task of their own: a turn whose
     # deadline gives up waiting cancels only its wait (shield), never the load, so the
@@ -336,16 +314,6 @@ class Backends:
         if self._chat_locks is None:
             self._chat_locks = ChatLocks(await self.redis(), PREFIX, self.settings.redis.chat_lock_seconds)
         return self._chat_locks
-
-    async def index_progress(self, chats: list[str]) -> list[tuple[int, int]]:
-        """Per chat: (archived turns its word index holds, archived turns)."""
-        index, working = await self.lexical_index(), await self.working()
-
-        async def progress_of(chat: str) -> tuple[int, int]:
-            indexed, archived = await asyncio.gather(index.indexed_turns(chat), working.completed_turns(chat))
-            return indexed, archived
-
-        return await gather_bounded(progress_of, chats)
 
     # ---- the cached searches a write invalidates ----------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from memory.stores.redis_server import glob_escaped
+from memory.redis_clients import glob_escaped
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from memory.stores.backends import PREFIX, Backends
 from memory.stores.facts import RedisFactsStore
-from memory.stores.redis_server import named_after
+from memory.redis_clients import named_after
 
 
 async def scope_chats(backends: Backends, chat_id: str, user_id: str, scope: str) -> list[str]:

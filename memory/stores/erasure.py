@@ -45,7 +45,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from memory.errors import BackendUnavailable
 from memory.settings import Settings
-from memory.stores.redis_server import process_client_name
+from memory.redis_clients import process_client_name
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from memory.errors import FactsFull
 from memory.prompt.blocks import facts_block
 from memory.prompt.tokens import count_unremembered
-from memory.stores.redis_server import named_after
+from memory.redis_clients import named_after
 from memory.turns import is_blank
 
 

@@ -7,12 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
 
-from memory.stores.backends import PREFIX, REEMBED_KEY, is_redis_failure
-
-if TYPE_CHECKING:
-    from memory.stores.archive import Archive
+from memory.stores.backends import PREFIX, REEMBED_KEY, Backends, is_redis_failure
+from memory.stores.index_sync import IndexSync
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +20,9 @@ _MIGRATION_LEASE = "word index migration"  # held as a chat's lease is: one migr
 
 
 class IndexMigration:
-    def __init__(self, archive: Archive) -> None:
-        """``archive``: the one whose word index is migrated (it indexes the chats)."""
-        self._archive = archive
+    def __init__(self, backends: Backends, indexer: IndexSync) -> None:
+        """``indexer``: what indexes the chats the migration finds behind."""
+        self._backends, self._indexer = backends, indexer
         self._index_current = False  # every chat's word index was brought to this version's scheme
         self._bringing_index_current = asyncio.Lock()
 
@@ -56,7 +53,7 @@ class IndexMigration:
             return self._index_current
 
     async def _migrate_index(self) -> bool:
-        backends = self._archive.backends
+        backends = self._backends
         redis, index = await backends.redis(), await backends.lexical_index()
         if (await redis.get(INDEX_SCHEME_KEY) or b"").decode() == index.scheme:
             return True
@@ -68,7 +65,7 @@ class IndexMigration:
                 return False
             store = await backends.episodic()
             chats = await backends.l3(store.chat_ids)
-            progress = await backends.index_progress(chats)
+            progress = await self._indexer.index_progress(chats)
             # Archived turns the index lacks, or nothing counted as indexed: an index of another
             # scheme, or a chat of saved memories alone, which no turn count tells apart.
             behind = [(chat, indexed == 0 == archived) for chat, (indexed, archived) in zip(chats, progress)
@@ -79,7 +76,7 @@ class IndexMigration:
             return True
 
     async def _index_chats(self, behind: list[tuple[str, bool]], archived_chats: int) -> None:
-        index = await self._archive.backends.lexical_index()
+        index = await self._backends.lexical_index()
         started = said = time.monotonic()
         log.warning("bringing the word index of up to %d of %d archived chat(s) up to date (an older version "
                     "wrote them, or Redis lost their index); searches by words and time ranges see them when it "
@@ -87,9 +84,9 @@ class IndexMigration:
                     len(behind), archived_chats)
         for done, (chat, no_turns) in enumerate(behind, 1):
             if no_turns:  # nothing counts as indexed: every entry is read, the indexed ones skipped
-                await self._archive.index_afresh(chat, drop=await index.outdated(chat))
+                await self._indexer.index_afresh(chat, drop=await index.outdated(chat))
             else:
-                await self._archive.sync_index([chat])
+                await self._indexer.sync_index([chat])
             if time.monotonic() - said >= _PROGRESS_EVERY_S or done == len(behind):
                 said = time.monotonic()
                 log.warning("word index: %d of %d chat(s) done (%.0f s)", done, len(behind), said - started)

@@ -102,15 +102,6 @@ class TurnJournal:
         if numbering:
             await redis.hdel(key, *numbering)
 
-    async def first_seen(self, key: str, now: float, window: float) -> float:
-        """When ``key`` was first seen in the last ``window`` seconds; ``now`` when it was not
-        (it is seen now, from then on)."""
-        redis, name = await self.backends.redis(), f"{PREFIX}:seen:{key}"
-        if await redis.set(name, repr(now), nx=True, px=max(1, round(window * 1000))):
-            return now
-        seen = await redis.get(name)
-        return now if seen is None else float(seen)
-
 
 def _imported_key(chat_id: str) -> str:
     return f"{PREFIX}:imported:{chat_id}"

