@@ -41,8 +41,8 @@ async def memory(settings: Settings, embeddings):
 
 
 @pytest.fixture
-def store(memory: Memory) -> GoatStore:
-    return GoatStore(memory)
+def store(memory: Memory, settings: Settings) -> GoatStore:
+    return GoatStore(memory, settings.server)
 
 
 async def test_a_fact_put_through_the_store_is_the_users_fact_everywhere(store: GoatStore, memory: Memory) -> None:
@@ -190,7 +190,7 @@ async def test_a_batch_runs_its_operations_in_order(store: GoatStore) -> None:
 
 
 def test_the_sync_methods_run_on_a_loop_of_the_stores_own(settings: Settings, embeddings) -> None:
-    store = GoatStore(Memory(settings, embeddings=embeddings))
+    store = GoatStore(Memory(settings, embeddings=embeddings), settings.server)
     try:
         store.put(ANA, "dog", {"value": "Rex"})
         store.put(CHAT, "n", {"text": "The frisbee is in the garage."})

@@ -477,7 +477,7 @@ async def test_promote_memory_is_refused_past_the_facts_limit(runner, fake):
 async def test_a_fact_of_long_words_is_counted_by_what_it_sends_through_the_tool_and_the_store(runner):
     # WordPiece reads a word of over 100 characters as one [UNK]: counted so, a megabyte would
     # pass as a token and be sent in every later prompt.
-    store = GoatStore(runner.services.memory)
+    store = GoatStore(runner.services.memory, runner.services.settings.server)
     with pytest.raises(FactsFull, match=r"^refused: with this fact the known-facts block would take 125\d{3} tokens"):
         await store.aput(("users", "alice", "facts"), "huge", {"value": "x" * 1_000_000})
     with pytest.raises(FactsFull, match=r"would take 37\d{3} tokens, over its limit of 500"):
@@ -487,7 +487,7 @@ async def test_a_fact_of_long_words_is_counted_by_what_it_sends_through_the_tool
 
 
 async def test_a_fact_of_zero_width_characters_is_refused_as_a_blank_one_is(runner):
-    store, said = GoatStore(runner.services.memory), Asker(runner, "chat-a", "alice")
+    store, said = GoatStore(runner.services.memory, runner.services.settings.server), Asker(runner, "chat-a", "alice")
     for blank in ("\u200b\u200b", "\u200d\ufeff \u2060"):
         assert await commands.remember(said, f"note={blank}") == f"fact value must be a non-empty string, got {blank!r}"
         with pytest.raises(ValueError, match="^fact value must be a non-empty string"):

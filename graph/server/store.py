@@ -33,6 +33,7 @@ from langgraph.store.base import (NOT_PROVIDED, BaseStore, GetOp, Item, ListName
 
 from memory.facade import Found, Memory
 from memory.retrieval import iso_bound
+from memory.settings import Server
 from memory.turns import Hit, iso_time
 from nodes.services import Services
 
@@ -61,11 +62,13 @@ class GoatStore(BaseStore):
 
     supports_ttl = False
 
-    def __init__(self, memory: Memory) -> None:
+    def __init__(self, memory: Memory, server: Server) -> None:
         """Args:
             memory: the memory it is a door onto (not closed by the store).
+            server: who the server serves (a note put without a user is ``server.developer``'s).
         """
         self.memory = memory
+        self.server = server
         self._loop: asyncio.AbstractEventLoop | None = None
         self._own_loop: asyncio.AbstractEventLoop | None = None
 
@@ -178,7 +181,7 @@ class GoatStore(BaseStore):
         if set(value) - NOTE_FIELDS or len(texts) != 1 or not isinstance(texts[0], str):
             raise ValueError(f'a memory\'s value is {{"text": "<text>"}} (or LangMem\'s "content"), with "tags" '
                              f'and "user_id" if wanted; got the fields {sorted(value)}')
-        user_id = value.get("user_id") or self.memory.settings.server.developer
+        user_id = value.get("user_id") or self.server.developer
         await self.memory.store_memory(chat_id, str(user_id), texts[0], value.get("tags"), time.time(), entry_id=key)
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
@@ -204,7 +207,7 @@ class GoatStore(BaseStore):
         knobs: dict[str, Any] = {"memory.scope": "chat"}
         if offset + limit > settings.prefetch.max_results:
             knobs["prefetch.max_results"] = offset + limit
-        scope = self.memory.scope(chat_id, settings.server.developer, settings=settings.with_overrides(knobs))
+        scope = self.memory.scope(chat_id, self.server.developer, settings=settings.with_overrides(knobs))
         found = [hit for hit in await scope.found(query, wanted.after, wanted.before) if wanted.holds(hit.hit)]
         return [_found_item(chat_id, hit) for hit in found[offset : offset + limit]]
 
@@ -269,7 +272,8 @@ class EntryFilter:
 async def served_store() -> AsyncIterator[GoatStore]:
     """What ``langgraph.json`` serves: the store over the server's memory (the graph's own, so one
     process opens the embedded Redis and Chroma once)."""
-    yield GoatStore(Services.for_server().memory)
+    services = Services.for_server()
+    yield GoatStore(services.memory, services.settings.server)
 
 
 def _parse(namespace: tuple[str, ...]) -> tuple[str, str]:
