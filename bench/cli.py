@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from memory.settings import Settings, load_settings
+from graph.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from bench.harness import BenchOptions

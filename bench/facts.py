@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings, timed_turn
 from bench.report import SectionResult, distribution, markdown_table
-from memory.settings import Settings
+from graph.settings import Settings
 
 FACTS = 10  # a user's facts: a typical block, well under its token limit
 MESSAGES = ("How are you today?", "What should I cook tonight?", "Remind me what we said about the trip.")

@@ -19,9 +19,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from bench import locomo
 from bench.spans import TurnSpans, phases
 from graph.runner import TurnRunner
+from graph.settings import Settings
 from nodes.services import Services
 from nodes.state import TurnState
-from memory.settings import Settings
 from memory.facade import Memory
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from bench.report import SectionResult, markdown_table
 from bench.synthetic_archive import ChatPlan, TextPool, transcript_lines, turn_time
 from graph.importing.exports import read_export
 from graph.importing.importer import import_turns
-from memory.settings import Settings
+from graph.settings import Settings
 from nodes.services import Services
 from memory.encoders import LocalEmbeddings
 from memory.turns import archive_content

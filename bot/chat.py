@@ -25,11 +25,11 @@ from typing import Any, Callable, Iterator, TextIO
 from bot.commands import COMMANDS, Asker
 from graph.observability.redaction import Redactor
 from graph.runner import ModelUnavailable, TurnRunner
+from graph.settings import Settings
 from nodes.services import ModelNotConfigured
 from memory.turns import is_blank
 from nodes.state import InvalidTurn, TurnConflict, turn_user
 from memory.errors import BackendUnavailable
-from memory.settings import Settings
 
 HELP = "\n".join([
     "commands:",

@@ -13,7 +13,8 @@ from bot.arguments import parse_arguments
 from bot.report import render_check, render_report
 from bot.signals import stop_requests, stopped_by_sigterm
 from graph.observability.redaction import RedactingFilter, Redactor
-from memory.settings import Settings, SettingsError, load_settings, load_settings_leaving_out_invalid
+from graph.settings import Settings, load_settings, load_settings_leaving_out_invalid
+from memory.settings import SettingsError
 from nodes.state import InvalidTurn
 from memory.errors import BackendUnavailable, disk_unwritable
 

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import httpx
 
+from graph.settings import Settings
 from memory.errors import FULL_DISK_BYTES, free_bytes, readable_size, without_credentials
 from memory.facade import BackendHealth
-from memory.settings import LLM, Settings, SettingsError
+from memory.settings import SettingsError
 from nodes.services import ModelNotConfigured
+from nodes.settings import LLM
 
 TIMEOUT = 10.0  # seconds a check waits for an answer: a doctor's question, not a turn's
 OPENAI_API = "https://api.openai.com/v1"  # where the client goes without OPENAI_BASE_URL

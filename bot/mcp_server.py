@@ -35,11 +35,11 @@ from graph.observability.redaction import Redactor
 from graph.runner import TurnRunner
 from graph.observability.turn_log import TurnLog, turns_log_path
 from graph.observability.why_report import mechanisms
+from graph.settings import Settings
 from memory.errors import BackendUnavailable, FactsFull, SearchFailed
 from memory.facade import Memory, async_client
 from memory.retrieval import why_kept
 from memory.prompt import one_line
-from memory.settings import Settings
 from memory.turns import ImportedTurn, archive_id, iso_time, message_problem
 from nodes.toolkit.memory_tools import MemoryToolbox
 

@@ -39,9 +39,9 @@ from graph.observability.redaction import Redactor
 from graph.runner import ModelUnavailable, TurnRunner
 from graph.observability.stats import render_stats, summarize
 from graph.observability.turn_log import TurnLog, turns_log_path
+from graph.settings import Settings
 from memory.errors import BackendUnavailable, ForgetUnfinished
 from memory.facade import async_client
-from memory.settings import Settings
 from nodes.state import InvalidTurn, check_input, turn_input
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, create_model
 
+from graph.settings import load_settings
 from nodes.context import Context
 from nodes.state import FAN_OUT, TurnInput, TurnState
 from nodes.archive_turn import archive_turn
@@ -32,6 +33,7 @@ from nodes.load_identity import load_identity
 from nodes.load_working import load_working
 from nodes.prefetch import prefetch
 from nodes.save import save
+from nodes.services import Services
 from nodes.synthesize import synthesize
 from nodes.tools import tools
 
@@ -88,5 +90,7 @@ def after_synthesize(state: TurnState) -> Literal["correct", "save"]:
     return "correct" if state.get("ungrounded") else "save"
 
 
-# What langgraph.json serves (Studio brings its own checkpointer).
+# What langgraph.json serves (Studio brings its own checkpointer); its runs get the server's
+# services, made from the whole settings tree.
+Services.serve_from(load_settings)
 graph = build_graph()

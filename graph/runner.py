@@ -18,9 +18,9 @@ from graph.checkpoint import RedisCheckpointSaver
 from graph.graph import build_graph
 from graph.observability.turn_log import TurnObserver
 from graph.observability.why_report import LastTurn
+from graph.settings import Settings
 from memory.errors import ForgetUnfinished
 from memory.facade import Forgotten
-from memory.settings import Settings
 from memory.turns import Exchange
 from nodes.context import Context, run_context
 from nodes.services import ModelNotConfigured, Services

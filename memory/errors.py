@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
-from memory.settings import Settings, encoder_of
+from memory.settings import MemorySettings, encoder_of
 
 MASK = "[redacted]"
 
@@ -161,7 +161,7 @@ _NO_SPACE_WORDS = ("No space left on device", "database or disk is full")
 _READ_ONLY_WORDS = ("Read-only file system", "readonly database")
 
 
-def disk_unwritable(exc: BaseException, settings: Settings) -> str | None:
+def disk_unwritable(exc: BaseException, settings: MemorySettings) -> str | None:
     """What to tell the user when ``exc`` is a store's write failing on a disk that is read-only
     (:func:`read_only_disk`) or full (:func:`disk_full`); None when it is neither.
 
@@ -175,7 +175,7 @@ def disk_unwritable(exc: BaseException, settings: Settings) -> str | None:
     return read_only_disk(exc, settings) or disk_full(exc, settings)
 
 
-def read_only_disk(exc: BaseException, settings: Settings) -> str | None:
+def read_only_disk(exc: BaseException, settings: MemorySettings) -> str | None:
     """What to tell the user when ``exc`` is a store's write refused by a read-only filesystem:
     which data folder, and what to do, with the store's own words; None when it is not that.
     Checked before :func:`disk_full`: a small read-only disk has little room free, too.
@@ -198,7 +198,7 @@ def read_only_disk(exc: BaseException, settings: Settings) -> str | None:
             f"folder that is), then run the command again ({_said(exc)})")
 
 
-def disk_full(exc: BaseException, settings: Settings) -> str | None:
+def disk_full(exc: BaseException, settings: MemorySettings) -> str | None:
     """What to tell the user when ``exc`` is a store's write failing for want of disk space:
     which disk is full (the data folder's, or a Redis server's own) and what to do, with the
     store's own words; None when it is not that.

@@ -32,7 +32,7 @@ from memory.redis_clients import async_client, glob_escaped, sync_client
 from memory.retrieval.explicit_search import Found, result_line, search_on_demand
 from memory.retrieval.recall import Recalled, RecallQuery, recall
 from memory.retrieval.search import L3Search
-from memory.settings import Settings
+from memory.settings import MemorySettings
 from memory.stores.archive import Archive
 from memory.stores.backends import Backends
 from memory.stores.facts import upsert_within
@@ -54,7 +54,7 @@ class Connected:
 
 
 class Memory:
-    def __init__(self, settings: Settings, **ready: Any) -> None:
+    def __init__(self, settings: MemorySettings, **ready: Any) -> None:
         """``ready``: backends already open, used instead of opening them (``episodic``,
         ``facts``, ``embeddings``: see :class:`Backends`)."""
         self.settings = settings
@@ -144,7 +144,7 @@ class Memory:
                 await self._backends.searches_cached()
                 await self._copies.turn_ended(chat_id)
 
-    async def recall(self, query: RecallQuery, settings: Settings | None = None) -> Recalled:
+    async def recall(self, query: RecallQuery, settings: MemorySettings | None = None) -> Recalled:
         """What L3 holds for the query: the ranked lists of every mechanism that fired, the
         background, and the outcome (fired, succeeded, failed, timed out, found, cache).
 
@@ -158,7 +158,7 @@ class Memory:
         return await recall(self._l3, query, settings or self.settings)
 
     def scope(self, chat_id: str, user_id: str, *, now: float | None = None,
-              settings: Settings | None = None) -> MemoryScope:
+              settings: MemorySettings | None = None) -> MemoryScope:
         """The verbs of the user commands (facts, search, a fresh start, export…) for one user
         in one chat, at ``now`` (the current time by default), with a run's ``settings``."""
         return MemoryScope(self, settings or self.settings, chat_id, user_id, time.time() if now is None else now)
@@ -269,7 +269,7 @@ class MemoryScope:
     fixed by whoever builds it (a turn, a face's session): no verb takes another chat or user."""
 
     memory: Memory
-    settings: Settings
+    settings: MemorySettings
     chat_id: str
     user_id: str
     now: float
@@ -343,7 +343,7 @@ class MemoryScope:
         await self.memory.archive([], self.now, accessed=[each.hit for each in found])
         return found
 
-    async def _recall_written_through(self, query: RecallQuery, settings: Settings) -> Recalled:
+    async def _recall_written_through(self, query: RecallQuery, settings: MemorySettings) -> Recalled:
         """The memory's recall, once the turns waiting behind their replies are written (the
         turn just answered is found), within the query's deadline all told."""
         started, deadline = time.monotonic(), settings.tools.timeout if query.deadline is None else query.deadline

@@ -5,15 +5,16 @@ The same names are used in the file (``[prefetch] timeout = 0.3``), in the
 environment (``GOAT_PREFETCH__TIMEOUT=0.3``, plus the short aliases in
 :data:`memory.settings_sources.ENV_ALIASES`) and in the graph's run-time context
 (``{"prefetch.timeout": 0.3}``), and all three go through one validation that names the
-offending key (:mod:`memory.settings_sources` reads them; this module holds the settings' tree).
+offending key (:mod:`memory.settings_sources` reads them). This module holds memory's sections
+and the tree's base, :class:`MemorySettings`; each layer above adds its own sections (the model's in
+nodes/settings.py, the faces' and the server's in graph/settings.py, which composes the whole tree).
 """
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache, reduce
 from pathlib import Path
-from typing import Any, Literal, Mapping, get_args
+from typing import Any, Literal, Mapping, Self, get_args
 from urllib.parse import urlsplit
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,15 +25,15 @@ from memory.settings_sources import (SettingsError, drop_dotted, read_sources, r
                                      validated)
 from memory.words import stemmers
 
-MIN_SECRET_CHARS = 16  # a webhook secret or an MCP token shorter than this could be guessed
-
-
 # What a single run may change: the knobs nodes read per turn. Backends, the model
 # client and the cache are built once per process from the process's settings.
 RUN_TIME_SECTIONS = ("identity", "memory", "prefetch", "retrieval", "aits", "budget")
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A section of settings (every layer's derive from it): unknown names, booleans given for
+    numbers, nan, inf and text that is not UTF-8 are refused."""
+
     # nan and inf pass every bound a knob has (nan compares false, inf is above any minimum).
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -58,7 +59,7 @@ class _Section(BaseModel):
 # (nodes/context.py) shows the descriptions, in Studio's form among other places.
 
 
-class Identity(_Section):
+class Identity(Section):
     base_prompt: str = Field(
         "You are GOAT, a helpful assistant with a long memory. Use what you recall "
         "from earlier conversations when it is relevant, and say so when you are unsure.",
@@ -66,20 +67,10 @@ class Identity(_Section):
     )
 
 
-class LLM(_Section):
-    model: str = Field("", description="the chat model's name at the endpoint (empty: no model; every memory "
-                       "command still works)")
-    api_key: SecretStr | None = Field(None, description="the endpoint's API key")
-    base_url: str | None = Field(None, description="an OpenAI-compatible endpoint (DeepSeek, Ollama, vLLM, "
-                                 "OpenRouter…); unset: OpenAI's")
-    temperature: float = Field(0.3, ge=0, le=2, description="the model's sampling temperature")
-    timeout: float = Field(60.0, gt=0, description="seconds a model call may take")
-
-
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-class Redis(_Section):
+class Redis(Section):
     url: str | None = Field(None, description="redis://host:port/db (user:password@ before the host when it "
                             "wants them), rediss://… (TLS) or unix:///path/to/redis.sock; unset: an embedded "
                             "redis-server in the data folder")
@@ -126,12 +117,12 @@ class Redis(_Section):
         return self
 
 
-class Chroma(_Section):
+class Chroma(Section):
     url: str | None = Field(None, description="a Chroma server, http://host:8000; unset: Chroma's embedded "
                             "PersistentClient in the data folder")
 
 
-class Letta(_Section):
+class Letta(Section):
     url: str | None = Field(None, description="a Letta server keeping L1's facts; unset: facts in Redis")
     token: SecretStr | None = Field(None, description="a Letta server started with a password wants it as a "
                                     "bearer token")
@@ -143,13 +134,13 @@ class Letta(_Section):
 Scope = Literal["chat", "user", "global"]
 
 
-class MemorySection(_Section):  # the section named memory (the façade is memory.facade.Memory)
+class MemorySection(Section):  # the section named memory (the façade is memory.facade.Memory)
     scope: Scope = Field(
         "chat", description="whose L3 a turn searches: its chat's, its user's chats', or every chat's")
     l2_max_messages: int = Field(400, ge=2, description="how far back L2 is read before it is trimmed to its share")
 
 
-class Prefetch(_Section):
+class Prefetch(Section):
     timeout: float = Field(0.5, gt=0, le=30, description="seconds the turn waits for L3 at most (the hard deadline)")
     max_results: int = Field(15, ge=1, le=200, description="L3 entries kept after fusion, at most")
     # Twice what fits the L3 share, so fusion has candidates to choose from (50 measured no
@@ -168,7 +159,7 @@ class Prefetch(_Section):
         return name
 
 
-class Retrieval(_Section):
+class Retrieval(Section):
     # Relevance is judged against the chat's background: the query's mean distance to its entries.
     relevance_ratio: float = Field(0.75, gt=0, description="a hit by meaning stands out below this × the background")
     lexical_relevance_ratio: float = Field(
@@ -206,20 +197,20 @@ class Retrieval(_Section):
     popularity_norm: float = Field(10.0, gt=0, description="accesses that count as fully popular")
 
 
-class AITS(_Section):
+class AITS(Section):
     base: int = Field(2000, ge=0, description="AITS: every turn's token budget starts here")
     confidence_multiplier: int = Field(4000, ge=0, description="AITS: tokens added × the message's question cues (0-1)")
     complexity_bonus: int = Field(2000, ge=0, description="AITS: tokens added × the message's length and parts (0-1)")
     hard_cap: int = Field(12000, gt=0, description="AITS: a turn's budget at most")
 
 
-class Budget(_Section):
+class Budget(Section):
     l3_min_guarantee_tokens: int = Field(1200, ge=0, description="L3's first claim on the budget, before L2")
     l2_floor_tokens: int = Field(500, ge=0, description="L2's share at least (wins over L3 on tiny budgets)")
     l1_facts_max_tokens: int = Field(500, ge=0, description="the facts block at most: a fact past it is refused")
 
 
-class Cache(_Section):
+class Cache(Section):
     ttl_seconds: int = Field(300, ge=1, description="seconds a question's searches stay in the L2.5 cache")
 
 
@@ -243,7 +234,7 @@ ENCODER_RATIOS: dict[str, dict[str, float]] = {
 }
 
 
-class Embeddings(_Section):
+class Embeddings(Section):
     # The archive is written with it: a process set to another encoder than the archive's
     # refuses to start until `goat reembed` has re-embedded it.
     model: Encoder = Field(
@@ -252,7 +243,7 @@ class Embeddings(_Section):
         "e5-small (multilingual)")
 
 
-class Words(_Section):
+class Words(Section):
     # The word index is written with it: a chat indexed with another one is indexed afresh.
     stemmer: str = Field("auto", description="how the word index folds word endings (visited, visits → "
                          "visit): \"auto\" with each text's language's Snowball stemmer (told per script "
@@ -267,7 +258,7 @@ class Words(_Section):
         return name
 
 
-class Tools(_Section):
+class Tools(Section):
     enabled: bool = Field(True, description="offer the memory tools and the plugins' tools to the model")
     plugins_dir: Path | None = Field(None, description="the plugins' folder; unset: <data_dir>/plugins (a "
                                      "missing folder: no plugins)")
@@ -276,90 +267,14 @@ class Tools(_Section):
     max_calls: int = Field(8, ge=1, description="tool calls per turn; further requests get an error result")
 
 
-class Telegram(_Section):
-    token: SecretStr | None = Field(None, description="the bot's token, from @BotFather")
-    api_url: str = Field("https://api.telegram.org", description="the Bot API server's root (requests go to "
-                         "{root}/bot{token}/{method}): a self-hosted telegram-bot-api, say")
-    allowed_users: tuple[int, ...] = Field((), description="Telegram user ids the bot serves, comma-separated; "
-                                           "nobody else")
-    webhook_secret: SecretStr | None = Field(None, description="what Telegram must send in "
-                                             "X-Telegram-Bot-Api-Secret-Token (16–256 characters of A-Z a-z 0-9 _ "
-                                             "-); unset: a strong one is made once in Redis")
-    edit_interval: float = Field(1.0, gt=0, description="seconds between two edits of a streaming reply, per chat")
+class MemorySettings(Section):
+    """Memory's part of the settings tree. The tree a process loads is a subclass, with the
+    sections of the layers above (graph/settings.py composes it): memory is given that whole
+    object, and a copy it makes (:meth:`with_overrides`) is of that type too."""
 
-    @field_validator("allowed_users", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):  # GOAT_ALLOWED_USERS=123,456
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _telegram_takes_it(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{%d,256}" % MIN_SECRET_CHARS, value.get_secret_value()):
-            raise ValueError(f"must be {MIN_SECRET_CHARS} to 256 characters of A-Z, a-z, 0-9, _ and - (Telegram's "
-                             "rule), e.g. from `openssl rand -hex 32`; unset, a strong one is made")
-        return value
-
-
-def _guessable(secret: SecretStr) -> bool:
-    return len(secret.get_secret_value().strip()) < MIN_SECRET_CHARS
-
-
-class Mcp(_Section):
-    token: SecretStr | None = Field(None, description="the bearer token `goat mcp --http` requires on every "
-                                    "request, at least 16 characters (unset: it refuses to start)")
-
-    @field_validator("token")
-    @classmethod
-    def _hard_to_guess(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and _guessable(value):
-            raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters, e.g. from `openssl rand -hex 32`")
-        return value
-
-
-class Server(_Section):
-    """Who the graph serves on LangGraph's server (``langgraph dev``, LangGraph Platform)."""
-
-    tokens: dict[str, SecretStr] = Field(
-        default_factory=dict, description="user id → bearer token (alice=<token>,bob=<token>): every request "
-        "carries one (each at least 16 characters) and a run's user is its token's; empty: every request is "
-        "server.developer's")
-    developer: str = Field("developer", min_length=1, description="who every request is when server.tokens is "
-                           "empty (langgraph dev on loopback)")
-
-    @field_validator("tokens", mode="before")
-    @classmethod
-    def _pairs(cls, value: object) -> object:
-        if isinstance(value, str):  # GOAT_SERVER_TOKENS=alice=<token>,bob=<token>
-            pairs = [part.strip().partition("=") for part in value.split(",") if part.strip()]
-            if any(not user.strip() or not sep for user, sep, _ in pairs):
-                raise ValueError("expected user=token pairs separated by commas")
-            return {user.strip(): token.strip() for user, _, token in pairs}
-        return value
-
-    @field_validator("tokens")
-    @classmethod
-    def _hard_to_guess(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        if any(map(_guessable, value.values())):
-            raise ValueError(f"each token must be at least {MIN_SECRET_CHARS} characters, e.g. from `openssl rand -hex 32`")
-        return value
-
-
-class Observability(_Section):
-    log_content: bool = Field(False, description="message and reply text in the per-turn line (secrets never)")
-    report_every: int = Field(50, ge=1, description="turns between two latency-percentile reports")
-    latency_window: int = Field(1000, ge=1, description="latency samples kept per node for those reports")
-    log_max_bytes: int = Field(10_000_000, ge=10_000, description="<data_dir>/logs/turns.jsonl is rotated at this "
-                               "size; one previous file is kept")
-
-
-class Settings(_Section):
     data_dir: Path = Field(Path(".goat"), description="the data folder: the embedded Redis and Chroma, the "
                            "turn log, the plugins")
     identity: Identity = Identity()
-    llm: LLM = LLM()
     redis: Redis = Redis()
     chroma: Chroma = Chroma()
     letta: Letta = Letta()
@@ -372,10 +287,6 @@ class Settings(_Section):
     embeddings: Embeddings = Embeddings()
     words: Words = Words()
     tools: Tools = Tools()
-    telegram: Telegram = Telegram()
-    mcp: Mcp = Mcp()
-    server: Server = Server()
-    observability: Observability = Observability()
 
     @model_validator(mode="before")
     @classmethod
@@ -390,12 +301,12 @@ class Settings(_Section):
             data = {**data, "retrieval": {**ENCODER_RATIOS[model], **retrieval}}
         return data
 
-    def with_overrides(self, overrides: Mapping[str, Any], origin: str = "run-time context") -> "Settings":
+    def with_overrides(self, overrides: Mapping[str, Any], origin: str = "run-time context") -> Self:
         """A copy with dotted-key overrides applied and validated (used for per-run context);
         ``origin`` is where they came from, as errors name it (``--set``)."""
         if not overrides:
             return self
-        check_names(dict.fromkeys(overrides, origin))
+        self.check_names(dict.fromkeys(overrides, origin))
         for key in overrides:
             if key.split(".", 1)[0] not in RUN_TIME_SECTIONS:
                 raise SettingsError(
@@ -408,51 +319,49 @@ class Settings(_Section):
         except TypeError:  # an unhashable value (a list, a dict) cannot be a cache key
             return _overridden.__wrapped__(self, items, origin)
 
+    @classmethod
+    def check_names(cls, origins: Mapping[str, str]) -> None:
+        """Refuse names no setting of this tree has (dotted name -> where it came from), every one at once."""
+        refuse_unknown_names(cls, origins)
 
-def check_names(origins: Mapping[str, str]) -> None:
-    """Refuse names no setting has (dotted name -> where it came from), every one at once."""
-    refuse_unknown_names(Settings, origins)
+    @classmethod
+    def load(cls, path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Self:
+        """This tree, read from ``path`` (or ``$GOAT_CONFIG``, or ``./goat.toml`` if present) and the environment."""
+        return validated(cls, *read_sources(cls, path, environ))
+
+    @classmethod
+    def load_leaving_out_invalid(
+        cls, path: str | Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> tuple[Self, SettingsError | None]:
+        """As :meth:`load`, but a value refused is left at its default instead of stopping the
+        load: for `goat doctor`, which reports it among its checks and goes on with the others.
+
+        Returns:
+            The settings, and the error naming every value left out (None when none was).
+
+        Raises:
+            SettingsError: the file cannot be read, or a name is no setting's.
+        """
+        data, origins = read_sources(cls, path, environ)
+        refused: list[SettingsError] = []
+        while True:  # each round drops at least one value: it ends
+            try:
+                settings = validated(cls, data, origins)
+            except SettingsError as exc:
+                if not [key for key in exc.keys if drop_dotted(data, key)]:
+                    raise
+                refused.append(exc)
+                continue
+            if not refused:
+                return settings, None
+            return settings, SettingsError("; ".join(map(str, refused)), tuple(k for exc in refused for k in exc.keys))
 
 
 @lru_cache(maxsize=64)
-def _overridden(base: Settings, items: tuple[tuple[str, Any], ...], origin: str) -> Settings:
+def _overridden(base: MemorySettings, items: tuple[tuple[str, Any], ...], origin: str) -> MemorySettings:
     data = base.model_dump()
     in_force = {}
     for key, value in items:
         in_force[key] = reduce(getattr, key.split("."), base)  # an encoder's own default shows
         set_dotted(data, key, value)
-    return validated(Settings, data, {key: origin for key, _ in items}, in_force)
-
-
-def load_settings(
-    path: str | Path | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
-    """Read ``path`` (or ``$GOAT_CONFIG``, or ``./goat.toml`` if present) and the environment."""
-    return validated(Settings, *read_sources(Settings, path, environ))
-
-
-def load_settings_leaving_out_invalid(
-    path: str | Path | None = None, environ: Mapping[str, str] | None = None
-) -> tuple[Settings, SettingsError | None]:
-    """As :func:`load_settings`, but a value refused is left at its default instead of stopping the
-    load: for `goat doctor`, which reports it among its checks and goes on with the others.
-
-    Returns:
-        The settings, and the error naming every value left out (None when none was).
-
-    Raises:
-        SettingsError: the file cannot be read, or a name is no setting's.
-    """
-    data, origins = read_sources(Settings, path, environ)
-    refused: list[SettingsError] = []
-    while True:  # each round drops at least one value: it ends
-        try:
-            settings = validated(Settings, data, origins)
-        except SettingsError as exc:
-            if not [key for key in exc.keys if drop_dotted(data, key)]:
-                raise
-            refused.append(exc)
-            continue
-        if not refused:
-            return settings, None
-        return settings, SettingsError("; ".join(map(str, refused)), tuple(k for exc in refused for k in exc.keys))
+    return validated(type(base), data, {key: origin for key, _ in items}, in_force)

@@ -16,14 +16,15 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from memory.settings import ENCODER_RATIOS, RUN_TIME_SECTIONS, Scope, Settings, SettingsError, check_names
+from memory.settings import ENCODER_RATIOS, RUN_TIME_SECTIONS, Scope, SettingsError
 from nodes.services import Services
+from nodes.settings import NodeSettings
 
 # Field name -> dotted setting, for every run-time knob, in the settings' order.
 KNOBS: dict[str, str] = {
     f"{section}_{name}": f"{section}.{name}"
     for section in RUN_TIME_SECTIONS
-    for name in Settings.model_fields[section].annotation.model_fields
+    for name in NodeSettings.model_fields[section].annotation.model_fields
 }
 _FIELD_OF = {dotted: name for name, dotted in KNOBS.items()}
 
@@ -31,7 +32,7 @@ _FIELD_OF = {dotted: name for name, dotted in KNOBS.items()}
 def knob_description(dotted: str) -> str:
     """What Studio's form says of a knob: the setting's description and its shipped default."""
     section, key = dotted.split(".")
-    setting = Settings.model_fields[section].annotation.model_fields[key]
+    setting = NodeSettings.model_fields[section].annotation.model_fields[key]
     # An encoder's own default, as the settings apply it when none is set (ENCODER_RATIOS).
     of_encoders = "".join(f", with embeddings.model {model} {defaults[key]!r}"
                           for model, defaults in ENCODER_RATIOS.items()
@@ -107,7 +108,10 @@ def run_context(overrides: Mapping[str, Any] | None = None, services: Services |
         SettingsError: a name that is not a run-time knob (the message lists the knobs).
     """
     overrides = dict(overrides or {})
-    check_names(dict.fromkeys(overrides, "the run's overrides"))  # a misspelt name: the closest ones
+    # A misspelt name: the closest ones, of the tree the run's settings are (the nodes' part of it
+    # when it is not known yet).
+    tree = NodeSettings if services is None else type(services.settings)
+    tree.check_names(dict.fromkeys(overrides, "the run's overrides"))
     for dotted in overrides:
         if dotted not in _FIELD_OF:
             raise SettingsError(f"setting {dotted} is fixed for the process; a run may set {', '.join(_FIELD_OF)}")
@@ -115,13 +119,13 @@ def run_context(overrides: Mapping[str, Any] | None = None, services: Services |
     return Context(**knobs) if services is None else LocalContext(services=services, **knobs)
 
 
-def run_settings(settings: Settings, context: Context) -> Settings:
+def run_settings(settings: NodeSettings, context: Context) -> NodeSettings:
     """The settings with the knobs this context sets, validated (cached per distinct run)."""
     return settings.with_overrides({KNOBS[f.name]: value for f in fields(context)
                                     if f.name in KNOBS and (value := getattr(context, f.name)) is not None})
 
 
-def resolve(runtime: Runtime[Context] | None) -> tuple[Services, Settings]:
+def resolve(runtime: Runtime[Context] | None) -> tuple[Services, NodeSettings]:
     """The services and the effective settings (with this run's knobs) for a node."""
     context = runtime.context if runtime is not None and runtime.context is not None else Context()
     if isinstance(context, Mapping):  # the Studio server may hand the context over as JSON

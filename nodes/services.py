@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,7 +12,7 @@ from typing import Any, ClassVar
 from langchain_core.language_models import BaseChatModel
 
 from memory.facade import Memory
-from memory.settings import Settings, load_settings
+from nodes.settings import NodeSettings
 from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES
 from nodes.toolkit.plugins import PluginRegistry
 
@@ -32,7 +33,7 @@ class UnreadableAnswer(RuntimeError):
 
 
 class Services:
-    def __init__(self, settings: Settings, memory: Memory | None = None) -> None:
+    def __init__(self, settings: NodeSettings, memory: Memory | None = None) -> None:
         self.settings = settings
         self.memory = memory or Memory(settings)
         self._model_http: Any = None  # the model client's connection pool, once made
@@ -84,14 +85,29 @@ class Services:
         await self.aclose()
 
     # The LangGraph server (Studio) loads the graph by module attribute and cannot hand
-    # services over in the context; it gets one set per server process, from its settings.
+    # services over in the context; it gets one set per server process, from its settings. Only
+    # graph/ composes and loads the whole settings tree (nodes cannot import it): the modules the
+    # server loads (the graph's, the store's) name the loader before anything asks for them.
     _server_instance: ClassVar["Services | None"] = None
+    _server_settings: ClassVar[Callable[[], NodeSettings] | None] = None
     _server_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def serve_from(cls, load_settings: Callable[[], NodeSettings]) -> None:
+        """Name what the server's services are made from (on the first :meth:`for_server`).
+
+        Args:
+            load_settings: reads the whole settings tree (``graph.settings.load_settings``).
+        """
+        cls._server_settings = load_settings
 
     @classmethod
     def for_server(cls) -> "Services":
         with cls._server_lock:
             if cls._server_instance is None:
-                cls._server_instance = cls(load_settings())
+                if cls._server_settings is None:
+                    raise RuntimeError("the server's services have no settings to be made from: "
+                                       "graph/ names their loader (Services.serve_from)")
+                cls._server_instance = cls(cls._server_settings())
                 atexit.register(cls._server_instance.memory.stop_at_exit)
             return cls._server_instance

@@ -24,9 +24,9 @@ from bench.report import mean
 from bench.retrieval import INSPECT_OVERRIDES, OFF_TOPIC  # noqa: F401 (OFF_TOPIC: for the notebooks)
 from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
+from graph.settings import Settings
 from memory.prompt import count_tokens_each, pack_recalls
 from memory.retrieval import choose_recalls
-from memory.settings import Settings
 
 Injected = tuple[set[str], int]  # the ids in the L3 block, and its tokens
 

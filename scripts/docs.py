@@ -1,7 +1,8 @@
 """The generated parts of the documentation, made from what they describe so that they cannot drift:
 
-- ``docs/settings.md``, every setting, from the settings tree (``memory/settings.py``: each
-  setting's name, default, bounds, variables and description);
+- ``docs/settings.md``, every setting, from the settings tree (``graph/settings.py`` composes it of
+  its own sections and those of ``nodes/settings.py`` and ``memory/settings.py``: each setting's
+  name, default, bounds, variables and description);
 - the figures table at the top of ``README.md``, copied from ``docs/benchmarks.md`` (the one place
   the figures are changed).
 
@@ -24,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from memory.settings import ENCODER_RATIOS, RUN_TIME_SECTIONS, Settings  # noqa: E402
+from graph.settings import Settings  # noqa: E402
+from memory.settings import ENCODER_RATIOS, RUN_TIME_SECTIONS  # noqa: E402
 from memory.settings_sources import ENV_ALIASES  # noqa: E402
 
 SETTINGS_PAGE = ROOT / "docs" / "settings.md"
@@ -35,7 +37,7 @@ FIGURES_START, FIGURES_END = "<!-- figures: start -->", "<!-- figures: end -->"
 
 _INTRO = f"""# Settings
 
-<!-- Generated from memory/settings.py by `{COMMAND}` (scripts/docs.py); do not edit by hand. -->
+<!-- Generated from the settings tree (graph/settings.py) by `{COMMAND}` (scripts/docs.py); do not edit by hand. -->
 
 Defaults < `goat.toml` (or the file `$GOAT_CONFIG` names) < environment < per-run overrides. Every
 setting has one dotted name, used the same way everywhere: `[prefetch] timeout = 0.3` in the file,
@@ -105,7 +107,7 @@ def _table(rows: list[tuple[str, FieldInfo]]) -> list[str]:
     lines = ["| setting | default | variables | what it is |", "|---|---|---|---|"]
     for dotted, field in rows:
         if not field.description:
-            raise ValueError(f"setting {dotted} has no description (Field(..., description=...) in memory/settings.py)")
+            raise ValueError(f"setting {dotted} has no description (Field(..., description=...) in its section)")
         bounds = _bounds(field)
         what = field.description + (f" ({bounds})" if bounds else "")
         default = _value(field.get_default(call_default_factory=True))

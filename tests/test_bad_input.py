@@ -33,10 +33,11 @@ from test_graph import NOW, make_runner, with_model
 from test_telegram import ALICE, TOKEN, bot_settings, echo, turn_done, until
 from test_telegram import running as running_bot
 
+from graph.settings import Settings, load_settings
 from memory.stores.curated import CURATED_TAG
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.prompt.blocks import one_line
-from memory.settings import Settings, SettingsError, load_settings
+from memory.settings import SettingsError
 from memory.turns import MAX_MESSAGE_CHARS, ImportedTurn
 from nodes.services import UnreadableAnswer
 

@@ -27,11 +27,11 @@ from bench.overhead import NODES
 from bench.retrieval import OFF_TOPIC, methods
 from bot.cli import main
 from graph.checkpoint import DEFAULT_KEEP_TURNS
+from graph.settings import Settings
 from memory.encoders.paired import PairedEncoder
 from memory.stores.episodic import collection_name
 from memory.retrieval.keys import structural_keys
 from memory.stores.backends import PREFIX
-from memory.settings import Settings
 from memory.stores.lexical import LexicalIndex
 from memory.stores.redis_server import EmbeddedRedis
 from memory.retrieval.temporal import completed_past_range

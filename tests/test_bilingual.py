@@ -18,10 +18,10 @@ from bench.locomo import data_path, load
 from graph.importing.importer import import_transcript
 from graph.runner import TurnRunner
 from graph.observability.why_report import turn_report
+from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory
-from memory.settings import Settings
 from nodes.services import Services
 
 # One import of both chats, asked once, for every property below.

@@ -379,8 +379,8 @@ SETTING_REFUSED = [  # (arguments, variables, goat.toml, the whole error line)
                  "did you mean retrieval.gap_significance?",
                  id="file-unknown"),
     pytest.param(["stats"], {}, "colour = 'blue'\n",
-                 "unknown setting colour (from goat.toml); the top level holds data_dir, identity, llm, redis, chroma, "
-                 "letta, memory, prefetch, retrieval, aits, budget, cache, embeddings, words, tools, telegram, mcp, server, "
+                 "unknown setting colour (from goat.toml); the top level holds data_dir, identity, redis, chroma, letta, "
+                 "memory, prefetch, retrieval, aits, budget, cache, embeddings, words, tools, llm, telegram, mcp, server, "
                  "observability", id="file-unknown-unlike-any"),
     pytest.param(["inspect", "--chat", CHAT, "--set", "retrieval.gap_significance=NaN", "hello"], {}, None,
                  "invalid setting retrieval.gap_significance (from --set): Input should be a finite number "

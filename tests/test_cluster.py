@@ -22,10 +22,11 @@ from bot.doctor import backend_mode
 from conftest import RedisClusterNodes, memorys_redis
 from fakes import FakeOpenAI
 from graph.checkpoint import RedisCheckpointSaver
+from graph.settings import Settings, load_settings
 from memory.stores.archive import OUTBOX_KEY
 from memory.stores.backends import Backends
 from memory.errors import BackendUnavailable
-from memory.settings import Settings, SettingsError, load_settings
+from memory.settings import SettingsError
 from memory.turns import Exchange, archive_id
 from test_durability import crash_after_the_reply
 from test_graph import HISTORY, NOW, inspect, load_history, make_runner, with_model

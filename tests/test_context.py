@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Optional, get_type_hints
 
-from memory.settings import Settings
+from graph.settings import Settings
 from nodes.context import KNOBS, Context, knob_description
 
 

@@ -121,13 +121,13 @@ def test_the_docs_say_what_is_true_now(path: Path) -> None:
 def test_settings_page_is_generated_from_the_settings() -> None:
     wanted = _docs_script().settings_page()
     assert (ROOT / "docs" / "settings.md").read_text(encoding="utf-8") == wanted, \
-        f"docs/settings.md differs from memory/settings.py: {REGENERATE}"
+        f"docs/settings.md differs from the settings tree (graph/settings.py): {REGENERATE}"
 
 
 def test_every_setting_is_on_the_settings_page() -> None:
     from pydantic import BaseModel
 
-    from memory.settings import Settings
+    from graph.settings import Settings
 
     def names(model: type[BaseModel], prefix: str = "") -> list[str]:
         found = []

@@ -20,7 +20,7 @@ import redis.asyncio
 
 from conftest import chroma_server, free_port, wait_for
 from fakes import FakeOpenAI
-from memory.settings import Settings
+from graph.settings import Settings
 from memory.stores.chat_lock import ChatLocks
 from memory.redis_clients import waiting_pool
 from memory.stores.redis_server import answers_ping

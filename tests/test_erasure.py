@@ -23,8 +23,8 @@ from conftest import memorys_redis, system_redis, wait_for
 from fakes import FakeOpenAI
 from graph.checkpoint import DEFAULT_PREFIX
 from graph.runner import TurnRunner
+from graph.settings import Settings, load_settings
 from memory.encoders.embeddings import LocalEmbeddings
-from memory.settings import Settings, load_settings
 from memory.stores.erasure import SharedOrAlone
 from memory.turns import ImportedTurn, archive_id
 from test_cli import goat, goat_env, ok

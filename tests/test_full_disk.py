@@ -23,8 +23,8 @@ import redis
 
 from conftest import StartEmbedded
 from fakes import FakeOpenAI
+from graph.settings import Settings
 from memory.errors import disk_full
-from memory.settings import Settings
 from memory.stores import EmbeddedRedis
 from test_cli import CHAT, GOAT, HANG_GUARD, USER, embedded_redis_pids, goat, goat_env, ok, servers_left
 from test_graph import HISTORY, NOW, history_jsonl

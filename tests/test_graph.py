@@ -19,8 +19,9 @@ from graph.importing.importer import TranscriptError, import_transcript
 from graph.runner import TurnRunner
 from graph.observability.why_report import turn_report
 from graph.graph import build_graph, graph
+from graph.settings import Settings
 from nodes.services import ModelNotConfigured, Services
-from memory.settings import Settings, SettingsError
+from memory.settings import SettingsError
 from nodes.state import InvalidTurn, TurnConflict, check_input, turn_input
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.stores.episodic import EpisodicStore

@@ -19,9 +19,9 @@ from test_cli import goat, goat_env, ok
 
 from graph.importing.importer import (MAX_BATCH, TranscriptChanged, TranscriptError, import_transcript,
                                       import_turns, read_transcript, transcript_of)
+from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory
-from memory.settings import Settings
 from memory.turns import archive_id
 
 pytestmark = pytest.mark.slow

@@ -16,11 +16,11 @@ import httpx
 import pytest
 
 from fakes import FakeOpenAI
+from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory
 from memory.errors import FactsFull
 from memory.stores.letta import AGENT_PREFIX, BLOCK, agent_name
-from memory.settings import Settings
 from test_cli import goat, goat_env, ok
 from test_graph import make_runner, with_model
 from conftest import free_port, letta_server

@@ -18,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from graph.observability.turn_log import TurnObserver
 from conftest import free_port
-from memory.settings import Settings
+from graph.settings import Settings
 from fakes import FakeOpenAI
 from test_chat import goat_chat
 from test_cli import GOAT, goat, goat_env, ok, servers_left

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from memory.settings import Retrieval, Settings
+from graph.settings import Settings
+from memory.settings import Retrieval
 from memory.prompt.aits import Assessment, assess, cue_tokens
 from memory.prompt.budget import (LINE_TOKENS, Split, format_recall_line, l2_ceiling, line_tokens_stamp, newest_within,
                                   pack_recalls, split_budget, stamped_tokens, trim_working, turn_split)

@@ -16,10 +16,10 @@ import pytest
 
 from graph.runner import TurnRunner
 from graph.observability.why_report import turn_report
+from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory, RecallQuery
-from memory.settings import Settings
 from memory.turns import archive_id
 from nodes.services import Services
 from test_cli import goat, goat_env, ok

@@ -15,9 +15,9 @@ import pytest
 
 from conftest import chroma_server, free_port, memorys_redis
 from fakes import FakeOpenAI
+from graph.settings import Settings, load_settings
 from memory.errors import ForgetUnfinished
 from memory.encoders.embeddings import LocalEmbeddings
-from memory.settings import Settings, load_settings
 from test_cli import goat, goat_env, ok
 from test_graph import make_runner, with_model
 

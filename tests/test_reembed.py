@@ -14,12 +14,13 @@ import pytest
 
 from conftest import memorys_redis
 from graph.importing.importer import import_transcript
+from graph.settings import Settings
 from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY
 from memory.errors import EncoderMismatch
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory
-from memory.settings import DEFAULT_ENCODER, Settings
+from memory.settings import DEFAULT_ENCODER
 from memory.turns import Exchange, archive_id
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok
 from test_retrieval import NOW, history_jsonl

@@ -12,9 +12,9 @@ from langgraph.store.base import GetOp, ListNamespacesOp, MatchCondition, PutOp,
 
 from graph.runner import TurnRunner
 from graph.server.store import GoatStore
+from graph.settings import Settings
 from memory.errors import FactsFull
 from memory.facade import Memory
-from memory.settings import Settings
 from memory.turns import ImportedTurn, archive_id
 from nodes.services import Services
 

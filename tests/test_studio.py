@@ -24,8 +24,8 @@ from langgraph_sdk import get_client
 
 from conftest import free_port, wait_for
 from fakes import FakeOpenAI
+from graph.settings import Settings
 from memory.facade import Memory
-from memory.settings import Settings
 from test_cli import embedded_redis_pids
 
 pytestmark = pytest.mark.slow

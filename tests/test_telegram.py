@@ -24,9 +24,9 @@ from bot.webhook import SECRET_HEADER, shared_secret
 from conftest import free_port, memorys_redis
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
+from graph.settings import Settings, Telegram
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory
-from memory.settings import Settings, Telegram
 from memory.turns import archive_id
 from test_cli import GOAT, goat_env, servers_left
 from test_graph import make_runner, with_model

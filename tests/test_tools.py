@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from fakes import FakeOpenAI
+from graph.settings import Settings, load_settings
 from nodes.toolkit.dsml import DsmlStreamFilter, parse_dsml
 from graph.graph import build_graph
 from bot import commands
@@ -24,7 +25,6 @@ from graph.server.store import GoatStore
 from nodes.toolkit.grounding import ungrounded_numbers
 from nodes.toolkit.plugins import PluginRegistry
 from nodes.services import Services
-from memory.settings import Settings, load_settings
 from nodes.state import ToolResult, turn_input
 from nodes.toolkit.flow import FALLBACK_REPLY, evidence_line, turn_tools
 from memory.stores.curated import CURATED_TAG

@@ -20,9 +20,9 @@ from test_mcp import data, stdio_session
 from test_secrecy import leaks, printed, secret_variables
 
 from graph.observability.redaction import RedactingFilter, Redactor
+from graph.settings import Settings, load_settings
 from memory.stores.backends import Backends
 from memory.errors import MASK, BackendUnavailable, url_secrets, without_credentials
-from memory.settings import Settings, load_settings
 
 QUERY_PASSWORD = "qpw-URLREDACTION-hunter2-71c4"
 AT_PASSWORD = "p@ss-URLREDACTION-secret-value"  # an "@" inside the password

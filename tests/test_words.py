@@ -8,9 +8,10 @@ import pytest
 import redis.asyncio
 import Stemmer
 
+from graph.settings import Settings, load_settings
 from memory.stores.lexical import LexicalIndex
 from memory.words import AUTO, SCHEME, Words, names_nothing, reads_as_english, stemmers, terms
-from memory.settings import Settings, SettingsError, load_settings
+from memory.settings import SettingsError
 
 WORDS = Words()
 

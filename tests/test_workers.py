@@ -28,8 +28,8 @@ from bot.telegram import build_application
 from bot.webhook import Inbox, WebhookWorker
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
+from graph.settings import Settings
 from memory.facade import Memory
-from memory.settings import Settings
 from memory.turns import archive_id
 from nodes.state import turn_input
 from test_cli import GOAT, goat_env

@@ -14,7 +14,7 @@ from bot.report import render_report
 from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
 from graph.observability.why_report import turn_report
-from memory.settings import Settings
+from graph.settings import Settings
 
 DEMO_DIR = Path(__file__).parent
 CHAT_ID = "demo"

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from graph.settings import Settings
 from memory.errors import MASK, url_secrets, without_credentials
-from memory.settings import Settings
 
 
 class Redactor:

@@ -23,7 +23,7 @@ from typing import Any
 
 from graph.observability.redaction import Redactor
 from graph.observability.stats import LAYERS, latency_samples, latency_summary
-from memory.settings import Settings
+from graph.settings import Settings
 from nodes.state import TurnState
 
 TURNS_LOGGER = logging.getLogger("goat.turns")

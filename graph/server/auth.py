@@ -16,8 +16,8 @@ from functools import lru_cache
 from langgraph_sdk import Auth
 
 from graph.server.store import CHATS, FACTS, MEMORIES, NOTE, USERS, role_of
+from graph.settings import Server, load_settings
 from memory.facade import Memory
-from memory.settings import Server, load_settings
 from nodes.services import Services
 
 auth = Auth()

@@ -31,9 +31,9 @@ from zoneinfo import ZoneInfo
 from langgraph.store.base import (NOT_PROVIDED, BaseStore, GetOp, Item, ListNamespacesOp, MatchCondition, NotProvided,
                                   Op, PutOp, Result, SearchItem, SearchOp)
 
+from graph.settings import Server, load_settings
 from memory.facade import Found, Memory
 from memory.retrieval import iso_bound
-from memory.settings import Server
 from memory.turns import Hit, iso_time
 from nodes.services import Services
 
@@ -272,6 +272,7 @@ class EntryFilter:
 async def served_store() -> AsyncIterator[GoatStore]:
     """What ``langgraph.json`` serves: the store over the server's memory (the graph's own, so one
     process opens the embedded Redis and Chroma once)."""
+    Services.serve_from(load_settings)  # LangGraph's server enters the store before it loads the graph
     services = Services.for_server()
     yield GoatStore(services.memory, services.settings.server)
 

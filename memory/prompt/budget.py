@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from memory.prompt.aits import assess
 from memory.prompt.blocks import one_line
 from memory.prompt.tokens import tokens_at_least
-from memory.settings import Settings
+from memory.settings import MemorySettings
 from memory.turns import Hit
 
 # The metadata field of an L3 entry holding its recall line's tokens (``line_tokens_stamp``):
@@ -61,13 +61,13 @@ def split_budget(total: int, l0_l1_tokens: int, *, l3_min_guarantee: int, l2_flo
     return Split(l0_l1=l0_l1, l2=l2, l3=l3)
 
 
-def turn_split(total: int, l0_l1_tokens: int, settings: Settings) -> Split:
+def turn_split(total: int, l0_l1_tokens: int, settings: MemorySettings) -> Split:
     """A turn's split with the settings' L3 guarantee and L2 floor."""
     return split_budget(total, l0_l1_tokens, l3_min_guarantee=settings.budget.l3_min_guarantee_tokens,
                         l2_floor=settings.budget.l2_floor_tokens)
 
 
-def l2_ceiling(message: str, settings: Settings) -> int:
+def l2_ceiling(message: str, settings: MemorySettings) -> int:
     """The most the split of this message's turn can give L2 (its AITS budget, nothing taken by
     L0+L1): L2 older than that is neither read into the turn's state nor decoded."""
     return turn_split(assess(message, **settings.aits.model_dump()).budget, 0, settings).l2

@@ -14,7 +14,7 @@ from memory.prompt.budget import format_recall_line
 from memory.retrieval.lists import EVERY_WORD, TEMPORAL, THEMATIC
 from memory.retrieval.merge import choose_and_explain, why_kept
 from memory.retrieval.recall import Recalled, RecallQuery
-from memory.settings import Settings
+from memory.settings import MemorySettings
 from memory.turns import Hit
 from memory.words import Words
 
@@ -32,8 +32,8 @@ class Found:
     why: str
 
 
-async def search_on_demand(recall: Callable[[RecallQuery, Settings], Awaitable[Recalled]], query: RecallQuery,
-                           after: str | None, before: str | None, settings: Settings) -> list[Found]:
+async def search_on_demand(recall: Callable[[RecallQuery, MemorySettings], Awaitable[Recalled]], query: RecallQuery,
+                           after: str | None, before: str | None, settings: MemorySettings) -> list[Found]:
     """What stands out for the query's text by meaning, selected as a turn's recalls are, and
     every entry holding all the words searched for.
 

@@ -33,7 +33,7 @@ from memory.retrieval.keys import structural_keys
 from memory.retrieval.lists import EVERY_LIST, EVERY_WORD, KEYS, TEMPORAL, THEMATIC, WORDS
 from memory.retrieval.statements import speaks_of_oneself
 from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question, names_something, succeeded
-from memory.settings import Settings
+from memory.settings import MemorySettings
 from memory.retrieval.temporal import completed_past_range, may_name_a_date
 from memory.turns import Hit, RecallOutcome
 
@@ -102,7 +102,7 @@ class _Recall:
     """One recall under way: its query, what its question's search shares, and how it went."""
 
     query: RecallQuery
-    settings: Settings
+    settings: MemorySettings
     question: Question
     outcome: RecallOutcome
 
@@ -187,7 +187,7 @@ _MECHANISMS: dict[str, Callable[[_Recall], Awaitable[list[Hit] | None]]] = {
     THEMATIC: _by_meaning, TEMPORAL: _by_time, KEYS: _by_keys, EVERY_WORD: _holding_every_word}
 
 
-async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Recalled:
+async def recall(search: L3Search, query: RecallQuery, settings: MemorySettings) -> Recalled:
     """Run the mechanisms for ``query`` under its deadline; never raises for a mechanism."""
     deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
     outcome: RecallOutcome = {
@@ -256,5 +256,5 @@ async def recall(search: L3Search, query: RecallQuery, settings: Settings) -> Re
     return Recalled(lists, outcome)
 
 
-def _iso(moment: float | None, settings: Settings) -> str | None:
+def _iso(moment: float | None, settings: MemorySettings) -> str | None:
     return None if moment is None else datetime.fromtimestamp(moment, ZoneInfo(settings.prefetch.timezone)).isoformat()

@@ -32,7 +32,7 @@ from memory.stores.entry_index import EntryIndex
 from memory.stores.lexical import LexicalIndex
 from memory.redis_clients import async_client
 from memory.stores.redis_server import EmbeddedRedis
-from memory.settings import Settings
+from memory.settings import MemorySettings
 from memory.stores.working import WorkingMemory
 from memory.words import Words
 
@@ -82,7 +82,7 @@ class Backends:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: MemorySettings,
         *,
         episodic: EpisodicStore | None = None,
         facts: FactsStore | None = None,

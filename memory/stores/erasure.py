@@ -44,7 +44,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from memory.errors import BackendUnavailable
-from memory.settings import Settings
+from memory.settings import MemorySettings
 from memory.redis_clients import process_client_name
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class DataFolderErasure:
     each archive write, and at close for every index written while the embedded Chroma was open).
     Chroma's calls of the process share ``files``; the erasing holds it alone."""
 
-    def __init__(self, settings: Settings, files: SharedOrAlone, executor: Executor) -> None:
+    def __init__(self, settings: MemorySettings, files: SharedOrAlone, executor: Executor) -> None:
         self.settings = settings
         self._files = files
         self._executor = executor

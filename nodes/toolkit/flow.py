@@ -21,8 +21,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from memory.facade import Memory
 from memory.prompt import one_line
-from memory.settings import Settings
 from memory.turns import clean_text
+from nodes.settings import NodeSettings
 from nodes.state import Message, ToolCall, ToolResult, TurnState
 from nodes.toolkit.dsml import parse_dsml
 from nodes.toolkit.memory_tools import MEMORY_TOOLS, MemoryToolbox
@@ -57,7 +57,7 @@ def chat_messages(prompt: list[Message]) -> list[BaseMessage]:
 # ---- what is offered ------------------------------------------------------------------
 
 
-async def tool_offer(plugins: PluginRegistry, settings: Settings) -> list[BaseTool]:
+async def tool_offer(plugins: PluginRegistry, settings: NodeSettings) -> list[BaseTool]:
     """The tools offered this turn, memory tools first. Rescans the plugins folder: the budget
     node calls it, once per turn, and the state keeps the names and schemas it offered."""
     if not settings.tools.enabled:
@@ -75,7 +75,7 @@ def turn_tools(plugins: PluginRegistry, state: TurnState) -> dict[str, BaseTool]
     return {t.name: t for t in [*MEMORY_TOOLS, *plugins.tools()] if t.name in offered}
 
 
-def turn_toolbox(memory: Memory, settings: Settings, state: TurnState) -> MemoryToolbox:
+def turn_toolbox(memory: Memory, settings: NodeSettings, state: TurnState) -> MemoryToolbox:
     """Whose memory the memory tools act on this turn: the turn's chat and user, never the model's say."""
     return MemoryToolbox(memory.scope(state["chat_id"], state["user_id"], now=state["now"], settings=settings))
 
