@@ -19,7 +19,7 @@ test: setup letta
 notebooks: setup
 	.venv/bin/python notebooks/execute.py
 
-# The generated docs: docs/settings.md from memory/settings.py, and README.md's figures table from
+# The generated docs: docs/settings.md from the settings tree (graph/settings.py), and README.md's figures table from
 # docs/benchmarks.md. tests/test_docs.py fails until this has been run after either changes.
 docs: setup
 	.venv/bin/python scripts/docs.py
