@@ -16,8 +16,7 @@ import redis.asyncio
 from graph.importing.importer import import_transcript
 from graph.runner import TurnRunner
 from graph.observability.why_report import turn_report
-from graph.settings import Settings
-from graph.settings import load_settings
+from graph.settings import Settings, load_settings
 from nodes.services import Services
 from memory.settings import SettingsError
 from memory.encoders.embeddings import LocalEmbeddings
@@ -31,7 +30,6 @@ from memory.stores.lexical import K1, LexicalIndex
 from memory.words import Words, terms
 from memory.stores.index_migration import INDEX_SCHEME_KEY
 from memory.stores.backends import PREFIX, REEMBED_KEY, cache_scope_key
-from memory.settings import SettingsError
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
 
