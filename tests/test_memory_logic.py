@@ -133,6 +133,7 @@ class TestCompletedPastRange:
         ("and the weekend before last?", (2026, 11, 7), (2026, 11, 8)),
         ("what did we talk about around Christmas?", (2025, 12, 21), (2025, 12, 29)),
         ("What did I cook on New Year’s Eve", (2025, 12, 31), (2025, 12, 31)),
+        ("and on new years eve?", (2025, 12, 31), (2025, 12, 31)),
         ("at Halloween", (2026, 10, 31), (2026, 10, 31)),
         # A span of months wins over the month a parser reads in it ("July 2025" alone).
         ("What did I read between May and July 2025?", (2025, 5, 1), (2025, 7, 31)),

@@ -66,8 +66,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern, re.IG
                 r"sunday)\b"),
     ("week_before_last", r"\bthe\s+week\s+before\s+last\b"),
     ("weekend_before_last", r"\bthe\s+weekend\s+before\s+last\b"),
-    ("holiday", r"\b(?P<around>around|at|on|over|during)\s+(?:the\s+)?(?P<holiday>christmas\s+eve|christmas|"
-                r"new\s+year[’']?s\s+eve|new\s+year[’']?s\s+day|valentine[’']?s\s+day|halloween)\b"),
+    ("holiday", r"\b(?P<around>around|at|on|over|during)\s+(?:the\s+)?(?P<holiday>"
+                + "|".join(name.replace(" ", r"\s+").replace("'", "[’']?")
+                           for name in sorted(_HOLIDAYS, key=len, reverse=True)) + r")\b"),
     ("month", rf"\b{_PERIOD_PREPOSITION}\s+(?:the\s+month\s+of\s+)?{_NOT_A_DAY_BEFORE}{_MONTH}{_NOT_A_DAY_AFTER}"
               rf"{_OF_YEAR}\b"),
     ("month", rf"{_NOT_A_DAY_BEFORE}\b{_MONTH}\s+{_YEAR}\b"),
@@ -102,9 +103,16 @@ def spans_of_months(text: str, today: date) -> list[tuple[date, date]]:
         _, last = _month(last_month, last_year, today)
         first_year = int(match["first_year"]) if match["first_year"] else last.year - (first_month > last_month)
         first = date(first_year, first_month, 1)
-        if first < today and first <= last:
-            found.append((first, min(last, today - timedelta(days=1))))
+        if first <= last and (days := before_today(first, last, today)):
+            found.append(days)
     return found
+
+
+def before_today(first: date, last: date, today: date) -> tuple[date, date] | None:
+    """The days of ``first``…``last`` before ``today`` (cut at yesterday), as a completed past
+    period must be; None when it starts today or later."""
+    yesterday = today - timedelta(days=1)
+    return (first, min(last, yesterday)) if first <= yesterday else None
 
 
 def named_periods(text: str, today: date) -> list[tuple[date, date]]:
@@ -117,16 +125,13 @@ def named_periods(text: str, today: date) -> list[tuple[date, date]]:
     Returns:
         Each period found, cut at yesterday; none that starts today or later.
     """
-    yesterday = today - timedelta(days=1)
     found, taken = [], []
     for kind, pattern in _PATTERNS:
         for match in pattern.finditer(text):
             if any(match.start() < end and start < match.end() for start, end in taken):
                 continue
             taken.append(match.span())
-            for first, last in _days(kind, match, today):
-                if first <= yesterday:
-                    found.append((first, min(last, yesterday)))
+            found += filter(None, (before_today(first, last, today) for first, last in _days(kind, match, today)))
     return found
 
 
@@ -159,8 +164,7 @@ def _days(kind: str, match: re.Match[str], today: date) -> Iterator[tuple[date, 
         saturday = today - timedelta(days=((today.weekday() - 5) % 7 or 7) + 7)
         yield saturday, saturday + timedelta(days=1)
     elif kind == "holiday":
-        yield _holiday(re.sub(r"\s+", " ", named["holiday"].lower().replace("’", "'")), today,
-                       _AROUND_DAYS if named["around"].lower() == "around" else 0)
+        yield _holiday(_holiday_name(named["holiday"]), today, _AROUND_DAYS if named["around"].lower() == "around" else 0)
     else:  # the week before last: the calendar week (Monday to Sunday) two weeks back
         monday = today - timedelta(days=today.weekday() + 14)
         yield monday, monday + timedelta(days=6)
@@ -197,6 +201,12 @@ def _season(name: str, year: int | None, today: date, before_this_one: bool) -> 
 def _season_end(year: int, start_month: int) -> date:
     end_year, end_month = (year + 1, 2) if start_month == 12 else (year, start_month + 2)
     return date(end_year, end_month, calendar.monthrange(end_year, end_month)[1])
+
+
+def _holiday_name(written: str) -> str:
+    """The holiday's key in ``_HOLIDAYS``, however its spaces and apostrophe were written ("New Years Eve")."""
+    folded = re.sub(r"\s+", " ", written.lower().replace("’", "'"))
+    return next(name for name in _HOLIDAYS if name.replace("'", "") == folded.replace("'", ""))
 
 
 def _holiday(name: str, today: date, around: int) -> tuple[date, date]:

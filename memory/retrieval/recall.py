@@ -34,7 +34,7 @@ from memory.retrieval.lists import EVERY_LIST, EVERY_WORD, KEYS, TEMPORAL, THEMA
 from memory.retrieval.statements import speaks_of_oneself
 from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question, names_something, succeeded
 from memory.settings import MemorySettings
-from memory.retrieval.temporal import completed_past_range, may_name_a_date
+from memory.retrieval.temporal import completed_past_days, completed_past_range, may_name_a_date
 from memory.turns import Hit, RecallOutcome
 
 # Why a message is judged by meaning first (merge.choose_recalls): a statement about oneself bears
@@ -162,10 +162,7 @@ async def _counted_from_an_event(run: _Recall, named: FromEvent, when: datetime)
         return None
     event_day = datetime.fromtimestamp(nearest[0]["timestamp"], when.tzinfo).date()
     run.outcome["range_from_event"] = f"{nearest[0]['id']} ({event_day.isoformat()})"
-    first, last = named.days(event_day)
-    start = datetime.combine(first, datetime.min.time(), when.tzinfo)
-    end = min(datetime.combine(last, datetime.max.time(), when.tzinfo), when)
-    return (start, end) if start < when else None
+    return completed_past_days(*named.days(event_day), when)
 
 
 async def _by_keys(run: _Recall) -> list[Hit] | None:

@@ -47,7 +47,7 @@ from dateparser.languages.loader import default_loader
 from dateparser.search import search_dates
 
 from memory.retrieval.keys import without_keys
-from memory.retrieval.named_periods import PERIOD_WORDS, named_periods, spans_of_months
+from memory.retrieval.named_periods import PERIOD_WORDS, before_today, named_periods, spans_of_months
 from memory.words import terms
 
 # Constant for every call; only RELATIVE_BASE changes, so it is swapped into a
@@ -192,6 +192,13 @@ def _period_days(day: date, period: str | None) -> tuple[date, date]:
     if period == "year":
         return date(day.year, 1, 1), date(day.year, 12, 31)
     return day, day
+
+
+def completed_past_days(first: date, last: date, now: datetime) -> tuple[datetime, datetime] | None:
+    """The days ``first``…``last`` as a completed past range (as :func:`completed_past_range`
+    returns one): cut at yesterday's end, in ``now``'s zone; None when they start today or later."""
+    days = before_today(first, last, now.date())
+    return None if days is None else _day_bounds(*days, now)
 
 
 def _day_bounds(first: date, last: date, now: datetime) -> tuple[datetime, datetime]:
