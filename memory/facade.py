@@ -29,6 +29,7 @@ from memory.health import BackendHealth, Health
 from memory.measuring import Measuring
 from memory.prompt.tokens import count_tokens
 from memory.redis_clients import async_client, glob_escaped, sync_client
+from memory.retrieval.beside import placed_beside, turn_place, wanted_beside
 from memory.retrieval.explicit_search import Found, result_line, search_on_demand
 from memory.retrieval.recall import Recalled, RecallQuery, recall
 from memory.retrieval.search import L3Search
@@ -156,6 +157,24 @@ class Memory:
             its outcome, never raised.
         """
         return await recall(self._l3, query, settings or self.settings)
+
+    async def with_turns_beside(self, chosen: list[Hit], best: int) -> list[Hit]:
+        """The entries chosen to inject, with the turns just before and after the ``best`` first
+        placed right after them (:mod:`memory.retrieval.beside`).
+
+        Args:
+            chosen: what gap_filter chose, best first.
+            best: ``retrieval.beside_best``.
+        Returns:
+            The entries to inject, best first; a turn the chat does not hold is left out.
+        """
+        wanted = wanted_beside(chosen, best)
+        if not wanted:
+            return chosen
+        store = await self._backends.episodic()
+        chats = {place[0] for hit in chosen[:best] if (place := turn_place(hit)) is not None}
+        found = [hit for chat in chats for hit in await self._backends.l3(store.get_by_ids, [chat], list(wanted))]
+        return placed_beside(chosen, found, wanted)
 
     def scope(self, chat_id: str, user_id: str, *, now: float | None = None,
               settings: MemorySettings | None = None) -> MemoryScope:

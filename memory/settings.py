@@ -193,6 +193,9 @@ class Retrieval(Section):
     # Chosen on LoCoMo's tuning conversations: the largest share losing under a point of recall there.
     min_score_share: float = Field(
         0.4, ge=0, le=1, description="an entry is injected only when its score is at least this share of the best's")
+    # An event is told over a few turns, and a question's words often match one of them.
+    beside_best: int = Field(
+        2, ge=0, description="the turns just before and after this many of the best entries are injected beside them")
     recency_window_days: float = Field(30.0, gt=0, description="an entry's recency falls to 0 over this many days")
     popularity_norm: float = Field(10.0, gt=0, description="accesses that count as fully popular")
 

@@ -40,6 +40,8 @@ class Hit(TypedDict):
     """Every list that found it, most specific first (once the lists are merged)."""
     blended_score: NotRequired[float]
     """Its score once the lists are merged: similarity, recency and popularity, weighted."""
+    beside: NotRequired[str]
+    """For a turn injected beside a chosen entry (mechanism "beside"): that entry's id."""
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))

@@ -76,6 +76,7 @@ class Context:
     retrieval_weight_recency: float | None = _knob("retrieval.weight_recency")
     retrieval_weight_popularity: float | None = _knob("retrieval.weight_popularity")
     retrieval_min_score_share: float | None = _knob("retrieval.min_score_share")
+    retrieval_beside_best: int | None = _knob("retrieval.beside_best")
     retrieval_recency_window_days: float | None = _knob("retrieval.recency_window_days")
     retrieval_popularity_norm: float | None = _knob("retrieval.popularity_norm")
 

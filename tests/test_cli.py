@@ -191,7 +191,7 @@ def test_inspect_json_reports_the_injected_exchange_and_the_turn(imported: Impor
     assert ALPHA_FAILED in ids and ALPHA_ROLLBACK in ids
     for item in report["l3"]:
         assert set(item) == L3_ITEM_KEYS
-        assert item["mechanism"] in {"thematic", "temporal", "specific_key"}
+        assert item["mechanism"] in {"thematic", "temporal", "specific_key", "beside"}
         assert isinstance(item["timestamp"], float) and item["distance"] >= 0
     failed = next(item for item in report["l3"] if item["id"] == ALPHA_FAILED)
     assert failed["content"] == f"user: {HISTORY[2][1]}\nassistant: {HISTORY[2][2]}"  # verbatim

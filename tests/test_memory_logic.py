@@ -15,6 +15,8 @@ from memory.prompt.aits import Assessment, assess, cue_tokens
 from memory.prompt.budget import (LINE_TOKENS, Split, format_recall_line, l2_ceiling, line_tokens_stamp, newest_within,
                                   pack_recalls, split_budget, stamped_tokens, trim_working, turn_split)
 from memory.retrieval.gap import background_filter, gap_filter, gap_ratio
+from memory.turns import archive_id
+from memory.retrieval.beside import BESIDE, beside_verdicts, placed_beside, wanted_beside
 from memory.retrieval.event_dates import from_event
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.merge import (choose_and_explain, choose_recalls, fuse, merge_and_score, scoring_near_the_best,
@@ -614,6 +616,44 @@ class TestFuse:
 
     def test_empty(self) -> None:
         assert fuse([], rrf_k=10, neighbour_weight=0.25) == {} and fuse([[], []], rrf_k=10, neighbour_weight=0.25) == {}
+
+
+class TestTurnsBeside:
+    @staticmethod
+    def chosen(*numbers: int | None, chat: str = "c") -> list[dict]:
+        return [turn(archive_id(chat, n) if n is not None else f"memory{i}", n, chat=chat)
+                | {"blended_score": 1.0 - i / 10} for i, n in enumerate(numbers)]
+
+    def test_the_turns_either_side_of_the_best_are_wanted_once(self) -> None:
+        chosen = self.chosen(7, 8, 20)
+        # Turn 8 is chosen already; 6 is beside 7, 9 beside 8; 20 is not among the best two.
+        assert wanted_beside(chosen, 2) == {"c:turn_0006": "c:turn_0007", "c:turn_0009": "c:turn_0008"}
+        assert wanted_beside(chosen, 0) == {}
+
+    def test_an_entry_that_is_not_a_turn_has_none_beside_it(self) -> None:
+        assert wanted_beside(self.chosen(None, 4), 1) == {}
+
+    def test_the_turns_read_come_after_the_chosen_scored_as_the_last(self) -> None:
+        chosen = self.chosen(7, 20, 30)
+        wanted = wanted_beside(chosen, 2)
+        found = [turn(archive_id("c", n), n) | {"content": "user: and then?"} for n in (6, 21)]  # 8, 19: none
+        placed = placed_beside(chosen, found, wanted)
+        assert ids(placed) == ["c:turn_0007", "c:turn_0020", "c:turn_0030", "c:turn_0006", "c:turn_0021"]
+        assert [hit["mechanism"] == BESIDE for hit in placed] == [False, False, False, True, True]
+        assert [hit["blended_score"] for hit in placed[3:]] == [chosen[-1]["blended_score"]] * 2
+        assert [(v["id"], v["why"]) for v in beside_verdicts(placed)] == [
+            ("c:turn_0006", "the turn just before c:turn_0007, one of the best"),
+            ("c:turn_0021", "the turn just after c:turn_0020, one of the best")]
+
+    def test_a_turn_in_another_language_is_not_placed_beside(self) -> None:
+        chosen = [hit | {"content": "user: We adopted a puppy today!"} for hit in self.chosen(7)]
+        found = [turn(archive_id("c", 6), 6) | {"content": "user: Напомни, что мне сделали у зубного врача"},
+                 turn(archive_id("c", 8), 8) | {"content": "user: His name is Pickles."}]
+        assert ids(placed_beside(chosen, found, wanted_beside(chosen, 1))) == ["c:turn_0007", "c:turn_0008"]
+
+    def test_a_turn_not_wanted_is_not_placed(self) -> None:
+        chosen = self.chosen(7)
+        assert placed_beside(chosen, [turn(archive_id("c", 30), 30)], wanted_beside(chosen, 1)) == chosen
 
 
 def hits(prefix: str, distances: list[float], mechanism: str = "thematic") -> list[dict]:

@@ -252,7 +252,8 @@ async def test_a_chats_single_english_line_is_judged_against_its_russian_lines_b
     for question, injected in (("What is my cat called?", [archive_id("ru", 9)]),
                                ("What did our dog do to the sofa?", [archive_id("ru", 8)]),
                                ("What's the capital of Peru?", []), ("hi, how are you?", [])):
-        state = await runner.inspect("ru", question, now=NOW.timestamp())
+        # The turns beside the best left out: what stands out against the background is looked at.
+        state = await runner.inspect("ru", question, now=NOW.timestamp(), overrides={"retrieval.beside_best": 0})
         assert state["prefetch"]["background_passages"] == len(CHATS["ru"]), question
         assert [entry["id"] for entry in turn_report(state)["l3"]] == injected, question
 

@@ -727,6 +727,25 @@ async def test_an_event_in_a_crowded_topic_is_found_by_what_it_names(runner, tmp
     assert report["l3"] and report["l3"][0]["id"] == archive_id("chat", event + 1), report["l3"]
 
 
+# An event told over two turns: the question names the puppy, and only the turn before says where it came from.
+ADOPTION = [(40, "Big news: we brought home a rescue puppy from the Maple Road shelter this morning!",
+             "Congratulations! What will you call the little one?"),
+            (40, "We named him Pickles, after my grandmother's old cat.", "Pickles is a lovely name!")]
+
+
+async def test_the_turn_before_the_best_is_injected_beside_it(runner, tmp_path) -> None:
+    await load(runner.services.memory, tmp_path, "chat", HISTORY + ADOPTION)
+    told, named = archive_id("chat", len(HISTORY) + 1), archive_id("chat", len(HISTORY) + 2)
+    report = await inspect(runner, "chat", "Where did we get Pickles from?")
+    injected = [(entry["id"], entry["mechanism"]) for entry in report["l3"]]
+    assert injected[0] == (named, "thematic") and injected[-1] == (told, "beside"), injected
+    verdicts = await runner.inspect("chat", "Where did we get Pickles from?", now=NOW.timestamp())
+    assert {"list": "beside", "id": told, "distance": 0.0, "kept": True,
+            "why": f"the turn just before {named}, one of the best"} in verdicts["verdicts"]
+    alone = await inspect(runner, "chat", "Where did we get Pickles from?", overrides={"retrieval.beside_best": 0})
+    assert told not in [entry["id"] for entry in alone["l3"]], alone["l3"]
+
+
 @pytest.mark.parametrize("question", ["What did we get up to the first weekend of August?",
                                       "Remind me what happened in early August", "what did I do over the summer?",
                                       "what did I do between July and September?"])
@@ -746,7 +765,9 @@ async def test_a_period_counted_from_an_event_is_the_days_from_the_entry_that_te
             (wedding - 14, "I finally fixed the leaking kitchen tap with a new washer.", "Handy!"),
             (wedding - 40, "I fixed the squeaky bedroom door hinge with some oil.", "Nice.")]
     await load(runner.services.memory, tmp_path, "chat", told + HISTORY)
-    report = await inspect(runner, "chat", "What did I fix two weeks after the wedding?")
+    # The turns beside the best left out: the period's own choice is what is looked at.
+    report = await inspect(runner, "chat", "What did I fix two weeks after the wedding?",
+                           overrides={"retrieval.beside_best": 0})
     assert report["prefetch"]["range_from_event"].startswith(archive_id("chat", 1))
     injected = [entry["id"] for entry in report["l3"]]
     assert archive_id("chat", 2) in injected and archive_id("chat", 3) not in injected, report["l3"]

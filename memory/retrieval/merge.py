@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from memory.settings import Retrieval
+from memory.retrieval.beside import turn_place
 from memory.retrieval.gap import background_filter, gap_filter, others_mean
 from memory.retrieval.lists import MECHANISM_PRIORITY, TEMPORAL, THEMATIC, WORDS, is_exact_hit
 from memory.turns import Hit, Verdict
@@ -201,10 +202,10 @@ def fuse(ranked_lists: Iterable[list[Hit]], *, rrf_k: float, neighbour_weight: f
         for rank, recall in enumerate(ranked, start=1):
             fused[recall["id"]] = fused.get(recall["id"], 0.0) + weight / (rrf_k + rank)
             entries.setdefault(recall["id"], recall)
-    by_place = {place: entry_id for entry_id, recall in entries.items() if (place := _place(recall)) is not None}
+    by_place = {place: entry_id for entry_id, recall in entries.items() if (place := turn_place(recall)) is not None}
 
     def neighbours(recall: Hit) -> float:
-        place = _place(recall)
+        place = turn_place(recall)
         if place is None:
             return 0.0
         chat, turn = place
@@ -316,10 +317,3 @@ def _similarity(recall: Hit, mechanism: str, relevance: Mapping[str, float] | No
 
 def _priority(mechanism: str) -> int:
     return MECHANISM_PRIORITY.index(mechanism) if mechanism in MECHANISM_PRIORITY else len(MECHANISM_PRIORITY)
-
-
-def _place(recall: Hit) -> tuple[str, int] | None:
-    """(chat, turn number) of an archived turn; None for entries that are not turns."""
-    metadata = recall.get("metadata") or {}
-    turn, chat = metadata.get("turn"), metadata.get("chat_id")
-    return (chat, int(turn)) if isinstance(turn, int) and chat is not None else None

@@ -1,0 +1,84 @@
+"""The turns just before and after the best entries chosen, injected after what was chosen.
+
+A conversation tells an event over a few turns: it is announced in one, then named, dated or
+answered in the next, and a question's words often match only one of them ("adopting Buddy":
+the turn naming the dog, not the one telling of the shelter before it). A turn in another
+language than the one it is beside is taken for another telling, not this one's.
+"""
+
+from __future__ import annotations
+
+from memory.turns import Hit, Verdict, archive_id
+from memory.words import reads_as_english
+
+BESIDE = "beside"  # the mechanism of an entry injected beside a chosen one
+
+
+def turn_place(hit: Hit) -> tuple[str, int] | None:
+    """(chat, turn number) of an archived turn; None for entries that are not turns."""
+    metadata = hit.get("metadata") or {}
+    turn, chat = metadata.get("turn"), metadata.get("chat_id")
+    return (chat, int(turn)) if isinstance(turn, int) and chat is not None else None
+
+
+def wanted_beside(chosen: list[Hit], best: int) -> dict[str, str]:
+    """The turns to read beside the ``best`` first chosen entries.
+
+    Args:
+        chosen: what gap_filter chose, best first.
+        best: ``retrieval.beside_best``.
+
+    Returns:
+        Id of the turn just before or after one of the best -> id of that best entry, in the
+        order they would be injected; none already chosen.
+    """
+    chosen_ids = {hit["id"] for hit in chosen}
+    wanted: dict[str, str] = {}
+    for hit in chosen[:best]:
+        if (place := turn_place(hit)) is None:
+            continue
+        chat, turn = place
+        for neighbour in (archive_id(chat, turn - 1), archive_id(chat, turn + 1)):
+            if neighbour not in chosen_ids:
+                wanted.setdefault(neighbour, hit["id"])
+    return wanted
+
+
+def placed_beside(chosen: list[Hit], found: list[Hit], wanted: dict[str, str]) -> list[Hit]:
+    """``chosen``, then each turn found that reads as the same language as the entry it is
+    beside. They come last, scored as the last chosen: context for the best, not rivals of the
+    rest, and the first a tight budget leaves out.
+
+    Args:
+        chosen: what gap_filter chose, best first.
+        found: the turns read of :func:`wanted_beside`'s ids (one the chat lacks is not among them).
+        wanted: :func:`wanted_beside`'s answer.
+
+    Returns:
+        The entries to inject, best first.
+    """
+    by_id = {hit["id"]: hit for hit in chosen}
+    read = {hit["id"]: hit for hit in found}
+    floor = chosen[-1].get("blended_score", 0.0) if chosen else 0.0
+    return chosen + [
+        {**read[neighbour_id], "mechanism": BESIDE, "mechanisms": [BESIDE], "blended_score": floor,
+         "beside": beside_id}
+        for neighbour_id, beside_id in wanted.items()
+        if neighbour_id in read and beside_id in by_id
+        and reads_as_english(read[neighbour_id]["content"]) == reads_as_english(by_id[beside_id]["content"])]
+
+
+def beside_verdicts(placed: list[Hit]) -> list[Verdict]:
+    """Why each turn placed beside a chosen entry is injected, for whoever steps the turn.
+
+    Args:
+        placed: :func:`placed_beside`'s answer.
+
+    Returns:
+        One kept verdict per turn injected beside another, naming that entry.
+    """
+    number = {hit["id"]: place[1] for hit in placed if (place := turn_place(hit)) is not None}
+    return [{"list": BESIDE, "id": hit["id"], "distance": 0.0, "kept": True,
+             "why": f"the turn just {'before' if number.get(hit['id'], 0) < number.get(hit['beside'], 0) else 'after'} "
+                    f"{hit['beside']}, one of the best"}
+            for hit in placed if "beside" in hit]
