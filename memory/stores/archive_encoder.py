@@ -57,13 +57,13 @@ class ArchiveEncoder:
             redis: where the archive's encoder is recorded, and the entry index.
             l3: Chroma, looked at for vectors when none is recorded.
         """
-        self.model, self._redis, self._l3 = model, redis, l3
+        self._model, self._redis, self._l3 = model, redis, l3
         self._checked = False
 
     async def embeddings(self, *, checked: bool = True) -> LocalEmbeddings:
         """The process's encoder. ``checked``: only if the archive holds its vectors (raises
         :class:`EncoderMismatch` otherwise); only a re-embedding uses one that may not."""
-        embeddings = await self.model.load()
+        embeddings = await self._model.load()
         if checked and not self._checked:
             await self.check(embeddings.record)
             self._checked = True
@@ -114,6 +114,6 @@ class ArchiveEncoder:
         (``every_language`` False: for a chat that holds English only, see :meth:`Encoder.encode`).
         The archive's encoder is checked again on every write: a re-embedding started since
         this process began stops its writes (they wait in the outbox) instead of mixing encoders."""
-        embeddings = await self.model.load()
+        embeddings = await self._model.load()
         await self.check(embeddings.record)
         return await self._l3.run_blocking(partial(embeddings.encoder.encode, every_language=every_language), texts)

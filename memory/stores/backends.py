@@ -31,16 +31,16 @@ class Backends:
         embeddings: LocalEmbeddings | None = None,
     ) -> None:
         """``episodic``, ``facts``, ``embeddings``: backends already open, used instead of opening them."""
-        self.pool = BlockingPool()
-        self.redis = RedisBackend(settings, self.pool.run, facts)
-        self.erasure = DataFolderErasure(settings, self.pool.files, self.pool.executor, self.redis)
-        model = EncoderModel(settings.embeddings.model, self.pool.run, embeddings)
-        self.l3 = L3Backend(settings.chroma.url, self.pool, self.erasure, model.load, episodic)
+        self._pool = BlockingPool()
+        self.redis = RedisBackend(settings, self._pool.run, facts)
+        self.erasure = DataFolderErasure(settings, self._pool.files, self._pool.executor, self.redis)
+        model = EncoderModel(settings.embeddings.model, self._pool.run, embeddings)
+        self.l3 = L3Backend(settings.chroma.url, self._pool, self.erasure, model.load, episodic)
         self.encoder = ArchiveEncoder(model, self.redis, self.l3)
 
     async def aclose(self) -> None:
         """Close every backend (each reopens on use)."""
-        self.pool.shutdown()
+        self._pool.shutdown()
         if (store := self.l3.opened) is not None:
             store.close()
             await self.erasure.clear_at_close()

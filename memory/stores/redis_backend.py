@@ -70,7 +70,7 @@ class RedisBackend:
             run_blocking: runs a blocking call in memory's thread pool (starting the embedded server).
             facts: a facts store already open, used instead of opening one.
         """
-        self.settings = settings
+        self._settings = settings
         self._run_blocking = run_blocking
         self._client: aioredis.Redis | aioredis.RedisCluster | None = None
         self.url: str | None = None  # once connected: the embedded server's, or the configured one
@@ -97,16 +97,16 @@ class RedisBackend:
         """The Redis client (a cluster client with ``redis.cluster``; either serves every store)."""
         async with self._connecting:
             if self._client is None:
-                url = self.settings.redis.url
+                url = self._settings.redis.url
                 if url is None:
                     url = await self._start_embedded()
-                self._client, self.url = await _connected(url, self.settings.redis.cluster), url
+                self._client, self.url = await _connected(url, self._settings.redis.cluster), url
             return self._client
 
     async def _start_embedded(self) -> str:
         # In a worker thread: resolving a relative data folder reads the working
         # directory, a blocking call LangGraph's server refuses on its event loop.
-        self._embedded = server = await self._run_blocking(EmbeddedRedis, self.settings.data_dir)
+        self._embedded = server = await self._run_blocking(EmbeddedRedis, self._settings.data_dir)
         try:
             return await self._run_blocking(server.start)
         except Exception as exc:
@@ -123,7 +123,7 @@ class RedisBackend:
     async def cache(self) -> SearchCache:
         """L2.5: the searches cached by scope."""
         if self._cache is None:
-            self._cache = SearchCache(await self.client(), self.settings.cache.ttl_seconds, PREFIX)
+            self._cache = SearchCache(await self.client(), self._settings.cache.ttl_seconds, PREFIX)
         return self._cache
 
     async def searches_cached(self) -> None:
@@ -135,11 +135,11 @@ class RedisBackend:
     async def facts(self) -> FactsStore:
         """L1: the users' facts, in Letta with ``letta.url``, else in Redis."""
         if self._facts is None:
-            letta = self.settings.letta
+            letta = self._settings.letta
             if letta.url:
                 self._facts = LettaFactsStore(
                     letta.url, token=letta.token.get_secret_value() if letta.token else None,
-                    timeout=letta.timeout, shared=self.settings.memory.scope == "global", lease=self._facts_lease,
+                    timeout=letta.timeout, shared=self._settings.memory.scope == "global", lease=self._facts_lease,
                 )
             else:
                 self._facts = RedisFactsStore(await self.client(), PREFIX)
@@ -150,15 +150,15 @@ class RedisBackend:
         # Letta's facts are read, changed and written back: one writer at a time per agent,
         # across workers (the chat lease's mechanism, on its own keys).
         if self._facts_locks is None:
-            self._facts_locks = ChatLocks(await self.client(), f"{PREFIX}:facts", self.settings.redis.chat_lock_seconds)
+            self._facts_locks = ChatLocks(await self.client(), f"{PREFIX}:facts", self._settings.redis.chat_lock_seconds)
         async with self._facts_locks.hold(name):
             yield
 
     async def lexical_index(self) -> LexicalIndex:
         """The chats' word index, with their entry index."""
         if self._lexical is None:
-            encoder = encoder_class(self.settings.embeddings.model)
-            self._lexical = LexicalIndex(await self.client(), PREFIX, Words(self.settings.words.stemmer),
+            encoder = encoder_class(self._settings.embeddings.model)
+            self._lexical = LexicalIndex(await self.client(), PREFIX, Words(self._settings.words.stemmer),
                                          encoder.dimensions, encoder.english_block)
         return self._lexical
 
@@ -169,7 +169,7 @@ class RedisBackend:
     async def chat_locks(self) -> ChatLocks:
         """The chats' leases: a chat's turns (and whatever holds it as a turn does) one at a time."""
         if self._chat_locks is None:
-            self._chat_locks = ChatLocks(await self.client(), PREFIX, self.settings.redis.chat_lock_seconds)
+            self._chat_locks = ChatLocks(await self.client(), PREFIX, self._settings.redis.chat_lock_seconds)
         return self._chat_locks
 
     async def invalidate_searches_of(self, chat_id: str, user_ids: set[str], *, delete: bool = False) -> None:
