@@ -12,19 +12,28 @@ from typing import Any
 from memory.copies import TurnCopies
 from memory.health import Health, check_health
 from memory.stores.archive import Archive
-from memory.stores.backends import Backends
+from memory.settings import MemorySettings
+from memory.stores.archive_encoder import ArchiveEncoder
 from memory.stores.chat_users import chats_of_user, users_and_chats
+from memory.stores.erasure import DataFolderErasure
 from memory.stores.facts import clean_fact_text
 from memory.stores.journal import TurnJournal
+from memory.stores.l3_backend import L3Backend
 from memory.stores.privacy import Forgotten, export_user, forget_chat, forget_user
+from memory.stores.redis_backend import RedisBackend
 from memory.stores.reembed import Reembedded, reembed
 
 
 class MemoryAdmin:
-    def __init__(self, backends: Backends, archiver: Archive, journal: TurnJournal, copies: TurnCopies,
+    def __init__(self, settings: MemorySettings, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder,
+                 erasure: DataFolderErasure, archiver: Archive, journal: TurnJournal, copies: TurnCopies,
                  hold: Callable[[str], AbstractAsyncContextManager[bool]]) -> None:
-        """``hold(chat_id)``: the chat held as a turn holds it (``Memory.turn``)."""
-        self._backends, self._archiver, self._journal, self._copies = backends, archiver, journal, copies
+        """``settings``: the process's (the backends' health reports them, a re-embedding's lease
+        lasts the chats'); ``redis``, ``l3``, ``encoder``: the backends its jobs read and write;
+        ``erasure``: erases what a forget deleted from the files; ``hold(chat_id)``: the chat
+        held as a turn holds it (``Memory.turn``)."""
+        self._settings, self._redis, self._l3, self._encoder, self._erasure = settings, redis, l3, encoder, erasure
+        self._archiver, self._journal, self._copies = archiver, journal, copies
         self._hold = hold
 
     # ---- forgetting a person ----------------------------------------------------------------
@@ -45,14 +54,14 @@ class MemoryAdmin:
         async with AsyncExitStack() as stack:
             held: dict[str, bool] = {}
             # Looked up again once held: a turn that finished meanwhile may have added a chat.
-            while missing := sorted(set(await chats_of_user(self._backends, user_id)) - set(held)):
+            while missing := sorted(set(await chats_of_user(self._redis, user_id)) - set(held)):
                 for chat_id in missing:
                     held[chat_id] = await stack.enter_async_context(self._hold(chat_id))
             yield list(held.items())
         # Erased once the chats are free, and once the record naming the user is gone too.
         await self._journal.forget_ends(user_id)
         try:
-            await self._backends.erase_deleted(l3=True)
+            await self._erasure.erase_deleted(l3=True)
         except BaseException:
             await self._journal.forget_begins(user_id)  # the next forget of theirs erases
             raise
@@ -65,7 +74,7 @@ class MemoryAdmin:
             What was removed. The graph's checkpoints are not memory's: the caller deletes the
             threads of ``chats`` and ``shared``.
         """
-        return await forget_user(self._backends, self._archiver, user_id)
+        return await forget_user(self._redis, self._l3, self._archiver, user_id)
 
     async def unfinished_forgets(self) -> list[str]:
         """The users whose forget a backend failure cut short: forgetting them again finishes it."""
@@ -77,12 +86,12 @@ class MemoryAdmin:
         """Delete one of the user's L1 facts, cut its value out of the copies the turns of their
         chats keep (``Memory.redact_copies_with``), and erase both from Redis's files. Returns False
         when none had that key."""
-        facts = await self._backends.facts()
+        facts = await self._redis.facts()
         value = (await facts.get_all(user_id)).get(clean_fact_text(key, "fact key"))
         if value is None or not await facts.delete(user_id, key):
             return False
-        await self._copies.cut(await chats_of_user(self._backends, user_id), [value])
-        await self._backends.erase_deleted(l3=False)
+        await self._copies.cut(await chats_of_user(self._redis, user_id), [value])
+        await self._erasure.erase_deleted(l3=False)
         return True
 
     async def export(self, user_id: str, chat_id: str | None = None) -> dict[str, Any]:
@@ -90,14 +99,14 @@ class MemoryAdmin:
         or only ``chat_id``) their L2 messages and L3 entries, verbatim. The archive written
         behind the replies is flushed first, so their latest turns are in it."""
         await self._archiver.flush()
-        return await export_user(self._backends, user_id, chat_id)
+        return await export_user(self._redis, self._l3, user_id, chat_id)
 
     async def forget_chat(self, chat_id: str) -> None:
         """Delete the chat's L2, L3, word index, import records and cached searches (its users'
         facts stay): the demo's fresh start, so not erased from the files (a person's forget is,
         :meth:`forgetting`). The graph's checkpoints are not memory's: the caller deletes the
         chat's thread."""
-        await forget_chat(self._backends, self._archiver, chat_id)
+        await forget_chat(self._redis, self._l3, self._archiver, chat_id)
 
     # ---- who memory knows -------------------------------------------------------------------
 
@@ -108,13 +117,13 @@ class MemoryAdmin:
         Returns:
             The users and the chats, each sorted.
         """
-        users, chats = await users_and_chats(self._backends)
-        store = await self._backends.episodic()
-        return users, sorted({*chats, *await self._backends.run_blocking(store.chat_ids)})
+        users, chats = await users_and_chats(self._redis)
+        store = await self._l3.episodic()
+        return users, sorted({*chats, *await self._l3.run_blocking(store.chat_ids)})
 
     async def chats_of(self, user_id: str) -> list[str]:
         """The chats the user wrote to (a turn, a note, an import), sorted."""
-        return await chats_of_user(self._backends, user_id)
+        return await chats_of_user(self._redis, user_id)
 
     # ---- the operator's jobs ----------------------------------------------------------------
 
@@ -142,10 +151,11 @@ class MemoryAdmin:
         Returns:
             The archive's encoder before and now, and how much was re-embedded.
         """
-        return await reembed(self._backends, progress)
+        return await reembed(self._redis, self._l3, self._encoder, self._settings.redis.chat_lock_seconds, progress)
 
     async def health(self, chat_id: str | None = None, user_id: str | None = None, *,
                      unchecked: Collection[str] = ()) -> Health:
         """Each backend: reachable? With a chat and a user, also what each layer
         holds for them (:func:`memory.health.check_health` says how)."""
-        return await check_health(self._backends, self._archiver, chat_id, user_id, unchecked=unchecked)
+        return await check_health(self._settings, self._redis, self._l3, self._encoder, self._archiver,
+                                  chat_id, user_id, unchecked=unchecked)

@@ -9,7 +9,8 @@ from memory.prompt.blocks import one_line
 from memory.retrieval.explicit_search import RESULT_CHARS
 from memory.retrieval.keys import structural_keys
 from memory.stores.archive import Archive
-from memory.stores.backends import Backends
+from memory.stores.erasure import DataFolderErasure
+from memory.stores.redis_backend import RedisBackend
 
 # Cuts texts out of the copies kept outside memory of what chats' turns read: (chats, texts).
 CopiesRedactor = Callable[[list[str], list[str]], Awaitable[None]]
@@ -19,9 +20,14 @@ class TurnCopies:
     """Who cuts the copies, and the texts forgotten meanwhile in the chats with a turn running
     in this process: cut once the turn has written its last (it may have read them before)."""
 
-    def __init__(self, backends: Backends, archiver: Archive) -> None:
-        self._backends = backends
-        self._archiver = archiver
+    def __init__(self, redis: RedisBackend, erasure: DataFolderErasure, archiver: Archive, lock_seconds: float) -> None:
+        """Args:
+            redis: the chats' leases, held while their copies are cut.
+            erasure: erases what was cut from the data folder's files.
+            archiver: writes a turn's archive before the erase.
+            lock_seconds: a lease's time (``redis.chat_lock_seconds``).
+        """
+        self._redis, self._erasure, self._archiver, self._lock_seconds = redis, erasure, archiver, lock_seconds
         self._redact: CopiesRedactor | None = None
         self._forgotten_in_turn: dict[str, set[str]] = {}
 
@@ -39,7 +45,7 @@ class TurnCopies:
         if forgotten and self._redact is not None:
             await self._redact([chat_id], sorted(forgotten))
             await self._archiver.flush()
-            await self._backends.erase_deleted(l3=False)
+            await self._erasure.erase_deleted(l3=False)
 
     async def cut(self, chats: list[str], texts: Iterable[str]) -> None:
         """Cut the texts out of the chats' copies, in every form a turn's state holds them: as
@@ -52,10 +58,10 @@ class TurnCopies:
         shown = {form for text in texts
                  for form in (text, one_line(text), one_line(text[:RESULT_CHARS]), *structural_keys(text))
                  if form.strip()}
-        locks, cut = await self._backends.chat_locks(), sorted(shown)
+        locks, cut = await self._redis.chat_locks(), sorted(shown)
         # While a turn runs here (the model's forget_fact may be calling), a bounded wait: this
         # process may be the one another process's forget waits for.
-        wait = self._backends.settings.redis.chat_lock_seconds if self._forgotten_in_turn else True
+        wait = self._lock_seconds if self._forgotten_in_turn else True
         for chat_id in chats:
             if chat_id in self._forgotten_in_turn:
                 self._forgotten_in_turn[chat_id] |= shown

@@ -14,10 +14,11 @@ from typing import Any
 from memory.copies import TurnCopies
 from memory.errors import BackendUnavailable
 from memory.stores.archive import Archive
-from memory.stores.backends import Backends
 from memory.stores.chat_users import users_of_chat
-from memory.stores.erasure import NotErased
+from memory.stores.erasure import DataFolderErasure, NotErased
 from memory.stores.journal import TurnJournal
+from memory.stores.l3_backend import L3Backend
+from memory.stores.redis_backend import RedisBackend
 from memory.stores.working import MessageLink
 from memory.turns import Hit, ImportedTurn, archived_texts
 
@@ -27,12 +28,15 @@ _IMPORT_BATCH = 256  # exchanges embedded and written to L3 per call
 
 
 class ChatEntries:
-    def __init__(self, backends: Backends, archiver: Archive, journal: TurnJournal, copies: TurnCopies,
-                 hold: Callable[[str], AbstractAsyncContextManager[bool]],
+    def __init__(self, redis: RedisBackend, l3: L3Backend, erasure: DataFolderErasure, archiver: Archive,
+                 journal: TurnJournal, copies: TurnCopies, hold: Callable[[str], AbstractAsyncContextManager[bool]],
                  save_turn: Callable[[str, int, list[dict]], Awaitable[bool]]) -> None:
-        """``hold(chat_id)``: the chat held as a turn holds it; ``save_turn``: a turn's messages
-        written to L2 as a turn writes them."""
-        self._backends, self._archiver, self._journal, self._copies = backends, archiver, journal, copies
+        """``redis``, ``l3``: where the chat's records are (L2 and the word index, L3);
+        ``erasure``: erases what an edit or a delete replaced from the files; ``hold(chat_id)``:
+        the chat held as a turn holds it; ``save_turn``: a turn's messages written to L2 as a
+        turn writes them."""
+        self._redis, self._l3, self._erasure = redis, l3, erasure
+        self._archiver, self._journal, self._copies = archiver, journal, copies
         self._hold, self._save_turn = hold, save_turn
 
     async def import_turns(self, chat_id: str, turns: list[ImportedTurn],
@@ -70,7 +74,7 @@ class ChatEntries:
         replaced erased from the files as an edit's are."""
         replaced: list[str] = []
         async with self._hold(chat_id):
-            working = await self._backends.working()
+            working = await self._redis.working()
             for number, turn in turns:
                 exchange = turn.exchange(chat_id, number)
                 if (old := await self._archiver.rewrite_turn(exchange)) is not None:
@@ -85,7 +89,7 @@ class ChatEntries:
         replace what the turn stored (:meth:`edit_message`). Kept beside the chat's L2; forgetting the
         chat, or the user, drops it."""
         link = MessageLink(turn["turn"], turn["now"], len(turn["message"]), turn["user_id"])
-        await (await self._backends.working()).link(chat_id, message_ref, link)
+        await (await self._redis.working()).link(chat_id, message_ref, link)
 
     async def edit_message(self, chat_id: str, message_ref: str, user_id: str, text: str) -> bool:
         """Put the edited ``text`` of the user's message ``message_ref`` where its turn stored it: the
@@ -98,9 +102,8 @@ class ChatEntries:
             False, changing nothing, when no turn of this user stored the message (a command, a
             message from before links were kept, another user's).
         """
-        backends = self._backends
-        working = await backends.working()
-        async with (await backends.chat_locks()).hold(chat_id):
+        working = await self._redis.working()
+        async with (await self._redis.chat_locks()).hold(chat_id):
             link = await working.linked(chat_id, message_ref)
             if link is None or link.user_id != user_id:
                 return False
@@ -119,7 +122,7 @@ class ChatEntries:
             return
         await self._copies.cut([chat_id], replaced)
         try:
-            await self._backends.erase_deleted(l3=True)
+            await self._erasure.erase_deleted(l3=True)
         except NotErased as exc:
             log.warning("%s", exc)
 
@@ -135,14 +138,13 @@ class ChatEntries:
         Raises:
             ValueError: the cursor is not one a page returned.
         """
-        backends = self._backends
         # Ordered by the entry index's times (Chroma cannot order), caught up with L3 first.
         await self._archiver.indexer.sync_index([chat_id])
-        index = await backends.entry_index()
+        index = await self._redis.entry_index()
         numbers, following = await index.newest(chat_id, limit, cursor)
         ids = [entry_id for entry_id in await index.ids(chat_id, numbers) if entry_id]
-        store = await backends.episodic()
-        by_id = {hit["id"]: hit for hit in await backends.l3(store.get_by_ids, [chat_id], ids)}
+        store = await self._l3.episodic()
+        by_id = {hit["id"]: hit for hit in await self._l3.call(store.get_by_ids, [chat_id], ids)}
         return [by_id[entry_id] for entry_id in ids if entry_id in by_id], following
 
     async def of_ids(self, chat_id: str, ids: list[str]) -> list[Hit]:
@@ -154,8 +156,8 @@ class ChatEntries:
             hold is left out.
         """
         await self._archiver.flush()
-        store = await self._backends.episodic()
-        return await self._backends.l3(store.get_by_ids, [chat_id], ids)
+        store = await self._l3.episodic()
+        return await self._l3.call(store.get_by_ids, [chat_id], ids)
 
     async def delete(self, chat_id: str, entry_id: str) -> bool:
         """Delete one of the chat's L3 entries by id: from Chroma, from the word index (and the
@@ -168,23 +170,22 @@ class ChatEntries:
         Returns:
             False when the chat holds no entry of that id (another chat's id is not this chat's).
         """
-        backends = self._backends
+        redis, l3 = self._redis, self._l3
         async with self._hold(chat_id):
             if await self._archiver.flush():
-                problem = backends.l3_problem or "unreachable"
-                raise BackendUnavailable("chroma", f"the archive cannot be written ({problem})")
-            store = await backends.episodic()
-            found = await backends.l3(store.get_with_vectors, [chat_id], [entry_id])
+                raise BackendUnavailable("chroma", f"the archive cannot be written ({l3.problem or 'unreachable'})")
+            store = await l3.episodic()
+            found = await l3.call(store.get_with_vectors, [chat_id], [entry_id])
             if not found:
                 return False
             [(entry, vector)] = found
-            await backends.l3(store.delete_entries, chat_id, [entry_id])
-            await (await backends.lexical_index()).remove(chat_id, entry_id, entry["content"], vector)
+            await l3.call(store.delete_entries, chat_id, [entry_id])
+            await (await redis.lexical_index()).remove(chat_id, entry_id, entry["content"], vector)
             if "turn" in entry["metadata"]:
-                await (await backends.working()).remove_turn(chat_id, entry["timestamp"], entry["content"])
+                await (await redis.working()).remove_turn(chat_id, entry["timestamp"], entry["content"])
                 await self._journal.forget_imported(chat_id, entry["metadata"]["turn"])
-            await backends.invalidate_searches_of(chat_id, await users_of_chat(backends, chat_id), delete=True)
+            await redis.invalidate_searches_of(chat_id, await users_of_chat(redis, chat_id), delete=True)
         # Once the chat is free: inside, the cut would wait for the hold to end and erase once more.
         await self._copies.cut([chat_id], archived_texts(entry["content"]))
-        await backends.erase_deleted(l3=True)
+        await self._erasure.erase_deleted(l3=True)
         return True

@@ -5,8 +5,9 @@ one user's memory in one chat, the verbs behind every user command; ``Memory.adm
 (``memory/entries.py``): a chat's records reached by id, imported or edited.
 
 The verbs map the logical layers (L1 facts, L2 working, L2.5 cache, L3 episodic) onto the
-backends (``memory/stores/backends.py``); behind them, retrieval (``memory/retrieval/``), L3
-writes (``memory/stores/archive.py``) and the turn journal (``memory/stores/journal.py``).
+backends (``memory/stores/backends.py``: Redis, Chroma, the encoder, each handed to the stores
+that use it); behind them, retrieval (``memory/retrieval/``), L3 writes
+(``memory/stores/archive.py``) and the turn journal (``memory/stores/journal.py``).
 Whoever keeps keys of their own on memory's Redis (the checkpointer, the webhook's inbox)
 connects with the same clients (``memory/redis_clients.py``) to ``Connected.redis_url``.
 """
@@ -59,17 +60,20 @@ class Memory:
         """``ready``: backends already open, used instead of opening them (``episodic``,
         ``facts``, ``embeddings``: see :class:`Backends`)."""
         self.settings = settings
-        self._backends = Backends(settings, **ready)
-        self._l3 = L3Search(self._backends)
-        self._archiver = Archive(self._backends)
-        self._journal = TurnJournal(self._backends)
-        self._copies = TurnCopies(self._backends, self._archiver)
+        self._backends = backends = Backends(settings, **ready)
+        redis, l3, encoder, erasure = backends.redis, backends.l3, backends.encoder, backends.erasure
+        self._redis, self._chroma, self._erasure = redis, l3, erasure
+        self._l3 = L3Search(redis, l3, encoder)
+        self._archiver = Archive(redis, l3, encoder, erasure)
+        self._journal = TurnJournal(redis)
+        self._copies = TurnCopies(redis, erasure, self._archiver, settings.redis.chat_lock_seconds)
         # The doors of a chat's records and of the operator's jobs (memory/entries.py, memory/admin.py).
-        self.entries = ChatEntries(self._backends, self._archiver, self._journal, self._copies, self.turn,
+        self.entries = ChatEntries(redis, l3, erasure, self._archiver, self._journal, self._copies, self.turn,
                                    self.save_turn)
-        self.admin = MemoryAdmin(self._backends, self._archiver, self._journal, self._copies, self.turn)
+        self.admin = MemoryAdmin(settings, redis, l3, encoder, erasure, self._archiver, self._journal, self._copies,
+                                 self.turn)
         # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).
-        self.measuring = Measuring(self._backends, self._l3, self._archiver)
+        self.measuring = Measuring(redis, encoder, self._l3, self._archiver, settings.memory.scope)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -84,20 +88,20 @@ class Memory:
             The Redis URL (the embedded server's when none is configured) and the chats
             whose last turn never finished.
         """
-        await self._backends.redis()
+        await self._redis.client()
         if warm:
             from memory.retrieval.temporal import warm_up as warm_up_dates  # dateparser's first parse is slow
 
             try:
-                await self._backends.episodic()
+                await self._chroma.episodic()
             except BackendUnavailable as exc:  # costs only L3, turn by turn, until it is back
                 log.warning("%s", exc)
-            await asyncio.gather(self._backends.run_blocking(warm_up_dates),
-                                 self._backends.run_blocking(count_tokens, "warm-up"))
+            run_blocking = self._chroma.run_blocking
+            await asyncio.gather(run_blocking(warm_up_dates), run_blocking(count_tokens, "warm-up"))
             await self._l3.warm_up()
         await self._archiver.migration.bring_index_current()  # L3 down: logged, tried again at the next write
         self._archiver.wake()
-        return Connected(self._backends.redis_url or "", await self._journal.unfinished())
+        return Connected(self._redis.url or "", await self._journal.unfinished())
 
     def redact_copies_with(self, redact: CopiesRedactor) -> None:
         """Have every forget of a text (a fact, an entry, a message's edited text) cut it out of
@@ -132,7 +136,7 @@ class Memory:
         """
         if message is not None:
             self._l3.embed_ahead(message, chat_id)
-        async with (await self._backends.chat_locks()).hold(chat_id), self._archiver.turn_running():
+        async with (await self._redis.chat_locks()).hold(chat_id), self._archiver.turn_running():
             self._copies.turn_started(chat_id)
             if message is not None and self.settings.memory.scope == "chat":
                 self._l3.read_ahead(chat_id, message, self.settings.prefetch.search_k,
@@ -142,7 +146,7 @@ class Memory:
                 await self._journal.end(chat_id)
             finally:
                 self._l3.drop_ahead(chat_id)
-                await self._backends.searches_cached()
+                await self._redis.searches_cached()
                 await self._copies.turn_ended(chat_id)
 
     async def recall(self, query: RecallQuery, settings: MemorySettings | None = None) -> Recalled:
@@ -191,7 +195,7 @@ class Memory:
             deadline: seconds to wait for the facts store's answer (connecting to it, which
                 later turns need too, is not counted); ``TimeoutError`` after that.
         """
-        store = await self._backends.facts()
+        store = await self._redis.facts()
         return await asyncio.wait_for(store.get_all(user_id), deadline)
 
     async def remember(self, user_id: str, key: str, value: str, max_tokens: int) -> int:
@@ -203,7 +207,7 @@ class Memory:
         Returns:
             The facts block's tokens with the fact.
         """
-        return await upsert_within(await self._backends.facts(), user_id, key, value, max_tokens)
+        return await upsert_within(await self._redis.facts(), user_id, key, value, max_tokens)
 
     # ---- L2 -------------------------------------------------------------------------------
 
@@ -213,7 +217,7 @@ class Memory:
         Returns:
             (completed turns, the pinned first message + the most recent messages).
         """
-        return await (await self._backends.working()).load(chat_id, max_messages, max_tokens)
+        return await (await self._redis.working()).load(chat_id, max_messages, max_tokens)
 
     async def save_turn(self, chat_id: str, turn: int, messages: list[dict]) -> bool:
         """Append a turn's messages to L2 (O(1), idempotent by turn number), each with its token
@@ -223,7 +227,7 @@ class Memory:
             False if another turn of the chat already took this number (nothing written).
         """
         counted = [{**message, "tokens": count_tokens(message["content"])} for message in messages]
-        return await (await self._backends.working()).append_turn(chat_id, turn, counted)
+        return await (await self._redis.working()).append_turn(chat_id, turn, counted)
 
     # ---- L3 writes ------------------------------------------------------------------------
 
@@ -237,7 +241,7 @@ class Memory:
         """
         self._archiver.bump_access_later(list(accessed), now)
         waiting = await self._archiver.later(exchanges, now) if exchanges else 0
-        return Archived(waiting, self._backends.l3_problem)
+        return Archived(waiting, self._chroma.problem)
 
     async def write_archive_through(self, deadline: float) -> None:
         """Write the turns waiting behind the replies to L3 now, for up to ``deadline`` seconds
@@ -269,8 +273,8 @@ class Memory:
         so archive ids never repeat. The archive written behind the replies is flushed first,
         so no turn leaves L2 before it is in L3; L2's copy is erased from Redis's files."""
         await self._archiver.flush()
-        await (await self._backends.working()).clear_messages(chat_id)
-        await self._backends.erase_deleted(l3=False)
+        await (await self._redis.working()).clear_messages(chat_id)
+        await self._erasure.erase_deleted(l3=False)
 
     async def __aenter__(self) -> "Memory":
         return self

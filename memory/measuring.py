@@ -7,13 +7,22 @@ from __future__ import annotations
 
 from memory.retrieval.search import L3Search
 from memory.stores.archive import Archive
-from memory.stores.backends import Backends, cache_scope_key
+from memory.stores.archive_encoder import ArchiveEncoder
+from memory.stores.redis_backend import RedisBackend, cache_scope_key
 from memory.turns import Hit
 
 
 class Measuring:
-    def __init__(self, backends: Backends, l3: L3Search, archiver: Archive) -> None:
-        self._backends, self._l3, self._archiver = backends, l3, archiver
+    def __init__(self, redis: RedisBackend, encoder: ArchiveEncoder, l3: L3Search, archiver: Archive,
+                 scope: str) -> None:
+        """Args:
+            redis: where the search cache is.
+            encoder: whose remembered queries are forgotten.
+            l3: the search measured.
+            archiver: what settles the archive.
+            scope: ``memory.scope``, whose cached searches are forgotten.
+        """
+        self._redis, self._encoder, self._l3, self._archiver, self._scope = redis, encoder, l3, archiver, scope
 
     async def nearest(self, chat_ids: list[str], text: str, k: int) -> list[Hit]:
         """The chats' ``k`` entries nearest to ``text`` by meaning alone: the plain vector search
@@ -40,14 +49,14 @@ class Measuring:
     async def forget_searches(self, chat_id: str | None = None, user_id: str | None = None) -> None:
         """Forget the cached searches of the chat's scope as ``memory.scope`` sets it (for
         ``user_id``, the chat's id by default), or of every scope without a chat."""
-        cache = await self._backends.cache()
+        cache = await self._redis.cache()
         self._l3.forget_cached_questions()  # each question is then embedded and searched by words beside its lookup again
         if chat_id is None:
             await cache.clear()
         else:
-            await cache.invalidate(cache_scope_key(chat_id, user_id or chat_id, self._backends.settings.memory.scope))
+            await cache.invalidate(cache_scope_key(chat_id, user_id or chat_id, self._scope))
 
     async def forget_encodings(self) -> None:
         """Forget the vectors the encoder remembers of the last queries: a message timed next is
         embedded as a new one is, even if a benchmark said it before."""
-        (await self._backends.embeddings()).encoder.forget_queries()
+        (await self._encoder.embeddings()).encoder.forget_queries()

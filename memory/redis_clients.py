@@ -37,7 +37,7 @@ def async_client(url: str, *, cluster: bool = False) -> redis.asyncio.Redis | re
 
     The cluster client keeps up to ``MAX_CONNECTIONS`` connections per node and, at that
     limit, fails a call at once rather than wait (redis-py's cluster client has no waiting
-    pool); GOAT bounds its own fan-out well below it (``backends.gather_bounded``)."""
+    pool); GOAT bounds its own fan-out well below it (``redis_backend.gather_bounded``)."""
     if cluster:
         return redis.asyncio.RedisCluster.from_url(url, **_cluster_options())
     return redis.asyncio.Redis.from_pool(waiting_pool(url))

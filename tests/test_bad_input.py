@@ -145,7 +145,7 @@ async def test_bad_tool_arguments_from_the_model_are_a_tool_error_and_the_turn_c
                     assert not result["ok"] and case.refused in json.loads(result["output"])["error"]
                 else:
                     assert result["ok"], result["output"]
-                    store = await memory._backends.episodic()
+                    store = await memory._backends.l3.episodic()
                     [note] = store.get_by_ids([CHAT], [json.loads(result["output"])["stored"]])
                     assert note["content"] == case.stored and note["metadata"]["tags"] == CURATED_TAG
             fake.reply("Back to normal.")

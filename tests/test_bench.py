@@ -31,7 +31,7 @@ from graph.settings import Settings
 from memory.encoders.paired import PairedEncoder
 from memory.stores.episodic import collection_name
 from memory.retrieval.keys import structural_keys
-from memory.stores.backends import PREFIX
+from memory.stores.redis_backend import PREFIX
 from memory.stores.lexical import LexicalIndex
 from memory.stores.redis_server import EmbeddedRedis
 from memory.retrieval.temporal import completed_past_range

@@ -106,8 +106,8 @@ def goat_chat(lines: list[str], *args: str, env: dict[str, str], cwd: Path) -> s
 async def seed_facts(settings: Settings) -> None:
     memory = Memory(settings)
     try:
-        await (await memory._backends.redis()).flushall()
-        store = await memory._backends.facts()
+        await (await memory._backends.redis.client()).flushall()
+        store = await memory._backends.redis.facts()
         for key, value in FACTS.items():
             await store.upsert(USER, key, value)
     finally:

@@ -101,11 +101,11 @@ async def test_a_cluster_node_is_not_taken_for_a_server_nor_a_server_for_a_clust
 ) -> None:
     as_server = Backends(Settings(data_dir=tmp_path, redis={"url": cluster_url}))
     with pytest.raises(BackendUnavailable, match=r"is a node of a Redis Cluster.*GOAT_REDIS__CLUSTER=true"):
-        await as_server.redis()
+        await as_server.redis.client()
     await as_server.aclose()
     as_cluster = Backends(Settings(data_dir=tmp_path, redis={"url": system_redis_url, "cluster": True}))
     with pytest.raises(BackendUnavailable, match=r"cannot reach the Redis Cluster at redis://127\.0\.0\.1"):
-        await as_cluster.redis()
+        await as_cluster.redis.client()
     await as_cluster.aclose()
 
 
@@ -131,7 +131,7 @@ async def check_what_each_layer_holds(runner, sent: dict[str, list[str]], questi
     """After the turns: each chat's L2, L3 and checkpoint, the cache and word index, the journal,
     the locks, and goat doctor's view of the cluster."""
     memory = runner.services.memory
-    store = await memory._backends.episodic()
+    store = await memory._backends.l3.episodic()
     for chat, texts in sent.items():
         completed, working = await memory.working(chat, 100)
         earlier = len(HISTORY) if chat == "alice-chat" else 0
@@ -144,7 +144,7 @@ async def check_what_each_layer_holds(runner, sent: dict[str, list[str]], questi
     [(hit, _, _)] = await memory._l3.lexical_search(["bob-chat"], "ticket-000250", 5, 1.0)
     assert hit["id"] == archive_id("bob-chat", 2)
     assert await memory._journal.unfinished() == []
-    assert (await memory._backends.chat_locks()).held_locally() == 0
+    assert (await memory._backends.redis.chat_locks()).held_locally() == 0
     # goat doctor's view: the cluster, and what each layer holds for a chat.
     health = await memory.admin.health("bob-chat", "bob")
     assert (health.backends[0].name, health.backends[0].ok) == ("redis", True)
@@ -241,7 +241,7 @@ async def test_the_next_start_completes_a_turn_and_writes_the_outbox_a_dead_proc
             completed, working = await memory.working("dave-chat", 10)
             assert completed == 1 and [m["content"] for m in working] == [
                 "said just before the crash", "re: said just before the crash"]
-            store = await memory._backends.episodic()
+            store = await memory._backends.l3.episodic()
             assert [e["id"] for e in store.get_by_ids(["dave-chat"], [archive_id("dave-chat", 1)])] == [
                 archive_id("dave-chat", 1)]
             [(hit, _, _)] = await memory._l3.lexical_search(["bob-chat"], "Zorblax mat", 5, 1.0)

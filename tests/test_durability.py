@@ -61,11 +61,11 @@ async def test_a_burst_to_one_chat_is_answered_in_order_while_other_chats_interl
                 completed, working = await runner.services.memory.working(chat_id, 100)
                 assert completed == len(messages)
                 assert [m["content"] for m in working] == [t for m in messages for t in (m, f"re: {m}")]
-                store = await runner.services.memory._backends.episodic()
+                store = await runner.services.memory._backends.l3.episodic()
                 archived = store.get_by_ids([chat_id], [archive_id(chat_id, n) for n in range(1, 20)])
                 assert sorted(e["content"] for e in archived) == sorted(
                     f"user: {m}\nassistant: re: {m}" for m in messages)
-            assert (await runner.services.memory._backends.chat_locks()).held_locally() == 0
+            assert (await runner.services.memory._backends.redis.chat_locks()).held_locally() == 0
         finally:
             await runner.aclose()
 
@@ -88,7 +88,7 @@ async def test_fifty_chats_of_twenty_turns_at_once_are_each_saved_and_archived_o
             await asyncio.gather(*(converse(chat_id) for chat_id in chats))
             memory = runner.services.memory
             assert await memory.measuring.settle() == 0
-            store = await memory._backends.episodic()
+            store = await memory._backends.l3.episodic()
             for chat_id in chats:
                 said = [f"{chat_id} says {turn}" for turn in range(1, 21)]
                 completed, working = await memory.working(chat_id, 100)
@@ -190,7 +190,7 @@ async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_b
                 back = await runner.run("c", "third, chroma is back", now=NOW.timestamp() + 2)
                 assert back["degraded"]["archive"] == ""
                 assert await runner.services.memory.measuring.settle() == 0
-                store = await runner.services.memory._backends.episodic()
+                store = await runner.services.memory._backends.l3.episodic()
                 archived = store.get_by_ids(["c"], [archive_id("c", n) for n in range(1, 10)])
                 assert sorted(e["id"] for e in archived) == [archive_id("c", n) for n in (1, 2, 3)]
                 assert store.count("c") == 3
@@ -209,14 +209,14 @@ async def test_a_word_index_behind_a_chroma_server_is_caught_up_from_it(settings
     try:
         history = [(40 - i / 10, f"ticket-{4000 + i} is about topic {i % 7}", "noted") for i in range(150)]
         await load(memory, tmp_path, chat, history)
-        index = await memory._backends.lexical_index()
+        index = await memory._backends.redis.lexical_index()
         await memory._archiver.indexer.forget_index(chat)
         assert await index.indexed_turns(chat) == 0
         await memory._archiver.indexer.sync_index([chat])
         assert await index.indexed_turns(chat) == 150
         found = await memory._l3.lexical_search([chat], "ticket-4149", k=3, max_df_share=0.1)
         assert found[0][0]["id"] == archive_id(chat, 150)
-        assert (await memory._backends.episodic()).count(chat) == 150  # nothing written twice
+        assert (await memory._backends.l3.episodic()).count(chat) == 150  # nothing written twice
     finally:
         await memory.aclose()
 
@@ -284,7 +284,7 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
             assert completed == 2
             assert [m["content"] for m in working] == ["first turn", "re: first turn", "third turn", "re: third turn"]
             assert await runner.services.memory.measuring.settle() == 0
-            store = await runner.services.memory._backends.episodic()
+            store = await runner.services.memory._backends.l3.episodic()
             assert store.count("c") == 2
         finally:
             await runner.aclose()
@@ -321,7 +321,7 @@ async def test_a_turn_stopped_after_its_reply_is_saved_and_archived_once_by_the_
             completed, working = await memory.working("c", 10)
             assert completed == 1
             assert [m["content"] for m in working] == ["said just before the crash", "re: said just before the crash"]
-            store = await memory._backends.episodic()
+            store = await memory._backends.l3.episodic()
             assert [e["id"] for e in store.get_by_ids(["c"], [archive_id("c", n) for n in (1, 2)])] == [
                 archive_id("c", 1)]
             assert await memory._journal.unfinished() == []

@@ -322,7 +322,7 @@ async def test_a_fact_forgotten_while_another_process_runs_a_turn_that_read_it_i
             turn = asyncio.create_task(talking.run("ana-chat", "What is my locker code?", user_id=ANA))
             await asyncio.to_thread(asked.wait, 60)  # the prompt with the fact is checkpointed
             forget = asyncio.create_task(commands.forget(Asker(forgetting, "ana-chat", ANA), "locker"))
-            locks = await forgetting.services.memory._backends.chat_locks()
+            locks = await forgetting.services.memory._backends.redis.chat_locks()
             while not forget.done() and not locks.holders("ana-chat"):  # done, or waiting for the turn
                 await asyncio.sleep(0)
             answer.set()

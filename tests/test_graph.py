@@ -203,7 +203,7 @@ async def test_entries_injected_into_an_answered_turn_get_their_access_bumped(se
         try:
             await load_history(runner, tmp_path)
             memory = runner.services.memory
-            store = await memory._backends.episodic()
+            store = await memory._backends.l3.episodic()
             inspected = await inspect(runner, "alice-chat", "status of alpha-5675?")
             await memory.measuring.settle()
             ids = [e["id"] for e in inspected["l3"]]
@@ -223,7 +223,7 @@ async def test_reimport_adds_nothing(runner, tmp_path):
     await load_history(runner, tmp_path)
     again = await load_history(runner, tmp_path)
     assert again["imported"] == 0 and again["skipped"] == 18
-    store = await runner.services.memory._backends.episodic()
+    store = await runner.services.memory._backends.l3.episodic()
     assert store.count("alice-chat") == 18
     completed, working = await runner.services.memory.working("alice-chat", 100)
     assert completed == 18 and len(working) == 36
@@ -364,7 +364,7 @@ async def test_a_turn_answers_saves_and_archives_verbatim(settings, embeddings, 
             assert completed == turn and working[-1]["content"] == "You planted San Marzano tomatoes."
             assert [m["tokens"] for m in working[-2:]] == [count_tokens(m["content"]) for m in working[-2:]]
             assert await memory.measuring.settle() == 0  # the archive is written behind the reply
-            store = await memory._backends.episodic()
+            store = await memory._backends.l3.episodic()
             [entry] = store.get_by_ids(["alice-chat"], [state["archive_id"]])
             assert entry["content"] == "user: Which tomatoes did I plant?\nassistant: You planted San Marzano tomatoes."
             meta = entry["metadata"]
@@ -472,7 +472,7 @@ async def test_a_huge_message_is_kept_verbatim_and_broken_unicode_is_refused(set
             with pytest.raises(InvalidTurn, match=r"^the message holds text that is not valid Unicode"):
                 await runner.run("c", broken, now=NOW.timestamp())
             assert await runner.services.memory.measuring.settle() == 0
-            store = await runner.services.memory._backends.episodic()
+            store = await runner.services.memory._backends.l3.episodic()
             [entry] = store.get_by_ids(["c"], [first["archive_id"]])
             assert entry["content"] == f"user: {huge}\nassistant: ok"
             assert store.count("c") == 1  # nothing of the broken one written
@@ -557,7 +557,7 @@ async def test_turns_of_one_chat_sent_at_once_run_one_after_another(settings, em
             users = [m["content"] for m in working if m["role"] == "user"]
             assert sorted(users) == messages and len(set(s["archive_id"] for s in states)) == 4
             assert await runner.services.memory.measuring.settle() == 0
-            store = await runner.services.memory._backends.episodic()
+            store = await runner.services.memory._backends.l3.episodic()
             assert store.count("busy") == 4
         finally:
             await runner.aclose()
@@ -578,7 +578,7 @@ async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_
             assert sum(isinstance(o, TurnConflict) for o in outcomes) == 1
             [winner] = [o for o in outcomes if isinstance(o, dict)]
             assert await runner.services.memory.measuring.settle() == 0
-            store = await runner.services.memory._backends.episodic()
+            store = await runner.services.memory._backends.l3.episodic()
             [entry] = store.get_by_ids(["race"], [archive_id("race", 1)])
             assert entry["content"].startswith(f"user: {winner['message']}\n")
         finally:
@@ -587,7 +587,7 @@ async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_
 
 async def test_a_model_load_cut_short_by_the_deadline_goes_on_for_the_next_turn(settings, monkeypatch):
     """Studio's server never warms up: the first turns may give up on a cold model, not the load."""
-    import memory.stores.backends
+    import memory.stores.archive_encoder
 
     loads = []
 
@@ -596,14 +596,14 @@ async def test_a_model_load_cut_short_by_the_deadline_goes_on_for_the_next_turn(
             loads.append(self)
             super().__init__(*args)
 
-    monkeypatch.setattr(memory.stores.backends, "LocalEmbeddings", CountedEmbeddings)
+    monkeypatch.setattr(memory.stores.archive_encoder, "LocalEmbeddings", CountedEmbeddings)
     runner = TurnRunner(Services(settings))
     try:
         quick = {"prefetch.timeout": 0.01}
         first = await inspect(runner, "cold", "what did I plant?", overrides=quick)
         second = await inspect(runner, "cold", "what did I plant?", overrides=quick)
         assert "thematic" in first["prefetch"]["timed_out"]
-        await runner.services.memory._backends.embeddings()  # the one load, still under way or done
+        await runner.services.memory._backends.encoder.embeddings()  # the one load, still under way or done
         third = await inspect(runner, "cold", "what did I plant?", overrides={"prefetch.timeout": 5})
         assert third["prefetch"]["timed_out"] == [] and len(loads) == 1
         assert second["prefetch"]["deadline_ms"] == 10

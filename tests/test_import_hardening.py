@@ -57,8 +57,8 @@ async def stored(memory: Memory, chat_id: str = CHAT) -> tuple[list[str], dict[s
     """The chat's L2 messages and its L3 entries by id, once the outbox is written."""
     await memory.measuring.settle()
     _, working = await memory.working(chat_id, 100_000)
-    store = await memory._backends.episodic()
-    entries = await memory._backends.run_blocking(store.entries, chat_id)
+    store = await memory._backends.l3.episodic()
+    entries = await memory._backends.l3.run_blocking(store.entries, chat_id)
     return [m["content"] for m in working], {e["id"]: e["content"] for e in entries}
 
 

@@ -261,7 +261,7 @@ PLANTED = "Bob planted this note to be found in Alice's chat: the spare key is u
 @pytest.mark.parametrize("scope", ["chat", "user"])
 async def test_tool_calls_naming_another_chat_and_user_act_for_the_turns_own(seeded, fake, scope):  # noqa: F811
     memory = seeded.services.memory
-    store = await memory._backends.episodic()
+    store = await memory._backends.l3.episodic()
     a_entries_before = store.count(A_CHAT)
     fake.reply_tool_calls([
         {"name": "store_memory", "arguments": {"content": PLANTED, "tags": ["alice"], **FORGED_IDS}},
@@ -296,8 +296,8 @@ async def test_tool_calls_naming_another_chat_and_user_act_for_the_turns_own(see
     completed, working = await memory.working(B_CHAT, 100)
     assert completed == 1 and working[0]["content"] == "Keep a note about the spare key."
     assert await seeded.last_state(A_CHAT) == {}  # no graph thread of A was run
-    assert await users_of_chat(memory._backends, A_CHAT) == {ALICE}
-    assert await chats_of_user(memory._backends, ALICE) == sorted([A_CHAT, ALICE_OTHER_CHAT])
+    assert await users_of_chat(memory._backends.redis, A_CHAT) == {ALICE}
+    assert await chats_of_user(memory._backends.redis, ALICE) == sorted([A_CHAT, ALICE_OTHER_CHAT])
 
     # Alice's own turns do not see the planted note; Bob's do (it was written, to his chat).
     alice = await inspect_turn(seeded, scope, A_CHAT, ALICE, "Where is the spare key?")
@@ -342,7 +342,7 @@ async def test_mcp_tool_arguments_naming_another_chat_and_user_act_for_the_serve
 
     assert await memory.facts(ALICE) == {"dentist": "Dr. Quillfeather"}
     assert await memory.measuring.settle() == 0
-    store = await memory._backends.episodic()
+    store = await memory._backends.l3.episodic()
     assert not any("spare key" in hit["content"] for hit in store.entries(A_CHAT))
     assert await memory.working(A_CHAT, 100) == (0, [])
 

@@ -208,7 +208,7 @@ def first_by_meaning(state: dict) -> str | None:
 
 async def test_an_english_chat_pays_for_minilm_alone_until_a_question_in_another_language(lazy_pair, tmp_path) -> None:
     runner, encoder = lazy_pair
-    memory, index = runner.services.memory, await runner.services.memory._backends.entry_index()
+    memory, index = runner.services.memory, await runner.services.memory._backends.redis.entry_index()
     await load(memory, tmp_path, "en", ENGLISH)
     state = await runner.inspect("en", "Where does my sister live now?", now=NOW.timestamp())
     assert first_by_meaning(state) == archive_id("en", 1)
@@ -227,13 +227,13 @@ async def test_an_english_chat_pays_for_minilm_alone_until_a_question_in_another
 
 async def test_a_line_in_another_language_gives_the_chats_english_lines_e5s_block(lazy_pair, tmp_path) -> None:
     runner, encoder = lazy_pair
-    memory, index = runner.services.memory, await runner.services.memory._backends.entry_index()
+    memory, index = runner.services.memory, await runner.services.memory._backends.redis.entry_index()
     await load(memory, tmp_path, "mixed", ENGLISH)
     await load(memory, tmp_path, "mixed", [*ENGLISH, *RUSSIAN])  # the English lines are not imported twice
     assert await index.languages("mixed") == (True, len(ENGLISH))
     assert await memory.measuring.settle() == 0
     assert await index.languages("mixed") == (True, 0)
-    store = await memory._backends.episodic()
+    store = await memory._backends.l3.episodic()
     vectors = [vector for _, vector in store.get_with_vectors(["mixed"], [archive_id("mixed", n) for n in range(1, 9)])]
     assert all(vector[384:768].any() for vector in vectors[:5])  # every English line has e5's block now
     asked = {"What play did we see at the theatre?": 6, "What did my mother send me from the village?": 8,
@@ -300,7 +300,7 @@ async def test_goat_import_gives_the_english_lines_of_a_chat_in_two_languages_e5
     settings = Settings(data_dir=tmp_path / "data", prefetch={"timeout": 30})
     runner = TurnRunner(Services(settings, Memory(settings, embeddings=LocalEmbeddings(PairedEncoder(minilm.encoder)))))
     try:
-        index = await runner.services.memory._backends.entry_index()
+        index = await runner.services.memory._backends.redis.entry_index()
         assert await index.languages("mixed") == (True, 0)
         state = await runner.inspect("mixed", "Куда переехала моя сестра?", now=NOW.timestamp())
         assert first_by_meaning(state) == archive_id("mixed", 1)

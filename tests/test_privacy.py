@@ -159,7 +159,7 @@ async def found_by_words(settings: Settings, chat_id: str, words: str) -> list[s
 def until_waiting_or_done(runner, chat_id: str, forget) -> None:
     """From the model's thread: until the forget started meanwhile has finished, or waits for
     the turn holding ``chat_id`` (two holders of it: the turn and the forget)."""
-    locks = runner.services.memory._backends._chat_locks
+    locks = runner.services.memory._backends.redis._chat_locks
     while not forget.done() and locks.holders(chat_id) < 2:
         time.sleep(0.005)  # polling another thread's progress: there is nothing to await here
 
@@ -186,7 +186,7 @@ async def test_a_turn_in_flight_when_its_user_is_forgotten_leaves_nothing_of_the
             assert forgotten.chats == ["ana-chat"]
             assert await memory.measuring.settle() == 0
             assert await memory.working("ana-chat", 100) == (0, [])
-            store = await memory._backends.episodic()
+            store = await memory._backends.l3.episodic()
             assert store.count("ana-chat") == 0 and await memory.admin.unfinished_forgets() == []
             assert (await runner.last_state("ana-chat")) == {}
         finally:
@@ -215,7 +215,7 @@ async def test_forgetting_one_user_keeps_another_users_turn_in_flight_in_a_share
             assert await memory.measuring.settle() == 0
             _, working = await memory.working("family", 100)
             assert [m["content"] for m in working] == ["I will bring the cake on Sunday.", "Great, cake it is."]
-            store = await memory._backends.episodic()
+            store = await memory._backends.l3.episodic()
             assert [e["content"] for e in store.entries("family", None)] == [
                 "user: I will bring the cake on Sunday.\nassistant: Great, cake it is."]
         finally:
@@ -247,7 +247,7 @@ async def test_a_forget_cut_short_by_chroma_is_recorded_and_finished_by_the_next
                 memory = restarted.services.memory
                 assert await memory.admin.unfinished_forgets() == []
                 assert await memory.facts(ANA) == {} and await memory.working("ana-chat", 10) == (0, [])
-                store = await memory._backends.episodic()
+                store = await memory._backends.l3.episodic()
                 assert store.count("ana-chat") == 0
             finally:
                 await restarted.aclose()

@@ -15,7 +15,7 @@ import pytest
 from conftest import memorys_redis
 from graph.importing.importer import import_transcript
 from graph.settings import Settings
-from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY
+from memory.stores.archive_encoder import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY
 from memory.errors import EncoderMismatch
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
@@ -52,7 +52,7 @@ async def archive(memory: Memory, tmp_path: Path, chats: dict[str, list]) -> Non
 async def stored_vectors(memory: Memory, chat_id: str, turns: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The chat's entries' texts, their vectors in Chroma and in the word index."""
     ids = [archive_id(chat_id, n) for n in range(1, turns + 1)]
-    store, index = await memory._backends.episodic(), await memory._backends.entry_index()
+    store, index = await memory._backends.l3.episodic(), await memory._backends.redis.entry_index()
     found = dict((hit["id"], (hit["content"], vector)) for hit, vector in store.get_with_vectors([chat_id], ids))
     numbers = await index._redis.hmget(index.key(chat_id, "number"), ids)
     in_index = await index.vectors(chat_id, np.array([int(n) for n in numbers]))
@@ -119,7 +119,7 @@ async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_ke
             expected = target.encoder.encode(texts)
             np.testing.assert_allclose(in_chroma, expected, atol=1e-5)
             np.testing.assert_allclose(in_index, expected, atol=2e-3)  # float16 in the index
-            index = await memory._backends.entry_index()
+            index = await memory._backends.redis.entry_index()
             np.testing.assert_allclose((await index.centroid([chat_id])).mean, expected.mean(axis=0), atol=1e-5)
         after = await memory._l3.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
         assert [hit["id"] for hit, *_ in after] == [hit["id"] for hit, *_ in before] == [archive_id("es", 3)]

@@ -29,7 +29,8 @@ from memory.stores.entry_index import IndexEntry
 from memory.stores.lexical import K1, LexicalIndex
 from memory.words import Words, terms
 from memory.stores.index_migration import INDEX_SCHEME_KEY
-from memory.stores.backends import PREFIX, REEMBED_KEY, cache_scope_key
+from memory.stores.archive_encoder import REEMBED_KEY
+from memory.stores.redis_backend import PREFIX, cache_scope_key
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
 
@@ -272,7 +273,7 @@ async def inspect(runner: TurnRunner, chat_id: str, message: str, **kwargs) -> d
 
 async def test_the_writer_catches_a_chats_word_index_up_with_its_archived_turns(runner, tmp_path) -> None:
     memory = runner.services.memory
-    index = await memory._backends.lexical_index()
+    index = await memory._backends.redis.lexical_index()
     await load(memory, tmp_path, "small")
     assert await index.indexed_turns("small") == len(HISTORY)  # the import indexed what it archived
     assert await index.entries.missing("small", [archive_id("small", n) for n in range(1, len(HISTORY) + 1)]) == []
@@ -290,8 +291,8 @@ async def test_the_writer_catches_a_chats_word_index_up_with_its_archived_turns(
 async def as_an_older_version_left_it(memory: Memory, raw: redis.asyncio.Redis, chat_id: str) -> None:
     """The chat's word index as a version before stemming wrote it (words kept whole, no
     "words" mark), without the mark that every chat's index was brought to this scheme."""
-    index = await memory._backends.entry_index()
-    store = await memory._backends.episodic()
+    index = await memory._backends.redis.entry_index()
+    store = await memory._backends.l3.episodic()
     entries = store.entries(chat_id)
     await index.drop(chat_id)
     older = LexicalIndex(raw, PREFIX, Words("none"))
@@ -306,7 +307,7 @@ async def test_an_index_of_words_folded_otherwise_is_indexed_afresh(runner, tmp_
     """An index written before stemming misses "plant" in "I planted…": the chat is indexed
     again, then found by any form."""
     memory = runner.services.memory
-    index = await memory._backends.lexical_index()
+    index = await memory._backends.redis.lexical_index()
     await load(memory, tmp_path, "chat")
     ids = [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)]
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
@@ -329,7 +330,7 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
     await load(memory, tmp_path, "current", [(5, "The boiler was serviced on Monday.", "Good.")])
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
     await memory._archiver.indexer.forget_index("behind")  # archived, never indexed
-    store = await memory._backends.episodic()
+    store = await memory._backends.l3.episodic()
 
     later = Memory(settings, embeddings=embeddings, episodic=store)  # the next process on this archive
     try:
@@ -338,7 +339,7 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
         said = [record.getMessage() for record in caplog.records if record.name == "memory.stores.index_migration"]
         assert said[0].startswith("bringing the word index of up to 2 of 3 archived chat(s) up to date")
         assert said[-1].startswith("word index: 2 of 2 chat(s) done")
-        index = await later._backends.lexical_index()
+        index = await later._backends.redis.lexical_index()
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
         assert await index.indexed_turns("behind") == 1
         [(hit, _, _)] = await later._l3.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
@@ -364,14 +365,14 @@ async def test_processes_starting_together_migrate_once(runner, settings, embedd
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
-    store = await memory._backends.episodic()
+    store = await memory._backends.l3.episodic()
     workers = [Memory(settings, embeddings=embeddings, episodic=store) for _ in range(3)]
     try:
         with caplog.at_level("WARNING", logger="memory.stores.index_migration"):
             await asyncio.gather(*(worker.connect() for worker in workers))
         said = [record.getMessage() for record in caplog.records if record.name == "memory.stores.index_migration"]
         assert len([line for line in said if line.startswith("bringing the word index")]) == 1, said
-        index = await memory._backends.lexical_index()
+        index = await memory._backends.redis.lexical_index()
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
     finally:
         for worker in workers:
@@ -384,7 +385,7 @@ async def test_a_migration_l3_breaks_off_costs_no_start_and_is_done_at_the_next_
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
-    store = await memory._backends.episodic()
+    store = await memory._backends.l3.episodic()
 
     def gone() -> list[str]:
         raise ConnectionError("the Chroma server went away")
@@ -396,7 +397,7 @@ async def test_a_migration_l3_breaks_off_costs_no_start_and_is_done_at_the_next_
             await later.connect()  # Redis answers: the process starts
         assert any("not brought up to date (ConnectionError: the Chroma server went away)" in record.getMessage()
                    for record in caplog.records)
-        index = await later._backends.lexical_index()
+        index = await later._backends.redis.lexical_index()
         assert await index.outdated("chat")
         assert await later.measuring.settle() == 0  # the next write finishes it
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
@@ -411,7 +412,7 @@ async def test_a_chat_of_saved_memories_alone_is_migrated_too(runner, settings, 
                                          NOW.timestamp())
     await memory._archiver.indexer.forget_index("notes")  # as if an older version had kept no index of it
     await embedded_raw_redis.delete(INDEX_SCHEME_KEY)
-    later = Memory(settings, embeddings=embeddings, episodic=await memory._backends.episodic())
+    later = Memory(settings, embeddings=embeddings, episodic=await memory._backends.l3.episodic())
     try:
         await later.connect()
         [(hit, _, _)] = await later._l3.lexical_search(["notes"], "flowerpot", k=3, max_df_share=1.0)
@@ -427,12 +428,12 @@ async def test_no_migration_runs_while_a_reembedding_is_unfinished(runner, setti
     await load(memory, tmp_path, "chat")
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
     await embedded_raw_redis.hset(REEMBED_KEY, "to", "e5-small")
-    later = Memory(settings, embeddings=embeddings, episodic=await memory._backends.episodic())
+    later = Memory(settings, embeddings=embeddings, episodic=await memory._backends.l3.episodic())
     try:
         with caplog.at_level("WARNING", logger="memory.stores.index_migration"):
             assert await later._archiver.migration.bring_index_current() is False
         assert any("once the re-embedding has finished" in record.getMessage() for record in caplog.records)
-        index = await later._backends.lexical_index()
+        index = await later._backends.redis.lexical_index()
         assert await index.outdated("chat") and await embedded_raw_redis.get(INDEX_SCHEME_KEY) is None
         await embedded_raw_redis.delete(REEMBED_KEY)  # the re-embedding finished
         assert await later._archiver.migration.bring_index_current() is True
@@ -449,11 +450,11 @@ async def test_a_process_that_never_connects_migrates_before_its_first_write(
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
-    server = Memory(settings, embeddings=embeddings, episodic=await memory._backends.episodic())
+    server = Memory(settings, embeddings=embeddings, episodic=await memory._backends.l3.episodic())
     try:
         await server._archiver.later([Exchange("another", "u1", 1, NOW.timestamp(), "hello", "hi")], NOW.timestamp())
         assert await server.measuring.settle() == 0
-        index = await server._backends.lexical_index()
+        index = await server._backends.redis.lexical_index()
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
         assert await index.indexed_turns("another") == 1
     finally:
@@ -465,7 +466,7 @@ async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, 
     await load(memory, tmp_path, "chat")
     await memory._archiver.indexer.sync_index(["chat"])
     scale = await memory._l3.measure("how are my tomatoes doing?", ["chat"])
-    store = await memory._backends.episodic()
+    store = await memory._backends.l3.episodic()
     stored = store.get_with_vectors(["chat"], [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)])
     exact = np.mean(distances(np.array([v for _, v in stored]), scale.reference.query))
     assert scale.backgrounds[scale.reference.name] == pytest.approx(exact, abs=1e-5)
@@ -525,7 +526,7 @@ async def exactly_within(memory: Memory, chat_id: str, query: Scale, k: int, aft
                          before: float | None) -> list[tuple[str, float]]:
     """The chat's ``k`` entries timed within the range nearest to the query of ``query``, as
     (id, distance on its scale), ranked from every vector Chroma holds."""
-    store = await memory._backends.episodic()
+    store = await memory._backends.l3.episodic()
     stored = store.get_with_vectors([chat_id], [hit["id"] for hit in store.entries(chat_id)])
     within = [(hit["id"], float(query.of_passages(vector[None])[0]))
               for hit, vector in stored
@@ -564,7 +565,7 @@ async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(r
 async def test_the_word_search_takes_its_vectors_from_the_index(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    store = await memory._backends.episodic()
+    store = await memory._backends.l3.episodic()
     found = await memory._l3.lexical_search(["chat"], "tomato plants Zorblax", k=5, max_df_share=1.0)
     assert len(found) >= 2
     stored = {hit["id"]: (hit, vector) for hit, vector in store.get_with_vectors(["chat"], [h["id"] for h, _, _ in found])}
@@ -577,7 +578,7 @@ async def test_the_word_search_takes_its_vectors_from_the_index(runner, tmp_path
 async def test_an_index_from_before_times_and_vectors_is_indexed_afresh(runner, tmp_path, embedded_raw_redis) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    index = await memory._backends.lexical_index()
+    index = await memory._backends.redis.lexical_index()
     # As an index written by a words-only version.
     await embedded_raw_redis.hdel(index.entries.key("chat", "meta"), "layout")
     await embedded_raw_redis.delete(index.entries.key("chat", "time"), index.entries.key("chat", "vectors"))
@@ -802,7 +803,7 @@ class WordlessSearch(L3Search):
 
 def wordless_memory(settings: Settings, embeddings: LocalEmbeddings) -> Memory:
     memory = Memory(settings, embeddings=embeddings)
-    memory._l3 = WordlessSearch(memory._backends)
+    memory._l3 = WordlessSearch(memory._backends.redis, memory._backends.l3, memory._backends.encoder)
     return memory
 
 
@@ -865,7 +866,7 @@ async def test_a_turn_reads_its_chats_centroid_as_it_takes_the_chat(runner: Turn
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
     assert await memory.measuring.settle() == 0
-    index = await memory._backends.entry_index()
+    index = await memory._backends.redis.entry_index()
     reads: list[list[str]] = []
     centroid = index.centroid
 
@@ -877,7 +878,7 @@ async def test_a_turn_reads_its_chats_centroid_as_it_takes_the_chat(runner: Turn
     question = RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp())
     outside = await memory.recall(question)
     assert reads == [["c1"]]
-    await (await memory._backends.cache()).clear()  # asked again, the question would be a hit: nothing read
+    await (await memory._backends.redis.cache()).clear()  # asked again, the question would be a hit: nothing read
     async with memory.turn("c1", question.text, "alice"):
         await asyncio.sleep(0)  # the turn's own first step: the read has started
         assert reads == [["c1"], ["c1"]]
@@ -900,7 +901,7 @@ async def test_a_turn_lets_its_chat_go_once_its_searchs_cache_write_has_landed(
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
     assert await memory.measuring.settle() == 0
-    cache, redis = await memory._backends.cache(), await memory._backends.redis()
+    cache, redis = await memory._backends.redis.cache(), await memory._backends.redis.client()
     ending, put, landed = asyncio.Event(), cache.put, []
     drop_ahead = memory._l3.drop_ahead
 
@@ -938,8 +939,8 @@ async def test_a_question_asked_again_is_neither_searched_nor_embedded_again(
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
     assert await memory.measuring.settle() == 0
-    encoder, index = (await memory._backends.embeddings()).encoder, await memory._backends.lexical_index()
-    store = await memory._backends.episodic()
+    encoder, index = (await memory._backends.encoder.embeddings()).encoder, await memory._backends.redis.lexical_index()
+    store = await memory._backends.l3.episodic()
     calls: list[str] = []
     encode, by_words, by_meaning = encoder.encode, index.search, store.search
     encoder_free = threading.Event()
@@ -993,8 +994,8 @@ async def test_a_question_asked_first_is_embedded_beside_its_cache_lookup(
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
     assert await memory.measuring.settle() == 0
-    encoder, cache = (await memory._backends.embeddings()).encoder, await memory._backends.cache()
-    index = await memory._backends.lexical_index()
+    encoder, cache = (await memory._backends.encoder.embeddings()).encoder, await memory._backends.redis.cache()
+    index = await memory._backends.redis.lexical_index()
     encode, lookup, by_words, by_meaning = encoder.encode, cache.lookup, index.search, memory._l3.search
     encoding, searching_words, searching_by_meaning = threading.Event(), asyncio.Event(), asyncio.Event()
     seen_by_lookup: list[bool] = []
@@ -1044,7 +1045,7 @@ async def test_a_turns_message_is_searched_by_words_as_the_turn_takes_its_chat(
     assert await memory.measuring.settle() == 0
     question = RecallQuery("Which seeds did I order for the balcony?", "c1", "alice", NOW.timestamp(), deadline=30.0)
     alone = await memory.recall(question)
-    index = await memory._backends.lexical_index()
+    index = await memory._backends.redis.lexical_index()
     by_words, searched = index.search, asyncio.Event()
     calls: list[str] = []
 
@@ -1116,7 +1117,7 @@ async def test_a_cached_search_written_otherwise_is_searched_and_written_again(r
     await load(memory, tmp_path, "c1")
     question = RecallQuery("How are my San Marzano tomatoes doing?", "c1", "alice", NOW.timestamp())
     first = await memory.recall(question)
-    cache, scope = await memory._backends.cache(), cache_scope_key("c1", "alice", memory.settings.memory.scope)
+    cache, scope = await memory._backends.redis.cache(), cache_scope_key("c1", "alice", memory.settings.memory.scope)
     _, generation = await cache.lookup(scope, first.outcome["cache"]["key"])
     for written_otherwise in ([{"id": "c1:turn_1", "content": "old"}], {"thematic": []}):
         await cache.put(scope, first.outcome["cache"]["key"], written_otherwise, generation)

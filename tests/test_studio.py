@@ -213,7 +213,7 @@ async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_tur
         assert await memory.measuring.settle() == 0
         completed, messages = await memory.working(chat, 10)
         assert completed == 2 and messages[0]["content"] == turn["message"]
-        store = await memory._backends.episodic()
+        store = await memory._backends.l3.episodic()
         assert store.count(chat) == 2
     finally:
         await memory.aclose()

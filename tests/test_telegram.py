@@ -251,7 +251,7 @@ async def test_an_unreachable_model_is_named_and_the_message_is_kept(settings, e
             memory = runner.services.memory
             completed, working = await memory.working(str(ALICE), 10)
             assert await memory.measuring.settle() == 0
-            store = await memory._backends.episodic()
+            store = await memory._backends.l3.episodic()
             archived = [entry["content"] for entry in sorted(store.entries(str(ALICE)), key=lambda e: e["id"])]
     assert "My train leaves at 7:40 from platform 9." in json.dumps(fake.requests[-1]["messages"])
     assert completed == 2 and [m["content"] for m in working] == [
@@ -310,10 +310,10 @@ async def test_an_edit_replaces_what_its_turn_stored_and_runs_no_turn(settings, 
             await turn_done(runner, ALICE)
             assert await memory.measuring.settle() == 0
             _, working = await memory.working(chat, 10)
-            store, index = await memory._backends.episodic(), await memory._backends.lexical_index()
+            store, index = await memory._backends.l3.episodic(), await memory._backends.redis.lexical_index()
             # Through the memory's pool, as the bot reads: the edit's erasure of Chroma's files
             # may still be running, and holds them alone.
-            (edited, edited_vector), (_, next_vector) = sorted(await memory._backends.run_blocking(
+            (edited, edited_vector), (_, next_vector) = sorted(await memory._backends.l3.run_blocking(
                 store.get_with_vectors, [chat], [archive_id(chat, 1), archive_id(chat, 2)]), key=lambda e: e[0]["id"])
             by_old_number, by_new_number = await index.search(chat, "4471", 5), await index.search(chat, "5582", 5)
             centroid = (await index.entries.centroid([chat])).mean

@@ -293,7 +293,7 @@ def tools():
     assert lines[1].endswith("…") and len(lines[1]) < 200
     assert lines[2:] == ["", "Otters hold hands while sleeping."]
     assert await runner.services.memory.measuring.settle() == 0
-    store = await runner.services.memory._backends.episodic()
+    store = await runner.services.memory._backends.l3.episodic()
     [archived] = store.get_by_ids(["chat-a"], ["chat-a:turn_0001"])
     assert archived["content"].endswith("\nassistant: Otters hold hands while sleeping.")
 
@@ -507,7 +507,7 @@ async def test_store_memory_writes_a_curated_entry_once_and_invalidates_cached_s
     first = await tools.store("The gym locker code is kept in the blue notebook.", ["gym", "codes, locker"])
     again = await tools.store("The gym locker code is kept in the blue notebook.  ", ["gym"])
     assert first == again and first["stored"].startswith("chat-a:memory_")
-    store = await memory._backends.episodic()
+    store = await memory._backends.l3.episodic()
     [entry] = store.get_by_ids(["chat-a"], [first["stored"]])
     assert store.count("chat-a") == 1 and entry["content"] == "The gym locker code is kept in the blue notebook."
     assert entry["metadata"]["tags"] == f"{CURATED_TAG},gym" and entry["metadata"]["user_id"] == "alice"

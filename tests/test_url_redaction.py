@@ -105,7 +105,7 @@ async def test_redis_down_at_a_url_with_a_query_password_is_an_error_without_it(
     backends = Backends(Settings(data_dir=tmp_path, redis={"url": url}))
     try:
         with pytest.raises(BackendUnavailable) as raised:
-            await backends.redis()
+            await backends.redis.client()
     finally:
         await backends.aclose()
     assert f"127.0.0.1:{closed_port}/0?password={MASK}" in str(raised.value)

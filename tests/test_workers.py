@@ -169,7 +169,7 @@ async def _every_turn_saved_and_archived_once(tmp_path: Path, redis_url: str, ch
                     embeddings=embeddings)
     try:
         assert await memory.measuring.settle() == 0
-        store = await memory._backends.episodic()
+        store = await memory._backends.l3.episodic()
         for chat in CHATS:
             completed, messages = await memory.working(str(chat), 100)
             assert completed == len(MESSAGES)

@@ -133,7 +133,7 @@ async def _by_time(run: _Recall) -> list[Hit] | None:
         # A period counted from an event is read first: dateparser reads "a month before the
         # trip" as last month. One counted from a date ("the week before August 3") is read as
         # before: what is told of that week is stamped on the days around the date.
-        blocking = run.question.search.backends.run_blocking
+        blocking = run.question.search.l3.run_blocking
         named = from_event(scanned)
         if named is not None and await blocking(completed_past_range, named.event, when) is not None:
             named = None

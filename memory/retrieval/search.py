@@ -23,7 +23,9 @@ from memory.encoders.encoder import Encoder, Space
 from memory.encoders.paired import asked_in_english
 from memory.retrieval.lists import WORDS
 from memory.retrieval.scale import Scale
-from memory.stores.backends import Backends, cache_scope_key, gather_bounded
+from memory.stores.archive_encoder import ArchiveEncoder
+from memory.stores.l3_backend import L3Backend
+from memory.stores.redis_backend import RedisBackend, cache_scope_key, gather_bounded
 from memory.stores.cache import SearchCache
 from memory.stores.chat_users import chats_of_user, scope_chats, users_of_chat
 from memory.stores.entry_index import Centroid
@@ -79,8 +81,8 @@ def _within(timestamp: float, after: float | None, before: float | None) -> bool
 
 
 class L3Search:
-    def __init__(self, backends: Backends) -> None:
-        self.backends = backends
+    def __init__(self, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder) -> None:
+        self.redis, self.l3, self.encoder = redis, l3, encoder  # the indexes and cache, Chroma, the queries' encoder
         # message -> its vector, and whether it was made for chats holding other languages
         self._embedding_ahead: dict[str, tuple[asyncio.Future[np.ndarray], bool]] = {}
         # chat -> whether its last question met other languages' lines (a chat's languages seldom change)
@@ -94,7 +96,7 @@ class L3Search:
         # again, and are neither embedded nor searched by words ahead of the lookup.
         self._likely_cached: dict[int, None] = {}
         # Messages of chats that speak at once are encoded together (memory/encoders/batches.py).
-        self._queries = QueryBatches(backends.run_blocking)
+        self._queries = QueryBatches(l3.run_blocking)
 
     def embed_ahead(self, text: str, chat_id: str | None = None) -> None:
         """Start embedding a message whose turn is about to run: the model works in its thread
@@ -162,7 +164,7 @@ class L3Search:
         return None
 
     async def _read_centroid(self, chats: list[str]) -> Centroid | None:
-        return await (await self.backends.entry_index()).centroid(chats)
+        return await (await self.redis.entry_index()).centroid(chats)
 
     async def load_for(self, text: str) -> None:
         """Load what embedding ``text`` needs that this process has not loaded yet (e5, ~1.7 s, at
@@ -173,7 +175,7 @@ class L3Search:
         not answer cannot hold the turn here. Likewise, when many chats speak at once, until the
         message's vector, queued behind theirs (:class:`QueryBatches`), is made: the deadline then
         times the search's own work, not the queue before it."""
-        if (await self.backends.embeddings(checked=False)).encoder.loads_for(text):
+        if (await self.encoder.embeddings(checked=False)).encoder.loads_for(text):
             self.embed_ahead(text)
             await asyncio.shield(self._embedding_ahead[text][0])
         elif self._queries.queued(text) and (ahead := self._embedding_ahead.get(text)) is not None:
@@ -182,10 +184,10 @@ class L3Search:
     async def warm_up(self) -> None:
         """A first forward pass, which pages the model's weights in: MiniLM's, and e5's too when
         some chat is one of every language."""
-        await self._embed("warm-up", await (await self.backends.entry_index()).any_every_language())
+        await self._embed("warm-up", await (await self.redis.entry_index()).any_every_language())
 
     async def _embed(self, text: str, every_language: bool) -> np.ndarray:
-        encoder = (await self.backends.embeddings()).encoder
+        encoder = (await self.encoder.embeddings()).encoder
         return await self._queries.encode(encoder, text, every_language)
 
     async def measure(self, text: str, chats: list[str], asked_in: str | None = None) -> Scale:
@@ -195,8 +197,8 @@ class L3Search:
         language marks the chats as ones of every language (their English entries are then
         given e5's block, behind the turns). ``asked_in``: the chat the question was asked in,
         whose next message is embedded ahead as this one needed."""
-        index = await self.backends.entry_index()
-        encoder = (await self.backends.embeddings()).encoder
+        index = await self.redis.entry_index()
+        encoder = (await self.encoder.embeddings()).encoder
         # Made ahead, or now for chats of English alone (most), while the chats' centroid is read.
         ahead, ahead_every_language = self._embedding_ahead.pop(text, None) or (
             asyncio.ensure_future(self._embed(text, False)), False)
@@ -212,7 +214,7 @@ class L3Search:
             marked = await gather_bounded(index.hold_every_language, chats)  # now: loading e5 may outlast the turn
             for chat, newly in zip(chats, marked):  # its questions are now compared in e5's space too
                 if newly:
-                    await self.backends.invalidate_searches_of(chat, await users_of_chat(self.backends, chat))
+                    await self.redis.invalidate_searches_of(chat, await users_of_chat(self.redis, chat))
         every_language = not of_english_alone and not other_script
         if asked_in is not None:
             self._met_every_language.pop(asked_in, None)
@@ -238,30 +240,29 @@ class L3Search:
         holds at most ``_EXACT_RANGE`` entries; a wider one by a deeper vector search cut to the
         range.
         """
-        backends = self.backends
-        store = await backends.episodic()
+        store = await self.l3.episodic()
         spaces = scale.searched()
         queries = [space.query for space in spaces]
         if after is None and before is None:
             found: list[Hit] = [{**hit, "distance": float(scale.calibrate(space, hit["distance"]))}
-                     for space, hits in zip(spaces, await backends.l3(store.search, chats, queries, k))
+                     for space, hits in zip(spaces, await self.l3.call(store.search, chats, queries, k))
                      for hit in hits if _of_space(space, hit["distance"])]
             return sorted(found, key=lambda hit: hit["distance"])[:k]
-        index = await backends.entry_index()
+        index = await self.redis.entry_index()
 
         async def of_chat(chat: str) -> list[Hit]:
             numbers = await index.between(chat, after, before)
             if len(numbers) <= _EXACT_RANGE:
                 return await self._nearest_among(chat, numbers, scale, k)
             deeper = sorted([(entry_id, float(scale.calibrate(space, distance)))
-                             for space, pairs in zip(spaces, await backends.l3(
+                             for space, pairs in zip(spaces, await self.l3.call(
                                  store.nearest_ids, chat, queries, _DEEPER_K))
                              for entry_id, distance in pairs
                              if _of_space(space, distance)], key=lambda pair: pair[1])
             times = await index.times(chat, [entry_id for entry_id, _ in deeper])
             distance_of = dict([pair for pair, timestamp in zip(deeper, times)
                                 if timestamp is not None and _within(timestamp, after, before)][:k])
-            hits = await backends.l3(store.get_by_ids, [chat], list(distance_of))
+            hits = await self.l3.call(store.get_by_ids, [chat], list(distance_of))
             return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
 
         found = [hit for hits in await gather_bounded(of_chat, chats) for hit in hits]
@@ -276,7 +277,7 @@ class L3Search:
         with ``after`` or ``before`` (unix seconds, inclusive), among those timed within that
         range. Each chat's newest ``_WORD_CANDIDATES`` such entries are ranked; entries its word
         index does not hold yet are not among them."""
-        index = await self.backends.lexical_index()
+        index = await self.redis.lexical_index()
         bounded = after is not None or before is not None
 
         async def of_chat(chat: str) -> list[Hit]:
@@ -292,24 +293,24 @@ class L3Search:
         exactly from the index's vectors, as hits (Chroma gives their text)."""
         if len(numbers) == 0:
             return []
-        index = await self.backends.entry_index()
+        index = await self.redis.entry_index()
         distances = scale.of_passages(await index.vectors(chat, numbers, scale.columns))
         nearest = np.argsort(distances, kind="stable")[:k]
         ids = await index.ids(chat, numbers[nearest])
         distance_of = {entry_id: float(distances[n]) for entry_id, n in zip(ids, nearest) if entry_id}
-        hits = await self.backends.l3((await self.backends.episodic()).get_by_ids, [chat], list(distance_of))
+        hits = await self.l3.call((await self.l3.episodic()).get_by_ids, [chat], list(distance_of))
         return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
 
     async def look_up(self, scope_key: str, digest: str) -> tuple[Searched | None, str | None]:
         """What the question of ``digest`` found when it was last searched in this scope, if the
         L2.5 cache holds it, and the scope's generation it was looked up under (None: the cache
         did not answer, and nothing is to be written to it)."""
-        cache = await self.backends.cache()
+        cache = await self.redis.cache()
         try:
             record, generation = await cache.lookup(scope_key, digest)
         except RedisError:
             return None, None
-        encoder = (await self.backends.embeddings()).encoder
+        encoder = (await self.encoder.embeddings()).encoder
         try:
             return (None if record is None else Searched.of_record(record, encoder)), generation
         except (KeyError, TypeError, ValueError):  # written by another version: searched, and written again
@@ -320,8 +321,7 @@ class L3Search:
         Content is searched through the word index (the entries holding every word of the key,
         then checked). Each chat's entries are read from Chroma in one call, its id matches and
         its candidates together."""
-        backends = self.backends
-        store, index = await backends.episodic(), await backends.lexical_index()
+        store, index = await self.l3.episodic(), await self.redis.lexical_index()
         ids = list(keys)
         for key in keys:
             if match := _TURN_KEY.match(key):
@@ -335,7 +335,7 @@ class L3Search:
 
         async def read(chat: str) -> list[Hit]:
             wanted = dict.fromkeys([*ids, *(entry_id for key in keys for entry_id in candidates[key][chat])])
-            return await backends.l3(store.get_by_ids, [chat], list(wanted))
+            return await self.l3.call(store.get_by_ids, [chat], list(wanted))
 
         read_in = dict(zip(chats, await gather_bounded(read, chats)))
         named = set(ids)
@@ -357,7 +357,7 @@ class L3Search:
         The vectors come from the entry index (float16, with the ids); Chroma is asked only for
         the entries' text and metadata, which costs it half as much as with their vectors.
         """
-        index = await self.backends.lexical_index()
+        index = await self.redis.lexical_index()
         per_chat = await gather_bounded(lambda chat: index.search(chat, query, k, max_df_share), chats)
         found = sorted(
             ((chat, entry_id, score, vector)
@@ -366,7 +366,7 @@ class L3Search:
         )[:k]
         if not found:
             return []
-        store = await self.backends.episodic()
+        store = await self.l3.episodic()
         ids_by_chat: dict[str, list[str]] = {}
         for chat, entry_id, _, _ in found:
             ids_by_chat.setdefault(chat, []).append(entry_id)
@@ -376,7 +376,7 @@ class L3Search:
             return {hit["id"]: (hit, vector_of[hit["id"]])
                     for chat, ids in ids_by_chat.items() for hit in store.get_by_ids([chat], ids)}
 
-        by_id = await self.backends.run_blocking(read)
+        by_id = await self.l3.run_blocking(read)
         return [(*by_id[entry_id], score) for _, entry_id, score, _ in found if entry_id in by_id]
 
 
@@ -398,12 +398,11 @@ class Question:
 
     def __init__(self, search: L3Search, text: str, chat_id: str, user_id: str, scope: str, k: int,
                  by_meaning: bool, words_share: float | None) -> None:
-        backends = search.backends
         self.search, self.text, self.chat_id, self.k, self.words_share = search, text, chat_id, k, words_share
         self.cache: CacheLookup | None = None  # None: not looked up
-        self.chats = asyncio.ensure_future(scope_chats(backends, chat_id, user_id, scope))
+        self.chats = asyncio.ensure_future(scope_chats(search.redis, search.l3, chat_id, user_id, scope))
         # Under "user", whether the chat is one of the user's: only then are its searches cached.
-        self._users_chats = (asyncio.ensure_future(chats_of_user(backends, user_id))
+        self._users_chats = (asyncio.ensure_future(chats_of_user(search.redis, user_id))
                              if scope == "user" and by_meaning else None)
         self._scope_key = cache_scope_key(chat_id, user_id, scope)
         self._digest = SearchCache.digest(text, k=k, words=words_share)
@@ -512,7 +511,7 @@ class Question:
         if generation is not None and succeeded(self.by_meaning) and succeeded(self.scale):
             words = self.by_words.result() if succeeded(self.by_words) else None  # None: searched when asked again
             searched = Searched(self.by_meaning.result(), words, self.scale.result())
-            (await self.search.backends.cache()).put_behind(self._scope_key, self._digest, searched.record(), generation)
+            (await self.search.redis.cache()).put_behind(self._scope_key, self._digest, searched.record(), generation)
             self.search.note_cached(self.text, True)
 
 

@@ -16,7 +16,10 @@ from typing import AsyncIterator
 
 import numpy as np
 
-from memory.stores.backends import PREFIX, Backends, is_redis_failure
+from memory.stores.archive_encoder import ArchiveEncoder
+from memory.stores.erasure import DataFolderErasure
+from memory.stores.l3_backend import L3Backend
+from memory.stores.redis_backend import PREFIX, RedisBackend, is_redis_failure
 from memory.stores.chat_users import add_chat_users, users_of_chat
 from memory.stores.curated import curated_entry
 from memory.stores.entry_index import IndexEntry
@@ -49,11 +52,17 @@ def _logs_failure(what: str) -> Callable[[asyncio.Task], None]:
 
 
 class Archive:
-    def __init__(self, backends: Backends) -> None:
-        self.backends = backends
-        self.indexer = IndexSync(backends)  # the word index kept up with what Chroma holds
+    def __init__(self, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder, erasure: DataFolderErasure) -> None:
+        """Args:
+            redis: the outbox, the word and entry index, the chats' users and leases, the cache.
+            l3: Chroma, where the entries are written.
+            encoder: what embeds them.
+            erasure: zeroes what the index files may keep of a forgotten text, after each write.
+        """
+        self._redis, self._l3, self._encoder, self._erasure = redis, l3, encoder, erasure
+        self.indexer = IndexSync(redis, l3)  # the word index kept up with what Chroma holds
         # Every chat's word index brought to this version's scheme.
-        self.migration = IndexMigration(backends, self.indexer)
+        self.migration = IndexMigration(redis, l3, self.indexer)
         self._archiver: asyncio.Task | None = None  # writes the outbox to L3, behind the replies
         self._writing_through: asyncio.Task | None = None  # the outbox written now, for a search
         self._archive_wanted = asyncio.Event()
@@ -72,7 +81,7 @@ class Archive:
         """Write turns verbatim to L3 (idempotent by id) and invalidate the affected caches."""
         if not exchanges:
             return []
-        index = await self.backends.lexical_index()
+        index = await self._redis.lexical_index()
         by_chat: dict[str, list[Exchange]] = {}
         for ex in exchanges:
             by_chat.setdefault(ex.chat_id, []).append(ex)
@@ -82,8 +91,8 @@ class Archive:
             await index.advance_turns_indexed(chat_id, [ex.turn for ex in chat_exchanges])
         for chat_id, chat_exchanges in by_chat.items():
             # Everyone who shares the chat searches it in user scope, not only this turn's user.
-            users = await add_chat_users(self.backends, chat_id, {ex.user_id for ex in chat_exchanges})
-            await self.backends.invalidate_searches_of(chat_id, users)
+            users = await add_chat_users(self._redis, chat_id, {ex.user_id for ex in chat_exchanges})
+            await self._redis.invalidate_searches_of(chat_id, users)
         return [ex.id for ex in exchanges]
 
     async def store_curated(self, chat_id: str, user_id: str, content: str, tags: list[str] | None,
@@ -97,8 +106,8 @@ class Archive:
             ValueError: empty or overlong content, or ``entry_id`` is an archived turn's.
         """
         entry = curated_entry(chat_id, user_id, content, tags, now, entry_id)
-        store = await self.backends.episodic()
-        kept = await self.backends.l3(store.get_with_vectors, [chat_id], [entry_id]) if entry_id else []
+        store = await self._l3.episodic()
+        kept = await self._l3.call(store.get_with_vectors, [chat_id], [entry_id]) if entry_id else []
         if not kept:
             await self._write_entries(chat_id, [entry], [now])
         elif "turn" in kept[0][0]["metadata"]:
@@ -107,7 +116,7 @@ class Archive:
             [(old, old_vector)] = kept
             await self._rewrite(chat_id, curated_entry(chat_id, user_id, content, tags, old["timestamp"], entry_id),
                                 old, old_vector)
-        await self.backends.invalidate_searches_of(chat_id, await add_chat_users(self.backends, chat_id, {user_id}))
+        await self._redis.invalidate_searches_of(chat_id, await add_chat_users(self._redis, chat_id, {user_id}))
         return entry[0]
 
     async def replace_user_text(self, chat_id: str, turn: int, user_chars: int, text: str) -> list[str]:
@@ -147,23 +156,23 @@ class Archive:
         """The entry L3 holds under ``entry_id`` given the content ``rewritten(its content)`` (its
         metadata kept) by :meth:`_rewrite`; the chat's cached searches, which may quote it, deleted.
         Returns the content replaced, None when L3 does not hold it."""
-        store = await self.backends.episodic()
-        found = await self.backends.l3(store.get_with_vectors, [chat_id], [entry_id])
+        store = await self._l3.episodic()
+        found = await self._l3.call(store.get_with_vectors, [chat_id], [entry_id])
         if not found:
             return None
         [(archived, old_vector)] = found
         entry = (entry_id, rewritten(archived["content"]), archived["metadata"])
         await self._rewrite(chat_id, entry, archived, old_vector)
-        await self.backends.invalidate_searches_of(chat_id, await users_of_chat(self.backends, chat_id), delete=True)
+        await self._redis.invalidate_searches_of(chat_id, await users_of_chat(self._redis, chat_id), delete=True)
         return archived["content"]
 
     async def _rewrite(self, chat_id: str, entry: tuple[str, str, dict], old: dict, old_vector: Sequence[float]) -> None:
         """An entry L3 holds (``old``, with its stored vector), rewritten as ``entry`` (id, content,
         metadata): embedded afresh in Chroma, and in the word index at its old number and time."""
         entry_id, content, metadata = entry
-        [vector] = await self.backends.embed([content], await self._of_every_language(chat_id, [content]))
-        await self.backends.l3((await self.backends.episodic()).upsert, chat_id, [entry], [vector])
-        await (await self.backends.lexical_index()).replace(
+        [vector] = await self._encoder.embed([content], await self._of_every_language(chat_id, [content]))
+        await self._l3.call((await self._l3.episodic()).upsert, chat_id, [entry], [vector])
+        await (await self._redis.lexical_index()).replace(
             chat_id, IndexEntry(entry_id, content, vector, old["timestamp"]), old["content"], old_vector)
 
     # ---- a chat's languages --------------------------------------------------------------
@@ -171,14 +180,14 @@ class Archive:
     async def _of_every_language(self, chat_id: str, contents: list[str]) -> bool:
         """Whether the chat's entries get e5's block: once it holds, or was asked in, another
         language than English. Its first such line marks it (and its English lines are filled)."""
-        index = await self.backends.entry_index()
+        index = await self._redis.entry_index()
         if not index.tells_english_apart:
             return True
         every, _ = await index.languages(chat_id)
         if not every and not all(map(reads_as_english, contents)):
             # The archive's encoder recorded first: a fresh archive holding a chat's mark and no
             # record would read as one of MiniLM's vectors.
-            await self.backends.embeddings()
+            await self._encoder.embeddings()
             await index.hold_every_language(chat_id)
             every = True
         return every
@@ -211,23 +220,22 @@ class Archive:
         Returns:
             How many entries were given it; None when no chat waits for it.
         """
-        backends = self.backends
-        index = await backends.entry_index()
+        index = await self._redis.entry_index()
         if (waiting := await index.to_fill()) is None:
             return None
         chat_id, start = waiting
         found_ids: list[str] = []
-        async with (await backends.chat_locks()).hold(chat_id, wait=wait) as alone:
+        async with (await self._redis.chat_locks()).hold(chat_id, wait=wait) as alone:
             if not alone:
                 return 0  # a turn or a forget has the chat: next time
             ids, next_start = await index.bare_ids(chat_id, start, _FILL_BATCH)
             if ids:
-                store, embeddings = await backends.episodic(), await backends.embeddings()
-                found = await backends.l3(store.get_with_vectors, [chat_id], ids)
+                store, embeddings = await self._l3.episodic(), await self._encoder.embeddings()
+                found = await self._l3.call(store.get_with_vectors, [chat_id], ids)
                 found_ids = [hit["id"] for hit, _ in found]
                 old = np.array([vector for _, vector in found], dtype=np.float32)
-                vectors = await backends.run_blocking(embeddings.encoder.fill, [hit["content"] for hit, _ in found], old)
-                await backends.l3(store.set_vectors, chat_id, found_ids, vectors)
+                vectors = await self._l3.run_blocking(embeddings.encoder.fill, [hit["content"] for hit, _ in found], old)
+                await self._l3.call(store.set_vectors, chat_id, found_ids, vectors)
                 await index.fill_vectors(chat_id, found_ids, vectors, old)
             # Every entry looked at: done, unless more were written bare meanwhile (then again
             # from the start; a pass that found none ends it whatever the count says).
@@ -236,13 +244,13 @@ class Archive:
             else:
                 await index.filled_to(chat_id, next_start)
             if found_ids or next_start == 0:  # its entries' vectors changed: the searches cached read the old ones
-                await backends.invalidate_searches_of(chat_id, await users_of_chat(backends, chat_id))
+                await self._redis.invalidate_searches_of(chat_id, await users_of_chat(self._redis, chat_id))
         return len(found_ids)
 
     async def _replace_parked(self, entry_id: str, text: str) -> str | None:
         """The user's text of a turn waiting in the outbox, replaced; returns the text replaced,
         None when the turn is not there."""
-        redis = await self.backends.redis()
+        redis = await self._redis.client()
         parked = await redis.hget(OUTBOX_KEY, entry_id)
         if parked is None:
             return None
@@ -252,11 +260,10 @@ class Archive:
 
     async def _write_entries(self, chat_id: str, entries: list[tuple[str, str, dict]], times: list[float]) -> None:
         """Embed the entries once; store them in Chroma, then index their words and vectors."""
-        backends = self.backends
-        store, index = await backends.episodic(), await backends.lexical_index()
+        store, index = await self._l3.episodic(), await self._redis.lexical_index()
         contents = [content for _, content, _ in entries]
-        vectors = await backends.embed(contents, await self._of_every_language(chat_id, contents))
-        await backends.l3(store.upsert, chat_id, entries, vectors)
+        vectors = await self._encoder.embed(contents, await self._of_every_language(chat_id, contents))
+        await self._l3.call(store.upsert, chat_id, entries, vectors)
         # Indexed now, after the reply, rather than caught up by a later search.
         await index.add(chat_id, [IndexEntry(entry_id, content, vector, timestamp) for (entry_id, content, _), vector,
                                   timestamp in zip(entries, vectors, times)])
@@ -268,7 +275,7 @@ class Archive:
         after the reply (embedding and Chroma's write cost ~50 ms a turn at 100 000 entries).
         Once this returns the turns are durable; the same ids make every rewrite of them
         harmless. Returns how many entries wait in the outbox."""
-        redis = await self.backends.redis()
+        redis = await self._redis.client()
         # No MULTI: one key, and the count is only reported (redis-py's cluster client runs a
         # transaction's every command through a thread of its own).
         async with redis.pipeline(transaction=False) as pipe:
@@ -280,7 +287,7 @@ class Archive:
 
     async def waiting(self, chat_id: str) -> int:
         """How many of the chat's turns wait in the outbox for L3."""
-        parked = await (await self.backends.redis()).hvals(OUTBOX_KEY)
+        parked = await (await self._redis.client()).hvals(OUTBOX_KEY)
         return sum(1 for raw in parked if json.loads(raw)["chat_id"] == chat_id)
 
     def bump_access_later(self, hits: list[Hit], now: float) -> None:
@@ -344,7 +351,7 @@ class Archive:
     async def flush(self) -> int:
         """Write what the outbox holds to L3 now, oldest first, in batches, then the access
         bumps waiting, and after a forget in this process zero the vector index files' unset
-        bytes (``Backends.clear_unset_bytes_after_forget``); returns how many outbox entries are
+        bytes (``DataFolderErasure.clear_after_forget``); returns how many outbox entries are
         left (L3 unreachable). A process
         that never connected (the LangGraph server) brings the word index up to date after its
         first write (until then, its searches read the index as an older version left it)."""
@@ -353,7 +360,7 @@ class Archive:
             self._archive_wanted.clear()
             left = await self._write_outbox()
             await self._write_access_bumps()
-            await self.backends.clear_unset_bytes_after_forget()
+            await self._erasure.clear_after_forget()
         await self.migration.bring_index_current()
         return left
 
@@ -378,14 +385,14 @@ class Archive:
         if not bumps:
             return
         try:
-            store = await self.backends.episodic()
+            store = await self._l3.episodic()
             for hits, now in bumps:  # each turn's hits once, with that turn's time
-                await self.backends.l3(store.bump_access, hits, now)
+                await self._l3.call(store.bump_access, hits, now)
         except Exception as exc:  # noqa: BLE001 — popularity is a soft signal
             log.warning("access counts not updated: %s", exc)
 
     async def _write_outbox(self) -> int:
-        redis = await self.backends.redis()
+        redis = await self._redis.client()
         parked = await redis.hgetall(OUTBOX_KEY)
         entries = sorted((json.loads(raw) for raw in parked.values()), key=lambda e: (e["now"], e["turn"]))
         for start in range(0, len(entries), _ARCHIVE_BATCH):

@@ -20,7 +20,7 @@ processes may share the embedded Redis: it rewrites one file at a time (a rewrit
 way may have begun before these deletes: it is waited out and asked for again). Chroma's SQLite
 is a library of its own in this process, which does not see the file locks Python's takes, so
 nothing may use the embedded Chroma while its database is rewritten: in this process its calls
-wait (``Backends.run_blocking``); another process on the data folder (which the embedded
+wait (``BlockingPool.run``); another process on the data folder (which the embedded
 defaults do not allow) makes the erase refuse.
 """
 
@@ -46,6 +46,7 @@ from redis.exceptions import RedisError, ResponseError
 from memory.errors import BackendUnavailable
 from memory.settings import MemorySettings
 from memory.redis_clients import process_client_name
+from memory.stores.redis_backend import RedisBackend
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +149,11 @@ class DataFolderErasure:
     each archive write, and at close for every index written while the embedded Chroma was open).
     Chroma's calls of the process share ``files``; the erasing holds it alone."""
 
-    def __init__(self, settings: MemorySettings, files: SharedOrAlone, executor: Executor) -> None:
+    def __init__(self, settings: MemorySettings, files: SharedOrAlone, executor: Executor, redis: RedisBackend) -> None:
         self.settings = settings
         self._files = files
         self._executor = executor
+        self._redis = redis
         self._chroma_opened_at: float | None = None  # when this process opened the embedded Chroma
         # Set by the first forget: the vector index files changed since are zeroed after each
         # archive write (what the process freed may hold the forgotten text).
@@ -168,21 +170,21 @@ class DataFolderErasure:
         self._chroma_opened_at = time.time()
         return self.chroma_folder
 
-    async def erase_deleted(self, redis: aioredis.Redis | aioredis.RedisCluster, redis_folder: Path | None, *,
-                            l3: bool) -> None:
+    async def erase_deleted(self, *, l3: bool) -> None:
         """Redis's append-only file rewritten and, side by side, embedded Chroma's files cleaned
         with ``l3``, else only hnswlib's unset bytes zeroed (they may hold a fragment of any text
-        this process held, a forgotten fact's too). ``redis_folder`` is the folder of the embedded
-        Redis this process started: its snapshot there is dropped, and while other processes use
-        that server Chroma's files are left as they are. None for a Redis server, of which only
-        the append-only file is rewritten (when it keeps one and allows it). A Chroma server's
-        files are its own.
+        this process held, a forgotten fact's too). Of the embedded Redis this process started,
+        the snapshot in its folder is dropped, and while other processes use that server Chroma's
+        files are left as they are. Of a Redis server, only the append-only file is rewritten
+        (when it keeps one and allows it). A Chroma server's files are its own.
 
         Raises:
             NotErased: a rewrite failed, or, with ``l3``, another process uses the embedded Chroma
                 (its files are erased by the next forget made alone); what was deleted may still
                 be in a file.
         """
+        redis_folder = self._redis.embedded_folder  # as it was before this call connected, if it does
+        redis = await self._redis.client()
         redis_files = rewrite_append_only_files(redis, redis_folder)
         if self.settings.chroma.url:
             await redis_files
@@ -200,7 +202,7 @@ class DataFolderErasure:
             (self.chroma_folder,))
         await asyncio.gather(redis_files, chroma_files)
 
-    async def clear_after_forget(self, redis: aioredis.Redis | aioredis.RedisCluster | None) -> None:
+    async def clear_after_forget(self) -> None:
         """Once this process has forgotten something, the unset bytes of the vector index files
         written since the last time, zeroed: an index made or grown after the forget may hold a
         fragment of the forgotten text, which the process held in memory. Nothing else may use
@@ -208,17 +210,16 @@ class DataFolderErasure:
         if self._unset_bytes_since is None:
             return
         started = time.time() - _MTIME_SLACK_S
-        if await self._clear_unset_index_bytes(redis, self._unset_bytes_since):
+        if await self._clear_unset_index_bytes(self._unset_bytes_since):
             self._unset_bytes_since = started
 
-    async def clear_at_close(self, redis: aioredis.Redis | aioredis.RedisCluster | None) -> None:
+    async def clear_at_close(self) -> None:
         """As the process closes the embedded Chroma it opened: the unset bytes of every index
         written since, zeroed, waiting at most ``_CLOSE_WAIT_S`` for Chroma calls still running."""
         if self._chroma_opened_at is not None:
-            await self._clear_unset_index_bytes(redis, self._chroma_opened_at, wait=_CLOSE_WAIT_S)
+            await self._clear_unset_index_bytes(self._chroma_opened_at, wait=_CLOSE_WAIT_S)
 
-    async def _clear_unset_index_bytes(self, redis: aioredis.Redis | aioredis.RedisCluster | None, since: float, *,
-                                       wait: float | None = None) -> bool:
+    async def _clear_unset_index_bytes(self, since: float, *, wait: float | None = None) -> bool:
         """hnswlib's unset bytes in the vector index files changed since ``since``, zeroed
         (:func:`clear_unset_index_bytes`) once nothing else of this process uses the embedded
         Chroma (beside a write, they could be its new entries); skipped if its calls outlast
@@ -228,7 +229,7 @@ class DataFolderErasure:
         Returns:
             Whether they were zeroed (False: skipped, or failed and logged).
         """
-        embedded = self.settings.redis.url is None
+        embedded, redis = self.settings.redis.url is None, self._redis.opened
         if embedded and redis is None:
             return False  # the embedded Redis never answered here: other processes cannot be told
         try:

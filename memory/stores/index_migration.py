@@ -8,7 +8,9 @@ import asyncio
 import logging
 import time
 
-from memory.stores.backends import PREFIX, REEMBED_KEY, Backends, is_redis_failure
+from memory.stores.archive_encoder import REEMBED_KEY
+from memory.stores.l3_backend import L3Backend
+from memory.stores.redis_backend import PREFIX, RedisBackend, is_redis_failure
 from memory.stores.index_sync import IndexSync
 
 log = logging.getLogger(__name__)
@@ -20,9 +22,9 @@ _MIGRATION_LEASE = "word index migration"  # held as a chat's lease is: one migr
 
 
 class IndexMigration:
-    def __init__(self, backends: Backends, indexer: IndexSync) -> None:
+    def __init__(self, redis: RedisBackend, l3: L3Backend, indexer: IndexSync) -> None:
         """``indexer``: what indexes the chats the migration finds behind."""
-        self._backends, self._indexer = backends, indexer
+        self._redis, self._l3, self._indexer = redis, l3, indexer
         self._index_current = False  # every chat's word index was brought to this version's scheme
         self._bringing_index_current = asyncio.Lock()
 
@@ -53,18 +55,17 @@ class IndexMigration:
             return self._index_current
 
     async def _migrate_index(self) -> bool:
-        backends = self._backends
-        redis, index = await backends.redis(), await backends.lexical_index()
+        redis, index = await self._redis.client(), await self._redis.lexical_index()
         if (await redis.get(INDEX_SCHEME_KEY) or b"").decode() == index.scheme:
             return True
-        async with (await backends.chat_locks()).hold(_MIGRATION_LEASE):
+        async with (await self._redis.chat_locks()).hold(_MIGRATION_LEASE):
             if (await redis.get(INDEX_SCHEME_KEY) or b"").decode() == index.scheme:
                 return True  # another process did it meanwhile
             if await redis.exists(REEMBED_KEY):
                 log.warning("the word index is brought up to date once the re-embedding has finished")
                 return False
-            store = await backends.episodic()
-            chats = await backends.l3(store.chat_ids)
+            store = await self._l3.episodic()
+            chats = await self._l3.call(store.chat_ids)
             progress = await self._indexer.index_progress(chats)
             # Archived turns the index lacks, or nothing counted as indexed: an index of another
             # scheme, or a chat of saved memories alone, which no turn count tells apart.
@@ -76,7 +77,7 @@ class IndexMigration:
             return True
 
     async def _index_chats(self, behind: list[tuple[str, bool]], archived_chats: int) -> None:
-        index = await self._backends.lexical_index()
+        index = await self._redis.lexical_index()
         started = said = time.monotonic()
         log.warning("bringing the word index of up to %d of %d archived chat(s) up to date (an older version "
                     "wrote them, or Redis lost their index); searches by words and time ranges see them when it "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from memory.stores.backends import PREFIX, Backends
+from memory.stores.redis_backend import PREFIX, RedisBackend
 from memory.stores.chat_users import add_chat_users_to
 from memory.turns import ImportedTurn
 
@@ -20,13 +20,13 @@ class ImportNumbers(NamedTuple):
 
 
 class TurnJournal:
-    def __init__(self, backends: Backends) -> None:
-        self.backends = backends
+    def __init__(self, redis: RedisBackend) -> None:
+        self._redis = redis
 
     async def begin(self, chat_id: str, user_id: str | None = None) -> bool:
         """Note that a turn of this chat is running, and the user as one of the chat's from now
         on (so forgetting them waits for it); True if an earlier turn never finished."""
-        redis = await self.backends.redis()
+        redis = await self._redis.client()
         if user_id is None:
             return not await redis.sadd(IN_FLIGHT_KEY, chat_id)
         async with redis.pipeline(transaction=False) as pipe:  # one round trip for both
@@ -34,24 +34,24 @@ class TurnJournal:
             add_chat_users_to(pipe, chat_id, {user_id})
             added, joined, *_ = await pipe.execute()
         if joined:  # the user's first turn here: their scope's cached searches did not cover this chat
-            await self.backends.invalidate_searches_of(chat_id, {user_id})
+            await self._redis.invalidate_searches_of(chat_id, {user_id})
         return not added
 
     async def end(self, chat_id: str) -> None:
-        await (await self.backends.redis()).srem(IN_FLIGHT_KEY, chat_id)
+        await (await self._redis.client()).srem(IN_FLIGHT_KEY, chat_id)
 
     async def unfinished(self) -> list[str]:
-        return sorted(m.decode() for m in await (await self.backends.redis()).smembers(IN_FLIGHT_KEY))
+        return sorted(m.decode() for m in await (await self._redis.client()).smembers(IN_FLIGHT_KEY))
 
     async def forget_begins(self, user_id: str) -> None:
-        await (await self.backends.redis()).sadd(FORGETTING_KEY, user_id)
+        await (await self._redis.client()).sadd(FORGETTING_KEY, user_id)
 
     async def forget_ends(self, user_id: str) -> None:
-        await (await self.backends.redis()).srem(FORGETTING_KEY, user_id)
+        await (await self._redis.client()).srem(FORGETTING_KEY, user_id)
 
     async def unfinished_forgets(self) -> list[str]:
         """Users whose forget was interrupted (a backend failed): the next forget finishes it."""
-        return sorted(m.decode() for m in await (await self.backends.redis()).smembers(FORGETTING_KEY))
+        return sorted(m.decode() for m in await (await self._redis.client()).smembers(FORGETTING_KEY))
 
     async def import_numbers(self, chat_id: str, turns: list[ImportedTurn]) -> ImportNumbers:
         """The turn number of each imported exchange, allocated once and remembered by digest,
@@ -63,11 +63,11 @@ class TurnJournal:
             written) and the edited exchanges among them (their digest is recorded once the
             turn is rewritten: :meth:`record_imported`).
         """
-        redis = await self.backends.redis()
+        redis = await self._redis.client()
         key = _imported_key(chat_id)
         fields = list(dict.fromkeys([*(t.digest for t in turns), *(_ref_field(t.ref) for t in turns if t.ref)]))
         given = dict(zip(fields, await redis.hmget(key, fields))) if fields else {}
-        completed = await (await self.backends.working()).completed_turns(chat_id)
+        completed = await (await self._redis.working()).completed_turns(chat_id)
         next_turn = max([completed, *(int(n) for n in given.values() if n is not None)]) + 1
         numbers, edited, new = [], [], {}
         for index, turn in enumerate(turns):
@@ -92,12 +92,12 @@ class TurnJournal:
     async def record_imported(self, chat_id: str, turns: dict[str, int]) -> None:
         """Remember imported exchanges' turn numbers by digest (``turns``: digest -> number)."""
         if turns:
-            await (await self.backends.redis()).hset(_imported_key(chat_id), mapping=turns)
+            await (await self._redis.client()).hset(_imported_key(chat_id), mapping=turns)
 
     async def forget_imported(self, chat_id: str, turn: int) -> None:
         """Drop what numbered ``turn`` (an entry deleted by id): the exchange, imported or archived
         again, is written again rather than taken as written before."""
-        redis, key = await self.backends.redis(), _imported_key(chat_id)
+        redis, key = await self._redis.client(), _imported_key(chat_id)
         numbering = [digest async for digest, given in redis.hscan_iter(key) if int(given) == turn]
         if numbering:
             await redis.hdel(key, *numbering)

@@ -21,7 +21,9 @@ import numpy as np
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.errors import BackendUnavailable
 from memory.settings import encoder_of
-from memory.stores.backends import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, REEMBED_LEASE, Backends
+from memory.stores.archive_encoder import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, REEMBED_LEASE, ArchiveEncoder
+from memory.stores.l3_backend import L3Backend
+from memory.stores.redis_backend import RedisBackend
 from memory.words import reads_as_english
 
 _BATCH = 256  # entries embedded and written per call
@@ -35,11 +37,15 @@ class Reembedded:
     entries: int  # entries re-embedded by this run
 
 
-async def reembed(backends: Backends, progress: Callable[[int, int], None] | None = None) -> Reembedded:
+async def reembed(redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder, lock_seconds: float,
+                  progress: Callable[[int, int], None] | None = None) -> Reembedded:
     """Re-embed the archive with the process's encoder (``embeddings.model``), or finish a
     re-embedding that was interrupted. Nothing to do when the archive is already the encoder's.
 
     Args:
+        redis, l3: where the archive's vectors are (the entry index, Chroma).
+        encoder: the process's, which re-embeds them.
+        lock_seconds: a lease's time (``redis.chat_lock_seconds``).
         progress: called with (entries done, entries in all) as chats are done.
     Returns:
         What was done.
@@ -47,51 +53,52 @@ async def reembed(backends: Backends, progress: Callable[[int, int], None] | Non
         BackendUnavailable: another re-embedding runs now.
     """
     # A killed re-embedding's lease runs out within the lease time: then this one takes over.
-    patience = 1.5 * backends.settings.redis.chat_lock_seconds
-    async with (await backends.chat_locks()).hold(REEMBED_LEASE, wait=patience) as alone:
+    patience = 1.5 * lock_seconds
+    async with (await redis.chat_locks()).hold(REEMBED_LEASE, wait=patience) as alone:
         if not alone:
             raise BackendUnavailable("L3", "another `goat reembed` is re-embedding the archive now",
                                      "wait for it to finish (its progress bar says how far it is)")
-        return await _reembed(backends, progress)
+        return await _reembed(redis, l3, encoder, progress)
 
 
-async def _reembed(backends: Backends, progress: Callable[[int, int], None] | None) -> Reembedded:
-    embeddings = await backends.embeddings(checked=False)
-    target, previous = embeddings.record, await backends.archive_encoder()
-    redis = await backends.redis()
-    unfinished = await redis.hget(REEMBED_KEY, "to")
+async def _reembed(redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder,
+                   progress: Callable[[int, int], None] | None) -> Reembedded:
+    embeddings = await encoder.embeddings(checked=False)
+    target, previous = embeddings.record, await encoder.of_archive()
+    client = await redis.client()
+    unfinished = await client.hget(REEMBED_KEY, "to")
     if unfinished is None and previous in (None, target):
-        await backends.check_encoder(target)  # records it on an empty archive
+        await encoder.check(target)  # records it on an empty archive
         return Reembedded(embeddings.name, previous and encoder_of(previous), 0, 0)
     if unfinished is not None and unfinished.decode() != target:
-        await redis.delete(REEMBED_DONE_KEY)  # every chat is re-embedded with this one, afresh
-    await redis.hset(REEMBED_KEY, "to", target)
+        await client.delete(REEMBED_DONE_KEY)  # every chat is re-embedded with this one, afresh
+    await client.hset(REEMBED_KEY, "to", target)
 
-    store = await backends.episodic()
-    await backends.l3(store.finish_rebuilds)
-    done = {member.decode() for member in await redis.smembers(REEMBED_DONE_KEY)}
-    chats = [chat for chat in await backends.l3(store.chat_ids) if chat not in done]
-    sizes = [await backends.l3(store.count, chat) for chat in chats]
+    store = await l3.episodic()
+    await l3.call(store.finish_rebuilds)
+    done = {member.decode() for member in await client.smembers(REEMBED_DONE_KEY)}
+    chats = [chat for chat in await l3.call(store.chat_ids) if chat not in done]
+    sizes = [await l3.call(store.count, chat) for chat in chats]
     total, finished = sum(sizes), 0
     for chat, size in zip(chats, sizes):
-        await _reembed_chat(backends, embeddings, chat)
-        await redis.sadd(REEMBED_DONE_KEY, chat)
+        await _reembed_chat(redis, l3, embeddings, chat)
+        await client.sadd(REEMBED_DONE_KEY, chat)
         finished += size
         if progress is not None:
             progress(finished, total)
 
-    async with redis.pipeline(transaction=False) as pipe:  # different slots in a cluster
+    async with client.pipeline(transaction=False) as pipe:  # different slots in a cluster
         pipe.set(ENCODER_KEY, target)
         pipe.delete(REEMBED_KEY)
         pipe.delete(REEMBED_DONE_KEY)
         await pipe.execute()
-    await (await backends.cache()).clear()  # cached searches were ranked with the old vectors
+    await (await redis.cache()).clear()  # cached searches were ranked with the old vectors
     return Reembedded(embeddings.name, previous and encoder_of(previous), len(chats), total)
 
 
-async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id: str) -> None:
-    store, index = await backends.episodic(), await backends.entry_index()
-    entries = await backends.l3(store.entries, chat_id)
+async def _reembed_chat(redis: RedisBackend, l3: L3Backend, embeddings: LocalEmbeddings, chat_id: str) -> None:
+    store, index = await l3.episodic(), await redis.entry_index()
+    entries = await l3.call(store.entries, chat_id)
     total, indexed_count, kinds = np.zeros(embeddings.encoder.dimensions, dtype=np.float64), 0, np.zeros(2, int)
     # A chat that holds, or was asked in, another language than English: every entry gets e5's block.
     every_language = not index.tells_english_apart or (await index.languages(chat_id))[0] or not all(
@@ -100,16 +107,16 @@ async def _reembed_chat(backends: Backends, embeddings: LocalEmbeddings, chat_id
         await index.hold_every_language(chat_id)
     encode = partial(embeddings.encoder.encode, every_language=every_language)
     await index.clear_vectors(chat_id)
-    await backends.l3(store.begin_rebuild, chat_id)
+    await l3.call(store.begin_rebuild, chat_id)
     for start in range(0, len(entries), _BATCH):
         batch = entries[start : start + _BATCH]
         ids = [entry["id"] for entry in batch]
-        vectors = await backends.run_blocking(encode, [entry["content"] for entry in batch])
-        await backends.l3(store.add_to_rebuild, chat_id, batch, vectors)
+        vectors = await l3.run_blocking(encode, [entry["content"] for entry in batch])
+        await l3.call(store.add_to_rebuild, chat_id, batch, vectors)
         indexed = await index.set_vectors(chat_id, ids, vectors)
         total += vectors[indexed].astype(np.float64).sum(axis=0)
         indexed_count += int(indexed.sum())
         kinds += index.kinds(vectors[indexed])
-    await backends.l3(store.swap_in_rebuild, chat_id)
+    await l3.call(store.swap_in_rebuild, chat_id)
     if indexed_count:
         await index.set_sum(chat_id, total, indexed_count, *kinds.tolist())

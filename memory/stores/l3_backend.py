@@ -1,0 +1,107 @@
+"""L3's backend: Chroma (embedded unless ``chroma.url``), opened on first use, and the thread
+pool its blocking calls (and the model's) run in, of their own, so that a stuck call can be
+abandoned by a caller's deadline without blocking the event loop or the default executor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from memory.encoders.embeddings import LocalEmbeddings
+from memory.errors import BackendUnavailable
+from memory.stores.episodic import EpisodicStore
+from memory.stores.erasure import DataFolderErasure, SharedOrAlone
+
+T = TypeVar("T")
+
+
+class BlockingPool:
+    """Memory's thread pool. Chroma's SQLite does not see the locks of Python's: its calls hold
+    ``files`` shared, and wait while the erasure rewrites its files (holding it alone)."""
+
+    def __init__(self) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="goat-memory")
+        self.files = SharedOrAlone()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the pool (abandonable by a caller's deadline); not while the embedded
+        Chroma's files are erased (:meth:`DataFolderErasure.erase_deleted`)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._sharing, fn, args)
+
+    def _sharing(self, fn: Callable[..., T], args: tuple) -> T:
+        with self.files.shared():  # held by the pool's thread for as long as fn runs
+            return fn(*args)
+
+    def shutdown(self) -> None:
+        """Stop the pool without waiting: stuck searches abandoned by a deadline must not hold shutdown."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class L3Backend:
+    """The Chroma store of one process, opened on first use, and L3's health as last seen."""
+
+    def __init__(self, chroma_url: str | None, pool: BlockingPool, erasure: DataFolderErasure,
+                 model: Callable[[], Awaitable[LocalEmbeddings]], episodic: EpisodicStore | None = None) -> None:
+        """Args:
+            chroma_url: a Chroma server's; None: the embedded store in the data folder.
+            pool: where Chroma's calls run.
+            erasure: the data folder's, which knows when the embedded store was opened.
+            model: the encoder the store embeds with (loaded on first use).
+            episodic: a store already open, used instead of opening one.
+        """
+        self._chroma_url, self._pool, self._erasure, self._model = chroma_url, pool, erasure, model
+        self.run_blocking = pool.run
+        self._episodic = episodic
+        self._episodic_load: asyncio.Future[EpisodicStore] | None = None
+        # L3's health as last seen by a Chroma call ("" when it worked): what the archive node
+        # reports about the turns it leaves in the outbox.
+        self.problem = ""
+
+    @property
+    def opened(self) -> EpisodicStore | None:
+        """The store, if opened."""
+        return self._episodic
+
+    async def call(self, call: Callable[..., T], *args: Any) -> T:
+        """A Chroma call, in the memory pool; its outcome is L3's health as last seen."""
+        try:
+            result = await self.run_blocking(call, *args)
+        except Exception as exc:
+            self.problem = f"{type(exc).__name__}: {exc}"
+            raise
+        self.problem = ""
+        return result
+
+    async def episodic(self) -> EpisodicStore:
+        """The store, loaded once in a task of its own: a turn whose deadline gives up waiting
+        cancels only its wait (shield), never the load; a failed open is retried next time."""
+        if self._episodic is None:
+            failed = self._episodic_load is not None and self._episodic_load.done() and (
+                self._episodic_load.exception() is not None
+            )
+            if self._episodic_load is None or failed:
+                self._episodic_load = asyncio.ensure_future(self._load())
+            try:
+                self._episodic = await asyncio.shield(self._episodic_load)
+            except BackendUnavailable as exc:
+                self.problem = str(exc)
+                raise
+        return self._episodic
+
+    async def _load(self) -> EpisodicStore:
+        return await self.run_blocking(self._open, await self._model())
+
+    def _open(self, embeddings: LocalEmbeddings) -> EpisodicStore:
+        url = self._chroma_url
+        try:
+            if url:
+                store = EpisodicStore.http(url, embeddings)
+                store.heartbeat()
+                return store
+            return EpisodicStore.embedded(self._erasure.opening_chroma(), embeddings)
+        except Exception as exc:
+            raise BackendUnavailable(
+                "chroma", f"cannot open {url or 'the embedded store'} ({exc})", "run `goat doctor`"
+            ) from exc
