@@ -175,9 +175,9 @@ class Memory:
         wanted = wanted_beside(chosen, best)
         if not wanted:
             return chosen
-        store = await self._backends.episodic()
+        store = await self._chroma.episodic()
         chats = {place[0] for hit in chosen[:best] if (place := turn_place(hit)) is not None}
-        found = [hit for chat in chats for hit in await self._backends.l3(store.get_by_ids, [chat], list(wanted))]
+        found = [hit for chat in chats for hit in await self._chroma.call(store.get_by_ids, [chat], list(wanted))]
         return placed_beside(chosen, found, wanted)
 
     def scope(self, chat_id: str, user_id: str, *, now: float | None = None,
