@@ -100,9 +100,9 @@ class TurnState(TurnInput, total=False):
     prefetch: RecallOutcome
     """prefetch: how its recall went, mechanism by mechanism."""
     l3_candidates: list[Hit]
-    """gap_filter: kept, merged, scored, best first."""
+    """gap_filter: kept, merged, scored, best first; then the turns beside the best (mechanism "beside")."""
     verdicts: list[Verdict]
-    """gap_filter: per candidate of each list, kept or not and why."""
+    """gap_filter: per candidate of each list, kept or not and why; and why each turn beside the best is."""
     aits: dict[str, float]
     """budget: confidence, complexity and the turn's token budget."""
     split: dict[str, int]
