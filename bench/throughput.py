@@ -5,7 +5,7 @@ embedded backends with `goat import`'s code (``read_export`` + ``import_turns``)
 model loaded and the backends connected beforehand (the import indexes the words as it
 writes, so the turns/s are those of turns searchable every way). The same turns are imported
 again, each time into empty backends, as a Telegram Desktop export and as a ChatGPT export
-(bench/exports.py writes them). The same texts are finally
+(tests/support/exports.py writes them). The same texts are finally
 embedded alone, to show how much of the import the encoder takes, and the
 encoder's resident memory is measured in a process of its own.
 """
@@ -21,7 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.exports import TelegramChat, chatgpt_chain, telegram_message, write_chatgpt, write_telegram
 from bench.harness import BenchOptions, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table
 from bench.synthetic_archive import ChatPlan, TextPool, transcript_lines, turn_time
@@ -31,6 +30,7 @@ from graph.settings import Settings
 from nodes.services import Services
 from memory.encoders import LocalEmbeddings
 from memory.turns import archive_content
+from tests.support.exports import TelegramChat, chatgpt_chain, telegram_message, write_chatgpt, write_telegram
 
 IMPORT_CHATS = 10
 FORMAT_NAMES = {"jsonl": "JSON Lines", "telegram": "Telegram Desktop (result.json)",

@@ -1,5 +1,6 @@
 """The packages import one way (bot → bench → graph → nodes → memory): the import-linter
-contracts in pyproject.toml, checked on every run of the suite."""
+contracts in pyproject.toml, checked on every run of the suite; and the product's tests import
+no benchmark code."""
 
 from __future__ import annotations
 
@@ -90,6 +91,34 @@ def test_code_outside_memory_reaches_no_private_name_of_it():
     # A test taken off its insides is taken off the list too.
     assert {name for name in TESTS_OF_MEMORYS_INSIDES
             if not _private_names_reached(ROOT / "tests" / name, private)} == set()
+
+
+# Tests whose subject is the benchmarks: only they import bench.
+TESTS_OF_THE_BENCHMARKS = {"test_bench.py", "test_notebooks.py"}
+# Builds and measures its chats with bench/bilingual.py's code, until that is sorted out (issue #71).
+TESTS_STILL_ON_THE_BENCHMARKS = {"test_bilingual.py"}
+
+
+def _bench_imports(path: Path) -> list[str]:
+    """The modules of bench the module at ``path`` imports, lazy imports included."""
+    imported = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            imported.append(node.module or "")
+    return [name for name in imported if name == "bench" or name.startswith("bench.")]
+
+
+def test_the_products_tests_import_no_benchmark_code():
+    """What the tests share with the benchmarks lives in tests/support/ (not a test module), so
+    that a change to a benchmark cannot break a test of the product."""
+    support = ROOT / "tests" / "support"
+    tests = [path for path in (ROOT / "tests").rglob("*.py") if support not in path.parents
+             and path.name not in TESTS_OF_THE_BENCHMARKS | TESTS_STILL_ON_THE_BENCHMARKS]
+    assert {str(path.relative_to(ROOT)): _bench_imports(path) for path in tests if _bench_imports(path)} == {}
+    # A test taken off the benchmarks is taken off the list too.
+    assert {name for name in TESTS_STILL_ON_THE_BENCHMARKS if not _bench_imports(ROOT / "tests" / name)} == set()
 
 
 def test_memory_imports_no_module_that_imports_it_back():

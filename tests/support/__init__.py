@@ -1,1 +1,3 @@
-"""What the tests share beside conftest's fixtures, that neither the package nor the benchmarks use."""
+"""What the tests share beside conftest's fixtures, and the benchmarks with them (made-up exports,
+servers as child processes): the clone's, as bench/ is, so the product's tests import no
+benchmark code; the package uses none of it."""

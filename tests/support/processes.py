@@ -1,6 +1,6 @@
 """Servers started as child processes, for a measurement or a test: a loopback port free now, a
 server's command run until the block ends once it answers, stopped by its PID. Shared by the
-benchmarks' servers section and the tests' fixtures (bench/ is the clone's, as tests/ are; the
+tests' fixtures and the benchmarks' servers section (tests/ is the clone's, as bench/ is; the
 package uses none of it)."""
 
 from __future__ import annotations
