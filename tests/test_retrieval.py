@@ -1078,7 +1078,7 @@ async def test_searches_started_ahead_and_found_cached_after_all_leave_the_other
     not cancel what the other mechanisms wait for: here the scope's chats, read only once the
     search by time has parsed its dates (after the hit), which that search then needs."""
     import memory.retrieval.recall as recall_module
-    import memory.retrieval.search as search_module
+    import memory.retrieval.question as question_module
     from memory.facade import RecallQuery
 
     memory = runner.services.memory
@@ -1090,7 +1090,7 @@ async def test_searches_started_ahead_and_found_cached_after_all_leave_the_other
     assert first.outcome["cache"]["hit"] is False and "temporal" in first.outcome["fired"]
     memory._l3.forget_cached_questions()  # as in a process that did not file it
     loop, parsed = asyncio.get_running_loop(), asyncio.Event()
-    parse, scope_chats = recall_module.completed_past_range, search_module.scope_chats
+    parse, scope_chats = recall_module.completed_past_range, question_module.scope_chats
 
     def noted_parse(*args, **kwargs):  # in a worker thread
         loop.call_soon_threadsafe(parsed.set)
@@ -1101,7 +1101,7 @@ async def test_searches_started_ahead_and_found_cached_after_all_leave_the_other
         return await scope_chats(*args, **kwargs)
 
     monkeypatch.setattr(recall_module, "completed_past_range", noted_parse)
-    monkeypatch.setattr(search_module, "scope_chats", chats_read_after_the_parse)
+    monkeypatch.setattr(question_module, "scope_chats", chats_read_after_the_parse)
     again = await memory.recall(question)
     assert again.outcome["cache"]["hit"] is True
     assert again.outcome["failed"] == {} and again.outcome["timed_out"] == []

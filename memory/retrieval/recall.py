@@ -32,7 +32,8 @@ from memory.retrieval.event_dates import FromEvent, from_event
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.lists import EVERY_LIST, EVERY_WORD, KEYS, TEMPORAL, THEMATIC, WORDS
 from memory.retrieval.statements import speaks_of_oneself
-from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Question, names_something, succeeded
+from memory.retrieval.question import Question, succeeded
+from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, names_something
 from memory.settings import MemorySettings
 from memory.retrieval.temporal import completed_past_days, completed_past_range, may_name_a_date
 from memory.turns import Hit, RecallOutcome
