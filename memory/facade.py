@@ -163,8 +163,8 @@ class Memory:
         return await recall(self._l3, query, settings or self.settings)
 
     async def with_turns_beside(self, chosen: list[Hit], best: int) -> list[Hit]:
-        """The entries chosen to inject, with the turns just before and after the ``best`` first
-        placed right after them (:mod:`memory.retrieval.beside`).
+        """The entries chosen to inject, then the turns just before and after the ``best`` first
+        (:mod:`memory.retrieval.beside`).
 
         Args:
             chosen: what gap_filter chose, best first.
@@ -176,9 +176,8 @@ class Memory:
         if not wanted:
             return chosen
         store = await self._chroma.episodic()
-        chats = {place[0] for hit in chosen[:best] if (place := turn_place(hit)) is not None}
-        found = [hit for chat in chats for hit in await self._chroma.call(store.get_by_ids, [chat], list(wanted))]
-        return placed_beside(chosen, found, wanted)
+        chats = sorted({place[0] for hit in chosen[:best] if (place := turn_place(hit)) is not None})
+        return placed_beside(chosen, await self._chroma.call(store.get_by_ids, chats, list(wanted)), wanted)
 
     def scope(self, chat_id: str, user_id: str, *, now: float | None = None,
               settings: MemorySettings | None = None) -> MemoryScope:
