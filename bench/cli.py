@@ -50,7 +50,7 @@ EXIT_USAGE = 2
 
 
 async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
-    from bench import locomo
+    from tests.support import locomo
     from bench.synthetic_archive import ArchiveMismatch, discard_archives
     from bench.harness import BenchOptions
 

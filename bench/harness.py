@@ -16,13 +16,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from bench import locomo
 from bench.spans import TurnSpans, phases
 from graph.runner import TurnRunner
 from graph.settings import Settings
 from nodes.services import Services
 from nodes.state import TurnState
 from memory.facade import Memory
+from tests.support import locomo
 
 @dataclass(frozen=True)
 class BenchOptions:

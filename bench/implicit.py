@@ -27,10 +27,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import locomo
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table, mean, percent
 from bench.retrieval import OFF_TOPIC, ask, import_conversations
+from tests.support import locomo
 
 DEFAULT_PATH = locomo.REPO.parent / "shared" / "data" / "locomo-plus-dev.json"
 ENV_VAR = "GOAT_LOCOMO_PLUS"

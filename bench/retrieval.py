@@ -19,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import locomo
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table, mean, percent
 from graph.importing.importer import import_turns, transcript_of
@@ -27,6 +26,7 @@ from graph.runner import TurnRunner
 from memory.prompt import count_tokens, count_tokens_each, format_recall_line, pack_recalls
 from memory.turns import Hit
 from nodes.state import TurnState
+from tests.support import locomo
 
 FIXED_K = (5, 10, 15)
 # Defaults are chosen on the first conversations (the tuning half); the last two of five are

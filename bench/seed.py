@@ -20,11 +20,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import locomo
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
 from bench.report import SectionResult, distribution, markdown_table
 from graph.importing.importer import import_turns, transcript_of
 from nodes.state import FAN_OUT
+from tests.support import locomo
 
 ENV_VAR = "GOAT_SEED_DIR"
 ROUNDS = 3

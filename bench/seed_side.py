@@ -32,9 +32,9 @@ from typing import Any
 import chromadb
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
-from bench import locomo
 from graph.importing.importer import TranscriptMessage, pair_turns
 from memory.encoders import LocalEmbeddings
+from tests.support import locomo
 
 ENCODER = LocalEmbeddings(name="minilm-l6")  # loaded before the seed's ``memory`` takes the name
 for _name in [name for name in sys.modules if name == "memory" or name.startswith("memory.")]:

@@ -28,14 +28,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import locomo
-from bench.bilingual import LINES as OTHER_LANGUAGE_LINES
 from bench.harness import BenchOptions, isolated_settings
 from graph.importing.importer import import_turns, transcript_of
 from graph.settings import Settings
 from nodes.services import Services
 from memory.encoders import Encoder, LocalEmbeddings
 from memory.facade import Memory
+from tests.support import locomo
+from tests.support.bilingual import LINES as OTHER_LANGUAGE_LINES
 
 ARCHIVE_END = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
 ARCHIVE_SPAN = timedelta(days=365)

@@ -18,10 +18,9 @@ import pytest
 import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
-from bench import implicit, load, locomo, seed
+from bench import implicit, load, seed
 from bench.synthetic_archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool,
                                      layout, messages, turn_times)
-from bench.bilingual import LINES
 from bench.cli import SECTIONS
 from bench.overhead import NODES
 from bench.retrieval import OFF_TOPIC, methods
@@ -35,6 +34,8 @@ from memory.stores.redis_backend import PREFIX
 from memory.stores.lexical import LexicalIndex
 from memory.stores.redis_server import EmbeddedRedis
 from memory.retrieval.temporal import completed_past_range
+from tests.support import locomo
+from tests.support.bilingual import LINES
 
 SIZE = 30
 ARCHIVE = f"archive-{SIZE}-{Settings().embeddings.model}"  # each encoder's archives apart

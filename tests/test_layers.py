@@ -95,8 +95,6 @@ def test_code_outside_memory_reaches_no_private_name_of_it():
 
 # Tests whose subject is the benchmarks: only they import bench.
 TESTS_OF_THE_BENCHMARKS = {"test_bench.py", "test_notebooks.py"}
-# Builds and measures its chats with bench/bilingual.py's code, until that is sorted out (issue #71).
-TESTS_STILL_ON_THE_BENCHMARKS = {"test_bilingual.py"}
 
 
 def _bench_imports(path: Path) -> list[str]:
@@ -111,14 +109,11 @@ def _bench_imports(path: Path) -> list[str]:
 
 
 def test_the_products_tests_import_no_benchmark_code():
-    """What the tests share with the benchmarks lives in tests/support/ (not a test module), so
-    that a change to a benchmark cannot break a test of the product."""
-    support = ROOT / "tests" / "support"
-    tests = [path for path in (ROOT / "tests").rglob("*.py") if support not in path.parents
-             and path.name not in TESTS_OF_THE_BENCHMARKS | TESTS_STILL_ON_THE_BENCHMARKS]
+    """What the tests share with the benchmarks (the LoCoMo reader, the bilingual chat, servers
+    and exports) lives in tests/support/, which imports no benchmark either, so that a change to
+    a benchmark cannot break a test of the product."""
+    tests = [path for path in (ROOT / "tests").rglob("*.py") if path.name not in TESTS_OF_THE_BENCHMARKS]
     assert {str(path.relative_to(ROOT)): _bench_imports(path) for path in tests if _bench_imports(path)} == {}
-    # A test taken off the benchmarks is taken off the list too.
-    assert {name for name in TESTS_STILL_ON_THE_BENCHMARKS if not _bench_imports(ROOT / "tests" / name)} == set()
 
 
 def test_memory_imports_no_module_that_imports_it_back():
