@@ -43,14 +43,16 @@ class Services:
         llm = self.settings.llm
         if not llm.model:
             raise ModelNotConfigured()
-        from langchain_openai import ChatOpenAI  # imported on first use: it is slow to import
         from openai import DefaultAsyncHttpxClient
+
+        # Imported on first use: langchain_openai is slow to import.
+        from nodes.toolkit.plain_body import PlainBodyChatOpenAI
 
         # A pool of its own, closed with the services: langchain-openai's default is one pool per
         # base URL for the whole process, whose connections belong to the event loop that opened
         # them and fail in the next one ("Event loop is closed").
         self._model_http = DefaultAsyncHttpxClient()
-        return ChatOpenAI(
+        return PlainBodyChatOpenAI(
             model=llm.model,
             api_key=llm.api_key,
             base_url=llm.base_url,
