@@ -30,6 +30,7 @@ SECTIONS = {
     "servers": "bench.servers",
     "seed": "bench.seed",
     "load": "bench.load",
+    "bot": "bench.bot_load",
 }
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_TURNS = 40

@@ -45,6 +45,7 @@ TICK_SECONDS = 0.005  # the event loop's ticker: how late it wakes is the loop's
 MIN_BURSTS = 3  # per N; more when --turns asks for more turns than N × 3
 LOAD_CHAT_PREFIX = "load-chat-"
 BIG_CHAT = "load-big"
+TELEGRAM_FIRST_USER = 710_000_000  # a private chat's id is its user's
 # When the model was called, noted by the model in the turn's own context (set per turn below).
 _MODEL_CALLED: contextvars.ContextVar[list[float]] = contextvars.ContextVar("model_called")
 
@@ -108,29 +109,33 @@ class LoadArchive:
         return self.chats[:n]
 
 
-async def ensure_load_archive(options: BenchOptions, pool: TextPool) -> LoadArchive:
+async def ensure_load_archive(options: BenchOptions, pool: TextPool, *, telegram: bool = False) -> LoadArchive:
     """The cached archive of ``max(load_chats)`` chats (or more, if one is built) of
     ``load_chat_turns`` turns sharing their texts, and the big chat of ``load_big_chat`` turns
-    (0: none), built first if missing."""
-    settings, chat_turns, big = options.settings, options.load_chat_turns, options.load_big_chat
+    (0: none), built first if missing. With ``telegram``: private Telegram chats, each named by
+    its user's id as `goat bot` names it (``TELEGRAM_FIRST_USER`` on), and no big chat."""
+    settings, chat_turns = options.settings, options.load_chat_turns
+    big = 0 if telegram else options.load_big_chat
+    kind = "bot" if telegram else "load"
     name = f"x{chat_turns}-big{big}-{settings.embeddings.model}"
-    chats = min([count for count in _built_chat_counts(options.root, name) if count >= max(options.load_chats)],
+    chats = min([count for count in _built_chat_counts(options.root, kind, name) if count >= max(options.load_chats)],
                 default=max(options.load_chats))
     # The same `first` for every chat: the same texts (and keys) in each.
-    small = [ChatPlan(f"{LOAD_CHAT_PREFIX}{n:04d}", 0, chat_turns) for n in range(chats)]
+    small = [ChatPlan(str(TELEGRAM_FIRST_USER + n) if telegram else f"{LOAD_CHAT_PREFIX}{n:04d}", 0, chat_turns)
+             for n in range(chats)]
     big_chat = [ChatPlan(BIG_CHAT, chat_turns, big)] if big else []
     spec = {"version": FORMAT_VERSION, "texts": pool.digest, "chats": [asdict(plan) for plan in big_chat + small]}
     groups = [(small, lambda: TextsEncodedOnce(load_encoder(settings.embeddings.model)))]
-    folder = options.root / f"load-{chats}{name}"
+    folder = options.root / f"{kind}-{chats}{name}"
     await ensure_built(settings, folder, spec, [*groups, *([(big_chat, None)] if big_chat else [])], pool)
     return LoadArchive(folder, big_chat + small)
 
 
-def _built_chat_counts(root: Path, name: str) -> list[int]:
-    """How many chats each complete load archive of this kind holds (one built for more serves too)."""
+def _built_chat_counts(root: Path, kind: str, name: str) -> list[int]:
+    """How many chats each complete archive of this kind holds (one built for more serves too)."""
     counts = []
-    for manifest in root.glob("load-*/manifest.json"):
-        named = re.fullmatch(rf"load-(\d+){re.escape(name)}", manifest.parent.name)
+    for manifest in root.glob(f"{kind}-*/manifest.json"):
+        named = re.fullmatch(rf"{kind}-(\d+){re.escape(name)}", manifest.parent.name)
         if named and json.loads(manifest.read_text(encoding="utf-8"))["complete"]:
             counts.append(int(named.group(1)))
     return counts

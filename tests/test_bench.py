@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
-from bench import implicit, load, seed
+from bench import bot_load, implicit, load, seed
 from bench.synthetic_archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool,
                                      layout, messages, turn_times)
 from bench.cli import SECTIONS
@@ -158,6 +158,26 @@ def test_the_load_section_starts_every_chats_turn_together_and_reports_each_coun
     assert (out / "load.png").read_bytes().startswith(PNG_MAGIC)
     cached = data_dir / "bench" / f"load-2x10-big0-{Settings().embeddings.model}"
     assert json.loads((cached / "manifest.json").read_text())["complete"]
+
+
+@pytest.mark.slow
+def test_the_bot_section_answers_every_chat_through_goat_bot_and_reads_its_stats(data_dir, tiny_locomo, tmp_path,
+                                                                                   capsys):
+    out = tmp_path / "results"
+    code = main(["bench", "--sections", "bot", "--load-chats", "1,2", "--load-chat-turns", "10", "--locomo",
+                 str(tiny_locomo), "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "| chats at once | turns (goat stats) | reply seen, ms: p50 / p95 / max |" in printed.out
+    data = json.loads((out / "bot.json").read_text())
+    assert data["replies_as_asked"] is True
+    for chats, cell in data["by_chats"].items():
+        # Every burst's turns reached goat stats' log, and each reply was seen after the model's wait.
+        assert cell["turns"] == cell["reply_ms"]["n"] == int(chats) * bot_load.BURSTS
+        assert cell["reply_ms"]["p50"] >= 1000 * bot_load.MODEL_SECONDS
+    cached = data_dir / "bench" / f"bot-2x10-big0-{Settings().embeddings.model}"
+    spec = json.loads((cached / "manifest.json").read_text())["spec"]
+    assert [chat["chat_id"] for chat in spec["chats"]] == [str(load.TELEGRAM_FIRST_USER + n) for n in range(2)]
 
 
 def test_chats_that_share_their_texts_have_them_encoded_once():

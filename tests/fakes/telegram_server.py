@@ -46,6 +46,7 @@ class FakeTelegram:
     def __init__(self, token: str) -> None:
         self.token = token
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.called_at: list[float] = []  # time.monotonic() of each call, beside it
         self.messages: dict[int, dict[int, dict[str, Any]]] = {}  # chat -> message id -> message
         self.documents: list[dict[str, Any]] = []  # {chat_id, filename, content}
         self._updates: deque[dict[str, Any]] = deque()
@@ -129,6 +130,7 @@ class FakeTelegram:
         with self._changed:
             if method != "getUpdates":
                 self.calls.append((method, params))
+                self.called_at.append(time.monotonic())
             failures = self._failures.get(method)
             if failures:
                 status, description, retry_after = failures.popleft()

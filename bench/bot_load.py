@@ -1,0 +1,140 @@
+"""Section ``bot``: `goat bot` itself under bursts, seen from outside, as its users see it.
+
+`goat bot` runs as its own process (long polling), against a loopback Telegram Bot API and a
+loopback model that answers after ``MODEL_SECONDS`` of waiting (both from tests/fakes, the real
+clients talking to them). Its private chats hold 1 000 turns each (the load section's archive,
+the chats named by Telegram's ids). Per N of ``--load-chats``: ``BURSTS`` bursts, each one
+message in each of N chats at the same moment; a reply is seen when the bot's last send or edit
+of it reaches Telegram. Then `goat stats --json` tells which of those turns were degraded.
+Each chat must get exactly its replies, one a message, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.harness import BenchOptions, conditions, scratch_copy
+from bench.load import TELEGRAM_FIRST_USER, burst_messages, ensure_load_archive
+from bench.report import SectionResult, distribution, markdown_table
+from bench.synthetic_archive import TextPool
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.telegram_server import FakeTelegram
+from tests.support.processes import server_process
+
+MODEL_SECONDS = 1.0
+BURSTS = 3
+REPLY = "Noted, thanks."
+TOKEN = "700000001:bench-token"
+REPLIES = ("sendMessage", "editMessageText")
+
+
+def slow_model(seconds: float):
+    """The loopback model's answer: the same reply, after ``seconds`` of waiting in its own
+    request thread (no CPU), as a remote model takes."""
+    def answer(request: dict[str, Any]) -> str:
+        time.sleep(seconds)
+        return REPLY
+    return answer
+
+
+def bot_environment(folder: Path, telegram: FakeTelegram, model: FakeOpenAI, users: list[int]) -> dict[str, str]:
+    """The variables `goat bot` is started with, by the names a user sets (they replace the
+    user's own): the scratch data, the loopback Telegram and model, the chats' users let in."""
+    return {
+        "GOAT_DATA_DIR": str(folder), "TELEGRAM_BOT_TOKEN": TOKEN, "GOAT_TELEGRAM_API_URL": telegram.base_url,
+        "GOAT_ALLOWED_USERS": ",".join(map(str, users)),
+        "GOAT_MODEL": "bench-model", "OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": model.base_url,
+    }
+
+
+def goat_command(*args: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())", *args]
+
+
+def burst(telegram: FakeTelegram, chats: list[int], texts: list[str], answered: dict[int, int]) -> list[float]:
+    """One message in each chat at once, counted in ``answered``; the seconds until each reply
+    was seen, once every chat holds as many replies, each the model's whole reply."""
+    started, first_call = time.monotonic(), len(telegram.calls)
+    for chat, text in zip(chats, texts):
+        telegram.send(chat, chat, text)
+        answered[chat] += 1
+    telegram.wait_for(lambda: all(len(telegram.chat(chat)) >= answered[chat] and telegram.chat(chat)[-1] == REPLY
+                                  for chat in chats), timeout=600)
+    seen: dict[int, float] = {}
+    for (method, params), at in zip(telegram.calls[first_call:], telegram.called_at[first_call:]):
+        if method in REPLIES:
+            seen[int(params["chat_id"])] = at
+    return [seen[chat] - started for chat in chats]
+
+
+def stats(folder: Path, env: dict[str, str], last: int) -> dict[str, Any]:
+    shown = subprocess.run(goat_command("stats", "--json", "--last", str(last)), env=env, cwd=folder,
+                           capture_output=True, text=True, check=True)
+    return json.loads(shown.stdout)
+
+
+def turns_degraded(folder: Path, env: dict[str, str], turns: int, logged: int) -> dict[str, Any]:
+    """What `goat stats --json` says of the last ``turns`` turns, once the turn log holds
+    ``logged`` turns in all (a turn is logged once saved and archived, after its reply)."""
+    deadline = time.monotonic() + 120
+    while stats(folder, env, logged + 1)["turns"] < logged:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the turn log did not reach {logged} turns; see {folder / 'bot.log'}")
+    last = stats(folder, env, turns)
+    return {"turns": last["turns"], "degraded": last["degraded"], "timed_out": last["prefetch"]["timed_out"]}
+
+
+async def run(options: BenchOptions) -> SectionResult:
+    pool = TextPool(options.locomo_records)
+    archive = await ensure_load_archive(options, pool, telegram=True)
+    results: dict[str, Any] = {}
+    with (scratch_copy(archive.folder, options.root / "bot-scratch") as folder, FakeTelegram(TOKEN) as telegram,
+          FakeOpenAI() as model):
+        model.responder = slow_model(MODEL_SECONDS)
+        most = max(options.load_chats)
+        chats = [int(chat.chat_id) for chat in archive.chats[:most]]
+        env = bot_environment(folder, telegram, model, chats)
+        ready = lambda: bool(telegram.methods("setMyCommands"))  # noqa: E731
+        with server_process("goat bot", goat_command("bot"), ready, folder / "bot.log", env=env):
+            # Each chat's first message in this process reads its index from disk (50-100 ms): unmeasured.
+            answered = dict.fromkeys(chats, 0)
+            burst(telegram, chats, ["hello again"] * most, answered)
+            for n in options.load_chats:
+                seen = []
+                for number in range(BURSTS):
+                    seen += burst(telegram, chats[:n], burst_messages(archive.chats[:n], number, pool), answered)
+                results[str(n)] = {"reply_ms": distribution(1000 * s for s in seen),
+                                   **turns_degraded(folder, env, n * BURSTS, sum(answered.values()))}
+                print(f"{n} chats at once through goat bot: reply p95 {results[str(n)]['reply_ms']['p95']:.0f} ms",
+                      flush=True)
+        replies = {chat: telegram.chat(chat) for chat in chats}
+    data = {
+        "conditions": {**conditions(), "model_seconds": MODEL_SECONDS, "bursts": BURSTS,
+                       "chat_turns": options.load_chat_turns},
+        "by_chats": results,
+        # Nothing lost or doubled: each chat holds one reply a message it was sent.
+        "replies_as_asked": all(replies[chat] == [REPLY] * answered[chat] for chat in chats),
+    }
+    return SectionResult("bot", data, [table(data)])
+
+
+def table(data: dict[str, Any]) -> str:
+    def spread(d: dict[str, float]) -> str:
+        return f"{d['p50']:.0f} / {d['p95']:.0f} / {d['max']:.0f}"
+
+    def counts(d: dict[str, int]) -> str:
+        return ", ".join(f"{what} {count}" for what, count in sorted(d.items())) or "–"
+
+    rows = [(n, cell["turns"], spread(cell["reply_ms"]), counts(cell["degraded"]), counts(cell["timed_out"]))
+            for n, cell in data["by_chats"].items()]
+    conditions = data["conditions"]
+    return markdown_table(
+        ["chats at once", "turns (goat stats)", "reply seen, ms: p50 / p95 / max", "turns degraded, by node",
+         "searches timed out"],
+        rows, f"goat bot under bursts: {conditions['bursts']} a cell, chats of {conditions['chat_turns']:,} turns, "
+              f"a {conditions['model_seconds']:.1f} s model; every reply as asked: {data['replies_as_asked']}")
