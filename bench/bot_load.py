@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ TOKEN = "700000001:bench-token"
 REPLIES = ("sendMessage", "editMessageText")
 
 
-def slow_model(seconds: float):
+def slow_model(seconds: float) -> Callable[[dict[str, Any]], str]:
     """The loopback model's answer: the same reply, after ``seconds`` of waiting in its own
     request thread (no CPU), as a remote model takes."""
     def answer(request: dict[str, Any]) -> str:
@@ -82,7 +83,7 @@ def turns_degraded(folder: Path, env: dict[str, str], turns: int, logged: int) -
     """What `goat stats --json` says of the last ``turns`` turns, once the turn log holds
     ``logged`` turns in all (a turn is logged once saved and archived, after its reply)."""
     deadline = time.monotonic() + 120
-    while stats(folder, env, logged + 1)["turns"] < logged:
+    while stats(folder, env, logged + 1)["turns"] < logged:  # each look a process of its own: ~1 s apart
         if time.monotonic() > deadline:
             raise RuntimeError(f"the turn log did not reach {logged} turns; see {folder / 'bot.log'}")
     last = stats(folder, env, turns)
