@@ -170,7 +170,7 @@ def test_the_bot_section_answers_every_chat_through_goat_bot_and_reads_its_stats
     assert code == 0, printed.err
     assert "| chats at once | turns (goat stats) | reply seen, ms: p50 / p95 / max |" in printed.out
     data = json.loads((out / "bot.json").read_text())
-    assert data["replies_as_asked"] is True
+    assert data["replies_as_owed"] is True
     for chats, cell in data["by_chats"].items():
         # Every burst's turns reached goat stats' log, and each reply was seen after the model's wait.
         assert cell["turns"] == cell["reply_ms"]["n"] == int(chats) * bot_load.BURSTS

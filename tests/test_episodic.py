@@ -348,17 +348,23 @@ def test_records_read_from_the_file_are_the_ones_chroma_returns(tmp_path: Path, 
 def test_a_record_the_file_cannot_give_as_chroma_would_is_asked_of_chroma(tmp_path: Path, store: EpisodicStore,
                                                                            embeddings) -> None:
     """A write of this process under way (the two SQLite libraries do not see each other's locks),
-    or an array in an entry's metadata (GOAT writes none, another tool might): Chroma is asked."""
+    an array in an entry's metadata (GOAT writes none, another tool might), or a float too large
+    for the file's text to give back exactly: Chroma is asked."""
     store.upsert("chat-a", corpus("chat-a"))
     reference = chroma_alone(tmp_path / "chroma", embeddings)
-    reference._existing("chat-a").collection.update(ids=["chat-a:turn_0002"], metadatas=[{"labels": ["x", "y"]}])
-    asked = ["chat-a:turn_0001", "chat-a:turn_0002"]
+    reference._existing("chat-a").collection.update(
+        ids=["chat-a:turn_0002", "chat-a:turn_0003"],
+        metadatas=[{"labels": ["x", "y"]}, {"huge": 1.7976931348623157e308}])
+    asked = ["chat-a:turn_0001", "chat-a:turn_0002", "chat-a:turn_0003"]
     file = ChromaFile(tmp_path / "chroma")
     collection_id = str(reference._existing("chat-a").collection.id)
 
-    assert file.records(collection_id, asked)["chat-a:turn_0002"] is None
+    records = file.records(collection_id, asked)
+    assert records["chat-a:turn_0002"] is None and records["chat-a:turn_0003"] is None
+    assert records["chat-a:turn_0001"] is not None
     read = store.get_by_ids(["chat-a"], asked)
     assert read == reference.get_by_ids(["chat-a"], asked) and read[1]["metadata"]["labels"] == ["x", "y"]
+    assert read[2]["metadata"]["huge"] == 1.7976931348623157e308
     with file.access.writing():  # the same file's one lock, whichever store holds it
         assert file.records(collection_id, asked) is None
         assert store.get_by_ids(["chat-a"], asked) == read

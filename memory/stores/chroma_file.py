@@ -36,7 +36,8 @@ _DOCUMENT = "chroma:document"
 # asked of Chroma), each led by the row id Chroma stores entries in the order of. One row, not
 # one per value: sqlite3 lets go of the GIL for each row it steps to, and under a burst each
 # taking it back waits for the event loop (a read of 17 entries took 10-90 ms, for ~1 ms of
-# work). Floats travel as 17-digit text: SQLite's JSON writes 15 digits, which does not round-trip.
+# work). Floats travel as 17-digit text: SQLite's JSON writes 15 digits, which does not round-trip,
+# and its printf is exact below 1e100 only: an entry with a larger float is asked of Chroma.
 _RECORDS = """
 WITH segment AS (SELECT id FROM segments WHERE collection = ? AND scope = 'METADATA'),
 values_ AS (
@@ -44,7 +45,8 @@ values_ AS (
            embedding_metadata.string_value AS text, embedding_metadata.int_value AS integer,
            CASE WHEN embedding_metadata.float_value IS NOT NULL
                 THEN printf('%!.17g', embedding_metadata.float_value) END AS real,
-           embedding_metadata.bool_value AS boolean, 0 AS array
+           embedding_metadata.bool_value AS boolean,
+           coalesce(abs(embedding_metadata.float_value) >= 1e100, 0) AS array
     FROM embeddings LEFT JOIN embedding_metadata ON embedding_metadata.id = embeddings.id
     WHERE embeddings.segment_id = (SELECT id FROM segment) AND embeddings.embedding_id IN ({ids})
     UNION ALL

@@ -21,7 +21,9 @@ PLAIN_FIELDS = ("messages", "tools")
 class PlainBodyChatOpenAI(ChatOpenAI):
     def _get_request_payload(self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any) -> dict:
         payload = super()._get_request_payload(input_, stop=stop, **kwargs)
-        if "messages" not in payload:  # the Responses API's body: left to the SDK
+        # The Responses API's body, and a structured answer's (the SDK reads its tools to parse it),
+        # are left to the SDK.
+        if "messages" not in payload or "response_format" in payload:
             return payload
         plain = {field: payload.pop(field) for field in PLAIN_FIELDS if field in payload}
         # ``messages`` is a required argument of the SDK's create(): an empty one, replaced in the body.

@@ -25,15 +25,18 @@ _START_TIMEOUT_S = 120.0
 
 @contextmanager
 def server_process(name: str, command: list[str], ready: Callable[[], bool], log_path: Path,
-                   env: dict[str, str] | None = None, timeout: float = _START_TIMEOUT_S) -> Iterator[subprocess.Popen]:
-    """``command`` running until the block ends (stopped by its PID), once ``ready()`` holds.
+                   env: dict[str, str] | None = None, timeout: float = _START_TIMEOUT_S,
+                   inherit_environment: bool = True) -> Iterator[subprocess.Popen]:
+    """``command`` running until the block ends (stopped by its PID), once ``ready()`` holds;
+    its environment is this process's with ``env`` over it, or ``env`` alone
+    (``inherit_environment`` False).
 
     Raises:
         ServerDidNotStart: it exited, or was not ready within ``timeout`` seconds.
     """
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=log_path.parent,
-                                   env={**os.environ, **(env or {})})
+                                   env={**(os.environ if inherit_environment else {}), **(env or {})})
     try:
         deadline = time.monotonic() + timeout
         while not ready():
