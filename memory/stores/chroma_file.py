@@ -40,19 +40,19 @@ _DOCUMENT = "chroma:document"
 # and its printf is exact below 1e100 only: an entry with a larger float is asked of Chroma.
 _RECORDS = """
 WITH segment AS (SELECT id FROM segments WHERE collection = ? AND scope = 'METADATA'),
+chosen AS (SELECT id, embedding_id FROM embeddings
+           WHERE segment_id = (SELECT id FROM segment) AND embedding_id IN ({ids})),
 values_ AS (
-    SELECT embeddings.id AS row, embeddings.embedding_id AS entry, embedding_metadata.key AS key,
+    SELECT chosen.id AS row, chosen.embedding_id AS entry, embedding_metadata.key AS key,
            embedding_metadata.string_value AS text, embedding_metadata.int_value AS integer,
            CASE WHEN embedding_metadata.float_value IS NOT NULL
                 THEN printf('%!.17g', embedding_metadata.float_value) END AS real,
            embedding_metadata.bool_value AS boolean,
            coalesce(abs(embedding_metadata.float_value) >= 1e100, 0) AS array
-    FROM embeddings LEFT JOIN embedding_metadata ON embedding_metadata.id = embeddings.id
-    WHERE embeddings.segment_id = (SELECT id FROM segment) AND embeddings.embedding_id IN ({ids})
+    FROM chosen LEFT JOIN embedding_metadata ON embedding_metadata.id = chosen.id
     UNION ALL
-    SELECT DISTINCT embeddings.id, embeddings.embedding_id, NULL, NULL, NULL, NULL, NULL, 1
-    FROM embeddings JOIN embedding_metadata_array ON embedding_metadata_array.id = embeddings.id
-    WHERE embeddings.segment_id = (SELECT id FROM segment) AND embeddings.embedding_id IN ({ids})
+    SELECT DISTINCT chosen.id, chosen.embedding_id, NULL, NULL, NULL, NULL, NULL, 1
+    FROM chosen JOIN embedding_metadata_array ON embedding_metadata_array.id = chosen.id
 )
 SELECT (SELECT id FROM segment),
        (SELECT json_group_array(json_array(row, entry, key, text, integer, real, boolean, array)) FROM values_)
@@ -152,7 +152,7 @@ class ChromaFile:
             try:
                 marks = ",".join("?" * len(ids))
                 segment, values = self._connection().execute(
-                    _RECORDS.format(ids=marks), (collection_id, *ids, *ids)).fetchone()
+                    _RECORDS.format(ids=marks), (collection_id, *ids)).fetchone()
             except sqlite3.Error:
                 return None
         return None if segment is None else _records(json.loads(values))
