@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from bench.report import SectionResult, distribution, markdown_table
 from bench.synthetic_archive import TextPool
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_server import FakeTelegram
-from tests.support.processes import server_process
+from tests.support.processes import GOAT_SCRIPT, server_process
 
 MODEL_SECONDS = 1.0
 BURSTS = 3
@@ -70,7 +69,7 @@ def bot_environment(options: BenchOptions, folder: Path, telegram: FakeTelegram,
 
 
 def goat_command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())", *args]
+    return [str(GOAT_SCRIPT), *args]
 
 
 class Bursts:

@@ -10,6 +10,7 @@ import random
 import signal
 import socket
 import subprocess
+import sysconfig
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -21,6 +22,8 @@ import httpx
 class ServerDidNotStart(RuntimeError):
     """A server process exited, or did not answer in time; its log says why."""
 _START_TIMEOUT_S = 120.0
+# The installed console script: a child runs `goat` as a user would.
+GOAT_SCRIPT = Path(sysconfig.get_path("scripts")) / "goat"
 
 
 @contextmanager
