@@ -30,7 +30,7 @@ from fakes.telegram_server import FakeTelegram
 from memory.stores.episodic import collection_name
 from memory.stores.redis_server import EmbeddedRedis
 from test_graph import HISTORY, history_jsonl
-from tests.support.processes import GOAT_SCRIPT
+from tests.support.processes import GOAT_SCRIPT as GOAT  # the installed script, run as a user would
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def goat_env(data_dir: Path, **variables: str) -> dict[str, str]:
 def goat(*args: str | Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the installed console script (not `python -m`), as a user would."""
     return subprocess.run(
-        [str(GOAT_SCRIPT), *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=HANG_GUARD
+        [str(GOAT), *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=HANG_GUARD
     )
 
 
@@ -250,7 +250,7 @@ def test_inspect_output_cut_short_by_the_reader_exits_without_a_traceback(import
     # Far more than a pipe buffer (64 KiB) of reports after the first, so the command is
     # still writing when the reader goes away, whatever the scheduling.
     queries.write_text(f"{ALPHA}\n" * 80, encoding="utf-8")
-    command = [str(GOAT_SCRIPT), "inspect", "--chat", CHAT, "--json", "--queries", str(queries)]
+    command = [str(GOAT), "inspect", "--chat", CHAT, "--json", "--queries", str(queries)]
     with subprocess.Popen(command, env=imported.env, cwd=imported.cwd, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as process:  # fmt: skip
         first = json.loads(process.stdout.readline())
