@@ -34,6 +34,7 @@ from memory.stores.redis_backend import PREFIX
 from memory.stores.lexical import LexicalIndex
 from memory.stores.redis_server import EmbeddedRedis
 from memory.retrieval.temporal import completed_past_range
+from tests.fakes.telegram_server import FakeTelegram
 from tests.support import locomo
 from tests.support.bilingual import LINES
 
@@ -178,6 +179,18 @@ def test_the_bot_section_answers_every_chat_through_goat_bot_and_reads_its_stats
     cached = data_dir / "bench" / f"bot-2x10-big0-{Settings().embeddings.model}"
     spec = json.loads((cached / "manifest.json").read_text())["spec"]
     assert [chat["chat_id"] for chat in spec["chats"]] == [str(load.TELEGRAM_FIRST_USER + n) for n in range(2)]
+
+
+def test_a_message_sent_again_is_answered_only_once_its_new_reply_is_in():
+    """The same message twice in a chat owes the same reply twice: the first one shown does not
+    answer the second (the bot section once read a burst as answered before its reply came)."""
+    with FakeTelegram(bot_load.TOKEN) as telegram:
+        users = bot_load.Bursts(telegram, bot=None, log=Path("bot.log"))
+        users.owed[7] = [bot_load.reply_to("When did we meet?")] * 2
+        telegram.answer("sendMessage", {"chat_id": 7, "text": users.owed[7][0]})
+        assert not users.answered(7)
+        telegram.answer("sendMessage", {"chat_id": 7, "text": users.owed[7][1]})
+        assert users.answered(7) and users.as_owed()
 
 
 def test_chats_that_share_their_texts_have_them_encoded_once():
