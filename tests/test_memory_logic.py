@@ -107,6 +107,9 @@ class TestCompletedPastRange:
             # dateparser reads articles and number words as numbers: "a a" would be 1 January.
             "they offer a a bunch, like yoga", "one one", "an two",
             "what should I get her for Christmas?", "the difference between a latte and a flat white",
+            # A bound ("as of", "by", "since") without a completed past period after it.
+            "stand by me", "as of now, what do I owe", "since you asked, I went by bus", "until tomorrow then",
+            "by 2 people",
         ],
     )
     def test_does_not_fire(self, text: str) -> None:
@@ -142,6 +145,19 @@ class TestCompletedPastRange:
         ("from March to June, what did I paint", (2026, 3, 1), (2026, 6, 30)),
         ("between November and February", (2025, 11, 1), (2026, 2, 28)),
         ("between March 2024 and May 2025", (2024, 3, 1), (2025, 5, 31)),
+        # "as of", "by", "until", "up to" a period: every day up to its end.
+        ("How many pets did I have, as of September 2025?", (1970, 1, 2), (2025, 9, 30)),
+        ("as of December, how many books had I read", (1970, 1, 2), (2025, 12, 31)),
+        ("What had I finished by the end of May?", (1970, 1, 2), (2026, 5, 31)),
+        ("up to the 3rd of March what did we say", (1970, 1, 2), (2026, 3, 3)),
+        ("what did I cook until last week", (1970, 1, 2), (2026, 11, 15)),
+        ("as of 2024 how many trips", (1970, 1, 2), (2024, 12, 31)),
+        # "since" a period: from its first day to yesterday.
+        ("What have I read since March?", (2026, 3, 1), (2026, 11, 20)),
+        ("since 2025, how many concerts", (2025, 1, 1), (2026, 11, 20)),
+        ("anything new since last Monday", (2026, 11, 16), (2026, 11, 20)),
+        # A bound needs its period at once: "by the way" bounds nothing, the month stays a month.
+        ("by the way, in March I went hiking", (2026, 3, 1), (2026, 3, 31)),
     ])
     def test_a_period_named_with_a_preposition_or_a_part_is_its_days(self, text: str, first: tuple, last: tuple) -> None:
         assert completed_past_range(text, NOW) == (whole_days(first, first)[0], whole_days(last, last)[1])

@@ -760,6 +760,20 @@ async def test_the_days_of_a_named_period_are_injected(runner, tmp_path, questio
     assert archive_id("chat", 1) in [entry["id"] for entry in report["l3"]], report["l3"]
 
 
+async def test_a_question_as_of_a_month_searches_every_day_up_to_its_end(runner, tmp_path) -> None:
+    days_ago = lambda day: (NOW.date() - day).days  # noqa: E731
+    told = [(days_ago(date(2026, 3, 14)), "We adopted a grey kitten and called her Miso.", "Welcome, Miso!"),
+            (days_ago(date(2026, 5, 2)), "We brought home a rescue rabbit named Clover.", "Rabbits are great."),
+            (days_ago(date(2026, 10, 9)), "My aunt gave us her old parrot Kiwi.", "Parrots live long!")]
+    await load(runner.services.memory, tmp_path, "chat", told + HISTORY)
+    report = await runner.inspect("chat", "How many pets did we have, as of September?", now=NOW.timestamp())
+    # Before: September alone, whose days hold none of them.
+    assert report["prefetch"]["range"][1].startswith("2026-09-30"), report["prefetch"]["range"]
+    by_period = [hit["id"] for hit in report["recalls"]["temporal"]]
+    assert {archive_id("chat", 1), archive_id("chat", 2)} <= set(by_period), by_period
+    assert archive_id("chat", 3) not in by_period  # told in October, after the stock is taken
+
+
 async def test_a_period_counted_from_an_event_is_the_days_from_the_entry_that_tells_it(runner, tmp_path) -> None:
     wedding = 60
     told = [(wedding, "My cousin Dana got married in a barn, we danced until 2am.", "Sounds magical!"),

@@ -20,6 +20,11 @@ periods all the same, and a question about them is about their days:
 - a span of months: "between May and July 2023", "from March to June" (:func:`spans_of_months`,
   which win over the days a parser reads in them: "between May and July 2023" is not July).
 
+A period can also bound what a question is about instead of being it (:func:`bounding_phrases`):
+"as of", "by", "until" or "up to" a period take stock at its end ("How many pets did he have, as
+of September 2023?" bears on every adoption before October), and "since" a period counts from
+its start.
+
 A period named without its year is its latest one begun before today; only days before today
 count (the range is cut at yesterday's end), as a completed past range must be.
 """
@@ -83,6 +88,28 @@ _SPAN = re.compile(
     rf"\b(?:between|from)\s+{_MONTH.replace('month', 'first')}(?:,?\s+(?P<first_year>(?:19|20)\d\d))?\s+"
     rf"(?:and|to|until|till|through)\s+{_MONTH.replace('month', 'last')}{_NOT_A_DAY_AFTER}{_OF_YEAR}\b",
     re.IGNORECASE)
+
+
+# A bound before a date phrase: the phrase must follow at once ("by the way" bounds nothing).
+_DATE_START = "|".join(["end", "beginning", "start", "middle", "early", "mid", "late", "last", "this", "past",
+                        "yesterday", *_MONTHS, *_WEEKDAYS, *_SEASONS, *(name.split()[0] for name in _HOLIDAYS)])
+_BOUND = re.compile(rf"\b(?P<bound>as\s+of|by|until|till|up\s+(?:un)?til|up\s+to|since)\s+"
+                    rf"(?P<period>(?:the\s+)?(?:\d|(?:{_DATE_START})\b)[^,;:?!\n]*)", re.IGNORECASE)
+UNTIL, SINCE = "until", "since"
+
+
+def bounding_phrases(text: str) -> list[tuple[str, str]]:
+    """The periods ``text`` names as a bound: (UNTIL, phrase) for "as of", "by", "until", "till"
+    and "up to", (SINCE, phrase) for "since"; the phrase runs from the date word to the clause's
+    end ("as of December 2023, how many…" → (UNTIL, "December 2023")).
+
+    Args:
+        text: a message (English).
+
+    Returns:
+        Each bound found, in the text's order, with the words naming its period.
+    """
+    return [(SINCE if match["bound"].lower() == "since" else UNTIL, match["period"]) for match in _BOUND.finditer(text)]
 
 
 def spans_of_months(text: str, today: date) -> list[tuple[date, date]]:

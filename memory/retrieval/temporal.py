@@ -47,7 +47,8 @@ from dateparser.languages.loader import default_loader
 from dateparser.search import search_dates
 
 from memory.retrieval.keys import without_keys
-from memory.retrieval.named_periods import PERIOD_WORDS, before_today, named_periods, spans_of_months
+from memory.retrieval.named_periods import (
+    PERIOD_WORDS, SINCE, before_today, bounding_phrases, named_periods, spans_of_months)
 from memory.words import terms
 
 # Constant for every call; only RELATIVE_BASE changes, so it is swapped into a
@@ -61,6 +62,10 @@ _BASE_SETTINGS = Settings().replace(
     TIMEZONE="UTC",
     RETURN_AS_TIMEZONE_AWARE=False,
 )
+
+# Where a range bounded only by its end starts: before any chat's first entry (a day after the
+# epoch, so that its timestamp is positive in every time zone).
+EVER = date(1970, 1, 2)
 
 # Romanian words missing from dateparser's locale, rewritten to a phrase it parses.
 _MISSING_WORDS = ((re.compile(r"\balalt[ăa]ieri\b", re.IGNORECASE), "acum 2 zile"),)
@@ -97,6 +102,8 @@ def completed_past_range(
         raise ValueError("now must be timezone-aware")
     if not may_name_a_date(text, languages):
         return None
+    if "en" in languages and (bounded := _bounded_range(text, now, languages)):
+        return bounded
     if "en" in languages and (spans := spans_of_months(without_keys(text), now.date())):
         return _hull([_day_bounds(first, last, now) for first, last in spans], now)
     found = search_dates(
@@ -114,6 +121,20 @@ def completed_past_range(
     if not ranges and "en" in languages:  # the periods dateparser leaves out ("during March", "last spring")
         ranges = [_day_bounds(first, last, now) for first, last in named_periods(without_keys(text), now.date())]
     return _hull(ranges, now)
+
+
+def _bounded_range(text: str, now: datetime, languages: Sequence[str]) -> tuple[datetime, datetime] | None:
+    """The range a bounded period makes ("as of September 2023": every day up to its end; "since
+    March": from its first day to yesterday), or None when no bound names a completed past period."""
+    for bound, phrase in bounding_phrases(without_keys(text)):
+        # A bare month or year is a period after a bound as after "in" ("since March", "as of 2023").
+        period = completed_past_range(phrase, now, languages) or completed_past_range(f"in {phrase}", now, languages)
+        if period is None:
+            continue
+        if bound == SINCE:
+            return period[0], datetime.combine(now.date() - timedelta(days=1), time.max, now.tzinfo)
+        return datetime.combine(EVER, time.min, now.tzinfo), period[1]
+    return None
 
 
 def _hull(ranges: list[tuple[datetime, datetime]], now: datetime) -> tuple[datetime, datetime] | None:
