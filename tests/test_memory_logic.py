@@ -110,6 +110,8 @@ class TestCompletedPastRange:
             # A bound ("as of", "by", "since") without a completed past period after it.
             "stand by me", "as of now, what do I owe", "since you asked, I went by bus", "until tomorrow then",
             "by 2 people",
+            # How long something lasted is not a period asked about.
+            "I lived there for the last two years", "for the past week I was sick",
         ],
     )
     def test_does_not_fire(self, text: str) -> None:
@@ -145,6 +147,36 @@ class TestCompletedPastRange:
         ("from March to June, what did I paint", (2026, 3, 1), (2026, 6, 30)),
         ("between November and February", (2025, 11, 1), (2026, 2, 28)),
         ("between March 2024 and May 2025", (2024, 3, 1), (2025, 5, 31)),
+        # Read before dateparser, which reads them in part or not at all.
+        ("what did we talk about in the past two weeks?", (2026, 11, 7), (2026, 11, 20)),
+        ("the last few days", (2026, 11, 18), (2026, 11, 20)),
+        ("over the last three months", (2026, 8, 21), (2026, 11, 20)),
+        ("the past week", (2026, 11, 14), (2026, 11, 20)),
+        ("in the last two years, how many trips", (2024, 11, 21), (2026, 11, 20)),
+        ("what did I do earlier this month?", (2026, 11, 1), (2026, 11, 20)),
+        ("so far this year", (2026, 1, 1), (2026, 11, 20)),
+        ("what did I cook late last year", (2025, 9, 1), (2025, 12, 31)),
+        ("towards the end of last year", (2025, 9, 1), (2025, 12, 31)),
+        ("what happened at the start of the year?", (2026, 1, 1), (2026, 4, 30)),
+        ("the end of 2023", (2023, 9, 1), (2023, 12, 31)),
+        ("at the beginning of last month", (2026, 10, 1), (2026, 10, 10)),
+        ("in the first half of 2025", (2025, 1, 1), (2025, 6, 30)),
+        ("in the second half of September", (2026, 9, 16), (2026, 9, 30)),
+        ("in Q3 2025", (2025, 7, 1), (2025, 9, 30)),
+        ("the first quarter of last year", (2025, 1, 1), (2025, 3, 31)),
+        ("in the spring of last year", (2025, 3, 1), (2025, 5, 31)),
+        ("the summer before last", (2025, 6, 1), (2025, 8, 31)),
+        ("two winters ago", (2024, 12, 1), (2025, 2, 28)),
+        ("this past January", (2026, 1, 1), (2026, 1, 31)),
+        ("what did I plant last November", (2025, 11, 1), (2025, 11, 30)),  # November is under way
+        ("last Christmas", (2025, 12, 24), (2025, 12, 26)),
+        ("a few days ago", (2026, 11, 17), (2026, 11, 19)),
+        ("a couple of weeks ago", (2026, 10, 31), (2026, 11, 14)),
+        ("3 weeks back", (2026, 10, 26), (2026, 11, 1)),
+        ("the day before yesterday", (2026, 11, 19), (2026, 11, 19)),  # dateparser: yesterday
+        ("the night before last", (2026, 11, 19), (2026, 11, 19)),
+        ("what did I cook the week of March 6?", (2026, 3, 2), (2026, 3, 8)),
+        ("in January or February", (2026, 1, 1), (2026, 2, 28)),
         # "as of", "by", "until", "up to" a period: every day up to its end.
         ("How many pets did I have, as of September 2025?", (1970, 1, 2), (2025, 9, 30)),
         ("as of December, how many books had I read", (1970, 1, 2), (2025, 12, 31)),
@@ -156,6 +188,7 @@ class TestCompletedPastRange:
         ("What have I read since March?", (2026, 3, 1), (2026, 11, 20)),
         ("since 2025, how many concerts", (2025, 1, 1), (2026, 11, 20)),
         ("anything new since last Monday", (2026, 11, 16), (2026, 11, 20)),
+        ("since the start of the month", (2026, 11, 1), (2026, 11, 20)),
         # A bound needs its period at once: "by the way" bounds nothing, the month stays a month.
         ("by the way, in March I went hiking", (2026, 3, 1), (2026, 3, 31)),
     ])

@@ -749,7 +749,9 @@ async def test_the_turn_before_the_best_is_injected_beside_it(runner, tmp_path) 
 
 @pytest.mark.parametrize("question", ["What did we get up to the first weekend of August?",
                                       "Remind me what happened in early August", "what did I do over the summer?",
-                                      "what did I do between July and September?"])
+                                      "what did I do between July and September?",
+                                      "what was I up to a few months ago", "the third quarter of this year?",
+                                      "what did we do the week of August 1st?"])
 async def test_the_days_of_a_named_period_are_injected(runner, tmp_path, question: str) -> None:
     cabin = (NOW.date() - date(2026, 8, 1)).days  # a Saturday
     told = [(cabin, "We drove up to the lake cabin and grilled the trout we caught.", "What a day!"),

@@ -15,10 +15,21 @@ periods all the same, and a question about them is about their days:
   December–February);
 - a weekend: "last weekend", "this past weekend", "over the weekend";
 - a weekday: "on Monday", "last Friday"; "the week before last", "the weekend before last";
-- a holiday: "at Christmas", "on New Year's Eve", "on Valentine's Day", "at Halloween" (its day or
-  days; "around" it: three days either side);
-- a span of months: "between May and July 2023", "from March to June" (:func:`spans_of_months`,
-  which win over the days a parser reads in them: "between May and July 2023" is not July).
+- a holiday: "at Christmas", "last Christmas", "on New Year's Eve", "on Valentine's Day", "at Halloween"
+  (its day or days; "around" it: three days either side);
+Some phrases a parser reads only in part ("late last year" is not the whole of last year) or not
+at all are read before it (:func:`periods_before_parsing`), which then reads the rest:
+
+- a span of months: "between May and July 2023", "from March to June", "in March or April";
+- the days up to yesterday: "the past few days", "the last two weeks", "over the past 3 months",
+  "the past year"; "earlier this week / month / year", "so far this year";
+- a part of a year named from this one: "late last year", "the start of the year", "towards the
+  end of last year"; a half: "the first half of 2025", "the second half of March"; a quarter:
+  "Q3 2025", "the first quarter of last year";
+- a season named from this year: "the spring of last year", "the summer before last", "two
+  winters ago"; a month: "last March", "this past January" (a month under way is not its last);
+- "a few / a couple of / several days (weeks…) ago": the unit before and after that many;
+- "the week of March 6" (its Monday to Sunday).
 
 A period can also bound what a question is about instead of being it (:func:`bounding_phrases`):
 "as of", "by", "until" or "up to" a period take stock at its end ("How many pets did he have, as
@@ -55,13 +66,48 @@ _PERIOD_PREPOSITION = r"(?:in|during|throughout|for|of|over|across|from)"
 # "16 March" or "March 16" is a day, dateparser's: a month beside a day number is none of these.
 _NOT_A_DAY_BEFORE = r"(?<!\d\s)(?<!\d)"
 _NOT_A_DAY_AFTER = r"(?!\s*\d{1,2}(?:st|nd|rd|th)?\b(?!\d))"
+_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+           "nine": 9, "ten": 10, "twelve": 12, "a couple of": 2, "couple of": 2, "a few": 3, "few": 3, "several": 3}
+_COUNT = "(?P<count>\\d{1,3}|" + "|".join(sorted((c.replace(" ", r"\s+") for c in _COUNTS), key=len, reverse=True)) + ")"
+_UNIT = r"(?P<unit>day|week|month|year)s?"
+# "for the last two years" is how long something lasted, not a period asked about.
+_NOT_A_DURATION = r"(?<!\bfor\s)(?<!\bfor\sthe\s)"
+# A year named from this one ("last year", "this year", "the year") or by its number.
+_WHICH_YEAR = rf"(?:(?:the\s+)?(?P<rel>last|this|past|the)\s+year|{_YEAR})"
+_YEAR_PARTS = {"early": 1, "beginning of": 1, "start of": 1, "mid": 5, "middle of": 5, "late": 9, "end of": 9,
+               "towards the end of": 9, "toward the end of": 9}  # first month of its four
+_QUARTERS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": 4}
+
+# Read before dateparser, which reads them in part ("late last year" as last year) or not at all.
+_BEFORE_PARSING: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
+    ("span", rf"\b(?:between|from|in|during)\s+{_MONTH.replace('month', 'first')}(?:,?\s+(?P<first_year>(?:19|20)\d\d))?"
+             rf"\s+(?:and|to|until|till|through|or)\s+{_MONTH.replace('month', 'last')}{_NOT_A_DAY_AFTER}{_OF_YEAR}\b"),
+    ("up_to_yesterday", rf"{_NOT_A_DURATION}\b(?:the\s+)?(?:past|last|previous)\s+{_COUNT}\s+{_UNIT}\b"),
+    ("up_to_yesterday", rf"{_NOT_A_DURATION}\b(?:the\s+)?(?:past|previous)\s+{_UNIT}\b"),
+    ("so_far", r"\b(?:earlier|so\s+far)\s+this\s+(?P<unit>week|month|year)\b"),
+    ("so_far", r"\bthis\s+(?P<unit>week|month|year)\s+so\s+far\b"),
+    ("year_part", rf"\b(?:the\s+)?(?P<part>early|mid|late|(?:beginning|start|middle|end)\s+of|towards?\s+the\s+end\s+of)"
+                  rf"[\s-]+(?:(?:the\s+)?(?:(?P<rel>last|this|past)\s+)?year|{_YEAR})\b"),
+    ("month_part", r"\b(?:the\s+)?(?P<part>early|mid|late|(?:beginning|start|middle|end)\s+of)[\s-]+"
+                   r"(?:the\s+|this\s+|(?P<rel>last)\s+)?month\b"),
+    ("half", rf"\b(?:the\s+)?(?P<half>first|second)\s+half\s+of\s+{_WHICH_YEAR}\b"),
+    ("half_month", rf"\b(?:the\s+)?(?P<half>first|second)\s+half\s+of\s+{_MONTH}{_NOT_A_DAY_AFTER}{_OF_YEAR}\b"),
+    ("quarter", rf"\b(?:q(?P<q>[1-4])|(?:the\s+)?(?P<nth>first|second|third|fourth|last)\s+quarter\s+of)\s+"
+                rf"{_WHICH_YEAR}\b"),
+    ("season_from_this_year", r"\b(?P<season>spring|summer|autumn|fall|winter)\s+(?:of\s+(?P<rel>last|this)\s+year|"
+                              r"(?P<before_last>before\s+last))\b"),
+    ("seasons_ago", r"\b(?P<count>two|three|2|3)\s+(?P<season>spring|summer|autumn|fall|winter)s\s+ago\b"),
+    ("last_month_named", rf"\b(?:last|this\s+past|past)\s+{_MONTH}{_NOT_A_DAY_AFTER}\b"),
+    ("about_ago", rf"\b(?P<count>a\s+few|a\s+couple\s+of|couple\s+of|few|several)\s+{_UNIT}\s+(?:ago|back)\b"),
+    ("week_of", rf"\bthe\s+week\s+of\s+{_MONTH}\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b{_OF_YEAR}"),
+    ("week_of", rf"\bthe\s+week\s+of\s+(?:the\s+)?(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}{_OF_YEAR}"),
+]]
 
 # The most specific first: a phrase one of them took ("the first weekend of August") is not read
 # again by a wider one ("of August").
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
     ("part", rf"\b(?:the\s+)?(?P<part>early|mid|late|(?:beginning|start|middle|end)\s+of)[\s-]+{_MONTH}"
              rf"{_NOT_A_DAY_AFTER}{_OF_YEAR}\b"),
-    ("year_part", rf"\b(?P<part>early|mid|late)[\s-]+{_YEAR}\b"),
     ("nth", rf"\b(?:the\s+)?(?P<nth>first|1st|second|2nd|third|3rd|fourth|4th|last)\s+(?P<unit>week|weekend)\s+"
             rf"(?:of|in)\s+{_MONTH}{_OF_YEAR}\b"),
     ("season", rf"\b(?P<which>last|this\s+past|past|in\s+the|during\s+the|over\s+the|throughout\s+the|this)\s+"
@@ -71,7 +117,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern, re.IG
                 r"sunday)\b"),
     ("week_before_last", r"\bthe\s+week\s+before\s+last\b"),
     ("weekend_before_last", r"\bthe\s+weekend\s+before\s+last\b"),
-    ("holiday", r"\b(?P<around>around|at|on|over|during)\s+(?:the\s+)?(?P<holiday>"
+    ("holiday", r"\b(?P<around>around|at|on|over|during|last)\s+(?:the\s+)?(?P<holiday>"
                 + "|".join(name.replace(" ", r"\s+").replace("'", "[’']?")
                            for name in sorted(_HOLIDAYS, key=len, reverse=True)) + r")\b"),
     ("month", rf"\b{_PERIOD_PREPOSITION}\s+(?:the\s+month\s+of\s+)?{_NOT_A_DAY_BEFORE}{_MONTH}{_NOT_A_DAY_AFTER}"
@@ -83,11 +129,6 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern, re.IG
 # The words of these periods that are not dateparser's date words (months, weekdays, "week" are):
 # for the check that a message may name a date at all.
 PERIOD_WORDS = frozenset({*_SEASONS, "weekend", "christmas", "valentine", "halloween"})
-
-_SPAN = re.compile(
-    rf"\b(?:between|from)\s+{_MONTH.replace('month', 'first')}(?:,?\s+(?P<first_year>(?:19|20)\d\d))?\s+"
-    rf"(?:and|to|until|till|through)\s+{_MONTH.replace('month', 'last')}{_NOT_A_DAY_AFTER}{_OF_YEAR}\b",
-    re.IGNORECASE)
 
 
 # A bound before a date phrase: the phrase must follow at once ("by the way" bounds nothing).
@@ -112,27 +153,22 @@ def bounding_phrases(text: str) -> list[tuple[str, str]]:
     return [(SINCE if match["bound"].lower() == "since" else UNTIL, match["period"]) for match in _BOUND.finditer(text)]
 
 
-def spans_of_months(text: str, today: date) -> list[tuple[date, date]]:
-    """The spans of months ``text`` names ("between May and July 2023", "from March to June"),
-    from the first month's first day to the last's last day, cut at yesterday.
+def periods_before_parsing(text: str, today: date) -> tuple[list[tuple[date, date]], str]:
+    """The periods ``text`` names that a parser would read in part or not at all (the module's
+    second list), cut at yesterday, and the text left for the parser.
 
     Args:
         text: a message (English).
         today: the message's day, in the users' time zone.
 
     Returns:
-        Each span found that starts before today, as (first day, last day).
+        Each period found that starts before today, as (first day, last day); and ``text`` with
+        the phrases naming them blanked out.
     """
-    found = []
-    for match in _SPAN.finditer(text):
-        last_year = int(match["year"]) if match["year"] else None
-        first_month, last_month = _MONTHS[match["first"].lower()], _MONTHS[match["last"].lower()]
-        _, last = _month(last_month, last_year, today)
-        first_year = int(match["first_year"]) if match["first_year"] else last.year - (first_month > last_month)
-        first = date(first_year, first_month, 1)
-        if first <= last and (days := before_today(first, last, today)):
-            found.append(days)
-    return found
+    found, taken = _read(_BEFORE_PARSING, text, today)
+    for start, end in sorted(taken, reverse=True):
+        text = f"{text[:start]} {text[end:]}"
+    return found, text
 
 
 def before_today(first: date, last: date, today: date) -> tuple[date, date] | None:
@@ -152,24 +188,32 @@ def named_periods(text: str, today: date) -> list[tuple[date, date]]:
     Returns:
         Each period found, cut at yesterday; none that starts today or later.
     """
-    found, taken = [], []
-    for kind, pattern in _PATTERNS:
+    return _read(_PATTERNS, text, today)[0]
+
+
+def _read(patterns: list[tuple[str, re.Pattern[str]]], text: str,
+          today: date) -> tuple[list[tuple[date, date]], list[tuple[int, int]]]:
+    """The periods the patterns find in ``text`` (each phrase read by the first pattern taking
+    it), cut at yesterday, and where the phrases stand."""
+    found: list[tuple[date, date]] = []
+    taken: list[tuple[int, int]] = []
+    for kind, pattern in patterns:
         for match in pattern.finditer(text):
             if any(match.start() < end and start < match.end() for start, end in taken):
                 continue
             taken.append(match.span())
             found += filter(None, (before_today(first, last, today) for first, last in _days(kind, match, today)))
-    return found
+    return found, taken
 
 
 def _days(kind: str, match: re.Match[str], today: date) -> Iterator[tuple[date, date]]:
     named = match.groupdict()
+    if kind in _RELATIVE_DAYS:
+        yield from filter(None, [_RELATIVE_DAYS[kind](named, today)])
+        return
     year = int(named["year"]) if named.get("year") else None
     if kind == "year":
         yield date(year, 1, 1), date(year, 12, 31)
-    elif kind == "year_part":  # its first, middle or last four months
-        first_month = {"early": 1, "mid": 5, "late": 9}[named["part"].lower()]
-        yield date(year, first_month, 1), date(year, first_month + 3, calendar.monthrange(year, first_month + 3)[1])
     elif kind in ("month", "part", "nth"):
         first, last = _month(_MONTHS[named["month"].lower()], year, today)
         if kind == "part":
@@ -242,3 +286,116 @@ def _holiday(name: str, today: date, around: int) -> tuple[date, date]:
     year = today.year if date(today.year, month, first_day) - timedelta(days=around) < today else today.year - 1
     return (date(year, month, first_day) - timedelta(days=around),
             date(year, month, last_day) + timedelta(days=around))
+
+
+# ---- the periods read before dateparser (_BEFORE_PARSING), and some of the others, by kind ---------------------------
+
+def _count(named: dict[str, str | None]) -> int:
+    written = re.sub(r"\s+", " ", (named.get("count") or "1").lower())
+    return int(written) if written.isdigit() else _COUNTS[written]
+
+
+def _units_back(today: date, unit: str, count: int) -> date:
+    """The day ``count`` days, weeks, calendar months or years before ``today``."""
+    if unit in ("day", "week"):
+        return today - timedelta(days=count * (7 if unit == "week" else 1))
+    months = today.year * 12 + today.month - 1 - count * (12 if unit == "year" else 1)
+    year, month = divmod(months, 12)
+    return date(year, month + 1, min(today.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def _span(named: dict, today: date) -> tuple[date, date] | None:
+    """From the first month's first day to the last's last day ("between May and July 2023")."""
+    first_month, last_month = _MONTHS[named["first"].lower()], _MONTHS[named["last"].lower()]
+    _, last = _month(last_month, int(named["year"]) if named["year"] else None, today)
+    first_year = int(named["first_year"]) if named["first_year"] else last.year - (first_month > last_month)
+    first = date(first_year, first_month, 1)
+    return (first, last) if first <= last else None
+
+
+def _up_to_yesterday(named: dict, today: date) -> tuple[date, date]:
+    return _units_back(today, named["unit"].lower(), _count(named)), today
+
+
+def _so_far(named: dict, today: date) -> tuple[date, date]:
+    unit = named["unit"].lower()
+    first = {"week": today - timedelta(days=today.weekday()), "month": today.replace(day=1),
+             "year": date(today.year, 1, 1)}[unit]
+    return first, today
+
+
+def _which_year(named: dict, today: date) -> int:
+    return int(named["year"]) if named.get("year") else today.year - ((named.get("rel") or "").lower() in ("last", "past"))
+
+
+def _four_months(year: int, first_month: int) -> tuple[date, date]:
+    return date(year, first_month, 1), date(year, first_month + 3, calendar.monthrange(year, first_month + 3)[1])
+
+
+def _year_part(named: dict, today: date) -> tuple[date, date]:
+    return _four_months(_which_year(named, today), _YEAR_PARTS[re.sub(r"\s+", " ", named["part"].lower())])
+
+
+def _month_part(named: dict, today: date) -> tuple[date, date]:
+    """A part of this month (of the last one when named so, or when the part has not begun)."""
+    start, end = _PARTS[re.sub(r"\s+", " ", named["part"].lower())]
+    first = today.replace(day=1)
+    if named.get("rel") or first.replace(day=start) >= today:
+        first = (first - timedelta(days=1)).replace(day=1)
+    last_day = calendar.monthrange(first.year, first.month)[1]
+    return first.replace(day=start), first.replace(day=min(end, last_day))
+
+
+def _half(named: dict, today: date) -> tuple[date, date]:
+    year = _which_year(named, today)
+    return (date(year, 1, 1), date(year, 6, 30)) if named["half"].lower() == "first" else (date(year, 7, 1),
+                                                                                          date(year, 12, 31))
+
+
+def _half_month(named: dict, today: date) -> tuple[date, date]:
+    first, last = _month(_MONTHS[named["month"].lower()], int(named["year"]) if named.get("year") else None, today)
+    return (first, first.replace(day=15)) if named["half"].lower() == "first" else (first.replace(day=16), last)
+
+
+def _quarter(named: dict, today: date) -> tuple[date, date]:
+    year, quarter = _which_year(named, today), int(named["q"]) if named.get("q") else _QUARTERS[named["nth"].lower()]
+    last_month = 3 * quarter
+    return date(year, last_month - 2, 1), date(year, last_month, calendar.monthrange(year, last_month)[1])
+
+
+def _season_from_this_year(named: dict, today: date) -> tuple[date, date]:
+    season = named["season"].lower()
+    if named.get("before_last"):
+        return _season(season, _season(season, None, today, True)[0].year - 1, today, False)
+    return _season(season, today.year - (named["rel"].lower() == "last"), today, False)
+
+
+def _seasons_ago(named: dict, today: date) -> tuple[date, date]:
+    season = named["season"].lower()
+    count = int(named["count"]) if named["count"].isdigit() else _COUNTS[named["count"].lower()]
+    return _season(season, _season(season, None, today, True)[0].year - (count - 1), today, False)
+
+
+def _last_month_named(named: dict, today: date) -> tuple[date, date]:
+    number = _MONTHS[named["month"].lower()]
+    return _month(number, today.year - 1 if number == today.month else None, today)
+
+
+def _about_ago(named: dict, today: date) -> tuple[date, date]:
+    unit, count = named["unit"].lower(), _count(named)
+    return _units_back(today, unit, count + 1), _units_back(today, unit, count - 1)
+
+
+def _week_of(named: dict, today: date) -> tuple[date, date]:
+    month, day = _MONTHS[named["month"].lower()], int(named["day"])
+    year = int(named["year"]) if named.get("year") else today.year - (date(today.year, month, 1) > today)
+    monday = date(year, month, min(day, calendar.monthrange(year, month)[1]))
+    monday -= timedelta(days=monday.weekday())
+    return monday, monday + timedelta(days=6)
+
+
+_RELATIVE_DAYS = {"span": _span, "up_to_yesterday": _up_to_yesterday, "so_far": _so_far, "year_part": _year_part,
+                  "month_part": _month_part, "half": _half,
+                  "half_month": _half_month, "quarter": _quarter, "season_from_this_year": _season_from_this_year,
+                  "seasons_ago": _seasons_ago, "last_month_named": _last_month_named, "about_ago": _about_ago,
+                  "week_of": _week_of}

@@ -48,7 +48,7 @@ from dateparser.search import search_dates
 
 from memory.retrieval.keys import without_keys
 from memory.retrieval.named_periods import (
-    PERIOD_WORDS, SINCE, before_today, bounding_phrases, named_periods, spans_of_months)
+    PERIOD_WORDS, SINCE, before_today, bounding_phrases, named_periods, periods_before_parsing)
 from memory.words import terms
 
 # Constant for every call; only RELATIVE_BASE changes, so it is swapped into a
@@ -67,8 +67,13 @@ _BASE_SETTINGS = Settings().replace(
 # epoch, so that its timestamp is positive in every time zone).
 EVER = date(1970, 1, 2)
 
-# Romanian words missing from dateparser's locale, rewritten to a phrase it parses.
-_MISSING_WORDS = ((re.compile(r"\balalt[ăa]ieri\b", re.IGNORECASE), "acum 2 zile"),)
+# Phrases dateparser's locales miss or misread, rewritten to one it parses: a Romanian word, and
+# English phrases it reads as yesterday ("the day before yesterday") or not at all ("3 weeks back").
+_MISSING_WORDS = (
+    (re.compile(r"\balalt[ăa]ieri\b", re.IGNORECASE), "acum 2 zile"),
+    (re.compile(r"\bthe\s+(?:day|night)\s+before\s+(?:yesterday|last)\b", re.IGNORECASE), "2 days ago"),
+    (re.compile(r"\b(\w+\s+(?:day|week|month|year)s?)\s+back\b", re.IGNORECASE), r"\1 ago"),
+)
 
 # Runs of numbers joined by date separators: "12.03.2025", "2+2", "10-12".
 _NUMBER_RUN = re.compile(r"\d+(?:[-/.+]\d+)*")
@@ -104,23 +109,24 @@ def completed_past_range(
         return None
     if "en" in languages and (bounded := _bounded_range(text, now, languages)):
         return bounded
-    if "en" in languages and (spans := spans_of_months(without_keys(text), now.date())):
-        return _hull([_day_bounds(first, last, now) for first, last in spans], now)
+    text = without_keys(text)
+    # What dateparser reads in part or not at all ("late last year", "the past two weeks") first.
+    read_first, text = periods_before_parsing(text, now.date()) if "en" in languages else ([], text)
     found = search_dates(
-        _rewrite_missing_words(without_keys(text)),
+        _rewrite_missing_words(text),
         languages=list(languages),
         settings=_BASE_SETTINGS.replace(RELATIVE_BASE=now.replace(tzinfo=None)),
         add_period=True,
         add_detected_language=True,
-    )
+    ) if may_name_a_date(text, languages) else None
     ranges = [
         _day_bounds(*_period_days(found_at.date(), period), now)
         for phrase, found_at, period, language in found or ()
         if _is_complete_numeric(phrase) and not _is_bare_duration(phrase, language)
     ]
     if not ranges and "en" in languages:  # the periods dateparser leaves out ("during March", "last spring")
-        ranges = [_day_bounds(first, last, now) for first, last in named_periods(without_keys(text), now.date())]
-    return _hull(ranges, now)
+        ranges = [_day_bounds(first, last, now) for first, last in named_periods(text, now.date())]
+    return _hull([_day_bounds(first, last, now) for first, last in read_first] + ranges, now)
 
 
 def _bounded_range(text: str, now: datetime, languages: Sequence[str]) -> tuple[datetime, datetime] | None:
