@@ -112,6 +112,7 @@ class TestCompletedPastRange:
             "by 2 people",
             # How long something lasted is not a period asked about.
             "I lived there for the last two years", "for the past week I was sick",
+            "I need between 3 and 5 people", "we were 2 and 4",
         ],
     )
     def test_does_not_fire(self, text: str) -> None:
@@ -177,6 +178,10 @@ class TestCompletedPastRange:
         ("the night before last", (2026, 11, 19), (2026, 11, 19)),
         ("what did I cook the week of March 6?", (2026, 3, 2), (2026, 3, 8)),
         ("in January or February", (2026, 1, 1), (2026, 2, 28)),
+        ("Where was I between August 11 and August 15 2023?", (2023, 8, 11), (2023, 8, 15)),
+        ("from 3 to 5 March", (2026, 3, 3), (2026, 3, 5)),
+        ("between the 28th of December and the 2nd of January", (2025, 12, 28), (2026, 1, 2)),
+        ("from May 5, 2024 to June 1", (2024, 5, 5), (2024, 6, 1)),
         # "as of", "by", "until", "up to" a period: every day up to its end.
         ("How many pets did I have, as of September 2025?", (1970, 1, 2), (2025, 9, 30)),
         ("as of December, how many books had I read", (1970, 1, 2), (2025, 12, 31)),

@@ -20,6 +20,7 @@ periods all the same, and a question about them is about their days:
 Some phrases a parser reads only in part ("late last year" is not the whole of last year) or not
 at all are read before it (:func:`periods_before_parsing`), which then reads the rest:
 
+- a span of days, its year written once: "between August 11 and August 15 2023", "from 3 to 5 March";
 - a span of months: "between May and July 2023", "from March to June", "in March or April";
 - the days up to yesterday: "the past few days", "the last two weeks", "over the past 3 months",
   "the past year"; "earlier this week / month / year", "so far this year";
@@ -82,6 +83,13 @@ _QUARTERS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": 4}
 _BEFORE_PARSING: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
     ("span", rf"\b(?:between|from|in|during)\s+{_MONTH.replace('month', 'first')}(?:,?\s+(?P<first_year>(?:19|20)\d\d))?"
              rf"\s+(?:and|to|until|till|through|or)\s+{_MONTH.replace('month', 'last')}{_NOT_A_DAY_AFTER}{_OF_YEAR}\b"),
+    ("day_span", rf"\b(?:between|from)\s+{_MONTH.replace('month', 'first')}\s+(?P<first_day>\d{{1,2}})(?:st|nd|rd|th)?"
+                 rf"(?:,?\s+(?P<first_year>(?:19|20)\d\d))?\s+(?:and|to|until|till|through)\s+"
+                 rf"(?:{_MONTH.replace('month', 'last')}\s+)?(?P<last_day>\d{{1,2}})(?:st|nd|rd|th)?\b{_OF_YEAR}"),
+    ("day_span", rf"\b(?:between|from)\s+(?:the\s+)?(?P<first_day>\d{{1,2}})(?:st|nd|rd|th)?"
+                 rf"(?:\s+(?:of\s+)?{_MONTH.replace('month', 'first')}(?:,?\s+(?P<first_year>(?:19|20)\d\d))?)?\s+"
+                 rf"(?:and|to|until|till|through)\s+(?:the\s+)?(?P<last_day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?"
+                 rf"{_MONTH.replace('month', 'last')}{_OF_YEAR}\b"),
     ("up_to_yesterday", rf"{_NOT_A_DURATION}\b(?:the\s+)?(?:past|last|previous)\s+{_COUNT}\s+{_UNIT}\b"),
     ("up_to_yesterday", rf"{_NOT_A_DURATION}\b(?:the\s+)?(?:past|previous)\s+{_UNIT}\b"),
     ("so_far", r"\b(?:earlier|so\s+far)\s+this\s+(?P<unit>week|month|year)\b"),
@@ -313,6 +321,25 @@ def _span(named: dict, today: date) -> tuple[date, date] | None:
     return (first, last) if first <= last else None
 
 
+def _day_span(named: dict, today: date) -> tuple[date, date] | None:
+    """From one day to another, the year written once for both ("between August 11 and August 15
+    2023", "from 3 to 5 March"); None when a day is not in its month."""
+    last_month = _MONTHS[(named["last"] or named["first"]).lower()]
+    first_month = _MONTHS[(named["first"] or named["last"]).lower()]
+    if named["year"]:
+        year: int | None = int(named["year"])
+    else:  # the year written once, after the first day ("from May 5, 2024 to June 1"), or none
+        year = int(named["first_year"]) + (last_month < first_month) if named["first_year"] else None
+    _, end_of_month = _month(last_month, year, today)
+    first_year = int(named["first_year"]) if named["first_year"] else end_of_month.year - (first_month > last_month)
+    try:
+        first = date(first_year, first_month, int(named["first_day"]))
+        last = date(end_of_month.year, last_month, int(named["last_day"]))
+    except ValueError:
+        return None
+    return (first, last) if first <= last else None
+
+
 def _up_to_yesterday(named: dict, today: date) -> tuple[date, date]:
     return _units_back(today, named["unit"].lower(), _count(named)), today
 
@@ -394,7 +421,7 @@ def _week_of(named: dict, today: date) -> tuple[date, date]:
     return monday, monday + timedelta(days=6)
 
 
-_RELATIVE_DAYS = {"span": _span, "up_to_yesterday": _up_to_yesterday, "so_far": _so_far, "year_part": _year_part,
+_RELATIVE_DAYS = {"span": _span, "day_span": _day_span, "up_to_yesterday": _up_to_yesterday, "so_far": _so_far, "year_part": _year_part,
                   "month_part": _month_part, "half": _half,
                   "half_month": _half_month, "quarter": _quarter, "season_from_this_year": _season_from_this_year,
                   "seasons_ago": _seasons_ago, "last_month_named": _last_month_named, "about_ago": _about_ago,

@@ -78,6 +78,8 @@ _MISSING_WORDS = (
 # Runs of numbers joined by date separators: "12.03.2025", "2+2", "10-12".
 _NUMBER_RUN = re.compile(r"\d+(?:[-/.+]\d+)*")
 _DATE_SEPARATOR = re.compile(r"[-/.+]")
+_JOINING_WORDS = re.compile(r"\b(?:and|or|to|of|the|through|till|until)\b", re.IGNORECASE)
+_LETTER = re.compile(r"[^\W\d_]")
 # In dateparser's English translation of a phrase: "3 zile" -> "3 day", "acum 3 zile" -> "3 day ago".
 _TIME_QUANTITY = re.compile(r"\b\d+(?:[.,]\d+)? (?:decade|year|month|week|day|hour|minute|second)\b")
 _DIRECTION = re.compile(r"\b(?:ago|in)\b")
@@ -195,7 +197,11 @@ def _rewrite_missing_words(text: str) -> str:
 
 
 def _is_complete_numeric(phrase: str) -> bool:
-    """False for a phrase holding an incomplete all-digit date, e.g. "3/12" or "2+2"."""
+    """False for a phrase holding an incomplete all-digit date, e.g. "3/12", "2+2", or numbers
+    joined by words ("between 3 and 5 people": dateparser reads 5 March)."""
+    if not _LETTER.search(_JOINING_WORDS.sub(" ", phrase)):
+        numbers = re.findall(r"\d+", phrase)
+        return len(numbers) == 3 and any(len(number) == 4 for number in numbers)
     for run in _NUMBER_RUN.findall(phrase):
         numbers = _DATE_SEPARATOR.split(run)
         complete = len(numbers) == 3 and any(len(number) == 4 for number in numbers)
