@@ -30,6 +30,7 @@ def render_report(report: TurnReport) -> str:
         f" · cache {'hit' if cache and cache.get('hit') else 'miss'} · waited {prefetch.get('waited_ms', 0):.0f} ms"
         + (f" · range {prefetch['range'][0][:10]}…{prefetch['range'][1][:10]}" if prefetch.get("range") else "")
         + (f" · counted from {prefetch['range_from_event']}" if prefetch.get("range_from_event") else "")
+        + (f" · no range: {prefetch['range_unread']}" if prefetch.get("range_unread") else "")
         + (f" · keys {', '.join(prefetch['keys'])}" if prefetch.get("keys") else "")
         + (f" · judged by meaning first: {prefetch['meaning_first']}" if prefetch.get("meaning_first") else ""),
         f"  gap filter kept {report.get('kept', 0)}; injected {len(report['l3'])}:",

@@ -98,6 +98,9 @@ class RecallOutcome(TypedDict):
     range: list[str | None] | None
     """The temporal period searched, [after, before] in ISO-8601 (an end the caller left open:
     None); None: none named or given."""
+    range_unread: NotRequired[str]
+    """With a date word or a digit in the message and no range read from it: why none was ("today",
+    "next week", "on my birthday" name no period that ended before today)."""
     range_from_event: NotRequired[str]
     """With a period named by its distance from an event ("two weeks after the wedding"): the
     entry whose day the period is counted from ("<id> (<day>)"), or why none was."""

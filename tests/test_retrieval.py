@@ -762,6 +762,15 @@ async def test_the_days_of_a_named_period_are_injected(runner, tmp_path, questio
     assert archive_id("chat", 1) in [entry["id"] for entry in report["l3"]], report["l3"]
 
 
+async def test_inspect_says_why_a_message_naming_a_time_has_no_period(runner, tmp_path) -> None:
+    await load(runner.services.memory, tmp_path, "chat")
+    report = await inspect(runner, "chat", "What should I cook next week?")
+    assert report["prefetch"]["range"] is None
+    assert report["prefetch"]["range_unread"].endswith("no period that ended before today")
+    dated = await inspect(runner, "chat", "What did I cook last week?")
+    assert dated["prefetch"]["range"] is not None and "range_unread" not in dated["prefetch"]
+
+
 async def test_a_question_as_of_a_month_searches_every_day_up_to_its_end(runner, tmp_path) -> None:
     days_ago = lambda day: (NOW.date() - day).days  # noqa: E731
     told = [(days_ago(date(2026, 3, 14)), "We adopted a grey kitten and called her Miso.", "Welcome, Miso!"),

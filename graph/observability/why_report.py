@@ -59,10 +59,10 @@ class LastTurn:
 
 def mechanisms(prefetch: Mapping[str, Any]) -> dict[str, Any]:
     """What a turn's recall did (its :class:`RecallOutcome`), by mechanism: fired, succeeded,
-    timed out, failed, found; the period searched (and the entry it was counted from); and why the
-    message was judged by meaning first, if it was."""
+    timed out, failed, found; the period searched (and the entry it was counted from), or why none
+    was; and why the message was judged by meaning first, if it was."""
     return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range",
-                                               "range_from_event", "meaning_first")}
+                                               "range_unread", "range_from_event", "meaning_first")}
 
 
 class ReportedEntry(TypedDict):

@@ -142,8 +142,9 @@ async def _by_time(run: _Recall) -> list[Hit] | None:
         if found is None:
             rest = scanned if named is None else scanned.replace(named.phrase, " ")
             found = await blocking(completed_past_range, rest, when)
-        if found is None:
-            return None  # scored zero: no completed past range named
+        if found is None:  # scored zero: a date word or a digit, but no completed past range named
+            outcome["range_unread"] = "a date word or a number, but no period that ended before today"
+            return None
         after, before = (dt.timestamp() for dt in found)
         outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
     question = run.question
