@@ -28,7 +28,7 @@ def render_report(report: TurnReport) -> str:
         f" used: L0+L1 {tokens.get('l0_l1')} · L2 {tokens.get('l2')} · L3 {tokens.get('l3')}",
         f"  prefetch: fired {', '.join(prefetch.get('fired') or []) or 'nothing'} · found {found}"
         f" · cache {'hit' if cache and cache.get('hit') else 'miss'} · waited {prefetch.get('waited_ms', 0):.0f} ms"
-        + (f" · range {prefetch['range'][0][:10]}…{prefetch['range'][1][:10]}" if prefetch.get("range") else "")
+        + (" · range {}…{}".format(*((end or "")[:10] for end in prefetch["range"])) if prefetch.get("range") else "")
         + (f" · counted from {prefetch['range_from_event']}" if prefetch.get("range_from_event") else "")
         + (f" · no range: {prefetch['range_unread']}" if prefetch.get("range_unread") else "")
         + (f" · keys {', '.join(prefetch['keys'])}" if prefetch.get("keys") else "")

@@ -96,8 +96,8 @@ class RecallOutcome(TypedDict):
     cache: CacheLookup | None
     """The L2.5 cache's answer; None: not looked up."""
     range: list[str | None] | None
-    """The temporal period searched, [after, before] in ISO-8601 (an end the caller left open:
-    None); None: none named or given."""
+    """The temporal period searched, [after, before] in ISO-8601 (an end left open: None, as the
+    caller may leave either, and "as of September" leaves the start); None: none named or given."""
     range_unread: NotRequired[str]
     """With a date word or a digit in the message and no range read from it: why none was ("today",
     "next week", "on my birthday" name no period that ended before today)."""

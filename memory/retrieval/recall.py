@@ -35,7 +35,7 @@ from memory.retrieval.statements import speaks_of_oneself
 from memory.retrieval.question import Question, succeeded
 from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, names_something
 from memory.settings import MemorySettings
-from memory.retrieval.temporal import completed_past_days, completed_past_range, may_name_a_date
+from memory.retrieval.temporal import EVER, completed_past_days, completed_past_range, may_name_a_date
 from memory.turns import Hit, RecallOutcome
 
 # Why a message is judged by meaning first (merge.choose_recalls): a statement about oneself bears
@@ -145,8 +145,10 @@ async def _by_time(run: _Recall) -> list[Hit] | None:
         if found is None:  # scored zero: a date word or a digit, but no completed past range named
             outcome["range_unread"] = "a date word or a number, but no period that ended before today"
             return None
-        after, before = (dt.timestamp() for dt in found)
-        outcome["range"] = [found[0].isoformat(), found[1].isoformat()]
+        # A range "as of" a period has no start of its own (it starts before any entry).
+        after = None if found[0].date() <= EVER else found[0].timestamp()
+        before = found[1].timestamp()
+        outcome["range"] = [None if after is None else found[0].isoformat(), found[1].isoformat()]
     question = run.question
     return await question.search.search(await question.chats, await question.scale, question.k, after, before)
 
