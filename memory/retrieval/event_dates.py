@@ -17,10 +17,24 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 _UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
-_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-           "eight": 8, "nine": 9, "ten": 10, "a couple of": 2, "a few": 3}
-_COUNT = r"(?P<count>\d{1,3}|" + "|".join(sorted((c.replace(" ", r"\s+") for c in _COUNTS), key=len,
-                                                  reverse=True)) + ")"
+# How many units a phrase counts, in words (named_periods reads more of them).
+COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+          "eight": 8, "nine": 9, "ten": 10, "a couple of": 2, "a few": 3}
+
+
+def count_pattern(counts: dict[str, int]) -> str:
+    """A regex group ``count``: a number of up to three digits, or one of ``counts``' words."""
+    words = sorted((word.replace(" ", r"\s+") for word in counts), key=len, reverse=True)
+    return r"(?P<count>\d{1,3}|" + "|".join(words) + ")"
+
+
+def count_of(written: str, counts: dict[str, int]) -> int:
+    """The number a count group holds ("3", "a couple of")."""
+    written = re.sub(r"\s+", " ", written.lower())
+    return int(written) if written.isdigit() else counts[written]
+
+
+_COUNT = count_pattern(COUNTS)
 _PHRASE = re.compile(
     rf"\b(?:{_COUNT}|(?P<the>the))\s+(?P<unit>day|week|month|year)s?\s+(?P<direction>after|before)\s+"
     r"(?P<event>[^?.!;,\n]{3,120})", re.IGNORECASE)
@@ -66,8 +80,7 @@ def from_event(text: str) -> FromEvent | None:
         if match["the"]:
             first, last = (1, unit) if sign > 0 else (-unit, -1)
         else:
-            count = match["count"].lower()
-            middle = sign * unit * (int(count) if count.isdigit() else _COUNTS[re.sub(r"\s+", " ", count)])
+            middle = sign * unit * count_of(match["count"], COUNTS)
             first, last = middle - unit // 2, middle + unit // 2
         return FromEvent(match[0], event, first, last)
     return None

@@ -48,6 +48,8 @@ import re
 from collections.abc import Iterator
 from datetime import date, timedelta
 
+from memory.retrieval.event_dates import COUNTS, count_of, count_pattern
+
 _MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
 _MONTHS |= {name[:3].lower(): number for name, number in list(_MONTHS.items())} | {"sept": 9}
 _WEEKDAYS = {name.lower(): number for number, name in enumerate(calendar.day_name)}
@@ -67,9 +69,8 @@ _PERIOD_PREPOSITION = r"(?:in|during|throughout|for|of|over|across|from)"
 # "16 March" or "March 16" is a day, dateparser's: a month beside a day number is none of these.
 _NOT_A_DAY_BEFORE = r"(?<!\d\s)(?<!\d)"
 _NOT_A_DAY_AFTER = r"(?!\s*\d{1,2}(?:st|nd|rd|th)?\b(?!\d))"
-_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-           "nine": 9, "ten": 10, "twelve": 12, "a couple of": 2, "couple of": 2, "a few": 3, "few": 3, "several": 3}
-_COUNT = "(?P<count>\\d{1,3}|" + "|".join(sorted((c.replace(" ", r"\s+") for c in _COUNTS), key=len, reverse=True)) + ")"
+_COUNTS = {**COUNTS, "twelve": 12, "couple of": 2, "few": 3, "several": 3}
+_COUNT = count_pattern(_COUNTS)
 _UNIT = r"(?P<unit>day|week|month|year)s?"
 # "for the last two years" is how long something lasted, not a period asked about.
 _NOT_A_DURATION = r"(?<!\bfor\s)(?<!\bfor\sthe\s)"
@@ -81,8 +82,9 @@ _QUARTERS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": 4}
 
 # Read before dateparser, which reads them in part ("late last year" as last year) or not at all.
 _BEFORE_PARSING: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
-    ("span", rf"\b(?:between|from|in|during)\s+{_MONTH.replace('month', 'first')}(?:,?\s+(?P<first_year>(?:19|20)\d\d))?"
-             rf"\s+(?:and|to|until|till|through|or)\s+{_MONTH.replace('month', 'last')}{_NOT_A_DAY_AFTER}{_OF_YEAR}\b"),
+    ("span", rf"\b(?:between|from|in|during)\s+{_MONTH.replace('month', 'first')}"
+             rf"(?:,?\s+(?P<first_year>(?:19|20)\d\d))?\s+(?:and|to|until|till|through|or)\s+"
+             rf"{_MONTH.replace('month', 'last')}{_NOT_A_DAY_AFTER}{_OF_YEAR}\b"),
     ("day_span", rf"\b(?:between|from)\s+{_MONTH.replace('month', 'first')}\s+(?P<first_day>\d{{1,2}})(?:st|nd|rd|th)?"
                  rf"(?:,?\s+(?P<first_year>(?:19|20)\d\d))?\s+(?:and|to|until|till|through)\s+"
                  rf"(?:{_MONTH.replace('month', 'last')}\s+)?(?P<last_day>\d{{1,2}})(?:st|nd|rd|th)?\b{_OF_YEAR}"),
@@ -94,8 +96,8 @@ _BEFORE_PARSING: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern,
     ("up_to_yesterday", rf"{_NOT_A_DURATION}\b(?:the\s+)?(?:past|previous)\s+{_UNIT}\b"),
     ("so_far", r"\b(?:earlier|so\s+far)\s+this\s+(?P<unit>week|month|year)\b"),
     ("so_far", r"\bthis\s+(?P<unit>week|month|year)\s+so\s+far\b"),
-    ("year_part", rf"\b(?:the\s+)?(?P<part>early|mid|late|(?:beginning|start|middle|end)\s+of|towards?\s+the\s+end\s+of)"
-                  rf"[\s-]+(?:(?:the\s+)?(?:(?P<rel>last|this|past)\s+)?year|{_YEAR})\b"),
+    ("year_part", rf"\b(?:the\s+)?(?P<part>early|mid|late|(?:beginning|start|middle|end)\s+of|"
+                  rf"towards?\s+the\s+end\s+of)[\s-]+(?:(?:the\s+)?(?:(?P<rel>last|this|past)\s+)?year|{_YEAR})\b"),
     ("month_part", r"\b(?:the\s+)?(?P<part>early|mid|late|(?:beginning|start|middle|end)\s+of)[\s-]+"
                    r"(?:the\s+|this\s+|(?P<rel>last)\s+)?month\b"),
     ("half", rf"\b(?:the\s+)?(?P<half>first|second)\s+half\s+of\s+{_WHICH_YEAR}\b"),
@@ -216,8 +218,8 @@ def _read(patterns: list[tuple[str, re.Pattern[str]]], text: str,
 
 def _days(kind: str, match: re.Match[str], today: date) -> Iterator[tuple[date, date]]:
     named = match.groupdict()
-    if kind in _RELATIVE_DAYS:
-        yield from filter(None, [_RELATIVE_DAYS[kind](named, today)])
+    if kind in _DAYS_READ_FIRST:  # _BEFORE_PARSING's kinds: one period each, or None
+        yield from filter(None, [_DAYS_READ_FIRST[kind](named, today)])
         return
     year = int(named["year"]) if named.get("year") else None
     if kind == "year":
@@ -296,11 +298,10 @@ def _holiday(name: str, today: date, around: int) -> tuple[date, date]:
             date(year, month, last_day) + timedelta(days=around))
 
 
-# ---- the periods read before dateparser (_BEFORE_PARSING), and some of the others, by kind ---------------------------
+# ---- the periods read before dateparser (_BEFORE_PARSING), by kind --------------------------------------------
 
 def _count(named: dict[str, str | None]) -> int:
-    written = re.sub(r"\s+", " ", (named.get("count") or "1").lower())
-    return int(written) if written.isdigit() else _COUNTS[written]
+    return count_of(named.get("count") or "1", _COUNTS)
 
 
 def _units_back(today: date, unit: str, count: int) -> date:
@@ -352,7 +353,9 @@ def _so_far(named: dict, today: date) -> tuple[date, date]:
 
 
 def _which_year(named: dict, today: date) -> int:
-    return int(named["year"]) if named.get("year") else today.year - ((named.get("rel") or "").lower() in ("last", "past"))
+    if named.get("year"):
+        return int(named["year"])
+    return today.year - ((named.get("rel") or "").lower() in ("last", "past"))
 
 
 def _four_months(year: int, first_month: int) -> tuple[date, date]:
@@ -399,8 +402,7 @@ def _season_from_this_year(named: dict, today: date) -> tuple[date, date]:
 
 def _seasons_ago(named: dict, today: date) -> tuple[date, date]:
     season = named["season"].lower()
-    count = int(named["count"]) if named["count"].isdigit() else _COUNTS[named["count"].lower()]
-    return _season(season, _season(season, None, today, True)[0].year - (count - 1), today, False)
+    return _season(season, _season(season, None, today, True)[0].year - (_count(named) - 1), today, False)
 
 
 def _last_month_named(named: dict, today: date) -> tuple[date, date]:
@@ -421,8 +423,8 @@ def _week_of(named: dict, today: date) -> tuple[date, date]:
     return monday, monday + timedelta(days=6)
 
 
-_RELATIVE_DAYS = {"span": _span, "day_span": _day_span, "up_to_yesterday": _up_to_yesterday, "so_far": _so_far, "year_part": _year_part,
-                  "month_part": _month_part, "half": _half,
-                  "half_month": _half_month, "quarter": _quarter, "season_from_this_year": _season_from_this_year,
-                  "seasons_ago": _seasons_ago, "last_month_named": _last_month_named, "about_ago": _about_ago,
-                  "week_of": _week_of}
+_DAYS_READ_FIRST = {
+    "span": _span, "day_span": _day_span, "up_to_yesterday": _up_to_yesterday, "so_far": _so_far,
+    "year_part": _year_part, "month_part": _month_part, "half": _half, "half_month": _half_month, "quarter": _quarter,
+    "season_from_this_year": _season_from_this_year, "seasons_ago": _seasons_ago,
+    "last_month_named": _last_month_named, "about_ago": _about_ago, "week_of": _week_of}

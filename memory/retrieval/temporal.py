@@ -109,9 +109,9 @@ def completed_past_range(
         raise ValueError("now must be timezone-aware")
     if not may_name_a_date(text, languages):
         return None
+    text = without_keys(text)
     if "en" in languages and (bounded := _bounded_range(text, now, languages)):
         return bounded
-    text = without_keys(text)
     # What dateparser reads in part or not at all ("late last year", "the past two weeks") first.
     read_first, text = periods_before_parsing(text, now.date()) if "en" in languages else ([], text)
     found = search_dates(
@@ -132,16 +132,16 @@ def completed_past_range(
 
 
 def _bounded_range(text: str, now: datetime, languages: Sequence[str]) -> tuple[datetime, datetime] | None:
-    """The range a bounded period makes ("as of September 2023": every day up to its end; "since
-    March": from its first day to yesterday), or None when no bound names a completed past period."""
-    for bound, phrase in bounding_phrases(without_keys(text)):
+    """The range a bounded period makes in ``text`` (without its keys): "as of September 2023",
+    every day up to its end; "since March", from its first day to yesterday. None when no bound
+    names a completed past period."""
+    for bound, phrase in bounding_phrases(text):
         # A bare month or year is a period after a bound as after "in" ("since March", "as of 2023").
         period = completed_past_range(phrase, now, languages) or completed_past_range(f"in {phrase}", now, languages)
         if period is None:
             continue
-        if bound == SINCE:
-            return period[0], datetime.combine(now.date() - timedelta(days=1), time.max, now.tzinfo)
-        return datetime.combine(EVER, time.min, now.tzinfo), period[1]
+        first, last = (day.date() for day in period)
+        return completed_past_days(first, now.date(), now) if bound == SINCE else _day_bounds(EVER, last, now)
     return None
 
 
