@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from dateparser.search import search_dates
 
 from graph.settings import Settings
 from memory.settings import Retrieval
@@ -209,6 +210,19 @@ class TestCompletedPastRange:
         assert completed_past_range("Ce faci? Am vorbit cu el despre mașini.", NOW) is None
         with pytest.raises(AssertionError, match="parsed"):
             completed_past_range("What did we say yesterday?", NOW)
+
+    def test_a_message_of_bounds_costs_a_few_parses_not_one_per_bound(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        parses = []
+
+        def counted(*args: object, **kwargs: object) -> object:
+            parses.append(args[0])
+            return search_dates(*args, **kwargs)
+
+        monkeypatch.setattr(temporal, "search_dates", counted)
+        assert completed_past_range("by 1, " * 330, NOW) is None
+        assert len(parses) <= 7, len(parses)  # three bounds read (two parses each), then the message
+        parses.clear()
+        assert completed_past_range("up to 3 people, as of September 2025 how many", NOW) is not None
 
     def test_a_message_whose_only_digits_are_a_keys_is_not_parsed(self, monkeypatch: pytest.MonkeyPatch) -> None:
         def parse(*args: object, **kwargs: object) -> None:

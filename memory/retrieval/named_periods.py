@@ -141,18 +141,19 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [(kind, re.compile(pattern, re.IG
 PERIOD_WORDS = frozenset({*_SEASONS, "weekend", "christmas", "valentine", "halloween"})
 
 
-# A bound before a date phrase: the phrase must follow at once ("by the way" bounds nothing).
+# A bound before a date phrase: the phrase must follow at once ("by the way" bounds nothing), and
+# is read up to the clause's end, 60 characters at most (a period's words are few).
 _DATE_START = "|".join(["end", "beginning", "start", "middle", "early", "mid", "late", "last", "this", "past",
                         "yesterday", *_MONTHS, *_WEEKDAYS, *_SEASONS, *(name.split()[0] for name in _HOLIDAYS)])
 _BOUND = re.compile(rf"\b(?P<bound>as\s+of|by|until|till|up\s+(?:un)?til|up\s+to|since)\s+"
-                    rf"(?P<period>(?:the\s+)?(?:\d|(?:{_DATE_START})\b)[^,;:?!\n]*)", re.IGNORECASE)
+                    rf"(?P<period>(?:the\s+)?(?:\d|(?:{_DATE_START})\b)[^,;:?!\n]{{0,60}})", re.IGNORECASE)
 UNTIL, SINCE = "until", "since"
 
 
 def bounding_phrases(text: str) -> list[tuple[str, str]]:
     """The periods ``text`` names as a bound: (UNTIL, phrase) for "as of", "by", "until", "till"
     and "up to", (SINCE, phrase) for "since"; the phrase runs from the date word to the clause's
-    end ("as of December 2023, how many…" → (UNTIL, "December 2023")).
+    end, 60 characters at most ("as of December 2023, how many…" → (UNTIL, "December 2023")).
 
     Args:
         text: a message (English).

@@ -63,6 +63,10 @@ _BASE_SETTINGS = Settings().replace(
     RETURN_AS_TIMEZONE_AWARE=False,
 )
 
+# A message names the moment it takes stock at once or twice; each bound read costs up to two
+# parses, and a message of nothing but bounds ("by 1, by 1, …") would cost hundreds.
+_BOUNDS_READ = 3
+
 # Where a range bounded only by its end starts: before any chat's first entry (a day after the
 # epoch, so that its timestamp is positive in every time zone).
 EVER = date(1970, 1, 2)
@@ -135,7 +139,7 @@ def _bounded_range(text: str, now: datetime, languages: Sequence[str]) -> tuple[
     """The range a bounded period makes in ``text`` (without its keys): "as of September 2023",
     every day up to its end; "since March", from its first day to yesterday. None when no bound
     names a completed past period."""
-    for bound, phrase in bounding_phrases(text):
+    for bound, phrase in bounding_phrases(text)[:_BOUNDS_READ]:
         # A bare month or year is a period after a bound as after "in" ("since March", "as of 2023").
         period = completed_past_range(phrase, now, languages) or completed_past_range(f"in {phrase}", now, languages)
         if period is None:
