@@ -17,9 +17,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from bench.spans import TurnSpans, phases
+from graph.checkpoint import CheckpointedServices
 from graph.runner import TurnRunner
 from graph.settings import Settings
-from nodes.services import Services
 from nodes.state import TurnState
 from memory.facade import Memory
 from tests.support import locomo
@@ -101,7 +101,7 @@ async def bench_runner(
 async def runner_with_model(settings: Settings, model: BaseChatModel,
                             memory: Memory | None = None) -> AsyncIterator[TurnRunner]:
     """A TurnRunner on ``settings`` answering with ``model``, with every backend warmed up."""
-    services = Services(settings, memory)
+    services = CheckpointedServices(settings, memory)
     services.chat_model = model  # fills the cached property: no model client is ever built
     async with TurnRunner(services) as runner:
         await runner.warm_up()

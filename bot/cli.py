@@ -65,7 +65,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from graph.importing.export_files import ExportError
     from graph.importing.exports import read_export
     from graph.importing.importer import ImportStopped, TranscriptChanged, TranscriptError, import_turns
-    from nodes.services import Services
+    from graph.checkpoint import CheckpointedServices
 
     if not args.file.exists():  # a folder is read for the export it holds
         print(f"goat: no such file: {args.file}", file=sys.stderr)
@@ -85,7 +85,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         print("goat: stopped while the file was being checked; nothing was written", file=sys.stderr)
         return EXIT_STOPPED
     try:
-        async with Services(settings) as services:
+        async with CheckpointedServices(settings) as services:
             with stop_requests() as stopped:
                 with tqdm(total=transcript.turns, unit="turn", desc=f"importing {args.file.name}",
                           file=sys.stderr) as bar:
@@ -151,7 +151,7 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     from bot.doctor import (Check, backend_fix, backend_mode, check_data_folder, check_model, check_telegram,
                             invalid_sections, unchecked_backends)
-    from nodes.services import Services
+    from graph.checkpoint import CheckpointedServices
     from memory.encoders import encoder_files
 
     redact = Redactor.for_settings(settings)  # an endpoint's error may quote the key or the token
@@ -175,7 +175,7 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
             report(Check("FAIL", f"embeddings: {exc}"))
     if "data_dir" not in invalid:
         report(check_data_folder(settings))
-    async with Services(settings) as services:
+    async with CheckpointedServices(settings) as services:
         for backend in (await services.memory.admin.health(unchecked=unchecked_backends(invalid, settings))).backends:
             report(Check("ok" if backend.ok else "FAIL", f"{backend.name}: {backend_mode(backend.name, settings)} — {backend.detail}",
                          None if backend.ok else backend_fix(backend, settings)))
@@ -249,9 +249,9 @@ async def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    from nodes.services import Services
+    from graph.checkpoint import CheckpointedServices
 
-    async with Services(settings) as services:
+    async with CheckpointedServices(settings) as services:
         document = await services.memory.admin.export(args.user, args.chat)
     print(json.dumps(document, ensure_ascii=False, indent=2))
     return 0
@@ -280,9 +280,9 @@ async def cmd_forget_user(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from nodes.services import Services
+    from graph.checkpoint import CheckpointedServices
 
-    async with Services(settings) as services:
+    async with CheckpointedServices(settings) as services:
         # Shown once it has run a second: a re-embedding with nothing to do draws no empty bar.
         with tqdm(unit="entry", desc=f"re-embedding with {settings.embeddings.model}", file=sys.stderr,
                   delay=1) as bar:

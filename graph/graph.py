@@ -20,7 +20,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, create_model
 
-from graph.settings import load_settings
+from graph.checkpoint import served_services
 from nodes.context import Context
 from nodes.state import FAN_OUT, TurnInput, TurnState
 from nodes.archive_turn import archive_turn
@@ -92,5 +92,5 @@ def after_synthesize(state: TurnState) -> Literal["correct", "save"]:
 
 # What langgraph.json serves (Studio brings its own checkpointer); its runs get the server's
 # services, made from the whole settings tree.
-Services.serve_from(load_settings)
+Services.serve_from(served_services)
 graph = build_graph()

@@ -14,7 +14,7 @@ from langchain_core.exceptions import ModelError
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 
-from graph.checkpoint import RedisCheckpointSaver
+from graph.checkpoint import CheckpointedServices
 from graph.graph import build_graph
 from graph.observability.turn_log import TurnObserver
 from graph.observability.why_report import LastTurn
@@ -23,7 +23,7 @@ from memory.errors import ForgetUnfinished
 from memory.facade import Forgotten
 from memory.turns import Exchange
 from nodes.context import Context, run_context
-from nodes.services import ModelNotConfigured, Services
+from nodes.services import ModelNotConfigured
 from nodes.state import TurnConflict, TurnState, check_input, turn_input
 from nodes.toolkit.dsml import DsmlStreamFilter
 
@@ -36,8 +36,6 @@ REPLY_NODES = frozenset({"llm", "synthesize"})
 # not answered, so it is dropped (the user saw an error or nothing) rather than answered late.
 RESUMABLE_NODES = frozenset({"save", "archive"})
 SAVE_NODES = ["save"]  # where a turn's first run stops: its reply exists, nothing is saved yet
-# Channels no forget cuts a text out of: ids, which a cut would turn into another chat's or user's.
-ID_CHANNELS = ("chat_id", "user_id")
 
 
 class ModelUnavailable(Exception):
@@ -56,7 +54,10 @@ def model_failed(error: BaseException) -> bool:
 
 
 class TurnRunner:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: CheckpointedServices) -> None:
+        """Args:
+            services: the process's, whose checkpointer the turns write with.
+        """
         self.services = services
         self.observer = TurnObserver(services.settings)
         self._graph: CompiledStateGraph | None = None
@@ -64,11 +65,10 @@ class TurnRunner:
         # Inspection stops before the model: an interrupt needs a checkpointer; a
         # throw-away in-memory one is enough since nothing of it is resumed.
         self._inspect_graph = build_graph(checkpointer=InMemorySaver())
-        services.memory.redact_copies_with(self._redact_checkpoints)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TurnRunner":
-        return cls(Services(settings))
+        return cls(CheckpointedServices(settings))
 
     def context(self, overrides: dict[str, Any] | None = None) -> Context:
         """A run's context: these knobs by dotted name (``{"prefetch.timeout": 0.3}``)."""
@@ -93,12 +93,9 @@ class TurnRunner:
         """The turn graph, checkpointed in Redis after every step (thread = chat), on the same
         Redis as L2 (a turn and its state fail together). Compiled on first use: the embedded
         Redis starts with the first connection."""
-        async with self._compiling:  # chats' first turns arrive together: one graph, one checkpointer
+        async with self._compiling:  # chats' first turns arrive together: one graph
             if self._graph is None:
-                connected = await self.services.memory.connect()
-                redis = self.services.settings.redis
-                self._graph = build_graph(checkpointer=RedisCheckpointSaver.from_url(
-                    connected.redis_url, cluster=redis.cluster, keep_turns=redis.checkpoint_keep_turns))
+                self._graph = build_graph(checkpointer=await self.services.checkpointer())
         return self._graph
 
     async def run(self, chat_id: str, message: str, *, user_id: str | None = None,
@@ -154,13 +151,6 @@ class TurnRunner:
         if message_ref is not None:
             await memory.entries.link_message(chat_id, message_ref, kept)
         return kept["turn"]
-
-    async def _redact_checkpoints(self, chats: list[str], texts: list[str]) -> None:
-        """What a forget took out of memory, cut out of the chats' checkpoints too: their turns'
-        state holds what the turns read (facts, the prompt, recalls, the messages)."""
-        checkpointer = (await self.graph()).checkpointer
-        for chat_id in chats:
-            await checkpointer.aredact_thread(chat_id, texts, kept=ID_CHANNELS)
 
     async def recover(self, chats: list[str] | None = None) -> list[str]:
         """Complete the turns that died between reply and archive (of these chats, or of every
@@ -285,10 +275,7 @@ class TurnRunner:
         return cast(TurnState, dict(state.values))
 
     async def aclose(self) -> None:
-        # The checkpointer first: it drains the writes it holds into Redis, which closes after.
-        if self._graph is not None:
-            await self._graph.checkpointer.aclose()
-            self._graph = None
+        self._graph = None  # its checkpointer is the services', closed with them
         await self.services.aclose()
 
     async def __aenter__(self) -> "TurnRunner":

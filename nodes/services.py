@@ -87,29 +87,34 @@ class Services:
         await self.aclose()
 
     # The LangGraph server (Studio) loads the graph by module attribute and cannot hand
-    # services over in the context; it gets one set per server process, from its settings. Only
-    # graph/ composes and loads the whole settings tree (nodes cannot import it): the modules the
-    # server loads (the graph's, the store's) name the loader before anything asks for them.
+    # services over in the context; it gets one set per server process. Only graph/ makes them
+    # (from the whole settings tree, with the chats' checkpoints, neither of which nodes can
+    # import): the modules the server loads (the graph's, the store's) name the maker before
+    # anything asks for them.
     _server_instance: ClassVar["Services | None"] = None
-    _server_settings: ClassVar[Callable[[], NodeSettings] | None] = None
+    _server_maker: ClassVar[Callable[[], "Services"] | None] = None
     _server_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    @classmethod
-    def serve_from(cls, load_settings: Callable[[], NodeSettings]) -> None:
-        """Name what the server's services are made from (on the first :meth:`for_server`).
+    @staticmethod
+    def serve_from(make: Callable[[], "Services"]) -> None:
+        """Name what makes the server's services (called on the first :meth:`for_server`).
 
         Args:
-            load_settings: reads the whole settings tree (``graph.settings.load_settings``).
+            make: builds them (``graph.checkpoint.served_services``).
         """
-        cls._server_settings = load_settings
+        Services._server_maker = make
 
-    @classmethod
-    def for_server(cls) -> "Services":
-        with cls._server_lock:
-            if cls._server_instance is None:
-                if cls._server_settings is None:
-                    raise RuntimeError("the server's services have no settings to be made from: "
-                                       "graph/ names their loader (Services.serve_from)")
-                cls._server_instance = cls(cls._server_settings())
-                atexit.register(cls._server_instance.memory.stop_at_exit)
-            return cls._server_instance
+    @staticmethod
+    def for_server() -> "Services":
+        """The server process's one set of services, made on the first call.
+
+        Returns:
+            What the maker named by :meth:`serve_from` built.
+        """
+        with Services._server_lock:  # one set for the process, whichever class asks
+            if Services._server_instance is None:
+                if Services._server_maker is None:
+                    raise RuntimeError("the server's services have no maker: graph/ names it (Services.serve_from)")
+                Services._server_instance = Services._server_maker()
+                atexit.register(Services._server_instance.memory.stop_at_exit)
+            return Services._server_instance

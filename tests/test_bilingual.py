@@ -14,13 +14,13 @@ import pytest
 import pytest_asyncio
 
 from graph.importing.importer import import_transcript
+from graph.checkpoint import CheckpointedServices
 from graph.runner import TurnRunner
 from graph.observability.why_report import turn_report
 from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory
-from nodes.services import Services
 from tests.support import bilingual
 from tests.support.locomo import data_path, load
 
@@ -33,7 +33,7 @@ async def measured(tmp_path_factory: pytest.TempPathFactory, paired: PairedEncod
     tmp_path = tmp_path_factory.mktemp("bilingual")
     # What is measured is what memory finds, not the deadline: a loaded host may not keep 0.5 s.
     settings = Settings(data_dir=tmp_path / "data", prefetch={"timeout": 30})
-    runner = TurnRunner(Services(settings, Memory(settings, embeddings=LocalEmbeddings(paired))))
+    runner = TurnRunner(CheckpointedServices(settings, Memory(settings, embeddings=LocalEmbeddings(paired))))
     memory = runner.services.memory
     await memory.connect(warm=True)
     alone, both = bilingual.conversations(load(data_path()[0])[0])

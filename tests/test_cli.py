@@ -80,10 +80,14 @@ def goat_env(data_dir: Path, **variables: str) -> dict[str, str]:
     return env
 
 
-def goat(*args: str | Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script (not `python -m`), as a user would."""
+def goat(*args: str | Path, env: dict[str, str], cwd: Path,
+         typed: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script (not `python -m`), as a user would; ``typed``: the lines
+    piped to it (`goat chat`'s messages)."""
+    piped = None if typed is None else "".join(f"{line}\n" for line in typed)
     return subprocess.run(
-        [str(GOAT), *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=HANG_GUARD
+        [str(GOAT), *map(str, args)], env=env, cwd=cwd, input=piped, capture_output=True, text=True,
+        timeout=HANG_GUARD,
     )
 
 

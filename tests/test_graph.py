@@ -16,6 +16,7 @@ import pytest
 from fakes import FakeOpenAI
 
 from graph.importing.importer import TranscriptError, import_transcript
+from graph.checkpoint import CheckpointedServices
 from graph.runner import TurnRunner
 from graph.observability.why_report import turn_report
 from graph.graph import build_graph, graph
@@ -77,7 +78,7 @@ def history_jsonl(chat_id: str, user_id: str = "alice") -> str:
 
 
 def make_runner(settings: Settings, embeddings: LocalEmbeddings, **memory_parts) -> TurnRunner:
-    return TurnRunner(Services(settings, Memory(settings, embeddings=embeddings, **memory_parts)))
+    return TurnRunner(CheckpointedServices(settings, Memory(settings, embeddings=embeddings, **memory_parts)))
 
 
 @pytest.fixture
@@ -597,7 +598,7 @@ async def test_a_model_load_cut_short_by_the_deadline_goes_on_for_the_next_turn(
             super().__init__(*args)
 
     monkeypatch.setattr(memory.stores.archive_encoder, "LocalEmbeddings", CountedEmbeddings)
-    runner = TurnRunner(Services(settings))
+    runner = TurnRunner(CheckpointedServices(settings))
     try:
         quick = {"prefetch.timeout": 0.01}
         first = await inspect(runner, "cold", "what did I plant?", overrides=quick)

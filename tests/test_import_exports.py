@@ -286,14 +286,20 @@ def test_goat_import_of_a_telegram_export_then_inspect_in_that_chat_recalls_a_li
 
 
 @pytest.mark.slow
-def test_goat_import_again_after_a_message_was_edited_rewrites_its_turn_in_l2_and_l3(tmp_path):
+def test_goat_import_again_after_a_message_was_edited_rewrites_its_turn_in_l2_l3_and_the_checkpoints(tmp_path):
+    """Between the imports, a `goat chat` turn in the chat read the first import's text (in its
+    prompt, L2 and recall): the text the edit replaced is cut out of its checkpoints too."""
     said = [telegram_message(1, T0, ANA, "Which slip is the boat in?"),
             telegram_message(2, T0 + 60, BO, "Slip 42C, by the fuel dock."),
             telegram_message(3, T0 + 120, ANA, "And the gate code?"),
             telegram_message(4, T0 + 180, BO, "The gate code is 5521.")]
     path = write_telegram(tmp_path / "result.json", [TelegramChat("Bo", "personal_chat", BO, said[:3])])
-    env = goat_env(tmp_path / "data")
-    ok(goat("import", path, env=env, cwd=tmp_path))  # the gate code was not answered yet
+    with FakeOpenAI(default_reply="Noted.") as fake:
+        env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY="test-key",
+                       OPENAI_BASE_URL=fake.base_url)
+        ok(goat("import", path, env=env, cwd=tmp_path))  # the gate code was not answered yet
+        ok(goat("chat", "--chat", str(BO), "--user", str(ANA), env=env, cwd=tmp_path,
+                typed=["Which slip did you say the boat is in?"]))
     said[1] = telegram_message(2, T0 + 60, BO, "Slip 43C, by the fuel dock.", edited="2023-11-14T22:50:00",
                                edited_unixtime=str(T0 + 1800))
     write_telegram(path, [TelegramChat("Bo", "personal_chat", BO, said)])
@@ -306,14 +312,16 @@ def test_goat_import_again_after_a_message_was_edited_rewrites_its_turn_in_l2_an
 
     assert again.stdout.splitlines()[0] == "4 messages, 2 turns: 2 imported, 0 already there"  # both rewritten
     assert [m["content"] for m in chat["l2"]] == [said[0]["text"], "Slip 43C, by the fuel dock.",
-                                                  said[2]["text"], said[3]["text"]]
+                                                  said[2]["text"], said[3]["text"],
+                                                  "Which slip did you say the boat is in?", "Noted."]
     assert [(e["id"], e["content"]) for e in chat["l3"]] == [
         (f"{BO}:turn_0001", "user: Which slip is the boat in?\nassistant: Slip 43C, by the fuel dock."),
-        (f"{BO}:turn_0002", "user: And the gate code?\nassistant: The gate code is 5521.")]
+        (f"{BO}:turn_0002", "user: And the gate code?\nassistant: The gate code is 5521."),
+        (f"{BO}:turn_0003", "user: Which slip did you say the boat is in?\nassistant: Noted.")]
     assert [item["content"] for item in report["l3"]].count(chat["l3"][0]["content"]) == 1
     assert report["prefetch"]["found"]  # found by its words and meaning, as edited
     holding = [str(file) for file in (tmp_path / "data").rglob("*") if file.is_file() and b"42C" in file.read_bytes()]
-    assert holding == []  # the first import's text is erased from every file
+    assert holding == []  # the first import's text is erased from every file, the chat's checkpoints included
 
 
 

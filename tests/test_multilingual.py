@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from graph.checkpoint import CheckpointedServices
 from graph.runner import TurnRunner
 from graph.observability.why_report import turn_report
 from graph.settings import Settings
@@ -21,7 +22,6 @@ from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory, RecallQuery
 from memory.turns import archive_id
-from nodes.services import Services
 from test_cli import goat, goat_env, ok
 from test_retrieval import NOW, history_jsonl, load
 
@@ -141,7 +141,7 @@ async def runner(request: pytest.FixtureRequest, tmp_path: Path, e5: LocalEmbedd
     # Its own embedded Redis: the archive's encoder is recorded per store.
     settings = Settings(data_dir=tmp_path / "data", embeddings={"model": request.param})
     encoder = LocalEmbeddings(paired) if request.param == paired.name else e5
-    runner = TurnRunner(Services(settings, Memory(settings, embeddings=encoder)))
+    runner = TurnRunner(CheckpointedServices(settings, Memory(settings, embeddings=encoder)))
     await runner.services.memory.connect(warm=True)
     for chats, _ in HALVES.values():
         for chat_id, history in chats.items():
@@ -196,7 +196,7 @@ async def lazy_pair(tmp_path: Path, minilm: LocalEmbeddings):
     encoder = PairedEncoder(minilm.encoder)
     # The first text in another language loads e5 (seconds): a turn waits for it here.
     settings = Settings(data_dir=tmp_path / "data", prefetch={"timeout": 30})
-    runner = TurnRunner(Services(settings, Memory(settings, embeddings=LocalEmbeddings(encoder))))
+    runner = TurnRunner(CheckpointedServices(settings, Memory(settings, embeddings=LocalEmbeddings(encoder))))
     await runner.services.memory.connect(warm=True)
     yield runner, encoder
     await runner.aclose()
@@ -298,7 +298,7 @@ async def test_goat_import_gives_the_english_lines_of_a_chat_in_two_languages_e5
     transcript.write_text(history_jsonl("mixed", [*ENGLISH, *RUSSIAN]), encoding="utf-8")
     ok(goat("import", transcript, env=goat_env(tmp_path / "data"), cwd=tmp_path))  # a fresh data folder
     settings = Settings(data_dir=tmp_path / "data", prefetch={"timeout": 30})
-    runner = TurnRunner(Services(settings, Memory(settings, embeddings=LocalEmbeddings(PairedEncoder(minilm.encoder)))))
+    runner = TurnRunner(CheckpointedServices(settings, Memory(settings, embeddings=LocalEmbeddings(PairedEncoder(minilm.encoder)))))
     try:
         index = await runner.services.memory._backends.redis.entry_index()
         assert await index.languages("mixed") == (True, 0)
@@ -315,7 +315,7 @@ async def test_the_first_question_in_another_script_is_searched_not_timed_out_wh
     this host), so it is searched in time."""
     encoder = PairedEncoder(minilm.encoder)
     settings = Settings(data_dir=tmp_path / "data", prefetch={"timeout": 0.3})
-    runner = TurnRunner(Services(settings, Memory(settings, embeddings=LocalEmbeddings(encoder))))
+    runner = TurnRunner(CheckpointedServices(settings, Memory(settings, embeddings=LocalEmbeddings(encoder))))
     try:
         await runner.services.memory.connect(warm=True)
         await load(runner.services.memory, tmp_path, "en", ENGLISH)

@@ -15,10 +15,10 @@ import redis.asyncio
 
 from bot.report import render_report
 from graph.importing.importer import import_transcript
+from graph.checkpoint import CheckpointedServices
 from graph.runner import TurnRunner
 from graph.observability.why_report import turn_report
 from graph.settings import Settings, load_settings
-from nodes.services import Services
 from memory.settings import SettingsError
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.encoder import Space, distances
@@ -262,7 +262,7 @@ async def load(memory: Memory, tmp_path: Path, chat_id: str, history=HISTORY) ->
 
 @pytest.fixture
 async def runner(settings: Settings, embeddings: LocalEmbeddings):
-    runner = TurnRunner(Services(settings, Memory(settings, embeddings=embeddings)))
+    runner = TurnRunner(CheckpointedServices(settings, Memory(settings, embeddings=embeddings)))
     await runner.services.memory.connect(warm=True)
     yield runner
     await runner.aclose()
@@ -836,7 +836,7 @@ def wordless_memory(settings: Settings, embeddings: LocalEmbeddings) -> Memory:
 
 
 async def test_a_failing_word_search_costs_only_itself(settings, embeddings, tmp_path) -> None:
-    runner = TurnRunner(Services(settings, wordless_memory(settings, embeddings)))
+    runner = TurnRunner(CheckpointedServices(settings, wordless_memory(settings, embeddings)))
     try:
         await load(runner.services.memory, tmp_path, "chat")
         report = await inspect(runner, "chat", "Which tomato variety did I plant on the balcony?")

@@ -31,6 +31,8 @@ ALICE_TOKEN, BOB_TOKEN = "alice-token-3f9d2c71", "bob-token-8e06a4b5"
 SHARED = "family"  # the chat both wrote to
 LOCKER = "7781-omega"  # what a deleted turn said
 PIN = "pin-5093-kestrel"  # a deleted fact's value
+TALKED = "storechat"  # alice's chat in `goat chat` before the server started: its turns are checkpointed
+VAULT = "ZEBRAPLUM"  # what its second turn said
 
 
 @dataclass
@@ -46,7 +48,8 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """One server for the module (each test keeps to chats and keys of its own, but the shared chat)."""
+    """One server for the module (each test keeps to chats and keys of its own, but the shared chat).
+    Before it starts, the shared chat is imported and alice talks in a chat of hers in `goat chat`."""
     folder = tmp_path_factory.mktemp("served")
     data_dir = folder / "data"
     transcript = folder / "family.jsonl"
@@ -59,6 +62,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         env = goat_env(data_dir, GOAT_SERVER_TOKENS=f"alice={ALICE_TOKEN},bob={BOB_TOKEN}", GOAT_MODEL="fake-model",
                        OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake.base_url)
         ok(goat("import", transcript, env=env, cwd=folder))
+        ok(goat("chat", "--chat", TALKED, "--user", "alice", env=env, cwd=folder,
+                typed=["I am packing for the trip.", f"The secret vault code is {VAULT}.", "What should I pack?"]))
         with langgraph_dev(REPO, env, REPO / "langgraph.json", folder / "studio.log") as (url, _):
             yield Served(url, data_dir)
 
@@ -97,6 +102,39 @@ async def test_a_delete_through_the_store_answers_and_leaves_the_words_in_no_fil
     await alice.store.delete_item(facts, "bike")
     assert await alice.store.get_item(facts, "bike") is None
     assert files_holding(served.data_dir, PIN) == []
+
+
+async def test_a_turn_deleted_through_the_store_leaves_no_copy_in_the_chats_checkpoints(served: Served) -> None:
+    """`goat chat` checkpointed the chat's turns: the deleted turn's own (its message, its reply)
+    and the next one's (its prompt, its L2). The server's delete cuts it out of them all."""
+    alice = served.client(ALICE_TOKEN)
+    chat, turn = ("chats", TALKED, "memories"), f"{TALKED}:turn_0002"
+    assert VAULT in (await alice.store.get_item(chat, turn))["value"]["text"]
+    assert "redis/appendonly.aof" in files_holding(served.data_dir, VAULT)
+
+    await alice.store.delete_item(chat, turn)
+    assert await alice.store.get_item(chat, turn) is None
+    assert files_holding(served.data_dir, VAULT) == []
+    assert "packing" in (await alice.store.get_item(chat, f"{TALKED}:turn_0001"))["value"]["text"]
+
+
+async def test_a_key_of_a_turns_form_or_holding_nul_is_refused_in_one_line(served: Served) -> None:
+    """A turn's key is the turn's, even before the turn is archived (a note put there would be
+    replaced by it); a NUL cannot travel in the server's JSON (it comes back as U+FFFD)."""
+    alice = served.client(ALICE_TOKEN)
+    chat, facts, future = ("chats", TALKED, "memories"), ("users", "alice", "facts"), f"{TALKED}:turn_0099"
+    for attempt, says in ((alice.store.put_item(chat, future, {"text": "A note of my own."}), "turn"),
+                          (alice.store.put_item(chat, "vault\0code", {"text": "A note of my own."}), "NUL"),
+                          (alice.store.get_item(chat, "vault\0code"), "NUL"),
+                          (alice.store.put_item(facts, "vault\0code", {"value": "4411"}), "NUL"),
+                          (alice.store.get_item(facts, "vault\0code"), "NUL")):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await attempt
+        status, reason = refusal(refused)
+        assert 400 <= status < 500 and says in reason, (status, reason)
+    assert await alice.store.get_item(chat, future) is None
+    assert [item["key"] for item in (await alice.store.search_items(facts))["items"]
+            if "vault" in item["key"]] == []
 
 
 async def test_in_a_shared_chat_a_note_is_its_putters_and_a_turn_its_speakers(served: Served) -> None:

@@ -31,7 +31,8 @@ from zoneinfo import ZoneInfo
 from langgraph.store.base import (NOT_PROVIDED, BaseStore, GetOp, Item, ListNamespacesOp, MatchCondition, NotProvided,
                                   Op, PutOp, Result, SearchItem, SearchOp)
 
-from graph.settings import Server, load_settings
+from graph.checkpoint import served_services
+from graph.settings import Server
 from memory.facade import Found, Memory
 from memory.retrieval import iso_bound
 from memory.turns import Hit, iso_time
@@ -136,6 +137,10 @@ class GoatStore(BaseStore):
     # ---- one operation ------------------------------------------------------------------
 
     async def _run(self, op: Op) -> Result:
+        if isinstance(op, GetOp | PutOp) and "\0" in op.key:
+            # LangGraph's server writes NUL as U+FFFD in its JSON: the key would come back as another.
+            raise ValueError(f"a key may hold no NUL character (\\0), which the server's JSON turns into U+FFFD; "
+                             f"got {op.key!r}")
         if isinstance(op, GetOp):
             return await self._get(op)
         if isinstance(op, PutOp):
@@ -271,8 +276,8 @@ class EntryFilter:
 @asynccontextmanager
 async def served_store() -> AsyncIterator[GoatStore]:
     """What ``langgraph.json`` serves: the store over the server's memory (the graph's own, so one
-    process opens the embedded Redis and Chroma once)."""
-    Services.serve_from(load_settings)  # LangGraph's server enters the store before it loads the graph
+    process opens the embedded Redis and Chroma once), whose erases cut the chats' checkpoints too."""
+    Services.serve_from(served_services)  # LangGraph's server enters the store before it loads the graph
     services = Services.for_server()
     yield GoatStore(services.memory, services.settings.server)
 

@@ -100,18 +100,16 @@ class Archive:
         """Write a curated entry to the chat's L3 (see memory/stores/curated.py) and return its id
         (``entry_id`` when given). The same content again rewrites the same entry. Invalidates the
         chat's cached searches. A note kept under ``entry_id`` before is rewritten in place (its time
-        kept); an archived turn is not.
+        kept).
 
         Raises:
-            ValueError: empty or overlong content, or ``entry_id`` is an archived turn's.
+            ValueError: empty or overlong content, or ``entry_id`` has a turn's form (archived or to come).
         """
         entry = curated_entry(chat_id, user_id, content, tags, now, entry_id)
         store = await self._l3.episodic()
         kept = await self._l3.call(store.get_with_vectors, [chat_id], [entry_id]) if entry_id else []
         if not kept:
             await self._write_entries(chat_id, [entry], [now])
-        elif "turn" in kept[0][0]["metadata"]:
-            raise ValueError(f"{entry_id!r} is an archived turn, kept verbatim: delete it, or edit the message")
         else:
             [(old, old_vector)] = kept
             await self._rewrite(chat_id, curated_entry(chat_id, user_id, content, tags, old["timestamp"], entry_id),

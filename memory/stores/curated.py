@@ -6,6 +6,8 @@ import hashlib
 from datetime import datetime, timezone
 from typing import Any
 
+from memory.turns import is_archive_id
+
 CURATED_TAG = "curated_memory"
 MAX_CURATED_CHARS = 10_000
 # Tags an entry may not claim: they say how an entry was written, not what it is about.
@@ -25,9 +27,16 @@ def curated_entry(
 
     The content is kept verbatim (only surrounding whitespace is dropped). Tags are stored
     as one comma-separated string (Chroma metadata is scalar), ``curated_memory`` first.
+
+    Raises:
+        ValueError: an empty or overlong content, bad tags, or an ``entry_id`` that is empty or
+            of a turn's form (the turn, archived later, would replace the entry).
     """
     if entry_id is not None and (not isinstance(entry_id, str) or not entry_id.strip()):
         raise ValueError(f"a memory's id must be a non-empty string, got {entry_id!r}")
+    if entry_id is not None and is_archive_id(chat_id, entry_id):
+        raise ValueError(f"{entry_id!r} has the form of a turn's id, the turn's whether archived or to come: "
+                         "keep the note under another id")
     text = content.strip() if isinstance(content, str) else ""
     if not text:
         raise ValueError("content must be a non-empty string")
