@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -33,6 +34,11 @@ UTC = ZoneInfo("UTC")
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=BUCHAREST)
 NOW_UTC = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
 DAY = 86_400.0
+
+
+# What dateparser tries a date out of, in the messages of the tests below: a run of digits, a date word.
+CUE = re.compile(r"\d+|\b(?:march|may|june|july|aug|sept|oct|nov|ago|days?|week|yesterday|last|ieri|martie|acum|zile|"
+                 r"mai)\b", re.IGNORECASE)
 
 
 def whole_days(first: tuple[int, int, int], last: tuple[int, int, int], tz=BUCHAREST) -> tuple[datetime, datetime]:
@@ -178,6 +184,8 @@ class TestCompletedPastRange:
         ("the day before yesterday", (2026, 11, 19), (2026, 11, 19)),  # dateparser: yesterday
         ("the night before last", (2026, 11, 19), (2026, 11, 19)),
         ("what did I cook the week of March 6?", (2026, 3, 2), (2026, 3, 8)),
+        ("the week of March 31", (2026, 3, 30), (2026, 4, 5)),
+        ("the week of February 29 2024", (2024, 2, 26), (2024, 3, 3)),  # a leap year's
         ("in January or February", (2026, 1, 1), (2026, 2, 28)),
         ("Where was I between August 11 and August 15 2023?", (2023, 8, 11), (2023, 8, 15)),
         ("from 3 to 5 March", (2026, 3, 3), (2026, 3, 5)),
@@ -195,6 +203,7 @@ class TestCompletedPastRange:
         ("since 2025, how many concerts", (2025, 1, 1), (2026, 11, 20)),
         ("anything new since last Monday", (2026, 11, 16), (2026, 11, 20)),
         ("since the start of the month", (2026, 11, 1), (2026, 11, 20)),
+        ("since 1950, how many moves", (1950, 1, 1), (2026, 11, 20)),
         # A bound needs its period at once: "by the way" bounds nothing, the month stays a month.
         ("by the way, in March I went hiking", (2026, 3, 1), (2026, 3, 31)),
     ])
@@ -220,9 +229,57 @@ class TestCompletedPastRange:
 
         monkeypatch.setattr(temporal, "search_dates", counted)
         assert completed_past_range("by 1, " * 330, NOW) is None
-        assert len(parses) <= 7, len(parses)  # three bounds read (two parses each), then the message
+        assert len(parses) <= 4, len(parses)  # three bounds read (a parse each), then the message
         parses.clear()
         assert completed_past_range("up to 3 people, as of September 2025 how many", NOW) is not None
+
+    @pytest.mark.parametrize("text", [
+        "what did I do the week of March 0?", "the week of the 0th of May", "the week of March 32",
+        "the week of April 31", "the week of February 29 2025", "what did I do the 0th of May?",
+        "up to the 31st of April, how many", "since the 0th of May", "from 0 to 5 March",
+        "between February 28 and February 30 2024",
+    ])
+    def test_a_day_its_month_does_not_have_names_no_period(self, text: str) -> None:
+        assert completed_past_range(text, NOW) is None
+
+    @pytest.mark.parametrize("text", ["How many pets did I have as of March 1950?", "by 1969, how many moves"])
+    def test_a_range_ending_before_it_starts_is_no_range(self, text: str) -> None:
+        # "As of" runs from before any chat's first entry (1970): up to 1950 there is no day.
+        assert completed_past_range(text, NOW) is None
+
+    @pytest.mark.parametrize("repeated", [
+        "2023 2024 1999 ", "2023 2024 1999 2000 2001 2002 2003 2004 x y ", "12.03.2025 14.03.2025 1.1 x y ",
+        "March May June 2023 ", "March May June July Aug Sept Oct Nov x y ", "between May and July 2023 ",
+        "between 3 and 5 March ", "the 3rd of May, the 1st ", "3rd 1st 2nd 4th 5th 6th 7th 8th x y ",
+        "10:30 11:45 12:15 13:00 x y ", "ago ago ago ago ago ago ago ago x y ", "mai mai mai mai mai mai mai mai x y ",
+        "ieri 3 martie yesterday on 5 June 1990 acum 3 zile last week ", "as of 2023 2024 1999 2000 2001 2002 2003, ",
+        "by 12 13 14 15 16 17 18 19, ", "since 12 13 14 15, by 16 17 18 19, ", "what did we do 3 days ago? ",
+    ])
+    def test_a_message_costs_dateparser_a_few_cues_whatever_it_holds(self, monkeypatch: pytest.MonkeyPatch,
+                                                                     repeated: str) -> None:
+        """dateparser tries each number and date word with its neighbours, milliseconds each: 2 000
+        characters of numbers took it 0.9-1.8 s. However long the message, it is handed a few."""
+        handed = []
+
+        def counted(text: str, *args: object, **kwargs: object) -> object:
+            handed.append(text)
+            return search_dates(text, *args, **kwargs)
+
+        monkeypatch.setattr(temporal, "search_dates", counted)
+        completed_past_range((repeated * 1_000)[:10_000], NOW)
+        assert len(handed) <= 4, len(handed)  # three bounds, then the message
+        assert sum(len(CUE.findall(text)) for text in handed) <= 8, handed
+
+    def test_a_message_read_in_part_leaves_out_a_date_cut_short(self) -> None:
+        # "5 June" of "5 June 1990", past the cues read, would be this year's.
+        assert completed_past_range("2023 2024 1999 2000 2001 2002, then on 5 June 1990", NOW) is None
+
+    def test_a_date_named_late_in_a_long_message_is_read(self) -> None:
+        text = ("This is the last time I tell you this: the day was long and now I may need a break. My sister "
+                "called and we talked about the car, the garage, the dog and her plans for ages, and then about "
+                "the neighbours and their noisy, endless renovation. Anyway, what did we talk about on 5 November?")
+        assert len(text) > 280
+        assert completed_past_range(text, NOW) == whole_days((2026, 11, 5), (2026, 11, 5))
 
     def test_a_message_whose_only_digits_are_a_keys_is_not_parsed(self, monkeypatch: pytest.MonkeyPatch) -> None:
         def parse(*args: object, **kwargs: object) -> None:

@@ -772,6 +772,28 @@ async def test_inspect_says_why_a_message_naming_a_time_has_no_period(runner, tm
     assert dated["prefetch"]["range"] is not None and "range_unread" not in dated["prefetch"]
 
 
+@pytest.mark.parametrize("question", ["what did I do the week of March 0?", "How many pets did we have as of March 1950?",
+                                      "2023 2024 1999 " * 134])
+async def test_a_date_phrase_never_breaks_recall(runner, tmp_path, monkeypatch, question: str) -> None:
+    """A day its month lacks, a range that would end before it starts, 2 000 characters of numbers:
+    no period, said so, nothing degraded; and dateparser (milliseconds a number) is handed a few."""
+    import memory.retrieval.temporal as temporal_module
+
+    parse, handed = temporal_module.search_dates, []
+
+    def counted(text, *args, **kwargs):  # in a worker thread
+        handed.append(text)
+        return parse(text, *args, **kwargs)
+
+    monkeypatch.setattr(temporal_module, "search_dates", counted)
+    await load(runner.services.memory, tmp_path, "chat")
+    report = await inspect(runner, "chat", question)
+    assert "prefetch" not in report["degraded"], report["degraded"]
+    assert report["prefetch"]["range"] is None
+    assert report["prefetch"]["range_unread"].endswith("no period that ended before today")
+    assert sum(any(char.isdigit() for char in word) for text in handed for word in text.split()) <= 8, handed
+
+
 async def test_a_question_as_of_a_month_searches_every_day_up_to_its_end(runner, tmp_path) -> None:
     days_ago = lambda day: (NOW.date() - day).days  # noqa: E731
     told = [(days_ago(date(2026, 3, 14)), "We adopted a grey kitten and called her Miso.", "Welcome, Miso!"),

@@ -38,7 +38,8 @@ of September 2023?" bears on every adoption before October), and "since" a perio
 its start.
 
 A period named without its year is its latest one begun before today; only days before today
-count (the range is cut at yesterday's end), as a completed past range must be.
+count (the range is cut at yesterday's end), as a completed past range must be. A day its month
+does not have ("the week of March 0", "the 31st of April", 29 February 2025) names no period.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ _MONTH = "(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
 _OF_YEAR = rf"(?:,?\s+(?:of\s+)?{_YEAR})?"
 _PERIOD_PREPOSITION = r"(?:in|during|throughout|for|of|over|across|from)"
-# "16 March" or "March 16" is a day, dateparser's: a month beside a day number is none of these.
-_NOT_A_DAY_BEFORE = r"(?<!\d\s)(?<!\d)"
+# "16 March", "the 16th of March" or "March 16" is a day, dateparser's: a month beside a day number is none of
+# these (nor, when the day is not in the month, "the 31st of April", any period).
+_NOT_A_DAY_BEFORE = r"(?<!\d\s)(?<!\d)(?<!\d(?:st|nd|rd|th)\s)(?<!\d\sof\s)(?<!\d(?:st|nd|rd|th)\sof\s)"
 _NOT_A_DAY_AFTER = r"(?!\s*\d{1,2}(?:st|nd|rd|th)?\b(?!\d))"
 _COUNTS = {**COUNTS, "twelve": 12, "couple of": 2, "few": 3, "several": 3}
 _COUNT = count_pattern(_COUNTS)
@@ -259,6 +261,12 @@ def _month(number: int, year: int | None, today: date) -> tuple[date, date]:
     return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
 
 
+def _calendar_day(year: int, month: int, day: int) -> date | None:
+    """The date of a day number read from a message, or None when its month has no such day (the 0th, the 32nd,
+    30 February, 29 February of a year not a leap year): every reader building a day from its numbers asks here."""
+    return date(year, month, day) if 1 <= day <= calendar.monthrange(year, month)[1] else None
+
+
 def _nth(first: date, last: date, ordinal: int, unit: str) -> tuple[date, date]:
     """The month's n-th (or last) week (seven days from the 1st, 8th…) or weekend (Saturday, Sunday)."""
     if unit == "week":
@@ -334,12 +342,9 @@ def _day_span(named: dict, today: date) -> tuple[date, date] | None:
         year = int(named["first_year"]) + (last_month < first_month) if named["first_year"] else None
     _, end_of_month = _month(last_month, year, today)
     first_year = int(named["first_year"]) if named["first_year"] else end_of_month.year - (first_month > last_month)
-    try:
-        first = date(first_year, first_month, int(named["first_day"]))
-        last = date(end_of_month.year, last_month, int(named["last_day"]))
-    except ValueError:
-        return None
-    return (first, last) if first <= last else None
+    first = _calendar_day(first_year, first_month, int(named["first_day"]))
+    last = _calendar_day(end_of_month.year, last_month, int(named["last_day"]))
+    return (first, last) if first and last and first <= last else None
 
 
 def _up_to_yesterday(named: dict, today: date) -> tuple[date, date]:
@@ -416,11 +421,14 @@ def _about_ago(named: dict, today: date) -> tuple[date, date]:
     return _units_back(today, unit, count + 1), _units_back(today, unit, count - 1)
 
 
-def _week_of(named: dict, today: date) -> tuple[date, date]:
-    month, day = _MONTHS[named["month"].lower()], int(named["day"])
+def _week_of(named: dict, today: date) -> tuple[date, date] | None:
+    """The calendar week (Monday to Sunday) holding the day named; None when the day is not in its month."""
+    month = _MONTHS[named["month"].lower()]
     year = int(named["year"]) if named.get("year") else today.year - (date(today.year, month, 1) > today)
-    monday = date(year, month, min(day, calendar.monthrange(year, month)[1]))
-    monday -= timedelta(days=monday.weekday())
+    day = _calendar_day(year, month, int(named["day"]))
+    if day is None:
+        return None
+    monday = day - timedelta(days=day.weekday())
     return monday, monday + timedelta(days=6)
 
 
