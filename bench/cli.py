@@ -25,6 +25,7 @@ SECTIONS = {
     "locomo": "bench.retrieval",
     "bilingual": "bench.bilingual",
     "implicit": "bench.implicit",
+    "longmemeval": "bench.longmemeval",
     "checkpoint": "bench.checkpoint",
     "facts": "bench.facts",
     "servers": "bench.servers",

@@ -204,6 +204,8 @@ def _add_inspect_arguments(inspect: argparse.ArgumentParser) -> None:
     inspect.add_argument("--user", help="user id (default: the chat id)")
     inspect.add_argument("--queries", type=Path, help="file with one message per line; one JSON object per line out")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    inspect.add_argument("--whole-turns", action="store_true",
+                         help="show the whole turn each excerpt was cut from (JSON: its \"turn\")")
     inspect.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                          metavar="KEY=VALUE", help="override a setting for this run, e.g. prefetch.timeout=0.3")
 

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from bot.arguments import parse_arguments
 from bot.report import render_check, render_report
@@ -17,6 +18,10 @@ from graph.settings import Settings, load_settings, load_settings_leaving_out_in
 from memory.settings import SettingsError
 from nodes.state import InvalidTurn
 from memory.errors import BackendUnavailable, disk_unwritable
+
+if TYPE_CHECKING:  # imported where they are used: the commands that need no graph start faster
+    from graph.observability.why_report import TurnReport
+    from graph.runner import TurnRunner
 
 EXIT_USAGE = 2
 EXIT_STOPPED = 130  # as a shell reports a command Ctrl-C ended
@@ -144,8 +149,20 @@ async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
         for message in messages:
             state = await runner.inspect(args.chat, message, user_id=args.user, overrides=overrides)
             report = turn_report(state)
+            if args.whole_turns:
+                await _with_whole_turns(runner, args.chat, report)
             print(json.dumps(report, ensure_ascii=False) if as_json else render_report(report), flush=True)
     return 0
+
+
+async def _with_whole_turns(runner: TurnRunner, chat_id: str, report: TurnReport) -> None:
+    """Each excerpt of the report given the whole turn it was cut from (``turn``)."""
+    cut = [entry["id"] for entry in report["l3"] if entry["excerpt"]]
+    found = await runner.services.memory.entries.of_ids(chat_id, cut) if cut else []
+    whole = {hit["id"]: hit["content"] for hit in found}
+    for entry in report["l3"]:
+        if entry["id"] in whole:
+            entry["turn"] = whole[entry["id"]]
 
 
 async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ CHECK_INDENT = 7  # the width of "[FAIL] ", so a check's text and its fix line u
 
 def render_report(report: TurnReport) -> str:
     """The human table of `goat inspect`, `goat demo` and `/why` in `goat chat`."""
-    from memory.prompt import format_recall_line
+    from memory.prompt import format_recall_line, one_line
 
     prefetch: Mapping[str, Any] = report.get("prefetch") or {}  # a RecallOutcome, when the turn ran it
     split, tokens = report.get("split") or {}, report.get("tokens") or {}
@@ -32,7 +32,8 @@ def render_report(report: TurnReport) -> str:
         + (f" · counted from {prefetch['range_from_event']}" if prefetch.get("range_from_event") else "")
         + (f" · no range: {prefetch['range_unread']}" if prefetch.get("range_unread") else "")
         + (f" · keys {', '.join(prefetch['keys'])}" if prefetch.get("keys") else "")
-        + (f" · judged by meaning first: {prefetch['meaning_first']}" if prefetch.get("meaning_first") else ""),
+        + (f" · judged by meaning first: {prefetch['meaning_first']}" if prefetch.get("meaning_first") else "")
+        + (" · asks for the newest: what stands out, newest first" if prefetch.get("latest_first") else ""),
         f"  gap filter kept {report.get('kept', 0)}; injected {len(report['l3'])}:",
     ]
     for entry in report["l3"]:
@@ -41,6 +42,8 @@ def render_report(report: TurnReport) -> str:
             f"    {when}] {entry['mechanism']:<12} d={entry['distance']:.3f} "
             f"score={entry['blended_score']:.3f}  {text[:110]}{'…' if len(text) > 110 else ''}"
         )
+        if entry.get("turn"):
+            lines.append(f"      excerpt of: {one_line(entry['turn'])}")
     for node, problem in (report.get("degraded") or {}).items():
         lines.append(f"  degraded: {node}: {problem}")
     latency = report.get("latency_ms") or {}

@@ -115,6 +115,9 @@ class RecallOutcome(TypedDict):
     meaning_first: str | None
     """Why the message is judged by meaning first (a statement about its speaker, or asked in
     another language than English); None: it is not."""
+    latest_first: NotRequired[bool]
+    """Whether the message asks for the newest of what was told ("what am I currently…"): the
+    entries that stand out are then injected newest first."""
     backgrounds: NotRequired[dict[str, float | None]]
     """Per space, the background (None: no passage there); with the query's scale only."""
     ceiling: NotRequired[float]

@@ -5,7 +5,8 @@ entries are relevant: those below a share of the chat's background distance (or,
 chat has no background yet, the head before a significant gap). The lists' ranks are fused
 (reciprocal-rank fusion, smoothed along the conversation); the relevant entries, plus a few
 of the next best by fused rank as context, are scored and ordered for the L3 block. The turns
-just before and after the best of them are read and placed beside them.
+just before and after the best of them are read and placed beside them, and a long message of
+any is cut to its sentences that bear on this one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
 from nodes.state import TurnState
-from memory.retrieval import beside_verdicts, choose_and_explain
+from memory.retrieval import beside_verdicts, choose_and_explain, excerpted
 from nodes.timing import timed
 
 
@@ -30,7 +31,8 @@ async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> dict[str, A
     # verdicts: for whoever steps the turn (Studio, goat mcp's diagnose_last_turn), each candidate's.
     candidates, verdicts = choose_and_explain(
         lists, prefetched.get("background"), state["now"], settings.retrieval, settings.prefetch.max_results,
-        prefetched.get("ceiling"), prefetched.get("background_passages"), bool(prefetched.get("meaning_first")))
+        prefetched.get("ceiling"), prefetched.get("background_passages"), bool(prefetched.get("meaning_first")),
+        bool(prefetched.get("latest_first")))
     degraded = ""
     try:
         candidates = await asyncio.wait_for(
@@ -39,5 +41,7 @@ async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> dict[str, A
         degraded = f"the turns beside the best were not read within the turn's deadline ({settings.prefetch.timeout:g} s)"
     except Exception as exc:  # the chosen entries are injected without them
         degraded = f"the turns beside the best were not read ({type(exc).__name__}: {exc})"
+    retrieval = settings.retrieval
+    candidates = excerpted(candidates, state["message"], retrieval.whole_message_chars, retrieval.excerpt_chars)
     return {"l3_candidates": candidates, "verdicts": verdicts + beside_verdicts(candidates),
             "degraded": {"gap_filter": degraded}}

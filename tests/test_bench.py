@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
-from bench import bot_load, implicit, load, seed
+from bench import bot_load, implicit, load, longmemeval, seed
 from bench.synthetic_archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool,
                                      layout, messages, turn_times)
 from bench.cli import SECTIONS
@@ -72,6 +72,31 @@ def tiny_pairs(tmp_path: Path) -> Path:
     path = tmp_path / "tiny-plus.json"
     path.write_text(json.dumps([{"relation_type": relation, "cue_dialogue": cue, "trigger_query": trigger,
                                  "time_gap": gap} for relation, cue, trigger, gap in TINY_PAIRS]), encoding="utf-8")
+    return path
+
+
+def made_up_item(number: int) -> dict:
+    """An assistant's chat in LongMemEval's layout, in words of our own: a long reply hides the answer."""
+    advice = "Here is one more general idea you may like to consider. " * 10
+    sessions = {
+        "session_1_date_time": "10:00 am on 3 March, 2023",
+        "session_1": [{"speaker": "user", "dia_id": "S1:0", "text": f"I just bought a smoker number {number}."},
+                      {"speaker": "assistant", "dia_id": "S1:1",
+                       "text": f"{advice}Brisket wants twelve hours in a smoker. {advice}"}],
+        "session_2_date_time": "9:00 pm on 9 March, 2023",
+        "session_2": [{"speaker": "user", "dia_id": "S2:0", "text": "What should I plant in spring?"},
+                      {"speaker": "assistant", "dia_id": "S2:1", "text": f"Tomatoes do well. {advice}"}],
+    }
+    return {"sample_id": f"made-up-{number}", "asked_at": "2023-03-20T10:00:00", "question_type": "single-session-assistant",
+            "conversation": {"speaker_a": "user", "speaker_b": "assistant", "plain_roles": True, **sessions},
+            "qa": [{"question": "How long does brisket take in the smoker?", "answer": "twelve hours",
+                    "evidence": ["S1:1"], "category": "single-session-assistant"}]}
+
+
+@pytest.fixture
+def tiny_longmemeval(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny-longmemeval.json"
+    path.write_text(json.dumps([made_up_item(0), made_up_item(1)]), encoding="utf-8")
     return path
 
 
@@ -138,6 +163,14 @@ def test_the_implicit_section_is_skipped_in_one_line_without_its_pairs(data_dir,
     monkeypatch.delenv(implicit.ENV_VAR, raising=False)
     assert main(["bench", "--sections", "implicit", "--locomo", str(tiny_locomo), "--out", str(tmp_path)]) == 0
     assert "implicit: skipped (no " in capsys.readouterr().out
+
+
+def test_the_longmemeval_section_is_skipped_in_one_line_without_its_items(data_dir, tiny_locomo, tmp_path, capsys,
+                                                                         monkeypatch):
+    monkeypatch.setattr(longmemeval, "DEFAULT_PATH", tmp_path / "absent.json.gz")
+    monkeypatch.delenv(longmemeval.ENV_VAR, raising=False)
+    assert main(["bench", "--sections", "longmemeval", "--locomo", str(tiny_locomo), "--out", str(tmp_path)]) == 0
+    assert "longmemeval: skipped (no " in capsys.readouterr().out
 
 
 def test_the_load_section_starts_every_chats_turn_together_and_reports_each_count(data_dir, tiny_locomo, tmp_path,
@@ -210,10 +243,11 @@ def test_chats_that_share_their_texts_have_them_encoded_once():
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tiny_pairs, tmp_path, capsys,
-                                                     monkeypatch):
+def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tiny_pairs, tiny_longmemeval, tmp_path,
+                                                     capsys, monkeypatch):
     monkeypatch.delenv(seed.ENV_VAR, raising=False)
     monkeypatch.setenv(implicit.ENV_VAR, str(tiny_pairs))
+    monkeypatch.setenv(longmemeval.ENV_VAR, str(tiny_longmemeval))
     out = tmp_path / "results"
     code = main(["bench", "--quick", "--sizes", str(SIZE), "--turns", str(TURNS), "--locomo", str(tiny_locomo),
                  "--out", str(out), "--bilingual"])
@@ -276,6 +310,11 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tin
         "tuning": 2, "held-back": 2}
     assert bearings["off_topic"]["messages"] == len(OFF_TOPIC)
     assert "| held-back | all | 2 |" in printed.out
+
+    assistant = json.loads((out / "longmemeval.json").read_text())
+    assert [(row["half"], row["methods"]["GOAT prefetch"]["recall"]) for row in assistant["per_question"]] == [
+        ("tuning", 1.0), ("held-back", 1.0)]  # the reply's one sentence that answers, in an excerpt
+    assert assistant["off_topic"]["messages"] == 2 * longmemeval.OFF_TOPIC_PER_CHAT
 
     checkpoint = json.loads((out / "checkpoint.json").read_text())
     kept, unbounded = checkpoint["runs"]

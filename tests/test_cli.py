@@ -44,7 +44,7 @@ ALPHA = "What was the problem with the alpha-5675 deployment?"
 TOMATO = "How are my tomato seedlings doing?"
 PORTO = "Who is getting married in Porto?"
 REPORT_KEYS = {"budget", "confidence", "complexity", "l3", "tokens", "latency_ms", "prefetch"}
-L3_ITEM_KEYS = {"id", "content", "distance", "blended_score", "timestamp", "mechanism"}
+L3_ITEM_KEYS = {"id", "content", "distance", "blended_score", "timestamp", "mechanism", "excerpt"}
 PRE_LLM_NODES = {"prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble"}
 OPENAI_KEY = "sk-goat-cli-OPENAIKEY-7d3a9e1f"
 BOT_TOKEN = "123456789:GOAT-CLI-TOKEN-b5e2c8"
@@ -215,6 +215,17 @@ def test_inspect_json_reports_the_injected_exchange_and_the_turn(imported: Impor
     assert isinstance(report["budget"], int) and report["budget"] > 0
     assert 0 <= report["confidence"] <= 1 and 0 <= report["complexity"] <= 1
     assert report["degraded"] == {}
+
+
+def test_inspect_shows_the_whole_turn_of_each_excerpt_on_request(imported: Imported) -> None:
+    # Every message over 20 characters cut to its sentences holding the question's words.
+    [report] = json_lines(goat("inspect", "--chat", CHAT, "--json", "--whole-turns", "--set",
+                               "retrieval.whole_message_chars=20", ALPHA, env=imported.env, cwd=imported.cwd))
+    failed = next(item for item in report["l3"] if item["id"] == ALPHA_FAILED)
+    whole = f"user: {HISTORY[2][1]}\nassistant: {HISTORY[2][2]}"
+    assert failed["excerpt"] is True and failed["turn"] == whole and failed["content"] != whole
+    assert "alpha-5675" in failed["content"]
+    assert all(("turn" in item) == item["excerpt"] for item in report["l3"])
 
 
 def test_inspect_human_output_shows_the_injected_lines(imported: Imported) -> None:

@@ -23,6 +23,7 @@ from memory.settings import SettingsError
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.encoder import Space, distances
 from memory.facade import Memory
+from memory.prompt import format_recall_line
 from memory.retrieval.scale import FEWEST_FOR_A_BACKGROUND, Scale
 from memory.retrieval.search import L3Search
 from memory.turns import Exchange, archive_id
@@ -1201,3 +1202,60 @@ async def test_loading_an_encoder_is_not_counted_in_the_recalls_own_times(
     recalled = await memory.recall(RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp()))
     assert recalled.outcome["succeeded"] == ["thematic"]
     assert recalled.outcome["waited_ms"] == 0 and set(recalled.outcome["ms"].values()) == {0}
+
+
+# ---------------------------------------------------------------- an assistant's own chats: long turns
+
+ADVICE = ("There are many general things worth weighing here, and every household differs a little in "
+          "what works best over the seasons. ")
+# A model's replies run to hundreds of tokens; the sentence that answers is one of many.
+LONG_TURNS = [
+    (31, "Any ideas for a beginner's home workout?", ADVICE * 6 + "Start with three sets of ten squats. " + ADVICE * 4),
+    (24, "I just bought a Traeger pellet smoker for the patio! What should I cook first?",
+     ADVICE * 5 + "A pork shoulder is forgiving: smoke it at 225 degrees for about ten hours. " + ADVICE * 5),
+    (20, "How do I keep basil alive indoors?", ADVICE * 7 + "Basil wants six hours of sun a day. " + ADVICE * 3),
+    (12, "Can you suggest a weekend itinerary for Lisbon?", ADVICE * 6 + "Ride tram 28 through Alfama early. " + ADVICE * 4),
+]
+
+
+async def test_a_long_replys_one_relevant_sentence_is_injected_without_the_rest(runner, tmp_path) -> None:
+    await load(runner.services.memory, tmp_path, "chat", HISTORY + LONG_TURNS)
+    smoker = archive_id("chat", len(HISTORY) + 2)
+    report = await inspect(runner, "chat", "How long should the pork shoulder stay in the smoker?")
+    [entry] = [entry for entry in report["l3"] if entry["id"] == smoker]
+    assert entry["excerpt"] is True
+    assert "smoke it at 225 degrees for about ten hours." in entry["content"]
+    assert entry["content"].count(ADVICE.strip()) == 0 and len(entry["content"]) < 300
+    assert report["tokens"]["l3"] < 250  # the whole turn alone is over 500
+
+
+async def test_a_question_about_the_current_state_puts_the_latest_of_three_mentions_first(runner, tmp_path) -> None:
+    books = ("Dune", "Piranesi", "The Left Hand of Darkness")
+    # Told months ago, all three: older than the 30-day recency window, which cannot tell them apart.
+    mentions = [(days, f"I picked up a new book to read: {book}.", "Enjoy it!") for days, book in zip((120, 90, 45), books)]
+    await load(runner.services.memory, tmp_path, "chat", mentions + HISTORY)
+
+    def told(report: dict) -> list[str]:
+        """The books whose mention is injected, in the block's order."""
+        return [book for entry in report["l3"] for book in books if f"to read: {book}." in entry["content"]]
+
+    current = await inspect(runner, "chat", "Which book am I currently reading?")
+    assert current["prefetch"]["latest_first"] is True
+    assert told(current) == list(reversed(books)), told(current)
+    assert (await inspect(runner, "chat", "Which book did I like?"))["prefetch"]["latest_first"] is False
+
+
+async def test_how_many_days_ago_gets_the_event_with_its_date(runner, tmp_path) -> None:
+    await load(runner.services.memory, tmp_path, "chat", HISTORY + LONG_TURNS)
+    report = await inspect(runner, "chat", "How many days ago did I buy the smoker?")
+    bought = (NOW - timedelta(days=24)).date().isoformat()
+    [smoker] = [format_recall_line(entry) for entry in report["l3"] if "Traeger pellet smoker" in entry["content"]]
+    assert smoker.startswith(f"[{bought} "), smoker  # as the model reads it: the day it was told
+    assert report["prefetch"]["range"] is None  # "days ago" names no period: the event carries its date
+
+
+async def test_a_greeting_in_a_chat_of_long_turns_injects_nothing(runner, tmp_path) -> None:
+    await load(runner.services.memory, tmp_path, "chat", LONG_TURNS * 3)
+    for message in ("hi", "hey, good morning!", "thanks, that's all for today"):
+        report = await inspect(runner, "chat", message)
+        assert report["l3"] == [] and report["tokens"]["l3"] == 0, (message, report["l3"])

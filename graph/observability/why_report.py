@@ -62,7 +62,7 @@ def mechanisms(prefetch: Mapping[str, Any]) -> dict[str, Any]:
     timed out, failed, found; the period searched (and the entry it was counted from), or why none
     was; and why the message was judged by meaning first, if it was."""
     return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range",
-                                               "range_unread", "range_from_event", "meaning_first")}
+                                               "range_unread", "range_from_event", "meaning_first", "latest_first")}
 
 
 class ReportedEntry(TypedDict):
@@ -74,6 +74,10 @@ class ReportedEntry(TypedDict):
     blended_score: float | None
     timestamp: float
     mechanism: str
+    excerpt: bool
+    """Whether ``content`` is an excerpt of the turn (its sentences that bear on the message)."""
+    turn: NotRequired[str]
+    """The whole turn an excerpt comes from (`goat inspect --whole-turns`)."""
 
 
 class TurnReport(TypedDict):
@@ -123,6 +127,7 @@ def turn_report(state: TurnState) -> TurnReport:
                 "blended_score": r.get("blended_score"),
                 "timestamp": r["timestamp"],
                 "mechanism": r["mechanism"],
+                "excerpt": bool(r.get("excerpt")),
             }
             for r in state.get("l3") or []
         ],

@@ -3,7 +3,8 @@ by meaning, words, time range and key, under a deadline), and the pure functions
 them and choose what is injected (the scale-invariant gap test)."""
 
 from memory.retrieval.beside import beside_verdicts
+from memory.retrieval.excerpts import excerpted
 from memory.retrieval.explicit_search import iso_bound
 from memory.retrieval.merge import choose_and_explain, choose_recalls, why_kept
 
-__all__ = ["beside_verdicts", "choose_and_explain", "choose_recalls", "iso_bound", "why_kept"]
+__all__ = ["beside_verdicts", "choose_and_explain", "choose_recalls", "excerpted", "iso_bound", "why_kept"]

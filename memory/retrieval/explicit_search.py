@@ -68,7 +68,8 @@ async def search_on_demand(recall: Callable[[RecallQuery, MemorySettings], Await
               for name, hits in recalled.lists.items()}
     limit = settings.prefetch.max_results
     chosen, verdicts = choose_and_explain(ranked, recalled.background, query.now, settings.retrieval, limit,
-                                          recalled.ceiling, recalled.background_passages)
+                                          recalled.ceiling, recalled.background_passages,
+                                          latest_first=bool(recalled.outcome.get("latest_first")))
     words, why = Words(settings.words.stemmer), why_kept(verdicts)
     return [Found(hit, words.found_in(query.text, hit["content"]), why.get(hit["id"], EVERY_WORD_KEPT))
             for hit in with_every_word(holding, chosen, limit)]

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from memory.settings import Retrieval
 from memory.retrieval.beside import turn_place
 from memory.retrieval.gap import background_filter, gap_filter, others_mean
+from memory.retrieval.latest import newest_first
 from memory.retrieval.lists import MECHANISM_PRIORITY, TEMPORAL, THEMATIC, WORDS, is_exact_hit
 from memory.turns import Hit, Verdict
 
@@ -16,6 +17,7 @@ _SECONDS_PER_DAY = 86_400.0
 def choose_recalls(
     lists: Mapping[str, list[Hit]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
     ceiling: float | None = None, passages: int | None = None, meaning_first: bool = False,
+    latest_first: bool = False,
 ) -> list[Hit]:
     """What to inject from ranked lists (name -> hits, distances on the query's scale), scored
     and best first.
@@ -29,22 +31,25 @@ def choose_recalls(
     ``meaning_first`` (a statement about its speaker, or one asked in another language than
     English: recall's ``outcome["meaning_first"]``) has its hits by meaning stand out below
     ``meaning_first_relevance_ratio``, and the word list's ranks weigh
-    ``meaning_first_words_weight`` in the fusion.
+    ``meaning_first_words_weight`` in the fusion. A message asking for the newest of what was
+    told (``latest_first``: :func:`~memory.retrieval.latest.asks_for_the_latest`) has the
+    entries that stand out put newest first (:func:`~memory.retrieval.latest.newest_first`).
     """
     relevant = _relevant_ids(lists, background, retrieval, ceiling, passages, meaning_first)
-    return _choose(lists, relevant, now, retrieval, max_results, meaning_first)
+    return _choose(lists, relevant, now, retrieval, max_results, meaning_first, latest_first)
 
 
 def choose_and_explain(
     lists: Mapping[str, list[Hit]], background: float | None, now: float, retrieval: Retrieval, max_results: int,
     ceiling: float | None = None, passages: int | None = None, meaning_first: bool = False,
+    latest_first: bool = False,
 ) -> tuple[list[Hit], list[Verdict]]:
     """What :func:`choose_recalls` chooses, and why each candidate was kept or dropped, from
     one judgement of each list's relevant entries.
 
     Args:
-        lists, background, now, retrieval, max_results, ceiling, passages, meaning_first: as
-            :func:`choose_recalls` takes them.
+        lists, background, now, retrieval, max_results, ceiling, passages, meaning_first,
+            latest_first: as :func:`choose_recalls` takes them.
 
     Returns:
         What to inject, scored and best first (as :func:`choose_recalls` returns it); and for
@@ -52,7 +57,7 @@ def choose_and_explain(
         text (:class:`Verdict`).
     """
     relevant = _relevant_ids(lists, background, retrieval, ceiling, passages, meaning_first)
-    chosen = _choose(lists, relevant, now, retrieval, max_results, meaning_first)
+    chosen = _choose(lists, relevant, now, retrieval, max_results, meaning_first, latest_first)
     return chosen, _verdicts(lists, relevant, background, retrieval, chosen, passages, meaning_first)
 
 
@@ -76,7 +81,7 @@ def _relevant_ids(
 
 
 def _choose(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], now: float, retrieval: Retrieval,
-            max_results: int, meaning_first: bool) -> list[Hit]:
+            max_results: int, meaning_first: bool, latest_first: bool) -> list[Hit]:
     words_weight = retrieval.meaning_first_words_weight if meaning_first else 1.0
     fused = fuse(
         [hits if name == WORDS else sorted(hits, key=lambda r: r["distance"]) for name, hits in lists.items()],
@@ -96,7 +101,8 @@ def _choose(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], no
         popularity_norm=retrieval.popularity_norm,
         max_results=max_results,
     )
-    return scoring_near_the_best(scored, retrieval.min_score_share)
+    chosen = scoring_near_the_best(scored, retrieval.min_score_share)
+    return newest_first(chosen, set().union(*relevant.values())) if latest_first else chosen
 
 
 def scoring_near_the_best(scored: list[Hit], min_share: float) -> list[Hit]:

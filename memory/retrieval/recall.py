@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from memory.retrieval.event_dates import FromEvent, from_event
 from memory.retrieval.keys import structural_keys
+from memory.retrieval.latest import asks_for_the_latest
 from memory.retrieval.lists import EVERY_LIST, EVERY_WORD, KEYS, TEMPORAL, THEMATIC, WORDS
 from memory.retrieval.statements import speaks_of_oneself
 from memory.retrieval.question import Question, succeeded
@@ -197,6 +198,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: MemorySettings)
         "ms": {},  # per mechanism that fired and finished: when, after the start (words: "lexical")
         # Why it is judged by meaning first: a statement now; ANOTHER_LANGUAGE once its scale is known.
         "meaning_first": STATEMENT if speaks_of_oneself(query.text[:WORD_SCAN_CHARS]) else None,
+        "latest_first": asks_for_the_latest(query.text),
     }
     with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
         await search.load_for(query.text)

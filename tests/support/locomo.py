@@ -38,7 +38,7 @@ ANSWERABLE = (1, 2, 3, 4)
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 
 _SESSION = re.compile(r"^session_(\d+)$")
-_DIALOG_ID = re.compile(r"^D:?(\d+):(\d+)$")
+_DIALOG_ID = re.compile(r"^([DS]):?(\d+):(\d+)$")  # LongMemEval's messages are S<session>:<n>
 
 
 def data_path(*, shared_copy: bool = True) -> tuple[Path, str]:
@@ -86,13 +86,13 @@ def utterances(records: list[dict[str, Any]]) -> list[str]:
 
 
 def normalise_evidence(evidence: list[str]) -> list[str]:
-    """Dialog ids as ``D<session>:<n>``; a few records hold ``"D8:6; D9:17"`` or ``"D:11:26"``."""
+    """Dialog ids as ``D<session>:<n>`` (``S…`` kept); a few records hold ``"D8:6; D9:17"`` or ``"D:11:26"``."""
     ids = []
     for item in evidence:
         for part in re.split(r"[;,\s]+", str(item)):
             match = _DIALOG_ID.match(part.strip())
             if match:
-                ids.append(f"D{match.group(1)}:{match.group(2)}")
+                ids.append(f"{match.group(1)}{match.group(2)}:{match.group(3)}")
     return list(dict.fromkeys(ids))
 
 
@@ -100,7 +100,7 @@ def normalise_evidence(evidence: list[str]) -> list[str]:
 class Question:
     text: str
     answer: str
-    category: int
+    category: int | str  # LoCoMo's number (CATEGORY_NAMES), or LongMemEval's question type
     evidence: list[str]  # dialog ids, e.g. ["D1:3"]
     evidence_map: dict[str, str] = field(default_factory=dict)  # dialog id -> archive id, imported ones only
 
@@ -196,7 +196,7 @@ def build_conversation(
         questions.append(Question(
             text=qa["question"],
             answer=str(qa.get("answer", qa.get("adversarial_answer", ""))),
-            category=int(qa["category"]),
+            category=int(qa["category"]) if str(qa["category"]).isdigit() else str(qa["category"]),
             evidence=evidence,
             evidence_map={d: dialog_to_entry[d] for d in evidence if d in dialog_to_entry},
         ))
