@@ -231,7 +231,7 @@ async def read_line(read: Callable[[], str | None]) -> str | None:
 @contextmanager
 def ctrl_c_cancels(task: asyncio.Future[Any], unless: Callable[[], bool]) -> Iterator[None]:
     """While ``task`` runs, Ctrl-C cancels it instead of ending the session (but not once
-    ``unless()`` holds); SIGTERM, which the CLI turns into a Ctrl-C, still ends the session."""
+    ``unless()`` holds); SIGTERM, whose handler is the CLI's own (bot/signals.py), still ends it."""
     loop = asyncio.get_running_loop()
     stop_session = signal.getsignal(signal.SIGINT)
     if not callable(stop_session):  # Ctrl-C ignored (a script's background job): it cancels nothing
@@ -243,12 +243,10 @@ def ctrl_c_cancels(task: asyncio.Future[Any], unless: Callable[[], bool]) -> Ite
             loop.call_soon_threadsafe(task.cancel)
 
     signal.signal(signal.SIGINT, cancel)
-    stop_on_sigterm = signal.signal(signal.SIGTERM, stop_session)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, stop_session)
-        signal.signal(signal.SIGTERM, stop_on_sigterm)
 
 
 class _LogStream:

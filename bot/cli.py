@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.arguments import parse_arguments
 from bot.report import render_check, render_report
-from bot.signals import stop_requests, stopped_by_sigterm
+from bot.signals import StoppedBySigterm, stop_requests, stopped_by_sigterm
 from graph.observability.redaction import RedactingFilter, Redactor
 from graph.settings import Settings, load_settings, load_settings_leaving_out_invalid
 from memory.settings import SettingsError
@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # imported where they are used: the commands that need no gra
 
 EXIT_USAGE = 2
 EXIT_STOPPED = 130  # as a shell reports a command Ctrl-C ended
+# The commands that serve until they are stopped: SIGTERM, a service manager's stop, is their
+# normal end, a success (exit 0). Any other command it stops was cut short: EXIT_STOPPED.
+SERVING = frozenset({"bot", "mcp"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `goat inspect … | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 1
+    except StoppedBySigterm:
+        return 0 if args.command in SERVING else EXIT_STOPPED
     except KeyboardInterrupt:
         return EXIT_STOPPED
     except Exception as exc:

@@ -1,4 +1,5 @@
-"""How goat's commands stop: SIGTERM as Ctrl-C does, whichever thread the kernel hands a signal to."""
+"""How goat's commands stop: SIGTERM cancels the command as Ctrl-C does, whatever Ctrl-C's own
+handler is, and whichever thread the kernel hands a signal to."""
 
 from __future__ import annotations
 
@@ -10,27 +11,55 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 
+class StoppedBySigterm(Exception):
+    """SIGTERM stopped the command: what it had in flight finished or was dropped whole, as on
+    Ctrl-C, and its cleanup ran."""
+
+
 async def stopped_by_sigterm(command: Coroutine[Any, Any, int]) -> int:
-    """``command``, stopped by SIGTERM as by Ctrl-C (a web server's graceful shutdown, then the
-    cleanup: the embedded Redis it started is stopped), which SIGTERM's default, killing the
-    process, would skip."""
-    # A plain handler, not the loop's: a web server that takes both signals itself (uvicorn) must
-    # get SIGTERM alone, or it reads a second Ctrl-C into it and forces its way out.
-    signal.signal(signal.SIGTERM, _stop_as_ctrl_c(signal.getsignal(signal.SIGINT)))
+    """``command``, stopped by SIGTERM as asyncio stops it on Ctrl-C: its task is cancelled, so a
+    web server shuts down gracefully, the bot finishes the turns in flight, and the embedded Redis
+    it started is stopped, all of which SIGTERM's default, killing the process, would skip.
+
+    Args:
+        command: the command's coroutine, run in this task.
+
+    Returns:
+        What ``command`` returned.
+
+    Raises:
+        StoppedBySigterm: SIGTERM stopped it.
+    """
+    cancel = _CancelOnSigterm(asyncio.current_task())
+    # A plain handler, as asyncio's own for Ctrl-C: a web server that takes both signals while it
+    # serves (uvicorn) swaps it out and back with signal.signal, then raises the SIGTERM it caught
+    # again, which cancels the command once the server is down.
+    signal.signal(signal.SIGTERM, cancel)
     with _signals_wake_the_loop(asyncio.get_running_loop()):
-        return await command
+        try:
+            return await command
+        except asyncio.CancelledError:
+            if not cancel.asked:
+                raise
+            raise StoppedBySigterm from None
 
 
-def _stop_as_ctrl_c(on_ctrl_c: Any) -> Callable[[int, Any], None]:
-    """A SIGTERM handler that stops as ``on_ctrl_c``, SIGINT's handler, stops (asyncio's cancels
-    the command, whose cleanup runs), and raises KeyboardInterrupt where Ctrl-C is ignored: a
-    shell ignores it in a script's background jobs, and SIGTERM must still end them."""
-    stop = on_ctrl_c if callable(on_ctrl_c) else signal.default_int_handler
+class _CancelOnSigterm:
+    """SIGTERM's handler: it cancels the command's task, as asyncio's own Ctrl-C handler does,
+    even where Ctrl-C is ignored (a shell ignores it in a script's background jobs). Raising
+    KeyboardInterrupt instead would make asyncio cancel every task at once, the bot's turn in
+    flight among them, and lose it. A second SIGTERM forces the way out, as a second Ctrl-C does."""
 
-    def handler(_: int, frame: Any) -> None:
-        stop(signal.SIGINT, frame)
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.asked = False
 
-    return handler
+    def __call__(self, _signum: int, _frame: Any) -> None:
+        if self.asked or self.task.done():
+            raise KeyboardInterrupt
+        self.asked = True
+        self.task.cancel()
+        self.task.get_loop().call_soon_threadsafe(lambda: None)  # the loop may be about to sleep
 
 
 @contextmanager

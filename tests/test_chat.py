@@ -632,8 +632,8 @@ def test_ctrl_c_with_a_pipe_for_input_ends_the_session_cleanly(tmp_path):
 
 
 def test_sigterm_ends_a_chat_that_ignores_ctrl_c(tmp_path):
-    """A shell starts a script's background jobs with Ctrl-C ignored: SIGTERM, which the CLI
-    turns into a Ctrl-C, must still end the chat and stop what it started."""
+    """A shell starts a script's background jobs with Ctrl-C ignored: SIGTERM, which stops the
+    CLI's commands as Ctrl-C does, must still end the chat and stop what it started."""
     with chat_waiting_on_a_pipe(tmp_path, ctrl_c_ignored=True) as process:
         process.terminate()
         returncode = process.wait(HANG_GUARD)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import subprocess
+import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import chromadb
@@ -21,14 +24,14 @@ from bot.telegram import EDIT_NOT_KEPT, HELP, MODEL_UNREACHABLE, build_applicati
 from bot.telegram import running as receiving
 from bot.telegram_messages import MESSAGE_LIMIT, split_message
 from bot.webhook import SECRET_HEADER, shared_secret
-from conftest import free_port, memorys_redis
+from conftest import free_port, memorys_redis, wait_for
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
 from graph.settings import Settings, Telegram
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory
 from memory.turns import archive_id
-from test_cli import GOAT, goat_env, servers_left
+from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok, servers_left
 from test_graph import make_runner, with_model
 
 pytestmark = pytest.mark.slow
@@ -541,6 +544,56 @@ def test_goat_bot_answers_a_message_as_a_new_user_runs_it(tmp_path: Path):
     assert [line for line in logged.splitlines() if line.startswith("INFO bot.telegram")] == [
         f"INFO bot.telegram: goat bot: polling; model fake-model; 1 allowed user(s); "
         f"data folder {(tmp_path / 'data').resolve()}"]
+
+
+def test_sigterm_mid_turn_stops_a_bot_started_by_a_script_once_the_turn_is_answered_and_stored(tmp_path: Path):
+    """`goat bot &` in a script: the shell starts it with Ctrl-C ignored. SIGTERM while a turn waits
+    on the model stops it as Ctrl-C at a terminal does: the turn finishes, its reply is sent and
+    stored, and the bot exits 0, a service's clean stop, with no traceback."""
+    asked, answer = threading.Event(), threading.Event()
+
+    def held(request: dict) -> str:  # the model, asked, answers once the bot has begun to stop
+        asked.set()
+        answer.wait(HANG_GUARD)
+        return echo(request)
+
+    with FakeOpenAI(responder=held) as fake, FakeTelegram(TOKEN) as telegram:
+        env = goat_env(tmp_path / "data", TELEGRAM_BOT_TOKEN=TOKEN, GOAT_TELEGRAM_API_URL=telegram.base_url,
+                       GOAT_ALLOWED_USERS=str(ALICE), GOAT_MODEL="fake-model", OPENAI_API_KEY="sk-fake-123456",
+                       OPENAI_BASE_URL=fake.base_url)
+        # A job of a non-interactive shell, which reports its pid, then its exit status.
+        script = f'"{GOAT}" bot >/dev/null 2>bot.stderr & echo $!; wait $!; echo $?'
+        shell = subprocess.Popen(["bash", "-c", script], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+        bot = int(shell.stdout.readline())
+        try:
+            telegram.send(ALICE, ALICE, "The shed code is zebra-4471.")
+            wait_for(asked.is_set, "the model to be asked", timeout=HANG_GUARD)
+            assert ignores_ctrl_c(bot)  # as the shell left it, once it runs (read at the fork, a race)
+            os.kill(bot, signal.SIGTERM)
+            wait_for(lambda: "Application is stopping" in (tmp_path / "bot.stderr").read_text(),
+                     "the bot to begin its stop", timeout=HANG_GUARD)
+            answer.set()
+            returncode = int(shell.stdout.readline())
+        finally:
+            answer.set()
+            if shell.poll() is None:
+                with suppress(ProcessLookupError):
+                    os.kill(bot, signal.SIGKILL)
+            shell.wait(HANG_GUARD)
+        assert telegram.chat(ALICE) == ["You said: The shed code is zebra-4471.."]
+    logged = (tmp_path / "bot.stderr").read_text()
+    assert returncode == 0, logged
+    assert "Traceback" not in logged and "CRITICAL" not in logged
+    [chat] = json.loads(ok(goat("export", "--user", str(ALICE), env=env, cwd=tmp_path)).stdout)["chats"]
+    assert [m["content"] for m in chat["l2"]] == ["The shed code is zebra-4471.",
+                                                  "You said: The shed code is zebra-4471.."]
+    assert servers_left(tmp_path / "data") == []
+
+
+def ignores_ctrl_c(pid: int) -> bool:
+    status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                  if ":\t" in line)
+    return bool(int(status["SigIgn"], 16) & (1 << (signal.SIGINT - 1)))
 
 
 def test_goat_bot_without_a_token_says_how_to_get_one(tmp_path: Path):
