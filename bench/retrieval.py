@@ -13,6 +13,7 @@ block, averaged over questions; tokens are those of the injected lines, as the p
 
 from __future__ import annotations
 
+import io
 import shutil
 import sys
 from datetime import timedelta
@@ -135,7 +136,9 @@ async def import_conversations(runner: TurnRunner, conversations: list[locomo.Co
 
     with tqdm(total=sum(c.turns for c in conversations), unit="turn", desc="importing", file=sys.stderr) as bar:
         for conversation in conversations:
-            transcript = transcript_of(conversation.jsonl().splitlines(keepends=True))
+            # Split at line feeds alone, as `goat import` reads a file: str.splitlines would also
+            # split at the U+2028 a message may hold, and cut its JSON line in two.
+            transcript = transcript_of(io.StringIO(conversation.jsonl()))
             await import_turns(runner.services.memory, transcript, progress=bar.update)
 
 

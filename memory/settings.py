@@ -201,7 +201,7 @@ class Retrieval(Section):
         400, ge=0, description="a turn's message up to this many characters is injected whole; a longer one as an "
                                "excerpt of its sentences holding the most of the message's words")
     excerpt_chars: int = Field(
-        300, gt=0, description="at most this many characters of a long message's sentences are injected")
+        200, gt=0, description="at most this many characters of a long message's sentences are injected")
     recency_window_days: float = Field(30.0, gt=0, description="an entry's recency falls to 0 over this many days")
     popularity_norm: float = Field(10.0, gt=0, description="accesses that count as fully popular")
 

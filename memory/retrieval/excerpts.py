@@ -9,15 +9,18 @@ Nothing is reworded: an excerpt is the original words, and its entry keeps the t
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from memory.turns import ASSISTANT_PREFIX, USER_PREFIX, Hit
 from memory.words import Words, names_nothing
 
 CUT = " … "  # marks where an excerpt leaves words out
 # A sentence ends at its stop and the space after it, or at a line's end.
-_SENTENCE = re.compile(r"[^\n]*?(?:[.!?](?=\s)|\n|$)")
+# A stop after a digit ("1. Patagonia", "in 2014. Then") does not end one: a list's number stays
+# with its item.
+_SENTENCE = re.compile(r"[^\n]*?(?:(?<!\d)[.!?](?=\s)|\n|$)")
 _WINDOW_END = re.compile(r"\s")
 _folded = Words()
 
@@ -45,20 +48,44 @@ def excerpted(hits: Iterable[Hit], message: str, whole_chars: int, excerpt_chars
         ``excerpt`` True.
     """
     hits = list(hits)
-    if all(len(hit["content"]) <= whole_chars for hit in hits):  # most chats: no message is long
+    if not any(_holds_a_long_message(hit["content"], whole_chars) for hit in hits):  # most chats
         return hits
-    terms = query_terms(message)
+    weights = term_weights(query_terms(message), [hit["content"] for hit in hits])
     found = []
     for hit in hits:
-        cut = excerpt(hit["content"], terms, whole_chars, excerpt_chars)
+        cut = excerpt(hit["content"], weights, whole_chars, excerpt_chars)
         found.append(hit if cut == hit["content"] else {**hit, "content": cut, "excerpt": True})
     return found
 
 
-def excerpt(content: str, terms: frozenset[str], whole_chars: int, excerpt_chars: int) -> str:
+def _holds_a_long_message(content: str, whole_chars: int) -> bool:
+    """Whether an archived turn holds a message over ``whole_chars`` characters (one
+    :func:`excerpted` would cut)."""
+    return len(content) > whole_chars and any(len(text) > whole_chars for text in _messages(content))
+
+
+def _messages(content: str) -> list[str]:
+    """An archived turn's messages, without their labels."""
+    user, labelled, reply = content.partition(f"\n{ASSISTANT_PREFIX}")
+    if labelled:
+        return [user.removeprefix(USER_PREFIX), reply]
+    return [content.removeprefix(USER_PREFIX).removeprefix(ASSISTANT_PREFIX)]
+
+
+def term_weights(terms: Iterable[str], texts: list[str]) -> dict[str, float]:
+    """Each term weighed by how few of the texts hold it (``log(1 + texts / holding)``): the words
+    every candidate shares ("file", "trip") are why they were found, and tell their sentences apart
+    less than a rare one ("jumpsuit") does. A term is held where its folded form is a part of the
+    lower-cased text (a stem is a prefix of its words)."""
+    lowered = [text.lower() for text in texts]
+    return {term: math.log(1 + len(lowered) / max(1, sum(term in text for text in lowered))) for term in terms}
+
+
+def excerpt(content: str, weights: Mapping[str, float], whole_chars: int, excerpt_chars: int) -> str:
     """An archived turn (``user: …\\nassistant: …``, either alone) with each message over
-    ``whole_chars`` cut as :func:`excerpted` says; a reply none of whose sentences holds a term
-    is left out but for its label."""
+    ``whole_chars`` cut as :func:`excerpted` says, its sentences scored by the ``weights`` of the
+    terms they hold (:func:`term_weights`); a reply none of whose sentences holds a term is left
+    out but for its label."""
     user, labelled, reply = content.partition(f"\n{ASSISTANT_PREFIX}")
     if not labelled:
         user, reply = (content, None) if not content.startswith(ASSISTANT_PREFIX) else (None, content)
@@ -66,20 +93,21 @@ def excerpt(content: str, terms: frozenset[str], whole_chars: int, excerpt_chars
     parts = []
     if user is not None:
         text = user.removeprefix(USER_PREFIX)
-        cut = text if len(text) <= whole_chars else _cut(text, terms, excerpt_chars, keep_first=True)
+        cut = text if len(text) <= whole_chars else _cut(text, weights, excerpt_chars, keep_first=True)
         parts.append(user[:len(user) - len(text)] + cut)
     if reply is not None:
-        cut = reply if len(reply) <= whole_chars else _cut(reply, terms, excerpt_chars, keep_first=False)
+        cut = reply if len(reply) <= whole_chars else _cut(reply, weights, excerpt_chars, keep_first=False)
         parts.append(ASSISTANT_PREFIX + (cut or CUT.strip()))
     return "\n".join(parts)
 
 
-def _cut(text: str, terms: frozenset[str], chars: int, keep_first: bool) -> str:
-    """The sentences of ``text`` holding the most of ``terms``, best first until ``chars`` are
-    taken, put back in their order with each gap marked; with none holding a term, the first
-    sentence (``keep_first``: what a person's long message is about) or nothing."""
+def _cut(text: str, weights: Mapping[str, float], chars: int, keep_first: bool) -> str:
+    """The sentences of ``text`` holding the most weight of terms, best first until ``chars`` are
+    taken (and the one after each ending in a colon), put back in their order with each gap
+    marked; with none holding a term, the first sentence (``keep_first``: what a person's long
+    message is about) or nothing."""
     spans = list(_sentences(text, chars))
-    scores = [len(terms.intersection(_folded(text[start:end]))) for start, end in spans]
+    scores = [sum(weights.get(term, 0.0) for term in set(_folded(text[start:end]))) for start, end in spans]
     ranked = sorted((i for i, score in enumerate(scores) if score > 0), key=lambda i: (-scores[i], i))
     if not ranked:
         ranked = [0] if keep_first and spans else []
@@ -91,7 +119,9 @@ def _cut(text: str, terms: frozenset[str], chars: int, keep_first: bool) -> str:
             continue
         chosen.append(i)
         taken += size
-    return _joined(text, [spans[i] for i in sorted(chosen)])
+    # A sentence that ends in a colon introduces what follows it (a reply's list): its first item too.
+    chosen += [i + 1 for i in chosen if text[spans[i][1] - 1] == ":" and i + 1 < len(spans) and i + 1 not in chosen]
+    return _joined(text, [spans[i] for i in sorted(set(chosen))])
 
 
 def _sentences(text: str, longest: int) -> Iterable[tuple[int, int]]:
@@ -124,7 +154,7 @@ def _joined(text: str, spans: list[tuple[int, int]]) -> str:
         if number and text[spans[number - 1][1]:start].strip():
             pieces.append(CUT)
         elif number:
-            pieces.append(" ")
+            pieces.append(text[spans[number - 1][1]:start])
         pieces.append(text[start:end])
     if text[spans[-1][1]:].strip():
         pieces.append(CUT.rstrip())
