@@ -157,20 +157,14 @@ def test_each_cue_is_told_in_time_order_its_gap_before_the_triggers(tiny_locomo,
     assert [p.half for p in pairs] == ["tuning", "held-back", "tuning", "held-back"]
 
 
-def test_the_implicit_section_is_skipped_in_one_line_without_its_pairs(data_dir, tiny_locomo, tmp_path, capsys,
-                                                                      monkeypatch):
-    monkeypatch.setattr(implicit, "DEFAULT_PATH", tmp_path / "absent.json")
-    monkeypatch.delenv(implicit.ENV_VAR, raising=False)
-    assert main(["bench", "--sections", "implicit", "--locomo", str(tiny_locomo), "--out", str(tmp_path)]) == 0
-    assert "implicit: skipped (no " in capsys.readouterr().out
-
-
-def test_the_longmemeval_section_is_skipped_in_one_line_without_its_items(data_dir, tiny_locomo, tmp_path, capsys,
-                                                                         monkeypatch):
-    monkeypatch.setattr(longmemeval, "DEFAULT_PATH", tmp_path / "absent.json.gz")
-    monkeypatch.delenv(longmemeval.ENV_VAR, raising=False)
-    assert main(["bench", "--sections", "longmemeval", "--locomo", str(tiny_locomo), "--out", str(tmp_path)]) == 0
-    assert "longmemeval: skipped (no " in capsys.readouterr().out
+@pytest.mark.parametrize("section", [implicit, longmemeval], ids=["implicit", "longmemeval"])
+def test_a_section_of_data_not_shipped_is_skipped_in_one_line_without_it(section, data_dir, tiny_locomo, tmp_path,
+                                                                         capsys, monkeypatch):
+    name = section.__name__.rpartition(".")[2]
+    monkeypatch.setattr(section, "DEFAULT_PATH", tmp_path / "absent.json")
+    monkeypatch.delenv(section.ENV_VAR, raising=False)
+    assert main(["bench", "--sections", name, "--locomo", str(tiny_locomo), "--out", str(tmp_path)]) == 0
+    assert f"{name}: skipped (no " in capsys.readouterr().out
 
 
 def test_the_load_section_starts_every_chats_turn_together_and_reports_each_count(data_dir, tiny_locomo, tmp_path,

@@ -66,10 +66,16 @@ def _holds_a_long_message(content: str, whole_chars: int) -> bool:
 
 def _messages(content: str) -> list[str]:
     """An archived turn's messages, without their labels."""
+    user, reply = _parts(content)
+    return [text for text in (None if user is None else user.removeprefix(USER_PREFIX), reply) if text is not None]
+
+
+def _parts(content: str) -> tuple[str | None, str | None]:
+    """An archived turn's user message, with its label, and its reply, without (None: it has none)."""
     user, labelled, reply = content.partition(f"\n{ASSISTANT_PREFIX}")
     if labelled:
-        return [user.removeprefix(USER_PREFIX), reply]
-    return [content.removeprefix(USER_PREFIX).removeprefix(ASSISTANT_PREFIX)]
+        return user, reply
+    return (None, content.removeprefix(ASSISTANT_PREFIX)) if content.startswith(ASSISTANT_PREFIX) else (content, None)
 
 
 def term_weights(terms: Iterable[str], texts: list[str]) -> dict[str, float]:
@@ -86,10 +92,7 @@ def excerpt(content: str, weights: Mapping[str, float], whole_chars: int, excerp
     ``whole_chars`` cut as :func:`excerpted` says, its sentences scored by the ``weights`` of the
     terms they hold (:func:`term_weights`); a reply none of whose sentences holds a term is left
     out but for its label."""
-    user, labelled, reply = content.partition(f"\n{ASSISTANT_PREFIX}")
-    if not labelled:
-        user, reply = (content, None) if not content.startswith(ASSISTANT_PREFIX) else (None, content)
-        reply = None if reply is None else reply.removeprefix(ASSISTANT_PREFIX)
+    user, reply = _parts(content)
     parts = []
     if user is not None:
         text = user.removeprefix(USER_PREFIX)
