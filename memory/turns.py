@@ -42,6 +42,8 @@ class Hit(TypedDict):
     """Its score once the lists are merged: similarity, recency and popularity, weighted."""
     beside: NotRequired[str]
     """For a turn injected beside a chosen entry (mechanism "beside"): that entry's id."""
+    excerpt: NotRequired[bool]
+    """True when ``content`` is the turn's sentences that bear on the message, not the whole turn."""
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))

@@ -137,7 +137,7 @@ async def test_question_about_the_past_injects_that_exchange(runner, tmp_path):
     assert set(report["latency_ms"]) == PRE_LLM_NODES
     assert set(report["tokens"]) == {"l0_l1", "l2", "l3"} and report["tokens"]["l3"] > 0
     assert report["prefetch"]["fired"] == ["thematic"] and report["prefetch"]["succeeded"] == ["thematic"]
-    assert all(set(e) == {"id", "content", "distance", "blended_score", "timestamp", "mechanism"}
+    assert all(set(e) == {"id", "content", "distance", "blended_score", "timestamp", "mechanism", "excerpt"}
                for e in report["l3"])
     scores = [e["blended_score"] for e in report["l3"]]
     assert scores == sorted(scores, reverse=True)
