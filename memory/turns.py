@@ -163,12 +163,21 @@ def archive_content(user_text: str | None, assistant_text: str | None) -> str:
     return "\n".join(lines)
 
 
+def turn_parts(content: str) -> tuple[str | None, str | None]:
+    """An archived turn's user message, its label kept, and its reply, its label dropped (split at
+    the first reply label); None for a part the turn has not (a lone message, a note)."""
+    user, labelled, reply = content.partition(f"\n{ASSISTANT_PREFIX}")
+    if labelled:
+        return user, reply
+    return (None, content.removeprefix(ASSISTANT_PREFIX)) if content.startswith(ASSISTANT_PREFIX) else (content, None)
+
+
 def archived_texts(content: str) -> list[str]:
     """The texts an archived turn's content holds, as a turn's state keeps them too: the content,
-    the user's message and the reply (split at the first reply label)."""
-    user, labelled, reply = content.partition(f"\n{ASSISTANT_PREFIX}")
-    parts = [user.removeprefix(USER_PREFIX), reply] if labelled else [content.removeprefix(USER_PREFIX)
-                                                                     .removeprefix(ASSISTANT_PREFIX)]
+    the user's message and the reply (:func:`turn_parts`)."""
+    user, reply = turn_parts(content)
+    parts = [user.removeprefix(USER_PREFIX), reply] if user is not None and reply is not None else [
+        content.removeprefix(USER_PREFIX).removeprefix(ASSISTANT_PREFIX)]
     return [content, *parts]
 
 

@@ -13,8 +13,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from memory.turns import ASSISTANT_PREFIX, USER_PREFIX, Hit
-from memory.words import Words, names_nothing
+from memory.turns import ASSISTANT_PREFIX, USER_PREFIX, Hit, turn_parts
+from memory.words import Words, names_nothing, terms
 
 CUT = " … "  # marks where an excerpt leaves words out
 # A sentence ends at its stop and the space after it, or at a line's end.
@@ -28,8 +28,7 @@ _folded = Words()
 def query_terms(message: str) -> frozenset[str]:
     """The message's words that name something (not its language's commonest), folded as the
     word index folds them."""
-    return frozenset(term for word in set(re.findall(r"\w+", message.lower()))
-                     if not names_nothing(word) for term in _folded(word))
+    return frozenset(term for word in set(terms(message)) if not names_nothing(word) for term in _folded(word))
 
 
 def excerpted(hits: Iterable[Hit], message: str, whole_chars: int, excerpt_chars: int) -> list[Hit]:
@@ -66,16 +65,8 @@ def _holds_a_long_message(content: str, whole_chars: int) -> bool:
 
 def _messages(content: str) -> list[str]:
     """An archived turn's messages, without their labels."""
-    user, reply = _parts(content)
+    user, reply = turn_parts(content)
     return [text for text in (None if user is None else user.removeprefix(USER_PREFIX), reply) if text is not None]
-
-
-def _parts(content: str) -> tuple[str | None, str | None]:
-    """An archived turn's user message, with its label, and its reply, without (None: it has none)."""
-    user, labelled, reply = content.partition(f"\n{ASSISTANT_PREFIX}")
-    if labelled:
-        return user, reply
-    return (None, content.removeprefix(ASSISTANT_PREFIX)) if content.startswith(ASSISTANT_PREFIX) else (content, None)
 
 
 def term_weights(terms: Iterable[str], texts: list[str]) -> dict[str, float]:
@@ -92,7 +83,7 @@ def excerpt(content: str, weights: Mapping[str, float], whole_chars: int, excerp
     ``whole_chars`` cut as :func:`excerpted` says, its sentences scored by the ``weights`` of the
     terms they hold (:func:`term_weights`); a reply none of whose sentences holds a term is left
     out but for its label."""
-    user, reply = _parts(content)
+    user, reply = turn_parts(content)
     parts = []
     if user is not None:
         text = user.removeprefix(USER_PREFIX)

@@ -89,7 +89,8 @@ def _choose(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], no
         neighbour_weight=retrieval.neighbour_weight,
         weights=[words_weight if name == WORDS else 1.0 for name in lists],
     )
-    kept = with_context(set().union(*relevant.values()), fused, retrieval.context_ratio)
+    stands_out = set().union(*relevant.values())
+    kept = with_context(stands_out, fused, retrieval.context_ratio)
     scored = merge_and_score(
         [[r for r in hits if r["id"] in kept] for hits in lists.values()],
         now,
@@ -102,7 +103,7 @@ def _choose(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], no
         max_results=max_results,
     )
     chosen = scoring_near_the_best(scored, retrieval.min_score_share)
-    return newest_first(chosen, set().union(*relevant.values())) if latest_first else chosen
+    return newest_first(chosen, stands_out) if latest_first else chosen
 
 
 def scoring_near_the_best(scored: list[Hit], min_share: float) -> list[Hit]:
