@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 
 from memory.prompt.blocks import one_line
+from memory.retrieval.excerpts import excerpt_pieces
 from memory.retrieval.explicit_search import RESULT_CHARS
 from memory.retrieval.keys import structural_keys
 from memory.stores.archive import Archive
@@ -49,15 +50,13 @@ class TurnCopies:
 
     async def cut(self, chats: list[str], texts: Iterable[str]) -> None:
         """Cut the texts out of the chats' copies, in every form a turn's state holds them: as
-        stored, on one line (a prompt), cut to a search result's length, and the structural keys
-        recall read from them. Of a chat with a turn running here, once the turn ends; of
+        stored, on one line (a prompt), cut to a search result's length, the sentences an excerpt
+        of them holds, and the structural keys recall read from them. Of a chat with a turn running here, once the turn ends; of
         another, holding it as a turn does, so that a turn running in another process, which
         may have read them, writes its last copies first."""
         if self._redact is None:
             return
-        shown = {form for text in texts
-                 for form in (text, one_line(text), one_line(text[:RESULT_CHARS]), *structural_keys(text))
-                 if form.strip()}
+        shown = {form for text in texts for form in _forms(text) if form.strip()}
         locks, cut = await self._redis.chat_locks(), sorted(shown)
         # While a turn runs here (the model's forget_fact may be calling), a bounded wait: this
         # process may be the one another process's forget waits for.
@@ -68,3 +67,12 @@ class TurnCopies:
                 continue
             async with locks.hold(chat_id, wait=wait):  # a turn of another process that read them ends first
                 await self._redact([chat_id], cut)
+
+
+def _forms(text: str) -> tuple[str, ...]:
+    """``text`` in every form a turn's state may hold it: as stored, on one line (a prompt), cut to
+    a search result's length, each sentence an excerpt of it holds (as stored and on one line),
+    and the structural keys recall read from it."""
+    pieces = excerpt_pieces(text)
+    return (text, one_line(text), one_line(text[:RESULT_CHARS]), *pieces, *map(one_line, pieces),
+            *structural_keys(text))

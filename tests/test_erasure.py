@@ -382,6 +382,35 @@ async def test_a_memory_deleted_over_mcp_is_cut_from_the_checkpoints_of_the_turn
             await runner.aclose()
 
 
+async def test_a_deleted_long_turn_leaves_no_excerpt_in_the_checkpoints_of_the_turns_that_injected_it(
+        tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+    """A long reply is injected as its sentences that bear on a later message: the delete cuts
+    those sentences out of that turn's checkpoints (its recalls, its prompt), not the whole reply
+    alone, which no checkpoint of the later turn holds."""
+    data_dir = tmp_path / "data"
+    secret = "The lantern maker in Quillby keeps the spare key under the blue heron statue."
+    filler = "There are many general things worth weighing when you plan a trip like this one. " * 8
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(Settings(data_dir=data_dir), fake), embeddings)
+        try:
+            fake.reply(f"{filler}{secret} {filler}")
+            await runner.run("ana-chat", "Where can I find the spare key in Quillby?", user_id=ANA)
+            for other in ("My sister is moving to Porto in June.", "I planted tomatoes on the balcony."):
+                fake.reply("Noted.")
+                await runner.run("ana-chat", other, user_id=ANA)
+            assert await runner.services.memory.measuring.settle() == 0
+            fake.reply("Under the heron statue.")
+            later = await runner.run("ana-chat", "Who keeps the spare key in Quillby, remind me?", user_id=ANA)
+            assert any(entry.get("excerpt") and secret in entry["content"] for entry in later["l3"]), later["l3"]
+            assert await runner.services.memory.measuring.settle() == 0
+            server = MemoryServer(runner, "ana-chat", ANA)
+            assert await server.delete_memory(archive_id("ana-chat", 1)) == {"deleted": archive_id("ana-chat", 1)}
+            assert await redis_holding(runner, "blue heron statue") == []
+            assert files_holding(data_dir, "blue heron statue") == []
+        finally:
+            await runner.aclose()
+
+
 async def test_an_edited_message_leaves_its_earlier_text_in_no_file(tmp_path: Path,
                                                                     embeddings: LocalEmbeddings) -> None:
     """An edit replaces the message where its turn stored it (L2, L3, the word index) and the

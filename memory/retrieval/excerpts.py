@@ -22,6 +22,10 @@ CUT = " … "  # marks where an excerpt leaves words out
 # with its item.
 _SENTENCE = re.compile(r"[^\n]*?(?:(?<!\d)[.!?](?=\s)|\n|$)")
 _WINDOW_END = re.compile(r"\s")
+# A sentence longer than this is cut in windows of about this many characters, whatever the run's
+# excerpt_chars: the pieces an excerpt can hold are then the same in every run, and a forget cuts
+# them all out of the turns' copies (:func:`excerpt_pieces`).
+_LONGEST_PIECE = 200
 _folded = Words()
 
 
@@ -69,6 +73,12 @@ def _messages(content: str) -> list[str]:
     return [text for text in (None if user is None else user.removeprefix(USER_PREFIX), reply) if text is not None]
 
 
+def excerpt_pieces(content: str) -> list[str]:
+    """Every piece of the text an excerpt of it can hold (its messages' sentences, a long one's
+    windows): what a forget cuts out of the turns' copies besides the whole text."""
+    return [text[start:end] for text in _messages(content) for start, end in _sentences(text)]
+
+
 def term_weights(terms: Iterable[str], texts: list[str]) -> dict[str, float]:
     """Each term weighed by how few of the texts hold it (``log(1 + texts / holding)``): the words
     every candidate shares ("file", "trip") are why they were found, and tell their sentences apart
@@ -100,7 +110,7 @@ def _cut(text: str, weights: Mapping[str, float], chars: int, keep_first: bool) 
     taken (and the one after each ending in a colon), put back in their order with each gap
     marked; with none holding a term, the first sentence (``keep_first``: what a person's long
     message is about) or nothing."""
-    spans = list(_sentences(text, chars))
+    spans = list(_sentences(text))
     scores = [sum(weights.get(term, 0.0) for term in set(_folded(text[start:end]))) for start, end in spans]
     ranked = sorted((i for i, score in enumerate(scores) if score > 0), key=lambda i: (-scores[i], i))
     if not ranked:
@@ -118,9 +128,10 @@ def _cut(text: str, weights: Mapping[str, float], chars: int, keep_first: bool) 
     return _joined(text, [spans[i] for i in sorted(set(chosen))])
 
 
-def _sentences(text: str, longest: int) -> Iterable[tuple[int, int]]:
-    """(start, end) of each sentence, without its surrounding space; one longer than ``longest``
-    in windows of about that many characters, cut at a space."""
+def _sentences(text: str) -> Iterable[tuple[int, int]]:
+    """(start, end) of each sentence, without its surrounding space; one longer than
+    ``_LONGEST_PIECE`` in windows of about that many characters, cut at a space."""
+    longest = _LONGEST_PIECE
     for match in _SENTENCE.finditer(text):
         start, end = match.start(), match.end()
         while start < end and text[start].isspace():
