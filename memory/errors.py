@@ -116,6 +116,19 @@ class SearchFailed(RuntimeError):
     """A search could not look where it had to (a backend failed or missed its deadline)."""
 
 
+class ArchiveReadOnly(NotImplementedError):
+    """A write through the archive's LangChain vector store (``MemoryScope.vector_store``),
+    refused: L3 is written through GOAT's door alone, which keeps the word index, L2 and what
+    forgetting erases in step with it. A NotImplementedError, as LangChain's own stores raise for
+    a write they do not do."""
+
+    def __init__(self) -> None:
+        super().__init__("GOAT's archive is read-only through LangChain: it is written through GOAT, which keeps "
+                         "its word index, L2 and forgetting in step — add turns with `goat import` (or "
+                         "Memory.archive, MemoryScope.store), delete an entry with Memory.entries.delete (MCP's "
+                         "delete_memory, the Store's delete) and a person's data with `goat forget-user`")
+
+
 class ForgetUnfinished(BackendUnavailable):
     """Forgetting a user stopped half-way on a backend failure. The forget is recorded, and
     running it again (``goat forget-user``, or the next start of the bot or ``goat chat``)

@@ -36,6 +36,7 @@ from memory.retrieval.recall import Recalled, RecallQuery, recall
 from memory.retrieval.search import L3Search
 from memory.settings import MemorySettings
 from memory.stores.archive import Archive
+from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.backends import Backends
 from memory.stores.facts import upsert_within
 from memory.stores.journal import TurnJournal
@@ -43,8 +44,9 @@ from memory.stores.privacy import Forgotten
 from memory.turns import Archived, Exchange, Hit
 
 # The doors, the public types that go through them, and the Redis clients everyone on memory's Redis uses.
-__all__ = ["Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Found", "Health", "Memory",
-           "MemoryAdmin", "MemoryScope", "RecallQuery", "Recalled", "async_client", "glob_escaped", "sync_client"]
+__all__ = ["ArchiveVectorStore", "Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Found",
+           "Health", "Memory", "MemoryAdmin", "MemoryScope", "RecallQuery", "Recalled", "async_client", "glob_escaped",
+           "sync_client"]
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +378,26 @@ class MemoryScope:
                                f"({type(exc).__name__}: {exc})") from exc
         left = deadline - (time.monotonic() - started)
         return await self.memory.recall(replace(query, deadline=left), settings)
+
+    async def vector_store(self) -> ArchiveVectorStore:
+        """The chat's archive as LangChain's vector store (langchain-chroma's ``Chroma`` over the
+        chat's own Chroma collection, embedded or on a Chroma server, with GOAT's encoder): its
+        ``similarity_search``, ``max_marginal_relevance_search`` and ``as_retriever()`` find the
+        chat's turns and notes nearest a question by meaning, as GOAT's own search by meaning
+        ranks them in the question's language. Only this chat's, whoever asks: ``memory.scope``
+        does not widen it. Read-only: every write raises :class:`ArchiveReadOnly`. Its searches
+        are synchronous (``ainvoke`` runs them in a thread); make it again after ``goat
+        reembed``, or once the chat holds a language it did not.
+
+        Returns:
+            An :class:`ArchiveVectorStore`, each document an entry (its archive id, its text,
+            its metadata).
+        Raises:
+            LookupError: nothing of the chat is archived yet.
+            EncoderMismatch: the archive holds another encoder's vectors (``goat reembed``).
+            BackendUnavailable: Redis or Chroma cannot be reached.
+        """
+        return await self.memory._l3.vector_store(self.chat_id)
 
     # ---- the person's data ----------------------------------------------------------------
 

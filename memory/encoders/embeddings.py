@@ -1,7 +1,7 @@
 """Sentence embeddings computed locally with onnxruntime, by encoder name: all-MiniLM-L6-v2 and
 multilingual-e5-small (:mod:`memory.encoders.bert_encoders`), or both side by side
 (:mod:`memory.encoders.paired`); each encoder's class, its weight files, its loading, and the
-LangChain adapter over a loaded one."""
+LangChain adapters over a loaded one: the archive's, and one chat's questions'."""
 
 from __future__ import annotations
 
@@ -53,3 +53,35 @@ class LocalEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.encoder.encode([text], query=True)[0].tolist()
+
+
+class ChatEmbeddings(LocalEmbeddings):
+    """LangChain's adapter over an :class:`Encoder` for one chat's archive: a question is embedded
+    as GOAT's meaning search embeds it for that chat, in the space its own language is compared
+    in (:meth:`Encoder.spaces`' first), and texts as the archive embeds that chat's lines. One
+    vector query then ranks the chat's lines as that space of GOAT's search does; an English
+    question in a chat of other languages too meets its English lines alone (GOAT's search meets
+    the others in e5's space, on a scale one query cannot apply)."""
+
+    def __init__(self, encoder: Encoder, every_language: bool) -> None:
+        """Args:
+            encoder: the archive's.
+            every_language: whether the chat holds, or was asked in, another language than
+                English (:meth:`Encoder.encode`'s ``every_language``).
+        """
+        super().__init__(encoder)
+        self.every_language = every_language
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Returns:
+            Each text's vector as the archive embeds the chat's lines.
+        """
+        return self.encoder.encode(texts, every_language=self.every_language).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Returns:
+            The question's vector as GOAT's search embeds it for the chat, its own language's
+            part alone.
+        """
+        vector = self.encoder.encode([text], query=True, every_language=self.every_language)[0]
+        return self.encoder.spaces(vector)[0].query.tolist()

@@ -15,14 +15,16 @@ import numpy as np
 from redis.exceptions import RedisError
 
 from memory.encoders.batches import QueryBatches
+from memory.encoders.embeddings import ChatEmbeddings
 from memory.encoders.encoder import Encoder, Space
 from memory.encoders.paired import asked_in_english
 from memory.retrieval.scale import Scale
 from memory.stores.archive_encoder import ArchiveEncoder
+from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.l3_backend import L3Backend
 from memory.stores.redis_backend import RedisBackend, gather_bounded
 from memory.stores.chat_users import users_of_chat
-from memory.stores.entry_index import Centroid
+from memory.stores.entry_index import Centroid, EntryIndex
 from memory.turns import Hit, archive_id
 from memory.words import names_nothing
 
@@ -200,7 +202,7 @@ class L3Search:
         except BaseException:
             ahead.cancel()
             raise
-        of_english_alone = not index.tells_english_apart or centroid is None or not centroid.every_language
+        of_english_alone = not of_every_language(index, centroid)
         other_script = not asked_in_english(text, False)  # e5's alone, whatever the chats hold
         if index.tells_english_apart and of_english_alone and other_script:
             marked = await gather_bounded(index.hold_every_language, chats)  # now: loading e5 may outlast the turn
@@ -219,6 +221,22 @@ class L3Search:
             may_go_unread(ahead)
             vector = await self._embed(text, every_language)
         return Scale.of_query(encoder, vector, centroid)
+
+    async def vector_store(self, chat_id: str) -> ArchiveVectorStore:
+        """The chat's archive as LangChain's vector store, read-only, its questions embedded as
+        :meth:`measure` embeds them for the chat's languages as they are now (a chat that comes
+        to hold another language needs a new one), without marking the chat as :meth:`measure`
+        may: it writes nothing.
+
+        Raises:
+            LookupError: nothing of the chat is archived yet.
+            EncoderMismatch: the archive holds another encoder's vectors.
+            BackendUnavailable: Redis or Chroma cannot be reached.
+        """
+        index = await self.redis.entry_index()
+        encoder = (await self.encoder.embeddings()).encoder
+        every_language = of_every_language(index, await index.centroid([chat_id]))
+        return await self.l3.vector_store(chat_id, ChatEmbeddings(encoder, every_language))
 
     async def search(
         self, chats: list[str], scale: Scale, k: int, after: float | None = None, before: float | None = None,
@@ -370,6 +388,12 @@ class L3Search:
 
         by_id = await self.l3.run_blocking(read)
         return [(*by_id[entry_id], score) for _, entry_id, score, _ in found if entry_id in by_id]
+
+
+def of_every_language(index: EntryIndex, centroid: Centroid | None) -> bool:
+    """Whether questions to the chats of ``centroid`` meet lines in other languages than English
+    (the encoder tells English apart, and the chats hold or were asked in another language)."""
+    return index.tells_english_apart and centroid is not None and centroid.every_language
 
 
 def names_something(text: str) -> bool:

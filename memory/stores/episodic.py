@@ -30,9 +30,12 @@ from chromadb.config import Settings
 from chromadb.errors import NotFoundError
 from langchain_core.embeddings import Embeddings
 
+from memory.encoders.embeddings import ChatEmbeddings
 from memory.prompt.budget import LINE_TOKENS, format_recall_line, line_tokens_stamp
 from memory.prompt.tokens import count_unremembered
+from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.chroma_file import ChromaFile, Record
+from memory.stores.erasure import SharedOrAlone
 from memory.turns import Hit
 
 COLLECTION_PREFIX = "l3-"
@@ -329,6 +332,17 @@ class EpisodicStore:
     def delete_entries(self, chat_id: str, ids: list[str]) -> None:
         if ids:
             self._read(chat_id, lambda chat: chat.collection.delete(ids=ids), None)
+
+    def vector_store(self, chat_id: str, embeddings: ChatEmbeddings, files: SharedOrAlone) -> ArchiveVectorStore:
+        """The chat's collection as LangChain's vector store, read-only (:class:`ArchiveVectorStore`).
+
+        Args:
+            embeddings: how the chat's questions are embedded.
+            files: held shared by the vector store's reads.
+        Raises:
+            LookupError: the chat has no collection yet.
+        """
+        return ArchiveVectorStore(self._client(), collection_name(chat_id), chat_id, embeddings, files)
 
     def count(self, chat_id: str) -> int:
         return self._read(chat_id, lambda chat: chat.collection.count(), 0)

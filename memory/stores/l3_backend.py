@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from memory.encoders.embeddings import LocalEmbeddings
+from memory.encoders.embeddings import ChatEmbeddings, LocalEmbeddings
 from memory.errors import BackendUnavailable
+from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.episodic import EpisodicStore
 from memory.stores.erasure import DataFolderErasure, SharedOrAlone
 
@@ -89,6 +90,17 @@ class L3Backend:
                 self.problem = str(exc)
                 raise
         return self._episodic
+
+    async def vector_store(self, chat_id: str, embeddings: ChatEmbeddings) -> ArchiveVectorStore:
+        """The chat's collection as LangChain's vector store, read-only, whose reads (in the
+        caller's thread) hold the pool's files shared as the pool's calls do.
+
+        Raises:
+            LookupError: nothing of the chat is archived yet.
+            BackendUnavailable: Chroma cannot be opened.
+        """
+        store = await self.episodic()
+        return await self.call(store.vector_store, chat_id, embeddings, self._pool.files)
 
     async def _load(self) -> EpisodicStore:
         return await self.run_blocking(self._open, await self._model())
