@@ -26,6 +26,7 @@ SECTIONS = {
     "bilingual": "bench.bilingual",
     "implicit": "bench.implicit",
     "longmemeval": "bench.longmemeval",
+    "realtalk": "bench.realtalk",
     "checkpoint": "bench.checkpoint",
     "facts": "bench.facts",
     "servers": "bench.servers",

@@ -25,8 +25,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterable
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +47,26 @@ MESSAGE_START_CHARS = 80
 OFF_TOPIC_PER_CHAT = 5  # each chat is sent five of the off-topic messages, in turn
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"\w+")
+# What one message asked finds: GOAT's injected entries, their L3 tokens, plain top-k's ids in those tokens.
+Asked = tuple[list[dict[str, Any]], int, list[str]]
 
 
 def data_path() -> Path | None:
     """The items' file, or None when there is none."""
-    explicit = os.environ.get(ENV_VAR)
-    path = Path(explicit).expanduser() if explicit else DEFAULT_PATH
+    return data_file(ENV_VAR, DEFAULT_PATH)
+
+
+def data_file(variable: str, default: Path) -> Path | None:
+    """The file ``$variable`` names, else ``default``; None when it is not there."""
+    explicit = os.environ.get(variable)
+    path = Path(explicit).expanduser() if explicit else default
     return path if path.is_file() else None
+
+
+def skipped(name: str, variable: str, default: Path) -> SectionResult:
+    """A section of data not shipped, without it: said in one line."""
+    print(f"{name}: skipped (no {default} and no ${variable})", flush=True)
+    return SectionResult(name, {"skipped": True, "conditions": conditions()})
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -68,9 +80,8 @@ def half_of(number: int) -> str:
 
 
 def asked_at(item: dict[str, Any]) -> float:
-    """When the item's question is asked (its sessions' times are UTC, as the import reads them)."""
-    moment = datetime.fromisoformat(item["asked_at"])
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    """When the item's questions are asked (its sessions' times are UTC, as the import reads them)."""
+    return locomo.parse_iso_time(item["asked_at"]).timestamp()
 
 
 def messages_by_dialog_id(item: dict[str, Any]) -> dict[str, str]:
@@ -94,8 +105,7 @@ def message_injected(message: str, answer: str, injected: Iterable[str]) -> bool
     return any(wanted in text for text in injected)
 
 
-async def ask(runner: TurnRunner, conversation: locomo.Conversation, text: str,
-              now: float) -> tuple[list[dict[str, Any]], int, list[str]]:
+async def ask(runner: TurnRunner, conversation: locomo.Conversation, text: str, now: float) -> Asked:
     """GOAT's injected entries and their tokens for ``text`` asked at ``now``, and the ids of plain
     top-k's whole turns packed into those tokens."""
     state = await runner.inspect(conversation.chat_id, text, now=now, overrides=INSPECT_OVERRIDES)
@@ -104,17 +114,22 @@ async def ask(runner: TurnRunner, conversation: locomo.Conversation, text: str,
     return list(state.get("l3") or []), tokens, [h["id"] for h in pack_recalls(ranked, tokens, count_tokens_each).recalls]
 
 
-def question_row(number: int, item: dict[str, Any], conversation: locomo.Conversation,
-                 asked: tuple[list[dict[str, Any]], int, list[str]]) -> dict[str, Any]:
-    injected, tokens, plain_ids = asked
-    [qa] = conversation.questions
-    said = messages_by_dialog_id(item)
-    evidence = [d for d in qa.evidence if d in qa.evidence_map]
-    goat_texts = [hit["content"] for hit in injected]
-    found_goat = [message_injected(said[d], qa.answer, goat_texts) for d in evidence]
-    found_plain = [qa.evidence_map[d] in plain_ids for d in evidence]
+def question_row(number: int, item: dict[str, Any], conversation: locomo.Conversation, qa: locomo.Question,
+                 asked: Asked) -> dict[str, Any]:
     return {"item": number, "sample_id": conversation.sample_id, "half": half_of(number),
-            "type": item["question_type"], "question": qa.text, "evidence": evidence,
+            "type": item["question_type"], **measured(messages_by_dialog_id(item), qa, asked)}
+
+
+def measured(said: dict[str, str], qa: locomo.Question, asked: Asked, *, in_its_turn: bool = False) -> dict[str, Any]:
+    """The question, its evidence messages and, per method, their share injected, its tokens and
+    entries. ``said``: each dialog id's message. ``in_its_turn``: a message counts only when its own
+    turn's entry holds it (a short one, "Yeah", may stand in many turns)."""
+    injected, tokens, plain_ids = asked
+    evidence = [d for d in qa.evidence if d in qa.evidence_map]
+    found_goat = [message_injected(said[d], qa.answer, [
+        hit["content"] for hit in injected if not in_its_turn or hit["id"] == qa.evidence_map[d]]) for d in evidence]
+    found_plain = [qa.evidence_map[d] in plain_ids for d in evidence]
+    return {"question": qa.text, "evidence": evidence,
             "methods": {GOAT: {"recall": mean(found_goat), "tokens": tokens, "entries": len(injected)},
                         PLAIN: {"recall": mean(found_plain), "tokens": tokens, "entries": len(plain_ids)}}}
 
@@ -122,48 +137,60 @@ def question_row(number: int, item: dict[str, Any], conversation: locomo.Convers
 async def run(options: BenchOptions) -> SectionResult:
     path = data_path()
     if path is None:
-        print(f"longmemeval: skipped (no {DEFAULT_PATH} and no ${ENV_VAR})", flush=True)
-        return SectionResult("longmemeval", {"skipped": True, "conditions": conditions()})
+        return skipped("longmemeval", ENV_VAR, DEFAULT_PATH)
     items = load(path)
     conversations = [conversation_of(number, item) for number, item in enumerate(items)]
     folder = options.root / "longmemeval-scratch"
     shutil.rmtree(folder, ignore_errors=True)
     async with bench_runner(isolated_settings(options.settings, folder)) as (runner, _):
         await import_conversations(runner, conversations)
-        rows, off_topic = await ask_all(runner, items, conversations)
+        rows, off_topic = await ask_all(runner, items, conversations, lambda conversation: conversation.questions,
+                                        off_topic_of, question_row)
     shutil.rmtree(folder, ignore_errors=True)
-    data = summarise(rows, off_topic)
+    data = summarise(rows, off_topic, "type", TYPES)
     data["conditions"] = {**conditions(), "data": str(path), "items": len(items),
                           "turns": sum(c.turns for c in conversations)}
-    return SectionResult("longmemeval", data, tables(data))
+    return SectionResult("longmemeval", data, tables(data, "type", "LongMemEval: the answer messages in the injected L3 "
+                                                         "block (each item its own chat, asked at its time)"))
 
 
 def conversation_of(number: int, item: dict[str, Any]) -> locomo.Conversation:
     return locomo.build_conversation(item, chat_id=f"lme-{number:03d}", user_id="longmemeval")
 
 
-async def ask_all(runner: TurnRunner, items: list[dict[str, Any]],
-                  conversations: list[locomo.Conversation]) -> tuple[list[dict[str, Any]], list[int]]:
-    """Every item's question and its share of off-topic messages, asked in its chat at its time."""
+def off_topic_of(number: int) -> list[str]:
+    """The off-topic messages the item's chat is sent: the next five of the LoCoMo section's."""
+    return [OFF_TOPIC[(number * OFF_TOPIC_PER_CHAT + offset) % len(OFF_TOPIC)] for offset in range(OFF_TOPIC_PER_CHAT)]
+
+
+async def ask_all(
+    runner: TurnRunner, items: list[dict[str, Any]], conversations: list[locomo.Conversation],
+    questions_of: Callable[[locomo.Conversation], list[locomo.Question]], off_topic_texts: Callable[[int], list[str]],
+    row: Callable[[int, dict[str, Any], locomo.Conversation, locomo.Question, Asked], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Each chat's questions (``row`` of each) and then its off-topic messages (their L3 tokens),
+    asked in it at its item's ``asked_at``."""
     from tqdm import tqdm
 
     rows: list[dict[str, Any]] = []
     off_topic: list[int] = []
-    with tqdm(total=len(items) * (1 + OFF_TOPIC_PER_CHAT), unit="message", desc="asking", file=sys.stderr) as bar:
+    total = sum(len(questions_of(c)) + len(off_topic_texts(n)) for n, c in enumerate(conversations))
+    with tqdm(total=total, unit="message", desc="asking", file=sys.stderr) as bar:
         for number, (item, conversation) in enumerate(zip(items, conversations)):
             now = asked_at(item)
-            [qa] = conversation.questions
-            rows.append(question_row(number, item, conversation, await ask(runner, conversation, qa.text, now)))
-            bar.update()
-            for offset in range(OFF_TOPIC_PER_CHAT):
-                text = OFF_TOPIC[(number * OFF_TOPIC_PER_CHAT + offset) % len(OFF_TOPIC)]
+            for qa in questions_of(conversation):
+                rows.append(row(number, item, conversation, qa, await ask(runner, conversation, qa.text, now)))
+                bar.update()
+            for text in off_topic_texts(number):
                 off_topic.append((await ask(runner, conversation, text, now))[1])
                 bar.update()
     return rows, off_topic
 
 
-def summarise(rows: list[dict[str, Any]], off_topic: list[int]) -> dict[str, Any]:
-    def measured(selected: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], off_topic: list[int], key: str, groups: tuple[str, ...]) -> dict[str, Any]:
+    """Per half, over all its questions and per group (the rows' ``key``, in ``groups``' order);
+    over all questions; the off-topic messages' L3 tokens."""
+    def of(selected: list[dict[str, Any]]) -> dict[str, Any]:
         return {"questions": len(selected), **{
             name: {"recall": round(mean(r["methods"][name]["recall"] for r in selected), 4),
                    "l3_tokens_mean": round(mean(r["methods"][name]["tokens"] for r in selected), 1),
@@ -171,11 +198,11 @@ def summarise(rows: list[dict[str, Any]], off_topic: list[int]) -> dict[str, Any
             for name in (GOAT, PLAIN)}}
 
     return {
-        "halves": {half: {"all": measured(of_half := [r for r in rows if r["half"] == half]),
-                          **{kind: measured(of_kind) for kind in TYPES
-                             if (of_kind := [r for r in of_half if r["type"] == kind])}}
+        "halves": {half: {"all": of(of_half := [r for r in rows if r["half"] == half]),
+                          **{group: of(of_group) for group in groups
+                             if (of_group := [r for r in of_half if r[key] == group])}}
                    for half in HALVES},
-        "all": measured(rows),
+        "all": of(rows),
         "off_topic": {"messages": len(off_topic), "l3_tokens_mean": round(mean(off_topic), 1),
                       "l3_tokens_max": max(off_topic, default=0),
                       "injects_any": round(mean(t > 0 for t in off_topic), 4)},
@@ -183,7 +210,8 @@ def summarise(rows: list[dict[str, Any]], off_topic: list[int]) -> dict[str, Any
     }
 
 
-def tables(data: dict[str, Any]) -> list[str]:
+def tables(data: dict[str, Any], key: str, title: str, messages: str = "answer") -> list[str]:
+    """The halves by group (``key``) and the off-topic messages; ``messages``: what the share counts."""
     rows = []
     for half, groups in data["halves"].items():
         for group, m in groups.items():
@@ -193,9 +221,8 @@ def tables(data: dict[str, Any]) -> list[str]:
                          f"{m[GOAT]['recall'] / plain:.2f}×" if plain else "–"))
     off = data["off_topic"]
     return [markdown_table(
-        ["half", "type", "questions", "GOAT: answer injected", "GOAT: L3 tokens", "GOAT: entries",
-         "plain top-k at GOAT's tokens", "GOAT / plain"], rows,
-        "LongMemEval: the answer messages in the injected L3 block (each item its own chat, asked at its time)"),
+        ["half", key, "questions", f"GOAT: {messages} injected", "GOAT: L3 tokens", "GOAT: entries",
+         "plain top-k at GOAT's tokens", "GOAT / plain"], rows, title),
         markdown_table(["messages", "L3 tokens (mean)", "max", "injects anything"],
                        [(off["messages"], off["l3_tokens_mean"], off["l3_tokens_max"], percent(off["injects_any"]))],
                        "Off-topic messages in the same chats")]

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
-from bench import bot_load, implicit, load, longmemeval, seed
+from bench import bot_load, implicit, load, longmemeval, realtalk, seed
 from bench.synthetic_archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool,
                                      layout, messages, turn_times)
 from bench.cli import SECTIONS
@@ -100,6 +100,23 @@ def tiny_longmemeval(tmp_path: Path) -> Path:
     return path
 
 
+def made_up_chat(number: int) -> dict:
+    """Two people's chat in REALTALK's layout, in words of our own: one session over three days,
+    each message dated its own time."""
+    said = [("Ada", "Morning! Did you sleep well?", "2024-01-02T09:00:00"),
+            ("Bo", "Not really, the neighbours had a party.", "2024-01-02T09:04:00"),
+            ("Ada", f"Big news: I adopted a greyhound called Pixel {number}!", "2024-01-04T18:30:00"),
+            ("Bo", "No way, congrats! Send pictures.", "2024-01-04T19:10:00"),
+            ("Ada", "My brother starts his pottery class on Friday.", "2024-01-05T08:00:00"),
+            ("Bo", "Yeah", "2024-01-05T08:02:00")]
+    return {"sample_id": f"made-up-{number}", "asked_at": "2024-01-20T10:00:00",
+            "conversation": {"speaker_a": "Ada", "speaker_b": "Bo", "session_1_date_time": "9:00 am on 2 January, 2024",
+                             "session_1": [{"speaker": speaker, "dia_id": f"D1:{n}", "text": text, "timestamp": at}
+                                           for n, (speaker, text, at) in enumerate(said, 1)]},
+            "qa": [{"question": "What kind of dog did Ada adopt?", "answer": "a greyhound", "evidence": ["D1:3"],
+                    "category": 1}]}
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GOAT_DATA_DIR", str(tmp_path / "data"))
@@ -157,7 +174,7 @@ def test_each_cue_is_told_in_time_order_its_gap_before_the_triggers(tiny_locomo,
     assert [p.half for p in pairs] == ["tuning", "held-back", "tuning", "held-back"]
 
 
-@pytest.mark.parametrize("section", [implicit, longmemeval], ids=["implicit", "longmemeval"])
+@pytest.mark.parametrize("section", [implicit, longmemeval, realtalk], ids=["implicit", "longmemeval", "realtalk"])
 def test_a_section_of_data_not_shipped_is_skipped_in_one_line_without_it(section, data_dir, tiny_locomo, tmp_path,
                                                                          capsys, monkeypatch):
     name = section.__name__.rpartition(".")[2]
@@ -165,6 +182,37 @@ def test_a_section_of_data_not_shipped_is_skipped_in_one_line_without_it(section
     monkeypatch.delenv(section.ENV_VAR, raising=False)
     assert main(["bench", "--sections", name, "--locomo", str(tiny_locomo), "--out", str(tmp_path)]) == 0
     assert f"{name}: skipped (no " in capsys.readouterr().out
+
+
+def test_a_message_is_dated_its_own_timestamp_where_it_has_one():
+    conversation = locomo.build_conversation(made_up_chat(0))
+    assert conversation.said_at["D1:3"] == datetime(2024, 1, 4, 18, 30, tzinfo=timezone.utc)  # two days in
+    assert [m["timestamp"] for m in conversation.messages] == [
+        f"{t['timestamp']}+00:00" for t in made_up_chat(0)["conversation"]["session_1"]]
+    assert conversation.last_time == datetime(2024, 1, 5, 8, 2, tzinfo=timezone.utc)
+
+
+def test_the_realtalk_section_asks_each_chats_questions_at_its_time_and_holds_two_chats_back(
+        data_dir, tiny_locomo, tmp_path, capsys, monkeypatch):
+    path = tmp_path / "tiny-realtalk.json"
+    path.write_text(json.dumps([made_up_chat(number) for number in range(5)]), encoding="utf-8")
+    monkeypatch.setenv(realtalk.ENV_VAR, str(path))
+    out = tmp_path / "results"
+    code = main(["bench", "--sections", "realtalk", "--locomo", str(tiny_locomo), "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    data = json.loads((out / "realtalk.json").read_text())
+    assert [(row["chat"], row["half"], row["category"], row["evidence"]) for row in data["per_question"]] == [
+        (f"made-up-{n}", "held-back" if n >= 3 else "tuning", "multi-hop", ["D1:3"]) for n in range(5)]
+    for row in data["per_question"]:
+        goat, plain = row["methods"]["GOAT prefetch"], row["methods"]["top-k at GOAT's tokens"]
+        assert goat["recall"] == 1.0 and goat["tokens"] > 0  # the greyhound's message, in its own turn
+        assert 0.0 <= plain["recall"] <= 1.0 and plain["tokens"] == goat["tokens"]
+    assert {half: groups["all"]["questions"] for half, groups in data["halves"].items()} == {
+        "tuning": 3, "held-back": 2}
+    assert data["off_topic"]["messages"] == 5 * len(OFF_TOPIC)
+    assert data["conditions"]["messages"] == 5 * 6
+    assert "| held-back | multi-hop | 2 |" in printed.out
 
 
 def test_the_load_section_starts_every_chats_turn_together_and_reports_each_count(data_dir, tiny_locomo, tmp_path,
@@ -242,6 +290,7 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tin
     monkeypatch.delenv(seed.ENV_VAR, raising=False)
     monkeypatch.setenv(implicit.ENV_VAR, str(tiny_pairs))
     monkeypatch.setenv(longmemeval.ENV_VAR, str(tiny_longmemeval))
+    monkeypatch.setenv(realtalk.ENV_VAR, str(tmp_path / "absent.json"))  # measured in a test of its own
     out = tmp_path / "results"
     code = main(["bench", "--quick", "--sizes", str(SIZE), "--turns", str(TURNS), "--locomo", str(tiny_locomo),
                  "--out", str(out), "--bilingual"])

@@ -28,8 +28,8 @@ ENV_VAR = "GOAT_LOCOMO"
 
 __all__ = [
     "ANSWERABLE", "CATEGORY_NAMES", "DEFAULT_PATH", "ENV_VAR", "SYNTHETIC_PATH", "Conversation", "Question",
-    "build_conversation", "data_path", "evidence_recall", "load", "make_sample", "message_text",
-    "normalise_evidence", "parse_session_time", "sessions_of", "utterances",
+    "build_conversation", "data_path", "evidence_recall", "load", "make_sample", "message_text", "message_time",
+    "normalise_evidence", "parse_iso_time", "parse_session_time", "sessions_of", "utterances",
 ]
 
 # Categories 1-4 are answerable (multi-hop, temporal, open-domain, single-hop);
@@ -66,6 +66,17 @@ def load(path: Path | None = None) -> list[dict[str, Any]]:
 def parse_session_time(text: str) -> datetime:
     """LoCoMo's ``"1:56 pm on 8 May, 2023"`` as an aware UTC datetime."""
     return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=timezone.utc)
+
+
+def parse_iso_time(text: str) -> datetime:
+    """An ISO-8601 time as an aware datetime, a naive one read as UTC (as the import reads it)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def message_time(turn: dict[str, Any]) -> datetime | None:
+    """The message's own ``timestamp``, if it has one."""
+    return parse_iso_time(turn["timestamp"]) if "timestamp" in turn else None
 
 
 def message_text(turn: dict[str, Any]) -> str:
@@ -144,9 +155,10 @@ def build_conversation(
     record: dict[str, Any], *, chat_id: str | None = None, max_sessions: int | None = None,
     user_id: str = "locomo",
 ) -> Conversation:
-    """Speaker A as "user", B as "assistant"; each session starts at its LoCoMo date-time and
-    every message is one minute after the previous. Consecutive A→B messages form one turn
-    (exactly as ``goat import`` pairs them), and the turn numbers are those of a fresh chat."""
+    """Speaker A as "user", B as "assistant"; a message is dated its own ``timestamp`` where it has
+    one (REALTALK's: a session there spans days), else its session's LoCoMo date-time and one
+    minute after the previous message. Consecutive A→B messages form one turn (exactly as
+    ``goat import`` pairs them), and the turn numbers are those of a fresh chat."""
     conversation = record["conversation"]
     speaker_a, speaker_b = conversation["speaker_a"], conversation["speaker_b"]
     chat_id = chat_id or f"locomo-{record.get('sample_id', 'conversation')}"
@@ -162,7 +174,7 @@ def build_conversation(
         for i, turn in enumerate(conversation[f"session_{number}"]):
             if turn["speaker"] not in (speaker_a, speaker_b):
                 raise ValueError(f"{turn['dia_id']}: unknown speaker {turn['speaker']!r}")
-            when = start + timedelta(minutes=i)
+            when = message_time(turn) or start + timedelta(minutes=i)
             last_time = when
             messages.append({
                 "chat_id": chat_id,
