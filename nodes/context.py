@@ -63,6 +63,7 @@ class Context:
 
     retrieval_relevance_ratio: float | None = _knob("retrieval.relevance_ratio")
     retrieval_lexical_relevance_ratio: float | None = _knob("retrieval.lexical_relevance_ratio")
+    retrieval_long_lexical_relevance_ratio: float | None = _knob("retrieval.long_lexical_relevance_ratio")
     retrieval_meaning_first_relevance_ratio: float | None = _knob("retrieval.meaning_first_relevance_ratio")
     retrieval_meaning_first_words_weight: float | None = _knob("retrieval.meaning_first_words_weight")
     retrieval_context_ratio: float | None = _knob("retrieval.context_ratio")
@@ -77,6 +78,7 @@ class Context:
     retrieval_weight_popularity: float | None = _knob("retrieval.weight_popularity")
     retrieval_min_score_share: float | None = _knob("retrieval.min_score_share")
     retrieval_beside_best: int | None = _knob("retrieval.beside_best")
+    retrieval_long_message_chars: int | None = _knob("retrieval.long_message_chars")
     retrieval_whole_message_chars: int | None = _knob("retrieval.whole_message_chars")
     retrieval_excerpt_chars: int | None = _knob("retrieval.excerpt_chars")
     retrieval_recency_window_days: float | None = _knob("retrieval.recency_window_days")

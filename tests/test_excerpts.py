@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from memory.retrieval.excerpts import CUT, excerpt, excerpted, query_terms, term_weights
+from memory.retrieval.excerpts import (CUT, asks_about_this_chat, excerpt, excerpted, list_position, query_terms,
+                                       term_weights)
 from memory.retrieval.latest import asks_for_the_latest, newest_first
 
 def even(message: str) -> dict[str, float]:
@@ -97,3 +98,64 @@ def test_a_sentence_introducing_a_list_brings_its_first_item():
              "1. Northwind - an outdoor brand known for its care of its people.\n2. Contoso - an airline.\n" + FILLER)
     cut = excerpt(reply, even("which two firms put staff safety first like Acme?"), 400, 80)
     assert "like Acme are:\n1. Northwind - an outdoor brand known for its care of its people." in cut
+
+
+def test_a_stop_after_a_number_ends_a_sentence_but_a_lists_number_stays_with_its_item():
+    reply = ("assistant: " + FILLER + "The construction of the house began in 2014. The contract was signed in 2015. "
+             + FILLER + "Steps:\n1. Sign the contract.\n2. Pour the foundation.\n" + FILLER)
+    cut = excerpt(reply, even("what year did the construction of the house begin?"), 400, 200)
+    assert cut == f"assistant: {CUT.strip()} The construction of the house began in 2014.{CUT.rstrip()}"
+    assert "2. Pour the foundation." in excerpt(reply, even("what is poured?"), 400, 200)
+
+
+@pytest.mark.parametrize("message, position", [
+    ("What was the 7th job in the list you provided?", 7), ("Remind me what the fifth bottle was", 5),
+    ("What was number 3 on the list?", 3), ("Which one was #2?", 2), ("What did I buy in 2014?", None),
+    ("What was the first thing I said?", 1), ("Which came first, the wedding or the party?", None),
+])
+def test_a_place_in_a_list_is_read_from_the_message(message, position):
+    assert list_position(message) == position
+
+
+def test_a_question_naming_a_place_in_a_list_gets_that_item():
+    items = ["Virtual assistant", "Online tutor", "Freelance writer", "Bookkeeper", "Pet sitter", "Consultant",
+             "Transcriptionist", "Reseller"]
+    reply = ("assistant: Here are some ideas for work from home jobs for seniors:\n"
+             + "\n".join(f"{n}. {item}: a job one can do from home, with hours of one's choosing."
+                         for n, item in enumerate(items, 1))
+             + "\n" + FILLER)
+    message = "Can you remind me what was the 7th job in the list you provided?"
+    weights = even(message)
+    cut = excerpt(reply, weights, 400, 120, list_position(message), asks_about_this_chat(message))
+    assert "7. Transcriptionist: a job one can do from home" in cut
+    assert "Transcriptionist" not in excerpt(reply, weights, 400, 120)
+
+
+def test_a_tables_row_brings_the_tables_header():
+    table = ("|  | Day shift | Night shift |\n| --- | --- | --- |\n| Sunday | Admon | Sara |\n"
+             "| Monday | Magdy | Admon |\n| Tuesday | Ehab | Nemr |\n")
+    reply = "assistant: " + FILLER + "Here is the rota for the week:\n\n" + table + "\n" + FILLER
+    cut = excerpt(reply, even("what was Admon's shift on Sunday?"), 400, 40)
+    assert "|  | Day shift | Night shift |" in cut and "| Sunday | Admon | Sara |" in cut
+    assert "Tuesday" not in cut
+
+
+@pytest.mark.parametrize("message, asks_back", [
+    ("What was the name of that hiking trail you recommended?", True),
+    ("I'm looking back at our previous conversation about the case.", True),
+    ("Can you remind me of the restaurant's name?", True), ("We discussed jobs for seniors earlier.", True),
+    ("What hiking trail should I take?", False), ("How did you sleep?", False),
+])
+def test_a_question_about_what_was_said_in_the_chat_is_told_by_its_words(message, asks_back):
+    assert asks_about_this_chat(message) is asks_back
+
+
+def test_asked_back_the_best_sentence_brings_the_ones_beside_it_in_the_best_entry_only():
+    words = ("One of the best trails with breathtaking views in the park is the GR-90. This trail takes you "
+             "through the park's most stunning landscapes and offers panoramic views. The GR-90 is a circular trail.")
+    reply = "assistant: " + FILLER + words + " " + FILLER
+    message = "What was the trail you recommended that takes you through the park's most stunning landscapes?"
+    best, other = excerpted([{"id": "c:turn_0001", "content": reply}, {"id": "c:turn_0002", "content": reply}],
+                            message, 400, 120)
+    assert words in best["content"]
+    assert "is the GR-90." not in other["content"] and "most stunning landscapes" in other["content"]

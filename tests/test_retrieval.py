@@ -764,6 +764,18 @@ async def test_the_days_of_a_named_period_are_injected(runner, tmp_path, questio
     assert archive_id("chat", 1) in [entry["id"] for entry in report["l3"]], report["l3"]
 
 
+async def test_a_goodbye_naming_the_day_injects_nothing_and_a_question_naming_a_thing_and_the_day_does(
+        runner, tmp_path) -> None:
+    told = [(0, "I fixed the leaking kitchen tap this morning. See you tomorrow!", "Nice work, talk tomorrow!")]
+    await load(runner.services.memory, tmp_path, "chat", told + HISTORY)
+    later = (NOW + timedelta(hours=2)).timestamp()
+    for goodbye in ("thanks, that's all for today", "see you tomorrow!"):
+        report = turn_report(await runner.inspect("chat", goodbye, now=later))
+        assert report["l3"] == [], (goodbye, report["l3"])
+    fixed = turn_report(await runner.inspect("chat", "what did I fix today?", now=later))
+    assert archive_id("chat", 1) in [entry["id"] for entry in fixed["l3"]], fixed["l3"]
+
+
 async def test_inspect_says_why_a_message_naming_a_time_has_no_period(runner, tmp_path) -> None:
     await load(runner.services.memory, tmp_path, "chat")
     report = await inspect(runner, "chat", "What should I cook next week?")
@@ -1227,6 +1239,20 @@ async def test_a_long_replys_one_relevant_sentence_is_injected_without_the_rest(
     assert "smoke it at 225 degrees for about ten hours." in entry["content"]
     assert entry["content"].count(ADVICE.strip()) == 0 and len(entry["content"]) < 300
     assert report["tokens"]["l3"] < 250  # the whole turn alone is over 500
+
+
+async def test_a_question_naming_a_place_in_a_list_the_assistant_gave_gets_that_item(runner, tmp_path) -> None:
+    jobs = ("Virtual assistant", "Online tutor", "Freelance writer", "Bookkeeper", "Pet sitter", "Consultant",
+            "Transcriptionist", "Reseller", "Tour guide", "Proofreader")
+    reply = (ADVICE * 2 + "Here are some work from home jobs for seniors:\n"
+             + "".join(f"{n}. {job}: flexible hours, done from home.\n" for n, job in enumerate(jobs, 1)) + ADVICE * 3)
+    asked = (15, "Brainstorm work from home jobs for seniors", reply)
+    await load(runner.services.memory, tmp_path, "chat", HISTORY + LONG_TURNS + [asked])
+    report = await inspect(runner, "chat", "I think we discussed work from home jobs for seniors. "
+                                           "Can you remind me what was the 7th job in the list you provided?")
+    [entry] = [entry for entry in report["l3"] if "jobs for seniors" in entry["content"]]
+    assert entry["excerpt"] is True and "7. Transcriptionist: flexible hours, done from home." in entry["content"]
+    assert len(entry["content"]) < 400  # the whole turn is over 800
 
 
 async def test_a_question_about_the_current_state_puts_the_latest_of_three_mentions_first(runner, tmp_path) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from memory.settings import Retrieval
 from memory.retrieval.beside import turn_place
+from memory.retrieval.excerpts import holds_a_long_message
 from memory.retrieval.gap import background_filter, gap_filter, others_mean
 from memory.retrieval.latest import newest_first
 from memory.retrieval.lists import MECHANISM_PRIORITY, TEMPORAL, THEMATIC, WORDS, is_exact_hit
@@ -24,7 +25,8 @@ def choose_recalls(
 
     Each list's relevant entries: with a background (the query's mean distance to the chat's
     ``passages`` entries, on the scale), those below ``relevance_ratio`` of the mean over the
-    others (word hits: ``lexical_relevance_ratio``); without one, the spec's gap test with
+    others (word hits: ``lexical_relevance_ratio``, ``long_lexical_relevance_ratio`` in a turn
+    holding a message over ``long_message_chars``); without one, the spec's gap test with
     ``ceiling`` (on the scale; None: ``small_result_ceiling``) for short lists (word hits:
     none, words alone cannot tell relevance). The lists' ranks are fused (:func:`fuse`); the relevant entries plus some
     context (:func:`with_context`) are scored by :func:`merge_and_score`. A message judged
@@ -134,7 +136,7 @@ def _verdicts(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], 
         for hit in hits:
             entry_id, distance = hit["id"], hit["distance"]
             if entry_id in relevant[name]:
-                why = _why_relevant(name, distance, background, retrieval, passages, meaning_first)
+                why = _why_relevant(name, hit, background, retrieval, passages, meaning_first)
             elif entry_id in stands_out:
                 why = "stands out in another list"
             elif entry_id in chosen_ids:
@@ -142,7 +144,8 @@ def _verdicts(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], 
             elif background is None:
                 why = "not before a significant gap in its list (the chat has no background yet)"
             else:
-                why = (f"not relevant: distance {distance:.3f} > {_ratio(name, retrieval, meaning_first)} × background "
+                ratio = _ratio(name, hit, retrieval, meaning_first)
+                why = (f"not relevant: distance {distance:.3f} > {ratio} × background "
                        f"{others_mean(background, passages, distance):.3f}")
             if entry_id in stands_out and entry_id not in chosen_ids:
                 why += (f"; outranked: beyond the {len(chosen_ids)} kept (at most prefetch.max_results, each "
@@ -152,22 +155,25 @@ def _verdicts(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], 
     return verdicts
 
 
-def _why_relevant(name: str, distance: float, background: float | None, retrieval: Retrieval,
+def _why_relevant(name: str, hit: Hit, background: float | None, retrieval: Retrieval,
                   passages: int | None, meaning_first: bool) -> str:
+    distance = hit["distance"]
     if is_exact_hit(distance, name):
         return "exact: holds a key the message names"
     if background is None:
         return "head of its list, before a significant gap"
     others = others_mean(background, passages, distance)
-    ratio = _ratio(name, retrieval, meaning_first)
+    ratio = _ratio(name, hit, retrieval, meaning_first)
     if name == TEMPORAL and distance > ratio * others:
         return "among the closest of the named period"
     return f"stands out: distance {distance:.3f} ≤ {ratio} × background {others:.3f}"
 
 
-def _ratio(name: str, retrieval: Retrieval, meaning_first: bool) -> float:
+def _ratio(name: str, hit: Hit, retrieval: Retrieval, meaning_first: bool) -> float:
     if name == WORDS:
-        return retrieval.lexical_relevance_ratio
+        # A long reply or pasted page holds some of any message's words.
+        long = holds_a_long_message(hit["content"], retrieval.long_message_chars)
+        return retrieval.long_lexical_relevance_ratio if long else retrieval.lexical_relevance_ratio
     return retrieval.meaning_first_relevance_ratio if meaning_first and name == THEMATIC else retrieval.relevance_ratio
 
 
@@ -179,8 +185,12 @@ def _relevant(name: str, hits: list[Hit], background: float | None, retrieval: R
         return [] if name == WORDS else gap_filter(
             hits, retrieval.gap_significance, retrieval.small_result_ceiling if ceiling is None else ceiling,
             min_keep=min_keep)
-    return background_filter(hits, background, _ratio(name, retrieval, meaning_first), min_keep=min_keep,
-                             passages=passages)
+    by_ratio: dict[float, list[Hit]] = {}
+    for hit in hits:
+        by_ratio.setdefault(_ratio(name, hit, retrieval, meaning_first), []).append(hit)
+    kept = [hit for ratio, alike in by_ratio.items()
+            for hit in background_filter(alike, background, ratio, min_keep=min_keep, passages=passages)]
+    return sorted(kept, key=lambda hit: hit["distance"])
 
 
 def fuse(ranked_lists: Iterable[list[Hit]], *, rrf_k: float, neighbour_weight: float,

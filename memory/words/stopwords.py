@@ -280,9 +280,12 @@ CUES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 # Words of greeting and leave-taking, beside each language's commonest ones, for telling a message
-# that names no topic ("ok bye, talk soon", "hey, good morning!"): in a chat whose sessions open
-# and close with them, the lines closest to such a message are the other greetings. Not a
-# language's cue: how a text is read (and so its vectors) does not depend on them.
+# that names no topic ("ok bye, talk soon", "hey, good morning!", "thanks, that's all for today"):
+# in a chat whose sessions open and close with them, the lines closest to such a message are the
+# other greetings and goodbyes (the day's own lines are the recent conversation, L2's). Not a
+# language's cue: how a text is read (and so its vectors)
+# does not depend on them.
 GREETINGS: dict[str, str] = {
-    "english": "hey bye goodbye morning evening afternoon night talk soon later nice great cool lol haha cheers welcome",
+    "english": "hey bye goodbye morning evening afternoon night talk soon later nice great cool lol haha cheers welcome "
+               "today tonight tomorrow",
 }
