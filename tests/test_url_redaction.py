@@ -21,6 +21,7 @@ from test_secrecy import leaks, printed, secret_variables
 
 from graph.observability.redaction import RedactingFilter, Redactor
 from graph.settings import Settings, load_settings
+from pydantic import BaseModel
 from memory.stores.backends import Backends
 from memory.errors import MASK, BackendUnavailable, url_secrets, without_credentials
 
@@ -162,3 +163,31 @@ def test_every_log_record_is_redacted_whichever_library_wrote_it(caplog: pytest.
         "lost %s, key %s", "redis://:p@ss-in-a-log-9@host:6379/0?token=tok-in-a-log-9", "sk-logged-secret-123456")
     [record] = caplog.records
     assert record.getMessage() == "lost redis://[redacted]@host:6379/0?token=[redacted], key [redacted]"
+
+
+def _secret_paths(model: type, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The dotted path of every setting typed SecretStr (alone, optional, or a dict of them)."""
+    paths = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths += _secret_paths(annotation, (*prefix, name))
+        elif "SecretStr" in str(annotation):
+            paths.append((*prefix, name))
+    return paths
+
+
+def test_every_secret_setting_is_masked_without_being_listed(tmp_path: Path) -> None:
+    paths = _secret_paths(Settings)
+    assert len(paths) >= 6  # llm.api_key, telegram.token and webhook_secret, mcp.token, letta.token, server.tokens
+    values = {path: f"S{n}-every-secret-setting-0123456789" for n, path in enumerate(paths)}
+    tree: dict = {}
+    for path, value in values.items():
+        *sections, name = path
+        place = tree
+        for section in sections:
+            place = place.setdefault(section, {})
+        place[name] = {"alice": value} if name == "tokens" else value
+    settings = Settings.model_validate({**tree, "data_dir": str(tmp_path)})
+    line = Redactor.for_settings(settings)({"said": " ".join(values.values())})
+    assert [value for value in values.values() if value in line["said"]] == []

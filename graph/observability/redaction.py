@@ -4,10 +4,10 @@ masked in every string of a JSON-able value (a turn's line) and of every log rec
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, get_args
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from graph.settings import Settings
 from memory.errors import MASK, url_secrets, without_credentials
@@ -28,14 +28,17 @@ class Redactor:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> "Redactor":
-        keys = (settings.llm.api_key, settings.telegram.token, settings.telegram.webhook_secret, settings.mcp.token,
-                settings.letta.token, *settings.server.tokens.values())
-        # Plain strings too: a settings copy made without validation (model_copy) keeps them so.
-        secrets = [key.get_secret_value() if isinstance(key, SecretStr) else str(key) for key in keys if key]
-        # The passwords and secret parameters inside the configured URLs, should one be echoed bare.
-        urls = (settings.redis.url, settings.chroma.url, settings.letta.url, settings.llm.base_url,
-                settings.telegram.api_url)
-        return cls(secrets + [secret for url in urls for secret in url_secrets(url)])
+        """The redactor of every secret the settings hold, read from the tree itself.
+
+        Args:
+            settings: the process's settings.
+        Returns:
+            A redactor of each ``SecretStr`` setting (a token, a key, a server's tokens), and the
+            passwords and secret parameters inside each URL setting, should one be echoed bare:
+            a setting added later is masked without being listed here.
+        """
+        secrets = list(_values(settings, _is_secret))
+        return cls(secrets + [secret for url in _values(settings, _is_url) for secret in url_secrets(url)])
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -47,6 +50,29 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self(v) for v in value]
         return value
+
+
+def _values(section: BaseModel, wanted: Any) -> Iterator[str]:
+    """The set values, as strings, of every setting of ``section`` (and of its sections) whose
+    ``wanted(name, annotation)`` holds; a dict setting's values each."""
+    for name, field in type(section).model_fields.items():
+        value = getattr(section, name)
+        if isinstance(value, BaseModel):
+            yield from _values(value, wanted)
+        elif value and wanted(name, field.annotation):
+            # Plain strings too: a settings copy made without validation (model_copy) keeps them so.
+            for item in value.values() if isinstance(value, Mapping) else [value]:
+                yield item.get_secret_value() if isinstance(item, SecretStr) else str(item)
+
+
+def _is_secret(name: str, annotation: Any) -> bool:
+    """Whether a setting holds secrets: typed ``SecretStr``, alone, optional or in a dict."""
+    return annotation is SecretStr or any(_is_secret(name, argument) for argument in get_args(annotation))
+
+
+def _is_url(name: str, annotation: Any) -> bool:
+    """Whether a setting is a URL (``url``, ``base_url``, ``api_url``…)."""
+    return name == "url" or name.endswith("_url")
 
 
 class RedactingFilter(logging.Filter):
