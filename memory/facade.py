@@ -164,18 +164,18 @@ class Memory:
         """
         return await recall(self._l3, query, settings or self.settings)
 
-    async def with_turns_beside(self, chosen: list[Hit], best: int, long_chars: int) -> list[Hit]:
+    async def with_turns_beside(self, chosen: list[Hit], best: int, whole_chars: int) -> list[Hit]:
         """The entries chosen to inject, then the turns just before and after the ``best`` first
-        that hold no message over ``long_chars`` characters (:mod:`memory.retrieval.beside`).
+        that hold no message over ``whole_chars`` characters (:mod:`memory.retrieval.beside`).
 
         Args:
             chosen: what gap_filter chose, best first.
             best: ``retrieval.beside_best``.
-            long_chars: ``retrieval.long_message_chars``.
+            whole_chars: ``retrieval.whole_message_chars``.
         Returns:
             The entries to inject, best first; a turn the chat does not hold is left out.
         """
-        wanted = wanted_beside(chosen, best, long_chars)
+        wanted = wanted_beside(chosen, best, whole_chars)
         if not wanted:
             return chosen
         store = await self._chroma.episodic()

@@ -166,7 +166,7 @@ class Retrieval(Section):
         0.85, gt=0, description="a hit by words stands out below this × the background (the words already point)")
     # A long reply or pasted page holds some of any message's words ("thanks", "times", "today").
     long_lexical_relevance_ratio: float = Field(
-        0.82, gt=0, description="a hit by words in a turn holding a message over long_message_chars stands out "
+        0.82, gt=0, description="a hit by words in a turn holding a message over whole_message_chars stands out "
                                 "below this × the background")
     # A statement about oneself bears on what the person said before more by meaning than by
     # words ("they talked me into the weekend rota" ~ "I started turning down shifts"), and in a
@@ -200,15 +200,12 @@ class Retrieval(Section):
     # An event is told over a few turns, and a question's words often match one of them.
     beside_best: int = Field(
         2, ge=0, description="the turns just before and after this many of the best entries are injected beside them")
-    # An assistant's reply or a pasted page holds some of any message's words, and tells its matter whole.
-    long_message_chars: int = Field(
-        400, ge=0, description="a turn holding a message over this many characters is long: its hits by words stand "
-                               "out below long_lexical_relevance_ratio, and no turns beside it are injected")
     # A long reply or pasted page bears on the message in a few sentences: those are injected. A
     # person's message of a few hundred characters is dense with what they did: it stays whole.
     whole_message_chars: int = Field(
         600, ge=0, description="a turn's message up to this many characters is injected whole; a longer one as an "
-                               "excerpt of its sentences holding the most of the message's words")
+                               "excerpt of its sentences holding the most of the message's words, and no turns "
+                               "beside it are injected")
     excerpt_chars: int = Field(
         200, gt=0, description="at most this many characters of a long message's sentences are injected")
     recency_window_days: float = Field(30.0, gt=0, description="an entry's recency falls to 0 over this many days")

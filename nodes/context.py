@@ -78,7 +78,6 @@ class Context:
     retrieval_weight_popularity: float | None = _knob("retrieval.weight_popularity")
     retrieval_min_score_share: float | None = _knob("retrieval.min_score_share")
     retrieval_beside_best: int | None = _knob("retrieval.beside_best")
-    retrieval_long_message_chars: int | None = _knob("retrieval.long_message_chars")
     retrieval_whole_message_chars: int | None = _knob("retrieval.whole_message_chars")
     retrieval_excerpt_chars: int | None = _knob("retrieval.excerpt_chars")
     retrieval_recency_window_days: float | None = _knob("retrieval.recency_window_days")

@@ -37,7 +37,7 @@ async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> dict[str, A
     try:
         candidates = await asyncio.wait_for(
             services.memory.with_turns_beside(candidates, settings.retrieval.beside_best,
-                                              settings.retrieval.long_message_chars), settings.prefetch.timeout)
+                                              settings.retrieval.whole_message_chars), settings.prefetch.timeout)
     except asyncio.TimeoutError:
         degraded = f"the turns beside the best were not read within the turn's deadline ({settings.prefetch.timeout:g} s)"
     except Exception as exc:  # the chosen entries are injected without them

@@ -752,20 +752,20 @@ class TestTurnsBeside:
     def test_the_turns_either_side_of_the_best_are_wanted_once(self) -> None:
         chosen = self.chosen(7, 8, 20)
         # Turn 8 is chosen already; 6 is beside 7, 9 beside 8; 20 is not among the best two.
-        assert wanted_beside(chosen, 2, 400) == {"c:turn_0006": "c:turn_0007", "c:turn_0009": "c:turn_0008"}
-        assert wanted_beside(chosen, 0, 400) == {}
+        assert wanted_beside(chosen, 2, 600) == {"c:turn_0006": "c:turn_0007", "c:turn_0009": "c:turn_0008"}
+        assert wanted_beside(chosen, 0, 600) == {}
 
     def test_a_best_turn_holding_a_long_message_has_none_beside_it(self) -> None:
         chosen = self.chosen(7, 20)
-        chosen[0]["content"] = "user: what wood?\nassistant: " + "Oak burns slowly and evenly. " * 20
-        assert wanted_beside(chosen, 2, 400) == {"c:turn_0019": "c:turn_0020", "c:turn_0021": "c:turn_0020"}
+        chosen[0]["content"] = "user: what wood?\nassistant: " + "Oak burns slowly and evenly. " * 30
+        assert wanted_beside(chosen, 2, 600) == {"c:turn_0019": "c:turn_0020", "c:turn_0021": "c:turn_0020"}
 
     def test_an_entry_that_is_not_a_turn_has_none_beside_it(self) -> None:
-        assert wanted_beside(self.chosen(None, 4), 1, 400) == {}
+        assert wanted_beside(self.chosen(None, 4), 1, 600) == {}
 
     def test_the_turns_read_come_after_the_chosen_scored_as_the_last(self) -> None:
         chosen = self.chosen(7, 20, 30)
-        wanted = wanted_beside(chosen, 2, 400)
+        wanted = wanted_beside(chosen, 2, 600)
         found = [turn(archive_id("c", n), n) | {"content": "user: and then?"} for n in (6, 21)]  # 8, 19: none
         placed = placed_beside(chosen, found, wanted)
         assert ids(placed) == ["c:turn_0007", "c:turn_0020", "c:turn_0030", "c:turn_0006", "c:turn_0021"]
@@ -779,11 +779,11 @@ class TestTurnsBeside:
         chosen = [hit | {"content": "user: We adopted a puppy today!"} for hit in self.chosen(7)]
         found = [turn(archive_id("c", 6), 6) | {"content": "user: Напомни, что мне сделали у зубного врача"},
                  turn(archive_id("c", 8), 8) | {"content": "user: His name is Pickles."}]
-        assert ids(placed_beside(chosen, found, wanted_beside(chosen, 1, 400))) == ["c:turn_0007", "c:turn_0008"]
+        assert ids(placed_beside(chosen, found, wanted_beside(chosen, 1, 600))) == ["c:turn_0007", "c:turn_0008"]
 
     def test_a_turn_not_wanted_is_not_placed(self) -> None:
         chosen = self.chosen(7)
-        assert placed_beside(chosen, [turn(archive_id("c", 30), 30)], wanted_beside(chosen, 1, 400)) == chosen
+        assert placed_beside(chosen, [turn(archive_id("c", 30), 30)], wanted_beside(chosen, 1, 600)) == chosen
 
 
 def hits(prefix: str, distances: list[float], mechanism: str = "thematic") -> list[dict]:
@@ -804,7 +804,7 @@ class TestChooseRecalls:
         assert sorted(self.choose(lists, 2.0, lexical_relevance_ratio=0.5)) == ["s0", "s1"]
 
     def test_a_word_hit_in_a_long_turn_must_stand_out_more(self) -> None:
-        long = hits("w", [1.6])[0] | {"content": "user: thanks!\nassistant: " + "You are welcome, any time. " * 20}
+        long = hits("w", [1.6])[0] | {"content": "user: thanks!\nassistant: " + "You are welcome, any time. " * 30}
         # 0.85 · 2.0 = 1.7 for a word hit; 0.78 · 2.0 = 1.56 for one in a turn holding a long message
         assert self.choose({"lexical": [long]}, 2.0, long_lexical_relevance_ratio=0.78) == []
         assert self.choose({"lexical": [long | {"content": "user: thanks!"}]}, 2.0, long_lexical_relevance_ratio=0.78) == ["w0"]

@@ -22,15 +22,15 @@ def turn_place(hit: Hit) -> tuple[str, int] | None:
     return (chat, int(turn)) if isinstance(turn, int) and chat is not None else None
 
 
-def wanted_beside(chosen: list[Hit], best: int, long_chars: int) -> dict[str, str]:
+def wanted_beside(chosen: list[Hit], best: int, whole_chars: int) -> dict[str, str]:
     """The turns to read beside the ``best`` first chosen entries, but for one holding a message
-    over ``long_chars`` characters: a long reply or pasted page tells its matter whole, and the
+    over ``whole_chars`` characters: a long reply or pasted page tells its matter whole, and the
     turns beside it are as long and bear on it less than a short line's do.
 
     Args:
         chosen: what gap_filter chose, best first.
         best: ``retrieval.beside_best``.
-        long_chars: ``retrieval.long_message_chars``.
+        whole_chars: ``retrieval.whole_message_chars``.
 
     Returns:
         Id of the turn just before or after one of the best -> id of that best entry, in the
@@ -39,7 +39,7 @@ def wanted_beside(chosen: list[Hit], best: int, long_chars: int) -> dict[str, st
     chosen_ids = {hit["id"] for hit in chosen}
     wanted: dict[str, str] = {}
     for hit in chosen[:best]:
-        if (place := turn_place(hit)) is None or holds_a_long_message(hit["content"], long_chars):
+        if (place := turn_place(hit)) is None or holds_a_long_message(hit["content"], whole_chars):
             continue
         chat, turn = place
         for neighbour in (archive_id(chat, turn - 1), archive_id(chat, turn + 1)):

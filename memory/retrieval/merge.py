@@ -26,7 +26,7 @@ def choose_recalls(
     Each list's relevant entries: with a background (the query's mean distance to the chat's
     ``passages`` entries, on the scale), those below ``relevance_ratio`` of the mean over the
     others (word hits: ``lexical_relevance_ratio``, ``long_lexical_relevance_ratio`` in a turn
-    holding a message over ``long_message_chars``); without one, the spec's gap test with
+    holding a message over ``whole_message_chars``); without one, the spec's gap test with
     ``ceiling`` (on the scale; None: ``small_result_ceiling``) for short lists (word hits:
     none, words alone cannot tell relevance). The lists' ranks are fused (:func:`fuse`); the relevant entries plus some
     context (:func:`with_context`) are scored by :func:`merge_and_score`. A message judged
@@ -172,7 +172,7 @@ def _why_relevant(name: str, hit: Hit, background: float | None, retrieval: Retr
 def _ratio(name: str, hit: Hit, retrieval: Retrieval, meaning_first: bool) -> float:
     if name == WORDS:
         # A long reply or pasted page holds some of any message's words.
-        long = holds_a_long_message(hit["content"], retrieval.long_message_chars)
+        long = holds_a_long_message(hit["content"], retrieval.whole_message_chars)
         return retrieval.long_lexical_relevance_ratio if long else retrieval.lexical_relevance_ratio
     return retrieval.meaning_first_relevance_ratio if meaning_first and name == THEMATIC else retrieval.relevance_ratio
 
