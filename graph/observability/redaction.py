@@ -4,7 +4,7 @@ masked in every string of a JSON-able value (a turn's line) and of every log rec
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, get_args
 
 from pydantic import BaseModel, SecretStr
@@ -52,7 +52,7 @@ class Redactor:
         return value
 
 
-def _values(section: BaseModel, wanted: Any) -> Iterator[str]:
+def _values(section: BaseModel, wanted: Callable[[str, Any], bool]) -> Iterator[str]:
     """The set values, as strings, of every setting of ``section`` (and of its sections) whose
     ``wanted(name, annotation)`` holds; a dict setting's values each."""
     for name, field in type(section).model_fields.items():

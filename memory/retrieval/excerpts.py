@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
+from memory.retrieval.latest import QUESTION_SCAN_CHARS
 from memory.turns import ASSISTANT_PREFIX, USER_PREFIX, Hit, turn_parts
 from memory.words import Words, names_nothing, terms
 
@@ -39,7 +40,6 @@ _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixt
 _POSITION = re.compile(
     r"\bthe (?:(\d{1,2})(?:st|nd|rd|th)|(" + "|".join(_ORDINALS) + r"))\b|(?:\bnumber|\bno\.|#) ?(\d{1,2})\b",
     re.IGNORECASE)
-_SCAN_CHARS = 2_000  # a question says what it asks in its first lines
 # A sentence longer than this is cut in windows of about this many characters, whatever the run's
 # excerpt_chars: the pieces an excerpt can hold are then the same in every run, and a forget cuts
 # them all out of the turns' copies (:func:`excerpt_pieces`).
@@ -83,7 +83,7 @@ def excerpted(hits: Iterable[Hit], message: str, whole_chars: int, excerpt_chars
 
 def list_position(message: str) -> int | None:
     """The place in a list the message names ("the 7th job", "the fifth bottle"), if any."""
-    match = _POSITION.search(message[:_SCAN_CHARS])
+    match = _POSITION.search(message[:QUESTION_SCAN_CHARS])
     if match is None:
         return None
     digits, word, numbered = match.groups()
@@ -93,7 +93,7 @@ def list_position(message: str) -> int | None:
 def asks_about_this_chat(message: str) -> bool:
     """Whether the message asks back what was said before in the chat ("the trail you
     recommended", "remind me", "our previous conversation")."""
-    return _ASKS_BACK.search(message[:_SCAN_CHARS]) is not None
+    return _ASKS_BACK.search(message[:QUESTION_SCAN_CHARS]) is not None
 
 
 def holds_a_long_message(content: str, whole_chars: int) -> bool:

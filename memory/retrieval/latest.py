@@ -18,12 +18,12 @@ _ASKS_FOR_THE_LATEST = re.compile(
     r"\b(?:current(?:ly)?|now(?!\s+that\b)|nowadays|these days|latest|most recent(?:ly)?|still|any ?more|so far|"
     r"newest|up to date)\b", re.IGNORECASE)
 # The message's first lines, where a question says what it asks.
-_SCAN_CHARS = 2_000
+QUESTION_SCAN_CHARS = 2_000
 
 
 def asks_for_the_latest(message: str) -> bool:
     """Whether the message asks for the newest state of something told before."""
-    return _ASKS_FOR_THE_LATEST.search(message[:_SCAN_CHARS]) is not None
+    return _ASKS_FOR_THE_LATEST.search(message[:QUESTION_SCAN_CHARS]) is not None
 
 
 def newest_first(chosen: list[Hit], stands_out: Collection[str]) -> list[Hit]:
