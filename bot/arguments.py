@@ -160,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--host", default="127.0.0.1", help="with --http: the address to listen on (default 127.0.0.1)")
     mcp.add_argument("--port", type=port_number, default=8765, help="with --http: the port (default 8765)")
 
+    web = command("web", "a local page to see and correct what GOAT remembers (no network needed)",
+                  description="Serve a local page to see and correct what GOAT remembers: chats, turns, what recall "
+                  "injects and why, facts, forgetting, import and export. Without GOAT_SERVER_TOKENS it prints a link "
+                  "that opens once; with them, each person signs in with their token and sees only their own.")
+    web.add_argument("--port", type=port_number, default=8790, help="the port (default 8790)")
+    web.add_argument("--listen", default="127.0.0.1",
+                     help="the address to listen on (default 127.0.0.1; another only with GOAT_SERVER_TOKENS)")
+
     export = command("export", "everything of a user as one JSON document (facts, L2, L3)")
     export.add_argument("--user", required=True, help="the user id")
     export.add_argument("--chat", help="only this chat")

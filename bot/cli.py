@@ -27,7 +27,7 @@ EXIT_USAGE = 2
 EXIT_STOPPED = 130  # as a shell reports a command Ctrl-C ended
 # The commands that serve until they are stopped: SIGTERM, a service manager's stop, is their
 # normal end, a success (exit 0). Any other command it stops was cut short: EXIT_STOPPED.
-SERVING = frozenset({"bot", "mcp"})
+SERVING = frozenset({"bot", "mcp", "web"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         handler = {"import": cmd_import, "inspect": cmd_inspect, "doctor": cmd_doctor, "demo": cmd_demo,
                    "bench": cmd_bench, "chat": cmd_chat, "stats": cmd_stats, "mcp": cmd_mcp,
                    "export": cmd_export, "forget-user": cmd_forget_user, "bot": cmd_bot,
-                   "reembed": cmd_reembed}
+                   "reembed": cmd_reembed, "web": cmd_web}
         return asyncio.run(stopped_by_sigterm(handler[args.command](settings, args)))
     except (SettingsError, InvalidTurn) as exc:
         print(f"goat: {exc}", file=sys.stderr)
@@ -268,6 +268,12 @@ async def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await memory_server.aclose()
     return 0
+
+
+async def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.web.serve import serve_web
+
+    return await serve_web(settings, args.listen, args.port)
 
 
 async def cmd_export(settings: Settings, args: argparse.Namespace) -> int:

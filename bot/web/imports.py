@@ -1,0 +1,154 @@
+"""An export uploaded to the page, imported behind it as `goat import` imports a file (the same
+reader and importer, ``graph/importing/``), its progress the import's own: turns done of the
+transcript's turns. The upload is kept in a temporary folder outside the data folder while it is
+read, and deleted once the import ends, whatever its end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graph.importing.export_files import ExportError, find_export
+from graph.importing.exports import read_export
+from graph.importing.importer import Transcript, TranscriptChanged, TranscriptError
+from graph.runner import TurnRunner
+from memory.errors import BackendUnavailable
+from nodes.state import InvalidTurn
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("jsonl", "telegram", "chatgpt")
+MAX_JOBS = 100  # imports remembered for their progress page: the oldest finished one goes first
+
+
+@dataclass
+class ImportJob:
+    """One upload's import, as its progress page shows it."""
+
+    person: str  # whose it is: only they see its progress
+    name: str  # the file's name, as uploaded
+    state: str = "checking"  # checking, importing, done, failed
+    done: int = 0
+    total: int = 0
+    lines: list[str] = field(default_factory=list)  # what it says when it ends
+
+    def as_json(self) -> dict[str, object]:
+        return {"state": self.state, "done": self.done, "total": self.total, "lines": self.lines}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What the form sent: the file (saved), and how to read it."""
+
+    path: Path
+    format: str | None  # None: told by the content
+    me: str | None
+    into: str | None
+
+
+class Imports:
+    def __init__(self, runner: TurnRunner) -> None:
+        self._runner = runner
+        self._jobs: dict[str, ImportJob] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def job(self, job_id: str, person: str) -> ImportJob | None:
+        """The job of this id, if it is this person's."""
+        job = self._jobs.get(job_id)
+        return job if job is not None and job.person == person else None
+
+    def start(self, upload: Upload, name: str, person: str, *, only_theirs: bool) -> str:
+        """Import the upload behind the page. ``only_theirs`` (server tokens): every message must be
+        the person's, in chats no one else wrote to, else nothing is imported. Returns the job's id."""
+        job_id = secrets.token_urlsafe(12)
+        while len(self._jobs) >= MAX_JOBS and (ended := [k for k, j in self._jobs.items() if j.state in ("done", "failed")]):
+            del self._jobs[ended[0]]
+        self._jobs[job_id] = job = ImportJob(person, name)
+        task = asyncio.create_task(self._run(job, upload, only_theirs))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job_id
+
+    async def _run(self, job: ImportJob, upload: Upload, only_theirs: bool) -> None:
+        try:
+            me = await asyncio.to_thread(_as_whom, upload, job.person) if only_theirs else upload.me
+            transcript = await asyncio.to_thread(read_export, upload.path, upload.format, me=me, into=upload.into)
+            if only_theirs and (problem := await self._not_theirs(transcript, job.person)):
+                raise ExportError(problem)
+            await self._import(job, transcript)
+        except (TranscriptError, ExportError, InvalidTurn, TranscriptChanged, BackendUnavailable) as exc:
+            job.state, job.lines = "failed", [f"{upload.path.name}: {exc}"]
+        except Exception as exc:  # the page says what failed; the server serves on
+            log.warning("goat web: an import failed: %s", type(exc).__name__)
+            job.state, job.lines = "failed", [f"the import failed: {type(exc).__name__}"]
+        finally:
+            shutil.rmtree(upload.path.parent, ignore_errors=True)
+
+    async def _import(self, job: ImportJob, transcript: Transcript) -> None:
+        from graph.importing.importer import import_turns
+
+        memory = self._runner.services.memory
+        job.state, job.total = "importing", transcript.turns
+
+        def progress(more: int) -> None:
+            job.done += more
+
+        stats = await import_turns(memory, transcript, progress=progress)
+        await memory.admin.fill_languages()
+        job.lines = [f"{stats['messages']} messages, {stats['turns']} turns: {stats['imported']} imported, "
+                     f"{stats['skipped']} already there"]
+        if transcript.omitted:
+            job.lines.append("left out: " + ", ".join(f"{count} {kind}(s)" for kind, count in transcript.omitted.items()))
+        job.state = "done"
+
+    async def _not_theirs(self, transcript: Transcript, person: str) -> str | None:
+        """Why the transcript is not only the person's (None when it is): a message of another user,
+        or a chat someone else wrote to."""
+        chats, users = await asyncio.to_thread(_chats_and_users, transcript.imported_turns())
+        if others := users - {person}:
+            return (f"it holds messages of other users ({', '.join(sorted(others))[:200]}): on a shared page you "
+                    f"import only your own, as {person} (for Telegram, your id; for ChatGPT, nothing to set)")
+        admin = self._runner.services.memory.admin
+        _, known = await admin.users_and_chats()
+        if anothers := (chats & set(known)) - set(await admin.chats_of(person)):
+            return f"chat {sorted(anothers)[0]!r} is someone else's"
+        return None
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _as_whom(upload: Upload, person: str) -> str | None:
+    """Whose messages an export's are on a shared page: the person's (a ChatGPT export's kept under
+    their id, a Telegram export's read as theirs when their id is a Telegram one); a JSON Lines
+    transcript names each message's user itself."""
+    return None if find_export(upload.path, upload.format).format == "jsonl" else person
+
+
+def _chats_and_users(turns: Iterable[tuple[str, object]]) -> tuple[set[str], set[str]]:
+    chats: set[str] = set()
+    users: set[str] = set()
+    for chat_id, turn in turns:
+        chats.add(chat_id)
+        users.add(turn.user_id)  # type: ignore[attr-defined]  # an ImportedTurn
+    return chats, users
+
+
+async def saved_upload(name: str, chunks: AsyncIterator[bytes]) -> Path:
+    """The uploaded file written to a new temporary folder (outside the data folder), under its own
+    name's last part."""
+    folder = Path(tempfile.mkdtemp(prefix="goat-web-import-"))
+    safe = Path(name or "export").name.replace("\x00", "") or "export"
+    path = folder / safe
+    with path.open("wb") as file:
+        async for chunk in chunks:
+            file.write(chunk)
+    return path

@@ -1,0 +1,72 @@
+"""`goat web`: serve the page on loopback (another address only with server tokens), and print
+the one-time link when there are none. The link is printed once, to standard output, and nowhere
+else: the server's access log is off, and the page sends no referrer."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+
+from graph.runner import TurnRunner
+from graph.settings import Settings
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (a name or an IP) is this machine's alone."""
+    if address.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def refusal(settings: Settings, listen: str) -> str | None:
+    """Why `goat web` will not serve on ``listen`` (None when it will)."""
+    if is_loopback(listen) or settings.server.tokens:
+        return None
+    return (f"goat web serves {listen} only with server tokens, so that each person signs in as themselves: set "
+            "GOAT_SERVER_TOKENS=alice=<token>,bob=<token> (e.g. from `openssl rand -hex 32`), or leave --listen out "
+            "(127.0.0.1)")
+
+
+async def serve_web(settings: Settings, listen: str, port: int) -> int:
+    """Serve until stopped (SIGTERM or Ctrl-C). Returns the exit status (2: refused)."""
+    if (refused := refusal(settings, listen)) is not None:
+        print(f"goat: {refused}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from bot.web.access import Access
+    from bot.web.app import build_app
+
+    access = Access(settings.server.tokens, settings.server.developer)
+    async with TurnRunner.from_settings(settings) as runner:
+        await runner.warm_up()
+        app, web = build_app(runner, settings, access)
+        listening = bound(listen, port)  # before the link is printed: a browser opening it queues, never fails
+        host = f"[{listen}]" if ":" in listen else listen
+        base = f"http://{host}:{listening.getsockname()[1]}"
+        link = access.link(base)
+        print(f"goat web: open {link}" if link else f"goat web: serving {base} (sign in with your token)", flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        try:
+            await server.serve(sockets=[listening])
+        finally:
+            await web.imports.aclose()
+            listening.close()
+    return 0
+
+
+def bound(listen: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``listen``:``port``."""
+    family = socket.AF_INET6 if ":" in listen else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((listen.strip("[]"), port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
