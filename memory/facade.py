@@ -188,29 +188,6 @@ class Memory:
         in one chat, at ``now`` (the current time by default), with a run's ``settings``."""
         return MemoryScope(self, settings or self.settings, chat_id, user_id, time.time() if now is None else now)
 
-    # ---- L1 -------------------------------------------------------------------------------
-
-    async def facts(self, user_id: str, deadline: float | None = None) -> dict[str, str]:
-        """The user's L1 facts, by key.
-
-        Args:
-            deadline: seconds to wait for the facts store's answer (connecting to it, which
-                later turns need too, is not counted); ``TimeoutError`` after that.
-        """
-        store = await self._redis.facts()
-        return await asyncio.wait_for(store.get_all(user_id), deadline)
-
-    async def remember(self, user_id: str, key: str, value: str, max_tokens: int) -> int:
-        """Upsert one of the user's L1 facts by key.
-
-        L1 is in every prompt, so a fact that would take the block past ``max_tokens`` is
-        refused with ``FactsFull`` and nothing is written.
-
-        Returns:
-            The facts block's tokens with the fact.
-        """
-        return await upsert_within(await self._redis.facts(), user_id, key, value, max_tokens)
-
     # ---- L2 -------------------------------------------------------------------------------
 
     async def working(self, chat_id: str, max_messages: int, max_tokens: int | None = None) -> tuple[int, list[dict]]:
@@ -245,31 +222,6 @@ class Memory:
         waiting = await self._archiver.later(exchanges, now) if exchanges else 0
         return Archived(waiting, self._chroma.problem)
 
-    async def write_archive_through(self, deadline: float) -> None:
-        """Write the turns waiting behind the replies to L3 now, for up to ``deadline`` seconds
-        (the writing goes on behind after that): an explicit search then finds the turn just
-        answered. What L3 cannot take stays in the outbox.
-
-        Raises:
-            redis.exceptions.RedisError: Redis, where the outbox lives, failed.
-        """
-        await self._archiver.write_through(deadline)
-
-    async def store_memory(self, chat_id: str, user_id: str, content: str, tags: list[str] | None,
-                           now: float, entry_id: str | None = None) -> str:
-        """Write a curated entry to the chat's L3 now; the same content rewrites the same entry.
-
-        Args:
-            entry_id: the entry's id, when the caller names it (a store's key); by default one
-                made of the content. An id the chat already holds is not rewritten here: delete
-                it first (:meth:`ChatEntries.delete`).
-        Returns:
-            The entry's id.
-        """
-        if entry_id is not None:
-            await self._archiver.flush()  # a turn waiting to be archived is found under its id
-        return await self._archiver.store_curated(chat_id, user_id, content, tags, now, entry_id)
-
     async def start_afresh(self, chat_id: str) -> None:
         """Start the chat's L2 afresh (``/reset``): L3 keeps every turn and turn numbers go on,
         so archive ids never repeat. The archive written behind the replies is flushed first,
@@ -301,12 +253,23 @@ class MemoryScope:
 
     # ---- L1 -------------------------------------------------------------------------------
 
-    async def facts(self) -> dict[str, str]:
-        """The user's facts, by key."""
-        return await self.memory.facts(self.user_id)
+    async def facts(self, deadline: float | None = None) -> dict[str, str]:
+        """The user's facts, by key.
+
+        Args:
+            deadline: seconds to wait for the facts store's answer (connecting to it, which
+                later turns need too, is not counted); none by default.
+        Returns:
+            The facts, by key.
+        Raises:
+            TimeoutError: the facts store did not answer within ``deadline``.
+        """
+        store = await self.memory._redis.facts()
+        return await asyncio.wait_for(store.get_all(self.user_id), deadline)
 
     async def remember(self, key: str, value: str) -> int:
-        """Keep (or update) one of the user's facts.
+        """Keep (or update) one of the user's facts, by key. L1 is in every prompt, so a fact that
+        would take the block past ``budget.l1_facts_max_tokens`` is refused and nothing is written.
 
         Returns:
             The facts block's tokens with it.
@@ -314,7 +277,8 @@ class MemoryScope:
             FactsFull: the facts would grow past ``budget.l1_facts_max_tokens`` (nothing written).
             ValueError: an empty or malformed key or value.
         """
-        return await self.memory.remember(self.user_id, key, value, self.settings.budget.l1_facts_max_tokens)
+        return await upsert_within(await self.memory._redis.facts(), self.user_id, key, value,
+                                   self.settings.budget.l1_facts_max_tokens)
 
     async def forget_fact(self, key: str) -> bool:
         """Delete one of the user's facts. Returns False when none had that key."""
@@ -326,9 +290,22 @@ class MemoryScope:
         """Start the chat's recent conversation (L2) afresh; the archive (L3) keeps every turn."""
         await self.memory.start_afresh(self.chat_id)
 
-    async def store(self, content: str, tags: list[str] | None = None) -> str:
-        """Keep a note in the chat's archive, verbatim. Returns its id."""
-        return await self.memory.store_memory(self.chat_id, self.user_id, content, tags, self.now)
+    async def store(self, content: str, tags: list[str] | None = None, entry_id: str | None = None) -> str:
+        """Keep a note in the chat's archive (L3) now, verbatim; the same content rewrites the same note.
+
+        Args:
+            content: the note's text.
+            tags: its tags, if any.
+            entry_id: its id, when the caller names it (a store's key); by default one made of the
+                content. An id the chat already holds is not rewritten here: delete it first
+                (:meth:`ChatEntries.delete`).
+        Returns:
+            The note's id.
+        """
+        archiver = self.memory._archiver
+        if entry_id is not None:
+            await archiver.flush()  # a turn waiting to be archived is found under its id
+        return await archiver.store_curated(self.chat_id, self.user_id, content, tags, self.now, entry_id)
 
     async def search(self, query: str, after: str | None = None, before: str | None = None) -> list[str]:
         """The chat's archive searched on demand (:meth:`found`), as lines.
@@ -373,7 +350,9 @@ class MemoryScope:
         turn just answered is found), within the query's deadline all told."""
         started, deadline = time.monotonic(), settings.tools.timeout if query.deadline is None else query.deadline
         try:
-            await self.memory.write_archive_through(deadline / 2)
+            # The turns waiting behind the replies, written now (the writing goes on behind after
+            # half the deadline); what L3 cannot take stays in the outbox.
+            await self.memory._archiver.write_through(deadline / 2)
         except Exception as exc:
             raise SearchFailed(f"memory search failed: the turns waiting for the archive could not be read "
                                f"({type(exc).__name__}: {exc})") from exc

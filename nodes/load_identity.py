@@ -20,7 +20,8 @@ async def load_identity(state: TurnState, runtime: Runtime[Context]) -> dict[str
     degraded = ""
     deadline = settings.prefetch.timeout
     try:
-        facts = await services.memory.facts(turn_user(state), deadline)
+        scope = services.memory.scope(state["chat_id"], turn_user(state), now=turn_time(state), settings=settings)
+        facts = await scope.facts(deadline)
     except TimeoutError:
         facts, degraded = {}, f"facts store did not answer within the turn's deadline ({deadline:g} s)"
     except Exception as exc:  # the facts store fails independently: the turn goes on without L1

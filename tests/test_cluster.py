@@ -178,7 +178,7 @@ async def test_whole_turns_across_chats_on_every_master(cluster_settings, embedd
             assert any("San Marzano" in e["content"] for e in first["l3"])
             assert (await inspect(runner, "alice-chat", question))["prefetch"]["cache"]["hit"] is True
             for user in ("alice", "bob", "dave"):
-                await memory.remember(user, "city", f"{user}ville", 500)
+                await memory.scope(user, user).remember("city", f"{user}ville")
 
             # Turns in the three chats at once, a burst of three in one of them (its turn lock).
             sent = {"alice-chat": ["my cat is called Pixel"], "bob-chat": ["hi", "ticket-000250 is open", "thanks"],

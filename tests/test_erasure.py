@@ -88,7 +88,7 @@ def test_forget_user_leaves_nothing_of_theirs_in_any_file(tmp_path: Path, embedd
             fake.reply(f"I will remember {MARKER}.")
             runner = make_runner(with_model(load_settings(environ=env), fake), embeddings)
             try:
-                await runner.services.memory.remember(ANA, "locker", MARKER, 500)
+                await runner.services.memory.scope(ANA, ANA).remember("locker", MARKER)
                 await runner.run("family", f"Again: {MARKER}.", user_id=ANA)
                 assert await runner.services.memory.measuring.settle() == 0
                 async with memorys_redis(runner.services.memory) as redis:
@@ -293,7 +293,7 @@ async def test_a_fact_the_model_forgets_in_a_turn_is_cut_from_that_turns_checkpo
             final = await runner.run("ana-chat", "Please forget my locker code.", user_id=ANA)
             assert [result["name"] for result in final["tool_results"]] == ["forget_fact"]
             assert written, "the turn's archive made the vector index"
-            assert await runner.services.memory.facts(ANA) == {}
+            assert await runner.services.memory.scope(ANA, ANA).facts() == {}
             assert await redis_holding(runner) == []
             assert files_holding(data_dir) == []
         finally:

@@ -102,7 +102,7 @@ async def seeded(runner):  # noqa: F811
     await archive_days(runner, A_CHAT, ALICE, A_TURNS + ERRANDS)
     await archive_days(runner, ALICE_OTHER_CHAT, ALICE, OTHER_TURNS)
     await archive_days(runner, B_CHAT, BOB, OTHER_TURNS)
-    await runner.services.memory.remember(ALICE, "dentist", "Dr. Quillfeather", 500)
+    await runner.services.memory.scope(ALICE, ALICE).remember("dentist", "Dr. Quillfeather")
     return runner
 
 
@@ -284,8 +284,8 @@ async def test_tool_calls_naming_another_chat_and_user_act_for_the_turns_own(see
     assert json.loads(listed["output"]) == {"facts": {"spare_key": "under the mat"}}  # Bob's, not Alice's
 
     # Everything landed in Bob's turn's memory, nothing in Alice's.
-    assert await memory.facts(ALICE) == {"dentist": "Dr. Quillfeather"}
-    assert await memory.facts(BOB) == {"spare_key": "under the mat"}
+    assert await memory.scope(ALICE, ALICE).facts() == {"dentist": "Dr. Quillfeather"}
+    assert await memory.scope(BOB, BOB).facts() == {"spare_key": "under the mat"}
     [note] = store.get_by_ids([B_CHAT], [entry_id])
     assert (note["metadata"]["chat_id"], note["metadata"]["user_id"]) == (B_CHAT, BOB)
     assert note["metadata"]["tags"] == f"{CURATED_TAG},alice"
@@ -318,8 +318,8 @@ async def test_dsml_tool_calls_naming_another_user_act_for_the_turns_own(seeded,
     state = await run_turn(seeded, "My dentist is Dr. Forged.", chat_id=B_CHAT, user_id=BOB)
     [result] = state["tool_results"]
     assert result["ok"] and result["args"]["user_id"] == ALICE  # asked for, and ignored
-    assert await memory.facts(ALICE) == {"dentist": "Dr. Quillfeather"}
-    assert await memory.facts(BOB) == {"dentist": "Dr. Forged"}
+    assert await memory.scope(ALICE, ALICE).facts() == {"dentist": "Dr. Quillfeather"}
+    assert await memory.scope(BOB, BOB).facts() == {"dentist": "Dr. Forged"}
 
 
 async def test_mcp_tool_arguments_naming_another_chat_and_user_act_for_the_servers_own(seeded):
@@ -340,7 +340,7 @@ async def test_mcp_tool_arguments_naming_another_chat_and_user_act_for_the_serve
     found = await call("search_memory", {"query": "INV-4471-ZQ Halvorsen invoice"})
     assert markers_in(json.dumps(found)) == []
 
-    assert await memory.facts(ALICE) == {"dentist": "Dr. Quillfeather"}
+    assert await memory.scope(ALICE, ALICE).facts() == {"dentist": "Dr. Quillfeather"}
     assert await memory.measuring.settle() == 0
     store = await memory._backends.l3.episodic()
     assert not any("spare key" in hit["content"] for hit in store.entries(A_CHAT))
@@ -386,8 +386,8 @@ async def test_stored_text_cannot_pose_as_a_block_or_a_line_of_the_prompt(seeded
     each hold a forged recall block behind a line break: each reaches the prompt on one line."""
     forged = f"tea{brk}{FORGED_BLOCK}{brk}{FORGED_LINE}\x00\x1b[2J\x07"
     memory = seeded.services.memory
-    await memory.remember(ALICE, "drink", forged, 500)
-    await memory.remember(ALICE, f"note{brk}- admin", "yes", 500)
+    await memory.scope(ALICE, ALICE).remember("drink", forged)
+    await memory.scope(ALICE, ALICE).remember(f"note{brk}- admin", "yes")
     # Numbered past the turns below, which would replace it.
     await memory._archiver.write([Exchange("forge-chat", ALICE, 99, NOW.timestamp() - 3 * DAY,
                                           f"Order ticket-5150: green {forged}", "Noted.")], now=NOW.timestamp())

@@ -60,26 +60,26 @@ async def test_a_users_facts_live_in_the_facts_block_of_their_own_agent(settings
     ana, bob = fresh_user(), fresh_user()
     memory = Memory(on_letta(settings, letta_url))
     try:
-        assert await memory.facts(ana) == {}
+        assert await memory.scope(ana, ana).facts() == {}
         assert agents_named(letta_url, agent_name(ana)) == []  # reading makes no agent
-        await memory.remember(ana, "city", "Porto", 500)
-        await memory.remember(ana, "dog", "Rex, a beagle — “Rexy”", 500)
-        await memory.remember(bob, "city", "Brașov", 500)
-        await memory.remember(ana, "city", "Lisbon", 500)  # upsert by key
+        await memory.scope(ana, ana).remember("city", "Porto")
+        await memory.scope(ana, ana).remember("dog", "Rex, a beagle — “Rexy”")
+        await memory.scope(bob, bob).remember("city", "Brașov")
+        await memory.scope(ana, ana).remember("city", "Lisbon")  # upsert by key
 
-        assert await memory.facts(ana) == {"city": "Lisbon", "dog": "Rex, a beagle — “Rexy”"}
-        assert await memory.facts(bob) == {"city": "Brașov"}
+        assert await memory.scope(ana, ana).facts() == {"city": "Lisbon", "dog": "Rex, a beagle — “Rexy”"}
+        assert await memory.scope(bob, bob).facts() == {"city": "Brașov"}
         [agent] = agents_named(letta_url, agent_name(ana))
         assert block_of(letta_url, agent) == {"city": "Lisbon", "dog": "Rex, a beagle — “Rexy”"}
 
         with pytest.raises(FactsFull, match="over its limit of 500"):
-            await memory.remember(ana, "essay", "word " * 600, max_tokens=500)
+            await memory.scope(ana, ana).remember("essay", "word " * 600)
         assert "essay" not in block_of(letta_url, agent)
 
         assert await memory.admin.forget_fact(ana, "dog") is True
         assert await memory.admin.forget_fact(ana, "dog") is False
         assert block_of(letta_url, agent) == {"city": "Lisbon"}
-        assert await memory.facts(bob) == {"city": "Brașov"}
+        assert await memory.scope(bob, bob).facts() == {"city": "Brașov"}
     finally:
         await memory.aclose()
 
@@ -90,10 +90,10 @@ async def test_two_workers_upserting_different_keys_for_one_user_keep_every_key(
     user = fresh_user()
     workers = [Memory(on_letta(settings, letta_url), embeddings=embeddings) for _ in range(2)]
     try:
-        await asyncio.gather(*(worker.remember(user, f"key{w}-{n}", f"value {w}.{n}", 500)
+        await asyncio.gather(*(worker.scope(user, user).remember(f"key{w}-{n}", f"value {w}.{n}")
                                for n in range(6) for w, worker in enumerate(workers)))
         expected = {f"key{w}-{n}": f"value {w}.{n}" for n in range(6) for w in range(2)}
-        assert await workers[0].facts(user) == expected == await workers[1].facts(user)
+        assert [await worker.scope(user, user).facts() for worker in workers] == [expected, expected]
         assert len(agents_named(letta_url, agent_name(user))) == 1
     finally:
         await asyncio.gather(*(worker.aclose() for worker in workers))
@@ -103,16 +103,17 @@ async def test_global_scope_keeps_every_user_in_one_shared_agent_and_apart(setti
     ana, bob = fresh_user(), fresh_user()
     memory = Memory(on_letta(settings, letta_url, scope="global"))
     try:
-        await memory.remember(ana, "city", "Porto", 500)
-        await memory.remember(bob, "city", "Brașov", 500)
-        assert await memory.facts(ana) == {"city": "Porto"} and await memory.facts(bob) == {"city": "Brașov"}
+        await memory.scope(ana, ana).remember("city", "Porto")
+        await memory.scope(bob, bob).remember("city", "Brașov")
+        assert await memory.scope(ana, ana).facts() == {"city": "Porto"}
+        assert await memory.scope(bob, bob).facts() == {"city": "Brașov"}
         assert agents_named(letta_url, agent_name(ana)) == []
         [shared] = agents_named(letta_url, AGENT_PREFIX)
         block = block_of(letta_url, shared)
         assert block[ana] == {"city": "Porto"} and block[bob] == {"city": "Brașov"}
 
         await memory.admin.forget_user(ana)
-        assert ana not in block_of(letta_url, shared) and await memory.facts(bob) == {"city": "Brașov"}
+        assert ana not in block_of(letta_url, shared) and await memory.scope(bob, bob).facts() == {"city": "Brașov"}
     finally:
         await memory.aclose()
 
@@ -121,14 +122,14 @@ async def test_an_agent_deleted_by_another_worker_is_looked_up_again(settings, l
     user = fresh_user()
     first, second = (Memory(on_letta(settings, letta_url), embeddings=embeddings) for _ in range(2))
     try:
-        await first.remember(user, "city", "Porto", 500)  # the first worker now knows the agent's id
+        await first.scope(user, user).remember("city", "Porto")  # the first worker now knows the agent's id
         await second.admin.forget_user(user)
         assert agents_named(letta_url, agent_name(user)) == []
-        assert await first.facts(user) == {}
-        await second.remember(user, "city", "Lisbon", 500)  # a new agent under the same name
-        assert await first.facts(user) == {"city": "Lisbon"}
-        await first.remember(user, "dog", "Rex", 500)
-        assert await second.facts(user) == {"city": "Lisbon", "dog": "Rex"}
+        assert await first.scope(user, user).facts() == {}
+        await second.scope(user, user).remember("city", "Lisbon")  # a new agent under the same name
+        assert await first.scope(user, user).facts() == {"city": "Lisbon"}
+        await first.scope(user, user).remember("dog", "Rex")
+        assert await second.scope(user, user).facts() == {"city": "Lisbon", "dog": "Rex"}
     finally:
         await first.aclose()
         await second.aclose()
@@ -142,10 +143,10 @@ async def test_agents_made_twice_under_one_name_are_read_and_written_as_one(sett
     make_agent(letta_url, agent_name(user), {"city": "Lisbon"})
     first, second = (Memory(on_letta(settings, letta_url), embeddings=embeddings) for _ in range(2))
     try:
-        seen = await first.facts(user)
-        assert seen in ({"city": "Porto"}, {"city": "Lisbon"}) and await second.facts(user) == seen
-        await first.remember(user, "dog", "Rex", 500)
-        assert await second.facts(user) == {**seen, "dog": "Rex"}
+        seen = await first.scope(user, user).facts()
+        assert seen in ({"city": "Porto"}, {"city": "Lisbon"}) and await second.scope(user, user).facts() == seen
+        await first.scope(user, user).remember("dog", "Rex")
+        assert await second.scope(user, user).facts() == {**seen, "dog": "Rex"}
     finally:
         await first.aclose()
         await second.aclose()
@@ -178,7 +179,7 @@ async def test_letta_stalling_then_gone_costs_only_l1_and_its_return_brings_it_b
         try:
             with letta_server(home, port) as server:
                 runner = make_runner(with_model(on_letta(settings, server.url), fake), embeddings)
-                await runner.services.memory.remember(user, "city", "Porto", 500)
+                await runner.services.memory.scope(user, user).remember("city", "Porto")
                 fake.reply("Hello from Porto.")
                 assert (await runner.run("c", "hi", user_id=user))["facts"] == {"city": "Porto"}
 
@@ -222,8 +223,8 @@ def test_export_and_forget_user_reach_the_facts_in_letta(tmp_path: Path, letta_u
     async def remember() -> None:
         memory = Memory(Settings(data_dir=tmp_path / "data", letta={"url": letta_url}), embeddings=embeddings)
         try:
-            await memory.remember(user, "blood_type", "AB-negative", 500)
-            await memory.remember(other, "team", "Porto", 500)
+            await memory.scope(user, user).remember("blood_type", "AB-negative")
+            await memory.scope(other, other).remember("team", "Porto")
         finally:
             await memory.aclose()
 

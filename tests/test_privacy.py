@@ -50,8 +50,8 @@ async def seed(settings: Settings, embeddings: LocalEmbeddings) -> None:
         runner = make_runner(with_model(settings, fake), embeddings)
         try:
             memory = runner.services.memory
-            await memory.remember(ANA, "blood_type", "AB-negative", 500)
-            await memory.remember(BOB, "team", "Porto", 500)
+            await memory.scope(ANA, ANA).remember("blood_type", "AB-negative")
+            await memory.scope(BOB, BOB).remember("team", "Porto")
             await runner.run("family", ANA_LIVE, user_id=ANA)
             assert await memory.measuring.settle() == 0
         finally:
@@ -230,7 +230,7 @@ async def test_a_forget_cut_short_by_chroma_is_recorded_and_finished_by_the_next
         runner = make_runner(configured, embeddings)
         try:
             with chroma_server(chroma_dir, port):
-                await runner.services.memory.remember(ANA, "blood_type", "AB-negative", 500)
+                await runner.services.memory.scope(ANA, ANA).remember("blood_type", "AB-negative")
                 fake.reply("Noted.")
                 await runner.run("ana-chat", ANA_SAYS[1], user_id=ANA)
                 assert await runner.services.memory.measuring.settle() == 0
@@ -246,7 +246,7 @@ async def test_a_forget_cut_short_by_chroma_is_recorded_and_finished_by_the_next
                 await restarted.recover()
                 memory = restarted.services.memory
                 assert await memory.admin.unfinished_forgets() == []
-                assert await memory.facts(ANA) == {} and await memory.working("ana-chat", 10) == (0, [])
+                assert await memory.scope(ANA, ANA).facts() == {} and await memory.working("ana-chat", 10) == (0, [])
                 store = await memory._backends.l3.episodic()
                 assert store.count("ana-chat") == 0
             finally:

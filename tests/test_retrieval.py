@@ -410,8 +410,8 @@ async def test_a_migration_l3_breaks_off_costs_no_start_and_is_done_at_the_next_
 async def test_a_chat_of_saved_memories_alone_is_migrated_too(runner, settings, embeddings, embedded_raw_redis) -> None:
     """No turn count tells such a chat's index apart: it is indexed from what Chroma holds."""
     memory = runner.services.memory
-    entry_id = await memory.store_memory("notes", "alice", "The spare key is under the blue flowerpot.", None,
-                                         NOW.timestamp())
+    entry_id = await memory.scope("notes", "alice", now=NOW.timestamp()).store(
+        "The spare key is under the blue flowerpot.")
     await memory._archiver.indexer.forget_index("notes")  # as if an older version had kept no index of it
     await embedded_raw_redis.delete(INDEX_SCHEME_KEY)
     later = Memory(settings, embeddings=embeddings, episodic=await memory._backends.l3.episodic())
@@ -1035,7 +1035,7 @@ async def test_a_question_asked_again_is_neither_searched_nor_embedded_again(
     assert calls[3:] == []
     assert again.lists == first.lists and again.outcome["backgrounds"] == first.outcome["backgrounds"]
     assert again.ceiling == first.ceiling
-    await memory.store_memory("c1", "alice", "The San Marzano tomatoes got blight in July.", None, NOW.timestamp())
+    await memory.scope("c1", "alice", now=NOW.timestamp()).store("The San Marzano tomatoes got blight in July.")
     del calls[:]
     afresh = await memory.recall(question)
     assert afresh.outcome["cache"]["hit"] is False and {"by meaning", "by words"} <= set(calls)

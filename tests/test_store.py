@@ -54,7 +54,7 @@ async def test_a_fact_put_through_the_store_is_the_users_fact_everywhere(store: 
     assert [(item.key, item.value) for item in listed] == [("city", {"value": "Porto"}), ("dog", {"value": "Rex"})]
     assert [item.key for item in await store.asearch(ANA, limit=1, offset=1)] == ["dog"]
     await store.adelete(ANA, "dog")
-    assert await memory.facts("ana") == {"city": "Porto"} and await store.aget(ANA, "dog") is None
+    assert await memory.scope("ana", "ana").facts() == {"city": "Porto"} and await store.aget(ANA, "dog") is None
     assert await store.aget(("users", "bo", "facts"), "city") is None  # another user's facts are theirs
 
     for bad in ({"value": 3}, {"text": "Rex"}, {"value": "Rex", "since": "2020"}):
@@ -62,7 +62,7 @@ async def test_a_fact_put_through_the_store_is_the_users_fact_everywhere(store: 
             await store.aput(ANA, "dog", bad)
     with pytest.raises(FactsFull):
         await store.aput(ANA, "essay", {"value": "word " * 5_000})
-    assert await memory.facts("ana") == {"city": "Porto"}  # nothing written by a refusal
+    assert await memory.scope("ana", "ana").facts() == {"city": "Porto"}  # nothing written by a refusal
 
 
 async def test_a_search_is_goats_explicit_search_with_its_words_verdict_and_score(store: GoatStore) -> None:

@@ -407,7 +407,7 @@ async def test_commands_that_show_a_persons_data_never_post_it_into_a_group(sett
     with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
         async with running(bot_settings(settings, fake, telegram), embeddings) as runner:
             memory = runner.services.memory
-            await memory.remember(str(ALICE), "diagnosis", "private-marker-7781", 500)
+            await memory.scope(str(ALICE), str(ALICE)).remember("diagnosis", "private-marker-7781")
             telegram.send(ALICE, ALICE, "My salary is private-marker-7781 a year.")
             await until(telegram, lambda: len(telegram.chat(ALICE)) == 1)
             await turn_done(runner, ALICE)
@@ -419,7 +419,7 @@ async def test_commands_that_show_a_persons_data_never_post_it_into_a_group(sett
             assert all(text.startswith("That shows your own data") for text in telegram.chat(group))
             assert not any("private-marker" in text for text in telegram.chat(group))
             assert telegram.methods("sendDocument") == []
-            assert await memory.facts(str(ALICE)) == {"diagnosis": "private-marker-7781"}  # nothing forgotten
+            assert await memory.scope(str(ALICE), str(ALICE)).facts() == {"diagnosis": "private-marker-7781"}  # nothing forgotten
             telegram.send(ALICE, ALICE, "/facts")  # the positive control: privately, it answers
             await until(telegram, lambda: telegram.chat(ALICE)[-1:] == ["diagnosis: private-marker-7781"])
 

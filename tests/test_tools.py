@@ -178,7 +178,7 @@ async def test_a_promoted_fact_is_in_every_later_prompt(runner, fake, streaming)
     fact_line = f"{FACTS_HEADER}\n- dog: Rex, a beagle"
     assert fact_line not in system_of(requests[0])
     assert all(fact_line in system_of(r) for r in requests[2:])
-    assert await runner.services.memory.facts("alice") == {"dog": "Rex, a beagle"}
+    assert await runner.services.memory.scope("alice", "alice").facts() == {"dog": "Rex, a beagle"}
 
 
 async def test_tools_asked_for_again_are_ignored_and_a_turn_makes_at_most_three_calls(runner, fake, streaming):
@@ -198,7 +198,7 @@ async def test_tools_asked_for_again_are_ignored_and_a_turn_makes_at_most_three_
 
 
 async def test_an_ungrounded_number_gets_exactly_one_correction_and_a_grounded_one_none(runner, fake):
-    await runner.services.memory.remember("alice", "flat", "number 42", 500)
+    await runner.services.memory.scope("alice", "alice").remember("flat", "number 42")
     fake.reply_tool_calls([{"name": "list_facts", "arguments": {}}])
     fake.reply("Your flat is number 42, on floor 17.")
     fake.reply("Your flat is number 42.")
@@ -242,7 +242,7 @@ async def test_dsml_markup_is_executed_and_never_reaches_the_reply(runner, fake,
     fake.reply('Noted: you live in Brasov.<|DSML|function_calls><|DSML|invoke name="list_facts">'
                "</|DSML|invoke></|DSML|function_calls>")
     state = await run_turn(runner, "I live in Brasov.", streaming=streaming)
-    assert await runner.services.memory.facts("alice") == {"city": "Brasov"}
+    assert await runner.services.memory.scope("alice", "alice").facts() == {"city": "Brasov"}
     assert len(fake.requests) == 2  # the markup in call 2 asked for a tool: ignored
     assert state["reply"] == "Noted: you live in Brasov."
     assert [(c["id"], c["name"], c["args"]) for c in state["tool_calls"]] == [
@@ -470,7 +470,7 @@ async def test_promote_memory_is_refused_past_the_facts_limit(runner, fake):
     state = await run_turn(runner, "Remember my bike.", chat_id="chat-c", user_id="carol",
                            overrides={"budget.l1_facts_max_tokens": 5})
     assert "refused" in json.loads(state["tool_results"][0]["output"])["error"]
-    assert await runner.services.memory.facts("carol") == {}
+    assert await runner.services.memory.scope("carol", "carol").facts() == {}
 
 
 

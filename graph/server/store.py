@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import operator
 import threading
-import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -33,13 +32,14 @@ from langgraph.store.base import (NOT_PROVIDED, BaseStore, GetOp, Item, ListName
 
 from graph.checkpoint import served_services
 from graph.settings import Server
-from memory.facade import Found, Memory
+from memory.facade import Found, Memory, MemoryScope
 from memory.retrieval import iso_bound
 from memory.turns import Hit, iso_time
 from nodes.services import Services
 
 USERS, FACTS = "users", "facts"
 CHATS, MEMORIES = "chats", "memories"
+ANY_CHAT = ""  # a scope's chat where only the user's facts are read or kept: theirs in every chat
 TURN, NOTE = "turn", "note"  # an entry's role: an archived exchange, or a note kept on purpose
 NOTE_FIELDS = frozenset({"text", "content", "tags", "user_id"})  # what a put of a note may carry
 _PAGE = 100  # entries read a page at a time when listing a chat's memories
@@ -154,7 +154,7 @@ class GoatStore(BaseStore):
     async def _get(self, op: GetOp) -> Item | None:
         kind, owner = _parse(op.namespace)
         if kind == USERS:
-            facts = await self.memory.facts(owner)
+            facts = await self._facts_of(owner).facts()
             return _fact_item(owner, op.key, facts[op.key]) if op.key in facts else None
         found = await self.memory.entries.of_ids(owner, [op.key])
         return _memory_item(owner, found[0]) if found else None
@@ -176,7 +176,7 @@ class GoatStore(BaseStore):
             return
         if set(value) != {"value"} or not isinstance(value["value"], str):
             raise ValueError(f'a fact\'s value is {{"value": "<text>"}}, got {value!r}')
-        await self.memory.remember(user_id, key, value["value"], self.memory.settings.budget.l1_facts_max_tokens)
+        await self._facts_of(user_id).remember(key, value["value"])
 
     async def _put_note(self, chat_id: str, key: str, value: dict[str, Any] | None) -> None:
         if value is None:
@@ -187,7 +187,7 @@ class GoatStore(BaseStore):
             raise ValueError(f'a memory\'s value is {{"text": "<text>"}} (or LangMem\'s "content"), with "tags" '
                              f'and "user_id" if wanted; got the fields {sorted(value)}')
         user_id = value.get("user_id") or self.server.developer
-        await self.memory.store_memory(chat_id, str(user_id), texts[0], value.get("tags"), time.time(), entry_id=key)
+        await self.memory.scope(chat_id, str(user_id)).store(texts[0], value.get("tags"), entry_id=key)
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
         _refuse_negative(limit=op.limit, offset=op.offset)
@@ -198,12 +198,15 @@ class GoatStore(BaseStore):
         if kind == USERS:
             if op.query or op.filter:
                 raise NotSupported("facts are listed whole, by key: a query or a filter is not supported")
-            facts = sorted((await self.memory.facts(owner)).items())[op.offset : op.offset + op.limit]
+            facts = sorted((await self._facts_of(owner).facts()).items())[op.offset : op.offset + op.limit]
             return [_fact_item(owner, key, value) for key, value in facts]
         wanted = EntryFilter.of(op.filter or {}, ZoneInfo(self.memory.settings.prefetch.timezone))
         if op.query:
             return await self._search_chat(owner, op.query, wanted, op.limit, op.offset)
         return await self._list_chat(owner, wanted, op.limit, op.offset)
+
+    def _facts_of(self, user_id: str) -> MemoryScope:
+        return self.memory.scope(ANY_CHAT, user_id)
 
     async def _search_chat(self, chat_id: str, query: str, wanted: EntryFilter, limit: int,
                            offset: int) -> list[SearchItem]:
