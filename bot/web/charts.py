@@ -11,7 +11,7 @@ from typing import Any
 from bot.web.html import h
 
 WIDTH, LABEL, ROW, GAP = 760, 190, 18, 4  # px: the chart, the labels' column, a bar, between bars
-BARS = WIDTH - LABEL - 70  # what the longest bar may take (its value is written after it)
+BARS = WIDTH - LABEL - 110  # what the longest bar may take (its value is written after it)
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,7 @@ class Reading:
         last = await self.runner.last_turn(chat_id)
         injected = ""
         if last.state.get("turn") == number:
-            texts = {hit["id"]: hit["content"] for hit in last.state.get("l3") or []}
-            injected = views.injected_entries(last.diagnosis(), texts)
+            injected = views.injected_before(list(last.state.get("l3") or []), why_kept(last.state.get("verdicts") or []))
         return (lines[-1] if lines else None), injected
 
     # ---- recall -----------------------------------------------------------------------------------

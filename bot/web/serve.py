@@ -1,6 +1,7 @@
 """`goat web`: serve the page on loopback (another address only with server tokens), and print
 the one-time link when there are none. The link is printed once, to standard output, and nowhere
-else: the server's access log is off, and the page sends no referrer."""
+else: the server's access log is off, and the link's address answers only a redirect, so no page
+is ever loaded with the token in its address (nor sends it on as a referrer)."""
 
 from __future__ import annotations
 

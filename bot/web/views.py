@@ -84,11 +84,7 @@ def recall_report(report: Mapping[str, Any], verdicts: list[Mapping[str, Any]], 
     summary = (f"budget {h(report.get('budget'))} tokens · mechanisms fired: {h(', '.join(prefetch.get('fired') or []) or 'none')}"
                f" · found {h(', '.join(f'{k} {v}' for k, v in (prefetch.get('found') or {}).items()) or 'nothing')}"
                f" · the gap filter kept {h(report.get('kept', 0))}, {len(injected)} injected")
-    rows = [[h(entry["mechanism"]), f"{entry['distance']:.3f}",
-             "—" if entry.get("blended_score") is None else f"{entry['blended_score']:.3f}",
-             h(whys.get(entry["id"], "")), text_block(entry["content"])] for entry in injected]
-    shown = table(["mechanism", "distance", "score", "why", "injected text"], rows, "injected") if rows else notice(
-        "Nothing stands out: nothing of the archive would be injected.")
+    shown = injected_table(injected, whys) or notice("Nothing stands out: nothing of the archive would be injected.")
     degraded = "".join(notice(f"{node}: {problem}", "warn") for node, problem in (report.get("degraded") or {}).items())
     return (f'<section class="recall"><h2>What would be injected for “{h(report.get("message") or "")}”</h2>'
             f'<p class="summary">{summary}</p>{degraded}'
@@ -125,13 +121,18 @@ def _logged(line: Mapping[str, Any] | None) -> str:
             f'{charts.budget_split(line.get("split"), line.get("tokens"))}{charts.latencies(line.get("latency_ms"))}')
 
 
-def injected_entries(diagnosis: Mapping[str, Any], texts: Mapping[str, str]) -> str:
-    """The entries the chat's last turn injected, each with why (its checkpoint keeps them)."""
-    rows = [[h(c["list"]), f"{c['distance']:.3f}", h(c["why"]), text_block(texts.get(c["id"], c["id"]))]
-            for c in diagnosis.get("candidates") or [] if c.get("injected")]
-    if not rows:
-        return notice("Its recall injected nothing.")
-    return "<h3>Injected (kept in the chat's last checkpoint)</h3>" + table(["list", "distance", "why", "text"], rows)
+def injected_table(injected: list[Mapping[str, Any]], whys: Mapping[str, str]) -> str:
+    """The entries a recall injected, best first: mechanism, distance, score, why, the text ("" for none)."""
+    rows = [[h(entry["mechanism"]), f"{entry['distance']:.3f}",
+             "—" if entry.get("blended_score") is None else f"{entry['blended_score']:.3f}",
+             h(whys.get(entry["id"], "")), text_block(entry["content"])] for entry in injected]
+    return table(["mechanism", "distance", "score", "why", "injected text"], rows, "injected") if rows else ""
+
+
+def injected_before(injected: list[Mapping[str, Any]], whys: Mapping[str, str]) -> str:
+    """What the chat's last turn injected, each entry with why (its checkpoint keeps them)."""
+    return "<h3>Injected (kept in the chat's last checkpoint)</h3>" + (
+        injected_table(injected, whys) or notice("Its recall injected nothing."))
 
 
 def _day(seconds: float) -> str:
