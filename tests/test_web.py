@@ -178,7 +178,7 @@ async def test_with_server_tokens_each_person_sees_and_changes_only_their_own(se
     assert "bob-chat" in home.text and "alice-chat" not in home.text
 
 
-async def test_a_forgotten_turn_and_person_are_reported_and_in_no_file(served: Served) -> None:
+async def test_a_forgotten_turn_person_and_chat_are_reported_and_in_no_file(served: Served) -> None:
     csrf = await opened(served)
     confirm = await served.client.get("/forget", params={"what": "turn", "c": "alice-chat", "id": "alice-chat:turn_0001"})
     assert confirm.status_code == 200 and "erased from the data" in confirm.text and ALICE_SECRET in confirm.text
@@ -194,6 +194,13 @@ async def test_a_forgotten_turn_and_person_are_reported_and_in_no_file(served: S
     assert report.status_code == 200 and "1 chat(s) only they wrote to deleted whole (bob-chat)" in report.text
     assert files_holding(served.data_dir, BOB_SECRET) == []
     assert "bob-chat" not in (await served.client.get("/")).text
+
+    confirm = await served.client.get("/forget", params={"what": "chat", "c": "alice-chat"})
+    assert confirm.status_code == 200 and "Chat alice-chat, whole: the 2 turn(s) and notes of its archive" in confirm.text
+    report = await served.client.post("/forget", data={"what": "chat", "c": "alice-chat", "csrf": csrf})
+    assert report.status_code == 200 and "chat alice-chat: the 2 turn(s) and notes of its archive deleted" in report.text
+    assert files_holding(served.data_dir, "Biscuit") == []
+    assert "alice-chat" not in (await served.client.get("/")).text
 
 
 def test_another_address_than_loopback_is_refused_without_server_tokens(tmp_path: Path) -> None:

@@ -53,8 +53,8 @@ class Forgets:
                     "recent conversation (L2), cut out of the chat's graph checkpoints, and erased from the data "
                     "folder's files.", href("/turn", c=fields["c"], id=fields["id"]))
         if what == "chat":
-            turns, _ = await self.memory.working(fields["c"], 1)
-            return (f"Chat {fields['c']}, whole: its {turns} turn(s) and notes in the archive (L3) and the word "
+            held = await self.reading.archived(fields["c"], viewer.person)
+            return (f"Chat {fields['c']}, whole: the {held} turn(s) and notes of its archive (L3) and the word "
                     "index, its recent conversation (L2), its import records, cached searches and graph "
                     "checkpoints; then erased from the data folder's files. Its people's facts stay.",
                     href("/chat", c=fields["c"]))
@@ -91,7 +91,7 @@ class Forgets:
         if len(users) > 1:
             raise Refused(409, f"Several people wrote to this chat ({', '.join(users)}): forget their turns one "
                                "by one, or each person.")
-        turns, _ = await self.memory.working(chat_id, 1)
+        held = await self.reading.archived(chat_id, viewer.person)
         failed: BaseException | None = None
         # forgetting() holds the person's chats and erases the files when it ends; a failure inside
         # it is let out only after, so no forget of the whole person is left recorded as unfinished.
@@ -105,7 +105,7 @@ class Forgets:
             raise BackendUnavailable(getattr(failed, "backend", "a backend"),
                                      f"chat {chat_id} was not wholly forgotten ({type(failed).__name__}: {failed}); "
                                      "forget it again once the backend is back")
-        return [f"chat {chat_id}: its {turns} turn(s) and notes deleted from the archive (L3, Chroma) and the word "
+        return [f"chat {chat_id}: the {held} turn(s) and notes of its archive deleted (L3, Chroma), with the word "
                 "index, its recent conversation (L2), import records and cached searches (Redis)",
                 "its graph checkpoints deleted", ERASED]
 

@@ -73,11 +73,15 @@ class Reading:
     async def chat_rows(self, viewer: views.Viewer) -> list[views.ChatRow]:
         rows = []
         for chat_id in await self.visible_chats(viewer):
-            turns, _ = await self.memory.working(chat_id, 1)
             newest, _ = await self.memory.entries.page(chat_id, SAMPLE)
             last = max((entry["timestamp"] for entry in newest), default=None)
-            rows.append(views.ChatRow(chat_id, turns, last, languages(entry["content"] for entry in newest)))
+            rows.append(views.ChatRow(chat_id, await self.archived(chat_id, viewer.person), last,
+                                      languages(entry["content"] for entry in newest)))
         return sorted(rows, key=lambda row: -(row.last or 0))
+
+    async def archived(self, chat_id: str, person: str) -> int:
+        """How many entries (turns and notes) the chat's archive holds, as memory's health counts them."""
+        return (await self.memory.admin.health(chat_id, person)).layers.get("l3_entries", 0)
 
     async def entry(self, viewer: views.Viewer, chat_id: str, entry_id: str) -> Mapping[str, Any]:
         await self.check_chat(viewer, chat_id)

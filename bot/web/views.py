@@ -15,7 +15,7 @@ from memory.turns import USER_PREFIX, turn_parts
 @dataclass(frozen=True)
 class ChatRow:
     chat_id: str
-    turns: int
+    entries: int  # turns and notes in its archive
     last: float | None
     languages: list[str]
 
@@ -39,9 +39,9 @@ def nav(viewer: Viewer) -> str:
 def chats(rows: list[ChatRow], viewer: Viewer) -> str:
     if not rows:
         return notice("No chat yet: talk to GOAT, or import an export.")
-    body = [[link("/chat", row.chat_id, c=row.chat_id), str(row.turns), h(when(row.last)),
+    body = [[link("/chat", row.chat_id, c=row.chat_id), str(row.entries), h(when(row.last)),
              h(", ".join(row.languages) or "—")] for row in rows]
-    return table(["chat", "turns", "last activity", "languages (scripts)"], body, "chats")
+    return table(["chat", "archived turns and notes", "last activity", "languages (scripts)"], body, "chats")
 
 
 def people(users: list[str]) -> str:
