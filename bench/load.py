@@ -170,9 +170,7 @@ class BurstTurn:
     def degraded(self) -> list[str]:
         """What timed out or failed: the prefetch's mechanisms by name, any other node by its own."""
         outcome: Mapping[str, Any] = self.state.get("prefetch") or {}  # a RecallOutcome, when prefetch ran
-        words = outcome.get("lexical") or {}
         found = [f"{name} timed out" for name in outcome.get("timed_out", [])]
-        found += ["words timed out"] * bool(words.get("timed_out")) + ["words failed"] * bool(words.get("failed"))
         found += [f"{name} failed" for name in outcome.get("failed", {})]
         return found + [f"{node} degraded" for node, problem in (self.state.get("degraded") or {}).items()
                         if problem and node != "prefetch"]

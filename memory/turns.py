@@ -72,23 +72,13 @@ class CacheLookup(TypedDict):
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))
-class WordsOutcome(TypedDict, total=False):
-    """How thematic's search by words ended; empty when it did not run."""
-
-    found: int
-    """How many entries it found."""
-    timed_out: bool
-    failed: str
-    """The error ("Type: message")."""
-
-
-@with_config(ConfigDict(use_attribute_docstrings=True))
 class RecallOutcome(TypedDict):
     """How a recall went, mechanism by mechanism (a turn's ``prefetch``; the turn log, ``/why`` and
     ``goat inspect`` report it). A mechanism fires when it scores above zero for the message."""
 
     fired: list[str]
-    """The mechanisms that scored above zero (as far as they got before the deadline)."""
+    """The mechanisms that scored above zero (as far as they got before the deadline: one that
+    failed or timed out counts)."""
     succeeded: list[str]
     failed: dict[str, str]
     """Per mechanism, its error ("Type: message")."""
@@ -109,11 +99,10 @@ class RecallOutcome(TypedDict):
     keys: list[str]
     """The structural keys the message names."""
     deadline_ms: float
-    lexical: WordsOutcome
     background: float | None
     """The query's mean distance to the chats' entries, on its scale; None: too few entries yet."""
     ms: dict[str, float]
-    """Per mechanism that fired and finished (words: "lexical"), when, after the recall's start."""
+    """Per mechanism that fired and finished, when, after the recall's start."""
     meaning_first: str | None
     """Why the message is judged by meaning first (a statement about its speaker, or asked in
     another language than English); None: it is not."""

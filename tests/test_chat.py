@@ -162,7 +162,7 @@ def test_facts_forget_reset_and_why_print_what_they_did(sessions):
     why = "\n".join(out[reply_at + 1:])
     assert why.startswith(f"» {RECALL}\n  chat {CHAT} · turn 4 · budget ")
     assert "budget split: L0+L1 " in why and "used: L0+L1 " in why
-    assert "prefetch: fired thematic, specific_key" in why
+    assert "prefetch: fired thematic, lexical, specific_key" in why
     recall_lines = [line for line in why.splitlines() if FIRST[:60] in line]
     assert len(recall_lines) == 1 and "specific_key" in recall_lines[0] and "score=" in recall_lines[0]
     assert "latency ms: " in why and f"answer: {REPLIES[3]}" in why
@@ -180,7 +180,7 @@ def test_stats_prints_percentiles_per_node_for_the_turns_just_run(sessions):
     summary = json.loads(ok(sessions.stats_json).stdout)
     assert summary["turns"] == 4 and set(summary["latency_ms"]) == NODES | {"total"}
     assert all(s["n"] == 4 for s in summary["latency_ms"].values())
-    assert summary["prefetch"]["fired"] == {"thematic": 4, "specific_key": 2}
+    assert summary["prefetch"]["fired"] == {"thematic": 4, "lexical": 4, "specific_key": 2}
     assert all(isinstance(v, int) for v in summary["tokens_p50"].values())
     assert json.loads(ok(sessions.stats_last_two).stdout)["turns"] == 2
 

@@ -136,7 +136,7 @@ async def test_question_about_the_past_injects_that_exchange(runner, tmp_path):
     assert report["l3"][0]["content"].startswith("user: ")
     assert set(report["latency_ms"]) == PRE_LLM_NODES
     assert set(report["tokens"]) == {"l0_l1", "l2", "l3"} and report["tokens"]["l3"] > 0
-    assert report["prefetch"]["fired"] == ["thematic"] and report["prefetch"]["succeeded"] == ["thematic"]
+    assert report["prefetch"]["fired"] == report["prefetch"]["succeeded"] == ["thematic", "lexical"]
     assert all(set(e) == {"id", "content", "distance", "blended_score", "timestamp", "mechanism", "excerpt"}
                for e in report["l3"])
     scores = [e["blended_score"] for e in report["l3"]]
@@ -257,7 +257,7 @@ async def test_a_stuck_search_does_not_hold_the_turn(settings, embeddings, tmp_p
         assert report["prefetch"]["timed_out"] == ["thematic"]
         assert "thematic timed out" in report["degraded"]["prefetch"]
         # The other mechanism was not spoiled by the stuck one.
-        assert report["prefetch"]["succeeded"] == ["specific_key"]
+        assert report["prefetch"]["succeeded"] == ["lexical", "specific_key"]
         assert any(e["mechanism"] == "specific_key" for e in report["l3"])
     finally:
         StuckSearchStore.release.set()

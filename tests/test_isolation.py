@@ -31,7 +31,7 @@ from bot.mcp_server import MemoryServer, build_server
 from graph.graph import build_graph
 from memory.stores.chat_users import chats_of_user, users_of_chat
 from memory.stores.curated import CURATED_TAG
-from memory.retrieval.recall import KEYS, TEMPORAL, THEMATIC, WORDS
+from memory.retrieval.mechanisms import KEYS, TEMPORAL, THEMATIC, WORDS
 from memory.turns import Exchange, archive_id
 from nodes.state import InvalidTurn
 from test_graph import NOW

@@ -237,7 +237,7 @@ async def test_diagnose_last_turn_describes_a_goat_chat_turn(tmp_path: Path) -> 
         diagnosis = data(await session.call_tool("diagnose_last_turn", {}))
         assert diagnosis["turn"] == 1 and diagnosis["model_calls"] == 1
         # zebra-9911 is a structural key; the chat had nothing in L3 yet, so no candidate
-        assert diagnosis["mechanisms"]["fired"] == ["thematic", "specific_key"] and diagnosis["candidates"] == []
+        assert diagnosis["mechanisms"]["fired"] == ["thematic", "lexical", "specific_key"] and diagnosis["candidates"] == []
         assert {"prefetch", "budget", "assemble", "llm", "save", "archive"} <= set(diagnosis["latency_ms"])
         assert diagnosis["prompt"]["messages"] == 2 and diagnosis["budget"]["split"]["l3"] > 0
         assert diagnosis["degraded"] == {}

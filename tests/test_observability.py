@@ -84,7 +84,7 @@ async def test_each_turn_writes_one_line_with_every_field_to_the_logger_and_the_
     assert (first["turn"], second["turn"]) == (1, 2)
     assert first["tokens"]["l2"] == 0 and second["tokens"]["l2"] > 0  # the first exchange is L2 now
     # The second turn names a structural key: the exact lookup fired and found the first turn.
-    assert second["prefetch"]["fired"] == ["thematic", "specific_key"]
+    assert second["prefetch"]["fired"] == ["thematic", "lexical", "specific_key"]
     assert second["prefetch"]["found"]["specific_key"] == 1 and second["prefetch"]["keys"] == 1
     assert second["prefetch"]["injected_by_mechanism"].get("specific_key") == 1
     assert "zebra" not in json.dumps(lines)  # neither the messages nor the keys found in them

@@ -618,7 +618,7 @@ async def test_a_rare_name_is_found_by_its_words(runner, tmp_path) -> None:
     assert all(hit["mechanism"] == "lexical" for hit in state["recalls"]["lexical"])
     assert parrot in [entry["id"] for entry in state["l3"]]
     report = turn_report(state)
-    assert report["prefetch"]["fired"] == ["thematic"] and report["prefetch"]["lexical"]["found"] > 0
+    assert report["prefetch"]["fired"] == ["thematic", "lexical"] and report["prefetch"]["found"]["lexical"] > 0
     assert 0.0 < report["prefetch"]["background"] < 2.0  # closer than orthogonal, on average
 
 
@@ -875,8 +875,8 @@ async def test_a_failing_word_search_costs_only_itself(settings, embeddings, tmp
     try:
         await load(runner.services.memory, tmp_path, "chat")
         report = await inspect(runner, "chat", "Which tomato variety did I plant on the balcony?")
-        assert report["prefetch"]["lexical"]["failed"] == "RuntimeError: word index unreadable"
-        assert "thematic (words) failed" in report["degraded"]["prefetch"]
+        assert report["prefetch"]["failed"] == {"lexical": "RuntimeError: word index unreadable"}
+        assert "lexical failed" in report["degraded"]["prefetch"]
         assert report["prefetch"]["succeeded"] == ["thematic"]
         assert any("San Marzano" in entry["content"] for entry in report["l3"])  # the gap test still runs
     finally:
@@ -1140,7 +1140,7 @@ async def test_searches_started_ahead_and_found_cached_after_all_leave_the_other
     filed it) starts its searches ahead, and drops them when the lookup hits. Dropping them must
     not cancel what the other mechanisms wait for: here the scope's chats, read only once the
     search by time has parsed its dates (after the hit), which that search then needs."""
-    import memory.retrieval.recall as recall_module
+    import memory.retrieval.mechanisms.by_time as by_time_module
     import memory.retrieval.question as question_module
     from memory.facade import RecallQuery
 
@@ -1153,7 +1153,7 @@ async def test_searches_started_ahead_and_found_cached_after_all_leave_the_other
     assert first.outcome["cache"]["hit"] is False and "temporal" in first.outcome["fired"]
     memory._l3.forget_cached_questions()  # as in a process that did not file it
     loop, parsed = asyncio.get_running_loop(), asyncio.Event()
-    parse, scope_chats = recall_module.completed_past_range, question_module.scope_chats
+    parse, scope_chats = by_time_module.completed_past_range, question_module.scope_chats
 
     def noted_parse(*args, **kwargs):  # in a worker thread
         loop.call_soon_threadsafe(parsed.set)
@@ -1163,7 +1163,7 @@ async def test_searches_started_ahead_and_found_cached_after_all_leave_the_other
         await parsed.wait()
         return await scope_chats(*args, **kwargs)
 
-    monkeypatch.setattr(recall_module, "completed_past_range", noted_parse)
+    monkeypatch.setattr(by_time_module, "completed_past_range", noted_parse)
     monkeypatch.setattr(question_module, "scope_chats", chats_read_after_the_parse)
     again = await memory.recall(question)
     assert again.outcome["cache"]["hit"] is True
@@ -1212,7 +1212,7 @@ async def test_loading_an_encoder_is_not_counted_in_the_recalls_own_times(
     monkeypatch.setattr(recall_module, "time", Clock)
     monkeypatch.setattr(memory._l3, "load_for", load_for)
     recalled = await memory.recall(RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp()))
-    assert recalled.outcome["succeeded"] == ["thematic"]
+    assert recalled.outcome["succeeded"] == ["thematic", "lexical"]
     assert recalled.outcome["waited_ms"] == 0 and set(recalled.outcome["ms"].values()) == {0}
 
 

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from memory.errors import SearchFailed
 from memory.prompt.budget import format_recall_line
-from memory.retrieval.lists import EVERY_WORD, TEMPORAL, THEMATIC
+from memory.retrieval.mechanisms import TEMPORAL, THEMATIC
+from memory.retrieval.mechanisms.every_word import EVERY_WORD
 from memory.retrieval.merge import choose_and_explain, why_kept
 from memory.retrieval.recall import Recalled, RecallQuery
 from memory.settings import MemorySettings
@@ -56,12 +57,12 @@ async def search_on_demand(recall: Callable[[RecallQuery, MemorySettings], Await
     # The search by meaning of a turn's recall, within the period given if any. (Not its
     # word list: a word shared by a few entries, "my" or "do", is chance in a small chat.)
     bounded = start is not None or end is not None
-    recalled = await recall(replace(query, lists={TEMPORAL if bounded else THEMATIC, EVERY_WORD},
+    recalled = await recall(replace(query, lists={TEMPORAL if bounded else THEMATIC, EVERY_WORD.name},
                                     period=(start, end) if bounded else None, deadline=settings.tools.timeout),
                             settings)
     if recalled.problems:
         raise SearchFailed(f"memory search failed: {'; '.join(recalled.problems)}")
-    holding = recalled.lists.pop(EVERY_WORD, [])
+    holding = recalled.lists.pop(EVERY_WORD.name, [])
     # Selected as a turn's lists are; a named period is a selection in itself, as for the
     # turn's temporal mechanism (its closest entries are kept whatever the test says).
     ranked: dict[str, list[Hit]] = {name: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from memory.retrieval.lists import is_exact_hit
+from memory.retrieval.mechanisms import is_exact_hit
 from memory.turns import Hit
 
 

@@ -6,10 +6,9 @@ from collections.abc import Iterable, Mapping
 
 from memory.settings import Retrieval
 from memory.retrieval.beside import turn_place
-from memory.retrieval.excerpts import holds_a_long_message
 from memory.retrieval.gap import background_filter, gap_filter, others_mean
 from memory.retrieval.latest import newest_first
-from memory.retrieval.lists import MECHANISM_PRIORITY, TEMPORAL, THEMATIC, WORDS, is_exact_hit
+from memory.retrieval.mechanisms import is_exact_hit, mechanism
 from memory.turns import Hit, Verdict
 
 _SECONDS_PER_DAY = 86_400.0
@@ -84,12 +83,12 @@ def _relevant_ids(
 
 def _choose(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], now: float, retrieval: Retrieval,
             max_results: int, meaning_first: bool, latest_first: bool) -> list[Hit]:
-    words_weight = retrieval.meaning_first_words_weight if meaning_first else 1.0
     fused = fuse(
-        [hits if name == WORDS else sorted(hits, key=lambda r: r["distance"]) for name, hits in lists.items()],
+        [sorted(hits, key=lambda r: r["distance"]) if mechanism(name).by_distance else hits
+         for name, hits in lists.items()],
         rrf_k=retrieval.rrf_k,
         neighbour_weight=retrieval.neighbour_weight,
-        weights=[words_weight if name == WORDS else 1.0 for name in lists],
+        weights=[mechanism(name).weight(retrieval, meaning_first) for name in lists],
     )
     stands_out = set().union(*relevant.values())
     kept = with_context(stands_out, fused, retrieval.context_ratio)
@@ -144,7 +143,7 @@ def _verdicts(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], 
             elif background is None:
                 why = "not before a significant gap in its list (the chat has no background yet)"
             else:
-                ratio = _ratio(name, hit, retrieval, meaning_first)
+                ratio = mechanism(name).ratio(retrieval, hit, meaning_first)
                 why = (f"not relevant: distance {distance:.3f} > {ratio} × background "
                        f"{others_mean(background, passages, distance):.3f}")
             if entry_id in stands_out and entry_id not in chosen_ids:
@@ -163,31 +162,24 @@ def _why_relevant(name: str, hit: Hit, background: float | None, retrieval: Retr
     if background is None:
         return "head of its list, before a significant gap"
     others = others_mean(background, passages, distance)
-    ratio = _ratio(name, hit, retrieval, meaning_first)
-    if name == TEMPORAL and distance > ratio * others:
-        return "among the closest of the named period"
+    ratio = mechanism(name).ratio(retrieval, hit, meaning_first)
+    if distance > ratio * others:
+        return mechanism(name).closest_kept
     return f"stands out: distance {distance:.3f} ≤ {ratio} × background {others:.3f}"
-
-
-def _ratio(name: str, hit: Hit, retrieval: Retrieval, meaning_first: bool) -> float:
-    if name == WORDS:
-        # A long reply or pasted page holds some of any message's words.
-        long = holds_a_long_message(hit["content"], retrieval.whole_message_chars)
-        return retrieval.long_lexical_relevance_ratio if long else retrieval.lexical_relevance_ratio
-    return retrieval.meaning_first_relevance_ratio if meaning_first and name == THEMATIC else retrieval.relevance_ratio
 
 
 def _relevant(name: str, hits: list[Hit], background: float | None, retrieval: Retrieval,
               ceiling: float | None, passages: int | None, meaning_first: bool) -> list[Hit]:
     """The entries of one ranked list that stand out on their own."""
-    min_keep = retrieval.temporal_min_results if name == TEMPORAL else 0
+    rules = mechanism(name)
+    min_keep = rules.min_kept(retrieval)
     if background is None:
-        return [] if name == WORDS else gap_filter(
+        return [] if not rules.gap_without_background else gap_filter(
             hits, retrieval.gap_significance, retrieval.small_result_ceiling if ceiling is None else ceiling,
             min_keep=min_keep)
     by_ratio: dict[float, list[Hit]] = {}
     for hit in hits:
-        by_ratio.setdefault(_ratio(name, hit, retrieval, meaning_first), []).append(hit)
+        by_ratio.setdefault(rules.ratio(retrieval, hit, meaning_first), []).append(hit)
     kept = [hit for ratio, alike in by_ratio.items()
             for hit in background_filter(alike, background, ratio, min_keep=min_keep, passages=passages)]
     return sorted(kept, key=lambda hit: hit["distance"])
@@ -324,13 +316,13 @@ def merge_and_score(
     return scored[:max_results]
 
 
-def _similarity(recall: Hit, mechanism: str, relevance: Mapping[str, float] | None, top: float) -> float:
+def _similarity(recall: Hit, name: str, relevance: Mapping[str, float] | None, top: float) -> float:
     if relevance is None:
         return 1.0 / (1.0 + recall["distance"])
-    if is_exact_hit(recall["distance"], mechanism):
+    if is_exact_hit(recall["distance"], name):
         return 1.0
     return relevance.get(recall["id"], 0.0) / top if top > 0 else 0.0
 
 
-def _priority(mechanism: str) -> int:
-    return MECHANISM_PRIORITY.index(mechanism) if mechanism in MECHANISM_PRIORITY else len(MECHANISM_PRIORITY)
+def _priority(name: str) -> int:
+    return mechanism(name).priority

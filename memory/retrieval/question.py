@@ -12,7 +12,6 @@ from typing import TypeVar
 
 import numpy as np
 
-from memory.retrieval.lists import WORDS
 from memory.retrieval.scale import Scale
 from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, Searched, WordHit, may_go_unread
 from memory.stores.cache import SearchCache
@@ -137,8 +136,7 @@ class Question:
             return []
         # Shielded: cancelling a search started ahead must not cancel what the others share.
         measured = (await asyncio.shield(self.scale)).of_passages(np.array([stored for _, stored, _ in found]))
-        return [{**hit, "distance": float(distance), "mechanism": WORDS}
-                for (hit, _, _), distance in zip(found, measured)]
+        return [{**hit, "distance": float(distance)} for (hit, _, _), distance in zip(found, measured)]
 
     async def finish(self) -> None:
         """Cancel the shared work nobody waited for, and retrieve the errors of the rest (reported
