@@ -24,7 +24,7 @@ from memory.facade import Forgotten
 from memory.turns import Exchange
 from nodes.context import Context, run_context
 from nodes.services import ModelNotConfigured
-from nodes.state import TurnConflict, TurnState, check_input, turn_input
+from nodes.state import Message, TurnConflict, TurnState, check_input, turn_input
 from nodes.toolkit.dsml import DsmlStreamFilter
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class TurnRunner:
         and in L3 behind it): the conversation holds it when the model is back. Returns its number."""
         memory, chat_id, now = self.services.memory, turn["chat_id"], turn["now"]
         kept = {**turn, "turn": (await memory.working(chat_id, 0))[0] + 1}
-        message = {"role": "user", "content": turn["message"], "timestamp": now, "user_id": turn["user_id"]}
+        message = Message(role="user", content=turn["message"], timestamp=now, user_id=turn["user_id"])
         if not await memory.save_turn(chat_id, kept["turn"], [message]):
             raise TurnConflict(f"turn {kept['turn']} of chat {chat_id} was already saved by another turn")
         await memory.archive([Exchange(chat_id, turn["user_id"], kept["turn"], now, turn["message"], None)], now)

@@ -20,7 +20,7 @@ from memory.stores.journal import TurnJournal
 from memory.stores.l3_backend import L3Backend
 from memory.stores.redis_backend import RedisBackend
 from memory.stores.working import MessageLink
-from memory.turns import Hit, ImportedTurn, archived_texts
+from memory.turns import Hit, ImportedTurn, Message, archived_texts
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ _IMPORT_BATCH = 256  # exchanges embedded and written to L3 per call
 class ChatEntries:
     def __init__(self, redis: RedisBackend, l3: L3Backend, erasure: DataFolderErasure, archiver: Archive,
                  journal: TurnJournal, copies: TurnCopies, hold: Callable[[str], AbstractAsyncContextManager[bool]],
-                 save_turn: Callable[[str, int, list[dict]], Awaitable[bool]]) -> None:
+                 save_turn: Callable[[str, int, list[Message]], Awaitable[bool]]) -> None:
         """``redis``, ``l3``: where the chat's records are (L2 and the word index, L3);
         ``erasure``: erases what an edit or a delete replaced from the files; ``hold(chat_id)``:
         the chat held as a turn holds it; ``save_turn``: a turn's messages written to L2 as a

@@ -41,7 +41,7 @@ from memory.stores.backends import Backends
 from memory.stores.facts import upsert_within
 from memory.stores.journal import TurnJournal
 from memory.stores.privacy import Forgotten
-from memory.turns import Archived, Exchange, Hit
+from memory.turns import Archived, Exchange, Hit, Message
 
 # The doors, the public types that go through them, and the Redis clients everyone on memory's Redis uses.
 __all__ = ["ArchiveVectorStore", "Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Found",
@@ -190,7 +190,8 @@ class Memory:
 
     # ---- L2 -------------------------------------------------------------------------------
 
-    async def working(self, chat_id: str, max_messages: int, max_tokens: int | None = None) -> tuple[int, list[dict]]:
+    async def working(self, chat_id: str, max_messages: int,
+                      max_tokens: int | None = None) -> tuple[int, list[Message]]:
         """The chat's L2 as far back as ``max_messages`` and ``max_tokens`` reach.
 
         Returns:
@@ -198,7 +199,7 @@ class Memory:
         """
         return await (await self._redis.working()).load(chat_id, max_messages, max_tokens)
 
-    async def save_turn(self, chat_id: str, turn: int, messages: list[dict]) -> bool:
+    async def save_turn(self, chat_id: str, turn: int, messages: list[Message]) -> bool:
         """Append a turn's messages to L2 (O(1), idempotent by turn number), each with its token
         count (``tokens``): counted once here rather than by every later turn that trims L2.
 

@@ -1,6 +1,8 @@
-"""A turn as L3 keeps it: its id (deterministic per chat and turn) and its verbatim text; and the
+"""A turn as L3 keeps it: its id (deterministic per chat and turn) and its verbatim text; the
 records a recall of L3 hands out, as a turn's state keeps them: an entry found (:class:`Hit`), how
-the recall went (:class:`RecallOutcome`), why a candidate was kept or not (:class:`Verdict`).
+the recall went (:class:`RecallOutcome`), why a candidate was kept or not (:class:`Verdict`); and
+those of the prompt: a message of the conversation (:class:`Message`), AITS's reading of the
+user's (:class:`Assessment`), the tokens per layer (:class:`LayerTokens`).
 They are here, in a door that imports nothing heavy, because the turn state's schema needs them
 wherever the state is imported (the ``goat`` command's start included)."""
 
@@ -117,6 +119,45 @@ class RecallOutcome(TypedDict):
     """How many passages the background is the mean of (None: enough); with its scale only."""
     waited_ms: NotRequired[float]
     """How long the recall took, from its start (written last, as it returns)."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class Message(TypedDict):
+    """One message of the conversation: in L2, or in a prompt."""
+
+    role: str
+    """"user", "assistant" or "system"."""
+    content: str
+    timestamp: NotRequired[float]
+    """When it was said (unix seconds)."""
+    user_id: NotRequired[str]
+    """Who said it, as L2 keeps it: forgetting a person finds their messages by it."""
+    tokens: NotRequired[int]
+    """The tokens of ``content``, counted when L2 saved it."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class Assessment(TypedDict):
+    """AITS's reading of a message: how much context its turn gets."""
+
+    confidence: float
+    """In [0, 1]: how plainly the message asks for an explanation (its cue words)."""
+    complexity: float
+    """In [0, 1]: its length and its connectors (a question of several parts)."""
+    budget: int
+    """The tokens of the whole prompt's context this turn."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class LayerTokens(TypedDict):
+    """Tokens per layer of the prompt: the budget's share of each, or what each used."""
+
+    l0_l1: int
+    """The always-present head: identity, time, facts and tool guidance, as measured."""
+    l2: int
+    """The conversation (L2)."""
+    l3: int
+    """The recalled memories (L3)."""
 
 
 def iso_time(moment: float) -> str:
@@ -257,7 +298,7 @@ class ImportedTurn:
 
     digest: str  # identifies the exchange across imports of the same file
     user_id: str
-    messages: tuple[dict[str, Any], ...]  # {"role", "content", "timestamp"}, as L2 keeps them
+    messages: tuple[Message, ...]  # as L2 keeps them
     # Its first message's id in the export, when the export gives one: an exchange imported again
     # under another digest (a message edited since) rewrites the turn this ref was imported as.
     ref: str | None = None

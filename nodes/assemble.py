@@ -8,7 +8,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from nodes.context import Context
-from nodes.state import TurnState
+from memory.turns import LayerTokens
+from nodes.state import Message, TurnState
 from memory.prompt import count_tokens, count_tokens_each, pack_recalls, recall_block, trim_working
 from nodes.timing import timed
 
@@ -22,12 +23,12 @@ async def assemble(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any
     system = "\n\n".join(part for part in (state.get("identity", ""), recalled, guidance) if part)
     history, l2_tokens = trim_working(state.get("working") or [], split["l2"], count_tokens)
     prompt = [
-        {"role": "system", "content": system},
-        *({"role": m["role"], "content": m["content"]} for m in history),
-        {"role": "user", "content": state["message"]},
+        Message(role="system", content=system),
+        *(Message(role=m["role"], content=m["content"]) for m in history),
+        Message(role="user", content=state["message"]),
     ]
     return {
         "prompt": prompt,
         "l3": injected.recalls,
-        "tokens": {"l0_l1": split["l0_l1"], "l2": l2_tokens, "l3": injected.tokens},
+        "tokens": LayerTokens(l0_l1=split["l0_l1"], l2=l2_tokens, l3=injected.tokens),
     }

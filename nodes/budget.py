@@ -31,14 +31,10 @@ async def budget(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
         complexity_bonus=aits.complexity_bonus,
         hard_cap=aits.hard_cap,
     )
-    split = turn_split(assessment.budget, count_tokens(state.get("identity", "")) + count_tokens(guidance), settings)
+    head = count_tokens(state.get("identity", "")) + count_tokens(guidance)
     return {
-        "aits": {
-            "confidence": assessment.confidence,
-            "complexity": assessment.complexity,
-            "budget": assessment.budget,
-        },
-        "split": {"l0_l1": split.l0_l1, "l2": split.l2, "l3": split.l3},
+        "aits": assessment,
+        "split": turn_split(assessment["budget"], head, settings),
         "tools_offered": [t.name for t in offered],
         "tool_schemas": openai_schemas(offered),
         "tool_guidance": guidance,

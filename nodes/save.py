@@ -10,7 +10,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
-from nodes.state import TurnConflict, TurnState
+from nodes.state import Message, TurnConflict, TurnState
 from nodes.toolkit.flow import with_evidence
 from nodes.timing import timed
 
@@ -24,9 +24,9 @@ async def save(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
         state["chat_id"],
         state["turn"],
         [
-            {"role": "user", "content": state["message"], "timestamp": now, "user_id": user_id},
-            {"role": "assistant", "content": with_evidence(state["reply"], state.get("tool_results") or []),
-             "timestamp": now, "user_id": user_id},
+            Message(role="user", content=state["message"], timestamp=now, user_id=user_id),
+            Message(role="assistant", content=with_evidence(state["reply"], state.get("tool_results") or []),
+                    timestamp=now, user_id=user_id),
         ],
     )
     if not saved:  # another turn of this chat took the number: never let archive overwrite it

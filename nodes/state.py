@@ -17,7 +17,8 @@ from pydantic import ConfigDict, Field, with_config
 # typing's only from Python 3.12.
 from typing_extensions import Annotated, NotRequired, TypedDict
 
-from memory.turns import NOT_UNICODE, Hit, RecallOutcome, Verdict, clean_text, message_problem
+from memory.turns import (NOT_UNICODE, Assessment, Hit, LayerTokens, Message, RecallOutcome, Verdict, clean_text,
+                          message_problem)
 
 # Each field's docstring is its description in the JSON schemas (Studio's input form, state view).
 _DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
@@ -31,17 +32,6 @@ def merge_dicts(left: dict | None, right: dict | None) -> dict:
     """Reducer for per-node dicts: each node overwrites only its own key, every turn; a key set
     to None is dropped (see :func:`last_turns_results`)."""
     return {key: value for key, value in {**(left or {}), **(right or {})}.items() if value is not None}
-
-
-@with_config(_DOCUMENTED)
-class Message(TypedDict):
-    """One message of the conversation."""
-
-    role: str
-    """"user", "assistant" or "system"."""
-    content: str
-    timestamp: NotRequired[float]
-    """When it was said (unix seconds)."""
 
 
 @with_config(_DOCUMENTED)
@@ -103,9 +93,9 @@ class TurnState(TurnInput, total=False):
     """gap_filter: kept, merged, scored, best first; then the turns beside the best (mechanism "beside")."""
     verdicts: list[Verdict]
     """gap_filter: per candidate of each list, kept or not and why; and why each turn beside the best is."""
-    aits: dict[str, float]
+    aits: Assessment
     """budget: confidence, complexity and the turn's token budget."""
-    split: dict[str, int]
+    split: LayerTokens
     """budget: the token shares of l0_l1 (identity, facts, tool guidance), l2 and l3."""
     tools_offered: list[str]
     """budget: the tools the model may call this turn."""
@@ -117,7 +107,7 @@ class TurnState(TurnInput, total=False):
     """assemble: the system message, the L2 messages and the user's message."""
     l3: list[Hit]
     """assemble: what was injected from L3."""
-    tokens: dict[str, int]
+    tokens: LayerTokens
     """assemble: the tokens of l0_l1, l2 and l3 actually used."""
     reply: str
     """llm, synthesize or correct: the reply the user reads."""

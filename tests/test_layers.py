@@ -5,6 +5,7 @@ no benchmark code."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tomllib
@@ -114,6 +115,23 @@ def test_the_products_tests_import_no_benchmark_code():
     a benchmark cannot break a test of the product."""
     tests = [path for path in (ROOT / "tests").rglob("*.py") if path.name not in TESTS_OF_THE_BENCHMARKS]
     assert {str(path.relative_to(ROOT)): _bench_imports(path) for path in tests if _bench_imports(path)} == {}
+
+
+def test_no_bare_list_of_dicts_in_the_products_signatures():
+    """What crosses a seam is typed (a message is a ``Message``, an entry found a ``Hit``…): no
+    function of the product takes or returns a ``list[dict]`` that says nothing of its fields."""
+    bare = re.compile(r"list\[dict\](?!\[)")
+    found = []
+    for package in ("bot", "graph", "memory", "nodes"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    signature = [arg.annotation for arg in (*node.args.posonlyargs, *node.args.args,
+                                                            *node.args.kwonlyargs) if arg.annotation]
+                    found += [f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+                              for annotation in (*signature, node.returns) if annotation is not None
+                              and bare.search(ast.unparse(annotation))]
+    assert found == []
 
 
 def test_memory_imports_no_module_that_imports_it_back():

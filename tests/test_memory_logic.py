@@ -13,11 +13,11 @@ from dateparser.search import search_dates
 
 from graph.settings import Settings
 from memory.settings import Retrieval
-from memory.prompt.aits import Assessment, assess, cue_tokens
-from memory.prompt.budget import (LINE_TOKENS, Split, format_recall_line, l2_ceiling, line_tokens_stamp, newest_within,
+from memory.prompt.aits import assess, cue_tokens
+from memory.prompt.budget import (LINE_TOKENS, format_recall_line, l2_ceiling, line_tokens_stamp, newest_within,
                                   pack_recalls, split_budget, stamped_tokens, trim_working, turn_split)
 from memory.retrieval.gap import background_filter, gap_filter, gap_ratio
-from memory.turns import archive_id
+from memory.turns import Assessment, LayerTokens, archive_id
 from memory.retrieval.beside import BESIDE, beside_verdicts, placed_beside, wanted_beside
 from memory.retrieval.event_dates import from_event
 from memory.retrieval.keys import structural_keys
@@ -935,22 +935,22 @@ def aits(**changed: int) -> dict[str, int]:
 class TestAssess:
     @pytest.mark.parametrize("message", ["", "   ", "?!", "… 🙂"])
     def test_empty_is_low_confidence(self, message: str) -> None:
-        assert assess(message, **aits()).confidence == 0.2
+        assert assess(message, **aits())["confidence"] == 0.2
 
     def test_empty_budget(self) -> None:
         assert assess("", **aits()) == Assessment(confidence=0.2, complexity=0.0, budget=2800)
 
     def test_greeting_is_medium(self) -> None:
         result = assess("hello", **aits())
-        assert result.confidence == 0.5
-        assert result.complexity == pytest.approx(5 / 200 * 0.7)
-        assert result.budget == round(2000 + 0.5 * 4000 + 5 / 200 * 0.7 * 2000) == 4035
+        assert result["confidence"] == 0.5
+        assert result["complexity"] == pytest.approx(5 / 200 * 0.7)
+        assert result["budget"] == round(2000 + 0.5 * 4000 + 5 / 200 * 0.7 * 2000) == 4035
 
     def test_two_high_cues_and_a_connector(self) -> None:
         result = assess("what and why", **aits())
-        assert result.confidence == 0.9
-        assert result.complexity == pytest.approx(12 / 200 * 0.7 + 0.3)
-        assert result.budget == 6284
+        assert result["confidence"] == 0.9
+        assert result["complexity"] == pytest.approx(12 / 200 * 0.7 + 0.3)
+        assert result["budget"] == 6284
 
     @pytest.mark.parametrize(
         ("message", "confidence"),
@@ -975,7 +975,7 @@ class TestAssess:
         ],
     )
     def test_confidence(self, message: str, confidence: float) -> None:
-        assert assess(message, **aits()).confidence == confidence
+        assert assess(message, **aits())["confidence"] == confidence
 
     @pytest.mark.parametrize(
         ("message", "connector"),
@@ -996,23 +996,23 @@ class TestAssess:
     )
     def test_connectors(self, message: str, connector: bool) -> None:
         length_part = min(len(message) / 200, 1) * 0.7
-        assert assess(message, **aits()).complexity == pytest.approx(length_part + 0.3 * connector)
+        assert assess(message, **aits())["complexity"] == pytest.approx(length_part + 0.3 * connector)
 
     def test_length_saturates(self) -> None:
-        assert assess("x" * 200, **aits()).complexity == pytest.approx(0.7)
-        assert assess("x" * 5000, **aits()).complexity == pytest.approx(0.7)
-        assert assess("x" * 5000 + ", and", **aits()).complexity == pytest.approx(1.0)
+        assert assess("x" * 200, **aits())["complexity"] == pytest.approx(0.7)
+        assert assess("x" * 5000, **aits())["complexity"] == pytest.approx(0.7)
+        assert assess("x" * 5000 + ", and", **aits())["complexity"] == pytest.approx(1.0)
 
     def test_budget_knobs_and_cap(self) -> None:
         message = "what and why"  # confidence 0.9, complexity 0.342
-        assert assess(message, **aits(base=1000, confidence_multiplier=1000, complexity_bonus=1000)).budget == round(
+        assert assess(message, **aits(base=1000, confidence_multiplier=1000, complexity_bonus=1000))["budget"] == round(
             1000 + 900 + 342
         )
-        assert assess(message, **aits(hard_cap=5000)).budget == 5000
-        assert assess(message, **aits(confidence_multiplier=100_000)).budget == 12000
+        assert assess(message, **aits(hard_cap=5000))["budget"] == 5000
+        assert assess(message, **aits(confidence_multiplier=100_000))["budget"] == 12000
         longest = "Explain, compare and summarise what, why and how " * 10
-        assert assess(longest, **aits()).budget == 2000 + 4000 + 2000
-        assert isinstance(assess(longest, **aits()).budget, int)
+        assert assess(longest, **aits())["budget"] == 2000 + 4000 + 2000
+        assert isinstance(assess(longest, **aits())["budget"], int)
 
     def test_cue_tokens(self) -> None:
         assert cue_tokens("  Când?! Explică-mi, TE ROG… ") == ["când", "explică", "mi", "te", "rog"]
@@ -1026,31 +1026,31 @@ SPLIT = {"l3_min_guarantee": 1200, "l2_floor": 500}  # the shipped ones, which t
 
 class TestSplitBudget:
     def test_guarantee_then_rest_to_l2(self) -> None:
-        assert split_budget(6000, 800, **SPLIT) == Split(l0_l1=800, l2=4000, l3=1200)
+        assert split_budget(6000, 800, **SPLIT) == LayerTokens(l0_l1=800, l2=4000, l3=1200)
 
     def test_l3_guarantee_holds_whatever_l2_needs(self) -> None:
         # The split never sees L2's length: a budget big enough for both always gives L3 its guarantee.
         for total in range(1700 + 300, 12001, 250):
             split = split_budget(total, 300, **SPLIT)
-            assert split.l3 == 1200
-            assert split.l2 == total - 300 - 1200
+            assert split["l3"] == 1200
+            assert split["l2"] == total - 300 - 1200
 
     def test_floor_wins_on_tiny_budgets(self) -> None:
-        assert split_budget(2000, 400, **SPLIT) == Split(l0_l1=400, l2=500, l3=1100)
-        assert split_budget(1000, 700, **SPLIT) == Split(l0_l1=700, l2=300, l3=0)
-        assert split_budget(1700, 0, **SPLIT) == Split(l0_l1=0, l2=500, l3=1200)
-        assert split_budget(1699, 0, **SPLIT) == Split(l0_l1=0, l2=500, l3=1199)
+        assert split_budget(2000, 400, **SPLIT) == LayerTokens(l0_l1=400, l2=500, l3=1100)
+        assert split_budget(1000, 700, **SPLIT) == LayerTokens(l0_l1=700, l2=300, l3=0)
+        assert split_budget(1700, 0, **SPLIT) == LayerTokens(l0_l1=0, l2=500, l3=1200)
+        assert split_budget(1699, 0, **SPLIT) == LayerTokens(l0_l1=0, l2=500, l3=1199)
 
     def test_custom_guarantee_and_floor(self) -> None:
-        assert split_budget(5000, 1000, l3_min_guarantee=3000, l2_floor=200) == Split(1000, 1000, 3000)
-        assert split_budget(5000, 1000, l3_min_guarantee=3900, l2_floor=200) == Split(1000, 200, 3800)
+        assert split_budget(5000, 1000, l3_min_guarantee=3000, l2_floor=200) == LayerTokens(l0_l1=1000, l2=1000, l3=3000)
+        assert split_budget(5000, 1000, l3_min_guarantee=3900, l2_floor=200) == LayerTokens(l0_l1=1000, l2=200, l3=3800)
 
     @pytest.mark.parametrize("total", [-100, 0, 1, 499, 500, 1199, 1700, 3000, 12000])
     @pytest.mark.parametrize("l0_l1", [-5, 0, 200, 2000, 20000])
     def test_never_negative_and_adds_up(self, total: int, l0_l1: int) -> None:
         split = split_budget(total, l0_l1, **SPLIT)
-        assert min(split.l0_l1, split.l2, split.l3) >= 0
-        assert split.l2 + split.l3 == max(0, total - max(0, l0_l1))
+        assert min(split["l0_l1"], split["l2"], split["l3"]) >= 0
+        assert split["l2"] + split["l3"] == max(0, total - max(0, l0_l1))
 
 
 # ---------------------------------------------------------------- L2 trim
@@ -1129,14 +1129,14 @@ def test_l2_read_for_a_turn_holds_whatever_its_split_can_give_l2(text: str) -> N
     # load_working reads L2 only up to l2_ceiling(message): no L0+L1 size may leave L2 more.
     settings = Settings()
     ceiling = l2_ceiling(text, settings)
-    budget = assess(text, **settings.aits.model_dump()).budget
-    assert max(turn_split(budget, head, settings).l2 for head in range(0, budget + 200, 50)) == ceiling
+    budget = assess(text, **settings.aits.model_dump())["budget"]
+    assert max(turn_split(budget, head, settings)["l2"] for head in range(0, budget + 200, 50)) == ceiling
     conversation = [message("user" if n % 2 else "assistant", 1 + n % 17, f"m{n}") for n in range(4000)]
     latest, _ = newest_within(reversed(conversation[1:]), ceiling, words)
     read = [conversation[0], *latest]  # as WorkingMemory.load gives them: the first one pinned
     assert len(read) < len(conversation)
     for head in (0, 300, 1500):
-        l2 = turn_split(budget, head, settings).l2
+        l2 = turn_split(budget, head, settings)["l2"]
         assert trim_working(read, l2, words) == trim_working(conversation, l2, words)
 
 

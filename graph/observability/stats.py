@@ -9,8 +9,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from memory.turns import LayerTokens
+
 TOTAL = "total"  # the turn's wall time, reported beside the nodes
-LAYERS = ("l0_l1", "l2", "l3")  # the prompt's layers, as a turn's line names them
+LAYERS = tuple(LayerTokens.__annotations__)  # the prompt's layers, as a turn's line names them
 
 
 # ---- percentiles -------------------------------------------------------------------------

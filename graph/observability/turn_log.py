@@ -24,6 +24,7 @@ from typing import Any
 from graph.observability.redaction import Redactor
 from graph.observability.stats import LAYERS, latency_samples, latency_summary
 from graph.settings import Settings
+from memory.turns import Assessment
 from nodes.state import TurnState
 
 TURNS_LOGGER = logging.getLogger("goat.turns")
@@ -53,7 +54,7 @@ def observation(state: TurnState, wall_ms: float, chat_wait_ms: float, *, log_co
         "wall_ms": round(wall_ms, 3),
         "chat_wait_ms": round(chat_wait_ms, 3),
         "latency_ms": dict(state.get("latency_ms") or {}),
-        "aits": {k: (state.get("aits") or {}).get(k) for k in ("confidence", "complexity", "budget")},
+        "aits": {k: (state.get("aits") or {}).get(k) for k in Assessment.__annotations__},
         "split": {k: (state.get("split") or {}).get(k) for k in LAYERS},
         "tokens": {k: (state.get("tokens") or {}).get(k) for k in LAYERS},
         "cache": {"hit": cache.get("hit"), "key": cache.get("key")},  # hit None: no lookup this turn

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
-from memory.turns import RecallOutcome, iso_time
+from memory.turns import LayerTokens, RecallOutcome, iso_time
 from nodes.state import TurnState
 
 
@@ -91,13 +91,13 @@ class TurnReport(TypedDict):
     """The turn's token budget (aits)."""
     confidence: float | None
     complexity: float | None
-    split: dict[str, int] | None
+    split: LayerTokens | None
     """The budget's token shares: l0_l1, l2, l3."""
     kept: int
     """How many entries the gap filter kept."""
     l3: list[ReportedEntry]
     """What was injected, best first."""
-    tokens: dict[str, int] | None
+    tokens: LayerTokens | None
     """The tokens of l0_l1, l2 and l3 actually used."""
     latency_ms: dict[str, float] | None
     prefetch: RecallOutcome | None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+
+from memory.turns import Assessment
 
 # Interrogative / analytical cues: the user wants an explanation, so context pays off.
 # Romanian is listed with and without diacritics (both are typed); "de ce" is two
@@ -48,13 +49,6 @@ CONNECTOR_WEIGHT = 0.3
 _LEGACY_ROMANIAN = str.maketrans("şţ", "șț")
 # Punctuation and symbols ("?", "-", "'", "€", emoji) separate words; letters of any script stay.
 _NON_WORD = re.compile(r"[^\w\s]+")
-
-
-@dataclass(frozen=True)
-class Assessment:
-    confidence: float  # [0, 1]
-    complexity: float  # [0, 1]
-    budget: int  # tokens for the whole prompt context this turn
 
 
 def assess(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -12,21 +11,14 @@ from memory.prompt.aits import assess
 from memory.prompt.blocks import one_line
 from memory.prompt.tokens import tokens_at_least
 from memory.settings import MemorySettings
-from memory.turns import Hit
+from memory.turns import Hit, LayerTokens, Message
 
 # The metadata field of an L3 entry holding its recall line's tokens (``line_tokens_stamp``):
 # counted as the entry is written, behind the reply, not when a turn packs its prompt.
 LINE_TOKENS = "line_tokens"
 
 
-@dataclass(frozen=True)
-class Split:
-    l0_l1: int  # identity + time + facts, as measured
-    l2: int  # working memory (the conversation)
-    l3: int  # recalled memories
-
-
-def split_budget(total: int, l0_l1_tokens: int, *, l3_min_guarantee: int, l2_floor: int) -> Split:
+def split_budget(total: int, l0_l1_tokens: int, *, l3_min_guarantee: int, l2_floor: int) -> LayerTokens:
     """Priority-inverted split: after L0+L1, L3 claims its guarantee first, L2 gets the rest.
 
     L2's floor wins only when the remainder is too small for both; then L3 gets what is left.
@@ -34,13 +26,13 @@ def split_budget(total: int, l0_l1_tokens: int, *, l3_min_guarantee: int, l2_flo
     and a floor of 500:
 
     >>> split_budget(6000, 800, l3_min_guarantee=1200, l2_floor=500)  # L3 its 1200, L2 the other 4000
-    Split(l0_l1=800, l2=4000, l3=1200)
+    {'l0_l1': 800, 'l2': 4000, 'l3': 1200}
     >>> split_budget(2000, 400, l3_min_guarantee=1200, l2_floor=500)  # 1200 would leave L2 400 < 500
-    Split(l0_l1=400, l2=500, l3=1100)
+    {'l0_l1': 400, 'l2': 500, 'l3': 1100}
     >>> split_budget(1000, 700, l3_min_guarantee=1200, l2_floor=500)  # all 300 to L2's floor
-    Split(l0_l1=700, l2=300, l3=0)
+    {'l0_l1': 700, 'l2': 300, 'l3': 0}
     >>> split_budget(1000, 1500, l3_min_guarantee=1200, l2_floor=500)  # L0+L1 alone exceed it
-    Split(l0_l1=1500, l2=0, l3=0)
+    {'l0_l1': 1500, 'l2': 0, 'l3': 0}
 
     Args:
         total: the turn's token budget (AITS).
@@ -58,10 +50,10 @@ def split_budget(total: int, l0_l1_tokens: int, *, l3_min_guarantee: int, l2_flo
     if l2 < l2_floor:
         l2 = min(max(0, l2_floor), available)
         l3 = available - l2
-    return Split(l0_l1=l0_l1, l2=l2, l3=l3)
+    return LayerTokens(l0_l1=l0_l1, l2=l2, l3=l3)
 
 
-def turn_split(total: int, l0_l1_tokens: int, settings: MemorySettings) -> Split:
+def turn_split(total: int, l0_l1_tokens: int, settings: MemorySettings) -> LayerTokens:
     """A turn's split with the settings' L3 guarantee and L2 floor."""
     return split_budget(total, l0_l1_tokens, l3_min_guarantee=settings.budget.l3_min_guarantee_tokens,
                         l2_floor=settings.budget.l2_floor_tokens)
@@ -70,10 +62,10 @@ def turn_split(total: int, l0_l1_tokens: int, settings: MemorySettings) -> Split
 def l2_ceiling(message: str, settings: MemorySettings) -> int:
     """The most the split of this message's turn can give L2 (its AITS budget, nothing taken by
     L0+L1): L2 older than that is neither read into the turn's state nor decoded."""
-    return turn_split(assess(message, **settings.aits.model_dump()).budget, 0, settings).l2
+    return turn_split(assess(message, **settings.aits.model_dump())["budget"], 0, settings)["l2"]
 
 
-def trim_working(messages: list[dict], budget: int, count: Callable[[str], int]) -> tuple[list[dict], int]:
+def trim_working(messages: list[Message], budget: int, count: Callable[[str], int]) -> tuple[list[Message], int]:
     """The conversation messages that fit ``budget`` tokens, in chronological order, and their tokens.
 
     The newest messages are kept, as :func:`newest_within` takes and counts them. The chat's
@@ -89,7 +81,8 @@ def trim_working(messages: list[dict], budget: int, count: Callable[[str], int])
     return newest_within(reversed(messages), budget, count)
 
 
-def newest_within(newest_first: Iterable[dict], budget: int, count: Callable[[str], int]) -> tuple[list[dict], int]:
+def newest_within(newest_first: Iterable[Message], budget: int,
+                  count: Callable[[str], int]) -> tuple[list[Message], int]:
     """The newest conversation messages whose tokens add up to at most ``budget``, in
     chronological order, and their tokens.
 
@@ -98,7 +91,7 @@ def newest_within(newest_first: Iterable[dict], budget: int, count: Callable[[st
     decoded only that far. Only ``content`` is counted; a message's ``tokens``, counted when it
     was saved, is taken as that count.
     """
-    kept: list[dict] = []
+    kept: list[Message] = []
     used = 0
     for message in newest_first:
         size = _message_tokens(message, count)
@@ -110,7 +103,7 @@ def newest_within(newest_first: Iterable[dict], budget: int, count: Callable[[st
     return kept, used
 
 
-def _message_tokens(message: Mapping[str, Any], count: Callable[[str], int]) -> int:
+def _message_tokens(message: Message, count: Callable[[str], int]) -> int:
     if "tokens" not in message:
         return count(message["content"])
     return tokens_at_least(message["content"], message["tokens"])  # it may have been saved before the floor

@@ -11,23 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Literal, NamedTuple, NotRequired, TypedDict, get_args
+from typing import Literal, NamedTuple, get_args
 
 import orjson
 from redis.asyncio import Redis
 
 from memory.prompt.budget import newest_within
 from memory.prompt.tokens import count_tokens
-from memory.turns import archive_content
+from memory.turns import Message, archive_content
 
-Role = Literal["user", "assistant"]
-
-
-class Message(TypedDict):
-    role: Role
-    content: str
-    timestamp: float  # unix seconds
-    tokens: NotRequired[int]  # of ``content`` (memory/prompt/tokens.py), counted when it was saved
+Role = Literal["user", "assistant"]  # the roles L2 keeps (a prompt's "system" is made every turn)
 
 
 class MessageLink(NamedTuple):
