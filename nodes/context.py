@@ -1,22 +1,23 @@
 """Run-time context of the graph: this run's knobs, and the process's services.
 
-Every setting a run may change is a typed field of its own, named after its dotted name
-(``prefetch.timeout`` → ``prefetch_timeout``) and described as the setting is; empty (None)
-means the settings' value. Studio renders the fields as a form; ``goat inspect --set``, the
-bench and the notebooks set the same fields by dotted name (:func:`run_context`), and the
-settings tree validates the values (:func:`run_settings`).
+Every setting a run may change is a typed field of its own, made from the settings (none is
+written out here), named after its dotted name (``prefetch.timeout`` → ``prefetch_timeout``)
+and described as the setting is; empty (None) means the settings' value. Studio renders the
+fields as a form; ``goat inspect --set``, the bench and the notebooks set the same fields by
+dotted name (:func:`run_context`), and the settings tree validates the values
+(:func:`run_settings`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, Optional
 
 from langgraph.runtime import Runtime
 
-from memory.settings import ENCODER_RATIOS, RUN_TIME_SECTIONS, Scope, SettingsError
+from memory.settings import ENCODER_RATIOS, RUN_TIME_SECTIONS, SettingsError
 from nodes.services import Services
 from nodes.settings import NodeSettings
 
@@ -41,56 +42,20 @@ def knob_description(dotted: str) -> str:
             f"{setting.default!r}{of_encoders})")
 
 
-def _knob(dotted: str) -> Any:
-    return field(default=None, metadata={"description": knob_description(dotted)})
+def _knob_field(dotted: str) -> tuple[str, Any, Any]:
+    """A knob's field of :data:`Context`: its name, its setting's type or None (the settings'
+    value), and its description."""
+    section, key = dotted.split(".")
+    annotation = NodeSettings.model_fields[section].annotation.model_fields[key].annotation
+    described = field(default=None, metadata={"description": knob_description(dotted)})
+    return _FIELD_OF[dotted], Optional[annotation], described
 
 
-# One field per knob of KNOBS, named and typed as its setting (tests/test_context.py keeps the two
-# lists the same).
-@dataclass(kw_only=True)
-class Context:
-    """This run's knobs (None: the settings' value)."""
-
-    identity_base_prompt: str | None = _knob("identity.base_prompt")
-
-    memory_scope: Scope | None = _knob("memory.scope")
-    memory_l2_max_messages: int | None = _knob("memory.l2_max_messages")
-
-    prefetch_timeout: float | None = _knob("prefetch.timeout")
-    prefetch_max_results: int | None = _knob("prefetch.max_results")
-    prefetch_search_k: int | None = _knob("prefetch.search_k")
-    prefetch_timezone: str | None = _knob("prefetch.timezone")
-
-    retrieval_relevance_ratio: float | None = _knob("retrieval.relevance_ratio")
-    retrieval_lexical_relevance_ratio: float | None = _knob("retrieval.lexical_relevance_ratio")
-    retrieval_long_lexical_relevance_ratio: float | None = _knob("retrieval.long_lexical_relevance_ratio")
-    retrieval_meaning_first_relevance_ratio: float | None = _knob("retrieval.meaning_first_relevance_ratio")
-    retrieval_meaning_first_words_weight: float | None = _knob("retrieval.meaning_first_words_weight")
-    retrieval_context_ratio: float | None = _knob("retrieval.context_ratio")
-    retrieval_rrf_k: float | None = _knob("retrieval.rrf_k")
-    retrieval_neighbour_weight: float | None = _knob("retrieval.neighbour_weight")
-    retrieval_lexical_max_df_share: float | None = _knob("retrieval.lexical_max_df_share")
-    retrieval_gap_significance: float | None = _knob("retrieval.gap_significance")
-    retrieval_small_result_ceiling: float | None = _knob("retrieval.small_result_ceiling")
-    retrieval_temporal_min_results: int | None = _knob("retrieval.temporal_min_results")
-    retrieval_weight_similarity: float | None = _knob("retrieval.weight_similarity")
-    retrieval_weight_recency: float | None = _knob("retrieval.weight_recency")
-    retrieval_weight_popularity: float | None = _knob("retrieval.weight_popularity")
-    retrieval_min_score_share: float | None = _knob("retrieval.min_score_share")
-    retrieval_beside_best: int | None = _knob("retrieval.beside_best")
-    retrieval_whole_message_chars: int | None = _knob("retrieval.whole_message_chars")
-    retrieval_excerpt_chars: int | None = _knob("retrieval.excerpt_chars")
-    retrieval_recency_window_days: float | None = _knob("retrieval.recency_window_days")
-    retrieval_popularity_norm: float | None = _knob("retrieval.popularity_norm")
-
-    aits_base: int | None = _knob("aits.base")
-    aits_confidence_multiplier: int | None = _knob("aits.confidence_multiplier")
-    aits_complexity_bonus: int | None = _knob("aits.complexity_bonus")
-    aits_hard_cap: int | None = _knob("aits.hard_cap")
-
-    budget_l3_min_guarantee_tokens: int | None = _knob("budget.l3_min_guarantee_tokens")
-    budget_l2_floor_tokens: int | None = _knob("budget.l2_floor_tokens")
-    budget_l1_facts_max_tokens: int | None = _knob("budget.l1_facts_max_tokens")
+# This run's knobs: a field per knob of KNOBS, made from the settings as this module is imported,
+# so a setting added to a run-time section is one here too. A dataclass, which LangGraph takes as
+# the graph's context schema (Studio's form: the fields in the settings' order, typed, described).
+Context = make_dataclass("Context", [_knob_field(dotted) for dotted in KNOBS.values()], kw_only=True,
+                         namespace={"__doc__": "This run's knobs (None: the settings' value).", "__module__": __name__})
 
 
 @dataclass(kw_only=True)

@@ -1,5 +1,5 @@
-"""The run-time context (nodes/context.py) is written out by hand, a field per knob a run may set:
-these keep it and the settings' run-time sections the same list."""
+"""The run-time context (nodes/context.py) is made from the settings, a field per knob a run may
+set: these check that it is, as LangGraph and Studio read it."""
 
 from __future__ import annotations
 
@@ -25,3 +25,15 @@ def test_each_context_field_is_typed_and_described_as_its_setting():
         assert hints[field.name] == Optional[setting.annotation], field.name
         assert field.default is None, field.name  # empty: the settings' value
         assert field.metadata["description"] == knob_description(KNOBS[field.name]), field.name
+
+
+def test_studios_form_lists_every_knob_typed_and_described():
+    """What LangGraph's server shows as the context's form: the graph's context schema."""
+    from graph.graph import graph
+
+    form = graph.get_context_jsonschema()
+    assert list(form["properties"]) == list(KNOBS)
+    for name, dotted in KNOBS.items():
+        assert form["properties"][name]["description"] == knob_description(dotted), name
+        assert form["properties"][name]["default"] is None, name
+    assert form["properties"]["memory_scope"]["anyOf"][0]["enum"] == ["chat", "user", "global"]
