@@ -24,12 +24,11 @@ from typing import Any, Callable, Iterator, TextIO
 
 from bot.commands import COMMANDS, Asker
 from graph.observability.redaction import Redactor
-from graph.runner import ModelUnavailable, TurnRunner
+from graph.replies import error_line, failure_report
+from graph.runner import TurnRunner
 from graph.settings import Settings
-from nodes.services import ModelNotConfigured
 from memory.turns import is_blank
-from nodes.state import InvalidTurn, TurnConflict, turn_user
-from memory.errors import BackendUnavailable
+from nodes.state import turn_user
 
 HELP = "\n".join([
     "commands:",
@@ -85,7 +84,7 @@ class ChatSession:
         try:
             self.say(await command.run(self._asker, argument.strip()))
         except Exception as exc:  # e.g. Redis gone: say so, keep the session
-            self.report_failure(f"{name} failed", exc)
+            self.report(f"{name} failed: {error_line(exc)}")
         return True
 
     async def turn(self, message: str) -> None:
@@ -123,16 +122,10 @@ class ChatSession:
                                                 TurnCancelled("cancelled with Ctrl-C before its reply was whole"),
                                                 (time.perf_counter() - arrived) * 1000)
             return
-        except ModelUnavailable as exc:  # as the bot does: the next turn's model sees the message
-            if streamed:
-                self.say("")
-            self.report_failure("the model failed", exc.__cause__ or exc,
-                                f"the message is kept as turn {exc.kept_as}: no need to send it again")
-            return
         except Exception as exc:  # one failed turn ends neither the conversation nor its memory
             if streamed:
                 self.say("")
-            self.report_failure("the turn failed", exc)
+            self.report(failure_report(exc))
             return
         reply = state.get("reply") or ""
         if not self.interactive:
@@ -158,18 +151,11 @@ class ChatSession:
                 self._line_open = False
             return self.err.write(text)
 
-    def report_failure(self, what: str, exc: BaseException, then: str = "") -> None:
+    def report(self, failure: str) -> None:
+        """Tell a failure on standard error (``goat: …``), its secrets masked, and count it."""
         self.failures += 1
-        self.err.write(f"goat: {what}: {self._redact(describe_error(exc))}{f'; {then}' if then else ''}\n")
+        self.err.write(f"goat: {self._redact(failure)}\n")
         self.err.flush()
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for a failed turn: our own errors say what to do; others are named by type."""
-    text = " ".join(str(exc).split())
-    if isinstance(exc, ModelNotConfigured | InvalidTurn | TurnConflict | BackendUnavailable):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def typed_line() -> str | None:

@@ -32,11 +32,11 @@ from redis.asyncio import Redis, RedisCluster
 from bot.doctor import backend_fix, backend_mode
 from graph.importing.importer import parse_timestamp
 from graph.observability.redaction import Redactor
+from graph.replies import SAYS_WHAT_TO_DO, error_line
 from graph.runner import TurnRunner
 from graph.observability.turn_log import TurnLog, turns_log_path
 from graph.observability.why_report import mechanisms
 from graph.settings import Settings
-from memory.errors import BackendUnavailable, FactsFull, SearchFailed
 from memory.facade import Memory, async_client
 from memory.retrieval import why_kept
 from memory.prompt import one_line
@@ -228,11 +228,10 @@ def _guard(redact: Redactor) -> Guarded:
     async def guarded(action: Callable[..., Awaitable[dict[str, Any]]], *args: Any) -> dict[str, Any]:
         try:
             return redact(await action(*args))
-        except (ValueError, LookupError, FactsFull, SearchFailed, BackendUnavailable) as exc:
-            raise ToolError(redact(str(exc))) from None
         except Exception as exc:  # the client gets what failed, never a dead server
-            log.warning("goat mcp: a tool failed: %s", type(exc).__name__)
-            raise ToolError(redact(f"{type(exc).__name__}: {exc}")) from None
+            if not isinstance(exc, SAYS_WHAT_TO_DO):
+                log.warning("goat mcp: a tool failed: %s", type(exc).__name__)
+            raise ToolError(redact(error_line(exc))) from None
 
     return guarded
 

@@ -36,7 +36,8 @@ from bot.commands import COMMANDS as MEMORY_COMMANDS, Asker, Command
 from bot.telegram_messages import StreamingReply, addressed, answer, command_parts, keep_typing, named_for_bot
 from bot.webhook import Inbox, WebhookWorker, shared_secret
 from graph.observability.redaction import Redactor
-from graph.runner import ModelUnavailable, TurnRunner
+from graph.replies import APOLOGY, failed_for, failure_reply, refusal
+from graph.runner import TurnRunner
 from graph.observability.stats import render_stats, summarize
 from graph.observability.turn_log import TurnLog, turns_log_path
 from graph.settings import Settings
@@ -46,9 +47,6 @@ from nodes.state import InvalidTurn, check_input, turn_input
 
 log = logging.getLogger(__name__)
 
-APOLOGY = "Sorry, something went wrong on my side and I could not answer. Please send that again."
-MODEL_UNREACHABLE = ("My language model cannot be reached right now, so I cannot answer yet. Your message is "
-                     "kept in our conversation: no need to send it again, I will have it in mind when you write next.")
 TEXT_ONLY = "I can only read text for now."
 EDIT_NOT_KEPT = ("I could not take your edit into my memory just now, so I keep the earlier version of that "
                  "message. Edit it again in a while to update it.")
@@ -202,13 +200,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await goat.runner.run(str(chat_id), text, user_id=str(update.effective_user.id), on_token=reply.feed,
                               on_reply=finish, message_ref=str(message.message_id), keep_unanswered=True)
     except InvalidTurn as exc:
-        await message.reply_text(refusal(exc))
-    except ModelUnavailable as exc:  # the message is kept: sending it again would make it twice
-        log_failure(goat, chat_id, exc.__cause__)
-        await reply.fail(MODEL_UNREACHABLE)
-    except Exception as exc:  # a backend failed: nothing is half-written, sending it again works
-        log_failure(goat, chat_id, exc)
-        await reply.fail(APOLOGY)
+        await message.reply_text(failure_reply(exc))
+    except Exception as exc:  # the model or a backend failed: the reply says what to do
+        log_failure(goat, chat_id, failed_for(exc))
+        await reply.fail(failure_reply(exc))
     finally:
         typing.cancel()
 
@@ -235,10 +230,6 @@ async def on_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except BackendUnavailable as exc:  # what was stored stays whole; sending the text again would make a turn
         log.warning("an edit was not kept: %s", goat.redact(str(exc)))
         await message.reply_text(EDIT_NOT_KEPT)
-
-
-def refusal(problem: InvalidTurn) -> str:
-    return f"I cannot take that message: {problem}."
 
 
 async def text_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

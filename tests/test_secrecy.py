@@ -32,7 +32,7 @@ from test_telegram import turn_done, until
 
 from bot.chat import ChatSession
 from graph.observability.turn_log import turns_log_path
-from bot.telegram import APOLOGY
+from graph.replies import APOLOGY
 from graph.settings import Settings, load_settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.errors import BackendUnavailable

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from bot.telegram import EDIT_NOT_KEPT, HELP, MODEL_UNREACHABLE, build_application
+from bot.telegram import EDIT_NOT_KEPT, HELP, build_application
+from graph.replies import MODEL_UNREACHABLE
 from bot.telegram import running as receiving
 from bot.telegram_messages import MESSAGE_LIMIT, split_message
 from bot.webhook import SECRET_HEADER, shared_secret
