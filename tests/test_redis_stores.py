@@ -26,7 +26,8 @@ from memory.stores.facts import FactsStore, RedisFactsStore
 from memory.redis_clients import process_client_name, waiting_pool
 from memory.stores.redis_server import EmbeddedRedis, answers_ping
 from memory.prompt.tokens import count_tokens
-from memory.stores.working import Message, WorkingMemory
+from memory.stores.working import WorkingMemory
+from memory.turns import Message
 
 StartEmbedded = Callable[[Path], EmbeddedRedis]
 
