@@ -32,8 +32,8 @@ from memory.prompt.tokens import count_tokens
 from memory.redis_clients import async_client, glob_escaped, sync_client
 from memory.retrieval.beside import placed_beside, turn_place, wanted_beside
 from memory.retrieval.explicit_search import Found, result_line, search_on_demand
+from memory.retrieval.question import Searching
 from memory.retrieval.recall import Recalled, RecallQuery, recall
-from memory.retrieval.search import L3Search
 from memory.settings import MemorySettings
 from memory.stores.archive import Archive
 from memory.stores.archive_vector_store import ArchiveVectorStore
@@ -65,7 +65,7 @@ class Memory:
         self._backends = backends = Backends(settings, **ready)
         redis, l3, encoder, erasure = backends.redis, backends.l3, backends.encoder, backends.erasure
         self._redis, self._chroma, self._erasure = redis, l3, erasure
-        self._l3 = L3Search(redis, l3, encoder)
+        self._searching = Searching.over(redis, l3, encoder)
         self._archiver = Archive(redis, l3, encoder, erasure)
         self._journal = TurnJournal(redis)
         self._copies = TurnCopies(redis, erasure, self._archiver, settings.redis.chat_lock_seconds)
@@ -75,7 +75,7 @@ class Memory:
         self.admin = MemoryAdmin(settings, redis, l3, encoder, erasure, self._archiver, self._journal, self._copies,
                                  self.turn)
         # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).
-        self.measuring = Measuring(redis, encoder, self._l3, self._archiver, settings.memory.scope)
+        self.measuring = Measuring(redis, encoder, self._searching, self._archiver, settings.memory.scope)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ class Memory:
                 log.warning("%s", exc)
             run_blocking = self._chroma.run_blocking
             await asyncio.gather(run_blocking(warm_up_dates), run_blocking(count_tokens, "warm-up"))
-            await self._l3.warm_up()
+            await self._searching.ahead.warm_up()
         await self._archiver.migration.bring_index_current()  # L3 down: logged, tried again at the next write
         self._archiver.wake()
         return Connected(self._redis.url or "", await self._journal.unfinished())
@@ -137,17 +137,17 @@ class Memory:
             chat is marked in flight until the block ends without an exception.
         """
         if message is not None:
-            self._l3.embed_ahead(message, chat_id)
+            self._searching.ahead.embed_ahead(message, chat_id)
         async with (await self._redis.chat_locks()).hold(chat_id), self._archiver.turn_running():
             self._copies.turn_started(chat_id)
             if message is not None and self.settings.memory.scope == "chat":
-                self._l3.read_ahead(chat_id, message, self.settings.prefetch.search_k,
-                                    self.settings.retrieval.lexical_max_df_share)
+                self._searching.ahead.read_ahead(chat_id, message, self.settings.prefetch.search_k,
+                                                 self.settings.retrieval.lexical_max_df_share)
             try:
                 yield await self._journal.begin(chat_id, user_id)
                 await self._journal.end(chat_id)
             finally:
-                self._l3.drop_ahead(chat_id)
+                self._searching.ahead.drop_ahead(chat_id)
                 await self._redis.searches_cached()
                 await self._copies.turn_ended(chat_id)
 
@@ -162,7 +162,7 @@ class Memory:
             A :class:`Recalled`; a mechanism that fails or misses the deadline is reported in
             its outcome, never raised.
         """
-        return await recall(self._l3, query, settings or self.settings)
+        return await recall(self._searching, query, settings or self.settings)
 
     async def with_turns_beside(self, chosen: list[Hit], best: int, whole_chars: int) -> list[Hit]:
         """The entries chosen to inject, then the turns just before and after the ``best`` first
@@ -378,7 +378,7 @@ class MemoryScope:
             EncoderMismatch: the archive holds another encoder's vectors (``goat reembed``).
             BackendUnavailable: Redis or Chroma cannot be reached.
         """
-        return await self.memory._l3.vector_store(self.chat_id)
+        return await self.memory._searching.reads.vector_store(self.chat_id)
 
     # ---- the person's data ----------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from memory.turns import archive_id
 async def _first_turn(run: RecallRun):
     if not run.message.rstrip().endswith("!"):
         return None  # scored zero: it does not fire
-    search, chat = run.question.search, run.query.chat_id
+    search, chat = run.question.reads, run.query.chat_id
     store = await search.l3.episodic()
     return [{**hit, "distance": 0.1} for hit in await search.l3.call(store.get_by_ids, [chat], [archive_id(chat, 1)])]
 

@@ -27,8 +27,9 @@ from memory.retrieval.latest import asks_for_the_latest
 from memory.retrieval.mechanism import RecallQuery, RecallRun
 from memory.retrieval.mechanisms import THEMATIC, WORDS, prefetched, registered
 from memory.retrieval.statements import speaks_of_oneself
-from memory.retrieval.question import Question, succeeded
-from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, names_something
+from memory.retrieval.futures import succeeded
+from memory.retrieval.question import Question, Searching
+from memory.retrieval.search import WORD_SCAN_CHARS, names_something
 from memory.settings import MemorySettings
 from memory.turns import Hit, RecallOutcome
 
@@ -70,7 +71,7 @@ class Recalled:
             f"{n} failed ({e})" for n, e in outcome["failed"].items()]
 
 
-async def recall(search: L3Search, query: RecallQuery, settings: MemorySettings) -> Recalled:
+async def recall(searching: Searching, query: RecallQuery, settings: MemorySettings) -> Recalled:
     """Run the registered mechanisms ``query`` asks for under its deadline; never raises for a
     mechanism."""
     deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
@@ -83,7 +84,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: MemorySettings)
         "latest_first": asks_for_the_latest(query.text),
     }
     with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
-        await search.load_for(query.text)
+        await searching.ahead.load_for(query.text)
     started = time.perf_counter()  # loading an encoder is not the recall's: its deadline starts here
 
     def finished(name: str, task: asyncio.Future) -> None:
@@ -95,7 +96,7 @@ async def recall(search: L3Search, query: RecallQuery, settings: MemorySettings)
     topical = names_something(query.text)
     # The question's search runs both thematic lists, by meaning and by words (the L2.5 cache keeps both).
     words_share = settings.retrieval.lexical_max_df_share if WORDS in asked and topical else None
-    question = Question(search, query.text, query.chat_id, query.user_id, settings.memory.scope,
+    question = Question(searching, query.text, query.chat_id, query.user_id, settings.memory.scope,
                         settings.prefetch.search_k, THEMATIC in asked and topical, words_share)
     run = RecallRun(query, settings, question, outcome)
     tasks = {each.name: asyncio.ensure_future(each.find(run)) for each in registered()

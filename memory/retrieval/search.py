@@ -1,30 +1,23 @@
-"""L3 reads: by meaning (Chroma's vector index, or a time range ranked from the entry index's
-vectors), by words (BM25 over the word index), by structural key, and the query's scale (its
-spaces and their backgrounds: the query's mean distance to the chats' entries in each), which
-every distance read here is put on. One question's search under way, which the recall
-pipeline's mechanisms share, is :class:`~memory.retrieval.question.Question`."""
+"""L3's reads (:class:`L3Search`): by meaning (Chroma's vector index, or a time range ranked from
+the entry index's vectors), by words (BM25 over the word index), by structural key, every
+distance put on the query's scale (:class:`~memory.retrieval.scale.Scale`, which
+:meth:`~memory.retrieval.ahead.Ahead.measure` makes). One question's search under way, which the
+recall pipeline's mechanisms share, is :class:`~memory.retrieval.question.Question`."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-from redis.exceptions import RedisError
 
-from memory.encoders.batches import QueryBatches
 from memory.encoders.embeddings import ChatEmbeddings
-from memory.encoders.encoder import Encoder, Space
-from memory.encoders.paired import asked_in_english
+from memory.encoders.encoder import Space
 from memory.retrieval.scale import Scale
 from memory.stores.archive_encoder import ArchiveEncoder
 from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.l3_backend import L3Backend
 from memory.stores.redis_backend import RedisBackend, gather_bounded
-from memory.stores.chat_users import users_of_chat
-from memory.stores.entry_index import Centroid, EntryIndex
 from memory.turns import Hit, archive_id
 from memory.words import names_nothing
 
@@ -40,29 +33,6 @@ _WORD_CANDIDATES = 256  # newest entries holding a search's every word, ranked b
 WORD_SCAN_CHARS = 2_000
 # A word search's hit: the entry, its vector as the entry index holds it, its word score.
 WordHit = tuple[Hit, np.ndarray, float]
-_EMBEDDINGS_AHEAD = 64  # messages embedded ahead of their turn and not yet asked for, at most
-_CHATS_SEEN = 4096  # chats whose last question's languages are remembered, at most
-_QUESTIONS_CACHED = 4096  # questions this process last found in the L2.5 cache or filed there, at most
-
-
-@dataclass(frozen=True)
-class Searched:
-    """What a question's search found, as the L2.5 cache keeps it: the nearest entries by meaning,
-    those by words (None: not searched by words), both with their distances on the question's
-    scale, and the scale itself, so that a question asked again is neither encoded nor searched.
-    The scope's writes and forgets invalidate it with the entries it names (access counts
-    excepted: they may be as old as the cache's TTL)."""
-
-    thematic: list[Hit]
-    words: list[Hit] | None
-    scale: Scale
-
-    def record(self) -> dict:
-        return {"thematic": self.thematic, "words": self.words, "scale": self.scale.record()}
-
-    @classmethod
-    def of_record(cls, record: dict, encoder: Encoder) -> Searched:
-        return cls(record["thematic"], record["words"], Scale.of_record(record["scale"], encoder))
 
 
 def _of_space(space: Space, distance: float) -> bool:
@@ -76,157 +46,13 @@ def _within(timestamp: float, after: float | None, before: float | None) -> bool
 
 class L3Search:
     def __init__(self, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder) -> None:
-        self.redis, self.l3, self.encoder = redis, l3, encoder  # the indexes and cache, Chroma, the queries' encoder
-        # message -> its vector, and whether it was made for chats holding other languages
-        self._embedding_ahead: dict[str, tuple[asyncio.Future[np.ndarray], bool]] = {}
-        # chat -> whether its last question met other languages' lines (a chat's languages seldom change)
-        self._met_every_language: dict[str, bool] = {}
-        # chat -> its centroid, and its message searched by words (with the search's text, k and
-        # share), read as its turn started (see read_ahead)
-        self._centroid_ahead: dict[str, asyncio.Future[Centroid | None]] = {}
-        self._words_ahead: dict[str, tuple[tuple[str, int, float], asyncio.Future[list[WordHit]]]] = {}
-        # Questions (their text's hash: a message may be long) whose last lookup in the L2.5 cache
-        # found them, or whose search was filed there: asked again, they are likely found there
-        # again, and are neither embedded nor searched by words ahead of the lookup.
-        self._likely_cached: dict[int, None] = {}
-        # Messages of chats that speak at once are encoded together (memory/encoders/batches.py).
-        self._queries = QueryBatches(l3.run_blocking)
-
-    def embed_ahead(self, text: str, chat_id: str | None = None) -> None:
-        """Start embedding a message whose turn is about to run: the model works in its thread
-        while the turn waits for the chat's lock and reads its checkpoint (~6 ms), and
-        :meth:`measure` then finds the vector ready. It is made as the chat's last question
-        needed it: for chats of English alone (most), or with e5's block too."""
-        if text in self._embedding_ahead:
-            return
-        # Messages whose turn never measured them: it failed first, or the L2.5 cache answered.
-        while len(self._embedding_ahead) >= _EMBEDDINGS_AHEAD:
-            self._embedding_ahead.pop(next(iter(self._embedding_ahead)))
-        every_language = self._met_every_language.get(chat_id, False) if chat_id is not None else False
-        ahead = asyncio.ensure_future(self._embed(text, every_language))
-        self._embedding_ahead[text] = ahead, every_language
-        may_go_unread(ahead)  # read by its turn, if any
-
-    def likely_cached(self, text: str) -> bool:
-        """Whether the question ``text`` was last found in the L2.5 cache, or filed there, by this
-        process: a hint (another process's writes may have invalidated it since)."""
-        return hash(text) in self._likely_cached
-
-    def note_cached(self, text: str, cached: bool) -> None:
-        """Record whether the question ``text`` was found in (or filed to) the L2.5 cache."""
-        key = hash(text)
-        self._likely_cached.pop(key, None)
-        if cached:
-            self._likely_cached[key] = None
-            while len(self._likely_cached) > _QUESTIONS_CACHED:
-                self._likely_cached.pop(next(iter(self._likely_cached)))
-
-    def forget_cached_questions(self) -> None:
-        """The L2.5 cache was emptied: no question is likely found there any more."""
-        self._likely_cached.clear()
-
-    def read_ahead(self, chat_id: str, message: str, k: int, max_df_share: float) -> None:
-        """Start reading, for the chat's turn, what its message's search of that chat alone
-        needs besides the message's vector: the chat's centroid, and the ``k`` entries best
-        matching the message's words (its word search). The turn holds the chat from now until
-        :meth:`drop_ahead`. Both are read while the turn reads its checkpoint and the encoder
-        embeds the message. The word search's Python then runs while the encoder leaves the
-        interpreter free, not beside Chroma's query, which needs it. :meth:`measure` and the
-        question's word search (with the same ``k`` and share) find them ready. Nothing is
-        written to the chat's index meanwhile (the archiver writes between turns), so they
-        are what the question would read."""
-        self.drop_ahead(chat_id)
-        self._centroid_ahead[chat_id] = may_go_unread(asyncio.ensure_future(self._read_centroid([chat_id])))
-        text = message[:WORD_SCAN_CHARS]
-        if names_something(text):
-            searched = asyncio.ensure_future(self.lexical_search([chat_id], text, k, max_df_share))
-            self._words_ahead[chat_id] = (text, k, max_df_share), may_go_unread(searched)
-
-    def drop_ahead(self, chat_id: str) -> None:
-        """The chat's turn has ended: what was read for it and not used is not kept."""
-        _, words = self._words_ahead.pop(chat_id, (None, None))
-        for ahead in (self._centroid_ahead.pop(chat_id, None), words):
-            if ahead is not None:
-                ahead.cancel()
-
-    def words_found_ahead(self, chats: list[str], text: str, k: int,
-                          max_df_share: float) -> asyncio.Future[list[WordHit]] | None:
-        """The word search :meth:`read_ahead` started for this search, if it did (taken: it
-        serves one question)."""
-        if len(chats) == 1 and (ahead := self._words_ahead.get(chats[0])) and ahead[0] == (text, k, max_df_share):
-            return self._words_ahead.pop(chats[0])[1]
-        return None
-
-    async def _read_centroid(self, chats: list[str]) -> Centroid | None:
-        return await (await self.redis.entry_index()).centroid(chats)
-
-    async def load_for(self, text: str) -> None:
-        """Load what embedding ``text`` needs that this process has not loaded yet (e5, ~1.7 s, at
-        the first question in another script it meets), so that a search's deadline starts once
-        it is loaded: that question is searched, not timed out. The vector made on the way
-        waits for :meth:`measure` (unused if the L2.5 cache answers). No backend is asked (the
-        archive's encoder is checked within the deadline, by :meth:`measure`): a store that does
-        not answer cannot hold the turn here. Likewise, when many chats speak at once, until the
-        message's vector, queued behind theirs (:class:`QueryBatches`), is made: the deadline then
-        times the search's own work, not the queue before it."""
-        if (await self.encoder.embeddings(checked=False)).encoder.loads_for(text):
-            self.embed_ahead(text)
-            await asyncio.shield(self._embedding_ahead[text][0])
-        elif self._queries.queued(text) and (ahead := self._embedding_ahead.get(text)) is not None:
-            await asyncio.wait([ahead[0]])  # however it ends: its failure is the search's to report
-
-    async def warm_up(self) -> None:
-        """A first forward pass, which pages the model's weights in: MiniLM's, and e5's too when
-        some chat is one of every language."""
-        await self._embed("warm-up", await (await self.redis.entry_index()).any_every_language())
-
-    async def _embed(self, text: str, every_language: bool) -> np.ndarray:
-        encoder = (await self.encoder.embeddings()).encoder
-        return await self._queries.encode(encoder, text, every_language)
-
-    async def measure(self, text: str, chats: list[str], asked_in: str | None = None) -> Scale:
-        """The query, embedded as these chats need it, with its spaces and their backgrounds:
-        what puts every distance to it on one scale. An English query is compared with the
-        chats' other languages (in e5's space) only when they hold some; a query in another
-        language marks the chats as ones of every language (their English entries are then
-        given e5's block, behind the turns). ``asked_in``: the chat the question was asked in,
-        whose next message is embedded ahead as this one needed."""
-        index = await self.redis.entry_index()
-        encoder = (await self.encoder.embeddings()).encoder
-        # Made ahead, or now for chats of English alone (most), while the chats' centroid is read.
-        ahead, ahead_every_language = self._embedding_ahead.pop(text, None) or (
-            asyncio.ensure_future(self._embed(text, False)), False)
-        centroid_ahead = self._centroid_ahead.pop(asked_in, None) if chats == [asked_in] else None
-        try:
-            centroid = await (centroid_ahead if centroid_ahead is not None else index.centroid(chats))
-        except BaseException:
-            ahead.cancel()
-            raise
-        of_english_alone = not of_every_language(index, centroid)
-        other_script = not asked_in_english(text, False)  # e5's alone, whatever the chats hold
-        if index.tells_english_apart and of_english_alone and other_script:
-            marked = await gather_bounded(index.hold_every_language, chats)  # now: loading e5 may outlast the turn
-            for chat, newly in zip(chats, marked):  # its questions are now compared in e5's space too
-                if newly:
-                    await self.redis.invalidate_searches_of(chat, await users_of_chat(self.redis, chat))
-        every_language = not of_english_alone and not other_script
-        if asked_in is not None:
-            self._met_every_language.pop(asked_in, None)
-            self._met_every_language[asked_in] = every_language
-            while len(self._met_every_language) > _CHATS_SEEN:
-                self._met_every_language.pop(next(iter(self._met_every_language)))
-        if ahead_every_language == every_language or other_script:  # a query in another script: e5's alone either way
-            vector = await ahead
-        else:  # the encoder keeps the MiniLM block it made ahead: whatever is missing is added
-            may_go_unread(ahead)
-            vector = await self._embed(text, every_language)
-        return Scale.of_query(encoder, vector, centroid)
+        self.redis, self.l3, self.encoder = redis, l3, encoder  # the indexes, Chroma, the queries' encoder
 
     async def vector_store(self, chat_id: str) -> ArchiveVectorStore:
         """The chat's archive as LangChain's vector store, read-only, its questions embedded as
-        :meth:`measure` embeds them for the chat's languages as they are now (a chat that comes
-        to hold another language needs a new one), without marking the chat as :meth:`measure`
-        may: it writes nothing.
+        :meth:`~memory.retrieval.ahead.Ahead.measure` embeds them for the chat's languages as
+        they are now (a chat that comes to hold another language needs a new one), without
+        marking the chat as that may: it writes nothing.
 
         Raises:
             LookupError: nothing of the chat is archived yet.
@@ -235,13 +61,13 @@ class L3Search:
         """
         index = await self.redis.entry_index()
         encoder = (await self.encoder.embeddings()).encoder
-        every_language = of_every_language(index, await index.centroid([chat_id]))
+        every_language = index.meets_every_language(await index.centroid([chat_id]))
         return await self.l3.vector_store(chat_id, ChatEmbeddings(encoder, every_language))
 
     async def search(
         self, chats: list[str], scale: Scale, k: int, after: float | None = None, before: float | None = None,
     ) -> list[Hit]:
-        """The chats' ``k`` entries nearest to the query of ``scale`` (:meth:`measure`), closest
+        """The chats' ``k`` entries nearest to the query of ``scale`` (:meth:`.Ahead.measure`), closest
         first on it; with ``after`` or ``before`` (unix seconds, inclusive), among those timed
         within that range.
 
@@ -311,21 +137,6 @@ class L3Search:
         hits = await self.l3.call((await self.l3.episodic()).get_by_ids, [chat], list(distance_of))
         return [{**hit, "distance": distance_of[hit["id"]]} for hit in hits]
 
-    async def look_up(self, scope_key: str, digest: str) -> tuple[Searched | None, str | None]:
-        """What the question of ``digest`` found when it was last searched in this scope, if the
-        L2.5 cache holds it, and the scope's generation it was looked up under (None: the cache
-        did not answer, and nothing is to be written to it)."""
-        cache = await self.redis.cache()
-        try:
-            record, generation = await cache.lookup(scope_key, digest)
-        except RedisError:
-            return None, None
-        encoder = (await self.encoder.embeddings()).encoder
-        try:
-            return (None if record is None else Searched.of_record(record, encoder)), generation
-        except (KeyError, TypeError, ValueError):  # written by another version: searched, and written again
-            return None, generation
-
     async def find_by_keys(self, chats: list[str], keys: list[str], limit: int) -> list[Hit]:
         """Exact lookup of structural keys: id match, then content contains (case-sensitive).
         Content is searched through the word index (the entries holding every word of the key,
@@ -390,20 +201,8 @@ class L3Search:
         return [(*by_id[entry_id], score) for _, entry_id, score, _ in found if entry_id in by_id]
 
 
-def of_every_language(index: EntryIndex, centroid: Centroid | None) -> bool:
-    """Whether questions to the chats of ``centroid`` meet lines in other languages than English
-    (the encoder tells English apart, and the chats hold or were asked in another language)."""
-    return index.tells_english_apart and centroid is not None and centroid.every_language
-
-
 def names_something(text: str) -> bool:
     """Whether a question is searched at all, by meaning or by words: its first lines name a
     topic (not only function words and greetings)."""
     return not names_nothing(text[:WORD_SCAN_CHARS])
 
-
-def may_go_unread(future: asyncio.Future) -> asyncio.Future:
-    """``future``, whose outcome nobody may wait for: its failure is retrieved as it ends (no
-    "exception was never retrieved" in the log); whoever waits for it still gets it."""
-    future.add_done_callback(lambda done: done.cancelled() or done.exception())
-    return future

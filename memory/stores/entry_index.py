@@ -259,6 +259,11 @@ class EntryIndex:
         """Whether the encoder lays English passages out apart (a paired encoder)."""
         return bool(self._english_block)
 
+    def meets_every_language(self, centroid: Centroid | None) -> bool:
+        """Whether questions to the chats of ``centroid`` meet lines in other languages than English
+        (the encoder tells English apart, and the chats hold or were asked in another language)."""
+        return self.tells_english_apart and centroid is not None and centroid.every_language
+
     def kinds(self, vectors: np.ndarray) -> tuple[int, int]:
         """How many of these vectors are English passages, and how many of those are bare (both
         0 for an encoder that tells none apart)."""

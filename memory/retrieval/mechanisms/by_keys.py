@@ -16,7 +16,7 @@ async def _by_keys(run: RecallRun) -> list[Hit] | None:
     if not run.outcome["keys"]:
         return None  # scored zero: no structural key
     question = run.question
-    return await question.search.find_by_keys(await question.chats, run.outcome["keys"],
+    return await question.reads.find_by_keys(await question.chats, run.outcome["keys"],
                                               run.settings.prefetch.max_results)
 
 

@@ -39,7 +39,7 @@ async def _by_time(run: RecallRun) -> list[Hit] | None:
         before = found[1].timestamp()
         outcome["range"] = [None if after is None else found[0].isoformat(), found[1].isoformat()]
     question = run.question
-    return await question.search.search(await question.chats, await question.scale, question.k, after, before)
+    return await question.reads.search(await question.chats, await question.scale, question.k, after, before)
 
 
 async def _named_range(run: RecallRun, scanned: str, when: datetime) -> tuple[datetime, datetime] | None:
@@ -47,7 +47,7 @@ async def _named_range(run: RecallRun, scanned: str, when: datetime) -> tuple[da
     read first: dateparser reads "a month before the trip" as last month. One counted from a date
     ("the week before August 3") is read as before: what is told of that week is stamped on the
     days around the date."""
-    blocking = run.question.search.l3.run_blocking
+    blocking = run.question.reads.l3.run_blocking
     named = from_event(scanned)
     if named is not None and await blocking(completed_past_range, named.event, when) is not None:
         named = None
@@ -62,9 +62,9 @@ async def _counted_from_an_event(run: RecallRun, named: FromEvent, when: datetim
     """The completed past days of a period named by its distance from an event ("two weeks after
     the wedding"), counted from the day of the entry closest to the event's words, when that
     entry stands out (as a hit by meaning must); None otherwise."""
-    search, chats = run.question.search, await run.question.chats
-    scale = await search.measure(named.event, chats)
-    nearest = await search.search(chats, scale, 1)
+    chats = await run.question.chats
+    scale = await run.question.ahead.measure(named.event, chats)
+    nearest = await run.question.reads.search(chats, scale, 1)
     ratio = run.settings.retrieval.relevance_ratio
     if not nearest or scale.background is None or nearest[0]["distance"] > ratio * scale.background:
         run.outcome["range_from_event"] = f"no entry stands out for {named.event!r}"

@@ -11,8 +11,8 @@ from memory.turns import Hit
 async def _holding_every_word(run: RecallRun) -> list[Hit]:
     after, before = run.query.period or (None, None)
     question = run.question
-    return await question.search.holding_words(await question.chats, run.message[:WORD_SCAN_CHARS],
-                                               await question.scale, run.settings.prefetch.max_results, after, before)
+    return await question.reads.holding_words(await question.chats, run.message[:WORD_SCAN_CHARS],
+                                              await question.scale, run.settings.prefetch.max_results, after, before)
 
 
 EVERY_WORD = Mechanism("every_word", _holding_every_word, priority=4, prefetch=False)
