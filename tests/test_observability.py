@@ -24,7 +24,7 @@ NODES = {"prefetch", "load_identity", "load_working", "gap_filter", "budget", "a
 LINE_KEYS = {"event", "timestamp", "chat_id", "user_id", "turn", "wall_ms", "chat_wait_ms", "latency_ms", "aits", "split",
              "tokens", "cache", "prefetch", "degraded"}  # fmt: skip
 PREFETCH_KEYS = {"fired", "succeeded", "timed_out", "failed", "found", "filtered", "injected",
-                 "injected_by_mechanism", "keys", "range", "waited_ms", "deadline_ms"}  # fmt: skip
+                 "injected_by_mechanism", "injected_entries", "keys", "range", "waited_ms", "deadline_ms"}  # fmt: skip
 # A message whose words would be recognisable anywhere in a line, including as a structural key.
 SHED = "The garden shed padlock code is zebra-9911, do not tell the neighbours."
 SHED_REPLY = "Noted: zebra-9911 for the shed padlock."

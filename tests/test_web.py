@@ -19,6 +19,7 @@ from bot.web.access import SESSION_COOKIE, Access
 from bot.web.app import build_app
 from bot.web.serve import refusal
 from graph.importing.importer import import_turns, transcript_of
+from graph.observability.turn_log import TurnLog, turns_log_path
 from graph.runner import TurnRunner
 from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
@@ -142,6 +143,21 @@ async def test_stored_markup_is_shown_as_text_never_run(served: Served) -> None:
     assert "&lt;img src=x onerror=" in search  # the turn recalled for it, injected as text
     assert "<svg" in search and 'class="cut"' in search  # the candidates drawn with the gap filter's cut
     assert 'value="&lt;img src=x onerror=' in person
+
+
+async def test_an_earlier_turn_shows_what_its_log_line_names_as_the_archive_holds_it_now(served: Served) -> None:
+    """Before the chat's last turn, what a turn was given comes from its turn-log line, which names
+    the entries (ids and scores, never their text): each is read from the archive, or said forgotten."""
+    log = TurnLog(turns_log_path(Settings(data_dir=served.data_dir)), 10_000_000)
+    named = [{"id": "alice-chat:turn_0003", "mechanism": "thematic", "distance": 0.81, "score": 0.62},
+             {"id": "alice-chat:turn_0099", "mechanism": "lexical", "distance": 1.1, "score": 0.31}]
+    log.append(json.dumps({"event": "turn", "chat_id": "alice-chat", "turn": 1, "prefetch": {"injected_entries": named}}))
+    await opened(served)
+    page = await served.client.get("/turn", params={"c": "alice-chat", "id": "alice-chat:turn_0001"})
+    assert page.status_code == 200, page.text
+    shown = page.text[page.text.index("named by the turn log"):]
+    assert shown.index("Biscuit is a lovely name") < shown.index("(forgotten since)")  # best first
+    assert "0.620" in shown and "lexical" in shown
 
 
 @pytest.mark.parametrize("tokens", [{"alice": SecretStr(ALICE_TOKEN), "bob": SecretStr(BOB_TOKEN)}])

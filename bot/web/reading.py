@@ -91,18 +91,24 @@ class Reading:
         return found[0]
 
     async def before(self, chat_id: str, entry: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, str]:
-        """What preceded the turn's reply: its line of the turn log and, for the chat's last turn,
-        what its checkpoint says was injected (as HTML)."""
+        """What preceded the turn's reply: its line of the turn log, and what was injected (as
+        HTML): for the chat's last turn as its checkpoint keeps it, with why; for an earlier one,
+        the entries its log line names, as the archive holds them now."""
         number = entry["metadata"].get("turn")
         if number is None:
             return None, ""
         log = TurnLog(turns_log_path(self.settings), self.settings.observability.log_max_bytes)
         lines = [line for line in log.tail(LOG_LINES) if line.get("chat_id") == chat_id and line.get("turn") == number]
+        logged = lines[-1] if lines else None
         last = await self.runner.last_turn(chat_id)
-        injected = ""
         if last.state.get("turn") == number:
-            injected = views.injected_before(list(last.state.get("l3") or []), why_kept(last.state.get("verdicts") or []))
-        return (lines[-1] if lines else None), injected
+            return logged, views.injected_before(list(last.state.get("l3") or []),
+                                                 why_kept(last.state.get("verdicts") or []))
+        named = (logged or {}).get("prefetch", {}).get("injected_entries")
+        if named is None:
+            return logged, ""
+        found = {hit["id"]: hit for hit in await self.memory.entries.of_ids(chat_id, [e["id"] for e in named])}
+        return logged, views.injected_logged(named, found)
 
     # ---- recall -----------------------------------------------------------------------------------
 

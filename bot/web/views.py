@@ -135,6 +135,15 @@ def injected_before(injected: list[Mapping[str, Any]], whys: Mapping[str, str]) 
         injected_table(injected, whys) or notice("Its recall injected nothing."))
 
 
+def injected_logged(named: list[Mapping[str, Any]], found: Mapping[str, Mapping[str, Any]]) -> str:
+    """What an earlier turn injected, as its turn-log line names the entries (best first), each
+    shown whole as the archive holds it now (an excerpt was cut from it); one forgotten since says so."""
+    rows = [{"id": e["id"], "mechanism": e["mechanism"], "distance": e["distance"], "blended_score": e["score"],
+             "content": found[e["id"]]["content"] if e["id"] in found else "(forgotten since)"} for e in named]
+    return "<h3>Injected (named by the turn log; each entry whole, as the archive holds it now)</h3>" + (
+        injected_table(rows, {}) or notice("Its recall injected nothing."))
+
+
 def _day(seconds: float) -> str:
     return when(seconds)[:10]
 

@@ -67,6 +67,12 @@ def observation(state: TurnState, wall_ms: float, chat_wait_ms: float, *, log_co
             "filtered": len(state.get("l3_candidates") or []),  # kept by the gap filter, merged
             "injected": len(injected),  # what fitted the L3 share of the prompt
             "injected_by_mechanism": dict(Counter(r.get("mechanism") for r in injected)),
+            # Which entries, best first (ids and numbers, never their text): what a turn was given
+            # can be shown later from the archive (goat web), as long as the archive holds them.
+            "injected_entries": [{"id": r.get("id"), "mechanism": r.get("mechanism"),
+                                  "distance": round(float(r.get("distance") or 0.0), 4),
+                                  "score": None if r.get("blended_score") is None else round(r["blended_score"], 4)}
+                                 for r in injected],
             "keys": len(prefetch.get("keys") or []),  # how many: the keys themselves are message text
             "range": prefetch.get("range"),
             "waited_ms": prefetch.get("waited_ms"),
