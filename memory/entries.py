@@ -24,7 +24,7 @@ from memory.turns import Hit, ImportedTurn, Message, archived_texts
 
 log = logging.getLogger(__name__)
 
-_IMPORT_BATCH = 256  # exchanges embedded and written to L3 per call
+_IMPORT_BATCH = 512  # exchanges embedded and written to L3 per call: the importer's largest batch
 
 
 class ChatEntries:

@@ -36,12 +36,16 @@ ROLES = ("user", "assistant")
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc).timestamp()
 LATEST = datetime(2201, 1, 1, tzinfo=timezone.utc).timestamp()  # the first moment refused
 # Exchanges written at a time. A stop asked for waits for the batch being written, so a batch is
-# sized to take about BATCH_SECONDS whatever the encoder, the machine and the texts: it starts
-# small, grows (at most doubling) while batches are quick and shrinks when they are slow. Its
-# text is bounded too, for memory (an exchange longer than that is a batch alone).
-FIRST_BATCH, MAX_BATCH = 8, 256
-BATCH_SECONDS = 0.5
-BATCH_CHARS = 1_000_000
+# sized to take about BATCH_SECONDS whatever the encoder, the machine and the texts: the first is
+# small (the progress bar moves at once), then it grows (at most doubling) while batches are
+# quick and shrinks when they are slow, never below MIN_BATCH: fewer exchanges keep one of the
+# encoder's two cores idle and pay Chroma's add its fixed cost (~25 ms) for too few entries
+# (a batch of 8 turns imported at half the rate of one of 256). Its text is bounded too, for memory
+# and for long turns (64 of 2 000 characters already fill both cores; an exchange longer than the
+# bound is a batch alone).
+FIRST_BATCH, MIN_BATCH, MAX_BATCH = 8, 128, 512
+BATCH_SECONDS = 1.0
+BATCH_CHARS = 128_000
 _SECONDS = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # a JSON number, as text
 _BOM = "\ufeff"  # some editors begin a file with it: it is not part of the first line
 
@@ -389,7 +393,7 @@ async def import_turns(memory: Memory, transcript: Transcript, progress: Callabl
         stats["imported"] += written
         if written:  # turns already there cost next to nothing: they say nothing of a batch's time
             per_turn = max(time.perf_counter() - started, 1e-6) / written
-            size = max(1, min(2 * size, MAX_BATCH, int(BATCH_SECONDS / per_turn)))
+            size = max(MIN_BATCH, min(2 * size, MAX_BATCH, int(BATCH_SECONDS / per_turn)))
         batch.clear()
         held = chars = 0
 

@@ -2,5 +2,6 @@
 
 from memory.encoders.embeddings import LocalEmbeddings, encoder_files, load_encoder
 from memory.encoders.encoder import Encoder
+from memory.encoders.paired import of_every_language
 
-__all__ = ["Encoder", "LocalEmbeddings", "encoder_files", "load_encoder"]
+__all__ = ["Encoder", "LocalEmbeddings", "encoder_files", "load_encoder", "of_every_language"]

@@ -128,6 +128,12 @@ class PairedEncoder(Encoder):
         return spaces
 
 
+def of_every_language(passages: list[str]) -> bool:
+    """Whether a chat holding these passages is one of every language (one of them reads as
+    another language than English): the pair gives each of its passages e5's block."""
+    return not all(map(reads_as_english, passages))
+
+
 def asked_in_english(text: str, every_language: bool) -> bool:
     """Whether a query is compared as English: it reads as English, or its chats hold English
     alone and it is in Latin script (a short English question, "dog vet", may read as another

@@ -26,7 +26,7 @@ from memory.stores.entry_index import IndexEntry
 from memory.stores.index_migration import IndexMigration
 from memory.stores.index_sync import IndexSync
 from memory.turns import USER_PREFIX, Exchange, Hit, archive_id, with_user_text
-from memory.words import reads_as_english
+from memory.encoders import of_every_language
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class Archive:
         if not index.tells_english_apart:
             return True
         every, _ = await index.languages(chat_id)
-        if not every and not all(map(reads_as_english, contents)):
+        if not every and of_every_language(contents):
             # The archive's encoder recorded first: a fresh archive holding a chat's mark and no
             # record would read as one of MiniLM's vectors.
             await self._encoder.embeddings()
