@@ -166,6 +166,31 @@ async def test_a_turn_ends_when_its_lease_renewal_swallows_the_cancellation(redi
 # ---- the outbox ----------------------------------------------------------------------
 
 
+async def test_a_close_asked_for_as_the_archiver_starts_a_write_ends_it_once_that_write_is_done(
+        settings, embeddings, monkeypatch):
+    """The archiver's write clears its wake-up (what woke it is being written): a close asked for
+    just before (while the archiver waits for a moment between turns) must still stop it once that
+    write ends, not leave it waiting until closing gives up on it (30 s) and cancels it."""
+    memory = Memory(settings, embeddings=embeddings)
+    await memory.connect()
+    archive = memory._archiver
+    waiting, release = asyncio.Event(), asyncio.Event()
+
+    async def between_turns() -> None:
+        waiting.set()
+        await release.wait()
+
+    monkeypatch.setattr(archive, "_between_turns", between_turns)
+    archive.wake()
+    archiver = archive._archiver
+    await waiting.wait()  # woken, about to write
+    closing = asyncio.ensure_future(memory.aclose())
+    await asyncio.sleep(0)  # the close has asked the archiver to stop, and waits for it
+    release.set()
+    await closing
+    assert archiver.done() and not archiver.cancelled()  # it stopped by itself once its write ended
+
+
 async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_back(settings, embeddings, tmp_path):
     port = free_port()
     chroma_dir = tmp_path / "chroma-server"

@@ -308,7 +308,9 @@ class Archive:
 
     async def _archive_behind(self) -> None:
         retry_in = _ARCHIVE_RETRY_FIRST_S
-        while True:
+        # Closing is checked before each wait too: a flush clears the wake-up (what woke it is
+        # being written), so a close asked for mid-cycle would otherwise wait out its deadline.
+        while not self._closing:
             await self._archive_wanted.wait()
             self._archive_wanted.clear()
             if self._closing:
