@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.web.access import SESSION_COOKIE, Access
+from bot.web import app as web_app
 from bot.web.app import build_app
 from bot.web.serve import refusal
 from graph.importing.importer import import_turns, transcript_of
@@ -125,6 +126,16 @@ async def test_the_printed_link_opens_once_and_every_change_needs_its_session_an
     saved = await client.post("/facts/remember", data={**fact, "csrf": csrf})
     assert saved.status_code == 200 and "Noted: city = Porto" in saved.text
     assert await served.runner.services.memory.scope("alice", "alice").facts() == {"city": "Porto"}
+
+
+async def test_a_post_over_the_size_limit_is_refused_before_it_is_read(served: Served, monkeypatch) -> None:
+    csrf = await opened(served)
+    monkeypatch.setattr(web_app, "MAX_POST_BYTES", 1000)
+    export = {"file": ("history.jsonl", "\n".join(transcript_lines()).encode(), "application/octet-stream")}
+    refused = await served.client.post("/import", data={"csrf": csrf}, files=export)
+    assert refused.status_code == 413 and "goat import FILE" in refused.text
+    fact = await served.client.post("/facts/remember", data={"u": "alice", "key": "k", "value": "v", "csrf": csrf})
+    assert fact.status_code == 200  # a small change still goes through
 
 
 async def test_stored_markup_is_shown_as_text_never_run(served: Served) -> None:

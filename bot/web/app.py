@@ -45,6 +45,10 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 MAX_UPLOAD_FIELDS = 10
+# What one POST may send (an export's JSON, or its zip with what the export kept): past it the
+# request is refused before a byte is read, so a signed-in person cannot fill the host's disk.
+# Larger exports: `goat import FILE` on the host.
+MAX_POST_BYTES = 1 << 30
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -87,12 +91,25 @@ def changes(handler: Handler) -> Handler:
             return self.refusal(401, "Sign in first.")
         if (origin := request.headers.get("origin")) is not None and origin != _origin(request):
             return self.refusal(403, "A change is made from this page only.")
+        if (refused := _oversized(request)) is not None:
+            return self.refusal(*refused)
         async with request.form(max_files=1, max_fields=MAX_UPLOAD_FIELDS) as form:
             if not self.access.csrf_ok(session, form.get("csrf")):
                 return self.refusal(403, "This form is stale or not this page's: reload the page and try again.")
             return await self.answered(handler(self, request, self.viewer(session), form), self.viewer(session))
 
     return route
+
+
+def _oversized(request: Request) -> tuple[int, str] | None:
+    """Why a POST's body is not read: its size unsaid (411) or over :data:`MAX_POST_BYTES` (413)."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        return 411, "The request does not say its size."
+    if int(length) > MAX_POST_BYTES:
+        return 413, (f"Over {MAX_POST_BYTES >> 20} MB: import a file this large with `goat import FILE` "
+                     "on the host running GOAT.")
+    return None
 
 
 def _origin(request: Request) -> str:
