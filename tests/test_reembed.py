@@ -219,10 +219,9 @@ def test_goat_reembed_killed_mid_way_resumes_and_goat_chat_is_refused_until_it_f
     # A lease of a second: a killed re-embedding's runs out quickly.
     minilm = goat_env(data_dir, GOAT_EMBEDDINGS__MODEL="minilm-l6", GOAT_REDIS__CHAT_LOCK_SECONDS="1", **model)
     upgraded = goat_env(data_dir, GOAT_REDIS__CHAT_LOCK_SECONDS="1", **model)  # the default encoder, as after an upgrade
-    for chat_id, history in chats.items():
-        path = tmp_path / f"{chat_id}.jsonl"
-        path.write_text(history_jsonl(chat_id, history), encoding="utf-8")
-        ok(goat("import", path, env=minilm, cwd=tmp_path))
+    path = tmp_path / "chats.jsonl"  # one import of every chat: a goat process costs seconds to start
+    path.write_text("".join(history_jsonl(chat_id, history) for chat_id, history in chats.items()), encoding="utf-8")
+    ok(goat("import", path, env=minilm, cwd=tmp_path))
 
     refused = chat_once(upgraded, tmp_path)
     assert refused.returncode == 1
