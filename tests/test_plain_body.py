@@ -4,6 +4,7 @@ streamed or not, and its answers, tool calls included, read the same."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
@@ -27,8 +28,12 @@ def search_memory(query: str, after: str | None = None) -> str:
     return "nothing"
 
 
-def client(kind: type[ChatOpenAI], fake: FakeOpenAI, **kwargs) -> ChatOpenAI:
-    return kind(model="fake-model", api_key="test-key", base_url=fake.base_url, max_retries=0, **kwargs)
+def client(kind: type[ChatOpenAI], fake: FakeOpenAI, http: httpx.AsyncClient, **kwargs) -> ChatOpenAI:
+    # Its own HTTP client, as nodes/services.py gives the model: langchain-openai's default is cached
+    # by base URL, and a later test's fake on a port the OS hands out again would meet a connection
+    # of this test's closed event loop.
+    return kind(model="fake-model", api_key="test-key", base_url=fake.base_url, max_retries=0,
+                http_async_client=http, **kwargs)
 
 
 @pytest.mark.parametrize("streaming", [False, True])
@@ -37,8 +42,9 @@ async def test_the_model_receives_the_body_the_stock_client_sends(streaming: boo
         answers = []
         for kind in (ChatOpenAI, PlainBodyChatOpenAI):
             fake.reply_tool_calls([{"name": "search_memory", "arguments": {"query": "bike"}}])
-            model = client(kind, fake, streaming=streaming, temperature=0.3).bind_tools([search_memory])
-            answers.append(await model.ainvoke(CONVERSATION))
+            async with httpx.AsyncClient() as http:
+                model = client(kind, fake, http, streaming=streaming, temperature=0.3).bind_tools([search_memory])
+                answers.append(await model.ainvoke(CONVERSATION))
         stock, plain = fake.requests
     assert plain == stock
     assert plain["messages"][0]["content"] == CONVERSATION[0].content
@@ -50,5 +56,6 @@ async def test_the_model_receives_the_body_the_stock_client_sends(streaming: boo
 async def test_a_text_answer_reads_the_same() -> None:
     with FakeOpenAI() as fake:
         fake.reply("You left it at the station.")
-        answer = await client(PlainBodyChatOpenAI, fake).ainvoke(CONVERSATION)
+        async with httpx.AsyncClient() as http:
+            answer = await client(PlainBodyChatOpenAI, fake, http).ainvoke(CONVERSATION)
     assert answer.content == "You left it at the station."
