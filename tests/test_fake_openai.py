@@ -28,8 +28,12 @@ def fake():
 
 
 def make_llm(fake: FakeOpenAI, **kwargs) -> ChatOpenAI:
+    # Its own async HTTP client, as nodes/services.py gives the model: langchain-openai's default is
+    # cached by base URL, and a later test's fake on a port the OS hands out again would meet a
+    # pooled connection of this test's closed event loop.
     return ChatOpenAI(
-        model="fake-model", api_key="test-key", base_url=fake.base_url, max_retries=0, **kwargs
+        model="fake-model", api_key="test-key", base_url=fake.base_url, max_retries=0,
+        http_async_client=httpx.AsyncClient(), **kwargs
     )
 
 
