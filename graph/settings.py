@@ -4,6 +4,7 @@ turn log. Every ``goat`` command loads it: it imports no more than the settings 
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,6 +86,14 @@ class Server(Section):
         if any(map(_guessable, value.values())):
             raise ValueError(f"each token must be at least {MIN_SECRET_CHARS} characters, e.g. from `openssl rand -hex 32`")
         return value
+
+    def user_of(self, given: str) -> str | None:
+        """Whose token ``given`` is (surrounding spaces ignored), compared in constant time with
+        every token; None when it is nobody's."""
+        given_bytes = given.strip().encode("utf-8", "surrogatepass")
+        matched = [user for user, token in self.tokens.items()
+                   if hmac.compare_digest(given_bytes, token.get_secret_value().encode("utf-8", "surrogatepass"))]
+        return matched[0] if matched else None
 
 
 class Observability(Section):

@@ -67,7 +67,7 @@ async def served(tmp_path: Path, embeddings: LocalEmbeddings, tokens: dict[str, 
     settings = Settings(data_dir=data_dir, server={"tokens": tokens})
     runner = make_runner(settings, embeddings)
     await import_turns(runner.services.memory, transcript_of(transcript_lines()))
-    access = Access(settings.server.tokens, settings.server.developer)
+    access = Access(settings.server)
     app, web = build_app(runner, settings, access)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8790") as client:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pydantic import SecretStr
+from graph.settings import Server
 
 SESSION_COOKIE = "goat_web"
 MAX_SESSIONS = 1_000  # browsers at the page at once, at most: the oldest session goes first
@@ -35,20 +34,20 @@ class Session:
 
 
 class Access:
-    def __init__(self, tokens: Mapping[str, SecretStr], operator: str) -> None:
+    def __init__(self, server: Server) -> None:
         """Args:
-            tokens: user id → token (``server.tokens``); empty, the page is ``operator``'s.
-            operator: who opens the printed link (``server.developer``).
+            server: the server's tokens (``server.tokens``; empty, the page is the operator's) and
+                who opens the printed link (``server.developer``).
         """
-        self._tokens = {user: token.get_secret_value() for user, token in tokens.items()}
-        self.operator = operator
-        self._link_token: str | None = None if self._tokens else secrets.token_urlsafe(32)
+        self._server = server
+        self.operator = server.developer
+        self._link_token: str | None = None if server.tokens else secrets.token_urlsafe(32)
         self._sessions: OrderedDict[str, Session] = OrderedDict()
 
     @property
     def shared(self) -> bool:
         """Whether several people use the page, each with a token (else it is the operator's)."""
-        return bool(self._tokens)
+        return bool(self._server.tokens)
 
     def link(self, base_url: str) -> str | None:
         """The one-time link to print (None with server tokens, or once it was opened)."""
@@ -75,8 +74,8 @@ class Access:
     def sign_in(self, given: str) -> tuple[str, Session] | None:
         """A person's token exchanged for a new session of theirs (a new id: the one used before
         signing in is not carried over)."""
-        matched = [user for user, token in self._tokens.items() if same(given.strip(), token)]  # every one compared
-        return self._signed_in(matched[0]) if matched else None
+        person = self._server.user_of(given)
+        return None if person is None else self._signed_in(person)
 
     def _signed_in(self, person: str, operator: bool = False) -> tuple[str, Session]:
         session_id, session = self.start()

@@ -44,7 +44,7 @@ async def serve_web(settings: Settings, listen: str, port: int) -> int:
     from bot.web.access import Access
     from bot.web.app import build_app
 
-    access = Access(settings.server.tokens, settings.server.developer)
+    access = Access(settings.server)
     async with TurnRunner.from_settings(settings) as runner:
         await runner.warm_up()
         app, web = build_app(runner, settings, access)

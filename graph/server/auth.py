@@ -10,7 +10,6 @@ user or chat and read their facts or L2. Without tokens, every request is ``serv
 
 from __future__ import annotations
 
-import hmac
 from functools import lru_cache
 
 from langgraph_sdk import Auth
@@ -39,10 +38,8 @@ async def authenticate(authorization: str | None) -> str:
     if not server.tokens:
         return server.developer
     scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() == "bearer":
-        for user, token in server.tokens.items():
-            if hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
-                return user
+    if scheme.lower() == "bearer" and (user := server.user_of(given)) is not None:
+        return user
     raise _refused(401, "a valid bearer token is required (Authorization: Bearer <token>)")
 
 
