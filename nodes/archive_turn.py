@@ -12,13 +12,27 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
-from nodes.state import TurnState
+from nodes.state import NodeUpdate, TurnState
 from memory.turns import Exchange
 from nodes.timing import timed
 
 
+class Archived(NodeUpdate):
+    """The turn's L3 entry ("" when it could not be written) and what failed."""
+
+    archive_id: str
+    degraded: dict[str, str]
+
+
+class ArchiveUpdate(Archived):
+    """Also the turn's user and time, consumed."""
+
+    user_id: None
+    now: None
+
+
 @timed("archive")
-async def archive_turn(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def archive_turn(state: TurnState, runtime: Runtime[Context]) -> ArchiveUpdate:
     services, _ = resolve(runtime)
     exchange = Exchange(
         chat_id=state["chat_id"],
@@ -34,7 +48,7 @@ async def archive_turn(state: TurnState, runtime: Runtime[Context]) -> dict[str,
     return {**outcome, "user_id": None, "now": None}
 
 
-async def _archived(services: Any, exchange: Exchange, state: TurnState) -> dict[str, Any]:
+async def _archived(services: Any, exchange: Exchange, state: TurnState) -> Archived:
     try:
         # What was injected into an answered turn gains popularity for later turns' scores
         # (here, after the reply, so that inspecting a turn changes nothing).

@@ -3,19 +3,23 @@ L2 as real messages."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from nodes.context import Context
-from memory.turns import LayerTokens
-from nodes.state import Message, TurnState
+from memory.turns import Hit, LayerTokens
+from nodes.state import Message, NodeUpdate, TurnState
 from memory.prompt import count_tokens, count_tokens_each, pack_recalls, recall_block, trim_working
 from nodes.timing import timed
 
 
+class AssembleUpdate(NodeUpdate):
+    prompt: list[Message]
+    l3: list[Hit]
+    tokens: LayerTokens
+
+
 @timed("assemble")
-async def assemble(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def assemble(state: TurnState, runtime: Runtime[Context]) -> AssembleUpdate:
     split = state["split"]
     guidance = state.get("tool_guidance") or ""
     injected = pack_recalls(state.get("l3_candidates") or [], split["l3"], count_tokens_each)

@@ -10,15 +10,24 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from memory.prompt import assess, count_tokens, tool_guidance, turn_split
+from memory.turns import Assessment, LayerTokens
 from nodes.context import Context, resolve
-from nodes.state import TurnState
+from nodes.state import NodeUpdate, TurnState
 from nodes.timing import timed
 from nodes.toolkit.flow import openai_schemas, tool_offer
 from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES
 
 
+class BudgetUpdate(NodeUpdate):
+    aits: Assessment
+    split: LayerTokens
+    tools_offered: list[str]
+    tool_schemas: list[dict[str, Any]]
+    tool_guidance: str
+
+
 @timed("budget")
-async def budget(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def budget(state: TurnState, runtime: Runtime[Context]) -> BudgetUpdate:
     services, settings = resolve(runtime)
     offered = await tool_offer(services.plugins, settings)
     # Memory tools have their fixed guidance line; any other tool its own description.

@@ -3,18 +3,24 @@ holds; the one correction names them. If it fails, the earlier reply stands."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
+from typing_extensions import NotRequired
 
 from nodes.context import Context, resolve
-from nodes.state import TurnState
+from nodes.state import NodeUpdate, TurnState
 from nodes.toolkit.flow import correction_messages, read_answer
 from nodes.timing import timed
 
 
+class CorrectUpdate(NodeUpdate):
+    reply: NotRequired[str]
+    """Not when the call failed: the draft stands."""
+    model_calls: int
+    degraded: dict[str, str]
+
+
 @timed("correct")
-async def correct(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def correct(state: TurnState, runtime: Runtime[Context]) -> CorrectUpdate:
     services, _ = resolve(runtime)
     draft = state["reply"]
     messages = correction_messages(state["prompt"], state["tool_results"], draft, state["ungrounded"])

@@ -18,13 +18,20 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
-from nodes.state import TurnState
+from nodes.state import NodeUpdate, TurnState
 from memory.retrieval import beside_verdicts, choose_and_explain, excerpted
+from memory.turns import Hit, Verdict
 from nodes.timing import timed
 
 
+class GapFilterUpdate(NodeUpdate):
+    l3_candidates: list[Hit]
+    verdicts: list[Verdict]
+    degraded: dict[str, str]
+
+
 @timed("gap_filter")
-async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> GapFilterUpdate:
     services, settings = resolve(runtime)
     lists = state.get("recalls") or {}
     prefetched: Mapping[str, Any] = state.get("prefetch") or {}  # a RecallOutcome, when prefetch ran

@@ -6,20 +6,26 @@ the turn goes on to the tools node; the markup never reaches the reply.
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
 from nodes.context import Context, resolve
 from nodes.services import UnreadableAnswer
-from nodes.state import TurnState
+from nodes.state import NodeUpdate, ToolCall, ToolResult, TurnState
 from nodes.toolkit.flow import chat_messages, read_answer
 from nodes.timing import timed
 
 
+class LlmUpdate(NodeUpdate):
+    reply: str
+    tool_calls: list[ToolCall]
+    tool_results: list[ToolResult]
+    ungrounded: list[str]
+    model_calls: int
+
+
 @timed("llm")
-async def llm(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def llm(state: TurnState, runtime: Runtime[Context]) -> LlmUpdate:
     services, _ = resolve(runtime)
     model = services.chat_model  # raises ModelNotConfigured with the variables to set
     schemas = state.get("tool_schemas") or []

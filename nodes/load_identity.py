@@ -4,18 +4,22 @@ only L1."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve, turn_time
-from nodes.state import TurnState, turn_user
+from nodes.state import NodeUpdate, TurnState, turn_user
 from memory.prompt import system_header
 from nodes.timing import timed
 
 
+class LoadIdentityUpdate(NodeUpdate):
+    identity: str
+    facts: dict[str, str]
+    degraded: dict[str, str]
+
+
 @timed("load_identity")
-async def load_identity(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def load_identity(state: TurnState, runtime: Runtime[Context]) -> LoadIdentityUpdate:
     services, settings = resolve(runtime)
     degraded = ""
     deadline = settings.prefetch.timeout

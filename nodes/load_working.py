@@ -3,18 +3,24 @@ turn starts here (its input checked, the last turn's results cleared)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from memory.prompt import l2_ceiling
+from memory.turns import Message
 from nodes.context import Context, LocalContext, resolve, turn_time
-from nodes.state import TurnState, check_input, last_turns_results, turn_user
+from nodes.state import ClearedTurn, TurnState, check_input, last_turns_results, turn_user
 from nodes.timing import timed
 
 
+class LoadWorkingUpdate(ClearedTurn):
+    turn: int
+    working: list[Message]
+    now: float
+    user_id: str
+
+
 @timed("load_working")
-async def load_working(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def load_working(state: TurnState, runtime: Runtime[Context]) -> LoadWorkingUpdate:
     if not (isinstance(runtime.context, LocalContext) and runtime.context.input_checked):
         check_input(state)  # before anything of this turn is written
     services, settings = resolve(runtime)

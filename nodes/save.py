@@ -5,18 +5,16 @@ turns can see what was looked up and what came back."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
-from nodes.state import Message, TurnConflict, TurnState
+from nodes.state import Message, NodeUpdate, TurnConflict, TurnState
 from nodes.toolkit.flow import with_evidence
 from nodes.timing import timed
 
 
 @timed("save")
-async def save(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def save(state: TurnState, runtime: Runtime[Context]) -> NodeUpdate:  # no field of its own
     services, _ = resolve(runtime)
     now, user_id = state["now"], state["user_id"]
     # Both messages carry the user whose turn it is: forgetting a person finds them by it.

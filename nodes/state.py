@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ConfigDict, Field, with_config
 # typing_extensions' TypedDict: pydantic (and so LangGraph's server, for Studio's form) reads
@@ -136,12 +136,50 @@ LATER_FIELDS = tuple(name for name in TurnState.__annotations__
                      if name not in TurnInput.__annotations__ and name not in _FIRST_FIELDS | set(_PER_NODE))
 
 
-def last_turns_results(state: TurnState) -> dict[str, Any]:
+# ---- what the nodes write -------------------------------------------------------------
+# Each node returns a typed update, declared beside it in its module: the fields it writes, typed
+# as here (None where it clears one), on this base.
+
+
+class NodeUpdate(TypedDict):
+    """What every node's update may hold besides its own fields."""
+
+    latency_ms: NotRequired[dict[str, float | None]]
+    """Its time, which its ``timed`` wrapper adds; an entry set to None is dropped (:func:`merge_dicts`)."""
+
+
+class ClearedTurn(NodeUpdate):
+    """:func:`last_turns_results`: each of :data:`LATER_FIELDS` None, and the later nodes' entries
+    of the per-node dicts."""
+
+    l3_candidates: None
+    verdicts: None
+    aits: None
+    split: None
+    tools_offered: None
+    tool_schemas: None
+    tool_guidance: None
+    prompt: None
+    l3: None
+    tokens: None
+    reply: None
+    model_calls: None
+    tool_calls: None
+    tool_results: None
+    ungrounded: None
+    archive_id: None
+    degraded: dict[str, None]
+
+
+def last_turns_results(state: TurnState) -> ClearedTurn:
     """The update that clears what the chat's last turn left in the thread's state after the
     fan-out (its split, reply, tool calls… and its later nodes' timings), so that a turn stepped
     in Studio never shows the last one's as its own."""
-    return {**dict.fromkeys(LATER_FIELDS),
-            **{field: {node: None for node in state.get(field) or {} if node not in FAN_OUT} for field in _PER_NODE}}
+    # Built from LATER_FIELDS, which a type checker cannot read: tests/test_nodes_updates.py holds
+    # ClearedTurn's keys to them.
+    return cast(ClearedTurn, {
+        **dict.fromkeys(LATER_FIELDS),
+        **{field: {node: None for node in state.get(field) or {} if node not in FAN_OUT} for field in _PER_NODE}})
 
 
 class InvalidTurn(ValueError):

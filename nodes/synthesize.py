@@ -5,19 +5,23 @@ It also finds the reply's numbers that no tool result holds, for the correct nod
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
 from nodes.toolkit.grounding import ungrounded_numbers
-from nodes.state import TurnState
+from nodes.state import NodeUpdate, TurnState
 from nodes.toolkit.flow import FALLBACK_REPLY, grounding_sources, read_answer, synthesis_messages
 from nodes.timing import timed
 
 
+class SynthesizeUpdate(NodeUpdate):
+    reply: str
+    ungrounded: list[str]
+    model_calls: int
+
+
 @timed("synthesize")
-async def synthesize(state: TurnState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def synthesize(state: TurnState, runtime: Runtime[Context]) -> SynthesizeUpdate:
     services, _ = resolve(runtime)
     results = state["tool_results"]
     answer = await services.chat_model.ainvoke(synthesis_messages(state["prompt"], results))
