@@ -6,6 +6,8 @@ its deadline starts; and the question's scale made from them (:meth:`Ahead.measu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from contextlib import suppress
 
 import numpy as np
 
@@ -110,6 +112,25 @@ class Ahead:
     async def _embed(self, text: str, every_language: bool) -> np.ndarray:
         encoder = (await self.encoder.embeddings()).encoder
         return await self._queries.encode(encoder, text, every_language)
+
+    async def measure_once_read(self, text: str, chats: Awaitable[list[str]], asked_in: str,
+                                unless_found: Awaitable[object] | None = None) -> Scale | None:
+        """:meth:`measure` for a question whose chats are still being read: started with the
+        question, it waits for them itself (and, for one likely found in the L2.5 cache, for its
+        lookup there first).
+
+        Args:
+            text: the question.
+            chats: the chats it is searched in, being read.
+            asked_in: the chat it was asked in.
+            unless_found: the question's lookup in the L2.5 cache, awaited first: what it found
+                (not None) leaves the question unmeasured (None), the scale filed with it serving.
+        """
+        if unless_found is not None:
+            with suppress(Exception):  # a failed lookup: measured (its failure is the thematic search's)
+                if await unless_found is not None:
+                    return None
+        return await self.measure(text, await chats, asked_in)
 
     async def measure(self, text: str, chats: list[str], asked_in: str | None = None) -> Scale:
         """The query, embedded as these chats need it, with its spaces and their backgrounds:

@@ -1,10 +1,12 @@
 """The L2.5 cache as a question's search reads it: what the question found when the scope was last
-asked it (:class:`Searched`), and this process's hints of which questions it will likely find
-there (:class:`CachedQuestions`): those are neither embedded nor searched by words ahead of
-their lookup."""
+asked it (:class:`Searched`), this process's hints of which questions it will likely find there
+(:class:`CachedQuestions`): those are neither embedded nor searched by words ahead of their
+lookup, and one question's place there (:class:`QuestionInCache`): its lookup, and its search
+filed after a miss."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -12,8 +14,9 @@ from redis.exceptions import RedisError
 from memory.encoders.encoder import Encoder
 from memory.retrieval.scale import Scale
 from memory.stores.archive_encoder import ArchiveEncoder
-from memory.stores.redis_backend import RedisBackend
-from memory.turns import Hit
+from memory.stores.chat_users import chats_of_user
+from memory.stores.redis_backend import RedisBackend, cache_scope_key
+from memory.turns import CacheLookup, Hit
 
 _QUESTIONS_CACHED = 4096  # questions this process last found in the L2.5 cache or filed there, at most
 
@@ -78,3 +81,47 @@ class CachedQuestions:
             return (None if record is None else Searched.of_record(record, encoder)), generation
         except (KeyError, TypeError, ValueError):  # written by another version: searched, and written again
             return None, generation
+
+
+class QuestionInCache:
+    """One question's search as the L2.5 cache keeps it (under its scope's key and its digest):
+    looked up as it is made, and filed by :meth:`file` after a miss, for the question asked again.
+
+    Args:
+        questions: the cache, and this process's hints of what it holds.
+        text: the question.
+        digest: its search's key in the cache (``SearchCache.digest`` of the question and how it
+            is searched).
+        chat_id, user_id, scope: whose memory (``memory.scope``).
+    """
+
+    def __init__(self, questions: CachedQuestions, text: str, digest: str, chat_id: str, user_id: str,
+                 scope: str) -> None:
+        self._questions, self._text, self._digest = questions, text, digest
+        self._scope_key = cache_scope_key(chat_id, user_id, scope)
+        self.likely_found = questions.likely_cached(text)  # the hint, before this lookup notes what it finds
+        self.lookup: CacheLookup | None = None  # how the lookup went (None: not looked up)
+        self._missed_under: str | None = None  # the scope's generation it missed under (None: not to be filed)
+        self.found = asyncio.ensure_future(self._look_up(chat_id, user_id if scope == "user" else None))
+
+    async def _look_up(self, chat_id: str, user_id: str | None) -> Searched | None:
+        if user_id is not None and chat_id not in await chats_of_user(self._questions.redis, user_id):
+            # A chat the user never wrote to: a "user:" cache entry covers the user's chats only
+            # (their writes and forgets invalidate it), so a search that also covers this one
+            # is not cached, or the user's other chats would be served this chat's entries,
+            # forgotten ones included.
+            return None
+        searched, generation = await self._questions.look_up(self._scope_key, self._digest)
+        self.lookup = {"hit": searched is not None, "key": self._digest}
+        if generation is not None:
+            self._questions.note_cached(self._text, searched is not None)
+        if searched is None:
+            self._missed_under = generation
+        return searched
+
+    async def file(self, searched: Searched | None) -> None:
+        """After a miss, file what the question's search found (None: it did not finish)."""
+        if self._missed_under is not None and searched is not None:
+            cache = await self._questions.redis.cache()
+            cache.put_behind(self._scope_key, self._digest, searched.record(), self._missed_under)
+            self._questions.note_cached(self._text, True)

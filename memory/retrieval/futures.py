@@ -1,4 +1,4 @@
-"""Two rules for the futures a question's search starts ahead and shares."""
+"""Three rules for the futures a question's search starts ahead and shares."""
 
 from __future__ import annotations
 
@@ -15,3 +15,12 @@ def may_go_unread(future: asyncio.Future) -> asyncio.Future:
 def succeeded(future: asyncio.Future | None) -> bool:
     """Whether the future has finished with a result (not cancelled, no error)."""
     return future is not None and future.done() and not future.cancelled() and future.exception() is None
+
+
+def settle(future: asyncio.Future) -> None:
+    """Cancel ``future`` if it has not ended (nobody waits for it any more), else retrieve its
+    failure, reported through whoever awaited it."""
+    if not future.done():
+        future.cancel()
+    elif not future.cancelled():
+        future.exception()
