@@ -5,8 +5,9 @@ entries are relevant: those below a share of the chat's background distance (or,
 chat has no background yet, the head before a significant gap). The lists' ranks are fused
 (reciprocal-rank fusion, smoothed along the conversation); the relevant entries, plus a few
 of the next best by fused rank as context, are scored and ordered for the L3 block. The turns
-just before and after the best of them are read and placed beside them, and a long message of
-any is cut to its sentences that bear on this one.
+just before and after the best of them are read and placed beside them (for a statement about
+its speaker, the next nearest by meaning instead), and a long message of any is cut to its
+sentences that bear on this one.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
 from nodes.state import NodeUpdate, TurnState
-from memory.retrieval import beside_verdicts, choose_and_explain, excerpted
+from memory.facade import Memory
+from memory.retrieval import (STATEMENT, THEMATIC, beside_verdicts, choose_and_explain, excerpted,
+                              with_next_nearest)
 from memory.turns import Hit, Verdict
+from nodes.settings import NodeSettings
 from nodes.timing import timed
 
 
@@ -40,16 +44,24 @@ async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> GapFilterUp
         lists, prefetched.get("background"), state["now"], settings.retrieval, settings.prefetch.max_results,
         prefetched.get("ceiling"), prefetched.get("background_passages"), bool(prefetched.get("meaning_first")),
         bool(prefetched.get("latest_first")))
-    degraded = ""
-    try:
-        candidates = await asyncio.wait_for(
-            services.memory.with_turns_beside(candidates, settings.retrieval.beside_best,
-                                              settings.retrieval.whole_message_chars), settings.prefetch.timeout)
-    except asyncio.TimeoutError:
-        degraded = f"the turns beside the best were not read within the turn's deadline ({settings.prefetch.timeout:g} s)"
-    except Exception as exc:  # the chosen entries are injected without them
-        degraded = f"the turns beside the best were not read ({type(exc).__name__}: {exc})"
     retrieval = settings.retrieval
+    if prefetched.get("meaning_first") == STATEMENT:
+        candidates, added = with_next_nearest(candidates, lists.get(THEMATIC, []), 2 * retrieval.beside_best)
+        degraded = ""
+    else:
+        candidates, degraded = await _with_turns_beside(services.memory, candidates, settings)
+        added = beside_verdicts(candidates)
     candidates = excerpted(candidates, state["message"], retrieval.whole_message_chars, retrieval.excerpt_chars)
-    return {"l3_candidates": candidates, "verdicts": verdicts + beside_verdicts(candidates),
-            "degraded": {"gap_filter": degraded}}
+    return {"l3_candidates": candidates, "verdicts": verdicts + added, "degraded": {"gap_filter": degraded}}
+
+
+async def _with_turns_beside(memory: Memory, chosen: list[Hit], settings: NodeSettings) -> tuple[list[Hit], str]:
+    """The chosen entries and the turns beside the best, and what went wrong reading them ("": nothing)."""
+    retrieval, deadline = settings.retrieval, settings.prefetch.timeout
+    try:
+        return await asyncio.wait_for(memory.with_turns_beside(
+            chosen, retrieval.beside_best, retrieval.whole_message_chars), deadline), ""
+    except asyncio.TimeoutError:
+        return chosen, f"the turns beside the best were not read within the turn's deadline ({deadline:g} s)"
+    except Exception as exc:  # the chosen entries are injected without them
+        return chosen, f"the turns beside the best were not read ({type(exc).__name__}: {exc})"

@@ -90,9 +90,11 @@ class TurnState(TurnInput, total=False):
     prefetch: RecallOutcome
     """prefetch: how its recall went, mechanism by mechanism."""
     l3_candidates: list[Hit]
-    """gap_filter: kept, merged, scored, best first; then the turns beside the best (mechanism "beside")."""
+    """gap_filter: kept, merged, scored, best first; then the turns beside the best (mechanism "beside"), or
+    for a statement about its speaker the next nearest by meaning (mechanism "nearest")."""
     verdicts: list[Verdict]
-    """gap_filter: per candidate of each list, kept or not and why; and why each turn beside the best is."""
+    """gap_filter: per candidate of each list, kept or not and why; and why each turn beside the best, or
+    each next nearest, is."""
     aits: Assessment
     """budget: confidence, complexity and the turn's token budget."""
     split: LayerTokens

@@ -19,6 +19,7 @@ from memory.prompt.budget import (LINE_TOKENS, format_recall_line, l2_ceiling, l
 from memory.retrieval.gap import background_filter, gap_filter, gap_ratio
 from memory.turns import Assessment, LayerTokens, archive_id
 from memory.retrieval.beside import BESIDE, beside_verdicts, placed_beside, wanted_beside
+from memory.retrieval.next_nearest import NEAREST, with_next_nearest
 from memory.retrieval.event_dates import from_event
 from memory.retrieval.keys import structural_keys
 from memory.retrieval.merge import (choose_and_explain, choose_recalls, fuse, merge_and_score, scoring_near_the_best,
@@ -784,6 +785,24 @@ class TestTurnsBeside:
     def test_a_turn_not_wanted_is_not_placed(self) -> None:
         chosen = self.chosen(7)
         assert placed_beside(chosen, [turn(archive_id("c", 30), 30)], wanted_beside(chosen, 1, 600)) == chosen
+
+
+class TestNextNearest:
+    def test_the_nearest_not_chosen_come_after_the_chosen_scored_as_the_last(self) -> None:
+        chosen = [turn("a", 3, distance=1.1) | {"blended_score": 0.9}, turn("b", 9, distance=1.4) | {"blended_score": 0.5}]
+        by_meaning = [turn(name, n, distance=d) for name, n, d in
+                      [("far", 1, 1.9), ("b", 9, 1.4), ("next", 4, 1.45), ("a", 3, 1.1), ("then", 6, 1.5)]]
+        placed, verdicts = with_next_nearest(chosen, by_meaning, 2)
+        assert ids(placed) == ["a", "b", "next", "then"]
+        assert [hit["mechanism"] for hit in placed[2:]] == [NEAREST, NEAREST]
+        assert [hit["blended_score"] for hit in placed[2:]] == [0.5, 0.5]
+        assert [(v["id"], v["kept"], v["why"]) for v in verdicts] == [
+            ("next", True, "among the next nearest by meaning, for a statement"),
+            ("then", True, "among the next nearest by meaning, for a statement")]
+        assert ids(with_next_nearest(chosen, by_meaning, 0)[0]) == ["a", "b"]
+
+    def test_a_statement_that_bears_on_nothing_gets_nothing(self) -> None:
+        assert with_next_nearest([], [turn("near", 2, distance=1.2)], 4) == ([], [])
 
 
 def hits(prefix: str, distances: list[float], mechanism: str = "thematic") -> list[dict]:

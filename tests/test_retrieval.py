@@ -749,6 +749,33 @@ async def test_the_turn_before_the_best_is_injected_beside_it(runner, tmp_path) 
     assert told not in [entry["id"] for entry in alone["l3"]], alone["l3"]
 
 
+# A remark told months ago, and a statement that bears on it in other words (as LoCoMo-Plus pairs them).
+DEPOSIT = [(120, "I want to save enough for a house deposit by next summer.", "Noted.")]
+MALDIVES = "I just booked a week in the Maldives on a whim."
+
+
+async def test_a_statement_gets_the_next_nearest_by_meaning_in_place_of_the_turns_beside(runner, tmp_path) -> None:
+    await load(runner.services.memory, tmp_path, "chat", DEPOSIT + HISTORY + ADOPTION)
+    state = await runner.inspect("chat", MALDIVES, now=NOW.timestamp())
+    assert state["prefetch"]["meaning_first"] == "a statement about its speaker"
+    chosen = [hit["id"] for hit in state["l3_candidates"] if hit["mechanism"] != "nearest"]
+    nearest = [hit["id"] for hit in sorted(state["recalls"]["thematic"], key=lambda hit: hit["distance"])
+               if hit["id"] not in chosen][:4]  # twice retrieval.beside_best
+    assert chosen and [hit["id"] for hit in state["l3_candidates"]] == chosen + nearest
+    why = "among the next nearest by meaning, for a statement"
+    assert [(v["list"], v["id"], v["why"]) for v in state["verdicts"] if v["list"] == "nearest"] == [
+        ("nearest", entry_id, why) for entry_id in nearest]
+    # The remark is not among what stands out, but among the next nearest: injected, and only so.
+    cue = archive_id("chat", 1)
+    assert (cue, "nearest") in [(entry["id"], entry["mechanism"]) for entry in turn_report(state)["l3"]]
+    alone = await inspect(runner, "chat", MALDIVES, overrides={"retrieval.beside_best": 0})
+    assert cue not in [entry["id"] for entry in alone["l3"]], alone["l3"]
+    # A question in the same chat still has the turns beside its best, and no next nearest.
+    asked = await inspect(runner, "chat", "Where did we get Pickles from?")
+    assert "beside" in [entry["mechanism"] for entry in asked["l3"]]
+    assert "nearest" not in [entry["mechanism"] for entry in asked["l3"]]
+
+
 @pytest.mark.parametrize("question", ["What did we get up to the first weekend of August?",
                                       "Remind me what happened in early August", "what did I do over the summer?",
                                       "what did I do between July and September?",
