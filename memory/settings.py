@@ -198,8 +198,10 @@ class Retrieval(Section):
     min_score_share: float = Field(
         0.4, ge=0, le=1, description="an entry is injected only when its score is at least this share of the best's")
     # An event is told over a few turns, and a question's words often match one of them.
+    # A statement about its speaker gets, in their place, as many of the next nearest by meaning.
     beside_best: int = Field(
-        2, ge=0, description="the turns just before and after this many of the best entries are injected beside them")
+        2, ge=0, description="the turns just before and after this many of the best entries are injected beside them "
+        "(for a statement about its speaker: twice this many of the next nearest by meaning instead)")
     # A long reply or pasted page bears on the message in a few sentences: those are injected. A
     # person's message of a few hundred characters is dense with what they did: it stays whole.
     whole_message_chars: int = Field(

@@ -46,13 +46,16 @@ async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> GapFilterUp
         bool(prefetched.get("latest_first")))
     retrieval = settings.retrieval
     if prefetched.get("meaning_first") == STATEMENT:
-        candidates, added = with_next_nearest(candidates, lists.get(THEMATIC, []), 2 * retrieval.beside_best)
+        # As many as the turns beside the best could be, one before and one after each; none when
+        # the list by meaning is missing (it failed or timed out: prefetch says so).
+        candidates, added_verdicts = with_next_nearest(candidates, lists.get(THEMATIC, []),
+                                                       2 * retrieval.beside_best)
         degraded = ""
     else:
         candidates, degraded = await _with_turns_beside(services.memory, candidates, settings)
-        added = beside_verdicts(candidates)
+        added_verdicts = beside_verdicts(candidates)
     candidates = excerpted(candidates, state["message"], retrieval.whole_message_chars, retrieval.excerpt_chars)
-    return {"l3_candidates": candidates, "verdicts": verdicts + added, "degraded": {"gap_filter": degraded}}
+    return {"l3_candidates": candidates, "verdicts": verdicts + added_verdicts, "degraded": {"gap_filter": degraded}}
 
 
 async def _with_turns_beside(memory: Memory, chosen: list[Hit], settings: NodeSettings) -> tuple[list[Hit], str]:

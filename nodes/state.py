@@ -75,7 +75,8 @@ class TurnState(TurnInput, total=False):
     """The turn as it runs: the input, then what each node adds (each field's docstring names the
     node that writes it). Of the input, load_working writes ``user_id`` and ``now`` as decided (the
     chat's id, the time now, where the input left them out), and archive clears both as the turn
-    ends (L2 keeps them)."""
+    ends (L2 keeps them). A field a later node writes is None, not the last turn's, until it does
+    (load_working clears them: :func:`last_turns_results`)."""
 
     identity: str
     """load_identity: the prompt's head, always present (L0 persona + time + L1 facts)."""
@@ -126,7 +127,7 @@ class TurnState(TurnInput, total=False):
     latency_ms: Annotated[dict[str, float], merge_dicts]
     """Every node (its ``timed`` wrapper): per node, its time in milliseconds."""
     degraded: Annotated[dict[str, str], merge_dicts]
-    """prefetch, load_identity, correct and archive: per node, what failed ("" when fine)."""
+    """prefetch, load_identity, gap_filter, correct and archive: per node, what failed ("" when fine)."""
 
 
 # Written by the fan-out in the turn's first superstep (so never cleared there: two writes of

@@ -125,6 +125,9 @@ class Ahead:
             asked_in: the chat it was asked in.
             unless_found: the question's lookup in the L2.5 cache, awaited first: what it found
                 (not None) leaves the question unmeasured (None), the scale filed with it serving.
+
+        Returns:
+            The question's scale; None when the lookup found it (a failed lookup: measured).
         """
         if unless_found is not None:
             with suppress(Exception):  # a failed lookup: measured (its failure is the thematic search's)

@@ -120,7 +120,12 @@ class QuestionInCache:
         return searched
 
     async def file(self, searched: Searched | None) -> None:
-        """After a miss, file what the question's search found (None: it did not finish)."""
+        """After a miss, file what the question's search found, under the generation the miss was
+        read under (a write or forget since then leaves it unread).
+
+        Args:
+            searched: what the thematic searches found, with the scale; None: they did not finish.
+        """
         if self._missed_under is not None and searched is not None:
             cache = await self._questions.redis.cache()
             cache.put_behind(self._scope_key, self._digest, searched.record(), self._missed_under)

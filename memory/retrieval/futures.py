@@ -18,8 +18,13 @@ def succeeded(future: asyncio.Future | None) -> bool:
 
 
 def settle(future: asyncio.Future) -> None:
-    """Cancel ``future`` if it has not ended (nobody waits for it any more), else retrieve its
-    failure, reported through whoever awaited it."""
+    """Done with ``future``: cancel it if it has not ended (nobody waits for it any more), else
+    retrieve its failure, so none is logged as never retrieved: it was reported by whoever awaited
+    it, or, for a search started ahead and dropped after a cache hit, it is nobody's.
+
+    Args:
+        future: a future a question's search started and no longer needs.
+    """
     if not future.done():
         future.cancel()
     elif not future.cancelled():

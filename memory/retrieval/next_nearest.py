@@ -4,8 +4,8 @@ A question's event is told over a few turns, so the turns beside its best entrie
 (:mod:`memory.retrieval.beside`). A statement about its speaker ("my boss talked me into the
 weekend rota") bears on what they said before by meaning, in other words and often months
 earlier ("since I turned down extra shifts, my evenings are my own"): that remark is rarely
-beside the best, and often among the next nearest, just short of standing out. A statement's
-tokens go to those instead, as many as the turns beside would have been.
+beside the best, and more often among the next nearest by meaning that were not chosen. A
+statement's tokens go to those instead, at most as many as the turns beside could have been.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ NEAREST = "nearest"  # the mechanism of an entry injected as one of the next nea
 
 
 def with_next_nearest(chosen: list[Hit], by_meaning: list[Hit], count: int) -> tuple[list[Hit], list[Verdict]]:
-    """``chosen``, then the ``count`` entries nearest by meaning that it lacks, nearest first,
-    scored as the last chosen: after what stands out, and the first a tight budget leaves out.
-    None when nothing was chosen: a statement that bears on nothing injects nothing.
+    """``chosen``, then the ``count`` entries nearest by meaning that it lacks (whether or not they
+    stood out), nearest first, scored as the last chosen: after what was chosen, and the first a
+    tight budget leaves out. Nothing is added when nothing was chosen: a statement that bears on
+    nothing injects nothing.
 
     Args:
         chosen: what gap_filter chose, best first.

@@ -97,10 +97,14 @@ class Question:
         return None
 
     async def _question_scale(self) -> Scale:
-        # The scale filed with the question's earlier search, else the one measured for it.
+        # The scale filed with the question's earlier search, else the one measured for it: the
+        # measure is None only when the lookup found the search, and then so did _asked_before
+        # (both take a failed lookup for a miss).
         if (searched := await self._asked_before()) is not None:
             return searched.scale
-        return await self._measured
+        scale = await self._measured
+        assert scale is not None
+        return scale
 
     async def _nearest(self, scale: Awaitable[Scale]) -> list[Hit]:
         # Shielded: cancelling a search started ahead must not cancel what the others share.
