@@ -172,7 +172,6 @@ async def test_a_close_asked_for_as_the_archiver_starts_a_write_ends_it_once_tha
     just before (while the archiver waits for a moment between turns) must still stop it once that
     write ends, not leave it waiting until closing gives up on it (30 s) and cancels it."""
     memory = Memory(settings, embeddings=embeddings)
-    await memory.connect()
     archive = memory._archiver
     waiting, release = asyncio.Event(), asyncio.Event()
 
@@ -180,12 +179,16 @@ async def test_a_close_asked_for_as_the_archiver_starts_a_write_ends_it_once_tha
         waiting.set()
         await release.wait()
 
+    # Held from the archiver's first cycle (connecting may start one): a cycle already past this
+    # wait would take the wake-up below for its own write, and never come here.
     monkeypatch.setattr(archive, "_between_turns", between_turns)
+    await memory.connect()
     archive.wake()
     archiver = archive._archiver
     await waiting.wait()  # woken, about to write
+    archive._archive_wanted.clear()
     closing = asyncio.ensure_future(memory.aclose())
-    await asyncio.sleep(0)  # the close has asked the archiver to stop, and waits for it
+    await archive._archive_wanted.wait()  # the close has asked the archiver to stop, and waits for it
     release.set()
     await closing
     assert archiver.done() and not archiver.cancelled()  # it stopped by itself once its write ended
