@@ -21,8 +21,7 @@ from langgraph.runtime import Runtime
 from nodes.context import Context, resolve
 from nodes.state import NodeUpdate, TurnState
 from memory.facade import Memory
-from memory.retrieval import (STATEMENT, THEMATIC, beside_verdicts, choose_and_explain, excerpted,
-                              with_next_nearest)
+from memory.retrieval import STATEMENT, beside_verdicts, choose_and_explain, excerpted, with_next_nearest
 from memory.turns import Hit, Verdict
 from nodes.settings import NodeSettings
 from nodes.timing import timed
@@ -46,10 +45,8 @@ async def gap_filter(state: TurnState, runtime: Runtime[Context]) -> GapFilterUp
         bool(prefetched.get("latest_first")))
     retrieval = settings.retrieval
     if prefetched.get("meaning_first") == STATEMENT:
-        # As many as the turns beside the best could be, one before and one after each; none when
-        # the list by meaning is missing (it failed or timed out: prefetch says so).
-        candidates, added_verdicts = with_next_nearest(candidates, lists.get(THEMATIC, []),
-                                                       2 * retrieval.beside_best)
+        # As many as the turns beside the best could be, one before and one after each.
+        candidates, added_verdicts = with_next_nearest(candidates, lists, 2 * retrieval.beside_best)
         degraded = ""
     else:
         candidates, degraded = await _with_turns_beside(services.memory, candidates, settings)

@@ -792,17 +792,19 @@ class TestNextNearest:
         chosen = [turn("a", 3, distance=1.1) | {"blended_score": 0.9}, turn("b", 9, distance=1.4) | {"blended_score": 0.5}]
         by_meaning = [turn(name, n, distance=d) for name, n, d in
                       [("far", 1, 1.9), ("b", 9, 1.4), ("next", 4, 1.45), ("a", 3, 1.1), ("then", 6, 1.5)]]
-        placed, verdicts = with_next_nearest(chosen, by_meaning, 2)
+        words = [turn("word", 2, distance=0.5)]  # another list's hit is not one of the nearest by meaning
+        placed, verdicts = with_next_nearest(chosen, {"thematic": by_meaning, "lexical": words}, 2)
         assert ids(placed) == ["a", "b", "next", "then"]
         assert [hit["mechanism"] for hit in placed[2:]] == [NEAREST, NEAREST]
         assert [hit["blended_score"] for hit in placed[2:]] == [0.5, 0.5]
         assert [(v["id"], v["kept"], v["why"]) for v in verdicts] == [
             ("next", True, "among the next nearest by meaning, for a statement"),
             ("then", True, "among the next nearest by meaning, for a statement")]
-        assert ids(with_next_nearest(chosen, by_meaning, 0)[0]) == ["a", "b"]
+        assert ids(with_next_nearest(chosen, {"thematic": by_meaning}, 0)[0]) == ["a", "b"]
+        assert ids(with_next_nearest(chosen, {}, 2)[0]) == ["a", "b"]  # no list by meaning: nothing to add
 
     def test_a_statement_that_bears_on_nothing_gets_nothing(self) -> None:
-        assert with_next_nearest([], [turn("near", 2, distance=1.2)], 4) == ([], [])
+        assert with_next_nearest([], {"thematic": [turn("near", 2, distance=1.2)]}, 4) == ([], [])
 
 
 def hits(prefix: str, distances: list[float], mechanism: str = "thematic") -> list[dict]:

@@ -5,10 +5,9 @@ them and choose what is injected (the scale-invariant gap test)."""
 from memory.retrieval.beside import beside_verdicts
 from memory.retrieval.excerpts import excerpted
 from memory.retrieval.explicit_search import iso_bound
-from memory.retrieval.mechanisms import THEMATIC
 from memory.retrieval.merge import choose_and_explain, choose_recalls, why_kept
 from memory.retrieval.next_nearest import with_next_nearest
 from memory.retrieval.recall import STATEMENT
 
-__all__ = ["STATEMENT", "THEMATIC", "beside_verdicts", "choose_and_explain", "choose_recalls", "excerpted", "iso_bound",
-           "why_kept", "with_next_nearest"]
+__all__ = ["STATEMENT", "beside_verdicts", "choose_and_explain", "choose_recalls", "excerpted", "iso_bound", "why_kept",
+           "with_next_nearest"]

@@ -10,20 +10,23 @@ statement's tokens go to those instead, at most as many as the turns beside coul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from memory.retrieval.mechanisms import THEMATIC
 from memory.turns import Hit, Verdict
 
 NEAREST = "nearest"  # the mechanism of an entry injected as one of the next nearest by meaning
 
 
-def with_next_nearest(chosen: list[Hit], by_meaning: list[Hit], count: int) -> tuple[list[Hit], list[Verdict]]:
+def with_next_nearest(chosen: list[Hit], lists: Mapping[str, list[Hit]], count: int) -> tuple[list[Hit], list[Verdict]]:
     """``chosen``, then the ``count`` entries nearest by meaning that it lacks (whether or not they
     stood out), nearest first, scored as the last chosen: after what was chosen, and the first a
-    tight budget leaves out. Nothing is added when nothing was chosen: a statement that bears on
-    nothing injects nothing.
+    tight budget leaves out. Nothing is added when nothing was chosen (a statement that bears on
+    nothing injects nothing), nor without a list by meaning (it failed or timed out).
 
     Args:
         chosen: what gap_filter chose, best first.
-        by_meaning: the recall's list by meaning (distances on the query's scale).
+        lists: the recall's ranked lists (name -> hits, distances on the query's scale).
         count: how many to add (twice ``retrieval.beside_best``: one before and one after each best).
 
     Returns:
@@ -34,7 +37,8 @@ def with_next_nearest(chosen: list[Hit], by_meaning: list[Hit], count: int) -> t
     taken = {hit["id"] for hit in chosen}
     floor = chosen[-1].get("blended_score", 0.0)
     added = [{**hit, "mechanism": NEAREST, "mechanisms": [NEAREST], "blended_score": floor}
-             for hit in sorted(by_meaning, key=lambda hit: hit["distance"]) if hit["id"] not in taken][:count]
+             for hit in sorted(lists.get(THEMATIC, []), key=lambda hit: hit["distance"]) if hit["id"] not in taken
+             ][:count]
     verdicts: list[Verdict] = [{"list": NEAREST, "id": hit["id"], "distance": round(hit["distance"], 4), "kept": True,
                                 "why": "among the next nearest by meaning, for a statement"} for hit in added]
     return chosen + added, verdicts
