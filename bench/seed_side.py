@@ -5,8 +5,8 @@ The seed is the system GOAT re-builds (takashikiari/GOAT2-General-Orchestrated-A
 at 7efb48f), read from ``GOAT_SEED_DIR`` and run unmodified: its prefetch daemon, L0-L2 reads and
 ``assemble_context``, as its ``Orchestrator.run()`` calls them up to the prompt (that glue is
 stated again in :func:`turn`, since ``run()`` itself needs a model). What differs from a live
-seed: its Chroma collection's embedding function is GOAT's MiniLM (the model the seed's default
-collection downloads), its Redis a private server, its facts tier empty, its access-count bump
+seed: its Chroma collection's embedding function is GOAT's MiniLM at float32 (the model the
+seed's default collection downloads, as it runs it), its Redis a private server, its facts tier empty, its access-count bump
 after a search left out (:func:`skip_bump`), and the clock of its modules simulated (an hour
 after each conversation's last turn), so that relative dates name the ranges GOAT's side is
 asked about.
@@ -33,10 +33,17 @@ import chromadb
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
 from graph.importing.importer import TranscriptMessage, pair_turns
-from memory.encoders import LocalEmbeddings
+from memory.encoders import LocalEmbeddings, MiniLMEncoder
 from tests.support import locomo
 
-ENCODER = LocalEmbeddings(name="minilm-l6")  # loaded before the seed's ``memory`` takes the name
+
+class Float32MiniLM(MiniLMEncoder):
+    """MiniLM as the seed's default collection runs it: float32 matrices."""
+
+    int8 = False
+
+
+ENCODER = LocalEmbeddings(Float32MiniLM())  # loaded before the seed's ``memory`` takes the name
 for _name in [name for name in sys.modules if name == "memory" or name.startswith("memory.")]:
     sys.modules["goat_" + _name] = sys.modules.pop(_name)
 
@@ -52,7 +59,7 @@ class SimulatedClock:
 
 
 class MiniLMFunction(EmbeddingFunction[Documents]):
-    """Chroma's embedding function, computed by GOAT's MiniLM."""
+    """Chroma's embedding function, computed by GOAT's MiniLM at float32."""
 
     def __init__(self) -> None:
         pass

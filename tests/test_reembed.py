@@ -65,7 +65,7 @@ async def test_an_archive_records_its_encoder_and_another_one_is_refused_naming_
         await memory.connect(warm=True)
         await archive(memory, tmp_path, {"es": SPANISH})
         async with memorys_redis(memory) as redis:
-            assert await redis.get(ENCODER_KEY) == b"minilm-l6"
+            assert await redis.get(ENCODER_KEY) == b"minilm-l6 (8-bit)"
     async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
         with pytest.raises(EncoderMismatch, match="embedded with minilm-l6.*set to e5-small.*goat reembed"):
             await memory.connect(warm=True)
@@ -87,7 +87,7 @@ async def test_an_archive_from_before_the_record_is_minilms_and_an_empty_one_tak
     async with Memory(own_settings(fresh, "minilm-l6"), embeddings=minilm) as memory:
         await memory.connect(warm=True)
         async with memorys_redis(memory) as redis:
-            assert await redis.get(ENCODER_KEY) == b"minilm-l6"
+            assert await redis.get(ENCODER_KEY) == b"minilm-l6 (8-bit)"
     # Nothing was written with it: another encoder takes the archive over without a re-embedding.
     async with Memory(own_settings(fresh, "e5-small"), embeddings=e5) as memory:
         await memory.connect(warm=True)
@@ -165,6 +165,23 @@ async def test_an_interrupted_reembed_refuses_every_start_and_resumes_where_it_s
         for chat_id, history in (("es", SPANISH), ("en", ENGLISH)):
             texts, in_chroma, _ = await stored_vectors(memory, chat_id, len(history))
             np.testing.assert_allclose(in_chroma, target.encoder.encode(texts), atol=1e-5)
+
+
+async def test_minilms_float32_vectors_are_refused_as_an_older_versions_until_goat_reembed_ran(
+        tmp_path, minilm) -> None:
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
+        await archive(memory, tmp_path, {"en": ENGLISH})
+        async with memorys_redis(memory) as redis:
+            await redis.set(ENCODER_KEY, "minilm-l6")  # as recorded before MiniLM's matrices were 8-bit
+    async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
+        with pytest.raises(EncoderMismatch, match=r"made by an older version \(minilm-l6; now minilm-l6 "
+                                                  r"\(8-bit\)\).*run `goat reembed`"):
+            await memory.connect(warm=True)
+        done = await memory.admin.reembed()
+        assert (done.previous, done.encoder, done.entries) == ("minilm-l6", "minilm-l6", len(ENGLISH))
+        await memory.connect(warm=True)
+        [hit] = await memory._searching.reads.search(["en"], await memory._searching.ahead.measure("tomato seedlings", ["en"]), 1)
+        assert hit["id"] == archive_id("en", 1)
 
 
 async def test_a_reembed_killed_half_way_to_longer_vectors_goes_back_to_the_first_encoder(

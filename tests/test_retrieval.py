@@ -474,7 +474,7 @@ async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, 
     assert scale.backgrounds[scale.reference.name] == pytest.approx(exact, abs=1e-5)
     assert scale.passages[scale.reference.name] == len(HISTORY)
     # A mean of too few passages is no background yet: the gap test decides.
-    assert scale.background == (exact if len(HISTORY) >= FEWEST_FOR_A_BACKGROUND else None)
+    assert scale.background == (pytest.approx(exact, abs=1e-5) if len(HISTORY) >= FEWEST_FOR_A_BACKGROUND else None)
     assert (await memory._searching.ahead.measure("how are my tomatoes doing?", ["nobody"])).background is None
 
 

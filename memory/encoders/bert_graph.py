@@ -1,6 +1,7 @@
 """The ONNX graph of a BERT encoder with mean pooling, built in memory with onnxruntime's fused
-kernels (Attention, SkipLayerNormalization, BiasGelu); its weights are handed to the session
-as they are, so no model file exists anywhere."""
+kernels (Attention, SkipLayerNormalization, BiasGelu), its matrices float32 or 8-bit
+(:mod:`memory.encoders.int8`); its weights are handed to the session as they are, so no model
+file exists anywhere."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ FrontEnd = Literal["input_ids", "word_vectors"]
 
 def _in_memory(name: str, tensor: np.ndarray) -> TensorProto:
     """An initializer whose data the session receives separately (add_external_initializers)."""
-    proto = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=tensor.shape)
+    proto = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(tensor.dtype), dims=tensor.shape)
     proto.data_location = TensorProto.EXTERNAL
     for key, value in (("location", "in-memory"), ("offset", "0"), ("length", str(tensor.nbytes))):
         entry = proto.external_data.add()
@@ -27,7 +28,8 @@ def _in_memory(name: str, tensor: np.ndarray) -> TensorProto:
     return proto
 
 
-def build_graph(weights: dict[str, np.ndarray], *, layers: int, front_end: FrontEnd, name: str) -> bytes:
+def build_graph(weights: dict[str, np.ndarray], *, layers: int, front_end: FrontEnd, name: str,
+                int8: bool = False) -> bytes:
     """BERT encoder + pooling, as a serialised ONNX model without its weights.
 
     Inputs: ``attention_mask`` int32 [batch, length] (padding on the right) and, by
@@ -35,12 +37,41 @@ def build_graph(weights: dict[str, np.ndarray], *, layers: int, front_end: Front
     in ``weights["word"]``) or ``word_vectors`` float [batch, length, 384] (looked up by the
     caller). Outputs: ``summed`` [batch, 384], the sum of the real tokens' final states, and
     ``embedding``, its L2 normalisation (mean pooling's divisor cancels in it).
+
+    ``int8``: the attention and feed-forward matrices are :func:`memory.encoders.int8.quantised`'s
+    (``<matrix>_quantized``, ``_scale``, ``_zero_point``), each product's input quantised as it
+    runs, as onnxruntime's dynamic quantisation lays a graph out.
     """
     nodes = []
 
     def node(op: str, inputs: list[str], output: str, domain: str = "", **attributes: object) -> str:
         nodes.append(helper.make_node(op, inputs, [output], domain=domain, **attributes))
         return output
+
+    def quantised_input(tensor: str) -> tuple[str, str, str]:
+        """``tensor`` at 8 bits by its own range, its scale and zero point."""
+        parts = (f"{tensor}_quantized", f"{tensor}_scale", f"{tensor}_zero_point")
+        nodes.append(helper.make_node("DynamicQuantizeLinear", [tensor], list(parts)))
+        return parts
+
+    def matmul(tensor: str, matrix: str, output: str) -> str:
+        if not int8:
+            return node("MatMul", [tensor, matrix], output)
+        quantised, scale, zero_point = quantised_input(tensor)
+        scales = node("Mul", [scale, f"{matrix}_scale"], f"{output}_scales")
+        product = node("MatMulInteger", [quantised, f"{matrix}_quantized", zero_point, f"{matrix}_zero_point"],
+                       f"{output}_int32")
+        return node("Mul", [node("Cast", [product], f"{output}_float", to=TensorProto.FLOAT), scales], output)
+
+    def attention(tensor: str, layer: int, output: str) -> str:
+        if not int8:
+            return node("Attention", [tensor, f"qkv_w{layer}", f"qkv_b{layer}", "lengths"], output,
+                        domain=_CONTRIB, num_heads=_HEADS)
+        quantised, scale, zero_point = quantised_input(tensor)
+        matrix = f"qkv_w{layer}"
+        return node("QAttention", [quantised, f"{matrix}_quantized", f"qkv_b{layer}", scale, f"{matrix}_scale",
+                                   "lengths", zero_point, f"{matrix}_zero_point", ""], output,
+                    domain=_CONTRIB, num_heads=_HEADS)
 
     norm = {"domain": _CONTRIB, "epsilon": _LAYER_NORM_EPS}
     constants = [helper.make_tensor("last_axis", TensorProto.INT64, [1], [2]),
@@ -64,14 +95,13 @@ def build_graph(weights: dict[str, np.ndarray], *, layers: int, front_end: Front
         node("ReduceSum", ["attention_mask", "token_axis"], "lengths", keepdims=0)
         tokens = helper.make_tensor_value_info("word_vectors", TensorProto.FLOAT, ["batch", "length", WIDTH])
     for i in range(layers):
-        attended = node("Attention", [hidden, f"qkv_w{i}", f"qkv_b{i}", "lengths"], f"attended{i}",
-                        domain=_CONTRIB, num_heads=_HEADS)
-        projected = node("MatMul", [attended, f"out_w{i}"], f"projected{i}")
+        attended = attention(hidden, i, f"attended{i}")
+        projected = matmul(attended, f"out_w{i}", f"projected{i}")
         mid = node("SkipLayerNormalization", [projected, hidden, f"norm1_gamma{i}", f"norm1_beta{i}", f"out_b{i}"],
                    f"mid{i}", **norm)
-        up = node("MatMul", [mid, f"up_w{i}"], f"up{i}")
+        up = matmul(mid, f"up_w{i}", f"up{i}")
         activated = node("BiasGelu", [up, f"up_b{i}"], f"activated{i}", domain=_CONTRIB)
-        down = node("MatMul", [activated, f"down_w{i}"], f"down{i}")
+        down = matmul(activated, f"down_w{i}", f"down{i}")
         hidden = node("SkipLayerNormalization", [down, mid, f"norm2_gamma{i}", f"norm2_beta{i}", f"down_b{i}"],
                       f"hidden{i}", **norm)
     mask = node("Unsqueeze", [node("Cast", ["attention_mask"], "mask", to=TensorProto.FLOAT), "last_axis"],

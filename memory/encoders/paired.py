@@ -109,8 +109,10 @@ class PairedEncoder(Encoder):
 
     @property
     def record(self) -> str:
-        # Which passages are English decides where their vectors lie: how texts are read is recorded too.
-        return f"{self.name} (layout {self.LAYOUT}, reading {reading_version()})"
+        # Which passages are English decides where their vectors lie: how texts are read is recorded
+        # too, and MiniLM's precision (e5 runs at float32).
+        precision = "8-bit" if self.minilm.int8 else "float32"
+        return f"{self.name} (layout {self.LAYOUT}, reading {reading_version()}, MiniLM {precision})"
 
     def spaces(self, query: np.ndarray) -> list[Space]:
         """An English query: English passages by MiniLM, the others by e5 (when the query has
