@@ -6,10 +6,10 @@ at 7efb48f), read from ``GOAT_SEED_DIR`` and run unmodified: its prefetch daemon
 ``assemble_context``, as its ``Orchestrator.run()`` calls them up to the prompt (that glue is
 stated again in :func:`turn`, since ``run()`` itself needs a model). What differs from a live
 seed: its Chroma collection's embedding function is GOAT's MiniLM at float32 (the model the
-seed's default collection downloads, as it runs it), its Redis a private server, its facts tier empty, its access-count bump
-after a search left out (:func:`skip_bump`), and the clock of its modules simulated (an hour
-after each conversation's last turn), so that relative dates name the ranges GOAT's side is
-asked about.
+seed's default collection downloads, as it runs it), its Redis a private server, its facts tier
+empty, its access-count bump after a search left out (:func:`skip_bump`), and the clock of its
+modules simulated (an hour after each conversation's last turn), so that relative dates name
+the ranges GOAT's side is asked about.
 
 Usage: ``python -m bench.seed_side SEED_DIR LOCOMO_JSON STORE_DIR`` prints one JSON line: every
 question's pre-reply milliseconds asked first (``first``: its Redis is new, so its session cache

@@ -46,7 +46,7 @@ KEY_LABELS = ("ticket", "order", "booking", "invoice")
 IMPORT_CHUNK = 1_000  # turns per import call: the unit of progress of a resumed build
 # Bump when what the import writes changes (2: the BM25 word index in Redis; 3: times and
 # vectors in that index; 4: L2 messages with their token counts; 5: stemmed words; 6: L3 entries
-# with their recall lines' token counts; 7: the encoders' 8-bit vectors), so that archives cached
+# with their recall lines' token counts; 7: MiniLM's 8-bit vectors), so that archives cached
 # by an older version are not measured as if they were current.
 FORMAT_VERSION = 7
 # Turns 3, 13, 23… of a chat in a bilingual archive: never a labelled one (0, 25, 50, 75…).

@@ -322,8 +322,10 @@ async def cmd_reembed(settings: Settings, args: argparse.Namespace) -> int:
     if not done.chats and done.previous in (None, done.encoder):
         print(f"the archive is already embedded with {done.encoder}: nothing to do")
     else:
-        print(f"re-embedded {done.entries} entries of {done.chats} chat(s) with {done.encoder}"
-              f"{f' (was {done.previous})' if done.previous else ''}")
+        was = "" if done.previous is None else f" (was {done.previous})"
+        if done.previous == done.encoder:  # the same model, its vectors made by an older version
+            was = " (its vectors were an older version's)"
+        print(f"re-embedded {done.entries} entries of {done.chats} chat(s) with {done.encoder}{was}")
     return 0
 
 

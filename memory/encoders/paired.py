@@ -110,9 +110,9 @@ class PairedEncoder(Encoder):
     @property
     def record(self) -> str:
         # Which passages are English decides where their vectors lie: how texts are read is recorded
-        # too, and MiniLM's precision (e5 runs at float32).
-        precision = "8-bit" if self.minilm.int8 else "float32"
-        return f"{self.name} (layout {self.LAYOUT}, reading {reading_version()}, MiniLM {precision})"
+        # too, and MiniLM's 8 bits (float32 vectors, recorded before, are another version's).
+        precision = ", MiniLM 8-bit" if self.minilm.int8 else ""
+        return f"{self.name} (layout {self.LAYOUT}, reading {reading_version()}{precision})"
 
     def spaces(self, query: np.ndarray) -> list[Space]:
         """An English query: English passages by MiniLM, the others by e5 (when the query has

@@ -76,7 +76,7 @@ class Question:
         # Most questions: embedded, measured and searched beside the lookup, not after it: its round
         # trip then waits in front of none of them, and a hit after all leaves them unused. One this
         # process found or filed there lately is measured only once the lookup has missed: a hit then
-        # spends no encoding (~5 ms of a core, beside the turn's other work).
+        # spends no encoding (~2 ms of a core, beside the turn's other work).
         self._started_ahead = self._in_cache is not None and not self._in_cache.likely_found
         if self._started_ahead:
             self.ahead.embed_ahead(text, chat_id)

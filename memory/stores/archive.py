@@ -270,7 +270,7 @@ class Archive:
 
     async def later(self, exchanges: list[Exchange], now: float) -> int:
         """Park the turns in the Redis outbox and wake the archiver, which writes them to L3
-        after the reply (embedding and Chroma's write cost ~50 ms a turn at 100 000 entries).
+        after the reply (embedding and Chroma's write cost tens of ms a turn at 100 000 entries).
         Once this returns the turns are durable; the same ids make every rewrite of them
         harmless. Returns how many entries wait in the outbox."""
         redis = await self._redis.client()
