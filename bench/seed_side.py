@@ -36,14 +36,8 @@ from graph.importing.importer import TranscriptMessage, pair_turns
 from memory.encoders import LocalEmbeddings, MiniLMEncoder
 from tests.support import locomo
 
-
-class Float32MiniLM(MiniLMEncoder):
-    """MiniLM as the seed's default collection runs it: float32 matrices."""
-
-    int8 = False
-
-
-ENCODER = LocalEmbeddings(Float32MiniLM())  # loaded before the seed's ``memory`` takes the name
+# Float32, as the seed's default collection runs MiniLM; loaded before the seed's ``memory`` takes the name.
+ENCODER = LocalEmbeddings(MiniLMEncoder(int8=False))
 for _name in [name for name in sys.modules if name == "memory" or name.startswith("memory.")]:
     sys.modules["goat_" + _name] = sys.modules.pop(_name)
 

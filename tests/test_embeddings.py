@@ -55,10 +55,7 @@ def test_vectors_match_sentence_transformers(encoder: MiniLMEncoder) -> None:
 
 
 def test_minilm_at_float32_is_sentence_transformers_to_float_precision() -> None:
-    class Float32MiniLM(MiniLMEncoder):  # as the seed's side of `goat bench --sections seed` runs it
-        int8 = False
-
-    encoder = Float32MiniLM()
+    encoder = MiniLMEncoder(int8=False)  # as the seed's side of `goat bench --sections seed` runs it
     assert encoder.record == "minilm-l6"  # the float32 archives' record: another version's than the 8-bit one
     np.testing.assert_allclose(encoder.encode(REFERENCE["texts"]), np.array(REFERENCE["vectors"], dtype=np.float32),
                                atol=TOLERANCE)

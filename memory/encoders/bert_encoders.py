@@ -172,9 +172,11 @@ class MiniLMEncoder(BertEncoder):
 
     name = "minilm-l6"
     typical_background = 1.68
-    int8 = True
 
-    def __init__(self, path: Path | None = None, workers: int | None = None) -> None:
+    def __init__(self, path: Path | None = None, workers: int | None = None, *, int8: bool = True) -> None:
+        """``int8`` False: float32 matrices, as sentence-transformers runs the model (the seed's
+        side of `goat bench --sections seed`)."""
+        self.int8 = int8
         weights = graph_weights(path or model_dir())
         if self.int8:
             weights = quantised(weights)
