@@ -1,10 +1,11 @@
 """Section ``import``: turns per second and peak resident memory of `goat import`, beside the encoder alone.
 
-Two transcripts, each imported by `goat import`'s code in a fresh process of its own into empty
+Three transcripts, each imported by `goat import`'s code in a fresh process of its own into empty
 embedded backends (the model loaded and the backends connected first; the checking pass and
 e5's block for chats found to hold another language included, as `goat import` runs them):
-short turns, LoCoMo-like exchanges over a few chats, and long ones, an assistant's chats
-(LongMemEval, when its file is there). The same texts are then embedded by the encoder alone,
+short turns, LoCoMo-like exchanges over a few chats; real people's messages (REALTALK's chats,
+when their file is there); and long ones, an assistant's chats (LongMemEval, when its file is
+there). The same texts are then embedded by the encoder alone,
 in a process of its own, as the import embeds them (a chat holding another language gets
 e5's block on every passage), in the import's largest batches: the import's turns/s over the
 encoder's is what the import adds. Each process's peak resident memory (VmHWM) is reported.
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import longmemeval
+from bench import longmemeval, realtalk
 from bench.harness import BenchOptions, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table
 from bench.synthetic_archive import ChatPlan, TextPool, transcript_lines, turn_time
@@ -32,6 +33,7 @@ from graph.importing.exports import read_export
 from graph.importing.importer import MAX_BATCH, import_turns
 from graph.settings import Settings
 from nodes.services import Services
+from tests.support import locomo
 from tests.support.exports import TelegramChat, chatgpt_chain, telegram_message, write_chatgpt, write_telegram
 IMPORT_CHATS = 10
 FORMAT_NAMES = {"jsonl": "JSON Lines", "telegram": "Telegram Desktop (result.json)",
@@ -148,6 +150,8 @@ async def run(options: BenchOptions) -> SectionResult:
         with transcript_path.open("w", encoding="utf-8") as out:
             out.writelines(transcript_lines(chats, pool))
         transcripts = {"short": transcript_path}
+        if (real_path := real_transcript(folder / "real.jsonl")) is not None:
+            transcripts["real"] = real_path
         if (long_path := long_transcript(folder / "long.jsonl", options.import_turns)) is not None:
             transcripts["long"] = long_path
         kinds = {kind: import_beside_encoder(options.settings, folder / f"goat-{kind}", path)
@@ -189,6 +193,16 @@ def formats_table(formats: dict[str, dict[str, Any]]) -> str:
          for name, result in formats.items()],
         "The short turns from each format `goat import` reads (each into empty backends, in this process)",
     )
+
+
+def real_transcript(path: Path) -> Path | None:
+    """REALTALK's chats between real people, whole, as JSON Lines; None without their file."""
+    if (source := longmemeval.data_file(realtalk.ENV_VAR, realtalk.DEFAULT_PATH)) is None:
+        return None
+    with path.open("w", encoding="utf-8") as out:
+        for chat in locomo.load(source):
+            out.write(locomo.build_conversation(chat, chat_id=f"realtalk-{chat['sample_id']}", user_id="realtalk").jsonl())
+    return path
 
 
 def long_transcript(path: Path, turns: int) -> Path | None:

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
-from bench import bot_load, implicit, load, longmemeval, realtalk, seed
+from bench import bot_load, implicit, load, longmemeval, realtalk, seed, throughput
 from bench.synthetic_archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool,
                                      layout, messages, turn_times)
 from bench.cli import SECTIONS
@@ -26,6 +26,7 @@ from bench.overhead import NODES
 from bench.retrieval import OFF_TOPIC, methods
 from bot.cli import main
 from graph.checkpoint import DEFAULT_KEEP_TURNS
+from graph.importing.exports import read_export
 from graph.settings import Settings
 from memory.encoders.paired import PairedEncoder
 from memory.stores.episodic import collection_name
@@ -190,6 +191,18 @@ def test_a_message_is_dated_its_own_timestamp_where_it_has_one():
     assert [m["timestamp"] for m in conversation.messages] == [
         f"{t['timestamp']}+00:00" for t in made_up_chat(0)["conversation"]["session_1"]]
     assert conversation.last_time == datetime(2024, 1, 5, 8, 2, tzinfo=timezone.utc)
+
+
+def test_the_import_section_imports_realtalks_chats_as_goat_import_reads_them(tmp_path, monkeypatch):
+    path = tmp_path / "tiny-realtalk.json"
+    chats = [made_up_chat(number) for number in range(2)]
+    path.write_text(json.dumps(chats), encoding="utf-8")
+    monkeypatch.setenv(realtalk.ENV_VAR, str(path))
+    transcript = throughput.real_transcript(tmp_path / "real.jsonl")
+    turns = [chat_id for chat_id, _ in read_export(transcript).imported_turns()]
+    assert turns == [f"realtalk-made-up-{n}" for n in range(2) for _ in range(locomo.build_conversation(chats[n]).turns)]
+    monkeypatch.setenv(realtalk.ENV_VAR, str(tmp_path / "absent.json"))
+    assert throughput.real_transcript(tmp_path / "none.jsonl") is None
 
 
 def test_the_realtalk_section_asks_each_chats_questions_at_its_time_and_holds_two_chats_back(

@@ -26,7 +26,7 @@ from collections.abc import Collection
 import Stemmer
 
 from memory.words.scripts import KIND_OF, OWN_STEMMER, RUN_KINDS, SINGLES, foreign, grams, held_parts, words_of
-from memory.words.stopwords import CUES, GREETINGS, LANGUAGES
+from memory.words.stopwords import CUES, ENGLISH_TOO, GREETINGS, LANGUAGES
 
 _WORD = re.compile(r"\w+")
 NO_STEMMER = "none"
@@ -332,11 +332,15 @@ def reads_as_english(text: str) -> bool:
     """Whether ``text`` is English as far as its words tell: most of its words are Latin-script
     words, and English's common words in it weigh at least half what another language's do
     (the word index's prior for English left out: a short Spanish line is not English for
-    knowing no English word; a text nothing tells, a name or a number, is English)."""
+    knowing no English word; a text nothing tells, a name or a number, is English). In a text
+    of unaccented letters, the words English writes every day as well as another language
+    (``ENGLISH_TOO``: "a", "no", "man") tell nothing."""
     latin, cased = _latin_words(text)
     if latin is None:
         return False
     chooser = _choosers()["latin"]
+    if not _accented(text):  # a letter English does not write: the words it shares tell again
+        latin = [word for word in latin if word not in _ENGLISH_TOO]
     scores = chooser.scores(latin, cased)
     english = scores[0] - chooser.prior + sum(word in _ALSO_ENGLISH for word in latin)
     return 2 * english >= max(scores[1:]) - 1e-9
@@ -393,12 +397,19 @@ def _latin_words(text: str) -> tuple[list[str] | None, str]:
 # they tell no stemmer apart) but whose absence made English lines read as another language's
 # ("I finished Dune", "Might need cleaning", "Take care!").
 _ALSO_ENGLISH = frozenset({"i", "need", "take", "care"})
+_ENGLISH_TOO = frozenset(_fold(ENGLISH_TOO)[0].split())
+
+
+def _accented(text: str) -> bool:
+    """Whether ``text`` holds a letter beyond ASCII's ("Ojalá", "Ça va")."""
+    return not text.isascii() and any(char.isalpha() and not char.isascii() for char in text)
 
 
 def reading_version() -> str:
     """A digest of everything :func:`reads_as_english` decides by (its tables and this module's
     rule): vectors that depend on how texts were read record it, and a change is caught."""
     rule = (inspect.getsource(reads_as_english) + inspect.getsource(_latin_words) + inspect.getsource(_Chooser)
-            + repr(sorted(_ALSO_ENGLISH)))
+            + inspect.getsource(_accented)
+            + repr(sorted(_ALSO_ENGLISH)) + repr(sorted(_ENGLISH_TOO)))
     tables = repr((sorted(LANGUAGES.items()), sorted((k, sorted(v.items())) for k, v in CUES.items())))
     return hashlib.sha256((rule + tables).encode()).hexdigest()[:12]

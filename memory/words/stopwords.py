@@ -289,3 +289,13 @@ GREETINGS: dict[str, str] = {
     "english": "hey bye goodbye morning evening afternoon night talk soon later nice great cool lol haha cheers welcome "
                "today tonight tomorrow",
 }
+
+# Everyday English words that are also among another language's commonest ones ("a", "no", "man",
+# "once", the "s" of "Mom's"; "im" as chats write "I'm"). Reading a text's language leaves
+# them out: they tell no language apart, and one alone made an English line read as another
+# language's ("no idea", "Almost a thousand pages", "cuz im old"). Words that seldom stand for an
+# English one ("de", "la", "die") and elided letters ("d'", "l'") are not among them.
+ENGLISH_TOO = """
+    a s n im no non ai yo so once come end under word war man men hat bin son comment post per com
+    pre pro co plus solo mint met dog door bus pan era ad pour sit via tie net sub inn mine pie ten
+    nor ham bet bat till jam ton min pole ate alt zen pod van bio cam pale sense air"""
