@@ -125,9 +125,9 @@ def test_for_a_chat_of_english_alone_the_pair_runs_minilm_alone_and_fills_e5_in_
     query = paired.encode(["Where is my sister's home?"], query=True, every_language=False)[0]
     assert not query[384:].any() and [space.passages for space in paired.spaces(query)] == ["english"]
     # A short question in Latin script that reads as another language's is asked as English there.
-    assert not reads_as_english("tapas y vino?")
-    np.testing.assert_array_equal(paired.encode(["tapas y vino?"], query=True, every_language=False)[0][:384],
-                                  encoder.encode(["tapas y vino?"], query=True)[0])
+    assert not reads_as_english("die hard?")
+    np.testing.assert_array_equal(paired.encode(["die hard?"], query=True, every_language=False)[0][:384],
+                                  encoder.encode(["die hard?"], query=True)[0])
     # A Russian question meets them only once e5's block is filled in, as a chat of every language needs.
     russian_query = paired.encode(russian, query=True, every_language=False)[0]
     np.testing.assert_array_equal(distances(bare, russian_query), 2.0)

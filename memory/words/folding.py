@@ -339,7 +339,7 @@ def reads_as_english(text: str) -> bool:
     if latin is None:
         return False
     chooser = _choosers()["latin"]
-    if not _accented(text):  # a letter English does not write: the words it shares tell again
+    if not _accented(text):  # no letter English does not write: the words it shares tell nothing
         latin = [word for word in latin if word not in _ENGLISH_TOO]
     scores = chooser.scores(latin, cased)
     english = scores[0] - chooser.prior + sum(word in _ALSO_ENGLISH for word in latin)
@@ -395,14 +395,17 @@ def _latin_words(text: str) -> tuple[list[str] | None, str]:
 
 # Everyday English words the word index's tables leave out (other languages have them too, so
 # they tell no stemmer apart) but whose absence made English lines read as another language's
-# ("I finished Dune", "Might need cleaning", "Take care!").
+# ("I finished Dune", "Might need cleaning", "Take care!"): each counts for English. Unlike
+# ENGLISH_TOO's, which count for no language.
 _ALSO_ENGLISH = frozenset({"i", "need", "take", "care"})
 _ENGLISH_TOO = frozenset(_fold(ENGLISH_TOO)[0].split())
 
 
 def _accented(text: str) -> bool:
-    """Whether ``text`` holds a letter beyond ASCII's ("Ojalá", "Ça va")."""
-    return not text.isascii() and any(char.isalpha() and not char.isascii() for char in text)
+    """Whether ``text`` holds a letter beyond ASCII's ("Ojalá", "Ça va"), composed or as a
+    letter and its combining mark (as macOS may write it)."""
+    return not text.isascii() and any((char.isalpha() and not char.isascii()) or unicodedata.combining(char)
+                                      for char in text)
 
 
 def reading_version() -> str:
