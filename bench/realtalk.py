@@ -23,6 +23,7 @@ says in one line that it is skipped without them.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
@@ -37,13 +38,22 @@ ENV_VAR = "GOAT_REALTALK"
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "commonsense"}
 
 
+def data_path() -> Path | None:
+    """The chats' file, or None when there is none."""
+    return data_file(ENV_VAR, DEFAULT_PATH)
+
+
+def conversation_of(chat: dict[str, Any]) -> locomo.Conversation:
+    """A chat as its own GOAT chat, as `goat import` would store it."""
+    return locomo.build_conversation(chat, chat_id=f"realtalk-{chat['sample_id']}", user_id="realtalk")
+
+
 async def run(options: BenchOptions) -> SectionResult:
-    path = data_file(ENV_VAR, DEFAULT_PATH)
+    path = data_path()
     if path is None:
         return skipped("realtalk", ENV_VAR, DEFAULT_PATH)
     chats = locomo.load(path)
-    conversations = [locomo.build_conversation(chat, chat_id=f"realtalk-{chat['sample_id']}", user_id="realtalk")
-                     for chat in chats]
+    conversations = [conversation_of(chat) for chat in chats]
     said = [messages_by_dialog_id(chat) for chat in chats]
 
     def row(number: int, chat: dict[str, Any], conversation: locomo.Conversation, qa: locomo.Question,

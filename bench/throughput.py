@@ -197,11 +197,11 @@ def formats_table(formats: dict[str, dict[str, Any]]) -> str:
 
 def real_transcript(path: Path) -> Path | None:
     """REALTALK's chats between real people, whole, as JSON Lines; None without their file."""
-    if (source := longmemeval.data_file(realtalk.ENV_VAR, realtalk.DEFAULT_PATH)) is None:
+    if (source := realtalk.data_path()) is None:
         return None
     with path.open("w", encoding="utf-8") as out:
         for chat in locomo.load(source):
-            out.write(locomo.build_conversation(chat, chat_id=f"realtalk-{chat['sample_id']}", user_id="realtalk").jsonl())
+            out.write(realtalk.conversation_of(chat).jsonl())
     return path
 
 
