@@ -89,7 +89,7 @@ _ENCODE = _PEAK_MB + """
 import sys, time
 from pathlib import Path
 from graph.importing.exports import read_export
-from memory.encoders import load_encoder, of_every_language
+from memory.encoders import load_encoder, of_every_language, other_languages
 
 chats = {}
 for chat_id, turn in read_export(Path(sys.argv[1])).imported_turns():
@@ -98,7 +98,8 @@ encoder, batch = load_encoder(sys.argv[2]), int(sys.argv[3])
 encoder.encode(["a first pass pages the weights in"], every_language=False)
 started = time.perf_counter()
 for texts in chats.values():
-    every_language = of_every_language(texts)
+    latin, other_script = other_languages(texts)
+    every_language = of_every_language(len(latin), other_script)
     for start in range(0, len(texts), batch):
         encoder.encode(texts[start:start + batch], every_language=every_language)
 print(time.perf_counter() - started, sum(map(len, chats.values())), peak_mb())

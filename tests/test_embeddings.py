@@ -16,7 +16,7 @@ from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.encoder import Encoder, distances
 from memory.encoders.int8 import quantised
 from memory.encoders.minilm_weights import MAX_TOKENS, graph_weights, load_tokenizer, model_dir
-from memory.encoders.paired import PairedEncoder
+from memory.encoders.paired import PairedEncoder, of_every_language, other_languages
 from memory.words import reads_as_english
 from test_e5 import MIXED as E5_MIXED
 
@@ -97,6 +97,15 @@ def test_encoding_is_deterministic(batching: tuple[Encoder, list[str]]) -> None:
     np.testing.assert_array_equal(encoder.encode(mixed), encoder.encode(mixed))
 
 
+def test_a_chat_is_of_every_language_from_its_second_latin_line_of_another_language_or_one_in_another_script() -> None:
+    slang = ["yt", "Sus is short for suspicious"]  # real chats' English lines that read as another language
+    assert other_languages(["Where does my sister live?", *slang]) == ([1, 2], False)
+    assert not of_every_language(1, False) and of_every_language(2, False)
+    assert other_languages(["¿Dónde vive mi hermana?", "Mi hermana vive en Valencia."]) == ([0, 1], False)
+    assert other_languages(["Where does my sister live?", "Где живёт моя сестра?"]) == ([], True)
+    assert of_every_language(0, True)
+
+
 def test_paired_encoder_scores_english_pairs_by_minilm_and_any_other_pair_by_e5(
     paired: PairedEncoder, encoder: MiniLMEncoder, e5: LocalEmbeddings
 ) -> None:
@@ -133,6 +142,13 @@ def test_for_a_chat_of_english_alone_the_pair_runs_minilm_alone_and_fills_e5_in_
     np.testing.assert_array_equal(distances(bare, russian_query), 2.0)
     filled = paired.fill(english, bare)
     np.testing.assert_allclose(filled, paired.encode(english), atol=1e-6)
+    # Its one Latin-script line of another language is encoded as English there; once the chat
+    # is of every language, filling lays it out as another language's, as it is encoded now.
+    spanish = ["Mi hermana vive en Valencia."]
+    held = paired.encode(spanish, every_language=False)
+    np.testing.assert_array_equal(held[:, :384], encoder.encode(spanish))
+    assert not held[:, 384:].any()
+    np.testing.assert_allclose(paired.fill(spanish, held), paired.encode(spanish), atol=1e-6)
     np.testing.assert_allclose(distances(filled, russian_query),
                                2 - 2 * (e5.encoder.encode(russian, query=True) @ e5.encoder.encode(english).T)[0],
                                atol=1e-5)

@@ -10,8 +10,10 @@ asked as requests and without question marks, only check them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from graph.checkpoint import CheckpointedServices
@@ -21,7 +23,7 @@ from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory, RecallQuery
-from memory.turns import archive_id
+from memory.turns import Exchange, archive_id
 from test_cli import goat, goat_env, ok
 from test_retrieval import NOW, history_jsonl, load
 
@@ -183,6 +185,10 @@ ENGLISH = [
     (24, "The vet says our dog Max needs a lighter diet.", "Poor Max."),
     (22, "I started reading a novel about lighthouse keepers.", "Sounds atmospheric."),
 ]
+SPANISH = [
+    (20, "Mi hermana Lucía se casa en septiembre en Valencia.", "¡Qué buena noticia!"),
+    (19, "Se me rompió la pantalla del móvil al caer en la acera.", "Vaya, qué mala suerte."),
+]
 RUSSIAN = [
     (20, "Вчера мы ходили в театр на «Чайку» Чехова.", "Как вам постановка?"),
     (19, "Купил зимние шины для машины, старые совсем стёрлись.", "Разумно перед зимой."),
@@ -240,6 +246,47 @@ async def test_a_line_in_another_language_gives_the_chats_english_lines_e5s_bloc
              "Куда переехала моя сестра?": 1, "Which city did Lucy move to?": 1}
     for question, turn in asked.items():
         assert first_by_meaning(await runner.inspect("mixed", question, now=NOW.timestamp())) == archive_id("mixed", turn)
+
+
+async def test_a_chat_holding_one_latin_line_of_another_language_stays_of_english_alone_until_a_second(
+        lazy_pair, tmp_path) -> None:
+    """One such line is as often slang: the chat is not made to run e5 on every line for it, and
+    the line is encoded as English. A second marks the chat, and once filled, the first is laid
+    out as another language's: the chat is as its lines are encoded now (as `goat reembed` does)."""
+    runner, encoder = lazy_pair
+    memory, index = runner.services.memory, await runner.services.memory._backends.redis.entry_index()
+    await load(memory, tmp_path, "mixed", [*ENGLISH, SPANISH[0]])
+    assert not encoder.e5_loaded and await index.languages("mixed") == (False, len(ENGLISH) + 1)
+    await load(memory, tmp_path, "mixed", [*ENGLISH, *SPANISH])
+    assert await index.languages("mixed") == (True, len(ENGLISH) + 1)
+    assert await memory.measuring.settle() == 0
+    assert await index.languages("mixed") == (True, 0)
+    store = await memory._backends.l3.episodic()
+    found = store.get_with_vectors(["mixed"], [archive_id("mixed", n) for n in range(1, 8)])
+    vectors = np.array([vector for _, vector in found])
+    np.testing.assert_allclose(vectors, encoder.encode([hit["content"] for hit, _ in found]), atol=1e-5)
+    centroid = await index.centroid(["mixed"])  # the first line no longer counted as English
+    assert (centroid.count, centroid.english, centroid.bare) == (len(vectors), len(ENGLISH), 0)
+    np.testing.assert_allclose(centroid.total, vectors.sum(axis=0), atol=1e-5)
+    state = await runner.inspect("mixed", "Who is getting married in September?", now=NOW.timestamp())
+    assert first_by_meaning(state) == archive_id("mixed", 6)
+
+
+async def test_a_line_held_as_english_counts_once_however_often_it_is_rewritten_and_not_once_deleted(
+        lazy_pair, tmp_path) -> None:
+    runner, encoder = lazy_pair
+    memory, index = runner.services.memory, await runner.services.memory._backends.redis.entry_index()
+    await load(memory, tmp_path, "mixed", [*ENGLISH, SPANISH[0]])
+    days, told, reply = SPANISH[0]
+    for month in ("octubre", "noviembre"):  # edited twice (as a Telegram edit or an edited export is)
+        edited = Exchange("mixed", "alice", 6, (NOW - timedelta(days=days)).timestamp(),
+                          told.replace("septiembre", month), reply)
+        assert await memory._archiver.rewrite_turn(edited) is not None
+    assert await index.held_as_english("mixed") == {archive_id("mixed", 6)}
+    assert await memory.entries.delete("mixed", archive_id("mixed", 6))
+    assert await index.held_as_english("mixed") == set()
+    await load(memory, tmp_path, "mixed", [*ENGLISH, SPANISH[1]])
+    assert not encoder.e5_loaded and await index.languages("mixed") == (False, len(ENGLISH) + 1)
 
 
 async def test_a_chats_single_english_line_is_judged_against_its_russian_lines_background(lazy_pair, tmp_path) -> None:

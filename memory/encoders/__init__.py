@@ -3,6 +3,7 @@
 from memory.encoders.bert_encoders import MiniLMEncoder
 from memory.encoders.embeddings import LocalEmbeddings, encoder_files, load_encoder
 from memory.encoders.encoder import Encoder
-from memory.encoders.paired import of_every_language
+from memory.encoders.paired import of_every_language, other_languages
 
-__all__ = ["Encoder", "LocalEmbeddings", "MiniLMEncoder", "encoder_files", "load_encoder", "of_every_language"]
+__all__ = ["Encoder", "LocalEmbeddings", "MiniLMEncoder", "encoder_files", "load_encoder", "of_every_language",
+           "other_languages"]

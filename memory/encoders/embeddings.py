@@ -66,8 +66,8 @@ class ChatEmbeddings(LocalEmbeddings):
     def __init__(self, encoder: Encoder, every_language: bool) -> None:
         """Args:
             encoder: the archive's.
-            every_language: whether the chat holds, or was asked in, another language than
-                English (:meth:`Encoder.encode`'s ``every_language``).
+            every_language: whether the chat is one of every language
+                (:func:`memory.encoders.paired.of_every_language`, :meth:`Encoder.encode`'s ``every_language``).
         """
         super().__init__(encoder)
         self.every_language = every_language

@@ -55,8 +55,8 @@ class Encoder(ABC):
     def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
         """One row per text, in input order. ``query`` marks search queries, as opposed to the
         passages searched; a query's distance to them is :func:`distances`. ``every_language``
-        False: for a chat that holds English only (an encoder that reads every language in
-        one model ignores it)."""
+        False: for a chat of English alone, whose Latin-script texts are encoded as English
+        (an encoder that reads every language in one model ignores it)."""
 
     def fill(self, texts: list[str], passages: np.ndarray) -> np.ndarray:
         """The passages (vectors of these texts, encoded for a chat that held English only) as

@@ -28,11 +28,12 @@ class PairedEncoder(Encoder):
     """MiniLM beside e5-small: two English texts are compared by MiniLM, any other pair by e5
     (MiniLM reads English only). A chat pays for the languages it holds: an English line of a
     chat that holds no other language is encoded by MiniLM alone, and e5 is loaded only when a
-    text in another language, or a chat that holds one, needs it.
+    text in another language, or a chat that holds one (:func:`of_every_language`), needs it.
 
     Three 384-d blocks. A passage in English is [MiniLM, e5, 0], its e5 block left at zero
     until its chat holds another language (:meth:`fill` adds it, behind the turns); any other
-    passage is [0, 0, e5]. A query in English is [MiniLM, 0, e5] (its e5 block only for chats
+    passage is [0, 0, e5] (but a Latin-script line of a chat of English alone is stored as
+    English: :func:`of_every_language`). A query in English is [MiniLM, 0, e5] (its e5 block only for chats
     that hold another language), any other [0, e5, e5]. So a query's dot product with a passage
     is MiniLM's cosine when both are English and e5's otherwise, and 0 with an English passage
     whose e5 block is not there yet. Passages are of length 1 or √2: Chroma compares them in
@@ -72,8 +73,7 @@ class PairedEncoder(Encoder):
         return not self.e5_loaded and not asked_in_english(query, False)
 
     def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
-        read = partial(asked_in_english, every_language=every_language) if query else reads_as_english
-        english = np.array([read(text) for text in texts], dtype=bool)
+        english = np.array([asked_in_english(text, every_language) for text in texts], dtype=bool)
         with_e5 = np.ones(len(texts), dtype=bool) if every_language else ~english
         # A query's MiniLM block is remembered (BertEncoder.encode): a turn's message is embedded
         # ahead for a chat of English alone, and again with e5's block when its chat holds more.
@@ -100,11 +100,18 @@ class PairedEncoder(Encoder):
 
     def fill(self, texts: list[str], passages: np.ndarray) -> np.ndarray:
         """The passages with the e5 block each English one lacks (:func:`bare_passages`) added,
-        from its text."""
+        from its text; a line held as English while its chat was of English alone (its one
+        Latin-script line of another language, :func:`of_every_language`) is laid out as
+        another language's. So a filled chat is as its passages are encoded now."""
         passages = np.array(passages, dtype=np.float32)
-        bare = bare_passages(passages, self.english_block)
-        if bare.any():
-            passages[bare, WIDTH: 2 * WIDTH] = self.e5.encode([text for text, b in zip(texts, bare) if b])
+        rows = np.flatnonzero(bare_passages(passages, self.english_block))
+        if rows.size:
+            held = [texts[row] for row in rows]
+            e5 = self.e5.encode(held)
+            other = ~np.array([reads_as_english(text) for text in held], dtype=bool)
+            passages[rows[~other], WIDTH: 2 * WIDTH] = e5[~other]
+            passages[rows[other]] = 0
+            passages[rows[other], 2 * WIDTH:] = e5[other]
         return passages
 
     @property
@@ -130,14 +137,35 @@ class PairedEncoder(Encoder):
         return spaces
 
 
-def of_every_language(passages: list[str]) -> bool:
-    """Whether a chat holding these passages is one of every language (one of them reads as
-    another language than English): the pair gives each of its passages e5's block."""
-    return not all(map(reads_as_english, passages))
+# A chat is one of every language from its second Latin-script line that reads as another
+# language: one alone is as often slang that a language's common words hold ("yt", "Sus is short
+# for suspicious" in real chats), and marking a chat for it made its whole import run e5 too.
+_LATIN_LINES_OF_EVERY_LANGUAGE = 2
+
+
+def other_languages(passages: list[str]) -> tuple[list[int], bool]:
+    """Which of these passages (their places) read as another language than English in Latin
+    script, and whether one is in another script."""
+    others = [place for place, text in enumerate(passages) if not reads_as_english(text)]
+    latin = [place for place in others if in_latin_script(passages[place])]
+    return latin, len(latin) < len(others)
+
+
+def latin_of_another_language(text: str) -> bool:
+    """Whether a text reads as another language than English in Latin script (a chat of
+    English alone stores it as English until :func:`of_every_language`)."""
+    return not reads_as_english(text) and in_latin_script(text)
+
+
+def of_every_language(latin_lines: int, other_script: bool) -> bool:
+    """Whether a chat holding this many Latin-script lines of another language (or a line in
+    another script) is one of every language: the pair gives each of its passages e5's block.
+    Until then its Latin-script lines are encoded as English (:func:`asked_in_english`)."""
+    return other_script or latin_lines >= _LATIN_LINES_OF_EVERY_LANGUAGE
 
 
 def asked_in_english(text: str, every_language: bool) -> bool:
-    """Whether a query is compared as English: it reads as English, or its chats hold English
+    """Whether a text is encoded as English: it reads as English, or its chats hold English
     alone and it is in Latin script (a short English question, "die hard?", may read as another
     language's; in such a chat there is nothing else for it to meet)."""
     return reads_as_english(text) or (not every_language and in_latin_script(text))

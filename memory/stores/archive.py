@@ -26,7 +26,7 @@ from memory.stores.entry_index import IndexEntry
 from memory.stores.index_migration import IndexMigration
 from memory.stores.index_sync import IndexSync
 from memory.turns import USER_PREFIX, Exchange, Hit, archive_id, with_user_text
-from memory.encoders import of_every_language
+from memory.encoders import of_every_language, other_languages
 
 log = logging.getLogger(__name__)
 
@@ -168,27 +168,35 @@ class Archive:
         """An entry L3 holds (``old``, with its stored vector), rewritten as ``entry`` (id, content,
         metadata): embedded afresh in Chroma, and in the word index at its old number and time."""
         entry_id, content, metadata = entry
-        [vector] = await self._encoder.embed([content], await self._of_every_language(chat_id, [content]))
+        [vector] = await self._encoder.embed([content], await self._of_every_language(chat_id, [entry_id], [content]))
         await self._l3.call((await self._l3.episodic()).upsert, chat_id, [entry], [vector])
         await (await self._redis.lexical_index()).replace(
             chat_id, IndexEntry(entry_id, content, vector, old["timestamp"]), old["content"], old_vector)
 
     # ---- a chat's languages --------------------------------------------------------------
 
-    async def _of_every_language(self, chat_id: str, contents: list[str]) -> bool:
-        """Whether the chat's entries get e5's block: once it holds, or was asked in, another
-        language than English. Its first such line marks it (and its English lines are filled)."""
+    async def _of_every_language(self, chat_id: str, ids: list[str], contents: list[str]) -> bool:
+        """Whether the chat's entries (these ids, with these contents, about to be written) get
+        e5's block: once it holds, or was asked in, another language than English
+        (:func:`of_every_language`). The entries that make it so mark it (and its English lines
+        are filled)."""
         index = await self._redis.entry_index()
         if not index.tells_english_apart:
             return True
         every, _ = await index.languages(chat_id)
-        if not every and of_every_language(contents):
+        if every:
+            return True
+        latin, other_script = other_languages(contents)
+        if not latin and not other_script:
+            return False
+        held = await index.held_as_english(chat_id) | {ids[place] for place in latin}  # an entry rewritten counts once
+        if of_every_language(len(held), other_script):
             # The archive's encoder recorded first: a fresh archive holding a chat's mark and no
             # record would read as one of MiniLM's vectors.
             await self._encoder.embeddings()
             await index.hold_every_language(chat_id)
-            every = True
-        return every
+            return True
+        return False
 
     async def _fill_behind(self) -> bool:
         """One :meth:`fill_step`; False also when it failed (L3 unreachable: the next wake-up tries again)."""
@@ -211,7 +219,8 @@ class Archive:
         return filled
 
     async def fill_step(self, wait: bool = False) -> int | None:
-        """Give one batch of a chat's bare English entries e5's block, in Chroma and in the word
+        """Give one batch of a chat's bare English entries e5's block (:meth:`memory.encoders.paired.PairedEncoder.fill`:
+        a line held as English is laid out as another language's), in Chroma and in the word
         index (the chat held while it is written: a forget of one of them waits; without
         ``wait``, a chat held by a turn is left for next time).
 
@@ -234,7 +243,7 @@ class Archive:
                 old = np.array([vector for _, vector in found], dtype=np.float32)
                 vectors = await self._l3.run_blocking(embeddings.encoder.fill, [hit["content"] for hit, _ in found], old)
                 await self._l3.call(store.set_vectors, chat_id, found_ids, vectors)
-                await index.fill_vectors(chat_id, found_ids, vectors, old)
+                await index.fill_vectors(chat_id, [(hit["id"], hit["content"]) for hit, _ in found], vectors, old)
             # Every entry looked at: done, unless more were written bare meanwhile (then again
             # from the start; a pass that found none ends it whatever the count says).
             if next_start == 0 and not (ids and (await index.languages(chat_id))[1]):
@@ -260,11 +269,15 @@ class Archive:
         """Embed the entries once; store them in Chroma, then index their words and vectors."""
         store, index = await self._l3.episodic(), await self._redis.lexical_index()
         contents = [content for _, content, _ in entries]
-        vectors = await self._encoder.embed(contents, await self._of_every_language(chat_id, contents))
+        every_language = await self._of_every_language(chat_id, [entry_id for entry_id, _, _ in entries], contents)
+        vectors = await self._encoder.embed(contents, every_language)
         await self._l3.call(store.upsert, chat_id, entries, vectors)
         # Indexed now, after the reply, rather than caught up by a later search.
         await index.add(chat_id, [IndexEntry(entry_id, content, vector, timestamp) for (entry_id, content, _), vector,
                                   timestamp in zip(entries, vectors, times)])
+        if not every_language and (await index.entries.languages(chat_id))[0]:
+            # Marked meanwhile (by another writer, or a question): its filling may have passed these.
+            await index.entries.hold_every_language(chat_id)
 
     # ---- the archive, written behind the replies ----------------------------------------
 

@@ -11,7 +11,9 @@ same hash tag. Per chat, under one hash tag (a digest of the chat id: one cluste
   handed out, ``vectors``: vectors summed, ``english``: those of English passages among them
   (a paired encoder's, which tells them apart), ``bare``: English passages without their e5
   block yet, ``every_language``: 1 once the chat holds or was asked in another language
-  (its English passages then get e5's block); the word index keeps its own fields there}.
+  (its English passages then get e5's block); the word index keeps its own fields there};
+  ``…:held``: the entries held as English, Latin-script lines of another language stored with
+  MiniLM's block (:func:`memory.encoders.paired.of_every_language`: a second one marks the chat);
   A query's mean distance to the chat's entries (of each space it is compared in) follows
   from them exactly (``2 − 2·q·sum / count``), which is the background the gap filter
   measures relevance against;
@@ -32,6 +34,7 @@ import numpy as np
 from redis.asyncio import Redis
 
 from memory.encoders.encoder import bare_passages, english_passages
+from memory.encoders.paired import latin_of_another_language
 
 VECTOR = np.dtype("<f2")
 _SCAN_ROWS = 2048  # vectors read per call looking for bare ones (4.7 MB of a paired encoder's)
@@ -148,6 +151,20 @@ class EntryIndex:
         pipe.zadd(self.key(chat_id, "time"), {number: entry.timestamp for entry, number in numbered})
         for (_, number), vector in zip(numbered, vectors.astype(VECTOR)):
             self.write_vector(pipe, chat_id, number, vector)
+        self.write_held(pipe, chat_id, [(entry.id, entry.content) for entry, _ in numbered], vectors)
+
+    def write_held(self, pipe: Any, chat_id: str, entries: Sequence[tuple[str, str]], vectors: np.ndarray) -> None:
+        """Queue on ``pipe`` (run by the caller) which of these entries (id, content), with these
+        vectors, are held as English (a Latin-script line of another language with MiniLM's
+        block) and which are not."""
+        if not self._english_block or not len(entries):
+            return
+        english = english_passages(np.asarray(vectors), self._english_block)
+        held = [latin_of_another_language(content) and kind for (_, content), kind in zip(entries, english)]
+        if ids := [entry_id for (entry_id, _), h in zip(entries, held) if h]:
+            pipe.sadd(self.key(chat_id, "held"), *ids)
+        if ids := [entry_id for (entry_id, _), h in zip(entries, held) if not h]:
+            pipe.srem(self.key(chat_id, "held"), *ids)
 
     def write_vector(self, pipe: Any, chat_id: str, number: int, vector: np.ndarray) -> None:
         """Queue on ``pipe`` (run by the caller) the entry's vector, in place of the one it had."""
@@ -167,24 +184,30 @@ class EntryIndex:
             pipe.hdel(self.key(chat_id, "number"), entry_id)
             pipe.hdel(self.key(chat_id, "id"), number)
             pipe.zrem(self.key(chat_id, "time"), number)
+            pipe.srem(self.key(chat_id, "held"), entry_id)
             await pipe.execute()
         vector = np.asarray(vector, dtype=np.float64)
         await self.add_to_sum(chat_id, -vector, -1, *(-n for n in self.kinds(vector[None])))
 
-    async def set_vectors(self, chat_id: str, ids: Sequence[str], vectors: np.ndarray) -> np.ndarray:
-        """Replace the vectors of these entries (a re-embedding); their words and times stay.
+    async def set_vectors(self, chat_id: str, entries: Sequence[tuple[str, str]], vectors: np.ndarray) -> np.ndarray:
+        """Replace the vectors of these entries (id, content: a re-embedding); their words and
+        times stay.
         The chat's sum is the caller's to set once all its entries are replaced (:meth:`set_sum`,
         with :meth:`kinds` of the vectors summed).
 
         Returns:
             Which of ``ids`` are indexed (a boolean per id): those whose vectors the sum holds.
         """
-        numbers = await self._redis.hmget(self.key(chat_id, "number"), list(ids)) if len(ids) else []
+        ids = [entry_id for entry_id, _ in entries]
+        numbers = await self._redis.hmget(self.key(chat_id, "number"), ids) if ids else []
         indexed = np.array([number is not None for number in numbers], dtype=bool)
         async with self._redis.pipeline(transaction=False) as pipe:
             for number, vector in zip(numbers, np.asarray(vectors).astype(VECTOR)):
                 if number is not None:
                     self.write_vector(pipe, chat_id, int(number), vector)
+            if indexed.any():
+                self.write_held(pipe, chat_id, [entry for entry, i in zip(entries, indexed) if i],
+                                np.asarray(vectors)[indexed])
             await pipe.execute()
         return indexed
 
@@ -192,7 +215,7 @@ class EntryIndex:
         """Forget the chat's vectors and their sum (before :meth:`set_vectors` writes ones of
         another length); its words and times stay."""
         async with self._redis.pipeline(transaction=True) as pipe:  # one hash tag: one slot
-            pipe.unlink(self.key(chat_id, "vectors"), self.key(chat_id, "sum"))
+            pipe.unlink(self.key(chat_id, "vectors"), self.key(chat_id, "sum"), self.key(chat_id, "held"))
             pipe.hdel(self.key(chat_id, "meta"), "vectors", "english", "bare")
             await pipe.execute()
 
@@ -204,10 +227,11 @@ class EntryIndex:
             pipe.hset(self.key(chat_id, "meta"), mapping={"vectors": count, "english": english, "bare": bare})
             await pipe.execute()
 
-    async def fill_vectors(self, chat_id: str, ids: Sequence[str], vectors: np.ndarray, old: np.ndarray) -> None:
-        """Put the vectors of these entries, filled with e5's block, in place of their bare ones
-        (``old``), in the index and the chat's sum. Entries not indexed are left alone."""
-        indexed = await self.set_vectors(chat_id, ids, vectors)
+    async def fill_vectors(self, chat_id: str, entries: Sequence[tuple[str, str]], vectors: np.ndarray,
+                           old: np.ndarray) -> None:
+        """Put the vectors of these entries (id, content), filled with e5's block, in place of
+        their bare ones (``old``), in the index and the chat's sum. Entries not indexed are left alone."""
+        indexed = await self.set_vectors(chat_id, entries, vectors)
         if not indexed.any():
             return
         vectors, old = np.asarray(vectors, dtype=np.float64)[indexed], np.asarray(old, dtype=np.float64)[indexed]
@@ -230,6 +254,10 @@ class EntryIndex:
             pipe.sadd(self._to_fill_key, chat_id)
             marked, *_ = await pipe.execute()
         return bool(marked)
+
+    async def held_as_english(self, chat_id: str) -> set[str]:
+        """The ids of the chat's entries held as English (:meth:`write_held`)."""
+        return {entry_id.decode() for entry_id in await self._redis.smembers(self.key(chat_id, "held"))}
 
     async def any_every_language(self) -> bool:
         """Whether any chat is one of every language (a process then loads e5 as it starts)."""

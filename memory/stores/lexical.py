@@ -148,6 +148,7 @@ class LexicalIndex:
         vector = np.asarray(entry.vector, dtype=np.float64)
         async with self._redis.pipeline(transaction=False) as pipe:
             self.entries.write_vector(pipe, chat_id, number, vector)
+            self.entries.write_held(pipe, chat_id, [(entry.id, entry.content)], vector[None])
             for term, records in self._postings([(entry, number)]).items():
                 pipe.append(self._term_key(chat_id, term), records)
             await pipe.execute()

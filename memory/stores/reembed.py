@@ -18,13 +18,13 @@ from functools import partial
 
 import numpy as np
 
+from memory.encoders import of_every_language, other_languages
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.errors import BackendUnavailable
 from memory.settings import encoder_of
 from memory.stores.archive_encoder import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED_KEY, REEMBED_LEASE, ArchiveEncoder
 from memory.stores.l3_backend import L3Backend
 from memory.stores.redis_backend import RedisBackend
-from memory.words import reads_as_english
 
 _BATCH = 256  # entries embedded and written per call
 
@@ -100,9 +100,10 @@ async def _reembed_chat(redis: RedisBackend, l3: L3Backend, embeddings: LocalEmb
     store, index = await l3.episodic(), await redis.entry_index()
     entries = await l3.call(store.entries, chat_id)
     total, indexed_count, kinds = np.zeros(embeddings.encoder.dimensions, dtype=np.float64), 0, np.zeros(2, int)
-    # A chat that holds, or was asked in, another language than English: every entry gets e5's block.
-    every_language = not index.tells_english_apart or (await index.languages(chat_id))[0] or not all(
-        reads_as_english(entry["content"]) for entry in entries)
+    # A chat of every language (marked, or its lines make it one): every entry gets e5's block.
+    latin, other_script = other_languages([entry["content"] for entry in entries])
+    every_language = (not index.tells_english_apart or (await index.languages(chat_id))[0]
+                      or of_every_language(len(latin), other_script))
     if every_language and index.tells_english_apart:
         await index.hold_every_language(chat_id)
     encode = partial(embeddings.encoder.encode, every_language=every_language)
@@ -110,10 +111,9 @@ async def _reembed_chat(redis: RedisBackend, l3: L3Backend, embeddings: LocalEmb
     await l3.call(store.begin_rebuild, chat_id)
     for start in range(0, len(entries), _BATCH):
         batch = entries[start : start + _BATCH]
-        ids = [entry["id"] for entry in batch]
         vectors = await l3.run_blocking(encode, [entry["content"] for entry in batch])
         await l3.call(store.add_to_rebuild, chat_id, batch, vectors)
-        indexed = await index.set_vectors(chat_id, ids, vectors)
+        indexed = await index.set_vectors(chat_id, [(entry["id"], entry["content"]) for entry in batch], vectors)
         total += vectors[indexed].astype(np.float64).sum(axis=0)
         indexed_count += int(indexed.sum())
         kinds += index.kinds(vectors[indexed])
