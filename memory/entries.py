@@ -83,6 +83,13 @@ class ChatEntries:
             await self._journal.record_imported(chat_id, {turn.digest: number for number, turn in turns})
         await self._erase_replaced(chat_id, replaced)
 
+    async def release_archive(self) -> None:
+        """Let go of what L3 holds in memory for the chats it wrote (an import calls it every so
+        many exchanges): the embedded Chroma keeps every collection it opened or wrote until its
+        client closes, so an import of many chats grew with its file. Waits for L3's calls under
+        way (the next call opens it again); skipped if one outlasts the wait, or for a server."""
+        await self._l3.release()
+
     async def link_message(self, chat_id: str, message_ref: str, turn: Mapping[str, Any]) -> None:
         """Record that a turn (its state: ``turn``, ``now``, ``message``, ``user_id``) stored the
         client's message ``message_ref`` (a Telegram message id), so that an edit of the message can

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from test_import_hardening import memory  # noqa: F401 (the fixture: a Memory on real backends)
 
+from graph.importing import importer
 from graph.importing.importer import BATCH_CHARS, MAX_BATCH, Read, import_turns, read_transcript
+from memory.turns import archive_id
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +73,26 @@ async def test_an_import_reads_its_file_as_it_writes_it_in_bounded_batches(memor
     for messages_read, exchanges, _ in writes:
         written += exchanges
         assert messages_read <= 2 * written + 2, writes
+
+
+async def test_an_import_closes_l3_every_so_many_exchanges_once_none_of_its_calls_runs(memory, tmp_path, monkeypatch):
+    """Chroma keeps every collection it wrote in memory: an import of many chats closes the store
+    every ``RELEASE_EVERY`` exchanges, alone, and the next call opens it again."""
+    monkeypatch.setattr(importer, "RELEASE_EVERY", 100)
+    l3 = memory._backends.l3
+    store, closed_alone = await l3.episodic(), []
+    release = store.release
+
+    def releasing() -> None:
+        closed_alone.append(l3._pool.files._alone and not l3._pool.files._sharing)
+        release()
+
+    monkeypatch.setattr(store, "release", releasing)
+    stats = await import_turns(memory, read_transcript(transcript(tmp_path / "meters.jsonl")))
+    assert stats["imported"] == SHORT_TURNS + LONG_TURNS
+    assert len(closed_alone) >= 2 and all(closed_alone)  # after the batches that passed 100 exchanges since the last
+    entries = await l3.call(store.entries, CHAT)
+    assert len(entries) == SHORT_TURNS + LONG_TURNS
+    [(_, vector)] = await l3.call(store.get_with_vectors, [CHAT], [archive_id(CHAT, 102)])
+    [[nearest, *_]] = await l3.call(store.search, [CHAT], [vector], 3)  # the vector index reopened whole
+    assert nearest["id"] == archive_id(CHAT, 102)

@@ -257,3 +257,20 @@ def test_the_pages_example_runs_as_written_after_goat_demo(tmp_path: Path) -> No
     first, second, answer = done.stdout.splitlines()
     assert first.startswith("demo:turn_0007 2025-") and "Dr. Ioana Marinescu" in first
     assert second.startswith("demo:turn_") and answer == "Dr. Ioana Marinescu, at Vet Care Floreasca."
+
+
+async def test_it_still_answers_once_memory_has_closed_and_reopened_its_store(memory: Memory,
+                                                                               garden: ArchiveVectorStore) -> None:
+    """An import closes L3 every so many exchanges (Chroma keeps what it wrote in memory): a vector
+    store made before reads through the client open then."""
+    before = ids(garden.similarity_search("Who dug up the basil?", k=K))
+    await memory._backends.l3.release()
+    assert ids(garden.similarity_search("Who dug up the basil?", k=K)) == before
+    assert ids(garden.get_by_ids([f"{GARDEN}:turn_0002"])) == [f"{GARDEN}:turn_0002"]
+    # The chat's collection made again since (forgotten, then archived anew): asked for again.
+    l3 = memory._backends.l3
+    store = await l3.episodic()
+    await l3.call(store.delete_chat, GARDEN)
+    await memory.entries.import_turns(GARDEN, [exchange("again", "Rex dug up the basil again.", START, ANA)])
+    with pytest.raises(LookupError, match="ask for it again"):
+        garden.similarity_search("Who dug up the basil?", k=K)

@@ -46,6 +46,9 @@ LATEST = datetime(2201, 1, 1, tzinfo=timezone.utc).timestamp()  # the first mome
 FIRST_BATCH, MIN_BATCH, MAX_BATCH = 8, 128, 512
 BATCH_SECONDS = 1.0
 BATCH_CHARS = 128_000
+# Exchanges written between two releases of L3's memory (ChatEntries.release_archive): what
+# Chroma keeps of this many entries, ~50 MB, is as far as an import's memory grows.
+RELEASE_EVERY = 5_000
 _SECONDS = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # a JSON number, as text
 _BOM = "\ufeff"  # some editors begin a file with it: it is not part of the first line
 
@@ -379,10 +382,10 @@ async def import_turns(memory: Memory, transcript: Transcript, progress: Callabl
     """
     stats = {"messages": transcript.messages, "turns": transcript.turns, "imported": 0, "skipped": 0}
     batch: dict[str, list[ImportedTurn]] = {}
-    size, held, chars = FIRST_BATCH, 0, 0
+    size, held, chars, unreleased = FIRST_BATCH, 0, 0, 0
 
     async def write() -> None:
-        nonlocal size, held, chars
+        nonlocal size, held, chars, unreleased
         if stopped and stopped():
             raise ImportStopped(stats["imported"], stats["skipped"])
         started, written = time.perf_counter(), 0
@@ -394,6 +397,10 @@ async def import_turns(memory: Memory, transcript: Transcript, progress: Callabl
         if written:  # turns already there cost next to nothing: they say nothing of a batch's time
             per_turn = max(time.perf_counter() - started, 1e-6) / written
             size = max(MIN_BATCH, min(2 * size, MAX_BATCH, int(BATCH_SECONDS / per_turn)))
+        unreleased += written
+        if unreleased >= RELEASE_EVERY:
+            unreleased = 0
+            await memory.entries.release_archive()
         batch.clear()
         held = chars = 0
 

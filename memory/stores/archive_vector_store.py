@@ -27,11 +27,13 @@ _READS = frozenset({"query", "get", "search", "count", "peek"})
 
 class _ReadOnlyCollection:
     """A chat's Chroma collection as the vector store sees it: its reads hold memory's files shared
-    (the erasure rewrites embedded Chroma's files alone: a read beside it would see them torn), its
+    (the erasure rewrites embedded Chroma's files alone: a read beside it would see them torn) and
+    go through the client open then (memory may have closed the one it was made with), its
     attributes are its own (name, configuration…), and its other calls are refused."""
 
-    def __init__(self, collection: chromadb.Collection, files: SharedOrAlone) -> None:
-        self._chat_collection, self._files = collection, files
+    def __init__(self, collection: chromadb.Collection, files: SharedOrAlone,
+                 current: Callable[[], chromadb.Collection]) -> None:
+        self._chat_collection, self._files, self._current = collection, files, current
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._chat_collection, name)
@@ -39,11 +41,15 @@ class _ReadOnlyCollection:
             return attribute
         if name not in _READS:
             raise ArchiveReadOnly()
-        return partial(self._read, attribute)
+        return partial(self._read, name)
 
-    def _read(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _read(self, name: str, *args: Any, **kwargs: Any) -> Any:
         with self._files.shared():
-            return call(*args, **kwargs)
+            current = self._current()
+            if current.id != self._chat_collection.id:
+                raise LookupError("the chat's archive was rebuilt or forgotten since this vector store was made: "
+                                  "ask for it again")
+            return getattr(current, name)(*args, **kwargs)
 
 
 def _refused(*args: Any, **kwargs: Any) -> NoReturn:
@@ -58,7 +64,7 @@ class ArchiveVectorStore(Chroma):
     before anything is embedded or written."""
 
     def __init__(self, client: chromadb.ClientAPI, collection_name: str, chat_id: str, embeddings: ChatEmbeddings,
-                 files: SharedOrAlone) -> None:
+                 files: SharedOrAlone, current: Callable[[], chromadb.Collection]) -> None:
         """Made in memory's thread pool, whose call holds ``files`` shared (the collection is read).
 
         Args:
@@ -67,6 +73,7 @@ class ArchiveVectorStore(Chroma):
             chat_id: the chat (named when it has no archive yet).
             embeddings: how the chat's questions are embedded.
             files: held shared by every later read.
+            current: the collection through memory's client open at the time of a read.
         Raises:
             LookupError: nothing of the chat is archived yet.
         """
@@ -75,7 +82,7 @@ class ArchiveVectorStore(Chroma):
         except NotFoundError as exc:
             raise LookupError(f"chat {chat_id!r} has no archive yet: its first turn is archived behind its "
                               "reply, an import as it runs") from exc
-        self._chroma_collection = _ReadOnlyCollection(self._chroma_collection, files)
+        self._chroma_collection = _ReadOnlyCollection(self._chroma_collection, files, current)
 
     # Every write langchain-chroma offers (add_documents, update_document, reset_collection and
     # from_documents go through these), refused before anything is embedded.

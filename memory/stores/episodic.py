@@ -342,7 +342,15 @@ class EpisodicStore:
         Raises:
             LookupError: the chat has no collection yet.
         """
-        return ArchiveVectorStore(self._client(), collection_name(chat_id), chat_id, embeddings, files)
+        return ArchiveVectorStore(self._client(), collection_name(chat_id), chat_id, embeddings, files,
+                                  functools.partial(self._collection_now, chat_id))
+
+    def _collection_now(self, chat_id: str) -> chromadb.Collection:
+        """The chat's collection through the client open now (:meth:`close` may have closed the
+        one a vector store was made with)."""
+        if (chat := self._existing(chat_id)) is None:
+            raise LookupError(f"chat {chat_id!r} has no archive any more")
+        return chat.collection
 
     def count(self, chat_id: str) -> int:
         return self._read(chat_id, lambda chat: chat.collection.count(), 0)
@@ -372,6 +380,13 @@ class EpisodicStore:
             self._file.close()
         if client is not None:
             client.close()
+
+    def release(self) -> None:
+        """Close an embedded client (the next call opens it again): Chroma keeps the vector index
+        of each collection it opened or wrote in memory (~10 KB an entry) until then, up to a
+        fifth of the process's open-file limit of them. A server's client, or one given open, stays."""
+        if self._file is not None:
+            self.close()
 
     def _client(self) -> chromadb.ClientAPI:
         with self._lock:

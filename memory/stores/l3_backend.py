@@ -5,6 +5,8 @@ abandoned by a caller's deadline without blocking the event loop or the default 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -16,6 +18,8 @@ from memory.stores.episodic import EpisodicStore
 from memory.stores.erasure import DataFolderErasure, SharedOrAlone
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+_RELEASE_WAIT_S = 10.0  # for L3's calls under way before a release (a search abandoned by a deadline may run on)
 
 
 class BlockingPool:
@@ -34,6 +38,18 @@ class BlockingPool:
     def _sharing(self, fn: Callable[..., T], args: tuple) -> T:
         with self.files.shared():  # held by the pool's thread for as long as fn runs
             return fn(*args)
+
+    async def alone(self, fn: Callable[[], None], wait: float) -> None:
+        """``fn()`` once no call of the pool runs, none starting meanwhile.
+
+        Raises:
+            TimeoutError: a call still ran after ``wait`` seconds (``fn`` not run).
+        """
+        def run() -> None:
+            with self.files.alone(wait):
+                fn()
+
+        await asyncio.to_thread(run)
 
     def shutdown(self) -> None:
         """Stop the pool without waiting: stuck searches abandoned by a deadline must not hold shutdown."""
@@ -91,6 +107,19 @@ class L3Backend:
                 raise
         return self._episodic
 
+    async def release(self) -> None:
+        """Close an embedded store once none of its calls runs (the next call opens it again),
+        and give the memory it held back to the system (:meth:`EpisodicStore.release`); a call
+        still running after ``_RELEASE_WAIT_S`` leaves it open, for the next release."""
+        if (store := self._episodic) is None:
+            return
+        try:
+            await self._pool.alone(store.release, _RELEASE_WAIT_S)
+        except TimeoutError:
+            log.info("L3 left open: a call of it still runs")
+            return
+        await asyncio.to_thread(_give_back_freed_memory)
+
     async def vector_store(self, chat_id: str, embeddings: ChatEmbeddings) -> ArchiveVectorStore:
         """The chat's collection as LangChain's vector store, read-only, whose reads (in the
         caller's thread) hold the pool's files shared as the pool's calls do.
@@ -117,3 +146,12 @@ class L3Backend:
             raise BackendUnavailable(
                 "chroma", f"cannot open {url or 'the embedded store'} ({exc})", "run `goat doctor`"
             ) from exc
+
+
+def _give_back_freed_memory() -> None:
+    """glibc keeps what a process freed for its next allocations; ``malloc_trim`` hands it back
+    (without it a closed Chroma client's memory stayed resident). Elsewhere, nothing."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # no glibc (TypeError: Windows's CDLL(None))
+        pass
