@@ -84,8 +84,9 @@ async def test_an_import_closes_l3_every_so_many_exchanges_once_none_of_its_call
     release = store.release
 
     def releasing() -> None:
-        closed_alone.append(l3._pool.files._alone and not l3._pool.files._sharing)
+        alone = l3._pool.files._alone and not l3._pool.files._sharing
         release()
+        closed_alone.append(alone and store._chroma is None)  # the embedded client closed, not kept
 
     monkeypatch.setattr(store, "release", releasing)
     stats = await import_turns(memory, read_transcript(transcript(tmp_path / "meters.jsonl")))
