@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from memory.copies import TurnCopies
 from memory.errors import BackendUnavailable
+from memory.prompt.tokens import count_unremembered
 from memory.stores.archive import Archive
 from memory.stores.chat_users import users_of_chat
 from memory.stores.erasure import DataFolderErasure, NotErased
@@ -29,15 +30,14 @@ _IMPORT_BATCH = 512  # exchanges embedded and written to L3 per call: the import
 
 class ChatEntries:
     def __init__(self, redis: RedisBackend, l3: L3Backend, erasure: DataFolderErasure, archiver: Archive,
-                 journal: TurnJournal, copies: TurnCopies, hold: Callable[[str], AbstractAsyncContextManager[bool]],
-                 save_turn: Callable[[str, int, list[Message]], Awaitable[bool]]) -> None:
+                 journal: TurnJournal, copies: TurnCopies,
+                 hold: Callable[[str], AbstractAsyncContextManager[bool]]) -> None:
         """``redis``, ``l3``: where the chat's records are (L2 and the word index, L3);
         ``erasure``: erases what an edit or a delete replaced from the files; ``hold(chat_id)``:
-        the chat held as a turn holds it; ``save_turn``: a turn's messages written to L2 as a
-        turn writes them."""
+        the chat held as a turn holds it."""
         self._redis, self._l3, self._erasure = redis, l3, erasure
         self._archiver, self._journal, self._copies = archiver, journal, copies
-        self._hold, self._save_turn = hold, save_turn
+        self._hold = hold
 
     async def import_turns(self, chat_id: str, turns: list[ImportedTurn],
                            progress: Callable[[int], None] | None = None) -> list[int]:
@@ -62,8 +62,7 @@ class ChatEntries:
         for start in range(0, len(pending), _IMPORT_BATCH):
             batch = pending[start : start + _IMPORT_BATCH]
             await self._archiver.write([turn.exchange(chat_id, number) for number, turn in batch], now)
-            for number, turn in batch:
-                await self._save_turn(chat_id, number, list(turn.messages))
+            await (await self._redis.working()).append_turns(chat_id, with_tokens(batch))
             if progress:
                 progress(len(batch))
         return [number for number, _ in [*rewritten, *pending]]
@@ -196,3 +195,10 @@ class ChatEntries:
         await self._copies.cut([chat_id], archived_texts(entry["content"]))
         await self._erasure.erase_deleted(l3=True)
         return True
+
+
+def with_tokens(turns: list[tuple[int, ImportedTurn]]) -> list[tuple[int, list[Message]]]:
+    """Imported turns' messages as L2 keeps a turn's, each with its token count; counted in one
+    batch, and not remembered: an import's thousands would push out the live turns' counts."""
+    counts = iter(count_unremembered([message["content"] for _, turn in turns for message in turn.messages]))
+    return [(number, [{**message, "tokens": next(counts)} for message in turn.messages]) for number, turn in turns]

@@ -70,8 +70,7 @@ class Memory:
         self._journal = TurnJournal(redis)
         self._copies = TurnCopies(redis, erasure, self._archiver, settings.redis.chat_lock_seconds)
         # The doors of a chat's records and of the operator's jobs (memory/entries.py, memory/admin.py).
-        self.entries = ChatEntries(redis, l3, erasure, self._archiver, self._journal, self._copies, self.turn,
-                                   self.save_turn)
+        self.entries = ChatEntries(redis, l3, erasure, self._archiver, self._journal, self._copies, self.turn)
         self.admin = MemoryAdmin(settings, redis, l3, encoder, erasure, self._archiver, self._journal, self._copies,
                                  self.turn)
         # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).

@@ -247,6 +247,26 @@ async def test_append_turn_records_the_turn_and_ignores_replays(any_redis: Redis
     assert await memory.completed_turns("c1") == 3
 
 
+async def test_turns_appended_at_once_fare_as_one_by_one(any_redis: Redis) -> None:
+    memory = WorkingMemory(any_redis)
+    await save_turns(memory, "c1", turns=2)
+
+    results = await memory.append_turns("c1", [
+        (2, [message(2), message(3)]),  # a replay of the last saved turn
+        (1, [message(98)]),  # a number taken by other messages
+        (3, [message(4), message(5)]),
+        (3, [message(4), message(6)]),  # taken now, by the batch's own turn
+        (4, [message(7)]),
+    ])
+
+    assert results == [True, False, True, False, True]
+    assert await memory.load("c1", 1000) == (4, [message(index) for index in (0, 1, 2, 3, 4, 5, 7)])
+    assert await memory.append_turns("c1", []) == []
+    with pytest.raises(ValueError):
+        await memory.append_turns("c1", [(5, [message(8)]), (6, [])])
+    assert await memory.completed_turns("c1") == 4  # the valid turn before it was not written either
+
+
 async def test_concurrent_saves_of_one_turn_write_it_once(any_redis: Redis) -> None:
     memory = WorkingMemory(any_redis)
     turn = [message(0), message(1)]

@@ -32,26 +32,34 @@ class MessageLink(NamedTuple):
     user_id: str
 
 
-# Append a turn's messages and record its number in one step. A turn resumed after a
-# crash may replay its save: the same messages as the last saved turn add nothing (2);
-# a turn whose number is already taken by other messages is refused (0).
-_APPEND_TURN = """
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local turn = tonumber(ARGV[1])
-if last == turn then
-    local count = #ARGV - 1
-    local saved = redis.call('LRANGE', KEYS[1], -count, -1)
-    for i = 1, count do
-        if saved[i] ~= ARGV[i + 1] then return 0 end
+# Append turns' messages and record their numbers in one step. ARGV: for each turn, its number,
+# its message count, then its messages. A turn resumed after a crash may replay its save: the
+# same messages as the last saved turn add nothing (2); a turn whose number is already taken by
+# other messages is refused (0). Returns each turn's result, in order.
+_APPEND_TURNS = """
+local results = {}
+local at = 1
+while at <= #ARGV do
+    local turn, count = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+    local first, final = at + 2, at + 1 + count
+    local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+    local result = 1
+    if last == turn then
+        local saved = redis.call('LRANGE', KEYS[1], -count, -1)
+        result = 2
+        for i = 1, count do
+            if saved[i] ~= ARGV[first + i - 1] then result = 0 end
+        end
+    elseif last > turn then
+        result = 0
+    else
+        redis.call('RPUSH', KEYS[1], unpack(ARGV, first, final))
+        redis.call('SET', KEYS[2], ARGV[at])
     end
-    return 2
+    results[#results + 1] = result
+    at = final + 1
 end
-if last > turn then
-    return 0
-end
-redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
-redis.call('SET', KEYS[2], ARGV[1])
-return 1
+return results
 """
 
 
@@ -127,7 +135,7 @@ class WorkingMemory:
     def __init__(self, redis: Redis, prefix: str = "goat") -> None:
         self._redis = redis
         self._prefix = prefix
-        self._append_turn = redis.register_script(_APPEND_TURN)
+        self._append_turns = redis.register_script(_APPEND_TURNS)
         self._load = redis.register_script(_LOAD)
         self._remove_user = redis.register_script(_REMOVE_USER)
         self._replace = redis.register_script(_REPLACE)
@@ -159,13 +167,27 @@ class WorkingMemory:
     async def append_turn(self, chat_id: str, turn: int, messages: list[Message]) -> bool:
         """Append a turn's messages; True if they are saved (now, or by an earlier replay of
         this same turn), False (nothing written) if the turn number belongs to other messages."""
-        if turn < 1:
-            raise ValueError(f"turn numbers start at 1, got {turn}")
-        if not messages:
-            raise ValueError("a turn needs at least one message")
-        encoded = [_encode(message) for message in messages]
+        return (await self.append_turns(chat_id, [(turn, messages)]))[0]
+
+    async def append_turns(self, chat_id: str, turns: list[tuple[int, list[Message]]]) -> list[bool]:
+        """:meth:`append_turn` of each turn, in order, in one round trip (an import's batch).
+
+        Returns:
+            Each turn's result, as :meth:`append_turn`'s.
+        Raises:
+            ValueError: a turn numbered below 1 or without messages (nothing is written).
+        """
+        args: list[int | str] = []
+        for turn, messages in turns:
+            if turn < 1:
+                raise ValueError(f"turn numbers start at 1, got {turn}")
+            if not messages:
+                raise ValueError("a turn needs at least one message")
+            args += [turn, len(messages), *(_encode(message) for message in messages)]
+        if not turns:
+            return []
         keys = [self._messages_key(chat_id), self._turns_key(chat_id)]
-        return bool(await self._append_turn(keys=keys, args=[turn, *encoded]))
+        return [bool(result) for result in await self._append_turns(keys=keys, args=args)]
 
     async def messages(self, chat_id: str) -> list[Message]:
         """The chat's whole L2, oldest first."""
