@@ -173,7 +173,7 @@ class MemoryServer:
 
     async def memory_snapshot(self) -> dict[str, Any]:
         health = await self.memory.admin.health(self.chat_id, self.user_id)
-        _, working = await self.memory.working(self.chat_id, 1)
+        working = (await self.memory.working(self.chat_id, 1)).messages
         last = working[-1]["timestamp"] if working and "timestamp" in working[-1] else None
         return {
             "chat_id": self.chat_id,

@@ -43,6 +43,7 @@ from graph.observability.turn_log import TurnLog, turns_log_path
 from graph.settings import Settings
 from memory.errors import BackendUnavailable, ForgetUnfinished
 from memory.facade import async_client
+from memory.turns import usable_name
 from nodes.state import InvalidTurn, check_input, turn_input
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply.finish(text, shown=shown if goat.inbox is not None else None)
 
     try:
-        await goat.runner.run(str(chat_id), text, user_id=str(update.effective_user.id), on_token=reply.feed,
+        # The sender's name as Telegram gives it now: a name changed later shows from then on.
+        await goat.runner.run(str(chat_id), text, user_id=str(update.effective_user.id),
+                              user_name=usable_name(update.effective_user.full_name), on_token=reply.feed,
                               on_reply=finish, message_ref=str(message.message_id), keep_unanswered=True)
     except InvalidTurn as exc:
         await message.reply_text(failure_reply(exc))

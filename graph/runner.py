@@ -24,7 +24,7 @@ from memory.facade import Forgotten
 from memory.turns import Exchange
 from nodes.context import Context, run_context
 from nodes.services import ModelNotConfigured
-from nodes.state import Message, TurnConflict, TurnState, check_input, turn_input
+from nodes.state import TurnConflict, TurnState, check_input, spoken_message, turn_input
 from nodes.toolkit.dsml import DsmlStreamFilter
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class TurnRunner:
                 self._graph = build_graph(checkpointer=await self.services.checkpointer())
         return self._graph
 
-    async def run(self, chat_id: str, message: str, *, user_id: str | None = None,
+    async def run(self, chat_id: str, message: str, *, user_id: str | None = None, user_name: str | None = None,
                   now: float | None = None, overrides: dict[str, Any] | None = None,
                   on_token: Callable[[str], None] | None = None,
                   on_reply: Callable[[str], Awaitable[None]] | None = None,
@@ -113,8 +113,10 @@ class TurnRunner:
         ``message_ref`` names the message in its client (a Telegram message id): the turn is
         linked to it before the chat is let go, so an edit of the message, however soon, finds
         what it replaces (``ChatEntries.edit_message``). With ``keep_unanswered``, a turn whose model
-        fails keeps the user's message as a turn of its own and raises :class:`ModelUnavailable`."""
-        turn = turn_input(chat_id, message, user_id, now)
+        fails keeps the user's message as a turn of its own and raises :class:`ModelUnavailable`.
+        ``user_name``: the speaker's display name, shown beside their lines where several people
+        share the chat."""
+        turn = turn_input(chat_id, message, user_id, now, user_name)
         check_input(turn)  # before the chat is held: a bad id cannot even name its lock
         # The chat is held first: whatever is awaited before could let a later turn overtake.
         arrived = time.perf_counter()
@@ -125,8 +127,7 @@ class TurnRunner:
                 await self._finish_unfinished(graph, turn["chat_id"])
             try:
                 # The graph consumes the turn's user and time as it ends (nodes/archive_turn.py).
-                final: TurnState = {**await self._stream(graph, turn, overrides, on_token, on_reply),
-                         "user_id": turn["user_id"], "now": turn["now"]}
+                final: TurnState = {**await self._stream(graph, turn, overrides, on_token, on_reply), **turn}
             except Exception as exc:
                 # It stays marked in flight: the next turn decides from its checkpoint.
                 self.observer.record_failure(turn, exc, (time.perf_counter() - arrived) * 1000, chat_wait_ms)
@@ -143,11 +144,12 @@ class TurnRunner:
         """The user's message of a turn its model could not answer, kept as a turn of its own (in L2,
         and in L3 behind it): the conversation holds it when the model is back. Returns its number."""
         memory, chat_id, now = self.services.memory, turn["chat_id"], turn["now"]
-        kept = {**turn, "turn": (await memory.working(chat_id, 0))[0] + 1}
-        message = Message(role="user", content=turn["message"], timestamp=now, user_id=turn["user_id"])
+        kept = {**turn, "turn": (await memory.working(chat_id, 0)).completed + 1}
+        message = spoken_message(turn)
         if not await memory.save_turn(chat_id, kept["turn"], [message]):
             raise TurnConflict(f"turn {kept['turn']} of chat {chat_id} was already saved by another turn")
-        await memory.archive([Exchange(chat_id, turn["user_id"], kept["turn"], now, turn["message"], None)], now)
+        await memory.archive([Exchange(chat_id, turn["user_id"], kept["turn"], now, turn["message"], None,
+                                       turn.get("user_name"))], now)
         if message_ref is not None:
             await memory.entries.link_message(chat_id, message_ref, kept)
         return kept["turn"]
@@ -233,7 +235,7 @@ class TurnRunner:
         /why explains."""
         state = await self.last_state(chat_id)
         # The turn gives its time up as it ends (nodes/archive_turn.py); L2 keeps it.
-        _, saved = await self.services.memory.working(chat_id, 1) if state.get("turn") else (0, [])
+        saved = (await self.services.memory.working(chat_id, 1)).messages if state.get("turn") else []
         return LastTurn(state, saved[-1].get("timestamp") if saved else None)
 
     async def forget_user(self, user_id: str) -> Forgotten:
@@ -258,11 +260,11 @@ class TurnRunner:
             raise ForgetUnfinished(user_id, exc) from exc
         return forgotten
 
-    async def inspect(self, chat_id: str, message: str, *, user_id: str | None = None,
+    async def inspect(self, chat_id: str, message: str, *, user_id: str | None = None, user_name: str | None = None,
                       now: float | None = None, overrides: dict[str, Any] | None = None) -> TurnState:
         """The turn up to, not including, the model: what memory would inject. Writes nothing."""
         config = {"configurable": {"thread_id": f"inspect-{uuid.uuid4().hex}"}}
-        turn = turn_input(chat_id, message, user_id, now)
+        turn = turn_input(chat_id, message, user_id, now, user_name)
         check_input(turn)  # before prefetch, which runs beside load_working, reads the chat
         await self._inspect_graph.ainvoke(
             turn,

@@ -41,7 +41,7 @@ from memory.stores.backends import Backends
 from memory.stores.facts import upsert_within
 from memory.stores.journal import TurnJournal
 from memory.stores.privacy import Forgotten
-from memory.turns import Archived, Exchange, Hit, Message
+from memory.turns import Archived, Exchange, Hit, Message, Working
 
 # The doors, the public types that go through them, and the Redis clients everyone on memory's Redis uses.
 __all__ = ["ArchiveVectorStore", "Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Found",
@@ -189,12 +189,12 @@ class Memory:
 
     # ---- L2 -------------------------------------------------------------------------------
 
-    async def working(self, chat_id: str, max_messages: int,
-                      max_tokens: int | None = None) -> tuple[int, list[Message]]:
+    async def working(self, chat_id: str, max_messages: int, max_tokens: int | None = None) -> Working:
         """The chat's L2 as far back as ``max_messages`` and ``max_tokens`` reach.
 
         Returns:
-            (completed turns, the pinned first message + the most recent messages).
+            The completed turns, the pinned first message + the most recent messages, and the
+            chat's people by name.
         """
         return await (await self._redis.working()).load(chat_id, max_messages, max_tokens)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ConfigDict, with_config
 # typing_extensions' TypedDict: pydantic (and so LangGraph's server, for Studio's state view) reads
@@ -132,8 +132,19 @@ class Message(TypedDict):
     """When it was said (unix seconds)."""
     user_id: NotRequired[str]
     """Who said it, as L2 keeps it: forgetting a person finds their messages by it."""
+    name: NotRequired[str]
+    """The speaker's display name, when one was given (a Telegram sender, a transcript's ``name``):
+    a chat of several people shows it beside their messages."""
     tokens: NotRequired[int]
     """The tokens of ``content``, counted when L2 saved it."""
+
+
+class Working(NamedTuple):
+    """A chat's L2 as a turn reads it."""
+
+    completed: int  # the turns saved
+    messages: list[Message]  # the pinned first message and the most recent ones
+    people: dict[str, str]  # who spoke in the chat: user id -> their latest name ("" if never given)
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))
@@ -227,6 +238,30 @@ MAX_MESSAGE_CHARS = 200_000
 NOT_UNICODE = "holds text that is not valid Unicode (lone surrogates)"
 
 
+MAX_NAME_CHARS = 200  # a speaker's display name (Telegram's first and last names take 64 each)
+
+
+def name_problem(name: object) -> str | None:
+    """Why a speaker's display name cannot be taken ("must be a string", "is empty", too long, not
+    Unicode); None when it can. What it holds is the prompt's to render safely, not refused here."""
+    if not isinstance(name, str):
+        return "must be a string"
+    if is_blank(name):
+        return "is empty"
+    if len(name) > MAX_NAME_CHARS:
+        return f"has {len(name)} characters; the limit is {MAX_NAME_CHARS}"
+    if clean_text(name) != name:
+        return NOT_UNICODE
+    return None
+
+
+def usable_name(name: str | None) -> str | None:
+    """A name a client gives (a Telegram sender's) as a turn takes it: cut to the limit, None when
+    it cannot be taken (blank, broken Unicode), so that no one's name ever stops their turn."""
+    name = None if name is None else name[:MAX_NAME_CHARS]
+    return name if name is not None and name_problem(name) is None else None
+
+
 def clean_text(text: str) -> str:
     """Replace lone surrogates (not encodable as UTF-8, e.g. from broken clients) with U+FFFD."""
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
@@ -262,6 +297,7 @@ class Exchange:
     timestamp: float
     user_text: str | None
     assistant_text: str | None
+    name: str | None = None  # the user message's speaker, by display name
 
     @property
     def id(self) -> str:
@@ -273,6 +309,7 @@ class Exchange:
 
     def metadata(self, now: float) -> dict[str, Any]:
         return {
+            **({"name": self.name} if self.name else {}),
             "chat_id": self.chat_id,
             "user_id": self.user_id,
             "turn": self.turn,
@@ -309,6 +346,8 @@ class ImportedTurn:
                 raise ValueError(f"an imported {message['role']} message {problem}")
 
     def exchange(self, chat_id: str, turn: int) -> Exchange:
-        by_role = {m["role"]: m["content"] for m in self.messages}
+        by_role = {m["role"]: m for m in self.messages}
+        user, assistant = by_role.get("user"), by_role.get("assistant")
         return Exchange(chat_id=chat_id, user_id=self.user_id, turn=turn, timestamp=self.messages[0]["timestamp"],
-                        user_text=by_role.get("user"), assistant_text=by_role.get("assistant"))
+                        user_text=user and user["content"], assistant_text=assistant and assistant["content"],
+                        name=user and user.get("name"))

@@ -25,9 +25,10 @@ class Archived(NodeUpdate):
 
 
 class ArchiveUpdate(Archived):
-    """Also the turn's user and time, consumed."""
+    """Also the turn's user, their name and the time, consumed."""
 
     user_id: None
+    user_name: None
     now: None
 
 
@@ -41,11 +42,12 @@ async def archive_turn(state: TurnState, runtime: Runtime[Context]) -> ArchiveUp
         timestamp=state["now"],
         user_text=state["message"],
         assistant_text=state["reply"],
+        name=state.get("user_name"),
     )
     outcome = await _archived(services, exchange, state)
     # The turn's user and time were its inputs: consumed here, so the thread's next turn that
     # leaves them out (Studio's form may) gets the defaults, never this turn's user and facts.
-    return {**outcome, "user_id": None, "now": None}
+    return {**outcome, "user_id": None, "user_name": None, "now": None}
 
 
 async def _archived(services: Any, exchange: Exchange, state: TurnState) -> Archived:

@@ -9,10 +9,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from memory.prompt import assess, count_tokens, tool_guidance, turn_split
+from memory.prompt import assess, count_tokens, people_note, tool_guidance, turn_split
 from memory.turns import Assessment, LayerTokens
 from nodes.context import Context, resolve
-from nodes.state import NodeUpdate, TurnState
+from nodes.state import NodeUpdate, TurnState, shared_people
 from nodes.timing import timed
 from nodes.toolkit.flow import openai_schemas, tool_offer
 from nodes.toolkit.memory_tools import MEMORY_TOOL_NAMES
@@ -41,6 +41,8 @@ async def budget(state: TurnState, runtime: Runtime[Context]) -> BudgetUpdate:
         hard_cap=aits.hard_cap,
     )
     head = count_tokens(state.get("identity", "")) + count_tokens(guidance)
+    if people := shared_people(state):
+        head += count_tokens(people_note(people, state["user_id"]))
     return {
         "aits": assessment,
         "split": turn_split(assessment["budget"], head, settings),

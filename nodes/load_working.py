@@ -15,6 +15,7 @@ from nodes.timing import timed
 class LoadWorkingUpdate(ClearedTurn):
     turn: int
     working: list[Message]
+    people: dict[str, str]
     now: float
     user_id: str
 
@@ -26,13 +27,16 @@ async def load_working(state: TurnState, runtime: Runtime[Context]) -> LoadWorki
     services, settings = resolve(runtime)
     # Redis is the one backend a turn cannot do without (L2 and the turn counter live
     # there): its failure raises, before anything of this turn has been written.
-    completed, working = await services.memory.working(
+    working = await services.memory.working(
         state["chat_id"], settings.memory.l2_max_messages, max_tokens=l2_ceiling(state["message"], settings)
     )
+    speaker = turn_user(state)
+    people = {**working.people, speaker: state.get("user_name") or working.people.get(speaker, "")}
     return {
         **last_turns_results(state),
-        "turn": completed + 1,
-        "working": working,
+        "turn": working.completed + 1,
+        "working": working.messages,
+        "people": people,
         # An input sent straight to the graph may omit them: written here, every later node,
         # and what save and archive write, agrees on the turn's time and user.
         "now": turn_time(state),

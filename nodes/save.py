@@ -8,7 +8,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
-from nodes.state import Message, NodeUpdate, TurnConflict, TurnState
+from nodes.state import Message, NodeUpdate, TurnConflict, TurnState, spoken_message
 from nodes.toolkit.flow import with_evidence
 from nodes.timing import timed
 
@@ -16,15 +16,14 @@ from nodes.timing import timed
 @timed("save")
 async def save(state: TurnState, runtime: Runtime[Context]) -> NodeUpdate:  # no field of its own
     services, _ = resolve(runtime)
-    now, user_id = state["now"], state["user_id"]
     # Both messages carry the user whose turn it is: forgetting a person finds them by it.
     saved = await services.memory.save_turn(
         state["chat_id"],
         state["turn"],
         [
-            Message(role="user", content=state["message"], timestamp=now, user_id=user_id),
+            spoken_message(state),
             Message(role="assistant", content=with_evidence(state["reply"], state.get("tool_results") or []),
-                    timestamp=now, user_id=user_id),
+                    timestamp=state["now"], user_id=state["user_id"]),
         ],
     )
     if not saved:  # another turn of this chat took the number: never let archive overwrite it

@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field, with_config
 from typing_extensions import Annotated, NotRequired, TypedDict
 
 from memory.turns import (NOT_UNICODE, Assessment, Hit, LayerTokens, Message, RecallOutcome, Verdict, clean_text,
-                          message_problem)
+                          message_problem, name_problem)
 
 # Each field's docstring is its description in the JSON schemas (Studio's input form, state view).
 _DOCUMENTED = ConfigDict(use_attribute_docstrings=True)
@@ -66,6 +66,8 @@ class TurnInput(TypedDict):
     chat_id: Annotated[str, Field(description="The conversation (a Telegram chat, a terminal session…).")]
     message: Annotated[str, Field(description="What the user says.")]
     user_id: NotRequired[Annotated[str, Field(description="Who says it; empty: the chat's id (a private chat).")]]
+    user_name: NotRequired[Annotated[str, Field(
+        description="Their display name, shown beside their lines where a chat has several people.")]]
     now: NotRequired[Annotated[float, Field(
         description="When it is said, in unix seconds; empty: now. Set it to replay a conversation.")]]
 
@@ -86,6 +88,9 @@ class TurnState(TurnInput, total=False):
     """load_working: this turn's number in the chat, from 1."""
     working: list[Message]
     """load_working: L2, the pinned first message and the most recent ones."""
+    people: dict[str, str]
+    """load_working: who spoke in the chat (user id -> their latest name, "" if never given), this
+    turn's speaker too."""
     recalls: dict[str, list[Hit]]
     """prefetch: per mechanism, closest first, unfiltered."""
     prefetch: RecallOutcome
@@ -132,7 +137,7 @@ class TurnState(TurnInput, total=False):
 
 # Written by the fan-out in the turn's first superstep (so never cleared there: two writes of
 # one key in a superstep would race), or kept per node.
-_FIRST_FIELDS = {"identity", "facts", "turn", "working", "recalls", "prefetch"}
+_FIRST_FIELDS = {"identity", "facts", "turn", "working", "people", "recalls", "prefetch"}
 _PER_NODE = ("latency_ms", "degraded")
 # Everything the nodes after the fan-out write.
 LATER_FIELDS = tuple(name for name in TurnState.__annotations__
@@ -214,6 +219,8 @@ def check_input(state: TurnInput) -> None:
     if now is not None and (isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now)):
         raise InvalidTurn(f"now must be unix seconds (a finite number), not {json_type(now)}")
     check_ids(chat_id=chat_id, user_id=user_id)
+    if state.get("user_name") is not None and (problem := name_problem(state["user_name"])):
+        raise InvalidTurn(f"user_name {problem}")
     if not isinstance(message, str):
         raise InvalidTurn("the message is empty")
     if problem := message_problem(message):
@@ -236,12 +243,32 @@ def turn_user(state: Mapping[str, Any]) -> str:
     return state["chat_id"] if user_id is None else user_id
 
 
-def turn_input(chat_id: str, message: str, user_id: str | None = None, now: float | None = None) -> TurnInput:
-    """A graph input, as every entry point in this process builds it: its user and time decided."""
+def shared_people(state: Mapping[str, Any]) -> dict[str, str] | None:
+    """The chat's people (user id -> name) when several people talk in it, whose prompt then names
+    each one's lines; None for a chat of one person, whose prompt reads as it always has."""
+    people = state.get("people") or {}
+    return people if len(people) > 1 else None
+
+
+def spoken_message(state: Mapping[str, Any]) -> Message:
+    """The turn's message as L2 keeps it: with who said it (forgetting a person finds it by their
+    id) and their name when the turn has one."""
+    message = Message(role="user", content=state["message"], timestamp=state["now"], user_id=state["user_id"])
+    if state.get("user_name"):
+        message["name"] = state["user_name"]
+    return message
+
+
+def turn_input(chat_id: str, message: str, user_id: str | None = None, now: float | None = None,
+               user_name: str | None = None) -> TurnInput:
+    """A graph input, as every entry point in this process builds it: its user and time decided,
+    and its user's display name when the face knows it."""
     turn: TurnInput = {
         "chat_id": chat_id,
         "user_id": turn_user({"chat_id": chat_id, "user_id": user_id}),
         "message": message,
         "now": time.time() if now is None else float(now),
     }
+    if user_name is not None:
+        turn["user_name"] = user_name
     return turn

@@ -139,7 +139,7 @@ async def test_bad_tool_arguments_from_the_model_are_a_tool_error_and_the_turn_c
                 assert after == {**before, "l2_turns": 1, "words_indexed_turns": 1, "l2_messages": 2,
                                  "l3_entries": 1 + len(notes)}  # fmt: skip
                 assert state["reply"] == "I could not keep that note."
-                _, [_, saved] = await memory.working(CHAT, 10)
+                _, [_, saved], _ = await memory.working(CHAT, 10)
                 assert saved["content"].startswith("called store_memory(")  # its evidence line
                 if case.refused is not None:
                     assert not result["ok"] and case.refused in json.loads(result["output"])["error"]
@@ -184,7 +184,7 @@ async def test_a_bad_telegram_message_is_refused_or_taken_and_the_bot_goes_on(
             telegram.send(ALICE, ALICE, "Still there?")
             await until(telegram, lambda: len(telegram.chat(ALICE)) == 2)
             await turn_done(runner, ALICE)
-            _, working = await memory.working(str(ALICE), 10)
+            _, working, _ = await memory.working(str(ALICE), 10)
     assert telegram.chat(ALICE) == [answer, "You said: Still there?."]
     if taken:
         assert after["l2_turns"] == before["l2_turns"] + 1 and after["l3_entries"] == before["l3_entries"] + 1

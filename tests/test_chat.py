@@ -460,7 +460,7 @@ async def test_a_failing_turn_prints_one_line_and_the_next_one_answers(settings,
             await session.handle("x" * (MAX_MESSAGE_CHARS + 1))
             fake.reply("Yes, back again.")
             await session.handle("Are you there now?")
-            turns, working = await runner.services.memory.working("flaky-chat", 10)
+            turns, working, _ = await runner.services.memory.working("flaky-chat", 10)
         finally:
             await runner.aclose()
 
@@ -591,10 +591,10 @@ async def test_reset_empties_l2_but_turn_numbers_go_on(settings, embeddings):
         assert await memory.save_turn("reset-chat", 1, [message])
         assert await memory.save_turn("reset-chat", 2, [message])
         await memory.start_afresh("reset-chat")
-        assert await memory.working("reset-chat", 10) == (2, [])
+        assert (await memory.working("reset-chat", 10))[:2] == (2, [])
         assert not await memory.save_turn("reset-chat", 2, [{**message, "content": "other"}])  # number taken
         assert await memory.save_turn("reset-chat", 3, [message])
-        assert await memory.working("reset-chat", 10) == (3, [{**message, "tokens": 1}])  # "hi": one token
+        assert (await memory.working("reset-chat", 10))[:2] == (3, [{**message, "tokens": 1}])  # "hi": one token
     finally:
         await memory.aclose()
 

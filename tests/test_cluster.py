@@ -133,7 +133,7 @@ async def check_what_each_layer_holds(runner, sent: dict[str, list[str]], questi
     memory = runner.services.memory
     store = await memory._backends.l3.episodic()
     for chat, texts in sent.items():
-        completed, working = await memory.working(chat, 100)
+        completed, working, _ = await memory.working(chat, 100)
         earlier = len(HISTORY) if chat == "alice-chat" else 0
         assert completed == earlier + len(texts)
         assert [m["content"] for m in working[2 * earlier:]] == [t for m in texts for t in (m, f"re: {m}")]
@@ -238,7 +238,7 @@ async def test_the_next_start_completes_a_turn_and_writes_the_outbox_a_dead_proc
             assert await restarted.recover() == ["dave-chat"]
             memory = restarted.services.memory
             assert await memory.measuring.settle() == 0
-            completed, working = await memory.working("dave-chat", 10)
+            completed, working, _ = await memory.working("dave-chat", 10)
             assert completed == 1 and [m["content"] for m in working] == [
                 "said just before the crash", "re: said just before the crash"]
             store = await memory._backends.l3.episodic()

@@ -58,7 +58,7 @@ async def test_a_burst_to_one_chat_is_answered_in_order_while_other_chats_interl
             assert await runner.services.memory.measuring.settle() == 0  # L3 is written behind the replies
 
             for chat_id, messages in sent.items():
-                completed, working = await runner.services.memory.working(chat_id, 100)
+                completed, working, _ = await runner.services.memory.working(chat_id, 100)
                 assert completed == len(messages)
                 assert [m["content"] for m in working] == [t for m in messages for t in (m, f"re: {m}")]
                 store = await runner.services.memory._backends.l3.episodic()
@@ -91,7 +91,7 @@ async def test_fifty_chats_of_twenty_turns_at_once_are_each_saved_and_archived_o
             store = await memory._backends.l3.episodic()
             for chat_id in chats:
                 said = [f"{chat_id} says {turn}" for turn in range(1, 21)]
-                completed, working = await memory.working(chat_id, 100)
+                completed, working, _ = await memory.working(chat_id, 100)
                 assert completed == 20
                 assert [m["content"] for m in working] == [t for m in said for t in (m, f"re: {m}")]
                 assert store.count(chat_id) == 20
@@ -308,7 +308,7 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
             lines = [json.loads(line) for line in (tmp_path / "logs" / "turns.jsonl").read_text().splitlines()]
             assert [line["event"] for line in lines] == ["turn", "turn_failed", "turn"]
             assert all(0 <= line["chat_wait_ms"] <= line["wall_ms"] for line in lines)  # the wait is recorded
-            completed, working = await runner.services.memory.working("c", 100)
+            completed, working, _ = await runner.services.memory.working("c", 100)
             assert completed == 2
             assert [m["content"] for m in working] == ["first turn", "re: first turn", "third turn", "re: third turn"]
             assert await runner.services.memory.measuring.settle() == 0
@@ -346,7 +346,7 @@ async def test_a_turn_stopped_after_its_reply_is_saved_and_archived_once_by_the_
             assert await restarted.recover() == ["c"]
             memory = restarted.services.memory
             assert await memory.measuring.settle() == 0
-            completed, working = await memory.working("c", 10)
+            completed, working, _ = await memory.working("c", 10)
             assert completed == 1
             assert [m["content"] for m in working] == ["said just before the crash", "re: said just before the crash"]
             store = await memory._backends.l3.episodic()

@@ -226,7 +226,7 @@ async def test_reimport_adds_nothing(runner, tmp_path):
     assert again["imported"] == 0 and again["skipped"] == 18
     store = await runner.services.memory._backends.l3.episodic()
     assert store.count("alice-chat") == 18
-    completed, working = await runner.services.memory.working("alice-chat", 100)
+    completed, working, _ = await runner.services.memory.working("alice-chat", 100)
     assert completed == 18 and len(working) == 36
 
 
@@ -314,7 +314,7 @@ async def test_chroma_down_costs_only_l3(settings, embeddings, tmp_path, unused_
             assert state["reply"] == "Sorry, I cannot recall that right now."
             assert state["l3"] == [] and "failed" in state["degraded"]["prefetch"]
             assert "queued in the outbox (1 waiting)" in state["degraded"]["archive"]
-            completed, working = await runner.services.memory.working("alice-chat", 10)
+            completed, working, _ = await runner.services.memory.working("alice-chat", 10)
             assert completed == 1 and [m["role"] for m in working] == ["user", "assistant"]
         finally:
             await runner.aclose()
@@ -361,7 +361,7 @@ async def test_a_turn_answers_saves_and_archives_verbatim(settings, embeddings, 
             assert roles[:-1] == ["user", "assistant"] * len(HISTORY)
 
             memory = runner.services.memory
-            completed, working = await memory.working("alice-chat", 100)
+            completed, working, _ = await memory.working("alice-chat", 100)
             assert completed == turn and working[-1]["content"] == "You planted San Marzano tomatoes."
             assert [m["tokens"] for m in working[-2:]] == [count_tokens(m["content"]) for m in working[-2:]]
             assert await memory.measuring.settle() == 0  # the archive is written behind the reply
@@ -419,7 +419,7 @@ async def test_warm_up_leaves_start_up_objects_out_of_the_collectors_scans(setti
 async def test_no_model_configured_stops_with_the_variables_to_set(runner):
     with pytest.raises(ModelNotConfigured, match="GOAT_MODEL.*OPENAI_API_KEY"):
         await runner.run("alice-chat", "hello")
-    _, working = await runner.services.memory.working("alice-chat", 10)
+    _, working, _ = await runner.services.memory.working("alice-chat", 10)
     assert working == []  # nothing half-written
 
 
@@ -430,14 +430,14 @@ async def test_no_model_configured_stops_with_the_variables_to_set(runner):
 async def test_empty_message_is_refused(runner, message):
     with pytest.raises(InvalidTurn, match="empty"):
         await runner.run("c", message)
-    assert await runner.services.memory.working("c", 10) == (0, [])
+    assert (await runner.services.memory.working("c", 10))[:2] == (0, [])
 
 
 async def test_empty_message_reaching_the_graph_directly_writes_nothing(runner):
     with pytest.raises(InvalidTurn):
         await build_graph().ainvoke({"chat_id": "c", "message": ""},
                                     context=runner.context())
-    assert await runner.services.memory.working("c", 10) == (0, [])
+    assert (await runner.services.memory.working("c", 10))[:2] == (0, [])
 
 
 async def test_a_turns_input_is_checked_once_whatever_starts_it(settings, embeddings, monkeypatch):
@@ -491,7 +491,7 @@ async def test_malformed_transcript_names_the_line_and_imports_nothing(runner, t
     path.write_text(good + "\n" + json.dumps({"chat_id": "c", "role": "robot", "content": "x", "timestamp": 1}) + "\n")
     with pytest.raises(TranscriptError, match=r"^line 2: role must be"):
         await import_transcript(runner.services.memory, path)
-    assert await runner.services.memory.working("c", 10) == (0, [])
+    assert (await runner.services.memory.working("c", 10))[:2] == (0, [])
 
 
 async def test_yesterday_is_read_on_the_users_clock(runner, tmp_path):
@@ -518,7 +518,7 @@ async def test_the_served_graph_builds_its_services_from_the_environment(monkeyp
             assert state["reply"] == "hello from the served graph" and state["turn"] == 1
             served = Services._server_instance
             assert served is not None and served.settings.prefetch.timeout == 0.5
-            completed, working = await served.memory.working("studio", 10)
+            completed, working, _ = await served.memory.working("studio", 10)
             assert completed == 1
             assert [(m["role"], m["content"]) for m in working] == [
                 ("user", "hi"), ("assistant", "hello from the served graph")]
@@ -553,7 +553,7 @@ async def test_turns_of_one_chat_sent_at_once_run_one_after_another(settings, em
             messages = [f"message number {n}" for n in range(1, 5)]
             states = await asyncio.gather(*(runner.run("busy", m, now=NOW.timestamp()) for m in messages))
             assert sorted(s["turn"] for s in states) == [1, 2, 3, 4]
-            completed, working = await runner.services.memory.working("busy", 100)
+            completed, working, _ = await runner.services.memory.working("busy", 100)
             assert completed == 4
             users = [m["content"] for m in working if m["role"] == "user"]
             assert sorted(users) == messages and len(set(s["archive_id"] for s in states)) == 4
@@ -638,7 +638,7 @@ async def test_a_stepped_turn_shows_none_of_the_last_turns_results_once_it_has_s
 def test_the_served_graph_describes_its_input_output_and_knobs_for_studios_form():
     schema = graph.get_input_jsonschema()
     assert schema["required"] == ["chat_id", "message"]
-    assert set(schema["properties"]) == {"chat_id", "message", "user_id", "now"}
+    assert set(schema["properties"]) == {"chat_id", "message", "user_id", "user_name", "now"}
     assert all(field.get("description") for field in schema["properties"].values())
     output = graph.get_output_jsonschema()["properties"]
     assert {"reply", "split", "l3", "degraded"} <= set(output)

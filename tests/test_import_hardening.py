@@ -56,7 +56,7 @@ async def memory(settings: Settings, embeddings: LocalEmbeddings) -> AsyncIterat
 async def stored(memory: Memory, chat_id: str = CHAT) -> tuple[list[str], dict[str, str]]:
     """The chat's L2 messages and its L3 entries by id, once the outbox is written."""
     await memory.measuring.settle()
-    _, working = await memory.working(chat_id, 100_000)
+    _, working, _ = await memory.working(chat_id, 100_000)
     store = await memory._backends.l3.episodic()
     entries = await memory._backends.l3.run_blocking(store.entries, chat_id)
     return [m["content"] for m in working], {e["id"]: e["content"] for e in entries}
@@ -234,7 +234,7 @@ async def test_unix_seconds_written_as_a_string_are_unix_seconds(memory, tmp_pat
                       line(content="And a moment later?", timestamp=" 1700000000.25 "))
 
     assert await import_transcript(memory, path) == {"messages": 3, "turns": 2, "imported": 2, "skipped": 0}
-    _, working = await memory.working(CHAT, 10)
+    _, working, _ = await memory.working(CHAT, 10)
     assert [m["timestamp"] for m in working] == [1_700_000_000.0, 1_700_000_000.0, 1_700_000_000.25]
 
 

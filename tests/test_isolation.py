@@ -292,8 +292,8 @@ async def test_tool_calls_naming_another_chat_and_user_act_for_the_turns_own(see
     assert await memory.measuring.settle() == 0
     assert store.count(A_CHAT) == a_entries_before
     assert not any(PLANTED in hit["content"] for hit in store.entries(A_CHAT))
-    assert await memory.working(A_CHAT, 100) == (0, [])  # A's L2: untouched
-    completed, working = await memory.working(B_CHAT, 100)
+    assert (await memory.working(A_CHAT, 100))[:2] == (0, [])  # A's L2: untouched
+    completed, working, _ = await memory.working(B_CHAT, 100)
     assert completed == 1 and working[0]["content"] == "Keep a note about the spare key."
     assert await seeded.last_state(A_CHAT) == {}  # no graph thread of A was run
     assert await users_of_chat(memory._backends.redis, A_CHAT) == {ALICE}
@@ -344,7 +344,7 @@ async def test_mcp_tool_arguments_naming_another_chat_and_user_act_for_the_serve
     assert await memory.measuring.settle() == 0
     store = await memory._backends.l3.episodic()
     assert not any("spare key" in hit["content"] for hit in store.entries(A_CHAT))
-    assert await memory.working(A_CHAT, 100) == (0, [])
+    assert (await memory.working(A_CHAT, 100))[:2] == (0, [])
 
 
 async def test_a_turn_without_a_user_id_does_not_act_as_the_threads_previous_user(seeded, fake):  # noqa: F811
@@ -360,7 +360,7 @@ async def test_a_turn_without_a_user_id_does_not_act_as_the_threads_previous_use
                                 context=seeded.context())
     assert "Quillfeather" not in system_of(fake.requests[-1])  # Alice's facts, in the next sender's prompt
     assert state["facts"] == {} and state["user_id"] is None  # consumed by the turn that ended
-    _, working = await seeded.services.memory.working("studio-group", 10)
+    _, working, _ = await seeded.services.memory.working("studio-group", 10)
     assert [m["user_id"] for m in working] == [ALICE, ALICE, "studio-group", "studio-group"]
     for bad in (7, {"x": 1}, "", True):
         with pytest.raises(InvalidTurn, match="user_id must be a non-empty string"):
@@ -369,7 +369,7 @@ async def test_a_turn_without_a_user_id_does_not_act_as_the_threads_previous_use
     with pytest.raises(InvalidTurn, match="chat_id must be a non-empty string, not a number"):
         await graph.ainvoke({"chat_id": 7, "message": "Hi."}, {"configurable": {"thread_id": "7"}},
                             context=seeded.context())
-    assert await seeded.services.memory.working("studio-group", 10) == (2, working)  # nothing written
+    assert (await seeded.services.memory.working("studio-group", 10))[:2] == (2, working)  # nothing written
 
 
 # ---- forged blocks in stored text -----------------------------------------------------------

@@ -195,7 +195,7 @@ async def test_letta_stalling_then_gone_costs_only_l1_and_its_return_brings_it_b
             gone = await runner.run("c", "and now?", user_id=user)
             assert gone["reply"] == "Still here, without facts." and gone["facts"] == {}
             assert "facts store unavailable (ConnectError" in gone["degraded"]["load_identity"]
-            completed, messages = await runner.services.memory.working("c", 20)
+            completed, messages, _ = await runner.services.memory.working("c", 20)
             assert completed == 3 and [m["content"] for m in messages][-2:] == ["and now?", "Still here, without facts."]
 
             with letta_server(home, port):  # back at the same address, with its data

@@ -196,7 +196,7 @@ async def save_turns(memory: WorkingMemory, chat_id: str, turns: int) -> list[Me
 async def test_a_new_chat_is_empty(any_redis: Redis) -> None:
     memory = WorkingMemory(any_redis)
 
-    assert await memory.load("new", max_messages=10) == (0, [])
+    assert (await memory.load("new", max_messages=10))[:2] == (0, [])
     assert await memory.completed_turns("new") == 0
     assert len((await memory.load("new", 1000))[1]) == 0
 
@@ -207,8 +207,8 @@ async def test_load_pins_the_first_message_and_keeps_the_latest_in_order(
     memory = WorkingMemory(any_redis)
     messages = await save_turns(memory, "c1", turns=5)
 
-    assert await memory.load("c1", max_messages=4) == (5, [messages[0], *messages[-4:]])
-    assert await memory.load("c1", max_messages=0) == (5, [messages[0]])
+    assert (await memory.load("c1", max_messages=4))[:2] == (5, [messages[0], *messages[-4:]])
+    assert (await memory.load("c1", max_messages=0))[:2] == (5, [messages[0]])
 
 
 @pytest.mark.parametrize("max_messages", [9, 10, 25])
@@ -226,12 +226,12 @@ async def test_load_stops_at_the_tokens_no_budget_could_exceed(any_redis: Redis)
     sized = [{**message(index), "tokens": 10} for index in range(8)]
     for turn in range(1, 5):
         assert await memory.append_turn("c1", turn, sized[2 * turn - 2 : 2 * turn])
-    assert await memory.load("c1", 100, max_tokens=35) == (4, [sized[0], *sized[-3:]])  # 30 of 35
-    assert await memory.load("c1", 100, max_tokens=1000) == (4, sized)
+    assert (await memory.load("c1", 100, max_tokens=35))[:2] == (4, [sized[0], *sized[-3:]])  # 30 of 35
+    assert (await memory.load("c1", 100, max_tokens=1000))[:2] == (4, sized)
     legacy = [message(index) for index in range(2)]  # saved without counts: counted on load
     await memory.append_turn("c2", 1, legacy)
     size = count_tokens(legacy[1]["content"])
-    assert await memory.load("c2", 100, max_tokens=size) == (1, legacy)  # the first one is pinned
+    assert (await memory.load("c2", 100, max_tokens=size))[:2] == (1, legacy)  # the first one is pinned
 
 
 async def test_append_turn_records_the_turn_and_ignores_replays(any_redis: Redis) -> None:
@@ -260,7 +260,7 @@ async def test_turns_appended_at_once_fare_as_one_by_one(any_redis: Redis) -> No
     ])
 
     assert results == [True, False, True, False, True]
-    assert await memory.load("c1", 1000) == (4, [message(index) for index in (0, 1, 2, 3, 4, 5, 7)])
+    assert (await memory.load("c1", 1000))[:2] == (4, [message(index) for index in (0, 1, 2, 3, 4, 5, 7)])
     assert await memory.append_turns("c1", []) == []
     with pytest.raises(ValueError):
         await memory.append_turns("c1", [(5, [message(8)]), (6, [])])
@@ -274,7 +274,7 @@ async def test_concurrent_saves_of_one_turn_write_it_once(any_redis: Redis) -> N
     results = await asyncio.gather(*(memory.append_turn("c1", 1, turn) for _ in range(10)))
 
     assert results == [True] * 10  # one wrote it, the others found it saved
-    assert await memory.load("c1", max_messages=10) == (1, turn)
+    assert (await memory.load("c1", max_messages=10))[:2] == (1, turn)
 
 
 async def test_chats_are_separate_and_clear_forgets_one(any_redis: Redis) -> None:
@@ -294,9 +294,9 @@ async def test_chats_are_separate_and_clear_forgets_one(any_redis: Redis) -> Non
 async def test_a_chat_id_with_braces_keeps_its_keys_in_one_slot(any_redis: Redis, chat_id: str) -> None:
     memory = WorkingMemory(any_redis)
     messages = await save_turns(memory, chat_id, 2)
-    assert await memory.load(chat_id, max_messages=10) == (2, messages)
+    assert (await memory.load(chat_id, max_messages=10))[:2] == (2, messages)
     assert not await memory.append_turn(chat_id, 1, [message(9)])  # the script reads both keys
-    assert await memory.load("other", max_messages=10) == (0, [])
+    assert (await memory.load("other", max_messages=10))[:2] == (0, [])
     keys = [key async for key in any_redis.scan_iter(match="goat:*")]
     assert len(keys) == 2 and len({key_slot(key.encode()) for key in keys}) == 1
 

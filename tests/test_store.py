@@ -129,11 +129,11 @@ async def test_a_note_put_through_the_store_is_injected_by_the_chats_next_turn(s
 
 async def test_deleting_a_turn_removes_it_where_delete_memory_does(store: GoatStore, memory: Memory) -> None:
     turn = archive_id("c1", 2)
-    _, before = await memory.working("c1", 20)
+    _, before, _ = await memory.working("c1", 20)
     await store.adelete(CHAT, turn)
     assert await store.aget(CHAT, turn) is None
     assert "frisbee" not in " ".join(hit.value["text"] for hit in await store.asearch(CHAT, query="frisbee"))
-    _, after = await memory.working("c1", 20)
+    _, after, _ = await memory.working("c1", 20)
     assert len(after) == len(before) - 2 and not any("frisbee" in m["content"] for m in after)  # its L2 too
 
 

@@ -211,7 +211,7 @@ async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_tur
                              chroma={"url": chroma_url}), embeddings=embeddings)
     try:
         assert await memory.measuring.settle() == 0
-        completed, messages = await memory.working(chat, 10)
+        completed, messages, _ = await memory.working(chat, 10)
         assert completed == 2 and messages[0]["content"] == turn["message"]
         store = await memory._backends.l3.episodic()
         assert store.count(chat) == 2
@@ -244,9 +244,9 @@ async def test_on_a_shared_server_a_run_is_its_callers_and_a_thread_its_owners(
     memory = Memory(Settings(data_dir=tmp_path / "reader", redis={"url": system_redis_url},
                              chroma={"url": chroma_url}), embeddings=embeddings)
     try:
-        _, saved = await memory.working(thread["thread_id"], 10)
+        _, saved, _ = await memory.working(thread["thread_id"], 10)
         assert [m["user_id"] for m in saved] == ["alice", "alice"]
-        assert await memory.working("bobs-private-chat", 10) == (0, [])
+        assert (await memory.working("bobs-private-chat", 10))[:2] == (0, [])
     finally:
         await memory.aclose()
 

@@ -153,7 +153,7 @@ async def test_a_stranger_in_a_group_is_refused_once_and_only_for_what_the_bot_w
             telegram.send(group, ALICE, "@goat_test_bot and dessert?", chat_type="group")
             await until(telegram, lambda: telegram.chat(group)[-1:] == ["You said: and dessert?."])
             await turn_done(runner, group)
-            _, working = await runner.services.memory.working(str(group), 10)
+            _, working, _ = await runner.services.memory.working(str(group), 10)
         [refusal] = refusals(telegram, group)
         assert str(STRANGER) in refusal
         [refused] = [call for call in telegram.methods("sendMessage") if call["text"] == refusal]
@@ -253,7 +253,7 @@ async def test_an_unreachable_model_is_named_and_the_message_is_kept(settings, e
             await until(telegram, lambda: telegram.chat(ALICE)[-1] == "You said: When does it leave?.")
             await turn_done(runner, ALICE)
             memory = runner.services.memory
-            completed, working = await memory.working(str(ALICE), 10)
+            completed, working, _ = await memory.working(str(ALICE), 10)
             assert await memory.measuring.settle() == 0
             store = await memory._backends.l3.episodic()
             archived = [entry["content"] for entry in sorted(store.entries(str(ALICE)), key=lambda e: e["id"])]
@@ -291,7 +291,7 @@ async def test_an_edit_memory_cannot_take_says_the_earlier_version_stays(tmp_pat
                 await other.admin.reembed()
             telegram.edit(locker, "My locker number is 5582.")
             await until(telegram, lambda: len(telegram.chat(ALICE)) == 2)
-            _, working = await memory.working(chat, 10)
+            _, working, _ = await memory.working(chat, 10)
     assert telegram.chat(ALICE) == ["Noted.", EDIT_NOT_KEPT]
     assert [m["content"] for m in working] == ["My locker number is 4471.", "Noted."]
 
@@ -313,7 +313,7 @@ async def test_an_edit_replaces_what_its_turn_stored_and_runs_no_turn(settings, 
             await until(telegram, lambda: len(telegram.chat(ALICE)) == 3)
             await turn_done(runner, ALICE)
             assert await memory.measuring.settle() == 0
-            _, working = await memory.working(chat, 10)
+            _, working, _ = await memory.working(chat, 10)
             store, index = await memory._backends.l3.episodic(), await memory._backends.redis.lexical_index()
             # Through the memory's pool, as the bot reads: the edit's erasure of Chroma's files
             # may still be running, and holds them alone.
@@ -357,7 +357,7 @@ async def test_in_a_group_the_bot_answers_only_when_mentioned_in_a_reply_to_that
             asked = telegram.send(group, BOB, "@goat_test_bot what time is lunch?", chat_type="group")
             await until(telegram, lambda: telegram.chat(group) == ["You said: what time is lunch?."])
             await turn_done(runner, group)
-            completed, _ = await runner.services.memory.working(str(group), 10)
+            completed, _, _ = await runner.services.memory.working(str(group), 10)
             command = telegram.send(group, BOB, "/stats", chat_type="group")
             await until(telegram, lambda: len(telegram.chat(group)) == 2)
         assert completed == 1  # the unaddressed message was not a turn
@@ -629,7 +629,7 @@ async def test_the_memory_commands(settings, embeddings):
             assert why.endswith("\n  tools called: none")
             assert "p50" in await command("/stats")
             assert (await command("/reset")).startswith("Starting afresh")
-            assert await runner.services.memory.working(str(ALICE), 10) == (2, [])
+            assert (await runner.services.memory.working(str(ALICE), 10))[:2] == (2, [])
             assert "/forget_me" in await command("/help")
 
 

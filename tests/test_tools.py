@@ -89,7 +89,7 @@ def system_of(request: dict) -> str:
 
 
 async def saved_reply(runner, chat_id: str = "chat-a") -> str:
-    _, working = await runner.services.memory.working(chat_id, 100)
+    _, working, _ = await runner.services.memory.working(chat_id, 100)
     return working[-1]["content"]
 
 

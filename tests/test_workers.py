@@ -171,7 +171,7 @@ async def _every_turn_saved_and_archived_once(tmp_path: Path, redis_url: str, ch
         assert await memory.measuring.settle() == 0
         store = await memory._backends.l3.episodic()
         for chat in CHATS:
-            completed, messages = await memory.working(str(chat), 100)
+            completed, messages, _ = await memory.working(str(chat), 100)
             assert completed == len(MESSAGES)
             assert [m["content"] for m in messages] == [
                 part for text in MESSAGES for part in (said(chat, text), reply_to(said(chat, text)))]
@@ -224,7 +224,7 @@ async def test_an_update_answered_before_its_worker_died_is_completed_not_answer
             assert await worker.inbox.head(chat) is None
             assert [r["messages"][-1]["content"] for r in fake.requests] == [first, second]
             assert telegram.chat(ZOE) == [reply_to(second)]
-            completed, messages = await runner.services.memory.working(chat, 10)
+            completed, messages, _ = await runner.services.memory.working(chat, 10)
             assert completed == 2
             assert [m["content"] for m in messages] == [first, reply_to(first), second, reply_to(second)]
             await inbox_after_done_refuses(worker.inbox, chat)

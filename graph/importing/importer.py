@@ -1,8 +1,9 @@
 """`goat import`: bulk-load a JSON Lines transcript into L2 and L3, exactly as live turns are written.
 
-Each line: {"chat_id": str, "user_id": str?, "role": "user"|"assistant", "content": str,
-"timestamp": ISO-8601 or unix seconds}. Consecutive user→assistant messages of a chat form
-one turn; a lone message is archived alone. Every exchange gets a stable digest (the same
+Each line: {"chat_id": str, "user_id": str?, "name": str?, "role": "user"|"assistant", "content": str,
+"timestamp": ISO-8601 or unix seconds}. ``name`` is the speaker's display name; role "user" may be
+any number of people, each by their ``user_id``. Consecutive user→assistant messages of a chat form
+one turn; a lone message (one person's followed by another's) is archived alone. Every exchange gets a stable digest (the same
 exchange repeated at one time is told apart by its occurrence) and its turn number is recorded
 before anything is written, so an interrupted or repeated import never writes a turn twice.
 A line that cannot be imported stops the whole file before any write, unless it is skipped
@@ -29,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from memory.facade import Memory
-from memory.turns import ImportedTurn, message_problem
+from memory.turns import ImportedTurn, Message, message_problem, name_problem
 from nodes.state import check_ids, json_type
 
 ROLES = ("user", "assistant")
@@ -87,6 +88,7 @@ class TranscriptMessage:
     content: str
     timestamp: float
     ref: str | None = None  # which message of its export it is, when the export says (an edit keeps it)
+    name: str | None = None  # the speaker's display name, when the transcript gives one
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,10 @@ def parse_line(line: str) -> TranscriptMessage:
         raise ValueError(f"content {problem}")
     if "timestamp" not in record:
         raise ValueError("timestamp is missing")
-    return TranscriptMessage(chat_id, user_id, role, content, parse_timestamp(record["timestamp"]))
+    name = record.get("name")
+    if name is not None and (problem := name_problem(name)):
+        raise ValueError(f"name {problem}")
+    return TranscriptMessage(chat_id, user_id, role, content, parse_timestamp(record["timestamp"]), name=name)
 
 
 def _read(number: int, start: int, raw: bytes | str) -> Read:
@@ -419,10 +424,13 @@ async def import_turns(memory: Memory, transcript: Transcript, progress: Callabl
 
 
 def _imported(turn: tuple[TranscriptMessage, ...], digest: str) -> ImportedTurn:
-    return ImportedTurn(
-        digest=digest,
-        ref=turn[0].ref,
-        user_id=turn[0].user_id,
-        messages=tuple({"role": m.role, "content": m.content, "timestamp": m.timestamp, "user_id": turn[0].user_id}
-                       for m in turn),
-    )
+    # A reply is kept under the user whose turn it is (forgetting them takes it), as a live turn's.
+    return ImportedTurn(digest=digest, ref=turn[0].ref, user_id=turn[0].user_id,
+                        messages=tuple(_message(m, turn[0].user_id) for m in turn))
+
+
+def _message(message: TranscriptMessage, user_id: str) -> Message:
+    kept = Message(role=message.role, content=message.content, timestamp=message.timestamp, user_id=user_id)
+    if message.name and message.role == "user":
+        kept["name"] = message.name
+    return kept

@@ -50,6 +50,28 @@ def one_line(text: str) -> str:
     return _LINE_BREAKS.sub(LINE_BREAK_MARKER, _CONTROLS.sub(" ", text.strip()))
 
 
+# A name as the prompt shows it keeps letters, digits, spaces and . ' - _ alone: whatever else a
+# person puts in their display name (a line break, "system:", a block's brackets) cannot make it
+# more than a name.
+_NOT_IN_NAMES = re.compile(r"[^\w .'\-]+")
+MAX_SHOWN_NAME_CHARS = 40
+
+
+def speaker_name(name: str) -> str:
+    """A speaker's display name (or id) as the prompt shows it, before their words: on one line, of
+    letters, digits, spaces and . ' - _ alone, at most 40 characters; "someone" when nothing is left."""
+    shown = " ".join(_NOT_IN_NAMES.sub(" ", name).split())[:MAX_SHOWN_NAME_CHARS].strip()
+    return shown or "someone"
+
+
+def people_note(people: Mapping[str, str], speaker: str) -> str:
+    """The system prompt's line for a chat of several people: their lines are named, and who is
+    asking now (``speaker``: their user id)."""
+    asking = speaker_name(people.get(speaker) or speaker)
+    return (f"[People] Several people talk in this chat: each of their messages, and each recalled line, starts "
+            f"with its speaker's name. The message to answer is from {asking}: \"I\" and \"my\" in it mean {asking}.")
+
+
 def recall_block(lines: list[str]) -> str:
     return RECALL_HEADER + "\n" + "\n".join(lines) if lines else ""
 

@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from memory.prompt.aits import assess
-from memory.prompt.blocks import one_line
+from memory.prompt.blocks import one_line, speaker_name
 from memory.prompt.tokens import tokens_at_least
 from memory.settings import MemorySettings
-from memory.turns import Hit, LayerTokens, Message
+from memory.turns import USER_PREFIX, Hit, LayerTokens, Message
 
 # The metadata field of an L3 entry holding its recall line's tokens (``line_tokens_stamp``):
 # counted as the entry is written, behind the reply, not when a turn packs its prompt.
@@ -109,10 +109,25 @@ def _message_tokens(message: Message, count: Callable[[str], int]) -> int:
     return tokens_at_least(message["content"], message["tokens"])  # it may have been saved before the floor
 
 
-def format_recall_line(recall: Mapping[str, Any]) -> str:
-    """``[YYYY-MM-DD HH:MM] content`` (UTC), on one line (every archived turn has "user: …\nassistant: …")."""
+def format_recall_line(recall: Mapping[str, Any], people: Mapping[str, str] | None = None) -> str:
+    """``[YYYY-MM-DD HH:MM] content`` (UTC), on one line (every archived turn has "user: …\nassistant: …").
+    With ``people`` (a chat of several: user id -> name), the user's label is their name, as said then."""
     when = datetime.fromtimestamp(recall["timestamp"], timezone.utc).strftime("%Y-%m-%d %H:%M")
-    return f"[{when}] {one_line(recall['content'])}"
+    content = recall["content"]
+    if people is not None and content.startswith(USER_PREFIX):
+        metadata = recall.get("metadata") or {}
+        speaker = str(metadata.get("user_id", ""))
+        content = f"{speaker_name(metadata.get('name') or people.get(speaker) or speaker)}: " \
+                  f"{content.removeprefix(USER_PREFIX)}"
+    return f"[{when}] {one_line(content)}"
+
+
+def named_messages(messages: list[Message], people: Mapping[str, str]) -> list[Message]:
+    """L2's messages for a chat of several people: each person's begins with their name, as said
+    then (its tokens counted again, as the model is sent it)."""
+    return [Message(role="user", content=f"{speaker_name(m.get('name') or people.get(uid) or uid)}: {m['content']}",
+                    timestamp=m.get("timestamp", 0.0))
+            if m["role"] == "user" and (uid := m.get("user_id", "")) else m for m in messages]
 
 
 def line_tokens_stamp(line: str, tokens: int) -> str:
@@ -140,7 +155,8 @@ class PackedRecalls(NamedTuple):
     tokens: int  # of those lines
 
 
-def pack_recalls(recalls: list[Hit], budget: int, count_each: Callable[[list[str]], list[int]]) -> PackedRecalls:
+def pack_recalls(recalls: list[Hit], budget: int, count_each: Callable[[list[str]], list[int]],
+                 people: Mapping[str, str] | None = None) -> PackedRecalls:
     """The recalls whose lines fit ``budget`` tokens, in the given (best-first) order.
 
     A recall whose line does not fit is skipped and the next ones are still tried, so a
@@ -151,11 +167,12 @@ def pack_recalls(recalls: list[Hit], budget: int, count_each: Callable[[list[str
         recalls: the candidates, best first.
         budget: the L3 share of the prompt, in tokens.
         count_each: the tokens of each of a list of lines.
+        people: a chat of several people's (user id -> name): lines name their speakers.
 
     Returns:
         What fits, with the lines it was counted as (the lines to inject) and their tokens.
     """
-    lines = [format_recall_line(recall) for recall in recalls]
+    lines = [format_recall_line(recall, people) for recall in recalls]
     stored = [stamped_tokens(recall, line) for recall, line in zip(recalls, lines)]
     counted = iter(count_each([line for line, tokens in zip(lines, stored) if tokens is None]))
     sizes = [next(counted) if tokens is None else tokens for tokens in stored]

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from memory.prompt.budget import newest_within
 from memory.prompt.tokens import count_tokens
-from memory.turns import Message, archive_content
+from memory.turns import Message, Working, archive_content
 
 Role = Literal["user", "assistant"]  # the roles L2 keeps (a prompt's "system" is made every turn)
 
@@ -32,13 +32,18 @@ class MessageLink(NamedTuple):
     user_id: str
 
 
-# Append turns' messages and record their numbers in one step. ARGV: for each turn, its number,
-# its message count, then its messages. A turn resumed after a crash may replay its save: the
-# same messages as the last saved turn add nothing (2); a turn whose number is already taken by
-# other messages is refused (0). Returns each turn's result, in order.
+# Append turns' messages and record their numbers in one step. KEYS: the messages list, the turn
+# counter, the chat's people. ARGV: how many people, each person's id and name, then for each turn
+# its number, its message count, then its messages. A turn resumed after a crash may replay its
+# save: the same messages as the last saved turn add nothing (2); a turn whose number is already
+# taken by other messages is refused (0). Returns each turn's result, in order. Once a turn is
+# saved, each speaker is recorded: by their name when one is given, else kept as they were
+# (recorded without one, "", the first time).
 _APPEND_TURNS = """
 local results = {}
-local at = 1
+local people = tonumber(ARGV[1])
+local at = 2 + 2 * people
+local saved_any = false
 while at <= #ARGV do
     local turn, count = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
     local first, final = at + 2, at + 1 + count
@@ -56,26 +61,34 @@ while at <= #ARGV do
         redis.call('RPUSH', KEYS[1], unpack(ARGV, first, final))
         redis.call('SET', KEYS[2], ARGV[at])
     end
+    saved_any = saved_any or result ~= 0
     results[#results + 1] = result
     at = final + 1
+end
+if saved_any then
+    for i = 2, 2 * people, 2 do
+        if ARGV[i + 1] ~= '' then redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+        else redis.call('HSETNX', KEYS[3], ARGV[i], '') end
+    end
 end
 return results
 """
 
 
-# The chat's completed turns, its length, its first message and its latest ARGV[1] messages
-# (none for 0): one consistent snapshot. KEYS: the messages list, the turn counter.
+# The chat's completed turns, its length, its first message, its latest ARGV[1] messages (none for
+# 0) and its people: one consistent snapshot. KEYS: the messages list, the turn counter, the people.
 _LOAD = """
 local latest = {}
 local wanted = tonumber(ARGV[1])
 if wanted > 0 then latest = redis.call('LRANGE', KEYS[1], -wanted, -1) end
-return {redis.call('GET', KEYS[2]), redis.call('LLEN', KEYS[1]), redis.call('LINDEX', KEYS[1], 0), latest}
+return {redis.call('GET', KEYS[2]), redis.call('LLEN', KEYS[1]), redis.call('LINDEX', KEYS[1], 0), latest,
+        redis.call('HGETALL', KEYS[3])}
 """
 
 
 # Removes the messages of one user (their ``user_id``) from a chat's L2, keeping the others in order,
-# and the links of their messages. KEYS: the messages list, the links. ARGV: the user id. Returns how
-# many messages were removed.
+# the links of their messages and their name. KEYS: the messages list, the links, the people. ARGV:
+# the user id. Returns how many messages were removed.
 _REMOVE_USER = """
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
 local kept = {}
@@ -94,6 +107,7 @@ for i = 1, #links, 2 do
     local ok, link = pcall(cjson.decode, links[i + 1])
     if ok and type(link) == 'table' and link['user_id'] == ARGV[1] then redis.call('HDEL', KEYS[2], links[i]) end
 end
+redis.call('HDEL', KEYS[3], ARGV[1])
 return #items - #kept
 """
 
@@ -145,24 +159,26 @@ class WorkingMemory:
         """The number of the last turn saved in this chat (0 for a new chat)."""
         return int(await self._redis.get(self._turns_key(chat_id)) or 0)
 
-    async def load(self, chat_id: str, max_messages: int, max_tokens: int | None = None) -> tuple[int, list[Message]]:
-        """The chat's completed turns, and its first message (it set the topic) plus its latest
-        ``max_messages`` — one consistent snapshot, in one round trip. With ``max_tokens``, the
+    async def load(self, chat_id: str, max_messages: int, max_tokens: int | None = None) -> Working:
+        """The chat's completed turns, its first message (it set the topic) plus its latest
+        ``max_messages``, and its people — one consistent snapshot, in one round trip. With ``max_tokens``, the
         latest stop before the first (walking back) that would take them past that many tokens:
         no budget could take more, and what is left out is not decoded."""
         if max_messages < 0:
             raise ValueError(f"max_messages must be >= 0, got {max_messages}")
         # A script rather than MULTI: redis-py's cluster client queues each command of a
         # transaction through a thread of its own (4.5 ms against 0.2 ms for this script).
-        turns, length, first, tail = await self._load(
-            keys=[self._messages_key(chat_id), self._turns_key(chat_id)], args=[max_messages])
+        turns, length, first, tail, people = await self._load(
+            keys=[self._messages_key(chat_id), self._turns_key(chat_id), self._people_key(chat_id)],
+            args=[max_messages])
         if max_tokens is None:
             latest = [orjson.loads(raw) for raw in tail]
         else:  # decoded newest first, only as far as the tokens reach
             latest, _ = newest_within((orjson.loads(raw) for raw in reversed(tail)), max_tokens, count_tokens)
         if length > len(latest):  # the first message is not among the latest
             latest = [orjson.loads(first), *latest]
-        return int(turns or 0), latest
+        named = {people[i].decode(): people[i + 1].decode() for i in range(0, len(people), 2)}
+        return Working(int(turns or 0), latest, named)
 
     async def append_turn(self, chat_id: str, turn: int, messages: list[Message]) -> bool:
         """Append a turn's messages; True if they are saved (now, or by an earlier replay of
@@ -177,7 +193,12 @@ class WorkingMemory:
         Raises:
             ValueError: a turn numbered below 1 or without messages (nothing is written).
         """
-        args: list[int | str] = []
+        named: dict[str, str] = {}
+        for _, messages in turns:
+            for message in messages:
+                if message.get("role") == "user" and message.get("user_id"):
+                    named[message["user_id"]] = message.get("name") or named.get(message["user_id"], "")
+        args: list[int | str] = [len(named), *(part for person in named.items() for part in person)]
         for turn, messages in turns:
             if turn < 1:
                 raise ValueError(f"turn numbers start at 1, got {turn}")
@@ -186,7 +207,7 @@ class WorkingMemory:
             args += [turn, len(messages), *(_encode(message) for message in messages)]
         if not turns:
             return []
-        keys = [self._messages_key(chat_id), self._turns_key(chat_id)]
+        keys = [self._messages_key(chat_id), self._turns_key(chat_id), self._people_key(chat_id)]
         return [bool(result) for result in await self._append_turns(keys=keys, args=args)]
 
     async def messages(self, chat_id: str) -> list[Message]:
@@ -197,8 +218,8 @@ class WorkingMemory:
         """Take one user's messages out of the chat's L2 (messages saved with their ``user_id``),
         and their links; returns how many messages. With an edit (:meth:`replace_user_text`), the
         one rewrite of L2 there is: forgetting a person."""
-        return int(await self._remove_user(keys=[self._messages_key(chat_id), self._links_key(chat_id)],
-                                           args=[user_id]))
+        keys = [self._messages_key(chat_id), self._links_key(chat_id), self._people_key(chat_id)]
+        return int(await self._remove_user(keys=keys, args=[user_id]))
 
     async def link(self, chat_id: str, message_ref: str, link: MessageLink) -> None:
         """Record which turn stored the client's message ``message_ref``."""
@@ -287,7 +308,8 @@ class WorkingMemory:
         return None
 
     async def clear(self, chat_id: str) -> None:
-        await self._redis.delete(self._messages_key(chat_id), self._turns_key(chat_id), self._links_key(chat_id))
+        await self._redis.delete(self._messages_key(chat_id), self._turns_key(chat_id), self._links_key(chat_id),
+                                 self._people_key(chat_id))
 
     def _messages_key(self, chat_id: str) -> str:
         return f"{self._prefix}:l2:{_tag(chat_id)}"
@@ -297,6 +319,9 @@ class WorkingMemory:
 
     def _links_key(self, chat_id: str) -> str:
         return f"{self._prefix}:l2links:{_tag(chat_id)}"
+
+    def _people_key(self, chat_id: str) -> str:
+        return f"{self._prefix}:people:{_tag(chat_id)}"
 
     async def clear_messages(self, chat_id: str) -> None:
         """Empty the chat's conversation but keep its turn counter: turn numbers, and so the
