@@ -189,6 +189,8 @@ class Retrieval(Section):
         1.5, gt=0, description="before a background, with < 3 results: the distance kept below (squared L2)")
     # "What did we discuss yesterday?" has no topic to stand out.
     temporal_min_results: int = Field(5, ge=0, description="a named period's closest entries kept at least")
+    # "What are Kate's hobbies?": her lines need not stand out from the whole chat's to bear on it.
+    person_min_results: int = Field(3, ge=0, description="a named person's closest lines kept at least")
     weight_similarity: float = Field(0.6, ge=0, description="blend weight of relevance in an entry's score")
     # A tie-breaker: the recent conversation is L2's, and in L3 an older turn on the subject
     # counts as much as a newer one (each line shows its date); ranked by age, evidence fell out.

@@ -114,3 +114,51 @@ async def test_a_transcript_of_two_people_keeps_each_speaker(runner, tmp_path: P
     assert [m["content"] for m in state["prompt"][1:]] == [
         "Kate: I took up pottery.", "Elise: Nice! I paint.", "Kate: what does Elise do?"]
     assert "The message to answer is from Kate" in state["prompt"][0]["content"]
+
+
+WEDDING_PLANNING = [  # (speaker, line): two people planning, with the everyday around it
+    ("bob", "Anna, what do you say about the venue? I say the venue is perfect."),
+    ("anna", "It's a bit far from the station for me, but the garden looked lovely."),
+    ("bob", "My sister can't come on the Saturday, she has a conference."),
+    ("anna", "I ordered the flowers today: peonies and white roses."),
+    ("bob", "Did you see the football last night? What a match."),
+    ("anna", "The caterer wants the final guest count by Friday."),
+    ("bob", "I'm thinking of learning to play the guitar this winter."),
+    ("anna", "My knee hurts after the long run on Sunday."),
+    ("bob", "We should book the photographer before March."),
+    ("anna", "The cake tasting is on Thursday at four."),
+    ("bob", "It has been raining all week here."),
+    ("anna", "I watched a documentary about octopuses, they are so clever."),
+]
+
+
+async def test_a_question_about_anna_brings_annas_line_ahead_of_bobs_nearer_one(runner, tmp_path: Path):
+    start = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
+    names = {"anna": "Anna", "bob": "Bob"}
+    path = tmp_path / "plans.jsonl"
+    path.write_text("".join(json.dumps({
+        "chat_id": "plans", "user_id": speaker, "name": names[speaker], "role": "user", "content": line,
+        "timestamp": (start + timedelta(hours=n)).isoformat()}) + "\n" for n, (speaker, line) in enumerate(
+        WEDDING_PLANNING)), encoding="utf-8")
+    await import_transcript(runner.services.memory, path)
+    await runner.services.memory.measuring.settle()
+
+    asked = "what did Anna say about the venue?"
+    state = await runner.inspect("plans", asked, user_id="bob", now=NOW.timestamp())
+    assert "by_person" in state["prefetch"]["fired"]
+    said = [hit["content"] for hit in state["l3"]]
+    annas, bobs = "user: " + WEDDING_PLANNING[1][1], "user: " + WEDDING_PLANNING[0][1]
+    thematic = [hit["content"] for hit in state["recalls"]["thematic"]]
+    assert thematic.index(bobs) < thematic.index(annas)  # Bob's line is the nearer by meaning
+    assert annas in said and (bobs not in said or said.index(annas) < said.index(bobs))
+    assert any("Anna: It's a bit far from the station" in line for line in state["prompt"][0]["content"].splitlines())
+
+
+def test_a_message_names_the_people_it_is_about():
+    from memory.retrieval.people import named_people
+    people = {"u1": "Kate Miller", "u2": "Elise", "u3": ""}
+    assert named_people("What are Kate's hobbies?", people, "u3") == ["u1"]
+    assert named_people("what do kate and Elise have in common", people, "u3") == ["u1", "u2"]
+    assert named_people("What did I say about the venue?", people, "u2") == ["u2"]
+    assert named_people("What did I say about the venue?", {"u2": "Elise"}, "u2") == []  # a chat of one
+    assert named_people("what's the weather", people, "u1") == []

@@ -210,6 +210,11 @@ class WorkingMemory:
         keys = [self._messages_key(chat_id), self._turns_key(chat_id), self._people_key(chat_id)]
         return [bool(result) for result in await self._append_turns(keys=keys, args=args)]
 
+    async def people(self, chat_id: str) -> dict[str, str]:
+        """Who spoke in the chat: user id -> their latest name ("" if never given)."""
+        return {user_id.decode(): name.decode() for user_id, name in
+                (await self._redis.hgetall(self._people_key(chat_id))).items()}
+
     async def messages(self, chat_id: str) -> list[Message]:
         """The chat's whole L2, oldest first."""
         return [orjson.loads(raw) for raw in await self._redis.lrange(self._messages_key(chat_id), 0, -1)]

@@ -7,12 +7,13 @@ from __future__ import annotations
 from memory.retrieval.mechanism import Mechanism
 from memory.retrieval.mechanisms.by_keys import BY_KEYS
 from memory.retrieval.mechanisms.by_meaning import BY_MEANING
+from memory.retrieval.mechanisms.by_person import BY_PERSON
 from memory.retrieval.mechanisms.by_time import BY_TIME
 from memory.retrieval.mechanisms.by_words import BY_WORDS
 from memory.retrieval.mechanisms.every_word import EVERY_WORD
 
 # In the order reports name them.
-MECHANISMS: tuple[Mechanism, ...] = (BY_MEANING, BY_WORDS, BY_TIME, BY_KEYS, EVERY_WORD)
+MECHANISMS: tuple[Mechanism, ...] = (BY_MEANING, BY_WORDS, BY_TIME, BY_KEYS, BY_PERSON, EVERY_WORD)
 
 THEMATIC, WORDS, TEMPORAL, KEYS = BY_MEANING.name, BY_WORDS.name, BY_TIME.name, BY_KEYS.name
 # A list no mechanism registered builds (an explicit search's, the turns beside the best): judged
