@@ -4,11 +4,14 @@ handler is, and whichever thread the kernel hands a signal to."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class StoppedBySigterm(Exception):
@@ -48,7 +51,9 @@ class _CancelOnSigterm:
     """SIGTERM's handler: it cancels the command's task, as asyncio's own Ctrl-C handler does,
     even where Ctrl-C is ignored (a shell ignores it in a script's background jobs). Raising
     KeyboardInterrupt instead would make asyncio cancel every task at once, the bot's turn in
-    flight among them, and lose it. A second SIGTERM forces the way out, as a second Ctrl-C does."""
+    flight among them, and lose it. So would a second SIGTERM forcing the way out, as a second
+    Ctrl-C does: its update was confirmed to Telegram, which never sends it again. It is logged,
+    and the first stop goes on (SIGKILL still stops at once)."""
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self.task = task
@@ -56,7 +61,9 @@ class _CancelOnSigterm:
 
     def __call__(self, _signum: int, _frame: Any) -> None:
         if self.asked or self.task.done():
-            raise KeyboardInterrupt
+            log.warning("SIGTERM again: goat is stopping already, once what it has in flight is done "
+                        "(SIGKILL stops it at once, losing that)")
+            return
         self.asked = True
         self.task.cancel()
         self.task.get_loop().call_soon_threadsafe(lambda: None)  # the loop may be about to sleep

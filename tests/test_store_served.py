@@ -23,7 +23,7 @@ from memory.stores.archive import OUTBOX_KEY
 from memory.stores.redis_server import EmbeddedRedis
 from test_cli import goat, goat_env, ok
 from test_erasure import files_holding
-from test_studio import REPO, langgraph_dev
+from test_studio import REPO, langgraph_dev, project_folder
 
 pytestmark = pytest.mark.slow
 
@@ -200,3 +200,38 @@ async def test_paging_refuses_negatives_and_max_depth_means_what_langgraphs_stor
     for depth in (0, 1, 2, 3, 4):
         listed = (await alice.store.list_namespaces(prefix=facts[:2], max_depth=depth))["namespaces"]
         assert [tuple(ns) for ns in listed] == reference.list_namespaces(prefix=facts[:2], max_depth=depth)
+
+
+async def test_a_store_delete_cuts_the_words_out_of_the_threads_langgraph_dev_keeps_and_their_files(
+        tmp_path: Path) -> None:
+    """A turn run inside `langgraph dev` is kept by it: its checkpoints (the thread's state and
+    history), the thread's values and the run's input, in memory and in `.langgraph_api/`'s files.
+    The Store's deletes of a turn and of a fact the turn read reach them all, there and on disk."""
+    project, data_dir = project_folder(tmp_path / "project"), tmp_path / "data"
+    chat, facts = ("chats", "lockers", "memories"), ("users", "developer", "facts")
+    with FakeOpenAI(default_reply="Noted.") as fake:
+        env = goat_env(data_dir, GOAT_MODEL="fake-model", OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake.base_url)
+        with langgraph_dev(project, env, project / "langgraph.json", tmp_path / "studio.log") as (url, _):
+            client = get_client(url=url)
+            await client.store.put_item(facts, "bike", {"value": PIN})
+            assistant = (await client.assistants.search(graph_id="goat"))[0]
+            thread = (await client.threads.create())["thread_id"]
+            await client.runs.wait(thread, assistant["assistant_id"],
+                                   input={"chat_id": chat[1], "message": f"My locker code is {LOCKER}."})
+            with redis.Redis.from_url(EmbeddedRedis(data_dir).url) as server:
+                wait_for(lambda: server.hlen(OUTBOX_KEY) == 0, "the turn to be archived behind the reply")
+
+            async def kept() -> str:
+                """Everything the server hands out of the thread: its state, history, values and runs."""
+                return json.dumps([await client.threads.get_state(thread), await client.threads.get_history(thread),
+                                   await client.threads.get(thread), await client.runs.list(thread)])
+
+            assert LOCKER in await kept() and PIN in await kept()
+            await client.store.delete_item(chat, f"{chat[1]}:turn_0001")
+            await client.store.delete_item(facts, "bike")
+            assert LOCKER not in await kept() and PIN not in await kept()
+            assert files_holding(project / ".langgraph_api", LOCKER) == []
+            assert files_holding(project / ".langgraph_api", PIN) == []
+    written = {path.name for path in (project / ".langgraph_api").iterdir()}  # as the server wrote them at its end
+    assert ".langgraph_ops.pckl" in written and any(name.startswith(".langgraph_checkpoint.") for name in written)
+    assert files_holding(project, LOCKER) == [] and files_holding(project, PIN) == []

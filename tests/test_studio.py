@@ -82,6 +82,18 @@ def langgraph_dev(cwd: Path, env: dict[str, str], config: Path, log_path: Path) 
         log.close()
 
 
+def project_folder(folder: Path) -> Path:
+    """A folder of its own to start `langgraph dev` from (its working directory, where it keeps
+    ``.langgraph_api/``), with the project's langgraph.json pointing back at the repository."""
+    folder.mkdir()
+    config = json.loads((REPO / "langgraph.json").read_text())
+    config = {**config, "dependencies": [str(REPO)],
+              "graphs": {name: str(REPO / path) for name, path in config["graphs"].items()},
+              "auth": {"path": str(REPO / config["auth"]["path"])}, "store": {"path": str(REPO / config["store"]["path"])}}
+    (folder / "langgraph.json").write_text(json.dumps(config))
+    return folder
+
+
 @pytest.fixture
 def studio(tmp_path: Path, system_redis_url: str, chroma_url: str, fake_model: FakeOpenAI, server_env: dict[str, str]):
     env = {
@@ -105,13 +117,7 @@ async def test_on_the_embedded_defaults_studio_shows_a_form_steps_a_turn_and_ctr
     """As a newcomer starts it: no GOAT_* variable but the model, so the data folder is the
     relative default and Redis and Chroma are embedded in it (the project's langgraph.json
     copied into a folder of its own, so that folder is the working directory)."""
-    project = tmp_path / "project"
-    project.mkdir()
-    config = json.loads((REPO / "langgraph.json").read_text())
-    config = {**config, "dependencies": [str(REPO)],
-              "graphs": {name: str(REPO / path) for name, path in config["graphs"].items()},
-              "auth": {"path": str(REPO / config["auth"]["path"])}, "store": {"path": str(REPO / config["store"]["path"])}}
-    (project / "langgraph.json").write_text(json.dumps(config))
+    project = project_folder(tmp_path / "project")
     env = {name: value for name, value in os.environ.items() if not name.startswith("GOAT_")}
     env |= {"GOAT_MODEL": "fake-model", "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": fake_model.base_url}
     with langgraph_dev(project, env, project / "langgraph.json", tmp_path / "studio.log") as (url, server):

@@ -524,11 +524,29 @@ async def test_an_update_id_no_inbox_can_hold_is_refused_not_retried_forever(set
     assert telegram.chat(ALICE) == ["You said: The largest update id an inbox holds.."]
 
 
+def bot_env(data_dir: Path, telegram: FakeTelegram, fake: FakeOpenAI) -> dict[str, str]:
+    """`goat bot`'s environment: the loopback Bot API and model, alice allowed."""
+    return goat_env(data_dir, TELEGRAM_BOT_TOKEN=TOKEN, GOAT_TELEGRAM_API_URL=telegram.base_url,
+                    GOAT_ALLOWED_USERS=str(ALICE), GOAT_MODEL="fake-model", OPENAI_API_KEY="sk-fake-123456",
+                    OPENAI_BASE_URL=fake.base_url)
+
+
+class HeldModel:
+    """The model's responder: asked, it answers (as ``echo``) once the test lets it, so a turn is
+    in flight while the bot is stopped."""
+
+    def __init__(self) -> None:
+        self.asked, self.answer = threading.Event(), threading.Event()
+
+    def __call__(self, request: dict) -> str:
+        self.asked.set()
+        self.answer.wait(HANG_GUARD)
+        return echo(request)
+
+
 def test_goat_bot_answers_a_message_as_a_new_user_runs_it(tmp_path: Path):
     with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
-        env = goat_env(tmp_path / "data", TELEGRAM_BOT_TOKEN=TOKEN, GOAT_TELEGRAM_API_URL=telegram.base_url,
-                       GOAT_ALLOWED_USERS=str(ALICE), GOAT_MODEL="fake-model", OPENAI_API_KEY="sk-fake-123456",
-                       OPENAI_BASE_URL=fake.base_url)
+        env = bot_env(tmp_path / "data", telegram, fake)
         with (tmp_path / "bot.stderr").open("w") as errors:
             bot = subprocess.Popen([str(GOAT), "bot"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=errors)
         try:
@@ -551,44 +569,72 @@ def test_sigterm_mid_turn_stops_a_bot_started_by_a_script_once_the_turn_is_answe
     """`goat bot &` in a script: the shell starts it with Ctrl-C ignored. SIGTERM while a turn waits
     on the model stops it as Ctrl-C at a terminal does: the turn finishes, its reply is sent and
     stored, and the bot exits 0, a service's clean stop, with no traceback."""
-    asked, answer = threading.Event(), threading.Event()
-
-    def held(request: dict) -> str:  # the model, asked, answers once the bot has begun to stop
-        asked.set()
-        answer.wait(HANG_GUARD)
-        return echo(request)
-
+    held = HeldModel()
     with FakeOpenAI(responder=held) as fake, FakeTelegram(TOKEN) as telegram:
-        env = goat_env(tmp_path / "data", TELEGRAM_BOT_TOKEN=TOKEN, GOAT_TELEGRAM_API_URL=telegram.base_url,
-                       GOAT_ALLOWED_USERS=str(ALICE), GOAT_MODEL="fake-model", OPENAI_API_KEY="sk-fake-123456",
-                       OPENAI_BASE_URL=fake.base_url)
+        env = bot_env(tmp_path / "data", telegram, fake)
         # A job of a non-interactive shell, which reports its pid, then its exit status.
         script = f'"{GOAT}" bot >/dev/null 2>bot.stderr & echo $!; wait $!; echo $?'
         shell = subprocess.Popen(["bash", "-c", script], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
         bot = int(shell.stdout.readline())
         try:
             telegram.send(ALICE, ALICE, "The shed code is zebra-4471.")
-            wait_for(asked.is_set, "the model to be asked", timeout=HANG_GUARD)
+            wait_for(held.asked.is_set, "the model to be asked", timeout=HANG_GUARD)
             assert ignores_ctrl_c(bot)  # as the shell left it, once it runs (read at the fork, a race)
             os.kill(bot, signal.SIGTERM)
             wait_for(lambda: "Application is stopping" in (tmp_path / "bot.stderr").read_text(),
                      "the bot to begin its stop", timeout=HANG_GUARD)
-            answer.set()
+            held.answer.set()
             returncode = int(shell.stdout.readline())
         finally:
-            answer.set()
+            held.answer.set()
             if shell.poll() is None:
                 with suppress(ProcessLookupError):
                     os.kill(bot, signal.SIGKILL)
             shell.wait(HANG_GUARD)
         assert telegram.chat(ALICE) == ["You said: The shed code is zebra-4471.."]
-    logged = (tmp_path / "bot.stderr").read_text()
+    stopped_cleanly_having_stored("The shed code is zebra-4471.", returncode, (tmp_path / "bot.stderr").read_text(),
+                                  env, tmp_path)
+
+
+def test_a_second_sigterm_while_the_bot_stops_is_logged_and_the_turn_in_flight_is_still_answered_and_stored(
+        tmp_path: Path):
+    """An operator or a service manager may send SIGTERM twice. The second forces no way out: that
+    would drop the turn in flight, whose update the bot's polling has already confirmed to Telegram
+    (it is never delivered again), with a traceback from asyncio's shutdown and exit 130. It is
+    logged, and the first stop goes on: the turn answered and stored, exit 0."""
+    held, errors = HeldModel(), tmp_path / "bot.stderr"
+    with FakeOpenAI(responder=held) as fake, FakeTelegram(TOKEN) as telegram:
+        env = bot_env(tmp_path / "data", telegram, fake)
+        with errors.open("w") as stderr:
+            bot = subprocess.Popen([str(GOAT), "bot"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            telegram.send(ALICE, ALICE, "The bike lock code is otter-5530.")
+            wait_for(held.asked.is_set, "the model to be asked", timeout=HANG_GUARD)
+            bot.send_signal(signal.SIGTERM)
+            wait_for(lambda: "Application is stopping" in errors.read_text(), "the bot to begin its stop",
+                     timeout=HANG_GUARD)
+            bot.send_signal(signal.SIGTERM)
+            wait_for(lambda: "SIGTERM again" in errors.read_text() or bot.poll() is not None,
+                     "the second SIGTERM to be taken", timeout=HANG_GUARD)
+            held.answer.set()
+            returncode = bot.wait(HANG_GUARD)
+        finally:
+            held.answer.set()
+            if bot.poll() is None:
+                bot.kill()
+                bot.wait(HANG_GUARD)
+        assert telegram.chat(ALICE) == ["You said: The bike lock code is otter-5530.."]
+    stopped_cleanly_having_stored("The bike lock code is otter-5530.", returncode, errors.read_text(), env, tmp_path)
+
+
+def stopped_cleanly_having_stored(said: str, returncode: int, logged: str, env: dict[str, str], cwd: Path) -> None:
+    """A bot in ``cwd`` stopped mid-turn as a service is: exit 0, no traceback, the turn (alice
+    saying ``said``, echoed) stored, the embedded servers it started gone."""
     assert returncode == 0, logged
     assert "Traceback" not in logged and "CRITICAL" not in logged
-    [chat] = json.loads(ok(goat("export", "--user", str(ALICE), env=env, cwd=tmp_path)).stdout)["chats"]
-    assert [m["content"] for m in chat["l2"]] == ["The shed code is zebra-4471.",
-                                                  "You said: The shed code is zebra-4471.."]
-    assert servers_left(tmp_path / "data") == []
+    [chat] = json.loads(ok(goat("export", "--user", str(ALICE), env=env, cwd=cwd)).stdout)["chats"]
+    assert [m["content"] for m in chat["l2"]] == [said, echo({"messages": [{"content": said}]})]
+    assert servers_left(cwd / "data") == []
 
 
 def ignores_ctrl_c(pid: int) -> bool:

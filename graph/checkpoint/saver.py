@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import random
 import re
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -427,10 +427,8 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
         Returns:
             How many stored values changed.
         """
-        # Longest first: a text's start, cut first, would leave the rest of a whole copy behind.
-        longest_first = sorted({text for text in texts if text}, key=len, reverse=True)
         self._forget_own(thread_id)
-        return await self._trips.arun(self._redact(thread_id, longest_first, kept))
+        return await self._trips.arun(self._redact(thread_id, longest_first(texts), kept))
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) of the given runs. Scans every thread of
@@ -676,7 +674,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
                 continue
             head, data = _unpack(raw, labels)
             value = self.serde.loads_typed((head[-1], data))
-            if (redacted := _without(value, texts)) != value:
+            if (redacted := without_texts(value, texts)) != value:
                 type_, dumped = self.serde.dumps_typed(redacted)
                 changes += [place, field, _pack([*head[:-1], type_], dumped)]
         if changes:
@@ -824,18 +822,25 @@ class RedisCheckpointSaver(BaseCheckpointSaver[str]):
     # ------------------------------------------------------------------ drivers
 
 
-def _without(value: Any, texts: Sequence[str]) -> Any:
-    """``value`` with every occurrence of the texts cut out of its strings, until none is left (a
-    cut can join two halves into one more)."""
+def longest_first(texts: Iterable[str]) -> list[str]:
+    """The texts to cut, once each, empty ones dropped, longest first: a text's start, cut first,
+    would leave the rest of a whole copy behind."""
+    return sorted({text for text in texts if text}, key=len, reverse=True)
+
+
+def without_texts(value: Any, texts: Sequence[str]) -> Any:
+    """``value`` with every occurrence of the texts (:func:`longest_first`) cut out of its strings,
+    within dicts, lists and tuples (keys, which are names, left alone), until none is left (a cut
+    can join two halves into one more)."""
     if isinstance(value, str):
         while any(text in value for text in texts):
             for text in texts:
                 value = value.replace(text, "")
         return value
     if type(value) is dict:
-        return {key: _without(item, texts) for key, item in value.items()}
+        return {key: without_texts(item, texts) for key, item in value.items()}
     if type(value) in (list, tuple):
-        return type(value)(_without(item, texts) for item in value)
+        return type(value)(without_texts(item, texts) for item in value)
     return value
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from graph.checkpoint.dev_server import cut_from_dev_server, serving_in_memory
 from graph.checkpoint.saver import RedisCheckpointSaver
 from graph.settings import load_settings
 from memory.facade import Memory
@@ -51,6 +52,8 @@ class CheckpointedServices(Services):
         checkpointer = await self.checkpointer()
         for chat_id in chats:
             await checkpointer.aredact_thread(chat_id, texts, kept=ID_CHANNELS)
+        if serving_in_memory():  # `langgraph dev` keeps the turns run inside it too
+            await cut_from_dev_server(chats, texts, ID_CHANNELS)
 
     async def aclose(self) -> None:
         """Close the checkpointer, then the model's client and memory."""
