@@ -122,6 +122,13 @@ def _system_redis_server() -> str | None:
 def system_redis(data_dir: Path, *options: str) -> Iterator[str]:
     """Debian's redis-server (7.x) on a free local port, its files in ``data_dir``, with these
     ``redis-server`` options (persistence is off unless they turn it on); yields its URL."""
+    with system_redis_process(data_dir, *options) as (url, _):
+        yield url
+
+
+@contextmanager
+def system_redis_process(data_dir: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """:func:`system_redis`, yielding its process too (for a test that kills it)."""
     binary = _system_redis_server()
     if binary is None:
         pytest.skip("Debian's redis-server is not installed (apt-get install -y redis-server)")
@@ -146,7 +153,7 @@ def system_redis(data_dir: Path, *options: str) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"Debian's redis-server did not start; see {log_path}")
             time.sleep(0.02)
-        yield url
+        yield url, process
     finally:
         process.kill()
         process.wait()

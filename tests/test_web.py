@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from bot.web.access import SESSION_COOKIE, Access
 from bot.web import app as web_app
 from bot.web.app import build_app
-from bot.web.serve import refusal
+from bot.web.serve import answered_hosts, refusal
 from graph.importing.importer import import_turns, transcript_of
 from graph.observability.turn_log import TurnLog, turns_log_path
 from graph.runner import TurnRunner
@@ -68,7 +68,7 @@ async def served(tmp_path: Path, embeddings: LocalEmbeddings, tokens: dict[str, 
     runner = make_runner(settings, embeddings)
     await import_turns(runner.services.memory, transcript_of(transcript_lines()))
     access = Access(settings.server)
-    app, web = build_app(runner, settings, access)
+    app, web = build_app(runner, settings, access, answered_hosts("127.0.0.1", 8790))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8790") as client:
         try:

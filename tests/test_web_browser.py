@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port
 from fakes import FakeOpenAI
-from test_cli import GOAT, goat, goat_env, ok
+from test_cli import goat, goat_env, ok
 from test_erasure import files_holding
+from test_web_served import goat_web
 from tests.support.exports import chatgpt_chain, write_chatgpt
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -56,22 +53,6 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@contextmanager
-def goat_web(env: dict[str, str], cwd: Path) -> Iterator[tuple[str, str]]:
-    """`goat web` on a free port until the block ends (SIGTERM); yields its base URL and the line it printed."""
-    port = free_port()
-    server = subprocess.Popen([str(GOAT), "web", "--port", str(port)], env=env, cwd=cwd, text=True,
-                              stdout=subprocess.PIPE, stderr=(cwd / f"web-{port}.stderr").open("w"))
-    try:
-        printed = server.stdout.readline().strip()  # printed once it listens
-        assert printed.startswith("goat web: "), (printed, (cwd / f"web-{port}.stderr").read_text())
-        yield f"http://127.0.0.1:{port}", printed
-    finally:
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) == 0
-        assert server.stdout.read() == ""  # the link, printed once, and nothing after
-
-
 def shots(tmp_path: Path) -> Path:
     folder = DOCS_SHOTS if os.environ.get("GOAT_WEB_SCREENSHOTS") == "1" else tmp_path / "shots"
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,8 +79,8 @@ def seeded(tmp_path: Path) -> dict[str, str]:
 def test_a_person_sees_searches_corrects_forgets_and_imports_and_another_sees_none_of_it(
         browser: Browser, tmp_path: Path) -> None:
     env, folder = seeded(tmp_path), shots(tmp_path)
-    with goat_web(env, tmp_path) as (base, printed):
-        link = printed.removeprefix("goat web: open ")
+    with goat_web(env, tmp_path) as web:
+        base, link = web.base, web.printed.removeprefix("goat web: open ")
         assert link.startswith(f"{base}/?token=")
         context = browser.new_context(viewport={"width": 1000, "height": 800})
         page = context.new_page()
@@ -119,8 +100,8 @@ def test_a_person_sees_searches_corrects_forgets_and_imports_and_another_sees_no
         assert page.goto(link).status == 401  # the link opens once
         context.close()
 
-    with goat_web({**env, "GOAT_SERVER_TOKENS": f"eve={EVE_TOKEN},{USER}={ANA_TOKEN}"}, tmp_path) as (base, _):
-        _another_person_sees_nothing(browser.new_context(viewport={"width": 1000, "height": 600}), base, folder)
+    with goat_web({**env, "GOAT_SERVER_TOKENS": f"eve={EVE_TOKEN},{USER}={ANA_TOKEN}"}, tmp_path) as web:
+        _another_person_sees_nothing(browser.new_context(viewport={"width": 1000, "height": 600}), web.base, folder)
 
 
 def _search(page: Page, folder: Path) -> None:

@@ -4,8 +4,9 @@ runner's recall (``TurnRunner.inspect``) and forget (``TurnRunner.forget_user``)
 every face shares (``bot/commands.py``'s /remember and /forget).
 
 Every change is a POST carrying the session's CSRF token, from the page's own origin; a request
-without a session gets 401, a POST without the token, or a page of another person's, 403; and
-nothing else. Each response forbids framing and any script, style or image not served here."""
+without a session gets 401, a POST without the token, or a page of another person's, 403; a sign-in
+past the limit 429; and nothing else. Each response forbids framing and any script, style or image
+not served here (``guards.py``, with the Host check and the pages every fault is answered with)."""
 
 from __future__ import annotations
 
@@ -19,31 +20,24 @@ from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.web import views
-from bot.web.access import SESSION_COOKIE, Access, Session
+from bot.web.access import SESSION_COOKIE, SIGN_IN_COOKIE, Access, Held, Session
 from bot.web.forgets import Forgets
+from bot.web.guards import answering_faults, refusal_page, with_host_check, with_security_headers
 from bot.web.html import link, notice, page, post_form
-from bot.web.imports import FORMATS, Imports, Upload, saved_upload
+from bot.web.imports import FORMATS, Imports, Upload, saved_upload, upload_name_problem
 from bot.web.reading import Reading, Refused
 from graph.runner import TurnRunner
 from graph.settings import Settings
-from memory.errors import BackendUnavailable
 
 STATIC = Path(__file__).parent / "static"
-SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                                 b"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),  # no-referrer would make a form's Origin "null"
-    (b"cache-control", b"no-store"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
 MAX_UPLOAD_FIELDS = 10
 # What one POST may send (an export's JSON, or its zip with what the export kept): past it the
 # request is refused before a byte is read, so a signed-in person cannot fill the host's disk.
@@ -53,27 +47,13 @@ MAX_POST_BYTES = 1 << 30
 Handler = Callable[..., Awaitable[Response]]
 
 
-def with_security_headers(app: Any) -> Any:
-    """``app`` with :data:`SECURITY_HEADERS` on every response."""
-
-    async def secured(scope: dict, receive: Any, send: Any) -> None:
-        async def send_secured(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await app(scope, receive, send_secured if scope["type"] == "http" else send)
-
-    return secured
-
-
 def signed_in(handler: Handler) -> Handler:
     """A page for whoever is signed in: else 401 and the way to sign in; a refusal its status."""
 
     @functools.wraps(handler)
     async def route(self: "WebApp", request: Request) -> Response:
         session = self.access.session(request.cookies.get(SESSION_COOKIE))
-        if session is None or session.person is None:
+        if session is None:
             return self.sign_in_page(request, status=401)
         return await self.answered(handler(self, request, self.viewer(session)), self.viewer(session))
 
@@ -87,7 +67,7 @@ def changes(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def route(self: "WebApp", request: Request) -> Response:
         session = self.access.session(request.cookies.get(SESSION_COOKIE))
-        if session is None or session.person is None:
+        if session is None:
             return self.refusal(401, "Sign in first.")
         if (origin := request.headers.get("origin")) is not None and origin != _origin(request):
             return self.refusal(403, "A change is made from this page only.")
@@ -116,6 +96,11 @@ def _origin(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
 
 
+def _address(request: Request) -> str:
+    """The client's address: the connection's own (`goat web` reads no proxy's headers)."""
+    return request.client.host if request.client else ""
+
+
 class WebApp:
     """The routes of one `goat web` process, over its runner."""
 
@@ -142,43 +127,51 @@ class WebApp:
 
     @staticmethod
     def viewer(session: Session) -> views.Viewer:
-        assert session.person is not None
         return views.Viewer(session.person, session.operator, session.csrf)
 
     def html(self, title: str, body: str, viewer: views.Viewer | None = None, status: int = 200) -> HTMLResponse:
         return HTMLResponse(page(title, body, views.nav(viewer) if viewer else ""), status_code=status)
 
-    def refusal(self, status: int, text: str, viewer: views.Viewer | None = None) -> HTMLResponse:
-        title = {401: "Sign in", 403: "Not yours", 404: "Not found", 409: "Not done", 503: "A backend is down"}.get(
-            status, "Refused")
-        return self.html(title, notice(text, "error"), viewer, status)
+    @staticmethod
+    def refusal(status: int, text: str, viewer: views.Viewer | None = None) -> HTMLResponse:
+        return refusal_page(status, text, views.nav(viewer) if viewer else "")
 
     async def answered(self, answer: Awaitable[Response], viewer: views.Viewer) -> Response:
-        """The route's answer; a refusal, or a backend down, as a page saying so."""
+        """The route's answer; a refusal as a page saying why (a fault is ``guards.py``'s)."""
         try:
             return await answer
         except Refused as refused:
             return self.refusal(refused.status, str(refused), viewer)
-        except BackendUnavailable as exc:
-            return self.refusal(503, str(exc), viewer)
+
+    @staticmethod
+    async def starlettes_refusal(request: Request, exc: Exception) -> Response:
+        """Starlette's own refusals (no such path, not that method, a form that does not read) as pages."""
+        assert isinstance(exc, HTTPException)
+        return refusal_page(exc.status_code, exc.detail, headers=exc.headers)
+
+    @staticmethod
+    def held_back(held: Held) -> Response:
+        return refusal_page(429, held.why, headers={"retry-after": str(held.seconds)})
 
     def sign_in_page(self, request: Request, status: int = 200, problem: str = "") -> Response:
         """How to sign in: the token form (server tokens), else where the one-time link is."""
         if not self.access.shared:
             return self.refusal(status, problem or "Open the link `goat web` printed when it started. It opens once: "
                                                    "to get another, start `goat web` again.")
-        session_id, session = self.access.start()
-        form = post_form("/login", session.csrf, {}, "sign in",
+        value, csrf = self.access.sign_in_form()
+        form = post_form("/login", csrf, {}, "sign in",
                          inputs='<label>your token <input type="password" name="token" autocomplete="current-password" '
                                 'required autofocus></label>')
         answer = self.html("Sign in", (notice(problem, "error") if problem else "") + form, status=status)
-        _set_session(answer, session_id)
+        answer.set_cookie(SIGN_IN_COOKIE, value, httponly=True, samesite="strict", path="/login")
         return answer
 
     # ---- signing in -----------------------------------------------------------------------------
 
     async def index(self, request: Request) -> Response:
         if (given := request.query_params.get("token")) is not None:
+            if (held := self.access.sign_ins.attempt(_address(request))) is not None:
+                return self.held_back(held)
             opened = self.access.open_link(given)
             if opened is None:
                 return self.refusal(401, "This link was opened already, or is not the one `goat web` printed.")
@@ -191,16 +184,19 @@ class WebApp:
         return self.sign_in_page(request)
 
     async def login(self, request: Request) -> Response:
-        session = self.access.session(request.cookies.get(SESSION_COOKIE))
+        if (held := self.access.sign_ins.attempt(_address(request))) is not None:
+            return self.held_back(held)
         async with request.form(max_files=0, max_fields=MAX_UPLOAD_FIELDS) as form:
-            if session is None or not self.access.csrf_ok(session, form.get("csrf")) or not self.access.shared:
+            if not self.access.shared or not self.access.sign_in_form_ok(request.cookies.get(SIGN_IN_COOKIE),
+                                                                         form.get("csrf")):
                 return self.refusal(403, "This form is stale or not this page's: reload the page and try again.")
             signed = self.access.sign_in(str(form.get("token") or ""))
         if signed is None:
             return self.sign_in_page(request, 401, "That token is not one this page knows.")
-        self.access.end(request.cookies.get(SESSION_COOKIE))
+        self.access.end(request.cookies.get(SESSION_COOKIE))  # a session of this browser's before ends
         answer = RedirectResponse("/", status_code=303)
         _set_session(answer, signed[0])
+        answer.delete_cookie(SIGN_IN_COOKIE, path="/login")
         return answer
 
     @changes
@@ -299,6 +295,8 @@ class WebApp:
         file = form.get("file")
         if isinstance(file, str) or file is None or not file.filename:
             raise Refused(409, "Choose a file to import.")
+        if (problem := upload_name_problem(file.filename)) is not None:
+            raise Refused(400, problem)
         chosen = str(form.get("format") or "") or None
         if chosen is not None and chosen not in FORMATS:
             raise Refused(409, f"Unknown format {chosen!r}: choose one of {', '.join(FORMATS)}.")
@@ -353,7 +351,11 @@ def _set_session(answer: Response, session_id: str) -> None:
     answer.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict", path="/")
 
 
-def build_app(runner: TurnRunner, settings: Settings, access: Access) -> tuple[Any, WebApp]:
-    """The ASGI application `goat web` serves, and its routes' owner (to close its imports)."""
+def build_app(runner: TurnRunner, settings: Settings, access: Access,
+              hosts: frozenset[str] | None) -> tuple[Any, WebApp]:
+    """The ASGI application `goat web` serves, answering to ``hosts`` (the Host headers it takes; None:
+    any), and its routes' owner (to close its imports)."""
     web = WebApp(runner, settings, access)
-    return with_security_headers(Starlette(routes=web.routes())), web
+    routes = Starlette(routes=web.routes(), middleware=[Middleware(answering_faults)],
+                       exception_handlers={HTTPException: web.starlettes_refusal})
+    return with_security_headers(with_host_check(routes, hosts)), web

@@ -10,6 +10,7 @@ import logging
 import secrets
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "telegram", "chatgpt")
 MAX_JOBS = 100  # imports remembered for their progress page: the oldest finished one goes first
+MAX_NAME_BYTES = 255  # the longest file name Linux's file systems keep
 
 
 @dataclass
@@ -142,13 +144,34 @@ def _chats_and_users(turns: Iterable[tuple[str, object]]) -> tuple[set[str], set
     return chats, users
 
 
+def upload_name_problem(name: str) -> str | None:
+    """Why an upload's name cannot name the file it is kept as (None when it can): its last part is
+    empty, "." or "..", holds a control character, is not UTF-8, or is longer than a file's name may
+    be (:data:`MAX_NAME_BYTES`)."""
+    last = Path(name).name
+    if last in ("", ".", ".."):
+        return f"The file name {name[:80]!r} names no file: rename the file and upload it again."
+    if any(unicodedata.category(char) == "Cc" for char in last):
+        return "The file name holds a control character: rename the file and upload it again."
+    try:
+        length = len(last.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "The file name is not UTF-8: rename the file and upload it again."
+    if length > MAX_NAME_BYTES:
+        return f"The file name is over {MAX_NAME_BYTES} bytes long: rename the file shorter and upload it again."
+    return None
+
+
 async def saved_upload(name: str, chunks: AsyncIterator[bytes]) -> Path:
     """The uploaded file written to a new temporary folder (outside the data folder), under its own
-    name's last part."""
+    name's last part (one :func:`upload_name_problem` passed); the folder is removed if it fails."""
     folder = Path(tempfile.mkdtemp(prefix="goat-web-import-"))
-    safe = Path(name or "export").name.replace("\x00", "") or "export"
-    path = folder / safe
-    with path.open("wb") as file:
-        async for chunk in chunks:
-            file.write(chunk)
+    path = folder / Path(name).name
+    try:
+        with path.open("wb") as file:
+            async for chunk in chunks:
+                file.write(chunk)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return path

@@ -25,6 +25,21 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def answered_hosts(listen: str, port: int) -> frozenset[str] | None:
+    """The Host headers the page answers to when it listens on ``listen``:``port``. On loopback, its
+    loopback names with its port, so that no page of another site whose name was pointed here (DNS
+    rebinding) reaches it; elsewhere None, any: whoever reaches it signs in with a token."""
+    if not is_loopback(listen):
+        return None
+    names = {"127.0.0.1", "localhost", "[::1]", _named(listen).lower()}
+    return frozenset({f"{name}:{port}" for name in names} | (names if port == 80 else set()))
+
+
+def _named(listen: str) -> str:
+    """The address as a URL names it (an IPv6 one in brackets)."""
+    return f"[{listen.strip('[]')}]" if ":" in listen else listen
+
+
 def refusal(settings: Settings, listen: str) -> str | None:
     """Why `goat web` will not serve on ``listen`` (None when it will)."""
     if is_loopback(listen) or settings.server.tokens:
@@ -47,13 +62,14 @@ async def serve_web(settings: Settings, listen: str, port: int) -> int:
     access = Access(settings.server)
     async with TurnRunner.from_settings(settings) as runner:
         await runner.warm_up()
-        app, web = build_app(runner, settings, access)
         listening = bound(listen, port)  # before the link is printed: a browser opening it queues, never fails
-        host = f"[{listen}]" if ":" in listen else listen
-        base = f"http://{host}:{listening.getsockname()[1]}"
+        port = listening.getsockname()[1]
+        app, web = build_app(runner, settings, access, answered_hosts(listen, port))
+        base = f"http://{_named(listen)}:{port}"
         link = access.link(base)
         print(f"goat web: open {link}" if link else f"goat web: serving {base} (sign in with your token)", flush=True)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        # No proxy's headers read: the sign-in limit counts each connection's own address.
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False))
         try:
             await server.serve(sockets=[listening])
         finally:
@@ -65,7 +81,9 @@ async def serve_web(settings: Settings, listen: str, port: int) -> int:
 def bound(listen: str, port: int) -> socket.socket:
     """A listening TCP socket on ``listen``:``port``."""
     family = socket.AF_INET6 if ":" in listen else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, as asyncio needs to see it to turn Nagle's delay off on each connection:
+    # else every answer on a kept-alive connection waited ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((listen.strip("[]"), port))
     sock.listen(128)
