@@ -1,6 +1,7 @@
 """A speaker on every message, through every door: a Telegram export's members each a person of
-their own (a bot's lines the assistant's), forgotten by their id from every file. Real Redis,
-Chroma and encoder; `goat` as a subprocess where a user runs it."""
+their own (a bot's lines the assistant's), forgotten by their id from every file; the Store's
+and MCP's writes taking a name, shown by `goat inspect`; the web showing a name, escaped. Real
+Redis, Chroma and encoder; `goat` as a subprocess where a user runs it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 from test_cli import goat, goat_env, ok
 from test_erasure import files_holding
+from test_mcp import data, stdio_session
 
+from graph.server.store import GoatStore
 from graph.settings import load_settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory
@@ -66,6 +69,8 @@ def test_a_telegram_group_imports_as_three_people_and_the_bots_lines_as_the_assi
     result = ok(goat("import", family_export(tmp_path / "result.json"), env=env, cwd=tmp_path))
     family = working(env, embeddings, FAMILY)
     carlas = exported(env, tmp_path, CARLA)[FAMILY]
+    table = ok(goat("inspect", "--chat", FAMILY, "--user", str(ANA), "Who brings the chocolate cake?", env=env,
+                    cwd=tmp_path)).stdout  # as /why shows a turn
 
     assert result.stdout.splitlines()[0] == "7 messages, 5 turns: 5 imported, 0 already there"
     assert family.people == {str(ANA): "Ana", str(BO): "Bo", str(CARLA): CARLA_NAME}  # the bot is no person
@@ -76,6 +81,7 @@ def test_a_telegram_group_imports_as_three_people_and_the_bots_lines_as_the_assi
     [entry] = carlas["l3"]
     assert (entry["metadata"]["user_id"], entry["metadata"]["name"]) == (str(CARLA), CARLA_NAME)
     assert entry["content"] == f"user: {CAKE}\nassistant: Noted: Bo lemonade, Carla the cake."
+    assert f"{CARLA_NAME}: {CAKE} ⏎ assistant: Noted" in table  # her line named, as the model is shown it
     helper = working(env, embeddings, str(ANA))  # Ana's chat with her bot, under her id as `goat bot` keeps it
     assert [(m["role"], m["content"]) for m in helper.messages] == [
         ("user", "Hi"), ("assistant", "Hello! Add me to your groups.")]
@@ -115,3 +121,50 @@ def test_a_private_chat_of_two_people_imports_as_one_chat_of_two_people(
     assert [(m["role"], m["user_id"], m["name"]) for m in chat.messages] == [
         ("user", str(ANA), "Ana"), ("user", str(BO), "Bo")]  # no assistant
 
+
+def inspected(env: dict[str, str], cwd: Path, chat: str, user: str, message: str) -> list[dict]:
+    """The entries `goat inspect --json` injects for ``message``."""
+    [report] = [json.loads(line) for line in ok(goat("inspect", "--chat", chat, "--user", user, "--json", message,
+                                                     env=env, cwd=cwd)).stdout.splitlines()]
+    return report["l3"]
+
+
+def test_a_note_put_through_the_store_with_a_name_shows_it_and_a_bad_name_is_refused(
+        tmp_path: Path, embeddings: LocalEmbeddings) -> None:
+    env = goat_env(tmp_path / "data")
+    settings = load_settings(environ=env)
+
+    async def put() -> dict:
+        memory = Memory(settings, embeddings=embeddings)
+        store = GoatStore(memory, settings.server)
+        try:
+            await store.aput(("chats", "garden", "memories"), "key-note",
+                             {"text": "The spare house key is under the blue flower pot.", "user_id": "ana",
+                              "name": "Ana Lima"})
+            for bad in ("", "x" * 201, 7):
+                with pytest.raises(ValueError, match="name"):
+                    await store.aput(("chats", "garden", "memories"), "bad-note", {"text": "Hi", "name": bad})
+            assert await store.aget(("chats", "garden", "memories"), "bad-note") is None
+            return (await store.aget(("chats", "garden", "memories"), "key-note")).value
+        finally:
+            await memory.aclose()
+
+    value = asyncio.run(put())
+    [entry] = [e for e in inspected(env, tmp_path, "garden", "ana", "Where is the spare house key?")
+               if e["id"] == "key-note"]
+
+    assert value["name"] == "Ana Lima" and entry["name"] == "Ana Lima"
+
+
+async def test_an_exchange_archived_over_mcp_with_a_name_shows_it(tmp_path: Path) -> None:
+    env = goat_env(tmp_path / "data")
+    async with stdio_session(env, tmp_path, chat="boat", user="u-ana") as session:
+        archived = data(await session.call_tool("archive_turn", {
+            "user": "Our boat is moored at slip 43C.", "assistant": "Noted: slip 43C.", "name": "Ana <b>Lima</b>"}))
+        refused = await session.call_tool("archive_turn", {"user": "x", "assistant": "y", "name": " "})
+        listed = data(await session.call_tool("list_memories", {}))["memories"]
+
+    entries = await asyncio.to_thread(inspected, env, tmp_path, "boat", "u-ana", "Where is our boat moored?")
+    assert archived["archived"] and refused.is_error and "name is empty" in refused.content[0].text
+    assert [m["name"] for m in listed] == ["Ana <b>Lima</b>"]
+    assert [e["name"] for e in entries if e["id"] == archived["id"]] == ["Ana <b>Lima</b>"]
