@@ -117,8 +117,8 @@ def plans(turns: int) -> list[ChatPlan]:
 
 
 def telegram_chats(chats: list[ChatPlan], pool: TextPool) -> Iterator[TelegramChat]:
-    """Each of ``chats`` as a private chat of BENCH_OWNER with one person, their turns
-    alternating (the owner asks, the other answers)."""
+    """Each of ``chats`` as a private chat of BENCH_OWNER with one person, their messages
+    alternating (the owner asks, the other answers): two people, so each message is a turn alone."""
     for number, plan in enumerate(chats):
         peer = BENCH_OWNER + 1 + number
         yield TelegramChat(f"Friend {number}", "personal_chat", peer, _telegram_turns(plan, pool, peer))

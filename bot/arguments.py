@@ -27,6 +27,7 @@ is told by the content (or --format). JSON Lines holds one JSON object a line, e
 fields:
   chat_id    the chat (a string)
   user_id    who wrote it (a string; optional, default: the chat id)
+  name       their display name (a string; optional)
   role       "user" or "assistant"
   content    the text (UTF-8, not empty, at most {MAX_MESSAGE_CHARS} characters)
   timestamp  ISO-8601 (without a zone: UTC) or unix seconds (a number, or one in a string), in the
@@ -34,9 +35,9 @@ fields:
 A user message and the assistant message after it, in one chat, make one turn; any other
 message is a turn alone. Blank lines are ignored; a UTF-8 byte-order mark is fine.
 Telegram: each chat under its id as the Bot API gives it (a group's -id, a supergroup's
--100…; a chat with a bot under yours); your messages are the user's, everyone else's the
-assistant's; service messages are left out, media become [photo], [voice message]… before
-the caption. ChatGPT: each conversation's branch in view, its user and assistant messages."""
+-100…; a chat with a bot under yours); each sender is a person of their own (their id and
+name), only a bot's lines (the other side of a chat with a bot in the export) the assistant's;
+service messages are left out, media become [photo], [voice message]… before the caption. ChatGPT: each conversation's branch in view, its user and assistant messages."""
 
 
 def positive_int(text: str) -> int:
@@ -200,7 +201,7 @@ def _add_import_arguments(importer: argparse.ArgumentParser) -> None:
                                "the import before anything is written)")
     importer.add_argument("--format", choices=IMPORT_FORMATS, help="the file's format (default: told by its content)")
     importer.add_argument("--me", metavar="ID",
-                          help="Telegram: your user id, whose messages are the user's (default: the exporting "
+                          help="Telegram: your user id, whose chat with a bot it is (default: the exporting "
                                "account's); ChatGPT: the user id to keep your messages under (default: the chat id)")
     importer.add_argument("--into", metavar="CHAT", help="import every chat or conversation into this one chat")
 

@@ -40,7 +40,7 @@ from graph.settings import Settings
 from memory.facade import Memory, async_client
 from memory.retrieval import why_kept
 from memory.prompt import one_line
-from memory.turns import ImportedTurn, archive_id, iso_time, message_problem
+from memory.turns import Hit, ImportedTurn, Message, archive_id, iso_time, message_problem, name_problem
 from nodes.toolkit.memory_tools import MemoryToolbox
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ _ERROR_LINES = 2_000  # of the turn log, read back by recent_errors
 RETRY_WINDOW_S = 300.0
 SEEN_PREFIX = "goat:seen"  # where an exchange sent without a time or a client id is marked, on memory's Redis
 PAGE_MAX = 100  # memories a page of list_memories holds at most
+NAME = "the user's display name, shown beside their words in a conversation of several people (default: none)"
 
 # What each tool does to this chat's memory, as MCP clients read it (a client may ask before a
 # destructive call). Every tool acts on GOAT's memory alone: a closed world.
@@ -101,10 +102,12 @@ class MemoryServer:
         }
 
     async def archive_turn(self, user: str, assistant: str, timestamp: str | float | None,
-                           client_id: str | None = None) -> dict[str, Any]:
-        for name, text in (("user", user), ("assistant", assistant)):
+                           client_id: str | None = None, name: str | None = None) -> dict[str, Any]:
+        for field, text in (("user", user), ("assistant", assistant)):
             if problem := message_problem(text):  # refused as a live message, or a line of `goat import`
-                raise ValueError(f"{name} {problem}")
+                raise ValueError(f"{field} {problem}")
+        if name is not None and (problem := name_problem(name)):
+            raise ValueError(f"name {problem}")
         if client_id is not None and not client_id.strip():
             raise ValueError("client_id is empty: leave it out, or name the exchange")
         if timestamp is not None:
@@ -114,7 +117,8 @@ class MemoryServer:
         else:  # a retry sends the same exchange again: it is the turn first sent, at that time
             when = await self.first_seen(f"mcp:{_digest(self.chat_id, self.user_id, user, assistant)}",
                                          time.time(), RETRY_WINDOW_S)
-        messages = tuple({"role": role, "content": text, "timestamp": when, "user_id": self.user_id}
+        messages = tuple(Message(role=role, content=text, timestamp=when, user_id=self.user_id,
+                                 **({"name": name} if name and role == "user" else {}))
                          for role, text in (("user", user), ("assistant", assistant)))
         # The same exchange at a time that shows the same (to the second, as memories are listed) is
         # one exchange: a resend whose clock moved a millisecond is no second turn at an identical
@@ -151,10 +155,13 @@ class MemoryServer:
             await self._redis.aclose()
             self._redis = None
 
+    async def store_memory(self, content: str, tags: list[str] | None, name: str | None) -> dict[str, Any]:
+        return {"stored": await self.memory.scope(self.chat_id, self.user_id).store(content, tags, name=name)}
+
     async def list_memories(self, limit: int, cursor: str | None) -> dict[str, Any]:
         entries, following = await self.memory.entries.page(self.chat_id, limit, cursor)
-        return {"memories": [{"id": entry["id"], "time": _iso(entry["timestamp"]), "text": one_line(entry["content"])}
-                             for entry in entries],
+        return {"memories": [{"id": entry["id"], "time": _iso(entry["timestamp"]), **_named(entry),
+                              "text": one_line(entry["content"])} for entry in entries],
                 "next_cursor": following}
 
     async def delete_memory(self, entry_id: str) -> dict[str, Any]:
@@ -203,6 +210,11 @@ class MemoryServer:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def _named(entry: Hit) -> dict[str, str]:
+    """The entry's speaker's (or note writer's) name, when one was given."""
+    return {"name": name} if (name := entry["metadata"].get("name")) else {}
 
 
 def _iso(moment: float | None) -> str | None:
@@ -261,9 +273,10 @@ def _add_recall_tools(server: MCPServer, calls: MemoryServer, guarded: Guarded) 
     async def store_memory(
         content: Annotated[str, Field(description="the note, in full")],
         tags: Annotated[list[str] | None, Field(description="short labels to find it by")] = None,
+        name: Annotated[str | None, Field(description=NAME)] = None,
     ) -> dict[str, Any]:
         """Keep a note in this conversation's long-term memory, verbatim, to be found later."""
-        return await guarded(calls.toolbox().store, content, tags)
+        return await guarded(calls.store_memory, content, tags, name)
 
     @server.tool(annotations=APPENDS)
     async def archive_turn(
@@ -273,12 +286,13 @@ def _add_recall_tools(server: MCPServer, calls: MemoryServer, guarded: Guarded) 
             description="when it was said: ISO-8601 or unix seconds (default: now)")] = None,
         client_id: Annotated[str | None, Field(
             description="your own id for this exchange; sent again, it archives nothing")] = None,
+        name: Annotated[str | None, Field(description=NAME)] = None,
     ) -> dict[str, Any]:
         """Archive one exchange of your conversation verbatim, as GOAT archives its own turns, so
         that later recall finds it. Archived once: the same exchange at the same time (to the
         second), the same client_id, or the same exchange sent again without either within a few
         minutes. A memory deleted with delete_memory can be archived again."""
-        return await guarded(calls.archive_turn, user, assistant, timestamp, client_id)
+        return await guarded(calls.archive_turn, user, assistant, timestamp, client_id, name)
 
 
 def _add_memory_list_tools(server: MCPServer, calls: MemoryServer, guarded: Guarded) -> None:

@@ -37,7 +37,9 @@ def render_report(report: TurnReport) -> str:
         f"  gap filter kept {report.get('kept', 0)}; injected {len(report['l3'])}:",
     ]
     for entry in report["l3"]:
-        when, _, text = format_recall_line(entry).partition("] ")  # as the model sees it
+        # As the model sees it, its speaker named as in a chat of several people.
+        named = {"metadata": {"name": entry["name"]}} if entry.get("name") else {}
+        when, _, text = format_recall_line({**entry, **named}, {} if named else None).partition("] ")
         lines.append(
             f"    {when}] {entry['mechanism']:<12} d={entry['distance']:.3f} "
             f"score={entry['blended_score']:.3f}  {text[:110]}{'…' if len(text) > 110 else ''}"

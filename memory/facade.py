@@ -290,7 +290,8 @@ class MemoryScope:
         """Start the chat's recent conversation (L2) afresh; the archive (L3) keeps every turn."""
         await self.memory.start_afresh(self.chat_id)
 
-    async def store(self, content: str, tags: list[str] | None = None, entry_id: str | None = None) -> str:
+    async def store(self, content: str, tags: list[str] | None = None, entry_id: str | None = None,
+                    name: str | None = None) -> str:
         """Keep a note in the chat's archive (L3) now, verbatim; the same content rewrites the same note.
 
         Args:
@@ -299,13 +300,14 @@ class MemoryScope:
             entry_id: its id, when the caller names it (a store's key); by default one made of the
                 content. An id the chat already holds is not rewritten here: delete it first
                 (:meth:`ChatEntries.delete`).
+            name: the user's display name, kept with the note as a turn's speaker's is.
         Returns:
             The note's id.
         """
         archiver = self.memory._archiver
         if entry_id is not None:
             await archiver.flush()  # a turn waiting to be archived is found under its id
-        return await archiver.store_curated(self.chat_id, self.user_id, content, tags, self.now, entry_id)
+        return await archiver.store_curated(self.chat_id, self.user_id, content, tags, self.now, entry_id, name)
 
     async def search(self, query: str, after: str | None = None, before: str | None = None) -> list[str]:
         """The chat's archive searched on demand (:meth:`found`), as lines.

@@ -344,6 +344,8 @@ class ImportedTurn:
         for message in self.messages:
             if problem := message_problem(message["content"]):
                 raise ValueError(f"an imported {message['role']} message {problem}")
+            if "name" in message and (problem := name_problem(message["name"])):
+                raise ValueError(f"an imported {message['role']} message's name {problem}")
 
     def exchange(self, chat_id: str, turn: int) -> Exchange:
         by_role = {m["role"]: m for m in self.messages}

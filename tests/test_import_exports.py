@@ -22,7 +22,7 @@ from graph.importing.export_files import ExportError, find_export
 from graph.importing.exports import read_export
 from graph.importing.importer import Transcript, TranscriptError, TranscriptMessage, import_turns
 
-ANA, BO, CARLA = 111_001, 222_002, 333_003
+ANA, BO, CARLA, BOT = 111_001, 222_002, 333_003, 444_004
 T0 = 1_700_000_000
 
 
@@ -51,15 +51,15 @@ EVERY_KIND = [
     {"id": 10, "type": "unsupported"},
     telegram_message(11, T0 + 600, ANA, "", type="service", action="phone_call", duration_seconds=60),
 ]
-SEEN = [  # EVERY_KIND as Ana saw it, her messages the user's
+SEEN = [  # EVERY_KIND as Ana saw it: two people, each a user of their own
     ("user", str(ANA), "Bo, the boiler code is 7-3-9-1.", T0),
-    ("assistant", str(BO), "Saved it, see the manual page 4.", T0 + 60),
+    ("user", str(BO), "Saved it, see the manual page 4.", T0 + 60),
     ("user", str(ANA), "[photo] The boiler room", T0 + 180),
-    ("assistant", str(BO), "[voice message]", T0 + 240),
+    ("user", str(BO), "[voice message]", T0 + 240),
     ("user", str(ANA), "[forwarded from Lisbon Plumbing] Plumber says Tuesday", T0 + 300),
-    ("assistant", str(BO), "[sticker: 👍]", T0 + 360),
+    ("user", str(BO), "[sticker: 👍]", T0 + 360),
     ("user", str(ANA), "Tuesday at 9, not 10", T0 + 420),  # edited: once, as edited, when sent
-    ("assistant", str(BO), "[file: invoice.pdf] (the invoice)", T0 + 480),
+    ("user", str(BO), "[file: invoice.pdf] (the invoice)", T0 + 480),
 ]
 
 
@@ -70,42 +70,65 @@ def bo_chat(tmp_path: Path, messages: list[dict[str, Any]] = EVERY_KIND) -> Path
 # ---- Telegram -------------------------------------------------------------------------------------------
 
 
+def names(transcript: Transcript) -> list[tuple[str, str, str | None]]:
+    """The transcript's speakers: (role, user, name)."""
+    return [(m.role, m.user_id, m.name) for m in transcript.reads() if isinstance(m, TranscriptMessage)]
+
+
 def test_a_telegram_chat_reads_as_its_user_saw_it_service_messages_counted_and_left_out(tmp_path):
     transcript = read_export(bo_chat(tmp_path))
 
     assert read(transcript) == [(str(BO), *message) for message in SEEN]  # a private chat: the other person's id
     assert transcript.omitted == {"service message": 2, "unsupported message": 1}
-    assert (transcript.messages, transcript.turns) == (8, 4)
+    assert (transcript.messages, transcript.turns) == (8, 8)  # one chat of two people: no one's line answers
+    assert names(transcript)[:2] == [("user", str(ANA), "Ana"), ("user", str(BO), "Bo")]  # each sender's "from"
 
 
 def test_an_accounts_export_keeps_each_chat_under_the_id_the_bot_api_gives_it(tmp_path):
     """Telegram Desktop writes a chat's bare id; `goat bot` sees the Bot API's: a basic group's
     negated, a supergroup's -100…, a chat with a bot as the person talking to it."""
     said = [telegram_message(1, T0, ANA, "Hello all", name="Ana"), telegram_message(2, T0 + 5, BO, "Hi Ana")]
-    chats = [TelegramChat("Bo", "personal_chat", BO, said), TelegramChat("Family", "private_group", 4_004, said),
+    asked = [said[0], telegram_message(3, T0 + 9, BOT, "Hello, Ana.", name="Helper")]
+    chats = [TelegramChat("Bo", "personal_chat", BO, said), TelegramChat("Family", "private_group", 4_004, said + asked),
              TelegramChat("Club", "private_supergroup", 1_500_000_005, said),
-             TelegramChat("Helper bot", "bot_chat", BO, said), TelegramChat(None, "saved_messages", ANA, said[:1])]
+             TelegramChat(None, "saved_messages", ANA, said[:1]), TelegramChat("Helper", "bot_chat", BOT, asked)]
     path = write_telegram(tmp_path / "result.json", chats, owner=ANA)
 
     transcript = read_export(path)
 
     assert find_export(path).format == "telegram"
+    people, bot = [("user", str(ANA)), ("user", str(BO))], [("user", str(ANA)), ("assistant", str(BOT))]
     assert [(chat, role, user) for chat, role, user, *_ in read(transcript)] == [
-        (chat, role, user) for chat in (str(BO), "-4004", "-1001500000005", str(ANA))  # the bot's chat: Ana's
-        for role, user in (("user", str(ANA)), ("assistant", str(BO)))] + [(str(ANA), "user", str(ANA))]
+        *[(str(BO), *person) for person in people], *[("-4004", *person) for person in people + bot],
+        *[("-1001500000005", *person) for person in people], (str(ANA), "user", str(ANA)),
+        *[(str(ANA), *person) for person in bot]]  # the bot's chat: Ana's; the bot's lines, in a group too
 
 
-def test_me_chooses_whose_messages_are_the_users_and_a_groups_export_needs_it(tmp_path):
+def test_an_accounts_export_read_to_its_end_for_its_bots_refuses_only_the_message_it_cannot_read(tmp_path):
+    said = [telegram_message(1, T0, ANA, "Hello all"), telegram_message(2, T0 + 5, BOT, "Message 2 of the bot")]
+    path = write_telegram(tmp_path / "result.json", [TelegramChat("Family", "private_group", 4_004, said),
+                                                     TelegramChat("Helper", "bot_chat", BOT, said)], owner=ANA)
+    path.write_text(path.read_text("utf-8").replace("Hello all", "Hello \\udc80 all", 1), "utf-8")
+
+    with pytest.raises(TranscriptError, match="^chat -4004 \\(Family\\), message 1: its text holds text that is not"):
+        read_export(path)
+    assert [(chat, role) for chat, role, *_ in read(read_export(path, skip_invalid=True))] == [
+        ("-4004", "assistant"), (str(ANA), "user"), (str(ANA), "assistant")]  # the bot known past the broken line
+
+
+def test_a_groups_export_needs_no_me_and_me_says_whose_chat_with_a_bot_is(tmp_path):
     group = write_telegram(tmp_path / "group.json", [TelegramChat("Family", "private_group", 4_004, [
-        telegram_message(1, T0, ANA, "Dinner at 8?"), telegram_message(2, T0 + 5, CARLA, "Yes!")])])
+        telegram_message(1, T0, ANA, "Dinner at 8?", name="Ana"), telegram_message(2, T0 + 5, CARLA, "Yes!", name="Carla")])])
+    greeting = write_telegram(tmp_path / "bot.json", [TelegramChat("Helper", "bot_chat", BOT, [
+        telegram_message(1, T0, BOT, "Welcome! Send me anything.", name="Helper")])])
 
-    with pytest.raises(ExportError, match="does not say which account exported it: give yours with --me ID"):
-        read_export(group)
-    as_carla = read_export(group, me=f"user{CARLA}")  # as Telegram Desktop writes it, or the number alone
-
-    assert [(role, user) for _, role, user, *_ in read(as_carla)] == [("assistant", str(ANA)), ("user", str(CARLA))]
-    assert [role for _, role, *_ in read(read_export(bo_chat(tmp_path), me=str(BO)))] == [
-        "user" if role == "assistant" else "assistant" for role, *_ in SEEN]
+    assert names(read_export(group)) == [("user", str(ANA), "Ana"), ("user", str(CARLA), "Carla")]
+    assert names(read_export(group, me=str(CARLA))) == names(read_export(group))  # no one's lines are anyone else's
+    with pytest.raises(TranscriptError, match=r"whose chat with the bot this is the export does not say: give your "
+                                              r"Telegram user id with --me ID"):
+        read_export(greeting)  # only the bot spoke in it
+    as_carla = read_export(greeting, me=f"user{CARLA}")  # as Telegram Desktop writes it, or the number alone
+    assert [(chat, role, user) for chat, role, user, *_ in read(as_carla)] == [(str(CARLA), "assistant", str(BOT))]
     with pytest.raises(ExportError, match="not a Telegram user id"):
         read_export(group, me="carla")
 
@@ -277,10 +300,10 @@ def test_goat_import_of_a_telegram_export_then_inspect_in_that_chat_recalls_a_li
                                                      "what food does the cat eat now?", env=env,
                                                      cwd=tmp_path)).stdout.splitlines()]
 
-    assert first.stdout.splitlines() == ["6 messages, 3 turns: 3 imported, 0 already there",
+    assert first.stdout.splitlines() == ["6 messages, 6 turns: 6 imported, 0 already there",  # two people: no answers
                                          "left out: 1 service message"]
-    assert again.stdout.splitlines()[0] == "6 messages, 3 turns: 0 imported, 3 already there"
-    assert "importing ChatExport_2024-05-01" in first.stderr and "3/3" in first.stderr  # the same progress bar
+    assert again.stdout.splitlines()[0] == "6 messages, 6 turns: 0 imported, 6 already there"
+    assert "importing ChatExport_2024-05-01" in first.stderr and "6/6" in first.stderr  # the same progress bar
     assert any("Miso needs the kidney diet food" in item["content"] for item in report["l3"]), report["l3"]
 
 
@@ -288,25 +311,26 @@ def test_goat_import_of_a_telegram_export_then_inspect_in_that_chat_recalls_a_li
 @pytest.mark.slow
 def test_goat_import_again_after_a_message_was_edited_rewrites_its_turn_in_l2_l3_and_the_checkpoints(tmp_path):
     """Between the imports, a `goat chat` turn in the chat read the first import's text (in its
-    prompt, L2 and recall): the text the edit replaced is cut out of its checkpoints too."""
+    prompt, L2 and recall): the text the edit replaced is cut out of its checkpoints too. Ana's
+    chat with a bot: each question and the bot's answer are a turn."""
     said = [telegram_message(1, T0, ANA, "Which slip is the boat in?"),
-            telegram_message(2, T0 + 60, BO, "Slip 42C, by the fuel dock."),
+            telegram_message(2, T0 + 60, BOT, "Slip 42C, by the fuel dock."),
             telegram_message(3, T0 + 120, ANA, "And the gate code?"),
-            telegram_message(4, T0 + 180, BO, "The gate code is 5521.")]
-    path = write_telegram(tmp_path / "result.json", [TelegramChat("Bo", "personal_chat", BO, said[:3])])
+            telegram_message(4, T0 + 180, BOT, "The gate code is 5521.")]
+    path = write_telegram(tmp_path / "result.json", [TelegramChat("Harbour bot", "bot_chat", BOT, said[:3])])
     with FakeOpenAI(default_reply="Noted.") as fake:
         env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY="test-key",
                        OPENAI_BASE_URL=fake.base_url)
         ok(goat("import", path, env=env, cwd=tmp_path))  # the gate code was not answered yet
-        ok(goat("chat", "--chat", str(BO), "--user", str(ANA), env=env, cwd=tmp_path,
+        ok(goat("chat", "--chat", str(ANA), "--user", str(ANA), env=env, cwd=tmp_path,
                 typed=["Which slip did you say the boat is in?"]))
-    said[1] = telegram_message(2, T0 + 60, BO, "Slip 43C, by the fuel dock.", edited="2023-11-14T22:50:00",
+    said[1] = telegram_message(2, T0 + 60, BOT, "Slip 43C, by the fuel dock.", edited="2023-11-14T22:50:00",
                                edited_unixtime=str(T0 + 1800))
-    write_telegram(path, [TelegramChat("Bo", "personal_chat", BO, said)])
+    write_telegram(path, [TelegramChat("Harbour bot", "bot_chat", BOT, said)])
 
     again = ok(goat("import", path, env=env, cwd=tmp_path))
     [chat] = json.loads(ok(goat("export", "--user", str(ANA), env=env, cwd=tmp_path)).stdout)["chats"]
-    [report] = [json.loads(line) for line in ok(goat("inspect", "--chat", str(BO), "--user", str(ANA), "--json",
+    [report] = [json.loads(line) for line in ok(goat("inspect", "--chat", str(ANA), "--user", str(ANA), "--json",
                                                      "which slip is the boat in, 43C?", env=env,
                                                      cwd=tmp_path)).stdout.splitlines()]
 
@@ -315,9 +339,9 @@ def test_goat_import_again_after_a_message_was_edited_rewrites_its_turn_in_l2_l3
                                                   said[2]["text"], said[3]["text"],
                                                   "Which slip did you say the boat is in?", "Noted."]
     assert [(e["id"], e["content"]) for e in chat["l3"]] == [
-        (f"{BO}:turn_0001", "user: Which slip is the boat in?\nassistant: Slip 43C, by the fuel dock."),
-        (f"{BO}:turn_0002", "user: And the gate code?\nassistant: The gate code is 5521."),
-        (f"{BO}:turn_0003", "user: Which slip did you say the boat is in?\nassistant: Noted.")]
+        (f"{ANA}:turn_0001", "user: Which slip is the boat in?\nassistant: Slip 43C, by the fuel dock."),
+        (f"{ANA}:turn_0002", "user: And the gate code?\nassistant: The gate code is 5521."),
+        (f"{ANA}:turn_0003", "user: Which slip did you say the boat is in?\nassistant: Noted.")]
     assert [item["content"] for item in report["l3"]].count(chat["l3"][0]["content"]) == 1
     assert report["prefetch"]["found"]  # found by its words and meaning, as edited
     holding = [str(file) for file in (tmp_path / "data").rglob("*") if file.is_file() and b"42C" in file.read_bytes()]
@@ -338,9 +362,9 @@ def test_goat_import_refuses_the_one_message_holding_a_lone_surrogate_and_import
 
     why = f"chat {BO} (Bo), message 8: its text holds text that is not valid Unicode (lone surrogates)"
     assert refused.returncode != 0 and why in refused.stderr and "cannot be read past" not in refused.stderr
-    assert skipping.stdout.splitlines()[0] == "59 messages, 30 turns: 30 imported, 0 already there"
+    assert skipping.stdout.splitlines()[0] == "59 messages, 59 turns: 59 imported, 0 already there"
     assert why in skipping.stdout + skipping.stderr
-    assert [m["content"] for m in chat["l2"]] == [f"Message {n} of the boat log" for n in range(1, 61) if n != 8]
+    assert [m["content"] for m in chat["l2"]] == [f"Message {n} of the boat log" for n in range(1, 61, 2)]  # Ana's
 
 
 @pytest.mark.slow

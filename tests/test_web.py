@@ -156,6 +156,19 @@ async def test_stored_markup_is_shown_as_text_never_run(served: Served) -> None:
     assert 'value="&lt;img src=x onerror=' in person
 
 
+async def test_a_speakers_name_is_shown_as_text_never_run(served: Served) -> None:
+    named = json.dumps({"chat_id": "alice-chat", "user_id": "carol", "name": f"Carol {SCRIPT}", "role": "user",
+                        "content": "I walk Biscuit on Sundays.", "timestamp": 1_767_100_000})
+    await import_turns(served.runner.services.memory, transcript_of([named]))
+    await opened(served)
+    pages = [await served.client.get(path, params=params) for path, params in (
+        ("/chat", {"c": "alice-chat"}), ("/turn", {"c": "alice-chat", "id": "alice-chat:turn_0004"}))]
+    for answer in pages:
+        assert answer.status_code == 200, answer.text
+        assert "<script>document" not in answer.text
+        assert "Carol &lt;script&gt;document.title=&#x27;owned&#x27;&lt;/script&gt; (carol)" in answer.text
+
+
 async def test_an_earlier_turn_shows_what_its_log_line_names_as_the_archive_holds_it_now(served: Served) -> None:
     """Before the chat's last turn, what a turn was given comes from its turn-log line, which names
     the entries (ids and scores, never their text): each is read from the archive, or said forgotten."""

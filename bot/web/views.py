@@ -57,13 +57,19 @@ def entry_title(entry: Mapping[str, Any]) -> str:
 
 
 def turns_list(chat_id: str, entries: list[Mapping[str, Any]], following: str | None, cursor: str | None) -> str:
-    rows = [[h(when(entry["timestamp"])), h(entry["metadata"].get("turn", "note")), h(entry["metadata"].get("user_id", "")),
+    rows = [[h(when(entry["timestamp"])), h(entry["metadata"].get("turn", "note")), who(entry["metadata"]),
              link("/turn", entry_title(entry) or entry["id"], c=chat_id, id=entry["id"])] for entry in entries]
     pages = " ".join(filter(None, [
         link("/chat", "newest", c=chat_id) if cursor else "",
         link("/chat", "older turns →", c=chat_id, cursor=following) if following else ""]))
     listed = table(["when", "turn", "who", "message"], rows, "turns") if rows else notice("No turn archived here.")
     return f'<section><h2>Turns, newest first</h2>{listed}<p class="pages">{pages}</p></section>'
+
+
+def who(metadata: Mapping[str, Any]) -> str:
+    """Who wrote an entry, escaped: their name and id when they gave a name, else their id."""
+    user_id, name = metadata.get("user_id", ""), metadata.get("name")
+    return h(f"{name} ({user_id})" if name else user_id)
 
 
 def search_form(chat_id: str, query: str, as_of: str, examples: list[tuple[str, str]]) -> str:
@@ -100,7 +106,7 @@ def turn(chat_id: str, entry: Mapping[str, Any], logged: Mapping[str, Any] | Non
     meta = entry["metadata"]
     said = (f'<h2>Message</h2>{text_block(user.removeprefix(USER_PREFIX))}' if user is not None else "") + (
         f'<h2>Reply</h2>{text_block(reply)}' if reply is not None else "")
-    facts = (f'<p class="meta">chat {h(chat_id)} · turn {h(meta.get("turn", "—"))} · {h(meta.get("user_id", ""))}'
+    facts = (f'<p class="meta">chat {h(chat_id)} · turn {h(meta.get("turn", "—"))} · {who(meta)}'
              f' · {h(when(entry["timestamp"]))} · id {h(entry["id"])}</p>')
     again = link("/chat", "what would be recalled for this message as of its day", c=chat_id,
                  q=(user or "").removeprefix(USER_PREFIX)[:500], asof=_day(entry["timestamp"]))

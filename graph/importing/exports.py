@@ -19,7 +19,7 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -30,7 +30,7 @@ from ijson.common import ObjectBuilder
 from graph.importing.export_files import DOCUMENTS, ExportError, ExportFile, find_export
 from graph.importing.importer import (Omitted, Read, Refusal, Transcript, TranscriptMessage, checked,
                                       file_reads, parse_timestamp)
-from memory.turns import clean_text, message_problem
+from memory.turns import clean_text, message_problem, usable_name
 from nodes.state import check_ids
 
 # Where an export's chats are: one chat's export is the chat; an account's lists them twice.
@@ -41,7 +41,6 @@ _MESSAGE_LISTS = {f"{base}messages" for base in _CHATS}
 _MESSAGES = {f"{base}messages.item" for base in _CHATS}
 # The Bot API's chat ids: a basic group's is its id negated, a supergroup's or channel's
 # -(10^12 + id); a private chat's is the person's user id (for a bot, the one talking to it).
-_PRIVATE = {"personal_chat", "bot_chat"}
 _GROUPS = {"private_group"}
 _CHANNELS = {"private_supergroup", "public_supergroup", "private_channel", "public_channel"}
 _CHANNEL_BASE = 1_000_000_000_000
@@ -65,7 +64,7 @@ def read_export(path: Path, format: str | None = None, *, me: str | None = None,
     Returns:
         The checked transcript, to import with :func:`graph.importing.importer.import_turns`.
     Raises:
-        ExportError: the file cannot be read as that format at all, or whose it is is not known.
+        ExportError: the file cannot be read as that format at all.
         TranscriptError: messages cannot be imported (without ``skip_invalid``).
     """
     for option, value in (("--me", me), ("--into", into)):
@@ -80,7 +79,7 @@ def read_export(path: Path, format: str | None = None, *, me: str | None = None,
                               "each message's role and user_id")
         reads, unit = file_reads(path), "line"
     elif export.format == "telegram":
-        reads, unit = telegram_reads(export, _telegram_id(me) if me else telegram_owner(export)), "message"
+        reads, unit = telegram_reads(export, telegram_account(export, _telegram_id(me) if me else None)), "message"
     else:
         reads, unit = chatgpt_reads(export, me), "message"
     transcript = checked(_into(reads, into) if into else reads, skip_invalid, stopped, unit)
@@ -105,35 +104,54 @@ def _into(reads: Callable[[], Iterator[Read]], chat_id: str) -> Callable[[], Ite
 # ---- Telegram Desktop -----------------------------------------------------------------------------------
 
 
-def telegram_owner(export: ExportFile) -> str:
-    """The exporting account's user id: an account's export gives it; a private chat's is the
-    sender who is not the other person; Saved Messages' the chat's own. Read until it is known.
+@dataclass(frozen=True)
+class TelegramAccount:
+    """Who an export's people are, as far as it says: every sender is a person of their own but
+    the bots, whose lines are the assistant's."""
 
-    Raises:
-        ExportError: the export does not say it (a group's, or an account's without its
-            personal information): --me must.
-    """
-    chat: dict[str, Any] = {}  # a one-chat export's "type" and "id"
+    owner: str | None  # the exporting account: a chat with a bot is kept as theirs
+    bots: frozenset[str]  # the peers of the export's chats with bots, in a group as anywhere
+
+
+def telegram_account(export: ExportFile, me: str | None) -> TelegramAccount:
+    """The account (``me``, else: an account's export gives it; a chat with a bot's is the sender
+    who is not the bot; Saved Messages' the chat's own) and its bots. Telegram Desktop marks no
+    sender as a bot: a bot is known as the other side of a chat with one, so an account's export
+    is read to its end for them (its chats' heads; a one-chat export is read as far as its first
+    messages), past a lone surrogate as :func:`telegram_reads` reads it."""
+    try:
+        return _account(export, me, ijson.parse)
+    except UnicodeDecodeError:
+        return _account(export, me, _PYTHON_PARSER.parse)
+
+
+def _account(export: ExportFile, me: str | None, parse: Callable[..., Iterator[tuple]]) -> TelegramAccount:
+    owner, chat, bots = me, {}, set()
     with export.open() as file:
         try:
-            for prefix, event, value in ijson.parse(file):
-                if prefix == "personal_information.user_id":
-                    return str(value)
-                if prefix in ("type", "id"):
-                    chat[prefix] = value
-                elif prefix == "messages" and chat.get("type") == "saved_messages":
-                    return str(chat.get("id"))
-                elif prefix == "messages.item.from_id" and chat.get("type") in _PRIVATE:
-                    if (sender := _sender_id(value)) != str(chat.get("id")):
-                        return sender
-                elif prefix == "chats" or prefix == "messages" and event == "end_array":
-                    break  # an account's export reached its chats, or a chat's its end, none saying it
-        except (ijson.JSONError, ValueError) as exc:
-            raise ExportError(f"cannot tell whose export it is: {_said(exc)}") from None
-    what = ("this export" if "type" not in chat else "this chat's export" if chat["type"] in _PRIVATE
-            else "a group's or channel's export")
-    raise ExportError(f"{what} does not say which account exported it: give yours with --me ID (your Telegram "
-                      f"user id: the number in the \"from_id\": \"user…\" of your messages)")
+            for prefix, event, value in parse(file):
+                if prefix in _CHAT_STARTS and event == "start_map":
+                    chat = {}
+                elif prefix in _CHAT_FIELDS:
+                    chat[_CHAT_FIELDS[prefix]] = value
+                    if chat.get("type") == "bot_chat" and "id" in chat:
+                        bots.add(str(chat["id"]))
+                elif prefix == "personal_information.user_id":
+                    owner = owner or str(value)
+                elif prefix == "messages":  # a one-chat export's messages begin, or end
+                    if chat.get("type") == "saved_messages":
+                        owner = owner or str(chat.get("id"))
+                    if owner or chat.get("type") != "bot_chat" or event == "end_array":
+                        break
+                elif prefix == "messages.item.from_id" and (sender := _sender_id(value)) != str(chat.get("id")):
+                    owner = sender
+                    break
+        except UnicodeDecodeError:
+            if parse is ijson.parse:
+                raise
+        except (ijson.JSONError, ValueError, zipfile.BadZipFile, EOFError):
+            pass  # a file cut short, or a message that is not one: reading the messages names where, and goes on
+    return TelegramAccount(owner, frozenset(bots))
 
 
 def _telegram_id(me: str) -> str:
@@ -154,19 +172,23 @@ def _sender_id(from_id: object) -> str:
     raise ValueError(f"from_id {from_id!r:.40} is not a user, chat or channel")
 
 
-def telegram_chat_id(kind: object, bare: object, owner: str) -> str:
+def telegram_chat_id(kind: object, bare: object, owner: str | None) -> str:
     """The chat's id as the Bot API (and so `goat bot`) gives it, from the export's type and id:
     a private chat with a bot is the chat of the person talking to it, the account's owner."""
     if isinstance(bare, bool) or not isinstance(bare, int):
         raise ValueError(f"the chat's id must be a number, not {bare!r:.40}")
     if kind == "bot_chat":
+        if owner is None:
+            raise ValueError("whose chat with the bot this is the export does not say: give your Telegram user id "
+                             "with --me ID (the number in the \"from_id\": \"user…\" of your messages)")
         return owner
     return str(-bare if kind in _GROUPS else -_CHANNEL_BASE - bare if kind in _CHANNELS else bare)
 
 
-def telegram_reads(export: ExportFile, owner: str) -> Callable[[], Iterator[Read]]:
-    """The messages of a Telegram Desktop export, chat after chat, ``owner``'s the user's and every
-    other sender's the assistant's; each message built alone from the parser's events.
+def telegram_reads(export: ExportFile, account: TelegramAccount) -> Callable[[], Iterator[Read]]:
+    """The messages of a Telegram Desktop export, chat after chat, every sender a person (a user)
+    of their own but the account's bots, whose lines are the assistant's; each message built
+    alone from the parser's events.
 
     yajl, ijson's parser in C, cannot hand back a lone surrogate (a "\\udc80" escape): it stops
     there. The file is then read again by ijson's parser in Python (ten times slower), which
@@ -176,11 +198,11 @@ def telegram_reads(export: ExportFile, owner: str) -> Callable[[], Iterator[Read
     def reads() -> Iterator[Read]:
         read = 0
         try:
-            for message in _telegram_messages(export, owner, ijson.parse):
+            for message in _telegram_messages(export, account, ijson.parse):
                 yield message
                 read += 1
         except _LoneSurrogate:
-            yield from islice(_telegram_messages(export, owner, _PYTHON_PARSER.parse), read, None)
+            yield from islice(_telegram_messages(export, account, _PYTHON_PARSER.parse), read, None)
 
     return reads
 
@@ -189,7 +211,8 @@ class _LoneSurrogate(Exception):
     """yajl met a lone surrogate escape, which it cannot hand back."""
 
 
-def _telegram_messages(export: ExportFile, owner: str, parse: Callable[..., Iterator[tuple]]) -> Iterator[Read]:
+def _telegram_messages(export: ExportFile, account: TelegramAccount,
+                       parse: Callable[..., Iterator[tuple]]) -> Iterator[Read]:
     chat: dict[str, Any] = {}
     where, building = "the start of the file", None
     with export.open() as file:
@@ -198,7 +221,7 @@ def _telegram_messages(export: ExportFile, owner: str, parse: Callable[..., Iter
                 if building is not None:
                     building.event(event, value)
                     if event == "end_map" and prefix in _MESSAGES:
-                        read = telegram_message(chat, building.value, owner)
+                        read = telegram_message(chat, building.value, account.bots)
                         where, building = f"{_chat_where(chat)}, message {building.value.get('id')}", None
                         yield read
                 elif prefix in _MESSAGES and event == "start_map":
@@ -210,7 +233,7 @@ def _telegram_messages(export: ExportFile, owner: str, parse: Callable[..., Iter
                     chat[_CHAT_FIELDS[prefix]] = value
                 elif prefix in _MESSAGE_LISTS and event == "start_array":
                     try:
-                        chat["chat_id"] = telegram_chat_id(chat.get("type"), chat.get("id"), owner)
+                        chat["chat_id"] = telegram_chat_id(chat.get("type"), chat.get("id"), account.owner)
                     except ValueError as exc:  # each of its messages is refused, saying why
                         chat["problem"] = str(exc)
                     where = f"{_chat_where(chat)}, before its first message"
@@ -241,12 +264,13 @@ def _said(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def telegram_message(chat: dict[str, Any], record: dict[str, Any], owner: str) -> Read:
+def telegram_message(chat: dict[str, Any], record: dict[str, Any], bots: frozenset[str]) -> Read:
     """A message of an exported chat as the user saw it: its text parts joined, a placeholder for
     its media (before the caption), [forwarded from …] when forwarded; an edited message as
     edited (Telegram keeps only that text), at the time it was sent, known by its chat and id
-    (``ref``: a re-import of it edited since rewrites it). Service messages (joins, pins, calls)
-    are left out."""
+    (``ref``: a re-import of it edited since rewrites it), under its sender's id and name (a
+    name that cannot be kept is left out, not the message). Service messages (joins, pins,
+    calls) are left out."""
     where = f"{_chat_where(chat)}, message {record.get('id')}"
     try:
         if "problem" in chat:
@@ -266,9 +290,10 @@ def telegram_message(chat: dict[str, Any], record: dict[str, Any], owner: str) -
         when = record["date_unixtime"] if "date_unixtime" in record else record.get("date")
         if when is None:
             raise ValueError("date is missing")
-        return TranscriptMessage(chat["chat_id"], sender, "user" if sender == owner else "assistant",
+        name = usable_name(record["from"]) if isinstance(record.get("from"), str) else None
+        return TranscriptMessage(chat["chat_id"], sender, "assistant" if sender in bots else "user",
                                  clean_text(content), parse_timestamp(when),
-                                 ref=f"telegram:{chat['chat_id']}/{record.get('id')}")
+                                 ref=f"telegram:{chat['chat_id']}/{record.get('id')}", name=name)
     except (ValueError, TypeError) as exc:
         return Refusal(where, str(exc))
 

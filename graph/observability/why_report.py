@@ -78,6 +78,8 @@ class ReportedEntry(TypedDict):
     """Whether ``content`` is an excerpt of the turn (its sentences that bear on the message)."""
     turn: NotRequired[str]
     """The whole turn an excerpt comes from (`goat inspect --whole-turns`)."""
+    name: NotRequired[str]
+    """Its speaker's display name (a note's, its writer's), when one was given."""
 
 
 class TurnReport(TypedDict):
@@ -128,6 +130,7 @@ def turn_report(state: TurnState) -> TurnReport:
                 "timestamp": r["timestamp"],
                 "mechanism": r["mechanism"],
                 "excerpt": bool(r.get("excerpt")),
+                **({"name": name} if (name := (r.get("metadata") or {}).get("name")) else {}),
             }
             for r in state.get("l3") or []
         ],

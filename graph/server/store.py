@@ -6,9 +6,11 @@ Two shapes of namespace, each written in terms of the memory façade's verbs:
 - ``("users", user_id, "facts")``: the user's L1 facts, key -> ``{"value": text}`` (the facts
   ``/facts`` shows, ``/remember`` keeps and ``/forget`` drops).
 - ``("chats", chat_id, "memories")``: the chat's L3 entries by id, value ``{"text", "role", "time"}``
-  (role ``turn``: an archived exchange; ``note``: a memory kept on purpose). A search with a
+  and ``"name"`` when its speaker (or the note's writer) gave one (role ``turn``: an archived
+  exchange; ``note``: a memory kept on purpose). A search with a
   query is GOAT's explicit search (``/search``), each item carrying the searched words it holds
-  (``words``) and why it was kept (``why``); a put keeps a note as ``store_memory`` does; a
+  (``words``) and why it was kept (``why``); a put keeps a note as ``store_memory`` does (by
+  ``user_id`` and ``name`` when given); a
   delete removes the entry everywhere ``delete_memory`` does.
 
 What the Store API allows and GOAT does not hold (another namespace, a TTL, index fields, a
@@ -41,7 +43,7 @@ USERS, FACTS = "users", "facts"
 CHATS, MEMORIES = "chats", "memories"
 ANY_CHAT = ""  # a scope's chat where only the user's facts are read or kept: theirs in every chat
 TURN, NOTE = "turn", "note"  # an entry's role: an archived exchange, or a note kept on purpose
-NOTE_FIELDS = frozenset({"text", "content", "tags", "user_id"})  # what a put of a note may carry
+NOTE_FIELDS = frozenset({"text", "content", "tags", "user_id", "name"})  # what a put of a note may carry
 _PAGE = 100  # entries read a page at a time when listing a chat's memories
 # A time filter's operators, each with how a bare date bounds it (its day's start or end).
 _TIME_OPERATORS = {"$gt": "before", "$gte": "after", "$lt": "after", "$lte": "before", "$eq": "after"}
@@ -184,10 +186,11 @@ class GoatStore(BaseStore):
             return
         texts = [value[name] for name in ("text", "content") if name in value]
         if set(value) - NOTE_FIELDS or len(texts) != 1 or not isinstance(texts[0], str):
-            raise ValueError(f'a memory\'s value is {{"text": "<text>"}} (or LangMem\'s "content"), with "tags" '
-                             f'and "user_id" if wanted; got the fields {sorted(value)}')
+            raise ValueError(f'a memory\'s value is {{"text": "<text>"}} (or LangMem\'s "content"), with "tags", '
+                             f'"user_id" and "name" if wanted; got the fields {sorted(value)}')
         user_id = value.get("user_id") or self.server.developer
-        await self.memory.scope(chat_id, str(user_id)).store(texts[0], value.get("tags"), entry_id=key)
+        await self.memory.scope(chat_id, str(user_id)).store(texts[0], value.get("tags"), entry_id=key,
+                                                             name=value.get("name"))
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
         _refuse_negative(limit=op.limit, offset=op.offset)
@@ -321,7 +324,9 @@ def _moment(entry: Hit) -> datetime:
 
 
 def _memory_value(entry: Hit) -> dict[str, Any]:
-    return {"text": entry["content"], "role": role_of(entry), "time": iso_time(entry["timestamp"])}
+    name = entry["metadata"].get("name")
+    return {"text": entry["content"], "role": role_of(entry), "time": iso_time(entry["timestamp"]),
+            **({"name": name} if name else {})}
 
 
 def _memory_item(chat_id: str, entry: Hit) -> SearchItem:

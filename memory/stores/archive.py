@@ -96,7 +96,7 @@ class Archive:
         return [ex.id for ex in exchanges]
 
     async def store_curated(self, chat_id: str, user_id: str, content: str, tags: list[str] | None,
-                            now: float, entry_id: str | None = None) -> str:
+                            now: float, entry_id: str | None = None, name: str | None = None) -> str:
         """Write a curated entry to the chat's L3 (see memory/stores/curated.py) and return its id
         (``entry_id`` when given). The same content again rewrites the same entry. Invalidates the
         chat's cached searches. A note kept under ``entry_id`` before is rewritten in place (its time
@@ -105,14 +105,14 @@ class Archive:
         Raises:
             ValueError: empty or overlong content, or ``entry_id`` has a turn's form (archived or to come).
         """
-        entry = curated_entry(chat_id, user_id, content, tags, now, entry_id)
+        entry = curated_entry(chat_id, user_id, content, tags, now, entry_id, name)
         store = await self._l3.episodic()
         kept = await self._l3.call(store.get_with_vectors, [chat_id], [entry_id]) if entry_id else []
         if not kept:
             await self._write_entries(chat_id, [entry], [now])
         else:
             [(old, old_vector)] = kept
-            await self._rewrite(chat_id, curated_entry(chat_id, user_id, content, tags, old["timestamp"], entry_id),
+            await self._rewrite(chat_id, curated_entry(chat_id, user_id, content, tags, old["timestamp"], entry_id, name),
                                 old, old_vector)
         await self._redis.invalidate_searches_of(chat_id, await add_chat_users(self._redis, chat_id, {user_id}))
         return entry[0]

@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime, timezone
 from typing import Any
 
-from memory.turns import is_archive_id
+from memory.turns import is_archive_id, name_problem
 
 CURATED_TAG = "curated_memory"
 MAX_CURATED_CHARS = 10_000
@@ -20,18 +20,23 @@ def curated_id(chat_id: str, content: str) -> str:
 
 
 def curated_entry(
-    chat_id: str, user_id: str, content: str, tags: list[str] | None, now: float, entry_id: str | None = None
+    chat_id: str, user_id: str, content: str, tags: list[str] | None, now: float, entry_id: str | None = None,
+    name: str | None = None,
 ) -> tuple[str, str, dict[str, Any]]:
     """(id, content, metadata) of a curated entry, as EpisodicStore.upsert takes it: its id is
-    ``entry_id`` when given (a store's key), else :func:`curated_id`'s.
+    ``entry_id`` when given (a store's key), else :func:`curated_id`'s; ``name``, its writer's
+    display name, kept as a turn's speaker's is.
 
     The content is kept verbatim (only surrounding whitespace is dropped). Tags are stored
     as one comma-separated string (Chroma metadata is scalar), ``curated_memory`` first.
 
     Raises:
         ValueError: an empty or overlong content, bad tags, or an ``entry_id`` that is empty or
-            of a turn's form (the turn, archived later, would replace the entry).
+            of a turn's form (the turn, archived later, would replace the entry), or a name that
+            cannot be taken (:func:`memory.turns.name_problem`).
     """
+    if name is not None and (problem := name_problem(name)):
+        raise ValueError(f"name {problem}")
     if entry_id is not None and (not isinstance(entry_id, str) or not entry_id.strip()):
         raise ValueError(f"a memory's id must be a non-empty string, got {entry_id!r}")
     if entry_id is not None and is_archive_id(chat_id, entry_id):
@@ -43,6 +48,7 @@ def curated_entry(
     if len(text) > MAX_CURATED_CHARS:
         raise ValueError(f"content has {len(text)} characters; a curated memory holds at most {MAX_CURATED_CHARS}")
     metadata = {
+        **({"name": name} if name else {}),
         "chat_id": chat_id,
         "user_id": user_id,
         "timestamp": now,
