@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -57,15 +58,18 @@ def browser() -> Iterator[Browser]:
 
 
 @contextmanager
-def goat_web(env: dict[str, str], cwd: Path) -> Iterator[tuple[str, str]]:
-    """`goat web` on a free port until the block ends (SIGTERM); yields its base URL and the line it printed."""
+def goat_web(env: dict[str, str], cwd: Path, address_space: int | None = None) -> Iterator[tuple[str, str, int]]:
+    """`goat web` on a free port until the block ends (SIGTERM), its address space capped at
+    ``address_space`` bytes if given; yields its base URL, the line it printed and its PID."""
     port = free_port()
+    capped = None if address_space is None else (
+        lambda: resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space)))
     server = subprocess.Popen([str(GOAT), "web", "--port", str(port)], env=env, cwd=cwd, text=True,
-                              stdout=subprocess.PIPE, stderr=(cwd / f"web-{port}.stderr").open("w"))
+                              stdout=subprocess.PIPE, stderr=(cwd / f"web-{port}.stderr").open("w"), preexec_fn=capped)
     try:
         printed = server.stdout.readline().strip()  # printed once it listens
         assert printed.startswith("goat web: "), (printed, (cwd / f"web-{port}.stderr").read_text())
-        yield f"http://127.0.0.1:{port}", printed
+        yield f"http://127.0.0.1:{port}", printed, server.pid
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0
@@ -98,7 +102,7 @@ def seeded(tmp_path: Path) -> dict[str, str]:
 def test_a_person_sees_searches_corrects_forgets_and_imports_and_another_sees_none_of_it(
         browser: Browser, tmp_path: Path) -> None:
     env, folder = seeded(tmp_path), shots(tmp_path)
-    with goat_web(env, tmp_path) as (base, printed):
+    with goat_web(env, tmp_path) as (base, printed, _):
         link = printed.removeprefix("goat web: open ")
         assert link.startswith(f"{base}/?token=")
         context = browser.new_context(viewport={"width": 1000, "height": 800})
@@ -119,7 +123,7 @@ def test_a_person_sees_searches_corrects_forgets_and_imports_and_another_sees_no
         assert page.goto(link).status == 401  # the link opens once
         context.close()
 
-    with goat_web({**env, "GOAT_SERVER_TOKENS": f"eve={EVE_TOKEN},{USER}={ANA_TOKEN}"}, tmp_path) as (base, _):
+    with goat_web({**env, "GOAT_SERVER_TOKENS": f"eve={EVE_TOKEN},{USER}={ANA_TOKEN}"}, tmp_path) as (base, _, _):
         _another_person_sees_nothing(browser.new_context(viewport={"width": 1000, "height": 600}), base, folder)
 
 
