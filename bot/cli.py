@@ -243,7 +243,7 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.mcp_server import MemoryServer, bearer_only, build_server
+    from bot.mcp_server import MemoryServer, bearer_only, build_server, json_bounded
     from graph.runner import TurnRunner
 
     token = settings.mcp.token.get_secret_value() if settings.mcp.token else ""
@@ -261,7 +261,7 @@ async def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
             import uvicorn
 
-            app = bearer_only(server.streamable_http_app(host=args.host), token)
+            app = bearer_only(json_bounded(server.streamable_http_app(host=args.host)), token)
             print(f"goat mcp: serving chat {args.chat} at http://{args.host}:{args.port}/mcp", file=sys.stderr,
                   flush=True)
             await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import math
 import time
@@ -31,6 +32,7 @@ from redis.asyncio import Redis, RedisCluster
 
 from bot.doctor import backend_fix, backend_mode
 from graph.importing.importer import parse_timestamp
+from graph.json_limits import MAX_VALUE_BYTES, MAX_VALUE_ITEMS, JsonBeyondLimits, JsonScan, JsonTooLarge
 from graph.observability.redaction import Redactor
 from graph.replies import SAYS_WHAT_TO_DO, error_line
 from graph.runner import TurnRunner
@@ -381,3 +383,44 @@ def bearer_only(app: Any, token: str) -> Any:
         await app(scope, receive, send)
 
     return app_with_token
+
+
+def json_bounded(app: Any) -> Any:
+    """``app``, refusing a POST whose JSON passes the bounds of :mod:`graph.json_limits` (413 over
+    its size, 400 nested too deeply or with too many values), checked as its body arrives: the
+    MCP SDK reads a body whole, then parses it."""
+
+    async def bounded(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await app(scope, receive, send)
+            return
+        scan, chunks, more = JsonScan(), [], True
+        try:
+            declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > MAX_VALUE_BYTES:
+                raise JsonTooLarge("the request", 0)
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunk, more = message.get("body", b""), message.get("more_body", False)
+                if scan.offset + len(chunk) > MAX_VALUE_BYTES:
+                    raise JsonTooLarge("the request", scan.offset)
+                scan.feed(chunk)
+                chunks.append(chunk)
+            if scan.items > MAX_VALUE_ITEMS:
+                raise JsonTooLarge("the request", 0)
+        except JsonBeyondLimits as exc:
+            error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": str(exc)}}
+            await send({"type": "http.response.start", "status": 413 if isinstance(exc, JsonTooLarge) else 400,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": json.dumps(error).encode()})
+            return
+        body = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replayed() -> dict:
+            return body.pop() if body else await receive()
+
+        await app(scope, replayed, send)
+
+    return bounded

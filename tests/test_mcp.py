@@ -16,6 +16,7 @@ import pytest
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from graph.json_limits import MAX_DEPTH, MAX_VALUE_BYTES, PIECE_BYTES
 from graph.observability.turn_log import TurnObserver
 from conftest import free_port
 from graph.settings import Settings
@@ -306,6 +307,30 @@ async def test_streamable_http_serves_with_the_bearer_token_and_refuses_without(
                 ClientSession(read, write) as session:
             with pytest.raises(MCPError):
                 await session.initialize()
+
+
+async def test_a_request_past_the_json_bounds_is_refused_before_it_is_parsed_and_the_server_serves_on(
+        http_server: str) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json, text/event-stream",
+               "Content-Type": "application/json"}
+    opened = b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": '
+    deep = httpx.post(http_server, headers=headers, content=opened + b"[" * 100_000 + b"]" * 100_000 + b"}}")
+    assert deep.status_code == 400
+    assert deep.json()["error"]["message"] == (f"JSON nested deeper than {MAX_DEPTH} levels at byte "
+                                               f"{len(opened) + MAX_DEPTH - 2}")
+
+    def streamed() -> Iterator[bytes]:  # no Content-Length: refused once its bytes pass the bound
+        yield opened + b'"'
+        for _ in range(MAX_VALUE_BYTES // PIECE_BYTES + 1):
+            yield b"x" * PIECE_BYTES
+
+    large = httpx.post(http_server, headers=headers, content=streamed())
+    assert large.status_code == 413 and "the request holds over 16 MB" in large.json()["error"]["message"]
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        async with streamable_http_client(http_server, http_client=http) as (read, write), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            assert data(await session.call_tool("list_facts", {})) == {"facts": {}}
 
 
 async def test_a_backend_down_is_a_tool_error_and_the_other_layers_serve_on(tmp_path: Path, closed_port: int) -> None:

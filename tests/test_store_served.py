@@ -19,6 +19,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from conftest import wait_for
 from fakes import FakeOpenAI
+from graph.json_limits import MAX_DEPTH
 from memory.stores.archive import OUTBOX_KEY
 from memory.stores.redis_server import EmbeddedRedis
 from test_cli import goat, goat_env, ok
@@ -173,6 +174,21 @@ async def test_what_the_store_does_not_support_is_a_4xx_and_the_connection_lives
         assert 400 <= status < 500 and says in reason
         assert (await alice.store.get_item(facts, "city"))["value"] == {"value": "Porto"}  # the same client goes on
     assert await alice.store.get_item(facts, "dog") is None and await alice.store.get_item(chat, "tagged") is None
+
+
+async def test_a_value_or_a_filter_nested_past_the_json_bound_is_refused_in_one_line(served: Served) -> None:
+    alice = served.client(ALICE_TOKEN)
+    chat = ("chats", SHARED, "memories")
+    deep: list = []
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    for attempt in (alice.store.put_item(chat, "deep", {"text": "A deep note.", "tags": deep}),
+                    alice.store.search_items(chat, query="lasagna", filter={"role": deep})):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await attempt
+        status, reason = refusal(refused)
+        assert status == 400 and reason.startswith(f"JSON nested deeper than {MAX_DEPTH} levels"), reason
+    assert await alice.store.get_item(chat, "deep") is None
 
 
 async def test_paging_refuses_negatives_and_max_depth_means_what_langgraphs_stores_make_it(served: Served) -> None:

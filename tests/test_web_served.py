@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import threading
@@ -33,20 +34,23 @@ class WebServer:
     base: str  # http://127.0.0.1:<port>
     printed: str  # the line it printed once listening
     log: Path  # its standard error
+    pid: int
 
 
 @contextmanager
-def goat_web(env: dict[str, str], cwd: Path) -> Iterator[WebServer]:
+def goat_web(env: dict[str, str], cwd: Path, address_space: int | None = None) -> Iterator[WebServer]:
     """`goat web` on a free port until the block ends (SIGTERM, then it must exit 0 having printed
-    nothing more)."""
+    nothing more), its address space capped at ``address_space`` bytes if given."""
     port = free_port()
     log = cwd / f"web-{port}.stderr"
+    capped = None if address_space is None else (
+        lambda: resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space)))
     server = subprocess.Popen([str(GOAT), "web", "--port", str(port)], env=env, cwd=cwd, text=True,
-                              stdout=subprocess.PIPE, stderr=log.open("w"))
+                              stdout=subprocess.PIPE, stderr=log.open("w"), preexec_fn=capped)
     try:
         printed = server.stdout.readline().strip()  # printed once it listens
         assert printed.startswith("goat web: "), (printed, log.read_text())
-        yield WebServer(f"http://127.0.0.1:{port}", printed, log)
+        yield WebServer(f"http://127.0.0.1:{port}", printed, log, server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0

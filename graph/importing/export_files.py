@@ -90,9 +90,10 @@ def find_export(path: Path, format: str | None = None) -> ExportFile:
 
 
 def _first_key(head: bytes) -> str | None:
-    """The first key of the JSON object ``head`` begins, if it begins one."""
+    """The first key of the JSON object ``head`` begins, if it begins one. Read without paths:
+    however deep the head nests, its events are a few per byte."""
     try:
-        for prefix, event, value in ijson.parse(io.BytesIO(head)):
+        for event, value in ijson.basic_parse(io.BytesIO(head)):
             if event == "map_key":
                 return value
             if event != "start_map":

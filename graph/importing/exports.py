@@ -25,20 +25,19 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import ijson
-from ijson.common import ObjectBuilder
 
 from graph.importing.export_files import DOCUMENTS, ExportError, ExportFile, find_export
 from graph.importing.importer import (Omitted, Read, Refusal, Transcript, TranscriptMessage, checked,
                                       file_reads, parse_timestamp)
+from graph.json_limits import PARSER, JsonBeyondLimits, json_events
 from memory.turns import clean_text, message_problem, usable_name
 from nodes.state import check_ids
 
 # Where an export's chats are: one chat's export is the chat; an account's lists them twice.
-_CHATS = ("", "chats.list.item.", "left_chats.list.item.")
-_CHAT_STARTS = {base.removesuffix(".") for base in _CHATS}
-_CHAT_FIELDS = {f"{base}{name}": name for base in _CHATS for name in ("name", "type", "id")}
-_MESSAGE_LISTS = {f"{base}messages" for base in _CHATS}
-_MESSAGES = {f"{base}messages.item" for base in _CHATS}
+_CHATS = ((), ("chats", "list", "item"), ("left_chats", "list", "item"))
+_CHAT_FIELDS = {(*base, name): name for base in _CHATS for name in ("name", "type", "id")}
+_MESSAGE_LISTS = {(*base, "messages") for base in _CHATS}
+_MESSAGES = {(*base, "messages", "item") for base in _CHATS}
 # The Bot API's chat ids: a basic group's is its id negated, a supergroup's or channel's
 # -(10^12 + id); a private chat's is the person's user id (for a bot, the one talking to it).
 _GROUPS = {"private_group"}
@@ -120,36 +119,36 @@ def telegram_account(export: ExportFile, me: str | None) -> TelegramAccount:
     is read to its end for them (its chats' heads; a one-chat export is read as far as its first
     messages), past a lone surrogate as :func:`telegram_reads` reads it."""
     try:
-        return _account(export, me, ijson.parse)
+        return _account(export, me, PARSER)
     except UnicodeDecodeError:
-        return _account(export, me, _PYTHON_PARSER.parse)
+        return _account(export, me, _PYTHON_PARSER)
 
 
-def _account(export: ExportFile, me: str | None, parse: Callable[..., Iterator[tuple]]) -> TelegramAccount:
+def _account(export: ExportFile, me: str | None, backend: Any) -> TelegramAccount:
     owner, chat, bots = me, {}, set()
     with export.open() as file:
         try:
-            for prefix, event, value in parse(file):
-                if prefix in _CHAT_STARTS and event == "start_map":
+            for path, event, value in json_events(file, backend=backend):
+                if path in _CHATS and event == "start_map":
                     chat = {}
-                elif prefix in _CHAT_FIELDS:
-                    chat[_CHAT_FIELDS[prefix]] = value
+                elif path in _CHAT_FIELDS:
+                    chat[_CHAT_FIELDS[path]] = value
                     if chat.get("type") == "bot_chat" and "id" in chat:
                         bots.add(str(chat["id"]))
-                elif prefix == "personal_information.user_id":
+                elif path == ("personal_information", "user_id"):
                     owner = owner or str(value)
-                elif prefix == "messages":  # a one-chat export's messages begin, or end
+                elif path == ("messages",):  # a one-chat export's messages begin, or end
                     if chat.get("type") == "saved_messages":
                         owner = owner or str(chat.get("id"))
                     if owner or chat.get("type") != "bot_chat" or event == "end_array":
                         break
-                elif prefix == "messages.item.from_id" and (sender := _sender_id(value)) != str(chat.get("id")):
+                elif path == ("messages", "item", "from_id") and (sender := _sender_id(value)) != str(chat.get("id")):
                     owner = sender
                     break
         except UnicodeDecodeError:
-            if parse is ijson.parse:
+            if backend is PARSER:
                 raise
-        except (ijson.JSONError, ValueError, zipfile.BadZipFile, EOFError):
+        except (ijson.JSONError, JsonBeyondLimits, ValueError, zipfile.BadZipFile, EOFError):
             pass  # a file cut short, or a message that is not one: reading the messages names where, and goes on
     return TelegramAccount(owner, frozenset(bots))
 
@@ -198,11 +197,11 @@ def telegram_reads(export: ExportFile, account: TelegramAccount) -> Callable[[],
     def reads() -> Iterator[Read]:
         read = 0
         try:
-            for message in _telegram_messages(export, account, ijson.parse):
+            for message in _telegram_messages(export, account, PARSER):
                 yield message
                 read += 1
         except _LoneSurrogate:
-            yield from islice(_telegram_messages(export, account, _PYTHON_PARSER.parse), read, None)
+            yield from islice(_telegram_messages(export, account, _PYTHON_PARSER), read, None)
 
     return reads
 
@@ -211,37 +210,32 @@ class _LoneSurrogate(Exception):
     """yajl met a lone surrogate escape, which it cannot hand back."""
 
 
-def _telegram_messages(export: ExportFile, account: TelegramAccount,
-                       parse: Callable[..., Iterator[tuple]]) -> Iterator[Read]:
+def _telegram_messages(export: ExportFile, account: TelegramAccount, backend: Any) -> Iterator[Read]:
     chat: dict[str, Any] = {}
-    where, building = "the start of the file", None
+    where = "the start of the file"
     with export.open() as file:
         try:
-            for prefix, event, value in parse(file, use_float=True):
-                if building is not None:
-                    building.event(event, value)
-                    if event == "end_map" and prefix in _MESSAGES:
-                        read = telegram_message(chat, building.value, account.bots)
-                        where, building = f"{_chat_where(chat)}, message {building.value.get('id')}", None
+            for path, event, value in json_events(file, _MESSAGES, "a message", backend):
+                if event == "value":
+                    if isinstance(value, dict):
+                        read = telegram_message(chat, value, account.bots)
+                        where = f"{_chat_where(chat)}, message {value.get('id')}"
                         yield read
-                elif prefix in _MESSAGES and event == "start_map":
-                    building = ObjectBuilder()
-                    building.event(event, value)
-                elif prefix in _CHAT_STARTS and event == "start_map":
+                elif path in _CHATS and event == "start_map":
                     chat = {}
-                elif prefix in _CHAT_FIELDS:
-                    chat[_CHAT_FIELDS[prefix]] = value
-                elif prefix in _MESSAGE_LISTS and event == "start_array":
+                elif path in _CHAT_FIELDS:
+                    chat[_CHAT_FIELDS[path]] = value
+                elif path in _MESSAGE_LISTS and event == "start_array":
                     try:
                         chat["chat_id"] = telegram_chat_id(chat.get("type"), chat.get("id"), account.owner)
                     except ValueError as exc:  # each of its messages is refused, saying why
                         chat["problem"] = str(exc)
                     where = f"{_chat_where(chat)}, before its first message"
         except UnicodeDecodeError as exc:  # raw bytes that are not UTF-8 are yajl's JSONError
-            if parse is ijson.parse:
+            if backend is PARSER:
                 raise _LoneSurrogate() from exc
             yield _broken(where, exc)
-        except (ijson.JSONError, zipfile.BadZipFile, EOFError) as exc:
+        except (ijson.JSONError, JsonBeyondLimits, zipfile.BadZipFile, EOFError) as exc:
             yield _broken(where, exc)
 
 
@@ -347,13 +341,15 @@ def chatgpt_reads(export: ExportFile, me: str | None) -> Callable[[], Iterator[R
         where = "the start of the file"
         with export.open() as file:
             try:
-                for number, conversation in enumerate(ijson.items(file, "item", use_float=True), start=1):
+                conversations = (value for _, event, value in json_events(file, {("item",)}, "a conversation")
+                                 if event == "value")
+                for number, conversation in enumerate(conversations, start=1):
                     where = f"conversation {number}"
                     if isinstance(conversation, dict):
                         if isinstance(title := conversation.get("title"), str) and title.strip():
                             where = f"conversation {number} ({title[:60]!r})"
                     yield from chatgpt_conversation(where, conversation, me)
-            except (ijson.JSONError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as exc:
+            except (ijson.JSONError, JsonBeyondLimits, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as exc:
                 yield _broken(where, exc)
 
     return reads

@@ -29,6 +29,7 @@ from itertools import islice
 from datetime import datetime, timezone
 from pathlib import Path
 
+from graph.json_limits import MAX_VALUE_BYTES, PIECE_BYTES, JsonBeyondLimits, check_json
 from memory.facade import Memory
 from memory.turns import ImportedTurn, Message, message_problem, name_problem
 from nodes.state import check_ids, json_type
@@ -183,10 +184,14 @@ def parse_line(line: str) -> TranscriptMessage:
 
 def _read(number: int, start: int, raw: bytes | str) -> Read:
     """Line ``number`` (``start``: its byte offset in the file) as a message, or why it cannot be
-    one; None for a blank line. Bytes that are not UTF-8 are refused, not guessed at."""
+    one; None for a blank line. Bytes that are not UTF-8 are refused, not guessed at; JSON past
+    the bounds (:mod:`graph.json_limits`) before it is parsed."""
     if isinstance(raw, bytes):
         try:
+            check_json(raw, "the line")
             raw = raw.decode("utf-8")
+        except JsonBeyondLimits as exc:
+            return Refusal(f"line {number}", f"{exc.reason} at byte {start + exc.offset} of the file")
         except UnicodeDecodeError as exc:
             return Refusal(f"line {number}", f"not UTF-8: the byte 0x{raw[exc.start]:02x} at byte offset "
                                              f"{start + exc.start} of the file")
@@ -200,15 +205,16 @@ def _read(number: int, start: int, raw: bytes | str) -> Read:
         return Refusal(f"line {number}", str(exc))
 
 
-def _read_lines(lines: Callable[[], Iterator[bytes | str]]) -> Callable[[], Iterator[Read]]:
-    """A source of the lines ``lines`` opens: each line's message, or what it reads as (:func:`_read`)."""
+def _read_lines(lines: Callable[[], Iterator[tuple[bytes | str, int]]]) -> Callable[[], Iterator[Read]]:
+    """A source of the lines ``lines`` opens (each line, and its length in the file): each line's
+    message, or what it reads as (:func:`_read`)."""
 
     def reads() -> Iterator[Read]:
         start = 0
         with closing(lines()) as source:
-            for number, raw in enumerate(source, start=1):
+            for number, (raw, length) in enumerate(source, start=1):
                 yield _read(number, start, raw)
-                start += len(raw)
+                start += length
 
     return reads
 
@@ -310,11 +316,16 @@ def read_transcript(path: Path, skip_invalid: bool = False, stopped: Callable[[]
 
 
 def file_reads(path: Path) -> Callable[[], Iterator[Read]]:
-    """A source of the file's lines, read line by line (:func:`_read`)."""
+    """A source of the file's lines, read line by line (:func:`_read`): of a line longer than a
+    JSON value may be, no more than that is held (the rest is read past)."""
 
-    def lines() -> Iterator[bytes]:
+    def lines() -> Iterator[tuple[bytes, int]]:
         with path.open("rb") as file:
-            yield from file
+            while head := file.readline(MAX_VALUE_BYTES + 1):
+                line, length = head, len(head)
+                while length > MAX_VALUE_BYTES and not line.endswith(b"\n") and (line := file.readline(PIECE_BYTES)):
+                    length += len(line)
+                yield head, length
 
     return _read_lines(lines)
 
@@ -323,8 +334,9 @@ def transcript_of(lines: Iterable[str], skip_invalid: bool = False) -> Transcrip
     """Check lines held in memory (:func:`checked`)."""
     held = list(lines)
 
-    def again() -> Iterator[str]:
-        yield from held
+    def again() -> Iterator[tuple[str, int]]:
+        for line in held:
+            yield line, len(line)
 
     return checked(_read_lines(again), skip_invalid)
 

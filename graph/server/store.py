@@ -33,6 +33,7 @@ from langgraph.store.base import (NOT_PROVIDED, BaseStore, GetOp, Item, ListName
                                   Op, PutOp, Result, SearchItem, SearchOp)
 
 from graph.checkpoint import served_services
+from graph.json_limits import check_value
 from graph.settings import Server
 from memory.facade import Found, Memory, MemoryScope
 from memory.retrieval import iso_bound
@@ -143,6 +144,10 @@ class GoatStore(BaseStore):
             # LangGraph's server writes NUL as U+FFFD in its JSON: the key would come back as another.
             raise ValueError(f"a key may hold no NUL character (\\0), which the server's JSON turns into U+FFFD; "
                              f"got {op.key!r}")
+        if isinstance(op, PutOp) and op.value is not None:
+            check_value(op.value, "a memory's value")
+        if isinstance(op, SearchOp) and op.filter:
+            check_value(op.filter, "a filter")
         if isinstance(op, GetOp):
             return await self._get(op)
         if isinstance(op, PutOp):
