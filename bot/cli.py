@@ -76,6 +76,8 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from graph.importing.exports import read_export
     from graph.importing.importer import ImportStopped, TranscriptChanged, TranscriptError, import_turns
     from graph.checkpoint import CheckpointedServices
+    from memory.errors import ChatHeldByOthers
+    from memory.turns import Standing
 
     if not args.file.exists():  # a folder is read for the export it holds
         print(f"goat: no such file: {args.file}", file=sys.stderr)
@@ -96,10 +98,14 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_STOPPED
     try:
         async with CheckpointedServices(settings) as services:
+            # --into is the operator's choice of the chat: it goes there whoever is in it.
+            standing = Standing.IMPORTED if args.into is None else Standing.VOUCHED
+            if standing is Standing.IMPORTED:
+                await services.memory.entries.check_import(transcript.people)
             with stop_requests() as stopped:
                 with tqdm(total=transcript.turns, unit="turn", desc=f"importing {args.file.name}",
                           file=sys.stderr) as bar:
-                    stats = await import_turns(services.memory, transcript, progress=bar.update, stopped=stopped)
+                    stats = await import_turns(services.memory, transcript, bar.update, stopped, standing)
                 with tqdm(unit="entry", desc="e5's block for English lines of chats in other languages too",
                           file=sys.stderr, delay=0.5) as bar:
                     await services.memory.admin.fill_languages(bar.update, stopped)
@@ -115,6 +121,10 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         print(f"goat: {args.file}: {exc}; the turns before it were imported: run the import again",
               file=sys.stderr)
         return 1
+    except ChatHeldByOthers as exc:
+        print(f"goat: {args.file}: {exc}, so it is not imported there: --into CHAT imports it into a chat "
+              f"of your choosing (--into {exc.chat_id}: into that one all the same)", file=sys.stderr)
+        return EXIT_USAGE
     print(
         f"{stats['messages']} messages, {stats['turns']} turns: "
         f"{stats['imported']} imported, {stats['skipped']} already there"

@@ -42,7 +42,7 @@ from graph.settings import Settings
 from memory.facade import Memory, async_client
 from memory.retrieval import why_kept
 from memory.prompt import one_line
-from memory.turns import Hit, ImportedTurn, Message, archive_id, iso_time, message_problem, name_problem
+from memory.turns import Hit, ImportedTurn, Message, Standing, Writers, archive_id, iso_time, message_problem, name_problem
 from nodes.toolkit.memory_tools import MemoryToolbox
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class MemoryServer:
         self.chat_id = chat_id
         self.user_id = user_id
         self._redis: Redis | RedisCluster | None = None  # the retries' marks: opened on the first, closed by aclose
+        self._joined = False
 
     @property
     def memory(self) -> Memory:
@@ -87,6 +88,13 @@ class MemoryServer:
     @property
     def settings(self) -> Settings:
         return self.runner.services.settings
+
+    async def join(self) -> None:
+        """Before a tool's first call reads or writes: the user is one of the chat's owners, as
+        goat chat's user is (a chat only strangers' claims were in is theirs, emptied first)."""
+        if not self._joined:
+            await self.memory.scope(self.chat_id, self.user_id).join()
+            self._joined = True
 
     def toolbox(self) -> MemoryToolbox:
         return MemoryToolbox(self.memory.scope(self.chat_id, self.user_id))
@@ -127,9 +135,9 @@ class MemoryServer:
         # time. (A whole second gives the key it gave before times were rounded here.)
         shown = repr(float(math.floor(when)))
         key = f"mcp-id:{_digest(client_id)}" if client_id is not None else f"mcp:{_digest(shown, user, assistant)}"
-        # Held like a turn: a live turn of the chat cannot take the same turn number meanwhile.
-        async with self.memory.turn(self.chat_id, user_id=self.user_id):
-            written = await self.memory.entries.import_turns(self.chat_id, [ImportedTurn(key, self.user_id, messages)])
+        # Written as its chat's turns are, by its user (whom the operator vouched for at start).
+        written = await self.memory.entries.import_turns(self.chat_id, [ImportedTurn(key, self.user_id, messages)],
+                                                         writers=Writers(frozenset({self.user_id}), Standing.VOUCHED))
         if not written:
             return {"archived": False, "note": f"this exchange{' (by its client_id)' if client_id else ''} was "
                                                "archived before"}
@@ -228,7 +236,7 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
     backend outage becomes a tool error with its message, never a crashed server."""
     server = MCPServer("goat", version=version("goat"), instructions=INSTRUCTIONS, log_level="WARNING")
     # What goes back to the client holds no secret: backends' URLs and error texts may carry them.
-    guarded = _guard(Redactor.for_settings(memory_server.settings))
+    guarded = _guard(Redactor.for_settings(memory_server.settings), memory_server.join)
     _add_recall_tools(server, memory_server, guarded)
     _add_memory_list_tools(server, memory_server, guarded)
     _add_fact_tools(server, memory_server, guarded)
@@ -236,11 +244,13 @@ def build_server(memory_server: MemoryServer) -> MCPServer:
     return server
 
 
-def _guard(redact: Redactor) -> Guarded:
-    """How every tool calls into the memory server: its result redacted, a failure a tool error."""
+def _guard(redact: Redactor, join: Callable[[], Awaitable[None]]) -> Guarded:
+    """How every tool calls into the memory server: once its user joined the chat, its result
+    redacted, a failure a tool error."""
 
     async def guarded(action: Callable[..., Awaitable[dict[str, Any]]], *args: Any) -> dict[str, Any]:
         try:
+            await join()
             return redact(await action(*args))
         except Exception as exc:  # the client gets what failed, never a dead server
             if not isinstance(exc, SAYS_WHAT_TO_DO):

@@ -15,13 +15,14 @@ from memory.copies import TurnCopies
 from memory.errors import BackendUnavailable
 from memory.prompt.tokens import count_unremembered
 from memory.stores.archive import Archive
+from memory.stores.chat_owners import ChatOwners
 from memory.stores.chat_users import users_of_chat
 from memory.stores.erasure import DataFolderErasure, NotErased
 from memory.stores.journal import TurnJournal
 from memory.stores.l3_backend import L3Backend
 from memory.stores.redis_backend import RedisBackend
 from memory.stores.working import MessageLink
-from memory.turns import Hit, ImportedTurn, Message, archived_texts
+from memory.turns import Hit, ImportedTurn, Message, Standing, Writers, archived_texts
 
 log = logging.getLogger(__name__)
 
@@ -30,57 +31,76 @@ _IMPORT_BATCH = 512  # exchanges embedded and written to L3 per call: the import
 
 class ChatEntries:
     def __init__(self, redis: RedisBackend, l3: L3Backend, erasure: DataFolderErasure, archiver: Archive,
-                 journal: TurnJournal, copies: TurnCopies,
+                 journal: TurnJournal, copies: TurnCopies, owners: ChatOwners,
                  hold: Callable[[str], AbstractAsyncContextManager[bool]]) -> None:
         """``redis``, ``l3``: where the chat's records are (L2 and the word index, L3);
-        ``erasure``: erases what an edit or a delete replaced from the files; ``hold(chat_id)``:
-        the chat held as a turn holds it."""
+        ``erasure``: erases what an edit or a delete replaced from the files; ``owners``: who
+        may write into a chat; ``hold(chat_id)``: the chat held as a turn holds it."""
         self._redis, self._l3, self._erasure = redis, l3, erasure
-        self._archiver, self._journal, self._copies = archiver, journal, copies
+        self._archiver, self._journal, self._copies, self._owners = archiver, journal, copies, owners
         self._hold = hold
 
-    async def import_turns(self, chat_id: str, turns: list[ImportedTurn],
-                           progress: Callable[[int], None] | None = None) -> list[int]:
+    async def check_import(self, people: Mapping[str, frozenset[str]]) -> None:
+        """Refuse an import before it writes anything (``people``: per chat, who it writes as) if
+        one of its chats holds another person's turns (``memory/stores/chat_owners.py``).
+
+        Raises:
+            ChatHeldByOthers: naming the first such chat.
+        """
+        await self._owners.check_import(people)
+
+    async def import_turns(self, chat_id: str, turns: list[ImportedTurn], progress: Callable[[int], None] | None = None,
+                           *, writers: Writers | None = None) -> list[int]:
         """Write a chat's imported exchanges to L3 and L2 as live turns are written, numbered
         once per exchange (by digest): a repeated or interrupted import never writes one twice.
         An exchange of a new digest whose ``ref`` was imported before (a message edited since)
-        rewrites that turn in place, and the text it replaced is erased from the files.
+        rewrites that turn in place, and the text it replaced is erased from the files. The chat
+        is held meanwhile, and its writers enter it first (``memory/stores/chat_owners.py``).
 
+        Args:
+            writers: who the import writes as in the chat (all its turns, not only these) and by
+                what right; by default, these turns' users, as an import.
         Returns:
             The turn numbers written (or rewritten) now; an exchange already written is not among them.
+        Raises:
+            ChatHeldByOthers: an import into a chat holding another person's turns (nothing written).
         """
-        numbers, completed, edited = await self._journal.import_numbers(chat_id, turns)
-        pending = [(n, t) for n, t in zip(numbers, turns) if n > completed]
-        rewritten = [(numbers[index], turns[index]) for index in edited]
-        if progress and len(turns) > len(pending) + len(rewritten):
-            progress(len(turns) - len(pending) - len(rewritten))
-        if rewritten:
-            await self._rewrite_imported(chat_id, rewritten)
-            if progress:
+        writers = writers or Writers(frozenset(turn.user_id for turn in turns), Standing.IMPORTED)
+        async with (await self._redis.chat_locks()).hold(chat_id):
+            await self._owners.enter(chat_id, writers)
+            numbers, completed, edited = await self._journal.import_numbers(chat_id, turns)
+            pending = [(n, t) for n, t in zip(numbers, turns) if n > completed]
+            rewritten = [(numbers[index], turns[index]) for index in edited]
+            if progress and len(turns) > len(pending) + len(rewritten):
+                progress(len(turns) - len(pending) - len(rewritten))
+            replaced = await self._rewrite_imported(chat_id, rewritten)
+            if progress and rewritten:
                 progress(len(rewritten))
-        now = time.time()
-        for start in range(0, len(pending), _IMPORT_BATCH):
-            batch = pending[start : start + _IMPORT_BATCH]
-            await self._archiver.write([turn.exchange(chat_id, number) for number, turn in batch], now)
-            await (await self._redis.working()).append_turns(chat_id, with_tokens(batch))
-            if progress:
-                progress(len(batch))
+            now = time.time()
+            for start in range(0, len(pending), _IMPORT_BATCH):
+                batch = pending[start : start + _IMPORT_BATCH]
+                await self._archiver.write([turn.exchange(chat_id, number) for number, turn in batch], now)
+                await (await self._redis.working()).append_turns(chat_id, with_tokens(batch))
+                if progress:
+                    progress(len(batch))
+        # Once the chat is free: inside, the cut would wait for the hold to end.
+        await self._erase_replaced(chat_id, replaced)
         return [number for number, _ in [*rewritten, *pending]]
 
-    async def _rewrite_imported(self, chat_id: str, turns: list[tuple[int, ImportedTurn]]) -> None:
+    async def _rewrite_imported(self, chat_id: str, turns: list[tuple[int, ImportedTurn]]) -> list[str]:
         """Imported turns whose message was edited since, each rewritten where the first import
-        wrote it (L3, its words and vector, and L2), then known by its new digest; the texts they
-        replaced erased from the files as an edit's are."""
+        wrote it (L3, its words and vector, and L2), then known by its new digest (the chat held
+        by the caller). Returns the texts they replaced, to erase from the files as an edit's are."""
         replaced: list[str] = []
-        async with self._hold(chat_id):
-            working = await self._redis.working()
-            for number, turn in turns:
-                exchange = turn.exchange(chat_id, number)
-                if (old := await self._archiver.rewrite_turn(exchange)) is not None:
-                    await working.replace_turn(chat_id, exchange.timestamp, old, list(turn.messages))
-                    replaced += [text for text in archived_texts(old) if text and text not in exchange.content]
+        working = await self._redis.working()
+        for number, turn in turns:
+            exchange = turn.exchange(chat_id, number)
+            if (old := await self._archiver.rewrite_turn(exchange)) is not None:
+                await working.replace_turn(chat_id, exchange.timestamp, old, list(turn.messages))
+                replaced += [text for text in archived_texts(old) if text and text not in exchange.content]
+        if turns:
             await self._journal.record_imported(chat_id, {turn.digest: number for number, turn in turns})
-        await self._erase_replaced(chat_id, replaced)
+        return replaced
 
     async def release_archive(self) -> None:
         """Let go of what L3 holds in memory for the chats it wrote (an import calls it every so

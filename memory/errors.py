@@ -112,6 +112,15 @@ class FactsFull(ValueError):
     """A fact was refused: the facts block, shown in every prompt, would pass its token limit."""
 
 
+class ChatHeldByOthers(ValueError):
+    """An import refused: its chat holds another person's turns (the rule:
+    ``memory/stores/chat_owners.py``). Nothing of the chat was written."""
+
+    def __init__(self, chat_id: str) -> None:
+        super().__init__(f"chat {chat_id!r} holds another person's turns")
+        self.chat_id = chat_id
+
+
 class SearchFailed(RuntimeError):
     """A search could not look where it had to (a backend failed or missed its deadline)."""
 

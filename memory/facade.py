@@ -38,10 +38,11 @@ from memory.settings import MemorySettings
 from memory.stores.archive import Archive
 from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.backends import Backends
+from memory.stores.chat_owners import ChatOwners
 from memory.stores.facts import upsert_within
 from memory.stores.journal import TurnJournal
 from memory.stores.privacy import Forgotten
-from memory.turns import Archived, Exchange, Hit, Message, Working
+from memory.turns import Archived, Exchange, Hit, Message, Standing, Working, Writers
 
 # The doors, the public types that go through them, and the Redis clients everyone on memory's Redis uses.
 __all__ = ["ArchiveVectorStore", "Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Found",
@@ -69,8 +70,10 @@ class Memory:
         self._archiver = Archive(redis, l3, encoder, erasure)
         self._journal = TurnJournal(redis)
         self._copies = TurnCopies(redis, erasure, self._archiver, settings.redis.chat_lock_seconds)
+        self._owners = ChatOwners(redis, l3, self._archiver)  # who may write into a chat
         # The doors of a chat's records and of the operator's jobs (memory/entries.py, memory/admin.py).
-        self.entries = ChatEntries(redis, l3, erasure, self._archiver, self._journal, self._copies, self.turn)
+        self.entries = ChatEntries(redis, l3, erasure, self._archiver, self._journal, self._copies, self._owners,
+                                   self.turn)
         self.admin = MemoryAdmin(settings, redis, l3, encoder, erasure, self._archiver, self._journal, self._copies,
                                  self.turn)
         # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).
@@ -129,7 +132,8 @@ class Memory:
         """Hold the chat for one turn: its turns run one at a time, in arrival order, also
         across processes. Starts embedding ``message`` while the turn waits for the chat, and
         searching it by words once the chat is held; the user who speaks is one of the chat's
-        from then on.
+        owners from then on, vouched for by the face (a chat only strangers' claims were in is
+        emptied first: ``memory/stores/chat_owners.py``).
 
         Yields:
             True if an earlier turn of the chat never finished (it is completed first). The
@@ -139,11 +143,13 @@ class Memory:
             self._searching.ahead.embed_ahead(message, chat_id)
         async with (await self._redis.chat_locks()).hold(chat_id), self._archiver.turn_running():
             self._copies.turn_started(chat_id)
+            if user_id is not None:  # before anything of the chat is read
+                await self._owners.enter(chat_id, Writers(frozenset({user_id}), Standing.VOUCHED))
             if message is not None and self.settings.memory.scope == "chat":
                 self._searching.ahead.read_ahead(chat_id, message, self.settings.prefetch.search_k,
                                                  self.settings.retrieval.lexical_max_df_share)
             try:
-                yield await self._journal.begin(chat_id, user_id)
+                yield await self._journal.begin(chat_id)
                 await self._journal.end(chat_id)
             finally:
                 self._searching.ahead.drop_ahead(chat_id)
@@ -285,6 +291,14 @@ class MemoryScope:
         return await self.memory.admin.forget_fact(self.user_id, key)
 
     # ---- L2 and L3 ------------------------------------------------------------------------
+
+    async def join(self) -> None:
+        """The user is one of the chat's owners from now on, vouched for by the face that fixed
+        both (MCP's chat and user, set by the operator), as a live turn's user is: a chat only
+        strangers' claims were in is emptied first (``memory/stores/chat_owners.py``)."""
+        memory = self.memory
+        async with (await memory._redis.chat_locks()).hold(self.chat_id):
+            await memory._owners.enter(self.chat_id, Writers(frozenset({self.user_id}), Standing.VOUCHED))
 
     async def start_afresh(self) -> None:
         """Start the chat's recent conversation (L2) afresh; the archive (L3) keeps every turn."""

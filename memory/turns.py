@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from enum import Enum
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -353,3 +354,19 @@ class ImportedTurn:
         return Exchange(chat_id=chat_id, user_id=self.user_id, turn=turn, timestamp=self.messages[0]["timestamp"],
                         user_text=user and user["content"], assistant_text=assistant and assistant["content"],
                         name=user and user.get("name"))
+
+
+class Standing(Enum):
+    """By what right people write into a chat (the rule: ``memory/stores/chat_owners.py``)."""
+
+    VOUCHED = "vouched"  # a door vouches for the chat: a live turn, MCP's chat and user, `goat import --into`
+    IMPORTED = "imported"  # an import: only into a chat that holds no one else's turns
+    CLAIMED = "claimed"  # a shared page's import: as IMPORTED, and theirs only until someone vouched for writes there
+
+
+@dataclass(frozen=True)
+class Writers:
+    """Who writes into a chat, and by what right."""
+
+    people: frozenset[str]
+    standing: Standing

@@ -777,7 +777,7 @@ def test_demo_without_a_model_shows_each_mechanism_and_resets_its_chat(tmp_path:
     extra = tmp_path / "extra.jsonl"
     extra.write_text(json.dumps({"chat_id": "demo", "role": "user", "content": "An unrelated extra note.",
                                  "timestamp": "2026-01-01T00:00:00Z"}) + "\n", encoding="utf-8")  # fmt: skip
-    ok(goat("import", extra, env=env, cwd=tmp_path))
+    ok(goat("import", extra, "--into", "demo", env=env, cwd=tmp_path))  # the demo's people are others
     second = ok(goat("demo", env=env, cwd=tmp_path))
 
     assert demo_summary(second.stdout) == (loaded, blocks)

@@ -53,9 +53,9 @@ async def test_an_import_reads_its_file_as_it_writes_it_in_bounded_batches(memor
     writes: list[tuple[int, int, int]] = []  # (messages read by then, exchanges, characters) of each write
     write = memory.entries.import_turns
 
-    async def recording(chat_id, turns, progress=None):
+    async def recording(chat_id, turns, progress=None, *, writers=None):
         writes.append((read[0], len(turns), sum(len(m["content"]) for turn in turns for m in turn.messages)))
-        return await write(chat_id, turns, progress)
+        return await write(chat_id, turns, progress, writers=writers)
 
     monkeypatch.setattr(memory.entries, "import_turns", recording)
 

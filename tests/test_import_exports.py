@@ -350,6 +350,35 @@ def test_goat_import_again_after_a_message_was_edited_rewrites_its_turn_in_l2_l3
 
 
 @pytest.mark.slow
+def test_goat_import_into_a_chat_holding_another_persons_turns_is_refused_unless_into_names_it(tmp_path):
+    """Bo's export of his private chat with Ana is kept under Ana's id, as the Bot API numbers it:
+    the chat Ana already talks to the bot in. Merged there, Bo's lines would be in Ana's prompts."""
+    path = write_telegram(tmp_path / "result.json", [TelegramChat("Ana", "personal_chat", ANA, [
+        telegram_message(1, T0, BO, "My bank password is BOBPASS-77.", name="Bo"),
+        telegram_message(2, T0 + 60, ANA, "Do not send me passwords!", name="Ana")])])
+    with FakeOpenAI(default_reply="Noted.") as fake:
+        env = goat_env(tmp_path / "data", GOAT_MODEL="fake-model", OPENAI_API_KEY="test-key",
+                       OPENAI_BASE_URL=fake.base_url)
+        ok(goat("chat", "--chat", str(ANA), "--user", str(ANA), env=env, cwd=tmp_path,
+                typed=["My gym locker is number 12."]))
+
+    def recalled() -> str:
+        return ok(goat("inspect", "--chat", str(ANA), "--user", str(ANA), "--json", "what is my password?",
+                       env=env, cwd=tmp_path)).stdout
+
+    refused = goat("import", path, env=env, cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        f"goat: {path}: chat '{ANA}' holds another person's turns, so it is not imported there: --into CHAT "
+        f"imports it into a chat of your choosing (--into {ANA}: into that one all the same)"]
+    assert "BOBPASS-77" not in recalled()
+
+    chosen = ok(goat("import", path, "--into", str(ANA), env=env, cwd=tmp_path))  # the operator's choice
+    assert chosen.stdout.splitlines()[0] == "2 messages, 2 turns: 2 imported, 0 already there"
+    assert "BOBPASS-77" in recalled()
+
+
+@pytest.mark.slow
 def test_goat_import_refuses_the_one_message_holding_a_lone_surrogate_and_imports_the_rest(tmp_path):
     said = [telegram_message(n, T0 + 60 * n, ANA if n % 2 else BO, f"Message {n} of the boat log") for n in range(1, 61)]
     path = write_telegram(tmp_path / "result.json", [TelegramChat("Bo", "personal_chat", BO, said)])

@@ -11,7 +11,7 @@ import secrets
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,8 @@ from graph.importing.export_files import ExportError, find_export
 from graph.importing.exports import read_export
 from graph.importing.importer import Transcript, TranscriptChanged, TranscriptError
 from graph.runner import TurnRunner
-from memory.errors import BackendUnavailable
+from memory.errors import BackendUnavailable, ChatHeldByOthers
+from memory.turns import Standing
 from nodes.state import InvalidTurn
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,10 @@ class Imports:
         return job if job is not None and job.person == person else None
 
     def start(self, upload: Upload, name: str, person: str, *, only_theirs: bool) -> str:
-        """Import the upload behind the page. ``only_theirs`` (server tokens): every message must be
-        the person's, in chats no one else wrote to, else nothing is imported. Returns the job's id."""
+        """Import the upload behind the page, into chats that hold no one else's turns. ``only_theirs``
+        (server tokens): every message must be the person's, else nothing is imported, and the
+        import is a claim, the chats theirs until someone a live door vouches for writes there
+        (``memory/stores/chat_owners.py``). Returns the job's id."""
         job_id = secrets.token_urlsafe(12)
         while len(self._jobs) >= MAX_JOBS and (ended := [k for k, j in self._jobs.items() if j.state in ("done", "failed")]):
             del self._jobs[ended[0]]
@@ -81,9 +84,13 @@ class Imports:
         try:
             me = await asyncio.to_thread(_as_whom, upload, job.person) if only_theirs else upload.me
             transcript = await asyncio.to_thread(read_export, upload.path, upload.format, me=me, into=upload.into)
-            if only_theirs and (problem := await self._not_theirs(transcript, job.person)):
+            if only_theirs and (problem := await asyncio.to_thread(_not_theirs, transcript, job.person)):
                 raise ExportError(problem)
-            await self._import(job, transcript)
+            await self._import(job, transcript, Standing.CLAIMED if only_theirs else Standing.IMPORTED)
+        except ChatHeldByOthers as exc:
+            instead = ("an import goes into a chat that is empty or yours" if only_theirs
+                       else "`goat import --into CHAT` on the host chooses the chat")
+            job.state, job.lines = "failed", [f"{upload.path.name}: {exc}: {instead}"]
         except (TranscriptError, ExportError, InvalidTurn, TranscriptChanged, BackendUnavailable) as exc:
             job.state, job.lines = "failed", [f"{upload.path.name}: {exc}"]
         except Exception as exc:  # the page says what failed; the server serves on
@@ -92,7 +99,7 @@ class Imports:
         finally:
             shutil.rmtree(upload.path.parent, ignore_errors=True)
 
-    async def _import(self, job: ImportJob, transcript: Transcript) -> None:
+    async def _import(self, job: ImportJob, transcript: Transcript, standing: Standing) -> None:
         from graph.importing.importer import import_turns
 
         memory = self._runner.services.memory
@@ -101,26 +108,14 @@ class Imports:
         def progress(more: int) -> None:
             job.done += more
 
-        stats = await import_turns(memory, transcript, progress=progress)
+        await memory.entries.check_import(transcript.people)  # before anything is written
+        stats = await import_turns(memory, transcript, progress, standing=standing)
         await memory.admin.fill_languages()
         job.lines = [f"{stats['messages']} messages, {stats['turns']} turns: {stats['imported']} imported, "
                      f"{stats['skipped']} already there"]
         if transcript.omitted:
             job.lines.append("left out: " + ", ".join(f"{count} {kind}(s)" for kind, count in transcript.omitted.items()))
         job.state = "done"
-
-    async def _not_theirs(self, transcript: Transcript, person: str) -> str | None:
-        """Why the transcript is not only the person's (None when it is): a message of another user,
-        or a chat someone else wrote to."""
-        chats, users = await asyncio.to_thread(_chats_and_users, transcript.imported_turns())
-        if others := users - {person}:
-            return (f"it holds messages of other users ({', '.join(sorted(others))[:200]}): on a shared page you "
-                    f"import only your own, as {person} (for Telegram, your id; for ChatGPT, nothing to set)")
-        admin = self._runner.services.memory.admin
-        _, known = await admin.users_and_chats()
-        if anothers := (chats & set(known)) - set(await admin.chats_of(person)):
-            return f"chat {sorted(anothers)[0]!r} is someone else's"
-        return None
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
@@ -135,13 +130,12 @@ def _as_whom(upload: Upload, person: str) -> str | None:
     return None if find_export(upload.path, upload.format).format == "jsonl" else person
 
 
-def _chats_and_users(turns: Iterable[tuple[str, object]]) -> tuple[set[str], set[str]]:
-    chats: set[str] = set()
-    users: set[str] = set()
-    for chat_id, turn in turns:
-        chats.add(chat_id)
-        users.add(turn.user_id)  # type: ignore[attr-defined]  # an ImportedTurn
-    return chats, users
+def _not_theirs(transcript: Transcript, person: str) -> str | None:
+    """Why the transcript is not only the person's (None when it is): a message of another user."""
+    if others := {turn.user_id for _, turn in transcript.imported_turns()} - {person}:
+        return (f"it holds messages of other users ({', '.join(sorted(others))[:200]}): on a shared page you "
+                f"import only your own, as {person} (for Telegram, your id; for ChatGPT, nothing to set)")
+    return None
 
 
 def upload_name_problem(name: str) -> str | None:

@@ -40,6 +40,7 @@ _MESSAGE_LISTS = {(*base, "messages") for base in _CHATS}
 _MESSAGES = {(*base, "messages", "item") for base in _CHATS}
 # The Bot API's chat ids: a basic group's is its id negated, a supergroup's or channel's
 # -(10^12 + id); a private chat's is the person's user id (for a bot, the one talking to it).
+_PRIVATE = {"personal_chat", "bot_chat"}  # a chat of the account's with one other, a person or a bot
 _GROUPS = {"private_group"}
 _CHANNELS = {"private_supergroup", "public_supergroup", "private_channel", "public_channel"}
 _CHANNEL_BASE = 1_000_000_000_000
@@ -78,10 +79,15 @@ def read_export(path: Path, format: str | None = None, *, me: str | None = None,
                               "each message's role and user_id")
         reads, unit = file_reads(path), "line"
     elif export.format == "telegram":
-        reads, unit = telegram_reads(export, telegram_account(export, _telegram_id(me) if me else None)), "message"
+        account = telegram_account(export, _telegram_id(me) if me else None)
+        reads, unit = telegram_reads(export, account), "message"
     else:
         reads, unit = chatgpt_reads(export, me), "message"
     transcript = checked(_into(reads, into) if into else reads, skip_invalid, stopped, unit)
+    if export.format == "telegram" and account.owner is not None:
+        # The export's account imports it: its chats are to be theirs, not every member's whose
+        # lines it holds (a chat of two kept under the other's id is the other's chat with the bot).
+        transcript = replace(transcript, people={chat_id: frozenset({account.owner}) for chat_id in transcript.people})
     if export.format != "jsonl" and not transcript.read:
         name = {"telegram": "Telegram Desktop's", "chatgpt": "ChatGPT's"}[export.format]
         raise ExportError(f"it holds no messages: is it {name} {DOCUMENTS[export.format]} (or the zip it came in)?")
@@ -113,8 +119,8 @@ class TelegramAccount:
 
 
 def telegram_account(export: ExportFile, me: str | None) -> TelegramAccount:
-    """The account (``me``, else: an account's export gives it; a chat with a bot's is the sender
-    who is not the bot; Saved Messages' the chat's own) and its bots. Telegram Desktop marks no
+    """The account (``me``, else: an account's export gives it; a chat with a bot or a person's is
+    the sender who is not the other; Saved Messages' the chat's own) and its bots. Telegram Desktop marks no
     sender as a bot: a bot is known as the other side of a chat with one, so an account's export
     is read to its end for them (its chats' heads; a one-chat export is read as far as its first
     messages), past a lone surrogate as :func:`telegram_reads` reads it."""
@@ -140,7 +146,7 @@ def _account(export: ExportFile, me: str | None, backend: Any) -> TelegramAccoun
                 elif path == ("messages",):  # a one-chat export's messages begin, or end
                     if chat.get("type") == "saved_messages":
                         owner = owner or str(chat.get("id"))
-                    if owner or chat.get("type") != "bot_chat" or event == "end_array":
+                    if owner or chat.get("type") not in _PRIVATE or event == "end_array":
                         break
                 elif path == ("messages", "item", "from_id") and (sender := _sender_id(value)) != str(chat.get("id")):
                     owner = sender

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from graph.json_limits import MAX_VALUE_BYTES, PIECE_BYTES, JsonBeyondLimits, check_json
 from memory.facade import Memory
-from memory.turns import ImportedTurn, Message, message_problem, name_problem
+from memory.turns import ImportedTurn, Message, Standing, Writers, message_problem, name_problem
 from nodes.state import check_ids, json_type
 
 ROLES = ("user", "assistant")
@@ -289,6 +289,8 @@ class Transcript:
     skipped: list[Refusal]  # the messages that cannot be imported, left out (only when asked to)
     omitted: dict[str, int] = field(default_factory=dict)  # messages left out as no messages to remember, by kind
     unit: str = "line"  # what its refusals name
+    # Per chat, who it writes as: the users of its user messages (of its messages, if none is a user's).
+    people: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def imported_turns(self) -> Iterator[tuple[str, ImportedTurn]]:
         """Each turn of the transcript (its chat, the turn), a chat's in file order, read anew."""
@@ -358,6 +360,8 @@ def checked(reads: Callable[[], Iterator[Read]], skip_invalid: bool = False,
     count = messages = turns = others = 0
     refused: list[Refusal] = []
     omitted: Counter[str] = Counter()
+    asking: dict[str, set[str]] = {}  # per chat, the users of its user messages
+    quoted: dict[str, set[str]] = {}  # and of its other messages
     pairing = Pairing()
     with closing(reads()) as source:
         for count, read in enumerate(source, start=1):
@@ -373,9 +377,11 @@ def checked(reads: Callable[[], Iterator[Read]], skip_invalid: bool = False,
             elif read is not None:
                 messages += 1
                 turns += pairing.add(read) is not None
+                (asking if read.role == "user" else quoted).setdefault(read.chat_id, set()).add(read.user_id)
     if refused and not skip_invalid:
         raise TranscriptError(refused[0], others, unit)
-    return Transcript(reads, count, messages, turns + len(pairing.rest()), refused, dict(omitted), unit)
+    people = {chat_id: frozenset(asking.get(chat_id) or quoted[chat_id]) for chat_id in {*asking, *quoted}}
+    return Transcript(reads, count, messages, turns + len(pairing.rest()), refused, dict(omitted), unit, people)
 
 
 async def import_transcript(
@@ -385,16 +391,21 @@ async def import_transcript(
 
 
 async def import_turns(memory: Memory, transcript: Transcript, progress: Callable[[int], None] | None = None,
-                       stopped: Callable[[], bool] | None = None) -> dict[str, int]:
+                       stopped: Callable[[], bool] | None = None,
+                       standing: Standing = Standing.IMPORTED) -> dict[str, int]:
     """The second pass: load a checked transcript, a batch at a time.
 
     Args:
         progress: called with how many more turns are done (written, or there already).
         stopped: asked before each batch; true, the import stops with ImportStopped, what it
             wrote whole.
+        standing: by what right it writes into its chats: an import (a shared page's: a claim),
+            or VOUCHED, into a chat the operator chose (`--into`).
     Returns:
         {"messages", "turns", "imported", "skipped"}: skipped are the turns there already.
     Raises:
+        ChatHeldByOthers: a chat of it holds another person's turns (unless VOUCHED), before its
+            batch is written (``Memory.entries.check_import`` asks before anything is).
         TranscriptChanged: a line that was checked no longer reads (the turns before it are written).
     """
     stats = {"messages": transcript.messages, "turns": transcript.turns, "imported": 0, "skipped": 0}
@@ -407,7 +418,8 @@ async def import_turns(memory: Memory, transcript: Transcript, progress: Callabl
             raise ImportStopped(stats["imported"], stats["skipped"])
         started, written = time.perf_counter(), 0
         for chat_id, turns in batch.items():
-            imported = len(await memory.entries.import_turns(chat_id, turns, progress))
+            writers = Writers(transcript.people[chat_id], standing)
+            imported = len(await memory.entries.import_turns(chat_id, turns, progress, writers=writers))
             written += imported
             stats["skipped"] += len(turns) - imported
         stats["imported"] += written

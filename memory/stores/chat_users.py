@@ -1,9 +1,11 @@
 """Who wrote to which chat, kept in Redis both ways (each user's chats, each chat's users), and
-so which chats' L3 a turn sees: its own, its user's, or every chat."""
+so which chats' L3 a turn sees: its own, its user's, or every chat; and whose each chat is (its
+owners, by what right: the rule is ``memory/stores/chat_owners.py``'s)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection
+from typing import Any, NamedTuple
 
 from memory.stores.l3_backend import L3Backend
 from memory.stores.redis_backend import PREFIX, RedisBackend
@@ -30,11 +32,51 @@ async def add_chat_users(redis: RedisBackend, chat_id: str, user_ids: set[str]) 
     return {member.decode() for member in members}
 
 
-def add_chat_users_to(pipe: Any, chat_id: str, user_ids: set[str]) -> None:
+def add_chat_users_to(pipe: Any, chat_id: str, user_ids: Collection[str]) -> None:
     """``add_chat_users``'s writes, queued on a pipeline the caller runs."""
     for user_id in user_ids:
         pipe.sadd(_user_chats_key(user_id), chat_id)
     pipe.sadd(_chat_users_key(chat_id), *user_ids)
+
+
+HELD, CLAIMED = "held", "claimed"  # how an owner holds a chat: as one of its own, or by a claim alone
+
+
+class Owners(NamedTuple):
+    held_by: dict[str, str]  # each owner, HELD or CLAIMED
+    recorded: bool  # False: none were recorded, and the chat's users hold it
+
+
+async def owners_of(redis: RedisBackend, chat_ids: Collection[str]) -> dict[str, Owners]:
+    """Each chat's owners. A chat whose owners were never recorded (written before they were, or
+    by LangGraph's server alone) is held by everyone who wrote to it."""
+    async with (await redis.client()).pipeline(transaction=False) as pipe:
+        for chat_id in chat_ids:
+            pipe.hgetall(_chat_owners_key(chat_id))
+            pipe.smembers(_chat_users_key(chat_id))
+        replies = iter(await pipe.execute())
+    found = {}
+    for chat_id, recorded, users in zip(chat_ids, replies, replies):
+        held_by = {user.decode(): how.decode() for user, how in recorded.items()}
+        found[chat_id] = Owners(held_by or {user.decode(): HELD for user in users}, bool(held_by))
+    return found
+
+
+async def holds(redis: RedisBackend, chat_id: str, user_id: str) -> bool:
+    """Whether the user is recorded as holding the chat as one of its own (not by a claim alone)."""
+    return await (await redis.client()).hget(_chat_owners_key(chat_id), user_id) == HELD.encode()
+
+
+async def add_owners(redis: RedisBackend, chat_id: str, held_by: dict[str, str]) -> None:
+    """Record these owners of the chat, each as one of its users; a user's first place in it drops
+    their scope's cached searches, which did not cover the chat."""
+    users = list(held_by)
+    async with (await redis.client()).pipeline(transaction=False) as pipe:
+        pipe.hset(_chat_owners_key(chat_id), mapping=held_by)
+        add_chat_users_to(pipe, chat_id, users)
+        _, *joined, _ = await pipe.execute()
+    if newcomers := {user for user, added in zip(users, joined) if added}:
+        await redis.invalidate_searches_of(chat_id, newcomers)
 
 
 async def chats_of_user(redis: RedisBackend, user_id: str) -> list[str]:
@@ -61,6 +103,7 @@ async def drop_user_from(redis: RedisBackend, chat_id: str, user_id: str) -> Non
     async with (await redis.client()).pipeline(transaction=False) as pipe:
         pipe.srem(_user_chats_key(user_id), chat_id)
         pipe.srem(_chat_users_key(chat_id), user_id)
+        pipe.hdel(_chat_owners_key(chat_id), user_id)
         await pipe.execute()
 
 
@@ -72,6 +115,7 @@ async def drop_chat_users(redis: RedisBackend, chat_id: str) -> set[str]:
             pipe.srem(_user_chats_key(user_id), chat_id)
         # One key a command: in a cluster the two live in different slots.
         pipe.delete(_chat_users_key(chat_id))
+        pipe.delete(_chat_owners_key(chat_id))
         pipe.delete(f"{PREFIX}:imported:{chat_id}")
         await pipe.execute()
     return users
@@ -83,3 +127,7 @@ def _user_chats_key(user_id: str) -> str:
 
 def _chat_users_key(chat_id: str) -> str:
     return f"{PREFIX}:chat_users:{chat_id}"
+
+
+def _chat_owners_key(chat_id: str) -> str:
+    return f"{PREFIX}:chat_owners:{chat_id}"

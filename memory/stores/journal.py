@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from memory.stores.redis_backend import PREFIX, RedisBackend
-from memory.stores.chat_users import add_chat_users_to
 from memory.turns import ImportedTurn
 
 IN_FLIGHT_KEY = f"{PREFIX}:turns_in_flight"
@@ -23,19 +22,9 @@ class TurnJournal:
     def __init__(self, redis: RedisBackend) -> None:
         self._redis = redis
 
-    async def begin(self, chat_id: str, user_id: str | None = None) -> bool:
-        """Note that a turn of this chat is running, and the user as one of the chat's from now
-        on (so forgetting them waits for it); True if an earlier turn never finished."""
-        redis = await self._redis.client()
-        if user_id is None:
-            return not await redis.sadd(IN_FLIGHT_KEY, chat_id)
-        async with redis.pipeline(transaction=False) as pipe:  # one round trip for both
-            pipe.sadd(IN_FLIGHT_KEY, chat_id)
-            add_chat_users_to(pipe, chat_id, {user_id})
-            added, joined, *_ = await pipe.execute()
-        if joined:  # the user's first turn here: their scope's cached searches did not cover this chat
-            await self._redis.invalidate_searches_of(chat_id, {user_id})
-        return not added
+    async def begin(self, chat_id: str) -> bool:
+        """Note that a turn of this chat is running; True if an earlier turn never finished."""
+        return not await (await self._redis.client()).sadd(IN_FLIGHT_KEY, chat_id)
 
     async def end(self, chat_id: str) -> None:
         await (await self._redis.client()).srem(IN_FLIGHT_KEY, chat_id)
