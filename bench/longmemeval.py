@@ -34,6 +34,7 @@ from bench.report import SectionResult, markdown_table, mean, percent
 from bench.retrieval import INSPECT_OVERRIDES, OFF_TOPIC, SEARCH_K, import_conversations
 from graph.runner import TurnRunner
 from memory.prompt import count_tokens_each, pack_recalls
+from memory.turns import archive_id
 from tests.support import locomo
 
 DEFAULT_PATH = locomo.REPO.parent / "shared" / "data" / "longmemeval-s-dev.json.gz"
@@ -108,10 +109,15 @@ def message_injected(message: str, answer: str, injected: Iterable[str]) -> bool
 async def ask(runner: TurnRunner, conversation: locomo.Conversation, text: str, now: float) -> Asked:
     """GOAT's injected entries and their tokens for ``text`` asked at ``now``, and the ids of plain
     top-k's whole turns packed into those tokens."""
-    state = await runner.inspect(conversation.chat_id, text, now=now, overrides=INSPECT_OVERRIDES)
+    state = await runner.inspect(conversation.chat_id, text, user_id=conversation.asker, now=now,
+                                 overrides=INSPECT_OVERRIDES)
     tokens = state["tokens"]["l3"]
-    ranked = await runner.services.memory.measuring.nearest([conversation.chat_id], text, SEARCH_K)
-    return list(state.get("l3") or []), tokens, [h["id"] for h in pack_recalls(ranked, tokens, count_tokens_each).recalls]
+    plain_chat = conversation.plain_chat_id or conversation.chat_id
+    ranked = await runner.services.memory.measuring.nearest([plain_chat], text, SEARCH_K)
+    packed = pack_recalls(ranked, tokens, count_tokens_each).recalls
+    # A named chat's plain entries are its own turns, numbered alike: named by its turns' ids.
+    return list(state.get("l3") or []), tokens, [
+        archive_id(conversation.chat_id, int(h["metadata"]["turn"])) for h in packed]
 
 
 def question_row(number: int, item: dict[str, Any], conversation: locomo.Conversation, qa: locomo.Question,

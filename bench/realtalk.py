@@ -43,9 +43,11 @@ def data_path() -> Path | None:
     return data_file(ENV_VAR, DEFAULT_PATH)
 
 
-def conversation_of(chat: dict[str, Any]) -> locomo.Conversation:
-    """A chat as its own GOAT chat, as `goat import` would store it."""
-    return locomo.build_conversation(chat, chat_id=f"realtalk-{chat['sample_id']}", user_id="realtalk")
+def conversation_of(chat: dict[str, Any], named: bool = True) -> locomo.Conversation:
+    """A chat as its own GOAT chat, as `goat import` would store it: a chat between two people, each
+    speaker named apart from the text (``named``), or speaker A's lines the user's and B's the
+    assistant's, paired into turns."""
+    return locomo.build_conversation(chat, chat_id=f"realtalk-{chat['sample_id']}", user_id="realtalk", named=named)
 
 
 async def run(options: BenchOptions) -> SectionResult:

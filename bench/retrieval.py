@@ -140,6 +140,8 @@ async def import_conversations(runner: TurnRunner, conversations: list[locomo.Co
             # split at the U+2028 a message may hold, and cut its JSON line in two.
             transcript = transcript_of(io.StringIO(conversation.jsonl()))
             await import_turns(runner.services.memory, transcript, progress=bar.update)
+            if conversation.plain_chat_id is not None:  # plain top-k's own "Name: text" entries
+                await import_turns(runner.services.memory, transcript_of(io.StringIO(conversation.plain_jsonl())))
 
 
 def half_of(number: int, conversations: int) -> str:

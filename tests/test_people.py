@@ -162,3 +162,14 @@ def test_a_message_names_the_people_it_is_about():
     assert named_people("What did I say about the venue?", people, "u2") == ["u2"]
     assert named_people("What did I say about the venue?", {"u2": "Elise"}, "u2") == []  # a chat of one
     assert named_people("what's the weather", people, "u1") == []
+
+
+def test_a_name_the_chat_calls_someone_by_is_theirs():
+    from memory.retrieval.people import unknown_names, whose_name
+    people = {"u1": "Emi", "u2": "elise"}
+    assert unknown_names("What are Kate's hobbies, Elise?", people) == ["Kate"]
+    greeted = [("u2", "Hey Kate!"), ("u2", "That is so true Kate!"), ("u1", "Kate and I went skiing")]
+    assert whose_name("Kate", greeted, people) == "u1"  # the one elise greets by it
+    assert whose_name("Kate", [("u1", "Haha, I forgot to introduce myself, I'm Kate.")], people) == "u1"
+    assert whose_name("Italian", [("u2", "I love Italian food"), ("u1", "Italian, yes")], people) is None
+    assert whose_name("Kate", greeted, {**people, "u3": "Tom"}) is None  # in a group, greeting tells nothing

@@ -132,6 +132,10 @@ class Conversation:
     sessions: int
     last_time: datetime  # timestamp of the last message
     said_at: dict[str, datetime] = field(default_factory=dict)  # dialog id -> when it was said
+    # Named (:func:`build_conversation`'s ``named``): who asks its questions (speaker A's user id),
+    # and the chat holding plain top-k's "Name: text" entries, turn for turn the same as its own.
+    asker: str | None = None
+    plain_chat_id: str | None = None
 
     @property
     def turns(self) -> int:
@@ -139,6 +143,13 @@ class Conversation:
 
     def jsonl(self) -> str:
         return "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in self.messages)
+
+    def plain_jsonl(self) -> str:
+        """Plain top-k's chat: each message as "Name: text" (what a LangChain user would index),
+        unnamed, in the same turns."""
+        return "".join(json.dumps({**{k: v for k, v in m.items() if k != "name"}, "chat_id": self.plain_chat_id,
+                                   "content": f"{m['name']}: {m['content']}"}, ensure_ascii=False) + "\n"
+                       for m in self.messages)
 
     def answerable(self) -> list[Question]:
         """Questions of categories 1-4 with at least one evidence turn in the imported sessions."""
@@ -153,12 +164,14 @@ def sessions_of(record: dict[str, Any]) -> list[int]:
 
 def build_conversation(
     record: dict[str, Any], *, chat_id: str | None = None, max_sessions: int | None = None,
-    user_id: str = "locomo",
+    user_id: str = "locomo", named: bool = False,
 ) -> Conversation:
     """Speaker A as "user", B as "assistant"; a message is dated its own ``timestamp`` where it has
     one (REALTALK's: a session there spans days), else its session's LoCoMo date-time and one
     minute after the previous message. Consecutive A→B messages form one turn (exactly as
-    ``goat import`` pairs them), and the turn numbers are those of a fresh chat."""
+    ``goat import`` pairs them), and the turn numbers are those of a fresh chat. ``named``: each
+    speaker a person of their own, as a chat between people imports (role "user", their own
+    ``user_id``, their ``name`` beside the text): every message a turn of its own."""
     conversation = record["conversation"]
     speaker_a, speaker_b = conversation["speaker_a"], conversation["speaker_b"]
     chat_id = chat_id or f"locomo-{record.get('sample_id', 'conversation')}"
@@ -178,8 +191,9 @@ def build_conversation(
             last_time = when
             messages.append({
                 "chat_id": chat_id,
-                "user_id": user_id,
-                "role": "user" if turn["speaker"] == speaker_a else "assistant",
+                "user_id": f"{user_id}:{turn['speaker']}" if named else user_id,
+                **({"name": turn["speaker"]} if named else {}),
+                "role": "user" if named or turn["speaker"] == speaker_a else "assistant",
                 "content": message_text(turn),
                 "timestamp": when.isoformat(),
             })
@@ -190,7 +204,7 @@ def build_conversation(
 
     # Pair the messages with the importer's own rule, so the turn numbers are the ones it assigns.
     parsed = [
-        TranscriptMessage(chat_id, user_id, m["role"], m["content"], datetime.fromisoformat(m["timestamp"]).timestamp())
+        TranscriptMessage(chat_id, m["user_id"], m["role"], m["content"], datetime.fromisoformat(m["timestamp"]).timestamp())
         for m in messages
     ]
     turns = pair_turns(parsed)[chat_id]
@@ -222,6 +236,8 @@ def build_conversation(
         sessions=len(numbers),
         last_time=last_time,
         said_at=said_at,
+        asker=f"{user_id}:{speaker_a}" if named else None,
+        plain_chat_id=f"{chat_id}-plain" if named else None,
     )
 
 
