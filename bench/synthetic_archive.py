@@ -46,9 +46,10 @@ KEY_LABELS = ("ticket", "order", "booking", "invoice")
 IMPORT_CHUNK = 1_000  # turns per import call: the unit of progress of a resumed build
 # Bump when what the import writes changes (2: the BM25 word index in Redis; 3: times and
 # vectors in that index; 4: L2 messages with their token counts; 5: stemmed words; 6: L3 entries
-# with their recall lines' token counts; 7: MiniLM's 8-bit vectors), so that archives cached
-# by an older version are not measured as if they were current.
-FORMAT_VERSION = 7
+# with their recall lines' token counts; 7: MiniLM's 8-bit vectors; 8: each chat its own user's,
+# as a private chat is, since L2 records who speaks), so that archives cached by an older version
+# are not measured as if they were current.
+FORMAT_VERSION = 8
 # Turns 3, 13, 23… of a chat in a bilingual archive: never a labelled one (0, 25, 50, 75…).
 OTHER_LANGUAGE_EVERY = 10
 OTHER_LANGUAGE_AT = 3
@@ -141,7 +142,7 @@ def transcript_lines(plans: list[ChatPlan], pool: TextPool) -> Iterator[str]:
             user, assistant = pool.turn(plan, position)
             when = turn_time(plan, position)
             for role, content, at in (("user", user, when), ("assistant", assistant, when + timedelta(seconds=30))):
-                yield json.dumps({"chat_id": plan.chat_id, "user_id": "bench-user", "role": role,
+                yield json.dumps({"chat_id": plan.chat_id, "user_id": plan.chat_id, "role": role,
                                   "content": content, "timestamp": at.isoformat()}) + "\n"
 
 
