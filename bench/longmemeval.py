@@ -31,10 +31,9 @@ from typing import Any
 
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table, mean, percent
-from bench.retrieval import INSPECT_OVERRIDES, OFF_TOPIC, SEARCH_K, import_conversations
+from bench.retrieval import INSPECT_OVERRIDES, OFF_TOPIC, import_conversations, plain_ranked
 from graph.runner import TurnRunner
 from memory.prompt import count_tokens_each, pack_recalls
-from memory.turns import archive_id
 from tests.support import locomo
 
 DEFAULT_PATH = locomo.REPO.parent / "shared" / "data" / "longmemeval-s-dev.json.gz"
@@ -112,12 +111,8 @@ async def ask(runner: TurnRunner, conversation: locomo.Conversation, text: str, 
     state = await runner.inspect(conversation.chat_id, text, user_id=conversation.asker, now=now,
                                  overrides=INSPECT_OVERRIDES)
     tokens = state["tokens"]["l3"]
-    plain_chat = conversation.plain_chat_id or conversation.chat_id
-    ranked = await runner.services.memory.measuring.nearest([plain_chat], text, SEARCH_K)
-    packed = pack_recalls(ranked, tokens, count_tokens_each).recalls
-    # A named chat's plain entries are its own turns, numbered alike: named by its turns' ids.
-    return list(state.get("l3") or []), tokens, [
-        archive_id(conversation.chat_id, int(h["metadata"]["turn"])) for h in packed]
+    ranked = await plain_ranked(runner, conversation, text)
+    return list(state.get("l3") or []), tokens, [h["id"] for h in pack_recalls(ranked, tokens, count_tokens_each).recalls]
 
 
 def question_row(number: int, item: dict[str, Any], conversation: locomo.Conversation, qa: locomo.Question,

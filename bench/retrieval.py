@@ -25,7 +25,7 @@ from bench.report import SectionResult, markdown_table, mean, percent
 from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
 from memory.prompt import count_tokens, count_tokens_each, format_recall_line, pack_recalls
-from memory.turns import Hit
+from memory.turns import USER_PREFIX, Hit, archive_id
 from nodes.state import TurnState
 from tests.support import locomo
 
@@ -88,17 +88,28 @@ def retrieved(state: TurnState, ranked: list[Hit], guarantee: int) -> dict[str, 
 async def ask(runner: TurnRunner, conversation: locomo.Conversation, text: str,
               guarantee: int) -> dict[str, tuple[list[str], int]]:
     """``text`` asked in the conversation's chat an hour after its last session, by every method."""
-    memory = runner.services.memory
     now = (conversation.last_time + timedelta(hours=1)).timestamp()
-    state = await runner.inspect(conversation.chat_id, text, now=now, overrides=INSPECT_OVERRIDES)
-    ranked = await memory.measuring.nearest([conversation.chat_id], text, SEARCH_K)
-    return retrieved(state, ranked, guarantee)
+    state = await runner.inspect(conversation.chat_id, text, user_id=conversation.asker, now=now,
+                                 overrides=INSPECT_OVERRIDES)
+    return retrieved(state, await plain_ranked(runner, conversation, text), guarantee)
+
+
+async def plain_ranked(runner: TurnRunner, conversation: locomo.Conversation, text: str) -> list[Hit]:
+    """Plain top-k's entries nearest ``text`` by meaning: the chat's own, or a named chat's "Name:
+    text" entries (its plain chat's, shown as "Name: text" alone), each named by the turn of the
+    chat that holds the same line."""
+    if conversation.plain_chat_id is None:
+        return await runner.services.memory.measuring.nearest([conversation.chat_id], text, SEARCH_K)
+    ranked = await runner.services.memory.measuring.nearest([conversation.plain_chat_id], text, SEARCH_K)
+    return [{**hit, "id": archive_id(conversation.chat_id, int(hit["metadata"]["turn"])),
+             "content": hit["content"].removeprefix(USER_PREFIX)} for hit in ranked]
 
 
 async def run(options: BenchOptions) -> SectionResult:
     from tqdm import tqdm
 
-    conversations = [locomo.build_conversation(record) for record in options.locomo_records]
+    # Each speaker a person of their own, named apart from the text, as a chat between people imports.
+    conversations = [locomo.build_conversation(record, named=True) for record in options.locomo_records]
     guarantee = options.settings.budget.l3_min_guarantee_tokens
     # Imported afresh every run (a minute or two): what the import writes changes with the code.
     folder = options.root / "locomo-scratch"

@@ -746,9 +746,16 @@ class TestFuse:
 
 class TestTurnsBeside:
     @staticmethod
-    def chosen(*numbers: int | None, chat: str = "c") -> list[dict]:
+    def chosen(*numbers: int | None, chat: str = "c", lines: bool = False) -> list[dict]:
+        """Exchanges (a message and its reply), or with ``lines`` lone messages."""
+        content = "user: and the boat?" if lines else "user: and the boat?\nassistant: Slip 43C."
         return [turn(archive_id(chat, n) if n is not None else f"memory{i}", n, chat=chat)
-                | {"blended_score": 1.0 - i / 10} for i, n in enumerate(numbers)]
+                | {"blended_score": 1.0 - i / 10, "content": content} for i, n in enumerate(numbers)]
+
+    def test_a_lone_message_counts_as_half_an_exchange(self) -> None:
+        chosen = self.chosen(7, 12, 20, 30, 40, lines=True)  # lines of a chat between people
+        assert set(wanted_beside(chosen, 2, 600).values()) == {"c:turn_0007", "c:turn_0012", "c:turn_0020",
+                                                               "c:turn_0030"}
 
     def test_the_turns_either_side_of_the_best_are_wanted_once(self) -> None:
         chosen = self.chosen(7, 8, 20)

@@ -9,7 +9,7 @@ language than the one it is beside is taken for another telling, not this one's.
 from __future__ import annotations
 
 from memory.retrieval.excerpts import holds_a_long_message
-from memory.turns import Hit, Verdict, archive_id
+from memory.turns import Hit, Verdict, archive_id, turn_parts
 from memory.words import reads_as_english
 
 BESIDE = "beside"  # the mechanism of an entry injected beside a chosen one
@@ -25,7 +25,8 @@ def turn_place(hit: Hit) -> tuple[str, int] | None:
 def wanted_beside(chosen: list[Hit], best: int, whole_chars: int) -> dict[str, str]:
     """The turns to read beside the ``best`` first chosen entries, but for one holding a message
     over ``whole_chars`` characters: a long reply or pasted page tells its matter whole, and the
-    turns beside it are as long and bear on it less than a short line's do.
+    turns beside it are as long and bear on it less than a short line's do. A lone message (a line
+    of a chat between people) counts as half an exchange: twice as many of them get theirs.
 
     Args:
         chosen: what gap_filter chose, best first.
@@ -38,7 +39,11 @@ def wanted_beside(chosen: list[Hit], best: int, whole_chars: int) -> dict[str, s
     """
     chosen_ids = {hit["id"] for hit in chosen}
     wanted: dict[str, str] = {}
-    for hit in chosen[:best]:
+    counted = 0.0
+    for hit in chosen:
+        if counted >= best:
+            break
+        counted += 0.5 if None in turn_parts(hit["content"]) else 1.0
         if (place := turn_place(hit)) is None or holds_a_long_message(hit["content"], whole_chars):
             continue
         chat, turn = place
