@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import resource
 import subprocess
 import zipfile
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from graph.importing.importer import TranscriptError, read_transcript
 from graph.json_limits import (MAX_DEPTH, MAX_NUMBER_BYTES, MAX_VALUE_BYTES, MAX_VALUE_ITEMS, PIECE_BYTES,
                                JsonBeyondLimits, JsonScan, check_value, json_events)
 from test_cli import GOAT, goat_env
-from test_web_served import goat_web
+from test_web_served import address_capped, goat_web
 
 PEAK_MB = 300  # `goat import`'s whole process, refusing a file before any backend starts
 RISE_MB = 64  # what `goat web`'s peak may grow by (it holds the encoders from its start)
@@ -53,16 +52,12 @@ DEEP: dict[str, tuple[Callable[[int], bytes], str]] = {
 }
 
 
-def capped() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-
 def measured_import(path: Path, *args: str, cwd: Path) -> tuple[int, str, float]:
     """`goat import path args` run to its end: its exit status, what it printed to stderr and its
     peak resident memory in MB (its own rusage, reaped here)."""
     with (cwd / "stderr").open("w+") as errors:
-        process = subprocess.Popen([str(GOAT), "import", str(path), *args], env=goat_env(cwd / "data"), cwd=cwd,
-                                   stdout=subprocess.DEVNULL, stderr=errors, preexec_fn=capped)
+        process = subprocess.Popen([*address_capped(ADDRESS_SPACE), str(GOAT), "import", str(path), *args],
+                                   env=goat_env(cwd / "data"), cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         errors.seek(0)

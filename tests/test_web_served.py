@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import signal
 import subprocess
 import threading
@@ -37,16 +36,22 @@ class WebServer:
     pid: int
 
 
+def address_capped(limit: int) -> list[str]:
+    """The command's prefix that runs it with its address space capped at ``limit`` bytes (the same
+    process: prlimit execs it). Not a preexec_fn: a child forked from a test session grown past the
+    cap could not even run one."""
+    return ["prlimit", f"--as={limit}", "--"]
+
+
 @contextmanager
 def goat_web(env: dict[str, str], cwd: Path, address_space: int | None = None) -> Iterator[WebServer]:
     """`goat web` on a free port until the block ends (SIGTERM, then it must exit 0 having printed
     nothing more), its address space capped at ``address_space`` bytes if given."""
     port = free_port()
     log = cwd / f"web-{port}.stderr"
-    capped = None if address_space is None else (
-        lambda: resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space)))
-    server = subprocess.Popen([str(GOAT), "web", "--port", str(port)], env=env, cwd=cwd, text=True,
-                              stdout=subprocess.PIPE, stderr=log.open("w"), preexec_fn=capped)
+    capped = [] if address_space is None else address_capped(address_space)
+    server = subprocess.Popen([*capped, str(GOAT), "web", "--port", str(port)], env=env, cwd=cwd, text=True,
+                              stdout=subprocess.PIPE, stderr=log.open("w"))
     try:
         printed = server.stdout.readline().strip()  # printed once it listens
         assert printed.startswith("goat web: "), (printed, log.read_text())
