@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
+import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +28,7 @@ from graph.json_limits import (MAX_DEPTH, MAX_NUMBER_BYTES, MAX_VALUE_BYTES, MAX
 from test_cli import GOAT, goat_env
 from test_web_served import address_capped, goat_web
 
+PEAK_MEMORY = Path(__file__).parent / "support" / "peak_memory.py"  # a child's peak, measured apart
 PEAK_MB = 300  # `goat import`'s whole process, refusing a file before any backend starts
 RISE_MB = 64  # what `goat web`'s peak may grow by (it holds the encoders from its start)
 ADDRESS_SPACE = 4 << 30  # each child's cap: code without the bounds fails here, not the host
@@ -55,13 +56,13 @@ DEEP: dict[str, tuple[Callable[[int], bytes], str]] = {
 def measured_import(path: Path, *args: str, cwd: Path) -> tuple[int, str, float]:
     """`goat import path args` run to its end: its exit status, what it printed to stderr and its
     peak resident memory in MB (its own rusage, reaped here)."""
+    peak = cwd / "peak-kb"
     with (cwd / "stderr").open("w+") as errors:
-        process = subprocess.Popen([*address_capped(ADDRESS_SPACE), str(GOAT), "import", str(path), *args],
-                                   env=goat_env(cwd / "data"), cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        status = subprocess.run([sys.executable, str(PEAK_MEMORY), str(peak), *address_capped(ADDRESS_SPACE),
+                                 str(GOAT), "import", str(path), *args], env=goat_env(cwd / "data"), cwd=cwd,
+                                stdout=subprocess.DEVNULL, stderr=errors).returncode
         errors.seek(0)
-        return process.returncode, errors.read(), usage.ru_maxrss / 1024
+        return status, errors.read(), int(peak.read_text()) / 1024
 
 
 @pytest.mark.slow
