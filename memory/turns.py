@@ -245,15 +245,7 @@ MAX_NAME_CHARS = 200  # a speaker's display name (Telegram's first and last name
 def name_problem(name: object) -> str | None:
     """Why a speaker's display name cannot be taken ("must be a string", "is empty", too long, not
     Unicode); None when it can. What it holds is the prompt's to render safely, not refused here."""
-    if not isinstance(name, str):
-        return "must be a string"
-    if is_blank(name):
-        return "is empty"
-    if len(name) > MAX_NAME_CHARS:
-        return f"has {len(name)} characters; the limit is {MAX_NAME_CHARS}"
-    if clean_text(name) != name:
-        return NOT_UNICODE
-    return None
+    return "must be a string" if not isinstance(name, str) else _text_problem(name, MAX_NAME_CHARS)
 
 
 def usable_name(name: str | None) -> str | None:
@@ -279,10 +271,14 @@ def message_problem(text: str) -> str | None:
     import`, MCP's archive_turn): "is empty", "has N characters; the limit is …" or "holds text
     that is not valid Unicode (lone surrogates)" (a broken client's, never guessed at); None when
     it can."""
+    return _text_problem(text, MAX_MESSAGE_CHARS)
+
+
+def _text_problem(text: str, limit: int) -> str | None:
     if is_blank(text):
         return "is empty"
-    if len(text) > MAX_MESSAGE_CHARS:
-        return f"has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}"
+    if len(text) > limit:
+        return f"has {len(text)} characters; the limit is {limit}"
     if clean_text(text) != text:
         return NOT_UNICODE
     return None
