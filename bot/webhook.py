@@ -91,11 +91,12 @@ class Inbox:
     async def head(self, chat: str) -> tuple[int, dict[str, Any]] | None:
         """The chat's oldest update not yet handled, with its id."""
         ids, updates, *_ = _keys(chat)
-        first = await self._redis.zrange(ids, 0, 0)
-        if not first:
-            return None
-        raw = await self._redis.hget(updates, first[0])
-        return int(first[0]), json.loads(raw)
+        while first := await self._redis.zrange(ids, 0, 0):
+            raw = await self._redis.hget(updates, first[0])
+            if raw is not None:
+                return int(first[0]), json.loads(raw)
+            # Handled between the two reads (a worker's done() takes both at once): the next one.
+        return None
 
     async def done(self, chat: str, update_id: int) -> None:
         await self._done(keys=_keys(chat), args=[update_id, int(time.time() * 1000), HANDLED_KEPT_MS])
