@@ -90,7 +90,7 @@ def seed_side(tree: Path, options: BenchOptions) -> dict[str, list[float]]:
 async def goat_pre_reply_ms(runner: Any, conversation: locomo.Conversation, text: str) -> float:
     """GOAT's message → assembled prompt, an hour after the conversation, from inspect's own figures."""
     now = (conversation.last_time + timedelta(hours=1)).timestamp()
-    nodes = (await runner.inspect(conversation.chat_id, text, now=now))["latency_ms"]
+    nodes = (await runner.inspect(conversation.chat_id, text, user_id=conversation.asker, now=now))["latency_ms"]
     return max(nodes.get(node, 0.0) for node in FAN_OUT) + sum(nodes.get(node, 0.0) for node in _AFTER_FAN_OUT)
 
 

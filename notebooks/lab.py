@@ -115,7 +115,8 @@ def asked_at(conversation: locomo.Conversation) -> datetime:
 async def inspect(lab: Lab, conversation: locomo.Conversation, text: str, overrides: dict | None = None) -> dict:
     """The turn up to the model, at :func:`asked_at`. Only the last two L2 messages are read: L3
     claims its share first, so L2's length changes nothing of L3's."""
-    return await lab.runner.inspect(conversation.chat_id, text, now=asked_at(conversation).timestamp(),
+    return await lab.runner.inspect(conversation.chat_id, text, user_id=conversation.asker,
+                                    now=asked_at(conversation).timestamp(),
                                     overrides={**INSPECT_OVERRIDES, **(overrides or {})})
 
 

@@ -132,8 +132,9 @@ class Conversation:
     sessions: int
     last_time: datetime  # timestamp of the last message
     said_at: dict[str, datetime] = field(default_factory=dict)  # dialog id -> when it was said
-    # Named (:func:`build_conversation`'s ``named``): who asks its questions (speaker A's user id),
-    # and the chat holding plain top-k's "Name: text" entries, turn for turn the same as its own.
+    # Who asks its questions: the user whose chat it is (named: speaker A), so that asking makes
+    # no one new a person of the chat; named, the chat holding plain top-k's "Name: text" entries,
+    # turn for turn the same as its own.
     asker: str | None = None
     plain_chat_id: str | None = None
 
@@ -236,7 +237,7 @@ def build_conversation(
         sessions=len(numbers),
         last_time=last_time,
         said_at=said_at,
-        asker=f"{user_id}:{speaker_a}" if named else None,
+        asker=f"{user_id}:{speaker_a}" if named else user_id,
         plain_chat_id=f"{chat_id}-plain" if named else None,
     )
 
