@@ -116,8 +116,7 @@ def format_recall_line(recall: Mapping[str, Any], people: Mapping[str, str] | No
     content = recall["content"]
     if people is not None and content.startswith(USER_PREFIX):
         metadata = recall.get("metadata") or {}
-        speaker = str(metadata.get("user_id", ""))
-        content = f"{speaker_name(metadata.get('name') or people.get(speaker) or speaker)}: " \
+        content = f"{_label(metadata.get('name'), str(metadata.get('user_id', '')), people)}: " \
                   f"{content.removeprefix(USER_PREFIX)}"
     return f"[{when}] {one_line(content)}"
 
@@ -125,9 +124,14 @@ def format_recall_line(recall: Mapping[str, Any], people: Mapping[str, str] | No
 def named_messages(messages: list[Message], people: Mapping[str, str]) -> list[Message]:
     """L2's messages for a chat of several people: each person's begins with their name, as said
     then (its tokens counted again, as the model is sent it)."""
-    return [Message(role="user", content=f"{speaker_name(m.get('name') or people.get(uid) or uid)}: {m['content']}",
+    return [Message(role="user", content=f"{_label(m.get('name'), uid, people)}: {m['content']}",
                     timestamp=m.get("timestamp", 0.0))
             if m["role"] == "user" and (uid := m.get("user_id", "")) else m for m in messages]
+
+
+def _label(name: str | None, user_id: str, people: Mapping[str, str]) -> str:
+    """Who said a line, as the prompt names them: the name they gave then, else their latest, else their id."""
+    return speaker_name(name or people.get(user_id) or user_id)
 
 
 def line_tokens_stamp(line: str, tokens: int) -> str:

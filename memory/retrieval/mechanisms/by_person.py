@@ -10,7 +10,7 @@ from __future__ import annotations
 from memory.retrieval.mechanism import Mechanism, RecallRun
 from memory.retrieval.people import named_people, unknown_names, whose_name, without_names
 from memory.settings import Retrieval
-from memory.turns import Hit
+from memory.turns import USER_PREFIX, Hit
 
 # How deep the search by meaning looks for the people's lines: a person's lines are a share of
 # the chat's, so their nearest are found among more than the list by meaning keeps.
@@ -30,7 +30,7 @@ async def _by_person(run: RecallRun) -> list[Hit] | None:
     chats = await question.chats
     for name in unknown_names(run.message, people)[:_NAMES_LOOKED_UP]:
         lines = await question.reads.holding_words(chats, name, await question.scale, _NAME_LINES)
-        owner = whose_name(name, [(str(hit["metadata"].get("user_id")), hit["content"].removeprefix("user: "))
+        owner = whose_name(name, [(str(hit["metadata"].get("user_id")), hit["content"].removeprefix(USER_PREFIX))
                                   for hit in lines], people)
         if owner is not None and owner not in speakers:
             speakers.append(owner)
