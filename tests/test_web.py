@@ -179,7 +179,11 @@ async def test_a_speakers_name_is_shown_as_text_never_run(served: Served) -> Non
     await import_turns(served.runner.services.memory, transcript_of([named]), standing=Standing.VOUCHED)
     await opened(served)
     pages = [await served.client.get(path, params=params) for path, params in (
-        ("/chat", {"c": "alice-chat"}), ("/turn", {"c": "alice-chat", "id": "alice-chat:turn_0004"}))]
+        ("/chat", {"c": "alice-chat"}), ("/turn", {"c": "alice-chat", "id": "alice-chat:turn_0004"}),
+        ("/chat", {"c": "alice-chat", "q": "Who walks Biscuit on Sundays?"}))]
+    recalled = pages[2].text
+    injected = recalled[recalled.index("What would be injected"):recalled.index("Turns, newest first")]
+    assert "I walk Biscuit on Sundays." in injected and "Carol &lt;script&gt;" in injected  # said by Carol
     for answer in pages:
         assert answer.status_code == 200, answer.text
         assert "<script>document" not in answer.text

@@ -67,9 +67,9 @@ def turns_list(chat_id: str, entries: list[Mapping[str, Any]], following: str | 
 
 
 def who(metadata: Mapping[str, Any]) -> str:
-    """Who wrote an entry, escaped: their name and id when they gave a name, else their id."""
+    """Who wrote an entry, escaped: their name and id when they gave a name, else what is known."""
     user_id, name = metadata.get("user_id", ""), metadata.get("name")
-    return h(f"{name} ({user_id})" if name else user_id)
+    return h(f"{name} ({user_id})" if name and user_id else name or user_id)
 
 
 def search_form(chat_id: str, query: str, as_of: str, examples: list[tuple[str, str]]) -> str:
@@ -128,11 +128,13 @@ def _logged(line: Mapping[str, Any] | None) -> str:
 
 
 def injected_table(injected: list[Mapping[str, Any]], whys: Mapping[str, str]) -> str:
-    """The entries a recall injected, best first: mechanism, distance, score, why, the text ("" for none)."""
+    """The entries a recall injected, best first: mechanism, distance, score, why, who said it, the
+    text ("" for none)."""
     rows = [[h(entry["mechanism"]), f"{entry['distance']:.3f}",
              "—" if entry.get("blended_score") is None else f"{entry['blended_score']:.3f}",
-             h(whys.get(entry["id"], "")), text_block(entry["content"])] for entry in injected]
-    return table(["mechanism", "distance", "score", "why", "injected text"], rows, "injected") if rows else ""
+             h(whys.get(entry["id"], "")), who(entry.get("metadata") or {"name": entry.get("name")}), text_block(entry["content"])]
+            for entry in injected]
+    return table(["mechanism", "distance", "score", "why", "who", "injected text"], rows, "injected") if rows else ""
 
 
 def injected_before(injected: list[Mapping[str, Any]], whys: Mapping[str, str]) -> str:
@@ -145,7 +147,8 @@ def injected_logged(named: list[Mapping[str, Any]], found: Mapping[str, Mapping[
     """What an earlier turn injected, as its turn-log line names the entries (best first), each
     shown whole as the archive holds it now (an excerpt was cut from it); one forgotten since says so."""
     rows = [{"id": e["id"], "mechanism": e["mechanism"], "distance": e["distance"], "blended_score": e["score"],
-             "content": found[e["id"]]["content"] if e["id"] in found else "(forgotten since)"} for e in named]
+             "content": found[e["id"]]["content"] if e["id"] in found else "(forgotten since)",
+             "metadata": found[e["id"]]["metadata"] if e["id"] in found else {}} for e in named]
     return "<h3>Injected (named by the turn log; each entry whole, as the archive holds it now)</h3>" + (
         injected_table(rows, {}) or notice("Its recall injected nothing."))
 
