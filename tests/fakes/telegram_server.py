@@ -10,7 +10,7 @@ everything the bot does is recorded in ``calls`` and, for messages, in a per-cha
 Implemented: getMe (``can_read_all_group_messages``: ``reads_all_group_messages``, privacy mode
 off by default), getChatMember (``administrators``: per chat, the ids Telegram reports as
 administrators; anyone else a member), getUpdates (long poll; ``confirmed``: the last update id
-the bot confirmed with its offset), sendMessage, editMessageText, sendChatAction,
+the bot confirmed with its offset, ``queued``: the last one queued), sendMessage, editMessageText, sendChatAction,
 sendDocument, setMyCommands, deleteWebhook, setWebhook, getWebhookInfo, close/logOut.
 ``fail_next(method, status, description, retry_after=None)`` answers the next call of a
 method with an error (a 429 with ``retry_after``, or a 400 such as a rejected formatting).
@@ -55,6 +55,7 @@ class FakeTelegram:
         self.administrators: dict[int, set[int]] = {}  # chat -> its administrators' user ids
         self.reads_all_group_messages = True  # getMe's can_read_all_group_messages: privacy mode off
         self.confirmed = 0  # the last update id the bot confirmed (getUpdates' offset - 1)
+        self.queued = 0  # the last update id queued for the bot
         self._updates: deque[dict[str, Any]] = deque()
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -105,6 +106,7 @@ class FakeTelegram:
         update = {"update_id": next(self._update_ids), **update}
         with self._changed:
             self._updates.append(update)
+            self.queued = update["update_id"]
             self._changed.notify_all()
         return update
 
