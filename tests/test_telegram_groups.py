@@ -5,6 +5,7 @@ loopback model, on real Redis, Chroma and encoder."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from test_cli import GOAT, goat, ok
 from test_erasure import files_holding
 from test_telegram import ALICE, BOB, STRANGER, TOKEN, bot_env, bot_settings, echo, running, turn_done, until
 
-from bot.telegram_groups import DAY_S, GroupListening, notice
+from bot.telegram_groups import DAY_S, PRIVACY_ON, GroupListening, notice
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
 from graph.settings import Settings
@@ -116,9 +117,10 @@ async def test_an_edit_rewrites_a_heard_line_and_forget_me_erases_a_members_line
         edited_away = files_holding(tmp_path / "data", "walnut-7731")
         async with running(configured, embeddings) as runner:
             memory = runner.services.memory
-            exported = await memory.admin.export(str(STRANGER))
+            telegram.send(STRANGER, STRANGER, "/export")  # his, though the bot does not serve him
+            await until(telegram, lambda: telegram.documents)
             telegram.send(STRANGER, STRANGER, "/forget_me")
-            await until(telegram, lambda: telegram.chat(STRANGER))
+            await until(telegram, lambda: len(telegram.chat(STRANGER)) == 1)
             telegram.send(STRANGER, STRANGER, "/forget_me yes")
             await until(telegram, lambda: telegram.chat(STRANGER)[-1].startswith("Done"))
             assert await memory.measuring.settle() == 0
@@ -126,7 +128,7 @@ async def test_an_edit_rewrites_a_heard_line_and_forget_me_erases_a_members_line
             forgotten = files_holding(tmp_path / "data", "Luigi")
     assert "Carl: I'll book Luigi's, code maple-2290." in asked_with and "walnut-7731" not in asked_with
     assert edited_away == []
-    [carls] = exported["chats"]
+    [carls] = json.loads(telegram.documents[0]["content"])["chats"]
     assert [m["content"] for m in carls["l2"]] == ["I'll book Luigi's, code maple-2290."]
     assert [m["content"] for m in left][:1] == ["Great, I bring lemonade-4410."]
     assert forgotten == [] and files_holding(tmp_path / "data", "Luigi") == []
@@ -176,3 +178,23 @@ def test_a_bot_killed_after_confirming_heard_lines_loses_none(tmp_path: Path):
             bot.wait(60)
     [chat] = json.loads(ok(goat("export", "--user", str(STRANGER), env=env, cwd=tmp_path)).stdout)["chats"]
     assert [m["content"] for m in chat["l2"]] == [f"Line {n} of the burst, kiwi-{n}." for n in range(40)]
+
+
+async def test_privacy_mode_hiding_a_listening_groups_messages_is_told_at_start_and_at_listen_on(
+        settings, embeddings, caplog):
+    """getMe says Telegram sends the bot only what is addressed to it: `goat bot` warns at start,
+    naming the groups that listen, and /listen on tells the group's administrator how to fix it."""
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        telegram.reads_all_group_messages = False
+        telegram.administrators[QUIET] = {ALICE}
+        configured = bot_settings(settings, fake, telegram)
+        configured = configured.model_copy(update={"telegram": configured.telegram.model_copy(
+            update={"listen_groups": (LISTENING,)})})
+        async with running(configured, embeddings):
+            telegram.send(QUIET, ALICE, "/listen on", chat_type="group", first_name=ANNA)
+            await until(telegram, lambda: len(telegram.chat(QUIET)) == 2)
+            telegram.send(QUIET, ALICE, "/listen", chat_type="group", first_name=ANNA)
+            await until(telegram, lambda: len(telegram.chat(QUIET)) == 3)
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "bot.telegram" and r.levelno == logging.WARNING]
+    assert f"1 group(s) listen ({LISTENING})" in warning and "/setprivacy" in warning
+    assert telegram.chat(QUIET) == [notice(0.0), PRIVACY_ON, "I am listening to this group."]
