@@ -5,8 +5,9 @@ loopback model answering after ``MODEL_SECONDS``. ``BenchOptions.groups`` groups
 ``BenchOptions.groups_seconds`` seconds every member says a line a second (none addressed to the bot), while one
 member of each group mentions the bot every ``MENTION_EVERY_S`` seconds (the groups' mentions
 spread over that period). The same run without the members' lines is the baseline. A reply is
-seen when the bot's first message holding it reaches Telegram. Once the bot has stopped, every
-line said must be in its group's L2 and L3: the lost count is those that are not.
+seen when the bot's first message holding it reaches Telegram. Once the bot has stopped (its
+lines still waiting in Redis written as its next start writes them), every line said must be in
+its group's L2 and L3: the lost count is those that are not.
 """
 
 from __future__ import annotations
@@ -99,9 +100,11 @@ def _ticks(seconds: float) -> list[float]:
 
 
 async def heard_kept(env: dict[str, str], groups: list[int]) -> tuple[int, int]:
-    """The lines heard in L2 and in L3 of the groups, once the archive is written."""
+    """The lines heard in L2 and in L3 of the groups, once those the stopped bot left waiting in Redis
+    are written (as its next start writes them) and the archive is written."""
     memory = Memory(load_settings(environ=env))
     try:
+        await memory.heard.write_all()
         if left := await memory.measuring.settle():
             raise RuntimeError(f"{left} lines heard could not be archived")
         store = await memory._backends.l3.episodic()

@@ -10,13 +10,16 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
+from conftest import free_port
 from test_cli import GOAT, goat, ok
 from test_erasure import files_holding
 from test_telegram import ALICE, BOB, STRANGER, TOKEN, bot_env, bot_settings, echo, running, turn_done, until
 
 from bot.telegram_groups import DAY_S, PRIVACY_ON, GroupListening, notice
+from bot.webhook import SECRET_HEADER
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
 from graph.settings import Settings
@@ -95,11 +98,15 @@ async def test_a_listening_group_is_recalled_by_speaker_and_a_quiet_one_keeps_no
     assert venue["metadata"]["name"] == ANNA and venue["metadata"]["user_id"] == str(ALICE)
 
 
-def listening_settings(tmp_path: Path, fake: FakeOpenAI, telegram: FakeTelegram, **telegram_settings) -> Settings:
-    """A bot with its own data folder (its embedded Redis's files in it), the group listened to."""
-    configured = bot_settings(Settings(data_dir=tmp_path / "data"), fake, telegram)
+def listening(configured: Settings) -> Settings:
+    """The settings with the group listened to by the operator's choice."""
     return configured.model_copy(update={"telegram": configured.telegram.model_copy(
-        update={"listen_groups": (LISTENING,), **telegram_settings})})
+        update={"listen_groups": (LISTENING,)})})
+
+
+def listening_settings(tmp_path: Path, fake: FakeOpenAI, telegram: FakeTelegram) -> Settings:
+    """A bot with its own data folder (its embedded Redis's files in it), the group listened to."""
+    return listening(bot_settings(Settings(data_dir=tmp_path / "data"), fake, telegram))
 
 
 async def test_an_edit_rewrites_a_heard_line_and_forget_me_erases_a_members_lines_from_every_file(tmp_path, embeddings):
@@ -187,9 +194,7 @@ async def test_privacy_mode_hiding_a_listening_groups_messages_is_told_at_start_
     with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
         telegram.reads_all_group_messages = False
         telegram.administrators[QUIET] = {ALICE}
-        configured = bot_settings(settings, fake, telegram)
-        configured = configured.model_copy(update={"telegram": configured.telegram.model_copy(
-            update={"listen_groups": (LISTENING,)})})
+        configured = listening(bot_settings(settings, fake, telegram))
         async with running(configured, embeddings):
             telegram.send(QUIET, ALICE, "/listen on", chat_type="group", first_name=ANNA)
             await until(telegram, lambda: len(telegram.chat(QUIET)) == 2)
@@ -198,3 +203,21 @@ async def test_privacy_mode_hiding_a_listening_groups_messages_is_told_at_start_
     [warning] = [r.getMessage() for r in caplog.records if r.name == "bot.telegram" and r.levelno == logging.WARNING]
     assert f"1 group(s) listen ({LISTENING})" in warning and "/setprivacy" in warning
     assert telegram.chat(QUIET) == [notice(0.0), PRIVACY_ON, "I am listening to this group."]
+
+
+async def test_by_webhook_a_heard_line_is_kept_before_its_update_leaves_the_inbox(settings, embeddings):
+    port = free_port()
+    with FakeOpenAI(responder=echo) as fake, FakeTelegram(TOKEN) as telegram:
+        configured = listening(bot_settings(settings, fake, telegram))
+        async with running(configured, embeddings, webhook="https://bot.example/hook", port=port):
+            secret = telegram.methods("setWebhook")[0]["secret_token"]
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={SECRET_HEADER: secret}) as client:
+                for update_id, (user, name, text) in enumerate([(STRANGER, CARL, VENUE.replace("boathouse", "mill")),
+                                                                 (BOB, "Bob", "@goat_test_bot where is the venue?")]):
+                    update = {"update_id": update_id + 1, "message": {
+                        "message_id": update_id + 1, "date": int(time.time()), "text": text,
+                        "chat": {"id": LISTENING, "type": "supergroup", "title": "group"},
+                        "from": {"id": user, "is_bot": False, "first_name": name}}}
+                    assert (await client.post("/hook", json=update)).status_code == 200
+                await until(telegram, lambda: telegram.chat(LISTENING))
+    assert f"Carl: {VENUE.replace('boathouse', 'mill')}" in [m["content"] for m in fake.requests[-1]["messages"]]
