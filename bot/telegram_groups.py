@@ -18,11 +18,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
 from telegram import Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
 
 from bot.telegram_messages import addressed
 from graph.settings import Telegram
+from memory.errors import BackendUnavailable
 from memory.facade import HeardLine, Listening, Memory
 from memory.turns import clean_text, message_problem, usable_name
 
@@ -95,7 +97,7 @@ class GroupListening:
         while True:
             try:
                 return await self.memory.heard.keep(str(message.chat_id), line)
-            except Exception as exc:  # noqa: BLE001 — Redis down: the update is not confirmed until kept
+            except (RedisError, OSError, BackendUnavailable) as exc:  # the update stays unconfirmed until kept
                 log.warning("a heard message waits to be kept: %s", type(exc).__name__)
                 await asyncio.sleep(pause)
                 pause = min(2 * pause, STORE_RETRY_MAX_S)
