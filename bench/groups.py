@@ -31,6 +31,7 @@ from tests.support.processes import server_process
 
 MODEL_SECONDS = 1.0
 MEMBERS, MENTION_EVERY_S = 5, 10.0
+STOP_SECONDS = 300
 _ASKED = re.compile(r"question q(\d+)")
 
 
@@ -124,7 +125,7 @@ def one_run(options: BenchOptions, folder: Path, groups: list[int], seconds: flo
                "GOAT_TELEGRAM__LISTEN_GROUPS": ",".join(map(str, groups))}
         log = options.out / f"groups-bot-{'heard' if chatter else 'quiet'}.log"
         ready = lambda: bool(telegram.methods("setMyCommands"))  # noqa: E731
-        with server_process("goat bot", goat_command("bot"), ready, log, env=env, inherit_environment=False):
+        with server_process("goat bot", goat_command("bot"), ready, log, env=env, inherit_environment=False) as bot:
             members = Members(telegram, groups, chatter)
             for group in groups:  # each group's first turn in this process: unmeasured
                 telegram.send(group, member(group, 0), "@goat_test_bot hello", chat_type="supergroup")
@@ -135,6 +136,8 @@ def one_run(options: BenchOptions, folder: Path, groups: list[int], seconds: flo
             waits = members.reply_seconds()
             # Every line said taken by the bot (confirmed to Telegram) before it is stopped.
             telegram.wait_for(lambda: telegram.confirmed >= telegram.queued, timeout=600)
+            bot.terminate()  # stopped as a service is, given the time its archive takes to settle
+            bot.wait(STOP_SECONDS)
         said = sum(members.said.values())
         l2, l3 = asyncio.run(heard_kept(env, groups)) if chatter else (0, 0)
     return {"reply_ms": distribution(1000 * s for s in waits), "said": said, "lost_l2": said - l2,
