@@ -123,8 +123,8 @@ def build_application(runner: TurnRunner, settings: Settings) -> Application:
         .update_queue(hearing)
         .build()
     )
-    application.bot_data["goat"] = goat = Goat(runner, settings)
-    hearing.take_in = lambda update: goat.groups.take_in(update, application.bot.username)
+    application.bot_data["goat"] = Goat(runner, settings)
+    hearing.take_in = taking_in(application)
     application.add_handler(TypeHandler(Update, gate), group=-1)  # before any handler: strangers stop there
     handlers = {"start": start, "help": show_help, "stats": stats, "export": export, "forget_me": forget_me,
                 "listen": listen, **{name: memory_command(command) for name, command in MEMORY_COMMANDS.items()}}
@@ -136,6 +136,13 @@ def build_application(runner: TurnRunner, settings: Settings) -> Application:
     application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.TEXT, on_edit))
     application.add_error_handler(on_error)
     return application
+
+
+def taking_in(application: Application) -> Callable[[Update], Awaitable[None]]:
+    """What keeps a listening group's line of an update before the update is let go (polling: put
+    in the updater's queue; webhook: out of its inbox): bot/telegram_groups.py."""
+    groups = application.bot_data["goat"].groups
+    return lambda update: groups.take_in(update, application.bot.username)
 
 
 # The libraries under the bot log what GOAT never logs: httpx each request's URL at INFO, which
@@ -497,8 +504,7 @@ async def _webhook_worker(application: Application, settings: Settings, webhook:
         token = configured.get_secret_value() if configured else await shared_secret(redis)
         goat.inbox = Inbox(redis, lease)
         worker = WebhookWorker(application, goat.runner, goat.inbox, secret=token, path=urlsplit(webhook).path,
-                               sweep_seconds=lease / 2,
-                               take_in=lambda update: goat.groups.take_in(update, application.bot.username))
+                               sweep_seconds=lease / 2, take_in=taking_in(application))
         await application.bot.set_webhook(webhook, secret_token=token)
         async with worker.serving(listen, port):
             yield
