@@ -33,6 +33,7 @@ SECTIONS = {
     "seed": "bench.seed",
     "load": "bench.load",
     "bot": "bench.bot_load",
+    "groups": "bench.groups",
 }
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_TURNS = 40
@@ -49,6 +50,7 @@ QUICK_CHECKPOINT_TURNS = 10
 QUICK_LOAD_CHATS = (1, 3)
 QUICK_LOAD_CHAT_TURNS = 20
 QUICK_LOAD_BIG_CHAT = 0
+QUICK_GROUPS, QUICK_GROUPS_SECONDS = 2, 5
 EXIT_USAGE = 2
 
 
@@ -78,6 +80,7 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             load_chat_turns=args.load_chat_turns or (QUICK_LOAD_CHAT_TURNS if args.quick else DEFAULT_LOAD_CHAT_TURNS),
             load_big_chat=(args.load_big_chat if args.load_big_chat is not None
                            else QUICK_LOAD_BIG_CHAT if args.quick else DEFAULT_LOAD_BIG_CHAT),
+            **({"groups": QUICK_GROUPS, "groups_seconds": QUICK_GROUPS_SECONDS} if args.quick else {}),
         )
         print(f"\n# encoder {encoder}\n\nLoCoMo data: {options.locomo_path}; benchmark data under {options.root}",
               flush=True)

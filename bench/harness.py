@@ -37,6 +37,8 @@ class BenchOptions:
     load_chats: tuple[int, ...] = (1, 10, 40, 100)  # the load section: chats whose turns start at once
     load_chat_turns: int = 1_000  # the load section: turns each chat holds
     load_big_chat: int = 0  # the load section: turns of one more chat, a big one (0: none)
+    groups: int = 40  # the groups section: listening groups
+    groups_seconds: int = 60  # the groups section: seconds their members talk
 
     @property
     def root(self) -> Path:

@@ -9,7 +9,8 @@ the whole text before the turn is saved and archived. Turns of one chat run in a
 A personal bot: only ``telegram.allowed_users`` are served. Anyone else gets one polite
 refusal telling them their id, and nothing of theirs is stored. In a group the bot answers
 only when mentioned or replied to, in a reply to that message, and the group's memory is the
-group's. An edited message runs no turn: its new text replaces what its turn stored.
+group's; a group that asks for it (`/listen on`) is heard whole (bot/telegram_groups.py). An
+edited message runs no turn: its new text replaces what its turn stored.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationHandlerStop, C
                           MessageHandler, TypeHandler, filters)
 
 from bot.commands import COMMANDS as MEMORY_COMMANDS, Asker, Command
+from bot.telegram_groups import GROUPS, PRIVACY_ON, GroupListening, HearingQueue, is_administrator, notice
 from bot.telegram_messages import StreamingReply, addressed, answer, command_parts, keep_typing, named_for_bot
 from bot.webhook import Inbox, WebhookWorker, shared_secret
 from graph.observability.redaction import Redactor
@@ -60,10 +62,15 @@ COMMANDS = [
     ("stats", "latency and memory figures"),
     ("export", "everything I keep about you, as a JSON file"),
     ("forget_me", "delete everything I keep about you"),
+    ("listen", "in a group: on, off, or keep N days of its conversation in my memory"),
 ]
 HELP = "\n".join(f"{MEMORY_COMMANDS[name].usage if name in MEMORY_COMMANDS else f'/{name}'} — {what}"
                  for name, what in COMMANDS)
 COMMAND_NAMES = frozenset(name for name, _ in COMMANDS)
+# A person a listening group's members may be without being served: their own data is theirs to take or erase.
+ANYONE_S_COMMANDS = frozenset({"export", "forget_me"})
+LISTEN_USAGE = ("Usage, by a group's administrator: /listen on, /listen off, /listen keep N (days of the "
+                "group's messages I keep; 0: until forgotten)")
 
 # New messages only: an edited command is not run again, an edited text is no new turn.
 NEW_MESSAGE = filters.UpdateType.MESSAGE
@@ -87,6 +94,10 @@ class Goat:
         return self.runner.services.memory
 
     @cached_property
+    def groups(self) -> GroupListening:
+        return GroupListening(self.memory, self.settings.telegram)
+
+    @cached_property
     def redact(self) -> Redactor:
         """Masks the secrets in what is logged: errors' texts may echo the token or the API key."""
         return Redactor.for_settings(self.settings)
@@ -101,6 +112,7 @@ def build_application(runner: TurnRunner, settings: Settings) -> Application:
     set_log_levels()  # before the bot is built: it logs its URLs, the token in them, as it is
     telegram = settings.telegram
     root = telegram.api_url.rstrip("/")
+    hearing = HearingQueue()
     application = (
         Application.builder()
         .token(telegram.token.get_secret_value())
@@ -108,12 +120,14 @@ def build_application(runner: TurnRunner, settings: Settings) -> Application:
         .base_file_url(f"{root}/file/bot")
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(True)
+        .update_queue(hearing)
         .build()
     )
     application.bot_data["goat"] = Goat(runner, settings)
+    hearing.take_in = taking_in(application)
     application.add_handler(TypeHandler(Update, gate), group=-1)  # before any handler: strangers stop there
     handlers = {"start": start, "help": show_help, "stats": stats, "export": export, "forget_me": forget_me,
-                **{name: memory_command(command) for name, command in MEMORY_COMMANDS.items()}}
+                "listen": listen, **{name: memory_command(command) for name, command in MEMORY_COMMANDS.items()}}
     for name, handler in handlers.items():
         application.add_handler(CommandHandler(name, handler, filters=NEW_MESSAGE))
     application.add_handler(MessageHandler(NEW_COMMAND, unknown_command))
@@ -122,6 +136,13 @@ def build_application(runner: TurnRunner, settings: Settings) -> Application:
     application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.TEXT, on_edit))
     application.add_error_handler(on_error)
     return application
+
+
+def taking_in(application: Application) -> Callable[[Update], Awaitable[None]]:
+    """What keeps a listening group's line of an update before the update is let go (polling: put
+    in the updater's queue; webhook: out of its inbox): bot/telegram_groups.py."""
+    groups = application.bot_data["goat"].groups
+    return lambda update: groups.take_in(update, application.bot.username)
 
 
 # The libraries under the bot log what GOAT never logs: httpx each request's URL at INFO, which
@@ -150,7 +171,7 @@ async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """The one way to the handlers (group -1): an allowed user's update goes on; anyone else's stops
     here, and a stranger the bot would have answered is told once, with their id, and nothing more."""
     goat, user = goat_of(context), update.effective_user
-    if user is not None and user.id in goat.settings.telegram.allowed_users:
+    if user is not None and (user.id in goat.settings.telegram.allowed_users or anyones_command(update)):
         return
     if user is not None and user.id not in goat.refused and would_answer(update, context.bot.username):
         goat.refused.add(user.id)
@@ -161,6 +182,14 @@ async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         except Exception as exc:  # noqa: BLE001 — reported as a handler's failure would be; raised, it
             await context.application.process_error(update, exc)  # would let the update on to the handlers
     raise ApplicationHandlerStop
+
+
+def anyones_command(update: Update) -> bool:
+    """Whether the update is a command anyone may send: in their private chat, one that takes or
+    erases their own data (a listening group keeps the lines of members the bot does not serve)."""
+    message = update.message
+    return (NEW_COMMAND.check_update(update) and message.chat.type == ChatType.PRIVATE
+            and command_parts(message.text)[0][1:].lower() in ANYONE_S_COMMANDS)
 
 
 def would_answer(update: Update, username: str) -> bool:
@@ -218,8 +247,11 @@ def log_failure(goat: Goat, chat_id: int, error: BaseException) -> None:
 
 async def on_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An edited message: its new text replaces what its turn stored (L2, L3, the word index), and
-    no turn runs. An edit of a message no turn stored (a command, an older message) changes nothing."""
+    no turn runs. An edit of a message no turn stored (a command, an older message) changes nothing.
+    In a listening group, every edit waits in line behind the messages heard (bot/telegram_groups.py)."""
     message, goat = update.edited_message, goat_of(context)
+    if message.chat.type in GROUPS and await goat.groups.listens(message.chat_id):
+        return
     # The text as a turn takes it: in a group, without the bot's mention (an edit may drop it).
     text = addressed(message, context.bot.username)
     chat_id, user_id = _ids(update)
@@ -343,6 +375,63 @@ async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         f"{len(forgotten.shared)} group(s).")
 
 
+async def listen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/listen on|off|keep N`` in a group, from its administrators (as Telegram reports them) or
+    an operator; ``/listen`` alone says how the group is listened to."""
+    message, goat, chat_id = update.effective_message, goat_of(context), update.effective_chat.id
+    if update.effective_chat.type not in GROUPS:
+        await message.reply_text("/listen is for groups: send it there, as one of the group's administrators.")
+        return
+    groups, args = goat.groups, [arg.lower() for arg in context.args]
+    if not args:
+        days = await groups.days(chat_id)
+        kept = f", keeping {days:g} days of it" if days else ""
+        await message.reply_text(f"I am listening to this group{kept}." if await groups.listens(chat_id) else
+                                 "I am not listening to this group: I keep only what is addressed to me.")
+        return
+    choice = listen_choice(args)
+    if choice is None:
+        await message.reply_text(LISTEN_USAGE)
+        return
+    user = update.effective_user.id
+    if user not in goat.settings.telegram.operators and not await is_administrator(context.bot, chat_id, user):
+        await message.reply_text("Only the group's administrators can change what I keep of it.")
+        return
+    await answer_choice(update, context, groups, *choice)
+
+
+def listen_choice(args: list[str]) -> tuple[bool | None, float | None] | None:
+    """``/listen``'s arguments as (on, days), each None when not given; None when unreadable."""
+    if args in (["on"], ["off"]):
+        return args == ["on"], None
+    if len(args) == 2 and args[0] == "keep":
+        try:
+            days = float(args[1])
+        except ValueError:
+            return None
+        return (None, days) if 0 <= days < 100_000 else None
+    return None
+
+
+async def answer_choice(update: Update, context: ContextTypes.DEFAULT_TYPE, groups: GroupListening,
+                        on: bool | None, days: float | None) -> None:
+    message, chat_id = update.effective_message, update.effective_chat.id
+    was = await groups.listens(chat_id)
+    await groups.choose(chat_id, on=on, days=days)
+    if days is not None:
+        await message.reply_text(f"I keep {days:g} days of this group's messages." if days else
+                                 "I keep this group's messages until they are forgotten.")
+    elif on and not was:
+        await context.bot.send_message(chat_id, notice(await groups.days(chat_id)))
+        if not context.bot.can_read_all_group_messages:
+            await message.reply_text(PRIVACY_ON)
+    elif on:
+        await message.reply_text("I am already listening to this group.")
+    else:
+        await message.reply_text("I stopped listening: from now on I keep only what is addressed to me. What I "
+                                 "heard stays, until its retention ends or its writers forget it.")
+
+
 # ---- running it ----------------------------------------------------------------------------------
 
 
@@ -365,12 +454,30 @@ async def running(application: Application, settings: Settings, *, webhook: str 
                 else _polling(application, poll_timeout))
         except TelegramError as exc:
             raise telegram_unavailable(settings, exc) from None
+        await warn_of_privacy_mode(application)
+        goat = application.bot_data["goat"]
+        goat.memory.heard.wake()  # lines an earlier process kept and did not write
+        expiring = asyncio.create_task(goat.groups.expire_every(), name="goat-heard-retention")
+        stack.callback(expiring.cancel)
         # The operator's line at start: what the bot serves, and with what (no token, no URL).
         log.info("goat bot: %s; model %s; %d allowed user(s); data folder %s",
                  f"webhook, listening on {listen}:{port}" if webhook else "polling",
                  settings.llm.model or "none (set GOAT_MODEL)", len(settings.telegram.allowed_users),
                  Path(settings.data_dir).resolve())
         yield
+
+
+async def warn_of_privacy_mode(application: Application) -> None:
+    """At start, the operator's warning when groups listen but Telegram sends the bot only what is
+    addressed to it (privacy mode, which getMe reports)."""
+    if application.bot.can_read_all_group_messages:
+        return
+    listening = await application.bot_data["goat"].groups.listening_groups()
+    if listening:
+        log.warning("%d group(s) listen (%s), but Telegram's privacy mode is on for this bot: they send it only "
+                    "the messages addressed to it. Turn it off in @BotFather (/setprivacy, choose the bot, Disable), "
+                    "then remove the bot from each group and add it again.", len(listening),
+                    ", ".join(map(str, listening)))
 
 
 @asynccontextmanager
@@ -397,7 +504,7 @@ async def _webhook_worker(application: Application, settings: Settings, webhook:
         token = configured.get_secret_value() if configured else await shared_secret(redis)
         goat.inbox = Inbox(redis, lease)
         worker = WebhookWorker(application, goat.runner, goat.inbox, secret=token, path=urlsplit(webhook).path,
-                               sweep_seconds=lease / 2)
+                               sweep_seconds=lease / 2, take_in=taking_in(application))
         await application.bot.set_webhook(webhook, secret_token=token)
         async with worker.serving(listen, port):
             yield

@@ -20,7 +20,7 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -135,8 +135,10 @@ class WebhookWorker:
     """One worker: an HTTP endpoint that queues updates, and the draining of chats' inboxes."""
 
     def __init__(self, application: Application, runner: TurnRunner, inbox: Inbox, *, secret: str,
-                 path: str, sweep_seconds: float) -> None:
-        self.application, self.runner, self.inbox = application, runner, inbox
+                 path: str, sweep_seconds: float, take_in: Callable[[Update], Awaitable[None]]) -> None:
+        """``take_in(update)``: what the update brings that is kept before the update leaves its
+        inbox (a listening group's line), then the handlers run."""
+        self.application, self.runner, self.inbox, self._take_in = application, runner, inbox, take_in
         self._secret = secret
         self._sweep_seconds = sweep_seconds
         self._draining: dict[str, asyncio.Task] = {}
@@ -202,6 +204,7 @@ class WebhookWorker:
                 # never left at the head of the chat's inbox, where it would hold every later update
                 log.warning("skipping unreadable update %s of chat %s: %s", update_id, chat, type(exc).__name__)
             else:
+                await self._take_in(parsed)
                 await self.application.process_update(parsed)
         await self.inbox.done(chat, update_id)
 

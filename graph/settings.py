@@ -27,8 +27,16 @@ class Telegram(Section):
                                              "X-Telegram-Bot-Api-Secret-Token (16–256 characters of A-Z a-z 0-9 _ "
                                              "-); unset: a strong one is made once in Redis")
     edit_interval: float = Field(1.0, gt=0, description="seconds between two edits of a streaming reply, per chat")
+    listen_groups: tuple[int, ...] = Field((), description="group chat ids whose whole conversation the bot keeps "
+                                           "(comma-separated), unless their administrators send /listen off; any "
+                                           "other group is listened to only after /listen on")
+    listen_days: float = Field(0.0, ge=0, description="days a listening group's heard messages are kept (older "
+                               "ones erased from every file); 0: until forgotten. A group's administrators may set "
+                               "their own with /listen keep N")
+    operators: tuple[int, ...] = Field((), description="Telegram user ids whose /listen is honoured in any group, "
+                                       "beside the group's administrators")
 
-    @field_validator("allowed_users", mode="before")
+    @field_validator("allowed_users", "listen_groups", "operators", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):  # GOAT_ALLOWED_USERS=123,456

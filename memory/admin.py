@@ -11,6 +11,7 @@ from typing import Any
 
 from memory.copies import TurnCopies
 from memory.health import Health, check_health
+from memory.heard import HeardConversation
 from memory.stores.archive import Archive
 from memory.settings import MemorySettings
 from memory.stores.archive_encoder import ArchiveEncoder
@@ -27,14 +28,15 @@ from memory.stores.reembed import Reembedded, reembed
 class MemoryAdmin:
     def __init__(self, settings: MemorySettings, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder,
                  erasure: DataFolderErasure, archiver: Archive, journal: TurnJournal, copies: TurnCopies,
-                 hold: Callable[[str], AbstractAsyncContextManager[bool]]) -> None:
+                 hold: Callable[[str], AbstractAsyncContextManager[bool]], heard: HeardConversation) -> None:
         """``settings``: the process's (the backends' health reports them, a re-embedding's lease
         lasts the chats'); ``redis``, ``l3``, ``encoder``: the backends its jobs read and write;
         ``erasure``: erases what a forget deleted from the files; ``hold(chat_id)``: the chat
-        held as a turn holds it (``Memory.turn``)."""
+        held as a turn holds it (``Memory.turn``); ``heard``: the lines heard in groups, written
+        before a person's data is read or forgotten."""
         self._settings, self._redis, self._l3, self._encoder, self._erasure = settings, redis, l3, encoder, erasure
         self._archiver, self._journal, self._copies = archiver, journal, copies
-        self._hold = hold
+        self._hold, self._heard = hold, heard
 
     # ---- forgetting a person ----------------------------------------------------------------
 
@@ -51,6 +53,7 @@ class MemoryAdmin:
             before forgetting, whoever wrote it).
         """
         await self._journal.forget_begins(user_id)
+        await self._heard.write_all()  # their lines heard in groups waiting to be written: found as written ones
         async with AsyncExitStack() as stack:
             held: dict[str, bool] = {}
             # Looked up again once held: a turn that finished meanwhile may have added a chat.
@@ -97,7 +100,9 @@ class MemoryAdmin:
     async def export(self, user_id: str, chat_id: str | None = None) -> dict[str, Any]:
         """Everything of the user as one JSON-able document: their facts, and per chat (theirs,
         or only ``chat_id``) their L2 messages and L3 entries, verbatim. The archive written
-        behind the replies is flushed first, so their latest turns are in it."""
+        behind the replies is flushed first, so their latest turns are in it, and so are the lines
+        heard in groups waiting to be written."""
+        await self._heard.write_all()
         await self._archiver.flush()
         return await export_user(self._redis, self._l3, user_id, chat_id)
 

@@ -84,7 +84,7 @@ class ChatEntries:
                 if progress:
                     progress(len(batch))
         # Once the chat is free: inside, the cut would wait for the hold to end.
-        await self._erase_replaced(chat_id, replaced)
+        await self.erase_replaced(chat_id, replaced)
         return [number for number, _ in [*rewritten, *pending]]
 
     async def _rewrite_imported(self, chat_id: str, turns: list[tuple[int, ImportedTurn]]) -> list[str]:
@@ -128,20 +128,33 @@ class ChatEntries:
             False, changing nothing, when no turn of this user stored the message (a command, a
             message from before links were kept, another user's).
         """
-        working = await self._redis.working()
         async with (await self._redis.chat_locks()).hold(chat_id):
-            link = await working.linked(chat_id, message_ref)
-            if link is None or link.user_id != user_id:
-                return False
-            # L3 first: it may be down.
-            archived = await self._archiver.replace_user_text(chat_id, link.turn, link.chars, text)
-            saved = await working.replace_user_text(chat_id, link, text)
-            await working.link(chat_id, message_ref, link._replace(chars=len(text)))
+            replaced = await self.edit_held(chat_id, message_ref, user_id, text)
+        if replaced is None:
+            return False
         # The text it replaced is erased from the files as a forget erases (the new one may hold it).
-        await self._erase_replaced(chat_id, [old for old in {*archived, saved} if old and old not in text])
+        await self.erase_replaced(chat_id, replaced)
         return True
 
-    async def _erase_replaced(self, chat_id: str, replaced: list[str]) -> None:
+    async def edit_held(self, chat_id: str, message_ref: str, user_id: str, text: str) -> list[str] | None:
+        """:meth:`edit_message`'s writes, the chat held by the caller, who erases what they replaced
+        (:meth:`erase_replaced`) once the chat is free.
+
+        Returns:
+            The texts replaced (those the new text does not hold); None when no turn of this user
+            stored the message.
+        """
+        working = await self._redis.working()
+        link = await working.linked(chat_id, message_ref)
+        if link is None or link.user_id != user_id:
+            return None
+        # L3 first: it may be down.
+        archived = await self._archiver.replace_user_text(chat_id, link.turn, link.chars, text)
+        saved = await working.replace_user_text(chat_id, link, text)
+        await working.link(chat_id, message_ref, link._replace(chars=len(text)))
+        return [old for old in {*archived, saved} if old and old not in text]
+
+    async def erase_replaced(self, chat_id: str, replaced: list[str]) -> None:
         """Cut texts an edit replaced out of the chat's copies and erase them from the files
         (when that fails, the edit is kept all the same)."""
         if not replaced:

@@ -2,7 +2,8 @@
 the runner and the faces call every turn) and the lifecycle; :class:`MemoryScope` (``Memory.scope``):
 one user's memory in one chat, the verbs behind every user command; ``Memory.admin``
 (``memory/admin.py``): the operator's jobs and a person's data; ``Memory.entries``
-(``memory/entries.py``): a chat's records reached by id, imported or edited.
+(``memory/entries.py``): a chat's records reached by id, imported or edited; ``Memory.heard``
+(``memory/heard.py``): a group's own conversation, heard where the group asked for it.
 
 The verbs map the logical layers (L1 facts, L2 working, L2.5 cache, L3 episodic) onto the
 backends (``memory/stores/backends.py``: Redis, Chroma, the encoder, each handed to the stores
@@ -27,6 +28,7 @@ from memory.copies import CopiesRedactor, TurnCopies
 from memory.entries import ChatEntries
 from memory.errors import BackendUnavailable, SearchFailed
 from memory.health import BackendHealth, Health
+from memory.heard import HeardConversation, HeardLine, Listening
 from memory.measuring import Measuring
 from memory.prompt.tokens import count_tokens
 from memory.redis_clients import async_client, glob_escaped, sync_client
@@ -46,8 +48,8 @@ from memory.turns import Archived, Exchange, Hit, Message, Standing, Working, Wr
 
 # The doors, the public types that go through them, and the Redis clients everyone on memory's Redis uses.
 __all__ = ["ArchiveVectorStore", "Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Found",
-           "Health", "Memory", "MemoryAdmin", "MemoryScope", "RecallQuery", "Recalled", "async_client", "glob_escaped",
-           "sync_client"]
+           "Health", "HeardConversation", "HeardLine", "Listening", "Memory", "MemoryAdmin", "MemoryScope",
+           "RecallQuery", "Recalled", "async_client", "glob_escaped", "sync_client"]
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +76,10 @@ class Memory:
         # The doors of a chat's records and of the operator's jobs (memory/entries.py, memory/admin.py).
         self.entries = ChatEntries(redis, l3, erasure, self._archiver, self._journal, self._copies, self._owners,
                                    self.turn)
+        self.heard = HeardConversation(redis, l3, erasure, self._archiver, self.entries, self._owners, self._copies,
+                                       self._held)
         self.admin = MemoryAdmin(settings, redis, l3, encoder, erasure, self._archiver, self._journal, self._copies,
-                                 self.turn)
+                                 self.turn, self.heard)
         # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).
         self.measuring = Measuring(redis, encoder, self._searching, self._archiver, settings.memory.scope)
 
@@ -120,8 +124,9 @@ class Memory:
         self._backends.stop_at_exit()
 
     async def aclose(self) -> None:
-        """Write what this process queued to L3 (what L3 cannot take stays in the outbox), then
-        close every backend."""
+        """Write the lines heard waiting, and what this process queued to L3 (what L3 cannot take
+        stays in the outbox), then close every backend."""
+        await self.heard.aclose()
         await self._archiver.aclose()
         await self._backends.aclose()
 
@@ -131,7 +136,8 @@ class Memory:
     async def turn(self, chat_id: str, message: str | None = None, user_id: str | None = None) -> AsyncIterator[bool]:
         """Hold the chat for one turn: its turns run one at a time, in arrival order, also
         across processes. Starts embedding ``message`` while the turn waits for the chat, and
-        searching it by words once the chat is held; the user who speaks is one of the chat's
+        searching it by words once the chat is held; the lines a listening group said before the
+        turn are written first (``memory/heard.py``); the user who speaks is one of the chat's
         owners from then on, vouched for by the face (a chat only strangers' claims were in is
         emptied first: ``memory/stores/chat_owners.py``).
 
@@ -141,10 +147,12 @@ class Memory:
         """
         if message is not None:
             self._searching.ahead.embed_ahead(message, chat_id)
+        edited: list[str] = []
         async with (await self._redis.chat_locks()).hold(chat_id), self._archiver.turn_running():
             self._copies.turn_started(chat_id)
             if user_id is not None:  # before anything of the chat is read
                 await self._owners.enter(chat_id, Writers(frozenset({user_id}), Standing.VOUCHED))
+            edited = await self.heard.write_held(chat_id)  # the turn reads what the group said before it
             if message is not None and self.settings.memory.scope == "chat":
                 self._searching.ahead.read_ahead(chat_id, message, self.settings.prefetch.search_k,
                                                  self.settings.retrieval.lexical_max_df_share)
@@ -155,6 +163,13 @@ class Memory:
                 self._searching.ahead.drop_ahead(chat_id)
                 await self._redis.searches_cached()
                 await self._copies.turn_ended(chat_id)
+        await self.entries.erase_replaced(chat_id, edited)  # what an edit heard replaced, once the chat is free
+
+    @asynccontextmanager
+    async def _held(self, chat_id: str, *, wait: bool = True) -> AsyncIterator[bool]:
+        """The chat held as a turn holds it, for writes that are no turn (``wait=False``: only if free)."""
+        async with (await self._redis.chat_locks()).hold(chat_id, wait=wait) as held:
+            yield held
 
     async def recall(self, query: RecallQuery, settings: MemorySettings | None = None) -> Recalled:
         """What L3 holds for the query: the ranked lists of every mechanism that fired, the

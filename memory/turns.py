@@ -138,6 +138,9 @@ class Message(TypedDict):
     a chat of several people shows it beside their messages."""
     tokens: NotRequired[int]
     """The tokens of ``content``, counted when L2 saved it."""
+    heard: NotRequired[bool]
+    """True for a line the bot heard in a group that listens, not addressed to it (a group's
+    retention erases these)."""
 
 
 class Working(NamedTuple):
@@ -295,6 +298,7 @@ class Exchange:
     user_text: str | None
     assistant_text: str | None
     name: str | None = None  # the user message's speaker, by display name
+    heard: bool = False  # a line heard in a group that listens (no reply): a group's retention erases it
 
     @property
     def id(self) -> str:
@@ -307,6 +311,7 @@ class Exchange:
     def metadata(self, now: float) -> dict[str, Any]:
         return {
             **({"name": self.name} if self.name else {}),
+            **({"heard": True} if self.heard else {}),
             "chat_id": self.chat_id,
             "user_id": self.user_id,
             "turn": self.turn,

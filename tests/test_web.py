@@ -21,6 +21,7 @@ from bot.web.access import SESSION_COOKIE, Access
 from bot.web import app as web_app
 from bot.web.app import build_app
 from bot.web.imports import Imports
+from memory.facade import HeardLine, Listening
 from memory.turns import Standing
 from fakes import FakeOpenAI
 from bot.web.serve import answered_hosts, refusal
@@ -321,3 +322,17 @@ def test_another_address_than_loopback_is_refused_without_server_tokens(tmp_path
     result = goat("web", "--listen", "0.0.0.0", env=goat_env(tmp_path / "data"), cwd=tmp_path)
     assert result.returncode == 2 and "GOAT_SERVER_TOKENS" in result.stderr and not result.stdout
     assert not (tmp_path / "data").exists()  # refused before anything started
+
+
+async def test_a_telegram_groups_page_shows_whether_it_is_heard_and_how_long_its_lines_are_kept(served: Served) -> None:
+    memory, group = served.runner.services.memory, "-100777"
+    await memory.heard.keep(group, HeardLine("5", "carl", "The boathouse holds forty.", 1_767_000_000.0, "Carl"))
+    await memory.heard.write_all()
+    await opened(served)
+    quiet = (await served.client.get("/chat", params={"c": group})).text
+    await memory.heard.choose(group, Listening(on=True, days=30))
+    heard = (await served.client.get("/chat", params={"c": group})).text
+    mine = (await served.client.get("/chat", params={"c": "alice-chat"})).text
+    assert "only what is addressed to the bot is kept" in quiet
+    assert "listened to (/listen on): its messages are kept 30 days" in heard and "Carl (carl)" in heard
+    assert "listen" not in mine  # no Telegram group

@@ -24,7 +24,7 @@ import pytest
 from redis.asyncio import Redis
 
 from graph.runner import TurnRunner
-from bot.telegram import build_application
+from bot.telegram import build_application, taking_in
 from bot.webhook import Inbox, WebhookWorker
 from fakes import FakeOpenAI
 from fakes.telegram_server import FakeTelegram
@@ -191,7 +191,8 @@ async def taking_over(settings: Settings, embeddings) -> AsyncIterator[tuple[Tur
         async with application, memorys_redis(runner.services.memory) as redis:
             goat = application.bot_data["goat"]
             goat.inbox = Inbox(redis, 30)
-            yield runner, WebhookWorker(application, runner, goat.inbox, secret=None, path="hook", sweep_seconds=15)
+            yield runner, WebhookWorker(application, runner, goat.inbox, secret=None, path="hook", sweep_seconds=15,
+                                        take_in=taking_in(application))
     finally:
         await runner.aclose()
 

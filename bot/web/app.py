@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from bot.telegram_groups import GroupListening
 from bot.web import views
 from bot.web.access import SESSION_COOKIE, SIGN_IN_COOKIE, Access, Held, Session
 from bot.web.forgets import Forgets
@@ -228,10 +229,17 @@ class WebApp:
             raise Refused(404, "That page of turns does not exist: start from the newest.") from None
         as_of = request.query_params.get("asof") or ""
         recalled = await self.reading.recall(viewer, chat_id, query, _noon(as_of)) if query else ""
-        body = (views.search_form(chat_id, query, as_of, await self.reading.examples(chat_id)) + recalled
+        body = (await self.listening(chat_id) + views.search_form(chat_id, query, as_of, await self.reading.examples(chat_id)) + recalled
                 + views.turns_list(chat_id, entries, following, cursor)
                 + f'<p>{link("/forget", "forget this whole chat…", what="chat", c=chat_id)}</p>')
         return self.html(f"Chat {chat_id}", body, viewer)
+
+    async def listening(self, chat_id: str) -> str:
+        """A Telegram group's listening and retention (``/listen``), as its chat page shows them."""
+        if not chat_id.startswith("-") or not chat_id[1:].isdigit():  # Telegram's groups have negative ids
+            return ""
+        groups = GroupListening(self.runner.services.memory, self.settings.telegram)
+        return views.listening(await groups.listens(int(chat_id)), await groups.days(int(chat_id)))
 
     @signed_in
     async def turn(self, request: Request, viewer: views.Viewer) -> Response:

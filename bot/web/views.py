@@ -66,6 +66,14 @@ def turns_list(chat_id: str, entries: list[Mapping[str, Any]], following: str | 
     return f'<section><h2>Turns, newest first</h2>{listed}<p class="pages">{pages}</p></section>'
 
 
+def listening(on: bool, days: float) -> str:
+    """A Telegram group's line: whether its whole conversation is heard, and for how long it is kept."""
+    if not on:
+        return "<p class=\"listening\">Telegram group: only what is addressed to the bot is kept (/listen off).</p>"
+    kept = f"{days:g} days (older ones erased)" if days else "until forgotten"
+    return f"<p class=\"listening\">Telegram group, listened to (/listen on): its messages are kept {h(kept)}.</p>"
+
+
 def who(metadata: Mapping[str, Any]) -> str:
     """Who wrote an entry, escaped: their name and id when they gave a name, else what is known."""
     user_id, name = metadata.get("user_id", ""), metadata.get("name")

@@ -30,6 +30,7 @@ class MessageLink(NamedTuple):
     at: float  # the turn's time, its user message's timestamp in L2
     chars: int  # the user's text as stored now, in characters: where the reply starts in the L3 entry
     user_id: str
+    heard: bool = False  # a line the bot heard in a listening group, not a turn addressed to it
 
 
 # Append turns' messages and record their numbers in one step. KEYS: the messages list, the turn
@@ -111,6 +112,55 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 return #items - #kept
 """
 
+# Appends heard lines, each a turn of one message, and takes them off the chat's waiting lines, in one
+# step. KEYS: the messages list, the turn counter, the people, the links, the waiting lines. ARGV:
+# the counter as read (nothing is written if it moved), how many lines, then for each: its message,
+# its client's id, its link, its speaker's id and name ("" for none). Returns 1, or 0 when refused.
+_APPEND_HEARD = """
+if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+local count = tonumber(ARGV[2])
+for i = 0, count - 1 do
+    local at = 3 + 5 * i
+    redis.call('RPUSH', KEYS[1], ARGV[at])
+    redis.call('HSET', KEYS[4], ARGV[at + 1], ARGV[at + 2])
+    if ARGV[at + 4] ~= '' then redis.call('HSET', KEYS[3], ARGV[at + 3], ARGV[at + 4])
+    else redis.call('HSETNX', KEYS[3], ARGV[at + 3], '') end
+end
+redis.call('SET', KEYS[2], tonumber(ARGV[1]) + count)
+redis.call('LTRIM', KEYS[5], count, -1)
+return 1
+"""
+
+# Removes the heard lines said before a time, and their links. KEYS: the messages list, the links.
+# ARGV: the time. Returns the texts removed.
+_REMOVE_HEARD_BEFORE = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+local kept, removed = {}, {}
+local before = tonumber(ARGV[1])
+for _, item in ipairs(items) do
+    local ok, message = pcall(cjson.decode, item)
+    if ok and type(message) == 'table' and message['heard'] and tonumber(message['timestamp']) < before then
+        removed[#removed + 1] = message['content']
+    else
+        kept[#kept + 1] = item
+    end
+end
+if #removed > 0 then
+    redis.call('DEL', KEYS[1])
+    for i = 1, #kept, 1000 do
+        redis.call('RPUSH', KEYS[1], unpack(kept, i, math.min(i + 999, #kept)))
+    end
+end
+local links = redis.call('HGETALL', KEYS[2])
+for i = 1, #links, 2 do
+    local ok, link = pcall(cjson.decode, links[i + 1])
+    if ok and type(link) == 'table' and link['heard'] and tonumber(link['at']) < before then
+        redis.call('HDEL', KEYS[2], links[i])
+    end
+end
+return removed
+"""
+
 # Replaces one message if it is still the one read. KEYS: the messages list. ARGV: its index, the
 # message read there, the message to put instead.
 _REPLACE = """
@@ -154,6 +204,8 @@ class WorkingMemory:
         self._remove_user = redis.register_script(_REMOVE_USER)
         self._replace = redis.register_script(_REPLACE)
         self._replace_turn = redis.register_script(_REPLACE_TURN)
+        self._append_heard = redis.register_script(_APPEND_HEARD)
+        self._remove_heard_before = redis.register_script(_REMOVE_HEARD_BEFORE)
 
     async def completed_turns(self, chat_id: str) -> int:
         """The number of the last turn saved in this chat (0 for a new chat)."""
@@ -209,6 +261,34 @@ class WorkingMemory:
             return []
         keys = [self._messages_key(chat_id), self._turns_key(chat_id), self._people_key(chat_id)]
         return [bool(result) for result in await self._append_turns(keys=keys, args=args)]
+
+    async def append_heard(self, chat_id: str, completed: int, lines: list[tuple[Message, str, MessageLink]],
+                           waiting_key: str) -> bool:
+        """Append heard lines (each: its message, its client's id, its link), a turn each numbered on
+        from ``completed``, and take as many off the front of the list ``waiting_key`` (in the chat's
+        hash slot), in one step.
+
+        Returns:
+            False, writing nothing, when the chat's turn count is no longer ``completed``.
+        """
+        args: list[int | str] = [completed, len(lines)]
+        for message, ref, link in lines:
+            args += [_encode(message), ref, json.dumps(link._asdict()), message.get("user_id", ""),
+                     message.get("name") or ""]
+        keys = [self._messages_key(chat_id), self._turns_key(chat_id), self._people_key(chat_id),
+                self._links_key(chat_id), waiting_key]
+        return bool(await self._append_heard(keys=keys, args=args))
+
+    async def remove_heard_before(self, chat_id: str, before: float) -> list[str]:
+        """Take the heard lines said before ``before`` (unix seconds) out of the chat's L2, and their
+        links; returns their texts."""
+        removed = await self._remove_heard_before(keys=[self._messages_key(chat_id), self._links_key(chat_id)],
+                                                  args=[before])
+        return [text.decode() for text in removed]
+
+    def tag(self, chat_id: str) -> str:
+        """The chat's hash tag: a key of the chat's own that a script of this module takes along carries it."""
+        return _tag(chat_id)
 
     async def people(self, chat_id: str) -> dict[str, str]:
         """Who spoke in the chat: user id -> their latest name ("" if never given)."""

@@ -7,7 +7,10 @@ bot's long poll (``getUpdates``) picks up, :meth:`FakeTelegram.edit` a user's ed
 everything the bot does is recorded in ``calls`` and, for messages, in a per-chat transcript
 (:meth:`chat`), edits applied.
 
-Implemented: getMe, getUpdates (long poll), sendMessage, editMessageText, sendChatAction,
+Implemented: getMe (``can_read_all_group_messages``: ``reads_all_group_messages``, privacy mode
+off by default), getChatMember (``administrators``: per chat, the ids Telegram reports as
+administrators; anyone else a member), getUpdates (long poll; ``confirmed``: the last update id
+the bot confirmed with its offset, ``queued``: the last one queued), sendMessage, editMessageText, sendChatAction,
 sendDocument, setMyCommands, deleteWebhook, setWebhook, getWebhookInfo, close/logOut.
 ``fail_next(method, status, description, retry_after=None)`` answers the next call of a
 method with an error (a 429 with ``retry_after``, or a 400 such as a rejected formatting).
@@ -49,6 +52,10 @@ class FakeTelegram:
         self.called_at: list[float] = []  # time.monotonic() of each call, beside it
         self.messages: dict[int, dict[int, dict[str, Any]]] = {}  # chat -> message id -> message
         self.documents: list[dict[str, Any]] = []  # {chat_id, filename, content}
+        self.administrators: dict[int, set[int]] = {}  # chat -> its administrators' user ids
+        self.reads_all_group_messages = True  # getMe's can_read_all_group_messages: privacy mode off
+        self.confirmed = 0  # the last update id the bot confirmed (getUpdates' offset - 1)
+        self.queued = 0  # the last update id queued for the bot
         self._updates: deque[dict[str, Any]] = deque()
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -74,12 +81,12 @@ class FakeTelegram:
     # ---- the users --------------------------------------------------------------------
 
     def send(self, chat_id: int, user_id: int, text: str | None = None, *, chat_type: str = "private",
-             **message: Any) -> dict[str, Any]:
-        """Queue an incoming message; returns it."""
+             first_name: str | None = None, **message: Any) -> dict[str, Any]:
+        """Queue an incoming message (its sender named ``first_name``, else user<id>); returns it."""
         incoming = {
             "message_id": next(self._message_ids), "date": int(time.time()),
             "chat": {"id": chat_id, "type": chat_type, **({"title": "group"} if chat_type != "private" else {})},
-            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+            "from": {"id": user_id, "is_bot": False, "first_name": first_name or f"user{user_id}"},
             **({"text": text} if text is not None else {}), **message,
         }
         if text and text.startswith("/"):
@@ -99,6 +106,7 @@ class FakeTelegram:
         update = {"update_id": next(self._update_ids), **update}
         with self._changed:
             self._updates.append(update)
+            self.queued = update["update_id"]
             self._changed.notify_all()
         return update
 
@@ -145,10 +153,23 @@ class FakeTelegram:
             return status, body
 
     def _getMe(self, params: dict) -> dict:
-        return BOT
+        return {**BOT, "can_join_groups": True, "can_read_all_group_messages": self.reads_all_group_messages,
+                "supports_inline_queries": False}
+
+    def _getChatMember(self, params: dict) -> dict:
+        user_id = int(params["user_id"])
+        user = {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}
+        if user_id not in self.administrators.get(int(params["chat_id"]), set()):
+            return {"status": "member", "user": user}
+        rights = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
+                  "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
+                  "can_edit_stories", "can_delete_stories")
+        return {"status": "administrator", "user": user, "can_be_edited": False, "is_anonymous": False,
+                **dict.fromkeys(rights, True)}
 
     def _getUpdates(self, params: dict) -> list[dict]:
         offset = int(params.get("offset") or 0)
+        self.confirmed = max(self.confirmed, offset - 1)
         while self._updates and self._updates[0]["update_id"] < offset:  # confirmed by the offset
             self._updates.popleft()
         deadline = time.monotonic() + min(float(params.get("timeout") or 0), 2.0)
