@@ -317,7 +317,7 @@ def test_bench_runs_every_section_and_writes_its_json(data_dir, tiny_locomo, tin
     assert "| archive turns | chat | message |" in printed.out
     assert "| big chat | pre: read the checkpoint |" in printed.out
     heard = json.loads((out / "groups.json").read_text())["runs"]["heard"]  # every line said, kept
-    assert heard["said"] == 2 * 5 * 5 and heard["lost_l2"] == heard["lost_l3"] == 0 and heard["reply_ms"]["n"] == 2
+    assert heard["said"] == 2 * 5 * 10 and heard["lost_l2"] == heard["lost_l3"] == 0 and heard["reply_ms"]["n"] == 2
 
     overhead = json.loads((out / "overhead.json").read_text())
     archive = overhead["archives"][str(SIZE)]
