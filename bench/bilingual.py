@@ -14,7 +14,7 @@ from bench.harness import BenchOptions, bench_runner, conditions, isolated_setti
 from bench.report import SectionResult, distribution, markdown_table, percent
 from graph.importing.importer import import_turns, transcript_of
 from graph.observability.why_report import TurnReport, turn_report
-from memory.words import reads_as_english
+from memory.encoders import other_languages
 from tests.support.bilingual import ASKED, TOLD, conversations, measure
 from tests.support.locomo import Conversation
 
@@ -24,9 +24,9 @@ _LIBRARIES_RESIDENT = """
 import re
 def resident():
     return int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
-from memory.words import reads_as_english
+from memory.encoders import other_languages
 before = resident()
-reads_as_english("Ich habe einen Hund und zwei Katzen.")  # both libraries read it
+other_languages(["Ich habe einen Hund und zwei Katzen."])  # both libraries read it
 print(before, resident())
 """
 
@@ -78,11 +78,11 @@ def language_reading(told: list[Conversation]) -> dict[str, Any]:
     texts = [message["content"] for conversation in told for message in conversation.messages]
     texts += [question.text for conversation in told for question in conversation.questions]
     texts += [question for asked in ASKED.values() for _, question in asked]
-    reads_as_english("warm-up: the models load at first use")
+    other_languages(["warm-up: the models load at first use"])
     took = []
     for text in texts:
         started = time.perf_counter()
-        reads_as_english(text)
+        other_languages([text])
         took.append((time.perf_counter() - started) * 1e6)
     printed = subprocess.run([sys.executable, "-c", _LIBRARIES_RESIDENT], capture_output=True, text=True, check=True)
     before, after = map(float, printed.stdout.split())

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import realtalk
 from graph.checkpoint import CheckpointedServices
 from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
@@ -239,11 +238,11 @@ async def test_real_english_chats_are_imported_by_minilm_alone(lazy_pair) -> Non
     """REALTALK's chats between real people (informal English, names, the odd borrowed word:
     "Im gonna head to bed", "Picasso, van gogh") read as English: importing them loads no e5 and
     makes none of them a chat of every language."""
-    if (path := realtalk.data_path()) is None:
-        pytest.skip(f"no REALTALK chats ({realtalk.DEFAULT_PATH} or ${realtalk.ENV_VAR})")
+    if not locomo.REALTALK_PATH.is_file():
+        pytest.skip(f"no REALTALK chats ({locomo.REALTALK_PATH})")
     runner, encoder = lazy_pair
     memory, index = runner.services.memory, await runner.services.memory._backends.redis.entry_index()
-    chats = [realtalk.conversation_of(chat) for chat in locomo.load(path)]
+    chats = [locomo.realtalk_conversation(chat) for chat in locomo.load(locomo.REALTALK_PATH)]
     for conversation in chats:
         await import_turns(memory, transcript_of(conversation.jsonl().splitlines(True)))
     assert [chat.chat_id for chat in chats if (await index.languages(chat.chat_id))[0]] == []

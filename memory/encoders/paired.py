@@ -179,6 +179,6 @@ def of_every_language(latin_lines: int, other_script: bool) -> bool:
 
 def asked_in_english(text: str, every_language: bool) -> bool:
     """Whether a text is encoded as English: it reads as English, or its chats hold English
-    alone and it is in Latin script (a short English question, "die hard?", may read as another
+    alone and it is in Latin script (a short English line, "Im gaming", may read as another
     language's; in such a chat there is nothing else for it to meet)."""
     return reads_as_english(text) or (not every_language and in_latin_script(text))
