@@ -100,6 +100,16 @@ def _ticks(seconds: float) -> list[float]:
     return [MENTION_EVERY_S * n for n in range(int(seconds // MENTION_EVERY_S))]
 
 
+async def heard_entries(memory: Memory, chat_id: str) -> int:
+    """How many of the chat's L3 entries are lines heard, read a page at a time."""
+    count, cursor = 0, None
+    while True:
+        page, cursor = await memory.entries.page(chat_id, 1000, cursor)
+        count += sum(1 for entry in page if entry["metadata"].get("heard"))
+        if cursor is None:
+            return count
+
+
 async def heard_kept(env: dict[str, str], groups: list[int]) -> tuple[int, int]:
     """The lines heard in L2 and in L3 of the groups, once those the stopped bot left waiting in Redis
     are written (as its next start writes them) and the archive is written."""
@@ -108,11 +118,10 @@ async def heard_kept(env: dict[str, str], groups: list[int]) -> tuple[int, int]:
         await memory.heard.write_all()
         if left := await memory.measuring.settle():
             raise RuntimeError(f"{left} lines heard could not be archived")
-        store = await memory._backends.l3.episodic()
         l2 = l3 = 0
         for group in groups:
             l2 += sum(1 for m in (await memory.working(str(group), 100_000)).messages if m.get("heard"))
-            l3 += sum(1 for e in store.entries(str(group)) if e["metadata"].get("heard"))
+            l3 += await heard_entries(memory, str(group))
         return l2, l3
     finally:
         await memory.aclose()

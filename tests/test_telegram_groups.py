@@ -81,8 +81,7 @@ async def test_a_listening_group_is_recalled_by_speaker_and_a_quiet_one_keeps_no
             await asked(telegram, runner, LISTENING, ALICE, ANNA, "anything new?")
             completed, heard, people = await runner.services.memory.working(str(LISTENING), 100)
             assert await runner.services.memory.measuring.settle() == 0
-            store = await runner.services.memory._backends.l3.episodic()
-            archived = store.entries(str(LISTENING))
+            archived, _ = await runner.services.memory.entries.page(str(LISTENING), 1000)
     refused, started, reply, stopped, _ = telegram.chat(LISTENING)
     assert refused == "Only the group's administrators can change what I keep of it."
     assert started == notice(0.0)
