@@ -33,7 +33,7 @@ from bench.report import SectionResult
 from bench.retrieval import OFF_TOPIC, half_of, import_conversations
 from tests.support import locomo
 
-DEFAULT_PATH = locomo.REPO.parent / "shared" / "data" / "realtalk-dev.json"
+DEFAULT_PATH = locomo.REALTALK_PATH
 ENV_VAR = "GOAT_REALTALK"
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "commonsense"}
 
@@ -43,19 +43,12 @@ def data_path() -> Path | None:
     return data_file(ENV_VAR, DEFAULT_PATH)
 
 
-def conversation_of(chat: dict[str, Any], named: bool = True) -> locomo.Conversation:
-    """A chat as its own GOAT chat, as `goat import` would store it: a chat between two people, each
-    speaker named apart from the text (``named``), or speaker A's lines the user's and B's the
-    assistant's, paired into turns."""
-    return locomo.build_conversation(chat, chat_id=f"realtalk-{chat['sample_id']}", user_id="realtalk", named=named)
-
-
 async def run(options: BenchOptions) -> SectionResult:
     path = data_path()
     if path is None:
         return skipped("realtalk", ENV_VAR, DEFAULT_PATH)
     chats = locomo.load(path)
-    conversations = [conversation_of(chat) for chat in chats]
+    conversations = [locomo.realtalk_conversation(chat) for chat in chats]
     said = [messages_by_dialog_id(chat) for chat in chats]
 
     def row(number: int, chat: dict[str, Any], conversation: locomo.Conversation, qa: locomo.Question,

@@ -203,7 +203,7 @@ def real_transcript(path: Path) -> Path | None:
     with path.open("w", encoding="utf-8") as out:
         for chat in locomo.load(source):
             # Paired turns of ~30 tokens, as the import's figures have always been measured.
-            out.write(realtalk.conversation_of(chat, named=False).jsonl())
+            out.write(locomo.realtalk_conversation(chat, named=False).jsonl())
     return path
 
 

@@ -240,7 +240,7 @@ DEFAULT_ENCODER: Encoder = "minilm-l6+e5-small"
 
 def encoder_of(record: str) -> str:
     """The encoder's name in what an archive records of the encoder its vectors came from (its
-    name, then what else they depend on: ``minilm-l6+e5-small (reading 1a2b…)``)."""
+    name, then what else they depend on: ``minilm-l6+e5-small (layout 2, MiniLM 8-bit)``)."""
     return record.split(" ", 1)[0]
 
 

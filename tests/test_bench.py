@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
-from bench import bot_load, implicit, load, longmemeval, realtalk, seed, throughput
+from bench import bilingual, bot_load, implicit, load, longmemeval, realtalk, seed, throughput
 from bench.synthetic_archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool,
                                      layout, messages, turn_times)
 from bench.cli import SECTIONS
@@ -37,7 +37,7 @@ from memory.stores.redis_server import EmbeddedRedis
 from memory.retrieval.temporal import completed_past_range
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support import locomo
-from tests.support.bilingual import LINES
+from tests.support.bilingual import ASKED, LINES, conversations
 
 SIZE = 30
 ARCHIVE = f"archive-{SIZE}-{Settings().embeddings.model}"  # each encoder's archives apart
@@ -472,6 +472,15 @@ def test_archive_layout_puts_most_turns_in_one_chat_and_labels_every_chat():
     keys = [key for plan in plans for key in plan.keys()]
     assert all(plan.keys() for plan in plans)
     assert len(keys) == len(set(keys))  # a label names one turn of the whole archive
+
+
+def test_the_bilingual_section_reads_each_text_of_its_chats_once_and_measures_the_libraries_memory(tiny_locomo):
+    told = [conversations(record)[1] for record in locomo.load(tiny_locomo)]
+    reading = bilingual.language_reading(told)
+    texts = sum(len(chat.messages) + len(chat.questions) for chat in told) + sum(map(len, ASKED.values()))
+    assert reading["microseconds"]["n"] == texts
+    assert reading["libraries_mb"] > 0  # CLD2's tables and fastText's model, loaded at first use
+    assert "| texts read | p50 per text |" in bilingual.reading_table(reading)
 
 
 def test_a_bilingual_archive_differs_from_the_english_one_only_in_its_other_language_turns():

@@ -98,10 +98,10 @@ def test_encoding_is_deterministic(batching: tuple[Encoder, list[str]]) -> None:
 
 
 def test_a_chat_is_of_every_language_from_its_second_latin_line_of_another_language_or_one_in_another_script() -> None:
-    slang = ["yt", "Sus is short for suspicious"]  # real chats' English lines that read as another language
-    assert other_languages(["Where does my sister live?", *slang]) == ([1, 2], False)
+    slang = ["yt", "Sus is short for suspicious", "Im gonna head to bed"]  # real chats' informal English
+    assert other_languages(["Where does my sister live?", *slang]) == ([], False)
+    assert other_languages(["Where does my sister live?", "¿Qué le pasó a mi teléfono?", "Ich habe einen Hund"]) == ([1, 2], False)
     assert not of_every_language(1, False) and of_every_language(2, False)
-    assert other_languages(["¿Dónde vive mi hermana?", "Mi hermana vive en Valencia."]) == ([0, 1], False)
     assert other_languages(["Where does my sister live?", "Где живёт моя сестра?"]) == ([], True)
     assert of_every_language(0, True)
 
@@ -109,8 +109,8 @@ def test_a_chat_is_of_every_language_from_its_second_latin_line_of_another_langu
 def test_paired_encoder_scores_english_pairs_by_minilm_and_any_other_pair_by_e5(
     paired: PairedEncoder, encoder: MiniLMEncoder, e5: LocalEmbeddings
 ) -> None:
-    english, spanish = ["Where does my sister live?", "The cat sleeps all day."], ["¿Dónde vive mi hermana?",
-                                                                                 "Mi hermana vive en Valencia."]
+    english = ["Where does my sister live?", "The cat sleeps all day."]
+    spanish = ["¿Dónde vive mi hermana ahora mismo?", "Mi hermana vive en Valencia con su marido."]
 
     def cosines(model, queries: list[str], passages: list[str]) -> np.ndarray:
         return model.encode(queries, query=True) @ model.encode(passages).T
@@ -120,7 +120,7 @@ def test_paired_encoder_scores_english_pairs_by_minilm_and_any_other_pair_by_e5(
     alone = cosines(e5.encoder, english + spanish, english + spanish)
     np.testing.assert_allclose(scores[2:, :], alone[2:, :], atol=1e-5)  # a Spanish query: e5's cosine
     np.testing.assert_allclose(scores[:2, 2:], alone[:2, 2:], atol=1e-5)  # a Spanish passage: e5's cosine
-    query = paired.encode(["¿Dónde vive mi hermana?"], query=True)[0]
+    query = paired.encode(spanish[:1], query=True)[0]
     np.testing.assert_allclose(distances(paired.encode(spanish), query), 2 - 2 * alone[2, 2:], atol=1e-5)
 
 
@@ -133,10 +133,10 @@ def test_for_a_chat_of_english_alone_the_pair_runs_minilm_alone_and_fills_e5_in_
     assert not bare[:, 384:].any()  # no e5 block: e5 was not run for them
     query = paired.encode(["Where is my sister's home?"], query=True, every_language=False)[0]
     assert not query[384:].any() and [space.passages for space in paired.spaces(query)] == ["english"]
-    # A short question in Latin script that reads as another language's is asked as English there.
-    assert not reads_as_english("die hard?")
-    np.testing.assert_array_equal(paired.encode(["die hard?"], query=True, every_language=False)[0][:384],
-                                  encoder.encode(["die hard?"], query=True)[0])
+    # A question in Latin script that reads as another language's is asked as English there.
+    assert not reads_as_english("¿Qué le pasó a mi teléfono?")
+    np.testing.assert_array_equal(paired.encode(["¿Qué le pasó a mi teléfono?"], query=True, every_language=False)[0][:384],
+                                  encoder.encode(["¿Qué le pasó a mi teléfono?"], query=True)[0])
     # A Russian question meets them only once e5's block is filled in, as a chat of every language needs.
     russian_query = paired.encode(russian, query=True, every_language=False)[0]
     np.testing.assert_array_equal(distances(bare, russian_query), 2.0)
@@ -144,7 +144,7 @@ def test_for_a_chat_of_english_alone_the_pair_runs_minilm_alone_and_fills_e5_in_
     np.testing.assert_allclose(filled, paired.encode(english), atol=1e-6)
     # Its one Latin-script line of another language is encoded as English there; once the chat
     # is of every language, filling lays it out as another language's, as it is encoded now.
-    spanish = ["Mi hermana vive en Valencia."]
+    spanish = ["Mi hermana vive en Valencia con su marido."]
     held = paired.encode(spanish, every_language=False)
     np.testing.assert_array_equal(held[:, :384], encoder.encode(spanish))
     assert not held[:, 384:].any()

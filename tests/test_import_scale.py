@@ -28,6 +28,10 @@ from tests.support.exports import (TelegramChat, chatgpt_chain, telegram_message
 pytestmark = pytest.mark.slow
 
 CHAT, USER = "big-chat", "big-user"
+# Enough exchanges that an import is still writing when the test sees its first batch and signals,
+# however loaded the host: batches grow to ~1 s each (importer.BATCH_SECONDS), so 400 were 4
+# batches and a busy machine could finish them before the signal came.
+STOPPED_TURNS = 1_200
 STOPPED_WITHIN = 15.0  # seconds from the signal to the exit: one batch (~0.5 s) and the shutdown
 PROGRESS = re.compile(r"\| *([1-9]\d*)/(\d+) \[")  # tqdm's bar once a batch is written
 
@@ -107,7 +111,7 @@ def exported_turns(env: dict[str, str], cwd: Path) -> tuple[list[str], list[str]
 
 
 def test_ctrl_c_and_sigterm_stop_an_import_soon_and_the_same_command_imports_the_rest(tmp_path):
-    path = transcript(tmp_path / "meters.jsonl", 400)
+    path = transcript(tmp_path / "meters.jsonl", STOPPED_TURNS)
     env = goat_env(tmp_path / "data")
 
     stopped: list[int] = []
@@ -116,21 +120,22 @@ def test_ctrl_c_and_sigterm_stop_an_import_soon_and_the_same_command_imports_the
         assert returncode == 130, errors[-3000:]
         assert "Traceback" not in errors and "terminate called" not in errors
         [said] = [line for line in errors.replace("\r", "\n").splitlines() if line.startswith("goat:")]
-        done = re.fullmatch(r"goat: stopped: (\d+) turn\(s\) imported, (\d+) already there, of 400; what was "
-                            r"written is whole: run the same command again to import the rest", said)
+        done = re.fullmatch(rf"goat: stopped: (\d+) turn\(s\) imported, (\d+) already there, of {STOPPED_TURNS}; "
+                            r"what was written is whole: run the same command again to import the rest", said)
         assert done, said
         stopped.append(int(done.group(1)))
         assert int(done.group(2)) == sum(stopped[:-1])  # the first run's turns, there already
         assert servers_left(tmp_path / "data") == []
-    assert all(stopped) and sum(stopped) < 400
+    assert all(stopped) and sum(stopped) < STOPPED_TURNS
 
     finished = ok(goat("import", path, env=env, cwd=tmp_path)).stdout.splitlines()[0]
 
-    assert finished == f"800 messages, 400 turns: {400 - sum(stopped)} imported, {sum(stopped)} already there"
+    assert finished == (f"{2 * STOPPED_TURNS} messages, {STOPPED_TURNS} turns: {STOPPED_TURNS - sum(stopped)} "
+                        f"imported, {sum(stopped)} already there")
     working, archived = exported_turns(env, tmp_path)
-    assert working == [text for n in range(400) for text in (f"Note {n}: the meter read {n * 7} units.",
-                                                              f"Noted, {n}.")]
-    assert archived == [f"{CHAT}:turn_{n:04d}" for n in range(1, 401)]  # each turn once
+    assert working == [text for n in range(STOPPED_TURNS)
+                       for text in (f"Note {n}: the meter read {n * 7} units.", f"Noted, {n}.")]
+    assert archived == sorted(f"{CHAT}:turn_{n:04d}" for n in range(1, STOPPED_TURNS + 1))  # each turn once
 
 
 def first_batch_peak(path: Path, data_dir: Path, cwd: Path) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from graph.checkpoint import CheckpointedServices
+from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
 from graph.observability.why_report import turn_report
 from graph.settings import Settings
@@ -24,6 +25,7 @@ from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory, RecallQuery
 from memory.turns import Exchange, archive_id
+from tests.support import locomo
 from test_cli import goat, goat_env, ok
 from test_retrieval import NOW, history_jsonl, load
 
@@ -229,6 +231,22 @@ async def test_an_english_chat_pays_for_minilm_alone_until_a_question_in_another
     assert await memory.measuring.settle() == 0
     assert await index.languages("en") == (True, 0)
     assert first_by_meaning(await runner.inspect("en", question, now=NOW.timestamp())) == archive_id("en", 1)
+
+
+@pytest.mark.slow
+async def test_real_english_chats_are_imported_by_minilm_alone(lazy_pair) -> None:
+    """REALTALK's chats between real people (informal English, names, the odd borrowed word:
+    "Im gonna head to bed", "Picasso, van gogh") read as English: importing them loads no e5 and
+    makes none of them a chat of every language."""
+    if not locomo.REALTALK_PATH.is_file():
+        pytest.skip(f"no REALTALK chats ({locomo.REALTALK_PATH})")
+    runner, encoder = lazy_pair
+    memory, index = runner.services.memory, await runner.services.memory._backends.redis.entry_index()
+    chats = [locomo.realtalk_conversation(chat) for chat in locomo.load(locomo.REALTALK_PATH)]
+    for conversation in chats:
+        await import_turns(memory, transcript_of(conversation.jsonl().splitlines(True)))
+    assert [chat.chat_id for chat in chats if (await index.languages(chat.chat_id))[0]] == []
+    assert not encoder.e5_loaded
 
 
 async def test_a_line_in_another_language_gives_the_chats_english_lines_e5s_block(lazy_pair, tmp_path) -> None:

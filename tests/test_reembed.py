@@ -198,6 +198,23 @@ async def test_the_pairs_archive_of_float32_minilm_vectors_is_an_older_versions(
             await memory.connect(warm=True)
 
 
+async def test_the_pairs_archive_recorded_with_the_word_tables_reading_is_this_versions(tmp_path, paired) -> None:
+    """Older versions recorded a digest of their own reading of languages; each vector carries its
+    layout, so such an archive is taken as it is: no `goat reembed`, the same vectors searched."""
+    pair = LocalEmbeddings(paired)
+    async with Memory(own_settings(tmp_path, pair.name), embeddings=pair) as memory:
+        await archive(memory, tmp_path, {"en": ENGLISH, "es": SPANISH})
+        _, before, _ = await stored_vectors(memory, "es", len(SPANISH))
+        async with memorys_redis(memory) as redis:
+            recorded = (await redis.get(ENCODER_KEY)).decode()
+            assert "reading" not in recorded
+            await redis.set(ENCODER_KEY, recorded.replace("(layout 2", "(layout 2, reading 1a2b3c4d5e6f"))
+    async with Memory(own_settings(tmp_path, pair.name), embeddings=pair) as memory:
+        await memory.connect(warm=True)
+        _, after, _ = await stored_vectors(memory, "es", len(SPANISH))
+        np.testing.assert_array_equal(after, before)
+
+
 async def test_a_reembed_killed_half_way_to_longer_vectors_goes_back_to_the_first_encoder(
         tmp_path, minilm, paired) -> None:
     pair = LocalEmbeddings(paired)

@@ -4,6 +4,7 @@ another language."""
 
 from __future__ import annotations
 
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -14,7 +15,7 @@ from memory.encoders.bert_encoders import E5SmallEncoder, MiniLMEncoder
 from memory.encoders.bert_graph import WIDTH
 from memory.encoders.encoder import Encoder, Space, bare_passages
 from memory.settings import ENCODER_RATIOS, Retrieval
-from memory.words import in_latin_script, reading_version, reads_as_english
+from memory.words import in_latin_script, reads_as_english
 
 # e5-small's relevance ratio over MiniLM's, both measured on LoCoMo (memory/settings.py), for a
 # question judged in e5's space: one in another language, or any in a chat of other languages alone.
@@ -116,10 +117,10 @@ class PairedEncoder(Encoder):
 
     @property
     def record(self) -> str:
-        # Which passages are English decides where their vectors lie: how texts are read is recorded
-        # too, and MiniLM's 8 bits (float32 vectors, recorded before, are another version's).
+        # MiniLM's 8 bits are recorded (float32 vectors, recorded before, are another version's);
+        # how texts are read is not: each vector carries its layout (:func:`current_record`).
         precision = ", MiniLM 8-bit" if self.minilm.int8 else ""
-        return f"{self.name} (layout {self.LAYOUT}, reading {reading_version()}{precision})"
+        return f"{self.name} (layout {self.LAYOUT}{precision})"
 
     def spaces(self, query: np.ndarray) -> list[Space]:
         """An English query: English passages by MiniLM, the others by e5 (when the query has
@@ -137,9 +138,21 @@ class PairedEncoder(Encoder):
         return spaces
 
 
+# The digest of how texts were read that older versions put in the pair's record ("reading 1a2b…"),
+# when the reading was GOAT's own word tables.
+_OLD_READING = re.compile(r", reading [0-9a-f]{12}")
+
+
+def current_record(record: str) -> str:
+    """An archive's encoder record as this version writes it: an older version's reading digest
+    dropped. Each passage's vector carries its layout (its blocks), so a line now read otherwise
+    keeps vectors that mean what they meant: nothing needs re-embedding for it."""
+    return _OLD_READING.sub("", record)
+
+
 # A chat is one of every language from its second Latin-script line that reads as another
-# language: one alone is as often slang that a language's common words hold ("yt", "Sus is short
-# for suspicious" in real chats), and marking a chat for it made its whole import run e5 too.
+# language: one alone is as often informal English that both libraries misread (one of REALTALK's
+# 4 777 messages), and marking a chat for it makes its whole import run e5 too.
 _LATIN_LINES_OF_EVERY_LANGUAGE = 2
 
 
@@ -166,6 +179,6 @@ def of_every_language(latin_lines: int, other_script: bool) -> bool:
 
 def asked_in_english(text: str, every_language: bool) -> bool:
     """Whether a text is encoded as English: it reads as English, or its chats hold English
-    alone and it is in Latin script (a short English question, "die hard?", may read as another
+    alone and it is in Latin script (a short English line, "Im gaming", may read as another
     language's; in such a chat there is nothing else for it to meet)."""
     return reads_as_english(text) or (not every_language and in_latin_script(text))

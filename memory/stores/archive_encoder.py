@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 
 from memory.encoders.embeddings import LocalEmbeddings
+from memory.encoders.paired import current_record
 from memory.errors import BackendUnavailable, EncoderMismatch
 from memory.stores.l3_backend import L3Backend
 from memory.stores.redis_backend import PREFIX, RedisBackend, RunBlocking
@@ -79,7 +80,7 @@ class ArchiveEncoder:
         if unfinished is not None:
             running = await (await self._redis.chat_locks()).held(REEMBED_LEASE)
             raise EncoderMismatch(None, name, reembedding=unfinished.decode(), running=running)
-        archive = recorded.decode() if recorded is not None else await self._unrecorded()
+        archive = current_record(recorded.decode()) if recorded is not None else await self._unrecorded()
         if archive is None:
             await redis.set(ENCODER_KEY, name, nx=True)
             archive = (await redis.get(ENCODER_KEY)).decode()
@@ -91,7 +92,7 @@ class ArchiveEncoder:
     async def of_archive(self) -> str | None:
         """The encoder of the archive's vectors; None for an archive that holds none yet."""
         if (recorded := await (await self._redis.client()).get(ENCODER_KEY)) is not None:
-            return recorded.decode()
+            return current_record(recorded.decode())
         return await self._unrecorded()
 
     async def _unrecorded(self) -> str | None:

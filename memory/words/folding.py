@@ -16,8 +16,6 @@ chats search as before). Each query word stays one term: none is counted twice.
 from __future__ import annotations
 
 import functools
-import hashlib
-import inspect
 import re
 import threading
 import unicodedata
@@ -26,7 +24,7 @@ from collections.abc import Collection
 import Stemmer
 
 from memory.words.scripts import KIND_OF, OWN_STEMMER, RUN_KINDS, SINGLES, foreign, grams, held_parts, words_of
-from memory.words.stopwords import CUES, ENGLISH_TOO, GREETINGS, LANGUAGES
+from memory.words.stopwords import CUES, GREETINGS, LANGUAGES
 
 _WORD = re.compile(r"\w+")
 NO_STEMMER = "none"
@@ -328,24 +326,6 @@ def _choosers() -> dict[str, _Chooser]:
     return {script: _Chooser(script) for script in ("latin", "cyrillic", "arabic", "devanagari", "hebrew")}
 
 
-def reads_as_english(text: str) -> bool:
-    """Whether ``text`` is English as far as its words tell: most of its words are Latin-script
-    words, and English's common words in it weigh at least half what another language's do
-    (the word index's prior for English left out: a short Spanish line is not English for
-    knowing no English word; a text nothing tells, a name or a number, is English). In a text
-    of unaccented letters, the words English writes every day as well as another language
-    (``ENGLISH_TOO``: "a", "no", "man") tell nothing."""
-    latin, cased = _latin_words(text)
-    if latin is None:
-        return False
-    chooser = _choosers()["latin"]
-    if not _accented(text):  # no letter English does not write: the words it shares tell nothing
-        latin = [word for word in latin if word not in _ENGLISH_TOO]
-    scores = chooser.scores(latin, cased)
-    english = scores[0] - chooser.prior + sum(word in _ALSO_ENGLISH for word in latin)
-    return 2 * english >= max(scores[1:]) - 1e-9
-
-
 def names_nothing(text: str) -> bool:
     """Whether ``text`` names no topic: each script's words in it are all among the commonest of
     the language they read as (function words, greetings: "hi, how are you?", "thanks, that's all
@@ -379,40 +359,7 @@ def _commonest() -> dict[str, frozenset[str]]:
 
 def in_latin_script(text: str) -> bool:
     """Whether most of ``text``'s words are Latin-script words (a text without words is)."""
-    return _latin_words(text)[0] is not None
-
-
-def _latin_words(text: str) -> tuple[list[str] | None, str]:
-    """The Latin-script words of ``text``, lower-cased, and its folded text with case (empty for
-    ASCII text); None for the words when most of them are of another script."""
     if text.isascii():
-        return _WORD.findall(text.lower()), ""
-    folded, cased = _fold(text)
-    found, kinds = _split(folded)
-    latin = [word for word, kind in zip(found, kinds) if kind == "latin"]
-    return (None if 2 * len(latin) < len(found) else latin), cased
-
-
-# Everyday English words the word index's tables leave out (other languages have them too, so
-# they tell no stemmer apart) but whose absence made English lines read as another language's
-# ("I finished Dune", "Might need cleaning", "Take care!"): each counts for English. Unlike
-# ENGLISH_TOO's, which count for no language.
-_ALSO_ENGLISH = frozenset({"i", "need", "take", "care"})
-_ENGLISH_TOO = frozenset(_fold(ENGLISH_TOO)[0].split())
-
-
-def _accented(text: str) -> bool:
-    """Whether ``text`` holds a letter beyond ASCII's ("Ojalá", "Ça va"), composed or as a
-    letter and its combining mark (as macOS may write it)."""
-    return not text.isascii() and any((char.isalpha() and not char.isascii()) or unicodedata.combining(char)
-                                      for char in text)
-
-
-def reading_version() -> str:
-    """A digest of everything :func:`reads_as_english` decides by (its tables and this module's
-    rule): vectors that depend on how texts were read record it, and a change is caught."""
-    rule = (inspect.getsource(reads_as_english) + inspect.getsource(_latin_words) + inspect.getsource(_Chooser)
-            + inspect.getsource(_accented)
-            + repr(sorted(_ALSO_ENGLISH)) + repr(sorted(_ENGLISH_TOO)))
-    tables = repr((sorted(LANGUAGES.items()), sorted((k, sorted(v.items())) for k, v in CUES.items())))
-    return hashlib.sha256((rule + tables).encode()).hexdigest()[:12]
+        return True
+    kinds = _split(_fold(text)[0])[1]
+    return 2 * kinds.count("latin") >= len(kinds)

@@ -289,12 +289,3 @@ GREETINGS: dict[str, str] = {
     "english": "hey bye goodbye morning evening afternoon night talk soon later nice great cool lol haha cheers welcome "
                "today tonight tomorrow",
 }
-
-# Everyday English words that are also among another language's commonest ones ("a", "no", "man",
-# "once", the "s" of "Mom's"; "im" and "yo" as chats write them). Reading a text's language leaves
-# them out (memory.words.folding.reads_as_english): one alone made an English line read as another
-# language's ("no idea", "Almost a thousand pages", "cuz im old"). Only words seen doing so: each
-# also makes a short line of its other language typed without accents read as English ("no
-# quiero", "a domani"), which then meets English questions by MiniLM alone while its chat holds
-# nothing else in that language; "non", "com", "bin", "min", "ten" were left out for that.
-ENGLISH_TOO = "a s n im no man yo once post pole ai van"

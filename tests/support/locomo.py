@@ -24,6 +24,7 @@ from memory.turns import archive_id
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PATH = REPO.parent / "shared" / "data" / "locomo-dev.json"
 SYNTHETIC_PATH = REPO / "notebooks" / "data" / "synthetic-chats.json"
+REALTALK_PATH = REPO.parent / "shared" / "data" / "realtalk-dev.json"  # chats between real people, LoCoMo's layout
 ENV_VAR = "GOAT_LOCOMO"
 
 __all__ = [
@@ -267,3 +268,10 @@ def make_sample(record: dict[str, Any], sessions: int = 4) -> dict[str, Any]:
         if (ev := normalise_evidence(q.get("evidence") or [])) and set(ev) <= kept_ids
     ]
     return {"sample_id": record.get("sample_id"), "conversation": conversation, "qa": qa}
+
+
+def realtalk_conversation(chat: dict[str, Any], named: bool = True) -> Conversation:
+    """A REALTALK chat as its own GOAT chat, as `goat import` would store it: a chat between two
+    people, each speaker named apart from the text (``named``), or speaker A's lines the user's and
+    B's the assistant's, paired into turns."""
+    return build_conversation(chat, chat_id=f"realtalk-{chat['sample_id']}", user_id="realtalk", named=named)
