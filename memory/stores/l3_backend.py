@@ -60,17 +60,21 @@ class L3Backend:
     """The Chroma store of one process, opened on first use, and L3's health as last seen."""
 
     def __init__(self, chroma_url: str | None, pool: BlockingPool, erasure: DataFolderErasure,
-                 model: Callable[[], Awaitable[LocalEmbeddings]], episodic: EpisodicStore | None = None) -> None:
+                 model: Callable[[], Awaitable[LocalEmbeddings]], episodic: EpisodicStore | None = None,
+                 open_chats: int | None = None) -> None:
         """Args:
             chroma_url: a Chroma server's; None: the embedded store in the data folder.
             pool: where Chroma's calls run.
             erasure: the data folder's, which knows when the embedded store was opened.
             model: the encoder the store embeds with (loaded on first use).
             episodic: a store already open, used instead of opening one.
+            open_chats: past this many chats' collections held in memory, the store is released
+                (``chroma.open_chats``); None: never.
         """
         self._chroma_url, self._pool, self._erasure, self._model = chroma_url, pool, erasure, model
-        self.run_blocking = pool.run
         self._episodic = episodic
+        self._open_chats = open_chats
+        self._bounding: asyncio.Future[None] | None = None  # a release the bound started
         self._episodic_load: asyncio.Future[EpisodicStore] | None = None
         # L3's health as last seen by a Chroma call ("" when it worked): what the archive node
         # reports about the turns it leaves in the outbox.
@@ -80,6 +84,13 @@ class L3Backend:
     def opened(self) -> EpisodicStore | None:
         """The store, if opened."""
         return self._episodic
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the memory pool; then, past ``open_chats`` chats held, a release."""
+        try:
+            return await self._pool.run(fn, *args)
+        finally:
+            self._keep_within_bound()
 
     async def call(self, call: Callable[..., T], *args: Any) -> T:
         """A Chroma call, in the memory pool; its outcome is L3's health as last seen."""
@@ -119,6 +130,21 @@ class L3Backend:
             log.info("L3 left open: a call of it still runs")
             return
         await asyncio.to_thread(_give_back_freed_memory)
+
+    async def finish_release(self) -> None:
+        """Wait for a release the bound started, if one runs (before the store is closed for good)."""
+        if self._bounding is not None:
+            await asyncio.shield(self._bounding)
+
+    def _keep_within_bound(self) -> None:
+        """Release the store in the background once it holds more chats' collections than
+        ``open_chats``: Chroma's own cache of them, capped, does not give their memory back (only a
+        closed client does), so every one is let go and the chats asked next are read in again."""
+        store = self._episodic
+        if store is None or self._open_chats is None or store.held_chats <= self._open_chats:
+            return
+        if self._bounding is None or self._bounding.done():
+            self._bounding = asyncio.ensure_future(self.release())
 
     async def vector_store(self, chat_id: str, embeddings: ChatEmbeddings) -> ArchiveVectorStore:
         """The chat's collection as LangChain's vector store, read-only, whose reads (in the
