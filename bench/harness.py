@@ -42,6 +42,7 @@ class BenchOptions:
     scale_big_chat: int = 1_000_000  # the scale section: messages of its big chat
     scale_chats: int = 1_000  # the scale section: chats beside it
     scale_chat_messages: int = 1_000  # the scale section: messages of each of those
+    scale_add: int = 100_000  # the scale section: messages added to its big chat once it was asked
 
     @property
     def root(self) -> Path:

@@ -12,7 +12,9 @@ Then, in one serving process (``chroma.open_chats`` as the settings say), the qu
 waits on before its model (``goat inspect``'s path: prefetch, the loads, gap filter, budget,
 assemble; nothing written) in the big chat and in small ones, by the mechanism they call on
 (meaning, words, a month's range, a year's, a key); then one question in every chat, and the
-process's resident memory after it.
+process's resident memory after it; then ``--scale-add`` more messages written into the big
+chat through the same write path, and the memory after them. It runs on a throw-away copy of the
+cached archive, which stays as built.
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
+from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings, scratch_copy
 from bench.load import TextsEncodedOnce
 from bench.report import SectionResult, distribution, markdown_table
-from bench.synthetic_archive import FORMAT_VERSION, KEY_EVERY, ChatPlan, TextPool, ensure_built, key_question
+from bench.synthetic_archive import (FORMAT_VERSION, IMPORT_CHUNK, ChatPlan, TextPool, ensure_built, key_question,
+                                     transcript_lines)
+from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
-from memory.encoders import load_encoder
+from memory.encoders import Encoder, LocalEmbeddings, load_encoder
+from memory.facade import Memory
 
 END = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
 SPAN = timedelta(days=730)
@@ -51,7 +56,15 @@ _LABEL = re.compile(r" \(I filed that as [a-z]+-\d+\.\)")
 
 class PooledLines(TextsEncodedOnce):
     """A passage's vector is its exchange's, made once: a label a turn carries is not embedded
-    (the exchange without it stands for it), so a million turns cost a few thousand encodings."""
+    (the exchange without it stands for it), so a million turns cost a few thousand encodings.
+    Everything else is the wrapped encoder's, what the interface defines too (its spaces, how its
+    collections compare, its English block), so the archive and its questions are as without it."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__(encoder)
+        self.english_block, self.collection_space = encoder.english_block, encoder.collection_space
+        self.spaces, self.fill = encoder.spaces, encoder.fill
+        self.forget_queries, self.loads_for = encoder.forget_queries, encoder.loads_for
 
     def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
         return super().encode(texts if query else [_LABEL.sub("", text) for text in texts], query=query,
@@ -149,7 +162,9 @@ async def measure(options: BenchOptions, folder: Path, chats: list[ChatPlan], po
     injected: dict[tuple[str, str], list[int]] = defaultdict(list)
     nodes: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     rotation = itertools.cycle(small)
-    async with bench_runner(isolated_settings(options.settings, folder)) as (runner, _):
+    settings = isolated_settings(options.settings, folder)
+    pooled = Memory(settings, embeddings=LocalEmbeddings(PooledLines(load_encoder(settings.embeddings.model))))
+    async with bench_runner(settings, pooled) as (runner, _):
         memory = runner.services.memory
         rss = {"serving, before any chat": resident_mb()}
         first_ms, _ = await asked(runner, big.chat_id, pool.questions[0], now)  # reads the big chat's index in
@@ -174,7 +189,11 @@ async def measure(options: BenchOptions, folder: Path, chats: list[ChatPlan], po
         touched_s = time.perf_counter() - started
         rss["after touching every chat"] = resident_mb()
         held = await memory.measuring.held_chats()
+        added_s = await add_to(memory, ChatPlan(big.chat_id, sum(chat.turns for chat in chats), options.scale_add // 2),
+                               pool)
+        rss[f"after adding {options.scale_add:,} messages to the big chat"] = resident_mb()
     return {
+        "added_messages": options.scale_add, "add_seconds": round(added_s, 1),
         "first_question_big_chat_ms": round(first_ms, 1),
         "cells": {f"{layout}/{mechanism}": {"ms": distribution(values), "fired": dict(fired[(layout, mechanism)]),
                                             "l3_injected": distribution(injected[(layout, mechanism)]),
@@ -184,6 +203,15 @@ async def measure(options: BenchOptions, folder: Path, chats: list[ChatPlan], po
     }
 
 
+async def add_to(memory: Memory, plan: ChatPlan, pool: GroupLines) -> float:
+    """``plan``'s turns written into its chat through the import's write path; the seconds it took."""
+    started, lines = time.perf_counter(), transcript_lines([plan], pool)
+    while chunk := list(itertools.islice(lines, 2 * IMPORT_CHUNK)):
+        await import_turns(memory, transcript_of(chunk))
+    await memory.measuring.settle()
+    return time.perf_counter() - started
+
+
 def _by_node(states: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
     names = sorted({name for state in states for name in state})
     return {name: distribution(state[name] for state in states if name in state) for name in names}
@@ -191,8 +219,9 @@ def _by_node(states: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
 
 async def run(options: BenchOptions) -> SectionResult:
     pool = GroupLines(options.locomo_records)
-    folder, chats, build_s = await ensure_scale_archive(options, pool)
-    measured = await measure(options, folder, chats, pool)
+    built, chats, build_s = await ensure_scale_archive(options, pool)
+    with scratch_copy(built, options.root / "scratch") as folder:
+        measured = await measure(options, folder, chats, pool)
     data = {
         "conditions": {**conditions(), "questions_per_cell": options.turns,
                        "open_chats": options.settings.chroma.open_chats,
@@ -223,5 +252,6 @@ def tables(data: dict[str, Any]) -> list[str]:
         ["serving process", "resident MB", "peak MB"], rss_rows,
         f"Memory (chroma.open_chats = {data['conditions']['open_chats']}; {data['held_chats_at_end']} chats' "
         f"indexes held at the end; every chat touched in {data['touch_every_chat_s']} s; the big chat's first "
-        f"question {data['first_question_big_chat_ms']:,} ms)"))
+        f"question {data['first_question_big_chat_ms']:,} ms; {data['added_messages']:,} messages added in "
+        f"{data['add_seconds']} s)"))
     return result

@@ -254,7 +254,7 @@ def test_the_scale_section_asks_by_every_mechanism_and_holds_no_more_chats_than_
     monkeypatch.setenv("GOAT_CHROMA__OPEN_CHATS", "2")
     out = tmp_path / "results"
     code = main(["bench", "--sections", "scale", "--scale-big-chat", "120", "--scale-chats", "4",
-                 "--scale-chat-messages", "20", "--turns", "1", "--locomo", str(tiny_locomo), "--out", str(out)])
+                 "--scale-chat-messages", "20", "--scale-add", "10", "--turns", "1", "--locomo", str(tiny_locomo), "--out", str(out)])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "| chat | asked by | path to the model |" in printed.out
@@ -265,7 +265,7 @@ def test_the_scale_section_asks_by_every_mechanism_and_holds_no_more_chats_than_
     assert data["cells"]["big/keys"]["fired"]["specific_key"] == 1
     assert data["cells"]["big/month"]["fired"]["temporal"] == data["cells"]["big/year"]["fired"]["temporal"] == 1
     assert data["conditions"]["open_chats"] == 2 and data["held_chats_at_end"] <= 2  # five chats touched
-    assert data["rss_mb"]["after touching every chat"]["now"] > 0
+    assert data["rss_mb"]["after touching every chat"]["now"] > 0 and data["added_messages"] == 10
     folder = data_dir / "bench" / f"scale-120-4x20-{Settings().embeddings.model}"
     assert json.loads((folder / "manifest.json").read_text())["complete"]
     assert json.loads((folder / "build.json").read_text())["build_seconds"] == data["build_seconds"]
