@@ -39,7 +39,7 @@ from bench.synthetic_archive import (FORMAT_VERSION, IMPORT_CHUNK, ChatPlan, Tex
                                      transcript_lines)
 from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
-from memory.encoders import Encoder, LocalEmbeddings, load_encoder
+from memory.encoders import LocalEmbeddings, load_encoder
 from memory.facade import Memory
 
 END = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
@@ -56,15 +56,7 @@ _LABEL = re.compile(r" \(I filed that as [a-z]+-\d+\.\)")
 
 class PooledLines(TextsEncodedOnce):
     """A passage's vector is its exchange's, made once: a label a turn carries is not embedded
-    (the exchange without it stands for it), so a million turns cost a few thousand encodings.
-    Everything else is the wrapped encoder's, what the interface defines too (its spaces, how its
-    collections compare, its English block), so the archive and its questions are as without it."""
-
-    def __init__(self, encoder: Encoder) -> None:
-        super().__init__(encoder)
-        self.english_block, self.collection_space = encoder.english_block, encoder.collection_space
-        self.spaces, self.fill = encoder.spaces, encoder.fill
-        self.forget_queries, self.loads_for = encoder.forget_queries, encoder.loads_for
+    (the exchange without it stands for it), so a million turns cost a few thousand encodings."""
 
     def encode(self, texts: list[str], *, query: bool = False, every_language: bool = True) -> np.ndarray:
         return super().encode(texts if query else [_LABEL.sub("", text) for text in texts], query=query,

@@ -309,6 +309,10 @@ def test_chats_that_share_their_texts_have_them_encoded_once():
     texts = ["My cat is called Miso.", "We went hiking."]
     first = encoder.encode(texts, every_language=False)
     assert np.allclose(first, inner.encode(texts, every_language=False), atol=1e-6)
+    # What the interface defines is the wrapped encoder's too: the archive is built as without it.
+    assert (encoder.collection_space, encoder.english_block) == (inner.collection_space, inner.english_block)
+    query = inner.encode(["Where did we hike?"], query=True, every_language=False)[0]
+    assert [space.name for space in encoder.spaces(query)] == [space.name for space in inner.spaces(query)]
 
     def encoded_again(*args, **kwargs):
         raise AssertionError("a passage was encoded twice")
