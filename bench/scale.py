@@ -154,6 +154,7 @@ async def measure(options: BenchOptions, folder: Path, chats: list[ChatPlan], po
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
     fired: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     injected: dict[tuple[str, str], list[int]] = defaultdict(list)
+    timed_out: dict[tuple[str, str], int] = defaultdict(int)
     nodes: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     rotation = itertools.cycle(small)
     settings = isolated_settings(options.settings, folder)
@@ -175,6 +176,7 @@ async def measure(options: BenchOptions, folder: Path, chats: list[ChatPlan], po
                 samples[(layout, mechanism)].append(took)
                 fired[(layout, mechanism)].update(state["prefetch"]["fired"])
                 injected[(layout, mechanism)].append(len(state.get("l3") or []))
+                timed_out[(layout, mechanism)] += bool(state["prefetch"]["timed_out"])
                 nodes[(layout, mechanism)].append(dict(state.get("latency_ms") or {}))
         rss["after the questions"] = resident_mb()
         touched_ms = await touch_every_chat(memory, chats, pool)
@@ -188,6 +190,7 @@ async def measure(options: BenchOptions, folder: Path, chats: list[ChatPlan], po
         "first_question_big_chat_ms": round(first_ms, 1),
         "cells": {f"{layout}/{mechanism}": {"ms": distribution(values), "fired": dict(fired[(layout, mechanism)]),
                                             "l3_injected": distribution(injected[(layout, mechanism)]),
+                                            "timed_out": timed_out[(layout, mechanism)],
                                             "nodes_ms": _by_node(nodes[(layout, mechanism)])}
                   for (layout, mechanism), values in samples.items()},
         "rss_mb": rss, "held_chats_at_end": held, "touch_every_chat_s": round(sum(touched_ms) / 1000, 1),
@@ -247,10 +250,10 @@ def tables(data: dict[str, Any]) -> list[str]:
              f"{data['build_seconds']:,.0f} s)")
     rows = [(*cell.split("/"), _spread(figures["ms"]),
              ", ".join(f"{name} {count}" for name, count in sorted(figures["fired"].items())) or "none",
-             figures["l3_injected"]["mean"])
+             figures["l3_injected"]["mean"], figures["timed_out"])
             for cell, figures in data["cells"].items()]
     result = [markdown_table(["chat", "asked by", "path to the model", "mechanisms fired (of n asked)",
-                              "L3 entries injected, mean"], rows, title)]
+                              "L3 entries injected, mean", "past the deadline"], rows, title)]
     rss_rows = [(moment, figures["now"], figures["peak"]) for moment, figures in data["rss_mb"].items()]
     result.append(markdown_table(
         ["serving process", "resident MB", "peak MB"], rss_rows,
