@@ -4,7 +4,9 @@ read in again, and recall finds the same entries as without the bound."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from graph.importing.importer import import_transcript
 from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory, RecallQuery
+from memory.stores import l3_backend
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 CHATS = [f"chat-{n}" for n in range(5)]
@@ -81,3 +84,35 @@ async def test_a_process_holds_no_more_chats_than_the_bound_and_recalls_the_same
     assert max(held) <= BOUND
     assert held[2] == 1  # as the third chat was read, the first two were let go
     assert any(lists for lists in found) and all(any(lists.values()) for lists in found[::len(QUESTIONS)])
+
+
+async def test_a_release_held_up_by_a_call_still_running_is_not_tried_again_at_once(
+        settings: Settings, embeddings: LocalEmbeddings, tmp_path: Path, monkeypatch) -> None:
+    """A release waits for L3's calls under way, and every call starting meanwhile waits behind it:
+    one left open by a call that runs on (a search a deadline abandoned) is tried again only
+    minutes later, not at every call after it."""
+    memory = Memory(_bounded(settings, 1), embeddings=embeddings)
+    for shift, chat_id in enumerate(CHATS[:2]):
+        await import_transcript(memory, _transcript(tmp_path / f"{chat_id}.jsonl", chat_id, shift))
+    assert await memory.measuring.settle() == 0
+    await memory.measuring.held_chats()  # the import's own writes may have started a release
+    l3 = memory._backends.l3
+    monkeypatch.setattr(l3_backend, "_RELEASE_WAIT_S", 0.2)
+    alone, waits = l3._pool.alone, []
+
+    async def counted(release, wait: float) -> None:
+        waits.append(wait)
+        await alone(release, wait)
+
+    monkeypatch.setattr(l3._pool, "alone", counted)
+    running_on = threading.Event()
+    call = asyncio.ensure_future(l3.run_blocking(running_on.wait))
+    try:
+        await _recall_everywhere(memory, CHATS[:2])  # two chats held under a bound of one
+        assert await memory.measuring.held_chats() == 2 and waits == [0.2]
+        await _recall_everywhere(memory, CHATS[:2])
+        assert await memory.measuring.held_chats() == 2 and waits == [0.2]  # not tried again
+    finally:
+        running_on.set()
+        await call
+        await memory.aclose()

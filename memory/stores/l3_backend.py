@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,6 +21,9 @@ from memory.stores.erasure import DataFolderErasure, SharedOrAlone
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 _RELEASE_WAIT_S = 10.0  # for L3's calls under way before a release (a search abandoned by a deadline may run on)
+# After a release the bound started found a call still running: the calls that wait behind a
+# release's wait are not held up again sooner.
+_BOUND_RETRY_S = 60.0
 
 
 class BlockingPool:
@@ -75,6 +79,7 @@ class L3Backend:
         self._episodic = episodic
         self._open_chats = open_chats
         self._bounding: asyncio.Future[None] | None = None  # a release the bound started
+        self._bound_retry_at = 0.0  # time.monotonic() before which the bound starts none
         self._episodic_load: asyncio.Future[EpisodicStore] | None = None
         # L3's health as last seen by a Chroma call ("" when it worked): what the archive node
         # reports about the turns it leaves in the outbox.
@@ -118,18 +123,23 @@ class L3Backend:
                 raise
         return self._episodic
 
-    async def release(self) -> None:
+    async def release(self) -> bool:
         """Close an embedded store once none of its calls runs (the next call opens it again),
         and give the memory it held back to the system (:meth:`EpisodicStore.release`); a call
-        still running after ``_RELEASE_WAIT_S`` leaves it open, for the next release."""
+        still running after ``_RELEASE_WAIT_S`` leaves it open, for the next release.
+
+        Returns:
+            False when a call still running left it open.
+        """
         if (store := self._episodic) is None:
-            return
+            return True
         try:
             await self._pool.alone(store.release, _RELEASE_WAIT_S)
         except TimeoutError:
             log.info("L3 left open: a call of it still runs")
-            return
+            return False
         await asyncio.to_thread(_give_back_freed_memory)
+        return True
 
     async def finish_release(self) -> None:
         """Wait for a release the bound started, if one runs (before the store is closed for good)."""
@@ -143,8 +153,12 @@ class L3Backend:
         store = self._episodic
         if store is None or self._open_chats is None or store.held_chats <= self._open_chats:
             return
-        if self._bounding is None or self._bounding.done():
-            self._bounding = asyncio.ensure_future(self.release())
+        if (self._bounding is None or self._bounding.done()) and time.monotonic() >= self._bound_retry_at:
+            self._bounding = asyncio.ensure_future(self._release_for_bound())
+
+    async def _release_for_bound(self) -> None:
+        if not await self.release():
+            self._bound_retry_at = time.monotonic() + _BOUND_RETRY_S
 
     async def vector_store(self, chat_id: str, embeddings: ChatEmbeddings) -> ArchiveVectorStore:
         """The chat's collection as LangChain's vector store, read-only, whose reads (in the
