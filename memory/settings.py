@@ -122,7 +122,7 @@ class Chroma(Section):
                             "PersistentClient in the data folder")
     open_chats: int = Field(100, ge=1, description="the embedded store's chats whose vector index a process "
                             "holds in memory (~5-10 KB an entry); past it every one is let go and the chats "
-                            "asked next are read in again (~0.2 s for 500 entries): memory bounded by the "
+                            "asked next are read in again (0.1-0.2 s for 500 entries): memory bounded by the "
                             "chats touched, not the archive")
 
 
