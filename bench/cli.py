@@ -34,6 +34,7 @@ SECTIONS = {
     "load": "bench.load",
     "bot": "bench.bot_load",
     "groups": "bench.groups",
+    "scale": "bench.scale",
 }
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_TURNS = 40
@@ -50,6 +51,7 @@ QUICK_CHECKPOINT_TURNS = 10
 QUICK_LOAD_CHATS = (1, 3)
 QUICK_LOAD_CHAT_TURNS = 20
 QUICK_LOAD_BIG_CHAT = 0
+QUICK_SCALE = {"scale_big_chat": 400, "scale_chats": 3, "scale_chat_messages": 40, "scale_add": 40}
 QUICK_GROUPS, QUICK_GROUPS_SECONDS = 2, 10  # one mention interval: each group asks once
 EXIT_USAGE = 2
 
@@ -80,7 +82,9 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             load_chat_turns=args.load_chat_turns or (QUICK_LOAD_CHAT_TURNS if args.quick else DEFAULT_LOAD_CHAT_TURNS),
             load_big_chat=(args.load_big_chat if args.load_big_chat is not None
                            else QUICK_LOAD_BIG_CHAT if args.quick else DEFAULT_LOAD_BIG_CHAT),
-            **({"groups": QUICK_GROUPS, "groups_seconds": QUICK_GROUPS_SECONDS} if args.quick else {}),
+            **({"groups": QUICK_GROUPS, "groups_seconds": QUICK_GROUPS_SECONDS, **QUICK_SCALE} if args.quick else {}),
+            **{name: value for name in ("scale_big_chat", "scale_chats", "scale_chat_messages", "scale_add")
+               if (value := getattr(args, name, None)) is not None},
         )
         print(f"\n# encoder {encoder}\n\nLoCoMo data: {options.locomo_path}; benchmark data under {options.root}",
               flush=True)

@@ -39,6 +39,10 @@ class BenchOptions:
     load_big_chat: int = 0  # the load section: turns of one more chat, a big one (0: none)
     groups: int = 40  # the groups section: listening groups
     groups_seconds: int = 60  # the groups section: seconds their members talk
+    scale_big_chat: int = 1_000_000  # the scale section: messages of its big chat
+    scale_chats: int = 1_000  # the scale section: chats beside it
+    scale_chat_messages: int = 1_000  # the scale section: messages of each of those
+    scale_add: int = 100_000  # the scale section: messages added to its big chat once it was asked
 
     @property
     def root(self) -> Path:

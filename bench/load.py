@@ -77,11 +77,15 @@ class ScriptedDelayModel(BaseChatModel):
 
 class TextsEncodedOnce(Encoder):
     """The archive builder's encoder: a passage's vector is made once however many chats hold
-    its text (the 1 000-turn chats hold the same ones); anything else is the wrapped encoder's."""
+    its text (the 1 000-turn chats hold the same ones); anything else is the wrapped encoder's,
+    what the interface defines too (its spaces, how its collections compare, its English block)."""
 
     def __init__(self, encoder: Encoder) -> None:
         self._encoder = encoder
         self._passages: dict[tuple[str, bool], np.ndarray] = {}
+        self.english_block, self.collection_space = encoder.english_block, encoder.collection_space
+        self.spaces, self.fill = encoder.spaces, encoder.fill
+        self.forget_queries, self.loads_for = encoder.forget_queries, encoder.loads_for
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._encoder, name)

@@ -129,6 +129,10 @@ class TextPool:
             user += f" (I filed that as {key}.)"
         return user, assistant
 
+    def time_of(self, plan: ChatPlan, position: int) -> datetime:
+        """When the turn was said."""
+        return turn_time(plan, position)
+
 
 def turn_time(plan: ChatPlan, position: int) -> datetime:
     """The chat's turns spread evenly over the year before ARCHIVE_END."""
@@ -140,7 +144,7 @@ def transcript_lines(plans: list[ChatPlan], pool: TextPool) -> Iterator[str]:
     for plan in plans:
         for position in range(plan.turns):
             user, assistant = pool.turn(plan, position)
-            when = turn_time(plan, position)
+            when = pool.time_of(plan, position)
             for role, content, at in (("user", user, when), ("assistant", assistant, when + timedelta(seconds=30))):
                 yield json.dumps({"chat_id": plan.chat_id, "user_id": plan.chat_id, "role": role,
                                   "content": content, "timestamp": at.isoformat()}) + "\n"

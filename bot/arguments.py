@@ -262,6 +262,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-big-chat", type=_non_negative_int, metavar="TURNS",
                         help=f"load: turns of a big chat, the first of every burst's chats; 0: none (default "
                              f"{DEFAULT_LOAD_BIG_CHAT}; --quick: 0)")
+    parser.add_argument("--scale-big-chat", type=positive_int, metavar="MESSAGES",
+                        help="scale: messages of the big chat (default 1000000; --quick: 400)")
+    parser.add_argument("--scale-chats", type=_non_negative_int, metavar="CHATS",
+                        help="scale: chats beside the big one (default 1000; --quick: 3)")
+    parser.add_argument("--scale-chat-messages", type=positive_int, metavar="MESSAGES",
+                        help="scale: messages of each of those chats (default 1000; --quick: 40)")
+    parser.add_argument("--scale-add", type=_non_negative_int, metavar="MESSAGES",
+                        help="scale: messages then added to the big chat (default 100000; --quick: 40)")
     parser.add_argument("--locomo", type=Path,
                         help="a LoCoMo JSON file (default: $GOAT_LOCOMO, else ../shared/data/locomo-dev.json)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"),

@@ -81,7 +81,7 @@ class Memory:
         self.admin = MemoryAdmin(settings, redis, l3, encoder, erasure, self._archiver, self._journal, self._copies,
                                  self.turn, self.heard)
         # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).
-        self.measuring = Measuring(redis, encoder, self._searching, self._archiver, settings.memory.scope)
+        self.measuring = Measuring(redis, l3, encoder, self._searching, self._archiver, settings.memory.scope)
 
     # ---- lifecycle ------------------------------------------------------------------------
 

@@ -8,21 +8,30 @@ from __future__ import annotations
 from memory.retrieval.question import Searching
 from memory.stores.archive import Archive
 from memory.stores.archive_encoder import ArchiveEncoder
+from memory.stores.l3_backend import L3Backend
 from memory.stores.redis_backend import RedisBackend, cache_scope_key
 from memory.turns import Hit
 
 
 class Measuring:
-    def __init__(self, redis: RedisBackend, encoder: ArchiveEncoder, searching: Searching, archiver: Archive,
-                 scope: str) -> None:
+    def __init__(self, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder, searching: Searching,
+                 archiver: Archive, scope: str) -> None:
         """Args:
             redis: where the search cache is.
+            l3: whose collections held in memory are counted.
             encoder: whose remembered queries are forgotten.
             searching: the search measured.
             archiver: what settles the archive.
             scope: ``memory.scope``, whose cached searches are forgotten.
         """
         self._redis, self._encoder, self._searching, self._archiver, self._scope = redis, encoder, searching, archiver, scope
+        self._l3 = l3
+
+    async def held_chats(self) -> int:
+        """How many chats' collections the embedded store holds in memory now, once a release
+        ``chroma.open_chats`` started has ended (0 before L3 is opened, or on a server)."""
+        await self._l3.finish_release()
+        return store.held_chats if (store := self._l3.opened) is not None else 0
 
     async def nearest(self, chat_ids: list[str], text: str, k: int) -> list[Hit]:
         """The chats' ``k`` entries nearest to ``text`` by meaning alone: the plain vector search

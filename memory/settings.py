@@ -120,6 +120,10 @@ class Redis(Section):
 class Chroma(Section):
     url: str | None = Field(None, description="a Chroma server, http://host:8000; unset: Chroma's embedded "
                             "PersistentClient in the data folder")
+    open_chats: int = Field(100, ge=1, description="the embedded store's chats whose vector index a process "
+                            "holds in memory (~5-10 KB an entry); past it every one is let go and the chats "
+                            "asked next are read in again (0.1-0.2 s for 500 entries): memory bounded by the "
+                            "chats touched, not the archive")
 
 
 class Letta(Section):

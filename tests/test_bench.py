@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio
 from chromadb.config import Settings as ChromaSettings
 
-from bench import bilingual, bot_load, implicit, load, longmemeval, realtalk, seed, throughput
+from bench import bilingual, bot_load, implicit, load, longmemeval, realtalk, scale, seed, throughput
 from bench.synthetic_archive import (KEY_EVERY, KINDS, LAYOUTS, OTHER_LANGUAGE_AT, OTHER_LANGUAGE_EVERY, TextPool,
                                      layout, messages, turn_times)
 from bench.cli import SECTIONS
@@ -249,6 +249,28 @@ def test_the_load_section_starts_every_chats_turn_together_and_reports_each_coun
     assert json.loads((cached / "manifest.json").read_text())["complete"]
 
 
+def test_the_scale_section_asks_by_every_mechanism_and_holds_no_more_chats_than_the_bound(
+        data_dir, tiny_locomo, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GOAT_CHROMA__OPEN_CHATS", "2")
+    out = tmp_path / "results"
+    code = main(["bench", "--sections", "scale", "--scale-big-chat", "120", "--scale-chats", "4",
+                 "--scale-chat-messages", "20", "--scale-add", "10", "--turns", "1", "--locomo", str(tiny_locomo), "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "| chat | asked by | path to the model |" in printed.out
+    data = json.loads((out / "scale.json").read_text())
+    assert (data["big_chat_messages"], data["chats"], data["chat_messages"], data["entries"]) == (120, 4, 20, 100)
+    assert sorted(data["cells"]) == sorted(f"{chat}/{asked}" for chat in ("big", "small") for asked in scale.MECHANISMS)
+    assert all(cell["ms"]["n"] == 1 for cell in data["cells"].values())
+    assert data["cells"]["big/keys"]["fired"]["specific_key"] == 1
+    assert data["cells"]["big/month"]["fired"]["temporal"] == data["cells"]["big/year"]["fired"]["temporal"] == 1
+    assert data["conditions"]["open_chats"] == 2 and data["held_chats_at_end"] <= 2  # five chats touched
+    assert data["rss_mb"]["after touching every chat"]["now"] > 0 and data["added_messages"] == 10
+    folder = data_dir / "bench" / f"scale-120-4x20-{Settings().embeddings.model}"
+    assert json.loads((folder / "manifest.json").read_text())["complete"]
+    assert json.loads((folder / "build.json").read_text())["build_seconds"] == data["build_seconds"]
+
+
 @pytest.mark.slow
 def test_the_bot_section_answers_every_chat_through_goat_bot_and_reads_its_stats(data_dir, tiny_locomo, tmp_path,
                                                                                    capsys):
@@ -287,6 +309,10 @@ def test_chats_that_share_their_texts_have_them_encoded_once():
     texts = ["My cat is called Miso.", "We went hiking."]
     first = encoder.encode(texts, every_language=False)
     assert np.allclose(first, inner.encode(texts, every_language=False), atol=1e-6)
+    # What the interface defines is the wrapped encoder's too: the archive is built as without it.
+    assert (encoder.collection_space, encoder.english_block) == (inner.collection_space, inner.english_block)
+    query = inner.encode(["Where did we hike?"], query=True, every_language=False)[0]
+    assert [space.name for space in encoder.spaces(query)] == [space.name for space in inner.spaces(query)]
 
     def encoded_again(*args, **kwargs):
         raise AssertionError("a passage was encoded twice")

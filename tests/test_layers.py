@@ -62,7 +62,7 @@ TESTS_OF_MEMORYS_INSIDES = {
     "test_bad_input.py", "test_chat.py", "test_cluster.py", "test_durability.py", "test_e5.py",
     "test_embedded_redis.py", "test_embeddings.py", "test_episodic.py", "test_erasure.py", "test_graph.py",
     "test_import_batches.py", "test_import_hardening.py", "test_isolation.py", "test_langchain_retriever.py",
-    "test_multilingual.py", "test_privacy.py", "test_reembed.py",
+    "test_multilingual.py", "test_open_chats.py", "test_privacy.py", "test_reembed.py",
     "test_retrieval.py", "test_studio.py", "test_telegram.py", "test_tools.py", "test_words.py", "test_workers.py",
 }
 

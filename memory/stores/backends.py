@@ -35,11 +35,13 @@ class Backends:
         self.redis = RedisBackend(settings, self._pool.run, facts)
         self.erasure = DataFolderErasure(settings, self._pool.files, self._pool.executor, self.redis)
         model = EncoderModel(settings.embeddings.model, self._pool.run, embeddings)
-        self.l3 = L3Backend(settings.chroma.url, self._pool, self.erasure, model.load, episodic)
+        self.l3 = L3Backend(settings.chroma.url, self._pool, self.erasure, model.load, episodic,
+                            settings.chroma.open_chats)
         self.encoder = ArchiveEncoder(model, self.redis, self.l3)
 
     async def aclose(self) -> None:
         """Close every backend (each reopens on use)."""
+        await self.l3.finish_release()
         self._pool.shutdown()
         if (store := self.l3.opened) is not None:
             store.close()

@@ -381,6 +381,12 @@ class EpisodicStore:
         if client is not None:
             client.close()
 
+    @property
+    def held_chats(self) -> int:
+        """How many chats' collections this process holds in memory: those an embedded client
+        read or wrote since it opened (a server's are held by the server)."""
+        return len(self._chats) if self._file is not None else 0
+
     def release(self) -> None:
         """Close an embedded client (the next call opens it again): Chroma keeps the vector index
         of each collection it opened or wrote in memory (~10 KB an entry) until then, up to a

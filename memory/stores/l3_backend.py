@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,6 +21,9 @@ from memory.stores.erasure import DataFolderErasure, SharedOrAlone
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 _RELEASE_WAIT_S = 10.0  # for L3's calls under way before a release (a search abandoned by a deadline may run on)
+# After a release the bound started found a call still running: the calls that wait behind a
+# release's wait are not held up again sooner.
+_BOUND_RETRY_S = 60.0
 
 
 class BlockingPool:
@@ -60,17 +64,22 @@ class L3Backend:
     """The Chroma store of one process, opened on first use, and L3's health as last seen."""
 
     def __init__(self, chroma_url: str | None, pool: BlockingPool, erasure: DataFolderErasure,
-                 model: Callable[[], Awaitable[LocalEmbeddings]], episodic: EpisodicStore | None = None) -> None:
+                 model: Callable[[], Awaitable[LocalEmbeddings]], episodic: EpisodicStore | None = None,
+                 open_chats: int | None = None) -> None:
         """Args:
             chroma_url: a Chroma server's; None: the embedded store in the data folder.
             pool: where Chroma's calls run.
             erasure: the data folder's, which knows when the embedded store was opened.
             model: the encoder the store embeds with (loaded on first use).
             episodic: a store already open, used instead of opening one.
+            open_chats: past this many chats' collections held in memory, the store is released
+                (``chroma.open_chats``); None: never.
         """
         self._chroma_url, self._pool, self._erasure, self._model = chroma_url, pool, erasure, model
-        self.run_blocking = pool.run
         self._episodic = episodic
+        self._open_chats = open_chats
+        self._bounding: asyncio.Future[None] | None = None  # a release the bound started
+        self._bound_retry_at = 0.0  # time.monotonic() before which the bound starts none
         self._episodic_load: asyncio.Future[EpisodicStore] | None = None
         # L3's health as last seen by a Chroma call ("" when it worked): what the archive node
         # reports about the turns it leaves in the outbox.
@@ -80,6 +89,13 @@ class L3Backend:
     def opened(self) -> EpisodicStore | None:
         """The store, if opened."""
         return self._episodic
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the memory pool; then, past ``open_chats`` chats held, a release."""
+        try:
+            return await self._pool.run(fn, *args)
+        finally:
+            self._keep_within_bound()
 
     async def call(self, call: Callable[..., T], *args: Any) -> T:
         """A Chroma call, in the memory pool; its outcome is L3's health as last seen."""
@@ -107,18 +123,42 @@ class L3Backend:
                 raise
         return self._episodic
 
-    async def release(self) -> None:
+    async def release(self) -> bool:
         """Close an embedded store once none of its calls runs (the next call opens it again),
         and give the memory it held back to the system (:meth:`EpisodicStore.release`); a call
-        still running after ``_RELEASE_WAIT_S`` leaves it open, for the next release."""
+        still running after ``_RELEASE_WAIT_S`` leaves it open, for the next release.
+
+        Returns:
+            False when a call still running left it open.
+        """
         if (store := self._episodic) is None:
-            return
+            return True
         try:
             await self._pool.alone(store.release, _RELEASE_WAIT_S)
         except TimeoutError:
             log.info("L3 left open: a call of it still runs")
-            return
+            return False
         await asyncio.to_thread(_give_back_freed_memory)
+        return True
+
+    async def finish_release(self) -> None:
+        """Wait for a release the bound started, if one runs (before the store is closed for good)."""
+        if self._bounding is not None:
+            await asyncio.shield(self._bounding)
+
+    def _keep_within_bound(self) -> None:
+        """Release the store in the background once it holds more chats' collections than
+        ``open_chats``: Chroma's own cache of them, capped, does not give their memory back (only a
+        closed client does), so every one is let go and the chats asked next are read in again."""
+        store = self._episodic
+        if store is None or self._open_chats is None or store.held_chats <= self._open_chats:
+            return
+        if (self._bounding is None or self._bounding.done()) and time.monotonic() >= self._bound_retry_at:
+            self._bounding = asyncio.ensure_future(self._release_for_bound())
+
+    async def _release_for_bound(self) -> None:
+        if not await self.release():
+            self._bound_retry_at = time.monotonic() + _BOUND_RETRY_S
 
     async def vector_store(self, chat_id: str, embeddings: ChatEmbeddings) -> ArchiveVectorStore:
         """The chat's collection as LangChain's vector store, read-only, whose reads (in the
