@@ -32,10 +32,10 @@ from memory.heard import HeardConversation, HeardLine, Listening
 from memory.measuring import Measuring
 from memory.prompt.tokens import count_tokens
 from memory.redis_clients import async_client, glob_escaped, sync_client
-from memory.retrieval.beside import placed_beside, turn_place, wanted_beside
-from memory.retrieval.explicit_search import Found, result_line, search_on_demand
-from memory.retrieval.question import Searching
-from memory.retrieval.recall import Recalled, RecallQuery, recall
+from memory.retrieval.choosing.beside import placed_beside, turn_place, wanted_beside
+from memory.retrieval.explicit_search import SearchResult, explicit_search, result_line
+from memory.retrieval.finding.question import QuestionServices
+from memory.retrieval.finding.recall import Recalled, RecallQuery, recall
 from memory.settings import MemorySettings
 from memory.stores.archive import Archive
 from memory.stores.archive_vector_store import ArchiveVectorStore
@@ -47,9 +47,9 @@ from memory.stores.privacy import Forgotten
 from memory.turns import Archived, Exchange, Hit, Message, Standing, Working, Writers
 
 # The doors, the public types that go through them, and the Redis clients everyone on memory's Redis uses.
-__all__ = ["ArchiveVectorStore", "Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Found",
-           "Health", "HeardConversation", "HeardLine", "Listening", "Memory", "MemoryAdmin", "MemoryScope",
-           "RecallQuery", "Recalled", "async_client", "glob_escaped", "sync_client"]
+__all__ = ["ArchiveVectorStore", "Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Health",
+           "HeardConversation", "HeardLine", "Listening", "Memory", "MemoryAdmin", "MemoryScope", "RecallQuery",
+           "Recalled", "SearchResult", "async_client", "glob_escaped", "sync_client"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Memory:
         self._backends = backends = Backends(settings, **ready)
         redis, l3, encoder, erasure = backends.redis, backends.l3, backends.encoder, backends.erasure
         self._redis, self._chroma, self._erasure = redis, l3, erasure
-        self._searching = Searching.over(redis, l3, encoder)
+        self._finding = QuestionServices.over(redis, l3, encoder)
         self._archiver = Archive(redis, l3, encoder, erasure)
         self._journal = TurnJournal(redis)
         self._copies = TurnCopies(redis, erasure, self._archiver, settings.redis.chat_lock_seconds)
@@ -81,7 +81,7 @@ class Memory:
         self.admin = MemoryAdmin(settings, redis, l3, encoder, erasure, self._archiver, self._journal, self._copies,
                                  self.turn, self.heard)
         # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).
-        self.measuring = Measuring(redis, encoder, self._searching, self._archiver, settings.memory.scope)
+        self.measuring = Measuring(redis, encoder, self._finding, self._archiver, settings.memory.scope)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ class Memory:
         """
         await self._redis.client()
         if warm:
-            from memory.retrieval.temporal import warm_up as warm_up_dates  # dateparser's first parse is slow
+            from memory.retrieval.message.dates import warm_up as warm_up_dates  # dateparser's first parse is slow
 
             try:
                 await self._chroma.episodic()
@@ -106,7 +106,7 @@ class Memory:
                 log.warning("%s", exc)
             run_blocking = self._chroma.run_blocking
             await asyncio.gather(run_blocking(warm_up_dates), run_blocking(count_tokens, "warm-up"))
-            await self._searching.ahead.warm_up()
+            await self._finding.ahead.warm_up()
         await self._archiver.migration.bring_index_current()  # L3 down: logged, tried again at the next write
         self._archiver.wake()
         return Connected(self._redis.url or "", await self._journal.unfinished())
@@ -146,7 +146,7 @@ class Memory:
             chat is marked in flight until the block ends without an exception.
         """
         if message is not None:
-            self._searching.ahead.embed_ahead(message, chat_id)
+            self._finding.ahead.embed_ahead(message, chat_id)
         edited: list[str] = []
         async with (await self._redis.chat_locks()).hold(chat_id), self._archiver.turn_running():
             self._copies.turn_started(chat_id)
@@ -154,13 +154,13 @@ class Memory:
                 await self._owners.enter(chat_id, Writers(frozenset({user_id}), Standing.VOUCHED))
             edited = await self.heard.write_held(chat_id)  # the turn reads what the group said before it
             if message is not None and self.settings.memory.scope == "chat":
-                self._searching.ahead.read_ahead(chat_id, message, self.settings.prefetch.search_k,
+                self._finding.ahead.read_ahead(chat_id, message, self.settings.prefetch.search_k,
                                                  self.settings.retrieval.lexical_max_df_share)
             try:
                 yield await self._journal.begin(chat_id)
                 await self._journal.end(chat_id)
             finally:
-                self._searching.ahead.drop_ahead(chat_id)
+                self._finding.ahead.drop_ahead(chat_id)
                 await self._redis.searches_cached()
                 await self._copies.turn_ended(chat_id)
         await self.entries.erase_replaced(chat_id, edited)  # what an edit heard replaced, once the chat is free
@@ -182,11 +182,11 @@ class Memory:
             A :class:`Recalled`; a mechanism that fails or misses the deadline is reported in
             its outcome, never raised.
         """
-        return await recall(self._searching, query, settings or self.settings)
+        return await recall(self._finding, query, settings or self.settings)
 
     async def with_turns_beside(self, chosen: list[Hit], best: int, whole_chars: int) -> list[Hit]:
         """The entries chosen to inject, then the turns just before and after the ``best`` first
-        that hold no message over ``whole_chars`` characters (:mod:`memory.retrieval.beside`).
+        that hold no message over ``whole_chars`` characters (:mod:`memory.retrieval.choosing.beside`).
 
         Args:
             chosen: what gap_filter chose, best first.
@@ -354,7 +354,7 @@ class MemoryScope:
         """
         return [result_line(found.hit, found.words) for found in await self.found(query, after, before)]
 
-    async def found(self, query: str, after: str | None = None, before: str | None = None) -> list[Found]:
+    async def found(self, query: str, after: str | None = None, before: str | None = None) -> list[SearchResult]:
         """The chat's archive searched on demand: what stands out for the query by meaning,
         selected as a turn's recalls are, and every entry holding all the words searched for
         (an explicit search is a question about words as well as meaning). What it finds
@@ -371,7 +371,7 @@ class MemoryScope:
         Raises:
             ValueError, SearchFailed: as :meth:`search` raises them.
         """
-        found = await search_on_demand(self._recall_written_through, RecallQuery(
+        found = await explicit_search(self._recall_written_through, RecallQuery(
             query, self.chat_id, self.user_id, self.now), after, before, self.settings)
         await self.memory.archive([], self.now, accessed=[each.hit for each in found])
         return found
@@ -408,7 +408,7 @@ class MemoryScope:
             EncoderMismatch: the archive holds another encoder's vectors (``goat reembed``).
             BackendUnavailable: Redis or Chroma cannot be reached.
         """
-        return await self.memory._searching.reads.vector_store(self.chat_id)
+        return await self.memory._finding.reads.vector_store(self.chat_id)
 
     # ---- the person's data ----------------------------------------------------------------
 

@@ -4,7 +4,7 @@ data is not beside the repository) with sixty-one lines in Russian, Spanish and 
 between its sessions, against the same conversation alone (tests/support/bilingual.py builds both).
 
 Distances measured in e5's space (the other languages' lines) and in the English space are
-judged each against its own background (memory/retrieval/scale.py): without that, every
+judged each against its own background (memory/retrieval/finding/scale.py): without that, every
 Russian or Spanish line looked closer to an English question than an unrelated English line
 did, and was injected into nearly every answer."""
 

@@ -100,7 +100,7 @@ def _by_list(verdicts: list[Mapping[str, Any]]) -> dict[str, list[Mapping[str, A
 def _cut(listed: list[Mapping[str, Any]]) -> float | None:
     """Halfway between the farthest candidate that stood out on its own and the nearest judged not
     relevant beyond it (None when there is no such pair). The verdicts say which is which in their
-    ``why`` (``memory/retrieval/merge.py``); a candidate kept for another reason (context, the turn
+    ``why`` (``memory/retrieval/choosing/merge.py``); a candidate kept for another reason (context, the turn
     beside the best, standing out in another list) does not move the cut."""
     stood_out = [v["distance"] for v in listed if v["why"].startswith("stands out:")]
     if not stood_out:

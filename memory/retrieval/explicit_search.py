@@ -11,10 +11,9 @@ from zoneinfo import ZoneInfo
 
 from memory.errors import SearchFailed
 from memory.prompt.budget import format_recall_line
-from memory.retrieval.mechanisms import TEMPORAL, THEMATIC
-from memory.retrieval.mechanisms.every_word import EVERY_WORD
-from memory.retrieval.merge import choose_and_explain, why_kept
-from memory.retrieval.recall import Recalled, RecallQuery
+from memory.retrieval.mechanisms import EVERY_WORD, TEMPORAL, THEMATIC
+from memory.retrieval.choosing.merge import choose_and_explain, why_kept
+from memory.retrieval.finding.recall import Recalled, RecallQuery
 from memory.settings import MemorySettings
 from memory.turns import Hit
 from memory.words import Words
@@ -25,7 +24,7 @@ RESULT_CHARS = 2_000  # per search result, so that several fit in what a reader 
 
 
 @dataclass(frozen=True)
-class Found:
+class SearchResult:
     """An entry an explicit search found, with the searched words it holds and why it was kept."""
 
     hit: Hit  # blended_score when the selection scored it
@@ -33,8 +32,8 @@ class Found:
     why: str
 
 
-async def search_on_demand(recall: Callable[[RecallQuery, MemorySettings], Awaitable[Recalled]], query: RecallQuery,
-                           after: str | None, before: str | None, settings: MemorySettings) -> list[Found]:
+async def explicit_search(recall: Callable[[RecallQuery, MemorySettings], Awaitable[Recalled]], query: RecallQuery,
+                           after: str | None, before: str | None, settings: MemorySettings) -> list[SearchResult]:
     """What stands out for the query's text by meaning, selected as a turn's recalls are, and
     every entry holding all the words searched for.
 
@@ -57,7 +56,7 @@ async def search_on_demand(recall: Callable[[RecallQuery, MemorySettings], Await
     # The search by meaning of a turn's recall, within the period given if any. (Not its
     # word list: a word shared by a few entries, "my" or "do", is chance in a small chat.)
     bounded = start is not None or end is not None
-    recalled = await recall(replace(query, lists={TEMPORAL if bounded else THEMATIC, EVERY_WORD.name},
+    recalled = await recall(replace(query, lists={(TEMPORAL if bounded else THEMATIC).name, EVERY_WORD.name},
                                     period=(start, end) if bounded else None, deadline=settings.tools.timeout),
                             settings)
     if recalled.problems:
@@ -72,7 +71,7 @@ async def search_on_demand(recall: Callable[[RecallQuery, MemorySettings], Await
                                           recalled.ceiling, recalled.background_passages,
                                           latest_first=bool(recalled.outcome.get("latest_first")))
     words, why = Words(settings.words.stemmer), why_kept(verdicts)
-    return [Found(hit, words.found_in(query.text, hit["content"]), why.get(hit["id"], EVERY_WORD_KEPT))
+    return [SearchResult(hit, words.found_in(query.text, hit["content"]), why.get(hit["id"], EVERY_WORD_KEPT))
             for hit in with_every_word(holding, chosen, limit)]
 
 

@@ -12,7 +12,10 @@ from memory.settings import MemorySettings, Retrieval
 from memory.turns import Hit, RecallOutcome
 
 if TYPE_CHECKING:  # the question's search imports the mechanisms' names
-    from memory.retrieval.question import Question
+    from memory.retrieval.finding.question import Question
+
+# The question's two shared searches (the L2.5 cache keeps both), as a mechanism names the one it reads.
+BY_MEANING, BY_WORDS = "by meaning", "by words"
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def _full_weight(retrieval: Retrieval, meaning_first: bool) -> float:
 @dataclass(frozen=True)
 class Mechanism:
     """One ranked list recall builds: how it runs, and how the selection
-    (:mod:`memory.retrieval.merge`, :mod:`memory.retrieval.gap`) treats its hits.
+    (:mod:`memory.retrieval.choosing.merge`, :mod:`memory.retrieval.choosing.gap`) treats its hits.
 
     A new signal is a module defining one of these and one line in the registry
     (:data:`memory.retrieval.mechanisms.MECHANISMS`): recall runs it under the deadline, the
@@ -78,6 +81,9 @@ class Mechanism:
     """Which list an entry several found is reported under: the lowest (most specific) first."""
     topical: bool = False
     """Run only for a message that names something (not only greetings and function words)."""
+    question_search: str | None = None
+    """Which of the question's shared searches its list is (:data:`BY_MEANING`, :data:`BY_WORDS`):
+    recall starts that search only when a mechanism asked for reads it."""
     prefetch: bool = True
     """Among the lists a turn builds; False: only when a caller asks for it by name."""
     ratio: Callable[[Retrieval, Hit, bool], float] = _relevance_ratio

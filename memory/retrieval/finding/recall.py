@@ -23,13 +23,13 @@ from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 
-from memory.retrieval.latest import asks_for_the_latest
-from memory.retrieval.mechanism import RecallQuery, RecallRun
-from memory.retrieval.mechanisms import THEMATIC, WORDS, prefetched, registered
-from memory.retrieval.statements import speaks_of_oneself
-from memory.retrieval.futures import succeeded
-from memory.retrieval.question import Question, Searching
-from memory.retrieval.search import WORD_SCAN_CHARS, names_something
+from memory.retrieval.choosing.latest import asks_for_the_latest
+from memory.retrieval.mechanism import BY_MEANING, BY_WORDS, RecallQuery, RecallRun
+from memory.retrieval.mechanisms import prefetched, registered
+from memory.retrieval.message.statements import speaks_of_oneself
+from memory.retrieval.finding.futures import succeeded
+from memory.retrieval.finding.question import Question, QuestionServices
+from memory.retrieval.finding.search import WORD_SCAN_CHARS, names_something
 from memory.settings import MemorySettings
 from memory.turns import Hit, RecallOutcome
 
@@ -71,7 +71,7 @@ class Recalled:
             f"{n} failed ({e})" for n, e in outcome["failed"].items()]
 
 
-async def recall(searching: Searching, query: RecallQuery, settings: MemorySettings) -> Recalled:
+async def recall(services: QuestionServices, query: RecallQuery, settings: MemorySettings) -> Recalled:
     """Run the registered mechanisms ``query`` asks for under its deadline; never raises for a
     mechanism."""
     deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
@@ -84,7 +84,7 @@ async def recall(searching: Searching, query: RecallQuery, settings: MemorySetti
         "latest_first": asks_for_the_latest(query.text),
     }
     with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
-        await searching.ahead.load_for(query.text)
+        await services.ahead.load_for(query.text)
     started = time.perf_counter()  # loading an encoder is not the recall's: its deadline starts here
 
     def finished(name: str, task: asyncio.Future) -> None:
@@ -94,13 +94,13 @@ async def recall(searching: Searching, query: RecallQuery, settings: MemorySetti
 
     asked = prefetched() if query.lists is None else query.lists
     topical = names_something(query.text)
-    # The question's search runs both thematic lists, by meaning and by words (the L2.5 cache keeps both).
-    words_share = settings.retrieval.lexical_max_df_share if WORDS in asked and topical else None
-    question = Question(searching, query.text, query.chat_id, query.user_id, settings.memory.scope,
-                        settings.prefetch.search_k, THEMATIC in asked and topical, words_share)
+    running = [each for each in registered() if each.name in asked and (topical or not each.topical)]
+    searches = {each.question_search for each in running}
+    words_share = settings.retrieval.lexical_max_df_share if BY_WORDS in searches else None
+    question = Question(services, query.text, query.chat_id, query.user_id, settings.memory.scope,
+                        settings.prefetch.search_k, BY_MEANING in searches, words_share)
     run = RecallRun(query, settings, question, outcome)
-    tasks = {each.name: asyncio.ensure_future(each.find(run)) for each in registered()
-             if each.name in asked and (topical or not each.topical)}
+    tasks = {each.name: asyncio.ensure_future(each.find(run)) for each in running}
     for name, task in tasks.items():  # each on its own line: a stuck one must not take the others down
         task.add_done_callback(partial(finished, name))
     await asyncio.wait([*tasks.values(), question.scale], timeout=deadline)

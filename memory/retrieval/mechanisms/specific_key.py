@@ -3,7 +3,7 @@ version, a ticket), by exact lookup."""
 
 from __future__ import annotations
 
-from memory.retrieval.keys import structural_keys
+from memory.retrieval.message.keys import structural_keys
 from memory.retrieval.mechanism import Mechanism, RecallRun
 from memory.turns import Hit
 
@@ -11,7 +11,7 @@ from memory.turns import Hit
 _KEY_SCAN_CHARS = 20_000
 
 
-async def _by_keys(run: RecallRun) -> list[Hit] | None:
+async def _find(run: RecallRun) -> list[Hit] | None:
     run.outcome["keys"] = structural_keys(run.message[:_KEY_SCAN_CHARS])
     if not run.outcome["keys"]:
         return None  # scored zero: no structural key
@@ -20,4 +20,4 @@ async def _by_keys(run: RecallRun) -> list[Hit] | None:
                                               run.settings.prefetch.max_results)
 
 
-BY_KEYS = Mechanism("specific_key", _by_keys, priority=0, exact_at_zero=True)
+SPECIFIC_KEY = Mechanism("specific_key", _find, priority=0, exact_at_zero=True)

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from memory.retrieval.event_dates import FromEvent, from_event
+from memory.retrieval.message.event_dates import FromEvent, from_event
 from memory.retrieval.mechanism import Mechanism, RecallRun
-from memory.retrieval.temporal import EVER, completed_past_days, completed_past_range, may_name_a_date
+from memory.retrieval.message.dates import EVER, completed_past_days, completed_past_range, may_name_a_date
 from memory.settings import MemorySettings, Retrieval
 from memory.turns import Hit
 
@@ -17,7 +17,7 @@ from memory.turns import Hit
 _TEMPORAL_SCAN_CHARS = 2_000
 
 
-async def _by_time(run: RecallRun) -> list[Hit] | None:
+async def _find(run: RecallRun) -> list[Hit] | None:
     settings, outcome = run.settings, run.outcome
     if run.query.period is not None:
         after, before = run.query.period
@@ -82,5 +82,5 @@ def _min_kept(retrieval: Retrieval) -> int:
     return retrieval.temporal_min_results
 
 
-BY_TIME = Mechanism("temporal", _by_time, priority=1, min_kept=_min_kept,
+TEMPORAL = Mechanism("temporal", _find, priority=1, min_kept=_min_kept,
                     closest_kept="among the closest of the named period")
