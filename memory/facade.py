@@ -32,10 +32,10 @@ from memory.heard import HeardConversation, HeardLine, Listening
 from memory.measuring import Measuring
 from memory.prompt.tokens import count_tokens
 from memory.redis_clients import async_client, glob_escaped, sync_client
-from memory.retrieval.choosing.beside import placed_beside, turn_place, wanted_beside
 from memory.retrieval.explicit_search import SearchResult, explicit_search, result_line
 from memory.retrieval.finding.question import QuestionServices
 from memory.retrieval.finding.recall import Recalled, RecallQuery, recall
+from memory.retrieval.selection import Selection, select
 from memory.settings import MemorySettings
 from memory.stores.archive import Archive
 from memory.stores.archive_vector_store import ArchiveVectorStore
@@ -49,7 +49,7 @@ from memory.turns import Archived, Exchange, Hit, Message, Standing, Working, Wr
 # The doors, the public types that go through them, and the Redis clients everyone on memory's Redis uses.
 __all__ = ["ArchiveVectorStore", "Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Health",
            "HeardConversation", "HeardLine", "Listening", "Memory", "MemoryAdmin", "MemoryScope", "RecallQuery",
-           "Recalled", "SearchResult", "async_client", "glob_escaped", "sync_client"]
+           "Recalled", "SearchResult", "Selection", "async_client", "glob_escaped", "sync_client"]
 
 log = logging.getLogger(__name__)
 
@@ -184,23 +184,27 @@ class Memory:
         """
         return await recall(self._finding, query, settings or self.settings)
 
-    async def with_turns_beside(self, chosen: list[Hit], best: int, whole_chars: int) -> list[Hit]:
-        """The entries chosen to inject, then the turns just before and after the ``best`` first
-        that hold no message over ``whole_chars`` characters (:mod:`memory.retrieval.choosing.beside`).
+    async def select(self, recalled: Recalled, message: str, now: float,
+                     settings: MemorySettings | None = None) -> Selection:
+        """What a turn injects of what its recall found (:mod:`memory.retrieval.selection`): the
+        entries that stand out, fused and scored, the turns beside the best (or, for a statement,
+        the next nearest by meaning), a long turn cut to its excerpts; and why each candidate was
+        kept or not.
 
         Args:
-            chosen: what gap_filter chose, best first.
-            best: ``retrieval.beside_best``.
-            whole_chars: ``retrieval.whole_message_chars``.
+            recalled: the turn's recall (:meth:`recall`).
+            message: the turn's message, which the excerpts bear on.
+            now: when it is asked (unix seconds): the scores' recency.
+            settings: this run's settings; the process's by default.
         Returns:
-            The entries to inject, best first; a turn the chat does not hold is left out.
+            A :class:`Selection`; the turns beside that could not be read within
+            ``prefetch.timeout`` are left out, and its ``problem`` says why.
         """
-        wanted = wanted_beside(chosen, best, whole_chars)
-        if not wanted:
-            return chosen
+        return await select(recalled, message, now, settings or self.settings, self._read_turns)
+
+    async def _read_turns(self, chats: list[str], ids: list[str]) -> list[Hit]:
         store = await self._chroma.episodic()
-        chats = sorted({place[0] for hit in chosen[:best] if (place := turn_place(hit)) is not None})
-        return placed_beside(chosen, await self._chroma.call(store.get_by_ids, chats, list(wanted)), wanted)
+        return await self._chroma.call(store.get_by_ids, chats, ids)
 
     def scope(self, chat_id: str, user_id: str, *, now: float | None = None,
               settings: MemorySettings | None = None) -> MemoryScope:

@@ -9,6 +9,7 @@ wherever the state is imported (the ``goat`` command's start included)."""
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from datetime import datetime, timezone
@@ -75,6 +76,18 @@ class CacheLookup(TypedDict):
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))
+class MechanismNote(TypedDict):
+    """What a mechanism read of the message (a period, keys), rendered by the mechanism itself."""
+
+    reported: dict[str, Any]
+    """Its fields as `goat inspect --json`, /why and ``diagnose_last_turn`` show them."""
+    logged: dict[str, Any]
+    """Its fields as the turn log keeps them (never the message's own words)."""
+    said: list[str]
+    """Its phrases in a report's line."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
 class RecallOutcome(TypedDict):
     """How a recall went, mechanism by mechanism (a turn's ``prefetch``; the turn log, ``/why`` and
     ``goat inspect`` report it). A mechanism fires when it scores above zero for the message."""
@@ -90,17 +103,9 @@ class RecallOutcome(TypedDict):
     """Per mechanism that succeeded, how many entries it found (before the gap filter)."""
     cache: CacheLookup | None
     """The L2.5 cache's answer; None: not looked up."""
-    range: list[str | None] | None
-    """The temporal period searched, [after, before] in ISO-8601 (an end left open: None, as the
-    caller may leave either, and "as of September" leaves the start); None: none named or given."""
-    range_unread: NotRequired[str]
-    """With a date word or a digit in the message and no range read from it: why none was ("today",
-    "next week", "on my birthday" name no period that ended before today)."""
-    range_from_event: NotRequired[str]
-    """With a period named by its distance from an event ("two weeks after the wedding"): the
-    entry whose day the period is counted from ("<id> (<day>)"), or why none was."""
-    keys: list[str]
-    """The structural keys the message names."""
+    notes: dict[str, MechanismNote]
+    """Per mechanism, what it read of the message (the temporal mechanism's period, the specific-key
+    mechanism's keys), as it renders it for the reports (:func:`notes_reported`, :func:`notes_said`)."""
     deadline_ms: float
     background: float | None
     """The query's mean distance to the chats' entries, on its scale; None: too few entries yet."""
@@ -120,6 +125,21 @@ class RecallOutcome(TypedDict):
     """How many passages the background is the mean of (None: enough); with its scale only."""
     waited_ms: NotRequired[float]
     """How long the recall took, from its start (written last, as it returns)."""
+
+
+def notes_reported(outcome: Mapping[str, Any], *, for_the_log: bool = False) -> dict[str, Any]:
+    """What the mechanisms read of the message, each by its own note (a recall's ``notes``), as
+    every report carries it: their fields, in the registry's order (``for_the_log``: as the turn
+    log keeps them)."""
+    notes: Mapping[str, MechanismNote] = outcome.get("notes") or {}
+    return {key: value for note in notes.values()
+            for key, value in (note["logged"] if for_the_log else note["reported"]).items()}
+
+
+def notes_said(outcome: Mapping[str, Any]) -> list[str]:
+    """What the mechanisms read of the message, as a report's line says it, phrase by phrase."""
+    notes: Mapping[str, MechanismNote] = outcome.get("notes") or {}
+    return [phrase for note in notes.values() for phrase in note["said"]]
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))

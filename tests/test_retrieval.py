@@ -840,12 +840,13 @@ async def test_a_question_as_of_a_month_searches_every_day_up_to_its_end(runner,
             (days_ago(date(2026, 5, 2)), "We brought home a rescue rabbit named Clover.", "Rabbits are great."),
             (days_ago(date(2026, 10, 9)), "My aunt gave us her old parrot Kiwi.", "Parrots live long!")]
     await load(runner.services.memory, tmp_path, "chat", told + HISTORY)
-    report = await runner.inspect("chat", "How many pets did we have, as of September?", now=NOW.timestamp())
+    state = await runner.inspect("chat", "How many pets did we have, as of September?", now=NOW.timestamp())
+    report = turn_report(state)
     # Before: September alone, whose days hold none of them.
     after, before = report["prefetch"]["range"]
     assert after is None and before.startswith("2026-09-30"), report["prefetch"]["range"]
-    assert " · range …2026-09-30" in render_report(turn_report(report))  # as goat inspect prints it
-    by_period = [hit["id"] for hit in report["recalls"]["temporal"]]
+    assert " · range …2026-09-30" in render_report(report)  # as goat inspect prints it
+    by_period = [hit["id"] for hit in state["recalls"]["temporal"]]
     assert {archive_id("chat", 1), archive_id("chat", 2)} <= set(by_period), by_period
     assert archive_id("chat", 3) not in by_period  # told in October, after the stock is taken
 

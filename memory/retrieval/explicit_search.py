@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 from memory.errors import SearchFailed
 from memory.prompt.budget import format_recall_line
 from memory.retrieval.mechanisms import EVERY_WORD, TEMPORAL, THEMATIC
-from memory.retrieval.choosing.merge import choose_and_explain, why_kept
+from memory.retrieval.choosing.merge import why_kept
 from memory.retrieval.finding.recall import Recalled, RecallQuery
+from memory.retrieval.selection import choose
 from memory.settings import MemorySettings
 from memory.turns import Hit
 from memory.words import Words
@@ -66,13 +67,13 @@ async def explicit_search(recall: Callable[[RecallQuery, MemorySettings], Awaita
     # turn's temporal mechanism (its closest entries are kept whatever the test says).
     ranked: dict[str, list[Hit]] = {name: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]
               for name, hits in recalled.lists.items()}
-    limit = settings.prefetch.max_results
-    chosen, verdicts = choose_and_explain(ranked, recalled.background, query.now, settings.retrieval, limit,
-                                          recalled.ceiling, recalled.background_passages,
-                                          latest_first=bool(recalled.outcome.get("latest_first")))
-    words, why = Words(settings.words.stemmer), why_kept(verdicts)
+    # Judged as a question, whatever the message: an explicit search asks for what it names.
+    limit, asked = settings.prefetch.max_results, replace(recalled, lists=ranked, outcome={
+        **recalled.outcome, "meaning_first": None})
+    chosen = choose(asked, query.now, settings, limit)
+    words, why = Words(settings.words.stemmer), why_kept(chosen.verdicts)
     return [SearchResult(hit, words.found_in(query.text, hit["content"]), why.get(hit["id"], EVERY_WORD_KEPT))
-            for hit in with_every_word(holding, chosen, limit)]
+            for hit in with_every_word(holding, chosen.chosen, limit)]
 
 
 def iso_bound(text: str | None, zone: tzinfo, which: str) -> float | None:

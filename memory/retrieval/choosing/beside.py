@@ -8,11 +8,15 @@ language than the one it is beside is taken for another telling, not this one's.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from memory.retrieval.choosing.excerpts import holds_a_long_message
 from memory.turns import Hit, Verdict, archive_id, turn_parts
 from memory.words import reads_as_english
 
 BESIDE = "beside"  # the mechanism of an entry injected beside a chosen one
+# Reads archived turns by id (the chats they are in, their ids); one the chats lack is left out.
+ReadTurns = Callable[[list[str], list[str]], Awaitable[list[Hit]]]
 
 
 def turn_place(hit: Hit) -> tuple[str, int] | None:
@@ -92,3 +96,15 @@ def beside_verdicts(placed: list[Hit]) -> list[Verdict]:
                     f"{hit['beside']}, one of the best"}
             for hit in placed if "beside" in hit]
 
+
+async def with_turns_beside(chosen: list[Hit], best: int, whole_chars: int,
+                            read: ReadTurns) -> tuple[list[Hit], list[Verdict]]:
+    """The entries chosen, then the turns just before and after the ``best`` first (as
+    :func:`wanted_beside` picks them and :func:`placed_beside` places them), read with ``read``;
+    and a kept verdict for each turn placed so."""
+    wanted = wanted_beside(chosen, best, whole_chars)
+    if not wanted:
+        return chosen, []
+    chats = sorted({place[0] for hit in chosen[:best] if (place := turn_place(hit)) is not None})
+    placed = placed_beside(chosen, await read(chats, list(wanted)), wanted)
+    return placed, beside_verdicts(placed)

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from functools import partial
 
 from memory.retrieval.choosing.latest import asks_for_the_latest
-from memory.retrieval.mechanism import BY_MEANING, BY_WORDS, RecallQuery, RecallRun
+from memory.retrieval.mechanism import BY_MEANING, BY_WORDS, Note, RecallQuery, RecallRun
 from memory.retrieval.mechanisms import prefetched, registered
 from memory.retrieval.message.statements import speaks_of_oneself
 from memory.retrieval.finding.futures import succeeded
 from memory.retrieval.finding.question import Question, QuestionServices
 from memory.retrieval.finding.search import WORD_SCAN_CHARS, names_something
 from memory.settings import MemorySettings
-from memory.turns import Hit, RecallOutcome
+from memory.turns import Hit, MechanismNote, RecallOutcome
 
 __all__ = ["RecallQuery", "Recalled", "recall"]
 
@@ -77,7 +77,7 @@ async def recall(services: QuestionServices, query: RecallQuery, settings: Memor
     deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
     outcome: RecallOutcome = {
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
-        "range": None, "keys": [], "deadline_ms": deadline * 1000, "background": None,
+        "notes": {}, "deadline_ms": deadline * 1000, "background": None,
         "ms": {},  # per mechanism that fired and finished: when, after the start
         # Why it is judged by meaning first: a statement now; ANOTHER_LANGUAGE once its scale is known.
         "meaning_first": STATEMENT if speaks_of_oneself(query.text[:WORD_SCAN_CHARS]) else None,
@@ -99,8 +99,10 @@ async def recall(services: QuestionServices, query: RecallQuery, settings: Memor
     words_share = settings.retrieval.lexical_max_df_share if BY_WORDS in searches else None
     question = Question(services, query.text, query.chat_id, query.user_id, settings.memory.scope,
                         settings.prefetch.search_k, BY_MEANING in searches, words_share)
-    run = RecallRun(query, settings, question, outcome)
-    tasks = {each.name: asyncio.ensure_future(each.find(run)) for each in running}
+    # Each mechanism notes what it read (a period, keys) in a note of its own.
+    notes: dict[str, Note] = {each.name: {} for each in running}
+    tasks = {each.name: asyncio.ensure_future(each.find(RecallRun(query, settings, question, outcome, notes[each.name])))
+             for each in running}
     for name, task in tasks.items():  # each on its own line: a stuck one must not take the others down
         task.add_done_callback(partial(finished, name))
     await asyncio.wait([*tasks.values(), question.scale], timeout=deadline)
@@ -120,6 +122,7 @@ async def recall(services: QuestionServices, query: RecallQuery, settings: Memor
             outcome["found"][name] = len(lists[name])
         outcome["fired"].append(name)  # as far as it got before the deadline: one that failed or timed out counts
     outcome["cache"] = question.cache
+    outcome["notes"] = _rendered(notes)
     if succeeded(question.scale):
         scale = question.scale.result()
         outcome["background"], outcome["backgrounds"] = scale.background, scale.backgrounds
@@ -130,3 +133,10 @@ async def recall(services: QuestionServices, query: RecallQuery, settings: Memor
     await question.finish()
     outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return Recalled(lists, outcome)
+
+
+def _rendered(notes: dict[str, Note]) -> dict[str, MechanismNote]:
+    """Every registered mechanism's note as the reports show it (one that did not run, as its
+    empty note shows), but those that show nothing."""
+    rendered = {each.name: each.rendered(notes.get(each.name, {})) for each in registered()}
+    return {name: note for name, note in rendered.items() if note["reported"] or note["logged"] or note["said"]}

@@ -42,3 +42,4 @@ def is_exact_hit(distance: float, name: str | None) -> bool:
     """Whether a hit holds a key the message names (its list's hits at distance 0 do). Kept
     whatever the gap test says, and scored as fully similar."""
     return distance == 0 and mechanism(name).exact_at_zero
+
