@@ -38,12 +38,13 @@ from bot.telegram_groups import GROUPS, PRIVACY_ON, GroupListening, HearingQueue
 from bot.telegram_messages import StreamingReply, addressed, answer, command_parts, keep_typing, named_for_bot
 from bot.webhook import Inbox, WebhookWorker, shared_secret
 from graph.observability.redaction import Redactor
-from graph.replies import APOLOGY, failed_for, failure_reply, refusal
+from graph.replies import (APOLOGY, FORGET_UNFINISHED, FORGET_UNFINISHED_REPLY, MEMORY_UNREACHABLE, failed_for,
+                           failure_reply, refusal)
 from graph.runner import TurnRunner
 from graph.observability.stats import render_stats, summarize
 from graph.observability.turn_log import TurnLog, turns_log_path
 from graph.settings import Settings
-from memory.errors import BackendUnavailable, ForgetUnfinished
+from memory.errors import BackendUnavailable
 from memory.facade import async_client
 from memory.turns import usable_name
 from nodes.state import InvalidTurn, check_input, turn_input
@@ -262,7 +263,7 @@ async def on_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     try:
         await goat.memory.entries.edit_message(chat_id, str(message.message_id), user_id, edit["message"])
-    except BackendUnavailable as exc:  # what was stored stays whole; sending the text again would make a turn
+    except MEMORY_UNREACHABLE as exc:  # what was stored stays whole; sending the text again would make a turn
         log.warning("an edit was not kept: %s", goat.redact(str(exc)))
         await message.reply_text(EDIT_NOT_KEPT)
 
@@ -364,11 +365,9 @@ async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     goat.forgetting.discard(user)
     try:
         forgotten = await goat.runner.forget_user(str(user))
-    except ForgetUnfinished as exc:
+    except FORGET_UNFINISHED as exc:
         log.warning("%s", exc)
-        await update.effective_message.reply_text(
-            "I could not finish forgetting you: part of my memory is unreachable right now. It is recorded and "
-            "will be finished when it is back; you can also send /forget_me again later.")
+        await update.effective_message.reply_text(FORGET_UNFINISHED_REPLY)
         return
     await update.effective_message.reply_text(
         f"Done: I forgot {forgotten.facts} fact(s), {len(forgotten.chats)} conversation(s), and your part of "

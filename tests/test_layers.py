@@ -162,3 +162,27 @@ def test_memorys_door_holds_a_turns_verbs_and_hands_out_no_client():
         returns = [f"{door.__name__}.{name}" for name, value in vars(door).items()
                    if "Redis" in str(getattr(value, "__annotations__", {}).get("return", ""))]
         assert returns == []
+
+
+def test_every_face_tells_memorys_errors_apart_through_replies_alone():
+    """One mapping of failures serves every face (graph/replies.py): no module of bot/ catches one
+    of memory's errors itself, by an except clause or an isinstance check; it names replies' kinds
+    (MEMORY_UNREACHABLE, CHAT_OF_OTHERS…) instead."""
+    errors = {node.name for node in ast.walk(ast.parse((ROOT / "memory" / "errors.py").read_text()))
+              if isinstance(node, ast.ClassDef)}
+
+    def named(node: ast.AST | None) -> set[str]:
+        return {each.id if isinstance(each, ast.Name) else each.attr for each in ast.walk(node)
+                if isinstance(each, (ast.Name, ast.Attribute))} if node is not None else set()
+
+    caught = []
+    for path in sorted((ROOT / "bot").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ExceptHandler):
+                checked = named(node.type)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
+                checked = named(node.args[1]) if len(node.args) == 2 else set()
+            else:
+                continue
+            caught += [f"{path.relative_to(ROOT)}:{node.lineno} catches {name}" for name in sorted(checked & errors)]
+    assert caught == []

@@ -12,6 +12,7 @@ from typing import Any
 from bot.web import views
 from bot.web.html import href
 from bot.web.reading import Reading, Refused
+from graph.replies import MEMORY_UNREACHABLE
 from graph.runner import TurnRunner
 from memory.errors import BackendUnavailable
 
@@ -76,7 +77,7 @@ class Forgets:
     async def _turn(self, chat_id: str, entry_id: str) -> list[str]:
         try:
             deleted = await self.memory.entries.delete(chat_id, entry_id)  # as MCP's delete_memory
-        except BackendUnavailable as exc:  # the deletes are done; the files were not rewritten
+        except MEMORY_UNREACHABLE as exc:  # the deletes are done; the files were not rewritten
             return [f"{entry_id}: deleted from the archive (L3), the word index and L2", str(exc)]
         if not deleted:
             raise Refused(404, "This chat holds no turn of that id (forgotten already?).")
