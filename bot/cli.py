@@ -18,7 +18,7 @@ from graph.replies import CHAT_OF_OTHERS, MEMORY_UNREACHABLE
 from graph.settings import Settings, load_settings, load_settings_leaving_out_invalid
 from memory.settings import SettingsError
 from nodes.state import InvalidTurn
-from memory.errors import disk_unwritable
+from memory.disk_failures import disk_unwritable
 
 if TYPE_CHECKING:  # imported where they are used: the commands that need no graph start faster
     from graph.observability.why_report import TurnReport

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from graph.observability.why_report import TurnReport
-from memory.errors import without_credentials
+from memory.credentials import without_credentials
 
 CHECK_INDENT = 7  # the width of "[FAIL] ", so a check's text and its fix line up
 

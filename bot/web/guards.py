@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse
 
 from bot.web.html import notice, page
 from graph.replies import MEMORY_UNREACHABLE
-from memory.errors import without_credentials
+from memory.credentials import without_credentials
 
 log = logging.getLogger(__name__)
 
