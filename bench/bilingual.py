@@ -1,5 +1,5 @@
 """`goat bench --sections bilingual`: every LoCoMo conversation alone and told with lines in
-Russian, Spanish and German (the scenario and its measurement: tests/support/bilingual.py)."""
+Russian, Spanish and German (the scenario and its measurement: support/bilingual.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from bench.harness import BenchOptions, bench_runner, conditions, isolated_setti
 from bench.report import SectionResult, markdown_table, percent
 from graph.importing.importer import import_turns, transcript_of
 from graph.observability.why_report import TurnReport, turn_report
-from tests.support.bilingual import ASKED, TOLD, conversations, measure
+from support.bilingual import ASKED, TOLD, conversations, measure
 
 
 async def run(options: BenchOptions) -> SectionResult:

@@ -25,12 +25,12 @@ import pytest
 import redis
 from chromadb.config import Settings as ChromaSettings
 
-from fakes import FakeOpenAI, error_reply
-from fakes.telegram_server import FakeTelegram
+from support.fakes import FakeOpenAI, error_reply
+from support.fakes.telegram_server import FakeTelegram
 from memory.stores.episodic import collection_name
 from memory.stores.redis_server import EmbeddedRedis
 from test_graph import HISTORY, history_jsonl
-from tests.support.processes import GOAT_SCRIPT as GOAT  # the installed script, run as a user would
+from support.processes import GOAT_SCRIPT as GOAT  # the installed script, run as a user would
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The packages import one way (bot → bench → graph → nodes → memory): the import-linter
+"""The packages import one way (bot → bench → support → graph → nodes → memory): the import-linter
 contracts in pyproject.toml, checked on every run of the suite; and the product's tests import
 no benchmark code."""
 
@@ -28,8 +28,8 @@ def test_code_outside_memory_enters_it_through_few_doors():
     imported from outside it, lazy imports included."""
     import grimp
 
-    graph = grimp.build_graph("bench", "bot", "graph", "nodes", "memory", cache_dir=None)
-    outside = {module for package in ("bench", "bot", "graph", "nodes")
+    graph = grimp.build_graph("bench", "bot", "support", "graph", "nodes", "memory", cache_dir=None)
+    outside = {module for package in ("bench", "bot", "support", "graph", "nodes")
                for module in graph.find_descendants(package) | {package}}
     doors = {imported for importer in outside for imported in graph.find_modules_directly_imported_by(importer)
              if imported == "memory" or imported.startswith("memory.")}
@@ -87,7 +87,7 @@ def test_code_outside_memory_reaches_no_private_name_of_it():
     that name read off anything but the code's own ``self``. The tests too, but those that look
     at memory's insides on purpose (``TESTS_OF_MEMORYS_INSIDES``)."""
     private = _private_names_of_memory()
-    code = [path for package in ("bench", "bot", "graph", "nodes", "notebooks")
+    code = [path for package in ("bench", "bot", "support", "graph", "nodes", "notebooks")
             for path in (ROOT / package).rglob("*.py")]
     tests = [path for path in (ROOT / "tests").rglob("*.py") if path.name not in TESTS_OF_MEMORYS_INSIDES]
     assert [where for path in code + tests for where in _private_names_reached(path, private)] == []
@@ -113,8 +113,8 @@ def _bench_imports(path: Path) -> list[str]:
 
 def test_the_products_tests_import_no_benchmark_code():
     """What the tests share with the benchmarks (the LoCoMo reader, the bilingual chat, servers
-    and exports) lives in tests/support/, which imports no benchmark either, so that a change to
-    a benchmark cannot break a test of the product."""
+    and exports) lives in support/, which imports no benchmark either (a contract), so that a
+    change to a benchmark cannot break a test of the product."""
     tests = [path for path in (ROOT / "tests").rglob("*.py") if path.name not in TESTS_OF_THE_BENCHMARKS]
     assert {str(path.relative_to(ROOT)): _bench_imports(path) for path in tests if _bench_imports(path)} == {}
 
@@ -187,3 +187,17 @@ def test_every_face_tells_memorys_errors_apart_through_replies_alone():
                 continue
             caught += [f"{path.relative_to(ROOT)}:{node.lineno} catches {name}" for name in sorted(checked & errors)]
     assert caught == []
+
+
+def test_nothing_outside_the_tests_imports_them():
+    """The product, bench/, support/ and the notebooks stand on their own: none imports tests/
+    (what the benchmarks share with the tests is support/'s, which the tests import)."""
+    importing = []
+    for package in ("bench", "bot", "support", "graph", "nodes", "memory", "notebooks", "scripts"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else
+                         [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+                importing += [f"{path.relative_to(ROOT)} imports {name}" for name in names
+                              if name == "tests" or name.startswith("tests.")]
+    assert importing == []

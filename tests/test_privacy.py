@@ -14,7 +14,7 @@ import chromadb
 import pytest
 
 from conftest import chroma_server, free_port, memorys_redis
-from fakes import FakeOpenAI
+from support.fakes import FakeOpenAI
 from graph.settings import Settings, load_settings
 from memory.errors import ForgetUnfinished
 from memory.encoders.embeddings import LocalEmbeddings

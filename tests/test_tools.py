@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes import FakeOpenAI
+from support.fakes import FakeOpenAI
 from graph.settings import Settings, load_settings
 from nodes.toolkit.dsml import DsmlStreamFilter, parse_dsml
 from graph.graph import build_graph
