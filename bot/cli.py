@@ -351,7 +351,8 @@ async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
         print("\n".join(f"goat: {line}" for line in missing), file=sys.stderr)
         return EXIT_USAGE
     from graph.runner import TurnRunner
-    from bot.telegram import build_application, serve
+    from bot.telegram import build_application
+    from bot.telegram_running import serve
 
     if not settings.telegram.allowed_users:
         print("goat: GOAT_ALLOWED_USERS is empty, so the bot refuses everyone; message it once to learn your "

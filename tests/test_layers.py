@@ -201,3 +201,33 @@ def test_nothing_outside_the_tests_imports_them():
                 importing += [f"{path.relative_to(ROOT)} imports {name}" for name in names
                               if name == "tests" or name.startswith("tests.")]
     assert importing == []
+
+
+# Longer than docs/architecture.md's limit on purpose, as it says: one job each.
+LONGER_ON_PURPOSE = {"graph/checkpoint/saver.py", "support/fakes/openai_server.py"}
+# Over docs/architecture.md's limits while another change holds their code: the Chroma stores'
+# collections are being bounded (issue 99) and the encoders' language reading relanded (issue 97).
+# Each leaves this list with the change that splits it.
+OVER_THE_LIMITS_FOR_NOW = {"memory/stores/episodic.py", "memory/stores/entry_index.py",
+                           "memory/encoders/bert_graph.py:build_graph"}
+
+
+def test_no_module_or_function_is_longer_than_docs_architecture_says():
+    """docs/architecture.md's size claims, as it states them: no module outside the tests over
+    its lines but the checkpoint saver and the model's fake, and no function over its lines."""
+    claim = re.search(r"No module outside the tests is over (\d+) lines but the checkpoint saver.*?"
+                      r"support/fakes/openai_server.py.*?and no function over (\d+)",
+                      (ROOT / "docs" / "architecture.md").read_text(), re.S)
+    assert claim, "docs/architecture.md no longer states its size limits"
+    module_lines, function_lines = map(int, claim.groups())
+    over = set()
+    for package in ("bench", "bot", "support", "graph", "nodes", "memory", "notebooks", "scripts"):
+        for path in (ROOT / package).rglob("*.py"):
+            name, text = str(path.relative_to(ROOT)), path.read_text()
+            if len(text.splitlines()) > module_lines and name not in LONGER_ON_PURPOSE:
+                over.add(name)
+            over |= {f"{name}:{node.name}" for node in ast.walk(ast.parse(text))
+                     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                     and node.end_lineno - node.lineno + 1 > function_lines}
+    assert over - OVER_THE_LIMITS_FOR_NOW == set()
+    assert OVER_THE_LIMITS_FOR_NOW <= over  # one brought within them leaves the list

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from bot.telegram import EDIT_NOT_KEPT, HELP, build_application
 from graph.replies import MODEL_UNREACHABLE
-from bot.telegram import running as receiving
+from bot.telegram_running import running as receiving
 from bot.telegram_messages import MESSAGE_LIMIT, split_message
 from bot.webhook import SECRET_HEADER, shared_secret
 from conftest import free_port, memorys_redis, wait_for
