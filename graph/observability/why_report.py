@@ -59,10 +59,11 @@ class LastTurn:
 
 def mechanisms(prefetch: Mapping[str, Any]) -> dict[str, Any]:
     """What a turn's recall did (its ``RecallOutcome``), by mechanism: fired, succeeded, timed
-    out, failed, found; what each read of the message, by its own note (the period searched,
-    the keys); and why the message was judged by meaning first, if it was."""
+    out, failed, found; what each read of the message, by its own note, as the turn log keeps it
+    (the period searched, how many keys: never the message's words, which a forget erases); and
+    why the message was judged by meaning first, if it was."""
     return {**{key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found")},
-            **notes_reported(prefetch),
+            **notes_reported(prefetch, for_the_log=True),
             **{key: prefetch.get(key) for key in ("meaning_first", "latest_first")}}
 
 

@@ -86,6 +86,11 @@ def _reported(note: Note) -> dict[str, Any]:
     return {"range": note.get("range"), **{key: note[key] for key in ("range_unread", "range_from_event") if key in note}}
 
 
+def _logged(note: Note) -> dict[str, Any]:
+    # The period alone: what it was counted from names an entry, or the message's own words.
+    return {"range": note.get("range")}
+
+
 def _said(note: Note) -> list[str]:
     return ((["range {}…{}".format(*((end or "")[:10] for end in note["range"]))] if note.get("range") else [])
             + ([f"counted from {note['range_from_event']}"] if note.get("range_from_event") else [])
@@ -97,4 +102,5 @@ def _min_kept(retrieval: Retrieval) -> int:
 
 
 TEMPORAL = Mechanism("temporal", _find, priority=1, min_kept=_min_kept,
-                     closest_kept="among the closest of the named period", reported=_reported, said=_said)
+                     closest_kept="among the closest of the named period", reported=_reported,
+                     logged=_logged, said=_said)
