@@ -7,7 +7,6 @@ says so in the erasure's own words."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from bot.web import views
 from bot.web.html import href
@@ -15,6 +14,7 @@ from bot.web.reading import Reading, Refused
 from graph.replies import MEMORY_UNREACHABLE
 from graph.runner import TurnRunner
 from memory.errors import BackendUnavailable
+from memory.facade import Memory
 
 KINDS = ("turn", "chat", "person")
 ERASED = ("then erased from the data folder's files: Redis's append-only file rewritten, Chroma's write-ahead log, "
@@ -26,7 +26,7 @@ class Forgets:
         self.runner, self.reading = runner, reading
 
     @property
-    def memory(self) -> Any:
+    def memory(self) -> Memory:
         return self.runner.services.memory
 
     async def fields(self, viewer: views.Viewer, given: Mapping[str, str]) -> tuple[str, dict[str, str]]:
