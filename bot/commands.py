@@ -64,7 +64,7 @@ async def why(asker: Asker, _: str) -> str:
 
 
 async def reset(asker: Asker, _: str) -> str:
-    await asker.memory().start_afresh()
+    await asker.runner.services.memory.start_afresh(asker.chat_id)
     return "Starting afresh: the recent conversation is cleared; earlier turns are still recalled when they matter."
 
 

@@ -338,8 +338,8 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not await shown_privately(update, context):
         return
-    chat_id, user_id = _ids(update)
-    document = await Asker(goat_of(context).runner, chat_id, user_id).memory().export()
+    _, user_id = _ids(update)
+    document = await goat_of(context).runner.services.memory.admin.export(user_id)  # everything of theirs
     data = json.dumps(document, ensure_ascii=False, indent=2).encode()
     await context.bot.send_document(update.effective_chat.id, document=io.BytesIO(data),
                                     filename=f"goat-export-{user_id}.json",

@@ -319,10 +319,6 @@ class MemoryScope:
         async with (await memory._redis.chat_locks()).hold(self.chat_id):
             await memory._owners.enter(self.chat_id, Writers(frozenset({self.user_id}), Standing.VOUCHED))
 
-    async def start_afresh(self) -> None:
-        """Start the chat's recent conversation (L2) afresh; the archive (L3) keeps every turn."""
-        await self.memory.start_afresh(self.chat_id)
-
     async def store(self, content: str, tags: list[str] | None = None, entry_id: str | None = None,
                     name: str | None = None) -> str:
         """Keep a note in the chat's archive (L3) now, verbatim; the same content rewrites the same note.
@@ -413,9 +409,3 @@ class MemoryScope:
             BackendUnavailable: Redis or Chroma cannot be reached.
         """
         return await self.memory._finding.reads.vector_store(self.chat_id)
-
-    # ---- the person's data ----------------------------------------------------------------
-
-    async def export(self) -> dict[str, Any]:
-        """Everything kept of the user, in every chat, as one JSON-able document."""
-        return await self.memory.admin.export(self.user_id)

@@ -231,3 +231,17 @@ def test_no_module_or_function_is_longer_than_docs_architecture_says():
                      and node.end_lineno - node.lineno + 1 > function_lines}
     assert over - OVER_THE_LIMITS_FOR_NOW == set()
     assert OVER_THE_LIMITS_FOR_NOW <= over  # one brought within them leaves the list
+
+
+def test_no_verb_is_on_two_of_memorys_doors():
+    """Each verb has one door (the chat's start afresh is Memory's; a person's export, the
+    admin's), but closing, which each door does of what it holds, and, for now, forget_fact: a
+    user's own (``MemoryScope``, what their commands and the model's tools call) and the
+    operator's by user id (``Memory.admin``), which the scope's calls."""
+    from memory.facade import ChatEntries, HeardConversation, Memory, MemoryAdmin, MemoryScope
+
+    doors = (Memory, MemoryScope, MemoryAdmin, ChatEntries, HeardConversation)
+    verbs = {door: {name for name, value in vars(door).items()
+                    if not name.startswith("_") and (callable(value) or isinstance(value, property))} for door in doors}
+    shared = {verb for door in doors for other in doors if door is not other for verb in verbs[door] & verbs[other]}
+    assert shared == {"aclose", "forget_fact"}
