@@ -41,6 +41,7 @@ from memory.stores.archive import Archive
 from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.backends import Backends
 from memory.stores.chat_owners import ChatOwners
+from memory.stores.redis_backend import RedisBackend
 from memory.stores.facts import upsert_within
 from memory.stores.journal import TurnJournal
 from memory.stores.privacy import Forgotten
@@ -210,7 +211,8 @@ class Memory:
               settings: MemorySettings | None = None) -> MemoryScope:
         """The verbs of the user commands (facts, search, a fresh start, export…) for one user
         in one chat, at ``now`` (the current time by default), with a run's ``settings``."""
-        return MemoryScope(self, settings or self.settings, chat_id, user_id, time.time() if now is None else now)
+        return MemoryScope(self, settings or self.settings, chat_id, user_id, time.time() if now is None else now,
+                           self._redis, self._owners, self._archiver, self._finding)
 
     # ---- L2 -------------------------------------------------------------------------------
 
@@ -275,6 +277,11 @@ class MemoryScope:
     chat_id: str
     user_id: str
     now: float
+    # What its verbs read and write with, handed over by Memory.scope (its own: no door hands them out).
+    _redis: RedisBackend
+    _owners: ChatOwners
+    _archiver: Archive
+    _finding: QuestionServices
 
     # ---- L1 -------------------------------------------------------------------------------
 
@@ -289,7 +296,7 @@ class MemoryScope:
         Raises:
             TimeoutError: the facts store did not answer within ``deadline``.
         """
-        store = await self.memory._redis.facts()
+        store = await self._redis.facts()
         return await asyncio.wait_for(store.get_all(self.user_id), deadline)
 
     async def remember(self, key: str, value: str) -> int:
@@ -302,7 +309,7 @@ class MemoryScope:
             FactsFull: the facts would grow past ``budget.l1_facts_max_tokens`` (nothing written).
             ValueError: an empty or malformed key or value.
         """
-        return await upsert_within(await self.memory._redis.facts(), self.user_id, key, value,
+        return await upsert_within(await self._redis.facts(), self.user_id, key, value,
                                    self.settings.budget.l1_facts_max_tokens)
 
     async def forget_fact(self, key: str) -> bool:
@@ -315,9 +322,8 @@ class MemoryScope:
         """The user is one of the chat's owners from now on, vouched for by the face that fixed
         both (MCP's chat and user, set by the operator), as a live turn's user is: a chat only
         strangers' claims were in is emptied first (``memory/stores/chat_owners.py``)."""
-        memory = self.memory
-        async with (await memory._redis.chat_locks()).hold(self.chat_id):
-            await memory._owners.enter(self.chat_id, Writers(frozenset({self.user_id}), Standing.VOUCHED))
+        async with (await self._redis.chat_locks()).hold(self.chat_id):
+            await self._owners.enter(self.chat_id, Writers(frozenset({self.user_id}), Standing.VOUCHED))
 
     async def store(self, content: str, tags: list[str] | None = None, entry_id: str | None = None,
                     name: str | None = None) -> str:
@@ -333,7 +339,7 @@ class MemoryScope:
         Returns:
             The note's id.
         """
-        archiver = self.memory._archiver
+        archiver = self._archiver
         if entry_id is not None:
             await archiver.flush()  # a turn waiting to be archived is found under its id
         return await archiver.store_curated(self.chat_id, self.user_id, content, tags, self.now, entry_id, name)
@@ -383,7 +389,7 @@ class MemoryScope:
         try:
             # The turns waiting behind the replies, written now (the writing goes on behind after
             # half the deadline); what L3 cannot take stays in the outbox.
-            await self.memory._archiver.write_through(deadline / 2)
+            await self._archiver.write_through(deadline / 2)
         except Exception as exc:
             raise SearchFailed(f"memory search failed: the turns waiting for the archive could not be read "
                                f"({type(exc).__name__}: {exc})") from exc
@@ -408,4 +414,4 @@ class MemoryScope:
             EncoderMismatch: the archive holds another encoder's vectors (``goat reembed``).
             BackendUnavailable: Redis or Chroma cannot be reached.
         """
-        return await self.memory._finding.reads.vector_store(self.chat_id)
+        return await self._finding.reads.vector_store(self.chat_id)
