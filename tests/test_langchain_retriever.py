@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from bot.demo.run import CHAT_ID as DEMO, conversation
+from bot.demo.bundled import CHAT_ID as DEMO, conversation
 from graph.checkpoint import CheckpointedServices
 from graph.importing.importer import import_turns, transcript_of
 from graph.server.vector_store import served_vector_store

@@ -128,7 +128,7 @@ class Reading:
     async def examples(self, chat_id: str) -> list[tuple[str, str]]:
         """The demo's questions, each with the day it asks them on (the day after its last session),
         for the demo's chat; none for another."""
-        from bot.demo.run import CHAT_ID, questions
+        from bot.demo.bundled import CHAT_ID, questions
 
         if chat_id != CHAT_ID:
             return []
