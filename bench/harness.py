@@ -22,7 +22,7 @@ from graph.runner import TurnRunner
 from graph.settings import Settings
 from nodes.state import TurnState
 from memory.facade import Memory
-from tests.support import locomo
+from support import locomo
 
 @dataclass(frozen=True)
 class BenchOptions:

@@ -27,7 +27,7 @@ from graph.runner import TurnRunner
 from memory.prompt import count_tokens, count_tokens_each, format_recall_line, pack_recalls
 from memory.turns import USER_PREFIX, Hit, archive_id
 from nodes.state import TurnState
-from tests.support import locomo
+from support import locomo
 
 FIXED_K = (5, 10, 15)
 # Defaults are chosen on the first conversations (the tuning half); the last two of five are

@@ -24,7 +24,7 @@ from bench.harness import BenchOptions, bench_runner, conditions, isolated_setti
 from bench.report import SectionResult, distribution, markdown_table
 from graph.importing.importer import import_turns, transcript_of
 from nodes.state import FAN_OUT
-from tests.support import locomo
+from support import locomo
 
 ENV_VAR = "GOAT_SEED_DIR"
 ROUNDS = 3

@@ -34,8 +34,8 @@ from graph.settings import Settings
 from nodes.services import Services
 from memory.encoders import Encoder, LocalEmbeddings
 from memory.facade import Memory
-from tests.support import locomo
-from tests.support.bilingual import LINES as OTHER_LANGUAGE_LINES
+from support import locomo
+from support.bilingual import LINES as OTHER_LANGUAGE_LINES
 
 ARCHIVE_END = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
 ARCHIVE_SPAN = timedelta(days=365)

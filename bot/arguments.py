@@ -153,13 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     telegram.add_argument("--listen", default="127.0.0.1", help="with --webhook: the address to listen on")
     telegram.add_argument("--port", type=port_number, default=8443, help="with --webhook: the port (default 8443)")
 
-    mcp = command("mcp", "serve this chat's memory to any agent over MCP (stdio, or HTTP)")
-    mcp.add_argument("--chat", required=True, help="the chat whose memory is served (fixed for the server's life)")
-    mcp.add_argument("--user", help="the user whose facts are served (default: the chat id)")
-    mcp.add_argument("--http", action="store_true",
-                     help="serve streamable HTTP at /mcp instead of stdio (needs GOAT_MCP_TOKEN)")
-    mcp.add_argument("--host", default="127.0.0.1", help="with --http: the address to listen on (default 127.0.0.1)")
-    mcp.add_argument("--port", type=port_number, default=8765, help="with --http: the port (default 8765)")
+    _add_mcp_arguments(command("mcp", "serve this chat's memory to any agent over MCP (stdio, or HTTP)"))
 
     web = command("web", "a local page to see and correct what GOAT remembers (no network needed)",
                   description="Serve a local page to see and correct what GOAT remembers: chats, turns, what recall "
@@ -204,6 +198,16 @@ def _add_import_arguments(importer: argparse.ArgumentParser) -> None:
                           help="Telegram: your user id, whose chat with a bot it is (default: the exporting "
                                "account's); ChatGPT: the user id to keep your messages under (default: the chat id)")
     importer.add_argument("--into", metavar="CHAT", help="import every chat or conversation into this one chat")
+
+
+def _add_mcp_arguments(mcp: argparse.ArgumentParser) -> None:
+    """`goat mcp`'s arguments: whose memory is served, and over what."""
+    mcp.add_argument("--chat", required=True, help="the chat whose memory is served (fixed for the server's life)")
+    mcp.add_argument("--user", help="the user whose facts are served (default: the chat id)")
+    mcp.add_argument("--http", action="store_true",
+                     help="serve streamable HTTP at /mcp instead of stdio (needs GOAT_MCP_TOKEN)")
+    mcp.add_argument("--host", default="127.0.0.1", help="with --http: the address to listen on (default 127.0.0.1)")
+    mcp.add_argument("--port", type=port_number, default=8765, help="with --http: the port (default 8765)")
 
 
 def _add_inspect_arguments(inspect: argparse.ArgumentParser) -> None:

@@ -14,10 +14,11 @@ from bot.arguments import parse_arguments
 from bot.report import render_check, render_report
 from bot.signals import StoppedBySigterm, stop_requests, stopped_by_sigterm
 from graph.observability.redaction import RedactingFilter, Redactor
+from graph.replies import CHAT_OF_OTHERS, MEMORY_UNREACHABLE
 from graph.settings import Settings, load_settings, load_settings_leaving_out_invalid
 from memory.settings import SettingsError
 from nodes.state import InvalidTurn
-from memory.errors import BackendUnavailable, disk_unwritable
+from memory.disk_failures import disk_unwritable
 
 if TYPE_CHECKING:  # imported where they are used: the commands that need no graph start faster
     from graph.observability.why_report import TurnReport
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, InvalidTurn) as exc:
         print(f"goat: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BackendUnavailable as exc:
+    except MEMORY_UNREACHABLE as exc:
         print(f"goat: {disk_unwritable(exc, settings) or exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `goat inspect … | head`: the reader left; not an error of ours
@@ -76,7 +77,6 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from graph.importing.exports import read_export
     from graph.importing.importer import ImportStopped, TranscriptChanged, TranscriptError, import_turns
     from graph.checkpoint import CheckpointedServices
-    from memory.errors import ChatHeldByOthers
     from memory.turns import Standing
 
     if not args.file.exists():  # a folder is read for the export it holds
@@ -121,7 +121,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         print(f"goat: {args.file}: {exc}; the turns before it were imported: run the import again",
               file=sys.stderr)
         return 1
-    except ChatHeldByOthers as exc:
+    except CHAT_OF_OTHERS as exc:
         print(f"goat: {args.file}: {exc}, so it is not imported there: --into CHAT imports it into a chat "
               f"of your choosing (--into {exc.chat_id}: into that one all the same)", file=sys.stderr)
         return EXIT_USAGE
@@ -351,7 +351,8 @@ async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
         print("\n".join(f"goat: {line}" for line in missing), file=sys.stderr)
         return EXIT_USAGE
     from graph.runner import TurnRunner
-    from bot.telegram import build_application, serve
+    from bot.telegram import build_application
+    from bot.telegram_running import serve
 
     if not settings.telegram.allowed_users:
         print("goat: GOAT_ALLOWED_USERS is empty, so the bot refuses everyone; message it once to learn your "

@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.report import render_report
+from graph.replies import FACT_REFUSED, SEARCH_REFUSED
 from graph.runner import TurnRunner
 from graph.observability.why_report import LastTurn, turn_report
-from memory.errors import BackendUnavailable, FactsFull, SearchFailed
 from memory.facade import MemoryScope
 from nodes.toolkit.flow import evidence_line
 
@@ -38,7 +38,7 @@ async def remember(asker: Asker, argument: str) -> str:
         return "Usage: /remember key=value, e.g. /remember city=Porto"
     try:
         await asker.memory().remember(key, value)
-    except (FactsFull, ValueError) as exc:
+    except FACT_REFUSED as exc:
         return str(exc)
     return f"Noted: {key.strip()} = {value.strip()}"
 
@@ -54,7 +54,7 @@ async def search(asker: Asker, query: str) -> str:
         return "Usage: /search what to look for"
     try:
         found = await asker.memory().search(query)
-    except (ValueError, SearchFailed, BackendUnavailable) as exc:
+    except SEARCH_REFUSED as exc:
         return str(exc)
     return "\n".join(found) or "Nothing in memory stands out for that."
 
@@ -64,7 +64,7 @@ async def why(asker: Asker, _: str) -> str:
 
 
 async def reset(asker: Asker, _: str) -> str:
-    await asker.memory().start_afresh()
+    await asker.runner.services.memory.start_afresh(asker.chat_id)
     return "Starting afresh: the recent conversation is cleared; earlier turns are still recalled when they matter."
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 
 from graph.settings import Settings
-from memory.errors import FULL_DISK_BYTES, free_bytes, readable_size, without_credentials
+from memory.credentials import without_credentials
+from memory.disk_failures import FULL_DISK_BYTES, free_bytes, readable_size
 from memory.facade import BackendHealth
 from memory.settings import SettingsError
 from nodes.services import ModelNotConfigured

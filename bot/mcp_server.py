@@ -34,7 +34,7 @@ from bot.doctor import backend_fix, backend_mode
 from graph.importing.importer import parse_timestamp
 from graph.json_limits import MAX_VALUE_BYTES, MAX_VALUE_ITEMS, JsonBeyondLimits, JsonScan, JsonTooLarge
 from graph.observability.redaction import Redactor
-from graph.replies import SAYS_WHAT_TO_DO, error_line
+from graph.replies import error_line, says_what_to_do
 from graph.runner import TurnRunner
 from graph.observability.turn_log import TurnLog, turns_log_path
 from graph.observability.why_report import mechanisms
@@ -253,7 +253,7 @@ def _guard(redact: Redactor, join: Callable[[], Awaitable[None]]) -> Guarded:
             await join()
             return redact(await action(*args))
         except Exception as exc:  # the client gets what failed, never a dead server
-            if not isinstance(exc, SAYS_WHAT_TO_DO):
+            if not says_what_to_do(exc):
                 log.warning("goat mcp: a tool failed: %s", type(exc).__name__)
             raise ToolError(redact(error_line(exc))) from None
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from graph.observability.why_report import TurnReport
-from memory.errors import without_credentials
+from memory.credentials import without_credentials
 
 CHECK_INDENT = 7  # the width of "[FAIL] ", so a check's text and its fix line up
 
@@ -28,10 +28,7 @@ def render_report(report: TurnReport) -> str:
         f" used: L0+L1 {tokens.get('l0_l1')} · L2 {tokens.get('l2')} · L3 {tokens.get('l3')}",
         f"  prefetch: fired {', '.join(prefetch.get('fired') or []) or 'nothing'} · found {found}"
         f" · cache {'hit' if cache and cache.get('hit') else 'miss'} · waited {prefetch.get('waited_ms', 0):.0f} ms"
-        + (" · range {}…{}".format(*((end or "")[:10] for end in prefetch["range"])) if prefetch.get("range") else "")
-        + (f" · counted from {prefetch['range_from_event']}" if prefetch.get("range_from_event") else "")
-        + (f" · no range: {prefetch['range_unread']}" if prefetch.get("range_unread") else "")
-        + (f" · keys {', '.join(prefetch['keys'])}" if prefetch.get("keys") else "")
+        + "".join(f" · {phrase}" for phrase in report.get("read") or [])
         + (f" · judged by meaning first: {prefetch['meaning_first']}" if prefetch.get("meaning_first") else "")
         + (" · asks for the newest: what stands out, newest first" if prefetch.get("latest_first") else ""),
         f"  gap filter kept {report.get('kept', 0)}; injected {len(report['l3'])}:",

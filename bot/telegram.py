@@ -19,32 +19,27 @@ import asyncio
 import io
 import json
 import logging
-from urllib.parse import urlsplit
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.constants import ChatType
-from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (AIORateLimiter, Application, ApplicationHandlerStop, CommandHandler, ContextTypes,
                           MessageHandler, TypeHandler, filters)
 
 from bot.commands import COMMANDS as MEMORY_COMMANDS, Asker, Command
 from bot.telegram_groups import GROUPS, PRIVACY_ON, GroupListening, HearingQueue, is_administrator, notice
 from bot.telegram_messages import StreamingReply, addressed, answer, command_parts, keep_typing, named_for_bot
-from bot.webhook import Inbox, WebhookWorker, shared_secret
+from bot.webhook import Inbox
 from graph.observability.redaction import Redactor
-from graph.replies import APOLOGY, failed_for, failure_reply, refusal
+from graph.replies import (APOLOGY, FORGET_UNFINISHED, FORGET_UNFINISHED_REPLY, MEMORY_UNREACHABLE, failed_for,
+                           failure_reply, refusal)
 from graph.runner import TurnRunner
 from graph.observability.stats import render_stats, summarize
 from graph.observability.turn_log import TurnLog, turns_log_path
 from graph.settings import Settings
-from memory.errors import BackendUnavailable, ForgetUnfinished
-from memory.facade import async_client
 from memory.turns import usable_name
 from nodes.state import InvalidTurn, check_input, turn_input
 
@@ -262,7 +257,7 @@ async def on_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     try:
         await goat.memory.entries.edit_message(chat_id, str(message.message_id), user_id, edit["message"])
-    except BackendUnavailable as exc:  # what was stored stays whole; sending the text again would make a turn
+    except MEMORY_UNREACHABLE as exc:  # what was stored stays whole; sending the text again would make a turn
         log.warning("an edit was not kept: %s", goat.redact(str(exc)))
         await message.reply_text(EDIT_NOT_KEPT)
 
@@ -343,8 +338,8 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not await shown_privately(update, context):
         return
-    chat_id, user_id = _ids(update)
-    document = await Asker(goat_of(context).runner, chat_id, user_id).memory().export()
+    _, user_id = _ids(update)
+    document = await goat_of(context).runner.services.memory.admin.export(user_id)  # everything of theirs
     data = json.dumps(document, ensure_ascii=False, indent=2).encode()
     await context.bot.send_document(update.effective_chat.id, document=io.BytesIO(data),
                                     filename=f"goat-export-{user_id}.json",
@@ -364,11 +359,9 @@ async def forget_me(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     goat.forgetting.discard(user)
     try:
         forgotten = await goat.runner.forget_user(str(user))
-    except ForgetUnfinished as exc:
+    except FORGET_UNFINISHED as exc:
         log.warning("%s", exc)
-        await update.effective_message.reply_text(
-            "I could not finish forgetting you: part of my memory is unreachable right now. It is recorded and "
-            "will be finished when it is back; you can also send /forget_me again later.")
+        await update.effective_message.reply_text(FORGET_UNFINISHED_REPLY)
         return
     await update.effective_message.reply_text(
         f"Done: I forgot {forgotten.facts} fact(s), {len(forgotten.chats)} conversation(s), and your part of "
@@ -430,101 +423,3 @@ async def answer_choice(update: Update, context: ContextTypes.DEFAULT_TYPE, grou
     else:
         await message.reply_text("I stopped listening: from now on I keep only what is addressed to me. What I "
                                  "heard stays, until its retention ends or its writers forget it.")
-
-
-# ---- running it ----------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def running(application: Application, settings: Settings, *, webhook: str | None = None,
-                  listen: str = "127.0.0.1", port: int = 8443, poll_timeout: int = 10) -> AsyncIterator[None]:
-    """The bot receiving updates, by long polling or as one of the workers behind a webhook
-    (which checks Telegram's secret token, ``telegram.webhook_secret``, on every update)."""
-    try:
-        await application.initialize()  # getMe: the server and the token, checked
-    except TelegramError as exc:
-        raise telegram_unavailable(settings, exc) from None
-    async with application, AsyncExitStack() as stack:  # already initialized: on leaving, it is shut down
-        await application.start()
-        stack.push_async_callback(application.stop)
-        try:
-            await register_commands(application)
-            await stack.enter_async_context(
-                _webhook_worker(application, settings, webhook, listen, port) if webhook
-                else _polling(application, poll_timeout))
-        except TelegramError as exc:
-            raise telegram_unavailable(settings, exc) from None
-        await warn_of_privacy_mode(application)
-        goat = application.bot_data["goat"]
-        goat.memory.heard.wake()  # lines an earlier process kept and did not write
-        expiring = asyncio.create_task(goat.groups.expire_every(), name="goat-heard-retention")
-        stack.callback(expiring.cancel)
-        # The operator's line at start: what the bot serves, and with what (no token, no URL).
-        log.info("goat bot: %s; model %s; %d allowed user(s); data folder %s",
-                 f"webhook, listening on {listen}:{port}" if webhook else "polling",
-                 settings.llm.model or "none (set GOAT_MODEL)", len(settings.telegram.allowed_users),
-                 Path(settings.data_dir).resolve())
-        yield
-
-
-async def warn_of_privacy_mode(application: Application) -> None:
-    """At start, the operator's warning when groups listen but Telegram sends the bot only what is
-    addressed to it (privacy mode, which getMe reports)."""
-    if application.bot.can_read_all_group_messages:
-        return
-    listening = await application.bot_data["goat"].groups.listening_groups()
-    if listening:
-        log.warning("%d group(s) listen (%s), but Telegram's privacy mode is on for this bot: they send it only "
-                    "the messages addressed to it. Turn it off in @BotFather (/setprivacy, choose the bot, Disable), "
-                    "then remove the bot from each group and add it again.", len(listening),
-                    ", ".join(map(str, listening)))
-
-
-@asynccontextmanager
-async def _polling(application: Application, poll_timeout: int) -> AsyncIterator[None]:
-    # A restart resumes from the offset Telegram kept: no update is answered twice.
-    await application.updater.start_polling(poll_interval=0.0, timeout=poll_timeout)
-    try:
-        yield
-    finally:
-        await application.updater.stop()
-
-
-@asynccontextmanager
-async def _webhook_worker(application: Application, settings: Settings, webhook: str, listen: str,
-                          port: int) -> AsyncIterator[None]:
-    """One of the workers behind ``webhook`` (bot/webhook.py): updates queued in Redis, each
-    chat's drained in order by whichever worker holds it."""
-    goat, configured = application.bot_data["goat"], settings.telegram.webhook_secret
-    lease = settings.redis.chat_lock_seconds
-    # The inbox's keys live beside memory's, on the same Redis, through a client of the worker's own.
-    redis = async_client((await goat.memory.connect()).redis_url, cluster=settings.redis.cluster)
-    try:
-        # Never open: whoever reaches the port could post any user's messages (and their /export).
-        token = configured.get_secret_value() if configured else await shared_secret(redis)
-        goat.inbox = Inbox(redis, lease)
-        worker = WebhookWorker(application, goat.runner, goat.inbox, secret=token, path=urlsplit(webhook).path,
-                               sweep_seconds=lease / 2, take_in=taking_in(application))
-        await application.bot.set_webhook(webhook, secret_token=token)
-        async with worker.serving(listen, port):
-            yield
-    finally:
-        await redis.aclose()
-
-
-def telegram_unavailable(settings: Settings, exc: TelegramError) -> BackendUnavailable:
-    """What `goat bot` says when the Bot API cannot be used: one line, never the token (the
-    library's own messages and URLs carry it)."""
-    where = settings.telegram.api_url
-    if isinstance(exc, InvalidToken):
-        return BackendUnavailable("telegram", f"the Bot API at {where} refused the bot token",
-                                  "check TELEGRAM_BOT_TOKEN (@BotFather gives it with /token)")
-    problem = Redactor.for_settings(settings)(f"{type(exc).__name__}: {exc}")
-    return BackendUnavailable("telegram", f"cannot reach the Bot API at {where} ({problem})",
-                              "check the network, or GOAT_TELEGRAM_API_URL")
-
-
-async def serve(application: Application, settings: Settings, *, webhook: str | None, listen: str = "127.0.0.1",
-                port: int = 8443) -> None:
-    async with running(application, settings, webhook=webhook, listen=listen, port=port):
-        await asyncio.Event().wait()  # until the process is stopped

@@ -23,8 +23,8 @@ from telegram import Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
 
 from bot.telegram_messages import addressed
+from graph.replies import MEMORY_UNREACHABLE
 from graph.settings import Telegram
-from memory.errors import BackendUnavailable
 from memory.facade import HeardLine, Listening, Memory
 from memory.turns import clean_text, message_problem, usable_name
 
@@ -97,7 +97,7 @@ class GroupListening:
         while True:
             try:
                 return await self.memory.heard.keep(str(message.chat_id), line)
-            except (RedisError, OSError, BackendUnavailable) as exc:  # the update stays unconfirmed until kept
+            except (RedisError, OSError, *MEMORY_UNREACHABLE) as exc:  # the update stays unconfirmed until kept
                 log.warning("a heard message waits to be kept: %s", type(exc).__name__)
                 await asyncio.sleep(pause)
                 pause = min(2 * pause, STORE_RETRY_MAX_S)

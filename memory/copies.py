@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 
 from memory.prompt.blocks import one_line
-from memory.retrieval.excerpts import excerpt_pieces
+from memory.retrieval.choosing.excerpts import excerpt_pieces
 from memory.retrieval.explicit_search import RESULT_CHARS
-from memory.retrieval.keys import structural_keys
+from memory.retrieval.message.keys import structural_keys
 from memory.stores.archive import Archive
 from memory.stores.erasure import DataFolderErasure
 from memory.stores.redis_backend import RedisBackend

@@ -32,24 +32,25 @@ from memory.heard import HeardConversation, HeardLine, Listening
 from memory.measuring import Measuring
 from memory.prompt.tokens import count_tokens
 from memory.redis_clients import async_client, glob_escaped, sync_client
-from memory.retrieval.beside import placed_beside, turn_place, wanted_beside
-from memory.retrieval.explicit_search import Found, result_line, search_on_demand
-from memory.retrieval.question import Searching
-from memory.retrieval.recall import Recalled, RecallQuery, recall
+from memory.retrieval.explicit_search import SearchResult, explicit_search, result_line
+from memory.retrieval.finding.question import QuestionServices
+from memory.retrieval.finding.recall import Recalled, RecallQuery, recall
+from memory.retrieval.selection import Selection, select
 from memory.settings import MemorySettings
 from memory.stores.archive import Archive
 from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.backends import Backends
 from memory.stores.chat_owners import ChatOwners
+from memory.stores.redis_backend import RedisBackend
 from memory.stores.facts import upsert_within
 from memory.stores.journal import TurnJournal
 from memory.stores.privacy import Forgotten
 from memory.turns import Archived, Exchange, Hit, Message, Standing, Working, Writers
 
 # The doors, the public types that go through them, and the Redis clients everyone on memory's Redis uses.
-__all__ = ["ArchiveVectorStore", "Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Found",
-           "Health", "HeardConversation", "HeardLine", "Listening", "Memory", "MemoryAdmin", "MemoryScope",
-           "RecallQuery", "Recalled", "async_client", "glob_escaped", "sync_client"]
+__all__ = ["ArchiveVectorStore", "Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Health",
+           "HeardConversation", "HeardLine", "Listening", "Memory", "MemoryAdmin", "MemoryScope", "RecallQuery",
+           "Recalled", "SearchResult", "Selection", "async_client", "glob_escaped", "sync_client"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Memory:
         self._backends = backends = Backends(settings, **ready)
         redis, l3, encoder, erasure = backends.redis, backends.l3, backends.encoder, backends.erasure
         self._redis, self._chroma, self._erasure = redis, l3, erasure
-        self._searching = Searching.over(redis, l3, encoder)
+        self._finding = QuestionServices.over(redis, l3, encoder)
         self._archiver = Archive(redis, l3, encoder, erasure)
         self._journal = TurnJournal(redis)
         self._copies = TurnCopies(redis, erasure, self._archiver, settings.redis.chat_lock_seconds)
@@ -81,7 +82,7 @@ class Memory:
         self.admin = MemoryAdmin(settings, redis, l3, encoder, erasure, self._archiver, self._journal, self._copies,
                                  self.turn, self.heard)
         # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).
-        self.measuring = Measuring(redis, l3, encoder, self._searching, self._archiver, settings.memory.scope)
+        self.measuring = Measuring(redis, l3, encoder, self._finding, self._archiver, settings.memory.scope)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -98,7 +99,7 @@ class Memory:
         """
         await self._redis.client()
         if warm:
-            from memory.retrieval.temporal import warm_up as warm_up_dates  # dateparser's first parse is slow
+            from memory.retrieval.message.dates import warm_up as warm_up_dates  # dateparser's first parse is slow
 
             try:
                 await self._chroma.episodic()
@@ -106,7 +107,7 @@ class Memory:
                 log.warning("%s", exc)
             run_blocking = self._chroma.run_blocking
             await asyncio.gather(run_blocking(warm_up_dates), run_blocking(count_tokens, "warm-up"))
-            await self._searching.ahead.warm_up()
+            await self._finding.ahead.warm_up()
         await self._archiver.migration.bring_index_current()  # L3 down: logged, tried again at the next write
         self._archiver.wake()
         return Connected(self._redis.url or "", await self._journal.unfinished())
@@ -146,7 +147,7 @@ class Memory:
             chat is marked in flight until the block ends without an exception.
         """
         if message is not None:
-            self._searching.ahead.embed_ahead(message, chat_id)
+            self._finding.ahead.embed_ahead(message, chat_id)
         edited: list[str] = []
         async with (await self._redis.chat_locks()).hold(chat_id), self._archiver.turn_running():
             self._copies.turn_started(chat_id)
@@ -154,13 +155,13 @@ class Memory:
                 await self._owners.enter(chat_id, Writers(frozenset({user_id}), Standing.VOUCHED))
             edited = await self.heard.write_held(chat_id)  # the turn reads what the group said before it
             if message is not None and self.settings.memory.scope == "chat":
-                self._searching.ahead.read_ahead(chat_id, message, self.settings.prefetch.search_k,
+                self._finding.ahead.read_ahead(chat_id, message, self.settings.prefetch.search_k,
                                                  self.settings.retrieval.lexical_max_df_share)
             try:
                 yield await self._journal.begin(chat_id)
                 await self._journal.end(chat_id)
             finally:
-                self._searching.ahead.drop_ahead(chat_id)
+                self._finding.ahead.drop_ahead(chat_id)
                 await self._redis.searches_cached()
                 await self._copies.turn_ended(chat_id)
         await self.entries.erase_replaced(chat_id, edited)  # what an edit heard replaced, once the chat is free
@@ -182,31 +183,36 @@ class Memory:
             A :class:`Recalled`; a mechanism that fails or misses the deadline is reported in
             its outcome, never raised.
         """
-        return await recall(self._searching, query, settings or self.settings)
+        return await recall(self._finding, query, settings or self.settings)
 
-    async def with_turns_beside(self, chosen: list[Hit], best: int, whole_chars: int) -> list[Hit]:
-        """The entries chosen to inject, then the turns just before and after the ``best`` first
-        that hold no message over ``whole_chars`` characters (:mod:`memory.retrieval.beside`).
+    async def select(self, recalled: Recalled, message: str, now: float,
+                     settings: MemorySettings | None = None) -> Selection:
+        """What a turn injects of what its recall found (:mod:`memory.retrieval.selection`): the
+        entries that stand out, fused and scored, the turns beside the best (or, for a statement,
+        the next nearest by meaning), a long turn cut to its excerpts; and why each candidate was
+        kept or not.
 
         Args:
-            chosen: what gap_filter chose, best first.
-            best: ``retrieval.beside_best``.
-            whole_chars: ``retrieval.whole_message_chars``.
+            recalled: the turn's recall (:meth:`recall`).
+            message: the turn's message, which the excerpts bear on.
+            now: when it is asked (unix seconds): the scores' recency.
+            settings: this run's settings; the process's by default.
         Returns:
-            The entries to inject, best first; a turn the chat does not hold is left out.
+            A :class:`Selection`; the turns beside that could not be read within
+            ``prefetch.timeout`` are left out, and its ``problem`` says why.
         """
-        wanted = wanted_beside(chosen, best, whole_chars)
-        if not wanted:
-            return chosen
+        return await select(recalled, message, now, settings or self.settings, self._read_turns)
+
+    async def _read_turns(self, chats: list[str], ids: list[str]) -> list[Hit]:
         store = await self._chroma.episodic()
-        chats = sorted({place[0] for hit in chosen[:best] if (place := turn_place(hit)) is not None})
-        return placed_beside(chosen, await self._chroma.call(store.get_by_ids, chats, list(wanted)), wanted)
+        return await self._chroma.call(store.get_by_ids, chats, ids)
 
     def scope(self, chat_id: str, user_id: str, *, now: float | None = None,
               settings: MemorySettings | None = None) -> MemoryScope:
         """The verbs of the user commands (facts, search, a fresh start, export…) for one user
         in one chat, at ``now`` (the current time by default), with a run's ``settings``."""
-        return MemoryScope(self, settings or self.settings, chat_id, user_id, time.time() if now is None else now)
+        return MemoryScope(self, settings or self.settings, chat_id, user_id, time.time() if now is None else now,
+                           self._redis, self._owners, self._archiver, self._finding)
 
     # ---- L2 -------------------------------------------------------------------------------
 
@@ -271,6 +277,11 @@ class MemoryScope:
     chat_id: str
     user_id: str
     now: float
+    # What its verbs read and write with, handed over by Memory.scope (its own: no door hands them out).
+    _redis: RedisBackend
+    _owners: ChatOwners
+    _archiver: Archive
+    _finding: QuestionServices
 
     # ---- L1 -------------------------------------------------------------------------------
 
@@ -285,7 +296,7 @@ class MemoryScope:
         Raises:
             TimeoutError: the facts store did not answer within ``deadline``.
         """
-        store = await self.memory._redis.facts()
+        store = await self._redis.facts()
         return await asyncio.wait_for(store.get_all(self.user_id), deadline)
 
     async def remember(self, key: str, value: str) -> int:
@@ -298,7 +309,7 @@ class MemoryScope:
             FactsFull: the facts would grow past ``budget.l1_facts_max_tokens`` (nothing written).
             ValueError: an empty or malformed key or value.
         """
-        return await upsert_within(await self.memory._redis.facts(), self.user_id, key, value,
+        return await upsert_within(await self._redis.facts(), self.user_id, key, value,
                                    self.settings.budget.l1_facts_max_tokens)
 
     async def forget_fact(self, key: str) -> bool:
@@ -311,13 +322,8 @@ class MemoryScope:
         """The user is one of the chat's owners from now on, vouched for by the face that fixed
         both (MCP's chat and user, set by the operator), as a live turn's user is: a chat only
         strangers' claims were in is emptied first (``memory/stores/chat_owners.py``)."""
-        memory = self.memory
-        async with (await memory._redis.chat_locks()).hold(self.chat_id):
-            await memory._owners.enter(self.chat_id, Writers(frozenset({self.user_id}), Standing.VOUCHED))
-
-    async def start_afresh(self) -> None:
-        """Start the chat's recent conversation (L2) afresh; the archive (L3) keeps every turn."""
-        await self.memory.start_afresh(self.chat_id)
+        async with (await self._redis.chat_locks()).hold(self.chat_id):
+            await self._owners.enter(self.chat_id, Writers(frozenset({self.user_id}), Standing.VOUCHED))
 
     async def store(self, content: str, tags: list[str] | None = None, entry_id: str | None = None,
                     name: str | None = None) -> str:
@@ -333,7 +339,7 @@ class MemoryScope:
         Returns:
             The note's id.
         """
-        archiver = self.memory._archiver
+        archiver = self._archiver
         if entry_id is not None:
             await archiver.flush()  # a turn waiting to be archived is found under its id
         return await archiver.store_curated(self.chat_id, self.user_id, content, tags, self.now, entry_id, name)
@@ -354,7 +360,7 @@ class MemoryScope:
         """
         return [result_line(found.hit, found.words) for found in await self.found(query, after, before)]
 
-    async def found(self, query: str, after: str | None = None, before: str | None = None) -> list[Found]:
+    async def found(self, query: str, after: str | None = None, before: str | None = None) -> list[SearchResult]:
         """The chat's archive searched on demand: what stands out for the query by meaning,
         selected as a turn's recalls are, and every entry holding all the words searched for
         (an explicit search is a question about words as well as meaning). What it finds
@@ -371,7 +377,7 @@ class MemoryScope:
         Raises:
             ValueError, SearchFailed: as :meth:`search` raises them.
         """
-        found = await search_on_demand(self._recall_written_through, RecallQuery(
+        found = await explicit_search(self._recall_written_through, RecallQuery(
             query, self.chat_id, self.user_id, self.now), after, before, self.settings)
         await self.memory.archive([], self.now, accessed=[each.hit for each in found])
         return found
@@ -383,7 +389,7 @@ class MemoryScope:
         try:
             # The turns waiting behind the replies, written now (the writing goes on behind after
             # half the deadline); what L3 cannot take stays in the outbox.
-            await self.memory._archiver.write_through(deadline / 2)
+            await self._archiver.write_through(deadline / 2)
         except Exception as exc:
             raise SearchFailed(f"memory search failed: the turns waiting for the archive could not be read "
                                f"({type(exc).__name__}: {exc})") from exc
@@ -408,10 +414,4 @@ class MemoryScope:
             EncoderMismatch: the archive holds another encoder's vectors (``goat reembed``).
             BackendUnavailable: Redis or Chroma cannot be reached.
         """
-        return await self.memory._searching.reads.vector_store(self.chat_id)
-
-    # ---- the person's data ----------------------------------------------------------------
-
-    async def export(self) -> dict[str, Any]:
-        """Everything kept of the user, in every chat, as one JSON-able document."""
-        return await self.memory.admin.export(self.user_id)
+        return await self._finding.reads.vector_store(self.chat_id)

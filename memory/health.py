@@ -10,7 +10,9 @@ from pathlib import Path
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ResponseError
 
-from memory.errors import BackendUnavailable, refuses_writes, without_credentials
+from memory.credentials import without_credentials
+from memory.disk_failures import refuses_writes
+from memory.errors import BackendUnavailable
 from memory.stores.archive import Archive
 from memory.settings import MemorySettings
 from memory.stores.archive_encoder import ArchiveEncoder

@@ -5,7 +5,7 @@ encoder's remembered queries so that every message is embedded."""
 
 from __future__ import annotations
 
-from memory.retrieval.question import Searching
+from memory.retrieval.finding.question import QuestionServices
 from memory.stores.archive import Archive
 from memory.stores.archive_encoder import ArchiveEncoder
 from memory.stores.l3_backend import L3Backend
@@ -14,17 +14,17 @@ from memory.turns import Hit
 
 
 class Measuring:
-    def __init__(self, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder, searching: Searching,
+    def __init__(self, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder, finding: QuestionServices,
                  archiver: Archive, scope: str) -> None:
         """Args:
             redis: where the search cache is.
             l3: whose collections held in memory are counted.
             encoder: whose remembered queries are forgotten.
-            searching: the search measured.
+            finding: the search measured.
             archiver: what settles the archive.
             scope: ``memory.scope``, whose cached searches are forgotten.
         """
-        self._redis, self._encoder, self._searching, self._archiver, self._scope = redis, encoder, searching, archiver, scope
+        self._redis, self._encoder, self._finding, self._archiver, self._scope = redis, encoder, finding, archiver, scope
         self._l3 = l3
 
     async def held_chats(self) -> int:
@@ -41,7 +41,7 @@ class Measuring:
         Returns:
             Hits (without a mechanism), closest first.
         """
-        return await self._searching.reads.search(chat_ids, await self._searching.ahead.measure(text, chat_ids), k)
+        return await self._finding.reads.search(chat_ids, await self._finding.ahead.measure(text, chat_ids), k)
 
     async def settle(self) -> int:
         """Write what the outbox holds to L3 now, and give the English entries of chats of every
@@ -59,7 +59,7 @@ class Measuring:
         """Forget the cached searches of the chat's scope as ``memory.scope`` sets it (for
         ``user_id``, the chat's id by default), or of every scope without a chat."""
         cache = await self._redis.cache()
-        self._searching.cached.forget()  # each question is then embedded and searched by words beside its lookup again
+        self._finding.cached.forget()  # each question is then embedded and searched by words beside its lookup again
         if chat_id is None:
             await cache.clear()
         else:

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from memory.settings_sources import (SettingsError, drop_dotted, read_sources, refuse_unknown_names, set_dotted,
-                                     validated)
+from memory.settings_sources import (SettingsError, current_names, drop_dotted, read_sources, refuse_unknown_names,
+                                     set_dotted, validated)
 from memory.words import stemmers
 
 # What a single run may change: the knobs nodes read per turn. Backends, the model
@@ -179,12 +179,13 @@ class Retrieval(Section):
     meaning_first_relevance_ratio: float = Field(
         0.82, gt=0, description="a statement about oneself, or a question in another language than English: a "
         "hit by meaning stands out below this × the background")
-    meaning_first_words_weight: float = Field(
+    meaning_first_lexical_weight: float = Field(
         0.0, ge=0, description="a statement about oneself, or a question in another language than English: the "
         "weight of the word list's ranks in fusion (the others' 1)")
     context_ratio: float = Field(0.5, ge=0, description="next best candidates added as context, per relevant entry")
     rrf_k: float = Field(10.0, gt=0, description="reciprocal-rank fusion: each list gives 1/(rrf_k + rank)")
-    neighbour_weight: float = Field(0.25, ge=0, description="share of the adjacent turns' fused scores added")
+    beside_weight: float = Field(0.25, ge=0, description="share of the fused scores of the turns beside an "
+                                 "entry added to its own")
     lexical_max_df_share: float = Field(
         0.1, gt=0, le=1, description="words in more than this share of a chat's entries are not searched by")
     gap_significance: float = Field(
@@ -329,6 +330,7 @@ class MemorySettings(Section):
         ``origin`` is where they came from, as errors name it (``--set``)."""
         if not overrides:
             return self
+        overrides = current_names(overrides)
         self.check_names(dict.fromkeys(overrides, origin))
         for key in overrides:
             if key.split(".", 1)[0] not in RUN_TIME_SECTIONS:

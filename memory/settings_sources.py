@@ -34,6 +34,14 @@ ENV_ALIASES: dict[str, str] = {
 }
 
 Model = TypeVar("Model", bound=BaseModel)
+Value = TypeVar("Value")
+
+# Settings renamed (docs/operations.md, upgrades): a file, a variable or a run giving the old name
+# sets the new one, so that an upgrade changes nothing it was given.
+RENAMED: dict[str, str] = {
+    "retrieval.neighbour_weight": "retrieval.beside_weight",
+    "retrieval.meaning_first_words_weight": "retrieval.meaning_first_lexical_weight",
+}
 
 
 class SettingsError(ValueError):
@@ -95,6 +103,20 @@ def refuse_unknown_names(model: type[BaseModel], origins: Mapping[str, str]) -> 
     types = _setting_types(model)
     if unknown := [_unknown(key, origin, types) for key, origin in origins.items() if not _known(key, types)]:
         raise SettingsError("; ".join(unknown))
+
+
+def current_names(given: Mapping[str, Value]) -> dict[str, Value]:
+    """``given`` (dotted name -> anything) with each renamed setting under its current name."""
+    return {RENAMED.get(dotted, dotted): value for dotted, value in given.items()}
+
+
+def _renamed_in_file(data: dict[str, Any]) -> None:
+    """Move each renamed setting a file gives to its current name."""
+    for old, new in RENAMED.items():
+        section, _, name = old.rpartition(".")
+        holder = data.get(section)
+        if isinstance(holder, dict) and name in holder:
+            holder.setdefault(new.rpartition(".")[2], holder.pop(name))
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -185,6 +207,7 @@ def read_sources(model: type[BaseModel], path: str | Path | None,
     if explicit or config_file.exists():
         try:
             data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+            _renamed_in_file(data)
             origins.update((key, str(config_file)) for key in _dotted_keys(data))
         except FileNotFoundError:
             raise SettingsError(f"config file {config_file} does not exist") from None
@@ -192,7 +215,8 @@ def read_sources(model: type[BaseModel], path: str | Path | None,
             raise SettingsError(f"config file {config_file} is not valid TOML: {exc}") from None
         except RecursionError:
             raise SettingsError(f"config file {config_file} is nested too deeply to read") from None
-    variables = {dotted: (value, variable) for dotted, (value, variable) in _environment_overrides(environ).items()
+    variables = {dotted: (value, variable) for dotted, (value, variable)
+                 in current_names(_environment_overrides(environ)).items()
                  if value != ""}  # an empty variable means "not set", as shells usually intend
     refuse_unknown_names(model, {**origins, **{dotted: variable for dotted, (_, variable) in variables.items()}})
     for dotted, (value, variable) in variables.items():

@@ -1,4 +1,5 @@
-"""A turn as L3 keeps it: its id (deterministic per chat and turn) and its verbatim text; the
+"""A turn as L3 keeps it: its verbatim text (its id: :mod:`memory.turn_ids`; what every way in
+refuses of a message: :mod:`memory.message_checks`, both handed on here); the
 records a recall of L3 hands out, as a turn's state keeps them: an entry found (:class:`Hit`), how
 the recall went (:class:`RecallOutcome`), why a candidate was kept or not (:class:`Verdict`); and
 those of the prompt: a message of the conversation (:class:`Message`), AITS's reading of the
@@ -8,7 +9,7 @@ wherever the state is imported (the ``goat`` command's start included)."""
 
 from __future__ import annotations
 
-import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from datetime import datetime, timezone
@@ -18,6 +19,11 @@ from pydantic import ConfigDict, with_config
 # typing_extensions' TypedDict: pydantic (and so LangGraph's server, for Studio's state view) reads
 # typing's only from Python 3.12.
 from typing_extensions import NotRequired, TypedDict
+
+# Handed on: the archive's ids and the checks of a message are read through this door.
+from memory.message_checks import (MAX_MESSAGE_CHARS, MAX_NAME_CHARS, NOT_UNICODE, clean_text, is_blank,
+                                   message_problem, name_problem, usable_name)
+from memory.turn_ids import archive_id, is_archive_id
 
 ARCHIVE_TAG = "l2_full_archive"
 
@@ -75,6 +81,18 @@ class CacheLookup(TypedDict):
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))
+class MechanismNote(TypedDict):
+    """What a mechanism read of the message (a period, keys), rendered by the mechanism itself."""
+
+    reported: dict[str, Any]
+    """Its fields as `goat inspect --json`, /why and ``diagnose_last_turn`` show them."""
+    logged: dict[str, Any]
+    """Its fields as the turn log keeps them (never the message's own words)."""
+    said: list[str]
+    """Its phrases in a report's line."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
 class RecallOutcome(TypedDict):
     """How a recall went, mechanism by mechanism (a turn's ``prefetch``; the turn log, ``/why`` and
     ``goat inspect`` report it). A mechanism fires when it scores above zero for the message."""
@@ -90,17 +108,9 @@ class RecallOutcome(TypedDict):
     """Per mechanism that succeeded, how many entries it found (before the gap filter)."""
     cache: CacheLookup | None
     """The L2.5 cache's answer; None: not looked up."""
-    range: list[str | None] | None
-    """The temporal period searched, [after, before] in ISO-8601 (an end left open: None, as the
-    caller may leave either, and "as of September" leaves the start); None: none named or given."""
-    range_unread: NotRequired[str]
-    """With a date word or a digit in the message and no range read from it: why none was ("today",
-    "next week", "on my birthday" name no period that ended before today)."""
-    range_from_event: NotRequired[str]
-    """With a period named by its distance from an event ("two weeks after the wedding"): the
-    entry whose day the period is counted from ("<id> (<day>)"), or why none was."""
-    keys: list[str]
-    """The structural keys the message names."""
+    notes: dict[str, MechanismNote]
+    """Per mechanism, what it read of the message (the temporal mechanism's period, the specific-key
+    mechanism's keys), as it renders it for the reports (:func:`notes_reported`, :func:`notes_said`)."""
     deadline_ms: float
     background: float | None
     """The query's mean distance to the chats' entries, on its scale; None: too few entries yet."""
@@ -120,6 +130,21 @@ class RecallOutcome(TypedDict):
     """How many passages the background is the mean of (None: enough); with its scale only."""
     waited_ms: NotRequired[float]
     """How long the recall took, from its start (written last, as it returns)."""
+
+
+def notes_reported(outcome: Mapping[str, Any], *, for_the_log: bool = False) -> dict[str, Any]:
+    """What the mechanisms read of the message, each by its own note (a recall's ``notes``), as
+    every report carries it: their fields, in the registry's order (``for_the_log``: as the turn
+    log keeps them)."""
+    notes: Mapping[str, MechanismNote] = outcome.get("notes") or {}
+    return {key: value for note in notes.values()
+            for key, value in (note["logged"] if for_the_log else note["reported"]).items()}
+
+
+def notes_said(outcome: Mapping[str, Any]) -> list[str]:
+    """What the mechanisms read of the message, as a report's line says it, phrase by phrase."""
+    notes: Mapping[str, MechanismNote] = outcome.get("notes") or {}
+    return [phrase for note in notes.values() for phrase in note["said"]]
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))
@@ -180,21 +205,6 @@ def iso_time(moment: float) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="seconds")
 
 
-_TURN_IDS = ":turn_"  # between a chat's id and a turn's number, in the turn's archive id
-
-
-def archive_id(chat_id: str, turn: int) -> str:
-    """Deterministic per (chat, turn), so replaying an archive never duplicates it."""
-    return f"{chat_id}{_TURN_IDS}{turn:04d}"
-
-
-def is_archive_id(chat_id: str, entry_id: str) -> bool:
-    """Whether ``entry_id`` has the form of the chat's turns' ids (:func:`archive_id`): a turn's,
-    archived or still to come."""
-    number = entry_id.removeprefix(f"{chat_id}{_TURN_IDS}")
-    return number != entry_id and number.isascii() and number.isdigit()
-
-
 USER_PREFIX, ASSISTANT_PREFIX = "user: ", "assistant: "
 
 
@@ -234,57 +244,6 @@ def with_user_text(content: str, user_chars: int, text: str) -> str:
     if not content.startswith(USER_PREFIX) or (reply and not reply.startswith(f"\n{ASSISTANT_PREFIX}")):
         raise ValueError(f"the archived turn holds no user message of {user_chars} characters")
     return archive_content(text, None) + reply
-
-
-# What every way in refuses of a message (a live turn, a line of `goat import`, MCP's archive_turn),
-# and what an imported turn checks again.
-MAX_MESSAGE_CHARS = 200_000
-NOT_UNICODE = "holds text that is not valid Unicode (lone surrogates)"
-
-
-MAX_NAME_CHARS = 200  # a speaker's display name (Telegram's first and last names take 64 each)
-
-
-def name_problem(name: object) -> str | None:
-    """Why a speaker's display name cannot be taken ("must be a string", "is empty", too long, not
-    Unicode); None when it can. What it holds is the prompt's to render safely, not refused here."""
-    return "must be a string" if not isinstance(name, str) else _text_problem(name, MAX_NAME_CHARS)
-
-
-def usable_name(name: str | None) -> str | None:
-    """A name a client gives (a Telegram sender's) as a turn takes it: cut to the limit, None when
-    it cannot be taken (blank, broken Unicode), so that no one's name ever stops their turn."""
-    name = None if name is None else name[:MAX_NAME_CHARS]
-    return name if name is not None and name_problem(name) is None else None
-
-
-def clean_text(text: str) -> str:
-    """Replace lone surrogates (not encodable as UTF-8, e.g. from broken clients) with U+FFFD."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def is_blank(text: str) -> bool:
-    """Whether a text shows nothing: only white space and invisible format characters (zero-width
-    spaces and joiners, a byte-order mark, direction marks), which look empty wherever it is read."""
-    return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
-
-
-def message_problem(text: str) -> str | None:
-    """Why a message cannot be taken, as every way in refuses it (a live turn, a line of `goat
-    import`, MCP's archive_turn): "is empty", "has N characters; the limit is …" or "holds text
-    that is not valid Unicode (lone surrogates)" (a broken client's, never guessed at); None when
-    it can."""
-    return _text_problem(text, MAX_MESSAGE_CHARS)
-
-
-def _text_problem(text: str, limit: int) -> str | None:
-    if is_blank(text):
-        return "is empty"
-    if len(text) > limit:
-        return f"has {len(text)} characters; the limit is {limit}"
-    if clean_text(text) != text:
-        return NOT_UNICODE
-    return None
 
 
 @dataclass(frozen=True)

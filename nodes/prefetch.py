@@ -1,7 +1,7 @@
 """prefetch: search L3 before the model sees the message — every turn, no confidence gate.
 
 The mechanisms, their shared query vector and the hard deadline are the memory's recall
-pipeline (``memory/retrieval/recall.py``), the same one the ``search_memory`` tool runs."""
+pipeline (``memory/retrieval/finding/recall.py``), the same one the ``search_memory`` tool runs."""
 
 from __future__ import annotations
 

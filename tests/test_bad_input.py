@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 from conftest import free_port
-from fakes import FakeOpenAI
-from fakes.telegram_server import FakeTelegram
+from support.fakes import FakeOpenAI
+from support.fakes.telegram_server import FakeTelegram
 from pydantic import SecretStr
 from test_chat import goat_chat
 from test_cli import GOAT, goat, goat_env

@@ -30,14 +30,14 @@ from graph.importing.exports import read_export
 from graph.settings import Settings
 from memory.encoders.paired import PairedEncoder
 from memory.stores.episodic import collection_name
-from memory.retrieval.keys import structural_keys
+from memory.retrieval.message.keys import structural_keys
 from memory.stores.redis_backend import PREFIX
 from memory.stores.lexical import LexicalIndex
 from memory.stores.redis_server import EmbeddedRedis
-from memory.retrieval.temporal import completed_past_range
-from tests.fakes.telegram_server import FakeTelegram
-from tests.support import locomo
-from tests.support.bilingual import ASKED, LINES, conversations
+from memory.retrieval.message.dates import completed_past_range
+from support.fakes.telegram_server import FakeTelegram
+from support import locomo
+from support.bilingual import ASKED, LINES, conversations
 
 SIZE = 30
 ARCHIVE = f"archive-{SIZE}-{Settings().embeddings.model}"  # each encoder's archives apart

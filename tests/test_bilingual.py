@@ -1,10 +1,10 @@
 """A bilingual user, through the real graph with the default encoder (MiniLM beside e5): an
 English conversation (LoCoMo's first dev conversation, or the shipped synthetic one when the
 data is not beside the repository) with sixty-one lines in Russian, Spanish and German told
-between its sessions, against the same conversation alone (tests/support/bilingual.py builds both).
+between its sessions, against the same conversation alone (support/bilingual.py builds both).
 
 Distances measured in e5's space (the other languages' lines) and in the English space are
-judged each against its own background (memory/retrieval/scale.py): without that, every
+judged each against its own background (memory/retrieval/finding/scale.py): without that, every
 Russian or Spanish line looked closer to an English question than an unrelated English line
 did, and was injected into nearly every answer."""
 
@@ -21,8 +21,8 @@ from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory
-from tests.support import bilingual
-from tests.support.locomo import data_path, load
+from support import bilingual
+from support.locomo import data_path, load
 
 # One import of both chats, asked once, for every property below.
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]

@@ -25,12 +25,12 @@ import pytest
 import redis
 from chromadb.config import Settings as ChromaSettings
 
-from fakes import FakeOpenAI, error_reply
-from fakes.telegram_server import FakeTelegram
+from support.fakes import FakeOpenAI, error_reply
+from support.fakes.telegram_server import FakeTelegram
 from memory.stores.episodic import collection_name
 from memory.stores.redis_server import EmbeddedRedis
 from test_graph import HISTORY, history_jsonl
-from tests.support.processes import GOAT_SCRIPT as GOAT  # the installed script, run as a user would
+from support.processes import GOAT_SCRIPT as GOAT  # the installed script, run as a user would
 
 pytestmark = pytest.mark.slow
 
@@ -356,6 +356,19 @@ def test_bad_environment_value_is_rejected_naming_the_key_and_the_variable(tmp_p
     [line] = result.stderr.splitlines()
     assert "prefetch.timeout" in line and "GOAT_PREFETCH__TIMEOUT" in line
     assert not (tmp_path / "data").exists()  # rejected at start, before any backend
+
+
+def test_a_renamed_setting_is_read_under_its_old_name_from_the_file_the_environment_and_a_run(tmp_path: Path) -> None:
+    from graph.settings import Settings
+
+    config = tmp_path / "goat.toml"
+    config.write_text("[retrieval]\nneighbour_weight = 0.5\n", encoding="utf-8")
+    assert Settings.load(config, {}).retrieval.beside_weight == 0.5
+    config.write_text("", encoding="utf-8")
+    variables = {"GOAT_RETRIEVAL__MEANING_FIRST_WORDS_WEIGHT": "0.3"}
+    assert Settings.load(config, variables).retrieval.meaning_first_lexical_weight == 0.3
+    run = Settings.load(config, {}).with_overrides({"retrieval.neighbour_weight": 0.1})
+    assert run.retrieval.beside_weight == 0.1
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from langgraph.checkpoint.conformance.test_utils import generate_checkpoint
 
 from bot.doctor import backend_mode
 from conftest import RedisClusterNodes, memorys_redis
-from fakes import FakeOpenAI
+from support.fakes import FakeOpenAI
 from graph.checkpoint import RedisCheckpointSaver
 from graph.settings import Settings, load_settings
 from memory.stores.archive import OUTBOX_KEY
@@ -141,7 +141,7 @@ async def check_what_each_layer_holds(runner, sent: dict[str, list[str]], questi
         assert (await runner.last_state(chat))["reply"] == f"re: {texts[-1]}"  # the checkpointer's
     # The archive invalidated the chat's cached search, and is found by its words.
     assert (await inspect(runner, "alice-chat", question))["prefetch"]["cache"]["hit"] is False
-    [(hit, _, _)] = await memory._searching.reads.lexical_search(["bob-chat"], "ticket-000250", 5, 1.0)
+    [(hit, _, _)] = await memory._finding.reads.lexical_search(["bob-chat"], "ticket-000250", 5, 1.0)
     assert hit["id"] == archive_id("bob-chat", 2)
     assert await memory._journal.unfinished() == []
     assert (await memory._backends.redis.chat_locks()).held_locally() == 0
@@ -244,7 +244,7 @@ async def test_the_next_start_completes_a_turn_and_writes_the_outbox_a_dead_proc
             store = await memory._backends.l3.episodic()
             assert [e["id"] for e in store.get_by_ids(["dave-chat"], [archive_id("dave-chat", 1)])] == [
                 archive_id("dave-chat", 1)]
-            [(hit, _, _)] = await memory._searching.reads.lexical_search(["bob-chat"], "Zorblax mat", 5, 1.0)
+            [(hit, _, _)] = await memory._finding.reads.lexical_search(["bob-chat"], "Zorblax mat", 5, 1.0)
             assert hit["id"] == parked.id and hit["content"].startswith("user: the Zorblax key")
             assert await memory._journal.unfinished() == [] and await restarted.recover() == []
             async with memorys_redis(memory) as client:

@@ -19,7 +19,7 @@ import redis
 import redis.asyncio
 
 from conftest import chroma_server, free_port, wait_for
-from fakes import FakeOpenAI
+from support.fakes import FakeOpenAI
 from graph.settings import Settings
 from memory.stores.chat_lock import ChatLocks
 from memory.redis_clients import waiting_pool
@@ -242,7 +242,7 @@ async def test_a_word_index_behind_a_chroma_server_is_caught_up_from_it(settings
         assert await index.indexed_turns(chat) == 0
         await memory._archiver.indexer.sync_index([chat])
         assert await index.indexed_turns(chat) == 150
-        found = await memory._searching.reads.lexical_search([chat], "ticket-4149", k=3, max_df_share=0.1)
+        found = await memory._finding.reads.lexical_search([chat], "ticket-4149", k=3, max_df_share=0.1)
         assert found[0][0]["id"] == archive_id(chat, 150)
         assert (await memory._backends.l3.episodic()).count(chat) == 150  # nothing written twice
     finally:

@@ -20,7 +20,7 @@ from bot import commands
 from bot.commands import Asker
 from bot.mcp_server import MemoryServer
 from conftest import memorys_redis, system_redis, wait_for
-from fakes import FakeOpenAI
+from support.fakes import FakeOpenAI
 from graph.checkpoint import DEFAULT_PREFIX
 from graph.runner import TurnRunner
 from graph.settings import Settings, load_settings

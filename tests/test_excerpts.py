@@ -1,13 +1,13 @@
-"""Long turns injected as the sentences that bear on the message, verbatim (memory/retrieval/excerpts.py),
+"""Long turns injected as the sentences that bear on the message, verbatim (memory/retrieval/choosing/excerpts.py),
 and the newest of what was told first for a question about the current state (latest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from memory.retrieval.excerpts import (CUT, asks_about_this_chat, excerpt, excerpted, list_position, query_terms,
-                                       term_weights)
-from memory.retrieval.latest import asks_for_the_latest, newest_first
+from memory.retrieval.choosing.excerpts import (CUT, asks_about_this_chat, excerpt, excerpted, list_position,
+                                                query_terms, term_weights)
+from memory.retrieval.choosing.latest import asks_for_the_latest, newest_first
 
 def even(message: str) -> dict[str, float]:
     """The message's terms, each weighing the same."""

@@ -22,9 +22,9 @@ import pytest
 import redis
 
 from conftest import StartEmbedded
-from fakes import FakeOpenAI
+from support.fakes import FakeOpenAI
 from graph.settings import Settings
-from memory.errors import disk_full
+from memory.disk_failures import disk_full
 from memory.stores import EmbeddedRedis
 from test_cli import CHAT, GOAT, HANG_GUARD, USER, embedded_redis_pids, goat, goat_env, ok, servers_left
 from test_graph import HISTORY, NOW, history_jsonl

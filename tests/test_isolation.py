@@ -31,7 +31,7 @@ from bot.mcp_server import MemoryServer, build_server
 from graph.graph import build_graph
 from memory.stores.chat_users import chats_of_user, users_of_chat
 from memory.stores.curated import CURATED_TAG
-from memory.retrieval.mechanisms import KEYS, TEMPORAL, THEMATIC, WORDS
+from memory.retrieval.mechanisms import LEXICAL, SPECIFIC_KEY, TEMPORAL, THEMATIC
 from memory.errors import ChatHeldByOthers
 from memory.turns import Exchange, ImportedTurn, Standing, Writers, archive_id
 from nodes.state import InvalidTurn
@@ -78,14 +78,14 @@ OTHER_TURNS = [
 
 # (name, message, the list that finds A's entry, A's entry)
 PROBES = [
-    ("meaning", "How does my grandma make her plum dumplings?", THEMATIC, DUMPLING),
-    ("exact words", A_TURNS[5][1], WORDS, DUMPLING),
-    ("code", "What was invoice INV-4471-ZQ for?", WORDS, INVOICE),
-    ("e-mail", "Forward this to mara.quill@fjordledger.example please.", WORDS, EMAIL),
-    ("structural key", "Is ticket-90417 still valid?", KEYS, STORAGE),
-    ("absolute date", "What did I do on 3 March 2025?", TEMPORAL, GREENHOUSE),
-    ("relative date", "What did I do 7 days ago?", TEMPORAL, FERRY),
-    ("weekday and date", "What did I do on Saturday, 14 November?", TEMPORAL, FERRY),
+    ("meaning", "How does my grandma make her plum dumplings?", THEMATIC.name, DUMPLING),
+    ("exact words", A_TURNS[5][1], LEXICAL.name, DUMPLING),
+    ("code", "What was invoice INV-4471-ZQ for?", LEXICAL.name, INVOICE),
+    ("e-mail", "Forward this to mara.quill@fjordledger.example please.", LEXICAL.name, EMAIL),
+    ("structural key", "Is ticket-90417 still valid?", SPECIFIC_KEY.name, STORAGE),
+    ("absolute date", "What did I do on 3 March 2025?", TEMPORAL.name, GREENHOUSE),
+    ("relative date", "What did I do 7 days ago?", TEMPORAL.name, FERRY),
+    ("weekday and date", "What did I do on Saturday, 14 November?", TEMPORAL.name, FERRY),
 ]
 
 # (scope, chat, user): where A's memory must not reach, and where it must.
@@ -157,8 +157,8 @@ async def test_a_probe_for_chat_as_memory_finds_it_only_where_it_is_in_scope(see
         assert mechanism in state["recalls"], where  # the mechanism ran here, on this chat's own memory
         assert entries_of_a(state) == set(), where
         assert markers_in(context_of(state["prompt"])) == [], where
-        if mechanism == TEMPORAL:  # the day asked for is this chat's own day
-            days = recalled_ids(state, TEMPORAL)
+        if mechanism == TEMPORAL.name:  # the day asked for is this chat's own day
+            days = recalled_ids(state, TEMPORAL.name)
             assert days and all(entry_id.startswith(f"{chat_id}:") for entry_id in days), where
 
 
@@ -167,7 +167,7 @@ async def test_a_search_cache_warmed_by_chat_a_serves_no_other_chat_or_user(seed
     warmed = await inspect_turn(seeded, "chat", A_CHAT, ALICE, question)
     again = await inspect_turn(seeded, "chat", A_CHAT, ALICE, question)
     assert warmed["prefetch"]["cache"]["hit"] is False and again["prefetch"]["cache"]["hit"] is True
-    assert DUMPLING in recalled_ids(again, THEMATIC)  # the warm entry holds A's memory
+    assert DUMPLING in recalled_ids(again, THEMATIC.name)  # the warm entry holds A's memory
     key = again["prefetch"]["cache"]["key"]
     for chat_id, user_id in ((ALICE_OTHER_CHAT, ALICE), (B_CHAT, BOB)):
         state = await inspect_turn(seeded, "chat", chat_id, user_id, question)
@@ -177,7 +177,7 @@ async def test_a_search_cache_warmed_by_chat_a_serves_no_other_chat_or_user(seed
     # Under "user", the user's chats share their searches; another user's are never served.
     await inspect_turn(seeded, "user", A_CHAT, ALICE, question)
     shared = await inspect_turn(seeded, "user", ALICE_OTHER_CHAT, ALICE, question)
-    assert shared["prefetch"]["cache"] == {"hit": True, "key": key} and DUMPLING in recalled_ids(shared, THEMATIC)
+    assert shared["prefetch"]["cache"] == {"hit": True, "key": key} and DUMPLING in recalled_ids(shared, THEMATIC.name)
     bob = await inspect_turn(seeded, "user", B_CHAT, BOB, question)
     assert bob["prefetch"]["cache"] == {"hit": False, "key": key}
     assert entries_of_a(bob) == set() and markers_in(context_of(bob["prompt"])) == []

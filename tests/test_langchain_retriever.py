@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from bot.demo.run import CHAT_ID as DEMO, conversation
+from bot.demo.bundled import CHAT_ID as DEMO, conversation
 from graph.checkpoint import CheckpointedServices
 from graph.importing.importer import import_turns, transcript_of
 from graph.server.vector_store import served_vector_store
@@ -24,7 +24,7 @@ from memory.errors import ArchiveReadOnly
 from memory.facade import ArchiveVectorStore, Memory
 from memory.turns import ImportedTurn
 from nodes.services import Services
-from tests.support.processes import GOAT_SCRIPT
+from support.processes import GOAT_SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
 START = 1_760_000_000  # 2025-10-09T08:53:20Z

@@ -1,6 +1,6 @@
 """A new retrieval signal is one module and one line in the registry: recall runs it, the
-selection judges and fuses its list with the others, and ``goat inspect`` reports it, with no
-other file touched."""
+selection judges and fuses its list with the others, and ``goat inspect``, /why and the turn log
+report it and what it read, with no other file touched."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.commands import render_why
+from bot.report import render_report
+from support.fakes import FakeOpenAI
+from graph.observability.turn_log import turns_log_path
+from graph.observability.why_report import turn_report
 from memory.retrieval import mechanisms
-from test_graph import history_jsonl
+from test_graph import NOW, history_jsonl, load_history, make_runner, with_model
 
 CHAT = "garden"
 TOY_MODULE = '''
@@ -26,6 +31,7 @@ async def _first_turn(run: RecallRun):
     if not run.message.rstrip().endswith("!"):
         return None  # scored zero: it does not fire
     search, chat = run.question.reads, run.query.chat_id
+    run.note["first_turn"] = archive_id(chat, 1)  # what it read, as every report shows it
     store = await search.l3.episodic()
     return [{**hit, "distance": 0.1} for hit in await search.l3.call(store.get_by_ids, [chat], [archive_id(chat, 1)])]
 
@@ -69,3 +75,23 @@ def test_a_registered_toy_mechanism_fires_fuses_and_is_reported(toy_registered, 
     assert toy_registered not in quiet["prefetch"]["fired"]  # scored zero for this message
     assert all(entry["mechanism"] != toy_registered for entry in quiet["l3"])
 
+
+
+async def test_what_a_toy_mechanism_read_shows_in_inspect_why_and_the_turn_log(toy_registered, settings, embeddings,
+                                                                                tmp_path):
+    message, read = "Did the alpha-5675 migration go through!", "alice-chat:turn_0001"
+    with FakeOpenAI() as fake:
+        runner = make_runner(with_model(settings, fake), embeddings)
+        try:
+            await runner.services.memory.connect(warm=True)
+            await load_history(runner, tmp_path)
+            report = turn_report(await runner.inspect("alice-chat", message, now=NOW.timestamp()))
+            assert report["prefetch"][toy_registered] == read  # goat inspect --json
+            assert f" · {toy_registered} {read}" in render_report(report)  # goat inspect
+            fake.reply("It went through on Tuesday.")
+            await runner.run("alice-chat", message, user_id="alice", now=NOW.timestamp())
+            assert f" · {toy_registered} {read}" in render_why(await runner.last_turn("alice-chat"))  # /why
+        finally:
+            await runner.aclose()
+    line = json.loads(turns_log_path(settings).read_text(encoding="utf-8").splitlines()[-1])
+    assert line["prefetch"][toy_registered] == read  # the turn log

@@ -16,17 +16,17 @@ from memory.settings import Retrieval
 from memory.prompt.aits import assess, cue_tokens
 from memory.prompt.budget import (LINE_TOKENS, format_recall_line, l2_ceiling, line_tokens_stamp, newest_within,
                                   pack_recalls, split_budget, stamped_tokens, trim_working, turn_split)
-from memory.retrieval.gap import background_filter, gap_filter, gap_ratio
+from memory.retrieval.choosing.gap import background_filter, gap_filter, gap_ratio
 from memory.turns import Assessment, LayerTokens, archive_id
-from memory.retrieval.beside import BESIDE, beside_verdicts, placed_beside, wanted_beside
-from memory.retrieval.next_nearest import NEAREST, with_next_nearest
-from memory.retrieval.event_dates import from_event
-from memory.retrieval.keys import structural_keys
-from memory.retrieval.merge import (choose_and_explain, choose_recalls, fuse, merge_and_score, scoring_near_the_best,
-                                    with_context)
-from memory.retrieval.statements import speaks_of_oneself
-from memory.retrieval import temporal
-from memory.retrieval.temporal import completed_past_range, may_name_a_date, warm_up
+from memory.retrieval.choosing.beside import BESIDE, beside_verdicts, placed_beside, wanted_beside
+from memory.retrieval.choosing.next_nearest import NEAREST, with_next_nearest
+from memory.retrieval.message.event_dates import from_event
+from memory.retrieval.message.keys import structural_keys
+from memory.retrieval.choosing.merge import (choose_and_explain, choose_recalls, fuse, merge_and_score,
+                                             scoring_near_the_best, with_context)
+from memory.retrieval.message.statements import speaks_of_oneself
+from memory.retrieval.message import dates as temporal
+from memory.retrieval.message.dates import completed_past_range, may_name_a_date, warm_up
 from memory.prompt.tokens import count_tokens, count_tokens_each, count_unremembered
 
 BUCHAREST = ZoneInfo("Europe/Bucharest")
@@ -719,29 +719,29 @@ class TestFuse:
     def test_reciprocal_ranks_add_up_across_lists(self) -> None:
         semantic = [turn("a", None), turn("b", None)]
         words = [turn("b", None), turn("c", None)]
-        fused = fuse([semantic, words], rrf_k=10, neighbour_weight=0)
+        fused = fuse([semantic, words], rrf_k=10, beside_weight=0)
         assert fused == pytest.approx({"a": 1 / 11, "b": 1 / 12 + 1 / 11, "c": 1 / 12})
         assert max(fused, key=fused.get) == "b"  # second in both beats first in one
 
     def test_ranks_not_scores_are_fused(self) -> None:
         near = [turn("a", None, distance=0.1), turn("b", None, distance=0.2)]
         far = [turn("a", None, distance=1.1), turn("b", None, distance=1.9)]
-        assert fuse([near], rrf_k=10, neighbour_weight=0) == fuse([far], rrf_k=10, neighbour_weight=0)
+        assert fuse([near], rrf_k=10, beside_weight=0) == fuse([far], rrf_k=10, beside_weight=0)
 
-    def test_neighbouring_turns_lend_each_other_a_share(self) -> None:
+    def test_turns_beside_each_other_lend_each_other_a_share(self) -> None:
         ranked = [turn("t5", 5), turn("t6", 6), turn("t9", 9)]
-        plain = fuse([ranked], rrf_k=10, neighbour_weight=0)
-        smoothed = fuse([ranked], rrf_k=10, neighbour_weight=0.5)
+        plain = fuse([ranked], rrf_k=10, beside_weight=0)
+        smoothed = fuse([ranked], rrf_k=10, beside_weight=0.5)
         assert smoothed["t5"] == pytest.approx(plain["t5"] + 0.5 * plain["t6"])
         assert smoothed["t6"] == pytest.approx(plain["t6"] + 0.5 * plain["t5"])
         assert smoothed["t9"] == pytest.approx(plain["t9"])  # turns 8 and 10 are not candidates
 
-    def test_neighbours_are_turns_of_the_same_chat(self) -> None:
+    def test_turns_beside_are_of_the_same_chat(self) -> None:
         ranked = [turn("x5", 5, chat="x"), turn("y6", 6, chat="y"), turn("memory", None)]
-        assert fuse([ranked], rrf_k=10, neighbour_weight=1.0) == fuse([ranked], rrf_k=10, neighbour_weight=0)
+        assert fuse([ranked], rrf_k=10, beside_weight=1.0) == fuse([ranked], rrf_k=10, beside_weight=0)
 
     def test_empty(self) -> None:
-        assert fuse([], rrf_k=10, neighbour_weight=0.25) == {} and fuse([[], []], rrf_k=10, neighbour_weight=0.25) == {}
+        assert fuse([], rrf_k=10, beside_weight=0.25) == {} and fuse([[], []], rrf_k=10, beside_weight=0.25) == {}
 
 
 class TestTurnsBeside:
@@ -819,7 +819,7 @@ def hits(prefix: str, distances: list[float], mechanism: str = "thematic") -> li
 
 
 class TestChooseRecalls:
-    RETRIEVAL = Retrieval(context_ratio=0, neighbour_weight=0)
+    RETRIEVAL = Retrieval(context_ratio=0, beside_weight=0)
 
     def choose(self, lists: dict[str, list[dict]], background: float | None, **knobs) -> list[str]:
         retrieval = self.RETRIEVAL.model_copy(update=knobs)

@@ -12,9 +12,9 @@ import pytest
 
 from graph.observability.stats import render_stats, summarize
 from graph.observability.turn_log import LatencyAggregator, TurnLog, turns_log_path
-from fakes import FakeOpenAI
+from support.fakes import FakeOpenAI
 from graph.settings import Settings, load_settings
-from memory.errors import MASK
+from memory.credentials import MASK
 from memory.encoders.embeddings import LocalEmbeddings
 from test_graph import NOW, letta_down, make_runner, with_model
 

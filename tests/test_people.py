@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from fakes import FakeOpenAI
+from support.fakes import FakeOpenAI
 
 from graph.checkpoint import CheckpointedServices
 from graph.importing.importer import import_transcript
@@ -155,7 +155,7 @@ async def test_a_question_about_anna_brings_annas_line_ahead_of_bobs_nearer_one(
 
 
 def test_a_message_names_the_people_it_is_about():
-    from memory.retrieval.people import named_people
+    from memory.retrieval.message.people import named_people
     people = {"u1": "Kate Miller", "u2": "Elise", "u3": ""}
     assert named_people("What are Kate's hobbies?", people, "u3") == ["u1"]
     assert named_people("what do kate and Elise have in common", people, "u3") == ["u1", "u2"]
@@ -165,7 +165,7 @@ def test_a_message_names_the_people_it_is_about():
 
 
 def test_a_name_the_chat_calls_someone_by_is_theirs():
-    from memory.retrieval.people import unknown_names, whose_name
+    from memory.retrieval.message.people import unknown_names, whose_name
     people = {"u1": "Emi", "u2": "elise"}
     assert unknown_names("What are Kate's hobbies, Elise?", people) == ["Kate"]
     greeted = [("u2", "Hey Kate!"), ("u2", "That is so true Kate!"), ("u1", "Kate and I went skiing")]

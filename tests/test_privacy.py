@@ -14,7 +14,7 @@ import chromadb
 import pytest
 
 from conftest import chroma_server, free_port, memorys_redis
-from fakes import FakeOpenAI
+from support.fakes import FakeOpenAI
 from graph.settings import Settings, load_settings
 from memory.errors import ForgetUnfinished
 from memory.encoders.embeddings import LocalEmbeddings
@@ -148,7 +148,7 @@ async def found_by_words(settings: Settings, chat_id: str, words: str) -> list[s
 
     memory = Memory(settings)
     try:
-        return [hit["content"] for hit, _, _ in await memory._searching.reads.lexical_search([chat_id], words, 10, 1.0)]
+        return [hit["content"] for hit, _, _ in await memory._finding.reads.lexical_search([chat_id], words, 10, 1.0)]
     finally:
         await memory.aclose()
 

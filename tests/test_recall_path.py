@@ -8,9 +8,9 @@ import asyncio
 import gc
 from types import SimpleNamespace
 
-from memory.retrieval.ahead import Ahead
-from memory.retrieval.cached_questions import CachedQuestions, Searched
-from memory.retrieval.question import Question, Searching
+from memory.retrieval.finding.ahead import Ahead
+from memory.retrieval.finding.cached_questions import CachedQuestions, CachedFindings
+from memory.retrieval.finding.question import Question, QuestionServices
 
 SCALE = object()  # a question's scale: passed along, never read here
 HIT = {"id": "c1:turn_1", "content": "user: I went to Kyoto.", "distance": 0.2}
@@ -72,9 +72,9 @@ class _Cached(CachedQuestions):
         super().__init__(None, None)
         self._answer_after = answer_after
 
-    async def look_up(self, scope_key: str, digest: str) -> tuple[Searched | None, str | None]:
+    async def look_up(self, scope_key: str, digest: str) -> tuple[CachedFindings | None, str | None]:
         await self._answer_after.wait()
-        return Searched([HIT], None, SCALE), "generation"
+        return CachedFindings([HIT], None, SCALE), "generation"
 
 
 async def test_a_search_started_ahead_that_failed_before_a_hit_goes_unreported() -> None:
@@ -82,7 +82,7 @@ async def test_a_search_started_ahead_that_failed_before_a_hit_goes_unreported()
     loop.set_exception_handler(lambda _, context: unretrieved.append(context))
     try:
         reads = _Reads()
-        question = Question(Searching(reads, _Ahead(), _Cached(reads.failed)), "where did I go?", "c1", "alice",
+        question = Question(QuestionServices(reads, _Ahead(), _Cached(reads.failed)), "where did I go?", "c1", "alice",
                             "chat", 5, True, None)
         assert await question.by_meaning == [HIT] and question.cache["hit"] is True
         await question.finish()

@@ -107,7 +107,7 @@ async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_ke
     name, target = to
     async with Memory(own_settings(tmp_path, "minilm-l6"), embeddings=minilm) as memory:
         await archive(memory, tmp_path, {"es": SPANISH, "en": ENGLISH})
-        before = await memory._searching.reads.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
+        before = await memory._finding.reads.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
     async with Memory(own_settings(tmp_path, name), embeddings=target) as memory:
         seen: list[tuple[int, int]] = []
         done = await memory.admin.reembed(lambda finished, total: seen.append((finished, total)))
@@ -121,10 +121,10 @@ async def test_reembed_replaces_every_vector_in_chroma_and_the_word_index_and_ke
             np.testing.assert_allclose(in_index, expected, atol=2e-3)  # float16 in the index
             index = await memory._backends.redis.entry_index()
             np.testing.assert_allclose((await index.centroid([chat_id])).mean, expected.mean(axis=0), atol=1e-5)
-        after = await memory._searching.reads.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
+        after = await memory._finding.reads.lexical_search(["es"], "Sevilla", k=3, max_df_share=1.0)
         assert [hit["id"] for hit, *_ in after] == [hit["id"] for hit, *_ in before] == [archive_id("es", 3)]
         # A paraphrase in the chat's language finds its line by meaning now.
-        hits = await memory._searching.reads.search(["es"], await memory._searching.ahead.measure("¿Qué pasó con mi mascota?", ["es"]), 3)
+        hits = await memory._finding.reads.search(["es"], await memory._finding.ahead.measure("¿Qué pasó con mi mascota?", ["es"]), 3)
         assert hits[0]["id"] == archive_id("es", 1)
         async with memorys_redis(memory) as redis:
             assert await redis.exists(REEMBED_KEY, REEMBED_DONE_KEY) == 0
@@ -180,7 +180,7 @@ async def test_minilms_float32_vectors_are_refused_as_an_older_versions_until_go
         done = await memory.admin.reembed()
         assert (done.previous, done.encoder, done.entries) == ("minilm-l6", "minilm-l6", len(ENGLISH))
         await memory.connect(warm=True)
-        [hit] = await memory._searching.reads.search(["en"], await memory._searching.ahead.measure("tomato seedlings", ["en"]), 1)
+        [hit] = await memory._finding.reads.search(["en"], await memory._finding.ahead.measure("tomato seedlings", ["en"]), 1)
         assert hit["id"] == archive_id("en", 1)
 
 
@@ -227,7 +227,7 @@ async def test_a_reembed_killed_half_way_to_longer_vectors_goes_back_to_the_firs
             texts, in_chroma, in_index = await stored_vectors(memory, chat_id, len(history))
             np.testing.assert_allclose(in_chroma, minilm.encoder.encode(texts), atol=1e-5)
             np.testing.assert_allclose(in_index, minilm.encoder.encode(texts), atol=2e-3)  # float16
-        [hit] = await memory._searching.reads.search(["en"], await memory._searching.ahead.measure("tomato seedlings", ["en"]), 1)
+        [hit] = await memory._finding.reads.search(["en"], await memory._finding.ahead.measure("tomato seedlings", ["en"]), 1)
         assert hit["id"] == archive_id("en", 1)
 
 

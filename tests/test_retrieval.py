@@ -24,8 +24,8 @@ from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.encoder import Space, distances
 from memory.facade import Memory
 from memory.prompt import format_recall_line
-from memory.retrieval.scale import FEWEST_FOR_A_BACKGROUND, Scale
-from memory.retrieval.search import L3Search
+from memory.retrieval.finding.scale import FEWEST_FOR_A_BACKGROUND, Scale
+from memory.retrieval.finding.search import L3Reads
 from memory.turns import Exchange, archive_id
 from memory.stores.entry_index import IndexEntry
 from memory.stores.lexical import K1, LexicalIndex
@@ -108,7 +108,7 @@ async def test_a_word_finds_the_entries_holding_another_form_of_it(raw_redis) ->
 
 
 async def scored(index: LexicalIndex, chat_id: str, query: str, **options) -> list[tuple[str, float]]:
-    """The word search's (id, score) pairs; its vectors are checked through L3Search.lexical_search."""
+    """The word search's (id, score) pairs; its vectors are checked through L3Reads.lexical_search."""
     return [(entry_id, score) for entry_id, score, _ in await index.search(chat_id, query, **options)]
 
 
@@ -286,7 +286,7 @@ async def test_the_writer_catches_a_chats_word_index_up_with_its_archived_turns(
     assert await index.indexed_turns("big") == 0
     await memory._archiver.indexer.sync_index(["big"])
     assert await index.indexed_turns("big") == 150
-    found = await memory._searching.reads.lexical_search(["big"], "note 149", k=3, max_df_share=0.1)
+    found = await memory._finding.reads.lexical_search(["big"], "note 149", k=3, max_df_share=0.1)
     assert found[0][0]["id"] == archive_id("big", 150)
 
 
@@ -314,11 +314,11 @@ async def test_an_index_of_words_folded_otherwise_is_indexed_afresh(runner, tmp_
     ids = [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)]
     await as_an_older_version_left_it(memory, embedded_raw_redis, "chat")
     assert await index.outdated("chat") and await index.indexed_turns("chat") == 0
-    assert await memory._searching.reads.lexical_search(["chat"], "plant", k=3, max_df_share=0.1) == []
+    assert await memory._finding.reads.lexical_search(["chat"], "plant", k=3, max_df_share=0.1) == []
 
     await memory._archiver.indexer.sync_index(["chat"])
     assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
-    [(hit, _, _)] = await memory._searching.reads.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
+    [(hit, _, _)] = await memory._finding.reads.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
     assert hit["id"] == archive_id("chat", 1)
     assert await index.entries.missing("chat", ids) == []
 
@@ -344,9 +344,9 @@ async def test_an_archive_left_by_an_older_version_is_migrated_when_memory_conne
         index = await later._backends.redis.lexical_index()
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
         assert await index.indexed_turns("behind") == 1
-        [(hit, _, _)] = await later._searching.reads.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
+        [(hit, _, _)] = await later._finding.reads.lexical_search(["chat"], "plant", k=3, max_df_share=0.1)
         assert hit["id"] == archive_id("chat", 1)
-        [(hit, _, _)] = await later._searching.reads.lexical_search(["behind"], "Mittens", k=3, max_df_share=1.0)
+        [(hit, _, _)] = await later._finding.reads.lexical_search(["behind"], "Mittens", k=3, max_df_share=1.0)
         assert hit["id"] == archive_id("behind", 1)
 
         # Marked as done: the process after it reads the mark and looks at no chat.
@@ -417,7 +417,7 @@ async def test_a_chat_of_saved_memories_alone_is_migrated_too(runner, settings, 
     later = Memory(settings, embeddings=embeddings, episodic=await memory._backends.l3.episodic())
     try:
         await later.connect()
-        [(hit, _, _)] = await later._searching.reads.lexical_search(["notes"], "flowerpot", k=3, max_df_share=1.0)
+        [(hit, _, _)] = await later._finding.reads.lexical_search(["notes"], "flowerpot", k=3, max_df_share=1.0)
         assert hit["id"] == entry_id
     finally:
         await later.aclose()
@@ -467,7 +467,7 @@ async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, 
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await memory._archiver.indexer.sync_index(["chat"])
-    scale = await memory._searching.ahead.measure("how are my tomatoes doing?", ["chat"])
+    scale = await memory._finding.ahead.measure("how are my tomatoes doing?", ["chat"])
     store = await memory._backends.l3.episodic()
     stored = store.get_with_vectors(["chat"], [archive_id("chat", n) for n in range(1, len(HISTORY) + 1)])
     exact = np.mean(distances(np.array([v for _, v in stored]), scale.reference.query))
@@ -475,7 +475,7 @@ async def test_the_background_is_the_mean_distance_to_the_chats_entries(runner, 
     assert scale.passages[scale.reference.name] == len(HISTORY)
     # A mean of too few passages is no background yet: the gap test decides.
     assert scale.background == (pytest.approx(exact, abs=1e-5) if len(HISTORY) >= FEWEST_FOR_A_BACKGROUND else None)
-    assert (await memory._searching.ahead.measure("how are my tomatoes doing?", ["nobody"])).background is None
+    assert (await memory._finding.ahead.measure("how are my tomatoes doing?", ["nobody"])).background is None
 
 
 async def test_a_new_chats_only_turn_is_recalled_for_a_question_about_it(runner) -> None:
@@ -495,15 +495,15 @@ async def test_forgetting_a_chat_forgets_its_words(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await memory._archiver.indexer.sync_index(["chat"])
-    assert await memory._searching.reads.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1)
+    assert await memory._finding.reads.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1)
     await memory.admin.forget_chat("chat")
-    assert await memory._searching.reads.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1) == []
-    assert (await memory._searching.ahead.measure("x", ["chat"])).background is None
+    assert await memory._finding.reads.lexical_search(["chat"], "Zorblax", k=5, max_df_share=0.1) == []
+    assert (await memory._finding.ahead.measure("x", ["chat"])).background is None
     # The chat's turn numbers start again at 1: new turns are indexed with their new words.
     await load(memory, tmp_path, "chat", [(1, "Our cat Mittens learned to open doors.", "Clever cat.")])
     await memory._archiver.indexer.sync_index(["chat"])
-    [(hit, _, _)] = await memory._searching.reads.lexical_search(["chat"], "Mittens", k=5, max_df_share=1.0)
-    assert hit["id"] == archive_id("chat", 1) and await memory._searching.reads.lexical_search(["chat"], "Zorblax", 5, 1.0) == []
+    [(hit, _, _)] = await memory._finding.reads.lexical_search(["chat"], "Mittens", k=5, max_df_share=1.0)
+    assert hit["id"] == archive_id("chat", 1) and await memory._finding.reads.lexical_search(["chat"], "Zorblax", 5, 1.0) == []
 
 
 # ---------------------------------------------------------------- time ranges and keys from the index
@@ -539,15 +539,15 @@ async def exactly_within(memory: Memory, chat_id: str, query: Scale, k: int, aft
 async def test_a_time_range_is_ranked_from_the_index_exactly(runner, tmp_path) -> None:
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
-    query = await memory._searching.ahead.measure("how are the tomato plants?", ["chat"])
+    query = await memory._finding.ahead.measure("how are the tomato plants?", ["chat"])
     for after, before in ((days_ago(31), days_ago(16.5)), (days_ago(17.5), days_ago(16.5)), (None, days_ago(25.5)),
                           (days_ago(20), None), (days_ago(3), days_ago(1))):
-        from_index = await memory._searching.reads.search(["chat"], query, 5, after, before)
+        from_index = await memory._finding.reads.search(["chat"], query, 5, after, before)
         exact = await exactly_within(memory, "chat", query, 5, after, before)
         assert [h["id"] for h in from_index] == [entry_id for entry_id, _ in exact]
         assert [h["distance"] for h in from_index] == pytest.approx([d for _, d in exact], abs=2e-3)
         assert all(h["content"] and h["metadata"]["chat_id"] == "chat" for h in from_index)
-    [flowers] = await memory._searching.reads.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
+    [flowers] = await memory._finding.reads.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
     assert "first flowers" in flowers["content"]
 
 
@@ -555,10 +555,10 @@ async def test_a_wide_range_is_searched_deeper_by_meaning_and_cut_to_the_range(r
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     await memory._archiver.indexer.sync_index(["chat"])
-    monkeypatch.setattr("memory.retrieval.search._EXACT_RANGE", 3)  # every range of this chat is "wide"
-    query = await memory._searching.ahead.measure("how are the tomato plants?", ["chat"])
+    monkeypatch.setattr("memory.retrieval.finding.search._EXACT_RANGE", 3)  # every range of this chat is "wide"
+    query = await memory._finding.ahead.measure("how are the tomato plants?", ["chat"])
     after, before = days_ago(29.5), days_ago(16.5)
-    found = await memory._searching.reads.search(["chat"], query, 4, after, before)
+    found = await memory._finding.reads.search(["chat"], query, 4, after, before)
     exact = await exactly_within(memory, "chat", query, 4, after, before)
     assert [h["id"] for h in found] == [entry_id for entry_id, _ in exact]
     assert all(after <= h["timestamp"] <= before for h in found)
@@ -568,7 +568,7 @@ async def test_the_word_search_takes_its_vectors_from_the_index(runner, tmp_path
     memory = runner.services.memory
     await load(memory, tmp_path, "chat")
     store = await memory._backends.l3.episodic()
-    found = await memory._searching.reads.lexical_search(["chat"], "tomato plants Zorblax", k=5, max_df_share=1.0)
+    found = await memory._finding.reads.lexical_search(["chat"], "tomato plants Zorblax", k=5, max_df_share=1.0)
     assert len(found) >= 2
     stored = {hit["id"]: (hit, vector) for hit, vector in store.get_with_vectors(["chat"], [h["id"] for h, _, _ in found])}
     for hit, vector, _ in found:
@@ -587,8 +587,8 @@ async def test_an_index_from_before_times_and_vectors_is_indexed_afresh(runner, 
     assert await index.outdated("chat") and await index.indexed_turns("chat") == 0
     await memory._archiver.indexer.sync_index(["chat"])
     assert not await index.outdated("chat")
-    query = await memory._searching.ahead.measure("how are the tomato plants?", ["chat"])
-    [flowers] = await memory._searching.reads.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
+    query = await memory._finding.ahead.measure("how are the tomato plants?", ["chat"])
+    [flowers] = await memory._finding.reads.search(["chat"], query, 5, days_ago(17.5), days_ago(16.5))
     assert "first flowers" in flowers["content"]
 
 
@@ -599,12 +599,12 @@ async def test_keys_are_found_through_the_index_exactly_and_case_sensitively(run
         (10, "Ticket 5675 and alpha were mentioned apart here.", "Noted."),
         (9, "ALPHA-5675 in capitals is another key.", "Noted."),
     ])
-    found = await memory._searching.reads.find_by_keys(["chat"], ["alpha-5675"], limit=10)
+    found = await memory._finding.reads.find_by_keys(["chat"], ["alpha-5675"], limit=10)
     assert sorted(h["id"] for h in found) == [archive_id("chat", 2), archive_id("chat", 15)]
-    [by_turn] = await memory._searching.reads.find_by_keys(["chat"], ["turn_0003"], limit=10)
+    [by_turn] = await memory._finding.reads.find_by_keys(["chat"], ["turn_0003"], limit=10)
     assert "Zorblax" in by_turn["content"]
-    assert await memory._searching.reads.find_by_keys(["chat"], ["beta-5675"], limit=10) == []
-    assert len(await memory._searching.reads.find_by_keys(["chat"], ["alpha-5675"], limit=1)) == 1
+    assert await memory._finding.reads.find_by_keys(["chat"], ["beta-5675"], limit=10) == []
+    assert len(await memory._finding.reads.find_by_keys(["chat"], ["alpha-5675"], limit=1)) == 1
 
 
 # ---------------------------------------------------------------- what the graph injects
@@ -817,15 +817,15 @@ async def test_inspect_says_why_a_message_naming_a_time_has_no_period(runner, tm
 async def test_a_date_phrase_never_breaks_recall(runner, tmp_path, monkeypatch, question: str) -> None:
     """A day its month lacks, a range that would end before it starts, 2 000 characters of numbers:
     no period, said so, nothing degraded; and dateparser (milliseconds a number) is handed a few."""
-    import memory.retrieval.temporal as temporal_module
+    import memory.retrieval.message.dates as dates_module
 
-    parse, handed = temporal_module.search_dates, []
+    parse, handed = dates_module.search_dates, []
 
     def counted(text, *args, **kwargs):  # in a worker thread
         handed.append(text)
         return parse(text, *args, **kwargs)
 
-    monkeypatch.setattr(temporal_module, "search_dates", counted)
+    monkeypatch.setattr(dates_module, "search_dates", counted)
     await load(runner.services.memory, tmp_path, "chat")
     report = await inspect(runner, "chat", question)
     assert "prefetch" not in report["degraded"], report["degraded"]
@@ -840,12 +840,13 @@ async def test_a_question_as_of_a_month_searches_every_day_up_to_its_end(runner,
             (days_ago(date(2026, 5, 2)), "We brought home a rescue rabbit named Clover.", "Rabbits are great."),
             (days_ago(date(2026, 10, 9)), "My aunt gave us her old parrot Kiwi.", "Parrots live long!")]
     await load(runner.services.memory, tmp_path, "chat", told + HISTORY)
-    report = await runner.inspect("chat", "How many pets did we have, as of September?", now=NOW.timestamp())
+    state = await runner.inspect("chat", "How many pets did we have, as of September?", now=NOW.timestamp())
+    report = turn_report(state)
     # Before: September alone, whose days hold none of them.
     after, before = report["prefetch"]["range"]
     assert after is None and before.startswith("2026-09-30"), report["prefetch"]["range"]
-    assert " · range …2026-09-30" in render_report(turn_report(report))  # as goat inspect prints it
-    by_period = [hit["id"] for hit in report["recalls"]["temporal"]]
+    assert " · range …2026-09-30" in render_report(report)  # as goat inspect prints it
+    by_period = [hit["id"] for hit in state["recalls"]["temporal"]]
     assert {archive_id("chat", 1), archive_id("chat", 2)} <= set(by_period), by_period
     assert archive_id("chat", 3) not in by_period  # told in October, after the stock is taken
 
@@ -886,7 +887,7 @@ async def test_a_question_in_another_language_is_judged_by_meaning_first(runner,
     assert report["l3"][0]["id"] == archive_id("chat", 3), report["l3"]
 
 
-class WordlessSearch(L3Search):
+class WordlessSearch(L3Reads):
     async def lexical_search(self, *args, **kwargs):
         raise RuntimeError("word index unreadable")
 
@@ -894,8 +895,8 @@ class WordlessSearch(L3Search):
 def wordless_memory(settings: Settings, embeddings: LocalEmbeddings) -> Memory:
     memory = Memory(settings, embeddings=embeddings)
     reads = WordlessSearch(memory._backends.redis, memory._backends.l3, memory._backends.encoder)
-    memory._searching = replace(memory._searching, reads=reads)
-    memory._searching.ahead.reads = reads  # its word search read ahead of the turn fails too
+    memory._finding = replace(memory._finding, reads=reads)
+    memory._finding.ahead.reads = reads  # its word search read ahead of the turn fails too
     return memory
 
 
@@ -917,7 +918,7 @@ async def test_a_wide_scope_stays_within_the_redis_connection_pool(runner, tmp_p
     await load(memory, tmp_path, "chat-0")
     chats = [f"chat-{n}" for n in range(300)]  # more than the client's 100 connections
     await memory._archiver.indexer.sync_index(chats)
-    [(hit, _, _)] = await memory._searching.reads.lexical_search(chats, "Zorblax", k=5, max_df_share=0.5)
+    [(hit, _, _)] = await memory._finding.reads.lexical_search(chats, "Zorblax", k=5, max_df_share=0.5)
     assert hit["id"] == archive_id("chat-0", 3)
 
 
@@ -995,7 +996,7 @@ async def test_a_turn_lets_its_chat_go_once_its_searchs_cache_write_has_landed(
     assert await memory.measuring.settle() == 0
     cache, redis = await memory._backends.redis.cache(), await memory._backends.redis.client()
     ending, put, landed = asyncio.Event(), cache.put, []
-    drop_ahead = memory._searching.ahead.drop_ahead
+    drop_ahead = memory._finding.ahead.drop_ahead
 
     def turn_ends(chat_id: str) -> None:
         ending.set()
@@ -1009,7 +1010,7 @@ async def test_a_turn_lets_its_chat_go_once_its_searchs_cache_write_has_landed(
         landed.append(args[1])
 
     monkeypatch.setattr(cache, "put", slow_put)
-    monkeypatch.setattr(memory._searching.ahead, "drop_ahead", turn_ends)
+    monkeypatch.setattr(memory._finding.ahead, "drop_ahead", turn_ends)
     question = RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp())
     async with memory.turn("c1", question.text, "alice"):
         recalled = await memory.recall(question)
@@ -1088,7 +1089,7 @@ async def test_a_question_asked_first_is_embedded_beside_its_cache_lookup(
     assert await memory.measuring.settle() == 0
     encoder, cache = (await memory._backends.encoder.embeddings()).encoder, await memory._backends.redis.cache()
     index = await memory._backends.redis.lexical_index()
-    encode, lookup, by_words, by_meaning = encoder.encode, cache.lookup, index.search, memory._searching.reads.search
+    encode, lookup, by_words, by_meaning = encoder.encode, cache.lookup, index.search, memory._finding.reads.search
     encoding, searching_words, searching_by_meaning = threading.Event(), asyncio.Event(), asyncio.Event()
     seen_by_lookup: list[bool] = []
 
@@ -1114,7 +1115,7 @@ async def test_a_question_asked_first_is_embedded_beside_its_cache_lookup(
 
     monkeypatch.setattr(encoder, "encode", noted_encode)
     monkeypatch.setattr(index, "search", noted_by_words)
-    monkeypatch.setattr(memory._searching.reads, "search", noted_by_meaning)
+    monkeypatch.setattr(memory._finding.reads, "search", noted_by_meaning)
     monkeypatch.setattr(cache, "lookup", lookup_after_the_encoding_starts)
     question = RecallQuery("Which seeds did I order for the balcony?", "c1", "alice", NOW.timestamp(), deadline=30.0)
     first = await memory.recall(question)
@@ -1169,8 +1170,8 @@ async def test_searches_started_ahead_and_found_cached_after_all_leave_the_other
     filed it) starts its searches ahead, and drops them when the lookup hits. Dropping them must
     not cancel what the other mechanisms wait for: here the scope's chats, read only once the
     search by time has parsed its dates (after the hit), which that search then needs."""
-    import memory.retrieval.mechanisms.by_time as by_time_module
-    import memory.retrieval.question as question_module
+    import memory.retrieval.mechanisms.temporal as temporal_mechanism
+    import memory.retrieval.finding.question as question_module
     from memory.facade import RecallQuery
 
     memory = runner.services.memory
@@ -1180,9 +1181,9 @@ async def test_searches_started_ahead_and_found_cached_after_all_leave_the_other
                            deadline=30.0)
     first = await memory.recall(question)
     assert first.outcome["cache"]["hit"] is False and "temporal" in first.outcome["fired"]
-    memory._searching.cached.forget()  # as in a process that did not file it
+    memory._finding.cached.forget()  # as in a process that did not file it
     loop, parsed = asyncio.get_running_loop(), asyncio.Event()
-    parse, scope_chats = by_time_module.completed_past_range, question_module.scope_chats
+    parse, scope_chats = temporal_mechanism.completed_past_range, question_module.scope_chats
 
     def noted_parse(*args, **kwargs):  # in a worker thread
         loop.call_soon_threadsafe(parsed.set)
@@ -1192,7 +1193,7 @@ async def test_searches_started_ahead_and_found_cached_after_all_leave_the_other
         await parsed.wait()
         return await scope_chats(*args, **kwargs)
 
-    monkeypatch.setattr(by_time_module, "completed_past_range", noted_parse)
+    monkeypatch.setattr(temporal_mechanism, "completed_past_range", noted_parse)
     monkeypatch.setattr(question_module, "scope_chats", chats_read_after_the_parse)
     again = await memory.recall(question)
     assert again.outcome["cache"]["hit"] is True
@@ -1223,7 +1224,7 @@ async def test_loading_an_encoder_is_not_counted_in_the_recalls_own_times(
     """A question that has to load an encoder first (e5, at the first question in another script)
     starts its deadline once it is loaded: its waited time and its mechanisms' times count from
     there too, or a turn would be reported as over its deadline when it was not."""
-    import memory.retrieval.recall as recall_module
+    import memory.retrieval.finding.recall as recall_module
     from memory.facade import RecallQuery
 
     memory = runner.services.memory
@@ -1239,7 +1240,7 @@ async def test_loading_an_encoder_is_not_counted_in_the_recalls_own_times(
         clock[0] += 5.0  # as long as the recall's whole deadline
 
     monkeypatch.setattr(recall_module, "time", Clock)
-    monkeypatch.setattr(memory._searching.ahead, "load_for", load_for)
+    monkeypatch.setattr(memory._finding.ahead, "load_for", load_for)
     recalled = await memory.recall(RecallQuery("Where did the Lisbon trip go?", "c1", "alice", NOW.timestamp()))
     assert recalled.outcome["succeeded"] == ["thematic", "lexical"]
     assert recalled.outcome["waited_ms"] == 0 and set(recalled.outcome["ms"].values()) == {0}

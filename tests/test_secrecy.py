@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import free_port
-from fakes import FakeOpenAI
-from fakes.telegram_server import FakeTelegram
+from support.fakes import FakeOpenAI
+from support.fakes.telegram_server import FakeTelegram
 from test_chat import goat_chat
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok
 from test_graph import make_runner

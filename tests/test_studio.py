@@ -23,7 +23,7 @@ import redis
 from langgraph_sdk import get_client
 
 from conftest import free_port, wait_for
-from fakes import FakeOpenAI
+from support.fakes import FakeOpenAI
 from graph.settings import Settings
 from memory.facade import Memory
 from test_cli import embedded_redis_pids

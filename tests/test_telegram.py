@@ -1,5 +1,5 @@
 """The Telegram bot: the real python-telegram-bot client against a loopback Bot API server
-(tests/fakes/telegram_server.py) and the loopback model server, on real Redis and Chroma."""
+(support/fakes/telegram_server.py) and the loopback model server, on real Redis and Chroma."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ from pydantic import SecretStr
 
 from bot.telegram import EDIT_NOT_KEPT, HELP, build_application
 from graph.replies import MODEL_UNREACHABLE
-from bot.telegram import running as receiving
+from bot.telegram_running import running as receiving
 from bot.telegram_messages import MESSAGE_LIMIT, split_message
 from bot.webhook import SECRET_HEADER, shared_secret
 from conftest import free_port, memorys_redis, wait_for
-from fakes import FakeOpenAI
-from fakes.telegram_server import FakeTelegram
+from support.fakes import FakeOpenAI
+from support.fakes.telegram_server import FakeTelegram
 from graph.settings import Settings, Telegram
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory

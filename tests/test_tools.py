@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes import FakeOpenAI
+from support.fakes import FakeOpenAI
 from graph.settings import Settings, load_settings
 from nodes.toolkit.dsml import DsmlStreamFilter, parse_dsml
 from graph.graph import build_graph
@@ -29,7 +29,7 @@ from nodes.state import ToolResult, turn_input
 from nodes.toolkit.flow import FALLBACK_REPLY, evidence_line, turn_tools
 from memory.stores.curated import CURATED_TAG
 from memory.errors import FactsFull
-from memory.retrieval.recall import RecallQuery
+from memory.retrieval.finding.recall import RecallQuery
 from memory.turns import Exchange
 from memory.prompt.blocks import FACTS_HEADER, MEMORY_TOOL_GUIDANCE, facts_block
 from memory.prompt.tokens import count_tokens

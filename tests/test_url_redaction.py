@@ -1,4 +1,4 @@
-"""One redaction of URLs (memory.errors.without_credentials) for everything GOAT prints, logs
+"""One redaction of URLs (memory.credentials.without_credentials) for everything GOAT prints, logs
 or returns: the password in a URL's userinfo (an ``@`` or ``/`` inside it included) and the
 values of secret-named query parameters are masked, the rest of the URL is kept.
 
@@ -23,7 +23,8 @@ from graph.observability.redaction import RedactingFilter, Redactor
 from graph.settings import Settings, load_settings
 from pydantic import BaseModel
 from memory.stores.backends import Backends
-from memory.errors import MASK, BackendUnavailable, url_secrets, without_credentials
+from memory.credentials import MASK, url_secrets, without_credentials
+from memory.errors import BackendUnavailable
 
 QUERY_PASSWORD = "qpw-URLREDACTION-hunter2-71c4"
 AT_PASSWORD = "p@ss-URLREDACTION-secret-value"  # an "@" inside the password

@@ -8,26 +8,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, time, timedelta, timezone
-from pathlib import Path
 
+from bot.demo.bundled import CHAT_ID, conversation, questions
 from bot.report import render_report
 from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
 from graph.observability.why_report import turn_report
 from graph.settings import Settings
 
-DEMO_DIR = Path(__file__).parent
-CHAT_ID = "demo"
 # Noon UTC: the same calendar day in every time zone a user may set (prefetch.timezone).
 ASKED_AT_HOUR = time(12, tzinfo=timezone.utc)
-
-
-def conversation() -> list[str]:
-    return (DEMO_DIR / "conversation.jsonl").read_text("utf-8").splitlines()
-
-
-def questions() -> list[str]:
-    return [q for q in (DEMO_DIR / "questions.txt").read_text("utf-8").splitlines() if q.strip()]
 
 
 async def run_demo(settings: Settings, as_json: bool = False) -> int:

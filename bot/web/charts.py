@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from bot.web.html import h
+from memory.turns import Verdict
 
 WIDTH, LABEL, ROW, GAP = 760, 190, 18, 4  # px: the chart, the labels' column, a bar, between bars
 BARS = WIDTH - LABEL - 110  # what the longest bar may take (its value is written after it)
@@ -63,7 +63,7 @@ def latencies(latency_ms: Mapping[str, float] | None) -> str:
     return bars(rows, "ms", "each step's latency (ms)")
 
 
-def recall_candidates(verdicts: list[Mapping[str, Any]], injected: set[str]) -> str:
+def recall_candidates(verdicts: list[Verdict], injected: set[str]) -> str:
     """Every candidate of every ranked list by its distance on the query's scale (shorter: nearer
     by meaning), kept or not, and per list the gap filter's cut: the line between the farthest it
     kept and the nearest it dropped."""
@@ -89,18 +89,18 @@ def recall_candidates(verdicts: list[Mapping[str, Any]], injected: set[str]) -> 
                 "dark: injected, green: kept but did not fit, grey: dropped; the dashed line: the gap filter's cut")
 
 
-def _by_list(verdicts: list[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+def _by_list(verdicts: list[Verdict]) -> dict[str, list[Verdict]]:
     """The verdicts per ranked list, nearest first."""
-    lists: dict[str, list[Mapping[str, Any]]] = {}
+    lists: dict[str, list[Verdict]] = {}
     for verdict in verdicts:
         lists.setdefault(verdict["list"], []).append(verdict)
     return {name: sorted(listed, key=lambda verdict: verdict["distance"]) for name, listed in lists.items()}
 
 
-def _cut(listed: list[Mapping[str, Any]]) -> float | None:
+def _cut(listed: list[Verdict]) -> float | None:
     """Halfway between the farthest candidate that stood out on its own and the nearest judged not
     relevant beyond it (None when there is no such pair). The verdicts say which is which in their
-    ``why`` (``memory/retrieval/merge.py``); a candidate kept for another reason (context, the turn
+    ``why`` (``memory/retrieval/choosing/merge.py``); a candidate kept for another reason (context, the turn
     beside the best, standing out in another list) does not move the cut."""
     stood_out = [v["distance"] for v in listed if v["why"].startswith("stands out:")]
     if not stood_out:

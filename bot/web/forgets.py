@@ -7,13 +7,14 @@ says so in the erasure's own words."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from bot.web import views
 from bot.web.html import href
 from bot.web.reading import Reading, Refused
+from graph.replies import MEMORY_UNREACHABLE
 from graph.runner import TurnRunner
 from memory.errors import BackendUnavailable
+from memory.facade import Memory
 
 KINDS = ("turn", "chat", "person")
 ERASED = ("then erased from the data folder's files: Redis's append-only file rewritten, Chroma's write-ahead log, "
@@ -25,7 +26,7 @@ class Forgets:
         self.runner, self.reading = runner, reading
 
     @property
-    def memory(self) -> Any:
+    def memory(self) -> Memory:
         return self.runner.services.memory
 
     async def fields(self, viewer: views.Viewer, given: Mapping[str, str]) -> tuple[str, dict[str, str]]:
@@ -76,7 +77,7 @@ class Forgets:
     async def _turn(self, chat_id: str, entry_id: str) -> list[str]:
         try:
             deleted = await self.memory.entries.delete(chat_id, entry_id)  # as MCP's delete_memory
-        except BackendUnavailable as exc:  # the deletes are done; the files were not rewritten
+        except MEMORY_UNREACHABLE as exc:  # the deletes are done; the files were not rewritten
             return [f"{entry_id}: deleted from the archive (L3), the word index and L2", str(exc)]
         if not deleted:
             raise Refused(404, "This chat holds no turn of that id (forgotten already?).")

@@ -17,7 +17,8 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import HTMLResponse
 
 from bot.web.html import notice, page
-from memory.errors import BackendUnavailable, without_credentials
+from graph.replies import MEMORY_UNREACHABLE
+from memory.credentials import without_credentials
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def fault(exc: Exception) -> Fault:
     off (400), anything else (500, named by its type and where it was raised, never its words: they
     may hold a message's)."""
     for cause in _chain(exc):
-        if isinstance(cause, BackendUnavailable):  # its words say which, and what to do
+        if isinstance(cause, MEMORY_UNREACHABLE):  # its words say which, and what to do
             return Fault(503, str(cause), str(cause))
         if isinstance(cause, CUT_OFF):
             backend = _backend_of(exc)

@@ -18,8 +18,8 @@ from pathlib import Path
 from graph.importing.export_files import ExportError, find_export
 from graph.importing.exports import read_export
 from graph.importing.importer import Transcript, TranscriptChanged, TranscriptError
+from graph.replies import CHAT_OF_OTHERS, MEMORY_UNREACHABLE
 from graph.runner import TurnRunner
-from memory.errors import BackendUnavailable, ChatHeldByOthers
 from memory.turns import Standing
 from nodes.state import InvalidTurn
 
@@ -87,11 +87,11 @@ class Imports:
             if only_theirs and (problem := await asyncio.to_thread(_not_theirs, transcript, job.person)):
                 raise ExportError(problem)
             await self._import(job, transcript, Standing.CLAIMED if only_theirs else Standing.IMPORTED)
-        except ChatHeldByOthers as exc:
+        except CHAT_OF_OTHERS as exc:
             instead = ("an import goes into a chat that is empty or yours" if only_theirs
                        else "`goat import --into CHAT` on the host chooses the chat")
             job.state, job.lines = "failed", [f"{upload.path.name}: {exc}: {instead}"]
-        except (TranscriptError, ExportError, InvalidTurn, TranscriptChanged, BackendUnavailable) as exc:
+        except (TranscriptError, ExportError, InvalidTurn, TranscriptChanged, *MEMORY_UNREACHABLE) as exc:
             job.state, job.lines = "failed", [f"{upload.path.name}: {exc}"]
         except Exception as exc:  # the page says what failed; the server serves on
             log.warning("goat web: an import failed: %s", type(exc).__name__)

@@ -15,7 +15,9 @@ from graph.observability.turn_log import TurnLog, turns_log_path
 from graph.observability.why_report import turn_report
 from graph.runner import TurnRunner
 from graph.settings import Settings
+from memory.facade import Memory
 from memory.retrieval import why_kept
+from memory.turns import Hit
 
 LOG_LINES = 20_000  # of the turn log, read back for a turn's line
 SAMPLE = 12  # a chat's newest entries read for its languages and last activity
@@ -34,7 +36,7 @@ class Reading:
         self.runner, self.settings, self.shared = runner, settings, shared
 
     @property
-    def memory(self) -> Any:
+    def memory(self) -> Memory:
         return self.runner.services.memory
 
     # ---- who sees what --------------------------------------------------------------------------
@@ -83,14 +85,14 @@ class Reading:
         """How many entries (turns and notes) the chat's archive holds, as memory's health counts them."""
         return (await self.memory.admin.health(chat_id, person)).layers.get("l3_entries", 0)
 
-    async def entry(self, viewer: views.Viewer, chat_id: str, entry_id: str) -> Mapping[str, Any]:
+    async def entry(self, viewer: views.Viewer, chat_id: str, entry_id: str) -> Hit:
         await self.check_chat(viewer, chat_id)
         found = await self.memory.entries.of_ids(chat_id, [entry_id])
         if not found:
             raise Refused(404, "This chat holds no turn of that id (forgotten?).")
         return found[0]
 
-    async def before(self, chat_id: str, entry: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, str]:
+    async def before(self, chat_id: str, entry: Hit) -> tuple[Mapping[str, Any] | None, str]:
         """What preceded the turn's reply: its line of the turn log, and what was injected (as
         HTML): for the chat's last turn as its checkpoint keeps it, with why; for an earlier one,
         the entries its log line names, as the archive holds them now."""
@@ -126,7 +128,7 @@ class Reading:
     async def examples(self, chat_id: str) -> list[tuple[str, str]]:
         """The demo's questions, each with the day it asks them on (the day after its last session),
         for the demo's chat; none for another."""
-        from bot.demo.run import CHAT_ID, questions
+        from bot.demo.bundled import CHAT_ID, questions
 
         if chat_id != CHAT_ID:
             return []

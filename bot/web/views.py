@@ -9,7 +9,8 @@ from typing import Any
 
 from bot.web import charts
 from bot.web.html import h, href, link, notice, post_form, table, text_block, when
-from memory.turns import USER_PREFIX, turn_parts
+from graph.observability.why_report import TurnReport
+from memory.turns import USER_PREFIX, Hit, Verdict, turn_parts
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,14 @@ def people(users: list[str]) -> str:
     return table(["person", ""], rows) if rows else notice("No one yet.")
 
 
-def entry_title(entry: Mapping[str, Any]) -> str:
+def entry_title(entry: Hit) -> str:
     """A turn's first words, as a turns list shows it."""
     user, reply = turn_parts(entry["content"])
     first = (user.removeprefix(USER_PREFIX) if user is not None else reply or "").strip()
     return first[:120] + ("…" if len(first) > 120 else "")
 
 
-def turns_list(chat_id: str, entries: list[Mapping[str, Any]], following: str | None, cursor: str | None) -> str:
+def turns_list(chat_id: str, entries: list[Hit], following: str | None, cursor: str | None) -> str:
     rows = [[h(when(entry["timestamp"])), h(entry["metadata"].get("turn", "note")), who(entry["metadata"]),
              link("/turn", entry_title(entry) or entry["id"], c=chat_id, id=entry["id"])] for entry in entries]
     pages = " ".join(filter(None, [
@@ -91,7 +92,7 @@ def search_form(chat_id: str, query: str, as_of: str, examples: list[tuple[str, 
             f'<button type="submit">recall</button></form>{shown}</section>')
 
 
-def recall_report(report: Mapping[str, Any], verdicts: list[Mapping[str, Any]], whys: Mapping[str, str]) -> str:
+def recall_report(report: TurnReport, verdicts: list[Verdict], whys: Mapping[str, str]) -> str:
     """What recall would inject for a message, and why: as `goat inspect` reports it, drawn."""
     prefetch = report.get("prefetch") or {}
     injected = report.get("l3") or []
@@ -107,7 +108,7 @@ def recall_report(report: Mapping[str, Any], verdicts: list[Mapping[str, Any]], 
             f'{charts.latencies(report.get("latency_ms"))}</section>')
 
 
-def turn(chat_id: str, entry: Mapping[str, Any], logged: Mapping[str, Any] | None, injected: str, viewer: Viewer) -> str:
+def turn(chat_id: str, entry: Hit, logged: Mapping[str, Any] | None, injected: str, viewer: Viewer) -> str:
     """A turn: its message and reply, what its recall injected (from the turn log, and the chat's
     last turn's checkpoint), the budget's split and each step's latency, and forgetting it."""
     user, reply = turn_parts(entry["content"])
@@ -145,7 +146,7 @@ def injected_table(injected: list[Mapping[str, Any]], whys: Mapping[str, str]) -
     return table(["mechanism", "distance", "score", "why", "who", "injected text"], rows, "injected") if rows else ""
 
 
-def injected_before(injected: list[Mapping[str, Any]], whys: Mapping[str, str]) -> str:
+def injected_before(injected: list[Hit], whys: Mapping[str, str]) -> str:
     """What the chat's last turn injected, each entry with why (its checkpoint keeps them)."""
     return "<h3>Injected (kept in the chat's last checkpoint)</h3>" + (
         injected_table(injected, whys) or notice("Its recall injected nothing."))

@@ -27,8 +27,8 @@ from typing import Any
 import ijson
 
 from graph.importing.export_files import DOCUMENTS, ExportError, ExportFile, find_export
-from graph.importing.importer import (Omitted, Read, Refusal, Transcript, TranscriptMessage, checked,
-                                      file_reads, parse_timestamp)
+from graph.importing.importer import Transcript, checked, file_reads, parse_timestamp
+from graph.importing.transcript_records import Omitted, Read, Refusal, TranscriptMessage
 from graph.json_limits import PARSER, JsonBeyondLimits, json_events
 from memory.turns import clean_text, message_problem, usable_name
 from nodes.state import check_ids

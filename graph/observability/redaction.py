@@ -10,11 +10,11 @@ from typing import Any, get_args
 from pydantic import BaseModel, SecretStr
 
 from graph.settings import Settings
-from memory.errors import MASK, url_secrets, without_credentials
+from memory.credentials import MASK, url_secrets, without_credentials
 
 
 class Redactor:
-    """Masks secret values and URL credentials (``memory.errors.without_credentials``: userinfo
+    """Masks secret values and URL credentials (``memory.credentials.without_credentials``: userinfo
     passwords, secret-named query parameters) in every string value of a JSON-able value.
 
     Values shorter than ``MIN_SECRET_CHARS`` are left alone: no real key is that short, and

@@ -24,7 +24,7 @@ from typing import Any
 from graph.observability.redaction import Redactor
 from graph.observability.stats import LAYERS, latency_samples, latency_summary
 from graph.settings import Settings
-from memory.turns import Assessment
+from memory.turns import Assessment, notes_reported
 from nodes.state import TurnState
 
 TURNS_LOGGER = logging.getLogger("goat.turns")
@@ -73,8 +73,7 @@ def observation(state: TurnState, wall_ms: float, chat_wait_ms: float, *, log_co
                                   "distance": round(float(r.get("distance") or 0.0), 4),
                                   "score": None if r.get("blended_score") is None else round(r["blended_score"], 4)}
                                  for r in injected],
-            "keys": len(prefetch.get("keys") or []),  # how many: the keys themselves are message text
-            "range": prefetch.get("range"),
+            **notes_reported(prefetch, for_the_log=True),  # what each mechanism read, never the message's words
             "waited_ms": prefetch.get("waited_ms"),
             "deadline_ms": prefetch.get("deadline_ms"),
         },

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
-from memory.turns import LayerTokens, RecallOutcome, iso_time
+from memory.turns import LayerTokens, iso_time, notes_reported, notes_said
 from nodes.state import TurnState
 
 
@@ -58,11 +58,21 @@ class LastTurn:
 
 
 def mechanisms(prefetch: Mapping[str, Any]) -> dict[str, Any]:
-    """What a turn's recall did (its :class:`RecallOutcome`), by mechanism: fired, succeeded,
-    timed out, failed, found; the period searched (and the entry it was counted from), or why none
-    was; and why the message was judged by meaning first, if it was."""
-    return {key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found", "range",
-                                               "range_unread", "range_from_event", "meaning_first", "latest_first")}
+    """What a turn's recall did (its ``RecallOutcome``), by mechanism: fired, succeeded, timed
+    out, failed, found; what each read of the message, by its own note, as the turn log keeps it
+    (the period searched, how many keys: never the message's words, which a forget erases); and
+    why the message was judged by meaning first, if it was."""
+    return {**{key: prefetch.get(key) for key in ("fired", "succeeded", "timed_out", "failed", "found")},
+            **notes_reported(prefetch, for_the_log=True),
+            **{key: prefetch.get(key) for key in ("meaning_first", "latest_first")}}
+
+
+def reported_outcome(prefetch: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A turn's ``RecallOutcome`` as `goat inspect --json` shows it: what each mechanism read
+    (its note) among the outcome's own fields."""
+    if prefetch is None:
+        return None
+    return {**{key: value for key, value in prefetch.items() if key != "notes"}, **notes_reported(prefetch)}
 
 
 class ReportedEntry(TypedDict):
@@ -102,7 +112,10 @@ class TurnReport(TypedDict):
     tokens: LayerTokens | None
     """The tokens of l0_l1, l2 and l3 actually used."""
     latency_ms: dict[str, float] | None
-    prefetch: RecallOutcome | None
+    prefetch: dict[str, Any] | None
+    """How the recall went (``RecallOutcome``), what each mechanism read among its fields."""
+    read: list[str]
+    """What the mechanisms read of the message (a period, keys), as a report's line says it."""
     degraded: dict[str, str]
     """Per node, what failed (only nodes that failed)."""
     reply: NotRequired[str]
@@ -136,7 +149,8 @@ def turn_report(state: TurnState) -> TurnReport:
         ],
         "tokens": state.get("tokens"),
         "latency_ms": state.get("latency_ms"),
-        "prefetch": state.get("prefetch"),
+        "prefetch": reported_outcome(state.get("prefetch")),
+        "read": notes_said(state.get("prefetch") or {}),
         "degraded": {k: v for k, v in (state.get("degraded") or {}).items() if v},
     }
     if state.get("reply"):

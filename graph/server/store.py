@@ -35,7 +35,7 @@ from langgraph.store.base import (NOT_PROVIDED, BaseStore, GetOp, Item, ListName
 from graph.checkpoint import served_services
 from graph.json_limits import check_value
 from graph.settings import Server
-from memory.facade import Found, Memory, MemoryScope
+from memory.facade import Memory, MemoryScope, SearchResult
 from memory.retrieval import iso_bound
 from memory.turns import Hit, iso_time
 from nodes.services import Services
@@ -338,7 +338,7 @@ def _memory_item(chat_id: str, entry: Hit) -> SearchItem:
     return SearchItem((CHATS, chat_id, MEMORIES), entry["id"], _memory_value(entry), _moment(entry), _moment(entry))
 
 
-def _found_item(chat_id: str, found: Found) -> SearchItem:
+def _found_item(chat_id: str, found: SearchResult) -> SearchItem:
     hit = found.hit
     # The selection's blended score (similarity, recency, popularity); an entry found for holding
     # every word searched for alone has its similarity (distances are 2 - 2·cos).

@@ -18,7 +18,7 @@ class Space:
     paired encoder's blend of two. Each space spreads its distances its own way (a query's mean
     distance to a chat: ~1.68 with MiniLM, ~0.48 with e5, ~0.72 for the blend, on LoCoMo), so
     distances of two spaces are compared only through each space's background
-    (:mod:`memory.retrieval.scale`)."""
+    (:mod:`memory.retrieval.finding.scale`)."""
 
     name: str
     query: np.ndarray  # the query's vector with only this space's part (zeros elsewhere)

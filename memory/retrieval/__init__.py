@@ -1,13 +1,10 @@
 """Recall and selection: the retrieval pipeline a turn runs before the model (the ranked lists
-by meaning, words, time range and key, under a deadline), and the pure functions that fuse
-them and choose what is injected (the scale-invariant gap test)."""
+of the registered mechanisms, under a deadline: :mod:`memory.retrieval.finding`), and the
+selection that chooses what is injected among them (:mod:`memory.retrieval.selection`, over the
+pure rules of :mod:`memory.retrieval.choosing`), reading the message with
+:mod:`memory.retrieval.message`."""
 
-from memory.retrieval.beside import beside_verdicts
-from memory.retrieval.excerpts import excerpted
+from memory.retrieval.choosing.merge import choose_recalls, why_kept
 from memory.retrieval.explicit_search import iso_bound
-from memory.retrieval.merge import choose_and_explain, choose_recalls, why_kept
-from memory.retrieval.next_nearest import with_next_nearest
-from memory.retrieval.recall import STATEMENT
 
-__all__ = ["STATEMENT", "beside_verdicts", "choose_and_explain", "choose_recalls", "excerpted", "iso_bound", "why_kept",
-           "with_next_nearest"]
+__all__ = ["choose_recalls", "iso_bound", "why_kept"]

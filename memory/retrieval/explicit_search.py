@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 from memory.errors import SearchFailed
 from memory.prompt.budget import format_recall_line
-from memory.retrieval.mechanisms import TEMPORAL, THEMATIC
-from memory.retrieval.mechanisms.every_word import EVERY_WORD
-from memory.retrieval.merge import choose_and_explain, why_kept
-from memory.retrieval.recall import Recalled, RecallQuery
+from memory.retrieval.mechanisms import EVERY_WORD, TEMPORAL, THEMATIC
+from memory.retrieval.choosing.merge import why_kept
+from memory.retrieval.finding.recall import Recalled, RecallQuery
+from memory.retrieval.selection import choose
 from memory.settings import MemorySettings
 from memory.turns import Hit
 from memory.words import Words
@@ -25,7 +25,7 @@ RESULT_CHARS = 2_000  # per search result, so that several fit in what a reader 
 
 
 @dataclass(frozen=True)
-class Found:
+class SearchResult:
     """An entry an explicit search found, with the searched words it holds and why it was kept."""
 
     hit: Hit  # blended_score when the selection scored it
@@ -33,8 +33,8 @@ class Found:
     why: str
 
 
-async def search_on_demand(recall: Callable[[RecallQuery, MemorySettings], Awaitable[Recalled]], query: RecallQuery,
-                           after: str | None, before: str | None, settings: MemorySettings) -> list[Found]:
+async def explicit_search(recall: Callable[[RecallQuery, MemorySettings], Awaitable[Recalled]], query: RecallQuery,
+                           after: str | None, before: str | None, settings: MemorySettings) -> list[SearchResult]:
     """What stands out for the query's text by meaning, selected as a turn's recalls are, and
     every entry holding all the words searched for.
 
@@ -57,7 +57,7 @@ async def search_on_demand(recall: Callable[[RecallQuery, MemorySettings], Await
     # The search by meaning of a turn's recall, within the period given if any. (Not its
     # word list: a word shared by a few entries, "my" or "do", is chance in a small chat.)
     bounded = start is not None or end is not None
-    recalled = await recall(replace(query, lists={TEMPORAL if bounded else THEMATIC, EVERY_WORD.name},
+    recalled = await recall(replace(query, lists={(TEMPORAL if bounded else THEMATIC).name, EVERY_WORD.name},
                                     period=(start, end) if bounded else None, deadline=settings.tools.timeout),
                             settings)
     if recalled.problems:
@@ -67,13 +67,13 @@ async def search_on_demand(recall: Callable[[RecallQuery, MemorySettings], Await
     # turn's temporal mechanism (its closest entries are kept whatever the test says).
     ranked: dict[str, list[Hit]] = {name: [{**hit, "mechanism": SEARCH_MECHANISM} for hit in hits]
               for name, hits in recalled.lists.items()}
-    limit = settings.prefetch.max_results
-    chosen, verdicts = choose_and_explain(ranked, recalled.background, query.now, settings.retrieval, limit,
-                                          recalled.ceiling, recalled.background_passages,
-                                          latest_first=bool(recalled.outcome.get("latest_first")))
-    words, why = Words(settings.words.stemmer), why_kept(verdicts)
-    return [Found(hit, words.found_in(query.text, hit["content"]), why.get(hit["id"], EVERY_WORD_KEPT))
-            for hit in with_every_word(holding, chosen, limit)]
+    # Judged as a question, whatever the message: an explicit search asks for what it names.
+    limit, asked = settings.prefetch.max_results, replace(recalled, lists=ranked, outcome={
+        **recalled.outcome, "meaning_first": None})
+    chosen = choose(asked, query.now, settings, limit)
+    words, why = Words(settings.words.stemmer), why_kept(chosen.verdicts)
+    return [SearchResult(hit, words.found_in(query.text, hit["content"]), why.get(hit["id"], EVERY_WORD_KEPT))
+            for hit in with_every_word(holding, chosen.chosen, limit)]
 
 
 def iso_bound(text: str | None, zone: tzinfo, which: str) -> float | None:

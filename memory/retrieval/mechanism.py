@@ -5,14 +5,19 @@ it runs and every rule the selection applies to its list. The mechanisms themsel
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from memory.settings import MemorySettings, Retrieval
-from memory.turns import Hit, RecallOutcome
+from memory.turns import Hit, MechanismNote, RecallOutcome
 
 if TYPE_CHECKING:  # the question's search imports the mechanisms' names
-    from memory.retrieval.question import Question
+    from memory.retrieval.finding.question import Question
+
+# What a mechanism read of the message (a period, keys), as it noted it: its own fields.
+Note = dict[str, Any]
+# The question's two shared searches (the L2.5 cache keeps both), as a mechanism names the one it reads.
+BY_MEANING, BY_WORDS = "by meaning", "by words"
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,14 @@ class RecallQuery:
 @dataclass
 class RecallRun:
     """One recall under way, as each mechanism reads it: its query, its settings, what its
-    question's search shares (the chats, the scale, the searches by meaning and by words), and
-    the outcome a mechanism notes what it read in (a period, keys)."""
+    question's search shares (the chats, the scale, the searches by meaning and by words), the
+    outcome, and the mechanism's own note of what it read (a period, keys)."""
 
     query: RecallQuery
     settings: MemorySettings
     question: Question
     outcome: RecallOutcome
+    note: Note = field(default_factory=dict)
 
     @property
     def message(self) -> str:
@@ -59,10 +65,18 @@ def _full_weight(retrieval: Retrieval, meaning_first: bool) -> float:
     return 1.0
 
 
+def _as_noted(note: Note) -> dict[str, Any]:
+    return dict(note)
+
+
+def _said_as_noted(note: Note) -> list[str]:
+    return [f"{key} {value}" for key, value in note.items()]
+
+
 @dataclass(frozen=True)
 class Mechanism:
     """One ranked list recall builds: how it runs, and how the selection
-    (:mod:`memory.retrieval.merge`, :mod:`memory.retrieval.gap`) treats its hits.
+    (:mod:`memory.retrieval.choosing.merge`, :mod:`memory.retrieval.choosing.gap`) treats its hits.
 
     A new signal is a module defining one of these and one line in the registry
     (:data:`memory.retrieval.mechanisms.MECHANISMS`): recall runs it under the deadline, the
@@ -78,6 +92,9 @@ class Mechanism:
     """Which list an entry several found is reported under: the lowest (most specific) first."""
     topical: bool = False
     """Run only for a message that names something (not only greetings and function words)."""
+    question_search: str | None = None
+    """Which of the question's shared searches its list is (:data:`BY_MEANING`, :data:`BY_WORDS`):
+    recall starts that search only when a mechanism asked for reads it."""
     prefetch: bool = True
     """Among the lists a turn builds; False: only when a caller asks for it by name."""
     ratio: Callable[[Retrieval, Hit, bool], float] = _relevance_ratio
@@ -96,3 +113,16 @@ class Mechanism:
     exact_at_zero: bool = False
     """A hit at distance 0 holds a key the message names: kept whatever the test says, and scored
     as fully similar."""
+    reported: Callable[[Note], dict[str, Any]] = _as_noted
+    """Its note (``{}`` when it noted nothing) as the reports carry it, fields beside the outcome's
+    (`goat inspect --json`, /why, ``diagnose_last_turn``): as noted unless it says otherwise."""
+    logged: Callable[[Note], dict[str, Any]] | None = None
+    """Its note as the turn log keeps it (never the message's own words); None: as reported."""
+    said: Callable[[Note], list[str]] = _said_as_noted
+    """Its note in a report's line (`goat inspect`, /why), phrase by phrase."""
+
+    def rendered(self, note: Note) -> MechanismNote:
+        """Its note as every report shows it, rendered once, as the recall ends."""
+        reported = self.reported(note)
+        return {"reported": reported, "logged": reported if self.logged is None else self.logged(note),
+                "said": self.said(note)}

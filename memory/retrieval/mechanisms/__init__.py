@@ -5,20 +5,22 @@ rules from its mechanism (:class:`~memory.retrieval.mechanism.Mechanism`)."""
 from __future__ import annotations
 
 from memory.retrieval.mechanism import Mechanism
-from memory.retrieval.mechanisms.by_keys import BY_KEYS
-from memory.retrieval.mechanisms.by_meaning import BY_MEANING
 from memory.retrieval.mechanisms.by_person import BY_PERSON
-from memory.retrieval.mechanisms.by_time import BY_TIME
-from memory.retrieval.mechanisms.by_words import BY_WORDS
 from memory.retrieval.mechanisms.every_word import EVERY_WORD
+from memory.retrieval.mechanisms.lexical import LEXICAL
+from memory.retrieval.mechanisms.specific_key import SPECIFIC_KEY
+from memory.retrieval.mechanisms.temporal import TEMPORAL
+from memory.retrieval.mechanisms.thematic import THEMATIC
+
+__all__ = ["BY_PERSON", "EVERY_WORD", "LEXICAL", "MECHANISMS", "SPECIFIC_KEY", "TEMPORAL", "THEMATIC", "is_exact_hit",
+           "mechanism", "prefetched", "registered"]
 
 # In the order reports name them.
-MECHANISMS: tuple[Mechanism, ...] = (BY_MEANING, BY_WORDS, BY_TIME, BY_KEYS, BY_PERSON, EVERY_WORD)
+MECHANISMS: tuple[Mechanism, ...] = (THEMATIC, LEXICAL, TEMPORAL, SPECIFIC_KEY, BY_PERSON, EVERY_WORD)
 
-THEMATIC, WORDS, TEMPORAL, KEYS = BY_MEANING.name, BY_WORDS.name, BY_TIME.name, BY_KEYS.name
 # A list no mechanism registered builds (an explicit search's, the turns beside the best): judged
 # as a list by meaning, reported after every registered one.
-_UNREGISTERED = Mechanism("unregistered", BY_MEANING.find, priority=len(MECHANISMS))
+_UNREGISTERED = Mechanism("unregistered", THEMATIC.find, priority=len(MECHANISMS))
 
 
 def registered() -> tuple[Mechanism, ...]:
@@ -40,3 +42,4 @@ def is_exact_hit(distance: float, name: str | None) -> bool:
     """Whether a hit holds a key the message names (its list's hits at distance 0 do). Kept
     whatever the gap test says, and scored as fully similar."""
     return distance == 0 and mechanism(name).exact_at_zero
+

@@ -1,4 +1,4 @@
-"""By person: for a message about people of the chat (:mod:`memory.retrieval.people`), the
+"""By person: for a message about people of the chat (:mod:`memory.retrieval.message.people`), the
 entries nearest it by meaning among those they said, the closest few kept whatever the gap test
 says (a selection in itself, as a named period is). It favours their lines without dropping the
 others': the list by meaning still holds what others said about them ("How was your trip,
@@ -8,7 +8,7 @@ them."""
 from __future__ import annotations
 
 from memory.retrieval.mechanism import Mechanism, RecallRun
-from memory.retrieval.people import named_people, unknown_names, whose_name, without_names
+from memory.retrieval.message.people import named_people, unknown_names, whose_name, without_names
 from memory.settings import Retrieval
 from memory.turns import USER_PREFIX, Hit
 
@@ -20,7 +20,7 @@ _DEPTH = 4
 _NAME_LINES, _NAMES_LOOKED_UP = 64, 2
 
 
-async def _by_person(run: RecallRun) -> list[Hit] | None:
+async def _find(run: RecallRun) -> list[Hit] | None:
     question = run.question
     people = await (await question.reads.redis.working()).people(run.query.chat_id)
     if len(people) < 2:
@@ -54,5 +54,5 @@ def _min_kept(retrieval: Retrieval) -> int:
     return retrieval.person_min_results
 
 
-BY_PERSON = Mechanism("by_person", _by_person, priority=1, topical=True, min_kept=_min_kept,
+BY_PERSON = Mechanism("by_person", _find, priority=1, topical=True, min_kept=_min_kept,
                       closest_kept="among the closest of the named people's lines")

@@ -13,9 +13,9 @@ import numpy as np
 
 from memory.encoders.batches import QueryBatches
 from memory.encoders.paired import asked_in_english
-from memory.retrieval.scale import Scale
-from memory.retrieval.futures import may_go_unread
-from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, WordHit, names_something
+from memory.retrieval.finding.scale import Scale
+from memory.retrieval.finding.futures import may_go_unread
+from memory.retrieval.finding.search import WORD_SCAN_CHARS, L3Reads, WordHit, names_something
 from memory.stores.archive_encoder import ArchiveEncoder
 from memory.stores.chat_users import users_of_chat
 from memory.stores.entry_index import Centroid
@@ -26,7 +26,7 @@ _CHATS_SEEN = 4096  # chats whose last question's languages are remembered, at m
 
 
 class Ahead:
-    def __init__(self, redis: RedisBackend, encoder: ArchiveEncoder, reads: L3Search) -> None:
+    def __init__(self, redis: RedisBackend, encoder: ArchiveEncoder, reads: L3Reads) -> None:
         self.redis, self.encoder, self.reads = redis, encoder, reads  # the indexes, the queries' encoder, L3's reads
         # message -> its vector, and whether it was made for chats holding other languages
         self._embedding_ahead: dict[str, tuple[asyncio.Future[np.ndarray], bool]] = {}

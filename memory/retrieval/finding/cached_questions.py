@@ -1,5 +1,5 @@
 """The L2.5 cache as a question's search reads it: what the question found when the scope was last
-asked it (:class:`Searched`), this process's hints of which questions it will likely find there
+asked it (:class:`CachedFindings`), this process's hints of which questions it will likely find there
 (:class:`CachedQuestions`): those are neither embedded nor searched by words ahead of their
 lookup, and one question's place there (:class:`QuestionInCache`): its lookup, and its search
 filed after a miss."""
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError
 
 from memory.encoders.encoder import Encoder
-from memory.retrieval.scale import Scale
+from memory.retrieval.finding.scale import Scale
 from memory.stores.archive_encoder import ArchiveEncoder
 from memory.stores.chat_users import chats_of_user
 from memory.stores.redis_backend import RedisBackend, cache_scope_key
@@ -22,7 +22,7 @@ _QUESTIONS_CACHED = 4096  # questions this process last found in the L2.5 cache 
 
 
 @dataclass(frozen=True)
-class Searched:
+class CachedFindings:
     """What a question's search found, as the L2.5 cache keeps it: the nearest entries by meaning,
     those by words (None: not searched by words), both with their distances on the question's
     scale, and the scale itself, so that a question asked again is neither encoded nor searched.
@@ -37,7 +37,7 @@ class Searched:
         return {"thematic": self.thematic, "words": self.words, "scale": self.scale.record()}
 
     @classmethod
-    def of_record(cls, record: dict, encoder: Encoder) -> Searched:
+    def of_record(cls, record: dict, encoder: Encoder) -> CachedFindings:
         return cls(record["thematic"], record["words"], Scale.of_record(record["scale"], encoder))
 
 
@@ -67,7 +67,7 @@ class CachedQuestions:
         """The L2.5 cache was emptied: no question is likely found there any more."""
         self._likely_cached.clear()
 
-    async def look_up(self, scope_key: str, digest: str) -> tuple[Searched | None, str | None]:
+    async def look_up(self, scope_key: str, digest: str) -> tuple[CachedFindings | None, str | None]:
         """What the question of ``digest`` found when it was last searched in this scope, if the
         L2.5 cache holds it, and the scope's generation it was looked up under (None: the cache
         did not answer, and nothing is to be written to it)."""
@@ -78,7 +78,7 @@ class CachedQuestions:
             return None, None
         encoder = (await self.encoder.embeddings()).encoder
         try:
-            return (None if record is None else Searched.of_record(record, encoder)), generation
+            return (None if record is None else CachedFindings.of_record(record, encoder)), generation
         except (KeyError, TypeError, ValueError):  # written by another version: searched, and written again
             return None, generation
 
@@ -104,7 +104,7 @@ class QuestionInCache:
         self._missed_under: str | None = None  # the scope's generation it missed under (None: not to be filed)
         self.found = asyncio.ensure_future(self._look_up(chat_id, user_id if scope == "user" else None))
 
-    async def _look_up(self, chat_id: str, user_id: str | None) -> Searched | None:
+    async def _look_up(self, chat_id: str, user_id: str | None) -> CachedFindings | None:
         if user_id is not None and chat_id not in await chats_of_user(self._questions.redis, user_id):
             # A chat the user never wrote to: a "user:" cache entry covers the user's chats only
             # (their writes and forgets invalidate it), so a search that also covers this one
@@ -119,7 +119,7 @@ class QuestionInCache:
             self._missed_under = generation
         return searched
 
-    async def file(self, searched: Searched | None) -> None:
+    async def file(self, searched: CachedFindings | None) -> None:
         """After a miss, file what the question's search found, under the generation the miss was
         read under (a write or forget since then leaves it unread).
 

@@ -1,9 +1,9 @@
 """One question's search under way (:class:`Question`): the parts the recall pipeline's
 mechanisms share (the scope's chats, the L2.5 cache's lookup, the query's scale) and its
 thematic searches by meaning and by words, each started once, filed in the L2.5 cache for the
-question asked again. It is made with L3's reads (:class:`~memory.retrieval.search.L3Search`),
-the work started ahead of its turn (:class:`~memory.retrieval.ahead.Ahead`) and the L2.5
-cache's hints (:class:`~memory.retrieval.cached_questions.CachedQuestions`): :class:`Searching`."""
+question asked again. It is made with L3's reads (:class:`~memory.retrieval.finding.search.L3Reads`),
+the work started ahead of its turn (:class:`~memory.retrieval.finding.ahead.Ahead`) and the L2.5
+cache's hints (:class:`~memory.retrieval.finding.cached_questions.CachedQuestions`): :class:`QuestionServices`."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from typing import TypeVar
 
 import numpy as np
 
-from memory.retrieval.scale import Scale
-from memory.retrieval.ahead import Ahead
-from memory.retrieval.cached_questions import CachedQuestions, QuestionInCache, Searched
-from memory.retrieval.futures import may_go_unread, settle, succeeded
-from memory.retrieval.search import WORD_SCAN_CHARS, L3Search, WordHit
+from memory.retrieval.finding.scale import Scale
+from memory.retrieval.finding.ahead import Ahead
+from memory.retrieval.finding.cached_questions import CachedQuestions, QuestionInCache, CachedFindings
+from memory.retrieval.finding.futures import may_go_unread, settle, succeeded
+from memory.retrieval.finding.search import WORD_SCAN_CHARS, L3Reads, WordHit
 from memory.stores.archive_encoder import ArchiveEncoder
 from memory.stores.cache import SearchCache
 from memory.stores.chat_users import scope_chats
@@ -31,18 +31,18 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Searching:
+class QuestionServices:
     """What every question is searched with: L3's reads, the work started ahead of turns (a
     message's vector, its chat's centroid and word search), and the L2.5 cache's hints."""
 
-    reads: L3Search
+    reads: L3Reads
     ahead: Ahead
     cached: CachedQuestions
 
     @classmethod
-    def over(cls, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder) -> Searching:
+    def over(cls, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder) -> QuestionServices:
         """Args: the indexes and cache, Chroma, the queries' encoder."""
-        reads = L3Search(redis, l3, encoder)
+        reads = L3Reads(redis, l3, encoder)
         return cls(reads, Ahead(redis, encoder, reads), CachedQuestions(redis, encoder))
 
 
@@ -54,7 +54,7 @@ class Question:
     :meth:`finish`, for the question asked again.
 
     Args:
-        searching: what it is searched with.
+        services: what it is searched with.
         text: the question.
         chat_id, user_id, scope: whose memory (``memory.scope``).
         k: how many entries each search keeps.
@@ -62,15 +62,15 @@ class Question:
         words_share: the word search's ``lexical_max_df_share``; None: not searched by words.
     """
 
-    def __init__(self, searching: Searching, text: str, chat_id: str, user_id: str, scope: str, k: int,
+    def __init__(self, services: QuestionServices, text: str, chat_id: str, user_id: str, scope: str, k: int,
                  by_meaning: bool, words_share: float | None) -> None:
-        self.reads, self.ahead = searching.reads, searching.ahead
+        self.reads, self.ahead = services.reads, services.ahead
         self.text, self.k, self.words_share = text, k, words_share
-        self.chats = asyncio.ensure_future(scope_chats(searching.reads.redis, searching.reads.l3, chat_id, user_id,
+        self.chats = asyncio.ensure_future(scope_chats(services.reads.redis, services.reads.l3, chat_id, user_id,
                                                        scope))
         # The L2.5 cache keeps a search by meaning (with its words and its scale): a question searched
         # so is looked up there at once, under the question and how it is searched.
-        self._in_cache = (QuestionInCache(searching.cached, text, SearchCache.digest(text, k=k, words=words_share),
+        self._in_cache = (QuestionInCache(services.cached, text, SearchCache.digest(text, k=k, words=words_share),
                                           chat_id, user_id, scope) if by_meaning else None)
         self._lookup = None if self._in_cache is None else self._in_cache.found
         # Most questions: embedded, measured and searched beside the lookup, not after it: its round
@@ -91,7 +91,7 @@ class Question:
         """How the question's lookup in the L2.5 cache went (None: not looked up)."""
         return None if self._in_cache is None else self._in_cache.lookup
 
-    async def _asked_before(self) -> Searched | None:
+    async def _asked_before(self) -> CachedFindings | None:
         with suppress(Exception):  # reported by the thematic search, which awaits the lookup too
             return None if self._lookup is None else await self._lookup
         return None
@@ -161,9 +161,9 @@ class Question:
         if self._in_cache is not None:
             await self._in_cache.file(self._searched())
 
-    def _searched(self) -> Searched | None:
+    def _searched(self) -> CachedFindings | None:
         """What the thematic searches found, with the scale (None: they did not finish)."""
         if not (succeeded(self.by_meaning) and succeeded(self.scale)):
             return None
         words = self.by_words.result() if succeeded(self.by_words) else None  # None: searched when asked again
-        return Searched(self.by_meaning.result(), words, self.scale.result())
+        return CachedFindings(self.by_meaning.result(), words, self.scale.result())

@@ -8,11 +8,15 @@ language than the one it is beside is taken for another telling, not this one's.
 
 from __future__ import annotations
 
-from memory.retrieval.excerpts import holds_a_long_message
+from collections.abc import Awaitable, Callable
+
+from memory.retrieval.choosing.excerpts import holds_a_long_message
 from memory.turns import Hit, Verdict, archive_id, turn_parts
 from memory.words import reads_as_english
 
 BESIDE = "beside"  # the mechanism of an entry injected beside a chosen one
+# Reads archived turns by id (the chats they are in, their ids); one the chats lack is left out.
+ReadTurns = Callable[[list[str], list[str]], Awaitable[list[Hit]]]
 
 
 def turn_place(hit: Hit) -> tuple[str, int] | None:
@@ -47,9 +51,9 @@ def wanted_beside(chosen: list[Hit], best: int, whole_chars: int) -> dict[str, s
         if (place := turn_place(hit)) is None or holds_a_long_message(hit["content"], whole_chars):
             continue
         chat, turn = place
-        for neighbour in (archive_id(chat, turn - 1), archive_id(chat, turn + 1)):
-            if neighbour not in chosen_ids:
-                wanted.setdefault(neighbour, hit["id"])
+        for next_to in (archive_id(chat, turn - 1), archive_id(chat, turn + 1)):
+            if next_to not in chosen_ids:
+                wanted.setdefault(next_to, hit["id"])
     return wanted
 
 
@@ -70,11 +74,11 @@ def placed_beside(chosen: list[Hit], found: list[Hit], wanted: dict[str, str]) -
     read = {hit["id"]: hit for hit in found}
     floor = chosen[-1].get("blended_score", 0.0) if chosen else 0.0
     return chosen + [
-        {**read[neighbour_id], "mechanism": BESIDE, "mechanisms": [BESIDE], "blended_score": floor,
+        {**read[next_to_id], "mechanism": BESIDE, "mechanisms": [BESIDE], "blended_score": floor,
          "beside": beside_id}
-        for neighbour_id, beside_id in wanted.items()
-        if neighbour_id in read and beside_id in by_id
-        and reads_as_english(read[neighbour_id]["content"]) == reads_as_english(by_id[beside_id]["content"])]
+        for next_to_id, beside_id in wanted.items()
+        if next_to_id in read and beside_id in by_id
+        and reads_as_english(read[next_to_id]["content"]) == reads_as_english(by_id[beside_id]["content"])]
 
 
 def beside_verdicts(placed: list[Hit]) -> list[Verdict]:
@@ -91,3 +95,16 @@ def beside_verdicts(placed: list[Hit]) -> list[Verdict]:
              "why": f"the turn just {'before' if number.get(hit['id'], 0) < number.get(hit['beside'], 0) else 'after'} "
                     f"{hit['beside']}, one of the best"}
             for hit in placed if "beside" in hit]
+
+
+async def with_turns_beside(chosen: list[Hit], best: int, whole_chars: int,
+                            read: ReadTurns) -> tuple[list[Hit], list[Verdict]]:
+    """The entries chosen, then the turns just before and after the ``best`` first (as
+    :func:`wanted_beside` picks them and :func:`placed_beside` places them), read with ``read``;
+    and a kept verdict for each turn placed so."""
+    wanted = wanted_beside(chosen, best, whole_chars)
+    if not wanted:
+        return chosen, []
+    chats = sorted({place[0] for hit in chosen[:best] if (place := turn_place(hit)) is not None})
+    placed = placed_beside(chosen, await read(chats, list(wanted)), wanted)
+    return placed, beside_verdicts(placed)

@@ -3,7 +3,7 @@
 "My boss talked me into covering the weekend rota, and now I barely get a night off" asks
 nothing; what bears on it is what the person told months ago ("since I started turning down
 extra shifts, my evenings feel like my own again"), which shares its meaning more than its words. Such a message is judged by meaning first
-(:mod:`memory.retrieval.merge`); a question ("when did I…", "what is the name of…") by meaning,
+(:mod:`memory.retrieval.choosing.merge`); a question ("when did I…", "what is the name of…") by meaning,
 words and the rest fused.
 """
 

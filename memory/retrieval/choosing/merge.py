@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from memory.settings import Retrieval
-from memory.retrieval.beside import turn_place
-from memory.retrieval.gap import background_filter, gap_filter, others_mean
-from memory.retrieval.latest import newest_first
+from memory.retrieval.choosing.beside import turn_place
+from memory.retrieval.choosing.gap import background_filter, gap_filter, others_mean
+from memory.retrieval.choosing.latest import newest_first
 from memory.retrieval.mechanisms import is_exact_hit, mechanism
 from memory.turns import Hit, Verdict
 
@@ -32,9 +32,9 @@ def choose_recalls(
     ``meaning_first`` (a statement about its speaker, or one asked in another language than
     English: recall's ``outcome["meaning_first"]``) has its hits by meaning stand out below
     ``meaning_first_relevance_ratio``, and the word list's ranks weigh
-    ``meaning_first_words_weight`` in the fusion. A message asking for the newest of what was
-    told (``latest_first``: :func:`~memory.retrieval.latest.asks_for_the_latest`) has the
-    entries that stand out put newest first (:func:`~memory.retrieval.latest.newest_first`).
+    ``meaning_first_lexical_weight`` in the fusion. A message asking for the newest of what was
+    told (``latest_first``: :func:`~memory.retrieval.choosing.latest.asks_for_the_latest`) has the
+    entries that stand out put newest first (:func:`~memory.retrieval.choosing.latest.newest_first`).
     """
     relevant = _relevant_ids(lists, background, retrieval, ceiling, passages, meaning_first)
     return _choose(lists, relevant, now, retrieval, max_results, meaning_first, latest_first)
@@ -87,7 +87,7 @@ def _choose(lists: Mapping[str, list[Hit]], relevant: Mapping[str, set[str]], no
         [sorted(hits, key=lambda r: r["distance"]) if mechanism(name).by_distance else hits
          for name, hits in lists.items()],
         rrf_k=retrieval.rrf_k,
-        neighbour_weight=retrieval.neighbour_weight,
+        beside_weight=retrieval.beside_weight,
         weights=[mechanism(name).weight(retrieval, meaning_first) for name in lists],
     )
     stands_out = set().union(*relevant.values())
@@ -185,20 +185,21 @@ def _relevant(name: str, hits: list[Hit], background: float | None, retrieval: R
     return sorted(kept, key=lambda hit: hit["distance"])
 
 
-def fuse(ranked_lists: Iterable[list[Hit]], *, rrf_k: float, neighbour_weight: float,
+def fuse(ranked_lists: Iterable[list[Hit]], *, rrf_k: float, beside_weight: float,
          weights: Iterable[float] | None = None) -> dict[str, float]:
     """Reciprocal-rank fusion of ranked lists, smoothed along the conversation.
 
     Each list (best first) gives an entry ``weight/(rrf_k + rank)`` (its weight 1 unless
     ``weights`` says otherwise); an entry's score is the sum over the lists it is in. Ranks, not
-    raw scores, are fused: word scores and distances have no common scale. Then every entry gets ``neighbour_weight`` times the fused scores
-    of the turns just before and after it in the same chat, when those are candidates too:
+    raw scores, are fused: word scores and distances have no common scale. Then every entry gets
+    ``beside_weight`` times the fused scores of the turns beside it (just before and after it in the
+    same chat), when those are candidates too:
     a conversation stays on a topic for a few turns, so a turn beside relevant ones is more
     likely relevant itself.
 
     Args:
         ranked_lists: each mechanism's hits, best first.
-        rrf_k, neighbour_weight: ``retrieval.rrf_k`` and ``retrieval.neighbour_weight``.
+        rrf_k, beside_weight: ``retrieval.rrf_k`` and ``retrieval.beside_weight``.
         weights: each list's weight, in the lists' order (None: 1 each).
 
     Returns:
@@ -213,14 +214,14 @@ def fuse(ranked_lists: Iterable[list[Hit]], *, rrf_k: float, neighbour_weight: f
             entries.setdefault(recall["id"], recall)
     by_place = {place: entry_id for entry_id, recall in entries.items() if (place := turn_place(recall)) is not None}
 
-    def neighbours(recall: Hit) -> float:
+    def beside(recall: Hit) -> float:
         place = turn_place(recall)
         if place is None:
             return 0.0
         chat, turn = place
         return sum(fused.get(by_place.get((chat, turn + step), ""), 0.0) for step in (-1, 1))
 
-    return {entry_id: score + neighbour_weight * neighbours(entries[entry_id]) for entry_id, score in fused.items()}
+    return {entry_id: score + beside_weight * beside(entries[entry_id]) for entry_id, score in fused.items()}
 
 
 def with_context(relevant: set[str], fused: Mapping[str, float], context_ratio: float) -> set[str]:

@@ -49,7 +49,7 @@ import re
 from collections.abc import Iterator
 from datetime import date, timedelta
 
-from memory.retrieval.event_dates import COUNTS, count_of, count_pattern
+from memory.retrieval.message.event_dates import COUNTS, count_of, count_pattern
 
 _MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
 _MONTHS |= {name[:3].lower(): number for name, number in list(_MONTHS.items())} | {"sept": 9}

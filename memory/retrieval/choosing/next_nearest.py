@@ -1,7 +1,7 @@
 """For a statement, the next nearest entries by meaning, injected after what was chosen.
 
 A question's event is told over a few turns, so the turns beside its best entries are injected
-(:mod:`memory.retrieval.beside`). A statement about its speaker ("my boss talked me into the
+(:mod:`memory.retrieval.choosing.beside`). A statement about its speaker ("my boss talked me into the
 weekend rota") bears on what they said before by meaning, in other words and often months
 earlier ("since I turned down extra shifts, my evenings are my own"): that remark is rarely
 beside the best, and more often among the next nearest by meaning that were not chosen. A
@@ -37,7 +37,7 @@ def with_next_nearest(chosen: list[Hit], lists: Mapping[str, list[Hit]], count: 
     taken = {hit["id"] for hit in chosen}
     floor = chosen[-1].get("blended_score", 0.0)
     added = [{**hit, "mechanism": NEAREST, "mechanisms": [NEAREST], "blended_score": floor}
-             for hit in sorted(lists.get(THEMATIC, []), key=lambda hit: hit["distance"]) if hit["id"] not in taken
+             for hit in sorted(lists.get(THEMATIC.name, []), key=lambda hit: hit["distance"]) if hit["id"] not in taken
              ][:count]
     verdicts: list[Verdict] = [{"list": NEAREST, "id": hit["id"], "distance": round(hit["distance"], 4), "kept": True,
                                 "why": "among the next nearest by meaning, for a statement"} for hit in added]

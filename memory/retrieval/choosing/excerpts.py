@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from memory.retrieval.latest import QUESTION_SCAN_CHARS
+from memory.retrieval.choosing.latest import QUESTION_SCAN_CHARS
 from memory.turns import ASSISTANT_PREFIX, USER_PREFIX, Hit, turn_parts
 from memory.words import Words, names_nothing, terms
 

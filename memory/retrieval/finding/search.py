@@ -1,8 +1,8 @@
-"""L3's reads (:class:`L3Search`): by meaning (Chroma's vector index, or a time range ranked from
+"""L3's reads (:class:`L3Reads`): by meaning (Chroma's vector index, or a time range ranked from
 the entry index's vectors), by words (BM25 over the word index), by structural key, every
-distance put on the query's scale (:class:`~memory.retrieval.scale.Scale`, which
-:meth:`~memory.retrieval.ahead.Ahead.measure` makes). One question's search under way, which the
-recall pipeline's mechanisms share, is :class:`~memory.retrieval.question.Question`."""
+distance put on the query's scale (:class:`~memory.retrieval.finding.scale.Scale`, which
+:meth:`~memory.retrieval.finding.ahead.Ahead.measure` makes). One question's search under way, which the
+recall pipeline's mechanisms share, is :class:`~memory.retrieval.finding.question.Question`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from memory.encoders.embeddings import ChatEmbeddings
 from memory.encoders.encoder import Space
-from memory.retrieval.scale import Scale
+from memory.retrieval.finding.scale import Scale
 from memory.stores.archive_encoder import ArchiveEncoder
 from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.l3_backend import L3Backend
@@ -44,13 +44,13 @@ def _within(timestamp: float, after: float | None, before: float | None) -> bool
     return (after is None or timestamp >= after) and (before is None or timestamp <= before)
 
 
-class L3Search:
+class L3Reads:
     def __init__(self, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder) -> None:
         self.redis, self.l3, self.encoder = redis, l3, encoder  # the indexes, Chroma, the queries' encoder
 
     async def vector_store(self, chat_id: str) -> ArchiveVectorStore:
         """The chat's archive as LangChain's vector store, read-only, its questions embedded as
-        :meth:`~memory.retrieval.ahead.Ahead.measure` embeds them for the chat's languages as
+        :meth:`~memory.retrieval.finding.ahead.Ahead.measure` embeds them for the chat's languages as
         they are now (a chat that comes to hold another language needs a new one), without
         marking the chat as that may: it writes nothing.
 

@@ -9,7 +9,7 @@ of it, strictness rules keep ambiguous words from firing:
   ("1234") is not a date to dateparser. Relative phrases ("last week", "two days ago")
   pass. A month, a year, a season or a weekday named with a preposition or a part ("during
   March", "in 2022", "early June", "last spring", "on Monday") is a period all the same:
-  :mod:`memory.retrieval.named_periods` finds those (English).
+  :mod:`memory.retrieval.message.named_periods` finds those (English).
 - A date written only in digits must be complete (day, month and a four-digit
   year, "12.03.2025"): "2+2", "1/2", "10-12", "3/12" are not dates.
 - A date needs a digit or a date word: a month, a weekday, a unit of time, "ago",
@@ -49,8 +49,8 @@ from dateparser.conf import Settings
 from dateparser.languages.loader import default_loader
 from dateparser.search import search_dates
 
-from memory.retrieval.keys import without_keys
-from memory.retrieval.named_periods import (
+from memory.retrieval.message.keys import without_keys
+from memory.retrieval.message.named_periods import (
     PERIOD_WORDS, SINCE, before_today, bounding_phrases, named_periods, periods_before_parsing)
 from memory.words import terms
 
@@ -235,7 +235,7 @@ def _date_words(languages: tuple[str, ...]) -> frozenset[str]:
     """The words of dateparser's date names and relative phrases ("last week", "luna
     trecută") for these languages, folded as the word index folds them ("Săptămâna" →
     "saptamana"), minus the filler words dateparser skips; with English, the named periods' own
-    words too ("summer", "weekend": :mod:`memory.retrieval.named_periods`)."""
+    words too ("summer", "weekend": :mod:`memory.retrieval.message.named_periods`)."""
     names: list[str] = list(PERIOD_WORDS) if "en" in languages else []
     skipped: set[str] = set()
     for language in languages:

@@ -3,13 +3,13 @@ word index), as the question's search found them, on the question's scale."""
 
 from __future__ import annotations
 
-from memory.retrieval.excerpts import holds_a_long_message
-from memory.retrieval.mechanism import Mechanism, RecallRun
+from memory.retrieval.choosing.excerpts import holds_a_long_message
+from memory.retrieval.mechanism import BY_WORDS, Mechanism, RecallRun
 from memory.settings import Retrieval
 from memory.turns import Hit
 
 
-async def _by_words(run: RecallRun) -> list[Hit]:
+async def _find(run: RecallRun) -> list[Hit]:
     return await run.question.by_words
 
 
@@ -20,10 +20,10 @@ def _ratio(retrieval: Retrieval, hit: Hit, meaning_first: bool) -> float:
 
 
 def _weight(retrieval: Retrieval, meaning_first: bool) -> float:
-    return retrieval.meaning_first_words_weight if meaning_first else 1.0
+    return retrieval.meaning_first_lexical_weight if meaning_first else 1.0
 
 
 # Fused in BM25's order (word scores and distances share no scale), and with no background
 # nothing of it stands out: words alone cannot tell relevance.
-BY_WORDS = Mechanism("lexical", _by_words, priority=3, topical=True, ratio=_ratio, weight=_weight,
-                     by_distance=False, gap_without_background=False)
+LEXICAL = Mechanism("lexical", _find, priority=3, topical=True, question_search=BY_WORDS, ratio=_ratio,
+                    weight=_weight, by_distance=False, gap_without_background=False)

@@ -23,15 +23,15 @@ from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 
-from memory.retrieval.latest import asks_for_the_latest
-from memory.retrieval.mechanism import RecallQuery, RecallRun
-from memory.retrieval.mechanisms import THEMATIC, WORDS, prefetched, registered
-from memory.retrieval.statements import speaks_of_oneself
-from memory.retrieval.futures import succeeded
-from memory.retrieval.question import Question, Searching
-from memory.retrieval.search import WORD_SCAN_CHARS, names_something
+from memory.retrieval.choosing.latest import asks_for_the_latest
+from memory.retrieval.mechanism import BY_MEANING, BY_WORDS, Note, RecallQuery, RecallRun
+from memory.retrieval.mechanisms import prefetched, registered
+from memory.retrieval.message.statements import speaks_of_oneself
+from memory.retrieval.finding.futures import succeeded
+from memory.retrieval.finding.question import Question, QuestionServices
+from memory.retrieval.finding.search import WORD_SCAN_CHARS, names_something
 from memory.settings import MemorySettings
-from memory.turns import Hit, RecallOutcome
+from memory.turns import Hit, MechanismNote, RecallOutcome
 
 __all__ = ["RecallQuery", "Recalled", "recall"]
 
@@ -71,20 +71,20 @@ class Recalled:
             f"{n} failed ({e})" for n, e in outcome["failed"].items()]
 
 
-async def recall(searching: Searching, query: RecallQuery, settings: MemorySettings) -> Recalled:
+async def recall(services: QuestionServices, query: RecallQuery, settings: MemorySettings) -> Recalled:
     """Run the registered mechanisms ``query`` asks for under its deadline; never raises for a
     mechanism."""
     deadline = settings.prefetch.timeout if query.deadline is None else query.deadline
     outcome: RecallOutcome = {
         "fired": [], "succeeded": [], "failed": {}, "timed_out": [], "found": {}, "cache": None,
-        "range": None, "keys": [], "deadline_ms": deadline * 1000, "background": None,
+        "notes": {}, "deadline_ms": deadline * 1000, "background": None,
         "ms": {},  # per mechanism that fired and finished: when, after the start
         # Why it is judged by meaning first: a statement now; ANOTHER_LANGUAGE once its scale is known.
         "meaning_first": STATEMENT if speaks_of_oneself(query.text[:WORD_SCAN_CHARS]) else None,
         "latest_first": asks_for_the_latest(query.text),
     }
     with suppress(Exception):  # an encoder that fails to load fails the mechanisms below, reported there
-        await searching.ahead.load_for(query.text)
+        await services.ahead.load_for(query.text)
     started = time.perf_counter()  # loading an encoder is not the recall's: its deadline starts here
 
     def finished(name: str, task: asyncio.Future) -> None:
@@ -94,13 +94,15 @@ async def recall(searching: Searching, query: RecallQuery, settings: MemorySetti
 
     asked = prefetched() if query.lists is None else query.lists
     topical = names_something(query.text)
-    # The question's search runs both thematic lists, by meaning and by words (the L2.5 cache keeps both).
-    words_share = settings.retrieval.lexical_max_df_share if WORDS in asked and topical else None
-    question = Question(searching, query.text, query.chat_id, query.user_id, settings.memory.scope,
-                        settings.prefetch.search_k, THEMATIC in asked and topical, words_share)
-    run = RecallRun(query, settings, question, outcome)
-    tasks = {each.name: asyncio.ensure_future(each.find(run)) for each in registered()
-             if each.name in asked and (topical or not each.topical)}
+    running = [each for each in registered() if each.name in asked and (topical or not each.topical)]
+    searches = {each.question_search for each in running}
+    words_share = settings.retrieval.lexical_max_df_share if BY_WORDS in searches else None
+    question = Question(services, query.text, query.chat_id, query.user_id, settings.memory.scope,
+                        settings.prefetch.search_k, BY_MEANING in searches, words_share)
+    # Each mechanism notes what it read (a period, keys) in a note of its own.
+    notes: dict[str, Note] = {each.name: {} for each in running}
+    tasks = {each.name: asyncio.ensure_future(each.find(RecallRun(query, settings, question, outcome, notes[each.name])))
+             for each in running}
     for name, task in tasks.items():  # each on its own line: a stuck one must not take the others down
         task.add_done_callback(partial(finished, name))
     await asyncio.wait([*tasks.values(), question.scale], timeout=deadline)
@@ -120,6 +122,7 @@ async def recall(searching: Searching, query: RecallQuery, settings: MemorySetti
             outcome["found"][name] = len(lists[name])
         outcome["fired"].append(name)  # as far as it got before the deadline: one that failed or timed out counts
     outcome["cache"] = question.cache
+    outcome["notes"] = _rendered(notes)
     if succeeded(question.scale):
         scale = question.scale.result()
         outcome["background"], outcome["backgrounds"] = scale.background, scale.backgrounds
@@ -130,3 +133,10 @@ async def recall(searching: Searching, query: RecallQuery, settings: MemorySetti
     await question.finish()
     outcome["waited_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return Recalled(lists, outcome)
+
+
+def _rendered(notes: dict[str, Note]) -> dict[str, MechanismNote]:
+    """Every registered mechanism's note as the reports show it (one that did not run, as its
+    empty note shows), but those that show nothing."""
+    rendered = {each.name: each.rendered(notes.get(each.name, {})) for each in registered()}
+    return {name: note for name, note in rendered.items() if note["reported"] or note["logged"] or note["said"]}
