@@ -205,11 +205,6 @@ def test_nothing_outside_the_tests_imports_them():
 
 # Longer than docs/architecture.md's limit on purpose, as it says: one job each.
 LONGER_ON_PURPOSE = {"graph/checkpoint/saver.py", "support/fakes/openai_server.py"}
-# Over docs/architecture.md's limits while another change holds their code: the Chroma stores'
-# collections are being bounded (issue 99) and the encoders' language reading relanded (issue 97).
-# Each leaves this list with the change that splits it.
-OVER_THE_LIMITS_FOR_NOW = {"memory/stores/episodic.py", "memory/stores/entry_index.py",
-                           "memory/encoders/bert_graph.py:build_graph"}
 
 
 def test_no_module_or_function_is_longer_than_docs_architecture_says():
@@ -229,8 +224,7 @@ def test_no_module_or_function_is_longer_than_docs_architecture_says():
             over |= {f"{name}:{node.name}" for node in ast.walk(ast.parse(text))
                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
                      and node.end_lineno - node.lineno + 1 > function_lines}
-    assert over - OVER_THE_LIMITS_FOR_NOW == set()
-    assert OVER_THE_LIMITS_FOR_NOW <= over  # one brought within them leaves the list
+    assert over == set()
 
 
 def test_no_verb_is_on_two_of_memorys_doors():

@@ -35,44 +35,10 @@ from redis.asyncio import Redis
 
 from memory.encoders.encoder import bare_passages, english_passages
 from memory.encoders.paired import latin_of_another_language
+from memory.stores.entry_index_scripts import ADD_TO_SUM, GATHER_VECTORS
 
 VECTOR = np.dtype("<f2")
 _SCAN_ROWS = 2048  # vectors read per call looking for bare ones (4.7 MB of a paired encoder's)
-
-# Adds vectors to the chat's sum and their number to its counts, in one step (a reader never
-# sees one without the other). KEYS: sum, meta. ARGV: the vectors' sum as packed little-endian
-# doubles, how many vectors, how many of them are English passages, how many are bare ones.
-_ADD_TO_SUM = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local parts = {}
-  for i = 1, #ARGV[1], 8 do
-    parts[#parts + 1] = struct.pack('<d', struct.unpack('<d', current, i) + struct.unpack('<d', ARGV[1], i))
-  end
-  redis.call('SET', KEYS[1], table.concat(parts))
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-redis.call('HINCRBY', KEYS[2], 'english', ARGV[3])
-redis.call('HINCRBY', KEYS[2], 'bare', ARGV[4])
-return redis.call('HINCRBY', KEYS[2], 'vectors', ARGV[2])
-"""
-
-
-# The vectors of some entries, concatenated, in one round trip; with a second key, their ids
-# too ({ids, vectors}). KEYS: vectors [, number → id hash]. ARGV: bytes per vector, then the
-# entry numbers. (One script rather than a pipeline: redis-py checks a pipeline's scripts with
-# an extra round trip every time.)
-_GATHER_VECTORS = """
-local size = tonumber(ARGV[1])
-local parts = {}
-for i = 2, #ARGV do
-  local start = tonumber(ARGV[i]) * size
-  parts[#parts + 1] = redis.call('GETRANGE', KEYS[1], start, start + size - 1)
-end
-if #KEYS == 1 then return table.concat(parts) end
-return {redis.call('HMGET', KEYS[2], unpack(ARGV, 2)), table.concat(parts)}
-"""
 
 
 class Centroid(NamedTuple):
@@ -109,8 +75,8 @@ class EntryIndex:
         self._every_language_key = f"{prefix}:lex-every-language"  # the chats of every language
         self._to_fill_key = f"{prefix}:lex-to-fill"  # of them, those with English entries to fill
         self._fill_cursor_key = f"{prefix}:lex-fill-cursor"  # chat -> the entry number filled up to
-        self._add_to_sum = redis.register_script(_ADD_TO_SUM)
-        self._gather_vectors = redis.register_script(_GATHER_VECTORS)
+        self._add_to_sum = redis.register_script(ADD_TO_SUM)
+        self._gather_vectors = redis.register_script(GATHER_VECTORS)
 
     # ---- writes ------------------------------------------------------------------
 

@@ -31,10 +31,10 @@ from chromadb.errors import NotFoundError
 from langchain_core.embeddings import Embeddings
 
 from memory.encoders.embeddings import ChatEmbeddings
-from memory.prompt.budget import LINE_TOKENS, format_recall_line, line_tokens_stamp
-from memory.prompt.tokens import count_unremembered
 from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.chroma_file import ChromaFile, Record
+from memory.stores.chroma_hits import (as_hit, bump_access_counts, exact_hits, hits_from_get, records_from_get,
+                                       with_line_tokens)
 from memory.stores.erasure import SharedOrAlone
 from memory.turns import Hit
 
@@ -70,58 +70,6 @@ class _ChatCollection:
 def collection_name(chat_id: str) -> str:
     """A valid Chroma name (3-512 chars of [a-zA-Z0-9._-]) for any chat id."""
     return COLLECTION_PREFIX + hashlib.sha256(chat_id.encode()).hexdigest()[:32]
-
-
-def _hit(entry_id: str, content: str, metadata: dict[str, Any] | None, distance: float) -> Hit:
-    metadata = dict(metadata or {})
-    return Hit(
-        id=entry_id,
-        content=content,
-        distance=float(distance),
-        timestamp=float(metadata.get("timestamp", 0.0)),
-        metadata=metadata,
-    )
-
-
-def with_line_tokens(metadatas: list[dict[str, Any]], contents: list[str]) -> list[dict[str, Any]]:
-    """The entries' metadata with the tokens of the line each is recalled as (``LINE_TOKENS``),
-    counted here, as they are written, so that a turn packing them into its prompt need not."""
-    timed = [n for n, metadata in enumerate(metadatas) if isinstance(metadata.get("timestamp"), int | float)]
-    for n in set(range(len(metadatas))) - set(timed):  # a stamp carried over from a rewritten entry's old text
-        metadatas[n] = {key: value for key, value in metadatas[n].items() if key != LINE_TOKENS}
-    lines = [format_recall_line({"timestamp": metadatas[n]["timestamp"], "content": contents[n]}) for n in timed]
-    for n, line, tokens in zip(timed, lines, count_unremembered(lines)):
-        metadatas[n] = {**metadatas[n], LINE_TOKENS: line_tokens_stamp(line, tokens)}
-    return metadatas
-
-
-def _records_from_get(result: chromadb.GetResult) -> dict[str, Record]:
-    found = zip(result["ids"], result["documents"], result["metadatas"], strict=True)
-    return {entry_id: (content, metadata or {}) for entry_id, content, metadata in found}
-
-
-def _exact_hits(records: dict[str, Record]) -> list[Hit]:
-    """Entries read by id, as hits at distance 0.0, in the records' order."""
-    return [_hit(entry_id, content, metadata, 0.0) for entry_id, (content, metadata) in records.items()]
-
-
-def _hits_from_get(result: chromadb.GetResult) -> list[Hit]:
-    return _exact_hits(_records_from_get(result))
-
-
-def _bump(collection: chromadb.Collection, ids: list[str], now: float) -> None:
-    # Counts are re-read rather than taken from the hits, which may come from the
-    # session cache and be minutes old. Two concurrent bumps can still lose one
-    # increment; popularity is a soft signal, so that is accepted.
-    current = collection.get(ids=ids, include=["metadatas"])
-    if current["ids"]:
-        collection.update(
-            ids=current["ids"],
-            metadatas=[
-                {"access_count": int(metadata.get("access_count", 0)) + 1, "last_accessed": now}
-                for metadata in current["metadatas"]
-            ],
-        )
 
 
 def _writes(method: Callable[..., T]) -> Callable[..., T]:
@@ -213,7 +161,7 @@ class EpisodicStore:
                 found, distances = chat.nearest(vectors, k, [])
                 by_id = self._records(chat, [entry_id for ids in found["ids"] for entry_id in ids])
                 records = [[by_id.get(entry_id, (None, None)) for entry_id in ids] for ids in found["ids"]]
-            return [[_hit(entry_id, content, metadata, distance)
+            return [[as_hit(entry_id, content, metadata, distance)
                      for entry_id, (content, metadata), distance in zip(ids, found_records, row, strict=True)
                      if content is not None]
                     for ids, found_records, row in zip(found["ids"], records, distances, strict=True)]
@@ -243,7 +191,7 @@ class EpisodicStore:
             return []
 
         return [hit for chat_id in self._scope(chat_ids)
-                for hit in self._read(chat_id, lambda chat: _exact_hits(self._records(chat, ids)), [])]
+                for hit in self._read(chat_id, lambda chat: exact_hits(self._records(chat, ids)), [])]
 
     def get_with_vectors(self, chat_ids: list[str] | None, ids: list[str]) -> list[tuple[Hit, np.ndarray]]:
         """The entries with these ids, each with its stored vector (the hit's distance is 0.0:
@@ -255,7 +203,7 @@ class EpisodicStore:
 
         def read(chat: _ChatCollection) -> list[tuple[Hit, np.ndarray]]:
             found = chat.collection.get(ids=unique, include=["documents", "metadatas", "embeddings"])
-            return list(zip(_hits_from_get(found), np.asarray(found["embeddings"], dtype=np.float32), strict=True))
+            return list(zip(hits_from_get(found), np.asarray(found["embeddings"], dtype=np.float32), strict=True))
 
         return [pair for chat_id in self._scope(chat_ids) for pair in self._read(chat_id, read, [])]
 
@@ -272,12 +220,12 @@ class EpisodicStore:
         for hit in hits:
             ids_by_chat[hit["metadata"]["chat_id"]].add(hit["id"])
         for chat_id, ids in ids_by_chat.items():
-            self._read(chat_id, lambda chat: _bump(chat.collection, sorted(ids), now), None)
+            self._read(chat_id, lambda chat: bump_access_counts(chat.collection, sorted(ids), now), None)
 
     def entries(self, chat_id: str, user_id: str | None = None) -> list[Hit]:
         """Every entry of the chat (of one user's turns and notes, with ``user_id``), in no order."""
         where = {"user_id": user_id} if user_id is not None else None
-        return self._read(chat_id, lambda chat: _hits_from_get(chat.collection.get(where=where)), [])
+        return self._read(chat_id, lambda chat: hits_from_get(chat.collection.get(where=where)), [])
 
     @_writes
     def begin_rebuild(self, chat_id: str) -> None:
@@ -460,9 +408,9 @@ class EpisodicStore:
         unique = list(dict.fromkeys(ids))  # Chroma refuses repeated ids
         found = self._file.records(str(chat.collection.id), unique) if self._file is not None else None
         if found is None:
-            return _records_from_get(chat.collection.get(ids=unique))
+            return records_from_get(chat.collection.get(ids=unique))
         if asked := [entry_id for entry_id, record in found.items() if record is None]:
-            found.update(_records_from_get(chat.collection.get(ids=asked)))
+            found.update(records_from_get(chat.collection.get(ids=asked)))
         return {entry_id: record for entry_id, record in found.items() if record is not None}
 
     @_writes
