@@ -1,5 +1,5 @@
 """MemoryAdmin: memory's door for the operator's jobs and for the people whose data it keeps
-(``Memory.admin``): forgetting a person, a fact or a chat, exporting a person's data, listing
+(``Memory.admin``): forgetting a person or a chat, exporting a person's data, listing
 who and which chats memory knows, re-embedding the archive, filling in the languages, checking
 the backends. The verbs every turn calls are :class:`memory.facade.Memory`'s."""
 
@@ -17,7 +17,6 @@ from memory.settings import MemorySettings
 from memory.stores.archive_encoder import ArchiveEncoder
 from memory.stores.chat_users import chats_of_user, users_and_chats
 from memory.stores.erasure import DataFolderErasure
-from memory.stores.facts import clean_fact_text
 from memory.stores.journal import TurnJournal
 from memory.stores.l3_backend import L3Backend
 from memory.stores.privacy import Forgotten, export_user, forget_chat, forget_user
@@ -84,18 +83,6 @@ class MemoryAdmin:
         return await self._journal.unfinished_forgets()
 
     # ---- a person's data --------------------------------------------------------------------
-
-    async def forget_fact(self, user_id: str, key: str) -> bool:
-        """Delete one of the user's L1 facts, cut its value out of the copies the turns of their
-        chats keep (``Memory.redact_copies_with``), and erase both from Redis's files. Returns False
-        when none had that key."""
-        facts = await self._redis.facts()
-        value = (await facts.get_all(user_id)).get(clean_fact_text(key, "fact key"))
-        if value is None or not await facts.delete(user_id, key):
-            return False
-        await self._copies.cut(await chats_of_user(self._redis, user_id), [value])
-        await self._erasure.erase_deleted(l3=False)
-        return True
 
     async def export(self, user_id: str, chat_id: str | None = None) -> dict[str, Any]:
         """Everything of the user as one JSON-able document: their facts, and per chat (theirs,

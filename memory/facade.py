@@ -42,7 +42,9 @@ from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.backends import Backends
 from memory.stores.chat_owners import ChatOwners
 from memory.stores.redis_backend import RedisBackend
-from memory.stores.facts import upsert_within
+from memory.stores.chat_users import chats_of_user
+from memory.stores.erasure import DataFolderErasure
+from memory.stores.facts import clean_fact_text, upsert_within
 from memory.stores.journal import TurnJournal
 from memory.stores.privacy import Forgotten
 from memory.turns import Archived, Exchange, Hit, Message, Standing, Working, Writers
@@ -212,7 +214,7 @@ class Memory:
         """The verbs of the user commands (facts, search, a fresh start, export…) for one user
         in one chat, at ``now`` (the current time by default), with a run's ``settings``."""
         return MemoryScope(self, settings or self.settings, chat_id, user_id, time.time() if now is None else now,
-                           self._redis, self._owners, self._archiver, self._finding)
+                           self._redis, self._owners, self._archiver, self._finding, self._copies, self._erasure)
 
     # ---- L2 -------------------------------------------------------------------------------
 
@@ -282,6 +284,8 @@ class MemoryScope:
     _owners: ChatOwners
     _archiver: Archive
     _finding: QuestionServices
+    _copies: TurnCopies
+    _erasure: DataFolderErasure
 
     # ---- L1 -------------------------------------------------------------------------------
 
@@ -313,8 +317,16 @@ class MemoryScope:
                                    self.settings.budget.l1_facts_max_tokens)
 
     async def forget_fact(self, key: str) -> bool:
-        """Delete one of the user's facts. Returns False when none had that key."""
-        return await self.memory.admin.forget_fact(self.user_id, key)
+        """Delete one of the user's facts, cut its value out of the copies the turns of their
+        chats keep (``Memory.redact_copies_with``), and erase both from Redis's files. Returns
+        False when none had that key."""
+        facts = await self._redis.facts()
+        value = (await facts.get_all(self.user_id)).get(clean_fact_text(key, "fact key"))
+        if value is None or not await facts.delete(self.user_id, key):
+            return False
+        await self._copies.cut(await chats_of_user(self._redis, self.user_id), [value])
+        await self._erasure.erase_deleted(l3=False)
+        return True
 
     # ---- L2 and L3 ------------------------------------------------------------------------
 

@@ -229,13 +229,12 @@ def test_no_module_or_function_is_longer_than_docs_architecture_says():
 
 def test_no_verb_is_on_two_of_memorys_doors():
     """Each verb has one door (the chat's start afresh is Memory's; a person's export, the
-    admin's), but closing, which each door does of what it holds, and, for now, forget_fact: a
-    user's own (``MemoryScope``, what their commands and the model's tools call) and the
-    operator's by user id (``Memory.admin``), which the scope's calls."""
+    admin's; a fact forgotten, the person's scope's, which the Store's delete calls too), but
+    closing, which each door does of what it holds."""
     from memory.facade import ChatEntries, HeardConversation, Memory, MemoryAdmin, MemoryScope
 
     doors = (Memory, MemoryScope, MemoryAdmin, ChatEntries, HeardConversation)
     verbs = {door: {name for name, value in vars(door).items()
                     if not name.startswith("_") and (callable(value) or isinstance(value, property))} for door in doors}
     shared = {verb for door in doors for other in doors if door is not other for verb in verbs[door] & verbs[other]}
-    assert shared == {"aclose", "forget_fact"}
+    assert shared == {"aclose"}

@@ -76,8 +76,8 @@ async def test_a_users_facts_live_in_the_facts_block_of_their_own_agent(settings
             await memory.scope(ana, ana).remember("essay", "word " * 600)
         assert "essay" not in block_of(letta_url, agent)
 
-        assert await memory.admin.forget_fact(ana, "dog") is True
-        assert await memory.admin.forget_fact(ana, "dog") is False
+        assert await memory.scope(ana, ana).forget_fact("dog") is True
+        assert await memory.scope(ana, ana).forget_fact("dog") is False
         assert block_of(letta_url, agent) == {"city": "Lisbon"}
         assert await memory.scope(bob, bob).facts() == {"city": "Brașov"}
     finally:

@@ -179,7 +179,7 @@ class GoatStore(BaseStore):
 
     async def _put_fact(self, user_id: str, key: str, value: dict[str, Any] | None) -> None:
         if value is None:
-            await self.memory.admin.forget_fact(user_id, key)
+            await self._facts_of(user_id).forget_fact(key)
             return
         if set(value) != {"value"} or not isinstance(value["value"], str):
             raise ValueError(f'a fact\'s value is {{"value": "<text>"}}, got {value!r}')
