@@ -25,7 +25,7 @@ from graph.checkpoint import DEFAULT_PREFIX
 from graph.runner import TurnRunner
 from graph.settings import Settings, load_settings
 from memory.encoders.embeddings import LocalEmbeddings
-from memory.stores.erasure import SharedOrAlone
+from memory.stores.erasure import ReadersWriterLock
 from memory.turns import ImportedTurn, archive_id
 from test_cli import goat, goat_env, ok
 from test_graph import make_runner, with_model
@@ -203,7 +203,7 @@ def checkpoint_keys(keys: list[str]) -> list[str]:
 def test_holding_alone_gives_up_after_its_timeout_and_those_waiting_to_share_go_on() -> None:
     """The close's zeroing waits for a Chroma call a deadline abandoned, for a while: zeroing
     beside a write could zero its new entries."""
-    lock = SharedOrAlone()
+    lock = ReadersWriterLock()
     sharing, release = threading.Event(), threading.Event()
 
     def share() -> None:

@@ -19,7 +19,7 @@ from langchain_chroma import Chroma
 
 from memory.encoders.embeddings import ChatEmbeddings
 from memory.errors import ArchiveReadOnly
-from memory.stores.erasure import SharedOrAlone
+from memory.stores.erasure import ReadersWriterLock
 
 # A collection's calls that read its entries; any other (a write, a function attached…) is refused.
 _READS = frozenset({"query", "get", "search", "count", "peek"})
@@ -31,7 +31,7 @@ class _ReadOnlyCollection:
     go through the client open then (memory may have closed the one it was made with), its
     attributes are its own (name, configuration…), and its other calls are refused."""
 
-    def __init__(self, collection: chromadb.Collection, files: SharedOrAlone,
+    def __init__(self, collection: chromadb.Collection, files: ReadersWriterLock,
                  current: Callable[[], chromadb.Collection]) -> None:
         self._chat_collection, self._files, self._current = collection, files, current
 
@@ -64,7 +64,7 @@ class ArchiveVectorStore(Chroma):
     before anything is embedded or written."""
 
     def __init__(self, client: chromadb.ClientAPI, collection_name: str, chat_id: str, embeddings: ChatEmbeddings,
-                 files: SharedOrAlone, current: Callable[[], chromadb.Collection]) -> None:
+                 files: ReadersWriterLock, current: Callable[[], chromadb.Collection]) -> None:
         """Made in memory's thread pool, whose call holds ``files`` shared (the collection is read).
 
         Args:

@@ -35,7 +35,7 @@ from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.chroma_file import ChromaFile, Record
 from memory.stores.chroma_hits import (as_hit, bump_access_counts, exact_hits, hits_from_get, records_from_get,
                                        with_line_tokens)
-from memory.stores.erasure import SharedOrAlone
+from memory.stores.erasure import ReadersWriterLock
 from memory.turns import Hit
 
 COLLECTION_PREFIX = "l3-"
@@ -281,7 +281,7 @@ class EpisodicStore:
         if ids:
             self._read(chat_id, lambda chat: chat.collection.delete(ids=ids), None)
 
-    def vector_store(self, chat_id: str, embeddings: ChatEmbeddings, files: SharedOrAlone) -> ArchiveVectorStore:
+    def vector_store(self, chat_id: str, embeddings: ChatEmbeddings, files: ReadersWriterLock) -> ArchiveVectorStore:
         """The chat's collection as LangChain's vector store, read-only (:class:`ArchiveVectorStore`).
 
         Args:

@@ -98,9 +98,10 @@ class NotErased(BackendUnavailable):
                      f"— {self.fix}",)
 
 
-class SharedOrAlone:
-    """A lock threads share, or one holds alone; one waiting to hold it alone goes before those
-    that come to share it after."""
+class ReadersWriterLock:
+    """A readers-writer lock for threads, the writer first: many share it (:meth:`shared`) or one
+    holds it alone (:meth:`alone`), and one waiting to hold it alone goes before those that come
+    to share it after."""
 
     def __init__(self) -> None:
         self._state = threading.Condition()
@@ -149,7 +150,8 @@ class DataFolderErasure:
     each archive write, and at close for every index written while the embedded Chroma was open).
     Chroma's calls of the process share ``files``; the erasing holds it alone."""
 
-    def __init__(self, settings: MemorySettings, files: SharedOrAlone, executor: Executor, redis: RedisBackend) -> None:
+    def __init__(self, settings: MemorySettings, files: ReadersWriterLock, executor: Executor,
+                 redis: RedisBackend) -> None:
         self.settings = settings
         self._files = files
         self._executor = executor

@@ -16,7 +16,7 @@ from memory.encoders.embeddings import ChatEmbeddings, LocalEmbeddings
 from memory.errors import BackendUnavailable
 from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.episodic import EpisodicStore
-from memory.stores.erasure import DataFolderErasure, SharedOrAlone
+from memory.stores.erasure import DataFolderErasure, ReadersWriterLock
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class BlockingPool:
 
     def __init__(self) -> None:
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="goat-memory")
-        self.files = SharedOrAlone()
+        self.files = ReadersWriterLock()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the pool (abandonable by a caller's deadline); not while the embedded
