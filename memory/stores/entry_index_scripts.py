@@ -1,0 +1,37 @@
+"""The Lua scripts the entry index (:mod:`memory.stores.entry_index`) runs in Redis: each a step
+that must be one (a reader never sees half of it) or one round trip."""
+
+# Adds vectors to the chat's sum and their number to its counts, in one step (a reader never
+# sees one without the other). KEYS: sum, meta. ARGV: the vectors' sum as packed little-endian
+# doubles, how many vectors, how many of them are English passages, how many are bare ones.
+ADD_TO_SUM = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local parts = {}
+  for i = 1, #ARGV[1], 8 do
+    parts[#parts + 1] = struct.pack('<d', struct.unpack('<d', current, i) + struct.unpack('<d', ARGV[1], i))
+  end
+  redis.call('SET', KEYS[1], table.concat(parts))
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('HINCRBY', KEYS[2], 'english', ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'bare', ARGV[4])
+return redis.call('HINCRBY', KEYS[2], 'vectors', ARGV[2])
+"""
+
+
+# The vectors of some entries, concatenated, in one round trip; with a second key, their ids
+# too ({ids, vectors}). KEYS: vectors [, number → id hash]. ARGV: bytes per vector, then the
+# entry numbers. (One script rather than a pipeline: redis-py checks a pipeline's scripts with
+# an extra round trip every time.)
+GATHER_VECTORS = """
+local size = tonumber(ARGV[1])
+local parts = {}
+for i = 2, #ARGV do
+  local start = tonumber(ARGV[i]) * size
+  parts[#parts + 1] = redis.call('GETRANGE', KEYS[1], start, start + size - 1)
+end
+if #KEYS == 1 then return table.concat(parts) end
+return {redis.call('HMGET', KEYS[2], unpack(ARGV, 2)), table.concat(parts)}
+"""
