@@ -118,8 +118,8 @@ def build_graph(weights: dict[str, np.ndarray], *, layers: int, front_end: Front
     built = _Nodes(int8)
     constants = [helper.make_tensor("last_axis", TensorProto.INT64, [1], [2]),
                  helper.make_tensor("token_axis", TensorProto.INT64, [1], [1])]
-    tokens = built.front(front_end, "embedded", constants)
     hidden = "embedded"
+    tokens = built.front(front_end, hidden, constants)
     for i in range(layers):
         hidden = built.layer(hidden, i)
     mask = built.node("Unsqueeze", [built.node("Cast", ["attention_mask"], "mask", to=TensorProto.FLOAT), "last_axis"],
