@@ -366,6 +366,17 @@ async def test_search_cache_invalidate_drops_only_that_scope(any_redis: Redis) -
     assert await cached(cache, "chat:1", digest) == [{"fresh": True}]
 
 
+async def test_search_cache_clear_drops_every_scope(any_redis: Redis) -> None:
+    """In a cluster too, where a pipeline's unlink queues nothing."""
+    cache = SearchCache(any_redis, ttl_seconds=300)
+    digest = SearchCache.digest("hiking")
+    for scope in ("chat:1", "chat:2", "user:7"):
+        await store(cache, scope, digest, [{"scope": scope}])
+    await cache.clear()
+    assert [key async for key in any_redis.scan_iter("*:cache:*")] == []
+    assert [await cached(cache, scope, digest) for scope in ("chat:1", "chat:2", "user:7")] == [None] * 3
+
+
 async def test_search_cache_files_results_of_a_search_raced_by_a_write_under_the_old_generation(
     any_redis: Redis,
 ) -> None:

@@ -27,7 +27,7 @@ from memory.prompt import format_recall_line
 from memory.retrieval.finding.scale import FEWEST_FOR_A_BACKGROUND, Scale
 from memory.retrieval.finding.search import L3Reads
 from memory.turns import Exchange, archive_id
-from memory.stores.entry_index import IndexEntry
+from memory.stores.entry_index import EntryIndex, IndexEntry
 from memory.stores.lexical import K1, LexicalIndex
 from memory.words import Words, terms
 from memory.stores.index_migration import INDEX_SCHEME_KEY
@@ -220,6 +220,29 @@ async def test_drop_forgets_the_chat_and_only_it(raw_redis) -> None:
     assert await index.entries.centroid(["gone"]) is None and await index.indexed_turns("gone") == 0
     assert await index.entries.missing("gone", ["e1"]) == ["e1"]
     assert len(await scored(index, "kept", "Biscuit", k=10, max_df_share=1.0)) == 2
+
+
+async def test_a_chats_vectors_span_several_strings_read_as_one(raw_redis) -> None:
+    """A Redis string holds at most 512 MB (~230 000 of a paired encoder's vectors): a chat's
+    vectors go ``rows_per_key`` a string, and every read finds them across strings as in one;
+    the first string keeps the key an index always had."""
+    entries = EntryIndex(raw_redis, "spread", dimensions=2, rows_per_key=3)
+    given = [IndexEntry(f"e{n}", "x", [n, -n], float(n)) for n in range(8)]
+    numbered = await entries.claim("chat", given, {})
+    async with raw_redis.pipeline(transaction=False) as pipe:
+        entries.write(pipe, "chat", numbered, np.array([entry.vector for entry, _ in numbered]))
+        await pipe.execute()
+    assert await raw_redis.exists(entries.key("chat", "vectors"), entries.key("chat", "vectors:1"),
+                                  entries.key("chat", "vectors:2")) == 3
+    expected = np.array([[n, -n] for n in range(8)], dtype=np.float32)
+    assert np.array_equal(await entries.vectors("chat", range(8)), expected)  # one slice over three strings
+    assert np.array_equal(await entries.vectors("chat", range(2, 5)), expected[2:5])
+    assert np.array_equal(await entries.vectors("chat", [7, 0, 4]), expected[[7, 0, 4]])  # gathered
+    ids, vectors = await entries.ids_and_vectors("chat", [6, 1, 9])
+    assert ids == ["e6", "e1", None] and np.array_equal(vectors, np.array([[6, -6], [1, -1], [0, 0]]))
+    await entries.clear_vectors("chat")
+    assert not np.any(await entries.vectors("chat", range(8)))
+    assert await raw_redis.exists(entries.key("chat", "vectors:2")) == 0
 
 
 # ---------------------------------------------------------------- through the memory façade

@@ -139,8 +139,8 @@ class SearchCache:
         await self.written()
         keys = [key async for key in self._redis.scan_iter(match=f"{glob_escaped(self._prefix)}:cache:*", count=1000)]
         async with self._redis.pipeline(transaction=False) as pipe:  # a key a command: in a cluster, many slots
-            for key in keys:
-                pipe.unlink(key)
+            for key in keys:  # as a command of its own: a cluster's pipeline.unlink is a coroutine, queuing nothing
+                pipe.execute_command("UNLINK", key)
             await pipe.execute()
 
     def _generation_key(self, scope_key: str) -> str:

@@ -21,17 +21,22 @@ return redis.call('HINCRBY', KEYS[2], 'vectors', ARGV[2])
 """
 
 
-# The vectors of some entries, concatenated, in one round trip; with a second key, their ids
-# too ({ids, vectors}). KEYS: vectors [, number → id hash]. ARGV: bytes per vector, then the
-# entry numbers. (One script rather than a pipeline: redis-py checks a pipeline's scripts with
-# an extra round trip every time.)
+# The vectors of some entries, concatenated (a vector not written reads as zeros), in one round
+# trip; their ids too if asked ({ids, vectors}). KEYS: number → id hash, then the chat's vector
+# strings in order. ARGV: bytes per vector, vectors per string, 1 to read the ids, then the entry
+# numbers. (One script rather than a pipeline: redis-py checks a pipeline's scripts with an extra
+# round trip every time.)
 GATHER_VECTORS = """
-local size = tonumber(ARGV[1])
+local size, per_key = tonumber(ARGV[1]), tonumber(ARGV[2])
 local parts = {}
-for i = 2, #ARGV do
-  local start = tonumber(ARGV[i]) * size
-  parts[#parts + 1] = redis.call('GETRANGE', KEYS[1], start, start + size - 1)
+for i = 4, #ARGV do
+  local number = tonumber(ARGV[i])
+  local held_in = math.floor(number / per_key)
+  local start = (number - held_in * per_key) * size
+  local part = redis.call('GETRANGE', KEYS[held_in + 2], start, start + size - 1)
+  if #part < size then part = part .. string.rep('\\0', size - #part) end
+  parts[#parts + 1] = part
 end
-if #KEYS == 1 then return table.concat(parts) end
-return {redis.call('HMGET', KEYS[2], unpack(ARGV, 2)), table.concat(parts)}
+if ARGV[3] == '0' then return table.concat(parts) end
+return {redis.call('HMGET', KEYS[1], unpack(ARGV, 4)), table.concat(parts)}
 """
