@@ -426,4 +426,5 @@ class MemoryScope:
             EncoderMismatch: the archive holds another encoder's vectors (``goat reembed``).
             BackendUnavailable: Redis or Chroma cannot be reached.
         """
-        return await self._finding.reads.vector_store(self.chat_id)
+        reads = self._finding.reads  # how the chat's questions are embedded, then the store over its collection
+        return await reads.l3.open_vector_store(self.chat_id, await reads.chat_embeddings(self.chat_id))
