@@ -165,6 +165,18 @@ def test_memorys_door_holds_a_turns_verbs_and_hands_out_no_client():
         assert returns == []
 
 
+def test_the_product_never_calls_the_measurement_hooks():
+    """The tests' and benchmarks' hooks on memory (``measurement_hooks``: the plain vector search,
+    the archive settled, the caches forgotten) are no verb of the product: no module of bot/,
+    graph/ or nodes/ names them."""
+    naming = [f"{path.relative_to(ROOT)}:{node.lineno}" for package in ("bot", "graph", "nodes")
+              for path in sorted((ROOT / package).rglob("*.py")) for node in ast.walk(ast.parse(path.read_text()))
+              if (isinstance(node, ast.Name) and node.id in ("measurement_hooks", "MeasurementHooks"))
+              or (isinstance(node, ast.alias) and node.name in ("measurement_hooks", "MeasurementHooks"))
+              or (isinstance(node, ast.Attribute) and node.attr == "_measurement_hooks")]
+    assert naming == []
+
+
 def test_every_face_tells_memorys_errors_apart_through_replies_alone():
     """One mapping of failures serves every face (graph/replies.py): no module of bot/ catches one
     of memory's errors itself, by an except clause or an isinstance check; it names replies' kinds
