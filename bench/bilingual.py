@@ -1,5 +1,5 @@
 """`goat bench --sections bilingual`: every LoCoMo conversation alone and told with lines in
-Russian, Spanish and German (the scenario and its measurement: support/bilingual.py)."""
+Russian, Spanish and German (the scenario and its measurement: bench/support/bilingual.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from graph.importing.importer import import_turns, transcript_of
 from graph.observability.why_report import TurnReport, turn_report
 from memory.encoders import other_languages
 from memory.facade import measurement_hooks
-from support.bilingual import ASKED, TOLD, conversations, measure
-from support.locomo import Conversation
+from bench.support.bilingual import ASKED, TOLD, conversations, measure
+from bench.support.locomo import Conversation
 
 # A fresh process reads one line's language, printing its resident memory (MB) before and after:
 # what the language-identification libraries add (their models load at first use).

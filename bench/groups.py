@@ -25,9 +25,9 @@ from bench.harness import BenchOptions, conditions
 from bench.report import SectionResult, distribution, markdown_table
 from graph.settings import load_settings
 from memory.facade import Memory, measurement_hooks
-from support.fakes.openai_server import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
-from support.processes import server_process
+from bench.support.fakes.openai_server import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
+from bench.support.processes import server_process
 
 MODEL_SECONDS = 1.0
 MEMBERS, MENTION_EVERY_S = 5, 10.0

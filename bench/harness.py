@@ -22,7 +22,7 @@ from graph.runner import TurnRunner
 from graph.settings import Settings
 from nodes.state import TurnState
 from memory.facade import Memory, measurement_hooks
-from support import locomo
+from bench.support import locomo
 
 @dataclass(frozen=True)
 class BenchOptions:

@@ -28,7 +28,7 @@ from memory.facade import measurement_hooks
 from memory.prompt import count_tokens, count_tokens_each, format_recall_line, pack_recalls
 from memory.turns import USER_PREFIX, Hit, archive_id
 from nodes.state import TurnState
-from support import locomo
+from bench.support import locomo
 
 FIXED_K = (5, 10, 15)
 # Defaults are chosen on the first conversations (the tuning half); the last two of five are

@@ -25,7 +25,7 @@ from bench.report import SectionResult, distribution, markdown_table
 from graph.importing.importer import import_turns, transcript_of
 from memory.facade import measurement_hooks
 from nodes.state import FAN_OUT
-from support import locomo
+from bench.support import locomo
 
 ENV_VAR = "GOAT_SEED_DIR"
 ROUNDS = 3

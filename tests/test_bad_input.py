@@ -25,8 +25,8 @@ import httpx
 import pytest
 from conftest import free_port
 from memory.facade import measurement_hooks
-from support.fakes import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
+from bench.support.fakes import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
 from pydantic import SecretStr
 from test_chat import goat_chat
 from test_cli import GOAT, goat, goat_env

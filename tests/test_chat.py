@@ -25,7 +25,7 @@ from chromadb.config import Settings as ChromaSettings
 
 from bot.chat import CANCELLED, PROMPT, REPLY_PREFIX, ChatSession, PipedLines
 from conftest import wait_for
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings
 from memory.turns import MAX_MESSAGE_CHARS
 from memory.stores.episodic import EpisodicStore, collection_name

@@ -21,7 +21,7 @@ from langgraph.checkpoint.conformance.test_utils import generate_checkpoint
 from bot.doctor import backend_mode
 from conftest import RedisClusterNodes, memorys_redis
 from memory.facade import measurement_hooks
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.checkpoint import RedisCheckpointSaver
 from graph.settings import Settings, load_settings
 from memory.stores.archive import OUTBOX_KEY

@@ -19,7 +19,7 @@ import redis
 import redis.asyncio
 
 from conftest import chroma_server, free_port, wait_for
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings
 from memory.stores.chat_lock import ChatLocks
 from memory.redis_clients import waiting_pool

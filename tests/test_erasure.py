@@ -21,7 +21,7 @@ from bot.commands import Asker
 from bot.mcp_server import MemoryServer
 from conftest import memorys_redis, system_redis, wait_for
 from memory.facade import measurement_hooks
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.checkpoint import DEFAULT_PREFIX
 from graph.runner import TurnRunner
 from graph.settings import Settings, load_settings

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 
 from graph.importing.importer import TranscriptError, import_transcript
 from graph.checkpoint import CheckpointedServices

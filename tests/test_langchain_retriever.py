@@ -24,7 +24,7 @@ from memory.errors import ArchiveReadOnly
 from memory.facade import ArchiveVectorStore, Memory, measurement_hooks
 from memory.turns import ImportedTurn
 from nodes.services import Services
-from support.processes import GOAT_SCRIPT
+from bench.support.processes import GOAT_SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
 START = 1_760_000_000  # 2025-10-09T08:53:20Z

@@ -25,7 +25,7 @@ from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory, RecallQuery, measurement_hooks
 from memory.turns import Exchange, archive_id
-from support import locomo
+from bench.support import locomo
 from test_cli import goat, goat_env, ok
 from test_retrieval import NOW, history_jsonl, load
 

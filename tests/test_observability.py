@@ -13,7 +13,7 @@ import pytest
 from graph.observability.stats import render_stats, summarize
 from graph.observability.turn_log import LatencyAggregator, TurnLog, turns_log_path
 from memory.facade import measurement_hooks
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings, load_settings
 from memory.credentials import MASK
 from memory.encoders.embeddings import LocalEmbeddings

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 
 from graph.checkpoint import CheckpointedServices
 from graph.importing.importer import import_transcript

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import chroma_server, free_port, memorys_redis
 from memory.facade import measurement_hooks
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings, load_settings
 from memory.errors import ForgetUnfinished
 from memory.encoders.embeddings import LocalEmbeddings

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from conftest import free_port
 from memory.facade import measurement_hooks
-from support.fakes import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
+from bench.support.fakes import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
 from test_chat import goat_chat
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok
 from test_graph import make_runner

@@ -23,7 +23,7 @@ import redis
 from langgraph_sdk import get_client
 
 from conftest import free_port, wait_for
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings
 from memory.facade import Memory, measurement_hooks
 from test_cli import embedded_redis_pids

@@ -1,5 +1,5 @@
 """The Telegram bot: the real python-telegram-bot client against a loopback Bot API server
-(support/fakes/telegram_server.py) and the loopback model server, on real Redis and Chroma."""
+(bench/support/fakes/telegram_server.py) and the loopback model server, on real Redis and Chroma."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from bot.telegram_running import running as receiving
 from bot.telegram_messages import MESSAGE_LIMIT, split_message
 from bot.webhook import SECRET_HEADER, shared_secret
 from conftest import free_port, memorys_redis, wait_for
-from support.fakes import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
+from bench.support.fakes import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
 from graph.settings import Settings, Telegram
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory, measurement_hooks

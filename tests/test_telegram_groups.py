@@ -1,5 +1,5 @@
 """A group heard whole where it asks for it (bot/telegram_groups.py, memory/heard.py): the real
-python-telegram-bot client against the loopback Bot API (support/fakes/telegram_server.py) and the
+python-telegram-bot client against the loopback Bot API (bench/support/fakes/telegram_server.py) and the
 loopback model, on real Redis, Chroma and encoder."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from test_telegram import ALICE, BOB, STRANGER, TOKEN, bot_env, bot_settings, ec
 from bot.telegram_groups import DAY_S, PRIVACY_ON, GroupListening, notice
 from bot.webhook import SECRET_HEADER
 from memory.facade import measurement_hooks
-from support.fakes import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
+from bench.support.fakes import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
 from graph.settings import Settings
 
 pytestmark = pytest.mark.slow

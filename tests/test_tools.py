@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from memory.facade import measurement_hooks
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings, load_settings
 from nodes.toolkit.dsml import DsmlStreamFilter, parse_dsml
 from graph.graph import build_graph

@@ -26,8 +26,8 @@ from redis.asyncio import Redis
 from graph.runner import TurnRunner
 from bot.telegram import build_application, taking_in
 from bot.webhook import Inbox, WebhookWorker
-from support.fakes import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
+from bench.support.fakes import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
 from graph.settings import Settings
 from memory.facade import Memory, measurement_hooks
 from memory.turns import archive_id
