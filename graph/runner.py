@@ -25,7 +25,7 @@ from nodes.context import Context, run_context
 from nodes.services import ModelNotConfigured
 from nodes.state import TurnInput, TurnState, check_input, turn_input
 from nodes.toolkit.dsml import DsmlStreamFilter
-from nodes.turn_writes import keep_unanswered
+from nodes.turn_writes import write_unanswered
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class TurnRunner:
         (``nodes/turn_writes.py``, as the save and archive nodes write a turn) and linked to its
         client's message. Returns its number."""
         memory = self.services.memory
-        kept = await keep_unanswered(memory, turn)
+        kept = await write_unanswered(memory, turn)
         if message_ref is not None:
             await memory.entries.link_message(turn["chat_id"], message_ref, kept)
         return kept["turn"]

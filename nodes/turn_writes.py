@@ -1,6 +1,7 @@
 """A turn written to memory, the one way every writer of a turn takes: its messages into the chat's
 L2 under its number (the ``save`` node), its exchange into L3 behind them (the ``archive`` node),
-and both at once for a message whose model could not answer (the runner's ``keep_unanswered``)."""
+and both at once for a message whose model could not answer (:func:`write_unanswered`, for the
+runner's ``keep_unanswered``)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ async def archive_exchange(memory: Memory, turn: Mapping[str, Any], reply: str |
     return exchange, await memory.archive([exchange], turn["now"], accessed=accessed)
 
 
-async def keep_unanswered(memory: Memory, turn: Mapping[str, Any]) -> dict[str, Any]:
+async def write_unanswered(memory: Memory, turn: Mapping[str, Any]) -> dict[str, Any]:
     """The user's message of a turn its model could not answer, kept as a turn of its own (in L2,
     and in L3 behind it, with no reply), under the chat's next number: the conversation holds it
     when the model is back.
