@@ -1,5 +1,5 @@
 """`goat bench --sections bilingual`: every LoCoMo conversation alone and told with lines in
-Russian, Spanish and German (the scenario and its measurement: support/bilingual.py)."""
+Russian, Spanish and German (the scenario and its measurement: bench/support/bilingual.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from bench.report import SectionResult, distribution, markdown_table, percent
 from graph.importing.importer import import_turns, transcript_of
 from graph.observability.why_report import TurnReport, turn_report
 from memory.encoders import other_languages
-from support.bilingual import ASKED, TOLD, conversations, measure
-from support.locomo import Conversation
+from memory.facade import measurement_hooks
+from bench.support.bilingual import ASKED, TOLD, conversations, measure
+from bench.support.locomo import Conversation
 
 # A fresh process reads one line's language, printing its resident memory (MB) before and after:
 # what the language-identification libraries add (their models load at first use).
@@ -48,7 +49,7 @@ async def run(options: BenchOptions) -> SectionResult:
                           file=sys.stderr) as bar:
                     await import_turns(runner.services.memory, transcript_of(conversation.jsonl().splitlines(True)),
                                        progress=bar.update)
-            await runner.services.memory.measuring.settle()  # the English lines given e5's block, as a running bot does
+            await measurement_hooks(runner.services.memory).settle()  # the English lines given e5's block, as a running bot does
             now = (both.last_time + timedelta(hours=1)).timestamp()
 
             async def inspect(chat_id: str, message: str) -> TurnReport:

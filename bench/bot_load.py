@@ -1,7 +1,7 @@
 """Section ``bot``: `goat bot` itself under bursts, seen from outside, as its users see it.
 
 `goat bot` runs as its own process (long polling), against a loopback Telegram Bot API and a
-loopback model that answers after ``MODEL_SECONDS`` of waiting (both from support/fakes, the real
+loopback model that answers after ``MODEL_SECONDS`` of waiting (both from bench.support/fakes, the real
 clients talking to them). Its private chats hold 1 000 turns each (the load section's archive,
 the chats named by Telegram's ids). Per N of ``--load-chats``: ``BURSTS`` bursts, each one
 message in each of N chats at the same moment; a reply is seen when the bot's last send or edit
@@ -26,9 +26,9 @@ from bench.harness import BenchOptions, conditions, scratch_copy
 from bench.load import burst_messages, ensure_load_archive
 from bench.report import SectionResult, distribution, markdown_table
 from bench.synthetic_archive import TextPool
-from support.fakes.openai_server import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
-from support.processes import GOAT_SCRIPT, server_process
+from bench.support.fakes.openai_server import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
+from bench.support.processes import GOAT_SCRIPT, server_process
 
 MODEL_SECONDS = 1.0
 BURSTS = 3

@@ -57,7 +57,7 @@ EXIT_USAGE = 2
 
 
 async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
-    from support import locomo
+    from bench.support import locomo
     from bench.synthetic_archive import ArchiveMismatch, discard_archives
     from bench.harness import BenchOptions
 

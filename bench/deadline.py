@@ -24,7 +24,7 @@ from bench.harness import BenchOptions, bench_runner, conditions, isolated_setti
 from bench.report import SectionResult, distribution, markdown_table, save_figure
 from memory.encoders import LocalEmbeddings
 from memory.stores import EpisodicStore
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 
 ALLOWANCE_MS = 20.0  # the spec's "deadline plus a few milliseconds"
 # Delays are log-normal with their median at the deadline: half the reads are slower than it,
@@ -120,7 +120,7 @@ async def inspect_slowed(options: BenchOptions, archive: SyntheticArchive, pool:
             for n in range(options.turns * len(streams)):
                 kind, stream = streams[n % len(streams)]
                 chat_id, text = next(stream)
-                await memory.measuring.forget_searches(chat_id)
+                await measurement_hooks(memory).forget_searches(chat_id)
                 state = await runner.inspect(chat_id, text, now=next(clock))
                 turns.append({
                     "kind": kind,

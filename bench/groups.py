@@ -24,10 +24,10 @@ from bench.bot_load import TOKEN, bot_environment, goat_command
 from bench.harness import BenchOptions, conditions
 from bench.report import SectionResult, distribution, markdown_table
 from graph.settings import load_settings
-from memory.facade import Memory
-from support.fakes.openai_server import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
-from support.processes import server_process
+from memory.facade import Memory, measurement_hooks
+from bench.support.fakes.openai_server import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
+from bench.support.processes import server_process
 
 MODEL_SECONDS = 1.0
 MEMBERS, MENTION_EVERY_S = 5, 10.0
@@ -116,7 +116,7 @@ async def heard_kept(env: dict[str, str], groups: list[int]) -> tuple[int, int]:
     memory = Memory(load_settings(environ=env))
     try:
         await memory.heard.write_all()
-        if left := await memory.measuring.settle():
+        if left := await measurement_hooks(memory).settle():
             raise RuntimeError(f"{left} lines heard could not be archived")
         l2 = l3 = 0
         for group in groups:

@@ -21,8 +21,8 @@ from graph.checkpoint import CheckpointedServices
 from graph.runner import TurnRunner
 from graph.settings import Settings
 from nodes.state import TurnState
-from memory.facade import Memory
-from support import locomo
+from memory.facade import Memory, measurement_hooks
+from bench.support import locomo
 
 @dataclass(frozen=True)
 class BenchOptions:
@@ -141,7 +141,7 @@ async def timed_turn(runner: TurnRunner, model: StopwatchChatModel, chat_id: str
     started = time.perf_counter()
     state = await runner.run(chat_id, message, now=now)
     ended = time.perf_counter()
-    if await runner.services.memory.measuring.settle():
+    if await measurement_hooks(runner.services.memory).settle():
         raise RuntimeError("the turn's L3 write failed")
     settled = time.perf_counter()
     if not started <= model.called_at <= model.returned_at <= ended:

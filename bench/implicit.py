@@ -30,7 +30,7 @@ from typing import Any
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
 from bench.report import SectionResult, markdown_table, mean, percent
 from bench.retrieval import OFF_TOPIC, ask, import_conversations
-from support import locomo
+from bench.support import locomo
 
 DEFAULT_PATH = locomo.REPO.parent / "shared" / "data" / "locomo-plus-dev.json"
 ENV_VAR = "GOAT_LOCOMO_PLUS"

@@ -38,6 +38,7 @@ from bench.harness import BenchOptions, conditions, isolated_settings, runner_wi
 from bench.report import SectionResult, distribution, markdown_table, percent, save_figure
 from graph.runner import TurnRunner
 from memory.encoders import Encoder, load_encoder
+from memory.facade import measurement_hooks
 from nodes.state import TurnState
 
 MODEL_SECONDS = 1.0  # the scripted model's time per reply
@@ -257,11 +258,11 @@ async def measure(options: BenchOptions, archive: LoadArchive, pool: TextPool) -
                 chats = archive.burst_chats(n)
                 measured, seconds = [], []
                 for number in range(max(MIN_BURSTS, math.ceil(options.turns / n))):
-                    await runner.services.memory.measuring.forget_encodings()  # each message new to the encoder
+                    await measurement_hooks(runner.services.memory).forget_encodings()  # each message new to the encoder
                     began = time.perf_counter()
                     measured.append(await burst(runner, chats, burst_messages(chats, number, pool), next(clock)))
                     seconds.append(time.perf_counter() - began)
-                    await runner.services.memory.measuring.settle()  # the next burst meets no write behind this one
+                    await measurement_hooks(runner.services.memory).settle()  # the next burst meets no write behind this one
                 results[str(n)] = summarise(measured, seconds)
                 print(f"{n} chats at once: pre-reply p95 {results[str(n)]['pre_reply_ms']['p95']:.0f} ms, "
                       f"degraded {percent(results[str(n)]['degraded_share'])}", flush=True)
@@ -274,10 +275,10 @@ async def warm_up(runner: TurnRunner, chats: list[ChatPlan], pool: TextPool, now
     run together: each waits for the model."""
     memory = runner.services.memory
     for chat in chats:
-        await memory.measuring.nearest([chat.chat_id], "warm-up", 1)
+        await measurement_hooks(memory).nearest([chat.chat_id], "warm-up", 1)
     await asyncio.gather(*(runner.run(chat.chat_id, pool.questions[number % len(pool.questions)], now=now)
                            for number, chat in enumerate(chats)))
-    await memory.measuring.settle()
+    await measurement_hooks(memory).settle()
 
 
 async def run(options: BenchOptions) -> SectionResult:

@@ -34,7 +34,7 @@ from bench.report import SectionResult, markdown_table, mean, percent
 from bench.retrieval import INSPECT_OVERRIDES, OFF_TOPIC, import_conversations, plain_ranked
 from graph.runner import TurnRunner
 from memory.prompt import count_tokens_each, pack_recalls
-from support import locomo
+from bench.support import locomo
 
 DEFAULT_PATH = locomo.REPO.parent / "shared" / "data" / "longmemeval-s-dev.json.gz"
 ENV_VAR = "GOAT_LONGMEMEVAL"

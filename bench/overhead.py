@@ -22,7 +22,7 @@ from bench.harness import (
 from bench.report import SectionResult, distribution, markdown_table, save_figure
 from bench.spans import PHASES, TurnSpans
 from nodes.state import FAN_OUT
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 
 # The llm node's time includes the (instant) model's and its own handling of the answer.
 NODES = ("prefetch", "load_identity", "load_working", "gap_filter", "budget", "assemble", "llm", "save", "archive")
@@ -47,7 +47,7 @@ async def measure_archive(options: BenchOptions, archive: SyntheticArchive, pool
                     chat_id, text = next(stream)
                     # The cells' texts recur (the temporal messages, the thematic questions in
                     # both layouts): each is embedded as a new message is, not remembered.
-                    await runner.services.memory.measuring.forget_encodings()
+                    await measurement_hooks(runner.services.memory).forget_encodings()
                     turn = await timed_turn(runner, model, chat_id, text, next(clock), spans)
                     samples[cell].append(turn)
     return {
@@ -63,7 +63,7 @@ async def load_collections(memory: Memory, archive: SyntheticArchive) -> None:
     disk (~50-100 ms at this size), once; a server talking to its chats has them loaded."""
     for layout in LAYOUTS:
         for chat in archive.chats(layout):
-            await memory.measuring.nearest([chat.chat_id], "warm-up", 1)
+            await measurement_hooks(memory).nearest([chat.chat_id], "warm-up", 1)
 
 
 def outside_nodes_ms(turn: TimedTurn) -> float:

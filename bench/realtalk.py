@@ -31,7 +31,7 @@ from bench.longmemeval import (Asked, ask_all, data_file, measured, messages_by_
                                tables)
 from bench.report import SectionResult
 from bench.retrieval import OFF_TOPIC, half_of, import_conversations
-from support import locomo
+from bench.support import locomo
 
 DEFAULT_PATH = locomo.REALTALK_PATH
 ENV_VAR = "GOAT_REALTALK"

@@ -24,10 +24,11 @@ from bench.harness import BenchOptions, bench_runner, conditions, isolated_setti
 from bench.report import SectionResult, markdown_table, mean, percent
 from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
+from memory.facade import measurement_hooks
 from memory.prompt import count_tokens, count_tokens_each, format_recall_line, pack_recalls
 from memory.turns import USER_PREFIX, Hit, archive_id
 from nodes.state import TurnState
-from support import locomo
+from bench.support import locomo
 
 FIXED_K = (5, 10, 15)
 # Defaults are chosen on the first conversations (the tuning half); the last two of five are
@@ -99,8 +100,8 @@ async def plain_ranked(runner: TurnRunner, conversation: locomo.Conversation, te
     text" entries (its plain chat's, shown as "Name: text" alone), each named by the turn of the
     chat that holds the same line."""
     if conversation.plain_chat_id is None:
-        return await runner.services.memory.measuring.nearest([conversation.chat_id], text, SEARCH_K)
-    ranked = await runner.services.memory.measuring.nearest([conversation.plain_chat_id], text, SEARCH_K)
+        return await measurement_hooks(runner.services.memory).nearest([conversation.chat_id], text, SEARCH_K)
+    ranked = await measurement_hooks(runner.services.memory).nearest([conversation.plain_chat_id], text, SEARCH_K)
     return [{**hit, "id": archive_id(conversation.chat_id, int(hit["metadata"]["turn"])),
              "content": hit["content"].removeprefix(USER_PREFIX)} for hit in ranked]
 

@@ -40,7 +40,7 @@ from bench.synthetic_archive import (FORMAT_VERSION, IMPORT_CHUNK, ChatPlan, Tex
 from graph.importing.importer import import_turns, transcript_of
 from graph.runner import TurnRunner
 from memory.encoders import LocalEmbeddings, load_encoder
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 
 END = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
 SPAN = timedelta(days=730)
@@ -141,8 +141,8 @@ def resident_mb() -> dict[str, float]:
 
 async def asked(runner: TurnRunner, chat_id: str, text: str, now: float) -> tuple[float, dict[str, Any]]:
     """One question's path up to the model (nothing written), timed; the state it ends in."""
-    await runner.services.memory.measuring.forget_searches(chat_id)
-    await runner.services.memory.measuring.forget_encodings()
+    await measurement_hooks(runner.services.memory).forget_searches(chat_id)
+    await measurement_hooks(runner.services.memory).forget_encodings()
     started = time.perf_counter()
     state = await runner.inspect(chat_id, text, now=now)
     return (time.perf_counter() - started) * 1000, state
@@ -181,7 +181,7 @@ async def measure(options: BenchOptions, folder: Path, chats: list[ChatPlan], po
         rss["after the questions"] = resident_mb()
         touched_ms = await touch_every_chat(memory, chats, pool)
         rss["after touching every chat"] = resident_mb()
-        held = await memory.measuring.held_chats()
+        held = await measurement_hooks(memory).held_chats()
         added_s = await add_to(memory, ChatPlan(big.chat_id, sum(chat.turns for chat in chats), options.scale_add // 2),
                                pool)
         rss[f"after adding {options.scale_add:,} messages to the big chat"] = resident_mb()
@@ -204,7 +204,7 @@ async def touch_every_chat(memory: Memory, chats: list[ChatPlan], pool: GroupLin
     took = []
     for chat in chats:
         started = time.perf_counter()
-        await memory.measuring.nearest([chat.chat_id], pool.questions[2], 5)
+        await measurement_hooks(memory).nearest([chat.chat_id], pool.questions[2], 5)
         took.append((time.perf_counter() - started) * 1000)
     return took
 
@@ -214,7 +214,7 @@ async def add_to(memory: Memory, plan: ChatPlan, pool: GroupLines) -> float:
     started, lines = time.perf_counter(), transcript_lines([plan], pool)
     while chunk := list(itertools.islice(lines, 2 * IMPORT_CHUNK)):
         await import_turns(memory, transcript_of(chunk))
-    await memory.measuring.settle()
+    await measurement_hooks(memory).settle()
     return time.perf_counter() - started
 
 

@@ -23,8 +23,9 @@ from typing import Any
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings
 from bench.report import SectionResult, distribution, markdown_table
 from graph.importing.importer import import_turns, transcript_of
+from memory.facade import measurement_hooks
 from nodes.state import FAN_OUT
-from support import locomo
+from bench.support import locomo
 
 ENV_VAR = "GOAT_SEED_DIR"
 ROUNDS = 3
@@ -58,7 +59,7 @@ async def run(options: BenchOptions) -> SectionResult:
             seed_ms = seed_side(tree, options)
             # Both sides start each round with an empty search cache (the seed's Redis is new):
             # each question asked first, as a person asks it, then again (the caches' hits).
-            await runner.services.memory.measuring.forget_searches()
+            await measurement_hooks(runner.services.memory).forget_searches()
             goat_ms = {asked: [await goat_pre_reply_ms(runner, conversation, question.text)
                                for conversation in conversations for question in conversation.answerable()]
                        for asked in ("first", "repeated")}

@@ -34,7 +34,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
 from graph.importing.importer import TranscriptMessage, pair_turns
 from memory.encoders import LocalEmbeddings, MiniLMEncoder
-from support import locomo
+from bench.support import locomo
 
 # Float32, as the seed's default collection runs MiniLM; loaded before the seed's ``memory`` takes the name.
 ENCODER = LocalEmbeddings(MiniLMEncoder(int8=False))

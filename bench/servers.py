@@ -24,7 +24,7 @@ from bench.overhead import WARM_UP_TURNS, load_collections, summarise
 from bench.report import SectionResult, markdown_table
 from bench.synthetic_archive import KINDS, LAYOUTS, SyntheticArchive, TextPool, measure_each_size, messages, turn_times
 from memory.stores import answers_ping
-from support.processes import free_port, http_ready, server_process
+from bench.support.processes import free_port, http_ready, server_process
 
 DEPLOYMENTS = ("embedded", "servers")
 

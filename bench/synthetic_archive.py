@@ -34,8 +34,8 @@ from graph.settings import Settings
 from nodes.services import Services
 from memory.encoders import Encoder, LocalEmbeddings
 from memory.facade import Memory
-from support import locomo
-from support.bilingual import LINES as OTHER_LANGUAGE_LINES
+from bench.support import locomo
+from bench.support.bilingual import LINES as OTHER_LANGUAGE_LINES
 
 ARCHIVE_END = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
 ARCHIVE_SPAN = timedelta(days=365)

@@ -10,7 +10,7 @@ in a process of its own, as the import embeds them (a chat holding another langu
 e5's block on every passage), in the import's largest batches: the import's turns/s over the
 encoder's is what the import adds. Each process's peak resident memory (VmHWM) is reported.
 The short turns are imported again in this process, into empty backends, as a Telegram Desktop
-export and as a ChatGPT export (support/exports.py writes them), and the encoder's
+export and as a ChatGPT export (bench/support/exports.py writes them), and the encoder's
 resident memory is measured in a process of its own.
 """
 
@@ -33,8 +33,8 @@ from graph.importing.exports import read_export
 from graph.importing.importer import MAX_BATCH, import_turns
 from graph.settings import Settings
 from nodes.services import Services
-from support import locomo
-from support.exports import TelegramChat, chatgpt_chain, telegram_message, write_chatgpt, write_telegram
+from bench.support import locomo
+from bench.support.exports import TelegramChat, chatgpt_chain, telegram_message, write_chatgpt, write_telegram
 IMPORT_CHATS = 10
 FORMAT_NAMES = {"jsonl": "JSON Lines", "telegram": "Telegram Desktop (result.json)",
                 "chatgpt": "ChatGPT (conversations.json)"}

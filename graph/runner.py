@@ -21,11 +21,11 @@ from graph.observability.why_report import LastTurn
 from graph.settings import Settings
 from memory.errors import ForgetUnfinished
 from memory.facade import Forgotten
-from memory.turns import Exchange
 from nodes.context import Context, run_context
 from nodes.services import ModelNotConfigured
-from nodes.state import TurnConflict, TurnState, check_input, spoken_message, turn_input
+from nodes.state import TurnInput, TurnState, check_input, turn_input
 from nodes.toolkit.dsml import DsmlStreamFilter
+from nodes.turn_writes import write_unanswered
 
 log = logging.getLogger(__name__)
 
@@ -140,18 +140,14 @@ class TurnRunner:
         self.observer.record(final, (time.perf_counter() - arrived) * 1000, chat_wait_ms)
         return final
 
-    async def _keep_unanswered(self, turn: dict[str, Any], message_ref: str | None) -> int:
-        """The user's message of a turn its model could not answer, kept as a turn of its own (in L2,
-        and in L3 behind it): the conversation holds it when the model is back. Returns its number."""
-        memory, chat_id, now = self.services.memory, turn["chat_id"], turn["now"]
-        kept = {**turn, "turn": (await memory.working(chat_id, 0)).completed + 1}
-        message = spoken_message(turn)
-        if not await memory.save_turn(chat_id, kept["turn"], [message]):
-            raise TurnConflict(f"turn {kept['turn']} of chat {chat_id} was already saved by another turn")
-        await memory.archive([Exchange(chat_id, turn["user_id"], kept["turn"], now, turn["message"], None,
-                                       turn.get("user_name"))], now)
+    async def _keep_unanswered(self, turn: TurnInput, message_ref: str | None) -> int:
+        """The user's message of a turn its model could not answer, kept as a turn of its own
+        (``nodes/turn_writes.py``, as the save and archive nodes write a turn) and linked to its
+        client's message. Returns its number."""
+        memory = self.services.memory
+        kept = await write_unanswered(memory, turn)
         if message_ref is not None:
-            await memory.entries.link_message(chat_id, message_ref, kept)
+            await memory.entries.link_message(turn["chat_id"], message_ref, kept)
         return kept["turn"]
 
     async def recover(self, chats: list[str] | None = None) -> list[str]:

@@ -29,7 +29,7 @@ from memory.entries import ChatEntries
 from memory.errors import BackendUnavailable, SearchFailed
 from memory.health import BackendHealth, Health
 from memory.heard import HeardConversation, HeardLine, Listening
-from memory.measuring import Measuring
+from memory.measurement_hooks import MeasurementHooks
 from memory.prompt.tokens import count_tokens
 from memory.redis_clients import async_client, glob_escaped, sync_client
 from memory.retrieval.explicit_search import SearchResult, explicit_search, result_line
@@ -51,8 +51,9 @@ from memory.turns import Archived, Exchange, Hit, Message, Standing, Working, Wr
 
 # The doors, the public types that go through them, and the Redis clients everyone on memory's Redis uses.
 __all__ = ["ArchiveVectorStore", "Archived", "BackendHealth", "ChatEntries", "Connected", "Forgotten", "Health",
-           "HeardConversation", "HeardLine", "Listening", "Memory", "MemoryAdmin", "MemoryScope", "RecallQuery",
-           "Recalled", "SearchResult", "Selection", "async_client", "glob_escaped", "sync_client"]
+           "HeardConversation", "HeardLine", "Listening", "MeasurementHooks", "Memory", "MemoryAdmin", "MemoryScope",
+           "RecallQuery", "Recalled", "SearchResult", "Selection", "async_client", "glob_escaped",
+           "measurement_hooks", "sync_client"]
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,9 @@ class Memory:
                                        self._held)
         self.admin = MemoryAdmin(settings, redis, l3, encoder, erasure, self._archiver, self._journal, self._copies,
                                  self.turn, self.heard)
-        # The tests' and benchmarks' own hooks (the plain vector search, settling the archive).
-        self.measuring = Measuring(redis, l3, encoder, self._finding, self._archiver, settings.memory.scope)
+        # The tests' and benchmarks' own hooks, no verb of the product: reached by measurement_hooks(memory).
+        self._measurement_hooks = MeasurementHooks(redis, l3, encoder, self._finding, self._archiver,
+                                                   settings.memory.scope)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -266,6 +268,13 @@ class Memory:
         await self.aclose()
 
 
+def measurement_hooks(memory: Memory) -> MeasurementHooks:
+    """What the tests and the benchmarks measure ``memory`` with (the plain vector search, the
+    archive settled, the caches forgotten: memory/measurement_hooks.py): not one of its verbs, and
+    no code of the product's calls it (``tests/test_layers.py``)."""
+    return memory._measurement_hooks
+
+
 @dataclass(frozen=True)
 class MemoryScope:
     """The memory of one user in one chat, at one time, with one run's settings: the verbs behind
@@ -426,4 +435,5 @@ class MemoryScope:
             EncoderMismatch: the archive holds another encoder's vectors (``goat reembed``).
             BackendUnavailable: Redis or Chroma cannot be reached.
         """
-        return await self._finding.reads.vector_store(self.chat_id)
+        reads = self._finding.reads  # how the chat's questions are embedded, then the store over its collection
+        return await reads.l3.open_vector_store(self.chat_id, await reads.chat_embeddings(self.chat_id))

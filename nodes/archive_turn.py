@@ -7,14 +7,13 @@ unreachable at its last use, the turn says so: its entry waits in the outbox unt
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from nodes.context import Context, resolve
+from nodes.services import Services
 from nodes.state import NodeUpdate, TurnState
-from memory.turns import Exchange
 from nodes.timing import timed
+from nodes.turn_writes import archive_exchange
 
 
 class Archived(NodeUpdate):
@@ -35,26 +34,18 @@ class ArchiveUpdate(Archived):
 @timed("archive")
 async def archive_turn(state: TurnState, runtime: Runtime[Context]) -> ArchiveUpdate:
     services, _ = resolve(runtime)
-    exchange = Exchange(
-        chat_id=state["chat_id"],
-        user_id=state["user_id"],
-        turn=state["turn"],
-        timestamp=state["now"],
-        user_text=state["message"],
-        assistant_text=state["reply"],
-        name=state.get("user_name"),
-    )
-    outcome = await _archived(services, exchange, state)
+    outcome = await _archived(services, state)
     # The turn's user and time were its inputs: consumed here, so the thread's next turn that
     # leaves them out (Studio's form may) gets the defaults, never this turn's user and facts.
     return {**outcome, "user_id": None, "user_name": None, "now": None}
 
 
-async def _archived(services: Any, exchange: Exchange, state: TurnState) -> Archived:
+async def _archived(services: Services, state: TurnState) -> Archived:
+    # What was injected into an answered turn gains popularity for later turns' scores
+    # (here, after the reply, so that inspecting a turn changes nothing).
+    reply, accessed = state["reply"], state.get("l3") or []
     try:
-        # What was injected into an answered turn gains popularity for later turns' scores
-        # (here, after the reply, so that inspecting a turn changes nothing).
-        archived = await services.memory.archive([exchange], state["now"], accessed=state.get("l3") or [])
+        exchange, archived = await archive_exchange(services.memory, state, reply, accessed=accessed)
     except Exception as exc:  # the reply is out and L2 holds the turn; L3 alone misses it
         return {"archive_id": "", "degraded": {"archive": f"L3 write failed ({type(exc).__name__}: {exc})"}}
     if archived.l3_problem:

@@ -2,7 +2,7 @@
 messages inspected under chosen knobs, and the injected block scored against the chats' evidence.
 
 The chats are the synthetic ones shipped in ``data/`` (``data/make_dataset.py``), or LoCoMo when
-``$GOAT_LOCOMO`` names its file: both in LoCoMo's format, read by ``support/locomo.py``. Each
+``$GOAT_LOCOMO`` names its file: both in LoCoMo's format, read by ``bench/support/locomo.py``. Each
 notebook runs from this folder (``import lab``) and ends with ``await lab.close()``.
 """
 
@@ -26,7 +26,7 @@ from graph.runner import TurnRunner
 from graph.settings import Settings
 from memory.prompt import count_tokens_each, pack_recalls
 from memory.retrieval import choose_recalls
-from support import locomo
+from bench.support import locomo
 
 Injected = tuple[set[str], int]  # the ids in the L3 block, and its tokens
 

@@ -28,7 +28,7 @@ from memory.facade import Memory, async_client
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.stores.redis_server import EmbeddedRedis, answers_ping
-from support.processes import ServerDidNotStart, free_port, http_ready, server_process
+from bench.support.processes import ServerDidNotStart, free_port, http_ready, server_process
 
 _STARTUP_TIMEOUT = 10.0
 

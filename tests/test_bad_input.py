@@ -24,8 +24,9 @@ from typing import Any
 import httpx
 import pytest
 from conftest import free_port
-from support.fakes import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
+from memory.facade import measurement_hooks
+from bench.support.fakes import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
 from pydantic import SecretStr
 from test_chat import goat_chat
 from test_cli import GOAT, goat, goat_env
@@ -68,7 +69,7 @@ def cli_refused(result: subprocess.CompletedProcess[str], named: str) -> None:
 
 async def layers(memory: Any, chat_id: str = CHAT, user_id: str = USER) -> dict[str, int]:
     """What each layer holds for the chat and user (after writing what the outbox holds)."""
-    await memory.measuring.settle()
+    await measurement_hooks(memory).settle()
     counts = dict((await memory.admin.health(chat_id, user_id)).layers)
     counts["l2_messages"] = len((await memory.working(chat_id, 100_000))[1])
     return counts

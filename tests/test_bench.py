@@ -35,9 +35,9 @@ from memory.stores.redis_backend import PREFIX
 from memory.stores.lexical import LexicalIndex
 from memory.stores.redis_server import EmbeddedRedis
 from memory.retrieval.message.dates import completed_past_range
-from support.fakes.telegram_server import FakeTelegram
-from support import locomo
-from support.bilingual import ASKED, LINES, conversations
+from bench.support.fakes.telegram_server import FakeTelegram
+from bench.support import locomo
+from bench.support.bilingual import ASKED, LINES, conversations
 
 SIZE = 30
 ARCHIVE = f"archive-{SIZE}-{Settings().embeddings.model}"  # each encoder's archives apart

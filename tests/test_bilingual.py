@@ -1,7 +1,7 @@
 """A bilingual user, through the real graph with the default encoder (MiniLM beside e5): an
 English conversation (LoCoMo's first dev conversation, or the shipped synthetic one when the
 data is not beside the repository) with sixty-one lines in Russian, Spanish and German told
-between its sessions, against the same conversation alone (support/bilingual.py builds both).
+between its sessions, against the same conversation alone (bench/support/bilingual.py builds both).
 
 Distances measured in e5's space (the other languages' lines) and in the English space are
 judged each against its own background (memory/retrieval/finding/scale.py): without that, every
@@ -21,8 +21,8 @@ from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
 from memory.facade import Memory
-from support import bilingual
-from support.locomo import data_path, load
+from bench.support import bilingual
+from bench.support.locomo import data_path, load
 
 # One import of both chats, asked once, for every property below.
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]

@@ -25,11 +25,11 @@ from chromadb.config import Settings as ChromaSettings
 
 from bot.chat import CANCELLED, PROMPT, REPLY_PREFIX, ChatSession, PipedLines
 from conftest import wait_for
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings
 from memory.turns import MAX_MESSAGE_CHARS
 from memory.stores.episodic import EpisodicStore, collection_name
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 from memory.turns import Exchange
 from memory.prompt.blocks import RECALL_HEADER
 from memory.prompt.tokens import MAX_CHARS_PER_TOKEN
@@ -705,7 +705,7 @@ async def test_goat_chat_has_the_bots_memory_commands_and_answers_them_alike(set
         [Exchange("cmd-chat", "ana", 1, 1_700_000_000.0, "Our dog Biscuit hates the vacuum cleaner.", "Poor Biscuit.")],
         1_700_000_000.0)
     try:
-        assert await runner.services.memory.measuring.settle() == 0
+        assert await measurement_hooks(runner.services.memory).settle() == 0
         for line in ("/remember dog=Biscuit", "/remember dog", "/facts", "/search", "/search Biscuit vacuum",
                      "/search the stock market in Tokyo"):
             assert await session.handle(line) is True

@@ -25,12 +25,12 @@ import pytest
 import redis
 from chromadb.config import Settings as ChromaSettings
 
-from support.fakes import FakeOpenAI, error_reply
-from support.fakes.telegram_server import FakeTelegram
+from bench.support.fakes import FakeOpenAI, error_reply
+from bench.support.fakes.telegram_server import FakeTelegram
 from memory.stores.episodic import collection_name
 from memory.stores.redis_server import EmbeddedRedis
 from test_graph import HISTORY, history_jsonl
-from support.processes import GOAT_SCRIPT as GOAT  # the installed script, run as a user would
+from bench.support.processes import GOAT_SCRIPT as GOAT  # the installed script, run as a user would
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,8 @@ from langgraph.checkpoint.conformance.test_utils import generate_checkpoint
 
 from bot.doctor import backend_mode
 from conftest import RedisClusterNodes, memorys_redis
-from support.fakes import FakeOpenAI
+from memory.facade import measurement_hooks
+from bench.support.fakes import FakeOpenAI
 from graph.checkpoint import RedisCheckpointSaver
 from graph.settings import Settings, load_settings
 from memory.stores.archive import OUTBOX_KEY
@@ -165,7 +166,7 @@ async def test_whole_turns_across_chats_on_every_master(cluster_settings, embedd
             # Import (graph/importing/importer → Memory.import_turns): L3, the word index and L2; again, nothing.
             assert (await load_history(runner, tmp_path))["imported"] == len(HISTORY)
             assert (await load_history(runner, tmp_path))["imported"] == 0
-            await memory.measuring.settle()
+            await measurement_hooks(memory).settle()
             # The word index recalls a structural key exactly.
             keyed = await inspect(runner, "alice-chat", "status of alpha-5675?")
             assert keyed["degraded"] == {} and not keyed["prefetch"]["failed"]
@@ -199,7 +200,7 @@ async def test_whole_turns_across_chats_on_every_master(cluster_settings, embedd
                 user = next(u for u in ("alice", "bob", "dave") if request["messages"][-1]["content"] in
                             sent[f"{u}-chat"])
                 assert f"{user}ville" in request["messages"][0]["content"]
-            assert await memory.measuring.settle() == 0  # the outbox written to L3 behind the replies
+            assert await measurement_hooks(memory).settle() == 0  # the outbox written to L3 behind the replies
 
             await check_what_each_layer_holds(runner, sent, question, url)
         finally:
@@ -237,7 +238,7 @@ async def test_the_next_start_completes_a_turn_and_writes_the_outbox_a_dead_proc
         try:
             assert await restarted.recover() == ["dave-chat"]
             memory = restarted.services.memory
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             completed, working, _ = await memory.working("dave-chat", 10)
             assert completed == 1 and [m["content"] for m in working] == [
                 "said just before the crash", "re: said just before the crash"]

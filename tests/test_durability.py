@@ -19,7 +19,7 @@ import redis
 import redis.asyncio
 
 from conftest import chroma_server, free_port, wait_for
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings
 from memory.stores.chat_lock import ChatLocks
 from memory.redis_clients import waiting_pool
@@ -31,7 +31,7 @@ from test_cli import GOAT, embedded_redis_pids, goat_env, servers_left
 from nodes.state import turn_input
 from test_graph import NOW, make_runner, with_model
 from test_retrieval import load
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 
 
 def echo(body: dict) -> str:
@@ -55,7 +55,7 @@ async def test_a_burst_to_one_chat_is_answered_in_order_while_other_chats_interl
                     sent[chat_id].append(text)
                     tasks.append(asyncio.create_task(runner.run(chat_id, text, now=NOW.timestamp() + i)))
             await asyncio.gather(*tasks)
-            assert await runner.services.memory.measuring.settle() == 0  # L3 is written behind the replies
+            assert await measurement_hooks(runner.services.memory).settle() == 0  # L3 is written behind the replies
 
             for chat_id, messages in sent.items():
                 completed, working, _ = await runner.services.memory.working(chat_id, 100)
@@ -87,7 +87,7 @@ async def test_fifty_chats_of_twenty_turns_at_once_are_each_saved_and_archived_o
 
             await asyncio.gather(*(converse(chat_id) for chat_id in chats))
             memory = runner.services.memory
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             store = await memory._backends.l3.episodic()
             for chat_id in chats:
                 said = [f"{chat_id} says {turn}" for turn in range(1, 21)]
@@ -204,7 +204,7 @@ async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_b
             runner = make_runner(configured, embeddings)
             try:
                 await runner.run("c", "first, while chroma is up", now=NOW.timestamp())
-                assert await runner.services.memory.measuring.settle() == 0  # written behind the reply
+                assert await measurement_hooks(runner.services.memory).settle() == 0  # written behind the reply
             except BaseException:
                 await runner.aclose()
                 raise
@@ -213,11 +213,11 @@ async def test_turns_archived_while_chroma_is_down_are_written_once_when_it_is_b
             assert down["reply"] == "re: second, chroma is down"  # answered without L3
             assert "failed" in down["degraded"]["prefetch"]
             assert down["degraded"]["archive"] == "L3 unreachable: queued in the outbox (1 waiting)"
-            assert await runner.services.memory.measuring.settle() == 1  # still down: it waits
+            assert await measurement_hooks(runner.services.memory).settle() == 1  # still down: it waits
             with chroma_server(chroma_dir, port):
                 back = await runner.run("c", "third, chroma is back", now=NOW.timestamp() + 2)
                 assert back["degraded"]["archive"] == ""
-                assert await runner.services.memory.measuring.settle() == 0
+                assert await measurement_hooks(runner.services.memory).settle() == 0
                 store = await runner.services.memory._backends.l3.episodic()
                 archived = store.get_by_ids(["c"], [archive_id("c", n) for n in range(1, 10)])
                 assert sorted(e["id"] for e in archived) == [archive_id("c", n) for n in (1, 2, 3)]
@@ -311,7 +311,7 @@ async def test_redis_lost_mid_turn_fails_the_turn_cleanly_and_the_next_one_works
             completed, working, _ = await runner.services.memory.working("c", 100)
             assert completed == 2
             assert [m["content"] for m in working] == ["first turn", "re: first turn", "third turn", "re: third turn"]
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             store = await runner.services.memory._backends.l3.episodic()
             assert store.count("c") == 2
         finally:
@@ -345,7 +345,7 @@ async def test_a_turn_stopped_after_its_reply_is_saved_and_archived_once_by_the_
         try:
             assert await restarted.recover() == ["c"]
             memory = restarted.services.memory
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             completed, working, _ = await memory.working("c", 10)
             assert completed == 1
             assert [m["content"] for m in working] == ["said just before the crash", "re: said just before the crash"]

@@ -20,7 +20,8 @@ from bot import commands
 from bot.commands import Asker
 from bot.mcp_server import MemoryServer
 from conftest import memorys_redis, system_redis, wait_for
-from support.fakes import FakeOpenAI
+from memory.facade import measurement_hooks
+from bench.support.fakes import FakeOpenAI
 from graph.checkpoint import DEFAULT_PREFIX
 from graph.runner import TurnRunner
 from graph.settings import Settings, load_settings
@@ -90,7 +91,7 @@ def test_forget_user_leaves_nothing_of_theirs_in_any_file(tmp_path: Path, embedd
             try:
                 await runner.services.memory.scope(ANA, ANA).remember("locker", MARKER)
                 await runner.run("family", f"Again: {MARKER}.", user_id=ANA)
-                assert await runner.services.memory.measuring.settle() == 0
+                assert await measurement_hooks(runner.services.memory).settle() == 0
                 async with memorys_redis(runner.services.memory) as redis:
                     await redis.save()
             finally:
@@ -154,7 +155,7 @@ async def test_a_process_zeroes_what_hnswlib_wrote_without_setting_it_when_it_cl
         runner = make_runner(with_model(Settings(data_dir=data_dir), fake), embeddings)
         try:
             await runner.run("ana-chat", "My locker is by the gym.", user_id=ANA)
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             assert write_where_hnswlib_sets_nothing(data_dir / "chroma") == [
                 str(path.relative_to(data_dir)) for path in sorted((data_dir / "chroma").glob("*/*.bin"))
                 if path.name in ("data_level0.bin", "length.bin")]
@@ -258,7 +259,7 @@ async def test_forget_of_a_fact_the_last_turn_used_leaves_it_in_no_checkpoint(
             await runner.run("ana-chat", "What do you know about me?", user_id=ANA)
             await runner.run("ana-chat", "Thanks.", user_id=ANA)
             assert checkpoint_keys(await redis_holding(runner)), "the turns' state holds the fact"
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             assert write_where_hnswlib_sets_nothing(data_dir / "chroma")
             assert await commands.forget(asker, "locker") == "Forgot locker."
             assert await redis_holding(runner) == []
@@ -269,7 +270,7 @@ async def test_forget_of_a_fact_the_last_turn_used_leaves_it_in_no_checkpoint(
             indexes = set((data_dir / "chroma").glob("*/header.bin"))
             written = leave_the_marker_at_each_index_write(monkeypatch, data_dir / "chroma")
             await runner.run("ana-notes", "Let me start a new list.", user_id=ANA)
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             assert set((data_dir / "chroma").glob("*/header.bin")) > indexes and written  # the chat's new index
             assert files_holding(data_dir) == []
             assert "new list" in await commands.search(Asker(runner, "ana-notes", ANA), "list")  # the zeroed index answers
@@ -346,7 +347,7 @@ async def test_a_long_message_edited_leaves_no_copy_a_search_result_shortened(
             memory = runner.services.memory
             long_message = f"My locker code is {MARKER}. " + "The rest of the day was quiet and long. " * 80
             await runner.run("ana-chat", long_message, user_id=ANA, message_ref="41")
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             fake.reply_tool_calls([{"name": "search_memory", "arguments": {"query": "locker code"}}])
             fake.reply("Found it.")
             final = await runner.run("ana-chat", "What was my locker code?", user_id=ANA)
@@ -370,7 +371,7 @@ async def test_a_memory_deleted_over_mcp_is_cut_from_the_checkpoints_of_the_turn
         try:
             await runner.run("ana-chat", f"My locker code is {MARKER}.", user_id=ANA)
             await runner.run("ana-chat", f"My bike is a {KEPT}.", user_id=ANA)
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             assert checkpoint_keys(await redis_holding(runner))
             server = MemoryServer(runner, "ana-chat", ANA)
             assert await server.delete_memory(archive_id("ana-chat", 1)) == {"deleted": archive_id("ana-chat", 1)}
@@ -398,11 +399,11 @@ async def test_a_deleted_long_turn_leaves_no_excerpt_in_the_checkpoints_of_the_t
             for other in ("My sister is moving to Porto in June.", "I planted tomatoes on the balcony."):
                 fake.reply("Noted.")
                 await runner.run("ana-chat", other, user_id=ANA)
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             fake.reply("Under the heron statue.")
             later = await runner.run("ana-chat", "Who keeps the spare key in Quillby, remind me?", user_id=ANA)
             assert any(entry.get("excerpt") and secret in entry["content"] for entry in later["l3"]), later["l3"]
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             server = MemoryServer(runner, "ana-chat", ANA)
             assert await server.delete_memory(archive_id("ana-chat", 1)) == {"deleted": archive_id("ana-chat", 1)}
             assert await redis_holding(runner, "blue heron statue") == []
@@ -421,7 +422,7 @@ async def test_an_edited_message_leaves_its_earlier_text_in_no_file(tmp_path: Pa
         try:
             memory = runner.services.memory
             await runner.run("ana-chat", f"My locker code is {MARKER}.", user_id=ANA, message_ref="41")
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             wait_for(lambda: {"redis/appendonly.aof", "chroma/chroma.sqlite3"} <= set(files_holding(data_dir)),
                      "the message in Redis's and Chroma's files")
             assert await memory.entries.edit_message("ana-chat", "41", ANA, f"My locker code is {KEPT}.")
@@ -442,7 +443,7 @@ async def test_reset_leaves_the_conversation_in_no_file_of_redis(tmp_path: Path,
     try:
         memory = runner.services.memory
         await memory.entries.import_turns("ana-chat", [exchange(ANA, "k1", f"My locker code is {MARKER}.", 1_760_000_000)])
-        assert await memory.measuring.settle() == 0
+        assert await measurement_hooks(memory).settle() == 0
         wait_for(lambda: "redis/appendonly.aof" in files_holding(data_dir), "the turn in Redis's append-only file")
         await commands.reset(Asker(runner, "ana-chat", ANA), "")
         assert files_holding(data_dir / "redis") == []
@@ -487,7 +488,7 @@ async def test_on_servers_redis_rewrites_its_append_only_file_and_chroma_serves_
             await commands.remember(asker, f"bike={KEPT}")
             await memory.entries.import_turns("ana-chat", [exchange(ANA, "k1", f"Bike lock {MARKER}.", 1_760_000_000),
                                                    exchange(ANA, "k2", f"My bike is a {KEPT}.", 1_760_000_060)])
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             wait_for(lambda: files_holding(redis_dir), "the fact and the turn in the server's append-only file")
 
             assert await commands.forget(asker, "locker") == "Forgot locker."

@@ -16,9 +16,9 @@ from langchain_openai import ChatOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 try:  # works whether or not tests/ is a package
-    from support.fakes import FakeOpenAI, text_reply
+    from bench.support.fakes import FakeOpenAI, text_reply
 except ImportError:  # pragma: no cover - depends on pytest's rootdir/sys.path
-    from support.fakes import FakeOpenAI, text_reply
+    from bench.support.fakes import FakeOpenAI, text_reply
 
 
 @pytest.fixture

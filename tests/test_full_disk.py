@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from conftest import StartEmbedded
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings
 from memory.disk_failures import disk_full
 from memory.stores import EmbeddedRedis

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 
 from graph.importing.importer import TranscriptError, import_transcript
 from graph.checkpoint import CheckpointedServices
@@ -27,7 +27,7 @@ from nodes.state import InvalidTurn, TurnConflict, check_input, turn_input
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.stores.episodic import EpisodicStore
 from memory.errors import BackendUnavailable
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 from memory.turns import ARCHIVE_TAG, Exchange, archive_id
 from memory.prompt.tokens import count_tokens
 
@@ -206,12 +206,12 @@ async def test_entries_injected_into_an_answered_turn_get_their_access_bumped(se
             memory = runner.services.memory
             store = await memory._backends.l3.episodic()
             inspected = await inspect(runner, "alice-chat", "status of alpha-5675?")
-            await memory.measuring.settle()
+            await measurement_hooks(memory).settle()
             ids = [e["id"] for e in inspected["l3"]]
             assert ids and all(h["metadata"]["access_count"] == 0 for h in store.get_by_ids(["alice-chat"], ids))
 
             state = await runner.run("alice-chat", "status of alpha-5675?", now=NOW.timestamp())
-            await memory.measuring.settle()
+            await measurement_hooks(memory).settle()
             assert [e["id"] for e in state["l3"]] == ids
             hits = store.get_by_ids(["alice-chat"], ids)
             assert all(h["metadata"]["access_count"] == 1 for h in hits)
@@ -364,7 +364,7 @@ async def test_a_turn_answers_saves_and_archives_verbatim(settings, embeddings, 
             completed, working, _ = await memory.working("alice-chat", 100)
             assert completed == turn and working[-1]["content"] == "You planted San Marzano tomatoes."
             assert [m["tokens"] for m in working[-2:]] == [count_tokens(m["content"]) for m in working[-2:]]
-            assert await memory.measuring.settle() == 0  # the archive is written behind the reply
+            assert await measurement_hooks(memory).settle() == 0  # the archive is written behind the reply
             store = await memory._backends.l3.episodic()
             [entry] = store.get_by_ids(["alice-chat"], [state["archive_id"]])
             assert entry["content"] == "user: Which tomatoes did I plant?\nassistant: You planted San Marzano tomatoes."
@@ -390,7 +390,7 @@ async def test_a_repeat_question_sees_the_turn_just_archived(settings, embedding
             assert again["prefetch"]["cache"]["hit"] is True
             fake.reply("Noted: your cat is called Pixel.")
             await runner.run("alice-chat", "My cat is called Pixel, a grey tabby.", now=NOW.timestamp())
-            await runner.services.memory.measuring.settle()  # written behind the reply
+            await measurement_hooks(runner.services.memory).settle()  # written behind the reply
             after = await inspect(runner, "alice-chat", question)
             assert after["prefetch"]["cache"]["hit"] is False  # the archive invalidated it
             assert any("Pixel" in e["content"] for e in after["l3"])
@@ -472,7 +472,7 @@ async def test_a_huge_message_is_kept_verbatim_and_broken_unicode_is_refused(set
             first = await runner.run("c", huge, now=NOW.timestamp())
             with pytest.raises(InvalidTurn, match=r"^the message holds text that is not valid Unicode"):
                 await runner.run("c", broken, now=NOW.timestamp())
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             store = await runner.services.memory._backends.l3.episodic()
             [entry] = store.get_by_ids(["c"], [first["archive_id"]])
             assert entry["content"] == f"user: {huge}\nassistant: ok"
@@ -557,7 +557,7 @@ async def test_turns_of_one_chat_sent_at_once_run_one_after_another(settings, em
             assert completed == 4
             users = [m["content"] for m in working if m["role"] == "user"]
             assert sorted(users) == messages and len(set(s["archive_id"] for s in states)) == 4
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             store = await runner.services.memory._backends.l3.episodic()
             assert store.count("busy") == 4
         finally:
@@ -578,7 +578,7 @@ async def test_a_turn_that_loses_the_race_for_its_number_does_not_overwrite_the_
             outcomes = [first, second]
             assert sum(isinstance(o, TurnConflict) for o in outcomes) == 1
             [winner] = [o for o in outcomes if isinstance(o, dict)]
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             store = await runner.services.memory._backends.l3.episodic()
             [entry] = store.get_by_ids(["race"], [archive_id("race", 1)])
             assert entry["content"].startswith(f"user: {winner['message']}\n")

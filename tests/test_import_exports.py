@@ -1,5 +1,5 @@
 """`goat import` of a Telegram Desktop or ChatGPT export, written to those apps' formats by
-support/exports.py: every kind of message, the ids Telegram's Bot API gives, the branch in
+bench/support/exports.py: every kind of message, the ids Telegram's Bot API gives, the branch in
 view of a ChatGPT conversation, zips, what cannot be read. Real Redis, Chroma and encoder where
 anything is imported; the model and Telegram's Bot API are loopback fakes.
 """
@@ -14,9 +14,9 @@ import pytest
 from test_cli import goat, goat_env, ok
 from test_telegram import ALICE, TOKEN, bot_settings, echo, running, turn_done, until
 
-from support.fakes import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
-from support.exports import (TelegramChat, chatgpt_chain, chatgpt_conversation, chatgpt_node, telegram_message,
+from bench.support.fakes import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
+from bench.support.exports import (TelegramChat, chatgpt_chain, chatgpt_conversation, chatgpt_node, telegram_message,
                                    write_chatgpt, write_telegram, zipped)
 from graph.importing.export_files import ExportError, find_export
 from graph.importing.exports import read_export

@@ -21,7 +21,7 @@ from graph.importing.importer import (MAX_BATCH, TranscriptChanged, TranscriptEr
                                       import_turns, read_transcript, transcript_of)
 from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 from memory.turns import archive_id
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ async def memory(settings: Settings, embeddings: LocalEmbeddings) -> AsyncIterat
 
 async def stored(memory: Memory, chat_id: str = CHAT) -> tuple[list[str], dict[str, str]]:
     """The chat's L2 messages and its L3 entries by id, once the outbox is written."""
-    await memory.measuring.settle()
+    await measurement_hooks(memory).settle()
     _, working, _ = await memory.working(chat_id, 100_000)
     store = await memory._backends.l3.episodic()
     entries = await memory._backends.l3.run_blocking(store.entries, chat_id)

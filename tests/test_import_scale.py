@@ -22,7 +22,7 @@ import pytest
 from conftest import wait_for
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok, servers_left
 
-from support.exports import (TelegramChat, chatgpt_chain, telegram_message, write_chatgpt, write_telegram,
+from bench.support.exports import (TelegramChat, chatgpt_chain, telegram_message, write_chatgpt, write_telegram,
                                    zipped)
 
 pytestmark = pytest.mark.slow

@@ -29,6 +29,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from bot.mcp_server import MemoryServer, build_server
 from graph.graph import build_graph
+from memory.facade import measurement_hooks
 from memory.stores.chat_users import chats_of_user, users_of_chat
 from memory.stores.curated import CURATED_TAG
 from memory.retrieval.mechanisms import LEXICAL, SPECIFIC_KEY, TEMPORAL, THEMATIC
@@ -290,7 +291,7 @@ async def test_tool_calls_naming_another_chat_and_user_act_for_the_turns_own(see
     [note] = store.get_by_ids([B_CHAT], [entry_id])
     assert (note["metadata"]["chat_id"], note["metadata"]["user_id"]) == (B_CHAT, BOB)
     assert note["metadata"]["tags"] == f"{CURATED_TAG},alice"
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     assert store.count(A_CHAT) == a_entries_before
     assert not any(PLANTED in hit["content"] for hit in store.entries(A_CHAT))
     assert (await memory.working(A_CHAT, 100))[:2] == (0, [])  # A's L2: untouched
@@ -342,7 +343,7 @@ async def test_mcp_tool_arguments_naming_another_chat_and_user_act_for_the_serve
     assert markers_in(json.dumps(found)) == []
 
     assert await memory.scope(ALICE, ALICE).facts() == {"dentist": "Dr. Quillfeather"}
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     store = await memory._backends.l3.episodic()
     assert not any("spare key" in hit["content"] for hit in store.entries(A_CHAT))
     assert (await memory.working(A_CHAT, 100))[:2] == (0, [])

@@ -28,7 +28,7 @@ from graph.json_limits import (MAX_DEPTH, MAX_NUMBER_BYTES, MAX_VALUE_BYTES, MAX
 from test_cli import GOAT, goat_env
 from test_web_served import address_capped, goat_web
 
-PEAK_MEMORY = Path(__file__).parents[1] / "support" / "peak_memory.py"  # a child's peak, measured apart
+PEAK_MEMORY = Path(__file__).parents[1] / "bench" / "support" / "peak_memory.py"  # a child's peak, measured apart
 PEAK_MB = 300  # `goat import`'s whole process, refusing a file before any backend starts
 RISE_MB = 64  # what `goat web`'s peak may grow by (it holds the encoders from its start)
 ADDRESS_SPACE = 4 << 30  # each child's cap: code without the bounds fails here, not the host

@@ -21,10 +21,10 @@ from graph.importing.importer import import_turns, transcript_of
 from graph.server.vector_store import served_vector_store
 from graph.settings import Settings
 from memory.errors import ArchiveReadOnly
-from memory.facade import ArchiveVectorStore, Memory
+from memory.facade import ArchiveVectorStore, Memory, measurement_hooks
 from memory.turns import ImportedTurn
 from nodes.services import Services
-from support.processes import GOAT_SCRIPT
+from bench.support.processes import GOAT_SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
 START = 1_760_000_000  # 2025-10-09T08:53:20Z
@@ -61,7 +61,7 @@ async def archived(settings: Settings, embeddings) -> Memory:
     for chat_id, user_id in ((GARDEN, ANA), (WORK, BO)):
         await memory.entries.import_turns(chat_id, [exchange(f"{chat_id}-{n}", said, START + n * 3600, user_id)
                                                    for n, said in enumerate(SAID_IN[chat_id])])
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     return memory
 
 
@@ -86,7 +86,7 @@ async def test_its_results_are_goats_own_search_by_meaning(memory: Memory, garde
     # Chroma's distance with GOAT's query vector: half of GOAT's 2 − 2·q·p in inner-product space.
     scale = 2.0 if embeddings.encoder.collection_space == "ip" else 1.0
     for question in QUESTIONS:
-        goat = await memory.measuring.nearest([GARDEN], question, K)
+        goat = await measurement_hooks(memory).nearest([GARDEN], question, K)
         found = await garden.asimilarity_search_with_score(question, k=K)
         assert ids([document for document, _ in found]) == [hit["id"] for hit in goat], question
         assert [scale * distance for _, distance in found] == pytest.approx([hit["distance"] for hit in goat],
@@ -104,13 +104,13 @@ async def test_in_a_chat_of_two_languages_a_question_meets_the_lines_of_its_own(
     an English one's are GOAT's English lines, in GOAT's order, and no Romanian line."""
     async with Memory(settings, embeddings=embeddings) as memory:
         await import_turns(memory, transcript_of(conversation()))
-        assert await memory.measuring.settle() == 0
+        assert await measurement_hooks(memory).settle() == 0
         demo = await memory.scope(DEMO, "demo-user").vector_store()
         for question in ["Ce rețetă de ciorbă mi-a dat mama?", "Ce am mâncat de Bobotează?"]:
             assert ids(demo.similarity_search(question, k=K)) == [
-                hit["id"] for hit in await memory.measuring.nearest([DEMO], question, K)]
+                hit["id"] for hit in await measurement_hooks(memory).nearest([DEMO], question, K)]
         for question in ["What's the name of my dog's vet again?", "hi, how are you?", "When do I fly to Lisbon?"]:
-            goat = await memory.measuring.nearest([DEMO], question, K)
+            goat = await measurement_hooks(memory).nearest([DEMO], question, K)
             english = [hit["id"] for hit in goat if not ROMANIAN.search(hit["content"])]
             found = demo.similarity_search(question, k=K)
             assert ids(found)[:len(english)] == english, question
@@ -153,7 +153,7 @@ async def test_similarity_and_maximal_marginal_relevance_searches(garden: Archiv
 
 async def test_every_write_is_refused_and_nothing_is_written(memory: Memory, garden: ArchiveVectorStore) -> None:
     before = garden.get()
-    nearest = [hit["id"] for hit in await memory.measuring.nearest([GARDEN], "dog", K)]
+    nearest = [hit["id"] for hit in await measurement_hooks(memory).nearest([GARDEN], "dog", K)]
     note = Document(page_content="My cat is called Miso.", id=f"{GARDEN}:turn_0001")
     writes = [lambda: garden.add_texts(["My cat is called Miso."]), lambda: garden.add_documents([note]),
               lambda: garden.update_document(note.id, note), lambda: garden.delete([note.id]),
@@ -167,7 +167,7 @@ async def test_every_write_is_refused_and_nothing_is_written(memory: Memory, gar
         with pytest.raises(ArchiveReadOnly):
             await write
     assert garden.get() == before
-    assert [hit["id"] for hit in await memory.measuring.nearest([GARDEN], "dog", K)] == nearest
+    assert [hit["id"] for hit in await measurement_hooks(memory).nearest([GARDEN], "dog", K)] == nearest
     assert garden.similarity_search("What is my cat called?", k=1)[0].page_content != "My cat is called Miso."
     assert isinstance(ArchiveReadOnly(), NotImplementedError)  # as LangChain's own stores refuse a write
 
@@ -227,7 +227,7 @@ async def test_on_a_chroma_server_it_reads_the_collections_goat_writes(tmp_path:
         garden = await memory.scope(GARDEN, ANA).vector_store()
         for question in QUESTIONS:
             assert ids(garden.similarity_search(question, k=K)) == [
-                hit["id"] for hit in await memory.measuring.nearest([GARDEN], question, K)]
+                hit["id"] for hit in await measurement_hooks(memory).nearest([GARDEN], question, K)]
         assert {document.metadata["chat_id"] for document in garden.similarity_search("Luna", k=50)} == {GARDEN}
         with pytest.raises(ArchiveReadOnly):
             garden.add_texts(["My cat is called Miso."])

@@ -1,6 +1,6 @@
-"""The packages import one way (bot → bench → support → graph → nodes → memory): the import-linter
-contracts in pyproject.toml, checked on every run of the suite; and the product's tests import
-no benchmark code."""
+"""The packages import one way (bot → bench → graph → nodes → memory, with bench.support below the
+rest of bench): the import-linter contracts in pyproject.toml, checked on every run of the suite;
+and the product's tests import no benchmark code, but bench.support."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def test_code_outside_memory_enters_it_through_few_doors():
     imported from outside it, lazy imports included."""
     import grimp
 
-    graph = grimp.build_graph("bench", "bot", "support", "graph", "nodes", "memory", cache_dir=None)
-    outside = {module for package in ("bench", "bot", "support", "graph", "nodes")
+    graph = grimp.build_graph("bench", "bot", "graph", "nodes", "memory", cache_dir=None)
+    outside = {module for package in ("bench", "bot", "graph", "nodes")
                for module in graph.find_descendants(package) | {package}}
     doors = {imported for importer in outside for imported in graph.find_modules_directly_imported_by(importer)
              if imported == "memory" or imported.startswith("memory.")}
@@ -87,7 +87,7 @@ def test_code_outside_memory_reaches_no_private_name_of_it():
     that name read off anything but the code's own ``self``. The tests too, but those that look
     at memory's insides on purpose (``TESTS_OF_MEMORYS_INSIDES``)."""
     private = _private_names_of_memory()
-    code = [path for package in ("bench", "bot", "support", "graph", "nodes", "notebooks")
+    code = [path for package in ("bench", "bot", "graph", "nodes", "notebooks")
             for path in (ROOT / package).rglob("*.py")]
     tests = [path for path in (ROOT / "tests").rglob("*.py") if path.name not in TESTS_OF_MEMORYS_INSIDES]
     assert [where for path in code + tests for where in _private_names_reached(path, private)] == []
@@ -96,24 +96,27 @@ def test_code_outside_memory_reaches_no_private_name_of_it():
             if not _private_names_reached(ROOT / "tests" / name, private)} == set()
 
 
-# Tests whose subject is the benchmarks: only they import bench.
+# Tests whose subject is the benchmarks: only they import bench (but bench.support, which every test may).
 TESTS_OF_THE_BENCHMARKS = {"test_bench.py", "test_notebooks.py"}
 
 
 def _bench_imports(path: Path) -> list[str]:
-    """The modules of bench the module at ``path`` imports, lazy imports included."""
+    """The modules of bench but bench.support the module at ``path`` imports, lazy imports included."""
     imported = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             imported += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and not node.level:
-            imported.append(node.module or "")
-    return [name for name in imported if name == "bench" or name.startswith("bench.")]
+            # ``from bench import x`` imports bench.x (or a name of bench's own __init__).
+            imported += ([f"bench.{alias.name}" for alias in node.names] if node.module == "bench"
+                         else [node.module or ""])
+    return [name for name in imported if (name == "bench" or name.startswith("bench."))
+            and name != "bench.support" and not name.startswith("bench.support.")]
 
 
 def test_the_products_tests_import_no_benchmark_code():
     """What the tests share with the benchmarks (the LoCoMo reader, the bilingual chat, servers
-    and exports) lives in support/, which imports no benchmark either (a contract), so that a
+    and exports) lives in bench/support/, which imports no benchmark either (a contract), so that a
     change to a benchmark cannot break a test of the product."""
     tests = [path for path in (ROOT / "tests").rglob("*.py") if path.name not in TESTS_OF_THE_BENCHMARKS]
     assert {str(path.relative_to(ROOT)): _bench_imports(path) for path in tests if _bench_imports(path)} == {}
@@ -165,6 +168,18 @@ def test_memorys_door_holds_a_turns_verbs_and_hands_out_no_client():
         assert returns == []
 
 
+def test_the_product_never_calls_the_measurement_hooks():
+    """The tests' and benchmarks' hooks on memory (``measurement_hooks``: the plain vector search,
+    the archive settled, the caches forgotten) are no verb of the product: no module of bot/,
+    graph/ or nodes/ names them."""
+    naming = [f"{path.relative_to(ROOT)}:{node.lineno}" for package in ("bot", "graph", "nodes")
+              for path in sorted((ROOT / package).rglob("*.py")) for node in ast.walk(ast.parse(path.read_text()))
+              if (isinstance(node, ast.Name) and node.id in ("measurement_hooks", "MeasurementHooks"))
+              or (isinstance(node, ast.alias) and node.name in ("measurement_hooks", "MeasurementHooks"))
+              or (isinstance(node, ast.Attribute) and node.attr == "_measurement_hooks")]
+    assert naming == []
+
+
 def test_every_face_tells_memorys_errors_apart_through_replies_alone():
     """One mapping of failures serves every face (graph/replies.py): no module of bot/ catches one
     of memory's errors itself, by an except clause or an isinstance check; it names replies' kinds
@@ -190,10 +205,10 @@ def test_every_face_tells_memorys_errors_apart_through_replies_alone():
 
 
 def test_nothing_outside_the_tests_imports_them():
-    """The product, bench/, support/ and the notebooks stand on their own: none imports tests/
-    (what the benchmarks share with the tests is support/'s, which the tests import)."""
+    """The product, bench/, bench/support/ and the notebooks stand on their own: none imports tests/
+    (what the benchmarks share with the tests is bench/support/'s, which the tests import)."""
     importing = []
-    for package in ("bench", "bot", "support", "graph", "nodes", "memory", "notebooks", "scripts"):
+    for package in ("bench", "bot", "graph", "nodes", "memory", "notebooks", "scripts"):
         for path in sorted((ROOT / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text())):
                 names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else
@@ -204,19 +219,19 @@ def test_nothing_outside_the_tests_imports_them():
 
 
 # Longer than docs/architecture.md's limit on purpose, as it says: one job each.
-LONGER_ON_PURPOSE = {"graph/checkpoint/saver.py", "support/fakes/openai_server.py"}
+LONGER_ON_PURPOSE = {"graph/checkpoint/saver.py", "bench/support/fakes/openai_server.py"}
 
 
 def test_no_module_or_function_is_longer_than_docs_architecture_says():
     """docs/architecture.md's size claims, as it states them: no module outside the tests over
     its lines but the checkpoint saver and the model's fake, and no function over its lines."""
     claim = re.search(r"No module outside the tests is over (\d+) lines but the checkpoint saver.*?"
-                      r"support/fakes/openai_server.py.*?and no function over (\d+)",
+                      r"bench/support/fakes/openai_server.py.*?and no function over (\d+)",
                       (ROOT / "docs" / "architecture.md").read_text(), re.S)
     assert claim, "docs/architecture.md no longer states its size limits"
     module_lines, function_lines = map(int, claim.groups())
     over = set()
-    for package in ("bench", "bot", "support", "graph", "nodes", "memory", "notebooks", "scripts"):
+    for package in ("bench", "bot", "graph", "nodes", "memory", "notebooks", "scripts"):
         for path in (ROOT / package).rglob("*.py"):
             name, text = str(path.relative_to(ROOT)), path.read_text()
             if len(text.splitlines()) > module_lines and name not in LONGER_ON_PURPOSE:

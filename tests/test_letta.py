@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory

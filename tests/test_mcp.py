@@ -20,7 +20,7 @@ from graph.json_limits import MAX_DEPTH, MAX_VALUE_BYTES, PIECE_BYTES
 from graph.observability.turn_log import TurnObserver
 from conftest import free_port
 from graph.settings import Settings
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from test_chat import goat_chat
 from test_cli import GOAT, goat, goat_env, ok, servers_left
 from test_tools import REX_TURN

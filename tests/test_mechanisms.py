@@ -13,7 +13,7 @@ import pytest
 from bot.cli import main
 from bot.commands import render_why
 from bot.report import render_report
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.observability.turn_log import turns_log_path
 from graph.observability.why_report import turn_report
 from memory.retrieval import mechanisms

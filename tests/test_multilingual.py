@@ -23,9 +23,9 @@ from graph.observability.why_report import turn_report
 from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
-from memory.facade import Memory, RecallQuery
+from memory.facade import Memory, RecallQuery, measurement_hooks
 from memory.turns import Exchange, archive_id
-from support import locomo
+from bench.support import locomo
 from test_cli import goat, goat_env, ok
 from test_retrieval import NOW, history_jsonl, load
 
@@ -228,7 +228,7 @@ async def test_an_english_chat_pays_for_minilm_alone_until_a_question_in_another
     question = "В каком городе теперь живёт моя сестра?"
     assert first_by_meaning(await runner.inspect("en", question, now=NOW.timestamp())) != archive_id("en", 1)
     assert encoder.e5_loaded and await index.languages("en") == (True, len(ENGLISH))
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     assert await index.languages("en") == (True, 0)
     assert first_by_meaning(await runner.inspect("en", question, now=NOW.timestamp())) == archive_id("en", 1)
 
@@ -255,7 +255,7 @@ async def test_a_line_in_another_language_gives_the_chats_english_lines_e5s_bloc
     await load(memory, tmp_path, "mixed", ENGLISH)
     await load(memory, tmp_path, "mixed", [*ENGLISH, *RUSSIAN])  # the English lines are not imported twice
     assert await index.languages("mixed") == (True, len(ENGLISH))
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     assert await index.languages("mixed") == (True, 0)
     store = await memory._backends.l3.episodic()
     vectors = [vector for _, vector in store.get_with_vectors(["mixed"], [archive_id("mixed", n) for n in range(1, 9)])]
@@ -277,7 +277,7 @@ async def test_a_chat_holding_one_latin_line_of_another_language_stays_of_englis
     assert not encoder.e5_loaded and await index.languages("mixed") == (False, len(ENGLISH) + 1)
     await load(memory, tmp_path, "mixed", [*ENGLISH, *SPANISH])
     assert await index.languages("mixed") == (True, len(ENGLISH) + 1)
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     assert await index.languages("mixed") == (True, 0)
     store = await memory._backends.l3.episodic()
     found = store.get_with_vectors(["mixed"], [archive_id("mixed", n) for n in range(1, 8)])
@@ -313,7 +313,7 @@ async def test_a_chats_single_english_line_is_judged_against_its_russian_lines_b
     Russian line about cat hair for "what is my cat called?" instead of the English one)."""
     runner, _ = lazy_pair
     await load(runner.services.memory, tmp_path, "ru", [*CHATS["ru"], (14, "My cat is called Miso.", "Cute name!")])
-    assert await runner.services.memory.measuring.settle() == 0
+    assert await measurement_hooks(runner.services.memory).settle() == 0
     for question, injected in (("What is my cat called?", [archive_id("ru", 9)]),
                                ("What did our dog do to the sofa?", [archive_id("ru", 8)]),
                                ("What's the capital of Peru?", []), ("hi, how are you?", [])):
@@ -331,7 +331,7 @@ async def test_a_chats_next_message_is_embedded_ahead_as_its_last_question_neede
     memory = runner.services.memory
     await load(memory, tmp_path, "mixed", [*ENGLISH, *RUSSIAN])
     await load(memory, tmp_path, "en", ENGLISH)
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     queries: list[tuple[str, bool]] = []
     encode = encoder.encode
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, get_origin, get_type_hints
 
 import pytest
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from typing_extensions import NotRequired
 
 from graph.graph import build_graph

@@ -20,7 +20,7 @@ from types import ModuleType
 import nbformat
 import pytest
 
-from support import locomo
+from bench.support import locomo
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))

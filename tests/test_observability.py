@@ -12,7 +12,8 @@ import pytest
 
 from graph.observability.stats import render_stats, summarize
 from graph.observability.turn_log import LatencyAggregator, TurnLog, turns_log_path
-from support.fakes import FakeOpenAI
+from memory.facade import measurement_hooks
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings, load_settings
 from memory.credentials import MASK
 from memory.encoders.embeddings import LocalEmbeddings
@@ -45,7 +46,7 @@ async def run_turns(settings: Settings, embeddings: LocalEmbeddings, fake: FakeO
             fake.reply(reply)
             states.append(await runner.run(chat_id, message, user_id="obs-user", now=NOW.timestamp()))
             # Turns of a person, seconds apart: the archive written behind each reply has landed.
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
         return states
     finally:
         await runner.aclose()

@@ -13,7 +13,7 @@ from pathlib import Path
 from graph.importing.importer import import_transcript
 from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
-from memory.facade import Memory, RecallQuery
+from memory.facade import Memory, RecallQuery, measurement_hooks
 from memory.stores import l3_backend
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -54,8 +54,8 @@ async def _recall_everywhere(memory: Memory, chats: list[str]) -> list[dict[str,
     found = []
     for chat_id in chats:
         for question in QUESTIONS:
-            await memory.measuring.forget_searches()
-            await memory.measuring.forget_encodings()
+            await measurement_hooks(memory).forget_searches()
+            await measurement_hooks(memory).forget_encodings()
             recalled = await memory.recall(RecallQuery(question, chat_id, chat_id, NOW.timestamp(), deadline=30.0))
             found.append({name: [(hit["id"], round(hit["distance"], 5)) for hit in hits]
                           for name, hits in recalled.lists.items()})
@@ -67,7 +67,7 @@ async def test_a_process_holds_no_more_chats_than_the_bound_and_recalls_the_same
     unbounded = Memory(_bounded(settings, 100), embeddings=embeddings)
     for shift, chat_id in enumerate(CHATS):
         await import_transcript(unbounded, _transcript(tmp_path / f"{chat_id}.jsonl", chat_id, shift))
-    assert await unbounded.measuring.settle() == 0
+    assert await measurement_hooks(unbounded).settle() == 0
     # The first chat again last: read in afresh once the bound has let it go.
     expected = await _recall_everywhere(unbounded, [*CHATS, CHATS[0]])
     await unbounded.aclose()
@@ -77,7 +77,7 @@ async def test_a_process_holds_no_more_chats_than_the_bound_and_recalls_the_same
     try:
         for chat_id in [*CHATS, CHATS[0]]:
             found += await _recall_everywhere(memory, [chat_id])
-            held.append(await memory.measuring.held_chats())
+            held.append(await measurement_hooks(memory).held_chats())
     finally:
         await memory.aclose()
     assert found == expected
@@ -94,8 +94,8 @@ async def test_a_release_held_up_by_a_call_still_running_is_not_tried_again_at_o
     memory = Memory(_bounded(settings, 1), embeddings=embeddings)
     for shift, chat_id in enumerate(CHATS[:2]):
         await import_transcript(memory, _transcript(tmp_path / f"{chat_id}.jsonl", chat_id, shift))
-    assert await memory.measuring.settle() == 0
-    await memory.measuring.held_chats()  # the import's own writes may have started a release
+    assert await measurement_hooks(memory).settle() == 0
+    await measurement_hooks(memory).held_chats()  # the import's own writes may have started a release
     l3 = memory._backends.l3
     monkeypatch.setattr(l3_backend, "_RELEASE_WAIT_S", 0.2)
     alone, waits = l3._pool.alone, []
@@ -109,9 +109,9 @@ async def test_a_release_held_up_by_a_call_still_running_is_not_tried_again_at_o
     call = asyncio.ensure_future(l3.run_blocking(running_on.wait))
     try:
         await _recall_everywhere(memory, CHATS[:2])  # two chats held under a bound of one
-        assert await memory.measuring.held_chats() == 2 and waits == [0.2]
+        assert await measurement_hooks(memory).held_chats() == 2 and waits == [0.2]
         await _recall_everywhere(memory, CHATS[:2])
-        assert await memory.measuring.held_chats() == 2 and waits == [0.2]  # not tried again
+        assert await measurement_hooks(memory).held_chats() == 2 and waits == [0.2]  # not tried again
     finally:
         running_on.set()
         await call

@@ -8,14 +8,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 
 from graph.checkpoint import CheckpointedServices
 from graph.importing.importer import import_transcript
 from graph.runner import TurnRunner
 from graph.settings import Settings
 from memory.encoders.embeddings import LocalEmbeddings
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 from nodes.state import InvalidTurn
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=timezone.utc)
@@ -52,7 +52,7 @@ async def test_bob_is_told_he_is_bob_and_alices_lines_stay_alices(runner, fake):
     await say(runner, fake, "alice", "Alice", "I'm vegetarian, so I cook tofu curry most weeks.", days_ago=3,
               reply="Tofu curry is a great staple.")
     await say(runner, fake, "bob", "Bob", "I'm training for a marathon in April.", days_ago=2)
-    await runner.services.memory.measuring.settle()
+    await measurement_hooks(runner.services.memory).settle()
 
     await say(runner, fake, "bob", "Bob", "Am I vegetarian?", days_ago=0)
     messages = fake.requests[-1]["messages"]
@@ -69,7 +69,7 @@ async def test_bob_is_told_he_is_bob_and_alices_lines_stay_alices(runner, fake):
 
 async def test_a_private_chat_reads_as_before(runner, fake):
     await say(runner, fake, "alice", "Alice", "I'm vegetarian, so I cook tofu curry most weeks.", days_ago=3)
-    await runner.services.memory.measuring.settle()
+    await measurement_hooks(runner.services.memory).settle()
     await say(runner, fake, "alice", "Alice", "What do I usually cook?", days_ago=0)
     messages = fake.requests[-1]["messages"]
     assert "[People]" not in messages[0]["content"]
@@ -109,7 +109,7 @@ async def test_a_transcript_of_two_people_keeps_each_speaker(runner, tmp_path: P
     working = await runner.services.memory.working("pals", 10)
     assert working.people == {"u1": "Kate", "u2": "Elise"}
     assert [(m["user_id"], m.get("name")) for m in working.messages] == [("u1", "Kate"), ("u2", "Elise")]
-    await runner.services.memory.measuring.settle()
+    await measurement_hooks(runner.services.memory).settle()
     state = await runner.inspect("pals", "what does Elise do?", user_id="u1", now=NOW.timestamp())
     assert [m["content"] for m in state["prompt"][1:]] == [
         "Kate: I took up pottery.", "Elise: Nice! I paint.", "Kate: what does Elise do?"]
@@ -141,7 +141,7 @@ async def test_a_question_about_anna_brings_annas_line_ahead_of_bobs_nearer_one(
         "timestamp": (start + timedelta(hours=n)).isoformat()}) + "\n" for n, (speaker, line) in enumerate(
         WEDDING_PLANNING)), encoding="utf-8")
     await import_transcript(runner.services.memory, path)
-    await runner.services.memory.measuring.settle()
+    await measurement_hooks(runner.services.memory).settle()
 
     asked = "what did Anna say about the venue?"
     state = await runner.inspect("plans", asked, user_id="bob", now=NOW.timestamp())

@@ -19,7 +19,7 @@ from graph.settings import load_settings
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.facade import Memory
 from memory.turns import Working
-from support.exports import TelegramChat, telegram_message, write_telegram
+from bench.support.exports import TelegramChat, telegram_message, write_telegram
 
 pytestmark = pytest.mark.slow
 

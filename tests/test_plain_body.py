@@ -11,7 +11,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
 from nodes.toolkit.plain_body import PlainBodyChatOpenAI
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 
 CONVERSATION = [
     SystemMessage("You are GOAT. Ключ: 金庫 ✓ — 'quoted' \"x\"\n<end>"),

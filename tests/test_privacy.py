@@ -14,7 +14,8 @@ import chromadb
 import pytest
 
 from conftest import chroma_server, free_port, memorys_redis
-from support.fakes import FakeOpenAI
+from memory.facade import measurement_hooks
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings, load_settings
 from memory.errors import ForgetUnfinished
 from memory.encoders.embeddings import LocalEmbeddings
@@ -53,7 +54,7 @@ async def seed(settings: Settings, embeddings: LocalEmbeddings) -> None:
             await memory.scope(ANA, ANA).remember("blood_type", "AB-negative")
             await memory.scope(BOB, BOB).remember("team", "Porto")
             await runner.run("family", ANA_LIVE, user_id=ANA)
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
         finally:
             await runner.aclose()
 
@@ -184,7 +185,7 @@ async def test_a_turn_in_flight_when_its_user_is_forgotten_leaves_nothing_of_the
             forgotten = await asyncio.wrap_future(forgets[0])
             memory = runner.services.memory
             assert forgotten.chats == ["ana-chat"]
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             assert (await memory.working("ana-chat", 100))[:2] == (0, [])
             store = await memory._backends.l3.episodic()
             assert store.count("ana-chat") == 0 and await memory.admin.unfinished_forgets() == []
@@ -212,7 +213,7 @@ async def test_forgetting_one_user_keeps_another_users_turn_in_flight_in_a_share
             forgotten = await forgets[0]
             assert forgotten.shared == ["family"] and bob["reply"] == "Great, cake it is."
             memory = runner.services.memory
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             _, working, _ = await memory.working("family", 100)
             assert [m["content"] for m in working] == ["I will bring the cake on Sunday.", "Great, cake it is."]
             store = await memory._backends.l3.episodic()
@@ -233,7 +234,7 @@ async def test_a_forget_cut_short_by_chroma_is_recorded_and_finished_by_the_next
                 await runner.services.memory.scope(ANA, ANA).remember("blood_type", "AB-negative")
                 fake.reply("Noted.")
                 await runner.run("ana-chat", ANA_SAYS[1], user_id=ANA)
-                assert await runner.services.memory.measuring.settle() == 0
+                assert await measurement_hooks(runner.services.memory).settle() == 0
             with pytest.raises(ForgetUnfinished) as cut:  # Chroma is gone
                 await runner.forget_user(ANA)
             assert f"goat forget-user {ANA}" in str(cut.value) and "chroma" in str(cut.value)

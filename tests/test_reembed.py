@@ -19,7 +19,7 @@ from memory.stores.archive_encoder import ENCODER_KEY, REEMBED_DONE_KEY, REEMBED
 from memory.errors import EncoderMismatch
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.paired import PairedEncoder
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 from memory.settings import DEFAULT_ENCODER
 from memory.turns import Exchange, archive_id
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok
@@ -46,7 +46,7 @@ async def archive(memory: Memory, tmp_path: Path, chats: dict[str, list]) -> Non
         path = tmp_path / f"{chat_id}.jsonl"
         path.write_text(history_jsonl(chat_id, history), encoding="utf-8")
         await import_transcript(memory, path)
-    await memory.measuring.settle()
+    await measurement_hooks(memory).settle()
 
 
 async def stored_vectors(memory: Memory, chat_id: str, turns: int) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -241,11 +241,11 @@ async def test_a_process_started_before_a_reembed_keeps_its_writes_in_the_outbox
     late = "Al final Toby volvió solo a casa por la noche."
     await older.archive([Exchange("es", "alice", len(SPANISH) + 1, NOW.timestamp(), late, "¡Qué alivio!")],
                         NOW.timestamp())
-    assert await older.measuring.settle() == 1  # refused by the check, kept
+    assert await measurement_hooks(older).settle() == 1  # refused by the check, kept
     await older.aclose()
     async with Memory(own_settings(tmp_path, "e5-small"), embeddings=e5) as memory:
         await memory.connect(warm=True)
-        assert await memory.measuring.settle() == 0
+        assert await measurement_hooks(memory).settle() == 0
         texts, in_chroma, _ = await stored_vectors(memory, "es", len(SPANISH) + 1)
         assert late in texts[-1]
         np.testing.assert_allclose(in_chroma, e5.encoder.encode(texts), atol=1e-5)

@@ -22,7 +22,7 @@ from graph.settings import Settings, load_settings
 from memory.settings import SettingsError
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.encoder import Space, distances
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 from memory.prompt import format_recall_line
 from memory.retrieval.finding.scale import FEWEST_FOR_A_BACKGROUND, Scale
 from memory.retrieval.finding.search import L3Reads
@@ -424,7 +424,7 @@ async def test_a_migration_l3_breaks_off_costs_no_start_and_is_done_at_the_next_
                    for record in caplog.records)
         index = await later._backends.redis.lexical_index()
         assert await index.outdated("chat")
-        assert await later.measuring.settle() == 0  # the next write finishes it
+        assert await measurement_hooks(later).settle() == 0  # the next write finishes it
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
     finally:
         await later.aclose()
@@ -478,7 +478,7 @@ async def test_a_process_that_never_connects_migrates_before_its_first_write(
     server = Memory(settings, embeddings=embeddings, episodic=await memory._backends.l3.episodic())
     try:
         await server._archiver.later([Exchange("another", "u1", 1, NOW.timestamp(), "hello", "hi")], NOW.timestamp())
-        assert await server.measuring.settle() == 0
+        assert await measurement_hooks(server).settle() == 0
         index = await server._backends.redis.lexical_index()
         assert not await index.outdated("chat") and await index.indexed_turns("chat") == len(HISTORY)
         assert await index.indexed_turns("another") == 1
@@ -507,7 +507,7 @@ async def test_a_new_chats_only_turn_is_recalled_for_a_question_about_it(runner)
     memory = runner.services.memory
     await memory.archive([Exchange("new-chat", "erin", 1, 1_700_000_000.0, "My cat is called Miso.", "A lovely name.")],
                          1_700_000_000.0)
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     for question, recalled in (("what is my cat called?", True), ("how far is the Moon from the Earth?", False)):
         state = await runner.inspect("new-chat", question, user_id="erin", now=1_700_000_100.0)
         assert state["prefetch"]["background"] is None
@@ -981,7 +981,7 @@ async def test_a_turn_reads_its_chats_centroid_as_it_takes_the_chat(runner: Turn
 
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     index = await memory._backends.redis.entry_index()
     reads: list[list[str]] = []
     centroid = index.centroid
@@ -1016,7 +1016,7 @@ async def test_a_turn_lets_its_chat_go_once_its_searchs_cache_write_has_landed(
 
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     cache, redis = await memory._backends.redis.cache(), await memory._backends.redis.client()
     ending, put, landed = asyncio.Event(), cache.put, []
     drop_ahead = memory._finding.ahead.drop_ahead
@@ -1054,7 +1054,7 @@ async def test_a_question_asked_again_is_neither_searched_nor_embedded_again(
 
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     encoder, index = (await memory._backends.encoder.embeddings()).encoder, await memory._backends.redis.lexical_index()
     store = await memory._backends.l3.episodic()
     calls: list[str] = []
@@ -1109,7 +1109,7 @@ async def test_a_question_asked_first_is_embedded_beside_its_cache_lookup(
 
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     encoder, cache = (await memory._backends.encoder.embeddings()).encoder, await memory._backends.redis.cache()
     index = await memory._backends.redis.lexical_index()
     encode, lookup, by_words, by_meaning = encoder.encode, cache.lookup, index.search, memory._finding.reads.search
@@ -1158,7 +1158,7 @@ async def test_a_turns_message_is_searched_by_words_as_the_turn_takes_its_chat(
 
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     question = RecallQuery("Which seeds did I order for the balcony?", "c1", "alice", NOW.timestamp(), deadline=30.0)
     alone = await memory.recall(question)
     index = await memory._backends.redis.lexical_index()
@@ -1173,7 +1173,7 @@ async def test_a_turns_message_is_searched_by_words_as_the_turn_takes_its_chat(
     monkeypatch.setattr(index, "search", noted_by_words)
     deeper = memory.settings.with_overrides({"prefetch.search_k": memory.settings.prefetch.search_k + 1})
     for settings, searches in ((memory.settings, 1), (deeper, 2)):
-        await memory.measuring.forget_searches()
+        await measurement_hooks(memory).forget_searches()
         calls.clear()
         searched.clear()
         async with memory.turn("c1", question.text, "alice"):
@@ -1199,7 +1199,7 @@ async def test_searches_started_ahead_and_found_cached_after_all_leave_the_other
 
     memory = runner.services.memory
     await load(memory, tmp_path, "c1")
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     question = RecallQuery("What did I order for the balcony yesterday?", "c1", "alice", NOW.timestamp(),
                            deadline=30.0)
     first = await memory.recall(question)

@@ -21,8 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import free_port
-from support.fakes import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
+from memory.facade import measurement_hooks
+from bench.support.fakes import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
 from test_chat import goat_chat
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok
 from test_graph import make_runner
@@ -114,7 +115,7 @@ async def test_a_turn_logs_and_records_neither_secrets_nor_the_message(
         session = ChatSession(runner, "secrecy-chat", "secrecy-user", interactive=False, out=io.StringIO(), err=err)
         try:
             await session.handle(MESSAGE)  # the way `goat chat` runs a turn and reports its failure
-            await runner.services.memory.measuring.settle()
+            await measurement_hooks(runner.services.memory).settle()
         finally:
             await runner.aclose()
         assert fake.requests and fake.request_headers[0]["authorization"] == f"Bearer {OPENAI_KEY}"  # in use

@@ -15,7 +15,7 @@ from graph.runner import TurnRunner
 from graph.server.store import GoatStore
 from graph.settings import Settings
 from memory.errors import FactsFull
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 from memory.turns import ImportedTurn, archive_id
 
 DAY = 86_400
@@ -35,7 +35,7 @@ def exchange(key: str, said: str, at: float, user_id: str = "ana") -> ImportedTu
 async def memory(settings: Settings, embeddings):
     memory = Memory(settings, embeddings=embeddings)
     await memory.entries.import_turns("c1", [exchange(f"k{n}", said, START + n * DAY) for n, said in enumerate(SAID)])
-    assert await memory.measuring.settle() == 0
+    assert await measurement_hooks(memory).settle() == 0
     yield memory
     await memory.aclose()
 

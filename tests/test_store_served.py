@@ -18,7 +18,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from conftest import wait_for
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.json_limits import MAX_DEPTH
 from memory.stores.archive import OUTBOX_KEY
 from memory.stores.redis_server import EmbeddedRedis

@@ -23,9 +23,9 @@ import redis
 from langgraph_sdk import get_client
 
 from conftest import free_port, wait_for
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 from test_cli import embedded_redis_pids
 
 pytestmark = pytest.mark.slow
@@ -216,7 +216,7 @@ async def test_turns_step_node_by_node_with_knobs_from_the_form_and_the_next_tur
     memory = Memory(Settings(data_dir=tmp_path / "reader", redis={"url": system_redis_url},
                              chroma={"url": chroma_url}), embeddings=embeddings)
     try:
-        assert await memory.measuring.settle() == 0
+        assert await measurement_hooks(memory).settle() == 0
         completed, messages, _ = await memory.working(chat, 10)
         assert completed == 2 and messages[0]["content"] == turn["message"]
         store = await memory._backends.l3.episodic()

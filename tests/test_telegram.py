@@ -1,5 +1,5 @@
 """The Telegram bot: the real python-telegram-bot client against a loopback Bot API server
-(support/fakes/telegram_server.py) and the loopback model server, on real Redis and Chroma."""
+(bench/support/fakes/telegram_server.py) and the loopback model server, on real Redis and Chroma."""
 
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ from bot.telegram_running import running as receiving
 from bot.telegram_messages import MESSAGE_LIMIT, split_message
 from bot.webhook import SECRET_HEADER, shared_secret
 from conftest import free_port, memorys_redis, wait_for
-from support.fakes import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
+from bench.support.fakes import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
 from graph.settings import Settings, Telegram
 from memory.encoders.embeddings import LocalEmbeddings
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 from memory.turns import archive_id
 from test_cli import GOAT, HANG_GUARD, goat, goat_env, ok, servers_left
 from test_graph import make_runner, with_model
@@ -215,7 +215,7 @@ async def test_forget_me_asks_then_leaves_nothing_of_the_user(settings, embeddin
             await until(telegram, lambda: any("/forget_me yes" in m for m in telegram.chat(ALICE)))
             telegram.send(ALICE, ALICE, "/forget_me yes")
             await until(telegram, lambda: telegram.chat(ALICE)[-1].startswith("Done"))
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             bob = await runner.services.memory.admin.export(str(BOB))
             data_dir = Path(runner.services.settings.data_dir)
     import redis
@@ -254,7 +254,7 @@ async def test_an_unreachable_model_is_named_and_the_message_is_kept(settings, e
             await turn_done(runner, ALICE)
             memory = runner.services.memory
             completed, working, _ = await memory.working(str(ALICE), 10)
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             store = await memory._backends.l3.episodic()
             archived = [entry["content"] for entry in sorted(store.entries(str(ALICE)), key=lambda e: e["id"])]
     assert "My train leaves at 7:40 from platform 9." in json.dumps(fake.requests[-1]["messages"])
@@ -272,7 +272,7 @@ async def told_locker_4471(telegram: FakeTelegram, runner):
     locker = telegram.send(ALICE, ALICE, "My locker number is 4471.")
     await until(telegram, lambda: telegram.chat(ALICE) == ["Noted."])
     await turn_done(runner, ALICE)
-    assert await runner.services.memory.measuring.settle() == 0
+    assert await measurement_hooks(runner.services.memory).settle() == 0
     return locker
 
 
@@ -312,7 +312,7 @@ async def test_an_edit_replaces_what_its_turn_stored_and_runs_no_turn(settings, 
             telegram.send(ALICE, ALICE, "Which locker is mine?")  # handled after the edits, in arrival order
             await until(telegram, lambda: len(telegram.chat(ALICE)) == 3)
             await turn_done(runner, ALICE)
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             _, working, _ = await memory.working(chat, 10)
             store, index = await memory._backends.l3.episodic(), await memory._backends.redis.lexical_index()
             # Through the memory's pool, as the bot reads: the edit's erasure of Chroma's files
@@ -656,7 +656,7 @@ async def test_the_memory_commands(settings, embeddings):
                 telegram.send(ALICE, ALICE, text)
                 await until(telegram, lambda text=text: telegram.chat(ALICE)[-1:] == [f"You said: {text}."])
                 await turn_done(runner, ALICE)
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
 
             async def command(text: str) -> str:
                 sent = len(telegram.chat(ALICE))

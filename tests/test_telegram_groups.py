@@ -1,5 +1,5 @@
 """A group heard whole where it asks for it (bot/telegram_groups.py, memory/heard.py): the real
-python-telegram-bot client against the loopback Bot API (support/fakes/telegram_server.py) and the
+python-telegram-bot client against the loopback Bot API (bench/support/fakes/telegram_server.py) and the
 loopback model, on real Redis, Chroma and encoder."""
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from test_telegram import ALICE, BOB, STRANGER, TOKEN, bot_env, bot_settings, ec
 
 from bot.telegram_groups import DAY_S, PRIVACY_ON, GroupListening, notice
 from bot.webhook import SECRET_HEADER
-from support.fakes import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
+from memory.facade import measurement_hooks
+from bench.support.fakes import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
 from graph.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -80,7 +81,7 @@ async def test_a_listening_group_is_recalled_by_speaker_and_a_quiet_one_keeps_no
             telegram.send(LISTENING, STRANGER, "Not heard any more.", chat_type="group", first_name=CARL)
             await asked(telegram, runner, LISTENING, ALICE, ANNA, "anything new?")
             completed, heard, people = await runner.services.memory.working(str(LISTENING), 100)
-            assert await runner.services.memory.measuring.settle() == 0
+            assert await measurement_hooks(runner.services.memory).settle() == 0
             archived, _ = await runner.services.memory.entries.page(str(LISTENING), 1000)
     refused, started, reply, stopped, _ = telegram.chat(LISTENING)
     assert refused == "Only the group's administrators can change what I keep of it."
@@ -129,7 +130,7 @@ async def test_an_edit_rewrites_a_heard_line_and_forget_me_erases_a_members_line
             await until(telegram, lambda: len(telegram.chat(STRANGER)) == 1)
             telegram.send(STRANGER, STRANGER, "/forget_me yes")
             await until(telegram, lambda: telegram.chat(STRANGER)[-1].startswith("Done"))
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             _, left, _ = await memory.working(str(LISTENING), 100)
             forgotten = files_holding(tmp_path / "data", "Luigi")
     assert "Carl: I'll book Luigi's, code maple-2290." in asked_with and "walnut-7731" not in asked_with
@@ -154,11 +155,11 @@ async def test_a_retention_of_30_days_erases_the_older_heard_lines_from_every_fi
             telegram.send(LISTENING, BOB, "The new plan is the orchard-8841 picnic.", chat_type="group",
                           first_name="Bob")
             await asked(telegram, runner, LISTENING, ALICE, ANNA, "what is the plan?")
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             goat = GroupListening(memory, runner.services.settings.telegram)
             assert await goat.days(LISTENING) == 30
             assert await goat.expire() == 1
-            assert await memory.measuring.settle() == 0
+            assert await measurement_hooks(memory).settle() == 0
             _, kept, _ = await memory.working(str(LISTENING), 100)
             data = Path(runner.services.settings.data_dir)
             assert files_holding(data, "quarry-5123") == []

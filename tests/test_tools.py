@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from support.fakes import FakeOpenAI
+from memory.facade import measurement_hooks
+from bench.support.fakes import FakeOpenAI
 from graph.settings import Settings, load_settings
 from nodes.toolkit.dsml import DsmlStreamFilter, parse_dsml
 from graph.graph import build_graph
@@ -292,7 +293,7 @@ def tools():
     assert lines[1].startswith('called summary_of(topic="otters") → otters is interesting. otters')
     assert lines[1].endswith("…") and len(lines[1]) < 200
     assert lines[2:] == ["", "Otters hold hands while sleeping."]
-    assert await runner.services.memory.measuring.settle() == 0
+    assert await measurement_hooks(runner.services.memory).settle() == 0
     store = await runner.services.memory._backends.l3.episodic()
     [archived] = store.get_by_ids(["chat-a"], ["chat-a:turn_0001"])
     assert archived["content"].endswith("\nassistant: Otters hold hands while sleeping.")

@@ -23,7 +23,7 @@ from bot.web.app import build_app
 from bot.web.imports import Imports
 from memory.facade import HeardLine, Listening
 from memory.turns import Standing
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from bot.web.serve import answered_hosts, refusal
 from graph.importing.importer import import_turns, transcript_of
 from graph.observability.turn_log import TurnLog, turns_log_path

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from support.fakes import FakeOpenAI
+from bench.support.fakes import FakeOpenAI
 from test_cli import goat, goat_env, ok
 from test_erasure import files_holding
 from test_web_served import goat_web
-from support.exports import chatgpt_chain, write_chatgpt
+from bench.support.exports import chatgpt_chain, write_chatgpt
 
 CHROMIUM = Path("/usr/bin/chromium")
 DOCS_SHOTS = Path(__file__).resolve().parents[1] / "docs" / "web"

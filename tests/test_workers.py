@@ -26,10 +26,10 @@ from redis.asyncio import Redis
 from graph.runner import TurnRunner
 from bot.telegram import build_application, taking_in
 from bot.webhook import Inbox, WebhookWorker
-from support.fakes import FakeOpenAI
-from support.fakes.telegram_server import FakeTelegram
+from bench.support.fakes import FakeOpenAI
+from bench.support.fakes.telegram_server import FakeTelegram
 from graph.settings import Settings
-from memory.facade import Memory
+from memory.facade import Memory, measurement_hooks
 from memory.turns import archive_id
 from nodes.state import turn_input
 from test_cli import GOAT, goat_env
@@ -168,7 +168,7 @@ async def _every_turn_saved_and_archived_once(tmp_path: Path, redis_url: str, ch
     memory = Memory(Settings(data_dir=tmp_path / "check", redis={"url": redis_url}, chroma={"url": chroma_url}),
                     embeddings=embeddings)
     try:
-        assert await memory.measuring.settle() == 0
+        assert await measurement_hooks(memory).settle() == 0
         store = await memory._backends.l3.episodic()
         for chat in CHATS:
             completed, messages, _ = await memory.working(str(chat), 100)

@@ -281,8 +281,10 @@ class EpisodicStore:
         if ids:
             self._read(chat_id, lambda chat: chat.collection.delete(ids=ids), None)
 
-    def vector_store(self, chat_id: str, embeddings: ChatEmbeddings, files: ReadersWriterLock) -> ArchiveVectorStore:
-        """The chat's collection as LangChain's vector store, read-only (:class:`ArchiveVectorStore`).
+    def build_vector_store(self, chat_id: str, embeddings: ChatEmbeddings,
+                           files: ReadersWriterLock) -> ArchiveVectorStore:
+        """An :class:`ArchiveVectorStore` (LangChain's, read-only) over the chat's collection, through
+        the client open now.
 
         Args:
             embeddings: how the chat's questions are embedded.

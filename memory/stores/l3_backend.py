@@ -160,16 +160,17 @@ class L3Backend:
         if not await self.release():
             self._bound_retry_at = time.monotonic() + _BOUND_RETRY_S
 
-    async def vector_store(self, chat_id: str, embeddings: ChatEmbeddings) -> ArchiveVectorStore:
-        """The chat's collection as LangChain's vector store, read-only, whose reads (in the
-        caller's thread) hold the pool's files shared as the pool's calls do.
+    async def open_vector_store(self, chat_id: str, embeddings: ChatEmbeddings) -> ArchiveVectorStore:
+        """The chat's collection as LangChain's vector store, read-only, built on L3's thread
+        (:meth:`EpisodicStore.build_vector_store`); its reads (in the caller's thread) hold the
+        pool's files shared as the pool's calls do.
 
         Raises:
             LookupError: nothing of the chat is archived yet.
             BackendUnavailable: Chroma cannot be opened.
         """
         store = await self.episodic()
-        return await self.call(store.vector_store, chat_id, embeddings, self._pool.files)
+        return await self.call(store.build_vector_store, chat_id, embeddings, self._pool.files)
 
     async def _load(self) -> EpisodicStore:
         return await self.run_blocking(self._open, await self._model())

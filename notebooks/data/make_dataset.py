@@ -1,7 +1,7 @@
 """Make ``synthetic-chats.json`` beside this file: the labelled chats the tuning notebooks run on.
 
 Five chats between two friends, each 10 to 17 sessions over two to four months and 150 to 275
-turns, written in LoCoMo's JSON format (``support/locomo.py`` reads it unchanged) with questions of
+turns, written in LoCoMo's JSON format (``bench/support/locomo.py`` reads it unchanged) with questions of
 LoCoMo's four answerable categories and the turns that hold their answers.
 
 How a chat is made, all from one seeded random generator, with templates and no model:

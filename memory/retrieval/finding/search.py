@@ -15,7 +15,6 @@ from memory.encoders.embeddings import ChatEmbeddings
 from memory.encoders.encoder import Space
 from memory.retrieval.finding.scale import Scale
 from memory.stores.archive_encoder import ArchiveEncoder
-from memory.stores.archive_vector_store import ArchiveVectorStore
 from memory.stores.l3_backend import L3Backend
 from memory.stores.redis_backend import RedisBackend, gather_bounded
 from memory.turns import Hit, archive_id
@@ -48,21 +47,19 @@ class L3Reads:
     def __init__(self, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder) -> None:
         self.redis, self.l3, self.encoder = redis, l3, encoder  # the indexes, Chroma, the queries' encoder
 
-    async def vector_store(self, chat_id: str) -> ArchiveVectorStore:
-        """The chat's archive as LangChain's vector store, read-only, its questions embedded as
+    async def chat_embeddings(self, chat_id: str) -> ChatEmbeddings:
+        """How LangChain's vector store over the chat's archive embeds its questions: as
         :meth:`~memory.retrieval.finding.ahead.Ahead.measure` embeds them for the chat's languages as
         they are now (a chat that comes to hold another language needs a new one), without
         marking the chat as that may: it writes nothing.
 
         Raises:
-            LookupError: nothing of the chat is archived yet.
             EncoderMismatch: the archive holds another encoder's vectors.
-            BackendUnavailable: Redis or Chroma cannot be reached.
+            BackendUnavailable: Redis cannot be reached.
         """
         index = await self.redis.entry_index()
         encoder = (await self.encoder.embeddings()).encoder
-        every_language = index.meets_every_language(await index.centroid([chat_id]))
-        return await self.l3.vector_store(chat_id, ChatEmbeddings(encoder, every_language))
+        return ChatEmbeddings(encoder, index.meets_every_language(await index.centroid([chat_id])))
 
     async def search(
         self, chats: list[str], scale: Scale, k: int, after: float | None = None, before: float | None = None,

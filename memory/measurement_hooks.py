@@ -1,7 +1,8 @@
-"""What the tests and benchmarks measure memory with, beside the verbs every caller uses
-(``Memory.measuring``): the plain vector search recall is compared with, the archive settled
-before what is timed, the search cache emptied so that every question is searched, and the
-encoder's remembered queries so that every message is embedded."""
+"""The hooks the tests and benchmarks measure memory with, beside the verbs every caller uses
+(``measurement_hooks(memory)``, from memory's façade; the product never calls them): the plain
+vector search recall is compared with, the archive settled before what is timed, the search
+cache emptied so that every question is searched, and the encoder's remembered queries so that
+every message is embedded."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from memory.stores.redis_backend import RedisBackend, cache_scope_key
 from memory.turns import Hit
 
 
-class Measuring:
+class MeasurementHooks:
     def __init__(self, redis: RedisBackend, l3: L3Backend, encoder: ArchiveEncoder, finding: QuestionServices,
                  archiver: Archive, scope: str) -> None:
         """Args:

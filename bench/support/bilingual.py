@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graph.observability.why_report import TurnReport
-from support.locomo import Conversation, build_conversation, evidence_recall, sessions_of
+from bench.support.locomo import Conversation, build_conversation, evidence_recall, sessions_of
 
 # (language, the user's line, the reply): twenty in each language, each about something of its
 # own, told at the end of the conversation's sessions.

@@ -21,7 +21,7 @@ from typing import Any
 from graph.importing.importer import TranscriptMessage, pair_turns
 from memory.turns import archive_id
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PATH = REPO.parent / "shared" / "data" / "locomo-dev.json"
 SYNTHETIC_PATH = REPO / "notebooks" / "data" / "synthetic-chats.json"
 REALTALK_PATH = REPO.parent / "shared" / "data" / "realtalk-dev.json"  # chats between real people, LoCoMo's layout
