@@ -18,11 +18,9 @@ same hash tag. Per chat, under one hash tag (a digest of the chat id: one cluste
   from them exactly (``2 − 2·q·sum / count``), which is the background the gap filter
   measures relevance against;
 - ``…:time``: entry number → the entry's timestamp (a sorted set), and ``…:vectors``: every
-  entry's vector as float16, ``ROWS_PER_KEY`` entries a string (``…:vectors``, then
-  ``…:vectors:1``, …: a Redis string holds at most 512 MB, ~230 000 of a paired encoder's
-  vectors). Together they rank the entries of a time range exactly by meaning without Chroma's
-  metadata filter, which scans the whole database (110-180 ms per query at 100 000 entries,
-  against ~3 ms for 1 000 vectors here).
+  entry's vector as float16 (:mod:`memory.stores.vector_strings`). Together they rank the
+  entries of a time range exactly by meaning without Chroma's metadata filter, which scans the
+  whole database (110-180 ms per query at 100 000 entries, against ~3 ms for 1 000 vectors here).
 """
 
 from __future__ import annotations
@@ -37,13 +35,10 @@ from redis.asyncio import Redis
 
 from memory.encoders.encoder import bare_passages, english_passages
 from memory.encoders.paired import latin_of_another_language
-from memory.stores.entry_index_scripts import ADD_TO_SUM, GATHER_VECTORS
+from memory.stores.entry_index_scripts import ADD_TO_SUM
+from memory.stores.vector_strings import ROWS_PER_KEY, VECTOR, VectorStrings
 
-VECTOR = np.dtype("<f2")
 _SCAN_ROWS = 2048  # vectors read per call looking for bare ones (4.7 MB of a paired encoder's)
-# Vectors a string of the chat's holds: 302 MB of a paired encoder's 1 152 values, within Redis's
-# 512 MB a string for encoders of up to 2 048.
-ROWS_PER_KEY = 131_072
 
 
 class Centroid(NamedTuple):
@@ -75,15 +70,12 @@ class EntryIndex:
         (the encoder's; they are counted apart); ``rows_per_key``: vectors a string holds."""
         self._redis = redis
         self._prefix = prefix
-        self._dimensions = dimensions
         self._english_block = english_block
-        self._row_bytes = dimensions * VECTOR.itemsize
-        self._rows_per_key = rows_per_key
+        self._vectors = VectorStrings(redis, self.key, dimensions, rows_per_key)
         self._every_language_key = f"{prefix}:lex-every-language"  # the chats of every language
         self._to_fill_key = f"{prefix}:lex-to-fill"  # of them, those with English entries to fill
         self._fill_cursor_key = f"{prefix}:lex-fill-cursor"  # chat -> the entry number filled up to
         self._add_to_sum = redis.register_script(ADD_TO_SUM)
-        self._gather_vectors = redis.register_script(GATHER_VECTORS)
 
     # ---- writes ------------------------------------------------------------------
 
@@ -141,8 +133,7 @@ class EntryIndex:
 
     def write_vector(self, pipe: Any, chat_id: str, number: int, vector: np.ndarray) -> None:
         """Queue on ``pipe`` (run by the caller) the entry's vector, in place of the one it had."""
-        key, row = self._vectors_key(chat_id, number), number % self._rows_per_key
-        pipe.setrange(key, row * self._row_bytes, vector.astype(VECTOR).tobytes())
+        self._vectors.write(pipe, chat_id, number, vector)
 
     async def add_to_sum(self, chat_id: str, total: np.ndarray, count: int, english: int, bare: int) -> None:
         """Add vectors summed (``total``) to the chat's sum, and their numbers to its counts: how
@@ -189,10 +180,9 @@ class EntryIndex:
         """Forget the chat's vectors and their sum (before :meth:`set_vectors` writes ones of
         another length); its words and times stay."""
         allocated = int(await self._redis.hget(self.key(chat_id, "meta"), "allocated") or 0)
-        strings = [self._vectors_key(chat_id, number) for number in range(0, allocated, self._rows_per_key)]
         async with self._redis.pipeline(transaction=True) as pipe:  # one hash tag: one slot
             # As a command of its own: a cluster's pipeline.unlink splits keys by slot outside the pipeline.
-            pipe.execute_command("UNLINK", self._vectors_key(chat_id, 0), *strings[1:], self.key(chat_id, "sum"),
+            pipe.execute_command("UNLINK", *self._vectors.keys(chat_id, allocated), self.key(chat_id, "sum"),
                                  self.key(chat_id, "held"))
             pipe.hdel(self.key(chat_id, "meta"), "vectors", "english", "bare")
             await pipe.execute()
@@ -326,19 +316,16 @@ class EntryIndex:
         zeros: widening the stored half-precision values is most of a long time range's cost."""
         numbers = np.asarray(numbers, dtype=np.int64)
         if len(numbers) == 0:
-            return np.zeros((0, self._dimensions), dtype=np.float32)
+            return np.zeros((0, self._vectors.dimensions), dtype=np.float32)
         low, high = int(numbers.min()), int(numbers.max())
         if high - low + 1 <= 2 * len(numbers):
             # Mostly consecutive (entries of a period were indexed together): one slice.
-            raw = await self._span(chat_id, low, high)
-            rows, wanted = high - low + 1, numbers - low
+            stored, wanted = await self._vectors.span(chat_id, low, high), numbers - low
         else:
-            raw = await self._gather(chat_id, numbers.tolist(), with_ids=False)
-            rows, wanted = len(numbers), np.arange(len(numbers))
-        stored = self._rows(raw, rows)
+            (_, stored), wanted = await self._vectors.gather(chat_id, numbers), np.arange(len(numbers))
         if columns is None:
             return stored[wanted].astype(np.float32)
-        read = np.zeros((len(wanted), self._dimensions), dtype=np.float32)
+        read = np.zeros((len(wanted), self._vectors.dimensions), dtype=np.float32)
         for start, stop in _runs(columns):
             read[:, start:stop] = stored[wanted, start:stop]
         return read
@@ -401,37 +388,8 @@ class EntryIndex:
     async def ids_and_vectors(self, chat_id: str, numbers: Sequence[int]) -> tuple[list[str | None], np.ndarray]:
         """The entries' ids (None for a number no entry holds) and vectors (float32, one row per
         number), read in one round trip."""
-        ids, raw = await self._gather(chat_id, [int(n) for n in numbers], with_ids=True)
-        vectors = self._rows(raw, len(numbers)).astype(np.float32)
-        return [entry_id.decode() if entry_id is not None else None for entry_id in ids], vectors
-
-    async def _span(self, chat_id: str, low: int, high: int) -> bytes:
-        """The packed vectors of entries ``low`` to ``high`` (inclusive), from each string they lie in."""
-        per_key, size = self._rows_per_key, self._row_bytes
-        pieces = [(start, min(high, start - start % per_key + per_key - 1))
-                  for start in [low, *range(low - low % per_key + per_key, high + 1, per_key)]]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for start, stop in pieces:
-                pipe.getrange(self._vectors_key(chat_id, start), start % per_key * size, (stop % per_key + 1) * size - 1)
-            read = await pipe.execute()
-        return b"".join(raw.ljust((stop - start + 1) * size, b"\0") for raw, (start, stop) in zip(read, pieces))
-
-    async def _gather(self, chat_id: str, numbers: list[int], *, with_ids: bool) -> Any:
-        """The packed vectors of these entries (GATHER_VECTORS), with their ids first if ``with_ids``."""
-        strings = [self._vectors_key(chat_id, number) for number in range(0, max(numbers) + 1, self._rows_per_key)]
-        return await self._gather_vectors(keys=[self.key(chat_id, "id"), *strings],
-                                          args=[self._row_bytes, self._rows_per_key, int(with_ids), *numbers])
-
-    def _rows(self, raw: bytes, rows: int) -> np.ndarray:
-        """``rows`` packed float16 vectors, one per row (a view: convert the rows you keep); vectors
-        past the end of the stored string come back short (only the last ones can be) and read as zeros."""
-        raw = raw.ljust(rows * self._row_bytes, b"\0")
-        return np.frombuffer(raw, dtype=VECTOR).reshape(rows, self._dimensions)
-
-    def _vectors_key(self, chat_id: str, number: int) -> str:
-        """The key of the string holding the entry's vector (the first keeps the name it always had)."""
-        string = number // self._rows_per_key
-        return self.key(chat_id, "vectors" if string == 0 else f"vectors:{string}")
+        ids, vectors = await self._vectors.gather(chat_id, numbers, ids_from=self.key(chat_id, "id"))
+        return [entry_id.decode() if entry_id is not None else None for entry_id in ids], vectors.astype(np.float32)
 
     # ---- keys --------------------------------------------------------------------
 
