@@ -83,7 +83,8 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             load_big_chat=(args.load_big_chat if args.load_big_chat is not None
                            else QUICK_LOAD_BIG_CHAT if args.quick else DEFAULT_LOAD_BIG_CHAT),
             **({"groups": QUICK_GROUPS, "groups_seconds": QUICK_GROUPS_SECONDS, **QUICK_SCALE} if args.quick else {}),
-            **{name: value for name in ("scale_big_chat", "scale_chats", "scale_chat_messages", "scale_add")
+            **{name: value for name in ("scale_big_chat", "scale_chats", "scale_chat_messages", "scale_add",
+                                                "scale_chroma")
                if (value := getattr(args, name, None)) is not None},
         )
         print(f"\n# encoder {encoder}\n\nLoCoMo data: {options.locomo_path}; benchmark data under {options.root}",

@@ -43,6 +43,7 @@ class BenchOptions:
     scale_chats: int = 1_000  # the scale section: chats beside it
     scale_chat_messages: int = 1_000  # the scale section: messages of each of those
     scale_add: int = 100_000  # the scale section: messages added to its big chat once it was asked
+    scale_chroma: str = "embedded"  # the scale section: Chroma in the serving process, or a `chroma run` "server"
 
     @property
     def root(self) -> Path:

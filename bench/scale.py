@@ -8,7 +8,8 @@ embeds each of those once and the archive builds at Chroma's and Redis's pace
 (:class:`PooledLines`); every ``KEY_EVERY``-th turn carries a label of its own, embedded as the
 exchange without it. Two messages a turn: a chat of M messages holds M/2 entries.
 
-Then, in one serving process (``chroma.open_chats`` as the settings say), the questions a turn
+Then, in one serving process (``chroma.open_chats`` as the settings say; with ``--scale-chroma
+server``, Chroma a ``chroma run`` server beside it, whose memory is reported too), the questions a turn
 waits on before its model (``goat inspect``'s path: prefetch, the loads, gap filter, budget,
 assemble; nothing written) in the big chat and in small ones, by the mechanism they call on
 (meaning, words, a month's range, a year's, a key); then one question in every chat, and the
@@ -25,6 +26,8 @@ import random
 import re
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -35,6 +38,8 @@ import numpy as np
 from bench.harness import BenchOptions, bench_runner, conditions, isolated_settings, scratch_copy
 from bench.load import TextsEncodedOnce
 from bench.report import SectionResult, distribution, markdown_table
+from bench.servers import chroma_over_http
+from bench.support.processes import free_port
 from bench.synthetic_archive import (FORMAT_VERSION, IMPORT_CHUNK, ChatPlan, TextPool, ensure_built, key_question,
                                      transcript_lines)
 from graph.importing.importer import import_turns, transcript_of
@@ -133,9 +138,9 @@ def questions(mechanism: str, chat: ChatPlan, pool: GroupLines) -> itertools.cyc
     return itertools.cycle(texts or ["What did we talk about?"])
 
 
-def resident_mb() -> dict[str, float]:
-    """This process's resident memory now and at its peak (Linux's /proc), MB."""
-    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+def resident_mb(pid: int | str = "self") -> dict[str, float]:
+    """A process's resident memory now and at its peak (Linux's /proc), MB: this one's by default."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return {name: round(int(fields[key].split()[0]) / 1024, 1) for name, key in (("now", "VmRSS"), ("peak", "VmHWM"))}
 
 
@@ -148,7 +153,19 @@ async def asked(runner: TurnRunner, chat_id: str, text: str, now: float) -> tupl
     return (time.perf_counter() - started) * 1000, state
 
 
-async def measure(options: BenchOptions, folder: Path, chats: list[ChatPlan], pool: GroupLines) -> dict[str, Any]:
+@contextmanager
+def chroma_for(options: BenchOptions, folder: Path) -> Iterator[tuple[str, int] | None]:
+    """None: Chroma embedded in the serving process; with ``--scale-chroma server``, a ``chroma
+    run`` serving the copy's store beside it (its URL and PID)."""
+    if options.scale_chroma != "server":
+        yield None
+        return
+    with chroma_over_http(folder / "chroma", free_port()) as served:
+        yield served
+
+
+async def measure(options: BenchOptions, folder: Path, chats: list[ChatPlan], pool: GroupLines,
+                  server: tuple[str, int] | None) -> dict[str, Any]:
     big, small = chats[0], (chats[1:] or chats[:1])[:SMALL_CHATS_ASKED]
     now = (END + timedelta(hours=1)).timestamp()
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -158,12 +175,19 @@ async def measure(options: BenchOptions, folder: Path, chats: list[ChatPlan], po
     nodes: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     rotation = itertools.cycle(small)
     settings = isolated_settings(options.settings, folder)
+    if server is not None:
+        settings = settings.model_copy(update={"chroma": settings.chroma.model_copy(update={"url": server[0]})})
+
+    def memory_now() -> dict[str, float]:  # the server's too, when Chroma is one
+        served = {} if server is None else {f"server_{name}": mb for name, mb in resident_mb(server[1]).items()}
+        return {**resident_mb(), **served}
+
     pooled = Memory(settings, embeddings=LocalEmbeddings(PooledLines(load_encoder(settings.embeddings.model))))
     async with bench_runner(settings, pooled) as (runner, _):
         memory = runner.services.memory
-        rss = {"serving, before any chat": resident_mb()}
+        rss = {"serving, before any chat": memory_now()}
         first_ms, _ = await asked(runner, big.chat_id, pool.questions[0], now)  # reads the big chat's index in
-        rss["after the big chat's first question"] = resident_mb()
+        rss["after the big chat's first question"] = memory_now()
         for chat in small:  # timed warm, as the big chat: a chat's first search is reported below
             await asked(runner, chat.chat_id, pool.questions[1], now)
         streams = {(layout, mechanism): questions(mechanism, chat, pool)
@@ -178,13 +202,13 @@ async def measure(options: BenchOptions, folder: Path, chats: list[ChatPlan], po
                 injected[(layout, mechanism)].append(len(state.get("l3") or []))
                 timed_out[(layout, mechanism)] += bool(state["prefetch"]["timed_out"])
                 nodes[(layout, mechanism)].append(dict(state.get("latency_ms") or {}))
-        rss["after the questions"] = resident_mb()
+        rss["after the questions"] = memory_now()
         touched_ms = await touch_every_chat(memory, chats, pool)
-        rss["after touching every chat"] = resident_mb()
+        rss["after touching every chat"] = memory_now()
         held = await measurement_hooks(memory).held_chats()
         added_s = await add_to(memory, ChatPlan(big.chat_id, sum(chat.turns for chat in chats), options.scale_add // 2),
                                pool)
-        rss[f"after adding {options.scale_add:,} messages to the big chat"] = resident_mb()
+        rss[f"after adding {options.scale_add:,} messages to the big chat"] = memory_now()
     return {
         "added_messages": options.scale_add, "add_seconds": round(added_s, 1),
         "first_question_big_chat_ms": round(first_ms, 1),
@@ -226,11 +250,11 @@ def _by_node(states: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
 async def run(options: BenchOptions) -> SectionResult:
     pool = GroupLines(options.locomo_records)
     built, chats, build_s, built_here = await ensure_scale_archive(options, pool)
-    with scratch_copy(built, options.root / "scratch") as folder:
-        measured = await measure(options, folder, chats, pool)
+    with scratch_copy(built, options.root / "scratch") as folder, chroma_for(options, folder) as server:
+        measured = await measure(options, folder, chats, pool, server)
     data = {
         "conditions": {**conditions(), "questions_per_cell": options.turns,
-                       "open_chats": options.settings.chroma.open_chats,
+                       "open_chats": options.settings.chroma.open_chats, "chroma": options.scale_chroma,
                        "prefetch_timeout_ms": options.settings.prefetch.timeout * 1000},
         "big_chat_messages": chats[0].turns * 2, "chats": len(chats) - 1,
         "chat_messages": chats[-1].turns * 2 if len(chats) > 1 else 0,
@@ -254,9 +278,13 @@ def tables(data: dict[str, Any]) -> list[str]:
             for cell, figures in data["cells"].items()]
     result = [markdown_table(["chat", "asked by", "path to the model", "mechanisms fired (of n asked)",
                               "L3 entries injected, mean", "past the deadline"], rows, title)]
-    rss_rows = [(moment, figures["now"], figures["peak"]) for moment, figures in data["rss_mb"].items()]
+    served = data["conditions"].get("chroma") == "server"
+    rss_rows = [(moment, figures["now"], figures["peak"],
+                 *((figures["server_now"], figures["server_peak"]) if served else ()))
+                for moment, figures in data["rss_mb"].items()]
     result.append(markdown_table(
-        ["serving process", "resident MB", "peak MB"], rss_rows,
+        ["serving process", "resident MB", "peak MB", *(("chroma run: resident MB", "peak MB") if served else ())],
+        rss_rows,
         f"Memory (chroma.open_chats = {data['conditions']['open_chats']}; {data['held_chats_at_end']} chats' "
         f"indexes held at the end; a chat's search when touched {_spread(data['chat_search_when_touched_ms'])} ms; "
         f"the big chat's first question {data['first_question_big_chat_ms']:,} ms; {data['added_messages']:,} "

@@ -40,14 +40,14 @@ def redis_over_tcp(folder: Path, port: int) -> Iterator[str]:
 
 
 @contextmanager
-def chroma_over_http(folder: Path, port: int) -> Iterator[str]:
-    """``chroma run`` serving the persistent store in ``folder``."""
+def chroma_over_http(folder: Path, port: int) -> Iterator[tuple[str, int]]:
+    """``chroma run`` serving the persistent store in ``folder``: its URL and PID."""
     url = f"http://127.0.0.1:{port}"
     command = [str(Path(sysconfig.get_path("scripts")) / "chroma"), "run", "--path", str(folder),
                "--host", "127.0.0.1", "--port", str(port)]
     with server_process("chroma", command, http_ready(f"{url}/api/v2/heartbeat"), folder.parent / "chroma-http.log",
-                        {"ANONYMIZED_TELEMETRY": "False"}):
-        yield url
+                        {"ANONYMIZED_TELEMETRY": "False"}) as process:
+        yield url, process.pid
 
 
 async def measure_archive(options: BenchOptions, archive: SyntheticArchive, pool: TextPool) -> dict[str, Any]:
@@ -57,7 +57,7 @@ async def measure_archive(options: BenchOptions, archive: SyntheticArchive, pool
     with scratch_copy(archive.folder, options.root / "scratch-embedded") as embedded, \
             scratch_copy(archive.folder, options.root / "scratch-servers") as served, \
             redis_over_tcp(served / "redis", free_port()) as redis_url, \
-            chroma_over_http(served / "chroma", free_port()) as chroma_url:
+            chroma_over_http(served / "chroma", free_port()) as (chroma_url, _):
         on_servers = isolated_settings(options.settings, served)
         on_servers = on_servers.model_copy(update={"redis": on_servers.redis.model_copy(update={"url": redis_url}),
                                                    "chroma": on_servers.chroma.model_copy(update={"url": chroma_url})})

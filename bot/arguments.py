@@ -274,6 +274,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scale: messages of each of those chats (default 1000; --quick: 40)")
     parser.add_argument("--scale-add", type=_non_negative_int, metavar="MESSAGES",
                         help="scale: messages then added to the big chat (default 100000; --quick: 40)")
+    parser.add_argument("--scale-chroma", choices=("embedded", "server"),
+                        help="scale: Chroma in the serving process (default), or a `chroma run` server beside it")
     parser.add_argument("--locomo", type=Path,
                         help="a LoCoMo JSON file (default: $GOAT_LOCOMO, else ../shared/data/locomo-dev.json)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"),

@@ -272,6 +272,23 @@ def test_the_scale_section_asks_by_every_mechanism_and_holds_no_more_chats_than_
 
 
 @pytest.mark.slow
+def test_the_scale_section_measures_a_chroma_server_beside_the_serving_process(data_dir, tiny_locomo, tmp_path,
+                                                                              capsys):
+    out = tmp_path / "results"
+    code = main(["bench", "--sections", "scale", "--scale-chroma", "server", "--scale-big-chat", "60",
+                 "--scale-chats", "2", "--scale-chat-messages", "20", "--scale-add", "10", "--turns", "1",
+                 "--locomo", str(tiny_locomo), "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "| chroma run: resident MB |" in printed.out
+    data = json.loads((out / "scale.json").read_text())
+    assert data["conditions"]["chroma"] == "server" and data["held_chats_at_end"] == 0  # the server holds them
+    assert all(cell["ms"]["n"] == 1 for cell in data["cells"].values())
+    assert data["cells"]["big/keys"]["fired"]["specific_key"] == 1
+    assert all(figures["server_now"] > 0 for figures in data["rss_mb"].values())
+
+
+@pytest.mark.slow
 def test_the_bot_section_answers_every_chat_through_goat_bot_and_reads_its_stats(data_dir, tiny_locomo, tmp_path,
                                                                                    capsys):
     out = tmp_path / "results"
