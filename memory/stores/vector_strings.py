@@ -58,7 +58,7 @@ class VectorStrings:
             for start, stop in pieces:
                 pipe.getrange(self.key_of(chat_id, start), start % per_key * size, (stop % per_key + 1) * size - 1)
             read = await pipe.execute()
-        return self.rows(b"".join(raw.ljust((stop - start + 1) * size, b"\0")
+        return self._rows(b"".join(raw.ljust((stop - start + 1) * size, b"\0")
                                   for raw, (start, stop) in zip(read, pieces)), high - low + 1)
 
     async def gather(self, chat_id: str, numbers: Sequence[int], *,
@@ -67,15 +67,15 @@ class VectorStrings:
         (the chat's number → id hash), their ids too (None without)."""
         numbers = [int(n) for n in numbers]
         if not numbers:
-            return ([] if ids_from is not None else None), self.rows(b"", 0)
+            return ([] if ids_from is not None else None), self._rows(b"", 0)
         strings = [self.key_of(chat_id, number) for number in range(0, max(numbers) + 1, self._rows_per_key)]
         found = await self._gather_vectors(keys=[ids_from or strings[0], *strings],
                                            args=[self._row_bytes, self._rows_per_key, int(ids_from is not None),
                                                  *numbers])
         ids, raw = found if ids_from is not None else (None, found)
-        return ids, self.rows(raw, len(numbers))
+        return ids, self._rows(raw, len(numbers))
 
-    def rows(self, raw: bytes, rows: int) -> np.ndarray:
-        """``rows`` packed vectors, one per row (a view: convert the rows you keep); vectors past
-        the end of a stored string come back short and read as zeros."""
-        return np.frombuffer(raw.ljust(rows * self._row_bytes, b"\0"), dtype=VECTOR).reshape(rows, self.dimensions)
+    def _rows(self, raw: bytes, rows: int) -> np.ndarray:
+        """``rows`` packed vectors, one per row (a view: convert the rows you keep); the reads
+        above have already filled what a string did not hold with zeros."""
+        return np.frombuffer(raw, dtype=VECTOR).reshape(rows, self.dimensions)
