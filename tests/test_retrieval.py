@@ -544,6 +544,7 @@ async def test_the_index_keeps_each_entrys_time_and_vector(raw_redis) -> None:
     numbers = await index.entries.between("chat", 150.0, 300.0)  # inclusive bounds
     assert await index.entries.ids("chat", numbers) == ["b", "c"]
     assert list(await index.entries.ids("chat", await index.entries.between("chat", None, 100.0))) == ["a"]
+    assert list(await index.entries.ids("chat", await index.entries.between("chat", 150.0, None, limit=1))) == ["b"]
     np.testing.assert_array_equal(await index.entries.vectors("chat", numbers), unit[[1, 2]])
 
 

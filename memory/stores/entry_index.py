@@ -299,12 +299,15 @@ class EntryIndex:
             return None
         return Centroid(np.sum(sums, axis=0), count, english, bare, _of_every_language(marked, count, english))
 
-    async def between(self, chat_id: str, after: float | None, before: float | None) -> np.ndarray:
-        """Numbers of the chat's entries timed within [after, before] (unix seconds, inclusive)."""
+    async def between(self, chat_id: str, after: float | None, before: float | None,
+                      limit: int | None = None) -> np.ndarray:
+        """Numbers of the chat's entries timed within [after, before] (unix seconds, inclusive):
+        the first ``limit`` of them by time (None: all)."""
         found = await self._redis.zrangebyscore(
             self.key(chat_id, "time"),
             "-inf" if after is None else after,
             "+inf" if before is None else before,
+            **({} if limit is None else {"start": 0, "num": limit}),
         )
         return np.array(found, dtype=np.int64)
 

@@ -84,7 +84,7 @@ class L3Reads:
         index = await self.redis.entry_index()
 
         async def of_chat(chat: str) -> list[Hit]:
-            numbers = await index.between(chat, after, before)
+            numbers = await index.between(chat, after, before, limit=_EXACT_RANGE + 1)  # a wider one's are not read
             if len(numbers) <= _EXACT_RANGE:
                 return await self._nearest_among(chat, numbers, scale, k)
             deeper = sorted([(entry_id, float(scale.calibrate(space, distance)))
