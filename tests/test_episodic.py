@@ -19,7 +19,7 @@ from conftest import free_port, running_chroma
 from memory.encoders.embeddings import LocalEmbeddings
 from memory.encoders.encoder import distances
 from memory.stores.chroma_file import ChromaFile
-from memory.stores.episodic import EpisodicStore, collection_name
+from memory.stores.episodic import _ADD_SLICE, EpisodicStore, collection_name
 from memory.prompt.budget import LINE_TOKENS, format_recall_line, line_tokens_stamp, stamped_tokens
 from memory.prompt.tokens import count_tokens
 
@@ -289,6 +289,58 @@ def test_concurrent_writes_from_many_threads(store: EpisodicStore) -> None:
 
     assert store.chat_ids() == chats
     assert [store.count(chat) for chat in chats] == [len(contents)] * len(chats)
+
+
+def calls_recorded(monkeypatch: pytest.MonkeyPatch, method: str) -> list[int]:
+    """How many entries each call of Chroma's ``Collection.<method>`` is handed, from now on."""
+    sizes: list[int] = []
+    original = getattr(chromadb.Collection, method)
+
+    def recorded(collection: chromadb.Collection, **kwargs: Any) -> Any:
+        sizes.append(len(kwargs["ids"]))
+        return original(collection, **kwargs)
+
+    monkeypatch.setattr(chromadb.Collection, method, recorded)
+    return sizes
+
+
+def unit_vectors(count: int) -> np.ndarray:
+    vectors = np.random.default_rng(1).standard_normal((count, 8)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_a_big_upsert_reaches_chroma_a_slice_a_call_and_stores_every_entry(store: EpisodicStore,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Embedded Chroma holds the GIL through a whole add: the event loop waits for each call.
+    sizes = calls_recorded(monkeypatch, "upsert")
+    count = 2 * _ADD_SLICE + 5
+    entries, vectors = [entry("big", turn, f"line {turn}") for turn in range(count)], unit_vectors(count)
+
+    store.upsert("big", entries, vectors.tolist())
+
+    assert sizes == [_ADD_SLICE, _ADD_SLICE, 5]
+    assert store.count("big") == count
+    assert sorted(ids(store.get_by_ids(["big"], [entry_id for entry_id, _, _ in entries]))) == sorted(
+        entry_id for entry_id, _, _ in entries)
+    assert [ids(hits) for hits in store.search(["big"], [vectors[0], vectors[-1]], k=1)] == [
+        [entries[0][0]], [entries[-1][0]]]
+
+
+def test_a_big_rebuild_batch_reaches_chroma_a_slice_a_call(store: EpisodicStore,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    count = _ADD_SLICE + 1
+    store.upsert("big", [entry("big", turn, f"line {turn}") for turn in range(count)], unit_vectors(count).tolist())
+    entries, vectors = store.entries("big"), unit_vectors(count)[::-1].copy()
+    sizes = calls_recorded(monkeypatch, "add")
+
+    store.begin_rebuild("big")
+    store.add_to_rebuild("big", entries, vectors)
+    store.swap_in_rebuild("big")
+
+    assert sizes == [_ADD_SLICE, 1]
+    stored = {hit["id"]: vector for hit, vector in store.get_with_vectors(["big"], [hit["id"] for hit in entries])}
+    assert len(stored) == count
+    assert all(np.allclose(stored[hit["id"]], vector) for hit, vector in zip(entries, vectors, strict=True))
 
 
 # --- records read from embedded Chroma's file ---------------------------------------------
