@@ -211,12 +211,12 @@ async def test_load_pins_the_first_message_and_keeps_the_latest_in_order(
     assert (await memory.load("c1", max_messages=0))[:2] == (5, [messages[0]])
 
 
-@pytest.mark.parametrize("max_messages", [1, 4, 14, 15, 16])  # a list longer than 4x: read from its tail
+@pytest.mark.parametrize("max_messages", [1, 2, 3, 5])  # a list longer than 100x: read from its tail
 async def test_a_long_chats_latest_messages_read_as_a_short_ones(any_redis: Redis, max_messages: int) -> None:
     memory = WorkingMemory(any_redis)
-    messages = await save_turns(memory, "c1", turns=30)
+    messages = await save_turns(memory, "c1", turns=101)
 
-    assert (await memory.load("c1", max_messages=max_messages))[:2] == (30, [messages[0], *messages[-max_messages:]])
+    assert (await memory.load("c1", max_messages=max_messages))[:2] == (101, [messages[0], *messages[-max_messages:]])
 
 
 @pytest.mark.parametrize("max_messages", [9, 10, 25])
