@@ -52,7 +52,7 @@ while at <= #ARGV do
     local result = 1
     if last == turn then
         result = 2
-        for i = 1, count do  -- from the tail, as _LOAD reads
+        for i = 1, count do  -- LINDEX from the tail: LRANGE walks from the head (see _LOAD)
             if redis.call('LINDEX', KEYS[1], i - 1 - count) ~= ARGV[first + i - 1] then result = 0 end
         end
     elseif last > turn then
